@@ -1,0 +1,50 @@
+"""cnnpl: convolutional neural networks from the course notes, on PyTorch Lightning.
+
+Public API: :func:`register`, :func:`build`, :func:`list_components`, :class:`LayerFactory`,
+:func:`compose` and :func:`train`. Importing the package registers the built-in components.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from cnnpl import layers, models  # noqa: F401  (registers the built-ins)
+from cnnpl.errors import CnnplError, DuplicateComponentError, GeometryError, UnknownComponentError
+from cnnpl.factory import LayerFactory, factory
+from cnnpl.registry import FAMILIES, Registry, build, get_registry, list_components, register
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FAMILIES",
+    "CnnplError",
+    "DuplicateComponentError",
+    "GeometryError",
+    "LayerFactory",
+    "Registry",
+    "UnknownComponentError",
+    "build",
+    "compose",
+    "factory",
+    "get_registry",
+    "list_components",
+    "register",
+    "train",
+]
+
+
+def compose(overrides: list[str] | None = None, output_dir: str | None = None) -> DictConfig:
+    """The command line's config, composed in Python (``overrides`` as on the command line)."""
+    from cnnpl.config import compose as _compose
+
+    return _compose(overrides or [], output_dir=output_dir)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run what ``python -m cnnpl`` runs on a composed config; returns the final metrics."""
+    from cnnpl.train import train as _train
+
+    return _train(cfg)

@@ -1,0 +1,56 @@
+"""Layer factories: what an architecture receives instead of a hard-coded layer class.
+
+A :class:`LayerFactory` is a registered component with some parameters fixed by the config. The
+architecture calls it with the parameters only it knows (channels, kernel size of that layer...);
+parameters set in the config win over the architecture's, and a config value of ``None`` means
+"let the architecture decide". So ``pool=avg`` swaps every pooling layer of a network and
+``pool.kernel_size=3`` changes all of their kernels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from cnnpl.registry import accepts_var_kwargs, check_kwargs, get_registry, parameters_of
+
+# Facts an architecture offers to every layer of a family; a layer that does not take one
+# simply does not receive it (max pooling has no use for the channel count).
+OPTIONAL_CONTEXT = frozenset({"channels", "norm", "act", "in_channels", "input_size", "num_classes", "layer_name"})
+
+
+@dataclass(frozen=True)
+class LayerFactory:
+    """``family/name`` with config ``params``; calling it builds one layer."""
+
+    family: str
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # unknown names and misspelt parameters fail now, not when the first layer is built
+        check_kwargs(self.target, dict(self.params), what=f"{self.family} {self.name!r}")
+
+    @property
+    def target(self) -> Any:
+        return get_registry(self.family).get(self.name)
+
+    def __call__(self, **kwargs: Any) -> nn.Module:
+        """Build one layer; architectures pass everything by keyword."""
+        merged = {**kwargs, **{k: v for k, v in self.params.items() if v is not None}}
+        if not accepts_var_kwargs(self.target):
+            accepted = parameters_of(self.target)
+            merged = {k: v for k, v in merged.items() if k in accepted or k not in OPTIONAL_CONTEXT}
+        return get_registry(self.family).build(self.name, **merged)
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        return f"{self.family}={self.name}({params})"
+
+
+def factory(family: str, name: str, **params: Any) -> LayerFactory:
+    """Shorthand: ``factory("pool", "avg")``."""
+    return LayerFactory(family, name, params)

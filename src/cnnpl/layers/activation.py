@@ -1,0 +1,15 @@
+"""Activation functions, registered under ``act``.
+
+Registry names: ``relu``, ``gelu``, ``silu``, ``tanh``. An act factory is called with no arguments.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from cnnpl.registry import register
+
+register("act", "relu", nn.ReLU)
+register("act", "gelu", nn.GELU)
+register("act", "silu", nn.SiLU)
+register("act", "tanh", nn.Tanh)

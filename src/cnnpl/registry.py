@@ -1,0 +1,186 @@
+"""Component registries: one :class:`Registry` per family of interchangeable parts.
+
+Families: ``conv``, ``pool``, ``norm``, ``act``, ``model`` and ``callback``. Every family is a Hydra
+config group of the same name, so a registered name is also a command-line word (``pool=mixed``).
+
+    >>> import cnnpl
+    >>> "conv2d" in cnnpl.list_components("conv")
+    True
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+from cnnpl.errors import DuplicateComponentError, UnknownComponentError
+
+T = TypeVar("T", bound=Callable[..., Any])
+
+FAMILIES = ("conv", "pool", "norm", "act", "model", "callback")
+
+# Where a component came from; plugin loaders set this while they import a plugin.
+_current_source: list[str] = []
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered component: the class or factory, and where it came from."""
+
+    name: str
+    obj: Callable[..., Any]
+    source: str
+
+
+def _did_you_mean(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+class Registry:
+    """Maps names to classes or factories of one family.
+
+    ``register`` works as a decorator (``@reg.register("name")``) or a plain call
+    (``reg.register("name", obj)``). A name already taken raises :class:`DuplicateComponentError`
+    naming both sources unless ``override=True``. Looking up a missing name raises
+    :class:`UnknownComponentError` listing what is available and the closest matches.
+    """
+
+    def __init__(self, family: str) -> None:
+        self.family = family
+        self._entries: dict[str, Entry] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.family!r}, {sorted(self._entries)})"
+
+    @overload
+    def register(self, name: str, obj: None = None, *, override: bool = False) -> Callable[[T], T]: ...
+
+    @overload
+    def register(self, name: str, obj: T, *, override: bool = False) -> T: ...
+
+    def register(self, name: str, obj: T | None = None, *, override: bool = False) -> Any:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(
+                f"{self.family} component name {name!r} must be a Python identifier "
+                "(letters, digits and underscores) so it can be used on the command line"
+            )
+
+        def add(target: T) -> T:
+            if not callable(target):
+                raise TypeError(f"{self.family} {name!r}: can only register a class or a function, got {target!r}")
+            source = _current_source[-1] if _current_source else _source_of(target)
+            old = self._entries.get(name)
+            if old is not None and not override and old.obj is not target:
+                raise DuplicateComponentError(
+                    f"{self.family} {name!r} is already registered by {old.source}; {source} tried to register "
+                    f"it again. Pick another name, or pass override=True to replace it"
+                )
+            self._entries[name] = Entry(name, target, source)
+            return target
+
+        return add if obj is None else add(obj)
+
+    def entry(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            names = sorted(self._entries)
+            raise UnknownComponentError(
+                f"unknown {self.family} {name!r}{_did_you_mean(name, names)} Available: {', '.join(names) or '(none)'}"
+            ) from None
+
+    def get(self, name: str) -> Callable[..., Any]:
+        return self.entry(name).obj
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def build(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Call the component ``name`` with ``args`` and ``kwargs``, keywords checked against its signature first.
+
+        A keyword the component does not take raises :class:`UnknownComponentError` with a
+        "did you mean" among the parameters it does take.
+        """
+        obj = self.get(name)
+        check_kwargs(obj, kwargs, what=f"{self.family} {name!r}")
+        return obj(*args, **kwargs)
+
+
+def _source_of(obj: Any) -> str:
+    module = getattr(obj, "__module__", "") or ""
+    return "built-in" if module.startswith("cnnpl.") else f"module {module}"
+
+
+def parameters_of(obj: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    """The keyword-usable parameters of a class's ``__init__`` or of a function."""
+    sig = inspect.signature(obj)
+    return {
+        n: p
+        for n, p in sig.parameters.items()
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+
+
+def accepts_var_kwargs(obj: Callable[..., Any]) -> bool:
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(obj).parameters.values())
+
+
+def check_kwargs(obj: Callable[..., Any], kwargs: dict[str, Any], *, what: str) -> None:
+    if accepts_var_kwargs(obj):
+        return
+    params = parameters_of(obj)
+    for key in kwargs:
+        if key not in params:
+            raise UnknownComponentError(
+                f"{what} has no parameter {key!r}{_did_you_mean(key, list(params))} "
+                f"Parameters: {', '.join(params) or '(none)'}"
+            )
+
+
+REGISTRIES: dict[str, Registry] = {family: Registry(family) for family in FAMILIES}
+
+
+def get_registry(family: str) -> Registry:
+    try:
+        return REGISTRIES[family]
+    except KeyError:
+        raise UnknownComponentError(
+            f"unknown component family {family!r}{_did_you_mean(family, list(REGISTRIES))} "
+            f"Families: {', '.join(REGISTRIES)}"
+        ) from None
+
+
+@overload
+def register(family: str, name: str, obj: None = None, *, override: bool = False) -> Callable[[T], T]: ...
+
+
+@overload
+def register(family: str, name: str, obj: T, *, override: bool = False) -> T: ...
+
+
+def register(family: str, name: str, obj: Any = None, *, override: bool = False) -> Any:
+    """Register ``obj`` (or, used as a decorator, the decorated class or function) as ``family/name``."""
+    return get_registry(family).register(name, obj, override=override)
+
+
+def build(family: str, name: str, /, *args: Any, **kwargs: Any) -> Any:
+    """Build the component ``family/name``; see :meth:`Registry.build`."""
+    return get_registry(family).build(name, *args, **kwargs)
+
+
+def list_components(family: str) -> list[str]:
+    """The sorted names registered under ``family``."""
+    return get_registry(family).names()

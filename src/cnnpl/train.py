@@ -1,0 +1,85 @@
+"""What ``python -m cnnpl`` runs: build everything from a composed config, fit, test the best checkpoint.
+
+This is the only module that instantiates from configs. Everything that can be checked is built and
+checked before ``Trainer.fit`` starts, so a bad config fails in seconds with one clear message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from cnnpl.config import layer_factory
+from cnnpl.errors import CnnplError
+
+
+def _instantiate(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that surfaces a :class:`CnnplError` raised inside the target."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, CnnplError):
+            raise cause from None
+        if isinstance(cause, (TypeError, ValueError)):
+            first = str(err).splitlines()[0]
+            raise CnnplError(f"{first} {cause}") from None
+        raise
+
+
+def build_model(cfg: DictConfig, num_classes: int, in_channels: int, input_size: tuple[int, int]) -> torch.nn.Module:
+    """The network ``cfg.model`` describes, with the conv / pool / norm / act factories of ``cfg``."""
+    model = layer_factory("model", cfg.model)
+    factories = {
+        family: layer_factory(family, cfg[family]) for family in ("conv", "pool", "norm", "act") if family in cfg
+    }
+    return model(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **factories)
+
+
+def _check_optimizer(optimizer: Any) -> None:
+    """Build the optimizer once on a dummy parameter, so a negative lr fails before training."""
+    try:
+        optimizer([torch.nn.Parameter(torch.zeros(1))])
+    except (ValueError, TypeError) as err:
+        raise CnnplError(f"optimizer config is invalid: {err}") from None
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit on ``cfg.data``, then test the best checkpoint; returns the final logged metrics."""
+    import lightning as L
+
+    from cnnpl.system import ImageClassifier
+
+    output_dir = Path(cfg.output_dir)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = _instantiate(cfg.data)
+    if hasattr(datamodule, "check"):
+        datamodule.check()
+    datamodule.setup("fit")
+    net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
+    optimizer = _instantiate(cfg.optimizer)
+    _check_optimizer(optimizer)
+    schedule = _instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
+
+    callbacks = [_instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
+    logger = _instantiate(cfg.logger) if cfg.get("logger") else False
+    trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+
+    if trainer.is_global_zero:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=False)
+
+    if cfg.get("fit", True):
+        trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    if cfg.get("test", True):
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        trainer.test(system, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
