@@ -1,0 +1,65 @@
+"""Shared test helpers: tiny configs and a runner for the real command line.
+
+Tests never touch the network or ../shared; they train on ``data=shapes`` with a few hundred images.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Keep every test quick and quiet: tiny synthetic data, one epoch, no progress bar.
+TINY = [
+    "data=shapes",
+    "data.num_train=320",
+    "data.num_test=64",
+    "data.batch_size=32",
+    "trainer.max_epochs=1",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_model_summary=false",
+    "callbacks.progress_bar.refresh_rate=0",
+]
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_torch() -> None:
+    torch.manual_seed(0)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def tiny_overrides() -> list[str]:
+    return list(TINY)
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m cnnpl *args`` in ``cwd`` as a user would; returns the finished process."""
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "cnnpl", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    """``cli(*overrides)`` runs the command line with its run directory under ``tmp_path``."""
+
+    def _run(*args: str, env: dict[str, str] | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, env=env, timeout=timeout)
+
+    return _run
