@@ -32,7 +32,8 @@ class ImageClassifier(L.LightningModule):
 
     Logs ``{train,val,test}/loss`` and ``{train,val,test}/acc`` (top-1), plus ``val/acc_top5`` and
     ``test/acc_top5`` when there are more than 5 classes. ``schedule`` is stepped every optimizer
-    step and called as ``schedule(optimizer, total_steps=...)``.
+    step and called as ``schedule(optimizer, total_steps=...)``. ``tta_flip`` evaluates each image
+    and its mirror image and averages the logits (validation and test).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class ImageClassifier(L.LightningModule):
         optimizer: OptimizerFactory = ADAM,
         schedule: ScheduleFactory | None = None,
         label_smoothing: float = 0.0,
+        tta_flip: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
@@ -53,6 +55,7 @@ class ImageClassifier(L.LightningModule):
         self.optimizer_factory = optimizer
         self.schedule_factory = schedule
         self.label_smoothing = label_smoothing
+        self.tta_flip = tta_flip
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -76,6 +79,8 @@ class ImageClassifier(L.LightningModule):
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
+        if self.tta_flip:  # test-time augmentation: average with the mirrored images' logits
+            logits = (logits + self(images.flip(3))) / 2
         loss = F.cross_entropy(logits, labels)
         acc = getattr(self, f"{stage}_acc")
         acc(logits, labels)
