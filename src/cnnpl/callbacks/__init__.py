@@ -1,0 +1,40 @@
+"""TensorBoard visualisation callbacks; importing this package registers them under ``callback``.
+
+Registry names: ``filters``, ``feature_maps``, ``kernels_demo``, ``confusion_matrix``,
+``per_class_accuracy``, ``misclassified``, ``pr_curves``, ``gradcam``, ``histograms``, ``embedding``,
+``hparams``. The pictures come from :mod:`cnnpl.viz`; the callbacks schedule them (every N epochs)
+and log them from global rank zero. ``conf/callbacks/{default,minimal,full,none}.yaml`` select sets.
+"""
+
+from cnnpl.callbacks.base import ImageSampleCallback, VisualCallback
+from cnnpl.callbacks.diagnostics import (
+    ConfusionMatrixCallback,
+    MisclassifiedCallback,
+    PerClassAccuracyCallback,
+    PRCurvesCallback,
+    ValidationPredictionsCallback,
+)
+from cnnpl.callbacks.embedding import EmbeddingCallback
+from cnnpl.callbacks.feature_maps import FeatureMapsCallback
+from cnnpl.callbacks.filters import FiltersCallback
+from cnnpl.callbacks.gradcam import GradCAMCallback
+from cnnpl.callbacks.histograms import HistogramsCallback
+from cnnpl.callbacks.hparams import HParamsCallback
+from cnnpl.callbacks.kernels_demo import KernelsDemoCallback
+
+__all__ = [
+    "ConfusionMatrixCallback",
+    "EmbeddingCallback",
+    "FeatureMapsCallback",
+    "FiltersCallback",
+    "GradCAMCallback",
+    "HParamsCallback",
+    "HistogramsCallback",
+    "ImageSampleCallback",
+    "KernelsDemoCallback",
+    "MisclassifiedCallback",
+    "PRCurvesCallback",
+    "PerClassAccuracyCallback",
+    "ValidationPredictionsCallback",
+    "VisualCallback",
+]

@@ -1,0 +1,109 @@
+"""What every cnnpl visualisation callback shares: the schedule, the TensorBoard writer, layer look-up.
+
+A :class:`VisualCallback` checks in ``setup`` (on every rank, so all ranks fail together) that the
+trainer has a ``TensorBoardLogger``. It draws only on global rank zero: the other ranks do no extra
+work, and nothing here calls a collective, so DDP cannot deadlock on a picture.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
+
+from cnnpl import viz
+from cnnpl.errors import CnnplError
+
+
+class VisualCallback(L.Callback):
+    """Base of the picture callbacks: ``every_n_epochs`` scheduling and the TensorBoard writer.
+
+    An epoch ``e`` (0-based) is *due* when ``(e + 1) % every_n_epochs == 0`` or when it is the last
+    epoch of ``trainer.max_epochs``, so a run always ends with fresh pictures.
+    """
+
+    name = "visual"  # the registry name; error messages use it
+
+    def __init__(self, every_n_epochs: int = 1) -> None:
+        super().__init__()
+        if not isinstance(every_n_epochs, int) or isinstance(every_n_epochs, bool) or every_n_epochs < 1:
+            raise CnnplError(f"callbacks.{self.name}.every_n_epochs must be an integer >= 1, got {every_n_epochs!r}")
+        self.every_n_epochs = every_n_epochs
+        self._logger: TensorBoardLogger | None = None
+
+    # -- setup --------------------------------------------------------------------------------------
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if not loggers:
+            have = ", ".join(type(lg).__name__ for lg in trainer.loggers) or "none"
+            raise CnnplError(
+                f"callbacks.{self.name} draws to TensorBoard, but the run has no TensorBoardLogger (loggers: {have}); "
+                "use logger=tensorboard or callbacks=none"
+            )
+        self._logger = loggers[0]
+
+    @property
+    def experiment(self) -> Any:
+        """The ``torch.utils.tensorboard.SummaryWriter`` of the run (after ``setup``, on rank zero)."""
+        if self._logger is None:
+            raise RuntimeError(f"{type(self).__name__} has not been set up by a Trainer")
+        return self._logger.experiment
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def due(self, trainer: L.Trainer) -> bool:
+        epoch = trainer.current_epoch
+        last = trainer.max_epochs is not None and trainer.max_epochs > 0 and epoch + 1 >= trainer.max_epochs
+        return (epoch + 1) % self.every_n_epochs == 0 or last
+
+    @staticmethod
+    def network(pl_module: L.LightningModule) -> nn.Module:
+        """The network inside the system (``pl_module.net`` for cnnpl's ImageClassifier)."""
+        net = getattr(pl_module, "net", None)
+        return net if isinstance(net, nn.Module) else pl_module
+
+    def check_layers(self, net: nn.Module, names: list[str], what: str = "layers") -> None:
+        for name in names:
+            try:
+                viz.find_layer(net, name)
+            except CnnplError as err:
+                raise CnnplError(f"callbacks.{self.name}.{what}: {err}") from None
+
+
+class ImageSampleCallback(VisualCallback):
+    """A :class:`VisualCallback` that shows a fixed set of validation images.
+
+    In ``setup`` it picks ``num_images`` images of the data module's validation split with
+    :func:`cnnpl.viz.pick_images` (one per class in turn, the same every epoch and every run with the
+    same split) and keeps them normalised with ``datamodule.normalize``.
+    """
+
+    def __init__(self, every_n_epochs: int = 1, num_images: int = 4) -> None:
+        super().__init__(every_n_epochs)
+        if not isinstance(num_images, int) or num_images < 1:
+            raise CnnplError(f"callbacks.{self.name}.num_images must be an integer >= 1, got {num_images!r}")
+        self.num_images = num_images
+        self.images = torch.empty(0)  # normalised (N, C, H, W)
+        self.pixels = torch.empty(0)  # the same images in [0, 1], for display
+        self.labels = torch.empty(0, dtype=torch.long)
+        self.class_names: list[str] = []
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        dm = trainer.datamodule
+        if dm is None or not all(hasattr(dm, a) for a in ("split", "normalize")):
+            raise CnnplError(
+                f"callbacks.{self.name} needs a cnnpl data module (with split() and normalize()); "
+                f"got {type(dm).__name__ if dm is not None else 'no data module'}"
+            )
+        if not trainer.is_global_zero or len(self.images):
+            return
+        split = dm.split("val")
+        index = viz.pick_images(split.labels, self.num_images)
+        uint8 = split.images[index]
+        self.images = dm.normalize(uint8)
+        self.pixels = uint8.float() / 255
+        self.labels = split.labels[index]
+        self.class_names = list(getattr(dm, "class_names", [])) or [str(i) for i in range(int(split.labels.max()) + 1)]

@@ -1,0 +1,49 @@
+"""The penultimate-layer embedding of validation images, for TensorBoard's projector.
+
+Registry name (family ``callback``): ``embedding``.
+
+Tag: ``embedding`` in the Projector tab (one point per image, coloured by class name, each drawn as
+its image from a sprite). The files go to ``<log dir>/<global step>/embedding/``. The images are a
+fixed, class-balanced set of the validation split (:func:`cnnpl.viz.pick_images`).
+"""
+
+from __future__ import annotations
+
+import lightning as L
+
+from cnnpl import viz
+from cnnpl.callbacks.base import ImageSampleCallback
+from cnnpl.errors import CnnplError
+from cnnpl.registry import register
+
+
+class EmbeddingCallback(ImageSampleCallback):
+    """Log the input of ``layer`` (default: the last linear layer) for ``num_images`` validation images."""
+
+    name = "embedding"
+
+    def __init__(self, every_n_epochs: int = 5, num_images: int = 500, layer: str | None = None) -> None:
+        super().__init__(every_n_epochs, num_images)
+        self.layer = layer
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        net = self.network(pl_module)
+        if self.layer is None:
+            try:
+                self.layer = viz.last_linear(net)
+            except CnnplError as err:
+                raise CnnplError(f"callbacks.embedding: {err} (callbacks.embedding.layer)") from None
+        self.check_layers(net, [self.layer], what="layer")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not (trainer.is_global_zero and self.due(trainer)):
+            return
+        features = viz.embedding(self.network(pl_module), self.images, self.layer)
+        metadata = [self.class_names[int(c)] for c in self.labels]
+        self.experiment.add_embedding(
+            features, metadata=metadata, label_img=self.pixels, global_step=trainer.global_step, tag="embedding"
+        )
+
+
+register("callback", "embedding", EmbeddingCallback)

@@ -1,0 +1,80 @@
+"""Feature maps of a fixed set of validation images at each stage of the network.
+
+Registry name (family ``callback``): ``feature_maps``.
+
+Tags: ``feature_maps/input`` (the chosen images, once, at the start of training) and
+``feature_maps/<layer>/image<i>`` (the activations of image ``i`` at ``layer``, one tile per channel,
+each normalised to [0, 1] on its own), after every ``every_n_epochs`` epochs. Near the input the maps
+keep fine detail; deeper ones are coarser and more abstract, as the notes show for VGG16.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+
+from cnnpl import viz
+from cnnpl.callbacks.base import ImageSampleCallback
+from cnnpl.errors import CnnplError
+from cnnpl.registry import register
+
+
+class FeatureMapsCallback(ImageSampleCallback):
+    """Log the outputs of ``layers`` (default: the model's ``stages``) for ``num_images`` fixed images.
+
+    ``max_channels`` caps the tiles per picture, ``cell_size`` is the smallest tile side in pixels
+    (small maps are enlarged by an integer factor), ``cmap`` a matplotlib colormap or None for grayscale.
+    """
+
+    name = "feature_maps"
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        num_images: int = 2,
+        layers: Sequence[str] | None = None,
+        max_channels: int = 32,
+        cell_size: int = 32,
+        cmap: str | None = "viridis",
+    ) -> None:
+        super().__init__(every_n_epochs, num_images)
+        if not isinstance(max_channels, int) or max_channels < 1:
+            raise CnnplError(f"callbacks.feature_maps.max_channels must be an integer >= 1, got {max_channels!r}")
+        if not isinstance(cell_size, int) or cell_size < 1:
+            raise CnnplError(f"callbacks.feature_maps.cell_size must be an integer >= 1, got {cell_size!r}")
+        if cmap is not None:
+            viz.apply_colormap(torch.zeros(1, 1), cmap)  # an unknown colormap fails here, not mid-training
+        self.layers = list(layers) if layers else None
+        self.max_channels, self.cell_size, self.cmap = max_channels, cell_size, cmap
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        net = self.network(pl_module)
+        if self.layers is None:
+            stages = getattr(net, "stages", None)
+            if not stages:
+                names = ", ".join(n for n, _ in net.named_modules() if n)
+                raise CnnplError(
+                    f"callbacks.feature_maps: {type(net).__name__} lists no `stages`; name the layers to show with "
+                    f"callbacks.feature_maps.layers=[...]. Layers: {names}"
+                )
+            self.layers = list(stages)
+        self.check_layers(net, self.layers)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.experiment.add_image("feature_maps/input", viz.grid(self.pixels, pad=2), trainer.global_step)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not (trainer.is_global_zero and self.due(trainer)):
+            return
+        maps = viz.feature_maps(self.network(pl_module), self.images.to(pl_module.device), self.layers or [])
+        for layer, fmap in maps.items():
+            for i in range(len(fmap)):
+                image = viz.feature_map_grid(fmap[i], self.max_channels, cell_size=self.cell_size, cmap=self.cmap)
+                self.experiment.add_image(f"feature_maps/{layer}/image{i}", image, trainer.global_step)
+
+
+register("callback", "feature_maps", FeatureMapsCallback)

@@ -1,0 +1,78 @@
+"""Learned filters of conv layers, logged to TensorBoard as the notes plot them.
+
+Registry name (family ``callback``): ``filters``.
+
+Tags: ``filters/<layer>`` (grayscale, one row per filter, one column per input channel) and, for a
+layer that reads RGB, ``filters/<layer>/rgb`` (one colour tile per filter). Both are logged when
+training starts (the random initialisation, at its global step) and after every ``every_n_epochs``
+epochs, so TensorBoard's step slider shows the filters learning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+
+from cnnpl import viz
+from cnnpl.callbacks.base import VisualCallback
+from cnnpl.errors import CnnplError
+from cnnpl.registry import register
+
+
+class FiltersCallback(VisualCallback):
+    """Log the weights of ``layers`` (default: the first conv layer) normalised to [0, 1] per layer.
+
+    A layer name may be a conv layer or a block holding one (``features.block2``: its first conv).
+    ``max_filters`` and ``max_channels`` cap the rows and columns shown; ``scale`` enlarges each
+    kernel pixel to a ``scale x scale`` block.
+    """
+
+    name = "filters"
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        layers: Sequence[str] | None = None,
+        max_filters: int = 32,
+        max_channels: int = 16,
+        scale: int = 8,
+        rgb: bool = True,
+    ) -> None:
+        super().__init__(every_n_epochs)
+        for key, value in (("max_filters", max_filters), ("max_channels", max_channels), ("scale", scale)):
+            if not isinstance(value, int) or value < 1:
+                raise CnnplError(f"callbacks.filters.{key} must be an integer >= 1, got {value!r}")
+        self.layers = list(layers) if layers else None
+        self.max_filters, self.max_channels, self.scale, self.rgb = max_filters, max_channels, scale, rgb
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        net = self.network(pl_module)
+        for name in self.layers or [None]:
+            try:
+                viz.conv_weight(net, name)
+            except CnnplError as err:
+                raise CnnplError(f"callbacks.filters.layers: {err}") from None
+
+    def log_filters(self, pl_module: L.LightningModule, step: int) -> None:
+        net = self.network(pl_module)
+        for name in self.layers or [None]:
+            layer, weight = viz.conv_weight(net, name)
+            image = viz.filters_grid(weight, self.max_filters, self.max_channels, self.scale)
+            self.experiment.add_image(f"filters/{layer}", image, step)
+            if self.rgb and weight.shape[1] == 3:
+                self.experiment.add_image(
+                    f"filters/{layer}/rgb", viz.filters_rgb(weight, self.max_filters, self.scale), step
+                )
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.log_filters(pl_module, trainer.global_step)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero and self.due(trainer):
+            self.log_filters(pl_module, trainer.global_step)
+
+
+register("callback", "filters", FiltersCallback)

@@ -1,0 +1,74 @@
+"""Grad-CAM heat maps over a fixed set of validation images.
+
+Registry name (family ``callback``): ``gradcam``.
+
+Tag: ``gradcam/<layer>``: a grid with one row per image: the image, then the heat map blended over it
+(``jet``: red = the regions that raised the explained class score most). Logged after every
+``every_n_epochs`` epochs, outside validation (gradients are needed; parameter ``.grad`` fields are
+not touched) and with the network in eval mode for the call.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from cnnpl import viz
+from cnnpl.callbacks.base import ImageSampleCallback
+from cnnpl.errors import CnnplError
+from cnnpl.registry import register
+
+TARGETS = ("pred", "true")
+
+
+class GradCAMCallback(ImageSampleCallback):
+    """Log Grad-CAM of ``layer`` (default: the last conv layer) for ``num_images`` fixed images.
+
+    ``target="pred"`` explains the predicted class, ``"true"`` the labelled one. ``scale`` enlarges
+    the pictures (CIFAR's 32x32 is small on screen).
+    """
+
+    name = "gradcam"
+
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        num_images: int = 8,
+        layer: str | None = None,
+        target: str = "pred",
+        alpha: float = 0.5,
+        scale: int = 3,
+    ) -> None:
+        super().__init__(every_n_epochs, num_images)
+        if target not in TARGETS:
+            raise CnnplError(f"callbacks.gradcam.target must be one of {', '.join(TARGETS)}, got {target!r}")
+        if not 0.0 <= alpha <= 1.0:
+            raise CnnplError(f"callbacks.gradcam.alpha must be in [0, 1], got {alpha!r}")
+        if not isinstance(scale, int) or scale < 1:
+            raise CnnplError(f"callbacks.gradcam.scale must be an integer >= 1, got {scale!r}")
+        self.layer, self.target, self.alpha, self.scale = layer, target, alpha, scale
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        net = self.network(pl_module)
+        if self.layer is None:
+            convs = viz.conv_layers(net)
+            if not convs:
+                raise CnnplError(
+                    f"callbacks.gradcam: {type(net).__name__} has no conv layer; set callbacks.gradcam.layer"
+                )
+            self.layer = convs[-1]
+        self.check_layers(net, [self.layer], what="layer")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not (trainer.is_global_zero and self.due(trainer)):
+            return
+        target = self.labels if self.target == "true" else None
+        cams, _ = viz.grad_cam(self.network(pl_module), self.images, str(self.layer), target)
+        overlay = viz.grad_cam_overlay(self.pixels, cams, self.alpha)
+        pixels = self.pixels if self.pixels.shape[1] == 3 else self.pixels.expand(-1, 3, -1, -1)
+        cells = viz.upscale(torch.stack([pixels, overlay], dim=1), self.scale)  # (N, 2, 3, H, W)
+        self.experiment.add_image(f"gradcam/{self.layer}", viz.tile(cells, pad=2), trainer.global_step)
+
+
+register("callback", "gradcam", GradCAMCallback)

@@ -1,0 +1,592 @@
+"""Pictures of what a CNN learned: plain functions for notebooks, the callbacks and ``cnnpl.render``.
+
+Image-valued functions return float tensors ``(C, H, W)`` in [0, 1] (``C`` = 1 for grayscale, 3 for
+colour), ready for ``SummaryWriter.add_image`` or :func:`save_png`. Functions whose picture needs text
+(axes, class names) return a matplotlib ``Figure`` drawn with the Agg backend (:func:`figure_to_tensor`
+turns one into an image tensor). Every function that runs the network puts it in eval mode for the call
+and restores each module's previous mode afterwards, so BatchNorm statistics are never disturbed.
+
+What is here, after the notes' "Visualizing learning in Convolutional Neural Networks":
+
+- filters: :func:`conv_weight`, :func:`filters_grid` (filters x input channels, grayscale),
+  :func:`filters_rgb` (one colour tile per filter, for layers that read RGB);
+- feature maps: :func:`pick_images`, :func:`feature_maps`, :func:`feature_map_grid`;
+- the classic kernels demo: :func:`kernels_demo`, :func:`kernels_demo_grid`, :func:`kernels_demo_figure`
+  (blur, sharpen, edges, lines via :mod:`cnnpl.kernels`);
+- diagnostics: :func:`predict`, :func:`confusion_matrix`, :func:`per_class_accuracy`,
+  :func:`confusion_matrix_figure`, :func:`per_class_accuracy_figure`, :func:`misclassified_figure`,
+  :func:`pr_curves_figure`;
+- Grad-CAM: :func:`grad_cam`, :func:`grad_cam_overlay`;
+- the penultimate-layer embedding: :func:`embedding`;
+- layout helpers: :func:`normalize_01`, :func:`upscale`, :func:`tile`, :func:`grid`, :func:`apply_colormap`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnpl.errors import CnnplError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "apply_colormap",
+    "confusion_matrix",
+    "confusion_matrix_figure",
+    "conv_layers",
+    "conv_weight",
+    "embedding",
+    "eval_mode",
+    "feature_map_grid",
+    "feature_maps",
+    "figure_to_tensor",
+    "filters_grid",
+    "filters_rgb",
+    "find_layer",
+    "grad_cam",
+    "grad_cam_overlay",
+    "grid",
+    "kernels_demo",
+    "kernels_demo_figure",
+    "kernels_demo_grid",
+    "last_linear",
+    "misclassified_figure",
+    "normalize_01",
+    "per_class_accuracy",
+    "per_class_accuracy_figure",
+    "pick_images",
+    "pr_curves_figure",
+    "predict",
+    "save_png",
+    "tile",
+    "upscale",
+]
+
+
+# -- layout -----------------------------------------------------------------------------------------
+
+
+def normalize_01(x: torch.Tensor) -> torch.Tensor:
+    """``(x - min) / (max - min)`` over the whole tensor, as the notes normalise filters; a constant -> 0."""
+    x = x.detach().float()
+    lo, hi = x.min(), x.max()
+    span = hi - lo
+    if span <= 0:
+        return torch.zeros_like(x)
+    return (x - lo) / span
+
+
+def upscale(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """Nearest-neighbour enlargement of the last two axes by an integer ``scale`` (every pixel a block)."""
+    if scale < 1:
+        raise CnnplError(f"scale must be >= 1, got {scale}")
+    if scale == 1:
+        return x
+    return x.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
+
+
+def tile(cells: torch.Tensor, pad: int = 1, pad_value: float = 1.0) -> torch.Tensor:
+    """Lay out ``cells (R, K, C, h, w)`` as one image ``(C, R*h + (R+1)*pad, K*w + (K+1)*pad)``.
+
+    Cell ``[r, k]`` lands in row ``r``, column ``k``; ``pad`` pixels of ``pad_value`` separate the cells
+    and frame the whole picture.
+    """
+    if cells.dim() != 5:
+        raise CnnplError(f"tile() needs cells shaped (rows, cols, C, h, w), got {tuple(cells.shape)}")
+    rows, cols, c, h, w = cells.shape
+    out = torch.full((c, rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad), float(pad_value))
+    for r in range(rows):
+        top = pad + r * (h + pad)
+        for k in range(cols):
+            left = pad + k * (w + pad)
+            out[:, top : top + h, left : left + w] = cells[r, k]
+    return out
+
+
+def grid(images: torch.Tensor, ncol: int | None = None, pad: int = 1, pad_value: float = 1.0) -> torch.Tensor:
+    """``images (N, C, h, w)`` in rows of ``ncol`` (default ``ceil(sqrt(N))``); empty places get ``pad_value``."""
+    n, c, h, w = images.shape
+    ncol = ncol or max(1, math.ceil(math.sqrt(n)))
+    nrow = math.ceil(n / ncol)
+    cells = torch.full((nrow * ncol, c, h, w), float(pad_value))
+    cells[:n] = images.detach().float().cpu()
+    return tile(cells.view(nrow, ncol, c, h, w), pad, pad_value)
+
+
+def _colormap_lut(name: str) -> torch.Tensor:
+    from matplotlib import colormaps
+
+    try:
+        cmap = colormaps[name]
+    except KeyError:
+        raise CnnplError(f"unknown matplotlib colormap {name!r}; try 'viridis', 'inferno', 'jet' or 'gray'") from None
+    return torch.tensor(cmap(torch.linspace(0, 1, 256).numpy())[:, :3], dtype=torch.float32)
+
+
+def apply_colormap(x: torch.Tensor, name: str = "viridis") -> torch.Tensor:
+    """Values in [0, 1] ``(..., h, w)`` -> colours ``(..., 3, h, w)`` through a matplotlib colormap."""
+    lut = _colormap_lut(name)
+    idx = (x.detach().float().cpu().clamp(0, 1) * 255).round().long()
+    return lut[idx].movedim(-1, -3)
+
+
+# -- modules ----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Put ``module`` in eval mode for the block; every submodule gets its own previous mode back."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def find_layer(net: nn.Module, name: str) -> nn.Module:
+    """The submodule called ``name`` (as in ``net.named_modules()``); an unknown name lists the real ones."""
+    modules = dict(net.named_modules())
+    if name in modules and name != "":
+        return modules[name]
+    import difflib
+
+    names = [n for n in modules if n]
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    shown = ", ".join(names[:80]) + (f", ... ({len(names) - 80} more)" if len(names) > 80 else "")
+    raise CnnplError(f"{type(net).__name__} has no layer {name!r}{hint} Layers: {shown}")
+
+
+def _has_conv_weight(module: nn.Module) -> bool:
+    weight = getattr(module, "weight", None)
+    return isinstance(weight, torch.Tensor) and weight.dim() == 4
+
+
+def conv_layers(net: nn.Module) -> list[str]:
+    """Names of the modules that hold a 4-D ``(out, in, kh, kw)`` weight, in definition order."""
+    return [name for name, m in net.named_modules() if name and _has_conv_weight(m)]
+
+
+def conv_weight(net: nn.Module, name: str | None = None) -> tuple[str, torch.Tensor]:
+    """``(layer name, weight (out, in, kh, kw))`` of conv layer ``name``, or of the first conv layer.
+
+    ``name`` may also be a block (``features.block1``): its first conv layer is used.
+    """
+    if name is None:
+        convs = conv_layers(net)
+        if not convs:
+            raise CnnplError(f"{type(net).__name__} has no convolution layer (no module with a 4-D weight)")
+        name = convs[0]
+    layer = find_layer(net, name)
+    if _has_conv_weight(layer):
+        return name, layer.weight.detach()  # type: ignore[union-attr]
+    inner = conv_layers(layer)
+    if not inner:
+        raise CnnplError(
+            f"layer {name!r} has no convolution weight to show; conv layers: {', '.join(conv_layers(net)) or '(none)'}"
+        )
+    return f"{name}.{inner[0]}", find_layer(layer, inner[0]).weight.detach()  # type: ignore[union-attr]
+
+
+# -- filters ----------------------------------------------------------------------------------------
+
+
+def filters_grid(
+    weight: torch.Tensor,
+    max_filters: int | None = None,
+    max_channels: int | None = None,
+    scale: int = 8,
+    pad: int = 1,
+    pad_value: float = 1.0,
+) -> torch.Tensor:
+    """The notes' filter plot: one row per filter, one column per input channel, grayscale.
+
+    ``weight (out, in, kh, kw)`` is normalised to [0, 1] with the min and max of the whole layer (as the
+    notes do), then the first ``max_filters`` filters and ``max_channels`` channels are laid out, each
+    ``kh x kw`` kernel enlarged ``scale`` times. Returns ``(1, H, W)`` with
+    ``H = F*kh*scale + (F+1)*pad`` and ``W = C*kw*scale + (C+1)*pad``.
+    """
+    if weight.dim() != 4:
+        raise CnnplError(f"filters_grid() needs a conv weight (out, in, kh, kw), got shape {tuple(weight.shape)}")
+    w01 = normalize_01(weight.cpu())[:max_filters, :max_channels]
+    cells = upscale(w01, scale).unsqueeze(2)  # (F, C, 1, kh*s, kw*s)
+    return tile(cells, pad, pad_value)
+
+
+def filters_rgb(
+    weight: torch.Tensor, max_filters: int | None = None, scale: int = 8, ncol: int = 8, pad: int = 1
+) -> torch.Tensor:
+    """Each filter of a layer that reads RGB as a colour tile ``(3, kh, kw)``, normalised as in :func:`filters_grid`."""
+    if weight.dim() != 4 or weight.shape[1] != 3:
+        raise CnnplError(f"filters_rgb() needs a conv weight reading 3 channels, got shape {tuple(weight.shape)}")
+    w01 = normalize_01(weight.cpu())[:max_filters]
+    return grid(upscale(w01, scale), ncol=min(ncol, len(w01)), pad=pad)
+
+
+# -- images and feature maps -----------------------------------------------------------------------
+
+
+def pick_images(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of ``n`` images, one class after another: the first image of class 0, of class 1, ...
+
+    Deterministic (depends only on the order of ``labels``) and spread over the classes, so the same
+    pictures come back every epoch and every run with the same split.
+    """
+    labels = labels.cpu()
+    chosen: list[int] = []
+    taken = torch.zeros(len(labels), dtype=torch.bool)
+    classes = torch.unique(labels, sorted=True).tolist()
+    while len(chosen) < min(n, len(labels)):
+        for c in classes:
+            free = ((labels == c) & ~taken).nonzero().flatten()
+            if len(free) and len(chosen) < n:
+                chosen.append(int(free[0]))
+                taken[free[0]] = True
+    return torch.tensor(chosen, dtype=torch.long)
+
+
+def feature_maps(net: nn.Module, images: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    """``{name: output (N, C', h, w)}`` of ``layers`` when normalised ``images (N, C, H, W)`` go through ``net``."""
+    captured: dict[str, torch.Tensor] = {}
+    handles = []
+    for name in layers:
+
+        def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
+            captured[name] = (out[0] if isinstance(out, (tuple, list)) else out).detach()
+
+        handles.append(find_layer(net, name).register_forward_hook(hook))
+    try:
+        with eval_mode(net), torch.no_grad():
+            net(images)
+    finally:
+        for h in handles:
+            h.remove()
+    return {name: captured[name] for name in layers}
+
+
+def feature_map_grid(
+    fmap: torch.Tensor,
+    max_channels: int | None = 32,
+    ncol: int | None = None,
+    cell_size: int = 32,
+    cmap: str | None = None,
+    pad: int = 1,
+) -> torch.Tensor:
+    """One image's feature map ``(C, h, w)`` as a grid of its first ``max_channels`` channels.
+
+    Each channel is normalised to [0, 1] on its own (a channel that is constant shows black), enlarged
+    to at least ``cell_size`` pixels by an integer factor, and drawn in grayscale (``(1, H, W)``) or
+    through the matplotlib colormap ``cmap`` (``(3, H, W)``).
+    """
+    if fmap.dim() != 3:
+        raise CnnplError(f"feature_map_grid() needs one image's map (C, h, w), got shape {tuple(fmap.shape)}")
+    maps = fmap.detach().float().cpu()[:max_channels]
+    flat = maps.flatten(1)
+    lo, hi = flat.min(1).values.view(-1, 1, 1), flat.max(1).values.view(-1, 1, 1)
+    span = hi - lo
+    maps = torch.where(span > 0, (maps - lo) / span.clamp_min(1e-12), torch.zeros_like(maps))
+    maps = upscale(maps, max(1, math.ceil(cell_size / max(maps.shape[-2:]))))
+    cells = apply_colormap(maps, cmap) if cmap else maps.unsqueeze(1)
+    return grid(cells, ncol=ncol, pad=pad)
+
+
+# -- the notes' classic kernels ---------------------------------------------------------------------
+
+
+DEMO_KERNELS = ("box_blur", "sharpen", "edge", "vertical_edge", "horizontal_edge")  # the notes' examples
+
+
+def kernels_demo(images: torch.Tensor, names: Sequence[str] = DEMO_KERNELS) -> torch.Tensor:
+    """The notes' "effect of different types of filters": ``(N, 1 + K, 3, H, W)`` in [0, 1].
+
+    Column 0 is each image ``(N, C, H, W)`` in [0, 1]; column ``1 + j`` its response to the kernel
+    ``names[j]`` of :mod:`cnnpl.kernels` ("same" padding). A kernel whose weights sum to one (blur,
+    sharpen) makes an image: it is filtered per channel and clipped to [0, 1]. A kernel that sums to
+    zero (edge and line detectors) makes a response: the channel mean is filtered and the magnitude is
+    shown in grayscale, scaled by its largest value over all the images (so a flat region is black).
+    """
+    from cnnpl import kernels
+
+    x = images.detach().float().cpu().clamp(0, 1)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    columns = [x]
+    for name in names:
+        total = float(kernels.kernel(name).sum())
+        if abs(total - 1.0) < 1e-6:
+            columns.append(kernels.apply_kernels(x, [name])[name].clamp(0, 1))
+        else:
+            response = kernels.apply_kernels(x, [name], grayscale=True)[name].abs()
+            peak = float(response.max())
+            columns.append((response / peak if peak > 0 else response).expand(-1, 3, -1, -1))
+    return torch.stack(columns, dim=1)
+
+
+def kernels_demo_grid(images: torch.Tensor, names: Sequence[str] = DEMO_KERNELS, scale: int = 2) -> torch.Tensor:
+    """:func:`kernels_demo` as one image ``(3, H, W)``: a row per image, a column per kernel (the image first)."""
+    return tile(upscale(kernels_demo(images, names), scale), pad=2)
+
+
+def kernels_demo_figure(images: torch.Tensor, names: Sequence[str] = DEMO_KERNELS) -> Figure:
+    """:func:`kernels_demo` as a figure whose columns are titled with the kernel names."""
+    cells = kernels_demo(images, names)
+    n, k = cells.shape[:2]
+    fig = _figure(1.5 * k, 1.5 * n + 0.3)
+    titles = ["image", *names]
+    for i in range(n):
+        for j in range(k):
+            ax = fig.add_subplot(n, k, i * k + j + 1)
+            ax.imshow(cells[i, j].permute(1, 2, 0).numpy(), vmin=0, vmax=1)
+            ax.axis("off")
+            if i == 0:
+                ax.set_title(titles[j], fontsize=8)
+    return fig
+
+
+# -- predictions and diagnostics --------------------------------------------------------------------
+
+
+def predict(net: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Logits ``(N, classes)`` for normalised ``images (N, C, H, W)``, in batches, in eval mode, on CPU."""
+    device = next(net.parameters()).device
+    out = []
+    with eval_mode(net), torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            out.append(net(images[start : start + batch_size].to(device)).float().cpu())
+    return torch.cat(out)
+
+
+def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Counts ``(num_classes, num_classes)``: row = true class, column = predicted class."""
+    idx = labels.long().cpu() * num_classes + preds.long().cpu()
+    return torch.bincount(idx, minlength=num_classes * num_classes).view(num_classes, num_classes)
+
+
+def per_class_accuracy(cm: torch.Tensor) -> torch.Tensor:
+    """Recall of each class from a confusion matrix (NaN for a class with no images)."""
+    totals = cm.sum(1).double()
+    return torch.where(totals > 0, cm.diagonal().double() / totals.clamp_min(1), torch.full_like(totals, math.nan))
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A figure not registered with pyplot (no GUI, no global state), drawn later with Agg."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise CnnplError(
+            "this picture needs matplotlib: pip install 'cnnpl[viz]' (or: pip install matplotlib)"
+        ) from None
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def confusion_matrix_figure(cm: torch.Tensor, class_names: Sequence[str], normalize: bool = True) -> Figure:
+    """The confusion matrix as a heat map, rows = true class; cells show row fractions (or counts)."""
+    cm = cm.cpu()
+    k = len(class_names)
+    values = cm.double() / cm.sum(1, keepdim=True).clamp_min(1) if normalize else cm.double()
+    size = max(4.0, 0.5 * k + 2)
+    fig = _figure(size + 1, size)
+    ax = fig.add_subplot()
+    im = ax.imshow(values.numpy(), cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_xticks(range(k), list(class_names), rotation=45, ha="right")
+    ax.set_yticks(range(k), list(class_names))
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"confusion matrix ({int(cm.sum())} images)")
+    if k <= 20:
+        top = float(values.max()) or 1.0
+        for i in range(k):
+            for j in range(k):
+                v = float(values[i, j])
+                text = f"{v:.2f}" if normalize else str(int(v))
+                ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if v > top / 2 else "black")
+    return fig
+
+
+def per_class_accuracy_figure(accuracy: torch.Tensor, class_names: Sequence[str]) -> Figure:
+    """A horizontal bar per class with its accuracy (recall)."""
+    k = len(class_names)
+    fig = _figure(6, max(2.5, 0.3 * k + 1))
+    ax = fig.add_subplot()
+    acc = accuracy.nan_to_num(0).numpy()
+    ax.barh(range(k), acc, color="tab:blue")
+    ax.set_yticks(range(k), list(class_names))
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("accuracy")
+    for i, a in enumerate(acc):
+        ax.text(min(a + 0.01, 0.9), i, f"{a:.2f}", va="center", fontsize=8)
+    return fig
+
+
+def misclassified_figure(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    preds: torch.Tensor,
+    class_names: Sequence[str],
+    ncol: int = 8,
+) -> Figure:
+    """``images (N, C, H, W)`` in [0, 1], each titled ``true -> predicted``."""
+    n = len(images)
+    ncol = max(1, min(ncol, n))
+    nrow = max(1, math.ceil(n / ncol))
+    fig = _figure(1.6 * ncol, 1.75 * nrow)
+    for i in range(n):
+        ax = fig.add_subplot(nrow, ncol, i + 1)
+        img = images[i].detach().float().cpu().clamp(0, 1)
+        ax.imshow(img.permute(1, 2, 0).numpy() if img.shape[0] == 3 else img[0].numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"{class_names[int(labels[i])]} ->\n{class_names[int(preds[i])]}", fontsize=8)
+        ax.axis("off")
+    if n == 0:
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "no misclassified images", ha="center", va="center")
+        ax.axis("off")
+    return fig
+
+
+def pr_curves_figure(probs: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str]) -> Figure:
+    """One-vs-rest precision-recall curve per class from ``probs (N, classes)``, with average precision."""
+    fig = _figure(7, 5)
+    ax = fig.add_subplot()
+    for c, name in enumerate(class_names):
+        precision, recall, ap = _pr_curve(probs[:, c], labels == c)
+        ax.plot(recall.numpy(), precision.numpy(), label=f"{name} (AP {ap:.2f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="lower left")
+    return fig
+
+
+def _pr_curve(scores: torch.Tensor, positive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    order = scores.argsort(descending=True)
+    hits = positive[order].double()
+    tp = hits.cumsum(0)
+    precision = tp / torch.arange(1, len(hits) + 1, dtype=torch.float64)
+    recall = tp / hits.sum().clamp_min(1)
+    ap = float((precision * hits).sum() / hits.sum().clamp_min(1))
+    return precision, recall, ap
+
+
+def figure_to_tensor(fig: Figure) -> torch.Tensor:
+    """Render a matplotlib figure (Agg) to an RGB tensor ``(3, H, W)`` in [0, 1]."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = torch.frombuffer(bytearray(canvas.buffer_rgba()), dtype=torch.uint8)
+    h, w = canvas.get_width_height()[::-1]
+    return rgba.view(h, w, 4)[..., :3].permute(2, 0, 1).float() / 255
+
+
+# -- Grad-CAM ---------------------------------------------------------------------------------------
+
+
+def grad_cam(
+    net: nn.Module, images: torch.Tensor, layer: str, target: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Grad-CAM (Selvaraju et al. 2017) heat maps of ``layer`` for normalised ``images (N, C, H, W)``.
+
+    For each image, the class score ``target[i]`` (default: the predicted class) is differentiated
+    with respect to the layer's output ``A (C', h, w)``; the channel weights are the spatially averaged
+    gradients, the map is ``relu(sum_c weight_c * A_c)``, enlarged bilinearly to ``(H, W)`` and scaled
+    to [0, 1] per image (an all-zero map stays zero). Parameter ``.grad`` fields are left untouched.
+    Returns ``(heat maps (N, H, W), logits (N, classes))``.
+    """
+    captured: list[torch.Tensor] = []
+
+    def hook(_m: nn.Module, _i: Any, out: Any) -> None:
+        captured.append(out[0] if isinstance(out, (tuple, list)) else out)
+
+    handle = find_layer(net, layer).register_forward_hook(hook)
+    device = next(net.parameters()).device
+    try:
+        with eval_mode(net), torch.enable_grad():
+            x = images.to(device).detach().requires_grad_(True)  # so the graph exists even for frozen nets
+            logits = net(x)
+            activation = captured[-1]
+            if activation.dim() != 4:
+                raise CnnplError(
+                    f"Grad-CAM needs a layer with a (N, C, h, w) output; {layer!r} gives {activation.dim()}-D"
+                )
+            chosen = logits.argmax(1) if target is None else target.to(device).long()
+            score = logits.gather(1, chosen.view(-1, 1)).sum()
+            (grads,) = torch.autograd.grad(score, activation)
+    finally:
+        handle.remove()
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((weights * activation).sum(1, keepdim=True)).detach()
+    cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
+    peak = cam.flatten(1).max(1).values.view(-1, 1, 1)
+    cam = torch.where(peak > 0, cam / peak.clamp_min(1e-12), torch.zeros_like(cam))
+    return cam.cpu(), logits.detach().float().cpu()
+
+
+def grad_cam_overlay(images: torch.Tensor, cams: torch.Tensor, alpha: float = 0.5, cmap: str = "jet") -> torch.Tensor:
+    """Blend heat maps ``(N, H, W)`` in [0, 1] (coloured with ``cmap``) over ``images (N, C, H, W)`` in [0, 1]."""
+    images = images.detach().float().cpu().clamp(0, 1)
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    return ((1 - alpha) * images + alpha * apply_colormap(cams, cmap)).clamp(0, 1)
+
+
+# -- embedding --------------------------------------------------------------------------------------
+
+
+def last_linear(net: nn.Module) -> str:
+    """The name of the last ``nn.Linear`` in ``net``: its input is the penultimate-layer embedding."""
+    names = [n for n, m in net.named_modules() if isinstance(m, nn.Linear)]
+    if not names:
+        raise CnnplError(f"{type(net).__name__} has no nn.Linear layer; name the embedding layer explicitly")
+    return names[-1]
+
+
+def embedding(net: nn.Module, images: torch.Tensor, layer: str | None = None, batch_size: int = 512) -> torch.Tensor:
+    """Features ``(N, D)`` of normalised ``images``: the input of ``layer`` (default: the last linear layer).
+
+    With the default this is the penultimate-layer representation the classifier separates.
+    """
+    target = find_layer(net, layer if layer is not None else last_linear(net))
+    captured: list[torch.Tensor] = []
+
+    def hook(_m: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        captured.append(inputs[0].detach().flatten(1).float().cpu())
+
+    handle = target.register_forward_pre_hook(hook)
+    try:
+        predict(net, images, batch_size)
+    finally:
+        handle.remove()
+    return torch.cat(captured)
+
+
+# -- files ------------------------------------------------------------------------------------------
+
+
+def save_png(image: torch.Tensor | Figure, path: str | Path) -> Path:
+    """Write an image tensor ``(C, H, W)`` in [0, 1] or a matplotlib figure to ``path`` as PNG."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not isinstance(image, torch.Tensor):
+        image = figure_to_tensor(image)
+    array = (image.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+    if array.shape[0] == 1:
+        Image.fromarray(array[0].numpy(), mode="L").save(path)
+    else:
+        Image.fromarray(array.permute(1, 2, 0).contiguous().numpy()).save(path)
+    return path
