@@ -1,14 +1,24 @@
-"""Shape arithmetic shared by every convolution and pooling layer.
+"""Shape and parameter arithmetic shared by every convolution and pooling layer.
 
 The one formula (the course notes'): an ``n``-wide input, kernel ``f``, padding ``p`` on each side,
 stride ``s`` and dilation ``d`` gives ``floor((n + 2p - d(f - 1) - 1) / s) + 1`` outputs, which is
 ``floor((n + 2p - f) / s) + 1`` at ``d = 1``.
+
+Padding is an int (zeros on each side) or a mode: ``"valid"`` (none), ``"same"`` (output
+``ceil(n / s)`` for any stride; an odd total puts the extra zero after, as TensorFlow does) or
+``"full"`` (``d(f - 1)`` on each side: output ``n + f - 1`` at stride 1). :func:`padding_amounts`
+turns either into (before, after) zeros; :func:`output_size` accepts both.
+
+Also here: the receptive field of a stack of layers (:func:`receptive_field`) and the parameter
+counts behind the notes' "Why convolutions?" (:func:`conv_parameters`, :func:`dense_parameters`,
+:func:`why_convolutions`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -27,9 +37,10 @@ def pair(value: int | Sequence[int]) -> tuple[int, int]:
     return int(a), int(b)
 
 
-def output_size(n: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
-    """Output length of a convolution or pooling window along one axis (padding on each side).
+def output_size(n: int, kernel_size: int, stride: int = 1, padding: Padding = 0, dilation: int = 1) -> int:
+    """Output length of a convolution or pooling window along one axis.
 
+    ``padding`` is zeros on each side, or ``"valid"``, ``"same"`` or ``"full"`` (see the module docstring).
     Raises :class:`GeometryError` when the (dilated) kernel does not fit the padded input, or a
     stride, padding or dilation is out of range.
 
@@ -37,7 +48,12 @@ def output_size(n: int, kernel_size: int, stride: int = 1, padding: int = 0, dil
     30
     >>> output_size(7, 3, stride=2)  # the notes' strided example
     3
+    >>> output_size(7, 3, stride=2, padding="same")  # ceil(7 / 2)
+    4
     """
+    if isinstance(padding, str):
+        before, after = padding_amounts(n, kernel_size, stride, padding, dilation)
+        return output_size(n + before + after, kernel_size, stride, 0, dilation)
     if stride < 1:
         raise GeometryError(f"stride must be >= 1, got {stride}")
     if padding < 0:
@@ -86,3 +102,148 @@ def infer_output_shape(module: nn.Module, input_shape: Sequence[int]) -> tuple[i
     finally:
         module.train(was_training)
     return tuple(out.shape[1:])
+
+
+def check_padding(padding: Padding, *, what: str = "padding") -> None:
+    """Raise :class:`GeometryError` unless ``padding`` is an int >= 0 or one of :data:`PADDING_MODES`."""
+    if isinstance(padding, bool) or not isinstance(padding, (int, str)):
+        raise GeometryError(f"{what} must be an int or one of {', '.join(PADDING_MODES)}; got {padding!r}")
+    if isinstance(padding, str) and padding not in PADDING_MODES:
+        raise GeometryError(f"{what} must be an int or one of {', '.join(PADDING_MODES)}; got {padding!r}")
+    if isinstance(padding, int) and padding < 0:
+        raise GeometryError(f"{what} must be >= 0, got {padding}")
+
+
+def padding_amounts(
+    n: int, kernel_size: int, stride: int = 1, padding: Padding = 0, dilation: int = 1
+) -> tuple[int, int]:
+    """(before, after) zeros along one axis for an int padding or a padding mode.
+
+    >>> padding_amounts(32, 3, padding="same"), padding_amounts(32, 3, 2, "same"), padding_amounts(5, 3, padding="full")
+    ((1, 1), (0, 1), (2, 2))
+    """
+    check_padding(padding)
+    if stride < 1:
+        raise GeometryError(f"stride must be >= 1, got {stride}")
+    if padding == "valid":
+        return 0, 0
+    if padding == "same":
+        return same_padding(n, kernel_size, stride, dilation)
+    if padding == "full":
+        p = full_padding(kernel_size, dilation)
+        return p, p
+    return int(padding), int(padding)
+
+
+# -- receptive field -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """After a layer: ``size`` input pixels seen by one output unit, ``jump`` input pixels between neighbours."""
+
+    size: int
+    jump: int
+
+
+def receptive_fields(stack: Iterable[Sequence[int]]) -> list[ReceptiveField]:
+    """Receptive field after each layer of ``stack``, a sequence of ``(kernel_size, stride[, dilation])``.
+
+    ``r_out = r_in + d (f - 1) j_in`` and ``j_out = j_in s``, starting from ``r = j = 1`` (one pixel).
+    Padding moves the field but does not change its size.
+    """
+    size, jump = 1, 1
+    out = []
+    for i, layer in enumerate(stack):
+        if len(layer) not in (2, 3):
+            raise GeometryError(f"layer {i} of the stack must be (kernel_size, stride[, dilation]), got {tuple(layer)}")
+        f, s, d = (*layer, 1) if len(layer) == 2 else layer
+        if f < 1 or s < 1 or d < 1:
+            raise GeometryError(f"layer {i}: kernel_size, stride and dilation must be >= 1, got {f}, {s}, {d}")
+        size += d * (f - 1) * jump
+        jump *= s
+        out.append(ReceptiveField(size, jump))
+    return out
+
+
+def receptive_field(stack: Iterable[Sequence[int]]) -> int:
+    """Side of the input window one output unit of ``stack`` depends on.
+
+    >>> receptive_field([(3, 1), (3, 1)])  # two 3x3 convs see 5x5, as one 5x5 does (VGG's argument)
+    5
+    >>> receptive_field([(3, 1), (2, 2), (3, 1), (2, 2), (3, 1), (2, 2)])  # simple_cnn's features
+    22
+    """
+    fields = receptive_fields(stack)
+    return fields[-1].size if fields else 1
+
+
+# -- parameter counts: the notes' "Why convolutions?" ---------------------------------------------
+
+
+def conv_parameters(
+    in_channels: int, out_channels: int, kernel_size: int | Sequence[int], *, bias: bool = True, groups: int = 1
+) -> int:
+    """Learnable numbers of a conv layer: ``out (in / groups) f_h f_w`` weights plus ``out`` biases.
+
+    Independent of the input size: that is parameter sharing.
+
+    >>> conv_parameters(3, 6, 5)  # the notes' 6 filters of 5x5x3
+    456
+    """
+    kh, kw = pair(kernel_size)  # type: ignore[arg-type]
+    if in_channels % groups or out_channels % groups:
+        raise GeometryError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
+    return out_channels * (in_channels // groups) * kh * kw + (out_channels if bias else 0)
+
+
+def dense_parameters(in_features: int, out_features: int, *, bias: bool = True) -> int:
+    """Learnable numbers of a fully connected layer: ``in * out`` weights plus ``out`` biases.
+
+    >>> dense_parameters(32 * 32 * 3, 28 * 28 * 6, bias=False)  # the notes' 3072 x 4704
+    14450688
+    """
+    return in_features * out_features + (out_features if bias else 0)
+
+
+@dataclass(frozen=True)
+class ConvVsDense:
+    """One conv layer and the fully connected layer between the same input and output volumes."""
+
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    output_shape: tuple[int, int, int]  # (C', H', W')
+    conv: int  # parameters of the conv layer
+    dense: int  # parameters of the fully connected layer
+    dense_weights: int  # its weights alone (the notes' 3072 x 4704)
+
+    @property
+    def ratio(self) -> float:
+        return self.dense / self.conv
+
+
+def why_convolutions(
+    input_shape: Sequence[int] = (3, 32, 32),
+    filters: int = 6,
+    kernel_size: int = 5,
+    stride: int = 1,
+    padding: Padding = 0,
+    *,
+    bias: bool = True,
+) -> ConvVsDense:
+    """The notes' comparison: ``filters`` convs of ``kernel_size`` on a ``(C, H, W)`` volume versus a
+    fully connected layer from the same input volume to the same output volume.
+
+    >>> w = why_convolutions()
+    >>> w.output_shape, w.conv, w.dense_weights
+    ((6, 28, 28), 456, 14450688)
+    """
+    c, h, w = (int(v) for v in input_shape)
+    out = (filters, output_size(h, kernel_size, stride, padding), output_size(w, kernel_size, stride, padding))
+    n_in, n_out = c * h * w, math.prod(out)
+    return ConvVsDense(
+        input_shape=(c, h, w),
+        output_shape=out,
+        conv=conv_parameters(c, filters, kernel_size, bias=bias),
+        dense=dense_parameters(n_in, n_out, bias=bias),
+        dense_weights=n_in * n_out,
+    )

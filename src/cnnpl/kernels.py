@@ -1,0 +1,132 @@
+"""The classic fixed 3x3 filters from the course notes, and applying them to images.
+
+Names (:data:`KERNELS`): ``box_blur``, ``sharpen``, ``edge``, ``vertical_edge``, ``horizontal_edge``,
+``sobel_x`` and ``sobel_y``. Every kernel is applied as cross-correlation, the deep-learning convention
+the notes' worked examples use (``conv2d``): the kernel is laid on the image as printed, not flipped.
+
+* :func:`kernel` returns one as a tensor; :func:`apply_kernels` filters an image batch with several
+  (the visualisation work shows the effect);
+* :func:`init_conv_weight_` writes one into a conv layer's weight (what ``conv.init=<name>`` does).
+
+``python -m cnnpl.kernels`` prints every kernel and its response on the notes' 5x5 example image.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from cnnpl.errors import CnnplError
+from cnnpl.geometry import Padding, padding_amounts
+
+# Rows top to bottom, as the notes print them.
+KERNELS: dict[str, tuple[tuple[float, ...], ...]] = {
+    # the notes draw the blur as all ones; dividing by 9 makes it the mean, so brightness is kept
+    "box_blur": ((1 / 9, 1 / 9, 1 / 9), (1 / 9, 1 / 9, 1 / 9), (1 / 9, 1 / 9, 1 / 9)),
+    "sharpen": ((0, -1, 0), (-1, 5, -1), (0, -1, 0)),
+    "edge": ((1, 1, 1), (1, -8, 1), (1, 1, 1)),
+    # bright on the left, dark on the right gives a positive response (the notes' 1 0 -1 columns)
+    "vertical_edge": ((1, 0, -1), (1, 0, -1), (1, 0, -1)),
+    "horizontal_edge": ((1, 1, 1), (0, 0, 0), (-1, -1, -1)),
+    "sobel_x": ((1, 0, -1), (2, 0, -2), (1, 0, -1)),
+    "sobel_y": ((1, 2, 1), (0, 0, 0), (-1, -2, -1)),
+}
+
+
+def list_kernels() -> list[str]:
+    return list(KERNELS)
+
+
+def kernel(name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The ``(3, 3)`` kernel called ``name``; an unknown name raises :class:`CnnplError` listing them."""
+    try:
+        rows = KERNELS[name]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name), list(KERNELS), n=2, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise CnnplError(f"unknown kernel {name!r}{hint} Available: {', '.join(KERNELS)}") from None
+    return torch.tensor(rows, dtype=dtype)
+
+
+def init_conv_weight_(weight: torch.Tensor, name: str, *, what: str = "conv") -> torch.Tensor:
+    """Fill a conv weight ``(C_out, C_in / groups, k_h, k_w)`` in place from the kernel ``name``.
+
+    Every (output, input) channel pair gets the kernel divided by the number of input channels each
+    filter sees, so a filter responds to the channel *mean* exactly as the kernel responds to a
+    grayscale image (on one input channel it is the kernel itself). A kernel smaller than the layer's
+    is centred in zeros (a 3x3 kernel in a 5x5 layer); it must then differ by an even number of rows
+    and columns. A larger one raises :class:`CnnplError`.
+    """
+    k = kernel(name, dtype=weight.dtype).to(weight.device)
+    out_c, in_per_group, kh, kw = weight.shape
+    dh, dw = kh - k.shape[0], kw - k.shape[1]
+    if dh < 0 or dw < 0 or dh % 2 or dw % 2:
+        raise CnnplError(
+            f"{what}: init={name!r} is a {k.shape[0]}x{k.shape[1]} kernel and cannot be centred in a {kh}x{kw} "
+            "kernel; use kernel_size 3 (or 5, 7, ...) for this layer or drop init"
+        )
+    full = torch.zeros(kh, kw, dtype=weight.dtype, device=weight.device)
+    full[dh // 2 : dh // 2 + k.shape[0], dw // 2 : dw // 2 + k.shape[1]] = k
+    with torch.no_grad():
+        weight.copy_((full / in_per_group).expand(out_c, in_per_group, kh, kw))
+    return weight
+
+
+def apply_kernels(
+    images: torch.Tensor,
+    names: Iterable[str] | None = None,
+    *,
+    padding: Padding = "same",
+    grayscale: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Filter a batch with each named kernel (all of :data:`KERNELS` when ``names`` is None).
+
+    ``images``: ``(N, C, H, W)`` (or one ``(C, H, W)`` image), any dtype; computed in float32 (float64
+    stays float64). Each channel is filtered on its own, so ``(N, C, H, W) -> (N, C, H', W')``; with
+    ``grayscale=True`` the channels are averaged first and the result is ``(N, 1, H', W')``.
+    ``padding`` is zeros as in :func:`cnnpl.geometry.padding_amounts` (``"same"`` keeps the size).
+    Returns ``{name: filtered}`` in the order asked. Raw responses: not clipped or rescaled.
+    """
+    if images.dim() == 3:
+        images = images.unsqueeze(0)
+    if images.dim() != 4:
+        raise CnnplError(f"apply_kernels wants images (N, C, H, W) or (C, H, W), got shape {tuple(images.shape)}")
+    x = images.to(torch.float64 if images.dtype == torch.float64 else torch.float32)
+    if grayscale:
+        x = x.mean(dim=1, keepdim=True)
+    c, h, w = x.shape[1:]
+    chosen: Sequence[str] = list(KERNELS) if names is None else [names] if isinstance(names, str) else list(names)
+    kernels = {name: kernel(name, dtype=x.dtype) for name in chosen}  # unknown names fail before any work
+    top, bottom = padding_amounts(h, 3, 1, padding)
+    left, right = padding_amounts(w, 3, 1, padding)
+    x = F.pad(x, (left, right, top, bottom))
+    if x.shape[-2] < 3 or x.shape[-1] < 3:
+        raise CnnplError(f"apply_kernels: a 3x3 kernel does not fit {h}x{w} images with padding={padding!r}")
+    return {name: F.conv2d(x, k.expand(c, 1, 3, 3), groups=c) for name, k in kernels.items()}
+
+
+# The notes' 5x5 example image (the "1 0 -1" filter gives 6 at its top-left).
+NOTES_IMAGE = (
+    (7, 2, 3, 3, 8),
+    (4, 5, 3, 8, 4),
+    (3, 3, 2, 8, 4),
+    (2, 8, 7, 2, 7),
+    (5, 4, 4, 5, 4),
+)
+
+
+def main() -> None:
+    image = torch.tensor(NOTES_IMAGE, dtype=torch.float64)[None, None]
+    print("the notes' 5x5 image:\n" + "\n".join("  " + " ".join(f"{v:3d}" for v in row) for row in NOTES_IMAGE))
+    for name, out in apply_kernels(image, padding="valid").items():
+        k = kernel(name, torch.float64)
+        print(f"\n{name}")
+        for krow, orow in zip(k.tolist(), out[0, 0].tolist(), strict=False):
+            print("  " + " ".join(f"{v:6.2f}" for v in krow) + "   ->  " + " ".join(f"{v:7.2f}" for v in orow))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""A Keras-style model summary: every layer, its output shape and parameter count, and totals.
+
+    python -m cnnpl.summary model=simple_cnn conv=depthwise_separable pool=avg
+    python -m cnnpl.summary --input-size 64 64 --num-classes 100 model=simple_cnn
+
+Arguments other than the ``--`` options are the training command's overrides, composed from the same
+``conf/`` (:func:`cnnpl.config.compose`), and the network is built as training builds it
+(:func:`cnnpl.train.build_model`), without loading any data or importing Lightning. The input facts
+the data would supply come from the options; by default 3 channels, 10 classes and
+``data.image_size`` (when the data config has one, e.g. ``data=shapes``) or 32 x 32 pixels, which is
+what both bundled datasets give.
+
+A row is a module with no children, or a component that reports its own ``output_shape`` (a
+``depthwise_separable`` conv is one row, as a Keras layer is). Shapes are ``(C, H, W)`` per example,
+from one forward pass of zeros in eval mode. :func:`summarize` gives the same table as data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cnnpl.errors import CnnplError
+
+DEFAULT_IN_CHANNELS = 3
+DEFAULT_NUM_CLASSES = 10
+DEFAULT_INPUT_SIZE = (32, 32)  # pixels
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str  # dotted module path, as in state_dict keys
+    kind: str  # class name
+    output_shape: tuple[int, ...] | None  # per example; None when forward never reached the layer
+    params: int  # parameters the row owns (its whole subtree for a component row)
+    trainable: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    input_shape: tuple[int, ...]
+    rows: list[Row]
+
+    @property
+    def total(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def trainable(self) -> int:
+        return sum(r.trainable for r in self.rows)
+
+    @property
+    def non_trainable(self) -> int:
+        return self.total - self.trainable
+
+
+def _is_row(module: nn.Module) -> bool:
+    return next(module.children(), None) is None or hasattr(module, "output_shape")
+
+
+def _count(params: Sequence[nn.Parameter]) -> tuple[int, int]:
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
+def summarize(model: nn.Module, input_shape: Sequence[int]) -> Summary:
+    """Rows for ``model`` on one ``(C, H, W)`` input, in the order the modules are registered.
+
+    Parameters a container holds directly (not inside a child) get a row of their own, so the rows
+    always add up to ``sum(p.numel() for p in model.parameters())``.
+    """
+    rows_modules: list[tuple[str, nn.Module]] = []
+    own: list[tuple[str, nn.Module]] = []
+
+    def walk(prefix: str, module: nn.Module) -> None:
+        if prefix and _is_row(module):
+            rows_modules.append((prefix, module))
+            return
+        if any(True for _ in module.parameters(recurse=False)):
+            own.append((prefix or "(model)", module))
+        for name, child in module.named_children():
+            walk(f"{prefix}.{name}" if prefix else name, child)
+
+    walk("", model)
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def hook_for(name: str) -> Callable[[nn.Module, object, object], None]:
+        def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+            if isinstance(output, torch.Tensor):
+                shapes[name] = tuple(output.shape[1:])
+
+        return hook
+
+    handles = [module.register_forward_hook(hook_for(name)) for name, module in rows_modules]
+    was_training = model.training
+    model.eval()
+    try:
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+
+    rows = [Row(name, type(m).__name__, shapes.get(name), *_count(list(m.parameters()))) for name, m in rows_modules]
+    rows += [
+        Row(name, f"{type(m).__name__} (own)", None, *_count(list(m.parameters(recurse=False)))) for name, m in own
+    ]
+    return Summary(tuple(input_shape), rows)
+
+
+def format_summary(summary: Summary, title: str = "") -> str:
+    """The Keras-style table of ``summary`` as text."""
+    header = ("Layer (type)", "Output shape (C, H, W)", "Param #")
+    body = [
+        (f"{r.name} ({r.kind})", "-" if r.output_shape is None else str(r.output_shape), f"{r.params:,}")
+        for r in summary.rows
+    ]
+    widths = [max(len(cells[i]) for cells in [header, *body]) for i in range(3)]
+    width = sum(widths) + 4
+    lines = [title] if title else []
+    lines += [f"Input shape (C, H, W): {summary.input_shape}", "_" * width]
+    lines.append(f"{header[0]:<{widths[0]}}  {header[1]:<{widths[1]}}  {header[2]:>{widths[2]}}")
+    lines.append("=" * width)
+    for cells in body:
+        lines.append(f"{cells[0]:<{widths[0]}}  {cells[1]:<{widths[1]}}  {cells[2]:>{widths[2]}}")
+    lines.append("=" * width)
+    lines.append(f"Total params: {summary.total:,}")
+    lines.append(f"Trainable params: {summary.trainable:,}")
+    lines.append(f"Non-trainable params: {summary.non_trainable:,}")
+    lines.append("_" * width)
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m cnnpl.summary",
+        description="Print a Keras-style summary of the network the training config describes.",
+        epilog="Example: python -m cnnpl.summary model=simple_cnn conv=depthwise_separable pool=avg",
+    )
+    parser.add_argument("overrides", nargs="*", help="config overrides, as for python -m cnnpl (model=..., conv=...)")
+    parser.add_argument("--input-size", type=int, nargs="+", metavar=("H", "W"), help="input height [width]")
+    parser.add_argument("--in-channels", type=int, default=DEFAULT_IN_CHANNELS, help="input channels (default 3)")
+    parser.add_argument("--num-classes", type=int, default=DEFAULT_NUM_CLASSES, help="classes (default 10)")
+    return parser
+
+
+def model_summary(
+    overrides: Sequence[str] = (),
+    *,
+    input_size: Sequence[int] | None = None,
+    in_channels: int = DEFAULT_IN_CHANNELS,
+    num_classes: int = DEFAULT_NUM_CLASSES,
+) -> tuple[Summary, str]:
+    """Compose the config with ``overrides``, build its network, and return the summary and its title."""
+    from omegaconf import OmegaConf
+
+    from cnnpl.config import compose
+    from cnnpl.train import build_model
+
+    cfg = compose(list(overrides), output_dir="outputs/summary")  # nothing is written there
+    if input_size is None:
+        image_size = OmegaConf.select(cfg, "data.image_size", default=None)
+        input_size = (int(image_size), int(image_size)) if image_size else DEFAULT_INPUT_SIZE
+    if len(input_size) == 1:
+        input_size = (input_size[0], input_size[0])
+    if len(input_size) != 2 or min(input_size) < 1 or in_channels < 1 or num_classes < 1:
+        raise CnnplError(
+            f"input size must be H [W] >= 1, in channels and classes >= 1; got {list(input_size)}, "
+            f"{in_channels}, {num_classes}"
+        )
+    size = (int(input_size[0]), int(input_size[1]))
+    model = build_model(cfg, num_classes=num_classes, in_channels=in_channels, input_size=size)
+    title = f"model={cfg.model.name} conv={cfg.conv.name} pool={cfg.pool.name}"
+    title += "".join(f" {group}={cfg[group].name}" for group in ("norm", "act") if group in cfg)
+    return summarize(model, (in_channels, *size)), title
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status (2 for a config or geometry the user can fix)."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    args = _parser().parse_args(argv)
+    try:
+        summary, title = model_summary(
+            args.overrides, input_size=args.input_size, in_channels=args.in_channels, num_classes=args.num_classes
+        )
+    except (CnnplError, HydraException, OmegaConfBaseException) as err:
+        print(f"cnnpl.summary: error: {err}", file=sys.stderr)
+        return 2
+    print(format_summary(summary, title))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
