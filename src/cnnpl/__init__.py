@@ -48,3 +48,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from cnnpl.train import train as _train
 
     return _train(cfg)
+
+
+# Last, because it loads the installed plugins, which import cnnpl (docs/plugins.md).
+from cnnpl.plugins import load_plugins as load_plugins  # noqa: E402

@@ -1,5 +1,12 @@
 """The command line: ``python -m cnnpl [overrides]``, a Hydra app over ``conf/train.yaml``.
 
+Before Hydra composes anything, plugins are loaded: the installed ones (``import cnnpl`` did that)
+and the files or modules named by ``plugins=[...]``, which is read out of the command line here,
+so ``python -m cnnpl plugins=[./my_pool.py] pool=my_pool`` finds the option ``my_pool``. Then every
+registered component gets its config option. ``skip_broken_plugins=true`` (or
+``CNNPL_SKIP_BROKEN_PLUGINS=1``) skips installed plugins that fail to load, with a warning.
+``cnnpl list`` (or ``python -m cnnpl list``) is ``python -m cnnpl.list``.
+
 Errors a user can fix (:class:`cnnpl.CnnplError`) end the run with one line on stderr and exit
 status 2; ``HYDRA_FULL_ERROR=1`` shows the full traceback instead. Lightning is imported only when
 training starts, so ``--help`` and ``--cfg job`` stay fast.
@@ -9,13 +16,49 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from omegaconf import DictConfig
 
 from cnnpl.config import CONFIG_NAME, config_dir, register_component_configs
 from cnnpl.errors import CnnplError
+from cnnpl.plugins import PluginWarning, load_plugins, split_plugin_overrides
 
 EXIT_USAGE = 2
+
+
+def fail(err: CnnplError) -> NoReturn:
+    """End the process with ``err`` on one line (or its traceback under ``HYDRA_FULL_ERROR=1``)."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise err
+    print(f"cnnpl: error: {err}", file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
+def guarded(step: Callable[[], Any]) -> Any:
+    """Run ``step``; a :class:`CnnplError` ends the process, a skipped plugin's warning is one stderr line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PluginWarning)  # shown even under PYTHONWARNINGS=ignore
+        try:
+            result = step()
+        except CnnplError as err:
+            fail(err)
+    for warning in caught:
+        if issubclass(warning.category, PluginWarning):
+            print(f"cnnpl: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    return result
+
+
+def prepare(args: list[str]) -> list[str]:
+    """Load the plugins ``args`` name and register every component's config; returns the args for Hydra."""
+    specs, skip_broken, rest = split_plugin_overrides(args)
+    load_plugins(specs, skip_broken=skip_broken)
+    register_component_configs()
+    return rest
 
 
 def run(cfg: DictConfig) -> float | None:
@@ -25,16 +68,18 @@ def run(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
     except CnnplError as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"cnnpl: error: {err}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+        fail(err)
     return metrics.get("test/acc")
 
 
 def main() -> None:
+    args = sys.argv[1:]
+    if args[:1] == ["list"]:
+        from cnnpl.listing import main as list_main
+
+        sys.exit(list_main(args[1:]))
     import hydra
 
-    register_component_configs()
+    sys.argv = [sys.argv[0], *guarded(lambda: prepare(args))]
     app = hydra.main(config_path=str(config_dir()), config_name=CONFIG_NAME, version_base="1.3")(run)
     app()

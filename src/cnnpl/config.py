@@ -2,18 +2,31 @@
 
 Every registered component becomes an option of its config group. Built-ins have readable YAML in
 ``conf/<family>/<name>.yaml``; any other registered component (a plugin, a notebook class) gets a
-config generated from its constructor signature, stored in Hydra's ConfigStore. A component config
-is ``name:`` plus the constructor's parameters; a ``null`` value means "the architecture decides"
-(see :class:`cnnpl.factory.LayerFactory`).
+typed config generated from its constructor signature (a dataclass in Hydra's ConfigStore), so
+``pool.beta=abc`` fails at composition when ``beta`` is hinted ``float``. A component config is
+``name:`` plus the constructor's parameters; a ``null`` value means "the architecture decides"
+(see :class:`cnnpl.factory.LayerFactory`); a required parameter nobody supplies is ``???``.
+
+Registered callbacks become options of the ``callbacks`` group: ``callbacks=[default,<name>]`` adds
+one next to the default set.
+
+:func:`check_configurable` runs on every registration, so a component whose constructor cannot
+become a config is refused at once, with a message that says what to add.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import inspect
+import pathlib
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from cnnpl.errors import CnnplError
 from cnnpl.factory import LayerFactory
@@ -33,7 +46,17 @@ SUPPLIED_BY_CALLER: dict[str, frozenset[str]] = {
 }
 HIDDEN_FROM_CONFIG = {"model": frozenset({"num_classes", "in_channels", "input_size", "conv", "pool", "norm", "act"})}
 
+# Families whose registered components get generated options, and the group each one lands in.
+CONFIG_GROUPS = {**{family: family for family in COMPONENT_GROUPS}, "callback": "callbacks"}
+
 CONFIG_NAME = "train"
+
+# Leaf types OmegaConf can check; any other hint becomes an unchecked (Any) config key.
+_LEAF_TYPES = (bool, int, float, str, pathlib.Path)
+
+
+class ComponentSignatureError(CnnplError, TypeError):
+    """A registered class or function whose constructor cannot be turned into a config."""
 
 
 def config_dir() -> Path:
@@ -55,6 +78,137 @@ def _plain(value: Any) -> Any:
     return None  # objects (factories, modules) cannot live in a config: leave them to the caller
 
 
+def _describe(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def check_configurable(family: str, name: str, obj: Callable[..., Any]) -> None:
+    """Refuse ``obj`` as ``family/name`` if its constructor cannot become a config.
+
+    Every required parameter (no default) must either be supplied by the caller (an architecture
+    passes ``in_channels`` to a conv; see :data:`SUPPLIED_BY_CALLER`) or carry a type hint, so the
+    generated config knows what ``<family>.<param>=...`` may hold; and it must be passable by
+    keyword, because architectures call factories with keywords only.
+    Raises :class:`ComponentSignatureError` naming the parameter and the fix.
+    """
+    if family not in CONFIG_GROUPS:
+        return
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError) as err:
+        raise ComponentSignatureError(
+            f"{family} {name!r} ({_describe(obj)}) cannot be registered: its signature cannot be read ({err}); "
+            "register a class or a Python function with named, typed parameters instead"
+        ) from None
+    supplied = SUPPLIED_BY_CALLER.get(family, frozenset()) | HIDDEN_FROM_CONFIG.get(family, frozenset())
+    for pname, param in params.items():
+        if param.default is not inspect.Parameter.empty or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if param.kind is param.POSITIONAL_ONLY:
+            raise ComponentSignatureError(
+                f"{family} {name!r} ({_describe(obj)}) cannot be registered: its required parameter {pname!r} "
+                "is positional-only, but cnnpl passes every parameter by keyword; remove the '/' from its signature"
+            )
+        if pname not in supplied and param.annotation is inspect.Parameter.empty:
+            raise ComponentSignatureError(
+                f"{family} {name!r} ({_describe(obj)}) cannot be registered: its required parameter {pname!r} "
+                f"has no type hint, so it cannot become the config key {family}.{pname}; add a type hint "
+                f"({pname}: float, for example) or a default ({pname}=...)"
+            )
+
+
+def _type_hints(obj: Callable[..., Any]) -> dict[str, Any]:
+    """The resolved parameter hints of a class's ``__init__`` or a function; {} if they cannot be resolved."""
+    target = obj.__init__ if inspect.isclass(obj) else obj  # type: ignore[misc]
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # forward references to names the module never imports: leave the keys unchecked
+        return {}
+
+
+def config_type(hint: Any) -> Any:
+    """The OmegaConf type for a parameter hint: leaves, enums, lists, dicts and ``Optional`` of those, else Any.
+
+    ``tuple[int, int]`` and ``Sequence[int]`` become ``List[int]`` (a config holds lists);
+    unions of several types (``int | str``) cannot be checked by OmegaConf and become Any.
+    """
+    if hint is Any or hint is inspect.Parameter.empty:
+        return Any
+    if isinstance(hint, type) and (issubclass(hint, _LEAF_TYPES) or issubclass(hint, enum.Enum)):
+        return hint
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            inner = config_type(rest[0])
+            return Any if inner is Any else Optional[inner]  # noqa: UP045  (OmegaConf needs typing.Optional)
+        return Any
+    if origin is typing.Literal:
+        kinds = {type(a) for a in args}
+        kind = kinds.pop() if len(kinds) == 1 else None
+        return kind if kind in _LEAF_TYPES else Any
+    if origin in (list, tuple, Sequence, typing.Sequence):
+        items = [a for a in args if a is not Ellipsis]
+        inner = config_type(items[0]) if items and len(set(items)) == 1 else Any
+        return list[inner] if inner is not Any else list[Any]
+    if origin in (dict, Mapping, typing.Mapping):
+        inner = config_type(args[1]) if len(args) == 2 and args[0] is str else Any
+        return dict[str, inner]
+    return Any
+
+
+def _field(default: Any) -> Any:
+    if isinstance(default, (list, dict)):  # dataclasses refuse shared mutable defaults
+        return dataclasses.field(default_factory=lambda v=default: OmegaConf.to_container(OmegaConf.create(v)))
+    return dataclasses.field(default=default)
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    """Whether OmegaConf accepts ``value`` as the default of a ``kind`` field."""
+    try:
+        OmegaConf.structured(dataclasses.make_dataclass("_Probe", [("v", kind, _field(value))]))
+    except Exception:
+        return False
+    return True
+
+
+def config_schema(family: str, name: str, *, typed: bool = True) -> type:
+    """A dataclass for ``family/name``'s generated option: ``name`` plus its parameters, typed from the hints."""
+    obj = get_registry(family).get(name)
+    hints = _type_hints(obj) if typed else {}
+    supplied = SUPPLIED_BY_CALLER.get(family, frozenset())
+    hidden = HIDDEN_FROM_CONFIG.get(family, frozenset())
+    fields: list[tuple[str, Any, Any]] = [("name", str, dataclasses.field(default=name))]
+    for pname, param in parameters_of(obj).items():
+        if pname in hidden or pname == "name":
+            continue
+        kind = config_type(hints.get(pname, Any))
+        if pname in supplied:
+            default: Any = None
+        elif param.default is inspect.Parameter.empty:
+            default = MISSING
+        else:
+            default = _plain(param.default)
+        if default is None and kind is not Any and typing.get_origin(kind) is not typing.Union:
+            kind = Optional[kind]  # noqa: UP045
+        if default is not MISSING and not _fits(default, kind):
+            kind = Any
+        fields.append((pname, kind, _field(default)))
+    return dataclasses.make_dataclass(f"{family}_{name}", fields)
+
+
+def _generated_node(family: str, name: str) -> Any:
+    """The ConfigStore node for ``family/name``: a typed dataclass, or untyped if OmegaConf refuses the types."""
+    for typed in (True, False):
+        try:
+            schema = config_schema(family, name, typed=typed)
+            OmegaConf.structured(schema)
+            return schema
+        except Exception:
+            continue
+    return generated_config(family, name)
+
+
 def generated_config(family: str, name: str) -> dict[str, Any]:
     """The config node of ``family/name`` derived from its signature: ``{"name": name, param: default}``."""
     node: dict[str, Any] = {"name": name}
@@ -70,20 +224,40 @@ def generated_config(family: str, name: str) -> dict[str, Any]:
     return node
 
 
+def callback_config(name: str) -> dict[str, Any]:
+    """The ``callbacks/<name>`` option: one entry ``<name>`` that builds the registered callback."""
+    node: dict[str, Any] = {"_target_": "cnnpl.registry.build", "_args_": ["callback", name]}
+    for pname, param in parameters_of(get_registry("callback").get(name)).items():
+        node[pname] = MISSING if param.default is inspect.Parameter.empty else _plain(param.default)
+    return {name: node}
+
+
 def register_component_configs() -> None:
-    """Add a generated option to each config group for every registered component without YAML."""
+    """Add a generated option to each config group for every registered component without YAML.
+
+    Idempotent: call it again after registering more components (plugins, notebook classes).
+    """
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
     conf = config_dir()
-    for family in COMPONENT_GROUPS:
+    for family, group in CONFIG_GROUPS.items():
         for name in get_registry(family).names():
-            if not (conf / family / f"{name}.yaml").is_file():
-                store.store(group=family, name=name, node=generated_config(family, name), provider="cnnpl")
+            if (conf / group / f"{name}.yaml").is_file():
+                continue
+            node = callback_config(name) if family == "callback" else _generated_node(family, name)
+            store.store(group=group, name=name, node=node, provider="cnnpl")
 
 
 def layer_factory(family: str, node: DictConfig | dict[str, Any]) -> LayerFactory:
     """The :class:`LayerFactory` a component config node describes."""
+    if isinstance(node, DictConfig):
+        missing = sorted(OmegaConf.missing_keys(node))
+        if missing:
+            raise CnnplError(
+                f"{family} {node.get('name')!r} needs a value for {family}.{missing[0]} (it has no default); "
+                f"set it on the command line: {family}.{missing[0]}=..."
+            )
     raw = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
     params = {str(k): v for k, v in dict(raw).items()}  # type: ignore[arg-type]
     name = params.pop("name", None)
@@ -95,11 +269,18 @@ def layer_factory(family: str, node: DictConfig | dict[str, Any]) -> LayerFactor
 def compose(overrides: list[str], output_dir: str | None = None) -> DictConfig:
     """Compose ``conf/train.yaml`` with command-line style ``overrides``, outside a Hydra app.
 
-    ``output_dir`` replaces Hydra's run directory (default ``outputs/api``).
+    ``output_dir`` replaces Hydra's run directory (default ``outputs/api``). As on the command line,
+    ``plugins=[...]`` loads plugin files or modules first (and stays in the config), and
+    ``skip_broken_plugins=true`` skips installed plugins that fail to load (with a warning) instead of
+    raising :class:`cnnpl.plugins.PluginError`.
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    from cnnpl.plugins import load_plugins, split_plugin_overrides
+
+    specs, skip_broken, overrides = split_plugin_overrides(overrides)
+    load_plugins(specs, skip_broken=skip_broken)
     register_component_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="cnnpl"):
         cfg = hydra_compose(CONFIG_NAME, overrides=[*overrides, f"output_dir={output_dir or 'outputs/api'}"])

@@ -10,6 +10,7 @@ config group of the same name, so a registered name is also a command-line word 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 from collections.abc import Callable, Iterator
@@ -22,7 +23,8 @@ T = TypeVar("T", bound=Callable[..., Any])
 
 FAMILIES = ("conv", "pool", "norm", "act", "model", "callback")
 
-# Where a component came from; plugin loaders set this while they import a plugin.
+# Where a component came from; plugin loaders set this while they import a plugin
+# (see :func:`registering_from`).
 _current_source: list[str] = []
 
 
@@ -81,13 +83,18 @@ class Registry:
         def add(target: T) -> T:
             if not callable(target):
                 raise TypeError(f"{self.family} {name!r}: can only register a class or a function, got {target!r}")
-            source = _current_source[-1] if _current_source else _source_of(target)
+            # cnnpl's own modules are built-in even when a plugin's import is what first imported them
+            builtin = _source_of(target) == "built-in"
+            source = _current_source[-1] if _current_source and not builtin else _source_of(target)
             old = self._entries.get(name)
             if old is not None and not override and old.obj is not target:
                 raise DuplicateComponentError(
                     f"{self.family} {name!r} is already registered by {old.source}; {source} tried to register "
                     f"it again. Pick another name, or pass override=True to replace it"
                 )
+            from cnnpl.config import check_configurable  # here, not at the top: config imports this module
+
+            check_configurable(self.family, name, target)
             self._entries[name] = Entry(name, target, source)
             return target
 
@@ -117,6 +124,25 @@ class Registry:
         obj = self.get(name)
         check_kwargs(obj, kwargs, what=f"{self.family} {name!r}")
         return obj(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def registering_from(source: str) -> Iterator[None]:
+    """Record ``source`` as the origin of everything registered inside the block.
+
+    If the block raises, every registry is put back as it was before it, so a plugin that fails
+    half-way leaves none of its components behind.
+    """
+    saved = {family: dict(reg._entries) for family, reg in REGISTRIES.items()}
+    _current_source.append(source)
+    try:
+        yield
+    except BaseException:
+        for family, entries in saved.items():
+            REGISTRIES[family]._entries = entries
+        raise
+    finally:
+        _current_source.pop()
 
 
 def _source_of(obj: Any) -> str:

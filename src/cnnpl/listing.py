@@ -1,0 +1,139 @@
+"""``python -m cnnpl.list`` (or ``cnnpl list``): every registered component, where it came from, its parameters.
+
+    python -m cnnpl.list                      # all families
+    python -m cnnpl.list pool conv            # some families
+    python -m cnnpl.list plugins=[./my_pool.py] pool
+    python -m cnnpl.list --json               # the same, machine-readable
+
+Sources read ``built-in``, ``package <distribution> <version> (entry point <name> = <value>)``,
+``file <path>`` or ``module <name>``. A parameter marked ``*`` is normally supplied by the
+architecture (or, for models, by the data); setting it in the config forces it everywhere. Broken
+installed plugins are listed with their error instead of stopping the listing. Lightning is not
+imported.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from cnnpl.config import HIDDEN_FROM_CONFIG, SUPPLIED_BY_CALLER
+from cnnpl.errors import CnnplError
+from cnnpl.plugins import PluginWarning, load_plugins, loaded_plugins, split_plugin_overrides
+from cnnpl.registry import FAMILIES, get_registry, parameters_of
+
+USAGE = "usage: python -m cnnpl.list [FAMILY ...] [plugins=[FILE_OR_MODULE,...]] [--json]"
+
+
+def _annotation(param: inspect.Parameter) -> str | None:
+    if param.annotation is inspect.Parameter.empty:
+        return None
+    if isinstance(param.annotation, str):  # postponed annotations: the text as written
+        return param.annotation
+    return inspect.formatannotation(param.annotation)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return value if isinstance(value, (bool, int, float, str, type(None))) else repr(value)
+
+
+def describe_parameters(family: str, obj: Any) -> list[dict[str, Any]]:
+    """One dict per config parameter: name, type (None if unhinted), default, required, supplied_by_caller.
+
+    Parameters a model receives from cnnpl itself (``num_classes``, the layer factories) are left out.
+    """
+    supplied = SUPPLIED_BY_CALLER.get(family, frozenset())
+    hidden = HIDDEN_FROM_CONFIG.get(family, frozenset())
+    rows = []
+    for name, param in parameters_of(obj).items():
+        if name in hidden:
+            continue
+        required = param.default is inspect.Parameter.empty
+        rows.append(
+            {
+                "name": name,
+                "type": _annotation(param),
+                "default": None if required else _json_value(param.default),
+                "default_text": None if required else repr(param.default),
+                "required": required,
+                "supplied_by_caller": name in supplied,
+            }
+        )
+    return rows
+
+
+def collect(families: Sequence[str]) -> dict[str, Any]:
+    """What the listing shows, as plain data (the ``--json`` output)."""
+    components = {}
+    for family in families:
+        registry = get_registry(family)
+        components[family] = [
+            {
+                "name": name,
+                "source": registry.entry(name).source,
+                "object": f"{registry.get(name).__module__}.{registry.get(name).__qualname__}",
+                "parameters": describe_parameters(family, registry.get(name)),
+            }
+            for name in registry.names()
+        ]
+    plugins = [
+        {"kind": p.kind, "source": p.source, "components": list(p.components), "error": p.error}
+        for p in loaded_plugins()
+    ]
+    return {"plugins": plugins, "components": components}
+
+
+def _format_parameter(row: dict[str, Any]) -> str:
+    text = row["name"] + (f": {row['type']}" if row["type"] else "")
+    text += " (required)" if row["required"] else f" = {row['default_text']}"
+    return text + ("*" if row["supplied_by_caller"] else "")
+
+
+def render(data: dict[str, Any]) -> str:
+    """The human-readable listing."""
+    lines = ["plugins:"]
+    for plugin in data["plugins"]:
+        status = f"BROKEN, not loaded: {plugin['error']}" if plugin["error"] else ", ".join(plugin["components"])
+        lines.append(f"  {plugin['source']}: {status or '(registered nothing)'}")
+    if not data["plugins"]:
+        lines.append("  (none installed or named)")
+    lines.append("(* = supplied by the architecture or the data unless set in the config)")
+    for family, rows in data["components"].items():
+        lines.append("")
+        choose = "callbacks=[default,NAME]" if family == "callback" else f"{family}=NAME"
+        lines.append(f"{family} ({len(rows)}): choose with {choose}")
+        width = max((len(r["name"]) for r in rows), default=0)
+        for row in rows:
+            lines.append(f"  {row['name']:<{width}}  {row['source']}")
+            params = ", ".join(_format_parameter(p) for p in row["parameters"]) or "(no parameters)"
+            lines.append(f"  {'':<{width}}    {params}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "-h" in args or "--help" in args:
+        print(USAGE)
+        return 0
+    as_json = "--json" in args
+    args = [a for a in args if a != "--json"]
+    try:
+        specs, _, rest = split_plugin_overrides(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PluginWarning)  # broken plugins are shown in the listing itself
+            load_plugins(specs, skip_broken=True)
+        unknown = [a for a in rest if a not in FAMILIES]
+        if unknown:
+            raise CnnplError(f"unknown family {unknown[0]!r}; families: {', '.join(FAMILIES)}. {USAGE}")
+        data = collect(rest or list(FAMILIES))
+    except CnnplError as err:
+        print(f"cnnpl: error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(data, indent=2, default=repr) if as_json else render(data))
+    return 0

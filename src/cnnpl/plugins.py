@@ -1,0 +1,267 @@
+"""Plugins: components from installed packages and from explicitly named files or modules.
+
+Three ways in, one result (a registered component that is also a config option):
+
+* **installed packages** declare an entry point in the ``cnnpl.plugins`` group
+  (``[project.entry-points."cnnpl.plugins"] example = "cnnpl_example"``). Importing ``cnnpl`` loads
+  them all, once, before anything is composed, so their names exist for ``pool=...`` and for
+  tests that parametrise over :func:`cnnpl.list_components` at collection time;
+* **files or modules** named by the user: ``python -m cnnpl plugins=[./my_pool.py,my_pkg.pools]``
+  or :func:`load_plugins` in Python;
+* **in Python**: ``@cnnpl.register("pool", "my_pool")`` (no loading involved).
+
+The entry point names a module (importing it registers its components) or a function taking no
+arguments (called once). The registry records where each component came from, e.g.
+``package cnnpl-example 0.1.0 (entry point example = cnnpl_example)`` or ``file /abs/my_pool.py``.
+
+A plugin that fails to load leaves none of its components behind. An installed one that is broken
+does not break ``import cnnpl``: the failure is kept, and :func:`load_plugins` (which the command
+line, :func:`cnnpl.compose` and ``cnnpl.list`` call) raises :class:`PluginError` naming the
+distribution, the entry point and the exception, unless broken plugins are skipped
+(``CNNPL_SKIP_BROKEN_PLUGINS=1`` or ``skip_broken_plugins=true``), which warns instead. A named
+file or module that fails always raises: the user asked for it.
+
+Nothing is imported implicitly: not from the working directory, not from a config file's folder.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import traceback
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from cnnpl.errors import CnnplError
+from cnnpl.registry import REGISTRIES, registering_from
+
+ENTRY_POINT_GROUP = "cnnpl.plugins"
+SKIP_BROKEN_ENV = "CNNPL_SKIP_BROKEN_PLUGINS"
+PLUGINS_KEY = "plugins"  # the config / command-line key listing files and modules to load
+SKIP_BROKEN_KEY = "skip_broken_plugins"  # a start-up switch, consumed before Hydra composes
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+class PluginError(CnnplError):
+    """A plugin that could not be found or loaded."""
+
+
+class PluginWarning(UserWarning):
+    """A broken installed plugin that was skipped."""
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A plugin cnnpl tried to load: where from, what it registered, and why it failed if it did."""
+
+    kind: str  # "package", "file" or "module"
+    source: str  # the label the registry records for its components
+    components: tuple[str, ...] = ()  # "family/name" of what it registered
+    error: str | None = None  # the one-line reason it failed, None if loaded
+
+
+_installed: list[Plugin] | None = None
+_named: dict[str, Plugin] = {}  # files (by resolved path) and modules (by name) already loaded
+_warned: set[str] = set()
+
+
+def _snapshot() -> set[tuple[str, str]]:
+    return {(family, name) for family, reg in REGISTRIES.items() for name in reg._entries}
+
+
+def _new_components(before: set[tuple[str, str]]) -> tuple[str, ...]:
+    return tuple(f"{family}/{name}" for family, name in sorted(_snapshot() - before))
+
+
+def _reason(err: BaseException) -> str:
+    """``Type: message`` plus where it happened, on one line."""
+    message = " ".join(str(err).split()) or "(no message)"
+    where = ""
+    if isinstance(err, SyntaxError) and err.filename:
+        where = f" ({err.filename}, line {err.lineno})"
+    elif err.__traceback__ is not None:
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        where = f" ({frame.filename}, line {frame.lineno})"
+    return f"{type(err).__name__}: {message}{where}"
+
+
+def _entry_point_source(ep: importlib.metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    package = f"{dist.name} {dist.version}" if dist is not None else "(unknown distribution)"
+    return f"package {package} (entry point {ep.name} = {ep.value})"
+
+
+def _load_entry_point(ep: importlib.metadata.EntryPoint) -> Plugin:
+    source = _entry_point_source(ep)
+    before = _snapshot()
+    try:
+        with registering_from(source):
+            loaded = ep.load()
+            if callable(loaded) and not isinstance(loaded, (ModuleType, type)):
+                loaded()  # a register() hook rather than a module that registers on import
+    except Exception as err:
+        return Plugin(
+            "package",
+            source,
+            error=(
+                f"plugin {source.removeprefix('package ')} in group {ENTRY_POINT_GROUP} failed to load: "
+                f"{_reason(err)}. Fix or uninstall it, or skip broken plugins with {SKIP_BROKEN_ENV}=1 "
+                f"(on the command line: {SKIP_BROKEN_KEY}=true)"
+            ),
+        )
+    return Plugin("package", source, _new_components(before))
+
+
+def installed_plugins() -> list[Plugin]:
+    """The plugins of installed distributions, loaded on the first call (``import cnnpl`` makes it).
+
+    Never raises: a plugin that fails is returned with its ``error``; see :func:`load_plugins`.
+    """
+    global _installed
+    if _installed is None:
+        _installed = []  # set first: a plugin that imports cnnpl.plugins must not start a second round
+        eps = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name, ep.value))
+        _installed.extend(_load_entry_point(ep) for ep in eps)
+    return list(_installed)
+
+
+def skip_broken_default() -> bool:
+    """Whether ``CNNPL_SKIP_BROKEN_PLUGINS`` asks to skip broken installed plugins."""
+    return os.environ.get(SKIP_BROKEN_ENV, "").strip().lower() in _TRUE
+
+
+def _is_path(spec: str) -> bool:
+    return spec.endswith(".py") or "/" in spec or os.sep in spec or spec.startswith(("~", "."))
+
+
+def _load_file(spec: str) -> Plugin:
+    path = Path(spec).expanduser().resolve()
+    key = f"file {path}"
+    if key in _named:
+        return _named[key]
+    if path.is_dir():
+        init = path / "__init__.py"
+        if not init.is_file():
+            raise PluginError(f"plugin {spec!r} is a folder without __init__.py; name a .py file or a package folder")
+        location, search = init, [str(path)]
+    elif path.is_file():
+        location, search = path, None
+    else:
+        raise PluginError(f"plugin file {spec!r} does not exist (looked for {path}); give a path to a .py file")
+    stem = path.stem if path.suffix == ".py" else path.name
+    module_name = f"cnnpl_plugin_{stem}" if stem.isidentifier() else "cnnpl_plugin"
+    if module_name in sys.modules:  # another file with the same name: keep both importable
+        module_name = f"{module_name}_{len(_named)}"
+    module_spec = importlib.util.spec_from_file_location(module_name, location, submodule_search_locations=search)
+    if module_spec is None or module_spec.loader is None:
+        raise PluginError(f"plugin file {path} cannot be imported as Python")
+    module = importlib.util.module_from_spec(module_spec)
+    before = _snapshot()
+    sys.modules[module_name] = module  # dataclasses, pickling and relative imports need it there
+    try:
+        with registering_from(key):
+            module_spec.loader.exec_module(module)
+    except Exception as err:
+        del sys.modules[module_name]
+        raise PluginError(f"plugin file {path} failed to load: {_reason(err)}") from err
+    _named[key] = Plugin("file", key, _new_components(before))
+    return _named[key]
+
+
+def _load_module(spec: str) -> Plugin:
+    key = f"module {spec}"
+    if key in _named:
+        return _named[key]
+    if not all(part.isidentifier() for part in spec.split(".")):
+        raise PluginError(f"plugin {spec!r} is neither a module name (a.b.c) nor a path to a .py file")
+    before = _snapshot()
+    try:
+        with registering_from(key):
+            importlib.import_module(spec)
+    except ModuleNotFoundError as err:
+        if err.name and spec.startswith(err.name):
+            raise PluginError(
+                f"plugin module {spec!r} was not found (no module {err.name!r}); install it, "
+                f"or name a file instead: {PLUGINS_KEY}=[./{spec.replace('.', '/')}.py]"
+            ) from err
+        raise PluginError(f"plugin module {spec} failed to load: {_reason(err)}") from err
+    except Exception as err:
+        raise PluginError(f"plugin module {spec} failed to load: {_reason(err)}") from err
+    _named[key] = Plugin("module", key, _new_components(before))
+    return _named[key]
+
+
+def load_plugins(specs: Sequence[str] = (), *, skip_broken: bool | None = None) -> list[Plugin]:
+    """Make sure the installed plugins and ``specs`` (files or module names) are loaded; each loads once.
+
+    A spec is a path (it ends in ``.py`` or contains a ``/``; relative to the working directory) or a
+    module name importable from ``sys.path``. Raises :class:`PluginError` for a broken installed
+    plugin unless ``skip_broken`` (default: ``CNNPL_SKIP_BROKEN_PLUGINS``), in which case it warns
+    (:class:`PluginWarning`) and goes on; a spec that fails always raises. Returns the plugins
+    loaded by this call's specs, in order.
+    """
+    if isinstance(specs, str):
+        specs = [specs]
+    skip = skip_broken_default() if skip_broken is None else skip_broken
+    broken = [p for p in installed_plugins() if p.error]
+    if broken and not skip:
+        more = f" ({len(broken) - 1} more broken plugin(s) after this one)" if len(broken) > 1 else ""
+        raise PluginError(f"{broken[0].error}{more}")
+    for plugin in broken:
+        if plugin.source not in _warned:
+            _warned.add(plugin.source)
+            warnings.warn(f"skipping broken {plugin.error}", PluginWarning, stacklevel=2)
+    return [_load_file(str(s)) if _is_path(str(s)) else _load_module(str(s)) for s in specs]
+
+
+def loaded_plugins() -> list[Plugin]:
+    """Every plugin tried so far: installed ones (broken ones with their error) and named ones."""
+    return [*installed_plugins(), *_named.values()]
+
+
+def _parse_override(token: str) -> tuple[str, object]:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        override = OverridesParser.create().parse_overrides([token])[0]
+    except HydraException as err:
+        raise CnnplError(f"cannot read {token!r}: {' '.join(str(err).split())}") from None
+    if override.is_sweep_override():
+        raise CnnplError(f"{token!r}: {override.key_or_group} cannot be swept; give one value")
+    return override.key_or_group, override.value()
+
+
+def split_plugin_overrides(args: Sequence[str]) -> tuple[list[str], bool | None, list[str]]:
+    """Read ``plugins=[...]`` and ``skip_broken_plugins=...`` out of command-line style ``args``.
+
+    Returns the plugin specs, the skip switch (None if not given) and the args for Hydra:
+    ``plugins=`` stays (it is a config key, so the saved config records it), ``skip_broken_plugins=``
+    is removed (a start-up switch like the environment variable). The last occurrence wins.
+    """
+    specs: list[str] = []
+    skip: bool | None = None
+    rest: list[str] = []
+    for token in args:
+        key = token.split("=", 1)[0].lstrip("+~") if "=" in token and not token.startswith("-") else ""
+        if key == PLUGINS_KEY:
+            _, value = _parse_override(token)
+            values = value if isinstance(value, list) else [] if value is None else [value]
+            specs = [str(v) for v in values]
+        elif key == SKIP_BROKEN_KEY:
+            _, value = _parse_override(token)
+            if not isinstance(value, bool):
+                raise CnnplError(f"{SKIP_BROKEN_KEY} must be true or false, got {value!r}")
+            skip = value
+            continue
+        rest.append(token)
+    return specs, skip, rest
+
+
+installed_plugins()  # importing cnnpl loads the installed plugins (failures are kept, not raised)
