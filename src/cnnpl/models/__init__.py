@@ -1,5 +1,5 @@
 """Architectures; importing registers them under ``model``."""
 
-from cnnpl.models import simple_cnn
+from cnnpl.models import inception, lenet, notes, resnet, simple_cnn, vgg, xception
 
-__all__ = ["simple_cnn"]
+__all__ = ["inception", "lenet", "notes", "resnet", "simple_cnn", "vgg", "xception"]

@@ -1,19 +1,28 @@
-"""Helpers shared by the architectures: default factories and build-time shape checks."""
+"""Helpers shared by the architectures: default factories, build-time shape checks, size adaptations."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 from torch import nn
 
-from cnnpl.errors import CnnplError, GeometryError
+from cnnpl.errors import CnnplError, GeometryError, UnknownComponentError
 from cnnpl.factory import LayerFactory
 from cnnpl.geometry import infer_output_shape
+from cnnpl.registry import accepts_var_kwargs, parameters_of
 
 DEFAULT_CONV = LayerFactory("conv", "conv2d")
 DEFAULT_POOL = LayerFactory("pool", "max")
 DEFAULT_NORM = LayerFactory("norm", "batch")
 DEFAULT_ACT = LayerFactory("act", "relu")
+
+# Inputs up to this many pixels on their longest side get an architecture's small-input ("cifar")
+# layout when the config leaves the choice to the architecture (stem / head = null).
+SMALL_INPUT_MAX = 64  # pixels
+
+SIZE_LAYOUTS = ("imagenet", "cifar")
 
 
 def trace_shapes(module: nn.Module, input_shape: Sequence[int], *, prefix: str = "") -> tuple[int, ...]:
@@ -21,19 +30,103 @@ def trace_shapes(module: nn.Module, input_shape: Sequence[int], *, prefix: str =
 
     Any layer whose geometry cannot work raises :class:`GeometryError` naming that layer, its input
     shape and the reason, so a bad combination fails when the model is built, not mid-training.
-    Only plain ``nn.Sequential`` containers are walked into; other modules are treated as one layer.
+    Only plain ``nn.Sequential`` containers are walked into; other modules are treated as one layer
+    (give a block an ``output_shape`` method, e.g. with :func:`trace_path`, to name its inner layers).
     """
+    return trace_path(module.named_children(), input_shape, prefix=prefix)
+
+
+def trace_path(
+    layers: Iterable[tuple[str, nn.Module]], input_shape: Sequence[int], *, prefix: str = ""
+) -> tuple[int, ...]:
+    """:func:`trace_shapes` over an explicit ``(name, module)`` sequence (a path through a block)."""
     shape = tuple(input_shape)
-    for name, child in module.named_children():
+    for name, child in layers:
         full = f"{prefix}{name}"
         if isinstance(child, nn.Sequential):
-            shape = trace_shapes(child, shape, prefix=f"{full}.")
+            shape = trace_path(child.named_children(), shape, prefix=f"{full}.")
             continue
         try:
             shape = infer_output_shape(child, shape)
+        except GeometryError as err:
+            if str(err).startswith("layer "):  # already names the inner layer: add the path to it
+                raise GeometryError(f"layer {full}.{str(err)[len('layer ') :]}") from None
+            raise GeometryError(f"layer {full} ({type(child).__name__}) cannot take input {shape}: {err}") from None
         except CnnplError as err:
             raise GeometryError(f"layer {full} ({type(child).__name__}) cannot take input {shape}: {err}") from None
         except RuntimeError as err:
             reason = str(err).splitlines()[0]
             raise GeometryError(f"layer {full} ({type(child).__name__}) cannot take input {shape}: {reason}") from None
     return shape
+
+
+def size_layout(choice: str | None, input_size: Sequence[int], *, what: str) -> str:
+    """``"imagenet"`` or ``"cifar"``: ``choice`` checked, or picked from the input size when ``None``."""
+    if choice is None:
+        return "cifar" if max(input_size) <= SMALL_INPUT_MAX else "imagenet"
+    if choice not in SIZE_LAYOUTS:
+        raise CnnplError(f"{what} must be one of {', '.join(SIZE_LAYOUTS)} or null (by input size), got {choice!r}")
+    return choice
+
+
+def depthwise_conv(conv: LayerFactory, channels: int, *, layer: str, **kwargs: Any) -> nn.Module:
+    """A depthwise convolution (``groups=channels``) from ``conv``; fails clearly if the variant cannot group.
+
+    A variant that does not take ``groups``, or builds a layer whose ``groups`` differs, would
+    silently change the architecture (and its parameter count), so it is refused at build time.
+    """
+    try:
+        module = conv(in_channels=channels, out_channels=channels, groups=channels, **kwargs)
+    except UnknownComponentError as err:
+        if "groups" not in str(err):
+            raise
+        raise CnnplError(
+            f"layer {layer} is a depthwise convolution (groups={channels}) but conv {conv.name!r} has no 'groups' "
+            "parameter; choose a conv that supports groups (e.g. conv=conv2d)"
+        ) from None
+    except CnnplError as err:
+        raise type(err)(f"layer {layer} is a depthwise convolution (groups={channels}): {err}") from None
+    built = getattr(module, "groups", channels)
+    if built != channels:
+        raise CnnplError(
+            f"layer {layer} asked conv {conv.name!r} for groups={channels} and got groups={built}"
+            + (f" (conv.groups={conv.params['groups']} in the config wins)" if conv.params.get("groups") else "")
+            + "; remove that setting or choose a conv that supports groups"
+        )
+    return module
+
+
+def count_parameters(module: nn.Module, *, with_running_stats: bool = False) -> int:
+    """Learnable parameters of ``module``; with ``with_running_stats``, plus batch-norm running mean and
+    variance (what Keras reports as non-trainable parameters)."""
+    total = sum(p.numel() for p in module.parameters())
+    if with_running_stats:
+        total += sum(
+            b.numel() for n, b in module.named_buffers() if n.rsplit(".", 1)[-1] in ("running_mean", "running_var")
+        )
+    return total
+
+
+def build_with_preferences(factory: LayerFactory, preferences: dict[str, Any], **kwargs: Any) -> nn.Module:
+    """``factory(**kwargs)`` plus the ``preferences`` its component takes (e.g. a batch norm's ``eps``).
+
+    An architecture's preference (Inception's ``eps=1e-3``) is not a requirement: a component without
+    that parameter (``norm=identity``) is built without it, and a non-null config value still wins.
+    """
+    accepted = parameters_of(factory.target)
+    extra = {k: v for k, v in preferences.items() if k in accepted or accepts_var_kwargs(factory.target)}
+    return factory(**kwargs, **extra)
+
+
+@contextmanager
+def building(layer: str) -> Iterator[None]:
+    """Name ``layer`` in any :class:`CnnplError` raised while it is built (a conv variant refusing a stride).
+
+    Nested uses join the names: ``layer Mixed_6a.branch3x3: ...``.
+    """
+    try:
+        yield
+    except CnnplError as err:
+        message = str(err)
+        named = message.startswith("layer ")  # an inner layer already named itself: extend its path
+        raise type(err)(f"layer {layer}.{message[len('layer ') :]}" if named else f"layer {layer}: {message}") from None
