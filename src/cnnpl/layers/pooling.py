@@ -111,12 +111,17 @@ class _WindowPool(_PoolShape, nn.Module):
     def _avg(self, x: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)  # zero padding counts, as ``avg``
 
-    def _windows(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        """``(N, C, kh*kw, L)`` window contents (zero padded) and the output size ``(H', W')``."""
-        n, c, h, w = x.shape
-        _, oh, ow = self.output_shape((c, h, w))
-        cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)
-        return cols.view(n, c, -1, oh * ow), (oh, ow)
+    def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """One ``(N, C, H', W')`` strided view per kernel offset: ``taps[i*kw + j]`` holds cell (i, j) of
+        every window (zero padded). Cheaper than ``unfold``, which copies every window."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        _, oh, ow = self.output_shape(tuple(x.shape[1:]))
+        padded = F.pad(x, (pw, pw, ph, ph)) if ph or pw else x
+        return [
+            padded[:, :, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw]
+            for i in range(kh)
+            for j in range(kw)
+        ]
 
 
 @register("pool", "mixed")
@@ -271,12 +276,8 @@ class GatedPool(_WindowPool):
 
     def gate(self, x: torch.Tensor) -> torch.Tensor:
         """``alpha``, ``(N, C, H', W')``."""
-        n, c, h, w = x.shape
-        if self.granularity == "channel":
-            logits = F.conv2d(x, self.mask, stride=self.stride, padding=self.padding, groups=c)
-        else:  # one mask for every channel: fold the channels into the batch
-            logits = F.conv2d(x.reshape(n * c, 1, h, w), self.mask, stride=self.stride, padding=self.padding)
-            logits = logits.view(n, c, *logits.shape[-2:])
+        weights = self.mask.view(1, self.mask.shape[0], -1)  # (1, 1 or C, kh*kw)
+        logits = sum(tap * weights[:, :, t, None, None] for t, tap in enumerate(self._taps(x)))
         return torch.sigmoid(logits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -295,19 +296,28 @@ class StochasticPool(_WindowPool):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        cols, (oh, ow) = self._windows(x)
-        weights = cols.clamp(min=0)
-        total = weights.sum(dim=2, keepdim=True)
+        taps = self._taps(x)
+        weights = [tap.clamp(min=0) for tap in taps]
+        total = sum(weights)
         if self.training:
-            cumulative = weights.cumsum(dim=2)
-            threshold = torch.rand(total.shape, device=x.device, dtype=x.dtype) * cumulative[:, :, -1:]
-            # the first index whose cumulative weight passes the threshold: P(i) = a_i / sum_R a
-            index = (cumulative <= threshold).sum(dim=2, keepdim=True).clamp(max=cols.shape[2] - 1)
-            pooled = cols.gather(2, index)
-        else:
-            pooled = (weights * cols).sum(dim=2, keepdim=True) / torch.where(total > 0, total, 1.0)
-        pooled = torch.where(total > 0, pooled, 0.0)
-        return pooled.view(x.shape[0], x.shape[1], oh, ow)
+            # inverse CDF: the first cell whose cumulative weight passes u * total has P(i) = a_i / sum_R a
+            threshold = torch.rand_like(total) * total
+            pooled = torch.zeros_like(total)
+            cumulative = torch.zeros_like(total)
+            chosen = total <= 0  # empty windows keep 0
+            for tap, weight in zip(taps, weights, strict=True):
+                cumulative = cumulative + weight
+                pick = ~chosen & (cumulative > threshold)
+                pooled = torch.where(pick, tap, pooled)
+                chosen = chosen | pick
+            # rounding can leave u * total at the last cumulative sum: take the last positive cell
+            for tap, weight in zip(reversed(taps), reversed(weights), strict=True):
+                pick = ~chosen & (weight > 0)
+                pooled = torch.where(pick, tap, pooled)
+                chosen = chosen | pick
+            return pooled
+        weighted = sum(weight * tap for weight, tap in zip(weights, taps, strict=True))
+        return torch.where(total > 0, weighted / torch.where(total > 0, total, 1.0), 0.0)
 
 
 @register("pool", "lp")
@@ -342,14 +352,13 @@ class LpPool(_WindowPool):
         return 1.0 + F.softplus(self.rho) if self.learnable else self.fixed_p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        cols, (oh, ow) = self._windows(x)
-        magnitude = cols.abs()
-        peak = magnitude.amax(dim=2, keepdim=True)
+        magnitudes = [tap.abs() for tap in self._taps(x)]
+        peak = F.max_pool2d(x.abs(), self.kernel_size, self.stride, self.padding)  # padding never wins: |a| >= 0
         nonzero = peak > 0
+        safe_peak = torch.where(nonzero, peak, 1.0)
         p = self.p.to(x.dtype)
-        ratio = (magnitude / torch.where(nonzero, peak, 1.0)).pow(p).mean(dim=2, keepdim=True)
-        pooled = peak * torch.where(nonzero, ratio, 1.0).pow(1.0 / p)
-        return pooled.view(x.shape[0], x.shape[1], oh, ow)
+        ratio = sum((magnitude / safe_peak).pow(p) for magnitude in magnitudes) / len(magnitudes)
+        return peak * torch.where(nonzero, ratio, 1.0).pow(1.0 / p)
 
 
 class _GlobalPool(nn.Module):
