@@ -77,9 +77,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
         output_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, output_dir / "config.yaml", resolve=False)
 
+    metrics: dict[str, float] = {}
     if cfg.get("fit", True):
         trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        metrics.update(_floats(trainer.callback_metrics))
     if cfg.get("test", True):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        trainer.test(system, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+        ckpt = best or (None if cfg.get("fit", True) else cfg.get("ckpt_path"))
+        trainer.test(system, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+        metrics.update(_floats(trainer.callback_metrics))
+    return metrics
+
+
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    return {name: float(value) for name, value in metrics.items()}

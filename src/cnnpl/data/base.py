@@ -1,0 +1,204 @@
+"""The in-memory image DataModule every cnnpl dataset builds on.
+
+A dataset is decoded once into uint8 tensors ``(N, C, H, W)``. Batches leave the DataLoader as
+uint8 (cheap to index, cheap to move to a GPU); augmentation and normalisation run on the whole
+batch with tensor ops after it reaches its device (``on_after_batch_transfer``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from cnnpl.data import augment as aug
+from cnnpl.distributed import EvalShardSampler
+from cnnpl.errors import CnnplError
+
+
+@dataclass(frozen=True)
+class Split:
+    images: torch.Tensor  # uint8 (N, C, H, W)
+    labels: torch.Tensor  # int64 (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+class TensorBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """A map-style dataset that also serves whole batches at once (``__getitems__``).
+
+    The DataLoader then asks for a list of indices and gets one ``(images, labels)`` pair back,
+    instead of collating ``batch_size`` single images.
+    """
+
+    def __init__(self, split: Split) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.split.images[index], self.split.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(indices)
+        return self.split.images[idx], self.split.labels[idx]
+
+
+def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Collate function for :class:`TensorBatches`: the batch is already stacked."""
+    return batch
+
+
+class InMemoryImageDataModule(L.LightningDataModule):
+    """Train / val / test splits held in memory, with batched augmentation.
+
+    Subclasses implement :meth:`load`, returning the training split, the test split and the class
+    names. The validation split is ``val_split`` of the training split, drawn with ``seed`` (the
+    same seed gives the same split). Normalisation uses the per-channel mean and std of the
+    training part alone. Augmentation (``crop_padding``, ``flip``, ``cutout``) applies to training
+    batches only.
+    """
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        val_split: float = 0.2,
+        seed: int = 0,
+        crop_padding: int = 4,
+        flip: bool = True,
+        cutout: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise CnnplError(f"data.batch_size must be >= 1, got {batch_size}")
+        if not 0.0 <= val_split < 1.0:
+            raise CnnplError(f"data.val_split must be in [0, 1), got {val_split}")
+        if crop_padding < 0 or cutout < 0 or num_workers < 0:
+            raise CnnplError("data.crop_padding, data.cutout and data.num_workers must be >= 0")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or max(batch_size, 256)
+        self.val_split = val_split
+        self.seed = seed
+        self.crop_padding = crop_padding
+        self.flip = flip
+        self.cutout = cutout
+        self.num_workers = num_workers
+        self.class_names: list[str] = []
+        self._splits: dict[str, Split] = {}
+        self.mean = torch.zeros(0)
+        self.std = torch.ones(0)
+
+    # -- what subclasses provide ------------------------------------------------------------
+    def load(self) -> tuple[Split, Split, list[str]]:
+        """Return ``(train, test, class_names)``; called once, in :meth:`setup`."""
+        raise NotImplementedError
+
+    # -- facts the model needs -------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        self._require_setup()
+        return len(self.class_names)
+
+    @property
+    def in_channels(self) -> int:
+        self._require_setup()
+        return int(self._splits["train"].images.shape[1])
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        self._require_setup()
+        _, _, h, w = self._splits["train"].images.shape
+        return int(h), int(w)
+
+    def split(self, name: str) -> Split:
+        """The ``train``, ``val`` or ``test`` split as uint8 images and labels."""
+        self._require_setup()
+        return self._splits[name]
+
+    def _require_setup(self) -> None:
+        if not self._splits:
+            raise RuntimeError(f"{type(self).__name__}.setup() has not run yet")
+
+    # -- Lightning hooks -------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self._splits:
+            return
+        train, test, self.class_names = self.load()
+        n_val = round(len(train) * self.val_split)
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        self._splits = {
+            "train": Split(train.images[train_idx], train.labels[train_idx]),
+            "val": Split(train.images[val_idx], train.labels[val_idx]) if n_val else test,
+            "test": test,
+        }
+        pixels = self._splits["train"].images.transpose(0, 1).reshape(self.in_channels, -1)
+        self.mean = (pixels.double().mean(1) / 255).float()  # in [0, 1] units
+        self.std = (pixels.double().std(1) / 255).float().clamp_min(1e-3)
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        dataset = TensorBatches(self.split(split))
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            sampler=None if shuffle else self._eval_sampler(dataset),
+            drop_last=False,
+            collate_fn=keep_batch,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def _eval_sampler(self, dataset: TensorBatches) -> EvalShardSampler | None:
+        """Under DDP, each process evaluates its own slice of the split, every image exactly once.
+
+        (Lightning would inject a ``DistributedSampler``, which pads the split with repeated images
+        to divide it evenly: metrics over a split of odd size would count an image twice.) Training
+        batches keep Lightning's ``DistributedSampler``: DDP needs the same number of steps everywhere.
+        """
+        trainer = self.trainer
+        if trainer is None or trainer.world_size <= 1:
+            return None
+        return EvalShardSampler(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, shuffle=False)
+
+    def on_after_batch_transfer(
+        self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = batch
+        if self.trainer is not None and self.trainer.training:
+            images = self.augment(images)
+        return self.normalize(images), labels
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """Training augmentation of a uint8 batch: random crop, flip, cutout as configured."""
+        images = aug.random_crop(images, self.crop_padding)
+        if self.flip:
+            images = aug.random_flip(images)
+        return aug.cutout(images, self.cutout)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(N, C, H, W)`` -> float32 with the training split's per-channel mean and std."""
+        mean = (self.mean * 255).to(images.device).view(1, -1, 1, 1)
+        std = (self.std * 255).to(images.device).view(1, -1, 1, 1)
+        return (images.float() - mean) / std
+
+    def denormalize(self, images: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`normalize`, into [0, 1] floats (for pictures)."""
+        mean = self.mean.to(images.device).view(1, -1, 1, 1)
+        std = self.std.to(images.device).view(1, -1, 1, 1)
+        return (images * std + mean).clamp(0, 1)

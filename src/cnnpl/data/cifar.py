@@ -1,0 +1,98 @@
+"""The CIFAR-10 DataModule.
+
+It finds CIFAR-10 under ``root`` in either layout:
+
+* torchvision's ``cifar-10-batches-py/`` (the official pickled batches; MD5 checksums verified
+  before anything is unpickled);
+* class folders ``train/<class>/*.png|jpg`` and ``test/<class>/...`` (common mirrors, and the JPEG
+  copy this project benchmarks on), decoded once and cached.
+
+With neither present and ``download=True`` it downloads the official archive through torchvision.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cnnpl.data.base import InMemoryImageDataModule, Split
+from cnnpl.data.folder import load_class_folders
+from cnnpl.errors import DataError
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+BATCHES_DIR = "cifar-10-batches-py"
+
+
+def _read_batches(folder: Path, names_and_md5: list[list[str]]) -> Split:
+    from torchvision.datasets.utils import check_integrity
+
+    images, labels = [], []
+    for name, md5 in names_and_md5:
+        path = folder / name
+        if not path.is_file():
+            raise DataError(
+                f"CIFAR-10 file {path} is missing; delete {folder} and pass data.download=true, or restore it"
+            )
+        if not check_integrity(str(path), md5):
+            raise DataError(
+                f"CIFAR-10 file {path} is truncated or corrupted (MD5 mismatch); delete {folder} and "
+                "download it again (data.download=true)"
+            )
+        # Safe to unpickle: the file matches the official archive byte for byte (checked above).
+        with path.open("rb") as f:
+            entry = pickle.load(f, encoding="latin1")
+        images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.extend(entry["labels"])
+    return Split(torch.from_numpy(np.concatenate(images)), torch.as_tensor(labels, dtype=torch.int64))
+
+
+def find_cifar10(root: Path) -> str | None:
+    """``"batches"``, ``"folders"`` or ``None``: which CIFAR-10 layout ``root`` holds."""
+    if (root / BATCHES_DIR).is_dir():
+        return "batches"
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        return "folders"
+    return None
+
+
+class CIFAR10DataModule(InMemoryImageDataModule):
+    """CIFAR-10 (10 classes, 32x32 RGB) held in memory as uint8; see :class:`InMemoryImageDataModule`."""
+
+    def __init__(self, root: str | Path = "data", download: bool = False, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.root = Path(root).expanduser()
+        self.download = download
+
+    def check(self) -> None:
+        """Raise :class:`DataError` now if the data cannot be found (called before any training)."""
+        if find_cifar10(self.root) is None and not self.download:
+            raise DataError(
+                f"CIFAR-10 not found under '{self.root.resolve()}': expected {BATCHES_DIR}/ (torchvision layout) or "
+                "train/<class>/ and test/<class>/ image folders. Point data.root=<folder> at a copy, "
+                "pass data.download=true (needs the network), or use data=shapes for offline synthetic data"
+            )
+
+    def load(self) -> tuple[Split, Split, list[str]]:
+        self.check()
+        layout = find_cifar10(self.root)
+        if layout is None:
+            from torchvision.datasets import CIFAR10
+
+            try:
+                CIFAR10(str(self.root), train=True, download=True)
+            except OSError as err:
+                raise DataError(
+                    f"downloading CIFAR-10 into {self.root} failed ({err}); copy it there by hand, or use data=shapes"
+                ) from None
+            layout = "batches"
+        if layout == "batches":
+            from torchvision.datasets import CIFAR10
+
+            folder = self.root / BATCHES_DIR
+            return _read_batches(folder, CIFAR10.train_list), _read_batches(folder, CIFAR10.test_list), CLASSES
+        train, _ = load_class_folders(self.root / "train", class_order=CLASSES)
+        test, _ = load_class_folders(self.root / "test", class_order=CLASSES)
+        return train, test, CLASSES

@@ -1,0 +1,119 @@
+"""Class-folder image datasets (``<split>/<class>/*.png|jpg``), decoded once and cached.
+
+The decoded arrays are cached as ``.npz`` next to the data (``<root>/.cnnpl-cache/``) or, when that
+folder cannot be written, under ``$XDG_CACHE_HOME/cnnpl`` (``~/.cache/cnnpl``). The cache key hashes
+every file's path, size and modification time, so an edited folder is decoded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cnnpl.data.base import Split
+from cnnpl.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
+
+
+def list_class_folders(split_dir: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """Class names (the sorted folder names) and ``(file, label)`` pairs, label = index of the class."""
+    if not split_dir.is_dir():
+        raise DataError(f"no folder {split_dir}: expected {split_dir}/<class>/<image files>")
+    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"{split_dir} has no class folders: expected {split_dir}/<class>/<image files>")
+    files: list[tuple[Path, int]] = []
+    for label, name in enumerate(classes):
+        found = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise DataError(
+                f"class folder {split_dir / name} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
+                "add images or remove the folder"
+            )
+        files += [(p, label) for p in found]
+    return classes, files
+
+
+def _decode(path: Path) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as err:
+        raise DataError(f"cannot read image {path}: {err}; delete or replace the file") from None
+
+
+def _cache_dirs(root: Path) -> list[Path]:
+    user = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cnnpl"
+    return [root / ".cnnpl-cache", user]
+
+
+def _cache_key(split_dir: Path, files: list[tuple[Path, int]], class_order: list[str]) -> str:
+    digest = hashlib.sha256("|".join(class_order).encode())
+    for path, label in files:
+        st = path.stat()
+        digest.update(f"{path.relative_to(split_dir)}:{label}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_class_folders(split_dir: Path, class_order: list[str] | None = None) -> tuple[Split, list[str]]:
+    """Decode ``split_dir/<class>/*`` into one uint8 ``(N, 3, H, W)`` tensor, through the cache.
+
+    ``class_order`` fixes label numbers (CIFAR-10's official order); the folders must match it.
+    Raises :class:`DataError` for an empty class, an unreadable image or mixed image sizes.
+    """
+    split_dir = Path(split_dir)
+    classes, files = list_class_folders(split_dir)
+    if class_order is not None:
+        if sorted(class_order) != classes:
+            raise DataError(
+                f"class folders in {split_dir} are {classes}, expected {sorted(class_order)}; fix the folder names"
+            )
+        relabel = {classes.index(name): i for i, name in enumerate(class_order)}
+        files = [(p, relabel[label]) for p, label in files]
+        classes = list(class_order)
+    key = _cache_key(split_dir, files, classes)
+    name = f"{split_dir.name}-{key}.npz"
+    for cache_dir in _cache_dirs(split_dir.parent):
+        cached = cache_dir / name
+        if cached.is_file():
+            with np.load(cached) as data:
+                return Split(torch.from_numpy(data["images"]), torch.from_numpy(data["labels"])), classes
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        arrays = list(pool.map(_decode, (p for p, _ in files), chunksize=256))
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise DataError(f"images in {split_dir} differ in size ({sorted(shapes)[:3]}...); resize them to one size")
+    images = np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2))
+    labels = np.asarray([label for _, label in files], dtype=np.int64)
+    for cache_dir in _cache_dirs(split_dir.parent):
+        if _write_atomically(cache_dir / name, images, labels):
+            break
+    return Split(torch.from_numpy(images), torch.from_numpy(labels)), classes
+
+
+def _write_atomically(path: Path, images: np.ndarray, labels: np.ndarray) -> bool:
+    """Write the cache file via a temporary file and a rename; False if the folder is not writable."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    except OSError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, images=images, labels=labels)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is as readable as the data
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        return False

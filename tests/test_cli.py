@@ -1,0 +1,84 @@
+"""The real command line, end to end, on tiny generated data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tests.conftest import TINY, run_cli
+
+
+def scalars(run_dir: Path) -> dict[str, list[float]]:
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_trains_checkpoints_tests_and_logs(cli, tmp_path: Path) -> None:
+    result = cli(*TINY, "trainer.max_epochs=2", "optimizer.lr=3e-3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert "last.ckpt" in checkpoints and any(name.startswith("epoch") for name in checkpoints)
+    best = next(p for p in (run / "checkpoints").iterdir() if p.name.startswith("epoch"))
+    state = torch.load(best, weights_only=True)  # plain tensors and numbers only: safe to load
+    assert state["epoch"] in (0, 1) and "net.features.block1.conv.weight" in state["state_dict"]
+
+    logged = scalars(run)
+    for tag in ("train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_top5", "test/loss", "test/acc"):
+        assert tag in logged, f"{tag} missing from {sorted(logged)}"
+    assert len(logged["val/acc"]) == 2 and len(logged["test/acc"]) == 1
+    assert all(0.0 <= v <= 1.0 for v in logged["val/acc"])
+    assert logged["test/acc"][0] > 0.2  # 10 classes: chance is 0.1; two tiny epochs already beat it
+    assert (run / ".hydra" / "config.yaml").is_file() and (run / "config.yaml").is_file()
+
+
+def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
+    result = run_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for line in ("model: ", "conv: ", "pool: ", "data: cifar10, shapes", "optimizer: adam", "scheduler: "):
+        assert line in result.stdout
+    assert "simple_cnn" in result.stdout and "avg, " in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("pool=maxx", "Could not find 'pool/maxx'"),
+        ("pool.kernal_size=3", "Key 'kernal_size' is not in struct"),
+        ("+pool.kernal_size=3", "cnnpl: error: pool 'max' has no parameter 'kernal_size'; did you mean 'kernel_size'?"),
+        ("optimizer.lr=-0.1", "cnnpl: error: optimizer config is invalid: Invalid learning rate: -0.1"),
+        ("data.batch_size=0", "cnnpl: error: data.batch_size must be >= 1, got 0"),
+    ],
+)
+def test_bad_input_ends_with_one_clear_message_before_training(
+    cli, tmp_path: Path, override: str, message: str
+) -> None:
+    result = cli(*TINY, override)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_missing_cifar10_explains_how_to_fix_it(cli, tmp_path: Path) -> None:
+    result = cli(f"data.root={tmp_path / 'empty'}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("cnnpl: error: CIFAR-10 not found under")
+    assert "data.root=" in lines[-1] and "data=shapes" in lines[-1]
+
+
+@pytest.mark.slow
+def test_multirun_sweep_gives_each_job_its_own_directory(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_cli("-m", *TINY, "pool=max,avg", "test=false", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in jobs] == ["0", "1"]
+    pools = [(job / ".hydra" / "overrides.yaml").read_text() for job in jobs]
+    assert "pool=max" in pools[0] and "pool=avg" in pools[1]
+    assert all((job / "checkpoints" / "last.ckpt").is_file() for job in jobs)

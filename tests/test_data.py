@@ -1,0 +1,204 @@
+"""The in-memory DataModules on tiny generated data, in both CIFAR-10 layouts."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cnnpl.data import CIFAR10DataModule, InMemoryImageDataModule, ShapesDataModule, Split
+from cnnpl.data import augment as aug
+from cnnpl.data import folder as folder_mod
+from cnnpl.data.cifar import CLASSES
+from cnnpl.errors import DataError
+
+
+def write_class_folders(root: Path, per_class: int = 3, classes: list[str] = CLASSES, size: int = 32) -> None:
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = np.full((size, size, 3), label * 20, dtype=np.uint8) + rng.integers(
+                    0, 5, (size, size, 3), dtype=np.uint8
+                )
+                Image.fromarray(pixels).save(folder / f"{i:04d}.png")
+
+
+def write_torchvision_batches(root: Path, monkeypatch: pytest.MonkeyPatch, n: int = 20) -> None:
+    from torchvision.datasets import CIFAR10
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+
+    def batch(name: str, labels: list[int]) -> list[str]:
+        data = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
+        payload = pickle.dumps({"data": data, "labels": labels})
+        (folder / name).write_bytes(payload)
+        return [name, hashlib.md5(payload).hexdigest()]
+
+    train = [batch(f"data_batch_{i}", [j % 10 for j in range(n)]) for i in range(1, 6)]
+    test = [batch("test_batch", [j % 10 for j in range(n)])]
+    # the real archive's checksums, swapped for the ones of these generated files
+    monkeypatch.setattr(CIFAR10, "train_list", train)
+    monkeypatch.setattr(CIFAR10, "test_list", test)
+
+
+@pytest.fixture
+def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "xdg-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    return home
+
+
+def test_class_folder_layout_loads_in_cifar_label_order(tmp_path: Path, cache_home: Path) -> None:
+    write_class_folders(tmp_path / "cifar")
+    dm = CIFAR10DataModule(root=tmp_path / "cifar", val_split=0.2, batch_size=4)
+    dm.setup("fit")
+    assert (dm.num_classes, dm.in_channels, dm.input_size) == (10, 3, (32, 32))
+    assert dm.class_names == CLASSES
+    assert len(dm.split("train")) + len(dm.split("val")) == 30 and len(dm.split("val")) == 6
+    test = dm.split("test")
+    assert test.images.dtype == torch.uint8 and test.images.shape == (30, 3, 32, 32)
+    # every image of class k was written with value 20k (+ noise < 5): labels follow CIFAR-10's order
+    for label in range(10):
+        pixels = test.images[test.labels == label].float()
+        assert 20 * label <= pixels.min() and pixels.max() < 20 * label + 5
+
+
+def test_decoded_arrays_are_cached_next_to_the_data(
+    tmp_path: Path, cache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_class_folders(tmp_path / "cifar", per_class=1)
+    CIFAR10DataModule(root=tmp_path / "cifar").setup()
+    assert len(list((tmp_path / "cifar" / ".cnnpl-cache").glob("*.npz"))) == 2
+
+    def no_decoding(path: Path) -> np.ndarray:
+        raise AssertionError(f"decoded {path} although the cache holds it")
+
+    monkeypatch.setattr(folder_mod, "_decode", no_decoding)
+    dm = CIFAR10DataModule(root=tmp_path / "cifar")
+    dm.setup()
+    assert len(dm.split("test")) == 10
+
+
+def test_cache_goes_to_the_user_cache_when_the_data_folder_is_not_writable(tmp_path: Path, cache_home: Path) -> None:
+    write_class_folders(tmp_path / "cifar", per_class=1)
+    (tmp_path / "cifar" / ".cnnpl-cache").write_text("a file where the cache folder would go")
+    CIFAR10DataModule(root=tmp_path / "cifar").setup()
+    assert len(list((cache_home / "cnnpl").glob("*.npz"))) == 2
+
+
+def test_torchvision_layout_with_checksums(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_torchvision_batches(tmp_path, monkeypatch)
+    dm = CIFAR10DataModule(root=tmp_path, val_split=0.1)
+    dm.setup()
+    assert len(dm.split("train")) + len(dm.split("val")) == 100 and len(dm.split("test")) == 20
+    assert dm.split("test").images.shape == (20, 3, 32, 32)
+
+
+def test_corrupted_batch_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_torchvision_batches(tmp_path, monkeypatch)
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(DataError, match=r"data_batch_3 is truncated or corrupted \(MD5 mismatch\)"):
+        CIFAR10DataModule(root=tmp_path).setup()
+
+
+def test_missing_dataset_says_where_it_looked_and_how_to_fix_it(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as err:
+        CIFAR10DataModule(root=tmp_path / "nowhere").setup()
+    message = str(err.value)
+    assert f"CIFAR-10 not found under '{(tmp_path / 'nowhere').resolve()}'" in message
+    assert "data.root=" in message and "data.download=true" in message and "data=shapes" in message
+
+
+def test_bad_class_folders_are_reported(tmp_path: Path, cache_home: Path) -> None:
+    write_class_folders(tmp_path / "a", per_class=1)
+    (tmp_path / "a" / "train" / "cat" / "0000.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=r"cannot read image .*cat/0000\.png"):
+        CIFAR10DataModule(root=tmp_path / "a").setup()
+
+    write_class_folders(tmp_path / "b", per_class=1)
+    for f in (tmp_path / "b" / "test" / "dog").iterdir():
+        f.unlink()
+    with pytest.raises(DataError, match=r"class folder .*test/dog holds no images"):
+        CIFAR10DataModule(root=tmp_path / "b").setup()
+
+    write_class_folders(tmp_path / "c", per_class=1, classes=[*CLASSES[:-1], "lorry"])
+    with pytest.raises(DataError, match=r"class folders in .*train are .*expected"):
+        CIFAR10DataModule(root=tmp_path / "c").setup()
+
+
+class Numbered(InMemoryImageDataModule):
+    """100 images whose pixel value is their index: which ones land in val is visible."""
+
+    def load(self) -> tuple[Split, Split, list[str]]:
+        images = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1).expand(100, 1, 4, 4).clone()
+        split = Split(images, torch.arange(100) % 2)
+        return split, split, ["even", "odd"]
+
+
+def test_validation_split_depends_on_the_seed_only() -> None:
+    def val_indices(seed: int) -> list[int]:
+        dm = Numbered(seed=seed, val_split=0.2)
+        dm.setup()
+        assert len(dm.split("val")) == 20 and len(dm.split("train")) == 80
+        return sorted(dm.split("val").images[:, 0, 0, 0].tolist())
+
+    assert val_indices(1) == val_indices(1)
+    assert val_indices(1) != val_indices(2)
+
+
+def test_normalisation_uses_training_statistics() -> None:
+    dm = ShapesDataModule(num_train=300, num_test=30)
+    dm.setup()
+    x = dm.normalize(dm.split("train").images)
+    assert torch.allclose(x.mean((0, 2, 3)), torch.zeros(3), atol=1e-4)
+    assert torch.allclose(x.std((0, 2, 3)), torch.ones(3), atol=1e-2)
+    back = dm.denormalize(x[:4])
+    assert torch.allclose(back * 255, dm.split("train").images[:4].float(), atol=1e-3)
+
+
+def test_shapes_is_balanced_deterministic_and_offline() -> None:
+    a, b = ShapesDataModule(num_train=100, num_test=20), ShapesDataModule(num_train=100, num_test=20)
+    a.setup(), b.setup()
+    assert torch.equal(a.split("test").images, b.split("test").images)
+    assert torch.bincount(a.split("test").labels).tolist() == [2] * 10
+    assert a.num_classes == 10 and a.input_size == (32, 32)
+
+
+def test_batches_come_whole_from_the_loader_and_are_augmented_only_in_training() -> None:
+    dm = ShapesDataModule(num_train=100, num_test=20, batch_size=16, crop_padding=2)
+    dm.setup()
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (16, 3, 32, 32) and images.dtype == torch.uint8 and labels.shape == (16,)
+    x, _ = dm.on_after_batch_transfer((images, labels), 0)  # no trainer: evaluation path
+    assert torch.equal(x, dm.normalize(images))
+
+
+def test_random_crop_is_a_shifted_window_of_the_padded_image() -> None:
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).view(2, 3, 8, 8)
+    torch.manual_seed(3)
+    out = aug.random_crop(x, 2)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(2):
+        windows = [padded[i, :, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(out[i], w) for w in windows)
+    assert torch.equal(aug.random_crop(x, 0), x)
+
+
+def test_flip_and_cutout() -> None:
+    x = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4).repeat(3, 2, 1, 1)
+    assert torch.equal(aug.random_flip(x, p=1.0), x.flip(3))
+    assert torch.equal(aug.random_flip(x, p=0.0), x)
+    ones = torch.ones(50, 1, 16, 16, dtype=torch.uint8)
+    zeroed = (aug.cutout(ones, 4) == 0).sum((1, 2, 3))
+    assert zeroed.max() == 16 and zeroed.min() >= 4  # a 4x4 square, clipped at the border
