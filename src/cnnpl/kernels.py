@@ -60,7 +60,10 @@ def init_conv_weight_(weight: torch.Tensor, name: str, *, what: str = "conv") ->
     is centred in zeros (a 3x3 kernel in a 5x5 layer); it must then differ by an even number of rows
     and columns. A larger one raises :class:`CnnplError`.
     """
-    k = kernel(name, dtype=weight.dtype).to(weight.device)
+    try:
+        k = kernel(name, dtype=weight.dtype).to(weight.device)
+    except CnnplError as err:
+        raise CnnplError(f"{what} init: {err}") from None
     out_c, in_per_group, kh, kw = weight.shape
     dh, dw = kh - k.shape[0], kw - k.shape[1]
     if dh < 0 or dw < 0 or dh % 2 or dw % 2:
