@@ -41,7 +41,7 @@ class VisualCallback(L.Callback):
             have = ", ".join(type(lg).__name__ for lg in trainer.loggers) or "none"
             raise CnnplError(
                 f"callbacks.{self.name} draws to TensorBoard, but the run has no TensorBoardLogger (loggers: {have}); "
-                "use logger=tensorboard or callbacks=none"
+                "use logger=tensorboard, or callbacks=minimal for no pictures"
             )
         self._logger = loggers[0]
 

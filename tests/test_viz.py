@@ -1,0 +1,204 @@
+"""cnnpl.viz: grid layouts on hand-made weights, Grad-CAM and the embedding on nets with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from cnnpl import kernels, viz
+from cnnpl.errors import CnnplError
+
+
+def test_tile_places_each_cell_and_pads() -> None:
+    cells = torch.arange(6, dtype=torch.float32).view(2, 3, 1, 1, 1).expand(2, 3, 1, 2, 4).clone()
+    out = viz.tile(cells, pad=1, pad_value=-1.0)
+    assert out.shape == (1, 2 * 2 + 3, 3 * 4 + 4)
+    for r in range(2):
+        for k in range(3):
+            top, left = 1 + r * 3, 1 + k * 5
+            assert torch.equal(out[0, top : top + 2, left : left + 4], torch.full((2, 4), float(r * 3 + k)))
+    assert (out[0, 0] == -1).all() and (out[0, :, 0] == -1).all() and (out[0, 3] == -1).all()
+    assert (out == -1).sum() == out.numel() - 6 * 8
+
+
+def test_grid_fills_rows_and_leaves_blanks() -> None:
+    images = torch.stack([torch.full((3, 2, 2), v) for v in (0.1, 0.2, 0.3, 0.4, 0.5)])
+    out = viz.grid(images, ncol=3, pad=0, pad_value=1.0)
+    assert out.shape == (3, 4, 6)
+    assert out[0, 0, 0] == pytest.approx(0.1) and out[0, 0, 4] == pytest.approx(0.3)
+    assert out[0, 2, 2] == pytest.approx(0.5) and (out[:, 2:, 4:] == 1.0).all()  # the sixth place is blank
+
+
+def test_filters_grid_is_the_notes_layout_on_hand_made_weights() -> None:
+    # 2 filters, 3 input channels, 2x2 kernels, values 0..23 -> normalised (v - 0) / 23 over the whole layer
+    weight = torch.arange(24, dtype=torch.float32).view(2, 3, 2, 2) - 5.0
+    out = viz.filters_grid(weight, scale=3, pad=1, pad_value=1.0)
+    assert out.shape == (1, 2 * 6 + 3, 3 * 6 + 4)  # one row per filter, one column per channel
+    for f in range(2):
+        for c in range(3):
+            for i in range(2):
+                for j in range(2):
+                    y, x = 1 + f * 7 + i * 3, 1 + c * 7 + j * 3
+                    expected = (weight[f, c, i, j] + 5.0) / 23.0
+                    assert torch.allclose(out[0, y : y + 3, x : x + 3], expected.expand(3, 3))
+    cells = out[0].clone()
+    assert cells.min() == 0.0 and cells.max() == 1.0
+
+
+def test_filters_grid_caps_filters_and_channels_but_keeps_the_layer_normalisation() -> None:
+    weight = torch.zeros(4, 5, 1, 1)
+    weight[3, 4] = 10.0  # the layer's maximum is outside the part shown
+    weight[0, 0] = -10.0
+    out = viz.filters_grid(weight, max_filters=2, max_channels=2, scale=1, pad=0)
+    assert out.shape == (1, 2, 2)
+    assert out[0, 0, 0] == 0.0 and out[0, 0, 1] == pytest.approx(0.5)
+
+
+def test_filters_rgb_shows_each_filter_in_colour() -> None:
+    weight = torch.zeros(2, 3, 1, 1)
+    weight[0, 0] = 1.0  # filter 0 reads red
+    weight[1, 2] = 1.0  # filter 1 reads blue
+    out = viz.filters_rgb(weight, scale=2, ncol=2, pad=1)
+    assert out.shape == (3, 2 + 2, 2 * 2 + 3)
+    assert out[:, 1, 1].tolist() == [1.0, 0.0, 0.0] and out[:, 1, 4].tolist() == [0.0, 0.0, 1.0]
+    with pytest.raises(CnnplError, match="reading 3 channels"):
+        viz.filters_rgb(torch.zeros(2, 1, 3, 3))
+
+
+def test_feature_map_grid_normalises_each_channel_alone() -> None:
+    fmap = torch.stack([torch.tensor([[0.0, 2.0], [4.0, 8.0]]), torch.full((2, 2), 3.0), -torch.eye(2)])
+    out = viz.feature_map_grid(fmap, cell_size=2, pad=1)  # 2x2 maps need no enlargement
+    assert out.shape == (1, 2 * 2 + 3, 2 * 2 + 3)  # ceil(sqrt(3)) = 2 columns, 2 rows
+    assert out[0, 1:3, 1:3].tolist() == [[0.0, 0.25], [0.5, 1.0]]
+    assert (out[0, 1:3, 4:6] == 0).all()  # a constant channel is black
+    assert out[0, 4:6, 1:3].tolist() == [[0.0, 1.0], [1.0, 0.0]]
+    coloured = viz.feature_map_grid(fmap, cell_size=8, cmap="gray")
+    assert coloured.shape == (3, 2 * 8 + 3, 2 * 8 + 3)  # 2x2 maps enlarged 4x
+
+
+def test_pick_images_takes_one_class_after_another() -> None:
+    labels = torch.tensor([2, 2, 0, 1, 0, 2, 1])
+    assert viz.pick_images(labels, 4).tolist() == [2, 3, 0, 4]
+    assert viz.pick_images(labels, 100).tolist() == [2, 3, 0, 4, 6, 1, 5]
+
+
+def test_confusion_matrix_and_per_class_accuracy_match_a_loop() -> None:
+    g = torch.Generator().manual_seed(0)
+    labels, preds = torch.randint(0, 4, (200,), generator=g), torch.randint(0, 4, (200,), generator=g)
+    cm = viz.confusion_matrix(preds, labels, 5)
+    expected = torch.zeros(5, 5, dtype=torch.long)
+    for t, p in zip(labels.tolist(), preds.tolist(), strict=True):
+        expected[t, p] += 1
+    assert torch.equal(cm, expected)
+    acc = viz.per_class_accuracy(cm)
+    for c in range(4):
+        assert acc[c] == pytest.approx(((preds == c) & (labels == c)).sum().item() / (labels == c).sum().item())
+    assert math.isnan(acc[4])  # no images of class 4
+
+
+class _MeanNet(nn.Module):
+    """Identity 1x1 conv -> global mean -> two scores (mean, -mean): Grad-CAM of class 0 is the image itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 1, bias=False)
+        nn.init.ones_(self.conv.weight)
+        self.head = nn.Linear(1, 2, bias=False)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv(x).mean(dim=(2, 3)))
+
+
+def test_grad_cam_of_a_net_with_a_known_answer() -> None:
+    net = _MeanNet()
+    images = torch.rand(3, 1, 8, 8) + 0.1  # positive: the class-0 score grows with every pixel
+    cams, logits = viz.grad_cam(net, images, "conv", target=torch.zeros(3, dtype=torch.long))
+    expected = images[:, 0] / images[:, 0].flatten(1).max(1).values.view(-1, 1, 1)
+    assert torch.allclose(cams, expected, atol=1e-6)
+    assert torch.allclose(logits[:, 0], images.mean(dim=(1, 2, 3)), atol=1e-6)
+    # class 1 falls as the pixels grow: every gradient is negative, the map is relu(negative) = 0
+    cams1, _ = viz.grad_cam(net, images, "conv", target=torch.ones(3, dtype=torch.long))
+    assert (cams1 == 0).all()
+    assert all(p.grad is None for p in net.parameters())  # the parameters' gradients are not touched
+
+
+def test_grad_cam_overlay_blends_colours() -> None:
+    images = torch.zeros(1, 3, 2, 2)
+    out = viz.grad_cam_overlay(images, torch.ones(1, 2, 2), alpha=1.0, cmap="gray")
+    assert torch.allclose(out, torch.ones(1, 3, 2, 2))
+
+
+def test_eval_mode_restores_each_module() -> None:
+    net = nn.Sequential(nn.BatchNorm2d(1), nn.Dropout())
+    net.train()
+    net[1].eval()
+    with viz.eval_mode(net):
+        assert not any(m.training for m in net.modules())
+    assert net.training and net[0].training and not net[1].training
+
+
+def test_embedding_is_the_input_of_the_last_linear_layer() -> None:
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    images = torch.randn(5, 1, 2, 2)
+    with torch.no_grad():
+        expected = net[2](net[1](net[0](images)))
+    assert viz.last_linear(net) == "3"
+    assert torch.allclose(viz.embedding(net, images, batch_size=2), expected)
+
+
+def test_feature_maps_are_the_layer_outputs() -> None:
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2))
+    images = torch.randn(2, 1, 6, 6)
+    maps = viz.feature_maps(net, images, ["0", "2"])
+    with torch.no_grad():
+        assert torch.allclose(maps["0"], net[0](images)) and torch.allclose(maps["2"], net(images))
+
+
+def test_find_layer_lists_the_layers_that_exist() -> None:
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
+    with pytest.raises(CnnplError) as err:
+        viz.find_layer(net, "2")
+    assert str(err.value) == "Sequential has no layer '2' Layers: 0, 1"
+    assert viz.conv_weight(net)[0] == "0"
+    with pytest.raises(CnnplError, match="layer '1' has no convolution weight to show; conv layers: 0"):
+        viz.conv_weight(net, "1")
+
+
+def test_kernels_demo_columns() -> None:
+    images = torch.zeros(2, 3, 6, 6)
+    images[0, :, :, 3:] = 1.0  # a vertical edge
+    images[1] = 0.5  # flat
+    names = ["box_blur", "vertical_edge"]
+    cells = viz.kernels_demo(images, names)
+    assert cells.shape == (2, 3, 3, 6, 6)
+    assert torch.equal(cells[:, 0], images)
+    assert torch.allclose(cells[:, 1], kernels.apply_kernels(images, ["box_blur"])["box_blur"].clamp(0, 1))
+    edge = cells[0, 2, 0]
+    assert edge.max() == 1.0 and edge[1:-1, 2:4].min() == 1.0 and (edge[1:-1, 0] == 0).all()
+    assert (cells[1, 2, :, 1:-1, 1:-1] == 0).all()  # no response inside a flat image
+    assert viz.kernels_demo_grid(images, names, scale=1).shape == (3, 2 * 6 + 3 * 2, 3 * 6 + 4 * 2)
+
+
+def test_figures_render_to_images(tmp_path) -> None:
+    names = ["a", "bb", "ccc"]
+    cm = torch.tensor([[5, 1, 0], [0, 3, 3], [1, 0, 7]])
+    figure = viz.confusion_matrix_figure(cm, names)
+    image = viz.figure_to_tensor(figure)
+    assert image.shape[0] == 3 and image.min() >= 0 and image.max() <= 1 and image.std() > 0.05
+    images = torch.rand(3, 3, 8, 8)
+    mis = viz.figure_to_tensor(
+        viz.misclassified_figure(images, torch.tensor([0, 1, 2]), torch.tensor([1, 2, 0]), names)
+    )
+    assert mis.shape[0] == 3 and mis.std() > 0.05
+    probs = torch.softmax(torch.randn(30, 3), 1)
+    path = viz.save_png(viz.pr_curves_figure(probs, torch.arange(30) % 3, names), tmp_path / "pr.png")
+    assert path.stat().st_size > 1000
+    gray = viz.save_png(torch.rand(1, 5, 7), tmp_path / "g.png")
+    from PIL import Image
+
+    assert Image.open(gray).size == (7, 5)
