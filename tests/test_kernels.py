@@ -1,0 +1,97 @@
+"""The classic filters: their values, apply_kernels against SciPy, and what each does to simple images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy import signal
+
+from cnnpl.errors import CnnplError
+from cnnpl.kernels import KERNELS, NOTES_IMAGE, apply_kernels, init_conv_weight_, kernel, list_kernels, main
+
+
+def test_the_notes_kernels():
+    assert kernel("sharpen").tolist() == [[0, -1, 0], [-1, 5, -1], [0, -1, 0]]
+    assert kernel("edge").tolist() == [[1, 1, 1], [1, -8, 1], [1, 1, 1]]
+    assert kernel("vertical_edge").tolist() == [[1, 0, -1]] * 3
+    assert kernel("horizontal_edge").tolist() == [[1, 1, 1], [0, 0, 0], [-1, -1, -1]]
+    assert kernel("sobel_x").tolist() == [[1, 0, -1], [2, 0, -2], [1, 0, -1]]
+    assert torch.equal(kernel("sobel_y"), kernel("sobel_x").T)
+    torch.testing.assert_close(kernel("box_blur", torch.float64) * 9, torch.ones(3, 3, dtype=torch.float64))
+    assert set(list_kernels()) == set(KERNELS)
+
+
+def test_unknown_kernel_message():
+    with pytest.raises(CnnplError, match=r"unknown kernel 'sharp'; did you mean 'sharpen'\? Available: box_blur, "):
+        kernel("sharp")
+    with pytest.raises(CnnplError, match="unknown kernel 'sobel_z'"):
+        apply_kernels(torch.zeros(1, 1, 4, 4), ["sobel_x", "sobel_z"])
+
+
+@pytest.mark.parametrize("name", list(KERNELS))
+@pytest.mark.parametrize("padding", ["same", "valid", "full"])
+def test_apply_kernels_is_per_channel_correlation(name, padding):
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 6))
+    out = apply_kernels(torch.from_numpy(x), [name], padding=padding)[name].numpy()
+    k = np.array(KERNELS[name])
+    mode = {"same": "same", "valid": "valid", "full": "full"}[padding]
+    expect = np.stack([np.stack([signal.correlate2d(x[n, c], k, mode=mode) for c in range(3)]) for n in range(2)])
+    np.testing.assert_allclose(out, expect, atol=1e-12)
+
+
+def test_apply_kernels_options():
+    image = torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8)  # one uint8 image
+    out = apply_kernels(image)
+    assert list(out) == list(KERNELS) and all(
+        v.shape == (1, 3, 8, 8) and v.dtype == torch.float32 for v in out.values()
+    )
+    gray = apply_kernels(image, ["edge", "sharpen"], grayscale=True)
+    assert list(gray) == ["edge", "sharpen"]
+    mean = image.float().mean(0, keepdim=True)[None]
+    torch.testing.assert_close(gray["edge"], apply_kernels(mean, ["edge"])["edge"])
+    with pytest.raises(
+        CnnplError, match=r"apply_kernels wants images \(N, C, H, W\) or \(C, H, W\), got shape \(8, 8\)"
+    ):
+        apply_kernels(torch.zeros(8, 8))
+    with pytest.raises(CnnplError, match="a 3x3 kernel does not fit 2x2 images with padding='valid'"):
+        apply_kernels(torch.zeros(1, 1, 2, 2), padding="valid")
+
+
+def test_what_each_filter_does():
+    flat = torch.full((1, 1, 6, 6), 5.0)
+    inside = (slice(None), slice(None), slice(1, -1), slice(1, -1))  # away from the zero padding
+    for name in ("edge", "vertical_edge", "horizontal_edge", "sobel_x", "sobel_y"):
+        assert apply_kernels(flat, [name])[name][inside].abs().max() == 0  # no edges in a flat image
+    for name in ("box_blur", "sharpen"):  # weights sum to one: a flat image passes through
+        torch.testing.assert_close(apply_kernels(flat, [name])[name][inside], flat[inside])
+    step = torch.zeros(1, 1, 5, 6)
+    step[..., :3] = 1.0  # bright left half, dark right half: a vertical edge
+    v, h = (apply_kernels(step, [n], padding="valid")[n] for n in ("vertical_edge", "horizontal_edge"))
+    assert v[0, 0, :, 1].tolist() == [3.0] * 3 and v[0, 0, :, 0].tolist() == [0.0] * 3 and h.abs().max() == 0
+    assert apply_kernels(step.transpose(-1, -2), ["horizontal_edge"], padding="valid")["horizontal_edge"].max() == 3.0
+
+
+def test_the_notes_example_through_apply_kernels():
+    image = torch.tensor(NOTES_IMAGE, dtype=torch.float64)[None, None]
+    assert apply_kernels(image, ["vertical_edge"], padding="valid")["vertical_edge"][0, 0, 0, 0].item() == 6
+
+
+def test_init_conv_weight_replicates_over_channels():
+    w = torch.empty(4, 3, 3, 3)
+    init_conv_weight_(w, "sobel_y")
+    torch.testing.assert_close(w, (kernel("sobel_y") / 3).expand(4, 3, 3, 3))
+    # on a gray image copied into RGB, every filter gives the kernel's response on the gray image
+    gray = torch.rand(1, 1, 6, 6)
+    out = torch.nn.functional.conv2d(gray.expand(-1, 3, -1, -1), w, padding=1)
+    for o in range(4):
+        torch.testing.assert_close(out[:, o : o + 1], apply_kernels(gray, ["sobel_y"])["sobel_y"])
+    with pytest.raises(CnnplError, match=r"tiled: init='edge' is a 3x3 kernel and cannot be centred in a 2x2"):
+        init_conv_weight_(torch.empty(1, 1, 2, 2), "edge", what="tiled")
+
+
+def test_command_prints_each_kernel(capsys):
+    main()
+    out = capsys.readouterr().out
+    assert all(f"\n{name}\n" in out for name in KERNELS)
+    assert "  1.00   0.00  -1.00   ->     6.00" in out  # the notes' 6 on the first row of vertical_edge
