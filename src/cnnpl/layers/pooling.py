@@ -123,6 +123,13 @@ class _WindowPool(_PoolShape, nn.Module):
             for j in range(kw)
         ]
 
+    def _windows(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """``(N, C, kh*kw, L)`` window contents (zero padded) and the output size ``(H', W')``."""
+        n, c, h, w = x.shape
+        _, oh, ow = self.output_shape((c, h, w))
+        cols = F.unfold(x, self.kernel_size, padding=self.padding, stride=self.stride)
+        return cols.view(n, c, -1, oh * ow), (oh, ow)
+
 
 @register("pool", "mixed")
 class MixedPool(_WindowPool):
@@ -296,28 +303,19 @@ class StochasticPool(_WindowPool):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        taps = self._taps(x)
-        weights = [tap.clamp(min=0) for tap in taps]
-        total = sum(weights)
+        cols, (oh, ow) = self._windows(x)
+        weights = cols.clamp(min=0)
+        total = weights.sum(dim=2, keepdim=True)
         if self.training:
-            # inverse CDF: the first cell whose cumulative weight passes u * total has P(i) = a_i / sum_R a
-            threshold = torch.rand_like(total) * total
-            pooled = torch.zeros_like(total)
-            cumulative = torch.zeros_like(total)
-            chosen = total <= 0  # empty windows keep 0
-            for tap, weight in zip(taps, weights, strict=True):
-                cumulative = cumulative + weight
-                pick = ~chosen & (cumulative > threshold)
-                pooled = torch.where(pick, tap, pooled)
-                chosen = chosen | pick
-            # rounding can leave u * total at the last cumulative sum: take the last positive cell
-            for tap, weight in zip(reversed(taps), reversed(weights), strict=True):
-                pick = ~chosen & (weight > 0)
-                pooled = torch.where(pick, tap, pooled)
-                chosen = chosen | pick
-            return pooled
-        weighted = sum(weight * tap for weight, tap in zip(weights, taps, strict=True))
-        return torch.where(total > 0, weighted / torch.where(total > 0, total, 1.0), 0.0)
+            cumulative = weights.cumsum(dim=2)
+            threshold = torch.rand(total.shape, device=x.device, dtype=x.dtype) * cumulative[:, :, -1:]
+            # the first index whose cumulative weight passes the threshold: P(i) = a_i / sum_R a
+            index = (cumulative <= threshold).sum(dim=2, keepdim=True).clamp(max=cols.shape[2] - 1)
+            pooled = cols.gather(2, index)
+        else:
+            pooled = (weights * cols).sum(dim=2, keepdim=True) / torch.where(total > 0, total, 1.0)
+        pooled = torch.where(total > 0, pooled, 0.0)
+        return pooled.view(x.shape[0], x.shape[1], oh, ow)
 
 
 @register("pool", "lp")
