@@ -1,0 +1,130 @@
+"""The Keras-style summary: rows and totals against the model itself, and the real command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from cnnpl.summary import format_summary, main, model_summary, summarize
+
+
+def _numel(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_simple_cnn_matches_the_notes_keras_summary():
+    summary, title = model_summary(["model=simple_cnn"])
+    assert title.startswith("model=simple_cnn conv=conv2d pool=max")
+    assert summary.input_shape == (3, 32, 32)
+    shapes = {r.name: r.output_shape for r in summary.rows}
+    # the notes' Keras model: 30x30x32 -> 15 -> 13x13x64 -> 6 -> 4x4x128 -> 2 -> 512 -> 256 -> 128 -> 10
+    assert shapes["features.block1.conv"] == (32, 30, 30)
+    assert shapes["features.block1.pool"] == (32, 15, 15)
+    assert shapes["features.block2.conv"] == (64, 13, 13)
+    assert shapes["features.block3.conv"] == (128, 4, 4)
+    assert shapes["features.block3.pool"] == (128, 2, 2)
+    assert shapes["classifier.0"] == (512,)
+    params = {r.name: r.params for r in summary.rows}
+    assert params["features.block1.conv"] == 896 and params["features.block2.conv"] == 18_496
+    assert summary.total == summary.trainable == 258_762 and summary.non_trainable == 0
+
+
+@pytest.mark.parametrize("conv", ["depthwise_separable", "locally_connected", "tiled", "conv3d_channels"])
+def test_totals_equal_the_built_model(conv):
+    from cnnpl import compose
+    from cnnpl.train import build_model
+
+    overrides = ["model=simple_cnn", f"conv={conv}"]
+    summary, _ = model_summary(overrides, input_size=(24, 24))
+    model = build_model(compose(overrides), num_classes=10, in_channels=3, input_size=(24, 24))
+    assert summary.total == _numel(model)
+    assert summary.input_shape == (3, 24, 24)
+    names = [r.name for r in summary.rows]
+    assert "features.block1.conv" in names  # a conv is one row, as a Keras layer is
+    assert not any(name.startswith("features.block1.conv.") for name in names)
+
+
+def test_frozen_and_own_parameters_are_counted():
+    class WithToken(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.token = nn.Parameter(torch.zeros(5))
+            self.body = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten())
+            self.body[0].requires_grad_(False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x) + self.token.sum()
+
+    model = WithToken()
+    summary = summarize(model, (1, 5, 5))
+    assert [r.name for r in summary.rows] == ["body.0", "body.1", "(model)"]
+    assert summary.rows[0].output_shape == (2, 3, 3) and summary.rows[1].output_shape == (18,)
+    assert (summary.total, summary.trainable, summary.non_trainable) == (_numel(model), 5, 20)
+    text = format_summary(summary, "title")
+    assert text.splitlines()[0] == "title"
+    assert "Total params: 25" in text and "Non-trainable params: 20" in text
+    assert model.training  # summarising leaves the model as it was
+
+
+def test_layers_never_reached_show_a_dash():
+    model = nn.ModuleDict({"used": nn.Linear(2, 2), "unused": nn.Linear(2, 3)})
+    model.forward = lambda x: model["used"](x)  # type: ignore[method-assign]
+    summary = summarize(model, (2,))
+    assert {r.name: r.output_shape for r in summary.rows} == {"used": (2,), "unused": None}
+    line = next(row for row in format_summary(summary).splitlines() if row.startswith("unused (Linear)"))
+    assert line.split()[2:] == ["-", "9"]
+
+
+def test_input_facts_from_the_data_config_and_options():
+    summary, _ = model_summary(["data=shapes", "data.image_size=40"])
+    assert summary.input_shape == (3, 40, 40)
+    summary, _ = model_summary(["model=simple_cnn"], input_size=(48,), in_channels=1, num_classes=7)
+    assert summary.input_shape == (1, 48, 48)
+    assert summary.rows[-1].output_shape == (7,)
+
+
+def test_main_reports_user_errors(capsys):
+    assert main(["conv=conv2d", "conv.padding=bogus"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.strip() == "cnnpl.summary: error: conv2d: padding must be an int or one of valid, same, full; got 'bogus'"
+    )
+    assert main(["conv=nonexistent"]) == 2
+    assert "Could not find 'conv/nonexistent'" in capsys.readouterr().err
+    assert main(["--input-size", "4"]) == 2
+    assert "cannot take input" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # two fresh interpreters importing torch
+def test_command_line_without_lightning(tmp_path: Path):
+    code = (
+        "import sys; from cnnpl.summary import main; rc = main(sys.argv[1:]); "
+        "assert 'lightning' not in sys.modules, 'summary imported lightning'; sys.exit(rc)"
+    )
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, "model=simple_cnn", "conv=depthwise_separable", "pool=avg"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("model=simple_cnn conv=depthwise_separable pool=avg")
+    assert any(
+        line.startswith("features.block1.conv (DepthwiseSeparable)") and "(32, 30, 30)" in line for line in lines
+    )
+    assert "Total params: 176,965" in lines  # 155 + 2,400 + 8,896 in the convs, the dense layers as before
+    assert not list(tmp_path.iterdir())  # nothing written
+    done = subprocess.run(
+        [sys.executable, "-m", "cnnpl.summary", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "python -m cnnpl.summary" in done.stdout
