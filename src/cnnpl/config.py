@@ -252,11 +252,12 @@ def register_component_configs() -> None:
 def layer_factory(family: str, node: DictConfig | dict[str, Any]) -> LayerFactory:
     """The :class:`LayerFactory` a component config node describes."""
     if isinstance(node, DictConfig):
-        missing = sorted(OmegaConf.missing_keys(node))
+        missing = sorted(OmegaConf.missing_keys(node))  # full keys ("pool.lam") when the node has a parent
         if missing:
+            key = missing[0] if missing[0].startswith(f"{family}.") else f"{family}.{missing[0]}"
             raise CnnplError(
-                f"{family} {node.get('name')!r} needs a value for {family}.{missing[0]} (it has no default); "
-                f"set it on the command line: {family}.{missing[0]}=..."
+                f"{family} {node.get('name')!r} needs a value for {key} (it has no default); "
+                f"set it on the command line: {key}=..."
             )
     raw = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
     params = {str(k): v for k, v in dict(raw).items()}  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ from typing import Any
 
 from cnnpl.config import HIDDEN_FROM_CONFIG, SUPPLIED_BY_CALLER
 from cnnpl.errors import CnnplError
-from cnnpl.plugins import PluginWarning, load_plugins, loaded_plugins, split_plugin_overrides
+from cnnpl.plugins import PLUGINS_KEY, PluginWarning, load_plugins, loaded_plugins, split_plugin_overrides
 from cnnpl.registry import FAMILIES, get_registry, parameters_of
 
 USAGE = "usage: python -m cnnpl.list [FAMILY ...] [plugins=[FILE_OR_MODULE,...]] [--json]"
@@ -128,10 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PluginWarning)  # broken plugins are shown in the listing itself
             load_plugins(specs, skip_broken=True)
-        unknown = [a for a in rest if a not in FAMILIES]
+        families = [a for a in rest if not a.lstrip("+~").startswith(f"{PLUGINS_KEY}=")]  # plugins= stays in rest
+        unknown = [a for a in families if a not in FAMILIES]
         if unknown:
             raise CnnplError(f"unknown family {unknown[0]!r}; families: {', '.join(FAMILIES)}. {USAGE}")
-        data = collect(rest or list(FAMILIES))
+        data = collect(families or list(FAMILIES))
     except CnnplError as err:
         print(f"cnnpl: error: {err}", file=sys.stderr)
         return 2

@@ -55,6 +55,19 @@ class CoordConv2d(nn.Module):
             bias=bias,
         )
 
+    # the geometry others read from a conv layer (summaries, shape checks) is the inner conv's
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        return self.conv.kernel_size
+
+    @property
+    def stride(self) -> tuple[int, int]:
+        return self.conv.stride
+
+    @property
+    def dilation(self) -> tuple[int, int]:
+        return self.conv.dilation
+
     def coordinates(self, x: torch.Tensor) -> torch.Tensor:
         """The extra channels for a batch like ``x``: ``(N, 2 or 3, H, W)``, rows then columns (then radius)."""
         n, _, h, w = x.shape

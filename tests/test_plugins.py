@@ -1,0 +1,500 @@
+"""Plugins: the installed example package, local files and modules, in-Python registration, and the errors.
+
+The example plugin must be installed into the test environment (``pip install ./plugins/cnnpl-example``,
+which ``.ci/run`` does); the tests that need it fail, not skip, when it is missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
+from tests.conftest import TINY, run_cli
+
+import cnnpl
+from cnnpl import plugins
+from cnnpl.config import ComponentSignatureError
+from cnnpl.plugins import PluginError, PluginWarning, split_plugin_overrides
+from cnnpl.registry import REGISTRIES
+from cnnpl.train import build_model
+from cnnpl.train import train as run_training
+
+EXAMPLE = "cnnpl-example"
+EXAMPLE_COMPONENTS = {"pool": "softpool", "conv": "coord_conv2d", "model": "tiny_net", "callback": "epoch_timer"}
+# What test modules parametrising over the registry see at collection time.
+POOLS_AT_COLLECTION = cnnpl.list_components("pool")
+MODELS_AT_COLLECTION = cnnpl.list_components("model")
+
+
+def example_source() -> str:
+    """The example plugin's registry source; fails (not skips) when the package is not installed."""
+    try:
+        dist = importlib.metadata.distribution(EXAMPLE)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.fail(
+            f"the example plugin {EXAMPLE} is not installed in this environment; "
+            "run `pip install ./plugins/cnnpl-example` (as .ci/run does) and rerun the tests"
+        )
+    return f"package {EXAMPLE} {dist.version} (entry point example = cnnpl_example)"
+
+
+@pytest.fixture
+def restore_registries():
+    """Put every registry (and the record of named plugins) back as it was after the test."""
+    saved = {family: dict(reg._entries) for family, reg in REGISTRIES.items()}
+    named = dict(plugins._named)
+    yield
+    for family, entries in saved.items():
+        REGISTRIES[family]._entries = entries
+    plugins._named.clear()
+    plugins._named.update(named)
+
+
+def write(path: Path, code: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(code))
+    return path
+
+
+# A pool plugin file as a user would write it: one class, typed parameters, registered by name.
+MY_POOL = """
+    import torch
+    from torch import nn
+
+    import cnnpl
+
+
+    @cnnpl.register("pool", "{name}")
+    class HalfMaxPool(nn.Module):
+        \"\"\"lam * max + (1 - lam) * avg over each window.\"\"\"
+
+        def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0, lam: float = 0.5) -> None:
+            super().__init__()
+            self.max = nn.MaxPool2d(kernel_size, stride, padding)
+            self.avg = nn.AvgPool2d(kernel_size, stride, padding)
+            self.lam = lam
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lam * self.max(x) + (1 - self.lam) * self.avg(x)
+"""
+
+
+def fake_distribution(site: Path, dist: str, ep: str, module: str, code: str) -> None:
+    """An installed distribution (metadata + module on ``site``) with a ``cnnpl.plugins`` entry point."""
+    write(site / f"{module.split(':')[0]}.py", code)
+    info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
+    write(info / "METADATA", f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    write(info / "entry_points.txt", f"[cnnpl.plugins]\n{ep} = {module}\n")
+
+
+def with_site(site: Path, **extra: str) -> dict[str, str]:
+    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]), **extra}
+
+
+# -- the installed example package -------------------------------------------------------------------
+
+
+def test_example_plugin_is_discovered_with_its_source() -> None:
+    source = example_source()
+    entry_points = importlib.metadata.entry_points(group="cnnpl.plugins")
+    assert "cnnpl_example" in [ep.value for ep in entry_points if ep.name == "example"]
+    for family, name in EXAMPLE_COMPONENTS.items():
+        assert cnnpl.get_registry(family).entry(name).source == source
+    loaded = {p.source: p for p in plugins.loaded_plugins()}
+    assert loaded[source].error is None
+    assert set(loaded[source].components) == {f"{f}/{n}" for f, n in EXAMPLE_COMPONENTS.items()}
+
+
+@pytest.mark.slow  # subprocesses
+def test_registry_generated_tests_see_plugin_components_at_collection() -> None:
+    example_source()
+    assert "softpool" in POOLS_AT_COLLECTION and "tiny_net" in MODELS_AT_COLLECTION
+    # a fresh interpreter: a plain `import cnnpl` is enough
+    code = "import cnnpl; print(cnnpl.list_components('pool'), cnnpl.list_components('conv'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "'softpool'" in out and "'coord_conv2d'" in out
+
+
+def test_example_components_are_config_options_with_typed_keys(tmp_path: Path) -> None:
+    example_source()
+    cfg = cnnpl.compose(["model=tiny_net", "model.width=4", "conv=coord_conv2d", "pool=softpool", "pool.beta=2"])
+    assert OmegaConf.to_container(cfg.pool) == {
+        "name": "softpool",
+        "kernel_size": None,
+        "stride": None,
+        "padding": None,
+        "beta": 2.0,  # float, from the hint, though given as 2
+    }
+    assert cfg.model.width == 4 and cfg.conv.with_radius is False
+    model = build_model(cfg, num_classes=3, in_channels=3, input_size=(16, 16))
+    assert model(torch.randn(2, 3, 16, 16)).shape == (2, 3)
+    with pytest.raises(ConfigCompositionException, match=r"Error merging override pool\.beta=abc") as err:
+        cnnpl.compose(["pool=softpool", "pool.beta=abc"])
+    assert "Value 'abc' of type 'str' could not be converted to Float" in str(err.value.__cause__)
+    with pytest.raises(ConfigCompositionException, match=r"Could not override 'pool\.bta'"):
+        cnnpl.compose(["pool=softpool", "pool.bta=1"])
+
+
+def test_example_plugin_yaml_options_reach_hydra() -> None:
+    example_source()
+    cfg = cnnpl.compose(["experiment=cnnpl_example"])
+    chosen = (cfg.model.name, cfg.conv.name, cfg.pool.name, cfg.pool.beta)
+    assert chosen == ("tiny_net", "coord_conv2d", "softpool", 4.0)
+    assert cfg.callbacks.epoch_timer._args_ == ["callback", "epoch_timer"]
+    timer = cnnpl.build("callback", "epoch_timer", every_n_epochs=2)
+    assert type(timer).__name__ == "EpochTimer" and timer.every_n_epochs == 2
+
+
+@pytest.mark.slow
+def test_example_plugin_trains_from_the_command_line(cli, tmp_path: Path) -> None:
+    example_source()
+    result = cli(
+        *TINY,
+        "model=tiny_net",
+        "model.width=8",
+        "conv=coord_conv2d",
+        "pool=softpool",
+        "pool.beta=2.0",
+        "callbacks=[minimal,epoch_timer]",
+        "logger=csv",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    saved = OmegaConf.load(run / "config.yaml")
+    assert (saved.model.name, saved.conv.name, saved.pool.name, saved.pool.beta) == (
+        "tiny_net",
+        "coord_conv2d",
+        "softpool",
+        2.0,
+    )
+    rows = list(csv.DictReader((run / "csv" / "metrics.csv").open()))
+    epoch_seconds = [float(r["time/epoch_seconds"]) for r in rows if r.get("time/epoch_seconds")]
+    assert len(epoch_seconds) == 1 and epoch_seconds[0] > 0  # the plugin's callback ran and logged
+    assert any(r.get("test/acc") for r in rows)
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.slow  # subprocesses
+def test_help_and_listing_show_plugins_without_importing_lightning(tmp_path: Path) -> None:
+    example_source()
+    probe = write(
+        tmp_path / "probe.py",
+        """
+        import atexit, sys
+        atexit.register(lambda: print("LIGHTNING-IMPORTED:", "lightning" in sys.modules))
+        from cnnpl.cli import main
+        main()
+        """,
+    )
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    for args in (["--help"], ["list", "pool", "conv", "model"], ["pool=softpool", "--cfg", "job"]):
+        done = subprocess.run(
+            [sys.executable, str(probe), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "LIGHTNING-IMPORTED: False" in done.stdout, args
+        assert "softpool" in done.stdout, args
+    help_text = run_cli("--help", cwd=tmp_path).stdout
+    pool_line = next(line for line in help_text.splitlines() if line.startswith("pool: "))
+    assert "softpool" in pool_line and "softpool_sharp" in pool_line  # generated and plugin-YAML options
+    assert "tiny_net" in next(line for line in help_text.splitlines() if line.startswith("model: "))
+
+
+# -- local files and modules -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_local_file_plugin_from_the_command_line(cli, tmp_path: Path) -> None:
+    path = write(tmp_path / "my_pool.py", MY_POOL.format(name="my_pool"))
+    result = cli(*TINY, "plugins=[./my_pool.py]", "pool=my_pool", "pool.lam=0.25")
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = OmegaConf.load(tmp_path / "run" / "config.yaml")
+    assert list(saved.plugins) == ["./my_pool.py"]  # the saved config says what to load again
+    assert (saved.pool.name, saved.pool.lam) == ("my_pool", 0.25)
+
+    listing = subprocess.run(
+        [sys.executable, "-m", "cnnpl.list", "plugins=[./my_pool.py]", "pool", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pools = {row["name"]: row for row in json.loads(listing.stdout)["components"]["pool"]}
+    assert pools["my_pool"]["source"] == f"file {path}"
+    lam = next(p for p in pools["my_pool"]["parameters"] if p["name"] == "lam")
+    assert (lam["type"], lam["default"], lam["required"]) == ("float", 0.5, False)
+    assert pools["max"]["source"] == "built-in"
+
+
+@pytest.mark.slow  # subprocesses
+def test_nothing_is_imported_implicitly_from_the_working_directory(cli, tmp_path: Path) -> None:
+    sentinel = tmp_path / "imported.txt"
+    code = f"open({str(sentinel)!r}, 'w').close()\n" + textwrap.dedent(MY_POOL).format(name="my_pool")
+    write(tmp_path / "my_pool.py", code)
+    write(tmp_path / "conf" / "pool" / "my_pool.yaml", "name: max\n")
+    write(tmp_path / "pool" / "my_pool.yaml", "name: max\n")
+    result = cli("--cfg", "job", *TINY, "pool=my_pool")
+    assert result.returncode != 0
+    assert "Could not find 'pool/my_pool'" in result.stderr
+    assert not sentinel.exists()
+
+
+def test_load_plugins_then_compose_in_python(tmp_path: Path, restore_registries) -> None:
+    path = write(tmp_path / "api_pool.py", MY_POOL.format(name="api_pool"))
+    (loaded,) = cnnpl.load_plugins([str(path)])
+    assert (loaded.kind, loaded.source, loaded.components) == ("file", f"file {path}", ("pool/api_pool",))
+    assert cnnpl.load_plugins([str(path)]) == [loaded]  # once: loading again is a no-op, not a duplicate
+    cfg = cnnpl.compose(["pool=api_pool", "pool.lam=1.0", "model.channels=[4,8]", "model.hidden=[8]"])
+    model = build_model(cfg, num_classes=3, in_channels=3, input_size=(16, 16))
+    pool = model.features.block1.pool
+    x = torch.randn(1, 4, 4, 4)
+    torch.testing.assert_close(pool(x), torch.nn.functional.max_pool2d(x, 2))  # lam=1 is max pooling
+
+
+def test_plugins_key_in_compose_loads_files(tmp_path: Path, restore_registries, monkeypatch) -> None:
+    write(tmp_path / "key_pool.py", MY_POOL.format(name="key_pool"))
+    monkeypatch.chdir(tmp_path)  # a relative path is relative to the working directory, as on the command line
+    cfg = cnnpl.compose(["plugins=[./key_pool.py]", "pool=key_pool"])
+    assert cfg.plugins == ["./key_pool.py"] and cfg.pool.lam == 0.5
+
+
+def test_module_plugin(tmp_path: Path, restore_registries, monkeypatch) -> None:
+    write(tmp_path / "mod_pool_plugin.py", MY_POOL.format(name="mod_pool"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (loaded,) = cnnpl.load_plugins(["mod_pool_plugin"])
+    assert cnnpl.get_registry("pool").entry("mod_pool").source == "module mod_pool_plugin" == loaded.source
+    with pytest.raises(PluginError, match=r"plugin module 'no_such_plugin_xyz' was not found"):
+        cnnpl.load_plugins(["no_such_plugin_xyz"])
+    with pytest.raises(PluginError, match=r"plugin file './missing_pool.py' does not exist \(looked for /"):
+        cnnpl.load_plugins(["./missing_pool.py"])
+
+
+@pytest.mark.slow
+def test_register_in_python_then_train(tmp_path: Path, restore_registries, tiny_overrides) -> None:
+    @cnnpl.register("pool", "notebook_pool")
+    class NotebookPool(torch.nn.AvgPool2d):
+        def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0) -> None:
+            super().__init__(kernel_size, stride, padding)
+
+    assert cnnpl.get_registry("pool").entry("notebook_pool").source == f"module {__name__}"
+    cfg = cnnpl.compose(
+        [*tiny_overrides, "pool=notebook_pool", "callbacks=minimal", "logger=csv"], output_dir=str(tmp_path / "out")
+    )
+    # what cnnpl.train(cfg) runs (imported by name: once cnnpl.train the module is imported, the package
+    # attribute cnnpl.train is that module, not the function)
+    metrics = run_training(cfg)
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert (tmp_path / "out" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_required_typed_parameter_must_be_set(restore_registries) -> None:
+    @cnnpl.register("pool", "needs_lam")
+    class NeedsLam(torch.nn.MaxPool2d):
+        def __init__(self, lam: float, kernel_size: int = 2) -> None:
+            super().__init__(kernel_size)
+            self.lam = lam
+
+    cfg = cnnpl.compose(["pool=needs_lam"])
+    with pytest.raises(cnnpl.CnnplError) as err:
+        build_model(cfg, num_classes=3, in_channels=3, input_size=(32, 32))
+    assert str(err.value) == (
+        "pool 'needs_lam' needs a value for pool.lam (it has no default); set it on the command line: pool.lam=..."
+    )
+    cfg = cnnpl.compose(["pool=needs_lam", "pool.lam=0.3"])
+    model = build_model(cfg, num_classes=3, in_channels=3, input_size=(32, 32))
+    assert model.features.block1.pool.lam == 0.3
+
+
+def test_entry_point_may_name_a_register_function(tmp_path: Path, restore_registries, monkeypatch) -> None:
+    write(
+        tmp_path / "hook_plugin.py",
+        """
+        import torch
+        import cnnpl
+
+        def register_all():
+            cnnpl.register("act", "hook_act", torch.nn.Hardswish)
+        """,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = importlib.metadata.EntryPoint("hook", "hook_plugin:register_all", "cnnpl.plugins")
+    loaded = plugins._load_entry_point(ep)
+    assert loaded.error is None and loaded.components == ("act/hook_act",)
+    source = "package (unknown distribution) (entry point hook = hook_plugin:register_all)"
+    assert cnnpl.get_registry("act").entry("hook_act").source == source
+
+
+# -- when things go wrong ----------------------------------------------------------------------------
+
+BROKEN = """
+    import torch
+    import cnnpl
+
+    cnnpl.register("pool", "registered_before_failing", torch.nn.MaxPool2d)
+    import no_such_dependency_xyz
+"""
+
+
+@pytest.mark.slow  # subprocesses
+def test_broken_installed_plugin_stops_before_training(cli, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    fake_distribution(site, "broken-plugin", "broken", "broken_plugin_mod", BROKEN)
+    result = cli(*TINY, env=with_site(site))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr  # one line
+    assert result.stderr.startswith(
+        "cnnpl: error: plugin broken-plugin 1.0 (entry point broken = broken_plugin_mod) in group cnnpl.plugins "
+        "failed to load: ModuleNotFoundError: No module named 'no_such_dependency_xyz' ("
+    )
+    where = f"{site / 'broken_plugin_mod.py'}, line 6). Fix or uninstall it, or skip broken plugins with "
+    assert where in result.stderr
+    assert "CNNPL_SKIP_BROKEN_PLUGINS=1 (on the command line: skip_broken_plugins=true)" in result.stderr
+    assert not (tmp_path / "run").exists()  # nothing started
+
+    # the Python API: importing works (so the error can be read), composing raises
+    code = "import cnnpl; print('imported'); cnnpl.compose(['data=shapes'])"
+    env = {**os.environ, **with_site(site)}
+    api = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert api.returncode != 0 and api.stdout.strip() == "imported"
+    assert "cnnpl.plugins.PluginError: plugin broken-plugin 1.0" in api.stderr
+
+
+@pytest.mark.slow  # subprocesses
+def test_broken_installed_plugin_can_be_skipped_with_a_warning(cli, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    fake_distribution(site, "broken-plugin", "broken", "broken_plugin_mod", BROKEN)
+    warning = "cnnpl: warning: skipping broken plugin broken-plugin 1.0 (entry point broken = broken_plugin_mod)"
+    for env, args in (({"CNNPL_SKIP_BROKEN_PLUGINS": "1"}, []), ({}, ["skip_broken_plugins=true"])):
+        result = cli("--cfg", "job", "data=shapes", *args, env=with_site(site, **env))
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.startswith(warning), result.stderr
+        assert "skip_broken_plugins" not in result.stdout  # a start-up switch, not part of the run's config
+    listing = run_cli("list", "pool", "--json", cwd=tmp_path, env=with_site(site))
+    data = json.loads(listing.stdout)
+    (broken,) = [p for p in data["plugins"] if p["source"].startswith("package broken-plugin")]
+    assert "No module named 'no_such_dependency_xyz'" in broken["error"]
+    # what it registered before failing was taken back out
+    assert "registered_before_failing" not in [row["name"] for row in data["components"]["pool"]]
+
+
+@pytest.mark.slow  # subprocesses
+def test_plugin_clashing_with_a_builtin_names_both(cli, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    code = "import torch, cnnpl\ncnnpl.register('pool', 'max', torch.nn.AvgPool2d)\n"
+    fake_distribution(site, "clash-plugin", "clash", "clash_plugin_mod", code)
+    result = cli("--cfg", "job", "data=shapes", env=with_site(site))
+    assert result.returncode == 2
+    assert (
+        "failed to load: DuplicateComponentError: pool 'max' is already registered by built-in; "
+        "package clash-plugin 1.0 (entry point clash = clash_plugin_mod) tried to register it again. "
+        "Pick another name, or pass override=True to replace it"
+    ) in result.stderr
+
+
+def test_file_plugin_clashing_with_an_installed_plugin_names_both(tmp_path: Path, restore_registries) -> None:
+    source = example_source()
+    path = write(
+        tmp_path / "clash.py",
+        "import torch, cnnpl\n"
+        "cnnpl.register('pool', 'fine_before_clash', torch.nn.MaxPool2d)\n"
+        "cnnpl.register('pool', 'softpool', torch.nn.AvgPool2d)\n",
+    )
+    with pytest.raises(PluginError) as err:
+        cnnpl.load_plugins([str(path)])
+    assert str(err.value).startswith(
+        f"plugin file {path} failed to load: DuplicateComponentError: pool 'softpool' is already registered by "
+        f"{source}; file {path} tried to register it again."
+    )
+    assert "fine_before_clash" not in cnnpl.list_components("pool")  # a failed plugin leaves nothing behind
+    assert cnnpl.get_registry("pool").entry("softpool").source == source
+
+
+def test_plugin_may_override_on_purpose(tmp_path: Path, restore_registries) -> None:
+    code = "import torch, cnnpl\ncnnpl.register('pool', 'avg', torch.nn.AvgPool2d, override=True)\n"
+    path = write(tmp_path / "override.py", code)
+    cnnpl.load_plugins([str(path)])
+    assert cnnpl.get_registry("pool").entry("avg").source == f"file {path}"
+
+
+def test_untyped_required_parameter_is_refused_at_registration(restore_registries) -> None:
+    class Untyped(torch.nn.Module):
+        def __init__(self, kernel_size, lam, stride=None) -> None:  # kernel_size comes from the architecture
+            super().__init__()
+
+    with pytest.raises(ComponentSignatureError) as err:
+        cnnpl.register("pool", "untyped", Untyped)
+    assert str(err.value) == (
+        f"pool 'untyped' ({__name__}.test_untyped_required_parameter_is_refused_at_registration.<locals>.Untyped) "
+        "cannot be registered: its required parameter 'lam' has no type hint, so it cannot become the config key "
+        "pool.lam; add a type hint (lam: float, for example) or a default (lam=...)"
+    )
+    assert "untyped" not in cnnpl.list_components("pool")
+
+    def positional(kernel_size: int, lam: float, /) -> torch.nn.Module:
+        return torch.nn.MaxPool2d(kernel_size)
+
+    with pytest.raises(ComponentSignatureError, match="'kernel_size' is positional-only, but cnnpl passes every"):
+        cnnpl.register("pool", "positional", positional)
+
+    class SuppliedOnly(torch.nn.MaxPool2d):
+        def __init__(self, kernel_size, stride=None, padding=0) -> None:  # all supplied: accepted without hints
+            super().__init__(kernel_size, stride, padding)
+
+    cnnpl.register("pool", "supplied_only", SuppliedOnly)
+    assert "supplied_only" in cnnpl.list_components("pool")
+
+
+def test_bad_signature_in_a_plugin_file_names_the_file(tmp_path: Path, restore_registries) -> None:
+    path = write(
+        tmp_path / "bad_sig.py",
+        "import torch, cnnpl\n\n@cnnpl.register('model', 'bad_sig_net')\n"
+        "class Net(torch.nn.Module):\n    def __init__(self, num_classes, depth):\n        super().__init__()\n",
+    )
+    with pytest.raises(PluginError) as err:
+        cnnpl.load_plugins([str(path)])
+    assert str(err.value).startswith(
+        f"plugin file {path} failed to load: ComponentSignatureError: model 'bad_sig_net' (cnnpl_plugin_bad_sig.Net) "
+        "cannot be registered: its required parameter 'depth' has no type hint"
+    )
+
+
+def test_broken_file_plugin_always_raises(tmp_path: Path) -> None:
+    path = write(tmp_path / "syntax.py", "def broken(:\n")
+    with pytest.raises(PluginError, match=rf"plugin file {path} failed to load: SyntaxError: .*\({path}, line 1\)"):
+        cnnpl.load_plugins([str(path)], skip_broken=True)
+
+
+def test_plugin_overrides_are_read_before_hydra() -> None:
+    specs, skip, rest = split_plugin_overrides(
+        ["pool=max", "plugins=[./a.py,pkg.mod]", "skip_broken_plugins=true", "--cfg", "job"]
+    )
+    assert (specs, skip) == (["./a.py", "pkg.mod"], True)
+    assert rest == ["pool=max", "plugins=[./a.py,pkg.mod]", "--cfg", "job"]
+    assert split_plugin_overrides(["+plugins=/abs/b.py"])[0] == ["/abs/b.py"]
+    assert split_plugin_overrides(["pool=max"]) == ([], None, ["pool=max"])
+    with pytest.raises(cnnpl.CnnplError, match="plugins cannot be swept"):
+        split_plugin_overrides(["plugins=a.py,b.py"])
+    with pytest.raises(cnnpl.CnnplError, match="skip_broken_plugins must be true or false, got 'maybe'"):
+        split_plugin_overrides(["skip_broken_plugins=maybe"])
+
+
+def test_skipped_plugin_warns_in_python(monkeypatch) -> None:
+    failed = plugins.Plugin("package", "package x 1.0 (entry point x = x)", error="plugin x 1.0 failed to load: E")
+    monkeypatch.setattr(plugins, "_installed", [failed])
+    monkeypatch.setattr(plugins, "_warned", set())
+    with pytest.raises(PluginError, match=r"^plugin x 1\.0 failed to load: E$"):
+        cnnpl.load_plugins()
+    with pytest.warns(PluginWarning, match=r"^skipping broken plugin x 1\.0 failed to load: E$"):
+        cnnpl.load_plugins(skip_broken=True)
+    monkeypatch.setenv("CNNPL_SKIP_BROKEN_PLUGINS", "1")
+    assert cnnpl.load_plugins() == []  # already warned once
