@@ -21,25 +21,29 @@ from torch import nn
 class SoftPool(nn.Module):
     """Softmax-weighted average pooling: ``(N, C, H, W) -> (N, C, H', W')``, the same sizes as max pooling.
 
-    ``stride`` defaults to the kernel size; zero ``padding`` does not dilute the average (padded
-    positions get no weight). Raises :class:`cnnpl.CnnplError` for ``beta < 0``.
+    ``stride`` defaults to the kernel size; padded positions get no weight (they do not dilute the
+    average). Raises :class:`cnnpl.CnnplError` for ``beta < 0`` or padding over half the kernel.
     """
 
     def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0, beta: float = 1.0) -> None:
         super().__init__()
         if beta < 0:
             raise CnnplError(f"softpool beta must be >= 0 (0 is average pooling), got {beta}")
+        if padding > kernel_size // 2:
+            raise CnnplError(f"softpool padding must be at most half the kernel ({kernel_size // 2}), got {padding}")
         self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
         self.beta = beta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # exp(beta (a - m)) with m the per-map maximum: the same weights, without overflow
-        peak = x.detach().amax(dim=(-2, -1), keepdim=True)
-        weights = torch.exp(self.beta * (x - peak))
-        pool = {"kernel_size": self.kernel_size, "stride": self.stride, "padding": self.padding}
-        # both averages count the same window size, so their ratio is the weighted mean; padded zeros
-        # add nothing to either sum
-        return F.avg_pool2d(weights * x, **pool) / F.avg_pool2d(weights, **pool).clamp_min(1e-12)
+        n, c, h, w = x.shape
+        k, s, p = pair(self.kernel_size), pair(self.stride), pair(self.padding)
+        windows = F.unfold(x, k, padding=p, stride=s).view(n, c, k[0] * k[1], -1)  # (N, C, window, positions)
+        logits = self.beta * windows
+        if any(p):  # padded positions are not activations: no weight at all, rather than a weight on zero
+            inside = F.unfold(x.new_ones(1, 1, h, w), k, padding=p, stride=s).view(1, 1, k[0] * k[1], -1) > 0
+            logits = logits.masked_fill(~inside, float("-inf"))
+        pooled = (torch.softmax(logits, dim=2) * windows).sum(dim=2)  # softmax: stable for any beta * a
+        return pooled.view(n, c, output_size(h, k[0], s[0], p[0]), output_size(w, k[1], s[1], p[1]))
 
     def output_shape(self, input_shape: Sequence[int]) -> tuple[int, int, int]:
         """``(C, H, W) -> (C, H', W')``; raises :class:`cnnpl.GeometryError` if the window cannot fit."""
