@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from cnnpl.config import CONFIG_NAME, config_dir, register_component_configs
 from cnnpl.errors import CnnplError
-from cnnpl.plugins import PluginWarning, load_plugins, split_plugin_overrides
+from cnnpl.plugins import SKIP_BROKEN_ENV, PluginWarning, load_plugins, split_plugin_overrides
 
 EXIT_USAGE = 2
 
@@ -56,6 +56,8 @@ def guarded(step: Callable[[], Any]) -> Any:
 def prepare(args: list[str]) -> list[str]:
     """Load the plugins ``args`` name and register every component's config; returns the args for Hydra."""
     specs, skip_broken, rest = split_plugin_overrides(args)
+    if skip_broken is not None:  # processes started for this run (DDP workers re-run this command) inherit it
+        os.environ[SKIP_BROKEN_ENV] = "1" if skip_broken else "0"
     load_plugins(specs, skip_broken=skip_broken)
     register_component_configs()
     return rest
