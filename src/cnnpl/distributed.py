@@ -1,0 +1,148 @@
+"""What cnnpl adds to Lightning's DDP: exact sharded evaluation, launch checks, the LR scaling rule.
+
+Lightning runs the processes (its own launcher, ``torchrun`` or SLURM's ``srun``) and shards the
+training set with a ``DistributedSampler``. This module holds the few things on top:
+
+- :class:`EvalShardSampler`: splits a validation / test set across processes without the padding
+  duplicates of ``DistributedSampler``, so metrics summed over processes count every image once.
+- :func:`check_launch`: refuses, before anything is built, the launches that cannot work
+  (Hydra multirun with several processes; ``torchrun`` / SLURM with a timestamped run directory).
+- :func:`lr_scale`: the factor an LR scaling rule gives for a world size.
+
+See ``docs/distributed.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping, Sized
+from typing import Any
+
+from torch.utils.data import DistributedSampler
+
+from cnnpl.errors import CnnplError
+
+LR_SCALING_RULES = ("none", "linear", "sqrt")
+
+
+class EvalShardSampler(DistributedSampler):
+    """Process ``rank`` of ``num_replicas`` gets images ``rank, rank + num_replicas, ...``, in order.
+
+    Unlike ``DistributedSampler`` nothing is padded: shards differ in size by at most one image and
+    together hold every image exactly once. That is safe for evaluation, where DDP needs no
+    collective per batch (it syncs buffers before the first forward only, so every process must
+    get at least one image). Never use it for training. It subclasses ``DistributedSampler`` so that
+    Lightning keeps it instead of injecting its own.
+    """
+
+    def __init__(self, dataset: Sized, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)  # type: ignore[arg-type]
+        size = len(dataset)
+        if 0 < size < num_replicas:
+            raise CnnplError(
+                f"an evaluation split of {size} images cannot be shared by {num_replicas} processes: "
+                "use a larger split or fewer processes (trainer.devices x trainer.num_nodes)"
+            )
+        self.total_size = size
+        self.num_samples = len(range(rank, size, num_replicas))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.total_size, self.num_replicas))
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def lr_scale(rule: str, world_size: int) -> float:
+    """The learning-rate factor of ``rule`` for ``world_size`` processes (effective batch x ``world_size``).
+
+    ``none``: 1; ``linear``: ``world_size`` (Goyal et al. 2017, for SGD); ``sqrt``: ``sqrt(world_size)``
+    (often preferred for Adam).
+    """
+    if rule not in LR_SCALING_RULES:
+        raise CnnplError(f"system.lr_scaling must be one of {', '.join(LR_SCALING_RULES)}, got {rule!r}")
+    if world_size < 1:
+        raise CnnplError(f"world size must be >= 1, got {world_size}")
+    return {"none": 1.0, "linear": float(world_size), "sqrt": math.sqrt(world_size)}[rule]
+
+
+def launcher_world_size(environ: Mapping[str, str] | None = None) -> int:
+    """How many processes an external launcher started: ``WORLD_SIZE`` (torchrun, Lightning's own
+    children) or ``SLURM_NTASKS`` (srun); 1 outside any launcher."""
+    env = os.environ if environ is None else environ
+    for name in ("WORLD_SIZE", "SLURM_NTASKS"):
+        value = env.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 1
+
+
+def requested_processes(trainer: Mapping[str, Any]) -> int:
+    """Processes a ``trainer`` config asks for: devices per node x ``num_nodes``, counted as Lightning does
+    (``auto``: all GPUs, or 1 on CPU; ``-1``: all GPUs, or all CPU cores)."""
+    devices = trainer.get("devices", 1)
+    num_nodes = int(trainer.get("num_nodes", 1) or 1)
+    if isinstance(devices, str) and "," in devices:  # "0,1": device indices
+        devices = [d for d in devices.split(",") if d.strip()]
+    elif isinstance(devices, str) and devices.strip().lstrip("-").isdigit():
+        devices = int(devices)
+    if isinstance(devices, int) and devices > 0:
+        per_node = devices
+    elif isinstance(devices, (int, str)):  # -1 or "auto"
+        per_node = _all_devices(str(trainer.get("accelerator", "auto")), cpu_cores=devices == -1)
+    else:
+        per_node = len(devices)
+    return max(per_node, 1) * num_nodes
+
+
+def _all_devices(accelerator: str, cpu_cores: bool) -> int:
+    import torch
+
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.cuda.device_count()
+    return (os.cpu_count() or 1) if cpu_cores else 1
+
+
+def check_launch(cfg: Mapping[str, Any]) -> None:
+    """Raise :class:`CnnplError` for a launch that cannot give one correct multi-process run.
+
+    - Hydra multirun (``-m``) with more than one process: Lightning relaunches ``sys.argv`` in each
+      new process, which would start the whole sweep again per process.
+    - An external launcher (``torchrun``, ``srun``) with a run directory that contains Hydra's
+      ``${now:...}`` timestamp: each process resolves its own time, so ranks would write to different
+      directories. ``hydra.run.dir`` must be pinned to the same path on every node.
+
+    Call it first thing in ``cnnpl.train.train``; it reads the config and the environment only.
+    """
+    hydra = _hydra_config()
+    if hydra is None:  # composed in Python (cnnpl.compose): the caller owns the output directory
+        return
+    from hydra.types import RunMode
+
+    processes = max(requested_processes(cfg.get("trainer") or {}), launcher_world_size())
+    if hydra.mode == RunMode.MULTIRUN and processes > 1:
+        raise CnnplError(
+            f"Hydra multirun (-m) cannot run multi-process jobs ({processes} processes asked for): "
+            "sweep with trainer.devices=1, or run one `python -m cnnpl ... trainer=ddp_cpu` per configuration"
+        )
+    if hydra.mode == RunMode.RUN and launcher_world_size() > 1 and "${now:" in _raw_run_dir(hydra):
+        raise CnnplError(
+            f"{launcher_world_size()} processes started by torchrun/srun need one shared output directory: "
+            "add hydra.run.dir=<path> (the same on every node; e.g. outputs/$SLURM_JOB_ID) to the command"
+        )
+
+
+def _hydra_config() -> Any:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+    except ImportError:  # pragma: no cover - hydra is a dependency
+        return None
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def _raw_run_dir(hydra: Any) -> str:
+    """``hydra.run.dir`` before interpolation (``outputs/${now:%Y-%m-%d}/...`` by default)."""
+    from omegaconf import OmegaConf
+
+    return str(OmegaConf.to_container(hydra.run, resolve=False).get("dir", ""))

@@ -1,0 +1,365 @@
+"""DDP on CPU processes (gloo): sharding, exact whole-split metrics, launchers, failure, options.
+
+The slow tests start real process groups through the command line, as a user would:
+``python -m cnnpl trainer=ddp_cpu`` (Lightning's launcher), two ``torchrun`` "nodes" on 127.0.0.1, a
+rank that raises, and Hydra multirun. They train ``data=shapes`` for one or two tiny epochs.
+
+The callbacks below are test instruments, loaded by the child processes through
+``+callbacks.<name>._target_=test_distributed.<Class>`` with ``tests/`` on ``PYTHONPATH``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+import cnnpl
+from cnnpl.distributed import EvalShardSampler, check_launch, launcher_world_size, lr_scale, requested_processes
+from cnnpl.errors import CnnplError
+
+TESTS = Path(__file__).resolve().parent
+TIMEOUT = 180  # seconds for one multi-process run; a hang fails the test instead of the CI job
+
+# Sizes chosen so that nothing divides evenly by 2 processes: 334 images -> 267 train, 67 val.
+NUM_TRAIN, NUM_VAL, NUM_TEST = 334, 67, 63
+SMALL = [
+    "data=shapes",
+    f"data.num_train={NUM_TRAIN}",
+    f"data.num_test={NUM_TEST}",
+    "data.batch_size=32",
+    "data.crop_padding=0",  # no augmentation: a training image can be recognised by its pixels
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_model_summary=false",
+    "callbacks.progress_bar.refresh_rate=0",
+]
+
+
+# -- test instruments (run inside the DDP processes) --------------------------------------------------
+class RecordRun(Callback):
+    """Writes ``<path>/rank<r>.json``: the training images seen per epoch (as indices into the
+    training split), the samplers in use, the world size, SyncBatchNorm and precision."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.seen: dict[int, list[int]] = {}
+        self.index: dict[bytes, int] = {}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        images = trainer.datamodule.split("train").images
+        self.index = {image.numpy().tobytes(): i for i, image in enumerate(images)}
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        # the batch arrives normalised: undo it to find the uint8 images in the training split
+        images = (trainer.datamodule.denormalize(batch[0]) * 255).round().to(torch.uint8).cpu()
+        epoch = self.seen.setdefault(trainer.current_epoch, [])
+        epoch.extend(self.index[image.numpy().tobytes()] for image in images)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        facts = {
+            "world_size": trainer.world_size,
+            "seen": self.seen,
+            "train_sampler": type(trainer.train_dataloader.sampler).__name__,
+            "val_sampler": type(trainer.val_dataloaders.sampler).__name__,
+            "sync_batchnorm": any(isinstance(m, torch.nn.SyncBatchNorm) for m in pl_module.modules()),
+            "precision": str(trainer.precision),
+            "lr": trainer.optimizers[0].param_groups[0]["initial_lr" if trainer.lr_scheduler_configs else "lr"],
+        }
+        (self.path / f"rank{trainer.global_rank}.json").write_text(json.dumps(facts))
+
+
+class FailOnRank(Callback):
+    """Raises in the second training step of the rank named by ``CNNPL_TEST_FAIL_RANK``."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if args[-1] == 1 and str(trainer.global_rank) == os.environ.get("CNNPL_TEST_FAIL_RANK"):
+            raise RuntimeError(f"injected failure on rank {trainer.global_rank}")
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def _env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path])}
+    for name in ("HYDRA_FULL_ERROR", "WORLD_SIZE", "LOCAL_RANK", "RANK", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    return env
+
+
+def _run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, env={**_env(), **env}, capture_output=True, text=True, timeout=TIMEOUT
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _events(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def _logged(run_dir: Path) -> tuple[dict[str, list[tuple[int, float]]], Counter[tuple[str, int]]]:
+    """Scalars ``{tag: [(step, value)]}`` of the run and a count of every (tag, step) written."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    writes: Counter[tuple[str, int]] = Counter()
+    for path in _events(run_dir):
+        acc = EventAccumulator(str(path), size_guidance={"scalars": 0, "images": 0})
+        acc.Reload()
+        for tag in acc.Tags()["scalars"]:
+            for event in acc.Scalars(tag):
+                scalars.setdefault(tag, []).append((event.step, event.value))
+                writes[tag, event.step] += 1
+        for tag in acc.Tags()["images"]:
+            for event in acc.Images(tag):
+                writes[tag, event.step] += 1
+    return scalars, writes
+
+
+def _evaluate_on_one_process(overrides: list[str], checkpoint: Path, stage: str, tmp_path: Path) -> dict[str, float]:
+    """What one process logs for ``stage`` (val or test) with the weights of ``checkpoint``."""
+    from hydra.utils import instantiate
+
+    from cnnpl.system import ImageClassifier
+    from cnnpl.train import build_model
+
+    cfg = cnnpl.compose(overrides, output_dir=str(tmp_path / "single"))
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
+    system = ImageClassifier(net, datamodule.num_classes)
+    trainer = L.Trainer(
+        accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    run = trainer.validate if stage == "val" else trainer.test
+    (metrics,) = run(system, datamodule=datamodule, ckpt_path=str(checkpoint), weights_only=True, verbose=False)
+    return metrics
+
+
+def _last(scalars: dict[str, list[tuple[int, float]]], tag: str) -> float:
+    return max(scalars[tag])[1]
+
+
+# -- unit tests (fast, one process) -------------------------------------------------------------------
+@pytest.mark.parametrize(("size", "world"), [(67, 2), (63, 4), (8, 8), (10, 3)])
+def test_eval_shards_cover_the_split_once_without_padding(size: int, world: int) -> None:
+    shards = [list(EvalShardSampler(range(size), num_replicas=world, rank=r)) for r in range(world)]
+    assert sorted(i for shard in shards for i in shard) == list(range(size))
+    assert [len(s) for s in shards] == [len(EvalShardSampler(range(size), world, r)) for r in range(world)]
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+def test_eval_shards_refuse_a_split_smaller_than_the_world() -> None:
+    with pytest.raises(CnnplError, match="evaluation split of 1 images cannot be shared by 2 processes"):
+        EvalShardSampler(range(1), num_replicas=2, rank=1)
+
+
+def test_lr_scaling_rules() -> None:
+    assert [lr_scale(rule, 4) for rule in ("none", "linear", "sqrt")] == [1.0, 4.0, 2.0]
+    assert lr_scale("linear", 1) == 1.0
+    with pytest.raises(CnnplError, match=re.escape("system.lr_scaling must be one of none, linear, sqrt, got 'cubic'")):
+        lr_scale("cubic", 2)
+
+
+def test_process_counts_from_config_and_environment() -> None:
+    assert requested_processes({"devices": 2, "num_nodes": 3, "accelerator": "cpu"}) == 6
+    assert requested_processes({"devices": "0,1", "accelerator": "gpu"}) == 2
+    assert requested_processes({"devices": "auto", "accelerator": "cpu"}) == 1
+    assert launcher_world_size({"WORLD_SIZE": "4"}) == 4
+    assert launcher_world_size({"SLURM_NTASKS": "8"}) == 8
+    assert launcher_world_size({}) == 1
+
+
+def test_ddp_configs_follow_torchrun_and_slurm(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = cnnpl.compose(["trainer=ddp_cpu"])
+    assert (cfg.trainer.devices, cfg.trainer.num_nodes, cfg.trainer.strategy.process_group_backend) == (2, 1, "gloo")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "3")
+    monkeypatch.setenv("GROUP_WORLD_SIZE", "2")
+    cfg = cnnpl.compose(["trainer=ddp_cpu"])
+    assert (cfg.trainer.devices, cfg.trainer.num_nodes) == (3, 2)
+    monkeypatch.delenv("GROUP_WORLD_SIZE")
+    monkeypatch.setenv("SLURM_NNODES", "4")
+    assert cnnpl.compose(["trainer=ddp"]).trainer.num_nodes == 4
+
+
+def _hydra_job(mode: str, run_dir: str | None, overrides: list[str]) -> Any:
+    """A composed config with Hydra's job config set, as inside ``python -m cnnpl``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from cnnpl.config import config_dir
+
+    extra = [f"hydra.mode={mode}"] + ([f"hydra.run.dir={run_dir}"] if run_dir else [])
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, *extra], return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def test_check_launch_refuses_multirun_with_several_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    try:
+        check_launch(_hydra_job("MULTIRUN", None, ["trainer=default"]))  # one process: fine
+        with pytest.raises(CnnplError, match=r"Hydra multirun \(-m\) cannot run multi-process jobs \(2 processes"):
+            check_launch(_hydra_job("MULTIRUN", None, ["trainer=ddp_cpu"]))
+        monkeypatch.setenv("WORLD_SIZE", "2")  # under torchrun
+        with pytest.raises(CnnplError, match=re.escape("need one shared output directory: add hydra.run.dir=<path>")):
+            check_launch(_hydra_job("RUN", None, ["trainer=ddp_cpu"]))
+        check_launch(_hydra_job("RUN", "outputs/pinned", ["trainer=ddp_cpu"]))
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+def test_lr_scaling_multiplies_the_optimizer_lr_by_the_world_size() -> None:
+    from cnnpl.system import ImageClassifier
+
+    net = cnnpl.build("model", "simple_cnn", num_classes=10)
+    system = ImageClassifier(net, 10, lr_scaling="linear")
+    system.trainer = L.Trainer(accelerator="cpu", devices=1, logger=False)  # world size 1: lr unchanged
+    assert system.configure_optimizers().param_groups[0]["lr"] == 1e-3
+    with pytest.raises(CnnplError, match=re.escape("system.lr_scaling must be one of")):
+        ImageClassifier(net, 10, lr_scaling="quadratic")
+
+
+@pytest.mark.slow
+def test_bf16_mixed_precision_trains_on_cpu(tmp_path: Path) -> None:
+    overrides = [
+        *SMALL,
+        "data.num_train=96",
+        "data.num_test=32",
+        "trainer.max_epochs=1",
+        "trainer.precision=bf16-mixed",
+    ]
+    metrics = cnnpl.train(cnnpl.compose(overrides, output_dir=str(tmp_path)))
+    assert math.isfinite(metrics["test/loss"])
+
+
+# -- multi-process runs (slow) ------------------------------------------------------------------------
+@pytest.mark.slow
+def test_two_processes_shard_the_data_and_log_whole_split_metrics_once(tmp_path: Path) -> None:
+    run_dir, record = tmp_path / "run", tmp_path / "record"
+    record.mkdir()
+    overrides = [*SMALL, "trainer.max_epochs=2", "callbacks.checkpoint.save_top_k=-1"]  # a checkpoint per epoch
+    args = ["-m", "cnnpl", *overrides, "trainer=ddp_cpu", "trainer.devices=2", f"hydra.run.dir={run_dir}"]
+    args += ["+callbacks.record._target_=test_distributed.RecordRun", f"+callbacks.record.path={record}"]
+    proc = _run(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    # sharding: each epoch, the two processes see disjoint halves that cover the training set; only
+    # DistributedSampler's padding (one image, as 267 is odd) appears twice
+    facts = [json.loads((record / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [f["world_size"] for f in facts] == [2, 2]
+    assert [f["train_sampler"] for f in facts] == ["DistributedSampler"] * 2
+    assert [f["val_sampler"] for f in facts] == ["EvalShardSampler"] * 2
+    num_train = NUM_TRAIN - NUM_VAL
+    for epoch in ("0", "1"):
+        rank0, rank1 = (f["seen"][epoch] for f in facts)
+        assert len(rank0) == len(rank1) == math.ceil(num_train / 2)
+        assert set(rank0) | set(rank1) == set(range(num_train))
+        assert len(set(rank0) & set(rank1)) <= 1
+    assert facts[0]["seen"]["0"] != facts[0]["seen"]["1"]  # reshuffled every epoch
+
+    # one process wrote the logs and the checkpoints
+    events = _events(run_dir)
+    assert events and len({path.name.split(".")[-2] for path in events}) == 1, events  # one writer pid
+    assert [p.name for p in (tmp_path / "run").iterdir() if p.name == "tensorboard"] == ["tensorboard"]
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert [name[:8] for name in checkpoints] == ["epoch000", "epoch001", "last.ckp"], checkpoints
+    scalars, writes = _logged(run_dir)
+    duplicates = {key: n for key, n in writes.items() if n > 1 and key[0] != "epoch"}
+    assert not duplicates, duplicates
+
+    # the logged metrics are those of the whole split: one process on the same weights agrees exactly
+    val = _evaluate_on_one_process(overrides, next(run_dir.glob("checkpoints/epoch001*.ckpt")), "val", tmp_path)
+    assert _last(scalars, "val/acc") == pytest.approx(val["val/acc"], abs=0)
+    assert _last(scalars, "val/acc") * NUM_VAL == pytest.approx(round(_last(scalars, "val/acc") * NUM_VAL), abs=1e-4)
+    assert _last(scalars, "val/loss") == pytest.approx(val["val/loss"], rel=1e-5)
+    tested = re.findall(r"Restoring states from the checkpoint path at (\S+\.ckpt)", proc.stdout + proc.stderr)
+    test = _evaluate_on_one_process(overrides, Path(tested[-1]), "test", tmp_path)
+    for name in ("test/acc", "test/acc_top5"):
+        assert _last(scalars, name) == pytest.approx(test[name], abs=0), name
+    assert _last(scalars, "test/loss") == pytest.approx(test["test/loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_torchrun_two_nodes_on_localhost_with_sync_batchnorm_and_bf16(tmp_path: Path) -> None:
+    run_dir, record = tmp_path / "run", tmp_path / "record"
+    record.mkdir()
+    port = _free_port()
+    torchrun = ["-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d"]
+    torchrun += [f"--rdzv_endpoint=127.0.0.1:{port}", "--rdzv_id=cnnpl-test", "--max_restarts=0"]
+    args = [*torchrun, "-m", "cnnpl", *SMALL, "data.num_train=200", "trainer.max_epochs=1", "trainer=ddp_cpu"]
+    args += ["trainer.sync_batchnorm=true", "trainer.precision=bf16-mixed", "system.lr_scaling=linear"]
+    args += [f"hydra.run.dir={run_dir}", "+callbacks.record._target_=test_distributed.RecordRun"]
+    args += [f"+callbacks.record.path={record}"]
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, *args],
+            cwd=tmp_path,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        outputs = [node.communicate(timeout=TIMEOUT)[0] for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(out[-3000:] for out in outputs)
+
+    facts = [json.loads((record / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [f["world_size"] for f in facts] == [2, 2]  # from torchrun: LOCAL_WORLD_SIZE=1, GROUP_WORLD_SIZE=2
+    assert all(f["sync_batchnorm"] for f in facts)
+    assert {f["precision"] for f in facts} == {"bf16-mixed"}
+    assert [f["lr"] for f in facts] == [2e-3, 2e-3]  # Adam's 1e-3, x2 processes
+    assert len({path.name.split(".")[-2] for path in _events(run_dir)}) == 1
+    scalars, _ = _logged(run_dir)
+    assert {"val/acc", "test/acc", "train/loss_step"} <= set(scalars)
+
+
+@pytest.mark.slow
+def test_a_failing_rank_ends_the_job_with_an_error(tmp_path: Path) -> None:
+    args = ["-m", "cnnpl", *SMALL, "data.num_train=200", "trainer.max_epochs=3", "trainer=ddp_cpu"]
+    args += [f"hydra.run.dir={tmp_path / 'run'}", "+callbacks.fail._target_=test_distributed.FailOnRank"]
+    proc = _run(args, cwd=tmp_path, CNNPL_TEST_FAIL_RANK="1")  # rank 1: a child of Lightning's launcher
+    assert proc.returncode != 0
+    assert "injected failure on rank 1" in proc.stderr
+
+
+@pytest.mark.slow
+def test_multirun_with_several_processes_is_refused_up_front(tmp_path: Path) -> None:
+    args = ["-m", "cnnpl", "-m", *SMALL, "trainer=ddp_cpu", "trainer.max_epochs=1,2"]
+    proc = _run([*args, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert re.search(r"cnnpl: error: Hydra multirun \(-m\) cannot run multi-process jobs", proc.stderr), proc.stderr
+    assert not list(tmp_path.glob("sweep/*/checkpoints"))
+
+
+@pytest.mark.slow
+def test_torchrun_without_a_pinned_run_dir_is_refused(tmp_path: Path) -> None:
+    proc = _run(["-m", "cnnpl", *SMALL, "trainer=ddp_cpu"], cwd=tmp_path, WORLD_SIZE="2")
+    assert proc.returncode == 2
+    assert "need one shared output directory: add hydra.run.dir=<path>" in proc.stderr
