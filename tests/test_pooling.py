@@ -554,6 +554,7 @@ def test_history_rule_agrees_across_ddp_processes(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the real command line
 
 
+@pytest.mark.slow
 def test_cli_trains_with_mixed_pooling(cli, tiny_overrides: list[str]) -> None:
     result = cli(*tiny_overrides, "pool=mixed", "pool.granularity=channel", "pool.eval_rule=history")
     assert result.returncode == 0, result.stderr[-2000:]
