@@ -1,0 +1,337 @@
+"""The architecture zoo, tested from the registry: every model x every window pool x conv2d / true_conv2d.
+
+Small-input ("cifar") layouts keep this affordable on a CPU; canonical-size parameter counts are
+compared with torchvision (and Keras' published Xception count) on the meta device, without a
+forward pass; one canonical-size forward per architecture is marked slow.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import cnnpl
+from cnnpl.errors import CnnplError, GeometryError
+from cnnpl.factory import LayerFactory
+from cnnpl.models._util import count_parameters
+from cnnpl.registry import Entry, get_registry, parameters_of
+
+CIFAR = dict(num_classes=10, in_channels=3, input_size=(32, 32))
+MODELS = cnnpl.list_components("model")
+# window pools: a pool without kernel_size (global pooling) is a head, not a drop-in for a window
+POOLS = [p for p in cnnpl.list_components("pool") if "kernel_size" in parameters_of(get_registry("pool").get(p))]
+CONVS = [c for c in ("conv2d", "true_conv2d") if c in cnnpl.list_components("conv")]
+HEAVY = {"vgg16", "vgg19", "resnet18", "resnet50", "inception_v3", "xception"}  # > 0.3 GMAC per 32x32 image
+# Members of one architecture class share its code and differ only in their plan: every pool is tried on
+# the first member, the others get pool=max (with each conv).
+PLAN_VARIANTS = {"vgg19": "vgg16", "resnet50": "resnet18"}
+ZOO = ("simple_cnn_bn", "notes_example", "lenet5", "vgg16", "vgg19", "resnet18", "resnet50", "inception_v3", "xception")
+
+
+class _CountingFactory(LayerFactory):
+    """A pool factory that records how many layers an architecture builds with it."""
+
+    def __call__(self, **kwargs):  # type: ignore[override]
+        self.params["calls"].append(kwargs)  # type: ignore[index]
+        return LayerFactory(self.family, self.name)(**kwargs)
+
+    def __post_init__(self) -> None:  # the "calls" list is bookkeeping, not a pool parameter
+        pass
+
+
+@cache
+def pool_layers(model: str) -> int:
+    """How many layers ``model`` builds through its ``pool`` factory at CIFAR size."""
+    calls: list[dict] = []
+    with torch.device("meta"):
+        cnnpl.build("model", model, **CIFAR, pool=_CountingFactory("pool", "max", {"calls": calls}))
+    return len(calls)
+
+
+def _meta_build(model: str, **kwargs) -> nn.Module:
+    """Build on the meta device: the structure and the geometry checks, without memory or initialisation."""
+    with torch.device("meta"):
+        return cnnpl.build("model", model, **{**CIFAR, **kwargs})
+
+
+def _matrix():
+    for model in MODELS:
+        for pool in ["max"] if model in PLAN_VARIANTS else POOLS:
+            for conv in CONVS if pool == "max" or model not in HEAVY else ["conv2d"]:
+                marks = [pytest.mark.slow] if model in HEAVY else []
+                yield pytest.param(model, pool, conv, id=f"{model}-{pool}-{conv}", marks=marks)
+
+
+@pytest.fixture
+def _no_onednn():
+    # oneDNN's per-shape set-up dominates a single tiny step of a deep network (3-4x on Inception)
+    with torch.backends.mkldnn.flags(enabled=False):
+        yield
+
+
+@pytest.mark.usefixtures("_no_onednn")
+@pytest.mark.parametrize(("model", "pool", "conv"), list(_matrix()))
+def test_cifar_size_trains(model: str, pool: str, conv: str) -> None:
+    if pool != "max" and pool_layers(model) == 0:
+        pytest.skip(f"{model} builds no pooling layer at 32x32: pool={pool} would test pool=max again")
+    torch.manual_seed(0)
+    net = cnnpl.build("model", model, **CIFAR, pool=cnnpl.factory("pool", pool), conv=cnnpl.factory("conv", conv))
+    x, y = torch.randn(2, 3, 32, 32), torch.tensor([1, 7])
+    optimizer = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1e-2)
+
+    def loss() -> torch.Tensor:
+        torch.manual_seed(1)  # the same random draws (dropout, mixed / stochastic pooling) before and after
+        logits = net(x)
+        assert logits.shape == (2, 10)
+        assert torch.isfinite(logits).all()
+        return F.cross_entropy(logits, y)
+
+    before = loss()
+    optimizer.zero_grad()
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        after = loss()
+    assert after < before, f"one SGD step did not reduce the loss ({before.item():.4f} -> {after.item():.4f})"
+
+
+@pytest.mark.usefixtures("_no_onednn")
+@pytest.mark.parametrize("model", MODELS)
+def test_stages_name_modules_with_feature_maps(model: str) -> None:
+    net = cnnpl.build("model", model, **CIFAR)
+    modules = dict(net.named_modules())
+    assert net.stages, f"{model} names no stages"
+    seen = {}
+    hooks = [modules[s].register_forward_hook(lambda m, i, o, s=s: seen.__setitem__(s, o.shape)) for s in net.stages]
+    net.eval()
+    with torch.no_grad():
+        net(torch.zeros(1, 3, 32, 32))
+    for h in hooks:
+        h.remove()
+    assert list(seen) == net.stages  # in forward order
+    assert all(len(shape) == 4 for shape in seen.values())  # (N, C, H, W) feature maps
+
+
+# -- canonical sizes: parameter counts equal the references ----------------------------------------
+
+
+def _torchvision(name: str, **kwargs) -> nn.Module:
+    import torchvision
+
+    with torch.device("meta"):
+        return getattr(torchvision.models, name)(weights=None, **kwargs)
+
+
+def _ours(name: str, size: int, **kwargs) -> nn.Module:
+    with torch.device("meta"):  # no memory, no initialisation cost; geometry is still traced
+        return cnnpl.build("model", name, num_classes=1000, in_channels=3, input_size=(size, size), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("name", "size", "reference"),
+    [
+        ("vgg16", 224, 138_357_544),
+        ("vgg19", 224, 143_667_240),
+        ("resnet18", 224, 11_689_512),
+        ("resnet50", 224, 25_557_032),
+    ],
+)
+def test_parameter_count_equals_torchvision(name: str, size: int, reference: int) -> None:
+    assert count_parameters(_ours(name, size)) == count_parameters(_torchvision(name)) == reference
+
+
+@pytest.mark.parametrize(("aux_logits", "reference"), [(False, 23_834_568), (True, 27_161_264)])
+def test_inception_v3_parameter_count_equals_torchvision(aux_logits: bool, reference: int) -> None:
+    ours = _ours("inception_v3", 299, aux_logits=aux_logits)
+    theirs = _torchvision("inception_v3", aux_logits=aux_logits, init_weights=False)
+    assert count_parameters(ours) == count_parameters(theirs) == reference
+
+
+def test_xception_parameter_count_equals_keras() -> None:
+    net = _ours("xception", 299)
+    # keras.applications.Xception(weights=None).summary(): Total params 22,910,480 (22,855,952 trainable)
+    assert count_parameters(net, with_running_stats=True) == 22_910_480
+    assert count_parameters(net) == 22_855_952
+    separable = [m for m in net.modules() if type(m).__name__ == "SeparableConv"]
+    assert len(separable) == 34
+    assert all(m.depthwise.groups == m.depthwise.in_channels for m in separable)
+
+
+def _conv(c_in: int, c_out: int, k: int) -> int:
+    return c_out * (c_in * k * k + 1)
+
+
+def _dense(n_in: int, n_out: int) -> int:
+    return n_out * (n_in + 1)
+
+
+def test_lenet5_parameter_count_from_its_definition() -> None:
+    # 32x32 -> c1 5x5 -> 28 -> s2 -> 14 -> c3 5x5 -> 10 -> s4 -> 5: 5*5*16 = 400 features
+    expected = _conv(1, 6, 5) + _conv(6, 16, 5) + _dense(400, 120) + _dense(120, 84) + _dense(84, 10)
+    assert expected == 61_706
+    net = cnnpl.build("model", "lenet5", num_classes=10, in_channels=1, input_size=(32, 32))
+    assert count_parameters(net) == expected
+
+
+def test_simple_cnn_bn_parameter_count_is_the_notes_keras_model() -> None:
+    # the notes: 64x64x3 input, 2 classes; 64 -> 62 -> 31 -> 29 -> 14 -> 12 -> 6, so 6*6*128 = 4608 features
+    convs = _conv(3, 32, 3) + _conv(32, 64, 3) + _conv(64, 128, 3)
+    dense = _dense(4608, 512) + _dense(512, 256) + _dense(256, 128) + _dense(128, 2)
+    norm_channels = 3 + 32 + 64 + 128  # the input batch norm, then one per conv block
+    net = cnnpl.build("model", "simple_cnn_bn", num_classes=2, in_channels=3, input_size=(64, 64))
+    assert count_parameters(net) == convs + dense + 2 * norm_channels == 2_617_992
+    # Keras counts the running mean and variance too ("non-trainable params")
+    assert count_parameters(net, with_running_stats=True) == convs + dense + 4 * norm_channels == 2_618_446
+
+
+def test_notes_example_has_the_notes_shapes() -> None:
+    net = cnnpl.build("model", "notes_example", num_classes=10, in_channels=3, input_size=(39, 39))
+    shapes, x = [], torch.zeros(1, 3, 39, 39)
+    for block in net.features:
+        x = block(x)
+        shapes.append(tuple(x.shape[1:]))
+    assert shapes == [(10, 37, 37), (20, 17, 17), (40, 7, 7)]
+    assert net.classifier[1].in_features == 7 * 7 * 40 == 1960
+    assert count_parameters(net) == _conv(3, 10, 3) + _conv(10, 20, 5) + _conv(20, 40, 5) + _dense(1960, 10) == 44_950
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ZOO)
+def test_canonical_size_forward(model: str) -> None:
+    size, channels, classes = {"lenet5": (32, 1, 10), "notes_example": (39, 3, 10), "simple_cnn_bn": (64, 3, 2)}.get(
+        model, (299 if model in ("inception_v3", "xception") else 224, 3, 1000)
+    )
+    net = cnnpl.build("model", model, num_classes=classes, in_channels=channels, input_size=(size, size)).eval()
+    with torch.no_grad():
+        out = net(torch.randn(1, channels, size, size))
+    assert out.shape == (1, classes)
+    assert torch.isfinite(out).all()
+
+
+# -- interchangeable parts -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "kwargs", "pools"),
+    [
+        ("vgg16", {}, 5),  # the five 2x2 pooling layers
+        ("lenet5", {}, 2),
+        ("simple_cnn_bn", {}, 3),
+        ("notes_example", {}, 0),  # no pooling in the notes' example
+        ("resnet50", {}, 0),  # the CIFAR stem drops the stem pool
+        ("resnet50", {"stem": "imagenet", "input_size": (64, 64)}, 1),  # the stem pool
+        ("inception_v3", {}, 3),  # CIFAR stem pool + the stride-2 branches of Mixed_6a / Mixed_7a
+        ("inception_v3", {"stem": "imagenet", "input_size": (75, 75)}, 4),
+        ("inception_v3", {"branch_pool": None}, 3 + 9),  # + the stride-1 branches of 3 A, 4 C, 2 E blocks
+        ("xception", {}, 4),  # blocks 2, 3, 4 and 13
+    ],
+)
+def test_pool_factory_builds_the_documented_layers(model: str, kwargs: dict, pools: int) -> None:
+    calls: list[dict] = []
+    _meta_build(model, **kwargs, pool=_CountingFactory("pool", "avg", {"calls": calls}))
+    assert len(calls) == pools
+
+
+@pytest.mark.parametrize("model", ZOO)
+def test_conv_factory_builds_every_convolution(model: str) -> None:
+    net = _meta_build(model, conv=cnnpl.factory("conv", "true_conv2d"))
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(type(m).__name__ == "TrueConv2d" for m in convs)
+
+
+@pytest.mark.parametrize("model", ["simple_cnn_bn", "resnet18", "inception_v3", "xception"])
+def test_norm_factory_builds_every_normalisation(model: str) -> None:
+    net = _meta_build(model, norm=cnnpl.factory("norm", "identity"))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
+    assert net(torch.randn(2, 3, 32, 32, device="meta")).shape == (2, 10)
+
+
+def test_inception_and_xception_prefer_the_reference_batch_norm_eps() -> None:
+    for model in ("inception_v3", "xception"):
+        norms = [m for m in _meta_build(model).modules() if isinstance(m, nn.BatchNorm2d)]
+        assert {m.eps for m in norms} == {1e-3}
+    # a config value still wins over the architecture's preference
+    net = _meta_build("xception", norm=cnnpl.factory("norm", "batch", eps=1e-5))
+    assert {m.eps for m in net.modules() if isinstance(m, nn.BatchNorm2d)} == {1e-5}
+
+
+# -- impossible combinations fail at build time, naming the layer --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "kwargs", "message"),
+    [
+        ("vgg16", {"input_size": (16, 16)}, r"layer features\.30 \(MaxPool\) cannot take input \(512, 1, 1\)"),
+        (
+            "inception_v3",
+            {"stem": "imagenet"},
+            r"layer Mixed_6a\.branch3x3\.conv \(Conv2d\) cannot take input \(288, 1, 1\)",
+        ),
+        (
+            "inception_v3",
+            {"aux_logits": True},
+            r"layer AuxLogits\.conv1\.conv \(Conv2d\) cannot take input \(128, 1, 1\)",
+        ),
+        ("lenet5", {"input_size": (12, 12)}, r"layer features\.c3 \(Conv2d\) cannot take input \(6, 4, 4\)"),
+        (  # a config forcing conv.padding=0 everywhere breaks the residual additions
+            "resnet18",
+            {"conv": LayerFactory("conv", "conv2d", {"padding": 0})},
+            r"layer layer1\.0 \(BasicBlock\) cannot take input \(64, 30, 30\): main branch gives \(64, 26, 26\)",
+        ),
+    ],
+)
+def test_input_too_small_fails_at_build_naming_the_layer(model: str, kwargs: dict, message: str) -> None:
+    with pytest.raises(GeometryError, match=message):
+        _meta_build(model, **kwargs)
+
+
+class _Ungrouped(nn.Conv2d):
+    """A conv variant without a ``groups`` parameter."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, padding: int = 0,
+                 bias: bool = True) -> None:  # fmt: skip
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
+
+
+def test_depthwise_conv_from_a_variant_without_groups_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = get_registry("conv")
+    monkeypatch.setitem(registry._entries, "ungrouped", Entry("ungrouped", _Ungrouped, "tests"))
+    with pytest.raises(
+        CnnplError, match=r"layer block2\.block2_sepconv1\.depthwise is a depthwise convolution \(groups=64\)"
+    ):
+        cnnpl.build("model", "xception", **CIFAR, conv=cnnpl.factory("conv", "ungrouped"))
+
+
+def test_config_groups_cannot_override_a_depthwise_conv() -> None:
+    with pytest.raises(CnnplError, match=r"layer block2\.block2_sepconv1\.depthwise"):
+        cnnpl.build("model", "xception", **CIFAR, conv=cnnpl.factory("conv", "conv2d", groups=1))
+
+
+def test_conv_variant_refusal_names_the_layer() -> None:
+    if "pointwise" not in cnnpl.list_components("conv"):
+        pytest.skip("no pointwise conv registered")
+    with pytest.raises(GeometryError, match=r"^layer features\.0: "):
+        cnnpl.build("model", "vgg16", **CIFAR, conv=cnnpl.factory("conv", "pointwise"))
+
+
+@pytest.mark.parametrize("model", ["vgg16", "resnet50", "inception_v3", "xception"])
+def test_size_layout_is_picked_by_input_size_and_checked(model: str) -> None:
+    key = "head" if model.startswith("vgg") else "stem"
+    assert getattr(_meta_build(model), key) == "cifar"
+    assert getattr(_meta_build(model, input_size=(299, 299)), key) == "imagenet"
+    with pytest.raises(CnnplError, match=rf"model\.{key} must be one of imagenet, cifar"):
+        _meta_build(model, **{key: "tiny"})
+
+
+@pytest.mark.parametrize("model", ["lenet5", "vgg16", "xception"])
+def test_model_builds_from_its_config(model: str) -> None:
+    from cnnpl.train import build_model
+
+    cfg = cnnpl.compose([f"model={model}", "data=shapes", "pool=avg"])
+    net = build_model(cfg, num_classes=10, in_channels=3, input_size=(32, 32))
+    assert type(net) is get_registry("model").get(model)
+    assert any(isinstance(m, nn.AvgPool2d) for m in net.modules())
