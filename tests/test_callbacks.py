@@ -1,0 +1,308 @@
+"""The visualisation callbacks end to end: train on data=shapes, read the TensorBoard event files back.
+
+One short training with ``callbacks=full`` (every picture) is shared by the tag / size / value tests;
+the setup errors are checked with their exact messages; one run goes through the real command line.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+from PIL import Image
+from tests.conftest import TINY
+
+import cnnpl
+from cnnpl import viz
+from cnnpl.callbacks import FiltersCallback, VisualCallback
+from cnnpl.errors import CnnplError
+from cnnpl.train import train
+
+STAGES = ["features.block1", "features.block2", "features.block3"]
+CLASSES = [
+    "vertical",
+    "horizontal",
+    "diagonal",
+    "anti_diagonal",
+    "cross",
+    "circle",
+    "square",
+    "checkerboard",
+    "disk",
+    "grid",
+]
+
+
+def read_events(logdir: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(logdir), size_guidance={"images": 0, "scalars": 0, "histograms": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def decode(event) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(event.encoded_image_string)).convert("RGB"))
+
+
+def grid_side(n: int, cell: int, pad: int) -> int:
+    return n * cell + (n + 1) * pad
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """Two tiny epochs with every picture on (and the test), in-process; returns (run dir, config, events)."""
+    out = tmp_path_factory.mktemp("full")
+    torch.set_num_threads(2)
+    cfg = cnnpl.compose([*TINY, "callbacks=full", "trainer.max_epochs=2"], output_dir=str(out))
+    metrics = train(cfg)
+    return out, cfg, read_events(out / "tensorboard"), metrics
+
+
+@pytest.mark.slow
+def test_every_expected_tag_is_logged_once_per_due_step(full_run) -> None:
+    _, _, acc, _ = full_run
+    tags = acc.Tags()
+    steps_per_epoch = 256 // 32  # 320 images, 20% held out for validation, batches of 32
+    end1, end2 = steps_per_epoch, 2 * steps_per_epoch
+    expected_images = {
+        "filters/features.block1.conv": [0, end1, end2],
+        "filters/features.block1.conv/rgb": [0, end1, end2],
+        "feature_maps/input": [0],
+        "kernels_demo": [0],
+        "diagnostics/confusion_matrix": [end1, end2],
+        "diagnostics/misclassified": [end1, end2],
+        "gradcam/features.block3.conv": [end1, end2],
+        **{f"feature_maps/{s}/image{i}": [end1, end2] for s in STAGES for i in range(4)},
+    }
+    assert set(tags["images"]) == set(expected_images)
+    for tag, steps in expected_images.items():
+        assert [e.step for e in acc.Images(tag)] == steps, tag  # no duplicates, the schedule as configured
+    assert {f"per_class_acc/{c}" for c in CLASSES} <= set(tags["scalars"])
+    assert {f"pr_curves/{c}" for c in CLASSES} <= set(tags["tensors"])
+    params = [n for n, _ in cnnpl.build("model", "simple_cnn", num_classes=10).named_parameters()]
+    assert set(tags["histograms"]) == {f"{kind}/net.{p}" for kind in ("weights", "gradients") for p in params}
+    assert [e.step for e in acc.Histograms("weights/net.features.block1.conv.weight")] == [end1, end2]
+    # gradients come from the first optimizer step of each due epoch
+    assert [e.step for e in acc.Histograms("gradients/net.features.block1.conv.weight")] == [0, end1]
+
+
+@pytest.mark.slow
+def test_filters_are_the_checkpoint_weights_normalised_to_0_1(full_run) -> None:
+    out, _, acc, _ = full_run
+    scale, pad = 8, 1
+    events = acc.Images("filters/features.block1.conv")
+    last = decode(events[-1])[..., 0].astype(np.float64) / 255
+    assert last.shape == (grid_side(32, 3 * scale, pad), grid_side(3, 3 * scale, pad))  # 32 filters x 3 channels
+    state = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    weight = state["net.features.block1.conv.weight"]
+    w01 = ((weight - weight.min()) / (weight.max() - weight.min())).numpy()
+    centres = np.array(
+        [
+            [[last[pad + f * 25 + i * scale + 4, pad + c * 25 + j * scale + 4] for j in range(3)] for i in range(3)]
+            for f in range(32)
+            for c in range(3)
+        ]
+    ).reshape(32, 3, 3, 3)
+    assert np.abs(centres - w01).max() <= 1 / 255 + 1e-9  # PNG stores 8 bits
+    assert centres.min() == 0.0 and centres.max() == 1.0
+    first = decode(events[0])[..., 0]
+    assert not np.array_equal(first, decode(events[-1])[..., 0])  # the filters learned something
+    rgb = decode(acc.Images("filters/features.block1.conv/rgb")[-1])
+    assert rgb.shape == (grid_side(4, 24, 1), grid_side(8, 24, 1), 3)  # 32 colour tiles, 8 per row
+    assert not (rgb[..., 0] == rgb[..., 1]).all()  # in colour, not gray
+
+
+@pytest.mark.slow
+def test_picture_sizes_and_contents(full_run) -> None:
+    _, _, acc, _ = full_run
+    # feature maps: 32 channels shown, 6 x 6 tiles, each map enlarged to >= 32 px by an integer factor
+    for stage, side in zip(STAGES, (15, 6, 2), strict=True):
+        cell = side * math.ceil(32 / side)
+        for i in range(4):
+            image = decode(acc.Images(f"feature_maps/{stage}/image{i}")[-1])
+            assert image.shape == (grid_side(6, cell, 1), grid_side(6, cell, 1), 3), stage
+            assert image.std() > 10, f"{stage} image{i} is flat"
+    gradcam = decode(acc.Images("gradcam/features.block3.conv")[-1])
+    assert gradcam.shape == (grid_side(8, 96, 2), grid_side(2, 96, 2), 3)  # image | heat map, 8 rows
+    images = decode(acc.Images("feature_maps/input")[0])
+    assert images.shape == (grid_side(2, 32, 2), grid_side(2, 32, 2), 3)
+    for tag in ("kernels_demo", "diagnostics/confusion_matrix", "diagnostics/misclassified"):
+        picture = decode(acc.Images(tag)[-1])
+        assert picture.std() > 20 and picture.min() < 50 and picture.max() > 200, tag
+
+
+@pytest.mark.slow
+def test_per_class_accuracy_adds_up_to_val_acc(full_run) -> None:
+    _, cfg, acc, _ = full_run
+    dm = instantiate(cfg.data)
+    dm.setup("fit")
+    counts = torch.bincount(dm.split("val").labels, minlength=10).double()
+    per_class = torch.tensor([acc.Scalars(f"per_class_acc/{c}")[-1].value for c in CLASSES], dtype=torch.float64)
+    assert ((per_class >= 0) & (per_class <= 1)).all()
+    overall = float((per_class * counts).sum() / counts.sum())
+    assert overall == pytest.approx(acc.Scalars("val/acc")[-1].value, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_hparams_and_embedding(full_run) -> None:
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    out, _, acc, metrics = full_run
+    content = acc.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    names = {h.name for h in experiment.hparam_infos}
+    assert {"model", "lr", "optimizer", "batch_size", "system/num_classes"} <= names
+    metric_tags = {m.name.tag for m in experiment.metric_infos}
+    assert metric_tags == {"val/acc", "val/loss", "test/acc", "test/loss", "train/acc"}
+    assert metric_tags <= set(acc.Tags()["scalars"])  # the final values TensorBoard shows exist
+    assert acc.Scalars("test/acc")[-1].value == pytest.approx(metrics["test/acc"])
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    values = start.session_start_info.hparams
+    assert values["model"].string_value == "simple_cnn" and values["lr"].number_value == pytest.approx(1e-3)
+    assert "_hparams_/session_end_info" in content
+
+    logdir = out / "tensorboard"
+    assert "tensor_path" in (logdir / "projector_config.pbtxt").read_text()
+    folder = logdir / "00016" / "embedding"
+    rows = (folder / "tensors.tsv").read_text().strip().splitlines()
+    assert len(rows) == 64 and len(rows[0].split("\t")) == 128  # all 64 val images, the 128 penultimate features
+    labels = (folder / "metadata.tsv").read_text().strip().splitlines()
+    assert len(labels) == 64 and set(labels) == set(CLASSES)
+    assert Image.open(folder / "sprite.png").size == (8 * 32, 8 * 32)
+
+
+@pytest.mark.slow
+def test_render_writes_the_same_pictures_from_a_checkpoint(full_run, tmp_path) -> None:
+    from cnnpl.render import main
+
+    out, _, _, _ = full_run
+    assert main([f"ckpt={out / 'checkpoints' / 'last.ckpt'}", f"out={tmp_path}", "num_images=2"]) == 0
+    written = {p.name for p in tmp_path.glob("*.png")}
+    expected = {
+        "filters_features.block1.conv.png",
+        "filters_features.block1.conv_rgb.png",
+        "filters_features.block2.conv.png",
+        "filters_features.block3.conv.png",
+        "input.png",
+        "kernels_demo.png",
+        "gradcam_features.block3.conv.png",
+        "confusion_matrix.png",
+        "per_class_accuracy.png",
+        "misclassified.png",
+        "pr_curves.png",
+        *{f"feature_maps_{s}_image{i}.png" for s in STAGES for i in range(2)},
+    }
+    assert written == expected
+    filters = np.asarray(Image.open(tmp_path / "filters_features.block1.conv.png"))
+    assert filters.shape == (grid_side(32, 24, 1), grid_side(3, 24, 1)) and filters.min() == 0 and filters.max() == 255
+    assert main([f"ckpt={tmp_path / 'missing.ckpt'}", f"out={tmp_path}"]) == 2
+
+
+def compose_tiny(tmp_path: Path, *overrides: str):
+    return cnnpl.compose([*TINY, *overrides], output_dir=str(tmp_path))
+
+
+def test_setup_fails_without_a_tensorboard_logger(tmp_path) -> None:
+    with pytest.raises(CnnplError) as err:
+        train(compose_tiny(tmp_path, "logger=csv"))
+    assert str(err.value) == (
+        "callbacks.filters draws to TensorBoard, but the run has no TensorBoardLogger (loggers: CSVLogger); "
+        "use logger=tensorboard, or callbacks=minimal for no pictures"
+    )
+
+
+def test_setup_fails_on_an_unknown_layer_listing_the_real_ones(tmp_path) -> None:
+    with pytest.raises(CnnplError) as err:
+        train(compose_tiny(tmp_path, "callbacks.feature_maps.layers=[features.block9]"))
+    assert str(err.value) == (
+        "callbacks.feature_maps.layers: SimpleCNN has no layer 'features.block9'; "
+        "did you mean 'features.block3' or 'features.block2' or 'features.block1'? Layers: features, "
+        "features.block1, features.block1.conv, features.block1.act, features.block1.pool, features.block2, "
+        "features.block2.conv, features.block2.act, features.block2.pool, features.block3, features.block3.conv, "
+        "features.block3.act, features.block3.pool, classifier, classifier.0, classifier.1, classifier.2, "
+        "classifier.3, classifier.4, classifier.5"
+    )
+
+
+def test_filters_layer_must_hold_a_conv_weight(tmp_path) -> None:
+    with pytest.raises(CnnplError) as err:
+        train(compose_tiny(tmp_path, "callbacks.filters.layers=[classifier.1]"))
+    assert str(err.value) == (
+        "callbacks.filters.layers: layer 'classifier.1' has no convolution weight to show; "
+        "conv layers: features.block1.conv, features.block2.conv, features.block3.conv"
+    )
+
+
+def test_arguments_are_checked_when_built(tmp_path) -> None:
+    with pytest.raises(CnnplError, match=r"^callbacks\.filters\.every_n_epochs must be an integer >= 1, got 0$"):
+        train(compose_tiny(tmp_path, "callbacks.filters.every_n_epochs=0"))
+    with pytest.raises(CnnplError, match=r"callbacks\.gradcam\.target must be one of pred, true, got 'best'"):
+        cnnpl.build("callback", "gradcam", target="best")
+    with pytest.raises(CnnplError, match="unknown matplotlib colormap 'viridiss'"):
+        cnnpl.build("callback", "feature_maps", cmap="viridiss")
+    with pytest.raises(CnnplError, match="unknown kernel 'blur'"):
+        cnnpl.build("callback", "kernels_demo", kernels=["blur"])
+
+
+def test_every_callback_is_registered() -> None:
+    names = {
+        "filters",
+        "feature_maps",
+        "kernels_demo",
+        "confusion_matrix",
+        "per_class_accuracy",
+        "misclassified",
+        "pr_curves",
+        "gradcam",
+        "histograms",
+        "embedding",
+        "hparams",
+    }
+    assert names <= set(cnnpl.list_components("callback"))
+    for name in names:
+        assert issubclass(cnnpl.get_registry("callback").get(name), VisualCallback)
+
+
+@pytest.mark.parametrize(
+    ("every", "max_epochs", "due"),
+    [(1, 3, [0, 1, 2]), (2, 5, [1, 3, 4]), (5, 15, [4, 9, 14]), (5, 3, [2]), (3, -1, [2, 5])],
+)
+def test_schedule(every: int, max_epochs: int, due: list[int]) -> None:
+    callback = FiltersCallback(every_n_epochs=every)
+    epochs = range(max_epochs if max_epochs > 0 else 6)  # -1: no limit
+    assert [e for e in epochs if callback.due(SimpleNamespace(current_epoch=e, max_epochs=max_epochs))] == due
+
+
+def test_viz_functions_work_on_a_built_model() -> None:
+    net = cnnpl.build("model", "simple_cnn", num_classes=10)
+    images = torch.randn(2, 3, 32, 32)
+    maps = viz.feature_maps(net, images, net.stages)
+    assert [tuple(m.shape) for m in maps.values()] == [(2, 32, 15, 15), (2, 64, 6, 6), (2, 128, 2, 2)]
+    assert viz.conv_layers(net) == ["features.block1.conv", "features.block2.conv", "features.block3.conv"]
+
+
+@pytest.mark.slow
+def test_command_line_run_logs_the_default_pictures(cli, tmp_path) -> None:
+    result = cli(*TINY)
+    assert result.returncode == 0, result.stderr[-2000:]
+    acc = read_events(tmp_path / "run" / "tensorboard")
+    images = set(acc.Tags()["images"])
+    assert {
+        "filters/features.block1.conv",
+        "filters/features.block1.conv/rgb",
+        "feature_maps/input",
+        "kernels_demo",
+        "diagnostics/confusion_matrix",
+        "diagnostics/misclassified",
+        "gradcam/features.block3.conv",
+        *{f"feature_maps/{s}/image{i}" for s in STAGES for i in range(2)},
+    } == images
+    assert {f"per_class_acc/{c}" for c in CLASSES} <= set(acc.Tags()["scalars"])
+    assert not acc.Tags()["histograms"]  # histograms and the embedding are in callbacks=full only
