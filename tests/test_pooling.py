@@ -564,3 +564,44 @@ def test_cli_trains_with_mixed_pooling(cli, tiny_overrides: list[str]) -> None:
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     zeros, ones = state["net.features.block1.pool.lam_counts"].tolist()  # one draw per channel (32) per step
     assert (zeros + ones) % 32 == 0 and zeros > 0 and ones > 0
+
+
+# ---------------------------------------------------------------- the study's table from TensorBoard logs
+
+
+def _fake_run(run_dir: Path, pool: str, seed: int, accuracy: float, epoch_starts: list[float], epoch_ends: list[float]):
+    from omegaconf import OmegaConf
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir.mkdir(parents=True)
+    OmegaConf.save({"seed": seed, "pool": {"name": pool, "kernel_size": None}}, run_dir / "config.yaml")
+    writer = SummaryWriter(str(run_dir / "tensorboard"))
+    for epoch, (start, end) in enumerate(zip(epoch_starts, epoch_ends, strict=True)):
+        writer.add_scalar("lr-Adam", 1e-3, epoch, walltime=start)
+        writer.add_scalar("val/acc", 0.5, epoch, walltime=end)
+    writer.add_scalar("test/acc", accuracy, len(epoch_starts), walltime=epoch_ends[-1] + 1)
+    writer.close()
+
+
+def test_pooling_study_table_from_tensorboard_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "pooling_study", Path(__file__).parents[1] / "benchmarks/pooling_study.py"
+    )
+    assert spec is not None and spec.loader is not None
+    study = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "pooling_study", study)  # dataclasses look their module up
+    spec.loader.exec_module(study)
+    _fake_run(tmp_path / "0", "max", 1, 0.50, [0.0, 100.0], [10.0, 130.0])  # epochs of 10 s and 30 s
+    _fake_run(tmp_path / "1", "max", 2, 0.60, [0.0], [40.0])
+    _fake_run(tmp_path / "2", "mixed", 1, 0.70, [0.0], [12.0])
+    (tmp_path / "3" / "tensorboard").mkdir(parents=True)  # an unfinished run: config but no test/acc
+    from omegaconf import OmegaConf
+
+    OmegaConf.save({"seed": 2, "pool": {"name": "mixed"}}, tmp_path / "3" / "config.yaml")
+    table = study.make_table(study.find_runs([tmp_path])).splitlines()
+    assert table[2] == "| mixed | 1 (1) | 1 | 70.00 | 12.00 |"
+    assert table[3] == "| max | 2 (1, 2) | 1/2 | 55.00 ± 7.07 | 30.00 ± 14.14 |"
+    assert table[-1] == "Unfinished (no test/acc): mixed seed 2"
