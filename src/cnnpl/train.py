@@ -1,7 +1,13 @@
 """What ``python -m cnnpl`` runs: build everything from a composed config, fit, test the best checkpoint.
 
 This is the only module that instantiates from configs. Everything that can be checked is built and
-checked before ``Trainer.fit`` starts, so a bad config fails in seconds with one clear message.
+checked before ``Trainer.fit`` starts, so a bad config fails in seconds with one clear message:
+the output directory must be writable, and a checkpoint to resume from (``ckpt_path=<file>`` or
+``ckpt_path=last``, the run directory's ``checkpoints/last.ckpt``) must exist, load with
+``weights_only=True`` and fit the model. Every run writes checkpoints atomically
+(:class:`cnnpl.checkpoint.AtomicCheckpointIO`) and carries the guards of :mod:`cnnpl.callbacks.guards`
+(random state in checkpoints, a checkpoint on SIGTERM, a stop on a NaN / infinite loss).
+See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnpl.config import layer_factory
 from cnnpl.errors import CnnplError
+
+EXIT_SIGTERM = 128 + 15  # the shell's status for a process ended by SIGTERM
 
 
 def _instantiate(node: Any, **kwargs: Any) -> Any:
@@ -50,13 +58,46 @@ def _check_optimizer(optimizer: Any) -> None:
         raise CnnplError(f"optimizer config is invalid: {err}") from None
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit on ``cfg.data``, then test the best checkpoint; returns the final logged metrics."""
-    import lightning as L
+def check_writable(folder: Path) -> None:
+    """Refuse an output directory that cannot be created or written, before anything trains."""
+    import tempfile
 
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise CnnplError(
+            f"output directory {str(folder)!r} cannot be written ({err.strerror or err}); "
+            "choose another with hydra.run.dir=<folder> (or output_dir=<folder> from Python)"
+        ) from None
+
+
+def _checkpoint_dir(callbacks: list[Any], output_dir: Path) -> Path:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+            return Path(callback.dirpath)
+    return output_dir / "checkpoints"
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit on ``cfg.data``, then test the best checkpoint; returns the final logged metrics.
+
+    Raises :class:`CnnplError` for a config, data or checkpoint problem (before training where it can
+    be seen), :class:`cnnpl.callbacks.guards.NonFiniteLossError` when the loss goes NaN / infinite,
+    and ``SIGTERMException`` (a ``SystemExit`` with status 143) after saving ``last.ckpt`` on SIGTERM.
+    """
+    import lightning as L
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from cnnpl.callbacks.guards import FiniteLossGuard, RandomStateCheckpoint, SigtermCheckpoint
+    from cnnpl.checkpoint import AtomicCheckpointIO, check_checkpoint_fits, resolve_ckpt_path
     from cnnpl.system import ImageClassifier
 
     output_dir = Path(cfg.output_dir)
+    check_writable(output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = _instantiate(cfg.data)
@@ -70,8 +111,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
 
     callbacks = [_instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), _checkpoint_dir(callbacks, output_dir))
+    if ckpt_path is not None:
+        check_checkpoint_fits(ckpt_path, system)
+    callbacks += [RandomStateCheckpoint(), SigtermCheckpoint(), FiniteLossGuard()]
     logger = _instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    io = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **io)
 
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -79,11 +125,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     metrics: dict[str, float] = {}
     if cfg.get("fit", True):
-        trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+        try:
+            trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        except SIGTERMException:
+            raise SIGTERMException(EXIT_SIGTERM) from None  # last.ckpt is saved (SigtermCheckpoint)
         metrics.update(_floats(trainer.callback_metrics))
     if cfg.get("test", True):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        ckpt = best or (None if cfg.get("fit", True) else cfg.get("ckpt_path"))
+        ckpt = best or (None if cfg.get("fit", True) else ckpt_path)
         trainer.test(system, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
         metrics.update(_floats(trainer.callback_metrics))
     return metrics

@@ -1,0 +1,170 @@
+"""Callbacks that keep a run safe to interrupt and resume; ``cnnpl.train`` adds all three to every run.
+
+- :class:`RandomStateCheckpoint`: the Python, NumPy and torch (CPU and CUDA) random states go into
+  every checkpoint and come back on resume, so shuffling, augmentation and dropout continue as if the
+  run had never stopped.
+- :class:`SigtermCheckpoint`: on SIGTERM (what SLURM and Kubernetes send before killing a job)
+  Lightning stops after the current batch; this callback then saves ``last.ckpt``.
+- :class:`FiniteLossGuard`: a NaN or infinite training loss stops the run before the optimizer step,
+  with a message naming the step; the last checkpoint on disk stays the last good one.
+
+They are not registry components (``callbacks=...`` cannot drop them): they are part of what a run is.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from cnnpl.errors import CnnplError
+
+LAST_FILE = "last.ckpt"
+
+
+class NonFiniteLossError(CnnplError):
+    """The training loss became NaN or infinite."""
+
+
+# -- random state ----------------------------------------------------------------------------------
+def collect_random_state() -> dict[str, Any]:
+    """The global random states, as tensors, ints and lists only (so ``weights_only=True`` loads them)."""
+    version, mt, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, list(mt), gauss],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_random_state(state: dict[str, Any]) -> None:
+    """Set the global random states from :func:`collect_random_state`'s result."""
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+
+
+class RandomStateCheckpoint(L.Callback):
+    """Saves the global random states in each checkpoint and restores them when training resumes.
+
+    The states are taken when the checkpoint is written (the end of an epoch, for the default
+    ``ModelCheckpoint``) and set again in ``on_fit_start`` and, if Lightning runs its sanity check,
+    after it: the last moment before Lightning draws the resumed epoch's shuffling order. Every
+    process saves and restores its own states (DDP ranks differ).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._loaded: dict[str, Any] | None = None
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint.setdefault("cnnpl", {})[f"random_state_rank{trainer.global_rank}"] = collect_random_state()
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        self._loaded = (checkpoint.get("cnnpl") or {}).get(f"random_state_rank{trainer.global_rank}")
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._loaded is not None:
+            restore_random_state(self._loaded)
+
+    def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._loaded is not None:
+            restore_random_state(self._loaded)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._loaded = None  # restored once; a later fit() in this process starts from its own state
+
+
+# -- SIGTERM ---------------------------------------------------------------------------------------
+def last_checkpoint_path(trainer: L.Trainer) -> Path:
+    """Where ``last.ckpt`` lives: the ``ModelCheckpoint`` folder, else ``<default_root_dir>/checkpoints``."""
+    callback = trainer.checkpoint_callback
+    if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+        return Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+    return Path(trainer.default_root_dir) / "checkpoints" / LAST_FILE
+
+
+class SigtermCheckpoint(L.Callback):
+    """Saves ``last.ckpt`` when the run stops on SIGTERM.
+
+    Lightning's own SIGTERM handler (its signal connector) only records the signal; the training
+    loop then finishes the current batch and raises ``SIGTERMException``, and every callback's
+    ``on_exception`` runs. Saving there, instead of in a handler of our own, keeps Lightning's
+    handling (and SLURM's requeue) intact and saves a consistent state between two batches. The run
+    then resumes with ``ckpt_path=last``. A checkpoint taken mid-epoch continues that epoch with the
+    batches still due, but their order is drawn anew (the data loader has no resumable state).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved: Path | None = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
+            return
+        path = last_checkpoint_path(trainer)
+        trainer.save_checkpoint(path)  # all ranks call it; the strategy writes once
+        self.saved = path
+        if trainer.is_global_zero:
+            print(
+                f"cnnpl: SIGTERM received: saved {path} at epoch {trainer.current_epoch}, step {trainer.global_step}; "
+                "resume with the same hydra.run.dir and ckpt_path=last",
+                file=sys.stderr,
+            )
+
+
+# -- NaN / inf loss --------------------------------------------------------------------------------
+class FiniteLossGuard(L.Callback):
+    """Stops training with :class:`NonFiniteLossError` when the loss is NaN or infinite.
+
+    Checked in ``on_before_backward``: the weights have not been touched by the bad step, and no
+    checkpoint is written after it, so the last ``last.ckpt`` is the last good state. Under DDP the
+    processes agree first (a loss can go bad in one process only), so all stop at the same step.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._batch_idx = 0
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._batch_idx = batch_idx
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if trainer.world_size > 1:
+            finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if finite:
+            return
+        value = loss.detach().float().cpu()
+        what = "NaN" if torch.isnan(value).any() else "infinite"
+        raise NonFiniteLossError(
+            f"the training loss became {what} at step {trainer.global_step} (epoch {trainer.current_epoch}, "
+            f"batch {self._batch_idx}); training stopped before this step changed the weights, "
+            f"{_last_saved(trainer)}; lower optimizer.lr, add a scheduler warm-up or check the data"
+        )
+
+
+def _last_saved(trainer: L.Trainer) -> str:
+    path = last_checkpoint_path(trainer)
+    if path.is_file():
+        return f"the last good checkpoint is {path}"
+    return "no checkpoint was saved yet"

@@ -1,0 +1,414 @@
+"""Reliability: resume after a kill, atomic checkpoints, SIGTERM, NaN loss, safe loading, bad input.
+
+Runs train on ``data=shapes`` (tiny); the interruption tests use the real command line in a
+subprocess and a small callback module (written into ``tmp_path``) that pauses a batch so the test
+can signal the process at a known point.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+from tests.conftest import TINY, run_cli
+
+import cnnpl
+from cnnpl.callbacks.guards import collect_random_state, restore_random_state
+from cnnpl.checkpoint import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    UnsafeCheckpointError,
+    atomic_torch_save,
+    check_checkpoint_fits,
+    resolve_ckpt_path,
+    safe_load,
+)
+from cnnpl.errors import CnnplError
+
+FAST = [*TINY, "callbacks=minimal", "logger=csv"]  # no pictures: these tests are about checkpoints
+DETERMINISTIC = ["trainer.deterministic=true", "pool=mixed"]  # mixed pooling: random draws + history buffers
+
+
+def state_dict(path: Path) -> dict[str, torch.Tensor]:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def assert_same_tensors(a: dict[str, Any], b: dict[str, Any]) -> None:
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"tensors differ: {different[:5]}"
+
+
+def assert_same_optimizer(a: Path, b: Path) -> None:
+    opt_a = torch.load(a, weights_only=True)["optimizer_states"][0]["state"]
+    opt_b = torch.load(b, weights_only=True)["optimizer_states"][0]["state"]
+    assert opt_a.keys() == opt_b.keys()
+    for key in opt_a:
+        assert_same_tensors(opt_a[key], opt_b[key])
+
+
+# -- resume ----------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_resume_from_last_ends_like_an_uninterrupted_run(tmp_path: Path) -> None:
+    base = [*FAST, *DETERMINISTIC, "scheduler=onecycle"]
+    whole = cnnpl.train(cnnpl.compose([*base, "trainer.max_epochs=2"], output_dir=str(tmp_path / "whole")))
+    first = cnnpl.train(cnnpl.compose([*base, "trainer.max_epochs=1"], output_dir=str(tmp_path / "parts")))
+    resumed = cnnpl.train(
+        cnnpl.compose([*base, "trainer.max_epochs=2", "ckpt_path=last"], output_dir=str(tmp_path / "parts"))
+    )
+    whole_last = tmp_path / "whole" / "checkpoints" / "last.ckpt"
+    resumed_last = tmp_path / "parts" / "checkpoints" / "last.ckpt"
+    assert torch.load(resumed_last, weights_only=True)["epoch"] == 1
+    assert_same_tensors(state_dict(whole_last), state_dict(resumed_last))  # lam_counts included
+    assert_same_optimizer(whole_last, resumed_last)
+    assert resumed == whole
+    assert first != whole  # the second epoch did train
+
+
+def test_random_state_round_trips_through_a_weights_only_checkpoint(tmp_path: Path) -> None:
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(3)
+    saved = collect_random_state()
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(())))
+    atomic_torch_save({"rng": saved}, tmp_path / "rng.ckpt")
+    torch.manual_seed(99)
+    random.seed(99)
+    np.random.seed(99)
+    restore_random_state(safe_load(tmp_path / "rng.ckpt")["rng"])
+    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == expected
+
+
+STALL = '''
+"""Test helper: pauses one training batch (once per marker file) so a test can signal the process."""
+import time
+from pathlib import Path
+
+import lightning as L
+
+
+class Stall(L.Callback):
+    def __init__(self, marker: str, epoch: int, batch: int, seconds: float = 120.0) -> None:
+        self.marker, self.epoch, self.batch, self.seconds = Path(marker), epoch, batch, seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.current_epoch != self.epoch or batch_idx != self.batch or self.marker.exists():
+            return
+        self.marker.write_text(str(trainer.global_step))
+        deadline = time.monotonic() + self.seconds
+        while time.monotonic() < deadline and not trainer.received_sigterm:
+            time.sleep(0.05)
+'''
+
+
+def start_stalled_run(tmp_path: Path, run_dir: Path, overrides: list[str], epoch: int, batch: int):
+    """Start ``python -m cnnpl`` and wait until it pauses after ``batch`` of ``epoch``; returns (process, args)."""
+    (tmp_path / "stall_callback.py").write_text(STALL)
+    marker = tmp_path / "stalled"
+    args = [
+        *overrides,
+        f"hydra.run.dir={run_dir}",
+        "+callbacks.stall._target_=stall_callback.Stall",
+        f"+callbacks.stall.marker={marker}",
+        f"+callbacks.stall.epoch={epoch}",
+        f"+callbacks.stall.batch={batch}",
+    ]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(tmp_path)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cnnpl", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while not marker.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"run ended before the pause: {process.communicate()[1][-3000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError("the run did not reach the pause in 240 s")
+        time.sleep(0.1)
+    return process, args
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path: Path) -> None:
+    base = [*FAST, *DETERMINISTIC, "trainer.max_epochs=2"]
+    whole = run_cli(*base, f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    # killed in the middle of epoch 2 (index 1): the last checkpoint is the end of epoch 1
+    process, args = start_stalled_run(tmp_path, tmp_path / "killed", base, epoch=1, batch=3)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 0
+
+    resumed = run_cli(*args, "ckpt_path=last", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert_same_tensors(state_dict(tmp_path / "whole" / "checkpoints" / "last.ckpt"), state_dict(last))
+    assert_same_optimizer(tmp_path / "whole" / "checkpoints" / "last.ckpt", last)
+
+
+def test_ckpt_path_last_without_a_checkpoint_says_how_to_resume(cli, tmp_path: Path) -> None:
+    result = cli(*FAST, "ckpt_path=last")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"cnnpl: error: ckpt_path=last but '{tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}' does not exist; "
+        "resume with the run directory of the interrupted run (hydra.run.dir=<that run's directory> ckpt_path=last) "
+        "or give a checkpoint file"
+    )
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_resolve_ckpt_path(tmp_path: Path) -> None:
+    assert resolve_ckpt_path(None, tmp_path) is None
+    (tmp_path / "last.ckpt").write_bytes(b"x")
+    assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "last.ckpt")
+    with pytest.raises(CheckpointError, match=r"does not exist; give a \.ckpt file or ckpt_path=last"):
+        resolve_ckpt_path(str(tmp_path / "missing.ckpt"), tmp_path)
+
+
+# -- atomic checkpoints ----------------------------------------------------------------------------
+class Unpicklable:
+    def __reduce__(self) -> Any:
+        raise RuntimeError("cannot pickle this")
+
+
+def test_failed_save_leaves_the_previous_checkpoint_intact(tmp_path: Path) -> None:
+    io = AtomicCheckpointIO()
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.arange(1000.0)}, "epoch": 0}, path)
+    before = path.read_bytes()
+    # the tensors are written first, then pickling fails: a plain torch.save would leave half a file
+    with pytest.raises(RuntimeError, match="cannot pickle this"):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(100_000)}, "epoch": 1, "bad": Unpicklable()}, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["last.ckpt"]  # no temporary file left behind
+    assert io.load_checkpoint(path)["epoch"] == 0
+
+
+def test_interrupted_write_leaves_the_previous_checkpoint_intact(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "last.ckpt"
+    atomic_torch_save({"epoch": 0}, path)
+    before = path.read_bytes()
+
+    def write_half_then_die(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        f.write(before[: len(before) // 2])
+        raise KeyboardInterrupt  # Ctrl-C (or a kill) in the middle of the write
+
+    monkeypatch.setattr(torch, "save", write_half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_torch_save({"epoch": 1}, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+class FailSecondSave(L.Callback):
+    """Makes the second checkpoint of a run unpicklable: the save fails half-way through."""
+
+    def __init__(self) -> None:
+        self.saves = 0
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        self.saves += 1
+        if self.saves == 2:
+            checkpoint["bad"] = Unpicklable()
+
+
+@pytest.mark.slow
+def test_training_writes_checkpoints_atomically(tmp_path: Path) -> None:
+    cfg = cnnpl.compose(
+        [*FAST, "trainer.max_epochs=2", "+callbacks.fail._target_=tests.test_reliability.FailSecondSave"],
+        output_dir=str(tmp_path),
+    )
+    # ModelCheckpoint saves the best checkpoint, then last.ckpt: save 2 is the end of epoch 1's last.ckpt
+    with pytest.raises(RuntimeError, match="cannot pickle this"):
+        cnnpl.train(cfg)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert safe_load(last)["epoch"] == 0
+    assert not [p for p in last.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+# -- SIGTERM and NaN -------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    process, args = start_stalled_run(tmp_path, run_dir, [*FAST, "trainer.max_epochs=2"], epoch=1, batch=2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert f"cnnpl: SIGTERM received: saved {last} at epoch 1, step " in stderr
+    saved = safe_load(last)
+    steps_per_epoch = 8  # 256 training images / 32
+    assert saved["global_step"] == steps_per_epoch + 3  # batches 0..2 of epoch 1 done, the save is between batches
+    assert saved["epoch"] == 1
+
+    resumed = run_cli(*args, "ckpt_path=last", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    final = safe_load(last)
+    assert final["global_step"] == 2 * steps_per_epoch and final["epoch"] == 1
+
+
+POISON = '''
+"""Test helper: turns one weight into NaN after a given training step."""
+import lightning as L
+import torch
+
+
+class Poison(L.Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            with torch.no_grad():
+                next(pl_module.parameters()).fill_(float("nan"))
+'''
+
+
+@pytest.mark.slow
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "poison_callback.py").write_text(POISON)
+    result = run_cli(
+        *FAST,
+        "trainer.max_epochs=3",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "+callbacks.poison._target_=poison_callback.Poison",
+        "+callbacks.poison.step=10",  # epoch 1, batch 1 has run: the next loss is NaN
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path)},
+    )
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "cnnpl: error: the training loss became NaN at step 10 (epoch 1, batch 2); training stopped before this "
+        f"step changed the weights, the last good checkpoint is {last}; lower optimizer.lr, add a scheduler "
+        "warm-up or check the data"
+    )
+    saved = safe_load(last)
+    assert saved["epoch"] == 0
+    assert all(torch.isfinite(t).all() for t in saved["state_dict"].values() if t.is_floating_point())
+
+
+# -- safe loading ----------------------------------------------------------------------------------
+class Payload:
+    """Unpickling this object creates ``path``: proof that code in a checkpoint ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> Any:
+        return (open, (str(self.path), "w"))
+
+
+def malicious_checkpoint(tmp_path: Path, system: torch.nn.Module | None = None) -> tuple[Path, Path]:
+    marker = tmp_path / "payload_ran"
+    state = system.state_dict() if system is not None else {"w": torch.zeros(2)}
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": state, "epoch": 0, "extra": Payload(marker)}, path)
+    return path, marker
+
+
+def test_the_payload_really_runs_under_a_plain_unpickler(tmp_path: Path) -> None:
+    path, marker = malicious_checkpoint(tmp_path)
+    torch.load(path, weights_only=False)  # what cnnpl never does
+    assert marker.exists()
+
+
+def test_safe_load_refuses_pickled_code(tmp_path: Path) -> None:
+    path, marker = malicious_checkpoint(tmp_path)
+    with pytest.raises(UnsafeCheckpointError, match=r"^refused to load checkpoint .*evil\.ckpt.*pickled Python"):
+        safe_load(path)
+    with pytest.raises(UnsafeCheckpointError):
+        AtomicCheckpointIO().load_checkpoint(path)
+    with pytest.raises(UnsafeCheckpointError):
+        AtomicCheckpointIO().load_checkpoint(path, weights_only=False)
+    assert not marker.exists()
+
+
+def test_ckpt_path_with_pickled_code_is_refused_and_the_payload_does_not_run(cli, tmp_path: Path) -> None:
+    path, marker = malicious_checkpoint(tmp_path)
+    for extra in ([], ["fit=false"]):
+        result = cli(*FAST, f"ckpt_path={path}", *extra)
+        assert result.returncode == 2, result.stderr[-2000:]
+        line = result.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"cnnpl: error: refused to load checkpoint '{path}': it holds pickled Python objects")
+        assert "weights_only=True" in line
+        assert not marker.exists()
+        assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_pretrained_weights_with_pickled_code_are_refused(tmp_path: Path) -> None:
+    pretrained = pytest.importorskip("cnnpl.pretrained")
+    path, marker = malicious_checkpoint(tmp_path)
+    with pytest.raises(CnnplError, match="cannot read pretrained weights"):
+        pretrained.read_state_dict(path)
+    model = cnnpl.build("model", "simple_cnn", num_classes=10)
+    with pytest.raises(CnnplError):
+        pretrained.load_pretrained(model, path)
+    assert not marker.exists()
+
+
+# -- checkpoints that do not fit -------------------------------------------------------------------
+def lightning_checkpoint(tmp_path: Path, model: str, num_classes: int) -> Path:
+    from cnnpl.system import ImageClassifier
+
+    system = ImageClassifier(cnnpl.build("model", model, num_classes=num_classes), num_classes)
+    path = tmp_path / f"{model}_{num_classes}.ckpt"
+    torch.save({"state_dict": system.state_dict(), "hyper_parameters": dict(system.hparams), "epoch": 0}, path)
+    return path
+
+
+def test_checkpoint_of_another_architecture_is_one_clear_line(cli, tmp_path: Path) -> None:
+    path = lightning_checkpoint(tmp_path, "lenet5", 10)
+    result = cli(*FAST, f"ckpt_path={path}")
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"cnnpl: error: checkpoint '{path}' does not fit this model (SimpleCNN): ")
+    assert "tensors missing: net.features.block1.conv.weight" in line
+    assert line.endswith("; use the model, data and component settings it was trained with")
+    assert "Traceback" not in result.stderr
+
+
+def test_checkpoint_for_another_number_of_classes_is_refused(tmp_path: Path) -> None:
+    from cnnpl.system import ImageClassifier
+
+    path = lightning_checkpoint(tmp_path, "simple_cnn", 5)
+    system = ImageClassifier(cnnpl.build("model", "simple_cnn", num_classes=10), 10)
+    with pytest.raises(CheckpointError, match=r"it was trained for 5 classes, this data has 10; 2 tensors with"):
+        check_checkpoint_fits(path, system)
+    check_checkpoint_fits(lightning_checkpoint(tmp_path, "simple_cnn", 10), system)  # a fitting one passes
+
+
+def test_a_truncated_checkpoint_is_one_clear_line(tmp_path: Path) -> None:
+    good = lightning_checkpoint(tmp_path, "simple_cnn", 10)
+    bad = tmp_path / "truncated.ckpt"
+    bad.write_bytes(good.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match=r"^cannot read checkpoint .*truncated\.ckpt"):
+        safe_load(bad)
+
+
+# -- bad input before training ---------------------------------------------------------------------
+def test_an_output_directory_that_cannot_be_written_is_refused(tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    cfg = cnnpl.compose(FAST, output_dir=str(blocker / "run"))
+    with pytest.raises(CnnplError, match=r"output directory .*a_file/run' cannot be written .*hydra\.run\.dir="):
+        cnnpl.train(cfg)
+    assert blocker.read_text() == "not a folder"
