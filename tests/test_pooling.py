@@ -605,3 +605,21 @@ def test_pooling_study_table_from_tensorboard_logs(tmp_path: Path, monkeypatch: 
     assert table[2] == "| mixed | 1 (1) | 1 | 70.00 | 12.00 |"
     assert table[3] == "| max | 2 (1, 2) | 1/2 | 55.00 ± 7.07 | 30.00 ± 14.14 |"
     assert table[-1] == "Unfinished (no test/acc): mixed seed 2"
+
+
+def test_pooling_study_sweeps_every_builtin_windowed_strategy(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from cnnpl.config import config_dir
+
+    study = OmegaConf.load(config_dir() / "experiment" / "pooling_study.yaml")
+    swept = study.hydra.sweeper.params.pool.split(",")
+    builtin = [
+        n
+        for n in cnnpl.list_components("pool")
+        if get_registry("pool").entry(n).source == "built-in" and not n.startswith("global")
+    ]
+    assert sorted(swept) == sorted(builtin)
+    assert len(str(study.hydra.sweeper.params.seed).split(",")) >= 2
+    cfg = cnnpl.compose(["experiment=pooling_study", "data=shapes"], output_dir=str(tmp_path))
+    assert cfg.model.name == "simple_cnn" and cfg.logger._target_.endswith("TensorBoardLogger")
