@@ -1,0 +1,156 @@
+"""Loading torchvision state dicts into the zoo (no downloads: torchvision's own random initialisation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+import cnnpl
+from cnnpl.errors import CnnplError
+from cnnpl.pretrained import load_pretrained
+
+# (our name, torchvision constructor kwargs, our kwargs for torchvision's layout, smallest affordable input)
+TORCHVISION_LAYOUTS = [
+    pytest.param("resnet18", {}, {"stem": "imagenet"}, 64, id="resnet18"),
+    pytest.param("resnet50", {}, {"stem": "imagenet"}, 64, id="resnet50", marks=pytest.mark.slow),
+    pytest.param(
+        "inception_v3",
+        {"aux_logits": True, "init_weights": True},
+        {"stem": "imagenet", "aux_logits": True},
+        75,
+        id="inception_v3",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param("vgg16", {}, {"head": "imagenet"}, 32, id="vgg16", marks=pytest.mark.slow),
+    pytest.param("vgg19", {}, {"head": "imagenet"}, 32, id="vgg19", marks=pytest.mark.slow),
+]
+
+
+def _save_torchvision(name: str, path: Path, **kwargs) -> torch.nn.Module:
+    reference = getattr(torchvision.models, name)(weights=None, **kwargs).eval()
+    torch.save(reference.state_dict(), path)
+    return reference
+
+
+@pytest.mark.parametrize(("name", "tv_kwargs", "our_kwargs", "size"), TORCHVISION_LAYOUTS)
+def test_torchvision_state_dict_gives_identical_outputs(name, tv_kwargs, our_kwargs, size, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    reference = _save_torchvision(name, tmp_path / "weights.pth", **tv_kwargs)
+    ours = cnnpl.build(
+        "model", name, num_classes=1000, input_size=(size, size), pretrained=str(tmp_path / "weights.pth"), **our_kwargs
+    ).eval()
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x))
+    # the norm factory is configured as the command line does; torchvision's Inception wants eps=1e-3
+    assert ours.state_dict().keys() == reference.state_dict().keys()
+
+
+@pytest.fixture(scope="module")
+def resnet18_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
+    torch.manual_seed(0)
+    _save_torchvision("resnet18", path)
+    return path
+
+
+def test_new_head_for_another_number_of_classes(resnet18_file: Path) -> None:
+    reference = torch.load(resnet18_file, weights_only=True)
+    net = cnnpl.build("model", "resnet18", num_classes=10, input_size=(64, 64), stem="imagenet")
+    report = load_pretrained(net, resnet18_file)
+    assert report.fresh_head == ["fc.weight", "fc.bias"]
+    assert net.fc.weight.shape == (10, 512)
+    torch.testing.assert_close(net.layer4[1].conv2.weight, reference["layer4.1.conv2.weight"])
+    with pytest.raises(
+        CnnplError, match=r"the classifier head does not fit \(fc\.weight, fc\.bias\); set model\.new_head"
+    ):
+        load_pretrained(net, resnet18_file, new_head=False)
+
+
+def test_new_head_true_starts_a_fresh_head_even_when_it_fits(resnet18_file: Path) -> None:
+    net = cnnpl.build("model", "resnet18", num_classes=1000, input_size=(64, 64), stem="imagenet")
+    before = net.fc.weight.detach().clone()
+    report = load_pretrained(net, resnet18_file, new_head=True)
+    assert report.fresh_head == ["fc.weight", "fc.bias"]
+    assert torch.equal(net.fc.weight, before)
+
+
+def test_freeze_features_leaves_only_the_head_trainable(resnet18_file: Path) -> None:
+    net = cnnpl.build(
+        "model", "resnet18", num_classes=10, input_size=(64, 64), stem="imagenet",
+        pretrained=str(resnet18_file), freeze_features=True,
+    )  # fmt: skip
+    trainable = [n for n, p in net.named_parameters() if p.requires_grad]
+    assert trainable == ["fc.weight", "fc.bias"]
+
+
+def test_mismatch_names_the_first_offending_keys(resnet18_file: Path) -> None:
+    # the CIFAR stem's 3x3 conv1 is not torchvision's 7x7
+    with pytest.raises(
+        CnnplError,
+        match=r"pretrained weights do not fit ResNet18: 1 with another shape: conv1\.weight \(file \(64, 3, 7, 7\), "
+        r"model \(64, 3, 3, 3\)\)",
+    ):
+        cnnpl.build("model", "resnet18", num_classes=10, input_size=(32, 32), pretrained=str(resnet18_file))
+
+
+def test_missing_and_unexpected_keys_are_named(resnet18_file: Path, tmp_path: Path) -> None:
+    state = torch.load(resnet18_file, weights_only=True)
+    del state["layer1.0.bn1.weight"]
+    state["extra.weight"] = torch.zeros(1)
+    torch.save(state, tmp_path / "broken.pth")
+    net = cnnpl.build("model", "resnet18", num_classes=10, input_size=(64, 64), stem="imagenet")
+    with pytest.raises(
+        CnnplError, match=r"1 missing from the file: layer1\.0\.bn1\.weight; 1 the model does not have: extra\.weight"
+    ):
+        load_pretrained(net, tmp_path / "broken.pth")
+
+
+def test_unreadable_files_fail_clearly(tmp_path: Path) -> None:
+    net = cnnpl.build("model", "lenet5", num_classes=10)
+    with pytest.raises(CnnplError, match=r"does not exist; set model\.pretrained"):
+        load_pretrained(net, tmp_path / "nope.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CnnplError, match=r"cannot read pretrained weights"):
+        load_pretrained(net, tmp_path / "junk.pth")
+    torch.save({"weights": [1, 2, 3]}, tmp_path / "list.pth")
+    with pytest.raises(CnnplError, match=r"not a state dict"):
+        load_pretrained(net, tmp_path / "list.pth")
+    with pytest.raises(CnnplError, match=r"freeze_features=true needs model\.pretrained"):
+        cnnpl.build("model", "lenet5", num_classes=10, freeze_features=True)
+
+
+def test_inception_without_aux_head_ignores_the_files_aux_weights(tmp_path: Path) -> None:
+    with torch.device("meta"):
+        reference = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
+    state = {k: torch.zeros(v.shape) for k, v in reference.state_dict().items()}
+    net = cnnpl.build("model", "inception_v3", num_classes=1000, input_size=(75, 75), stem="imagenet")
+    report = load_pretrained(net, state)
+    assert not any(k.startswith("AuxLogits") for k in report.loaded)
+    assert len(report.loaded) == len(net.state_dict())
+
+
+@pytest.mark.slow
+def test_finetune_vgg16_experiment_trains_only_a_new_head(tmp_path: Path, tiny_overrides: list[str]) -> None:
+    # the convolutional base of torchvision's vgg16 (the classifier is replaced anyway)
+    torch.manual_seed(0)
+    base = {k: v for k, v in torchvision.models.vgg16(weights=None).state_dict().items() if k.startswith("features.")}
+    torch.save(base, tmp_path / "vgg16.pth")
+    cfg = cnnpl.compose(
+        ["experiment=finetune_vgg16", f"model.pretrained={tmp_path / 'vgg16.pth'}", *tiny_overrides,
+         "data.num_train=64", "data.num_test=32", "logger=csv", "trainer.max_epochs=1", "scheduler=none"],
+        output_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    from cnnpl.train import build_model
+
+    net = build_model(cfg, num_classes=10, in_channels=3, input_size=(32, 32))
+    assert net.classifier[-1].out_features == 10
+    assert [n for n, p in net.named_parameters() if p.requires_grad] == [
+        n for n, _ in net.named_parameters() if n.startswith("classifier.")
+    ]
+    torch.testing.assert_close(net.features[28].weight, base["features.28.weight"])
+    metrics = cnnpl.train(cfg)
+    assert "test/acc" in metrics
