@@ -20,6 +20,7 @@ Everything else must match exactly: a missing, unexpected or differently shaped 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ from torch import nn
 from cnnpl.errors import CnnplError
 
 SHOWN = 3  # offending keys named in an error message
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -140,4 +143,13 @@ def apply_pretrained(
         if freeze_features:
             raise CnnplError("model.freeze_features=true needs model.pretrained=/path/to/weights.pth")
         return None
-    return load_pretrained(model, pretrained, new_head=new_head, freeze_features=freeze_features)
+    report = load_pretrained(model, pretrained, new_head=new_head, freeze_features=freeze_features)
+    log.info(
+        "%s: loaded %d tensors from %s; new head: %s; frozen parameters: %d",
+        type(model).__name__,
+        len(report.loaded),
+        pretrained,
+        ", ".join(report.fresh_head) or "none",
+        len(report.frozen),
+    )
+    return report

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from cnnpl.factory import LayerFactory
-from cnnpl.models._util import DEFAULT_ACT, DEFAULT_CONV, DEFAULT_POOL, trace_shapes
+from cnnpl.models._util import DEFAULT_ACT, DEFAULT_CONV, DEFAULT_POOL, building, trace_shapes
 from cnnpl.pretrained import apply_pretrained
 from cnnpl.registry import register
 
@@ -44,16 +44,15 @@ class LeNet5(nn.Module):
         freeze_features: bool = False,
     ) -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            OrderedDict(
-                c1=conv(in_channels=in_channels, out_channels=6, kernel_size=5, padding="valid"),
-                act1=act(),
-                s2=pool(kernel_size=2, stride=2, channels=6),
-                c3=conv(in_channels=6, out_channels=16, kernel_size=5, padding="valid"),
-                act3=act(),
-                s4=pool(kernel_size=2, stride=2, channels=16),
-            )
-        )
+        with building("features.c1"):
+            c1 = conv(in_channels=in_channels, out_channels=6, kernel_size=5, padding="valid")
+        with building("features.s2"):
+            s2 = pool(kernel_size=2, stride=2, channels=6)
+        with building("features.c3"):
+            c3 = conv(in_channels=6, out_channels=16, kernel_size=5, padding="valid")
+        with building("features.s4"):
+            s4 = pool(kernel_size=2, stride=2, channels=16)
+        self.features = nn.Sequential(OrderedDict(c1=c1, act1=act(), s2=s2, c3=c3, act3=act(), s4=s4))
         self.stages = ["features.act1", "features.act3"]
         feature_shape = trace_shapes(self.features, (in_channels, *input_size), prefix="features.")
         self.classifier = nn.Sequential(

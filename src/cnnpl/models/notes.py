@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from cnnpl.factory import LayerFactory
-from cnnpl.models._util import DEFAULT_ACT, DEFAULT_CONV, DEFAULT_NORM, DEFAULT_POOL, trace_shapes
+from cnnpl.models._util import DEFAULT_ACT, DEFAULT_CONV, DEFAULT_NORM, DEFAULT_POOL, building, trace_shapes
 from cnnpl.pretrained import apply_pretrained
 from cnnpl.registry import register
 
@@ -70,14 +70,15 @@ class SimpleCNNBN(nn.Module):
             blocks["input_norm"] = norm(num_features=in_channels)
         c_in = in_channels
         for i, c_out in enumerate(channels, start=1):
-            blocks[f"block{i}"] = nn.Sequential(
-                OrderedDict(
-                    conv=conv(in_channels=c_in, out_channels=c_out, kernel_size=3, padding="valid"),
-                    act=act(),
-                    norm=norm(num_features=c_out),
-                    pool=pool(kernel_size=2, channels=c_out),
+            with building(f"features.block{i}"):
+                blocks[f"block{i}"] = nn.Sequential(
+                    OrderedDict(
+                        conv=conv(in_channels=c_in, out_channels=c_out, kernel_size=3, padding="valid"),
+                        act=act(),
+                        norm=norm(num_features=c_out),
+                        pool=pool(kernel_size=2, channels=c_out),
+                    )
                 )
-            )
             c_in = c_out
         self.features = nn.Sequential(blocks)
         self.stages = [f"features.block{i}" for i in range(1, len(channels) + 1)]
@@ -122,12 +123,9 @@ class NotesExample(nn.Module):
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
         c_in = in_channels
         for i, (c_out, k, s) in enumerate(self.PLAN, start=1):
-            blocks[f"conv{i}"] = nn.Sequential(
-                OrderedDict(
-                    conv=conv(in_channels=c_in, out_channels=c_out, kernel_size=k, stride=s, padding="valid"),
-                    act=act(),
-                )
-            )
+            with building(f"features.conv{i}"):
+                layer = conv(in_channels=c_in, out_channels=c_out, kernel_size=k, stride=s, padding="valid")
+            blocks[f"conv{i}"] = nn.Sequential(OrderedDict(conv=layer, act=act()))
             c_in = c_out
         self.features = nn.Sequential(blocks)
         self.stages = [f"features.{name}" for name in blocks]
