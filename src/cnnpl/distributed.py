@@ -112,15 +112,23 @@ def check_launch(cfg: Mapping[str, Any]) -> None:
     - An external launcher (``torchrun``, ``srun``) with a run directory that contains Hydra's
       ``${now:...}`` timestamp: each process resolves its own time, so ranks would write to different
       directories. ``hydra.run.dir`` must be pinned to the same path on every node.
+    - ``trainer.sync_batchnorm=true`` on CPU processes: torch's ``SyncBatchNorm`` has no CPU kernel
+      (DDP raises "SyncBatchNorm layers only work with GPU modules" in every process).
 
     Call it first thing in ``cnnpl.train.train``; it reads the config and the environment only.
     """
+    trainer = cfg.get("trainer") or {}
+    processes = max(requested_processes(trainer), launcher_world_size())
+    if processes > 1 and trainer.get("sync_batchnorm") and _on_cpu(trainer):
+        raise CnnplError(
+            "trainer.sync_batchnorm=true needs GPUs: torch's SyncBatchNorm does not run on CPU processes; "
+            "drop it with trainer=ddp_cpu (each process then normalises with its own batch)"
+        )
     hydra = _hydra_config()
     if hydra is None:  # composed in Python (cnnpl.compose): the caller owns the output directory
         return
     from hydra.types import RunMode
 
-    processes = max(requested_processes(cfg.get("trainer") or {}), launcher_world_size())
     if hydra.mode == RunMode.MULTIRUN and processes > 1:
         raise CnnplError(
             f"Hydra multirun (-m) cannot run multi-process jobs ({processes} processes asked for): "
@@ -131,6 +139,13 @@ def check_launch(cfg: Mapping[str, Any]) -> None:
             f"{launcher_world_size()} processes started by torchrun/srun need one shared output directory: "
             "add hydra.run.dir=<path> (the same on every node; e.g. outputs/$SLURM_JOB_ID) to the command"
         )
+
+
+def _on_cpu(trainer: Mapping[str, Any]) -> bool:
+    import torch
+
+    accelerator = str(trainer.get("accelerator", "auto"))
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
 
 
 def _hydra_config() -> Any:
