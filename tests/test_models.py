@@ -335,3 +335,13 @@ def test_model_builds_from_its_config(model: str) -> None:
     net = build_model(cfg, num_classes=10, in_channels=3, input_size=(32, 32))
     assert type(net) is get_registry("model").get(model)
     assert any(isinstance(m, nn.AvgPool2d) for m in net.modules())
+
+
+def test_config_path_gives_the_reference_count_when_bias_is_left_to_the_architecture() -> None:
+    from cnnpl.train import build_model
+
+    # ResNet's convs have no bias; a conv config with bias: null lets the architecture say so
+    cfg = cnnpl.compose(["model=resnet50", "data=shapes", "conv.bias=null"])
+    with torch.device("meta"):
+        net = build_model(cfg, num_classes=1000, in_channels=3, input_size=(224, 224))
+    assert count_parameters(net) == 25_557_032

@@ -11,7 +11,7 @@ from torch import nn
 from cnnpl.errors import CnnplError, GeometryError, UnknownComponentError
 from cnnpl.factory import LayerFactory
 from cnnpl.geometry import infer_output_shape
-from cnnpl.registry import accepts_var_kwargs, parameters_of
+from cnnpl.registry import accepts_var_kwargs, get_registry, parameters_of
 
 DEFAULT_CONV = LayerFactory("conv", "conv2d")
 DEFAULT_POOL = LayerFactory("pool", "max")
@@ -43,6 +43,8 @@ def trace_path(
     shape = tuple(input_shape)
     for name, child in layers:
         full = f"{prefix}{name}"
+        if _keeps_shape(child):
+            continue
         if isinstance(child, nn.Sequential):
             shape = trace_path(child.named_children(), shape, prefix=f"{full}.")
             continue
@@ -58,6 +60,17 @@ def trace_path(
             reason = str(err).splitlines()[0]
             raise GeometryError(f"layer {full} ({type(child).__name__}) cannot take input {shape}: {reason}") from None
     return shape
+
+
+def _keeps_shape(module: nn.Module) -> bool:
+    """Normalisations and activations map ``(C, H, W)`` to itself: no need to run them to know."""
+    if hasattr(module, "output_shape"):
+        return False
+    shape_preserving = tuple(
+        obj for family in ("norm", "act") for obj in map(get_registry(family).get, get_registry(family).names())
+        if isinstance(obj, type)
+    )  # fmt: skip
+    return isinstance(module, (*shape_preserving, nn.Identity, nn.Dropout))
 
 
 def size_layout(choice: str | None, input_size: Sequence[int], *, what: str) -> str:

@@ -347,18 +347,20 @@ class InceptionV3(nn.Module):
         self._init_weights()
         apply_pretrained(self, pretrained, new_head=new_head, freeze_features=freeze_features)
 
+    @torch.no_grad()
     def _init_weights(self) -> None:
-        # torchvision's initialisation: truncated normal (std 0.1) for convs and dense layers
+        # torchvision's initialisation: N(0, 0.1) truncated to [-2, 2] for convs and dense layers. The cut
+        # sits at 20 standard deviations, so normal_ + clamp_ draws the same distribution, ~50x faster.
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.trunc_normal_(m.weight, mean=0.0, std=0.1, a=-2, b=2)
+                nn.init.normal_(m.weight, 0.0, 0.1).clamp_(-2, 2)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         if self.AuxLogits is not None:  # the auxiliary head starts smaller, as in torchvision
             for m, std in ((self.AuxLogits.conv1.conv, 0.01), (self.AuxLogits.fc, 0.001)):
                 if isinstance(getattr(m, "weight", None), torch.Tensor):
-                    nn.init.trunc_normal_(m.weight, mean=0.0, std=std, a=-2, b=2)
+                    nn.init.normal_(m.weight, 0.0, std).clamp_(-2, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
