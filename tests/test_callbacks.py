@@ -289,12 +289,23 @@ def test_viz_functions_work_on_a_built_model() -> None:
 
 
 @pytest.mark.slow
-def test_command_line_run_logs_the_default_pictures(cli, tmp_path) -> None:
-    result = cli(*TINY)
+def test_command_line_run_under_ddp_logs_each_default_picture_once(cli, tmp_path) -> None:
+    """The real command line with 2 DDP processes: rank zero alone writes, each picture once per step."""
+    from collections import Counter
+
+    result = cli(*TINY, "trainer=ddp_cpu", "trainer.devices=2")
     assert result.returncode == 0, result.stderr[-2000:]
-    acc = read_events(tmp_path / "run" / "tensorboard")
-    images = set(acc.Tags()["images"])
-    assert {
+    files = sorted((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert len({f.name.split(".")[-2] for f in files}) == 1  # one writing process (the name holds its pid)
+    writes: Counter[tuple[str, int]] = Counter()
+    tags: dict[str, set[str]] = {"images": set(), "scalars": set(), "histograms": set()}
+    for path in files:
+        acc = read_events(path)
+        for kind in tags:
+            tags[kind] |= set(acc.Tags()[kind])
+        for tag in acc.Tags()["images"]:
+            writes.update((tag, e.step) for e in acc.Images(tag))
+    assert tags["images"] == {
         "filters/features.block1.conv",
         "filters/features.block1.conv/rgb",
         "feature_maps/input",
@@ -303,6 +314,7 @@ def test_command_line_run_logs_the_default_pictures(cli, tmp_path) -> None:
         "diagnostics/misclassified",
         "gradcam/features.block3.conv",
         *{f"feature_maps/{s}/image{i}" for s in STAGES for i in range(2)},
-    } == images
-    assert {f"per_class_acc/{c}" for c in CLASSES} <= set(acc.Tags()["scalars"])
-    assert not acc.Tags()["histograms"]  # histograms and the embedding are in callbacks=full only
+    }
+    assert set(writes.values()) == {1}
+    assert {f"per_class_acc/{c}" for c in CLASSES} <= tags["scalars"]
+    assert not tags["histograms"]  # histograms and the embedding are in callbacks=full only
