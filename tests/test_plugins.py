@@ -10,6 +10,7 @@ import csv
 import importlib.metadata
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -19,11 +20,12 @@ import pytest
 import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY
 
 import cnnpl
 from cnnpl import plugins
 from cnnpl.config import ComponentSignatureError
+from cnnpl.listing import main as listing_main
 from cnnpl.plugins import PluginError, PluginWarning, split_plugin_overrides
 from cnnpl.registry import REGISTRIES
 from cnnpl.train import build_model
@@ -151,8 +153,6 @@ def test_example_plugin_yaml_options_reach_hydra() -> None:
     chosen = (cfg.model.name, cfg.conv.name, cfg.pool.name, cfg.pool.beta)
     assert chosen == ("tiny_net", "coord_conv2d", "softpool", 4.0)
     assert cfg.callbacks.epoch_timer._args_ == ["callback", "epoch_timer"]
-    timer = cnnpl.build("callback", "epoch_timer", every_n_epochs=2)
-    assert type(timer).__name__ == "EpochTimer" and timer.every_n_epochs == 2
 
 
 @pytest.mark.slow
@@ -197,17 +197,21 @@ def test_help_and_listing_show_plugins_without_importing_lightning(tmp_path: Pat
         """,
     )
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    for args in (["--help"], ["list", "pool", "conv", "model"], ["pool=softpool", "--cfg", "job"]):
+    out = {}
+    for args in (("--help",), ("list", "pool", "conv", "model"), ("pool=softpool", "--cfg", "job")):
         done = subprocess.run(
             [sys.executable, str(probe), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
         )
         assert done.returncode == 0, done.stderr[-2000:]
         assert "LIGHTNING-IMPORTED: False" in done.stdout, args
-        assert "softpool" in done.stdout, args
-    help_text = run_cli("--help", cwd=tmp_path).stdout
-    pool_line = next(line for line in help_text.splitlines() if line.startswith("pool: "))
+        out[args[0]] = done.stdout
+    lines = out["--help"].splitlines()
+    pool_line = next(line for line in lines if line.startswith("pool: "))
     assert "softpool" in pool_line and "softpool_sharp" in pool_line  # generated and plugin-YAML options
-    assert "tiny_net" in next(line for line in help_text.splitlines() if line.startswith("model: "))
+    assert "tiny_net" in next(line for line in lines if line.startswith("model: "))
+    assert re.search(r"\n  coord_conv2d +package cnnpl-example 0\.1\.0 \(entry point example", out["list"])
+    assert "beta: float = 1.0" in out["list"]
+    assert "name: softpool" in out["pool=softpool"]
 
 
 # -- local files and modules -------------------------------------------------------------------------
@@ -215,25 +219,29 @@ def test_help_and_listing_show_plugins_without_importing_lightning(tmp_path: Pat
 
 @pytest.mark.slow
 def test_local_file_plugin_from_the_command_line(cli, tmp_path: Path) -> None:
-    path = write(tmp_path / "my_pool.py", MY_POOL.format(name="my_pool"))
+    write(tmp_path / "my_pool.py", MY_POOL.format(name="my_pool"))
     result = cli(*TINY, "plugins=[./my_pool.py]", "pool=my_pool", "pool.lam=0.25")
     assert result.returncode == 0, result.stderr[-3000:]
     saved = OmegaConf.load(tmp_path / "run" / "config.yaml")
     assert list(saved.plugins) == ["./my_pool.py"]  # the saved config says what to load again
     assert (saved.pool.name, saved.pool.lam) == ("my_pool", 0.25)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
 
-    listing = subprocess.run(
-        [sys.executable, "-m", "cnnpl.list", "plugins=[./my_pool.py]", "pool", "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    pools = {row["name"]: row for row in json.loads(listing.stdout)["components"]["pool"]}
-    assert pools["my_pool"]["source"] == f"file {path}"
-    lam = next(p for p in pools["my_pool"]["parameters"] if p["name"] == "lam")
+
+def test_listing_shows_a_file_plugin_source_and_parameters(tmp_path: Path, restore_registries, monkeypatch, capsys):
+    path = write(tmp_path / "listed_pool.py", MY_POOL.format(name="listed_pool"))
+    monkeypatch.chdir(tmp_path)
+    assert listing_main(["plugins=[./listed_pool.py]", "pool", "--json"]) == 0
+    pools = {row["name"]: row for row in json.loads(capsys.readouterr().out)["components"]["pool"]}
+    assert pools["listed_pool"]["source"] == f"file {path}"
+    lam = next(p for p in pools["listed_pool"]["parameters"] if p["name"] == "lam")
     assert (lam["type"], lam["default"], lam["required"]) == ("float", 0.5, False)
-    assert pools["max"]["source"] == "built-in"
+    kernel = next(p for p in pools["listed_pool"]["parameters"] if p["name"] == "kernel_size")
+    assert kernel["supplied_by_caller"] and pools["max"]["source"] == "built-in"
+    assert listing_main(["pool"]) == 0
+    text = capsys.readouterr().out
+    assert f"file {path}: pool/listed_pool" in text
+    assert "lam: float = 0.5" in text and "kernel_size: int = 2*" in text
 
 
 @pytest.mark.slow  # subprocesses
@@ -345,60 +353,83 @@ BROKEN = """
 """
 
 
-@pytest.mark.slow  # subprocesses
-def test_broken_installed_plugin_stops_before_training(cli, tmp_path: Path) -> None:
+@pytest.fixture
+def rediscover(monkeypatch, restore_registries):
+    """Discover the installed plugins again, as a new process would, with ``site`` on ``sys.path``."""
+
+    def _run(site: Path) -> list[plugins.Plugin]:
+        monkeypatch.syspath_prepend(str(site))
+        monkeypatch.setattr(plugins, "_installed", None)
+        monkeypatch.setattr(plugins, "_warned", set())
+        return plugins.installed_plugins()
+
+    return _run
+
+
+BROKEN_ERROR = (
+    "plugin broken-plugin 1.0 (entry point broken = broken_plugin_mod) in group cnnpl.plugins "
+    "failed to load: ModuleNotFoundError: No module named 'no_such_dependency_xyz' ("
+)
+
+
+@pytest.mark.slow  # a subprocess
+def test_broken_installed_plugin_stops_the_command_line_before_training(cli, tmp_path: Path) -> None:
     site = tmp_path / "site"
     fake_distribution(site, "broken-plugin", "broken", "broken_plugin_mod", BROKEN)
     result = cli(*TINY, env=with_site(site))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1, result.stderr  # one line
-    assert result.stderr.startswith(
-        "cnnpl: error: plugin broken-plugin 1.0 (entry point broken = broken_plugin_mod) in group cnnpl.plugins "
-        "failed to load: ModuleNotFoundError: No module named 'no_such_dependency_xyz' ("
-    )
+    assert result.stderr.startswith(f"cnnpl: error: {BROKEN_ERROR}")
     where = f"{site / 'broken_plugin_mod.py'}, line 6). Fix or uninstall it, or skip broken plugins with "
     assert where in result.stderr
     assert "CNNPL_SKIP_BROKEN_PLUGINS=1 (on the command line: skip_broken_plugins=true)" in result.stderr
     assert not (tmp_path / "run").exists()  # nothing started
 
-    # the Python API: importing works (so the error can be read), composing raises
-    code = "import cnnpl; print('imported'); cnnpl.compose(['data=shapes'])"
-    env = {**os.environ, **with_site(site)}
-    api = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert api.returncode != 0 and api.stdout.strip() == "imported"
-    assert "cnnpl.plugins.PluginError: plugin broken-plugin 1.0" in api.stderr
 
-
-@pytest.mark.slow  # subprocesses
-def test_broken_installed_plugin_can_be_skipped_with_a_warning(cli, tmp_path: Path) -> None:
+def test_broken_installed_plugin_in_python(tmp_path: Path, rediscover, monkeypatch, capsys) -> None:
     site = tmp_path / "site"
     fake_distribution(site, "broken-plugin", "broken", "broken_plugin_mod", BROKEN)
+    found = {p.source: p for p in rediscover(site)}  # what `import cnnpl` does: keeps the failure, raises nothing
+    broken = found["package broken-plugin 1.0 (entry point broken = broken_plugin_mod)"]
+    assert broken.error.startswith(BROKEN_ERROR) and broken.components == ()
+    assert "registered_before_failing" not in cnnpl.list_components("pool")  # taken back out
+    with pytest.raises(PluginError) as err:
+        cnnpl.compose(["data=shapes"])
+    assert str(err.value).startswith(BROKEN_ERROR)
+    with pytest.warns(PluginWarning, match=r"^skipping broken plugin broken-plugin 1\.0"):
+        cfg = cnnpl.compose(["data=shapes", "skip_broken_plugins=true"])
+    assert "skip_broken_plugins" not in cfg  # a start-up switch, not part of the run's config
+    monkeypatch.setenv("CNNPL_SKIP_BROKEN_PLUGINS", "1")
+    assert cnnpl.load_plugins() == []  # skipped again, warned only once
+    assert listing_main(["pool", "--json"]) == 0  # the listing shows broken plugins instead of stopping
+    listed = json.loads(capsys.readouterr().out)["plugins"]
+    assert any(p["error"] and p["error"].startswith(BROKEN_ERROR) for p in listed)
+
+
+@pytest.mark.slow  # a subprocess
+def test_broken_installed_plugin_can_be_skipped_on_the_command_line(cli, tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    fake_distribution(site, "broken-plugin", "broken", "broken_plugin_mod", BROKEN)
+    result = cli("--cfg", "job", "data=shapes", "skip_broken_plugins=true", env=with_site(site))
+    assert result.returncode == 0, result.stderr
     warning = "cnnpl: warning: skipping broken plugin broken-plugin 1.0 (entry point broken = broken_plugin_mod)"
-    for env, args in (({"CNNPL_SKIP_BROKEN_PLUGINS": "1"}, []), ({}, ["skip_broken_plugins=true"])):
-        result = cli("--cfg", "job", "data=shapes", *args, env=with_site(site, **env))
-        assert result.returncode == 0, result.stderr
-        assert result.stderr.startswith(warning), result.stderr
-        assert "skip_broken_plugins" not in result.stdout  # a start-up switch, not part of the run's config
-    listing = run_cli("list", "pool", "--json", cwd=tmp_path, env=with_site(site))
-    data = json.loads(listing.stdout)
-    (broken,) = [p for p in data["plugins"] if p["source"].startswith("package broken-plugin")]
-    assert "No module named 'no_such_dependency_xyz'" in broken["error"]
-    # what it registered before failing was taken back out
-    assert "registered_before_failing" not in [row["name"] for row in data["components"]["pool"]]
+    assert result.stderr.startswith(warning), result.stderr
+    assert "skip_broken_plugins" not in result.stdout and "name: max" in result.stdout
 
 
-@pytest.mark.slow  # subprocesses
-def test_plugin_clashing_with_a_builtin_names_both(cli, tmp_path: Path) -> None:
+def test_plugin_clashing_with_a_builtin_names_both(tmp_path: Path, rediscover) -> None:
     site = tmp_path / "site"
     code = "import torch, cnnpl\ncnnpl.register('pool', 'max', torch.nn.AvgPool2d)\n"
     fake_distribution(site, "clash-plugin", "clash", "clash_plugin_mod", code)
-    result = cli("--cfg", "job", "data=shapes", env=with_site(site))
-    assert result.returncode == 2
+    (clash,) = [p for p in rediscover(site) if p.source.startswith("package clash-plugin")]
     assert (
         "failed to load: DuplicateComponentError: pool 'max' is already registered by built-in; "
         "package clash-plugin 1.0 (entry point clash = clash_plugin_mod) tried to register it again. "
         "Pick another name, or pass override=True to replace it"
-    ) in result.stderr
+    ) in clash.error
+    assert cnnpl.get_registry("pool").entry("max").source == "built-in"
+    with pytest.raises(PluginError, match="pool 'max' is already registered by built-in"):
+        cnnpl.load_plugins()
 
 
 def test_file_plugin_clashing_with_an_installed_plugin_names_both(tmp_path: Path, restore_registries) -> None:
