@@ -509,3 +509,16 @@ def test_init_centres_a_kernel_in_a_larger_one():
     assert m.weight[0, 0, 1:4, 1:4].tolist() == [[0, -1, 0], [-1, 5, -1], [0, -1, 0]]
     assert m.weight[0, 0].abs().sum().item() == 9  # the border stays zero
     assert all(p.requires_grad for p in m.parameters())  # init alone does not freeze
+
+
+def test_filter_bank_gives_4d_kernels_for_pictures():
+    local = LocallyConnected(2, 3, 3, padding="same", input_size=(5, 4))
+    centre = (5 // 2) * 4 + 4 // 2
+    torch.testing.assert_close(local.filter_bank(), local.weight.detach()[centre].reshape(3, 2, 3, 3))
+    with pytest.raises(GeometryError, match="locally_connected has no weights yet"):
+        LocallyConnected(2, 3, 3).filter_bank()
+    tiled = Tiled(4, 6, 3, groups=2)
+    torch.testing.assert_close(tiled.filter_bank(), tiled.weight.detach()[0, 0])
+    assert tiled.filter_bank().shape == (6, 2, 3, 3)
+    c3d = cnnpl.build("conv", "conv3d_channels", in_channels=5, out_channels=6, kernel_depth=3)
+    assert c3d.filter_bank().shape == (2, 3, 3, 3)

@@ -8,9 +8,11 @@ A conv factory is called by architectures as
 and returns a module mapping ``(N, C_in, H, W) -> (N, C_out, H', W')``. ``padding`` is an int (zeros on
 each side) or one of ``"valid"``, ``"same"`` (``ceil(n / stride)`` outputs for any stride) or ``"full"``
 (``n + f - 1`` outputs at stride 1); see :mod:`cnnpl.geometry`. Every layer has
-``output_shape((C, H, W)) -> (C', H', W')``. A variant that cannot honour an argument it is given
-(``groups=4`` for ``locally_connected``, ``kernel_size=3`` for ``pointwise``) raises
-:class:`GeometryError` naming itself and the argument when it is built. docs/convolution.md compares them.
+``output_shape((C, H, W)) -> (C', H', W')``. Variants whose weight is not ``(C_out, C_in, f, f)`` also
+have ``filter_bank()``: a representative 4-D set of kernels, for filter pictures. A variant that cannot
+honour an argument it is given (``groups=4`` for ``locally_connected``, ``kernel_size=3`` for
+``pointwise``) raises :class:`GeometryError` naming itself and the argument when it is built.
+docs/convolution.md compares them.
 """
 
 from __future__ import annotations
@@ -393,6 +395,10 @@ class Conv3dChannels(_Geometry, nn.Module):
         )  # (N, F, D', H', W')
         return out.flatten(1, 2)[:, : self.out_channels]
 
+    def filter_bank(self) -> torch.Tensor:
+        """The filters as ``(F, kernel_depth, f, f)``, the 4-D layout filter pictures expect (depth as channels)."""
+        return self.weight.detach()[:, 0]
+
     def output_shape(self, input_shape: Sequence[int]) -> tuple[int, int, int]:
         c, h, w = input_shape
         if c != self.in_channels:
@@ -489,6 +495,14 @@ class LocallyConnected(_Geometry, nn.Module):
         out = out.reshape(n, self.out_channels, out_h, out_w)
         return out if self.bias is None else out + self.bias
 
+    def filter_bank(self) -> torch.Tensor:
+        """The kernels at the central output position as ``(C_out, C_in, f, f)`` (for filter pictures)."""
+        if self.out_size is None:
+            raise GeometryError(f"{self.variant} has no weights yet: build it with input_size or run it once")
+        out_h, out_w = self.out_size
+        centre = (out_h // 2) * out_w + out_w // 2
+        return self.weight.detach()[centre].reshape(self.out_channels, self.in_channels, *self.kernel_size)
+
     def output_shape(self, input_shape: Sequence[int]) -> tuple[int, int, int]:
         c, h, w = input_shape
         if c != self.in_channels:
@@ -574,6 +588,10 @@ class Tiled(_Geometry, nn.Module):
                 )
                 out[:, :, a::th, b::tw] = y
         return out
+
+    def filter_bank(self) -> torch.Tensor:
+        """The first tile's kernels, ``(C_out, C_in / groups, f, f)`` (for filter pictures)."""
+        return self.weight.detach()[0, 0]
 
     def output_shape(self, input_shape: Sequence[int]) -> tuple[int, int, int]:
         _, h, w = input_shape
