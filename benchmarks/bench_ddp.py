@@ -1,13 +1,21 @@
 """Training throughput on 1 vs 2 CPU processes (DDP over gloo), through the real command line.
 
-Runs ``python -m cnnpl`` with ``simple_cnn`` in interleaved rounds (1 process, 2 processes, 1, 2, ...)
+Runs ``python -m cnnpl`` with ``simple_cnn`` in interleaved rounds of three contenders
+
+- ``1 process``: the default, torch using every core (intra-op threads = cores);
+- ``1 process, 1 thread``: ``OMP_NUM_THREADS=1``;
+- ``2 processes``: ``trainer=ddp_cpu trainer.devices=2``; Lightning gives each process
+  ``cores / 2`` threads (here 1),
+
 and times the training batches with a callback in rank 0 (``StepTimer`` below): the clock starts
 after ``--warmup`` batches of each epoch and stops at the last one, so process start-up, data
 loading, validation and checkpointing are left out. Throughput counts the images of every process:
 ``(batches timed) x data.batch_size x processes / seconds``. ``data.batch_size`` is per process, so
 2 processes also take twice the effective batch (the usual way DDP is scaled).
 
-Prints the median images/s per contender and the ratio 2 / 1 (per round and median).
+Prints the median images/s per contender and its ratio to ``1 process`` (per round and median).
+On a machine shared with other jobs, multi-threaded runs suffer most (threads wait for each other
+at every op when one is descheduled), so compare the 1-thread rows as well.
 
     python benchmarks/bench_ddp.py --rounds 3                                  # synthetic shapes
     python benchmarks/bench_ddp.py --data-root /work/data --rounds 3         # CIFAR-10 (JPEG copy)
@@ -59,7 +67,10 @@ class StepTimer(L.Callback):
             self.path.write_text(json.dumps({"images": self.images, "seconds": self.seconds}))
 
 
-def run_once(processes: int, args: argparse.Namespace, workdir: Path) -> float:
+CONTENDERS = {"1 process": (1, None), "1 process, 1 thread": (1, "1"), "2 processes": (2, None)}
+
+
+def run_once(processes: int, threads: str | None, args: argparse.Namespace, workdir: Path) -> float:
     """One training run; returns the training throughput in images/s (all processes together)."""
     out = workdir / f"timer-{processes}-{time.monotonic_ns()}.json"
     data = ["data=cifar10", f"data.root={args.data_root}"] if args.data_root else ["data=shapes"]
@@ -88,6 +99,9 @@ def run_once(processes: int, args: argparse.Namespace, workdir: Path) -> float:
         f"+callbacks.timer.warmup={args.warmup}",
     ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path]), "PYTHONWARNINGS": "ignore"}
+    env.pop("OMP_NUM_THREADS", None)
+    if threads:
+        env["OMP_NUM_THREADS"] = threads
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         raise SystemExit(f"run with {processes} process(es) failed:\n{proc.stderr[-3000:]}")
@@ -106,27 +120,22 @@ def main() -> None:
     parser.add_argument("--data-root", default=None, help="CIFAR-10 folder; synthetic shapes when not given")
     args = parser.parse_args()
 
-    results: dict[int, list[float]] = {1: [], 2: []}
+    results: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     with tempfile.TemporaryDirectory(prefix="bench_ddp-") as tmp:
         for r in range(args.rounds):
-            for processes in (1, 2):
-                results[processes].append(run_once(processes, args, Path(tmp)))
-            print(
-                f"round {r + 1}: 1 process {results[1][-1]:8.0f} img/s    2 processes {results[2][-1]:8.0f} img/s"
-                f"   ratio {results[2][-1] / results[1][-1]:.2f}",
-                flush=True,
-            )
+            for name, (processes, threads) in CONTENDERS.items():
+                results[name].append(run_once(processes, threads, args, Path(tmp)))
+            print(f"round {r + 1}: " + "   ".join(f"{n} {v[-1]:.0f} img/s" for n, v in results.items()), flush=True)
     data = f"CIFAR-10 (JPEG copy) at {args.data_root}" if args.data_root else f"shapes ({args.num_train} images)"
     print(f"\nsimple_cnn, {data}, batch {args.batch_size} per process, {args.batches - args.warmup} timed batches")
-    print("| processes | median images/s | runs |")
-    print("|---|---|---|")
-    for processes, values in results.items():
-        print(f"| {processes} | {statistics.median(values):.0f} | {', '.join(f'{v:.0f}' for v in values)} |")
-    ratios = [two / one for one, two in zip(results[1], results[2], strict=True)]
-    print(
-        f"\nratio 2 / 1 processes: median {statistics.median(ratios):.2f} (per round: "
-        f"{', '.join(f'{x:.2f}' for x in ratios)})"
-    )
+    print(f"{os.cpu_count()} CPU cores; median of {args.rounds} interleaved rounds\n")
+    print("| contender | median images/s | ratio to 1 process (median of rounds) | runs (images/s) |")
+    print("|---|---|---|---|")
+    base = results["1 process"]
+    for name, values in results.items():
+        ratio = statistics.median(v / b for v, b in zip(values, base, strict=True))
+        runs = ", ".join(f"{v:.0f}" for v in values)
+        print(f"| {name} | {statistics.median(values):.0f} | {ratio:.2f} | {runs} |")
 
 
 if __name__ == "__main__":
