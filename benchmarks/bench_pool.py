@@ -109,17 +109,21 @@ def main() -> None:
     parser.add_argument("--step-repeats", type=int, default=15, help="rounds of the training-step benchmark")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parts", default="layer,step", help="comma-separated: layer, step")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     random.seed(args.seed)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}\n")
-    layer = layer_benchmark(args.batch, args.repeats)
-    print(table(layer, "max", f"pool fwd+bwd ({args.batch}x{CHANNELS}x{SIZE}x{SIZE}, kernel {KERNEL})"))
-    print()
-    steps = step_benchmark(args.batch, args.step_repeats)
-    print(table(steps, "simple_cnn pool=max", f"training step (batch {args.batch}, 3x{SIZE}x{SIZE})"))
+    parts = args.parts.split(",")
+    if "layer" in parts:
+        layer = layer_benchmark(args.batch, args.repeats)
+        print(table(layer, "max", f"pool fwd+bwd ({args.batch}x{CHANNELS}x{SIZE}x{SIZE}, kernel {KERNEL})"))
+        print()
+    if "step" in parts:
+        steps = step_benchmark(args.batch, args.step_repeats)
+        print(table(steps, "simple_cnn pool=max", f"training step (batch {args.batch}, 3x{SIZE}x{SIZE})"))
 
 
 if __name__ == "__main__":
