@@ -529,3 +529,13 @@ def test_skipped_plugin_warns_in_python(monkeypatch) -> None:
         cnnpl.load_plugins(skip_broken=True)
     monkeypatch.setenv("CNNPL_SKIP_BROKEN_PLUGINS", "1")
     assert cnnpl.load_plugins() == []  # already warned once
+
+
+def test_failed_plugin_puts_back_what_it_overrode(tmp_path: Path, restore_registries) -> None:
+    code = "import torch, cnnpl\ncnnpl.register('pool', 'avg', torch.nn.AvgPool2d, override=True)\nraise RuntimeError('late')\n"
+    path = write(tmp_path / "override_then_fail.py", code)
+    with pytest.raises(
+        PluginError, match=rf"^plugin file {path} failed to load: RuntimeError: late \({path}, line 3\)$"
+    ):
+        cnnpl.load_plugins([str(path)])
+    assert cnnpl.get_registry("pool").entry("avg").source == "built-in"

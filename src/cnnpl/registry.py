@@ -130,16 +130,23 @@ class Registry:
 def registering_from(source: str) -> Iterator[None]:
     """Record ``source`` as the origin of everything registered inside the block.
 
-    If the block raises, every registry is put back as it was before it, so a plugin that fails
-    half-way leaves none of its components behind.
+    If the block raises, what it registered is taken out again (and what it overrode put back), so
+    a plugin that fails half-way leaves none of its components behind. Built-ins its import
+    happened to pull in stay: their modules stay imported.
     """
     saved = {family: dict(reg._entries) for family, reg in REGISTRIES.items()}
     _current_source.append(source)
     try:
         yield
     except BaseException:
-        for family, entries in saved.items():
-            REGISTRIES[family]._entries = entries
+        for family, reg in REGISTRIES.items():
+            for name, entry in list(reg._entries.items()):
+                if entry.source != source:
+                    continue
+                if name in saved[family]:
+                    reg._entries[name] = saved[family][name]
+                else:
+                    del reg._entries[name]
         raise
     finally:
         _current_source.pop()
