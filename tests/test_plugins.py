@@ -532,10 +532,15 @@ def test_skipped_plugin_warns_in_python(monkeypatch) -> None:
 
 
 def test_failed_plugin_puts_back_what_it_overrode(tmp_path: Path, restore_registries) -> None:
-    code = "import torch, cnnpl\ncnnpl.register('pool', 'avg', torch.nn.AvgPool2d, override=True)\nraise RuntimeError('late')\n"
+    code = "\n".join(
+        [
+            "import torch, cnnpl",
+            "cnnpl.register('pool', 'avg', torch.nn.AvgPool2d, override=True)",
+            "raise RuntimeError('x')",
+        ]
+    )
     path = write(tmp_path / "override_then_fail.py", code)
-    with pytest.raises(
-        PluginError, match=rf"^plugin file {path} failed to load: RuntimeError: late \({path}, line 3\)$"
-    ):
+    with pytest.raises(PluginError) as err:
         cnnpl.load_plugins([str(path)])
+    assert str(err.value) == f"plugin file {path} failed to load: RuntimeError: x ({path}, line 3)"
     assert cnnpl.get_registry("pool").entry("avg").source == "built-in"
