@@ -8,7 +8,8 @@
    (batch, 3, 32, 32) batch with ``pool=mixed`` and ``pool=max``. Goal: mixed at most 5% more.
 
 Contenders are interleaved (in a fresh random order every round) so a machine shared with other
-work slows them alike; the tables give medians and ratios to ``max``. Prints Markdown.
+work slows them alike; the tables give medians, their ratio to ``max``, and the median over rounds
+of each round's ratio (the paired estimate, steadier when the load changes). Prints Markdown.
 """
 
 from __future__ import annotations
@@ -62,11 +63,13 @@ def interleaved(contenders: dict[str, Callable[[], None]], repeats: int, warmup:
 
 
 def table(times: dict[str, list[float]], baseline: str, title: str) -> str:
+    """Medians, their ratio to ``baseline``, and the median of per-round ratios (robust to load drifting)."""
     base = statistics.median(times[baseline])
-    lines = [f"| {title} | median ms | x {baseline} |", "|---|---:|---:|"]
+    lines = [f"| {title} | median ms | x {baseline} | median per-round ratio |", "|---|---:|---:|---:|"]
     for name, values in times.items():
         median = statistics.median(values)
-        lines.append(f"| {name} | {median * 1e3:.1f} | {median / base:.2f} |")
+        paired = statistics.median(v / b for v, b in zip(values, times[baseline], strict=True))
+        lines.append(f"| {name} | {median * 1e3:.1f} | {median / base:.2f} | {paired:.2f} |")
     return "\n".join(lines)
 
 
