@@ -130,7 +130,7 @@ def compare(root: str, epochs: int, repeats: int, recipe: list[str]) -> None:
         plain.append(statistics.mean(plain_epoch(dm, net, opt, 128) for _ in range(epochs)))
         ours.append(cnnpl_epoch(root, epochs, recipe))
     p, o = statistics.median(plain), statistics.median(ours)
-    print("\n| contender | training images/s (median of %d) |" % repeats)
+    print(f"\n| contender | training images/s (median of {repeats}) |")
     print("|---|---|")
     print(f"| plain PyTorch loop | {p:,.0f} |")
     print(f"| cnnpl (Lightning, no validation) | {o:,.0f} |")

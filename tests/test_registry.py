@@ -55,7 +55,8 @@ def test_misspelt_parameter_suggests_the_right_one() -> None:
     with pytest.raises(UnknownComponentError) as err:
         cnnpl.build("pool", "max", kernal_size=3)
     assert str(err.value) == (
-        "pool 'max' has no parameter 'kernal_size'; did you mean 'kernel_size'? Parameters: kernel_size, stride, padding"
+        "pool 'max' has no parameter 'kernal_size'; did you mean 'kernel_size'? "
+        "Parameters: kernel_size, stride, padding"
     )
 
 
