@@ -79,7 +79,7 @@ def test_tutorial_page_examples_run(page: Path, monkeypatch: pytest.MonkeyPatch,
 @pytest.mark.parametrize("page", TUTORIAL_PAGES, ids=lambda p: p.stem)
 def test_tutorial_pages_have_no_unexecuted_python(page: Path) -> None:
     unexecuted = [line for language, _body, line in fenced_blocks(page.read_text()) if language in ("python", "py")]
-    assert not unexecuted, f"{page.name}: python blocks at lines {unexecuted}; write them as pycon (>>>) so CI runs them"
+    assert not unexecuted, f"{page.name}: python blocks at lines {unexecuted}; write them as pycon (>>>) to run them"
 
 
 @pytest.mark.parametrize("family", cnnpl.FAMILIES)
