@@ -31,6 +31,7 @@ __all__ = [
     "factory",
     "get_registry",
     "list_components",
+    "load_plugins",
     "register",
     "train",
 ]
@@ -41,6 +42,10 @@ def compose(overrides: list[str] | None = None, output_dir: str | None = None) -
     from cnnpl.config import compose as _compose
 
     return _compose(overrides or [], output_dir=output_dir)
+
+
+# Bind the submodule now: importing ``cnnpl.train`` later would replace the function below with it.
+from cnnpl import train as _train_module  # noqa: E402,F401
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
