@@ -40,6 +40,7 @@ def _annotation(param: inspect.Parameter) -> str:
 def components_page() -> str:
     """One section per family, one entry per registered component: source, summary, parameters."""
     import cnnpl
+    import cnnpl.callbacks  # noqa: F401  (registers the built-in callbacks)
     from cnnpl.registry import parameters_of
 
     lines = [
@@ -78,7 +79,7 @@ def config_page() -> str:
     """Each config group of ``conf/train.yaml``: its options, from YAML files or generated from the registry."""
     from omegaconf import OmegaConf
 
-    import cnnpl  # noqa: F401  (registers the built-ins and loads installed plugins)
+    import cnnpl.callbacks  # noqa: F401  (registers the built-ins, callbacks too, and loads installed plugins)
     from cnnpl.config import CONFIG_GROUPS, callback_config, config_dir, generated_config
     from cnnpl.registry import get_registry
 
