@@ -40,7 +40,7 @@ def _annotation(param: inspect.Parameter) -> str:
 def components_page() -> str:
     """One section per family, one entry per registered component: source, summary, parameters."""
     import cnnpl
-    import cnnpl.callbacks  # noqa: F401  (registers the built-in callbacks)
+    import cnnpl.callbacks  # registers the built-in callbacks
     from cnnpl.registry import parameters_of
 
     lines = [

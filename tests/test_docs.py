@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 import cnnpl
-import cnnpl.callbacks  # noqa: F401  (registers the built-in callbacks)
+import cnnpl.callbacks  # registers the built-in callbacks
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
