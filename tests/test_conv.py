@@ -24,8 +24,10 @@ from cnnpl.layers.conv import Conv2d, LocallyConnected, Tiled
 # -- independent references ------------------------------------------------------------------------
 
 
-def ref_pads(n: int, k: int, s: int, padding: int | str, d: int) -> tuple[int, int]:
-    """(before, after) zeros, from the definitions of the padding modes."""
+def ref_pads(n: int, k: int, s: int, padding: int | str | tuple[int, int], d: int, axis: int) -> tuple[int, int]:
+    """(before, after) zeros along ``axis`` (0: height, 1: width), from the definitions of the padding modes."""
+    if isinstance(padding, tuple):
+        padding = padding[axis]
     span = d * (k - 1) + 1
     if padding == "valid":
         return 0, 0
@@ -41,7 +43,7 @@ def ref_conv(x, weight_at, bias_at, out_channels, k, s, d, padding, groups=1):
     """Cross-correlation by an explicit loop: ``weight_at(o, i, j)`` is the kernel ``(C_in/groups, k, k)``
     used for output channel ``o`` at output position ``(i, j)`` (so unshared and tiled variants fit)."""
     n, c, h, w = x.shape
-    (top, bottom), (left, right) = ref_pads(h, k, s, padding, d), ref_pads(w, k, s, padding, d)
+    (top, bottom), (left, right) = ref_pads(h, k, s, padding, d, 0), ref_pads(w, k, s, padding, d, 1)
     xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     span = d * (k - 1) + 1
     out_h, out_w = (xp.shape[2] - span) // s + 1, (xp.shape[3] - span) // s + 1
@@ -78,6 +80,8 @@ CASES = [
     (2, 2, 3, 1, "same", 2),
     (4, 2, 2, 1, "valid", 2),
     (2, 4, 3, 2, 2, 2),
+    (2, 2, 3, 1, (1, 0), 1),  # (height, width) padding
+    (2, 4, 3, 2, (0, 2), 2),
 ]
 H, W = 8, 7  # non-square on purpose
 
@@ -96,7 +100,7 @@ def test_conv2d_matches_loop_and_scipy(cin, cout, k, s, p, d):
         got, ref_conv(x, lambda o, i, j: w[o], lambda o, i, j: b[o], cout, k, s, d, p), atol=1e-10
     )
     # scipy: correlate each channel, dilate the kernel with zeros, subsample for the stride
-    (top, bottom), (left, right) = ref_pads(H, k, s, p, d), ref_pads(W, k, s, p, d)
+    (top, bottom), (left, right) = ref_pads(H, k, s, p, d, 0), ref_pads(W, k, s, p, d, 1)
     xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     span = d * (k - 1) + 1
     dil = np.zeros((cout, cin, span, span))
@@ -123,7 +127,7 @@ def test_true_conv2d_is_scipy_convolve(cin, cout, k, s, p, d):
     x = _x(cin, 1)
     got = run(m, x)
     w, b = np64(m.weight), np64(m.bias)
-    (top, bottom), (left, right) = ref_pads(H, k, s, p, d), ref_pads(W, k, s, p, d)
+    (top, bottom), (left, right) = ref_pads(H, k, s, p, d, 0), ref_pads(W, k, s, p, d, 1)
     xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
     span = d * (k - 1) + 1
     dil = np.zeros((cout, cin, span, span))
@@ -179,12 +183,21 @@ def test_dilated_scales_int_padding(k, s, p):
     m = cnnpl.build("conv", "dilated", in_channels=2, out_channels=3, kernel_size=k, stride=s, padding=p, dilation=2)
     x = _x(2, 3)
     w, b = np64(m.weight), np64(m.bias)
-    ref_p = p * 2 if isinstance(p, int) else p
+    ref_p = p * 2 if isinstance(p, int) else p  # the pair case is in test_dilated_scales_padding_pairs
     np.testing.assert_allclose(
         run(m, x), ref_conv(x, lambda o, i, j: w[o], lambda o, i, j: b[o], 3, k, s, 2, ref_p), atol=1e-10
     )
     if p == (k - 1) // 2 and isinstance(p, int):  # the architecture's "keeps the size" plan still holds
         assert m.output_shape((2, H, W))[1:] == Conv2d(2, 3, k, s, p).output_shape((2, H, W))[1:]
+
+
+def test_dilated_scales_padding_pairs():
+    m = cnnpl.build("conv", "dilated", in_channels=2, out_channels=2, kernel_size=3, padding=[1, 0], dilation=3)
+    assert m.output_shape((2, H, W)) == (2, H, W - 6)  # height keeps its size, width is "valid"
+    x = _x(2, 10)
+    w, b = np64(m.weight), np64(m.bias)
+    expect = ref_conv(x, lambda o, i, j: w[o], lambda o, i, j: b[o], 2, 3, 1, 3, (3, 0))
+    np.testing.assert_allclose(run(m, x), expect, atol=1e-10)
 
 
 @pytest.mark.parametrize(("s", "p"), [(1, 0), (2, 0), (2, "same"), (1, 1)])
@@ -443,6 +456,8 @@ def test_every_conv_builds_simple_cnn(name):
         ("conv2d", {"stride": 0}, "conv2d: stride must be >= 1, got 0"),
         ("conv2d", {"padding": -1}, "conv2d: padding must be >= 0, got -1"),
         ("conv2d", {"padding": "half"}, "conv2d: padding must be an int or one of valid, same, full; got 'half'"),
+        ("conv2d", {"padding": (1, -1)}, "conv2d: padding must be >= 0, got (1, -1)"),
+        ("conv2d", {"padding": (1.5, 1)}, "conv2d: padding pair must hold two ints, got (1.5, 1)"),
         ("conv2d", {"dilation": 0}, "conv2d: dilation must be >= 1, got 0"),
         ("conv2d", {"kernel_size": 0}, "conv2d: kernel_size must be >= 1, got 0"),
         ("conv2d", {"groups": 4}, "conv2d: groups=4 must be >= 1 and divide in_channels=6 and out_channels=8"),

@@ -104,14 +104,29 @@ def infer_output_shape(module: nn.Module, input_shape: Sequence[int]) -> tuple[i
     return tuple(out.shape[1:])
 
 
-def check_padding(padding: Padding, *, what: str = "padding") -> None:
-    """Raise :class:`GeometryError` unless ``padding`` is an int >= 0 or one of :data:`PADDING_MODES`."""
+def check_padding(padding: Padding | Sequence[int], *, what: str = "padding") -> None:
+    """Raise :class:`GeometryError` unless ``padding`` is an int >= 0, a (height, width) pair of them,
+    or one of :data:`PADDING_MODES`."""
+    if isinstance(padding, (list, tuple)) and len(padding) == 2:
+        for value in padding:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise GeometryError(f"{what} pair must hold two ints, got {tuple(padding)!r}")
+            if value < 0:
+                raise GeometryError(f"{what} must be >= 0, got {tuple(padding)}")
+        return
     if isinstance(padding, bool) or not isinstance(padding, (int, str)):
         raise GeometryError(f"{what} must be an int or one of {', '.join(PADDING_MODES)}; got {padding!r}")
     if isinstance(padding, str) and padding not in PADDING_MODES:
         raise GeometryError(f"{what} must be an int or one of {', '.join(PADDING_MODES)}; got {padding!r}")
     if isinstance(padding, int) and padding < 0:
         raise GeometryError(f"{what} must be >= 0, got {padding}")
+
+
+def axis_padding(padding: Padding | Sequence[int]) -> tuple[Padding, Padding]:
+    """``(height, width)`` padding: a mode or an int applies to both axes, a pair is per axis."""
+    if isinstance(padding, (list, tuple)):
+        return int(padding[0]), int(padding[1])
+    return padding, padding
 
 
 def padding_amounts(

@@ -6,8 +6,8 @@ Registry names: ``conv2d``, ``true_conv2d``, ``pointwise``, ``depthwise_separabl
 A conv factory is called by architectures as
 ``conv(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True)``
 and returns a module mapping ``(N, C_in, H, W) -> (N, C_out, H', W')``. ``padding`` is an int (zeros on
-each side) or one of ``"valid"``, ``"same"`` (``ceil(n / stride)`` outputs for any stride) or ``"full"``
-(``n + f - 1`` outputs at stride 1); see :mod:`cnnpl.geometry`. Every layer has
+each side), a (height, width) pair of ints, or one of ``"valid"``, ``"same"`` (``ceil(n / stride)``
+outputs for any stride) or ``"full"`` (``n + f - 1`` outputs at stride 1); see :mod:`cnnpl.geometry`. Every layer has
 ``output_shape((C, H, W)) -> (C', H', W')``. Variants whose weight is not ``(C_out, C_in, f, f)`` also
 have ``filter_bank()``: a representative 4-D set of kernels, for filter pictures. A variant that cannot
 honour an argument it is given (``groups=4`` for ``locally_connected``, ``kernel_size=3`` for
@@ -26,11 +26,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnpl.errors import GeometryError
-from cnnpl.geometry import Padding, check_padding, full_padding, output_size, padding_amounts, pair
+from cnnpl.geometry import Padding, axis_padding, check_padding, full_padding, output_size, padding_amounts, pair
 from cnnpl.kernels import init_conv_weight_
 from cnnpl.registry import register
 
 IntPair = int | tuple[int, int]
+ConvPadding = Padding | tuple[int, int]  # an int or a mode for both axes, or (height, width) ints
 
 
 def _check_geometry(
@@ -39,7 +40,7 @@ def _check_geometry(
     out_channels: int,
     kernel_size: IntPair | Sequence[int],
     stride: IntPair | Sequence[int],
-    padding: Padding,
+    padding: ConvPadding,
     dilation: IntPair | Sequence[int],
 ) -> None:
     """Build-time checks shared by every variant; each message names the variant and the numbers."""
@@ -70,13 +71,14 @@ class _Geometry:
     kernel_size: tuple[int, ...]
     stride: tuple[int, ...]
     dilation: tuple[int, ...]
-    padding_rule: Padding
+    padding_rule: ConvPadding
     variant: str
 
     def _pads(self, h: int, w: int) -> tuple[int, int, int, int]:
         """``(left, right, top, bottom)`` zeros for an ``h x w`` input, as ``F.pad`` takes them."""
-        top, bottom = padding_amounts(h, self.kernel_size[0], self.stride[0], self.padding_rule, self.dilation[0])
-        left, right = padding_amounts(w, self.kernel_size[1], self.stride[1], self.padding_rule, self.dilation[1])
+        pad_h, pad_w = axis_padding(self.padding_rule)
+        top, bottom = padding_amounts(h, self.kernel_size[0], self.stride[0], pad_h, self.dilation[0])
+        left, right = padding_amounts(w, self.kernel_size[1], self.stride[1], pad_w, self.dilation[1])
         return left, right, top, bottom
 
     def _spatial_out(self, h: int, w: int) -> tuple[int, int]:
@@ -117,7 +119,7 @@ class Conv2d(_Geometry, nn.Conv2d):
         out_channels: int,
         kernel_size: IntPair = 3,
         stride: IntPair = 1,
-        padding: Padding = 0,
+        padding: ConvPadding = 0,
         dilation: IntPair = 1,
         groups: int = 1,
         bias: bool = True,
@@ -127,7 +129,7 @@ class Conv2d(_Geometry, nn.Conv2d):
         _check_geometry(self.variant, in_channels, out_channels, kernel_size, stride, padding, dilation)
         _check_groups(self.variant, groups, in_channels, out_channels)
         k, d = pair(kernel_size), pair(dilation)
-        static: int | tuple[int, int] = 0 if padding in ("valid", "same") else padding  # type: ignore[assignment]
+        static: int | tuple[int, int] = 0 if padding in ("valid", "same") else axis_padding(padding)  # type: ignore[assignment]
         if padding == "full":
             static = (full_padding(k[0], d[0]), full_padding(k[1], d[1]))
         super().__init__(in_channels, out_channels, k, pair(stride), static, d, groups, bias)
@@ -191,7 +193,7 @@ class Pointwise(Conv2d):
         out_channels: int,
         kernel_size: IntPair = 1,
         stride: IntPair = 1,
-        padding: Padding = 0,
+        padding: ConvPadding = 0,
         dilation: IntPair = 1,
         groups: int = 1,
         bias: bool = True,
@@ -226,7 +228,7 @@ class Grouped(Conv2d):
         out_channels: int,
         kernel_size: IntPair = 3,
         stride: IntPair = 1,
-        padding: Padding = 0,
+        padding: ConvPadding = 0,
         dilation: IntPair = 1,
         groups: int = 1,
         bias: bool = True,
@@ -262,7 +264,7 @@ class Dilated(Conv2d):
         out_channels: int,
         kernel_size: IntPair = 3,
         stride: IntPair = 1,
-        padding: Padding = 0,
+        padding: ConvPadding = 0,
         dilation: int = 2,
         groups: int = 1,
         bias: bool = True,
@@ -272,7 +274,7 @@ class Dilated(Conv2d):
         if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 1:
             raise GeometryError(f"{self.variant}: dilation must be an int >= 1, got {dilation!r}")
         check_padding(padding, what=f"{self.variant}: padding")
-        scaled = padding * dilation if isinstance(padding, int) else padding
+        scaled = padding if isinstance(padding, str) else tuple(p * dilation for p in axis_padding(padding))
         super().__init__(in_channels, out_channels, kernel_size, stride, scaled, dilation, groups, bias, init, freeze)
 
 
@@ -294,7 +296,7 @@ class DepthwiseSeparable(_Geometry, nn.Module):
         out_channels: int,
         kernel_size: IntPair = 3,
         stride: IntPair = 1,
-        padding: Padding = 0,
+        padding: ConvPadding = 0,
         dilation: IntPair = 1,
         groups: int = 1,
         bias: bool = True,
@@ -353,7 +355,7 @@ class Conv3dChannels(_Geometry, nn.Module):
         out_channels: int,
         kernel_size: IntPair = 3,
         stride: IntPair = 1,
-        padding: Padding = 0,
+        padding: ConvPadding = 0,
         dilation: IntPair = 1,
         groups: int = 1,
         bias: bool = True,
@@ -441,7 +443,7 @@ class LocallyConnected(_Geometry, nn.Module):
         out_channels: int,
         kernel_size: IntPair = 3,
         stride: IntPair = 1,
-        padding: Padding = 0,
+        padding: ConvPadding = 0,
         dilation: IntPair = 1,
         groups: int = 1,
         bias: bool = True,
@@ -545,7 +547,7 @@ class Tiled(_Geometry, nn.Module):
         out_channels: int,
         kernel_size: IntPair = 3,
         stride: IntPair = 1,
-        padding: Padding = 0,
+        padding: ConvPadding = 0,
         dilation: IntPair = 1,
         groups: int = 1,
         bias: bool = True,
