@@ -13,7 +13,8 @@ loading, validation and checkpointing are left out. Throughput counts the images
 ``(batches timed) x data.batch_size x processes / seconds``. ``data.batch_size`` is per process, so
 2 processes also take twice the effective batch (the usual way DDP is scaled).
 
-Prints the median images/s per contender and its ratio to ``1 process`` (per round and median).
+Prints the median images/s per contender and its ratios to the two 1-process contenders (median over
+rounds of the per-round ratios).
 On a machine shared with other jobs, multi-threaded runs suffer most (threads wait for each other
 at every op when one is descheduled), so compare the 1-thread rows as well.
 
@@ -129,13 +130,15 @@ def main() -> None:
     data = f"CIFAR-10 (JPEG copy) at {args.data_root}" if args.data_root else f"shapes ({args.num_train} images)"
     print(f"\nsimple_cnn, {data}, batch {args.batch_size} per process, {args.batches - args.warmup} timed batches")
     print(f"{os.cpu_count()} CPU cores; median of {args.rounds} interleaved rounds\n")
-    print("| contender | median images/s | ratio to 1 process (median of rounds) | runs (images/s) |")
-    print("|---|---|---|---|")
-    base = results["1 process"]
+    print("| contender | median images/s | / 1 process | / 1 process, 1 thread | runs (images/s) |")
+    print("|---|---|---|---|---|")
     for name, values in results.items():
-        ratio = statistics.median(v / b for v, b in zip(values, base, strict=True))
+        ratios = [
+            statistics.median(v / b for v, b in zip(values, results[base], strict=True))
+            for base in ("1 process", "1 process, 1 thread")
+        ]
         runs = ", ".join(f"{v:.0f}" for v in values)
-        print(f"| {name} | {statistics.median(values):.0f} | {ratio:.2f} | {runs} |")
+        print(f"| {name} | {statistics.median(values):.0f} | {ratios[0]:.2f} | {ratios[1]:.2f} | {runs} |")
 
 
 if __name__ == "__main__":

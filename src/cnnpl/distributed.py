@@ -121,8 +121,8 @@ def check_launch(cfg: Mapping[str, Any]) -> None:
     processes = max(requested_processes(trainer), launcher_world_size())
     if processes > 1 and trainer.get("sync_batchnorm") and _on_cpu(trainer):
         raise CnnplError(
-            "trainer.sync_batchnorm=true needs GPUs: torch's SyncBatchNorm does not run on CPU processes; "
-            "drop it with trainer=ddp_cpu (each process then normalises with its own batch)"
+            "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU implementation): "
+            "remove it for CPU processes (trainer=ddp_cpu); each process then normalises with its own batch"
         )
     hydra = _hydra_config()
     if hydra is None:  # composed in Python (cnnpl.compose): the caller owns the output directory
