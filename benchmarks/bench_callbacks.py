@@ -12,10 +12,13 @@ rounds (minimal, default, minimal, default, ...) on the same in-memory data, and
 
 ``--train-fraction`` (Lightning's ``limit_train_batches``) shortens the training part of each epoch
 so a loaded machine can finish; the full epoch is then estimated from the same runs as
-``train time * (all batches / batches run) + validation time`` (both timed by a callback), and the
-end-to-end ratio of (1) is over the shortened epochs (it overstates the cost by about 1 / fraction).
+``train time * (all batches / batches run) + validation time * (all / run)`` (both timed by a
+callback; ``--val-fraction`` likewise), and the end-to-end ratio of (1) is over the shortened epochs
+(it overstates the cost by about 1 / fraction). A short warm-up run comes first so that one-off
+imports are not counted against a callback.
 
-    python benchmarks/bench_callbacks.py --data-root /work/data --rounds 2 --epochs 1 --train-fraction 0.25
+    python benchmarks/bench_callbacks.py --data-root /work/data --rounds 2 --epochs 2 \\
+        --train-fraction 0.1 --val-fraction 0.25
     python benchmarks/bench_callbacks.py --shapes          # a quick offline check on synthetic data
 """
 
@@ -51,7 +54,12 @@ ONCE = {"setup", "on_train_start", "on_fit_end"}  # hooks that run once per fit
 
 
 class HookTimer:
-    """Wraps the hooks of one callback instance and adds up the seconds (wall and CPU) spent in each."""
+    """Wraps the hooks of one callback instance and adds up the seconds spent in each.
+
+    Wall clock, and the CPU time of the calling thread: on an idle machine the hooks' wall time is
+    close to that CPU time (drawing is single-threaded); on a loaded one it is not, and the CPU time
+    is the better estimate of what the hooks cost on an idle machine.
+    """
 
     def __init__(self, callback: L.Callback) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
@@ -60,12 +68,12 @@ class HookTimer:
             original = getattr(callback, hook)
 
             def timed(*args: Any, _original: Any = original, _hook: str = hook, **kwargs: Any) -> Any:
-                start, cpu = time.perf_counter(), time.process_time()
+                start, cpu = time.perf_counter(), time.thread_time()
                 try:
                     return _original(*args, **kwargs)
                 finally:
                     self.seconds[_hook] += time.perf_counter() - start
-                    self.cpu[_hook] += time.process_time() - cpu
+                    self.cpu[_hook] += time.thread_time() - cpu
 
             setattr(callback, hook, timed)
 
@@ -75,7 +83,7 @@ class EpochParts(L.Callback):
 
     def __init__(self) -> None:
         self.train = self.val = 0.0
-        self.batches = 0
+        self.batches = self.val_batches = 0
         self._t = 0.0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -88,6 +96,10 @@ class EpochParts(L.Callback):
         if not trainer.sanity_checking:
             self.train += time.perf_counter() - self._t
             self._t = time.perf_counter()
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if not trainer.sanity_checking:
+            self.val_batches += 1
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -125,6 +137,8 @@ def main() -> None:
     parser.add_argument("--run-epochs", type=int, default=15, help="run length the budget is amortised over")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-fraction", type=float, default=1.0, help="limit_train_batches (0, 1]")
+    parser.add_argument("--val-fraction", type=float, default=1.0, help="limit_val_batches (0, 1]")
+    parser.add_argument("--nominal-epoch", type=float, default=30.0, help="idle-machine epoch, s (2 cores)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -137,6 +151,7 @@ def main() -> None:
         "~callbacks.checkpoint",
         "callbacks.progress_bar.refresh_rate=0",
         f"++trainer.limit_train_batches={args.train_fraction}",
+        f"++trainer.limit_val_batches={args.val_fraction}",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = cnnpl.compose(overrides, tmp)
@@ -146,20 +161,28 @@ def main() -> None:
         per_call: dict[str, list[float]] = defaultdict(list)  # callback -> seconds per due epoch
         per_call_cpu: dict[str, list[float]] = defaultdict(list)
         once: dict[str, list[float]] = defaultdict(list)  # callback -> seconds of its once-per-fit hooks
+        once_cpu: dict[str, list[float]] = defaultdict(list)
         full_epoch: list[float] = []  # estimated full-epoch wall time of the runs without pictures
         every: dict[str, int] = {}
         all_batches = len(datamodule.train_dataloader())
+        all_val_batches = len(datamodule.val_dataloader())
+        # warm-up: a few batches with every picture, so one-off imports (matplotlib, PNG) are not timed
+        warm = [*overrides, "++trainer.limit_train_batches=2", "++trainer.limit_val_batches=2"]
+        run(warm, "default", 1, datamodule, Path(tmp) / "warmup")
         for r in range(args.rounds):
             for option in ("minimal", "default"):
                 result = run(overrides, option, args.epochs, datamodule, Path(tmp) / f"{option}{r}")
                 walls[option].append(result["wall"] / args.epochs)
                 parts = result["parts"]
-                estimate = (parts.train * all_batches / max(parts.batches, 1) + parts.val) / args.epochs
+                # seconds per batch (over all epochs run) times the batches of a whole epoch
+                train_part = parts.train / max(parts.batches, 1) * all_batches
+                estimate = train_part + parts.val / max(parts.val_batches, 1) * all_val_batches
                 if option == "minimal":
                     full_epoch.append(estimate)
                 print(
                     f"round {r + 1} {option:8s} fit {result['wall'] / args.epochs:7.2f} s/epoch "
-                    f"({parts.batches // args.epochs} of {all_batches} batches); full epoch ~{estimate:7.2f} s",
+                    f"({parts.batches // args.epochs}/{all_batches} train batches, "
+                    f"{parts.val_batches // args.epochs}/{all_val_batches} val); full epoch ~{estimate:7.2f} s",
                     flush=True,
                 )
                 for name, timer in result["timers"].items():
@@ -170,6 +193,7 @@ def main() -> None:
                     per_call[name].append(recurring / due)
                     per_call_cpu[name].append(sum(s for h, s in timer.cpu.items() if h not in ONCE) / due)
                     once[name].append(sum(s for h, s in timer.seconds.items() if h in ONCE))
+                    once_cpu[name].append(sum(s for h, s in timer.cpu.items() if h in ONCE))
 
     short = statistics.median(walls["minimal"])
     with_pictures = statistics.median(walls["default"])
@@ -192,6 +216,14 @@ def main() -> None:
             f"{100 * amortised / epoch:7.2f}%"
         )
     print(f"  {'total':20s} {'':5s} {'':7s} {'':9s} {'':7s} {total:8.4f} {100 * total / epoch:7.2f}%")
+    print(f"\nthe same with the hooks' CPU time vs an idle-machine epoch of {args.nominal_epoch:.0f} s:")
+    total_cpu = 0.0
+    for name in per_call:
+        cpu, first = statistics.median(per_call_cpu[name]), statistics.median(once_cpu[name])
+        amortised = (cpu * calls_in_run(every[name], args.run_epochs) + first) / args.run_epochs
+        total_cpu += amortised
+        print(f"  {name:20s} {amortised:8.4f} s/epoch {100 * amortised / args.nominal_epoch:7.2f}%")
+    print(f"  {'total':20s} {total_cpu:8.4f} s/epoch {100 * total_cpu / args.nominal_epoch:7.2f}%")
 
 
 if __name__ == "__main__":
