@@ -7,6 +7,7 @@ can signal the process at a known point.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -32,6 +33,7 @@ from cnnpl.checkpoint import (
     safe_load,
 )
 from cnnpl.errors import CnnplError
+from cnnpl.train import train  # not cnnpl.train: importing the module cnnpl.train rebinds that name
 
 FAST = [*TINY, "callbacks=minimal", "logger=csv"]  # no pictures: these tests are about checkpoints
 DETERMINISTIC = ["trainer.deterministic=true", "pool=mixed"]  # mixed pooling: random draws + history buffers
@@ -58,10 +60,12 @@ def assert_same_optimizer(a: Path, b: Path) -> None:
 # -- resume ----------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_resume_from_last_ends_like_an_uninterrupted_run(tmp_path: Path) -> None:
-    base = [*FAST, *DETERMINISTIC, "scheduler=onecycle"]
-    whole = cnnpl.train(cnnpl.compose([*base, "trainer.max_epochs=2"], output_dir=str(tmp_path / "whole")))
-    first = cnnpl.train(cnnpl.compose([*base, "trainer.max_epochs=1"], output_dir=str(tmp_path / "parts")))
-    resumed = cnnpl.train(
+    # a constant learning rate: a schedule over the whole run (onecycle, cosine) depends on max_epochs,
+    # which this simulation changes; the SIGKILL test below keeps max_epochs and uses onecycle
+    base = [*FAST, *DETERMINISTIC, "scheduler=none"]
+    whole = train(cnnpl.compose([*base, "trainer.max_epochs=2"], output_dir=str(tmp_path / "whole")))
+    first = train(cnnpl.compose([*base, "trainer.max_epochs=1"], output_dir=str(tmp_path / "parts")))
+    resumed = train(
         cnnpl.compose([*base, "trainer.max_epochs=2", "ckpt_path=last"], output_dir=str(tmp_path / "parts"))
     )
     whole_last = tmp_path / "whole" / "checkpoints" / "last.ckpt"
@@ -146,7 +150,7 @@ def start_stalled_run(tmp_path: Path, run_dir: Path, overrides: list[str], epoch
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path: Path) -> None:
-    base = [*FAST, *DETERMINISTIC, "trainer.max_epochs=2"]
+    base = [*FAST, *DETERMINISTIC, "scheduler=onecycle", "trainer.max_epochs=2"]
     whole = run_cli(*base, f"hydra.run.dir={tmp_path / 'whole'}", cwd=tmp_path)
     assert whole.returncode == 0, whole.stderr[-3000:]
 
@@ -207,41 +211,49 @@ def test_interrupted_write_leaves_the_previous_checkpoint_intact(tmp_path: Path,
     atomic_torch_save({"epoch": 0}, path)
     before = path.read_bytes()
 
-    def write_half_then_die(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+    def write_half_then_fail(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
         f.write(before[: len(before) // 2])
-        raise KeyboardInterrupt  # Ctrl-C (or a kill) in the middle of the write
+        raise error
 
-    monkeypatch.setattr(torch, "save", write_half_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        atomic_torch_save({"epoch": 1}, path)
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+    monkeypatch.setattr(torch, "save", write_half_then_fail)
+    for error in (OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()):  # disk full, Ctrl-C
+        with pytest.raises(type(error)):
+            atomic_torch_save({"epoch": 1}, path)
+        assert path.read_bytes() == before
+        assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 
-class FailSecondSave(L.Callback):
-    """Makes the second checkpoint of a run unpicklable: the save fails half-way through."""
+class FailSavesInEpoch1(L.Callback):
+    """Makes the checkpoints of epoch 1 (the second) unpicklable: their saves fail half-way through."""
 
-    def __init__(self) -> None:
-        self.saves = 0
+    def __init__(self, record: str) -> None:
+        self.record = Path(record)  # where to note the trainer's CheckpointIO, for the test to see
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.record.write_text(type(trainer.strategy.checkpoint_io).__name__)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
-        self.saves += 1
-        if self.saves == 2:
+        if trainer.current_epoch == 1:
             checkpoint["bad"] = Unpicklable()
 
 
 @pytest.mark.slow
 def test_training_writes_checkpoints_atomically(tmp_path: Path) -> None:
     cfg = cnnpl.compose(
-        [*FAST, "trainer.max_epochs=2", "+callbacks.fail._target_=tests.test_reliability.FailSecondSave"],
+        [
+            *FAST,
+            "trainer.max_epochs=2",
+            "+callbacks.fail._target_=tests.test_reliability.FailSavesInEpoch1",
+            f"+callbacks.fail.record={tmp_path / 'io.txt'}",
+        ],
         output_dir=str(tmp_path),
     )
-    # ModelCheckpoint saves the best checkpoint, then last.ckpt: save 2 is the end of epoch 1's last.ckpt
     with pytest.raises(RuntimeError, match="cannot pickle this"):
-        cnnpl.train(cfg)
+        train(cfg)
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert safe_load(last)["epoch"] == 0
     assert not [p for p in last.parent.iterdir() if p.name.endswith(".tmp")]
+    assert (tmp_path / "io.txt").read_text() == "AtomicCheckpointIO"
 
 
 # -- SIGTERM and NaN -------------------------------------------------------------------------------
@@ -410,5 +422,5 @@ def test_an_output_directory_that_cannot_be_written_is_refused(tmp_path: Path) -
     blocker.write_text("not a folder")
     cfg = cnnpl.compose(FAST, output_dir=str(blocker / "run"))
     with pytest.raises(CnnplError, match=r"output directory .*a_file/run' cannot be written .*hydra\.run\.dir="):
-        cnnpl.train(cfg)
+        train(cfg)
     assert blocker.read_text() == "not a folder"

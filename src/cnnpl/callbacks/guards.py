@@ -65,31 +65,21 @@ class RandomStateCheckpoint(L.Callback):
     """Saves the global random states in each checkpoint and restores them when training resumes.
 
     The states are taken when the checkpoint is written (the end of an epoch, for the default
-    ``ModelCheckpoint``) and set again in ``on_fit_start`` and, if Lightning runs its sanity check,
-    after it: the last moment before Lightning draws the resumed epoch's shuffling order. Every
-    process saves and restores its own states (DDP ranks differ).
+    ``ModelCheckpoint``) and set again as soon as Lightning reads the checkpoint to resume a fit,
+    before anything else of the resumed run draws a random number: Lightning creates the training
+    data loader's iterator (which draws its base seed) during setup when a schedule asks for
+    ``estimated_stepping_batches``, and at the epoch start otherwise; either way it then draws from
+    the restored states, in the same order as the uninterrupted run. Every process saves and
+    restores its own states (DDP ranks differ).
     """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._loaded: dict[str, Any] | None = None
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         checkpoint.setdefault("cnnpl", {})[f"random_state_rank{trainer.global_rank}"] = collect_random_state()
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        self._loaded = (checkpoint.get("cnnpl") or {}).get(f"random_state_rank{trainer.global_rank}")
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._loaded is not None:
-            restore_random_state(self._loaded)
-
-    def on_sanity_check_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._loaded is not None:
-            restore_random_state(self._loaded)
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._loaded = None  # restored once; a later fit() in this process starts from its own state
+        state = (checkpoint.get("cnnpl") or {}).get(f"random_state_rank{trainer.global_rank}")
+        if state is not None and trainer.state.fn == TrainerFn.FITTING:
+            restore_random_state(state)
 
 
 # -- SIGTERM ---------------------------------------------------------------------------------------

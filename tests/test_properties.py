@@ -1,0 +1,180 @@
+"""Property-based tests: any conv / pool / input geometry either builds a working layer or model with the
+shape :func:`cnnpl.geometry.output_size` predicts, or raises cnnpl's clear error; never another exception.
+
+Generated from the registries (every window conv and pool), with hypothesis; ``derandomize=True``
+keeps CI reproducible, small ``max_examples`` keeps it fast.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cnnpl
+from cnnpl.errors import CnnplError
+from cnnpl.factory import LayerFactory
+from cnnpl.geometry import output_size
+from cnnpl.train import build_model
+
+PROPERTY = settings(
+    max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+# convs whose spatial output follows the notes' formula over (kernel_size, stride, padding, dilation)
+CONVS = [name for name in cnnpl.list_components("conv") if name != "pointwise"]  # pointwise: kernel fixed to 1
+# pools with a window (global pools have none)
+POOLS = [name for name in cnnpl.list_components("pool") if not name.startswith("global")]
+# known bug (reported to the pooling owner): max / avg accept padding > kernel_size / 2, which torch then
+# refuses in forward with a RuntimeError; strict, so the mark must go once they raise GeometryError at build
+PAD_BUG = pytest.mark.xfail(strict=True, reason="max/avg: padding > kernel_size // 2 is a RuntimeError in forward")
+POOL_PARAMS = [pytest.param(name, marks=PAD_BUG) if name in ("max", "avg") else name for name in POOLS]
+
+sizes = st.integers(1, 12)
+kernels = st.integers(1, 6)
+strides = st.integers(1, 4)
+paddings = st.one_of(st.integers(0, 4), st.sampled_from(["valid", "same", "full"]))
+
+
+def accepts(target: object, name: str) -> bool:
+    return name in inspect.signature(target).parameters
+
+
+def predicted(
+    h: int, w: int, kernel: int, stride: int, padding: int | str, dilation: int = 1
+) -> tuple[int, int] | None:
+    """The formula's (H', W'), or None when it says the window cannot fit."""
+    try:
+        return (output_size(h, kernel, stride, padding, dilation), output_size(w, kernel, stride, padding, dilation))
+    except CnnplError:
+        return None
+
+
+def check_layer(layer: torch.nn.Module, channels: int, h: int, w: int, expected: tuple[int, int] | None) -> None:
+    """Either the layer refuses the input with a CnnplError, or it maps it to the predicted size."""
+    x = torch.randn(2, channels, h, w)
+    if expected is None:
+        # the formula says no: the layer must say so with cnnpl's error where it can report a shape
+        if hasattr(layer, "output_shape"):
+            with pytest.raises(CnnplError):
+                layer.output_shape((channels, h, w))
+        return
+    if hasattr(layer, "output_shape"):
+        reported = tuple(layer.output_shape((channels, h, w)))
+        assert reported[1:] == expected, f"output_shape says {reported}, the formula {expected}"
+    layer.train()
+    y = layer(x)
+    assert tuple(y.shape[2:]) == expected, f"output {tuple(y.shape)}, the formula {expected}"
+    if hasattr(layer, "output_shape"):
+        assert tuple(y.shape[1:]) == reported
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", CONVS)
+@PROPERTY
+@given(
+    h=sizes,
+    w=sizes,
+    kernel=kernels,
+    stride=strides,
+    padding=paddings,
+    dilation=st.integers(1, 3),
+    channels=st.sampled_from([1, 2, 4]),
+)
+def test_conv_builds_with_the_predicted_shape_or_raises_cnnpl_error(
+    name: str, h: int, w: int, kernel: int, stride: int, padding: int | str, dilation: int, channels: int
+) -> None:
+    target = cnnpl.get_registry("conv").get(name)
+    params = dict(
+        in_channels=channels, out_channels=4, kernel_size=kernel, stride=stride, padding=padding, dilation=dilation
+    )
+    if accepts(target, "input_size"):
+        params["input_size"] = (h, w)
+    try:
+        layer = cnnpl.build("conv", name, **params)
+    except CnnplError:
+        return
+    if name == "dilated" and isinstance(padding, int):
+        padding *= dilation  # documented: dilated scales an int padding by the dilation
+    check_layer(layer, channels, h, w, predicted(h, w, kernel, stride, padding, dilation))
+
+
+@pytest.mark.parametrize("name", POOL_PARAMS)
+@PROPERTY
+@given(h=sizes, w=sizes, kernel=kernels, stride=st.one_of(st.none(), strides), padding=st.integers(0, 3))
+def test_pool_builds_with_the_predicted_shape_or_raises_cnnpl_error(
+    name: str, h: int, w: int, kernel: int, stride: int | None, padding: int
+) -> None:
+    target = cnnpl.get_registry("pool").get(name)
+    params: dict[str, object] = dict(kernel_size=kernel, stride=stride, padding=padding)
+    if accepts(target, "channels"):
+        params["channels"] = 3
+    try:
+        layer = cnnpl.build("pool", name, **params)
+    except CnnplError:
+        return
+    check_layer(layer, 3, h, w, predicted(h, w, kernel, stride or kernel, padding))
+
+
+@PROPERTY
+@given(
+    h=st.integers(1, 40),
+    w=st.integers(1, 40),
+    conv_kernel=st.integers(1, 7),
+    conv_padding=st.sampled_from(["same", "valid", 0, 1]),
+    pool_kernel=st.integers(1, 4),
+    pool_stride=st.integers(1, 4),
+)
+def test_simple_cnn_builds_and_classifies_or_raises_cnnpl_error(
+    h: int, w: int, conv_kernel: int, conv_padding: int | str, pool_kernel: int, pool_stride: int
+) -> None:
+    conv = LayerFactory("conv", "conv2d", {"kernel_size": conv_kernel, "padding": conv_padding})
+    pool = LayerFactory("pool", "max", {"kernel_size": pool_kernel, "stride": pool_stride})
+    try:
+        model = cnnpl.build("model", "simple_cnn", num_classes=7, input_size=(h, w), conv=conv, pool=pool)
+    except CnnplError:
+        # the architecture refused: the formula must agree that some layer cannot fit
+        size = (h, w)
+        try:
+            for _ in range(3):  # three blocks of conv then pool
+                size = tuple(
+                    output_size(n, pool_kernel, pool_stride) for n in predicted_conv(size, conv_kernel, conv_padding)
+                )
+        except CnnplError:
+            return
+        raise AssertionError(f"simple_cnn refused {h}x{w} although every block fits (ends at {size})") from None
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, h, w))
+    assert logits.shape == (2, 7)
+
+
+def predicted_conv(size: tuple[int, ...], kernel: int, padding: int | str) -> tuple[int, ...]:
+    return tuple(output_size(n, kernel, 1, padding) for n in size)
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(
+    model=st.sampled_from(["simple_cnn", "lenet5", "notes_example", "tiny_net"]),
+    pool=st.sampled_from(["max", "avg", "mixed", "lp", "stochastic"]),
+    pool_kernel=st.integers(1, 5),
+    conv_kernel=st.integers(1, 9),
+    image=st.integers(4, 40),
+)
+def test_config_overrides_build_a_model_or_raise_cnnpl_error(
+    model: str, pool: str, pool_kernel: int, conv_kernel: int, image: int
+) -> None:
+    cfg = cnnpl.compose(
+        [f"model={model}", f"pool={pool}", f"pool.kernel_size={pool_kernel}", f"conv.kernel_size={conv_kernel}"],
+        output_dir="unused",
+    )
+    try:
+        net = build_model(cfg, num_classes=10, in_channels=3, input_size=(image, image))
+    except CnnplError:
+        return
+    net.eval()
+    with torch.no_grad():
+        assert net(torch.randn(1, 3, image, image)).shape == (1, 10)
