@@ -112,8 +112,8 @@ def checkpoint_pictures(ckpt: Path, out: Path) -> list[Path]:
     net, datamodule, _cfg = load_checkpoint(ckpt)
     written = []
     name, weight = viz.conv_weight(net)
-    written.append(viz.save_png(viz.filters_rgb(weight, scale=6), out / "filters_rgb.png"))
-    written.append(viz.save_png(viz.filters_grid(weight, max_filters=8, scale=6), out / "filters_grid.png"))
+    written.append(viz.save_png(viz.filters_rgb(weight, scale=12), out / "filters_rgb.png"))
+    written.append(viz.save_png(viz.filters_grid(weight, max_filters=8, scale=12), out / "filters_grid.png"))
     val = datamodule.split("val")
     index = int(viz.pick_images(val.labels, 6)[5])  # the first "circle" of the validation split
     image = val.images[index : index + 1]
