@@ -139,6 +139,21 @@ def test_reference_lists_every_config_option(tmp_path: Path) -> None:
     assert "### `pool=max`" in page and "Default: `max`." in page
 
 
+def test_links_to_source_files_become_paths_and_broken_ones_stay(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("docs_hooks", REPO / "scripts" / "docs_hooks.py")
+    assert spec is not None and spec.loader is not None
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    (tmp_path / "docs" / "guide").mkdir(parents=True)
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "run.sh").write_text("echo\n")
+    page = tmp_path / "docs" / "guide" / "page.md"
+    text = "[the script](../../examples/run.sh), [gone](../../examples/gone.sh), [up](../index.md), ![i](../../x.png)"
+    assert hooks.source_tree_links(text, page, tmp_path / "docs") == (
+        "the script (`examples/run.sh`), [gone](../../examples/gone.sh), [up](../index.md), ![i](../../x.png)"
+    )
+
+
 def _nav_pages(node: object) -> list[str]:
     if isinstance(node, str):
         return [node]
