@@ -22,12 +22,14 @@ from cnnpl.config import layer_factory
 from cnnpl.errors import CnnplError
 
 EXIT_SIGTERM = 128 + 15  # the shell's status for a process ended by SIGTERM
+MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit unsigned
 
 
 def _instantiate(node: Any, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate`` that surfaces a :class:`CnnplError` raised inside the target."""
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     try:
         return instantiate(node, **kwargs)
@@ -35,7 +37,7 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
         cause = err.__cause__
         if isinstance(cause, CnnplError):
             raise cause from None
-        if isinstance(cause, (TypeError, ValueError)):
+        if isinstance(cause, (TypeError, ValueError, MisconfigurationException)):
             first = str(err).splitlines()[0]
             raise CnnplError(f"{first} {cause}") from None
         raise
@@ -98,6 +100,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     output_dir = Path(cfg.output_dir)
     check_writable(output_dir)
+    if not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
+        raise CnnplError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's range), got {cfg.seed!r}")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = _instantiate(cfg.data)
