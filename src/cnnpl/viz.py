@@ -123,7 +123,10 @@ def grid(images: torch.Tensor, ncol: int | None = None, pad: int = 1, pad_value:
 
 
 def _colormap_lut(name: str) -> torch.Tensor:
-    from matplotlib import colormaps
+    try:
+        from matplotlib import colormaps
+    except ImportError:
+        raise CnnplError("colormaps need matplotlib: pip install matplotlib, or use cmap=null") from None
 
     try:
         cmap = colormaps[name]
