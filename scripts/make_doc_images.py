@@ -16,7 +16,7 @@ Nothing here reads CIFAR-10 or the network. The pictures:
   ``input.png`` and ``feature_maps_<stage>.png`` (one validation image through each stage of the
   network, :func:`cnnpl.viz.feature_maps` / :func:`cnnpl.viz.feature_map_grid`).
 
-Prints each file written and the run's final metrics. Takes about a minute on 2 CPU cores.
+Prints each file written and the run's final metrics. Took 3 to 4 minutes on 2 CPU cores shared with other work.
 """
 
 from __future__ import annotations
