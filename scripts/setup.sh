@@ -12,7 +12,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # torch first, pinned to the pair this project is tested with (a CUDA build that also runs on CPUs)
 .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-.venv/bin/python -m pip install -q -e ".[test,viz]"
+.venv/bin/python -m pip install -q -e ".[test]"
 for plugin in plugins/*/; do
   [ -f "$plugin/pyproject.toml" ] && .venv/bin/python -m pip install -q -e "$plugin"
 done

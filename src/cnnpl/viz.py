@@ -172,12 +172,20 @@ def find_layer(net: nn.Module, name: str) -> nn.Module:
 
 
 def _has_conv_weight(module: nn.Module) -> bool:
+    if callable(getattr(module, "filter_bank", None)):  # variants whose weight is not 4-D
+        return True
     weight = getattr(module, "weight", None)
     return isinstance(weight, torch.Tensor) and weight.dim() == 4
 
 
+def _filters_of(module: nn.Module) -> torch.Tensor:
+    """The layer's kernels as ``(out, in, kh, kw)``: ``filter_bank()`` where a layer offers one."""
+    bank = getattr(module, "filter_bank", None)
+    return bank() if callable(bank) else module.weight.detach()  # type: ignore[operator]
+
+
 def conv_layers(net: nn.Module) -> list[str]:
-    """Names of the modules that hold a 4-D ``(out, in, kh, kw)`` weight, in definition order."""
+    """Names of the modules with a 4-D ``(out, in, kh, kw)`` weight or a ``filter_bank()``, in definition order."""
     return [name for name, m in net.named_modules() if name and _has_conv_weight(m)]
 
 
@@ -193,13 +201,13 @@ def conv_weight(net: nn.Module, name: str | None = None) -> tuple[str, torch.Ten
         name = convs[0]
     layer = find_layer(net, name)
     if _has_conv_weight(layer):
-        return name, layer.weight.detach()  # type: ignore[union-attr]
+        return name, _filters_of(layer)
     inner = conv_layers(layer)
     if not inner:
         raise CnnplError(
             f"layer {name!r} has no convolution weight to show; conv layers: {', '.join(conv_layers(net)) or '(none)'}"
         )
-    return f"{name}.{inner[0]}", find_layer(layer, inner[0]).weight.detach()  # type: ignore[union-attr]
+    return f"{name}.{inner[0]}", _filters_of(find_layer(layer, inner[0]))
 
 
 # -- filters ----------------------------------------------------------------------------------------
