@@ -424,3 +424,43 @@ def test_an_output_directory_that_cannot_be_written_is_refused(tmp_path: Path) -
     with pytest.raises(CnnplError, match=r"output directory .*a_file/run' cannot be written .*hydra\.run\.dir="):
         train(cfg)
     assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.max_epochs=abc", "trainer.max_epochs must be an integer, got 'abc'"),
+        (
+            "trainer.max_epochs=-2",
+            "Error in call to target 'lightning.pytorch.trainer.trainer.Trainer': "
+            "`max_epochs` must be a non-negative integer or -1. You passed in -2.",
+        ),
+        (
+            "trainer.devices=0",
+            "Error in call to target 'lightning.pytorch.trainer.trainer.Trainer': "
+            "`Trainer(devices=0)` value is not a valid input using cpu accelerator.",
+        ),
+        ("seed=-5", "seed must be an integer in [0, 4294967295] (NumPy's range), got -5"),
+    ],
+)
+def test_out_of_range_settings_fail_before_training(tmp_path: Path, override: str, message: str) -> None:
+    with pytest.raises(CnnplError) as caught:
+        train(cnnpl.compose([*FAST, override], output_dir=str(tmp_path)))
+    assert str(caught.value) == message
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "csv").exists()
+
+
+# -- determinism -----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_same_seed_same_settings_give_identical_metrics_on_cpu(tmp_path: Path) -> None:
+    # the default trainer (trainer.deterministic=false): on CPU the kernels are deterministic anyway
+    overrides = [*FAST, "pool=stochastic"]
+    first = train(cnnpl.compose(overrides, output_dir=str(tmp_path / "first")))
+    second = train(cnnpl.compose(overrides, output_dir=str(tmp_path / "second")))
+    assert first == second
+    assert_same_tensors(
+        state_dict(tmp_path / "first" / "checkpoints" / "last.ckpt"),
+        state_dict(tmp_path / "second" / "checkpoints" / "last.ckpt"),
+    )
+    other_seed = train(cnnpl.compose([*overrides, "seed=7"], output_dir=str(tmp_path / "other")))
+    assert other_seed != first

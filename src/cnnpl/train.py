@@ -23,6 +23,8 @@ from cnnpl.errors import CnnplError
 
 EXIT_SIGTERM = 128 + 15  # the shell's status for a process ended by SIGTERM
 MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit unsigned
+# Trainer arguments that must be integers; Lightning checks their ranges when the Trainer is built
+TRAINER_COUNTS = ("max_epochs", "min_epochs", "max_steps", "min_steps", "log_every_n_steps", "accumulate_grad_batches")
 
 
 def _instantiate(node: Any, **kwargs: Any) -> Any:
@@ -75,6 +77,14 @@ def check_writable(folder: Path) -> None:
         ) from None
 
 
+def check_trainer_counts(trainer_cfg: Any) -> None:
+    """Refuse a non-integer step or epoch count (Lightning would fail on it only once training starts)."""
+    for key in TRAINER_COUNTS:
+        value = trainer_cfg.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise CnnplError(f"trainer.{key} must be an integer, got {value!r}")
+
+
 def _checkpoint_dir(callbacks: list[Any], output_dir: Path) -> Path:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -100,6 +110,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     output_dir = Path(cfg.output_dir)
     check_writable(output_dir)
+    check_trainer_counts(cfg.trainer)
     if not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
         raise CnnplError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's range), got {cfg.seed!r}")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
