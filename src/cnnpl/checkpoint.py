@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -32,6 +33,8 @@ from cnnpl.errors import CnnplError
 LAST = "last"  # ckpt_path=last: the run directory's last.ckpt
 LAST_FILE = "last.ckpt"  # what ModelCheckpoint(save_last=True) writes
 SHOWN = 3  # mismatching tensors named in an error message
+# how torch's weights-only unpickler names what it refused: "Unsupported global: GLOBAL io.open was not ..."
+REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 class CheckpointError(CnnplError):
@@ -59,11 +62,12 @@ def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
     try:
         return torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        # torch's weights-only unpickler names the global it refused in the first line
+        found = REFUSED_GLOBAL.search(str(err))
+        what = f"it holds a pickled Python object ({found.group(1)})" if found else "it holds pickled Python objects"
         raise UnsafeCheckpointError(
-            f"refused to load checkpoint {str(file)!r}: it holds pickled Python objects, not only tensors "
-            f"({_first_line(err)}); cnnpl loads checkpoints with torch.load(weights_only=True) so a file cannot "
-            "run code; load only checkpoints written by cnnpl or re-save the state dict alone"
+            f"refused to load checkpoint {str(file)!r}: {what}, not only tensors and plain values; cnnpl loads "
+            "checkpoints with torch.load(weights_only=True) so that a file cannot run code; load only checkpoints "
+            "written by cnnpl, or re-save the weights alone with torch.save(model.state_dict(), path)"
         ) from None
     except Exception as err:  # truncated, not a torch file, wrong format: the user's file to fix
         raise CheckpointError(f"cannot read checkpoint {str(file)!r}: {_first_line(err)}") from None

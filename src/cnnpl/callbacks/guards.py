@@ -84,8 +84,11 @@ class RandomStateCheckpoint(L.Callback):
 
 # -- SIGTERM ---------------------------------------------------------------------------------------
 def last_checkpoint_path(trainer: L.Trainer) -> Path:
-    """Where ``last.ckpt`` lives: the ``ModelCheckpoint`` folder, else ``<default_root_dir>/checkpoints``."""
+    """The run's ``last.ckpt``: the one ``ModelCheckpoint`` last wrote (or would write), else
+    ``<default_root_dir>/checkpoints/last.ckpt``."""
     callback = trainer.checkpoint_callback
+    if isinstance(callback, ModelCheckpoint) and callback.last_model_path:
+        return Path(callback.last_model_path)
     if isinstance(callback, ModelCheckpoint) and callback.dirpath:
         return Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
     return Path(trainer.default_root_dir) / "checkpoints" / LAST_FILE
