@@ -69,8 +69,9 @@ class RandomStateCheckpoint(L.Callback):
     before anything else of the resumed run draws a random number: Lightning creates the training
     data loader's iterator (which draws its base seed) during setup when a schedule asks for
     ``estimated_stepping_batches``, and at the epoch start otherwise; either way it then draws from
-    the restored states, in the same order as the uninterrupted run. Every process saves and
-    restores its own states (DDP ranks differ).
+    the restored states, in the same order as the uninterrupted run. Under DDP the file is written
+    by process 0 alone, so it holds process 0's states: the other processes resume from their seeds,
+    and a resumed multi-process run is not bit-identical to an uninterrupted one.
     """
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
