@@ -168,6 +168,7 @@ def test_sigkill_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path: 
     assert_same_optimizer(tmp_path / "whole" / "checkpoints" / "last.ckpt", last)
 
 
+@pytest.mark.slow  # the real command line
 def test_ckpt_path_last_without_a_checkpoint_says_how_to_resume(cli, tmp_path: Path) -> None:
     result = cli(*FAST, "ckpt_path=last")
     assert result.returncode == 2
@@ -354,6 +355,7 @@ def test_safe_load_refuses_pickled_code(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.slow  # the real command line
 def test_ckpt_path_with_pickled_code_is_refused_and_the_payload_does_not_run(cli, tmp_path: Path) -> None:
     path, marker = malicious_checkpoint(tmp_path)
     for extra in ([], ["fit=false"]):
@@ -391,6 +393,7 @@ def lightning_checkpoint(tmp_path: Path, model: str, num_classes: int) -> Path:
     return path
 
 
+@pytest.mark.slow  # the real command line
 def test_checkpoint_of_another_architecture_is_one_clear_line(cli, tmp_path: Path) -> None:
     path = lightning_checkpoint(tmp_path, "lenet5", 10)
     result = cli(*FAST, f"ckpt_path={path}")
