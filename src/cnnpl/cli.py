@@ -60,7 +60,22 @@ def prepare(args: list[str]) -> list[str]:
         os.environ[SKIP_BROKEN_ENV] = "1" if skip_broken else "0"
     load_plugins(specs, skip_broken=skip_broken)
     register_component_configs()
+    _check_run_dir(rest)
     return rest
+
+
+def _check_run_dir(args: list[str]) -> None:
+    """Refuse an unwritable ``hydra.run.dir=`` now: Hydra would fail on it with a traceback."""
+    from pathlib import Path
+
+    from cnnpl.train import check_writable
+
+    if {"-m", "--multirun"} & set(args):  # a sweep writes under hydra.sweep.dir instead
+        return
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") == "hydra.run.dir" and value and "${" not in value:
+            check_writable(Path(value))
 
 
 def run(cfg: DictConfig) -> float | None:

@@ -106,8 +106,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     from cnnpl.callbacks.guards import FiniteLossGuard, RandomStateCheckpoint, SigtermCheckpoint
     from cnnpl.checkpoint import AtomicCheckpointIO, check_checkpoint_fits, resolve_ckpt_path
+    from cnnpl.distributed import check_launch
+    from cnnpl.plugins import load_plugins
     from cnnpl.system import ImageClassifier
 
+    check_launch(cfg)
+    load_plugins(cfg.get("plugins") or [])  # a config saved by another process names its plugins
     output_dir = Path(cfg.output_dir)
     check_writable(output_dir)
     check_trainer_counts(cfg.trainer)
