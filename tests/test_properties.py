@@ -28,10 +28,7 @@ PROPERTY = settings(
 CONVS = [name for name in cnnpl.list_components("conv") if name != "pointwise"]  # pointwise: kernel fixed to 1
 # pools with a window (global pools have none)
 POOLS = [name for name in cnnpl.list_components("pool") if not name.startswith("global")]
-# known bug (reported to the pooling owner): max / avg accept padding > kernel_size / 2, which torch then
-# refuses in forward with a RuntimeError; strict, so the mark must go once they raise GeometryError at build
-PAD_BUG = pytest.mark.xfail(strict=True, reason="max/avg: padding > kernel_size // 2 is a RuntimeError in forward")
-POOL_PARAMS = [pytest.param(name, marks=PAD_BUG) if name in ("max", "avg") else name for name in POOLS]
+POOL_PARAMS = POOLS
 
 sizes = st.integers(1, 12)
 kernels = st.integers(1, 6)

@@ -40,11 +40,36 @@ class _PoolShape:
         return c, output_size(h, k[0], s[0], p[0]), output_size(w, k[1], s[1], p[1])
 
 
+def check_window(
+    kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None, padding: int | tuple[int, int]
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """Validate a pooling window; returns ``(kernel, stride, padding)`` pairs (stride defaults to the kernel).
+
+    Raises :class:`GeometryError` for a kernel or stride below 1, negative or non-integer padding, or
+    padding above half the kernel (a window then could hold only padding).
+    """
+    if isinstance(padding, str) or isinstance(kernel_size, str) or isinstance(stride, str):
+        raise GeometryError(
+            f"pooling takes integer kernel_size, stride and padding; got {kernel_size!r}, {stride!r}, {padding!r}"
+        )
+    k = pair(kernel_size)
+    s = pair(stride) if stride is not None else k
+    p = pair(padding)
+    if min(k) < 1 or min(s) < 1 or min(p) < 0:
+        raise GeometryError(
+            f"pooling needs kernel_size >= 1, stride >= 1 and padding >= 0; got {kernel_size}, {stride}, {padding}"
+        )
+    if any(2 * pi > ki for pi, ki in zip(p, k, strict=True)):
+        raise GeometryError(f"pooling padding {padding} must be at most half the kernel size {kernel_size}")
+    return k, s, p
+
+
 @register("pool", "max")
 class MaxPool(_PoolShape, nn.MaxPool2d):
     """Max pooling: the largest activation of each ``kernel_size`` window. ``stride`` defaults to the kernel."""
 
     def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0) -> None:
+        check_window(kernel_size, stride, padding)
         super().__init__(kernel_size, stride, padding)
 
 
@@ -53,6 +78,7 @@ class AvgPool(_PoolShape, nn.AvgPool2d):
     """Average pooling: the mean of each window. Zero padding counts toward the mean, as in Keras."""
 
     def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0) -> None:
+        check_window(kernel_size, stride, padding)
         super().__init__(kernel_size, stride, padding)
 
 
@@ -91,16 +117,7 @@ class _WindowPool(_PoolShape, nn.Module):
         padding: int | tuple[int, int] = 0,
     ) -> None:
         super().__init__()
-        k = pair(kernel_size)
-        s = pair(stride) if stride is not None else k
-        p = pair(padding)
-        if min(k) < 1 or min(s) < 1 or min(p) < 0:
-            raise GeometryError(
-                f"pooling needs kernel_size >= 1, stride >= 1 and padding >= 0; got {kernel_size}, {stride}, {padding}"
-            )
-        if any(2 * pi > ki for pi, ki in zip(p, k, strict=True)):
-            raise GeometryError(f"pooling padding {padding} must be at most half the kernel size {kernel_size}")
-        self.kernel_size, self.stride, self.padding = k, s, p
+        self.kernel_size, self.stride, self.padding = check_window(kernel_size, stride, padding)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
