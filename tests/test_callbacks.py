@@ -21,22 +21,11 @@ from tests.conftest import TINY
 import cnnpl
 from cnnpl import viz
 from cnnpl.callbacks import FiltersCallback, VisualCallback
+from cnnpl.data.shapes import CLASSES
 from cnnpl.errors import CnnplError
 from cnnpl.train import train
 
 STAGES = ["features.block1", "features.block2", "features.block3"]
-CLASSES = [
-    "vertical",
-    "horizontal",
-    "diagonal",
-    "anti_diagonal",
-    "cross",
-    "circle",
-    "square",
-    "checkerboard",
-    "disk",
-    "grid",
-]
 
 
 def read_events(logdir: Path):

@@ -90,6 +90,22 @@ def _x(c: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((2, c, H, W))
 
 
+def scipy_reference(op, x, w, b, k, s, p, d):
+    """``op`` (SciPy's correlate2d or convolve2d) summed over input channels, with the kernel dilated
+    by zeros and the output subsampled for the stride; ``(N, C_out, H', W')``."""
+    cout, cin = w.shape[:2]
+    (top, bottom), (left, right) = ref_pads(H, k, s, p, d, 0), ref_pads(W, k, s, p, d, 1)
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    span = d * (k - 1) + 1
+    dil = np.zeros((cout, cin, span, span))
+    dil[:, :, ::d, ::d] = w
+    per_image = [
+        np.stack([sum(op(xp[n, c], dil[o, c], mode="valid") for c in range(cin)) + b[o] for o in range(cout)])
+        for n in range(len(x))
+    ]
+    return np.stack(per_image)[:, :, ::s, ::s]
+
+
 @pytest.mark.parametrize(("cin", "cout", "k", "s", "p", "d"), CASES)
 def test_conv2d_matches_loop_and_scipy(cin, cout, k, s, p, d):
     m = Conv2d(cin, cout, k, s, p, d)
@@ -100,22 +116,7 @@ def test_conv2d_matches_loop_and_scipy(cin, cout, k, s, p, d):
         got, ref_conv(x, lambda o, i, j: w[o], lambda o, i, j: b[o], cout, k, s, d, p), atol=1e-10
     )
     # scipy: correlate each channel, dilate the kernel with zeros, subsample for the stride
-    (top, bottom), (left, right) = ref_pads(H, k, s, p, d, 0), ref_pads(W, k, s, p, d, 1)
-    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-    span = d * (k - 1) + 1
-    dil = np.zeros((cout, cin, span, span))
-    dil[:, :, ::d, ::d] = w
-    expect = np.stack(
-        [
-            np.stack(
-                [
-                    sum(signal.correlate2d(xp[n, c], dil[o, c], mode="valid") for c in range(cin)) + b[o]
-                    for o in range(cout)
-                ]
-            )
-            for n in range(2)
-        ]
-    )[:, :, ::s, ::s]
+    expect = scipy_reference(signal.correlate2d, x, w, b, k, s, p, d)
     np.testing.assert_allclose(got, expect, atol=1e-10)
 
 
@@ -127,22 +128,7 @@ def test_true_conv2d_is_scipy_convolve(cin, cout, k, s, p, d):
     x = _x(cin, 1)
     got = run(m, x)
     w, b = np64(m.weight), np64(m.bias)
-    (top, bottom), (left, right) = ref_pads(H, k, s, p, d, 0), ref_pads(W, k, s, p, d, 1)
-    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-    span = d * (k - 1) + 1
-    dil = np.zeros((cout, cin, span, span))
-    dil[:, :, ::d, ::d] = w
-    expect = np.stack(
-        [
-            np.stack(
-                [
-                    sum(signal.convolve2d(xp[n, c], dil[o, c], mode="valid") for c in range(cin)) + b[o]
-                    for o in range(cout)
-                ]
-            )
-            for n in range(2)
-        ]
-    )[:, :, ::s, ::s]
+    expect = scipy_reference(signal.convolve2d, x, w, b, k, s, p, d)
     np.testing.assert_allclose(got, expect, atol=1e-10)
 
 
