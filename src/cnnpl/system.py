@@ -27,6 +27,7 @@ OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
 ScheduleFactory = Callable[..., LRScheduler]  # (optimizer, total_steps=...) -> LRScheduler
 
 ADAM = partial(Adam, lr=1e-3)  # the notes' optimizer with Keras' default learning rate
+MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
 class ImageClassifier(L.LightningModule):
@@ -35,7 +36,19 @@ class ImageClassifier(L.LightningModule):
     Logs ``{train,val,test}/loss`` and ``{train,val,test}/acc`` (top-1), plus ``val/acc_top5`` and
     ``test/acc_top5`` when there are more than 5 classes. ``schedule`` is stepped every optimizer
     step and called as ``schedule(optimizer, total_steps=...)``. ``tta_flip`` evaluates each image
-    and its mirror image and averages the logits (validation and test).
+    and its mirror image and averages the logits (validation and test); ``tta_translate`` > 0 also
+    evaluates the images shifted by that many pixels up-left and down-right (reflect padding), weighted
+    1/2 (unshifted) and 1/4 each (shifted), as airbench does.
+
+    A network may offer two hooks. ``net.init_from_data(images)`` is called once before the first
+    training step with ``init_samples`` normalised training images (a data-dependent initialisation,
+    e.g. :class:`cnnpl.models.fast_net.PatchWhitening`). ``net.param_groups()`` returns optimizer
+    groups (``{"params": [...], ...}``) whose optional ``lr_scale`` and ``weight_decay_scale`` multiply
+    the optimizer's settings for that group.
+
+    ``memory_format`` (``contiguous`` or ``channels_last``) sets the layout of the network's weights
+    and inputs; ``compile=True`` compiles the network with ``torch.compile`` (in place: checkpoints
+    keep their parameter names).
 
     Under DDP (several processes) validation and test metrics are computed over the whole split:
     accuracies and losses are summed over the processes (torchmetrics), so they equal what one
@@ -52,6 +65,10 @@ class ImageClassifier(L.LightningModule):
         label_smoothing: float = 0.0,
         tta_flip: bool = False,
         lr_scaling: str = "none",
+        tta_translate: int = 0,
+        init_samples: int = 5000,
+        memory_format: str = "contiguous",
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= label_smoothing < 1.0:
@@ -59,6 +76,13 @@ class ImageClassifier(L.LightningModule):
         if num_classes < 2:
             raise CnnplError(f"num_classes must be >= 2, got {num_classes}")
         lr_scale(lr_scaling, 1)  # rejects an unknown rule here, not after the processes have started
+        if memory_format not in MEMORY_FORMATS:
+            raise CnnplError(f"system.memory_format must be one of {sorted(MEMORY_FORMATS)}, got {memory_format!r}")
+        if tta_translate < 0 or init_samples < 1:
+            raise CnnplError(
+                "system.tta_translate must be >= 0 and system.init_samples >= 1, "
+                f"got {tta_translate} and {init_samples}"
+            )
         self.save_hyperparameters(ignore=["net", "optimizer", "schedule"])
         self.net = net
         self.optimizer_factory = optimizer
@@ -66,6 +90,13 @@ class ImageClassifier(L.LightningModule):
         self.label_smoothing = label_smoothing
         self.tta_flip = tta_flip
         self.lr_scaling = lr_scaling
+        self.tta_translate = tta_translate
+        self.init_samples = init_samples
+        self.memory_format = MEMORY_FORMATS[memory_format]
+        if memory_format != "contiguous":
+            self.net.to(memory_format=self.memory_format)
+        if compile:
+            self.net.compile()
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -78,7 +109,22 @@ class ImageClassifier(L.LightningModule):
             self.test_acc5 = MulticlassAccuracy(num_classes, top_k=5, average="micro")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x.contiguous(memory_format=self.memory_format))
+
+    def _predict(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits, averaged over the test-time augmentations that are switched on."""
+
+        def mirrored(x: torch.Tensor) -> torch.Tensor:
+            return (self(x) + self(x.flip(3))) / 2 if self.tta_flip else self(x)
+
+        logits = mirrored(images)
+        t = self.tta_translate
+        if t:
+            h, w = images.shape[-2:]
+            padded = F.pad(images, (t, t, t, t), mode="reflect")
+            up_left, down_right = padded[..., :h, :w], padded[..., 2 * t :, 2 * t :]
+            logits = logits / 2 + (mirrored(up_left) + mirrored(down_right)) / 4
+        return logits
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch
@@ -91,9 +137,7 @@ class ImageClassifier(L.LightningModule):
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, labels = batch
-        logits = self(images)
-        if self.tta_flip:  # test-time augmentation: average with the mirrored images' logits
-            logits = (logits + self(images.flip(3))) / 2
+        logits = self._predict(images)
         loss = F.cross_entropy(logits, labels)
         mean_loss = getattr(self, f"{stage}_loss")
         mean_loss(loss, weight=len(labels))
@@ -118,9 +162,35 @@ class ImageClassifier(L.LightningModule):
             # seed_everything gave every process the same seed: offset it by rank so augmentation
             # and dropout draw different numbers in each process (as on one device, per image)
             torch.manual_seed(torch.initial_seed() + self.trainer.global_rank)
+        init = getattr(self.net, "init_from_data", None)
+        if init is not None and self.trainer.global_step == 0:  # not on resume: the weights are restored
+            init(self._training_sample(self.init_samples).to(self.device))
+
+    def _training_sample(self, n: int) -> torch.Tensor:
+        """The first ``n`` normalised, unaugmented training images (the same in every process)."""
+        datamodule = self.trainer.datamodule
+        if hasattr(datamodule, "split") and hasattr(datamodule, "normalize"):
+            return datamodule.normalize(datamodule.split("train").images[:n])
+        images = []  # any other data: the first training batches as the loader gives them
+        for batch in self.trainer.train_dataloader:
+            images.append(batch[0])
+            if sum(map(len, images)) >= n:
+                break
+        return torch.cat(images)[:n].float()
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.parameters())
+        groups = self.net.param_groups() if hasattr(self.net, "param_groups") else None
+        if groups is None:
+            optimizer = self.optimizer_factory(self.parameters())
+        else:
+            groups = [g for g in groups if g["params"]]
+            optimizer = self.optimizer_factory(
+                [{k: v for k, v in g.items() if not k.endswith("_scale")} for g in groups]
+            )
+            for group, spec in zip(optimizer.param_groups, groups, strict=True):
+                group["lr"] *= spec.get("lr_scale", 1.0)
+                if "weight_decay" in group:
+                    group["weight_decay"] *= spec.get("weight_decay_scale", 1.0)
         factor = lr_scale(self.lr_scaling, self.trainer.world_size)
         if factor != 1.0:
             for group in optimizer.param_groups:

@@ -94,8 +94,22 @@ def _checkpoint_dir(callbacks: list[Any], output_dir: Path) -> Path:
     return output_dir / "checkpoints"
 
 
+def _checkpoint_latest(callbacks: list[Any]) -> None:
+    """Without a validation split there is no val/acc to rank checkpoints: keep the latest epoch's."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and (callback.monitor or "").startswith("val/"):
+            callback.monitor = None
+            callback.save_top_k = 1
+            callback.filename = "epoch{epoch:03d}"
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit on ``cfg.data``, then test the best checkpoint; returns the final logged metrics.
+
+    With no validation split (``data.val_split=0``) nothing is validated, the checkpoint kept is the
+    latest epoch's, and that is the one tested.
 
     Raises :class:`CnnplError` for a config, data or checkpoint problem (before training where it can
     be seen), :class:`cnnpl.callbacks.guards.NonFiniteLossError` when the loss goes NaN / infinite,
@@ -130,6 +144,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
 
     callbacks = [_instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
+    if not getattr(datamodule, "has_validation", True):
+        _checkpoint_latest(callbacks)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), _checkpoint_dir(callbacks, output_dir))
     if ckpt_path is not None:
         check_checkpoint_fits(ckpt_path, system)

@@ -2,10 +2,12 @@
 
 Registry names: ``filters``, ``feature_maps``, ``kernels_demo``, ``confusion_matrix``,
 ``per_class_accuracy``, ``misclassified``, ``pr_curves``, ``gradcam``, ``histograms``, ``embedding``,
-``hparams``. The pictures come from :mod:`cnnpl.viz`; the callbacks schedule them (every N epochs)
-and log them from global rank zero. ``conf/callbacks/{default,minimal,full,none}.yaml`` select sets.
+``hparams``, and ``lookahead`` (weight averaging, for the fast recipe). The pictures come from
+:mod:`cnnpl.viz`; the callbacks schedule them (every N epochs) and log them from global rank zero.
+``conf/callbacks/{default,minimal,full,none}.yaml`` select sets.
 """
 
+from cnnpl.callbacks.averaging import Lookahead
 from cnnpl.callbacks.base import ImageSampleCallback, VisualCallback
 from cnnpl.callbacks.diagnostics import (
     ConfusionMatrixCallback,
@@ -32,6 +34,7 @@ __all__ = [
     "HistogramsCallback",
     "ImageSampleCallback",
     "KernelsDemoCallback",
+    "Lookahead",
     "MisclassifiedCallback",
     "PRCurvesCallback",
     "PerClassAccuracyCallback",

@@ -58,9 +58,9 @@ class InMemoryImageDataModule(L.LightningDataModule):
 
     Subclasses implement :meth:`load`, returning the training split, the test split and the class
     names. The validation split is ``val_split`` of the training split, drawn with ``seed`` (the
-    same seed gives the same split). Normalisation uses the per-channel mean and std of the
-    training part alone. Augmentation (``crop_padding``, ``flip``, ``cutout``) applies to training
-    batches only.
+    same seed gives the same split); with ``val_split=0`` there is no validation at all.
+    Normalisation uses the per-channel mean and std of the training part alone. Augmentation
+    (``crop_padding``, ``flip``, ``cutout``) applies to training batches only.
     """
 
     def __init__(
@@ -135,7 +135,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
         val_idx, train_idx = order[:n_val], order[n_val:]
         self._splits = {
             "train": Split(train.images[train_idx], train.labels[train_idx]),
-            "val": Split(train.images[val_idx], train.labels[val_idx]) if n_val else test,
+            "val": Split(train.images[val_idx], train.labels[val_idx]),  # empty when val_split=0
             "test": test,
         }
         pixels = self._splits["train"].images.transpose(0, 1).reshape(self.in_channels, -1)
@@ -170,8 +170,15 @@ class InMemoryImageDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        if not self.has_validation:
+            return []  # val_split=0: no validation loop (and never the test split in its place)
         return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether there is a validation split (``val_split`` > 0 and at least one image held out)."""
+        return len(self.split("val")) > 0
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.eval_batch_size, shuffle=False)

@@ -1,0 +1,66 @@
+"""Lookahead weight averaging (Zhang et al., 2019, as airbench uses it), registered under ``callback``.
+
+Registry names: ``lookahead``. (For a plain exponential moving average, Lightning's own
+``lightning.pytorch.callbacks.EMAWeightAveraging`` works as a cnnpl callback too.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+from cnnpl.errors import CnnplError
+from cnnpl.registry import register
+
+
+class Lookahead(L.Callback):
+    """Every ``every`` optimizer steps, pull slow weights toward the trained ones and reset to them.
+
+    ``slow <- decay * slow + (1 - decay) * fast`` then ``fast <- slow``, for every floating-point
+    tensor of the module's state (parameters and batch-norm statistics). ``decay`` ramps up as
+    ``decay * (step / total_steps) ** ramp_power``, so early training is barely slowed and the last
+    steps average strongly; after the last step the module keeps the slow weights, so the final
+    checkpoint and the test use them. The slow weights are saved in checkpoints (resume continues).
+    """
+
+    def __init__(self, every: int = 5, decay: float = 0.95**5, ramp_power: float = 3.0) -> None:
+        if every < 1 or not 0.0 <= decay < 1.0 or ramp_power < 0:
+            raise CnnplError(
+                f"lookahead needs every >= 1, decay in [0, 1) and ramp_power >= 0; got {every}, {decay}, {ramp_power}"
+            )
+        self.every = every
+        self.decay = decay
+        self.ramp_power = ramp_power
+        self.slow: dict[str, torch.Tensor] | None = None
+        self._last_step = 0
+
+    def _fast(self, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
+        return {name: t for name, t in pl_module.state_dict().items() if t.is_floating_point()}
+
+    @torch.no_grad()
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step, total = trainer.global_step, int(trainer.estimated_stepping_batches)
+        if step == self._last_step or (step % self.every and step < total):
+            return
+        self._last_step = step
+        fast = self._fast(pl_module)
+        if self.slow is None:  # first update: start from the weights as they are now
+            self.slow = {name: t.detach().clone() for name, t in fast.items()}
+        decay = 1.0 if step >= total else self.decay * (step / total) ** self.ramp_power
+        for name, slow in self.slow.items():
+            slow.lerp_(fast[name], 1.0 - decay)
+            fast[name].copy_(slow)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"slow": self.slow, "last_step": self._last_step}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.slow = state_dict["slow"]
+        self._last_step = state_dict["last_step"]
+
+
+register("callback", "lookahead", Lookahead)

@@ -1,0 +1,236 @@
+"""The fast recipe's parts: fast_net's whitening, the system's hooks, lookahead, no validation split."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from tests.conftest import TINY
+from tests.test_cli import scalars
+from torch import nn
+
+import cnnpl
+from cnnpl.callbacks import Lookahead
+from cnnpl.data.shapes import ShapesDataModule
+from cnnpl.errors import CnnplError
+from cnnpl.models.fast_net import FastNet, PatchWhitening
+from cnnpl.system import ImageClassifier
+
+SMALL = dict(num_classes=10, widths=(8, 16, 16))
+
+
+def correlated_images(n: int = 64, size: int = 16) -> torch.Tensor:
+    """Images whose neighbouring pixels and channels are strongly correlated (like photographs)."""
+    base = torch.randn(n, 3, size, size)
+    return base + 0.8 * base.roll(1, dims=3) + 0.6 * base.roll(1, dims=2) + 0.5 * base.mean(1, keepdim=True)
+
+
+def test_whitening_filters_decorrelate_patches_to_unit_variance() -> None:
+    images = correlated_images()
+    layer = PatchWhitening(in_channels=3, kernel_size=2, eps=1e-6)
+    layer.init_from_data(images)
+    out = F.conv2d(images, layer.weight[:12])  # the positive half: one output per principal component
+    flat = out.transpose(0, 1).reshape(12, -1).double()
+    second_moment = flat @ flat.T / flat.shape[1]
+    assert torch.allclose(second_moment, torch.eye(12, dtype=torch.double), atol=1e-3)
+    assert torch.equal(layer.weight[12:], -layer.weight[:12])
+    assert not layer.weight.requires_grad and layer.bias.requires_grad and bool(layer.initialised)
+
+
+def test_whitening_orders_components_by_variance() -> None:
+    images = correlated_images()
+    layer = PatchWhitening(eps=0.0)
+    layer.init_from_data(images)
+    # un-whitened projections: filter norms are 1 / sqrt(eigenvalue), largest eigenvalue first
+    norms = layer.weight[:12].flatten(1).norm(dim=1)
+    assert torch.all(norms[1:] >= norms[:-1])
+
+
+def test_fast_net_builds_from_the_registry_and_checks_its_widths() -> None:
+    net = cnnpl.build("model", "fast_net", **SMALL)
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    assert net.stages == ["features.group1", "features.group2", "features.group3"]
+    with pytest.raises(CnnplError, match=r"model\.widths"):
+        FastNet(num_classes=10, widths=(8, 0))
+    with pytest.raises(CnnplError, match="bias_lr_scale"):
+        FastNet(num_classes=10, bias_lr_scale=0)
+
+
+def test_fast_net_convolutions_start_as_partial_identities() -> None:
+    net = FastNet(**SMALL)
+    conv = net.features.group2.conv2  # 16 -> 16 channels: the whole conv is an identity at first
+    x = torch.randn(1, 16, 8, 8)
+    assert torch.allclose(conv(x), x)
+
+
+def test_param_groups_cover_every_trainable_parameter_once() -> None:
+    net = FastNet(**SMALL, bias_lr_scale=64)
+    groups = net.param_groups()
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in net.parameters() if p.requires_grad)
+    norm_biases = {id(m.bias) for m in net.modules() if isinstance(m, nn.BatchNorm2d)}
+    assert {id(p) for p in groups[0]["params"]} == norm_biases
+    assert groups[0]["lr_scale"] == 64 and groups[0]["weight_decay_scale"] == 1 / 64
+    assert not any(m.weight.requires_grad for m in net.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+class _Record(L.Callback):
+    """Remembers the optimizer's groups and the whitening filters once training has started."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+        if batch_idx == 0:
+            self.groups = [(g["lr"], g["weight_decay"], len(g["params"])) for g in trainer.optimizers[0].param_groups]
+            self.whiten = pl_module.net.whiten.weight.detach().clone()
+
+
+def _fit(system: ImageClassifier, datamodule: ShapesDataModule, *callbacks: L.Callback, **trainer) -> L.Trainer:
+    fit = L.Trainer(
+        max_epochs=1,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=list(callbacks),
+        **trainer,
+    )
+    fit.fit(system, datamodule=datamodule)
+    return fit
+
+
+def test_system_initialises_from_data_and_scales_the_groups() -> None:
+    datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
+    net = FastNet(**SMALL, bias_lr_scale=10)
+    sgd = partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=1e-3)
+    system = ImageClassifier(net, 10, sgd, init_samples=64)
+    record = _Record()
+    _fit(system, datamodule, record)
+
+    expected = PatchWhitening()
+    expected.init_from_data(datamodule.normalize(datamodule.split("train").images[:64]))
+    assert torch.allclose(record.whiten, expected.weight)
+    (bias_lr, bias_wd, n_biases), (lr, wd, _) = record.groups
+    assert n_biases == 6 and bias_lr == pytest.approx(1.0) and bias_wd == pytest.approx(1e-4)
+    assert lr == pytest.approx(0.1) and wd == pytest.approx(1e-3)
+
+
+def test_resumed_training_keeps_the_checkpointed_whitening(tmp_path: Path) -> None:
+    datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
+    system = ImageClassifier(FastNet(**SMALL), 10)
+    trainer = _fit(system, datamodule)
+    trainer.save_checkpoint(tmp_path / "a.ckpt")
+    trained = system.net.whiten.weight.detach().clone()
+
+    fresh = ImageClassifier(FastNet(**SMALL), 10)
+    record = _Record()
+    resumed = L.Trainer(
+        max_epochs=2,
+        limit_train_batches=2,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[record],
+    )
+    resumed.fit(
+        fresh, datamodule=ShapesDataModule(num_train=200, num_test=20, batch_size=16), ckpt_path=tmp_path / "a.ckpt"
+    )
+    assert torch.equal(record.whiten, trained)  # not recomputed from data on resume
+
+
+def test_flip_and_translate_tta_average_the_expected_views() -> None:
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(10))
+    images = torch.randn(2, 3, 8, 8)
+    net(images)
+    system = ImageClassifier(net, 10, tta_flip=True, tta_translate=1).eval()
+
+    def mirrored(x: torch.Tensor) -> torch.Tensor:
+        return (net(x) + net(x.flip(3))) / 2
+
+    padded = F.pad(images, (1, 1, 1, 1), mode="reflect")
+    expected = mirrored(images) / 2 + (mirrored(padded[..., :8, :8]) + mirrored(padded[..., 2:, 2:])) / 4
+    with torch.no_grad():
+        assert torch.allclose(system._predict(images), expected, atol=1e-6)
+
+
+def test_channels_last_gives_the_same_logits_and_compile_keeps_parameter_names() -> None:
+    torch.manual_seed(0)
+    net = FastNet(**SMALL).eval()
+    images = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        expected = net(images)
+        system = ImageClassifier(net, 10, memory_format="channels_last")
+        assert net.features.group1.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(system(images), expected, atol=1e-5)
+    names = set(ImageClassifier(FastNet(**SMALL), 10).state_dict())
+    assert set(ImageClassifier(FastNet(**SMALL), 10, compile=True).state_dict()) == names
+    with pytest.raises(CnnplError, match="memory_format"):
+        ImageClassifier(FastNet(**SMALL), 10, memory_format="nhwc")
+
+
+def _lookahead_step(callback: Lookahead, module: nn.Module, step: int, total: int) -> None:
+    trainer = SimpleNamespace(global_step=step, estimated_stepping_batches=total)
+    callback.on_train_batch_end(trainer, module, None, None, step - 1)  # type: ignore[arg-type]
+
+
+def test_lookahead_follows_its_definition() -> None:
+    module = nn.Linear(3, 2)
+    callback = Lookahead(every=2, decay=0.5, ramp_power=1.0)
+    total, slow = 6, None
+    for step in range(1, total + 1):
+        with torch.no_grad():
+            module.weight.add_(1.0)  # a stand-in for an optimizer step
+        before = module.weight.detach().clone()
+        _lookahead_step(callback, module, step, total)
+        if step % 2 == 0:
+            decay = 1.0 if step == total else 0.5 * step / total
+            slow = before.clone() if slow is None else decay * slow + (1 - decay) * before
+            assert torch.allclose(module.weight, slow)  # the fast weights restart from the slow ones
+        else:
+            assert torch.equal(module.weight, before)
+
+
+def test_lookahead_state_survives_a_checkpoint() -> None:
+    module = nn.Linear(3, 2)
+    callback = Lookahead(every=1)
+    _lookahead_step(callback, module, 1, 10)
+    restored = Lookahead(every=1)
+    restored.load_state_dict(callback.state_dict())
+    assert restored._last_step == 1 and torch.equal(restored.slow["weight"], callback.slow["weight"])
+    with pytest.raises(CnnplError, match="lookahead"):
+        Lookahead(decay=1.5)
+
+
+def test_no_validation_split_never_validates_on_the_test_set() -> None:
+    datamodule = ShapesDataModule(num_train=100, num_test=20, val_split=0.0)
+    datamodule.setup("fit")
+    assert not datamodule.has_validation and datamodule.val_dataloader() == []
+    assert len(datamodule.split("train")) == 100
+
+
+def test_fast_recipe_runs_end_to_end_without_validation(cli, tmp_path: Path) -> None:
+    overrides = [o for o in TINY if not o.startswith(("data.batch_size", "data.num_train"))]
+    result = cli(
+        "experiment=fast_cifar10",
+        *overrides,
+        "data.num_train=960",
+        "data.batch_size=64",
+        "trainer.max_epochs=2",
+        "model.widths=[16,32,32]",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "run"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch001.ckpt", "last.ckpt"]
+    logged = scalars(run)
+    assert not any(tag.startswith("val/") for tag in logged), sorted(logged)
+    assert len(logged["test/acc"]) == 1 and logged["test/acc"][0] > 0.2
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["state_dict"]["net.whiten.initialised"]
+    assert state["callbacks"]["Lookahead"]["last_step"] == 30  # 960 images / 64 x 2 epochs
