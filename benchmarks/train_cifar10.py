@@ -1,15 +1,30 @@
-"""Train ``simple_cnn`` on CIFAR-10 through cnnpl and report accuracy, time and throughput.
+"""Train a model on CIFAR-10 through cnnpl and report accuracy, time and throughput.
 
 Part 1 (``--epochs``): one full run of what ``python -m cnnpl`` runs, with the recipe below (or
 ``--recipe`` overrides of your own): test accuracy of the best checkpoint, epochs, wall time
 (start to finish, data loading included) and training images/s.
 
-Part 2 (``--compare-epochs``, optional): training throughput of cnnpl versus a plain PyTorch loop
-of the same network, data, optimizer and augmentation, interleaved ``--repeats`` times; medians
-and the ratio cnnpl / plain.
+Part 2 (``--compare-epochs``, optional): the framework's overhead. Training throughput of one
+network (``--model simple_cnn`` or ``vgg16``, CIFAR layout) on the same data, augmentation,
+optimizer and loss (``COMPARE`` and ``LEARNING_RATES`` below), by three contenders:
+
+* ``plain``: a hand-written PyTorch loop over the data module's in-memory tensors;
+* ``cnnpl defaults``: ``cnnpl.train`` itself, i.e. what ``python -m cnnpl`` sets up (TensorBoard
+  logger, the default callbacks with their pictures, ModelCheckpoint, the progress bar, the
+  guards), with validation and the test run switched off so only training is compared;
+* ``Lightning barebones``: ``lightning.Trainer(barebones=True)`` on the same ImageClassifier, its
+  ``training_step`` minus ``self.log`` (which barebones forbids) and the accuracy update.
+
+Each repeat runs every contender once in a fresh random order, on a freshly built network; the
+table gives median images/s, the ratio of medians to ``plain`` and the median of the per-repeat
+ratios (goals: >= 0.97 for the defaults, >= 0.99 for barebones). A Lightning contender's time runs
+from its first training epoch's start to the end of training (so per-epoch callbacks and
+checkpoint saving count; set-up, model summary and once-only pictures do not).
 
     python benchmarks/train_cifar10.py --root data --epochs 15
     python benchmarks/train_cifar10.py --root data --epochs 0 --compare-epochs 1 --repeats 3
+    python benchmarks/train_cifar10.py --root data --epochs 0 --compare-epochs 1 --repeats 3 \\
+        --model vgg16 --limit-batches 100
 
 Not a test: it needs CIFAR-10 under ``--root`` (either layout) and takes minutes.
 """
@@ -17,16 +32,23 @@ Not a test: it needs CIFAR-10 under ``--root`` (either layout) and takes minutes
 from __future__ import annotations
 
 import argparse
+import logging
+import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import lightning as L
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 
 import cnnpl
-from cnnpl.data import CIFAR10DataModule
+from cnnpl.data.base import InMemoryImageDataModule
+from cnnpl.system import ImageClassifier
+from cnnpl.train import _instantiate, build_model
 
 RECIPE = [
     "model=simple_cnn",
@@ -40,27 +62,59 @@ RECIPE = [
     "data.batch_size=128",
 ]
 
+# Part 2: what every contender shares (the plain loop reads its optimizer and loss from here too).
+# No schedule: the plain loop has none. 45,000 training images.
+COMPARE = [
+    "optimizer=adamw",
+    "optimizer.weight_decay=0.05",
+    "scheduler=none",
+    "system.label_smoothing=0.1",
+    "data.val_split=0.1",
+    "data.batch_size=128",
+]
+# VGG has no BatchNorm: at 3e-3 its loss reached 50 within two steps, and a NaN would stop the cnnpl
+# run early (FiniteLossGuard) while the plain loop went on.
+LEARNING_RATES = {"simple_cnn": 3e-3, "vgg16": 1e-4}
+GOALS = {"cnnpl defaults": 0.97, "Lightning barebones": 0.99}  # images/s ratio to plain, at least
 
-class Throughput:
-    """A Lightning callback timing training batches only (no validation, no set-up)."""
+
+class TrainTimer(L.Callback):
+    """Training images and seconds, from the first training epoch's start to the end of training.
+
+    The cnnpl contender builds it from its config by name (``+callbacks.train_timer._target_=...``),
+    so the most recently built one is kept in ``TrainTimer.last``.
+    """
+
+    last: TrainTimer | None = None
 
     def __init__(self) -> None:
-        import lightning as L
+        self.images = 0
+        self.start: float | None = None
+        self.seconds = 0.0
+        TrainTimer.last = self
 
-        class _Cb(L.Callback):
-            def __init__(cb) -> None:
-                cb.images, cb.seconds, cb._t = 0, 0.0, 0.0
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.start is None:
+            self.start = time.perf_counter()
 
-            def on_train_epoch_start(cb, trainer, module) -> None:  # type: ignore[no-untyped-def]
-                cb._t = time.perf_counter()
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+        self.images += batch[0].shape[0]
 
-            def on_train_batch_end(cb, trainer, module, outputs, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
-                cb.images += batch[0].shape[0]
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        assert self.start is not None  # training ran
+        self.seconds = time.perf_counter() - self.start
 
-            def on_train_epoch_end(cb, trainer, module) -> None:  # type: ignore[no-untyped-def]
-                cb.seconds += time.perf_counter() - cb._t
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds
 
-        self.callback = _Cb()
+
+class UnloggedClassifier(ImageClassifier):
+    """ImageClassifier whose training step only computes the loss (``Trainer(barebones=True)`` forbids ``self.log``)."""
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, labels = batch
+        return F.cross_entropy(self(images), labels, label_smoothing=self.label_smoothing)
 
 
 def full_run(root: str, epochs: int, recipe: list[str]) -> None:
@@ -76,81 +130,121 @@ def full_run(root: str, epochs: int, recipe: list[str]) -> None:
     print("\n| model | recipe | epochs | test acc | wall time | train images/s (incl. eval) |")
     print("|---|---|---|---|---|---|")
     print(
-        f"| simple_cnn | `{' '.join(recipe)}` | {epochs} | {metrics['test/acc']:.2%} | {wall / 60:.1f} min "
+        f"| {cfg.model.name} | `{' '.join(recipe)}` | {epochs} | {metrics['test/acc']:.2%} | {wall / 60:.1f} min "
         f"| {train_images / wall:,.0f} |"
     )
 
 
-def plain_epoch(dm: CIFAR10DataModule, net: torch.nn.Module, opt: torch.optim.Optimizer, batch: int) -> float:
-    """One epoch of a hand-written loop over the same in-memory tensors and augmentation."""
+def compare_config(root: str, model: str, epochs: int, limit_batches: int | None, output_dir: str) -> DictConfig:
+    """The composed config of part 2: training only, ``epochs`` epochs (of ``limit_batches`` batches)."""
+    overrides = [
+        f"data.root={root}",
+        f"model={model}",
+        *COMPARE,
+        f"optimizer.lr={LEARNING_RATES[model]}",
+        f"trainer.max_epochs={epochs}",
+        "+trainer.limit_val_batches=0",  # no validation: training throughput only
+        "test=false",
+        f"+callbacks.train_timer._target_={TrainTimer.__module__}.TrainTimer",
+    ]
+    if limit_batches:
+        overrides.append(f"+trainer.limit_train_batches={limit_batches}")
+    return cnnpl.compose(overrides, output_dir=output_dir)
+
+
+def plain_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_batches: int | None) -> float:
+    """Images/s of a hand-written loop over the same in-memory tensors, augmentation, optimizer and loss."""
+    net = build_model(cfg, dm.num_classes, dm.in_channels, dm.input_size).train()
+    opt = _instantiate(cfg.optimizer)(net.parameters())
+    smoothing = cfg.system.label_smoothing
     images, labels = dm.split("train").images, dm.split("train").labels
-    net.train()
+    seen = 0
     start = time.perf_counter()
-    for idx in torch.randperm(len(labels)).split(batch):
-        x = dm.normalize(dm.augment(images[idx]))
-        loss = F.cross_entropy(net(x), labels[idx], label_smoothing=0.1)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return len(labels) / (time.perf_counter() - start)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(labels)).split(cfg.data.batch_size)[:limit_batches]:
+            x = dm.normalize(dm.augment(images[idx]))
+            loss = F.cross_entropy(net(x), labels[idx], label_smoothing=smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen += len(idx)
+    return seen / (time.perf_counter() - start)
 
 
-def cnnpl_epoch(root: str, epochs: int, recipe: list[str]) -> float:
-    import lightning as L
+def cnnpl_run(root: str, model: str, epochs: int, limit_batches: int | None) -> float:
+    """Images/s of ``cnnpl.train`` (it loads the data again, untimed), writing into a fresh folder."""
+    with tempfile.TemporaryDirectory() as out:
+        cnnpl.train(compare_config(root, model, epochs, limit_batches, output_dir=out))
+    assert TrainTimer.last is not None  # built by cnnpl.train from the config
+    return TrainTimer.last.images_per_second
 
-    from cnnpl.system import ImageClassifier
-    from cnnpl.train import _instantiate, build_model
 
-    # the same 45,000 training images as the plain loop in compare()
-    cfg = cnnpl.compose([f"data.root={root}", *recipe, "data.val_split=0.1"], output_dir=tempfile.mkdtemp())
-    dm = _instantiate(cfg.data)
-    dm.setup("fit")
+def barebones_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_batches: int | None) -> float:
     net = build_model(cfg, dm.num_classes, dm.in_channels, dm.input_size)
-    system = ImageClassifier(net, dm.num_classes, _instantiate(cfg.optimizer), None, label_smoothing=0.1)
-    timer = Throughput()
+    system = UnloggedClassifier(net, dm.num_classes, _instantiate(cfg.optimizer), None, **cfg.system)
+    timer = TrainTimer()
     trainer = L.Trainer(
+        barebones=True,
         max_epochs=epochs,
         limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer.callback],
+        limit_train_batches=limit_batches,
+        callbacks=[timer],
+        accelerator=cfg.trainer.accelerator,
+        devices=1,
     )
     trainer.fit(system, datamodule=dm)
-    return timer.callback.images / timer.callback.seconds
+    return timer.images_per_second
 
 
-def compare(root: str, epochs: int, repeats: int, recipe: list[str]) -> None:
-    dm = CIFAR10DataModule(root=root, val_split=0.1, batch_size=128)
+def compare(root: str, model: str, epochs: int, repeats: int, limit_batches: int | None, seed: int) -> None:
+    with tempfile.TemporaryDirectory() as out:
+        cfg = compare_config(root, model, epochs, limit_batches, output_dir=out)
+    dm = _instantiate(cfg.data)  # the same split (data.seed) as cnnpl.train draws
     dm.setup("fit")
-    plain, ours = [], []
-    for _ in range(repeats):
-        net = cnnpl.build("model", "simple_cnn", num_classes=10)
-        opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=0.05)
-        plain.append(statistics.mean(plain_epoch(dm, net, opt, 128) for _ in range(epochs)))
-        ours.append(cnnpl_epoch(root, epochs, recipe))
-    p, o = statistics.median(plain), statistics.median(ours)
-    print(f"\n| contender | training images/s (median of {repeats}) |")
-    print("|---|---|")
-    print(f"| plain PyTorch loop | {p:,.0f} |")
-    print(f"| cnnpl (Lightning, no validation) | {o:,.0f} |")
-    print(f"| ratio cnnpl / plain | {o / p:.3f} |")
+    contenders: dict[str, Callable[[], float]] = {
+        "plain": lambda: plain_run(cfg, dm, epochs, limit_batches),
+        "cnnpl defaults": lambda: cnnpl_run(root, model, epochs, limit_batches),
+        "Lightning barebones": lambda: barebones_run(cfg, dm, epochs, limit_batches),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    order = list(contenders)
+    rng = random.Random(seed)
+    for r in range(repeats):
+        rng.shuffle(order)
+        for name in order:
+            rates[name].append(contenders[name]())
+        print(f"repeat {r + 1}/{repeats}: " + ", ".join(f"{n} {rates[n][-1]:,.0f}" for n in contenders), flush=True)
+
+    batches = f"{limit_batches} batches" if limit_batches else f"{len(dm.split('train')):,} images"
+    plain = statistics.median(rates["plain"])
+    print(f"\n{model}, {epochs} epoch(s) of {batches} per contender, batch {cfg.data.batch_size}, {repeats} repeats")
+    print("| contender | median training images/s | / plain | median per-repeat ratio | goal |")
+    print("|---|---:|---:|---:|---|")
+    for name, values in rates.items():
+        median = statistics.median(values)
+        paired = statistics.median(v / p for v, p in zip(values, rates["plain"], strict=True))
+        goal = f">= {GOALS[name]}" if name in GOALS else ""
+        print(f"| {name} | {median:,.0f} | {median / plain:.3f} | {paired:.3f} | {goal} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default="data", help="folder holding CIFAR-10 (either layout)")
     parser.add_argument("--epochs", type=int, default=15, help="epochs of the full run (0 skips it)")
-    parser.add_argument("--compare-epochs", type=int, default=0, help="epochs per contender in the comparison")
-    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--recipe", nargs="*", default=RECIPE, help="cnnpl overrides for the full run")
+    parser.add_argument("--compare-epochs", type=int, default=0, help="epochs per contender in the comparison")
+    parser.add_argument("--model", choices=list(LEARNING_RATES), default="simple_cnn", help="network compared")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of the comparison (each runs every contender)")
+    parser.add_argument("--limit-batches", type=int, default=None, help="training batches per epoch (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the contenders' order")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, root={Path(args.root).resolve()}")
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no banners between the repeats
+    print(f"torch {torch.__version__}, lightning {L.__version__}, {torch.get_num_threads()} threads, "
+          f"root={Path(args.root).resolve()}")  # fmt: skip
     if args.epochs:
         full_run(args.root, args.epochs, args.recipe)
     if args.compare_epochs:
-        compare(args.root, args.compare_epochs, args.repeats, args.recipe)
+        compare(args.root, args.model, args.compare_epochs, args.repeats, args.limit_batches, args.seed)
 
 
 if __name__ == "__main__":
