@@ -1,0 +1,71 @@
+"""The fast recipe, timed start to finish: ``python -m cnnpl experiment=fast_cifar10`` for several seeds.
+
+    python benchmarks/fast_cifar10.py --root data --seeds 0 1
+    python benchmarks/fast_cifar10.py --root data --seeds 0 --experiment fast_cifar10_gpu   # on a GPU machine
+
+Each seed is one real command-line run in a subprocess (Python start-up, data loading from the
+decode-once cache, whitening, training, test of the last epoch with test-time augmentation), timed
+by the wall clock around it. Test accuracy is read back from the run's TensorBoard events.
+Runs go to ``--out/<experiment>-seed<seed>``. Extra ``key=value`` arguments are passed on.
+Not a test: it needs CIFAR-10 under ``--root`` and takes minutes per seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def test_accuracy(run_dir: Path) -> float:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    events.Reload()
+    return events.Scalars("test/acc")[-1].value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default="data", help="CIFAR-10 folder (either layout)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--experiment", default="fast_cifar10")
+    parser.add_argument("--out", default="outputs/fast_cifar10", help="where the runs go")
+    parser.add_argument("overrides", nargs="*", help="more key=value overrides")
+    args = parser.parse_args()
+
+    rows = []
+    for seed in args.seeds:
+        run_dir = Path(args.out) / f"{args.experiment}-seed{seed}"
+        command = [
+            sys.executable,
+            "-m",
+            "cnnpl",
+            f"experiment={args.experiment}",
+            f"data.root={args.root}",
+            f"seed={seed}",
+            f"hydra.run.dir={run_dir}",
+            "callbacks.progress_bar.refresh_rate=0",
+            *args.overrides,
+        ]
+        start = time.perf_counter()
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        minutes = (time.perf_counter() - start) / 60
+        rows.append((seed, test_accuracy(run_dir), minutes))
+        print(f"seed {seed}: test acc {rows[-1][1]:.2%}, {minutes:.1f} min", flush=True)
+
+    print(f"\n`{args.experiment}` {' '.join(args.overrides)}\n")
+    print("| seed | test accuracy | wall time, start to finish |")
+    print("|---:|---:|---:|")
+    for seed, acc, minutes in rows:
+        print(f"| {seed} | {acc:.2%} | {minutes:.1f} min |")
+    accs = [acc for _, acc, _ in rows]
+    spread = f" ± {statistics.stdev(accs):.2%}" if len(accs) > 1 else ""
+    print(f"| mean | {statistics.mean(accs):.2%}{spread} | {statistics.mean(m for *_, m in rows):.1f} min |")
+
+
+if __name__ == "__main__":
+    main()
