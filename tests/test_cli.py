@@ -34,6 +34,9 @@ def test_trains_checkpoints_tests_and_logs(cli, tmp_path: Path) -> None:
     assert all(0.0 <= v <= 1.0 for v in logged["val/acc"])
     assert logged["test/acc"][0] > 0.2  # 10 classes: chance is 0.1; two tiny epochs already beat it
     assert (run / ".hydra" / "config.yaml").is_file() and (run / "config.yaml").is_file()
+    # Lightning's lines are printed once (through Hydra's handler, which also writes the run's log file)
+    assert (result.stdout + result.stderr).count("`Trainer.fit` stopped") == 1
+    assert "`Trainer.fit` stopped" in (run / "cnnpl.log").read_text()
 
 
 def test_help_lists_every_group_and_option(tmp_path: Path) -> None:

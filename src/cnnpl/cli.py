@@ -78,10 +78,29 @@ def _check_run_dir(args: list[str]) -> None:
             check_writable(Path(value))
 
 
+def _log_through_hydra() -> None:
+    """Print each Lightning log line once, through Hydra's handlers (console and the run's log file).
+
+    Lightning gives its loggers a console handler of their own; under Hydra, whose root handler
+    prints too, every line would appear twice.
+    """
+    import logging
+
+    import lightning.pytorch  # noqa: F401  (attaches Lightning's handlers, which are removed here)
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                logger.removeHandler(handler)
+        logger.propagate = True
+
+
 def run(cfg: DictConfig) -> float | None:
     """The Hydra task: train, and return ``test/acc`` (what a sweeper would optimise)."""
     from cnnpl.train import train
 
+    _log_through_hydra()
     try:
         metrics = train(cfg)
     except CnnplError as err:
