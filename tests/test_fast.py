@@ -18,6 +18,7 @@ import cnnpl
 from cnnpl.callbacks import Lookahead
 from cnnpl.data.shapes import ShapesDataModule
 from cnnpl.errors import CnnplError
+from cnnpl.factory import factory
 from cnnpl.models.fast_net import FastNet, PatchWhitening
 from cnnpl.system import ImageClassifier
 
@@ -171,6 +172,9 @@ def test_channels_last_gives_the_same_logits_and_compile_keeps_parameter_names()
         assert torch.allclose(system(images), expected, atol=1e-5)
     names = set(ImageClassifier(FastNet(**SMALL), 10).state_dict())
     assert set(ImageClassifier(FastNet(**SMALL), 10, compile=True).state_dict()) == names
+    # only 4-D tensors change layout: a Conv3d's 5-D weights stay as they are
+    conv3d = cnnpl.build("model", "simple_cnn", num_classes=10, conv=factory("conv", "conv3d_channels"))
+    ImageClassifier(conv3d, 10, memory_format="channels_last")(images).sum().backward()
     with pytest.raises(CnnplError, match="memory_format"):
         ImageClassifier(FastNet(**SMALL), 10, memory_format="nhwc")
 
