@@ -89,9 +89,11 @@ class _Record(L.Callback):
             self.whiten = pl_module.net.whiten.weight.detach().clone()
 
 
-def _fit(system: ImageClassifier, datamodule: ShapesDataModule, *callbacks: L.Callback, **trainer) -> L.Trainer:
-    fit = L.Trainer(
-        max_epochs=1,
+def _fit(
+    system: ImageClassifier, datamodule: ShapesDataModule, *callbacks: L.Callback, max_epochs: int = 1, **fit
+) -> L.Trainer:
+    trainer = L.Trainer(
+        max_epochs=max_epochs,
         limit_train_batches=2,
         limit_val_batches=0,
         logger=False,
@@ -99,10 +101,9 @@ def _fit(system: ImageClassifier, datamodule: ShapesDataModule, *callbacks: L.Ca
         enable_progress_bar=False,
         enable_model_summary=False,
         callbacks=list(callbacks),
-        **trainer,
     )
-    fit.fit(system, datamodule=datamodule)
-    return fit
+    trainer.fit(system, datamodule=datamodule, **fit)
+    return trainer
 
 
 def test_system_initialises_from_data_and_scales_the_groups() -> None:
@@ -130,19 +131,8 @@ def test_resumed_training_keeps_the_checkpointed_whitening(tmp_path: Path) -> No
 
     fresh = ImageClassifier(FastNet(**SMALL), 10)
     record = _Record()
-    resumed = L.Trainer(
-        max_epochs=2,
-        limit_train_batches=2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[record],
-    )
-    resumed.fit(
-        fresh, datamodule=ShapesDataModule(num_train=200, num_test=20, batch_size=16), ckpt_path=tmp_path / "a.ckpt"
-    )
+    datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
+    _fit(fresh, datamodule, record, max_epochs=2, ckpt_path=tmp_path / "a.ckpt")
     assert torch.equal(record.whiten, trained)  # not recomputed from data on resume
 
 

@@ -100,7 +100,9 @@ class ImageSampleCallback(VisualCallback):
             )
         if not trainer.is_global_zero or len(self.images):
             return
-        split = dm.split("val") if len(dm.split("val")) else dm.split("train")  # val_split=0: no val images
+        split = dm.split("val")
+        if not len(split):  # val_split=0: no validation images, show training images
+            split = dm.split("train")
         index = viz.pick_images(split.labels, self.num_images)
         uint8 = split.images[index]
         self.images = dm.normalize(uint8)
