@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from cnnpl.data import CIFAR10DataModule, InMemoryImageDataModule, ShapesDataMod
 from cnnpl.data import augment as aug
 from cnnpl.data import folder as folder_mod
 from cnnpl.data.cifar import CLASSES
-from cnnpl.errors import DataError
+from cnnpl.errors import CnnplError, DataError
 
 
 def write_class_folders(root: Path, per_class: int = 3, classes: list[str] = CLASSES, size: int = 32) -> None:
@@ -184,15 +185,26 @@ def test_batches_come_whole_from_the_loader_and_are_augmented_only_in_training()
     assert torch.equal(x, dm.normalize(images))
 
 
-def test_random_crop_is_a_shifted_window_of_the_padded_image() -> None:
+@pytest.mark.parametrize("mode, pad_mode", [("zeros", "constant"), ("reflect", "reflect")])
+def test_random_crop_is_a_shifted_window_of_the_padded_image(mode: str, pad_mode: str) -> None:
     x = torch.arange(2 * 3 * 8 * 8, dtype=torch.uint8).view(2, 3, 8, 8)
     torch.manual_seed(3)
-    out = aug.random_crop(x, 2)
-    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    out = aug.random_crop(x, 2, mode)
+    padded = torch.nn.functional.pad(x.float(), (2, 2, 2, 2), mode=pad_mode)
     for i in range(2):
         windows = [padded[i, :, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)]
-        assert any(torch.equal(out[i], w) for w in windows)
-    assert torch.equal(aug.random_crop(x, 0), x)
+        assert any(torch.equal(out[i].float(), w) for w in windows)
+    assert torch.equal(aug.random_crop(x, 0, mode), x)
+
+
+def test_zero_and_reflect_crops_draw_the_same_shifts() -> None:
+    x = torch.randint(1, 255, (64, 3, 8, 8), dtype=torch.uint8)
+    torch.manual_seed(5)
+    zeros = aug.random_crop(x, 2, "zeros")
+    torch.manual_seed(5)
+    reflect = aug.random_crop(x, 2, "reflect")
+    inside = zeros != 0  # where the window lies on the image, both modes copy the same pixels
+    assert torch.equal(zeros[inside], reflect[inside]) and (reflect != 0).all()
 
 
 def test_flip_and_cutout() -> None:
@@ -202,3 +214,42 @@ def test_flip_and_cutout() -> None:
     ones = torch.ones(50, 1, 16, 16, dtype=torch.uint8)
     zeroed = (aug.cutout(ones, 4) == 0).sum((1, 2, 3))
     assert zeroed.max() == 16 and zeroed.min() >= 4  # a 4x4 square, clipped at the border
+
+
+class Asymmetric(InMemoryImageDataModule):
+    """20 images whose mirror image differs from them, and each is tagged by its index."""
+
+    def load(self) -> tuple[Split, Split, list[str]]:
+        images = torch.zeros(20, 1, 2, 2, dtype=torch.uint8)
+        images[:, 0, 0, 0] = torch.arange(1, 21, dtype=torch.uint8)  # top-left: index + 1
+        split = Split(images, torch.arange(20) % 2)
+        return split, split, ["a", "b"]
+
+
+def test_alternating_flip_shows_every_image_both_ways_every_two_epochs() -> None:
+    dm = Asymmetric(val_split=0.0, crop_padding=0, flip="alternate", seed=4)
+    dm.setup()
+    stored = dm.split("train").images
+    mirrored = stored[:, 0, 0, 0] == 0  # its tag moved to the top-right
+    assert 0 < int(mirrored.sum()) < 20
+    epochs = []
+    for epoch in range(4):
+        dm.trainer = SimpleNamespace(training=True, current_epoch=epoch)
+        epochs.append(dm.augment(stored))
+    assert torch.equal(epochs[0], stored) and torch.equal(epochs[1], stored.flip(3))
+    assert torch.equal(epochs[2], epochs[0]) and torch.equal(epochs[3], epochs[1])
+    again = Asymmetric(val_split=0.0, crop_padding=0, flip="alternate", seed=4)
+    again.setup()
+    assert torch.equal(again.split("train").images, stored)  # the mirrored half depends on the seed
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(flip="sometimes"), r"data\.flip must be true, false or alternate"),
+        (dict(crop_padding_mode="wrap"), r"data\.crop_padding_mode must be one of zeros, reflect"),
+    ],
+)
+def test_bad_augmentation_settings_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(CnnplError, match=message):
+        ShapesDataModule(**kwargs)

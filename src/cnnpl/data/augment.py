@@ -9,26 +9,47 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+PAD_MODES = ("zeros", "reflect")
 
-def random_crop(x: torch.Tensor, padding: int) -> torch.Tensor:
-    """Zero-pad by ``padding`` on every side, then cut a random ``H x W`` window per image."""
+
+def random_crop(x: torch.Tensor, padding: int, mode: str = "zeros") -> torch.Tensor:
+    """Translate each image by up to ``padding`` pixels: cut a random ``H x W`` window of it, padded.
+
+    ``mode="zeros"`` pads with zeros; ``mode="reflect"`` mirrors the border pixels (airbench's
+    choice: no black strips the network could key on). ``padding`` must be below ``H`` and ``W``
+    for ``reflect``.
+    """
     if padding <= 0:
         return x
+    if mode not in PAD_MODES:
+        raise ValueError(f"padding mode must be one of {PAD_MODES}, got {mode!r}")
     n, c, h, w = x.shape
-    padded = F.pad(x, (padding, padding, padding, padding))
     dy = torch.randint(0, 2 * padding + 1, (n, 1), device=x.device)
     dx = torch.randint(0, 2 * padding + 1, (n, 1), device=x.device)
-    rows = (dy + torch.arange(h, device=x.device)).view(n, 1, h, 1)
-    cols = (dx + torch.arange(w, device=x.device)).view(n, 1, 1, w)
+    rows = (dy - padding + torch.arange(h, device=x.device)).view(n, 1, h, 1)
+    cols = (dx - padding + torch.arange(w, device=x.device)).view(n, 1, 1, w)
     batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
     chans = torch.arange(c, device=x.device).view(1, c, 1, 1)
-    return padded[batch, chans, rows, cols]
+    if mode == "reflect":  # -1 -> 1, h -> h - 2: the index arithmetic of F.pad(..., "reflect")
+        return x[batch, chans, _reflect(rows, h), _reflect(cols, w)]
+    padded = F.pad(x, (padding, padding, padding, padding))
+    return padded[batch, chans, rows + padding, cols + padding]
+
+
+def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
+    index = index.abs()
+    return torch.where(index > size - 1, 2 * (size - 1) - index, index)
 
 
 def random_flip(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
     """Mirror each image left-right with probability ``p``."""
     flip = torch.rand(x.shape[0], device=x.device) < p
-    return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    return flip_where(x, flip)
+
+
+def flip_where(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mirror left-right the images of ``x`` whose entry in the boolean ``(N,)`` ``mask`` is true."""
+    return torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
 
 
 def cutout(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -60,7 +60,10 @@ class InMemoryImageDataModule(L.LightningDataModule):
     names. The validation split is ``val_split`` of the training split, drawn with ``seed`` (the
     same seed gives the same split); with ``val_split=0`` there is no validation at all.
     Normalisation uses the per-channel mean and std of the training part alone. Augmentation
-    (``crop_padding``, ``flip``, ``cutout``) applies to training batches only.
+    (``crop_padding`` with ``crop_padding_mode``, ``flip``, ``cutout``) applies to training batches
+    only. ``flip="alternate"`` is airbench's derandomised flip: a seeded random half of the training
+    images is stored mirrored at setup, and every odd epoch mirrors whole batches, so each image is
+    seen both ways in every two epochs (``flip=true`` flips each image at random, every epoch).
     """
 
     def __init__(
@@ -70,7 +73,8 @@ class InMemoryImageDataModule(L.LightningDataModule):
         val_split: float = 0.2,
         seed: int = 0,
         crop_padding: int = 4,
-        flip: bool = True,
+        crop_padding_mode: str = "zeros",
+        flip: bool | str = True,
         cutout: int = 0,
         num_workers: int = 0,
     ) -> None:
@@ -81,11 +85,17 @@ class InMemoryImageDataModule(L.LightningDataModule):
             raise CnnplError(f"data.val_split must be in [0, 1), got {val_split}")
         if crop_padding < 0 or cutout < 0 or num_workers < 0:
             raise CnnplError("data.crop_padding, data.cutout and data.num_workers must be >= 0")
+        if crop_padding_mode not in aug.PAD_MODES:
+            modes = ", ".join(aug.PAD_MODES)
+            raise CnnplError(f"data.crop_padding_mode must be one of {modes}, got {crop_padding_mode!r}")
+        if flip not in (True, False, "alternate"):
+            raise CnnplError(f"data.flip must be true, false or alternate, got {flip!r}")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or max(batch_size, 256)
         self.val_split = val_split
         self.seed = seed
         self.crop_padding = crop_padding
+        self.crop_padding_mode = crop_padding_mode
         self.flip = flip
         self.cutout = cutout
         self.num_workers = num_workers
@@ -133,8 +143,12 @@ class InMemoryImageDataModule(L.LightningDataModule):
         n_val = round(len(train) * self.val_split)
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
         val_idx, train_idx = order[:n_val], order[n_val:]
+        train_images = train.images[train_idx]
+        if self.flip == "alternate":  # the mirrored half for epoch 0; odd epochs mirror it all back
+            mirrored = torch.rand(len(train_idx), generator=torch.Generator().manual_seed(self.seed + 1)) < 0.5
+            train_images = aug.flip_where(train_images, mirrored)
         self._splits = {
-            "train": Split(train.images[train_idx], train.labels[train_idx]),
+            "train": Split(train_images, train.labels[train_idx]),
             "val": Split(train.images[val_idx], train.labels[val_idx]),  # empty when val_split=0
             "test": test,
         }
@@ -193,8 +207,11 @@ class InMemoryImageDataModule(L.LightningDataModule):
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """Training augmentation of a uint8 batch: random crop, flip, cutout as configured."""
-        images = aug.random_crop(images, self.crop_padding)
-        if self.flip:
+        images = aug.random_crop(images, self.crop_padding, self.crop_padding_mode)
+        if self.flip == "alternate":
+            if self.trainer is not None and self.trainer.current_epoch % 2 == 1:
+                images = images.flip(3)
+        elif self.flip:
             images = aug.random_flip(images)
         return aug.cutout(images, self.cutout)
 
