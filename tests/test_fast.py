@@ -1,4 +1,4 @@
-"""The fast recipe's parts: fast_net's whitening, the system's hooks, lookahead, no validation split."""
+"""The fast recipe's parts: fast_net's whitening, the system's hooks, lookahead, freezing, no validation split."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.test_cli import scalars
 from torch import nn
 
 import cnnpl
-from cnnpl.callbacks import Lookahead
+from cnnpl.callbacks import FreezeAfter, Lookahead
 from cnnpl.data.shapes import ShapesDataModule
 from cnnpl.errors import CnnplError
 from cnnpl.factory import factory
@@ -200,6 +200,37 @@ def test_lookahead_state_survives_a_checkpoint() -> None:
     assert restored._last_step == 1 and torch.equal(restored.slow["weight"], callback.slow["weight"])
     with pytest.raises(CnnplError, match="lookahead"):
         Lookahead(decay=1.5)
+
+
+class _EpochEnds(L.Callback):
+    """The whitening bias at each training epoch's end."""
+
+    def __init__(self) -> None:
+        self.biases: list[torch.Tensor] = []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
+        self.biases.append(pl_module.net.whiten.bias.detach().clone())
+
+
+def test_freeze_after_trains_the_parameters_then_leaves_them_alone() -> None:
+    datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
+    sgd = partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=1e-2)
+    system = ImageClassifier(FastNet(**SMALL), 10, sgd)
+    start = system.net.whiten.bias.detach().clone()
+    ends = _EpochEnds()
+    _fit(system, datamodule, FreezeAfter(["net.whiten.bias"], epochs=2), ends, max_epochs=4)
+    assert not torch.equal(ends.biases[0], start) and not torch.equal(ends.biases[1], ends.biases[0])
+    assert torch.equal(ends.biases[3], ends.biases[1]) and torch.equal(ends.biases[2], ends.biases[1])
+    assert system.net.classifier.weight.requires_grad  # only the named parameters freeze
+
+
+def test_freeze_after_names_a_missing_parameter() -> None:
+    datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
+    system = ImageClassifier(FastNet(**SMALL), 10)
+    with pytest.raises(CnnplError, match=r"net\.whiten\.bais not in the model.*net\.whiten\.bias"):
+        _fit(system, datamodule, FreezeAfter(["net.whiten.bais"], epochs=1))
+    with pytest.raises(CnnplError, match="epochs must be >= 0"):
+        FreezeAfter(["net.whiten.bias"], epochs=-1)
 
 
 def test_no_validation_split_never_validates_on_the_test_set() -> None:

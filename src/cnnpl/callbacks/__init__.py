@@ -2,8 +2,9 @@
 
 Registry names: ``filters``, ``feature_maps``, ``kernels_demo``, ``confusion_matrix``,
 ``per_class_accuracy``, ``misclassified``, ``pr_curves``, ``gradcam``, ``histograms``, ``embedding``,
-``hparams``, and ``lookahead`` (weight averaging, for the fast recipe). The pictures come from
-:mod:`cnnpl.viz`; the callbacks schedule them (every N epochs) and log them from global rank zero.
+``hparams``; and for the fast recipe ``lookahead`` (weight averaging) and ``freeze`` (freeze parameters
+after N epochs). The pictures come from :mod:`cnnpl.viz`; the callbacks schedule them (every N epochs)
+and log them from global rank zero.
 ``conf/callbacks/{default,minimal,full,none}.yaml`` select sets.
 """
 
@@ -19,6 +20,7 @@ from cnnpl.callbacks.diagnostics import (
 from cnnpl.callbacks.embedding import EmbeddingCallback
 from cnnpl.callbacks.feature_maps import FeatureMapsCallback
 from cnnpl.callbacks.filters import FiltersCallback
+from cnnpl.callbacks.freeze import FreezeAfter
 from cnnpl.callbacks.gradcam import GradCAMCallback
 from cnnpl.callbacks.histograms import HistogramsCallback
 from cnnpl.callbacks.hparams import HParamsCallback
@@ -29,6 +31,7 @@ __all__ = [
     "EmbeddingCallback",
     "FeatureMapsCallback",
     "FiltersCallback",
+    "FreezeAfter",
     "GradCAMCallback",
     "HParamsCallback",
     "HistogramsCallback",
