@@ -8,7 +8,8 @@ Part 2 (``--compare-epochs``, optional): the framework's overhead. Training thro
 network (``--model simple_cnn`` or ``vgg16``, CIFAR layout) on the same data, augmentation,
 optimizer and loss (``COMPARE`` and ``LEARNING_RATES`` below), by three contenders:
 
-* ``plain``: a hand-written PyTorch loop over the data module's in-memory tensors;
+* ``plain``: a hand-written PyTorch loop over the data module's in-memory tensors, in the same
+  memory format (``system.memory_format``, channels_last by default);
 * ``cnnpl defaults``: ``cnnpl.train`` itself, i.e. what ``python -m cnnpl`` sets up (TensorBoard
   logger, the default callbacks with their pictures, ModelCheckpoint, the progress bar, the
   guards), with validation and the test run switched off so only training is compared;
@@ -47,7 +48,7 @@ from omegaconf import DictConfig
 
 import cnnpl
 from cnnpl.data.base import InMemoryImageDataModule
-from cnnpl.system import ImageClassifier
+from cnnpl.system import MEMORY_FORMATS, ImageClassifier, to_memory_format
 from cnnpl.train import _instantiate, build_model
 
 RECIPE = [
@@ -155,6 +156,8 @@ def compare_config(root: str, model: str, epochs: int, limit_batches: int | None
 def plain_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_batches: int | None) -> float:
     """Images/s of a hand-written loop over the same in-memory tensors, augmentation, optimizer and loss."""
     net = build_model(cfg, dm.num_classes, dm.in_channels, dm.input_size).train()
+    layout = MEMORY_FORMATS[cfg.system.memory_format]  # cnnpl's default layout, channels_last
+    to_memory_format(net, layout)
     opt = _instantiate(cfg.optimizer)(net.parameters())
     smoothing = cfg.system.label_smoothing
     images, labels = dm.split("train").images, dm.split("train").labels
@@ -162,7 +165,7 @@ def plain_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_b
     start = time.perf_counter()
     for _ in range(epochs):
         for idx in torch.randperm(len(labels)).split(cfg.data.batch_size)[:limit_batches]:
-            x = dm.normalize(dm.augment(images[idx]))
+            x = dm.normalize(dm.augment(images[idx])).contiguous(memory_format=layout)
             loss = F.cross_entropy(net(x), labels[idx], label_smoothing=smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -30,7 +30,7 @@ ADAM = partial(Adam, lr=1e-3)  # the notes' optimizer with Keras' default learni
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
-def _to_memory_format(net: nn.Module, memory_format: torch.memory_format) -> None:
+def to_memory_format(net: nn.Module, memory_format: torch.memory_format) -> None:
     """Lay out the 4-D weights in ``memory_format`` (a Conv3d's 5-D weights stay as they are)."""
     for tensor in (*net.parameters(), *net.buffers()):
         if tensor.dim() == 4:
@@ -101,7 +101,7 @@ class ImageClassifier(L.LightningModule):
         self.init_samples = init_samples
         self.memory_format = MEMORY_FORMATS[memory_format]
         if memory_format != "contiguous":
-            _to_memory_format(self.net, self.memory_format)
+            to_memory_format(self.net, self.memory_format)
         if compile:
             self.net.compile()
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
