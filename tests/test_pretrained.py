@@ -141,7 +141,8 @@ def test_finetune_vgg16_experiment_trains_only_a_new_head(tmp_path: Path, tiny_o
     torch.save(base, tmp_path / "vgg16.pth")
     cfg = cnnpl.compose(
         ["experiment=finetune_vgg16", f"model.pretrained={tmp_path / 'vgg16.pth'}", *tiny_overrides,
-         "data.num_train=64", "data.num_test=32", "logger=csv", "callbacks=minimal", "trainer.max_epochs=1", "scheduler=none"],
+         "data.num_train=64", "data.num_test=32", "logger=csv", "callbacks=minimal", "trainer.max_epochs=1",
+         "scheduler=none"],
         output_dir=str(tmp_path / "run"),
     )  # fmt: skip
     from cnnpl.train import build_model
