@@ -146,13 +146,18 @@ class Conv2d(_Geometry, nn.Conv2d):
     def _same_pad(self, h: int, w: int) -> tuple[int, int, int, int]:
         return self._pads(h, w)
 
-    def _input(self, x: torch.Tensor) -> torch.Tensor:
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        padding = self.padding
         if self.padding_rule == "same":
-            x = F.pad(x, self._same_pad(x.shape[-2], x.shape[-1]))
-        return x
+            left, right, top, bottom = self._same_pad(x.shape[-2], x.shape[-1])
+            if (left, top) == (right, bottom):
+                padding = (top, left)  # even: the convolution pads itself, without a padded copy of x
+            else:
+                x = F.pad(x, (left, right, top, bottom))
+        return F.conv2d(x, weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(self._input(x))
+        return self._conv(x, self.weight)
 
     def output_shape(self, input_shape: Sequence[int]) -> tuple[int, int, int]:
         """``(C_in, H, W) -> (C_out, H', W')``; raises :class:`GeometryError` if the kernel cannot fit."""
@@ -173,7 +178,7 @@ class TrueConv2d(Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # the flip is what makes this convolution rather than cross-correlation
-        return self._conv_forward(self._input(x), self.weight.flip(-2, -1), self.bias)
+        return self._conv(x, self.weight.flip(-2, -1))
 
 
 @register("conv", "pointwise")

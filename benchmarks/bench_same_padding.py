@@ -1,0 +1,92 @@
+"""``padding="same"``: the convolution padding itself against a zero-padded copy of its input.
+
+    python benchmarks/bench_same_padding.py
+    python benchmarks/bench_same_padding.py --models fast_net --batch 256 --rounds 7
+
+``conv2d``'s ``padding="same"`` used to zero-pad its input with ``F.pad`` and convolve without
+padding; it now passes an even padding to the convolution itself (oneDNN pads on the fly, with no
+padded copy of the input and no backward through the copy) and keeps ``F.pad`` only for the uneven
+"same" of an even kernel or a stride. This script times one training step (forward, cross-entropy,
+backward, SGD step) of each model both ways, in channels_last, interleaved over ``--rounds`` rounds
+(the order alternating), and prints the median step time, the ratio new / old, and the largest
+difference between the two ways' logits (zero: both pad with zeros).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+import cnnpl
+from cnnpl.layers.conv import Conv2d
+
+
+def padded_copy(self: Conv2d, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """The old way: a zero-padded copy of ``x``, then a convolution without padding."""
+    if self.padding_rule == "same":
+        x = F.pad(x, self._same_pad(x.shape[-2], x.shape[-1]))
+    return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+WAYS: dict[str, Callable[..., torch.Tensor]] = {"padded copy (old)": padded_copy, "conv pads (new)": Conv2d._conv}
+
+
+def compare(model: str, widths: list[int], batch: int, rounds: int) -> str:
+    """One Markdown row: both ways' median step time for ``model``, their ratio and logit difference."""
+    kwargs = {"widths": widths} if model == "fast_net" else {}
+    torch.manual_seed(0)
+    net = cnnpl.build("model", model, num_classes=10, in_channels=3, input_size=(32, 32), **kwargs)
+    net = net.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
+    x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,))
+
+    def step() -> float:
+        start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+        return time.perf_counter() - start
+
+    logits = {}
+    for name, way in WAYS.items():  # the same weights both ways
+        Conv2d._conv = way  # type: ignore[method-assign]
+        with torch.no_grad():
+            logits[name] = net.eval()(x[:256])
+    net.train()
+    for way in WAYS.values():
+        Conv2d._conv = way  # type: ignore[method-assign]
+        step()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in WAYS}
+    for r in range(rounds):
+        for name in list(WAYS)[:: 1 if r % 2 else -1]:
+            Conv2d._conv = WAYS[name]  # type: ignore[method-assign]
+            times[name].append(step())
+    Conv2d._conv = WAYS["conv pads (new)"]  # type: ignore[method-assign]
+    old, new = (statistics.median(times[name]) for name in WAYS)
+    diff = (logits["padded copy (old)"] - logits["conv pads (new)"]).abs().max().item()
+    label = f"fast_net {'/'.join(map(str, widths))}" if model == "fast_net" else model
+    return f"| {label} | {old:.3f} | {new:.3f} | {new / old:.2f} | {diff:.1e} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["fast_net", "vgg16", "xception"])
+    parser.add_argument("--widths", type=int, nargs="+", default=[32, 128, 128], help="fast_net's widths")
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, channels_last\n")
+    print("| model | old: padded copy, s / step | new: conv pads, s / step | new / old | max abs logit difference |")
+    print("|---|---:|---:|---:|---:|")
+    for model in args.models:
+        print(compare(model, args.widths, args.batch, args.rounds), flush=True)
+
+
+if __name__ == "__main__":
+    main()
