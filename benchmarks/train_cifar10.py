@@ -6,13 +6,15 @@ Part 1 (``--epochs``): one full run of what ``python -m cnnpl`` runs, with the r
 
 Part 2 (``--compare-epochs``, optional): the framework's overhead. Training throughput of one
 network (``--model simple_cnn`` or ``vgg16``, CIFAR layout) on the same data, augmentation,
-optimizer and loss (``COMPARE`` and ``LEARNING_RATES`` below), by three contenders:
+optimizer and loss (``COMPARE`` and ``LEARNING_RATES`` below), by four contenders:
 
 * ``plain``: a hand-written PyTorch loop over the data module's in-memory tensors, in the same
   memory format (``system.memory_format``, channels_last by default);
 * ``cnnpl defaults``: ``cnnpl.train`` itself, i.e. what ``python -m cnnpl`` sets up (TensorBoard
   logger, the default callbacks with their pictures, ModelCheckpoint, the progress bar, the
   guards), with validation and the test run switched off so only training is compared;
+* ``cnnpl, no pictures``: the same with ``callbacks=minimal`` (logging, checkpointing and the
+  progress bar at their defaults, no picture callbacks);
 * ``Lightning barebones``: ``lightning.Trainer(barebones=True)`` on the same ImageClassifier, its
   ``training_step`` minus ``self.log`` (which barebones forbids) and the accuracy update.
 
@@ -76,7 +78,7 @@ COMPARE = [
 # VGG has no BatchNorm: at 3e-3 its loss reached 50 within two steps, and a NaN would stop the cnnpl
 # run early (FiniteLossGuard) while the plain loop went on.
 LEARNING_RATES = {"simple_cnn": 3e-3, "vgg16": 1e-4}
-GOALS = {"cnnpl defaults": 0.97, "Lightning barebones": 0.99}  # images/s ratio to plain, at least
+GOALS = {"cnnpl defaults": 0.97, "cnnpl, no pictures": 0.97, "Lightning barebones": 0.99}  # ratio to plain
 
 
 class TrainTimer(L.Callback):
@@ -136,9 +138,12 @@ def full_run(root: str, epochs: int, recipe: list[str]) -> None:
     )
 
 
-def compare_config(root: str, model: str, epochs: int, limit_batches: int | None, output_dir: str) -> DictConfig:
+def compare_config(
+    root: str, model: str, epochs: int, limit_batches: int | None, output_dir: str, *extra: str
+) -> DictConfig:
     """The composed config of part 2: training only, ``epochs`` epochs (of ``limit_batches`` batches)."""
     overrides = [
+        *extra,
         f"data.root={root}",
         f"model={model}",
         *COMPARE,
@@ -174,10 +179,10 @@ def plain_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_b
     return seen / (time.perf_counter() - start)
 
 
-def cnnpl_run(root: str, model: str, epochs: int, limit_batches: int | None) -> float:
+def cnnpl_run(root: str, model: str, epochs: int, limit_batches: int | None, *extra: str) -> float:
     """Images/s of ``cnnpl.train`` (it loads the data again, untimed), writing into a fresh folder."""
     with tempfile.TemporaryDirectory() as out:
-        cnnpl.train(compare_config(root, model, epochs, limit_batches, output_dir=out))
+        cnnpl.train(compare_config(root, model, epochs, limit_batches, out, *extra))
     assert TrainTimer.last is not None  # built by cnnpl.train from the config
     return TrainTimer.last.images_per_second
 
@@ -207,6 +212,7 @@ def compare(root: str, model: str, epochs: int, repeats: int, limit_batches: int
     contenders: dict[str, Callable[[], float]] = {
         "plain": lambda: plain_run(cfg, dm, epochs, limit_batches),
         "cnnpl defaults": lambda: cnnpl_run(root, model, epochs, limit_batches),
+        "cnnpl, no pictures": lambda: cnnpl_run(root, model, epochs, limit_batches, "callbacks=minimal"),
         "Lightning barebones": lambda: barebones_run(cfg, dm, epochs, limit_batches),
     }
     rates: dict[str, list[float]] = {name: [] for name in contenders}
