@@ -144,15 +144,18 @@ def train(cfg: DictConfig) -> dict[str, float]:
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
 
     callbacks = [_instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
-    if not getattr(datamodule, "has_validation", True):
+    validates = getattr(datamodule, "has_validation", True)
+    if not validates:
         _checkpoint_latest(callbacks)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), _checkpoint_dir(callbacks, output_dir))
     if ckpt_path is not None:
         check_checkpoint_fits(ckpt_path, system)
     callbacks += [RandomStateCheckpoint(), SigtermCheckpoint(), FiniteLossGuard()]
     logger = _instantiate(cfg.logger) if cfg.get("logger") else False
-    io = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
-    trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **io)
+    extra: dict[str, Any] = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    if not validates:
+        extra["limit_val_batches"] = 0  # no validation loop at all (Lightning would warn of an empty one)
+    trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **extra)
 
     if trainer.is_global_zero:
         output_dir.mkdir(parents=True, exist_ok=True)
