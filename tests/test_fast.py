@@ -221,7 +221,8 @@ def test_freeze_after_trains_the_parameters_then_leaves_them_alone() -> None:
     _fit(system, datamodule, FreezeAfter(["net.whiten.bias"], epochs=2), ends, max_epochs=4)
     assert not torch.equal(ends.biases[0], start) and not torch.equal(ends.biases[1], ends.biases[0])
     assert torch.equal(ends.biases[3], ends.biases[1]) and torch.equal(ends.biases[2], ends.biases[1])
-    assert system.net.classifier.weight.requires_grad  # only the named parameters freeze
+    assert system.net.classifier.weight.requires_grad and system.net.whiten.bias.requires_grad
+    assert not system.net.whiten.weight.requires_grad  # a parameter frozen on purpose stays frozen
 
 
 def test_freeze_after_names_a_missing_parameter() -> None:
@@ -249,6 +250,7 @@ def test_fast_recipe_runs_end_to_end_without_validation(cli, tmp_path: Path) -> 
         "data.batch_size=64",
         "trainer.max_epochs=2",
         "model.widths=[16,32,32]",
+        env={"PYTHONWARNINGS": "default"},  # warnings shown, as a user sees them
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "across ranks is zero" not in result.stderr  # no empty validation loop

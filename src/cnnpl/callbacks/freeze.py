@@ -6,8 +6,10 @@ Registry names: ``freeze``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import lightning as L
+import torch
 
 from cnnpl.errors import CnnplError
 from cnnpl.registry import register
@@ -17,9 +19,13 @@ class FreezeAfter(L.Callback):
     """Train the named parameters for the first ``epochs`` epochs, then freeze them.
 
     ``parameters`` are names as ``LightningModule.named_parameters()`` gives them (for
-    ``model=fast_net``'s whitening bias: ``net.whiten.bias``). A frozen parameter gets no gradient,
-    so the optimizer leaves it alone: no step, no momentum, no weight decay. airbench trains its
-    whitening layer's bias for 3 epochs this way. Resuming past ``epochs`` freezes them again.
+    ``model=fast_net``'s whitening bias: ``net.whiten.bias``). From epoch ``epochs`` on, their
+    gradients are dropped just before each optimizer step, so the optimizer leaves them alone: no
+    step, no momentum, no weight decay. (``requires_grad`` is left as it is: switching it off would
+    break DDP's gradient reduction, and switching it on could train a layer frozen on purpose.)
+    airbench trains its whitening layer's bias for 3 epochs this way. Weight averaging
+    (``callbacks.lookahead``) still blends them with their averaged copies. Resuming past ``epochs``
+    keeps them frozen.
     """
 
     def __init__(self, parameters: Sequence[str], epochs: int) -> None:
@@ -29,6 +35,7 @@ class FreezeAfter(L.Callback):
             raise CnnplError(f"callbacks.freeze.epochs must be >= 0, got {epochs}")
         self.parameters = list(parameters)
         self.epochs = epochs
+        self._frozen: list[torch.nn.Parameter] = []
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         names = dict(pl_module.named_parameters())
@@ -39,12 +46,12 @@ class FreezeAfter(L.Callback):
                 f"callbacks.freeze.parameters: {', '.join(missing)} not in the model; its parameters "
                 f"are named like {known}, ..."
             )
+        self._frozen = [names[name] for name in self.parameters]
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        train = trainer.current_epoch < self.epochs
-        names = dict(pl_module.named_parameters())
-        for name in self.parameters:
-            names[name].requires_grad_(train)
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
+        if trainer.current_epoch >= self.epochs:
+            for parameter in self._frozen:
+                parameter.grad = None
 
 
 register("callback", "freeze", FreezeAfter)
