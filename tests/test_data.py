@@ -253,3 +253,9 @@ def test_alternating_flip_shows_every_image_both_ways_every_two_epochs() -> None
 def test_bad_augmentation_settings_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(CnnplError, match=message):
         ShapesDataModule(**kwargs)
+
+
+def test_reflect_padding_must_fit_inside_the_image() -> None:
+    dm = ShapesDataModule(num_train=20, num_test=10, image_size=8, crop_padding=8, crop_padding_mode="reflect")
+    with pytest.raises(CnnplError, match=r"data\.crop_padding=8 cannot be reflected on \(8, 8\) images"):
+        dm.setup()

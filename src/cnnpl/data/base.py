@@ -152,6 +152,11 @@ class InMemoryImageDataModule(L.LightningDataModule):
             "val": Split(train.images[val_idx], train.labels[val_idx]),  # empty when val_split=0
             "test": test,
         }
+        if self.crop_padding_mode == "reflect" and self.crop_padding >= min(self.input_size):
+            raise CnnplError(
+                f"data.crop_padding={self.crop_padding} cannot be reflected on {self.input_size} images: "
+                f"use a padding below {min(self.input_size)} or data.crop_padding_mode=zeros"
+            )
         pixels = self._splits["train"].images.transpose(0, 1).reshape(self.in_channels, -1)
         self.mean = (pixels.double().mean(1) / 255).float()  # in [0, 1] units
         self.std = (pixels.double().std(1) / 255).float().clamp_min(1e-3)
