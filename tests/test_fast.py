@@ -203,13 +203,15 @@ def test_lookahead_state_survives_a_checkpoint() -> None:
 
 
 class _EpochEnds(L.Callback):
-    """The whitening bias at each training epoch's end."""
+    """The whitening bias and filters at each training epoch's end."""
 
     def __init__(self) -> None:
         self.biases: list[torch.Tensor] = []
+        self.filters: list[torch.Tensor] = []
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
         self.biases.append(pl_module.net.whiten.bias.detach().clone())
+        self.filters.append(pl_module.net.whiten.weight.detach().clone())
 
 
 def test_freeze_after_trains_the_parameters_then_leaves_them_alone() -> None:
@@ -218,11 +220,13 @@ def test_freeze_after_trains_the_parameters_then_leaves_them_alone() -> None:
     system = ImageClassifier(FastNet(**SMALL), 10, sgd)
     start = system.net.whiten.bias.detach().clone()
     ends = _EpochEnds()
-    _fit(system, datamodule, FreezeAfter(["net.whiten.bias"], epochs=2), ends, max_epochs=4)
+    # net.whiten.weight is frozen for good (requires_grad=False): naming it must not train it
+    _fit(system, datamodule, FreezeAfter(["net.whiten.bias", "net.whiten.weight"], epochs=2), ends, max_epochs=4)
     assert not torch.equal(ends.biases[0], start) and not torch.equal(ends.biases[1], ends.biases[0])
     assert torch.equal(ends.biases[3], ends.biases[1]) and torch.equal(ends.biases[2], ends.biases[1])
     assert system.net.classifier.weight.requires_grad and system.net.whiten.bias.requires_grad
-    assert not system.net.whiten.weight.requires_grad  # a parameter frozen on purpose stays frozen
+    assert not system.net.whiten.weight.requires_grad  # set from data once, then never trained
+    assert all(torch.equal(f, ends.filters[0]) for f in ends.filters)
 
 
 def test_freeze_after_names_a_missing_parameter() -> None:

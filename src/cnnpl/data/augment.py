@@ -26,14 +26,14 @@ def random_crop(x: torch.Tensor, padding: int, mode: str = "zeros") -> torch.Ten
     n, c, h, w = x.shape
     dy = torch.randint(0, 2 * padding + 1, (n, 1), device=x.device)
     dx = torch.randint(0, 2 * padding + 1, (n, 1), device=x.device)
-    rows = (dy - padding + torch.arange(h, device=x.device)).view(n, 1, h, 1)
-    cols = (dx - padding + torch.arange(w, device=x.device)).view(n, 1, 1, w)
+    rows = (dy + torch.arange(h, device=x.device)).view(n, 1, h, 1)  # indices into the padded image
+    cols = (dx + torch.arange(w, device=x.device)).view(n, 1, 1, w)
     batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
     chans = torch.arange(c, device=x.device).view(1, c, 1, 1)
-    if mode == "reflect":  # -1 -> 1, h -> h - 2: the index arithmetic of F.pad(..., "reflect")
-        return x[batch, chans, _reflect(rows, h), _reflect(cols, w)]
+    if mode == "reflect":  # no padded copy: -1 -> 1, h -> h - 2, as F.pad(..., "reflect") would place them
+        return x[batch, chans, _reflect(rows - padding, h), _reflect(cols - padding, w)]
     padded = F.pad(x, (padding, padding, padding, padding))
-    return padded[batch, chans, rows + padding, cols + padding]
+    return padded[batch, chans, rows, cols]
 
 
 def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
