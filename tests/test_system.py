@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
+import platform
+import sys
+from functools import partial
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from lightning.pytorch.loggers import Logger
 from tests.conftest import TINY
 
 import cnnpl
 from cnnpl import optim
 from cnnpl.errors import CnnplError
 from cnnpl.system import ImageClassifier
+from cnnpl.train import keep_freed_memory
 
 
 def lrs(schedule, steps: int = 100, **kwargs) -> list[float]:
@@ -56,3 +63,70 @@ def test_python_api_composes_and_trains_with_a_schedule(tmp_path: Path) -> None:
     metrics = cnnpl.train(cfg)
     assert {"train/loss_epoch", "val/acc", "test/acc", "test/loss"} <= set(metrics)
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+class _RecordingLogger(Logger):
+    """Keeps what Lightning writes: ``[(step, {name: value})]``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[tuple[int, dict[str, float]]] = []
+
+    name = "recording"
+    version = 0
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    def log_metrics(self, metrics, step=None) -> None:
+        self.records.append((step, dict(metrics)))
+
+
+class _BatchLosses(L.Callback):
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses.append(float(outputs["loss"]))
+
+
+def test_training_metrics_are_exact_epoch_means_and_the_step_loss_follows_log_every_n_steps() -> None:
+    # a linear net that never changes (lr 0): the epoch's means are the net's loss and accuracy over
+    # all 100 training images, whatever the batches (32, 32, 32 and a last one of 4)
+    images, labels = torch.randn(100, 3, 4, 4), torch.randint(0, 10, (100,))
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 10))
+    system = ImageClassifier(net, 10, optimizer=partial(torch.optim.SGD, lr=0.0), label_smoothing=0.1)
+    logger, losses = _RecordingLogger(), _BatchLosses()
+    trainer = L.Trainer(
+        max_epochs=2, logger=logger, callbacks=[losses], log_every_n_steps=3, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+    )  # fmt: skip
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=32)
+    trainer.fit(system, loader)
+
+    with torch.no_grad():
+        logits = net(images)
+    loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1)
+    accuracy = (logits.argmax(1) == labels).float().mean()
+    epochs = [m for _, m in logger.records if "train/acc" in m]
+    assert len(epochs) == 2
+    for metrics in epochs:
+        assert metrics["train/loss_epoch"] == pytest.approx(float(loss), rel=1e-5)
+        assert metrics["train/acc"] == pytest.approx(float(accuracy))
+    steps = [m["train/loss_step"] for _, m in logger.records if "train/loss_step" in m]
+    assert steps == pytest.approx([losses.losses[i] for i in (2, 5)])  # global steps 3 and 6 of 8
+
+
+def test_keep_freed_memory_takes_on_glibc() -> None:
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert keep_freed_memory() is glibc
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_train_keeps_freed_memory_as_configured(tmp_path: Path, monkeypatch, keep: bool) -> None:
+    calls: list[bool] = []
+    train_module = importlib.import_module("cnnpl.train")  # (cnnpl.train is the function)
+    monkeypatch.setattr(train_module, "keep_freed_memory", lambda: calls.append(True) or True)
+    cfg = cnnpl.compose([*TINY, f"keep_freed_memory={keep}", "fit=false", "test=false"], output_dir=str(tmp_path))
+    train_module.train(cfg)
+    assert calls == ([True] if keep else [])
