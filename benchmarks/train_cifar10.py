@@ -9,7 +9,8 @@ network (``--model simple_cnn`` or ``vgg16``, CIFAR layout) on the same data, au
 optimizer and loss (``COMPARE`` and ``LEARNING_RATES`` below), by four contenders:
 
 * ``plain``: a hand-written PyTorch loop over the data module's in-memory tensors, in the same
-  memory format (``system.memory_format``, channels_last by default);
+  memory format (``system.memory_format``, channels_last by default) and with the same allocator
+  settings (:func:`cnnpl.train.keep_freed_memory`, switched on for the whole process);
 * ``cnnpl defaults``: ``cnnpl.train`` itself, i.e. what ``python -m cnnpl`` sets up (TensorBoard
   logger, the default callbacks with their pictures, ModelCheckpoint, the progress bar, the
   guards), with validation and the test run switched off so only training is compared;
@@ -51,7 +52,7 @@ from omegaconf import DictConfig
 import cnnpl
 from cnnpl.data.base import InMemoryImageDataModule
 from cnnpl.system import MEMORY_FORMATS, ImageClassifier, to_memory_format
-from cnnpl.train import _instantiate, build_model
+from cnnpl.train import _instantiate, build_model, keep_freed_memory
 
 RECIPE = [
     "model=simple_cnn",
@@ -248,8 +249,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the contenders' order")
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no banners between the repeats
+    # cnnpl.train switches this on for the whole process (keep_freed_memory: true); every contender
+    # shares the process, so switch it on before the first one runs
+    kept = keep_freed_memory()
     print(f"torch {torch.__version__}, lightning {L.__version__}, {torch.get_num_threads()} threads, "
-          f"root={Path(args.root).resolve()}")  # fmt: skip
+          f"keep_freed_memory {kept}, root={Path(args.root).resolve()}")  # fmt: skip
     if args.epochs:
         full_run(args.root, args.epochs, args.recipe)
     if args.compare_epochs:
