@@ -448,6 +448,7 @@ def test_an_output_directory_that_cannot_be_written_is_refused(tmp_path: Path) -
             "`Trainer(devices=0)` value is not a valid input using cpu accelerator.",
         ),
         ("seed=-5", "seed must be an integer in [0, 4294967295] (NumPy's range), got -5"),
+        ("keep_freed_memory=sometimes", "keep_freed_memory must be true or false, got 'sometimes'"),
     ],
 )
 def test_out_of_range_settings_fail_before_training(tmp_path: Path, override: str, message: str) -> None:
@@ -471,3 +472,16 @@ def test_same_seed_same_settings_give_identical_metrics_on_cpu(tmp_path: Path) -
     )
     other_seed = train(cnnpl.compose([*overrides, "seed=7"], output_dir=str(tmp_path / "other")))
     assert other_seed != first
+
+
+@pytest.mark.slow
+def test_keep_freed_memory_changes_speed_not_results(tmp_path: Path) -> None:
+    # the allocator setting lasts for the whole process, so each run is its own command line
+    runs = {}
+    for keep in ("true", "false"):
+        run_dir = tmp_path / keep
+        result = run_cli(*FAST, "model=fast_net", "model.widths=[8,16,16]", f"keep_freed_memory={keep}",
+                         f"hydra.run.dir={run_dir}", cwd=tmp_path)  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        runs[keep] = state_dict(run_dir / "checkpoints" / "last.ckpt")
+    assert_same_tensors(runs["true"], runs["false"])

@@ -44,8 +44,8 @@ class ImageClassifier(L.LightningModule):
     ``trainer.log_every_n_steps``), ``train/loss_epoch`` and ``train/acc`` (means over the epoch's
     training batches), ``{val,test}/loss`` and ``{val,test}/acc`` (top-1), plus ``val/acc_top5`` and
     ``test/acc_top5`` when there are more than 5 classes. The training sums are plain tensors added
-    up each step and logged once per epoch: a per-step ``self.log`` and metric update cost about
-    4 ms a step, a tenth of a small network's step on the CPU (docs/speed.md). ``schedule`` is stepped every optimizer
+    up each step and logged once per epoch: a ``self.log`` and a metric update every step cost a small
+    network several percent of its CPU step (docs/speed.md). ``schedule`` is stepped every optimizer
     step and called as ``schedule(optimizer, total_steps=...)``. ``tta_flip`` evaluates each image
     and its mirror image and averages the logits (validation and test); ``tta_translate`` > 0 also
     evaluates the images shifted by that many pixels up-left and down-right (reflect padding), weighted
