@@ -475,7 +475,7 @@ def test_same_seed_same_settings_give_identical_metrics_on_cpu(tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_keep_freed_memory_changes_speed_not_results(tmp_path: Path) -> None:
+def test_keep_freed_memory_does_not_change_results(tmp_path: Path) -> None:
     # the allocator setting lasts for the whole process, so each run is its own command line
     runs = {}
     for keep in ("true", "false"):

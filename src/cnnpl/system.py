@@ -147,13 +147,17 @@ class ImageClassifier(L.LightningModule):
         logits = self(images)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
         with torch.no_grad():
-            sums = torch.stack((loss * len(labels), (logits.argmax(1) == labels).sum().to(loss.dtype))).double()
+            # float32, not float64 (MPS has none): exact counts up to 2**24 images per epoch
+            sums = torch.stack((loss.float() * len(labels), (logits.argmax(1) == labels).sum().float()))
             self._train_sums = sums if self._train_sums is None else self._train_sums + sums
         self._train_count += len(labels)
         n = self.trainer.log_every_n_steps
         if n > 0 and (self.trainer.global_step + 1) % n == 0:  # the steps Lightning writes to the logger
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._train_sums, self._train_count = None, 0  # nothing left over from an interrupted fit
 
     def on_train_epoch_end(self) -> None:
         if self._train_sums is None:  # no training batch this epoch

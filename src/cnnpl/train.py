@@ -155,7 +155,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
         raise CnnplError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's range), got {cfg.seed!r}")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    keep = cfg.get("keep_freed_memory", False)
+    keep = cfg.get("keep_freed_memory", True)
     if not isinstance(keep, bool):
         raise CnnplError(f"keep_freed_memory must be true or false, got {keep!r}")
     if keep:
