@@ -165,7 +165,6 @@ class ImageClassifier(L.LightningModule):
         loss_sum, correct = self._train_sums
         self.train_loss.update(loss_sum / self._train_count, weight=self._train_count)
         self.train_acc.update(correct / self._train_count, weight=self._train_count)
-        self._train_sums, self._train_count = None, 0
         self.log("train/loss_epoch", self.train_loss, on_epoch=True, prog_bar=True)
         self.log("train/acc", self.train_acc, on_epoch=True, prog_bar=True)
 
