@@ -90,29 +90,44 @@ class _BatchLosses(L.Callback):
         self.losses.append(float(outputs["loss"]))
 
 
+class _BatchRecords(L.Callback):
+    """Each training batch's size, summed loss and correct count, on the weights that train on it."""
+
+    def __init__(self) -> None:
+        self.epochs: list[list[tuple[int, float, int]]] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self.epochs.append([])
+
+    @torch.no_grad()
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        images, labels = batch
+        logits = pl_module.net(images)
+        loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1, reduction="sum")
+        self.epochs[-1].append((len(labels), float(loss), int((logits.argmax(1) == labels).sum())))
+
+
 def test_training_metrics_are_exact_epoch_means_and_the_step_loss_follows_log_every_n_steps() -> None:
-    # a linear net that never changes (lr 0): the epoch's means are the net's loss and accuracy over
-    # all 100 training images, whatever the batches (32, 32, 32 and a last one of 4)
+    # the weights change every step (lr 0.5); each epoch's means weight its batches (32, 32, 32 and a
+    # last one of 4) by their sizes, on the weights each batch trained with
+    torch.manual_seed(0)
     images, labels = torch.randn(100, 3, 4, 4), torch.randint(0, 10, (100,))
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 10))
-    system = ImageClassifier(net, 10, optimizer=partial(torch.optim.SGD, lr=0.0), label_smoothing=0.1)
-    logger, losses = _RecordingLogger(), _BatchLosses()
+    system = ImageClassifier(net, 10, optimizer=partial(torch.optim.SGD, lr=0.5), label_smoothing=0.1)
+    logger, losses, records = _RecordingLogger(), _BatchLosses(), _BatchRecords()
     trainer = L.Trainer(
-        max_epochs=2, logger=logger, callbacks=[losses], log_every_n_steps=3, enable_checkpointing=False,
+        max_epochs=2, logger=logger, callbacks=[losses, records], log_every_n_steps=3, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
     )  # fmt: skip
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=32)
     trainer.fit(system, loader)
 
-    with torch.no_grad():
-        logits = net(images)
-    loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1)
-    accuracy = (logits.argmax(1) == labels).float().mean()
     epochs = [m for _, m in logger.records if "train/acc" in m]
-    assert len(epochs) == 2
-    for metrics in epochs:
-        assert metrics["train/loss_epoch"] == pytest.approx(float(loss), rel=1e-5)
-        assert metrics["train/acc"] == pytest.approx(float(accuracy))
+    assert len(epochs) == 2 and [len(batches) for batches in records.epochs] == [4, 4]
+    assert epochs[0]["train/loss_epoch"] != pytest.approx(epochs[1]["train/loss_epoch"])  # it did train
+    for metrics, batches in zip(epochs, records.epochs, strict=True):
+        assert metrics["train/loss_epoch"] == pytest.approx(sum(b[1] for b in batches) / 100, rel=1e-5)
+        assert metrics["train/acc"] == pytest.approx(sum(b[2] for b in batches) / 100)
     steps = [m["train/loss_step"] for _, m in logger.records if "train/loss_step" in m]
     assert steps == pytest.approx([losses.losses[i] for i in (2, 5)])  # global steps 3 and 6 of 8
 
