@@ -1,14 +1,17 @@
-"""Learning-rate schedules, stepped once per optimizer step.
+"""Learning-rate schedules, stepped once per optimizer step, and the Muon optimizer.
 
 A schedule is a callable ``schedule(optimizer, total_steps) -> LRScheduler``; the configs in
 ``conf/scheduler/`` make one with ``_partial_: true`` and the system fills in ``total_steps`` from
-the trainer (``estimated_stepping_batches``).
+the trainer (``estimated_stepping_batches``). :class:`Muon` is ``optimizer=muon``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import Any
 
+import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 
@@ -63,3 +66,122 @@ def triangle(
         return 1 + (end - 1) * min((step - peak) / max(total_steps - peak, 1), 1.0)
 
     return LambdaLR(optimizer, factor)
+
+
+# The quintic Newton-Schulz coefficients of Jordan's Muon (airbench94_muon, modded-nanogpt).
+NEWTON_SCHULZ = (3.4445, -4.7750, 2.0315)
+
+
+def orthogonalize(matrix: torch.Tensor, steps: int = 3, eps: float = 1e-7) -> torch.Tensor:
+    """Roughly the nearest semi-orthogonal matrix to ``matrix`` (its singular values pushed towards 1).
+
+    ``steps`` quintic Newton-Schulz iterations on ``matrix`` scaled to unit Frobenius norm: the
+    singular vectors stay, the singular values land in about [0.7, 1.2], which is all Muon needs.
+    """
+    a, b, c = NEWTON_SCHULZ
+    x = matrix / (matrix.norm() + eps)
+    tall = x.size(0) > x.size(1)
+    if tall:
+        x = x.T
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x.T if tall else x
+
+
+class Muon(Optimizer):
+    """Muon for convolution filters, Nesterov SGD for everything else (Jordan et al., 2024).
+
+    A parameter with three or more dimensions (a convolution's filters) steps along the
+    orthogonalized momentum of its gradient (the ``(out, in * k * k)`` matrix through
+    :func:`orthogonalize`, ``ns_steps`` iterations) with learning rate ``filter_lr`` and momentum
+    ``filter_momentum``; with ``normalize_filters`` its norm is reset to ``sqrt(out_channels)`` before
+    each step, which takes the place of weight decay, as in airbench94_muon. Every other parameter
+    (biases, norm parameters, linear layers) takes the plain SGD step of ``torch.optim.SGD`` with
+    ``lr``, ``momentum``, ``nesterov`` and ``weight_decay``.
+
+    Each given group is split in two, filters and the rest; a filter group's ``lr`` starts at
+    ``filter_lr`` (or the group's own ``filter_lr``), so a schedule scales both alike.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.05,
+        momentum: float = 0.9,
+        nesterov: bool = True,
+        weight_decay: float = 0.0,
+        filter_lr: float = 0.05,
+        filter_momentum: float = 0.95,
+        ns_steps: int = 3,
+        normalize_filters: bool = True,
+    ) -> None:
+        for name, value in (("lr", lr), ("filter_lr", filter_lr), ("weight_decay", weight_decay)):
+            if value < 0:
+                raise CnnplError(f"optimizer.{name} must be >= 0, got {value}")
+        for name, value in (("momentum", momentum), ("filter_momentum", filter_momentum)):
+            if not 0.0 <= value < 1.0:
+                raise CnnplError(f"optimizer.{name} must be in [0, 1), got {value}")
+        if ns_steps < 1:
+            raise CnnplError(f"optimizer.ns_steps must be >= 1, got {ns_steps}")
+        params = list(params)
+        groups = params if params and isinstance(params[0], dict) else [{"params": params}]
+        split = []
+        for group in groups:
+            group = dict(group)
+            tensors = list(group.pop("params"))
+            filters = [p for p in tensors if p.ndim >= 3]
+            rest = [p for p in tensors if p.ndim < 3]
+            if filters:
+                split.append(
+                    {
+                        **group,
+                        "params": filters,
+                        "lr": group.pop("filter_lr", filter_lr),
+                        "momentum": filter_momentum,
+                        "weight_decay": 0.0,
+                        "orthogonalize": True,
+                    }
+                )
+            if rest:
+                split.append({**group, "params": rest, "orthogonalize": False})
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "nesterov": nesterov,
+            "weight_decay": weight_decay,
+            "ns_steps": ns_steps,
+            "normalize_filters": normalize_filters,
+            "orthogonalize": False,
+        }
+        super().__init__(split, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            lr, momentum = group["lr"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad
+                if group["weight_decay"]:
+                    grad = grad.add(p, alpha=group["weight_decay"])
+                state = self.state[p]
+                buffer = state.get("momentum_buffer")
+                if buffer is None:
+                    buffer = state["momentum_buffer"] = grad.clone()
+                else:
+                    buffer.mul_(momentum).add_(grad)
+                direction = grad.add(buffer, alpha=momentum) if group["nesterov"] else buffer
+                if group["orthogonalize"]:
+                    if group["normalize_filters"]:
+                        p.mul_(math.sqrt(p.size(0)) / (p.norm() + 1e-12))
+                    update = orthogonalize(direction.reshape(p.size(0), -1), group["ns_steps"])
+                    p.add_(update.reshape(p.shape), alpha=-lr)
+                else:
+                    p.add_(direction, alpha=-lr)
+        return loss

@@ -220,7 +220,9 @@ class ImageClassifier(L.LightningModule):
             optimizer = self.optimizer_factory(
                 [{k: v for k, v in g.items() if not k.endswith("_scale")} for g in groups]
             )
-            for group, spec in zip(optimizer.param_groups, groups, strict=True):
+            spec_of = {id(p): spec for spec in groups for p in spec["params"]}
+            for group in optimizer.param_groups:  # an optimizer may split a group (optimizer=muon)
+                spec = spec_of[id(group["params"][0])]
                 group["lr"] *= spec.get("lr_scale", 1.0)
                 if "weight_decay" in group:
                     group["weight_decay"] *= spec.get("weight_decay_scale", 1.0)

@@ -1,0 +1,124 @@
+"""Muon (``optimizer=muon``): the orthogonalization, the two kinds of step, the groups, bad settings."""
+
+from __future__ import annotations
+
+import copy
+import math
+from functools import partial
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from tests.test_fast import SMALL, _fit, _Record
+from torch import nn
+
+from cnnpl.config import config_dir
+from cnnpl.data.shapes import ShapesDataModule
+from cnnpl.errors import CnnplError
+from cnnpl.models.fast_net import FastNet
+from cnnpl.optim import Muon, orthogonalize
+from cnnpl.system import ImageClassifier
+
+
+@pytest.mark.parametrize("shape", [(16, 72), (72, 16), (32, 32)])
+def test_orthogonalize_keeps_the_singular_vectors_and_flattens_the_singular_values(shape) -> None:
+    torch.manual_seed(0)
+    matrix = torch.randn(*shape) @ torch.diag(torch.logspace(0, 1, shape[1]))  # uneven singular values
+    u, _, vh = torch.linalg.svd(matrix, full_matrices=False)
+    result = orthogonalize(matrix, steps=5)
+    singular_values = torch.linalg.svdvals(result)
+    assert result.shape == matrix.shape
+    assert singular_values.min() > 0.5 and singular_values.max() < 1.3
+    # in the matrix's own singular basis the result is diagonal: the directions are kept
+    core = u.T @ result @ vh.T
+    off_diagonal = core - torch.diag(torch.diagonal(core))
+    assert off_diagonal.abs().max() < 1e-3 * core.abs().max()
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 5))
+
+
+def _train(model: nn.Module, optimizer: torch.optim.Optimizer, steps: int = 4) -> None:
+    torch.manual_seed(1)
+    for _ in range(steps):
+        x, y = torch.randn(16, 3, 6, 6), torch.randint(0, 5, (16,))
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+
+def test_everything_but_filters_takes_exactly_torch_sgd_steps() -> None:
+    settings = dict(lr=0.1, momentum=0.85, nesterov=True, weight_decay=1e-2)
+    model, reference = _model(), _model()
+    conv, ref_conv = model[0].weight, reference[0].weight
+    others = [p for p in model.parameters() if p is not conv]
+    ref_others = [p for p in reference.parameters() if p is not ref_conv]
+    _train(model, Muon(others, **settings))
+    _train(reference, torch.optim.SGD(ref_others, **settings))
+    for p, q in zip(others, ref_others, strict=True):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_a_filter_step_is_the_orthogonalized_nesterov_momentum_on_normalized_filters() -> None:
+    model = _model()
+    weight = model[0].weight
+    optimizer = Muon([weight], filter_lr=0.2, filter_momentum=0.5, ns_steps=3)
+    grads = [torch.randn_like(weight) for _ in range(2)]
+    expected = weight.detach().clone()
+    buffer = None
+    for grad in grads:
+        buffer = grad.clone() if buffer is None else 0.5 * buffer + grad
+        direction = grad + 0.5 * buffer
+        expected = expected * math.sqrt(8) / expected.norm()
+        expected = expected - 0.2 * orthogonalize(direction.reshape(8, -1), 3).reshape(weight.shape)
+        weight.grad = grad
+        optimizer.step()
+        assert torch.allclose(weight, expected, atol=1e-5)
+    assert float(weight.norm()) != pytest.approx(math.sqrt(8))  # normalised before the step, not after
+
+
+def test_groups_split_into_filters_and_the_rest_keeping_their_own_settings() -> None:
+    model = _model()
+    optimizer = Muon(
+        [{"params": list(model[0].parameters()), "weight_decay": 0.5}, {"params": model[3].parameters(), "lr": 0.3}],
+        lr=0.1,
+        filter_lr=0.02,
+        weight_decay=1e-3,
+    )
+    summary = [(g["orthogonalize"], g["lr"], g["weight_decay"], len(g["params"])) for g in optimizer.param_groups]
+    assert summary == [(True, 0.02, 0.0, 1), (False, 0.1, 0.5, 1), (False, 0.3, 1e-3, 2)]
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(filter_lr=-1.0), "optimizer.filter_lr must be >= 0"),
+        (dict(filter_momentum=1.0), r"optimizer.filter_momentum must be in \[0, 1\)"),
+        (dict(ns_steps=0), "optimizer.ns_steps must be >= 1"),
+    ],
+)
+def test_bad_settings_name_the_key(settings, message) -> None:
+    with pytest.raises(CnnplError, match=message):
+        Muon(_model().parameters(), **settings)
+
+
+def test_the_config_builds_muon_and_the_system_scales_its_split_groups() -> None:
+    factory = instantiate(OmegaConf.load(config_dir() / "optimizer" / "muon.yaml"))
+    assert isinstance(factory, partial) and factory.func is Muon
+    datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
+    net = FastNet(**SMALL, bias_lr_scale=10)
+    before = copy.deepcopy(net.features.group1.conv1.weight)
+    system = ImageClassifier(net, 10, partial(factory, lr=0.1, filter_lr=0.03, weight_decay=1e-3), init_samples=64)
+    record = _Record()
+    _fit(system, datamodule, record)
+    # norm biases: lr x 10, decay / 10; the six filters: filter_lr; whitening bias and classifier: lr
+    assert record.groups == [
+        (pytest.approx(1.0), pytest.approx(1e-4), 6),
+        (pytest.approx(0.03), 0.0, 6),
+        (pytest.approx(0.1), pytest.approx(1e-3), 2),
+    ]
+    after = net.features.group1.conv1.weight
+    assert not torch.equal(before, after) and after.norm() < 2 * math.sqrt(after.size(0))
