@@ -6,6 +6,7 @@ import importlib
 import itertools
 import platform
 import sys
+import warnings
 from functools import partial
 from pathlib import Path
 
@@ -145,3 +146,23 @@ def test_train_keeps_freed_memory_as_configured(tmp_path: Path, monkeypatch, kee
     cfg = cnnpl.compose([*TINY, f"keep_freed_memory={keep}", "fit=false", "test=false"], output_dir=str(tmp_path))
     train_module.train(cfg)
     assert calls == ([True] if keep else [])
+
+
+@pytest.mark.parametrize(
+    ("precision", "native", "warns"),
+    [("bf16-mixed", False, True), ("bf16-mixed", True, False), ("32-true", False, False)],
+)
+def test_emulated_bf16_on_the_cpu_warns_before_training(tmp_path: Path, monkeypatch, precision, native, warns) -> None:
+    train_module = importlib.import_module("cnnpl.train")
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: native)
+    cfg = cnnpl.compose(
+        [*TINY, "trainer.accelerator=cpu", f"trainer.precision={precision}", "fit=false", "test=false"],
+        output_dir=str(tmp_path),
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_module.train(cfg)
+    emulated = [str(w.message) for w in caught if "without native bfloat16" in str(w.message)]
+    assert emulated == ([f"trainer.precision={precision} on a CPU without native bfloat16 (AMX or AVX512-BF16) "
+                         "is emulated and likely slower than trainer.precision=32-true (for the fast recipe: "
+                         "experiment=fast_cifar10)"] if warns else [])  # fmt: skip
