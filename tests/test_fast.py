@@ -10,6 +10,7 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 from tests.conftest import TINY
 from tests.test_cli import scalars
 from torch import nn
@@ -245,10 +246,20 @@ def test_no_validation_split_never_validates_on_the_test_set() -> None:
     assert len(datamodule.split("train")) == 100
 
 
-def test_fast_recipe_runs_end_to_end_without_validation(cli, tmp_path: Path) -> None:
+def test_the_bf16_recipe_is_the_fast_recipe_at_airbench94_size_in_bfloat16() -> None:
+    fp32, bf16 = (cnnpl.compose([f"experiment={name}"]) for name in ("fast_cifar10", "fast_cifar10_bf16"))
+    assert list(bf16.model.widths) == [64, 256, 256] and bf16.trainer.max_epochs == 10
+    assert bf16.trainer.precision == "bf16-mixed" and fp32.trainer.precision == "32-true"
+    for key in ("model.widths", "trainer.max_epochs", "trainer.precision"):
+        OmegaConf.update(bf16, key, OmegaConf.select(fp32, key), merge=False)
+    assert OmegaConf.to_container(bf16) == OmegaConf.to_container(fp32)  # nothing else differs
+
+
+@pytest.mark.parametrize("experiment", ["fast_cifar10", "fast_cifar10_bf16"])
+def test_fast_recipe_runs_end_to_end_without_validation(cli, tmp_path: Path, experiment: str) -> None:
     overrides = [o for o in TINY if not o.startswith(("data.batch_size", "data.num_train"))]
     result = cli(
-        "experiment=fast_cifar10",
+        f"experiment={experiment}",
         *overrides,
         "data.num_train=960",
         "data.batch_size=64",
