@@ -50,11 +50,13 @@ SMALL = [
 # -- test instruments (run inside the DDP processes) --------------------------------------------------
 class RecordRun(Callback):
     """Writes ``<path>/rank<r>.json``: the training images seen per epoch (as indices into the
-    training split), the samplers in use, the world size, the precision and the learning rate."""
+    training split), this process's training loss sum, correct count and image count per epoch, the
+    samplers in use, the world size, the precision and the learning rate."""
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
         self.seen: dict[int, list[int]] = {}
+        self.sums: dict[int, list[float]] = {}
         self.index: dict[bytes, int] = {}
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -69,10 +71,16 @@ class RecordRun(Callback):
         epoch = self.seen.setdefault(trainer.current_epoch, [])
         epoch.extend(self.index[image.numpy().tobytes()] for image in images)
 
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # callbacks run before the module's hook, which reduces these sums across processes and logs them
+        loss_sum, correct = pl_module._train_sums.tolist()
+        self.sums[trainer.current_epoch] = [loss_sum, correct, pl_module._train_count]
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         facts = {
             "world_size": trainer.world_size,
             "seen": self.seen,
+            "sums": self.sums,
             "train_sampler": type(trainer.train_dataloader.sampler).__name__,
             "val_sampler": type(trainer.val_dataloaders.sampler).__name__,
             "precision": str(trainer.precision),
@@ -283,6 +291,16 @@ def test_two_processes_shard_the_data_and_log_whole_split_metrics_once(tmp_path:
     duplicates = {key: n for key, n in writes.items() if n > 1 and key[0] != "epoch"}
     assert not duplicates, duplicates
     assert any(tag.startswith("filters/") for tag, _ in writes)  # the default pictures, from rank 0 only
+
+    # the training means are over both processes' images (268: 267 and the sampler's padding)
+    for epoch, (_, loss), (_, accuracy) in zip(
+        ("0", "1"), sorted(scalars["train/loss_epoch"]), sorted(scalars["train/acc"]), strict=True
+    ):
+        loss_sum, correct, count = (sum(values) for values in zip(*(f["sums"][epoch] for f in facts), strict=True))
+        assert count == 2 * math.ceil(num_train / 2)
+        assert loss == pytest.approx(loss_sum / count, rel=1e-5)
+        assert accuracy == pytest.approx(correct / count, rel=1e-6)
+    assert facts[0]["sums"]["0"][0] != facts[1]["sums"]["0"][0]  # so neither process's own mean would match
 
     # the logged metrics are those of the whole split: one process on the same weights agrees exactly
     val = _evaluate_on_one_process(overrides, next(run_dir.glob("checkpoints/epoch001*.ckpt")), "val", tmp_path)
