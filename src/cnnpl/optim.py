@@ -96,12 +96,19 @@ class Muon(Optimizer):
     orthogonalized momentum of its gradient (the ``(out, in * k * k)`` matrix through
     :func:`orthogonalize`, ``ns_steps`` iterations) with learning rate ``filter_lr`` and momentum
     ``filter_momentum``; with ``normalize_filters`` its norm is reset to ``sqrt(out_channels)`` before
-    each step, which takes the place of weight decay, as in airbench94_muon. Every other parameter
-    (biases, norm parameters, linear layers) takes the plain SGD step of ``torch.optim.SGD`` with
-    ``lr``, ``momentum``, ``nesterov`` and ``weight_decay``.
+    each step, which takes the place of weight decay, as in airbench94_muon (without it, the filters
+    take ``weight_decay``). Every other parameter (biases, norm parameters, linear layers) takes the
+    plain SGD step of ``torch.optim.SGD`` with ``lr``, ``momentum``, ``nesterov`` and ``weight_decay``.
+
+    Normalising is harmless only where a batch norm follows each convolution (``fast_net``,
+    ``simple_cnn_bn``, ``resnet18``): there a filter's scale does not change the output. In a network
+    without one (``simple_cnn``, ``vgg16``) it rescales the layer's output at the first step; use
+    ``normalize_filters=false`` there.
 
     Each given group is split in two, filters and the rest; a filter group's ``lr`` starts at
-    ``filter_lr`` (or the group's own ``filter_lr``), so a schedule scales both alike.
+    ``filter_lr`` (or the group's own ``filter_lr``), so a schedule scales both alike. A group's own
+    ``momentum`` applies to its other parameters only. ``scheduler=onecycle`` cycles every group's
+    momentum, the filters' included.
     """
 
     def __init__(
@@ -124,12 +131,15 @@ class Muon(Optimizer):
                 raise CnnplError(f"optimizer.{name} must be in [0, 1), got {value}")
         if ns_steps < 1:
             raise CnnplError(f"optimizer.ns_steps must be >= 1, got {ns_steps}")
+        if nesterov and (momentum == 0 or filter_momentum == 0):
+            raise CnnplError("optimizer.nesterov needs momentum and filter_momentum > 0 (or nesterov=false)")
         params = list(params)
         groups = params if params and isinstance(params[0], dict) else [{"params": params}]
         split = []
         for group in groups:
             group = dict(group)
             tensors = list(group.pop("params"))
+            group_filter_lr = group.pop("filter_lr", filter_lr)
             filters = [p for p in tensors if p.ndim >= 3]
             rest = [p for p in tensors if p.ndim < 3]
             if filters:
@@ -137,9 +147,10 @@ class Muon(Optimizer):
                     {
                         **group,
                         "params": filters,
-                        "lr": group.pop("filter_lr", filter_lr),
+                        "lr": group_filter_lr,
                         "momentum": filter_momentum,
-                        "weight_decay": 0.0,
+                        # normalised filters need no decay; unnormalised ones keep the group's
+                        "weight_decay": 0.0 if normalize_filters else group.get("weight_decay", weight_decay),
                         "orthogonalize": True,
                     }
                 )
