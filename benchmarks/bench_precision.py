@@ -11,9 +11,9 @@ with the forward under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (what Lig
 ``trainer.precision=bf16-mixed`` does on the CPU). Each is a fresh copy of the network with the same
 initial weights; after two untimed warm-up steps they run ``--rounds`` rounds of ``--steps`` steps
 in a fresh random order. The table gives the median time per step, images/s, and the median of the
-per-round ratios bf16 / float32. The header says whether oneDNN reports native bfloat16 (AMX or
-AVX512-BF16); without it, bfloat16 is emulated. glibc keeps freed memory (``keep_freed_memory``),
-as in every cnnpl run.
+per-round ratios bf16 / float32. The header says whether the CPU has native bfloat16 (AMX or
+AVX512-BF16, ``cnnpl.train.cpu_has_native_bf16``); without it, bfloat16 is emulated. glibc keeps
+freed memory (``keep_freed_memory``), as in every cnnpl run.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def main() -> None:
     keep_freed_memory()
     rng = random.Random(args.seed)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, 32x32x3, "
-          f"channels_last, SGD step; native bfloat16 (oneDNN): {cpu_has_native_bf16()}\n")  # fmt: skip
+          f"channels_last, SGD step; native bfloat16 (AMX or AVX512-BF16): {cpu_has_native_bf16()}\n")  # fmt: skip
     print("| model | precision | steps x rounds | median ms / step | images/s | bf16 / float32 (median per round) |")
     print("|---|---|---|---:|---:|---:|")
     for spec in args.models:

@@ -164,5 +164,5 @@ def test_emulated_bf16_on_the_cpu_warns_before_training(tmp_path: Path, monkeypa
         train_module.train(cfg)
     emulated = [str(w.message) for w in caught if "without native bfloat16" in str(w.message)]
     assert emulated == ([f"trainer.precision={precision} on a CPU without native bfloat16 (AMX or AVX512-BF16) "
-                         "is emulated and likely slower than trainer.precision=32-true (for the fast recipe: "
-                         "experiment=fast_cifar10)"] if warns else [])  # fmt: skip
+                         "is emulated and likely slower than float32: use trainer.precision=32-true "
+                         "(experiment=fast_cifar10 instead of fast_cifar10_bf16)"] if warns else [])  # fmt: skip
