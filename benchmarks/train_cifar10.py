@@ -78,7 +78,11 @@ COMPARE = [
 ]
 # VGG has no BatchNorm: at 3e-3 its loss reached 50 within two steps, and a NaN would stop the cnnpl
 # run early (FiniteLossGuard) while the plain loop went on.
-LEARNING_RATES = {"simple_cnn": 3e-3, "vgg16": 1e-4}
+LEARNING_RATES = {
+    "simple_cnn": 3e-3,
+    "vgg16": 1e-4,
+    "lenet5": 3e-3,
+}  # lenet5: a step cheap enough to show per-step costs
 GOALS = {"cnnpl defaults": 0.97, "cnnpl, no pictures": 0.97, "Lightning barebones": 0.99}  # ratio to plain
 
 
@@ -214,6 +218,16 @@ def compare(root: str, model: str, epochs: int, repeats: int, limit_batches: int
         "plain": lambda: plain_run(cfg, dm, epochs, limit_batches),
         "cnnpl defaults": lambda: cnnpl_run(root, model, epochs, limit_batches),
         "cnnpl, no pictures": lambda: cnnpl_run(root, model, epochs, limit_batches, "callbacks=minimal"),
+        "cnnpl, no pictures, logger, bar": lambda: cnnpl_run(
+            root,
+            model,
+            epochs,
+            limit_batches,
+            "callbacks=minimal",
+            "~logger",
+            "callbacks.progress_bar=null",
+            "+trainer.enable_progress_bar=false",
+        ),
         "Lightning barebones": lambda: barebones_run(cfg, dm, epochs, limit_batches),
     }
     rates: dict[str, list[float]] = {name: [] for name in contenders}
@@ -228,13 +242,17 @@ def compare(root: str, model: str, epochs: int, repeats: int, limit_batches: int
     batches = f"{limit_batches} batches" if limit_batches else f"{len(dm.split('train')):,} images"
     plain = statistics.median(rates["plain"])
     print(f"\n{model}, {epochs} epoch(s) of {batches} per contender, batch {cfg.data.batch_size}, {repeats} repeats")
-    print("| contender | median training images/s | / plain | median per-repeat ratio | goal |")
-    print("|---|---:|---:|---:|---|")
+    print(
+        "| contender | median training images/s | / plain | median per-repeat ratio | ms per step over plain | goal |"
+    )
+    print("|---|---:|---:|---:|---:|---|")
+    batch = cfg.data.batch_size
     for name, values in rates.items():
         median = statistics.median(values)
         paired = statistics.median(v / p for v, p in zip(values, rates["plain"], strict=True))
+        extra_ms = statistics.median(batch * (1 / v - 1 / p) for v, p in zip(values, rates["plain"], strict=True)) * 1e3
         goal = f">= {GOALS[name]}" if name in GOALS else ""
-        print(f"| {name} | {median:,.0f} | {median / plain:.3f} | {paired:.3f} | {goal} |")
+        print(f"| {name} | {median:,.0f} | {median / plain:.3f} | {paired:.3f} | {extra_ms:+.2f} | {goal} |")
 
 
 def main() -> None:

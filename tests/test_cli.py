@@ -9,6 +9,8 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tests.conftest import TINY, run_cli
 
+import cnnpl
+
 
 def scalars(run_dir: Path) -> dict[str, list[float]]:
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
@@ -55,6 +57,10 @@ def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
         ("+pool.kernal_size=3", "cnnpl: error: pool 'max' has no parameter 'kernal_size'; did you mean 'kernel_size'?"),
         ("optimizer.lr=-0.1", "cnnpl: error: optimizer config is invalid: Invalid learning rate: -0.1"),
         ("data.batch_size=0", "cnnpl: error: data.batch_size must be >= 1, got 0"),
+        (
+            "logger=null",
+            "cnnpl: error: 'logger=null' cannot unset the config group 'logger'; to go without it write ~logger",
+        ),
     ],
 )
 def test_bad_input_ends_with_one_clear_message_before_training(
@@ -85,3 +91,15 @@ def test_multirun_sweep_gives_each_job_its_own_directory(tmp_path: Path) -> None
     pools = [(job / ".hydra" / "overrides.yaml").read_text() for job in jobs]
     assert "pool=max" in pools[0] and "pool=avg" in pools[1]
     assert all((job / "checkpoints" / "last.ckpt").is_file() for job in jobs)
+
+
+@pytest.mark.parametrize("override", ["logger=null", "model=", "+callbacks=null"])
+def test_compose_refuses_null_for_a_config_group(override: str) -> None:
+    group = override.split("=")[0].lstrip("+")
+    with pytest.raises(cnnpl.CnnplError, match=f"cannot unset the config group '{group}'; .* write ~{group}"):
+        cnnpl.compose([override])
+
+
+def test_tilde_drops_a_group_and_none_stays_an_option() -> None:
+    cfg = cnnpl.compose(["~logger", "scheduler=none"])
+    assert "logger" not in cfg and not cfg.scheduler

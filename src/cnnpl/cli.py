@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 from omegaconf import DictConfig
 
-from cnnpl.config import CONFIG_NAME, config_dir, register_component_configs
+from cnnpl.config import CONFIG_NAME, check_group_overrides, config_dir, register_component_configs
 from cnnpl.errors import CnnplError
 from cnnpl.plugins import SKIP_BROKEN_ENV, PluginWarning, load_plugins, split_plugin_overrides
 
@@ -60,6 +60,7 @@ def prepare(args: list[str]) -> list[str]:
         os.environ[SKIP_BROKEN_ENV] = "1" if skip_broken else "0"
     load_plugins(specs, skip_broken=skip_broken)
     register_component_configs()
+    check_group_overrides(rest)
     _check_run_dir(rest)
     return rest
 

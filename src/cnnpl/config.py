@@ -249,6 +249,19 @@ def register_component_configs() -> None:
             store.store(group=group, name=name, node=node, provider="cnnpl")
 
 
+def check_group_overrides(overrides: Sequence[str]) -> None:
+    """Refuse ``group=null`` (``logger=null``): Hydra fails on it with a traceback; ``~group`` drops a group."""
+    groups = {path.name for path in config_dir().iterdir() if path.is_dir()} | set(CONFIG_GROUPS.values())
+    for token in overrides:
+        key, sep, value = token.partition("=")
+        group = key.lstrip("+")
+        if sep and group in groups and value.strip() in ("null", ""):
+            raise CnnplError(
+                f"{token!r} cannot unset the config group {group!r}; to go without it write ~{group} "
+                f"(Hydra's delete), or choose an option: {group}=<name>"
+            )
+
+
 def layer_factory(family: str, node: DictConfig | dict[str, Any]) -> LayerFactory:
     """The :class:`LayerFactory` a component config node describes."""
     if isinstance(node, DictConfig):
@@ -283,6 +296,7 @@ def compose(overrides: list[str], output_dir: str | None = None) -> DictConfig:
     specs, skip_broken, overrides = split_plugin_overrides(overrides)
     load_plugins(specs, skip_broken=skip_broken)
     register_component_configs()
+    check_group_overrides(overrides)
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="cnnpl"):
         cfg = hydra_compose(CONFIG_NAME, overrides=[*overrides, f"output_dir={output_dir or 'outputs/api'}"])
     return cfg
