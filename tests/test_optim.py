@@ -142,3 +142,19 @@ def test_the_config_builds_muon_and_the_system_scales_its_split_groups() -> None
         (pytest.approx(0.1), pytest.approx(1e-3), 2),
     ]
     assert not torch.equal(before, net.features.group1.conv1.weight)
+
+
+def test_a_group_the_optimizer_adds_of_its_own_keeps_its_settings() -> None:
+    extra = nn.Parameter(torch.zeros(3))  # not the network's: no lr_scale applies to it
+
+    def sgd_with_an_extra_group(groups):  # type: ignore[no-untyped-def]
+        optimizer = torch.optim.SGD(groups, lr=0.1, weight_decay=1e-3)
+        optimizer.add_param_group({"params": [extra], "lr": 0.5, "weight_decay": 0.0})
+        return optimizer
+
+    datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
+    system = ImageClassifier(FastNet(**SMALL, bias_lr_scale=10), 10, sgd_with_an_extra_group, init_samples=64)
+    record = _Record()
+    _fit(system, datamodule, record)
+    assert record.groups[-1] == (0.5, 0.0, 1)
+    assert record.groups[0][:2] == (pytest.approx(1.0), pytest.approx(1e-4))  # the net's own groups still scaled

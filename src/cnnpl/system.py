@@ -222,7 +222,7 @@ class ImageClassifier(L.LightningModule):
             )
             spec_of = {id(p): spec for spec in groups for p in spec["params"]}
             for group in optimizer.param_groups:  # an optimizer may split a group (optimizer=muon)
-                spec = spec_of[id(group["params"][0])]
+                spec = spec_of.get(id(group["params"][0]), {})  # a group of the optimizer's own: as it is
                 group["lr"] *= spec.get("lr_scale", 1.0)
                 if "weight_decay" in group:
                     group["weight_decay"] *= spec.get("weight_decay_scale", 1.0)
