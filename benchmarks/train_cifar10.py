@@ -218,13 +218,14 @@ def compare(root: str, model: str, epochs: int, repeats: int, limit_batches: int
         "plain": lambda: plain_run(cfg, dm, epochs, limit_batches),
         "cnnpl defaults": lambda: cnnpl_run(root, model, epochs, limit_batches),
         "cnnpl, no pictures": lambda: cnnpl_run(root, model, epochs, limit_batches, "callbacks=minimal"),
-        "cnnpl, no pictures, logger, bar": lambda: cnnpl_run(
+        "cnnpl, no pictures, logger, bar, lr monitor": lambda: cnnpl_run(
             root,
             model,
             epochs,
             limit_batches,
             "callbacks=minimal",
             "~logger",
+            "~callbacks.lr_monitor",
             "callbacks.progress_bar=null",
             "+trainer.enable_progress_bar=false",
         ),

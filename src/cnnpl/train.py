@@ -134,6 +134,16 @@ def check_trainer_counts(trainer_cfg: Any) -> None:
             raise CnnplError(f"trainer.{key} must be an integer, got {value!r}")
 
 
+def _check_no_logger_needed(cfg: DictConfig) -> None:
+    """Without a logger (``~logger``), refuse Lightning's LearningRateMonitor now, not at the start of training."""
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node and node.get("_target_", "").endswith("LearningRateMonitor"):
+            raise CnnplError(
+                f"callbacks.{name} logs the learning rate, but the run has no logger (~logger); "
+                f"drop it as well with ~callbacks.{name}, or keep a logger: logger=tensorboard or logger=csv"
+            )
+
+
 def _checkpoint_dir(callbacks: list[Any], output_dir: Path) -> Path:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -206,6 +216,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_checkpoint_fits(ckpt_path, system)
     callbacks += [RandomStateCheckpoint(), SigtermCheckpoint(), FiniteLossGuard()]
     logger = _instantiate(cfg.logger) if cfg.get("logger") else False
+    if not logger:
+        _check_no_logger_needed(cfg)
     extra: dict[str, Any] = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     if not validates:
         extra["limit_val_batches"] = 0  # no validation loop at all (Lightning would warn of an empty one)
