@@ -16,6 +16,8 @@ optimizer and loss (``COMPARE`` and ``LEARNING_RATES`` below), by four contender
   guards), with validation and the test run switched off so only training is compared;
 * ``cnnpl, no pictures``: the same with ``callbacks=minimal`` (logging, checkpointing and the
   progress bar at their defaults, no picture callbacks);
+* ``cnnpl, no pictures, logger, bar, lr monitor``: ``callbacks=minimal`` without the logger, the
+  progress bar and the learning-rate monitor (checkpointing and the guards remain);
 * ``Lightning barebones``: ``lightning.Trainer(barebones=True)`` on the same ImageClassifier, its
   ``training_step`` minus ``self.log`` (which barebones forbids) and the accuracy update.
 
@@ -29,6 +31,8 @@ checkpoint saving count; set-up, model summary and once-only pictures do not).
     python benchmarks/train_cifar10.py --root data --epochs 0 --compare-epochs 1 --repeats 3
     python benchmarks/train_cifar10.py --root data --epochs 0 --compare-epochs 1 --repeats 3 \\
         --model vgg16 --limit-batches 100
+    python benchmarks/train_cifar10.py --root data --epochs 0 --compare-epochs 1 --repeats 7 \\
+        --model bench_tiny --limit-batches 1500 data.batch_size=16      # the fixed cost per step, resolved
 
 Not a test: it needs CIFAR-10 under ``--root`` (either layout) and takes minutes.
 """
@@ -48,9 +52,12 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
+from torch import nn
 
 import cnnpl
 from cnnpl.data.base import InMemoryImageDataModule
+from cnnpl.factory import LayerFactory
+from cnnpl.models._util import DEFAULT_ACT, DEFAULT_CONV, DEFAULT_POOL
 from cnnpl.system import MEMORY_FORMATS, ImageClassifier, to_memory_format
 from cnnpl.train import _instantiate, build_model, keep_freed_memory
 
@@ -78,12 +85,34 @@ COMPARE = [
 ]
 # VGG has no BatchNorm: at 3e-3 its loss reached 50 within two steps, and a NaN would stop the cnnpl
 # run early (FiniteLossGuard) while the plain loop went on.
-LEARNING_RATES = {
-    "simple_cnn": 3e-3,
-    "vgg16": 1e-4,
-    "lenet5": 3e-3,
-}  # lenet5: a step cheap enough to show per-step costs
+# lenet5 and bench_tiny: steps cheap enough to show the fixed cost per step
+LEARNING_RATES = {"simple_cnn": 3e-3, "vgg16": 1e-4, "lenet5": 3e-3, "bench_tiny": 3e-3}
 GOALS = {"cnnpl defaults": 0.97, "cnnpl, no pictures": 0.97, "Lightning barebones": 0.99}  # ratio to plain
+
+
+@cnnpl.register("model", "bench_tiny")
+class TinyNet(nn.Module):
+    """One 3x3 conv of 8 filters, ReLU, a 2x2 pool, global average pooling, a linear layer: a step so cheap
+    (with a small ``data.batch_size``) that the framework's fixed cost per step is most of it."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 3,
+        input_size: tuple[int, int] = (32, 32),
+        conv: LayerFactory = DEFAULT_CONV,
+        pool: LayerFactory = DEFAULT_POOL,
+        act: LayerFactory = DEFAULT_ACT,
+    ) -> None:
+        super().__init__()
+        self.conv = conv(in_channels=in_channels, out_channels=8, kernel_size=3, padding=1)
+        self.act = act()
+        self.pool = pool(kernel_size=2, stride=2, channels=8)
+        self.head = nn.Linear(8, num_classes)
+        self.stages = ["act"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.pool(self.act(self.conv(x))).mean((2, 3)))
 
 
 class TrainTimer(L.Callback):
@@ -148,7 +177,6 @@ def compare_config(
 ) -> DictConfig:
     """The composed config of part 2: training only, ``epochs`` epochs (of ``limit_batches`` batches)."""
     overrides = [
-        *extra,
         f"data.root={root}",
         f"model={model}",
         *COMPARE,
@@ -157,6 +185,7 @@ def compare_config(
         "+trainer.limit_val_batches=0",  # no validation: training throughput only
         "test=false",
         f"+callbacks.train_timer._target_={TrainTimer.__module__}.TrainTimer",
+        *extra,  # last: they win
     ]
     if limit_batches:
         overrides.append(f"+trainer.limit_train_batches={limit_batches}")
@@ -209,20 +238,23 @@ def barebones_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, lim
     return timer.images_per_second
 
 
-def compare(root: str, model: str, epochs: int, repeats: int, limit_batches: int | None, seed: int) -> None:
+def compare(
+    root: str, model: str, epochs: int, repeats: int, limit_batches: int | None, seed: int, overrides: list[str]
+) -> None:
     with tempfile.TemporaryDirectory() as out:
-        cfg = compare_config(root, model, epochs, limit_batches, output_dir=out)
+        cfg = compare_config(root, model, epochs, limit_batches, out, *overrides)
     dm = _instantiate(cfg.data)  # the same split (data.seed) as cnnpl.train draws
     dm.setup("fit")
     contenders: dict[str, Callable[[], float]] = {
         "plain": lambda: plain_run(cfg, dm, epochs, limit_batches),
-        "cnnpl defaults": lambda: cnnpl_run(root, model, epochs, limit_batches),
-        "cnnpl, no pictures": lambda: cnnpl_run(root, model, epochs, limit_batches, "callbacks=minimal"),
+        "cnnpl defaults": lambda: cnnpl_run(root, model, epochs, limit_batches, *overrides),
+        "cnnpl, no pictures": lambda: cnnpl_run(root, model, epochs, limit_batches, *overrides, "callbacks=minimal"),
         "cnnpl, no pictures, logger, bar, lr monitor": lambda: cnnpl_run(
             root,
             model,
             epochs,
             limit_batches,
+            *overrides,
             "callbacks=minimal",
             "~logger",
             "~callbacks.lr_monitor",
@@ -266,6 +298,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the comparison (each runs every contender)")
     parser.add_argument("--limit-batches", type=int, default=None, help="training batches per epoch (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the contenders' order")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides for every contender of the comparison")
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no banners between the repeats
     # cnnpl.train switches this on for the whole process (keep_freed_memory: true); every contender
@@ -276,7 +309,7 @@ def main() -> None:
     if args.epochs:
         full_run(args.root, args.epochs, args.recipe)
     if args.compare_epochs:
-        compare(args.root, args.model, args.compare_epochs, args.repeats, args.limit_batches, args.seed)
+        compare(args.root, args.model, args.compare_epochs, args.repeats, args.limit_batches, args.seed, args.overrides)
 
 
 if __name__ == "__main__":
