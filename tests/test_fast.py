@@ -10,6 +10,7 @@ import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from tests.conftest import TINY
 from tests.test_cli import scalars
@@ -21,6 +22,7 @@ from cnnpl.data.shapes import ShapesDataModule
 from cnnpl.errors import CnnplError
 from cnnpl.factory import factory
 from cnnpl.models.fast_net import FastNet, PatchWhitening
+from cnnpl.optim import Muon
 from cnnpl.system import ImageClassifier
 
 SMALL = dict(num_classes=10, widths=(8, 16, 16))
@@ -253,6 +255,14 @@ def test_the_bf16_recipe_is_the_fast_recipe_at_airbench94_size_in_bfloat16() -> 
     for key in ("model.widths", "trainer.max_epochs", "trainer.precision"):
         OmegaConf.update(bf16, key, OmegaConf.select(fp32, key), merge=False)
     assert OmegaConf.to_container(bf16) == OmegaConf.to_container(fp32)  # nothing else differs
+
+
+def test_the_cpu_recipes_train_filters_with_muon_and_the_gpu_variant_with_sgd() -> None:
+    recipes = {name: cnnpl.compose([f"experiment={name}"]) for name in ("fast_cifar10", "fast_cifar10_gpu")}
+    muon, sgd = (instantiate(recipes[name].optimizer) for name in recipes)
+    assert muon.func is Muon and muon.keywords["filter_lr"] == 0.02 and muon.keywords["lr"] == 0.375
+    assert sgd.func is torch.optim.SGD and sgd.keywords == {"lr": 1.5, "momentum": 0.85, "nesterov": True,
+                                                            "weight_decay": 1.33e-3}  # fmt: skip
 
 
 @pytest.mark.parametrize("experiment", ["fast_cifar10", "fast_cifar10_bf16"])

@@ -118,7 +118,7 @@ class Muon(Optimizer):
         momentum: float = 0.9,
         nesterov: bool = True,
         weight_decay: float = 0.0,
-        filter_lr: float = 0.05,
+        filter_lr: float = 0.02,
         filter_momentum: float = 0.95,
         ns_steps: int = 3,
         normalize_filters: bool = True,
