@@ -16,7 +16,7 @@ optimizer and loss (``COMPARE`` and ``LEARNING_RATES`` below), by four contender
   guards), with validation and the test run switched off so only training is compared;
 * ``cnnpl, no pictures``: the same with ``callbacks=minimal`` (logging, checkpointing and the
   progress bar at their defaults, no picture callbacks);
-* ``cnnpl, no pictures, logger, bar, lr monitor``: ``callbacks=minimal`` without the logger, the
+* ``cnnpl, no pictures/logger/bar/lr monitor``: ``callbacks=minimal`` without the logger, the
   progress bar and the learning-rate monitor (checkpointing and the guards remain);
 * ``Lightning barebones``: ``lightning.Trainer(barebones=True)`` on the same ImageClassifier, its
   ``training_step`` minus ``self.log`` (which barebones forbids) and the accuracy update.
@@ -249,7 +249,7 @@ def compare(
         "plain": lambda: plain_run(cfg, dm, epochs, limit_batches),
         "cnnpl defaults": lambda: cnnpl_run(root, model, epochs, limit_batches, *overrides),
         "cnnpl, no pictures": lambda: cnnpl_run(root, model, epochs, limit_batches, *overrides, "callbacks=minimal"),
-        "cnnpl, no pictures, logger, bar, lr monitor": lambda: cnnpl_run(
+        "cnnpl, no pictures/logger/bar/lr monitor": lambda: cnnpl_run(
             root,
             model,
             epochs,
@@ -298,7 +298,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the comparison (each runs every contender)")
     parser.add_argument("--limit-batches", type=int, default=None, help="training batches per epoch (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the contenders' order")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides for every contender of the comparison")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="key=value overrides of the comparison's config (data, model, optimizer: every contender; "
+        "system.compile: not the plain loop; trainer.*: the cnnpl contenders only, so leave precision alone)",
+    )
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no banners between the repeats
     # cnnpl.train switches this on for the whole process (keep_freed_memory: true); every contender

@@ -93,10 +93,17 @@ def test_multirun_sweep_gives_each_job_its_own_directory(tmp_path: Path) -> None
     assert all((job / "checkpoints" / "last.ckpt").is_file() for job in jobs)
 
 
-@pytest.mark.parametrize("override", ["logger=null", "model=", "+callbacks=null"])
-def test_compose_refuses_null_for_a_config_group(override: str) -> None:
+@pytest.mark.parametrize("override", ["logger=null", "+callbacks=NULL", "experiment=Null"])
+def test_compose_refuses_null_for_an_optional_group_and_points_to_tilde(override: str) -> None:
     group = override.split("=")[0].lstrip("+")
     with pytest.raises(cnnpl.CnnplError, match=f"cannot unset the config group '{group}'; .* write ~{group}"):
+        cnnpl.compose([override])
+
+
+@pytest.mark.parametrize("override", ["model=", "data=null", "optimizer=null"])
+def test_compose_refuses_null_for_a_required_group_and_asks_for_an_option(override: str) -> None:
+    group = override.split("=")[0]
+    with pytest.raises(cnnpl.CnnplError, match=f"cannot unset the config group '{group}'; choose an option: {group}="):
         cnnpl.compose([override])
 
 

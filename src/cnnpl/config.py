@@ -50,6 +50,8 @@ HIDDEN_FROM_CONFIG = {"model": frozenset({"num_classes", "in_channels", "input_s
 CONFIG_GROUPS = {**{family: family for family in COMPONENT_GROUPS}, "callback": "callbacks"}
 
 CONFIG_NAME = "train"
+# Config groups a run can do without (``~logger``); every other group needs an option.
+OPTIONAL_GROUPS = frozenset({"logger", "callbacks", "experiment", "scheduler"})
 
 # Leaf types OmegaConf can check; any other hint becomes an unchecked (Any) config key.
 _LEAF_TYPES = (bool, int, float, str, pathlib.Path)
@@ -250,16 +252,18 @@ def register_component_configs() -> None:
 
 
 def check_group_overrides(overrides: Sequence[str]) -> None:
-    """Refuse ``group=null`` (``logger=null``): Hydra fails on it with a traceback; ``~group`` drops a group."""
+    """Refuse ``group=null`` (``logger=null``), on which Hydra fails with a traceback, with a one-line fix."""
     groups = {path.name for path in config_dir().iterdir() if path.is_dir()} | set(CONFIG_GROUPS.values())
     for token in overrides:
         key, sep, value = token.partition("=")
         group = key.lstrip("+")
-        if sep and group in groups and value.strip() in ("null", ""):
-            raise CnnplError(
-                f"{token!r} cannot unset the config group {group!r}; to go without it write ~{group} "
-                f"(Hydra's delete), or choose an option: {group}=<name>"
-            )
+        if not (sep and group in groups and value.strip().lower() in ("null", "")):
+            continue
+        if group in OPTIONAL_GROUPS:
+            fix = f"to go without it write ~{group} (Hydra's delete), or choose an option: {group}=<name>"
+        else:  # a run cannot do without it
+            fix = f"choose an option: {group}=<name> (python -m cnnpl --help lists them)"
+        raise CnnplError(f"{token!r} cannot unset the config group {group!r}; {fix}")
 
 
 def layer_factory(family: str, node: DictConfig | dict[str, Any]) -> LayerFactory:

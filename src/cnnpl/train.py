@@ -139,8 +139,9 @@ def _check_no_logger_needed(cfg: DictConfig) -> None:
     for name, node in (cfg.get("callbacks") or {}).items():
         if node and node.get("_target_", "").endswith("LearningRateMonitor"):
             raise CnnplError(
-                f"callbacks.{name} logs the learning rate, but the run has no logger (~logger); "
-                f"drop it as well with ~callbacks.{name}, or keep a logger: logger=tensorboard or logger=csv"
+                f"callbacks.{name} logs the learning rate, but the run has no logger (~logger); drop it as well "
+                f"with ~callbacks.{name} (and the pictures, which need TensorBoard, with callbacks=minimal), "
+                "or keep a logger: logger=tensorboard or logger=csv"
             )
 
 
@@ -188,6 +189,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.output_dir)
     check_writable(output_dir)
     check_trainer_counts(cfg.trainer)
+    if not cfg.get("logger"):
+        _check_no_logger_needed(cfg)
     if not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
         raise CnnplError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's range), got {cfg.seed!r}")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -216,8 +219,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_checkpoint_fits(ckpt_path, system)
     callbacks += [RandomStateCheckpoint(), SigtermCheckpoint(), FiniteLossGuard()]
     logger = _instantiate(cfg.logger) if cfg.get("logger") else False
-    if not logger:
-        _check_no_logger_needed(cfg)
     extra: dict[str, Any] = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     if not validates:
         extra["limit_val_batches"] = 0  # no validation loop at all (Lightning would warn of an empty one)
