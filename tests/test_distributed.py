@@ -73,8 +73,7 @@ class RecordRun(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # callbacks run before the module's hook, which reduces these sums across processes and logs them
-        loss_sum, correct = pl_module._train_sums.tolist()
-        self.sums[trainer.current_epoch] = [loss_sum, correct, pl_module._train_count]
+        self.sums[trainer.current_epoch] = list(pl_module.train_totals)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         facts = {

@@ -96,12 +96,18 @@ class _BatchRecords(L.Callback):
 
     def __init__(self) -> None:
         self.epochs: list[list[tuple[int, float, int]]] = []
+        self.totals: list[tuple[float, float, int]] = []  # the system's train_totals at each epoch's end
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.epochs.append([])
 
+    def on_train_epoch_end(self, trainer, pl_module) -> None:  # runs before the system's own hook
+        self.totals.append(pl_module.train_totals)
+
     @torch.no_grad()
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == 0:
+            assert pl_module.train_totals == (0.0, 0.0, 0)  # nothing carried over from the last epoch
         images, labels = batch
         logits = pl_module.net(images)
         loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1, reduction="sum")
@@ -129,6 +135,9 @@ def test_training_metrics_are_exact_epoch_means_and_the_step_loss_follows_log_ev
     for metrics, batches in zip(epochs, records.epochs, strict=True):
         assert metrics["train/loss_epoch"] == pytest.approx(sum(b[1] for b in batches) / 100, rel=1e-5)
         assert metrics["train/acc"] == pytest.approx(sum(b[2] for b in batches) / 100)
+    for (loss_sum, correct, count), batches in zip(records.totals, records.epochs, strict=True):
+        assert loss_sum == pytest.approx(sum(b[1] for b in batches), rel=1e-5)
+        assert (correct, count) == (sum(b[2] for b in batches), 100)
     steps = [m["train/loss_step"] for _, m in logger.records if "train/loss_step" in m]
     assert steps == pytest.approx([losses.losses[i] for i in (2, 5)])  # global steps 3 and 6 of 8
 

@@ -156,6 +156,18 @@ class ImageClassifier(L.LightningModule):
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
+    @property
+    def train_totals(self) -> tuple[float, float, int]:
+        """This epoch's training sums so far in this process: (loss x images, correct predictions, images).
+
+        ``(0.0, 0.0, 0)`` before the epoch's first batch; under DDP each process holds its own share
+        until the epoch's end, when they are summed for ``train/loss_epoch`` and ``train/acc``.
+        """
+        if self._train_sums is None:
+            return 0.0, 0.0, 0
+        loss_sum, correct = self._train_sums.tolist()
+        return loss_sum, correct, self._train_count
+
     def on_train_epoch_start(self) -> None:
         self._train_sums, self._train_count = None, 0  # nothing left over from an interrupted fit
 
