@@ -56,8 +56,6 @@ from torch import nn
 
 import cnnpl
 from cnnpl.data.base import InMemoryImageDataModule
-from cnnpl.factory import LayerFactory
-from cnnpl.models._util import DEFAULT_ACT, DEFAULT_CONV, DEFAULT_POOL
 from cnnpl.system import MEMORY_FORMATS, ImageClassifier, to_memory_format
 from cnnpl.train import _instantiate, build_model, keep_freed_memory
 
@@ -100,9 +98,9 @@ class TinyNet(nn.Module):
         num_classes: int,
         in_channels: int = 3,
         input_size: tuple[int, int] = (32, 32),
-        conv: LayerFactory = DEFAULT_CONV,
-        pool: LayerFactory = DEFAULT_POOL,
-        act: LayerFactory = DEFAULT_ACT,
+        conv: cnnpl.LayerFactory = cnnpl.factory("conv", "conv2d"),  # noqa: B008  (immutable)
+        pool: cnnpl.LayerFactory = cnnpl.factory("pool", "max"),  # noqa: B008
+        act: cnnpl.LayerFactory = cnnpl.factory("act", "relu"),  # noqa: B008
     ) -> None:
         super().__init__()
         self.conv = conv(in_channels=in_channels, out_channels=8, kernel_size=3, padding=1)
