@@ -206,15 +206,17 @@ def test_lookahead_state_survives_a_checkpoint() -> None:
 
 
 class _EpochEnds(L.Callback):
-    """The whitening bias and filters at each training epoch's end."""
+    """The whitening bias and filters at each training epoch's end, and whether the bias took gradients."""
 
     def __init__(self) -> None:
         self.biases: list[torch.Tensor] = []
         self.filters: list[torch.Tensor] = []
+        self.bias_trainable: list[bool] = []
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
         self.biases.append(pl_module.net.whiten.bias.detach().clone())
         self.filters.append(pl_module.net.whiten.weight.detach().clone())
+        self.bias_trainable.append(pl_module.net.whiten.bias.requires_grad)
 
 
 def test_freeze_after_trains_the_parameters_then_leaves_them_alone() -> None:
@@ -227,9 +229,24 @@ def test_freeze_after_trains_the_parameters_then_leaves_them_alone() -> None:
     _fit(system, datamodule, FreezeAfter(["net.whiten.bias", "net.whiten.weight"], epochs=2), ends, max_epochs=4)
     assert not torch.equal(ends.biases[0], start) and not torch.equal(ends.biases[1], ends.biases[0])
     assert torch.equal(ends.biases[3], ends.biases[1]) and torch.equal(ends.biases[2], ends.biases[1])
+    # frozen epochs compute no gradient for it; after training it is trainable again, as before
+    assert ends.bias_trainable == [True, True, False, False]
     assert system.net.classifier.weight.requires_grad and system.net.whiten.bias.requires_grad
     assert not system.net.whiten.weight.requires_grad  # set from data once, then never trained
     assert all(torch.equal(f, ends.filters[0]) for f in ends.filters)
+
+
+def test_freeze_after_under_ddp_drops_gradients_and_keeps_requires_grad() -> None:
+    # DDP's gradient reduction expects the same parameters every step: only the gradients go
+    layer = nn.Linear(2, 2)
+    callback = FreezeAfter(["weight"], epochs=1)
+    callback.setup(None, layer, "fit")  # type: ignore[arg-type]
+    trainer = SimpleNamespace(current_epoch=1, world_size=2)
+    callback.on_train_epoch_start(trainer, layer)  # type: ignore[arg-type]
+    assert layer.weight.requires_grad
+    layer.weight.grad = torch.ones_like(layer.weight)
+    callback.on_before_optimizer_step(trainer, layer, None)  # type: ignore[arg-type]
+    assert layer.weight.grad is None and layer.bias.requires_grad
 
 
 def test_freeze_after_names_a_missing_parameter() -> None:
