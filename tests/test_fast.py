@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
+from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import OmegaConf
 from tests.conftest import TINY
 from tests.test_cli import scalars
@@ -241,7 +242,7 @@ def test_freeze_after_under_ddp_drops_gradients_and_keeps_requires_grad() -> Non
     layer = nn.Linear(2, 2)
     callback = FreezeAfter(["weight"], epochs=1)
     callback.setup(None, layer, "fit")  # type: ignore[arg-type]
-    trainer = SimpleNamespace(current_epoch=1, world_size=2)
+    trainer = SimpleNamespace(current_epoch=1, strategy=DDPStrategy())
     callback.on_train_epoch_start(trainer, layer)  # type: ignore[arg-type]
     assert layer.weight.requires_grad
     layer.weight.grad = torch.ones_like(layer.weight)

@@ -10,6 +10,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.strategies import SingleDeviceStrategy
 
 from cnnpl.errors import CnnplError
 from cnnpl.registry import register
@@ -20,14 +21,15 @@ class FreezeAfter(L.Callback):
 
     ``parameters`` are names as ``LightningModule.named_parameters()`` gives them (for
     ``model=fast_net``'s whitening bias: ``net.whiten.bias``). From epoch ``epochs`` on the optimizer
-    leaves them alone: no step, no momentum, no weight decay. In a single process their
+    leaves them alone: no step, no momentum, no weight decay. On a single device their
     ``requires_grad`` is switched off for those epochs, so the backward pass no longer computes what
     only they needed (for ``fast_net``'s whitening bias: the first convolution's input gradient and
     everything before it, about 8% of a training step on a 2-core CPU), and switched back to what it
-    was when training ends. Under DDP, whose gradient reduction expects the same parameters every
-    step, their gradients are instead dropped just before each optimizer step. airbench trains its
-    whitening layer's bias for 3 epochs this way. Weight averaging (``callbacks.lookahead``) still
-    blends them with their averaged copies. Resuming past ``epochs`` keeps them frozen.
+    was when training ends. Under DDP (and any other strategy that wraps the model), whose gradient
+    reduction expects the same parameters every step, their gradients are instead dropped just
+    before each optimizer step. airbench trains its whitening layer's bias for 3 epochs this way.
+    Weight averaging (``callbacks.lookahead``) still blends them with their averaged copies. Resuming
+    past ``epochs`` keeps them frozen.
     """
 
     def __init__(self, parameters: Sequence[str], epochs: int) -> None:
@@ -52,11 +54,16 @@ class FreezeAfter(L.Callback):
         self._frozen = [names[name] for name in self.parameters]
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.current_epoch >= self.epochs and trainer.world_size == 1 and not self._requires_grad:
+        if trainer.current_epoch >= self.epochs and self._single_device(trainer) and not self._requires_grad:
             self._requires_grad = [parameter.requires_grad for parameter in self._frozen]
             for parameter in self._frozen:
                 parameter.requires_grad_(False)
                 parameter.grad = None
+
+    @staticmethod
+    def _single_device(trainer: L.Trainer) -> bool:
+        # DDP's reducer (even in one process) waits for a gradient of every parameter it was built with
+        return isinstance(trainer.strategy, SingleDeviceStrategy)
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any) -> None:
         if trainer.current_epoch >= self.epochs:

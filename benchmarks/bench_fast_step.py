@@ -1,0 +1,117 @@
+"""The fast recipe's training step, piece by piece: SGD or Muon, the whitening bias trained or frozen.
+
+    python benchmarks/bench_fast_step.py
+    python benchmarks/bench_fast_step.py --rounds 9 --steps 4
+    python benchmarks/bench_fast_step.py --batch 32 --rounds 1 --steps 1   # a smoke run
+
+``experiment=fast_cifar10``'s network (``fast_net`` 32/128/128, channels_last, batch ``--batch``) on a
+random batch, in one process with ``keep_freed_memory`` on, as ``python -m cnnpl`` runs it. Each
+training step is zero_grad, forward, cross-entropy, backward and the optimizer's step. Contenders:
+
+* SGD: every parameter on Nesterov SGD (the recipe before the fifth round);
+* Muon, whitening bias trained: the recipe's first 3 epochs (``callbacks.freeze_whitening.epochs``);
+* Muon, bias frozen by dropping its gradient: what ``FreezeAfter`` did for the later epochs before,
+  and still does under DDP (the backward pass computes the gradient, the optimizer never sees it);
+* Muon, bias frozen with ``requires_grad`` off: what it does now in a single process, so the backward
+  pass stops at the first convolution's filters.
+
+Every round runs each contender ``--steps`` steps (after one warm-up step) in a fresh random order;
+the table gives the median step time over rounds and its ratio to the first Muon row. The
+optimizer's step alone (SGD against Muon, with gradients in place) is timed the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+import cnnpl
+from cnnpl.optim import Muon
+from cnnpl.system import to_memory_format
+from cnnpl.train import keep_freed_memory
+
+WIDTHS = [32, 128, 128]  # experiment=fast_cifar10's CPU size
+SGD_KW = {"lr": 0.05, "momentum": 0.85, "nesterov": True, "weight_decay": 5e-4}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per contender and round")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+
+    keep_freed_memory()
+    torch.manual_seed(0)
+    net = cnnpl.build("model", "fast_net", num_classes=10, in_channels=3, input_size=(32, 32), widths=WIDTHS)
+    to_memory_format(net.train(), torch.channels_last)
+    bias = net.whiten.bias
+    x = torch.randn(args.batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (args.batch,))
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    sgd = torch.optim.SGD(trainable, **SGD_KW)
+    muon = Muon(trainable, filter_lr=0.02, **SGD_KW)
+
+    def training_step(optimizer: torch.optim.Optimizer, bias_grad: bool, drop_bias_grad: bool) -> Callable[[], None]:
+        def run() -> None:
+            bias.requires_grad_(bias_grad)
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(net(x), y).backward()
+            if drop_bias_grad:
+                bias.grad = None
+            optimizer.step()
+
+        return run
+
+    steps = {
+        "SGD, whitening bias trained": training_step(sgd, True, False),
+        "Muon, whitening bias trained": training_step(muon, True, False),
+        "Muon, bias frozen by dropping its gradient": training_step(muon, True, True),
+        "Muon, bias frozen with requires_grad off": training_step(muon, False, False),
+    }
+    bias.requires_grad_(True)
+    F.cross_entropy(net(x), y).backward()  # gradients in place for the optimizer-only rows
+    optimizer_steps = {"SGD step alone": sgd.step, "Muon step alone": muon.step}
+    grads = [p.grad.clone() for p in trainable]
+
+    def optimizer_only(step: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            for p, g in zip(trainable, grads, strict=True):
+                p.grad = g
+            step()
+
+        return run
+
+    contenders = {**steps, **{name: optimizer_only(step) for name, step in optimizer_steps.items()}}
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for fn in contenders.values():
+        fn()  # warm-up
+    for _ in range(args.rounds):
+        order = list(contenders)
+        random.shuffle(order)
+        for name in order:
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                contenders[name]()
+            times[name].append((time.perf_counter() - start) / args.steps)
+
+    reference = statistics.median(times["Muon, whitening bias trained"])
+    print(f"fast_net {WIDTHS}, batch {args.batch}, channels_last, {args.steps} steps x {args.rounds} rounds")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}\n")
+    print("| contender | median ms / step | x Muon, bias trained | per round (ms) |")
+    print("|---|---:|---:|---|")
+    for name, values in times.items():
+        median = statistics.median(values)
+        runs = ", ".join(f"{v * 1e3:.0f}" if v > 0.05 else f"{v * 1e3:.1f}" for v in values)
+        ratio = f"{median / reference:.3f}" if name in steps else ""
+        print(f"| {name} | {median * 1e3:.1f} | {ratio} | {runs} |")
+
+
+if __name__ == "__main__":
+    main()
