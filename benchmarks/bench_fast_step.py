@@ -16,7 +16,8 @@ training step is zero_grad, forward, cross-entropy, backward and the optimizer's
   pass stops at the first convolution's filters.
 
 Every round runs each contender ``--steps`` steps (after one warm-up step) in a fresh random order;
-the table gives the median step time over rounds and its ratio to the first Muon row. The
+the table gives the median step time over rounds, its ratio to the first Muon row's and the median
+of the per-round ratios (steadier on a machine whose speed wanders). The
 optimizer's step alone (SGD against Muon, with gradients in place) is timed the same way.
 """
 
@@ -104,13 +105,17 @@ def main() -> None:
     reference = statistics.median(times["Muon, whitening bias trained"])
     print(f"fast_net {WIDTHS}, batch {args.batch}, channels_last, {args.steps} steps x {args.rounds} rounds")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}\n")
-    print("| contender | median ms / step | x Muon, bias trained | per round (ms) |")
-    print("|---|---:|---:|---|")
+    reference_runs = times["Muon, whitening bias trained"]
+    print("| contender | median ms / step | x Muon, bias trained | median per-round ratio | per round (ms) |")
+    print("|---|---:|---:|---:|---|")
     for name, values in times.items():
         median = statistics.median(values)
         runs = ", ".join(f"{v * 1e3:.0f}" if v > 0.05 else f"{v * 1e3:.1f}" for v in values)
-        ratio = f"{median / reference:.3f}" if name in steps else ""
-        print(f"| {name} | {median * 1e3:.1f} | {ratio} | {runs} |")
+        ratio = per_round = ""
+        if name in steps:
+            ratio = f"{median / reference:.3f}"
+            per_round = f"{statistics.median(v / r for v, r in zip(values, reference_runs, strict=True)):.3f}"
+        print(f"| {name} | {median * 1e3:.1f} | {ratio} | {per_round} | {runs} |")
 
 
 if __name__ == "__main__":
