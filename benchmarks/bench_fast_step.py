@@ -3,6 +3,7 @@
     python benchmarks/bench_fast_step.py
     python benchmarks/bench_fast_step.py --rounds 9 --steps 4
     python benchmarks/bench_fast_step.py --batch 32 --rounds 1 --steps 1   # a smoke run
+    python benchmarks/bench_fast_step.py --profile     # where an SGD step's time goes, by operator and shape
 
 ``experiment=fast_cifar10``'s network (``fast_net`` 32/128/128, channels_last, batch ``--batch``) on a
 random batch, in one process with ``keep_freed_memory`` on, as ``python -m cnnpl`` runs it. Each
@@ -19,6 +20,9 @@ Every round runs each contender ``--steps`` steps (after one warm-up step) in a 
 the table gives the median step time over rounds, its ratio to the first Muon row's and the median
 of the per-round ratios (steadier on a machine whose speed wanders). The
 optimizer's step alone (SGD against Muon, with gradients in place) is timed the same way.
+
+``--profile`` instead profiles 3 SGD training steps (``torch.profiler``, CPU time by operator and
+input shape) and times a 2048 x 2048 matmul, the rate the convolutions can be held against.
 """
 
 from __future__ import annotations
@@ -41,11 +45,40 @@ WIDTHS = [32, 128, 128]  # experiment=fast_cifar10's CPU size
 SGD_KW = {"lr": 0.05, "momentum": 0.85, "nesterov": True, "weight_decay": 5e-4}
 
 
+def profile(step: Callable[[], None], batch: int) -> None:
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    step()
+    unprofiled = []
+    for _ in range(3):
+        start = time.perf_counter()
+        step()
+        unprofiled.append(time.perf_counter() - start)
+    with profiler(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(3):
+            step()
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(5):
+        a @ b
+    matmul = 2 * 2048**3 * 5 / (time.perf_counter() - start)
+    step_ms = statistics.median(unprofiled) * 1e3
+    print(f"fast_net {WIDTHS}, batch {batch}, SGD, 3 steps profiled; unprofiled step {step_ms:.0f} ms")
+    print(f"2048 x 2048 fp32 matmul: {matmul / 1e9:.0f} GFLOP/s\n")
+    table = prof.key_averages(group_by_input_shape=True).table(
+        sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=32, max_shapes_column_width=80
+    )
+    print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per contender and round")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--profile", action="store_true", help="profile SGD steps instead of timing")
     args = parser.parse_args()
 
     keep_freed_memory()
@@ -89,6 +122,9 @@ def main() -> None:
 
         return run
 
+    if args.profile:
+        profile(steps["SGD, whitening bias trained"], args.batch)
+        return
     contenders = {**steps, **{name: optimizer_only(step) for name, step in optimizer_steps.items()}}
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for fn in contenders.values():
