@@ -24,7 +24,7 @@ class FreezeAfter(L.Callback):
     leaves them alone: no step, no momentum, no weight decay. On a single device their
     ``requires_grad`` is switched off for those epochs, so the backward pass no longer computes what
     only they needed (for ``fast_net``'s whitening bias: the first convolution's input gradient and
-    everything before it, about 8% of a training step on a 2-core CPU), and switched back to what it
+    everything before it, about 10% of a training step on a 2-core CPU), and switched back to what it
     was when training ends. Under DDP (and any other strategy that wraps the model), whose gradient
     reduction expects the same parameters every step, their gradients are instead dropped just
     before each optimizer step. airbench trains its whitening layer's bias for 3 epochs this way.
