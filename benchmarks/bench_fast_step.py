@@ -13,7 +13,7 @@ training step is zero_grad, forward, cross-entropy, backward and the optimizer's
 * Muon, whitening bias trained: the recipe's first 3 epochs (``callbacks.freeze_whitening.epochs``);
 * Muon, bias frozen by dropping its gradient: what ``FreezeAfter`` did for the later epochs before,
   and still does under DDP (the backward pass computes the gradient, the optimizer never sees it);
-* Muon, bias frozen with ``requires_grad`` off: what it does now in a single process, so the backward
+* Muon, bias frozen with ``requires_grad`` off: what it does now on a single device, so the backward
   pass stops at the first convolution's filters.
 
 Every round runs each contender ``--steps`` steps (after one warm-up step) in a fresh random order;
@@ -109,6 +109,9 @@ def main() -> None:
         "Muon, bias frozen by dropping its gradient": training_step(muon, True, True),
         "Muon, bias frozen with requires_grad off": training_step(muon, False, False),
     }
+    if args.profile:
+        profile(steps["SGD, whitening bias trained"], args.batch)
+        return
     bias.requires_grad_(True)
     F.cross_entropy(net(x), y).backward()  # gradients in place for the optimizer-only rows
     optimizer_steps = {"SGD step alone": sgd.step, "Muon step alone": muon.step}
@@ -122,9 +125,6 @@ def main() -> None:
 
         return run
 
-    if args.profile:
-        profile(steps["SGD, whitening bias trained"], args.batch)
-        return
     contenders = {**steps, **{name: optimizer_only(step) for name, step in optimizer_steps.items()}}
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for fn in contenders.values():
@@ -138,10 +138,10 @@ def main() -> None:
                 contenders[name]()
             times[name].append((time.perf_counter() - start) / args.steps)
 
-    reference = statistics.median(times["Muon, whitening bias trained"])
+    reference_runs = times["Muon, whitening bias trained"]
+    reference = statistics.median(reference_runs)
     print(f"fast_net {WIDTHS}, batch {args.batch}, channels_last, {args.steps} steps x {args.rounds} rounds")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}\n")
-    reference_runs = times["Muon, whitening bias trained"]
     print("| contender | median ms / step | x Muon, bias trained | median per-round ratio | per round (ms) |")
     print("|---|---:|---:|---:|---|")
     for name, values in times.items():
