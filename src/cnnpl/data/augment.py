@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 PAD_MODES = ("zeros", "reflect")
+RESIZE_MODES = ("scale", "crop")
 
 
 def random_crop(x: torch.Tensor, padding: int, mode: str = "zeros") -> torch.Tensor:
@@ -64,3 +65,28 @@ def cutout(x: torch.Tensor, size: int) -> torch.Tensor:
     y0, x0 = cy - size // 2, cx - size // 2
     inside = (ys >= y0) & (ys < y0 + size) & (xs >= x0) & (xs < x0 + size)
     return x.masked_fill(inside.unsqueeze(1), 0)
+
+
+def shrink(x: torch.Tensor, size: int, mode: str = "scale") -> torch.Tensor:
+    """Make each image ``size x size`` (progressive resizing): ``scale`` it down or ``crop`` a window.
+
+    ``scale`` resizes the whole image (bilinear, antialiased), so the network sees all of it, smaller;
+    ``crop`` cuts a random ``size x size`` window from each image at its own scale, so the filters see
+    objects as large as at test time. ``x`` is a float batch; one at ``size`` already is returned as is.
+    """
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
+    n, c, h, w = x.shape
+    if (h, w) == (size, size):
+        return x
+    if size > min(h, w):
+        raise ValueError(f"cannot shrink {h}x{w} images to {size}x{size}")
+    if mode == "scale":
+        return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    dy = torch.randint(0, h - size + 1, (n, 1), device=x.device)
+    dx = torch.randint(0, w - size + 1, (n, 1), device=x.device)
+    rows = (dy + torch.arange(size, device=x.device)).view(n, 1, size, 1)
+    cols = (dx + torch.arange(size, device=x.device)).view(n, 1, 1, size)
+    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+    chans = torch.arange(c, device=x.device).view(1, c, 1, 1)
+    return x[batch, chans, rows, cols]

@@ -7,6 +7,7 @@ batch with tensor ops after it reaches its device (``on_after_batch_transfer``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import lightning as L
@@ -64,6 +65,9 @@ class InMemoryImageDataModule(L.LightningDataModule):
     only. ``flip="alternate"`` is airbench's derandomised flip: a seeded random half of the training
     images is stored mirrored at setup, and every odd epoch mirrors whole batches, so each image is
     seen both ways in every two epochs (``flip=true`` flips each image at random, every epoch).
+    ``train_sizes`` is progressive resizing: training epoch ``i`` sees ``train_sizes[i]`` square
+    images (made so by ``train_resize``: ``scale`` or ``crop``, :func:`~cnnpl.data.augment.shrink`),
+    every later epoch, validation and test the full size; the model must take any input size.
     """
 
     def __init__(
@@ -77,6 +81,8 @@ class InMemoryImageDataModule(L.LightningDataModule):
         flip: bool | str = True,
         cutout: int = 0,
         num_workers: int = 0,
+        train_sizes: Sequence[int] = (),
+        train_resize: str = "scale",
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -90,6 +96,11 @@ class InMemoryImageDataModule(L.LightningDataModule):
             raise CnnplError(f"data.crop_padding_mode must be one of {modes}, got {crop_padding_mode!r}")
         if flip not in (True, False, "alternate"):
             raise CnnplError(f"data.flip must be true, false or alternate, got {flip!r}")
+        if any(not isinstance(size, int) or size < 1 for size in train_sizes):
+            raise CnnplError(f"data.train_sizes must be positive image sides in pixels, got {list(train_sizes)}")
+        if train_resize not in aug.RESIZE_MODES:
+            modes = ", ".join(aug.RESIZE_MODES)
+            raise CnnplError(f"data.train_resize must be one of {modes}, got {train_resize!r}")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or max(batch_size, 256)
         self.val_split = val_split
@@ -99,6 +110,8 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self.flip = flip
         self.cutout = cutout
         self.num_workers = num_workers
+        self.train_sizes = list(train_sizes)
+        self.train_resize = train_resize
         self.class_names: list[str] = []
         self._splits: dict[str, Split] = {}
         self.mean = torch.zeros(0)
@@ -157,6 +170,11 @@ class InMemoryImageDataModule(L.LightningDataModule):
                 f"data.crop_padding={self.crop_padding} cannot be reflected on {self.input_size} images: "
                 f"use a padding below {min(self.input_size)} or data.crop_padding_mode=zeros"
             )
+        if self.train_sizes and max(self.train_sizes) > min(self.input_size):
+            raise CnnplError(
+                f"data.train_sizes {self.train_sizes} go above the {self.input_size} images: progressive "
+                f"resizing shrinks, so use sides up to {min(self.input_size)}"
+            )
         pixels = self._splits["train"].images.transpose(0, 1).reshape(self.in_channels, -1)
         self.mean = (pixels.double().mean(1) / 255).float()  # in [0, 1] units
         self.std = (pixels.double().std(1) / 255).float().clamp_min(1e-3)
@@ -206,9 +224,17 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = batch
-        if self.trainer is not None and self.trainer.training:
-            images = self.augment(images)
-        return self.normalize(images), labels
+        if self.trainer is None or not self.trainer.training:
+            return self.normalize(images), labels
+        images = self.normalize(self.augment(images))
+        size = self.train_size(self.trainer.current_epoch)
+        if size is not None:
+            images = aug.shrink(images, size, self.train_resize)
+        return images, labels
+
+    def train_size(self, epoch: int) -> int | None:
+        """The side of epoch ``epoch``'s training images under progressive resizing (None: full size)."""
+        return self.train_sizes[epoch] if epoch < len(self.train_sizes) else None
 
     def augment(self, images: torch.Tensor) -> torch.Tensor:
         """Training augmentation of a uint8 batch: random crop, flip, cutout as configured."""
