@@ -4,6 +4,7 @@
     python benchmarks/bench_fast_step.py --rounds 9 --steps 4
     python benchmarks/bench_fast_step.py --batch 32 --rounds 1 --steps 1   # a smoke run
     python benchmarks/bench_fast_step.py --profile     # where an SGD step's time goes, by operator and shape
+    python benchmarks/bench_fast_step.py --sizes 32 28 24 20   # the step at smaller inputs (data.train_sizes)
 
 ``experiment=fast_cifar10``'s network (``fast_net`` 32/128/128, channels_last, batch ``--batch``) on a
 random batch, in one process with ``keep_freed_memory`` on, as ``python -m cnnpl`` runs it. Each
@@ -20,6 +21,10 @@ Every round runs each contender ``--steps`` steps (after one warm-up step) in a 
 the table gives the median step time over rounds, its ratio to the first Muon row's and the median
 of the per-round ratios (steadier on a machine whose speed wanders). The
 optimizer's step alone (SGD against Muon, with gradients in place) is timed the same way.
+
+``--sizes`` instead times the recipe's later-epoch step (Muon, bias frozen with ``requires_grad`` off)
+on square inputs of each side given, the cost of an epoch under progressive resizing
+(``data.train_sizes``), as ratios to the first side's.
 
 ``--profile`` instead profiles 3 SGD training steps (``torch.profiler``, CPU time by operator and
 input shape) and times a 2048 x 2048 matmul, the rate the convolutions can be held against.
@@ -79,6 +84,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per contender and round")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--profile", action="store_true", help="profile SGD steps instead of timing")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", help="time the Muon, bias-frozen step at these input sides instead"
+    )
     args = parser.parse_args()
 
     keep_freed_memory()
@@ -86,13 +94,16 @@ def main() -> None:
     net = cnnpl.build("model", "fast_net", num_classes=10, in_channels=3, input_size=(32, 32), widths=WIDTHS)
     to_memory_format(net.train(), torch.channels_last)
     bias = net.whiten.bias
-    x = torch.randn(args.batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (args.batch,))
     trainable = [p for p in net.parameters() if p.requires_grad]
     sgd = torch.optim.SGD(trainable, **SGD_KW)
     muon = Muon(trainable, filter_lr=0.02, **SGD_KW)
 
-    def training_step(optimizer: torch.optim.Optimizer, bias_grad: bool, drop_bias_grad: bool) -> Callable[[], None]:
+    def training_step(
+        optimizer: torch.optim.Optimizer, bias_grad: bool, drop_bias_grad: bool, side: int = 32
+    ) -> Callable[[], None]:
+        x = torch.randn(args.batch, 3, side, side).contiguous(memory_format=torch.channels_last)
+
         def run() -> None:
             bias.requires_grad_(bias_grad)
             optimizer.zero_grad(set_to_none=True)
@@ -112,20 +123,25 @@ def main() -> None:
     if args.profile:
         profile(steps["SGD, whitening bias trained"], args.batch)
         return
-    bias.requires_grad_(True)
-    F.cross_entropy(net(x), y).backward()  # gradients in place for the optimizer-only rows
-    optimizer_steps = {"SGD step alone": sgd.step, "Muon step alone": muon.step}
-    grads = [p.grad.clone() for p in trainable]
+    reference_name = "Muon, whitening bias trained"
+    if args.sizes:
+        steps = {f"{side} x {side}": training_step(muon, False, False, side) for side in args.sizes}
+        reference_name = next(iter(steps))
+        contenders = steps
+    else:
+        steps["SGD, whitening bias trained"]()  # gradients in place for the optimizer-only rows
+        optimizer_steps = {"SGD step alone": sgd.step, "Muon step alone": muon.step}
+        grads = [p.grad.clone() for p in trainable]
 
-    def optimizer_only(step: Callable[[], object]) -> Callable[[], None]:
-        def run() -> None:
-            for p, g in zip(trainable, grads, strict=True):
-                p.grad = g
-            step()
+        def optimizer_only(step: Callable[[], object]) -> Callable[[], None]:
+            def run() -> None:
+                for p, g in zip(trainable, grads, strict=True):
+                    p.grad = g
+                step()
 
-        return run
+            return run
 
-    contenders = {**steps, **{name: optimizer_only(step) for name, step in optimizer_steps.items()}}
+        contenders = {**steps, **{name: optimizer_only(step) for name, step in optimizer_steps.items()}}
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for fn in contenders.values():
         fn()  # warm-up
@@ -138,11 +154,11 @@ def main() -> None:
                 contenders[name]()
             times[name].append((time.perf_counter() - start) / args.steps)
 
-    reference_runs = times["Muon, whitening bias trained"]
+    reference_runs = times[reference_name]
     reference = statistics.median(reference_runs)
     print(f"fast_net {WIDTHS}, batch {args.batch}, channels_last, {args.steps} steps x {args.rounds} rounds")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}\n")
-    print("| contender | median ms / step | x Muon, bias trained | median per-round ratio | per round (ms) |")
+    print(f"| contender | median ms / step | x {reference_name} | median per-round ratio | per round (ms) |")
     print("|---|---:|---:|---:|---|")
     for name, values in times.items():
         median = statistics.median(values)

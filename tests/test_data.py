@@ -248,11 +248,61 @@ def test_alternating_flip_shows_every_image_both_ways_every_two_epochs() -> None
     [
         (dict(flip="sometimes"), r"data\.flip must be true, false or alternate"),
         (dict(crop_padding_mode="wrap"), r"data\.crop_padding_mode must be one of zeros, reflect"),
+        (dict(train_sizes=[24, 0]), r"data\.train_sizes must be positive image sides in pixels, got \[24, 0\]"),
+        (dict(train_sizes=[24.5]), r"data\.train_sizes must be positive image sides"),
+        (dict(train_resize="squash"), r"data\.train_resize must be one of scale, crop, got 'squash'"),
     ],
 )
 def test_bad_augmentation_settings_are_refused(kwargs: dict, message: str) -> None:
     with pytest.raises(CnnplError, match=message):
         ShapesDataModule(**kwargs)
+
+
+def test_shrink_by_crop_cuts_a_window_of_each_image() -> None:
+    x = torch.arange(64 * 3 * 8 * 8, dtype=torch.float32).view(64, 3, 8, 8)
+    torch.manual_seed(0)
+    out = aug.shrink(x, 5, "crop")
+    assert out.shape == (64, 3, 5, 5)
+    corners = set()
+    for i in range(64):
+        windows = {(dy, dx): x[i, :, dy : dy + 5, dx : dx + 5] for dy in range(4) for dx in range(4)}
+        found = [offset for offset, window in windows.items() if torch.equal(out[i], window)]
+        assert len(found) == 1
+        corners.add(found[0])
+    assert len(corners) > 8  # each image draws its own window, over the whole range of offsets
+
+
+def test_shrink_by_scale_keeps_the_whole_image() -> None:
+    x = torch.zeros(2, 1, 8, 8)
+    x[:, :, :, 4:] = 1.0  # left half dark, right half bright
+    out = aug.shrink(x, 4, "scale")
+    assert out.shape == (2, 1, 4, 4)
+    assert out[..., :2].max() < 0.25 and out[..., 2:].min() > 0.75  # still dark left, bright right
+    assert torch.allclose(out.mean(), torch.tensor(0.5))
+    assert torch.allclose(aug.shrink(torch.full((1, 3, 8, 8), 0.5), 3, "scale"), torch.tensor(0.5))
+    assert aug.shrink(x, 8, "crop") is x  # already that size
+    with pytest.raises(ValueError, match="cannot shrink 8x8 images to 9x9"):
+        aug.shrink(x, 9)
+
+
+@pytest.mark.parametrize("mode", ["scale", "crop"])
+def test_progressive_resizing_shrinks_only_the_early_training_epochs(mode: str) -> None:
+    dm = ShapesDataModule(num_train=40, num_test=10, batch_size=8, train_sizes=[16, 24], train_resize=mode)
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    sides = []
+    for epoch in range(4):
+        dm.trainer = SimpleNamespace(training=True, current_epoch=epoch)
+        sides.append(dm.on_after_batch_transfer(batch, 0)[0].shape[-1])
+    assert sides == [16, 24, 32, 32]
+    dm.trainer = SimpleNamespace(training=False, current_epoch=0)  # validation and test: full size
+    assert dm.on_after_batch_transfer(batch, 0)[0].shape[-1] == 32
+
+
+def test_progressive_resizing_cannot_grow_images() -> None:
+    dm = ShapesDataModule(num_train=20, num_test=10, image_size=16, train_sizes=[12, 20])
+    with pytest.raises(CnnplError, match=r"data\.train_sizes \[12, 20\] go above the \(16, 16\) images"):
+        dm.setup()
 
 
 def test_reflect_padding_must_fit_inside_the_image() -> None:

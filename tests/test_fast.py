@@ -293,6 +293,7 @@ def test_fast_recipe_runs_end_to_end_without_validation(cli, tmp_path: Path, exp
         "data.batch_size=64",
         "trainer.max_epochs=2",
         "model.widths=[16,32,32]",
+        "data.train_sizes=[24]",  # progressive resizing: epoch 0 on 24x24 images, epoch 1 full size
         env={"PYTHONWARNINGS": "default"},  # warnings shown, as a user sees them
     )
     assert result.returncode == 0, result.stderr[-3000:]

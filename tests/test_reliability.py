@@ -458,6 +458,26 @@ def test_out_of_range_settings_fail_before_training(tmp_path: Path, override: st
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "csv").exists()
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "data.train_sizes=[24]",
+            r"^data\.train_sizes: model=simple_cnn cannot take 24x24 images \(.+\); use a model that ends in "
+            r"global pooling \(fast_net, resnet18, \.\.\.\) or larger sizes, or leave data\.train_sizes=\[\]$",
+        ),
+        ("data.train_sizes=[40]", r"^data\.train_sizes \[40\] go above the \(32, 32\) images: .* up to 32$"),
+        ("data.train_resize=squash", r"^data\.train_resize must be one of scale, crop, got 'squash'$"),
+    ],
+)
+def test_progressive_resizing_a_model_cannot_take_fails_before_training(
+    tmp_path: Path, override: str, message: str
+) -> None:
+    with pytest.raises(CnnplError, match=message):
+        train(cnnpl.compose([*FAST, override], output_dir=str(tmp_path)))
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "csv").exists()
+
+
 # -- determinism -----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_same_seed_same_settings_give_identical_metrics_on_cpu(tmp_path: Path) -> None:

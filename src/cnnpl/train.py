@@ -103,6 +103,34 @@ def warn_emulated_bf16(trainer: Any) -> None:
         )
 
 
+def check_train_sizes(net: torch.nn.Module, datamodule: Any, model_name: str) -> None:
+    """Refuse progressive resizing (``data.train_sizes``) the network cannot take, before training.
+
+    Passes one blank image of each side in ``data.train_sizes`` through ``net`` (in eval mode, no
+    gradients): a network that flattens a fixed-size feature map fails here, not at epoch 0's first step.
+    """
+    sizes = sorted(set(getattr(datamodule, "train_sizes", None) or ()))
+    if not sizes:
+        return
+    was_training = net.training
+    net.eval()
+    try:
+        for size in sizes:
+            x = torch.zeros(1, datamodule.in_channels, size, size)
+            try:
+                with torch.no_grad():
+                    net(x)
+            except (RuntimeError, ValueError) as err:
+                reason = str(err).splitlines()[0]
+                raise CnnplError(
+                    f"data.train_sizes: model={model_name} cannot take {size}x{size} images ({reason}); use a "
+                    "model that ends in global pooling (fast_net, resnet18, ...) or larger sizes, or leave "
+                    "data.train_sizes=[]"
+                ) from None
+    finally:
+        net.train(was_training)
+
+
 def _check_optimizer(optimizer: Any) -> None:
     """Build the optimizer once on a dummy parameter, so a negative lr fails before training."""
     try:
@@ -205,6 +233,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule.check()
     datamodule.setup("fit")
     net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
+    check_train_sizes(net, datamodule, cfg.model.get("name", "?"))
     optimizer = _instantiate(cfg.optimizer)
     _check_optimizer(optimizer)
     schedule = _instantiate(cfg.scheduler) if cfg.get("scheduler") else None

@@ -96,7 +96,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
             raise CnnplError(f"data.crop_padding_mode must be one of {modes}, got {crop_padding_mode!r}")
         if flip not in (True, False, "alternate"):
             raise CnnplError(f"data.flip must be true, false or alternate, got {flip!r}")
-        if any(not isinstance(size, int) or size < 1 for size in train_sizes):
+        if any(isinstance(size, bool) or not isinstance(size, int) or size < 1 for size in train_sizes):
             raise CnnplError(f"data.train_sizes must be positive image sides in pixels, got {list(train_sizes)}")
         if train_resize not in aug.RESIZE_MODES:
             modes = ", ".join(aug.RESIZE_MODES)
