@@ -22,9 +22,10 @@ the table gives the median step time over rounds, its ratio to the first Muon ro
 of the per-round ratios (steadier on a machine whose speed wanders). The
 optimizer's step alone (SGD against Muon, with gradients in place) is timed the same way.
 
-``--sizes`` instead times the recipe's later-epoch step (Muon, bias frozen with ``requires_grad`` off)
-on square inputs of each side given, the cost of an epoch under progressive resizing
-(``data.train_sizes``), as ratios to the first side's.
+``--sizes`` instead times the recipe's step from epoch 4 on (Muon, bias frozen with ``requires_grad``
+off) on square inputs of each side given, as ratios to the first side's: what a step costs in a
+smaller epoch under progressive resizing (``data.train_sizes``; in the first 3 epochs the bias still
+trains, which costs a little more at every size).
 
 ``--profile`` instead profiles 3 SGD training steps (``torch.profiler``, CPU time by operator and
 input shape) and times a 2048 x 2048 matmul, the rate the convolutions can be held against.
@@ -88,6 +89,8 @@ def main() -> None:
         "--sizes", type=int, nargs="+", help="time the Muon, bias-frozen step at these input sides instead"
     )
     args = parser.parse_args()
+    if args.profile and args.sizes:
+        parser.error("--profile profiles the 32 x 32 SGD step: drop --sizes (or --profile)")
 
     keep_freed_memory()
     torch.manual_seed(0)
@@ -129,7 +132,9 @@ def main() -> None:
         reference_name = next(iter(steps))
         contenders = steps
     else:
-        steps["SGD, whitening bias trained"]()  # gradients in place for the optimizer-only rows
+        steps[
+            "SGD, whitening bias trained"
+        ]()  # a whole step (a warm-up too): gradients in place for the optimizer-only rows
         optimizer_steps = {"SGD step alone": sgd.step, "Muon step alone": muon.step}
         grads = [p.grad.clone() for p in trainable]
 

@@ -140,6 +140,32 @@ def test_resumed_training_keeps_the_checkpointed_whitening(tmp_path: Path) -> No
     assert torch.equal(record.whiten, trained)  # not recomputed from data on resume
 
 
+class _Sides(L.Callback):
+    """Records the side of every training batch the network receives, per epoch."""
+
+    def __init__(self) -> None:
+        self.sides: dict[int, set[int]] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+        self.sides.setdefault(trainer.current_epoch, set()).add(batch[0].shape[-1])
+
+
+def test_progressive_resizing_trains_small_first_and_resumes_at_the_right_size(tmp_path: Path) -> None:
+    def datamodule() -> ShapesDataModule:
+        return ShapesDataModule(num_train=200, num_test=20, batch_size=16, train_sizes=[16, 24])
+
+    system = ImageClassifier(FastNet(**SMALL), 10)
+    whole = _Sides()
+    _fit(system, datamodule(), whole, max_epochs=3)
+    assert whole.sides == {0: {16}, 1: {24}, 2: {32}}
+
+    first = ImageClassifier(FastNet(**SMALL), 10)
+    _fit(first, datamodule(), max_epochs=1).save_checkpoint(tmp_path / "epoch0.ckpt")
+    resumed = _Sides()
+    _fit(ImageClassifier(FastNet(**SMALL), 10), datamodule(), resumed, max_epochs=3, ckpt_path=tmp_path / "epoch0.ckpt")
+    assert resumed.sides == {1: {24}, 2: {32}}
+
+
 def test_flip_and_translate_tta_average_the_expected_views() -> None:
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(10))
     images = torch.randn(2, 3, 8, 8)

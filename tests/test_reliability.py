@@ -459,22 +459,29 @@ def test_out_of_range_settings_fail_before_training(tmp_path: Path, override: st
 
 
 @pytest.mark.parametrize(
-    ("override", "message"),
+    ("overrides", "message"),
     [
         (
-            "data.train_sizes=[24]",
-            r"^data\.train_sizes: model=simple_cnn cannot take 24x24 images \(.+\); use a model that ends in "
-            r"global pooling \(fast_net, resnet18, \.\.\.\) or larger sizes, or leave data\.train_sizes=\[\]$",
+            ["data.train_sizes=[24]", "trainer.max_epochs=2"],
+            r"^data\.train_sizes: model=simple_cnn cannot take 24x24 images \(.+\); use sizes it can take, or a "
+            r"model that takes any size \(one ending in global pooling: fast_net, resnet18, \.\.\.\), or leave "
+            r"data\.train_sizes=\[\]$",
         ),
-        ("data.train_sizes=[40]", r"^data\.train_sizes \[40\] go above the \(32, 32\) images: .* up to 32$"),
-        ("data.train_resize=squash", r"^data\.train_resize must be one of scale, crop, got 'squash'$"),
+        (
+            ["model=fast_net", "data.train_sizes=[24,28]", "trainer.max_epochs=2"],
+            r"^data\.train_sizes has 2 sizes but trainer\.max_epochs=2: the last epoch must train at full size, so "
+            r"give at most 1 sizes or train more epochs$",
+        ),
+        (["data.train_sizes=[40]"], r"^data\.train_sizes \[40\] go above the \(32, 32\) images: .* up to 32$"),
+        (["data.train_resize=squash"], r"^data\.train_resize must be one of scale, crop, got 'squash'$"),
+        (["data.train_sizes=24"], r"^data\.train_sizes must be a list of image sides in whole pixels, .*got 24$"),
     ],
 )
-def test_progressive_resizing_a_model_cannot_take_fails_before_training(
-    tmp_path: Path, override: str, message: str
+def test_bad_progressive_resizing_settings_fail_before_training(
+    tmp_path: Path, overrides: list[str], message: str
 ) -> None:
     with pytest.raises(CnnplError, match=message):
-        train(cnnpl.compose([*FAST, override], output_dir=str(tmp_path)))
+        train(cnnpl.compose([*FAST, *overrides], output_dir=str(tmp_path)))
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "csv").exists()
 
 

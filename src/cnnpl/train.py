@@ -103,15 +103,22 @@ def warn_emulated_bf16(trainer: Any) -> None:
         )
 
 
-def check_train_sizes(net: torch.nn.Module, datamodule: Any, model_name: str) -> None:
-    """Refuse progressive resizing (``data.train_sizes``) the network cannot take, before training.
+def check_train_sizes(net: torch.nn.Module, datamodule: Any, model_name: str, max_epochs: Any) -> None:
+    """Refuse progressive resizing (``data.train_sizes``) that cannot work, before training.
 
-    Passes one blank image of each side in ``data.train_sizes`` through ``net`` (in eval mode, no
-    gradients): a network that flattens a fixed-size feature map fails here, not at epoch 0's first step.
+    The last epoch must train at full size (what the test sees), and the network must take every
+    size: one blank image of each goes through ``net`` (in eval mode, no gradients), so a network that
+    flattens a fixed-size feature map fails here, not at epoch 0's first step.
     """
-    sizes = sorted(set(getattr(datamodule, "train_sizes", None) or ()))
-    if not sizes:
+    train_sizes = list(getattr(datamodule, "train_sizes", None) or ())
+    if not train_sizes:
         return
+    if isinstance(max_epochs, int) and 0 < max_epochs <= len(train_sizes):
+        raise CnnplError(
+            f"data.train_sizes has {len(train_sizes)} sizes but trainer.max_epochs={max_epochs}: the last "
+            f"epoch must train at full size, so give at most {max_epochs - 1} sizes or train more epochs"
+        )
+    sizes = sorted(set(train_sizes))
     was_training = net.training
     net.eval()
     try:
@@ -121,11 +128,11 @@ def check_train_sizes(net: torch.nn.Module, datamodule: Any, model_name: str) ->
                 with torch.no_grad():
                     net(x)
             except (RuntimeError, ValueError) as err:
-                reason = str(err).splitlines()[0]
+                reason = (str(err).splitlines() or [type(err).__name__])[0]
                 raise CnnplError(
-                    f"data.train_sizes: model={model_name} cannot take {size}x{size} images ({reason}); use a "
-                    "model that ends in global pooling (fast_net, resnet18, ...) or larger sizes, or leave "
-                    "data.train_sizes=[]"
+                    f"data.train_sizes: model={model_name} cannot take {size}x{size} images ({reason}); use "
+                    "sizes it can take, or a model that takes any size (one ending in global pooling: "
+                    "fast_net, resnet18, ...), or leave data.train_sizes=[]"
                 ) from None
     finally:
         net.train(was_training)
@@ -233,7 +240,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule.check()
     datamodule.setup("fit")
     net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
-    check_train_sizes(net, datamodule, cfg.model.get("name", "?"))
+    check_train_sizes(net, datamodule, cfg.model.get("name", "?"), cfg.trainer.get("max_epochs"))
     optimizer = _instantiate(cfg.optimizer)
     _check_optimizer(optimizer)
     schedule = _instantiate(cfg.scheduler) if cfg.get("scheduler") else None

@@ -1,4 +1,7 @@
-"""Batched data augmentation on uint8 image tensors ``(N, C, H, W)``, with tensor ops only.
+"""Batched data augmentation on image tensors ``(N, C, H, W)``, with tensor ops only.
+
+The augmentations take the uint8 batches the loaders give; :func:`shrink` (progressive resizing)
+takes the normalised float batch.
 
 Each function draws from the global torch RNG (seeded by ``seed=``), so a run is repeatable and a
 resumed run continues the same stream.

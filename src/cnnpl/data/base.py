@@ -65,7 +65,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
     only. ``flip="alternate"`` is airbench's derandomised flip: a seeded random half of the training
     images is stored mirrored at setup, and every odd epoch mirrors whole batches, so each image is
     seen both ways in every two epochs (``flip=true`` flips each image at random, every epoch).
-    ``train_sizes`` is progressive resizing: training epoch ``i`` sees ``train_sizes[i]`` square
+    ``train_sizes`` is progressive resizing: training epoch ``i`` (from 0) sees ``train_sizes[i]`` square
     images (made so by ``train_resize``: ``scale`` or ``crop``, :func:`~cnnpl.data.augment.shrink`),
     every later epoch, validation and test the full size; the model must take any input size.
     """
@@ -96,8 +96,20 @@ class InMemoryImageDataModule(L.LightningDataModule):
             raise CnnplError(f"data.crop_padding_mode must be one of {modes}, got {crop_padding_mode!r}")
         if flip not in (True, False, "alternate"):
             raise CnnplError(f"data.flip must be true, false or alternate, got {flip!r}")
-        if any(isinstance(size, bool) or not isinstance(size, int) or size < 1 for size in train_sizes):
-            raise CnnplError(f"data.train_sizes must be positive image sides in pixels, got {list(train_sizes)}")
+        if (
+            isinstance(train_sizes, str)
+            or not isinstance(train_sizes, Sequence)
+            or any(isinstance(size, bool) or not isinstance(size, int) or size < 1 for size in train_sizes)
+        ):
+            shown = (
+                list(train_sizes)
+                if isinstance(train_sizes, Sequence) and not isinstance(train_sizes, str)
+                else train_sizes
+            )
+            raise CnnplError(
+                f"data.train_sizes must be a list of image sides in whole pixels, one per early epoch, such as "
+                f"[24,24], got {shown!r}"
+            )
         if train_resize not in aug.RESIZE_MODES:
             modes = ", ".join(aug.RESIZE_MODES)
             raise CnnplError(f"data.train_resize must be one of {modes}, got {train_resize!r}")
