@@ -27,17 +27,27 @@ def random_crop(x: torch.Tensor, padding: int, mode: str = "zeros") -> torch.Ten
         return x
     if mode not in PAD_MODES:
         raise ValueError(f"padding mode must be one of {PAD_MODES}, got {mode!r}")
-    n, c, h, w = x.shape
-    dy = torch.randint(0, 2 * padding + 1, (n, 1), device=x.device)
-    dx = torch.randint(0, 2 * padding + 1, (n, 1), device=x.device)
-    rows = (dy + torch.arange(h, device=x.device)).view(n, 1, h, 1)  # indices into the padded image
-    cols = (dx + torch.arange(w, device=x.device)).view(n, 1, 1, w)
-    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
-    chans = torch.arange(c, device=x.device).view(1, c, 1, 1)
+    _, _, h, w = x.shape
+    batch, chans, rows, cols = _random_windows(x, h, w, 2 * padding + h, 2 * padding + w)  # in the padded image
     if mode == "reflect":  # no padded copy: -1 -> 1, h -> h - 2, as F.pad(..., "reflect") would place them
         return x[batch, chans, _reflect(rows - padding, h), _reflect(cols - padding, w)]
     padded = F.pad(x, (padding, padding, padding, padding))
     return padded[batch, chans, rows, cols]
+
+
+def _random_windows(
+    x: torch.Tensor, height: int, width: int, space_h: int, space_w: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Advanced-indexing tensors ``(batch, chans, rows, cols)`` of one random ``height x width`` window
+    per image of ``x``, placed uniformly inside a ``space_h x space_w`` image."""
+    n, c = x.shape[:2]
+    dy = torch.randint(0, space_h - height + 1, (n, 1), device=x.device)
+    dx = torch.randint(0, space_w - width + 1, (n, 1), device=x.device)
+    rows = (dy + torch.arange(height, device=x.device)).view(n, 1, height, 1)
+    cols = (dx + torch.arange(width, device=x.device)).view(n, 1, 1, width)
+    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
+    chans = torch.arange(c, device=x.device).view(1, c, 1, 1)
+    return batch, chans, rows, cols
 
 
 def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
@@ -79,17 +89,11 @@ def shrink(x: torch.Tensor, size: int, mode: str = "scale") -> torch.Tensor:
     """
     if mode not in RESIZE_MODES:
         raise ValueError(f"resize mode must be one of {RESIZE_MODES}, got {mode!r}")
-    n, c, h, w = x.shape
+    h, w = x.shape[-2:]
     if (h, w) == (size, size):
         return x
     if size > min(h, w):
         raise ValueError(f"cannot shrink {h}x{w} images to {size}x{size}")
     if mode == "scale":
         return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    dy = torch.randint(0, h - size + 1, (n, 1), device=x.device)
-    dx = torch.randint(0, w - size + 1, (n, 1), device=x.device)
-    rows = (dy + torch.arange(size, device=x.device)).view(n, 1, size, 1)
-    cols = (dx + torch.arange(size, device=x.device)).view(n, 1, 1, size)
-    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
-    chans = torch.arange(c, device=x.device).view(1, c, 1, 1)
-    return x[batch, chans, rows, cols]
+    return x[_random_windows(x, size, size, h, w)]

@@ -96,19 +96,11 @@ class InMemoryImageDataModule(L.LightningDataModule):
             raise CnnplError(f"data.crop_padding_mode must be one of {modes}, got {crop_padding_mode!r}")
         if flip not in (True, False, "alternate"):
             raise CnnplError(f"data.flip must be true, false or alternate, got {flip!r}")
-        if (
-            isinstance(train_sizes, str)
-            or not isinstance(train_sizes, Sequence)
-            or any(isinstance(size, bool) or not isinstance(size, int) or size < 1 for size in train_sizes)
-        ):
-            shown = (
-                list(train_sizes)
-                if isinstance(train_sizes, Sequence) and not isinstance(train_sizes, str)
-                else train_sizes
-            )
+        sizes = list(train_sizes) if isinstance(train_sizes, Sequence) and not isinstance(train_sizes, str) else None
+        if sizes is None or any(isinstance(size, bool) or not isinstance(size, int) or size < 1 for size in sizes):
             raise CnnplError(
                 f"data.train_sizes must be a list of image sides in whole pixels, one per early epoch, such as "
-                f"[24,24], got {shown!r}"
+                f"[24,24], got {train_sizes if sizes is None else sizes!r}"
             )
         if train_resize not in aug.RESIZE_MODES:
             modes = ", ".join(aug.RESIZE_MODES)
@@ -122,7 +114,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self.flip = flip
         self.cutout = cutout
         self.num_workers = num_workers
-        self.train_sizes = list(train_sizes)
+        self.train_sizes = sizes
         self.train_resize = train_resize
         self.class_names: list[str] = []
         self._splits: dict[str, Split] = {}
