@@ -5,6 +5,7 @@
     python benchmarks/bench_fast_step.py --batch 32 --rounds 1 --steps 1   # a smoke run
     python benchmarks/bench_fast_step.py --profile     # where an SGD step's time goes, by operator and shape
     python benchmarks/bench_fast_step.py --sizes 32 28 24 20   # the step at smaller inputs (data.train_sizes)
+    python benchmarks/bench_fast_step.py --widths 32,128,128 48,160,160   # the step of other model.widths
 
 ``experiment=fast_cifar10``'s network (``fast_net`` 32/128/128, channels_last, batch ``--batch``) on a
 random batch, in one process with ``keep_freed_memory`` on, as ``python -m cnnpl`` runs it. Each
@@ -26,6 +27,10 @@ optimizer's step alone (SGD against Muon, with gradients in place) is timed the 
 off) on square inputs of each side given, as ratios to the first side's: what a step costs in a
 smaller epoch under progressive resizing (``data.train_sizes``; in the first 3 epochs the bias still
 trains, which costs a little more at every size).
+
+``--widths`` instead times that same step (32 x 32) for ``fast_net`` at each list of widths given
+(comma-separated, one network each), as ratios to the first list's: what an epoch of a wider or
+narrower recipe costs (``model.widths``).
 
 ``--profile`` instead profiles 3 SGD training steps (``torch.profiler``, CPU time by operator and
 input shape) and times a 2048 x 2048 matmul, the rate the convolutions can be held against.
@@ -79,6 +84,22 @@ def profile(step: Callable[[], None], batch: int) -> None:
     print(table)
 
 
+def build_net(widths: list[int]) -> torch.nn.Module:
+    net = cnnpl.build("model", "fast_net", num_classes=10, in_channels=3, input_size=(32, 32), widths=widths)
+    to_memory_format(net.train(), torch.channels_last)
+    return net
+
+
+def _widths(text: str) -> list[int]:
+    try:
+        widths = [int(w) for w in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"widths are comma-separated integers like 32,128,128, got {text!r}") from None
+    if not widths or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"widths must be positive, got {text!r}")
+    return widths
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
@@ -88,24 +109,33 @@ def main() -> None:
     parser.add_argument(
         "--sizes", type=int, nargs="+", help="time the Muon, bias-frozen step at these input sides instead"
     )
+    parser.add_argument(
+        "--widths",
+        type=_widths,
+        nargs="+",
+        help="time the Muon, bias-frozen step of fast_net at these comma-separated widths instead",
+    )
     args = parser.parse_args()
-    if args.profile and args.sizes:
-        parser.error("--profile profiles the 32 x 32 SGD step: drop --sizes (or --profile)")
+    if sum(map(bool, (args.profile, args.sizes, args.widths))) > 1:
+        parser.error("--profile, --sizes and --widths each replace the contenders: give one of them")
 
     keep_freed_memory()
     torch.manual_seed(0)
-    net = cnnpl.build("model", "fast_net", num_classes=10, in_channels=3, input_size=(32, 32), widths=WIDTHS)
-    to_memory_format(net.train(), torch.channels_last)
-    bias = net.whiten.bias
+    net = build_net(WIDTHS)
     y = torch.randint(0, 10, (args.batch,))
     trainable = [p for p in net.parameters() if p.requires_grad]
     sgd = torch.optim.SGD(trainable, **SGD_KW)
     muon = Muon(trainable, filter_lr=0.02, **SGD_KW)
 
     def training_step(
-        optimizer: torch.optim.Optimizer, bias_grad: bool, drop_bias_grad: bool, side: int = 32
+        optimizer: torch.optim.Optimizer,
+        bias_grad: bool,
+        drop_bias_grad: bool,
+        side: int = 32,
+        net: torch.nn.Module = net,
     ) -> Callable[[], None]:
         x = torch.randn(args.batch, 3, side, side).contiguous(memory_format=torch.channels_last)
+        bias = net.whiten.bias
 
         def run() -> None:
             bias.requires_grad_(bias_grad)
@@ -129,6 +159,14 @@ def main() -> None:
     reference_name = "Muon, whitening bias trained"
     if args.sizes:
         steps = {f"{side} x {side}": training_step(muon, False, False, side) for side in args.sizes}
+    elif args.widths:
+        steps = {}
+        for widths in args.widths:
+            other = build_net(widths)
+            params = [p for p in other.parameters() if p.requires_grad]
+            optimizer = Muon(params, filter_lr=0.02, **SGD_KW)
+            steps["/".join(map(str, widths))] = training_step(optimizer, False, False, net=other)
+    if args.sizes or args.widths:
         reference_name = next(iter(steps))
         contenders = steps
     else:
@@ -161,7 +199,8 @@ def main() -> None:
 
     reference_runs = times[reference_name]
     reference = statistics.median(reference_runs)
-    print(f"fast_net {WIDTHS}, batch {args.batch}, channels_last, {args.steps} steps x {args.rounds} rounds")
+    network = "widths as named" if args.widths else WIDTHS
+    print(f"fast_net {network}, batch {args.batch}, channels_last, {args.steps} steps x {args.rounds} rounds")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}\n")
     print(f"| contender | median ms / step | x {reference_name} | median per-round ratio | per round (ms) |")
     print("|---|---:|---:|---:|---|")
