@@ -95,7 +95,7 @@ def _widths(text: str) -> list[int]:
         widths = [int(w) for w in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"widths are comma-separated integers like 32,128,128, got {text!r}") from None
-    if not widths or min(widths) < 1:
+    if min(widths) < 1:
         raise argparse.ArgumentTypeError(f"widths must be positive, got {text!r}")
     return widths
 
