@@ -6,6 +6,7 @@
     python benchmarks/bench_fast_step.py --profile     # where an SGD step's time goes, by operator and shape
     python benchmarks/bench_fast_step.py --sizes 32 28 24 20   # the step at smaller inputs (data.train_sizes)
     python benchmarks/bench_fast_step.py --widths 32,128,128 48,160,160   # the step of other model.widths
+    python benchmarks/bench_fast_step.py --frozen features.group1   # the step with more of the network frozen
 
 ``experiment=fast_cifar10``'s network (``fast_net`` 32/128/128, channels_last, batch ``--batch``) on a
 random batch, in one process with ``keep_freed_memory`` on, as ``python -m cnnpl`` runs it. Each
@@ -32,6 +33,12 @@ trains, which costs a little more at every size).
 (comma-separated, one network each), as ratios to the first list's: what an epoch of a wider or
 narrower recipe costs (``model.widths``).
 
+``--frozen`` instead times that same step with more of the network frozen (``requires_grad`` off, as
+``FreezeAfter`` does): each argument is a comma-separated list of ``fast_net`` parameter or module
+names (``features.group1``, ``features.group2.conv1``), one contender each, as ratios to the recipe's
+step with only the whitening bias frozen: what the recipe's epochs cost once ``callbacks.freeze_group1``
+has frozen its first conv group.
+
 ``--profile`` instead profiles 3 SGD training steps (``torch.profiler``, CPU time by operator and
 input shape) and times a 2048 x 2048 matmul, the rate the convolutions can be held against.
 """
@@ -42,7 +49,7 @@ import argparse
 import random
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -115,15 +122,22 @@ def main() -> None:
         nargs="+",
         help="time the Muon, bias-frozen step of fast_net at these comma-separated widths instead",
     )
+    parser.add_argument(
+        "--frozen",
+        type=lambda text: text.split(","),
+        nargs="+",
+        help="time the Muon, bias-frozen step with these comma-separated parameters or modules frozen too",
+    )
     args = parser.parse_args()
-    if sum(map(bool, (args.profile, args.sizes, args.widths))) > 1:
-        parser.error("--profile, --sizes and --widths each replace the contenders: give one of them")
+    if sum(map(bool, (args.profile, args.sizes, args.widths, args.frozen))) > 1:
+        parser.error("--profile, --sizes, --widths and --frozen each replace the contenders: give one of them")
 
     keep_freed_memory()
     torch.manual_seed(0)
     net = build_net(WIDTHS)
     y = torch.randint(0, 10, (args.batch,))
     trainable = [p for p in net.parameters() if p.requires_grad]
+    trainable_ids = {id(p) for p in trainable}
     sgd = torch.optim.SGD(trainable, **SGD_KW)
     muon = Muon(trainable, filter_lr=0.02, **SGD_KW)
 
@@ -133,11 +147,15 @@ def main() -> None:
         drop_bias_grad: bool,
         side: int = 32,
         net: torch.nn.Module = net,
+        frozen: Sequence[torch.nn.Parameter] = (),
     ) -> Callable[[], None]:
         x = torch.randn(args.batch, 3, side, side).contiguous(memory_format=torch.channels_last)
         bias = net.whiten.bias
+        flags = [(p, all(p is not q for q in frozen)) for p in net.parameters() if id(p) in trainable_ids]
 
         def run() -> None:
+            for parameter, flag in flags:
+                parameter.requires_grad_(flag)
             bias.requires_grad_(bias_grad)
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(net(x), y).backward()
@@ -166,7 +184,16 @@ def main() -> None:
             params = [p for p in other.parameters() if p.requires_grad]
             optimizer = Muon(params, filter_lr=0.02, **SGD_KW)
             steps["/".join(map(str, widths))] = training_step(optimizer, False, False, net=other)
-    if args.sizes or args.widths:
+    elif args.frozen:
+        named = dict(net.named_parameters())
+        steps = {"whitening bias (the recipe from epoch 4)": training_step(muon, False, False)}
+        for names in args.frozen:
+            frozen = [p for n, p in named.items() if any(n == q or n.startswith(q + ".") for q in names)]
+            unknown = [q for q in names if not any(n == q or n.startswith(q + ".") for n in named)]
+            if unknown:
+                parser.error(f"--frozen: {', '.join(unknown)} names nothing in fast_net; try features.group1")
+            steps["+ " + ", ".join(names)] = training_step(muon, False, False, frozen=frozen)
+    if args.sizes or args.widths or args.frozen:
         reference_name = next(iter(steps))
         contenders = steps
     else:

@@ -263,6 +263,38 @@ def test_freeze_after_trains_the_parameters_then_leaves_them_alone() -> None:
     assert all(torch.equal(f, ends.filters[0]) for f in ends.filters)
 
 
+class _GroupEnds(L.Callback):
+    """The first conv group's parameters at each training epoch's end, and which of them took gradients."""
+
+    def __init__(self) -> None:
+        self.values: list[list[torch.Tensor]] = []
+        self.trainable: list[list[bool]] = []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
+        group = list(pl_module.net.features.group1.parameters())
+        self.values.append([p.detach().clone() for p in group])
+        self.trainable.append([p.requires_grad for p in group])
+
+
+def test_freeze_after_a_module_name_freezes_all_its_parameters() -> None:
+    datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
+    system = ImageClassifier(FastNet(**SMALL), 10, partial(torch.optim.SGD, lr=0.1, momentum=0.9))
+    group = system.net.features.group1
+    before = [p.requires_grad for p in group.parameters()]
+    assert any(before) and not all(before)  # conv filters and norm biases train, norm weights are fixed
+    start = [p.detach().clone() for p in group.parameters()]
+    classifier = system.net.classifier.weight.detach().clone()
+    ends = _GroupEnds()
+    _fit(system, datamodule, FreezeAfter(["net.features.group1"], epochs=1), ends, max_epochs=3)
+    trained = [i for i, flag in enumerate(before) if flag]
+    assert all(not torch.equal(ends.values[0][i], start[i]) for i in trained)  # trained in the first epoch
+    assert all(torch.equal(a, b) for a, b in zip(ends.values[1], ends.values[0], strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(ends.values[2], ends.values[0], strict=True))
+    assert ends.trainable == [before, [False] * len(before), [False] * len(before)]
+    assert [p.requires_grad for p in group.parameters()] == before  # restored when training ends
+    assert not torch.equal(system.net.classifier.weight, classifier)  # the rest trained on
+
+
 def test_freeze_after_under_ddp_drops_gradients_and_keeps_requires_grad() -> None:
     # DDP's gradient reduction expects the same parameters every step: only the gradients go
     layer = nn.Linear(2, 2)
@@ -309,6 +341,13 @@ def test_the_cpu_recipes_train_filters_with_muon_and_the_gpu_variant_with_sgd() 
                                                             "weight_decay": 1.33e-3}  # fmt: skip
 
 
+FREEZE_GROUP1 = (
+    "+callbacks.freeze_group1._target_=cnnpl.callbacks.FreezeAfter",
+    "+callbacks.freeze_group1.parameters=[net.features.group1]",
+    "+callbacks.freeze_group1.epochs=7",
+)
+
+
 @pytest.mark.parametrize("experiment", ["fast_cifar10", "fast_cifar10_bf16"])
 def test_fast_recipe_runs_end_to_end_without_validation(cli, tmp_path: Path, experiment: str) -> None:
     overrides = [o for o in TINY if not o.startswith(("data.batch_size", "data.num_train"))]
@@ -320,6 +359,8 @@ def test_fast_recipe_runs_end_to_end_without_validation(cli, tmp_path: Path, exp
         "trainer.max_epochs=2",
         "model.widths=[16,32,32]",
         "data.train_sizes=[24]",  # progressive resizing: epoch 0 on 24x24 images, epoch 1 full size
+        *FREEZE_GROUP1[:2],  # the first conv group frozen for the second epoch (docs/speed.md)
+        "+callbacks.freeze_group1.epochs=1",
         env={"PYTHONWARNINGS": "default"},  # warnings shown, as a user sees them
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -20,7 +20,9 @@ class FreezeAfter(L.Callback):
     """Train the named parameters for the first ``epochs`` epochs, then freeze them.
 
     ``parameters`` are names as ``LightningModule.named_parameters()`` gives them (for
-    ``model=fast_net``'s whitening bias: ``net.whiten.bias``). From epoch ``epochs`` on the optimizer
+    ``model=fast_net``'s whitening bias: ``net.whiten.bias``) or as ``named_modules()`` does, which
+    names all of a module's parameters (``net.features.group1``: the first conv group, frozen for the
+    fast recipe's last epochs as in FreezeOut). From epoch ``epochs`` on the optimizer
     leaves them alone: no step, no momentum, no weight decay. On a single device their
     ``requires_grad`` is switched off for those epochs, so the backward pass no longer computes what
     only they needed (for ``fast_net``'s whitening bias: the first convolution's input gradient and
@@ -44,14 +46,20 @@ class FreezeAfter(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         names = dict(pl_module.named_parameters())
-        missing = [name for name in self.parameters if name not in names]
+        modules = dict(pl_module.named_modules())
+        missing = [name for name in self.parameters if name not in names and not (name and name in modules)]
         if missing:
             known = ", ".join(list(names)[:8])
+            known_modules = ", ".join([name for name in modules if name.count(".") == 1][:4])
             raise CnnplError(
-                f"callbacks.freeze.parameters: {', '.join(missing)} not in the model; its parameters "
-                f"are named like {known}, ..."
+                f"callbacks.freeze.parameters: {', '.join(missing)} not in the model; name parameters "
+                f"like {known}, ... or modules (all their parameters) like {known_modules}, ..."
             )
-        self._frozen = [names[name] for name in self.parameters]
+        frozen: dict[int, torch.nn.Parameter] = {}
+        for name in self.parameters:
+            for parameter in [names[name]] if name in names else modules[name].parameters():
+                frozen.setdefault(id(parameter), parameter)
+        self._frozen = list(frozen.values())
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.current_epoch >= self.epochs and self._single_device(trainer) and not self._requires_grad:
