@@ -28,14 +28,30 @@ def test_accuracy(run_dir: Path) -> float:
     return events.Scalars("test/acc")[-1].value
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; overrides may also follow ``--seeds`` (``--seeds 0 1 trainer.max_epochs=13``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="data", help="CIFAR-10 folder (either layout)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", nargs="+", default=["0", "1"], metavar="SEED", help="one run per seed")
     parser.add_argument("--experiment", default="fast_cifar10")
     parser.add_argument("--out", default="outputs/fast_cifar10", help="where the runs go")
     parser.add_argument("overrides", nargs="*", help="more key=value overrides")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    # argparse gives --seeds every word up to the next option, overrides included: split them off
+    seeds = []
+    for word in args.seeds:
+        if not word.lstrip("-").isdigit():
+            break
+        seeds.append(int(word))
+    if not seeds:
+        parser.error(f"--seeds takes integers, like --seeds 0 1; got {args.seeds[0]!r}")
+    args.overrides = args.overrides + args.seeds[len(seeds) :]
+    args.seeds = seeds
+    return args
+
+
+def main() -> None:
+    args = parse_args()
 
     rows = []
     for seed in args.seeds:

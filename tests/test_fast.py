@@ -313,8 +313,36 @@ def test_freeze_after_names_a_missing_parameter() -> None:
     system = ImageClassifier(FastNet(**SMALL), 10)
     with pytest.raises(CnnplError, match=r"net\.whiten\.bais not in the model.*net\.whiten\.bias"):
         _fit(system, datamodule, FreezeAfter(["net.whiten.bais"], epochs=1))
+    with pytest.raises(CnnplError, match=r"net\.features\.group1\.pool has no parameters to freeze"):
+        _fit(system, datamodule, FreezeAfter(["net.features.group1.pool"], epochs=1))
     with pytest.raises(CnnplError, match="epochs must be >= 0"):
         FreezeAfter(["net.whiten.bias"], epochs=-1)
+
+
+def test_freeze_after_callbacks_sharing_a_parameter_restore_it_as_it_was() -> None:
+    # the whitening bias frozen by its own name after 1 epoch, and again with its module after 2
+    datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
+    system = ImageClassifier(FastNet(**SMALL), 10)
+    ends = _EpochEnds()
+    _fit(system, datamodule, FreezeAfter(["net.whiten.bias"], 1), FreezeAfter(["net.whiten"], 2), ends, max_epochs=3)
+    assert ends.bias_trainable == [True, False, False]
+    assert system.net.whiten.bias.requires_grad and not system.net.whiten.weight.requires_grad
+
+
+def test_fast_cifar10_benchmark_takes_overrides_after_its_seeds() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "fast_cifar10", Path(__file__).parents[1] / "benchmarks/fast_cifar10.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = bench.parse_args(["a=1", "--seeds", "0", "1", "trainer.max_epochs=13", "+b=[x]"])
+    assert args.seeds == [0, 1] and args.overrides == ["a=1", "trainer.max_epochs=13", "+b=[x]"]
+    assert bench.parse_args([]).seeds == [0, 1]
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--seeds", "trainer.max_epochs=13"])
 
 
 def test_no_validation_split_never_validates_on_the_test_set() -> None:
@@ -341,13 +369,6 @@ def test_the_cpu_recipes_train_filters_with_muon_and_the_gpu_variant_with_sgd() 
                                                             "weight_decay": 1.33e-3}  # fmt: skip
 
 
-FREEZE_GROUP1 = (
-    "+callbacks.freeze_group1._target_=cnnpl.callbacks.FreezeAfter",
-    "+callbacks.freeze_group1.parameters=[net.features.group1]",
-    "+callbacks.freeze_group1.epochs=7",
-)
-
-
 @pytest.mark.parametrize("experiment", ["fast_cifar10", "fast_cifar10_bf16"])
 def test_fast_recipe_runs_end_to_end_without_validation(cli, tmp_path: Path, experiment: str) -> None:
     overrides = [o for o in TINY if not o.startswith(("data.batch_size", "data.num_train"))]
@@ -359,8 +380,9 @@ def test_fast_recipe_runs_end_to_end_without_validation(cli, tmp_path: Path, exp
         "trainer.max_epochs=2",
         "model.widths=[16,32,32]",
         "data.train_sizes=[24]",  # progressive resizing: epoch 0 on 24x24 images, epoch 1 full size
-        *FREEZE_GROUP1[:2],  # the first conv group frozen for the second epoch (docs/speed.md)
-        "+callbacks.freeze_group1.epochs=1",
+        "+callbacks.freeze_group1._target_=cnnpl.callbacks.FreezeAfter",  # docs/speed.md's option,
+        "+callbacks.freeze_group1.parameters=[net.features.group1]",  # the first conv group frozen
+        "+callbacks.freeze_group1.epochs=1",  # for the second epoch
         env={"PYTHONWARNINGS": "default"},  # warnings shown, as a user sees them
     )
     assert result.returncode == 0, result.stderr[-3000:]

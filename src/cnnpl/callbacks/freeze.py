@@ -42,7 +42,8 @@ class FreezeAfter(L.Callback):
         self.parameters = list(parameters)
         self.epochs = epochs
         self._frozen: list[torch.nn.Parameter] = []
-        self._requires_grad: list[bool] = []  # each parameter's flag before this callback switched it off
+        self._requires_grad: list[bool] = []  # each parameter's flag before training, restored after it
+        self._switched_off = False
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         names = dict(pl_module.named_parameters())
@@ -50,20 +51,28 @@ class FreezeAfter(L.Callback):
         missing = [name for name in self.parameters if name not in names and not (name and name in modules)]
         if missing:
             known = ", ".join(list(names)[:8])
-            known_modules = ", ".join([name for name in modules if name.count(".") == 1][:4])
+            known_modules = ", ".join([name for name in modules if name.count(".") in (1, 2)][:6])
             raise CnnplError(
                 f"callbacks.freeze.parameters: {', '.join(missing)} not in the model; name parameters "
                 f"like {known}, ... or modules (all their parameters) like {known_modules}, ..."
+            )
+        empty = [name for name in self.parameters if name not in names and not list(modules[name].parameters())]
+        if empty:
+            raise CnnplError(
+                f"callbacks.freeze.parameters: {', '.join(empty)} has no parameters to freeze; name a module "
+                "that has some, or one of its parameters"
             )
         frozen: dict[int, torch.nn.Parameter] = {}
         for name in self.parameters:
             for parameter in [names[name]] if name in names else modules[name].parameters():
                 frozen.setdefault(id(parameter), parameter)
         self._frozen = list(frozen.values())
+        # recorded before any freezing, so that callbacks freezing the same parameter all restore this
+        self._requires_grad = [parameter.requires_grad for parameter in self._frozen]
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.current_epoch >= self.epochs and self._single_device(trainer) and not self._requires_grad:
-            self._requires_grad = [parameter.requires_grad for parameter in self._frozen]
+        if trainer.current_epoch >= self.epochs and self._single_device(trainer) and not self._switched_off:
+            self._switched_off = True
             for parameter in self._frozen:
                 parameter.requires_grad_(False)
                 parameter.grad = None
@@ -79,9 +88,10 @@ class FreezeAfter(L.Callback):
                 parameter.grad = None
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        for parameter, requires_grad in zip(self._frozen, self._requires_grad, strict=False):
-            parameter.requires_grad_(requires_grad)
-        self._requires_grad = []
+        if self._switched_off:
+            for parameter, requires_grad in zip(self._frozen, self._requires_grad, strict=True):
+                parameter.requires_grad_(requires_grad)
+        self._switched_off = False
 
 
 register("callback", "freeze", FreezeAfter)
