@@ -38,7 +38,8 @@ def test_trains_checkpoints_tests_and_logs(cli, tmp_path: Path) -> None:
     assert (run / ".hydra" / "config.yaml").is_file() and (run / "config.yaml").is_file()
     # Lightning's lines are printed once (through Hydra's handler, which also writes the run's log file)
     assert (result.stdout + result.stderr).count("`Trainer.fit` stopped") == 1
-    assert "`Trainer.fit` stopped" in (run / "cnnpl.log").read_text()
+    log = (run / "cnnpl.log").read_text()
+    assert "`Trainer.fit` stopped" in log and f"CPU kernels {torch.backends.cpu.get_cpu_capability()}" in log
 
 
 def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
