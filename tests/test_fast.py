@@ -329,20 +329,37 @@ def test_freeze_after_callbacks_sharing_a_parameter_restore_it_as_it_was() -> No
     assert system.net.whiten.bias.requires_grad and not system.net.whiten.weight.requires_grad
 
 
-def test_fast_cifar10_benchmark_takes_overrides_after_its_seeds() -> None:
+def _benchmark(name: str):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "fast_cifar10", Path(__file__).parents[1] / "benchmarks/fast_cifar10.py"
-    )
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / f"benchmarks/{name}.py")
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_fast_cifar10_benchmark_takes_overrides_after_its_seeds() -> None:
+    bench = _benchmark("fast_cifar10")
     args = bench.parse_args(["a=1", "--seeds", "0", "1", "trainer.max_epochs=13", "+b=[x]"])
     assert args.seeds == [0, 1] and args.overrides == ["a=1", "trainer.max_epochs=13", "+b=[x]"]
     assert bench.parse_args([]).seeds == [0, 1]
     with pytest.raises(SystemExit):
         bench.parse_args(["--seeds", "trainer.max_epochs=13"])
+
+
+def test_tta_benchmark_averages_the_views_as_the_classifier_does() -> None:
+    bench = _benchmark("bench_tta")
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(10))
+    images = torch.randn(5, 3, 8, 8)
+    net(images)
+    with torch.no_grad():
+        views = bench.averages(bench.shifted_views(net, [images[:3], images[3:]]))
+        for tta, name in [(dict(tta_flip=True, tta_translate=1), "flip + diag2 (the recipes')"), ({}, "none")]:
+            expected = ImageClassifier(net, 10, **tta).eval()._predict(images)
+            assert torch.allclose(views[name][1], expected, atol=1e-6)
+    assert views["flip + diag2 (the recipes')"][0] == 6 and views["flip + ring8"][0] == 18
 
 
 def test_no_validation_split_never_validates_on_the_test_set() -> None:
