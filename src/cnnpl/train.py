@@ -95,22 +95,24 @@ def cpu_has_native_bf16() -> bool:
 ISA_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
-def environment_line() -> str:
-    """Versions, device and CPU kernels: what decides whether a run reproduces another's numbers.
+def environment_line(trainer: Any) -> str:
+    """Versions, devices and CPU kernels: what decides whether a run reproduces another's numbers.
 
-    Logged at the start of every run (the run's ``cnnpl.log``). Two CPUs whose torch picks different
-    kernels (``AVX2`` or ``AVX512``) round differently and end at different accuracies; the
-    ``ISA_PINS`` variables make a newer CPU run an older one's kernels (docs/reliability.md).
+    The command line prints it at the start of every run and writes it to the run's ``cnnpl.log``.
+    Two CPUs whose torch picks different kernels (``AVX2`` or ``AVX512``) compute differently and end
+    at different accuracies; the ``ISA_PINS`` variables make a newer CPU run an older one's kernels
+    (docs/reliability.md). The devices come from ``trainer`` (CUDA is not initialised here: a
+    ``ddp_fork`` run must not start it before forking).
     """
     import lightning
 
     from cnnpl import __version__
 
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     line = (
-        f"cnnpl {__version__}, torch {torch.__version__}, lightning {lightning.__version__}; {device}; "
+        f"cnnpl {__version__}, torch {torch.__version__}, lightning {lightning.__version__}; "
+        f"{trainer.strategy.root_device.type} x {trainer.num_devices}; "
         f"CPU kernels {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, "
-        f"bfloat16 in hardware {'yes' if cpu_has_native_bf16() else 'no'}"
+        f"CPU bfloat16 in hardware {'yes' if cpu_has_native_bf16() else 'no'}"
     )
     pins = [f"{name}={os.environ[name]}" for name in ISA_PINS if os.environ.get(name)]
     return line + (f"; pinned: {' '.join(pins)}" if pins else "")
@@ -288,7 +290,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **extra)
 
     if trainer.is_global_zero:
-        logging.getLogger(__name__).info(environment_line())
+        logging.getLogger(__name__).info(environment_line(trainer))
         warn_emulated_bf16(trainer)
         output_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, output_dir / "config.yaml", resolve=False)
