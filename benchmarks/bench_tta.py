@@ -43,13 +43,14 @@ SHIFTS: list[Shift] = [CENTRE, *RING8, *FAR2]
 def shifted_views(system: torch.nn.Module, batches: list[torch.Tensor]) -> dict[tuple[Shift, bool], torch.Tensor]:
     """``system``'s logits for every (shift, mirrored) view of the normalised ``batches``."""
     pad = max(max(abs(dy), abs(dx)) for dy, dx in SHIFTS)
+    padded = [F.pad(x, (pad,) * 4, mode="reflect") for x in batches]  # once per batch, cropped per view
+    h, w = batches[0].shape[-2:]
     logits = {}
     for dy, dx in SHIFTS:
         for mirrored in (False, True):
             out = []
-            for x in batches:
-                h, w = x.shape[-2:]
-                view = F.pad(x, (pad,) * 4, mode="reflect")[..., pad + dy : pad + dy + h, pad + dx : pad + dx + w]
+            for p in padded:
+                view = p[..., pad + dy : pad + dy + h, pad + dx : pad + dx + w]
                 out.append(system(view.flip(3) if mirrored else view).float())
             logits[(dy, dx), mirrored] = torch.cat(out)
     return logits
