@@ -369,13 +369,20 @@ def test_no_validation_split_never_validates_on_the_test_set() -> None:
     assert len(datamodule.split("train")) == 100
 
 
-def test_the_bf16_recipe_is_the_fast_recipe_at_airbench94_size_in_bfloat16() -> None:
-    fp32, bf16 = (cnnpl.compose([f"experiment={name}"]) for name in ("fast_cifar10", "fast_cifar10_bf16"))
-    assert list(bf16.model.widths) == [64, 256, 256] and bf16.trainer.max_epochs == 10
-    assert bf16.trainer.precision == "bf16-mixed" and fp32.trainer.precision == "32-true"
+@pytest.mark.parametrize(
+    ("experiment", "widths", "epochs", "precision"),
+    [("fast_cifar10_bf16", [64, 256, 256], 10, "bf16-mixed"), ("fast_cifar10_wide", [48, 192, 192], 12, "32-true")],
+)
+def test_the_other_cpu_recipes_are_the_fast_recipe_resized(
+    experiment: str, widths: list[int], epochs: int, precision: str
+) -> None:
+    fp32, other = (cnnpl.compose([f"experiment={name}"]) for name in ("fast_cifar10", experiment))
+    assert list(fp32.model.widths) == [32, 128, 128] and fp32.trainer.max_epochs == 14
+    assert list(other.model.widths) == widths and other.trainer.max_epochs == epochs
+    assert other.trainer.precision == precision and fp32.trainer.precision == "32-true"
     for key in ("model.widths", "trainer.max_epochs", "trainer.precision"):
-        OmegaConf.update(bf16, key, OmegaConf.select(fp32, key), merge=False)
-    assert OmegaConf.to_container(bf16) == OmegaConf.to_container(fp32)  # nothing else differs
+        OmegaConf.update(other, key, OmegaConf.select(fp32, key), merge=False)
+    assert OmegaConf.to_container(other) == OmegaConf.to_container(fp32)  # nothing else differs
 
 
 def test_the_cpu_recipes_train_filters_with_muon_and_the_gpu_variant_with_sgd() -> None:
