@@ -100,8 +100,8 @@ def environment_line(trainer: Any) -> str:
 
     The command line prints it at the start of every run and writes it to the run's ``cnnpl.log``.
     Two CPUs whose torch picks different kernels (``AVX2`` or ``AVX512``) compute differently and end
-    the same seed at different accuracies; the ``ISA_PINS`` variables make a newer CPU run an older one's kernels
-    (docs/reliability.md). The devices come from ``trainer`` (CUDA is not initialised here: a
+    the same seed at different accuracies; the ``ISA_PINS`` variables make a newer CPU run an older
+    one's kernels (docs/reliability.md). The devices come from ``trainer`` (CUDA is not initialised here: a
     ``ddp_fork`` run must not start it before forking).
     """
     import lightning
