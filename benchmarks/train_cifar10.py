@@ -21,11 +21,18 @@ optimizer and loss (``COMPARE`` and ``LEARNING_RATES`` below), by four contender
 * ``Lightning barebones``: ``lightning.Trainer(barebones=True)`` on the same ImageClassifier, its
   ``training_step`` minus ``self.log`` (which barebones forbids) and the accuracy update.
 
+* ``cnnpl defaults, Lightning's profiler`` (with ``--lightning-profiler``): the defaults with
+  Lightning's ``PassThroughProfiler`` in place of cnnpl's :class:`cnnpl.profiler.NullProfiler`.
+
 Each repeat runs every contender once in a fresh random order, on a freshly built network; the
 table gives median images/s, the ratio of medians to ``plain`` and the median of the per-repeat
 ratios (goals: >= 0.97 for the defaults, >= 0.99 for barebones). A Lightning contender's time runs
 from its first training epoch's start to the end of training (so per-epoch callbacks and
-checkpoint saving count; set-up, model summary and once-only pictures do not).
+checkpoint saving count; set-up, model summary and once-only pictures do not). The last three
+columns time single steps (from one step's end to the next: every per-step cost, no epoch's end):
+each run's median step, and its ratio to and difference from the plain loop's in the same repeat.
+A shared machine's slow spells move whole runs by 10-30%, but not the median step while they
+cover less than half the steps: these columns resolve a fixed cost per step that images/s cannot.
 
     python benchmarks/train_cifar10.py --root data --epochs 15
     python benchmarks/train_cifar10.py --root data --epochs 0 --compare-epochs 1 --repeats 3
@@ -33,6 +40,7 @@ checkpoint saving count; set-up, model summary and once-only pictures do not).
         --model vgg16 --limit-batches 100
     python benchmarks/train_cifar10.py --root data --epochs 0 --compare-epochs 1 --repeats 7 \\
         --model bench_tiny --limit-batches 1500 data.batch_size=16      # the fixed cost per step, resolved
+    python benchmarks/train_cifar10.py --root data --epochs 0 --compare-epochs 1 --repeats 5 --lightning-profiler
 
 Not a test: it needs CIFAR-10 under ``--root`` (either layout) and takes minutes.
 """
@@ -40,12 +48,15 @@ Not a test: it needs CIFAR-10 under ``--root`` (either layout) and takes minutes
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
+import math
 import random
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
@@ -85,6 +96,7 @@ COMPARE = [
 # run early (FiniteLossGuard) while the plain loop went on.
 # lenet5 and bench_tiny: steps cheap enough to show the fixed cost per step
 LEARNING_RATES = {"simple_cnn": 3e-3, "vgg16": 1e-4, "lenet5": 3e-3, "bench_tiny": 3e-3}
+PASS_THROUGH = "lightning.pytorch.profilers.PassThroughProfiler"  # the Trainer's default profiler
 GOALS = {"cnnpl defaults": 0.97, "cnnpl, no pictures": 0.97, "Lightning barebones": 0.99}  # ratio to plain
 
 
@@ -114,7 +126,9 @@ class TinyNet(nn.Module):
 
 
 class TrainTimer(L.Callback):
-    """Training images and seconds, from the first training epoch's start to the end of training.
+    """Training images and seconds, from the first training epoch's start to the end of training, and
+    the time of each step (from one ``on_train_batch_end`` to the next: everything a step costs, the
+    next batch's fetch and every hook included; the epoch's end is not in any step).
 
     The cnnpl contender builds it from its config by name (``+callbacks.train_timer._target_=...``),
     so the most recently built one is kept in ``TrainTimer.last``.
@@ -126,6 +140,8 @@ class TrainTimer(L.Callback):
         self.images = 0
         self.start: float | None = None
         self.seconds = 0.0
+        self.step_ends: list[float] = []
+        self._epoch = -1
         TrainTimer.last = self
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -134,14 +150,36 @@ class TrainTimer(L.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
         self.images += batch[0].shape[0]
+        if trainer.current_epoch != self._epoch:  # a step's time never spans an epoch's end
+            self._epoch = trainer.current_epoch
+            self.step_ends.append(float("nan"))
+        self.step_ends.append(time.perf_counter())
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         assert self.start is not None  # training ran
         self.seconds = time.perf_counter() - self.start
 
     @property
-    def images_per_second(self) -> float:
-        return self.images / self.seconds
+    def result(self) -> Result:
+        return Result(self.images / self.seconds, median_step(self.step_ends))
+
+
+@dataclass(frozen=True)
+class Result:
+    """A contender's training images/s (the epoch's ends included) and its median step in seconds."""
+
+    images_per_second: float
+    step: float
+
+
+def median_step(ends: list[float]) -> float:
+    """The median time between consecutive step ends (NaN marks an epoch's start: no step spans it).
+
+    Robust to the slow spells of a shared machine, which move a whole run's images/s by 10-30%:
+    as long as they cover less than half the steps, the median step is a quiet one.
+    """
+    steps = [b - a for a, b in itertools.pairwise(ends) if not (math.isnan(a) or math.isnan(b))]
+    return statistics.median(steps)
 
 
 class UnloggedClassifier(ImageClassifier):
@@ -190,7 +228,7 @@ def compare_config(
     return cnnpl.compose(overrides, output_dir=output_dir)
 
 
-def plain_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_batches: int | None) -> float:
+def plain_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_batches: int | None) -> Result:
     """Images/s of a hand-written loop over the same in-memory tensors, augmentation, optimizer and loss."""
     net = build_model(cfg, dm.num_classes, dm.in_channels, dm.input_size).train()
     layout = MEMORY_FORMATS[cfg.system.memory_format]  # cnnpl's default layout, channels_last
@@ -199,8 +237,10 @@ def plain_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_b
     smoothing = cfg.system.label_smoothing
     images, labels = dm.split("train").images, dm.split("train").labels
     seen = 0
+    ends: list[float] = []
     start = time.perf_counter()
     for _ in range(epochs):
+        ends.append(float("nan"))
         for idx in torch.randperm(len(labels)).split(cfg.data.batch_size)[:limit_batches]:
             x = dm.normalize(dm.augment(images[idx])).contiguous(memory_format=layout)
             loss = F.cross_entropy(net(x), labels[idx], label_smoothing=smoothing)
@@ -208,18 +248,19 @@ def plain_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_b
             loss.backward()
             opt.step()
             seen += len(idx)
-    return seen / (time.perf_counter() - start)
+            ends.append(time.perf_counter())
+    return Result(seen / (time.perf_counter() - start), median_step(ends))
 
 
-def cnnpl_run(root: str, model: str, epochs: int, limit_batches: int | None, *extra: str) -> float:
+def cnnpl_run(root: str, model: str, epochs: int, limit_batches: int | None, *extra: str) -> Result:
     """Images/s of ``cnnpl.train`` (it loads the data again, untimed), writing into a fresh folder."""
     with tempfile.TemporaryDirectory() as out:
         cnnpl.train(compare_config(root, model, epochs, limit_batches, out, *extra))
     assert TrainTimer.last is not None  # built by cnnpl.train from the config
-    return TrainTimer.last.images_per_second
+    return TrainTimer.last.result
 
 
-def barebones_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_batches: int | None) -> float:
+def barebones_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_batches: int | None) -> Result:
     net = build_model(cfg, dm.num_classes, dm.in_channels, dm.input_size)
     system = UnloggedClassifier(net, dm.num_classes, _instantiate(cfg.optimizer), None, **cfg.system)
     timer = TrainTimer()
@@ -233,17 +274,24 @@ def barebones_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, lim
         devices=1,
     )
     trainer.fit(system, datamodule=dm)
-    return timer.images_per_second
+    return timer.result
 
 
 def compare(
-    root: str, model: str, epochs: int, repeats: int, limit_batches: int | None, seed: int, overrides: list[str]
+    root: str,
+    model: str,
+    epochs: int,
+    repeats: int,
+    limit_batches: int | None,
+    seed: int,
+    overrides: list[str],
+    lightning_profiler: bool = False,
 ) -> None:
     with tempfile.TemporaryDirectory() as out:
         cfg = compare_config(root, model, epochs, limit_batches, out, *overrides)
     dm = _instantiate(cfg.data)  # the same split (data.seed) as cnnpl.train draws
     dm.setup("fit")
-    contenders: dict[str, Callable[[], float]] = {
+    contenders: dict[str, Callable[[], Result]] = {
         "plain": lambda: plain_run(cfg, dm, epochs, limit_batches),
         "cnnpl defaults": lambda: cnnpl_run(root, model, epochs, limit_batches, *overrides),
         "cnnpl, no pictures": lambda: cnnpl_run(root, model, epochs, limit_batches, *overrides, "callbacks=minimal"),
@@ -261,29 +309,45 @@ def compare(
         ),
         "Lightning barebones": lambda: barebones_run(cfg, dm, epochs, limit_batches),
     }
-    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    if lightning_profiler:  # cnnpl's defaults with Lightning's PassThroughProfiler instead of cnnpl's NullProfiler
+        contenders["cnnpl defaults, Lightning's profiler"] = lambda: cnnpl_run(
+            root, model, epochs, limit_batches, *overrides, f"+trainer.profiler._target_={PASS_THROUGH}"
+        )
+    results: dict[str, list[Result]] = {name: [] for name in contenders}
     order = list(contenders)
     rng = random.Random(seed)
     for r in range(repeats):
         rng.shuffle(order)
         for name in order:
-            rates[name].append(contenders[name]())
-        print(f"repeat {r + 1}/{repeats}: " + ", ".join(f"{n} {rates[n][-1]:,.0f}" for n in contenders), flush=True)
+            results[name].append(contenders[name]())
+        print(
+            f"repeat {r + 1}/{repeats}: "
+            + ", ".join(
+                f"{n} {results[n][-1].images_per_second:,.0f} ({results[n][-1].step * 1e3:.2f} ms)" for n in contenders
+            ),
+            flush=True,
+        )
 
     batches = f"{limit_batches} batches" if limit_batches else f"{len(dm.split('train')):,} images"
-    plain = statistics.median(rates["plain"])
+    plain = results["plain"]
+    plain_rate = statistics.median(r.images_per_second for r in plain)
     print(f"\n{model}, {epochs} epoch(s) of {batches} per contender, batch {cfg.data.batch_size}, {repeats} repeats")
     print(
-        "| contender | median training images/s | / plain | median per-repeat ratio | ms per step over plain | goal |"
+        "| contender | median training images/s | / plain | median per-repeat ratio "
+        "| median step, ms | plain's step / this (median per repeat) | step over plain's, ms | goal |"
     )
-    print("|---|---:|---:|---:|---:|---|")
-    batch = cfg.data.batch_size
-    for name, values in rates.items():
-        median = statistics.median(values)
-        paired = statistics.median(v / p for v, p in zip(values, rates["plain"], strict=True))
-        extra_ms = statistics.median(batch * (1 / v - 1 / p) for v, p in zip(values, rates["plain"], strict=True)) * 1e3
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for name, runs in results.items():
+        rate = statistics.median(r.images_per_second for r in runs)
+        paired = statistics.median(r.images_per_second / p.images_per_second for r, p in zip(runs, plain, strict=True))
+        step = statistics.median(r.step for r in runs)
+        step_ratio = statistics.median(p.step / r.step for r, p in zip(runs, plain, strict=True))
+        step_extra = statistics.median(r.step - p.step for r, p in zip(runs, plain, strict=True))
         goal = f">= {GOALS[name]}" if name in GOALS else ""
-        print(f"| {name} | {median:,.0f} | {median / plain:.3f} | {paired:.3f} | {extra_ms:+.2f} | {goal} |")
+        print(
+            f"| {name} | {rate:,.0f} | {rate / plain_rate:.3f} | {paired:.3f} "
+            f"| {step * 1e3:.2f} | {step_ratio:.3f} | {step_extra * 1e3:+.2f} | {goal} |"
+        )
 
 
 def main() -> None:
@@ -296,6 +360,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the comparison (each runs every contender)")
     parser.add_argument("--limit-batches", type=int, default=None, help="training batches per epoch (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the contenders' order")
+    parser.add_argument(
+        "--lightning-profiler",
+        action="store_true",
+        help="a sixth contender: cnnpl's defaults with Lightning's own (PassThroughProfiler) profiler",
+    )
     parser.add_argument(
         "overrides",
         nargs="*",
@@ -312,7 +381,16 @@ def main() -> None:
     if args.epochs:
         full_run(args.root, args.epochs, args.recipe)
     if args.compare_epochs:
-        compare(args.root, args.model, args.compare_epochs, args.repeats, args.limit_batches, args.seed, args.overrides)
+        compare(
+            args.root,
+            args.model,
+            args.compare_epochs,
+            args.repeats,
+            args.limit_batches,
+            args.seed,
+            args.overrides,
+            args.lightning_profiler,
+        )
 
 
 if __name__ == "__main__":

@@ -14,11 +14,13 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.profilers import PassThroughProfiler, SimpleProfiler
 from tests.conftest import TINY
 
 import cnnpl
 from cnnpl import optim
 from cnnpl.errors import CnnplError
+from cnnpl.profiler import NullProfiler
 from cnnpl.system import ImageClassifier
 from cnnpl.train import keep_freed_memory
 
@@ -155,6 +157,42 @@ def test_train_keeps_freed_memory_as_configured(tmp_path: Path, monkeypatch, kee
     cfg = cnnpl.compose([*TINY, f"keep_freed_memory={keep}", "fit=false", "test=false"], output_dir=str(tmp_path))
     train_module.train(cfg)
     assert calls == ([True] if keep else [])
+
+
+class ProfilerSpy(L.Callback):
+    """Keeps the Trainer's profiler and the actions it timed (``+callbacks.spy._target_=...ProfilerSpy``)."""
+
+    last: ProfilerSpy | None = None
+
+    def __init__(self) -> None:
+        self.profiler: object = None
+        self.timed: set[str] = set()
+        ProfilerSpy.last = self
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.profiler = trainer.profiler
+        self.timed = set(getattr(trainer.profiler, "recorded_durations", {}))
+
+
+def test_the_null_profiler_is_one_shared_no_op_context() -> None:
+    profiler = NullProfiler()
+    assert isinstance(profiler, PassThroughProfiler)  # what Lightning's default is, for code that checks
+    with profiler.profile("outer") as outer, profiler.profile("inner") as inner:  # nests
+        assert outer is None and inner is None
+    assert profiler.profile("a") is profiler.profile("b")  # nothing built per call
+
+
+@pytest.mark.parametrize("named", [None, "simple"])
+def test_runs_use_the_null_profiler_unless_trainer_profiler_names_one(tmp_path: Path, named: str | None) -> None:
+    spy = f"+callbacks.spy._target_={ProfilerSpy.__module__}.ProfilerSpy"
+    overrides = [*TINY, spy, "test=false", *([f"+trainer.profiler={named}"] if named else [])]
+    cnnpl.train(cnnpl.compose(overrides, output_dir=str(tmp_path)))
+    assert ProfilerSpy.last is not None
+    if named is None:
+        assert type(ProfilerSpy.last.profiler) is NullProfiler
+    else:  # Lightning's own, timing every hook as usual
+        assert type(ProfilerSpy.last.profiler) is SimpleProfiler
+        assert {"run_training_batch", "[Callback]FiniteLossGuard.on_before_backward"} <= ProfilerSpy.last.timed
 
 
 def test_every_run_logs_its_versions_and_cpu_kernels(tmp_path: Path, monkeypatch, caplog) -> None:

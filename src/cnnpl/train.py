@@ -246,6 +246,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from cnnpl.checkpoint import AtomicCheckpointIO, check_checkpoint_fits, resolve_ckpt_path
     from cnnpl.distributed import check_launch
     from cnnpl.plugins import load_plugins
+    from cnnpl.profiler import NullProfiler
     from cnnpl.system import ImageClassifier
 
     check_launch(cfg)
@@ -287,6 +288,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     extra: dict[str, Any] = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     if not validates:
         extra["limit_val_batches"] = 0  # no validation loop at all (Lightning would warn of an empty one)
+    if cfg.trainer.get("profiler") is None:
+        extra["profiler"] = NullProfiler()  # Lightning's default, without its cost per hook call
     trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **extra)
 
     if trainer.is_global_zero:
