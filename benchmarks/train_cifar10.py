@@ -311,7 +311,7 @@ def compare(
     }
     if lightning_profiler:  # cnnpl's defaults with Lightning's PassThroughProfiler instead of cnnpl's NullProfiler
         contenders["cnnpl defaults, Lightning's profiler"] = lambda: cnnpl_run(
-            root, model, epochs, limit_batches, *overrides, f"+trainer.profiler._target_={PASS_THROUGH}"
+            root, model, epochs, limit_batches, *overrides, f"trainer.profiler={{_target_:{PASS_THROUGH}}}"
         )
     results: dict[str, list[Result]] = {name: [] for name in contenders}
     order = list(contenders)

@@ -185,7 +185,7 @@ def test_the_null_profiler_is_one_shared_no_op_context() -> None:
 @pytest.mark.parametrize("named", [None, "simple"])
 def test_runs_use_the_null_profiler_unless_trainer_profiler_names_one(tmp_path: Path, named: str | None) -> None:
     spy = f"+callbacks.spy._target_={ProfilerSpy.__module__}.ProfilerSpy"
-    overrides = [*TINY, spy, "test=false", *([f"+trainer.profiler={named}"] if named else [])]
+    overrides = [*TINY, spy, "test=false", *([f"trainer.profiler={named}"] if named else [])]
     cnnpl.train(cnnpl.compose(overrides, output_dir=str(tmp_path)))
     assert ProfilerSpy.last is not None
     if named is None:
