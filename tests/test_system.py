@@ -195,6 +195,15 @@ def test_runs_use_the_null_profiler_unless_trainer_profiler_names_one(tmp_path: 
         assert {"run_training_batch", "[Callback]FiniteLossGuard.on_before_backward"} <= ProfilerSpy.last.timed
 
 
+def test_the_null_profiler_leaves_results_as_lightnings_default_does(tmp_path: Path) -> None:
+    lightnings = "trainer.profiler={_target_:lightning.pytorch.profilers.PassThroughProfiler}"
+    metrics = [
+        cnnpl.train(cnnpl.compose([*TINY, *extra], output_dir=str(tmp_path / str(i))))
+        for i, extra in enumerate([[], [lightnings]])
+    ]
+    assert metrics[0] == metrics[1] and "test/acc" in metrics[0]
+
+
 def test_every_run_logs_its_versions_and_cpu_kernels(tmp_path: Path, monkeypatch, caplog) -> None:
     train_module = importlib.import_module("cnnpl.train")
     # (not a real pin: oneDNN reads ONEDNN_MAX_CPU_ISA once, and would keep it for later tests)
