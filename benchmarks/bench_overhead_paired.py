@@ -1,0 +1,226 @@
+"""Framework overhead, paired step by step: a hand-written step right after each Lightning step.
+
+``train_cifar10.py --compare-epochs`` runs each contender for a whole epoch; on a shared machine a
+slow spell lasts whole runs and moves them by 10-30%, far more than the 1-3% being measured. Here
+every contender is one Lightning fit with a :class:`PairedPlainStep` callback: after each training
+step it runs one step of a hand-written loop (its own copy of the network, an optimizer of the same
+class and settings, the same in-memory data, augmentation, normalisation, memory format and
+loss), timed on its own. Both loops thus run at the same moments, under the same machine state, and
+every comparison is paired:
+
+* ``plain step`` / ``Lightning step``: median times of the two kinds of step (a Lightning step is
+  the time from the end of one paired plain step to the end of the next Lightning step: fetching,
+  transfer, augmentation, every hook, forward, backward, optimizer);
+* ``paired difference``: the median over steps of Lightning's step minus the plain step after it;
+* ``throughput ratio``: the plain loop's total step time over the Lightning fit's total training
+  time minus the plain steps in it, so the Lightning side includes everything its epochs cost
+  (the epoch's end: checkpoints, pictures, logging), as the issue's goal counts it.
+
+Contenders: ``Lightning barebones`` (``Trainer(barebones=True)`` on cnnpl's ImageClassifier, its
+training step minus ``self.log``), ``cnnpl defaults`` (``cnnpl.train`` as ``python -m cnnpl`` runs
+it, validation and test off) and ``cnnpl, no pictures`` (``callbacks=minimal``), in a fresh random
+order each repeat. Each step alternates two networks, so both kinds of step run with colder caches
+than a loop on its own would: read the ratios, not the absolute times.
+
+    python benchmarks/bench_overhead_paired.py --root data --repeats 3
+    python benchmarks/bench_overhead_paired.py --root data --repeats 3 --model bench_tiny data.batch_size=16
+
+Not a test: it needs CIFAR-10 under ``--root`` (either layout) and takes minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import inspect
+import logging
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from train_cifar10 import LEARNING_RATES, UnloggedClassifier, compare_config
+
+import cnnpl
+from cnnpl.train import _instantiate, build_model, keep_freed_memory
+
+
+@dataclass(frozen=True)
+class Paired:
+    """One contender's run: its steps' times and the fit's training time, in seconds."""
+
+    lightning: list[float]  # each Lightning step, from the end of the paired plain step before it
+    plain: list[float]  # the plain step after each Lightning step
+    plain_total: float  # every plain step's time, the unpaired first step of each epoch's too
+    training: float  # the fit's training time (first epoch's start to the end), plain steps included
+
+    @property
+    def difference(self) -> float:
+        return statistics.median(a - b for a, b in zip(self.lightning, self.plain, strict=False))
+
+    @property
+    def throughput_ratio(self) -> float:
+        return self.plain_total / (self.training - self.plain_total)
+
+
+class PairedPlainStep(L.Callback):
+    """After each training step, one hand-written step of the same network, data and optimizer.
+
+    Built from the config by name (``+callbacks.paired._target_=...``) for the cnnpl contenders, so
+    the most recently built one is kept in ``PairedPlainStep.last``.
+    """
+
+    last: PairedPlainStep | None = None
+
+    def __init__(self) -> None:
+        self.lightning: list[float] = []
+        self.plain: list[float] = []
+        self.start: float | None = None
+        self.training = 0.0
+        self.plain_total = 0.0
+        self._since: float | None = None
+        self._step: Callable[[], None] | None = None
+        PairedPlainStep.last = self
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        dm = trainer.datamodule
+        net = copy.deepcopy(pl_module.net).train()  # same architecture and layout, its own weights
+        [template] = trainer.optimizers
+        accepted = inspect.signature(type(template)).parameters  # (AdamW's defaults hold Adam's extra keys)
+        defaults = {k: v for k, v in template.defaults.items() if k in accepted}
+        optimizer = type(template)(net.parameters(), **defaults)
+        images, labels = dm.split("train").images, dm.split("train").labels
+        batches = iter(())
+        batch_size = dm.batch_size
+
+        def step() -> None:
+            nonlocal batches
+            idx = next(batches, None)
+            if idx is None:
+                batches = iter(torch.randperm(len(labels)).split(batch_size))
+                idx = next(batches)
+            x = dm.normalize(dm.augment(images[idx])).contiguous(memory_format=pl_module.memory_format)
+            loss = F.cross_entropy(net(x), labels[idx], label_smoothing=pl_module.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        self._step = step
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        now = time.perf_counter()
+        if self.start is None:
+            self.start = now
+        self._since = None  # no step spans an epoch's start
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        assert self._step is not None  # on_fit_start ran
+        start = time.perf_counter()
+        self._step()
+        end = time.perf_counter()
+        self.plain_total += end - start
+        if self._since is not None:
+            self.lightning.append(start - self._since)
+            self.plain.append(end - start)
+        self._since = end
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        assert self.start is not None  # training ran
+        self.training = time.perf_counter() - self.start
+
+    def result(self) -> Paired:
+        return Paired(self.lightning, self.plain, self.plain_total, self.training)
+
+
+def barebones_run(cfg: Any, dm: Any, epochs: int, limit_batches: int | None) -> Paired:
+    net = build_model(cfg, dm.num_classes, dm.in_channels, dm.input_size)
+    system = UnloggedClassifier(net, dm.num_classes, _instantiate(cfg.optimizer), None, **cfg.system)
+    paired = PairedPlainStep()
+    trainer = L.Trainer(
+        barebones=True,
+        max_epochs=epochs,
+        limit_val_batches=0,
+        limit_train_batches=limit_batches,
+        callbacks=[paired],
+        accelerator=cfg.trainer.accelerator,
+        devices=1,
+    )
+    trainer.fit(system, datamodule=dm)
+    return paired.result()
+
+
+def cnnpl_run(root: str, model: str, epochs: int, limit_batches: int | None, *extra: str) -> Paired:
+    target = f"+callbacks.paired._target_={PairedPlainStep.__module__}.PairedPlainStep"
+    with tempfile.TemporaryDirectory() as out:
+        cnnpl.train(compare_config(root, model, epochs, limit_batches, out, target, *extra))
+    assert PairedPlainStep.last is not None  # built by cnnpl.train from the config
+    return PairedPlainStep.last.result()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", default="data", help="folder holding CIFAR-10 (either layout)")
+    parser.add_argument("--model", choices=list(LEARNING_RATES), default="simple_cnn", help="network compared")
+    parser.add_argument("--epochs", type=int, default=1, help="epochs per contender")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds (each runs every contender)")
+    parser.add_argument("--limit-batches", type=int, default=None, help="training batches per epoch (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the contenders' order")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides for every contender (data, model, optimizer)")
+    args = parser.parse_args()
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    kept = keep_freed_memory()  # as cnnpl.train does, before the first contender
+    print(f"torch {torch.__version__}, lightning {L.__version__}, {torch.get_num_threads()} threads, "
+          f"keep_freed_memory {kept}")  # fmt: skip
+
+    with tempfile.TemporaryDirectory() as out:
+        cfg = compare_config(args.root, args.model, args.epochs, args.limit_batches, out, *args.overrides)
+    dm = _instantiate(cfg.data)
+    dm.setup("fit")
+    run = (args.root, args.model, args.epochs, args.limit_batches, *args.overrides)
+    contenders: dict[str, Callable[[], Paired]] = {
+        "cnnpl defaults": lambda: cnnpl_run(*run),
+        "cnnpl, no pictures": lambda: cnnpl_run(*run, "callbacks=minimal"),
+        "Lightning barebones": lambda: barebones_run(cfg, dm, args.epochs, args.limit_batches),
+    }
+    goals = {"cnnpl defaults": 0.97, "cnnpl, no pictures": 0.97, "Lightning barebones": 0.99}
+    results: dict[str, list[Paired]] = {name: [] for name in contenders}
+    order = list(contenders)
+    rng = random.Random(args.seed)
+    for r in range(args.repeats):
+        rng.shuffle(order)
+        for name in order:
+            results[name].append(contenders[name]())
+        print(
+            f"repeat {r + 1}/{args.repeats}: "
+            + ", ".join(
+                f"{n} {res[-1].difference * 1e3:+.3f} ms, ratio {res[-1].throughput_ratio:.3f}"
+                for n, res in results.items()
+            ),
+            flush=True,
+        )
+
+    print(f"\n{args.model}, batch {cfg.data.batch_size}, {args.epochs} epoch(s) per contender, {args.repeats} repeats")
+    print(
+        "| contender | Lightning step, ms | plain step, ms | paired difference, ms "
+        "| plain step / Lightning step | throughput ratio (epoch ends included) | goal |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for name, runs in results.items():
+        lightning = statistics.median(statistics.median(r.lightning) for r in runs)
+        plain = statistics.median(statistics.median(r.plain) for r in runs)
+        difference = statistics.median(r.difference for r in runs)
+        ratio = statistics.median(r.throughput_ratio for r in runs)
+        print(
+            f"| {name} | {lightning * 1e3:.2f} | {plain * 1e3:.2f} | {difference * 1e3:+.3f} "
+            f"| {plain / lightning:.3f} | {ratio:.3f} | >= {goals[name]} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
