@@ -86,11 +86,12 @@ class PairedPlainStep(L.Callback):
         self.plain_total = 0.0
         self._since: float | None = None
         self._step: Callable[[], None] | None = None
+        self.net: torch.nn.Module | None = None  # the plain loop's network
         PairedPlainStep.last = self
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         dm = trainer.datamodule
-        net = copy.deepcopy(pl_module.net).train()  # same architecture and layout, its own weights
+        self.net = net = copy.deepcopy(pl_module.net).train()  # same architecture and layout, its own weights
         [template] = trainer.optimizers
         accepted = inspect.signature(type(template)).parameters  # (AdamW's defaults hold Adam's extra keys)
         defaults = {k: v for k, v in template.defaults.items() if k in accepted}

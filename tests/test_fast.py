@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -419,3 +421,34 @@ def test_fast_recipe_runs_end_to_end_without_validation(cli, tmp_path: Path, exp
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["state_dict"]["net.whiten.initialised"]
     assert state["callbacks"]["Lookahead"]["last_step"] == 30  # 960 images / 64 x 2 epochs
+
+
+def test_the_overhead_benchmarks_pair_and_time_every_step(monkeypatch) -> None:
+    # imported as the scripts run (bench_overhead_paired imports train_cifar10 from its folder); their
+    # modules and the model train_cifar10 registers (bench_tiny) are gone after the test
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    models = cnnpl.get_registry("model")
+    monkeypatch.setattr(models, "_entries", dict(models._entries))
+    paired_bench = importlib.import_module("bench_overhead_paired")
+    timer_bench = sys.modules["train_cifar10"]
+    for module in (paired_bench, timer_bench):
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+    datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
+    optimizer = partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.05)
+    system = ImageClassifier(FastNet(**SMALL), 10, optimizer, memory_format="channels_last", label_smoothing=0.1)
+    paired, timer = paired_bench.PairedPlainStep(), timer_bench.TrainTimer()
+    initial = system.net.classifier.weight.detach().clone()
+    _fit(system, datamodule, paired, timer, max_epochs=2)
+
+    # one plain step after each of the 2 x 2 Lightning steps; the first of each epoch has no pair
+    assert len(paired.lightning) == len(paired.plain) == 2
+    result = paired.result()
+    assert sum(paired.plain) < result.plain_total < result.training and result.throughput_ratio > 0
+    # the plain loop trains its own copy of the network
+    assert isinstance(paired.net, FastNet) and paired.net is not system.net
+    trained = paired.net.classifier.weight
+    assert not torch.equal(trained, initial) and not torch.equal(trained, system.net.classifier.weight)
+    # TrainTimer: every step's end, a NaN at each epoch's start; no step spans it
+    assert len(timer.step_ends) == 2 * 3 and sum(t != t for t in timer.step_ends) == 2
+    assert timer.result.step == timer_bench.median_step(timer.step_ends) > 0
+    assert timer_bench.median_step([float("nan"), 0.0, 1.0, float("nan"), 5.0, 5.5]) == 0.75
