@@ -37,6 +37,7 @@ from lightning.pytorch.trainer.call import _call_callback_hooks
 
 import cnnpl
 from cnnpl.profiler import NullProfiler
+from cnnpl.train import build_callbacks
 
 STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_zero_grad")  # three of the six, no batch needed
 
@@ -80,12 +81,7 @@ def calls_per_step(out: str) -> tuple[float, float, int]:
 
 def default_trainer(out: str) -> L.Trainer:
     """A Trainer with the callbacks ``python -m cnnpl`` runs by default (no fit)."""
-    from cnnpl.callbacks.guards import FiniteLossGuard, RandomStateCheckpoint, SigtermCheckpoint
-    from cnnpl.train import _instantiate
-
-    cfg = cnnpl.compose(["data=shapes"], output_dir=out)
-    callbacks = [_instantiate(node) for node in cfg.callbacks.values() if node]
-    callbacks += [RandomStateCheckpoint(), SigtermCheckpoint(), FiniteLossGuard()]
+    callbacks = build_callbacks(cnnpl.compose(["data=shapes"], output_dir=out))
     return L.Trainer(callbacks=callbacks, logger=False, max_epochs=1, accelerator="cpu")
 
 

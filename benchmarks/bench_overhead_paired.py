@@ -45,10 +45,9 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from train_cifar10 import LEARNING_RATES, UnloggedClassifier, compare_config
+from train_cifar10 import LEARNING_RATES, barebones_fit, cnnpl_fit, compare_config
 
-import cnnpl
-from cnnpl.train import _instantiate, build_model, keep_freed_memory
+from cnnpl.train import _instantiate, keep_freed_memory
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class Paired:
 
     @property
     def difference(self) -> float:
-        return statistics.median(a - b for a, b in zip(self.lightning, self.plain, strict=False))
+        return statistics.median(a - b for a, b in zip(self.lightning, self.plain, strict=True))
 
     @property
     def throughput_ratio(self) -> float:
@@ -115,9 +114,8 @@ class PairedPlainStep(L.Callback):
         self._step = step
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        now = time.perf_counter()
         if self.start is None:
-            self.start = now
+            self.start = time.perf_counter()
         self._since = None  # no step spans an epoch's start
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
@@ -140,26 +138,14 @@ class PairedPlainStep(L.Callback):
 
 
 def barebones_run(cfg: Any, dm: Any, epochs: int, limit_batches: int | None) -> Paired:
-    net = build_model(cfg, dm.num_classes, dm.in_channels, dm.input_size)
-    system = UnloggedClassifier(net, dm.num_classes, _instantiate(cfg.optimizer), None, **cfg.system)
     paired = PairedPlainStep()
-    trainer = L.Trainer(
-        barebones=True,
-        max_epochs=epochs,
-        limit_val_batches=0,
-        limit_train_batches=limit_batches,
-        callbacks=[paired],
-        accelerator=cfg.trainer.accelerator,
-        devices=1,
-    )
-    trainer.fit(system, datamodule=dm)
+    barebones_fit(cfg, dm, epochs, limit_batches, paired)
     return paired.result()
 
 
 def cnnpl_run(root: str, model: str, epochs: int, limit_batches: int | None, *extra: str) -> Paired:
     target = f"+callbacks.paired._target_={PairedPlainStep.__module__}.PairedPlainStep"
-    with tempfile.TemporaryDirectory() as out:
-        cnnpl.train(compare_config(root, model, epochs, limit_batches, out, target, *extra))
+    cnnpl_fit(root, model, epochs, limit_batches, target, *extra)
     assert PairedPlainStep.last is not None  # built by cnnpl.train from the config
     return PairedPlainStep.last.result()
 

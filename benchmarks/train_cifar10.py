@@ -141,18 +141,15 @@ class TrainTimer(L.Callback):
         self.start: float | None = None
         self.seconds = 0.0
         self.step_ends: list[float] = []
-        self._epoch = -1
         TrainTimer.last = self
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if self.start is None:
             self.start = time.perf_counter()
+        self.step_ends.append(float("nan"))  # a step's time never spans an epoch's end
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
         self.images += batch[0].shape[0]
-        if trainer.current_epoch != self._epoch:  # a step's time never spans an epoch's end
-            self._epoch = trainer.current_epoch
-            self.step_ends.append(float("nan"))
         self.step_ends.append(time.perf_counter())
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
@@ -252,28 +249,40 @@ def plain_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_b
     return Result(seen / (time.perf_counter() - start), median_step(ends))
 
 
-def cnnpl_run(root: str, model: str, epochs: int, limit_batches: int | None, *extra: str) -> Result:
-    """Images/s of ``cnnpl.train`` (it loads the data again, untimed), writing into a fresh folder."""
+def cnnpl_fit(root: str, model: str, epochs: int, limit_batches: int | None, *extra: str) -> None:
+    """``cnnpl.train`` on the comparison's config (it loads the data again), writing into a fresh folder."""
     with tempfile.TemporaryDirectory() as out:
         cnnpl.train(compare_config(root, model, epochs, limit_batches, out, *extra))
+
+
+def cnnpl_run(root: str, model: str, epochs: int, limit_batches: int | None, *extra: str) -> Result:
+    """Images/s and median step of ``cnnpl.train``, as its TrainTimer (built from the config) measured them."""
+    cnnpl_fit(root, model, epochs, limit_batches, *extra)
     assert TrainTimer.last is not None  # built by cnnpl.train from the config
     return TrainTimer.last.result
 
 
-def barebones_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_batches: int | None) -> Result:
+def barebones_fit(
+    cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_batches: int | None, callback: L.Callback
+) -> None:
+    """``Trainer(barebones=True)`` on a fresh network and :class:`UnloggedClassifier`, ``callback`` timing it."""
     net = build_model(cfg, dm.num_classes, dm.in_channels, dm.input_size)
     system = UnloggedClassifier(net, dm.num_classes, _instantiate(cfg.optimizer), None, **cfg.system)
-    timer = TrainTimer()
     trainer = L.Trainer(
         barebones=True,
         max_epochs=epochs,
         limit_val_batches=0,
         limit_train_batches=limit_batches,
-        callbacks=[timer],
+        callbacks=[callback],
         accelerator=cfg.trainer.accelerator,
         devices=1,
     )
     trainer.fit(system, datamodule=dm)
+
+
+def barebones_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_batches: int | None) -> Result:
+    timer = TrainTimer()
+    barebones_fit(cfg, dm, epochs, limit_batches, timer)
     return timer.result
 
 

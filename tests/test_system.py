@@ -196,11 +196,14 @@ def test_runs_use_the_null_profiler_unless_trainer_profiler_names_one(tmp_path: 
 
 
 def test_the_null_profiler_leaves_results_as_lightnings_default_does(tmp_path: Path) -> None:
+    spy = f"+callbacks.spy._target_={ProfilerSpy.__module__}.ProfilerSpy"
     lightnings = "trainer.profiler={_target_:lightning.pytorch.profilers.PassThroughProfiler}"
-    metrics = [
-        cnnpl.train(cnnpl.compose([*TINY, *extra], output_dir=str(tmp_path / str(i))))
-        for i, extra in enumerate([[], [lightnings]])
-    ]
+    metrics, profilers = [], []
+    for i, extra in enumerate([[], [lightnings]]):
+        metrics.append(cnnpl.train(cnnpl.compose([*TINY, spy, *extra], output_dir=str(tmp_path / str(i)))))
+        assert ProfilerSpy.last is not None
+        profilers.append(type(ProfilerSpy.last.profiler))
+    assert profilers == [NullProfiler, PassThroughProfiler]
     assert metrics[0] == metrics[1] and "test/acc" in metrics[0]
 
 

@@ -229,6 +229,14 @@ def _checkpoint_latest(callbacks: list[Any]) -> None:
             callback.filename = "epoch{epoch:03d}"
 
 
+def build_callbacks(cfg: DictConfig) -> list[Any]:
+    """A run's callbacks: the config's (``callbacks.*``), then the guards every run carries."""
+    from cnnpl.callbacks.guards import FiniteLossGuard, RandomStateCheckpoint, SigtermCheckpoint
+
+    callbacks = [_instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
+    return [*callbacks, RandomStateCheckpoint(), SigtermCheckpoint(), FiniteLossGuard()]
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit on ``cfg.data``, then test the best checkpoint; returns the final logged metrics.
 
@@ -242,7 +250,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from cnnpl.callbacks.guards import FiniteLossGuard, RandomStateCheckpoint, SigtermCheckpoint
     from cnnpl.checkpoint import AtomicCheckpointIO, check_checkpoint_fits, resolve_ckpt_path
     from cnnpl.distributed import check_launch
     from cnnpl.plugins import load_plugins
@@ -276,14 +283,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     schedule = _instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
 
-    callbacks = [_instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
+    callbacks = build_callbacks(cfg)
     validates = getattr(datamodule, "has_validation", True)
     if not validates:
         _checkpoint_latest(callbacks)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), _checkpoint_dir(callbacks, output_dir))
     if ckpt_path is not None:
         check_checkpoint_fits(ckpt_path, system)
-    callbacks += [RandomStateCheckpoint(), SigtermCheckpoint(), FiniteLossGuard()]
     logger = _instantiate(cfg.logger) if cfg.get("logger") else False
     extra: dict[str, Any] = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     if not validates:
