@@ -20,9 +20,10 @@ from tests.conftest import TINY
 import cnnpl
 from cnnpl import optim
 from cnnpl.errors import CnnplError
+from cnnpl.hooks import BATCH_HOOKS, skip_unused_batch_hooks
 from cnnpl.profiler import NullProfiler
 from cnnpl.system import ImageClassifier
-from cnnpl.train import keep_freed_memory
+from cnnpl.train import keep_freed_memory, skip_missing_nvml
 
 
 def lrs(schedule, steps: int = 100, **kwargs) -> list[float]:
@@ -205,6 +206,84 @@ def test_the_null_profiler_leaves_results_as_lightnings_default_does(tmp_path: P
         profilers.append(type(ProfilerSpy.last.profiler))
     assert profilers == [NullProfiler, PassThroughProfiler]
     assert metrics[0] == metrics[1] and "test/acc" in metrics[0]
+
+
+class BatchCounter(L.Callback):
+    """Counts its two batch hooks: one its class overrides, one its instance is given."""
+
+    def __init__(self) -> None:
+        self.calls = {"on_train_batch_end": 0, "on_before_backward": 0}
+        self.on_before_backward = lambda *_: self._count("on_before_backward")
+
+    def _count(self, hook: str) -> None:
+        self.calls[hook] += 1
+
+    def on_train_batch_end(self, *_: object) -> None:
+        self._count("on_train_batch_end")
+
+
+def test_unused_batch_hooks_are_set_to_none_and_used_ones_still_run(tmp_path: Path) -> None:
+    counter = skip_unused_batch_hooks(BatchCounter())
+    assert {hook for hook in BATCH_HOOKS if getattr(counter, hook) is not None} == set(counter.calls)
+    trainer = L.Trainer(max_steps=3, callbacks=[counter], logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)  # fmt: skip
+    net = cnnpl.build("model", "simple_cnn", num_classes=10)
+    data = torch.utils.data.TensorDataset(torch.randn(12, 3, 32, 32), torch.randint(0, 10, (12,)))
+    trainer.fit(ImageClassifier(net, 10), torch.utils.data.DataLoader(data, batch_size=4))
+    assert counter.calls == {"on_train_batch_end": 3, "on_before_backward": 3}
+
+
+def test_runs_call_only_the_batch_hooks_their_callbacks_use(tmp_path: Path) -> None:
+    spy = f"+callbacks.spy._target_={ProfilerSpy.__module__}.ProfilerSpy"
+    cnnpl.train(cnnpl.compose([*TINY, spy, "test=false", "trainer.profiler=simple"], output_dir=str(tmp_path)))
+    assert ProfilerSpy.last is not None
+    timed = {name for name in ProfilerSpy.last.timed if name.startswith("[Callback]")}
+    assert "[Callback]FiniteLossGuard.on_before_backward" in timed  # overridden: called
+    assert "[Callback]FiltersCallback.on_train_epoch_end" in timed  # not a batch hook: called
+    per_step = {name for name in timed if name.rsplit(".", 1)[1] in BATCH_HOOKS[:6]}
+    assert {name.split("{")[0].rsplit(".", 1)[0] for name in per_step} == {
+        "[Callback]ModelCheckpoint",
+        "[Callback]LearningRateMonitor",
+        "[Callback]TQDMProgressBar",
+        "[Callback]FiniteLossGuard",
+    }
+
+
+def test_lightnings_hooks_set_the_module_attributes_around_nn_modules_setattr(tmp_path: Path, monkeypatch) -> None:
+    names: list[str] = []
+    setattr_ = torch.nn.Module.__setattr__
+
+    def counting(module: torch.nn.Module, name: str, value: object) -> None:
+        names.append(name)
+        setattr_(module, name, value)
+
+    monkeypatch.setattr(torch.nn.Module, "__setattr__", counting)
+    metrics = cnnpl.train(cnnpl.compose([*TINY, "test=false"], output_dir=str(tmp_path)))
+    assert "train/acc" in metrics and names  # it trained, and modules were built through the spy
+    assert not set(names) & ImageClassifier._PLAIN_ATTRIBUTES
+    system = ImageClassifier(cnnpl.build("model", "simple_cnn", num_classes=10), 10)
+    system._current_fx_name = "training_step"
+    system.extra = torch.nn.Linear(2, 2)  # any other attribute still goes through nn.Module's
+    assert system._current_fx_name == "training_step" and "_current_fx_name" not in system._modules
+    assert "extra" in system._modules and "extra" in names
+
+
+def test_the_nvml_check_is_dropped_only_where_nvml_does_not_load(monkeypatch) -> None:
+    train_module = importlib.import_module("cnnpl.train")
+    variable = "PYTORCH_NVML_BASED_CUDA_CHECK"
+    monkeypatch.setenv(variable, "1")
+    with_nvml = torch.cuda.is_available()
+
+    def missing(name: str) -> None:
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(train_module.ctypes, "CDLL", missing)
+    assert skip_missing_nvml() is True and variable not in train_module.os.environ
+    assert torch.cuda.is_available() is with_nvml  # the same answer
+    assert skip_missing_nvml() is False  # nothing left to drop
+    monkeypatch.setenv(variable, "1")
+    monkeypatch.setattr(train_module.ctypes, "CDLL", lambda name: object())  # NVML loads: the variable stays
+    assert skip_missing_nvml() is False and train_module.os.environ[variable] == "1"
 
 
 def test_every_run_logs_its_versions_and_cpu_kernels(tmp_path: Path, monkeypatch, caplog) -> None:

@@ -80,6 +80,26 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
+def skip_missing_nvml() -> bool:
+    """Stop ``torch.cuda.is_available()`` from looking for NVML on every call where there is none.
+
+    Importing Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1``, so that torch counts GPUs through
+    NVML (which does not poison forks) instead of the CUDA runtime. Where the NVIDIA driver's
+    ``libnvidia-ml.so.1`` cannot be loaded (any machine without an NVIDIA GPU), torch tries to load it
+    on every call, fails, and asks the CUDA runtime after all: the same answer, 35-50 us later. Adam
+    and AdamW ask on every step. Here the variable is removed when the library does not load, which
+    changes no answer (both ways end at the CUDA runtime's count). Returns whether it was removed.
+    """
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1":
+        return False
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")  # what torch loads (torch.cuda._raw_device_count_nvml)
+    except OSError:
+        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+        return True
+    return False
+
+
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware: AMX tiles or AVX512-BF16 instructions.
 
@@ -252,6 +272,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     from cnnpl.checkpoint import AtomicCheckpointIO, check_checkpoint_fits, resolve_ckpt_path
     from cnnpl.distributed import check_launch
+    from cnnpl.hooks import skip_unused_batch_hooks
     from cnnpl.plugins import load_plugins
     from cnnpl.profiler import NullProfiler
     from cnnpl.system import ImageClassifier
@@ -271,6 +292,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         raise CnnplError(f"keep_freed_memory must be true or false, got {keep!r}")
     if keep:
         keep_freed_memory()
+    skip_missing_nvml()  # after Lightning's import, which sets the variable
 
     datamodule = _instantiate(cfg.data)
     if hasattr(datamodule, "check"):
@@ -297,6 +319,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.trainer.get("profiler") is None:
         extra["profiler"] = NullProfiler()  # Lightning's default, without its cost per hook call
     trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **extra)
+    for callback in trainer.callbacks:  # the run's and those Lightning adds (ModelSummary)
+        skip_unused_batch_hooks(callback)  # Lightning calls none of the batch hooks set to None
 
     if trainer.is_global_zero:
         logging.getLogger(__name__).info(environment_line(trainer))
