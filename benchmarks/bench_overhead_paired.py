@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from train_cifar10 import LEARNING_RATES, barebones_fit, cnnpl_fit, compare_config
 
-from cnnpl.train import _instantiate, keep_freed_memory
+from cnnpl.train import _instantiate, keep_freed_memory, skip_missing_nvml
 
 
 @dataclass(frozen=True)
@@ -161,9 +161,9 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="key=value overrides for every contender (data, model, optimizer)")
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-    kept = keep_freed_memory()  # as cnnpl.train does, before the first contender
+    kept, skipped = keep_freed_memory(), skip_missing_nvml()  # as cnnpl.train does, before the first contender
     print(f"torch {torch.__version__}, lightning {L.__version__}, {torch.get_num_threads()} threads, "
-          f"keep_freed_memory {kept}")  # fmt: skip
+          f"keep_freed_memory {kept}, NVML check dropped {skipped}")  # fmt: skip
 
     with tempfile.TemporaryDirectory() as out:
         cfg = compare_config(args.root, args.model, args.epochs, args.limit_batches, out, *args.overrides)

@@ -10,7 +10,9 @@ optimizer and loss (``COMPARE`` and ``LEARNING_RATES`` below), by four contender
 
 * ``plain``: a hand-written PyTorch loop over the data module's in-memory tensors, in the same
   memory format (``system.memory_format``, channels_last by default) and with the same allocator
-  settings (:func:`cnnpl.train.keep_freed_memory`, switched on for the whole process);
+  settings (:func:`cnnpl.train.keep_freed_memory`, switched on for the whole process) and without
+  Lightning's NVML-based CUDA check where NVML is missing (:func:`cnnpl.train.skip_missing_nvml`:
+  a script that never imports Lightning does not have it);
 * ``cnnpl defaults``: ``cnnpl.train`` itself, i.e. what ``python -m cnnpl`` sets up (TensorBoard
   logger, the default callbacks with their pictures, ModelCheckpoint, the progress bar, the
   guards), with validation and the test run switched off so only training is compared;
@@ -23,6 +25,10 @@ optimizer and loss (``COMPARE`` and ``LEARNING_RATES`` below), by four contender
 
 * ``cnnpl defaults, Lightning's profiler`` (with ``--lightning-profiler``): the defaults with
   Lightning's ``PassThroughProfiler`` in place of cnnpl's :class:`cnnpl.profiler.NullProfiler`.
+* ``cnnpl defaults, Lightning's hook costs`` (with ``--lightning-hooks``): the defaults with none of
+  cnnpl's savings on Lightning's hooks (:func:`lightning_hook_costs`): Lightning's profiler, every
+  callback's batch hooks called, ``_current_fx_name`` set through ``nn.Module.__setattr__``, and
+  Lightning's NVML-based CUDA check on every Adam step.
 
 Each repeat runs every contender once in a fresh random order, on a freshly built network; the
 table gives median images/s, the ratio of medians to ``plain`` and the median of the per-repeat
@@ -48,16 +54,20 @@ Not a test: it needs CIFAR-10 under ``--root`` (either layout) and takes minutes
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import itertools
 import logging
 import math
+import os
 import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import lightning as L
 import torch
@@ -66,9 +76,10 @@ from omegaconf import DictConfig
 from torch import nn
 
 import cnnpl
+from cnnpl import hooks
 from cnnpl.data.base import InMemoryImageDataModule
 from cnnpl.system import MEMORY_FORMATS, ImageClassifier, to_memory_format
-from cnnpl.train import _instantiate, build_model, keep_freed_memory
+from cnnpl.train import _instantiate, build_model, keep_freed_memory, skip_missing_nvml
 
 RECIPE = [
     "model=simple_cnn",
@@ -97,6 +108,7 @@ COMPARE = [
 # lenet5 and bench_tiny: steps cheap enough to show the fixed cost per step
 LEARNING_RATES = {"simple_cnn": 3e-3, "vgg16": 1e-4, "lenet5": 3e-3, "bench_tiny": 3e-3}
 PASS_THROUGH = "lightning.pytorch.profilers.PassThroughProfiler"  # the Trainer's default profiler
+train_module = importlib.import_module("cnnpl.train")  # (the package's cnnpl.train is the function)
 GOALS = {"cnnpl defaults": 0.97, "cnnpl, no pictures": 0.97, "Lightning barebones": 0.99}  # ratio to plain
 
 
@@ -255,6 +267,23 @@ def cnnpl_fit(root: str, model: str, epochs: int, limit_batches: int | None, *ex
         cnnpl.train(compare_config(root, model, epochs, limit_batches, out, *extra))
 
 
+@contextlib.contextmanager
+def lightning_hook_costs() -> Iterator[str]:
+    """Undo cnnpl's savings on Lightning's hooks for one ``cnnpl.train``; yields the override it needs.
+
+    Every callback keeps all its batch hooks, the module sets ``_current_fx_name`` through
+    ``nn.Module.__setattr__``, ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` stays set (as importing Lightning
+    left it), and the override ``trainer.profiler=...PassThroughProfiler`` puts Lightning's profiler back.
+    """
+    with (
+        mock.patch.object(hooks, "skip_unused_batch_hooks", lambda callback: callback),
+        mock.patch.object(ImageClassifier, "__setattr__", L.LightningModule.__setattr__),
+        mock.patch.object(train_module, "skip_missing_nvml", lambda: False),
+        mock.patch.dict(os.environ, {"PYTORCH_NVML_BASED_CUDA_CHECK": "1"}),
+    ):
+        yield f"trainer.profiler={{_target_:{PASS_THROUGH}}}"
+
+
 def cnnpl_run(root: str, model: str, epochs: int, limit_batches: int | None, *extra: str) -> Result:
     """Images/s and median step of ``cnnpl.train``, as its TrainTimer (built from the config) measured them."""
     cnnpl_fit(root, model, epochs, limit_batches, *extra)
@@ -295,6 +324,7 @@ def compare(
     seed: int,
     overrides: list[str],
     lightning_profiler: bool = False,
+    lightning_hooks: bool = False,
 ) -> None:
     with tempfile.TemporaryDirectory() as out:
         cfg = compare_config(root, model, epochs, limit_batches, out, *overrides)
@@ -322,6 +352,13 @@ def compare(
         contenders["cnnpl defaults, Lightning's profiler"] = lambda: cnnpl_run(
             root, model, epochs, limit_batches, *overrides, f"trainer.profiler={{_target_:{PASS_THROUGH}}}"
         )
+    if lightning_hooks:  # cnnpl's defaults without any of cnnpl's savings on Lightning's hooks
+
+        def with_lightning_hook_costs() -> Result:
+            with lightning_hook_costs() as profiler:
+                return cnnpl_run(root, model, epochs, limit_batches, *overrides, profiler)
+
+        contenders["cnnpl defaults, Lightning's hook costs"] = with_lightning_hook_costs
     results: dict[str, list[Result]] = {name: [] for name in contenders}
     order = list(contenders)
     rng = random.Random(seed)
@@ -375,6 +412,11 @@ def main() -> None:
         help="a sixth contender: cnnpl's defaults with Lightning's own (PassThroughProfiler) profiler",
     )
     parser.add_argument(
+        "--lightning-hooks",
+        action="store_true",
+        help="another contender: cnnpl's defaults without its savings on Lightning's hooks (lightning_hook_costs)",
+    )
+    parser.add_argument(
         "overrides",
         nargs="*",
         help="key=value overrides of the comparison's config (data, model, optimizer: every contender; "
@@ -382,11 +424,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no banners between the repeats
-    # cnnpl.train switches this on for the whole process (keep_freed_memory: true); every contender
-    # shares the process, so switch it on before the first one runs
-    kept = keep_freed_memory()
+    # cnnpl.train switches these on for the whole process (keep_freed_memory: true; the NVML check
+    # dropped where it fails); every contender shares the process, so before the first one runs
+    kept, skipped = keep_freed_memory(), skip_missing_nvml()
     print(f"torch {torch.__version__}, lightning {L.__version__}, {torch.get_num_threads()} threads, "
-          f"keep_freed_memory {kept}, root={Path(args.root).resolve()}")  # fmt: skip
+          f"keep_freed_memory {kept}, NVML check dropped {skipped}, root={Path(args.root).resolve()}")  # fmt: skip
     if args.epochs:
         full_run(args.root, args.epochs, args.recipe)
     if args.compare_epochs:
@@ -399,6 +441,7 @@ def main() -> None:
             args.seed,
             args.overrides,
             args.lightning_profiler,
+            args.lightning_hooks,
         )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -452,3 +455,47 @@ def test_the_overhead_benchmarks_pair_and_time_every_step(monkeypatch) -> None:
     assert len(timer.step_ends) == 2 * 3 and sum(t != t for t in timer.step_ends) == 2
     assert timer.result.step == timer_bench.median_step(timer.step_ends) > 0
     assert timer_bench.median_step([float("nan"), 0.0, 1.0, float("nan"), 5.0, 5.5]) == 0.75
+
+
+class HookCostSpy(L.Callback):
+    """What a run ran with: its profiler, whether its callbacks' unused batch hooks were left, the NVML check."""
+
+    last: HookCostSpy | None = None
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.profiler = type(trainer.profiler).__name__
+        self.unused_hooks_left = [cb.on_after_backward is not None for cb in trainer.callbacks]
+        self.setattr = type(pl_module).__setattr__
+        self.nvml = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
+        HookCostSpy.last = self
+
+
+def test_the_overhead_benchmark_can_put_lightnings_hook_costs_back(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    models = cnnpl.get_registry("model")
+    monkeypatch.setattr(models, "_entries", dict(models._entries))  # train_cifar10 registers bench_tiny
+    bench = importlib.import_module("train_cifar10")
+    monkeypatch.setitem(sys.modules, bench.__name__, bench)
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # as importing Lightning leaves it
+    spy = f"+callbacks.spy._target_={HookCostSpy.__module__}.HookCostSpy"
+    seen = []
+    for i, costs in enumerate([bench.lightning_hook_costs(), contextlib.nullcontext()]):
+        with costs as profiler:
+            overrides = [*TINY, spy, "test=false", *([profiler] if profiler else [])]
+            cnnpl.train(cnnpl.compose(overrides, output_dir=str(tmp_path / str(i))))
+        assert HookCostSpy.last is not None
+        seen.append(HookCostSpy.last)
+    lightnings, cnnpls = seen
+    assert lightnings.profiler == "PassThroughProfiler" and cnnpls.profiler == "NullProfiler"
+    assert all(lightnings.unused_hooks_left) and not any(cnnpls.unused_hooks_left)  # no callback uses it
+    assert lightnings.setattr is nn.Module.__setattr__ and cnnpls.setattr is ImageClassifier.__setattr__
+    assert lightnings.nvml == "1" and cnnpls.nvml == ("1" if nvml_loads() else None)  # dropped where NVML is missing
+    assert ImageClassifier.__setattr__ is not nn.Module.__setattr__  # put back after the run
+
+
+def nvml_loads() -> bool:
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return False
+    return True
