@@ -3,8 +3,9 @@
 Lightning wraps every hook it calls (each callback's six hooks a training step, overridden or not,
 the LightningModule's and the strategy's) in ``trainer.profiler.profile(name)``. Its default
 profiler records nothing, but ``profile`` is a ``@contextmanager``: each call builds a generator
-and a context manager, 113 times a step with cnnpl's default callbacks (16 callbacks times 6
-hooks, and the module's, data module's and strategy's). :class:`NullProfiler` returns one shared
+and a context manager, 113 times a step with cnnpl's default callbacks if all of their hooks are
+called (16 callbacks times 6 hooks, and the module's, data module's and strategy's), 22 since
+cnnpl skips the unused ones (:mod:`cnnpl.hooks`). :class:`NullProfiler` returns one shared
 ``nullcontext`` instead, which saves about 0.7 us a call. ``python -m cnnpl`` uses it unless
 ``trainer.profiler`` names a profiler (``simple``, ``advanced``, ``pytorch``), which then works as
 in Lightning. The calls are counted and timed in docs/benchmarks.md (fourteenth round).
