@@ -8,7 +8,7 @@ called (16 callbacks times 6 hooks, and the module's, data module's and strategy
 cnnpl skips the unused ones (:mod:`cnnpl.hooks`). :class:`NullProfiler` returns one shared
 ``nullcontext`` instead, which saves about 0.7 us a call. ``python -m cnnpl`` uses it unless
 ``trainer.profiler`` names a profiler (``simple``, ``advanced``, ``pytorch``), which then works as
-in Lightning. The calls are counted and timed in docs/benchmarks.md (fourteenth round).
+in Lightning. The calls are counted and timed in docs/benchmarks.md (fourteenth and fifteenth rounds).
 """
 
 from __future__ import annotations
