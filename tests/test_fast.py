@@ -499,3 +499,14 @@ def nvml_loads() -> bool:
     except OSError:
         return False
     return True
+
+
+def test_the_python_gaps_benchmark_times_each_kind_of_gap(monkeypatch, capsys) -> None:
+    bench = _benchmark("bench_python_gaps")
+    argv = ["bench_python_gaps.py", "--batch-size", "2", "--objects", "50", "--blocks", "3"]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "ms |" not in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| none", "| touch", "| spin"]
+    warm = float(rows[1].split(" | ")[3])
+    assert warm > 0 and float(rows[2].split(" | ")[3]) == warm  # both gaps last as long as touch alone
