@@ -90,7 +90,7 @@ def counts(out: str, steps: int, skip: bool) -> collections.Counter[str]:
     keep_all = mock.patch.object(hooks, "skip_unused_batch_hooks", lambda callback: callback)
     with (
         mock.patch.object(ImageClassifier, "__setattr__", counting_setattr),
-        keep_all if not skip else contextlib.nullcontext(),
+        contextlib.nullcontext() if skip else keep_all,
     ):
         cnnpl.train(cnnpl.compose(overrides, output_dir=os.path.join(out, f"{steps}-{skip}")))
     return CountingProfiler.calls + collections.Counter(fx_name=fx_names)

@@ -6,8 +6,8 @@ on every validation, test or prediction batch, whether the callback's class over
 inherits ``Callback``'s empty method. Each call costs about 0.6 us of dispatch (the profiler's
 context, the f-string naming it, the call): 96 calls a training step for the 16 callbacks of a run
 of ``python -m cnnpl`` (the config's, the guards, Lightning's ModelSummary), of which 5 do something.
-Lightning's ``_call_callback_hooks`` calls ``getattr(callback, hook)`` only ``if callable(...)``,
-so :func:`skip_unused_batch_hooks` sets the unused ones to ``None`` on the instance. ``cnnpl.train``
+Lightning's ``_call_callback_hooks`` calls a callback's hook only if ``getattr(callback, hook)`` is
+callable, so :func:`skip_unused_batch_hooks` sets the unused ones to ``None`` on the instance. ``cnnpl.train``
 does so for every callback of its Trainer.
 """
 

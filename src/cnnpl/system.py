@@ -124,9 +124,10 @@ class ImageClassifier(L.LightningModule):
             self.val_acc5 = MulticlassAccuracy(num_classes, top_k=5, average="micro")
             self.test_acc5 = MulticlassAccuracy(num_classes, top_k=5, average="micro")
 
-    # Lightning sets _current_fx_name before and after every hook it calls, some 40 times a training
-    # step. nn.Module.__setattr__ first checks whether the value is a parameter, module or buffer
-    # (about 1.3 us on a 2-core CPU, object.__setattr__ 0.1 us); these attributes never hold one.
+    # Lightning sets _current_fx_name before and after every hook it calls, 42 times a training step.
+    # nn.Module.__setattr__ first checks whether the value is a parameter, module or buffer (0.97 us
+    # a call on a 2-core CPU, 0.18 us through this method: docs/benchmarks.md, fifteenth round);
+    # these attributes never hold one.
     _PLAIN_ATTRIBUTES = frozenset({"_current_fx_name", "_train_sums", "_train_count"})
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -86,7 +86,7 @@ def skip_missing_nvml() -> bool:
     Importing Lightning sets ``PYTORCH_NVML_BASED_CUDA_CHECK=1``, so that torch counts GPUs through
     NVML (which does not poison forks) instead of the CUDA runtime. Where the NVIDIA driver's
     ``libnvidia-ml.so.1`` cannot be loaded (any machine without an NVIDIA GPU), torch tries to load it
-    on every call, fails, and asks the CUDA runtime after all: the same answer, 35-50 us later. Adam
+    on every call, fails, and asks the CUDA runtime after all: the same answer, 30-50 us later. Adam
     and AdamW ask on every step. Here the variable is removed when the library does not load, which
     changes no answer (both ways end at the CUDA runtime's count). Returns whether it was removed.
     """
