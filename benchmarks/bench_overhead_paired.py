@@ -34,7 +34,6 @@ import argparse
 import copy
 import inspect
 import logging
-import random
 import statistics
 import tempfile
 import time
@@ -44,8 +43,7 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
-from train_cifar10 import LEARNING_RATES, barebones_fit, cnnpl_fit, compare_config
+from train_cifar10 import GOALS, LEARNING_RATES, barebones_fit, cnnpl_fit, compare_config, interleave, plain_step
 
 from cnnpl.train import _instantiate, keep_freed_memory, skip_missing_nvml
 
@@ -95,21 +93,16 @@ class PairedPlainStep(L.Callback):
         accepted = inspect.signature(type(template)).parameters  # (AdamW's defaults hold Adam's extra keys)
         defaults = {k: v for k, v in template.defaults.items() if k in accepted}
         optimizer = type(template)(net.parameters(), **defaults)
-        images, labels = dm.split("train").images, dm.split("train").labels
+        train_on = plain_step(net, optimizer, dm, pl_module.memory_format, pl_module.label_smoothing)
         batches = iter(())
-        batch_size = dm.batch_size
 
         def step() -> None:
             nonlocal batches
             idx = next(batches, None)
             if idx is None:
-                batches = iter(torch.randperm(len(labels)).split(batch_size))
+                batches = iter(torch.randperm(len(dm.split("train"))).split(dm.batch_size))
                 idx = next(batches)
-            x = dm.normalize(dm.augment(images[idx])).contiguous(memory_format=pl_module.memory_format)
-            loss = F.cross_entropy(net(x), labels[idx], label_smoothing=pl_module.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            train_on(idx)
 
         self._step = step
 
@@ -175,22 +168,14 @@ def main() -> None:
         "cnnpl, no pictures": lambda: cnnpl_run(*run, "callbacks=minimal"),
         "Lightning barebones": lambda: barebones_run(cfg, dm, args.epochs, args.limit_batches),
     }
-    goals = {"cnnpl defaults": 0.97, "cnnpl, no pictures": 0.97, "Lightning barebones": 0.99}
-    results: dict[str, list[Paired]] = {name: [] for name in contenders}
-    order = list(contenders)
-    rng = random.Random(args.seed)
-    for r in range(args.repeats):
-        rng.shuffle(order)
-        for name in order:
-            results[name].append(contenders[name]())
-        print(
-            f"repeat {r + 1}/{args.repeats}: "
-            + ", ".join(
-                f"{n} {res[-1].difference * 1e3:+.3f} ms, ratio {res[-1].throughput_ratio:.3f}"
-                for n, res in results.items()
-            ),
-            flush=True,
-        )
+    results = interleave(
+        contenders,
+        args.repeats,
+        args.seed,
+        lambda last: ", ".join(
+            f"{n} {p.difference * 1e3:+.3f} ms, ratio {p.throughput_ratio:.3f}" for n, p in last.items()
+        ),
+    )
 
     print(f"\n{args.model}, batch {cfg.data.batch_size}, {args.epochs} epoch(s) per contender, {args.repeats} repeats")
     print(
@@ -205,7 +190,7 @@ def main() -> None:
         ratio = statistics.median(r.throughput_ratio for r in runs)
         print(
             f"| {name} | {lightning * 1e3:.2f} | {plain * 1e3:.2f} | {difference * 1e3:+.3f} "
-            f"| {plain / lightning:.3f} | {ratio:.3f} | >= {goals[name]} |"
+            f"| {plain / lightning:.3f} | {ratio:.3f} | >= {GOALS[name]} |"
         )
 
 

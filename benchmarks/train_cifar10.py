@@ -67,6 +67,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from unittest import mock
 
 import lightning as L
@@ -108,6 +109,8 @@ COMPARE = [
 # lenet5 and bench_tiny: steps cheap enough to show the fixed cost per step
 LEARNING_RATES = {"simple_cnn": 3e-3, "vgg16": 1e-4, "lenet5": 3e-3, "bench_tiny": 3e-3}
 PASS_THROUGH = "lightning.pytorch.profilers.PassThroughProfiler"  # the Trainer's default profiler
+LIGHTNINGS_PROFILER = f"trainer.profiler={{_target_:{PASS_THROUGH}}}"  # cnnpl.train would pass its NullProfiler
+R = TypeVar("R")  # a contender's result
 train_module = importlib.import_module("cnnpl.train")  # (the package's cnnpl.train is the function)
 GOALS = {"cnnpl defaults": 0.97, "cnnpl, no pictures": 0.97, "Lightning barebones": 0.99}  # ratio to plain
 
@@ -237,25 +240,40 @@ def compare_config(
     return cnnpl.compose(overrides, output_dir=output_dir)
 
 
+def plain_step(
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    dm: InMemoryImageDataModule,
+    memory_format: torch.memory_format,
+    label_smoothing: float,
+) -> Callable[[torch.Tensor], None]:
+    """The hand-written training step: ``step(idx)`` trains ``net`` on the training images ``idx``
+    (augmented, normalised, in ``memory_format``) with cross-entropy and ``opt``."""
+    images, labels = dm.split("train").images, dm.split("train").labels
+
+    def step(idx: torch.Tensor) -> None:
+        x = dm.normalize(dm.augment(images[idx])).contiguous(memory_format=memory_format)
+        loss = F.cross_entropy(net(x), labels[idx], label_smoothing=label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
 def plain_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_batches: int | None) -> Result:
     """Images/s of a hand-written loop over the same in-memory tensors, augmentation, optimizer and loss."""
     net = build_model(cfg, dm.num_classes, dm.in_channels, dm.input_size).train()
     layout = MEMORY_FORMATS[cfg.system.memory_format]  # cnnpl's default layout, channels_last
     to_memory_format(net, layout)
-    opt = _instantiate(cfg.optimizer)(net.parameters())
-    smoothing = cfg.system.label_smoothing
-    images, labels = dm.split("train").images, dm.split("train").labels
+    step = plain_step(net, _instantiate(cfg.optimizer)(net.parameters()), dm, layout, cfg.system.label_smoothing)
     seen = 0
     ends: list[float] = []
     start = time.perf_counter()
     for _ in range(epochs):
         ends.append(float("nan"))
-        for idx in torch.randperm(len(labels)).split(cfg.data.batch_size)[:limit_batches]:
-            x = dm.normalize(dm.augment(images[idx])).contiguous(memory_format=layout)
-            loss = F.cross_entropy(net(x), labels[idx], label_smoothing=smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        for idx in torch.randperm(len(dm.split("train"))).split(cfg.data.batch_size)[:limit_batches]:
+            step(idx)
             seen += len(idx)
             ends.append(time.perf_counter())
     return Result(seen / (time.perf_counter() - start), median_step(ends))
@@ -281,7 +299,7 @@ def lightning_hook_costs() -> Iterator[str]:
         mock.patch.object(train_module, "skip_missing_nvml", lambda: False),
         mock.patch.dict(os.environ, {"PYTORCH_NVML_BASED_CUDA_CHECK": "1"}),
     ):
-        yield f"trainer.profiler={{_target_:{PASS_THROUGH}}}"
+        yield LIGHTNINGS_PROFILER
 
 
 def cnnpl_run(root: str, model: str, epochs: int, limit_batches: int | None, *extra: str) -> Result:
@@ -313,6 +331,22 @@ def barebones_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, lim
     timer = TrainTimer()
     barebones_fit(cfg, dm, epochs, limit_batches, timer)
     return timer.result
+
+
+def interleave(
+    contenders: dict[str, Callable[[], R]], repeats: int, seed: int, progress: Callable[[dict[str, R]], str]
+) -> dict[str, list[R]]:
+    """Run every contender once per repeat, in a fresh random order each (seeded); print ``progress``
+    of each repeat's results. Returns each contender's results, in repeat order."""
+    results: dict[str, list[R]] = {name: [] for name in contenders}
+    order = list(contenders)
+    rng = random.Random(seed)
+    for r in range(repeats):
+        rng.shuffle(order)
+        for name in order:
+            results[name].append(contenders[name]())
+        print(f"repeat {r + 1}/{repeats}: " + progress({name: runs[-1] for name, runs in results.items()}), flush=True)
+    return results
 
 
 def compare(
@@ -350,7 +384,7 @@ def compare(
     }
     if lightning_profiler:  # cnnpl's defaults with Lightning's PassThroughProfiler instead of cnnpl's NullProfiler
         contenders["cnnpl defaults, Lightning's profiler"] = lambda: cnnpl_run(
-            root, model, epochs, limit_batches, *overrides, f"trainer.profiler={{_target_:{PASS_THROUGH}}}"
+            root, model, epochs, limit_batches, *overrides, LIGHTNINGS_PROFILER
         )
     if lightning_hooks:  # cnnpl's defaults without any of cnnpl's savings on Lightning's hooks
 
@@ -359,20 +393,12 @@ def compare(
                 return cnnpl_run(root, model, epochs, limit_batches, *overrides, profiler)
 
         contenders["cnnpl defaults, Lightning's hook costs"] = with_lightning_hook_costs
-    results: dict[str, list[Result]] = {name: [] for name in contenders}
-    order = list(contenders)
-    rng = random.Random(seed)
-    for r in range(repeats):
-        rng.shuffle(order)
-        for name in order:
-            results[name].append(contenders[name]())
-        print(
-            f"repeat {r + 1}/{repeats}: "
-            + ", ".join(
-                f"{n} {results[n][-1].images_per_second:,.0f} ({results[n][-1].step * 1e3:.2f} ms)" for n in contenders
-            ),
-            flush=True,
-        )
+    results = interleave(
+        contenders,
+        repeats,
+        seed,
+        lambda last: ", ".join(f"{n} {r.images_per_second:,.0f} ({r.step * 1e3:.2f} ms)" for n, r in last.items()),
+    )
 
     batches = f"{limit_batches} batches" if limit_batches else f"{len(dm.split('train')):,} images"
     plain = results["plain"]

@@ -249,7 +249,7 @@ def test_runs_call_only_the_batch_hooks_their_callbacks_use(tmp_path: Path) -> N
     }
 
 
-def test_lightnings_hooks_set_the_module_attributes_around_nn_modules_setattr(tmp_path: Path, monkeypatch) -> None:
+def test_the_module_attributes_lightning_sets_every_hook_bypass_nn_modules_setattr(tmp_path: Path, monkeypatch) -> None:
     names: list[str] = []
     setattr_ = torch.nn.Module.__setattr__
 
