@@ -186,6 +186,90 @@ def test_resolve_ckpt_path(tmp_path: Path) -> None:
     assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "last.ckpt")
     with pytest.raises(CheckpointError, match=r"does not exist; give a \.ckpt file or ckpt_path=last"):
         resolve_ckpt_path(str(tmp_path / "missing.ckpt"), tmp_path)
+    with pytest.raises(CheckpointError, match=r"is a folder; give a \.ckpt file in it or ckpt_path=last$"):
+        resolve_ckpt_path(str(tmp_path), tmp_path)
+
+
+def test_ckpt_path_last_is_the_newest_last_checkpoint(tmp_path: Path) -> None:
+    # Lightning writes last-v1.ckpt beside last.ckpt when a run directory was moved or copied since
+    # its last save: the newest one is where training stopped
+    for age, name in enumerate(["last-v1.ckpt", "last.ckpt", "epoch003.ckpt"]):
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (1_000_000 - age, 1_000_000 - age))
+    assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "last-v1.ckpt")
+    os.utime(tmp_path / "last.ckpt", (2_000_000, 2_000_000))
+    assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "last.ckpt")
+
+
+def test_a_new_run_is_refused_where_another_runs_checkpoints_are(tmp_path: Path) -> None:
+    train(cnnpl.compose(FAST, output_dir=str(tmp_path)))
+    written = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+    with pytest.raises(CheckpointError) as caught:
+        train(cnnpl.compose([*FAST, "model=lenet5"], output_dir=str(tmp_path)))
+    assert str(caught.value).startswith(f"'{tmp_path / 'checkpoints'}' already holds the checkpoints of an earlier ")
+    assert str(caught.value).endswith(
+        "to continue that run give its own command again with ckpt_path=last, or start this one in a new folder "
+        "(hydra.run.dir=<new folder>)"
+    )
+    assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == written
+
+
+@pytest.mark.parametrize(
+    ("first", "resume", "message"),
+    [
+        (
+            [],
+            ["optimizer=sgd", "data.batch_size=16"],
+            r"but this command's settings differ from the ones it trained with: data\.batch_size \(run: 32, now: 16\), "
+            r"optimizer\._target_ \(run: torch\.optim\.Adam, now: torch\.optim\.SGD\), optimizer\.lr "
+            r"\(run: 0\.001, now: 0\.05\) and 3 more; give that run's own command again with ckpt_path=last "
+            r"\(its overrides are in '.+/\.hydra/overrides\.yaml'\)$",
+        ),
+        (
+            ["scheduler=onecycle"],
+            ["scheduler=onecycle", "trainer.max_epochs=3"],
+            r"planned its learning-rate schedule \(cnnpl\.optim\.one_cycle\) over trainer\.max_epochs=1, this "
+            r"command says 3; resume with trainer\.max_epochs=1 \(only a run with scheduler=none can be extended\)$",
+        ),
+    ],
+)
+def test_a_resume_with_other_settings_than_the_run_is_refused(
+    tmp_path: Path, first: list[str], resume: list[str], message: str
+) -> None:
+    train(cnnpl.compose([*FAST, *first], output_dir=str(tmp_path)))
+    written = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+    with pytest.raises(CheckpointError, match=message):
+        train(cnnpl.compose([*FAST, *resume, "ckpt_path=last"], output_dir=str(tmp_path)))
+    assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == written
+    # what a resume may change: where the data is, how long a constant-lr run trains, the callbacks
+    train(
+        cnnpl.compose(
+            [*FAST, *first, "ckpt_path=last", "data.num_workers=0", "callbacks.progress_bar.refresh_rate=1"],
+            output_dir=str(tmp_path),
+        )
+    )
+
+
+@pytest.mark.slow  # the real command line
+def test_a_refused_command_in_a_run_directory_keeps_that_runs_hydra_record(cli, tmp_path: Path) -> None:
+    assert cli(*FAST).returncode == 0
+    record = tmp_path / "run" / ".hydra"
+    before = {path.name: path.read_bytes() for path in record.iterdir()}
+    refused = cli(*FAST, "model=lenet5")  # a new run where the first one's checkpoints are
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1].startswith("cnnpl: error: ")
+    assert "already holds the checkpoints of an earlier run" in refused.stderr
+    assert {path.name: path.read_bytes() for path in record.iterdir()} == before
+    assert "- model=lenet5" in (tmp_path / "run" / ".hydra-2" / "overrides.yaml").read_text()
+
+
+def test_checkpoints_get_the_permissions_of_any_new_file(tmp_path: Path) -> None:
+    old = os.umask(0o027)
+    try:
+        atomic_torch_save({"w": torch.zeros(1)}, tmp_path / "a.ckpt")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.ckpt").stat().st_mode & 0o777 == 0o640  # mkstemp alone gives 0o600
 
 
 # -- atomic checkpoints ----------------------------------------------------------------------------
@@ -419,8 +503,14 @@ def test_a_truncated_checkpoint_is_one_clear_line(tmp_path: Path) -> None:
     good = lightning_checkpoint(tmp_path, "simple_cnn", 10)
     bad = tmp_path / "truncated.ckpt"
     bad.write_bytes(good.read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match=r"^cannot read checkpoint .*truncated\.ckpt"):
+    with pytest.raises(CheckpointError, match=r"^cannot read checkpoint .*truncated\.ckpt'?: it is not a complete "):
         safe_load(bad)
+    text = tmp_path / "notes.ckpt"
+    text.write_text("not a checkpoint\n")
+    with pytest.raises(CheckpointError, match=r"it is not a file written by torch\.save \(Unsupported operand 110\); give a \.ckpt"):
+        safe_load(text)
+    with pytest.raises(CheckpointError, match=r"is a folder; give a checkpoint file \(a \.ckpt\) in it$"):
+        safe_load(tmp_path)
 
 
 # -- bad input before training ---------------------------------------------------------------------
@@ -449,6 +539,18 @@ def test_an_output_directory_that_cannot_be_written_is_refused(tmp_path: Path) -
         ),
         ("seed=-5", "seed must be an integer in [0, 4294967295] (NumPy's range), got -5"),
         ("keep_freed_memory=sometimes", "keep_freed_memory must be true or false, got 'sometimes'"),
+        (
+            "callbacks.checkpoint.monitor=val/accuracy",
+            "ModelCheckpoint(monitor='val/accuracy') watches a metric that is never logged; did you mean val/acc? "
+            "cnnpl logs train/loss_step, train/loss_epoch, train/acc, val/loss, val/acc, val/acc_top5 "
+            "(val/acc_top5 with more than 5 classes)",
+        ),
+        pytest.param(
+            "trainer.accelerator=gpu",
+            "trainer.accelerator=gpu but this machine has no usable GPU (torch.cuda.is_available() is False); train "
+            "on the CPU with trainer.accelerator=cpu, or trainer=ddp_cpu for several processes",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
     ],
 )
 def test_out_of_range_settings_fail_before_training(tmp_path: Path, override: str, message: str) -> None:

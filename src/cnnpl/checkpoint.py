@@ -5,8 +5,13 @@
   the old one with ``os.replace``, so a kill or a full disk during a save never leaves a truncated
   ``last.ckpt`` in place of a good one. Reads use ``torch.load(weights_only=True)``: a file that
   needs pickled Python objects (code) to load is refused with :class:`UnsafeCheckpointError`.
-- :func:`resolve_ckpt_path`: ``ckpt_path=last`` means ``<output_dir>/checkpoints/last.ckpt`` of the
-  run directory (resume with the same ``hydra.run.dir`` and ``ckpt_path=last``).
+- :func:`resolve_ckpt_path`: ``ckpt_path=last`` means the newest ``last*.ckpt`` in the run directory's
+  ``checkpoints/`` (``last.ckpt``, or ``last-v1.ckpt`` ... where Lightning had to version it), as
+  Lightning's own ``ckpt_path="last"``; resume with the same command, ``hydra.run.dir`` and ``ckpt_path=last``.
+- :func:`check_resume_settings`: a resume whose settings differ from the run's ``config.yaml`` in what
+  defines the training (data, model, components, optimizer, schedule, ...) is refused before training.
+- :func:`check_fresh_run_dir`: a new training run is refused in a run directory that already holds
+  another run's checkpoints.
 - :func:`check_checkpoint_fits`: a checkpoint of another architecture or number of classes is refused
   with one line before training starts (Lightning would print a page of missing keys mid-setup).
 """
@@ -35,6 +40,8 @@ LAST_FILE = "last.ckpt"  # what ModelCheckpoint(save_last=True) writes
 SHOWN = 3  # mismatching tensors named in an error message
 # how torch's weights-only unpickler names what it refused: "Unsupported global: GLOBAL io.open was not ..."
 REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+# ... and what it says of bytes that are no pickle at all (a text file: "Unsupported operand 110", its "n")
+NOT_A_PICKLE = re.compile(r"Unsupported operand \d+|invalid load key[^.\n]*")
 
 
 class CheckpointError(CnnplError):
@@ -57,12 +64,19 @@ def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
     ``__reduce__`` payload) is refused before it can run, with :class:`UnsafeCheckpointError`.
     """
     file = Path(path).expanduser()
+    if file.is_dir():
+        raise CheckpointError(f"checkpoint {str(file)!r} is a folder; give a checkpoint file (a .ckpt) in it")
     if not file.is_file():
         raise CheckpointError(f"checkpoint {str(file)!r} does not exist")
     try:
         return torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         found = REFUSED_GLOBAL.search(str(err))
+        if not found and NOT_A_PICKLE.search(str(err)):  # a text file, an image: no pickle stream at all
+            raise CheckpointError(
+                f"cannot read checkpoint {str(file)!r}: it is not a file written by torch.save "
+                f"({NOT_A_PICKLE.search(str(err)).group(0)}); give a .ckpt written by cnnpl or Lightning"  # type: ignore[union-attr]
+            ) from None
         what = f"it holds a pickled Python object ({found.group(1)})" if found else "it holds pickled Python objects"
         raise UnsafeCheckpointError(
             f"refused to load checkpoint {str(file)!r}: {what}, not only tensors and plain values; cnnpl loads "
@@ -70,7 +84,10 @@ def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
             "written by cnnpl, or re-save the weights alone with torch.save(model.state_dict(), path)"
         ) from None
     except Exception as err:  # truncated, not a torch file, wrong format: the user's file to fix
-        raise CheckpointError(f"cannot read checkpoint {str(file)!r}: {_first_line(err)}") from None
+        raise CheckpointError(
+            f"cannot read checkpoint {str(file)!r}: it is not a complete file written by torch.save "
+            f"({_first_line(err)}); give a .ckpt written by cnnpl or Lightning"
+        ) from None
 
 
 def _fsync_dir(folder: str) -> None:
@@ -83,11 +100,19 @@ def _fsync_dir(folder: str) -> None:
             os.close(fd)
 
 
+def new_file_mode() -> int:
+    """The permissions ``open()`` gives a new file: ``0o666`` less the process's umask (usually ``0o644``)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save(obj, path)`` that replaces ``path`` only once the new file is complete on disk.
 
     The temporary file lives in the same folder (``os.replace`` is atomic only within a file system)
-    and is removed if the save fails; ``path`` then still holds its previous contents.
+    and is removed if the save fails; ``path`` then still holds its previous contents. The file gets
+    the permissions of any new file (``mkstemp`` would leave it readable by its owner alone).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -97,6 +122,7 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, new_file_mode())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -139,25 +165,132 @@ def _is_local(path: Any) -> bool:
     return isinstance(get_filesystem(str(path)), LocalFileSystem)
 
 
-def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: str | Path) -> str | None:
-    """The file ``ckpt_path`` names: ``last`` is ``<checkpoint_dir>/last.ckpt``, which must exist.
+def last_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
+    """The ``last*.ckpt`` files in ``checkpoint_dir``, newest last (by modification time, then name)."""
+    folder = Path(checkpoint_dir)
+    found = [path for path in folder.glob(f"{LAST}*.ckpt") if path.is_file()] if folder.is_dir() else []
+    return sorted(found, key=lambda path: (path.stat().st_mtime, path.name))
 
-    Raises :class:`CheckpointError` when the file is missing, saying how to resume.
+
+def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: str | Path) -> str | None:
+    """The file ``ckpt_path`` names: ``last`` is the newest ``last*.ckpt`` in ``checkpoint_dir``.
+
+    ``last.ckpt`` as a rule; Lightning writes ``last-v1.ckpt`` next to it when the run directory was
+    moved or copied since the checkpoint was saved, and the newest is where training stopped (what
+    Lightning's own ``ckpt_path="last"`` picks). Raises :class:`CheckpointError` when there is none
+    or the file is missing, saying how to resume.
     """
     if ckpt_path is None or str(ckpt_path) == "":
         return None
     if str(ckpt_path) == LAST:
-        last = Path(checkpoint_dir) / LAST_FILE
-        if not last.is_file():
+        found = last_checkpoints(checkpoint_dir)
+        if not found:
             raise CheckpointError(
-                f"ckpt_path=last but {str(last)!r} does not exist; resume with the run directory of the "
-                "interrupted run (hydra.run.dir=<that run's directory> ckpt_path=last) or give a checkpoint file"
+                f"ckpt_path=last but {str(Path(checkpoint_dir) / LAST_FILE)!r} does not exist; resume with the run "
+                "directory of the interrupted run (hydra.run.dir=<that run's directory> ckpt_path=last) or give a "
+                "checkpoint file"
             )
-        return str(last)
+        return str(found[-1])
     file = Path(str(ckpt_path)).expanduser()
+    if file.is_dir():
+        raise CheckpointError(f"ckpt_path {str(file)!r} is a folder; give a .ckpt file in it or ckpt_path=last")
     if not file.is_file():
         raise CheckpointError(f"ckpt_path {str(file)!r} does not exist; give a .ckpt file or ckpt_path=last")
     return str(file)
+
+
+def check_fresh_run_dir(checkpoint_dir: str | Path) -> None:
+    """Refuse to start a new training run where another run's checkpoints are.
+
+    Lightning would write ``last-v1.ckpt`` beside them and the run's ``config.yaml`` would describe the
+    new run only: two runs mixed in one folder, and ``ckpt_path=last`` no longer clearly either's.
+    """
+    folder = Path(checkpoint_dir)
+    found = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
+    if found:
+        raise CheckpointError(
+            f"{str(folder)!r} already holds the checkpoints of an earlier run ({found[0].name}"
+            f"{f' and {len(found) - 1} more' if len(found) > 1 else ''}); to continue that run give its own command "
+            "again with ckpt_path=last, or start this one in a new folder (hydra.run.dir=<new folder>)"
+        )
+
+
+def run_config_of(ckpt: str | Path) -> Path | None:
+    """The ``config.yaml`` of the run that wrote ``ckpt``: next to it, or one folder up (``<run>/checkpoints/``)."""
+    path = Path(ckpt)
+    for folder in (path.parent, path.parent.parent):
+        if (folder / "config.yaml").is_file():
+            return folder / "config.yaml"
+    return None
+
+
+# What a resume may change: where things go and how they are shown, how long to train (with a
+# constant learning rate), and where the processes run. Everything else defines the training.
+RESUME_FREE = ("ckpt_path", "fit", "test", "output_dir", "plugins", "keep_freed_memory", "callbacks", "logger")
+RESUME_FREE_DATA = ("root", "num_workers")
+RESUME_BOUND_TRAINER = ("precision", "accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm")
+SHOWN_SETTINGS = 3  # differing settings named in the message
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, Mapping):
+        flat: dict[str, Any] = {}
+        for key, value in node.items():
+            flat.update(_flat(value, f"{prefix}{key}."))
+        return flat or {prefix.rstrip("."): {}}
+    return {prefix.rstrip("."): node}
+
+
+def _bound(key: str) -> bool:
+    """Whether a resume must keep the setting ``key`` (a dotted config key) as the run had it."""
+    top, _, rest = key.partition(".")
+    if top in RESUME_FREE or key.startswith("hydra"):
+        return False
+    if top == "data":
+        return rest.partition(".")[0] not in RESUME_FREE_DATA
+    if top == "trainer":
+        return rest.partition(".")[0] in RESUME_BOUND_TRAINER
+    return True
+
+
+def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
+    """Refuse to resume the run that wrote ``ckpt_path`` with other settings than it trained with.
+
+    Compares ``cfg`` (this command's config) with the run's ``config.yaml`` (skipped when there is none):
+    the data, model, components, optimizer, schedule, seed and system settings must match, and so must
+    ``trainer.max_epochs`` when a schedule is sized from it. Without this a resume that forgot the
+    run's overrides would restore the weights and go on training on other data, or fail mid-fit.
+    """
+    from omegaconf import OmegaConf
+
+    saved_path = run_config_of(ckpt_path)
+    if saved_path is None:
+        return
+    try:
+        saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False)
+    except Exception:  # not a config cnnpl wrote: nothing to compare with
+        return
+    now = _flat(OmegaConf.to_container(cfg, resolve=False))
+    then = _flat(saved)
+    keys = sorted(key for key in now.keys() | then.keys() if _bound(key) and now.get(key) != then.get(key))
+    if cfg.get("scheduler") and now.get("trainer.max_epochs") != then.get("trainer.max_epochs"):
+        name = OmegaConf.select(cfg, "scheduler._target_", default="the schedule")
+        raise CheckpointError(
+            f"the run in {str(saved_path.parent)!r} planned its learning-rate schedule ({name}) over "
+            f"trainer.max_epochs={then.get('trainer.max_epochs')}, this command says "
+            f"{now.get('trainer.max_epochs')}; resume with trainer.max_epochs={then.get('trainer.max_epochs')} "
+            "(only a run with scheduler=none can be extended)"
+        )
+    if keys:
+        shown = ", ".join(
+            f"{key} (run: {then.get(key, '<unset>')}, now: {now.get(key, '<unset>')})" for key in keys[:SHOWN_SETTINGS]
+        )
+        more = f" and {len(keys) - SHOWN_SETTINGS} more" if len(keys) > SHOWN_SETTINGS else ""
+        raise CheckpointError(
+            f"ckpt_path resumes the run in {str(saved_path.parent)!r}, but this command's settings differ from "
+            f"the ones it trained with: {shown}{more}; give that run's own command again with ckpt_path=last "
+            f"(its overrides are in {str(saved_path.parent / '.hydra' / 'overrides.yaml')!r})"
+        )
 
 
 def check_checkpoint_fits(path: str | Path, module: nn.Module) -> dict[str, Any]:

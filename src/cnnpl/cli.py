@@ -62,7 +62,7 @@ def prepare(args: list[str]) -> list[str]:
     register_component_configs()
     check_group_overrides(rest)
     _check_run_dir(rest)
-    return rest
+    return [*rest, *_keep_earlier_records(rest)]
 
 
 def _check_run_dir(args: list[str]) -> None:
@@ -77,6 +77,32 @@ def _check_run_dir(args: list[str]) -> None:
         key, _, value = arg.partition("=")
         if key.lstrip("+") == "hydra.run.dir" and value and "${" not in value:
             check_writable(Path(value))
+
+
+def _keep_earlier_records(args: list[str]) -> list[str]:
+    """``hydra.output_subdir=.hydra-N`` when ``hydra.run.dir=`` names a run directory that has a ``.hydra``.
+
+    Hydra writes its record of a command (``config.yaml``, ``overrides.yaml``) before anything is
+    checked; in a run directory given again (to resume, or by mistake) it would replace the first
+    command's record even if this command is refused. This one's goes to the next free ``.hydra-N``.
+    """
+    from pathlib import Path
+
+    if {"-m", "--multirun"} & set(args):
+        return []
+    run_dir = None
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+") == "hydra.output_subdir":
+            return []  # chosen by the user (or Lightning, for its DDP processes)
+        if key.lstrip("+") == "hydra.run.dir" and value and "${" not in value:
+            run_dir = Path(value)
+    if run_dir is None or not (run_dir / ".hydra").exists():
+        return []
+    n = 2
+    while (run_dir / f".hydra-{n}").exists():
+        n += 1
+    return [f"hydra.output_subdir=.hydra-{n}"]
 
 
 def _log_through_hydra() -> None:

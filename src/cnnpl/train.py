@@ -2,9 +2,10 @@
 
 This is the only module that instantiates from configs. Everything that can be checked is built and
 checked before ``Trainer.fit`` starts, so a bad config fails in seconds with one clear message:
-the output directory must be writable, and a checkpoint to resume from (``ckpt_path=<file>`` or
-``ckpt_path=last``, the run directory's ``checkpoints/last.ckpt``) must exist, load with
-``weights_only=True`` and fit the model. Every run writes checkpoints atomically
+the output directory must be writable; a new run may not start where another run's checkpoints are;
+a checkpoint to resume from (``ckpt_path=<file>`` or ``ckpt_path=last``, the run directory's newest
+``checkpoints/last*.ckpt``) must exist, load with ``weights_only=True``, fit the model, and come from a
+run with the same settings (its ``config.yaml``). Every run writes checkpoints atomically
 (:class:`cnnpl.checkpoint.AtomicCheckpointIO`) and carries the guards of :mod:`cnnpl.callbacks.guards`
 (random state in checkpoints, a checkpoint on SIGTERM, a stop on a NaN / infinite loss).
 See docs/reliability.md.
@@ -229,6 +230,40 @@ def _check_no_logger_needed(cfg: DictConfig) -> None:
             )
 
 
+def check_accelerator(trainer_cfg: Any) -> None:
+    """Refuse ``trainer.accelerator=gpu`` (``trainer=ddp``, the GPU recipe) on a machine without a usable GPU."""
+    accelerator = str(trainer_cfg.get("accelerator") or "auto")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise CnnplError(
+            f"trainer.accelerator={accelerator} but this machine has no usable GPU (torch.cuda.is_available() is "
+            "False); train on the CPU with trainer.accelerator=cpu, or trainer=ddp_cpu for several processes"
+        )
+
+
+# What ImageClassifier logs (val/acc_top5 only with top5); a checkpoint or early stop watching another
+# val/ or train/ name would fail only after the first validation, an epoch into training
+LOGGED_METRICS = ("train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_top5")
+
+
+def check_monitors(callbacks: list[Any]) -> None:
+    """Refuse a ``monitor=`` of a checkpoint or early-stopping callback that names no metric cnnpl logs.
+
+    Only names under ``val/`` and ``train/`` are checked: a plugin may log metrics of its own.
+    """
+    import difflib
+
+    for callback in callbacks:
+        monitor = getattr(callback, "monitor", None)
+        if not isinstance(monitor, str) or not monitor.startswith(("val/", "train/")) or monitor in LOGGED_METRICS:
+            continue
+        close = difflib.get_close_matches(monitor, LOGGED_METRICS, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise CnnplError(
+            f"{type(callback).__name__}(monitor={monitor!r}) watches a metric that is never logged; {hint}"
+            f"cnnpl logs {', '.join(LOGGED_METRICS)} (val/acc_top5 with more than 5 classes)"
+        )
+
+
 def _checkpoint_dir(callbacks: list[Any], output_dir: Path) -> Path:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -270,7 +305,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from cnnpl.checkpoint import AtomicCheckpointIO, check_checkpoint_fits, resolve_ckpt_path
+    from cnnpl.checkpoint import (
+        AtomicCheckpointIO,
+        check_checkpoint_fits,
+        check_fresh_run_dir,
+        check_resume_settings,
+        resolve_ckpt_path,
+    )
     from cnnpl.distributed import check_launch
     from cnnpl.hooks import skip_unused_batch_hooks
     from cnnpl.plugins import load_plugins
@@ -282,6 +323,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.output_dir)
     check_writable(output_dir)
     check_trainer_counts(cfg.trainer)
+    check_accelerator(cfg.trainer)
     if not cfg.get("logger"):
         _check_no_logger_needed(cfg)
     if not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
@@ -309,9 +351,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
     validates = getattr(datamodule, "has_validation", True)
     if not validates:
         _checkpoint_latest(callbacks)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), _checkpoint_dir(callbacks, output_dir))
+    check_monitors(callbacks)
+    checkpoint_dir = _checkpoint_dir(callbacks, output_dir)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), checkpoint_dir)
     if ckpt_path is not None:
         check_checkpoint_fits(ckpt_path, system)
+        if cfg.get("fit", True):
+            check_resume_settings(ckpt_path, cfg)
+    elif cfg.get("fit", True):
+        check_fresh_run_dir(checkpoint_dir)
     logger = _instantiate(cfg.logger) if cfg.get("logger") else False
     extra: dict[str, Any] = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     if not validates:

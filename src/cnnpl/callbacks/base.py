@@ -37,6 +37,11 @@ class VisualCallback(L.Callback):
     # -- setup --------------------------------------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
+        if not loggers and trainer.fast_dev_run:
+            raise CnnplError(
+                f"callbacks.{self.name} draws to TensorBoard, but trainer.fast_dev_run replaces the run's loggers "
+                "with a DummyLogger; use callbacks=minimal with fast_dev_run"
+            )
         if not loggers:
             have = ", ".join(type(lg).__name__ for lg in trainer.loggers) or "none"
             raise CnnplError(
