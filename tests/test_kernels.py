@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -95,3 +99,18 @@ def test_command_prints_each_kernel(capsys):
     out = capsys.readouterr().out
     assert all(f"\n{name}\n" in out for name in KERNELS)
     assert "  1.00   0.00  -1.00   ->     6.00" in out  # the notes' 6 on the first row of vertical_edge
+
+
+@pytest.mark.slow  # a fresh interpreter, as the docs run it
+def test_command_runs_without_a_runpy_warning(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    done = subprocess.run(
+        [sys.executable, "-W", "default", "-m", "cnnpl.kernels"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "  1.00   0.00  -1.00   ->     6.00" in done.stdout
+    assert done.stderr == ""

@@ -507,7 +507,8 @@ def test_a_truncated_checkpoint_is_one_clear_line(tmp_path: Path) -> None:
         safe_load(bad)
     text = tmp_path / "notes.ckpt"
     text.write_text("not a checkpoint\n")
-    with pytest.raises(CheckpointError, match=r"it is not a file written by torch\.save \(Unsupported operand 110\); give a \.ckpt"):
+    not_torch = r"it is not a file written by torch\.save \(Unsupported operand 110\); give a \.ckpt"
+    with pytest.raises(CheckpointError, match=not_torch):
         safe_load(text)
     with pytest.raises(CheckpointError, match=r"is a folder; give a checkpoint file \(a \.ckpt\) in it$"):
         safe_load(tmp_path)

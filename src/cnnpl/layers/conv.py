@@ -27,7 +27,6 @@ from torch import nn
 
 from cnnpl.errors import GeometryError
 from cnnpl.geometry import Padding, axis_padding, check_padding, full_padding, output_size, padding_amounts, pair
-from cnnpl.kernels import init_conv_weight_
 from cnnpl.registry import register
 
 IntPair = int | tuple[int, int]
@@ -137,6 +136,10 @@ class Conv2d(_Geometry, nn.Conv2d):
         self.init = init
         self.freeze = freeze
         if init is not None:
+            # imported here: at module level `import cnnpl` would load cnnpl.kernels, and
+            # `python -m cnnpl.kernels` would then warn that runpy found it already imported
+            from cnnpl.kernels import init_conv_weight_
+
             init_conv_weight_(self.weight, init, what=self.variant)
             if self.bias is not None:
                 nn.init.zeros_(self.bias)

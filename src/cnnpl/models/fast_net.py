@@ -92,7 +92,8 @@ class FastNet(nn.Module):
     """Patch whitening -> 3 conv groups (``widths``) -> global max pool -> linear x ``logit_scale``.
 
     The default widths (64, 256, 256) are airbench94's (1,972,792 parameters for CIFAR-10, 1,440 of
-    them frozen whitening filters); ``experiment=fast_cifar10`` uses (32, 128, 128) on the CPU.
+    them frozen: the 288 whitening weights and the 1,152 batch-norm scales, fixed at 1);
+    ``experiment=fast_cifar10`` uses (32, 128, 128) on the CPU.
     ``conv``, ``pool``, ``norm`` and ``act`` build every layer of their kind (``act`` defaults to GELU
     here). Convolutions start as partial identities (``dirac``) when they are plain convolutions.
     ``param_groups`` gives batch-norm biases ``bias_lr_scale`` x the learning rate and
