@@ -6,6 +6,7 @@
 * Every registered component has a docstring (the reference pages show its first line).
 * The generated reference (``scripts/gen_reference.py``) lists every component and every config option.
 * Every page under ``docs/`` is in the site's navigation (``mkdocs.yml``).
+* Every relative link of the README and the pages resolves in the source tree, as GitHub shows them.
 """
 
 from __future__ import annotations
@@ -171,3 +172,18 @@ def test_every_page_is_in_the_navigation() -> None:
     assert not pages - nav, f"pages missing from mkdocs.yml nav: {sorted(pages - nav)}"
     generated = {f"reference/{name}" for name in _gen_reference().PAGES}
     assert generated <= nav
+
+
+MARKDOWN_LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)\s]*)?\)")  # [text](target) and ![image](target)
+
+
+@pytest.mark.parametrize(
+    "page", [REPO / "README.md", *sorted(DOCS.rglob("*.md"))], ids=lambda p: str(p.relative_to(REPO))
+)
+def test_relative_links_resolve_in_the_source_tree(page: Path) -> None:
+    """Pages generated at build time (``reference/components.md``) do not exist here: name them in words."""
+    text = FENCE.sub("", page.read_text())
+    targets = [m.group(1) for m in MARKDOWN_LINK.finditer(text)]
+    relative = [t for t in targets if not re.match(r"^[a-z][a-z0-9+.-]*:", t) and not t.startswith("/")]
+    broken = [t for t in relative if not (page.parent / t).exists()]
+    assert not broken, f"{page.relative_to(REPO)}: links to files that do not exist in the source tree: {broken}"

@@ -11,7 +11,10 @@ import pytest
 import torch
 from torch import nn
 
+import cnnpl
 from cnnpl.summary import format_summary, main, model_summary, summarize
+
+MODELS = cnnpl.list_components("model")
 
 
 def _numel(model: nn.Module) -> int:
@@ -48,6 +51,36 @@ def test_totals_equal_the_built_model(conv):
     names = [r.name for r in summary.rows]
     assert "features.block1.conv" in names  # a conv is one row, as a Keras layer is
     assert not any(name.startswith("features.block1.conv.") for name in names)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_rows_add_up_to_every_registered_model(model):
+    from cnnpl import compose
+    from cnnpl.train import build_model
+
+    summary, _ = model_summary([f"model={model}"])
+    net = build_model(compose([f"model={model}"]), num_classes=10, in_channels=3, input_size=(32, 32))
+    assert (summary.total, summary.trainable) == (
+        _numel(net),
+        sum(p.numel() for p in net.parameters() if p.requires_grad),
+    )
+    assert len({r.name for r in summary.rows}) == len(summary.rows)
+
+
+def test_fast_net_counts_its_shared_whitening_layer_once():
+    summary, _ = model_summary(["model=fast_net"])
+    names = [r.name for r in summary.rows]
+    assert "whiten" in names and "features.whiten" not in names  # one module, two names: the first, as named_modules
+    # 288 frozen whitening weights + 1,152 batch-norm scales fixed at 1 (docs/models.md)
+    assert (summary.total, summary.non_trainable) == (1_972_792, 1_440)
+
+
+def test_a_parameter_shared_by_two_layers_counts_once():
+    first, second = nn.Linear(4, 4), nn.Linear(4, 4)
+    second.weight = first.weight  # tied weights, distinct modules
+    model = nn.Sequential(first, second)
+    summary = summarize(model, (4,))
+    assert [r.params for r in summary.rows] == [20, 4] and summary.total == _numel(model) == 24
 
 
 def test_frozen_and_own_parameters_are_counted():

@@ -1,15 +1,32 @@
-"""cnnpl.viz: grid layouts on hand-made weights, Grad-CAM and the embedding on nets with known answers."""
+"""cnnpl.viz: grid layouts on hand-made weights, Grad-CAM and the embedding on nets with known answers.
+
+The callback configs (``conf/callbacks/``) against the callbacks' constructors, and
+``python -m cnnpl.render`` on hand-made runs: the run's plugins, and the errors it prints.
+"""
 
 from __future__ import annotations
 
+import inspect
 import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+from tests.conftest import REPO
 from torch import nn
 
-from cnnpl import kernels, viz
+import cnnpl
+from cnnpl import kernels, plugins, viz
 from cnnpl.errors import CnnplError
+from cnnpl.registry import REGISTRIES
+from cnnpl.render import find_plugin_file
+from cnnpl.render import main as render_main
 
 
 def test_tile_places_each_cell_and_pads() -> None:
@@ -202,3 +219,164 @@ def test_figures_render_to_images(tmp_path) -> None:
     from PIL import Image
 
     assert Image.open(gray).size == (7, 5)
+
+
+# -- python -m cnnpl.render -------------------------------------------------------------------------
+
+TINY_RUN = ["data=shapes", "data.num_train=64", "data.num_test=16", "model.channels=[4,8]", "model.hidden=[8]"]
+
+PLUGIN_POOL = """
+    from torch import nn
+
+    import cnnpl
+
+
+    @cnnpl.register("pool", "render_pool")
+    class RenderPool(nn.AvgPool2d):
+        \"\"\"Average pooling from a plugin file.\"\"\"
+
+        def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0) -> None:
+            super().__init__(kernel_size, stride, padding)
+"""
+
+
+@pytest.fixture
+def restore_registries():
+    """Put every registry (and the record of named plugins) back as it was after the test."""
+    saved = {family: dict(reg._entries) for family, reg in REGISTRIES.items()}
+    named = dict(plugins._named)
+    yield
+    for family, entries in saved.items():
+        REGISTRIES[family]._entries = entries
+    plugins._named.clear()
+    plugins._named.update(named)
+
+
+def fake_run(run_dir: Path, *overrides: str, plugins_as_saved: list[str] | None = None) -> Path:
+    """A run folder as ``python -m cnnpl`` leaves it (``config.yaml``, ``checkpoints/last.ckpt``), untrained."""
+    from cnnpl.train import _instantiate, build_model
+
+    cfg = cnnpl.compose([*TINY_RUN, *overrides], output_dir=str(run_dir))
+    datamodule = _instantiate(cfg.data)
+    datamodule.setup("fit")
+    net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
+    (run_dir / "checkpoints").mkdir(parents=True)
+    state = {f"net.{k}": v for k, v in net.state_dict().items()}
+    torch.save({"state_dict": state}, run_dir / "checkpoints" / "last.ckpt")
+    if plugins_as_saved is not None:
+        cfg.plugins = plugins_as_saved  # as the user typed them, relative to where the run started
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=False)
+    return run_dir / "checkpoints" / "last.ckpt"
+
+
+def test_find_plugin_file_looks_where_the_run_started_then_up_from_the_run(tmp_path, monkeypatch) -> None:
+    project = tmp_path / "project"
+    (project / "outputs" / "d" / "t").mkdir(parents=True)
+    (project / "my_pool.py").write_text("")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert find_plugin_file("./my_pool.py", project / "outputs" / "d" / "t") == project / "my_pool.py"
+    # a run folder moved away from its project: Hydra's record of where it started
+    moved = tmp_path / "runs" / "r"
+    (moved / ".hydra").mkdir(parents=True)
+    (moved / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  runtime:\n    cwd: {project}\n")
+    assert find_plugin_file("./my_pool.py", moved) == project / "my_pool.py"
+    with pytest.raises(CnnplError) as err:
+        find_plugin_file("./gone.py", moved)
+    assert str(err.value) == (
+        f"plugin file './gone.py' (from the run's config) was not found in the folder the run was started in "
+        f"({project}), the working directory ({tmp_path / 'elsewhere'}) or the run folder {moved} and those above "
+        "it; pass its path: plugins=[/path/to/gone.py]"
+    )
+    with pytest.raises(CnnplError, match=r"^plugin file '/no/such/gone.py' \(from the run's config\) does not exist; "):
+        find_plugin_file("/no/such/gone.py", moved)
+
+
+@pytest.mark.slow  # a fresh interpreter, as a user runs it
+def test_render_loads_the_plugins_the_run_used(tmp_path, restore_registries) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    plugin = project / "render_pool.py"
+    plugin.write_text(textwrap.dedent(PLUGIN_POOL))
+    cnnpl.load_plugins([str(plugin)])
+    run = project / "outputs" / "2026-01-01" / "12-00-00"
+    ckpt = fake_run(run, "pool=render_pool", plugins_as_saved=["./render_pool.py"])
+    (tmp_path / "elsewhere").mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "cnnpl.render", f"ckpt={ckpt}", f"out={tmp_path / 'pictures'}", "num_images=1"],
+        cwd=tmp_path / "elsewhere",  # not where the run started: found up from the run folder
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("wrote ") and (tmp_path / "pictures" / "filters_features.block1.conv.png").is_file()
+
+
+def test_render_names_a_missing_plugin_and_an_output_folder_it_cannot_make(tmp_path, monkeypatch, capsys) -> None:
+    ckpt = fake_run(tmp_path / "run")
+    (tmp_path / "a_file").write_text("")
+    assert render_main([f"ckpt={ckpt}", f"out={tmp_path / 'a_file' / 'pictures'}"]) == 2
+    assert capsys.readouterr().err == (
+        f"cnnpl.render: error: cannot write pictures to {tmp_path / 'a_file' / 'pictures'}: "
+        f"{tmp_path / 'a_file'} is a file; pass out=<a folder you can write to>\n"
+    )
+    config = OmegaConf.load(tmp_path / "run" / "config.yaml")
+    config.plugins = ["./missing_pool.py"]
+    OmegaConf.save(config, tmp_path / "run" / "config.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert render_main([f"ckpt={ckpt}", f"out={tmp_path / 'pictures'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cnnpl.render: error: plugin file './missing_pool.py' (from the run's config) was not found")
+    assert err.endswith("pass its path: plugins=[/path/to/missing_pool.py]\n") and err.count("\n") == 1
+
+
+# -- the callback configs ---------------------------------------------------------------------------
+
+# Every config that configures callbacks: the sets, and the recipes that add their own.
+CALLBACK_CONFIGS = [
+    *(f"callbacks={p.stem}" for p in sorted((REPO / "conf" / "callbacks").glob("*.yaml"))),
+    *(f"experiment={p.stem}" for p in sorted((REPO / "conf" / "experiment").glob("*.yaml"))),
+]
+
+
+@pytest.mark.parametrize("choice", CALLBACK_CONFIGS)
+def test_every_setting_of_a_configured_callback_is_in_its_config(choice: str) -> None:
+    """So ``callbacks.<name>.<setting>=...`` works without ``+`` for every setting the class takes.
+
+    cnnpl's callbacks only: Lightning's (checkpoint, lr monitor, progress bar) keep the settings cnnpl chooses.
+    """
+    callbacks = cnnpl.compose([choice]).callbacks
+    missing: dict[str, list[str]] = {}
+    for key, node in callbacks.items():
+        target = node.get("_target_", "")
+        if target.startswith("cnnpl."):
+            signature = inspect.signature(get_class(target).__init__)
+            settings = [n for n, p in signature.parameters.items() if n != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+            missing[f"callbacks.{key}"] = [name for name in settings if name not in node]
+    assert missing or choice == "callbacks=minimal"  # the test sees the callbacks it is meant to check
+    assert not {key: names for key, names in missing.items() if names}, f"{choice}: settings without a key"
+
+
+def test_documented_callback_settings_override_without_plus() -> None:
+    from cnnpl.train import _instantiate
+
+    cfg = cnnpl.compose(
+        [
+            "callbacks.filters.rgb=false",
+            "callbacks.gradcam.alpha=0.3",
+            "callbacks.gradcam.scale=2",
+            "callbacks.misclassified.ncol=4",
+            "callbacks.pr_curves.num_thresholds=50",
+            "callbacks.kernels_demo.kernels=[edge]",
+        ]
+    )
+    gradcam = _instantiate(cfg.callbacks.gradcam)
+    assert (gradcam.alpha, gradcam.scale) == (0.3, 2)
+    assert _instantiate(cfg.callbacks.kernels_demo).kernels == ["edge"]
+    assert (cfg.callbacks.filters.rgb, cfg.callbacks.misclassified.ncol, cfg.callbacks.pr_curves.num_thresholds) == (
+        False,
+        4,
+        50,
+    )

@@ -5,7 +5,10 @@
 
 The run's ``config.yaml`` (written by ``python -m cnnpl`` next to ``checkpoints/``) says how to
 rebuild the network and the data; ``config=PATH`` points elsewhere, and any other ``key=value``
-overrides that config (``data.root=...``). Written files (``.png`` in ``out``):
+overrides that config (``data.root=...``). Plugins the run loaded (``plugins=[./my_pool.py]``) are
+loaded again first; a relative path is looked for where the run was started, then in the working
+directory, then in the run folder and the folders above it (``plugins=[PATH]`` names it outright).
+Written files (``.png`` in ``out``, created if needed):
 
 - ``filters_<layer>.png`` for every conv layer (``_rgb`` too for layers reading RGB);
 - ``input.png`` and ``feature_maps_<layer>_image<i>.png`` for the model's stages;
@@ -19,17 +22,21 @@ In a notebook, :func:`load_checkpoint` gives the network and the data module, an
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from cnnpl import viz
 from cnnpl.errors import CnnplError
+from cnnpl.plugins import PLUGINS_KEY, _is_path, load_plugins
 
 USAGE = "usage: python -m cnnpl.render ckpt=PATH out=DIR [config=PATH] [num_images=N] [split=val] [key=value ...]"
 
@@ -42,22 +49,70 @@ def find_config(ckpt: Path) -> Path:
     raise CnnplError(f"no config.yaml next to {ckpt} or in {ckpt.parent.parent}; pass config=<run dir>/config.yaml")
 
 
+def started_in(run_dir: Path) -> Path | None:
+    """The working directory the run was started in, from Hydra's record (``.hydra/hydra.yaml``); None if unknown."""
+    record = run_dir / ".hydra" / "hydra.yaml"
+    if not record.is_file():
+        return None
+    try:
+        cwd = OmegaConf.select(OmegaConf.load(record), "hydra.runtime.cwd")
+    except (OSError, yaml.YAMLError, OmegaConfBaseException):
+        return None
+    return Path(cwd) if isinstance(cwd, str) else None
+
+
+def find_plugin_file(spec: str, run_dir: Path) -> Path:
+    """Where the plugin file ``spec`` of the run in ``run_dir`` is now.
+
+    A relative ``spec`` was relative to the folder the run was started in; that folder (when Hydra
+    recorded it), the working directory, and ``run_dir`` and the folders above it are tried in turn
+    (``outputs/<date>/<time>`` lies below the folder it was started in). Raises :class:`CnnplError`
+    naming the file and how to pass it when none holds it.
+    """
+    path = Path(spec).expanduser()
+    hint = f"pass its path: {PLUGINS_KEY}=[/path/to/{path.name}]"
+    if path.is_absolute():
+        if path.exists():
+            return path
+        raise CnnplError(f"plugin file {spec!r} (from the run's config) does not exist; {hint}")
+    run_dir = run_dir.resolve()
+    origin = started_in(run_dir)
+    bases = [origin] if origin is not None else []
+    bases += [Path.cwd(), run_dir, *run_dir.parents]
+    for base in dict.fromkeys(bases):  # in order, each once
+        if (base / path).exists():
+            return base / path
+    where = f"the folder the run was started in ({origin}), " if origin is not None else ""
+    raise CnnplError(
+        f"plugin file {spec!r} (from the run's config) was not found in {where}the working directory "
+        f"({Path.cwd()}) or the run folder {run_dir} and those above it; {hint}"
+    )
+
+
 def load_checkpoint(
     ckpt: str | Path, config: str | Path | None = None, overrides: Sequence[str] = ()
 ) -> tuple[nn.Module, Any, DictConfig]:
     """``(network in eval mode, data module set up, config)`` of a ``python -m cnnpl`` checkpoint.
 
-    ``overrides`` are ``key=value`` strings applied to the run's config (``data.root=...``).
+    ``overrides`` are ``key=value`` strings applied to the run's config (``data.root=...``). The
+    plugins the config names are loaded first (see :func:`find_plugin_file`); ``plugins=[...]`` among
+    the overrides replaces them, its paths relative to the working directory.
     """
     from cnnpl.train import _instantiate, build_model
 
     ckpt = Path(ckpt)
     if not ckpt.is_file():
         raise CnnplError(f"checkpoint {ckpt} does not exist")
-    cfg = OmegaConf.load(Path(config) if config else find_config(ckpt))
+    config_path = Path(config) if config else find_config(ckpt)
+    cfg = OmegaConf.load(config_path)
     if not isinstance(cfg, DictConfig):
         raise CnnplError(f"{config} is not a cnnpl run config")
-    cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+    given = OmegaConf.from_dotlist(list(overrides))
+    cfg = OmegaConf.merge(cfg, given)
+    specs = [str(s) for s in cfg.get(PLUGINS_KEY) or []]
+    if PLUGINS_KEY not in given:  # the run's own list: its relative paths were relative to where it started
+        specs = [str(find_plugin_file(s, config_path.parent)) if _is_path(s) else s for s in specs]
+    load_plugins(specs)
     datamodule = _instantiate(cfg.data)
     datamodule.setup("fit")
     net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
@@ -74,9 +129,24 @@ def _safe(name: str) -> str:
     return name.replace("/", "_")
 
 
+def output_folder(out: str | Path) -> Path:
+    """``out`` as a folder that exists and can be written to, created if needed; else :class:`CnnplError`."""
+    out = Path(out)
+    hint = "pass out=<a folder you can write to>"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        in_the_way = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+        reason = f"{in_the_way} is a file" if in_the_way is not None else (err.strerror or str(err)).lower()
+        raise CnnplError(f"cannot write pictures to {out}: {reason}; {hint}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise CnnplError(f"cannot write pictures to {out}: permission denied; {hint}")
+    return out
+
+
 def render(net: nn.Module, datamodule: Any, out: str | Path, num_images: int = 8, split: str = "val") -> list[Path]:
     """Write every picture of ``net`` on ``datamodule``'s ``split`` to ``out``; returns the files written."""
-    out = Path(out)
+    out = output_folder(out)
     files: list[Path] = []
     data = datamodule.split(split)
     names = list(datamodule.class_names)
@@ -139,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise CnnplError(f"ckpt= and out= are required; {USAGE}")
         if not options.get("num_images", "8").isdigit() or int(options.get("num_images", "8")) < 1:
             raise CnnplError(f"num_images must be a positive integer, got {options['num_images']!r}")
+        output_folder(options["out"])  # before the slow part
         torch.set_grad_enabled(True)
         net, datamodule, _ = load_checkpoint(options["ckpt"], options.get("config"), overrides)
         files = render(

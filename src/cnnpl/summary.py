@@ -11,7 +11,9 @@ the data would supply come from the options; by default 3 channels, 10 classes a
 what both bundled datasets give.
 
 A row is a module with no children, or a component that reports its own ``output_shape`` (a
-``depthwise_separable`` conv is one row, as a Keras layer is). Shapes are ``(C, H, W)`` per example,
+``depthwise_separable`` conv is one row, as a Keras layer is). A module registered under two names
+(fast_net's whitening layer is ``whiten`` and ``features.whiten``) is one row, under its first name,
+as in ``nn.Module.named_modules()``. Shapes are ``(C, H, W)`` per example,
 from one forward pass of zeros in eval mode. :func:`summarize` gives the same table as data.
 """
 
@@ -37,7 +39,7 @@ class Row:
     name: str  # dotted module path, as in state_dict keys
     kind: str  # class name
     output_shape: tuple[int, ...] | None  # per example; None when forward never reached the layer
-    params: int  # parameters the row owns (its whole subtree for a component row)
+    params: int  # parameters the row owns (its whole subtree for a component row), none counted twice
     trainable: int
 
 
@@ -63,20 +65,28 @@ def _is_row(module: nn.Module) -> bool:
     return next(module.children(), None) is None or hasattr(module, "output_shape")
 
 
-def _count(params: Sequence[nn.Parameter]) -> tuple[int, int]:
-    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+def _count(params: Sequence[nn.Parameter], counted: set[int]) -> tuple[int, int]:
+    """``(all, trainable)`` elements of ``params`` not in ``counted`` (ids), which it then records."""
+    new = [p for p in dict.fromkeys(params) if id(p) not in counted]  # a tensor shared by two layers counts once
+    counted.update(id(p) for p in new)
+    return sum(p.numel() for p in new), sum(p.numel() for p in new if p.requires_grad)
 
 
 def summarize(model: nn.Module, input_shape: Sequence[int]) -> Summary:
     """Rows for ``model`` on one ``(C, H, W)`` input, in the order the modules are registered.
 
-    Parameters a container holds directly (not inside a child) get a row of their own, so the rows
-    always add up to ``sum(p.numel() for p in model.parameters())``.
+    Parameters a container holds directly (not inside a child) get a row of their own, and a module
+    or parameter reached under a second name is counted under its first, so the rows always add up to
+    ``sum(p.numel() for p in model.parameters())``.
     """
     rows_modules: list[tuple[str, nn.Module]] = []
     own: list[tuple[str, nn.Module]] = []
+    seen: set[int] = set()  # ids of the modules walked
 
     def walk(prefix: str, module: nn.Module) -> None:
+        if id(module) in seen:
+            return
+        seen.add(id(module))
         if prefix and _is_row(module):
             rows_modules.append((prefix, module))
             return
@@ -108,9 +118,14 @@ def summarize(model: nn.Module, input_shape: Sequence[int]) -> Summary:
         for handle in handles:
             handle.remove()
 
-    rows = [Row(name, type(m).__name__, shapes.get(name), *_count(list(m.parameters()))) for name, m in rows_modules]
+    counted: set[int] = set()
+    rows = [
+        Row(name, type(m).__name__, shapes.get(name), *_count(list(m.parameters()), counted))
+        for name, m in rows_modules
+    ]
     rows += [
-        Row(name, f"{type(m).__name__} (own)", None, *_count(list(m.parameters(recurse=False)))) for name, m in own
+        Row(name, f"{type(m).__name__} (own)", None, *_count(list(m.parameters(recurse=False)), counted))
+        for name, m in own
     ]
     return Summary(tuple(input_shape), rows)
 
