@@ -20,13 +20,14 @@ import warnings
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cnnpl.config import CONFIG_NAME, check_group_overrides, config_dir, register_component_configs
 from cnnpl.errors import CnnplError
 from cnnpl.plugins import SKIP_BROKEN_ENV, PluginWarning, load_plugins, split_plugin_overrides
 
 EXIT_USAGE = 2
+SHOWN_KEYS = 15  # a config node's keys listed in an error, when it has no more
 
 
 def fail(err: CnnplError) -> NoReturn:
@@ -61,8 +62,75 @@ def prepare(args: list[str]) -> list[str]:
     load_plugins(specs, skip_broken=skip_broken)
     register_component_configs()
     check_group_overrides(rest)
+    _check_composes(rest)
     _check_run_dir(rest)
     return [*rest, *_keep_earlier_records(rest)]
+
+
+def _check_composes(args: list[str]) -> None:
+    """Compose the config once before Hydra does, so that an unknown option or key is one line.
+
+    Hydra would print its own error over several lines (exit status 1). Skipped for ``--help``,
+    ``--cfg`` and the other flags, and for sweeps (``-m``), which Hydra composes job by job; Hydra's
+    own settings (``hydra.*``, ``hydra/...``) are left to Hydra.
+    """
+    if any(arg.startswith("-") for arg in args):
+        return
+    overrides = [arg for arg in args if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    try:
+        _compose(overrides)
+    except CnnplError:
+        raise
+    except Exception as err:  # Hydra's and OmegaConf's composition errors
+        raise CnnplError(_one_line_composition_error(err, overrides)) from None
+
+
+def _compose(overrides: list[str]) -> Any:
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="cnnpl"):
+        return compose(CONFIG_NAME, overrides=[*overrides, "output_dir=."])
+
+
+def _one_line_composition_error(err: Exception, overrides: list[str]) -> str:
+    """Hydra's message for ``err`` in one line, with the options or close keys it can name."""
+    import difflib
+    import re
+
+    text = str(err)
+    missing = re.match(r"In '[^']*': Could not find '([^'/]+)/([^']+)'", text)
+    if missing:  # an unknown option of a config group: Hydra lists the group's options, one a line
+        group, option = missing.groups()
+        options = re.findall(r"^\t(\S+)$", text.split("Config search path:")[0], flags=re.MULTILINE)
+        close = difflib.get_close_matches(option, options, n=1)
+        hint = f"did you mean {group}={close[0]}? " if close else ""
+        return f"{group}={option}: no such option; {hint}the options of {group} are {', '.join(options)}"
+    key = re.match(r"Could not override '([^']+)'", text)
+    if key:  # a key the config does not have: name its neighbours
+        dotted = key.group(1)
+        parent, _, leaf = dotted.rpartition(".")
+        rest = [o for o in overrides if o.partition("=")[0].lstrip("+~") != dotted]
+        try:
+            node = _compose(rest)
+            siblings = list(OmegaConf.select(node, parent) or {}) if parent else list(node)
+        except Exception:
+            siblings = []
+        names = [str(k) for k in siblings]
+        close = difflib.get_close_matches(leaf, names, n=1)
+        if close:
+            hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? "
+        elif parent and 0 < len(names) <= SHOWN_KEYS:
+            hint = f"the settings of {parent} are {', '.join(names)}; "
+        else:
+            hint = ""
+        return f"{dotted} is not a setting of this config; {hint}to add a new key anyway, write +{dotted}=..."
+    unloadable = re.match(r"In '[^']*': Could not load '([^'/]+)/([^']+)'", text)
+    if unloadable:  # an unknown option inside a list of options (callbacks=[default,bogus])
+        group, option = unloadable.groups()
+        options = sorted(path.stem for path in (config_dir() / group).glob("*.yaml"))
+        return f"{group}: no option {option!r}; the options of {group} are {', '.join(options)}"
+    lines = [line.strip() for line in text.split("Config search path:")[0].splitlines() if line.strip()]
+    return "; ".join(lines) or type(err).__name__
 
 
 def _check_run_dir(args: list[str]) -> None:
