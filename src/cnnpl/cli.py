@@ -134,17 +134,23 @@ def _one_line_composition_error(err: Exception, overrides: list[str]) -> str:
 
 
 def _check_run_dir(args: list[str]) -> None:
-    """Refuse an unwritable ``hydra.run.dir=`` now: Hydra would fail on it with a traceback."""
+    """Refuse an unwritable ``hydra.run.dir=`` (``hydra.sweep.dir=`` with ``-m``) now: Hydra would fail
+    on it with a traceback. Of a folder with an interpolation (``out/${now:%H}``), the part before it."""
     from pathlib import Path
 
     from cnnpl.train import check_writable
 
-    if {"-m", "--multirun"} & set(args):  # a sweep writes under hydra.sweep.dir instead
-        return
+    wanted = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
     for arg in args:
         key, _, value = arg.partition("=")
-        if key.lstrip("+") == "hydra.run.dir" and value and "${" not in value:
+        if key.lstrip("+") != wanted or not value:
+            continue
+        if "${" in value:  # the folders before the first interpolation must exist or be creatable
+            value = value[: value.index("${")].rpartition("/")[0] or "."
+        try:
             check_writable(Path(value))
+        except CnnplError as err:
+            raise CnnplError(str(err).replace("hydra.run.dir=", f"{wanted}=")) from None
 
 
 def _keep_earlier_records(args: list[str]) -> list[str]:
