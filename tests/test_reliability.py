@@ -546,6 +546,23 @@ def test_an_output_directory_that_cannot_be_written_is_refused(tmp_path: Path) -
             "cnnpl logs train/loss_step, train/loss_epoch, train/acc, val/loss, val/acc, val/acc_top5 "
             "(val/acc_top5 with more than 5 classes)",
         ),
+        ("fit=maybe", "fit must be true or false, got 'maybe'"),
+        (
+            "trainer.max_epochs=0",
+            "trainer.max_epochs=0 trains nothing (and the test would score an untrained network); give "
+            "trainer.max_epochs >= 1, or fit=false ckpt_path=<file> to test a checkpoint",
+        ),
+        (
+            "system.tta_translate=100",
+            "system.tta_translate=100 shifts the 32x32 images by their whole side or more: use a shift below 32 "
+            "(experiment=fast_cifar10 uses 1), or 0 for none",
+        ),
+        (
+            "trainer.precision=64-true",
+            "trainer.precision=64-true casts the network to float64, but cnnpl's data modules hand it float32 images "
+            "(normalised after Lightning converts a batch), so the first step would fail; use "
+            "trainer.precision=32-true (the default) or bf16-mixed (float32 weights, bfloat16 computation)",
+        ),
         pytest.param(
             "trainer.accelerator=gpu",
             "trainer.accelerator=gpu but this machine has no usable GPU (torch.cuda.is_available() is False); train "

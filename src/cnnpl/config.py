@@ -281,7 +281,55 @@ def layer_factory(family: str, node: DictConfig | dict[str, Any]) -> LayerFactor
     name = params.pop("name", None)
     if not name:
         raise CnnplError(f"the {family} config has no 'name' key; choose one with {family}=<name>")
-    return LayerFactory(family, str(name), params)
+    factory = LayerFactory(family, str(name), params)  # an unknown name or parameter fails here first
+    check_values(family, str(name), params)
+    return factory
+
+
+# Settings that are fractions in [0, 1) wherever a component takes them, and what the fraction is of
+FRACTIONS = {"dropout": "the fraction of activations zeroed in training"}
+
+
+def check_values(family: str, name: str, params: Mapping[str, Any]) -> None:
+    """Refuse words given for numbers (``model.dropout=abc``) and fractions out of range, naming ``<family>.<key>``.
+
+    A YAML-backed component's config is not typed (a generated one is), so a word would reach the
+    constructor and fail there with a traceback. Only strings are refused, and only where the type
+    hint wants a number, an integer, a bool or a list of those: the hints of some layers are narrower
+    than what they take (``pool.kernel_size=[3,2]`` works on ``max``). A ``dropout`` must be in [0, 1).
+    """
+    hints = _type_hints(get_registry(family).get(name))
+    for key, value in params.items():
+        kind = _required(config_type(hints.get(key, Any)))
+        wanted = _kind_words(kind)
+        words = isinstance(value, str) or (isinstance(value, list) and any(isinstance(v, str) for v in value))
+        if wanted and words:
+            raise CnnplError(f"{family}.{key} must be {wanted}, got {value!r} ({family} {name!r})")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if key in FRACTIONS and number and not 0 <= value < 1:
+            raise CnnplError(f"{family}.{key} must be in [0, 1) ({FRACTIONS[key]}), got {value!r}")
+
+
+def _required(kind: Any) -> Any:
+    """``Optional[X]`` -> ``X``."""
+    if typing.get_origin(kind) is typing.Union:
+        rest = [a for a in typing.get_args(kind) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else Any
+    return kind
+
+
+_KIND_WORDS = {bool: "true or false", int: "an integer", float: "a number"}
+_LIST_WORDS = {bool: "a list of true / false values", int: "a list of integers", float: "a list of numbers"}
+
+
+def _kind_words(kind: Any) -> str:
+    """What a value of ``kind`` is, in words; "" for kinds not checked here (str, Any, nested lists)."""
+    if kind in _KIND_WORDS:
+        return _KIND_WORDS[kind]
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) is list and args and args[0] in _LIST_WORDS:
+        return _LIST_WORDS[args[0]]
+    return ""
 
 
 def compose(overrides: list[str], output_dir: str | None = None) -> DictConfig:

@@ -5,6 +5,7 @@ training set with a ``DistributedSampler``. This module holds the few things on 
 
 - :class:`EvalShardSampler`: splits a validation / test set across processes without the padding
   duplicates of ``DistributedSampler``, so metrics summed over processes count every image once.
+- :func:`check_shardable`: refuses an evaluation split smaller than the number of processes.
 - :func:`check_launch`: refuses, before anything is built, the launches that cannot work
   (Hydra multirun with several processes; ``torchrun`` / SLURM with a timestamped run directory).
 - :func:`lr_scale`: the factor an LR scaling rule gives for a world size.
@@ -39,11 +40,7 @@ class EvalShardSampler(DistributedSampler):
     def __init__(self, dataset: Sized, num_replicas: int, rank: int) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)  # type: ignore[arg-type]
         size = len(dataset)
-        if 0 < size < num_replicas:
-            raise CnnplError(
-                f"an evaluation split of {size} images cannot be shared by {num_replicas} processes: "
-                "use a larger split or fewer processes (trainer.devices x trainer.num_nodes)"
-            )
+        check_shardable(size, num_replicas)
         self.total_size = size
         self.num_samples = len(range(rank, size, num_replicas))
 
@@ -52,6 +49,19 @@ class EvalShardSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return self.num_samples
+
+
+def check_shardable(size: int, num_replicas: int, what: str = "an evaluation split") -> None:
+    """Refuse an evaluation split ``what`` of ``size`` images that ``num_replicas`` processes cannot share.
+
+    :class:`EvalShardSampler` gives each process at least one image (DDP syncs buffers before the first
+    forward); an empty split is no evaluation at all and passes.
+    """
+    if 0 < size < num_replicas:
+        raise CnnplError(
+            f"{what} of {size} images cannot be shared by {num_replicas} processes: "
+            "use a larger split or fewer processes (trainer.devices x trainer.num_nodes)"
+        )
 
 
 def lr_scale(rule: str, world_size: int) -> float:

@@ -8,7 +8,7 @@ the trainer (``estimated_stepping_batches``). :class:`Muon` is ``optimizer=muon`
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -18,12 +18,21 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 from cnnpl.errors import CnnplError
 
 
+def check_setting(key: str, value: Any, rule: str, holds: Callable[[float], bool]) -> None:
+    """Refuse ``scheduler.<key>`` unless it is a finite number (not a bool) for which ``holds`` is true.
+
+    ``rule`` says the range in words (``"in (0, 1)"``) for the message.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not holds(value):
+        raise CnnplError(f"scheduler.{key} must be a number {rule}, got {value!r}")
+
+
 def cosine(
     optimizer: Optimizer, total_steps: int, warmup_fraction: float = 0.0, final_lr_fraction: float = 0.0
 ) -> LRScheduler:
     """Linear warm-up over ``warmup_fraction`` of the steps, then cosine decay to ``final_lr_fraction`` x lr."""
-    if not 0.0 <= warmup_fraction < 1.0:
-        raise CnnplError(f"scheduler.warmup_fraction must be in [0, 1), got {warmup_fraction}")
+    check_setting("warmup_fraction", warmup_fraction, "in [0, 1)", lambda v: 0 <= v < 1)
+    check_setting("final_lr_fraction", final_lr_fraction, "in [0, 1]", lambda v: 0 <= v <= 1)
     warmup = int(total_steps * warmup_fraction)
 
     def factor(step: int) -> float:
@@ -42,7 +51,14 @@ def one_cycle(
     div_factor: float = 25.0,
     final_div_factor: float = 1e4,
 ) -> LRScheduler:
-    """Smith's one-cycle policy peaking at the optimizer's configured lr (``OneCycleLR``)."""
+    """Smith's one-cycle policy peaking at the optimizer's configured lr (``OneCycleLR``).
+
+    The lr starts at lr / ``div_factor``, peaks at lr after ``pct_start`` of the steps and ends at
+    lr / (``div_factor`` x ``final_div_factor``).
+    """
+    check_setting("pct_start", pct_start, "in (0, 1)", lambda v: 0 < v < 1)
+    check_setting("div_factor", div_factor, "> 0", lambda v: v > 0)
+    check_setting("final_div_factor", final_div_factor, "> 0", lambda v: v > 0)
     max_lr = [group["lr"] for group in optimizer.param_groups]
     return OneCycleLR(
         optimizer,
@@ -58,6 +74,9 @@ def triangle(
     optimizer: Optimizer, total_steps: int, peak_fraction: float = 0.2, start: float = 0.2, end: float = 0.0
 ) -> LRScheduler:
     """Linear ramp from ``start`` x lr to lr at ``peak_fraction`` of the steps, then linear to ``end`` x lr."""
+    check_setting("peak_fraction", peak_fraction, "in (0, 1)", lambda v: 0 < v < 1)
+    check_setting("start", start, ">= 0", lambda v: v >= 0)
+    check_setting("end", end, ">= 0", lambda v: v >= 0)
     peak = max(int(total_steps * peak_fraction), 1)
 
     def factor(step: int) -> float:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from cnnpl.errors import DuplicateComponentError, UnknownComponentError
+from cnnpl.errors import CnnplError, DuplicateComponentError, UnknownComponentError
 
 T = TypeVar("T", bound=Callable[..., Any])
 
@@ -26,6 +26,8 @@ FAMILIES = ("conv", "pool", "norm", "act", "model", "callback")
 # Where a component came from; plugin loaders set this while they import a plugin
 # (see :func:`registering_from`).
 _current_source: list[str] = []
+# The components being built by Registry.build, innermost last ("model 'simple_cnn'")
+_building: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -118,12 +120,76 @@ class Registry:
     def build(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
         """Call the component ``name`` with ``args`` and ``kwargs``, keywords checked against its signature first.
 
-        A keyword the component does not take raises :class:`UnknownComponentError` with a
-        "did you mean" among the parameters it does take.
+        A keyword the component does not take raises :class:`UnknownComponentError`: with a "did you
+        mean" among the parameters it does take or, when another component is being built (an
+        architecture building its layers, whose config keywords were checked when its factory was
+        made), naming that component and the components of this family that take the keyword.
+        A ``TypeError`` or ``ValueError`` from the constructor (``model.hidden=5``) becomes a
+        :class:`CnnplError` naming the component and its settings.
         """
         obj = self.get(name)
-        check_kwargs(obj, kwargs, what=f"{self.family} {name!r}")
-        return obj(*args, **kwargs)
+        what = f"{self.family} {name!r}"
+        if _building:
+            self._check_caller_kwargs(name, obj, kwargs, caller=_building[-1])
+        else:
+            check_kwargs(obj, kwargs, what=what)
+        _building.append(what)
+        try:
+            return obj(*args, **kwargs)
+        except CnnplError:
+            raise
+        except (TypeError, ValueError) as err:
+            reason = (str(err).splitlines() or [type(err).__name__])[0]
+            settings = _settings(self.family, obj, kwargs)
+            keys = f"callbacks.{name}" if self.family == "callback" else self.family
+            raise CnnplError(
+                f"{what} could not be built{f' with {settings}' if settings else ''}: {reason}; "
+                f"check the {keys}.* settings"
+            ) from err
+        finally:
+            _building.pop()
+
+    def _check_caller_kwargs(self, name: str, obj: Callable[..., Any], kwargs: dict[str, Any], *, caller: str) -> None:
+        """Refuse a keyword that ``caller``'s code (not the config) passes and component ``name`` does not take."""
+        if accepts_var_kwargs(obj):
+            return
+        params = parameters_of(obj)
+        for key, value in kwargs.items():
+            if key in params:
+                continue
+            takers = [n for n in self.names() if key in parameters_of(self.get(n)) or accepts_var_kwargs(self.get(n))]
+            has = f"its parameters: {', '.join(params)}" if params else "it takes no parameters"
+            choose = f"; choose a {self.family} that takes {key}: {self.family}={', '.join(takers)}" if takers else ""
+            raise UnknownComponentError(
+                f"{caller} calls its {self.family} layers with {key}={value!r}, which {self.family} {name!r} "
+                f"does not take ({has}){choose}"
+            )
+
+
+def _settings(family: str, obj: Callable[..., Any], kwargs: dict[str, Any]) -> str:
+    """``key=value, ...`` of the config's settings among ``kwargs``: those that differ from the defaults, or all.
+
+    What the caller supplies (channels, the layer factories of a model) is left out.
+    """
+    from cnnpl.config import HIDDEN_FROM_CONFIG, SUPPLIED_BY_CALLER  # config imports this module
+
+    left_out = SUPPLIED_BY_CALLER.get(family, frozenset()) | HIDDEN_FROM_CONFIG.get(family, frozenset())
+    params = parameters_of(obj)
+    settings = {k: v for k, v in kwargs.items() if k not in left_out}
+
+    def default(key: str) -> Any:
+        value = params[key].default if key in params else inspect.Parameter.empty
+        return list(value) if isinstance(value, tuple) else value
+
+    changed = {k: v for k, v in settings.items() if not _equal(v, default(k))}
+    return ", ".join(f"{k}={v!r}" for k, v in (changed or settings).items())
+
+
+def _equal(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # tensors and other values without a plain truth value
+        return False
 
 
 @contextlib.contextmanager

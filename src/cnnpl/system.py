@@ -37,6 +37,10 @@ def to_memory_format(net: nn.Module, memory_format: torch.memory_format) -> None
             tensor.data = tensor.data.contiguous(memory_format=memory_format)
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class ImageClassifier(L.LightningModule):
     """Trains ``net`` (``(N, C, H, W) -> (N, num_classes)`` logits) with cross-entropy.
 
@@ -82,18 +86,19 @@ class ImageClassifier(L.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
-        if not 0.0 <= label_smoothing < 1.0:
-            raise CnnplError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        if not _is_number(label_smoothing) or not 0.0 <= label_smoothing < 1.0:
+            raise CnnplError(f"system.label_smoothing must be in [0, 1), got {label_smoothing!r}")
         if num_classes < 2:
             raise CnnplError(f"num_classes must be >= 2, got {num_classes}")
         lr_scale(lr_scaling, 1)  # rejects an unknown rule here, not after the processes have started
         if memory_format not in MEMORY_FORMATS:
             raise CnnplError(f"system.memory_format must be one of {sorted(MEMORY_FORMATS)}, got {memory_format!r}")
-        if tta_translate < 0 or init_samples < 1:
-            raise CnnplError(
-                "system.tta_translate must be >= 0 and system.init_samples >= 1, "
-                f"got {tta_translate} and {init_samples}"
-            )
+        for key, value in (("tta_flip", tta_flip), ("compile", compile)):
+            if not isinstance(value, bool):
+                raise CnnplError(f"system.{key} must be true or false, got {value!r}")
+        for key, value, minimum in (("tta_translate", tta_translate, 0), ("init_samples", init_samples, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise CnnplError(f"system.{key} must be an integer >= {minimum}, got {value!r}")
         self.save_hyperparameters(ignore=["net", "optimizer", "schedule"])
         self.net = net
         self.optimizer_factory = optimizer

@@ -188,14 +188,6 @@ def check_train_sizes(net: torch.nn.Module, datamodule: Any, model_name: str, ma
         net.train(was_training)
 
 
-def _check_optimizer(optimizer: Any) -> None:
-    """Build the optimizer once on a dummy parameter, so a negative lr fails before training."""
-    try:
-        optimizer([torch.nn.Parameter(torch.zeros(1))])
-    except (ValueError, TypeError) as err:
-        raise CnnplError(f"optimizer config is invalid: {err}") from None
-
-
 def check_writable(folder: Path) -> None:
     """Refuse an output directory that cannot be created or written, before anything trains."""
     import tempfile
@@ -312,6 +304,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_resume_settings,
         resolve_ckpt_path,
     )
+    from cnnpl.checks import (
+        check_eval_shards,
+        check_flags,
+        check_optimizer,
+        check_precision,
+        check_scheduler,
+        check_tta,
+    )
     from cnnpl.distributed import check_launch
     from cnnpl.hooks import skip_unused_batch_hooks
     from cnnpl.plugins import load_plugins
@@ -319,6 +319,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from cnnpl.system import ImageClassifier
 
     check_launch(cfg)
+    check_flags(cfg)
     load_plugins(cfg.get("plugins") or [])  # a config saved by another process names its plugins
     output_dir = Path(cfg.output_dir)
     check_writable(output_dir)
@@ -329,10 +330,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
         raise CnnplError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's range), got {cfg.seed!r}")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    keep = cfg.get("keep_freed_memory", True)
-    if not isinstance(keep, bool):
-        raise CnnplError(f"keep_freed_memory must be true or false, got {keep!r}")
-    if keep:
+    if cfg.get("keep_freed_memory", True):  # a boolean (check_flags)
         keep_freed_memory()
     skip_missing_nvml()  # after Lightning's import, which sets the variable
 
@@ -340,11 +338,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if hasattr(datamodule, "check"):
         datamodule.check()
     datamodule.setup("fit")
+    check_tta(cfg.system, datamodule.input_size)
     net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
     check_train_sizes(net, datamodule, cfg.model.get("name", "?"), cfg.trainer.get("max_epochs"))
     optimizer = _instantiate(cfg.optimizer)
-    _check_optimizer(optimizer)
+    check_optimizer(optimizer)
     schedule = _instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    check_scheduler(schedule)
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
 
     callbacks = build_callbacks(cfg)
@@ -366,7 +366,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         extra["limit_val_batches"] = 0  # no validation loop at all (Lightning would warn of an empty one)
     if cfg.trainer.get("profiler") is None:
         extra["profiler"] = NullProfiler()  # Lightning's default, without its cost per hook call
+    accelerator = str(cfg.trainer.get("accelerator") or "auto")
+    if accelerator == "auto":
+        accelerator = "cuda" if torch.cuda.is_available() else "cpu"  # what Lightning picks, but for MPS and TPUs
+    check_precision(cfg.trainer, "cuda" if accelerator == "gpu" else accelerator)
     trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **extra)
+    check_eval_shards(datamodule, trainer.world_size)
     for callback in trainer.callbacks:  # the run's and those Lightning adds (ModelSummary)
         skip_unused_batch_hooks(callback)  # Lightning calls none of the batch hooks set to None
 

@@ -49,6 +49,21 @@ class TensorBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return self.split.images[idx], self.split.labels[idx]
 
 
+def check_count(key: str, value: object, minimum: int, alternative: str = "") -> None:
+    """Refuse ``data.<key>`` unless it is an integer >= ``minimum`` (a bool is no count; ``1e3`` is a float).
+
+    ``alternative`` names another accepted value for the message (``"or null for the default"``).
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        whole = isinstance(value, float) and value.is_integer() and value >= minimum
+        hint = f" (write {int(value)})" if isinstance(value, float) and whole else ""
+        alternative = f", {alternative}" if alternative else ""
+        raise CnnplError(f"data.{key} must be an integer >= {minimum}{alternative}, got {value!r}{hint}")
+    if value < minimum:
+        alternative = f" ({alternative})" if alternative else ""
+        raise CnnplError(f"data.{key} must be >= {minimum}{alternative}, got {value}")
+
+
 def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Collate function for :class:`TensorBatches`: the batch is already stacked."""
     return batch
@@ -85,12 +100,18 @@ class InMemoryImageDataModule(L.LightningDataModule):
         train_resize: str = "scale",
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise CnnplError(f"data.batch_size must be >= 1, got {batch_size}")
-        if not 0.0 <= val_split < 1.0:
-            raise CnnplError(f"data.val_split must be in [0, 1), got {val_split}")
-        if crop_padding < 0 or cutout < 0 or num_workers < 0:
-            raise CnnplError("data.crop_padding, data.cutout and data.num_workers must be >= 0")
+        check_count("batch_size", batch_size, 1)
+        if eval_batch_size is not None:  # null: the default
+            check_count("eval_batch_size", eval_batch_size, 1, "or null for the default max(batch_size, 256)")
+        if isinstance(val_split, bool) or not isinstance(val_split, (int, float)) or not 0.0 <= val_split < 1.0:
+            raise CnnplError(
+                "data.val_split must be a number in [0, 1) (the fraction of the training set held out), "
+                f"got {val_split!r}"
+            )
+        check_count("seed", seed, 0)
+        check_count("crop_padding", crop_padding, 0)
+        check_count("cutout", cutout, 0)
+        check_count("num_workers", num_workers, 0)
         if crop_padding_mode not in aug.PAD_MODES:
             modes = ", ".join(aug.PAD_MODES)
             raise CnnplError(f"data.crop_padding_mode must be one of {modes}, got {crop_padding_mode!r}")
@@ -106,7 +127,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
             modes = ", ".join(aug.RESIZE_MODES)
             raise CnnplError(f"data.train_resize must be one of {modes}, got {train_resize!r}")
         self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or max(batch_size, 256)
+        self.eval_batch_size = max(batch_size, 256) if eval_batch_size is None else eval_batch_size
         self.val_split = val_split
         self.seed = seed
         self.crop_padding = crop_padding
@@ -169,19 +190,40 @@ class InMemoryImageDataModule(L.LightningDataModule):
             "val": Split(train.images[val_idx], train.labels[val_idx]),  # empty when val_split=0
             "test": test,
         }
-        if self.crop_padding_mode == "reflect" and self.crop_padding >= min(self.input_size):
-            raise CnnplError(
-                f"data.crop_padding={self.crop_padding} cannot be reflected on {self.input_size} images: "
-                f"use a padding below {min(self.input_size)} or data.crop_padding_mode=zeros"
-            )
-        if self.train_sizes and max(self.train_sizes) > min(self.input_size):
-            raise CnnplError(
-                f"data.train_sizes {self.train_sizes} go above the {self.input_size} images: progressive "
-                f"resizing shrinks, so use sides up to {min(self.input_size)}"
-            )
+        try:
+            self._check_image_size()
+        except CnnplError:
+            self._splits = {}  # not set up: a second setup() must check again
+            raise
         pixels = self._splits["train"].images.transpose(0, 1).reshape(self.in_channels, -1)
         self.mean = (pixels.double().mean(1) / 255).float()  # in [0, 1] units
         self.std = (pixels.double().std(1) / 255).float().clamp_min(1e-3)
+
+    def _check_image_size(self) -> None:
+        """Refuse the settings that only fail, or only make sense, against the loaded images' size."""
+        train, test = self._splits["train"].images, self._splits["test"].images
+        if len(train) and len(test) and train.shape[1:] != test.shape[1:]:
+            raise CnnplError(
+                f"the training images are {tuple(train.shape[1:])} (channels, height, width) but the test images "
+                f"{tuple(test.shape[1:])}: a network takes one size; resize one split to the other's size"
+            )
+        side = min(self.input_size)
+        if self.crop_padding_mode == "reflect" and self.crop_padding >= side:
+            raise CnnplError(
+                f"data.crop_padding={self.crop_padding} cannot be reflected on {self.input_size} images: "
+                f"use a padding below {side} or data.crop_padding_mode=zeros"
+            )
+        if self.cutout >= side:
+            raise CnnplError(
+                f"data.cutout={self.cutout} is not smaller than the {self.input_size} images: its square would "
+                f"zero from a quarter to all of every training image; use a side below {side} (about half the "
+                "image side is usual: 16 on CIFAR-10) or data.cutout=0 for none"
+            )
+        if self.train_sizes and max(self.train_sizes) > side:
+            raise CnnplError(
+                f"data.train_sizes {self.train_sizes} go above the {self.input_size} images: progressive "
+                f"resizing shrinks, so use sides up to {side}"
+            )
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         dataset = TensorBatches(self.split(split))

@@ -20,7 +20,7 @@ import torch
 
 from cnnpl.data.base import InMemoryImageDataModule, Split
 from cnnpl.data.folder import load_class_folders
-from cnnpl.errors import DataError
+from cnnpl.errors import CnnplError, DataError
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 BATCHES_DIR = "cifar-10-batches-py"
@@ -63,6 +63,8 @@ class CIFAR10DataModule(InMemoryImageDataModule):
 
     def __init__(self, root: str | Path = "data", download: bool = False, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        if not isinstance(download, bool):
+            raise CnnplError(f"data.download must be true or false, got {download!r}")
         self.root = Path(root).expanduser()
         self.download = download
 

@@ -8,9 +8,11 @@ shapes, not the pixels. The same seed gives the same images.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from cnnpl.data.base import InMemoryImageDataModule, Split
+from cnnpl.data.base import InMemoryImageDataModule, Split, check_count
 from cnnpl.errors import CnnplError
 
 CLASSES = [
@@ -78,8 +80,11 @@ class ShapesDataModule(InMemoryImageDataModule):
         self, num_train: int = 5000, num_test: int = 1000, image_size: int = 32, noise: float = 0.08, **kwargs: object
     ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        if num_train < 2 or num_test < 1 or image_size < 8:
-            raise CnnplError("data.num_train must be >= 2, data.num_test >= 1 and data.image_size >= 8")
+        check_count("num_train", num_train, 2)
+        check_count("num_test", num_test, 1)
+        check_count("image_size", image_size, 8)
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
+            raise CnnplError(f"data.noise must be a number >= 0 (the std of the added Gaussian noise), got {noise!r}")
         self.num_train, self.num_test, self.image_size, self.noise = num_train, num_test, image_size, noise
 
     def load(self) -> tuple[Split, Split, list[str]]:

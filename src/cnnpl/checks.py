@@ -1,0 +1,200 @@
+"""Checks of a run's settings that :func:`cnnpl.train.train` makes before anything trains.
+
+Each raises :class:`cnnpl.errors.CnnplError` with one line naming the key and the fix, and returns
+``None`` when the settings can work. They are here because each would otherwise fail only once
+training has started (a precision at the first batch, a scheduler in ``configure_optimizers``, an
+evaluation split at the test), or not at all (``fit=maybe`` counting as true):
+
+- :func:`check_flags`: the on / off settings are booleans, and the run has something to do;
+- :func:`check_precision`: ``trainer.precision`` works with cnnpl's data modules;
+- :func:`check_optimizer`: the optimizer's settings are numbers, and it builds;
+- :func:`check_scheduler`: the schedule builds, with every setting in range;
+- :func:`check_eval_shards`: the processes can share the validation and test splits;
+- :func:`check_tta`: ``system.tta_translate`` fits the images.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from cnnpl.distributed import check_shardable
+from cnnpl.errors import CnnplError
+
+# The on / off settings of train.yaml, and their defaults
+FLAGS = {"fit": True, "test": True, "keep_freed_memory": True, "system.tta_flip": False, "system.compile": False}
+
+# Lightning's shorthands for precision values (Trainer(precision=...)); 16 is mixed, 64 is true
+PRECISION_ALIASES = {"16": "16-mixed", "32": "32-true", "64": "64-true", "bf16": "bf16-mixed"}
+# Precisions that cast the network's weights: the data modules normalise each batch to float32 in
+# on_after_batch_transfer, after Lightning has converted the batch's floats (its uint8 images have
+# none), so the cast network meets float32 images at its first step, on any accelerator
+CAST_PRECISIONS = {"16-true": "float16", "bf16-true": "bfloat16", "64-true": "float64"}
+
+
+def check_flags(cfg: DictConfig) -> None:
+    """Refuse on / off settings that are not booleans, and runs that would train or test nothing.
+
+    ``fit=maybe`` would count as true; ``fit=false`` (with ``test=true``) tests ``ckpt_path``, so it
+    needs one; ``trainer.max_epochs=0`` or ``trainer.max_steps=0`` with ``fit=true`` trains nothing
+    (and the test would then score an untrained network).
+    """
+    values = {}
+    for key, default in FLAGS.items():
+        group, _, name = key.rpartition(".")
+        node = cfg.get(group) if group else cfg
+        value = node.get(name, default) if node is not None else default
+        if not isinstance(value, bool):
+            raise CnnplError(f"{key} must be true or false, got {value!r}")
+        values[key] = value
+    fit, test = values["fit"], values["test"]
+    if not fit and test and not cfg.get("ckpt_path"):
+        raise CnnplError("nothing to test: fit=false tests a checkpoint; give ckpt_path=<file> or drop fit=false")
+    trainer = cfg.get("trainer") or {}
+    for key in ("max_epochs", "max_steps"):
+        value = trainer.get(key)
+        if fit and isinstance(value, int) and not isinstance(value, bool) and value == 0:
+            raise CnnplError(
+                f"trainer.{key}=0 trains nothing (and the test would score an untrained network); give "
+                f"trainer.{key} >= 1, or fit=false ckpt_path=<file> to test a checkpoint"
+            )
+
+
+def check_precision(trainer_cfg: Any, accelerator: str) -> None:
+    """Refuse a ``trainer.precision`` that Lightning accepts but that fails once training starts.
+
+    ``accelerator`` is the type of the Trainer's accelerator (``cpu``, ``cuda``, ``mps``). Refused:
+    the precisions that cast the network (``16-true``, ``bf16-true``, ``64-true`` and ``64``), on every
+    accelerator, because cnnpl's images become float32 after Lightning's conversion (measured on CPU:
+    "Input type (float) and bias type (c10::Half) should be the same" at the first step); and
+    ``transformer-engine*`` without a CUDA GPU and NVIDIA's ``transformer_engine`` package.
+    The mixed precisions work (on a CPU Lightning runs ``16-mixed`` as ``bf16-mixed``).
+    """
+    value = trainer_cfg.get("precision")
+    if value is None:
+        return
+    precision = PRECISION_ALIASES.get(str(value), str(value))
+    gpu = accelerator in ("cuda", "gpu")
+    if gpu:
+        working = "32-true (the default), bf16-mixed or 16-mixed (float32 weights, 16-bit computation)"
+    else:
+        working = "32-true (the default) or bf16-mixed (float32 weights, bfloat16 computation)"
+    if precision in CAST_PRECISIONS:
+        raise CnnplError(
+            f"trainer.precision={value} casts the network to {CAST_PRECISIONS[precision]}, but cnnpl's data "
+            f"modules hand it float32 images (normalised after Lightning converts a batch), so the first step "
+            f"would fail; use trainer.precision={working}"
+        )
+    if precision.startswith("transformer-engine"):
+        if not gpu:
+            missing = f"an NVIDIA GPU (this run's accelerator is {accelerator})"
+        elif importlib.util.find_spec("transformer_engine") is None:
+            missing = "NVIDIA's transformer_engine package, which is not installed"
+        else:
+            return
+        raise CnnplError(f"trainer.precision={value} needs {missing}; use trainer.precision={working}")
+
+
+def check_optimizer(optimizer: Any) -> None:
+    """Refuse optimizer settings of the wrong kind, then build the optimizer once on a dummy parameter.
+
+    ``optimizer`` is what ``instantiate(cfg.optimizer)`` returns (a ``functools.partial``). A setting
+    whose default is a number (a bool, a tuple of numbers) must be one: ``optimizer.lr=abc`` would
+    fail inside the optimizer as "'<=' not supported between instances of 'float' and 'str'". Then a
+    negative lr and the like fail as the optimizer says.
+    """
+    if isinstance(optimizer, partial):
+        try:
+            defaults = {n: p.default for n, p in inspect.signature(optimizer.func).parameters.items()}
+        except (TypeError, ValueError):  # a signature Python cannot read: only the build below checks
+            defaults = {}
+        for key, value in optimizer.keywords.items():
+            wanted = _kind_of(defaults.get(key))
+            if wanted and not _matches(value, defaults[key]):
+                raise CnnplError(f"optimizer.{key} must be {wanted}, got {value!r}")
+    try:
+        optimizer([torch.nn.Parameter(torch.zeros(1))])
+    except CnnplError:
+        raise
+    except (ValueError, TypeError) as err:
+        raise CnnplError(f"optimizer config is invalid: {err}") from None
+
+
+def _kind_of(default: Any) -> str:
+    """What a setting with this default must be, in words; "" when the default says nothing."""
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, (int, float)):
+        return "a number"
+    if isinstance(default, tuple) and default and all(_matches(v, 0.0) for v in default):
+        return f"a list of {len(default)} numbers such as {list(default)}"
+    return ""
+
+
+def _matches(value: Any, default: Any) -> bool:
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, tuple):
+        items = isinstance(value, Sequence) and not isinstance(value, str)  # a config's lists are ListConfigs
+        return items and len(value) == len(default) and all(_matches(v, 0.0) for v in value)
+    return True
+
+
+def check_scheduler(schedule: Any) -> None:
+    """Build the schedule once on a dummy optimizer, so that a bad setting fails now, not at the fit.
+
+    ``schedule`` is what ``instantiate(cfg.scheduler)`` returns: a callable
+    ``schedule(optimizer, total_steps=...)`` (cnnpl's builders in :mod:`cnnpl.optim` check their
+    ranges), or ``None`` for a constant learning rate.
+    """
+    if schedule is None:
+        return
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=0.1, momentum=0.9)  # has the momentum one-cycle cycles
+    try:
+        schedule(optimizer, total_steps=10)
+    except CnnplError:
+        raise
+    except (TypeError, ValueError, ZeroDivisionError) as err:
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        raise CnnplError(
+            f"scheduler config is invalid: {reason}; a schedule is called as schedule(optimizer, total_steps=...)"
+        ) from None
+
+
+def check_eval_shards(datamodule: Any, world_size: int) -> None:
+    """Refuse, before training, validation or test splits too small for ``world_size`` processes to share.
+
+    :class:`cnnpl.distributed.EvalShardSampler` would refuse them only when that evaluation starts
+    (the test after the whole fit), once per process. ``datamodule`` must be set up (cnnpl's data
+    modules load every split in ``setup``); one without ``split()`` is not checked.
+    """
+    if world_size <= 1 or not hasattr(datamodule, "split"):
+        return
+    for name in ("val", "test"):
+        check_shardable(len(datamodule.split(name)), world_size, f"the {name} split")
+
+
+def check_tta(system_cfg: Any, input_size: tuple[int, int]) -> None:
+    """Refuse a ``system.tta_translate`` that is not a whole number of pixels below the image side.
+
+    The shifted views pad by reflection, which needs a padding smaller than the image
+    (torch: "Padding size should be less than the corresponding input dimension", at the first evaluation).
+    """
+    t = system_cfg.get("tta_translate", 0)
+    if isinstance(t, bool) or not isinstance(t, int) or t < 0:
+        raise CnnplError(f"system.tta_translate must be an integer >= 0 (a shift in pixels; 0: off), got {t!r}")
+    side = min(input_size)
+    if t >= side:
+        raise CnnplError(
+            f"system.tta_translate={t} shifts the {input_size[0]}x{input_size[1]} images by their whole side or more: "
+            f"use a shift below {side} (experiment=fast_cifar10 uses 1), or 0 for none"
+        )

@@ -1,0 +1,486 @@
+"""Bad input is refused with one line naming the key and the fix, before anything trains.
+
+The data module's settings, the schedule builders, the component configs (words for numbers, a
+layer an architecture cannot use), the system's switches, and the checks of :mod:`cnnpl.checks`
+that :func:`cnnpl.train.train` runs; valid values still pass. Two tests run the real command line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from tests.conftest import TINY
+
+import cnnpl
+from cnnpl.checks import (
+    check_eval_shards,
+    check_flags,
+    check_optimizer,
+    check_precision,
+    check_scheduler,
+    check_tta,
+)
+from cnnpl.config import layer_factory
+from cnnpl.data import CIFAR10DataModule, ShapesDataModule
+from cnnpl.distributed import EvalShardSampler
+from cnnpl.errors import CnnplError, UnknownComponentError
+from cnnpl.registry import Registry, get_registry, parameters_of
+from cnnpl.system import ImageClassifier
+
+
+def compose(*overrides: str) -> DictConfig:
+    return cnnpl.compose(["data=shapes", *overrides])
+
+
+# -- the data module ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(batch_size=1.5), "data.batch_size must be an integer >= 1, got 1.5"),
+        (dict(batch_size=1e3), "data.batch_size must be an integer >= 1, got 1000.0 (write 1000)"),
+        (dict(batch_size="abc"), "data.batch_size must be an integer >= 1, got 'abc'"),
+        (dict(batch_size=True), "data.batch_size must be an integer >= 1, got True"),
+        (dict(batch_size=0), "data.batch_size must be >= 1, got 0"),
+        (
+            dict(eval_batch_size=-5),
+            "data.eval_batch_size must be >= 1 (or null for the default max(batch_size, 256)), got -5",
+        ),
+        (
+            dict(eval_batch_size=0),
+            "data.eval_batch_size must be >= 1 (or null for the default max(batch_size, 256)), got 0",
+        ),
+        (
+            dict(eval_batch_size=2.5),
+            "data.eval_batch_size must be an integer >= 1, or null for the default max(batch_size, 256), got 2.5",
+        ),
+        (dict(crop_padding=-1), "data.crop_padding must be >= 0, got -1"),
+        (dict(crop_padding="abc"), "data.crop_padding must be an integer >= 0, got 'abc'"),
+        (dict(cutout=4.5), "data.cutout must be an integer >= 0, got 4.5"),
+        (dict(cutout=-2), "data.cutout must be >= 0, got -2"),
+        (dict(num_workers="two"), "data.num_workers must be an integer >= 0, got 'two'"),
+        (dict(seed="abc"), "data.seed must be an integer >= 0, got 'abc'"),
+        (dict(seed=-1), "data.seed must be >= 0, got -1"),
+        (
+            dict(val_split="abc"),
+            "data.val_split must be a number in [0, 1) (the fraction of the training set held out), got 'abc'",
+        ),
+        (
+            dict(val_split=1.0),
+            "data.val_split must be a number in [0, 1) (the fraction of the training set held out), got 1.0",
+        ),
+        (dict(num_train=2.5), "data.num_train must be an integer >= 2, got 2.5"),
+        (dict(num_test=0), "data.num_test must be >= 1, got 0"),
+        (dict(image_size="big"), "data.image_size must be an integer >= 8, got 'big'"),
+        (dict(noise=-0.1), "data.noise must be a number >= 0 (the std of the added Gaussian noise), got -0.1"),
+        (dict(noise="abc"), "data.noise must be a number >= 0 (the std of the added Gaussian noise), got 'abc'"),
+    ],
+)
+def test_data_settings_of_the_wrong_kind_or_range_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(CnnplError) as err:
+        ShapesDataModule(**kwargs)
+    assert str(err.value) == message
+
+
+def test_valid_data_settings_still_pass() -> None:
+    dm = ShapesDataModule(batch_size=1, eval_batch_size=7, val_split=0, seed=0, crop_padding=0, cutout=0, noise=0)
+    assert dm.eval_batch_size == 7
+    assert ShapesDataModule(batch_size=300, eval_batch_size=None).eval_batch_size == 300  # null: the default
+    assert ShapesDataModule(batch_size=16).eval_batch_size == 256
+    assert ShapesDataModule(val_split=0.5).val_split == 0.5
+
+
+def test_cifar10_download_must_be_a_boolean(tmp_path: Path) -> None:
+    with pytest.raises(CnnplError, match=r"^data\.download must be true or false, got 'maybe'$"):
+        CIFAR10DataModule(root=tmp_path, download="maybe")
+
+
+def test_cutout_must_be_smaller_than_the_images() -> None:
+    dm = ShapesDataModule(num_train=20, num_test=10, image_size=8, cutout=8)
+    message = (
+        "data.cutout=8 is not smaller than the (8, 8) images: its square would zero from a quarter to all of "
+        "every training image; use a side below 8 (about half the image side is usual: 16 on CIFAR-10) or "
+        "data.cutout=0 for none"
+    )
+    with pytest.raises(CnnplError) as err:
+        dm.setup()
+    assert str(err.value) == message
+    with pytest.raises(CnnplError):  # still not set up: the second call checks again
+        dm.setup()
+    ok = ShapesDataModule(num_train=20, num_test=10, image_size=8, cutout=7)
+    ok.setup()
+    assert ok.input_size == (8, 8)
+
+
+# -- schedules ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["scheduler=onecycle", "scheduler.pct_start=2"], "scheduler.pct_start must be a number in (0, 1), got 2"),
+        (["scheduler=onecycle", "scheduler.pct_start=0"], "scheduler.pct_start must be a number in (0, 1), got 0"),
+        (["scheduler=onecycle", "scheduler.div_factor=0"], "scheduler.div_factor must be a number > 0, got 0"),
+        (
+            ["scheduler=onecycle", "scheduler.final_div_factor=-1"],
+            "scheduler.final_div_factor must be a number > 0, got -1",
+        ),
+        (["scheduler=triangle", "scheduler.start=-1"], "scheduler.start must be a number >= 0, got -1"),
+        (["scheduler=triangle", "scheduler.end=-0.5"], "scheduler.end must be a number >= 0, got -0.5"),
+        (
+            ["scheduler=triangle", "scheduler.peak_fraction=1"],
+            "scheduler.peak_fraction must be a number in (0, 1), got 1",
+        ),
+        (
+            ["scheduler=cosine", "scheduler.final_lr_fraction=2"],
+            "scheduler.final_lr_fraction must be a number in [0, 1], got 2",
+        ),
+        (
+            ["scheduler=cosine", "scheduler.warmup_fraction=abc"],
+            "scheduler.warmup_fraction must be a number in [0, 1), got 'abc'",
+        ),
+        (
+            [
+                "+scheduler._target_=torch.optim.lr_scheduler.StepLR",
+                "+scheduler._partial_=true",
+                "+scheduler.step_size=3",
+            ],
+            "scheduler config is invalid: StepLR.__init__() got an unexpected keyword argument 'total_steps'; "
+            "a schedule is called as schedule(optimizer, total_steps=...)",
+        ),
+    ],
+)
+def test_bad_schedule_settings_are_refused_before_the_fit(overrides: list[str], message: str) -> None:
+    cfg = compose(*overrides)
+    with pytest.raises(CnnplError) as err:
+        check_scheduler(instantiate(cfg.scheduler))
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("scheduler", ["none", "cosine", "onecycle", "triangle"])
+def test_the_shipped_schedules_pass(scheduler: str) -> None:
+    cfg = compose(f"scheduler={scheduler}")
+    check_scheduler(instantiate(cfg.scheduler) if cfg.get("scheduler") else None)
+
+
+def test_the_fast_recipe_schedule_passes() -> None:
+    check_scheduler(instantiate(cnnpl.compose(["experiment=fast_cifar10"]).scheduler))
+
+
+# -- the optimizer ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optimizer.lr=abc"], "optimizer.lr must be a number, got 'abc'"),
+        (["optimizer=sgd", "optimizer.momentum=abc"], "optimizer.momentum must be a number, got 'abc'"),
+        (["+optimizer.amsgrad=maybe"], "optimizer.amsgrad must be true or false, got 'maybe'"),
+        (["+optimizer.betas=0.9"], "optimizer.betas must be a list of 2 numbers such as [0.9, 0.999], got 0.9"),
+        (["optimizer=muon", "optimizer.filter_lr=abc"], "optimizer.filter_lr must be a number, got 'abc'"),
+        (["optimizer.lr=-0.1"], "optimizer config is invalid: Invalid learning rate: -0.1"),
+    ],
+)
+def test_bad_optimizer_settings_are_refused(overrides: list[str], message: str) -> None:
+    with pytest.raises(CnnplError) as err:
+        check_optimizer(instantiate(compose(*overrides).optimizer))
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("overrides", [[], ["optimizer=sgd"], ["optimizer=muon"], ["+optimizer.betas=[0.8,0.99]"]])
+def test_valid_optimizer_settings_pass(overrides: list[str]) -> None:
+    check_optimizer(instantiate(compose(*overrides).optimizer))
+
+
+# -- switches and what the run does -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["fit=maybe"], "fit must be true or false, got 'maybe'"),
+        (["test=1"], "test must be true or false, got 1"),
+        (["keep_freed_memory=yes"], "keep_freed_memory must be true or false, got 'yes'"),
+        (["system.tta_flip=maybe"], "system.tta_flip must be true or false, got 'maybe'"),
+        (["system.compile=maybe"], "system.compile must be true or false, got 'maybe'"),
+        (
+            ["fit=false"],
+            "nothing to test: fit=false tests a checkpoint; give ckpt_path=<file> or drop fit=false",
+        ),
+        (
+            ["trainer.max_epochs=0"],
+            "trainer.max_epochs=0 trains nothing (and the test would score an untrained network); give "
+            "trainer.max_epochs >= 1, or fit=false ckpt_path=<file> to test a checkpoint",
+        ),
+        (
+            ["+trainer.max_steps=0"],
+            "trainer.max_steps=0 trains nothing (and the test would score an untrained network); give "
+            "trainer.max_steps >= 1, or fit=false ckpt_path=<file> to test a checkpoint",
+        ),
+    ],
+)
+def test_flags_must_be_booleans_and_the_run_must_do_something(overrides: list[str], message: str) -> None:
+    with pytest.raises(CnnplError) as err:
+        check_flags(compose(*overrides))
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["fit=false", "ckpt_path=last"],
+        ["test=false"],
+        ["fit=false", "test=false"],  # a dry run: everything built and checked, nothing trained
+        ["trainer.max_epochs=0", "fit=false", "ckpt_path=model.ckpt"],
+        ["system.tta_flip=true", "system.compile=false", "keep_freed_memory=false"],
+    ],
+)
+def test_valid_flags_pass(overrides: list[str]) -> None:
+    check_flags(compose(*overrides))
+
+
+# -- precision ----------------------------------------------------------------------------------
+
+CAST = (
+    "trainer.precision={value} casts the network to {dtype}, but cnnpl's data modules hand it float32 images "
+    "(normalised after Lightning converts a batch), so the first step would fail; use trainer.precision="
+)
+ON_CPU = "32-true (the default) or bf16-mixed (float32 weights, bfloat16 computation)"
+ON_GPU = "32-true (the default), bf16-mixed or 16-mixed (float32 weights, 16-bit computation)"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown", "dtype"),
+    [
+        ("16-true", "16-true", "float16"),
+        ("bf16-true", "bf16-true", "bfloat16"),
+        ("64-true", "64-true", "float64"),
+        ("64", "64", "float64"),  # an int on the command line
+        ("'64'", "64", "float64"),  # the string alias
+    ],
+)
+@pytest.mark.parametrize(("accelerator", "working"), [("cpu", ON_CPU), ("cuda", ON_GPU)])
+def test_precisions_that_cast_the_network_are_refused(
+    value: str, shown: str, dtype: str, accelerator: str, working: str
+) -> None:
+    cfg = compose(f"trainer.precision={value}")
+    with pytest.raises(CnnplError) as err:
+        check_precision(cfg.trainer, accelerator)
+    assert str(err.value) == CAST.format(value=shown, dtype=dtype) + working
+
+
+def test_transformer_engine_needs_a_gpu() -> None:
+    cfg = compose("trainer.precision=transformer-engine")
+    with pytest.raises(CnnplError) as err:
+        check_precision(cfg.trainer, "cpu")
+    assert str(err.value) == (
+        f"trainer.precision=transformer-engine needs an NVIDIA GPU (this run's accelerator is cpu); use "
+        f"trainer.precision={ON_CPU}"
+    )
+
+
+@pytest.mark.parametrize("value", ["32-true", "32", "bf16-mixed", "bf16", "16-mixed", "16"])
+def test_the_precisions_that_train_on_a_cpu_pass(value: str) -> None:
+    check_precision(compose(f"trainer.precision={value}").trainer, "cpu")
+
+
+# -- evaluation shards and test-time augmentation -----------------------------------------------
+
+
+def test_evaluation_splits_must_have_an_image_for_every_process() -> None:
+    dm = ShapesDataModule(num_train=40, num_test=3, val_split=0.1)  # val: 4 images, test: 3
+    dm.setup("fit")
+    for world_size in (1, 2, 3):
+        check_eval_shards(dm, world_size)
+    with pytest.raises(CnnplError) as err:
+        check_eval_shards(dm, 4)
+    assert str(err.value) == (
+        "the test split of 3 images cannot be shared by 4 processes: use a larger split or fewer processes "
+        "(trainer.devices x trainer.num_nodes)"
+    )
+    with pytest.raises(CnnplError, match=r"^the val split of 4 images cannot be shared by 5 processes: "):
+        check_eval_shards(dm, 5)
+    no_val = ShapesDataModule(num_train=20, num_test=5, val_split=0)
+    no_val.setup("fit")
+    check_eval_shards(no_val, 5)  # no validation split: nothing to share
+    with pytest.raises(CnnplError, match=r"^an evaluation split of 3 images cannot be shared by 4 processes: "):
+        EvalShardSampler(dm.split("test"), num_replicas=4, rank=0)  # the sampler's own message, as before
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "100",
+            "system.tta_translate=100 shifts the 32x32 images by their whole side or more: use a shift below 32 "
+            "(experiment=fast_cifar10 uses 1), or 0 for none",
+        ),
+        (
+            "32",
+            "system.tta_translate=32 shifts the 32x32 images by their whole side or more: use a shift below 32 "
+            "(experiment=fast_cifar10 uses 1), or 0 for none",
+        ),
+        ("1.5", "system.tta_translate must be an integer >= 0 (a shift in pixels; 0: off), got 1.5"),
+        ("abc", "system.tta_translate must be an integer >= 0 (a shift in pixels; 0: off), got 'abc'"),
+        ("-1", "system.tta_translate must be an integer >= 0 (a shift in pixels; 0: off), got -1"),
+    ],
+)
+def test_tta_translate_must_be_a_shift_below_the_image_side(value: str, message: str) -> None:
+    cfg = compose(f"system.tta_translate={value}")
+    with pytest.raises(CnnplError) as err:
+        check_tta(cfg.system, (32, 32))
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("value", [0, 1, 31])
+def test_tta_translate_below_the_image_side_passes(value: int) -> None:
+    check_tta(compose(f"system.tta_translate={value}").system, (32, 32))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(tta_flip="maybe"), "system.tta_flip must be true or false, got 'maybe'"),
+        (dict(compile="maybe"), "system.compile must be true or false, got 'maybe'"),
+        (dict(tta_translate="abc"), "system.tta_translate must be an integer >= 0, got 'abc'"),
+        (dict(init_samples=0), "system.init_samples must be an integer >= 1, got 0"),
+        (dict(label_smoothing="abc"), "system.label_smoothing must be in [0, 1), got 'abc'"),
+    ],
+)
+def test_the_system_refuses_switches_and_counts_of_the_wrong_kind(kwargs: dict, message: str) -> None:
+    with pytest.raises(CnnplError) as err:
+        ImageClassifier(torch.nn.Linear(2, 2), 2, **kwargs)
+    assert str(err.value) == message
+
+
+# -- components: words for numbers, layers an architecture cannot use ----------------------------
+
+
+def build_model(cfg: DictConfig) -> torch.nn.Module:
+    factories = {family: layer_factory(family, cfg[family]) for family in ("conv", "pool", "norm", "act")}
+    return layer_factory("model", cfg.model)(num_classes=10, in_channels=3, input_size=(32, 32), **factories)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.dropout=abc"], "model.dropout must be a number, got 'abc' (model 'simple_cnn')"),
+        (["model.hidden=abc"], "model.hidden must be a list of integers, got 'abc' (model 'simple_cnn')"),
+        (
+            ["model.channels=[32,abc]"],
+            "model.channels must be a list of integers, got [32, 'abc'] (model 'simple_cnn')",
+        ),
+        (
+            ["model.dropout=2"],
+            "model.dropout must be in [0, 1) (the fraction of activations zeroed in training), got 2",
+        ),
+        (
+            ["model.dropout=1"],
+            "model.dropout must be in [0, 1) (the fraction of activations zeroed in training), got 1",
+        ),
+        (["pool=mixed", "pool.p=abc"], "pool.p must be a number, got 'abc' (pool 'mixed')"),
+        (["pool=max", "pool.stride=abc"], "pool.stride must be an integer, got 'abc' (pool 'max')"),
+    ],
+)
+def test_words_for_numbers_are_refused_naming_the_key(overrides: list[str], message: str) -> None:
+    with pytest.raises(CnnplError) as err:
+        build_model(compose(*overrides))
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("overrides", [[], ["model.dropout=0.5"], ["model.hidden=[64]"], ["pool=mixed", "pool.p=1"]])
+def test_valid_component_settings_still_build(overrides: list[str]) -> None:
+    assert build_model(compose(*overrides))(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_a_global_pool_in_a_windowed_architecture_says_the_architecture_asked_for_the_window() -> None:
+    with pytest.raises(UnknownComponentError) as err:
+        build_model(compose("pool=global_avg"))
+    message = str(err.value)
+    pools = get_registry("pool")
+    windowed = [name for name in pools.names() if "kernel_size" in parameters_of(pools.get(name))]
+    assert message == (
+        "model 'simple_cnn' calls its pool layers with kernel_size=2, which pool 'global_avg' does not take "
+        f"(it takes no parameters); choose a pool that takes kernel_size: pool={', '.join(windowed)}"
+    )
+
+
+def test_a_parameter_the_user_misspells_keeps_its_did_you_mean() -> None:
+    with pytest.raises(UnknownComponentError) as err:
+        build_model(compose("+pool.kernal_size=3"))
+    assert str(err.value).startswith("pool 'max' has no parameter 'kernal_size'; did you mean 'kernel_size'?")
+    with pytest.raises(UnknownComponentError) as err:  # set by the user: the user's word, not the model's
+        build_model(compose("pool=global_avg", "+pool.kernel_size=3"))
+    assert str(err.value) == "pool 'global_avg' has no parameter 'kernel_size' Parameters: (none)"
+
+
+class Fragile(torch.nn.Module):
+    """A component whose constructor fails on a value of the wrong kind, as torch layers do."""
+
+    def __init__(self, num_classes: int = 10, width: int = 4, scale: float = 1.0) -> None:
+        super().__init__()
+        if scale > 0:  # a TypeError for a word
+            self.linear = torch.nn.Linear(width, num_classes)
+
+
+def test_a_constructor_error_names_the_component_and_the_settings_that_differ() -> None:
+    registry = Registry("model")
+    registry.register("fragile", Fragile)
+    with pytest.raises(CnnplError) as err:
+        registry.build("fragile", num_classes=10, width=4, scale="abc")
+    assert str(err.value) == (
+        "model 'fragile' could not be built with scale='abc': '>' not supported between instances of 'str' and "
+        "'int'; check the model.* settings"
+    )
+    assert isinstance(err.value.__cause__, TypeError)  # HYDRA_FULL_ERROR=1 shows the original
+    assert isinstance(registry.build("fragile", width=3), Fragile)
+    with pytest.raises(CnnplError) as err:  # a real model: the settings shown leave out what the caller supplies
+        build_model(compose("model.hidden=5"))
+    assert str(err.value) == (
+        "model 'simple_cnn' could not be built with hidden=5: 'int' object is not iterable; check the model.* settings"
+    )
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.batch_size=1.5", "cnnpl: error: data.batch_size must be an integer >= 1, got 1.5"),
+        (
+            "pool=global_avg",
+            "cnnpl: error: model 'simple_cnn' calls its pool layers with kernel_size=2, which pool 'global_avg' "
+            "does not take (it takes no parameters); choose a pool that takes kernel_size: pool=avg, ",
+        ),
+    ],
+)
+def test_the_command_line_refuses_with_one_line(cli, tmp_path: Path, override: str, message: str) -> None:
+    result = cli(*TINY, override)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith(message), result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_training_and_test_images_of_different_sizes_are_refused_at_setup() -> None:
+    from cnnpl.data.base import InMemoryImageDataModule, Split
+
+    class TwoSizes(InMemoryImageDataModule):
+        def load(self) -> tuple[Split, Split, list[str]]:
+            labels = torch.zeros(8, dtype=torch.int64)
+            train = Split(torch.zeros(8, 3, 32, 32, dtype=torch.uint8), labels)
+            return train, Split(torch.zeros(8, 3, 24, 24, dtype=torch.uint8), labels), ["a"]
+
+    with pytest.raises(CnnplError) as err:
+        TwoSizes(batch_size=4, val_split=0).setup("fit")
+    assert str(err.value) == (
+        "the training images are (3, 32, 32) (channels, height, width) but the test images (3, 24, 24): a network "
+        "takes one size; resize one split to the other's size"
+    )
