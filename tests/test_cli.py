@@ -128,3 +128,35 @@ def test_compose_refuses_null_for_a_required_group_and_asks_for_an_option(overri
 def test_tilde_drops_a_group_and_none_stays_an_option() -> None:
     cfg = cnnpl.compose(["~logger", "scheduler=none"])
     assert "logger" not in cfg and not cfg.scheduler
+
+
+def test_hydra_searchpath_is_composed_with_the_config(tmp_path: Path) -> None:
+    from cnnpl.cli import prepare
+
+    (tmp_path / "my_conf" / "data").mkdir(parents=True)
+    (tmp_path / "my_conf" / "data" / "my_images.yaml").write_text("defaults:\n  - shapes\n  - _self_\nnum_train: 40\n")
+    args = [f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]", "data=my_images"]
+    assert prepare(args) == args  # docs/howto/own-images.md's way to add a config folder
+    with pytest.raises(cnnpl.CnnplError, match=r"^data=my_images: no such option; "):
+        prepare(["data=my_images"])
+
+
+def test_a_run_directory_given_again_keeps_the_first_commands_record(tmp_path: Path, monkeypatch) -> None:
+    from cnnpl.cli import _check_run_dir, _keep_earlier_records
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    assert _keep_earlier_records([f"hydra.run.dir={run}"]) == []  # a new run directory
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra-2").mkdir()
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("SLURM_PROCID", raising=False)
+    assert _keep_earlier_records([f"hydra.run.dir={run}", "ckpt_path=last"]) == ["hydra.output_subdir=.hydra-3"]
+    # Lightning's DDP workers: the value quoted, their own output_subdir after it
+    worker = [f'hydra.run.dir="{run}"', "hydra.output_subdir=null"]
+    assert _keep_earlier_records(worker) == []
+    _check_run_dir([f'hydra.run.dir="{run}"'])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no folder named with the quotes
+    # torchrun / srun: every process runs the command; only the first writes the new record
+    monkeypatch.setenv("RANK", "1")
+    assert _keep_earlier_records([f"hydra.run.dir={run}"]) == ["hydra.output_subdir=null"]

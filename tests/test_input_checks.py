@@ -306,6 +306,7 @@ def test_evaluation_splits_must_have_an_image_for_every_process() -> None:
     )
     with pytest.raises(CnnplError, match=r"^the val split of 4 images cannot be shared by 5 processes: "):
         check_eval_shards(dm, 5)
+    check_eval_shards(dm, 4, splits=("val",))  # test=false: the test split is never shared
     no_val = ShapesDataModule(num_train=20, num_test=5, val_split=0)
     no_val.setup("fit")
     check_eval_shards(no_val, 5)  # no validation split: nothing to share
@@ -436,14 +437,15 @@ def test_a_constructor_error_names_the_component_and_the_settings_that_differ() 
         registry.build("fragile", num_classes=10, width=4, scale="abc")
     assert str(err.value) == (
         "model 'fragile' could not be built with scale='abc': '>' not supported between instances of 'str' and "
-        "'int'; check the model.* settings"
+        "'int'; check the model.* settings (HYDRA_FULL_ERROR=1 shows the traceback)"
     )
     assert isinstance(err.value.__cause__, TypeError)  # HYDRA_FULL_ERROR=1 shows the original
     assert isinstance(registry.build("fragile", width=3), Fragile)
     with pytest.raises(CnnplError) as err:  # a real model: the settings shown leave out what the caller supplies
         build_model(compose("model.hidden=5"))
     assert str(err.value) == (
-        "model 'simple_cnn' could not be built with hidden=5: 'int' object is not iterable; check the model.* settings"
+        "model 'simple_cnn' could not be built with hidden=5: 'int' object is not iterable; check the model.* settings "
+        "(HYDRA_FULL_ERROR=1 shows the traceback)"
     )
 
 

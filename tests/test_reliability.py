@@ -209,7 +209,7 @@ def test_a_new_run_is_refused_where_another_runs_checkpoints_are(tmp_path: Path)
     assert str(caught.value).startswith(f"'{tmp_path / 'checkpoints'}' already holds the checkpoints of an earlier ")
     assert str(caught.value).endswith(
         "to continue that run give its own command again with ckpt_path=last, or start this one in a new folder "
-        "(hydra.run.dir=<new folder>)"
+        "(hydra.run.dir=<new folder>; output_dir= from Python)"
     )
     assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == written
 
@@ -222,8 +222,13 @@ def test_a_new_run_is_refused_where_another_runs_checkpoints_are(tmp_path: Path)
             ["optimizer=sgd", "data.batch_size=16"],
             r"but this command's settings differ from the ones it trained with: data\.batch_size \(run: 32, now: 16\), "
             r"optimizer\._target_ \(run: torch\.optim\.Adam, now: torch\.optim\.SGD\), optimizer\.lr "
-            r"\(run: 0\.001, now: 0\.05\) and 3 more; give that run's own command again with ckpt_path=last "
+            r"\(run: 0\.001, now: 0\.05\) and 3 more; give the command that trained it again, with this ckpt_path "
             r"\(its overrides are in '.+/\.hydra/overrides\.yaml'\)$",
+        ),
+        (
+            ["scheduler=onecycle"],
+            ["scheduler=onecycle", "+trainer.limit_train_batches=5"],  # the schedule's length changes too
+            r"trained with: trainer\.limit_train_batches \(run: <unset>, now: 5\); give the command",
         ),
         (
             ["scheduler=onecycle"],
@@ -261,6 +266,19 @@ def test_a_refused_command_in_a_run_directory_keeps_that_runs_hydra_record(cli, 
     assert "already holds the checkpoints of an earlier run" in refused.stderr
     assert {path.name: path.read_bytes() for path in record.iterdir()} == before
     assert "- model=lenet5" in (tmp_path / "run" / ".hydra-2" / "overrides.yaml").read_text()
+
+
+def test_testing_a_checkpoint_leaves_the_runs_config_and_a_requeued_slurm_job_resumes(tmp_path: Path) -> None:
+    import shutil
+
+    train(cnnpl.compose(FAST, output_dir=str(tmp_path)))
+    config = (tmp_path / "config.yaml").read_bytes()
+    # fit=false only tests: the run's config.yaml, which resumes are checked against, stays the training's
+    train(cnnpl.compose([*FAST, "fit=false", "ckpt_path=last", "data.num_test=32"], output_dir=str(tmp_path)))
+    assert (tmp_path / "config.yaml").read_bytes() == config
+    # Lightning resumes a requeued SLURM job from hpc_ckpt_N.ckpt by itself: not "another run's" checkpoints
+    shutil.copy(tmp_path / "checkpoints" / "last.ckpt", tmp_path / "hpc_ckpt_1.ckpt")
+    train(cnnpl.compose(FAST, output_dir=str(tmp_path)))
 
 
 def test_checkpoints_get_the_permissions_of_any_new_file(tmp_path: Path) -> None:

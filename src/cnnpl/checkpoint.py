@@ -101,8 +101,12 @@ def _fsync_dir(folder: str) -> None:
 
 
 def new_file_mode() -> int:
-    """The permissions ``open()`` gives a new file: ``0o666`` less the process's umask (usually ``0o644``)."""
-    umask = os.umask(0)
+    """The permissions ``open()`` gives a new file: ``0o666`` less the process's umask (usually ``0o644``).
+
+    The umask can only be read by setting it; this sets it to what it was at once, from the thread
+    that saves (a file another thread creates in between gets ``0o022``'s permissions, not ``0o666``).
+    """
+    umask = os.umask(0o022)
     os.umask(umask)
     return 0o666 & ~umask
 
@@ -211,7 +215,8 @@ def check_fresh_run_dir(checkpoint_dir: str | Path) -> None:
         raise CheckpointError(
             f"{str(folder)!r} already holds the checkpoints of an earlier run ({found[0].name}"
             f"{f' and {len(found) - 1} more' if len(found) > 1 else ''}); to continue that run give its own command "
-            "again with ckpt_path=last, or start this one in a new folder (hydra.run.dir=<new folder>)"
+            "again with ckpt_path=last, or start this one in a new folder (hydra.run.dir=<new folder>; "
+            "output_dir= from Python)"
         )
 
 
@@ -227,8 +232,12 @@ def run_config_of(ckpt: str | Path) -> Path | None:
 # What a resume may change: where things go and how they are shown, how long to train (with a
 # constant learning rate), and where the processes run. Everything else defines the training.
 RESUME_FREE = ("ckpt_path", "fit", "test", "output_dir", "plugins", "keep_freed_memory", "callbacks", "logger")
-RESUME_FREE_DATA = ("root", "num_workers")
+RESUME_FREE_DATA = ("root", "num_workers", "download", "eval_batch_size")
+# how the network is evaluated or laid out in memory, and its data-dependent init (done at step 0)
+RESUME_FREE_SYSTEM = ("tta_flip", "tta_translate", "compile", "memory_format", "init_samples")
 RESUME_BOUND_TRAINER = ("precision", "accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm")
+# what a schedule's length (its total steps) depends on, besides max_epochs
+SCHEDULE_BOUND_TRAINER = ("max_steps", "limit_train_batches", "devices", "num_nodes")
 SHOWN_SETTINGS = 3  # differing settings named in the message
 
 
@@ -241,15 +250,19 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): node}
 
 
-def _bound(key: str) -> bool:
-    """Whether a resume must keep the setting ``key`` (a dotted config key) as the run had it."""
+def _bound(key: str, scheduled: bool) -> bool:
+    """Whether a resume must keep the setting ``key`` (a dotted config key) as the run had it
+    (``scheduled``: the run has a learning-rate schedule, sized from its number of steps)."""
     top, _, rest = key.partition(".")
-    if top in RESUME_FREE or key.startswith("hydra"):
+    second = rest.partition(".")[0]
+    if top in RESUME_FREE or top == "hydra":
         return False
     if top == "data":
-        return rest.partition(".")[0] not in RESUME_FREE_DATA
+        return second not in RESUME_FREE_DATA
+    if top == "system":
+        return second not in RESUME_FREE_SYSTEM
     if top == "trainer":
-        return rest.partition(".")[0] in RESUME_BOUND_TRAINER
+        return second in RESUME_BOUND_TRAINER or (scheduled and second in SCHEDULE_BOUND_TRAINER)
     return True
 
 
@@ -272,7 +285,8 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
         return
     now = _flat(OmegaConf.to_container(cfg, resolve=False))
     then = _flat(saved)
-    keys = sorted(key for key in now.keys() | then.keys() if _bound(key) and now.get(key) != then.get(key))
+    scheduled = bool(cfg.get("scheduler"))
+    keys = sorted(k for k in now.keys() | then.keys() if _bound(k, scheduled) and now.get(k) != then.get(k))
     if cfg.get("scheduler") and now.get("trainer.max_epochs") != then.get("trainer.max_epochs"):
         name = OmegaConf.select(cfg, "scheduler._target_", default="the schedule")
         raise CheckpointError(
@@ -288,7 +302,7 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
         more = f" and {len(keys) - SHOWN_SETTINGS} more" if len(keys) > SHOWN_SETTINGS else ""
         raise CheckpointError(
             f"ckpt_path resumes the run in {str(saved_path.parent)!r}, but this command's settings differ from "
-            f"the ones it trained with: {shown}{more}; give that run's own command again with ckpt_path=last "
+            f"the ones it trained with: {shown}{more}; give the command that trained it again, with this ckpt_path "
             f"(its overrides are in {str(saved_path.parent / '.hydra' / 'overrides.yaml')!r})"
         )
 

@@ -170,16 +170,17 @@ def check_scheduler(schedule: Any) -> None:
         ) from None
 
 
-def check_eval_shards(datamodule: Any, world_size: int) -> None:
+def check_eval_shards(datamodule: Any, world_size: int, splits: Sequence[str] = ("val", "test")) -> None:
     """Refuse, before training, validation or test splits too small for ``world_size`` processes to share.
 
     :class:`cnnpl.distributed.EvalShardSampler` would refuse them only when that evaluation starts
     (the test after the whole fit), once per process. ``datamodule`` must be set up (cnnpl's data
-    modules load every split in ``setup``); one without ``split()`` is not checked.
+    modules load every split in ``setup``); one without ``split()`` is not checked. Only ``splits``
+    (those the run evaluates) are checked.
     """
     if world_size <= 1 or not hasattr(datamodule, "split"):
         return
-    for name in ("val", "test"):
+    for name in splits:
         check_shardable(len(datamodule.split(name)), world_size, f"the {name} split")
 
 

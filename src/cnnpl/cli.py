@@ -5,7 +5,10 @@ and the files or modules named by ``plugins=[...]``, which is read out of the co
 so ``python -m cnnpl plugins=[./my_pool.py] pool=my_pool`` finds the option ``my_pool``. Then every
 registered component gets its config option. ``skip_broken_plugins=true`` (or
 ``CNNPL_SKIP_BROKEN_PLUGINS=1``) skips installed plugins that fail to load, with a warning.
-``cnnpl list`` (or ``python -m cnnpl list``) is ``python -m cnnpl.list``.
+``cnnpl list`` (or ``python -m cnnpl list``) is ``python -m cnnpl.list``. Then the config is
+composed once, so that an unknown option or key is one line (not for ``--help``, ``--cfg`` or sweeps),
+a literal ``hydra.run.dir`` must be writable, and a run directory that holds an earlier command's
+``.hydra/`` record gets this command's in ``.hydra-N/``.
 
 Errors a user can fix (:class:`cnnpl.CnnplError`) end the run with one line on stderr and exit
 status 2; ``HYDRA_FULL_ERROR=1`` shows the full traceback instead. Lightning is imported only when
@@ -76,7 +79,12 @@ def _check_composes(args: list[str]) -> None:
     """
     if any(arg.startswith("-") for arg in args):
         return
-    overrides = [arg for arg in args if not arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    # hydra.searchpath adds config folders (docs/howto/own-images.md): compose sees it too
+    overrides = [
+        arg
+        for arg in args
+        if not arg.lstrip("+~").startswith(("hydra.", "hydra/")) or arg.lstrip("+~").startswith("hydra.searchpath=")
+    ]
     try:
         _compose(overrides)
     except CnnplError:
@@ -133,9 +141,16 @@ def _one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     return "; ".join(lines) or type(err).__name__
 
 
+def _override_value(value: str) -> str:
+    """An override's value without the quotes around it (Lightning's DDP workers get ``hydra.run.dir="..."``)."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
 def _check_run_dir(args: list[str]) -> None:
     """Refuse an unwritable ``hydra.run.dir=`` (``hydra.sweep.dir=`` with ``-m``) now: Hydra would fail
-    on it with a traceback. Of a folder with an interpolation (``out/${now:%H}``), the part before it."""
+    on it with a traceback. A folder with an interpolation (``${now:...}``) is left to Hydra."""
     from pathlib import Path
 
     from cnnpl.train import check_writable
@@ -143,10 +158,9 @@ def _check_run_dir(args: list[str]) -> None:
     wanted = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
     for arg in args:
         key, _, value = arg.partition("=")
-        if key.lstrip("+") != wanted or not value:
+        value = _override_value(value)
+        if key.lstrip("+") != wanted or not value or "${" in value:
             continue
-        if "${" in value:  # the folders before the first interpolation must exist or be creatable
-            value = value[: value.index("${")].rpartition("/")[0] or "."
         try:
             check_writable(Path(value))
         except CnnplError as err:
@@ -167,12 +181,16 @@ def _keep_earlier_records(args: list[str]) -> list[str]:
     run_dir = None
     for arg in args:
         key, _, value = arg.partition("=")
+        value = _override_value(value)
         if key.lstrip("+") == "hydra.output_subdir":
             return []  # chosen by the user (or Lightning, for its DDP processes)
         if key.lstrip("+") == "hydra.run.dir" and value and "${" not in value:
             run_dir = Path(value)
     if run_dir is None or not (run_dir / ".hydra").exists():
         return []
+    if os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) != "0":
+        # torchrun / srun start every process with this command; the first one's record is this one's
+        return ["hydra.output_subdir=null"]
     n = 2
     while (run_dir / f".hydra-{n}").exists():
         n += 1

@@ -144,7 +144,7 @@ class Registry:
             keys = f"callbacks.{name}" if self.family == "callback" else self.family
             raise CnnplError(
                 f"{what} could not be built{f' with {settings}' if settings else ''}: {reason}; "
-                f"check the {keys}.* settings"
+                f"check the {keys}.* settings (HYDRA_FULL_ERROR=1 shows the traceback)"
             ) from err
         finally:
             _building.pop()

@@ -13,6 +13,7 @@ See docs/reliability.md.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -222,10 +223,31 @@ def _check_no_logger_needed(cfg: DictConfig) -> None:
             )
 
 
+def save_config(cfg: DictConfig, path: Path) -> None:
+    """Write ``cfg`` (unresolved) to ``path`` in one step: other processes never read half a file."""
+    import tempfile
+
+    from cnnpl.checkpoint import new_file_mode
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(OmegaConf.to_yaml(cfg, resolve=False))
+        os.chmod(tmp, new_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def check_accelerator(trainer_cfg: Any) -> None:
     """Refuse ``trainer.accelerator=gpu`` (``trainer=ddp``, the GPU recipe) on a machine without a usable GPU."""
     accelerator = str(trainer_cfg.get("accelerator") or "auto")
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+    mps = getattr(torch.backends, "mps", None)
+    has_gpu = torch.cuda.is_available() or (accelerator == "gpu" and mps is not None and mps.is_available())
+    if accelerator in ("gpu", "cuda") and not has_gpu:
         raise CnnplError(
             f"trainer.accelerator={accelerator} but this machine has no usable GPU (torch.cuda.is_available() is "
             "False); train on the CPU with trainer.accelerator=cpu, or trainer=ddp_cpu for several processes"
@@ -358,8 +380,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_checkpoint_fits(ckpt_path, system)
         if cfg.get("fit", True):
             check_resume_settings(ckpt_path, cfg)
-    elif cfg.get("fit", True):
-        check_fresh_run_dir(checkpoint_dir)
+    elif cfg.get("fit", True) and not any(Path(output_dir).glob("hpc_ckpt_*.ckpt")):
+        check_fresh_run_dir(checkpoint_dir)  # (a SLURM requeue resumes from hpc_ckpt_N.ckpt by itself)
     logger = _instantiate(cfg.logger) if cfg.get("logger") else False
     extra: dict[str, Any] = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     if not validates:
@@ -371,15 +393,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
         accelerator = "cuda" if torch.cuda.is_available() else "cpu"  # what Lightning picks, but for MPS and TPUs
     check_precision(cfg.trainer, "cuda" if accelerator == "gpu" else accelerator)
     trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **extra)
-    check_eval_shards(datamodule, trainer.world_size)
+    evaluated = [
+        name for name, runs in (("val", cfg.get("fit", True) and validates), ("test", cfg.get("test", True))) if runs
+    ]
+    check_eval_shards(datamodule, trainer.world_size, evaluated)
     for callback in trainer.callbacks:  # the run's and those Lightning adds (ModelSummary)
         skip_unused_batch_hooks(callback)  # Lightning calls none of the batch hooks set to None
 
     if trainer.is_global_zero:
         logging.getLogger(__name__).info(environment_line(trainer))
         warn_emulated_bf16(trainer)
-        output_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=False)
+        if cfg.get("fit", True) or not (output_dir / "config.yaml").exists():
+            # what a resume is compared with, and what render rebuilds from: a run that only tests
+            # (fit=false) in a run directory leaves the training run's as it was
+            save_config(cfg, output_dir / "config.yaml")
 
     metrics: dict[str, float] = {}
     if cfg.get("fit", True):
