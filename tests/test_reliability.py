@@ -222,7 +222,7 @@ def test_a_new_run_is_refused_where_another_runs_checkpoints_are(tmp_path: Path)
             ["optimizer=sgd", "data.batch_size=16"],
             r"but this command's settings differ from the ones it trained with: data\.batch_size \(run: 32, now: 16\), "
             r"optimizer\._target_ \(run: torch\.optim\.Adam, now: torch\.optim\.SGD\), optimizer\.lr "
-            r"\(run: 0\.001, now: 0\.05\) and 3 more; give the command that trained it again, with this ckpt_path "
+            r"\(run: 0\.001, now: 0\.05\) and 1 more; give the command that trained it again, with this ckpt_path "
             r"\(its overrides are in '.+/\.hydra/overrides\.yaml'\)$",
         ),
         (
@@ -266,6 +266,23 @@ def test_a_refused_command_in_a_run_directory_keeps_that_runs_hydra_record(cli, 
     assert "already holds the checkpoints of an earlier run" in refused.stderr
     assert {path.name: path.read_bytes() for path in record.iterdir()} == before
     assert "- model=lenet5" in (tmp_path / "run" / ".hydra-2" / "overrides.yaml").read_text()
+
+
+def test_a_setting_the_runs_config_lacks_is_no_difference(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from cnnpl.checkpoint import check_resume_settings
+
+    cfg = cnnpl.compose(FAST, output_dir=str(tmp_path))
+    older = OmegaConf.to_container(cfg, resolve=False)
+    del older["system"]["label_smoothing"]  # as if written by a cnnpl without that setting
+    (tmp_path / "checkpoints").mkdir()
+    OmegaConf.save(OmegaConf.create(older), tmp_path / "config.yaml")
+    check_resume_settings(tmp_path / "checkpoints" / "last.ckpt", cfg)
+    older["system"]["tta_flip"], older["seed"] = True, 7  # free on resume / bound
+    OmegaConf.save(OmegaConf.create(older), tmp_path / "config.yaml")
+    with pytest.raises(CheckpointError, match=r"differ from the ones it trained with: seed \(run: 7, now: 42\); "):
+        check_resume_settings(tmp_path / "checkpoints" / "last.ckpt", cfg)
 
 
 def test_testing_a_checkpoint_leaves_the_runs_config_and_a_requeued_slurm_job_resumes(tmp_path: Path) -> None:

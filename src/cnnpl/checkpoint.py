@@ -286,7 +286,12 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
     now = _flat(OmegaConf.to_container(cfg, resolve=False))
     then = _flat(saved)
     scheduled = bool(cfg.get("scheduler"))
-    keys = sorted(k for k in now.keys() | then.keys() if _bound(k, scheduled) and now.get(k) != then.get(k))
+    # only settings both have: a key added to cnnpl's config since the run (or one a group adds, such as
+    # sgd's momentum) is no difference by itself; another option of a group shows in its _target_ or name
+    keys = {k for k in now.keys() & then.keys() if _bound(k, scheduled) and now[k] != then[k]}
+    if scheduled:  # what sizes the schedule counts when only one side sets it (+trainer.limit_train_batches=5)
+        keys |= {k for k in (f"trainer.{n}" for n in SCHEDULE_BOUND_TRAINER) if now.get(k) != then.get(k)}
+    keys = sorted(keys)
     if cfg.get("scheduler") and now.get("trainer.max_epochs") != then.get("trainer.max_epochs"):
         name = OmegaConf.select(cfg, "scheduler._target_", default="the schedule")
         raise CheckpointError(
