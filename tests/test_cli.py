@@ -65,8 +65,8 @@ def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
             "_target_, _partial_, lr, weight_decay; to add a new key anyway, write +optimizer.learning_rate=...",
         ),
         (
-            "hydra.run.dir=/proc/${now:%H}",
-            "cnnpl: error: output directory '/proc' cannot be written (",
+            "hydra.run.dir=/proc/cnnpl-run",
+            "cnnpl: error: output directory '/proc/cnnpl-run' cannot be written (",
         ),
         (
             "callbacks=[default,bogus]",
