@@ -160,3 +160,15 @@ def test_a_run_directory_given_again_keeps_the_first_commands_record(tmp_path: P
     # torchrun / srun: every process runs the command; only the first writes the new record
     monkeypatch.setenv("RANK", "1")
     assert _keep_earlier_records([f"hydra.run.dir={run}"]) == ["hydra.output_subdir=null"]
+
+
+def test_a_component_the_model_never_builds_gets_a_warning(cli) -> None:
+    from cnnpl.train import build_model
+
+    for model, unused in (("simple_cnn", ["norm"]), ("simple_cnn_bn", []), ("resnet18", ["pool"])):
+        found: list[str] = []
+        build_model(cnnpl.compose([f"model={model}"]), 10, 3, (32, 32), found)
+        assert found == unused, model
+    result = cli(*TINY, "callbacks=minimal", "norm=identity", env={"PYTHONWARNINGS": "default"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "model=simple_cnn builds no norm layers, so norm=identity changes nothing" in result.stderr

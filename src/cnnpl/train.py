@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cnnpl.config import layer_factory
 from cnnpl.errors import CnnplError
+from cnnpl.factory import LayerFactory
 
 EXIT_SIGTERM = 128 + 15  # the shell's status for a process ended by SIGTERM
 MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit unsigned
@@ -53,13 +55,58 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
         raise
 
 
-def build_model(cfg: DictConfig, num_classes: int, in_channels: int, input_size: tuple[int, int]) -> torch.nn.Module:
-    """The network ``cfg.model`` describes, with the conv / pool / norm / act factories of ``cfg``."""
+@dataclass(frozen=True, repr=False)
+class _CountedFactory(LayerFactory):
+    """A :class:`LayerFactory` that counts the layers built with it."""
+
+    built: list[int] = field(default_factory=list, compare=False)
+
+    def __call__(self, **kwargs: Any) -> torch.nn.Module:
+        self.built.append(1)
+        return super().__call__(**kwargs)
+
+
+def build_model(
+    cfg: DictConfig,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, int],
+    unused: list[str] | None = None,
+) -> torch.nn.Module:
+    """The network ``cfg.model`` describes, with the conv / pool / norm / act factories of ``cfg``.
+
+    ``unused``, if given, receives the families whose factory the architecture never called
+    (``simple_cnn`` has no norm layers, ``resnet18`` no pooling through ``pool``).
+    """
     model = layer_factory("model", cfg.model)
-    factories = {
-        family: layer_factory(family, cfg[family]) for family in ("conv", "pool", "norm", "act") if family in cfg
-    }
-    return model(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **factories)
+    factories = {}
+    for family in ("conv", "pool", "norm", "act"):
+        if family in cfg:
+            made = layer_factory(family, cfg[family])
+            factories[family] = _CountedFactory(made.family, made.name, made.params)
+    net = model(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **factories)
+    if unused is not None:
+        unused.extend(family for family, made in factories.items() if not made.built)
+    return net
+
+
+def warn_unused_components(model_name: str, unused: list[str]) -> None:
+    """Warn when the command line chose a component the architecture never builds (``norm=identity`` for
+    ``simple_cnn``, which has no norm layers): that choice changes nothing. Only under the CLI, which
+    knows what the user typed; a group's default is no choice."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not unused or not HydraConfig.initialized():
+        return
+    typed = [o for o in HydraConfig.get().overrides.task if o.lstrip("+~").partition("=")[0].split(".")[0] in unused]
+    if typed:
+        from lightning.pytorch.utilities import rank_zero_warn
+
+        families = " or ".join(sorted({o.lstrip("+~").partition("=")[0].split(".")[0] for o in typed}))
+        rank_zero_warn(
+            f"model={model_name} builds no {families} layers, so {' '.join(typed)} changes nothing "
+            "(python -m cnnpl.summary model=... shows the layers a model builds)"
+        )
 
 
 def keep_freed_memory() -> bool:
@@ -361,7 +408,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule.check()
     datamodule.setup("fit")
     check_tta(cfg.system, datamodule.input_size)
-    net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
+    unused: list[str] = []
+    net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size, unused)
+    warn_unused_components(cfg.model.get("name", "?"), unused)
     check_train_sizes(net, datamodule, cfg.model.get("name", "?"), cfg.trainer.get("max_epochs"))
     optimizer = _instantiate(cfg.optimizer)
     check_optimizer(optimizer)
