@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from cnnpl import plugins
+from cnnpl.registry import REGISTRIES
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Keep every test quick and quiet: tiny synthetic data, one epoch, no progress bar.
@@ -32,6 +35,18 @@ TINY = [
 def _deterministic_torch() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def restore_registries():
+    """Put every registry (and the record of named plugins) back as it was after the test."""
+    saved = {family: dict(reg._entries) for family, reg in REGISTRIES.items()}
+    named = dict(plugins._named)
+    yield
+    for family, entries in saved.items():
+        REGISTRIES[family]._entries = entries
+    plugins._named.clear()
+    plugins._named.update(named)
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ from cnnpl import plugins
 from cnnpl.config import ComponentSignatureError
 from cnnpl.listing import main as listing_main
 from cnnpl.plugins import PluginError, PluginWarning, split_plugin_overrides
-from cnnpl.registry import REGISTRIES
 from cnnpl.train import build_model
 from cnnpl.train import train as run_training
 
@@ -48,18 +47,6 @@ def example_source() -> str:
             "run `pip install ./plugins/cnnpl-example` (as .ci/run does) and rerun the tests"
         )
     return f"package {EXAMPLE} {dist.version} (entry point example = cnnpl_example)"
-
-
-@pytest.fixture
-def restore_registries():
-    """Put every registry (and the record of named plugins) back as it was after the test."""
-    saved = {family: dict(reg._entries) for family, reg in REGISTRIES.items()}
-    named = dict(plugins._named)
-    yield
-    for family, entries in saved.items():
-        REGISTRIES[family]._entries = entries
-    plugins._named.clear()
-    plugins._named.update(named)
 
 
 def write(path: Path, code: str) -> Path:

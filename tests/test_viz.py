@@ -22,9 +22,8 @@ from tests.conftest import REPO
 from torch import nn
 
 import cnnpl
-from cnnpl import kernels, plugins, viz
+from cnnpl import kernels, viz
 from cnnpl.errors import CnnplError
-from cnnpl.registry import REGISTRIES
 from cnnpl.render import find_plugin_file
 from cnnpl.render import main as render_main
 
@@ -238,18 +237,6 @@ PLUGIN_POOL = """
         def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0) -> None:
             super().__init__(kernel_size, stride, padding)
 """
-
-
-@pytest.fixture
-def restore_registries():
-    """Put every registry (and the record of named plugins) back as it was after the test."""
-    saved = {family: dict(reg._entries) for family, reg in REGISTRIES.items()}
-    named = dict(plugins._named)
-    yield
-    for family, entries in saved.items():
-        REGISTRIES[family]._entries = entries
-    plugins._named.clear()
-    plugins._named.update(named)
 
 
 def fake_run(run_dir: Path, *overrides: str, plugins_as_saved: list[str] | None = None) -> Path:

@@ -18,11 +18,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import pickle
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from torch import nn
 from torch.nn.parameter import is_lazy
 
 from cnnpl.errors import CnnplError
+from cnnpl.files import atomic_write
 
 LAST = "last"  # ckpt_path=last: the run directory's last.ckpt
 LAST_FILE = "last.ckpt"  # what ModelCheckpoint(save_last=True) writes
@@ -90,49 +88,10 @@ def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
         ) from None
 
 
-def _fsync_dir(folder: str) -> None:
-    # makes the rename itself durable; not every platform can open a folder
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def new_file_mode() -> int:
-    """The permissions ``open()`` gives a new file: ``0o666`` less the process's umask (usually ``0o644``).
-
-    The umask can only be read by setting it; this sets it to what it was at once, from the thread
-    that saves (a file another thread creates in between gets ``0o022``'s permissions, not ``0o666``).
-    """
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save(obj, path)`` that replaces ``path`` only once the new file is complete on disk.
-
-    The temporary file lives in the same folder (``os.replace`` is atomic only within a file system)
-    and is removed if the save fails; ``path`` then still holds its previous contents. The file gets
-    the permissions of any new file (``mkstemp`` would leave it readable by its owner alone).
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(str(target.parent))
+    """``torch.save(obj, path)`` that replaces ``path`` only once the new file is complete on disk
+    (:func:`cnnpl.files.atomic_write`); if the save fails, ``path`` still holds its previous contents."""
+    atomic_write(path, lambda f: torch.save(obj, f), durable=True)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

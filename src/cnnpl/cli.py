@@ -21,6 +21,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 from omegaconf import DictConfig, OmegaConf
@@ -141,30 +142,31 @@ def _one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     return "; ".join(lines) or type(err).__name__
 
 
-def _override_value(value: str) -> str:
-    """An override's value without the quotes around it (Lightning's DDP workers get ``hydra.run.dir="..."``)."""
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
+def _values(args: list[str], key: str) -> list[str]:
+    """The values ``args`` give ``key`` (``+key`` too), in order, without the quotes around them
+    (Lightning's DDP workers get ``hydra.run.dir="..."``)."""
+    values = []
+    for arg in args:
+        name, sep, value = arg.partition("=")
+        if sep and name.lstrip("+") == key:
+            quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
+            values.append(value[1:-1] if quoted else value)
+    return values
+
+
+def _literal_folders(args: list[str], key: str) -> list[Path]:
+    """The folders ``args`` give ``key``, but those with an interpolation (``${now:...}``: left to Hydra)."""
+    return [Path(value) for value in _values(args, key) if value and "${" not in value]
 
 
 def _check_run_dir(args: list[str]) -> None:
     """Refuse an unwritable ``hydra.run.dir=`` (``hydra.sweep.dir=`` with ``-m``) now: Hydra would fail
     on it with a traceback. A folder with an interpolation (``${now:...}``) is left to Hydra."""
-    from pathlib import Path
-
     from cnnpl.train import check_writable
 
-    wanted = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
-    for arg in args:
-        key, _, value = arg.partition("=")
-        value = _override_value(value)
-        if key.lstrip("+") != wanted or not value or "${" in value:
-            continue
-        try:
-            check_writable(Path(value))
-        except CnnplError as err:
-            raise CnnplError(str(err).replace("hydra.run.dir=", f"{wanted}=")) from None
+    option = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
+    for folder in _literal_folders(args, option):
+        check_writable(folder, option)
 
 
 def _keep_earlier_records(args: list[str]) -> list[str]:
@@ -174,18 +176,10 @@ def _keep_earlier_records(args: list[str]) -> list[str]:
     checked; in a run directory given again (to resume, or by mistake) it would replace the first
     command's record even if this command is refused. This one's goes to the next free ``.hydra-N``.
     """
-    from pathlib import Path
-
-    if {"-m", "--multirun"} & set(args):
-        return []
-    run_dir = None
-    for arg in args:
-        key, _, value = arg.partition("=")
-        value = _override_value(value)
-        if key.lstrip("+") == "hydra.output_subdir":
-            return []  # chosen by the user (or Lightning, for its DDP processes)
-        if key.lstrip("+") == "hydra.run.dir" and value and "${" not in value:
-            run_dir = Path(value)
+    if {"-m", "--multirun"} & set(args) or _values(args, "hydra.output_subdir"):
+        return []  # a sweep's jobs have folders of their own; an output_subdir chosen (Lightning's workers: null)
+    run_dirs = _literal_folders(args, "hydra.run.dir")
+    run_dir = run_dirs[-1] if run_dirs else None  # Hydra takes the last
     if run_dir is None or not (run_dir / ".hydra").exists():
         return []
     if os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) != "0":

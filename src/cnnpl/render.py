@@ -43,9 +43,11 @@ USAGE = "usage: python -m cnnpl.render ckpt=PATH out=DIR [config=PATH] [num_imag
 
 def find_config(ckpt: Path) -> Path:
     """The run's ``config.yaml``: next to the checkpoint, or one folder up (``<run>/checkpoints/x.ckpt``)."""
-    for folder in (ckpt.parent, ckpt.parent.parent):
-        if (folder / "config.yaml").is_file():
-            return folder / "config.yaml"
+    from cnnpl.checkpoint import run_config_of
+
+    found = run_config_of(ckpt)
+    if found is not None:
+        return found
     raise CnnplError(f"no config.yaml next to {ckpt} or in {ckpt.parent.parent}; pass config=<run dir>/config.yaml")
 
 

@@ -13,7 +13,6 @@ See docs/reliability.md.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import os
@@ -98,11 +97,15 @@ def warn_unused_components(model_name: str, unused: list[str]) -> None:
 
     if not unused or not HydraConfig.initialized():
         return
-    typed = [o for o in HydraConfig.get().overrides.task if o.lstrip("+~").partition("=")[0].split(".")[0] in unused]
+
+    def group(override: str) -> str:  # "norm" of norm=identity, +norm.eps=1e-3, ~norm
+        return override.lstrip("+~").partition("=")[0].split(".")[0]
+
+    typed = [o for o in HydraConfig.get().overrides.task if group(o) in unused]
     if typed:
         from lightning.pytorch.utilities import rank_zero_warn
 
-        families = " or ".join(sorted({o.lstrip("+~").partition("=")[0].split(".")[0] for o in typed}))
+        families = " or ".join(sorted({group(o) for o in typed}))
         rank_zero_warn(
             f"model={model_name} builds no {families} layers, so {' '.join(typed)} changes nothing "
             "(python -m cnnpl.summary model=... shows the layers a model builds)"
@@ -236,8 +239,9 @@ def check_train_sizes(net: torch.nn.Module, datamodule: Any, model_name: str, ma
         net.train(was_training)
 
 
-def check_writable(folder: Path) -> None:
-    """Refuse an output directory that cannot be created or written, before anything trains."""
+def check_writable(folder: Path, option: str = "hydra.run.dir") -> None:
+    """Refuse an output directory that cannot be created or written, before anything trains
+    (``option``: the override that chooses it, for the message)."""
     import tempfile
 
     try:
@@ -247,7 +251,7 @@ def check_writable(folder: Path) -> None:
     except OSError as err:
         raise CnnplError(
             f"output directory {str(folder)!r} cannot be written ({err.strerror or err}); "
-            "choose another with hydra.run.dir=<folder> (or output_dir=<folder> from Python)"
+            f"choose another with {option}=<folder> (or output_dir=<folder> from Python)"
         ) from None
 
 
@@ -272,33 +276,27 @@ def _check_no_logger_needed(cfg: DictConfig) -> None:
 
 def save_config(cfg: DictConfig, path: Path) -> None:
     """Write ``cfg`` (unresolved) to ``path`` in one step: other processes never read half a file."""
-    import tempfile
+    from cnnpl.files import atomic_write
 
-    from cnnpl.checkpoint import new_file_mode
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(OmegaConf.to_yaml(cfg, resolve=False))
-        os.chmod(tmp, new_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: f.write(OmegaConf.to_yaml(cfg, resolve=False).encode()))
 
 
-def check_accelerator(trainer_cfg: Any) -> None:
-    """Refuse ``trainer.accelerator=gpu`` (``trainer=ddp``, the GPU recipe) on a machine without a usable GPU."""
+def check_accelerator(trainer_cfg: Any) -> str:
+    """The accelerator ``trainer.accelerator`` gives on this machine (``cuda``, ``mps``, ``cpu``, ...), as
+    Lightning picks it for ``auto`` and ``gpu``; refuses ``gpu`` / ``cuda`` (``trainer=ddp``, the GPU recipe)
+    on a machine without a usable GPU."""
     accelerator = str(trainer_cfg.get("accelerator") or "auto")
     mps = getattr(torch.backends, "mps", None)
-    has_gpu = torch.cuda.is_available() or (accelerator == "gpu" and mps is not None and mps.is_available())
-    if accelerator in ("gpu", "cuda") and not has_gpu:
+    gpu = "cuda" if torch.cuda.is_available() else "mps" if mps is not None and mps.is_available() else None
+    picked = {"auto": gpu or "cpu", "gpu": gpu, "cuda": "cuda" if gpu == "cuda" else None}
+    if accelerator not in picked:
+        return accelerator
+    if picked[accelerator] is None:
         raise CnnplError(
             f"trainer.accelerator={accelerator} but this machine has no usable GPU (torch.cuda.is_available() is "
             "False); train on the CPU with trainer.accelerator=cpu, or trainer=ddp_cpu for several processes"
         )
+    return picked[accelerator]
 
 
 # What ImageClassifier logs (val/acc_top5 only with top5); a checkpoint or early stop watching another
@@ -393,7 +391,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir = Path(cfg.output_dir)
     check_writable(output_dir)
     check_trainer_counts(cfg.trainer)
-    check_accelerator(cfg.trainer)
+    accelerator = check_accelerator(cfg.trainer)
     if not cfg.get("logger"):
         _check_no_logger_needed(cfg)
     if not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
@@ -437,10 +435,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         extra["limit_val_batches"] = 0  # no validation loop at all (Lightning would warn of an empty one)
     if cfg.trainer.get("profiler") is None:
         extra["profiler"] = NullProfiler()  # Lightning's default, without its cost per hook call
-    accelerator = str(cfg.trainer.get("accelerator") or "auto")
-    if accelerator == "auto":
-        accelerator = "cuda" if torch.cuda.is_available() else "cpu"  # what Lightning picks, but for MPS and TPUs
-    check_precision(cfg.trainer, "cuda" if accelerator == "gpu" else accelerator)
+    check_precision(cfg.trainer, accelerator)
     trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **extra)
     evaluated = [
         name for name, runs in (("val", cfg.get("fit", True) and validates), ("test", cfg.get("test", True))) if runs

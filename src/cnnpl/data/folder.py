@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 
 from cnnpl.data.base import Split
 from cnnpl.errors import DataError
+from cnnpl.files import atomic_write
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
 
@@ -102,18 +102,9 @@ def load_class_folders(split_dir: Path, class_order: list[str] | None = None) ->
 
 
 def _write_atomically(path: Path, images: np.ndarray, labels: np.ndarray) -> bool:
-    """Write the cache file via a temporary file and a rename; False if the folder is not writable."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    """Write the cache file in one step (:func:`cnnpl.files.atomic_write`); False if the folder is not writable."""
+    try:  # 0o644: the cache is as readable as the data
+        atomic_write(path, lambda f: np.savez(f, images=images, labels=labels), mode=0o644)
     except OSError:
         return False
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, images=images, labels=labels)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is as readable as the data
-        os.replace(tmp, path)
-        return True
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
-        return False
+    return True
