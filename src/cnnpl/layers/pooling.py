@@ -75,7 +75,11 @@ class MaxPool(_PoolShape, nn.MaxPool2d):
 
 @register("pool", "avg")
 class AvgPool(_PoolShape, nn.AvgPool2d):
-    """Average pooling: the mean of each window. Zero padding counts toward the mean, as in Keras."""
+    """Average pooling: the mean of each window.
+
+    Zero padding counts toward the mean, as in PyTorch's default (``count_include_pad=True``), unlike
+    Keras' ``padding="same"``, which averages only the real cells.
+    """
 
     def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0) -> None:
         check_window(kernel_size, stride, padding)

@@ -4,10 +4,10 @@ Registry names: ``fast_net``.
 
 After Page's ResNet-9 "bag of tricks", hlb-CIFAR10 and Jordan's airbench: a frozen patch-whitening
 first layer (a 2x2 convolution whose filters are the training patches' principal components, scaled
-to unit variance: the notes' "filters that detect structure", computed instead of learned), then
-three groups of conv -> pool -> norm -> act -> conv -> norm -> act, a global max pool and a linear
-classifier whose logits are scaled down. Batch-norm weights stay fixed at 1 and the batch-norm
-biases train with a larger learning rate (:meth:`FastNet.param_groups`).
+to unit variance; a filter is, in the notes' words, "essentially a feature detector", and these are
+computed instead of learned), then three groups of conv -> pool -> norm -> act -> conv -> norm -> act,
+a global max pool and a linear classifier whose logits are scaled down. Batch-norm weights stay fixed
+at 1 and the batch-norm biases train with a larger learning rate (:meth:`FastNet.param_groups`).
 """
 
 from __future__ import annotations

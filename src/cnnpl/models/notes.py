@@ -96,10 +96,11 @@ class NotesExample(nn.Module):
 
     The notes give 39x39x3 -> (10 filters 3x3, stride 1, no padding) -> 37x37x10 -> ... -> 7x7x40 ->
     1960 features -> classifier. The layers between are 5x5 convolutions with stride 2 and no padding
-    (20, then 40 filters), the only choice of the course's example (Ng's) that gives the stated shapes:
-    ``floor((37 - 5) / 2) + 1 = 17`` and ``floor((17 - 5) / 2) + 1 = 7``. The classifier is one dense
-    layer 1960 -> ``num_classes``. There is no pooling layer (so ``pool=`` changes nothing); ``conv``
-    and ``act`` build every conv and activation. 44,950 parameters at 39x39x3 with 10 classes.
+    (20, then 40 filters), as in the course's example (Ng's): a choice that gives the stated shapes,
+    ``floor((37 - 5) / 2) + 1 = 17`` and ``floor((17 - 5) / 2) + 1 = 7`` (4x4 with stride 2, or 7x7
+    with stride 2 and padding 1, would too). The classifier is one dense layer 1960 -> ``num_classes``.
+    There is no pooling layer (so ``pool=`` changes nothing); ``conv`` and ``act`` build every conv
+    and activation. 44,950 parameters at 39x39x3 with 10 classes.
     """
 
     head_prefixes = ("classifier.",)
