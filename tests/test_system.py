@@ -9,6 +9,7 @@ import sys
 import warnings
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -321,3 +322,31 @@ def test_emulated_bf16_on_the_cpu_warns_before_training(tmp_path: Path, monkeypa
     assert emulated == ([f"trainer.precision={precision} on a CPU without native bfloat16 (AMX or AVX512-BF16) "
                          "is emulated and likely slower than float32: use trainer.precision=32-true "
                          "(experiment=fast_cifar10 instead of fast_cifar10_bf16)"] if warns else [])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rank", "global_step", "restored", "seed"),
+    [
+        (0, 0, False, 42),  # a new run: each process offsets the shared seed by its rank
+        (1, 0, False, 43),
+        (0, 30, True, None),  # a resumed process 0 continues the random states the checkpoint restored
+        (1, 30, False, 42 + 1 + 2 * 30),  # the others draw a seed no process of the run used before
+        (0, 30, False, 42 + 2 * 30),  # a checkpoint without the guard's states: process 0 too
+    ],
+)
+def test_processes_draw_distinct_random_numbers_and_a_resume_does_not_restart_them(
+    rank: int, global_step: int, restored: bool, seed: int | None
+) -> None:
+    """Under DDP a resumed process must not reseed to the run's first seed: it would draw the first
+    epoch's augmentation again (every resume repeating the same sequence)."""
+    system = ImageClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3)), 3)
+    system._trainer = SimpleNamespace(world_size=2, global_rank=rank, global_step=global_step)
+    checkpoint = {"cnnpl": {"random_state_rank0": {}}} if restored else {}
+    system.on_load_checkpoint(checkpoint)
+    torch.manual_seed(42)
+    state = torch.get_rng_state()
+    system.on_train_start()
+    if seed is None:
+        assert torch.equal(torch.get_rng_state(), state)
+    else:
+        assert torch.initial_seed() == seed

@@ -20,6 +20,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from cnnpl.callbacks.guards import saved_random_state
 from cnnpl.distributed import lr_scale
 from cnnpl.errors import CnnplError
 
@@ -119,6 +120,7 @@ class ImageClassifier(L.LightningModule):
         self.train_acc = MeanMetric()
         self._train_sums: torch.Tensor | None = None  # (loss x batch size, correct) in this process
         self._train_count = 0
+        self._random_state_restored = False  # this process's random states came from the checkpoint
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         # batch-size weighted means whose sums are reduced over processes: exact over the split under DDP
@@ -219,11 +221,23 @@ class ImageClassifier(L.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._evaluate(batch, "test")
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        trainer = self._trainer
+        rank = trainer.global_rank if trainer is not None else 0
+        self._random_state_restored = saved_random_state(checkpoint, rank) is not None
+
     def on_train_start(self) -> None:
-        if self.trainer.world_size > 1:
+        trainer = self.trainer
+        if trainer.world_size > 1:
             # seed_everything gave every process the same seed: offset it by rank so augmentation
-            # and dropout draw different numbers in each process (as on one device, per image)
-            torch.manual_seed(torch.initial_seed() + self.trainer.global_rank)
+            # and dropout draw different numbers in each process (as on one device, per image). On
+            # resume a process whose random states the checkpoint restored (process 0's, with the
+            # RandomStateCheckpoint guard) continues them; any other draws a seed no process used
+            # before in this run (not its first seed again: it would repeat the first epoch's draws).
+            if trainer.global_step == 0:
+                torch.manual_seed(torch.initial_seed() + trainer.global_rank)
+            elif not self._random_state_restored:
+                torch.manual_seed(torch.initial_seed() + trainer.global_rank + trainer.world_size * trainer.global_step)
         init = getattr(self.net, "init_from_data", None)
         if init is not None and self.trainer.global_step == 0:  # not on resume: the weights are restored
             init(self._training_sample(self.init_samples).to(self.device))

@@ -61,6 +61,15 @@ def restore_random_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(cuda)
 
 
+def random_state_key(rank: int) -> str:
+    return f"random_state_rank{rank}"
+
+
+def saved_random_state(checkpoint: dict[str, Any], rank: int) -> dict[str, Any] | None:
+    """The random states :class:`RandomStateCheckpoint` saved in ``checkpoint`` for process ``rank``, if any."""
+    return (checkpoint.get("cnnpl") or {}).get(random_state_key(rank))
+
+
 class RandomStateCheckpoint(L.Callback):
     """Saves the global random states in each checkpoint and restores them when training resumes.
 
@@ -70,15 +79,16 @@ class RandomStateCheckpoint(L.Callback):
     data loader's iterator (which draws its base seed) during setup when a schedule asks for
     ``estimated_stepping_batches``, and at the epoch start otherwise; either way it then draws from
     the restored states, in the same order as the uninterrupted run. Under DDP the file is written
-    by process 0 alone, so it holds process 0's states: the other processes resume from their seeds,
-    and a resumed multi-process run is not bit-identical to an uninterrupted one.
+    by process 0 alone, so it holds process 0's states: the other processes draw new seeds (see
+    :meth:`cnnpl.system.ImageClassifier.on_train_start`), and a resumed multi-process run is not
+    bit-identical to an uninterrupted one.
     """
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        checkpoint.setdefault("cnnpl", {})[f"random_state_rank{trainer.global_rank}"] = collect_random_state()
+        checkpoint.setdefault("cnnpl", {})[random_state_key(trainer.global_rank)] = collect_random_state()
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        state = (checkpoint.get("cnnpl") or {}).get(f"random_state_rank{trainer.global_rank}")
+        state = saved_random_state(checkpoint, trainer.global_rank)
         if state is not None and trainer.state.fn == TrainerFn.FITTING:
             restore_random_state(state)
 
