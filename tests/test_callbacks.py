@@ -307,3 +307,44 @@ def test_command_line_run_under_ddp_logs_each_default_picture_once(cli, tmp_path
     assert set(writes.values()) == {1}
     assert {f"per_class_acc/{c}" for c in CLASSES} <= tags["scalars"]
     assert not tags["histograms"]  # histograms and the embedding are in callbacks=full only
+
+
+@pytest.mark.slow
+def test_a_resumed_run_logs_the_start_pictures_once_and_keeps_its_embeddings(tmp_path) -> None:
+    """Resuming must not log the initialisation's pictures again (at the resume step, next to the last
+    epoch's), and TensorBoard's Projector must still list the embeddings of the run's first part."""
+    embedding = [
+        "+callbacks.embedding._target_=cnnpl.callbacks.EmbeddingCallback",
+        "+callbacks.embedding.every_n_epochs=1",
+        "+callbacks.embedding.num_images=8",
+    ]
+    base = [*TINY, "data.num_train=80", "callbacks.filters.rgb=false", *embedding]
+    train(cnnpl.compose(base, output_dir=str(tmp_path)))
+    train(cnnpl.compose([*base, "trainer.max_epochs=2", "ckpt_path=last"], output_dir=str(tmp_path)))
+    acc = read_events(tmp_path / "tensorboard")
+    end1, end2 = 2, 4  # 64 training images, batches of 32
+    assert [e.step for e in acc.Images("filters/features.block1.conv")] == [0, end1, end2]
+    assert [e.step for e in acc.Images("feature_maps/input")] == [0]
+    assert [e.step for e in acc.Images("kernels_demo")] == [0]
+    config = (tmp_path / "tensorboard" / "projector_config.pbtxt").read_text()
+    assert config.count("tensor_path") == 2 and "00002/embedding" in config and "00004/embedding" in config
+
+
+def test_misclassified_titles_use_class_names_whichever_classes_the_mistakes_show(monkeypatch) -> None:
+    from cnnpl.callbacks import MisclassifiedCallback
+
+    titles = {}
+    monkeypatch.setattr(
+        viz, "misclassified_figure", lambda images, labels, preds, names, ncol: titles.update(names=names)
+    )
+    monkeypatch.setattr(viz, "figure_to_tensor", lambda fig: torch.zeros(3, 1, 1))
+    callback = MisclassifiedCallback(num_images=2)
+    callback._logger = SimpleNamespace(experiment=SimpleNamespace(add_image=lambda *args: None))
+    callback.reset()
+    trainer = SimpleNamespace(datamodule=None, global_step=3)
+    logits = torch.zeros(2, 4)
+    logits[:, 1] = 1  # both predicted class 1; labels 0 and 2: class 3, the highest, appears nowhere
+    callback.collect(torch.rand(2, 3, 4, 4), torch.tensor([0, 2]), logits, trainer)
+    callback.class_names = ["a", "b", "c", "d"]
+    callback.log_epoch(trainer, None)
+    assert titles["names"] == ["a", "b", "c", "d"]

@@ -5,7 +5,7 @@ Registry names: ``filters``, ``feature_maps``, ``kernels_demo``, ``confusion_mat
 ``hparams``; and for the fast recipe ``lookahead`` (weight averaging) and ``freeze`` (freeze parameters
 after N epochs). The pictures come from :mod:`cnnpl.viz`; the callbacks schedule them (every N epochs)
 and log them from global rank zero.
-``conf/callbacks/{default,minimal,full,none}.yaml`` select sets.
+``conf/callbacks/{default,minimal,full}.yaml`` select sets.
 """
 
 from cnnpl.callbacks.averaging import Lookahead

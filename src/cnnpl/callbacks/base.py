@@ -64,6 +64,12 @@ class VisualCallback(L.Callback):
         return (epoch + 1) % self.every_n_epochs == 0 or last
 
     @staticmethod
+    def new_run(trainer: L.Trainer) -> bool:
+        """Whether to draw the start-of-training pictures: on rank zero, in a run that starts from
+        scratch (a resumed run logged them when it started, and its last epoch's since)."""
+        return trainer.is_global_zero and trainer.global_step == 0
+
+    @staticmethod
     def network(pl_module: L.LightningModule) -> nn.Module:
         """The network inside the system (``pl_module.net`` for cnnpl's ImageClassifier)."""
         net = getattr(pl_module, "net", None)

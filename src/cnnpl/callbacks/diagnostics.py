@@ -145,10 +145,12 @@ class MisclassifiedCallback(ValidationPredictionsCallback):
         self.labels: list[torch.Tensor] = []
         self.preds: list[torch.Tensor] = []
         self.count = 0
+        self.num_classes = 0  # the logits' width: the names to title with, whichever classes the mistakes show
 
     def collect(self, images: torch.Tensor, labels: torch.Tensor, logits: torch.Tensor, trainer: L.Trainer) -> None:
         if self.count >= self.num_images:
             return
+        self.num_classes = logits.shape[1]
         preds = logits.argmax(1)
         wrong = (preds != labels).nonzero().flatten()[: self.num_images - self.count]
         if len(wrong):
@@ -164,7 +166,7 @@ class MisclassifiedCallback(ValidationPredictionsCallback):
         if not self.images:
             return
         labels, preds = torch.cat(self.labels), torch.cat(self.preds)
-        names = self.names_for(int(max(labels.max(), preds.max())) + 1)
+        names = self.names_for(self.num_classes)
         fig = viz.misclassified_figure(torch.cat(self.images), labels, preds, names, self.ncol)
         self.experiment.add_image("diagnostics/misclassified", viz.figure_to_tensor(fig), trainer.global_step)
 

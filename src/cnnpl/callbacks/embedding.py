@@ -5,11 +5,19 @@ Registry name (family ``callback``): ``embedding``.
 Tag: ``embedding`` in the Projector tab (one point per image, coloured by class name, each drawn as
 its image from a sprite). The files go to ``<log dir>/<global step>/embedding/``. The images are a
 fixed, class-balanced set of the validation split (:func:`cnnpl.viz.pick_images`).
+
+TensorBoard lists a log folder's embeddings in its ``projector_config.pbtxt``, which
+``SummaryWriter.add_embedding`` rewrites with the ones that writer added; the callback keeps the
+entries an earlier writer listed there (a resumed run's first part), so the Projector still offers them.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
+from google.protobuf import text_format
+from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
 from cnnpl import viz
 from cnnpl.callbacks.base import ImageSampleCallback
@@ -41,9 +49,29 @@ class EmbeddingCallback(ImageSampleCallback):
             return
         features = viz.embedding(self.network(pl_module), self.images, self.layer)
         metadata = [self.class_names[int(c)] for c in self.labels]
+        config = Path(self.experiment.get_logdir()) / PROJECTOR_CONFIG
+        earlier = read_projector_config(config)
         self.experiment.add_embedding(
             features, metadata=metadata, label_img=self.pixels, global_step=trainer.global_step, tag="embedding"
         )
+        merged = read_projector_config(config)
+        listed = {e.tensor_path for e in merged.embeddings}
+        missing = [e for e in earlier.embeddings if e.tensor_path not in listed]
+        if missing:
+            merged.embeddings.extend(missing)
+            merged.embeddings.sort(key=lambda e: e.tensor_path)  # "<global step, 5 digits>/<tag>/...": in step order
+            config.write_text(text_format.MessageToString(merged))
+
+
+PROJECTOR_CONFIG = "projector_config.pbtxt"
+
+
+def read_projector_config(path: Path) -> ProjectorConfig:
+    """The embeddings a log folder lists for TensorBoard's Projector (none when there is no file)."""
+    config = ProjectorConfig()
+    if path.is_file():
+        text_format.Parse(path.read_text(), config)
+    return config
 
 
 register("callback", "embedding", EmbeddingCallback)

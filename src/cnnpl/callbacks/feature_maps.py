@@ -64,7 +64,7 @@ class FeatureMapsCallback(ImageSampleCallback):
         self.check_layers(net, self.layers)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
+        if self.new_run(trainer):
             self.experiment.add_image("feature_maps/input", viz.grid(self.pixels, pad=2), trainer.global_step)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

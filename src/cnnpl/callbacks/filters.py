@@ -67,7 +67,7 @@ class FiltersCallback(VisualCallback):
                 )
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
+        if self.new_run(trainer):  # the random initialisation
             self.log_filters(pl_module, trainer.global_step)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

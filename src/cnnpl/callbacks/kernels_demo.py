@@ -32,7 +32,7 @@ class KernelsDemoCallback(ImageSampleCallback):
             kernel_bank.kernel(name)  # an unknown name fails here, listing the known ones
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
+        if self.new_run(trainer):
             fig = viz.kernels_demo_figure(self.pixels, self.kernels)
             self.experiment.add_image("kernels_demo", viz.figure_to_tensor(fig), trainer.global_step)
 
