@@ -207,6 +207,18 @@ def test_setup_fails_without_a_tensorboard_logger(tmp_path) -> None:
     )
 
 
+def test_a_missing_tensorboard_logger_is_refused_before_any_process_starts(tmp_path, monkeypatch) -> None:
+    """Under DDP the callbacks' own check (in setup) ran in every started process, each printing it."""
+    import lightning as L
+
+    def fit(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(L.Trainer, "fit", fit)
+    with pytest.raises(CnnplError, match=r"^callbacks.filters draws to TensorBoard, but the run has no Tensor"):
+        train(compose_tiny(tmp_path, "logger=csv", "trainer=ddp_cpu", "trainer.devices=2"))
+
+
 def test_setup_fails_on_an_unknown_layer_listing_the_real_ones(tmp_path) -> None:
     with pytest.raises(CnnplError) as err:
         train(compose_tiny(tmp_path, "callbacks.feature_maps.layers=[features.block9]"))

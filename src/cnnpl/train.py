@@ -364,6 +364,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     import lightning as L
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    from cnnpl.callbacks.base import VisualCallback
     from cnnpl.checkpoint import (
         AtomicCheckpointIO,
         check_checkpoint_fits,
@@ -441,6 +442,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         name for name, runs in (("val", cfg.get("fit", True) and validates), ("test", cfg.get("test", True))) if runs
     ]
     check_eval_shards(datamodule, trainer.world_size, evaluated)
+    for callback in trainer.callbacks:  # the pictures' own check runs in setup, in every process
+        if isinstance(callback, VisualCallback):
+            callback.tensorboard_logger(trainer)
     for callback in trainer.callbacks:  # the run's and those Lightning adds (ModelSummary)
         skip_unused_batch_hooks(callback)  # Lightning calls none of the batch hooks set to None
 

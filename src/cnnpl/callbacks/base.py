@@ -36,6 +36,11 @@ class VisualCallback(L.Callback):
 
     # -- setup --------------------------------------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._logger = self.tensorboard_logger(trainer)
+
+    def tensorboard_logger(self, trainer: L.Trainer) -> TensorBoardLogger:
+        """The trainer's first TensorBoardLogger; a one-line :class:`CnnplError` when it has none.
+        ``cnnpl.train`` asks before training, so that under DDP no process starts to find out."""
         loggers = [lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         if not loggers and trainer.fast_dev_run:
             raise CnnplError(
@@ -48,7 +53,7 @@ class VisualCallback(L.Callback):
                 f"callbacks.{self.name} draws to TensorBoard, but the run has no TensorBoardLogger (loggers: {have}); "
                 "use logger=tensorboard, or callbacks=minimal for no pictures"
             )
-        self._logger = loggers[0]
+        return loggers[0]
 
     @property
     def experiment(self) -> Any:
