@@ -70,7 +70,9 @@ def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
         ),
         (
             "callbacks=[default,bogus]",
-            "cnnpl: error: callbacks: no option 'bogus'; the options of callbacks are default, full, minimal",
+            # the sets, and every registered callback (the built-in ones without importing them)
+            "cnnpl: error: callbacks: no option 'bogus'; the options of callbacks are confusion_matrix, default, "
+            "embedding, ",
         ),
         ("+pool.kernal_size=3", "cnnpl: error: pool 'max' has no parameter 'kernal_size'; did you mean 'kernel_size'?"),
         ("optimizer.lr=-0.1", "cnnpl: error: optimizer config is invalid: Invalid learning rate: -0.1"),
@@ -172,3 +174,22 @@ def test_a_component_the_model_never_builds_gets_a_warning(cli) -> None:
     result = cli(*TINY, "callbacks=minimal", "norm=identity", env={"PYTHONWARNINGS": "default"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "model=simple_cnn builds no norm layers, so norm=identity changes nothing" in result.stderr
+
+
+def test_a_value_of_the_wrong_type_says_why(restore_registries, capsys) -> None:
+    from cnnpl.cli import prepare
+    from cnnpl.summary import main as summary_main
+
+    @cnnpl.register("pool", "typed_pool")
+    class TypedPool(torch.nn.MaxPool2d):
+        """Max pooling with a typed setting."""
+
+        def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0, lam: float = 0.5):
+            super().__init__(kernel_size, stride, padding)
+
+    reason = "Error merging override pool.lam=abc: Value 'abc' of type 'str' could not be converted to Float"
+    with pytest.raises(cnnpl.CnnplError) as err:
+        prepare(["pool=typed_pool", "pool.lam=abc"])
+    assert str(err.value) == reason
+    assert summary_main(["pool=typed_pool", "pool.lam=abc"]) == 2
+    assert capsys.readouterr().err == f"cnnpl.summary: error: {reason}\n"

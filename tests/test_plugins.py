@@ -7,6 +7,7 @@ which ``.ci/run`` does); the tests that need it fail, not skip, when it is missi
 from __future__ import annotations
 
 import csv
+import importlib
 import importlib.metadata
 import json
 import os
@@ -14,6 +15,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,7 @@ from cnnpl import plugins
 from cnnpl.config import ComponentSignatureError
 from cnnpl.listing import main as listing_main
 from cnnpl.plugins import PluginError, PluginWarning, split_plugin_overrides
+from cnnpl.registry import BUILTIN_CALLBACKS, REGISTRIES
 from cnnpl.train import build_model
 from cnnpl.train import train as run_training
 
@@ -185,7 +188,7 @@ def test_help_and_listing_show_plugins_without_importing_lightning(tmp_path: Pat
     )
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     out = {}
-    for args in (("--help",), ("list", "pool", "conv", "model"), ("pool=softpool", "--cfg", "job")):
+    for args in (("--help",), ("list", "pool", "conv", "model", "callback"), ("pool=softpool", "--cfg", "job")):
         done = subprocess.run(
             [sys.executable, str(probe), *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
         )
@@ -199,15 +202,21 @@ def test_help_and_listing_show_plugins_without_importing_lightning(tmp_path: Pat
     assert re.search(r"\n  coord_conv2d +package cnnpl-example 0\.1\.0 \(entry point example", out["list"])
     assert "beta: float = 1.0" in out["list"]
     assert "name: softpool" in out["pool=softpool"]
+    # the built-in callbacks too, though their modules (which import Lightning) were not imported
+    assert re.search(r"\n  histograms +built-in\n +every_n_epochs: int = 1, weights: bool = True", out["list"])
+    assert re.search(r"\ncallback \((\d+)\): ", out["list"]).group(1) == str(len(BUILTIN_CALLBACKS) + 1)
+    callbacks_line = next(line for line in lines if line.startswith("callbacks: "))
+    assert "default" in callbacks_line and "histograms" in callbacks_line and "epoch_timer" in callbacks_line
 
 
 # -- local files and modules -------------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_local_file_plugin_from_the_command_line(cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("chdir", ["false", "true"])  # true: Hydra runs the job in the run directory
+def test_local_file_plugin_from_the_command_line(cli, tmp_path: Path, chdir: str) -> None:
     write(tmp_path / "my_pool.py", MY_POOL.format(name="my_pool"))
-    result = cli(*TINY, "plugins=[./my_pool.py]", "pool=my_pool", "pool.lam=0.25")
+    result = cli(*TINY, "plugins=[./my_pool.py]", "pool=my_pool", "pool.lam=0.25", f"hydra.job.chdir={chdir}")
     assert result.returncode == 0, result.stderr[-3000:]
     saved = OmegaConf.load(tmp_path / "run" / "config.yaml")
     assert list(saved.plugins) == ["./my_pool.py"]  # the saved config says what to load again
@@ -531,3 +540,275 @@ def test_failed_plugin_puts_back_what_it_overrode(tmp_path: Path, restore_regist
         cnnpl.load_plugins([str(path)])
     assert str(err.value) == f"plugin file {path} failed to load: RuntimeError: x ({path}, line 3)"
     assert cnnpl.get_registry("pool").entry("avg").source == "built-in"
+
+
+# -- built-in callbacks, which are registered before their modules (and Lightning) are imported ---------
+
+# A callback plugin as a user would write it; it imports Lightning only when a run builds it.
+MY_CALLBACK = """
+    from pathlib import Path
+    from typing import Any
+
+    import cnnpl
+
+
+    @cnnpl.register("callback", "{name}"{override})
+    def my_callback(marker: str = "") -> Any:
+        \"\"\"Writes ``marker`` when training starts.\"\"\"
+        from lightning.pytorch import Callback
+
+        class Marker(Callback):
+            def on_train_start(self, trainer, pl_module):
+                Path(marker).write_text("ran")
+
+        return Marker()
+"""
+
+
+@pytest.fixture
+def callbacks_not_imported(restore_registries):
+    """The callback registry of a process that has not imported ``cnnpl.callbacks`` (the command line's)."""
+    registry = cnnpl.get_registry("callback")
+    registry._entries = {name: e for name, e in registry._entries.items() if e.source != "built-in"}
+    for name, target in BUILTIN_CALLBACKS.items():
+        registry.defer(name, target)
+    return registry
+
+
+@pytest.mark.parametrize("imported", [False, True], ids=["not-imported", "imported"])
+def test_plugin_taking_a_builtin_callbacks_name_is_refused_when_loaded(
+    tmp_path: Path, callbacks_not_imported, imported: bool
+) -> None:
+    if imported:
+        importlib.import_module("cnnpl.callbacks")  # what building a run's callbacks does
+        cnnpl.build("callback", "histograms")  # the stand-in gives way to the class
+        assert isinstance(cnnpl.get_registry("callback").get("histograms"), type)
+    path = write(tmp_path / "my_histograms.py", MY_CALLBACK.format(name="histograms", override=""))
+    with pytest.raises(PluginError) as err:
+        cnnpl.load_plugins([str(path)])
+    assert str(err.value) == (
+        f"plugin file {path} failed to load: DuplicateComponentError: callback 'histograms' is already registered "
+        f"by built-in; file {path} tried to register it again. Pick another name, or pass override=True to replace "
+        f"it ({path}, line 8)"  # the plugin's own line, not the registry's
+    )
+    assert cnnpl.get_registry("callback").entry("histograms").source == "built-in"
+
+
+def test_plugin_may_override_a_builtin_callback(tmp_path: Path, callbacks_not_imported) -> None:
+    from cnnpl.callbacks.histograms import HistogramsCallback
+
+    registry = callbacks_not_imported
+    path = write(tmp_path / "my_histograms.py", MY_CALLBACK.format(name="histograms", override=", override=True"))
+    (loaded,) = cnnpl.load_plugins([str(path)])
+    assert loaded.components == ("callback/histograms",)  # a replacement counts as the plugin's
+    # cnnpl.callbacks, imported when a run builds its callbacks, registers its class: the override stays
+    cnnpl.register("callback", "histograms", HistogramsCallback)
+    assert registry.entry("histograms").source == f"file {path}"
+    assert type(cnnpl.build("callback", "histograms", marker="x")).__name__ == "Marker"
+    assert cnnpl.compose(["callbacks=[minimal,histograms]"]).callbacks.histograms.marker == ""
+    # the other built-ins are built from their modules when needed
+    assert isinstance(cnnpl.build("callback", "filters", every_n_epochs=2), cnnpl.callbacks.FiltersCallback)
+    assert registry.get("filters") is cnnpl.callbacks.FiltersCallback
+
+
+@pytest.mark.slow  # subprocesses: a fresh process has not imported cnnpl.callbacks
+def test_builtin_callback_names_from_the_command_line(cli, tmp_path: Path) -> None:
+    write(tmp_path / "clash.py", MY_CALLBACK.format(name="histograms", override=""))
+    result = cli("plugins=[./clash.py]", "--cfg", "job")
+    assert result.returncode == 2
+    assert result.stderr.startswith("cnnpl: error: plugin file ") and result.stderr.count("\n") == 1
+    assert "callback 'histograms' is already registered by built-in" in result.stderr
+    marker = tmp_path / "marker.txt"
+    write(tmp_path / "mine.py", MY_CALLBACK.format(name="histograms", override=", override=True"))
+    args = ("plugins=[./mine.py]", "callbacks=[minimal,histograms]", f"callbacks.histograms.marker={marker}")
+    result = cli(*TINY, *args, "logger=csv")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert marker.read_text() == "ran"  # the plugin's callback, built by its registered name
+
+
+def test_callback_named_like_a_set_of_callbacks_is_refused(restore_registries) -> None:
+    def minimal(every_n_epochs: int = 1) -> None:
+        """Never chosen: callbacks=minimal is conf/callbacks/minimal.yaml."""
+
+    with pytest.raises(cnnpl.DuplicateComponentError) as err:
+        cnnpl.register("callback", "minimal", minimal)
+    assert str(err.value) == (
+        "callback 'minimal' cannot be registered: the set of callbacks callbacks=minimal "
+        "(conf/callbacks/minimal.yaml) already has that name, and would be chosen instead of it; pick another name"
+    )
+    assert "minimal" not in cnnpl.list_components("callback")
+
+
+# -- where plugins are looked for ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def hydra_job(tmp_path: Path, monkeypatch):
+    """Inside a Hydra job started in ``tmp_path / "start"`` that moved to its run directory (chdir=true)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    start, run = tmp_path / "start", tmp_path / "run"
+    run.mkdir(parents=True)
+    start.mkdir()
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", OmegaConf.create({"hydra": {"runtime": {"cwd": str(start)}}}))
+    monkeypatch.chdir(run)
+    return start
+
+
+def test_relative_plugins_are_found_where_the_command_started(hydra_job: Path, restore_registries) -> None:
+    path = write(hydra_job / "chdir_pool.py", MY_POOL.format(name="chdir_pool"))
+    write(hydra_job / "chdir_pool_module.py", MY_POOL.format(name="chdir_module_pool"))
+    (by_path, by_name) = cnnpl.load_plugins(["./chdir_pool.py", "chdir_pool_module"])
+    assert by_path.source == f"file {path}" and by_name.components == ("pool/chdir_module_pool",)
+    assert cnnpl.load_plugins("./chdir_pool.py") == [by_path]  # once, and one spec alone is a list of one
+    with pytest.raises(PluginError, match=rf"looked for {re.escape(str(hydra_job / 'missing.py'))}\)"):
+        cnnpl.load_plugins(["./missing.py"])
+    with pytest.raises(PluginError) as err:
+        cnnpl.load_plugins(["missing_module_xyz"])
+    assert str(err.value) == (
+        f"plugin module 'missing_module_xyz' was not found (no module 'missing_module_xyz' in {hydra_job} or on "
+        f"sys.path); install it, or name its file instead: plugins=[{hydra_job / 'missing_module_xyz.py'}]"
+    )
+
+
+def test_module_plugin_missing_a_dependency_says_which(tmp_path: Path, restore_registries, monkeypatch) -> None:
+    # the dependency's name is a prefix of the plugin's: still not "plugin module ... was not found"
+    path = write(tmp_path / "cnnpl_test_lab_pools.py", "import cnnpl_test_lab\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError) as err:
+        cnnpl.load_plugins(["cnnpl_test_lab_pools"])
+    assert str(err.value) == (
+        f"plugin module cnnpl_test_lab_pools failed to load: ModuleNotFoundError: No module named 'cnnpl_test_lab' "
+        f"({path}, line 1); the plugin was found, but not the module 'cnnpl_test_lab' it imports: install it, or add "
+        "the folder that holds it to PYTHONPATH"
+    )
+
+
+def test_errors_name_the_plugins_line_once(tmp_path: Path, restore_registries) -> None:
+    path = write(
+        tmp_path / "clash_line.py", "import torch, cnnpl\n\ncnnpl.register('pool', 'max', torch.nn.AvgPool2d)\n"
+    )
+    with pytest.raises(PluginError) as err:
+        cnnpl.load_plugins([str(path)])
+    assert str(err.value).endswith(f"pass override=True to replace it ({path}, line 3)")
+    path = write(tmp_path / "syntax_line.py", "def broken(:\n")
+    with pytest.raises(PluginError) as err:
+        cnnpl.load_plugins([str(path)])
+    assert re.fullmatch(rf"plugin file {path} failed to load: SyntaxError: [^(]+ \({path}, line 1\)", str(err.value))
+
+
+# -- a plugin that replaces a built-in with YAML --------------------------------------------------------
+
+
+def test_replacing_a_builtin_with_yaml_makes_its_parameters_settable(restore_registries) -> None:
+    builtin = cnnpl.get_registry("pool").entry("avg")
+
+    @cnnpl.register("pool", "avg", override=True)
+    class ScaledAvg(torch.nn.AvgPool2d):
+        """Average pooling times ``scale``."""
+
+        def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0, scale: float = 1.0):
+            super().__init__(kernel_size, stride, padding)
+            self.scale = scale
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cfg = cnnpl.compose(["pool=avg", "pool.scale=2.0"])
+    assert OmegaConf.to_container(cfg.pool) == {
+        "name": "avg",  # conf/pool/avg.yaml, with the replacement's own parameter
+        "kernel_size": None,
+        "stride": None,
+        "padding": None,
+        "scale": 2.0,
+    }
+    assert not [w for w in caught if "ConfigStore schema" in str(w.message)]  # Hydra's merge, meant here
+    assert build_model(cfg, num_classes=3, in_channels=3, input_size=(32, 32)).features.block1.pool.scale == 2.0
+    with pytest.raises(cnnpl.CnnplError, match=r"^pool\.scale must be a number"):
+        build_model(cnnpl.compose(["pool=avg", "pool.scale=abc"]), num_classes=3, in_channels=3, input_size=(32, 32))
+    cnnpl.get_registry("pool")._entries["avg"] = builtin  # the built-in back: its YAML alone again
+    assert "scale" not in cnnpl.compose(["pool=avg"]).pool
+    with pytest.raises(ConfigCompositionException, match=r"Could not override 'pool\.scale'"):
+        cnnpl.compose(["pool=avg", "pool.scale=2.0"])
+
+
+# -- render: the plugins of a finished run --------------------------------------------------------------
+
+
+def finished_run(root: Path, plugins_value: object, forget: tuple[str, str, str]) -> Path:
+    """A run of ``simple_cnn`` with the pool a plugin registered, started in ``root / "start"``; returns
+    its checkpoint. The config says ``plugins: <plugins_value>``; then the plugin is forgotten, as in a new
+    process (``forget``: the pool, the plugin's key in cnnpl.plugins, its module)."""
+    from cnnpl.train import _instantiate
+
+    pool, key, module = forget
+    run = root / "run"
+    overrides = ["data=shapes", "data.num_train=40", "data.num_test=20", f"pool={pool}", "model.channels=[4,8]"]
+    cfg = cnnpl.compose([*overrides, "model.hidden=[8]"], output_dir=str(run))
+    datamodule = _instantiate(cfg.data)
+    datamodule.setup("fit")
+    net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}}, ckpt)
+    cfg.plugins = plugins_value
+    OmegaConf.save(cfg, run / "config.yaml")
+    write(run / ".hydra" / "hydra.yaml", f"hydra:\n  runtime:\n    cwd: {root / 'start'}\n")
+    del REGISTRIES["pool"]._entries[pool]
+    del plugins._named[key]
+    sys.modules.pop(module, None)
+    return ckpt
+
+
+def test_render_loads_the_runs_plugins_from_where_it_started(tmp_path: Path, restore_registries, monkeypatch):
+    from cnnpl.render import load_checkpoint
+
+    start = tmp_path / "start"
+    path = write(start / "render_pool.py", MY_POOL.format(name="render_pool"))
+    cnnpl.load_plugins([str(path)])
+    # one spec, not a list: training accepts plugins=./render_pool.py
+    ckpt = finished_run(tmp_path, "./render_pool.py", ("render_pool", f"file {path}", "cnnpl_plugin_render_pool"))
+    monkeypatch.chdir(write(tmp_path / "elsewhere" / "x", "").parent)
+    net, _, cfg = load_checkpoint(ckpt)
+    assert type(net.features.block1.pool).__name__ == "HalfMaxPool" and cfg.plugins == "./render_pool.py"
+
+
+def test_render_finds_a_module_plugin_where_the_run_started(tmp_path: Path, restore_registries, monkeypatch):
+    from cnnpl.render import load_checkpoint
+
+    start = tmp_path / "start"
+    write(start / "render_module_pool.py", MY_POOL.format(name="render_module_pool"))
+    with monkeypatch.context() as patch:  # training found it on sys.path: it ran in that folder
+        patch.syspath_prepend(str(start))
+        cnnpl.load_plugins(["render_module_pool"])
+    forget = ("render_module_pool", "module render_module_pool", "render_module_pool")
+    ckpt = finished_run(tmp_path, ["render_module_pool"], forget)
+    monkeypatch.chdir(write(tmp_path / "elsewhere" / "x", "").parent)
+    net, _, _ = load_checkpoint(ckpt)
+    assert type(net.features.block1.pool).__name__ == "HalfMaxPool"
+    assert str(start) not in sys.path  # only while loading
+    (start / "render_module_pool.py").rename(start / "moved.py")  # gone: the hint names the run's folder
+    del REGISTRIES["pool"]._entries["render_module_pool"]
+    del plugins._named["module render_module_pool"]
+    sys.modules.pop("render_module_pool")
+    with pytest.raises(PluginError, match=rf"in {re.escape(str(start))} or on sys.path\); .*plugins=\[{start}/"):
+        load_checkpoint(ckpt)
+
+
+def test_render_can_skip_a_broken_installed_plugin(tmp_path: Path, rediscover, monkeypatch, capsys) -> None:
+    from cnnpl.render import load_checkpoint
+    from cnnpl.render import main as render_main
+
+    path = write(tmp_path / "start" / "skip_pool.py", MY_POOL.format(name="skip_pool"))
+    cnnpl.load_plugins([str(path)])
+    ckpt = finished_run(tmp_path, [str(path)], ("skip_pool", f"file {path}", "cnnpl_plugin_skip_pool"))
+    fake_distribution(tmp_path / "site", "broken-plugin", "broken", "broken_plugin_mod", BROKEN)
+    rediscover(tmp_path / "site")
+    with pytest.raises(PluginError, match=r"\(on the command line: skip_broken_plugins=true\)$"):
+        load_checkpoint(ckpt)
+    monkeypatch.setattr("cnnpl.render.render", lambda *args, **kwargs: [])  # the pictures are test_viz's
+    assert render_main([f"ckpt={ckpt}", f"out={tmp_path / 'out'}", "skip_broken_plugins=true"]) == 0
+    warning = capsys.readouterr().err
+    assert (
+        warning.startswith("cnnpl.render: warning: skipping broken plugin broken-plugin 1.0")
+        and warning.count("\n") == 1
+    )

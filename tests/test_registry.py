@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from torch import nn
 
 import cnnpl
+import cnnpl.callbacks  # registers the built-in callbacks
+from cnnpl import viz
 from cnnpl.errors import DuplicateComponentError, UnknownComponentError
-from cnnpl.registry import Registry
+from cnnpl.registry import BUILTIN_CALLBACKS, LazyBuiltin, Registry, SourceText, static_signature
 
 
 def test_decorator_and_call_forms_register_and_build() -> None:
@@ -79,3 +83,37 @@ def test_global_register_and_override_roundtrip() -> None:
         assert isinstance(cnnpl.build("act", "probe_identity"), Probe)
     finally:
         cnnpl.get_registry("act")._entries.pop("probe_identity")
+
+
+def test_builtin_callbacks_table_matches_what_their_modules_register() -> None:
+    registry = cnnpl.get_registry("callback")
+    builtins = {name: registry.get(name) for name in registry.names() if registry.entry(name).source == "built-in"}
+    assert {name: f"{obj.__module__}:{obj.__qualname__}" for name, obj in builtins.items()} == BUILTIN_CALLBACKS
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_CALLBACKS))
+def test_builtin_callback_stand_in_reads_signature_and_docstring_from_source(name: str) -> None:
+    reg = Registry("callback")
+    reg.defer(name, BUILTIN_CALLBACKS[name])
+    stand_in = reg.get(name)
+    assert isinstance(stand_in, LazyBuiltin)
+    real = cnnpl.get_registry("callback").get(name)
+    assert (stand_in.__module__, stand_in.__qualname__) == (real.__module__, real.__qualname__)
+    assert inspect.signature(stand_in) == inspect.signature(real)  # names, kinds, defaults and hints
+    assert inspect.getdoc(stand_in) == inspect.getdoc(real)
+    built = reg.build(name, **({"parameters": ["x"], "epochs": 1} if name == "freeze" else {}))
+    assert type(built) is real and reg.get(name) is real  # building imports it and puts it in place
+
+
+def test_static_signature_reads_what_the_source_tells() -> None:
+    signature, doc = static_signature("cnnpl.callbacks.averaging", "Lookahead")
+    assert signature.parameters["decay"].default == 0.95**5 and doc.startswith("Every ``every`` optimizer steps")
+    signature, _ = static_signature("cnnpl.callbacks.kernels_demo", "KernelsDemoCallback")  # = viz.DEMO_KERNELS
+    assert signature.parameters["kernels"].default == viz.DEMO_KERNELS
+    assert static_signature("cnnpl.viz", "feature_map_grid")[0] == inspect.signature(viz.feature_map_grid)
+    signature, _ = static_signature("cnnpl.models.simple_cnn", "SimpleCNN")
+    conv = signature.parameters["conv"].default  # LayerFactory("conv", "conv2d"): only running it could tell
+    assert isinstance(conv, SourceText) and repr(conv) == "DEFAULT_CONV"
+    assert signature.parameters["channels"].default == (32, 64, 128)
+    unknown, doc = static_signature("cnnpl.no_such_module", "Nothing")
+    assert str(unknown) == "(*args, **kwargs)" and doc is None

@@ -1,14 +1,16 @@
 """cnnpl: convolutional neural networks from the course notes, on PyTorch Lightning.
 
 Public API: :func:`register`, :func:`build`, :func:`list_components`, :class:`LayerFactory`,
-:func:`compose` and :func:`train`. Importing the package registers the built-in components.
+:func:`compose` and :func:`train`. Importing the package registers the built-in components; the
+callbacks by name only (:data:`cnnpl.registry.BUILTIN_CALLBACKS`), since their modules import
+Lightning: each is imported when a run builds it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from cnnpl import layers, models  # noqa: F401  (registers the built-ins)
+from cnnpl import layers, models  # noqa: F401  (registers the built-ins; cnnpl.registry the callbacks' names)
 from cnnpl.errors import CnnplError, DuplicateComponentError, GeometryError, UnknownComponentError
 from cnnpl.factory import LayerFactory, factory
 from cnnpl.registry import FAMILIES, Registry, build, get_registry, list_components, register

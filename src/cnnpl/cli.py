@@ -26,9 +26,17 @@ from typing import Any, NoReturn
 
 from omegaconf import DictConfig, OmegaConf
 
-from cnnpl.config import CONFIG_NAME, check_group_overrides, config_dir, register_component_configs
+from cnnpl.config import (
+    CONFIG_GROUPS,
+    CONFIG_NAME,
+    check_group_overrides,
+    config_dir,
+    hide_extension_warnings,
+    register_component_configs,
+)
 from cnnpl.errors import CnnplError
 from cnnpl.plugins import SKIP_BROKEN_ENV, PluginWarning, load_plugins, split_plugin_overrides
+from cnnpl.registry import get_registry
 
 EXIT_USAGE = 2
 SHOWN_KEYS = 15  # a config node's keys listed in an error, when it has no more
@@ -136,10 +144,25 @@ def _one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     unloadable = re.match(r"In '[^']*': Could not load '([^'/]+)/([^']+)'", text)
     if unloadable:  # an unknown option inside a list of options (callbacks=[default,bogus])
         group, option = unloadable.groups()
-        options = sorted(path.stem for path in (config_dir() / group).glob("*.yaml"))
-        return f"{group}: no option {option!r}; the options of {group} are {', '.join(options)}"
+        family = next((f for f, g in CONFIG_GROUPS.items() if g == group), None)  # registered ones are options too
+        registered = get_registry(family).names() if family else []
+        options = sorted({path.stem for path in (config_dir() / group).glob("*.yaml")} | set(registered))
+        close = difflib.get_close_matches(option, options, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        return f"{group}: no option {option!r}; {hint}the options of {group} are {', '.join(options)}"
     lines = [line.strip() for line in text.split("Config search path:")[0].splitlines() if line.strip()]
-    return "; ".join(lines) or type(err).__name__
+    return with_cause("; ".join(lines) or type(err).__name__, err)
+
+
+def with_cause(message: str, err: BaseException) -> str:
+    """``message: <what caused err>``: Hydra's "Error merging override pool.beta=abc" says only where it
+    failed, OmegaConf's error that caused it says why ("Value 'abc' of type 'str' could not be converted
+    to Float", its first line)."""
+    cause = err.__cause__
+    if cause is None:
+        return message
+    reason = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+    return message if reason in message else f"{message}: {reason}"
 
 
 def _values(args: list[str], key: str) -> list[str]:
@@ -230,5 +253,6 @@ def main() -> None:
     import hydra
 
     sys.argv = [sys.argv[0], *guarded(lambda: prepare(args))]
+    hide_extension_warnings()  # guarded() set the warning filters back
     app = hydra.main(config_path=str(config_dir()), config_name=CONFIG_NAME, version_base="1.3")(run)
     app()

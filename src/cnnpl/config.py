@@ -5,32 +5,38 @@ Every registered component becomes an option of its config group. Built-ins have
 typed config generated from its constructor signature (a dataclass in Hydra's ConfigStore), so
 ``pool.beta=abc`` fails at composition when ``beta`` is hinted ``float``. A component config is
 ``name:`` plus the constructor's parameters; a ``null`` value means "the architecture decides"
-(see :class:`cnnpl.factory.LayerFactory`); a required parameter nobody supplies is ``???``.
+(see :class:`cnnpl.factory.LayerFactory`); a required parameter nobody supplies is ``???``. A plugin
+that replaces a built-in (``override=True``) keeps the built-in's YAML, and its own parameters are
+added to it, so ``pool=avg pool.scale=2`` reaches the replacement's ``scale``.
 
-Registered callbacks become options of the ``callbacks`` group: ``callbacks=[default,<name>]`` adds
-one next to the default set.
+Registered callbacks, the built-in ones included, become options of the ``callbacks`` group:
+``callbacks=[default,<name>]`` adds one next to the default set.
 
-:func:`check_configurable` runs on every registration, so a component whose constructor cannot
-become a config is refused at once, with a message that says what to add.
+:func:`check_configurable` and :func:`check_option_name` run on every registration, so a component
+whose constructor cannot become a config, or whose name a YAML option of its group already takes
+(``callbacks=minimal`` is a set of callbacks), is refused at once, with a message that says what to do.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import inspect
 import pathlib
+import re
 import types
 import typing
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, DuplicateComponentError
 from cnnpl.factory import LayerFactory
-from cnnpl.registry import get_registry, parameters_of
+from cnnpl.registry import SourceText, get_registry, parameters_of
 
 # Families that are config groups of interchangeable layers / architectures.
 COMPONENT_GROUPS = ("conv", "pool", "norm", "act", "model")
@@ -117,6 +123,30 @@ def check_configurable(family: str, name: str, obj: Callable[..., Any]) -> None:
                 f"has no type hint, so it cannot become the config key {family}.{pname}; add a type hint "
                 f"({pname}: float, for example) or a default ({pname}=...)"
             )
+
+
+def check_option_name(family: str, name: str) -> None:
+    """Refuse ``family/name`` when a YAML option of its group has that name and configures something else.
+
+    ``conf/callbacks/minimal.yaml`` is a set of callbacks, and a preset such as a plugin's
+    ``softpool_sharp.yaml`` configures ``softpool``: Hydra would choose the YAML for ``<group>=<name>``,
+    so the component could never be chosen. A YAML that says ``name: <name>`` is the component's own
+    config (a built-in's). Raises :class:`DuplicateComponentError` naming the file.
+    """
+    group = CONFIG_GROUPS.get(family)
+    if group is None:
+        return
+    path = config_dir() / group / f"{name}.yaml"
+    if not path.is_file():
+        return
+    node = _load_yaml(path)
+    if isinstance(node, DictConfig) and node.get("name") == name:
+        return
+    taken = f"the set of callbacks {group}={name}" if family == "callback" else f"the option {group}={name}"
+    raise DuplicateComponentError(
+        f"{family} {name!r} cannot be registered: {taken} (conf/{group}/{name}.yaml) already has that name, "
+        f"and would be chosen instead of it; pick another name"
+    )
 
 
 def _type_hints(obj: Callable[..., Any]) -> dict[str, Any]:
@@ -227,17 +257,67 @@ def generated_config(family: str, name: str) -> dict[str, Any]:
 
 
 def callback_config(name: str) -> dict[str, Any]:
-    """The ``callbacks/<name>`` option: one entry ``<name>`` that builds the registered callback."""
+    """The ``callbacks/<name>`` option: one entry ``<name>`` that builds the registered callback.
+
+    A default that cannot be read from a not-yet-imported built-in's source is left out (the
+    constructor's own default applies).
+    """
     node: dict[str, Any] = {"_target_": "cnnpl.registry.build", "_args_": ["callback", name]}
     for pname, param in parameters_of(get_registry("callback").get(name)).items():
+        if isinstance(param.default, SourceText):
+            continue
         node[pname] = MISSING if param.default is inspect.Parameter.empty else _plain(param.default)
     return {name: node}
+
+
+def _unset_settings(family: str, name: str, yaml: DictConfig) -> dict[str, Any]:
+    """The parameters of ``family/name`` that its YAML option does not set, with their defaults (``???``
+    if required). Empty for a built-in; a plugin's replacement (``override=True``) may add some."""
+    left_out = HIDDEN_FROM_CONFIG.get(family, frozenset()) | SUPPLIED_BY_CALLER.get(family, frozenset())
+    unset = {}
+    for pname, param in parameters_of(get_registry(family).get(name)).items():
+        if pname not in yaml and pname not in left_out:
+            unset[pname] = MISSING if param.default is inspect.Parameter.empty else _plain(param.default)
+    return unset
+
+
+# YAML options extended with the settings of a plugin's replacement ("pool/avg"). Hydra merges a
+# ConfigStore node into the YAML file of the same name ("automatic schema matching") and warns that
+# this is deprecated; here it is what is meant, so the warning is silenced for these options only.
+_EXTENDED: set[str] = set()
+
+
+def hide_extension_warnings() -> None:
+    """Silence Hydra's schema-matching warning for the options :func:`register_component_configs` extended.
+
+    It calls this; call it again inside a new ``warnings.catch_warnings()`` block that composes.
+    """
+    for option in sorted(_EXTENDED):
+        pattern = rf"\s*'{re.escape(option)}' is validated against ConfigStore schema with the same name"
+        warnings.filterwarnings("ignore", message=pattern, category=UserWarning)
+
+
+@functools.cache
+def _load_yaml(path: Path) -> Any:
+    """A YAML option of ``conf/`` (read once: the folder does not change while cnnpl runs)."""
+    return OmegaConf.load(path)
+
+
+def _unstore(store: Any, group: str, name: str) -> None:
+    """Take ``group/name`` out of Hydra's ConfigStore, which has no call for it."""
+    node = store.repo
+    for part in group.split("/"):
+        node = node.get(part, {})
+    node.pop(f"{name}.yaml", None)
 
 
 def register_component_configs() -> None:
     """Add a generated option to each config group for every registered component without YAML.
 
-    Idempotent: call it again after registering more components (plugins, notebook classes).
+    A component whose YAML option lacks some of its parameters (a plugin's replacement for a built-in,
+    ``@register("pool", "avg", override=True)`` on a class that adds ``scale``) gets them added to the
+    YAML, with their defaults, so ``pool.scale=2`` can be set; once the built-in is back, the YAML is
+    alone again. Idempotent: call it again after registering more components (plugins, notebook classes).
     """
     from hydra.core.config_store import ConfigStore
 
@@ -245,10 +325,21 @@ def register_component_configs() -> None:
     conf = config_dir()
     for family, group in CONFIG_GROUPS.items():
         for name in get_registry(family).names():
-            if (conf / group / f"{name}.yaml").is_file():
-                continue
-            node = callback_config(name) if family == "callback" else _generated_node(family, name)
+            path = conf / group / f"{name}.yaml"
+            if not path.is_file():
+                node: Any = callback_config(name) if family == "callback" else _generated_node(family, name)
+            else:
+                yaml = _load_yaml(path)
+                unset = _unset_settings(family, name, yaml) if isinstance(yaml, DictConfig) else {}
+                if not unset:
+                    if f"{group}/{name}" in _EXTENDED:  # the built-in is back: its YAML alone again
+                        _unstore(store, group, name)
+                        _EXTENDED.discard(f"{group}/{name}")
+                    continue
+                node = {**OmegaConf.to_container(yaml), **unset}  # type: ignore[dict-item]
+                _EXTENDED.add(f"{group}/{name}")
             store.store(group=group, name=name, node=node, provider="cnnpl")
+    hide_extension_warnings()
 
 
 def check_group_overrides(overrides: Sequence[str]) -> None:

@@ -7,7 +7,9 @@ Three ways in, one result (a registered component that is also a config option):
   them all, once, before anything is composed, so their names exist for ``pool=...`` and for
   tests that parametrise over :func:`cnnpl.list_components` at collection time;
 * **files or modules** named by the user: ``python -m cnnpl plugins=[./my_pool.py,my_pkg.pools]``
-  or :func:`load_plugins` in Python;
+  or :func:`load_plugins` in Python. A relative path is relative to the folder the command started in
+  (not the run directory Hydra may have moved to with ``hydra.job.chdir=true``), and a module is looked
+  for there first, then on ``sys.path``;
 * **in Python**: ``@cnnpl.register("pool", "my_pool")`` (no loading involved).
 
 The entry point names a module (importing it registers its components) or a function taking no
@@ -26,6 +28,7 @@ Nothing is imported implicitly: not from the working directory, not from a confi
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -33,10 +36,11 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from cnnpl.errors import CnnplError
 from cnnpl.registry import REGISTRIES, registering_from
@@ -71,24 +75,52 @@ _named: dict[str, Plugin] = {}  # files (by resolved path) and modules (by name)
 _warned: set[str] = set()
 
 
-def _snapshot() -> set[tuple[str, str]]:
-    return {(family, name) for family, reg in REGISTRIES.items() for name in reg._entries}
+_CNNPL_DIR = Path(__file__).resolve().parent
 
 
-def _new_components(before: set[tuple[str, str]]) -> tuple[str, ...]:
-    return tuple(f"{family}/{name}" for family, name in sorted(_snapshot() - before))
+def _components_of(source: str) -> tuple[str, ...]:
+    """``family/name`` of what ``source`` registered, replacements of other components included."""
+    return tuple(
+        f"{family}/{name}"
+        for family, reg in REGISTRIES.items()
+        for name, entry in sorted(reg._entries.items())
+        if entry.source == source
+    )
 
 
-def _reason(err: BaseException) -> str:
-    """``Type: message`` plus where it happened, on one line."""
-    message = " ".join(str(err).split()) or "(no message)"
-    where = ""
-    if isinstance(err, SyntaxError) and err.filename:
-        where = f" ({err.filename}, line {err.lineno})"
-    elif err.__traceback__ is not None:
-        frame = traceback.extract_tb(err.__traceback__)[-1]
-        where = f" ({frame.filename}, line {frame.lineno})"
-    return f"{type(err).__name__}: {message}{where}"
+def _where(err: BaseException, origin: Path | None) -> str:
+    """``file, line N`` of the deepest frame of ``err`` in the plugin's own code: inside ``origin`` (its file
+    or package folder) when known, else outside cnnpl and Python's import machinery; "" if none."""
+    frames = traceback.extract_tb(err.__traceback__) if err.__traceback__ is not None else []
+
+    def own(filename: str) -> bool:
+        path = Path(filename)
+        if origin is not None:
+            return path == origin or origin in path.parents
+        return not filename.startswith("<frozen ") and _CNNPL_DIR not in path.parents
+
+    frame = next((f for f in reversed(frames) if own(f.filename)), frames[-1] if frames else None)
+    return f"{frame.filename}, line {frame.lineno}" if frame is not None else ""
+
+
+def _reason(err: BaseException, origin: Path | None = None) -> str:
+    """``Type: message (file, line N)`` on one line, the place being in the plugin's code (see :func:`_where`)."""
+    message, where = str(err), _where(err, origin)
+    if isinstance(err, SyntaxError):  # the place is in the file, not a frame; str() would give it twice
+        message = err.msg or "invalid syntax"
+        where = f"{err.filename}, line {err.lineno}" if err.filename else ""
+    message = " ".join(message.split()) or "(no message)"
+    return f"{type(err).__name__}: {message}{f' ({where})' if where else ''}"
+
+
+def _missing_dependency(err: BaseException) -> str:
+    """The fix for a plugin whose own imports fail (``import lab`` without ``lab`` installed); "" for others."""
+    if isinstance(err, ModuleNotFoundError) and err.name:
+        return (
+            f"; the plugin was found, but not the module {err.name!r} it imports: install it, or add the folder "
+            "that holds it to PYTHONPATH"
+        )
+    return ""
 
 
 def _entry_point_source(ep: importlib.metadata.EntryPoint) -> str:
@@ -99,7 +131,6 @@ def _entry_point_source(ep: importlib.metadata.EntryPoint) -> str:
 
 def _load_entry_point(ep: importlib.metadata.EntryPoint) -> Plugin:
     source = _entry_point_source(ep)
-    before = _snapshot()
     try:
         with registering_from(source):
             loaded = ep.load()
@@ -115,7 +146,7 @@ def _load_entry_point(ep: importlib.metadata.EntryPoint) -> Plugin:
                 f"(on the command line: {SKIP_BROKEN_KEY}=true)"
             ),
         )
-    return Plugin("package", source, _new_components(before))
+    return Plugin("package", source, _components_of(source))
 
 
 def installed_plugins() -> list[Plugin]:
@@ -140,8 +171,44 @@ def _is_path(spec: str) -> bool:
     return spec.endswith(".py") or "/" in spec or os.sep in spec or spec.startswith(("~", "."))
 
 
-def _load_file(spec: str) -> Plugin:
-    path = Path(spec).expanduser().resolve()
+def plugin_specs(value: Any) -> list[str]:
+    """The specs of a ``plugins`` config value: a list of them, one spec alone (``plugins: ./my_pool.py``), or none."""
+    if value is None:
+        return []
+    if isinstance(value, (str, Path)):
+        return [str(value)]
+    return [str(spec) for spec in value]
+
+
+def start_dir() -> Path:
+    """The folder the command started in, which relative plugin paths are relative to.
+
+    The working directory, unless a Hydra job has moved since (``hydra.job.chdir=true``): then Hydra's
+    record of where the command ran, ``hydra.runtime.cwd``. Hydra is not imported to find out.
+    """
+    hydra_config = sys.modules.get("hydra.core.hydra_config")
+    if hydra_config is not None and hydra_config.HydraConfig.initialized():  # inside a Hydra job
+        return Path(hydra_config.HydraConfig.get().runtime.cwd)
+    return Path.cwd()
+
+
+@contextlib.contextmanager
+def _first_on_sys_path(folder: Path) -> Iterator[None]:
+    """``folder`` at the front of ``sys.path`` inside the block (as ``python -m`` puts the working directory)."""
+    entry = str(folder)
+    added = entry not in sys.path
+    if added:
+        sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if added and entry in sys.path:
+            sys.path.remove(entry)
+
+
+def _load_file(spec: str, base: Path) -> Plugin:
+    path = Path(spec).expanduser()
+    path = (path if path.is_absolute() else base / path).resolve()
     key = f"file {path}"
     if key in _named:
         return _named[key]
@@ -162,52 +229,55 @@ def _load_file(spec: str) -> Plugin:
     if module_spec is None or module_spec.loader is None:
         raise PluginError(f"plugin file {path} cannot be imported as Python")
     module = importlib.util.module_from_spec(module_spec)
-    before = _snapshot()
     sys.modules[module_name] = module  # dataclasses, pickling and relative imports need it there
     try:
         with registering_from(key):
             module_spec.loader.exec_module(module)
     except Exception as err:
         del sys.modules[module_name]
-        raise PluginError(f"plugin file {path} failed to load: {_reason(err)}") from err
-    _named[key] = Plugin("file", key, _new_components(before))
+        raise PluginError(f"plugin file {path} failed to load: {_reason(err, path)}{_missing_dependency(err)}") from err
+    _named[key] = Plugin("file", key, _components_of(key))
     return _named[key]
 
 
-def _load_module(spec: str) -> Plugin:
+def _load_module(spec: str, base: Path) -> Plugin:
     key = f"module {spec}"
     if key in _named:
         return _named[key]
     if not all(part.isidentifier() for part in spec.split(".")):
         raise PluginError(f"plugin {spec!r} is neither a module name (a.b.c) nor a path to a .py file")
-    before = _snapshot()
     try:
-        with registering_from(key):
+        with _first_on_sys_path(base), registering_from(key):
             importlib.import_module(spec)
     except ModuleNotFoundError as err:
-        if err.name and spec.startswith(err.name):
+        if err.name and (spec == err.name or spec.startswith(f"{err.name}.")):  # the plugin, or its package
+            file = Path(*spec.split(".")).with_suffix(".py")
+            shown = f"./{file}" if base == Path.cwd() else str(base / file)
             raise PluginError(
-                f"plugin module {spec!r} was not found (no module {err.name!r}); install it, "
-                f"or name a file instead: {PLUGINS_KEY}=[./{spec.replace('.', '/')}.py]"
+                f"plugin module {spec!r} was not found (no module {err.name!r} in {base} or on sys.path); "
+                f"install it, or name its file instead: {PLUGINS_KEY}=[{shown}]"
             ) from err
-        raise PluginError(f"plugin module {spec} failed to load: {_reason(err)}") from err
+        raise PluginError(f"plugin module {spec} failed to load: {_reason(err)}{_missing_dependency(err)}") from err
     except Exception as err:
         raise PluginError(f"plugin module {spec} failed to load: {_reason(err)}") from err
-    _named[key] = Plugin("module", key, _new_components(before))
+    _named[key] = Plugin("module", key, _components_of(key))
     return _named[key]
 
 
-def load_plugins(specs: Sequence[str] = (), *, skip_broken: bool | None = None) -> list[Plugin]:
+def load_plugins(
+    specs: Sequence[str] | str = (), *, skip_broken: bool | None = None, base: str | Path | None = None
+) -> list[Plugin]:
     """Make sure the installed plugins and ``specs`` (files or module names) are loaded; each loads once.
 
-    A spec is a path (it ends in ``.py`` or contains a ``/``; relative to the working directory) or a
-    module name importable from ``sys.path``. Raises :class:`PluginError` for a broken installed
-    plugin unless ``skip_broken`` (default: ``CNNPL_SKIP_BROKEN_PLUGINS``), in which case it warns
-    (:class:`PluginWarning`) and goes on; a spec that fails always raises. Returns the plugins
+    A spec is a path (it ends in ``.py`` or contains a ``/``) or a module name. A relative path is
+    relative to ``base``, and a module is looked for in ``base`` before ``sys.path``; ``base`` defaults
+    to the folder the command started in (:func:`start_dir`). Raises :class:`PluginError` for a broken
+    installed plugin unless ``skip_broken`` (default: ``CNNPL_SKIP_BROKEN_PLUGINS``), in which case it
+    warns (:class:`PluginWarning`) and goes on; a spec that fails always raises. Returns the plugins
     loaded by this call's specs, in order.
     """
-    if isinstance(specs, str):
-        specs = [specs]
+    specs = plugin_specs(specs)
+    folder = Path(base) if base is not None else start_dir()
     skip = skip_broken_default() if skip_broken is None else skip_broken
     broken = [p for p in installed_plugins() if p.error]
     if broken and not skip:
@@ -217,7 +287,7 @@ def load_plugins(specs: Sequence[str] = (), *, skip_broken: bool | None = None) 
         if plugin.source not in _warned:
             _warned.add(plugin.source)
             warnings.warn(f"skipping broken {plugin.error}", PluginWarning, stacklevel=2)
-    return [_load_file(str(s)) if _is_path(str(s)) else _load_module(str(s)) for s in specs]
+    return [_load_file(spec, folder) if _is_path(spec) else _load_module(spec, folder) for spec in specs]
 
 
 def loaded_plugins() -> list[Plugin]:
@@ -252,8 +322,7 @@ def split_plugin_overrides(args: Sequence[str]) -> tuple[list[str], bool | None,
         key = token.split("=", 1)[0].lstrip("+~") if "=" in token and not token.startswith("-") else ""
         if key == PLUGINS_KEY:
             _, value = _parse_override(token)
-            values = value if isinstance(value, list) else [] if value is None else [value]
-            specs = [str(v) for v in values]
+            specs = plugin_specs(value)
         elif key == SKIP_BROKEN_KEY:
             _, value = _parse_override(token)
             if not isinstance(value, bool):

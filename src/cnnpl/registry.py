@@ -3,6 +3,12 @@
 Families: ``conv``, ``pool``, ``norm``, ``act``, ``model`` and ``callback``. Every family is a Hydra
 config group of the same name, so a registered name is also a command-line word (``pool=mixed``).
 
+The built-in callbacks import Lightning, which ``--help``, ``--cfg`` and the listing must not pay for:
+they are registered by name and place (:data:`BUILTIN_CALLBACKS`) as :class:`LazyBuiltin` stand-ins,
+whose signature is read from source; building one imports its module, which registers the real class.
+A plugin that takes a built-in callback's name is refused like any other clash, whether or not
+``cnnpl.callbacks`` has been imported.
+
     >>> import cnnpl
     >>> "conv2d" in cnnpl.list_components("conv")
     True
@@ -10,11 +16,16 @@ config group of the same name, so a registered name is also a command-line word 
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import difflib
+import functools
+import importlib
 import inspect
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from cnnpl.errors import CnnplError, DuplicateComponentError, UnknownComponentError
@@ -56,6 +67,7 @@ class Registry:
     def __init__(self, family: str) -> None:
         self.family = family
         self._entries: dict[str, Entry] = {}
+        self._deferred: dict[str, str] = {}  # built-ins known before their module is imported: name -> target
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
@@ -89,13 +101,20 @@ class Registry:
             builtin = _source_of(target) == "built-in"
             source = _current_source[-1] if _current_source and not builtin else _source_of(target)
             old = self._entries.get(name)
+            if builtin and old is not None and self._deferred.get(name) == _target_of(target):
+                if old.source == "built-in":  # the stand-in, now that the module is imported
+                    self._entries[name] = Entry(name, target, source)
+                return target  # otherwise a plugin replaced it on purpose (override=True): it stays
             if old is not None and not override and old.obj is not target:
                 raise DuplicateComponentError(
                     f"{self.family} {name!r} is already registered by {old.source}; {source} tried to register "
                     f"it again. Pick another name, or pass override=True to replace it"
                 )
-            from cnnpl.config import check_configurable  # here, not at the top: config imports this module
+            # here, not at the top: config imports this module
+            from cnnpl.config import check_configurable, check_option_name
 
+            if old is None and not builtin:
+                check_option_name(self.family, name)
             check_configurable(self.family, name, target)
             self._entries[name] = Entry(name, target, source)
             return target
@@ -112,10 +131,21 @@ class Registry:
             ) from None
 
     def get(self, name: str) -> Callable[..., Any]:
+        """The registered object; a :class:`LazyBuiltin` for a built-in whose module is not imported yet."""
         return self.entry(name).obj
 
     def names(self) -> list[str]:
         return sorted(self._entries)
+
+    def defer(self, name: str, target: str) -> None:
+        """Register the built-in ``target`` (``"package.module:Class"``) by name, without importing it.
+
+        Its module must register the object under ``name`` when imported; until then the registry holds
+        a :class:`LazyBuiltin`. A plugin that registered ``name`` with ``override=True`` in the meantime
+        keeps it: the module's registration then leaves the plugin's entry in place.
+        """
+        self._deferred[name] = target
+        self._entries[name] = Entry(name, LazyBuiltin(self, name, target), "built-in")
 
     def build(self, name: str, /, *args: Any, **kwargs: Any) -> Any:
         """Call the component ``name`` with ``args`` and ``kwargs``, keywords checked against its signature first.
@@ -128,6 +158,8 @@ class Registry:
         :class:`CnnplError` naming the component and its settings.
         """
         obj = self.get(name)
+        if isinstance(obj, LazyBuiltin):
+            obj = obj.load()
         what = f"{self.family} {name!r}"
         if _building:
             self._check_caller_kwargs(name, obj, kwargs, caller=_building[-1])
@@ -223,6 +255,200 @@ def _source_of(obj: Any) -> str:
     return "built-in" if module.startswith("cnnpl.") else f"module {module}"
 
 
+def _target_of(obj: Any) -> str:
+    """``"package.module:QualName"`` of a class or function, as :meth:`Registry.defer` takes it."""
+    return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', '?')}"
+
+
+class LazyBuiltin:
+    # No docstring of its own: ``__doc__`` below is the component's, read from its source.
+
+    def __init__(self, registry: Registry, name: str, target: str) -> None:
+        """Stand in for the built-in ``target`` (``"package.module:Class"``) registered as ``name``.
+
+        Calling it (or :meth:`load`) imports the module, whose ``register`` call replaces the stand-in
+        in the registry with the real object, and calls that. Its ``__module__``, ``__qualname__``,
+        signature and docstring are the real object's, read from the source, so listing it, or making
+        its config option, imports nothing.
+        """
+        self._registry, self._name = registry, name
+        module, _, qualname = target.partition(":")
+        self.__module__, self.__qualname__, self.__name__ = module, qualname, qualname.rpartition(".")[2]
+
+    def __repr__(self) -> str:
+        family = self._registry.family
+        return f"<{family} {self._name!r}: {self.__module__}.{self.__qualname__}, not imported yet>"
+
+    @functools.cached_property
+    def _static(self) -> tuple[inspect.Signature, str | None]:
+        return static_signature(self.__module__, self.__qualname__)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return self._static[0]
+
+    @property  # type: ignore[misc]
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        return self._static[1]
+
+    def load(self) -> Callable[..., Any]:
+        """Import the module and return the real object."""
+        obj = getattr(importlib.import_module(self.__module__), self.__qualname__)
+        entry = self._registry._entries.get(self._name)
+        if entry is not None and entry.obj is self:  # the module registered nothing now: it was imported before
+            self._registry._entries[self._name] = Entry(self._name, obj, "built-in")
+        return obj
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.load()(*args, **kwargs)
+
+
+class SourceText:
+    """A default value that only running the code could give (``make_default()``): shown as written."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class _NotStatic(Exception):
+    """An expression whose value needs the code to run."""
+
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+_OPERATORS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+}
+# What reading a module's source can raise: not a cnnpl module, a file that cannot be read or parsed
+_UNREADABLE = (_NotStatic, OSError, SyntaxError, ValueError)
+
+
+@functools.cache
+def _module_tree(module: str) -> ast.Module:
+    """The parsed source of the cnnpl module ``module``, found without importing it (or its package)."""
+    parts = module.split(".")
+    base = _PACKAGE_DIR.joinpath(*parts[1:])
+    path = next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+    if parts[0] != "cnnpl" or path is None:
+        raise _NotStatic(module)
+    return ast.parse(path.read_text(encoding="utf-8"), str(path))
+
+
+def _definition(module: str, name: str) -> tuple[str, ast.AST]:
+    """``(module, node)`` defining the top-level ``name`` of ``module``: a class, a function, a constant's
+    value, or (``from cnnpl import viz``) the module it names, as ``(module, tree)``."""
+    for node in _module_tree(module).body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name == name:
+            return module, node
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(target, ast.Name) and target.id == name for target in targets):
+                return module, node.value
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                if (alias.asname or alias.name) == name:
+                    try:  # a module (from cnnpl import viz) or a name defined in one
+                        return f"{node.module}.{alias.name}", _module_tree(f"{node.module}.{alias.name}")
+                    except _NotStatic:
+                        return _definition(node.module, alias.name)
+    raise _NotStatic(f"{module}.{name}")
+
+
+def _static_value(node: ast.AST, module: str) -> Any:
+    """The value of a default written with constants, containers, arithmetic and module constants."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.Tuple, ast.List)):
+        items = [_static_value(item, module) for item in node.elts]
+        return tuple(items) if isinstance(node, ast.Tuple) else items
+    if isinstance(node, ast.Dict) and all(key is not None for key in node.keys):
+        return {_static_value(k, module): _static_value(v, module) for k, v in zip(node.keys, node.values, strict=True)}
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _static_value(node.operand, module)
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        return _OPERATORS[type(node.op)](_static_value(node.left, module), _static_value(node.right, module))
+    if isinstance(node, ast.Name):  # a constant of the module: DEFAULT_METRICS
+        return _static_value(*reversed(_definition(module, node.id)))
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):  # viz.DEMO_KERNELS
+        owner, tree = _definition(module, node.value.id)
+        if isinstance(tree, ast.Module):
+            return _static_value(*reversed(_definition(owner, node.attr)))
+    raise _NotStatic(type(node).__name__)
+
+
+def static_signature(module: str, qualname: str) -> tuple[inspect.Signature, str | None]:
+    """The signature and docstring of the class or function ``module:qualname``, read from source.
+
+    For a cnnpl module only (it is found in the package folder, so no ``__init__`` runs). A class without
+    an ``__init__`` of its own takes the one of its first base, followed through the cnnpl modules. A
+    default that only running the code could give is a :class:`SourceText`; a signature the source
+    does not tell is ``(*args, **kwargs)``. Annotations are the text as written (as under
+    ``from __future__ import annotations``).
+    """
+    unknown = inspect.Signature(
+        [
+            inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+            inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
+        ]
+    )
+    try:
+        where, node = _definition(module, qualname)
+    except _UNREADABLE:
+        return unknown, None
+    doc = ast.get_docstring(node) if isinstance(node, (ast.ClassDef, ast.FunctionDef)) else None
+    while isinstance(node, ast.ClassDef):  # a class: its __init__, or its first base's
+        init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+        if init is not None:
+            return _signature(init, where, method=True), doc
+        if not (node.bases and isinstance(node.bases[0], ast.Name)):
+            return unknown, doc
+        try:
+            where, node = _definition(where, node.bases[0].id)
+        except _UNREADABLE:
+            return unknown, doc
+    if isinstance(node, ast.FunctionDef):
+        return _signature(node, where, method=False), doc
+    return unknown, doc
+
+
+def _signature(function: ast.FunctionDef, module: str, *, method: bool) -> inspect.Signature:
+    P = inspect.Parameter
+
+    def parameter(arg: ast.arg, kind: Any, default: ast.expr | None = None) -> inspect.Parameter:
+        annotation = ast.unparse(arg.annotation) if arg.annotation is not None else P.empty
+        if default is None:
+            return P(arg.arg, kind, annotation=annotation)
+        try:
+            value = _static_value(default, module)
+        except (*_UNREADABLE, ArithmeticError, TypeError, RecursionError):
+            value = SourceText(ast.unparse(default))
+        return P(arg.arg, kind, default=value, annotation=annotation)
+
+    args = function.args
+    positional = [*args.posonlyargs, *args.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    params = [
+        parameter(arg, P.POSITIONAL_ONLY if i < len(args.posonlyargs) else P.POSITIONAL_OR_KEYWORD, default)
+        for i, (arg, default) in enumerate(zip(positional, defaults, strict=True))
+    ][1 if method else 0 :]  # without self
+    if args.vararg:
+        params.append(parameter(args.vararg, P.VAR_POSITIONAL))
+    params += [
+        parameter(arg, P.KEYWORD_ONLY, default) for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+    ]
+    if args.kwarg:
+        params.append(parameter(args.kwarg, P.VAR_KEYWORD))
+    returns = ast.unparse(function.returns) if function.returns is not None else inspect.Signature.empty
+    return inspect.Signature(params, return_annotation=returns)
+
+
 def parameters_of(obj: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     """The keyword-usable parameters of a class's ``__init__`` or of a function."""
     sig = inspect.signature(obj)
@@ -249,7 +475,28 @@ def check_kwargs(obj: Callable[..., Any], kwargs: dict[str, Any], *, what: str) 
             )
 
 
+# The built-in callbacks (cnnpl.callbacks), registered by name so that listing them, or giving them
+# config options, does not import Lightning; each module registers its class when it is imported.
+# tests/test_registry.py checks this table against what the modules register.
+BUILTIN_CALLBACKS = {
+    "confusion_matrix": "cnnpl.callbacks.diagnostics:ConfusionMatrixCallback",
+    "embedding": "cnnpl.callbacks.embedding:EmbeddingCallback",
+    "feature_maps": "cnnpl.callbacks.feature_maps:FeatureMapsCallback",
+    "filters": "cnnpl.callbacks.filters:FiltersCallback",
+    "freeze": "cnnpl.callbacks.freeze:FreezeAfter",
+    "gradcam": "cnnpl.callbacks.gradcam:GradCAMCallback",
+    "histograms": "cnnpl.callbacks.histograms:HistogramsCallback",
+    "hparams": "cnnpl.callbacks.hparams:HParamsCallback",
+    "kernels_demo": "cnnpl.callbacks.kernels_demo:KernelsDemoCallback",
+    "lookahead": "cnnpl.callbacks.averaging:Lookahead",
+    "misclassified": "cnnpl.callbacks.diagnostics:MisclassifiedCallback",
+    "per_class_accuracy": "cnnpl.callbacks.diagnostics:PerClassAccuracyCallback",
+    "pr_curves": "cnnpl.callbacks.diagnostics:PRCurvesCallback",
+}
+
 REGISTRIES: dict[str, Registry] = {family: Registry(family) for family in FAMILIES}
+for _name, _target in BUILTIN_CALLBACKS.items():
+    REGISTRIES["callback"].defer(_name, _target)
 
 
 def get_registry(family: str) -> Registry:

@@ -7,7 +7,9 @@ The run's ``config.yaml`` (written by ``python -m cnnpl`` next to ``checkpoints/
 rebuild the network and the data; ``config=PATH`` points elsewhere, and any other ``key=value``
 overrides that config (``data.root=...``). Plugins the run loaded (``plugins=[./my_pool.py]``) are
 loaded again first; a relative path is looked for where the run was started, then in the working
-directory, then in the run folder and the folders above it (``plugins=[PATH]`` names it outright).
+directory, then in the run folder and the folders above it (``plugins=[PATH]`` names it outright), and
+a module (``plugins=[my_pool]``) where the run was started, then on ``sys.path``.
+``skip_broken_plugins=true`` skips installed plugins that fail to load, as for training.
 Written files (``.png`` in ``out``, created if needed):
 
 - ``filters_<layer>.png`` for every conv layer (``_rgb`` too for layers reading RGB);
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,9 +39,19 @@ from torch import nn
 
 from cnnpl import viz
 from cnnpl.errors import CnnplError
-from cnnpl.plugins import PLUGINS_KEY, _is_path, load_plugins
+from cnnpl.plugins import (
+    PLUGINS_KEY,
+    PluginWarning,
+    _is_path,
+    load_plugins,
+    plugin_specs,
+    split_plugin_overrides,
+)
 
-USAGE = "usage: python -m cnnpl.render ckpt=PATH out=DIR [config=PATH] [num_images=N] [split=val] [key=value ...]"
+USAGE = (
+    "usage: python -m cnnpl.render ckpt=PATH out=DIR [config=PATH] [num_images=N] [split=val] "
+    "[skip_broken_plugins=true] [key=value ...]"
+)
 
 
 def find_config(ckpt: Path) -> Path:
@@ -97,8 +110,10 @@ def load_checkpoint(
     """``(network in eval mode, data module set up, config)`` of a ``python -m cnnpl`` checkpoint.
 
     ``overrides`` are ``key=value`` strings applied to the run's config (``data.root=...``). The
-    plugins the config names are loaded first (see :func:`find_plugin_file`); ``plugins=[...]`` among
-    the overrides replaces them, its paths relative to the working directory.
+    plugins the config names are loaded first: files as :func:`find_plugin_file` finds them, modules
+    from the folder the run was started in or ``sys.path``. ``plugins=[...]`` among the overrides
+    replaces them, relative to the working directory; ``skip_broken_plugins=true`` skips broken
+    installed plugins (with a warning) instead of raising.
     """
     from cnnpl.train import _instantiate, build_model
 
@@ -109,12 +124,16 @@ def load_checkpoint(
     cfg = OmegaConf.load(config_path)
     if not isinstance(cfg, DictConfig):
         raise CnnplError(f"{config} is not a cnnpl run config")
-    given = OmegaConf.from_dotlist(list(overrides))
+    _, skip_broken, overrides = split_plugin_overrides(list(overrides))  # skip_broken_plugins= is no config key
+    given = OmegaConf.from_dotlist(overrides)
     cfg = OmegaConf.merge(cfg, given)
-    specs = [str(s) for s in cfg.get(PLUGINS_KEY) or []]
-    if PLUGINS_KEY not in given:  # the run's own list: its relative paths were relative to where it started
-        specs = [str(find_plugin_file(s, config_path.parent)) if _is_path(s) else s for s in specs]
-    load_plugins(specs)
+    specs = plugin_specs(cfg.get(PLUGINS_KEY))
+    if PLUGINS_KEY in given:
+        load_plugins(specs, skip_broken=skip_broken, base=Path.cwd())
+    else:  # the run's own list: relative to where it started
+        run_dir = config_path.parent
+        specs = [str(find_plugin_file(s, run_dir)) if _is_path(s) else s for s in specs]
+        load_plugins(specs, skip_broken=skip_broken, base=started_in(run_dir.resolve()) or Path.cwd())
     datamodule = _instantiate(cfg.data)
     datamodule.setup("fit")
     net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
@@ -213,7 +232,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise CnnplError(f"num_images must be a positive integer, got {options['num_images']!r}")
         output_folder(options["out"])  # before the slow part
         torch.set_grad_enabled(True)
-        net, datamodule, _ = load_checkpoint(options["ckpt"], options.get("config"), overrides)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PluginWarning)
+            net, datamodule, _ = load_checkpoint(options["ckpt"], options.get("config"), overrides)
+        for warning in caught:  # a skipped broken plugin: one line, as the training command prints it
+            if issubclass(warning.category, PluginWarning):
+                print(f"cnnpl.render: warning: {warning.message}", file=sys.stderr)
+            else:
+                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
         files = render(
             net, datamodule, options["out"], int(options.get("num_images", "8")), options.get("split", "val")
         )

@@ -202,13 +202,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from cnnpl.cli import with_cause
+
     args = _parser().parse_args(argv)
     try:
         summary, title = model_summary(
             args.overrides, input_size=args.input_size, in_channels=args.in_channels, num_classes=args.num_classes
         )
-    except (CnnplError, HydraException, OmegaConfBaseException) as err:
+    except CnnplError as err:
         print(f"cnnpl.summary: error: {err}", file=sys.stderr)
+        return 2
+    except (HydraException, OmegaConfBaseException) as err:
+        print(f"cnnpl.summary: error: {with_cause(str(err), err)}", file=sys.stderr)  # pool.beta=abc: and why
         return 2
     print(format_summary(summary, title))
     return 0
