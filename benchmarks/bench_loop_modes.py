@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import random
 import statistics
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from train_cifar10 import interleave
 
 from cnnpl.train import skip_missing_nvml
 
@@ -160,13 +160,9 @@ def main() -> None:
     }
     for run in contenders.values():  # warm-up: imports, first-call costs
         run()
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    order = list(contenders)
-    rng = random.Random(args.seed)
-    for _ in range(args.repeats):
-        rng.shuffle(order)
-        for name in order:
-            times[name].append(contenders[name]())
+    times = interleave(
+        contenders, args.repeats, args.seed, lambda last: ", ".join(f"{n} {t:.3f}s" for n, t in last.items())
+    )
     plain = statistics.median(times["plain"])
     automatic = statistics.median(times["automatic"])
     print(
