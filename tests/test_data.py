@@ -72,6 +72,19 @@ def test_class_folder_layout_loads_in_cifar_label_order(tmp_path: Path, cache_ho
     for label in range(10):
         pixels = test.images[test.labels == label].float()
         assert 20 * label <= pixels.min() and pixels.max() < 20 * label + 5
+    # the folders list one class after another; the test split takes them in turn, so its first
+    # batches (+trainer.limit_test_batches) hold every class
+    assert test.labels.tolist() == list(range(10)) * 3
+
+
+def test_interleave_classes_takes_each_class_in_turn_and_keeps_images_with_labels() -> None:
+    labels = torch.tensor([0, 0, 0, 1, 2, 2])
+    images = torch.arange(6, dtype=torch.uint8).view(6, 1, 1, 1)
+    mixed = folder_mod.interleave_classes(Split(images, labels))
+    assert mixed.labels.tolist() == [0, 1, 2, 0, 2, 0]
+    assert mixed.images.flatten().tolist() == [0, 3, 4, 1, 5, 2]  # each class keeps its own order
+    empty = folder_mod.interleave_classes(Split(images[:0], labels[:0]))
+    assert len(empty) == 0
 
 
 def test_decoded_arrays_are_cached_next_to_the_data(

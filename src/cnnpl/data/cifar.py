@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from cnnpl.data.base import InMemoryImageDataModule, Split
-from cnnpl.data.folder import load_class_folders
+from cnnpl.data.folder import interleave_classes, load_class_folders
 from cnnpl.errors import CnnplError, DataError
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -97,4 +97,4 @@ class CIFAR10DataModule(InMemoryImageDataModule):
             return _read_batches(folder, CIFAR10.train_list), _read_batches(folder, CIFAR10.test_list), CLASSES
         train, _ = load_class_folders(self.root / "train", class_order=CLASSES)
         test, _ = load_class_folders(self.root / "test", class_order=CLASSES)
-        return train, test, CLASSES
+        return train, interleave_classes(test), CLASSES  # the folders' class order, mixed like the batches

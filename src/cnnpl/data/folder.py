@@ -101,6 +101,22 @@ def load_class_folders(split_dir: Path, class_order: list[str] | None = None) ->
     return Split(torch.from_numpy(images), torch.from_numpy(labels)), classes
 
 
+def interleave_classes(split: Split) -> Split:
+    """``split`` reordered round-robin over its classes (0, 1, ..., 9, 0, 1, ...), each class in its order.
+
+    Class folders list one class after another, so the first batches of a split in folder order hold
+    one class; interleaved, every stretch of a balanced split holds every class (for
+    ``+trainer.limit_test_batches=3``). The order does not depend on the seed.
+    """
+    labels = split.labels
+    within = torch.empty_like(labels)  # an image's position among the images of its class
+    for label in labels.unique():
+        where = (labels == label).nonzero().squeeze(1)
+        within[where] = torch.arange(len(where))
+    order = torch.argsort(within * (int(labels.max()) + 1) + labels) if len(labels) else labels
+    return Split(split.images[order], labels[order])
+
+
 def _write_atomically(path: Path, images: np.ndarray, labels: np.ndarray) -> bool:
     """Write the cache file in one step (:func:`cnnpl.files.atomic_write`); False if the folder is not writable."""
     try:  # 0o644: the cache is as readable as the data
