@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import cnnpl
+from cnnpl import viz
 from cnnpl.errors import CnnplError, GeometryError
 from cnnpl.factory import LayerFactory
 from cnnpl.models._util import count_parameters
@@ -243,11 +244,25 @@ def test_conv_factory_builds_every_convolution(model: str) -> None:
     assert convs and all(type(m).__name__ == "TrueConv2d" for m in convs)
 
 
-@pytest.mark.parametrize("model", ["simple_cnn_bn", "resnet18", "inception_v3", "xception"])
+@pytest.mark.parametrize("model", [m for m in MODELS if "norm" in parameters_of(get_registry("model").get(m))])
 def test_norm_factory_builds_every_normalisation(model: str) -> None:
     net = _meta_build(model, norm=cnnpl.factory("norm", "identity"))
     assert not any(isinstance(m, nn.BatchNorm2d) for m in net.modules())
     assert net(torch.randn(2, 3, 32, 32, device="meta")).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    ("model", "size", "kwargs"), [*((m, 32, {}) for m in MODELS), ("inception_v3", 299, {"aux_logits": True})]
+)
+def test_the_last_conv_layer_defined_runs_in_the_forward_pass(model: str, size: int, kwargs: dict) -> None:
+    """Grad-CAM's default layer (``callbacks.gradcam``, ``cnnpl.render``) is the last conv layer defined."""
+    with torch.device("meta"):
+        net = cnnpl.build("model", model, num_classes=10, in_channels=3, input_size=(size, size), **kwargs)
+    last = viz.conv_layers(net)[-1]
+    ran: list[str] = []
+    viz.find_layer(net, last).register_forward_hook(lambda *_: ran.append(last))
+    net.eval()(torch.randn(2, 3, size, size, device="meta"))
+    assert ran == [last]
 
 
 def test_inception_and_xception_prefer_the_reference_batch_norm_eps() -> None:

@@ -143,6 +143,13 @@ def test_grad_cam_of_a_net_with_a_known_answer() -> None:
     assert all(p.grad is None for p in net.parameters())  # the parameters' gradients are not touched
 
 
+def test_grad_cam_names_a_layer_the_forward_pass_skips() -> None:
+    net = nn.ModuleDict({"used": nn.Conv2d(1, 2, 3), "spare": nn.Conv2d(2, 2, 3)})
+    net.forward = lambda x: net["used"](x).mean((2, 3))  # type: ignore[method-assign]
+    with pytest.raises(CnnplError, match=r"^Grad-CAM: layer 'spare' did not run in ModuleDict's forward pass; "):
+        viz.grad_cam(net, torch.randn(1, 1, 5, 5), "spare")
+
+
 def test_grad_cam_overlay_blends_colours() -> None:
     images = torch.zeros(1, 3, 2, 2)
     out = viz.grad_cam_overlay(images, torch.ones(1, 2, 2), alpha=1.0, cmap="gray")

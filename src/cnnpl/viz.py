@@ -550,6 +550,11 @@ def grad_cam(
         with eval_mode(net), torch.enable_grad():
             x = images.to(device).detach().requires_grad_(True)  # so the graph exists even for frozen nets
             logits = net(x)
+            if not captured:
+                raise CnnplError(
+                    f"Grad-CAM: layer {layer!r} did not run in {type(net).__name__}'s forward pass; "
+                    "name one that does (callbacks.gradcam.layer=...)"
+                )
             activation = captured[-1]
             if activation.dim() != 4:
                 raise CnnplError(

@@ -22,7 +22,7 @@ from torch import nn
 
 from cnnpl.errors import CnnplError
 from cnnpl.factory import LayerFactory
-from cnnpl.models._util import DEFAULT_CONV, DEFAULT_NORM, DEFAULT_POOL, trace_shapes
+from cnnpl.models._util import DEFAULT_CONV, DEFAULT_NORM, DEFAULT_POOL, build_with_preferences, trace_shapes
 from cnnpl.registry import register
 
 DEFAULT_GELU = LayerFactory("act", "gelu")
@@ -71,8 +71,8 @@ class ConvGroup(nn.Sequential):
         norm_momentum: float,
         norm_eps: float,
     ) -> None:
-        def bn() -> nn.Module:
-            return norm(num_features=c_out, momentum=norm_momentum, eps=norm_eps)
+        def bn() -> nn.Module:  # momentum and eps for the norms that take them (not norm=identity)
+            return build_with_preferences(norm, {"momentum": norm_momentum, "eps": norm_eps}, num_features=c_out)
 
         super().__init__(
             OrderedDict(

@@ -331,8 +331,9 @@ class InceptionV3(nn.Module):
         ):
             with building(name):
                 setattr(self, name, block(f, *args))
-        with building("AuxLogits"):
-            self.AuxLogits = InceptionAux(f, 768, num_classes) if aux_logits else None
+            if name == "Mixed_6e":  # torchvision's place, by its input; Mixed_7c's convs stay the last defined
+                with building("AuxLogits"):
+                    self.AuxLogits = InceptionAux(f, 768, num_classes) if aux_logits else None
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(2048, num_classes)
