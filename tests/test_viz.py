@@ -165,6 +165,23 @@ def test_eval_mode_restores_each_module() -> None:
     assert net.training and net[0].training and not net[1].training
 
 
+def test_eval_mode_starts_no_collective_a_rank_alone_would_wait_on(monkeypatch) -> None:
+    # the picture callbacks draw on rank 0 only; MixedPool's eval() broadcasts its history counts
+    from cnnpl.layers.pooling import MixedPool
+
+    pool = MixedPool(2, eval_rule="history")
+    pool(torch.randn(1, 1, 4, 4))  # a training pass: the counts are due for a sync
+    broadcasts: list[torch.Tensor] = []
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(torch.distributed, "broadcast", lambda tensor, src: broadcasts.append(tensor))
+    with viz.eval_mode(pool):
+        assert not pool.training
+    assert broadcasts == [] and pool.training
+    pool.eval()  # the validation loop's, on every rank: the sync still happens there
+    assert len(broadcasts) == 1
+
+
 def test_embedding_is_the_input_of_the_last_linear_layer() -> None:
     net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     images = torch.randn(5, 1, 2, 2)

@@ -147,9 +147,15 @@ def apply_colormap(x: torch.Tensor, name: str = "viridis") -> torch.Tensor:
 
 @contextlib.contextmanager
 def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
-    """Put ``module`` in eval mode for the block; every submodule gets its own previous mode back."""
+    """Put ``module`` in eval mode for the block; every submodule gets its own previous mode back.
+
+    The ``training`` flags are set directly, not through ``eval()``: the callbacks draw on rank 0
+    alone, and a module's ``train()`` may start a collective (``MixedPool`` with
+    ``eval_rule="history"`` broadcasts rank 0's counts) that the other ranks would never join.
+    """
     modes = [(m, m.training) for m in module.modules()]
-    module.eval()
+    for m, _ in modes:
+        m.training = False
     try:
         yield module
     finally:
