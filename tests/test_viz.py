@@ -343,6 +343,40 @@ def test_render_names_a_missing_plugin_and_an_output_folder_it_cannot_make(tmp_p
     assert err.endswith("pass its path: plugins=[/path/to/missing_pool.py]\n") and err.count("\n") == 1
 
 
+def test_render_takes_the_test_split_of_a_run_without_validation_images(tmp_path, capsys) -> None:
+    # experiment=fast_cifar10 holds out no validation images (data.val_split=0)
+    ckpt = fake_run(tmp_path / "run", "data.val_split=0")
+    pictures = tmp_path / "pictures"
+    assert render_main([f"ckpt={ckpt}", f"out={pictures}", "num_images=1"]) == 0
+    assert capsys.readouterr().out.endswith(f"pictures of the test split to {pictures}\n")
+    assert (pictures / "confusion_matrix.png").is_file()
+    assert render_main([f"ckpt={ckpt}", f"out={pictures}", "split=val"]) == 2
+    assert capsys.readouterr().err == (
+        "cnnpl.render: error: the val split has no images (the run has data.val_split=0); "
+        "pass split=train or split=test\n"
+    )
+    assert render_main([f"ckpt={ckpt}", f"out={pictures}", "split=validation"]) == 2
+    assert capsys.readouterr().err == ("cnnpl.render: error: split must be one of train, val, test, got 'validation'\n")
+
+
+def test_render_does_not_read_a_fine_tuned_runs_pretrained_file_again(tmp_path) -> None:
+    from cnnpl.render import load_checkpoint
+    from cnnpl.train import _instantiate, build_model
+
+    model = ["model=simple_cnn_bn", "model.hidden=[8]"]
+    cfg = cnnpl.compose([*TINY_RUN, *model])
+    dm = _instantiate(cfg.data)
+    dm.setup("fit")
+    weights = tmp_path / "weights.pth"
+    torch.save(build_model(cfg, dm.num_classes, dm.in_channels, dm.input_size).state_dict(), weights)
+    ckpt = fake_run(tmp_path / "run", *model, f"model.pretrained={weights}", "model.freeze_features=true")
+    weights.unlink()  # moved, or the run is rendered on another machine: the checkpoint is enough
+    net, _, cfg = load_checkpoint(ckpt)
+    saved = torch.load(ckpt, weights_only=True)["state_dict"]
+    torch.testing.assert_close(net.features.block1.conv.weight, saved["net.features.block1.conv.weight"])
+    assert cfg.model.pretrained == str(weights)  # the run's config as it was
+
+
 # -- the callback configs ---------------------------------------------------------------------------
 
 # Every config that configures callbacks: the sets, and the recipes that add their own.

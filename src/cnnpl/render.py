@@ -15,8 +15,11 @@ Written files (``.png`` in ``out``, created if needed):
 - ``filters_<layer>.png`` for every conv layer (``_rgb`` too for layers reading RGB);
 - ``input.png`` and ``feature_maps_<layer>_image<i>.png`` for the model's stages;
 - ``kernels_demo.png``; ``gradcam_<layer>.png``;
-- from the predictions on the whole validation split: ``confusion_matrix.png``,
+- from the predictions on the whole ``split``: ``confusion_matrix.png``,
   ``per_class_accuracy.png``, ``misclassified.png``, ``pr_curves.png``.
+
+The pictures of images (input, feature maps, Grad-CAM) and the predictions come from ``split=``:
+``val`` by default, ``test`` for a run that held out no validation images (``data.val_split=0``).
 
 In a notebook, :func:`load_checkpoint` gives the network and the data module, and the functions of
 :mod:`cnnpl.viz` draw any one picture.
@@ -24,6 +27,7 @@ In a notebook, :func:`load_checkpoint` gives the network and the data module, an
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import warnings
@@ -48,8 +52,9 @@ from cnnpl.plugins import (
     split_plugin_overrides,
 )
 
+SPLITS = ("train", "val", "test")
 USAGE = (
-    "usage: python -m cnnpl.render ckpt=PATH out=DIR [config=PATH] [num_images=N] [split=val] "
+    "usage: python -m cnnpl.render ckpt=PATH out=DIR [config=PATH] [num_images=N] [split=val|test|train] "
     "[skip_broken_plugins=true] [key=value ...]"
 )
 
@@ -136,7 +141,7 @@ def load_checkpoint(
         load_plugins(specs, skip_broken=skip_broken, base=started_in(run_dir.resolve()) or Path.cwd())
     datamodule = _instantiate(cfg.data)
     datamodule.setup("fit")
-    net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
+    net = build_model(_without_pretrained(cfg), datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     weights = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
     try:
@@ -144,6 +149,18 @@ def load_checkpoint(
     except RuntimeError as err:
         raise CnnplError(f"{ckpt} does not fit the network its config describes: {str(err).splitlines()[0]}") from None
     return net.eval(), datamodule, cfg
+
+
+def _without_pretrained(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with no ``model.pretrained`` file to read: the checkpoint holds every weight (and a
+    fine-tuned run's weights file may have moved or be on another machine)."""
+    if cfg.model.get("pretrained") is None:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    cfg.model.pretrained = None
+    if "freeze_features" in cfg.model:
+        cfg.model.freeze_features = False  # it needs pretrained; no parameter is trained here
+    return cfg
 
 
 def _safe(name: str) -> str:
@@ -165,8 +182,31 @@ def output_folder(out: str | Path) -> Path:
     return out
 
 
-def render(net: nn.Module, datamodule: Any, out: str | Path, num_images: int = 8, split: str = "val") -> list[Path]:
-    """Write every picture of ``net`` on ``datamodule``'s ``split`` to ``out``; returns the files written."""
+def check_split_name(split: str) -> None:
+    if split not in SPLITS:
+        raise CnnplError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+
+
+def pick_split(datamodule: Any, split: str | None = None) -> str:
+    """``split`` if it names a split with images; by default ``val``, or ``test`` for a run without
+    a validation split (``data.val_split=0``, as ``experiment=fast_cifar10``). Else :class:`CnnplError`."""
+    if split is None:
+        return "val" if len(datamodule.split("val")) else "test"
+    check_split_name(split)
+    if not len(datamodule.split(split)):
+        others = [s for s in SPLITS if s != split and len(datamodule.split(s))]
+        hint = f"; pass {' or '.join(f'split={s}' for s in others)}" if others else ""
+        setting = " (the run has data.val_split=0)" if split == "val" else ""
+        raise CnnplError(f"the {split} split has no images{setting}{hint}")
+    return split
+
+
+def render(
+    net: nn.Module, datamodule: Any, out: str | Path, num_images: int = 8, split: str | None = None
+) -> list[Path]:
+    """Write every picture of ``net`` on ``datamodule``'s ``split`` (:func:`pick_split`) to ``out``;
+    returns the files written."""
+    split = pick_split(datamodule, split)
     out = output_folder(out)
     files: list[Path] = []
     data = datamodule.split(split)
@@ -230,6 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise CnnplError(f"ckpt= and out= are required; {USAGE}")
         if not options.get("num_images", "8").isdigit() or int(options.get("num_images", "8")) < 1:
             raise CnnplError(f"num_images must be a positive integer, got {options['num_images']!r}")
+        if "split" in options:
+            check_split_name(options["split"])
         output_folder(options["out"])  # before the slow part
         torch.set_grad_enabled(True)
         with warnings.catch_warnings(record=True) as caught:
@@ -240,13 +282,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"cnnpl.render: warning: {warning.message}", file=sys.stderr)
             else:
                 warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
-        files = render(
-            net, datamodule, options["out"], int(options.get("num_images", "8")), options.get("split", "val")
-        )
+        split = pick_split(datamodule, options.get("split"))
+        files = render(net, datamodule, options["out"], int(options.get("num_images", "8")), split)
     except CnnplError as err:
         print(f"cnnpl.render: error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {len(files)} pictures to {options['out']}")
+    print(f"wrote {len(files)} pictures of the {split} split to {options['out']}")
     return 0
 
 
