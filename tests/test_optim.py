@@ -117,7 +117,8 @@ def test_tall_and_channels_last_filters_step_like_contiguous_ones() -> None:
     [
         (dict(filter_lr=-1.0), "optimizer.filter_lr must be >= 0"),
         (dict(filter_momentum=1.0), r"optimizer.filter_momentum must be in \[0, 1\)"),
-        (dict(ns_steps=0), "optimizer.ns_steps must be >= 1"),
+        (dict(ns_steps=0), "optimizer.ns_steps must be a whole number >= 1, got 0"),
+        (dict(ns_steps=2.5), "optimizer.ns_steps must be a whole number >= 1, got 2.5"),  # range(2.5) at step 1
         (dict(momentum=0.0), r"optimizer.nesterov needs momentum and filter_momentum > 0 \(or nesterov=false\)"),
     ],
 )

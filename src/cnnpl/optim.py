@@ -148,8 +148,8 @@ class Muon(Optimizer):
         for name, value in (("momentum", momentum), ("filter_momentum", filter_momentum)):
             if not 0.0 <= value < 1.0:
                 raise CnnplError(f"optimizer.{name} must be in [0, 1), got {value}")
-        if ns_steps < 1:
-            raise CnnplError(f"optimizer.ns_steps must be >= 1, got {ns_steps}")
+        if isinstance(ns_steps, bool) or not isinstance(ns_steps, int) or ns_steps < 1:
+            raise CnnplError(f"optimizer.ns_steps must be a whole number >= 1, got {ns_steps!r}")
         if nesterov and (momentum == 0 or filter_momentum == 0):
             raise CnnplError("optimizer.nesterov needs momentum and filter_momentum > 0 (or nesterov=false)")
         params = list(params)
