@@ -395,6 +395,9 @@ def test_broken_installed_plugin_in_python(tmp_path: Path, rediscover, monkeypat
     with pytest.warns(PluginWarning, match=r"^skipping broken plugin broken-plugin 1\.0"):
         cfg = cnnpl.compose(["data=shapes", "skip_broken_plugins=true"])
     assert "skip_broken_plugins" not in cfg  # a start-up switch, not part of the run's config
+    assert cnnpl.load_plugins(cfg.get("plugins") or []) == []  # as cnnpl.train(cfg) loads them: still skipped
+    with pytest.raises(PluginError):
+        cnnpl.load_plugins(skip_broken=False)  # unless refused outright
     monkeypatch.setenv("CNNPL_SKIP_BROKEN_PLUGINS", "1")
     assert cnnpl.load_plugins() == []  # skipped again, warned only once
     assert listing_main(["pool", "--json"]) == 0  # the listing shows broken plugins instead of stopping

@@ -272,14 +272,17 @@ def load_plugins(
     A spec is a path (it ends in ``.py`` or contains a ``/``) or a module name. A relative path is
     relative to ``base``, and a module is looked for in ``base`` before ``sys.path``; ``base`` defaults
     to the folder the command started in (:func:`start_dir`). Raises :class:`PluginError` for a broken
-    installed plugin unless ``skip_broken`` (default: ``CNNPL_SKIP_BROKEN_PLUGINS``), in which case it
-    warns (:class:`PluginWarning`) and goes on; a spec that fails always raises. Returns the plugins
+    installed plugin unless ``skip_broken`` (default: ``CNNPL_SKIP_BROKEN_PLUGINS``, or true when an
+    earlier call of this process skipped the same broken plugins), in which case it warns
+    (:class:`PluginWarning`, once a plugin) and goes on; a spec that fails always raises. Returns the plugins
     loaded by this call's specs, in order.
     """
     specs = plugin_specs(specs)
     folder = Path(base) if base is not None else start_dir()
-    skip = skip_broken_default() if skip_broken is None else skip_broken
     broken = [p for p in installed_plugins() if p.error]
+    skip = skip_broken_default() if skip_broken is None else skip_broken
+    if skip_broken is None and broken and all(p.source in _warned for p in broken):
+        skip = True  # skipped on request earlier in this process: compose(skip_broken_plugins=true), then train
     if broken and not skip:
         more = f" ({len(broken) - 1} more broken plugin(s) after this one)" if len(broken) > 1 else ""
         raise PluginError(f"{broken[0].error}{more}")
