@@ -268,6 +268,32 @@ def test_a_refused_command_in_a_run_directory_keeps_that_runs_hydra_record(cli, 
     assert "- model=lenet5" in (tmp_path / "run" / ".hydra-2" / "overrides.yaml").read_text()
 
 
+@pytest.mark.parametrize(
+    ("first", "resume", "difference"),
+    [
+        (["scheduler=cosine"], [], r"scheduler \(run: cnnpl\.optim\.cosine, now: none\)"),
+        ([], ["scheduler=onecycle"], r"scheduler \(run: none, now: cnnpl\.optim\.one_cycle\)"),
+        (["+trainer.gradient_clip_val=1.0"], [], r"trainer\.gradient_clip_val \(run: 1\.0, now: <unset>\)"),
+        ([], ["+trainer.accumulate_grad_batches=4"], r"trainer\.accumulate_grad_batches \(run: <unset>, now: 4\)"),
+    ],
+)
+def test_a_resume_that_adds_or_drops_a_schedule_or_a_trainer_setting_is_refused(
+    tmp_path: Path, first: list[str], resume: list[str], difference: str
+) -> None:
+    """``scheduler=none`` composes to no keys, ``+trainer.*`` to a key only one side has: still differences."""
+    from omegaconf import OmegaConf
+
+    from cnnpl.checkpoint import check_resume_settings
+
+    (tmp_path / "checkpoints").mkdir()
+    OmegaConf.save(cnnpl.compose([*FAST, *first], output_dir=str(tmp_path)), tmp_path / "config.yaml", resolve=False)
+    cfg = cnnpl.compose([*FAST, *resume, "ckpt_path=last"], output_dir=str(tmp_path))
+    with pytest.raises(CheckpointError, match=rf"differ from the ones it trained with: {difference}; give the command"):
+        check_resume_settings(tmp_path / "checkpoints" / "last.ckpt", cfg)
+    same = cnnpl.compose([*FAST, *first, "ckpt_path=last"], output_dir=str(tmp_path))
+    check_resume_settings(tmp_path / "checkpoints" / "last.ckpt", same)
+
+
 def test_a_setting_the_runs_config_lacks_is_no_difference(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 

@@ -225,6 +225,11 @@ def _bound(key: str, scheduled: bool) -> bool:
     return True
 
 
+def _schedule(node: Any) -> str:
+    """How a resume error shows a run's schedule: its ``_target_``, or ``none``."""
+    return str(node.get("_target_", "?")) if node else "none"
+
+
 def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
     """Refuse to resume the run that wrote ``ckpt_path`` with other settings than it trained with.
 
@@ -248,8 +253,13 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
     # only settings both have: a key added to cnnpl's config since the run (or one a group adds, such as
     # sgd's momentum) is no difference by itself; another option of a group shows in its _target_ or name
     keys = {k for k in now.keys() & then.keys() if _bound(k, scheduled) and now[k] != then[k]}
-    if scheduled:  # what sizes the schedule counts when only one side sets it (+trainer.limit_train_batches=5)
-        keys |= {k for k in (f"trainer.{n}" for n in SCHEDULE_BOUND_TRAINER) if now.get(k) != then.get(k)}
+    # trainer settings that count when only one side sets them (+trainer.gradient_clip_val=1.0), and
+    # with a schedule, what sizes it (+trainer.limit_train_batches=5)
+    one_sided = RESUME_BOUND_TRAINER + (SCHEDULE_BOUND_TRAINER if scheduled else ())
+    keys |= {k for k in (f"trainer.{n}" for n in one_sided) if now.get(k) != then.get(k)}
+    if scheduled != bool(saved.get("scheduler")):  # scheduler=none is {}: no key in common with a schedule
+        keys.add("scheduler")
+        now["scheduler"], then["scheduler"] = _schedule(cfg.get("scheduler")), _schedule(saved.get("scheduler"))
     keys = sorted(keys)
     if cfg.get("scheduler") and now.get("trainer.max_epochs") != then.get("trainer.max_epochs"):
         name = OmegaConf.select(cfg, "scheduler._target_", default="the schedule")
