@@ -383,6 +383,13 @@ class FailSavesInEpoch1(L.Callback):
             checkpoint["bad"] = Unpicklable()
 
 
+def test_a_run_without_the_checkpoint_callback_writes_no_checkpoints(tmp_path: Path) -> None:
+    # Lightning would add its default ModelCheckpoint, writing where no resume or fresh-run check looks
+    metrics = train(cnnpl.compose([*FAST, "~callbacks.checkpoint"], output_dir=str(tmp_path)))
+    assert "test/acc" in metrics  # tested on the final weights
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
 @pytest.mark.slow
 def test_training_writes_checkpoints_atomically(tmp_path: Path) -> None:
     cfg = cnnpl.compose(
@@ -391,6 +398,8 @@ def test_training_writes_checkpoints_atomically(tmp_path: Path) -> None:
             "trainer.max_epochs=2",
             "+callbacks.fail._target_=tests.test_reliability.FailSavesInEpoch1",
             f"+callbacks.fail.record={tmp_path / 'io.txt'}",
+            # a plugin of the user's own joins the atomic checkpoints, it does not replace them
+            "+trainer.plugins=[{_target_:lightning.pytorch.plugins.environments.LightningEnvironment}]",
         ],
         output_dir=str(tmp_path),
     )
@@ -400,6 +409,24 @@ def test_training_writes_checkpoints_atomically(tmp_path: Path) -> None:
     assert safe_load(last)["epoch"] == 0
     assert not [p for p in last.parent.iterdir() if p.name.endswith(".tmp")]
     assert (tmp_path / "io.txt").read_text() == "AtomicCheckpointIO"
+
+
+def test_trainer_plugins_keep_the_atomic_checkpoints_unless_one_writes_checkpoints() -> None:
+    from omegaconf import OmegaConf
+
+    from cnnpl.train import _with_atomic_checkpoints
+
+    env = {"_target_": "lightning.pytorch.plugins.environments.LightningEnvironment"}
+    own_io = {"_target_": "lightning.pytorch.plugins.TorchCheckpointIO"}
+
+    def built(plugins: object) -> list[str]:
+        return [type(p).__name__ for p in _with_atomic_checkpoints(plugins)]
+
+    assert built(None) == built([]) == ["AtomicCheckpointIO"]
+    assert (
+        built(OmegaConf.create([env])) == built(OmegaConf.create(env)) == ["LightningEnvironment", "AtomicCheckpointIO"]
+    )
+    assert built(OmegaConf.create([env, own_io])) == ["LightningEnvironment", "TorchCheckpointIO"]  # the user's choice
 
 
 # -- SIGTERM and NaN -------------------------------------------------------------------------------

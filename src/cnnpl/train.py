@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from cnnpl.config import layer_factory
 from cnnpl.errors import CnnplError
@@ -323,6 +323,12 @@ def check_monitors(callbacks: list[Any]) -> None:
         )
 
 
+def _has_model_checkpoint(callbacks: list[Any]) -> bool:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    return any(isinstance(callback, ModelCheckpoint) for callback in callbacks)
+
+
 def _checkpoint_dir(callbacks: list[Any], output_dir: Path) -> Path:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -351,6 +357,20 @@ def build_callbacks(cfg: DictConfig) -> list[Any]:
     return [*callbacks, RandomStateCheckpoint(), SigtermCheckpoint(), FiniteLossGuard()]
 
 
+def _with_atomic_checkpoints(plugins: Any) -> list[Any]:
+    """``trainer.plugins`` (none, one, or a list; configs or Lightning's strings) built, plus
+    :class:`~cnnpl.checkpoint.AtomicCheckpointIO` unless one of them already handles checkpoints."""
+    from lightning.fabric.plugins import CheckpointIO
+
+    from cnnpl.checkpoint import AtomicCheckpointIO
+
+    built = _instantiate(plugins) if plugins else []
+    built = list(built) if isinstance(built, (list, ListConfig)) else [built]
+    if not any(isinstance(plugin, CheckpointIO) for plugin in built):
+        built.append(AtomicCheckpointIO())
+    return built
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit on ``cfg.data``, then test the best checkpoint; returns the final logged metrics.
 
@@ -366,7 +386,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     from cnnpl.callbacks.base import VisualCallback
     from cnnpl.checkpoint import (
-        AtomicCheckpointIO,
         check_checkpoint_fits,
         check_fresh_run_dir,
         check_resume_settings,
@@ -431,7 +450,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     elif cfg.get("fit", True) and not any(Path(output_dir).glob("hpc_ckpt_*.ckpt")):
         check_fresh_run_dir(checkpoint_dir)  # (a SLURM requeue resumes from hpc_ckpt_N.ckpt by itself)
     logger = _instantiate(cfg.logger) if cfg.get("logger") else False
-    extra: dict[str, Any] = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    extra: dict[str, Any] = {"plugins": _with_atomic_checkpoints(cfg.trainer.get("plugins"))}
+    if not _has_model_checkpoint(callbacks) and cfg.trainer.get("enable_checkpointing") is None:
+        # ~callbacks.checkpoint: no checkpoints (Lightning would add its own, in the logger's folder)
+        extra["enable_checkpointing"] = False
     if not validates:
         extra["limit_val_batches"] = 0  # no validation loop at all (Lightning would warn of an empty one)
     if cfg.trainer.get("profiler") is None:
