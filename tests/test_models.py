@@ -289,7 +289,9 @@ def test_inception_and_xception_prefer_the_reference_batch_norm_eps() -> None:
         (
             "inception_v3",
             {"aux_logits": True},
-            r"layer AuxLogits\.conv1\.conv \(Conv2d\) cannot take input \(128, 1, 1\)",
+            r"layer AuxLogits\.conv1\.conv \(Conv2d\) cannot take input \(128, 1, 1\): .*; model\.aux_logits=true "
+            r"needs inputs of about torchvision's 299 px \(Mixed_6e gives \(7, 7\) here\), "
+            r"or set model\.aux_logits=false$",
         ),
         ("lenet5", {"input_size": (12, 12)}, r"layer features\.c3 \(Conv2d\) cannot take input \(6, 4, 4\)"),
         (  # a config forcing conv.padding=0 everywhere breaks the residual additions
@@ -340,6 +342,14 @@ def test_size_layout_is_picked_by_input_size_and_checked(model: str) -> None:
     assert getattr(_meta_build(model, input_size=(299, 299)), key) == "imagenet"
     with pytest.raises(CnnplError, match=rf"model\.{key} must be one of imagenet, cifar"):
         _meta_build(model, **{key: "tiny"})
+
+
+@pytest.mark.parametrize("model", ["vgg16", "resnet50", "inception_v3", "xception"])
+@pytest.mark.parametrize("size", [(64, 64), (65, 65), (70, 70), (74, 74), (75, 75), (32, 100), (100, 32)])
+def test_the_layout_picked_by_input_size_fits_that_size(model: str, size: tuple[int, int]) -> None:
+    # Inception's reference stem needs 75 px a side: 65-74 px, or a short side, get the CIFAR stem
+    net = _meta_build(model, input_size=size)
+    assert net(torch.randn(2, 3, *size, device="meta")).shape == (2, 10)
 
 
 @pytest.mark.parametrize("model", ["lenet5", "vgg16", "xception"])

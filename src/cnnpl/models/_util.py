@@ -73,10 +73,13 @@ def _keeps_shape(module: nn.Module) -> bool:
     return isinstance(module, (*shape_preserving, nn.Identity, nn.Dropout))
 
 
-def size_layout(choice: str | None, input_size: Sequence[int], *, what: str) -> str:
-    """``"imagenet"`` or ``"cifar"``: ``choice`` checked, or picked from the input size when ``None``."""
+def size_layout(choice: str | None, input_size: Sequence[int], *, what: str, imagenet_min: int = 1) -> str:
+    """``"imagenet"`` or ``"cifar"``: ``choice`` checked, or picked from the input size when ``None``
+    (``cifar`` up to :data:`SMALL_INPUT_MAX` px on the longest side, or with a side under
+    ``imagenet_min``, the smallest input the architecture's ImageNet layout takes)."""
     if choice is None:
-        return "cifar" if max(input_size) <= SMALL_INPUT_MAX else "imagenet"
+        small = max(input_size) <= SMALL_INPUT_MAX or min(input_size) < imagenet_min
+        return "cifar" if small else "imagenet"
     if choice not in SIZE_LAYOUTS:
         raise CnnplError(f"{what} must be one of {', '.join(SIZE_LAYOUTS)} or null (by input size), got {choice!r}")
     return choice

@@ -29,6 +29,7 @@ from cnnpl.pretrained import apply_pretrained
 from cnnpl.registry import register
 
 BN_EPS = 1e-3  # the reference's batch-norm epsilon (torchvision and Keras alike)
+IMAGENET_STEM_MIN = 75  # pixels: the smallest side the reference stem and blocks fit (3 x 3 before Mixed_7a)
 Kernel = int | tuple[int, int]
 
 
@@ -272,7 +273,8 @@ class InceptionV3(nn.Module):
     ``aux_logits=True`` adds torchvision's auxiliary classifier (``AuxLogits``) so its weights load,
     but ``forward`` returns the main logits only: cnnpl's system has no auxiliary loss term, so that
     head receives no gradient. ``stem="imagenet"`` is the reference stem (299 -> 35 before ``Mixed_5b``,
-    needs at least 75x75); ``stem="cifar"`` (the default for inputs up to 64 px) uses stride 1 and
+    needs at least 75x75); ``stem="cifar"`` (the default for inputs up to 64 px, or with a side
+    under 75) uses stride 1 and
     "same" padding in the stem convs and keeps only the second pool, so 32 -> 16 -> 7 -> 3.
     ``conv`` builds every conv, ``norm`` every batch norm (torchvision's ``eps=1e-3`` when the norm
     takes ``eps``; a config value wins), ``act`` every activation, ``pool`` the stem's two max pools
@@ -301,7 +303,7 @@ class InceptionV3(nn.Module):
         freeze_features: bool = False,
     ) -> None:
         super().__init__()
-        self.stem = size_layout(stem, input_size, what="model.stem")
+        self.stem = size_layout(stem, input_size, what="model.stem", imagenet_min=IMAGENET_STEM_MIN)
         f = Factories(conv, pool, pool if branch_pool is None else LayerFactory("pool", branch_pool), norm, act)
         c_in = in_channels
         for name, c_out, kernel_size, stride, padding in STEM_PLANS[self.stem]:
@@ -342,8 +344,15 @@ class InceptionV3(nn.Module):
 
         shape = trace_path(((n, getattr(self, n)) for n in STEM + MIXED), (in_channels, *input_size))
         if self.AuxLogits is not None:
-            trace_path([("AuxLogits.pool", self.AuxLogits.pool), ("AuxLogits.conv0", self.AuxLogits.conv0),
-                        ("AuxLogits.conv1", self.AuxLogits.conv1)], shape)  # fmt: skip
+            aux = [("AuxLogits.pool", self.AuxLogits.pool), ("AuxLogits.conv0", self.AuxLogits.conv0),
+                   ("AuxLogits.conv1", self.AuxLogits.conv1)]  # fmt: skip
+            try:
+                trace_path(aux, shape)
+            except GeometryError as err:  # its 5x5 conv needs Mixed_6e's 17 x 17, as at 299 px
+                raise GeometryError(
+                    f"{err}; model.aux_logits=true needs inputs of about torchvision's 299 px "
+                    f"(Mixed_6e gives {tuple(shape[1:])} here), or set model.aux_logits=false"
+                ) from None
         trace_path(((n, getattr(self, n)) for n in MIXED_7), shape)
         self._init_weights()
         apply_pretrained(self, pretrained, new_head=new_head, freeze_features=freeze_features)
