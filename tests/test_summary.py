@@ -129,9 +129,26 @@ def test_main_reports_user_errors(capsys):
         err.strip() == "cnnpl.summary: error: conv2d: padding must be an int or one of valid, same, full; got 'bogus'"
     )
     assert main(["conv=nonexistent"]) == 2
-    assert "Could not find 'conv/nonexistent'" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith(
+        "cnnpl.summary: error: conv=nonexistent: no such option; the options of conv"
+    )
+    assert main(["model.chanels=[8]"]) == 2  # one line, naming the key meant (not "append with +model.chanels")
+    assert capsys.readouterr().err == (
+        "cnnpl.summary: error: model.chanels is not a setting of this config; did you mean model.channels? "
+        "to add a new key anyway, write +model.chanels=...\n"
+    )
     assert main(["--input-size", "4"]) == 2
     assert "cannot take input" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--input-size", "32", "48", "64"])
+    assert "--input-size takes H [W] (whole numbers), got 32 48 64" in capsys.readouterr().err
+
+
+def test_overrides_may_follow_the_input_size(capsys):
+    assert main(["--input-size", "39", "model=notes_example"]) == 0
+    assert "Total params: 44,950" in capsys.readouterr().out  # the notes' example network at 39x39
+    assert main(["--input-size", "39", "39", "model=notes_example", "--num-classes", "10"]) == 0
+    assert "Total params: 44,950" in capsys.readouterr().out
 
 
 @pytest.mark.slow  # two fresh interpreters importing torch

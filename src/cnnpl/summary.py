@@ -160,7 +160,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Example: python -m cnnpl.summary model=simple_cnn conv=depthwise_separable pool=avg",
     )
     parser.add_argument("overrides", nargs="*", help="config overrides, as for python -m cnnpl (model=..., conv=...)")
-    parser.add_argument("--input-size", type=int, nargs="+", metavar=("H", "W"), help="input height [width]")
+    # H [W], then any overrides (argparse would give them all to --input-size): main() splits them off
+    parser.add_argument("--input-size", nargs="+", metavar=("H", "W"), help="input height [width]")
     parser.add_argument("--in-channels", type=int, default=DEFAULT_IN_CHANNELS, help="input channels (default 3)")
     parser.add_argument("--num-classes", type=int, default=DEFAULT_NUM_CLASSES, help="classes (default 10)")
     return parser
@@ -197,23 +198,36 @@ def model_summary(
     return summarize(model, (in_channels, *size)), title
 
 
+def _split_input_size(parser: argparse.ArgumentParser, words: list[str] | None) -> tuple[list[int] | None, list[str]]:
+    """``--input-size``'s words as ``(H [W], the overrides after them)``."""
+    if words is None:
+        return None, []
+    size = [int(word) for word in words[:2] if word.lstrip("-").isdigit()]
+    if not size or any(word.lstrip("-").isdigit() for word in words[len(size) :]):
+        parser.error(f"--input-size takes H [W] (whole numbers), got {' '.join(words)}")
+    return size, words[len(size) :]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status (2 for a config or geometry the user can fix)."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from cnnpl.cli import with_cause
+    from cnnpl.cli import _one_line_composition_error
 
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_intermixed_args(argv)
+    input_size, overrides = _split_input_size(parser, args.input_size)
+    overrides = [*args.overrides, *overrides]
     try:
         summary, title = model_summary(
-            args.overrides, input_size=args.input_size, in_channels=args.in_channels, num_classes=args.num_classes
+            overrides, input_size=input_size, in_channels=args.in_channels, num_classes=args.num_classes
         )
     except CnnplError as err:
         print(f"cnnpl.summary: error: {err}", file=sys.stderr)
         return 2
-    except (HydraException, OmegaConfBaseException) as err:
-        print(f"cnnpl.summary: error: {with_cause(str(err), err)}", file=sys.stderr)  # pool.beta=abc: and why
+    except (HydraException, OmegaConfBaseException) as err:  # one line, as python -m cnnpl prints it
+        print(f"cnnpl.summary: error: {_one_line_composition_error(err, overrides)}", file=sys.stderr)
         return 2
     print(format_summary(summary, title))
     return 0
