@@ -237,6 +237,14 @@ def test_lookahead_state_survives_a_checkpoint() -> None:
         Lookahead(decay=1.5)
 
 
+def test_lookahead_slow_weights_follow_the_module_to_its_device() -> None:
+    # a checkpoint loads onto the CPU; a run resumed on a GPU has its module there ("meta" stands in)
+    restored = Lookahead(every=1)
+    restored.load_state_dict({"slow": {k: v.cpu() for k, v in nn.Linear(3, 2).state_dict().items()}, "last_step": 1})
+    _lookahead_step(restored, nn.Linear(3, 2, device="meta"), 2, 10)
+    assert {t.device.type for t in restored.slow.values()} == {"meta"}
+
+
 class _EpochEnds(L.Callback):
     """The whitening bias and filters at each training epoch's end, and whether the bias took gradients."""
 

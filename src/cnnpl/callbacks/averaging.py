@@ -22,7 +22,10 @@ class Lookahead(L.Callback):
     tensor of the module's state (parameters and batch-norm statistics). ``decay`` ramps up as
     ``decay * (step / total_steps) ** ramp_power``, so early training is barely slowed and the last
     steps average strongly; after the last step the module keeps the slow weights, so the final
-    checkpoint and the test use them. The slow weights are saved in checkpoints (resume continues).
+    checkpoint holds them, and so does the test when it takes that checkpoint (without a validation
+    split; with one it takes the best by ``val/acc``, perhaps an earlier epoch's). The slow weights are
+    saved in checkpoints (resume continues; a checkpoint loads onto the CPU, so they follow the module
+    to its device at the next update).
     """
 
     def __init__(self, every: int = 5, decay: float = 0.95**5, ramp_power: float = 3.0) -> None:
@@ -50,6 +53,8 @@ class Lookahead(L.Callback):
         fast = self._fast(pl_module)
         if self.slow is None:  # first update: start from the weights as they are now
             self.slow = {name: t.detach().clone() for name, t in fast.items()}
+        elif any(slow.device != fast[name].device for name, slow in self.slow.items()):  # resumed on a GPU
+            self.slow = {name: slow.to(fast[name].device) for name, slow in self.slow.items()}
         decay = 1.0 if step >= total else self.decay * (step / total) ** self.ramp_power
         for name, slow in self.slow.items():
             slow.lerp_(fast[name], 1.0 - decay)
