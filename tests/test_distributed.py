@@ -96,6 +96,40 @@ class FailOnRank(Callback):
             raise RuntimeError(f"injected failure on rank {trainer.global_rank}")
 
 
+class UsersOwnData(L.LightningDataModule):
+    """A data module that is not cnnpl's (no ``split()`` / ``normalize()``): shuffled tensor batches.
+    Takes and ignores ``data=shapes``' settings, so the command line can name it as ``data._target_``."""
+
+    num_classes, in_channels, input_size = 4, 3, (16, 16)
+
+    def __init__(self, **_: Any) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.images = torch.randn(128, 3, 16, 16, generator=generator)
+        self.labels = torch.randint(0, 4, (128,), generator=generator)
+
+    def _loader(self, shuffle: bool) -> torch.utils.data.DataLoader:
+        data = torch.utils.data.TensorDataset(self.images, self.labels)
+        return torch.utils.data.DataLoader(data, batch_size=16, shuffle=shuffle)
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        return self._loader(shuffle=True)
+
+    def test_dataloader(self) -> torch.utils.data.DataLoader:
+        return self._loader(shuffle=False)
+
+
+class RecordWhitening(Callback):
+    """Saves ``<path>/rank<r>.pt``: fast_net's whitening filters as the first training step gets them."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if trainer.global_step == 0:
+            torch.save(pl_module.net.whiten.weight.detach().cpu(), self.path / f"rank{trainer.global_rank}.pt")
+
+
 # -- helpers ------------------------------------------------------------------------------------------
 def _env() -> dict[str, str]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path])}
@@ -358,6 +392,23 @@ def test_a_failing_rank_ends_the_job_with_an_error(tmp_path: Path) -> None:
     proc = _run(args, cwd=tmp_path, CNNPL_TEST_FAIL_RANK="1")  # rank 1: a child of Lightning's launcher
     assert proc.returncode != 0
     assert "injected failure on rank 1" in proc.stderr
+
+
+@pytest.mark.slow
+def test_data_dependent_init_is_the_same_in_every_process_with_a_users_data_module(tmp_path: Path) -> None:
+    # each process's loader shuffles its own shard, so each would whiten from other images; DDP does
+    # not sync a frozen layer: process 0's filters are broadcast
+    record = tmp_path / "record"
+    record.mkdir()
+    args = ["-m", "cnnpl", *SMALL, "data.val_split=0", "data._target_=test_distributed.UsersOwnData"]
+    args += ["model=fast_net", "model.widths=[8,8,8]", "trainer=ddp_cpu", "trainer.devices=2", "trainer.max_epochs=1"]
+    args += ["+trainer.limit_train_batches=1", "callbacks=minimal", "logger=csv", "test=false"]
+    args += [f"hydra.run.dir={tmp_path / 'run'}", "+callbacks.record._target_=test_distributed.RecordWhitening"]
+    args += [f"+callbacks.record.path={record}"]
+    proc = _run(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    filters = [torch.load(record / f"rank{r}.pt") for r in range(2)]
+    assert filters[0].abs().sum() > 0 and torch.equal(filters[0], filters[1])
 
 
 @pytest.mark.slow

@@ -241,13 +241,23 @@ class ImageClassifier(L.LightningModule):
         init = getattr(self.net, "init_from_data", None)
         if init is not None and self.trainer.global_step == 0:  # not on resume: the weights are restored
             init(self._training_sample(self.init_samples).to(self.device))
+            if trainer.world_size > 1 and not self._shares_training_sample():
+                # each process's loader shuffled its own shard: process 0's result for all (DDP does not
+                # sync what init_from_data sets, e.g. a frozen layer)
+                for tensor in self.net.state_dict().values():
+                    torch.distributed.broadcast(tensor, src=0)
+
+    def _shares_training_sample(self) -> bool:
+        """Whether :meth:`_training_sample` comes from a cnnpl data module (the same images everywhere)."""
+        datamodule = self.trainer.datamodule
+        return hasattr(datamodule, "split") and hasattr(datamodule, "normalize")
 
     def _training_sample(self, n: int) -> torch.Tensor:
         """The first ``n`` normalised, unaugmented training images (the same in every process)."""
         datamodule = self.trainer.datamodule
-        if hasattr(datamodule, "split") and hasattr(datamodule, "normalize"):
+        if self._shares_training_sample():
             return datamodule.normalize(datamodule.split("train").images[:n])
-        images = []  # any other data: the first training batches as the loader gives them
+        images = []  # any other data: the first training batches as this process's loader gives them
         for batch in self.trainer.train_dataloader:
             images.append(batch[0])
             if sum(map(len, images)) >= n:
