@@ -130,6 +130,19 @@ class RecordWhitening(Callback):
             torch.save(pl_module.net.whiten.weight.detach().cpu(), self.path / f"rank{trainer.global_rank}.pt")
 
 
+class RecordTestState(Callback):
+    """Saves ``<path>/rank<r>.pt``: the network's state as the first test batch gets it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_test_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if batch_idx == 0:
+            torch.save(pl_module.net.state_dict(), self.path / f"rank{trainer.global_rank}.pt")
+
+
 # -- helpers ------------------------------------------------------------------------------------------
 def _env() -> dict[str, str]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path])}
@@ -409,6 +422,25 @@ def test_data_dependent_init_is_the_same_in_every_process_with_a_users_data_modu
     assert proc.returncode == 0, proc.stderr[-3000:]
     filters = [torch.load(record / f"rank{r}.pt") for r in range(2)]
     assert filters[0].abs().sum() > 0 and torch.equal(filters[0], filters[1])
+
+
+@pytest.mark.slow
+def test_a_run_without_checkpoints_tests_the_same_weights_in_every_process(tmp_path: Path) -> None:
+    # ~callbacks.checkpoint: the test takes the weights in memory. Each process's batch-norm statistics
+    # are its own at the end of training (no validation after the last step broadcast process 0's),
+    # yet the processes must test one network
+    record = tmp_path / "record"
+    record.mkdir()
+    args = ["-m", "cnnpl", *SMALL, "data.val_split=0", "model=simple_cnn_bn", "trainer=ddp_cpu", "trainer.devices=2"]
+    args += ["trainer.max_epochs=1", "callbacks=minimal", "~callbacks.checkpoint", "logger=csv"]
+    args += [f"hydra.run.dir={tmp_path / 'run'}", "+callbacks.record._target_=test_distributed.RecordTestState"]
+    args += [f"+callbacks.record.path={record}"]
+    proc = _run(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    states = [torch.load(record / f"rank{r}.pt") for r in range(2)]
+    assert not list((tmp_path / "run").rglob("*.ckpt"))
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0]), "the processes tested other weights"
 
 
 @pytest.mark.slow
