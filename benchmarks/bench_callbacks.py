@@ -135,12 +135,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2, help="epochs per fit")
     parser.add_argument("--run-epochs", type=int, default=15, help="run length the budget is amortised over")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
     parser.add_argument("--train-fraction", type=float, default=1.0, help="limit_train_batches (0, 1]")
     parser.add_argument("--val-fraction", type=float, default=1.0, help="limit_val_batches (0, 1]")
     parser.add_argument("--nominal-epoch", type=float, default=30.0, help="idle-machine epoch, s (2 cores)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     data = ["data=shapes"] if args.shapes else ["data=cifar10", f"data.root={args.data_root}"]
     overrides = [

@@ -54,13 +54,14 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=64)
     parser.add_argument("--kernel-size", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (after one warm-up round)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
     parser.add_argument("--slow", nargs="*", default=["locally_connected"], help="variants run at --reduced-batch")
     parser.add_argument("--reduced-batch", type=int, default=32)
     parser.add_argument("--only", nargs="*", default=None, help="variants to time (default: all registered)")
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     names = args.only or cnnpl.list_components("conv")
     contenders: list[tuple[str, int]] = [(n, args.reduced_batch if n in args.slow else args.batch) for n in names]
@@ -82,7 +83,8 @@ def main() -> None:
 
     print(
         f"fwd+bwd, {args.channels}->{args.channels} channels, {args.kernel_size}x{args.kernel_size}, "
-        f"{args.size}x{args.size}, padding same, {args.threads} threads, median of {args.repeats} interleaved rounds"
+        f"{args.size}x{args.size}, padding same, {torch.get_num_threads()} threads, "
+        f"median of {args.repeats} interleaved rounds"
     )
     print(f"{'variant':<22} {'batch':>5} {'params':>12} {'median ms':>10} {'min ms':>8} {'vs conv2d':>9}")
     for name, batch in sorted(contenders, key=lambda c: (c[1] != args.batch, c[0] != "conv2d", c[0])):

@@ -175,6 +175,8 @@ def main() -> None:
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, root={Path(args.root).resolve()}")
     parts = args.parts.split(",")
+    if set(parts) - {"throughput", "setup"}:
+        parser.error(f"--parts takes throughput and/or setup, got {args.parts}")
     if "throughput" in parts:
         throughput(args)
     if "setup" in parts:

@@ -120,6 +120,8 @@ def main() -> None:
     parser.add_argument("--num-train", type=int, default=12000, help="synthetic shapes images (ignored with data)")
     parser.add_argument("--data-root", default=None, help="CIFAR-10 folder; synthetic shapes when not given")
     args = parser.parse_args()
+    if not 1 <= args.warmup < args.batches:  # the timer starts after the warmup batches, stops at the last
+        parser.error(f"need 1 <= --warmup < --batches, got --warmup {args.warmup} --batches {args.batches}")
 
     results: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     with tempfile.TemporaryDirectory(prefix="bench_ddp-") as tmp:

@@ -120,6 +120,8 @@ def main() -> None:
     random.seed(args.seed)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}\n")
     parts = args.parts.split(",")
+    if set(parts) - {"layer", "step"}:
+        parser.error(f"--parts takes layer and/or step, got {args.parts}")
     if "layer" in parts:
         layer = layer_benchmark(args.batch, args.repeats)
         print(table(layer, "max", f"pool fwd+bwd ({args.batch}x{CHANNELS}x{SIZE}x{SIZE}, kernel {KERNEL})"))
