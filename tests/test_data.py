@@ -15,6 +15,7 @@ from PIL import Image
 from cnnpl.data import CIFAR10DataModule, InMemoryImageDataModule, ShapesDataModule, Split
 from cnnpl.data import augment as aug
 from cnnpl.data import folder as folder_mod
+from cnnpl.data.base import channel_stats
 from cnnpl.data.cifar import CLASSES
 from cnnpl.errors import CnnplError, DataError
 
@@ -149,6 +150,43 @@ def test_bad_class_folders_are_reported(tmp_path: Path, cache_home: Path) -> Non
     write_class_folders(tmp_path / "c", per_class=1, classes=[*CLASSES[:-1], "lorry"])
     with pytest.raises(DataError, match=r"class folders in .*train are .*expected"):
         CIFAR10DataModule(root=tmp_path / "c").setup()
+
+
+def test_listing_keeps_the_path_order_suffix_rule_and_cache_key_of_pathlib(tmp_path: Path) -> None:
+    """The string listing must name the files pathlib named, in its order, under the same cache key:
+    otherwise every decode cache written so far would be decoded again, or the images reordered."""
+    names = ["b.png", "B.png", "a10.png", "a2.png", "a.b.JPG", ".hidden.jpeg", "x.txt", "noext", "z.png.bak", "é.bmp"]
+    for cls in ("cat", "ant"):
+        (tmp_path / cls).mkdir()
+        for name in names:
+            (tmp_path / cls / name).write_bytes(name.encode())
+    classes, files = folder_mod.list_class_folders(tmp_path)
+
+    digest = hashlib.sha256("|".join(classes).encode())  # the key as pathlib computed it (up to 0084d1a)
+    expected = []
+    for label, cls in enumerate(classes):
+        for path in sorted(p for p in (tmp_path / cls).iterdir() if p.suffix.lower() in folder_mod.IMAGE_SUFFIXES):
+            st = path.stat()
+            digest.update(f"{path.relative_to(tmp_path)}:{label}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+            expected.append((str(path.relative_to(tmp_path)), label))
+    assert classes == ["ant", "cat"]
+    assert files == expected and len(files) == 14  # 7 image names a class, "B.png" before "a10.png"
+    assert folder_mod._cache_key(tmp_path, files, classes) == digest.hexdigest()[:16]
+
+
+@pytest.mark.filterwarnings(r"ignore:std\(\)")  # one or no pixel: nan, as torch says
+@pytest.mark.parametrize("shape", [(64, 3, 5, 7), (9, 1, 4, 4), (2, 2, 1, 1), (1, 3, 2, 2), (0, 3, 2, 2)])
+def test_channel_statistics_from_histograms_are_the_float64_ones(shape: tuple[int, ...]) -> None:
+    images = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(len(shape)))
+    images[: len(images) // 2, :, 0, 0] = 255  # extremes too
+    pixels = images.transpose(0, 1).reshape(shape[1], -1).double()
+    mean, std = channel_stats(images)
+    assert mean.dtype == std.dtype == torch.float64
+    torch.testing.assert_close(mean, pixels.mean(1), rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(std, pixels.std(1), rtol=1e-15, atol=0, equal_nan=True)
+    floats = images.float() / 7  # not uint8: reduced in float64 directly
+    reference = floats.transpose(0, 1).reshape(shape[1], -1).double().std(1)
+    torch.testing.assert_close(channel_stats(floats)[1], reference, rtol=0, atol=0, equal_nan=True)
 
 
 class Numbered(InMemoryImageDataModule):

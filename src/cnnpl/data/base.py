@@ -7,6 +7,7 @@ batch with tensor ops after it reaches its device (``on_after_batch_transfer``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -62,6 +63,26 @@ def check_count(key: str, value: object, minimum: int, alternative: str = "") ->
     if value < minimum:
         alternative = f" ({alternative})" if alternative else ""
         raise CnnplError(f"data.{key} must be >= {minimum}{alternative}, got {value}")
+
+
+def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (unbiased) std of ``(N, C, H, W)`` images, as float64 ``(C,)`` tensors.
+
+    For uint8 images both come from each channel's 256-bin histogram, summed in exact integers: the
+    float64 mean and std of every pixel, without the float64 copy of the split that costs seconds
+    (and 8 bytes a pixel) on CIFAR-10. Other dtypes are reduced in float64.
+    """
+    pixels = images.transpose(0, 1).reshape(images.shape[1], -1)
+    if images.dtype != torch.uint8:
+        return pixels.double().mean(1), pixels.double().std(1)
+    n = pixels.shape[1]
+    means, stds = [], []
+    for counts in (torch.bincount(channel, minlength=256).tolist() for channel in pixels):
+        total = sum(value * count for value, count in enumerate(counts))
+        squares = sum(value * value * count for value, count in enumerate(counts))
+        means.append(total / n if n else math.nan)  # n * sum(x^2) - sum(x)^2 = n (n - 1) var, exactly
+        stds.append(math.sqrt((n * squares - total * total) / (n * (n - 1))) if n > 1 else math.nan)
+    return torch.tensor(means, dtype=torch.float64), torch.tensor(stds, dtype=torch.float64)
 
 
 def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,9 +216,9 @@ class InMemoryImageDataModule(L.LightningDataModule):
         except CnnplError:
             self._splits = {}  # not set up: a second setup() must check again
             raise
-        pixels = self._splits["train"].images.transpose(0, 1).reshape(self.in_channels, -1)
-        self.mean = (pixels.double().mean(1) / 255).float()  # in [0, 1] units
-        self.std = (pixels.double().std(1) / 255).float().clamp_min(1e-3)
+        mean, std = channel_stats(self._splits["train"].images)
+        self.mean = (mean / 255).float()  # in [0, 1] units
+        self.std = (std / 255).float().clamp_min(1e-3)
 
     def _check_image_size(self) -> None:
         """Refuse the settings that only fail, or only make sense, against the loaded images' size."""
