@@ -1,4 +1,4 @@
-"""A warm start of the CIFAR-10 DataModule, phase by phase: cnnpl's way against the way it replaced.
+"""The CIFAR-10 DataModule's start, phase by phase: cnnpl's way against the way it replaced.
 
 A warm ``setup()`` (the decode cache written by an earlier run) lists the class folders, hashes
 every file's path, size and modification time into the cache key, reads the cached arrays, draws the
@@ -10,14 +10,18 @@ phases had cheaper forms, timed here side by side against the forms they replace
   :func:`cnnpl.data.folder.list_class_folders` and ``_cache_key`` (names as strings, ``os.stat``);
 * ``statistics``: every training pixel copied to float64 for ``mean`` and ``std`` (up to 7c6d04d)
   against :func:`cnnpl.data.base.channel_stats` (exact integer sums of each channel's 256-bin
-  histogram).
+  histogram);
+* ``decoding`` (a cold start's work, before it writes the cache; ``--no-decode`` skips it): every
+  JPEG through PIL on a thread per CPU (up to commit 75459a0) against ``_decode_all`` (torchvision's
+  decoder in batches of 1,024 files, PIL for what it refuses).
 
 Each repeat runs every contender once, old and new in alternating order; the script checks that
-both forms give the same files, cache key, mean and std, then prints medians and ratios, and the
+both forms give the same files, cache key, mean and std (and pixels), then prints medians and ratios, and the
 median of ``--repeats`` whole warm ``setup()`` calls of fresh data modules (``val_split=0``, the
 fast recipe's), for scale.
 
     python benchmarks/bench_setup.py --root data --repeats 5
+    python benchmarks/bench_setup.py --root data --repeats 5 --no-decode
 
 Needs CIFAR-10 as class folders under ``--root`` (``train/<class>/``, ``test/<class>/``); it reads
 the decode cache there, writing it first if missing (as the first training run would). Not a test.
@@ -27,16 +31,20 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from cnnpl.data.base import channel_stats
 from cnnpl.data.cifar import CIFAR10DataModule
-from cnnpl.data.folder import IMAGE_SUFFIXES, _cache_key, list_class_folders
+from cnnpl.data.folder import IMAGE_SUFFIXES, _cache_key, _decode_all, list_class_folders
 
 SPLITS = ("train", "test")
 
@@ -67,6 +75,22 @@ def float64_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return pixels.double().mean(1), pixels.double().std(1)
 
 
+def pil_decode_one(path: str) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def pil_decode(paths: list[str]) -> np.ndarray:
+    """The decoding of a cold start as cnnpl did it up to commit 75459a0: ``(N, 3, H, W)`` uint8."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        arrays = list(pool.map(pil_decode_one, paths, chunksize=256))
+    return np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2))
+
+
+def cnnpl_decode(paths: list[str]) -> np.ndarray:
+    return torch.stack(_decode_all(paths)).numpy()
+
+
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
     start = time.perf_counter()
     result = fn()
@@ -82,6 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default="data", help="CIFAR-10 as class folders (train/<class>/, test/<class>/)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats (at least 1)")
+    parser.add_argument("--no-decode", action="store_true", help="skip the decoding phase (about 15 s a repeat)")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
@@ -104,6 +129,12 @@ def main() -> None:
             "histograms (cnnpl)": lambda: channel_stats(images),
         },
     }
+    if not args.no_decode:
+        paths = [f"{root / split}/{file}" for split in SPLITS for file, _ in list_class_folders(root / split)[1]]
+        contenders[f"decoding {len(paths):,} images, train and test"] = {
+            f"PIL, {os.cpu_count()} threads (before)": lambda: pil_decode(paths),
+            "batched torchvision (cnnpl)": lambda: cnnpl_decode(paths),
+        }
     times: dict[str, dict[str, list[float]]] = {
         phase: {name: [] for name in ways} for phase, ways in contenders.items()
     }
@@ -115,7 +146,9 @@ def main() -> None:
                 seconds, results[name] = timed(ways[name])
                 times[phase][name].append(seconds)
             old, new = results.values()
-            if phase.startswith("statistics"):  # the float32 statistics normalisation uses must agree
+            if phase.startswith("decoding"):
+                old, new = [bool(np.array_equal(*results.values()))], [True]  # the same pixels
+            elif phase.startswith("statistics"):  # the float32 statistics normalisation uses must agree
                 old, new = [[(t / 255).float().tolist() for t in pair] for pair in (old, new)]
             if old != new:
                 raise SystemExit(f"{phase}: the two ways disagree: {old!r:.200} against {new!r:.200}")

@@ -95,13 +95,43 @@ def test_decoded_arrays_are_cached_next_to_the_data(
     CIFAR10DataModule(root=tmp_path / "cifar").setup()
     assert len(list((tmp_path / "cifar" / ".cnnpl-cache").glob("*.npz"))) == 2
 
-    def no_decoding(path: Path) -> np.ndarray:
-        raise AssertionError(f"decoded {path} although the cache holds it")
+    def no_decoding(paths: list[str]) -> list[torch.Tensor]:
+        raise AssertionError(f"decoded {paths[:2]}... although the cache holds them")
 
-    monkeypatch.setattr(folder_mod, "_decode", no_decoding)
+    monkeypatch.setattr(folder_mod, "_decode_all", no_decoding)
     dm = CIFAR10DataModule(root=tmp_path / "cifar")
     dm.setup()
     assert len(dm.split("test")) == 10
+
+
+def test_jpegs_decode_in_batches_to_the_pixels_pil_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    paths = []
+    for i, (mode, size) in enumerate([("RGB", (32, 32)), ("RGB", (33, 17)), ("L", (32, 32)), ("CMYK", (16, 16))] * 2):
+        image = Image.fromarray(rng.integers(0, 256, (size[1], size[0], len(mode)), dtype=np.uint8).squeeze(), mode)
+        paths.append(str(tmp_path / f"{i}.{'jpeg' if i % 2 else 'JPG'}"))
+        image.save(paths[-1], quality=75)
+    Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(tmp_path / "x.png")
+    paths.append(str(tmp_path / "x.png"))
+    monkeypatch.setattr(folder_mod, "JPEG_BATCH", 3)  # batches of 3 and a last one of 2
+    batched = []
+    real = folder_mod._decode_jpegs
+    monkeypatch.setattr(folder_mod, "_decode_jpegs", lambda batch: batched.append(len(batch)) or real(batch))
+    decoded = folder_mod._decode_all(paths)
+    assert batched == [3, 3, 2]
+    for path, image in zip(paths, decoded, strict=True):
+        assert image.dtype == torch.uint8 and image.shape[0] == 3
+        assert torch.equal(image, folder_mod._decode(path)), path
+
+
+def test_an_unreadable_jpeg_is_named_and_its_batch_still_decodes(tmp_path: Path) -> None:
+    good = [str(tmp_path / f"{i}.jpg") for i in range(3)]
+    for path in good:
+        Image.fromarray(np.full((8, 8, 3), 100, dtype=np.uint8)).save(path)
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    assert len(folder_mod._decode_all(good)) == 3
+    with pytest.raises(DataError, match=r"cannot read image .*bad\.jpg.*delete or replace the file"):
+        folder_mod._decode_all([*good, str(tmp_path / "bad.jpg")])
 
 
 def test_cache_goes_to_the_user_cache_when_the_data_folder_is_not_writable(tmp_path: Path, cache_home: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from cnnpl.errors import DataError
 from cnnpl.files import atomic_write
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+JPEG_BATCH = 1024  # files a call of torchvision's decoder
 
 
 def list_class_folders(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
@@ -46,14 +49,51 @@ def list_class_folders(split_dir: Path) -> tuple[list[str], list[tuple[str, int]
     return classes, files
 
 
-def _decode(path: str) -> np.ndarray:
+def _decode(path: str) -> torch.Tensor:
+    """One image through PIL, as a uint8 ``(3, H, W)`` tensor."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+            return torch.from_numpy(np.array(img.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
     except (UnidentifiedImageError, OSError) as err:
         raise DataError(f"cannot read image {path}: {err}; delete or replace the file") from None
+
+
+def _decode_jpegs(paths: list[str]) -> list[torch.Tensor] | None:
+    """JPEG files through torchvision's decoder in one call; None if it refuses any of them or is missing."""
+    try:  # deprecated since torchvision 0.29 (for TorchCodec's, which needs FFmpeg); PIL stays the fallback
+        from torchvision.io import ImageReadMode, decode_jpeg
+    except ImportError:
+        return None
+    try:
+        data = [torch.frombuffer(bytearray(Path(path).read_bytes()), dtype=torch.uint8) for path in paths]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return decode_jpeg(data, mode=ImageReadMode.RGB)
+    except (OSError, RuntimeError, ValueError):  # unreadable, empty, corrupt, a variant it lacks, no extension
+        return None
+
+
+def _decode_all(paths: list[str]) -> list[torch.Tensor]:
+    """Every image as a uint8 ``(3, H, W)`` tensor, in order.
+
+    JPEGs go through torchvision's decoder in batches: on CIFAR-10's 32x32 files about 4x the speed
+    of PIL on two threads, with the same pixels (both are libjpeg-turbo; checked on all 60,000). Other
+    formats, and any batch torchvision refuses, go image by image through PIL, which names a file it
+    cannot read.
+    """
+    images: list[torch.Tensor | None] = [None] * len(paths)
+    jpegs = [i for i, path in enumerate(paths) if path.lower().endswith(JPEG_SUFFIXES)]
+    for start in range(0, len(jpegs), JPEG_BATCH):
+        batch = jpegs[start : start + JPEG_BATCH]
+        for i, image in zip(batch, _decode_jpegs([paths[i] for i in batch]) or [], strict=False):
+            images[i] = image
+    rest = [i for i, image in enumerate(images) if image is None]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for i, image in zip(rest, pool.map(_decode, (paths[i] for i in rest), chunksize=256), strict=True):
+            images[i] = image
+    return images  # type: ignore[return-value]  # every None filled
 
 
 def _cache_dirs(root: Path) -> list[Path]:
@@ -93,12 +133,11 @@ def load_class_folders(split_dir: Path, class_order: list[str] | None = None) ->
             with np.load(cached) as data:
                 return Split(torch.from_numpy(data["images"]), torch.from_numpy(data["labels"])), classes
 
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        arrays = list(pool.map(_decode, (f"{split_dir}/{file}" for file, _ in files), chunksize=256))
-    shapes = {a.shape for a in arrays}
+    decoded = _decode_all([f"{split_dir}/{file}" for file, _ in files])
+    shapes = {(*image.shape[1:], 3) for image in decoded}  # (H, W, 3), as the message always said
     if len(shapes) != 1:
         raise DataError(f"images in {split_dir} differ in size ({sorted(shapes)[:3]}...); resize them to one size")
-    images = np.ascontiguousarray(np.stack(arrays).transpose(0, 3, 1, 2))
+    images = torch.stack(decoded).numpy()
     labels = np.asarray([label for _, label in files], dtype=np.int64)
     for cache_dir in _cache_dirs(split_dir.parent):
         if _write_atomically(cache_dir / name, images, labels):
