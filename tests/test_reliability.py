@@ -19,10 +19,12 @@ from typing import Any
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from tests.conftest import TINY, run_cli
 
 import cnnpl
-from cnnpl.callbacks.guards import collect_random_state, restore_random_state
+from cnnpl.callbacks import ModelCheckpoint
+from cnnpl.callbacks.guards import SigtermCheckpoint, collect_random_state, restore_random_state
 from cnnpl.checkpoint import (
     AtomicCheckpointIO,
     CheckpointError,
@@ -75,6 +77,60 @@ def test_resume_from_last_ends_like_an_uninterrupted_run(tmp_path: Path) -> None
     assert_same_optimizer(whole_last, resumed_last)
     assert resumed == whole
     assert first != whole  # the second epoch did train
+
+
+class Stalled(L.LightningModule):
+    """Learns nothing and always scores val/acc 0.5: the best checkpoint never changes after epoch 0."""
+
+    def __init__(self, sigterm_at_step: int | None = None) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 2)
+        self.sigterm_at_step = sigterm_at_step
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if self.global_step == self.sigterm_at_step:
+            raise SIGTERMException  # what Lightning raises between batches after a SIGTERM
+        return self.layer(batch[0]).sum() * 0.0
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self.log("val/acc", 0.5)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def fit_stalled(checkpoints: Path, epochs: int, ckpt_path: str | None = None, sigterm_at_step: int | None = None):
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(8, 2)), batch_size=2)  # 4 steps
+    checkpoint = ModelCheckpoint(dirpath=checkpoints, monitor="val/acc", mode="max", save_top_k=1, save_last=True)
+    trainer = L.Trainer(
+        max_epochs=epochs, callbacks=[checkpoint, SigtermCheckpoint()], logger=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1,
+    )  # fmt: skip
+    trainer.fit(Stalled(sigterm_at_step), loader, loader, ckpt_path=ckpt_path)
+
+
+def test_last_ckpt_follows_every_epoch_when_the_best_does_not_change(tmp_path: Path) -> None:
+    # Lightning 2.6's ModelCheckpoint rewrites last.ckpt only when a top-k checkpoint is saved at the
+    # same step: here at epoch 0 alone, so ckpt_path=last would train epochs 1 and 2 again
+    fit_stalled(tmp_path, epochs=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch=0-step=4.ckpt", "last.ckpt"]
+    last = safe_load(tmp_path / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (2, 12)
+
+    fit_stalled(tmp_path, epochs=4, ckpt_path=str(tmp_path / "last.ckpt"))  # resumes at epoch 3, not 1
+    last = safe_load(tmp_path / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (3, 16)
+
+
+def test_a_sigterm_before_the_first_save_resumes_into_the_same_last_ckpt(tmp_path: Path) -> None:
+    with pytest.raises(SIGTERMException):
+        fit_stalled(tmp_path, epochs=2, sigterm_at_step=2)
+    assert safe_load(tmp_path / "last.ckpt")["global_step"] == 2
+    fit_stalled(tmp_path, epochs=2, ckpt_path=str(tmp_path / "last.ckpt"))
+    # not last-v1.ckpt beside it (the SIGTERM's file named in its own callback state)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch=0-step=4.ckpt", "last.ckpt"]
+    last = safe_load(tmp_path / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (1, 8)
 
 
 def test_random_state_round_trips_through_a_weights_only_checkpoint(tmp_path: Path) -> None:

@@ -4,12 +4,14 @@ Registry names: ``filters``, ``feature_maps``, ``kernels_demo``, ``confusion_mat
 ``per_class_accuracy``, ``misclassified``, ``pr_curves``, ``gradcam``, ``histograms``, ``embedding``,
 ``hparams``; and for the fast recipe ``lookahead`` (weight averaging) and ``freeze`` (freeze parameters
 after N epochs). The pictures come from :mod:`cnnpl.viz`; the callbacks schedule them (every N epochs)
-and log them from global rank zero.
+and log them from global rank zero. :class:`ModelCheckpoint` (``callbacks.checkpoint`` in the configs,
+not registered) is Lightning's, with ``last.ckpt`` written at every epoch's end.
 ``conf/callbacks/{default,minimal,full}.yaml`` select sets.
 """
 
 from cnnpl.callbacks.averaging import Lookahead
 from cnnpl.callbacks.base import ImageSampleCallback, VisualCallback
+from cnnpl.callbacks.checkpoint import ModelCheckpoint
 from cnnpl.callbacks.diagnostics import (
     ConfusionMatrixCallback,
     MisclassifiedCallback,
@@ -39,6 +41,7 @@ __all__ = [
     "KernelsDemoCallback",
     "Lookahead",
     "MisclassifiedCallback",
+    "ModelCheckpoint",
     "PRCurvesCallback",
     "PerClassAccuracyCallback",
     "ValidationPredictionsCallback",

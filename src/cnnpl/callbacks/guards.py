@@ -124,6 +124,11 @@ class SigtermCheckpoint(L.Callback):
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
             return
         path = last_checkpoint_path(trainer)
+        callback = trainer.checkpoint_callback
+        if isinstance(callback, ModelCheckpoint) and callback.save_last:
+            # recorded in the file's own callback state: the resumed run then rewrites this last.ckpt
+            # instead of writing last-v1.ckpt beside it (as when the SIGTERM came before the first save)
+            callback.last_model_path = str(path)
         trainer.save_checkpoint(path)  # all ranks call it; the strategy writes once
         self.saved = path
         if trainer.is_global_zero:

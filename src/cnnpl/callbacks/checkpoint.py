@@ -1,0 +1,45 @@
+"""``ModelCheckpoint`` with ``last.ckpt`` written at every save point, as before Lightning 2.6.
+
+Since Lightning 2.6 ``ModelCheckpoint(monitor=..., save_top_k=1, save_last=True)`` rewrites
+``last.ckpt`` at an epoch's end only when a top-k checkpoint was saved at the same step, i.e. only
+when the monitored metric improved. A run whose ``val/acc`` stalls then keeps an old ``last.ckpt``,
+and ``ckpt_path=last`` silently trains the epochs since again. cnnpl's checkpoint callback (the
+``callbacks.checkpoint`` of ``conf/callbacks/default.yaml`` and ``minimal.yaml``) writes it at the
+end of every epoch again, whether or not the best checkpoint changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
+
+
+class ModelCheckpoint(LightningModelCheckpoint):
+    """Lightning's ``ModelCheckpoint``; with ``save_last``, ``last.ckpt`` follows every epoch's end."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._last_saved_step: int | None = None
+
+    def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, Any]) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        if self.save_last:
+            self._last_saved_step = trainer.global_step
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        due = not self._should_skip_saving_checkpoint(trainer) and self._should_save_on_train_epoch_end(trainer)
+        super().on_train_epoch_end(trainer, pl_module)
+        if due:
+            self._ensure_last(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        due = not self._should_skip_saving_checkpoint(trainer) and not self._should_save_on_train_epoch_end(trainer)
+        super().on_validation_end(trainer, pl_module)
+        if due:
+            self._ensure_last(trainer)
+
+    def _ensure_last(self, trainer: L.Trainer) -> None:
+        if self.save_last and self._last_saved_step != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
