@@ -158,10 +158,18 @@ import lightning as L
 
 
 class Stall(L.Callback):
-    def __init__(self, marker: str, epoch: int, batch: int, seconds: float = 120.0) -> None:
-        self.marker, self.epoch, self.batch, self.seconds = Path(marker), epoch, batch, seconds
+    def __init__(self, marker: str, epoch: int, batch: int, seconds: float = 120.0, stage: str = "train") -> None:
+        self.marker, self.epoch, self.batch, self.seconds, self.stage = Path(marker), epoch, batch, seconds, stage
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if self.stage == "test":
+            self.stall(trainer, batch_idx)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.stage == "train":
+            self.stall(trainer, batch_idx)
+
+    def stall(self, trainer, batch_idx):
         if trainer.current_epoch != self.epoch or batch_idx != self.batch or self.marker.exists():
             return
         self.marker.write_text(str(trainer.global_step))
@@ -171,8 +179,11 @@ class Stall(L.Callback):
 '''
 
 
-def start_stalled_run(tmp_path: Path, run_dir: Path, overrides: list[str], epoch: int, batch: int):
-    """Start ``python -m cnnpl`` and wait until it pauses after ``batch`` of ``epoch``; returns (process, args)."""
+def start_stalled_run(
+    tmp_path: Path, run_dir: Path, overrides: list[str], epoch: int, batch: int, stage: str = "train"
+):
+    """Start ``python -m cnnpl`` and wait until it pauses after ``batch`` of ``epoch`` (of the ``stage``
+    loop); returns (process, args)."""
     (tmp_path / "stall_callback.py").write_text(STALL)
     marker = tmp_path / "stalled"
     args = [
@@ -182,6 +193,7 @@ def start_stalled_run(tmp_path: Path, run_dir: Path, overrides: list[str], epoch
         f"+callbacks.stall.marker={marker}",
         f"+callbacks.stall.epoch={epoch}",
         f"+callbacks.stall.batch={batch}",
+        f"+callbacks.stall.stage={stage}",
     ]
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(tmp_path)}
     env.pop("HYDRA_FULL_ERROR", None)
@@ -268,6 +280,28 @@ def test_a_new_run_is_refused_where_another_runs_checkpoints_are(tmp_path: Path)
         "(hydra.run.dir=<new folder>; output_dir= from Python)"
     )
     assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == written
+
+
+def test_continuing_another_runs_checkpoint_is_refused_where_a_run_already_is(tmp_path: Path) -> None:
+    # a fork into a new folder works; into a folder with a run of its own it would mix the two runs
+    train(cnnpl.compose(FAST, output_dir=str(tmp_path / "x")))
+    other = tmp_path / "x" / "checkpoints" / "last.ckpt"
+    forked = [*FAST, "trainer.max_epochs=2", f"ckpt_path={other}"]
+    train(cnnpl.compose(forked, output_dir=str(tmp_path / "fork")))
+    assert safe_load(tmp_path / "fork" / "checkpoints" / "last.ckpt")["epoch"] == 1
+    train(cnnpl.compose(FAST, output_dir=str(tmp_path / "y")))
+    written = {path: path.read_bytes() for path in sorted((tmp_path / "y").rglob("*")) if path.is_file()}
+    with pytest.raises(CheckpointError) as caught:
+        train(cnnpl.compose(forked, output_dir=str(tmp_path / "y")))
+    assert str(caught.value).startswith(
+        f"ckpt_path '{other}' is another run folder's checkpoint, but '{tmp_path / 'y' / 'checkpoints'}' already "
+        "holds the checkpoints of the run there (epoch000-val_acc"
+    )
+    assert str(caught.value).endswith(
+        "continue from it in a new folder (hydra.run.dir=<new folder>; output_dir= from Python) or in the run folder "
+        "it came from"
+    )
+    assert {path: path.read_bytes() for path in sorted((tmp_path / "y").rglob("*")) if path.is_file()} == written
 
 
 @pytest.mark.parametrize(
@@ -504,6 +538,19 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     final = safe_load(last)
     assert final["global_step"] == 2 * steps_per_epoch and final["epoch"] == 1
+
+
+@pytest.mark.slow
+def test_sigterm_during_the_test_exits_143_with_one_line(tmp_path: Path) -> None:
+    # Lightning's evaluation loop raises SIGTERMException, a SystemExit without a status: exit 0 before
+    run_dir = tmp_path / "run"
+    args = [*FAST, "trainer.max_epochs=1", "data.eval_batch_size=16"]  # 4 test batches: stopped after the 1st
+    process, _ = start_stalled_run(tmp_path, run_dir, args, epoch=1, batch=0, stage="test")  # epoch 1: fit done
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-3000:]
+    assert "cnnpl: SIGTERM received during the test of " in stderr
+    assert "no test metrics; test a checkpoint again with the run's command plus fit=false" in stderr
 
 
 POISON = '''

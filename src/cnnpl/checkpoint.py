@@ -162,19 +162,26 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: str | Path) -> str 
     return str(file)
 
 
-def check_fresh_run_dir(checkpoint_dir: str | Path) -> None:
+def check_fresh_run_dir(checkpoint_dir: str | Path, continuing: str | Path | None = None) -> None:
     """Refuse to start a new training run where another run's checkpoints are.
 
     Lightning would write ``last-v1.ckpt`` beside them and the run's ``config.yaml`` would describe the
     new run only: two runs mixed in one folder, and ``ckpt_path=last`` no longer clearly either's.
+    ``continuing``: the checkpoint of another run folder that this run continues from (the same holds).
     """
     folder = Path(checkpoint_dir)
     found = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
+    named = f"{found[0].name}{f' and {len(found) - 1} more' if len(found) > 1 else ''}" if found else ""
+    if found and continuing is not None:
+        raise CheckpointError(
+            f"ckpt_path {str(continuing)!r} is another run folder's checkpoint, but {str(folder)!r} already holds "
+            f"the checkpoints of the run there ({named}); continue from it in a new folder (hydra.run.dir=<new "
+            "folder>; output_dir= from Python) or in the run folder it came from"
+        )
     if found:
         raise CheckpointError(
-            f"{str(folder)!r} already holds the checkpoints of an earlier run ({found[0].name}"
-            f"{f' and {len(found) - 1} more' if len(found) > 1 else ''}); to continue that run give its own command "
-            "again with ckpt_path=last, or start this one in a new folder (hydra.run.dir=<new folder>; "
+            f"{str(folder)!r} already holds the checkpoints of an earlier run ({named}); to continue that run give "
+            "its own command again with ckpt_path=last, or start this one in a new folder (hydra.run.dir=<new folder>; "
             "output_dir= from Python)"
         )
 

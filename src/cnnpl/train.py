@@ -447,6 +447,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_checkpoint_fits(ckpt_path, system)
         if cfg.get("fit", True):
             check_resume_settings(ckpt_path, cfg)
+            if Path(ckpt_path).resolve().parent not in (Path(checkpoint_dir).resolve(), output_dir.resolve()):
+                check_fresh_run_dir(checkpoint_dir, continuing=ckpt_path)  # another run's: not into this one's
     elif cfg.get("fit", True) and not any(Path(output_dir).glob("hpc_ckpt_*.ckpt")):
         check_fresh_run_dir(checkpoint_dir)  # (a SLURM requeue resumes from hpc_ckpt_N.ckpt by itself)
     logger = _instantiate(cfg.logger) if cfg.get("logger") else False
@@ -488,7 +490,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("test", True):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         ckpt = best or (None if cfg.get("fit", True) else ckpt_path)
-        trainer.test(system, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+        try:
+            trainer.test(system, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+        except SIGTERMException:  # a SystemExit Lightning raises without a status: the shell would see 0
+            if trainer.is_global_zero:
+                print(
+                    f"cnnpl: SIGTERM received during the test of {ckpt or 'the final weights'}: stopped, no test "
+                    "metrics; test a checkpoint again with the run's command plus fit=false ckpt_path=<its .ckpt file>",
+                    file=sys.stderr,
+                )
+            raise SIGTERMException(EXIT_SIGTERM) from None
         metrics.update(_floats(trainer.callback_metrics))
     return metrics
 
