@@ -365,6 +365,15 @@ def test_a_refused_command_in_a_run_directory_keeps_that_runs_hydra_record(cli, 
         ([], ["scheduler=onecycle"], r"scheduler \(run: none, now: cnnpl\.optim\.one_cycle\)"),
         (["+trainer.gradient_clip_val=1.0"], [], r"trainer\.gradient_clip_val \(run: 1\.0, now: <unset>\)"),
         ([], ["+trainer.accumulate_grad_batches=4"], r"trainer\.accumulate_grad_batches \(run: <unset>, now: 4\)"),
+        ([], ["+optimizer.amsgrad=true"], r"optimizer\.amsgrad \(run: <unset>, now: True\)"),  # Adam's default: False
+        (["+optimizer.amsgrad=true"], [], r"optimizer\.amsgrad \(run: True, now: <unset>\)"),
+        (
+            ["scheduler=onecycle", "+scheduler.three_phase=true"],
+            ["scheduler=onecycle"],
+            r"scheduler\.three_phase \(run: True, now: <unset>\)",
+        ),
+        # the schedule differs, not the max_epochs "it planned" (the run had none)
+        ([], ["scheduler=onecycle", "trainer.max_epochs=3"], r"scheduler \(run: none, now: cnnpl\.optim\.one_cycle\)"),
     ],
 )
 def test_a_resume_that_adds_or_drops_a_schedule_or_a_trainer_setting_is_refused(
@@ -395,6 +404,12 @@ def test_a_setting_the_runs_config_lacks_is_no_difference(tmp_path: Path) -> Non
     (tmp_path / "checkpoints").mkdir()
     OmegaConf.save(OmegaConf.create(older), tmp_path / "config.yaml")
     check_resume_settings(tmp_path / "checkpoints" / "last.ckpt", cfg)
+    # absent from the run's config but at the default of what reads them: Adam's, the data module's
+    # (through CIFAR10DataModule's **kwargs to its base), a registered model's, the LightningModule's
+    del older["data"]["train_resize"], older["model"]["dropout"]
+    OmegaConf.save(OmegaConf.create(older), tmp_path / "config.yaml")
+    amsgrad = cnnpl.compose([*FAST, "+optimizer.amsgrad=false"], output_dir=str(tmp_path))
+    check_resume_settings(tmp_path / "checkpoints" / "last.ckpt", amsgrad)
     older["system"]["tta_flip"], older["seed"] = True, 7  # free on resume / bound
     OmegaConf.save(OmegaConf.create(older), tmp_path / "config.yaml")
     with pytest.raises(CheckpointError, match=r"differ from the ones it trained with: seed \(run: 7, now: 42\); "):

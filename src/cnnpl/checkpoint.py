@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import inspect
 import pickle
 import re
 from collections.abc import Callable, Mapping
@@ -232,6 +233,50 @@ def _bound(key: str, scheduled: bool) -> bool:
     return True
 
 
+def _built_by(group: str, flat: dict[str, Any]) -> Any:
+    """What the config group ``group`` (a dotted key) builds: its ``_target_``, or its registered component."""
+    from hydra.utils import get_object
+
+    from cnnpl.registry import FAMILIES, get_registry
+
+    target, name = flat.get(f"{group}._target_"), flat.get(f"{group}.name")
+    if group == "system":  # ImageClassifier(net, ..., **cfg.system)
+        from cnnpl.system import ImageClassifier
+
+        return ImageClassifier
+    if isinstance(target, str):
+        return get_object(target)
+    if group in FAMILIES and isinstance(name, str):
+        return get_registry(group).get(name)
+    return None
+
+
+def _default_of(obj: Any, name: str) -> Any:
+    """The default of ``obj``'s parameter ``name`` (following a class's ``**kwargs`` to its bases)."""
+    for callable_ in (
+        [c.__init__ for c in inspect.getmro(obj) if "__init__" in vars(c)] if inspect.isclass(obj) else [obj]
+    ):
+        parameters = inspect.signature(callable_).parameters
+        if name in parameters:
+            return parameters[name].default
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            break
+    return inspect.Parameter.empty
+
+
+def _at_default(key: str, value: Any, flat: dict[str, Any]) -> bool:
+    """Whether ``key=value``, a setting one config has and the other lacks, is what the callable of its
+    group takes without it (a key added to cnnpl's config since the run): then leaving it out changes nothing."""
+    group, _, name = key.rpartition(".")
+    if not group or name.startswith("_"):
+        return False
+    try:
+        default = _default_of(_built_by(group, flat), name)
+    except Exception:  # not importable here, or no signature
+        return False
+    return default is not inspect.Parameter.empty and default == value
+
+
 def _schedule(node: Any) -> str:
     """How a resume error shows a run's schedule: its ``_target_``, or ``none``."""
     return str(node.get("_target_", "?")) if node else "none"
@@ -257,18 +302,34 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
     now = _flat(OmegaConf.to_container(cfg, resolve=False))
     then = _flat(saved)
     scheduled = bool(cfg.get("scheduler"))
-    # only settings both have: a key added to cnnpl's config since the run (or one a group adds, such as
-    # sgd's momentum) is no difference by itself; another option of a group shows in its _target_ or name
     keys = {k for k in now.keys() & then.keys() if _bound(k, scheduled) and now[k] != then[k]}
+    # a setting only one side has (+optimizer.amsgrad=true) differs unless it is the default of what its group
+    # builds (a key added to cnnpl's config since the run); another option of a group shows in its _target_
+    # or name, a schedule only one side has below
+    one_side = [*((k, now) for k in now.keys() - then.keys()), *((k, then) for k in then.keys() - now.keys())]
+    schedule_differs = scheduled != bool(saved.get("scheduler"))
+
+    def same_builder(key: str) -> bool:  # else its _target_ or name shows the difference
+        group = key.rpartition(".")[0]
+        return all(now.get(f"{group}.{what}") == then.get(f"{group}.{what}") for what in ("_target_", "name"))
+
+    keys |= {
+        k
+        for k, side in one_side
+        if _bound(k, scheduled)
+        and not (schedule_differs and k.startswith("scheduler"))
+        and same_builder(k)
+        and not _at_default(k, side[k], side)
+    }
     # trainer settings that count when only one side sets them (+trainer.gradient_clip_val=1.0), and
     # with a schedule, what sizes it (+trainer.limit_train_batches=5)
     one_sided = RESUME_BOUND_TRAINER + (SCHEDULE_BOUND_TRAINER if scheduled else ())
     keys |= {k for k in (f"trainer.{n}" for n in one_sided) if now.get(k) != then.get(k)}
-    if scheduled != bool(saved.get("scheduler")):  # scheduler=none is {}: no key in common with a schedule
+    if schedule_differs:  # scheduler=none is {}: no key in common with a schedule
         keys.add("scheduler")
         now["scheduler"], then["scheduler"] = _schedule(cfg.get("scheduler")), _schedule(saved.get("scheduler"))
     keys = sorted(keys)
-    if cfg.get("scheduler") and now.get("trainer.max_epochs") != then.get("trainer.max_epochs"):
+    if scheduled and saved.get("scheduler") and now.get("trainer.max_epochs") != then.get("trainer.max_epochs"):
         name = OmegaConf.select(cfg, "scheduler._target_", default="the schedule")
         raise CheckpointError(
             f"the run in {str(saved_path.parent)!r} planned its learning-rate schedule ({name}) over "
