@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -102,6 +103,54 @@ def test_decoded_arrays_are_cached_next_to_the_data(
     dm = CIFAR10DataModule(root=tmp_path / "cifar")
     dm.setup()
     assert len(dm.split("test")) == 10
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:300])
+
+
+def _garble(path: Path) -> None:
+    path.write_bytes(b"\x00garbage" * 50)
+
+
+def _drop_labels(path: Path) -> None:
+    with np.load(path) as data:
+        images = data["images"]
+    np.savez(path.open("wb"), images=images)
+
+
+def _shuffle_labels(path: Path) -> None:
+    with np.load(path) as data:
+        images, labels = data["images"], data["labels"]
+    np.savez(path.open("wb"), images=images, labels=labels[::-1])
+
+
+def _float_images(path: Path) -> None:
+    with np.load(path) as data:
+        images, labels = data["images"], data["labels"]
+    np.savez(path.open("wb"), images=images.astype(np.float32), labels=labels)
+
+
+def _lone_array(path: Path) -> None:
+    np.save(path.open("wb"), np.zeros(3))
+
+
+@pytest.mark.parametrize(
+    "damage", [_truncate, _garble, _drop_labels, _shuffle_labels, _float_images, _lone_array], ids=lambda f: f.__name__
+)
+def test_a_damaged_cache_is_decoded_again_and_rewritten(
+    tmp_path: Path, cache_home: Path, damage: Callable[[Path], None]
+) -> None:
+    write_class_folders(tmp_path / "cifar", per_class=2)
+    fresh, classes = folder_mod.load_class_folders(tmp_path / "cifar" / "train")
+    (cached,) = (tmp_path / "cifar" / ".cnnpl-cache").glob("train-*.npz")
+    damage(cached)
+    with pytest.warns(UserWarning, match=rf"ignoring the damaged decode cache {cached} \(.*\); decoding the images"):
+        again, again_classes = folder_mod.load_class_folders(tmp_path / "cifar" / "train")
+    assert again_classes == classes
+    assert torch.equal(again.images, fresh.images) and torch.equal(again.labels, fresh.labels)
+    with np.load(cached) as data:  # rewritten whole: the next run reads it
+        assert np.array_equal(data["images"], fresh.images.numpy()) and np.array_equal(data["labels"], fresh.labels)
 
 
 def test_jpegs_decode_in_batches_to_the_pixels_pil_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -230,13 +279,27 @@ class Numbered(InMemoryImageDataModule):
 
 def test_validation_split_depends_on_the_seed_only() -> None:
     def val_indices(seed: int) -> list[int]:
-        dm = Numbered(seed=seed, val_split=0.2)
+        dm = Numbered(seed=seed, val_split=0.2, crop_padding=0)
         dm.setup()
         assert len(dm.split("val")) == 20 and len(dm.split("train")) == 80
         return sorted(dm.split("val").images[:, 0, 0, 0].tolist())
 
     assert val_indices(1) == val_indices(1)
     assert val_indices(1) != val_indices(2)
+
+
+@pytest.mark.parametrize("num_train, val_split, held_out", [(3, 0.9, 3), (2, 0.75, 2)])
+def test_a_validation_split_that_leaves_no_training_image_is_refused(
+    num_train: int, val_split: float, held_out: int
+) -> None:
+    dm = ShapesDataModule(num_train=num_train, num_test=10, val_split=val_split)
+    with pytest.raises(CnnplError) as err:
+        dm.setup("fit")
+    assert str(err.value) == (
+        f"data.val_split={val_split} holds out {held_out} of the {num_train} training images, leaving none to train "
+        "on: use a smaller data.val_split or more training images"
+    )
+    ShapesDataModule(num_train=num_train, num_test=10, val_split=0.4).setup("fit")  # one image is held out
 
 
 def test_normalisation_uses_training_statistics() -> None:
@@ -397,3 +460,20 @@ def test_reflect_padding_must_fit_inside_the_image() -> None:
     dm = ShapesDataModule(num_train=20, num_test=10, image_size=8, crop_padding=8, crop_padding_mode="reflect")
     with pytest.raises(CnnplError, match=r"data\.crop_padding=8 cannot be reflected on \(8, 8\) images"):
         dm.setup()
+
+
+def test_zero_padding_must_leave_some_of_the_image_in_every_crop() -> None:
+    dm = ShapesDataModule(num_train=20, num_test=10, image_size=32, crop_padding=100)
+    with pytest.raises(CnnplError) as err:
+        dm.setup()
+    assert str(err.value) == (
+        "data.crop_padding=100 is not smaller than the (32, 32) images: about 90% of the training crops would hold "
+        "no pixel of their image, only zeros; use a padding below 32 (an eighth of the side is usual: 4 on CIFAR-10) "
+        "or data.crop_padding=0 for none"
+    )
+    with pytest.raises(CnnplError, match=r"data\.crop_padding=8 is not smaller than the \(8, 8\) images: about 22%"):
+        ShapesDataModule(num_train=20, num_test=10, image_size=8, crop_padding=8).setup()
+    torch.manual_seed(0)  # the share the message states, counted: 1 - (15/17)^2 = 22.1% of crops all zeros
+    blank = (aug.random_crop(torch.ones(20000, 1, 8, 8, dtype=torch.uint8), 8) == 0).all(3).all(2).all(1)
+    assert abs(blank.float().mean().item() - 0.221) < 0.01
+    ShapesDataModule(num_train=20, num_test=10, image_size=8, crop_padding=7).setup()  # every crop keeps a corner

@@ -200,6 +200,11 @@ class InMemoryImageDataModule(L.LightningDataModule):
             return
         train, test, self.class_names = self.load()
         n_val = round(len(train) * self.val_split)
+        if n_val >= len(train):  # Lightning would fail in fit, on a sampler of 0 samples
+            raise CnnplError(
+                f"data.val_split={self.val_split} holds out {n_val} of the {len(train)} training images, leaving "
+                "none to train on: use a smaller data.val_split or more training images"
+            )
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
         val_idx, train_idx = order[:n_val], order[n_val:]
         train_images = train.images[train_idx]
@@ -233,6 +238,14 @@ class InMemoryImageDataModule(L.LightningDataModule):
             raise CnnplError(
                 f"data.crop_padding={self.crop_padding} cannot be reflected on {self.input_size} images: "
                 f"use a padding below {side} or data.crop_padding_mode=zeros"
+            )
+        if self.crop_padding >= side:  # zeros: a shift by a whole side leaves a crop of padding alone
+            pad = self.crop_padding
+            blank = 1.0 - math.prod(min(2 * n - 1, 2 * pad + 1) / (2 * pad + 1) for n in self.input_size)
+            raise CnnplError(
+                f"data.crop_padding={pad} is not smaller than the {self.input_size} images: about "
+                f"{blank:.0%} of the training crops would hold no pixel of their image, only zeros; use a padding "
+                f"below {side} (an eighth of the side is usual: 4 on CIFAR-10) or data.crop_padding=0 for none"
             )
         if self.cutout >= side:
             raise CnnplError(

@@ -2,7 +2,8 @@
 
 The decoded arrays are cached as ``.npz`` next to the data (``<root>/.cnnpl-cache/``) or, when that
 folder cannot be written, under ``$XDG_CACHE_HOME/cnnpl`` (``~/.cache/cnnpl``). The cache key hashes
-every file's path, size and modification time, so an edited folder is decoded again.
+every file's path, size and modification time, so an edited folder is decoded again. A cache file
+that cannot be read, or whose arrays do not fit the folder, is decoded again and rewritten (with a warning).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -127,18 +130,19 @@ def load_class_folders(split_dir: Path, class_order: list[str] | None = None) ->
         classes = list(class_order)
     key = _cache_key(split_dir, files, classes)
     name = f"{split_dir.name}-{key}.npz"
+    labels = np.asarray([label for _, label in files], dtype=np.int64)
     for cache_dir in _cache_dirs(split_dir.parent):
         cached = cache_dir / name
         if cached.is_file():
-            with np.load(cached) as data:
-                return Split(torch.from_numpy(data["images"]), torch.from_numpy(data["labels"])), classes
+            split = _read_cache(cached, labels)
+            if split is not None:
+                return split, classes
 
     decoded = _decode_all([f"{split_dir}/{file}" for file, _ in files])
     shapes = {(*image.shape[1:], 3) for image in decoded}  # (H, W, 3), as the message always said
     if len(shapes) != 1:
         raise DataError(f"images in {split_dir} differ in size ({sorted(shapes)[:3]}...); resize them to one size")
     images = torch.stack(decoded).numpy()
-    labels = np.asarray([label for _, label in files], dtype=np.int64)
     for cache_dir in _cache_dirs(split_dir.parent):
         if _write_atomically(cache_dir / name, images, labels):
             break
@@ -159,6 +163,38 @@ def interleave_classes(split: Split) -> Split:
         within[where] = torch.arange(len(where))
     order = torch.argsort(within * (int(labels.max()) + 1) + labels) if len(labels) else labels
     return Split(split.images[order], labels[order])
+
+
+# what reading a damaged .npz can raise: a truncated or garbled zip (BadZipFile, a bad CRC, EOFError,
+# zlib.error), an array header or data cut short (ValueError), a missing array (KeyError), an unreadable
+# file (OSError), a garbled header claiming a huge shape (MemoryError)
+_DAMAGED_CACHE_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError, MemoryError)
+
+
+def _read_cache(path: Path, labels: np.ndarray) -> Split | None:
+    """The split cached in ``path``, or None (with a warning) if the file is damaged.
+
+    Damaged: it cannot be read as an ``.npz`` of ``images`` and ``labels``, or its arrays do not fit the
+    folder (images not uint8 ``(N, 3, H, W)``, labels not the folder's ``labels``). The caller then
+    decodes the folder again and rewrites the cache.
+    """
+    try:
+        data = np.load(path)  # allow_pickle=False: a pickle is refused (ValueError), never run
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a lone .npy array, not an archive
+            raise ValueError("a .npy array, not an .npz archive")
+        with data:
+            images, cached_labels = data["images"], data["labels"]
+    except _DAMAGED_CACHE_ERRORS as err:
+        problem = f"{type(err).__name__}: {' '.join(str(err).split())}"  # one line
+    else:
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            problem = f"images are {images.dtype} {images.shape}, not uint8 (N, 3, H, W)"
+        elif len(images) != len(labels) or not np.array_equal(cached_labels, labels):
+            problem = f"{len(images)} images and {len(cached_labels)} labels, not the labels of the {len(labels)} files"
+        else:
+            return Split(torch.from_numpy(images), torch.from_numpy(cached_labels.astype(np.int64, copy=False)))
+    warnings.warn(f"ignoring the damaged decode cache {path} ({problem}); decoding the images again", stacklevel=3)
+    return None
 
 
 def _write_atomically(path: Path, images: np.ndarray, labels: np.ndarray) -> bool:
