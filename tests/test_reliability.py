@@ -784,6 +784,49 @@ def test_out_of_range_settings_fail_before_training(tmp_path: Path, override: st
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "csv").exists()
 
 
+def test_checkpoint_and_logger_settings_that_fail_at_the_first_save_fail_before_training(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("not a folder")
+    cases = [
+        (
+            f"callbacks.checkpoint.dirpath={tmp_path / 'afile' / 'sub'}",
+            f"folder '{tmp_path / 'afile' / 'sub'}' cannot be written (Not a directory); choose another with "
+            "callbacks.checkpoint.dirpath=<folder>",
+        ),
+        (
+            f"logger.save_dir={tmp_path / 'afile'}",
+            f"folder '{tmp_path / 'afile'}' cannot be written (File exists); choose another with "
+            "logger.save_dir=<folder>",
+        ),
+        (
+            "callbacks.checkpoint.monitor=test/acc",
+            "ModelCheckpoint(monitor='test/acc') watches a test metric, which exists only after training; monitor one "
+            "of train/loss_step, train/loss_epoch, train/acc, val/loss, val/acc, val/acc_top5",
+        ),
+        (
+            "callbacks.checkpoint.monitor=valacc",
+            "ModelCheckpoint(monitor='valacc') watches a metric that is never logged; did you mean val/acc? cnnpl logs "
+            "train/loss_step, train/loss_epoch, train/acc, val/loss, val/acc, val/acc_top5 (val/acc_top5 with more "
+            "than 5 classes)",
+        ),
+        (
+            "callbacks.checkpoint.filename={epoch:03d}",
+            "ModelCheckpoint(filename={'epoch': '03d'}) is not a file name: Hydra reads an override value in braces as "
+            "a mapping; quote it, e.g. 'callbacks.checkpoint.filename=\"epoch{epoch:03d}\"'",
+        ),
+    ]
+    for override, message in cases:
+        run = tmp_path / "run"
+        with pytest.raises(CnnplError) as caught:
+            train(cnnpl.compose([*FAST, override], output_dir=str(run)))
+        assert str(caught.value) == message
+        assert not (run / "checkpoints").exists() and not (run / "csv").exists()
+    from types import SimpleNamespace
+
+    from cnnpl.train import check_monitors
+
+    check_monitors([SimpleNamespace(monitor=name) for name in ("my_plugin_metric", "acc", "val/acc")])  # allowed
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

@@ -249,9 +249,14 @@ def check_writable(folder: Path, option: str = "hydra.run.dir") -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
+        what, python = (
+            ("output directory", " (or output_dir=<folder> from Python)")
+            if option == "hydra.run.dir"
+            else ("folder", "")
+        )
         raise CnnplError(
-            f"output directory {str(folder)!r} cannot be written ({err.strerror or err}); "
-            f"choose another with {option}=<folder> (or output_dir=<folder> from Python)"
+            f"{what} {str(folder)!r} cannot be written ({err.strerror or err}); "
+            f"choose another with {option}=<folder>{python}"
         ) from None
 
 
@@ -307,20 +312,36 @@ LOGGED_METRICS = ("train/loss_step", "train/loss_epoch", "train/acc", "val/loss"
 def check_monitors(callbacks: list[Any]) -> None:
     """Refuse a ``monitor=`` of a checkpoint or early-stopping callback that names no metric cnnpl logs.
 
-    Only names under ``val/`` and ``train/`` are checked: a plugin may log metrics of its own.
+    Names under ``val/`` and ``train/`` are checked, ``test/`` ones refused (no test runs during the fit),
+    and others only when they look like a misspelt logged metric (``valacc``, ``acc``): a plugin may log
+    metrics of its own. A checkpoint ``filename`` must be a string (Hydra reads ``{epoch}`` as a mapping).
     """
     import difflib
 
     for callback in callbacks:
         monitor = getattr(callback, "monitor", None)
-        if not isinstance(monitor, str) or not monitor.startswith(("val/", "train/")) or monitor in LOGGED_METRICS:
+        if isinstance(monitor, str) and monitor.startswith("test/"):
+            raise CnnplError(
+                f"{type(callback).__name__}(monitor={monitor!r}) watches a test metric, which exists only after "
+                f"training; monitor one of {', '.join(LOGGED_METRICS)}"
+            )
+        if not isinstance(monitor, str) or monitor in LOGGED_METRICS:
             continue
-        close = difflib.get_close_matches(monitor, LOGGED_METRICS, n=1)
+        close = difflib.get_close_matches(monitor, LOGGED_METRICS, n=1, cutoff=0.6 if "/" in monitor else 0.7)
+        if not monitor.startswith(("val/", "train/")) and not close:
+            continue  # a metric of a plugin's own, perhaps
         hint = f"did you mean {close[0]}? " if close else ""
         raise CnnplError(
             f"{type(callback).__name__}(monitor={monitor!r}) watches a metric that is never logged; {hint}"
             f"cnnpl logs {', '.join(LOGGED_METRICS)} (val/acc_top5 with more than 5 classes)"
         )
+    for callback in callbacks:
+        filename = getattr(callback, "filename", None)
+        if hasattr(callback, "dirpath") and filename is not None and not isinstance(filename, str):
+            raise CnnplError(
+                f"{type(callback).__name__}(filename={filename!r}) is not a file name: Hydra reads an override "
+                "value in braces as a mapping; quote it, e.g. 'callbacks.checkpoint.filename=\"epoch{epoch:03d}\"'"
+            )
 
 
 def _has_model_checkpoint(callbacks: list[Any]) -> bool:
@@ -472,6 +493,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     for callback in trainer.callbacks:  # the run's and those Lightning adds (ModelSummary)
         skip_unused_batch_hooks(callback)  # Lightning calls none of the batch hooks set to None
 
+    # last of the checks: each makes its folder (where Lightning would at the first save, or first log)
+    if cfg.get("logger") and cfg.logger.get("save_dir"):
+        check_writable(Path(str(cfg.logger.save_dir)), "logger.save_dir")
+    if _has_model_checkpoint(callbacks) and cfg.get("fit", True):
+        check_writable(checkpoint_dir, "callbacks.checkpoint.dirpath")
     if trainer.is_global_zero:
         logging.getLogger(__name__).info(environment_line(trainer))
         warn_emulated_bf16(trainer)
