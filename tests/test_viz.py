@@ -377,6 +377,94 @@ def test_render_does_not_read_a_fine_tuned_runs_pretrained_file_again(tmp_path) 
     assert cfg.model.pretrained == str(weights)  # the run's config as it was
 
 
+def render_error(capsys, *args: str) -> str:
+    """The one line ``python -m cnnpl.render`` prints for ``args``, which must exit with status 2."""
+    assert render_main(list(args)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("cnnpl.render: error: "), err
+    return err.removeprefix("cnnpl.render: error: ").rstrip("\n")
+
+
+def test_render_names_a_config_it_cannot_use(tmp_path, capsys) -> None:
+    ckpt = fake_run(tmp_path / "run")
+    out = f"out={tmp_path / 'pictures'}"
+    missing = tmp_path / "nonexist.yaml"
+    assert render_error(capsys, f"ckpt={ckpt}", out, f"config={missing}") == (
+        f"config file '{missing}' does not exist; pass config=<run dir>/config.yaml"
+    )
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("data: [1,\nmodel: 2\n")
+    assert render_error(capsys, f"ckpt={ckpt}", out, f"config={broken}") == (
+        f"cannot read config '{broken}': expected ',' or ']', but got '<stream end>' (line 3, column 1); "
+        "pass config=<run dir>/config.yaml"
+    )
+
+
+def test_render_names_the_runs_own_config_when_it_is_no_mapping(tmp_path, capsys) -> None:
+    ckpt = fake_run(tmp_path / "run")
+    found = tmp_path / "run" / "config.yaml"  # found next to checkpoints/, no config= given: named, not "None"
+    found.write_text("- not\n- a mapping\n")
+    assert render_error(capsys, f"ckpt={ckpt}", f"out={tmp_path / 'pictures'}") == (
+        f"config '{found}' is not a cnnpl run config (a mapping of settings, as python -m cnnpl writes); "
+        "pass config=<run dir>/config.yaml"
+    )
+
+
+class Payload:
+    """Unpickling this object creates ``path``: proof that code in a checkpoint ran."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return (open, (str(self.path), "w"))
+
+
+@pytest.mark.parametrize(
+    ("contents", "message"),
+    [
+        ("truncated", "cannot read checkpoint '{ckpt}': it is not a complete file written by torch.save ("),
+        ("text", "cannot read checkpoint '{ckpt}': it is not a file written by torch.save (Unsupported operand 110)"),
+        ("no_state_dict", "checkpoint '{ckpt}' is not a Lightning checkpoint (no 'state_dict'); give a .ckpt"),
+        ("list", "checkpoint '{ckpt}' is not a Lightning checkpoint (no 'state_dict'); give a .ckpt"),
+        ("pickled_code", "refused to load checkpoint '{ckpt}': it holds a pickled Python object (io.open), not only"),
+    ],
+    ids=["truncated", "text", "no_state_dict", "list", "pickled_code"],
+)
+def test_render_reads_checkpoints_safely_and_names_one_it_cannot_use(tmp_path, capsys, contents, message) -> None:
+    ckpt = fake_run(tmp_path / "run")
+    marker = tmp_path / "payload_ran"
+    if contents == "truncated":
+        ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    elif contents == "text":
+        ckpt.write_text("not a checkpoint\n")
+    elif contents == "pickled_code":
+        torch.save({**torch.load(ckpt, weights_only=True), "extra": Payload(marker)}, ckpt)
+    else:
+        torch.save({"x": 1} if contents == "no_state_dict" else [1, 2], ckpt)
+    err = render_error(capsys, f"ckpt={ckpt}", f"out={tmp_path / 'pictures'}")
+    assert err.startswith(message.format(ckpt=ckpt))
+    assert not marker.exists()  # the payload never ran
+
+
+def test_render_names_a_missing_checkpoint_and_says_where_runs_keep_them(tmp_path, capsys) -> None:
+    assert render_error(capsys, f"ckpt={tmp_path / 'gone.ckpt'}", f"out={tmp_path / 'pictures'}") == (
+        f"checkpoint '{tmp_path / 'gone.ckpt'}' does not exist; pass ckpt=<run dir>/checkpoints/last.ckpt"
+    )
+
+
+def test_render_names_the_weights_that_do_not_fit_the_network(tmp_path, capsys) -> None:
+    ckpt = fake_run(tmp_path / "run")  # model.channels=[4,8]
+    other = fake_run(tmp_path / "other", "model.channels=[4,6]").parent.parent / "config.yaml"
+    err = render_error(capsys, f"ckpt={ckpt}", f"out={tmp_path / 'pictures'}", f"config={other}")
+    assert err == (
+        f"checkpoint '{ckpt}' does not fit the network its config describes (SimpleCNN): 3 tensors with another "
+        "shape: features.block2.conv.weight (checkpoint (8, 4, 3, 3), network (6, 4, 3, 3)), features.block2.conv.bias "
+        "(checkpoint (8,), network (6,)), classifier.1.weight (checkpoint (8, 288), network (8, 216)); "
+        "pass the config of the run that wrote it (config=<its run dir>/config.yaml)"
+    )
+
+
 # -- the callback configs ---------------------------------------------------------------------------
 
 # Every config that configures callbacks: the sets, and the recipes that add their own.

@@ -349,6 +349,24 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
         )
 
 
+def fit_problems(state: Mapping[str, Any], own: Mapping[str, torch.Tensor], what: str = "model") -> list[str]:
+    """How the tensors ``state`` (a checkpoint's) do not fit ``own`` (a ``what``'s ``state_dict()``): the
+    first ones with another shape, missing, and not in it, each as one phrase; empty when they fit."""
+    shaped = [
+        f"{k} (checkpoint {tuple(state[k].shape)}, {what} {tuple(v.shape)})"
+        for k, v in own.items()
+        if k in state and isinstance(state[k], torch.Tensor) and not is_lazy(v) and state[k].shape != v.shape
+    ]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    problems = []
+    for how, keys in (("with another shape", shaped), ("missing", missing), (f"not in this {what}", unexpected)):
+        if keys:
+            more = f" and {len(keys) - SHOWN} more" if len(keys) > SHOWN else ""
+            problems.append(f"{len(keys)} tensors {how}: {', '.join(keys[:SHOWN])}{more}")
+    return problems
+
+
 def check_checkpoint_fits(path: str | Path, module: nn.Module) -> dict[str, Any]:
     """Refuse the checkpoint at ``path`` if its ``state_dict`` does not fit ``module``; returns the checkpoint.
 
@@ -361,23 +379,12 @@ def check_checkpoint_fits(path: str | Path, module: nn.Module) -> dict[str, Any]
         raise CheckpointError(
             f"{str(path)!r} is not a Lightning checkpoint (no 'state_dict'); for weights alone use model.pretrained="
         )
-    own = module.state_dict()
     problems = []
     hparams = checkpoint.get("hyper_parameters") or {}
     ours = getattr(module, "hparams", {})
     if "num_classes" in hparams and "num_classes" in ours and hparams["num_classes"] != ours["num_classes"]:
         problems.append(f"it was trained for {hparams['num_classes']} classes, this data has {ours['num_classes']}")
-    shaped = [
-        f"{k} (checkpoint {tuple(state[k].shape)}, model {tuple(v.shape)})"
-        for k, v in own.items()
-        if k in state and isinstance(state[k], torch.Tensor) and not is_lazy(v) and state[k].shape != v.shape
-    ]
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    for what, keys in (("with another shape", shaped), ("missing", missing), ("not in this model", unexpected)):
-        if keys:
-            more = f" and {len(keys) - SHOWN} more" if len(keys) > SHOWN else ""
-            problems.append(f"{len(keys)} tensors {what}: {', '.join(keys[:SHOWN])}{more}")
+    problems += fit_problems(state, module.state_dict())
     if problems:
         raise CheckpointError(
             f"checkpoint {str(path)!r} does not fit this model ({type(getattr(module, 'net', module)).__name__}): "

@@ -31,7 +31,7 @@ import copy
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,65 @@ def find_plugin_file(spec: str, run_dir: Path) -> Path:
     )
 
 
+def read_weights(ckpt: str | Path) -> dict[str, Any]:
+    """The network's weights in the Lightning checkpoint ``ckpt``: its ``state_dict`` less the ``net.`` prefix.
+
+    Read with :func:`cnnpl.checkpoint.safe_load`, so a file holding pickled code is refused before it
+    can run. Raises :class:`CheckpointError` (one line) for a missing, truncated or unsafe file, or
+    one that is no Lightning checkpoint.
+    """
+    from cnnpl.checkpoint import CheckpointError, safe_load  # Lightning: only when a checkpoint is read
+
+    if not Path(ckpt).expanduser().exists():  # safe_load's message, with where a run keeps its checkpoints
+        raise CheckpointError(f"checkpoint {str(ckpt)!r} does not exist; pass ckpt=<run dir>/checkpoints/last.ckpt")
+    checkpoint = safe_load(ckpt)
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
+    if not isinstance(state, Mapping):
+        raise CheckpointError(
+            f"checkpoint {str(ckpt)!r} is not a Lightning checkpoint (no 'state_dict'); "
+            "give a .ckpt written by python -m cnnpl (<run dir>/checkpoints/last.ckpt)"
+        )
+    return {k.removeprefix("net."): v for k, v in state.items() if isinstance(k, str) and k.startswith("net.")}
+
+
+def check_weights_fit(ckpt: str | Path, net: nn.Module, weights: Mapping[str, Any]) -> None:
+    """Refuse ``weights`` (from ``ckpt``) that do not fit ``net``, naming the first tensors with another
+    shape, missing or not in the network, as :func:`cnnpl.checkpoint.check_checkpoint_fits` does."""
+    from cnnpl.checkpoint import CheckpointError, fit_problems
+
+    problems = fit_problems(weights, net.state_dict(), "network")
+    if problems:
+        raise CheckpointError(
+            f"checkpoint {str(ckpt)!r} does not fit the network its config describes ({type(net).__name__}): "
+            + "; ".join(problems)
+            + "; pass the config of the run that wrote it (config=<its run dir>/config.yaml)"
+        )
+
+
+def read_config(path: Path) -> DictConfig:
+    """The run config in the YAML file ``path``; :class:`CnnplError` naming the file when it cannot be read
+    or is not a mapping of settings."""
+    hint = "pass config=<run dir>/config.yaml"
+    if path.is_dir():
+        raise CnnplError(f"config {str(path)!r} is a folder; pass config={path / 'config.yaml'}")
+    if not path.is_file():
+        raise CnnplError(f"config file {str(path)!r} does not exist; {hint}")
+    try:
+        cfg = OmegaConf.load(path)
+    except yaml.MarkedYAMLError as err:  # its str() is several lines: the problem and where
+        mark = err.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise CnnplError(f"cannot read config {str(path)!r}: {err.problem or err.context}{where}; {hint}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, OmegaConfBaseException) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CnnplError(f"cannot read config {str(path)!r}: {reason}; {hint}") from None
+    if not isinstance(cfg, DictConfig):
+        raise CnnplError(
+            f"config {str(path)!r} is not a cnnpl run config (a mapping of settings, as python -m cnnpl writes); {hint}"
+        )
+    return cfg
+
+
 def load_checkpoint(
     ckpt: str | Path, config: str | Path | None = None, overrides: Sequence[str] = ()
 ) -> tuple[nn.Module, Any, DictConfig]:
@@ -118,17 +177,16 @@ def load_checkpoint(
     plugins the config names are loaded first: files as :func:`find_plugin_file` finds them, modules
     from the folder the run was started in or ``sys.path``. ``plugins=[...]`` among the overrides
     replaces them, relative to the working directory; ``skip_broken_plugins=true`` skips broken
-    installed plugins (with a warning) instead of raising.
+    installed plugins (with a warning) instead of raising. A checkpoint or config that cannot be read
+    (:func:`read_weights`, :func:`read_config`), or weights that do not fit the network
+    (:func:`check_weights_fit`), raise :class:`CnnplError` with one line.
     """
     from cnnpl.train import _instantiate, build_model
 
     ckpt = Path(ckpt)
-    if not ckpt.is_file():
-        raise CnnplError(f"checkpoint {ckpt} does not exist")
+    weights = read_weights(ckpt)  # before the slow part
     config_path = Path(config) if config else find_config(ckpt)
-    cfg = OmegaConf.load(config_path)
-    if not isinstance(cfg, DictConfig):
-        raise CnnplError(f"{config} is not a cnnpl run config")
+    cfg = read_config(config_path)
     _, skip_broken, overrides = split_plugin_overrides(list(overrides))  # skip_broken_plugins= is no config key
     given = OmegaConf.from_dotlist(overrides)
     cfg = OmegaConf.merge(cfg, given)
@@ -142,12 +200,12 @@ def load_checkpoint(
     datamodule = _instantiate(cfg.data)
     datamodule.setup("fit")
     net = build_model(_without_pretrained(cfg), datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-    weights = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+    check_weights_fit(ckpt, net, weights)
     try:
         net.load_state_dict(weights)
-    except RuntimeError as err:
-        raise CnnplError(f"{ckpt} does not fit the network its config describes: {str(err).splitlines()[0]}") from None
+    except RuntimeError as err:  # what the fit check does not look at (a value that is no tensor): one line
+        reason = " ".join(line.strip() for line in str(err).splitlines())
+        raise CnnplError(f"checkpoint {str(ckpt)!r} does not fit the network its config describes: {reason}") from None
     return net.eval(), datamodule, cfg
 
 
