@@ -283,6 +283,17 @@ def test_check_launch_refuses_multirun_and_unpinned_run_dirs(monkeypatch: pytest
         HydraConfig.instance().cfg = None
 
 
+def test_several_nodes_without_a_launcher_are_refused_up_front(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Lightning would print "Initializing distributed: GLOBAL_RANK: 0, MEMBER: 1/2" and wait for ever
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    cfg = cnnpl.compose(["trainer=ddp_cpu", "trainer.num_nodes=2"])
+    with pytest.raises(CnnplError, match=re.escape("trainer.num_nodes=2 needs its processes started on every node")):
+        check_launch(cfg)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun --nnodes=2: fine
+    check_launch(cfg)
+
+
 def test_sync_batchnorm_on_cpu_processes_is_refused_up_front() -> None:
     cfg = cnnpl.compose(["trainer=ddp_cpu", "trainer.sync_batchnorm=true"])
     with pytest.raises(CnnplError, match=re.escape("trainer.sync_batchnorm=true needs GPUs")):

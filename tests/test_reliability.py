@@ -745,6 +745,7 @@ def test_an_output_directory_that_cannot_be_written_is_refused(tmp_path: Path) -
             "`Trainer(devices=0)` value is not a valid input using cpu accelerator.",
         ),
         ("seed=-5", "seed must be an integer in [0, 4294967295] (NumPy's range), got -5"),
+        ("seed=true", "seed must be an integer in [0, 4294967295] (NumPy's range), got True"),  # not data.seed
         ("keep_freed_memory=sometimes", "keep_freed_memory must be true or false, got 'sometimes'"),
         (
             "callbacks.checkpoint.monitor=val/accuracy",

@@ -122,12 +122,20 @@ def check_launch(cfg: Mapping[str, Any]) -> None:
     - An external launcher (``torchrun``, ``srun``) with a run directory that contains Hydra's
       ``${now:...}`` timestamp: each process resolves its own time, so ranks would write to different
       directories. ``hydra.run.dir`` must be pinned to the same path on every node.
+    - ``trainer.num_nodes`` above 1 without a launcher: Lightning would wait for nodes nobody starts.
     - ``trainer.sync_batchnorm=true`` on CPU processes: torch's ``SyncBatchNorm`` has no CPU kernel
       (DDP raises "SyncBatchNorm layers only work with GPU modules" in every process).
 
     Call it first thing in ``cnnpl.train.train``; it reads the config and the environment only.
     """
     trainer = cfg.get("trainer") or {}
+    num_nodes = trainer.get("num_nodes", 1)
+    if isinstance(num_nodes, int) and not isinstance(num_nodes, bool) and num_nodes > 1 and launcher_world_size() <= 1:
+        raise CnnplError(
+            f"trainer.num_nodes={num_nodes} needs its processes started on every node by torchrun (--nnodes="
+            f"{num_nodes}) or srun; started alone it would wait for the other nodes for ever. On one machine use "
+            "trainer.num_nodes=1 with trainer.devices=<n> (trainer=ddp_cpu on CPUs); see docs/distributed.md"
+        )
     processes = max(requested_processes(trainer), launcher_world_size())
     if processes > 1 and trainer.get("sync_batchnorm") and _on_cpu(trainer):
         raise CnnplError(

@@ -435,7 +435,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     accelerator = check_accelerator(cfg.trainer)
     if not cfg.get("logger"):
         _check_no_logger_needed(cfg)
-    if not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
         raise CnnplError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's range), got {cfg.seed!r}")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.get("keep_freed_memory", True):  # a boolean (check_flags)
