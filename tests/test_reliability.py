@@ -754,6 +754,12 @@ def test_an_output_directory_that_cannot_be_written_is_refused(tmp_path: Path) -
             "(val/acc_top5 with more than 5 classes)",
         ),
         ("fit=maybe", "fit must be true or false, got 'maybe'"),
+        ("trainer.deterministic=maybe", "trainer.deterministic must be true, false, warn or null, got 'maybe'"),
+        ("trainer.enable_model_summary=1", "trainer.enable_model_summary must be true, false or null, got 1"),
+        (
+            "callbacks.checkpoint.save_last=maybe",
+            "callbacks.checkpoint.save_last must be true, false, link or null, got 'maybe'",
+        ),
         (
             "trainer.max_epochs=0",
             "trainer.max_epochs=0 trains nothing (and the test would score an untrained network); give "

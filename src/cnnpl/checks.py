@@ -6,6 +6,7 @@ training has started (a precision at the first batch, a scheduler in ``configure
 evaluation split at the test), or not at all (``fit=maybe`` counting as true):
 
 - :func:`check_flags`: the on / off settings are booleans, and the run has something to do;
+- :func:`check_on_off`: so are the trainer's and the callbacks' (``trainer.deterministic=maybe``);
 - :func:`check_precision`: ``trainer.precision`` works with cnnpl's data modules;
 - :func:`check_optimizer`: the optimizer's settings are numbers, and it builds;
 - :func:`check_scheduler`: the schedule builds, with every setting in range;
@@ -17,9 +18,11 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-from collections.abc import Sequence
+import types
+import typing
+from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from omegaconf import DictConfig
@@ -64,6 +67,58 @@ def check_flags(cfg: DictConfig) -> None:
                 f"trainer.{key}=0 trains nothing (and the test would score an untrained network); give "
                 f"trainer.{key} >= 1, or fit=false ckpt_path=<file> to test a checkpoint"
             )
+
+
+def _on_off_values(hint: Any) -> tuple[Any, ...] | None:
+    """The values a parameter annotated ``hint`` takes if it is an on / off setting (``bool``, perhaps with
+    ``None`` or string literals such as ``"warn"``), else None."""
+    if hint is bool:
+        return (True, False)
+    if origin := typing.get_origin(hint):
+        if origin is Literal:
+            return typing.get_args(hint)
+        if origin in (typing.Union, types.UnionType):
+            values: list[Any] = []
+            for arg in typing.get_args(hint):
+                more = (None,) if arg is type(None) else _on_off_values(arg)
+                if more is None:
+                    return None
+                values += more
+            return tuple(values) if any(value is True for value in values) else None
+    return None
+
+
+def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
+    """Refuse a string or a number where the ``_target_`` of ``node`` (a config group, ``prefix`` its key)
+    takes an on / off value: Lightning and the callbacks would read ``trainer.deterministic=maybe`` as true,
+    or fail only at the first save (``callbacks.checkpoint.save_last=maybe``)."""
+    target = node.get("_target_") if isinstance(node, Mapping) else None
+    if not isinstance(target, str):
+        return
+    from hydra.utils import get_object
+
+    try:
+        built = get_object(target)
+        functions = (
+            [c.__init__ for c in inspect.getmro(built) if "__init__" in vars(c)] if inspect.isclass(built) else [built]
+        )
+        hints: dict[str, Any] = {}
+        for function in functions:  # a subclass's (**kwargs) first, then its bases'
+            for name, hint in typing.get_type_hints(function).items():
+                hints.setdefault(name, hint)
+    except Exception:  # not importable (the build names it), or annotations that do not resolve
+        return
+    for name, hint in hints.items():
+        allowed = _on_off_values(hint)
+        if allowed is None or name not in node:
+            continue
+        value = node[name]
+        if (value is None or isinstance(value, bool)) and value in allowed:
+            continue
+        if isinstance(value, str) and value in [v for v in allowed if isinstance(v, str)]:
+            continue
+        names = ["true", "false", *(v for v in allowed if isinstance(v, str)), *(["null"] if None in allowed else [])]
+        raise CnnplError(f"{prefix}.{name} must be {', '.join(names[:-1])} or {names[-1]}, got {value!r}")
 
 
 def check_precision(trainer_cfg: Any, accelerator: str) -> None:

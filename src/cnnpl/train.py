@@ -415,6 +415,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from cnnpl.checks import (
         check_eval_shards,
         check_flags,
+        check_on_off,
         check_optimizer,
         check_precision,
         check_scheduler,
@@ -428,6 +429,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     check_launch(cfg)
     check_flags(cfg)
+    check_on_off(cfg.trainer, "trainer")
+    for name, node in (cfg.get("callbacks") or {}).items():
+        check_on_off(node, f"callbacks.{name}")
     load_plugins(cfg.get("plugins") or [])  # a config saved by another process names its plugins
     output_dir = Path(cfg.output_dir)
     check_writable(output_dir)
