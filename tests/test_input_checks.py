@@ -387,6 +387,20 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
         ),
         (["pool=mixed", "pool.p=abc"], "pool.p must be a number, got 'abc' (pool 'mixed')"),
         (["pool=max", "pool.stride=abc"], "pool.stride must be an integer, got 'abc' (pool 'max')"),
+        # numbers out of range that built and trained a broken network, or failed at the first batch
+        (
+            ["model.hidden=[64,0]"],
+            "simple_cnn: model.hidden must be a list of widths >= 1 (or [] for none), got [64, 0]",
+        ),
+        (
+            ["model=simple_cnn_bn", "model.hidden=[-3]"],
+            "simple_cnn_bn: model.hidden must be a list of widths >= 1 (or [] for none), got [-3]",
+        ),
+        (["model=simple_cnn_bn", "norm.eps=-1"], "batch norm: norm.eps must be a number > 0 (1e-5 is usual), got -1"),
+        (
+            ["model=simple_cnn_bn", "norm.momentum=5"],
+            "batch norm: norm.momentum must be in [0, 1] (0.1 is usual; null: a cumulative average), got 5",
+        ),
     ],
 )
 def test_words_for_numbers_are_refused_naming_the_key(overrides: list[str], message: str) -> None:
@@ -395,7 +409,18 @@ def test_words_for_numbers_are_refused_naming_the_key(overrides: list[str], mess
     assert str(err.value) == message
 
 
-@pytest.mark.parametrize("overrides", [[], ["model.dropout=0.5"], ["model.hidden=[64]"], ["pool=mixed", "pool.p=1"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["model.dropout=0.5"],
+        ["model.hidden=[64]"],
+        ["model.hidden=[]"],
+        ["pool=mixed", "pool.p=1"],
+        ["model=simple_cnn_bn", "norm.momentum=null"],
+        ["model=simple_cnn_bn", "norm.momentum=0", "norm.eps=1e-3"],
+    ],
+)
 def test_valid_component_settings_still_build(overrides: list[str]) -> None:
     assert build_model(compose(*overrides))(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 

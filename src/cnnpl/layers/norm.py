@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from cnnpl.errors import GeometryError
 from cnnpl.registry import register
 
 
@@ -14,7 +15,18 @@ from cnnpl.registry import register
 class BatchNorm(nn.BatchNorm2d):
     """Batch normalisation over ``(N, H, W)`` per channel."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1) -> None:
+        # torch takes any eps and momentum here and fails at the first batch (eps < 0), or lets the
+        # running statistics run away (momentum outside [0, 1])
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise GeometryError(f"batch norm: norm.eps must be a number > 0 (1e-5 is usual), got {eps!r}")
+        if momentum is not None and (
+            isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1
+        ):
+            raise GeometryError(
+                "batch norm: norm.momentum must be in [0, 1] (0.1 is usual; null: a cumulative average), "
+                f"got {momentum!r}"
+            )
         super().__init__(num_features, eps=eps, momentum=momentum)
 
 

@@ -146,3 +146,25 @@ def building(layer: str) -> Iterator[None]:
         message = str(err)
         named = message.startswith("layer ")  # an inner layer already named itself: extend its path
         raise type(err)(f"layer {layer}.{message[len('layer ') :]}" if named else f"layer {layer}: {message}") from None
+
+
+def dense_head(
+    width: int, hidden: Sequence[int], num_classes: int, act: LayerFactory, dropout: float, *, model: str
+) -> nn.Sequential:
+    """Flatten, then a ``Linear`` + ``act`` (+ ``Dropout``) per width in ``hidden``, then the classes.
+
+    Raises :class:`GeometryError` naming ``model`` for a width below 1 (a layer of no units trains
+    nothing and passes nothing on).
+    """
+    if isinstance(hidden, (str, bytes)) or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+        raise GeometryError(
+            f"{model}: model.hidden must be a list of widths >= 1 (or [] for none), got {list(hidden)!r}"
+        )
+    layers: list[nn.Module] = [nn.Flatten()]
+    for h in hidden:
+        layers += [nn.Linear(width, h), act()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = h
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)

@@ -14,22 +14,17 @@ import torch
 from torch import nn
 
 from cnnpl.factory import LayerFactory
-from cnnpl.models._util import DEFAULT_ACT, DEFAULT_CONV, DEFAULT_NORM, DEFAULT_POOL, building, trace_shapes
+from cnnpl.models._util import (
+    DEFAULT_ACT,
+    DEFAULT_CONV,
+    DEFAULT_NORM,
+    DEFAULT_POOL,
+    building,
+    dense_head,
+    trace_shapes,
+)
 from cnnpl.pretrained import apply_pretrained
 from cnnpl.registry import register
-
-
-def _dense_head(
-    width: int, hidden: Sequence[int], num_classes: int, act: LayerFactory, dropout: float
-) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Flatten()]
-    for h in hidden:
-        layers += [nn.Linear(width, h), act()]
-        if dropout > 0:
-            layers.append(nn.Dropout(dropout))
-        width = h
-    layers.append(nn.Linear(width, num_classes))
-    return nn.Sequential(*layers)
 
 
 @register("model", "simple_cnn_bn")
@@ -83,7 +78,7 @@ class SimpleCNNBN(nn.Module):
         self.features = nn.Sequential(blocks)
         self.stages = [f"features.block{i}" for i in range(1, len(channels) + 1)]
         feature_shape = trace_shapes(self.features, (in_channels, *input_size), prefix="features.")
-        self.classifier = _dense_head(math.prod(feature_shape), hidden, num_classes, act, dropout)
+        self.classifier = dense_head(math.prod(feature_shape), hidden, num_classes, act, dropout, model="simple_cnn_bn")
         apply_pretrained(self, pretrained, new_head=new_head, freeze_features=freeze_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from cnnpl.factory import LayerFactory
-from cnnpl.models._util import DEFAULT_ACT, DEFAULT_CONV, DEFAULT_POOL, trace_shapes
+from cnnpl.models._util import DEFAULT_ACT, DEFAULT_CONV, DEFAULT_POOL, dense_head, trace_shapes
 from cnnpl.registry import register
 
 
@@ -53,15 +53,7 @@ class SimpleCNN(nn.Module):
         self.features = nn.Sequential(blocks)
         self.stages = [f"features.{name}" for name in blocks]  # where feature maps are worth looking at
         feature_shape = trace_shapes(self.features, (in_channels, *input_size), prefix="features.")
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = math.prod(feature_shape)
-        for h in hidden:
-            layers += [nn.Linear(width, h), act()]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            width = h
-        layers.append(nn.Linear(width, num_classes))
-        self.classifier = nn.Sequential(*layers)
+        self.classifier = dense_head(math.prod(feature_shape), hidden, num_classes, act, dropout, model="simple_cnn")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
