@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import cnnpl
-from cnnpl.errors import UnknownComponentError
+from cnnpl.errors import GeometryError, UnknownComponentError
 from cnnpl.factory import LayerFactory
 
 
@@ -32,3 +32,15 @@ def test_misspelt_config_parameter_fails_when_the_factory_is_made() -> None:
         LayerFactory("pool", "max", {"kernal_size": 3})
     with pytest.raises(UnknownComponentError, match="unknown conv 'conv2'"):
         LayerFactory("conv", "conv2", {})
+
+
+def test_a_fact_of_the_network_set_in_the_config_must_match_the_architectures() -> None:
+    # pool=mixed_learned pool.granularity=channel pool.channels=5 built, then failed at the first batch
+    pool = LayerFactory("pool", "mixed_learned", {"granularity": "channel", "channels": 5})
+    with pytest.raises(GeometryError, match=r"^pool\.channels=5 contradicts the 32 this layer of the network has "):
+        pool(kernel_size=2, channels=32)
+    assert isinstance(
+        LayerFactory("pool", "mixed_learned", {"channels": 32})(kernel_size=2, channels=32), torch.nn.Module
+    )
+    net = cnnpl.build("model", "simple_cnn", num_classes=10, pool=LayerFactory("pool", "max", {"channels": None}))
+    assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 10)  # null: the architecture decides

@@ -9,17 +9,20 @@ parameters set in the config win over the architecture's, and a config value of 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
+from cnnpl.errors import GeometryError
 from cnnpl.registry import accepts_var_kwargs, check_kwargs, get_registry, parameters_of
 
 # Facts an architecture offers to every layer of a family; a layer that does not take one
 # simply does not receive it (max pooling has no use for the channel count).
 OPTIONAL_CONTEXT = frozenset({"channels", "norm", "act", "in_channels", "input_size", "num_classes", "layer_name"})
+# The facts of the network at a layer: a config value may not contradict the one the architecture passes
+FACTS = frozenset({"channels", "in_channels", "input_size", "num_classes"})
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,13 @@ class LayerFactory:
 
     def __call__(self, **kwargs: Any) -> nn.Module:
         """Build one layer; architectures pass everything by keyword."""
+        for key in FACTS & kwargs.keys():
+            value = self.params.get(key)
+            if value is not None and _as_tuple(value) != _as_tuple(kwargs[key]):
+                raise GeometryError(
+                    f"{self.family}.{key}={value!r} contradicts the {kwargs[key]!r} this layer of the network has "
+                    f"(the architecture passes it); leave {self.family}.{key} unset (null)"
+                )
         merged = {**kwargs, **{k: v for k, v in self.params.items() if v is not None}}
         if not accepts_var_kwargs(self.target):
             accepted = parameters_of(self.target)
@@ -49,6 +59,10 @@ class LayerFactory:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{self.family}={self.name}({params})"
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, Sequence) and not isinstance(value, str) else value  # ListConfig too
 
 
 def factory(family: str, name: str, **params: Any) -> LayerFactory:
