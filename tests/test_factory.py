@@ -42,5 +42,6 @@ def test_a_fact_of_the_network_set_in_the_config_must_match_the_architectures() 
     assert isinstance(
         LayerFactory("pool", "mixed_learned", {"channels": 32})(kernel_size=2, channels=32), torch.nn.Module
     )
-    net = cnnpl.build("model", "simple_cnn", num_classes=10, pool=LayerFactory("pool", "max", {"channels": None}))
-    assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 10)  # null: the architecture decides
+    gated = LayerFactory("pool", "gated", {"channels": None})  # null: the architecture decides
+    net = cnnpl.build("model", "simple_cnn", num_classes=10, pool=gated)
+    assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
