@@ -128,6 +128,9 @@ def test_main_reports_user_errors(capsys):
     assert (
         err.strip() == "cnnpl.summary: error: conv2d: padding must be an int or one of valid, same, full; got 'bogus'"
     )
+    assert main(["data=shapes", "data.image_size=abc"]) == 2  # was int('abc'): a traceback
+    err = capsys.readouterr().err
+    assert err.strip() == "cnnpl.summary: error: data.image_size must be an integer (pixels a side), got 'abc'"
     assert main(["conv=nonexistent"]) == 2
     assert capsys.readouterr().err.startswith(
         "cnnpl.summary: error: conv=nonexistent: no such option; the options of conv"

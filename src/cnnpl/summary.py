@@ -183,7 +183,9 @@ def model_summary(
     cfg = compose(list(overrides), output_dir="outputs/summary")  # nothing is written there
     if input_size is None:
         image_size = OmegaConf.select(cfg, "data.image_size", default=None)
-        input_size = (int(image_size), int(image_size)) if image_size else DEFAULT_INPUT_SIZE
+        if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)):
+            raise CnnplError(f"data.image_size must be an integer (pixels a side), got {image_size!r}")
+        input_size = (image_size, image_size) if image_size else DEFAULT_INPUT_SIZE
     if len(input_size) == 1:
         input_size = (input_size[0], input_size[0])
     if len(input_size) != 2 or min(input_size) < 1 or in_channels < 1 or num_classes < 1:
