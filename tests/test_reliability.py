@@ -754,6 +754,16 @@ def test_an_output_directory_that_cannot_be_written_is_refused(tmp_path: Path) -
             "(val/acc_top5 with more than 5 classes)",
         ),
         ("fit=maybe", "fit must be true or false, got 'maybe'"),
+        (
+            "+trainer.val_check_interval=100",
+            "trainer.val_check_interval=100 is more than the 8 training batches of an epoch, so validation would never "
+            "run; give at most 8, or a fraction of the epoch such as 0.5",
+        ),
+        (
+            "+trainer.limit_train_batches=0.05",
+            "trainer.limit_train_batches=0.05 of the 8 training batches an epoch is less than one batch; give at least "
+            "0.125, or a whole number of batches (+trainer.limit_train_batches=5)",
+        ),
         ("trainer.deterministic=maybe", "trainer.deterministic must be true, false, warn or null, got 'maybe'"),
         ("trainer.enable_model_summary=1", "trainer.enable_model_summary must be true, false or null, got 1"),
         (

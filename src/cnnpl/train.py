@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import os
 import sys
 import warnings
@@ -344,6 +345,30 @@ def check_monitors(callbacks: list[Any]) -> None:
             )
 
 
+def check_batch_counts(trainer: Any, datamodule: Any, validates: bool) -> None:
+    """Refuse ``trainer.limit_train_batches`` and ``trainer.val_check_interval`` values that Lightning
+    refuses only inside the fit: a fraction of the epoch under one batch, a validation interval longer
+    than the epoch. Counted for cnnpl's data modules (training split and batch size known) only."""
+    split, batch_size = getattr(datamodule, "split", None), getattr(datamodule, "batch_size", None)
+    if not callable(split) or not isinstance(batch_size, int):
+        return
+    per_process = math.ceil(len(split("train")) / trainer.world_size)  # DistributedSampler pads
+    length = math.ceil(per_process / batch_size)
+    limit = trainer.limit_train_batches
+    if isinstance(limit, float) and limit > 0 and int(length * limit) == 0:
+        raise CnnplError(
+            f"trainer.limit_train_batches={limit} of the {length} training batches an epoch is less than one "
+            f"batch; give at least {1 / length:.3g}, or a whole number of batches (+trainer.limit_train_batches=5)"
+        )
+    batches = min(length, limit) if isinstance(limit, int) else int(length * limit)
+    interval = trainer.val_check_interval
+    if validates and isinstance(interval, int) and trainer.check_val_every_n_epoch is not None and interval > batches:
+        raise CnnplError(
+            f"trainer.val_check_interval={interval} is more than the {batches} training batches of an epoch, so "
+            f"validation would never run; give at most {batches}, or a fraction of the epoch such as 0.5"
+        )
+
+
 def _has_model_checkpoint(callbacks: list[Any]) -> bool:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -491,6 +516,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         name for name, runs in (("val", cfg.get("fit", True) and validates), ("test", cfg.get("test", True))) if runs
     ]
     check_eval_shards(datamodule, trainer.world_size, evaluated)
+    if cfg.get("fit", True):
+        check_batch_counts(trainer, datamodule, validates)
     for callback in trainer.callbacks:  # the pictures' own check runs in setup, in every process
         if isinstance(callback, VisualCallback):
             callback.tensorboard_logger(trainer)
