@@ -93,6 +93,26 @@ def test_bad_input_ends_with_one_clear_message_before_training(
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+@pytest.mark.parametrize(
+    ("sweep", "message"),
+    [
+        (["pool=max,bogus"], "cnnpl: error: pool=bogus: no such option; the options of pool are "),
+        (
+            ["seed=0,1", "pool.kernal_size=3,2"],
+            "cnnpl: error: pool.kernal_size is not a setting of this config; did you",
+        ),
+        (["model=vgg61,simple_cnn"], "cnnpl: error: model=vgg61: no such option; did you mean model=vgg19? "),
+    ],
+)
+def test_a_sweep_with_a_bad_value_ends_with_one_clear_message(tmp_path: Path, sweep: list[str], message: str) -> None:
+    # each swept value is composed before Hydra starts the sweep: its own error is several lines, exit 1
+    result = run_cli("-m", *TINY, *sweep, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr, result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_missing_cifar10_explains_how_to_fix_it(cli, tmp_path: Path) -> None:
     result = cli(f"data.root={tmp_path / 'empty'}")
     assert result.returncode == 2

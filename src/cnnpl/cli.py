@@ -83,23 +83,63 @@ def _check_composes(args: list[str]) -> None:
     """Compose the config once before Hydra does, so that an unknown option or key is one line.
 
     Hydra would print its own error over several lines (exit status 1). Skipped for ``--help``,
-    ``--cfg`` and the other flags, and for sweeps (``-m``), which Hydra composes job by job; Hydra's
+    ``--cfg`` and the other flags; a sweep (``-m``) is composed once per value of each swept setting
+    (the others at their first value), as far as its values are plain words, numbers or lists. Hydra's
     own settings (``hydra.*``, ``hydra/...``) are left to Hydra.
     """
-    if any(arg.startswith("-") for arg in args):
+    flags = {arg for arg in args if arg.startswith("-")}
+    if flags - {"-m", "--multirun"}:
         return
     # hydra.searchpath adds config folders (docs/howto/own-images.md): compose sees it too
     overrides = [
         arg
         for arg in args
-        if not arg.lstrip("+~").startswith(("hydra.", "hydra/")) or arg.lstrip("+~").startswith("hydra.searchpath=")
+        if not arg.startswith("-")
+        and (not arg.lstrip("+~").startswith(("hydra.", "hydra/")) or arg.lstrip("+~").startswith("hydra.searchpath="))
     ]
+    for variant in _sweep_variants(overrides) if flags else [overrides]:
+        try:
+            _compose(variant)
+        except CnnplError:
+            raise
+        except Exception as err:  # Hydra's and OmegaConf's composition errors
+            raise CnnplError(_one_line_composition_error(err, variant)) from None
+
+
+def _sweep_variants(overrides: list[str]) -> list[list[str]]:
+    """Single-job override lists that together try every value of every swept setting once.
+
+    A sweep whose values are not plain (quoted strings, intervals for an optimiser sweeper) is left out:
+    written back, they might not read the same, and a false refusal would be worse than Hydra's error.
+    """
+    import re
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    plain = re.compile(r"[\w.\-/:]+|\[[\w.\-/:, ]*\]")
     try:
-        _compose(overrides)
-    except CnnplError:
-        raise
-    except Exception as err:  # Hydra's and OmegaConf's composition errors
-        raise CnnplError(_one_line_composition_error(err, overrides)) from None
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # Hydra names what it cannot parse
+        return []
+    base: list[str] = []
+    swept: list[tuple[int, str, list[str]]] = []
+    for override in parsed:
+        if not override.is_sweep_override():
+            base.append(override.input_line)
+            continue
+        try:
+            values = list(override.sweep_string_iterator())
+        except Exception:  # an interval: no values to try
+            continue
+        if values and all(plain.fullmatch(value) for value in values):
+            key = override.get_key_element()
+            swept.append((len(base), key, values))
+            base.append(f"{key}={values[0]}")
+    variants = [base]
+    for position, key, values in swept:
+        for value in values[1:]:
+            variants.append([*base[:position], f"{key}={value}", *base[position + 1 :]])
+    return variants
 
 
 def _compose(overrides: list[str]) -> Any:
