@@ -716,6 +716,9 @@ def test_a_truncated_checkpoint_is_one_clear_line(tmp_path: Path) -> None:
     not_torch = r"it is not a file written by torch\.save \(Unsupported operand 110\); give a \.ckpt"
     with pytest.raises(CheckpointError, match=not_torch):
         safe_load(text)
+    text.write_text("hello\n")  # torch: KeyError: 101 (the byte "e")
+    with pytest.raises(CheckpointError, match=r"\(neither a zip archive nor an old-style torch file\); give a \.ckpt"):
+        safe_load(text)
     with pytest.raises(CheckpointError, match=r"is a folder; give a checkpoint file \(a \.ckpt\) in it$"):
         safe_load(tmp_path)
 

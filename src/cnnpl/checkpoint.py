@@ -83,9 +83,11 @@ def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
             "written by cnnpl, or re-save the weights alone with torch.save(model.state_dict(), path)"
         ) from None
     except Exception as err:  # truncated, not a torch file, wrong format: the user's file to fix
+        # torch's legacy reader fails on other files with a KeyError of the byte it read (KeyError: 101)
+        reason = "neither a zip archive nor an old-style torch file" if isinstance(err, KeyError) else _first_line(err)
         raise CheckpointError(
             f"cannot read checkpoint {str(file)!r}: it is not a complete file written by torch.save "
-            f"({_first_line(err)}); give a .ckpt written by cnnpl or Lightning"
+            f"({reason}); give a .ckpt written by cnnpl or Lightning"
         ) from None
 
 
