@@ -99,12 +99,14 @@ class Stalled(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def fit_stalled(checkpoints: Path, epochs: int, ckpt_path: str | None = None, sigterm_at_step: int | None = None):
+def fit_stalled(
+    checkpoints: Path, epochs: int, ckpt_path: str | None = None, sigterm_at_step: int | None = None, **trainer: Any
+):
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(8, 2)), batch_size=2)  # 4 steps
     checkpoint = ModelCheckpoint(dirpath=checkpoints, monitor="val/acc", mode="max", save_top_k=1, save_last=True)
     trainer = L.Trainer(
         max_epochs=epochs, callbacks=[checkpoint, SigtermCheckpoint()], logger=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1,
+        enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1, **trainer,
     )  # fmt: skip
     trainer.fit(Stalled(sigterm_at_step), loader, loader, ckpt_path=ckpt_path)
 
@@ -120,6 +122,13 @@ def test_last_ckpt_follows_every_epoch_when_the_best_does_not_change(tmp_path: P
     fit_stalled(tmp_path, epochs=4, ckpt_path=str(tmp_path / "last.ckpt"))  # resumes at epoch 3, not 1
     last = safe_load(tmp_path / "last.ckpt")
     assert (last["epoch"], last["global_step"]) == (3, 16)
+
+
+def test_last_ckpt_follows_an_epoch_without_validation(tmp_path: Path) -> None:
+    # check_val_every_n_epoch=2 validates after epoch 1 only: Lightning saves nothing after epochs 0 and 2
+    fit_stalled(tmp_path, epochs=3, check_val_every_n_epoch=2)
+    last = safe_load(tmp_path / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (2, 12)
 
 
 def test_a_sigterm_before_the_first_save_resumes_into_the_same_last_ckpt(tmp_path: Path) -> None:
@@ -757,6 +766,12 @@ def test_an_output_directory_that_cannot_be_written_is_refused(tmp_path: Path) -
             "(val/acc_top5 with more than 5 classes)",
         ),
         ("fit=maybe", "fit must be true or false, got 'maybe'"),
+        (
+            "+trainer.check_val_every_n_epoch=2",
+            "trainer.check_val_every_n_epoch=2 with trainer.max_epochs=1: validation would never run, so no best "
+            "checkpoint would be kept and the test would take the last weights; validate at most every 1 epochs, or "
+            "hold out no validation split (data.val_split=0) to test the last epoch",
+        ),
         (
             "+trainer.val_check_interval=100",
             "trainer.val_check_interval=100 is more than the 8 training batches of an epoch, so validation would never "

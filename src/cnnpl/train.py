@@ -347,8 +347,16 @@ def check_monitors(callbacks: list[Any]) -> None:
 
 def check_batch_counts(trainer: Any, datamodule: Any, validates: bool) -> None:
     """Refuse ``trainer.limit_train_batches`` and ``trainer.val_check_interval`` values that Lightning
-    refuses only inside the fit: a fraction of the epoch under one batch, a validation interval longer
-    than the epoch. Counted for cnnpl's data modules (training split and batch size known) only."""
+    refuses only inside the fit (a fraction of the epoch under one batch, a validation interval longer
+    than the epoch; counted for cnnpl's data modules, whose training split and batch size are known), and
+    a ``check_val_every_n_epoch`` beyond ``max_epochs`` (no validation, so no best checkpoint)."""
+    every, epochs = trainer.check_val_every_n_epoch, trainer.max_epochs
+    if validates and isinstance(every, int) and isinstance(epochs, int) and 0 < epochs < every:
+        raise CnnplError(
+            f"trainer.check_val_every_n_epoch={every} with trainer.max_epochs={epochs}: validation would never run, "
+            "so no best checkpoint would be kept and the test would take the last weights; validate at most every "
+            f"{epochs} epochs, or hold out no validation split (data.val_split=0) to test the last epoch"
+        )
     split, batch_size = getattr(datamodule, "split", None), getattr(datamodule, "batch_size", None)
     if not callable(split) or not isinstance(batch_size, int):
         return
