@@ -377,9 +377,9 @@ def test_a_refused_command_in_a_run_directory_keeps_that_runs_hydra_record(cli, 
         ([], ["+optimizer.amsgrad=true"], r"optimizer\.amsgrad \(run: <unset>, now: True\)"),  # Adam's default: False
         (["+optimizer.amsgrad=true"], [], r"optimizer\.amsgrad \(run: True, now: <unset>\)"),
         (
-            ["scheduler=onecycle", "+scheduler.three_phase=true"],
-            ["scheduler=onecycle"],
-            r"scheduler\.three_phase \(run: True, now: <unset>\)",
+            ["scheduler=cosine", "scheduler.warmup_fraction=0.1"],
+            ["scheduler=cosine", "~scheduler.warmup_fraction"],  # left out: cosine's default 0.0 would apply
+            r"scheduler\.warmup_fraction \(run: 0\.1, now: <unset>\)",
         ),
         # the schedule differs, not the max_epochs "it planned" (the run had none)
         ([], ["scheduler=onecycle", "trainer.max_epochs=3"], r"scheduler \(run: none, now: cnnpl\.optim\.one_cycle\)"),
@@ -416,6 +416,7 @@ def test_a_setting_the_runs_config_lacks_is_no_difference(tmp_path: Path) -> Non
     # absent from the run's config but at the default of what reads them: Adam's, the data module's
     # (through CIFAR10DataModule's **kwargs to its base), a registered model's, the LightningModule's
     del older["data"]["train_resize"], older["model"]["dropout"]
+    older["system"]["a_removed_setting"] = 3  # as if a later cnnpl dropped it: nothing reads it now
     OmegaConf.save(OmegaConf.create(older), tmp_path / "config.yaml")
     amsgrad = cnnpl.compose([*FAST, "+optimizer.amsgrad=false"], output_dir=str(tmp_path))
     check_resume_settings(tmp_path / "checkpoints" / "last.ckpt", amsgrad)

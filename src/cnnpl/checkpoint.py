@@ -253,8 +253,12 @@ def _built_by(group: str, flat: dict[str, Any]) -> Any:
     return None
 
 
+NOT_A_PARAMETER = object()
+
+
 def _default_of(obj: Any, name: str) -> Any:
-    """The default of ``obj``'s parameter ``name`` (following a class's ``**kwargs`` to its bases)."""
+    """The default of ``obj``'s parameter ``name`` (following a class's ``**kwargs`` to its bases):
+    ``inspect.Parameter.empty`` if it has none, :data:`NOT_A_PARAMETER` if ``obj`` takes no such argument."""
     for callable_ in (
         [c.__init__ for c in inspect.getmro(obj) if "__init__" in vars(c)] if inspect.isclass(obj) else [obj]
     ):
@@ -262,13 +266,14 @@ def _default_of(obj: Any, name: str) -> Any:
         if name in parameters:
             return parameters[name].default
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-            break
-    return inspect.Parameter.empty
+            return NOT_A_PARAMETER
+    return inspect.Parameter.empty  # passed on through **kwargs to what cannot be seen from here
 
 
 def _at_default(key: str, value: Any, flat: dict[str, Any]) -> bool:
     """Whether ``key=value``, a setting one config has and the other lacks, is what the callable of its
-    group takes without it (a key added to cnnpl's config since the run): then leaving it out changes nothing."""
+    group takes without it (a key added to cnnpl's config since the run), or no argument it takes at all
+    (a key a later cnnpl removed): then leaving it out changes nothing."""
     group, _, name = key.rpartition(".")
     if not group or name.startswith("_"):
         return False
@@ -276,6 +281,8 @@ def _at_default(key: str, value: Any, flat: dict[str, Any]) -> bool:
         default = _default_of(_built_by(group, flat), name)
     except Exception:  # not importable here, or no signature
         return False
+    if default is NOT_A_PARAMETER:
+        return True
     return default is not inspect.Parameter.empty and default == value
 
 
