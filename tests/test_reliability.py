@@ -767,6 +767,11 @@ def test_an_output_directory_that_cannot_be_written_is_refused(tmp_path: Path) -
             "(val/acc_top5 with more than 5 classes)",
         ),
         ("fit=maybe", "fit must be true or false, got 'maybe'"),
+        ("+trainer.num_sanity_val_steps=abc", "trainer.num_sanity_val_steps must be an integer, got 'abc'"),
+        (
+            "+trainer.gradient_clip_val=-1",
+            "trainer.gradient_clip_val must be a number >= 0 (0: no clipping; 1.0 is usual), got -1",
+        ),
         (
             "+trainer.check_val_every_n_epoch=2",
             "trainer.check_val_every_n_epoch=2 with trainer.max_epochs=1: validation would never run, so no best "

@@ -33,7 +33,15 @@ from cnnpl.factory import LayerFactory
 EXIT_SIGTERM = 128 + 15  # the shell's status for a process ended by SIGTERM
 MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit unsigned
 # Trainer arguments that must be integers; Lightning checks their ranges when the Trainer is built
-TRAINER_COUNTS = ("max_epochs", "min_epochs", "max_steps", "min_steps", "log_every_n_steps", "accumulate_grad_batches")
+TRAINER_COUNTS = (
+    "max_epochs",
+    "min_epochs",
+    "max_steps",
+    "min_steps",
+    "log_every_n_steps",
+    "accumulate_grad_batches",
+    "num_sanity_val_steps",
+)
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 
 
@@ -262,11 +270,17 @@ def check_writable(folder: Path, option: str = "hydra.run.dir") -> None:
 
 
 def check_trainer_counts(trainer_cfg: Any) -> None:
-    """Refuse a non-integer step or epoch count (Lightning would fail on it only once training starts)."""
+    """Refuse a non-integer step or epoch count (Lightning would fail on it only once training starts),
+    and a negative gradient clip (Lightning would not clip at all, silently)."""
     for key in TRAINER_COUNTS:
         value = trainer_cfg.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise CnnplError(f"trainer.{key} must be an integer, got {value!r}")
+    clip = trainer_cfg.get("gradient_clip_val")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip < 0):
+        raise CnnplError(
+            f"trainer.gradient_clip_val must be a number >= 0 (0: no clipping; 1.0 is usual), got {clip!r}"
+        )
 
 
 def _check_no_logger_needed(cfg: DictConfig) -> None:
