@@ -418,20 +418,26 @@ def test_a_failing_rank_ends_the_job_with_an_error(tmp_path: Path) -> None:
     assert "injected failure on rank 1" in proc.stderr
 
 
+def _records_of_two_processes(tmp_path: Path, overrides: list[str], recorder: str) -> list[Any]:
+    """Run ``python -m cnnpl`` with ``overrides`` (two processes) in ``tmp_path/run`` and the callback
+    ``test_distributed.<recorder>``; what it saved in each process (``rank<r>.pt``), by rank."""
+    record = tmp_path / "record"
+    record.mkdir()
+    args = ["-m", "cnnpl", *overrides, f"hydra.run.dir={tmp_path / 'run'}"]
+    args += [f"+callbacks.record._target_=test_distributed.{recorder}", f"+callbacks.record.path={record}"]
+    proc = _run(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [torch.load(record / f"rank{r}.pt") for r in range(2)]
+
+
 @pytest.mark.slow
 def test_data_dependent_init_is_the_same_in_every_process_with_a_users_data_module(tmp_path: Path) -> None:
     # each process's loader shuffles its own shard, so each would whiten from other images; DDP does
     # not sync a frozen layer: process 0's filters are broadcast
-    record = tmp_path / "record"
-    record.mkdir()
-    args = ["-m", "cnnpl", *SMALL, "data.val_split=0", "data._target_=test_distributed.UsersOwnData"]
+    args = [*SMALL, "data.val_split=0", "data._target_=test_distributed.UsersOwnData"]
     args += ["model=fast_net", "model.widths=[8,8,8]", "trainer=ddp_cpu", "trainer.devices=2", "trainer.max_epochs=1"]
     args += ["+trainer.limit_train_batches=1", "callbacks=minimal", "logger=csv", "test=false"]
-    args += [f"hydra.run.dir={tmp_path / 'run'}", "+callbacks.record._target_=test_distributed.RecordWhitening"]
-    args += [f"+callbacks.record.path={record}"]
-    proc = _run(args, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    filters = [torch.load(record / f"rank{r}.pt") for r in range(2)]
+    filters = _records_of_two_processes(tmp_path, args, "RecordWhitening")
     assert filters[0].abs().sum() > 0 and torch.equal(filters[0], filters[1])
 
 
@@ -440,15 +446,9 @@ def test_a_run_without_checkpoints_tests_the_same_weights_in_every_process(tmp_p
     # ~callbacks.checkpoint: the test takes the weights in memory. Each process's batch-norm statistics
     # are its own at the end of training (no validation after the last step broadcast process 0's),
     # yet the processes must test one network
-    record = tmp_path / "record"
-    record.mkdir()
-    args = ["-m", "cnnpl", *SMALL, "data.val_split=0", "model=simple_cnn_bn", "trainer=ddp_cpu", "trainer.devices=2"]
+    args = [*SMALL, "data.val_split=0", "model=simple_cnn_bn", "trainer=ddp_cpu", "trainer.devices=2"]
     args += ["trainer.max_epochs=1", "callbacks=minimal", "~callbacks.checkpoint", "logger=csv"]
-    args += [f"hydra.run.dir={tmp_path / 'run'}", "+callbacks.record._target_=test_distributed.RecordTestState"]
-    args += [f"+callbacks.record.path={record}"]
-    proc = _run(args, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    states = [torch.load(record / f"rank{r}.pt") for r in range(2)]
+    states = _records_of_two_processes(tmp_path, args, "RecordTestState")
     assert not list((tmp_path / "run").rglob("*.ckpt"))
     assert states[0].keys() == states[1].keys()
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0]), "the processes tested other weights"

@@ -259,15 +259,14 @@ NOT_A_PARAMETER = object()
 def _default_of(obj: Any, name: str) -> Any:
     """The default of ``obj``'s parameter ``name`` (following a class's ``**kwargs`` to its bases):
     ``inspect.Parameter.empty`` if it has none, :data:`NOT_A_PARAMETER` if ``obj`` takes no such argument."""
-    for callable_ in (
-        [c.__init__ for c in inspect.getmro(obj) if "__init__" in vars(c)] if inspect.isclass(obj) else [obj]
-    ):
+    from cnnpl.registry import keyword_chain
+
+    chain, open_ended = keyword_chain(obj)
+    for callable_ in chain:
         parameters = inspect.signature(callable_).parameters
         if name in parameters:
             return parameters[name].default
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-            return NOT_A_PARAMETER
-    return inspect.Parameter.empty  # passed on through **kwargs to what cannot be seen from here
+    return inspect.Parameter.empty if open_ended else NOT_A_PARAMETER  # open: passed on where we cannot see
 
 
 def _at_default(key: str, value: Any, flat: dict[str, Any]) -> bool:

@@ -97,13 +97,11 @@ def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
         return
     from hydra.utils import get_object
 
+    from cnnpl.registry import keyword_chain
+
     try:
-        built = get_object(target)
-        functions = (
-            [c.__init__ for c in inspect.getmro(built) if "__init__" in vars(c)] if inspect.isclass(built) else [built]
-        )
         hints: dict[str, Any] = {}
-        for function in functions:  # a subclass's (**kwargs) first, then its bases'
+        for function in keyword_chain(get_object(target))[0]:  # a subclass's (**kwargs) first, then its bases'
             for name, hint in typing.get_type_hints(function).items():
                 hints.setdefault(name, hint)
     except Exception:  # not importable (the build names it), or annotations that do not resolve

@@ -463,6 +463,19 @@ def accepts_var_kwargs(obj: Callable[..., Any]) -> bool:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(obj).parameters.values())
 
 
+def keyword_chain(obj: Callable[..., Any]) -> tuple[list[Callable[..., Any]], bool]:
+    """The callables a keyword argument of ``obj`` can reach: a class's ``__init__``, then, while each
+    passes ``**kwargs`` on, its bases' (for a function, the function); and whether the last of them still
+    takes ``**kwargs`` (then a keyword none of them names may yet be read further on)."""
+    inits = [c.__init__ for c in inspect.getmro(obj) if "__init__" in vars(c)] if inspect.isclass(obj) else [obj]
+    chain: list[Callable[..., Any]] = []
+    for init in inits:
+        chain.append(init)
+        if not accepts_var_kwargs(init):
+            return chain, False
+    return chain, True
+
+
 def check_kwargs(obj: Callable[..., Any], kwargs: dict[str, Any], *, what: str) -> None:
     if accepts_var_kwargs(obj):
         return

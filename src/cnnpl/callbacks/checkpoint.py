@@ -11,23 +11,12 @@ without validation (``check_val_every_n_epoch=2``), where Lightning's saves noth
 
 from __future__ import annotations
 
-from typing import Any
-
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
     """Lightning's ``ModelCheckpoint``; with ``save_last``, ``last.ckpt`` follows every epoch's end."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._last_saved_step: int | None = None
-
-    def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict[str, Any]) -> None:
-        super()._save_last_checkpoint(trainer, monitor_candidates)
-        if self.save_last:
-            self._last_saved_step = trainer.global_step
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # an epoch that ends without validation (check_val_every_n_epoch=2) saves nothing in Lightning
@@ -45,7 +34,8 @@ class ModelCheckpoint(LightningModelCheckpoint):
             self._ensure_last(trainer)
 
     def _ensure_last(self, trainer: L.Trainer) -> None:
-        if self.save_last and self._last_saved_step != trainer.global_step:
+        # Lightning saves last.ckpt whenever it saved any checkpoint at this step: none saved, none written
+        if self.save_last and self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
