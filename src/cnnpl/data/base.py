@@ -205,6 +205,12 @@ class InMemoryImageDataModule(L.LightningDataModule):
                 f"data.val_split={self.val_split} holds out {n_val} of the {len(train)} training images, leaving "
                 "none to train on: use a smaller data.val_split or more training images"
             )
+        if n_val == 0 and self.val_split > 0:  # would mean no validation, as val_split=0 says on purpose
+            raise CnnplError(
+                f"data.val_split={self.val_split} holds out 0 of the {len(train)} training images, so nothing "
+                f"would be validated: use at least {1.5 / len(train):.2g} to hold out one, or data.val_split=0 "
+                "for no validation"
+            )
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
         val_idx, train_idx = order[:n_val], order[n_val:]
         train_images = train.images[train_idx]
