@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -151,6 +152,26 @@ def test_a_damaged_cache_is_decoded_again_and_rewritten(
     assert torch.equal(again.images, fresh.images) and torch.equal(again.labels, fresh.labels)
     with np.load(cached) as data:  # rewritten whole: the next run reads it
         assert np.array_equal(data["images"], fresh.images.numpy()) and np.array_equal(data["labels"], fresh.labels)
+
+
+def test_a_damaged_cache_that_cannot_be_replaced_is_reported_once(
+    tmp_path: Path, cache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_class_folders(tmp_path / "cifar", per_class=2)
+    fresh, _ = folder_mod.load_class_folders(tmp_path / "cifar" / "train")
+    (cached,) = (tmp_path / "cifar" / ".cnnpl-cache").glob("train-*.npz")
+    cached.write_bytes(b"garbled")
+    real_write = folder_mod._write_atomically
+    monkeypatch.setattr(  # the data folder is read-only from now on
+        folder_mod, "_write_atomically", lambda path, *a: path.parent != cached.parent and real_write(path, *a)
+    )
+    with pytest.warns(UserWarning, match=rf"ignoring the damaged decode cache {cached} \(.*\); decoding the images"):
+        folder_mod.load_class_folders(tmp_path / "cifar" / "train")
+    assert cached.read_bytes() == b"garbled"  # still there, and the decoded split is in the user's cache
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the next run reads the user's copy without a word about the old file
+        again, _ = folder_mod.load_class_folders(tmp_path / "cifar" / "train")
+    assert torch.equal(again.images, fresh.images) and torch.equal(again.labels, fresh.labels)
 
 
 def test_jpegs_decode_in_batches_to_the_pixels_pil_gives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -131,12 +131,18 @@ def load_class_folders(split_dir: Path, class_order: list[str] | None = None) ->
     key = _cache_key(split_dir, files, classes)
     name = f"{split_dir.name}-{key}.npz"
     labels = np.asarray([label for _, label in files], dtype=np.int64)
+    damaged = []
     for cache_dir in _cache_dirs(split_dir.parent):
         cached = cache_dir / name
         if cached.is_file():
             split = _read_cache(cached, labels)
-            if split is not None:
+            if isinstance(split, Split):
                 return split, classes
+            damaged.append(f"{cached} ({split})")
+    # Said only when decoding: a damaged file that cannot be replaced (a read-only data folder) is
+    # passed over quietly from the next run on, which reads the copy written to the user's cache.
+    for problem in damaged:
+        warnings.warn(f"ignoring the damaged decode cache {problem}; decoding the images again", stacklevel=2)
 
     decoded = _decode_all([f"{split_dir}/{file}" for file, _ in files])
     shapes = {(*image.shape[1:], 3) for image in decoded}  # (H, W, 3), as the message always said
@@ -171,8 +177,8 @@ def interleave_classes(split: Split) -> Split:
 _DAMAGED_CACHE_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError, MemoryError)
 
 
-def _read_cache(path: Path, labels: np.ndarray) -> Split | None:
-    """The split cached in ``path``, or None (with a warning) if the file is damaged.
+def _read_cache(path: Path, labels: np.ndarray) -> Split | str:
+    """The split cached in ``path``, or what is wrong with it if the file is damaged.
 
     Damaged: it cannot be read as an ``.npz`` of ``images`` and ``labels``, or its arrays do not fit the
     folder (images not uint8 ``(N, 3, H, W)``, labels not the folder's ``labels``). The caller then
@@ -193,8 +199,7 @@ def _read_cache(path: Path, labels: np.ndarray) -> Split | None:
             problem = f"{len(images)} images and {len(cached_labels)} labels, not the labels of the {len(labels)} files"
         else:
             return Split(torch.from_numpy(images), torch.from_numpy(cached_labels.astype(np.int64, copy=False)))
-    warnings.warn(f"ignoring the damaged decode cache {path} ({problem}); decoding the images again", stacklevel=3)
-    return None
+    return problem
 
 
 def _write_atomically(path: Path, images: np.ndarray, labels: np.ndarray) -> bool:
