@@ -360,3 +360,21 @@ def test_misclassified_titles_use_class_names_whichever_classes_the_mistakes_sho
     callback.class_names = ["a", "b", "c", "d"]
     callback.log_epoch(trainer, None)
     assert titles["names"] == ["a", "b", "c", "d"]
+
+
+def test_the_filters_callback_draws_rgb_only_for_the_layer_that_reads_the_image() -> None:
+    from cnnpl.train import build_model
+
+    net = build_model(cnnpl.compose(["data=shapes", "conv=conv3d_channels"]), 10, 3, (32, 32))
+    images: dict[str, torch.Tensor] = {}
+    callback = FiltersCallback(layers=["features.block1", "features.block2"])
+    callback._logger = SimpleNamespace(
+        experiment=SimpleNamespace(add_image=lambda tag, image, step: images.update({tag: image}))
+    )
+    callback.log_filters(SimpleNamespace(net=net), step=0)
+    # block2's 3 columns are taps along its 32 channels, not colours
+    assert sorted(images) == [
+        "filters/features.block1.conv",
+        "filters/features.block1.conv/rgb",
+        "filters/features.block2.conv",
+    ]

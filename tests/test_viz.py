@@ -84,6 +84,55 @@ def test_filters_rgb_shows_each_filter_in_colour() -> None:
         viz.filters_rgb(torch.zeros(2, 1, 3, 3))
 
 
+def test_filters_grid_leaves_the_channels_outside_a_filters_group_blank() -> None:
+    # 4 filters in 2 groups of 2 input channels each: weight (4, 2, 1, 1), values 1..8
+    weight = torch.arange(1, 9, dtype=torch.float32).view(4, 2, 1, 1)
+    out = viz.filters_grid(weight, scale=1, pad=0, pad_value=-1.0, groups=2)
+    expected = (weight.view(4, 2) - 1) / 7
+    assert out.shape == (1, 4, 4)  # every input channel a column
+    assert torch.allclose(out[0, :2, :2], expected[:2]) and torch.allclose(out[0, 2:, 2:], expected[2:])
+    assert (out[0, :2, 2:] == -1).all() and (out[0, 2:, :2] == -1).all()
+    depthwise = viz.filters_grid(torch.tensor([1.0, 2.0, 3.0]).view(3, 1, 1, 1), scale=1, pad=0, pad_value=-1, groups=3)
+    assert depthwise[0].tolist() == [[0.0, -1, -1], [-1, 0.5, -1], [-1, -1, 1.0]]  # a diagonal
+    with pytest.raises(CnnplError, match="groups=3 must be >= 1 and divide the 4 filters"):
+        viz.filters_grid(weight, groups=3)
+
+
+def _network(*overrides: str) -> nn.Module:
+    from cnnpl.train import build_model
+
+    cfg = cnnpl.compose(["data=shapes", *overrides])
+    return build_model(cfg, 10, 3, (32, 32))
+
+
+@pytest.mark.parametrize(
+    "overrides, rgb, grouped",
+    [
+        ([], ["features.block1.conv"], {}),
+        (["model=fast_net"], ["whiten"], {}),
+        (
+            ["conv=grouped", "model.channels=[6,12,24]"],
+            ["features.block1.conv"],  # cardinality 2 does not divide the 3 input channels: 1 group
+            {"features.block2.conv": 2, "features.block3.conv": 2},
+        ),
+        (
+            ["conv=depthwise_separable"],
+            [],  # nor the pointwise half after it
+            {f"features.block{i}.conv.depthwise": c for i, c in ((1, 3), (2, 32), (3, 64))},
+        ),
+        (["conv=conv3d_channels"], ["features.block1.conv"], {}),  # its one filter spans R, G and B
+        (["conv=conv3d_channels", "conv.kernel_depth=2"], [], {}),  # 2 taps slide along R, G, B
+    ],
+)
+def test_only_a_first_layer_whose_kernels_are_per_colour_gets_the_rgb_picture(
+    overrides: list[str], rgb: list[str], grouped: dict[str, int]
+) -> None:
+    net = _network(*overrides)
+    layers = viz.conv_layers(net)
+    assert [layer for layer in layers if viz.reads_rgb(net, layer)] == rgb
+    assert {layer: viz.conv_groups(net, layer) for layer in layers if viz.conv_groups(net, layer) > 1} == grouped
+
+
 def test_feature_map_grid_normalises_each_channel_alone() -> None:
     fmap = torch.stack([torch.tensor([[0.0, 2.0], [4.0, 8.0]]), torch.full((2, 2), 3.0), -torch.eye(2)])
     out = viz.feature_map_grid(fmap, cell_size=2, pad=1)  # 2x2 maps need no enlargement

@@ -12,7 +12,7 @@ a module (``plugins=[my_pool]``) where the run was started, then on ``sys.path``
 ``skip_broken_plugins=true`` skips installed plugins that fail to load, as for training.
 Written files (``.png`` in ``out``, created if needed):
 
-- ``filters_<layer>.png`` for every conv layer (``_rgb`` too for layers reading RGB);
+- ``filters_<layer>.png`` for every conv layer (``_rgb`` too for the one reading the colours);
 - ``input.png`` and ``feature_maps_<layer>_image<i>.png`` for the model's stages;
 - ``kernels_demo.png``; ``gradcam_<layer>.png``;
 - from the predictions on the whole ``split``: ``confusion_matrix.png``,
@@ -272,8 +272,9 @@ def render(
 
     for layer in viz.conv_layers(net):
         weight = viz.conv_weight(net, layer)[1]
-        files.append(viz.save_png(viz.filters_grid(weight, 32, 16), out / f"filters_{_safe(layer)}.png"))
-        if weight.shape[1] == 3:
+        grid = viz.filters_grid(weight, 32, 16, groups=viz.conv_groups(net, layer))
+        files.append(viz.save_png(grid, out / f"filters_{_safe(layer)}.png"))
+        if viz.reads_rgb(net, layer):
             files.append(viz.save_png(viz.filters_rgb(weight, 32), out / f"filters_{_safe(layer)}_rgb.png"))
 
     index = viz.pick_images(data.labels, num_images)

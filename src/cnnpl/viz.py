@@ -42,6 +42,7 @@ __all__ = [
     "apply_colormap",
     "confusion_matrix",
     "confusion_matrix_figure",
+    "conv_groups",
     "conv_layers",
     "conv_weight",
     "embedding",
@@ -66,6 +67,7 @@ __all__ = [
     "pick_images",
     "pr_curves_figure",
     "predict",
+    "reads_rgb",
     "save_png",
     "tile",
     "upscale",
@@ -216,6 +218,29 @@ def conv_weight(net: nn.Module, name: str | None = None) -> tuple[str, torch.Ten
     return f"{name}.{inner[0]}", _filters_of(find_layer(layer, inner[0]))
 
 
+def conv_groups(net: nn.Module, layer: str) -> int:
+    """How many groups conv layer ``layer`` splits its input channels into: 1 but for grouped and
+    depthwise convolutions, whose weight is ``(out, in / groups, kh, kw)``."""
+    return int(getattr(find_layer(net, layer), "groups", 1))
+
+
+def reads_rgb(net: nn.Module, layer: str) -> bool:
+    """Whether conv layer ``layer`` (as :func:`conv_weight` names it) reads the input image's colours.
+
+    True for the network's first conv layer when its kernels hold one ``kh x kw`` slice per input
+    channel, three of them, with no groups: only then is a filter's slice ``c`` what it does to
+    colour ``c``. A later layer with 3 input channels, a grouped or depthwise layer, or a layer whose
+    ``filter_bank()`` stacks something else (``conv3d_channels``: taps along the channel axis) is not.
+    """
+    convs = conv_layers(net)
+    if not convs or convs[0] != layer:
+        return False
+    module = find_layer(net, layer)
+    if getattr(module, "groups", 1) != 1 or not getattr(module, "filters_by_input_channel", True):
+        return False
+    return _filters_of(module).shape[1] == 3
+
+
 # -- filters ----------------------------------------------------------------------------------------
 
 
@@ -226,6 +251,7 @@ def filters_grid(
     scale: int = 8,
     pad: int = 1,
     pad_value: float = 1.0,
+    groups: int = 1,
 ) -> torch.Tensor:
     """The notes' filter plot: one row per filter, one column per input channel, grayscale.
 
@@ -233,10 +259,24 @@ def filters_grid(
     notes do), then the first ``max_filters`` filters and ``max_channels`` channels are laid out, each
     ``kh x kw`` kernel enlarged ``scale`` times. Returns ``(1, H, W)`` with
     ``H = F*kh*scale + (F+1)*pad`` and ``W = C*kw*scale + (C+1)*pad``.
+
+    For a grouped or depthwise layer (``groups`` > 1, ``weight (out, in / groups, kh, kw)``) the
+    columns are still every input channel: a filter's row is blank (``pad_value``) under the channels
+    outside its group, so a depthwise layer shows as a diagonal.
     """
     if weight.dim() != 4:
         raise CnnplError(f"filters_grid() needs a conv weight (out, in, kh, kw), got shape {tuple(weight.shape)}")
-    w01 = normalize_01(weight.cpu())[:max_filters, :max_channels]
+    if groups < 1 or len(weight) % groups:
+        raise CnnplError(f"filters_grid(): groups={groups} must be >= 1 and divide the {len(weight)} filters")
+    w01 = normalize_01(weight.cpu())
+    if groups > 1:
+        out, per_group = w01.shape[:2]
+        rows = torch.arange(out).unsqueeze(1)
+        columns = rows // (out // groups) * per_group + torch.arange(per_group)  # each filter's own channels
+        full = torch.full((out, per_group * groups, *w01.shape[2:]), float(pad_value), dtype=w01.dtype)
+        full[rows, columns] = w01
+        w01 = full
+    w01 = w01[:max_filters, :max_channels]
     cells = upscale(w01, scale).unsqueeze(2)  # (F, C, 1, kh*s, kw*s)
     return tile(cells, pad, pad_value)
 

@@ -2,8 +2,9 @@
 
 Registry name (family ``callback``): ``filters``.
 
-Tags: ``filters/<layer>`` (grayscale, one row per filter, one column per input channel) and, for a
-layer that reads RGB, ``filters/<layer>/rgb`` (one colour tile per filter). Both are logged when
+Tags: ``filters/<layer>`` (grayscale, one row per filter, one column per input channel, blank outside
+a grouped filter's group) and, for the layer that reads the image's colours
+(:func:`cnnpl.viz.reads_rgb`), ``filters/<layer>/rgb`` (one colour tile per filter). Both are logged when
 training starts (the random initialisation, at its global step) and after every ``every_n_epochs``
 epochs, so TensorBoard's step slider shows the filters learning.
 """
@@ -59,9 +60,10 @@ class FiltersCallback(VisualCallback):
         net = self.network(pl_module)
         for name in self.layers or [None]:
             layer, weight = viz.conv_weight(net, name)
-            image = viz.filters_grid(weight, self.max_filters, self.max_channels, self.scale)
+            groups = viz.conv_groups(net, layer)
+            image = viz.filters_grid(weight, self.max_filters, self.max_channels, self.scale, groups=groups)
             self.experiment.add_image(f"filters/{layer}", image, step)
-            if self.rgb and weight.shape[1] == 3:
+            if self.rgb and viz.reads_rgb(net, layer):
                 self.experiment.add_image(
                     f"filters/{layer}/rgb", viz.filters_rgb(weight, self.max_filters, self.scale), step
                 )

@@ -409,6 +409,12 @@ class Conv3dChannels(_Geometry, nn.Module):
         """The filters as ``(F, kernel_depth, f, f)``, the 4-D layout filter pictures expect (depth as channels)."""
         return self.weight.detach()[:, 0]
 
+    @property
+    def filters_by_input_channel(self) -> bool:
+        """Whether :meth:`filter_bank`'s second axis is the input channels, as a conv's is: only when each
+        filter spans all of them (``D' = 1``); otherwise its taps slide along them (for :func:`cnnpl.viz.reads_rgb`)."""
+        return self.kernel_depth == self.in_channels
+
     def output_shape(self, input_shape: Sequence[int]) -> tuple[int, int, int]:
         c, h, w = input_shape
         if c != self.in_channels:
