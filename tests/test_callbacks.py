@@ -378,3 +378,15 @@ def test_the_filters_callback_draws_rgb_only_for_the_layer_that_reads_the_image(
         "filters/features.block1.conv/rgb",
         "filters/features.block2.conv",
     ]
+
+
+def test_the_filters_callback_shows_the_first_layer_that_learns_by_default() -> None:
+    from cnnpl.train import build_model
+
+    for model, first in (("simple_cnn", "features.block1.conv"), ("fast_net", "features.group1.conv1")):
+        net = build_model(cnnpl.compose(["data=shapes", f"model={model}"]), 10, 3, (32, 32))
+        callback = FiltersCallback()
+        trainer = SimpleNamespace(loggers=[], logger=None)
+        callback.tensorboard_logger = lambda trainer: None  # no TensorBoard needed to pick the layer
+        callback.setup(trainer, SimpleNamespace(net=net), "fit")
+        assert callback.layers == [first]

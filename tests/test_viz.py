@@ -563,3 +563,19 @@ def test_documented_callback_settings_override_without_plus() -> None:
         4,
         50,
     )
+
+
+@pytest.mark.parametrize(
+    "model, layer",
+    [
+        ("simple_cnn", "features.block3.conv"),  # the last conv layer
+        ("resnet18", "layer4"),  # not layer4.1.conv2, before the block's norm and residual sum
+        ("inception_v3", "Mixed_7c"),  # not Mixed_7c.branch_pool.conv, one of its four branches
+        ("xception", "block14"),
+    ],
+)
+def test_grad_cam_explains_the_last_blocks_output_by_default(model: str, layer: str) -> None:
+    net = _network(f"model={model}")
+    assert viz.cam_layer(net) == layer
+    cams, _ = viz.grad_cam(net, torch.randn(2, 3, 32, 32), layer)
+    assert cams.shape == (2, 32, 32) and cams.isfinite().all()

@@ -287,13 +287,13 @@ def render(
             grid = viz.feature_map_grid(fmap[i], 32, cmap="viridis")
             files.append(viz.save_png(grid, out / f"feature_maps_{_safe(layer)}_image{i}.png"))
     files.append(viz.save_png(viz.kernels_demo_figure(pixels[:3]), out / "kernels_demo.png"))
-    convs = viz.conv_layers(net)
-    if convs:
-        cams, _ = viz.grad_cam(net, images, convs[-1])
+    cam_layer = viz.cam_layer(net)
+    if cam_layer is not None:
+        cams, _ = viz.grad_cam(net, images, cam_layer)
         overlay = viz.grad_cam_overlay(pixels, cams)
         rgb = pixels if pixels.shape[1] == 3 else pixels.expand(-1, 3, -1, -1)
         cells = viz.upscale(torch.stack([rgb, overlay], dim=1), 3)
-        files.append(viz.save_png(viz.tile(cells, pad=2), out / f"gradcam_{_safe(convs[-1])}.png"))
+        files.append(viz.save_png(viz.tile(cells, pad=2), out / f"gradcam_{_safe(cam_layer)}.png"))
 
     logits = viz.predict(net, datamodule.normalize(data.images))
     preds = logits.argmax(1)

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "apply_colormap",
+    "cam_layer",
     "confusion_matrix",
     "confusion_matrix_figure",
     "conv_groups",
@@ -625,6 +626,17 @@ def grad_cam_overlay(images: torch.Tensor, cams: torch.Tensor, alpha: float = 0.
     if images.shape[1] == 1:
         images = images.expand(-1, 3, -1, -1)
     return ((1 - alpha) * images + alpha * apply_colormap(cams, cmap)).clamp(0, 1)
+
+
+def cam_layer(net: nn.Module) -> str | None:
+    """The layer Grad-CAM explains by default: the network's ``cam_layer`` where it names one (the
+    last block's output of a residual or multi-branch network, whose last conv defined is a side
+    branch's or comes before the residual sum), else its last conv layer; None if it has none."""
+    named = getattr(net, "cam_layer", None)
+    if isinstance(named, str):
+        return named
+    convs = conv_layers(net)
+    return convs[-1] if convs else None
 
 
 # -- embedding --------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import lightning as L
+from torch import nn
 
 from cnnpl import viz
 from cnnpl.callbacks.base import VisualCallback
@@ -55,6 +56,9 @@ class FiltersCallback(VisualCallback):
                 viz.conv_weight(net, name)
             except CnnplError as err:
                 raise CnnplError(f"callbacks.filters.layers: {err}") from None
+        if self.layers is None:  # the first conv layer whose filters learn: fast_net's whitening ones are fixed
+            convs = viz.conv_layers(net)
+            self.layers = ([c for c in convs if _filters_learn(viz.find_layer(net, c))] or convs)[:1]
 
     def log_filters(self, pl_module: L.LightningModule, step: int) -> None:
         net = self.network(pl_module)
@@ -75,6 +79,13 @@ class FiltersCallback(VisualCallback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero and self.due(trainer):
             self.log_filters(pl_module, trainer.global_step)
+
+
+def _filters_learn(layer: nn.Module) -> bool:
+    weight = getattr(layer, "weight", None)
+    if isinstance(weight, nn.Parameter):
+        return weight.requires_grad
+    return any(p.requires_grad for p in layer.parameters())  # a layer that keeps its filters otherwise
 
 
 register("callback", "filters", FiltersCallback)

@@ -22,7 +22,7 @@ TARGETS = ("pred", "true")
 
 
 class GradCAMCallback(ImageSampleCallback):
-    """Log Grad-CAM of ``layer`` (default: the last conv layer) for ``num_images`` fixed images.
+    """Log Grad-CAM of ``layer`` (default: :func:`cnnpl.viz.cam_layer`) for ``num_images`` fixed images.
 
     ``target="pred"`` explains the predicted class, ``"true"`` the labelled one. ``scale`` enlarges
     the pictures (CIFAR's 32x32 is small on screen).
@@ -52,12 +52,11 @@ class GradCAMCallback(ImageSampleCallback):
         super().setup(trainer, pl_module, stage)
         net = self.network(pl_module)
         if self.layer is None:
-            convs = viz.conv_layers(net)
-            if not convs:
+            self.layer = viz.cam_layer(net)
+            if self.layer is None:
                 raise CnnplError(
                     f"callbacks.gradcam: {type(net).__name__} has no conv layer; set callbacks.gradcam.layer"
                 )
-            self.layer = convs[-1]
         self.check_layers(net, [self.layer], what="layer")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -341,6 +341,7 @@ class InceptionV3(nn.Module):
         self.fc = nn.Linear(2048, num_classes)
         self.pretrained_ignore = () if aux_logits else ("AuxLogits.",)
         self.stages = ["Conv2d_4a_3x3", "Mixed_5d", "Mixed_6e", "Mixed_7c"]
+        self.cam_layer = "Mixed_7c"  # Grad-CAM's: all four branches (the last conv defined is one branch's)
 
         shape = trace_path(((n, getattr(self, n)) for n in STEM + MIXED), (in_channels, *input_size))
         if self.AuxLogits is not None:

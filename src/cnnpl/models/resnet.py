@@ -176,6 +176,7 @@ class ResNet(nn.Module):
                 inplanes = planes * self.block.expansion
             setattr(self, f"layer{i}", nn.Sequential(*blocks))
         self.stages = ["act1", "layer1", "layer2", "layer3", "layer4"]
+        self.cam_layer = "layer4"  # Grad-CAM's usual layer: the last block's output, after its residual sum
         names = ("conv1", "bn1", "act1", "maxpool", "layer1", "layer2", "layer3", "layer4")
         trace_path(((n, getattr(self, n)) for n in names), (in_channels, *input_size))
         self.avgpool = nn.AdaptiveAvgPool2d(1)

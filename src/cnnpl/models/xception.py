@@ -175,6 +175,7 @@ class Xception(nn.Module):
             self.block14 = self._exit(conv, bn, act)
         self.blocks = [f"block{i}" for i in range(1, 15)]
         self.stages = ["block1", "block2", "block3", "block4", "block12", "block13", "block14"]
+        self.cam_layer = "block14"  # Grad-CAM's: the exit flow's output, after its last norm and activation
         trace_path(((n, getattr(self, n)) for n in self.blocks), (in_channels, *input_size))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(2048, num_classes)
