@@ -511,3 +511,84 @@ def test_training_and_test_images_of_different_sizes_are_refused_at_setup() -> N
         "the training images are (3, 32, 32) (channels, height, width) but the test images (3, 24, 24): a network "
         "takes one size; resize one split to the other's size"
     )
+
+
+# -- the network, run once on blank images before training ---------------------------------------------
+
+
+class _Draws(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.rand_like(x)  # random numbers even in eval mode
+
+
+def _net(*layers: torch.nn.Module) -> torch.nn.Module:
+    return torch.nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize(
+    ("net", "message"),
+    [
+        (
+            _net(torch.nn.Conv2d(3, 8, 3), torch.nn.Conv2d(4, 8, 3)),
+            "model=m fails on a batch of 2 3x8x8 images in layer 1 (Conv2d): RuntimeError: Given groups=1, weight of "
+            "size [8, 4, 3, 3], expected input[2, 8, 6, 6] to have 4 channels, but got 8 channels instead; check that "
+            "its components fit each other (a conv, pool or norm plugin must keep the shapes the network expects)",
+        ),
+        (
+            _net(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 5)),
+            "model=m returns (2, 5) for a batch of 2 3x8x8 images; a model must return one tensor of "
+            "(N, num_classes) = (2, 10) logits",
+        ),
+        (
+            _net(torch.nn.Conv2d(3, 10, 1)),
+            "model=m returns (2, 10, 8, 8) for a batch of 2 3x8x8 images; a model must return one tensor of "
+            "(N, num_classes) = (2, 10) logits",
+        ),
+    ],
+)
+def test_a_network_that_cannot_classify_a_batch_is_refused(net: torch.nn.Module, message: str) -> None:
+    from cnnpl.train import check_forward
+
+    with pytest.raises(CnnplError) as err:
+        check_forward(net, 10, 3, (8, 8), "m")
+    assert str(err.value) == message
+    assert net.training  # back in the mode it came in
+
+
+def test_the_blank_batch_leaves_the_random_state_and_the_statistics_alone() -> None:
+    from cnnpl.train import check_forward
+
+    net = _net(_Draws(), torch.nn.BatchNorm2d(3), torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 10))
+    state, stats = torch.get_rng_state(), net[1].running_mean.clone()
+    check_forward(net, 10, 3, (8, 8), "m")
+    assert torch.equal(torch.get_rng_state(), state) and torch.equal(net[1].running_mean, stats)
+
+
+def test_a_callback_component_that_builds_no_callback_is_refused() -> None:
+    from cnnpl.train import build_callbacks
+
+    with pytest.raises(CnnplError) as err:
+        build_callbacks(compose("callbacks=minimal", "+callbacks.odd._target_=builtins.dict"))
+    assert str(err.value) == (
+        "callbacks.odd built a dict, not a Lightning Callback: its _target_ (or the registered component) must make "
+        "a lightning.pytorch.Callback"
+    )
+
+
+def test_a_pool_plugin_of_the_wrong_shape_is_refused_before_training(cli, tmp_path: Path) -> None:
+    (tmp_path / "halving.py").write_text(
+        "import cnnpl\n"
+        "from torch import nn\n\n\n"
+        "@cnnpl.register('pool', 'halving')\n"
+        "class Halving(nn.MaxPool2d):  # keeps half the channels\n"
+        "    def forward(self, x):\n"
+        "        return super().forward(x)[:, : x.shape[1] // 2]\n"
+    )
+    result = cli(*TINY, "plugins=[./halving.py]", "pool=halving")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith(
+        "cnnpl: error: model=simple_cnn fails on a batch of 2 3x32x32 images in layer features.block2.conv (Conv2d): "
+        "RuntimeError: Given groups=1"
+    ), result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()

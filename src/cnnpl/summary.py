@@ -178,7 +178,7 @@ def model_summary(
     from omegaconf import OmegaConf
 
     from cnnpl.config import compose
-    from cnnpl.train import build_model
+    from cnnpl.train import build_model, check_forward
 
     cfg = compose(list(overrides), output_dir="outputs/summary")  # nothing is written there
     if input_size is None:
@@ -195,6 +195,7 @@ def model_summary(
         )
     size = (int(input_size[0]), int(input_size[1]))
     model = build_model(cfg, num_classes=num_classes, in_channels=in_channels, input_size=size)
+    check_forward(model, num_classes, in_channels, size, cfg.model.name)
     title = f"model={cfg.model.name} conv={cfg.conv.name} pool={cfg.pool.name}"
     title += "".join(f" {group}={cfg[group].name}" for group in ("norm", "act") if group in cfg)
     return summarize(model, (in_channels, *size)), title

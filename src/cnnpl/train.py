@@ -14,6 +14,7 @@ See docs/reliability.md.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import math
 import os
@@ -210,6 +211,60 @@ def warn_emulated_bf16(trainer: Any) -> None:
             "and likely slower than float32: use trainer.precision=32-true "
             "(experiment=fast_cifar10 instead of fast_cifar10_bf16)",
             stacklevel=2,
+        )
+
+
+def check_forward(
+    net: torch.nn.Module, num_classes: int, in_channels: int, input_size: tuple[int, int], model: str
+) -> None:
+    """Refuse a network that cannot classify a batch, before training.
+
+    Two blank images go through ``net`` (eval mode, no gradients, the random state untouched) and must
+    come out as ``(2, num_classes)`` logits. Otherwise a component of the wrong shape (a pool plugin
+    that halves the channels) or a model that breaks the contract (5 logits for 10 classes, a tuple)
+    fails at the sanity check or the first step, with a traceback; here the message names the layer.
+    """
+    entered: list[str] = []  # the layer running now, or the last one that finished
+    running = [False]
+
+    def enter(name: str, *_: Any) -> None:
+        entered[:] = [name]
+        running[0] = True
+
+    def leave(*_: Any) -> None:
+        running[0] = False
+
+    leaves = [(name, m) for name, m in net.named_modules() if name and next(m.children(), None) is None]
+    handles = [m.register_forward_pre_hook(functools.partial(enter, name)) for name, m in leaves]
+    handles += [m.register_forward_hook(leave) for _, m in leaves]
+    batch = f"a batch of 2 {in_channels}x{input_size[0]}x{input_size[1]} images"
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            out = net(torch.zeros(2, in_channels, *input_size))
+    except CnnplError:
+        raise
+    except Exception as err:  # any failure of user code becomes the one line
+        where = ""
+        if entered:
+            layer = entered[0]
+            kind = type(dict(leaves)[layer]).__name__
+            where = f" {'in' if running[0] else 'after'} layer {layer} ({kind})"
+        reason = (str(err).splitlines() or [""])[0]
+        raise CnnplError(
+            f"model={model} fails on {batch}{where}: {type(err).__name__}: {reason}; check that its components "
+            "fit each other (a conv, pool or norm plugin must keep the shapes the network expects)"
+        ) from None
+    finally:
+        for handle in handles:
+            handle.remove()
+        net.train(was_training)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
+        raise CnnplError(
+            f"model={model} returns {got} for {batch}; a model must return one tensor of "
+            f"(N, num_classes) = (2, {num_classes}) logits"
         )
 
 
@@ -419,9 +474,21 @@ def _checkpoint_latest(callbacks: list[Any]) -> None:
 
 def build_callbacks(cfg: DictConfig) -> list[Any]:
     """A run's callbacks: the config's (``callbacks.*``), then the guards every run carries."""
+    import lightning as L
+
     from cnnpl.callbacks.guards import FiniteLossGuard, RandomStateCheckpoint, SigtermCheckpoint
 
-    callbacks = [_instantiate(node) for node in (cfg.get("callbacks") or {}).values() if node]
+    callbacks = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if not node:
+            continue
+        callback = _instantiate(node)
+        if not isinstance(callback, L.Callback):
+            raise CnnplError(
+                f"callbacks.{name} built a {type(callback).__name__}, not a Lightning Callback: its _target_ "
+                "(or the registered component) must make a lightning.pytorch.Callback"
+            )
+        callbacks.append(callback)
     return [*callbacks, RandomStateCheckpoint(), SigtermCheckpoint(), FiniteLossGuard()]
 
 
@@ -501,6 +568,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     unused: list[str] = []
     net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size, unused)
     warn_unused_components(cfg.model.get("name", "?"), unused)
+    check_forward(
+        net, datamodule.num_classes, datamodule.in_channels, datamodule.input_size, cfg.model.get("name", "?")
+    )
     check_train_sizes(net, datamodule, cfg.model.get("name", "?"), cfg.trainer.get("max_epochs"))
     optimizer = _instantiate(cfg.optimizer)
     check_optimizer(optimizer)
