@@ -113,6 +113,63 @@ def test_a_sweep_with_a_bad_value_ends_with_one_clear_message(tmp_path: Path, sw
     assert not (tmp_path / "sweep").exists()
 
 
+NEEDS_LAM = (
+    "import cnnpl\n"
+    "from torch import nn\n\n\n"
+    "@cnnpl.register('pool', 'needs_lam')\n"
+    "class NeedsLam(nn.MaxPool2d):\n"
+    "    def __init__(self, lam: float, kernel_size: int = 2, stride: int | None = None, padding: int = 0):\n"
+    "        super().__init__(kernel_size, stride, padding)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("sweep", "message"),
+    [
+        (
+            ["pool=max,needs_lam"],  # no value for its lam: the first job would have trained, the second failed
+            "cnnpl: error: pool 'needs_lam' needs a value for pool.lam (it has no default); set it on the command "
+            "line: pool.lam=... (in the sweep's job with pool=needs_lam)",
+        ),
+        (
+            ["pool=needs_lam", "pool.lam=0.5,abc"],
+            "cnnpl: error: Error merging override pool.lam=abc: Value 'abc' of type 'str' could not be converted to "
+            "Float (in the sweep's job with pool.lam=abc)",
+        ),
+    ],
+)
+def test_a_sweep_job_whose_component_settings_cannot_work_is_refused_before_any_job(
+    tmp_path: Path, sweep: list[str], message: str
+) -> None:
+    (tmp_path / "needs_lam.py").write_text(NEEDS_LAM)
+    args = ["-m", *TINY, "plugins=[./needs_lam.py]", *sweep, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip() == message
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["pool=maxx", "--help"], "cnnpl: error: pool=maxx: no such option; did you mean pool=max? "),
+        (["pool.kernal_size=3", "--cfg", "job"], "cnnpl: error: pool.kernal_size is not a setting of this config; "),
+    ],
+)
+def test_help_and_cfg_with_a_bad_override_end_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run_cli(*args, cwd=tmp_path)  # Hydra's: a traceback for --help, a list of options for --cfg
+    assert result.returncode == 2
+    assert result.stderr.startswith(message), result.stderr[-2000:]
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_cfg_job_still_shows_a_config_with_a_value_to_fill_in(tmp_path: Path) -> None:
+    (tmp_path / "needs_lam.py").write_text(NEEDS_LAM)
+    result = run_cli("plugins=[./needs_lam.py]", "pool=needs_lam", "--cfg", "job", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "lam: ???" in result.stdout
+
+
 def test_missing_cifar10_explains_how_to_fix_it(cli, tmp_path: Path) -> None:
     result = cli(f"data.root={tmp_path / 'empty'}")
     assert result.returncode == 2

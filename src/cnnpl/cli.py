@@ -6,7 +6,8 @@ so ``python -m cnnpl plugins=[./my_pool.py] pool=my_pool`` finds the option ``my
 registered component gets its config option. ``skip_broken_plugins=true`` (or
 ``CNNPL_SKIP_BROKEN_PLUGINS=1``) skips installed plugins that fail to load, with a warning.
 ``cnnpl list`` (or ``python -m cnnpl list``) is ``python -m cnnpl.list``. Then the config is
-composed once, so that an unknown option or key is one line (not for ``--help``, ``--cfg`` or sweeps),
+composed once (a sweep once per swept value), so that an unknown option or key is one line, also with
+``--help`` and ``--cfg``, and a run's component settings are checked (a ``???`` left, a word for a number),
 a literal ``hydra.run.dir`` must be writable, and a run directory that holds an earlier command's
 ``.hydra/`` record gets this command's in ``.hydra-N/``.
 
@@ -79,35 +80,57 @@ def prepare(args: list[str]) -> list[str]:
     return [*rest, *_keep_earlier_records(rest)]
 
 
+SHOW_FLAGS = {"--help", "-h", "--cfg", "-c", "--resolve"}  # print the config instead of running
+CFG_PARTS = {"job", "hydra", "all"}  # what --cfg prints
+
+
 def _check_composes(args: list[str]) -> None:
     """Compose the config once before Hydra does, so that an unknown option or key is one line.
 
-    Hydra would print its own error over several lines (exit status 1). Skipped for ``--help``,
-    ``--cfg`` and the other flags; a sweep (``-m``) is composed once per value of each swept setting
-    (the others at their first value), as far as its values are plain words, numbers or lists. Hydra's
-    own settings (``hydra.*``, ``hydra/...``) are left to Hydra.
+    Hydra would print its own error over several lines (exit status 1), or a traceback for
+    ``--help``. A run (and each job of a sweep) also has its components' settings checked: a value
+    still ``???`` or a word for a number. ``--help`` and ``--cfg job`` only compose (they show
+    what is missing); other flags (``--config-name``, ``--info``, ...) are left to Hydra. A sweep
+    (``-m``) is composed once per value of each swept setting (the others at their first value), as
+    far as its values are plain words, numbers or lists. Hydra's own settings (``hydra.*``,
+    ``hydra/...``) are left to Hydra.
     """
-    flags = {arg for arg in args if arg.startswith("-")}
-    if flags - {"-m", "--multirun"}:
+    words = [arg for i, arg in enumerate(args) if not (arg in CFG_PARTS and i and args[i - 1] in ("--cfg", "-c"))]
+    flags = {arg for arg in words if arg.startswith("-")}
+    if flags - {"-m", "--multirun"} - SHOW_FLAGS:
         return
+    showing = bool(flags & SHOW_FLAGS)
+    multirun = bool(flags & {"-m", "--multirun"})
     # hydra.searchpath adds config folders (docs/howto/own-images.md): compose sees it too
     overrides = [
         arg
-        for arg in args
+        for arg in words
         if not arg.startswith("-")
         and (not arg.lstrip("+~").startswith(("hydra.", "hydra/")) or arg.lstrip("+~").startswith("hydra.searchpath="))
     ]
-    for variant in _sweep_variants(overrides) if flags else [overrides]:
+    for variant, job in _sweep_variants(overrides) if multirun else [(overrides, "")]:
         try:
-            _compose(variant)
-        except CnnplError:
-            raise
-        except Exception as err:  # Hydra's and OmegaConf's composition errors
-            raise CnnplError(_one_line_composition_error(err, variant)) from None
+            cfg = _compose(variant)
+            if not showing:
+                _check_components(cfg)
+        except Exception as err:  # Hydra's and OmegaConf's composition errors, and the components' checks
+            message = str(err) if isinstance(err, CnnplError) else _one_line_composition_error(err, variant)
+            raise CnnplError(f"{message} (in the sweep's job with {job})" if job else message) from None
 
 
-def _sweep_variants(overrides: list[str]) -> list[list[str]]:
-    """Single-job override lists that together try every value of every swept setting once.
+def _check_components(cfg: DictConfig) -> None:
+    """The checks of the components' settings that need nothing built (:func:`cnnpl.config.layer_factory`)."""
+    from cnnpl.config import layer_factory
+
+    load_plugins(cfg.get("plugins") or [])  # as train() does: a config file may name plugins of its own
+    for family in ("model", "conv", "pool", "norm", "act"):
+        if cfg.get(family):
+            layer_factory(family, cfg[family])
+
+
+def _sweep_variants(overrides: list[str]) -> list[tuple[list[str], str]]:
+    """Single-job override lists that together try every value of every swept setting once, each with
+    the swept settings' values it tries (``pool=avg``; the first job's are every swept setting's first).
 
     A sweep whose values are not plain (quoted strings, intervals for an optimiser sweeper) is left out:
     written back, they might not read the same, and a false refusal would be worse than Hydra's error.
@@ -135,10 +158,10 @@ def _sweep_variants(overrides: list[str]) -> list[list[str]]:
             key = override.get_key_element()
             swept.append((len(base), key, values))
             base.append(f"{key}={values[0]}")
-    variants = [base]
+    variants = [(base, " ".join(base[position] for position, _, _ in swept))]
     for position, key, values in swept:
         for value in values[1:]:
-            variants.append([*base[:position], f"{key}={value}", *base[position + 1 :]])
+            variants.append(([*base[:position], f"{key}={value}", *base[position + 1 :]], f"{key}={value}"))
     return variants
 
 
