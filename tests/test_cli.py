@@ -270,3 +270,14 @@ def test_a_value_of_the_wrong_type_says_why(restore_registries, capsys) -> None:
     assert str(err.value) == reason
     assert summary_main(["pool=typed_pool", "pool.lam=abc"]) == 2
     assert capsys.readouterr().err == f"cnnpl.summary: error: {reason}\n"
+
+
+def test_version_names_cnnpl_and_what_it_runs_on(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    result = run_cli("--version", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.strip() == (
+        f"cnnpl {version('cnnpl')} (Hydra {version('hydra-core')}, Lightning {version('lightning')}, "
+        f"torch {version('torch')})"
+    )

@@ -307,8 +307,28 @@ def run(cfg: DictConfig) -> float | None:
     return metrics.get("test/acc")
 
 
+def versions() -> str:
+    """``cnnpl X (Hydra Y, Lightning Z, torch W)``, from the installed packages' metadata (nothing imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "not installed"
+
+    others = ", ".join(
+        f"{name} {of(package)}"
+        for name, package in (("Hydra", "hydra-core"), ("Lightning", "lightning"), ("torch", "torch"))
+    )
+    return f"cnnpl {of('cnnpl')} ({others})"
+
+
 def main() -> None:
     args = sys.argv[1:]
+    if "--version" in args:  # Hydra's own flag would print only its version
+        print(versions())
+        sys.exit(0)
     if args[:1] == ["list"]:
         from cnnpl.listing import main as list_main
 
