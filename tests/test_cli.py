@@ -281,3 +281,12 @@ def test_version_names_cnnpl_and_what_it_runs_on(tmp_path: Path) -> None:
         f"cnnpl {version('cnnpl')} (Hydra {version('hydra-core')}, Lightning {version('lightning')}, "
         f"torch {version('torch')})"
     )
+
+
+def test_an_unknown_component_says_how_a_plugin_makes_one(cli) -> None:
+    result = cli(*TINY, "pool=bogus")
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        "; a plugin's pool becomes an option when plugins=[...] on the command line names it (a config file's "
+        "plugins: list is read too late for that)"
+    ), result.stderr

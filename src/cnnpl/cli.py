@@ -184,7 +184,13 @@ def _one_line_composition_error(err: Exception, overrides: list[str]) -> str:
         options = re.findall(r"^\t(\S+)$", text.split("Config search path:")[0], flags=re.MULTILINE)
         close = difflib.get_close_matches(option, options, n=1)
         hint = f"did you mean {group}={close[0]}? " if close else ""
-        return f"{group}={option}: no such option; {hint}the options of {group} are {', '.join(options)}"
+        message = f"{group}={option}: no such option; {hint}the options of {group} are {', '.join(options)}"
+        if not close and group in CONFIG_GROUPS.values():  # a component group: perhaps a plugin's
+            message += (
+                f"; a plugin's {group} becomes an option when plugins=[...] on the command line names it "
+                "(a config file's plugins: list is read too late for that)"
+            )
+        return message
     key = re.match(r"Could not override '([^']+)'", text)
     if key:  # a key the config does not have: name its neighbours
         dotted = key.group(1)
