@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from tests.conftest import TINY
 
@@ -130,10 +129,14 @@ def test_example_components_are_config_options_with_typed_keys(tmp_path: Path) -
     assert cfg.model.width == 4 and cfg.conv.with_radius is False
     model = build_model(cfg, num_classes=3, in_channels=3, input_size=(16, 16))
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 3)
-    with pytest.raises(ConfigCompositionException, match=r"Error merging override pool\.beta=abc") as err:
+    with pytest.raises(cnnpl.CnnplError) as err:
         cnnpl.compose(["pool=softpool", "pool.beta=abc"])
-    assert "Value 'abc' of type 'str' could not be converted to Float" in str(err.value.__cause__)
-    with pytest.raises(ConfigCompositionException, match=r"Could not override 'pool\.bta'"):
+    assert str(err.value) == (
+        "Error merging override pool.beta=abc: Value 'abc' of type 'str' could not be converted to Float"
+    )
+    with pytest.raises(
+        cnnpl.CnnplError, match=r"^pool\.bta is not a setting of this config; did you mean pool\.beta\?"
+    ):
         cnnpl.compose(["pool=softpool", "pool.bta=1"])
 
 
@@ -249,7 +252,7 @@ def test_nothing_is_imported_implicitly_from_the_working_directory(cli, tmp_path
     write(tmp_path / "pool" / "my_pool.yaml", "name: max\n")
     result = cli("--cfg", "job", *TINY, "pool=my_pool")
     assert result.returncode != 0
-    assert "Could not find 'pool/my_pool'" in result.stderr
+    assert "pool=my_pool: no such option" in result.stderr
     assert not sentinel.exists()
 
 
@@ -281,6 +284,94 @@ def test_module_plugin(tmp_path: Path, restore_registries, monkeypatch) -> None:
         cnnpl.load_plugins(["no_such_plugin_xyz"])
     with pytest.raises(PluginError, match=r"plugin file './missing_pool.py' does not exist \(looked for /"):
         cnnpl.load_plugins(["./missing_pool.py"])
+
+
+@pytest.fixture
+def forget_tmp_modules(tmp_path: Path):
+    """Take the modules imported from ``tmp_path`` out of ``sys.modules`` after the test (a new process has none)."""
+    yield
+    for name, module in list(sys.modules.items()):
+        if tmp_path in Path(getattr(module, "__file__", None) or "/").parents:
+            del sys.modules[name]
+
+
+# Two plugins in one folder, one importing the other, as `python -m cnnpl` finds it (the folder is on sys.path).
+SIB_POOLS = """
+    import torch
+    import cnnpl
+
+    with open(__file__ + ".runs", "a") as runs:  # how many times this file is executed
+        runs.write("ran\\n")
+
+
+    @cnnpl.register("pool", "sib_pool")
+    class SibPool(torch.nn.MaxPool2d):
+        \"\"\"Max pooling, defined in one plugin and used by another.\"\"\"
+"""
+SIB_MODELS = """
+    import torch
+    import cnnpl
+    from sib_pools import SibPool
+
+
+    @cnnpl.register("model", "sib_net")
+    class SibNet(torch.nn.Sequential):
+        def __init__(self, num_classes: int = 10, **layers: object) -> None:
+            super().__init__(SibPool(2), torch.nn.Flatten(), torch.nn.LazyLinear(num_classes))
+"""
+
+
+@pytest.mark.parametrize(
+    "specs",
+    [
+        ["./sib_pools.py", "./sib_models.py"],
+        ["./sib_models.py", "./sib_pools.py"],  # the import runs it first: its component still counts as its own
+        ["./sib_pools.py", "sib_pools", "./sib_models.py"],  # the same file as a path and as a module
+        ["sib_pools", "./sib_models.py", "./sib_pools.py"],
+    ],
+)
+def test_a_plugin_another_plugin_imports_runs_once(
+    tmp_path: Path, restore_registries, monkeypatch, forget_tmp_modules, specs: list[str]
+) -> None:
+    pools = write(tmp_path / "sib_pools.py", SIB_POOLS)
+    models = write(tmp_path / "sib_models.py", SIB_MODELS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))  # as `python -m cnnpl` started here puts it first
+    loaded = cnnpl.load_plugins(specs)
+    assert Path(f"{pools}.runs").read_text() == "ran\n"
+    pool_source = "module sib_pools" if specs[0] == "sib_pools" else f"file {pools}"  # the first to name it
+    assert cnnpl.get_registry("pool").entry("sib_pool").source == pool_source
+    assert cnnpl.get_registry("model").entry("sib_net").source == f"file {models}"
+    records = {p.source: p.components for p in plugins.loaded_plugins() if "sib_" in p.source}
+    assert records == {pool_source: ("pool/sib_pool",), f"file {models}": ("model/sib_net",)}
+    assert {p.source for p in loaded} == set(records)  # a file named twice is one plugin
+    assert importlib.import_module("sib_pools").SibPool is cnnpl.get_registry("pool").get("sib_pool")
+
+
+def test_a_file_plugin_never_shadows_another_module_of_its_name(
+    tmp_path: Path, restore_registries, monkeypatch, forget_tmp_modules
+) -> None:
+    elsewhere = write(tmp_path / "elsewhere" / "twin_pool.py", MY_POOL.format(name="twin_elsewhere"))
+    write(tmp_path / "on_path" / "twin_pool.py", MY_POOL.format(name="twin_on_path"))
+    monkeypatch.syspath_prepend(str(tmp_path / "on_path"))
+    cnnpl.load_plugins([str(elsewhere)])
+    assert "twin_pool" not in sys.modules  # `import twin_pool` finds the other file: it is not this one
+    (on_path,) = cnnpl.load_plugins(["twin_pool"])
+    assert on_path.components == ("pool/twin_on_path",)
+    assert cnnpl.get_registry("pool").entry("twin_elsewhere").source == f"file {elsewhere}"
+
+
+def test_a_plugin_imported_by_one_that_failed_runs_again(
+    tmp_path: Path, restore_registries, monkeypatch, forget_tmp_modules
+) -> None:
+    pools = write(tmp_path / "sib_pools.py", SIB_POOLS)
+    broken = write(tmp_path / "sib_broken.py", "import sib_pools\nraise RuntimeError('broken after the import')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match="broken after the import"):
+        cnnpl.load_plugins([str(broken)])
+    assert "sib_pool" not in cnnpl.list_components("pool")  # taken out with the plugin that failed
+    cnnpl.load_plugins([str(pools)])  # so the file must run again, not be found imported
+    assert cnnpl.get_registry("pool").entry("sib_pool").source == f"file {pools}"
 
 
 @pytest.mark.slow
@@ -317,6 +408,20 @@ def test_required_typed_parameter_must_be_set(restore_registries) -> None:
     cfg = cnnpl.compose(["pool=needs_lam", "pool.lam=0.3"])
     model = build_model(cfg, num_classes=3, in_channels=3, input_size=(32, 32))
     assert model.features.block1.pool.lam == 0.3
+
+
+def test_model_that_does_not_take_the_layer_factories_says_so(restore_registries) -> None:
+    @cnnpl.register("model", "no_factories")
+    class NoFactories(torch.nn.Module):
+        def __init__(self, num_classes: int = 10, in_channels: int = 3, input_size: int = 32) -> None:
+            super().__init__()
+
+    with pytest.raises(cnnpl.CnnplError) as err:
+        build_model(cnnpl.compose(["model=no_factories"]), num_classes=3, in_channels=3, input_size=(16, 16))
+    assert str(err.value) == (
+        "model 'no_factories' must accept conv=, pool= (the layer factories cnnpl passes to every model, with norm= "
+        "and act= if it takes them; see docs/plugins.md): add them to its signature, or **kwargs"
+    )
 
 
 def test_entry_point_may_name_a_register_function(tmp_path: Path, restore_registries, monkeypatch) -> None:
@@ -392,8 +497,14 @@ def test_broken_installed_plugin_in_python(tmp_path: Path, rediscover, monkeypat
     with pytest.raises(PluginError) as err:
         cnnpl.compose(["data=shapes"])
     assert str(err.value).startswith(BROKEN_ERROR)
-    with pytest.warns(PluginWarning, match=r"^skipping broken plugin broken-plugin 1\.0"):
+    assert str(err.value).endswith(
+        "Fix or uninstall it, or skip broken plugins with CNNPL_SKIP_BROKEN_PLUGINS=1 "
+        "(on the command line: skip_broken_plugins=true)"
+    )
+    with pytest.warns(PluginWarning, match=r"^skipping broken plugin broken-plugin 1\.0") as caught:
         cfg = cnnpl.compose(["data=shapes", "skip_broken_plugins=true"])
+    (warning,) = [str(w.message) for w in caught if issubclass(w.category, PluginWarning)]
+    assert warning.endswith("line 6). Fix or uninstall it")  # no "or skip broken plugins": it is skipping
     assert "skip_broken_plugins" not in cfg  # a start-up switch, not part of the run's config
     assert cnnpl.load_plugins(cfg.get("plugins") or []) == []  # as cnnpl.train(cfg) loads them: still skipped
     with pytest.raises(PluginError):
@@ -429,6 +540,57 @@ def test_plugin_clashing_with_a_builtin_names_both(tmp_path: Path, rediscover) -
     assert cnnpl.get_registry("pool").entry("max").source == "built-in"
     with pytest.raises(PluginError, match="pool 'max' is already registered by built-in"):
         cnnpl.load_plugins()
+
+
+def test_entry_point_naming_a_missing_function_is_named(tmp_path: Path, rediscover) -> None:
+    site = tmp_path / "site"
+    fake_distribution(site, "typo-plugin", "typo", "typo_plugin_mod:no_such_fn", "import cnnpl\n")
+    (typo,) = [p for p in rediscover(site) if p.source.startswith("package typo-plugin")]
+    assert typo.error == (  # the place is the entry point, not the line of importlib that looked it up
+        "plugin typo-plugin 1.0 (entry point typo = typo_plugin_mod:no_such_fn) in group cnnpl.plugins failed to load: "
+        "AttributeError: module 'typo_plugin_mod' has no attribute 'no_such_fn' (entry point typo = "
+        "typo_plugin_mod:no_such_fn in the metadata of typo-plugin 1.0). Fix or uninstall it"
+    )
+
+
+EXIT_HINT = (
+    "; a plugin must not exit while it is imported (argparse's parse_args() at module level does: the command line "
+    "is cnnpl's)"
+)
+
+
+def test_plugin_that_exits_while_loading_fails_to_load(
+    tmp_path: Path, rediscover, monkeypatch, forget_tmp_modules
+) -> None:
+    code = "import sys, torch, cnnpl\ncnnpl.register('pool', 'exit_pool', torch.nn.MaxPool2d)\nsys.exit(0)\n"
+    path = write(tmp_path / "exits.py", code)
+    with pytest.raises(PluginError) as err:
+        cnnpl.load_plugins([str(path)])
+    assert str(err.value) == (
+        f"plugin file {path} failed to load: SystemExit: it exited with sys.exit(0) ({path}, line 3){EXIT_HINT}"
+    )
+    assert "exit_pool" not in cnnpl.list_components("pool")
+    # argparse refusing the command line: the place is the plugin's line, not argparse's
+    code = "import argparse\n\nargs = argparse.ArgumentParser().parse_args(['--lr'])\n"
+    path = write(tmp_path / "parses_args.py", code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError) as err:
+        cnnpl.load_plugins(["parses_args"])
+    assert str(err.value) == (
+        f"plugin module parses_args failed to load: SystemExit: it exited with sys.exit(2) ({path}, line 3){EXIT_HINT}"
+    )
+    # an installed one is a broken plugin like any other: kept, and skipped on request
+    fake_distribution(tmp_path / "site", "exit-plugin", "bye", "exit_plugin_mod", "import sys\nsys.exit('bye')\n")
+    (bye,) = [p for p in rediscover(tmp_path / "site") if p.source.startswith("package exit-plugin")]
+    assert bye.error == (
+        "plugin exit-plugin 1.0 (entry point bye = exit_plugin_mod) in group cnnpl.plugins failed to load: "
+        f"SystemExit: it exited with sys.exit('bye') ({tmp_path / 'site' / 'exit_plugin_mod.py'}, line 2){EXIT_HINT}. "
+        "Fix or uninstall it"
+    )
+    with pytest.raises(PluginError, match=r"^plugin exit-plugin 1\.0 .*skip_broken_plugins=true\)$"):
+        cnnpl.load_plugins()
+    with pytest.warns(PluginWarning, match=r"^skipping broken plugin exit-plugin 1\.0"):
+        assert cnnpl.load_plugins(skip_broken=True) == []
 
 
 def test_file_plugin_clashing_with_an_installed_plugin_names_both(tmp_path: Path, restore_registries) -> None:
@@ -519,12 +681,14 @@ def test_plugin_overrides_are_read_before_hydra() -> None:
 
 
 def test_skipped_plugin_warns_in_python(monkeypatch) -> None:
-    failed = plugins.Plugin("package", "package x 1.0 (entry point x = x)", error="plugin x 1.0 failed to load: E")
+    error = "plugin x 1.0 failed to load: E. Fix or uninstall it"
+    failed = plugins.Plugin("package", "package x 1.0 (entry point x = x)", error=error)
     monkeypatch.setattr(plugins, "_installed", [failed])
     monkeypatch.setattr(plugins, "_warned", set())
-    with pytest.raises(PluginError, match=r"^plugin x 1\.0 failed to load: E$"):
+    skip = r"or skip broken plugins with CNNPL_SKIP_BROKEN_PLUGINS=1 \(on the command line: skip_broken_plugins=true\)"
+    with pytest.raises(PluginError, match=rf"^plugin x 1\.0 failed to load: E\. Fix or uninstall it, {skip}$"):
         cnnpl.load_plugins()
-    with pytest.warns(PluginWarning, match=r"^skipping broken plugin x 1\.0 failed to load: E$"):
+    with pytest.warns(PluginWarning, match=r"^skipping broken plugin x 1\.0 failed to load: E\. Fix or uninstall it$"):
         cnnpl.load_plugins(skip_broken=True)
     monkeypatch.setenv("CNNPL_SKIP_BROKEN_PLUGINS", "1")
     assert cnnpl.load_plugins() == []  # already warned once
@@ -730,7 +894,7 @@ def test_replacing_a_builtin_with_yaml_makes_its_parameters_settable(restore_reg
         build_model(cnnpl.compose(["pool=avg", "pool.scale=abc"]), num_classes=3, in_channels=3, input_size=(32, 32))
     cnnpl.get_registry("pool")._entries["avg"] = builtin  # the built-in back: its YAML alone again
     assert "scale" not in cnnpl.compose(["pool=avg"]).pool
-    with pytest.raises(ConfigCompositionException, match=r"Could not override 'pool\.scale'"):
+    with pytest.raises(cnnpl.CnnplError, match=r"^pool\.scale is not a setting of this config; "):
         cnnpl.compose(["pool=avg", "pool.scale=2.0"])
 
 

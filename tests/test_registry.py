@@ -53,6 +53,11 @@ def test_unknown_family_and_bad_names() -> None:
         cnnpl.list_components("pooling")
     with pytest.raises(ValueError, match="must be a Python identifier"):
         Registry("pool").register("my-pool", nn.Identity)
+    assert "pööl".isidentifier()  # to Python, but the command line's parser (Hydra's) refuses it
+    with pytest.raises(
+        ValueError, match=r"'pööl' must be a Python identifier \(ASCII letters, digits and underscores\)"
+    ):
+        Registry("pool").register("pööl", nn.Identity)
 
 
 def test_misspelt_parameter_suggests_the_right_one() -> None:
@@ -62,6 +67,16 @@ def test_misspelt_parameter_suggests_the_right_one() -> None:
         "pool 'max' has no parameter 'kernal_size'; did you mean 'kernel_size'? "
         "Parameters: kernel_size, stride, padding"
     )
+
+
+def test_messages_without_a_close_match_read_the_same() -> None:
+    with pytest.raises(UnknownComponentError) as err:
+        cnnpl.build("pool", "max", zzz=2)
+    assert str(err.value) == "pool 'max' has no parameter 'zzz'. Parameters: kernel_size, stride, padding"
+    with pytest.raises(UnknownComponentError, match=r"^unknown pool 'zzzz'\. Available: avg, "):
+        cnnpl.build("pool", "zzzz")
+    with pytest.raises(UnknownComponentError, match=r"^unknown component family 'zzz'\. Families: conv, pool, "):
+        cnnpl.list_components("zzz")
 
 
 def test_module_level_api_lists_the_builtins() -> None:

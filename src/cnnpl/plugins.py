@@ -16,12 +16,15 @@ The entry point names a module (importing it registers its components) or a func
 arguments (called once). The registry records where each component came from, e.g.
 ``package cnnpl-example 0.1.0 (entry point example = cnnpl_example)`` or ``file /abs/my_pool.py``.
 
-A plugin that fails to load leaves none of its components behind. An installed one that is broken
-does not break ``import cnnpl``: the failure is kept, and :func:`load_plugins` (which the command
-line, :func:`cnnpl.compose` and ``cnnpl.list`` call) raises :class:`PluginError` naming the
-distribution, the entry point and the exception, unless broken plugins are skipped
-(``CNNPL_SKIP_BROKEN_PLUGINS=1`` or ``skip_broken_plugins=true``), which warns instead. A named
-file or module that fails always raises: the user asked for it.
+A file is executed once, however it is reached: named twice (as a path and as a module), or named
+and also imported by another plugin (``from lab_pools import LabPool`` in ``lab_models.py``).
+
+A plugin that fails to load (an exception, or ``sys.exit``) leaves none of its components behind. An
+installed one that is broken does not break ``import cnnpl``: the failure is kept, and
+:func:`load_plugins` (which the command line, :func:`cnnpl.compose` and ``cnnpl.list`` call) raises
+:class:`PluginError` naming the distribution, the entry point and the exception, unless broken plugins
+are skipped (``CNNPL_SKIP_BROKEN_PLUGINS=1`` or ``skip_broken_plugins=true``), which warns instead. A
+named file or module that fails always raises: the user asked for it.
 
 Nothing is imported implicitly: not from the working directory, not from a config file's folder.
 """
@@ -34,10 +37,11 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
+import sysconfig
 import traceback
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -72,10 +76,14 @@ class Plugin:
 
 _installed: list[Plugin] | None = None
 _named: dict[str, Plugin] = {}  # files (by resolved path) and modules (by name) already loaded
+_loaded_as: dict[Path, str] = {}  # a file (resolved) -> the key in _named of the plugin it was loaded as
 _warned: set[str] = set()
 
 
 _CNNPL_DIR = Path(__file__).resolve().parent
+# Python's own library (importlib, argparse): its frames are often the deepest, never the plugin's mistake
+_STDLIB_DIR = Path(sysconfig.get_paths()["stdlib"])
+_SITE_DIRS = {Path(sysconfig.get_paths()[key]) for key in ("purelib", "platlib")}
 
 
 def _components_of(source: str) -> tuple[str, ...]:
@@ -88,29 +96,46 @@ def _components_of(source: str) -> tuple[str, ...]:
     )
 
 
-def _where(err: BaseException, origin: Path | None) -> str:
+def _where(err: BaseException, origin: Path | None, fallback: str = "") -> str:
     """``file, line N`` of the deepest frame of ``err`` in the plugin's own code: inside ``origin`` (its file
-    or package folder) when known, else outside cnnpl and Python's import machinery; "" if none."""
+    or package folder) when known, else outside cnnpl and Python's standard library (its import machinery
+    included). Without such a frame, ``fallback`` if given, else the deepest frame; "" if there is none."""
     frames = traceback.extract_tb(err.__traceback__) if err.__traceback__ is not None else []
 
     def own(filename: str) -> bool:
         path = Path(filename)
         if origin is not None:
             return path == origin or origin in path.parents
-        return not filename.startswith("<frozen ") and _CNNPL_DIR not in path.parents
+        stdlib = _STDLIB_DIR in path.parents and not _SITE_DIRS & set(path.parents)
+        return not filename.startswith("<frozen ") and _CNNPL_DIR not in path.parents and not stdlib
 
-    frame = next((f for f in reversed(frames) if own(f.filename)), frames[-1] if frames else None)
+    frame = next((f for f in reversed(frames) if own(f.filename)), None)
+    if frame is None and fallback:
+        return fallback
+    frame = frame or (frames[-1] if frames else None)
     return f"{frame.filename}, line {frame.lineno}" if frame is not None else ""
 
 
-def _reason(err: BaseException, origin: Path | None = None) -> str:
+def _reason(err: BaseException, origin: Path | None = None, fallback: str = "") -> str:
     """``Type: message (file, line N)`` on one line, the place being in the plugin's code (see :func:`_where`)."""
-    message, where = str(err), _where(err, origin)
+    message, where = str(err), _where(err, origin, fallback)
     if isinstance(err, SyntaxError):  # the place is in the file, not a frame; str() would give it twice
         message = err.msg or "invalid syntax"
         where = f"{err.filename}, line {err.lineno}" if err.filename else ""
+    if isinstance(err, SystemExit):  # str() is the bare exit code
+        message = f"it exited with sys.exit({'' if err.code is None else repr(err.code)})"
     message = " ".join(message.split()) or "(no message)"
     return f"{type(err).__name__}: {message}{f' ({where})' if where else ''}"
+
+
+def _exit_hint(err: BaseException) -> str:
+    """The fix for a plugin that exits while it is imported; "" for other failures."""
+    if isinstance(err, SystemExit):
+        return (
+            "; a plugin must not exit while it is imported (argparse's parse_args() at module level does: "
+            "the command line is cnnpl's)"
+        )
+    return ""
 
 
 def _missing_dependency(err: BaseException) -> str:
@@ -123,27 +148,31 @@ def _missing_dependency(err: BaseException) -> str:
     return ""
 
 
-def _entry_point_source(ep: importlib.metadata.EntryPoint) -> str:
+def _distribution(ep: importlib.metadata.EntryPoint) -> str:
     dist = getattr(ep, "dist", None)
-    package = f"{dist.name} {dist.version}" if dist is not None else "(unknown distribution)"
-    return f"package {package} (entry point {ep.name} = {ep.value})"
+    return f"{dist.name} {dist.version}" if dist is not None else "(unknown distribution)"
+
+
+def _entry_point_source(ep: importlib.metadata.EntryPoint) -> str:
+    return f"package {_distribution(ep)} (entry point {ep.name} = {ep.value})"
 
 
 def _load_entry_point(ep: importlib.metadata.EntryPoint) -> Plugin:
     source = _entry_point_source(ep)
     try:
-        with registering_from(source):
+        with _loading(source):
             loaded = ep.load()
             if callable(loaded) and not isinstance(loaded, (ModuleType, type)):
                 loaded()  # a register() hook rather than a module that registers on import
-    except Exception as err:
+    except (Exception, SystemExit) as err:
+        # an entry point naming a module or function that is not there fails inside importlib: name the entry point
+        fallback = f"entry point {ep.name} = {ep.value} in the metadata of {_distribution(ep)}"
         return Plugin(
             "package",
             source,
             error=(
                 f"plugin {source.removeprefix('package ')} in group {ENTRY_POINT_GROUP} failed to load: "
-                f"{_reason(err)}. Fix or uninstall it, or skip broken plugins with {SKIP_BROKEN_ENV}=1 "
-                f"(on the command line: {SKIP_BROKEN_KEY}=true)"
+                f"{_reason(err, fallback=fallback)}{_exit_hint(err)}. Fix or uninstall it"
             ),
         )
     return Plugin("package", source, _components_of(source))
@@ -206,6 +235,99 @@ def _first_on_sys_path(folder: Path) -> Iterator[None]:
             sys.path.remove(entry)
 
 
+@contextlib.contextmanager
+def _loading(key: str) -> Iterator[None]:
+    """:func:`registering_from` ``key``; if the block raises, the modules it imported that registered something
+    are forgotten too (their components are taken out), so that importing one again runs it again."""
+    before = set(sys.modules)
+    with registering_from(key):
+        try:
+            yield
+        except BaseException:
+            registered = {
+                getattr(entry.obj, "__module__", None)
+                for reg in REGISTRIES.values()
+                for entry in reg._entries.values()
+                if entry.source == key
+            }
+            for name in set(sys.modules) - before:
+                if getattr(sys.modules[name], "__name__", None) in registered:
+                    del sys.modules[name]
+            raise
+
+
+def _imported_from(location: Path) -> ModuleType | None:
+    """The module already imported from the file ``location`` (resolved), under whatever name; None if none."""
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and Path(file).name == location.name and Path(file).resolve() == location:
+            return module
+    return None
+
+
+def _alias(stem: str, module: ModuleType, location: Path) -> None:
+    """Make ``import stem`` give ``module``, loaded from ``location``, where it would run that same file.
+
+    So a plugin importing another (``from lab_pools import LabPool``) does not run it a second time.
+    A name taken already, or that would find another file, is left alone.
+    """
+    if not stem.isidentifier() or stem in sys.modules:
+        return
+    try:
+        found = importlib.util.find_spec(stem)
+    except (ImportError, ValueError):
+        return
+    if found is not None and found.origin and Path(found.origin).resolve() == location:
+        sys.modules[stem] = module
+
+
+def _import(spec: str) -> ModuleType:
+    """``importlib.import_module(spec)``, unless the file it would run was loaded already under another name
+    (``plugins=[./my_pool.py,my_pool]``): then that module, which ``spec`` names from now on too."""
+    if spec not in sys.modules:
+        found = importlib.util.find_spec(spec)
+        loaded = _imported_from(Path(found.origin).resolve()) if found is not None and found.origin else None
+        if loaded is not None:
+            sys.modules[spec] = loaded
+            parent, _, child = spec.rpartition(".")
+            if parent:  # as an import would: pkg.mod is an attribute of pkg
+                setattr(sys.modules[parent], child, loaded)
+    return importlib.import_module(spec)
+
+
+def _file_of(module: ModuleType) -> Path | None:
+    file = getattr(module, "__file__", None)
+    return Path(file).resolve() if isinstance(file, str) else None
+
+
+def _record(kind: str, key: str, module: ModuleType) -> Plugin:
+    """Record (and return) the plugin ``key``, loaded as ``module``.
+
+    A file that was loaded as another plugin (``plugins=[my_pool,./my_pool.py]``) is that plugin. The
+    components of a module imported before without being named (``import lab_pools`` in ``lab_models.py``)
+    move to ``key``, as if it had been loaded first: the record is the same in either order.
+    """
+    file = _file_of(module)
+    owner = _loaded_as.get(file) if file is not None else None
+    if owner is not None and owner != key and owner in _named:
+        _named[key] = _named[owner]
+        return _named[key]
+    if file is not None:
+        _loaded_as[file] = key
+    moved: set[str] = set()
+    for family, reg in REGISTRIES.items():
+        for name, entry in list(reg._entries.items()):
+            importer = entry.source in _named or entry.source == f"module {module.__name__}"
+            if entry.source != key and importer and getattr(entry.obj, "__module__", None) == module.__name__:
+                reg._entries[name] = replace(entry, source=key)
+                moved.add(f"{family}/{name}")
+    for other, plugin in list(_named.items()):
+        if moved & set(plugin.components):
+            _named[other] = replace(plugin, components=tuple(c for c in plugin.components if c not in moved))
+    _named[key] = Plugin(kind, key, _components_of(key))
+    return _named[key]
+
+
 def _load_file(spec: str, base: Path) -> Plugin:
     path = Path(spec).expanduser()
     path = (path if path.is_absolute() else base / path).resolve()
@@ -221,23 +343,27 @@ def _load_file(spec: str, base: Path) -> Plugin:
         location, search = path, None
     else:
         raise PluginError(f"plugin file {spec!r} does not exist (looked for {path}); give a path to a .py file")
-    stem = path.stem if path.suffix == ".py" else path.name
-    module_name = f"cnnpl_plugin_{stem}" if stem.isidentifier() else "cnnpl_plugin"
-    if module_name in sys.modules:  # another file with the same name: keep both importable
-        module_name = f"{module_name}_{len(_named)}"
-    module_spec = importlib.util.spec_from_file_location(module_name, location, submodule_search_locations=search)
-    if module_spec is None or module_spec.loader is None:
-        raise PluginError(f"plugin file {path} cannot be imported as Python")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_name] = module  # dataclasses, pickling and relative imports need it there
-    try:
-        with registering_from(key):
-            module_spec.loader.exec_module(module)
-    except Exception as err:
-        del sys.modules[module_name]
-        raise PluginError(f"plugin file {path} failed to load: {_reason(err, path)}{_missing_dependency(err)}") from err
-    _named[key] = Plugin("file", key, _components_of(key))
-    return _named[key]
+    module = _imported_from(location)  # as a module plugin, or by another plugin's import: not run again
+    if module is None:
+        stem = path.stem if path.suffix == ".py" else path.name
+        module_name = f"cnnpl_plugin_{stem}" if stem.isidentifier() else "cnnpl_plugin"
+        if module_name in sys.modules:  # another file with the same name: keep both importable
+            module_name = f"{module_name}_{len(_named)}"
+        module_spec = importlib.util.spec_from_file_location(module_name, location, submodule_search_locations=search)
+        if module_spec is None or module_spec.loader is None:
+            raise PluginError(f"plugin file {path} cannot be imported as Python")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module  # dataclasses, pickling and relative imports need it there
+        try:
+            with _loading(key):
+                module_spec.loader.exec_module(module)
+        except (Exception, SystemExit) as err:
+            sys.modules.pop(module_name, None)
+            raise PluginError(
+                f"plugin file {path} failed to load: {_reason(err, path)}{_missing_dependency(err)}{_exit_hint(err)}"
+            ) from err
+        _alias(stem, module, location)
+    return _record("file", key, module)
 
 
 def _load_module(spec: str, base: Path) -> Plugin:
@@ -247,8 +373,8 @@ def _load_module(spec: str, base: Path) -> Plugin:
     if not all(part.isidentifier() for part in spec.split(".")):
         raise PluginError(f"plugin {spec!r} is neither a module name (a.b.c) nor a path to a .py file")
     try:
-        with _first_on_sys_path(base), registering_from(key):
-            importlib.import_module(spec)
+        with _first_on_sys_path(base), _loading(key):
+            module = _import(spec)
     except ModuleNotFoundError as err:
         if err.name and (spec == err.name or spec.startswith(f"{err.name}.")):  # the plugin, or its package
             file = Path(*spec.split(".")).with_suffix(".py")
@@ -258,10 +384,9 @@ def _load_module(spec: str, base: Path) -> Plugin:
                 f"install it, or name its file instead: {PLUGINS_KEY}=[{shown}]"
             ) from err
         raise PluginError(f"plugin module {spec} failed to load: {_reason(err)}{_missing_dependency(err)}") from err
-    except Exception as err:
-        raise PluginError(f"plugin module {spec} failed to load: {_reason(err)}") from err
-    _named[key] = Plugin("module", key, _components_of(key))
-    return _named[key]
+    except (Exception, SystemExit) as err:
+        raise PluginError(f"plugin module {spec} failed to load: {_reason(err)}{_exit_hint(err)}") from err
+    return _record("module", key, module)
 
 
 def load_plugins(
@@ -285,7 +410,8 @@ def load_plugins(
         skip = True  # skipped on request earlier in this process: compose(skip_broken_plugins=true), then train
     if broken and not skip:
         more = f" ({len(broken) - 1} more broken plugin(s) after this one)" if len(broken) > 1 else ""
-        raise PluginError(f"{broken[0].error}{more}")
+        skipping = f", or skip broken plugins with {SKIP_BROKEN_ENV}=1 (on the command line: {SKIP_BROKEN_KEY}=true)"
+        raise PluginError(f"{broken[0].error}{skipping}{more}")
     for plugin in broken:
         if plugin.source not in _warned:
             _warned.add(plugin.source)
@@ -294,8 +420,9 @@ def load_plugins(
 
 
 def loaded_plugins() -> list[Plugin]:
-    """Every plugin tried so far: installed ones (broken ones with their error) and named ones."""
-    return [*installed_plugins(), *_named.values()]
+    """Every plugin tried so far: installed ones (broken ones with their error) and named ones, each once
+    (a file named both as a path and as a module is one plugin)."""
+    return [*installed_plugins(), *dict.fromkeys(_named.values())]
 
 
 def _parse_override(token: str) -> tuple[str, object]:

@@ -33,6 +33,9 @@ from cnnpl.errors import CnnplError, DuplicateComponentError, UnknownComponentEr
 T = TypeVar("T", bound=Callable[..., Any])
 
 FAMILIES = ("conv", "pool", "norm", "act", "model", "callback")
+# The layer factories cnnpl passes to a model by keyword (cnnpl.train.build_model): conv and pool to every
+# model, norm and act to one that takes them
+MODEL_FACTORIES = ("conv", "pool", "norm", "act")
 
 # Where a component came from; plugin loaders set this while they import a plugin
 # (see :func:`registering_from`).
@@ -51,8 +54,10 @@ class Entry:
 
 
 def _did_you_mean(name: str, choices: list[str]) -> str:
+    """``"; did you mean 'x'?"`` with the closest of ``choices``, or ``"."`` when none is close: either ends
+    the sentence, so the list that follows reads the same with and without a suggestion."""
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
 
 
 class Registry:
@@ -88,10 +93,11 @@ class Registry:
     def register(self, name: str, obj: T, *, override: bool = False) -> T: ...
 
     def register(self, name: str, obj: T | None = None, *, override: bool = False) -> Any:
-        if not isinstance(name, str) or not name.isidentifier():
+        # ASCII only: Python accepts "pööl" as an identifier, but Hydra's command-line parser does not
+        if not isinstance(name, str) or not (name.isascii() and name.isidentifier()):
             raise ValueError(
                 f"{self.family} component name {name!r} must be a Python identifier "
-                "(letters, digits and underscores) so it can be used on the command line"
+                "(ASCII letters, digits and underscores) so it can be used on the command line"
             )
 
         def add(target: T) -> T:
@@ -164,6 +170,8 @@ class Registry:
         if _building:
             self._check_caller_kwargs(name, obj, kwargs, caller=_building[-1])
         else:
+            if self.family == "model":
+                _check_takes_factories(obj, kwargs, what=what)
             check_kwargs(obj, kwargs, what=what)
         _building.append(what)
         try:
@@ -196,6 +204,21 @@ class Registry:
                 f"{caller} calls its {self.family} layers with {key}={value!r}, which {self.family} {name!r} "
                 f"does not take ({has}){choose}"
             )
+
+
+def _check_takes_factories(obj: Callable[..., Any], kwargs: dict[str, Any], *, what: str) -> None:
+    """Refuse a model that does not take the layer factories it is called with: the user never set them, so
+    "no parameter 'conv'" would point at the config instead of the model's signature."""
+    if accepts_var_kwargs(obj):
+        return
+    params = parameters_of(obj)
+    missing = [f"{family}=" for family in MODEL_FACTORIES if family in kwargs and family not in params]
+    if missing:
+        raise UnknownComponentError(
+            f"{what} must accept {', '.join(missing)} (the layer factories cnnpl passes to every model, with norm= "
+            f"and act= if it takes them; see docs/plugins.md): add {'it' if len(missing) == 1 else 'them'} to its "
+            "signature, or **kwargs"
+        )
 
 
 def _settings(family: str, obj: Callable[..., Any], kwargs: dict[str, Any]) -> str:
