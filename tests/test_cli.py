@@ -290,3 +290,17 @@ def test_an_unknown_component_says_how_a_plugin_makes_one(cli) -> None:
         "; a plugin's pool becomes an option when plugins=[...] on the command line names it (a config file's "
         "plugins: list is read too late for that)"
     ), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["pool=maxx"], "pool=maxx: no such option; did you mean pool=max? the options of pool are "),
+        (["pool.kernal_size=3"], "pool.kernal_size is not a setting of this config; did you mean pool.kernel_size? "),
+        (["pool=softpool", "pool.beta=abc"], "Error merging override pool.beta=abc: Value 'abc' of type 'str' could "),
+    ],
+)
+def test_compose_in_python_raises_the_command_lines_one_line(overrides: list[str], message: str) -> None:
+    with pytest.raises(cnnpl.CnnplError) as err:  # not Hydra's exceptions of several lines
+        cnnpl.compose(overrides)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)

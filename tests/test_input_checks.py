@@ -443,7 +443,7 @@ def test_a_parameter_the_user_misspells_keeps_its_did_you_mean() -> None:
     assert str(err.value).startswith("pool 'max' has no parameter 'kernal_size'; did you mean 'kernel_size'?")
     with pytest.raises(UnknownComponentError) as err:  # set by the user: the user's word, not the model's
         build_model(compose("pool=global_avg", "+pool.kernel_size=3"))
-    assert str(err.value) == "pool 'global_avg' has no parameter 'kernel_size' Parameters: (none)"
+    assert str(err.value) == "pool 'global_avg' has no parameter 'kernel_size'. Parameters: (none)"
 
 
 class Fragile(torch.nn.Module):

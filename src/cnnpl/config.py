@@ -433,6 +433,8 @@ def compose(overrides: list[str], output_dir: str | None = None) -> DictConfig:
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     from cnnpl.plugins import load_plugins, split_plugin_overrides
 
@@ -440,6 +442,82 @@ def compose(overrides: list[str], output_dir: str | None = None) -> DictConfig:
     load_plugins(specs, skip_broken=skip_broken)
     register_component_configs()
     check_group_overrides(overrides)
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="cnnpl"):
-        cfg = hydra_compose(CONFIG_NAME, overrides=[*overrides, f"output_dir={output_dir or 'outputs/api'}"])
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="cnnpl"):
+            cfg = hydra_compose(CONFIG_NAME, overrides=[*overrides, f"output_dir={output_dir or 'outputs/api'}"])
+    except (HydraException, OmegaConfBaseException) as err:  # one line, as the command line says it
+        raise CnnplError(one_line_composition_error(err, overrides)) from None
     return cfg
+
+
+SHOWN_KEYS = 15  # a config node's keys listed in an error, when it has no more
+
+
+def compose_plain(overrides: list[str]) -> Any:
+    """``conf/train.yaml`` with ``overrides`` as Hydra composes it: no plugins loaded, no checks."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="cnnpl"):
+        return compose(CONFIG_NAME, overrides=[*overrides, "output_dir=."])
+
+
+def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
+    """Hydra's message for ``err`` in one line, with the options or close keys it can name."""
+    import difflib
+    import re
+
+    text = str(err)
+    missing = re.match(r"In '[^']*': Could not find '([^'/]+)/([^']+)'", text)
+    if missing:  # an unknown option of a config group: Hydra lists the group's options, one a line
+        group, option = missing.groups()
+        options = re.findall(r"^\t(\S+)$", text.split("Config search path:")[0], flags=re.MULTILINE)
+        close = difflib.get_close_matches(option, options, n=1)
+        hint = f"did you mean {group}={close[0]}? " if close else ""
+        message = f"{group}={option}: no such option; {hint}the options of {group} are {', '.join(options)}"
+        if not close and group in CONFIG_GROUPS.values():  # a component group: perhaps a plugin's
+            message += (
+                f"; a plugin's {group} becomes an option when plugins=[...] on the command line names it "
+                "(a config file's plugins: list is read too late for that)"
+            )
+        return message
+    key = re.match(r"Could not override '([^']+)'", text)
+    if key:  # a key the config does not have: name its neighbours
+        dotted = key.group(1)
+        parent, _, leaf = dotted.rpartition(".")
+        rest = [o for o in overrides if o.partition("=")[0].lstrip("+~") != dotted]
+        try:
+            node = compose_plain(rest)
+            siblings = list(OmegaConf.select(node, parent) or {}) if parent else list(node)
+        except Exception:
+            siblings = []
+        names = [str(k) for k in siblings]
+        close = difflib.get_close_matches(leaf, names, n=1)
+        if close:
+            hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? "
+        elif parent and 0 < len(names) <= SHOWN_KEYS:
+            hint = f"the settings of {parent} are {', '.join(names)}; "
+        else:
+            hint = ""
+        return f"{dotted} is not a setting of this config; {hint}to add a new key anyway, write +{dotted}=..."
+    unloadable = re.match(r"In '[^']*': Could not load '([^'/]+)/([^']+)'", text)
+    if unloadable:  # an unknown option inside a list of options (callbacks=[default,bogus])
+        group, option = unloadable.groups()
+        family = next((f for f, g in CONFIG_GROUPS.items() if g == group), None)  # registered ones are options too
+        registered = get_registry(family).names() if family else []
+        options = sorted({path.stem for path in (config_dir() / group).glob("*.yaml")} | set(registered))
+        close = difflib.get_close_matches(option, options, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        return f"{group}: no option {option!r}; {hint}the options of {group} are {', '.join(options)}"
+    lines = [line.strip() for line in text.split("Config search path:")[0].splitlines() if line.strip()]
+    return with_cause("; ".join(lines) or type(err).__name__, err)
+
+
+def with_cause(message: str, err: BaseException) -> str:
+    """``message: <what caused err>``: Hydra's "Error merging override pool.beta=abc" says only where it
+    failed, OmegaConf's error that caused it says why ("Value 'abc' of type 'str' could not be converted
+    to Float", its first line)."""
+    cause = err.__cause__
+    if cause is None:
+        return message
+    reason = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+    return message if reason in message else f"{message}: {reason}"

@@ -216,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from cnnpl.cli import _one_line_composition_error
+    from cnnpl.config import one_line_composition_error
 
     parser = _parser()
     args = parser.parse_intermixed_args(argv)
@@ -230,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cnnpl.summary: error: {err}", file=sys.stderr)
         return 2
     except (HydraException, OmegaConfBaseException) as err:  # one line, as python -m cnnpl prints it
-        print(f"cnnpl.summary: error: {_one_line_composition_error(err, overrides)}", file=sys.stderr)
+        print(f"cnnpl.summary: error: {one_line_composition_error(err, overrides)}", file=sys.stderr)
         return 2
     print(format_summary(summary, title))
     return 0
