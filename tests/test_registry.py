@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 
 import pytest
 from torch import nn
@@ -132,3 +133,12 @@ def test_static_signature_reads_what_the_source_tells() -> None:
     assert signature.parameters["channels"].default == (32, 64, 128)
     unknown, doc = static_signature("cnnpl.no_such_module", "Nothing")
     assert str(unknown) == "(*args, **kwargs)" and doc is None
+
+
+def test_the_listing_takes_a_config_groups_name_and_suggests_a_family(capsys) -> None:
+    from cnnpl.listing import main
+
+    assert main(["callbacks", "--json"]) == 0  # the config group's name, as on the command line
+    assert set(json.loads(capsys.readouterr().out)["components"]) == {"callback"}
+    assert main(["pools"]) == 2
+    assert capsys.readouterr().err.startswith("cnnpl: error: unknown family 'pools'; did you mean pool? families: ")

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from cnnpl.config import HIDDEN_FROM_CONFIG, SUPPLIED_BY_CALLER
+from cnnpl.config import CONFIG_GROUPS, HIDDEN_FROM_CONFIG, SUPPLIED_BY_CALLER
 from cnnpl.errors import CnnplError
 from cnnpl.plugins import PLUGINS_KEY, PluginWarning, load_plugins, loaded_plugins, split_plugin_overrides
 from cnnpl.registry import FAMILIES, get_registry, parameters_of
@@ -116,6 +116,18 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _family(word: str) -> str:
+    """The registry family ``word`` names: a family (``pool``), or its config group (``callbacks``)."""
+    import difflib
+
+    by_group = {group: family for family, group in CONFIG_GROUPS.items()}
+    if word in FAMILIES or word in by_group:
+        return by_group.get(word, word)
+    close = difflib.get_close_matches(word, [*FAMILIES, *by_group], n=1)
+    hint = f"did you mean {by_group.get(close[0], close[0])}? " if close else ""
+    raise CnnplError(f"unknown family {word!r}; {hint}families: {', '.join(FAMILIES)}. {USAGE}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if "-h" in args or "--help" in args:
@@ -128,10 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PluginWarning)  # broken plugins are shown in the listing itself
             load_plugins(specs, skip_broken=True)
-        families = [a for a in rest if not a.lstrip("+~").startswith(f"{PLUGINS_KEY}=")]  # plugins= stays in rest
-        unknown = [a for a in families if a not in FAMILIES]
-        if unknown:
-            raise CnnplError(f"unknown family {unknown[0]!r}; families: {', '.join(FAMILIES)}. {USAGE}")
+        words = [a for a in rest if not a.lstrip("+~").startswith(f"{PLUGINS_KEY}=")]  # plugins= stays in rest
+        families = [_family(word) for word in words]
         data = collect(families or list(FAMILIES))
     except CnnplError as err:
         print(f"cnnpl: error: {err}", file=sys.stderr)
