@@ -27,7 +27,7 @@ import cnnpl
 from cnnpl import plugins
 from cnnpl.config import ComponentSignatureError
 from cnnpl.listing import main as listing_main
-from cnnpl.plugins import PluginError, PluginWarning, split_plugin_overrides
+from cnnpl.plugins import PluginError, PluginWarning, load_plugins, split_plugin_overrides
 from cnnpl.registry import BUILTIN_CALLBACKS, REGISTRIES
 from cnnpl.train import build_model
 from cnnpl.train import train as run_training
@@ -978,4 +978,13 @@ def test_render_can_skip_a_broken_installed_plugin(tmp_path: Path, rediscover, m
     assert (
         warning.startswith("cnnpl.render: warning: skipping broken plugin broken-plugin 1.0")
         and warning.count("\n") == 1
+    )
+
+
+def test_a_file_that_is_not_python_is_not_taken_for_a_module(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not python\n")
+    with pytest.raises(PluginError) as err:
+        load_plugins(["notes.txt"], base=tmp_path)
+    assert str(err.value) == (
+        "plugin 'notes.txt' is a file but not Python: a plugin file ends in .py (a module name has no file ending)"
     )

@@ -377,6 +377,11 @@ def _load_module(spec: str, base: Path) -> Plugin:
             module = _import(spec)
     except ModuleNotFoundError as err:
         if err.name and (spec == err.name or spec.startswith(f"{err.name}.")):  # the plugin, or its package
+            if (base / spec).is_file():  # plugins=notes.txt: a file, but not Python
+                raise PluginError(
+                    f"plugin {spec!r} is a file but not Python: a plugin file ends in .py (a module name has no "
+                    "file ending)"
+                ) from err
             file = Path(*spec.split(".")).with_suffix(".py")
             shown = f"./{file}" if base == Path.cwd() else str(base / file)
             raise PluginError(
