@@ -3,10 +3,13 @@
     python benchmarks/bench_fast_step.py
     python benchmarks/bench_fast_step.py --rounds 9 --steps 4
     python benchmarks/bench_fast_step.py --batch 32 --rounds 1 --steps 1   # a smoke run
-    python benchmarks/bench_fast_step.py --profile     # where an SGD step's time goes, by operator and shape
+    python benchmarks/bench_fast_step.py --profile     # where an SGD step's time goes, by operator and shape (*)
     python benchmarks/bench_fast_step.py --sizes 32 28 24 20   # the step at smaller inputs (data.train_sizes)
     python benchmarks/bench_fast_step.py --widths 32,128,128 48,160,160   # the step of other model.widths
     python benchmarks/bench_fast_step.py --frozen features.group1   # the step with more of the network frozen
+
+(*) The profiler's own cost shows as ``aten::fill_`` inside the pools' backward (16-22% of a profiled
+step; the three pools' whole backward is about 3% of an unprofiled one: docs/benchmarks.md, twentieth round).
 
 ``experiment=fast_cifar10``'s network (``fast_net`` 32/128/128, channels_last, batch ``--batch``) on a
 random batch, in one process with ``keep_freed_memory`` on, as ``python -m cnnpl`` runs it. Each
