@@ -408,6 +408,28 @@ def test_render_takes_the_test_split_of_a_run_without_validation_images(tmp_path
     assert capsys.readouterr().err == ("cnnpl.render: error: split must be one of train, val, test, got 'validation'\n")
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("numimages=3", "numimages is not a setting of the run's config; did you mean num_images? "),
+        ("data.num_trian=5", "data.num_trian is not a setting of the run's config; did you mean data.num_train? "),
+        (
+            "pool=avg",
+            "pool=avg would replace the run's pool settings with a word: render rebuilds the run's own pool, so "
+            "change its settings instead (pool.<setting>=...), or train a run with pool=avg",
+        ),
+        ("data=shapes", "data=shapes would replace the run's data settings with a word: "),
+    ],
+)
+def test_render_refuses_an_override_that_is_no_setting_of_the_run(tmp_path, capsys, override, message) -> None:
+    # a misspelt key was ignored (the default 8 pictures), a group choice a traceback
+    ckpt = fake_run(tmp_path / "run")
+    assert render_main([f"ckpt={ckpt}", f"out={tmp_path / 'pictures'}", override]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cnnpl.render: error: {message}") and err.count("\n") == 1, err
+    assert not any((tmp_path / "pictures").iterdir())
+
+
 def test_render_does_not_read_a_fine_tuned_runs_pretrained_file_again(tmp_path) -> None:
     from cnnpl.render import load_checkpoint
     from cnnpl.train import _instantiate, build_model

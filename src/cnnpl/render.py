@@ -188,6 +188,7 @@ def load_checkpoint(
     config_path = Path(config) if config else find_config(ckpt)
     cfg = read_config(config_path)
     _, skip_broken, overrides = split_plugin_overrides(list(overrides))  # skip_broken_plugins= is no config key
+    check_overrides(cfg, overrides)
     given = OmegaConf.from_dotlist(overrides)
     cfg = OmegaConf.merge(cfg, given)
     specs = plugin_specs(cfg.get(PLUGINS_KEY))
@@ -207,6 +208,37 @@ def load_checkpoint(
         reason = " ".join(line.strip() for line in str(err).splitlines())
         raise CnnplError(f"checkpoint {str(ckpt)!r} does not fit the network its config describes: {reason}") from None
     return net.eval(), datamodule, cfg
+
+
+OPTIONS = ("ckpt", "out", "config", "num_images", "split")  # render's own key=value options
+
+
+def check_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """Refuse an override that is not a setting of the run's config ``cfg``, or replaces a group of them.
+
+    A misspelt key (``numimages=3``, ``data.rot=...``) would be ignored or fail deep inside a
+    constructor, and a group choice (``pool=avg``, ``data=shapes``) would put one word where the run's
+    settings are: render rebuilds the run's own network and data, changing their settings only.
+    """
+    import difflib
+
+    for item in overrides:
+        key, _, value = item.partition("=")
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if not isinstance(node, DictConfig) or leaf not in node:
+            names = [str(k) for k in node] if isinstance(node, DictConfig) else []
+            close = difflib.get_close_matches(leaf, names + ([] if parent else list(OPTIONS)), n=1)
+            hint = f"; did you mean {parent + '.' if parent and close else ''}{close[0]}?" if close else ""
+            raise CnnplError(
+                f"{key} is not a setting of the run's config{hint} (render's own options: {', '.join(OPTIONS)})"
+            )
+        if isinstance(node[leaf], DictConfig) and not value.lstrip().startswith("{"):
+            example = "data.root=<folder>" if key == "data" else f"{key}.<setting>=..."
+            raise CnnplError(
+                f"{item} would replace the run's {key} settings with a word: render rebuilds the run's own {key}, "
+                f"so change its settings instead ({example}), or train a run with {item}"
+            )
 
 
 def _without_pretrained(cfg: DictConfig) -> DictConfig:
