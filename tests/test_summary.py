@@ -147,6 +147,27 @@ def test_main_reports_user_errors(capsys):
     assert "--input-size takes H [W] (whole numbers), got 32 48 64" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["vgg16"], "'vgg16' is not an override; did you mean model=vgg16?"),  # was Hydra's grammar error
+        (["ckpt_path=x.ckpt"], "ckpt_path=: cnnpl.summary describes the network a config builds and reads no "),
+        (["."], "'.' is a file or folder, not an override: cnnpl.summary takes the overrides of a run "),
+        (["--inputsize", "32"], "unrecognized arguments: --inputsize; did you mean --input-size? "),  # was 5 lines
+        (["--model", "vgg16"], "unrecognized arguments: --model; overrides are written key=value, without dashes: "),
+    ],
+)
+def test_what_a_summary_cannot_take_is_one_line_with_the_fix(capsys, args, message):
+    # ckpt_path= was accepted and ignored: the default network's summary, exit 0
+    try:
+        status = main(args)
+    except SystemExit as exit:  # argparse's errors end the parser
+        status = exit.code
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cnnpl.summary: error: {message}") and err.count("\n") == 1, err
+
+
 def test_overrides_may_follow_the_input_size(capsys):
     assert main(["--input-size", "39", "model=notes_example"]) == 0
     assert "Total params: 44,950" in capsys.readouterr().out  # the notes' example network at 39x39

@@ -20,9 +20,11 @@ from one forward pass of zeros in eval mode. :func:`summarize` gives the same ta
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 from torch import nn
@@ -153,8 +155,23 @@ def format_summary(summary: Summary, title: str = "") -> str:
     return "\n".join(lines)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse's errors as the tool's other errors: one line, with the flag meant where one is close."""
+
+    def error(self, message: str) -> NoReturn:
+        import difflib
+
+        flags = [flag for action in self._actions for flag in action.option_strings if flag not in ("-h", "--help")]
+        given = re.findall(r"(--?[\w-]+)", message.partition(":")[2]) if "unrecognized" in message else []
+        close = difflib.get_close_matches(given[0].replace("_", "-"), flags, n=1) if given else []
+        hint = f"; did you mean {close[0]}?" if close else ""
+        if given and not close:  # --model vgg16: an override written as a flag
+            hint = f"; overrides are written key=value, without dashes: {given[0].lstrip('-')}=..."
+        self.exit(2, f"cnnpl.summary: error: {message}{hint} (python -m cnnpl.summary --help lists the options)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="python -m cnnpl.summary",
         description="Print a Keras-style summary of the network the training config describes.",
         epilog="Example: python -m cnnpl.summary model=simple_cnn conv=depthwise_separable pool=avg",
@@ -165,6 +182,32 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--in-channels", type=int, default=DEFAULT_IN_CHANNELS, help="input channels (default 3)")
     parser.add_argument("--num-classes", type=int, default=DEFAULT_NUM_CLASSES, help="classes (default 10)")
     return parser
+
+
+def _check_words(overrides: Sequence[str]) -> None:
+    """Refuse what a summary cannot take, with the fix: a checkpoint (``ckpt_path=``: summary reads no
+    weights, so it would show the default network), a bare component name (``vgg16``), a file or folder."""
+    from pathlib import Path
+
+    from cnnpl.registry import REGISTRIES
+
+    for word in overrides:
+        key, sep, _ = word.partition("=")
+        if sep and key.lstrip("+") in ("ckpt", "ckpt_path"):
+            raise CnnplError(
+                f"{key}=: cnnpl.summary describes the network a config builds and reads no checkpoint; give the "
+                "run's overrides (its config.yaml holds them), or draw a checkpoint: python -m cnnpl.render ckpt=..."
+            )
+        if sep or word.startswith("~"):
+            continue
+        family = next((f for f, reg in REGISTRIES.items() if f != "callback" and word in reg.names()), None)
+        if family is not None:
+            raise CnnplError(f"{word!r} is not an override; did you mean {family}={word}?")
+        if Path(word).exists():
+            raise CnnplError(
+                f"{word!r} is a file or folder, not an override: cnnpl.summary takes the overrides of a run "
+                "(model=..., conv=...), which its config.yaml holds"
+            )
 
 
 def model_summary(
@@ -180,6 +223,7 @@ def model_summary(
     from cnnpl.config import compose
     from cnnpl.train import build_model, check_forward
 
+    _check_words(overrides)
     cfg = compose(list(overrides), output_dir="outputs/summary")  # nothing is written there
     if input_size is None:
         image_size = OmegaConf.select(cfg, "data.image_size", default=None)
