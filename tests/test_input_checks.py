@@ -24,7 +24,7 @@ from cnnpl.checks import (
     check_scheduler,
     check_tta,
 )
-from cnnpl.config import layer_factory
+from cnnpl.config import config_dir, layer_factory
 from cnnpl.data import CIFAR10DataModule, ShapesDataModule
 from cnnpl.distributed import EvalShardSampler
 from cnnpl.errors import CnnplError, UnknownComponentError
@@ -592,3 +592,46 @@ def test_a_pool_plugin_of_the_wrong_shape_is_refused_before_training(cli, tmp_pa
     ), result.stderr[-2000:]
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["+trainer.limit_train_batche=5"],  # Lightning's TypeError named no argument
+            "trainer.limit_train_batche is not an argument of lightning.pytorch.Trainer; did you mean "
+            "trainer.limit_train_batches?",
+        ),
+        (
+            ["+callbacks.checkpoint.save_lst=true"],  # through cnnpl's ModelCheckpoint(**kwargs) to Lightning's
+            "callbacks.checkpoint.save_lst is not an argument of cnnpl.callbacks.ModelCheckpoint; did you mean "
+            "callbacks.checkpoint.save_last?",
+        ),
+        (
+            ["+trainer.zzz=1"],
+            "trainer.zzz is not an argument of lightning.pytorch.Trainer (its arguments: accelerator, strategy, ",
+        ),
+    ],
+)
+def test_a_trainer_or_callback_key_that_is_no_argument_is_refused(overrides: list[str], message: str) -> None:
+    from cnnpl.checks import check_arguments
+
+    cfg = compose(*overrides)
+    with pytest.raises(CnnplError) as err:
+        check_arguments(cfg.trainer, "trainer")
+        for name, node in cfg.callbacks.items():
+            check_arguments(node, f"callbacks.{name}")
+    assert str(err.value).startswith(message)
+
+
+def test_every_configured_trainer_and_callback_key_is_an_argument() -> None:
+    from cnnpl.checks import check_arguments
+
+    experiments = sorted(path.stem for path in (config_dir() / "experiment").glob("*.yaml"))
+    assert "fast_cifar10" in experiments
+    sets = [[], *([f"experiment={e}"] for e in experiments), ["callbacks=full"], ["trainer=ddp_cpu"], ["trainer=ddp"]]
+    for overrides in sets:
+        cfg = compose(*overrides)
+        check_arguments(cfg.trainer, "trainer")
+        for name, node in (cfg.get("callbacks") or {}).items():
+            check_arguments(node, f"callbacks.{name}")

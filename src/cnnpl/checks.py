@@ -7,6 +7,7 @@ evaluation split at the test), or not at all (``fit=maybe`` counting as true):
 
 - :func:`check_flags`: the on / off settings are booleans, and the run has something to do;
 - :func:`check_on_off`: so are the trainer's and the callbacks' (``trainer.deterministic=maybe``);
+- :func:`check_arguments`: the trainer's and the callbacks' keys are arguments they take;
 - :func:`check_precision`: ``trainer.precision`` works with cnnpl's data modules;
 - :func:`check_optimizer`: the optimizer's settings are numbers, and it builds;
 - :func:`check_scheduler`: the schedule builds, with every setting in range;
@@ -117,6 +118,38 @@ def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
             continue
         names = ["true", "false", *(v for v in allowed if isinstance(v, str)), *(["null"] if None in allowed else [])]
         raise CnnplError(f"{prefix}.{name} must be {', '.join(names[:-1])} or {names[-1]}, got {value!r}")
+
+
+SHOWN_ARGUMENTS = 12  # a class's arguments listed when none is close to the key given
+
+
+def check_arguments(node: Mapping[str, Any] | None, prefix: str) -> None:
+    """Refuse a key that the ``_target_`` of ``node`` takes no argument for (``+trainer.limit_train_batche=5``),
+    naming the one meant: building it would fail with the class's own TypeError, without a suggestion.
+    A target that passes ``**kwargs`` on to something unnamed is left to its build."""
+    import difflib
+
+    target = node.get("_target_") if isinstance(node, Mapping) else None
+    if not isinstance(target, str):
+        return
+    from hydra.utils import get_object
+
+    from cnnpl.registry import keyword_chain, parameters_of
+
+    try:
+        chain, open_ended = keyword_chain(get_object(target))
+        names = [name for function in chain for name in parameters_of(function) if name != "self"]
+    except Exception:  # not importable (the build names it), or no signature to read
+        return
+    if open_ended:
+        return
+    for key in node:
+        if str(key).startswith("_") or key in names:  # Hydra's own keys: _target_, _partial_, ...
+            continue
+        close = difflib.get_close_matches(str(key), names, n=1)
+        shown = ", ".join(names[:SHOWN_ARGUMENTS]) + (", ..." if len(names) > SHOWN_ARGUMENTS else "")
+        hint = f"; did you mean {prefix}.{close[0]}?" if close else f" (its arguments: {shown})"
+        raise CnnplError(f"{prefix}.{key} is not an argument of {target}{hint}")
 
 
 def check_precision(trainer_cfg: Any, accelerator: str) -> None:

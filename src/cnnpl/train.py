@@ -527,6 +527,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         resolve_ckpt_path,
     )
     from cnnpl.checks import (
+        check_arguments,
         check_eval_shards,
         check_flags,
         check_on_off,
@@ -544,8 +545,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_launch(cfg)
     check_flags(cfg)
     check_on_off(cfg.trainer, "trainer")
+    check_arguments(cfg.trainer, "trainer")
     for name, node in (cfg.get("callbacks") or {}).items():
         check_on_off(node, f"callbacks.{name}")
+        check_arguments(node, f"callbacks.{name}")
     load_plugins(cfg.get("plugins") or [])  # a config saved by another process names its plugins
     output_dir = Path(cfg.output_dir)
     check_writable(output_dir)
