@@ -142,3 +142,5 @@ def test_the_listing_takes_a_config_groups_name_and_suggests_a_family(capsys) ->
     assert set(json.loads(capsys.readouterr().out)["components"]) == {"callback"}
     assert main(["pools"]) == 2
     assert capsys.readouterr().err.startswith("cnnpl: error: unknown family 'pools'; did you mean pool? families: ")
+    assert main(["--jsn"]) == 2
+    assert capsys.readouterr().err.startswith("cnnpl: error: unknown option '--jsn'; did you mean --json? usage: ")

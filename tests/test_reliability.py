@@ -880,7 +880,7 @@ def test_checkpoint_and_logger_settings_that_fail_at_the_first_save_fail_before_
         (
             ["model=fast_net", "data.train_sizes=[24,28]", "trainer.max_epochs=2"],
             r"^data\.train_sizes has 2 sizes but trainer\.max_epochs=2: the last epoch must train at full size, so "
-            r"give at most 1 sizes or train more epochs$",
+            r"give at most 1 size or train more epochs$",
         ),
         (["data.train_sizes=[40]"], r"^data\.train_sizes \[40\] go above the \(32, 32\) images: .* up to 32$"),
         (["data.train_resize=squash"], r"^data\.train_resize must be one of scale, crop, got 'squash'$"),

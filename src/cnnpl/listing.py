@@ -121,6 +121,10 @@ def _family(word: str) -> str:
     import difflib
 
     by_group = {group: family for family, group in CONFIG_GROUPS.items()}
+    if word.startswith("-"):
+        close = difflib.get_close_matches(word, ["--json", "--help"], n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise CnnplError(f"unknown option {word!r}; {hint}{USAGE}")
     if word in FAMILIES or word in by_group:
         return by_group.get(word, word)
     close = difflib.get_close_matches(word, [*FAMILIES, *by_group], n=1)

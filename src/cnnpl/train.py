@@ -281,7 +281,8 @@ def check_train_sizes(net: torch.nn.Module, datamodule: Any, model_name: str, ma
     if isinstance(max_epochs, int) and 0 < max_epochs <= len(train_sizes):
         raise CnnplError(
             f"data.train_sizes has {len(train_sizes)} sizes but trainer.max_epochs={max_epochs}: the last "
-            f"epoch must train at full size, so give at most {max_epochs - 1} sizes or train more epochs"
+            f"epoch must train at full size, so give at most {max_epochs - 1} size{'s' if max_epochs != 2 else ''} "
+            "or train more epochs"
         )
     sizes = sorted(set(train_sizes))
     was_training = net.training
