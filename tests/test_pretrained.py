@@ -155,3 +155,17 @@ def test_finetune_vgg16_experiment_trains_only_a_new_head(tmp_path: Path, tiny_o
     torch.testing.assert_close(net.features[28].weight, base["features.28.weight"])
     metrics = cnnpl.train(cfg)
     assert "test/acc" in metrics
+
+
+def test_a_cnnpl_checkpoint_gives_its_networks_weights(tmp_path: Path) -> None:
+    # a python -m cnnpl checkpoint keeps the network under "net." in Lightning's "state_dict", beside
+    # tensors of the LightningModule's own (its metrics' states)
+    trained = cnnpl.build("model", "simple_cnn_bn", num_classes=10, input_size=(32, 32))
+    state = {f"net.{key}": value for key, value in trained.state_dict().items()}
+    state["train_loss.mean_value"] = torch.tensor(0.5)
+    torch.save({"state_dict": state, "epoch": 3, "global_step": 120}, tmp_path / "last.ckpt")
+    fresh = cnnpl.build("model", "simple_cnn_bn", num_classes=10, input_size=(32, 32))
+    report = load_pretrained(fresh, tmp_path / "last.ckpt", new_head=False)
+    assert len(report.loaded) == len(trained.state_dict())
+    for key, value in trained.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key

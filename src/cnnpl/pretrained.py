@@ -31,6 +31,7 @@ from torch import nn
 from cnnpl.errors import CnnplError
 
 SHOWN = 3  # offending keys named in an error message
+NETWORK_PREFIX = "net."  # where a cnnpl checkpoint's state dict keeps the network's tensors
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ class LoadReport:
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensors in ``path``: a plain state dict, or a dict holding one under ``"state_dict"``."""
+    """The tensors in ``path``: a plain state dict, or a dict holding one under ``"state_dict"``; of a
+    ``python -m cnnpl`` checkpoint (a Lightning one), its network's, without the ``net.`` prefix."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise CnnplError(f"pretrained weights file {str(file)!r} does not exist; set model.pretrained to a .pth file")
@@ -56,6 +58,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CnnplError(f"cannot read pretrained weights {str(file)!r} as a state dict: {first}") from None
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
+        if any(str(key).startswith(NETWORK_PREFIX) for key in state):  # ImageClassifier keeps its network as .net
+            state = {key[len(NETWORK_PREFIX) :]: v for key, v in state.items() if key.startswith(NETWORK_PREFIX)}
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CnnplError(
             f"pretrained weights {str(file)!r} are not a state dict (name -> tensor); save one with "
