@@ -41,12 +41,14 @@ def _deterministic_torch() -> None:
 def restore_registries():
     """Put every registry (and the record of named plugins) back as it was after the test."""
     saved = {family: dict(reg._entries) for family, reg in REGISTRIES.items()}
-    named = dict(plugins._named)
+    named, loaded_as = dict(plugins._named), dict(plugins._loaded_as)
     yield
     for family, entries in saved.items():
         REGISTRIES[family]._entries = entries
     plugins._named.clear()
     plugins._named.update(named)
+    plugins._loaded_as.clear()
+    plugins._loaded_as.update(loaded_as)
 
 
 @pytest.fixture
