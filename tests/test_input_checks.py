@@ -635,3 +635,18 @@ def test_every_configured_trainer_and_callback_key_is_an_argument() -> None:
         check_arguments(cfg.trainer, "trainer")
         for name, node in (cfg.get("callbacks") or {}).items():
             check_arguments(node, f"callbacks.{name}")
+
+
+def test_the_blank_batch_keeps_each_submodules_own_mode() -> None:
+    from cnnpl.train import check_forward
+
+    net = _net(torch.nn.BatchNorm2d(3), torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 10))
+    net[0].eval()  # a part kept in eval mode on purpose (fixed statistics): Lightning leaves it so
+    check_forward(net, 10, 3, (8, 8), "m")
+    assert net.training and not net[0].training and net[2].training
+
+
+def test_a_hydra_interpolation_in_a_component_setting_is_left_to_the_run() -> None:
+    from cnnpl.cli import _check_composes
+
+    _check_composes(["model=lenet5", "model.pretrained=${hydra:runtime.cwd}/l5.pth"])  # Hydra sets it for the run

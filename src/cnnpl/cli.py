@@ -119,12 +119,17 @@ def _check_composes(args: list[str]) -> None:
 
 def _check_components(cfg: DictConfig) -> None:
     """The checks of the components' settings that need nothing built (:func:`cnnpl.config.layer_factory`)."""
+    from omegaconf.errors import InterpolationResolutionError
+
     from cnnpl.config import layer_factory
 
     load_plugins(cfg.get("plugins") or [])  # as train() does: a config file may name plugins of its own
     for family in ("model", "conv", "pool", "norm", "act"):
         if cfg.get(family):
-            layer_factory(family, cfg[family])
+            try:
+                layer_factory(family, cfg[family])
+            except InterpolationResolutionError:  # ${hydra:runtime.cwd}: Hydra sets it only for the run
+                continue
 
 
 def _sweep_variants(overrides: list[str]) -> list[tuple[list[str], str]]:

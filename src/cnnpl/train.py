@@ -30,6 +30,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from cnnpl.config import layer_factory
 from cnnpl.errors import CnnplError
 from cnnpl.factory import LayerFactory
+from cnnpl.viz import eval_mode
 
 EXIT_SIGTERM = 128 + 15  # the shell's status for a process ended by SIGTERM
 MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit unsigned
@@ -238,10 +239,8 @@ def check_forward(
     handles = [m.register_forward_pre_hook(functools.partial(enter, name)) for name, m in leaves]
     handles += [m.register_forward_hook(leave) for _, m in leaves]
     batch = f"a batch of 2 {in_channels}x{input_size[0]}x{input_size[1]} images"
-    was_training = net.training
-    net.eval()
     try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with eval_mode(net), torch.random.fork_rng(devices=[]), torch.no_grad():
             out = net(torch.zeros(2, in_channels, *input_size))
     except CnnplError:
         raise
@@ -259,7 +258,6 @@ def check_forward(
     finally:
         for handle in handles:
             handle.remove()
-        net.train(was_training)
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
         raise CnnplError(
@@ -285,9 +283,7 @@ def check_train_sizes(net: torch.nn.Module, datamodule: Any, model_name: str, ma
             "or train more epochs"
         )
     sizes = sorted(set(train_sizes))
-    was_training = net.training
-    net.eval()
-    try:
+    with eval_mode(net):
         for size in sizes:
             x = torch.zeros(1, datamodule.in_channels, size, size)
             try:
@@ -300,8 +296,6 @@ def check_train_sizes(net: torch.nn.Module, datamodule: Any, model_name: str, ma
                     "sizes it can take, or a model that takes any size (one ending in global pooling: "
                     "fast_net, resnet18, ...), or leave data.train_sizes=[]"
                 ) from None
-    finally:
-        net.train(was_training)
 
 
 def check_writable(folder: Path, option: str = "hydra.run.dir") -> None:
