@@ -169,3 +169,18 @@ def test_a_cnnpl_checkpoint_gives_its_networks_weights(tmp_path: Path) -> None:
     assert len(report.loaded) == len(trained.state_dict())
     for key, value in trained.state_dict().items():
         assert torch.equal(fresh.state_dict()[key], value), key
+
+
+def test_a_cnnpl_checkpoint_with_a_layers_extra_state_loads(tmp_path: Path) -> None:
+    # conv=locally_connected keeps its input size as extra state (a dict, no tensor) in every state dict
+    from cnnpl.train import build_model
+
+    cfg = cnnpl.compose(["data=shapes", "model=lenet5", "conv=locally_connected"])
+    trained = build_model(cfg, 10, 1, (32, 32))
+    assert any(key.endswith("_extra_state") for key in trained.state_dict())
+    torch.save({"state_dict": {f"net.{k}": v for k, v in trained.state_dict().items()}}, tmp_path / "last.ckpt")
+    fresh = build_model(cfg, 10, 1, (32, 32))
+    load_pretrained(fresh, tmp_path / "last.ckpt", new_head=False)
+    for key, value in trained.state_dict().items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(fresh.state_dict()[key], value), key

@@ -32,6 +32,7 @@ from cnnpl.errors import CnnplError
 
 SHOWN = 3  # offending keys named in an error message
 NETWORK_PREFIX = "net."  # where a cnnpl checkpoint's state dict keeps the network's tensors
+EXTRA_STATE = "_extra_state"  # a module's get_extra_state() in a state dict (a lazy conv's input size): no tensor
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,19 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         state = state["state_dict"]
         if any(str(key).startswith(NETWORK_PREFIX) for key in state):  # ImageClassifier keeps its network as .net
             state = {key[len(NETWORK_PREFIX) :]: v for key, v in state.items() if key.startswith(NETWORK_PREFIX)}
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not isinstance(state, Mapping) or not all(
+        isinstance(v, torch.Tensor) or str(k).endswith(EXTRA_STATE) for k, v in state.items()
+    ):
         raise CnnplError(
             f"pretrained weights {str(file)!r} are not a state dict (name -> tensor); save one with "
             "torch.save(model.state_dict(), path)"
         )
     return dict(state)
+
+
+def _shape(value: object) -> tuple[int, ...] | None:
+    """A tensor's shape; None for a module's extra state (no tensor)."""
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
 
 
 def _under(key: str, prefixes: Sequence[str]) -> bool:
@@ -99,9 +107,9 @@ def load_pretrained(
     missing = [k for k in own if k not in state and not _under(k, head)]
     unexpected = [k for k in state if k not in own and not _under(k, head) and not _under(k, ignore)]
     mismatched = [
-        f"{k} (file {tuple(state[k].shape)}, model {tuple(v.shape)})"
+        f"{k} (file {_shape(state[k])}, model {tuple(v.shape)})"
         for k, v in own.items()
-        if k in state and state[k].shape != v.shape and not _under(k, head)
+        if k in state and isinstance(v, torch.Tensor) and _shape(state[k]) != v.shape and not _under(k, head)
     ]
     problems = []
     if mismatched:
@@ -111,9 +119,9 @@ def load_pretrained(
     if unexpected:
         problems.append(f"{len(unexpected)} the model does not have: {_names(unexpected)}")
     head_keys = [k for k in own if _under(k, head)]
-    head_fits = all(k in state and state[k].shape == own[k].shape for k in head_keys)
+    head_fits = all(k in state and _shape(state[k]) == _shape(own[k]) for k in head_keys)
     if new_head is False and not head_fits:
-        bad = [k for k in head_keys if k not in state or state[k].shape != own[k].shape]
+        bad = [k for k in head_keys if k not in state or _shape(state[k]) != _shape(own[k])]
         problems.append(
             f"the classifier head does not fit ({_names(bad)}); set model.new_head=true (or null) to train a new one"
         )
