@@ -151,10 +151,14 @@ def test_main_reports_user_errors(capsys):
     ("args", "message"),
     [
         (["vgg16"], "'vgg16' is not an override; did you mean model=vgg16?"),  # was Hydra's grammar error
-        (["ckpt_path=x.ckpt"], "ckpt_path=: cnnpl.summary describes the network a config builds and reads no "),
+        (
+            ["ckpt_path=x.ckpt"],
+            "ckpt_path=: cnnpl.summary reads no checkpoint (it builds the network a config describes): ",
+        ),
         (["."], "'.' is a file or folder, not an override: cnnpl.summary takes the overrides of a run "),
         (["--inputsize", "32"], "unrecognized arguments: --inputsize; did you mean --input-size? "),  # was 5 lines
         (["--model", "vgg16"], "unrecognized arguments: --model; overrides are written key=value, without dashes: "),
+        (["--json"], "unrecognized arguments: --json (python -m cnnpl.summary --help lists the options)"),
     ],
 )
 def test_what_a_summary_cannot_take_is_one_line_with_the_fix(capsys, args, message):
@@ -202,3 +206,8 @@ def test_command_line_without_lightning(tmp_path: Path):
         [sys.executable, "-m", "cnnpl.summary", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0 and "python -m cnnpl.summary" in done.stdout
+
+
+def test_ckpt_path_at_its_default_is_no_checkpoint(capsys):
+    assert main(["ckpt_path=null", "model=lenet5", "--in-channels", "1"]) == 0
+    assert "model=lenet5" in capsys.readouterr().out

@@ -419,6 +419,11 @@ def test_render_takes_the_test_split_of_a_run_without_validation_images(tmp_path
             "change its settings instead (pool.<setting>=...), or train a run with pool=avg",
         ),
         ("data=shapes", "data=shapes would replace the run's data settings with a word: "),
+        (
+            "+data.noise=0.1",  # a setting the run has: ignored before
+            "+data.noise=0.1: render changes the run's own settings, it cannot add or delete one; write "
+            "data.noise=0.1 without the +",
+        ),
     ],
 )
 def test_render_refuses_an_override_that_is_no_setting_of_the_run(tmp_path, capsys, override, message) -> None:

@@ -224,6 +224,13 @@ def check_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
 
     for item in overrides:
         key, _, value = item.partition("=")
+        if key.startswith(("+", "~")):  # Hydra's add / delete: a rebuild of the run changes settings only
+            bare = key.lstrip("+~")
+            parent, _, leaf = bare.rpartition(".")
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            has = isinstance(node, DictConfig) and leaf in node
+            fix = f"write {bare}={value} without the {key[0]}" if has and key[0] == "+" else "leave it out"
+            raise CnnplError(f"{item}: render changes the run's own settings, it cannot add or delete one; {fix}")
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else cfg
         if not isinstance(node, DictConfig) or leaf not in node:

@@ -155,6 +155,12 @@ def format_summary(summary: Summary, title: str = "") -> str:
     return "\n".join(lines)
 
 
+def _config_groups() -> set[str]:
+    from cnnpl.config import config_dir
+
+    return {path.name for path in config_dir().iterdir() if path.is_dir()}
+
+
 class _OneLineParser(argparse.ArgumentParser):
     """argparse's errors as the tool's other errors: one line, with the flag meant where one is close."""
 
@@ -165,7 +171,7 @@ class _OneLineParser(argparse.ArgumentParser):
         given = re.findall(r"(--?[\w-]+)", message.partition(":")[2]) if "unrecognized" in message else []
         close = difflib.get_close_matches(given[0].replace("_", "-"), flags, n=1) if given else []
         hint = f"; did you mean {close[0]}?" if close else ""
-        if given and not close:  # --model vgg16: an override written as a flag
+        if given and not close and given[0].lstrip("-") in _config_groups():  # --model vgg16: an override as a flag
             hint = f"; overrides are written key=value, without dashes: {given[0].lstrip('-')}=..."
         self.exit(2, f"cnnpl.summary: error: {message}{hint} (python -m cnnpl.summary --help lists the options)\n")
 
@@ -192,11 +198,11 @@ def _check_words(overrides: Sequence[str]) -> None:
     from cnnpl.registry import REGISTRIES
 
     for word in overrides:
-        key, sep, _ = word.partition("=")
-        if sep and key.lstrip("+") in ("ckpt", "ckpt_path"):
+        key, sep, value = word.partition("=")
+        if sep and key.lstrip("+") in ("ckpt", "ckpt_path") and value.strip() not in ("", "null", "None", "~"):
             raise CnnplError(
-                f"{key}=: cnnpl.summary describes the network a config builds and reads no checkpoint; give the "
-                "run's overrides (its config.yaml holds them), or draw a checkpoint: python -m cnnpl.render ckpt=..."
+                f"{key}=: cnnpl.summary reads no checkpoint (it builds the network a config describes): leave "
+                f"{key}= out, or draw a checkpoint's pictures with python -m cnnpl.render ckpt=..."
             )
         if sep or word.startswith("~"):
             continue
