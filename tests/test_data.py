@@ -323,18 +323,21 @@ def test_a_validation_split_that_leaves_no_training_image_is_refused(
     ShapesDataModule(num_train=num_train, num_test=10, val_split=0.4).setup("fit")  # one image is held out
 
 
-@pytest.mark.parametrize("num_train, val_split, smallest", [(3, 0.1, "0.5"), (1000, 0.0004, "0.0015")])
+@pytest.mark.parametrize("num_train, val_split, smallest", [(3, 0.1, "0.17"), (1000, 0.0004, "0.00051")])
 def test_a_validation_split_that_holds_out_nothing_is_refused(num_train: int, val_split: float, smallest: str) -> None:
     dm = ShapesDataModule(num_train=num_train, num_test=10, val_split=val_split)
     with pytest.raises(CnnplError) as err:
         dm.setup("fit")
     assert str(err.value) == (
         f"data.val_split={val_split} holds out 0 of the {num_train} training images, so nothing would be validated: "
-        f"use at least {smallest} to hold out one, or data.val_split=0 for no validation"
+        f"{smallest} holds out one, or data.val_split=0 means no validation"
     )
     suggested = ShapesDataModule(num_train=num_train, num_test=10, val_split=float(smallest))
     suggested.setup("fit")
-    assert len(suggested.split("val")) >= 1
+    assert len(suggested.split("val")) == 1
+    just_under = float(smallest) - 10 ** (len(smallest.split(".")[1]) * -1)  # 0.16, 0.00050: none held out
+    with pytest.raises(CnnplError):
+        ShapesDataModule(num_train=num_train, num_test=10, val_split=just_under).setup("fit")
     nothing_on_purpose = ShapesDataModule(num_train=num_train, num_test=10, val_split=0)
     nothing_on_purpose.setup("fit")
     assert not nothing_on_purpose.has_validation

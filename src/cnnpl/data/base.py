@@ -90,6 +90,15 @@ def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, 
     return batch
 
 
+def _smallest_split(n: int) -> float:
+    """The smallest ``val_split`` of two significant digits that holds out one of ``n`` images (``round``)."""
+    step = 10 ** (math.floor(math.log10(0.5 / n)) - 1)
+    fraction = math.floor(0.5 / n / step) * step
+    while round(n * fraction) < 1:
+        fraction += step
+    return fraction
+
+
 class InMemoryImageDataModule(L.LightningDataModule):
     """Train / val / test splits held in memory, with batched augmentation.
 
@@ -208,8 +217,8 @@ class InMemoryImageDataModule(L.LightningDataModule):
         if n_val == 0 and self.val_split > 0:  # would mean no validation, as val_split=0 says on purpose
             raise CnnplError(
                 f"data.val_split={self.val_split} holds out 0 of the {len(train)} training images, so nothing "
-                f"would be validated: use at least {1.5 / len(train):.2g} to hold out one, or data.val_split=0 "
-                "for no validation"
+                f"would be validated: {_smallest_split(len(train)):.2g} holds out one, or data.val_split=0 "
+                "means no validation"
             )
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
         val_idx, train_idx = order[:n_val], order[n_val:]
