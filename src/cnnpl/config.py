@@ -342,9 +342,14 @@ def register_component_configs() -> None:
     hide_extension_warnings()
 
 
+def config_groups() -> set[str]:
+    """The config groups: the folders of ``conf/`` and every registry family's group (``callbacks``)."""
+    return {path.name for path in config_dir().iterdir() if path.is_dir()} | set(CONFIG_GROUPS.values())
+
+
 def check_group_overrides(overrides: Sequence[str]) -> None:
     """Refuse ``group=null`` (``logger=null``), on which Hydra fails with a traceback, with a one-line fix."""
-    groups = {path.name for path in config_dir().iterdir() if path.is_dir()} | set(CONFIG_GROUPS.values())
+    groups = config_groups()
     for token in overrides:
         key, sep, value = token.partition("=")
         group = key.lstrip("+")
@@ -431,8 +436,6 @@ def compose(overrides: list[str], output_dir: str | None = None) -> DictConfig:
     ``skip_broken_plugins=true`` skips installed plugins that fail to load (with a warning) instead of
     raising :class:`cnnpl.plugins.PluginError`.
     """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -443,22 +446,20 @@ def compose(overrides: list[str], output_dir: str | None = None) -> DictConfig:
     register_component_configs()
     check_group_overrides(overrides)
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="cnnpl"):
-            cfg = hydra_compose(CONFIG_NAME, overrides=[*overrides, f"output_dir={output_dir or 'outputs/api'}"])
+        return compose_plain(overrides, output_dir=output_dir or "outputs/api")
     except (HydraException, OmegaConfBaseException) as err:  # one line, as the command line says it
         raise CnnplError(one_line_composition_error(err, overrides)) from None
-    return cfg
 
 
 SHOWN_KEYS = 15  # a config node's keys listed in an error, when it has no more
 
 
-def compose_plain(overrides: list[str]) -> Any:
+def compose_plain(overrides: list[str], output_dir: str = ".") -> DictConfig:
     """``conf/train.yaml`` with ``overrides`` as Hydra composes it: no plugins loaded, no checks."""
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="cnnpl"):
-        return compose(CONFIG_NAME, overrides=[*overrides, "output_dir=."])
+        return compose(CONFIG_NAME, overrides=[*overrides, f"output_dir={output_dir}"])
 
 
 def one_line_composition_error(err: Exception, overrides: list[str]) -> str:

@@ -359,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not sep:
             print(f"cnnpl.render: error: expected key=value, got {arg!r}\n{USAGE}", file=sys.stderr)
             return 2
-        if key in ("ckpt", "out", "config", "num_images", "split"):
+        if key in OPTIONS:
             options[key] = value
         else:
             overrides.append(arg)

@@ -155,23 +155,19 @@ def format_summary(summary: Summary, title: str = "") -> str:
     return "\n".join(lines)
 
 
-def _config_groups() -> set[str]:
-    from cnnpl.config import config_dir
-
-    return {path.name for path in config_dir().iterdir() if path.is_dir()}
-
-
 class _OneLineParser(argparse.ArgumentParser):
     """argparse's errors as the tool's other errors: one line, with the flag meant where one is close."""
 
     def error(self, message: str) -> NoReturn:
         import difflib
 
+        from cnnpl.config import config_groups
+
         flags = [flag for action in self._actions for flag in action.option_strings if flag not in ("-h", "--help")]
         given = re.findall(r"(--?[\w-]+)", message.partition(":")[2]) if "unrecognized" in message else []
         close = difflib.get_close_matches(given[0].replace("_", "-"), flags, n=1) if given else []
         hint = f"; did you mean {close[0]}?" if close else ""
-        if given and not close and given[0].lstrip("-") in _config_groups():  # --model vgg16: an override as a flag
+        if given and not close and given[0].lstrip("-") in config_groups():  # --model vgg16: an override as a flag
             hint = f"; overrides are written key=value, without dashes: {given[0].lstrip('-')}=..."
         self.exit(2, f"cnnpl.summary: error: {message}{hint} (python -m cnnpl.summary --help lists the options)\n")
 
