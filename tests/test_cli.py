@@ -10,6 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tests.conftest import TINY, run_cli
 
 import cnnpl
+from cnnpl.errors import CnnplError
 
 
 def scalars(run_dir: Path) -> dict[str, list[float]]:
@@ -93,6 +94,14 @@ def test_bad_input_ends_with_one_clear_message_before_training(
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+def test_overrides_after_a_double_dash_are_checked_like_the_others(tmp_path: Path) -> None:
+    # argparse's end-of-options marker: Hydra reads what follows as overrides, so cnnpl checks them too
+    result = run_cli("--", "model=vgg61", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("cnnpl: error: model=vgg61: no such option; did you mean model=vgg19?")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
 @pytest.mark.parametrize(
     ("sweep", "message"),
     [
@@ -102,6 +111,16 @@ def test_bad_input_ends_with_one_clear_message_before_training(
             "cnnpl: error: pool.kernal_size is not a setting of this config; did you",
         ),
         (["model=vgg61,simple_cnn"], "cnnpl: error: model=vgg61: no such option; did you mean model=vgg19? "),
+        # what a run checks before building the network, checked for every job before the first trains
+        (
+            ["optimizer.lr=0.001,-1"],
+            "cnnpl: error: optimizer config is invalid: Invalid learning rate: -1 (in the sweep's job with "
+            "optimizer.lr=-1)",
+        ),
+        (["seed=0,-1"], "cnnpl: error: seed must be an integer in [0, 4294967295] (NumPy's range), got -1 (in the "),
+        (["scheduler=onecycle", "scheduler.pct_start=0.3,2"], "(in the sweep's job with scheduler.pct_start=2)"),
+        (["trainer.max_epochs=1,1.5"], "cnnpl: error: trainer.max_epochs must be an integer, got 1.5 (in the sweep"),
+        (["data.batch_size=32,0"], "(in the sweep's job with data.batch_size=0)"),
     ],
 )
 def test_a_sweep_with_a_bad_value_ends_with_one_clear_message(tmp_path: Path, sweep: list[str], message: str) -> None:
@@ -179,7 +198,7 @@ def test_missing_cifar10_explains_how_to_fix_it(cli, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_multirun_sweep_gives_each_job_its_own_directory(tmp_path: Path) -> None:
+def test_multirun_sweep_gives_each_job_its_own_directory_and_continues_in_it(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     result = run_cli("-m", *TINY, "pool=max,avg", "test=false", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -188,6 +207,23 @@ def test_multirun_sweep_gives_each_job_its_own_directory(tmp_path: Path) -> None
     pools = [(job / ".hydra" / "overrides.yaml").read_text() for job in jobs]
     assert "pool=max" in pools[0] and "pool=avg" in pools[1]
     assert all((job / "checkpoints" / "last.ckpt").is_file() for job in jobs)
+    # the same folder again: a new sweep is refused before Hydra rewrites the first one's records
+    records = {path: path.read_bytes() for path in sorted(sweep.rglob("*")) if path.is_file()}
+    again = run_cli("-m", *TINY, "pool=max,avg", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert again.returncode == 2
+    assert again.stderr.strip().startswith(f"cnnpl: error: hydra.sweep.dir '{sweep}' already holds an earlier sweep's")
+    assert {path: path.read_bytes() for path in sorted(sweep.rglob("*")) if path.is_file()} == records
+    # continuing it: job 0 resumes, job 1 (as if the sweep had stopped before it saved anything) starts over
+    for path in jobs[1].glob("checkpoints/*.ckpt"):
+        path.unlink()
+    args = ["-m", *TINY, "pool=max,avg", "test=false", "ckpt_path=last", f"hydra.sweep.dir={sweep}"]
+    continued = run_cli(*args, cwd=tmp_path, timeout=400)
+    assert continued.returncode == 0, continued.stderr[-3000:]
+    log = (jobs[1] / "cnnpl.log").read_text()
+    assert f"no checkpoint in {jobs[1] / 'checkpoints'} yet, so this job of the sweep starts from the beginning" in log
+    assert (jobs[1] / "checkpoints" / "last.ckpt").is_file()
+    assert "ckpt_path=last" in (jobs[0] / ".hydra-2" / "overrides.yaml").read_text()
+    assert (sweep / "multirun-2.yaml").read_bytes() == records[sweep / "multirun.yaml"]
 
 
 @pytest.mark.parametrize("override", ["logger=null", "+callbacks=NULL", "experiment=Null"])
@@ -304,3 +340,38 @@ def test_compose_in_python_raises_the_command_lines_one_line(overrides: list[str
     with pytest.raises(cnnpl.CnnplError) as err:  # not Hydra's exceptions of several lines
         cnnpl.compose(overrides)
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_a_new_sweep_into_a_folder_with_an_earlier_sweeps_runs_is_refused_before_hydra_writes(tmp_path: Path) -> None:
+    from cnnpl.cli import _check_sweep_dir, _keep_earlier_records
+
+    sweep = tmp_path / "sweep"
+    (sweep / "0" / ".hydra").mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text("earlier sweep")
+    args = ["-m", "seed=0,1", f"hydra.sweep.dir={sweep}"]
+    _check_sweep_dir(args)  # a job folder with Hydra's record only: no run started there
+    (sweep / "0" / "config.yaml").write_text("a run")
+    with pytest.raises(CnnplError) as caught:
+        _check_sweep_dir(args)
+    assert str(caught.value) == (
+        f"hydra.sweep.dir '{sweep}' already holds an earlier sweep's runs (0/); to continue that sweep give its own "
+        "command again with ckpt_path=last, or sweep into a new folder (hydra.sweep.dir=<new folder>)"
+    )
+    _check_sweep_dir([*args, "fit=false"])  # testing its checkpoints
+    _check_sweep_dir(["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'new'}"])
+    # continuing: this command's records go to .hydra-2 in each job folder, the sweep's first multirun.yaml is kept
+    assert _keep_earlier_records([*args, "ckpt_path=last"]) == ["hydra.output_subdir=.hydra-2"]
+    assert (sweep / "multirun-2.yaml").read_text() == "earlier sweep"
+    assert _keep_earlier_records([*args, "ckpt_path=last"]) == ["hydra.output_subdir=.hydra-3"]
+    # continuing needs an earlier sweep's checkpoints in the folder named (a new folder would start every job anew)
+    with pytest.raises(CnnplError) as caught:
+        _check_sweep_dir([*args, "ckpt_path=last"])
+    assert str(caught.value) == (
+        f"ckpt_path=last continues a sweep in its folder, but '{sweep}' holds no checkpoints/last.ckpt in its job "
+        "folders; give the sweep's own command again with hydra.sweep.dir=<that sweep's folder> ckpt_path=last"
+    )
+    with pytest.raises(CnnplError, match=r"this command names no fixed hydra\.sweep\.dir"):
+        _check_sweep_dir([*args, "hydra.sweep.dir=outputs/${now:%H-%M-%S}", "ckpt_path=last"])
+    (sweep / "0" / "checkpoints").mkdir()
+    (sweep / "0" / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    _check_sweep_dir([*args, "ckpt_path=last"])

@@ -268,14 +268,139 @@ def test_resolve_ckpt_path(tmp_path: Path) -> None:
 
 
 def test_ckpt_path_last_is_the_newest_last_checkpoint(tmp_path: Path) -> None:
-    # Lightning writes last-v1.ckpt beside last.ckpt when a run directory was moved or copied since
-    # its last save: the newest one is where training stopped
+    # Lightning writes last-v1.ckpt beside a last.ckpt it did not write itself: the newest one is where
+    # training stopped; files that say no step are ranked by their times
     for age, name in enumerate(["last-v1.ckpt", "last.ckpt", "epoch003.ckpt"]):
         (tmp_path / name).write_bytes(b"x")
         os.utime(tmp_path / name, (1_000_000 - age, 1_000_000 - age))
     assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "last-v1.ckpt")
     os.utime(tmp_path / "last.ckpt", (2_000_000, 2_000_000))
     assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "last.ckpt")
+
+
+def test_ckpt_path_last_is_the_one_saved_at_the_latest_step_whatever_the_file_times(tmp_path: Path) -> None:
+    # cp -r gives every file the time of the copy: the step saved in each still tells them apart
+    for step, name, when in ((30, "last.ckpt", 1_000_000), (20, "last-v1.ckpt", 2_000_000)):
+        atomic_torch_save({"global_step": step, "state_dict": {}}, tmp_path / name)
+        os.utime(tmp_path / name, (when, when))
+    assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "last.ckpt")
+    # one whose step cannot be read is taken as the newest, so that resuming from it is refused, not skipped
+    (tmp_path / "last-v2.ckpt").write_bytes(b"truncated")
+    os.utime(tmp_path / "last-v2.ckpt", (0, 0))
+    assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "last-v2.ckpt")
+
+
+def test_a_copied_run_directory_resumes_with_its_own_checkpoint_record(tmp_path: Path) -> None:
+    import shutil
+
+    train(cnnpl.compose(FAST, output_dir=str(tmp_path / "a")))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    written = {path: path.read_bytes() for path in sorted((tmp_path / "a").rglob("*")) if path.is_file()}
+    train(cnnpl.compose([*FAST, "trainer.max_epochs=2", "ckpt_path=last"], output_dir=str(tmp_path / "b")))
+    folder = tmp_path / "b" / "checkpoints"
+    # Lightning would restore only best_model_path (a's) from the record, and version the last checkpoint
+    assert not list(folder.glob("last-v*.ckpt"))
+    record = next(v for k, v in safe_load(folder / "last.ckpt")["callbacks"].items() if k.startswith("ModelCheckpoint"))
+    assert record["dirpath"] == str(folder)
+    assert Path(record["best_model_path"]).parent == folder
+    assert all(Path(path).parent == folder for path in record["best_k_models"])
+    assert {path: path.read_bytes() for path in sorted((tmp_path / "a").rglob("*")) if path.is_file()} == written
+
+
+def test_a_checkpoint_record_is_moved_only_when_every_file_it_names_is_in_the_new_folder(tmp_path: Path) -> None:
+    from cnnpl.callbacks.checkpoint import moved_record
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    new.mkdir()
+    state = {
+        "dirpath": str(old),
+        "best_model_path": str(old / "epoch001.ckpt"),
+        "kth_best_model_path": str(old / "epoch001.ckpt"),
+        "last_model_path": str(old / "last.ckpt"),
+        "best_k_models": {str(old / "epoch001.ckpt"): torch.tensor(0.5)},
+        "best_model_score": torch.tensor(0.5),
+    }
+    (new / "last.ckpt").write_bytes(b"x")
+    assert moved_record(state, str(new)) is state  # epoch001.ckpt is not there: continuing another run
+    (new / "epoch001.ckpt").write_bytes(b"x")
+    moved = moved_record(state, str(new))
+    assert moved["dirpath"] == str(new)
+    assert moved["best_model_path"] == moved["kth_best_model_path"] == str(new / "epoch001.ckpt")
+    assert moved["last_model_path"] == str(new / "last.ckpt")
+    assert list(moved["best_k_models"]) == [str(new / "epoch001.ckpt")]
+    assert moved["best_model_score"] is state["best_model_score"]
+    assert moved_record(state, str(old)) is state
+
+
+@pytest.mark.parametrize("model", ["simple_cnn", "lenet5"])  # lenet5 takes model.pretrained, simple_cnn does not
+def test_resuming_from_a_checkpoint_of_the_weights_alone_is_refused_before_training(tmp_path: Path, model: str) -> None:
+    weights_only = [*FAST, f"model={model}", "+callbacks.checkpoint.save_weights_only=true"]
+    train(cnnpl.compose(weights_only, output_dir=str(tmp_path)))
+    written = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    with pytest.raises(CheckpointError) as caught:
+        train(cnnpl.compose([*weights_only, "trainer.max_epochs=2", "ckpt_path=last"], output_dir=str(tmp_path)))
+    start = (
+        f"start a new run from its weights with model.pretrained={last} in a new folder, or "
+        if model == "lenet5"
+        else ""
+    )
+    assert str(caught.value) == (
+        f"checkpoint '{last}' holds the weights only (no optimizer or loop state: saved with save_weights_only=true), "
+        f"so training cannot resume from it; {start}test it with fit=false ckpt_path={last}"
+    )
+    assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == written
+    # what the message offers works: testing it, and training from its weights in a new folder
+    tested = train(cnnpl.compose([*weights_only, "fit=false", f"ckpt_path={last}"], output_dir=str(tmp_path)))
+    assert "test/acc" in tested
+    if start:
+        train(cnnpl.compose([*FAST, f"model={model}", f"model.pretrained={last}"], output_dir=str(tmp_path / "new")))
+
+
+def test_a_resumed_run_keeps_the_metrics_csv_of_its_earlier_epochs(tmp_path: Path) -> None:
+    import csv
+
+    train(cnnpl.compose(FAST, output_dir=str(tmp_path)))  # FAST logs to csv/metrics.csv
+    metrics = tmp_path / "csv" / "metrics.csv"
+    first = metrics.read_text().splitlines()
+    train(cnnpl.compose([*FAST, "trainer.max_epochs=2", "ckpt_path=last"], output_dir=str(tmp_path)))
+    with metrics.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert {row["epoch"] for row in rows if row["train/acc"]} == {"0", "1"}  # Lightning's deleted epoch 0
+    assert len(rows) > len(first) - 1
+
+
+def test_a_new_run_is_refused_where_an_earlier_run_started_without_saving_a_checkpoint(tmp_path: Path) -> None:
+    no_checkpoints = [*FAST, "~callbacks.checkpoint"]
+    # a command refused before training leaves nothing that refuses the corrected one
+    with pytest.raises(CnnplError, match="seed must be an integer"):
+        train(cnnpl.compose([*no_checkpoints, "seed=-1"], output_dir=str(tmp_path)))
+    train(cnnpl.compose(no_checkpoints, output_dir=str(tmp_path)))
+    written = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+    with pytest.raises(CheckpointError) as caught:
+        train(cnnpl.compose([*no_checkpoints, "model=lenet5"], output_dir=str(tmp_path)))
+    assert str(caught.value) == (
+        f"'{tmp_path}' already holds an earlier run (its config.yaml and csv/) that saved no checkpoint to continue "
+        "from; start this run in a new folder (hydra.run.dir=<new folder>; output_dir= from Python), or delete that "
+        "run's files first"
+    )
+    assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == written
+
+
+def test_the_test_stage_evaluates_the_best_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    # the README's promise: train, then test the best checkpoint by val/acc (not the final weights)
+    tested: list[tuple[Any, str]] = []
+    test = L.Trainer.test
+
+    def spy(self: L.Trainer, *args: Any, ckpt_path: Any = None, **kwargs: Any) -> Any:
+        tested.append((ckpt_path, self.checkpoint_callback.best_model_path))
+        return test(self, *args, ckpt_path=ckpt_path, **kwargs)
+
+    monkeypatch.setattr(L.Trainer, "test", spy)
+    train(cnnpl.compose([*FAST, "trainer.max_epochs=2"], output_dir=str(tmp_path)))
+    [(ckpt_path, best)] = tested
+    assert ckpt_path == best
+    assert Path(best).parent == tmp_path / "checkpoints" and Path(best).name.startswith("epoch")
 
 
 def test_a_new_run_is_refused_where_another_runs_checkpoints_are(tmp_path: Path) -> None:
@@ -482,6 +607,27 @@ def test_interrupted_write_leaves_the_previous_checkpoint_intact(tmp_path: Path,
             atomic_torch_save({"epoch": 1}, path)
         assert path.read_bytes() == before
         assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_a_full_disk_during_a_checkpoint_save_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "last.ckpt"
+    atomic_torch_save({"epoch": 0}, path)
+    before = path.read_bytes()
+
+    def full_disk(obj: Any, f: Any, *args: Any, **kwargs: Any) -> None:
+        try:  # what torch.save raises: its zip writer's RuntimeError while handling the OSError
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1796800 vs 1796692")  # noqa: B904
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointError) as caught:
+        AtomicCheckpointIO().save_checkpoint({"epoch": 1}, path)
+    assert str(caught.value) == (
+        f"cannot write checkpoint '{path}': No space left on device; the file there before (if any) is unchanged; "
+        "make room there or save to another folder with callbacks.checkpoint.dirpath=<folder>"
+    )
+    assert path.read_bytes() == before
 
 
 class FailSavesInEpoch1(L.Callback):

@@ -11,14 +11,16 @@
 - :func:`check_resume_settings`: a resume whose settings differ from the run's ``config.yaml`` in what
   defines the training (data, model, components, optimizer, schedule, ...) is refused before training.
 - :func:`check_fresh_run_dir`: a new training run is refused in a run directory that already holds
-  another run's checkpoints.
+  another run's checkpoints, or the ``config.yaml`` of a run that saved none.
 - :func:`check_checkpoint_fits`: a checkpoint of another architecture or number of classes is refused
-  with one line before training starts (Lightning would print a page of missing keys mid-setup).
+  with one line before training starts (Lightning would print a page of missing keys mid-setup);
+  :func:`check_resumable`: so is resuming training from a checkpoint of the weights alone.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import pickle
 import re
 from collections.abc import Callable, Mapping
@@ -108,7 +110,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or not _is_local(path):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        atomic_torch_save(checkpoint, path)
+        try:
+            atomic_torch_save(checkpoint, path)
+        except (OSError, RuntimeError) as err:  # a full disk: torch.save's RuntimeError over the OSError
+            reason = _os_error(err)
+            if reason is None:  # not the file system's (an object that cannot be pickled): a program's error
+                raise
+            raise CheckpointError(
+                f"cannot write checkpoint {str(path)!r}: {reason}; the file there before (if any) is unchanged; "
+                "make room there or save to another folder with callbacks.checkpoint.dirpath=<folder>"
+            ) from None
 
     def load_checkpoint(
         self,
@@ -125,6 +136,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return safe_load(path, map_location=map_location)
 
 
+def _os_error(err: BaseException) -> str | None:
+    """What the file system said when writing failed: the reason of the first ``OSError`` in ``err``'s
+    chain (``No space left on device``); ``None`` when there is none."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _is_local(path: Any) -> bool:
     from fsspec.implementations.local import LocalFileSystem
 
@@ -132,19 +154,31 @@ def _is_local(path: Any) -> bool:
 
 
 def last_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
-    """The ``last*.ckpt`` files in ``checkpoint_dir``, newest last (by modification time, then name)."""
+    """The ``last*.ckpt`` files in ``checkpoint_dir``, newest last: by the training step each was saved at,
+    then modification time and name. (A copy without its files' times, ``cp -r``, keeps the steps; a
+    file whose step cannot be read counts as the newest, so that it is the one refused, not skipped.)"""
     folder = Path(checkpoint_dir)
     found = [path for path in folder.glob(f"{LAST}*.ckpt") if path.is_file()] if folder.is_dir() else []
-    return sorted(found, key=lambda path: (path.stat().st_mtime, path.name))
+    return sorted(found, key=lambda path: (_saved_step(path), path.stat().st_mtime, path.name))
+
+
+def _saved_step(path: Path) -> float:
+    """The ``global_step`` a Lightning checkpoint was saved at (its tensors are mapped, not read); infinity
+    when the file does not say."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        step = checkpoint["global_step"]
+        return float(step) if isinstance(step, int) and not isinstance(step, bool) else math.inf
+    except Exception:  # not a zip file, not a Lightning checkpoint: resolve_ckpt_path's caller says what
+        return math.inf
 
 
 def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: str | Path) -> str | None:
     """The file ``ckpt_path`` names: ``last`` is the newest ``last*.ckpt`` in ``checkpoint_dir``.
 
-    ``last.ckpt`` as a rule; Lightning writes ``last-v1.ckpt`` next to it when the run directory was
-    moved or copied since the checkpoint was saved, and the newest is where training stopped (what
-    Lightning's own ``ckpt_path="last"`` picks). Raises :class:`CheckpointError` when there is none
-    or the file is missing, saying how to resume.
+    ``last.ckpt`` as a rule; Lightning writes ``last-v1.ckpt`` next to it where it did not write the
+    ``last.ckpt`` there itself, and the one saved at the latest step is where training stopped. Raises
+    :class:`CheckpointError` when there is none or the file is missing, saying how to resume.
     """
     if ckpt_path is None or str(ckpt_path) == "":
         return None
@@ -165,27 +199,39 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: str | Path) -> str 
     return str(file)
 
 
-def check_fresh_run_dir(checkpoint_dir: str | Path, continuing: str | Path | None = None) -> None:
-    """Refuse to start a new training run where another run's checkpoints are.
+def check_fresh_run_dir(
+    checkpoint_dir: str | Path, continuing: str | Path | None = None, run_dir: str | Path | None = None
+) -> None:
+    """Refuse to start a new training run where another run's checkpoints are, or in ``run_dir`` when an
+    earlier run started there (its ``config.yaml``) and left no checkpoint.
 
     Lightning would write ``last-v1.ckpt`` beside them and the run's ``config.yaml`` would describe the
-    new run only: two runs mixed in one folder, and ``ckpt_path=last`` no longer clearly either's.
-    ``continuing``: the checkpoint of another run folder that this run continues from (the same holds).
+    new run only: two runs mixed in one folder, and ``ckpt_path=last`` no longer clearly either's; the
+    logs of both would be mixed in its ``tensorboard/``. ``continuing``: the checkpoint of another run
+    folder that this run continues from (the same holds).
     """
     folder = Path(checkpoint_dir)
     found = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
     named = f"{found[0].name}{f' and {len(found) - 1} more' if len(found) > 1 else ''}" if found else ""
+    new_folder = "in a new folder (hydra.run.dir=<new folder>; output_dir= from Python)"
     if found and continuing is not None:
         raise CheckpointError(
             f"ckpt_path {str(continuing)!r} is another run folder's checkpoint, but {str(folder)!r} already holds "
-            f"the checkpoints of the run there ({named}); continue from it in a new folder (hydra.run.dir=<new "
-            "folder>; output_dir= from Python) or in the run folder it came from"
+            f"the checkpoints of the run there ({named}); continue from it {new_folder} or in the run folder it "
+            "came from"
         )
     if found:
         raise CheckpointError(
             f"{str(folder)!r} already holds the checkpoints of an earlier run ({named}); to continue that run give "
-            "its own command again with ckpt_path=last, or start this one in a new folder (hydra.run.dir=<new folder>; "
-            "output_dir= from Python)"
+            f"its own command again with ckpt_path=last, or start this one {new_folder}"
+        )
+    started = Path(run_dir) / "config.yaml" if run_dir is not None else None
+    if started is not None and started.is_file():
+        logs = sorted(p.name + "/" for p in Path(run_dir).iterdir() if p.is_dir() and not p.name.startswith("."))
+        also = f" and {', '.join(logs)}" if logs else ""
+        raise CheckpointError(
+            f"{str(run_dir)!r} already holds an earlier run (its config.yaml{also}) that saved no checkpoint to "
+            f"continue from; start this run {new_folder}, or delete that run's files first"
         )
 
 
@@ -373,6 +419,27 @@ def fit_problems(state: Mapping[str, Any], own: Mapping[str, torch.Tensor], what
             more = f" and {len(keys) - SHOWN} more" if len(keys) > SHOWN else ""
             problems.append(f"{len(keys)} tensors {how}: {', '.join(keys[:SHOWN])}{more}")
     return problems
+
+
+def check_resumable(path: str | Path, checkpoint: Mapping[str, Any], model: str | None = None) -> None:
+    """Refuse to resume training from ``checkpoint`` (read from ``path``) when it holds the weights alone
+    (``callbacks.checkpoint.save_weights_only=true``): Lightning would fail on its missing optimizer state
+    with a traceback, after the run's logs were opened. ``model``: the registered model's name, whose
+    ``pretrained`` parameter (if it has one) the message offers."""
+    if "optimizer_states" in checkpoint and "loops" in checkpoint:
+        return
+    try:
+        takes = model is not None and _default_of(_built_by("model", {"model.name": model}), "pretrained") not in (
+            NOT_A_PARAMETER,
+            inspect.Parameter.empty,
+        )
+    except Exception:  # not a registered model
+        takes = False
+    start = f"start a new run from its weights with model.pretrained={path} in a new folder, or " if takes else ""
+    raise CheckpointError(
+        f"checkpoint {str(path)!r} holds the weights only (no optimizer or loop state: saved with "
+        f"save_weights_only=true), so training cannot resume from it; {start}test it with fit=false ckpt_path={path}"
+    )
 
 
 def check_checkpoint_fits(path: str | Path, module: nn.Module) -> dict[str, Any]:

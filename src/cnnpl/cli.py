@@ -8,8 +8,9 @@ registered component gets its config option. ``skip_broken_plugins=true`` (or
 ``cnnpl list`` (or ``python -m cnnpl list``) is ``python -m cnnpl.list``. Then the config is
 composed once (a sweep once per swept value), so that an unknown option or key is one line, also with
 ``--help`` and ``--cfg``, and a run's component settings are checked (a ``???`` left, a word for a number),
-a literal ``hydra.run.dir`` must be writable, and a run directory that holds an earlier command's
-``.hydra/`` record gets this command's in ``.hydra-N/``.
+a literal ``hydra.run.dir`` must be writable, a literal ``hydra.sweep.dir`` may not hold an earlier
+sweep's runs unless the sweep continues them (``ckpt_path=last``), and a run directory (a sweep's job
+folder) that holds an earlier command's ``.hydra/`` record gets this command's in ``.hydra-N/``.
 
 Errors a user can fix (:class:`cnnpl.CnnplError`) end the run with one line on stderr and exit
 status 2; ``HYDRA_FULL_ERROR=1`` shows the full traceback instead. Lightning is imported only when
@@ -76,6 +77,7 @@ def prepare(args: list[str]) -> list[str]:
     check_group_overrides(rest)
     _check_composes(rest)
     _check_run_dir(rest)
+    _check_sweep_dir(rest)
     return [*rest, *_keep_earlier_records(rest)]
 
 
@@ -94,7 +96,12 @@ def _check_composes(args: list[str]) -> None:
     far as its values are plain words, numbers or lists. Hydra's own settings (``hydra.*``,
     ``hydra/...``) are left to Hydra.
     """
-    words = [arg for i, arg in enumerate(args) if not (arg in CFG_PARTS and i and args[i - 1] in ("--cfg", "-c"))]
+    words = [
+        arg
+        for i, arg in enumerate(args)
+        if arg != "--"  # argparse's end of options: Hydra reads the overrides after it as before it
+        and not (arg in CFG_PARTS and i and args[i - 1] in ("--cfg", "-c"))
+    ]
     flags = {arg for arg in words if arg.startswith("-")}
     if flags - {"-m", "--multirun"} - SHOW_FLAGS:
         return
@@ -112,6 +119,8 @@ def _check_composes(args: list[str]) -> None:
             cfg = compose_plain(variant)
             if not showing:
                 _check_components(cfg)
+                if multirun:  # a run checks these itself, before it builds anything; a sweep's later jobs too late
+                    _check_job(cfg)
         except Exception as err:  # Hydra's and OmegaConf's composition errors, and the components' checks
             message = str(err) if isinstance(err, CnnplError) else one_line_composition_error(err, variant)
             raise CnnplError(f"{message} (in the sweep's job with {job})" if job else message) from None
@@ -130,6 +139,22 @@ def _check_components(cfg: DictConfig) -> None:
                 layer_factory(family, cfg[family])
             except InterpolationResolutionError:  # ${hydra:runtime.cwd}: Hydra sets it only for the run
                 continue
+
+
+def _check_job(cfg: DictConfig) -> None:
+    """The checks a run makes of its settings before it builds the network (:func:`cnnpl.train.check_settings`,
+    the data module's, the optimizer's and the schedule's), for one job of a sweep: a bad value in a later
+    job is then refused before the first job trains. A setting that needs Hydra's run-time values
+    (``${hydra:...}``) is left to the job."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    from cnnpl.train import check_settings, checked_datamodule, checked_optimizer, checked_schedule
+
+    for check in (check_settings, checked_datamodule, checked_optimizer, checked_schedule):
+        try:
+            check(cfg)
+        except InterpolationResolutionError:
+            continue
 
 
 def _sweep_variants(overrides: list[str]) -> list[tuple[list[str], str]]:
@@ -186,6 +211,13 @@ def _literal_folders(args: list[str], key: str) -> list[Path]:
     return [Path(value) for value in _values(args, key) if value and "${" not in value]
 
 
+def _final_folder(args: list[str], key: str) -> Path | None:
+    """The folder Hydra will use for ``key``: the last value ``args`` give it, unless that has an
+    interpolation (``${now:...}``: Hydra's to resolve) or there is none."""
+    values = _values(args, key)
+    return Path(values[-1]) if values and values[-1] and "${" not in values[-1] else None
+
+
 def _check_run_dir(args: list[str]) -> None:
     """Refuse an unwritable ``hydra.run.dir=`` (``hydra.sweep.dir=`` with ``-m``) now: Hydra would fail
     on it with a traceback. A folder with an interpolation (``${now:...}``) is left to Hydra."""
@@ -197,25 +229,74 @@ def _check_run_dir(args: list[str]) -> None:
 
 
 def _keep_earlier_records(args: list[str]) -> list[str]:
-    """``hydra.output_subdir=.hydra-N`` when ``hydra.run.dir=`` names a run directory that has a ``.hydra``.
+    """``hydra.output_subdir=.hydra-N`` when ``hydra.run.dir=`` names a run directory that has a ``.hydra``
+    (with ``-m``: when a job folder of the literal ``hydra.sweep.dir=`` has one).
 
     Hydra writes its record of a command (``config.yaml``, ``overrides.yaml``) before anything is
     checked; in a run directory given again (to resume, or by mistake) it would replace the first
-    command's record even if this command is refused. This one's goes to the next free ``.hydra-N``.
+    command's record even if this command is refused. This one's goes to the next free ``.hydra-N``;
+    a sweep's ``multirun.yaml`` is copied to ``multirun-N.yaml`` first.
     """
-    if {"-m", "--multirun"} & set(args) or _values(args, "hydra.output_subdir"):
-        return []  # a sweep's jobs have folders of their own; an output_subdir chosen (Lightning's workers: null)
-    run_dirs = _literal_folders(args, "hydra.run.dir")
-    run_dir = run_dirs[-1] if run_dirs else None  # Hydra takes the last
-    if run_dir is None or not (run_dir / ".hydra").exists():
+    if _values(args, "hydra.output_subdir"):
+        return []  # an output_subdir chosen (Lightning's workers: null)
+    sweep = bool({"-m", "--multirun"} & set(args))
+    top = _final_folder(args, "hydra.sweep.dir" if sweep else "hydra.run.dir")
+    if top is None:
         return []
-    if os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")) != "0":
+    run_dirs = [path for path in top.iterdir() if path.is_dir()] if sweep and top.is_dir() else [top]
+    if not any((run_dir / ".hydra").exists() for run_dir in run_dirs):
+        return []
+    from cnnpl.distributed import is_worker
+
+    if is_worker():
         # torchrun / srun start every process with this command; the first one's record is this one's
         return ["hydra.output_subdir=null"]
     n = 2
-    while (run_dir / f".hydra-{n}").exists():
+    while any((run_dir / f".hydra-{n}").exists() for run_dir in run_dirs) or (top / f"multirun-{n}.yaml").exists():
         n += 1
+    if sweep and (top / "multirun.yaml").is_file():
+        import shutil
+
+        shutil.copy2(top / "multirun.yaml", top / f"multirun-{n}.yaml")
     return [f"hydra.output_subdir=.hydra-{n}"]
+
+
+def _check_sweep_dir(args: list[str]) -> None:
+    """Refuse, before Hydra writes anything, a sweep (``-m``) into a literal ``hydra.sweep.dir`` whose job
+    folders hold an earlier sweep's runs unless it continues them (``ckpt_path=last``) or only tests
+    (``fit=false``); and a sweep that continues (``ckpt_path=last``) but names no earlier sweep's folder
+    with a checkpoint in it. Each job would be refused anyway
+    (:func:`cnnpl.checkpoint.check_fresh_run_dir`), but only after Hydra had replaced the earlier sweep's
+    ``multirun.yaml`` and its jobs' ``.hydra/`` records. A continued sweep starts the jobs that have no
+    checkpoint yet from the beginning (:func:`cnnpl.train.train`)."""
+    if not {"-m", "--multirun"} & set(args) or _values(args, "hydra.sweep.subdir"):
+        return
+    top = _final_folder(args, "hydra.sweep.dir")
+    jobs = [job for job in top.iterdir() if job.is_dir()] if top is not None and top.is_dir() else []
+    ckpt_paths = [value for value in _values(args, "ckpt_path") if value not in ("", "null")]
+    if ckpt_paths and ckpt_paths[-1] == "last" and "false" not in _values(args, "fit"):
+        if top is None or not any(any((job / "checkpoints").glob("last*.ckpt")) for job in jobs):
+            where = (
+                f"{str(top)!r} holds no checkpoints/last.ckpt in its job folders"
+                if top
+                else "this command names no fixed hydra.sweep.dir (with the time in it, the folder is a new one)"
+            )
+            raise CnnplError(
+                f"ckpt_path=last continues a sweep in its folder, but {where}; give the sweep's own command again "
+                "with hydra.sweep.dir=<that sweep's folder> ckpt_path=last"
+            )
+        return
+    if ckpt_paths or "false" in _values(args, "fit"):
+        return  # each job continues from a file, or tests its checkpoints
+    runs = sorted(
+        job.name for job in jobs if (job / "config.yaml").is_file() or any((job / "checkpoints").glob("*.ckpt"))
+    )
+    if runs:
+        shown = ", ".join(f"{name}/" for name in runs[:3]) + (" ..." if len(runs) > 3 else "")
+        raise CnnplError(
+            f"hydra.sweep.dir {str(top)!r} already holds an earlier sweep's runs ({shown}); to continue that sweep "
+            "give its own command again with ckpt_path=last, or sweep into a new folder (hydra.sweep.dir=<new folder>)"
+        )
 
 
 def _log_through_hydra() -> None:

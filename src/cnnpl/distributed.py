@@ -88,6 +88,13 @@ def launcher_world_size(environ: Mapping[str, str] | None = None) -> int:
     return 1
 
 
+def is_worker(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether this process is one a launcher started besides the first: a global or local rank above 0
+    (``RANK`` / ``LOCAL_RANK`` of torchrun and Lightning's children, ``SLURM_PROCID`` of srun)."""
+    env = os.environ if environ is None else environ
+    return any(env.get(name, "0") not in ("", "0") for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
+
+
 def requested_processes(trainer: Mapping[str, Any]) -> int:
     """Processes a ``trainer`` config asks for: devices per node x ``num_nodes``, counted as Lightning does
     (``auto``: all GPUs, or 1 on CPU; ``-1``: all GPUs, or all CPU cores)."""
@@ -164,6 +171,16 @@ def _on_cpu(trainer: Mapping[str, Any]) -> bool:
 
     accelerator = str(trainer.get("accelerator", "auto"))
     return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+
+
+def in_sweep() -> bool:
+    """Whether this run is one job of a Hydra multirun sweep (``-m``)."""
+    hydra = _hydra_config()
+    if hydra is None:
+        return False
+    from hydra.types import RunMode
+
+    return bool(hydra.mode == RunMode.MULTIRUN)
 
 
 def _hydra_config() -> Any:

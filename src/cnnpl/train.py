@@ -501,6 +501,57 @@ def _with_atomic_checkpoints(plugins: Any) -> list[Any]:
     return built
 
 
+def check_settings(cfg: DictConfig) -> None:
+    """The checks of a run's settings that need nothing built.
+
+    Flags and on/off settings, the names of the trainer's and callbacks' arguments, step and epoch
+    counts, the accelerator and precision, a logger where a callback needs one, and the seed.
+    ``train`` runs them first; the command line runs them (with :func:`checked_datamodule`,
+    :func:`checked_optimizer` and :func:`checked_schedule`) for every job of a sweep before the first
+    one trains.
+    """
+    from cnnpl.checks import check_arguments, check_flags, check_on_off, check_precision
+
+    check_flags(cfg)
+    check_on_off(cfg.trainer, "trainer")
+    check_arguments(cfg.trainer, "trainer")
+    for name, node in (cfg.get("callbacks") or {}).items():
+        check_on_off(node, f"callbacks.{name}")
+        check_arguments(node, f"callbacks.{name}")
+    check_trainer_counts(cfg.trainer)
+    check_precision(cfg.trainer, check_accelerator(cfg.trainer))
+    if not cfg.get("logger"):
+        _check_no_logger_needed(cfg)
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
+        raise CnnplError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's range), got {cfg.seed!r}")
+
+
+def checked_datamodule(cfg: DictConfig) -> Any:
+    """The data module ``cfg.data`` builds, after its own ``check()`` (its files are there; nothing is read)."""
+    datamodule = _instantiate(cfg.data)
+    if hasattr(datamodule, "check"):
+        datamodule.check()
+    return datamodule
+
+
+def checked_optimizer(cfg: DictConfig) -> Any:
+    """The optimizer factory ``cfg.optimizer`` builds, tried once on a dummy parameter (:func:`check_optimizer`)."""
+    from cnnpl.checks import check_optimizer
+
+    optimizer = _instantiate(cfg.optimizer)
+    check_optimizer(optimizer)
+    return optimizer
+
+
+def checked_schedule(cfg: DictConfig) -> Any:
+    """The learning-rate schedule ``cfg.scheduler`` builds (``None`` for ``scheduler=none``), checked."""
+    from cnnpl.checks import check_scheduler
+
+    schedule = _instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    check_scheduler(schedule)
+    return schedule
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit on ``cfg.data``, then test the best checkpoint; returns the final logged metrics.
 
@@ -516,51 +567,32 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     from cnnpl.callbacks.base import VisualCallback
     from cnnpl.checkpoint import (
+        LAST,
         check_checkpoint_fits,
         check_fresh_run_dir,
+        check_resumable,
         check_resume_settings,
+        last_checkpoints,
         resolve_ckpt_path,
     )
-    from cnnpl.checks import (
-        check_arguments,
-        check_eval_shards,
-        check_flags,
-        check_on_off,
-        check_optimizer,
-        check_precision,
-        check_scheduler,
-        check_tta,
-    )
-    from cnnpl.distributed import check_launch
+    from cnnpl.checks import check_eval_shards, check_tta
+    from cnnpl.distributed import check_launch, in_sweep, is_worker
     from cnnpl.hooks import skip_unused_batch_hooks
     from cnnpl.plugins import load_plugins
     from cnnpl.profiler import NullProfiler
     from cnnpl.system import ImageClassifier
 
     check_launch(cfg)
-    check_flags(cfg)
-    check_on_off(cfg.trainer, "trainer")
-    check_arguments(cfg.trainer, "trainer")
-    for name, node in (cfg.get("callbacks") or {}).items():
-        check_on_off(node, f"callbacks.{name}")
-        check_arguments(node, f"callbacks.{name}")
     load_plugins(cfg.get("plugins") or [])  # a config saved by another process names its plugins
+    check_settings(cfg)
     output_dir = Path(cfg.output_dir)
     check_writable(output_dir)
-    check_trainer_counts(cfg.trainer)
-    accelerator = check_accelerator(cfg.trainer)
-    if not cfg.get("logger"):
-        _check_no_logger_needed(cfg)
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
-        raise CnnplError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's range), got {cfg.seed!r}")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.get("keep_freed_memory", True):  # a boolean (check_flags)
         keep_freed_memory()
     skip_missing_nvml()  # after Lightning's import, which sets the variable
 
-    datamodule = _instantiate(cfg.data)
-    if hasattr(datamodule, "check"):
-        datamodule.check()
+    datamodule = checked_datamodule(cfg)
     datamodule.setup("fit")
     check_tta(cfg.system, datamodule.input_size)
     unused: list[str] = []
@@ -570,10 +602,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         net, datamodule.num_classes, datamodule.in_channels, datamodule.input_size, cfg.model.get("name", "?")
     )
     check_train_sizes(net, datamodule, cfg.model.get("name", "?"), cfg.trainer.get("max_epochs"))
-    optimizer = _instantiate(cfg.optimizer)
-    check_optimizer(optimizer)
-    schedule = _instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    check_scheduler(schedule)
+    optimizer, schedule = checked_optimizer(cfg), checked_schedule(cfg)
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
 
     callbacks = build_callbacks(cfg)
@@ -582,15 +611,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
         _checkpoint_latest(callbacks)
     check_monitors(callbacks)
     checkpoint_dir = _checkpoint_dir(callbacks, output_dir)
-    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"), checkpoint_dir)
+    ckpt_setting, starting_over = cfg.get("ckpt_path"), False
+    if str(ckpt_setting) == LAST and cfg.get("fit", True) and in_sweep() and not last_checkpoints(checkpoint_dir):
+        # continuing a sweep: the jobs it had not reached (or left before their first checkpoint) start now
+        logging.getLogger(__name__).info(
+            "ckpt_path=last: no checkpoint in %s yet, so this job of the sweep starts from the beginning",
+            checkpoint_dir,
+        )
+        ckpt_setting, starting_over = None, True
+    ckpt_path = resolve_ckpt_path(ckpt_setting, checkpoint_dir)
     if ckpt_path is not None:
-        check_checkpoint_fits(ckpt_path, system)
+        checkpoint = check_checkpoint_fits(ckpt_path, system)
         if cfg.get("fit", True):
+            check_resumable(ckpt_path, checkpoint, cfg.model.get("name"))
             check_resume_settings(ckpt_path, cfg)
             if Path(ckpt_path).resolve().parent not in (Path(checkpoint_dir).resolve(), output_dir.resolve()):
                 check_fresh_run_dir(checkpoint_dir, continuing=ckpt_path)  # another run's: not into this one's
     elif cfg.get("fit", True) and not any(Path(output_dir).glob("hpc_ckpt_*.ckpt")):
-        check_fresh_run_dir(checkpoint_dir)  # (a SLURM requeue resumes from hpc_ckpt_N.ckpt by itself)
+        # (a SLURM requeue resumes from hpc_ckpt_N.ckpt by itself; the first process has written config.yaml
+        # by the time the others get here)
+        check_fresh_run_dir(checkpoint_dir, run_dir=None if is_worker() or starting_over else output_dir)
     logger = _instantiate(cfg.logger) if cfg.get("logger") else False
     extra: dict[str, Any] = {"plugins": _with_atomic_checkpoints(cfg.trainer.get("plugins"))}
     if not _has_model_checkpoint(callbacks) and cfg.trainer.get("enable_checkpointing") is None:
@@ -600,7 +640,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
         extra["limit_val_batches"] = 0  # no validation loop at all (Lightning would warn of an empty one)
     if cfg.trainer.get("profiler") is None:
         extra["profiler"] = NullProfiler()  # Lightning's default, without its cost per hook call
-    check_precision(cfg.trainer, accelerator)
     trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **extra)
     evaluated = [
         name for name, runs in (("val", cfg.get("fit", True) and validates), ("test", cfg.get("test", True))) if runs
