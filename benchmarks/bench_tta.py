@@ -1,6 +1,7 @@
-"""Test-time augmentation: which shifted and mirrored views are worth averaging, on finished runs.
+r"""Test-time augmentation: which shifted and mirrored views are worth averaging, on finished runs.
 
-    python benchmarks/bench_tta.py outputs/fast_cifar10/fast_cifar10-seed0 outputs/fast_cifar10/fast_cifar10-seed1
+    python benchmarks/bench_tta.py outputs/fast_cifar10/<date>_<time>/fast_cifar10-seed0 \
+        outputs/fast_cifar10/<date>_<time>/fast_cifar10-seed1
 
 Rebuilds each run from its ``config.yaml`` and ``checkpoints/last.ckpt``, computes the test split's
 logits for 11 shifts (the centre, its 8 one-pixel neighbours, 2 pixels up-left and down-right;

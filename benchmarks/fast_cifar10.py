@@ -6,7 +6,9 @@
 Each seed is one real command-line run in a subprocess (Python start-up, data loading from the
 decode-once cache, whitening, training, test of the last epoch with test-time augmentation), timed
 by the wall clock around it. Test accuracy is read back from the run's TensorBoard events.
-Runs go to ``--out/<experiment>-seed<seed>``. Extra ``key=value`` arguments are passed on.
+Runs go to ``--out/<experiment>-seed<seed>`` (by default ``--out`` is ``outputs/fast_cifar10/<date>_<time>``,
+new for each invocation; a folder that already holds a run is refused before the first seed starts).
+Extra ``key=value`` arguments are passed on.
 Not a test: it needs CIFAR-10 under ``--root`` and takes minutes per seed.
 """
 
@@ -34,7 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--root", default="data", help="CIFAR-10 folder (either layout)")
     parser.add_argument("--seeds", nargs="+", default=["0", "1"], metavar="SEED", help="one run per seed")
     parser.add_argument("--experiment", default="fast_cifar10")
-    parser.add_argument("--out", default="outputs/fast_cifar10", help="where the runs go")
+    parser.add_argument(
+        "--out", default=None, help="where the runs go (default: outputs/fast_cifar10/<date>_<time>, a new folder)"
+    )
     parser.add_argument("overrides", nargs="*", help="more key=value overrides")
     args = parser.parse_args(argv)
     # argparse gives --seeds every word up to the next option, overrides included: split them off
@@ -47,15 +51,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--seeds takes integers, like --seeds 0 1; got {args.seeds[0]!r}")
     args.overrides = args.overrides + args.seeds[len(seeds) :]
     args.seeds = seeds
+    if args.out is None:
+        args.out = f"outputs/fast_cifar10/{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+    taken = [str(d) for d in run_dirs(args) if (d / "config.yaml").is_file() or any(d.glob("checkpoints/*.ckpt"))]
+    if taken:
+        parser.error(f"{taken[0]} already holds a run (cnnpl would refuse to start another there); give a new --out")
     return args
+
+
+def run_dirs(args: argparse.Namespace) -> list[Path]:
+    """Each seed's run folder, in the order of ``args.seeds``."""
+    return [Path(args.out) / f"{args.experiment}-seed{seed}" for seed in args.seeds]
 
 
 def main() -> None:
     args = parse_args()
 
     rows = []
-    for seed in args.seeds:
-        run_dir = Path(args.out) / f"{args.experiment}-seed{seed}"
+    print(f"runs in {args.out}", flush=True)
+    for seed, run_dir in zip(args.seeds, run_dirs(args), strict=True):
         command = [
             sys.executable,
             "-m",
@@ -68,7 +82,9 @@ def main() -> None:
             *args.overrides,
         ]
         start = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        status = subprocess.run(command, stdout=subprocess.DEVNULL).returncode
+        if status != 0:
+            sys.exit(f"seed {seed}: python -m cnnpl failed with exit status {status} (its error is above)")
         minutes = (time.perf_counter() - start) / 60
         rows.append((seed, test_accuracy(run_dir), minutes))
         print(f"seed {seed}: test acc {rows[-1][1]:.2%}, {minutes:.1f} min", flush=True)
