@@ -20,7 +20,7 @@ from tests.conftest import TINY
 
 import cnnpl
 from cnnpl import viz
-from cnnpl.callbacks import FiltersCallback, VisualCallback
+from cnnpl.callbacks import FeatureMapsCallback, FiltersCallback, VisualCallback
 from cnnpl.data.shapes import CLASSES
 from cnnpl.errors import CnnplError
 from cnnpl.train import train
@@ -287,6 +287,26 @@ def test_viz_functions_work_on_a_built_model() -> None:
     maps = viz.feature_maps(net, images, net.stages)
     assert [tuple(m.shape) for m in maps.values()] == [(2, 32, 15, 15), (2, 64, 6, 6), (2, 128, 2, 2)]
     assert viz.conv_layers(net) == ["features.block1.conv", "features.block2.conv", "features.block3.conv"]
+
+
+def test_each_images_feature_maps_are_drawn_from_that_image() -> None:
+    net = cnnpl.build("model", "simple_cnn", num_classes=10)
+    callback = FeatureMapsCallback(num_images=2, layers=net.stages, max_channels=4, cell_size=8)
+    logged: dict[str, torch.Tensor] = {}
+    callback._logger = SimpleNamespace(
+        experiment=SimpleNamespace(add_image=lambda tag, image, step: logged.update({tag: image}))
+    )
+    callback.images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))  # two different images
+    trainer = SimpleNamespace(is_global_zero=True, current_epoch=0, max_epochs=1, global_step=3)
+    callback.on_train_epoch_end(trainer, SimpleNamespace(net=net, device=torch.device("cpu")))
+    maps = viz.feature_maps(net, callback.images, net.stages)
+    assert sorted(logged) == sorted(f"feature_maps/{s}/image{i}" for s in STAGES for i in range(2))
+    for stage in STAGES:
+        first, second = logged[f"feature_maps/{stage}/image0"], logged[f"feature_maps/{stage}/image1"]
+        assert not torch.equal(first, second)
+        for i, picture in enumerate((first, second)):  # image i's picture is drawn from image i's maps
+            expected = viz.feature_map_grid(maps[stage][i], 4, cell_size=8, cmap=callback.cmap)
+            assert torch.equal(picture, expected), (stage, i)
 
 
 @pytest.mark.slow

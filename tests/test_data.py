@@ -309,6 +309,15 @@ def test_validation_split_depends_on_the_seed_only() -> None:
     assert val_indices(1) != val_indices(2)
 
 
+def test_validation_and_training_images_partition_the_training_set() -> None:
+    dm = Numbered(seed=3, val_split=0.2, crop_padding=0)
+    dm.setup()
+    val, train = dm.split("val"), dm.split("train")
+    tags = val.images[:, 0, 0, 0].tolist() + train.images[:, 0, 0, 0].tolist()
+    assert sorted(tags) == list(range(100))  # every image in exactly one of them: none validated and trained on
+    assert torch.equal(train.labels, train.images[:, 0, 0, 0].long() % 2)  # each label still with its image
+
+
 @pytest.mark.parametrize("num_train, val_split, held_out", [(3, 0.9, 3), (2, 0.75, 2)])
 def test_a_validation_split_that_leaves_no_training_image_is_refused(
     num_train: int, val_split: float, held_out: int
@@ -368,6 +377,12 @@ def test_batches_come_whole_from_the_loader_and_are_augmented_only_in_training()
     assert images.shape == (16, 3, 32, 32) and images.dtype == torch.uint8 and labels.shape == (16,)
     x, _ = dm.on_after_batch_transfer((images, labels), 0)  # no trainer: evaluation path
     assert torch.equal(x, dm.normalize(images))
+    dm.trainer = SimpleNamespace(training=True, current_epoch=0)  # training path: crop and flip, then normalise
+    torch.manual_seed(0)
+    x, y = dm.on_after_batch_transfer((images, labels), 0)
+    torch.manual_seed(0)  # the same draws again
+    assert torch.equal(x, dm.normalize(dm.augment(images))) and torch.equal(y, labels)
+    assert not torch.equal(x, dm.normalize(images))
 
 
 @pytest.mark.parametrize("mode, pad_mode", [("zeros", "constant"), ("reflect", "reflect")])

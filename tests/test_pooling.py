@@ -191,6 +191,18 @@ def test_mixed_region_draws_pick_per_window(monkeypatch: pytest.MonkeyPatch) -> 
     assert pool.lam_counts.tolist() == [int((~lam).sum()), int(lam.sum())]
 
 
+def test_mixed_region_draws_are_per_sample_too() -> None:
+    # two copies of one sample: only separate draws per sample can pool them differently
+    torch.manual_seed(0)
+    x = torch.randn(1, 4, 16, 16).expand(2, 4, 16, 16)  # distinct values: max != avg in every window
+    pool = MixedPool(2, granularity="region")
+    out = pool(x)
+    maxed = out == F.max_pool2d(x, 2)
+    assert (maxed | (out == F.avg_pool2d(x, 2))).all()  # each window took one branch
+    assert not torch.equal(maxed[0], maxed[1])  # 256 draws each: equal choices have probability 2**-256
+    assert pool.lam_counts.sum() == 2 * 4 * 8 * 8  # one draw per sample, channel and window
+
+
 def test_mixed_channel_draws_are_per_channel(monkeypatch: pytest.MonkeyPatch) -> None:
     x = torch.randn(2, 4, 6, 6, dtype=torch.float64)
     pool = MixedPool(2, granularity="channel")

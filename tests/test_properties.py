@@ -90,13 +90,16 @@ def test_conv_builds_with_the_predicted_shape_or_raises_cnnpl_error(
     )
     if accepts(target, "input_size"):
         params["input_size"] = (h, w)
+    if name == "dilated" and isinstance(padding, int):
+        padding *= dilation  # documented: dilated scales an int padding by the dilation
+    expected = predicted(h, w, kernel, stride, padding, dilation)
     try:
         layer = cnnpl.build("conv", name, **params)
     except CnnplError:
+        # only a layer built for one input size (locally connected, tiled) refuses, and only what cannot fit
+        assert expected is None, f"{name} refused a geometry the formula gives {expected} for"
         return
-    if name == "dilated" and isinstance(padding, int):
-        padding *= dilation  # documented: dilated scales an int padding by the dilation
-    check_layer(layer, channels, h, w, predicted(h, w, kernel, stride, padding, dilation))
+    check_layer(layer, channels, h, w, expected)
 
 
 @pytest.mark.parametrize("name", POOL_PARAMS)
@@ -112,6 +115,7 @@ def test_pool_builds_with_the_predicted_shape_or_raises_cnnpl_error(
     try:
         layer = cnnpl.build("pool", name, **params)
     except CnnplError:
+        assert padding > kernel // 2, f"{name} refused kernel {kernel}, padding {padding}"  # torch's own limit
         return
     check_layer(layer, 3, h, w, predicted(h, w, kernel, stride or kernel, padding))
 

@@ -42,6 +42,25 @@ def test_duplicate_name_raises_naming_both_sources_unless_override() -> None:
     assert reg.get("a") is nn.ReLU
 
 
+def test_two_classes_of_one_module_cannot_share_a_name() -> None:
+    class First(nn.Identity):
+        pass
+
+    class Second(nn.Identity):
+        pass
+
+    reg = Registry("pool")
+    reg.register("twin", First)
+    assert reg.register("twin", First) is First  # the same class again (a module imported twice) is no clash
+    # the same source, another class: replacing it silently would build the wrong layer
+    with pytest.raises(
+        DuplicateComponentError,
+        match=r"^pool 'twin' is already registered by module (\w+\.)*test_registry; module (\w+\.)*test_registry tried",
+    ):
+        reg.register("twin", Second)
+    assert reg.get("twin") is First
+
+
 def test_unknown_name_lists_available_and_suggests_close_matches() -> None:
     with pytest.raises(UnknownComponentError) as err:
         cnnpl.build("pool", "maxx")

@@ -44,6 +44,12 @@ def test_cosine_warms_up_then_decays_to_the_floor() -> None:
     assert values[-1] < 0.01 and all(a >= b for a, b in itertools.pairwise(values[10:]))
 
 
+def test_cosine_decays_to_its_final_lr_fraction_and_never_below() -> None:
+    values = lrs(optim.cosine, warmup_fraction=0.1, final_lr_fraction=0.1)
+    assert values[9] == pytest.approx(1.0) and values[-1] == pytest.approx(0.1, abs=1e-3)
+    assert min(values[10:]) >= 0.1 and all(a >= b for a, b in itertools.pairwise(values[10:]))
+
+
 def test_one_cycle_peaks_at_the_optimizer_lr() -> None:
     values = lrs(optim.one_cycle, pct_start=0.25)
     assert max(values) == pytest.approx(1.0, rel=1e-3) and values.index(max(values)) in range(23, 27)
@@ -53,6 +59,15 @@ def test_one_cycle_peaks_at_the_optimizer_lr() -> None:
 def test_triangle() -> None:
     values = lrs(optim.triangle, peak_fraction=0.2, start=0.2, end=0.0)
     assert values[0] == pytest.approx(0.2) and values[20] == pytest.approx(1.0) and values[-1] < 0.02
+
+
+def test_triangle_descends_in_a_line_to_its_end_fraction() -> None:
+    # experiment=fast_cifar10's settings (airbench94's): the descent ends at 0.07 x lr, not at 0
+    values = lrs(optim.triangle, peak_fraction=0.23, start=0.2, end=0.07)
+    peak = 23
+    assert values[peak] == pytest.approx(1.0)
+    assert values[peak:] == pytest.approx([1 + (0.07 - 1) * k / (100 - peak) for k in range(100 - peak)])
+    assert min(values) > 0.07
 
 
 def test_system_rejects_bad_settings() -> None:
@@ -274,13 +289,21 @@ def test_the_nvml_check_is_dropped_only_where_nvml_does_not_load(monkeypatch) ->
     variable = "PYTORCH_NVML_BASED_CUDA_CHECK"
     monkeypatch.setenv(variable, "1")
     with_nvml = torch.cuda.is_available()
+    # torch counts devices through NVML (device_count) only while the variable is set: a spy sees which way it asks
+    asked: list[str] = []
+    count = torch.cuda.device_count
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: asked.append("nvml") or count())
+    torch.cuda.is_available()
+    assert asked == ["nvml"]
 
     def missing(name: str) -> None:
         raise OSError(f"{name}: cannot open shared object file")
 
     monkeypatch.setattr(train_module.ctypes, "CDLL", missing)
     assert skip_missing_nvml() is True and variable not in train_module.os.environ
-    assert torch.cuda.is_available() is with_nvml  # the same answer
+    # torch reads the variable on every call, so it now asks the CUDA runtime directly, for the same answer
+    # (which is the same anyway on a machine without a GPU, where False is the only answer)
+    assert torch.cuda.is_available() is with_nvml and asked == ["nvml"]
     assert skip_missing_nvml() is False  # nothing left to drop
     monkeypatch.setenv(variable, "1")
     monkeypatch.setattr(train_module.ctypes, "CDLL", lambda name: object())  # NVML loads: the variable stays
