@@ -223,8 +223,8 @@ def test_setup_fails_on_an_unknown_layer_listing_the_real_ones(tmp_path) -> None
     with pytest.raises(CnnplError) as err:
         train(compose_tiny(tmp_path, "callbacks.feature_maps.layers=[features.block9]"))
     assert str(err.value) == (
-        "callbacks.feature_maps.layers: SimpleCNN has no layer 'features.block9'; "
-        "did you mean 'features.block3' or 'features.block2' or 'features.block1'? Layers: features, "
+        "callbacks.feature_maps.layers: SimpleCNN has no layer 'features.block9' "
+        "(did you mean 'features.block3' or 'features.block2' or 'features.block1'?); its layers: features, "
         "features.block1, features.block1.conv, features.block1.act, features.block1.pool, features.block2, "
         "features.block2.conv, features.block2.act, features.block2.pool, features.block3, features.block3.conv, "
         "features.block3.act, features.block3.pool, classifier, classifier.0, classifier.1, classifier.2, "

@@ -222,6 +222,7 @@ def test_multirun_sweep_gives_each_job_its_own_directory_and_continues_in_it(tmp
     log = (jobs[1] / "cnnpl.log").read_text()
     assert f"no checkpoint in {jobs[1] / 'checkpoints'} yet, so this job of the sweep starts from the beginning" in log
     assert (jobs[1] / "checkpoints" / "last.ckpt").is_file()
+    assert (jobs[1] / ".attempt-1" / "config.yaml").is_file()  # the discarded attempt's files, kept apart
     assert "ckpt_path=last" in (jobs[0] / ".hydra-2" / "overrides.yaml").read_text()
     assert (sweep / "multirun-2.yaml").read_bytes() == records[sweep / "multirun.yaml"]
 
@@ -358,20 +359,28 @@ def test_a_new_sweep_into_a_folder_with_an_earlier_sweeps_runs_is_refused_before
         "command again with ckpt_path=last, or sweep into a new folder (hydra.sweep.dir=<new folder>)"
     )
     _check_sweep_dir([*args, "fit=false"])  # testing its checkpoints
+    _check_sweep_dir([*args, "fit=False"])
     _check_sweep_dir(["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'new'}"])
     # continuing: this command's records go to .hydra-2 in each job folder, the sweep's first multirun.yaml is kept
     assert _keep_earlier_records([*args, "ckpt_path=last"]) == ["hydra.output_subdir=.hydra-2"]
     assert (sweep / "multirun-2.yaml").read_text() == "earlier sweep"
     assert _keep_earlier_records([*args, "ckpt_path=last"]) == ["hydra.output_subdir=.hydra-3"]
     # continuing needs an earlier sweep's checkpoints in the folder named (a new folder would start every job anew)
+    _check_sweep_dir([*args, "ckpt_path=last"])  # a job that started (its config.yaml) is a sweep to continue
     with pytest.raises(CnnplError) as caught:
-        _check_sweep_dir([*args, "ckpt_path=last"])
+        _check_sweep_dir(["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'new'}", "ckpt_path=last"])
     assert str(caught.value) == (
-        f"ckpt_path=last continues a sweep in its folder, but '{sweep}' holds no checkpoints/last.ckpt in its job "
-        "folders; give the sweep's own command again with hydra.sweep.dir=<that sweep's folder> ckpt_path=last"
+        f"ckpt_path=last continues a sweep in its folder, but '{tmp_path / 'new'}' holds no earlier sweep's runs; "
+        "give the sweep's own command again with hydra.sweep.dir=<that sweep's folder> ckpt_path=last"
     )
     with pytest.raises(CnnplError, match=r"this command names no fixed hydra\.sweep\.dir"):
         _check_sweep_dir([*args, "hydra.sweep.dir=outputs/${now:%H-%M-%S}", "ckpt_path=last"])
-    (sweep / "0" / "checkpoints").mkdir()
-    (sweep / "0" / "checkpoints" / "last.ckpt").write_bytes(b"x")
-    _check_sweep_dir([*args, "ckpt_path=last"])
+    # the folder an experiment's config sets is the one checked (not only hydra.sweep.dir= on the command line)
+    (tmp_path / "configs" / "experiment").mkdir(parents=True)
+    (tmp_path / "configs" / "experiment" / "mine.yaml").write_text(
+        f"# @package _global_\nhydra:\n  sweep:\n    dir: {sweep}\n"
+    )
+    mine = ["-m", f"hydra.searchpath=[file://{tmp_path / 'configs'}]", "experiment=mine", "seed=0,1"]
+    with pytest.raises(CnnplError, match="already holds an earlier sweep's runs"):
+        _check_sweep_dir(mine)
+    _check_sweep_dir([*mine, "ckpt_path=last"])

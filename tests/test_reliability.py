@@ -284,6 +284,10 @@ def test_ckpt_path_last_is_the_one_saved_at_the_latest_step_whatever_the_file_ti
         atomic_torch_save({"global_step": step, "state_dict": {}}, tmp_path / name)
         os.utime(tmp_path / name, (when, when))
     assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "last.ckpt")
+    # torch's old (not zip) format cannot be mapped: it is read whole
+    torch.save({"global_step": 40}, tmp_path / "last-v3.ckpt", _use_new_zipfile_serialization=False)
+    assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "last-v3.ckpt")
+    (tmp_path / "last-v3.ckpt").unlink()
     # one whose step cannot be read is taken as the newest, so that resuming from it is refused, not skipped
     (tmp_path / "last-v2.ckpt").write_bytes(b"truncated")
     os.utime(tmp_path / "last-v2.ckpt", (0, 0))
@@ -372,19 +376,53 @@ def test_a_resumed_run_keeps_the_metrics_csv_of_its_earlier_epochs(tmp_path: Pat
 
 def test_a_new_run_is_refused_where_an_earlier_run_started_without_saving_a_checkpoint(tmp_path: Path) -> None:
     no_checkpoints = [*FAST, "~callbacks.checkpoint"]
-    # a command refused before training leaves nothing that refuses the corrected one
+    # a command refused before training, by a check of the config or one of Lightning's setup, leaves
+    # nothing that refuses the corrected one (config.yaml is written when training starts)
     with pytest.raises(CnnplError, match="seed must be an integer"):
         train(cnnpl.compose([*no_checkpoints, "seed=-1"], output_dir=str(tmp_path)))
+    with pytest.raises(CnnplError, match="SimpleCNN has no layer 'nope'; its layers: "):
+        train(cnnpl.compose([*TINY, "callbacks.feature_maps.layers=[nope]"], output_dir=str(tmp_path)))
+    assert not (tmp_path / "config.yaml").exists()
     train(cnnpl.compose(no_checkpoints, output_dir=str(tmp_path)))
     written = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
     with pytest.raises(CheckpointError) as caught:
         train(cnnpl.compose([*no_checkpoints, "model=lenet5"], output_dir=str(tmp_path)))
     assert str(caught.value) == (
-        f"'{tmp_path}' already holds an earlier run (its config.yaml and csv/) that saved no checkpoint to continue "
-        "from; start this run in a new folder (hydra.run.dir=<new folder>; output_dir= from Python), or delete that "
-        "run's files first"
+        # tensorboard/: the events file the refused command's picture callbacks opened
+        f"'{tmp_path}' already holds an earlier run (its config.yaml and csv/, tensorboard/) that saved no "
+        "checkpoint to continue from; start this run in a new folder (hydra.run.dir=<new folder>; output_dir= "
+        "from Python), or delete that run's files first"
     )
     assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == written
+
+
+def test_a_folder_where_a_checkpoint_was_only_tested_can_train(tmp_path: Path) -> None:
+    train(cnnpl.compose(FAST, output_dir=str(tmp_path / "a")))
+    last = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    train(cnnpl.compose([*FAST, "fit=false", f"ckpt_path={last}"], output_dir=str(tmp_path / "b")))
+    assert (tmp_path / "b" / "config.yaml").is_file()  # fit: false, which trained nothing there
+    train(cnnpl.compose(FAST, output_dir=str(tmp_path / "b")))
+    assert (tmp_path / "b" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_restarted_attempt_sets_the_earlier_one_aside(tmp_path: Path) -> None:
+    from cnnpl.checkpoint import set_aside_attempt
+
+    assert set_aside_attempt(tmp_path) is None  # no attempt trained here
+    for name in ("config.yaml", "csv/metrics.csv", "tensorboard/events", "checkpoints/x", ".hydra/config.yaml"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    (tmp_path / "cnnpl.log").write_text("this attempt's log")
+    aside = set_aside_attempt(tmp_path)
+    assert aside == tmp_path / ".attempt-1"
+    assert sorted(str(p.relative_to(aside)) for p in aside.rglob("*") if p.is_file()) == [
+        "config.yaml",
+        "csv/metrics.csv",
+        "tensorboard/events",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".attempt-1", ".hydra", "checkpoints", "cnnpl.log"]
+    (tmp_path / "config.yaml").write_text("a second attempt")
+    assert set_aside_attempt(tmp_path) == tmp_path / ".attempt-2"
 
 
 def test_the_test_stage_evaluates_the_best_checkpoint(tmp_path: Path, monkeypatch) -> None:

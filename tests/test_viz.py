@@ -252,7 +252,7 @@ def test_find_layer_lists_the_layers_that_exist() -> None:
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
     with pytest.raises(CnnplError) as err:
         viz.find_layer(net, "2")
-    assert str(err.value) == "Sequential has no layer '2' Layers: 0, 1"
+    assert str(err.value) == "Sequential has no layer '2'; its layers: 0, 1"
     assert viz.conv_weight(net)[0] == "0"
     with pytest.raises(CnnplError, match="layer '1' has no convolution weight to show; conv layers: 0"):
         viz.conv_weight(net, "1")

@@ -163,14 +163,15 @@ def last_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
 
 
 def _saved_step(path: Path) -> float:
-    """The ``global_step`` a Lightning checkpoint was saved at (its tensors are mapped, not read); infinity
-    when the file does not say."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        step = checkpoint["global_step"]
-        return float(step) if isinstance(step, int) and not isinstance(step, bool) else math.inf
-    except Exception:  # not a zip file, not a Lightning checkpoint: resolve_ckpt_path's caller says what
-        return math.inf
+    """The ``global_step`` a Lightning checkpoint was saved at (its tensors are mapped, not read, unless it
+    is in torch's old format); infinity when the file does not say."""
+    for mapped in (True, False):  # torch maps only its zip format; the old one is read whole
+        try:
+            step = torch.load(path, map_location="cpu", weights_only=True, mmap=mapped)["global_step"]
+            return float(step) if isinstance(step, int) and not isinstance(step, bool) else math.inf
+        except Exception:  # not a Lightning checkpoint, or not torch's: resolve_ckpt_path's caller says what
+            continue
+    return math.inf
 
 
 def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: str | Path) -> str | None:
@@ -226,13 +227,49 @@ def check_fresh_run_dir(
             f"its own command again with ckpt_path=last, or start this one {new_folder}"
         )
     started = Path(run_dir) / "config.yaml" if run_dir is not None else None
-    if started is not None and started.is_file():
-        logs = sorted(p.name + "/" for p in Path(run_dir).iterdir() if p.is_dir() and not p.name.startswith("."))
+    if started is not None and started.is_file() and _trained(started):
+        logs = sorted(  # what it logged (an empty folder may be a refused command's)
+            p.name + "/"
+            for p in Path(run_dir).iterdir()
+            if p.is_dir() and not p.name.startswith(".") and any(f.is_file() for f in p.rglob("*"))
+        )
         also = f" and {', '.join(logs)}" if logs else ""
         raise CheckpointError(
             f"{str(run_dir)!r} already holds an earlier run (its config.yaml{also}) that saved no checkpoint to "
             f"continue from; start this run {new_folder}, or delete that run's files first"
         )
+
+
+def set_aside_attempt(run_dir: str | Path) -> Path | None:
+    """Move what an earlier attempt of a run left in ``run_dir`` (its ``config.yaml`` and its folders but
+    ``checkpoints/`` and Hydra's ``.hydra*/``) into ``run_dir/.attempt-N/``; returns that folder, or
+    ``None`` when no attempt trained there. For a sweep job that starts again from the beginning: its
+    logs would otherwise mix with the discarded attempt's (nothing is deleted)."""
+    folder = Path(run_dir)
+    if not (folder / "config.yaml").is_file():
+        return None
+    n = 1
+    while (folder / f".attempt-{n}").exists():
+        n += 1
+    aside = folder / f".attempt-{n}"
+    aside.mkdir()
+    for path in sorted(folder.iterdir()):
+        if path.name == "config.yaml" or (
+            path.is_dir() and not path.name.startswith(".") and path.name != "checkpoints"
+        ):
+            path.rename(aside / path.name)
+    return aside
+
+
+def _trained(config: Path) -> bool:
+    """Whether the run that wrote ``config`` (a run's ``config.yaml``) trained: not ``fit: false``, which
+    only tested a checkpoint (a file cnnpl cannot read counts as a training run's)."""
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.load(config).get("fit", True) is not False
+    except Exception:
+        return True
 
 
 def run_config_of(ckpt: str | Path) -> Path | None:

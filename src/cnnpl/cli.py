@@ -230,7 +230,7 @@ def _check_run_dir(args: list[str]) -> None:
 
 def _keep_earlier_records(args: list[str]) -> list[str]:
     """``hydra.output_subdir=.hydra-N`` when ``hydra.run.dir=`` names a run directory that has a ``.hydra``
-    (with ``-m``: when a job folder of the literal ``hydra.sweep.dir=`` has one).
+    (with ``-m``: when a job folder of the sweep's fixed folder has one).
 
     Hydra writes its record of a command (``config.yaml``, ``overrides.yaml``) before anything is
     checked; in a run directory given again (to resume, or by mistake) it would replace the first
@@ -240,7 +240,7 @@ def _keep_earlier_records(args: list[str]) -> list[str]:
     if _values(args, "hydra.output_subdir"):
         return []  # an output_subdir chosen (Lightning's workers: null)
     sweep = bool({"-m", "--multirun"} & set(args))
-    top = _final_folder(args, "hydra.sweep.dir" if sweep else "hydra.run.dir")
+    top = _sweep_folder(args) if sweep else _final_folder(args, "hydra.run.dir")
     if top is None:
         return []
     run_dirs = [path for path in top.iterdir() if path.is_dir()] if sweep and top.is_dir() else [top]
@@ -261,36 +261,59 @@ def _keep_earlier_records(args: list[str]) -> list[str]:
     return [f"hydra.output_subdir=.hydra-{n}"]
 
 
+NEW_EACH_TIME = "${now:"  # a folder named by the time is a new one at each command
+
+
+def _sweep_folder(args: list[str]) -> Path | None:
+    """The folder a sweep (``-m``) will use: ``hydra.sweep.dir`` as the command line and the configs it
+    chooses (an experiment's ``hydra:``) set it; ``None`` when it has an interpolation (the time, an
+    environment variable) or the config does not compose (Hydra will say why)."""
+    from omegaconf import OmegaConf
+
+    given = [arg for arg in args if not arg.startswith("-")]
+    variants = _sweep_variants(given)  # the first job's overrides: a list of values does not compose
+    try:
+        cfg = compose_plain(variants[0][0] if variants else given, hydra=True)
+        folder = OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("dir")
+    except Exception:
+        return _final_folder(args, "hydra.sweep.dir")
+    return Path(folder) if isinstance(folder, str) and folder and "${" not in folder else None
+
+
 def _check_sweep_dir(args: list[str]) -> None:
-    """Refuse, before Hydra writes anything, a sweep (``-m``) into a literal ``hydra.sweep.dir`` whose job
-    folders hold an earlier sweep's runs unless it continues them (``ckpt_path=last``) or only tests
-    (``fit=false``); and a sweep that continues (``ckpt_path=last``) but names no earlier sweep's folder
-    with a checkpoint in it. Each job would be refused anyway
+    """Refuse, before Hydra writes anything, a sweep (``-m``) into a fixed ``hydra.sweep.dir`` whose job
+    folders hold an earlier sweep's runs, unless it continues them (``ckpt_path=last``) or only tests
+    (``fit=false``); and a sweep that continues (``ckpt_path=last``) but names no folder with an
+    earlier sweep's runs in it. Each job would be refused anyway
     (:func:`cnnpl.checkpoint.check_fresh_run_dir`), but only after Hydra had replaced the earlier sweep's
     ``multirun.yaml`` and its jobs' ``.hydra/`` records. A continued sweep starts the jobs that have no
     checkpoint yet from the beginning (:func:`cnnpl.train.train`)."""
     if not {"-m", "--multirun"} & set(args) or _values(args, "hydra.sweep.subdir"):
         return
-    top = _final_folder(args, "hydra.sweep.dir")
+    top = _sweep_folder(args)
     jobs = [job for job in top.iterdir() if job.is_dir()] if top is not None and top.is_dir() else []
-    ckpt_paths = [value for value in _values(args, "ckpt_path") if value not in ("", "null")]
-    if ckpt_paths and ckpt_paths[-1] == "last" and "false" not in _values(args, "fit"):
-        if top is None or not any(any((job / "checkpoints").glob("last*.ckpt")) for job in jobs):
-            where = (
-                f"{str(top)!r} holds no checkpoints/last.ckpt in its job folders"
-                if top
-                else "this command names no fixed hydra.sweep.dir (with the time in it, the folder is a new one)"
-            )
-            raise CnnplError(
-                f"ckpt_path=last continues a sweep in its folder, but {where}; give the sweep's own command again "
-                "with hydra.sweep.dir=<that sweep's folder> ckpt_path=last"
-            )
-        return
-    if ckpt_paths or "false" in _values(args, "fit"):
-        return  # each job continues from a file, or tests its checkpoints
     runs = sorted(
         job.name for job in jobs if (job / "config.yaml").is_file() or any((job / "checkpoints").glob("*.ckpt"))
     )
+    ckpt_paths = [value for value in _values(args, "ckpt_path") if value.lower() not in ("", "null")]
+    testing = any(value.lower() == "false" for value in _values(args, "fit"))
+    if ckpt_paths and ckpt_paths[-1] == "last" and not testing:
+        if runs:
+            return
+        if top is not None:
+            where = f"{str(top)!r} holds no earlier sweep's runs"
+        elif any(NEW_EACH_TIME in value for value in _values(args, "hydra.sweep.dir")) or not _values(
+            args, "hydra.sweep.dir"
+        ):
+            where = "this command names no fixed hydra.sweep.dir (with the time in it, the folder is a new one)"
+        else:
+            return  # a folder named through an interpolation (an environment variable): left to each job
+        raise CnnplError(
+            f"ckpt_path=last continues a sweep in its folder, but {where}; give the sweep's own command again "
+            "with hydra.sweep.dir=<that sweep's folder> ckpt_path=last"
+        )
+    if ckpt_paths or testing:
+        return  # each job continues from a file, or tests its checkpoints
     if runs:
         shown = ", ".join(f"{name}/" for name in runs[:3]) + (" ..." if len(runs) > 3 else "")
         raise CnnplError(

@@ -566,6 +566,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from cnnpl.callbacks.base import VisualCallback
+    from cnnpl.callbacks.guards import ConfigWriter
     from cnnpl.checkpoint import (
         LAST,
         check_checkpoint_fits,
@@ -574,6 +575,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_resume_settings,
         last_checkpoints,
         resolve_ckpt_path,
+        set_aside_attempt,
     )
     from cnnpl.checks import check_eval_shards, check_tta
     from cnnpl.distributed import check_launch, in_sweep, is_worker
@@ -611,14 +613,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
         _checkpoint_latest(callbacks)
     check_monitors(callbacks)
     checkpoint_dir = _checkpoint_dir(callbacks, output_dir)
-    ckpt_setting, starting_over = cfg.get("ckpt_path"), False
+    ckpt_setting = cfg.get("ckpt_path")
     if str(ckpt_setting) == LAST and cfg.get("fit", True) and in_sweep() and not last_checkpoints(checkpoint_dir):
         # continuing a sweep: the jobs it had not reached (or left before their first checkpoint) start now
+        aside = set_aside_attempt(output_dir)
         logging.getLogger(__name__).info(
-            "ckpt_path=last: no checkpoint in %s yet, so this job of the sweep starts from the beginning",
+            "ckpt_path=last: no checkpoint in %s yet, so this job of the sweep starts from the beginning%s",
             checkpoint_dir,
+            f" (the earlier attempt's files are in {aside})" if aside else "",
         )
-        ckpt_setting, starting_over = None, True
+        ckpt_setting = None
     ckpt_path = resolve_ckpt_path(ckpt_setting, checkpoint_dir)
     if ckpt_path is not None:
         checkpoint = check_checkpoint_fits(ckpt_path, system)
@@ -630,7 +634,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     elif cfg.get("fit", True) and not any(Path(output_dir).glob("hpc_ckpt_*.ckpt")):
         # (a SLURM requeue resumes from hpc_ckpt_N.ckpt by itself; the first process has written config.yaml
         # by the time the others get here)
-        check_fresh_run_dir(checkpoint_dir, run_dir=None if is_worker() or starting_over else output_dir)
+        check_fresh_run_dir(checkpoint_dir, run_dir=None if is_worker() else output_dir)
     logger = _instantiate(cfg.logger) if cfg.get("logger") else False
     extra: dict[str, Any] = {"plugins": _with_atomic_checkpoints(cfg.trainer.get("plugins"))}
     if not _has_model_checkpoint(callbacks) and cfg.trainer.get("enable_checkpointing") is None:
@@ -640,6 +644,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         extra["limit_val_batches"] = 0  # no validation loop at all (Lightning would warn of an empty one)
     if cfg.trainer.get("profiler") is None:
         extra["profiler"] = NullProfiler()  # Lightning's default, without its cost per hook call
+    if cfg.get("fit", True):  # what a resume is compared with, and what render rebuilds from
+        callbacks.append(ConfigWriter(functools.partial(save_config, cfg, output_dir / "config.yaml")))
     trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **extra)
     evaluated = [
         name for name, runs in (("val", cfg.get("fit", True) and validates), ("test", cfg.get("test", True))) if runs
@@ -661,9 +667,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if trainer.is_global_zero:
         logging.getLogger(__name__).info(environment_line(trainer))
         warn_emulated_bf16(trainer)
-        if cfg.get("fit", True) or not (output_dir / "config.yaml").exists():
-            # what a resume is compared with, and what render rebuilds from: a run that only tests
-            # (fit=false) in a run directory leaves the training run's as it was
+        if not cfg.get("fit", True) and not (output_dir / "config.yaml").exists():
+            # what render rebuilds from; a run that only tests (fit=false) in a run directory leaves the
+            # training run's as it was (a training run writes its own when training starts: ConfigWriter)
             save_config(cfg, output_dir / "config.yaml")
 
     metrics: dict[str, float] = {}

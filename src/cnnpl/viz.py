@@ -175,9 +175,9 @@ def find_layer(net: nn.Module, name: str) -> nn.Module:
 
     names = [n for n in modules if n]
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
     shown = ", ".join(names[:80]) + (f", ... ({len(names) - 80} more)" if len(names) > 80 else "")
-    raise CnnplError(f"{type(net).__name__} has no layer {name!r}{hint} Layers: {shown}")
+    raise CnnplError(f"{type(net).__name__} has no layer {name!r}{hint}; its layers: {shown}")
 
 
 def _has_conv_weight(module: nn.Module) -> bool:

@@ -9,12 +9,15 @@
   with a message naming the step; the last checkpoint on disk stays the last good one.
 
 They are not registry components (``callbacks=...`` cannot drop them): they are part of what a run is.
+:class:`ConfigWriter`, which writes a training run's ``config.yaml`` when training starts, is added by
+``cnnpl.train`` too.
 """
 
 from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +71,22 @@ def random_state_key(rank: int) -> str:
 def saved_random_state(checkpoint: dict[str, Any], rank: int) -> dict[str, Any] | None:
     """The random states :class:`RandomStateCheckpoint` saved in ``checkpoint`` for process ``rank``, if any."""
     return (checkpoint.get("cnnpl") or {}).get(random_state_key(rank))
+
+
+class ConfigWriter(L.Callback):
+    """Calls ``write`` (writing the run's ``config.yaml``) in process 0 when training starts.
+
+    That is after every check, Lightning's setup and the sanity check included: a command refused
+    before training leaves no ``config.yaml``, so a ``config.yaml`` in a run directory means that a
+    run trained there (:func:`cnnpl.checkpoint.check_fresh_run_dir` refuses to start another over it).
+    """
+
+    def __init__(self, write: Callable[[], None]) -> None:
+        self.write = write
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.write()
 
 
 class RandomStateCheckpoint(L.Callback):
