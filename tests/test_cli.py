@@ -351,6 +351,8 @@ def test_a_new_sweep_into_a_folder_with_an_earlier_sweeps_runs_is_refused_before
     (sweep / "multirun.yaml").write_text("earlier sweep")
     args = ["-m", "seed=0,1", f"hydra.sweep.dir={sweep}"]
     _check_sweep_dir(args)  # a job folder with Hydra's record only: no run started there
+    (sweep / "0" / "config.yaml").write_text("fit: false\n")
+    _check_sweep_dir(args)  # a run that only tested a checkpoint there
     (sweep / "0" / "config.yaml").write_text("a run")
     with pytest.raises(CnnplError) as caught:
         _check_sweep_dir(args)

@@ -408,21 +408,54 @@ def test_a_folder_where_a_checkpoint_was_only_tested_can_train(tmp_path: Path) -
 def test_a_restarted_attempt_sets_the_earlier_one_aside(tmp_path: Path) -> None:
     from cnnpl.checkpoint import set_aside_attempt
 
-    assert set_aside_attempt(tmp_path) is None  # no attempt trained here
-    for name in ("config.yaml", "csv/metrics.csv", "tensorboard/events", "checkpoints/x", ".hydra/config.yaml"):
+    logs = [tmp_path / "csv", tmp_path / "tensorboard"]
+    assert set_aside_attempt(tmp_path, logs) is None  # no attempt here
+    (tmp_path / "tensorboard").mkdir()  # an empty folder (a refused command's) is nothing to set aside
+    assert set_aside_attempt(tmp_path, logs) is None
+    for name in ("config.yaml", "csv/metrics.csv", "checkpoints/x", ".hydra/config.yaml", "notes/mine.txt"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(name)
     (tmp_path / "cnnpl.log").write_text("this attempt's log")
-    aside = set_aside_attempt(tmp_path)
+    aside = set_aside_attempt(tmp_path, logs)
     assert aside == tmp_path / ".attempt-1"
     assert sorted(str(p.relative_to(aside)) for p in aside.rglob("*") if p.is_file()) == [
         "config.yaml",
         "csv/metrics.csv",
-        "tensorboard/events",
     ]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".attempt-1", ".hydra", "checkpoints", "cnnpl.log"]
-    (tmp_path / "config.yaml").write_text("a second attempt")
-    assert set_aside_attempt(tmp_path) == tmp_path / ".attempt-2"
+    # the run's checkpoints, Hydra's records, the log being written and the user's own files stay
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".attempt-1",
+        ".hydra",
+        "checkpoints",
+        "cnnpl.log",
+        "notes",
+        "tensorboard",
+    ]
+    (tmp_path / "tensorboard" / "events").write_text("a second attempt's events, no config.yaml")
+    assert set_aside_attempt(tmp_path, logs) == tmp_path / ".attempt-2"
+    assert (tmp_path / ".attempt-2" / "tensorboard" / "events").is_file()
+
+
+def test_the_run_config_is_written_once_by_process_zero_when_training_starts_or_a_checkpoint_comes_first() -> None:
+    from types import SimpleNamespace
+
+    from cnnpl.callbacks.guards import ConfigWriter
+
+    writes: list[int] = []
+    first, other = SimpleNamespace(is_global_zero=True), SimpleNamespace(is_global_zero=False)
+    for trainer in (other, first):
+        writer = ConfigWriter(lambda: writes.append(1))
+        writer.on_save_checkpoint(trainer, None, {})  # SIGTERM during the sanity check saves before training
+        writer.on_train_start(trainer, None)
+        writer.on_fit_end(trainer, None)
+    assert writes == [1]
+    ConfigWriter(lambda: writes.append(2)).on_fit_end(first, None)  # a fit with nothing to train
+    assert writes == [1, 2]
+
+
+def test_a_fit_with_no_training_batch_still_writes_its_config(tmp_path: Path) -> None:
+    train(cnnpl.compose([*FAST, "+trainer.limit_train_batches=0"], output_dir=str(tmp_path)))
+    assert (tmp_path / "config.yaml").is_file()
 
 
 def test_the_test_stage_evaluates_the_best_checkpoint(tmp_path: Path, monkeypatch) -> None:

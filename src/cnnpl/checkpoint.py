@@ -227,7 +227,7 @@ def check_fresh_run_dir(
             f"its own command again with ckpt_path=last, or start this one {new_folder}"
         )
     started = Path(run_dir) / "config.yaml" if run_dir is not None else None
-    if started is not None and started.is_file() and _trained(started):
+    if started is not None and started.is_file() and trained_in(started):
         logs = sorted(  # what it logged (an empty folder may be a refused command's)
             p.name + "/"
             for p in Path(run_dir).iterdir()
@@ -240,28 +240,32 @@ def check_fresh_run_dir(
         )
 
 
-def set_aside_attempt(run_dir: str | Path) -> Path | None:
-    """Move what an earlier attempt of a run left in ``run_dir`` (its ``config.yaml`` and its folders but
-    ``checkpoints/`` and Hydra's ``.hydra*/``) into ``run_dir/.attempt-N/``; returns that folder, or
-    ``None`` when no attempt trained there. For a sweep job that starts again from the beginning: its
-    logs would otherwise mix with the discarded attempt's (nothing is deleted)."""
+def set_aside_attempt(run_dir: str | Path, logs: list[Path]) -> Path | None:
+    """Move what an earlier attempt of a run left in ``run_dir`` (its ``config.yaml``, and the folders in
+    ``logs``: the logger's, where they hold files) into ``run_dir/.attempt-N/``; returns that folder, or
+    ``None`` when there is nothing. For a sweep job that starts again from the beginning: its logs would
+    otherwise mix with the discarded attempt's (nothing is deleted; other files stay where they are)."""
     folder = Path(run_dir)
-    if not (folder / "config.yaml").is_file():
+    config = folder / "config.yaml"
+    moving = [config] if config.is_file() else []
+    moving += [
+        log
+        for log in logs
+        if log.is_dir() and log.resolve().parent == folder.resolve() and any(f.is_file() for f in log.rglob("*"))
+    ]
+    if not moving:
         return None
     n = 1
     while (folder / f".attempt-{n}").exists():
         n += 1
     aside = folder / f".attempt-{n}"
     aside.mkdir()
-    for path in sorted(folder.iterdir()):
-        if path.name == "config.yaml" or (
-            path.is_dir() and not path.name.startswith(".") and path.name != "checkpoints"
-        ):
-            path.rename(aside / path.name)
+    for path in moving:
+        path.rename(aside / path.name)
     return aside
 
 
-def _trained(config: Path) -> bool:
+def trained_in(config: Path) -> bool:
     """Whether the run that wrote ``config`` (a run's ``config.yaml``) trained: not ``fit: false``, which
     only tested a checkpoint (a file cnnpl cannot read counts as a training run's)."""
     from omegaconf import OmegaConf

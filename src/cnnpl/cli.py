@@ -292,8 +292,13 @@ def _check_sweep_dir(args: list[str]) -> None:
         return
     top = _sweep_folder(args)
     jobs = [job for job in top.iterdir() if job.is_dir()] if top is not None and top.is_dir() else []
-    runs = sorted(
-        job.name for job in jobs if (job / "config.yaml").is_file() or any((job / "checkpoints").glob("*.ckpt"))
+    from cnnpl.checkpoint import trained_in
+
+    runs = sorted(  # a job folder where a run trained (a fit=false run's config.yaml only tested)
+        job.name
+        for job in jobs
+        if ((job / "config.yaml").is_file() and trained_in(job / "config.yaml"))
+        or any((job / "checkpoints").glob("*.ckpt"))
     )
     ckpt_paths = [value for value in _values(args, "ckpt_path") if value.lower() not in ("", "null")]
     testing = any(value.lower() == "false" for value in _values(args, "fit"))

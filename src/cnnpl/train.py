@@ -573,7 +573,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_fresh_run_dir,
         check_resumable,
         check_resume_settings,
-        last_checkpoints,
         resolve_ckpt_path,
         set_aside_attempt,
     )
@@ -614,9 +613,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_monitors(callbacks)
     checkpoint_dir = _checkpoint_dir(callbacks, output_dir)
     ckpt_setting = cfg.get("ckpt_path")
-    if str(ckpt_setting) == LAST and cfg.get("fit", True) and in_sweep() and not last_checkpoints(checkpoint_dir):
+    if str(ckpt_setting) == LAST and cfg.get("fit", True) and in_sweep() and not any(checkpoint_dir.glob("*.ckpt")):
         # continuing a sweep: the jobs it had not reached (or left before their first checkpoint) start now
-        aside = set_aside_attempt(output_dir)
+        aside = set_aside_attempt(output_dir, _logger_folders(cfg))
         logging.getLogger(__name__).info(
             "ckpt_path=last: no checkpoint in %s yet, so this job of the sweep starts from the beginning%s",
             checkpoint_dir,
@@ -632,8 +631,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             if Path(ckpt_path).resolve().parent not in (Path(checkpoint_dir).resolve(), output_dir.resolve()):
                 check_fresh_run_dir(checkpoint_dir, continuing=ckpt_path)  # another run's: not into this one's
     elif cfg.get("fit", True) and not any(Path(output_dir).glob("hpc_ckpt_*.ckpt")):
-        # (a SLURM requeue resumes from hpc_ckpt_N.ckpt by itself; the first process has written config.yaml
-        # by the time the others get here)
+        # (a SLURM requeue resumes from hpc_ckpt_N.ckpt by itself; the other processes of a run find the
+        # first one's config.yaml)
         check_fresh_run_dir(checkpoint_dir, run_dir=None if is_worker() else output_dir)
     logger = _instantiate(cfg.logger) if cfg.get("logger") else False
     extra: dict[str, Any] = {"plugins": _with_atomic_checkpoints(cfg.trainer.get("plugins"))}
@@ -694,6 +693,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
             raise SIGTERMException(EXIT_SIGTERM) from None
         metrics.update(_floats(trainer.callback_metrics))
     return metrics
+
+
+def _logger_folders(cfg: DictConfig) -> list[Path]:
+    """The folder the run's logger writes to (``<save_dir>/<name>``: ``tensorboard/``, ``csv/``), if it has one."""
+    logger = cfg.get("logger") or {}
+    save_dir, name = logger.get("save_dir"), logger.get("name")
+    return [Path(str(save_dir)) / str(name)] if save_dir and name else []
 
 
 def _floats(metrics: dict[str, Any]) -> dict[str, float]:

@@ -74,19 +74,33 @@ def saved_random_state(checkpoint: dict[str, Any], rank: int) -> dict[str, Any] 
 
 
 class ConfigWriter(L.Callback):
-    """Calls ``write`` (writing the run's ``config.yaml``) in process 0 when training starts.
+    """Calls ``write`` (writing the run's ``config.yaml``) once, in process 0, when training starts, or
+    before that if a checkpoint is saved first (SIGTERM during the sanity check), or when the fit ends
+    if neither happened (nothing left to train).
 
-    That is after every check, Lightning's setup and the sanity check included: a command refused
-    before training leaves no ``config.yaml``, so a ``config.yaml`` in a run directory means that a
-    run trained there (:func:`cnnpl.checkpoint.check_fresh_run_dir` refuses to start another over it).
+    That is after every check, Lightning's setup included: a command refused before training leaves no
+    ``config.yaml``, so a ``config.yaml`` in a run directory means that a run trained there
+    (:func:`cnnpl.checkpoint.check_fresh_run_dir` refuses to start another over it), and every
+    checkpoint has its run's ``config.yaml`` beside it (what a resume is compared with).
     """
 
     def __init__(self, write: Callable[[], None]) -> None:
         self.write = write
+        self.written = False
+
+    def _write_once(self, trainer: L.Trainer) -> None:
+        if trainer.is_global_zero and not self.written:
+            self.write()
+            self.written = True
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero:
-            self.write()
+        self._write_once(trainer)
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        self._write_once(trainer)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write_once(trainer)
 
 
 class RandomStateCheckpoint(L.Callback):
