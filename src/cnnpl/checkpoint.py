@@ -5,9 +5,9 @@
   the old one with ``os.replace``, so a kill or a full disk during a save never leaves a truncated
   ``last.ckpt`` in place of a good one. Reads use ``torch.load(weights_only=True)``: a file that
   needs pickled Python objects (code) to load is refused with :class:`UnsafeCheckpointError`.
-- :func:`resolve_ckpt_path`: ``ckpt_path=last`` means the newest ``last*.ckpt`` in the run directory's
-  ``checkpoints/`` (``last.ckpt``, or ``last-v1.ckpt`` ... where Lightning had to version it), as
-  Lightning's own ``ckpt_path="last"``; resume with the same command, ``hydra.run.dir`` and ``ckpt_path=last``.
+- :func:`resolve_ckpt_path`: ``ckpt_path=last`` means the latest ``last*.ckpt`` in the run directory's
+  ``checkpoints/`` (``last.ckpt``, or of ``last-v1.ckpt`` ... where Lightning had to version it, the one
+  saved at the latest step); resume with the same command, ``hydra.run.dir`` and ``ckpt_path=last``.
 - :func:`check_resume_settings`: a resume whose settings differ from the run's ``config.yaml`` in what
   defines the training (data, model, components, optimizer, schedule, ...) is refused before training.
 - :func:`check_fresh_run_dir`: a new training run is refused in a run directory that already holds
@@ -204,7 +204,7 @@ def check_fresh_run_dir(
     checkpoint_dir: str | Path, continuing: str | Path | None = None, run_dir: str | Path | None = None
 ) -> None:
     """Refuse to start a new training run where another run's checkpoints are, or in ``run_dir`` when an
-    earlier run started there (its ``config.yaml``) and left no checkpoint.
+    earlier run trained there (its ``config.yaml``, not ``fit: false``) and left no checkpoint.
 
     Lightning would write ``last-v1.ckpt`` beside them and the run's ``config.yaml`` would describe the
     new run only: two runs mixed in one folder, and ``ckpt_path=last`` no longer clearly either's; the

@@ -2,10 +2,11 @@
 
 This is the only module that instantiates from configs. Everything that can be checked is built and
 checked before ``Trainer.fit`` starts, so a bad config fails in seconds with one clear message:
-the output directory must be writable; a new run may not start where another run's checkpoints are;
-a checkpoint to resume from (``ckpt_path=<file>`` or ``ckpt_path=last``, the run directory's newest
-``checkpoints/last*.ckpt``) must exist, load with ``weights_only=True``, fit the model, and come from a
-run with the same settings (its ``config.yaml``). Every run writes checkpoints atomically
+the output directory must be writable; a new run may not start where another run trained (its
+checkpoints, or its ``config.yaml``); a checkpoint to resume from (``ckpt_path=<file>`` or
+``ckpt_path=last``, the run directory's latest ``checkpoints/last*.ckpt``) must exist, hold more than the
+weights, load with ``weights_only=True``, fit the model, and come from a run with the same settings (its
+``config.yaml``, which a run writes when training starts). Every run writes checkpoints atomically
 (:class:`cnnpl.checkpoint.AtomicCheckpointIO`) and carries the guards of :mod:`cnnpl.callbacks.guards`
 (random state in checkpoints, a checkpoint on SIGTERM, a stop on a NaN / infinite loss).
 See docs/reliability.md.
