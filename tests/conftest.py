@@ -56,6 +56,11 @@ def tiny_overrides() -> list[str]:
     return list(TINY)
 
 
+def contents(folder: Path) -> dict[Path, bytes]:
+    """Every file under ``folder`` with its bytes: compare before and after to see that nothing was written over."""
+    return {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
 def run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300
 ) -> subprocess.CompletedProcess[str]:

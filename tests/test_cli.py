@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, contents, run_cli
 
 import cnnpl
 from cnnpl.errors import CnnplError
@@ -208,11 +208,11 @@ def test_multirun_sweep_gives_each_job_its_own_directory_and_continues_in_it(tmp
     assert "pool=max" in pools[0] and "pool=avg" in pools[1]
     assert all((job / "checkpoints" / "last.ckpt").is_file() for job in jobs)
     # the same folder again: a new sweep is refused before Hydra rewrites the first one's records
-    records = {path: path.read_bytes() for path in sorted(sweep.rglob("*")) if path.is_file()}
+    records = contents(sweep)
     again = run_cli("-m", *TINY, "pool=max,avg", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert again.returncode == 2
     assert again.stderr.strip().startswith(f"cnnpl: error: hydra.sweep.dir '{sweep}' already holds an earlier sweep's")
-    assert {path: path.read_bytes() for path in sorted(sweep.rglob("*")) if path.is_file()} == records
+    assert contents(sweep) == records
     # continuing it: job 0 resumes, job 1 (as if the sweep had stopped before it saved anything) starts over
     for path in jobs[1].glob("checkpoints/*.ckpt"):
         path.unlink()
@@ -344,39 +344,45 @@ def test_compose_in_python_raises_the_command_lines_one_line(overrides: list[str
 
 
 def test_a_new_sweep_into_a_folder_with_an_earlier_sweeps_runs_is_refused_before_hydra_writes(tmp_path: Path) -> None:
-    from cnnpl.cli import _check_sweep_dir, _keep_earlier_records
+    from cnnpl.cli import _check_sweep_dir, _keep_earlier_records, _sweep_dir_setting
+
+    def check(args: list[str]) -> None:  # as prepare() calls them, with the sweep folder the config sets
+        _check_sweep_dir(args, _sweep_dir_setting(args))
+
+    def keep(args: list[str]) -> list[str]:
+        return _keep_earlier_records(args, _sweep_dir_setting(args))
 
     sweep = tmp_path / "sweep"
     (sweep / "0" / ".hydra").mkdir(parents=True)
     (sweep / "multirun.yaml").write_text("earlier sweep")
     args = ["-m", "seed=0,1", f"hydra.sweep.dir={sweep}"]
-    _check_sweep_dir(args)  # a job folder with Hydra's record only: no run started there
+    check(args)  # a job folder with Hydra's record only: no run started there
     (sweep / "0" / "config.yaml").write_text("fit: false\n")
-    _check_sweep_dir(args)  # a run that only tested a checkpoint there
+    check(args)  # a run that only tested a checkpoint there
     (sweep / "0" / "config.yaml").write_text("a run")
     with pytest.raises(CnnplError) as caught:
-        _check_sweep_dir(args)
+        check(args)
     assert str(caught.value) == (
         f"hydra.sweep.dir '{sweep}' already holds an earlier sweep's runs (0/); to continue that sweep give its own "
         "command again with ckpt_path=last, or sweep into a new folder (hydra.sweep.dir=<new folder>)"
     )
-    _check_sweep_dir([*args, "fit=false"])  # testing its checkpoints
-    _check_sweep_dir([*args, "fit=False"])
-    _check_sweep_dir(["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'new'}"])
+    check([*args, "fit=false"])  # testing its checkpoints
+    check([*args, "fit=False"])
+    check(["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'new'}"])
     # continuing: this command's records go to .hydra-2 in each job folder, the sweep's first multirun.yaml is kept
-    assert _keep_earlier_records([*args, "ckpt_path=last"]) == ["hydra.output_subdir=.hydra-2"]
+    assert keep([*args, "ckpt_path=last"]) == ["hydra.output_subdir=.hydra-2"]
     assert (sweep / "multirun-2.yaml").read_text() == "earlier sweep"
-    assert _keep_earlier_records([*args, "ckpt_path=last"]) == ["hydra.output_subdir=.hydra-3"]
+    assert keep([*args, "ckpt_path=last"]) == ["hydra.output_subdir=.hydra-3"]
     # continuing needs an earlier sweep's checkpoints in the folder named (a new folder would start every job anew)
-    _check_sweep_dir([*args, "ckpt_path=last"])  # a job that started (its config.yaml) is a sweep to continue
+    check([*args, "ckpt_path=last"])  # a job that started (its config.yaml) is a sweep to continue
     with pytest.raises(CnnplError) as caught:
-        _check_sweep_dir(["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'new'}", "ckpt_path=last"])
+        check(["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'new'}", "ckpt_path=last"])
     assert str(caught.value) == (
         f"ckpt_path=last continues a sweep in its folder, but '{tmp_path / 'new'}' holds no earlier sweep's runs; "
         "give the sweep's own command again with hydra.sweep.dir=<that sweep's folder> ckpt_path=last"
     )
     with pytest.raises(CnnplError, match=r"this command names no fixed hydra\.sweep\.dir"):
-        _check_sweep_dir([*args, "hydra.sweep.dir=outputs/${now:%H-%M-%S}", "ckpt_path=last"])
+        check([*args, "hydra.sweep.dir=outputs/${now:%H-%M-%S}", "ckpt_path=last"])
     # the folder an experiment's config sets is the one checked (not only hydra.sweep.dir= on the command line)
     (tmp_path / "configs" / "experiment").mkdir(parents=True)
     (tmp_path / "configs" / "experiment" / "mine.yaml").write_text(
@@ -384,5 +390,5 @@ def test_a_new_sweep_into_a_folder_with_an_earlier_sweeps_runs_is_refused_before
     )
     mine = ["-m", f"hydra.searchpath=[file://{tmp_path / 'configs'}]", "experiment=mine", "seed=0,1"]
     with pytest.raises(CnnplError, match="already holds an earlier sweep's runs"):
-        _check_sweep_dir(mine)
-    _check_sweep_dir([*mine, "ckpt_path=last"])
+        check(mine)
+    check([*mine, "ckpt_path=last"])

@@ -20,7 +20,7 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, contents, run_cli
 
 import cnnpl
 from cnnpl.callbacks import ModelCheckpoint
@@ -299,7 +299,7 @@ def test_a_copied_run_directory_resumes_with_its_own_checkpoint_record(tmp_path:
 
     train(cnnpl.compose(FAST, output_dir=str(tmp_path / "a")))
     shutil.copytree(tmp_path / "a", tmp_path / "b")
-    written = {path: path.read_bytes() for path in sorted((tmp_path / "a").rglob("*")) if path.is_file()}
+    written = contents(tmp_path / "a")
     train(cnnpl.compose([*FAST, "trainer.max_epochs=2", "ckpt_path=last"], output_dir=str(tmp_path / "b")))
     folder = tmp_path / "b" / "checkpoints"
     # Lightning would restore only best_model_path (a's) from the record, and version the last checkpoint
@@ -308,7 +308,7 @@ def test_a_copied_run_directory_resumes_with_its_own_checkpoint_record(tmp_path:
     assert record["dirpath"] == str(folder)
     assert Path(record["best_model_path"]).parent == folder
     assert all(Path(path).parent == folder for path in record["best_k_models"])
-    assert {path: path.read_bytes() for path in sorted((tmp_path / "a").rglob("*")) if path.is_file()} == written
+    assert contents(tmp_path / "a") == written
 
 
 def test_a_checkpoint_record_is_moved_only_when_every_file_it_names_is_in_the_new_folder(tmp_path: Path) -> None:
@@ -340,7 +340,7 @@ def test_a_checkpoint_record_is_moved_only_when_every_file_it_names_is_in_the_ne
 def test_resuming_from_a_checkpoint_of_the_weights_alone_is_refused_before_training(tmp_path: Path, model: str) -> None:
     weights_only = [*FAST, f"model={model}", "+callbacks.checkpoint.save_weights_only=true"]
     train(cnnpl.compose(weights_only, output_dir=str(tmp_path)))
-    written = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+    written = contents(tmp_path)
     last = tmp_path / "checkpoints" / "last.ckpt"
     with pytest.raises(CheckpointError) as caught:
         train(cnnpl.compose([*weights_only, "trainer.max_epochs=2", "ckpt_path=last"], output_dir=str(tmp_path)))
@@ -353,7 +353,7 @@ def test_resuming_from_a_checkpoint_of_the_weights_alone_is_refused_before_train
         f"checkpoint '{last}' holds the weights only (no optimizer or loop state: saved with save_weights_only=true), "
         f"so training cannot resume from it; {start}test it with fit=false ckpt_path={last}"
     )
-    assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == written
+    assert contents(tmp_path) == written
     # what the message offers works: testing it, and training from its weights in a new folder
     tested = train(cnnpl.compose([*weights_only, "fit=false", f"ckpt_path={last}"], output_dir=str(tmp_path)))
     assert "test/acc" in tested
@@ -384,7 +384,7 @@ def test_a_new_run_is_refused_where_an_earlier_run_started_without_saving_a_chec
         train(cnnpl.compose([*TINY, "callbacks.feature_maps.layers=[nope]"], output_dir=str(tmp_path)))
     assert not (tmp_path / "config.yaml").exists()
     train(cnnpl.compose(no_checkpoints, output_dir=str(tmp_path)))
-    written = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+    written = contents(tmp_path)
     with pytest.raises(CheckpointError) as caught:
         train(cnnpl.compose([*no_checkpoints, "model=lenet5"], output_dir=str(tmp_path)))
     assert str(caught.value) == (
@@ -393,7 +393,7 @@ def test_a_new_run_is_refused_where_an_earlier_run_started_without_saving_a_chec
         "checkpoint to continue from; start this run in a new folder (hydra.run.dir=<new folder>; output_dir= "
         "from Python), or delete that run's files first"
     )
-    assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == written
+    assert contents(tmp_path) == written
 
 
 def test_a_folder_where_a_checkpoint_was_only_tested_can_train(tmp_path: Path) -> None:
@@ -476,7 +476,7 @@ def test_the_test_stage_evaluates_the_best_checkpoint(tmp_path: Path, monkeypatc
 
 def test_a_new_run_is_refused_where_another_runs_checkpoints_are(tmp_path: Path) -> None:
     train(cnnpl.compose(FAST, output_dir=str(tmp_path)))
-    written = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+    written = contents(tmp_path)
     with pytest.raises(CheckpointError) as caught:
         train(cnnpl.compose([*FAST, "model=lenet5"], output_dir=str(tmp_path)))
     assert str(caught.value).startswith(f"'{tmp_path / 'checkpoints'}' already holds the checkpoints of an earlier ")
@@ -484,7 +484,7 @@ def test_a_new_run_is_refused_where_another_runs_checkpoints_are(tmp_path: Path)
         "to continue that run give its own command again with ckpt_path=last, or start this one in a new folder "
         "(hydra.run.dir=<new folder>; output_dir= from Python)"
     )
-    assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == written
+    assert contents(tmp_path) == written
 
 
 def test_continuing_another_runs_checkpoint_is_refused_where_a_run_already_is(tmp_path: Path) -> None:
@@ -495,7 +495,7 @@ def test_continuing_another_runs_checkpoint_is_refused_where_a_run_already_is(tm
     train(cnnpl.compose(forked, output_dir=str(tmp_path / "fork")))
     assert safe_load(tmp_path / "fork" / "checkpoints" / "last.ckpt")["epoch"] == 1
     train(cnnpl.compose(FAST, output_dir=str(tmp_path / "y")))
-    written = {path: path.read_bytes() for path in sorted((tmp_path / "y").rglob("*")) if path.is_file()}
+    written = contents(tmp_path / "y")
     with pytest.raises(CheckpointError) as caught:
         train(cnnpl.compose(forked, output_dir=str(tmp_path / "y")))
     assert str(caught.value).startswith(
@@ -506,7 +506,7 @@ def test_continuing_another_runs_checkpoint_is_refused_where_a_run_already_is(tm
         "continue from it in a new folder (hydra.run.dir=<new folder>; output_dir= from Python) or in the run folder "
         "it came from"
     )
-    assert {path: path.read_bytes() for path in sorted((tmp_path / "y").rglob("*")) if path.is_file()} == written
+    assert contents(tmp_path / "y") == written
 
 
 @pytest.mark.parametrize(
@@ -537,10 +537,10 @@ def test_a_resume_with_other_settings_than_the_run_is_refused(
     tmp_path: Path, first: list[str], resume: list[str], message: str
 ) -> None:
     train(cnnpl.compose([*FAST, *first], output_dir=str(tmp_path)))
-    written = {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+    written = contents(tmp_path)
     with pytest.raises(CheckpointError, match=message):
         train(cnnpl.compose([*FAST, *resume, "ckpt_path=last"], output_dir=str(tmp_path)))
-    assert {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()} == written
+    assert contents(tmp_path) == written
     # what a resume may change: where the data is, how long a constant-lr run trains, the callbacks
     train(
         cnnpl.compose(

@@ -229,15 +229,18 @@ def check_fresh_run_dir(
     started = Path(run_dir) / "config.yaml" if run_dir is not None else None
     if started is not None and started.is_file() and trained_in(started):
         logs = sorted(  # what it logged (an empty folder may be a refused command's)
-            p.name + "/"
-            for p in Path(run_dir).iterdir()
-            if p.is_dir() and not p.name.startswith(".") and any(f.is_file() for f in p.rglob("*"))
+            p.name + "/" for p in Path(run_dir).iterdir() if not p.name.startswith(".") and _holds_files(p)
         )
         also = f" and {', '.join(logs)}" if logs else ""
         raise CheckpointError(
             f"{str(run_dir)!r} already holds an earlier run (its config.yaml{also}) that saved no checkpoint to "
             f"continue from; start this run {new_folder}, or delete that run's files first"
         )
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether ``folder`` is a folder with a file in it, at any depth (a refused command may leave empty ones)."""
+    return folder.is_dir() and any(path.is_file() for path in folder.rglob("*"))
 
 
 def set_aside_attempt(run_dir: str | Path, logs: list[Path]) -> Path | None:
@@ -248,11 +251,7 @@ def set_aside_attempt(run_dir: str | Path, logs: list[Path]) -> Path | None:
     folder = Path(run_dir)
     config = folder / "config.yaml"
     moving = [config] if config.is_file() else []
-    moving += [
-        log
-        for log in logs
-        if log.is_dir() and log.resolve().parent == folder.resolve() and any(f.is_file() for f in log.rglob("*"))
-    ]
+    moving += [log for log in logs if log.resolve().parent == folder.resolve() and _holds_files(log)]
     if not moving:
         return None
     n = 1

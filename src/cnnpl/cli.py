@@ -77,8 +77,9 @@ def prepare(args: list[str]) -> list[str]:
     check_group_overrides(rest)
     _check_composes(rest)
     _check_run_dir(rest)
-    _check_sweep_dir(rest)
-    return [*rest, *_keep_earlier_records(rest)]
+    sweep_dir = _sweep_dir_setting(rest) if {"-m", "--multirun"} & set(rest) else None
+    _check_sweep_dir(rest, sweep_dir)
+    return [*rest, *_keep_earlier_records(rest, sweep_dir)]
 
 
 SHOW_FLAGS = {"--help", "-h", "--cfg", "-c", "--resolve"}  # print the config instead of running
@@ -211,11 +212,10 @@ def _literal_folders(args: list[str], key: str) -> list[Path]:
     return [Path(value) for value in _values(args, key) if value and "${" not in value]
 
 
-def _final_folder(args: list[str], key: str) -> Path | None:
-    """The folder Hydra will use for ``key``: the last value ``args`` give it, unless that has an
-    interpolation (``${now:...}``: Hydra's to resolve) or there is none."""
-    values = _values(args, key)
-    return Path(values[-1]) if values and values[-1] and "${" not in values[-1] else None
+def _fixed_folder(setting: str | None) -> Path | None:
+    """The folder a ``hydra.run.dir`` / ``hydra.sweep.dir`` setting names, unless it has an interpolation
+    (``${now:...}``: Hydra's to resolve) or there is none."""
+    return Path(setting) if setting and "${" not in setting else None
 
 
 def _check_run_dir(args: list[str]) -> None:
@@ -228,9 +228,9 @@ def _check_run_dir(args: list[str]) -> None:
         check_writable(folder, option)
 
 
-def _keep_earlier_records(args: list[str]) -> list[str]:
+def _keep_earlier_records(args: list[str], sweep_dir: str | None = None) -> list[str]:
     """``hydra.output_subdir=.hydra-N`` when ``hydra.run.dir=`` names a run directory that has a ``.hydra``
-    (with ``-m``: when a job folder of the sweep's fixed folder has one).
+    (with ``-m``: when a job folder of the sweep's folder, ``sweep_dir`` (:func:`_sweep_dir_setting`), has one).
 
     Hydra writes its record of a command (``config.yaml``, ``overrides.yaml``) before anything is
     checked; in a run directory given again (to resume, or by mistake) it would replace the first
@@ -240,7 +240,8 @@ def _keep_earlier_records(args: list[str]) -> list[str]:
     if _values(args, "hydra.output_subdir"):
         return []  # an output_subdir chosen (Lightning's workers: null)
     sweep = bool({"-m", "--multirun"} & set(args))
-    top = _sweep_folder(args) if sweep else _final_folder(args, "hydra.run.dir")
+    run_dir_values = _values(args, "hydra.run.dir")  # Hydra takes the last
+    top = _fixed_folder(sweep_dir if sweep else (run_dir_values[-1] if run_dir_values else None))
     if top is None:
         return []
     run_dirs = [path for path in top.iterdir() if path.is_dir()] if sweep and top.is_dir() else [top]
@@ -264,23 +265,24 @@ def _keep_earlier_records(args: list[str]) -> list[str]:
 NEW_EACH_TIME = "${now:"  # a folder named by the time is a new one at each command
 
 
-def _sweep_folder(args: list[str]) -> Path | None:
-    """The folder a sweep (``-m``) will use: ``hydra.sweep.dir`` as the command line and the configs it
-    chooses (an experiment's ``hydra:``) set it; ``None`` when it has an interpolation (the time, an
-    environment variable) or the config does not compose (Hydra will say why)."""
+def _sweep_dir_setting(args: list[str]) -> str | None:
+    """``hydra.sweep.dir`` as the command line and the configs it chooses (an experiment's ``hydra:``) set
+    it, uninterpolated (``outputs/multirun/${now:...}`` by default); the command line's alone when the
+    config does not compose (Hydra will say why)."""
     from omegaconf import OmegaConf
 
     given = [arg for arg in args if not arg.startswith("-")]
     variants = _sweep_variants(given)  # the first job's overrides: a list of values does not compose
     try:
         cfg = compose_plain(variants[0][0] if variants else given, hydra=True)
-        folder = OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("dir")
+        setting = OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("dir")
     except Exception:
-        return _final_folder(args, "hydra.sweep.dir")
-    return Path(folder) if isinstance(folder, str) and folder and "${" not in folder else None
+        values = _values(args, "hydra.sweep.dir")
+        return values[-1] if values else None
+    return setting if isinstance(setting, str) else None
 
 
-def _check_sweep_dir(args: list[str]) -> None:
+def _check_sweep_dir(args: list[str], sweep_dir: str | None) -> None:
     """Refuse, before Hydra writes anything, a sweep (``-m``) into a fixed ``hydra.sweep.dir`` whose job
     folders hold an earlier sweep's runs, unless it continues them (``ckpt_path=last``) or only tests
     (``fit=false``); and a sweep that continues (``ckpt_path=last``) but names no folder with an
@@ -290,7 +292,7 @@ def _check_sweep_dir(args: list[str]) -> None:
     checkpoint yet from the beginning (:func:`cnnpl.train.train`)."""
     if not {"-m", "--multirun"} & set(args) or _values(args, "hydra.sweep.subdir"):
         return
-    top = _sweep_folder(args)
+    top = _fixed_folder(sweep_dir)  # sweep_dir: _sweep_dir_setting's
     jobs = [job for job in top.iterdir() if job.is_dir()] if top is not None and top.is_dir() else []
     from cnnpl.checkpoint import trained_in
 
@@ -307,9 +309,7 @@ def _check_sweep_dir(args: list[str]) -> None:
             return
         if top is not None:
             where = f"{str(top)!r} holds no earlier sweep's runs"
-        elif any(NEW_EACH_TIME in value for value in _values(args, "hydra.sweep.dir")) or not _values(
-            args, "hydra.sweep.dir"
-        ):
+        elif sweep_dir is None or NEW_EACH_TIME in sweep_dir:
             where = "this command names no fixed hydra.sweep.dir (with the time in it, the folder is a new one)"
         else:
             return  # a folder named through an interpolation (an environment variable): left to each job

@@ -4,7 +4,8 @@ Lightning's CSV writer deletes the ``metrics.csv`` it finds in its folder when i
 files in this directory will be deleted"), so resuming a run with ``ckpt_path=last`` would erase the
 metrics of every epoch before the resume. cnnpl's appends to it instead, under its header (a column
 logged for the first time rewrites the header, as Lightning does). A new run never finds one: cnnpl
-refuses to start it in a folder where another run started (:func:`cnnpl.checkpoint.check_fresh_run_dir`).
+refuses to start it in a folder where another run trained (:func:`cnnpl.checkpoint.check_fresh_run_dir`),
+and a sweep job that starts again sets the earlier attempt's aside (:func:`cnnpl.checkpoint.set_aside_attempt`).
 Rows of steps logged after the last checkpoint and before an interruption are written again by the resumed run.
 """
 
