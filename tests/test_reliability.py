@@ -254,7 +254,17 @@ def test_ckpt_path_last_without_a_checkpoint_says_how_to_resume(cli, tmp_path: P
         "resume with the run directory of the interrupted run (hydra.run.dir=<that run's directory> ckpt_path=last) "
         "or give a checkpoint file"
     )
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()  # refused before Hydra makes the run directory (.hydra/, cnnpl.log)
+    # Hydra's default run directory is named by the time: a new folder, which cannot hold the run
+    result = run_cli(*FAST, "ckpt_path=last", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "cnnpl: error: ckpt_path=last resumes a run in its run directory, but this command names none "
+        "(hydra.run.dir is 'outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}': a new folder each time); resume with the "
+        "run directory of the interrupted run (hydra.run.dir=<that run's directory> ckpt_path=last) or give a "
+        "checkpoint file"
+    )
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_resolve_ckpt_path(tmp_path: Path) -> None:
@@ -372,6 +382,69 @@ def test_a_resumed_run_keeps_the_metrics_csv_of_its_earlier_epochs(tmp_path: Pat
         rows = list(csv.DictReader(file))
     assert {row["epoch"] for row in rows if row["train/acc"]} == {"0", "1"}  # Lightning's deleted epoch 0
     assert len(rows) > len(first) - 1
+    assert metrics.read_text().splitlines()[: len(first)] == first
+    assert sorted(path.name for path in metrics.parent.glob("*.csv")) == ["metrics.csv"]  # nothing to leave out
+
+
+def steps(path: Path) -> list[int]:
+    import csv
+
+    with path.open(newline="") as file:
+        return [int(row["step"]) for row in csv.DictReader(file)]
+
+
+@pytest.mark.slow
+def test_a_run_resumed_from_an_earlier_checkpoint_logs_each_later_step_once(tmp_path: Path) -> None:
+    """A resume from a checkpoint before where the run got to (a kill after it, or ckpt_path=<an earlier
+    epoch's file>) trains and logs the later steps again: TensorBoard must hide the earlier attempt's
+    (purge_step), metrics.csv must move them aside, and the checkpointed epoch's pictures must stay."""
+    base = [*TINY, "data.num_train=80", "trainer.max_epochs=2", "callbacks.checkpoint.save_top_k=-1"]
+    tb, csv_run = tmp_path / "tb", tmp_path / "csv"  # 64 training images, batches of 32: 2 steps an epoch
+    for run_dir, extra in ((tb, ["callbacks.filters.rgb=false"]), (csv_run, ["callbacks=minimal", "logger=csv"])):
+        train(cnnpl.compose([*base, *extra], output_dir=str(run_dir)))
+        if run_dir == csv_run:
+            before = (csv_run / "csv" / "metrics.csv").read_bytes()
+        epoch0 = next((run_dir / "checkpoints").glob("epoch000*.ckpt"))
+        assert torch.load(epoch0, weights_only=True)["global_step"] == 2
+        train(cnnpl.compose([*base, *extra, f"ckpt_path={epoch0}"], output_dir=str(run_dir)))
+
+    from tests.test_callbacks import read_events
+
+    acc = read_events(tb / "tensorboard")
+    assert [e.step for e in acc.Scalars("train/loss_step")] == [0, 1, 2, 2, 3]  # step 2: the same state, twice
+    assert [e.step for e in acc.Scalars("val/acc")] == [1, 3]
+    assert [e.step for e in acc.Scalars("test/acc")] == [4]
+    assert [e.step for e in acc.Images("filters/features.block1.conv")] == [0, 2, 4]  # epoch 0's at step 2
+
+    kept = csv_run / "csv" / "metrics.before-resume-1.csv"
+    assert kept.read_bytes() == before  # the whole file as the resume found it
+    first = steps(kept)
+    assert steps(csv_run / "csv" / "metrics.csv") == [s for s in first if s <= 2] + [s for s in first if s >= 2]
+    lines = before.decode().splitlines()
+    assert (csv_run / "csv" / "metrics.csv").read_text().splitlines()[: len([s for s in first if s <= 2]) + 1] == [
+        lines[0],
+        *[line for line, s in zip(lines[1:], first, strict=True) if s <= 2],
+    ]
+
+
+def test_a_new_column_rewrites_metrics_csv_in_one_step(tmp_path: Path, monkeypatch) -> None:
+    import csv
+
+    from cnnpl.loggers import ContinuingWriter
+
+    writer = ContinuingWriter(str(tmp_path))
+    writer.log_metrics({"a": 1.0}, step=0)
+    writer.save()
+    before = (tmp_path / "metrics.csv").read_bytes()
+    writer.log_metrics({"b": 2.0}, step=1)  # a new column: the file is written again under the new header
+
+    def crash(self, rows):  # the process dies while the rows are written
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(csv.DictWriter, "writerows", crash)
+    with pytest.raises(OSError):
+        writer.save()
+    assert (tmp_path / "metrics.csv").read_bytes() == before
 
 
 def test_a_new_run_is_refused_where_an_earlier_run_started_without_saving_a_checkpoint(tmp_path: Path) -> None:
@@ -678,6 +751,44 @@ def test_interrupted_write_leaves_the_previous_checkpoint_intact(tmp_path: Path,
             atomic_torch_save({"epoch": 1}, path)
         assert path.read_bytes() == before
         assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_the_temporary_file_of_a_save_killed_half_way_is_removed_by_the_next_save(tmp_path: Path) -> None:
+    import socket
+
+    path = tmp_path / "last.ckpt"
+    atomic_torch_save({"epoch": 0}, path)
+    before = path.read_bytes()
+    killed = subprocess.run(  # SIGKILL: no clean-up runs
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys, torch; from cnnpl.checkpoint import atomic_torch_save; "
+            "torch.save = lambda obj, f: (f.write(b'half a checkpoint'), f.flush(), "
+            "os.kill(os.getpid(), signal.SIGKILL)); "
+            "atomic_torch_save({'epoch': 1}, sys.argv[1])",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(left) == 1 and left[0].read_bytes() == b"half a checkpoint"
+    assert path.read_bytes() == before
+    # temporary files of a process still running, of another machine, and of no process: left alone
+    alive = tmp_path / f".last.ckpt.{os.getppid()}@{socket.gethostname()}.abc123.tmp"
+    dead = left[0].name.split(".")[3].split("@")[0]  # .last.ckpt.<pid>@<host>.<random>.tmp: the killed process
+    other_host = tmp_path / f".last.ckpt.{dead}@not-{socket.gethostname()}.abc123.tmp"
+    unknown = tmp_path / ".last.ckpt.mine.tmp"
+    for keep in (alive, other_host, unknown):
+        keep.write_bytes(b"")
+
+    atomic_torch_save({"epoch": 2}, path)
+    assert torch.load(path, weights_only=True) == {"epoch": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["last.ckpt", alive.name, other_host.name, unknown.name]
+    )
 
 
 def test_a_full_disk_during_a_checkpoint_save_is_one_line(tmp_path: Path, monkeypatch) -> None:

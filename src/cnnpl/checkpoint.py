@@ -29,12 +29,11 @@ from typing import Any
 
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
-from lightning.fabric.utilities.cloud_io import get_filesystem
 from torch import nn
 from torch.nn.parameter import is_lazy
 
 from cnnpl.errors import CnnplError
-from cnnpl.files import atomic_write
+from cnnpl.files import atomic_write, is_local
 
 LAST = "last"  # ckpt_path=last: the run directory's last.ckpt
 LAST_FILE = "last.ckpt"  # what ModelCheckpoint(save_last=True) writes
@@ -107,7 +106,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        if storage_options is not None or not _is_local(path):
+        if storage_options is not None or not is_local(path):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
         try:
@@ -131,7 +130,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise UnsafeCheckpointError(
                 "cnnpl loads checkpoints with weights_only=True only; a checkpoint that needs pickled code is refused"
             )
-        if not _is_local(path):
+        if not is_local(path):
             return super().load_checkpoint(path, map_location=map_location, weights_only=True)
         return safe_load(path, map_location=map_location)
 
@@ -145,12 +144,6 @@ def _os_error(err: BaseException) -> str | None:
             return seen.strerror
         seen = seen.__cause__ or seen.__context__
     return None
-
-
-def _is_local(path: Any) -> bool:
-    from fsspec.implementations.local import LocalFileSystem
-
-    return isinstance(get_filesystem(str(path)), LocalFileSystem)
 
 
 def last_checkpoints(checkpoint_dir: str | Path) -> list[Path]:

@@ -76,6 +76,7 @@ def prepare(args: list[str]) -> list[str]:
     register_component_configs()
     check_group_overrides(rest)
     _check_composes(rest)
+    _check_resume_dir(rest)  # before _check_run_dir, which makes the folder to see that it can write there
     _check_run_dir(rest)
     sweep_dir = _sweep_dir_setting(rest) if {"-m", "--multirun"} & set(rest) else None
     _check_sweep_dir(rest, sweep_dir)
@@ -226,6 +227,46 @@ def _check_run_dir(args: list[str]) -> None:
     option = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
     for folder in _literal_folders(args, option):
         check_writable(folder, option)
+
+
+def _check_resume_dir(args: list[str]) -> None:
+    """Refuse ``ckpt_path=last`` (a single run that trains) before Hydra makes its run directory, where the
+    directory cannot hold the run to resume: a folder named by the time (Hydra's default), or one with no
+    ``checkpoints/last*.ckpt``. Left to the run: a checkpoint folder or ``output_dir`` of its own, and a
+    folder named through another interpolation (an environment variable)."""
+    words = [arg for arg in args if arg != "--"]
+    ckpt_paths = _values(words, "ckpt_path")
+    if not ckpt_paths or ckpt_paths[-1] != "last" or any(value.lower() == "false" for value in _values(words, "fit")):
+        return
+    if {"-m", "--multirun"} & set(words) or any(arg.startswith("-") for arg in words):
+        return  # a sweep (_check_sweep_dir), or --help / --cfg (nothing runs)
+    if _values(words, "output_dir"):
+        return  # the run's files go elsewhere
+    from omegaconf import OmegaConf
+
+    try:
+        cfg = OmegaConf.to_container(compose_plain(words, hydra=True), resolve=False)
+    except Exception:  # does not compose: _check_composes has said why, or Hydra will
+        return
+    setting = cfg["hydra"]["run"].get("dir")
+    checkpoint = (cfg.get("callbacks") or {}).get("checkpoint") or {}
+    if (
+        cfg.get("fit") is False
+        or not isinstance(setting, str)
+        or checkpoint.get("dirpath") != "${output_dir}/checkpoints"
+    ):
+        return
+    from cnnpl.checkpoint import LAST, resolve_ckpt_path
+
+    run_dir = _fixed_folder(setting)
+    if run_dir is not None:
+        resolve_ckpt_path(LAST, run_dir / "checkpoints")  # the run's own message when there is none
+    elif NEW_EACH_TIME in setting:
+        raise CnnplError(
+            f"ckpt_path=last resumes a run in its run directory, but this command names none (hydra.run.dir is "
+            f"{setting!r}: a new folder each time); resume with the run directory of the interrupted run "
+            "(hydra.run.dir=<that run's directory> ckpt_path=last) or give a checkpoint file"
+        )
 
 
 def _keep_earlier_records(args: list[str], sweep_dir: str | None = None) -> list[str]:

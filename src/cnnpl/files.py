@@ -8,7 +8,10 @@ and the decoded-image cache (:mod:`cnnpl.data.folder`) are written this way.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +27,14 @@ def new_file_mode() -> int:
     umask = os.umask(0o022)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def is_local(path: str | Path) -> bool:
+    """Whether ``path`` is on this machine's file system (not ``s3://...`` or another fsspec store)."""
+    from fsspec.implementations.local import LocalFileSystem
+    from lightning.fabric.utilities.cloud_io import get_filesystem
+
+    return isinstance(get_filesystem(str(path)), LocalFileSystem)
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -42,13 +53,15 @@ def atomic_write(
     """Create or replace ``path`` with what ``write(file)`` writes, only once it is all written.
 
     The temporary file lives in the same folder (``os.replace`` is atomic only within a file system)
-    and is removed if ``write`` fails; ``path`` then still holds its previous contents. The file gets
+    and is removed if ``write`` fails; ``path`` then still holds its previous contents. One left by a
+    process killed while it wrote is removed by the next write of ``path`` (:func:`remove_stale_temporaries`).
+    The file gets
     ``mode``, by default the permissions of any new file (``mkstemp`` alone would make it private).
     ``durable``: flushed to the disk (``fsync``), the rename too, before this returns.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -63,3 +76,43 @@ def atomic_write(
         raise
     if durable:
         _fsync_dir(target.parent)
+    remove_stale_temporaries(target)
+
+
+def _temporary_prefix(target: Path) -> str:
+    """``.<name>.<pid>@<host>.``: whose temporary file it is, so that one left by a process killed while
+    it wrote (``SIGKILL``, a lost machine) can be told from one still being written."""
+    return f".{target.name}.{os.getpid()}@{socket.gethostname()}."
+
+
+def remove_stale_temporaries(target: str | Path) -> list[Path]:
+    """Remove the temporary files of ``target`` that :func:`atomic_write` began in processes of this machine
+    that are no longer running (killed before they could clean up); returns them.
+
+    A kill during a save leaves the target as it was and its temporary file beside it (as large as a
+    checkpoint); the next write of the same file removes it. A file of another machine (a shared file
+    system) or of a process still running is left alone, as are names this function did not write.
+    """
+    target = Path(target)
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)@(.+)\.[^.]+\.tmp")
+    host, removed = socket.gethostname(), []
+    for path in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        found = pattern.fullmatch(path.name)
+        if found and found[2] == host and not _running(int(found[1])):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (another user's counts: it cannot be signalled)."""
+    if pid == os.getpid() or os.name == "nt":  # Windows' os.kill(pid, 0) would send a Ctrl-C
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True
+    return True

@@ -1,39 +1,120 @@
-"""Lightning's ``CSVLogger``, continuing a run's ``metrics.csv`` when the run resumes (``logger=csv``).
+"""Loggers that continue a run's logs when it resumes, instead of deleting or repeating them.
 
 Lightning's CSV writer deletes the ``metrics.csv`` it finds in its folder when it starts ("Previous log
 files in this directory will be deleted"), so resuming a run with ``ckpt_path=last`` would erase the
-metrics of every epoch before the resume. cnnpl's appends to it instead, under its header (a column
-logged for the first time rewrites the header, as Lightning does). A new run never finds one: cnnpl
-refuses to start it in a folder where another run trained (:func:`cnnpl.checkpoint.check_fresh_run_dir`),
-and a sweep job that starts again sets the earlier attempt's aside (:func:`cnnpl.checkpoint.set_aside_attempt`).
-Rows of steps logged after the last checkpoint and before an interruption are written again by the resumed run.
+metrics of every epoch before the resume. cnnpl's :class:`CSVLogger` (``logger=csv``) appends to it
+instead, under its header (a column logged for the first time rewrites the header, as Lightning does,
+but in one step: :func:`cnnpl.files.atomic_write`). A new run never finds one: cnnpl refuses to start
+it in a folder where another run trained (:func:`cnnpl.checkpoint.check_fresh_run_dir`), and a sweep
+job that starts again sets the earlier attempt's aside (:func:`cnnpl.checkpoint.set_aside_attempt`).
+
+A run killed between two checkpoints has logged steps that its resumed run trains, and logs, again.
+:func:`continue_logs` keeps those out of the run's curves: TensorBoard hides them, and ``metrics.csv``
+keeps the rows up to the checkpoint (the whole file as it was is kept beside it).
 """
 
 from __future__ import annotations
 
 import csv
+import io
+from pathlib import Path
+from typing import Any
 
+from lightning.fabric.loggers import TensorBoardLogger
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
+from cnnpl.files import atomic_write, is_local
+
+BEFORE_RESUME = "metrics.before-resume-{n}.csv"  # metrics.csv as a resume found it, when it had later rows
+
+
+def continue_logs(logger: Any, step: int) -> None:
+    """Make ``logger`` (one, a list of them, or ``False``) continue a run resumed from a checkpoint saved
+    after ``step`` optimizer steps, leaving out what an interrupted attempt logged after that step.
+
+    A :class:`~lightning.pytorch.loggers.TensorBoardLogger` opens its writer with ``purge_step=step + 1``:
+    TensorBoard then hides the events of the run's earlier files at later steps (they stay on disk).
+    :class:`CSVLogger` moves such rows out of ``metrics.csv`` (:class:`ContinuingWriter`). ``step`` itself
+    stays: an epoch's pictures are logged at the step its checkpoint was saved at (docs/visualisation.md),
+    and the attempt's first step after it is the same step, trained again from the same state.
+    Other loggers are left as they are.
+    """
+    for one in logger if isinstance(logger, list | tuple) else [logger]:
+        if isinstance(one, TensorBoardLogger) and one._experiment is None:  # its writer not yet opened
+            one._kwargs.setdefault("purge_step", step + 1)  # Lightning passes _kwargs to SummaryWriter
+        elif isinstance(one, CSVLogger):
+            one.resumed_at = step
+
 
 class ContinuingWriter(ExperimentWriter):
-    """Lightning's CSV experiment writer, which keeps the ``metrics.csv`` it finds and appends to it."""
+    """Lightning's CSV experiment writer, which keeps the ``metrics.csv`` it finds and appends to it.
+
+    ``resumed_at``: the step of the checkpoint the run resumed from. Rows of later steps (an interrupted
+    attempt's, logged again by this run) are left out: ``metrics.csv`` is first renamed to the next free
+    ``metrics.before-resume-N.csv``, then written again with the rows up to that step.
+    """
+
+    def __init__(self, log_dir: str, resumed_at: int | None = None) -> None:
+        self.resumed_at = resumed_at
+        super().__init__(log_dir)
 
     def _check_log_dir_exists(self) -> None:
-        if self._fs.isfile(self.metrics_file_path):
-            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
-                self.metrics_keys = list(csv.DictReader(file).fieldnames or [])
+        if not self._fs.isfile(self.metrics_file_path):
+            return
+        with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+            reader = csv.DictReader(file)
+            rows = list(reader)
+            self.metrics_keys = list(reader.fieldnames or [])
+        if self.resumed_at is None or not is_local(self.metrics_file_path):
+            return
+        kept = [row for row in rows if not _after(row, self.resumed_at)]
+        if len(kept) == len(rows):
+            return
+        path = Path(self.metrics_file_path)
+        n = 1
+        while (path.parent / BEFORE_RESUME.format(n=n)).exists():
+            n += 1
+        path.rename(path.parent / BEFORE_RESUME.format(n=n))
+        self._write_rows(self.metrics_keys, kept)
+
+    def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
+        with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+            rows = list(csv.DictReader(file))
+        self._write_rows(fieldnames, rows)
+
+    def _write_rows(self, fieldnames: list[str], rows: list[dict[str, str]]) -> None:
+        """Replace ``metrics.csv`` with ``rows`` under ``fieldnames``, in one step where it is a local file
+        (a crash in Lightning's rewrite would leave the file cut short)."""
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+        if is_local(self.metrics_file_path):
+            atomic_write(self.metrics_file_path, lambda file: file.write(text.getvalue().encode()))
+        else:
+            with self._fs.open(self.metrics_file_path, "w", newline="") as file:
+                file.write(text.getvalue())
+
+
+def _after(row: dict[str, str], step: int) -> bool:
+    """Whether a ``metrics.csv`` row was logged after ``step`` (a row without a step is kept)."""
+    try:
+        return int(float(row.get("step") or "")) > step
+    except ValueError:
+        return False
 
 
 class CSVLogger(LightningCSVLogger):
     """Lightning's ``CSVLogger``, whose ``metrics.csv`` survives a resume (:class:`ContinuingWriter`)."""
+
+    resumed_at: int | None = None  # set by continue_logs before the run's first log
 
     @property
     @rank_zero_experiment
     def experiment(self) -> ContinuingWriter:
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
-            self._experiment = ContinuingWriter(log_dir=self.log_dir)
+            self._experiment = ContinuingWriter(log_dir=self.log_dir, resumed_at=self.resumed_at)
         return self._experiment

@@ -580,6 +580,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from cnnpl.checks import check_eval_shards, check_tta
     from cnnpl.distributed import check_launch, in_sweep, is_worker
     from cnnpl.hooks import skip_unused_batch_hooks
+    from cnnpl.loggers import continue_logs
     from cnnpl.plugins import load_plugins
     from cnnpl.profiler import NullProfiler
     from cnnpl.system import ImageClassifier
@@ -636,6 +637,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         # first one's config.yaml)
         check_fresh_run_dir(checkpoint_dir, run_dir=None if is_worker() else output_dir)
     logger = _instantiate(cfg.logger) if cfg.get("logger") else False
+    resumed_at = checkpoint.get("global_step") if ckpt_path is not None and cfg.get("fit", True) else None
+    if isinstance(resumed_at, int):  # steps an interrupted attempt logged after it are trained again
+        continue_logs(logger, resumed_at)
     extra: dict[str, Any] = {"plugins": _with_atomic_checkpoints(cfg.trainer.get("plugins"))}
     if not _has_model_checkpoint(callbacks) and cfg.trainer.get("enable_checkpointing") is None:
         # ~callbacks.checkpoint: no checkpoints (Lightning would add its own, in the logger's folder)
