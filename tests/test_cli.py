@@ -121,6 +121,14 @@ def test_overrides_after_a_double_dash_are_checked_like_the_others(tmp_path: Pat
         (["scheduler=onecycle", "scheduler.pct_start=0.3,2"], "(in the sweep's job with scheduler.pct_start=2)"),
         (["trainer.max_epochs=1,1.5"], "cnnpl: error: trainer.max_epochs must be an integer, got 1.5 (in the sweep"),
         (["data.batch_size=32,0"], "(in the sweep's job with data.batch_size=0)"),
+        # each job's network, built for the data's shape where the data module knows it without its files
+        (
+            ["pool.kernel_size=2,3"],
+            "cnnpl: error: layer features.block3.conv (Conv2d) cannot take input (64, 2, 2): kernel 3 (span 3 with "
+            "dilation 1) is larger than the input 2 padded by 0 on each side (in the sweep's job with "
+            "pool.kernel_size=3)",
+        ),
+        (["data.image_size=32,8"], "cannot take input (64, 1, 1): kernel 2 (span 2 with dilation 1) is larger than"),
     ],
 )
 def test_a_sweep_with_a_bad_value_ends_with_one_clear_message(tmp_path: Path, sweep: list[str], message: str) -> None:

@@ -65,6 +65,7 @@ def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_class_folder_layout_loads_in_cifar_label_order(tmp_path: Path, cache_home: Path) -> None:
     write_class_folders(tmp_path / "cifar")
     dm = CIFAR10DataModule(root=tmp_path / "cifar", val_split=0.2, batch_size=4)
+    assert dm.known_shape() == (10, 3, (32, 32))  # what a sweep builds each job's network for, unread
     dm.setup("fit")
     assert (dm.num_classes, dm.in_channels, dm.input_size) == (10, 3, (32, 32))
     assert dm.class_names == CLASSES
@@ -214,7 +215,9 @@ def test_cache_goes_to_the_user_cache_when_the_data_folder_is_not_writable(tmp_p
 def test_torchvision_layout_with_checksums(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_torchvision_batches(tmp_path, monkeypatch)
     dm = CIFAR10DataModule(root=tmp_path, val_split=0.1)
+    known = dm.known_shape()
     dm.setup()
+    assert known == (dm.num_classes, dm.in_channels, dm.input_size)
     assert len(dm.split("train")) + len(dm.split("val")) == 100 and len(dm.split("test")) == 20
     assert dm.split("test").images.shape == (20, 3, 32, 32)
 
@@ -533,3 +536,11 @@ def test_zero_padding_must_leave_some_of_the_image_in_every_crop() -> None:
     blank = (aug.random_crop(torch.ones(20000, 1, 8, 8, dtype=torch.uint8), 8) == 0).all(3).all(2).all(1)
     assert abs(blank.float().mean().item() - 0.221) < 0.01
     ShapesDataModule(num_train=20, num_test=10, image_size=8, crop_padding=7).setup()  # every crop keeps a corner
+
+
+@pytest.mark.parametrize("size", [8, 24])
+def test_the_shape_synthetic_data_declares_before_it_is_made_is_its_shape(size: int) -> None:
+    dm = ShapesDataModule(num_train=20, num_test=10, image_size=size, val_split=0)
+    known = dm.known_shape()
+    dm.setup()
+    assert known == (dm.num_classes, dm.in_channels, dm.input_size) == (10, 3, (size, size))

@@ -145,18 +145,30 @@ def _check_components(cfg: DictConfig) -> None:
 
 def _check_job(cfg: DictConfig) -> None:
     """The checks a run makes of its settings before it builds the network (:func:`cnnpl.train.check_settings`,
-    the data module's, the optimizer's and the schedule's), for one job of a sweep: a bad value in a later
-    job is then refused before the first job trains. A setting that needs Hydra's run-time values
-    (``${hydra:...}``) is left to the job."""
+    the data module's, the optimizer's and the schedule's), and of its network where the data's shape is
+    known without reading it (:func:`cnnpl.train.check_network_shape`), for one job of a sweep: a bad
+    value in a later job is then refused before the first job trains. A setting that needs Hydra's
+    run-time values (``${hydra:...}``) is left to the job."""
     from omegaconf.errors import InterpolationResolutionError
 
-    from cnnpl.train import check_settings, checked_datamodule, checked_optimizer, checked_schedule
+    from cnnpl.train import (
+        check_network_shape,
+        check_settings,
+        checked_datamodule,
+        checked_optimizer,
+        checked_schedule,
+    )
 
-    for check in (check_settings, checked_datamodule, checked_optimizer, checked_schedule):
+    for check in (check_settings, checked_optimizer, checked_schedule):
         try:
             check(cfg)
         except InterpolationResolutionError:
             continue
+    try:
+        datamodule = checked_datamodule(cfg)
+    except InterpolationResolutionError:
+        return
+    check_network_shape(cfg, datamodule)
 
 
 def _sweep_variants(overrides: list[str]) -> list[tuple[list[str], str]]:

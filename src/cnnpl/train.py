@@ -535,6 +535,27 @@ def checked_datamodule(cfg: DictConfig) -> Any:
     return datamodule
 
 
+def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
+    """Build the network ``cfg`` describes for the data's shape, where the data module knows it without
+    reading its files (:meth:`~cnnpl.data.base.InMemoryImageDataModule.known_shape`), and pass a batch
+    through it (:func:`check_forward`): a layer that does not fit the images is refused.
+
+    For every job of a sweep, before the first trains (a run checks its own network once its data is
+    loaded). A failure that is not cnnpl's refusal is left to the job, which reports it in full.
+    """
+    known = datamodule.known_shape() if hasattr(datamodule, "known_shape") else None
+    if known is None:
+        return
+    num_classes, in_channels, input_size = known
+    try:
+        net = build_model(cfg, num_classes, in_channels, input_size)
+        check_forward(net, num_classes, in_channels, input_size, cfg.model.get("name", "?"))
+    except CnnplError:
+        raise
+    except Exception:  # a component's own bug: the job's traceback says more than one line could
+        return
+
+
 def checked_optimizer(cfg: DictConfig) -> Any:
     """The optimizer factory ``cfg.optimizer`` builds, tried once on a dummy parameter (:func:`check_optimizer`)."""
     from cnnpl.checks import check_optimizer

@@ -178,6 +178,12 @@ class InMemoryImageDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     # -- facts the model needs -------------------------------------------------------------
+    def known_shape(self) -> tuple[int, int, tuple[int, int]] | None:
+        """``(num_classes, in_channels, (height, width))`` where the settings say it without reading the data
+        (CIFAR-10's, the shapes' ``image_size``); ``None`` (the default) where only :meth:`setup` can tell.
+        A sweep's network of each job is built for it before the first job trains."""
+        return None
+
     @property
     def num_classes(self) -> int:
         self._require_setup()

@@ -68,6 +68,9 @@ class CIFAR10DataModule(InMemoryImageDataModule):
         self.root = Path(root).expanduser()
         self.download = download
 
+    def known_shape(self) -> tuple[int, int, tuple[int, int]]:
+        return len(CLASSES), 3, (32, 32)
+
     def check(self) -> None:
         """Raise :class:`DataError` now if the data cannot be found (called before any training)."""
         if find_cifar10(self.root) is None and not self.download:

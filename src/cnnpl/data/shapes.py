@@ -87,6 +87,9 @@ class ShapesDataModule(InMemoryImageDataModule):
             raise CnnplError(f"data.noise must be a number >= 0 (the std of the added Gaussian noise), got {noise!r}")
         self.num_train, self.num_test, self.image_size, self.noise = num_train, num_test, image_size, noise
 
+    def known_shape(self) -> tuple[int, int, tuple[int, int]]:
+        return len(CLASSES), 3, (self.image_size, self.image_size)
+
     def load(self) -> tuple[Split, Split, list[str]]:
         train = make_shapes(self.num_train, self.image_size, self.noise, seed=self.seed)
         test = make_shapes(self.num_test, self.image_size, self.noise, seed=self.seed + 1_000_003)
