@@ -269,6 +269,16 @@ def test_ckpt_path_last_without_a_checkpoint_says_how_to_resume(cli, tmp_path: P
 
 def test_resolve_ckpt_path(tmp_path: Path) -> None:
     assert resolve_ckpt_path(None, tmp_path) is None
+    # no last.ckpt (save_last=false): the message names the checkpoint saved at the latest step
+    atomic_torch_save({"global_step": 20}, tmp_path / "epoch001-val_acc0.9000.ckpt")
+    atomic_torch_save({"global_step": 10}, tmp_path / "epoch000-val_acc0.8000.ckpt")
+    with pytest.raises(CheckpointError) as caught:
+        resolve_ckpt_path("last", tmp_path)
+    assert str(caught.value) == (
+        f"ckpt_path=last but '{tmp_path}' holds no last.ckpt (callbacks.checkpoint.save_last=false saves none); "
+        "resume from the checkpoint saved at the latest step there with "
+        f"ckpt_path={tmp_path / 'epoch001-val_acc0.9000.ckpt'}"
+    )
     (tmp_path / "last.ckpt").write_bytes(b"x")
     assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "last.ckpt")
     with pytest.raises(CheckpointError, match=r"does not exist; give a \.ckpt file or ckpt_path=last"):

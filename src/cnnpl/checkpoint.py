@@ -178,6 +178,14 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: str | Path) -> str 
         return None
     if str(ckpt_path) == LAST:
         found = last_checkpoints(checkpoint_dir)
+        folder = Path(checkpoint_dir)
+        others = [path for path in folder.glob("*.ckpt") if path.is_file()] if folder.is_dir() else []
+        if not found and others:  # callbacks.checkpoint.save_last=false: the best, or every epoch's, only
+            latest = max(others, key=lambda path: (_saved_step(path), path.stat().st_mtime, path.name))
+            raise CheckpointError(
+                f"ckpt_path=last but {str(folder)!r} holds no last.ckpt (callbacks.checkpoint.save_last=false saves "
+                f"none); resume from the checkpoint saved at the latest step there with ckpt_path={latest}"
+            )
         if not found:
             raise CheckpointError(
                 f"ckpt_path=last but {str(Path(checkpoint_dir) / LAST_FILE)!r} does not exist; resume with the run "
