@@ -544,3 +544,12 @@ def test_the_shape_synthetic_data_declares_before_it_is_made_is_its_shape(size: 
     known = dm.known_shape()
     dm.setup()
     assert known == (dm.num_classes, dm.in_channels, dm.input_size) == (10, 3, (size, size))
+
+
+def test_cifar10_class_folders_of_another_size_declare_their_size(tmp_path: Path, cache_home: Path) -> None:
+    write_class_folders(tmp_path / "cifar", per_class=1, size=40)
+    dm = CIFAR10DataModule(root=tmp_path / "cifar", val_split=0)
+    known = dm.known_shape()
+    dm.setup()
+    assert known == (dm.num_classes, dm.in_channels, dm.input_size) == (10, 3, (40, 40))
+    assert CIFAR10DataModule(root=tmp_path / "nothing here").known_shape() is None

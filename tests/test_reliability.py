@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -258,13 +259,36 @@ def test_ckpt_path_last_without_a_checkpoint_says_how_to_resume(cli, tmp_path: P
     # Hydra's default run directory is named by the time: a new folder, which cannot hold the run
     result = run_cli(*FAST, "ckpt_path=last", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
-        "cnnpl: error: ckpt_path=last resumes a run in its run directory, but this command names none "
-        "(hydra.run.dir is 'outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}': a new folder each time); resume with the "
-        "run directory of the interrupted run (hydra.run.dir=<that run's directory> ckpt_path=last) or give a "
-        "checkpoint file"
-    )
+    assert re.fullmatch(
+        r"cnnpl: error: ckpt_path=last but 'outputs/\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d/checkpoints/last\.ckpt' does not "
+        r"exist; resume with the run directory of the interrupted run \(hydra\.run\.dir=<that run's directory> "
+        r"ckpt_path=last\) or give a checkpoint file",
+        result.stderr.strip().splitlines()[-1],
+    ), result.stderr[-2000:]
     assert not (tmp_path / "outputs").exists()
+
+
+def test_the_resume_check_before_hydra_finds_the_run_where_the_config_puts_it(tmp_path: Path, monkeypatch) -> None:
+    from cnnpl.cli import _check_resume_dir
+
+    monkeypatch.chdir(tmp_path)
+    # a run directory named by the day (the same folder all day): Hydra's ${now:...} read as Hydra will
+    dated = ["hydra.run.dir=outputs/${now:%Y-%m-%d}/my-run", "ckpt_path=last"]
+    with pytest.raises(CheckpointError, match=r"ckpt_path=last but 'outputs/\d{4}-\d\d-\d\d/my-run/checkpoints/"):
+        _check_resume_dir(dated)
+    assert not (tmp_path / "outputs").exists()
+    day = time.strftime("%Y-%m-%d")
+    atomic_torch_save({"global_step": 8}, tmp_path / "outputs" / day / "my-run" / "checkpoints" / "last.ckpt")
+    if time.strftime("%Y-%m-%d") == day:  # not across midnight
+        _check_resume_dir(dated)
+    # a config file's output_dir: the checkpoints are not in the run directory, so the run itself checks
+    experiment = tmp_path / "my_conf" / "experiment" / "elsewhere.yaml"
+    experiment.parent.mkdir(parents=True)
+    experiment.write_text("# @package _global_\noutput_dir: runs/elsewhere\n")
+    _check_resume_dir([f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]", "experiment=elsewhere", "ckpt_path=last"])
+    _check_resume_dir(["output_dir=runs/elsewhere", "ckpt_path=last"])
+    _check_resume_dir(["callbacks.checkpoint.dirpath=runs/elsewhere", "ckpt_path=last"])
+    _check_resume_dir(["fit=false", "ckpt_path=last"])  # tests: the run names the checkpoint it lacks
 
 
 def test_resolve_ckpt_path(tmp_path: Path) -> None:
@@ -418,13 +442,16 @@ def test_a_run_resumed_from_an_earlier_checkpoint_logs_each_later_step_once(tmp_
         assert torch.load(epoch0, weights_only=True)["global_step"] == 2
         train(cnnpl.compose([*base, *extra, f"ckpt_path={epoch0}"], output_dir=str(run_dir)))
 
-    from tests.test_callbacks import read_events
+    # read as TensorBoard's Python loader does (--load_fast=false; the default Rust one hides steps logged
+    # again by itself): a run's first session start is its beginning, each later one a restart
+    from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
 
-    acc = read_events(tb / "tensorboard")
-    assert [e.step for e in acc.Scalars("train/loss_step")] == [0, 1, 2, 2, 3]  # step 2: the same state, twice
-    assert [e.step for e in acc.Scalars("val/acc")] == [1, 3]
-    assert [e.step for e in acc.Scalars("test/acc")] == [4]
-    assert [e.step for e in acc.Images("filters/features.block1.conv")] == [0, 2, 4]  # epoch 0's at step 2
+    acc = EventAccumulator(str(tb / "tensorboard"), size_guidance={"tensors": 0})
+    acc.Reload()
+    assert [e.step for e in acc.Tensors("train/loss_step")] == [0, 1, 2, 2, 3]  # step 2: the same state, twice
+    assert [e.step for e in acc.Tensors("val/acc")] == [1, 3]
+    assert [e.step for e in acc.Tensors("test/acc")] == [4]
+    assert [e.step for e in acc.Tensors("filters/features.block1.conv")] == [0, 2, 4]  # epoch 0's at step 2
 
     kept = csv_run / "csv" / "metrics.before-resume-1.csv"
     assert kept.read_bytes() == before  # the whole file as the resume found it
@@ -435,6 +462,25 @@ def test_a_run_resumed_from_an_earlier_checkpoint_logs_each_later_step_once(tmp_
         lines[0],
         *[line for line, s in zip(lines[1:], first, strict=True) if s <= 2],
     ]
+
+
+def test_a_resume_that_cannot_write_metrics_csv_leaves_it_as_it_was(tmp_path: Path, monkeypatch) -> None:
+    import cnnpl.loggers
+    from cnnpl.loggers import ContinuingWriter
+
+    writer = ContinuingWriter(str(tmp_path))
+    for step in range(6):
+        writer.log_metrics({"train/loss_step": 1.0 / (step + 1)}, step=step)
+    writer.save()
+    before = (tmp_path / "metrics.csv").read_bytes()
+
+    def full_disk(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cnnpl.loggers, "atomic_write", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        ContinuingWriter(str(tmp_path), resumed_at=2)
+    assert (tmp_path / "metrics.csv").read_bytes() == before
 
 
 def test_a_new_column_rewrites_metrics_csv_in_one_step(tmp_path: Path, monkeypatch) -> None:
@@ -799,6 +845,13 @@ def test_the_temporary_file_of_a_save_killed_half_way_is_removed_by_the_next_sav
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["last.ckpt", alive.name, other_host.name, unknown.name]
     )
+
+
+def test_a_long_file_name_is_still_written_in_one_step(tmp_path: Path) -> None:
+    path = tmp_path / ("x" * 235 + ".ckpt")  # 241 bytes: room for the temporary file's own name only
+    atomic_torch_save({"epoch": 3}, path)
+    assert torch.load(path, weights_only=True) == {"epoch": 3}
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
 def test_a_full_disk_during_a_checkpoint_save_is_one_line(tmp_path: Path, monkeypatch) -> None:

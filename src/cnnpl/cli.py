@@ -146,7 +146,7 @@ def _check_components(cfg: DictConfig) -> None:
 def _check_job(cfg: DictConfig) -> None:
     """The checks a run makes of its settings before it builds the network (:func:`cnnpl.train.check_settings`,
     the data module's, the optimizer's and the schedule's), and of its network where the data's shape is
-    known without reading it (:func:`cnnpl.train.check_network_shape`), for one job of a sweep: a bad
+    known without loading it (:func:`cnnpl.train.check_network_shape`), for one job of a sweep: a bad
     value in a later job is then refused before the first job trains. A setting that needs Hydra's
     run-time values (``${hydra:...}``) is left to the job."""
     from omegaconf.errors import InterpolationResolutionError
@@ -242,43 +242,38 @@ def _check_run_dir(args: list[str]) -> None:
 
 
 def _check_resume_dir(args: list[str]) -> None:
-    """Refuse ``ckpt_path=last`` (a single run that trains) before Hydra makes its run directory, where the
-    directory cannot hold the run to resume: a folder named by the time (Hydra's default), or one with no
-    ``checkpoints/last*.ckpt``. Left to the run: a checkpoint folder or ``output_dir`` of its own, and a
-    folder named through another interpolation (an environment variable)."""
+    """Refuse ``ckpt_path=last`` (a single run that trains) before Hydra makes its run directory when that
+    directory holds no ``checkpoints/last*.ckpt``: one named by the time (Hydra's default) is a new folder.
+    The folder is the one Hydra will make (``${now:...}`` read now). Left to the run: a checkpoint folder or
+    ``output_dir`` of its own (the command line's or a config file's), a folder named through another
+    interpolation, and commands that do not compose (Hydra's error)."""
+    import re
+
     words = [arg for arg in args if arg != "--"]
     ckpt_paths = _values(words, "ckpt_path")
-    if not ckpt_paths or ckpt_paths[-1] != "last" or any(value.lower() == "false" for value in _values(words, "fit")):
-        return
-    if {"-m", "--multirun"} & set(words) or any(arg.startswith("-") for arg in words):
-        return  # a sweep (_check_sweep_dir), or --help / --cfg (nothing runs)
-    if _values(words, "output_dir"):
-        return  # the run's files go elsewhere
+    if not ckpt_paths or ckpt_paths[-1] != "last" or any(arg.startswith("-") for arg in words):
+        return  # nothing to resume; a sweep (_check_sweep_dir), or --help / --cfg (nothing runs)
     from omegaconf import OmegaConf
 
     try:
-        cfg = OmegaConf.to_container(compose_plain(words, hydra=True), resolve=False)
-    except Exception:  # does not compose: _check_composes has said why, or Hydra will
+        composed = compose_plain(words, output_dir=None, hydra=True)
+    except Exception:  # _check_composes has said why, or Hydra will
         return
+    cfg = OmegaConf.to_container(composed, resolve=False)
     setting = cfg["hydra"]["run"].get("dir")
     checkpoint = (cfg.get("callbacks") or {}).get("checkpoint") or {}
     if (
         cfg.get("fit") is False
-        or not isinstance(setting, str)
+        or cfg.get("output_dir") != "${hydra:runtime.output_dir}"
         or checkpoint.get("dirpath") != "${output_dir}/checkpoints"
+        or not isinstance(setting, str)
+        or "${" in re.sub(r"\$\{now:[^}]*\}", "", setting)
     ):
         return
     from cnnpl.checkpoint import LAST, resolve_ckpt_path
 
-    run_dir = _fixed_folder(setting)
-    if run_dir is not None:
-        resolve_ckpt_path(LAST, run_dir / "checkpoints")  # the run's own message when there is none
-    elif NEW_EACH_TIME in setting:
-        raise CnnplError(
-            f"ckpt_path=last resumes a run in its run directory, but this command names none (hydra.run.dir is "
-            f"{setting!r}: a new folder each time); resume with the run directory of the interrupted run "
-            "(hydra.run.dir=<that run's directory> ckpt_path=last) or give a checkpoint file"
-        )
+    run_dir = Path(str(OmegaConf.select(composed, "hydra.run.dir")))  # the time now, as Hydra will read it
+    resolve_ckpt_path(LAST, run_dir / "checkpoints")  # the run's own message when there is none
 
 
 def _keep_earlier_records(args: list[str], sweep_dir: str | None = None) -> list[str]:

@@ -454,13 +454,15 @@ def compose(overrides: list[str], output_dir: str | None = None) -> DictConfig:
 SHOWN_KEYS = 15  # a config node's keys listed in an error, when it has no more
 
 
-def compose_plain(overrides: list[str], output_dir: str = ".", hydra: bool = False) -> DictConfig:
+def compose_plain(overrides: list[str], output_dir: str | None = ".", hydra: bool = False) -> DictConfig:
     """``conf/train.yaml`` with ``overrides`` as Hydra composes it: no plugins loaded, no checks
-    (``hydra``: with Hydra's own settings, ``hydra.sweep.dir`` ..., unresolved)."""
+    (``hydra``: with Hydra's own settings, ``hydra.sweep.dir`` ..., unresolved; ``output_dir=None``:
+    the config's own, ``${hydra:runtime.output_dir}`` unless an override or a config file sets it)."""
     from hydra import compose, initialize_config_dir
 
+    extra = [] if output_dir is None else [f"output_dir={output_dir}"]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="cnnpl"):
-        return compose(CONFIG_NAME, overrides=[*overrides, f"output_dir={output_dir}"], return_hydra_config=hydra)
+        return compose(CONFIG_NAME, overrides=[*overrides, *extra], return_hydra_config=hydra)
 
 
 def one_line_composition_error(err: Exception, overrides: list[str]) -> str:

@@ -79,10 +79,15 @@ def atomic_write(
     remove_stale_temporaries(target)
 
 
+NAME_MAX = 255  # bytes in a file name, on the common file systems
+
+
 def _temporary_prefix(target: Path) -> str:
     """``.<name>.<pid>@<host>.``: whose temporary file it is, so that one left by a process killed while
-    it wrote (``SIGKILL``, a lost machine) can be told from one still being written."""
-    return f".{target.name}.{os.getpid()}@{socket.gethostname()}."
+    it wrote (``SIGKILL``, a lost machine) can be told from one still being written; ``.<name>.`` where
+    that would make the name too long (such a file is not removed by :func:`remove_stale_temporaries`)."""
+    owned = f".{target.name}.{os.getpid()}@{socket.gethostname()}."
+    return owned if len(owned.encode()) + len("12345678.tmp") <= NAME_MAX else f".{target.name}."
 
 
 def remove_stale_temporaries(target: str | Path) -> list[Path]:

@@ -9,14 +9,16 @@ it in a folder where another run trained (:func:`cnnpl.checkpoint.check_fresh_ru
 job that starts again sets the earlier attempt's aside (:func:`cnnpl.checkpoint.set_aside_attempt`).
 
 A run killed between two checkpoints has logged steps that its resumed run trains, and logs, again.
-:func:`continue_logs` keeps those out of the run's curves: TensorBoard hides them, and ``metrics.csv``
-keeps the rows up to the checkpoint (the whole file as it was is kept beside it).
+:func:`start_logs` keeps those out of the run's curves: TensorBoard hides them, and ``metrics.csv``
+keeps the rows up to the checkpoint's step (the whole file as it was is kept beside it).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,30 +32,36 @@ from cnnpl.files import atomic_write, is_local
 BEFORE_RESUME = "metrics.before-resume-{n}.csv"  # metrics.csv as a resume found it, when it had later rows
 
 
-def continue_logs(logger: Any, step: int) -> None:
-    """Make ``logger`` (one, a list of them, or ``False``) continue a run resumed from a checkpoint saved
-    after ``step`` optimizer steps, leaving out what an interrupted attempt logged after that step.
+def start_logs(logger: Any, resumed_at: int | None) -> None:
+    """Prepare ``logger`` (one, a list of them, or ``False``) for a fit that starts at step 0
+    (``resumed_at=None``) or resumes from a checkpoint saved after ``resumed_at`` optimizer steps,
+    leaving out of the run's logs what an interrupted attempt logged after the checkpoint.
 
-    A :class:`~lightning.pytorch.loggers.TensorBoardLogger` opens its writer with ``purge_step=step + 1``:
-    TensorBoard then hides the events of the run's earlier files at later steps (they stay on disk).
-    :class:`CSVLogger` moves such rows out of ``metrics.csv`` (:class:`ContinuingWriter`). ``step`` itself
-    stays: an epoch's pictures are logged at the step its checkpoint was saved at (docs/visualisation.md),
-    and the attempt's first step after it is the same step, trained again from the same state.
+    A :class:`~lightning.pytorch.loggers.TensorBoardLogger` opens its writer with ``purge_step``: 0 for a
+    new run, ``resumed_at + 1`` for a resume. Each writes a session start there, and TensorBoard takes a
+    run's every start after the first as a restart, hiding the events of earlier files at that step and
+    later (they stay on disk; its Rust data server, the default, hides steps logged again by itself too,
+    its Python loader, ``--load_fast=false``, only so). :class:`CSVLogger` moves such rows out of
+    ``metrics.csv`` (:class:`ContinuingWriter`). What was logged at ``resumed_at`` itself stays: the
+    checkpointed epoch's pictures (docs/visualisation.md) and a finished run's test results are logged
+    at it; so is the first step trained after the checkpoint, which can then show twice.
     Other loggers are left as they are.
     """
     for one in logger if isinstance(logger, list | tuple) else [logger]:
         if isinstance(one, TensorBoardLogger) and one._experiment is None:  # its writer not yet opened
-            one._kwargs.setdefault("purge_step", step + 1)  # Lightning passes _kwargs to SummaryWriter
+            purge_step = 0 if resumed_at is None else resumed_at + 1
+            one._kwargs.setdefault("purge_step", purge_step)  # Lightning passes _kwargs to SummaryWriter
         elif isinstance(one, CSVLogger):
-            one.resumed_at = step
+            one.resumed_at = resumed_at
 
 
 class ContinuingWriter(ExperimentWriter):
     """Lightning's CSV experiment writer, which keeps the ``metrics.csv`` it finds and appends to it.
 
     ``resumed_at``: the step of the checkpoint the run resumed from. Rows of later steps (an interrupted
-    attempt's, logged again by this run) are left out: ``metrics.csv`` is first renamed to the next free
-    ``metrics.before-resume-N.csv``, then written again with the rows up to that step.
+    attempt's, logged again by this run) are left out: ``metrics.csv`` is first kept as the next free
+    ``metrics.before-resume-N.csv`` (a second name for the same file), then replaced in one step by the
+    rows up to that step.
     """
 
     def __init__(self, log_dir: str, resumed_at: int | None = None) -> None:
@@ -76,7 +84,10 @@ class ContinuingWriter(ExperimentWriter):
         n = 1
         while (path.parent / BEFORE_RESUME.format(n=n)).exists():
             n += 1
-        path.rename(path.parent / BEFORE_RESUME.format(n=n))
+        try:
+            os.link(path, path.parent / BEFORE_RESUME.format(n=n))
+        except OSError:  # a file system without hard links
+            shutil.copy2(path, path.parent / BEFORE_RESUME.format(n=n))
         self._write_rows(self.metrics_keys, kept)
 
     def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
@@ -109,7 +120,7 @@ def _after(row: dict[str, str], step: int) -> bool:
 class CSVLogger(LightningCSVLogger):
     """Lightning's ``CSVLogger``, whose ``metrics.csv`` survives a resume (:class:`ContinuingWriter`)."""
 
-    resumed_at: int | None = None  # set by continue_logs before the run's first log
+    resumed_at: int | None = None  # set by start_logs before the run's first log
 
     @property
     @rank_zero_experiment

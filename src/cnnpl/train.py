@@ -537,7 +537,7 @@ def checked_datamodule(cfg: DictConfig) -> Any:
 
 def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
     """Build the network ``cfg`` describes for the data's shape, where the data module knows it without
-    reading its files (:meth:`~cnnpl.data.base.InMemoryImageDataModule.known_shape`), and pass a batch
+    loading the data (:meth:`~cnnpl.data.base.InMemoryImageDataModule.known_shape`), and pass a batch
     through it (:func:`check_forward`): a layer that does not fit the images is refused.
 
     For every job of a sweep, before the first trains (a run checks its own network once its data is
@@ -601,7 +601,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     from cnnpl.checks import check_eval_shards, check_tta
     from cnnpl.distributed import check_launch, in_sweep, is_worker
     from cnnpl.hooks import skip_unused_batch_hooks
-    from cnnpl.loggers import continue_logs
+    from cnnpl.loggers import start_logs
     from cnnpl.plugins import load_plugins
     from cnnpl.profiler import NullProfiler
     from cnnpl.system import ImageClassifier
@@ -658,9 +658,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
         # first one's config.yaml)
         check_fresh_run_dir(checkpoint_dir, run_dir=None if is_worker() else output_dir)
     logger = _instantiate(cfg.logger) if cfg.get("logger") else False
-    resumed_at = checkpoint.get("global_step") if ckpt_path is not None and cfg.get("fit", True) else None
-    if isinstance(resumed_at, int):  # steps an interrupted attempt logged after it are trained again
-        continue_logs(logger, resumed_at)
+    if cfg.get("fit", True):  # the steps an interrupted attempt logged after the checkpoint are trained again
+        resumed_at = checkpoint.get("global_step") if ckpt_path is not None else None
+        requeued = ckpt_path is None and any(output_dir.glob("hpc_ckpt_*.ckpt"))  # Lightning resumes it itself
+        if not requeued and (ckpt_path is None or isinstance(resumed_at, int)):
+            start_logs(logger, resumed_at)
     extra: dict[str, Any] = {"plugins": _with_atomic_checkpoints(cfg.trainer.get("plugins"))}
     if not _has_model_checkpoint(callbacks) and cfg.trainer.get("enable_checkpointing") is None:
         # ~callbacks.checkpoint: no checkpoints (Lightning would add its own, in the logger's folder)

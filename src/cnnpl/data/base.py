@@ -179,9 +179,9 @@ class InMemoryImageDataModule(L.LightningDataModule):
 
     # -- facts the model needs -------------------------------------------------------------
     def known_shape(self) -> tuple[int, int, tuple[int, int]] | None:
-        """``(num_classes, in_channels, (height, width))`` where the settings say it without reading the data
-        (CIFAR-10's, the shapes' ``image_size``); ``None`` (the default) where only :meth:`setup` can tell.
-        A sweep's network of each job is built for it before the first job trains."""
+        """``(num_classes, in_channels, (height, width))`` where it is known without loading the data (the
+        shapes' ``image_size``; CIFAR-10's files, or one image's header); ``None`` (the default) where only
+        :meth:`setup` can tell. A sweep builds each job's network for it before the first job trains."""
         return None
 
     @property

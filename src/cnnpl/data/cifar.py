@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from cnnpl.data.base import InMemoryImageDataModule, Split
-from cnnpl.data.folder import interleave_classes, load_class_folders
+from cnnpl.data.folder import first_image_size, interleave_classes, load_class_folders
 from cnnpl.errors import CnnplError, DataError
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -68,8 +68,14 @@ class CIFAR10DataModule(InMemoryImageDataModule):
         self.root = Path(root).expanduser()
         self.download = download
 
-    def known_shape(self) -> tuple[int, int, tuple[int, int]]:
-        return len(CLASSES), 3, (32, 32)
+    def known_shape(self) -> tuple[int, int, tuple[int, int]] | None:
+        """32x32 RGB in torchvision's batch files; in class folders, the first image's size (read from its
+        header: a copy at another size trains at that size); ``None`` where there is no data."""
+        layout = find_cifar10(self.root)
+        if layout == "batches":
+            return len(CLASSES), 3, (32, 32)
+        size = first_image_size(self.root / "train") if layout == "folders" else None
+        return None if size is None else (len(CLASSES), 3, size)
 
     def check(self) -> None:
         """Raise :class:`DataError` now if the data cannot be found (called before any training)."""

@@ -52,6 +52,26 @@ def list_class_folders(split_dir: Path) -> tuple[list[str], list[tuple[str, int]
     return classes, files
 
 
+def first_image_size(split_dir: Path) -> tuple[int, int] | None:
+    """``(height, width)`` of the first image of the first class folder in ``split_dir``, from its header
+    alone; ``None`` when there is none or it cannot be read. (:func:`load_class_folders` refuses a split
+    whose images differ in size, so this is every image's size, or the split is refused.)"""
+    from PIL import Image
+
+    try:
+        classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        for name in classes:
+            with os.scandir(split_dir / name) as entries:
+                found = sorted(e.name for e in entries if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
+            if found:
+                with Image.open(split_dir / name / found[0]) as img:
+                    width, height = img.size
+                return height, width
+    except (OSError, ValueError, Image.DecompressionBombError):  # unreadable: loading says what is wrong
+        return None
+    return None
+
+
 def _decode(path: str) -> torch.Tensor:
     """One image through PIL, as a uint8 ``(3, H, W)`` tensor."""
     from PIL import Image, UnidentifiedImageError
