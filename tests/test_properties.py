@@ -8,11 +8,14 @@ keeps CI reproducible, small ``max_examples`` keeps it fast.
 from __future__ import annotations
 
 import inspect
+import re
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+import torch.nn.functional as F
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from omegaconf import DictConfig
 
 import cnnpl
 from cnnpl.errors import CnnplError
@@ -157,6 +160,102 @@ def predicted_conv(size: tuple[int, ...], kernel: int, padding: int | str) -> tu
     return tuple(output_size(n, kernel, 1, padding) for n in size)
 
 
+# The windowed layers of each model under conv.kernel_size / pool.kernel_size overrides, as
+# (module path, kernel, stride, padding), from the models' documented plans: the config's kernel sizes
+# win over the architecture's, strides and paddings stay the architecture's (a pool asked for no
+# stride gets one equal to its kernel; pools keep padding 0, "valid").
+Layer = tuple[str, int, int, str]
+
+
+def spatial_plan(cfg: DictConfig, conv_kernel: int, pool_kernel: int) -> list[Layer]:
+    model = cfg.model.name
+    if model == "simple_cnn":  # per channel width: conv valid -> act -> pool (asked for no stride)
+        return [
+            layer
+            for i in range(1, len(cfg.model.channels) + 1)
+            for layer in (
+                (f"features.block{i}.conv", conv_kernel, 1, "valid"),
+                (f"features.block{i}.pool", pool_kernel, pool_kernel, "valid"),
+            )
+        ]
+    if model == "lenet5":  # c1 -> s2 -> c3 -> s4, valid convs, pools of stride 2
+        return [
+            ("features.c1", conv_kernel, 1, "valid"),
+            ("features.s2", pool_kernel, 2, "valid"),
+            ("features.c3", conv_kernel, 1, "valid"),
+            ("features.s4", pool_kernel, 2, "valid"),
+        ]
+    if model == "notes_example":  # no pooling: valid convs of stride 1, 2, 2
+        return [(f"features.conv{i}.conv", conv_kernel, s, "valid") for i, s in enumerate((1, 2, 2), 1)]
+    if model == "tiny_net":  # per block: conv "same" -> norm -> act -> pool of stride 2
+        return [
+            layer
+            for i in range(1, cfg.model.blocks + 1)
+            for layer in (
+                (f"features.block{i}.conv", conv_kernel, 1, "same"),
+                (f"features.block{i}.pool", pool_kernel, 2, "valid"),
+            )
+        ]
+    raise AssertionError(f"no spatial plan for {model}")
+
+
+def torch_trace(plan: list[Layer], image: int) -> tuple[str | None, tuple[int, int]]:
+    """Slide each window of ``plan`` over an ``image`` x ``image`` map with torch, not cnnpl's size
+    arithmetic: the first layer torch cannot run (or that leaves an empty map) and its input size,
+    or None and the final size.
+
+    Every window goes through ``F.max_pool2d``: unpadded, a conv's window moves as a pooling window
+    of the same kernel and stride does (``F.conv2d`` would give the same sizes, at milliseconds a call
+    on a small CPU against microseconds), and every windowed pool here has max pooling's windows.
+    """
+    x = torch.zeros(1, 1, image, image)
+    for name, kernel, stride, padding in plan:
+        # "same" at stride 1: kernel - 1 zeros on each axis, the odd one after (TensorFlow's rule)
+        x_in = F.pad(x, ((kernel - 1) // 2, kernel // 2) * 2) if padding == "same" else x
+        try:
+            y = F.max_pool2d(x_in, kernel, stride)
+        except RuntimeError:  # torch: "Output size is too small"
+            return name, (x.shape[2], x.shape[3])
+        if y.numel() == 0:
+            return name, (x.shape[2], x.shape[3])
+        x = y
+    return None, (x.shape[2], x.shape[3])
+
+
+def smallest_image(plan: list[Layer]) -> int:
+    """The smallest square image torch runs every layer of ``plan`` on, by bisection: fitting is
+    monotone, as a larger input never gives a layer a smaller map."""
+
+    def fits(n: int) -> bool:
+        return torch_trace(plan, n)[0] is None
+
+    too_small, large_enough = 0, 1
+    while not fits(large_enough):
+        too_small, large_enough = large_enough, 2 * large_enough
+    while large_enough - too_small > 1:
+        middle = (too_small + large_enough) // 2
+        too_small, large_enough = (too_small, middle) if fits(middle) else (middle, large_enough)
+    return large_enough
+
+
+def build_or_refuse(cfg: DictConfig, plan: list[Layer], image: int) -> torch.nn.Module | None:
+    """``build_model`` at ``image`` x ``image``: the network when torch runs every layer of ``plan`` there,
+    else None after checking that cnnpl refused, naming the first layer that cannot fit and its input."""
+    misfit, size = torch_trace(plan, image)
+    model = cfg.model.name
+    try:
+        net = build_model(cfg, num_classes=10, in_channels=3, input_size=(image, image))
+    except CnnplError as err:
+        assert misfit is not None, f"{model} refused {image}x{image} although every layer fits (ends at {size}): {err}"
+        h, w = size
+        assert str(err).startswith(f"layer {misfit} ") and re.search(rf"input \(\d+, {h}, {w}\)", str(err)), (
+            f"expected the refusal to name {misfit} and its {h}x{w} input, got: {err}"
+        )
+        return None
+    assert misfit is None, f"{model} built for {image}x{image} although {misfit} cannot take {size}"
+    return net
+
+
 @settings(max_examples=12, deadline=None, derandomize=True)
 @given(
     model=st.sampled_from(["simple_cnn", "lenet5", "notes_example", "tiny_net"]),
@@ -165,17 +264,28 @@ def predicted_conv(size: tuple[int, ...], kernel: int, padding: int | str) -> tu
     conv_kernel=st.integers(1, 9),
     image=st.integers(4, 40),
 )
+@example(model="simple_cnn", pool="max", pool_kernel=2, conv_kernel=3, image=21)  # 19 9 7 3 1: pool refuses 1x1
+@example(model="tiny_net", pool="avg", pool_kernel=4, conv_kernel=3, image=7)  # 7 2 2: pool refuses 2x2
 def test_config_overrides_build_a_model_or_raise_cnnpl_error(
     model: str, pool: str, pool_kernel: int, conv_kernel: int, image: int
 ) -> None:
+    """The model builds exactly when torch can run every conv and pool window on the image, and then
+    maps it to torch's feature map; otherwise cnnpl's refusal names the first layer that cannot fit
+    and the size that layer was given. Also checked at the edge, where an off-by-one in a size check
+    shows: the smallest image the network fits, and one pixel less."""
     cfg = cnnpl.compose(
         [f"model={model}", f"pool={pool}", f"pool.kernel_size={pool_kernel}", f"conv.kernel_size={conv_kernel}"],
         output_dir="unused",
     )
-    try:
-        net = build_model(cfg, num_classes=10, in_channels=3, input_size=(image, image))
-    except CnnplError:
+    plan = spatial_plan(cfg, conv_kernel, pool_kernel)
+    smallest = smallest_image(plan)
+    for edge in range(max(smallest - 1, 1), smallest + 1):
+        build_or_refuse(cfg, plan, edge)
+    net = build_or_refuse(cfg, plan, image)
+    if net is None:
         return
     net.eval()
+    x = torch.randn(1, 3, image, image)
     with torch.no_grad():
-        assert net(torch.randn(1, 3, image, image)).shape == (1, 10)
+        assert tuple(net.features(x).shape[2:]) == torch_trace(plan, image)[1]
+        assert net(x).shape == (1, 10)
