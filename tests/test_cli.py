@@ -102,6 +102,14 @@ def test_overrides_after_a_double_dash_are_checked_like_the_others(tmp_path: Pat
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+def test_a_hydra_setting_hydra_cannot_read_is_one_line_and_makes_no_folder(tmp_path: Path) -> None:
+    result = run_cli("data=shapes", "hydra.run.dir=~/nope", cwd=tmp_path)  # ~ starts a deletion in Hydra's grammar
+    assert result.returncode == 2
+    assert result.stderr.startswith("cnnpl: error: LexerNoViableAltException: hydra.run.dir=~/nope"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not list(tmp_path.iterdir())  # the run-folder check made ./~/nope before
+
+
 @pytest.mark.parametrize(
     ("sweep", "message"),
     [

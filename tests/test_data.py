@@ -553,3 +553,4 @@ def test_cifar10_class_folders_of_another_size_declare_their_size(tmp_path: Path
     dm.setup()
     assert known == (dm.num_classes, dm.in_channels, dm.input_size) == (10, 3, (40, 40))
     assert CIFAR10DataModule(root=tmp_path / "nothing here").known_shape() is None
+    assert CIFAR10DataModule(root=tmp_path / "nothing here", download=True).known_shape() == (10, 3, (32, 32))

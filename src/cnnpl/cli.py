@@ -116,6 +116,14 @@ def _check_composes(args: list[str]) -> None:
         if not arg.startswith("-")
         and (not arg.lstrip("+~").startswith(("hydra.", "hydra/")) or arg.lstrip("+~").startswith("hydra.searchpath="))
     ]
+    own = [arg for arg in words if not arg.startswith("-") and arg not in overrides]  # Hydra's settings
+    if own:  # composed by Hydra alone, but read now: a value it cannot parse would be its several lines
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        try:
+            OverridesParser.create().parse_overrides(own)
+        except Exception as err:
+            raise CnnplError(one_line_composition_error(err, own)) from None
     for variant, job in _sweep_variants(overrides) if multirun else [(overrides, "")]:
         try:
             cfg = compose_plain(variant)

@@ -40,8 +40,9 @@ def start_logs(logger: Any, resumed_at: int | None) -> None:
     A :class:`~lightning.pytorch.loggers.TensorBoardLogger` opens its writer with ``purge_step``: 0 for a
     new run, ``resumed_at + 1`` for a resume. Each writes a session start there, and TensorBoard takes a
     run's every start after the first as a restart, hiding the events of earlier files at that step and
-    later (they stay on disk; its Rust data server, the default, hides steps logged again by itself too,
-    its Python loader, ``--load_fast=false``, only so). :class:`CSVLogger` moves such rows out of
+    later (they stay on disk). That is for its Python loader (``--load_fast=false``); its Rust data
+    server, the default, shows a tag logged again at a step once by itself, and keeps what is not logged
+    again (a finished attempt's test result). :class:`CSVLogger` moves such rows out of
     ``metrics.csv`` (:class:`ContinuingWriter`). What was logged at ``resumed_at`` itself stays: the
     checkpointed epoch's pictures (docs/visualisation.md) and a finished run's test results are logged
     at it; so is the first step trained after the checkpoint, which can then show twice.
@@ -84,11 +85,16 @@ class ContinuingWriter(ExperimentWriter):
         n = 1
         while (path.parent / BEFORE_RESUME.format(n=n)).exists():
             n += 1
+        before = path.parent / BEFORE_RESUME.format(n=n)
         try:
-            os.link(path, path.parent / BEFORE_RESUME.format(n=n))
+            os.link(path, before)
         except OSError:  # a file system without hard links
-            shutil.copy2(path, path.parent / BEFORE_RESUME.format(n=n))
-        self._write_rows(self.metrics_keys, kept)
+            shutil.copy2(path, before)
+        try:
+            self._write_rows(self.metrics_keys, kept)
+        except BaseException:  # metrics.csv is as it was: the second name would follow its later rows
+            before.unlink(missing_ok=True)
+            raise
 
     def _rewrite_with_new_header(self, fieldnames: list[str]) -> None:
         with self._fs.open(self.metrics_file_path, "r", newline="") as file:

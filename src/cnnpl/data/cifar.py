@@ -70,9 +70,9 @@ class CIFAR10DataModule(InMemoryImageDataModule):
 
     def known_shape(self) -> tuple[int, int, tuple[int, int]] | None:
         """32x32 RGB in torchvision's batch files; in class folders, the first image's size (read from its
-        header: a copy at another size trains at that size); ``None`` where there is no data."""
+        header: a copy at another size trains at that size); ``None`` where there is no data to read or download."""
         layout = find_cifar10(self.root)
-        if layout == "batches":
+        if layout == "batches" or (layout is None and self.download):  # a download is the batch files
             return len(CLASSES), 3, (32, 32)
         size = first_image_size(self.root / "train") if layout == "folders" else None
         return None if size is None else (len(CLASSES), 3, size)
