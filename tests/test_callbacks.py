@@ -16,7 +16,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from PIL import Image
-from tests.conftest import TINY
+from tests.conftest import TINY, run_cli
 
 import cnnpl
 from cnnpl import viz
@@ -410,3 +410,14 @@ def test_the_filters_callback_shows_the_first_layer_that_learns_by_default() -> 
         callback.tensorboard_logger = lambda trainer: None  # no TensorBoard needed to pick the layer
         callback.setup(trainer, SimpleNamespace(net=net), "fit")
         assert callback.layers == [first]
+
+
+@pytest.mark.slow  # the real command line, and torch.compile's first compilation (about 30 s cold)
+def test_a_compiled_network_gets_every_default_picture(tmp_path) -> None:
+    # system.compile=true died in the Grad-CAM callback at the first epoch it was due (docs/speed.md's command)
+    result = run_cli(*TINY, "system.compile=true", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    acc = read_events(tmp_path / "run" / "tensorboard")
+    tags = acc.Tags()
+    assert {"gradcam/features.block3.conv", "feature_maps/features.block3/image0"} <= set(tags["images"])
+    assert "test/acc" in tags["scalars"]

@@ -312,11 +312,13 @@ PLUGIN_POOL = """
 """
 
 
-def fake_run(run_dir: Path, *overrides: str, plugins_as_saved: list[str] | None = None) -> Path:
+def fake_run(
+    run_dir: Path, *overrides: str, plugins_as_saved: list[str] | None = None, data: list[str] = TINY_RUN[:3]
+) -> Path:
     """A run folder as ``python -m cnnpl`` leaves it (``config.yaml``, ``checkpoints/last.ckpt``), untrained."""
     from cnnpl.train import _instantiate, build_model
 
-    cfg = cnnpl.compose([*TINY_RUN, *overrides], output_dir=str(run_dir))
+    cfg = cnnpl.compose([*data, *TINY_RUN[3:], *overrides], output_dir=str(run_dir))
     datamodule = _instantiate(cfg.data)
     datamodule.setup("fit")
     net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
@@ -606,3 +608,42 @@ def test_grad_cam_explains_the_last_blocks_output_by_default(model: str, layer: 
     assert viz.cam_layer(net) == layer
     cams, _ = viz.grad_cam(net, torch.randn(2, 3, 32, 32), layer)
     assert cams.shape == (2, 32, 32) and cams.isfinite().all()
+
+
+def test_grad_cam_feature_maps_and_embeddings_of_a_compiled_network_are_the_network_s() -> None:
+    # system.compile=true: a compiled network traces the hooks these functions add into its graph, and
+    # Grad-CAM's gradient with respect to the captured output failed (the default callbacks at epoch 5)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    x = torch.randn(2, 3, 8, 8)
+
+    def pictures() -> list[torch.Tensor]:
+        cams, logits = viz.grad_cam(net, x, "1")
+        return [cams, logits, viz.feature_maps(net, x, ["1"])["1"], viz.embedding(net, x)]
+
+    expected = pictures()
+    net.compile(backend="aot_eager")  # the autograd tracing of torch.compile's default, without its C++ build
+    with torch.no_grad():
+        net(x)  # compiled before the hooks are added, as in training
+    for got, want in zip(pictures(), expected, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_render_finds_the_runs_relative_data_root_where_the_run_started(tmp_path, monkeypatch) -> None:
+    # python -m cnnpl data=cifar10 data.root=cifar, then python -m cnnpl.render from another folder
+    from tests.test_data import write_class_folders
+
+    from cnnpl.render import load_checkpoint
+
+    start = tmp_path / "start"
+    write_class_folders(start / "cifar", per_class=2)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.chdir(start)
+    ckpt = fake_run(start / "outputs" / "run", data=["data=cifar10", "data.root=cifar", "data.val_split=0.5"])
+    (start / "outputs" / "run" / ".hydra").mkdir()
+    (start / "outputs" / "run" / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  runtime:\n    cwd: {start}\n")
+    monkeypatch.chdir(tmp_path)
+    _, datamodule, _ = load_checkpoint(ckpt)
+    assert datamodule.root == start / "cifar"
+    _, datamodule, _ = load_checkpoint(ckpt, overrides=["data.root=start/cifar"])  # given: from here
+    assert datamodule.root == Path("start/cifar")

@@ -173,7 +173,8 @@ def load_checkpoint(
 ) -> tuple[nn.Module, Any, DictConfig]:
     """``(network in eval mode, data module set up, config)`` of a ``python -m cnnpl`` checkpoint.
 
-    ``overrides`` are ``key=value`` strings applied to the run's config (``data.root=...``). The
+    ``overrides`` are ``key=value`` strings applied to the run's config (``data.root=...``; the run's own
+    relative ``data.root`` is relative to the folder the run was started in). The
     plugins the config names are loaded first: files as :func:`find_plugin_file` finds them, modules
     from the folder the run was started in or ``sys.path``. ``plugins=[...]`` among the overrides
     replaces them, relative to the working directory; ``skip_broken_plugins=true`` skips broken
@@ -198,6 +199,10 @@ def load_checkpoint(
         run_dir = config_path.parent
         specs = [str(find_plugin_file(s, run_dir)) if _is_path(s) else s for s in specs]
         load_plugins(specs, skip_broken=skip_broken, base=started_in(run_dir.resolve()) or Path.cwd())
+    root, origin = OmegaConf.select(cfg, "data.root"), started_in(config_path.parent.resolve())
+    relative = isinstance(root, str) and not Path(root).expanduser().is_absolute()
+    if relative and origin is not None and OmegaConf.select(given, "data.root") is None:
+        cfg.data.root = str(origin / root)  # the run's data.root, relative to where it started
     datamodule = _instantiate(cfg.data)
     datamodule.setup("fit")
     net = build_model(_without_pretrained(cfg), datamodule.num_classes, datamodule.in_channels, datamodule.input_size)

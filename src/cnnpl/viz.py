@@ -166,6 +166,16 @@ def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
             m.training = training
 
 
+def eager() -> contextlib.AbstractContextManager[None]:
+    """Run a compiled network (``system.compile=true``: ``torch.compile``) as written for the block.
+
+    Compiled, it traces the hooks these functions add into its graph, or ignores them once traced:
+    feature maps then come from the trace, and Grad-CAM's gradient with respect to a captured output
+    fails (``The differentiated Tensor ... appears to not have been used in the graph``).
+    """
+    return torch.compiler.set_stance("force_eager")
+
+
 def find_layer(net: nn.Module, name: str) -> nn.Module:
     """The submodule called ``name`` (as in ``net.named_modules()``); an unknown name lists the real ones."""
     modules = dict(net.named_modules())
@@ -325,7 +335,7 @@ def feature_maps(net: nn.Module, images: torch.Tensor, layers: Sequence[str]) ->
 
         handles.append(find_layer(net, name).register_forward_hook(hook))
     try:
-        with eval_mode(net), torch.no_grad():
+        with eval_mode(net), torch.no_grad(), eager():
             net(images)
     finally:
         for h in handles:
@@ -594,7 +604,7 @@ def grad_cam(
     handle = find_layer(net, layer).register_forward_hook(hook)
     device = next(net.parameters()).device
     try:
-        with eval_mode(net), torch.enable_grad():
+        with eval_mode(net), torch.enable_grad(), eager():
             x = images.to(device).detach().requires_grad_(True)  # so the graph exists even for frozen nets
             logits = net(x)
             if not captured:
@@ -663,7 +673,8 @@ def embedding(net: nn.Module, images: torch.Tensor, layer: str | None = None, ba
 
     handle = target.register_forward_pre_hook(hook)
     try:
-        predict(net, images, batch_size)
+        with eager():
+            predict(net, images, batch_size)
     finally:
         handle.remove()
     return torch.cat(captured)
