@@ -55,8 +55,8 @@ def atomic_write(
     The temporary file lives in the same folder (``os.replace`` is atomic only within a file system)
     and is removed if ``write`` fails; ``path`` then still holds its previous contents. One left by a
     process killed while it wrote is removed by the next write of ``path`` (:func:`remove_stale_temporaries`).
-    The file gets
-    ``mode``, by default the permissions of any new file (``mkstemp`` alone would make it private).
+    The file gets ``mode``, by default the permissions of any new file (``mkstemp`` alone would make it
+    private).
     ``durable``: flushed to the disk (``fsync``), the rename too, before this returns.
     """
     target = Path(path)
