@@ -647,3 +647,17 @@ def test_render_finds_the_runs_relative_data_root_where_the_run_started(tmp_path
     assert datamodule.root == start / "cifar"
     _, datamodule, _ = load_checkpoint(ckpt, overrides=["data.root=start/cifar"])  # given: from here
     assert datamodule.root == Path("start/cifar")
+    (start).rename(tmp_path / "moved")  # a project folder moved: its data is found from where render runs
+    monkeypatch.chdir(tmp_path / "moved")
+    _, datamodule, _ = load_checkpoint(tmp_path / "moved" / "outputs" / "run" / "checkpoints" / "last.ckpt")
+    assert datamodule.root == Path("cifar")
+
+
+def test_eager_sets_torch_s_stance_for_its_block_only() -> None:
+    from torch._dynamo import eval_frame
+
+    made = viz.eager()
+    assert eval_frame._stance.stance == "default"  # torch's own context manager sets it when made
+    with made:
+        assert eval_frame._stance.stance == "force_eager"
+    assert eval_frame._stance.stance == "default"

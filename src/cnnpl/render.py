@@ -174,7 +174,8 @@ def load_checkpoint(
     """``(network in eval mode, data module set up, config)`` of a ``python -m cnnpl`` checkpoint.
 
     ``overrides`` are ``key=value`` strings applied to the run's config (``data.root=...``; the run's own
-    relative ``data.root`` is relative to the folder the run was started in). The
+    relative ``data.root`` is looked for in the folder the run was started in, then in the working
+    directory). The
     plugins the config names are loaded first: files as :func:`find_plugin_file` finds them, modules
     from the folder the run was started in or ``sys.path``. ``plugins=[...]`` among the overrides
     replaces them, relative to the working directory; ``skip_broken_plugins=true`` skips broken
@@ -201,8 +202,8 @@ def load_checkpoint(
         load_plugins(specs, skip_broken=skip_broken, base=started_in(run_dir.resolve()) or Path.cwd())
     root, origin = OmegaConf.select(cfg, "data.root"), started_in(config_path.parent.resolve())
     relative = isinstance(root, str) and not Path(root).expanduser().is_absolute()
-    if relative and origin is not None and OmegaConf.select(given, "data.root") is None:
-        cfg.data.root = str(origin / root)  # the run's data.root, relative to where it started
+    if relative and origin is not None and OmegaConf.select(given, "data.root") is None and (origin / root).exists():
+        cfg.data.root = str(origin / root)  # the run's data.root, relative to where it started (still there)
     datamodule = _instantiate(cfg.data)
     datamodule.setup("fit")
     net = build_model(_without_pretrained(cfg), datamodule.num_classes, datamodule.in_channels, datamodule.input_size)

@@ -166,14 +166,16 @@ def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
             m.training = training
 
 
-def eager() -> contextlib.AbstractContextManager[None]:
+@contextlib.contextmanager
+def eager() -> Iterator[None]:
     """Run a compiled network (``system.compile=true``: ``torch.compile``) as written for the block.
 
     Compiled, it traces the hooks these functions add into its graph, or ignores them once traced:
     feature maps then come from the trace, and Grad-CAM's gradient with respect to a captured output
     fails (``The differentiated Tensor ... appears to not have been used in the graph``).
     """
-    return torch.compiler.set_stance("force_eager")
+    with torch.compiler.set_stance("force_eager"):  # torch's sets the stance when made: made in the block
+        yield
 
 
 def find_layer(net: nn.Module, name: str) -> nn.Module:
