@@ -151,8 +151,13 @@ def last_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
     then modification time and name. (A copy without its files' times, ``cp -r``, keeps the steps; a
     file whose step cannot be read counts as the newest, so that it is the one refused, not skipped.)"""
     folder = Path(checkpoint_dir)
-    found = [path for path in folder.glob(f"{LAST}*.ckpt") if path.is_file()] if folder.is_dir() else []
-    return sorted(found, key=lambda path: (_saved_step(path), path.stat().st_mtime, path.name))
+    return by_saved_step([path for path in folder.glob(f"{LAST}*.ckpt") if path.is_file()] if folder.is_dir() else [])
+
+
+def by_saved_step(paths: list[Path]) -> list[Path]:
+    """``paths`` (checkpoint files), newest last: by the training step each was saved at, then modification
+    time and name (a file whose step cannot be read counts as the newest)."""
+    return sorted(paths, key=lambda path: (_saved_step(path), path.stat().st_mtime, path.name))
 
 
 def _saved_step(path: Path) -> float:
@@ -181,7 +186,7 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: str | Path) -> str 
         folder = Path(checkpoint_dir)
         others = [path for path in folder.glob("*.ckpt") if path.is_file()] if folder.is_dir() else []
         if not found and others:  # callbacks.checkpoint.save_last=false: the best, or every epoch's, only
-            latest = max(others, key=lambda path: (_saved_step(path), path.stat().st_mtime, path.name))
+            latest = by_saved_step(others)[-1]
             raise CheckpointError(
                 f"ckpt_path=last but {str(folder)!r} holds no last.ckpt (callbacks.checkpoint.save_last=false saves "
                 f"none); resume from the checkpoint saved at the latest step there with ckpt_path={latest}"

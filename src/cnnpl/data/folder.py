@@ -53,23 +53,18 @@ def list_class_folders(split_dir: Path) -> tuple[list[str], list[tuple[str, int]
 
 
 def first_image_size(split_dir: Path) -> tuple[int, int] | None:
-    """``(height, width)`` of the first image of the first class folder in ``split_dir``, from its header
-    alone; ``None`` when there is none or it cannot be read. (:func:`load_class_folders` refuses a split
-    whose images differ in size, so this is every image's size, or the split is refused.)"""
+    """``(height, width)`` of the first image :func:`list_class_folders` lists in ``split_dir``, from its
+    header alone; ``None`` when there is none or it cannot be read. (:func:`load_class_folders` refuses a
+    split whose images differ in size, so this is every image's size, or the split is refused.)"""
     from PIL import Image
 
     try:
-        classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-        for name in classes:
-            with os.scandir(split_dir / name) as entries:
-                found = sorted(e.name for e in entries if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
-            if found:
-                with Image.open(split_dir / name / found[0]) as img:
-                    width, height = img.size
-                return height, width
-    except (OSError, ValueError, Image.DecompressionBombError):  # unreadable: loading says what is wrong
+        _, files = list_class_folders(split_dir)
+        with Image.open(split_dir / files[0][0]) as img:
+            width, height = img.size
+    except (DataError, OSError, ValueError, Image.DecompressionBombError):  # loading says what is wrong
         return None
-    return None
+    return height, width
 
 
 def _decode(path: str) -> torch.Tensor:
