@@ -5,7 +5,8 @@ slow spell lasts whole runs and moves them by 10-30%, far more than the 1-3% bei
 every contender is one Lightning fit with a :class:`PairedPlainStep` callback: after each training
 step it runs one step of a hand-written loop (its own copy of the network, an optimizer of the same
 class and settings, the same in-memory data, augmentation, normalisation, memory format and
-loss), timed on its own. Both loops thus run at the same moments, under the same machine state, and
+loss; with ``--plain-optimizer torch-default`` the same class and settings with torch's default
+implementation, as a hand-written loop builds it, not cnnpl's ``fused=true``), timed on its own. Both loops thus run at the same moments, under the same machine state, and
 every comparison is paired:
 
 * ``plain step`` / ``Lightning step``: median times of the two kinds of step (a Lightning step is
@@ -45,6 +46,7 @@ import lightning as L
 import torch
 from train_cifar10 import GOALS, LEARNING_RATES, barebones_fit, cnnpl_fit, compare_config, interleave, plain_step
 
+from cnnpl.optim import IMPLEMENTATION_KEYS
 from cnnpl.train import _instantiate, keep_freed_memory, skip_missing_nvml
 
 
@@ -75,7 +77,8 @@ class PairedPlainStep(L.Callback):
 
     last: PairedPlainStep | None = None
 
-    def __init__(self) -> None:
+    def __init__(self, plain_optimizer: str = "as-configured") -> None:
+        self.plain_optimizer = plain_optimizer
         self.lightning: list[float] = []
         self.plain: list[float] = []
         self.start: float | None = None
@@ -92,6 +95,8 @@ class PairedPlainStep(L.Callback):
         [template] = trainer.optimizers
         accepted = inspect.signature(type(template)).parameters  # (AdamW's defaults hold Adam's extra keys)
         defaults = {k: v for k, v in template.defaults.items() if k in accepted}
+        if self.plain_optimizer == "torch-default":  # as a hand-written loop builds it: torch picks the step
+            defaults = {k: v for k, v in defaults.items() if k not in IMPLEMENTATION_KEYS}
         optimizer = type(template)(net.parameters(), **defaults)
         train_on = plain_step(net, optimizer, dm, pl_module.memory_format, pl_module.label_smoothing)
         batches = iter(())
@@ -130,15 +135,18 @@ class PairedPlainStep(L.Callback):
         return Paired(self.lightning, self.plain, self.plain_total, self.training)
 
 
-def barebones_run(cfg: Any, dm: Any, epochs: int, limit_batches: int | None) -> Paired:
-    paired = PairedPlainStep()
+def barebones_run(cfg: Any, dm: Any, epochs: int, limit_batches: int | None, plain_optimizer: str) -> Paired:
+    paired = PairedPlainStep(plain_optimizer)
     barebones_fit(cfg, dm, epochs, limit_batches, paired)
     return paired.result()
 
 
-def cnnpl_run(root: str, model: str, epochs: int, limit_batches: int | None, *extra: str) -> Paired:
+def cnnpl_run(
+    root: str, model: str, epochs: int, limit_batches: int | None, plain_optimizer: str, *extra: str
+) -> Paired:
     target = f"+callbacks.paired._target_={PairedPlainStep.__module__}.PairedPlainStep"
-    cnnpl_fit(root, model, epochs, limit_batches, target, *extra)
+    chosen = f"+callbacks.paired.plain_optimizer={plain_optimizer}"
+    cnnpl_fit(root, model, epochs, limit_batches, target, chosen, *extra)
     assert PairedPlainStep.last is not None  # built by cnnpl.train from the config
     return PairedPlainStep.last.result()
 
@@ -151,6 +159,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="rounds (each runs every contender)")
     parser.add_argument("--limit-batches", type=int, default=None, help="training batches per epoch (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the contenders' order")
+    parser.add_argument(
+        "--plain-optimizer",
+        choices=["as-configured", "torch-default"],
+        default="as-configured",
+        help="the plain loop's optimizer: the same class, settings and implementation as the run's "
+        "(as-configured), or the same class and settings with torch's default implementation, as a "
+        "hand-written loop gets it (torch-default: without cnnpl's fused=true)",
+    )
     parser.add_argument("overrides", nargs="*", help="key=value overrides for every contender (data, model, optimizer)")
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -162,11 +178,11 @@ def main() -> None:
         cfg = compare_config(args.root, args.model, args.epochs, args.limit_batches, out, *args.overrides)
     dm = _instantiate(cfg.data)
     dm.setup("fit")
-    run = (args.root, args.model, args.epochs, args.limit_batches, *args.overrides)
+    run = (args.root, args.model, args.epochs, args.limit_batches, args.plain_optimizer, *args.overrides)
     contenders: dict[str, Callable[[], Paired]] = {
         "cnnpl defaults": lambda: cnnpl_run(*run),
         "cnnpl, no pictures": lambda: cnnpl_run(*run, "callbacks=minimal"),
-        "Lightning barebones": lambda: barebones_run(cfg, dm, args.epochs, args.limit_batches),
+        "Lightning barebones": lambda: barebones_run(cfg, dm, args.epochs, args.limit_batches, args.plain_optimizer),
     }
     results = interleave(
         contenders,
@@ -177,7 +193,10 @@ def main() -> None:
         ),
     )
 
-    print(f"\n{args.model}, batch {cfg.data.batch_size}, {args.epochs} epoch(s) per contender, {args.repeats} repeats")
+    print(
+        f"\n{args.model}, batch {cfg.data.batch_size}, {args.epochs} epoch(s) per contender, {args.repeats} repeats, "
+        f"plain loop's optimizer {args.plain_optimizer}"
+    )
     print(
         "| contender | Lightning step, ms | plain step, ms | paired difference, ms "
         "| plain step / Lightning step | throughput ratio (epoch ends included) | goal |"

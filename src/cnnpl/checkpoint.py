@@ -296,6 +296,7 @@ RESUME_FREE = ("ckpt_path", "fit", "test", "output_dir", "plugins", "keep_freed_
 RESUME_FREE_DATA = ("root", "num_workers", "download", "eval_batch_size")
 # how the network is evaluated or laid out in memory, and its data-dependent init (done at step 0)
 RESUME_FREE_SYSTEM = ("tta_flip", "tta_translate", "compile", "memory_format", "init_samples")
+RESUME_FREE_OPTIMIZER = ("fused", "foreach")  # how a step is computed (cnnpl.optim.keep_implementation)
 RESUME_BOUND_TRAINER = ("precision", "accumulate_grad_batches", "gradient_clip_val", "gradient_clip_algorithm")
 # what a schedule's length (its total steps) depends on, besides max_epochs
 SCHEDULE_BOUND_TRAINER = ("max_steps", "limit_train_batches", "devices", "num_nodes")
@@ -322,6 +323,8 @@ def _bound(key: str, scheduled: bool) -> bool:
         return second not in RESUME_FREE_DATA
     if top == "system":
         return second not in RESUME_FREE_SYSTEM
+    if top == "optimizer":
+        return second not in RESUME_FREE_OPTIMIZER
     if top == "trainer":
         return second in RESUME_BOUND_TRAINER or (scheduled and second in SCHEDULE_BOUND_TRAINER)
     return True

@@ -187,20 +187,46 @@ def check_precision(trainer_cfg: Any, accelerator: str) -> None:
         raise CnnplError(f"trainer.precision={value} needs {missing}; use trainer.precision={working}")
 
 
+def check_fused_clipping(cfg: Any, accelerator: str) -> None:
+    """Refuse gradient clipping with a fused optimizer under ``trainer.precision=16-mixed`` off the CPU.
+
+    There the loss is scaled, and a fused optimizer unscales the gradients inside its step, after the
+    point where Lightning clips them, so Lightning stops at the first step ("does not allow for gradient
+    clipping because it performs unscaling of gradients internally"). On the CPU ``16-mixed`` runs as
+    ``bf16-mixed``, which scales nothing.
+    """
+    precision = str(cfg.trainer.get("precision"))
+    clip = cfg.trainer.get("gradient_clip_val")
+    optimizer = cfg.get("optimizer") or {}
+    if PRECISION_ALIASES.get(precision, precision) != "16-mixed" or accelerator == "cpu" or not clip:
+        return
+    if optimizer.get("fused") is True:
+        raise CnnplError(
+            f"trainer.gradient_clip_val={clip} with trainer.precision={precision}: optimizer.fused=true unscales "
+            "the gradients inside its step, after Lightning would clip them; set optimizer.fused=false, or use "
+            "trainer.precision=bf16-mixed (no scaling)"
+        )
+
+
 def check_optimizer(optimizer: Any) -> None:
     """Refuse optimizer settings of the wrong kind, then build the optimizer once on a dummy parameter.
 
     ``optimizer`` is what ``instantiate(cfg.optimizer)`` returns (a ``functools.partial``). A setting
     whose default is a number (a bool, a tuple of numbers) must be one: ``optimizer.lr=abc`` would
-    fail inside the optimizer as "'<=' not supported between instances of 'float' and 'str'". Then a
-    negative lr and the like fail as the optimizer says.
+    fail inside the optimizer as "'<=' not supported between instances of 'float' and 'str'"; one
+    typed ``bool | None`` (torch's ``fused``, ``foreach``) must be a bool or null, since torch reads any
+    other value by its truth. Then a negative lr and the like fail as the optimizer says.
     """
     if isinstance(optimizer, partial):
         try:
-            defaults = {n: p.default for n, p in inspect.signature(optimizer.func).parameters.items()}
+            parameters = inspect.signature(optimizer.func).parameters.values()
         except (TypeError, ValueError):  # a signature Python cannot read: only the build below checks
-            defaults = {}
+            parameters = []  # type: ignore[assignment]
+        defaults = {p.name: p.default for p in parameters}
+        switches = {p.name for p in parameters if p.default is None and p.annotation in (bool | None, "bool | None")}
         for key, value in optimizer.keywords.items():
+            if key in switches and not (value is None or isinstance(value, bool)):
+                raise CnnplError(f"optimizer.{key} must be true, false or null (torch chooses), got {value!r}")
             wanted = _kind_of(defaults.get(key))
             if wanted and not _matches(value, defaults[key]):
                 raise CnnplError(f"optimizer.{key} must be {wanted}, got {value!r}")

@@ -3,6 +3,8 @@
 A schedule is a callable ``schedule(optimizer, total_steps) -> LRScheduler``; the configs in
 ``conf/scheduler/`` make one with ``_partial_: true`` and the system fills in ``total_steps`` from
 the trainer (``estimated_stepping_batches``). :class:`Muon` is ``optimizer=muon``.
+:func:`keep_implementation` keeps an optimizer's step implementation (``fused``, ``foreach``) when a
+checkpoint's state is loaded into it.
 """
 
 from __future__ import annotations
@@ -89,6 +91,26 @@ def triangle(
 
 # The quintic Newton-Schulz coefficients of Jordan's Muon (airbench94_muon, modded-nanogpt).
 NEWTON_SCHULZ = (3.4445, -4.7750, 2.0315)
+
+
+IMPLEMENTATION_KEYS = ("fused", "foreach")  # how torch's optimizers compute a step, not what it computes
+
+
+def keep_implementation(optimizer: Optimizer) -> None:
+    """Keep ``optimizer``'s step implementation as it was built when a state dict is loaded into it.
+
+    torch's ``load_state_dict`` takes every group's settings from the saved state, ``fused`` and
+    ``foreach`` included, so a run resumed from a checkpoint written without ``fused`` (an older cnnpl,
+    or ``optimizer.fused=false``) would step with the saved implementation, not the configured one.
+    The two give the same step up to float rounding, which is why a resume may change them.
+    """
+    built = [{k: group[k] for k in IMPLEMENTATION_KEYS if k in group} for group in optimizer.param_groups]
+
+    def restore(loaded: Optimizer) -> None:
+        for group, implementation in zip(loaded.param_groups, built, strict=True):
+            group.update(implementation)
+
+    optimizer.register_load_state_dict_post_hook(restore)
 
 
 def orthogonalize(matrix: torch.Tensor, steps: int = 3, eps: float = 1e-7) -> torch.Tensor:

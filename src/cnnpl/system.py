@@ -23,11 +23,13 @@ from torchmetrics.classification import MulticlassAccuracy
 from cnnpl.callbacks.guards import saved_random_state
 from cnnpl.distributed import lr_scale
 from cnnpl.errors import CnnplError
+from cnnpl.optim import keep_implementation
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
 ScheduleFactory = Callable[..., LRScheduler]  # (optimizer, total_steps=...) -> LRScheduler
 
-ADAM = partial(Adam, lr=1e-3)  # the notes' optimizer with Keras' default learning rate
+# the notes' optimizer with Keras' default learning rate; fused: one kernel a tensor (docs/speed.md)
+ADAM = partial(Adam, lr=1e-3, fused=True)
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
@@ -283,6 +285,7 @@ class ImageClassifier(L.LightningModule):
         if factor != 1.0:
             for group in optimizer.param_groups:
                 group["lr"] *= factor
+        keep_implementation(optimizer)  # a resume may switch fused on or off (cnnpl.checkpoint)
         if self.schedule_factory is None:
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)

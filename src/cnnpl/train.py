@@ -511,7 +511,7 @@ def check_settings(cfg: DictConfig) -> None:
     :func:`checked_optimizer` and :func:`checked_schedule`) for every job of a sweep before the first
     one trains.
     """
-    from cnnpl.checks import check_arguments, check_flags, check_on_off, check_precision
+    from cnnpl.checks import check_arguments, check_flags, check_fused_clipping, check_on_off, check_precision
 
     check_flags(cfg)
     check_on_off(cfg.trainer, "trainer")
@@ -520,7 +520,9 @@ def check_settings(cfg: DictConfig) -> None:
         check_on_off(node, f"callbacks.{name}")
         check_arguments(node, f"callbacks.{name}")
     check_trainer_counts(cfg.trainer)
-    check_precision(cfg.trainer, check_accelerator(cfg.trainer))
+    accelerator = check_accelerator(cfg.trainer)
+    check_precision(cfg.trainer, accelerator)
+    check_fused_clipping(cfg, accelerator)
     if not cfg.get("logger"):
         _check_no_logger_needed(cfg)
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:

@@ -35,14 +35,26 @@ class HistogramsCallback(VisualCallback):
         if not self._grads_pending:
             return
         self._grads_pending = False
+        scale = gradient_scale(trainer, optimizer)
         for name, param in pl_module.named_parameters():
             if param.grad is not None:
-                self.experiment.add_histogram(f"gradients/{name}", param.grad.detach().cpu(), trainer.global_step)
+                grad = param.grad.detach().float() / scale if scale != 1.0 else param.grad.detach()
+                self.experiment.add_histogram(f"gradients/{name}", grad.cpu(), trainer.global_step)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.weights and trainer.is_global_zero and self.due(trainer):
             for name, param in pl_module.named_parameters():
                 self.experiment.add_histogram(f"weights/{name}", param.detach().cpu(), trainer.global_step)
+
+
+def gradient_scale(trainer: L.Trainer, optimizer: torch.optim.Optimizer) -> float:
+    """What the gradients are still multiplied by before ``optimizer``'s step: the loss scale of
+    ``trainer.precision=16-mixed`` when a fused optimizer unscales them inside its step (Lightning
+    unscales them before ``on_before_optimizer_step`` for any other), else 1."""
+    scaler = getattr(trainer.precision_plugin, "scaler", None)
+    if scaler is None or not getattr(optimizer, "_step_supports_amp_scaling", False) or not scaler.is_enabled():
+        return 1.0
+    return float(scaler.get_scale())
 
 
 register("callback", "histograms", HistogramsCallback)
