@@ -6,8 +6,9 @@ every contender is one Lightning fit with a :class:`PairedPlainStep` callback: a
 step it runs one step of a hand-written loop (its own copy of the network, an optimizer of the same
 class and settings, the same in-memory data, augmentation, normalisation, memory format and
 loss; with ``--plain-optimizer torch-default`` the same class and settings with torch's default
-implementation, as a hand-written loop builds it, not cnnpl's ``fused=true``), timed on its own. Both loops thus run at the same moments, under the same machine state, and
-every comparison is paired:
+implementation, as a hand-written loop builds it, not cnnpl's ``fused=true``), timed on its own.
+Both loops thus run at the same moments, under the same machine state, and every comparison is
+paired:
 
 * ``plain step`` / ``Lightning step``: median times of the two kinds of step (a Lightning step is
   the time from the end of one paired plain step to the end of the next Lightning step: fetching,

@@ -6,11 +6,13 @@ the setup errors are checked with their exact messages; one run goes through the
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -421,3 +423,50 @@ def test_a_compiled_network_gets_every_default_picture(tmp_path) -> None:
     tags = acc.Tags()
     assert {"gradcam/features.block3.conv", "feature_maps/features.block3/image0"} <= set(tags["images"])
     assert "test/acc" in tags["scalars"]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_gradient_histograms_under_a_loss_scale_show_the_unscaled_gradients(tmp_path, monkeypatch, fused) -> None:
+    """``16-mixed``'s loss scale (a GPU's; here a CPU gradient scaler): Lightning unscales the gradients
+    before ``on_before_optimizer_step`` for torch's default step, a fused step unscales them itself."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from lightning.pytorch.plugins import MixedPrecision
+
+    from cnnpl.callbacks.histograms import HistogramsCallback
+
+    torch.manual_seed(0)
+    x = torch.randn(8, 4)
+    layer = torch.nn.Linear(4, 2)
+    expected = torch.autograd.grad(layer(x).pow(2).mean(), layer.weight)[0]  # the true gradient, float32
+
+    class Squares(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = copy.deepcopy(layer)
+
+        def training_step(self, batch, batch_idx):  # type: ignore[no-untyped-def]
+            return self.layer(batch[0]).pow(2).mean()
+
+        def configure_optimizers(self):  # type: ignore[no-untyped-def]
+            return torch.optim.Adam(self.parameters(), fused=fused)
+
+    logged = {}
+    monkeypatch.setattr(
+        HistogramsCallback,
+        "experiment",
+        # a copy, as TensorBoard takes one at once: the fused step unscales the gradients in place afterwards
+        SimpleNamespace(add_histogram=lambda tag, values, step: logged.update({tag: values.clone()})),
+    )
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)],
+        max_steps=1,
+        logger=TensorBoardLogger(tmp_path),
+        callbacks=[HistogramsCallback(weights=False)],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(Squares(), torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=8))
+    torch.testing.assert_close(logged["gradients/layer.weight"], expected, rtol=2e-2, atol=1e-3)  # float16's rounding

@@ -63,7 +63,7 @@ def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
         (
             "optimizer.learning_rate=0.1",
             "cnnpl: error: optimizer.learning_rate is not a setting of this config; the settings of optimizer are "
-            "_target_, _partial_, lr, weight_decay; to add a new key anyway, write +optimizer.learning_rate=...",
+            "_target_, _partial_, lr, weight_decay, fused; to add a new key anyway, write +optimizer.learning_rate=...",
         ),
         (
             "hydra.run.dir=/proc/cnnpl-run",

@@ -403,7 +403,7 @@ def test_the_cpu_recipes_train_filters_with_muon_and_the_gpu_variant_with_sgd() 
     muon, sgd = (instantiate(recipes[name].optimizer) for name in recipes)
     assert muon.func is Muon and muon.keywords["filter_lr"] == 0.02 and muon.keywords["lr"] == 0.375
     assert sgd.func is torch.optim.SGD and sgd.keywords == {"lr": 1.5, "momentum": 0.85, "nesterov": True,
-                                                            "weight_decay": 1.33e-3}  # fmt: skip
+                                                            "weight_decay": 1.33e-3, "fused": True}  # fmt: skip
 
 
 @pytest.mark.parametrize("experiment", ["fast_cifar10", "fast_cifar10_bf16"])

@@ -19,6 +19,7 @@ import cnnpl
 from cnnpl.checks import (
     check_eval_shards,
     check_flags,
+    check_fused_clipping,
     check_optimizer,
     check_precision,
     check_scheduler,
@@ -184,6 +185,21 @@ def test_the_fast_recipe_schedule_passes() -> None:
         (["+optimizer.betas=0.9"], "optimizer.betas must be a list of 2 numbers such as [0.9, 0.999], got 0.9"),
         (["optimizer=muon", "optimizer.filter_lr=abc"], "optimizer.filter_lr must be a number, got 'abc'"),
         (["optimizer.lr=-0.1"], "optimizer config is invalid: Invalid learning rate: -0.1"),
+        # torch reads any value by its truth: "false" would take the fused step
+        (["optimizer.fused=abc"], "optimizer.fused must be true, false or null (torch chooses), got 'abc'"),
+        (
+            ["optimizer=sgd", "+optimizer.foreach=0"],
+            "optimizer.foreach must be true, false or null (torch chooses), got 0",
+        ),
+        (
+            ["+optimizer.foreach=true"],
+            "optimizer.foreach=true and optimizer.fused=true are two implementations of the step (cnnpl's configs "
+            "set fused: true); for torch's foreach step add optimizer.fused=null",
+        ),
+        (
+            ["optimizer=sgd", "+optimizer.differentiable=true"],
+            "optimizer config is invalid: `fused` does not support `differentiable`",
+        ),
     ],
 )
 def test_bad_optimizer_settings_are_refused(overrides: list[str], message: str) -> None:
@@ -192,9 +208,50 @@ def test_bad_optimizer_settings_are_refused(overrides: list[str], message: str) 
     assert str(err.value) == message
 
 
-@pytest.mark.parametrize("overrides", [[], ["optimizer=sgd"], ["optimizer=muon"], ["+optimizer.betas=[0.8,0.99]"]])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],
+        ["optimizer=sgd"],
+        ["optimizer=muon"],
+        ["+optimizer.betas=[0.8,0.99]"],
+        ["optimizer.fused=null"],
+        ["optimizer.fused=null", "+optimizer.foreach=true"],
+        ["optimizer.fused=false", "+optimizer.foreach=false"],
+    ],
+)
 def test_valid_optimizer_settings_pass(overrides: list[str]) -> None:
     check_optimizer(instantiate(compose(*overrides).optimizer))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "accelerator", "refused"),
+    [
+        (["trainer.precision=16-mixed", "+trainer.gradient_clip_val=1.0"], "cuda", True),
+        (["trainer.precision=16", "+trainer.gradient_clip_val=0.5", "optimizer=sgd"], "mps", True),
+        (["trainer.precision=16-mixed", "+trainer.gradient_clip_val=1.0"], "cpu", False),  # runs as bf16-mixed
+        (["trainer.precision=bf16-mixed", "+trainer.gradient_clip_val=1.0"], "cuda", False),  # nothing scaled
+        (["trainer.precision=16-mixed", "+trainer.gradient_clip_val=0"], "cuda", False),  # no clipping
+        (["trainer.precision=16-mixed"], "cuda", False),
+        (["trainer.precision=16-mixed", "+trainer.gradient_clip_val=1.0", "optimizer.fused=null"], "cuda", False),
+        (["trainer.precision=16-mixed", "+trainer.gradient_clip_val=1.0", "optimizer=muon"], "cuda", False),
+    ],
+)
+def test_clipping_16_mixed_gradients_that_a_fused_step_unscales_is_refused(
+    overrides: list[str], accelerator: str, refused: bool
+) -> None:
+    cfg = compose(*overrides)
+    if not refused:
+        check_fused_clipping(cfg, accelerator)
+        return
+    with pytest.raises(CnnplError) as err:
+        check_fused_clipping(cfg, accelerator)
+    precision, clip = cfg.trainer.precision, cfg.trainer.gradient_clip_val
+    assert str(err.value) == (
+        f"trainer.gradient_clip_val={clip} with trainer.precision={precision}: optimizer.fused=true unscales the "
+        "gradients inside its step, after Lightning would clip them; set optimizer.fused=null (torch's default step), "
+        "or use trainer.precision=bf16-mixed (no scaling)"
+    )
 
 
 # -- switches and what the run does -------------------------------------------------------------

@@ -1,14 +1,16 @@
-"""Muon (``optimizer=muon``): the orthogonalization, the two kinds of step, the groups, bad settings."""
+"""Optimizers: Muon (``optimizer=muon``: the orthogonalization, the two kinds of step, the groups, bad settings),
+and the fused step of torch's (cnnpl's default) kept across a resume."""
 
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from functools import partial
 
 import pytest
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import OmegaConf
 from tests.test_fast import SMALL, _fit, _Record
 from torch import nn
@@ -17,7 +19,7 @@ from cnnpl.config import config_dir
 from cnnpl.data.shapes import ShapesDataModule
 from cnnpl.errors import CnnplError
 from cnnpl.models.fast_net import FastNet
-from cnnpl.optim import Muon, orthogonalize
+from cnnpl.optim import Muon, keep_implementation, orthogonalize
 from cnnpl.system import ImageClassifier
 
 
@@ -159,3 +161,73 @@ def test_a_group_the_optimizer_adds_of_its_own_keeps_its_settings() -> None:
     _fit(system, datamodule, record)
     assert record.groups[-1] == (0.5, 0.0, 1)
     assert record.groups[0][:2] == (pytest.approx(1.0), pytest.approx(1e-4))  # the net's own groups still scaled
+
+
+# -- the step's implementation: torch's fused step by default -------------------------------------
+
+
+def _torch_optimizer_configs() -> list[str]:
+    """cnnpl's optimizer configs of torch optimizers that have a fused step."""
+    names = []
+    for path in sorted((config_dir() / "optimizer").glob("*.yaml")):
+        target = OmegaConf.load(path)["_target_"]
+        if target.startswith("torch.optim.") and "fused" in inspect.signature(get_object(target)).parameters:
+            names.append(path.stem)
+    return names
+
+
+def test_cnnpls_optimizers_of_torch_take_the_fused_step_unless_told_otherwise() -> None:
+    names = _torch_optimizer_configs()
+    assert names == ["adam", "adamw", "sgd"]
+    param = nn.Parameter(torch.zeros(3))
+    for name in names:
+        factory = instantiate(OmegaConf.load(config_dir() / "optimizer" / f"{name}.yaml"))
+        assert [g["fused"] for g in factory([param]).param_groups] == [True], name
+        assert [g["fused"] for g in partial(factory, fused=False)([param]).param_groups] == [False], name
+    system = ImageClassifier(nn.Linear(3, 2), 2)  # the Python API's default: the notes' Adam
+    assert system.optimizer_factory.func is torch.optim.Adam and system.optimizer_factory.keywords["fused"] is True
+
+
+def _stepped(optimizer: torch.optim.Optimizer, steps: int = 3) -> torch.optim.Optimizer:
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                p.grad = torch.full_like(p, 0.1 * (step + 1))
+        optimizer.step()
+    return optimizer
+
+
+def test_a_loaded_state_keeps_the_implementation_the_optimizer_was_built_with() -> None:
+    saved = _stepped(torch.optim.Adam([nn.Parameter(torch.ones(4))], lr=0.1)).state_dict()  # torch's default step
+    assert saved["param_groups"][0]["fused"] is None
+    plain = torch.optim.Adam([nn.Parameter(torch.ones(4))], lr=0.1, fused=True)
+    plain.load_state_dict(copy.deepcopy(saved))  # (torch keeps the saved "step" tensors, and steps them on)
+    assert plain.param_groups[0]["fused"] is None  # torch takes the saved group's setting
+    kept = torch.optim.Adam([nn.Parameter(torch.ones(4))], lr=0.1, fused=True)
+    keep_implementation(kept)
+    kept.load_state_dict(copy.deepcopy(saved))
+    assert kept.param_groups[0]["fused"] is True and kept.param_groups[0]["foreach"] is None
+    assert torch.equal(kept.state_dict()["state"][0]["exp_avg"], saved["state"][0]["exp_avg"])  # the state loads
+    # and steps on from it as the saved optimizer does, up to rounding
+    reference = torch.optim.Adam([nn.Parameter(torch.ones(4))], lr=0.1)
+    reference.load_state_dict(copy.deepcopy(saved))
+    _stepped(kept, 1), _stepped(reference, 1)
+    torch.testing.assert_close(kept.param_groups[0]["params"][0], reference.param_groups[0]["params"][0])
+
+
+def test_a_loaded_step_count_is_placed_where_the_fused_step_wants_it() -> None:
+    """torch places a saved group's step counts by the saved setting (unfused: as they were); a fused
+    step wants them in float32 on the parameter's device. A GPU's fused kernel refuses a count left on
+    the CPU; on the CPU only the dtype shows it, here with a count saved in float64."""
+    saved = _stepped(torch.optim.Adam([nn.Parameter(torch.ones(4))], lr=0.1)).state_dict()
+    saved["state"][0]["step"] = saved["state"][0]["step"].double()
+    unfused = torch.optim.Adam([nn.Parameter(torch.ones(4))], lr=0.1)
+    keep_implementation(unfused)
+    unfused.load_state_dict(copy.deepcopy(saved))
+    assert unfused.state_dict()["state"][0]["step"].dtype == torch.float64  # as torch leaves it
+    fused = torch.optim.Adam([nn.Parameter(torch.ones(4))], lr=0.1, fused=True)
+    keep_implementation(fused)
+    fused.load_state_dict(copy.deepcopy(saved))
+    step = fused.state_dict()["state"][0]["step"]
+    assert step.dtype == torch.float32 and step.device == fused.param_groups[0]["params"][0].device
+    assert step.item() == 3

@@ -751,6 +751,24 @@ def test_a_setting_the_runs_config_lacks_is_no_difference(tmp_path: Path) -> Non
         check_resume_settings(tmp_path / "checkpoints" / "last.ckpt", cfg)
 
 
+def test_a_run_from_before_the_fused_step_resumes_with_it_and_a_resume_may_switch_it(tmp_path: Path) -> None:
+    def implementation() -> list[Any]:
+        groups = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["optimizer_states"][0]
+        return [group["fused"] for group in groups["param_groups"]]
+
+    train(cnnpl.compose([*FAST, "~optimizer.fused"], output_dir=str(tmp_path)))  # as an older cnnpl trained
+    assert implementation() == [None]
+    train(cnnpl.compose([*FAST, "trainer.max_epochs=2", "ckpt_path=last"], output_dir=str(tmp_path)))
+    assert implementation() == [True]  # the configured step, not the one the loaded state names
+    train(
+        cnnpl.compose(
+            [*FAST, "trainer.max_epochs=3", "ckpt_path=last", "optimizer.fused=false"], output_dir=str(tmp_path)
+        )
+    )
+    assert implementation() == [False]
+    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
+
+
 def test_testing_a_checkpoint_leaves_the_runs_config_and_a_requeued_slurm_job_resumes(tmp_path: Path) -> None:
     import shutil
 

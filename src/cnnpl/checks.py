@@ -203,8 +203,8 @@ def check_fused_clipping(cfg: Any, accelerator: str) -> None:
     if optimizer.get("fused") is True:
         raise CnnplError(
             f"trainer.gradient_clip_val={clip} with trainer.precision={precision}: optimizer.fused=true unscales "
-            "the gradients inside its step, after Lightning would clip them; set optimizer.fused=false, or use "
-            "trainer.precision=bf16-mixed (no scaling)"
+            "the gradients inside its step, after Lightning would clip them; set optimizer.fused=null (torch's "
+            "default step), or use trainer.precision=bf16-mixed (no scaling)"
         )
 
 
@@ -219,9 +219,9 @@ def check_optimizer(optimizer: Any) -> None:
     """
     if isinstance(optimizer, partial):
         try:
-            parameters = inspect.signature(optimizer.func).parameters.values()
+            parameters = list(inspect.signature(optimizer.func).parameters.values())
         except (TypeError, ValueError):  # a signature Python cannot read: only the build below checks
-            parameters = []  # type: ignore[assignment]
+            parameters = []
         defaults = {p.name: p.default for p in parameters}
         switches = {p.name for p in parameters if p.default is None and p.annotation in (bool | None, "bool | None")}
         for key, value in optimizer.keywords.items():
@@ -230,11 +230,17 @@ def check_optimizer(optimizer: Any) -> None:
             wanted = _kind_of(defaults.get(key))
             if wanted and not _matches(value, defaults[key]):
                 raise CnnplError(f"optimizer.{key} must be {wanted}, got {value!r}")
+    keywords = optimizer.keywords if isinstance(optimizer, partial) else {}
+    if keywords.get("fused") and keywords.get("foreach"):
+        raise CnnplError(
+            "optimizer.foreach=true and optimizer.fused=true are two implementations of the step (cnnpl's "
+            "configs set fused: true); for torch's foreach step add optimizer.fused=null"
+        )
     try:
         optimizer([torch.nn.Parameter(torch.zeros(1))])
     except CnnplError:
         raise
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, RuntimeError) as err:  # torch raises RuntimeError for some settings
         raise CnnplError(f"optimizer config is invalid: {err}") from None
 
 

@@ -101,14 +101,23 @@ def keep_implementation(optimizer: Optimizer) -> None:
 
     torch's ``load_state_dict`` takes every group's settings from the saved state, ``fused`` and
     ``foreach`` included, so a run resumed from a checkpoint written without ``fused`` (an older cnnpl,
-    or ``optimizer.fused=false``) would step with the saved implementation, not the configured one.
-    The two give the same step up to float rounding, which is why a resume may change them.
+    or ``optimizer.fused=null``) would step with the saved implementation, not the configured one.
+    The two give the same step up to float rounding, which is why a resume may change them. It also
+    placed each step count as the saved setting wanted it (on the CPU, in its own dtype, unless fused):
+    a fused step wants float32 on the parameter's device (a GPU's fused kernel refuses a CPU count), so
+    the counts of groups fused now are moved there, as torch places them for a fused group.
     """
     built = [{k: group[k] for k in IMPLEMENTATION_KEYS if k in group} for group in optimizer.param_groups]
 
     def restore(loaded: Optimizer) -> None:
         for group, implementation in zip(loaded.param_groups, built, strict=True):
             group.update(implementation)
+            if not (group.get("fused") or group.get("capturable")):
+                continue
+            for param in group["params"]:
+                state = loaded.state.get(param, {})
+                if torch.is_tensor(state.get("step")):
+                    state["step"] = state["step"].to(dtype=torch.float32, device=param.device)
 
     optimizer.register_load_state_dict_post_hook(restore)
 
