@@ -19,7 +19,7 @@ from cnnpl.config import config_dir
 from cnnpl.data.shapes import ShapesDataModule
 from cnnpl.errors import CnnplError
 from cnnpl.models.fast_net import FastNet
-from cnnpl.optim import Muon, keep_implementation, orthogonalize
+from cnnpl.optim import Muon, keep_implementation, orthogonalize, placed_step
 from cnnpl.system import ImageClassifier
 
 
@@ -211,7 +211,8 @@ def test_a_loaded_state_keeps_the_implementation_the_optimizer_was_built_with() 
     # and steps on from it as the saved optimizer does, up to rounding
     reference = torch.optim.Adam([nn.Parameter(torch.ones(4))], lr=0.1)
     reference.load_state_dict(copy.deepcopy(saved))
-    _stepped(kept, 1), _stepped(reference, 1)
+    _stepped(kept, 1)
+    _stepped(reference, 1)
     torch.testing.assert_close(kept.param_groups[0]["params"][0], reference.param_groups[0]["params"][0])
 
 
@@ -231,3 +232,33 @@ def test_a_loaded_step_count_is_placed_where_the_fused_step_wants_it() -> None:
     step = fused.state_dict()["state"][0]["step"]
     assert step.dtype == torch.float32 and step.device == fused.param_groups[0]["params"][0].device
     assert step.item() == 3
+
+
+def test_a_group_added_after_the_optimizer_was_built_loads_with_the_same_implementation() -> None:
+    """As Lightning's BackboneFinetuning adds groups while it unfreezes layers."""
+
+    def built() -> torch.optim.Optimizer:
+        optimizer = torch.optim.Adam([nn.Parameter(torch.ones(4))], lr=0.1, fused=True)
+        keep_implementation(optimizer)
+        optimizer.add_param_group({"params": [nn.Parameter(torch.ones(2))], "lr": 0.01})
+        return optimizer
+
+    saved = _stepped(built()).state_dict()
+    for group in saved["param_groups"]:
+        group["fused"] = None  # as if saved by torch's default step
+    loaded = built()
+    loaded.load_state_dict(saved)
+    assert [g["fused"] for g in loaded.param_groups] == [True, True]
+    assert [g["lr"] for g in loaded.param_groups] == [0.1, 0.01]
+
+
+def test_step_counts_are_placed_where_each_implementation_reads_them() -> None:
+    """A GPU is not needed to see where they go: a parameter on the meta device stands in for one."""
+    param = torch.empty(3, device="meta")
+    count = torch.tensor(5.0, dtype=torch.float64)
+    fused = placed_step(count, param, on_device=True)
+    assert fused.device.type == "meta" and fused.dtype == torch.float32
+    # torch's default step reads its count on the CPU (a GPU count, from a fused run resumed with
+    # optimizer.fused=null, comes back with .cpu(); no second device here to show it)
+    unfused = placed_step(torch.tensor(5.0), torch.empty(3), on_device=False)
+    assert unfused.device.type == "cpu" and unfused.dtype == torch.float32 and unfused.item() == 5

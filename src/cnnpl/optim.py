@@ -102,24 +102,32 @@ def keep_implementation(optimizer: Optimizer) -> None:
     torch's ``load_state_dict`` takes every group's settings from the saved state, ``fused`` and
     ``foreach`` included, so a run resumed from a checkpoint written without ``fused`` (an older cnnpl,
     or ``optimizer.fused=null``) would step with the saved implementation, not the configured one.
-    The two give the same step up to float rounding, which is why a resume may change them. It also
-    placed each step count as the saved setting wanted it (on the CPU, in its own dtype, unless fused):
-    a fused step wants float32 on the parameter's device (a GPU's fused kernel refuses a CPU count), so
-    the counts of groups fused now are moved there, as torch places them for a fused group.
+    The two give the same step up to float rounding, which is why a resume may change them. The
+    settings come from the optimizer's defaults, which every group takes, also one added after it was
+    built. torch also placed each step count as the saved setting wanted it; :func:`placed_step`
+    places it as the group's own setting wants it.
     """
-    built = [{k: group[k] for k in IMPLEMENTATION_KEYS if k in group} for group in optimizer.param_groups]
 
     def restore(loaded: Optimizer) -> None:
-        for group, implementation in zip(loaded.param_groups, built, strict=True):
+        implementation = {k: loaded.defaults[k] for k in IMPLEMENTATION_KEYS if k in loaded.defaults}
+        for group in loaded.param_groups:
             group.update(implementation)
-            if not (group.get("fused") or group.get("capturable")):
-                continue
+            on_device = bool(group.get("fused") or group.get("capturable"))
             for param in group["params"]:
                 state = loaded.state.get(param, {})
                 if torch.is_tensor(state.get("step")):
-                    state["step"] = state["step"].to(dtype=torch.float32, device=param.device)
+                    state["step"] = placed_step(state["step"], param, on_device)
 
     optimizer.register_load_state_dict_post_hook(restore)
+
+
+def placed_step(step: torch.Tensor, param: torch.Tensor, on_device: bool) -> torch.Tensor:
+    """A step count where torch keeps it for a group: float32 on the parameter's device for a fused (or
+    capturable) step, whose kernel reads it there (a GPU's refuses a CPU count); on the CPU for any
+    other, which reads it as a Python number every step (a GPU count would cost a sync a tensor)."""
+    if on_device:
+        return step.to(dtype=torch.float32, device=param.device)
+    return step.cpu()
 
 
 def orthogonalize(matrix: torch.Tensor, steps: int = 3, eps: float = 1e-7) -> torch.Tensor:
