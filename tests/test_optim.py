@@ -262,3 +262,23 @@ def test_step_counts_are_placed_where_each_implementation_reads_them() -> None:
     # optimizer.fused=null, comes back with .cpu(); no second device here to show it)
     unfused = placed_step(torch.tensor(5.0), torch.empty(3), on_device=False)
     assert unfused.device.type == "cpu" and unfused.dtype == torch.float32 and unfused.item() == 5
+
+
+def test_the_state_of_an_optimizer_not_torchs_own_is_left_as_it_loads() -> None:
+    """An optimizer without torch's fused / foreach switches (Muon, a plugin's) keeps its state as loaded."""
+
+    class Counting(torch.optim.Optimizer):
+        def __init__(self, params) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(params, {"lr": 0.1})
+
+        def step(self, closure=None):  # type: ignore[no-untyped-def]
+            for group in self.param_groups:
+                for p in group["params"]:
+                    self.state[p]["step"] = torch.tensor(1.0, device="meta")  # wherever it chooses
+
+    saved = Counting([nn.Parameter(torch.ones(2))])
+    saved.step()
+    loaded = Counting([nn.Parameter(torch.ones(2))])
+    keep_implementation(loaded)
+    loaded.load_state_dict(saved.state_dict())
+    assert loaded.state_dict()["state"][0]["step"].device.type == "meta"

@@ -110,6 +110,8 @@ def keep_implementation(optimizer: Optimizer) -> None:
 
     def restore(loaded: Optimizer) -> None:
         implementation = {k: loaded.defaults[k] for k in IMPLEMENTATION_KEYS if k in loaded.defaults}
+        if not implementation:  # not one of torch's (Muon, a plugin's): its state is its own business
+            return
         for group in loaded.param_groups:
             group.update(implementation)
             on_device = bool(group.get("fused") or group.get("capturable"))
