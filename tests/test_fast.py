@@ -398,12 +398,14 @@ def test_the_other_cpu_recipes_are_the_fast_recipe_resized(
     assert OmegaConf.to_container(other) == OmegaConf.to_container(fp32)  # nothing else differs
 
 
-def test_the_cpu_recipes_train_filters_with_muon_and_the_gpu_variant_with_sgd() -> None:
+def test_the_cpu_recipes_train_filters_with_muon_and_the_gpu_variant_with_sgd_and_cudnns_autotuner() -> None:
     recipes = {name: cnnpl.compose([f"experiment={name}"]) for name in ("fast_cifar10", "fast_cifar10_gpu")}
     muon, sgd = (instantiate(recipes[name].optimizer) for name in recipes)
     assert muon.func is Muon and muon.keywords["filter_lr"] == 0.02 and muon.keywords["lr"] == 0.375
     assert sgd.func is torch.optim.SGD and sgd.keywords == {"lr": 1.5, "momentum": 0.85, "nesterov": True,
                                                             "weight_decay": 1.33e-3, "fused": True}  # fmt: skip
+    # cuDNN's autotuner, as airbench94 (a CPU run has no cuDNN; the default leaves it off)
+    assert recipes["fast_cifar10_gpu"].trainer.benchmark is True and recipes["fast_cifar10"].trainer.benchmark is False
 
 
 @pytest.mark.parametrize("experiment", ["fast_cifar10", "fast_cifar10_bf16"])
