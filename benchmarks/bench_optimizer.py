@@ -9,11 +9,12 @@ optimizer configs (``conf/optimizer/adam.yaml``, ``adamw.yaml``, ``sgd.yaml``: t
 their ``fused`` set aside), three copies of the optimizer step the same parameters with the same fixed
 gradients: torch's for-loop (``foreach=False``; what torch picks by default for CPU tensors), its
 ``foreach`` implementation (a few multi-tensor kernels) and its ``fused`` one (one kernel a tensor,
-cnnpl's default since it was measured here). After three untimed steps each, ``--rounds`` rounds of
-``--steps`` steps run in a fresh random order. The table gives the median time of a step and the
-median per-round ratio fused / for-loop. Before timing, each implementation takes 50 steps from the same
-start with the same random gradients and the largest difference from the for-loop's parameters is
-reported relative to their largest magnitude: rounding, not another update.
+cnnpl's default since it was measured here). After ``--steps`` untimed steps each, ``--rounds`` rounds
+of ``--steps`` steps run in a fresh random order (``bench_pool.interleaved``). The table gives the
+median time of a step and the median per-round ratio fused / for-loop. Before timing, each
+implementation takes 50 steps from the same start with the same random gradients and the largest
+difference from the for-loop's parameters is reported relative to their largest magnitude: rounding,
+not another update.
 
 Not a test: it takes about a minute a model on two cores.
 """
@@ -23,23 +24,18 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import time
 from pathlib import Path
 
 import torch
+from bench_pool import interleaved
+from bench_precision import build
 from omegaconf import OmegaConf
 
-import cnnpl
+from cnnpl.optim import IMPLEMENTATION_KEYS
 from cnnpl.train import keep_freed_memory
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "optimizer"
 IMPLEMENTATIONS = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
-
-
-def build(spec: str) -> torch.nn.Module:
-    name, _, widths = spec.partition(":")
-    kwargs = {"widths": [int(w) for w in widths.split(",")]} if widths else {}
-    return cnnpl.build("model", name, num_classes=10, in_channels=3, input_size=(32, 32), **kwargs)
 
 
 def optimizer_settings(name: str) -> tuple[type[torch.optim.Optimizer], dict]:
@@ -47,7 +43,7 @@ def optimizer_settings(name: str) -> tuple[type[torch.optim.Optimizer], dict]:
     cfg = OmegaConf.to_container(OmegaConf.load(CONF / f"{name}.yaml"))
     module, _, cls = cfg.pop("_target_").rpartition(".")
     assert module == "torch.optim"
-    settings = {k: v for k, v in cfg.items() if not k.startswith("_") and k not in ("fused", "foreach")}
+    settings = {k: v for k, v in cfg.items() if not k.startswith("_") and k not in IMPLEMENTATION_KEYS}
     return getattr(torch.optim, cls), settings
 
 
@@ -84,7 +80,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the contenders' order")
     args = parser.parse_args()
     kept = keep_freed_memory()  # as in every cnnpl run
-    rng = random.Random(args.seed)
+    random.seed(args.seed)  # the contenders' order (interleaved)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, keep_freed_memory {kept}")
     print(f"{args.rounds} rounds x {args.steps} steps, medians\n")
     print("| model | parameters (tensors) | optimizer | for-loop ms / step | foreach ms / step | fused ms / step "
@@ -104,18 +100,9 @@ def main() -> None:
                 for t in tensors:
                     t.grad = torch.randn(t.shape, generator=generator) * 1e-2
                 optimizer = cls(tensors, **settings, **switch)
-                for _ in range(3):  # untimed: the optimizer's state
-                    optimizer.step()
-                steppers[impl] = optimizer
-            times: dict[str, list[float]] = {impl: [] for impl in steppers}
-            for _ in range(args.rounds):
-                order = list(steppers)
-                rng.shuffle(order)
-                for impl in order:
-                    start = time.perf_counter()
-                    for _ in range(args.steps):
-                        steppers[impl].step()
-                    times[impl].append((time.perf_counter() - start) / args.steps)
+                steppers[impl] = lambda optimizer=optimizer: [optimizer.step() for _ in range(args.steps)]
+            rounds = interleaved(steppers, args.rounds, warmup=1)  # untimed first: the optimizer's state
+            times = {impl: [t / args.steps for t in per_round] for impl, per_round in rounds.items()}
             ms = {impl: 1e3 * statistics.median(t) for impl, t in times.items()}
             ratio = statistics.median(f / s for f, s in zip(times["fused"], times["for-loop"], strict=True))
             print(f"| {spec} | {size} | {name} | {ms['for-loop']:.3f} | {ms['foreach']:.3f} | {ms['fused']:.3f} "

@@ -230,12 +230,11 @@ def check_optimizer(optimizer: Any) -> None:
             wanted = _kind_of(defaults.get(key))
             if wanted and not _matches(value, defaults[key]):
                 raise CnnplError(f"optimizer.{key} must be {wanted}, got {value!r}")
-    keywords = optimizer.keywords if isinstance(optimizer, partial) else {}
-    if keywords.get("fused") and keywords.get("foreach"):
-        raise CnnplError(
-            "optimizer.foreach=true and optimizer.fused=true are two implementations of the step (cnnpl's "
-            "configs set fused: true); for torch's foreach step add optimizer.fused=null"
-        )
+        if optimizer.keywords.get("fused") and optimizer.keywords.get("foreach"):
+            raise CnnplError(
+                "optimizer.foreach=true and optimizer.fused=true are two implementations of the step (cnnpl's "
+                "configs set fused: true); for torch's foreach step add optimizer.fused=null"
+            )
     try:
         optimizer([torch.nn.Parameter(torch.zeros(1))])
     except CnnplError:
