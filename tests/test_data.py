@@ -400,6 +400,29 @@ def test_random_crop_is_a_shifted_window_of_the_padded_image(mode: str, pad_mode
     assert torch.equal(aug.random_crop(x, 0, mode), x)
 
 
+@pytest.mark.parametrize("mode, pad_mode", [("zeros", "constant"), ("reflect", "reflect")])
+def test_random_crop_takes_the_window_its_draws_name(mode: str, pad_mode: str) -> None:
+    # The shifts are drawn as before the crop got faster (rows for every image, then columns), so a
+    # seed gives the same training batches as it always did.
+    x = torch.randint(0, 256, (16, 3, 7, 9), dtype=torch.uint8)
+    torch.manual_seed(11)
+    out = aug.random_crop(x, 3, mode)
+    after = torch.rand(2)
+    torch.manual_seed(11)
+    dy, dx = torch.randint(0, 7, (16,)), torch.randint(0, 7, (16,))
+    padded = torch.nn.functional.pad(x, (3, 3, 3, 3), mode=pad_mode)
+    expected = torch.stack([padded[i, :, a : a + 7, b : b + 9] for i, (a, b) in enumerate(zip(dy, dx, strict=True))])
+    assert torch.equal(out, expected) and torch.equal(after, torch.rand(2))  # nothing else drawn
+
+
+def test_flip_where_mirrors_exactly_the_masked_images() -> None:
+    x = torch.randint(0, 256, (32, 3, 5, 6), dtype=torch.uint8)
+    mask = torch.rand(32) < 0.5
+    expected = torch.stack([image.flip(2) if m else image for image, m in zip(x, mask, strict=True)])
+    assert torch.equal(aug.flip_where(x, mask), expected)
+    assert torch.equal(aug.flip_where(x.float(), mask), expected.float())
+
+
 def test_zero_and_reflect_crops_draw_the_same_shifts() -> None:
     x = torch.randint(1, 255, (64, 3, 8, 8), dtype=torch.uint8)
     torch.manual_seed(5)

@@ -28,31 +28,21 @@ def random_crop(x: torch.Tensor, padding: int, mode: str = "zeros") -> torch.Ten
     if mode not in PAD_MODES:
         raise ValueError(f"padding mode must be one of {PAD_MODES}, got {mode!r}")
     _, _, h, w = x.shape
-    batch, chans, rows, cols = _random_windows(x, h, w, 2 * padding + h, 2 * padding + w)  # in the padded image
-    if mode == "reflect":  # no padded copy: -1 -> 1, h -> h - 2, as F.pad(..., "reflect") would place them
-        return x[batch, chans, _reflect(rows - padding, h), _reflect(cols - padding, w)]
-    padded = F.pad(x, (padding, padding, padding, padding))
-    return padded[batch, chans, rows, cols]
+    padded = F.pad(x, (padding, padding, padding, padding), mode="constant" if mode == "zeros" else "reflect")
+    return _random_windows(padded, h, w)
 
 
-def _random_windows(
-    x: torch.Tensor, height: int, width: int, space_h: int, space_w: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Advanced-indexing tensors ``(batch, chans, rows, cols)`` of one random ``height x width`` window
-    per image of ``x``, placed uniformly inside a ``space_h x space_w`` image."""
-    n, c = x.shape[:2]
-    dy = torch.randint(0, space_h - height + 1, (n, 1), device=x.device)
-    dx = torch.randint(0, space_w - width + 1, (n, 1), device=x.device)
-    rows = (dy + torch.arange(height, device=x.device)).view(n, 1, height, 1)
-    cols = (dx + torch.arange(width, device=x.device)).view(n, 1, 1, width)
-    batch = torch.arange(n, device=x.device).view(n, 1, 1, 1)
-    chans = torch.arange(c, device=x.device).view(1, c, 1, 1)
-    return batch, chans, rows, cols
+def _random_windows(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """One random ``height x width`` window of each image of ``x``, placed uniformly inside it.
 
-
-def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
-    index = index.abs()
-    return torch.where(index > size - 1, 2 * (size - 1) - index, index)
+    The windows are a view (``unfold``) indexed by image: one gather of whole rows, about 4x faster
+    on the CPU than indexing every pixel by row and column (benchmarks/bench_augment.py).
+    """
+    n, _, space_h, space_w = x.shape
+    dy = torch.randint(0, space_h - height + 1, (n,), device=x.device)
+    dx = torch.randint(0, space_w - width + 1, (n,), device=x.device)
+    windows = x.unfold(2, height, 1).unfold(3, width, 1)  # (N, C, offsets down, offsets across, height, width)
+    return windows[torch.arange(n, device=x.device), :, dy, dx]
 
 
 def random_flip(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
@@ -63,7 +53,10 @@ def random_flip(x: torch.Tensor, p: float = 0.5) -> torch.Tensor:
 
 def flip_where(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mirror left-right the images of ``x`` whose entry in the boolean ``(N,)`` ``mask`` is true."""
-    return torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
+    n, c, h, w = x.shape
+    across = torch.arange(w, device=x.device)
+    cols = torch.where(mask.view(n, 1), w - 1 - across, across)  # each image's column order
+    return x.gather(3, cols.view(n, 1, 1, w).expand(n, c, h, w))  # 2.5x torch.where(mask, x.flip(3), x)
 
 
 def cutout(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -96,4 +89,4 @@ def shrink(x: torch.Tensor, size: int, mode: str = "scale") -> torch.Tensor:
         raise ValueError(f"cannot shrink {h}x{w} images to {size}x{size}")
     if mode == "scale":
         return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return x[_random_windows(x, size, size, h, w)]
+    return _random_windows(x, size, size)
