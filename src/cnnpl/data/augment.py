@@ -35,7 +35,7 @@ def random_crop(x: torch.Tensor, padding: int, mode: str = "zeros") -> torch.Ten
 def _random_windows(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """One random ``height x width`` window of each image of ``x``, placed uniformly inside it.
 
-    The windows are a view (``unfold``) indexed by image: one gather of whole rows, about 4x faster
+    The windows are a view (``unfold``) indexed by image: one gather of whole rows, 4-5x faster
     on the CPU than indexing every pixel by row and column (benchmarks/bench_augment.py).
     """
     n, _, space_h, space_w = x.shape
@@ -56,7 +56,7 @@ def flip_where(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     n, c, h, w = x.shape
     across = torch.arange(w, device=x.device)
     cols = torch.where(mask.view(n, 1), w - 1 - across, across)  # each image's column order
-    return x.gather(3, cols.view(n, 1, 1, w).expand(n, c, h, w))  # 2.5x torch.where(mask, x.flip(3), x)
+    return x.gather(3, cols.view(n, 1, 1, w).expand(n, c, h, w))  # 1.3-1.5x torch.where(mask, x.flip(3), x)
 
 
 def cutout(x: torch.Tensor, size: int) -> torch.Tensor:
