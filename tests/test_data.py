@@ -491,6 +491,16 @@ def test_bad_augmentation_settings_are_refused(kwargs: dict, message: str) -> No
         ShapesDataModule(**kwargs)
 
 
+def test_shrink_by_crop_takes_the_window_its_draws_name() -> None:
+    x = torch.randn(9, 2, 8, 6).contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(4)
+    out = aug.shrink(x, 5, "crop")
+    torch.manual_seed(4)
+    dy, dx = torch.randint(0, 4, (9,)), torch.randint(0, 2, (9,))
+    expected = torch.stack([x[i, :, a : a + 5, b : b + 5] for i, (a, b) in enumerate(zip(dy, dx, strict=True))])
+    assert torch.equal(out, expected)
+
+
 def test_shrink_by_crop_cuts_a_window_of_each_image() -> None:
     x = torch.arange(64 * 3 * 8 * 8, dtype=torch.float32).view(64, 3, 8, 8)
     torch.manual_seed(0)
