@@ -1,4 +1,4 @@
-"""Batched augmentation: cnnpl's crop and flip against the per-pixel indexing they replaced.
+"""Batched augmentation: cnnpl's crop, flip and cutout against the per-pixel indexing they replaced.
 
     python benchmarks/bench_augment.py
     python benchmarks/bench_augment.py --batch-sizes 128 256 1024 --rounds 31
@@ -15,6 +15,9 @@ fresh random order each):
   this benchmark; ``cnnpl`` pads once and indexes a window view (``unfold``) by image.
 * ``flip`` (``data.flip=true``): ``before`` is ``torch.where(mask, x.flip(3), x)``; ``cnnpl``
   gathers each image's columns in its own order.
+* ``cutout`` (``data.cutout=8``, off by default): ``before`` zeroes the square with ``masked_fill``
+  and a mask built from four comparisons; ``cnnpl`` keeps rows and columns apart until one
+  full-size mask and multiplies by it.
 * ``training batch``: what ``on_after_batch_transfer`` does to a training batch with the default
   data config: crop, flip, normalise to float32.
 
@@ -66,6 +69,15 @@ def flip_before(x: torch.Tensor) -> torch.Tensor:
     return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
 
 
+def cutout_before(x: torch.Tensor, size: int) -> torch.Tensor:
+    n, _, h, w = x.shape
+    cy, cx = torch.randint(0, h, (n, 1, 1)), torch.randint(0, w, (n, 1, 1))
+    ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+    y0, x0 = cy - size // 2, cx - size // 2
+    inside = (ys >= y0) & (ys < y0 + size) & (xs >= x0) & (xs < x0 + size)
+    return x.masked_fill(inside.unsqueeze(1), 0)
+
+
 def normalize(x: torch.Tensor) -> torch.Tensor:
     return (x.float() - MEAN) / STD
 
@@ -79,6 +91,7 @@ def pairs(x: torch.Tensor) -> dict[str, dict[str, Callable[[], torch.Tensor]]]:
             "cnnpl": lambda: aug.random_crop(x, 2, "reflect"),
         },
         "flip": {"before": lambda: flip_before(x), "cnnpl": lambda: aug.random_flip(x)},
+        "cutout": {"before": lambda: cutout_before(x, 8), "cnnpl": lambda: aug.cutout(x, 8)},
         "training batch": {
             "before": lambda: normalize(flip_before(crop_before(x, 4))),
             "cnnpl": lambda: normalize(aug.random_flip(aug.random_crop(x, 4))),

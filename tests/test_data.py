@@ -433,6 +433,18 @@ def test_zero_and_reflect_crops_draw_the_same_shifts() -> None:
     assert torch.equal(zeros[inside], reflect[inside]) and (reflect != 0).all()
 
 
+def test_cutout_zeroes_exactly_the_square_its_draws_name() -> None:
+    x = torch.randint(1, 256, (24, 3, 9, 11), dtype=torch.uint8)
+    torch.manual_seed(6)
+    out = aug.cutout(x, 4)
+    torch.manual_seed(6)
+    cy, cx = torch.randint(0, 9, (24,)), torch.randint(0, 11, (24,))
+    expected = x.clone()
+    for i, (y, x0) in enumerate(zip(cy.tolist(), cx.tolist(), strict=True)):
+        expected[i, :, max(y - 2, 0) : y + 2, max(x0 - 2, 0) : x0 + 2] = 0  # clipped at the border
+    assert torch.equal(out, expected) and out.dtype == torch.uint8
+
+
 def test_flip_and_cutout() -> None:
     x = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4).repeat(3, 2, 1, 1)
     assert torch.equal(aug.random_flip(x, p=1.0), x.flip(3))
