@@ -1,4 +1,4 @@
-"""Batched augmentation: cnnpl's crop, flip and cutout against the per-pixel indexing they replaced.
+"""Batched augmentation: cnnpl's crop, flip and cutout against the code they replaced.
 
     python benchmarks/bench_augment.py
     python benchmarks/bench_augment.py --batch-sizes 128 256 1024 --rounds 31

@@ -7,6 +7,7 @@ architecture and never reads a config.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
@@ -42,6 +43,22 @@ def to_memory_format(net: nn.Module, memory_format: torch.memory_format) -> None
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def hide_lightning_pytree_warning() -> None:
+    """Silence torch's ``FutureWarning`` that ``LeafSpec`` is deprecated, raised from Lightning's own code.
+
+    Lightning (2.6) builds a ``LeafSpec`` whenever it flattens a batch, and torch (2.14) warns about
+    it in every run, pointing at ``lightning/pytorch/utilities/_pytree.py``: nothing a user's code or
+    config does, and nothing they can change. The filter matches that message from that module only.
+    :meth:`ImageClassifier.setup` installs it in every process (``ddp_spawn``'s children too).
+    """
+    warnings.filterwarnings(
+        "ignore",
+        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        category=FutureWarning,
+        module=r"lightning\.pytorch\.utilities\._pytree",
+    )
 
 
 class ImageClassifier(L.LightningModule):
@@ -222,6 +239,9 @@ class ImageClassifier(L.LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self._evaluate(batch, "test")
+
+    def setup(self, stage: str) -> None:
+        hide_lightning_pytree_warning()  # runs in every process before its loops, spawned ones included
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         trainer = self._trainer

@@ -164,21 +164,6 @@ def skip_missing_nvml() -> bool:
     return False
 
 
-def hide_lightning_pytree_warning() -> None:
-    """Silence torch's ``FutureWarning`` that ``LeafSpec`` is deprecated, raised from Lightning's own code.
-
-    Lightning (2.6) builds a ``LeafSpec`` whenever it flattens a batch, and torch (2.14) warns about
-    it in every run, pointing at ``lightning/pytorch/utilities/_pytree.py``: nothing a user's code or
-    config does, and nothing they can change. The filter matches that message from that module only.
-    """
-    warnings.filterwarnings(
-        "ignore",
-        message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-        category=FutureWarning,
-        module=r"lightning\.pytorch\.utilities\._pytree",
-    )
-
-
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware: AMX tiles or AVX512-BF16 instructions.
 
@@ -632,7 +617,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("keep_freed_memory", True):  # a boolean (check_flags)
         keep_freed_memory()
     skip_missing_nvml()  # after Lightning's import, which sets the variable
-    hide_lightning_pytree_warning()
 
     datamodule = checked_datamodule(cfg)
     datamodule.setup("fit")
