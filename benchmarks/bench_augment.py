@@ -31,16 +31,14 @@ Not a test: it takes about a minute on two cores.
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from bench_pool import interleaved
+from bench_pool import interleaved, start_rounds
 
 from cnnpl.data import augment as aug
-from cnnpl.train import keep_freed_memory
 
 MEAN = torch.tensor([125.3, 123.0, 113.9]).view(1, 3, 1, 1)  # CIFAR-10's, in uint8 units
 STD = torch.tensor([63.0, 62.1, 66.7]).view(1, 3, 1, 1)
@@ -117,10 +115,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20, help="calls timed together in a round")
     parser.add_argument("--seed", type=int, default=0, help="seeds the contenders' order")
     args = parser.parse_args()
-    kept = keep_freed_memory()  # as in every cnnpl run
-    random.seed(args.seed)  # the contenders' order (interleaved)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, keep_freed_memory {kept}")
-    print(f"{args.rounds} rounds x {args.calls} calls, medians\n")
+    start_rounds(args.seed, args.rounds, f"{args.calls} calls")
     print("| step | batch | before, ms | cnnpl, ms | cnnpl / before (median per round) | identical |")
     print("|---|---:|---:|---:|---:|---|")
     for batch in args.batch_sizes:

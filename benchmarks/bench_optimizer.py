@@ -22,17 +22,15 @@ Not a test: it takes about a minute a model on two cores.
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 from pathlib import Path
 
 import torch
-from bench_pool import interleaved
+from bench_pool import interleaved, start_rounds
 from bench_precision import build
 from omegaconf import OmegaConf
 
 from cnnpl.optim import IMPLEMENTATION_KEYS
-from cnnpl.train import keep_freed_memory
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "optimizer"
 IMPLEMENTATIONS = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
@@ -79,10 +77,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="steps timed together in a round")
     parser.add_argument("--seed", type=int, default=0, help="seeds the contenders' order")
     args = parser.parse_args()
-    kept = keep_freed_memory()  # as in every cnnpl run
-    random.seed(args.seed)  # the contenders' order (interleaved)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, keep_freed_memory {kept}")
-    print(f"{args.rounds} rounds x {args.steps} steps, medians\n")
+    start_rounds(args.seed, args.rounds, f"{args.steps} steps")
     print("| model | parameters (tensors) | optimizer | for-loop ms / step | foreach ms / step | fused ms / step "
           "| fused / for-loop (median per round) | fused's largest difference (relative) |")  # fmt: skip
     print("|---|---:|---|---:|---:|---:|---:|---:|")

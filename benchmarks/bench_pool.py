@@ -26,6 +26,7 @@ import torch.nn.functional as F
 import cnnpl
 from cnnpl.factory import LayerFactory
 from cnnpl.registry import get_registry, parameters_of
+from cnnpl.train import keep_freed_memory
 
 CHANNELS, SIZE, KERNEL = 64, 32, 2
 
@@ -60,6 +61,15 @@ def interleaved(contenders: dict[str, Callable[[], None]], repeats: int, warmup:
             contenders[name]()
             times[name].append(time.perf_counter() - start)
     return times
+
+
+def start_rounds(seed: int, rounds: int, per_round: str) -> None:
+    """Set up an interleaved comparison as a cnnpl run: ``keep_freed_memory`` on, the contenders' order
+    seeded with ``seed``; print torch's version and threads, and ``rounds x per_round``."""
+    kept = keep_freed_memory()
+    random.seed(seed)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, keep_freed_memory {kept}")
+    print(f"{rounds} rounds x {per_round}, medians\n")
 
 
 def table(times: dict[str, list[float]], baseline: str, title: str) -> str:
