@@ -78,6 +78,10 @@ def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
         ),
         ("+pool.kernal_size=3", "cnnpl: error: pool 'max' has no parameter 'kernal_size'; did you mean 'kernel_size'?"),
         ("optimizer.lr=-0.1", "cnnpl: error: optimizer config is invalid: Invalid learning rate: -0.1"),
+        (
+            "optimizer._target_=torch.optim.RMSprop",  # the adam config's fused stays: RMSprop has none
+            "cnnpl: error: RMSprop takes no setting fused (its settings: lr, ",
+        ),
         ("data.batch_size=0", "cnnpl: error: data.batch_size must be >= 1, got 0"),
         (
             "logger=null",

@@ -209,6 +209,27 @@ def test_bad_optimizer_settings_are_refused(overrides: list[str], message: str) 
 
 
 @pytest.mark.parametrize(
+    ("overrides", "unknown"),
+    [
+        (["optimizer._target_=torch.optim.RMSprop"], ["fused"]),  # the adam config's other settings stay
+        (["optimizer=sgd", "optimizer._target_=torch.optim.Adam"], ["momentum", "nesterov"]),
+        (["+optimizer.momentun=0.9"], ["momentun"]),  # a typo of a setting of another optimizer
+    ],
+)
+def test_settings_the_optimizer_does_not_take_are_named_together(overrides: list[str], unknown: list[str]) -> None:
+    config = compose(*overrides).optimizer
+    with pytest.raises(CnnplError) as err:
+        check_optimizer(instantiate(config))
+    name = config._target_.rpartition(".")[2]
+    it = "them" if len(unknown) > 1 else "it"
+    removals = " ".join(f"~optimizer.{key}" for key in unknown)
+    assert str(err.value).startswith(f"{name} takes no setting {', '.join(unknown)} (its settings: lr, ")
+    assert str(err.value).endswith(
+        f"; remove {it} with {removals}, or pick a config of its own (optimizer=adam|adamw|muon|sgd)"
+    )
+
+
+@pytest.mark.parametrize(
     "overrides",
     [
         [],
@@ -218,6 +239,7 @@ def test_bad_optimizer_settings_are_refused(overrides: list[str], message: str) 
         ["optimizer.fused=null"],
         ["optimizer.fused=null", "+optimizer.foreach=true"],
         ["optimizer.fused=false", "+optimizer.foreach=false"],
+        ["optimizer._target_=torch.optim.RMSprop", "~optimizer.fused"],
     ],
 )
 def test_valid_optimizer_settings_pass(overrides: list[str]) -> None:

@@ -223,6 +223,8 @@ def check_optimizer(optimizer: Any) -> None:
         except (TypeError, ValueError):  # a signature Python cannot read: only the build below checks
             parameters = []
         defaults = {p.name: p.default for p in parameters}
+        if parameters and not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            _refuse_unknown_settings(optimizer, defaults)
         switches = {p.name for p in parameters if p.default is None and p.annotation in (bool | None, "bool | None")}
         for key, value in optimizer.keywords.items():
             if key in switches and not (value is None or isinstance(value, bool)):
@@ -241,6 +243,32 @@ def check_optimizer(optimizer: Any) -> None:
         raise
     except (ValueError, TypeError, RuntimeError) as err:  # torch raises RuntimeError for some settings
         raise CnnplError(f"optimizer config is invalid: {err}") from None
+
+
+def _refuse_unknown_settings(optimizer: partial, accepted: dict[str, Any]) -> None:
+    """Refuse settings the optimizer class does not take, all of them in one message.
+
+    A config's ``_target_`` swapped to another class keeps the group's other settings:
+    ``optimizer._target_=torch.optim.RMSprop`` on the default Adam config still passes ``fused``,
+    which RMSprop does not take (torch names only the first such setting, as a TypeError).
+    """
+    unknown = [key for key in optimizer.keywords if key not in accepted]
+    if not unknown:
+        return
+    name = getattr(optimizer.func, "__qualname__", repr(optimizer.func))
+    settings = ", ".join(key for key in accepted if key not in ("self", "params"))
+    removals = " ".join(f"~optimizer.{key}" for key in unknown)
+    it = "them" if len(unknown) > 1 else "it"
+    raise CnnplError(
+        f"{name} takes no setting {', '.join(unknown)} (its settings: {settings}); remove {it} with {removals}, "
+        f"or pick a config of its own (optimizer={'|'.join(_optimizer_configs())})"
+    )
+
+
+def _optimizer_configs() -> list[str]:
+    from cnnpl.config import group_options
+
+    return group_options("optimizer")
 
 
 def _kind_of(default: Any) -> str:

@@ -347,6 +347,13 @@ def config_groups() -> set[str]:
     return {path.name for path in config_dir().iterdir() if path.is_dir()} | set(CONFIG_GROUPS.values())
 
 
+def group_options(group: str) -> list[str]:
+    """The options of a config group, sorted: its YAML files and, for a component group, the registered names."""
+    family = next((f for f, g in CONFIG_GROUPS.items() if g == group), None)
+    registered = get_registry(family).names() if family else []
+    return sorted({path.stem for path in (config_dir() / group).glob("*.yaml")} | set(registered))
+
+
 def check_group_overrides(overrides: Sequence[str]) -> None:
     """Refuse ``group=null`` (``logger=null``), on which Hydra fails with a traceback, with a one-line fix."""
     groups = config_groups()
@@ -506,9 +513,7 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     unloadable = re.match(r"In '[^']*': Could not load '([^'/]+)/([^']+)'", text)
     if unloadable:  # an unknown option inside a list of options (callbacks=[default,bogus])
         group, option = unloadable.groups()
-        family = next((f for f, g in CONFIG_GROUPS.items() if g == group), None)  # registered ones are options too
-        registered = get_registry(family).names() if family else []
-        options = sorted({path.stem for path in (config_dir() / group).glob("*.yaml")} | set(registered))
+        options = group_options(group)
         close = difflib.get_close_matches(option, options, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         return f"{group}: no option {option!r}; {hint}the options of {group} are {', '.join(options)}"
