@@ -25,7 +25,13 @@ from tests.conftest import TINY, contents, run_cli
 
 import cnnpl
 from cnnpl.callbacks import ModelCheckpoint
-from cnnpl.callbacks.guards import SigtermCheckpoint, collect_random_state, restore_random_state
+from cnnpl.callbacks.guards import (
+    FiniteLossGuard,
+    NonFiniteLossError,
+    SigtermCheckpoint,
+    collect_random_state,
+    restore_random_state,
+)
 from cnnpl.checkpoint import (
     AtomicCheckpointIO,
     CheckpointError,
@@ -1026,6 +1032,24 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     saved = safe_load(last)
     assert saved["epoch"] == 0
     assert all(torch.isfinite(t).all() for t in saved["state_dict"].values() if t.is_floating_point())
+
+
+@pytest.mark.parametrize("shape", [(), (3,)], ids=["scalar", "several values"])
+@pytest.mark.parametrize(
+    ("bad", "what"), [(float("nan"), "NaN"), (float("inf"), "infinite"), (float("-inf"), "infinite")]
+)
+def test_the_loss_guard_stops_on_any_non_finite_loss_and_names_it(
+    tmp_path: Path, shape: tuple[int, ...], bad: float, what: str
+) -> None:
+    trainer = L.Trainer(default_root_dir=tmp_path, logger=False, enable_checkpointing=False, accelerator="cpu")
+    guard, module = FiniteLossGuard(), L.LightningModule()
+    guard.on_before_backward(trainer, module, torch.full(shape, 2.5, requires_grad=True) * 2)  # finite: goes on
+    loss = torch.full(shape, 2.5)
+    loss[...] = bad  # every value, or (several values) the first only:
+    if shape:
+        loss[1:] = 2.5
+    with pytest.raises(NonFiniteLossError, match=f"^the training loss became {what} at step 0 "):
+        guard.on_before_backward(trainer, module, loss.requires_grad_() * 1)
 
 
 # -- safe loading ----------------------------------------------------------------------------------

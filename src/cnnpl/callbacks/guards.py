@@ -15,6 +15,7 @@ They are not registry components (``callbacks=...`` cannot drop them): they are 
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 from collections.abc import Callable
@@ -191,12 +192,14 @@ class FiniteLossGuard(L.Callback):
         self._batch_idx = batch_idx
 
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
-        finite = bool(torch.isfinite(loss.detach()).all())
+        value = loss.detach()
+        # a scalar loss (as automatic optimization needs): one .item(), 0.2-0.8 us, where isfinite(...).all() took
+        # 6.6-8.8 us on the CPU (timeit); either one waits for a GPU to compute the loss
+        finite = math.isfinite(value.item()) if value.numel() == 1 else bool(torch.isfinite(value).all())
         if trainer.world_size > 1:
             finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
         if finite:
             return
-        value = loss.detach().float().cpu()
         what = "NaN" if torch.isnan(value).any() else "infinite"
         raise NonFiniteLossError(
             f"the training loss became {what} at step {trainer.global_step} (epoch {trainer.current_epoch}, "
