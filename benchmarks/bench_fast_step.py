@@ -7,6 +7,7 @@
     python benchmarks/bench_fast_step.py --sizes 32 28 24 20   # the step at smaller inputs (data.train_sizes)
     python benchmarks/bench_fast_step.py --widths 32,128,128 48,160,160   # the step of other model.widths
     python benchmarks/bench_fast_step.py --frozen features.group1   # the step with more of the network frozen
+    python benchmarks/bench_fast_step.py --compile     # the step eager, compiled, and with its norm + act pairs compiled
 
 (*) The profiler's own cost shows as ``aten::fill_`` inside the pools' backward (16-22% of a profiled
 step; the three pools' whole backward is about 3% of an unprofiled one: docs/benchmarks.md, twentieth round).
@@ -41,6 +42,11 @@ narrower recipe costs (``model.widths``).
 names (``features.group1``, ``features.group2.conv1``), one contender each, as ratios to the recipe's
 step with only the whitening bias frozen: what the recipe's epochs cost once ``callbacks.freeze_group1``
 has frozen its first conv group.
+
+``--compile`` instead times that same step eager, with the whole network under ``torch.compile``
+(``system.compile=true``), and with only each batch norm and the activation after it compiled (six
+small regions Inductor can fuse, the convolutions and pools left to oneDNN), as ratios to eager. The
+first (compiling) step is a warm-up, outside the table.
 
 ``--profile`` instead profiles 3 SGD training steps (``torch.profiler``, CPU time by operator and
 input shape) and times a 2048 x 2048 matmul, the rate the convolutions can be held against.
@@ -100,6 +106,16 @@ def build_net(widths: list[int]) -> torch.nn.Module:
     return net
 
 
+def compile_norm_act(net: torch.nn.Module) -> torch.nn.Module:
+    """Each conv group's batch norm and the activation after it as one compiled region (in place)."""
+    for group in (m for name, m in net.features.named_children() if name.startswith("group")):
+        for i in (1, 2):
+            norm, act = getattr(group, f"norm{i}"), getattr(group, f"act{i}")
+            setattr(group, f"norm{i}", torch.compile(torch.nn.Sequential(norm, act)))
+            setattr(group, f"act{i}", torch.nn.Identity())
+    return net
+
+
 def _widths(text: str) -> list[int]:
     try:
         widths = [int(w) for w in text.split(",")]
@@ -131,9 +147,12 @@ def main() -> None:
         nargs="+",
         help="time the Muon, bias-frozen step with these comma-separated parameters or modules frozen too",
     )
+    parser.add_argument(
+        "--compile", action="store_true", help="time the Muon, bias-frozen step eager and compiled two ways instead"
+    )
     args = parser.parse_args()
-    if sum(map(bool, (args.profile, args.sizes, args.widths, args.frozen))) > 1:
-        parser.error("--profile, --sizes, --widths and --frozen each replace the contenders: give one of them")
+    if sum(map(bool, (args.profile, args.sizes, args.widths, args.frozen, args.compile))) > 1:
+        parser.error("--profile, --sizes, --widths, --frozen and --compile each replace the contenders: give one")
 
     keep_freed_memory()
     torch.manual_seed(0)
@@ -196,7 +215,14 @@ def main() -> None:
             if unknown:
                 parser.error(f"--frozen: {', '.join(unknown)} names nothing in fast_net; try features.group1")
             steps["+ " + ", ".join(names)] = training_step(muon, False, False, frozen=frozen)
-    if args.sizes or args.widths or args.frozen:
+    elif args.compile:
+        steps = {"eager": training_step(muon, False, False)}
+        for name, wrap in (("compiled network", torch.compile), ("norm + act compiled", compile_norm_act)):
+            torch.manual_seed(0)
+            other = build_net(WIDTHS)
+            optimizer = Muon([p for p in other.parameters() if p.requires_grad], filter_lr=0.02, **SGD_KW)
+            steps[name] = training_step(optimizer, False, False, net=wrap(other))
+    if args.sizes or args.widths or args.frozen or args.compile:
         reference_name = next(iter(steps))
         contenders = steps
     else:

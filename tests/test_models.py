@@ -358,6 +358,26 @@ def test_the_layout_picked_by_input_size_fits_that_size(model: str, size: tuple[
     assert net(torch.randn(2, 3, *size, device="meta")).shape == (2, 10)
 
 
+@pytest.mark.usefixtures("_no_onednn")
+@pytest.mark.parametrize("model", [m for m in MODELS if "act" in parameters_of(get_registry("model").get(m))])
+def test_an_in_place_activation_computes_what_the_out_of_place_one_does(model: str) -> None:
+    # act.inplace=true (conf/act/relu.yaml) saves memory; where an activation's input is also used
+    # elsewhere (a residual shortcut) the architecture must not let it overwrite that input
+    outputs = []
+    for inplace in (False, True):
+        torch.manual_seed(0)
+        net = cnnpl.build("model", model, **CIFAR, act=LayerFactory("act", "relu", {"inplace": inplace}))
+        x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+        logits = net.train()(x)
+        logits.square().sum().backward()
+        grads = [p.grad for p in net.parameters() if p.requires_grad]
+        outputs.append((logits.detach(), grads))
+    (out, grads), (out_inplace, grads_inplace) = outputs
+    torch.testing.assert_close(out_inplace, out)
+    for g, g_inplace in zip(grads, grads_inplace, strict=True):
+        torch.testing.assert_close(g_inplace, g)
+
+
 @pytest.mark.parametrize("model", ["lenet5", "vgg16", "xception"])
 def test_model_builds_from_its_config(model: str) -> None:
     from cnnpl.train import build_model

@@ -81,7 +81,7 @@ class XceptionBlock(nn.Module):
         c_in = in_channels
         for i, c_out in enumerate(widths, start=1):
             if i > 1 or first_act:
-                self._add(f"{name}_sepconv{i}_act", act())
+                self._add(f"{name}_sepconv{i}_act", act() if i > 1 else out_of_place(act()))
             with building(f"{name}_sepconv{i}"):
                 self._add(f"{name}_sepconv{i}", SeparableConv(conv, c_in, c_out))
             self._add(f"{name}_sepconv{i}_bn", build_with_preferences(norm, {"eps": BN_EPS}, num_features=c_out))
@@ -112,6 +112,17 @@ class XceptionBlock(nn.Module):
         if main != short:
             raise GeometryError(f"main branch gives {main} but the shortcut gives {short}; they cannot be added")
         return main
+
+
+def out_of_place(module: nn.Module) -> nn.Module:
+    """``module`` with its ``inplace`` switched off (``act.inplace=true``), as timm's Xception does.
+
+    A block's first activation reads the block's input, which the shortcut reads too: in place, it
+    would overwrite what the shortcut adds (relu(x) instead of x) or projects.
+    """
+    if getattr(module, "inplace", False):
+        module.inplace = False
+    return module
 
 
 @register("model", "xception")
