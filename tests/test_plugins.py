@@ -806,6 +806,26 @@ def test_callback_named_like_a_set_of_callbacks_is_refused(restore_registries) -
     assert "minimal" not in cnnpl.list_components("callback")
 
 
+def test_a_plugin_callbacks_required_setting_left_unset_is_one_line_before_training(restore_registries) -> None:
+    from lightning.pytorch import Callback
+
+    from cnnpl.train import check_settings
+
+    class NeedsEvery(Callback):
+        def __init__(self, every: int) -> None:
+            self.every = every
+
+    cnnpl.register("callback", "needs_every", NeedsEvery)
+    chosen = ["data=shapes", "callbacks=[minimal,needs_every]"]
+    with pytest.raises(cnnpl.CnnplError) as err:  # was Hydra's MissingMandatoryValue traceback, from the build
+        check_settings(cnnpl.compose(chosen))
+    assert str(err.value) == (
+        "callback 'needs_every' needs a value for callbacks.needs_every.every (it has no default); "
+        "set it on the command line: callbacks.needs_every.every=..."
+    )
+    check_settings(cnnpl.compose([*chosen, "callbacks.needs_every.every=2"]))
+
+
 # -- where plugins are looked for ---------------------------------------------------------------------
 
 

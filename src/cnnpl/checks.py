@@ -26,7 +26,7 @@ from functools import partial
 from typing import Any, Literal
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cnnpl.distributed import check_shardable
 from cnnpl.errors import CnnplError
@@ -87,6 +87,17 @@ def _on_off_values(hint: Any) -> tuple[Any, ...] | None:
                 values += more
             return tuple(values) if any(value is True for value in values) else None
     return None
+
+
+def check_filled(node: Any, prefix: str, what: str) -> None:
+    """Refuse a config node with a value still ``???``: a registered component's required parameter
+    (``callback_config`` writes ``???`` for it), which Hydra would report as a traceback when it builds it."""
+    if not isinstance(node, DictConfig):
+        return
+    missing = sorted(OmegaConf.missing_keys(node))  # full keys when the node has a parent
+    if missing:
+        key = missing[0] if missing[0].startswith(f"{prefix}.") else f"{prefix}.{missing[0]}"
+        raise CnnplError(f"{what} needs a value for {key} (it has no default); set it on the command line: {key}=...")
 
 
 def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:

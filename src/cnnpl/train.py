@@ -511,12 +511,20 @@ def check_settings(cfg: DictConfig) -> None:
     :func:`checked_optimizer` and :func:`checked_schedule`) for every job of a sweep before the first
     one trains.
     """
-    from cnnpl.checks import check_arguments, check_flags, check_fused_clipping, check_on_off, check_precision
+    from cnnpl.checks import (
+        check_arguments,
+        check_filled,
+        check_flags,
+        check_fused_clipping,
+        check_on_off,
+        check_precision,
+    )
 
     check_flags(cfg)
     check_on_off(cfg.trainer, "trainer")
     check_arguments(cfg.trainer, "trainer")
     for name, node in (cfg.get("callbacks") or {}).items():
+        check_filled(node, f"callbacks.{name}", f"callback {name!r}")
         check_on_off(node, f"callbacks.{name}")
         check_arguments(node, f"callbacks.{name}")
     check_trainer_counts(cfg.trainer)
