@@ -320,6 +320,33 @@ class _Ungrouped(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
 
 
+class _Picky(nn.Conv2d):
+    """A conv variant whose forward checks its input itself (with ``raises``), not through torch."""
+
+    raises: type[Exception] = AssertionError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] < 8:
+            raise self.raises(f"needs 8 pixels, got {x.shape[-1]}")
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("raises", [AssertionError, ValueError, KeyError])
+def test_a_layers_own_refusal_of_its_input_names_the_layer_at_build(
+    monkeypatch: pytest.MonkeyPatch, raises: type[Exception]
+) -> None:
+    # was a traceback (AssertionError), or "model 'simple_cnn' could not be built ...; check the model.*
+    # settings" (ValueError): the model's settings were fine, this conv refused the 6x6 input
+    picky = type("Picky", (_Picky,), {"raises": raises})
+    monkeypatch.setitem(get_registry("conv")._entries, "picky", Entry("picky", picky, "tests"))
+    with pytest.raises(GeometryError) as err:
+        cnnpl.build("model", "simple_cnn", **CIFAR, conv=cnnpl.factory("conv", "picky"))
+    assert str(err.value) == (
+        f"layer features.block3.conv (Picky) cannot take input (64, 6, 6): {raises.__name__}: "
+        + ("'needs 8 pixels, got 6'" if raises is KeyError else "needs 8 pixels, got 6")
+    )
+
+
 def test_depthwise_conv_from_a_variant_without_groups_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     registry = get_registry("conv")
     monkeypatch.setitem(registry._entries, "ungrouped", Entry("ungrouped", _Ungrouped, "tests"))

@@ -56,9 +56,13 @@ def trace_path(
             raise GeometryError(f"layer {full} ({type(child).__name__}) cannot take input {shape}: {err}") from None
         except CnnplError as err:
             raise GeometryError(f"layer {full} ({type(child).__name__}) cannot take input {shape}: {err}") from None
-        except RuntimeError as err:
-            reason = str(err).splitlines()[0]
+        except RuntimeError as err:  # torch's shape errors (and NotImplementedError)
+            reason = (str(err).splitlines() or [type(err).__name__])[0]
             raise GeometryError(f"layer {full} ({type(child).__name__}) cannot take input {shape}: {reason}") from None
+        except Exception as err:  # a component's own check (assert, ValueError): still this layer, this input
+            lines = str(err).splitlines()
+            reason = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+            raise GeometryError(f"layer {full} ({type(child).__name__}) cannot take input {shape}: {reason}") from err
     return shape
 
 
