@@ -7,12 +7,13 @@ that :func:`cnnpl.train.train` runs; valid values still pass. Two tests run the 
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tests.conftest import TINY
 
 import cnnpl
@@ -35,6 +36,44 @@ from cnnpl.system import ImageClassifier
 
 def compose(*overrides: str) -> DictConfig:
     return cnnpl.compose(["data=shapes", *overrides])
+
+
+# -- geometry settings typed int | tuple[int, int]: generated from the registries ---------------------
+def _pair_typed() -> list[tuple[str, str, str]]:
+    """(family, name, key) of every conv and pool setting hinted ``int | tuple[int, int]`` (or ``| None``)."""
+    pair = (int | tuple[int, int], int | tuple[int, int] | None)
+    return [
+        (family, name, key)
+        for family in ("conv", "pool")
+        for name in cnnpl.list_components(family)
+        for key, hint in typing.get_type_hints(getattr(get_registry(family).get(name), "__init__", None)).items()
+        if key in ("kernel_size", "stride", "dilation") and hint in pair
+    ]
+
+
+def _component_node(family: str, name: str) -> DictConfig:
+    """The config ``<family>=<name>`` gives: its YAML, or the one generated from its signature."""
+    from cnnpl.config import generated_config
+
+    path = config_dir() / family / f"{name}.yaml"
+    return OmegaConf.load(path) if path.is_file() else OmegaConf.create(generated_config(family, name))
+
+
+@pytest.mark.parametrize(("family", "name", "key"), _pair_typed())
+def test_a_geometry_setting_that_is_no_integer_or_pair_is_refused_naming_it(family: str, name: str, key: str) -> None:
+    # was "conv 'conv2d' could not be built with freeze=False: too many values to unpack" at the first layer
+    for bad in ("abc", [3, 3, 3], 1.5, True, [2, "x"]):
+        node = _component_node(family, name)
+        node[key] = bad
+        with pytest.raises(CnnplError) as err:
+            layer_factory(family, node)
+        assert str(err.value) == (
+            f"{family}.{key} must be an integer or a pair [height, width] of integers, got {bad!r} ({family} {name!r})"
+        )
+    for good in (2, [2, 1], None):
+        node = _component_node(family, name)
+        node[key] = good
+        layer_factory(family, node)
 
 
 # -- the data module ----------------------------------------------------------------------------

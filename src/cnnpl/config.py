@@ -403,6 +403,9 @@ def check_values(family: str, name: str, params: Mapping[str, Any]) -> None:
     """
     hints = _type_hints(get_registry(family).get(name))
     for key, value in params.items():
+        pair = _pair_words(hints.get(key))
+        if pair and not _is_pair_value(value, takes_word=pair.endswith("mode")):
+            raise CnnplError(f"{family}.{key} must be {pair}, got {value!r} ({family} {name!r})")
         kind = _required(config_type(hints.get(key, Any)))
         wanted = _kind_words(kind)
         words = isinstance(value, str) or (isinstance(value, list) and any(isinstance(v, str) for v in value))
@@ -411,6 +414,30 @@ def check_values(family: str, name: str, params: Mapping[str, Any]) -> None:
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if key in FRACTIONS and number and not 0 <= value < 1:
             raise CnnplError(f"{family}.{key} must be in [0, 1) ({FRACTIONS[key]}), got {value!r}")
+
+
+_PAIR = tuple[int, int]
+
+
+def _pair_words(hint: Any) -> str:
+    """What a geometry setting typed ``int | tuple[int, int]`` (perhaps ``| str``, ``| None``) takes, in
+    words; "" for any other hint. OmegaConf cannot check such a union, so :func:`check_values` does."""
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return ""
+    args = set(typing.get_args(hint)) - {type(None)}
+    if not {int, _PAIR} <= args <= {int, _PAIR, str}:
+        return ""
+    return "an integer or a pair [height, width] of integers" + (", or a mode" if str in args else "")
+
+
+def _is_pair_value(value: Any, *, takes_word: bool) -> bool:
+    def integer(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if value is None or integer(value) or (takes_word and isinstance(value, str)):  # a mode is checked by the layer
+        return True
+    items = isinstance(value, Sequence) and not isinstance(value, str)  # a config's lists are ListConfigs
+    return items and len(value) == 2 and all(integer(v) for v in value)
 
 
 def _required(kind: Any) -> Any:
