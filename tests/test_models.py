@@ -347,6 +347,24 @@ def test_a_layers_own_refusal_of_its_input_names_the_layer_at_build(
     )
 
 
+class _PassThroughPool(nn.MaxPool2d):
+    """A pool plugin that hands its keywords on to torch's, which takes no ``channels``."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+
+
+@pytest.mark.parametrize("model", ["simple_cnn", "vgg16", "xception"])
+def test_a_pass_through_pool_is_not_handed_the_channels_it_does_not_name(
+    monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    # was "pool 'pass_through' could not be built: _MaxPoolNd.__init__() got an unexpected keyword argument
+    # 'channels'; check the pool.* settings"
+    monkeypatch.setitem(get_registry("pool")._entries, "pass_through", Entry("pass_through", _PassThroughPool, "tests"))
+    net = _meta_build(model, pool=cnnpl.factory("pool", "pass_through"))
+    assert any(type(m) is _PassThroughPool for m in net.modules())
+
+
 def test_depthwise_conv_from_a_variant_without_groups_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     registry = get_registry("conv")
     monkeypatch.setitem(registry._entries, "ungrouped", Entry("ungrouped", _Ungrouped, "tests"))

@@ -21,6 +21,9 @@ from cnnpl.registry import accepts_var_kwargs, check_kwargs, get_registry, param
 # Facts an architecture offers to every layer of a family; a layer that does not take one
 # simply does not receive it (max pooling has no use for the channel count).
 OPTIONAL_CONTEXT = frozenset({"channels", "norm", "act", "in_channels", "input_size", "num_classes", "layer_name"})
+# What a family's layers get only when their constructor names it: a pass-through constructor
+# (class MyPool(nn.MaxPool2d) with __init__(self, *args, **kwargs)) would hand it to one that has no use for it
+PASSED_IF_NAMED = {"pool": frozenset({"channels"})}
 # The facts of the network at a layer: a config value may not contradict the one the architecture passes
 FACTS = frozenset({"channels", "in_channels", "input_size", "num_classes"})
 
@@ -51,9 +54,14 @@ class LayerFactory:
                     f"(the architecture passes it); leave {self.family}.{key} unset (null)"
                 )
         merged = {**kwargs, **{k: v for k, v in self.params.items() if v is not None}}
+        accepted = parameters_of(self.target)
         if not accepts_var_kwargs(self.target):
-            accepted = parameters_of(self.target)
             merged = {k: v for k, v in merged.items() if k in accepted or k not in OPTIONAL_CONTEXT}
+        else:  # set in the config, it is passed anyway
+            named = PASSED_IF_NAMED.get(self.family, frozenset())
+            merged = {
+                k: v for k, v in merged.items() if k in accepted or k not in named or self.params.get(k) is not None
+            }
         return get_registry(self.family).build(self.name, **merged)
 
     def __repr__(self) -> str:
