@@ -134,6 +134,7 @@ def test_a_hydra_setting_hydra_cannot_read_is_one_line_and_makes_no_folder(tmp_p
         (["scheduler=onecycle", "scheduler.pct_start=0.3,2"], "(in the sweep's job with scheduler.pct_start=2)"),
         (["trainer.max_epochs=1,1.5"], "cnnpl: error: trainer.max_epochs must be an integer, got 1.5 (in the sweep"),
         (["data.batch_size=32,0"], "(in the sweep's job with data.batch_size=0)"),
+        (["+trainer.accumulate_grad_batches=1,0"], "(in the sweep's job with +trainer.accumulate_grad_batches=0)"),
         # each job's network, built for the data's shape where the data module knows it without its files
         (
             ["pool.kernel_size=2,3"],

@@ -340,6 +340,15 @@ def test_clipping_16_mixed_gradients_that_a_fused_step_unscales_is_refused(
             "trainer.max_steps=0 trains nothing (and the test would score an untrained network); give "
             "trainer.max_steps >= 1, or fit=false ckpt_path=<file> to test a checkpoint",
         ),
+        *(
+            (  # was a run that trained nothing, then tested the untrained network and exited 0
+                [f"+trainer.limit_train_batches={zero}"],
+                "trainer.limit_train_batches=0 trains nothing (and the test would score an untrained network); give "
+                "trainer.limit_train_batches a number of batches >= 1 or a fraction of them in (0, 1], or fit=false "
+                "ckpt_path=<file> to test a checkpoint",
+            )
+            for zero in ("0", "0.0")
+        ),
     ],
 )
 def test_flags_must_be_booleans_and_the_run_must_do_something(overrides: list[str], message: str) -> None:

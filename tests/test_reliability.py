@@ -1221,6 +1221,20 @@ def test_an_output_directory_that_cannot_be_written_is_refused(tmp_path: Path) -
             "trainer.limit_train_batches=0.05 of the 8 training batches an epoch is less than one batch; give at least "
             "0.125, or a whole number of batches (+trainer.limit_train_batches=5)",
         ),
+        # these three were Lightning's ZeroDivisionError traceback, mid-fit, with config.yaml already written
+        (
+            "+trainer.accumulate_grad_batches=0",
+            "trainer.accumulate_grad_batches must be >= 1 (1: no accumulation), got 0",
+        ),
+        (
+            "+trainer.check_val_every_n_epoch=0",
+            "trainer.check_val_every_n_epoch must be >= 1 (or null: by val_check_interval only), got 0",
+        ),
+        (
+            "+trainer.val_check_interval=0",
+            "trainer.val_check_interval must be > 0: a number of training batches (>= 1) or a fraction of the epoch "
+            "in (0, 1], got 0",
+        ),
         ("trainer.deterministic=maybe", "trainer.deterministic must be true, false, warn or null, got 'maybe'"),
         ("trainer.enable_model_summary=1", "trainer.enable_model_summary must be true, false or null, got 1"),
         (

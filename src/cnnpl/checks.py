@@ -46,8 +46,8 @@ def check_flags(cfg: DictConfig) -> None:
     """Refuse on / off settings that are not booleans, and runs that would train or test nothing.
 
     ``fit=maybe`` would count as true; ``fit=false`` (with ``test=true``) tests ``ckpt_path``, so it
-    needs one; ``trainer.max_epochs=0`` or ``trainer.max_steps=0`` with ``fit=true`` trains nothing
-    (and the test would then score an untrained network).
+    needs one; ``trainer.max_epochs=0``, ``trainer.max_steps=0`` or ``trainer.limit_train_batches=0``
+    with ``fit=true`` trains nothing (and the test would then score an untrained network).
     """
     values = {}
     for key, default in FLAGS.items():
@@ -61,12 +61,13 @@ def check_flags(cfg: DictConfig) -> None:
     if not fit and test and not cfg.get("ckpt_path"):
         raise CnnplError("nothing to test: fit=false tests a checkpoint; give ckpt_path=<file> or drop fit=false")
     trainer = cfg.get("trainer") or {}
-    for key in ("max_epochs", "max_steps"):
+    for key in ("max_epochs", "max_steps", "limit_train_batches"):
         value = trainer.get(key)
-        if fit and isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        if fit and isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
+            at_least = "a number of batches >= 1 or a fraction of them in (0, 1]" if key.startswith("limit") else ">= 1"
             raise CnnplError(
                 f"trainer.{key}=0 trains nothing (and the test would score an untrained network); give "
-                f"trainer.{key} >= 1, or fit=false ckpt_path=<file> to test a checkpoint"
+                f"trainer.{key} {at_least}, or fit=false ckpt_path=<file> to test a checkpoint"
             )
 
 

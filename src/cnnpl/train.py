@@ -35,7 +35,7 @@ from cnnpl.viz import eval_mode
 
 EXIT_SIGTERM = 128 + 15  # the shell's status for a process ended by SIGTERM
 MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit unsigned
-# Trainer arguments that must be integers; Lightning checks their ranges when the Trainer is built
+# Trainer arguments that must be integers; Lightning checks the ranges of most when the Trainer is built
 TRAINER_COUNTS = (
     "max_epochs",
     "min_epochs",
@@ -322,11 +322,23 @@ def check_writable(folder: Path, option: str = "hydra.run.dir") -> None:
 
 def check_trainer_counts(trainer_cfg: Any) -> None:
     """Refuse a non-integer step or epoch count (Lightning would fail on it only once training starts),
-    and a negative gradient clip (Lightning would not clip at all, silently)."""
+    a zero accumulation, validation period or interval (Lightning divides by them mid-fit), and a
+    negative gradient clip (Lightning would not clip at all, silently)."""
     for key in TRAINER_COUNTS:
         value = trainer_cfg.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise CnnplError(f"trainer.{key} must be an integer, got {value!r}")
+    for key in ("accumulate_grad_batches", "check_val_every_n_epoch"):
+        value = trainer_cfg.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:  # Lightning divides by it
+            usual = "1: no accumulation" if key == "accumulate_grad_batches" else "or null: by val_check_interval only"
+            raise CnnplError(f"trainer.{key} must be >= 1 ({usual}), got {value}")
+    interval = trainer_cfg.get("val_check_interval")
+    if isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval <= 0:
+        raise CnnplError(
+            f"trainer.val_check_interval must be > 0: a number of training batches (>= 1) or a fraction of the "
+            f"epoch in (0, 1], got {interval}"
+        )
     clip = trainer_cfg.get("gradient_clip_val")
     if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip < 0):
         raise CnnplError(
