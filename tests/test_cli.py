@@ -414,3 +414,27 @@ def test_a_new_sweep_into_a_folder_with_an_earlier_sweeps_runs_is_refused_before
     with pytest.raises(CnnplError, match="already holds an earlier sweep's runs"):
         check(mine)
     check([*mine, "ckpt_path=last"])
+
+
+@pytest.mark.parametrize(
+    ("args", "warned"),
+    [
+        (["callbacks=gradcam"], True),  # reads like "add Grad-CAM": the run would keep no checkpoint
+        (["+callbacks=epoch_timer", "seed=1"], True),
+        (["callbacks=[default,gradcam]"], False),
+        (["callbacks=minimal"], False),
+        (["callbacks=default,full", "-m"], False),  # a sweep over sets
+        (["callbacks=gradcam", "--cfg", "job"], False),  # only shows the config
+    ],
+)
+def test_choosing_one_callback_for_the_whole_set_is_warned_about(capsys, args: list[str], warned: bool) -> None:
+    from cnnpl.cli import _warn_single_callback
+
+    _warn_single_callback(args)
+    expected = (
+        "cnnpl: warning: callbacks={0} replaces the run's callbacks with {0} alone: no checkpoints (the run cannot "
+        "be resumed, and the test takes the last weights) and no progress bar; to add {0} to the default set write "
+        "callbacks=[default,{0}]\n"
+    )
+    name = args[0].partition("=")[2]
+    assert capsys.readouterr().err == (expected.format(name) if warned else "")

@@ -76,11 +76,42 @@ def prepare(args: list[str]) -> list[str]:
     register_component_configs()
     check_group_overrides(rest)
     _check_composes(rest)
+    _warn_single_callback(rest)
     _check_resume_dir(rest)  # before _check_run_dir, which makes the folder to see that it can write there
     _check_run_dir(rest)
     sweep_dir = _sweep_dir_setting(rest) if {"-m", "--multirun"} & set(rest) else None
     _check_sweep_dir(rest, sweep_dir)
     return [*rest, *_keep_earlier_records(rest, sweep_dir)]
+
+
+def _warn_single_callback(args: list[str]) -> None:
+    """Warn when ``callbacks=<one callback>`` replaces the whole set: ``--help`` lists each registered
+    callback as an option of ``callbacks``, and ``callbacks=gradcam`` reads like "add Grad-CAM", but the
+    run then has no checkpoint callback (nothing to resume, the test takes the last weights) and no
+    progress bar. A set of callbacks (``default``, ``minimal``, ``full``) or a list is what was meant."""
+    from cnnpl.config import config_dir
+    from cnnpl.registry import LazyBuiltin, get_registry
+
+    if SHOW_FLAGS & set(args):
+        return
+    sets = {path.stem for path in (config_dir() / "callbacks").glob("*.yaml")}
+    registry = get_registry("callback")
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if key.lstrip("+") != "callbacks" or not sep or value in sets or value not in registry.names():
+            continue
+        chosen = registry.get(value)
+        if not isinstance(chosen, LazyBuiltin) and isinstance(chosen, type):  # a plugin's own checkpoint callback
+            from lightning.pytorch.callbacks import ModelCheckpoint
+
+            if issubclass(chosen, ModelCheckpoint):
+                continue
+        print(
+            f"cnnpl: warning: callbacks={value} replaces the run's callbacks with {value} alone: no checkpoints (the "
+            f"run cannot be resumed, and the test takes the last weights) and no progress bar; to add {value} to "
+            f"the default set write callbacks=[default,{value}]",
+            file=sys.stderr,
+        )
 
 
 SHOW_FLAGS = {"--help", "-h", "--cfg", "-c", "--resolve"}  # print the config instead of running
