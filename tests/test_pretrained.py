@@ -134,6 +134,18 @@ def test_inception_without_aux_head_ignores_the_files_aux_weights(tmp_path: Path
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("unfrozen", [[], ["model.freeze_features=false"]])
+def test_finetune_vgg16_without_weights_is_refused(unfrozen: list[str]) -> None:
+    # its "pretrained: ???" had never applied (Hydra keeps model/vgg16.yaml's null under it): with
+    # freeze_features=false the run fine-tuned random weights and reported that as its result
+    from cnnpl.train import build_model
+
+    cfg = cnnpl.compose(["experiment=finetune_vgg16", "data=shapes", *unfrozen])
+    assert cfg.model.pretrained is None
+    with pytest.raises(CnnplError, match=r"^model\.(new_head|freeze_features)=true .*model\.pretrained"):
+        build_model(cfg, num_classes=10, in_channels=3, input_size=(32, 32))
+
+
 def test_finetune_vgg16_experiment_trains_only_a_new_head(tmp_path: Path, tiny_overrides: list[str]) -> None:
     # the convolutional base of torchvision's vgg16 (the classifier is replaced anyway)
     torch.manual_seed(0)

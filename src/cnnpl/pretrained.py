@@ -154,6 +154,11 @@ def apply_pretrained(
     if pretrained is None:
         if freeze_features:
             raise CnnplError("model.freeze_features=true needs model.pretrained=/path/to/weights.pth")
+        if new_head:  # experiment=finetune_vgg16 sets it: fine-tuning random weights would look like a result
+            raise CnnplError(
+                "model.new_head=true replaces the classifier of pretrained weights, but model.pretrained is null; "
+                "give model.pretrained=/path/to/weights.pth, or model.new_head=null to train from scratch"
+            )
         return None
     report = load_pretrained(model, pretrained, new_head=new_head, freeze_features=freeze_features)
     log.info(
