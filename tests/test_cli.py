@@ -438,3 +438,23 @@ def test_choosing_one_callback_for_the_whole_set_is_warned_about(capsys, args: l
     )
     name = args[0].partition("=")[2]
     assert capsys.readouterr().err == (expected.format(name) if warned else "")
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [(["-m", "pool=max,avg", "--help"], "--help"), (["--cfg", "job", "-m", "pool=max,avg"], "--cfg")],
+)
+def test_showing_the_config_of_a_sweep_is_one_line(tmp_path: Path, args: list[str], shown: str) -> None:
+    # were Hydra's tracebacks: "Ambiguous value for argument 'pool=max,avg'" although -m was given, and
+    # "Only one of --run, --multirun, --cfg, --info and --shell_completion can be specified"
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"cnnpl: error: {shown} shows one run's config and cannot be combined with -m: drop -m and give one value "
+        "of each swept setting (pool=max,avg -> pool=max) to see that job's\n"
+    )
+
+
+def test_help_with_multirun_and_nothing_swept_still_shows_the_help(tmp_path: Path) -> None:
+    result = run_cli("-m", "--help", cwd=tmp_path)
+    assert result.returncode == 0 and "== Configuration groups ==" in result.stdout, result.stderr[-2000:]

@@ -140,6 +140,12 @@ def _check_composes(args: list[str]) -> None:
         return
     showing = bool(flags & SHOW_FLAGS)
     multirun = bool(flags & {"-m", "--multirun"})
+    if showing and multirun and (flags & {"--cfg", "-c"} or _sweeps(words)):  # Hydra would print a traceback
+        shown = sorted(flags & SHOW_FLAGS)[0]
+        raise CnnplError(
+            f"{shown} shows one run's config and cannot be combined with -m: drop -m and give one value of each "
+            "swept setting (pool=max,avg -> pool=max) to see that job's"
+        )
     # hydra.searchpath adds config folders (docs/howto/own-images.md): compose sees it too
     overrides = [
         arg
@@ -165,6 +171,17 @@ def _check_composes(args: list[str]) -> None:
         except Exception as err:  # Hydra's and OmegaConf's composition errors, and the components' checks
             message = str(err) if isinstance(err, CnnplError) else one_line_composition_error(err, variant)
             raise CnnplError(f"{message} (in the sweep's job with {job})" if job else message) from None
+
+
+def _sweeps(words: list[str]) -> bool:
+    """Whether any of the overrides in ``words`` sweeps (``pool=max,avg``, ``seed=range(3)``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([w for w in words if not w.startswith("-")])
+    except Exception:  # Hydra names what it cannot parse
+        return False
+    return any(override.is_sweep_override() for override in parsed)
 
 
 def _check_components(cfg: DictConfig) -> None:
