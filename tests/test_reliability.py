@@ -1235,6 +1235,12 @@ def test_an_output_directory_that_cannot_be_written_is_refused(tmp_path: Path) -
             "trainer.val_check_interval must be > 0: a number of training batches (>= 1) or a fraction of the epoch "
             "in (0, 1], got 0",
         ),
+        (  # was ImageClassifier's TypeError traceback
+            "+system.label_smothing=0.1",
+            "system.label_smothing is not an argument of cnnpl.system.ImageClassifier; did you mean "
+            "system.label_smoothing?",
+        ),
+        ("+logger.nam=x", "logger.nam is not an argument of cnnpl.loggers.CSVLogger; did you mean logger.name?"),
         ("trainer.deterministic=maybe", "trainer.deterministic must be true, false, warn or null, got 'maybe'"),
         ("trainer.enable_model_summary=1", "trainer.enable_model_summary must be true, false or null, got 1"),
         (
@@ -1270,6 +1276,21 @@ def test_out_of_range_settings_fail_before_training(tmp_path: Path, override: st
         train(cnnpl.compose([*FAST, override], output_dir=str(tmp_path)))
     assert str(caught.value) == message
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "csv").exists()
+
+
+def test_a_tensorboard_loggers_unknown_setting_fails_before_training(tmp_path: Path) -> None:
+    # Lightning hands the logger's other keywords to SummaryWriter at the first log: it was a TypeError
+    # traceback mid-run; a SummaryWriter setting (flush_secs) is one of the logger's
+    cfg = cnnpl.compose([*TINY, "callbacks=minimal", "+logger.nam=x"], output_dir=str(tmp_path))
+    with pytest.raises(CnnplError) as caught:
+        train(cfg)
+    assert str(caught.value) == (
+        "logger.nam is not an argument of lightning.pytorch.loggers.TensorBoardLogger; did you mean logger.name?"
+    )
+    assert not (tmp_path / "tensorboard").exists()
+    from cnnpl.train import check_settings
+
+    check_settings(cnnpl.compose([*TINY, "callbacks=minimal", "+logger.flush_secs=30"]))
 
 
 def test_checkpoint_and_logger_settings_that_fail_at_the_first_save_fail_before_training(tmp_path: Path) -> None:

@@ -149,10 +149,14 @@ def check_arguments(node: Mapping[str, Any] | None, prefix: str) -> None:
     from cnnpl.registry import keyword_chain, parameters_of
 
     try:
-        chain, open_ended = keyword_chain(get_object(target))
+        obj = get_object(target)
+        chain, open_ended = keyword_chain(obj)
         names = [name for function in chain for name in parameters_of(function) if name != "self"]
+        writer = _summary_writer_arguments(obj) if open_ended else None
     except Exception:  # not importable (the build names it), or no signature to read
         return
+    if writer is not None:  # Lightning's TensorBoard logger hands the rest to its SummaryWriter, at the first log
+        names, open_ended = [*names, *writer], False
     if open_ended:
         return
     for key in node:
@@ -162,6 +166,22 @@ def check_arguments(node: Mapping[str, Any] | None, prefix: str) -> None:
         shown = ", ".join(names[:SHOWN_ARGUMENTS]) + (", ..." if len(names) > SHOWN_ARGUMENTS else "")
         hint = f"; did you mean {prefix}.{close[0]}?" if close else f" (its arguments: {shown})"
         raise CnnplError(f"{prefix}.{key} is not an argument of {target}{hint}")
+
+
+def _summary_writer_arguments(obj: Any) -> list[str] | None:
+    """The keywords a TensorBoard logger class (Lightning's, or a subclass) passes on to the
+    ``SummaryWriter`` it makes once the first value is logged, mid-run; ``None`` for any other object."""
+    from lightning.fabric.loggers import tensorboard
+
+    from cnnpl.registry import parameters_of
+
+    if not (isinstance(obj, type) and issubclass(obj, tensorboard.TensorBoardLogger)):
+        return None
+    if tensorboard._TENSORBOARD_AVAILABLE:  # the writer Lightning picks
+        from torch.utils.tensorboard import SummaryWriter
+    else:
+        from tensorboardX import SummaryWriter
+    return [name for name in parameters_of(SummaryWriter.__init__) if name not in ("self", "log_dir")]
 
 
 def check_precision(trainer_cfg: Any, accelerator: str) -> None:

@@ -539,6 +539,10 @@ def check_settings(cfg: DictConfig) -> None:
         check_filled(node, f"callbacks.{name}", f"callback {name!r}")
         check_on_off(node, f"callbacks.{name}")
         check_arguments(node, f"callbacks.{name}")
+    if cfg.get("logger"):
+        check_arguments(cfg.logger, "logger")
+    # the system's settings are ImageClassifier's keywords (beside the network, classes, optimizer and schedule)
+    check_arguments({"_target_": "cnnpl.system.ImageClassifier", **(cfg.get("system") or {})}, "system")
     check_trainer_counts(cfg.trainer)
     accelerator = check_accelerator(cfg.trainer)
     check_precision(cfg.trainer, accelerator)
