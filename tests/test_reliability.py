@@ -8,6 +8,7 @@ can signal the process at a known point.
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import re
 import signal
@@ -1276,6 +1277,14 @@ def test_out_of_range_settings_fail_before_training(tmp_path: Path, override: st
         train(cnnpl.compose([*FAST, override], output_dir=str(tmp_path)))
     assert str(caught.value) == message
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "csv").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch_xla") is not None, reason="torch_xla is installed")
+def test_an_accelerator_whose_package_is_missing_is_one_line_before_training(tmp_path: Path) -> None:
+    # Lightning's ModuleNotFoundError reached Hydra's four-line "Error in call to target" report
+    with pytest.raises(CnnplError, match=r"^Error in call to target .*Trainer': Requirement 'torch_xla.*' not met"):
+        train(cnnpl.compose([*FAST, "trainer.accelerator=tpu"], output_dir=str(tmp_path)))
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def test_a_tensorboard_loggers_unknown_setting_fails_before_training(tmp_path: Path) -> None:

@@ -60,8 +60,8 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
         cause = err.__cause__
         if isinstance(cause, CnnplError):
             raise cause from None
-        if isinstance(cause, (TypeError, ValueError, MisconfigurationException)):
-            first = str(err).splitlines()[0]
+        if isinstance(cause, (TypeError, ValueError, MisconfigurationException, ImportError)):
+            first = str(err).splitlines()[0]  # ImportError: a package the setting needs (accelerator=tpu: torch_xla)
             raise CnnplError(f"{first} {cause}") from None
         raise
 
