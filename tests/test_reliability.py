@@ -1242,6 +1242,10 @@ def test_an_output_directory_that_cannot_be_written_is_refused(tmp_path: Path) -
             "system.label_smoothing?",
         ),
         ("+logger.nam=x", "logger.nam is not an argument of cnnpl.loggers.CSVLogger; did you mean logger.name?"),
+        (
+            "+data.batchsize=3",
+            "data.batchsize is not an argument of cnnpl.data.ShapesDataModule; did you mean data.batch_size?",
+        ),
         ("trainer.deterministic=maybe", "trainer.deterministic must be true, false, warn or null, got 'maybe'"),
         ("trainer.enable_model_summary=1", "trainer.enable_model_summary must be true, false or null, got 1"),
         (

@@ -539,6 +539,7 @@ def check_settings(cfg: DictConfig) -> None:
         check_filled(node, f"callbacks.{name}", f"callback {name!r}")
         check_on_off(node, f"callbacks.{name}")
         check_arguments(node, f"callbacks.{name}")
+    check_arguments(cfg.get("data"), "data")
     if cfg.get("logger"):
         check_arguments(cfg.logger, "logger")
     # the system's settings are ImageClassifier's keywords (beside the network, classes, optimizer and schedule)
