@@ -80,6 +80,23 @@ def test_unknown_family_and_bad_names() -> None:
         Registry("pool").register("pööl", nn.Identity)
 
 
+@pytest.mark.parametrize(
+    ("name", "read_as"), [("true", "true"), ("NULL", "null"), ("Inf", "infinity"), ("nan", "not-a-number")]
+)
+def test_names_hydra_reads_as_values_are_refused(name: str, read_as: str) -> None:
+    # registered before, then pool=true failed: "Config group override must be a string or a list. Got bool"
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    assert not isinstance(OverridesParser.create().parse_override(f"pool={name}").value(), str)  # Hydra's reading
+    with pytest.raises(ValueError) as err:
+        Registry("pool").register(name, nn.Identity)
+    assert str(err.value) == (
+        f"pool component name {name!r} cannot be used on the command line: Hydra reads pool={name} as {read_as}, "
+        "not as a name; pick another name"
+    )
+    Registry("pool").register(f"{name}_pool", nn.Identity)  # a name that only starts with one is fine
+
+
 def test_misspelt_parameter_suggests_the_right_one() -> None:
     with pytest.raises(UnknownComponentError) as err:
         cnnpl.build("pool", "max", kernal_size=3)

@@ -60,6 +60,10 @@ def _did_you_mean(name: str, choices: list[str]) -> str:
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
 
 
+# Words Hydra's override parser reads as values, whatever their case: pool=true is a bool, not a name
+HYDRA_WORDS = {"true": "true", "false": "false", "null": "null", "inf": "infinity", "nan": "not-a-number"}
+
+
 class Registry:
     """Maps names to classes or factories of one family.
 
@@ -98,6 +102,11 @@ class Registry:
             raise ValueError(
                 f"{self.family} component name {name!r} must be a Python identifier "
                 "(ASCII letters, digits and underscores) so it can be used on the command line"
+            )
+        if name.lower() in HYDRA_WORDS:
+            raise ValueError(
+                f"{self.family} component name {name!r} cannot be used on the command line: Hydra reads "
+                f"{self.family}={name} as {HYDRA_WORDS[name.lower()]}, not as a name; pick another name"
             )
 
         def add(target: T) -> T:
