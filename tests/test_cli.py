@@ -56,6 +56,10 @@ def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
     ("override", "message"),
     [
         ("pool=maxx", "cnnpl: error: pool=maxx: no such option; did you mean pool=max? the options of pool are "),
+        # bare words were Hydra's "Error parsing override 'vgg16'; missing EQUAL at '<EOF>'"
+        ("vgg16", "cnnpl: error: 'vgg16' is not an override; did you mean model=vgg16?"),
+        ("pool", "cnnpl: error: 'pool' is not an override: a config group takes an option, pool=<option>"),
+        ("gradcam", "cnnpl: error: 'gradcam' is not an override; did you mean callbacks=[default,gradcam]?"),
         (
             "pool.kernal_size=3",
             "cnnpl: error: pool.kernal_size is not a setting of this config; did you mean pool.kernel_size? to add a "

@@ -354,11 +354,34 @@ def group_options(group: str) -> list[str]:
     return sorted({path.stem for path in (config_dir() / group).glob("*.yaml")} | set(registered))
 
 
+def bare_word_error(word: str) -> str | None:
+    """The one-line fix for a command-line word without ``=`` that names an option or a group
+    (``vgg16``: model=vgg16; ``pool``: pool=<option>), which Hydra would report as "missing EQUAL"."""
+    groups = sorted(config_groups())
+    if word in groups:
+        return (
+            f"{word!r} is not an override: a config group takes an option, {word}=<option> "
+            "(python -m cnnpl --help lists them)"
+        )
+    sets = {path.stem for path in (config_dir() / "callbacks").glob("*.yaml")}
+
+    def override(group: str) -> str:  # a callback alone would replace the set, checkpoints included
+        return f"callbacks=[default,{word}]" if group == "callbacks" and word not in sets else f"{group}={word}"
+
+    owners = [group for group in groups if word in group_options(group)]
+    if owners:
+        return f"{word!r} is not an override; did you mean {' or '.join(map(override, owners))}?"
+    return None
+
+
 def check_group_overrides(overrides: Sequence[str]) -> None:
-    """Refuse ``group=null`` (``logger=null``), on which Hydra fails with a traceback, with a one-line fix."""
+    """Refuse ``group=null`` (``logger=null``), on which Hydra fails with a traceback, and a bare option or
+    group name (``vgg16``), on which it says "missing EQUAL", with a one-line fix."""
     groups = config_groups()
     for token in overrides:
         key, sep, value = token.partition("=")
+        if not sep and not token.startswith(("-", "~")) and (error := bare_word_error(token)):
+            raise CnnplError(error)
         group = key.lstrip("+")
         if not (sep and group in groups and value.strip().lower() in ("null", "")):
             continue

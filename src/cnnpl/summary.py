@@ -191,7 +191,7 @@ def _check_words(overrides: Sequence[str]) -> None:
     weights, so it would show the default network), a bare component name (``vgg16``), a file or folder."""
     from pathlib import Path
 
-    from cnnpl.registry import REGISTRIES
+    from cnnpl.config import bare_word_error
 
     for word in overrides:
         key, sep, value = word.partition("=")
@@ -202,9 +202,9 @@ def _check_words(overrides: Sequence[str]) -> None:
             )
         if sep or word.startswith("~"):
             continue
-        family = next((f for f, reg in REGISTRIES.items() if f != "callback" and word in reg.names()), None)
-        if family is not None:
-            raise CnnplError(f"{word!r} is not an override; did you mean {family}={word}?")
+        error = bare_word_error(word)
+        if error is not None:
+            raise CnnplError(error)
         if Path(word).exists():
             raise CnnplError(
                 f"{word!r} is a file or folder, not an override: cnnpl.summary takes the overrides of a run "
