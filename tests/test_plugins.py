@@ -1001,6 +1001,17 @@ def test_render_can_skip_a_broken_installed_plugin(tmp_path: Path, rediscover, m
     )
 
 
+def test_summary_can_skip_a_broken_installed_plugin_with_one_warning_line(tmp_path: Path, rediscover, capsys) -> None:
+    from cnnpl.summary import main as summary_main
+
+    fake_distribution(tmp_path / "site", "broken-plugin", "broken", "broken_plugin_mod", BROKEN)
+    rediscover(tmp_path / "site")
+    assert summary_main(["model=lenet5", "skip_broken_plugins=true"]) == 0
+    warning = capsys.readouterr().err  # was Python's "config.py:452: PluginWarning: ..." and the source line
+    assert warning.startswith("cnnpl.summary: warning: skipping broken plugin broken-plugin 1.0"), warning
+    assert warning.count("\n") == 1
+
+
 def test_a_file_that_is_not_python_is_not_taken_for_a_module(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not python\n")
     with pytest.raises(PluginError) as err:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -38,7 +37,7 @@ from cnnpl.config import (
     register_component_configs,
 )
 from cnnpl.errors import CnnplError
-from cnnpl.plugins import SKIP_BROKEN_ENV, PluginWarning, load_plugins, split_plugin_overrides
+from cnnpl.plugins import SKIP_BROKEN_ENV, load_plugins, plugin_warnings_on_one_line, split_plugin_overrides
 
 EXIT_USAGE = 2
 
@@ -53,17 +52,11 @@ def fail(err: CnnplError) -> NoReturn:
 
 def guarded(step: Callable[[], Any]) -> Any:
     """Run ``step``; a :class:`CnnplError` ends the process, a skipped plugin's warning is one stderr line."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", PluginWarning)  # shown even under PYTHONWARNINGS=ignore
+    with plugin_warnings_on_one_line("cnnpl"):
         try:
             result = step()
         except CnnplError as err:
             fail(err)
-    for warning in caught:
-        if issubclass(warning.category, PluginWarning):
-            print(f"cnnpl: warning: {warning.message}", file=sys.stderr)
-        else:
-            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     return result
 
 

@@ -424,6 +424,20 @@ def load_plugins(
     return [_load_file(spec, folder) if _is_path(spec) else _load_module(spec, folder) for spec in specs]
 
 
+@contextlib.contextmanager
+def plugin_warnings_on_one_line(prog: str) -> Iterator[None]:
+    """Print each skipped broken plugin's warning raised inside as one ``<prog>: warning: ...`` line on
+    stderr, even under ``PYTHONWARNINGS=ignore``; other warnings are shown as Python shows them."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PluginWarning)
+        yield
+    for warning in caught:
+        if issubclass(warning.category, PluginWarning):
+            print(f"{prog}: warning: {warning.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+
+
 def loaded_plugins() -> list[Plugin]:
     """Every plugin tried so far: installed ones (broken ones with their error) and named ones, each once
     (a file named both as a path and as a module is one plugin)."""

@@ -30,7 +30,6 @@ from __future__ import annotations
 import copy
 import os
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,10 +44,10 @@ from cnnpl import viz
 from cnnpl.errors import CnnplError
 from cnnpl.plugins import (
     PLUGINS_KEY,
-    PluginWarning,
     _is_path,
     load_plugins,
     plugin_specs,
+    plugin_warnings_on_one_line,
     split_plugin_overrides,
 )
 
@@ -378,14 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_split_name(options["split"])
         output_folder(options["out"])  # before the slow part
         torch.set_grad_enabled(True)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", PluginWarning)
+        with plugin_warnings_on_one_line("cnnpl.render"):  # a skipped broken plugin: as the training command
             net, datamodule, _ = load_checkpoint(options["ckpt"], options.get("config"), overrides)
-        for warning in caught:  # a skipped broken plugin: one line, as the training command prints it
-            if issubclass(warning.category, PluginWarning):
-                print(f"cnnpl.render: warning: {warning.message}", file=sys.stderr)
-            else:
-                warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
         split = pick_split(datamodule, options.get("split"))
         files = render(net, datamodule, options["out"], int(options.get("num_images", "8")), split)
     except CnnplError as err:

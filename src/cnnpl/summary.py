@@ -263,15 +263,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from omegaconf.errors import OmegaConfBaseException
 
     from cnnpl.config import one_line_composition_error
+    from cnnpl.plugins import plugin_warnings_on_one_line
 
     parser = _parser()
     args = parser.parse_intermixed_args(argv)
     input_size, overrides = _split_input_size(parser, args.input_size)
     overrides = [*args.overrides, *overrides]
     try:
-        summary, title = model_summary(
-            overrides, input_size=input_size, in_channels=args.in_channels, num_classes=args.num_classes
-        )
+        with plugin_warnings_on_one_line("cnnpl.summary"):
+            summary, title = model_summary(
+                overrides, input_size=input_size, in_channels=args.in_channels, num_classes=args.num_classes
+            )
     except CnnplError as err:
         print(f"cnnpl.summary: error: {err}", file=sys.stderr)
         return 2
