@@ -806,6 +806,35 @@ def test_callback_named_like_a_set_of_callbacks_is_refused(restore_registries) -
     assert "minimal" not in cnnpl.list_components("callback")
 
 
+def test_a_component_named_like_a_plugins_yaml_preset_is_refused_when_chosen(restore_registries) -> None:
+    # cnnpl-example's conf/pool/softpool_sharp.yaml (a preset of its softpool) is on Hydra's search path
+    preset = None
+    try:
+        import cnnpl_example
+
+        path = Path(cnnpl_example.__file__).parent / "conf" / "pool" / "softpool_sharp.yaml"
+        preset = path if path.is_file() else None
+    except ImportError:
+        pass
+    if preset is None:
+        pytest.skip("the example plugin (plugins/cnnpl-example) is not installed")
+    assert cnnpl.compose(["data=shapes", "pool=softpool_sharp"]).pool.name == "softpool"  # the preset, alone
+
+    class Sharp(torch.nn.AvgPool2d):
+        def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0) -> None:
+            super().__init__(kernel_size, stride, padding)
+
+    cnnpl.register("pool", "softpool_sharp", Sharp)  # cnnpl's own conf/ has no such file: accepted here
+    with pytest.raises(cnnpl.DuplicateComponentError) as err:  # was "Error merging 'pool/softpool_sharp' with schema"
+        cnnpl.compose(["data=shapes", "pool=softpool_sharp"])
+    source = cnnpl.get_registry("pool").entry("softpool_sharp").source
+    assert str(err.value) == (
+        f"pool=softpool_sharp: the pool 'softpool_sharp' that {source} "
+        f"registered cannot be chosen: a plugin's YAML option of the same name ({preset}) is chosen instead; "
+        "rename the component"
+    )
+
+
 def test_a_plugin_callbacks_required_setting_left_unset_is_one_line_before_training(restore_registries) -> None:
     from lightning.pytorch import Callback
 

@@ -128,10 +128,11 @@ def check_configurable(family: str, name: str, obj: Callable[..., Any]) -> None:
 def check_option_name(family: str, name: str) -> None:
     """Refuse ``family/name`` when a YAML option of its group has that name and configures something else.
 
-    ``conf/callbacks/minimal.yaml`` is a set of callbacks, and a preset such as a plugin's
-    ``softpool_sharp.yaml`` configures ``softpool``: Hydra would choose the YAML for ``<group>=<name>``,
-    so the component could never be chosen. A YAML that says ``name: <name>`` is the component's own
-    config (a built-in's). Raises :class:`DuplicateComponentError` naming the file.
+    ``conf/callbacks/minimal.yaml`` is a set of callbacks: Hydra would choose the YAML for
+    ``<group>=<name>``, so the component could never be chosen. A YAML that says ``name: <name>`` is the
+    component's own config (a built-in's). Raises :class:`DuplicateComponentError` naming the file. Only
+    cnnpl's ``conf/`` is looked in; a plugin's YAML option (a preset such as cnnpl-example's
+    ``pool/softpool_sharp.yaml``) is checked when the name is chosen (:func:`shadowing_preset`).
     """
     group = CONFIG_GROUPS.get(family)
     if group is None:
@@ -374,6 +375,38 @@ def bare_word_error(word: str) -> str | None:
     return None
 
 
+def shadowing_preset(group: str, name: str) -> str | None:
+    """Where a plugin's YAML option ``<group>/<name>.yaml`` is, when a component registered by a plugin (not
+    a built-in) has the same name: Hydra would choose the YAML (a preset of another component, such as
+    cnnpl-example's ``pool/softpool_sharp.yaml``) and merge the component's generated config in as its
+    schema. ``None`` otherwise. Plugins add their folders through Hydra's search path plugins, which only
+    Hydra can list, so this is checked when the name is chosen, not when it is registered."""
+    family = next((f for f, g in CONFIG_GROUPS.items() if g == group), None)
+    if family is None or name not in get_registry(family).names():
+        return None
+    if get_registry(family).entry(name).source == "built-in" or (config_dir() / group / f"{name}.yaml").is_file():
+        return None  # a built-in's own YAML, or cnnpl's (check_option_name refused those at registration)
+    import importlib.resources
+
+    from hydra._internal.utils import create_config_search_path
+
+    for entry in create_config_search_path(None).get_path():
+        scheme, _, where = entry.path.partition("://")
+        if scheme == "file":
+            path = Path(where) / group / f"{name}.yaml"
+        elif scheme == "pkg" and entry.provider != "hydra":
+            package, _, folder = where.partition("/")
+            try:
+                path = Path(str(importlib.resources.files(package).joinpath(folder, group, f"{name}.yaml")))
+            except (ModuleNotFoundError, TypeError):
+                continue
+        else:
+            continue
+        if path.is_file():
+            return str(path)
+    return None
+
+
 def check_group_overrides(overrides: Sequence[str]) -> None:
     """Refuse ``group=null`` (``logger=null``), on which Hydra fails with a traceback, and a bare option or
     group name (``vgg16``), on which it says "missing EQUAL", with a one-line fix."""
@@ -383,6 +416,13 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
         if not sep and not token.startswith(("-", "~")) and (error := bare_word_error(token)):
             raise CnnplError(error)
         group = key.lstrip("+")
+        if sep and (preset := shadowing_preset(group, value.strip())):
+            family = next(f for f, g in CONFIG_GROUPS.items() if g == group)
+            raise DuplicateComponentError(
+                f"{token}: the {family} {value.strip()!r} that {get_registry(family).entry(value.strip()).source} "
+                f"registered cannot be chosen: a plugin's YAML option of the same name ({preset}) is chosen "
+                "instead; rename the component"
+            )
         if not (sep and group in groups and value.strip().lower() in ("null", "")):
             continue
         if group in OPTIONAL_GROUPS:
