@@ -645,6 +645,25 @@ def test_continuing_another_runs_checkpoint_is_refused_where_a_run_already_is(tm
     assert contents(tmp_path / "y") == written
 
 
+def test_a_resume_mismatch_points_at_the_record_of_the_command_that_trained(tmp_path: Path) -> None:
+    # each command given in a run folder leaves a record (.hydra, .hydra-2, ...), refused ones too: the first
+    # here was refused (optimizer.lr=abc), the second trained, a third was refused after it
+    from cnnpl.checkpoint import trained_overrides
+
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    for record, config in ((".hydra", "seed: 9\n"), (".hydra-2", "seed: 0\n"), (".hydra-10", "seed: 5\n")):
+        (tmp_path / record).mkdir()
+        (tmp_path / record / "config.yaml").write_text(config)
+        (tmp_path / record / "overrides.yaml").write_text("[]\n")
+    assert trained_overrides(tmp_path / "config.yaml") == tmp_path / ".hydra-2" / "overrides.yaml"  # was .hydra's
+    (tmp_path / ".hydra-11").mkdir()  # trained again with the same settings, later: the newest such record
+    (tmp_path / ".hydra-11" / "config.yaml").write_text("seed: 0\n")
+    (tmp_path / ".hydra-11" / "overrides.yaml").write_text("[]\n")
+    assert trained_overrides(tmp_path / "config.yaml") == tmp_path / ".hydra-11" / "overrides.yaml"
+    (tmp_path / "config.yaml").write_text("seed: 1\n")  # no record matches: the first command's
+    assert trained_overrides(tmp_path / "config.yaml") == tmp_path / ".hydra" / "overrides.yaml"
+
+
 @pytest.mark.parametrize(
     ("first", "resume", "message"),
     [

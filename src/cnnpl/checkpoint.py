@@ -448,8 +448,28 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
         raise CheckpointError(
             f"ckpt_path resumes the run in {str(saved_path.parent)!r}, but this command's settings differ from "
             f"the ones it trained with: {shown}{more}; give the command that trained it again, with this ckpt_path "
-            f"(its overrides are in {str(saved_path.parent / '.hydra' / 'overrides.yaml')!r})"
+            f"(its overrides are in {str(trained_overrides(saved_path))!r})"
         )
+
+
+def trained_overrides(run_config: Path) -> Path:
+    """The ``overrides.yaml`` of the command that last trained the run whose ``config.yaml`` is ``run_config``.
+
+    Hydra records each command given in a run folder (``.hydra``, then ``.hydra-2``, ...: cnnpl keeps the
+    earlier records), refused ones included; the one that trained composed the config the run wrote. The
+    newest record with that config, else ``.hydra``'s."""
+    folder = run_config.parent
+    text = run_config.read_text() if run_config.is_file() else None
+    records = sorted(
+        (p for p in folder.glob(".hydra*") if (p / "overrides.yaml").is_file()),
+        key=lambda p: (
+            int(p.name.rpartition("-")[2]) if p.name != ".hydra" and p.name.rpartition("-")[2].isdigit() else 1
+        ),
+    )
+    for record in reversed(records):
+        if text is not None and (record / "config.yaml").is_file() and (record / "config.yaml").read_text() == text:
+            return record / "overrides.yaml"
+    return folder / ".hydra" / "overrides.yaml"
 
 
 def fit_problems(state: Mapping[str, Any], own: Mapping[str, torch.Tensor], what: str = "model") -> list[str]:
