@@ -122,6 +122,11 @@ def _check_composes(args: list[str]) -> None:
     far as its values are plain words, numbers or lists. Hydra's own settings (``hydra.*``,
     ``hydra/...``) are left to Hydra.
     """
+    for i, arg in enumerate(args[:-1]):
+        if arg in ("--cfg", "-c") and args[i + 1] not in CFG_PARTS:  # Hydra: "Error parsing override 'jobb'"
+            raise CnnplError(
+                f"{arg} takes {', '.join(sorted(CFG_PARTS))}, got {args[i + 1]!r} (--cfg job shows the run's)"
+            )
     words = [
         arg
         for i, arg in enumerate(args)
