@@ -459,6 +459,12 @@ def test_showing_the_config_of_a_sweep_is_one_line(tmp_path: Path, args: list[st
     )
 
 
+def test_a_misspelt_cfg_part_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("data=shapes", "--cfg", "jobb", cwd=tmp_path)  # was "Error parsing override 'jobb'"
+    assert result.returncode == 2
+    assert result.stderr == "cnnpl: error: --cfg takes job (the run's config), hydra or all, got 'jobb'\n"
+
+
 def test_help_with_multirun_and_nothing_swept_still_shows_the_help(tmp_path: Path) -> None:
     result = run_cli("-m", "--help", cwd=tmp_path)
     assert result.returncode == 0 and "== Configuration groups ==" in result.stdout, result.stderr[-2000:]

@@ -124,9 +124,7 @@ def _check_composes(args: list[str]) -> None:
     """
     for i, arg in enumerate(args[:-1]):
         if arg in ("--cfg", "-c") and args[i + 1] not in CFG_PARTS:  # Hydra: "Error parsing override 'jobb'"
-            raise CnnplError(
-                f"{arg} takes {', '.join(sorted(CFG_PARTS))}, got {args[i + 1]!r} (--cfg job shows the run's)"
-            )
+            raise CnnplError(f"{arg} takes job (the run's config), hydra or all, got {args[i + 1]!r}")
     words = [
         arg
         for i, arg in enumerate(args)
