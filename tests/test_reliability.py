@@ -589,9 +589,21 @@ def test_the_run_config_is_written_once_by_process_zero_when_training_starts_or_
     assert writes == [1, 2]
 
 
-def test_a_fit_with_no_training_batch_still_writes_its_config(tmp_path: Path) -> None:
-    train(cnnpl.compose([*FAST, "+trainer.limit_train_batches=0"], output_dir=str(tmp_path)))
-    assert (tmp_path / "config.yaml").is_file()
+def test_a_fit_with_no_training_batch_is_refused_and_the_config_writer_still_covers_one(tmp_path: Path) -> None:
+    # +trainer.limit_train_batches=0 once ran a fit with nothing to train (then tested the untrained network);
+    # it is refused before anything is written now
+    with pytest.raises(CnnplError, match=r"^trainer\.limit_train_batches=0 trains nothing"):
+        train(cnnpl.compose([*FAST, "+trainer.limit_train_batches=0"], output_dir=str(tmp_path)))
+    assert not (tmp_path / "config.yaml").exists()
+    # a fit that ends without starting to train (a Trainer of one's own with nothing to train) writes it at its end
+    from cnnpl.callbacks.guards import ConfigWriter
+
+    written: list[int] = []
+    writer = ConfigWriter(lambda: written.append(1))
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, accelerator="cpu", limit_train_batches=0)
+    writer.on_fit_end(trainer, L.LightningModule())
+    writer.on_fit_end(trainer, L.LightningModule())
+    assert written == [1]  # once
 
 
 def test_the_test_stage_evaluates_the_best_checkpoint(tmp_path: Path, monkeypatch) -> None:
@@ -1308,6 +1320,20 @@ def test_an_accelerator_whose_package_is_missing_is_one_line_before_training(tmp
     with pytest.raises(CnnplError, match=r"^Error in call to target .*Trainer': Requirement 'torch_xla.*' not met"):
         train(cnnpl.compose([*FAST, "trainer.accelerator=tpu"], output_dir=str(tmp_path)))
     assert not (tmp_path / "checkpoints").exists()
+
+
+class SwallowingData(L.LightningDataModule):
+    """A user's data module that takes and ignores any settings (data=shapes' among them)."""
+
+    def __init__(self, **_: Any) -> None:
+        super().__init__()
+
+
+def test_a_users_own_data_module_is_not_refused_the_settings_it_swallows() -> None:
+    # its **_ ends the keyword chain: LightningDataModule takes none of data=shapes' settings
+    from cnnpl.train import check_settings
+
+    check_settings(cnnpl.compose([*FAST, f"data._target_={__name__}.SwallowingData"]))
 
 
 def test_a_tensorboard_loggers_unknown_setting_fails_before_training(tmp_path: Path) -> None:

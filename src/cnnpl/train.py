@@ -539,9 +539,12 @@ def check_settings(cfg: DictConfig) -> None:
         check_filled(node, f"callbacks.{name}", f"callback {name!r}")
         check_on_off(node, f"callbacks.{name}")
         check_arguments(node, f"callbacks.{name}")
-    check_arguments(cfg.get("data"), "data")
-    if cfg.get("logger"):
-        check_arguments(cfg.logger, "logger")
+    # cnnpl's data modules and loggers, and Lightning's, hand **kwargs on to their bases; a user's own
+    # class may swallow settings it ignores (def __init__(self, **_)), so only theirs are checked
+    for key, owners in (("data", ("cnnpl.",)), ("logger", ("cnnpl.", "lightning."))):
+        node = cfg.get(key)
+        if node and str(node.get("_target_", "")).startswith(owners):
+            check_arguments(node, key)
     # the system's settings are ImageClassifier's keywords (beside the network, classes, optimizer and schedule)
     check_arguments({"_target_": "cnnpl.system.ImageClassifier", **(cfg.get("system") or {})}, "system")
     check_trainer_counts(cfg.trainer)
