@@ -459,6 +459,12 @@ def test_showing_the_config_of_a_sweep_is_one_line(tmp_path: Path, args: list[st
     )
 
 
+def test_a_flags_value_that_names_a_group_is_no_bare_override(tmp_path: Path) -> None:
+    result = run_cli("data=shapes", "--cfg", "job", "--package", "pool", cwd=tmp_path)  # Hydra: show pool only
+    assert result.returncode == 0, result.stderr
+    assert "name: max" in result.stdout and "optimizer" not in result.stdout
+
+
 def test_a_misspelt_cfg_part_is_one_line(tmp_path: Path) -> None:
     result = run_cli("data=shapes", "--cfg", "jobb", cwd=tmp_path)  # was "Error parsing override 'jobb'"
     assert result.returncode == 2

@@ -355,6 +355,13 @@ def group_options(group: str) -> list[str]:
     return sorted({path.stem for path in (config_dir() / group).glob("*.yaml")} | set(registered))
 
 
+# Hydra's flags that take the next word as their value (--package pool: not an override)
+HYDRA_VALUE_FLAGS = frozenset(
+    {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--cfg", "-c", "--package", "-p"}
+    | {"--info", "-i", "--experimental-rerun"}
+)
+
+
 def bare_word_error(word: str) -> str | None:
     """The one-line fix for a command-line word without ``=`` that names an option or a group
     (``vgg16``: model=vgg16; ``pool``: pool=<option>), which Hydra would report as "missing EQUAL"."""
@@ -411,9 +418,10 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
     """Refuse ``group=null`` (``logger=null``), on which Hydra fails with a traceback, and a bare option or
     group name (``vgg16``), on which it says "missing EQUAL", with a one-line fix."""
     groups = config_groups()
-    for token in overrides:
+    for i, token in enumerate(overrides):
         key, sep, value = token.partition("=")
-        if not sep and not token.startswith(("-", "~")) and (error := bare_word_error(token)):
+        flag_value = i > 0 and overrides[i - 1] in HYDRA_VALUE_FLAGS  # --cfg job --package pool
+        if not sep and not flag_value and not token.startswith(("-", "~")) and (error := bare_word_error(token)):
             raise CnnplError(error)
         group = key.lstrip("+")
         if sep and (preset := shadowing_preset(group, value.strip())):
