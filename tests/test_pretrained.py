@@ -167,6 +167,14 @@ def test_finetune_vgg16_experiment_trains_only_a_new_head(tmp_path: Path, tiny_o
     torch.testing.assert_close(net.features[28].weight, base["features.28.weight"])
     metrics = cnnpl.train(cfg)
     assert "test/acc" in metrics
+    # render rebuilds the run without its weights file (moved, or on another machine): the checkpoint has
+    # every weight; new_head=true, which needs the file, must not stop it (it did for a day)
+    from cnnpl.render import load_checkpoint
+
+    (tmp_path / "vgg16.pth").unlink()
+    rebuilt, _, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    trained = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    torch.testing.assert_close(rebuilt.classifier[-1].weight, trained["net.classifier.6.weight"])
 
 
 def test_a_cnnpl_checkpoint_gives_its_networks_weights(tmp_path: Path) -> None:

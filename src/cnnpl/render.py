@@ -262,6 +262,8 @@ def _without_pretrained(cfg: DictConfig) -> DictConfig:
     cfg.model.pretrained = None
     if "freeze_features" in cfg.model:
         cfg.model.freeze_features = False  # it needs pretrained; no parameter is trained here
+    if cfg.model.get("new_head"):
+        cfg.model.new_head = None  # it needs pretrained too; the network is built for the data's classes anyway
     return cfg
 
 
