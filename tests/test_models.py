@@ -365,6 +365,18 @@ def test_a_pass_through_pool_is_not_handed_the_channels_it_does_not_name(
     assert any(type(m) is _PassThroughPool for m in net.modules())
 
 
+def test_a_pass_through_pool_whose_base_needs_the_channels_still_gets_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    gated = get_registry("pool").get("gated")  # per-channel gates need channels=C
+
+    class PassThroughGated(gated):  # type: ignore[misc, valid-type]
+        def __init__(self, **kwargs: object) -> None:
+            super().__init__(**kwargs)
+
+    monkeypatch.setitem(get_registry("pool")._entries, "my_gated", Entry("my_gated", PassThroughGated, "tests"))
+    net = _meta_build("simple_cnn", pool=cnnpl.factory("pool", "my_gated", granularity="channel"))
+    assert sum(type(m) is PassThroughGated for m in net.modules()) == 3
+
+
 def test_depthwise_conv_from_a_variant_without_groups_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     registry = get_registry("conv")
     monkeypatch.setitem(registry._entries, "ungrouped", Entry("ungrouped", _Ungrouped, "tests"))

@@ -16,13 +16,14 @@ from typing import Any
 from torch import nn
 
 from cnnpl.errors import GeometryError
-from cnnpl.registry import accepts_var_kwargs, check_kwargs, get_registry, parameters_of
+from cnnpl.registry import accepts_var_kwargs, check_kwargs, get_registry, keyword_chain, parameters_of
 
 # Facts an architecture offers to every layer of a family; a layer that does not take one
 # simply does not receive it (max pooling has no use for the channel count).
 OPTIONAL_CONTEXT = frozenset({"channels", "norm", "act", "in_channels", "input_size", "num_classes", "layer_name"})
-# What a family's layers get only when their constructor names it: a pass-through constructor
-# (class MyPool(nn.MaxPool2d) with __init__(self, *args, **kwargs)) would hand it to one that has no use for it
+# What a family's layers get only when their constructor, or a base it hands **kwargs on to, names it: a
+# pass-through subclass of nn.MaxPool2d (__init__(self, *args, **kwargs)) would hand it to torch's, which has
+# no use for it; one of GatedPool, which needs it, gets it
 PASSED_IF_NAMED = {"pool": frozenset({"channels"})}
 # The facts of the network at a layer: a config value may not contradict the one the architecture passes
 FACTS = frozenset({"channels", "in_channels", "input_size", "num_classes"})
@@ -57,10 +58,11 @@ class LayerFactory:
         accepted = parameters_of(self.target)
         if not accepts_var_kwargs(self.target):
             merged = {k: v for k, v in merged.items() if k in accepted or k not in OPTIONAL_CONTEXT}
-        else:  # set in the config, it is passed anyway
-            named = PASSED_IF_NAMED.get(self.family, frozenset())
+        elif named := PASSED_IF_NAMED.get(self.family, frozenset()):  # set in the config, it is passed anyway
+            chain, _ = keyword_chain(self.target)  # the bases the keywords are handed on to may name it
+            reachable = {name for function in chain for name in parameters_of(function)}
             merged = {
-                k: v for k, v in merged.items() if k in accepted or k not in named or self.params.get(k) is not None
+                k: v for k, v in merged.items() if k in reachable or k not in named or self.params.get(k) is not None
             }
         return get_registry(self.family).build(self.name, **merged)
 
