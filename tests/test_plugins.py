@@ -835,6 +835,32 @@ def test_a_component_named_like_a_plugins_yaml_preset_is_refused_when_chosen(res
     )
 
 
+def test_a_plugins_own_yaml_option_for_its_component_is_no_shadowing_preset(
+    tmp_path: Path, monkeypatch, restore_registries
+) -> None:
+    # a search path plugin's folder with pool/mine.yaml: "name: mine" configures the component itself (as
+    # a built-in's YAML does); "name: max" is a preset of another pool, which Hydra would choose instead
+    import hydra._internal.utils as hydra_utils
+    from hydra.core.config_search_path import ConfigSearchPath
+
+    from cnnpl.config import shadowing_preset
+
+    real = hydra_utils.create_config_search_path
+
+    def with_folder(search_dir: str | None) -> ConfigSearchPath:
+        path = real(search_dir)
+        path.append(provider="a-plugin", path=f"file://{tmp_path}")
+        return path
+
+    monkeypatch.setattr(hydra_utils, "create_config_search_path", with_folder)
+    cnnpl.register("pool", "mine", torch.nn.MaxPool2d)
+    write(tmp_path / "pool" / "mine.yaml", "name: mine\nkernel_size: 3\n")
+    assert shadowing_preset("pool", "mine") is None  # was refused for a day
+    cnnpl.register("pool", "theirs", torch.nn.MaxPool2d)
+    write(tmp_path / "pool" / "theirs.yaml", "name: max\nkernel_size: 3\n")
+    assert shadowing_preset("pool", "theirs") == str(tmp_path / "pool" / "theirs.yaml")
+
+
 def test_a_plugin_callbacks_required_setting_left_unset_is_one_line_before_training(restore_registries) -> None:
     from lightning.pytorch import Callback
 

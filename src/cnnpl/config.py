@@ -384,10 +384,11 @@ def bare_word_error(word: str) -> str | None:
 
 def shadowing_preset(group: str, name: str) -> str | None:
     """Where a plugin's YAML option ``<group>/<name>.yaml`` is, when a component registered by a plugin (not
-    a built-in) has the same name: Hydra would choose the YAML (a preset of another component, such as
-    cnnpl-example's ``pool/softpool_sharp.yaml``) and merge the component's generated config in as its
-    schema. ``None`` otherwise. Plugins add their folders through Hydra's search path plugins, which only
-    Hydra can list, so this is checked when the name is chosen, not when it is registered."""
+    a built-in) has the same name and the YAML configures another one: Hydra would choose the YAML (a preset,
+    such as cnnpl-example's ``pool/softpool_sharp.yaml``) and merge the component's generated config in as
+    its schema. ``None`` otherwise, and for a YAML that says ``name: <name>`` (the component's own option).
+    Plugins add their folders through Hydra's search path plugins, which only Hydra can list, so this is
+    checked when the name is chosen, not when it is registered."""
     family = next((f for f, g in CONFIG_GROUPS.items() if g == group), None)
     if family is None or name not in get_registry(family).names():
         return None
@@ -410,7 +411,8 @@ def shadowing_preset(group: str, name: str) -> str | None:
         else:
             continue
         if path.is_file():
-            return str(path)
+            node = _load_yaml(path)  # name: <name>: the component's own YAML option (as a built-in has), not a preset
+            return None if isinstance(node, DictConfig) and node.get("name") == name else str(path)
     return None
 
 
