@@ -437,8 +437,8 @@ def test_choosing_one_callback_for_the_whole_set_is_warned_about(capsys, args: l
     _warn_single_callback(args)
     expected = (
         "cnnpl: warning: callbacks={0} replaces the run's callbacks with {0} alone: no checkpoints (the run cannot "
-        "be resumed, and the test takes the last weights) and no progress bar; to add {0} to the default set write "
-        "callbacks=[default,{0}]\n"
+        "be resumed, and the test takes the last weights) and no learning-rate log; to add {0} to the default set "
+        "write callbacks=[default,{0}]\n"
     )
     name = args[0].partition("=")[2]
     assert capsys.readouterr().err == (expected.format(name) if warned else "")

@@ -81,7 +81,8 @@ def _warn_single_callback(args: list[str]) -> None:
     """Warn when ``callbacks=<one callback>`` replaces the whole set: ``--help`` lists each registered
     callback as an option of ``callbacks``, and ``callbacks=gradcam`` reads like "add Grad-CAM", but the
     run then has no checkpoint callback (nothing to resume, the test takes the last weights) and no
-    progress bar. A set of callbacks (``default``, ``minimal``, ``full``) or a list is what was meant."""
+    learning-rate monitor (Lightning adds its own progress bar). A set of callbacks (``default``,
+    ``minimal``, ``full``) or a list is what was meant."""
     from cnnpl.config import config_dir
     from cnnpl.registry import LazyBuiltin, get_registry
 
@@ -101,8 +102,8 @@ def _warn_single_callback(args: list[str]) -> None:
                 continue
         print(
             f"cnnpl: warning: callbacks={value} replaces the run's callbacks with {value} alone: no checkpoints (the "
-            f"run cannot be resumed, and the test takes the last weights) and no progress bar; to add {value} to "
-            f"the default set write callbacks=[default,{value}]",
+            f"run cannot be resumed, and the test takes the last weights) and no learning-rate log; to add {value} "
+            f"to the default set write callbacks=[default,{value}]",
             file=sys.stderr,
         )
 
