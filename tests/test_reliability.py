@@ -1336,6 +1336,15 @@ def test_a_users_own_data_module_is_not_refused_the_settings_it_swallows() -> No
     check_settings(cnnpl.compose([*FAST, f"data._target_={__name__}.SwallowingData"]))
 
 
+def test_a_target_that_cannot_be_imported_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(CnnplError) as caught:  # was three lines, one of them a hint that showed nothing more
+        train(cnnpl.compose([*FAST, "logger._target_=nosuch.Logger"], output_dir=str(tmp_path)))
+    assert str(caught.value) == (
+        "Error locating target 'nosuch.Logger': Error loading 'nosuch.Logger'; "
+        "ModuleNotFoundError(\"No module named 'nosuch'\"); Are you sure that module 'nosuch' is installed?"
+    )
+
+
 def test_a_tensorboard_loggers_unknown_setting_fails_before_training(tmp_path: Path) -> None:
     # Lightning hands the logger's other keywords to SummaryWriter at the first log: it was a TypeError
     # traceback mid-run; a SummaryWriter setting (flush_secs) is one of the logger's

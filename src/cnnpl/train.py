@@ -61,8 +61,11 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
         if isinstance(cause, CnnplError):
             raise cause from None
         if isinstance(cause, (TypeError, ValueError, MisconfigurationException, ImportError)):
-            first = str(err).splitlines()[0]  # ImportError: a package the setting needs (accelerator=tpu: torch_xla)
-            raise CnnplError(f"{first} {cause}") from None
+            # ImportError: a package the setting needs (accelerator=tpu: torch_xla), or a _target_ not found;
+            # Hydra's hint names an environment variable that shows nothing more here
+            first = str(err).splitlines()[0].replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception.", ":")
+            reason = "; ".join(line.strip().rstrip(":") for line in str(cause).splitlines() if line.strip())
+            raise CnnplError(f"{first} {reason}") from None
         raise
 
 
