@@ -172,6 +172,13 @@ def test_what_a_summary_cannot_take_is_one_line_with_the_fix(capsys, args, messa
     assert err.startswith(f"cnnpl.summary: error: {message}") and err.count("\n") == 1, err
 
 
+def test_a_folder_named_like_a_config_group_is_named_as_a_folder(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()  # a data folder given to summary: the group data= is not what was meant
+    assert main(["data"]) == 2
+    assert capsys.readouterr().err.startswith("cnnpl.summary: error: 'data' is a file or folder, not an override")
+
+
 def test_overrides_may_follow_the_input_size(capsys):
     assert main(["--input-size", "39", "model=notes_example"]) == 0
     assert "Total params: 44,950" in capsys.readouterr().out  # the notes' example network at 39x39

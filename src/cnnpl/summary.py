@@ -203,7 +203,7 @@ def _check_words(overrides: Sequence[str]) -> None:
         if sep or word.startswith("~"):
             continue
         error = bare_word_error(word)
-        if error is not None:
+        if error is not None and not (Path(word).exists() and not error.endswith("?")):  # a folder data/: below
             raise CnnplError(error)
         if Path(word).exists():
             raise CnnplError(
