@@ -411,8 +411,11 @@ def shadowing_preset(group: str, name: str) -> str | None:
         else:
             continue
         if path.is_file():
-            node = _load_yaml(path)  # name: <name>: the component's own YAML option (as a built-in has), not a preset
-            return None if isinstance(node, DictConfig) and node.get("name") == name else str(path)
+            try:  # name: <name>: the component's own YAML option (as a built-in has), not a preset
+                own = OmegaConf.load(path).get("name") == name
+            except Exception:  # not a mapping, or not YAML: Hydra says what is wrong with it
+                own = False
+            return None if own else str(path)
     return None
 
 

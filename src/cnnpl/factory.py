@@ -60,7 +60,7 @@ class LayerFactory:
             merged = {k: v for k, v in merged.items() if k in accepted or k not in OPTIONAL_CONTEXT}
         elif named := PASSED_IF_NAMED.get(self.family, frozenset()):  # set in the config, it is passed anyway
             chain, _ = keyword_chain(self.target)  # the bases the keywords are handed on to may name it
-            reachable = {name for function in chain for name in parameters_of(function)}
+            reachable = set(accepted) | {name for function in chain for name in parameters_of(function)}
             merged = {
                 k: v for k, v in merged.items() if k in reachable or k not in named or self.params.get(k) is not None
             }

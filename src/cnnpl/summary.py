@@ -191,7 +191,7 @@ def _check_words(overrides: Sequence[str]) -> None:
     weights, so it would show the default network), a bare component name (``vgg16``), a file or folder."""
     from pathlib import Path
 
-    from cnnpl.config import bare_word_error
+    from cnnpl.config import bare_word_error, config_groups
 
     for word in overrides:
         key, sep, value = word.partition("=")
@@ -203,7 +203,7 @@ def _check_words(overrides: Sequence[str]) -> None:
         if sep or word.startswith("~"):
             continue
         error = bare_word_error(word)
-        if error is not None and not (Path(word).exists() and not error.endswith("?")):  # a folder data/: below
+        if error is not None and not (Path(word).exists() and word in config_groups()):  # a folder data/: below
             raise CnnplError(error)
         if Path(word).exists():
             raise CnnplError(

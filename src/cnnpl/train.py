@@ -64,7 +64,8 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
             # ImportError: a package the setting needs (accelerator=tpu: torch_xla), or a _target_ not found;
             # Hydra's hint names an environment variable that shows nothing more here
             first = str(err).splitlines()[0].replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception.", ":")
-            reason = "; ".join(line.strip().rstrip(":") for line in str(cause).splitlines() if line.strip())
+            lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+            reason = "; ".join(line.rstrip(":") for line in lines) if len(lines) > 1 else str(cause)
             raise CnnplError(f"{first} {reason}") from None
         raise
 
