@@ -7,7 +7,7 @@
     python benchmarks/bench_fast_step.py --sizes 32 28 24 20   # the step at smaller inputs (data.train_sizes)
     python benchmarks/bench_fast_step.py --widths 32,128,128 48,160,160   # the step of other model.widths
     python benchmarks/bench_fast_step.py --frozen features.group1   # the step with more of the network frozen
-    python benchmarks/bench_fast_step.py --compile     # the step eager, compiled, and with its norm + act pairs compiled
+    python benchmarks/bench_fast_step.py --compile    # eager, compiled, and norm + act pairs compiled
 
 (*) The profiler's own cost shows as ``aten::fill_`` inside the pools' backward (16-22% of a profiled
 step; the three pools' whole backward is about 3% of an unprofiled one: docs/benchmarks.md, twentieth round).

@@ -277,10 +277,73 @@ def test_hydra_searchpath_is_composed_with_the_config(tmp_path: Path) -> None:
 
     (tmp_path / "my_conf" / "data").mkdir(parents=True)
     (tmp_path / "my_conf" / "data" / "my_images.yaml").write_text("defaults:\n  - shapes\n  - _self_\nnum_train: 40\n")
-    args = [f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]", "data=my_images"]
+    args = [f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]", "data=my_images", f"hydra.run.dir={tmp_path / 'run'}"]
     assert prepare(args) == args  # docs/howto/own-images.md's way to add a config folder
     with pytest.raises(cnnpl.CnnplError, match=r"^data=my_images: no such option; "):
         prepare(["data=my_images"])
+
+
+def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path, monkeypatch) -> None:
+    import datetime
+
+    from cnnpl import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    instant = datetime.datetime(2026, 12, 5, 7, 30, 1)
+    monkeypatch.setattr(cli, "_clock", lambda: instant)
+    run = Path("outputs/2026-12-05/07-30-01")
+    # was: both commands got hydra.run.dir=outputs/2026-12-05/07-30-01, the second writing over the first's files
+    assert cli.prepare(["data=shapes"]) == ["data=shapes", f"hydra.run.dir={run}"]
+    assert cli.prepare(["data=shapes"]) == ["data=shapes", f"hydra.run.dir={run}-2"]
+    assert cli.prepare(["data=shapes"]) == ["data=shapes", f"hydra.run.dir={run}-3"]
+    sweep = Path("outputs/multirun/2026-12-05/07-30-01")
+    assert cli.prepare(["-m", "seed=0,1", "data=shapes"])[-1] == f"hydra.sweep.dir={sweep}"
+    assert cli.prepare(["-m", "seed=0,1", "data=shapes"])[-1] == f"hydra.sweep.dir={sweep}-2"
+
+    def made() -> list[str]:  # the folders made, but those holding another
+        return sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if not any(p.glob("*/")))
+
+    assert made() == [f"{run}", f"{run}-2", f"{run}-3", f"{sweep}", f"{sweep}-2"]
+    # a folder of the user's, a flag that runs nothing, a refused command, a launcher's process: nothing made
+    given = ["data=shapes", f"hydra.run.dir={tmp_path / 'mine'}"]
+    assert cli.prepare(given) == given
+    assert cli.prepare(["data=shapes", "--cfg", "job"]) == ["data=shapes", "--cfg", "job"]
+    with pytest.raises(CnnplError, match="no such option"):
+        cli.prepare(["pool=maxx"])
+    monkeypatch.setenv(
+        "WORLD_SIZE", "2"
+    )  # torchrun: check_launch refuses the time in the folder, no -N folder hides it
+    assert cli.prepare(["data=shapes"]) == ["data=shapes"]
+    monkeypatch.setenv("RANK", "1")
+    assert cli.prepare(["data=shapes"]) == ["data=shapes"]
+    assert made() == ["mine", f"{run}", f"{run}-2", f"{run}-3", f"{sweep}", f"{sweep}-2"]  # mine: checked writable
+    # a folder whose name needs quotes is quoted as Hydra reads it
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for folder in ("outputs/a b/c'd", "/tmp/x-1/07-30-01-2", "runs/été"):
+        override = OverridesParser.create().parse_overrides([f"hydra.run.dir={cli._override_value(folder)}"])[0]
+        assert override.value() == folder
+
+
+def test_a_run_started_where_its_folder_exists_writes_beside_it(tmp_path: Path) -> None:
+    import datetime
+
+    now = datetime.datetime.now()
+    taken = []  # every folder the next two minutes would name, each holding another run's file
+    for second in range(120):
+        instant = now + datetime.timedelta(seconds=second)
+        folder = tmp_path / "outputs" / instant.strftime("%Y-%m-%d") / instant.strftime("%H-%M-%S")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "another_run.txt").write_text("kept")
+        taken.append(folder)
+    result = run_cli(*TINY, "callbacks=minimal", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert all(sorted(p.name for p in folder.iterdir()) == ["another_run.txt"] for folder in taken)
+    runs = [folder.with_name(f"{folder.name}-2") for folder in taken if folder.with_name(f"{folder.name}-2").is_dir()]
+    assert len(runs) == 1 and (runs[0] / ".hydra" / "config.yaml").is_file(), runs
+    assert list((runs[0] / "checkpoints").glob("*.ckpt")), sorted(p.name for p in runs[0].iterdir())
 
 
 def test_a_run_directory_given_again_keeps_the_first_commands_record(tmp_path: Path, monkeypatch) -> None:

@@ -10,7 +10,8 @@ composed once (a sweep once per swept value), so that an unknown option or key i
 ``--help`` and ``--cfg``, and a run's component settings are checked (a ``???`` left, a word for a number),
 a literal ``hydra.run.dir`` must be writable, a literal ``hydra.sweep.dir`` may not hold an earlier
 sweep's runs unless the sweep continues them (``ckpt_path=last``), and a run directory (a sweep's job
-folder) that holds an earlier command's ``.hydra/`` record gets this command's in ``.hydra-N/``.
+folder) that holds an earlier command's ``.hydra/`` record gets this command's in ``.hydra-N/``. A folder
+named by the time (Hydra's default) is made here, ``<time>-2`` when another command made it in the same second.
 
 Errors a user can fix (:class:`cnnpl.CnnplError`) end the run with one line on stderr and exit
 status 2; ``HYDRA_FULL_ERROR=1`` shows the full traceback instead. Lightning is imported only when
@@ -68,12 +69,17 @@ def prepare(args: list[str]) -> list[str]:
     load_plugins(specs, skip_broken=skip_broken)
     register_component_configs()
     check_group_overrides(rest)
-    _check_composes(rest)
+    run_dir = _check_composes(rest)
     _warn_single_callback(rest)
     _check_resume_dir(rest)  # before _check_run_dir, which makes the folder to see that it can write there
     _check_run_dir(rest)
-    sweep_dir = _sweep_dir_setting(rest) if {"-m", "--multirun"} & set(rest) else None
+    sweep = bool({"-m", "--multirun"} & set(rest))
+    sweep_dir = _sweep_dir_setting(rest) if sweep else None
     _check_sweep_dir(rest, sweep_dir)
+    option = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    claimed = _claim_new_folder(rest, option, sweep_dir if sweep else run_dir)  # last: a refused command makes none
+    if claimed is not None:
+        return [*rest, f"{option}={_override_value(str(claimed))}"]
     return [*rest, *_keep_earlier_records(rest, sweep_dir)]
 
 
@@ -112,8 +118,9 @@ SHOW_FLAGS = {"--help", "-h", "--cfg", "-c", "--resolve"}  # print the config in
 CFG_PARTS = {"job", "hydra", "all"}  # what --cfg prints
 
 
-def _check_composes(args: list[str]) -> None:
-    """Compose the config once before Hydra does, so that an unknown option or key is one line.
+def _check_composes(args: list[str]) -> str | None:
+    """Compose the config once before Hydra does, so that an unknown option or key is one line; returns
+    a run's ``hydra.run.dir`` setting as the config sets it, uninterpolated (None for a sweep or a flag).
 
     Hydra would print its own error over several lines (exit status 1), or a traceback for
     ``--help``. A run (and each job of a sweep) also has its components' settings checked: a value
@@ -134,7 +141,7 @@ def _check_composes(args: list[str]) -> None:
     ]
     flags = {arg for arg in words if arg.startswith("-")}
     if flags - {"-m", "--multirun"} - SHOW_FLAGS:
-        return
+        return None
     showing = bool(flags & SHOW_FLAGS)
     multirun = bool(flags & {"-m", "--multirun"})
     if showing and multirun and (flags & {"--cfg", "-c"} or _sweeps(words)):  # Hydra would print a traceback
@@ -158,9 +165,10 @@ def _check_composes(args: list[str]) -> None:
             OverridesParser.create().parse_overrides(own)
         except Exception as err:
             raise CnnplError(one_line_composition_error(err, own)) from None
+    plain_run = not (showing or multirun)
     for variant, job in _sweep_variants(overrides) if multirun else [(overrides, "")]:
         try:
-            cfg = compose_plain(variant)
+            cfg = compose_plain(variant, hydra=plain_run)  # a run's hydra.run.dir: _claim_new_folder's
             if not showing:
                 _check_components(cfg)
                 if multirun:  # a run checks these itself, before it builds anything; a sweep's later jobs too late
@@ -168,6 +176,12 @@ def _check_composes(args: list[str]) -> None:
         except Exception as err:  # Hydra's and OmegaConf's composition errors, and the components' checks
             message = str(err) if isinstance(err, CnnplError) else one_line_composition_error(err, variant)
             raise CnnplError(f"{message} (in the sweep's job with {job})" if job else message) from None
+    if not plain_run:
+        return None
+    from omegaconf import OmegaConf
+
+    setting = OmegaConf.to_container(cfg.hydra.run, resolve=False).get("dir")
+    return setting if isinstance(setting, str) else None
 
 
 def _sweeps(words: list[str]) -> bool:
@@ -364,6 +378,63 @@ def _keep_earlier_records(args: list[str], sweep_dir: str | None = None) -> list
 
 
 NEW_EACH_TIME = "${now:"  # a folder named by the time is a new one at each command
+
+
+def _claim_new_folder(args: list[str], option: str, setting: str | None) -> Path | None:
+    """Make the folder a run (``option``: ``hydra.run.dir``) or a sweep (``hydra.sweep.dir``) named by the
+    time writes to, and return it, or the first of ``<folder>-2``, ``<folder>-3``, ... that does not exist
+    yet: two commands started in the same second would otherwise share one folder, and the second would
+    write its checkpoints, logs and Hydra's record over the first one's. ``os.mkdir`` either makes a
+    folder or fails, so of two processes only one gets each name. ``setting``: the folder as the config
+    sets it (``outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}``); None (nothing to do) when the command line sets
+    it, when it is not named by the time alone, when nothing runs (a flag other than ``-m``), and in a
+    process a launcher started (torchrun's ranks share the first one's folder, or
+    :func:`cnnpl.distributed.check_launch` refuses the time in it)."""
+    import re
+
+    from cnnpl.distributed import is_worker, launcher_world_size
+
+    if (
+        setting is None
+        or NEW_EACH_TIME not in setting
+        or "${" in re.sub(r"\$\{now:[^}]*\}", "", setting)
+        or _values(args, option)
+        or any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in args)
+        or is_worker()
+        or launcher_world_size() > 1
+    ):
+        return None
+    now = _clock()  # read once: the date and the time of one instant
+    folder = Path(re.sub(r"\$\{now:([^}]*)\}", lambda match: now.strftime(match.group(1)), setting))
+    from cnnpl.train import check_writable
+
+    check_writable(folder.parent, option)
+    for n in range(1, 1000):
+        candidate = folder if n == 1 else folder.with_name(f"{folder.name}-{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise CnnplError(
+        f"{str(folder)!r} and 998 more folders named after it exist; choose another with {option}=<folder>"
+    )
+
+
+def _clock() -> Any:
+    """The time now (``datetime.now()``), as Hydra's ``${now:...}`` reads it."""
+    from datetime import datetime
+
+    return datetime.now()
+
+
+def _override_value(text: str) -> str:
+    """``text`` as the value of a Hydra override: quoted unless it is a plain path."""
+    import re
+
+    if re.fullmatch(r"[A-Za-z0-9_/.:+-]+", text):
+        return text
+    return "'" + text.replace("'", "\\'") + "'"  # Hydra: in quotes only a quote needs its backslash
 
 
 def _sweep_dir_setting(args: list[str]) -> str | None:
