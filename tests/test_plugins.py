@@ -861,6 +861,59 @@ def test_a_plugins_own_yaml_option_for_its_component_is_no_shadowing_preset(
     assert shadowing_preset("pool", "theirs") == str(tmp_path / "pool" / "theirs.yaml")
 
 
+def test_the_listing_shows_a_plugins_yaml_options(tmp_path: Path, monkeypatch, restore_registries, capsys) -> None:
+    import hydra._internal.utils as hydra_utils
+    from hydra.core.config_search_path import ConfigSearchPath
+
+    real = hydra_utils.create_config_search_path
+
+    def with_folder(search_dir: str | None) -> ConfigSearchPath:
+        path = real(search_dir)
+        path.append(provider="a-plugin", path=f"file://{tmp_path}")
+        return path
+
+    monkeypatch.setattr(hydra_utils, "create_config_search_path", with_folder)
+    cnnpl.register("pool", "mine", torch.nn.MaxPool2d)
+    write(tmp_path / "pool" / "mine.yaml", "name: mine\nkernel_size: 3\n")  # the component's own: listed as it
+    write(tmp_path / "pool" / "wide_max.yaml", "# a preset\nname: max\nkernel_size: 3\nstride: null\n")
+    write(tmp_path / "pool" / "broken.yaml", "- a list\n")
+    write(tmp_path / "callbacks" / "lean.yaml", "defaults:\n  - minimal\n  - _self_\nlr_monitor: null\n")
+    assert listing_main(["pool", "callbacks", "--json"]) == 0
+    presets = json.loads(capsys.readouterr().out)["presets"]
+    assert [row for row in presets["pool"] if row["path"].startswith(str(tmp_path))] == [
+        {
+            "name": "broken",
+            "component": None,
+            "settings": {},
+            "path": str(tmp_path / "pool" / "broken.yaml"),
+            "error": "not a mapping",
+        },
+        {
+            "name": "wide_max",
+            "component": "max",
+            "settings": {"kernel_size": 3},
+            "path": str(tmp_path / "pool" / "wide_max.yaml"),
+            "error": None,
+        },
+    ]  # was: none of them, though pool=wide_max chose one
+    assert [row for row in presets["callback"] if row["path"].startswith(str(tmp_path))] == [
+        {
+            "name": "lean",
+            "component": None,
+            "settings": {},
+            "path": str(tmp_path / "callbacks" / "lean.yaml"),
+            "error": None,
+        }
+    ]
+    assert listing_main(["pool"]) == 0
+    shown = capsys.readouterr().out
+    assert re.search(
+        rf"\n  wide_max +{re.escape(str(tmp_path / 'pool' / 'wide_max.yaml'))}\n +max with kernel_size: 3\n", shown
+    )
+    assert "  broken    " in shown and "(cannot be read: not a mapping)" in shown
+    assert "YAML options of plugins (" in shown and f"  mine  {tmp_path}" not in shown
+
+
 def test_a_plugin_callbacks_required_setting_left_unset_is_one_line_before_training(restore_registries) -> None:
     from lightning.pytorch import Callback
 

@@ -382,6 +382,42 @@ def bare_word_error(word: str) -> str | None:
     return None
 
 
+def plugin_config_folders() -> list[Path]:
+    """The config folders plugins add to Hydra's search path (the ``SearchPathPlugin`` classes in ``hydra_plugins``,
+    such as cnnpl-example's ``cnnpl_example/conf``), in Hydra's order; not cnnpl's ``conf/`` or Hydra's own."""
+    import importlib.resources
+
+    from hydra._internal.utils import create_config_search_path
+
+    folders = []
+    for entry in create_config_search_path(None).get_path():
+        scheme, _, where = entry.path.partition("://")
+        if scheme == "file":
+            folder = Path(where)
+        elif scheme == "pkg" and entry.provider != "hydra":
+            package, _, inside = where.partition("/")
+            try:
+                folder = Path(str(importlib.resources.files(package).joinpath(inside)))
+            except (ModuleNotFoundError, TypeError):
+                continue
+        else:
+            continue
+        if folder.resolve() != config_dir().resolve():
+            folders.append(folder)
+    return folders
+
+
+def plugin_yaml_options(group: str) -> list[tuple[str, Path]]:
+    """The YAML options (``<group>/<name>.yaml``) the plugins' config folders add to ``group``, as
+    ``(name, path)``: presets such as cnnpl-example's ``pool=softpool_sharp``, which the registry does not
+    know. The first folder's file of a name is the one Hydra chooses."""
+    found: dict[str, Path] = {}
+    for folder in plugin_config_folders():
+        for path in sorted((folder / group).glob("*.yaml")):
+            found.setdefault(path.stem, path)
+    return sorted(found.items())
+
+
 def shadowing_preset(group: str, name: str) -> str | None:
     """Where a plugin's YAML option ``<group>/<name>.yaml`` is, when a component registered by a plugin (not
     a built-in) has the same name and the YAML configures another one: Hydra would choose the YAML (a preset,
@@ -394,22 +430,8 @@ def shadowing_preset(group: str, name: str) -> str | None:
         return None
     if get_registry(family).entry(name).source == "built-in" or (config_dir() / group / f"{name}.yaml").is_file():
         return None  # a built-in's own YAML, or cnnpl's (check_option_name refused those at registration)
-    import importlib.resources
-
-    from hydra._internal.utils import create_config_search_path
-
-    for entry in create_config_search_path(None).get_path():
-        scheme, _, where = entry.path.partition("://")
-        if scheme == "file":
-            path = Path(where) / group / f"{name}.yaml"
-        elif scheme == "pkg" and entry.provider != "hydra":
-            package, _, folder = where.partition("/")
-            try:
-                path = Path(str(importlib.resources.files(package).joinpath(folder, group, f"{name}.yaml")))
-            except (ModuleNotFoundError, TypeError):
-                continue
-        else:
-            continue
+    for root in plugin_config_folders():
+        path = root / group / f"{name}.yaml"
         if path.is_file():
             try:  # name: <name>: the component's own YAML option (as a built-in has), not a preset
                 own = OmegaConf.load(path).get("name") == name

@@ -7,8 +7,10 @@
 
 Sources read ``built-in``, ``package <distribution> <version> (entry point <name> = <value>)``,
 ``file <path>`` or ``module <name>``. A parameter marked ``*`` is normally supplied by the
-architecture (or, for models, by the data); setting it in the config forces it everywhere. Broken
-installed plugins are listed with their error instead of stopping the listing. Lightning is not
+architecture (or, for models, by the data); setting it in the config forces it everywhere. A plugin's
+YAML options (presets such as cnnpl-example's ``pool=softpool_sharp``, from a config folder it puts on
+Hydra's search path) follow each family's components, with the component and settings they choose.
+Broken installed plugins are listed with their error instead of stopping the listing. Lightning is not
 imported.
 """
 
@@ -21,7 +23,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-from cnnpl.config import CONFIG_GROUPS, HIDDEN_FROM_CONFIG, SUPPLIED_BY_CALLER
+from cnnpl.config import CONFIG_GROUPS, HIDDEN_FROM_CONFIG, SUPPLIED_BY_CALLER, plugin_yaml_options
 from cnnpl.errors import CnnplError
 from cnnpl.plugins import PLUGINS_KEY, PluginWarning, load_plugins, loaded_plugins, split_plugin_overrides
 from cnnpl.registry import FAMILIES, get_registry, parameters_of
@@ -86,7 +88,37 @@ def collect(families: Sequence[str]) -> dict[str, Any]:
         {"kind": p.kind, "source": p.source, "components": list(p.components), "error": p.error}
         for p in loaded_plugins()
     ]
-    return {"plugins": plugins, "components": components}
+    presets = {family: yaml_options(family) for family in families}
+    return {"plugins": plugins, "components": components, "presets": presets}
+
+
+def yaml_options(family: str) -> list[dict[str, Any]]:
+    """The plugins' YAML options of ``family``'s config group that are not a registered component's own
+    option: each one's name, the component it chooses (its ``name:``; None for a set of callbacks), the
+    settings it gives (those not null) and its file; ``error`` when the file cannot be read as a mapping."""
+    from omegaconf import DictConfig, OmegaConf
+
+    registered = set(get_registry(family).names())
+    rows = []
+    for name, path in plugin_yaml_options(CONFIG_GROUPS[family]):
+        if name in registered:
+            continue  # a component's own YAML (name: <it>), or a clash refused when chosen (shadowing_preset)
+        row: dict[str, Any] = {"name": name, "component": None, "settings": {}, "path": str(path), "error": None}
+        try:
+            node = OmegaConf.load(path)
+            if not isinstance(node, DictConfig):
+                raise ValueError("not a mapping")
+            settings = OmegaConf.to_container(node, resolve=False)
+        except Exception as err:  # shown, not raised: the listing goes on, Hydra says more when it is chosen
+            row["error"] = str(err).splitlines()[0] if str(err) else type(err).__name__
+            rows.append(row)
+            continue
+        if family != "callback":
+            row["component"] = settings.pop("name", None)
+        settings.pop("defaults", None)
+        row["settings"] = {key: value for key, value in settings.items() if value is not None}
+        rows.append(row)
+    return rows
 
 
 def _format_parameter(row: dict[str, Any]) -> str:
@@ -113,7 +145,24 @@ def render(data: dict[str, Any]) -> str:
             lines.append(f"  {row['name']:<{width}}  {row['source']}")
             params = ", ".join(_format_parameter(p) for p in row["parameters"]) or "(no parameters)"
             lines.append(f"  {'':<{width}}    {params}")
+        presets = data.get("presets", {}).get(family, [])
+        if presets:
+            option = "callbacks=NAME" if family == "callback" else f"{family}=NAME"
+            lines.append(f"  YAML options of plugins ({len(presets)}): choose with {option}")
+            width = max(len(r["name"]) for r in presets)
+            for row in presets:
+                lines.append(f"  {row['name']:<{width}}  {row['path']}")
+                lines.append(f"  {'':<{width}}    {_describe_preset(row)}")
     return "\n".join(lines)
+
+
+def _describe_preset(row: dict[str, Any]) -> str:
+    if row["error"]:
+        return f"(cannot be read: {row['error']})"
+    settings = ", ".join(f"{key}: {json.dumps(value, default=repr)}" for key, value in row["settings"].items())
+    if row["component"] is None:
+        return settings or "(no settings)"
+    return f"{row['component']}" + (f" with {settings}" if settings else "")
 
 
 def _family(word: str) -> str:

@@ -126,6 +126,18 @@ def test_yaml_options_shipped_by_the_plugin() -> None:
     assert "epoch_timer" in cfg.callbacks
 
 
+def test_the_listing_shows_the_plugins_yaml_option(capsys) -> None:
+    import json
+
+    from cnnpl.listing import main as listing_main
+
+    assert listing_main(["pool", "--json"]) == 0
+    (sharp,) = [
+        row for row in json.loads(capsys.readouterr().out)["presets"]["pool"] if row["name"] == "softpool_sharp"
+    ]
+    assert (sharp["component"], sharp["settings"]) == ("softpool", {"beta": 4.0})
+
+
 # -- epoch_timer ----------------------------------------------------------------------------------------
 
 
