@@ -1412,6 +1412,12 @@ def test_checkpoint_and_logger_settings_that_fail_at_the_first_save_fail_before_
             r"model that takes any size \(one ending in global pooling: fast_net, resnet18, \.\.\.\), or leave "
             r"data\.train_sizes=\[\]$",
         ),
+        (  # was: "model=fast_net cannot take 24x24 images ...; use ... a model that takes any size (... fast_net ...)"
+            ["model=fast_net", "conv=locally_connected", "data.train_sizes=[24]", "trainer.max_epochs=2"],
+            r"^data\.train_sizes: conv=locally_connected cannot take 24x24 images in model=fast_net "
+            r"\(locally_connected was built for 31x31 inputs \(one kernel per output position\), got 23x23\); choose a "
+            r"conv that takes any size, or leave data\.train_sizes=\[\]$",
+        ),
         (
             ["model=fast_net", "data.train_sizes=[24,28]", "trainer.max_epochs=2"],
             r"^data\.train_sizes has 2 sizes but trainer\.max_epochs=2: the last epoch must train at full size, so "

@@ -21,6 +21,7 @@ import math
 import os
 import sys
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -271,12 +272,20 @@ def check_forward(
         )
 
 
-def check_train_sizes(net: torch.nn.Module, datamodule: Any, model_name: str, max_epochs: Any) -> None:
+def check_train_sizes(
+    net: torch.nn.Module,
+    datamodule: Any,
+    model_name: str,
+    max_epochs: Any,
+    components: Mapping[str, Any] | None = None,
+) -> None:
     """Refuse progressive resizing (``data.train_sizes``) that cannot work, before training.
 
     The last epoch must train at full size (what the test sees), and the network must take every
     size: one blank image of each goes through ``net`` (in eval mode, no gradients), so a network that
-    flattens a fixed-size feature map fails here, not at epoch 0's first step.
+    flattens a fixed-size feature map fails here, not at epoch 0's first step. ``components``: the
+    run's ``{family: name}`` choices (``{"conv": "locally_connected", ...}``); when the layer that
+    fails is one of them, the message names that choice rather than the model.
     """
     train_sizes = list(getattr(datamodule, "train_sizes", None) or ())
     if not train_sizes:
@@ -288,19 +297,57 @@ def check_train_sizes(net: torch.nn.Module, datamodule: Any, model_name: str, ma
             "or train more epochs"
         )
     sizes = sorted(set(train_sizes))
-    with eval_mode(net):
-        for size in sizes:
-            x = torch.zeros(1, datamodule.in_channels, size, size)
-            try:
-                with torch.no_grad():
-                    net(x)
-            except (RuntimeError, ValueError) as err:
-                reason = (str(err).splitlines() or [type(err).__name__])[0]
-                raise CnnplError(
-                    f"data.train_sizes: model={model_name} cannot take {size}x{size} images ({reason}); use "
-                    "sizes it can take, or a model that takes any size (one ending in global pooling: "
-                    "fast_net, resnet18, ...), or leave data.train_sizes=[]"
-                ) from None
+    entered: list[torch.nn.Module] = []  # the modules whose forward is running, innermost last
+
+    def enter(module: torch.nn.Module, _: Any) -> None:
+        entered.append(module)
+
+    def leave(module: torch.nn.Module, _: Any, __: Any) -> None:
+        entered.pop()
+
+    hooks = [
+        handle
+        for module in net.modules()
+        for handle in (module.register_forward_pre_hook(enter), module.register_forward_hook(leave))
+    ]
+    try:
+        with eval_mode(net):
+            for size in sizes:
+                x = torch.zeros(1, datamodule.in_channels, size, size)
+                entered.clear()
+                try:
+                    with torch.no_grad():
+                        net(x)
+                except (RuntimeError, ValueError) as err:
+                    reason = (str(err).splitlines() or [type(err).__name__])[0]
+                    chosen = _chosen_component(entered[-1], components) if entered else None
+                    if chosen is not None:
+                        family, name = chosen
+                        raise CnnplError(
+                            f"data.train_sizes: {family}={name} cannot take {size}x{size} images in model={model_name} "
+                            f"({reason}); choose a {family} that takes any size, or leave data.train_sizes=[]"
+                        ) from None
+                    raise CnnplError(
+                        f"data.train_sizes: model={model_name} cannot take {size}x{size} images ({reason}); use "
+                        "sizes it can take, or a model that takes any size (one ending in global pooling: "
+                        "fast_net, resnet18, ...), or leave data.train_sizes=[]"
+                    ) from None
+    finally:
+        for handle in hooks:
+            handle.remove()
+
+
+def _chosen_component(module: torch.nn.Module, components: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """``(family, name)`` of the run's choice (``components``) whose registered class ``module`` is."""
+    from cnnpl.registry import get_registry
+
+    for family, name in (components or {}).items():
+        registry = get_registry(family)
+        if isinstance(name, str) and name in registry.names():
+            obj = registry.get(name)
+            if isinstance(obj, type) and type(module) is obj:
+                return family, name
+    return None
 
 
 def check_writable(folder: Path, option: str = "hydra.run.dir") -> None:
@@ -659,7 +706,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_forward(
         net, datamodule.num_classes, datamodule.in_channels, datamodule.input_size, cfg.model.get("name", "?")
     )
-    check_train_sizes(net, datamodule, cfg.model.get("name", "?"), cfg.trainer.get("max_epochs"))
+    chosen = {family: (cfg.get(family) or {}).get("name") for family in ("conv", "pool", "norm", "act")}
+    check_train_sizes(net, datamodule, cfg.model.get("name", "?"), cfg.trainer.get("max_epochs"), chosen)
     optimizer, schedule = checked_optimizer(cfg), checked_schedule(cfg)
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
 
