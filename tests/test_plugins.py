@@ -1127,3 +1127,26 @@ def test_a_file_that_is_not_python_is_not_taken_for_a_module(tmp_path: Path) -> 
     assert str(err.value) == (
         "plugin 'notes.txt' is a file but not Python: a plugin file ends in .py (a module name has no file ending)"
     )
+
+
+def test_a_plugin_file_in_a_subfolder_imports_its_siblings(tmp_path: Path, restore_registries) -> None:
+    # as `python lab/lab_pool.py` would: the file's own folder is searched first while it loads
+    write(tmp_path / "lab" / "cnnpl_test_lab_sizes.py", "WIDTH = 3\n")
+    write(
+        tmp_path / "lab" / "lab_pool.py",
+        """
+        import cnnpl
+        import torch
+        from cnnpl_test_lab_sizes import WIDTH
+
+        @cnnpl.register("pool", "lab_sized_pool")
+        class LabSizedPool(torch.nn.MaxPool2d):
+            def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0, width: int = WIDTH):
+                super().__init__(kernel_size, stride, padding)
+        """,
+    )
+    path_before = list(sys.path)
+    cnnpl.load_plugins(["lab/lab_pool.py"], base=tmp_path)  # was: ModuleNotFoundError: cnnpl_test_lab_sizes
+    assert cnnpl.compose(["pool=lab_sized_pool"]).pool.width == 3
+    assert sys.path == path_before  # the folder is searched while the file loads, not for the rest of the run
+    sys.modules.pop("cnnpl_test_lab_sizes", None)

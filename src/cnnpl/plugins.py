@@ -26,7 +26,9 @@ installed one that is broken does not break ``import cnnpl``: the failure is kep
 are skipped (``CNNPL_SKIP_BROKEN_PLUGINS=1`` or ``skip_broken_plugins=true``), which warns instead. A
 named file or module that fails always raises: the user asked for it.
 
-Nothing is imported implicitly: not from the working directory, not from a config file's folder.
+Nothing is imported implicitly: not from the working directory, not from a config file's folder. While a
+named file runs, its folder is first on ``sys.path`` (as ``python <file>`` has it), so it can import the
+modules beside it.
 """
 
 from __future__ import annotations
@@ -354,8 +356,8 @@ def _load_file(spec: str, base: Path) -> Plugin:
             raise PluginError(f"plugin file {path} cannot be imported as Python")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[module_name] = module  # dataclasses, pickling and relative imports need it there
-        try:
-            with _loading(key):
+        try:  # its own folder searched first while it runs, as `python <file>` would: it imports its siblings
+            with _first_on_sys_path(path.parent), _loading(key):
                 module_spec.loader.exec_module(module)
         except (Exception, SystemExit) as err:
             sys.modules.pop(module_name, None)
