@@ -312,6 +312,11 @@ def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path,
     assert cli.prepare(["data=shapes", "--cfg", "job"]) == ["data=shapes", "--cfg", "job"]
     with pytest.raises(CnnplError, match="no such option"):
         cli.prepare(["pool=maxx"])
+    for refused_by_hydra in ("hydra.job.chdir=maybe", "hydra/launcher=nope"):  # left to Hydra, which refuses them
+        assert cli.prepare(["data=shapes", refused_by_hydra]) == ["data=shapes", refused_by_hydra]
+    with_chdir = cli.prepare(["data=shapes", "hydra.job.chdir=true"])  # Hydra's settings that compose: a folder
+    assert with_chdir == ["data=shapes", "hydra.job.chdir=true", f"hydra.run.dir={run}-4"]
+    Path(with_chdir[-1].partition("=")[2]).rmdir()
     monkeypatch.setenv(
         "WORLD_SIZE", "2"
     )  # torchrun: check_launch refuses the time in the folder, no -N folder hides it

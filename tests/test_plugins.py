@@ -1150,3 +1150,38 @@ def test_a_plugin_file_in_a_subfolder_imports_its_siblings(tmp_path: Path, resto
     assert cnnpl.compose(["pool=lab_sized_pool"]).pool.width == 3
     assert sys.path == path_before  # the folder is searched while the file loads, not for the rest of the run
     sys.modules.pop("cnnpl_test_lab_sizes", None)
+
+
+@pytest.mark.parametrize("order", [("lab_pools", "lab_models"), ("lab_models", "lab_pools")])
+def test_plugin_files_in_a_subfolder_that_import_each_other_run_once(
+    tmp_path: Path, restore_registries, order: tuple[str, str]
+) -> None:
+    write(
+        tmp_path / "lab" / "lab_pools.py",
+        """
+        import cnnpl
+        import torch
+
+        @cnnpl.register("pool", "lab_sub_pool")
+        class LabPool(torch.nn.MaxPool2d):
+            pass
+        """,
+    )
+    write(
+        tmp_path / "lab" / "lab_models.py",
+        """
+        import cnnpl
+        import torch
+        from lab_pools import LabPool
+
+        @cnnpl.register("model", "lab_sub_model")
+        def lab_model(num_classes: int = 10) -> torch.nn.Module:
+            return torch.nn.Sequential(LabPool(2), torch.nn.Flatten(), torch.nn.LazyLinear(num_classes))
+        """,
+    )
+    try:  # was: lab_pools.py ran twice (named, then imported by lab_models.py): DuplicateComponentError
+        cnnpl.load_plugins([f"./lab/{name}.py" for name in order], base=tmp_path)
+        assert cnnpl.get_registry("pool").entry("lab_sub_pool").source == f"file {tmp_path / 'lab' / 'lab_pools.py'}"
+        assert "lab_sub_model" in cnnpl.list_components("model")
+    finally:
+        sys.modules.pop("lab_pools", None)

@@ -1423,6 +1423,11 @@ def test_checkpoint_and_logger_settings_that_fail_at_the_first_save_fail_before_
             r"^data\.train_sizes has 2 sizes but trainer\.max_epochs=2: the last epoch must train at full size, so "
             r"give at most 1 size or train more epochs$",
         ),
+        (  # too small for vgg16's five pools: the model's doing, not pool=max's (no pool takes it)
+            ["model=vgg16", "data.train_sizes=[16]", "trainer.max_epochs=2"],
+            r"^data\.train_sizes: model=vgg16 cannot take 16x16 images \(.+\); use sizes it can take, or a model that "
+            r"takes any size",
+        ),
         (["data.train_sizes=[40]"], r"^data\.train_sizes \[40\] go above the \(32, 32\) images: .* up to 32$"),
         (["data.train_resize=squash"], r"^data\.train_resize must be one of scale, crop, got 'squash'$"),
         (["data.train_sizes=24"], r"^data\.train_sizes must be a list of image sides in whole pixels, .*got 24$"),
@@ -1463,3 +1468,23 @@ def test_keep_freed_memory_does_not_change_results(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr[-2000:]
         runs[keep] = state_dict(run_dir / "checkpoints" / "last.ckpt")
     assert_same_tensors(runs["true"], runs["false"])
+
+
+def test_progressive_resizing_check_passes_a_scripted_layer_by(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from cnnpl.train import check_train_sizes
+
+    net = torch.nn.Sequential(
+        torch.jit.script(torch.nn.Conv2d(3, 4, 3)),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4, 2),
+    )
+    datamodule = SimpleNamespace(train_sizes=[16, 24], in_channels=3)
+    check_train_sizes(net, datamodule, "scripted", 3, {"conv": "conv2d"})  # was: ScriptModules take no hooks
+    assert not any(
+        module._forward_hooks or module._forward_pre_hooks
+        for module in net.modules()
+        if not isinstance(module, torch.jit.ScriptModule)
+    )

@@ -402,6 +402,7 @@ def _claim_new_folder(args: list[str], option: str, setting: str | None) -> Path
         or any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in args)
         or is_worker()
         or launcher_world_size() > 1
+        or not _hydra_accepts(args)
     ):
         return None
     now = _clock()  # read once: the date and the time of one instant
@@ -419,6 +420,21 @@ def _claim_new_folder(args: list[str], option: str, setting: str | None) -> Path
     raise CnnplError(
         f"{str(folder)!r} and 998 more folders named after it exist; choose another with {option}=<folder>"
     )
+
+
+def _hydra_accepts(args: list[str]) -> bool:
+    """Whether Hydra's own settings on the command line (``hydra.job.chdir=...``, ``hydra/launcher=...``),
+    which :func:`_check_composes` leaves to Hydra, compose: a command Hydra will refuse gets no folder."""
+    own = [arg for arg in args if arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    if all(arg.lstrip("+~").startswith("hydra.searchpath=") for arg in own):
+        return True  # composed already
+    given = [arg for arg in args if not arg.startswith("-")]
+    variants = _sweep_variants(given)  # a sweep's first job: a list of values does not compose
+    try:
+        compose_plain(variants[0][0] if variants else given, hydra=True)
+    except Exception:  # Hydra says what is wrong when it composes the same
+        return False
+    return True
 
 
 def _clock() -> Any:

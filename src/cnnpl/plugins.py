@@ -364,7 +364,8 @@ def _load_file(spec: str, base: Path) -> Plugin:
             raise PluginError(
                 f"plugin file {path} failed to load: {_reason(err, path)}{_missing_dependency(err)}{_exit_hint(err)}"
             ) from err
-        _alias(stem, module, location)
+        with _first_on_sys_path(path.parent):  # where `import <stem>` looks, as while the file ran
+            _alias(stem, module, location)
     return _record("file", key, module)
 
 

@@ -305,12 +305,11 @@ def check_train_sizes(
     def leave(module: torch.nn.Module, _: Any, __: Any) -> None:
         entered.pop()
 
-    hooks = [
-        handle
-        for module in net.modules()
-        for handle in (module.register_forward_pre_hook(enter), module.register_forward_hook(leave))
-    ]
+    hooks: list[Any] = []
     try:
+        for module in net.modules():
+            if not isinstance(module, torch.jit.ScriptModule):  # which take no hooks (nor run the inner ones)
+                hooks += [module.register_forward_pre_hook(enter), module.register_forward_hook(leave)]
         with eval_mode(net):
             for size in sizes:
                 x = torch.zeros(1, datamodule.in_channels, size, size)
@@ -338,9 +337,13 @@ def check_train_sizes(
 
 
 def _chosen_component(module: torch.nn.Module, components: Mapping[str, Any] | None) -> tuple[str, str] | None:
-    """``(family, name)`` of the run's choice (``components``) whose registered class ``module`` is."""
+    """``(family, name)`` of the run's choice (``components``) whose registered class ``module`` is, when
+    ``module`` was built for one input size (an ``input_size`` it keeps, as ``conv=locally_connected``
+    does); None for a layer that merely gets too small an input (that is the model's and the sizes' doing)."""
     from cnnpl.registry import get_registry
 
+    if getattr(module, "input_size", None) is None:
+        return None
     for family, name in (components or {}).items():
         registry = get_registry(family)
         if isinstance(name, str) and name in registry.names():
