@@ -267,6 +267,31 @@ def _imported_from(location: Path) -> ModuleType | None:
     return None
 
 
+@contextlib.contextmanager
+def _loaded_siblings(folder: Path) -> Iterator[None]:
+    """Inside the block, ``import <stem>`` gives the plugin file ``folder/<stem>.py`` loaded already (as
+    ``cnnpl_plugin_<stem>``) rather than running it again: a plugin file importing another beside it
+    (``from lab_pools import LabPool``), while :func:`_first_on_sys_path` has their folder first. Only for
+    the block, where that import finds that file: afterwards ``<stem>`` is whatever ``sys.path`` finds."""
+    added = []
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if not (isinstance(file, str) and getattr(module, "__name__", "").startswith("cnnpl_plugin")):
+            continue
+        location = Path(file).resolve()
+        stem = location.stem
+        beside = location.parent == folder and location.suffix == ".py" and stem != "__init__"
+        if beside and stem.isidentifier() and stem not in sys.modules:
+            sys.modules[stem] = module
+            added.append((stem, module))
+    try:
+        yield
+    finally:
+        for stem, module in added:
+            if sys.modules.get(stem) is module:
+                del sys.modules[stem]
+
+
 def _alias(stem: str, module: ModuleType, location: Path) -> None:
     """Make ``import stem`` give ``module``, loaded from ``location``, where it would run that same file.
 
@@ -357,15 +382,14 @@ def _load_file(spec: str, base: Path) -> Plugin:
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[module_name] = module  # dataclasses, pickling and relative imports need it there
         try:  # its own folder searched first while it runs, as `python <file>` would: it imports its siblings
-            with _first_on_sys_path(path.parent), _loading(key):
+            with _first_on_sys_path(path.parent), _loaded_siblings(path.parent), _loading(key):
                 module_spec.loader.exec_module(module)
         except (Exception, SystemExit) as err:
             sys.modules.pop(module_name, None)
             raise PluginError(
                 f"plugin file {path} failed to load: {_reason(err, path)}{_missing_dependency(err)}{_exit_hint(err)}"
             ) from err
-        with _first_on_sys_path(path.parent):  # where `import <stem>` looks, as while the file ran
-            _alias(stem, module, location)
+        _alias(stem, module, location)
     return _record("file", key, module)
 
 
