@@ -1185,3 +1185,31 @@ def test_plugin_files_in_a_subfolder_that_import_each_other_run_once(
         assert "lab_sub_model" in cnnpl.list_components("model")
     finally:
         sys.modules.pop("lab_pools", None)
+
+
+@pytest.mark.parametrize(
+    "specs",
+    [
+        ["./labpkg", "./user_of_labpkg.py"],  # a package folder, then a file beside it that imports it
+        ["labpkg.lab_mod_pools", "./labpkg/lab_mod_user.py"],  # a module plugin, then a file beside its file
+    ],
+)
+def test_a_plugin_loaded_already_is_not_run_again_by_a_file_beside_it(
+    tmp_path: Path, restore_registries, forget_tmp_modules, specs: list[str]
+) -> None:
+    pools = """
+        import cnnpl
+        import torch
+
+        @cnnpl.register("pool", "{name}")
+        class Pool(torch.nn.MaxPool2d):
+            pass
+        """
+    write(tmp_path / "labpkg" / "__init__.py", pools.format(name="labpkg_pool"))
+    write(tmp_path / "labpkg" / "lab_mod_pools.py", pools.format(name="lab_mod_pool"))
+    write(tmp_path / "user_of_labpkg.py", "import labpkg\n")
+    write(tmp_path / "labpkg" / "lab_mod_user.py", "from lab_mod_pools import Pool\n")
+    cnnpl.load_plugins(specs, base=tmp_path)  # was: the first one ran twice, DuplicateComponentError
+    for stem in ("labpkg", "lab_mod_pools"):
+        module = sys.modules.get(stem)
+        assert module is None or module.__name__ == stem  # no alias left behind

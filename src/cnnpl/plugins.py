@@ -269,27 +269,31 @@ def _imported_from(location: Path) -> ModuleType | None:
 
 @contextlib.contextmanager
 def _loaded_siblings(folder: Path) -> Iterator[None]:
-    """Inside the block, ``import <stem>`` gives the plugin file ``folder/<stem>.py`` loaded already (as
-    ``cnnpl_plugin_<stem>``) rather than running it again: a plugin file importing another beside it
-    (``from lab_pools import LabPool``), while :func:`_first_on_sys_path` has their folder first. Only for
-    the block, where that import finds that file: afterwards ``<stem>`` is whatever ``sys.path`` finds."""
+    """Inside the block, ``import <name>`` gives the module already loaded from ``folder/<name>.py`` or
+    ``folder/<name>/__init__.py`` (as plugin ``cnnpl_plugin_<name>``, or as ``lab.<name>``) rather than
+    running that file again: a plugin file importing another beside it (``from lab_pools import LabPool``)
+    while :func:`_first_on_sys_path` has their folder first. Only for the block, where that import finds
+    that file: afterwards ``<name>`` is whatever ``sys.path`` finds."""
     added = []
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
-        if not (isinstance(file, str) and getattr(module, "__name__", "").startswith("cnnpl_plugin")):
+        if not isinstance(file, str) or not file.endswith(".py"):
             continue
         location = Path(file).resolve()
-        stem = location.stem
-        beside = location.parent == folder and location.suffix == ".py" and stem != "__init__"
-        if beside and stem.isidentifier() and stem not in sys.modules:
-            sys.modules[stem] = module
-            added.append((stem, module))
+        name, parent = (
+            (location.parent.name, location.parent.parent)
+            if location.name == "__init__.py"
+            else (location.stem, location.parent)
+        )
+        if parent == folder and name.isidentifier() and name not in sys.modules:
+            sys.modules[name] = module
+            added.append((name, module))
     try:
         yield
     finally:
-        for stem, module in added:
-            if sys.modules.get(stem) is module:
-                del sys.modules[stem]
+        for name, module in added:
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
 
 
 def _alias(stem: str, module: ModuleType, location: Path) -> None:
