@@ -317,9 +317,8 @@ def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path,
     with_chdir = cli.prepare(["data=shapes", "hydra.job.chdir=true"])  # Hydra's settings that compose: a folder
     assert with_chdir == ["data=shapes", "hydra.job.chdir=true", f"hydra.run.dir={run}-4"]
     Path(with_chdir[-1].partition("=")[2]).rmdir()
-    monkeypatch.setenv(
-        "WORLD_SIZE", "2"
-    )  # torchrun: check_launch refuses the time in the folder, no -N folder hides it
+    # torchrun: check_launch refuses the time in the folder, which a -N folder would hide
+    monkeypatch.setenv("WORLD_SIZE", "2")
     assert cli.prepare(["data=shapes"]) == ["data=shapes"]
     monkeypatch.setenv("RANK", "1")
     assert cli.prepare(["data=shapes"]) == ["data=shapes"]

@@ -835,15 +835,11 @@ def test_a_component_named_like_a_plugins_yaml_preset_is_refused_when_chosen(res
     )
 
 
-def test_a_plugins_own_yaml_option_for_its_component_is_no_shadowing_preset(
-    tmp_path: Path, monkeypatch, restore_registries
-) -> None:
-    # a search path plugin's folder with pool/mine.yaml: "name: mine" configures the component itself (as
-    # a built-in's YAML does); "name: max" is a preset of another pool, which Hydra would choose instead
+@pytest.fixture
+def plugin_conf_folder(tmp_path: Path, monkeypatch) -> Path:
+    """``tmp_path`` appended to Hydra's search path, as a plugin's ``SearchPathPlugin`` adds its config folder."""
     import hydra._internal.utils as hydra_utils
     from hydra.core.config_search_path import ConfigSearchPath
-
-    from cnnpl.config import shadowing_preset
 
     real = hydra_utils.create_config_search_path
 
@@ -853,6 +849,16 @@ def test_a_plugins_own_yaml_option_for_its_component_is_no_shadowing_preset(
         return path
 
     monkeypatch.setattr(hydra_utils, "create_config_search_path", with_folder)
+    return tmp_path
+
+
+def test_a_plugins_own_yaml_option_for_its_component_is_no_shadowing_preset(
+    tmp_path: Path, plugin_conf_folder: Path, restore_registries
+) -> None:
+    # a search path plugin's folder with pool/mine.yaml: "name: mine" configures the component itself (as
+    # a built-in's YAML does); "name: max" is a preset of another pool, which Hydra would choose instead
+    from cnnpl.config import shadowing_preset
+
     cnnpl.register("pool", "mine", torch.nn.MaxPool2d)
     write(tmp_path / "pool" / "mine.yaml", "name: mine\nkernel_size: 3\n")
     assert shadowing_preset("pool", "mine") is None  # was refused for a day
@@ -861,18 +867,9 @@ def test_a_plugins_own_yaml_option_for_its_component_is_no_shadowing_preset(
     assert shadowing_preset("pool", "theirs") == str(tmp_path / "pool" / "theirs.yaml")
 
 
-def test_the_listing_shows_a_plugins_yaml_options(tmp_path: Path, monkeypatch, restore_registries, capsys) -> None:
-    import hydra._internal.utils as hydra_utils
-    from hydra.core.config_search_path import ConfigSearchPath
-
-    real = hydra_utils.create_config_search_path
-
-    def with_folder(search_dir: str | None) -> ConfigSearchPath:
-        path = real(search_dir)
-        path.append(provider="a-plugin", path=f"file://{tmp_path}")
-        return path
-
-    monkeypatch.setattr(hydra_utils, "create_config_search_path", with_folder)
+def test_the_listing_shows_a_plugins_yaml_options(
+    tmp_path: Path, plugin_conf_folder: Path, restore_registries, capsys
+) -> None:
     cnnpl.register("pool", "mine", torch.nn.MaxPool2d)
     write(tmp_path / "pool" / "mine.yaml", "name: mine\nkernel_size: 3\n")  # the component's own: listed as it
     write(tmp_path / "pool" / "wide_max.yaml", "# a preset\nname: max\nkernel_size: 3\nstride: null\n")
@@ -1129,7 +1126,9 @@ def test_a_file_that_is_not_python_is_not_taken_for_a_module(tmp_path: Path) -> 
     )
 
 
-def test_a_plugin_file_in_a_subfolder_imports_its_siblings(tmp_path: Path, restore_registries) -> None:
+def test_a_plugin_file_in_a_subfolder_imports_its_siblings(
+    tmp_path: Path, restore_registries, forget_tmp_modules
+) -> None:
     # as `python lab/lab_pool.py` would: the file's own folder is searched first while it loads
     write(tmp_path / "lab" / "cnnpl_test_lab_sizes.py", "WIDTH = 3\n")
     write(
@@ -1149,12 +1148,11 @@ def test_a_plugin_file_in_a_subfolder_imports_its_siblings(tmp_path: Path, resto
     cnnpl.load_plugins(["lab/lab_pool.py"], base=tmp_path)  # was: ModuleNotFoundError: cnnpl_test_lab_sizes
     assert cnnpl.compose(["pool=lab_sized_pool"]).pool.width == 3
     assert sys.path == path_before  # the folder is searched while the file loads, not for the rest of the run
-    sys.modules.pop("cnnpl_test_lab_sizes", None)
 
 
 @pytest.mark.parametrize("order", [("lab_pools", "lab_models"), ("lab_models", "lab_pools")])
 def test_plugin_files_in_a_subfolder_that_import_each_other_run_once(
-    tmp_path: Path, restore_registries, order: tuple[str, str]
+    tmp_path: Path, restore_registries, forget_tmp_modules, order: tuple[str, str]
 ) -> None:
     write(
         tmp_path / "lab" / "lab_pools.py",
@@ -1179,12 +1177,10 @@ def test_plugin_files_in_a_subfolder_that_import_each_other_run_once(
             return torch.nn.Sequential(LabPool(2), torch.nn.Flatten(), torch.nn.LazyLinear(num_classes))
         """,
     )
-    try:  # was: lab_pools.py ran twice (named, then imported by lab_models.py): DuplicateComponentError
-        cnnpl.load_plugins([f"./lab/{name}.py" for name in order], base=tmp_path)
-        assert cnnpl.get_registry("pool").entry("lab_sub_pool").source == f"file {tmp_path / 'lab' / 'lab_pools.py'}"
-        assert "lab_sub_model" in cnnpl.list_components("model")
-    finally:
-        sys.modules.pop("lab_pools", None)
+    # was: lab_pools.py ran twice (named, then imported by lab_models.py): DuplicateComponentError
+    cnnpl.load_plugins([f"./lab/{name}.py" for name in order], base=tmp_path)
+    assert cnnpl.get_registry("pool").entry("lab_sub_pool").source == f"file {tmp_path / 'lab' / 'lab_pools.py'}"
+    assert "lab_sub_model" in cnnpl.list_components("model")
 
 
 @pytest.mark.parametrize(

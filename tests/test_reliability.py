@@ -1470,7 +1470,7 @@ def test_keep_freed_memory_does_not_change_results(tmp_path: Path) -> None:
     assert_same_tensors(runs["true"], runs["false"])
 
 
-def test_progressive_resizing_check_passes_a_scripted_layer_by(tmp_path: Path) -> None:
+def test_progressive_resizing_check_passes_a_scripted_layer_by() -> None:
     from types import SimpleNamespace
 
     from cnnpl.train import check_train_sizes

@@ -284,6 +284,8 @@ def _refuse_unknown_settings(optimizer: partial, accepted: dict[str, Any]) -> No
     ``optimizer._target_=torch.optim.RMSprop`` on the default Adam config still passes ``fused``,
     which RMSprop does not take (torch names only the first such setting, as a TypeError).
     """
+    from cnnpl.config import group_options  # cnnpl.config imports this module
+
     unknown = [key for key in optimizer.keywords if key not in accepted]
     if not unknown:
         return
@@ -293,14 +295,8 @@ def _refuse_unknown_settings(optimizer: partial, accepted: dict[str, Any]) -> No
     it = "them" if len(unknown) > 1 else "it"
     raise CnnplError(
         f"{name} takes no setting {', '.join(unknown)} (its settings: {settings}); remove {it} with {removals}, "
-        f"or pick a config of its own (optimizer={'|'.join(_optimizer_configs())})"
+        f"or pick a config of its own (optimizer={'|'.join(group_options('optimizer'))})"
     )
-
-
-def _optimizer_configs() -> list[str]:
-    from cnnpl.config import group_options
-
-    return group_options("optimizer")
 
 
 def _kind_of(default: Any) -> str:

@@ -89,12 +89,12 @@ def _warn_single_callback(args: list[str]) -> None:
     run then has no checkpoint callback (nothing to resume, the test takes the last weights) and no
     learning-rate monitor (Lightning adds its own progress bar). A set of callbacks (``default``,
     ``minimal``, ``full``) or a list is what was meant."""
-    from cnnpl.config import config_dir
+    from cnnpl.config import callback_sets
     from cnnpl.registry import LazyBuiltin, get_registry
 
     if SHOW_FLAGS & set(args):
         return
-    sets = {path.stem for path in (config_dir() / "callbacks").glob("*.yaml")}
+    sets = callback_sets()
     registry = get_registry("callback")
     for arg in args:
         key, sep, value = arg.partition("=")

@@ -348,9 +348,21 @@ def config_groups() -> set[str]:
     return {path.name for path in config_dir().iterdir() if path.is_dir()} | set(CONFIG_GROUPS.values())
 
 
+def group_family(group: str) -> str | None:
+    """The registry family whose components are options of the config group ``group`` (``callbacks``:
+    ``callback``); None for the other groups."""
+    return next((family for family, g in CONFIG_GROUPS.items() if g == group), None)
+
+
+def callback_sets() -> set[str]:
+    """The sets of callbacks in ``conf/callbacks/`` (``default``, ``minimal``, ``full``): options of
+    ``callbacks`` that are not one registered callback."""
+    return {path.stem for path in (config_dir() / "callbacks").glob("*.yaml")}
+
+
 def group_options(group: str) -> list[str]:
     """The options of a config group, sorted: its YAML files and, for a component group, the registered names."""
-    family = next((f for f, g in CONFIG_GROUPS.items() if g == group), None)
+    family = group_family(group)
     registered = get_registry(family).names() if family else []
     return sorted({path.stem for path in (config_dir() / group).glob("*.yaml")} | set(registered))
 
@@ -371,7 +383,7 @@ def bare_word_error(word: str) -> str | None:
             f"{word!r} is not an override: a config group takes an option, {word}=<option> "
             "(python -m cnnpl --help lists them)"
         )
-    sets = {path.stem for path in (config_dir() / "callbacks").glob("*.yaml")}
+    sets = callback_sets()
 
     def override(group: str) -> str:  # a callback alone would replace the set, checkpoints included
         return f"callbacks=[default,{word}]" if group == "callbacks" and word not in sets else f"{group}={word}"
@@ -425,7 +437,7 @@ def shadowing_preset(group: str, name: str) -> str | None:
     its schema. ``None`` otherwise, and for a YAML that says ``name: <name>`` (the component's own option).
     Plugins add their folders through Hydra's search path plugins, which only Hydra can list, so this is
     checked when the name is chosen, not when it is registered."""
-    family = next((f for f, g in CONFIG_GROUPS.items() if g == group), None)
+    family = group_family(group)
     if family is None or name not in get_registry(family).names():
         return None
     if get_registry(family).entry(name).source == "built-in" or (config_dir() / group / f"{name}.yaml").is_file():
@@ -452,7 +464,7 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
             raise CnnplError(error)
         group = key.lstrip("+")
         if sep and (preset := shadowing_preset(group, value.strip())):
-            family = next(f for f, g in CONFIG_GROUPS.items() if g == group)
+            family = group_family(group)
             raise DuplicateComponentError(
                 f"{token}: the {family} {value.strip()!r} that {get_registry(family).entry(value.strip()).source} "
                 f"registered cannot be chosen: a plugin's YAML option of the same name ({preset}) is chosen "

@@ -279,12 +279,12 @@ def _loaded_siblings(folder: Path) -> Iterator[None]:
         file = getattr(module, "__file__", None)
         if not isinstance(file, str) or not file.endswith(".py"):
             continue
+        package = os.path.basename(file) == "__init__.py"
+        holder = os.path.dirname(os.path.dirname(file) if package else file)
+        if os.path.basename(holder) != folder.name:
+            continue  # most modules: elsewhere, told by their path's text alone
         location = Path(file).resolve()
-        name, parent = (
-            (location.parent.name, location.parent.parent)
-            if location.name == "__init__.py"
-            else (location.stem, location.parent)
-        )
+        name, parent = (location.parent.name, location.parent.parent) if package else (location.stem, location.parent)
         if parent == folder and name.isidentifier() and name not in sys.modules:
             sys.modules[name] = module
             added.append((name, module))

@@ -32,6 +32,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from cnnpl.config import layer_factory
 from cnnpl.errors import CnnplError
 from cnnpl.factory import LayerFactory
+from cnnpl.registry import MODEL_FACTORIES
 from cnnpl.viz import eval_mode
 
 EXIT_SIGTERM = 128 + 15  # the shell's status for a process ended by SIGTERM
@@ -709,7 +710,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_forward(
         net, datamodule.num_classes, datamodule.in_channels, datamodule.input_size, cfg.model.get("name", "?")
     )
-    chosen = {family: (cfg.get(family) or {}).get("name") for family in ("conv", "pool", "norm", "act")}
+    chosen = {family: (cfg.get(family) or {}).get("name") for family in MODEL_FACTORIES}
     check_train_sizes(net, datamodule, cfg.model.get("name", "?"), cfg.trainer.get("max_epochs"), chosen)
     optimizer, schedule = checked_optimizer(cfg), checked_schedule(cfg)
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
