@@ -467,6 +467,39 @@ def test_the_overhead_benchmarks_pair_and_time_every_step(monkeypatch) -> None:
     assert timer_bench.median_step([float("nan"), 0.0, 1.0, float("nan"), 5.0, 5.5]) == 0.75
 
 
+def test_the_phase_benchmark_times_each_phase_of_both_steps(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    models = cnnpl.get_registry("model")
+    monkeypatch.setattr(models, "_entries", dict(models._entries))  # train_cifar10 registers bench_tiny
+    bench = importlib.import_module("bench_step_phases")
+    for name in (bench.__name__, "train_cifar10"):
+        monkeypatch.setitem(sys.modules, name, sys.modules[name])
+    fetch = torch.utils.data.dataloader._BaseDataLoaderIter.__next__
+    datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
+    optimizer = partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.05)
+    system = ImageClassifier(FastNet(**SMALL), 10, optimizer, memory_format="channels_last", label_smoothing=0.1)
+    timer = bench.PhaseTimer()
+    initial = system.net.classifier.weight.detach().clone()
+    _fit(system, datamodule, timer, max_epochs=2)
+
+    # one hand-written step after each of the 2 x 2 Lightning steps; the first of each epoch is not paired
+    assert len(timer.lightning) == len(timer.plain) == 2
+    for lightning, plain in zip(timer.lightning, timer.plain, strict=True):
+        # every phase was timed in its step, in the order PHASES lists them
+        for _, ours, theirs in [*bench.PHASES, ("step", *bench.TOTAL)]:
+            assert bench.span(lightning, ours) > 0
+            assert theirs is None or bench.span(plain, theirs) > 0
+        assert lightning["batch_end"] < plain["start"]  # the hand-written step runs after Lightning's
+    # the hand-written step trains its own copy of the network, which has none of the timing hooks
+    assert isinstance(timer.net, FastNet) and timer.net is not system.net
+    trained = timer.net.classifier.weight
+    assert not torch.equal(trained, initial) and not torch.equal(trained, system.net.classifier.weight)
+    assert not timer.net._forward_pre_hooks and not timer.net._forward_hooks
+    # the wrapped DataLoader and data module methods are put back when the fit ends
+    assert torch.utils.data.dataloader._BaseDataLoaderIter.__next__ is fetch
+    assert "on_after_batch_transfer" not in vars(datamodule)
+
+
 class HookCostSpy(L.Callback):
     """What a run ran with: its profiler, whether its callbacks' unused batch hooks were left, the NVML check."""
 
