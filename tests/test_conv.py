@@ -12,8 +12,10 @@ import re
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 from scipy import signal
+from torch import nn
 from torch.func import functional_call
 
 import cnnpl
@@ -446,7 +448,7 @@ def test_every_conv_builds_simple_cnn(name):
         ("conv2d", {"padding": (1.5, 1)}, "conv2d: padding pair must hold two ints, got (1.5, 1)"),
         ("conv2d", {"dilation": 0}, "conv2d: dilation must be >= 1, got 0"),
         ("conv2d", {"kernel_size": 0}, "conv2d: kernel_size must be >= 1, got 0"),
-        ("conv2d", {"groups": 4}, "conv2d: groups=4 must be >= 1 and divide in_channels=6 and out_channels=8"),
+        ("conv2d", {"groups": 4}, "conv2d: groups=4 must divide in_channels=6 and out_channels=8"),
         ("tiled", {"tiles": 0}, "tiled: tiles must be >= 1, got 0"),
         ("true_conv2d", {"stride": 0}, "true_conv2d: stride must be >= 1, got 0"),
         ("pointwise", {"kernel_size": 3}, "pointwise cannot honour kernel_size=3: it is a 1x1 convolution"),
@@ -461,12 +463,54 @@ def test_every_conv_builds_simple_cnn(name):
             "conv2d: init='sharpen' is a 3x3 kernel and cannot be centred",
         ),
         ("conv2d", {"init": "sharpen", "kernel_size": 4}, "cannot be centred in a 4x4 kernel"),
+        # a size that is not an int or a pair of ints: one line naming it, never rounded or cut
+        ("conv2d", {"stride": 1.5}, "conv2d: stride must be an int or a (height, width) pair of ints, got 1.5"),
+        ("conv2d", {"kernel_size": (3, 3, 3)}, "conv2d: kernel_size must be an int or a (height, width) pair"),
+        ("conv2d", {"kernel_size": [3, 1.5]}, "conv2d: kernel_size must be an int or a (height, width) pair"),
+        ("conv2d", {"dilation": True}, "conv2d: dilation must be an int or a (height, width) pair of ints, got True"),
+        ("conv2d", {"groups": 0}, "conv2d: groups must be an int >= 1, got 0"),
+        ("grouped", {"groups": 1.5}, "grouped: groups must be an int >= 1, got 1.5"),
+        ("tiled", {"tiles": 2.5}, "tiled: tiles must be an int or a (height, width) pair of ints, got 2.5"),
+        ("dilated", {"dilation": 0}, "dilated: dilation must be >= 1, got 0"),
+        ("dilated", {"dilation": 2.0}, "dilated: dilation must be an int or a (height, width) pair of ints, got 2.0"),
+        ("depthwise_separable", {"depth_multiplier": 1.5}, "depthwise_separable: depth_multiplier must be an int >= 1"),
+        ("conv3d_channels", {"depth_stride": 1.5}, "conv3d_channels: depth_stride must be an int >= 1, got 1.5"),
+        ("conv3d_channels", {"kernel_depth": 0}, "conv3d_channels: kernel_depth must be an int >= 1, got 0"),
+        ("locally_connected", {"input_size": 7.5}, "locally_connected: input_size must be an int or a (height, width)"),
     ],
 )
 def test_bad_geometry_messages(name, kwargs, message):
     with pytest.raises(cnnpl.CnnplError) as err:
         cnnpl.build("conv", name, **{"in_channels": 6, "out_channels": 8, **kwargs})
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("name", [name for name in CONVS if name != "pointwise"])  # 1x1 always fits
+def test_a_kernel_too_large_names_the_input_and_padding_as_given(name):
+    from cnnpl.models._util import trace_shapes
+
+    layer = cnnpl.build("conv", name, in_channels=2, out_channels=2, kernel_size=9, padding=2)
+    padding = 4 if name == "dilated" else 2  # dilated scales an int padding by its dilation, 2
+    with pytest.raises(GeometryError, match=rf"larger than the input 3 padded by {padding} on each side"):
+        trace_shapes(nn.Sequential(layer), (2, 3, 3))
+
+
+@pytest.mark.parametrize("name", ["conv3d_channels", "locally_connected"])
+def test_layers_that_do_not_check_channels_natively_refuse_the_wrong_count(name):
+    # conv3d_channels would slide over the extra channels (more depth positions, the wrong filters' maps kept)
+    layer = cnnpl.build("conv", name, in_channels=3, out_channels=4, kernel_size=3)
+    assert layer(torch.randn(1, 3, 6, 6)).shape == (1, 4, 4, 4)
+    with pytest.raises(GeometryError, match=f"^{name} was built for 3 input channels, got 5$"):
+        layer(torch.randn(1, 5, 6, 6))
+
+
+def test_dilated_takes_a_dilation_per_axis_and_scales_each_axis_padding():
+    layer = cnnpl.build("conv", "dilated", in_channels=2, out_channels=3, dilation=(1, 2), padding=1)
+    x = torch.randn(2, 2, 7, 9)
+    assert layer.dilation == (1, 2) and layer.padding == (1, 2)
+    expected = F.conv2d(x, layer.weight, layer.bias, padding=(1, 2), dilation=(1, 2))
+    torch.testing.assert_close(layer(x), expected)
+    assert layer(x).shape == (2, 3, 7, 9)  # "3x3, padding 1" keeps its size on both axes
 
 
 def test_impossible_stack_names_the_layer():

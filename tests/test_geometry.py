@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from omegaconf import OmegaConf
 from torch import nn
 
 from cnnpl.errors import GeometryError
@@ -17,6 +19,7 @@ from cnnpl.geometry import (
     full_padding,
     output_size,
     padding_amounts,
+    pair,
     receptive_field,
     receptive_fields,
     same_padding,
@@ -61,6 +64,20 @@ def test_padding_modes(n, k, s, d):
     assert padding_amounts(n, k, s, 3, d) == (3, 3)
 
 
+def test_pair_takes_any_integer_kind_and_never_rounds():
+    assert pair(3) == (3, 3) and pair([2, 5]) == (2, 5) and pair(OmegaConf.create([2, 5])) == (2, 5)
+    assert pair(np.int64(4)) == (4, 4) and pair((np.int64(1), torch.tensor(2))) == (1, 2)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_full_padding_gives_n_plus_d_f_minus_1_outputs(d):
+    n, f = 5, 3
+    assert full_padding(f, d) == d * (f - 1)
+    assert output_size(n, f, 1, "full", d) == n + d * (f - 1)
+    layer = nn.Conv2d(1, 1, f, padding=full_padding(f, d), dilation=d)
+    assert layer(torch.zeros(1, 1, n, n)).shape[-1] == n + d * (f - 1)
+
+
 def test_existing_helpers_keep_their_behaviour():
     assert output_size(32, 3) == 30
     assert output_size(7, 3, stride=2) == 3
@@ -89,6 +106,11 @@ def test_padding_matches_real_layers():
         (lambda: receptive_field([(3, 0)]), "layer 0: kernel_size, stride and dilation must be >= 1, got 3, 0, 1"),
         (lambda: receptive_field([(3,)]), "layer 0 of the stack must be (kernel_size, stride[, dilation]), got (3,)"),
         (lambda: conv_parameters(3, 8, 3, groups=2), "groups=2 must divide in_channels=3 and out_channels=8"),
+        (lambda: conv_parameters(4, 4, 3, groups=0), "groups must be an int >= 1, got 0"),
+        (lambda: conv_parameters(4, 4, 2.5), "kernel_size must be an int or a (height, width) pair of ints, got 2.5"),
+        (lambda: pair([3, 1.5], "stride"), "stride must be an int or a (height, width) pair of ints, got [3, 1.5]"),
+        (lambda: pair((3, 3, 3)), "size must be an int or a (height, width) pair of ints, got [3, 3, 3]"),
+        (lambda: pair(True, "tiles"), "tiles must be an int or a (height, width) pair of ints, got True"),
     ],
 )
 def test_error_messages(call, message):

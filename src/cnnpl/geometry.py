@@ -6,8 +6,8 @@ stride ``s`` and dilation ``d`` gives ``floor((n + 2p - d(f - 1) - 1) / s) + 1``
 
 Padding is an int (zeros on each side) or a mode: ``"valid"`` (none), ``"same"`` (output
 ``ceil(n / s)`` for any stride; an odd total puts the extra zero after, as TensorFlow does) or
-``"full"`` (``d(f - 1)`` on each side: output ``n + f - 1`` at stride 1). :func:`padding_amounts`
-turns either into (before, after) zeros; :func:`output_size` accepts both.
+``"full"`` (``d(f - 1)`` on each side: output ``n + d(f - 1)`` at stride 1, ``n + f - 1`` undilated).
+:func:`padding_amounts` turns either into (before, after) zeros; :func:`output_size` accepts both.
 
 Also here: the receptive field of a stack of layers (:func:`receptive_field`) and the parameter
 counts behind the notes' "Why convolutions?" (:func:`conv_parameters`, :func:`dense_parameters`,
@@ -17,6 +17,7 @@ counts behind the notes' "Why convolutions?" (:func:`conv_parameters`, :func:`de
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -30,11 +31,31 @@ Padding = int | str
 PADDING_MODES = ("valid", "same", "full")
 
 
-def pair(value: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    a, b = value
-    return int(a), int(b)
+def _whole(value: object) -> int | None:
+    """``value`` as an int if it is one (numpy and torch integers too), else None; a bool is none."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def pair(value: int | Sequence[int], what: str = "size") -> tuple[int, int]:
+    """``value`` as a (height, width) pair: an int for both axes, or two ints.
+
+    Raises :class:`GeometryError` naming ``what`` for anything else (``1.5``, ``[3, 1.5]``, ``(3, 3, 3)``),
+    so that a size is never rounded or cut silently.
+    """
+    whole = _whole(value)
+    if whole is not None:
+        return whole, whole
+    if not isinstance(value, (str, bytes)) and isinstance(value, Sequence) and len(value) == 2:
+        a, b = _whole(value[0]), _whole(value[1])
+        if a is not None and b is not None:
+            return a, b
+    shown = list(value) if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) else value
+    raise GeometryError(f"{what} must be an int or a (height, width) pair of ints, got {shown!r}")
 
 
 def output_size(n: int, kernel_size: int, stride: int = 1, padding: Padding = 0, dilation: int = 1) -> int:
@@ -80,7 +101,11 @@ def same_padding(n: int, kernel_size: int, stride: int = 1, dilation: int = 1) -
 
 
 def full_padding(kernel_size: int, dilation: int = 1) -> int:
-    """Padding on each side for a "full" convolution: output ``n + f - 1`` at stride 1."""
+    """Padding on each side for a "full" convolution: output ``n + d(f - 1)`` at stride 1 (``n + f - 1`` at ``d = 1``).
+
+    >>> full_padding(3), full_padding(3, dilation=2)
+    (2, 4)
+    """
     return dilation * (kernel_size - 1)
 
 
@@ -206,7 +231,9 @@ def conv_parameters(
     >>> conv_parameters(3, 6, 5)  # the notes' 6 filters of 5x5x3
     456
     """
-    kh, kw = pair(kernel_size)  # type: ignore[arg-type]
+    kh, kw = pair(kernel_size, "kernel_size")  # type: ignore[arg-type]
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise GeometryError(f"groups must be an int >= 1, got {groups!r}")
     if in_channels % groups or out_channels % groups:
         raise GeometryError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
     return out_channels * (in_channels // groups) * kh * kw + (out_channels if bias else 0)

@@ -72,6 +72,22 @@ def test_softpool_rejects_negative_beta() -> None:
         cnnpl.build("pool", "softpool", beta=-1.0)
 
 
+def test_softpool_takes_pair_windows_and_checks_them_as_the_built_in_pools_do() -> None:
+    x = torch.randperm(2 * 3 * 7 * 8).view(2, 3, 7, 8) / 10  # values 0.1 apart: no near ties
+    pool = cnnpl.build("pool", "softpool", kernel_size=[3, 2], stride=[2, 1], beta=200.0)
+    assert pool.output_shape((3, 7, 8)) == (3, 3, 7)
+    torch.testing.assert_close(pool(x), F.max_pool2d(x, (3, 2), (2, 1)), atol=1e-5, rtol=0)
+    for window, message in [
+        ({"stride": 0}, "pooling needs kernel_size >= 1, stride >= 1 and padding >= 0"),
+        ({"padding": -1}, "pooling needs kernel_size >= 1, stride >= 1 and padding >= 0"),
+        ({"kernel_size": 2, "padding": 2}, "pooling padding 2 must be at most half the kernel size 2"),
+        ({"kernel_size": 2.5}, "pooling kernel_size must be an int or a (height, width) pair of ints, got 2.5"),
+    ]:
+        with pytest.raises(cnnpl.GeometryError) as err:
+            cnnpl.build("pool", "softpool", **window)
+        assert message in str(err.value)
+
+
 # -- coord_conv2d -------------------------------------------------------------------------------------
 
 

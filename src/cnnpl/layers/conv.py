@@ -7,9 +7,10 @@ A conv factory is called by architectures as
 ``conv(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True)``
 and returns a module mapping ``(N, C_in, H, W) -> (N, C_out, H', W')``. ``padding`` is an int (zeros on
 each side), a (height, width) pair of ints, or one of ``"valid"``, ``"same"`` (``ceil(n / stride)``
-outputs for any stride) or ``"full"`` (``n + f - 1`` outputs at stride 1); see :mod:`cnnpl.geometry`. Every layer has
-``output_shape((C, H, W)) -> (C', H', W')``. Variants whose weight is not ``(C_out, C_in, f, f)`` also
-have ``filter_bank()``: a representative 4-D set of kernels, for filter pictures. A variant that cannot
+outputs for any stride) or ``"full"`` (``n + d(f - 1)`` outputs at stride 1); see :mod:`cnnpl.geometry`.
+Every layer has ``output_shape((C, H, W)) -> (C', H', W')``. Variants whose weight is not
+``(C_out, C_in, f, f)`` also have ``filter_bank()``: a representative 4-D set of kernels, for filter
+pictures. A variant that cannot
 honour an argument it is given (``groups=4`` for ``locally_connected``, ``kernel_size=3`` for
 ``pointwise``) raises :class:`GeometryError` naming itself and the argument when it is built.
 docs/convolution.md compares them.
@@ -43,20 +44,24 @@ def _check_geometry(
     dilation: IntPair | Sequence[int],
 ) -> None:
     """Build-time checks shared by every variant; each message names the variant and the numbers."""
-    for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise GeometryError(f"{variant}: {name} must be an int >= 1, got {value!r}")
+    _check_count(variant, "in_channels", in_channels)
+    _check_count(variant, "out_channels", out_channels)
     for name, value in (("kernel_size", kernel_size), ("stride", stride), ("dilation", dilation)):
-        if min(pair(value)) < 1:  # type: ignore[arg-type]
+        if min(pair(value, f"{variant}: {name}")) < 1:  # type: ignore[arg-type]
             raise GeometryError(f"{variant}: {name} must be >= 1, got {value}")
     check_padding(padding, what=f"{variant}: padding")
 
 
+def _check_count(variant: str, name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GeometryError(f"{variant}: {name} must be an int >= 1, got {value!r}")
+
+
 def _check_groups(variant: str, groups: int, in_channels: int, out_channels: int) -> None:
-    if groups < 1 or in_channels % groups or out_channels % groups:
+    _check_count(variant, "groups", groups)
+    if in_channels % groups or out_channels % groups:
         raise GeometryError(
-            f"{variant}: groups={groups} must be >= 1 and divide in_channels={in_channels} and "
-            f"out_channels={out_channels}"
+            f"{variant}: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
         )
 
 
@@ -67,6 +72,7 @@ def _refuse(variant: str, argument: str, value: Any, why: str) -> GeometryError:
 class _Geometry:
     """Padding and output sizes from ``kernel_size``, ``stride``, ``dilation`` (pairs) and ``padding_rule``."""
 
+    in_channels: int
     kernel_size: tuple[int, ...]
     stride: tuple[int, ...]
     dilation: tuple[int, ...]
@@ -82,11 +88,21 @@ class _Geometry:
 
     def _spatial_out(self, h: int, w: int) -> tuple[int, int]:
         left, right, top, bottom = self._pads(h, w)
-        # output_size takes padding per side; an odd "same" total is split unevenly, so fold it into n
         return (
-            output_size(h + top + bottom, self.kernel_size[0], self.stride[0], 0, self.dilation[0]),
-            output_size(w + left + right, self.kernel_size[1], self.stride[1], 0, self.dilation[1]),
+            _axis_out(h, self.kernel_size[0], self.stride[0], top, bottom, self.dilation[0]),
+            _axis_out(w, self.kernel_size[1], self.stride[1], left, right, self.dilation[1]),
         )
+
+    def _check_channels(self, channels: int) -> None:
+        if channels != self.in_channels:
+            raise GeometryError(f"{self.variant} was built for {self.in_channels} input channels, got {channels}")
+
+
+def _axis_out(n: int, kernel_size: int, stride: int, before: int, after: int, dilation: int) -> int:
+    """Outputs along one axis with ``before`` and ``after`` zeros (equal but for an odd "same" total)."""
+    if before == after:  # output_size takes padding per side, and its error then names the input and padding
+        return output_size(n, kernel_size, stride, before, dilation)
+    return output_size(n + before + after, kernel_size, stride, 0, dilation)  # "same": the kernel always fits
 
 
 def _uniform_(tensor: torch.Tensor, fan_in: int) -> None:
@@ -104,7 +120,7 @@ class Conv2d(_Geometry, nn.Conv2d):
     """Cross-correlation, the deep-learning "convolution" the notes' worked examples compute.
 
     ``padding="same"`` keeps ``ceil(n / stride)`` outputs for any stride (TensorFlow's rule: an odd
-    total puts the extra zero after); ``"full"`` gives ``n + f - 1`` outputs at stride 1.
+    total puts the extra zero after); ``"full"`` gives ``n + d(f - 1)`` outputs at stride 1.
     ``init=<kernel name>`` fills the weights from :mod:`cnnpl.kernels` (the kernel over the mean of the
     input channels, for every filter; bias zero: see :func:`cnnpl.kernels.init_conv_weight_`);
     ``freeze=True`` stops the weights and bias from training.
@@ -257,8 +273,9 @@ class Grouped(Conv2d):
 class Dilated(Conv2d):
     """Dilated (atrous) convolution that keeps the architecture's output sizes.
 
-    The kernel's taps are ``dilation`` pixels apart, so a 3x3 kernel at dilation 2 sees 5x5 with 9
-    weights. Unlike ``conv2d conv.dilation=2``, an int ``padding`` p is scaled to ``p * dilation``
+    The kernel's taps are ``dilation`` pixels apart (an int, or a (height, width) pair), so a 3x3 kernel
+    at dilation 2 sees 5x5 with 9 weights. Unlike ``conv2d conv.dilation=2``, an int ``padding`` p is scaled
+    to ``p * dilation`` along each axis
     (DeepLab's rule), so a layer the architecture planned as "3x3, padding 1" still keeps its size
     (in general: any odd kernel with ``p = (f - 1) / 2``); the modes ``"valid"``, ``"same"`` and
     ``"full"`` already account for dilation.
@@ -273,16 +290,21 @@ class Dilated(Conv2d):
         kernel_size: IntPair = 3,
         stride: IntPair = 1,
         padding: ConvPadding = 0,
-        dilation: int = 2,
+        dilation: IntPair = 2,
         groups: int = 1,
         bias: bool = True,
         init: str | None = None,
         freeze: bool = False,
     ) -> None:
-        if isinstance(dilation, bool) or not isinstance(dilation, int) or dilation < 1:
-            raise GeometryError(f"{self.variant}: dilation must be an int >= 1, got {dilation!r}")
+        d = pair(dilation, f"{self.variant}: dilation")
+        if min(d) < 1:
+            raise GeometryError(f"{self.variant}: dilation must be >= 1, got {dilation}")
         check_padding(padding, what=f"{self.variant}: padding")
-        scaled = padding if isinstance(padding, str) else tuple(p * dilation for p in axis_padding(padding))
+        scaled = (
+            padding
+            if isinstance(padding, str)
+            else tuple(p * di for p, di in zip(axis_padding(padding), d, strict=True))
+        )
         super().__init__(in_channels, out_channels, kernel_size, stride, scaled, dilation, groups, bias, init, freeze)
 
 
@@ -316,8 +338,7 @@ class DepthwiseSeparable(_Geometry, nn.Module):
             raise _refuse(
                 self.variant, "groups", groups, "it is a depthwise conv then a pointwise conv; use conv2d for groups"
             )
-        if depth_multiplier < 1:
-            raise GeometryError(f"{self.variant}: depth_multiplier must be >= 1, got {depth_multiplier}")
+        _check_count(self.variant, "depth_multiplier", depth_multiplier)
         mid = in_channels * depth_multiplier
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.dilation = pair(kernel_size), pair(stride), pair(dilation)
@@ -374,10 +395,8 @@ class Conv3dChannels(_Geometry, nn.Module):
         _check_geometry(self.variant, in_channels, out_channels, kernel_size, stride, padding, dilation)
         if groups != 1:
             raise _refuse(self.variant, "groups", groups, "its filters already slide along the channels")
-        if kernel_depth < 1 or depth_stride < 1:
-            raise GeometryError(
-                f"{self.variant}: kernel_depth and depth_stride must be >= 1, got {kernel_depth} and {depth_stride}"
-            )
+        _check_count(self.variant, "kernel_depth", kernel_depth)
+        _check_count(self.variant, "depth_stride", depth_stride)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.dilation = pair(kernel_size), pair(stride), pair(dilation)
         self.padding_rule = padding
@@ -394,6 +413,8 @@ class Conv3dChannels(_Geometry, nn.Module):
             _uniform_(self.bias, fan_in)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # more channels would only add depth positions, and the maps kept would come from the wrong filters
+        self._check_channels(x.shape[-3])
         h, w = x.shape[-2:]
         volume = F.pad(x, self._pads(h, w)).unsqueeze(1)  # (N, 1, C_in, H, W): channels become depth
         out = F.conv3d(
@@ -417,8 +438,7 @@ class Conv3dChannels(_Geometry, nn.Module):
 
     def output_shape(self, input_shape: Sequence[int]) -> tuple[int, int, int]:
         c, h, w = input_shape
-        if c != self.in_channels:
-            raise GeometryError(f"{self.variant} was built for {self.in_channels} input channels, got {c}")
+        self._check_channels(c)
         return (self.out_channels, *self._spatial_out(h, w))
 
 
@@ -475,7 +495,7 @@ class LocallyConnected(_Geometry, nn.Module):
         self.weight: nn.Parameter = nn.UninitializedParameter()
         self.bias: nn.Parameter | None = nn.UninitializedParameter() if bias else None
         if input_size is not None:
-            self.materialize(pair(input_size))  # type: ignore[arg-type]
+            self.materialize(pair(input_size, f"{self.variant}: input_size"))  # type: ignore[arg-type]
 
     @property
     def fan_in(self) -> int:
@@ -500,7 +520,8 @@ class LocallyConnected(_Geometry, nn.Module):
         self.input_size, self.out_size = (h, w), (out_h, out_w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = x.shape
+        n, c, h, w = x.shape
+        self._check_channels(c)
         self.materialize((h, w))
         out_h, out_w = self.out_size  # type: ignore[misc]
         cols = F.unfold(F.pad(x, self._pads(h, w)), self.kernel_size, dilation=self.dilation, stride=self.stride)
@@ -521,8 +542,7 @@ class LocallyConnected(_Geometry, nn.Module):
 
     def output_shape(self, input_shape: Sequence[int]) -> tuple[int, int, int]:
         c, h, w = input_shape
-        if c != self.in_channels:
-            raise GeometryError(f"{self.variant} was built for {self.in_channels} input channels, got {c}")
+        self._check_channels(c)
         self.materialize((h, w))
         return (self.out_channels, *self._spatial_out(h, w))
 
@@ -570,7 +590,7 @@ class Tiled(_Geometry, nn.Module):
         super().__init__()
         _check_geometry(self.variant, in_channels, out_channels, kernel_size, stride, padding, dilation)
         _check_groups(self.variant, groups, in_channels, out_channels)
-        if min(pair(tiles)) < 1:  # type: ignore[arg-type]
+        if min(pair(tiles, f"{self.variant}: tiles")) < 1:  # type: ignore[arg-type]
             raise GeometryError(f"{self.variant}: tiles must be >= 1, got {tiles}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size, self.stride, self.dilation = pair(kernel_size), pair(stride), pair(dilation)

@@ -52,9 +52,9 @@ def check_window(
         raise GeometryError(
             f"pooling takes integer kernel_size, stride and padding; got {kernel_size!r}, {stride!r}, {padding!r}"
         )
-    k = pair(kernel_size)
-    s = pair(stride) if stride is not None else k
-    p = pair(padding)
+    k = pair(kernel_size, "pooling kernel_size")
+    s = pair(stride, "pooling stride") if stride is not None else k
+    p = pair(padding, "pooling padding")
     if min(k) < 1 or min(s) < 1 or min(p) < 0:
         raise GeometryError(
             f"pooling needs kernel_size >= 1, stride >= 1 and padding >= 0; got {kernel_size}, {stride}, {padding}"

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from cnnpl import CnnplError, register
-from cnnpl.geometry import output_size, pair
+from cnnpl.geometry import output_size
+from cnnpl.layers.pooling import check_window
 from torch import nn
 
 
@@ -21,22 +22,29 @@ from torch import nn
 class SoftPool(nn.Module):
     """Softmax-weighted average pooling: ``(N, C, H, W) -> (N, C, H', W')``, the same sizes as max pooling.
 
-    ``stride`` defaults to the kernel size; padded positions get no weight (they do not dilute the
-    average). Raises :class:`cnnpl.CnnplError` for ``beta < 0`` or padding over half the kernel.
+    ``kernel_size``, ``stride`` and ``padding`` are ints or (height, width) pairs, checked as the built-in
+    pools check them; ``stride`` defaults to the kernel size. Padded positions get no weight (they do not
+    dilute the average). Raises :class:`cnnpl.CnnplError` for ``beta < 0``, and
+    :class:`cnnpl.GeometryError` for a kernel or stride below 1, negative padding or padding over half
+    the kernel.
     """
 
-    def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0, beta: float = 1.0) -> None:
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int] = 2,
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+        beta: float = 1.0,
+    ) -> None:
         super().__init__()
         if beta < 0:
             raise CnnplError(f"softpool beta must be >= 0 (0 is average pooling), got {beta}")
-        if padding > kernel_size // 2:
-            raise CnnplError(f"softpool padding must be at most half the kernel ({kernel_size // 2}), got {padding}")
-        self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
+        self.kernel_size, self.stride, self.padding = check_window(kernel_size, stride, padding)
         self.beta = beta
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        k, s, p = pair(self.kernel_size), pair(self.stride), pair(self.padding)
+        k, s, p = self.kernel_size, self.stride, self.padding
         windows = F.unfold(x, k, padding=p, stride=s).view(n, c, k[0] * k[1], -1)  # (N, C, window, positions)
         logits = self.beta * windows
         if any(p):  # padded positions are not activations: no weight at all, rather than a weight on zero
@@ -48,5 +56,5 @@ class SoftPool(nn.Module):
     def output_shape(self, input_shape: Sequence[int]) -> tuple[int, int, int]:
         """``(C, H, W) -> (C, H', W')``; raises :class:`cnnpl.GeometryError` if the window cannot fit."""
         c, h, w = input_shape
-        k, s, p = pair(self.kernel_size), pair(self.stride), pair(self.padding)
+        k, s, p = self.kernel_size, self.stride, self.padding
         return c, output_size(h, k[0], s[0], p[0]), output_size(w, k[1], s[1], p[1])
