@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import io
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,6 +20,7 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 from tests.conftest import TINY, run_cli
+from torch import nn
 
 import cnnpl
 from cnnpl import viz
@@ -243,6 +245,54 @@ def test_filters_layer_must_hold_a_conv_weight(tmp_path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "setting", ["callbacks.feature_maps.layers=[classifier.1]", "callbacks.gradcam.layer=classifier.1"]
+)
+def test_a_layer_without_maps_is_refused_before_training(tmp_path, setting: str) -> None:
+    # both used to train (and validate) until their first picture was due, then die there: Grad-CAM's after 5 epochs
+    with pytest.raises(CnnplError) as err:
+        train(compose_tiny(tmp_path, setting))
+    key = setting.split("=")[0]
+    assert re.fullmatch(
+        rf"{re.escape(key)}: 'classifier\.1' outputs \(N, \d+\), not \(N, C, h, w\) maps; name a conv layer or block",
+        str(err.value),
+    ), str(err.value)
+    assert not (tmp_path / "config.yaml").exists()  # written when training starts
+
+
+class SkipsALayer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.unused = nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def test_a_layer_the_forward_pass_skips_is_named_not_a_key_error() -> None:
+    net, blank = SkipsALayer(), torch.zeros(1, 3, 8, 8)
+    with pytest.raises(CnnplError, match=r"^layer 'unused' did not run in SkipsALayer's forward pass; name one that"):
+        viz.feature_maps(net, blank, ["conv", "unused"])
+    trainer = SimpleNamespace(datamodule=SimpleNamespace(in_channels=3, input_size=(8, 8)))
+    state = torch.get_rng_state()
+    FeatureMapsCallback().check_maps(trainer, net, ["conv"])  # a layer with maps passes
+    assert torch.equal(torch.get_rng_state(), state) and net.training  # the random state and mode are untouched
+    with pytest.raises(CnnplError, match=r"^callbacks\.feature_maps\.layers: layer 'unused' did not run"):
+        FeatureMapsCallback().check_maps(trainer, net, ["unused"])
+
+
+def test_one_name_alone_is_a_list_of_one_not_of_its_characters() -> None:
+    from cnnpl.callbacks import FreezeAfter
+
+    # callbacks.filters.layers=features.block2 on the command line: "SimpleCNN has no layer 'f'"
+    assert FiltersCallback(layers="features.block2").layers == ["features.block2"]
+    assert FeatureMapsCallback(layers="features.block2").layers == ["features.block2"]
+    assert cnnpl.build("callback", "kernels_demo", kernels="box_blur").kernels == ["box_blur"]
+    assert FreezeAfter(parameters="net.whiten.bias", epochs=1).parameters == ["net.whiten.bias"]
+    with pytest.raises(CnnplError, match=r"^callbacks\.kernels_demo\.kernels: unknown kernel 'blur'"):
+        cnnpl.build("callback", "kernels_demo", kernels="blur")
+
+
 def test_arguments_are_checked_when_built(tmp_path) -> None:
     with pytest.raises(CnnplError, match=r"^callbacks\.filters\.every_n_epochs must be an integer >= 1, got 0$"):
         train(compose_tiny(tmp_path, "callbacks.filters.every_n_epochs=0"))
@@ -280,7 +330,77 @@ def test_every_callback_is_registered() -> None:
 def test_schedule(every: int, max_epochs: int, due: list[int]) -> None:
     callback = FiltersCallback(every_n_epochs=every)
     epochs = range(max_epochs if max_epochs > 0 else 6)  # -1: no limit
-    assert [e for e in epochs if callback.due(SimpleNamespace(current_epoch=e, max_epochs=max_epochs))] == due
+    assert [e for e in epochs if callback.due(trainer_at(e, max_epochs=max_epochs))] == due
+
+
+def trainer_at(epoch: int, **settings) -> SimpleNamespace:
+    """A trainer at the end of ``epoch`` with 10 optimizer steps an epoch, and no limit but ``settings``'."""
+    values = {"max_epochs": -1, "max_steps": -1, "should_stop": False, "check_val_every_n_epoch": 1}
+    values |= {"num_training_batches": 20, "accumulate_grad_batches": 2, **settings}
+    return SimpleNamespace(current_epoch=epoch, global_step=10 * (epoch + 1), **values)
+
+
+def test_the_run_s_last_epoch_is_due_however_the_run_ends() -> None:
+    callback = FiltersCallback(every_n_epochs=5)
+    # trainer.max_steps=25 at 10 steps an epoch: the third epoch (index 2) is the last; 30 steps: the third too,
+    # 31: the fourth; without a count of batches, the epoch whose steps reach max_steps
+    assert [e for e in range(3) if callback.due(trainer_at(e, max_steps=25))] == [2]
+    assert callback.due(trainer_at(2, max_steps=25, num_training_batches=math.inf))
+    assert not callback.due(trainer_at(1, max_steps=25, num_training_batches=math.inf))
+    assert (
+        callback.final_epoch(trainer_at(0, max_steps=30)) == 2
+        and callback.final_epoch(trainer_at(0, max_steps=31)) == 3
+    )
+    assert callback.final_epoch(trainer_at(0, max_steps=31, max_epochs=2)) == 1
+    assert callback.final_epoch(trainer_at(0)) is None
+    # early stopping (or max_time) set should_stop before the epoch's end
+    assert callback.due(trainer_at(1, should_stop=True)) and not callback.due(trainer_at(1))
+
+
+@pytest.mark.parametrize(
+    ("every", "every_val", "settings", "due"),
+    [
+        (3, 2, {"max_epochs": 3}, [1]),  # the only validation: it stands for epochs 0-1 and no later one comes
+        (3, 2, {"max_epochs": 10}, [3, 5, 9]),  # validations at 1, 3, 5, 7, 9: due epochs 2, 5, 8 and the last
+        (2, 3, {"max_epochs": 10}, [2, 5, 8]),
+        (3, 1, {"max_epochs": 10}, [2, 5, 8, 9]),  # every epoch validates: the due epochs themselves
+        (5, 2, {"max_epochs": 20, "max_steps": 40}, [3]),  # max_steps ends it after epoch 3: its validation is the last
+    ],
+)
+def test_validation_diagnostics_draw_for_the_epochs_a_validation_stands_for(every, every_val, settings, due) -> None:
+    from cnnpl.callbacks import ConfusionMatrixCallback
+
+    callback = ConfusionMatrixCallback(every_n_epochs=every)
+    final = callback.final_epoch(trainer_at(0, **settings))
+    validated = [e for e in range(final + 1) if (e + 1) % every_val == 0]
+    assert [e for e in validated if callback.due(trainer_at(e, check_val_every_n_epoch=every_val, **settings))] == due
+
+
+def test_diagnostics_are_drawn_when_validation_runs_every_other_epoch(tmp_path) -> None:
+    # validation only at epoch 1 of 3, the confusion matrix due every 3: it was never drawn, and nothing said so
+    train(compose_tiny(tmp_path, "trainer.max_epochs=3", "+trainer.check_val_every_n_epoch=2", "callbacks=minimal",
+                       "+callbacks.confusion_matrix._target_=cnnpl.callbacks.ConfusionMatrixCallback",
+                       "+callbacks.confusion_matrix.every_n_epochs=3"))  # fmt: skip
+    acc = read_events(tmp_path / "tensorboard")
+    steps = [e.step for e in acc.Images("diagnostics/confusion_matrix")]
+    assert steps == [16]  # the end of epoch 1: 256 training images in batches of 32, twice
+
+
+def test_a_run_without_a_validation_split_shows_test_images() -> None:
+    # training images were shown, half of them stored mirrored under data.flip=alternate
+    from cnnpl.callbacks import GradCAMCallback
+    from cnnpl.data.shapes import ShapesDataModule
+
+    dm = ShapesDataModule(num_train=100, num_test=20, val_split=0, flip="alternate")
+    dm.setup("fit")
+    callback = GradCAMCallback(num_images=8)
+    callback.tensorboard_logger = lambda trainer: None
+    net = cnnpl.build("model", "simple_cnn", num_classes=dm.num_classes)
+    callback.setup(SimpleNamespace(datamodule=dm, is_global_zero=True), SimpleNamespace(net=net), "fit")
+    test = dm.split("test")
+    index = viz.pick_images(test.labels, 8)
+    assert torch.equal(callback.pixels, test.images[index].float() / 255)
+    assert torch.equal(callback.labels, test.labels[index])
 
 
 def test_viz_functions_work_on_a_built_model() -> None:

@@ -51,7 +51,6 @@ from cnnpl.plugins import (
     split_plugin_overrides,
 )
 
-SPLITS = ("train", "val", "test")
 USAGE = (
     "usage: python -m cnnpl.render ckpt=PATH out=DIR [config=PATH] [num_images=N] [split=val|test|train] "
     "[skip_broken_plugins=true] [key=value ...]"
@@ -286,31 +285,12 @@ def output_folder(out: str | Path) -> Path:
     return out
 
 
-def check_split_name(split: str) -> None:
-    if split not in SPLITS:
-        raise CnnplError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-
-
-def pick_split(datamodule: Any, split: str | None = None) -> str:
-    """``split`` if it names a split with images; by default ``val``, or ``test`` for a run without
-    a validation split (``data.val_split=0``, as ``experiment=fast_cifar10``). Else :class:`CnnplError`."""
-    if split is None:
-        return "val" if len(datamodule.split("val")) else "test"
-    check_split_name(split)
-    if not len(datamodule.split(split)):
-        others = [s for s in SPLITS if s != split and len(datamodule.split(s))]
-        hint = f"; pass {' or '.join(f'split={s}' for s in others)}" if others else ""
-        setting = " (the run has data.val_split=0)" if split == "val" else ""
-        raise CnnplError(f"the {split} split has no images{setting}{hint}")
-    return split
-
-
 def render(
     net: nn.Module, datamodule: Any, out: str | Path, num_images: int = 8, split: str | None = None
 ) -> list[Path]:
-    """Write every picture of ``net`` on ``datamodule``'s ``split`` (:func:`pick_split`) to ``out``;
+    """Write every picture of ``net`` on ``datamodule``'s ``split`` (:func:`cnnpl.viz.pick_split`) to ``out``;
     returns the files written."""
-    split = pick_split(datamodule, split)
+    split = viz.pick_split(datamodule, split)
     out = output_folder(out)
     files: list[Path] = []
     data = datamodule.split(split)
@@ -376,12 +356,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not options.get("num_images", "8").isdigit() or int(options.get("num_images", "8")) < 1:
             raise CnnplError(f"num_images must be a positive integer, got {options['num_images']!r}")
         if "split" in options:
-            check_split_name(options["split"])
+            viz.check_split_name(options["split"])
         output_folder(options["out"])  # before the slow part
         torch.set_grad_enabled(True)
         with plugin_warnings_on_one_line("cnnpl.render"):  # a skipped broken plugin: as the training command
             net, datamodule, _ = load_checkpoint(options["ckpt"], options.get("config"), overrides)
-        split = pick_split(datamodule, options.get("split"))
+        split = viz.pick_split(datamodule, options.get("split"))
         files = render(net, datamodule, options["out"], int(options.get("num_images", "8")), split)
     except CnnplError as err:
         print(f"cnnpl.render: error: {err}", file=sys.stderr)

@@ -307,6 +307,31 @@ def filters_rgb(
 # -- images and feature maps -----------------------------------------------------------------------
 
 
+SPLITS = ("train", "val", "test")
+
+
+def check_split_name(split: str) -> None:
+    if split not in SPLITS:
+        raise CnnplError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+
+
+def pick_split(datamodule: Any, split: str | None = None) -> str:
+    """``split`` if it names a split with images; by default ``val``, or ``test`` for a run without
+    a validation split (``data.val_split=0``, as ``experiment=fast_cifar10``). Else :class:`CnnplError`.
+
+    The split the pictures show: the callbacks' fixed images and ``python -m cnnpl.render``'s.
+    """
+    if split is None:
+        return "val" if len(datamodule.split("val")) else "test"
+    check_split_name(split)
+    if not len(datamodule.split(split)):
+        others = [s for s in SPLITS if s != split and len(datamodule.split(s))]
+        hint = f"; pass {' or '.join(f'split={s}' for s in others)}" if others else ""
+        setting = " (the run has data.val_split=0)" if split == "val" else ""
+        raise CnnplError(f"the {split} split has no images{setting}{hint}")
+    return split
+
+
 def pick_images(labels: torch.Tensor, n: int) -> torch.Tensor:
     """Indices of ``n`` images, one class after another: the first image of class 0, of class 1, ...
 
@@ -342,6 +367,9 @@ def feature_maps(net: nn.Module, images: torch.Tensor, layers: Sequence[str]) ->
     finally:
         for h in handles:
             h.remove()
+    skipped = [name for name in layers if name not in captured]
+    if skipped:
+        raise CnnplError(f"layer {skipped[0]!r} did not run in {type(net).__name__}'s forward pass; name one that does")
     return {name: captured[name] for name in layers}
 
 
@@ -355,7 +383,7 @@ def feature_map_grid(
 ) -> torch.Tensor:
     """One image's feature map ``(C, h, w)`` as a grid of its first ``max_channels`` channels.
 
-    Each channel is normalised to [0, 1] on its own (a channel that is constant shows black), enlarged
+    Each channel is normalised to [0, 1] on its own (a constant channel gets the lowest colour), enlarged
     to at least ``cell_size`` pixels by an integer factor, and drawn in grayscale (``(1, H, W)``) or
     through the matplotlib colormap ``cmap`` (``(3, H, W)``).
     """

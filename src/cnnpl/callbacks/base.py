@@ -7,6 +7,8 @@ work, and nothing here calls a collective, so DDP cannot deadlock on a picture.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -18,11 +20,19 @@ from cnnpl import viz
 from cnnpl.errors import CnnplError
 
 
+def as_names(value: str | Sequence[str]) -> list[str]:
+    """A setting that lists names, as a list: one name alone (``layers=features.block2`` on the command
+    line) is a list of one, not of its characters."""
+    return [value] if isinstance(value, str) else list(value)
+
+
 class VisualCallback(L.Callback):
     """Base of the picture callbacks: ``every_n_epochs`` scheduling and the TensorBoard writer.
 
-    An epoch ``e`` (0-based) is *due* when ``(e + 1) % every_n_epochs == 0`` or when it is the last
-    epoch of ``trainer.max_epochs``, so a run always ends with fresh pictures.
+    An epoch ``e`` (0-based) is *due* when ``(e + 1) % every_n_epochs == 0`` or when it is the run's
+    last: the last of ``trainer.max_epochs``, the one that reaches ``trainer.max_steps``, or one after
+    which the trainer stops (``trainer.should_stop``, as early stopping or ``max_time`` set it before
+    the epoch's end), so a run ends with fresh pictures.
     """
 
     name = "visual"  # the registry name; error messages use it
@@ -64,9 +74,28 @@ class VisualCallback(L.Callback):
 
     # -- helpers ------------------------------------------------------------------------------------
     def due(self, trainer: L.Trainer) -> bool:
-        epoch = trainer.current_epoch
-        last = trainer.max_epochs is not None and trainer.max_epochs > 0 and epoch + 1 >= trainer.max_epochs
-        return (epoch + 1) % self.every_n_epochs == 0 or last
+        return (trainer.current_epoch + 1) % self.every_n_epochs == 0 or self.last_epoch(trainer)
+
+    @staticmethod
+    def final_epoch(trainer: L.Trainer) -> int | None:
+        """The index of the run's last epoch as planned by ``trainer.max_epochs`` and ``trainer.max_steps``
+        (None: neither limits it)."""
+        finals = []
+        if trainer.max_epochs is not None and trainer.max_epochs > 0:
+            finals.append(trainer.max_epochs - 1)
+        max_steps, batches = trainer.max_steps, getattr(trainer, "num_training_batches", math.inf)
+        if max_steps is not None and max_steps > 0 and 0 < batches < math.inf:
+            steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)  # a last partial group steps too
+            finals.append(math.ceil(max_steps / steps_per_epoch) - 1)
+        return min(finals) if finals else None
+
+    def last_epoch(self, trainer: L.Trainer) -> bool:
+        """Whether the current epoch is the run's last, as far as the trainer knows it now."""
+        final = self.final_epoch(trainer)
+        if final is not None and trainer.current_epoch >= final:
+            return True
+        max_steps = trainer.max_steps  # -1: no limit
+        return (max_steps is not None and max_steps > 0 and trainer.global_step >= max_steps) or trainer.should_stop
 
     @staticmethod
     def new_run(trainer: L.Trainer) -> bool:
@@ -86,6 +115,32 @@ class VisualCallback(L.Callback):
                 viz.find_layer(net, name)
             except CnnplError as err:
                 raise CnnplError(f"callbacks.{self.name}.{what}: {err}") from None
+
+    def check_maps(self, trainer: L.Trainer, net: nn.Module, names: list[str], what: str = "layers") -> None:
+        """Refuse, in ``setup``, layers that the forward pass skips or whose output is not ``(N, C, h, w)``
+        maps, rather than when the first picture is due: one blank image of the data module's size goes
+        through ``net`` (eval mode, no gradients, the random state untouched)."""
+        dm = trainer.datamodule
+        channels, size = getattr(dm, "in_channels", None), getattr(dm, "input_size", None)
+        if channels is None or size is None:  # not a cnnpl data module: the pictures will tell
+            return
+        param = next(net.parameters(), None)
+        blank = torch.zeros(1, channels, *size, device=param.device if param is not None else "cpu")
+        try:
+            with torch.random.fork_rng(devices=[]):
+                maps = viz.feature_maps(net, blank, names)
+        except CnnplError as err:
+            raise CnnplError(f"callbacks.{self.name}.{what}: {err}") from None
+        for name, output in maps.items():
+            if output.dim() != 4:
+                raise CnnplError(
+                    f"callbacks.{self.name}.{what}: {name!r} outputs {_shape(output)}, not (N, C, h, w) maps; "
+                    "name a conv layer or block"
+                )
+
+
+def _shape(output: torch.Tensor) -> str:
+    return "(N, " + ", ".join(str(n) for n in output.shape[1:]) + ")"
 
 
 class ImageSampleCallback(VisualCallback):
@@ -116,9 +171,9 @@ class ImageSampleCallback(VisualCallback):
             )
         if not trainer.is_global_zero or len(self.images):
             return
-        split = dm.split("val")
-        if not len(split):  # val_split=0: no validation images, show training images
-            split = dm.split("train")
+        # val_split=0: the test split, as python -m cnnpl.render draws it (training images may be stored
+        # mirrored, data.flip=alternate, and are the ones the network fits)
+        split = dm.split(viz.pick_split(dm))
         index = viz.pick_images(split.labels, self.num_images)
         uint8 = split.images[index]
         self.images = dm.normalize(uint8)

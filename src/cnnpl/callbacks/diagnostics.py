@@ -40,6 +40,23 @@ class ValidationPredictionsCallback(VisualCallback):
         self.active = False
         self.class_names: list[str] = []
 
+    def due(self, trainer: L.Trainer) -> bool:
+        """Whether this validation draws: when a due epoch (:class:`VisualCallback`) fell since the
+        previous validation, or when no later epoch validates.
+
+        With validation every epoch (``trainer.check_val_every_n_epoch=1``, the default) that is the due
+        epochs themselves. With validation every ``n`` epochs, a validation stands for the ``n`` epochs
+        since the one before, so ``every_n_epochs=3`` with ``n=2`` still draws, and so does the run's
+        last validation.
+        """
+        n = trainer.check_val_every_n_epoch
+        if not isinstance(n, int) or n <= 1:  # every epoch, or by steps only (None)
+            return super().due(trainer)
+        epoch, final = trainer.current_epoch, self.final_epoch(trainer)
+        since_previous = range(max(epoch - n + 1, 0), epoch + 1)
+        no_later = final is not None and epoch + n > final
+        return any((e + 1) % self.every_n_epochs == 0 for e in since_previous) or no_later or self.last_epoch(trainer)
+
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.active = trainer.is_global_zero and not trainer.sanity_checking and self.due(trainer)
         if self.active:

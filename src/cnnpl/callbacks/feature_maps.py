@@ -16,7 +16,7 @@ import lightning as L
 import torch
 
 from cnnpl import viz
-from cnnpl.callbacks.base import ImageSampleCallback
+from cnnpl.callbacks.base import ImageSampleCallback, as_names
 from cnnpl.errors import CnnplError
 from cnnpl.registry import register
 
@@ -46,7 +46,7 @@ class FeatureMapsCallback(ImageSampleCallback):
             raise CnnplError(f"callbacks.feature_maps.cell_size must be an integer >= 1, got {cell_size!r}")
         if cmap is not None:
             viz.apply_colormap(torch.zeros(1, 1), cmap)  # an unknown colormap fails here, not mid-training
-        self.layers = list(layers) if layers else None
+        self.layers = as_names(layers) if layers else None
         self.max_channels, self.cell_size, self.cmap = max_channels, cell_size, cmap
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -62,6 +62,7 @@ class FeatureMapsCallback(ImageSampleCallback):
                 )
             self.layers = list(stages)
         self.check_layers(net, self.layers)
+        self.check_maps(trainer, net, self.layers)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.new_run(trainer):

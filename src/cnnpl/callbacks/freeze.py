@@ -12,6 +12,7 @@ import lightning as L
 import torch
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
+from cnnpl.callbacks.base import as_names
 from cnnpl.errors import CnnplError
 from cnnpl.registry import register
 
@@ -39,7 +40,7 @@ class FreezeAfter(L.Callback):
             raise CnnplError("callbacks.freeze.parameters must name at least one parameter")
         if epochs < 0:
             raise CnnplError(f"callbacks.freeze.epochs must be >= 0, got {epochs}")
-        self.parameters = list(parameters)
+        self.parameters = as_names(parameters)
         self.epochs = epochs
         self._frozen: list[torch.nn.Parameter] = []
         self._requires_grad: list[bool] = []  # each parameter's flag before training, restored after it

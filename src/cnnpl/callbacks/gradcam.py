@@ -58,6 +58,7 @@ class GradCAMCallback(ImageSampleCallback):
                     f"callbacks.gradcam: {type(net).__name__} has no conv layer; set callbacks.gradcam.layer"
                 )
         self.check_layers(net, [self.layer], what="layer")
+        self.check_maps(trainer, net, [self.layer], what="layer")
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not (trainer.is_global_zero and self.due(trainer)):

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import lightning as L
 
 from cnnpl import viz
-from cnnpl.callbacks.base import ImageSampleCallback
+from cnnpl.callbacks.base import ImageSampleCallback, as_names
+from cnnpl.errors import CnnplError
 from cnnpl.registry import register
 
 
@@ -27,9 +28,12 @@ class KernelsDemoCallback(ImageSampleCallback):
         super().__init__(every_n_epochs=1, num_images=num_images)
         from cnnpl import kernels as kernel_bank
 
-        self.kernels = list(kernels)
+        self.kernels = as_names(kernels)
         for name in self.kernels:
-            kernel_bank.kernel(name)  # an unknown name fails here, listing the known ones
+            try:
+                kernel_bank.kernel(name)  # an unknown name fails here, listing the known ones
+            except CnnplError as err:
+                raise CnnplError(f"callbacks.kernels_demo.kernels: {err}") from None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.new_run(trainer):
