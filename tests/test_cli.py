@@ -194,6 +194,34 @@ def test_a_sweep_job_whose_component_settings_cannot_work_is_refused_before_any_
     assert not (tmp_path / "sweep").exists()
 
 
+def test_compositions_share_the_config_store_and_still_see_what_is_stored_later() -> None:
+    # each composition (111 for --help) deep-copied the ConfigStore with every generated config in it
+    import copy
+
+    from hydra._internal.config_repository import CachingConfigRepository, ConfigRepository
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_store import ConfigStore
+
+    from cnnpl.config import _unstore
+
+    cfg = cnnpl.compose(["model=vgg16", "pool=mixed"])  # installs the sharing copy (register_component_configs)
+    store = ConfigStore.instance()
+    original = ConfigRepository(create_config_search_path(None))
+    repository = CachingConfigRepository(original)
+    [structured] = [src for src in repository.delegate.sources if src.scheme() == "structured"]
+    assert structured.store is store and repository.delegate is not original  # only the store is shared
+    assert repository.delegate.sources[0] is not original.sources[0]
+    snapshot = copy.deepcopy(store)  # anything else that copies the store still gets a copy
+    assert snapshot is not store and snapshot.repo.keys() == store.repo.keys()
+    store.store(group="cnnpl_test_later", name="late", node={"answer": 42}, provider="test")
+    try:
+        assert repository.load_config("cnnpl_test_later/late").config.answer == 42
+    finally:
+        _unstore(store, "cnnpl_test_later", "late")
+        store.repo.pop("cnnpl_test_later", None)
+    assert cnnpl.compose(["model=vgg16", "pool=mixed"]) == cfg
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -312,6 +312,36 @@ def _unstore(store: Any, group: str, name: str) -> None:
     node.pop(f"{name}.yaml", None)
 
 
+def share_config_store_in_repository_copies() -> None:
+    """Stop Hydra from deep-copying its ConfigStore each time it composes; idempotent.
+
+    Each composition (and each group that ``--help`` lists: 111 of them) makes a
+    ``CachingConfigRepository``, which deep-copies the repository of config sources so that
+    re-initialising them cannot change the original. Hydra 1.3's structured-config source holds the
+    ConfigStore itself, so every copy also deep-copies every stored node: with cnnpl's generated
+    component configs about 5 ms a copy, half a second of ``python -m cnnpl --help``
+    (benchmarks/bench_startup.py). The store is a process-wide singleton that hands out copies of
+    its nodes (``ConfigStore.load``), so the copy may share it; Hydra's own sources fetch the live
+    singleton since facebookresearch/hydra#2928 (not in a 1.3 release). Only this copy shares it:
+    ``Singleton.get_state`` still snapshots the store.
+    """
+    import copy
+
+    from hydra._internal.config_repository import CachingConfigRepository
+    from hydra.core.config_store import ConfigStore
+
+    if getattr(CachingConfigRepository.__init__, "_cnnpl_shares_store", False):
+        return
+
+    def copy_sharing_the_store(self: CachingConfigRepository, delegate: Any) -> None:
+        store = ConfigStore.instance()
+        self.delegate = copy.deepcopy(delegate, {id(store): store})
+        self.cache = {}
+
+    copy_sharing_the_store._cnnpl_shares_store = True  # type: ignore[attr-defined]
+    CachingConfigRepository.__init__ = copy_sharing_the_store  # type: ignore[method-assign]
+
+
 def register_component_configs() -> None:
     """Add a generated option to each config group for every registered component without YAML.
 
@@ -322,6 +352,7 @@ def register_component_configs() -> None:
     """
     from hydra.core.config_store import ConfigStore
 
+    share_config_store_in_repository_copies()
     store = ConfigStore.instance()
     conf = config_dir()
     for family, group in CONFIG_GROUPS.items():
