@@ -142,7 +142,8 @@ def test_a_hydra_setting_hydra_cannot_read_is_one_line_and_makes_no_folder(tmp_p
         # each job's network, built for the data's shape where the data module knows it without its files
         (
             ["pool.kernel_size=2,3"],
-            "cnnpl: error: layer features.block3.conv (Conv2d) cannot take input (64, 2, 2): kernel 3 (span 3 with "
+            "cnnpl: error: model=simple_cnn cannot take 3x32x32 images: layer features.block3.conv (Conv2d) cannot "
+            "take input (64, 2, 2): kernel 3 (span 3 with "
             "dilation 1) is larger than the input 2 padded by 0 on each side (in the sweep's job with "
             "pool.kernel_size=3)",
         ),

@@ -312,6 +312,40 @@ def test_input_too_small_fails_at_build_naming_the_layer(model: str, kwargs: dic
         _meta_build(model, **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "size", "message"),
+    [
+        (["model=vgg16"], (16, 16), "model=vgg16 cannot take 3x16x16 images: layer features.30 (MaxPool) cannot take"),
+        (["model=lenet5"], (8, 8), "model=lenet5 cannot take 3x8x8 images: layer features.c3 (Conv2d) cannot take"),
+    ],
+)
+def test_images_too_small_name_the_model_and_their_size(overrides: list[str], size: tuple, message: str) -> None:
+    from cnnpl.train import build_model
+
+    with pytest.raises(GeometryError) as err:
+        build_model(cnnpl.compose(overrides), 10, 3, size)
+    assert str(err.value).startswith(message)
+    with pytest.raises(CnnplError, match=r"^layer layer2\.0: conv2d: init='sobel_x' is a 3x3 kernel"):  # as it was
+        build_model(cnnpl.compose(["model=resnet18", "conv.init=sobel_x"]), 10, 3, (32, 32))
+
+
+@pytest.mark.parametrize("model", ["simple_cnn", "lenet5", "vgg16", "fast_net", "notes_example"])
+def test_conv_init_survives_the_architecture_s_own_initialisation(model: str) -> None:
+    # vgg16 re-initialised every conv (He normal) after the factory wrote the kernel, and conv.freeze then froze
+    # random filters; fast_net's dirac_ overwrote its first filters
+    from cnnpl.kernels import kernel
+    from cnnpl.train import build_model
+
+    net = build_model(cnnpl.compose([f"model={model}", "conv.init=sobel_x", "conv.freeze=true"]), 10, 3, (32, 32))
+    chosen = [m for m in net.modules() if getattr(m, "init", None) == "sobel_x"]
+    assert chosen
+    for conv in chosen:
+        c_in = conv.weight.shape[1]
+        expected = F.pad(kernel("sobel_x"), [(conv.weight.shape[-1] - 3) // 2] * 4) / c_in
+        torch.testing.assert_close(conv.weight, expected.expand_as(conv.weight))
+        assert not conv.weight.requires_grad
+
+
 class _Ungrouped(nn.Conv2d):
     """A conv variant without a ``groups`` parameter."""
 

@@ -30,7 +30,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from cnnpl.config import layer_factory
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, GeometryError
 from cnnpl.factory import LayerFactory
 from cnnpl.registry import MODEL_FACTORIES
 from cnnpl.viz import eval_mode
@@ -101,7 +101,14 @@ def build_model(
         if family in cfg:
             made = layer_factory(family, cfg[family])
             factories[family] = _CountedFactory(made.family, made.name, made.params)
-    net = model(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **factories)
+    try:
+        net = model(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **factories)
+    except GeometryError as err:
+        if " cannot take input " not in str(err):  # a component's own settings, not the images' size
+            raise
+        # the shape trace names the layer; say which model and which images it was traced for
+        size = f"{in_channels}x{input_size[0]}x{input_size[1]}"
+        raise GeometryError(f"model={cfg.model.get('name', '?')} cannot take {size} images: {err}") from None
     if unused is not None:
         unused.extend(family for family, made in factories.items() if not made.built)
     return net

@@ -25,6 +25,12 @@ SMALL_INPUT_MAX = 64  # pixels
 SIZE_LAYOUTS = ("imagenet", "cifar")
 
 
+def has_chosen_kernel(module: nn.Module) -> bool:
+    """Whether ``module`` is a conv built with ``init=<kernel>`` (``conv.init=sobel_x``): its weights are
+    that kernel, which an architecture's own initialisation must leave as they are."""
+    return getattr(module, "init", None) is not None
+
+
 def trace_shapes(module: nn.Module, input_shape: Sequence[int], *, prefix: str = "") -> tuple[int, ...]:
     """Walk ``module``'s children in order and return the final output shape (batch axis dropped).
 

@@ -22,7 +22,14 @@ from torch import nn
 
 from cnnpl.errors import CnnplError
 from cnnpl.factory import LayerFactory
-from cnnpl.models._util import DEFAULT_CONV, DEFAULT_NORM, DEFAULT_POOL, build_with_preferences, trace_shapes
+from cnnpl.models._util import (
+    DEFAULT_CONV,
+    DEFAULT_NORM,
+    DEFAULT_POOL,
+    build_with_preferences,
+    has_chosen_kernel,
+    trace_shapes,
+)
 from cnnpl.registry import register
 
 DEFAULT_GELU = LayerFactory("act", "gelu")
@@ -140,7 +147,8 @@ class FastNet(nn.Module):
     @torch.no_grad()
     def _init_weights(self) -> None:
         for module in self.features.modules():
-            if type(module) is not PatchWhitening and isinstance(module, nn.Conv2d) and module.groups == 1:
+            plain = type(module) is not PatchWhitening and isinstance(module, nn.Conv2d) and module.groups == 1
+            if plain and not has_chosen_kernel(module):
                 nn.init.dirac_(module.weight[: module.in_channels])  # the first in_channels filters pass x on
             if isinstance(module, nn.BatchNorm2d) and module.affine:
                 module.weight.requires_grad_(False)  # fixed at 1: the following conv sets the scale

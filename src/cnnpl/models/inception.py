@@ -22,6 +22,7 @@ from cnnpl.models._util import (
     DEFAULT_POOL,
     build_with_preferences,
     building,
+    has_chosen_kernel,
     size_layout,
     trace_path,
 )
@@ -363,7 +364,7 @@ class InceptionV3(nn.Module):
         # torchvision's initialisation: N(0, 0.1) truncated to [-2, 2] for convs and dense layers. The cut
         # sits at 20 standard deviations, so normal_ + clamp_ draws the same distribution, ~50x faster.
         for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and not has_chosen_kernel(m):
                 nn.init.normal_(m.weight, 0.0, 0.1).clamp_(-2, 2)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)

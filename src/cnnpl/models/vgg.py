@@ -15,7 +15,15 @@ import torch
 from torch import nn
 
 from cnnpl.factory import LayerFactory
-from cnnpl.models._util import DEFAULT_ACT, DEFAULT_CONV, DEFAULT_POOL, building, size_layout, trace_shapes
+from cnnpl.models._util import (
+    DEFAULT_ACT,
+    DEFAULT_CONV,
+    DEFAULT_POOL,
+    building,
+    has_chosen_kernel,
+    size_layout,
+    trace_shapes,
+)
 from cnnpl.pretrained import apply_pretrained
 from cnnpl.registry import register
 
@@ -96,7 +104,7 @@ class VGG(nn.Module):
     def _init_weights(self) -> None:
         # torchvision's initialisation: He for convs, N(0, 0.01) for dense layers, zero biases
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d) and not has_chosen_kernel(m):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
