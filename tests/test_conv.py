@@ -477,6 +477,7 @@ def test_every_conv_builds_simple_cnn(name):
         ("conv3d_channels", {"depth_stride": 1.5}, "conv3d_channels: depth_stride must be an int >= 1, got 1.5"),
         ("conv3d_channels", {"kernel_depth": 0}, "conv3d_channels: kernel_depth must be an int >= 1, got 0"),
         ("locally_connected", {"input_size": 7.5}, "locally_connected: input_size must be an int or a (height, width)"),
+        ("pointwise", {"kernel_size": 1.5}, "pointwise: kernel_size must be an int or a (height, width) pair of ints"),
     ],
 )
 def test_bad_geometry_messages(name, kwargs, message):
@@ -502,6 +503,14 @@ def test_layers_that_do_not_check_channels_natively_refuse_the_wrong_count(name)
     assert layer(torch.randn(1, 3, 6, 6)).shape == (1, 4, 4, 4)
     with pytest.raises(GeometryError, match=f"^{name} was built for 3 input channels, got 5$"):
         layer(torch.randn(1, 5, 6, 6))
+
+
+def test_integer_settings_take_numpy_and_torch_integers():
+    grouped = cnnpl.build("conv", "conv2d", in_channels=4, out_channels=4, groups=np.int64(2))
+    assert grouped.groups == 2
+    layer = cnnpl.build("conv", "conv3d_channels", in_channels=4, out_channels=4, kernel_depth=np.int64(2))
+    assert layer(torch.randn(1, 4, 5, 5)).shape == (1, 4, 3, 3)
+    assert cnnpl.build("conv", "tiled", in_channels=2, out_channels=2, tiles=torch.tensor([2, 3])).tiles == (2, 3)
 
 
 def test_dilated_takes_a_dilation_per_axis_and_scales_each_axis_padding():

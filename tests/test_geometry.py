@@ -67,6 +67,12 @@ def test_padding_modes(n, k, s, d):
 def test_pair_takes_any_integer_kind_and_never_rounds():
     assert pair(3) == (3, 3) and pair([2, 5]) == (2, 5) and pair(OmegaConf.create([2, 5])) == (2, 5)
     assert pair(np.int64(4)) == (4, 4) and pair((np.int64(1), torch.tensor(2))) == (1, 2)
+    assert pair(np.array([3, 3])) == pair(torch.tensor([3, 3])) == pair(torch.Size([3, 3])) == (3, 3)
+    assert conv_parameters(4, 4, 3, groups=np.int64(2)) == 76
+    with pytest.raises(
+        GeometryError, match=r"^x must be an int or a \(height, width\) pair of ints, got \[1\.5, 2\.0\]$"
+    ):
+        pair(torch.tensor([1.5, 2.0]), "x")
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])

@@ -31,8 +31,8 @@ Padding = int | str
 PADDING_MODES = ("valid", "same", "full")
 
 
-def _whole(value: object) -> int | None:
-    """``value`` as an int if it is one (numpy and torch integers too), else None; a bool is none."""
+def as_int(value: object) -> int | None:
+    """``value`` as an int if it is an integer (numpy and torch integers too), else None; a bool is none."""
     if isinstance(value, bool):
         return None
     try:
@@ -41,20 +41,32 @@ def _whole(value: object) -> int | None:
         return None
 
 
+def _sized(value: object) -> bool:
+    return not isinstance(value, (str, bytes)) and hasattr(value, "__len__") and hasattr(value, "__getitem__")
+
+
+def _two_items(value: object) -> bool:
+    """A list, tuple, ListConfig, ``torch.Size``, array or tensor of two items."""
+    try:
+        return _sized(value) and len(value) == 2  # type: ignore[arg-type]
+    except TypeError:  # a 0-d array or tensor has no len()
+        return False
+
+
 def pair(value: int | Sequence[int], what: str = "size") -> tuple[int, int]:
     """``value`` as a (height, width) pair: an int for both axes, or two ints.
 
     Raises :class:`GeometryError` naming ``what`` for anything else (``1.5``, ``[3, 1.5]``, ``(3, 3, 3)``),
     so that a size is never rounded or cut silently.
     """
-    whole = _whole(value)
+    whole = as_int(value)
     if whole is not None:
         return whole, whole
-    if not isinstance(value, (str, bytes)) and isinstance(value, Sequence) and len(value) == 2:
-        a, b = _whole(value[0]), _whole(value[1])
+    if _two_items(value):
+        a, b = as_int(value[0]), as_int(value[1])  # type: ignore[index]
         if a is not None and b is not None:
             return a, b
-    shown = list(value) if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) else value
+    shown = value.tolist() if hasattr(value, "tolist") else list(value) if _sized(value) else value
     raise GeometryError(f"{what} must be an int or a (height, width) pair of ints, got {shown!r}")
 
 
@@ -232,8 +244,10 @@ def conv_parameters(
     456
     """
     kh, kw = pair(kernel_size, "kernel_size")  # type: ignore[arg-type]
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+    count = as_int(groups)
+    if count is None or count < 1:
         raise GeometryError(f"groups must be an int >= 1, got {groups!r}")
+    groups = count
     if in_channels % groups or out_channels % groups:
         raise GeometryError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
     return out_channels * (in_channels // groups) * kh * kw + (out_channels if bias else 0)

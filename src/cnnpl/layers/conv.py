@@ -27,7 +27,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnpl.errors import GeometryError
-from cnnpl.geometry import Padding, axis_padding, check_padding, full_padding, output_size, padding_amounts, pair
+from cnnpl.geometry import (
+    Padding,
+    as_int,
+    axis_padding,
+    check_padding,
+    full_padding,
+    output_size,
+    padding_amounts,
+    pair,
+)
 from cnnpl.registry import register
 
 IntPair = int | tuple[int, int]
@@ -53,7 +62,8 @@ def _check_geometry(
 
 
 def _check_count(variant: str, name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    count = as_int(value)
+    if count is None or count < 1:
         raise GeometryError(f"{variant}: {name} must be an int >= 1, got {value!r}")
 
 
@@ -222,7 +232,7 @@ class Pointwise(Conv2d):
         groups: int = 1,
         bias: bool = True,
     ) -> None:
-        if pair(kernel_size) != (1, 1):
+        if pair(kernel_size, f"{self.variant}: kernel_size") != (1, 1):
             raise _refuse(
                 self.variant,
                 "kernel_size",
