@@ -340,7 +340,7 @@ def trainer_at(epoch: int, **settings) -> SimpleNamespace:
     return SimpleNamespace(current_epoch=epoch, global_step=10 * (epoch + 1), **values)
 
 
-def test_the_run_s_last_epoch_is_due_however_the_run_ends() -> None:
+def test_the_run_s_planned_last_epoch_is_due() -> None:
     callback = FiltersCallback(every_n_epochs=5)
     # trainer.max_steps=25 at 10 steps an epoch: the third epoch (index 2) is the last; 30 steps: the third too,
     # 31: the fourth; without a count of batches, the epoch whose steps reach max_steps
@@ -353,8 +353,31 @@ def test_the_run_s_last_epoch_is_due_however_the_run_ends() -> None:
     )
     assert callback.final_epoch(trainer_at(0, max_steps=31, max_epochs=2)) == 1
     assert callback.final_epoch(trainer_at(0)) is None
-    # early stopping (or max_time) set should_stop before the epoch's end
-    assert callback.due(trainer_at(1, should_stop=True)) and not callback.due(trainer_at(1))
+    assert callback.final_epoch(trainer_at(0, max_steps=25), complete=True) == 1  # epoch 2 is cut short
+    # should_stop alone is no last epoch: under trainer.min_epochs Lightning trains on with it set
+    assert not callback.due(trainer_at(1, should_stop=True))
+
+
+@pytest.mark.parametrize(
+    ("settings", "gradcam", "filters"),
+    [
+        ({}, [8], [0, 8]),  # early stopping after epoch 0 (of 6): Grad-CAM, due every 5, is drawn when training ends
+        ({"+trainer.min_epochs": 3}, [24], [0, 8, 16, 24]),  # should_stop set from epoch 0 on: epoch 2 is the last
+    ],
+)
+def test_a_run_that_stops_early_ends_with_fresh_pictures(
+    tmp_path, settings: dict, gradcam: list, filters: list
+) -> None:
+    stop = [
+        "+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping",
+        "+callbacks.stop.monitor=val/loss",
+        "+callbacks.stop.stopping_threshold=100.0",  # met at the first validation
+    ]
+    extra = [f"{key}={value}" for key, value in settings.items()]
+    train(compose_tiny(tmp_path, "trainer.max_epochs=6", "callbacks.filters.rgb=false", *stop, *extra))
+    acc = read_events(tmp_path / "tensorboard")
+    assert [e.step for e in acc.Images("gradcam/features.block3.conv")] == gradcam
+    assert [e.step for e in acc.Images("filters/features.block1.conv")] == filters
 
 
 @pytest.mark.parametrize(
@@ -365,13 +388,15 @@ def test_the_run_s_last_epoch_is_due_however_the_run_ends() -> None:
         (2, 3, {"max_epochs": 10}, [2, 5, 8]),
         (3, 1, {"max_epochs": 10}, [2, 5, 8, 9]),  # every epoch validates: the due epochs themselves
         (5, 2, {"max_epochs": 20, "max_steps": 40}, [3]),  # max_steps ends it after epoch 3: its validation is the last
+        (5, 2, {"max_epochs": 20, "max_steps": 45}, [3]),  # and when it cuts epoch 4 short, unvalidated
+        (5, 1, {"max_epochs": 20, "max_steps": 25}, [1]),  # every epoch validates but the cut-short third
     ],
 )
 def test_validation_diagnostics_draw_for_the_epochs_a_validation_stands_for(every, every_val, settings, due) -> None:
     from cnnpl.callbacks import ConfusionMatrixCallback
 
     callback = ConfusionMatrixCallback(every_n_epochs=every)
-    final = callback.final_epoch(trainer_at(0, **settings))
+    final = callback.final_epoch(trainer_at(0, **settings), complete=True)  # an epoch cut short is not validated
     validated = [e for e in range(final + 1) if (e + 1) % every_val == 0]
     assert [e for e in validated if callback.due(trainer_at(e, check_val_every_n_epoch=every_val, **settings))] == due
 

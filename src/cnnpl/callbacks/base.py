@@ -30,9 +30,10 @@ class VisualCallback(L.Callback):
     """Base of the picture callbacks: ``every_n_epochs`` scheduling and the TensorBoard writer.
 
     An epoch ``e`` (0-based) is *due* when ``(e + 1) % every_n_epochs == 0`` or when it is the run's
-    last: the last of ``trainer.max_epochs``, the one that reaches ``trainer.max_steps``, or one after
-    which the trainer stops (``trainer.should_stop``, as early stopping or ``max_time`` set it before
-    the epoch's end), so a run ends with fresh pictures.
+    planned last: the last of ``trainer.max_epochs``, or the one that reaches ``trainer.max_steps``.
+    A callback that draws at epochs' ends implements :meth:`draw`; it runs at each due epoch's end
+    and, when training ends after an epoch that was not due (early stopping, ``max_time``), once
+    more when training ends, so a run always ends with fresh pictures.
     """
 
     name = "visual"  # the registry name; error messages use it
@@ -43,6 +44,27 @@ class VisualCallback(L.Callback):
             raise CnnplError(f"callbacks.{self.name}.every_n_epochs must be an integer >= 1, got {every_n_epochs!r}")
         self.every_n_epochs = every_n_epochs
         self._logger: TensorBoardLogger | None = None
+        self._epoch_end_step: int | None = None  # the global step of this fit's last epoch end (rank zero)
+        self._drawn_step: int | None = None  # and of the last draw()
+
+    # -- drawing at epochs' ends ----------------------------------------------------------------------
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Log this callback's pictures of the network as it is now (on global rank zero)."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        self._epoch_end_step = trainer.global_step
+        if self.due(trainer):
+            self.draw(trainer, pl_module)
+            self._drawn_step = trainer.global_step
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # the run stopped after an epoch that was not due: early stopping (which Lightning runs after
+        # the other callbacks' on_train_epoch_end), max_time, or a trainer.should_stop of its own
+        if trainer.is_global_zero and self._epoch_end_step not in (None, self._drawn_step):
+            self.draw(trainer, pl_module)
+            self._drawn_step = self._epoch_end_step
 
     # -- setup --------------------------------------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -77,25 +99,27 @@ class VisualCallback(L.Callback):
         return (trainer.current_epoch + 1) % self.every_n_epochs == 0 or self.last_epoch(trainer)
 
     @staticmethod
-    def final_epoch(trainer: L.Trainer) -> int | None:
+    def final_epoch(trainer: L.Trainer, *, complete: bool = False) -> int | None:
         """The index of the run's last epoch as planned by ``trainer.max_epochs`` and ``trainer.max_steps``
-        (None: neither limits it)."""
+        (None: neither limits it). With ``complete``, the last that ``max_steps`` lets finish: Lightning
+        validates no epoch that ``max_steps`` cuts short."""
         finals = []
         if trainer.max_epochs is not None and trainer.max_epochs > 0:
             finals.append(trainer.max_epochs - 1)
         max_steps, batches = trainer.max_steps, getattr(trainer, "num_training_batches", math.inf)
         if max_steps is not None and max_steps > 0 and 0 < batches < math.inf:
             steps_per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)  # a last partial group steps too
-            finals.append(math.ceil(max_steps / steps_per_epoch) - 1)
+            epochs = max_steps / steps_per_epoch
+            finals.append((math.floor(epochs) if complete else math.ceil(epochs)) - 1)
         return min(finals) if finals else None
 
     def last_epoch(self, trainer: L.Trainer) -> bool:
-        """Whether the current epoch is the run's last, as far as the trainer knows it now."""
+        """Whether the current epoch is the run's planned last (``max_epochs``, ``max_steps``)."""
         final = self.final_epoch(trainer)
         if final is not None and trainer.current_epoch >= final:
             return True
-        max_steps = trainer.max_steps  # -1: no limit
-        return (max_steps is not None and max_steps > 0 and trainer.global_step >= max_steps) or trainer.should_stop
+        max_steps = trainer.max_steps  # -1: no limit; without a count of batches, the steps taken tell
+        return max_steps is not None and max_steps > 0 and trainer.global_step >= max_steps
 
     @staticmethod
     def new_run(trainer: L.Trainer) -> bool:
@@ -144,9 +168,10 @@ def _shape(output: torch.Tensor) -> str:
 
 
 class ImageSampleCallback(VisualCallback):
-    """A :class:`VisualCallback` that shows a fixed set of validation images.
+    """A :class:`VisualCallback` that shows a fixed set of validation images (test images in a run
+    without a validation split, :func:`cnnpl.viz.pick_split`).
 
-    In ``setup`` it picks ``num_images`` images of the data module's validation split with
+    In ``setup`` it picks ``num_images`` images of that split with
     :func:`cnnpl.viz.pick_images` (one per class in turn, the same every epoch and every run with the
     same split) and keeps them normalised with ``datamodule.normalize``.
     """

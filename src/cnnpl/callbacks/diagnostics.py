@@ -46,16 +46,17 @@ class ValidationPredictionsCallback(VisualCallback):
 
         With validation every epoch (``trainer.check_val_every_n_epoch=1``, the default) that is the due
         epochs themselves. With validation every ``n`` epochs, a validation stands for the ``n`` epochs
-        since the one before, so ``every_n_epochs=3`` with ``n=2`` still draws, and so does the run's
-        last validation.
+        since the one before, so ``every_n_epochs=3`` with ``n=2`` still draws. The run's last
+        validation draws too, also when ``max_steps`` cuts the epoch after it short (Lightning does
+        not validate that one). Early stopping decides after these pictures are drawn: a run it ends
+        has them from its last due epoch.
         """
         n = trainer.check_val_every_n_epoch
-        if not isinstance(n, int) or n <= 1:  # every epoch, or by steps only (None)
-            return super().due(trainer)
-        epoch, final = trainer.current_epoch, self.final_epoch(trainer)
+        n = n if isinstance(n, int) and n > 1 else 1  # None: validation by steps only
+        epoch, final = trainer.current_epoch, self.final_epoch(trainer, complete=True)
         since_previous = range(max(epoch - n + 1, 0), epoch + 1)
         no_later = final is not None and epoch + n > final
-        return any((e + 1) % self.every_n_epochs == 0 for e in since_previous) or no_later or self.last_epoch(trainer)
+        return any((e + 1) % self.every_n_epochs == 0 for e in since_previous) or no_later
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.active = trainer.is_global_zero and not trainer.sanity_checking and self.due(trainer)

@@ -4,7 +4,7 @@ Registry name (family ``callback``): ``embedding``.
 
 Tag: ``embedding`` in the Projector tab (one point per image, coloured by class name, each drawn as
 its image from a sprite). The files go to ``<log dir>/<global step>/embedding/``. The images are a
-fixed, class-balanced set of the validation split (:func:`cnnpl.viz.pick_images`).
+fixed, class-balanced set of the validation split (:func:`cnnpl.viz.pick_images`; the test split without one).
 
 TensorBoard lists a log folder's embeddings in its ``projector_config.pbtxt``, which
 ``SummaryWriter.add_embedding`` rewrites with the ones that writer added; the callback keeps the
@@ -44,9 +44,7 @@ class EmbeddingCallback(ImageSampleCallback):
                 raise CnnplError(f"callbacks.embedding: {err} (callbacks.embedding.layer)") from None
         self.check_layers(net, [self.layer], what="layer")
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not (trainer.is_global_zero and self.due(trainer)):
-            return
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         features = viz.embedding(self.network(pl_module), self.images, self.layer)
         metadata = [self.class_names[int(c)] for c in self.labels]
         config = Path(self.experiment.get_logdir()) / PROJECTOR_CONFIG

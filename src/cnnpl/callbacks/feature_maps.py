@@ -1,4 +1,4 @@
-"""Feature maps of a fixed set of validation images at each stage of the network.
+"""Feature maps of a fixed set of validation images (test images without a validation split) at each stage.
 
 Registry name (family ``callback``): ``feature_maps``.
 
@@ -68,9 +68,7 @@ class FeatureMapsCallback(ImageSampleCallback):
         if self.new_run(trainer):
             self.experiment.add_image("feature_maps/input", viz.grid(self.pixels, pad=2), trainer.global_step)
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not (trainer.is_global_zero and self.due(trainer)):
-            return
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         maps = viz.feature_maps(self.network(pl_module), self.images.to(pl_module.device), self.layers or [])
         for layer, fmap in maps.items():
             for i in range(len(fmap)):

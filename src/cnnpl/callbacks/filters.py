@@ -76,9 +76,8 @@ class FiltersCallback(VisualCallback):
         if self.new_run(trainer):  # the random initialisation
             self.log_filters(pl_module, trainer.global_step)
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero and self.due(trainer):
-            self.log_filters(pl_module, trainer.global_step)
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.log_filters(pl_module, trainer.global_step)
 
 
 def _filters_learn(layer: nn.Module) -> bool:

@@ -1,4 +1,4 @@
-"""Grad-CAM heat maps over a fixed set of validation images.
+"""Grad-CAM heat maps over a fixed set of validation images (test images without a validation split).
 
 Registry name (family ``callback``): ``gradcam``.
 
@@ -60,9 +60,7 @@ class GradCAMCallback(ImageSampleCallback):
         self.check_layers(net, [self.layer], what="layer")
         self.check_maps(trainer, net, [self.layer], what="layer")
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not (trainer.is_global_zero and self.due(trainer)):
-            return
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         target = self.labels if self.target == "true" else None
         cams, _ = viz.grad_cam(self.network(pl_module), self.images, str(self.layer), target)
         overlay = viz.grad_cam_overlay(self.pixels, cams, self.alpha)

@@ -41,8 +41,8 @@ class HistogramsCallback(VisualCallback):
                 grad = param.grad.detach().float() / scale if scale != 1.0 else param.grad.detach()
                 self.experiment.add_histogram(f"gradients/{name}", grad.cpu(), trainer.global_step)
 
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.weights and trainer.is_global_zero and self.due(trainer):
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.weights:  # the gradients of a training step cannot be drawn after it
             for name, param in pl_module.named_parameters():
                 self.experiment.add_histogram(f"weights/{name}", param.detach().cpu(), trainer.global_step)
 
