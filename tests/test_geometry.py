@@ -73,6 +73,10 @@ def test_pair_takes_any_integer_kind_and_never_rounds():
         GeometryError, match=r"^x must be an int or a \(height, width\) pair of ints, got \[1\.5, 2\.0\]$"
     ):
         pair(torch.tensor([1.5, 2.0]), "x")
+    # a mapping of two (pool.kernel_size={a:2,b:2}) was a KeyError; one element of an array is no int
+    for value in ({"a": 2, "b": 2}, OmegaConf.create({"a": 2, "b": 2}), {0: 3, 1: 4}, torch.tensor([3]), np.array([3])):
+        with pytest.raises(GeometryError, match=r"^x must be an int or a \(height, width\) pair of ints"):
+            pair(value, "x")
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])

@@ -327,6 +327,9 @@ def test_images_too_small_name_the_model_and_their_size(overrides: list[str], si
     assert str(err.value).startswith(message)
     with pytest.raises(CnnplError, match=r"^layer layer2\.0: conv2d: init='sobel_x' is a 3x3 kernel"):  # as it was
         build_model(cnnpl.compose(["model=resnet18", "conv.init=sobel_x"]), 10, 3, (32, 32))
+    # branches that disagree whatever the size: not the images' fault
+    with pytest.raises(GeometryError, match=r"^layer layer1\.0 \(BasicBlock\) cannot take input \(64, 16, 16\): main"):
+        build_model(cnnpl.compose(["model=resnet18", "conv.stride=2"]), 10, 3, (32, 32))
 
 
 @pytest.mark.parametrize("model", ["simple_cnn", "lenet5", "vgg16", "fast_net", "notes_example"])

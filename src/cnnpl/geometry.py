@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +35,8 @@ def as_int(value: object) -> int | None:
     """``value`` as an int if it is an integer (numpy and torch integers too), else None; a bool is none."""
     if isinstance(value, bool):
         return None
+    if getattr(value, "ndim", 0) != 0:  # an array or tensor of one element is no integer here
+        return None
     try:
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
@@ -42,7 +44,7 @@ def as_int(value: object) -> int | None:
 
 
 def _sized(value: object) -> bool:
-    return not isinstance(value, (str, bytes)) and hasattr(value, "__len__") and hasattr(value, "__getitem__")
+    return not isinstance(value, (str, bytes, Mapping)) and hasattr(value, "__len__") and hasattr(value, "__getitem__")
 
 
 def _two_items(value: object) -> bool:

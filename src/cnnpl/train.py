@@ -104,8 +104,8 @@ def build_model(
     try:
         net = model(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **factories)
     except GeometryError as err:
-        if " cannot take input " not in str(err):  # a component's own settings, not the images' size
-            raise
+        if " is larger than the input " not in str(err):  # not a window too large for what reaches it:
+            raise  # a component's own settings, or a block's branches that disagree (conv.stride=2 in resnet18)
         # the shape trace names the layer; say which model and which images it was traced for
         size = f"{in_channels}x{input_size[0]}x{input_size[1]}"
         raise GeometryError(f"model={cfg.model.get('name', '?')} cannot take {size} images: {err}") from None
