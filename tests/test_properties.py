@@ -248,7 +248,8 @@ def build_or_refuse(cfg: DictConfig, plan: list[Layer], image: int) -> torch.nn.
     except CnnplError as err:
         assert misfit is not None, f"{model} refused {image}x{image} although every layer fits (ends at {size}): {err}"
         h, w = size
-        assert str(err).startswith(f"layer {misfit} ") and re.search(rf"input \(\d+, {h}, {w}\)", str(err)), (
+        named = f"model={model} cannot take 3x{image}x{image} images: layer {misfit} "
+        assert str(err).startswith(named) and re.search(rf"input \(\d+, {h}, {w}\)", str(err)), (
             f"expected the refusal to name {misfit} and its {h}x{w} input, got: {err}"
         )
         return None
