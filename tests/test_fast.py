@@ -237,6 +237,55 @@ def test_lookahead_state_survives_a_checkpoint() -> None:
         Lookahead(decay=1.5)
 
 
+def test_lookahead_averages_a_tensor_registered_under_two_names_once() -> None:
+    # fast_net's whitening layer is net.whiten and net.features.whiten: its bias was blended twice a step
+    net = FastNet(**SMALL)
+    callback = Lookahead(every=1, decay=0.5, ramp_power=0.0)
+    _lookahead_step(callback, net, 1, 10)
+    assert "features.whiten.bias" not in callback.slow and "whiten.bias" in callback.slow
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    _lookahead_step(callback, net, 2, 10)
+    start = callback.slow["whiten.bias"]  # after the step: slow = fast = start + 0.5
+    assert torch.allclose(net.whiten.bias, start) and torch.allclose(
+        net.classifier.weight, callback.slow["classifier.weight"]
+    )
+    moved = {name: (net.get_parameter(name) - before).mean().item() for name, before in [
+        ("whiten.bias", start - 0.5), ("classifier.weight", callback.slow["classifier.weight"] - 0.5)]}  # fmt: skip
+    assert moved == pytest.approx({"whiten.bias": 0.5, "classifier.weight": 0.5})
+    # a checkpoint of before, with both names, still loads and updates
+    old = Lookahead(every=1, decay=0.5, ramp_power=0.0)
+    old.load_state_dict({"slow": {**callback.slow, "features.whiten.bias": start.clone()}, "last_step": 2})
+    _lookahead_step(old, net, 3, 10)
+    assert "features.whiten.bias" not in old.slow
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"every": "abc"}, "callbacks.lookahead.every must be an integer >= 1, got 'abc'"),
+        ({"every": 1.5}, "callbacks.lookahead.every must be an integer >= 1, got 1.5"),
+        ({"decay": None}, "callbacks.lookahead.decay must be a number in [0, 1), got None"),
+        ({"ramp_power": -1}, "callbacks.lookahead.ramp_power must be a number >= 0, got -1"),
+    ],
+)
+def test_lookahead_settings_are_refused_by_name(settings: dict, message: str) -> None:
+    with pytest.raises(CnnplError) as err:
+        Lookahead(**settings)
+    assert str(err.value) == message
+    with pytest.raises(CnnplError, match=r"^callbacks\.freeze\.epochs must be an integer >= 0, got 'abc'$"):
+        FreezeAfter(["net.whiten.bias"], epochs="abc")  # type: ignore[arg-type]
+
+
+def test_lookahead_refuses_a_run_without_an_end() -> None:
+    # its decay ramps over estimated_stepping_batches: an OverflowError after the first batch
+    endless = SimpleNamespace(max_epochs=-1, max_steps=-1)
+    with pytest.raises(CnnplError, match=r"^callbacks\.lookahead ramps its decay over the whole run"):
+        Lookahead().setup(endless, None, "fit")  # type: ignore[arg-type]
+    Lookahead().setup(SimpleNamespace(max_epochs=-1, max_steps=50), None, "fit")  # type: ignore[arg-type]
+
+
 def test_lookahead_slow_weights_follow_the_module_to_its_device() -> None:
     # a checkpoint loads onto the CPU; a run resumed on a GPU has its module there ("meta" stands in)
     restored = Lookahead(every=1)
@@ -328,7 +377,7 @@ def test_freeze_after_names_a_missing_parameter() -> None:
         _fit(system, datamodule, FreezeAfter(["net.whiten.bais"], epochs=1))
     with pytest.raises(CnnplError, match=r"net\.features\.group1\.pool has no parameters to freeze"):
         _fit(system, datamodule, FreezeAfter(["net.features.group1.pool"], epochs=1))
-    with pytest.raises(CnnplError, match="epochs must be >= 0"):
+    with pytest.raises(CnnplError, match="epochs must be an integer >= 0, got -1"):
         FreezeAfter(["net.whiten.bias"], epochs=-1)
 
 

@@ -282,3 +282,88 @@ def test_the_state_of_an_optimizer_not_torchs_own_is_left_as_it_loads() -> None:
     keep_implementation(loaded)
     loaded.load_state_dict(saved.state_dict())
     assert loaded.state_dict()["state"][0]["step"].device.type == "meta"
+
+
+# -- schedules: what they do to the optimizer, and settings they cannot take --------------------------
+
+
+def _one_cycle(optimizer: torch.optim.Optimizer, **settings) -> None:
+    from cnnpl.optim import one_cycle
+
+    one_cycle(optimizer, total_steps=10, **settings)
+
+
+def test_one_cycle_replaces_the_momentum_unless_told_to_keep_it() -> None:
+    param = nn.Parameter(torch.zeros(1))
+    sgd = torch.optim.SGD([param], lr=0.1, momentum=0.0)
+    _one_cycle(sgd)  # torch's 1cycle: momentum from max_momentum, whatever the optimizer said
+    assert sgd.param_groups[0]["momentum"] == 0.95
+    sgd = torch.optim.SGD([param], lr=0.1, momentum=0.0)
+    _one_cycle(sgd, cycle_momentum=False)
+    assert sgd.param_groups[0]["momentum"] == 0.0
+    adam = torch.optim.Adam([param], betas=(0.5, 0.999))
+    _one_cycle(adam, base_momentum=0.6, max_momentum=0.7)
+    assert adam.param_groups[0]["betas"] == (0.7, 0.999)
+    # an optimizer without momentum: one line, not torch's ValueError inside the fit
+    with pytest.raises(CnnplError, match=r"^scheduler=onecycle cycles the optimizer's momentum, and Adagrad has none"):
+        _one_cycle(torch.optim.Adagrad([param]))
+    _one_cycle(torch.optim.Adagrad([param]), cycle_momentum=False)
+    with pytest.raises(CnnplError, match=r"^scheduler\.max_momentum must be a number in \[base_momentum, 1\)"):
+        _one_cycle(sgd, base_momentum=0.9, max_momentum=0.8)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        # the preset's triangle settings stayed behind: "'DictConfig' object is not callable"
+        (
+            ["experiment=fast_cifar10", "scheduler=none"],
+            "scheduler has settings (peak_fraction, start, end) but no schedule to take them (an experiment set "
+            "them); for a constant learning rate remove them too: scheduler=none ~scheduler.peak_fraction "
+            "~scheduler.start ~scheduler.end",
+        ),
+        (
+            ["experiment=fast_cifar10", "scheduler=cosine"],
+            "cosine takes no setting peak_fraction, start, end (its settings: warmup_fraction, final_lr_fraction); "
+            "remove them with ~scheduler.peak_fraction ~scheduler.start ~scheduler.end",
+        ),
+        # checked on the run's own optimizer, not a dummy SGD with momentum: was a traceback inside the fit
+        (
+            ["optimizer._target_=torch.optim.Adagrad", "~optimizer.fused", "scheduler=onecycle"],
+            "scheduler=onecycle cycles the optimizer's momentum, and Adagrad has none; "
+            "set scheduler.cycle_momentum=false",
+        ),
+        # an endless run has no length to plan over: was an OverflowError inside the fit
+        (
+            ["trainer.max_epochs=-1", "scheduler=cosine"],
+            "scheduler (cnnpl.optim.cosine) plans the learning rate over the whole run, which trainer.max_epochs=-1 "
+            "leaves without an end",
+        ),
+    ],
+)
+def test_a_schedule_that_cannot_run_is_refused_in_one_line(overrides: list[str], message: str) -> None:
+    from cnnpl.config import compose
+    from cnnpl.train import checked_schedule
+
+    with pytest.raises(CnnplError) as err:
+        checked_schedule(compose(overrides))
+    assert str(err.value).startswith(message), str(err.value)
+    checked_schedule(compose(["trainer.max_epochs=-1", "+trainer.max_steps=100", "scheduler=cosine"]))  # an end
+
+
+@pytest.mark.parametrize("conv", ["locally_connected", "tiled"])
+def test_muon_refuses_parameters_that_are_no_filter_bank(conv: str) -> None:
+    # it orthogonalized locally_connected's per-position weights as one matrix and normalised its 3-D bias
+    from cnnpl.checks import check_muon_filters
+    from cnnpl.config import compose
+    from cnnpl.train import build_model, checked_optimizer
+
+    cfg = compose(["model=simple_cnn_bn", f"conv={conv}", "optimizer=muon"])
+    net = build_model(cfg, 10, 3, (32, 32))
+    with pytest.raises(
+        CnnplError, match=rf"^optimizer=muon steps every parameter .* but features\.block1\.conv\.\w+ \(conv={conv}\)"
+    ):
+        check_muon_filters(net, checked_optimizer(cfg), conv)
+    for fine in ("conv2d", "conv3d_channels", "depthwise_separable"):
+        cfg = compose(["model=simple_cnn_bn", f"conv={fine}", "optimizer=muon"])
+        check_muon_filters(build_model(cfg, 10, 3, (32, 32)), checked_optimizer(cfg), fine)

@@ -256,7 +256,7 @@ def check_optimizer(optimizer: Any) -> None:
             parameters = []
         defaults = {p.name: p.default for p in parameters}
         if parameters and not any(p.kind is p.VAR_KEYWORD for p in parameters):
-            _refuse_unknown_settings(optimizer, defaults)
+            _refuse_unknown_settings(optimizer, defaults, "optimizer", ("self", "params"))
         switches = {p.name for p in parameters if p.default is None and p.annotation in (bool | None, "bool | None")}
         for key, value in optimizer.keywords.items():
             if key in switches and not (value is None or isinstance(value, bool)):
@@ -277,25 +277,27 @@ def check_optimizer(optimizer: Any) -> None:
         raise CnnplError(f"optimizer config is invalid: {err}") from None
 
 
-def _refuse_unknown_settings(optimizer: partial, accepted: dict[str, Any]) -> None:
-    """Refuse settings the optimizer class does not take, all of them in one message.
+def _refuse_unknown_settings(factory: partial, accepted: dict[str, Any], group: str, supplied: Sequence[str]) -> None:
+    """Refuse settings the ``group``'s target does not take, all of them in one message.
 
     A config's ``_target_`` swapped to another class keeps the group's other settings:
     ``optimizer._target_=torch.optim.RMSprop`` on the default Adam config still passes ``fused``,
-    which RMSprop does not take (torch names only the first such setting, as a TypeError).
+    which RMSprop does not take (torch names only the first such setting, as a TypeError); and
+    ``scheduler=cosine`` over ``experiment=fast_cifar10`` keeps the triangle's ``peak_fraction``.
+    ``supplied``: the arguments cnnpl passes itself, not settings.
     """
     from cnnpl.config import group_options  # cnnpl.config imports this module
 
-    unknown = [key for key in optimizer.keywords if key not in accepted]
+    unknown = [key for key in factory.keywords if key not in accepted]
     if not unknown:
         return
-    name = getattr(optimizer.func, "__qualname__", repr(optimizer.func))
-    settings = ", ".join(key for key in accepted if key not in ("self", "params"))
-    removals = " ".join(f"~optimizer.{key}" for key in unknown)
+    name = getattr(factory.func, "__qualname__", repr(factory.func))
+    settings = ", ".join(key for key in accepted if key not in supplied) or "none"
+    removals = " ".join(f"~{group}.{key}" for key in unknown)
     it = "them" if len(unknown) > 1 else "it"
     raise CnnplError(
         f"{name} takes no setting {', '.join(unknown)} (its settings: {settings}); remove {it} with {removals}, "
-        f"or pick a config of its own (optimizer={'|'.join(group_options('optimizer'))})"
+        f"or pick a config of its own ({group}={'|'.join(group_options(group))})"
     )
 
 
@@ -321,17 +323,56 @@ def _matches(value: Any, default: Any) -> bool:
     return True
 
 
-def check_scheduler(schedule: Any) -> None:
+def check_muon_filters(net: torch.nn.Module, optimizer: Any, conv: str | None) -> None:
+    """Refuse ``optimizer=muon`` on a network with 3+-dimensional parameters that are no conv filter bank.
+
+    Muon orthogonalizes every such parameter as an ``(out, in * k * k)`` matrix and resets its norm.
+    ``conv=locally_connected`` (one kernel per output position, and a ``(C, H, W)`` bias) and
+    ``conv=tiled`` (``(t, t, C_out, C_in, f, f)``) are not that: their weights would be mixed across
+    positions or tiles, and their biases normalised.
+    """
+    from cnnpl.layers.conv import Conv3dChannels
+    from cnnpl.optim import Muon
+
+    if not (isinstance(optimizer, partial) and isinstance(optimizer.func, type) and issubclass(optimizer.func, Muon)):
+        return
+    banks = (torch.nn.modules.conv._ConvNd, Conv3dChannels)  # weights of (out, in / groups, *kernel)
+    for module_name, module in net.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            if param.ndim >= 3 and not (name == "weight" and isinstance(module, banks)):
+                where = f"{module_name}.{name}" if module_name else name
+                chosen = f" (conv={conv})" if conv else ""
+                raise CnnplError(
+                    f"optimizer=muon steps every parameter of 3+ dimensions as a conv filter bank (out, in*k*k), "
+                    f"but {where}{chosen} of shape {tuple(param.shape)} is not one; choose another conv "
+                    "(conv2d, grouped, dilated, depthwise_separable, ...) or another optimizer (optimizer=sgd)"
+                )
+
+
+def check_scheduler(schedule: Any, optimizer_factory: Any = None) -> None:
     """Build the schedule once on a dummy optimizer, so that a bad setting fails now, not at the fit.
 
     ``schedule`` is what ``instantiate(cfg.scheduler)`` returns: a callable
     ``schedule(optimizer, total_steps=...)`` (cnnpl's builders in :mod:`cnnpl.optim` check their
-    ranges), or ``None`` for a constant learning rate.
+    ranges), or ``None`` for a constant learning rate. The dummy optimizer is the run's own
+    (``optimizer_factory``, checked before) where it builds on one parameter, as one-cycle needs
+    momentum of it; else SGD with momentum.
     """
     if schedule is None:
         return
+    if isinstance(schedule, partial):
+        try:
+            parameters = list(inspect.signature(schedule.func).parameters.values())
+        except (TypeError, ValueError):
+            parameters = []
+        if parameters and not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            accepted = {p.name: p.default for p in parameters}
+            _refuse_unknown_settings(schedule, accepted, "scheduler", ("optimizer", "total_steps"))
     param = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([param], lr=0.1, momentum=0.9)  # has the momentum one-cycle cycles
+    try:
+        optimizer = optimizer_factory([param])
+    except Exception:  # no factory, or one that needs more than a parameter: the momentum one-cycle cycles
+        optimizer = torch.optim.SGD([param], lr=0.1, momentum=0.9)
     try:
         schedule(optimizer, total_steps=10)
     except CnnplError:

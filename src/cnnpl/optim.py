@@ -52,15 +52,31 @@ def one_cycle(
     pct_start: float = 0.25,
     div_factor: float = 25.0,
     final_div_factor: float = 1e4,
+    cycle_momentum: bool = True,
+    base_momentum: float = 0.85,
+    max_momentum: float = 0.95,
 ) -> LRScheduler:
     """Smith's one-cycle policy peaking at the optimizer's configured lr (``OneCycleLR``).
 
     The lr starts at lr / ``div_factor``, peaks at lr after ``pct_start`` of the steps and ends at
-    lr / (``div_factor`` x ``final_div_factor``).
+    lr / (``div_factor`` x ``final_div_factor``). With ``cycle_momentum`` (torch's default) the
+    momentum (Adam's beta1) runs the other way, from ``max_momentum`` down to ``base_momentum`` at the
+    peak and back: it replaces ``optimizer.momentum`` (``betas[0]``) for the whole run.
+    ``cycle_momentum=false`` keeps the optimizer's own, and is needed for one without momentum.
     """
     check_setting("pct_start", pct_start, "in (0, 1)", lambda v: 0 < v < 1)
     check_setting("div_factor", div_factor, "> 0", lambda v: v > 0)
     check_setting("final_div_factor", final_div_factor, "> 0", lambda v: v > 0)
+    if not isinstance(cycle_momentum, bool):
+        raise CnnplError(f"scheduler.cycle_momentum must be true or false, got {cycle_momentum!r}")
+    check_setting("base_momentum", base_momentum, "in [0, 1)", lambda v: 0 <= v < 1)
+    check_setting("max_momentum", max_momentum, f"in [base_momentum, 1) = [{base_momentum}, 1)",
+                  lambda v: base_momentum <= v < 1)  # fmt: skip
+    if cycle_momentum and not any("momentum" in g or "betas" in g for g in optimizer.param_groups):
+        raise CnnplError(
+            f"scheduler=onecycle cycles the optimizer's momentum, and {type(optimizer).__name__} has none; "
+            "set scheduler.cycle_momentum=false"
+        )
     max_lr = [group["lr"] for group in optimizer.param_groups]
     return OneCycleLR(
         optimizer,
@@ -69,6 +85,9 @@ def one_cycle(
         pct_start=pct_start,
         div_factor=div_factor,
         final_div_factor=final_div_factor,
+        cycle_momentum=cycle_momentum,
+        base_momentum=base_momentum,
+        max_momentum=max_momentum,
     )
 
 

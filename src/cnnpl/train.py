@@ -661,8 +661,21 @@ def checked_schedule(cfg: DictConfig) -> Any:
     """The learning-rate schedule ``cfg.scheduler`` builds (``None`` for ``scheduler=none``), checked."""
     from cnnpl.checks import check_scheduler
 
-    schedule = _instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    check_scheduler(schedule)
+    node = cfg.get("scheduler")
+    if node and "_target_" not in node:  # scheduler=none (or ~scheduler._target_) under a preset's settings
+        removals = " ".join(f"~scheduler.{key}" for key in node)
+        raise CnnplError(
+            f"scheduler has settings ({', '.join(node)}) but no schedule to take them (an experiment set them); "
+            f"for a constant learning rate remove them too: scheduler=none {removals}"
+        )
+    trainer = cfg.get("trainer") or {}
+    if node and trainer.get("max_epochs") == -1 and trainer.get("max_steps", -1) in (-1, None):
+        raise CnnplError(
+            f"scheduler ({node._target_}) plans the learning rate over the whole run, which trainer.max_epochs=-1 "
+            "leaves without an end; set trainer.max_epochs or +trainer.max_steps, or choose scheduler=none"
+        )
+    schedule = _instantiate(node) if node else None
+    check_scheduler(schedule, _instantiate(cfg.optimizer) if cfg.get("optimizer") else None)
     return schedule
 
 
@@ -690,7 +703,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         resolve_ckpt_path,
         set_aside_attempt,
     )
-    from cnnpl.checks import check_eval_shards, check_tta
+    from cnnpl.checks import check_eval_shards, check_muon_filters, check_tta
     from cnnpl.distributed import check_launch, in_sweep, is_worker
     from cnnpl.hooks import skip_unused_batch_hooks
     from cnnpl.loggers import start_logs
@@ -720,6 +733,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     chosen = {family: (cfg.get(family) or {}).get("name") for family in MODEL_FACTORIES}
     check_train_sizes(net, datamodule, cfg.model.get("name", "?"), cfg.trainer.get("max_epochs"), chosen)
     optimizer, schedule = checked_optimizer(cfg), checked_schedule(cfg)
+    check_muon_filters(net, optimizer, chosen.get("conv"))
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
 
     callbacks = build_callbacks(cfg)

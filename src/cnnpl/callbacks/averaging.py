@@ -29,18 +29,37 @@ class Lookahead(L.Callback):
     """
 
     def __init__(self, every: int = 5, decay: float = 0.95**5, ramp_power: float = 3.0) -> None:
-        if every < 1 or not 0.0 <= decay < 1.0 or ramp_power < 0:
-            raise CnnplError(
-                f"lookahead needs every >= 1, decay in [0, 1) and ramp_power >= 0; got {every}, {decay}, {ramp_power}"
-            )
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise CnnplError(f"callbacks.lookahead.every must be an integer >= 1, got {every!r}")
+        for key, value, rule, holds in (
+            ("decay", decay, "in [0, 1)", lambda v: 0.0 <= v < 1.0),
+            ("ramp_power", ramp_power, ">= 0", lambda v: v >= 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not holds(value):
+                raise CnnplError(f"callbacks.lookahead.{key} must be a number {rule}, got {value!r}")
         self.every = every
         self.decay = decay
         self.ramp_power = ramp_power
         self.slow: dict[str, torch.Tensor] | None = None
         self._last_step = 0
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and trainer.max_epochs == -1 and trainer.max_steps == -1:
+            raise CnnplError(
+                "callbacks.lookahead ramps its decay over the whole run, which trainer.max_epochs=-1 leaves without "
+                "an end; set trainer.max_epochs or +trainer.max_steps"
+            )
+
     def _fast(self, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
-        return {name: t for name, t in pl_module.state_dict().items() if t.is_floating_point()}
+        """The module's floating-point state, each tensor once: a module registered under two names
+        (fast_net's ``whiten`` is also ``features.whiten``) would be averaged twice a step."""
+        fast, seen = {}, set()
+        for name, t in pl_module.state_dict().items():
+            key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
+            if t.is_floating_point() and key not in seen:
+                seen.add(key)
+                fast[name] = t
+        return fast
 
     @torch.no_grad()
     def on_train_batch_end(
@@ -53,6 +72,8 @@ class Lookahead(L.Callback):
         fast = self._fast(pl_module)
         if self.slow is None:  # first update: start from the weights as they are now
             self.slow = {name: t.detach().clone() for name, t in fast.items()}
+        elif self.slow.keys() != fast.keys():  # a checkpoint of before: one slow copy per tensor, not per name
+            self.slow = {name: slow for name, slow in self.slow.items() if name in fast}
         elif any(slow.device != fast[name].device for name, slow in self.slow.items()):  # resumed on a GPU
             self.slow = {name: slow.to(fast[name].device) for name, slow in self.slow.items()}
         decay = 1.0 if step >= total else self.decay * (step / total) ** self.ramp_power

@@ -38,8 +38,8 @@ class FreezeAfter(L.Callback):
     def __init__(self, parameters: Sequence[str], epochs: int) -> None:
         if not parameters:
             raise CnnplError("callbacks.freeze.parameters must name at least one parameter")
-        if epochs < 0:
-            raise CnnplError(f"callbacks.freeze.epochs must be >= 0, got {epochs}")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise CnnplError(f"callbacks.freeze.epochs must be an integer >= 0, got {epochs!r}")
         self.parameters = as_names(parameters)
         self.epochs = epochs
         self._frozen: list[torch.nn.Parameter] = []
