@@ -180,3 +180,18 @@ def test_the_listing_takes_a_config_groups_name_and_suggests_a_family(capsys) ->
     assert capsys.readouterr().err.startswith("cnnpl: error: unknown family 'pools'; did you mean pool? families: ")
     assert main(["--jsn"]) == 2
     assert capsys.readouterr().err.startswith("cnnpl: error: unknown option '--jsn'; did you mean --json? usage: ")
+
+
+def test_the_listing_piped_into_a_reader_that_stops_ends_quietly() -> None:
+    # `python -m cnnpl.list | head` ended in a BrokenPipeError traceback
+    import subprocess
+    import sys
+
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "cnnpl.list", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert listing.stdout is not None and listing.stderr is not None
+    listing.stdout.close()  # the reader is gone before the listing writes
+    stderr = listing.stderr.read().decode()
+    assert listing.wait(timeout=120) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

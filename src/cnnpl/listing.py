@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -199,5 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CnnplError as err:
         print(f"cnnpl: error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(data, indent=2, default=repr) if as_json else render(data))
+    try:
+        print(json.dumps(data, indent=2, default=repr) if as_json else render(data))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `python -m cnnpl.list | head`: the reader has what it wanted
+        # Python's recipe (docs of the signal module): stdout to devnull, so the flush at exit fails no more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
