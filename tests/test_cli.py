@@ -148,6 +148,12 @@ def test_a_hydra_setting_hydra_cannot_read_is_one_line_and_makes_no_folder(tmp_p
             "pool.kernel_size=3)",
         ),
         (["data.image_size=32,8"], "cannot take input (64, 1, 1): kernel 2 (span 2 with dilation 1) is larger than"),
+        # the network's parameters for the optimizer, and a lookahead on a run without an end: job #0 trained before
+        (["optimizer=muon", "model=simple_cnn_bn", "conv=conv2d,tiled"], "(in the sweep's job with conv=tiled)"),
+        (
+            ["+callbacks.la._target_=cnnpl.callbacks.Lookahead", "trainer.max_epochs=1,-1"],
+            "cnnpl: error: callbacks.la ramps its decay over the whole run, which trainer.max_epochs=-1 leaves",
+        ),
     ],
 )
 def test_a_sweep_with_a_bad_value_ends_with_one_clear_message(tmp_path: Path, sweep: list[str], message: str) -> None:

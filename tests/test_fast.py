@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import ctypes
 import importlib
 import os
@@ -254,11 +255,14 @@ def test_lookahead_averages_a_tensor_registered_under_two_names_once() -> None:
     moved = {name: (net.get_parameter(name) - before).mean().item() for name, before in [
         ("whiten.bias", start - 0.5), ("classifier.weight", callback.slow["classifier.weight"] - 0.5)]}  # fmt: skip
     assert moved == pytest.approx({"whiten.bias": 0.5, "classifier.weight": 0.5})
-    # a checkpoint of before, with both names, still loads and updates
-    old = Lookahead(every=1, decay=0.5, ramp_power=0.0)
-    old.load_state_dict({"slow": {**callback.slow, "features.whiten.bias": start.clone()}, "last_step": 2})
-    _lookahead_step(old, net, 3, 10)
-    assert "features.whiten.bias" not in old.slow
+    # a checkpoint of before, with both names, still loads and updates, also on another device ("meta" stands in
+    # for a GPU: a checkpoint loads onto the CPU, and dropping the second name once skipped the move)
+    for device in ("cpu", "meta"):
+        old = Lookahead(every=1, decay=0.5, ramp_power=0.0)
+        slow = {**callback.slow, "features.whiten.bias": start.clone()}
+        old.load_state_dict({"slow": {k: v.clone() for k, v in slow.items()}, "last_step": 2})
+        _lookahead_step(old, copy.deepcopy(net).to(device), 3, 10)
+        assert "features.whiten.bias" not in old.slow and {t.device.type for t in old.slow.values()} == {device}
 
 
 @pytest.mark.parametrize(

@@ -339,6 +339,15 @@ def test_one_cycle_replaces_the_momentum_unless_told_to_keep_it() -> None:
             "scheduler (cnnpl.optim.cosine) plans the learning rate over the whole run, which trainer.max_epochs=-1 "
             "leaves without an end",
         ),
+        (  # Lightning reads a null max_epochs with a max_time as -1: an OverflowError inside the fit
+            ["trainer.max_epochs=null", "+trainer.max_time=00:00:00:05", "scheduler=cosine"],
+            "scheduler (cnnpl.optim.cosine) plans the learning rate over the whole run, which trainer.max_epochs=null "
+            "with trainer.max_time leaves without an end",
+        ),
+        (
+            ["+callbacks.la._target_=cnnpl.callbacks.Lookahead", "trainer.max_epochs=-1"],
+            "callbacks.la ramps its decay over the whole run, which trainer.max_epochs=-1 leaves without an end",
+        ),
     ],
 )
 def test_a_schedule_that_cannot_run_is_refused_in_one_line(overrides: list[str], message: str) -> None:
@@ -347,7 +356,7 @@ def test_a_schedule_that_cannot_run_is_refused_in_one_line(overrides: list[str],
 
     with pytest.raises(CnnplError) as err:
         checked_schedule(compose(overrides))
-    assert str(err.value).startswith(message), str(err.value)
+    assert str(err.value).startswith(message) and "pick a config" not in str(err.value), str(err.value)
     checked_schedule(compose(["trainer.max_epochs=-1", "+trainer.max_steps=100", "scheduler=cosine"]))  # an end
 
 
@@ -363,7 +372,15 @@ def test_muon_refuses_parameters_that_are_no_filter_bank(conv: str) -> None:
     with pytest.raises(
         CnnplError, match=rf"^optimizer=muon steps every parameter .* but features\.block1\.conv\.\w+ \(conv={conv}\)"
     ):
-        check_muon_filters(net, checked_optimizer(cfg), conv)
+        check_muon_filters(net, checked_optimizer(cfg), {"conv": conv})
+    # a pool's parameter is named with its pool, not blamed on the conv
+    cfg = compose(["model=simple_cnn_bn", "pool=gated", "optimizer=muon"])
+    with pytest.raises(
+        CnnplError, match=r"features\.block1\.pool\.mask \(pool=gated\) of shape \(1, 1, 2, 2\) .* choose another pool"
+    ):
+        check_muon_filters(
+            build_model(cfg, 10, 3, (32, 32)), checked_optimizer(cfg), {"conv": "conv2d", "pool": "gated"}
+        )
     for fine in ("conv2d", "conv3d_channels", "depthwise_separable"):
         cfg = compose(["model=simple_cnn_bn", f"conv={fine}", "optimizer=muon"])
-        check_muon_filters(build_model(cfg, 10, 3, (32, 32)), checked_optimizer(cfg), fine)
+        check_muon_filters(build_model(cfg, 10, 3, (32, 32)), checked_optimizer(cfg), {"conv": fine})

@@ -182,13 +182,14 @@ def test_the_listing_takes_a_config_groups_name_and_suggests_a_family(capsys) ->
     assert capsys.readouterr().err.startswith("cnnpl: error: unknown option '--jsn'; did you mean --json? usage: ")
 
 
-def test_the_listing_piped_into_a_reader_that_stops_ends_quietly() -> None:
+@pytest.mark.parametrize("flag", ["--json", "--help"])
+def test_the_listing_piped_into_a_reader_that_stops_ends_quietly(flag: str) -> None:
     # `python -m cnnpl.list | head` ended in a BrokenPipeError traceback
     import subprocess
     import sys
 
     listing = subprocess.Popen(
-        [sys.executable, "-m", "cnnpl.list", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [sys.executable, "-m", "cnnpl.list", flag], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     assert listing.stdout is not None and listing.stderr is not None
     listing.stdout.close()  # the reader is gone before the listing writes

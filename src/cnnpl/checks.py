@@ -295,9 +295,13 @@ def _refuse_unknown_settings(factory: partial, accepted: dict[str, Any], group: 
     settings = ", ".join(key for key in accepted if key not in supplied) or "none"
     removals = " ".join(f"~{group}.{key}" for key in unknown)
     it = "them" if len(unknown) > 1 else "it"
+    # another optimizer config replaces the swapped _target_'s settings; a schedule's leftovers come from
+    # an experiment, which every scheduler config keeps
+    instead = (
+        f", or pick a config of its own ({group}={'|'.join(group_options(group))})" if group == "optimizer" else ""
+    )
     raise CnnplError(
-        f"{name} takes no setting {', '.join(unknown)} (its settings: {settings}); remove {it} with {removals}, "
-        f"or pick a config of its own ({group}={'|'.join(group_options(group))})"
+        f"{name} takes no setting {', '.join(unknown)} (its settings: {settings}); remove {it} with {removals}{instead}"
     )
 
 
@@ -323,30 +327,44 @@ def _matches(value: Any, default: Any) -> bool:
     return True
 
 
-def check_muon_filters(net: torch.nn.Module, optimizer: Any, conv: str | None) -> None:
+def check_muon_filters(net: torch.nn.Module, optimizer: Any, components: Mapping[str, Any] | None = None) -> None:
     """Refuse ``optimizer=muon`` on a network with 3+-dimensional parameters that are no conv filter bank.
 
     Muon orthogonalizes every such parameter as an ``(out, in * k * k)`` matrix and resets its norm.
-    ``conv=locally_connected`` (one kernel per output position, and a ``(C, H, W)`` bias) and
-    ``conv=tiled`` (``(t, t, C_out, C_in, f, f)``) are not that: their weights would be mixed across
-    positions or tiles, and their biases normalised.
+    ``conv=locally_connected`` (one kernel per output position, and a ``(C, H, W)`` bias),
+    ``conv=tiled`` (``(t, t, C_out, C_in, f, f)``) and ``pool=gated``'s ``(1, 1, k, k)`` mask are not
+    that: their weights would be mixed across positions or tiles, and normalised. ``components``: the
+    run's ``{family: name}`` choices, to name the one the parameter belongs to.
     """
     from cnnpl.layers.conv import Conv3dChannels
     from cnnpl.optim import Muon
+    from cnnpl.registry import get_registry
 
     if not (isinstance(optimizer, partial) and isinstance(optimizer.func, type) and issubclass(optimizer.func, Muon)):
         return
     banks = (torch.nn.modules.conv._ConvNd, Conv3dChannels)  # weights of (out, in / groups, *kernel)
     for module_name, module in net.named_modules():
         for name, param in module.named_parameters(recurse=False):
-            if param.ndim >= 3 and not (name == "weight" and isinstance(module, banks)):
-                where = f"{module_name}.{name}" if module_name else name
-                chosen = f" (conv={conv})" if conv else ""
-                raise CnnplError(
-                    f"optimizer=muon steps every parameter of 3+ dimensions as a conv filter bank (out, in*k*k), "
-                    f"but {where}{chosen} of shape {tuple(param.shape)} is not one; choose another conv "
-                    "(conv2d, grouped, dilated, depthwise_separable, ...) or another optimizer (optimizer=sgd)"
-                )
+            if param.ndim < 3 or (name == "weight" and isinstance(module, banks)):
+                continue
+            where = f"{module_name}.{name}" if module_name else name
+            owner = next(
+                (
+                    (family, choice)
+                    for family, choice in (components or {}).items()
+                    if isinstance(choice, str)
+                    and choice in get_registry(family).names()
+                    and isinstance(get_registry(family).get(choice), type)
+                    and isinstance(module, get_registry(family).get(choice))
+                ),
+                None,
+            )
+            instead = f"choose another {owner[0]} or another optimizer" if owner else "choose another optimizer"
+            raise CnnplError(
+                f"optimizer=muon steps every parameter of 3+ dimensions as a conv filter bank (out, in*k*k), "
+                f"but {where}{f' ({owner[0]}={owner[1]})' if owner else ''} of shape {tuple(param.shape)} is not "
+                f"one; {instead} (optimizer=sgd)"
+            )
 
 
 def check_scheduler(schedule: Any, optimizer_factory: Any = None) -> None:

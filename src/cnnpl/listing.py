@@ -185,7 +185,7 @@ def _family(word: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if "-h" in args or "--help" in args:
-        print(USAGE)
+        _print(USAGE)
         return 0
     as_json = "--json" in args
     args = [a for a in args if a != "--json"]
@@ -200,10 +200,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CnnplError as err:
         print(f"cnnpl: error: {err}", file=sys.stderr)
         return 2
+    _print(json.dumps(data, indent=2, default=repr) if as_json else render(data))
+    return 0
+
+
+def _print(text: str) -> None:
     try:
-        print(json.dumps(data, indent=2, default=repr) if as_json else render(data))
+        print(text)
         sys.stdout.flush()
     except BrokenPipeError:  # `python -m cnnpl.list | head`: the reader has what it wanted
         # Python's recipe (docs of the signal module): stdout to devnull, so the flush at exit fails no more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0

@@ -635,6 +635,8 @@ def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
     For every job of a sweep, before the first trains (a run checks its own network once its data is
     loaded). A failure that is not cnnpl's refusal is left to the job, which reports it in full.
     """
+    from cnnpl.checks import check_muon_filters
+
     known = datamodule.known_shape() if hasattr(datamodule, "known_shape") else None
     if known is None:
         return
@@ -642,6 +644,8 @@ def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
     try:
         net = build_model(cfg, num_classes, in_channels, input_size)
         check_forward(net, num_classes, in_channels, input_size, cfg.model.get("name", "?"))
+        chosen = {family: (cfg.get(family) or {}).get("name") for family in MODEL_FACTORIES}
+        check_muon_filters(net, _instantiate(cfg.optimizer), chosen)
     except CnnplError:
         raise
     except Exception:  # a component's own bug: the job's traceback says more than one line could
@@ -657,6 +661,25 @@ def checked_optimizer(cfg: DictConfig) -> Any:
     return optimizer
 
 
+def _endless(trainer: Mapping[str, Any]) -> str | None:
+    """The settings that leave the run without an end, as Lightning reads them (None if it has one)."""
+    max_steps = trainer.get("max_steps", -1)
+    if isinstance(max_steps, int) and max_steps > 0:
+        return None
+    max_epochs = trainer.get("max_epochs")
+    if max_epochs == -1:
+        return "trainer.max_epochs=-1"
+    if max_epochs is None and trainer.get("max_time") is not None:  # Lightning's 1000-epoch default yields to it
+        return "trainer.max_epochs=null with trainer.max_time"
+    return None
+
+
+def _is_lookahead(node: Any) -> bool:
+    target = str((node or {}).get("_target_", "")) if isinstance(node, Mapping) else ""
+    args = list((node or {}).get("_args_") or []) if isinstance(node, Mapping) else []
+    return target.endswith("Lookahead") or args == ["callback", "lookahead"]
+
+
 def checked_schedule(cfg: DictConfig) -> Any:
     """The learning-rate schedule ``cfg.scheduler`` builds (``None`` for ``scheduler=none``), checked."""
     from cnnpl.checks import check_scheduler
@@ -668,11 +691,17 @@ def checked_schedule(cfg: DictConfig) -> Any:
             f"scheduler has settings ({', '.join(node)}) but no schedule to take them (an experiment set them); "
             f"for a constant learning rate remove them too: scheduler=none {removals}"
         )
-    trainer = cfg.get("trainer") or {}
-    if node and trainer.get("max_epochs") == -1 and trainer.get("max_steps", -1) in (-1, None):
+    endless = _endless(cfg.get("trainer") or {})
+    if node and endless:
         raise CnnplError(
-            f"scheduler ({node._target_}) plans the learning rate over the whole run, which trainer.max_epochs=-1 "
-            "leaves without an end; set trainer.max_epochs or +trainer.max_steps, or choose scheduler=none"
+            f"scheduler ({node._target_}) plans the learning rate over the whole run, which {endless} leaves "
+            "without an end; set trainer.max_epochs or +trainer.max_steps, or choose scheduler=none"
+        )
+    lookahead = [key for key, cb in (cfg.get("callbacks") or {}).items() if _is_lookahead(cb)]
+    if lookahead and endless:
+        raise CnnplError(
+            f"callbacks.{lookahead[0]} ramps its decay over the whole run, which {endless} leaves without an end; "
+            "set trainer.max_epochs or +trainer.max_steps"
         )
     schedule = _instantiate(node) if node else None
     check_scheduler(schedule, _instantiate(cfg.optimizer) if cfg.get("optimizer") else None)
@@ -733,7 +762,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     chosen = {family: (cfg.get(family) or {}).get("name") for family in MODEL_FACTORIES}
     check_train_sizes(net, datamodule, cfg.model.get("name", "?"), cfg.trainer.get("max_epochs"), chosen)
     optimizer, schedule = checked_optimizer(cfg), checked_schedule(cfg)
-    check_muon_filters(net, optimizer, chosen.get("conv"))
+    check_muon_filters(net, optimizer, chosen)
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
 
     callbacks = build_callbacks(cfg)

@@ -44,10 +44,11 @@ class Lookahead(L.Callback):
         self._last_step = 0
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # cnnpl.train refuses such a run before this (naming the settings); a Trainer of one's own gets here
         if stage == "fit" and trainer.max_epochs == -1 and trainer.max_steps == -1:
             raise CnnplError(
-                "callbacks.lookahead ramps its decay over the whole run, which trainer.max_epochs=-1 leaves without "
-                "an end; set trainer.max_epochs or +trainer.max_steps"
+                "callbacks.lookahead ramps its decay over the whole run, which has no end (trainer.max_epochs=-1, "
+                "or null with trainer.max_time); set trainer.max_epochs or +trainer.max_steps"
             )
 
     def _fast(self, pl_module: L.LightningModule) -> dict[str, torch.Tensor]:
@@ -72,9 +73,9 @@ class Lookahead(L.Callback):
         fast = self._fast(pl_module)
         if self.slow is None:  # first update: start from the weights as they are now
             self.slow = {name: t.detach().clone() for name, t in fast.items()}
-        elif self.slow.keys() != fast.keys():  # a checkpoint of before: one slow copy per tensor, not per name
+        if self.slow.keys() != fast.keys():  # a checkpoint of before: one slow copy per tensor, not per name
             self.slow = {name: slow for name, slow in self.slow.items() if name in fast}
-        elif any(slow.device != fast[name].device for name, slow in self.slow.items()):  # resumed on a GPU
+        if any(slow.device != fast[name].device for name, slow in self.slow.items()):  # resumed on a GPU
             self.slow = {name: slow.to(fast[name].device) for name, slow in self.slow.items()}
         decay = 1.0 if step >= total else self.decay * (step / total) ** self.ramp_power
         for name, slow in self.slow.items():
