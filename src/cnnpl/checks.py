@@ -17,6 +17,7 @@ evaluation split at the test), or not at all (``fit=maybe`` counting as true):
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import types
@@ -338,7 +339,7 @@ def check_muon_filters(net: torch.nn.Module, optimizer: Any, components: Mapping
     """
     from cnnpl.layers.conv import Conv3dChannels
     from cnnpl.optim import Muon
-    from cnnpl.registry import get_registry
+    from cnnpl.registry import chosen_component
 
     if not (isinstance(optimizer, partial) and isinstance(optimizer.func, type) and issubclass(optimizer.func, Muon)):
         return
@@ -348,17 +349,7 @@ def check_muon_filters(net: torch.nn.Module, optimizer: Any, components: Mapping
             if param.ndim < 3 or (name == "weight" and isinstance(module, banks)):
                 continue
             where = f"{module_name}.{name}" if module_name else name
-            owner = next(
-                (
-                    (family, choice)
-                    for family, choice in (components or {}).items()
-                    if isinstance(choice, str)
-                    and choice in get_registry(family).names()
-                    and isinstance(get_registry(family).get(choice), type)
-                    and isinstance(module, get_registry(family).get(choice))
-                ),
-                None,
-            )
+            owner = chosen_component(module, components)
             instead = f"choose another {owner[0]} or another optimizer" if owner else "choose another optimizer"
             raise CnnplError(
                 f"optimizer=muon steps every parameter of 3+ dimensions as a conv filter bank (out, in*k*k), "
@@ -387,10 +378,10 @@ def check_scheduler(schedule: Any, optimizer_factory: Any = None) -> None:
             accepted = {p.name: p.default for p in parameters}
             _refuse_unknown_settings(schedule, accepted, "scheduler", ("optimizer", "total_steps"))
     param = torch.nn.Parameter(torch.zeros(1))
-    try:
-        optimizer = optimizer_factory([param])
-    except Exception:  # no factory, or one that needs more than a parameter: the momentum one-cycle cycles
-        optimizer = torch.optim.SGD([param], lr=0.1, momentum=0.9)
+    optimizer = torch.optim.SGD([param], lr=0.1, momentum=0.9)  # the momentum one-cycle cycles
+    if optimizer_factory is not None:
+        with contextlib.suppress(Exception):  # a factory that needs more than one parameter: SGD stands in
+            optimizer = optimizer_factory([param])
     try:
         schedule(optimizer, total_steps=10)
     except CnnplError:

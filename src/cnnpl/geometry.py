@@ -43,6 +43,14 @@ def as_int(value: object) -> int | None:
         return None
 
 
+def check_count(value: object, what: str) -> int:
+    """``value`` as an int >= 1 (numpy and torch integers too), else :class:`GeometryError` naming ``what``."""
+    count = as_int(value)
+    if count is None or count < 1:
+        raise GeometryError(f"{what} must be an int >= 1, got {value!r}")
+    return count
+
+
 def _sized(value: object) -> bool:
     return not isinstance(value, (str, bytes, Mapping)) and hasattr(value, "__len__") and hasattr(value, "__getitem__")
 
@@ -246,10 +254,7 @@ def conv_parameters(
     456
     """
     kh, kw = pair(kernel_size, "kernel_size")  # type: ignore[arg-type]
-    count = as_int(groups)
-    if count is None or count < 1:
-        raise GeometryError(f"groups must be an int >= 1, got {groups!r}")
-    groups = count
+    groups = check_count(groups, "groups")
     if in_channels % groups or out_channels % groups:
         raise GeometryError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
     return out_channels * (in_channels // groups) * kh * kw + (out_channels if bias else 0)

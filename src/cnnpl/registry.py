@@ -23,7 +23,7 @@ import functools
 import importlib
 import inspect
 import operator
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -565,6 +565,18 @@ def register(family: str, name: str, obj: T, *, override: bool = False) -> T: ..
 def register(family: str, name: str, obj: Any = None, *, override: bool = False) -> Any:
     """Register ``obj`` (or, used as a decorator, the decorated class or function) as ``family/name``."""
     return get_registry(family).register(name, obj, override=override)
+
+
+def chosen_component(module: Any, components: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """``(family, name)`` of the run's choice (``components``: ``{"conv": "tiled", ...}``) whose registered
+    class ``module`` is an instance of; None when it is none of them (a layer the architecture built)."""
+    for family, name in (components or {}).items():
+        registry = get_registry(family)
+        if isinstance(name, str) and name in registry.names():
+            obj = registry.get(name)
+            if isinstance(obj, type) and isinstance(module, obj):
+                return family, name
+    return None
 
 
 def build(family: str, name: str, /, *args: Any, **kwargs: Any) -> Any:

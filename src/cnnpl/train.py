@@ -345,20 +345,12 @@ def check_train_sizes(
 
 
 def _chosen_component(module: torch.nn.Module, components: Mapping[str, Any] | None) -> tuple[str, str] | None:
-    """``(family, name)`` of the run's choice (``components``) whose registered class ``module`` is, when
-    ``module`` was built for one input size (an ``input_size`` it keeps, as ``conv=locally_connected``
-    does); None for a layer that merely gets too small an input (that is the model's and the sizes' doing)."""
-    from cnnpl.registry import get_registry
+    """:func:`cnnpl.registry.chosen_component`, when ``module`` was built for one input size (an
+    ``input_size`` it keeps, as ``conv=locally_connected`` does); None for a layer that merely gets too
+    small an input (that is the model's and the sizes' doing)."""
+    from cnnpl.registry import chosen_component
 
-    if getattr(module, "input_size", None) is None:
-        return None
-    for family, name in (components or {}).items():
-        registry = get_registry(family)
-        if isinstance(name, str) and name in registry.names():
-            obj = registry.get(name)
-            if isinstance(obj, type) and type(module) is obj:
-                return family, name
-    return None
+    return chosen_component(module, components) if getattr(module, "input_size", None) is not None else None
 
 
 def check_writable(folder: Path, option: str = "hydra.run.dir") -> None:
@@ -680,8 +672,9 @@ def _is_lookahead(node: Any) -> bool:
     return target.endswith("Lookahead") or args == ["callback", "lookahead"]
 
 
-def checked_schedule(cfg: DictConfig) -> Any:
-    """The learning-rate schedule ``cfg.scheduler`` builds (``None`` for ``scheduler=none``), checked."""
+def checked_schedule(cfg: DictConfig, optimizer: Any = None) -> Any:
+    """The learning-rate schedule ``cfg.scheduler`` builds (``None`` for ``scheduler=none``), checked
+    on ``optimizer`` (the factory :func:`checked_optimizer` gave; built from ``cfg`` if not given)."""
     from cnnpl.checks import check_scheduler
 
     node = cfg.get("scheduler")
@@ -704,7 +697,9 @@ def checked_schedule(cfg: DictConfig) -> Any:
             "set trainer.max_epochs or +trainer.max_steps"
         )
     schedule = _instantiate(node) if node else None
-    check_scheduler(schedule, _instantiate(cfg.optimizer) if cfg.get("optimizer") else None)
+    if schedule is not None and optimizer is None and cfg.get("optimizer"):
+        optimizer = _instantiate(cfg.optimizer)
+    check_scheduler(schedule, optimizer)
     return schedule
 
 
@@ -761,7 +756,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     )
     chosen = {family: (cfg.get(family) or {}).get("name") for family in MODEL_FACTORIES}
     check_train_sizes(net, datamodule, cfg.model.get("name", "?"), cfg.trainer.get("max_epochs"), chosen)
-    optimizer, schedule = checked_optimizer(cfg), checked_schedule(cfg)
+    optimizer = checked_optimizer(cfg)
+    schedule = checked_schedule(cfg, optimizer)
     check_muon_filters(net, optimizer, chosen)
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
 

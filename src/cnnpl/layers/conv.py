@@ -10,9 +10,9 @@ each side), a (height, width) pair of ints, or one of ``"valid"``, ``"same"`` (`
 outputs for any stride) or ``"full"`` (``n + d(f - 1)`` outputs at stride 1); see :mod:`cnnpl.geometry`.
 Every layer has ``output_shape((C, H, W)) -> (C', H', W')``. Variants whose weight is not
 ``(C_out, C_in, f, f)`` also have ``filter_bank()``: a representative 4-D set of kernels, for filter
-pictures. A variant that cannot
-honour an argument it is given (``groups=4`` for ``locally_connected``, ``kernel_size=3`` for
-``pointwise``) raises :class:`GeometryError` naming itself and the argument when it is built.
+pictures. A variant that cannot honour an argument it is given (``groups=4`` for ``locally_connected``,
+``kernel_size=3`` for ``pointwise``) raises :class:`GeometryError` naming itself and the argument when
+it is built.
 docs/convolution.md compares them.
 """
 
@@ -29,8 +29,8 @@ from torch import nn
 from cnnpl.errors import GeometryError
 from cnnpl.geometry import (
     Padding,
-    as_int,
     axis_padding,
+    check_count,
     check_padding,
     full_padding,
     output_size,
@@ -62,9 +62,7 @@ def _check_geometry(
 
 
 def _check_count(variant: str, name: str, value: object) -> None:
-    count = as_int(value)
-    if count is None or count < 1:
-        raise GeometryError(f"{variant}: {name} must be an int >= 1, got {value!r}")
+    check_count(value, f"{variant}: {name}")
 
 
 def _check_groups(variant: str, groups: int, in_channels: int, out_channels: int) -> None:
