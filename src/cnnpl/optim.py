@@ -78,10 +78,16 @@ def one_cycle(
             "set scheduler.cycle_momentum=false"
         )
     max_lr = [group["lr"] for group in optimizer.param_groups]
+    steps = max(total_steps, 2)
+    # torch divides by the warm-up's last step, pct_start x steps - 1, which is 0 for a warm-up of one step
+    # (pct_start=0.25 on a 4-step run: ZeroDivisionError at the first step). A hair less puts the peak on the
+    # first step, which is what a one-step warm-up means; any other pct_start is torch's as given.
+    while float(pct_start * steps) - 1 == 0:
+        pct_start = math.nextafter(pct_start, 0.0)
     return OneCycleLR(
         optimizer,
         max_lr=max_lr,
-        total_steps=max(total_steps, 2),
+        total_steps=steps,
         pct_start=pct_start,
         div_factor=div_factor,
         final_div_factor=final_div_factor,
