@@ -352,11 +352,13 @@ def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path,
     with_chdir = cli.prepare(["data=shapes", "hydra.job.chdir=true"])  # Hydra's settings that compose: a folder
     assert with_chdir == ["data=shapes", "hydra.job.chdir=true", f"hydra.run.dir={run}-4"]
     Path(with_chdir[-1].partition("=")[2]).rmdir()
-    # torchrun: check_launch refuses the time in the folder, which a -N folder would hide
+    # torchrun: the time in the folder is refused (each process would read its own), not hidden by a -N folder
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert cli.prepare(["data=shapes"]) == ["data=shapes"]
-    monkeypatch.setenv("RANK", "1")
-    assert cli.prepare(["data=shapes"]) == ["data=shapes"]
+    for rank in ("0", "1"):
+        monkeypatch.setenv("RANK", rank)
+        with pytest.raises(CnnplError, match=r"^2 processes started by torchrun/srun need one shared output directory"):
+            cli.prepare(["data=shapes"])
+        assert cli.prepare(given) == given  # hydra.run.dir=<the user's folder>: one for every process
     assert made() == ["mine", f"{run}", f"{run}-2", f"{run}-3", f"{sweep}", f"{sweep}-2"]  # mine: checked writable
     # a folder whose name needs quotes is quoted as Hydra reads it
     from hydra.core.override_parser.overrides_parser import OverridesParser

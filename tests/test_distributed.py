@@ -460,4 +460,22 @@ def test_multirun_with_several_processes_is_refused_up_front(tmp_path: Path) -> 
     proc = _run([*args, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
     assert proc.returncode == 2
     assert re.search(r"cnnpl: error: Hydra multirun \(-m\) cannot run multi-process jobs", proc.stderr), proc.stderr
-    assert not list(tmp_path.glob("sweep/*/checkpoints"))
+    assert not (tmp_path / "sweep").exists(), "Hydra made the sweep's folder (multirun.yaml, job 0) before the refusal"
+    # a later job's processes: refused before the first job trains, naming the job
+    args = ["-m", "cnnpl", "-m", *SMALL, "trainer.max_epochs=1", "trainer.accelerator=cpu", "trainer.devices=1,2"]
+    proc = _run([*args, f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("(in the sweep's job with trainer.devices=2)"), proc.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_torchrun_with_a_run_folder_named_by_the_time_is_refused_before_hydra_makes_it(tmp_path: Path) -> None:
+    # as torchrun starts each process: WORLD_SIZE and RANK set, the command as the user gave it
+    env = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
+    proc = _run(["-m", "cnnpl", *SMALL, "trainer=ddp_cpu"], cwd=tmp_path, **env)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("cnnpl: error: 2 processes started by torchrun/srun need one shared output directory")
+    assert not list(tmp_path.iterdir()), "a folder was made for the refused run (outputs/<date>/<time>/.hydra)"
+    later = ["-m", "cnnpl", *SMALL, "trainer=ddp_cpu", "hydra.run.dir=outputs/${now:%H-%M-%S}"]
+    proc = _run(later, cwd=tmp_path, **env)
+    assert proc.returncode == 2 and "need one shared output directory" in proc.stderr, proc.stderr

@@ -70,6 +70,7 @@ def prepare(args: list[str]) -> list[str]:
     register_component_configs()
     check_group_overrides(rest)
     run_dir = _check_composes(rest)
+    _check_shared_run_dir(rest, run_dir)
     _warn_single_callback(rest)
     _check_resume_dir(rest)  # before _check_run_dir, which makes the folder to see that it can write there
     _check_run_dir(rest)
@@ -81,6 +82,18 @@ def prepare(args: list[str]) -> list[str]:
     if claimed is not None:
         return [*rest, f"{option}={_override_value(str(claimed))}"]
     return [*rest, *_keep_earlier_records(rest, sweep_dir)]
+
+
+def _check_shared_run_dir(args: list[str], setting: str | None) -> None:
+    """Refuse, before Hydra makes it, a run folder named by the time in processes torchrun / srun started
+    (:func:`cnnpl.distributed.check_shared_run_dir`). ``setting``: the config's (:func:`_check_composes`'s;
+    None for a sweep or a flag, which run nothing here)."""
+    if setting is None:
+        return
+    from cnnpl.distributed import check_shared_run_dir
+
+    given = _values(args, "hydra.run.dir")
+    check_shared_run_dir(given[-1] if given else setting)
 
 
 def _warn_single_callback(args: list[str]) -> None:
@@ -218,6 +231,7 @@ def _check_job(cfg: DictConfig) -> None:
     run-time values (``${hydra:...}``) is left to the job."""
     from omegaconf.errors import InterpolationResolutionError
 
+    from cnnpl.distributed import check_sweep_job
     from cnnpl.train import (
         check_network_shape,
         check_settings,
@@ -226,6 +240,7 @@ def _check_job(cfg: DictConfig) -> None:
         checked_schedule,
     )
 
+    check_sweep_job(cfg.get("trainer") or {})  # a multi-process job: Hydra would have made the sweep's folder
     for check in (check_settings, checked_optimizer, checked_schedule):
         try:
             check(cfg)

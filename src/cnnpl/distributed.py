@@ -154,12 +154,31 @@ def check_launch(cfg: Mapping[str, Any]) -> None:
         return
     from hydra.types import RunMode
 
-    if hydra.mode == RunMode.MULTIRUN and processes > 1:
+    if hydra.mode == RunMode.MULTIRUN:
+        check_sweep_job(trainer)
+    if hydra.mode == RunMode.RUN:
+        check_shared_run_dir(_raw_run_dir(hydra))
+
+
+def check_sweep_job(trainer: Mapping[str, Any]) -> None:
+    """Refuse a job of a Hydra multirun (``-m``) that asks for more than one process (``trainer`` settings).
+
+    :func:`check_launch` calls it in each job, ``python -m cnnpl`` for every job before Hydra writes
+    the sweep's folder (:mod:`cnnpl.cli`).
+    """
+    processes = max(requested_processes(trainer), launcher_world_size())
+    if processes > 1:
         raise CnnplError(
             f"Hydra multirun (-m) cannot run multi-process jobs ({processes} processes asked for): "
             "sweep with trainer.devices=1, or run one `python -m cnnpl ... trainer=ddp_cpu` per configuration"
         )
-    if hydra.mode == RunMode.RUN and launcher_world_size() > 1 and "${now:" in _raw_run_dir(hydra):
+
+
+def check_shared_run_dir(run_dir: str) -> None:
+    """Refuse a ``hydra.run.dir`` setting (uninterpolated) named by the time when torchrun / srun started
+    several processes: each would read its own time. :func:`check_launch` calls it in the run,
+    ``python -m cnnpl`` before Hydra makes the folder (:mod:`cnnpl.cli`)."""
+    if launcher_world_size() > 1 and "${now:" in run_dir:
         raise CnnplError(
             f"{launcher_world_size()} processes started by torchrun/srun need one shared output directory: "
             "add hydra.run.dir=<path> (the same on every node; e.g. outputs/$SLURM_JOB_ID) to the command"
