@@ -148,6 +148,9 @@ def test_a_hydra_setting_hydra_cannot_read_is_one_line_and_makes_no_folder(tmp_p
             "pool.kernel_size=3)",
         ),
         (["data.image_size=32,8"], "cannot take input (64, 1, 1): kernel 2 (span 2 with dilation 1) is larger than"),
+        # augmentation against the images' side, and the validation split against the count: job #0 trained before
+        (["data.cutout=8,40"], "cnnpl: error: data.cutout=40 is not smaller than the (32, 32) images"),
+        (["data.val_split=0.2,0.999"], "leaving none to train on: use a smaller data.val_split or more training"),
         # the network's parameters for the optimizer, and a lookahead on a run without an end: job #0 trained before
         (["optimizer=muon", "model=simple_cnn_bn", "conv=conv2d,tiled"], "(in the sweep's job with conv=tiled)"),
         (

@@ -325,9 +325,8 @@ def test_validation_and_training_images_partition_the_training_set() -> None:
 def test_a_validation_split_that_leaves_no_training_image_is_refused(
     num_train: int, val_split: float, held_out: int
 ) -> None:
-    dm = ShapesDataModule(num_train=num_train, num_test=10, val_split=val_split)
-    with pytest.raises(CnnplError) as err:
-        dm.setup("fit")
+    with pytest.raises(CnnplError) as err:  # data=shapes knows its count before loading: refused as it is built
+        ShapesDataModule(num_train=num_train, num_test=10, val_split=val_split)
     assert str(err.value) == (
         f"data.val_split={val_split} holds out {held_out} of the {num_train} training images, leaving none to train "
         "on: use a smaller data.val_split or more training images"
@@ -337,9 +336,8 @@ def test_a_validation_split_that_leaves_no_training_image_is_refused(
 
 @pytest.mark.parametrize("num_train, val_split, smallest", [(3, 0.1, "0.17"), (1000, 0.0004, "0.00051")])
 def test_a_validation_split_that_holds_out_nothing_is_refused(num_train: int, val_split: float, smallest: str) -> None:
-    dm = ShapesDataModule(num_train=num_train, num_test=10, val_split=val_split)
     with pytest.raises(CnnplError) as err:
-        dm.setup("fit")
+        ShapesDataModule(num_train=num_train, num_test=10, val_split=val_split)
     assert str(err.value) == (
         f"data.val_split={val_split} holds out 0 of the {num_train} training images, so nothing would be validated: "
         f"{smallest} holds out one, or data.val_split=0 means no validation"
@@ -349,7 +347,7 @@ def test_a_validation_split_that_holds_out_nothing_is_refused(num_train: int, va
     assert len(suggested.split("val")) == 1
     just_under = float(smallest) - 10 ** (len(smallest.split(".")[1]) * -1)  # 0.16, 0.00050: none held out
     with pytest.raises(CnnplError):
-        ShapesDataModule(num_train=num_train, num_test=10, val_split=just_under).setup("fit")
+        ShapesDataModule(num_train=num_train, num_test=10, val_split=just_under)
     nothing_on_purpose = ShapesDataModule(num_train=num_train, num_test=10, val_split=0)
     nothing_on_purpose.setup("fit")
     assert not nothing_on_purpose.has_validation
@@ -599,3 +597,117 @@ def test_cifar10_class_folders_of_another_size_declare_their_size(tmp_path: Path
     assert known == (dm.num_classes, dm.in_channels, dm.input_size) == (10, 3, (40, 40))
     assert CIFAR10DataModule(root=tmp_path / "nothing here").known_shape() is None
     assert CIFAR10DataModule(root=tmp_path / "nothing here", download=True).known_shape() == (10, 3, (32, 32))
+
+
+# -- odd files in class folders ----------------------------------------------------------------------
+
+
+def test_a_file_name_that_is_not_utf8_loads(tmp_path: Path, cache_home: Path) -> None:
+    write_class_folders(tmp_path / "d", per_class=2, classes=["a", "b"])
+    name = bytes(tmp_path / "d" / "train" / "a") + b"/caf\xe9.png"  # Latin-1, as an old Windows archive names it
+    try:
+        Image.fromarray(np.full((32, 32, 3), 7, dtype=np.uint8)).save(name.decode("utf-8", "surrogateescape"))
+    except (OSError, UnicodeError):
+        pytest.skip("this file system takes UTF-8 names only")
+    train, classes = folder_mod.load_class_folders(tmp_path / "d" / "train")  # was a UnicodeEncodeError
+    assert classes == ["a", "b"] and len(train) == 5 and int(train.images[2].max()) == 7  # 0000, 0001, caf\xe9
+    again, _ = folder_mod.load_class_folders(tmp_path / "d" / "train")  # from the cache
+    assert torch.equal(again.images, train.images)
+
+
+def test_a_link_to_nothing_and_a_decompression_bomb_are_named(
+    tmp_path: Path, cache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_class_folders(tmp_path / "d", per_class=2, classes=["a", "b"])
+    broken = tmp_path / "d" / "train" / "a" / "broken.png"
+    broken.symlink_to(tmp_path / "nowhere.png")
+    with pytest.raises(DataError, match=rf"^cannot read image {broken}: No such file or directory; delete or replace"):
+        folder_mod.load_class_folders(tmp_path / "d" / "train")  # was os.stat's FileNotFoundError
+    broken.unlink()
+    import PIL.Image
+
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 100)  # 32x32 = 1024 pixels: over twice the limit
+    with pytest.raises(DataError, match=r"^cannot read image .*/a/0000\.png: Image size \(1024 pixels\) exceeds"):
+        folder_mod._decode(str(tmp_path / "d" / "train" / "a" / "0000.png"))  # was PIL's DecompressionBombError
+
+
+def test_sixteen_bit_grey_is_scaled_to_eight_bits(tmp_path: Path) -> None:
+    levels = np.array([[0, 257, 257 * 100], [257 * 200, 65535, 65534]], dtype=np.uint16)
+    Image.fromarray(levels).save(tmp_path / "grey16.png")
+    with Image.open(tmp_path / "grey16.png") as img:
+        assert img.mode in folder_mod.WIDE_GREY_MODES
+    image = folder_mod._decode(str(tmp_path / "grey16.png"))
+    assert image.dtype == torch.uint8 and image.shape == (3, 2, 3)
+    assert image[0].tolist() == [[0, 1, 100], [200, 255, 255]]  # convert("RGB") clipped: 0, 255, 255, ...
+    assert torch.equal(image[0], image[1]) and torch.equal(image[0], image[2])
+
+
+def test_images_of_several_sizes_are_refused_naming_a_file_of_each(tmp_path: Path, cache_home: Path) -> None:
+    write_class_folders(tmp_path / "d", per_class=3, classes=["a", "b"])
+    Image.new("RGB", (40, 32)).save(tmp_path / "d" / "train" / "b" / "wide.png")
+    with pytest.raises(DataError) as err:
+        folder_mod.load_class_folders(tmp_path / "d" / "train")
+    assert str(err.value) == (
+        f"images in {tmp_path / 'd' / 'train'} differ in size (height x width): 32x32 (a/0000.png and 5 more), "
+        "32x40 (b/wide.png); resize them to one size"
+    )
+
+
+def test_a_split_edited_keeps_one_cache_file(tmp_path: Path, cache_home: Path) -> None:
+    write_class_folders(tmp_path / "d", per_class=2, classes=["a", "b"])
+    (tmp_path / "other").mkdir()
+    kept = tmp_path / "d" / ".cnnpl-cache" / "train-extra"  # not a cache file of this split's: left alone
+    folder_mod.load_class_folders(tmp_path / "d" / "train")
+    folder_mod.load_class_folders(tmp_path / "d" / "test")
+    kept.write_text("mine")
+    Image.fromarray(np.full((32, 32, 3), 9, dtype=np.uint8)).save(tmp_path / "d" / "train" / "a" / "0000.png")
+    edited, _ = folder_mod.load_class_folders(tmp_path / "d" / "train")
+    assert int(edited.images[0].max()) == 9  # decoded again
+    names = sorted(path.name for path in (tmp_path / "d" / ".cnnpl-cache").iterdir())
+    assert len(names) == 3 and names[0].startswith("test-") and names[1].startswith("train-") and names[2] == kept.name
+    # the user's cache (the data folders not writable) holds every dataset's splits: each folder's by its own name
+    for name in ("f", "g"):
+        write_class_folders(tmp_path / name, per_class=2, classes=["a", "b"])
+        (tmp_path / name / ".cnnpl-cache").write_text("a file where the cache folder would go")
+    folder_mod.load_class_folders(tmp_path / "f" / "train")
+    folder_mod.load_class_folders(tmp_path / "g" / "train")
+    Image.fromarray(np.full((32, 32, 3), 6, dtype=np.uint8)).save(tmp_path / "f" / "train" / "a" / "0000.png")
+    again, _ = folder_mod.load_class_folders(tmp_path / "f" / "train")
+    assert int(again.images[0].max()) == 6
+    user = sorted(path.name for path in (cache_home / "cnnpl").glob("*.npz"))
+    assert len(user) == 2 and user[0].split("-")[1] != user[1].split("-")[1], user  # f's newest and g's
+
+
+@pytest.mark.parametrize("setting", ["", "relative/cache"])
+def test_an_empty_or_relative_xdg_cache_home_means_the_home_cache(
+    setting: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", setting)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (_, _), (user, _) = folder_mod._cache_files(tmp_path / "data" / "train")
+    assert user == tmp_path / "home" / ".cache" / "cnnpl"
+
+
+def test_data_of_one_class_is_refused_naming_the_data(tmp_path: Path, cache_home: Path) -> None:
+    class OneClass(InMemoryImageDataModule):
+        def load(self) -> tuple[Split, Split, list[str]]:
+            train, _ = folder_mod.load_class_folders(tmp_path / "d" / "train")
+            return train, train, ["a"]
+
+    write_class_folders(tmp_path / "d", per_class=4, classes=["a"])
+    with pytest.raises(DataError, match=r"^OneClass loaded 1 class \(a\): a classifier needs two or more; add"):
+        OneClass(val_split=0).setup()
+
+
+def test_settings_that_cannot_fit_the_data_are_refused_before_it_is_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cnnpl.data import shapes
+
+    with pytest.raises(CnnplError, match=r"^data=shapes with .*data.image_size=100000 needs about .* GiB of memory"):
+        ShapesDataModule(image_size=100_000)
+    monkeypatch.setattr(shapes, "_physical_memory", lambda: None)  # a system that does not say: left to the run
+    ShapesDataModule(image_size=100_000)
+    with pytest.raises(CnnplError, match=r"^data.seed must be an integer in \[0, 4294967295\], got 4294967296$"):
+        ShapesDataModule(seed=2**32)
+    dm = ShapesDataModule(image_size=16, cutout=20)  # the sweep's check of a later job, before anything loads
+    with pytest.raises(CnnplError, match=r"^data.cutout=20 is not smaller than the \(16, 16\) images"):
+        dm.check_image_settings(dm.known_shape()[2])

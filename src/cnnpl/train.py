@@ -622,7 +622,8 @@ def checked_datamodule(cfg: DictConfig) -> Any:
 def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
     """Build the network ``cfg`` describes for the data's shape, where the data module knows it without
     loading the data (:meth:`~cnnpl.data.base.InMemoryImageDataModule.known_shape`), and pass a batch
-    through it (:func:`check_forward`): a layer that does not fit the images is refused.
+    through it (:func:`check_forward`): a layer that does not fit the images is refused, and so are
+    augmentation settings that do not fit them (``check_image_settings``).
 
     For every job of a sweep, before the first trains (a run checks its own network once its data is
     loaded). A failure that is not cnnpl's refusal is left to the job, which reports it in full.
@@ -633,6 +634,8 @@ def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
     if known is None:
         return
     num_classes, in_channels, input_size = known
+    if hasattr(datamodule, "check_image_settings"):  # cutout, crop padding, train_sizes against the image side
+        datamodule.check_image_settings(input_size)
     try:
         net = build_model(cfg, num_classes, in_channels, input_size)
         check_forward(net, num_classes, in_channels, input_size, cfg.model.get("name", "?"))

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from cnnpl.data import augment as aug
 from cnnpl.distributed import EvalShardSampler
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, DataError
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,9 @@ class TensorBatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return self.split.images[idx], self.split.labels[idx]
 
 
-def check_count(key: str, value: object, minimum: int, alternative: str = "") -> None:
-    """Refuse ``data.<key>`` unless it is an integer >= ``minimum`` (a bool is no count; ``1e3`` is a float).
+def check_count(key: str, value: object, minimum: int, alternative: str = "", maximum: int | None = None) -> None:
+    """Refuse ``data.<key>`` unless it is an integer >= ``minimum`` (a bool is no count; ``1e3`` is a float),
+    and <= ``maximum`` if given.
 
     ``alternative`` names another accepted value for the message (``"or null for the default"``).
     """
@@ -63,6 +64,8 @@ def check_count(key: str, value: object, minimum: int, alternative: str = "") ->
     if value < minimum:
         alternative = f" ({alternative})" if alternative else ""
         raise CnnplError(f"data.{key} must be >= {minimum}{alternative}, got {value}")
+    if maximum is not None and value > maximum:
+        raise CnnplError(f"data.{key} must be an integer in [{minimum}, {maximum}], got {value}")
 
 
 def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,6 +100,9 @@ def _smallest_split(n: int) -> float:
     while round(n * fraction) < 1:
         fraction += step
     return fraction
+
+
+MAX_DATA_SEED = 2**32 - 1  # the run's seed's range (NumPy's); torch's generators take it, and seed + 1_000_003
 
 
 class InMemoryImageDataModule(L.LightningDataModule):
@@ -138,7 +144,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
                 "data.val_split must be a number in [0, 1) (the fraction of the training set held out), "
                 f"got {val_split!r}"
             )
-        check_count("seed", seed, 0)
+        check_count("seed", seed, 0, maximum=MAX_DATA_SEED)
         check_count("crop_padding", crop_padding, 0)
         check_count("cutout", cutout, 0)
         check_count("num_workers", num_workers, 0)
@@ -213,19 +219,15 @@ class InMemoryImageDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self._splits:
             return
-        train, test, self.class_names = self.load()
-        n_val = round(len(train) * self.val_split)
-        if n_val >= len(train):  # Lightning would fail in fit, on a sampler of 0 samples
-            raise CnnplError(
-                f"data.val_split={self.val_split} holds out {n_val} of the {len(train)} training images, leaving "
-                "none to train on: use a smaller data.val_split or more training images"
+        train, test, class_names = self.load()
+        if len(class_names) < 2:
+            raise DataError(
+                f"{type(self).__name__} loaded {len(class_names)} class{'' if len(class_names) == 1 else 'es'} "
+                f"({', '.join(map(str, class_names)) or 'none'}): a classifier needs two or more; add the images "
+                "of another class (in class folders: another folder beside it)"
             )
-        if n_val == 0 and self.val_split > 0:  # would mean no validation, as val_split=0 says on purpose
-            raise CnnplError(
-                f"data.val_split={self.val_split} holds out 0 of the {len(train)} training images, so nothing "
-                f"would be validated: {_smallest_split(len(train)):.2g} holds out one, or data.val_split=0 "
-                "means no validation"
-            )
+        self.class_names = class_names
+        n_val = self.check_val_split(len(train))
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
         val_idx, train_idx = order[:n_val], order[n_val:]
         train_images = train.images[train_idx]
@@ -246,6 +248,24 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self.mean = (mean / 255).float()  # in [0, 1] units
         self.std = (std / 255).float().clamp_min(1e-3)
 
+    def check_val_split(self, num_train: int) -> int:
+        """The number of the ``num_train`` training images ``val_split`` holds out; refuses a split that leaves
+        none to train on, or that holds out none although asked to (a sweep calls it where ``num_train``
+        is known without loading, as on ``data=shapes``)."""
+        n_val = round(num_train * self.val_split)
+        if n_val >= num_train:  # Lightning would fail in fit, on a sampler of 0 samples
+            raise CnnplError(
+                f"data.val_split={self.val_split} holds out {n_val} of the {num_train} training images, leaving "
+                "none to train on: use a smaller data.val_split or more training images"
+            )
+        if n_val == 0 and self.val_split > 0:  # would mean no validation, as val_split=0 says on purpose
+            raise CnnplError(
+                f"data.val_split={self.val_split} holds out 0 of the {num_train} training images, so nothing "
+                f"would be validated: {_smallest_split(num_train):.2g} holds out one, or data.val_split=0 "
+                "means no validation"
+            )
+        return n_val
+
     def _check_image_size(self) -> None:
         """Refuse the settings that only fail, or only make sense, against the loaded images' size."""
         train, test = self._splits["train"].images, self._splits["test"].images
@@ -254,29 +274,36 @@ class InMemoryImageDataModule(L.LightningDataModule):
                 f"the training images are {tuple(train.shape[1:])} (channels, height, width) but the test images "
                 f"{tuple(test.shape[1:])}: a network takes one size; resize one split to the other's size"
             )
-        side = min(self.input_size)
+        self.check_image_settings(self.input_size)
+
+    def check_image_settings(self, input_size: tuple[int, int]) -> None:
+        """Refuse the augmentation settings that only fail, or only make sense, against images of
+        ``input_size`` (height, width): :meth:`setup` calls it with the loaded images' size, a sweep with
+        :meth:`known_shape`'s before its first job trains."""
+        input_size = (int(input_size[0]), int(input_size[1]))
+        side = min(input_size)
         if self.crop_padding_mode == "reflect" and self.crop_padding >= side:
             raise CnnplError(
-                f"data.crop_padding={self.crop_padding} cannot be reflected on {self.input_size} images: "
+                f"data.crop_padding={self.crop_padding} cannot be reflected on {input_size} images: "
                 f"use a padding below {side} or data.crop_padding_mode=zeros"
             )
         if self.crop_padding >= side:  # zeros: a shift by a whole side leaves a crop of padding alone
             pad = self.crop_padding
-            blank = 1.0 - math.prod(min(2 * n - 1, 2 * pad + 1) / (2 * pad + 1) for n in self.input_size)
+            blank = 1.0 - math.prod(min(2 * n - 1, 2 * pad + 1) / (2 * pad + 1) for n in input_size)
             raise CnnplError(
-                f"data.crop_padding={pad} is not smaller than the {self.input_size} images: about "
+                f"data.crop_padding={pad} is not smaller than the {input_size} images: about "
                 f"{blank:.0%} of the training crops would hold no pixel of their image, only zeros; use a padding "
                 f"below {side} (an eighth of the side is usual: 4 on CIFAR-10) or data.crop_padding=0 for none"
             )
         if self.cutout >= side:
             raise CnnplError(
-                f"data.cutout={self.cutout} is not smaller than the {self.input_size} images: its square would "
+                f"data.cutout={self.cutout} is not smaller than the {input_size} images: its square would "
                 f"zero from a quarter to all of every training image; use a side below {side} (about half the "
                 "image side is usual: 16 on CIFAR-10) or data.cutout=0 for none"
             )
         if self.train_sizes and max(self.train_sizes) > side:
             raise CnnplError(
-                f"data.train_sizes {self.train_sizes} go above the {self.input_size} images: progressive "
+                f"data.train_sizes {self.train_sizes} go above the {input_size} images: progressive "
                 f"resizing shrinks, so use sides up to {side}"
             )
 

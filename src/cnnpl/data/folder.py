@@ -2,14 +2,18 @@
 
 The decoded arrays are cached as ``.npz`` next to the data (``<root>/.cnnpl-cache/``) or, when that
 folder cannot be written, under ``$XDG_CACHE_HOME/cnnpl`` (``~/.cache/cnnpl``). The cache key hashes
-every file's path, size and modification time, so an edited folder is decoded again. A cache file
-that cannot be read, or whose arrays do not fit the folder, is decoded again and rewritten (with a warning).
+every file's path, size and modification time, so an edited folder is decoded again (and its older copy
+removed). A cache file that cannot be read, or whose arrays do not fit the folder, is decoded again and
+rewritten (with a warning).
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import os
+import re
 import warnings
 import zipfile
 import zlib
@@ -67,15 +71,27 @@ def first_image_size(split_dir: Path) -> tuple[int, int] | None:
     return height, width
 
 
+WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # PIL's modes of 16-bit grey PNGs
+
+
 def _decode(path: str) -> torch.Tensor:
-    """One image through PIL, as a uint8 ``(3, H, W)`` tensor."""
+    """One image through PIL, as a uint8 ``(3, H, W)`` tensor.
+
+    16-bit grey is scaled to 8 bits (x 255 / 65535): PIL's ``convert("RGB")`` would clip every value
+    above 255, turning the image nearly white.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
-            return torch.from_numpy(np.array(img.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
-    except (UnidentifiedImageError, OSError) as err:
+            if img.mode in WIDE_GREY_MODES:
+                grey = np.asarray(img).astype(np.float64) * (255 / 65535)
+                rgb = np.repeat(np.clip(np.rint(grey), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+            else:
+                rgb = np.array(img.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise DataError(f"cannot read image {path}: {err}; delete or replace the file") from None
+    return torch.from_numpy(rgb).permute(2, 0, 1)
 
 
 def _decode_jpegs(paths: list[str]) -> list[torch.Tensor] | None:
@@ -114,17 +130,43 @@ def _decode_all(paths: list[str]) -> list[torch.Tensor]:
     return images  # type: ignore[return-value]  # every None filled
 
 
-def _cache_dirs(root: Path) -> list[Path]:
-    user = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cnnpl"
-    return [root / ".cnnpl-cache", user]
+def _cache_files(split_dir: Path) -> list[tuple[Path, str]]:
+    """Where ``split_dir``'s decoded arrays may be cached: ``(folder, prefix)`` pairs, the file being
+    ``<prefix><key>.npz``. Next to the data (``<root>/.cnnpl-cache/<split>-``), else in the user's cache,
+    whose file names also hash the data's folder (it holds every dataset's splits). ``$XDG_CACHE_HOME``
+    unset, empty or relative means ``~/.cache``, as the XDG specification says."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    user = (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "cnnpl"
+    where = hashlib.sha256(_utf8(str(split_dir.resolve()))).hexdigest()[:8]
+    return [(split_dir.parent / ".cnnpl-cache", f"{split_dir.name}-"), (user, f"{split_dir.name}-{where}-")]
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as bytes, file names that are not UTF-8 (``caf\udce9.png``, from a Latin-1 archive) as the
+    bytes they are on disk."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _cache_key(split_dir: Path, files: list[tuple[str, int]], class_order: list[str]) -> str:
-    digest = hashlib.sha256("|".join(class_order).encode())
+    digest = hashlib.sha256(_utf8("|".join(class_order)))
     for file, label in files:
-        st = os.stat(f"{split_dir}/{file}")
-        digest.update(f"{file}:{label}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+        path = f"{split_dir}/{file}"
+        try:
+            st = os.stat(path)
+        except OSError as err:  # a link to nothing, a file removed since the listing
+            raise DataError(f"cannot read image {path}: {err.strerror}; delete or replace the file") from None
+        digest.update(_utf8(f"{file}:{label}:{st.st_size}:{st.st_mtime_ns}\n"))
     return digest.hexdigest()[:16]
+
+
+def _remove_older_copies(folder: Path, prefix: str, kept: str) -> None:
+    """Remove the cache files of ``prefix`` in ``folder`` other than ``kept``: copies of the split's images
+    before they were edited, as large as the current one (about 180 MB for CIFAR-10's training split)."""
+    pattern = re.compile(re.escape(prefix) + r"[0-9a-f]{16}\.npz")
+    for path in folder.glob(f"{glob.escape(prefix)}*.npz"):
+        if path.name != kept and pattern.fullmatch(path.name):
+            with contextlib.suppress(OSError):  # removed already (another run), or not ours to remove
+                path.unlink()
 
 
 def load_class_folders(split_dir: Path, class_order: list[str] | None = None) -> tuple[Split, list[str]]:
@@ -144,11 +186,10 @@ def load_class_folders(split_dir: Path, class_order: list[str] | None = None) ->
         files = [(file, relabel[label]) for file, label in files]
         classes = list(class_order)
     key = _cache_key(split_dir, files, classes)
-    name = f"{split_dir.name}-{key}.npz"
     labels = np.asarray([label for _, label in files], dtype=np.int64)
     damaged = []
-    for cache_dir in _cache_dirs(split_dir.parent):
-        cached = cache_dir / name
+    for cache_dir, prefix in _cache_files(split_dir):
+        cached = cache_dir / f"{prefix}{key}.npz"
         if cached.is_file():
             split = _read_cache(cached, labels)
             if isinstance(split, Split):
@@ -160,14 +201,31 @@ def load_class_folders(split_dir: Path, class_order: list[str] | None = None) ->
         warnings.warn(f"ignoring the damaged decode cache {problem}; decoding the images again", stacklevel=2)
 
     decoded = _decode_all([f"{split_dir}/{file}" for file, _ in files])
-    shapes = {(*image.shape[1:], 3) for image in decoded}  # (H, W, 3), as the message always said
-    if len(shapes) != 1:
-        raise DataError(f"images in {split_dir} differ in size ({sorted(shapes)[:3]}...); resize them to one size")
+    _check_one_size(split_dir, [file for file, _ in files], decoded)
     images = torch.stack(decoded).numpy()
-    for cache_dir in _cache_dirs(split_dir.parent):
-        if _write_atomically(cache_dir / name, images, labels):
+    for cache_dir, prefix in _cache_files(split_dir):
+        if _write_atomically(cache_dir / f"{prefix}{key}.npz", images, labels):
+            _remove_older_copies(cache_dir, prefix, kept=f"{prefix}{key}.npz")
             break
     return Split(torch.from_numpy(images), torch.from_numpy(labels)), classes
+
+
+def _check_one_size(split_dir: Path, files: list[str], images: list[torch.Tensor]) -> None:
+    """Refuse images of more than one size, naming a file of each (the most common size first)."""
+    sizes: dict[tuple[int, int], list[str]] = {}
+    for file, image in zip(files, images, strict=True):
+        sizes.setdefault((int(image.shape[1]), int(image.shape[2])), []).append(file)
+    if len(sizes) == 1:
+        return
+    ranked = sorted(sizes.items(), key=lambda item: -len(item[1]))
+    shown = [
+        f"{h}x{w} ({names[0]}" + (f" and {len(names) - 1} more)" if len(names) > 1 else ")")
+        for (h, w), names in ranked[:4]
+    ]
+    more = f" and {len(ranked) - 4} sizes more" if len(ranked) > 4 else ""
+    raise DataError(
+        f"images in {split_dir} differ in size (height x width): {', '.join(shown)}{more}; resize them to one size"
+    )
 
 
 def interleave_classes(split: Split) -> Split:
