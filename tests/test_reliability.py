@@ -42,7 +42,8 @@ from cnnpl.checkpoint import (
     resolve_ckpt_path,
     safe_load,
 )
-from cnnpl.errors import CnnplError
+from cnnpl.data.shapes import CLASSES as SHAPE_CLASSES
+from cnnpl.errors import CnnplError, DataError
 from cnnpl.train import train  # not cnnpl.train: importing the module cnnpl.train rebinds that name
 
 FAST = [*TINY, "callbacks=minimal", "logger=csv"]  # no pictures: these tests are about checkpoints
@@ -539,6 +540,26 @@ def test_a_folder_where_a_checkpoint_was_only_tested_can_train(tmp_path: Path) -
     assert (tmp_path / "b" / "config.yaml").is_file()  # fit: false, which trained nothing there
     train(cnnpl.compose(FAST, output_dir=str(tmp_path / "b")))
     assert (tmp_path / "b" / "checkpoints" / "last.ckpt").is_file()
+    # the checkpoint records its classes in label order: data whose labels mean other classes is refused
+    checkpoint = torch.load(last, weights_only=True)
+    assert checkpoint["ShapesDataModule"] == {"class_names": SHAPE_CLASSES}
+    checkpoint["ShapesDataModule"]["class_names"] = [*SHAPE_CLASSES[1:], SHAPE_CLASSES[0]]  # as if renamed
+    torch.save(checkpoint, tmp_path / "renamed.ckpt")
+    for fit in ("false", "true"):
+        with pytest.raises(DataError) as caught:
+            train(
+                cnnpl.compose(
+                    [*FAST, f"fit={fit}", f"ckpt_path={tmp_path / 'renamed.ckpt'}"], output_dir=str(tmp_path / "c")
+                )
+            )
+        assert str(caught.value).startswith(
+            f"checkpoint '{tmp_path / 'renamed.ckpt'}' was trained on the classes ['horizontal', 'diagonal', "
+        ) and str(caught.value).endswith(
+            "its labels would mean other classes; use the data it was trained on (the same class folder names)"
+        )
+    del checkpoint["ShapesDataModule"]  # an older cnnpl's checkpoint: taken as it is
+    torch.save(checkpoint, tmp_path / "older.ckpt")
+    train(cnnpl.compose([*FAST, "fit=false", f"ckpt_path={tmp_path / 'older.ckpt'}"], output_dir=str(tmp_path / "d")))
 
 
 def test_a_restarted_attempt_sets_the_earlier_one_aside(tmp_path: Path) -> None:

@@ -783,6 +783,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt_path = resolve_ckpt_path(ckpt_setting, checkpoint_dir)
     if ckpt_path is not None:
         checkpoint = check_checkpoint_fits(ckpt_path, system)
+        saved_data = checkpoint.get(type(datamodule).__qualname__)  # Lightning's key for the data module's state
+        if isinstance(saved_data, Mapping) and hasattr(datamodule, "check_classes"):
+            datamodule.check_classes(saved_data, what=f"checkpoint {str(ckpt_path)!r}")
         if cfg.get("fit", True):
             check_resumable(ckpt_path, checkpoint, cfg.model.get("name"))
             check_resume_settings(ckpt_path, cfg)

@@ -8,8 +8,9 @@ batch with tensor ops after it reaches its device (``on_after_batch_transfer``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import lightning as L
 import torch
@@ -347,6 +348,29 @@ class InMemoryImageDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", self.eval_batch_size, shuffle=False)
+
+    # -- what a checkpoint records of the data -------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The class names in label order, saved in each checkpoint (Lightning's data-module state)."""
+        return {"class_names": list(self.class_names)} if self.class_names else {}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Refuse a checkpoint trained on other classes (:meth:`check_classes`); nothing else is restored."""
+        self.check_classes(state_dict)
+
+    def check_classes(self, saved: Mapping[str, Any], what: str = "the checkpoint") -> None:
+        """Refuse ``saved`` (a checkpoint's :meth:`state_dict`) when its class names, in label order, are not
+        this data's: a class folder renamed or added would give each label another class, and the
+        accuracy would be of the wrong classes without a word. A checkpoint without them (an older
+        cnnpl's) is taken as it is."""
+        names = saved.get("class_names") if isinstance(saved, Mapping) else None
+        if not isinstance(names, list) or not self.class_names or names == list(self.class_names):
+            return
+        raise DataError(
+            f"{what} was trained on the classes {names} (labels 0, 1, ... in that order), this data has "
+            f"{list(self.class_names)}: its labels would mean other classes; use the data it was trained on "
+            "(the same class folder names)"
+        )
 
     def on_after_batch_transfer(
         self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int
