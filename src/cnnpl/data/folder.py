@@ -44,15 +44,29 @@ def list_class_folders(split_dir: Path) -> tuple[list[str], list[tuple[str, int]
     if not classes:
         raise DataError(f"{split_dir} has no class folders: expected {split_dir}/<class>/<image files>")
     files: list[tuple[str, int]] = []
+    skipped: list[str] = []
     for label, name in enumerate(classes):
         with os.scandir(split_dir / name) as entries:
-            found = sorted(e.name for e in entries if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
+            names = [(e.name, e.is_dir()) for e in entries]
+        images = {n for n, folder in names if not folder and os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES}
+        found = sorted(images)
+        skipped += sorted(  # hidden files (.DS_Store) go without saying
+            f"{name}/{n}/" if folder else f"{name}/{n}" for n, folder in names if n not in images and n[0] != "."
+        )
         if not found:
             raise DataError(
                 f"class folder {split_dir / name} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
                 "add images or remove the folder"
             )
         files += [(f"{name}/{file}", label) for file in found]
+    if skipped:  # a subfolder's images, or a format not read here, would otherwise be left out without a word
+        shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        warnings.warn(
+            f"{split_dir}: left out {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} of the class folders "
+            f"that {'is' if len(skipped) == 1 else 'are'} no image file ({', '.join(IMAGE_SUFFIXES)}): {shown}; "
+            "a class's images go directly in its folder, converted to one of these formats",
+            stacklevel=2,
+        )
     return classes, files
 
 
