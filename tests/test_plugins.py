@@ -1209,3 +1209,126 @@ def test_a_plugin_loaded_already_is_not_run_again_by_a_file_beside_it(
     for stem in ("labpkg", "lab_mod_pools"):
         module = sys.modules.get(stem)
         assert module is None or module.__name__ == stem  # no alias left behind
+
+
+# -- review fixes (helper-79): a plugin's settings checked as the docs say ---------------------------------
+
+FORWARD_HINTS = """
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+import cnnpl
+from torch import nn
+
+if TYPE_CHECKING:
+    from collections import OrderedDict  # never imported at run time: its hint cannot be resolved
+
+
+class Mode(enum.Enum):
+    MAX = "max"
+    AVG = "avg"
+
+
+@cnnpl.register("pool", "forward_hints")
+class ForwardHints(nn.MaxPool2d):
+    def __init__(
+        self,
+        kernel_size: int = 2,
+        stride: int | None = None,
+        padding: int = 0,
+        lam: float = 0.5,
+        extra: OrderedDict | None = None,
+        mode: Mode = Mode.MAX,
+    ) -> None:
+        super().__init__(kernel_size, stride, padding)
+        self.lam, self.mode = lam, mode
+
+
+@cnnpl.register("pool", "not_a_layer")
+class NotALayer:
+    def __init__(self, kernel_size: int = 2) -> None:
+        self.kernel_size = kernel_size
+"""
+
+
+def test_a_hint_that_cannot_be_resolved_leaves_the_others_checked(tmp_path: Path, restore_registries) -> None:
+    load_plugins([str(write(tmp_path / "forward_hints.py", FORWARD_HINTS))])
+    from cnnpl.config import _type_hints
+
+    hints = _type_hints(cnnpl.registry.get_registry("pool").get("forward_hints"))
+    assert hints["lam"] is float and "extra" not in hints  # was {}: every key unchecked
+    with pytest.raises(cnnpl.CnnplError, match=r"pool\.lam=abc.*could not be converted to Float"):
+        cnnpl.compose(["pool=forward_hints", "pool.lam=abc"])
+    # an Enum default is the member (was null, which means "the architecture decides")
+    cfg = cnnpl.compose(["pool=forward_hints"])
+    assert OmegaConf.to_yaml(cfg.pool).splitlines()[-1] == "mode: MAX"
+    model = build_model(cnnpl.compose(["pool=forward_hints", "pool.mode=AVG"]), 3, 3, (32, 32))
+    assert model.features.block1.pool.mode.value == "avg"
+
+
+def test_a_component_that_builds_no_module_is_named(tmp_path: Path, restore_registries) -> None:
+    path = write(tmp_path / "forward_hints.py", FORWARD_HINTS)
+    load_plugins([str(path)])
+    with pytest.raises(cnnpl.CnnplError) as err:  # was "model 'simple_cnn' could not be built ...: not a Module"
+        build_model(cnnpl.compose(["pool=not_a_layer"]), 3, 3, (32, 32))
+    assert str(err.value) == (
+        f"pool 'not_a_layer' (file {path}) built a NotALayer, not a torch.nn.Module: a pool must build a layer "
+        "(subclass torch.nn.Module, or return one)"
+    )
+
+
+def test_a_parameter_called_name_is_refused_at_registration(restore_registries) -> None:
+    class Named(torch.nn.MaxPool2d):
+        def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0, name: str = "x"):
+            super().__init__(kernel_size, stride, padding)
+
+    with pytest.raises(ComponentSignatureError) as err:
+        cnnpl.register("pool", "named", Named)
+    assert str(err.value).endswith(
+        "cannot be registered: its parameter 'name' is the config key pool.name, which chooses the pool "
+        "(pool.name=named), so it could never be set; rename it"
+    )
+    assert "named" not in cnnpl.list_components("pool")
+
+
+CALLBACK_PLUGIN = """
+import cnnpl
+from lightning.pytorch import Callback
+
+
+@cnnpl.register("callback", "every_few")
+class EveryFew(Callback):
+    def __init__(self, every: int, tag: str = "x") -> None:
+        self.every, self.tag = every, tag
+"""
+
+
+def test_a_plugin_callbacks_settings_are_checked_before_training(tmp_path: Path, restore_registries) -> None:
+    path = write(tmp_path / "every_few.py", CALLBACK_PLUGIN)
+    from cnnpl.cli import prepare
+
+    with pytest.raises(cnnpl.CnnplError) as err:  # was: trained to the end with every='abc'
+        prepare([f"plugins=[{path}]", "callbacks=[minimal,every_few]", "callbacks.every_few.every=abc", *TINY])
+    assert str(err.value) == "callbacks.every_few.every must be an integer, got 'abc' (callback 'every_few')"
+    # in Python, as the callback is built
+    with pytest.raises(cnnpl.CnnplError, match=r"^callbacks\.every_few\.every must be an integer, got 'abc'"):
+        cnnpl.registry.build("callback", "every_few", every="abc")
+    assert cnnpl.registry.build("callback", "every_few", every=3).every == 3
+    # named in a list without plugins=: the same hint as a single option gets
+    with pytest.raises(cnnpl.CnnplError, match=r"no option 'nope_cb'.*a plugin's callbacks becomes an option when"):
+        prepare(["callbacks=[default,nope_cb]", "--cfg", "job"])
+
+
+def test_a_plugins_own_yaml_option_is_merged_without_hydras_warning(tmp_path: Path, restore_registries) -> None:
+    load_plugins([str(write(tmp_path / "forward_hints.py", FORWARD_HINTS))])
+    write(tmp_path / "conf" / "pool" / "forward_hints.yaml", "name: forward_hints\nlam: 0.25\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cnnpl.config.register_component_configs()  # its filter, as the command line sets it
+        cfg = cnnpl.compose(["pool=forward_hints", f"hydra.searchpath=[file://{tmp_path / 'conf'}]"])
+    assert cfg.pool.lam == 0.25
+    assert not [w for w in caught if "validated against ConfigStore schema" in str(w.message)], [
+        str(w.message) for w in caught
+    ]

@@ -20,6 +20,7 @@ training starts, so ``--help`` and ``--cfg job`` stay fast.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -210,9 +211,10 @@ def _sweeps(words: list[str]) -> bool:
 
 def _check_components(cfg: DictConfig) -> None:
     """The checks of the components' settings that need nothing built (:func:`cnnpl.config.layer_factory`)."""
+    from omegaconf import OmegaConf
     from omegaconf.errors import InterpolationResolutionError
 
-    from cnnpl.config import layer_factory
+    from cnnpl.config import check_callback_values, layer_factory
 
     load_plugins(cfg.get("plugins") or [])  # as train() does: a config file may name plugins of its own
     for family in ("model", "conv", "pool", "norm", "act"):
@@ -221,6 +223,9 @@ def _check_components(cfg: DictConfig) -> None:
                 layer_factory(family, cfg[family])
             except InterpolationResolutionError:  # ${hydra:runtime.cwd}: Hydra sets it only for the run
                 continue
+    if cfg.get("callbacks"):
+        with contextlib.suppress(InterpolationResolutionError):  # ${hydra:...}: left to the run
+            check_callback_values(OmegaConf.to_container(cfg.callbacks, resolve=True))
 
 
 def _check_job(cfg: DictConfig) -> None:

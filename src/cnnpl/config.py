@@ -81,8 +81,8 @@ def config_dir() -> Path:
 def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
-    if isinstance(value, (list, dict, str, int, float, bool)) or value is None:
-        return value
+    if isinstance(value, (list, dict, str, int, float, bool, enum.Enum)) or value is None:
+        return value  # an Enum member: OmegaConf keeps it (and shows its name)
     return None  # objects (factories, modules) cannot live in a config: leave them to the caller
 
 
@@ -109,6 +109,11 @@ def check_configurable(family: str, name: str, obj: Callable[..., Any]) -> None:
             "register a class or a Python function with named, typed parameters instead"
         ) from None
     supplied = SUPPLIED_BY_CALLER.get(family, frozenset()) | HIDDEN_FROM_CONFIG.get(family, frozenset())
+    if family != "callback" and "name" in params and "name" not in supplied:
+        raise ComponentSignatureError(
+            f"{family} {name!r} ({_describe(obj)}) cannot be registered: its parameter 'name' is the config key "
+            f"{family}.name, which chooses the {family} ({family}.name={name}), so it could never be set; rename it"
+        )
     for pname, param in params.items():
         if param.default is not inspect.Parameter.empty or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
@@ -151,12 +156,35 @@ def check_option_name(family: str, name: str) -> None:
 
 
 def _type_hints(obj: Callable[..., Any]) -> dict[str, Any]:
-    """The resolved parameter hints of a class's ``__init__`` or a function; {} if they cannot be resolved."""
+    """The resolved parameter hints of a class's ``__init__`` or a function.
+
+    A hint that cannot be resolved (a name imported under ``if TYPE_CHECKING:`` only, with ``from
+    __future__ import annotations``) is left out, and its key unchecked; the others are resolved.
+    """
     target = obj.__init__ if inspect.isclass(obj) else obj  # type: ignore[misc]
     try:
         return typing.get_type_hints(target)
-    except Exception:  # forward references to names the module never imports: leave the keys unchecked
-        return {}
+    except Exception:  # one of them names what the module never imports: resolve them one by one
+        pass
+    hints = {}
+    namespace = getattr(inspect.unwrap(target), "__globals__", {})
+    for pname, annotation in dict(getattr(target, "__annotations__", None) or {}).items():
+        holder = _hint_holder(pname, annotation)
+        try:
+            hints[pname] = typing.get_type_hints(holder, globalns=namespace)[pname]
+        except Exception:
+            continue
+    return hints
+
+
+def _hint_holder(pname: str, annotation: Any) -> Callable[[], None]:
+    """A function whose only annotation is ``pname: annotation``, for ``typing.get_type_hints`` to resolve alone."""
+
+    def holder() -> None:
+        return None
+
+    holder.__annotations__ = {pname: annotation}
+    return holder
 
 
 def config_type(hint: Any) -> Any:
@@ -286,6 +314,9 @@ def _unset_settings(family: str, name: str, yaml: DictConfig) -> dict[str, Any]:
 # ConfigStore node into the YAML file of the same name ("automatic schema matching") and warns that
 # this is deprecated; here it is what is meant, so the warning is silenced for these options only.
 _EXTENDED: set[str] = set()
+# Options generated for registered components: a plugin may ship a YAML option of the same name that
+# says ``name: <component>`` (its own option, with presets of its settings), which Hydra merges the same way.
+_GENERATED: set[str] = set()
 
 
 def hide_extension_warnings() -> None:
@@ -293,8 +324,10 @@ def hide_extension_warnings() -> None:
 
     It calls this; call it again inside a new ``warnings.catch_warnings()`` block that composes.
     """
-    for option in sorted(_EXTENDED):
-        pattern = rf"\s*'{re.escape(option)}' is validated against ConfigStore schema with the same name"
+    options = sorted(_EXTENDED | _GENERATED)
+    if options:  # one filter for all: every warning issued is matched against each filter
+        either = "|".join(re.escape(option) for option in options)
+        pattern = rf"\s*'(?:{either})' is validated against ConfigStore schema with the same name"
         warnings.filterwarnings("ignore", message=pattern, category=UserWarning)
 
 
@@ -371,6 +404,7 @@ def register_component_configs() -> None:
                 node = {**OmegaConf.to_container(yaml), **unset}  # type: ignore[dict-item]
                 _EXTENDED.add(f"{group}/{name}")
             store.store(group=group, name=name, node=node, provider="cnnpl")
+            _GENERATED.add(f"{group}/{name}")
     hide_extension_warnings()
 
 
@@ -534,27 +568,41 @@ def layer_factory(family: str, node: DictConfig | dict[str, Any]) -> LayerFactor
 FRACTIONS = {"dropout": "the fraction of activations zeroed in training"}
 
 
-def check_values(family: str, name: str, params: Mapping[str, Any]) -> None:
+def check_callback_values(callbacks: Mapping[str, Any]) -> None:
+    """:func:`check_values` for each registered callback a ``callbacks`` config node builds (a plugin's
+    ``callbacks.my_cb.every=abc``), naming its key ``callbacks.<entry>.<setting>``."""
+    for entry, node in callbacks.items():
+        if not isinstance(node, Mapping) or node.get("_target_") != "cnnpl.registry.build":
+            continue
+        args = list(node.get("_args_") or [])
+        if len(args) == 2 and args[0] == "callback" and args[1] in get_registry("callback").names():
+            settings = {str(k): v for k, v in node.items() if not str(k).startswith("_")}
+            check_values("callback", str(args[1]), settings, keys=f"callbacks.{entry}")
+
+
+def check_values(family: str, name: str, params: Mapping[str, Any], keys: str | None = None) -> None:
     """Refuse words given for numbers (``model.dropout=abc``) and fractions out of range, naming ``<family>.<key>``.
 
     A YAML-backed component's config is not typed (a generated one is), so a word would reach the
     constructor and fail there with a traceback. Only strings are refused, and only where the type
     hint wants a number, an integer, a bool or a list of those: the hints of some layers are narrower
     than what they take (``pool.kernel_size=[3,2]`` works on ``max``). A ``dropout`` must be in [0, 1).
+    ``keys``: the settings' place in the config (``callbacks.my_cb``); ``family`` by default.
     """
+    keys = keys or family
     hints = _type_hints(get_registry(family).get(name))
     for key, value in params.items():
         pair = _pair_words(hints.get(key))
         if pair and not _is_pair_value(value, takes_word=pair.endswith("mode")):
-            raise CnnplError(f"{family}.{key} must be {pair}, got {value!r} ({family} {name!r})")
+            raise CnnplError(f"{keys}.{key} must be {pair}, got {value!r} ({family} {name!r})")
         kind = _required(config_type(hints.get(key, Any)))
         wanted = _kind_words(kind)
         words = isinstance(value, str) or (isinstance(value, list) and any(isinstance(v, str) for v in value))
         if wanted and words:
-            raise CnnplError(f"{family}.{key} must be {wanted}, got {value!r} ({family} {name!r})")
+            raise CnnplError(f"{keys}.{key} must be {wanted}, got {value!r} ({family} {name!r})")
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if key in FRACTIONS and number and not 0 <= value < 1:
-            raise CnnplError(f"{family}.{key} must be in [0, 1) ({FRACTIONS[key]}), got {value!r}")
+            raise CnnplError(f"{keys}.{key} must be in [0, 1) ({FRACTIONS[key]}), got {value!r}")
 
 
 _PAIR = tuple[int, int]
@@ -654,10 +702,7 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
         hint = f"did you mean {group}={close[0]}? " if close else ""
         message = f"{group}={option}: no such option; {hint}the options of {group} are {', '.join(options)}"
         if not close and group in CONFIG_GROUPS.values():  # a component group: perhaps a plugin's
-            message += (
-                f"; a plugin's {group} becomes an option when plugins=[...] on the command line names it "
-                "(a config file's plugins: list is read too late for that)"
-            )
+            message += _PLUGIN_HINT.format(group=group)
         return message
     key = re.match(r"Could not override '([^']+)'", text)
     if key:  # a key the config does not have: name its neighbours
@@ -684,9 +729,18 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
         options = group_options(group)
         close = difflib.get_close_matches(option, options, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
-        return f"{group}: no option {option!r}; {hint}the options of {group} are {', '.join(options)}"
+        message = f"{group}: no option {option!r}; {hint}the options of {group} are {', '.join(options)}"
+        if not close and group in CONFIG_GROUPS.values():  # a component group: perhaps a plugin's
+            message += _PLUGIN_HINT.format(group=group)
+        return message
     lines = [line.strip() for line in text.split("Config search path:")[0].splitlines() if line.strip()]
     return with_cause("; ".join(lines) or type(err).__name__, err)
+
+
+_PLUGIN_HINT = (
+    "; a plugin's {group} becomes an option when plugins=[...] on the command line names it "
+    "(a config file's plugins: list is read too late for that)"
+)
 
 
 def with_cause(message: str, err: BaseException) -> str:

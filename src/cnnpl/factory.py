@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from cnnpl.errors import GeometryError
+from cnnpl.errors import CnnplError, GeometryError
 from cnnpl.registry import accepts_var_kwargs, check_kwargs, get_registry, keyword_chain, parameters_of
 
 # Facts an architecture offers to every layer of a family; a layer that does not take one
@@ -64,7 +64,14 @@ class LayerFactory:
             merged = {
                 k: v for k, v in merged.items() if k in reachable or k not in named or self.params.get(k) is not None
             }
-        return get_registry(self.family).build(self.name, **merged)
+        layer = get_registry(self.family).build(self.name, **merged)
+        if not isinstance(layer, nn.Module):  # else the architecture's nn.Sequential would refuse it, blaming the model
+            raise CnnplError(
+                f"{self.family} {self.name!r} ({get_registry(self.family).entry(self.name).source}) built a "
+                f"{type(layer).__name__}, not a torch.nn.Module: a {self.family} must build a layer (subclass "
+                "torch.nn.Module, or return one)"
+            )
+        return layer
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())

@@ -182,6 +182,10 @@ class Registry:
             if self.family == "model":
                 _check_takes_factories(obj, kwargs, what=what)
             check_kwargs(obj, kwargs, what=what)
+            if self.family == "callback":  # a layer's were checked when its factory was made
+                from cnnpl.config import check_values
+
+                check_values("callback", name, kwargs, keys=f"callbacks.{name}")
         _building.append(what)
         try:
             return obj(*args, **kwargs)
