@@ -22,6 +22,7 @@ import cnnpl
 from cnnpl.config import config_dir, generated_config, layer_factory
 from cnnpl.errors import GeometryError
 from cnnpl.layers.conv import Conv2d, LocallyConnected, Tiled
+from cnnpl.registry import get_registry
 
 # -- independent references ------------------------------------------------------------------------
 
@@ -372,9 +373,19 @@ def test_registry_holds_every_variant_of_the_issue():
     assert expected | {"conv3d_channels", "locally_connected", "tiled"} <= set(CONVS)
 
 
-@pytest.mark.parametrize("name", CONVS)
+def _builtin(name: str) -> bool:
+    return get_registry("conv").entry(name).source == "built-in"
+
+
+# "same" at any stride and "full" are cnnpl's convs' own; a plugin's conv (nn.Conv2d's padding) is tried on
+# what torch's takes too
+GEOMETRIES = [(1, "valid"), (1, "same"), (2, "same"), (3, "same"), (1, 1), (1, "full")]
+TORCH_GEOMETRIES = [(1, "valid"), (1, "same"), (1, 1)]
+
+
 @pytest.mark.parametrize(
-    ("stride", "padding"), [(1, "valid"), (1, "same"), (2, "same"), (3, "same"), (1, 1), (1, "full")]
+    ("stride", "padding", "name"),
+    [(s, p, n) for s, p in GEOMETRIES for n in CONVS if _builtin(n) or (s, p) in TORCH_GEOMETRIES],
 )
 def test_every_conv_shape_and_finite(name, stride, padding):
     layer = _factory(name)(in_channels=4, out_channels=6, kernel_size=3, stride=stride, padding=padding)
@@ -486,7 +497,7 @@ def test_bad_geometry_messages(name, kwargs, message):
     assert message in str(err.value)
 
 
-@pytest.mark.parametrize("name", [name for name in CONVS if name != "pointwise"])  # 1x1 always fits
+@pytest.mark.parametrize("name", [name for name in CONVS if name != "pointwise" and _builtin(name)])  # 1x1 fits
 def test_a_kernel_too_large_names_the_input_and_padding_as_given(name):
     from cnnpl.models._util import trace_shapes
 

@@ -111,7 +111,8 @@ def test_every_pool_shape_nan_backward_and_deterministic_eval(name: str) -> None
     pool = build_pool(name, channels=4)
     x = torch.randn(3, 4, 9, 10).relu().requires_grad_()
     out = pool(x)
-    assert out.shape == (3, *pool.output_shape((4, 9, 10)))
+    if hasattr(pool, "output_shape"):  # optional for a plugin's pool (docs/components.md)
+        assert out.shape == (3, *pool.output_shape((4, 9, 10)))
     assert torch.isfinite(out).all()
     out.square().sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
@@ -148,7 +149,8 @@ def test_windowed_pools_share_max_pooling_shape_rule(name: str) -> None:
         reference = torch.nn.MaxPool2d(k, s, p)
         x = torch.rand(1, 3, 7, 8)
         assert pool(x).shape == reference(x).shape
-        assert pool.output_shape((3, 7, 8)) == tuple(reference(x).shape[1:])
+        if hasattr(pool, "output_shape"):
+            assert pool.output_shape((3, 7, 8)) == tuple(reference(x).shape[1:])
 
 
 # ---------------------------------------------------------------- max, avg and mixed against loops
@@ -506,12 +508,15 @@ def test_invalid_settings_fail_at_build_time(name: str, params: dict, message: s
 @pytest.mark.parametrize("name", [n for n in cnnpl.list_components("pool") if not n.startswith("global")])
 def test_kernel_larger_than_input_fails_when_the_model_is_built(name: str) -> None:
     pool = cnnpl.factory("pool", name, kernel_size=5)
+    builtin = get_registry("pool").entry(name).source == "built-in"
+    because = ": kernel 5" if builtin else ""  # a plugin's pool says why in its own words
     with pytest.raises(
-        GeometryError, match=r"layer features\.block2\.pool .* cannot take input \(64, 4, 4\): kernel 5"
+        GeometryError, match=rf"layer features\.block2\.pool .* cannot take input \(64, 4, 4\){because}"
     ):
         cnnpl.build("model", "simple_cnn", num_classes=10, input_size=(32, 32), pool=pool)
-    with pytest.raises(GeometryError, match=r"kernel 5 .* is larger than the input 4 padded by 0"):
-        cnnpl.build("pool", name, kernel_size=5).output_shape((3, 4, 4))
+    if builtin:
+        with pytest.raises(GeometryError, match=r"kernel 5 .* is larger than the input 4 padded by 0"):
+            cnnpl.build("pool", name, kernel_size=5).output_shape((3, 4, 4))
 
 
 def test_every_builtin_pool_has_a_yaml() -> None:
