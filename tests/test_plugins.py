@@ -348,6 +348,34 @@ def test_a_plugin_another_plugin_imports_runs_once(
     assert importlib.import_module("sib_pools").SibPool is cnnpl.get_registry("pool").get("sib_pool")
 
 
+def test_plugins_in_two_folders_each_import_their_own_sibling_of_one_name(
+    tmp_path: Path, restore_registries, forget_tmp_modules
+) -> None:
+    # labA/helpers.py and labB/helpers.py: each plugin gets the one beside it, as `python labB/pb.py` would
+    for lab, value in (("labA", 1), ("labB", 2)):
+        write(
+            tmp_path / lab / "helpers.py",
+            f"VALUE = {value}\nwith open(__file__ + '.runs', 'a') as f:\n    f.write('ran')\n",
+        )
+        pool = f"""
+            import torch
+            import cnnpl
+            from helpers import VALUE
+
+            @cnnpl.register("pool", "{lab.lower()}_pool")
+            class LabPool(torch.nn.MaxPool2d):
+                value = VALUE
+        """
+        write(tmp_path / lab / "pool.py", pool)
+    write(tmp_path / "labB" / "again.py", "import helpers\nassert helpers.VALUE == 2, helpers.__file__\n")
+    cnnpl.load_plugins([str(tmp_path / "labA" / "pool.py"), str(tmp_path / "labB" / "pool.py")])  # was ImportError
+    pools = cnnpl.get_registry("pool")
+    assert (pools.get("laba_pool").value, pools.get("labb_pool").value) == (1, 2)
+    cnnpl.load_plugins([str(tmp_path / "labB" / "again.py")])  # labB's helpers, not run a second time
+    assert [(tmp_path / lab / "helpers.py.runs").read_text() for lab in ("labA", "labB")] == ["ran", "ran"]
+    assert sys.modules["helpers"].VALUE == 1  # the first one loaded keeps the plain name
+
+
 def test_a_file_plugin_never_shadows_another_module_of_its_name(
     tmp_path: Path, restore_registries, monkeypatch, forget_tmp_modules
 ) -> None:

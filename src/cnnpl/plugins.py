@@ -79,6 +79,7 @@ class Plugin:
 _installed: list[Plugin] | None = None
 _named: dict[str, Plugin] = {}  # files (by resolved path) and modules (by name) already loaded
 _loaded_as: dict[Path, str] = {}  # a file (resolved) -> the key in _named of the plugin it was loaded as
+_plugin_folders: set[Path] = set()  # the folders of the plugin files loaded (resolved): their siblings are theirs
 _warned: set[str] = set()
 
 
@@ -296,6 +297,33 @@ def _loaded_siblings(folder: Path) -> Iterator[None]:
                 del sys.modules[name]
 
 
+@contextlib.contextmanager
+def _own_siblings_first(folder: Path) -> Iterator[None]:
+    """Inside the block, ``import <name>`` finds ``folder/<name>.py`` (or ``folder/<name>/``) although a module
+    of that name was imported beside another plugin file, from its folder (``labA/helpers.py`` and
+    ``labB/helpers.py``, each imported by the plugin beside it): as ``python labB/pb.py`` would, not
+    ``labA``'s. Afterwards ``<name>`` is the first one again; the one imported here stays loaded under a
+    name of its own (:func:`_loaded_siblings` finds it by its file for the next plugin of ``folder``).
+    Only modules imported from another plugin file's folder are set aside, never an installed package."""
+    hidden: dict[str, ModuleType] = {}
+    for name, module in list(sys.modules.items()):
+        top = name.partition(".")[0]
+        if not ((folder / f"{top}.py").is_file() or (folder / top / "__init__.py").is_file()):
+            continue
+        file = _file_of(module)
+        holder = None if file is None else (file.parent.parent if file.name == "__init__.py" else file.parent)
+        if holder is not None and holder != folder and holder in _plugin_folders:
+            hidden[name] = sys.modules.pop(name)
+    try:
+        yield
+    finally:
+        for name, module in hidden.items():
+            imported_here = sys.modules.get(name)
+            if imported_here is not None and imported_here is not module:
+                sys.modules[f"cnnpl_sibling_{len(sys.modules)}_{name.replace('.', '_')}"] = imported_here
+            sys.modules[name] = module
+
+
 def _alias(stem: str, module: ModuleType, location: Path) -> None:
     """Make ``import stem`` give ``module``, loaded from ``location``, where it would run that same file.
 
@@ -386,7 +414,9 @@ def _load_file(spec: str, base: Path) -> Plugin:
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[module_name] = module  # dataclasses, pickling and relative imports need it there
         try:  # its own folder searched first while it runs, as `python <file>` would: it imports its siblings
-            with _first_on_sys_path(path.parent), _loaded_siblings(path.parent), _loading(key):
+            folder = path.parent
+            _plugin_folders.add(folder)
+            with _first_on_sys_path(folder), _own_siblings_first(folder), _loaded_siblings(folder), _loading(key):
                 module_spec.loader.exec_module(module)
         except (Exception, SystemExit) as err:
             sys.modules.pop(module_name, None)
