@@ -863,6 +863,23 @@ def test_a_component_named_like_a_plugins_yaml_preset_is_refused_when_chosen(res
     )
 
 
+def test_a_yaml_on_the_command_lines_searchpath_hiding_a_component_is_refused(tmp_path: Path, restore_registries):
+    from cnnpl.cli import prepare
+
+    plugin = write(tmp_path / "hidden_pool.py", MY_POOL.format(name="hidden_pool"))
+    preset = write(tmp_path / "conf" / "pool" / "hidden_pool.yaml", "name: max\n")  # configures another pool
+    with pytest.raises(cnnpl.DuplicateComponentError) as err:  # was "pool 'max' has no parameter 'lam'"
+        prepare([f"plugins=[{plugin}]", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "pool=hidden_pool", *TINY])
+    assert str(err.value) == (
+        f"pool=hidden_pool: the pool 'hidden_pool' that file {plugin} registered cannot be chosen: a plugin's YAML "
+        f"option of the same name ({preset}) is chosen instead; rename the component"
+    )
+    preset.write_text("name: hidden_pool\nlam: 0.25\n")  # the component's own option: accepted
+    prepare(
+        [f"plugins=[{plugin}]", f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "pool=hidden_pool", "--cfg", "job"]
+    )
+
+
 @pytest.fixture
 def plugin_conf_folder(tmp_path: Path, monkeypatch) -> Path:
     """``tmp_path`` appended to Hydra's search path, as a plugin's ``SearchPathPlugin`` adds its config folder."""

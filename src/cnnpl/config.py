@@ -462,16 +462,23 @@ def bare_word_error(word: str) -> str | None:
 def plugin_config_folders() -> list[Path]:
     """The config folders plugins add to Hydra's search path (the ``SearchPathPlugin`` classes in ``hydra_plugins``,
     such as cnnpl-example's ``cnnpl_example/conf``), in Hydra's order; not cnnpl's ``conf/`` or Hydra's own."""
-    import importlib.resources
-
     from hydra._internal.utils import create_config_search_path
 
+    entries = [(entry.path, entry.provider) for entry in create_config_search_path(None).get_path()]
+    return _config_folders(entries)
+
+
+def _config_folders(entries: Sequence[tuple[str, str | None]]) -> list[Path]:
+    """The local folders of Hydra search path entries ``(file://... or pkg://..., provider)``, but cnnpl's
+    ``conf/`` and Hydra's own."""
+    import importlib.resources
+
     folders = []
-    for entry in create_config_search_path(None).get_path():
-        scheme, _, where = entry.path.partition("://")
+    for path, provider in entries:
+        scheme, _, where = path.partition("://")
         if scheme == "file":
             folder = Path(where)
-        elif scheme == "pkg" and entry.provider != "hydra":
+        elif scheme == "pkg" and provider != "hydra":
             package, _, inside = where.partition("/")
             try:
                 folder = Path(str(importlib.resources.files(package).joinpath(inside)))
@@ -482,6 +489,21 @@ def plugin_config_folders() -> list[Path]:
         if folder.resolve() != config_dir().resolve():
             folders.append(folder)
     return folders
+
+
+def searchpath_folders(overrides: Sequence[str]) -> list[Path]:
+    """The local folders a command line adds with ``hydra.searchpath=[file://..., pkg://...]`` (its last)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    given = [token for token in overrides if token.lstrip("+").startswith("hydra.searchpath=")]
+    if not given:
+        return []
+    try:
+        value = OverridesParser.create().parse_overrides(given[-1:])[0].value()
+    except Exception:  # Hydra says what it cannot parse
+        return []
+    entries = value if isinstance(value, list) else [value]
+    return _config_folders([(str(entry), "command line") for entry in entries])
 
 
 def plugin_yaml_options(group: str) -> list[tuple[str, Path]]:
@@ -495,7 +517,7 @@ def plugin_yaml_options(group: str) -> list[tuple[str, Path]]:
     return sorted(found.items())
 
 
-def shadowing_preset(group: str, name: str) -> str | None:
+def shadowing_preset(group: str, name: str, searchpath: Sequence[Path] = ()) -> str | None:
     """Where a plugin's YAML option ``<group>/<name>.yaml`` is, when a component registered by a plugin (not
     a built-in) has the same name and the YAML configures another one: Hydra would choose the YAML (a preset,
     such as cnnpl-example's ``pool/softpool_sharp.yaml``) and merge the component's generated config in as
@@ -507,7 +529,7 @@ def shadowing_preset(group: str, name: str) -> str | None:
         return None
     if get_registry(family).entry(name).source == "built-in" or (config_dir() / group / f"{name}.yaml").is_file():
         return None  # a built-in's own YAML, or cnnpl's (check_option_name refused those at registration)
-    for root in plugin_config_folders():
+    for root in [*searchpath, *plugin_config_folders()]:
         path = root / group / f"{name}.yaml"
         if path.is_file():
             try:  # name: <name>: the component's own YAML option (as a built-in has), not a preset
@@ -522,13 +544,14 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
     """Refuse ``group=null`` (``logger=null``), on which Hydra fails with a traceback, and a bare option or
     group name (``vgg16``), on which it says "missing EQUAL", with a one-line fix."""
     groups = config_groups()
+    searchpath = searchpath_folders(overrides)  # hydra.searchpath=[file://...] (docs/howto/own-images.md)
     for i, token in enumerate(overrides):
         key, sep, value = token.partition("=")
         flag_value = i > 0 and overrides[i - 1] in HYDRA_VALUE_FLAGS  # --cfg job --package pool
         if not sep and not flag_value and not token.startswith(("-", "~")) and (error := bare_word_error(token)):
             raise CnnplError(error)
         group = key.lstrip("+")
-        if sep and (preset := shadowing_preset(group, value.strip())):
+        if sep and (preset := shadowing_preset(group, value.strip(), searchpath)):
             family = group_family(group)
             raise DuplicateComponentError(
                 f"{token}: the {family} {value.strip()!r} that {get_registry(family).entry(value.strip()).source} "
