@@ -221,23 +221,24 @@ def check_precision(trainer_cfg: Any, accelerator: str) -> None:
 
 
 def check_fused_clipping(cfg: Any, accelerator: str) -> None:
-    """Refuse gradient clipping with a fused optimizer under ``trainer.precision=16-mixed`` off the CPU.
+    """Refuse gradient clipping with a fused optimizer step under mixed precision (``16-mixed``, ``bf16-mixed``).
 
-    There the loss is scaled, and a fused optimizer unscales the gradients inside its step, after the
-    point where Lightning clips them, so Lightning stops at the first step ("does not allow for gradient
-    clipping because it performs unscaling of gradients internally"). On the CPU ``16-mixed`` runs as
-    ``bf16-mixed``, which scales nothing.
+    Under ``16-mixed`` on a GPU the loss is scaled, and a fused step unscales the gradients inside itself,
+    after the point where Lightning clips them; Lightning's mixed-precision plugin therefore refuses to
+    clip for any optimizer that takes the fused step, under either mixed precision and on the CPU too
+    ("does not allow for gradient clipping because it performs unscaling of gradients internally"),
+    at the first step. ``accelerator`` is kept for the callers; the refusal does not depend on it.
     """
     precision = str(cfg.trainer.get("precision"))
     clip = cfg.trainer.get("gradient_clip_val")
     optimizer = cfg.get("optimizer") or {}
-    if PRECISION_ALIASES.get(precision, precision) != "16-mixed" or accelerator == "cpu" or not clip:
+    if PRECISION_ALIASES.get(precision, precision) not in ("16-mixed", "bf16-mixed") or not clip:
         return
     if optimizer.get("fused") is True:
         raise CnnplError(
-            f"trainer.gradient_clip_val={clip} with trainer.precision={precision}: optimizer.fused=true unscales "
-            "the gradients inside its step, after Lightning would clip them; set optimizer.fused=null (torch's "
-            "default step), or use trainer.precision=bf16-mixed (no scaling)"
+            f"trainer.gradient_clip_val={clip} with trainer.precision={precision}: Lightning clips no gradients of "
+            "a fused optimizer step (optimizer.fused=true) under mixed precision, where the step would unscale "
+            "them itself after the clipping; set optimizer.fused=null (torch's default step)"
         )
 
 
