@@ -708,6 +708,8 @@ def test_a_resume_mismatch_points_at_the_record_of_the_command_that_trained(tmp_
             r"\(run: 0\.001, now: 0\.05\) and 1 more; give the command that trained it again, with this ckpt_path "
             r"\(its overrides are in '.+/\.hydra/overrides\.yaml'\)$",
         ),
+        # a component with other tensors: named as a setting, not as "3 tensors missing: ...lam_counts"
+        ([], ["pool=mixed"], r"trained with: pool\.name \(run: max, now: mixed\); give the command"),
         (
             ["scheduler=onecycle"],
             ["scheduler=onecycle", "+trainer.limit_train_batches=5"],  # the schedule's length changes too
@@ -736,6 +738,19 @@ def test_a_resume_with_other_settings_than_the_run_is_refused(
             output_dir=str(tmp_path),
         )
     )
+
+
+def test_a_resume_that_forgot_the_data_names_the_setting_not_the_missing_data(tmp_path: Path) -> None:
+    train(cnnpl.compose(FAST, output_dir=str(tmp_path)))
+    others = [arg for arg in FAST if not arg.startswith("data")]
+    resume = [*others, "data=cifar10", f"data.root={tmp_path / 'no-cifar-here'}", "ckpt_path=last"]
+    with pytest.raises(CheckpointError) as caught:  # was "CIFAR-10 not found under ...: pass data.download=true"
+        train(cnnpl.compose(resume, output_dir=str(tmp_path)))
+    expected = (
+        "settings differ from the ones it trained with: data._target_ (run: cnnpl.data.ShapesDataModule, now: "
+        "cnnpl.data.CIFAR10DataModule)"
+    )
+    assert expected in str(caught.value), str(caught.value)
 
 
 @pytest.mark.slow  # the real command line

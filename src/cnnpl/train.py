@@ -514,6 +514,27 @@ def _has_model_checkpoint(callbacks: list[Any]) -> bool:
     return any(isinstance(callback, ModelCheckpoint) for callback in callbacks)
 
 
+def _resumed_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
+    """The checkpoint ``cfg.ckpt_path`` resumes, found from the config alone (``last`` in
+    ``callbacks.checkpoint.dirpath``, else ``<output_dir>/checkpoints``); None where there is none to be
+    found this way, which the checks after the callbacks are built then report."""
+    from omegaconf import OmegaConf
+
+    from cnnpl.checkpoint import LAST, resolve_ckpt_path
+
+    setting = cfg.get("ckpt_path")
+    if setting is None or str(setting) == "":
+        return None
+    if str(setting) != LAST:
+        path = Path(str(setting)).expanduser()
+        return str(path) if path.is_file() else None
+    try:
+        dirpath = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath", default=None)
+        return resolve_ckpt_path(LAST, Path(str(dirpath)) if dirpath else output_dir / "checkpoints")
+    except Exception:  # none there, or a folder only the built callback knows
+        return None
+
+
 def _checkpoint_dir(callbacks: list[Any], output_dir: Path) -> Path:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -743,6 +764,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_settings(cfg)
     output_dir = Path(cfg.output_dir)
     check_writable(output_dir)
+    resumed = _resumed_checkpoint(cfg, output_dir) if cfg.get("fit", True) else None
+    if resumed is not None:  # before the data and the model: a forgotten override is named as one
+        check_resume_settings(resumed, cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.get("keep_freed_memory", True):  # a boolean (check_flags)
         keep_freed_memory()
