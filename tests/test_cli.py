@@ -411,7 +411,7 @@ def test_a_run_directory_given_again_keeps_the_first_commands_record(tmp_path: P
     assert _keep_earlier_records([f"hydra.run.dir={run}"]) == ["hydra.output_subdir=null"]
 
 
-def test_a_component_the_model_never_builds_gets_a_warning(cli) -> None:
+def test_a_component_the_model_never_builds_gets_a_warning(cli, tmp_path: Path) -> None:
     from cnnpl.train import build_model
 
     for model, unused in (("simple_cnn", ["norm"]), ("simple_cnn_bn", []), ("resnet18", ["pool"])):
@@ -420,7 +420,9 @@ def test_a_component_the_model_never_builds_gets_a_warning(cli) -> None:
         assert found == unused, model
     result = cli(*TINY, "callbacks=minimal", "norm=identity", env={"PYTHONWARNINGS": "default"})
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "model=simple_cnn builds no norm layers, so norm=identity changes nothing" in result.stderr
+    said = "[WARNING] - model=simple_cnn builds no norm layers, so norm=identity changes nothing"
+    assert said in result.stdout + result.stderr, result.stderr[-2000:]  # a log line, not a Python warning
+    assert said in (tmp_path / "run" / "cnnpl.log").read_text()  # and in the run's log
 
 
 def test_a_value_of_the_wrong_type_says_why(restore_registries, capsys) -> None:

@@ -1048,6 +1048,25 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
     assert final["global_step"] == 2 * steps_per_epoch and final["epoch"] == 1
 
 
+def test_the_sigterm_advice_in_a_sweep_names_the_sweeps_folder(tmp_path: Path) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from cnnpl.callbacks.guards import _how_to_resume
+    from cnnpl.config import config_dir
+
+    assert _how_to_resume() == "resume with the same hydra.run.dir and ckpt_path=last"
+    overrides = ["hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path / 'pools'}"]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        HydraConfig.instance().set_config(compose("train", overrides=overrides, return_hydra_config=True))
+    try:  # a sweep has no hydra.run.dir of its own: was "resume with the same hydra.run.dir"
+        assert _how_to_resume() == (
+            f"resume with the sweep's own command and hydra.sweep.dir={tmp_path / 'pools'} ckpt_path=last"
+        )
+    finally:
+        HydraConfig.instance().cfg = None
+
+
 @pytest.mark.slow
 def test_sigterm_during_the_test_exits_143_with_one_line(tmp_path: Path) -> None:
     # Lightning's evaluation loop raises SIGTERMException, a SystemExit without a status: exit 0 before
@@ -1524,3 +1543,15 @@ def test_progressive_resizing_check_passes_a_scripted_layer_by() -> None:
         for module in net.modules()
         if not isinstance(module, torch.jit.ScriptModule)
     )
+
+
+def test_a_dry_run_says_what_it_did(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="cnnpl.train"):  # was silent: exit 0 and nothing said
+        metrics = train(cnnpl.compose([*FAST, "fit=false", "test=false"], output_dir=str(tmp_path)))
+    assert metrics == {}
+    assert "fit=false test=false: a dry run; the data, network, optimizer and callbacks were built and checked, " in (
+        caplog.text
+    )
+    assert not list(tmp_path.rglob("*.ckpt"))

@@ -128,13 +128,17 @@ def warn_unused_components(model_name: str, unused: list[str]) -> None:
 
     typed = [o for o in HydraConfig.get().overrides.task if group(o) in unused]
     if typed:
-        from lightning.pytorch.utilities import rank_zero_warn
+        from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
         families = " or ".join(sorted({group(o) for o in typed}))
-        rank_zero_warn(
-            f"model={model_name} builds no {families} layers, so {' '.join(typed)} changes nothing "
-            "(python -m cnnpl.summary model=... shows the layers a model builds)"
-        )
+        if rank_zero_only.rank == 0:  # a log line as the run's others: on the console and in its cnnpl.log
+            logging.getLogger(__name__).warning(
+                "model=%s builds no %s layers, so %s changes nothing (python -m cnnpl.summary model=... shows the "
+                "layers a model builds)",
+                model_name,
+                families,
+                " ".join(typed),
+            )
 
 
 def keep_freed_memory() -> bool:
@@ -862,6 +866,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
             save_config(cfg, output_dir / "config.yaml")
 
     metrics: dict[str, float] = {}
+    if not cfg.get("fit", True) and not cfg.get("test", True) and trainer.is_global_zero:
+        logging.getLogger(__name__).info(
+            "fit=false test=false: a dry run; the data, network, optimizer and callbacks were built and checked, "
+            "nothing is trained or tested"
+        )
     if cfg.get("fit", True):
         try:
             trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

@@ -168,9 +168,21 @@ class SigtermCheckpoint(L.Callback):
         if trainer.is_global_zero:
             print(
                 f"cnnpl: SIGTERM received: saved {path} at epoch {trainer.current_epoch}, step {trainer.global_step}; "
-                "resume with the same hydra.run.dir and ckpt_path=last",
+                f"{_how_to_resume()}",
                 file=sys.stderr,
             )
+
+
+def _how_to_resume() -> str:
+    """How to continue this run: a sweep's job with the sweep's own command (docs/howto/resume.md)."""
+    from cnnpl.distributed import in_sweep
+
+    if in_sweep():
+        from hydra.core.hydra_config import HydraConfig
+
+        folder = HydraConfig.get().sweep.dir
+        return f"resume with the sweep's own command and hydra.sweep.dir={folder} ckpt_path=last"
+    return "resume with the same hydra.run.dir and ckpt_path=last"
 
 
 # -- NaN / inf loss --------------------------------------------------------------------------------
