@@ -1377,3 +1377,16 @@ def test_a_plugins_own_yaml_option_is_merged_without_hydras_warning(tmp_path: Pa
     assert not [w for w in caught if "validated against ConfigStore schema" in str(w.message)], [
         str(w.message) for w in caught
     ]
+
+
+def test_a_searchpath_folder_that_does_not_exist_is_named(tmp_path: Path, monkeypatch) -> None:
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(cnnpl.CnnplError) as err:  # was "data=my_images: no such option"
+        prepare(["hydra.searchpath=[file://myconf]", "data=shapes", "--cfg", "job"])
+    assert str(err.value).startswith(
+        f"hydra.searchpath names file://myconf, which is no folder (looked for {tmp_path / 'myconf'}); give the folder"
+    )
+    (tmp_path / "myconf").mkdir()  # relative to where the command runs, as Hydra reads it
+    prepare(["hydra.searchpath=[file://myconf]", "data=shapes", "--cfg", "job"])

@@ -492,7 +492,11 @@ def _config_folders(entries: Sequence[tuple[str, str | None]]) -> list[Path]:
 
 
 def searchpath_folders(overrides: Sequence[str]) -> list[Path]:
-    """The local folders a command line adds with ``hydra.searchpath=[file://..., pkg://...]`` (its last)."""
+    """The local folders a command line adds with ``hydra.searchpath=[file://..., pkg://...]`` (its last).
+
+    Refuses a ``file://`` entry that is no folder: Hydra passes over it without a word, and the options
+    in it are then reported missing (``data=my_images: no such option``), not the folder.
+    """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     given = [token for token in overrides if token.lstrip("+").startswith("hydra.searchpath=")]
@@ -502,8 +506,15 @@ def searchpath_folders(overrides: Sequence[str]) -> list[Path]:
         value = OverridesParser.create().parse_overrides(given[-1:])[0].value()
     except Exception:  # Hydra says what it cannot parse
         return []
-    entries = value if isinstance(value, list) else [value]
-    return _config_folders([(str(entry), "command line") for entry in entries])
+    entries = [str(entry) for entry in (value if isinstance(value, list) else [value])]
+    for entry in entries:
+        scheme, _, where = entry.partition("://")
+        if scheme == "file" and not Path(where).is_dir():
+            raise CnnplError(
+                f"hydra.searchpath names {entry}, which is no folder (looked for {Path(where).absolute()}); give the "
+                "folder that holds your config groups (data/, model/, ...): file:///absolute/path, or file://$PWD/..."
+            )
+    return _config_folders([(entry, "command line") for entry in entries])
 
 
 def plugin_yaml_options(group: str) -> list[tuple[str, Path]]:
