@@ -1,6 +1,6 @@
 """Generate the reference pages: every registered component and every config group, as Markdown.
 
-    python scripts/gen_reference.py [OUT_DIR]      # writes components.md and config.md (default: print them)
+    python scripts/gen_reference.py [plugins=[...]] [OUT_DIR]   # writes components.md and config.md (default: print)
 
 The pages come from what is registered when the script runs (``cnnpl.get_registry(family)``, so
 installed plugins appear with their source) and from the YAML files in ``conf/`` (plus the options
@@ -141,9 +141,14 @@ def on_files(files: Any, config: Any) -> Any:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) > 1:
-        print("usage: python scripts/gen_reference.py [OUT_DIR]", file=sys.stderr)
+    from cnnpl.plugins import load_plugins, split_plugin_overrides
+
+    specs, _, rest = split_plugin_overrides(argv)  # plugins=[./my_pool.py], as every cnnpl command takes it
+    argv = [arg for arg in rest if not arg.lstrip("+").startswith("plugins=")]
+    if len(argv) > 1 or any("=" in arg for arg in argv):
+        print("usage: python scripts/gen_reference.py [plugins=[...]] [OUT_DIR]", file=sys.stderr)
         return 2
+    load_plugins(specs)
     generated = pages()
     if not argv:
         for name in PAGES:

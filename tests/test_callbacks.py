@@ -298,8 +298,12 @@ def test_arguments_are_checked_when_built(tmp_path) -> None:
         train(compose_tiny(tmp_path, "callbacks.filters.every_n_epochs=0"))
     with pytest.raises(CnnplError, match=r"callbacks\.gradcam\.target must be one of pred, true, got 'best'"):
         cnnpl.build("callback", "gradcam", target="best")
-    with pytest.raises(CnnplError, match="unknown matplotlib colormap 'viridiss'"):
+    with pytest.raises(CnnplError) as err:  # the setting named: was "unknown matplotlib colormap 'viridiss'; try"
         cnnpl.build("callback", "feature_maps", cmap="viridiss")
+    assert str(err.value) == (
+        "callbacks.feature_maps.cmap=viridiss: unknown matplotlib colormap 'viridiss'; did you mean 'viridis'? try "
+        "'viridis', 'inferno', 'jet' or 'gray' (null: grayscale)"
+    )
     with pytest.raises(CnnplError, match="unknown kernel 'blur'"):
         cnnpl.build("callback", "kernels_demo", kernels=["blur"])
 

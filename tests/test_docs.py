@@ -128,6 +128,19 @@ def test_readme_python_block_runs(restore_registries, monkeypatch: pytest.Monkey
     assert any(isinstance(m, torch.nn.AvgPool2d) for m in namespace["net"].modules())
 
 
+def test_the_reference_takes_plugins_as_every_command_does(tmp_path: Path, restore_registries, capsys) -> None:
+    plugin = tmp_path / "ref_pool.py"
+    plugin.write_text(
+        "import cnnpl\nfrom torch import nn\n\n\n@cnnpl.register('pool', 'ref_pool')\nclass RefPool(nn.MaxPool2d):\n"
+        '    """Max pooling, for the reference."""\n'
+    )
+    gen = _gen_reference()
+    assert gen.main([f"plugins=[{plugin}]", str(tmp_path / "ref")]) == 0  # was two folders named after the words
+    assert "### `pool=ref_pool`" in (tmp_path / "ref" / "components.md").read_text()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ref", "ref_pool.py"]
+    assert gen.main(["a=b"]) == 2 and "usage: python scripts/gen_reference.py" in capsys.readouterr().err
+
+
 def test_reference_lists_every_component_and_its_parameters() -> None:
     from cnnpl.registry import parameters_of
 

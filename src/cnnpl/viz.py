@@ -134,7 +134,13 @@ def _colormap_lut(name: str) -> torch.Tensor:
     try:
         cmap = colormaps[name]
     except KeyError:
-        raise CnnplError(f"unknown matplotlib colormap {name!r}; try 'viridis', 'inferno', 'jet' or 'gray'") from None
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(colormaps), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise CnnplError(
+            f"unknown matplotlib colormap {name!r}; {hint}try 'viridis', 'inferno', 'jet' or 'gray' (null: grayscale)"
+        ) from None
     return torch.tensor(cmap(torch.linspace(0, 1, 256).numpy())[:, :3], dtype=torch.float32)
 
 

@@ -44,8 +44,11 @@ class FeatureMapsCallback(ImageSampleCallback):
             raise CnnplError(f"callbacks.feature_maps.max_channels must be an integer >= 1, got {max_channels!r}")
         if not isinstance(cell_size, int) or cell_size < 1:
             raise CnnplError(f"callbacks.feature_maps.cell_size must be an integer >= 1, got {cell_size!r}")
-        if cmap is not None:
-            viz.apply_colormap(torch.zeros(1, 1), cmap)  # an unknown colormap fails here, not mid-training
+        if cmap is not None:  # an unknown colormap fails here, not mid-training, naming the setting
+            try:
+                viz.apply_colormap(torch.zeros(1, 1), cmap)
+            except CnnplError as err:
+                raise CnnplError(f"callbacks.feature_maps.cmap={cmap}: {err}") from None
         self.layers = as_names(layers) if layers else None
         self.max_channels, self.cell_size, self.cmap = max_channels, cell_size, cmap
 
