@@ -1357,6 +1357,12 @@ def test_a_plugin_callbacks_settings_are_checked_before_training(tmp_path: Path,
     with pytest.raises(cnnpl.CnnplError) as err:  # was: trained to the end with every='abc'
         prepare([f"plugins=[{path}]", "callbacks=[minimal,every_few]", "callbacks.every_few.every=abc", *TINY])
     assert str(err.value) == "callbacks.every_few.every must be an integer, got 'abc' (callback 'every_few')"
+    with pytest.raises(cnnpl.CnnplError) as err:  # not set at all: missing, not "got '???'"
+        prepare([f"plugins=[{path}]", "callbacks=[minimal,every_few]", *TINY])
+    assert str(err.value) == (
+        "callback 'every_few' needs a value for callbacks.every_few.every (it has no default); set it on the "
+        "command line: callbacks.every_few.every=..."
+    )
     # in Python, as the callback is built
     with pytest.raises(cnnpl.CnnplError, match=r"^callbacks\.every_few\.every must be an integer, got 'abc'"):
         cnnpl.registry.build("callback", "every_few", every="abc")
@@ -1390,3 +1396,24 @@ def test_a_searchpath_folder_that_does_not_exist_is_named(tmp_path: Path, monkey
     )
     (tmp_path / "myconf").mkdir()  # relative to where the command runs, as Hydra reads it
     prepare(["hydra.searchpath=[file://myconf]", "data=shapes", "--cfg", "job"])
+
+
+def test_an_enum_setting_reads_back_from_the_saved_config(tmp_path: Path, restore_registries) -> None:
+    from cnnpl.checkpoint import _flat
+    from cnnpl.config import layer_factory
+
+    load_plugins([str(write(tmp_path / "forward_hints.py", FORWARD_HINTS))])
+    mode = cnnpl.get_registry("pool").get("forward_hints").__init__.__globals__["Mode"]
+    for given in ([], ["pool.mode=AVG"]):
+        cfg = cnnpl.compose(["pool=forward_hints", *given])
+        saved = OmegaConf.create(OmegaConf.to_yaml(cfg))  # the run's config.yaml, which render and a resume read
+        assert isinstance(saved.pool.mode, str)
+        # render built the layer with the word 'MAX' (a plugin testing `mode is Mode.MAX` took its other branch)
+        assert layer_factory("pool", saved.pool).params["mode"] is mode[saved.pool.mode]
+        # a resume with the same command was refused: "pool.mode (run: MAX, now: Mode.MAX)"
+        now, then = _flat(OmegaConf.to_container(cfg)), _flat(OmegaConf.to_container(saved))
+        assert now["pool.mode"] == then["pool.mode"] == saved.pool.mode
+    with pytest.raises(
+        cnnpl.CnnplError, match=r"^pool\.mode must be one of MAX, AVG, got 'MIN' \(pool 'forward_hints'\)"
+    ):
+        layer_factory("pool", {"name": "forward_hints", "mode": "MIN"})

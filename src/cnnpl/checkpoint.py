@@ -304,12 +304,15 @@ SHOWN_SETTINGS = 3  # differing settings named in the message
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """``node`` as ``{"a.b.c": value}``; an Enum member as its name, as the run's ``config.yaml`` holds it."""
+    import enum
+
     if isinstance(node, Mapping):
         flat: dict[str, Any] = {}
         for key, value in node.items():
             flat.update(_flat(value, f"{prefix}{key}."))
         return flat or {prefix.rstrip("."): {}}
-    return {prefix.rstrip("."): node}
+    return {prefix.rstrip("."): node.name if isinstance(node, enum.Enum) else node}
 
 
 def _bound(key: str, scheduled: bool) -> bool:

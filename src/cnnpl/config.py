@@ -593,9 +593,31 @@ def layer_factory(family: str, node: DictConfig | dict[str, Any]) -> LayerFactor
     name = params.pop("name", None)
     if not name:
         raise CnnplError(f"the {family} config has no 'name' key; choose one with {family}=<name>")
-    factory = LayerFactory(family, str(name), params)  # an unknown name or parameter fails here first
+    LayerFactory(family, str(name), params)  # an unknown name or parameter fails here first
     check_values(family, str(name), params)
-    return factory
+    return LayerFactory(family, str(name), enum_settings(family, str(name), params))
+
+
+def enum_settings(family: str, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with a word given for a setting its hint types as an Enum turned into the member (by name,
+    else by value). A config read from YAML (the run's ``config.yaml``, which render and a resume read) holds
+    the member's name, where a composed one holds the member."""
+    hints = _type_hints(get_registry(family).get(name))
+    settings = dict(params)
+    for key, value in params.items():
+        kind = _required(config_type(hints.get(key, Any)))
+        if not (isinstance(kind, type) and issubclass(kind, enum.Enum)) or isinstance(value, enum.Enum):
+            continue
+        if isinstance(value, str) and value in kind.__members__:
+            settings[key] = kind[value]
+            continue
+        try:
+            settings[key] = kind(value)
+        except ValueError:
+            raise CnnplError(
+                f"{family}.{key} must be one of {', '.join(kind.__members__)}, got {value!r} ({family} {name!r})"
+            ) from None
+    return settings
 
 
 # Settings that are fractions in [0, 1) wherever a component takes them, and what the fraction is of
