@@ -374,6 +374,12 @@ def test_plugins_in_two_folders_each_import_their_own_sibling_of_one_name(
     cnnpl.load_plugins([str(tmp_path / "labB" / "again.py")])  # labB's helpers, not run a second time
     assert [(tmp_path / lab / "helpers.py.runs").read_text() for lab in ("labA", "labB")] == ["ran", "ran"]
     assert sys.modules["helpers"].VALUE == 1  # the first one loaded keeps the plain name
+    # packages of one name, with submodules: labB got labA's helpers.sub
+    for lab in ("labC", "labD"):
+        write(tmp_path / lab / "tools" / "__init__.py", "from .sub import VALUE\n")
+        write(tmp_path / lab / "tools" / "sub.py", f"VALUE = {lab!r}\n")
+        write(tmp_path / lab / "uses.py", f"import tools.sub\nassert tools.sub.VALUE == tools.VALUE == {lab!r}\n")
+        cnnpl.load_plugins([str(tmp_path / lab / "uses.py")])  # labD's: AttributeError or labC's VALUE
 
 
 def test_a_file_plugin_never_shadows_another_module_of_its_name(

@@ -311,7 +311,10 @@ def _own_siblings_first(folder: Path) -> Iterator[None]:
         if not ((folder / f"{top}.py").is_file() or (folder / top / "__init__.py").is_file()):
             continue
         file = _file_of(module)
-        holder = None if file is None else (file.parent.parent if file.name == "__init__.py" else file.parent)
+        if file is None:
+            continue
+        depth = name.count(".") + (file.name == "__init__.py")  # helpers.sub: labA/helpers/sub.py -> labA
+        holder = file.parents[depth] if depth < len(file.parents) else None
         if holder is not None and holder != folder and holder in _plugin_folders:
             hidden[name] = sys.modules.pop(name)
     try:
