@@ -274,7 +274,14 @@ def test_listing_keeps_the_path_order_suffix_rule_and_cache_key_of_pathlib(tmp_p
             expected.append((str(path.relative_to(tmp_path)), label))
     assert classes == ["ant", "cat"]
     assert files == expected and len(files) == 14  # 7 image names a class, "B.png" before "a10.png"
+    digest.update(folder_mod.PIL_DECODE_CHANGES)  # not only JPEGs: decoded again once since 16-bit grey is scaled
     assert folder_mod._cache_key(tmp_path, files, classes) == digest.hexdigest()[:16]
+    jpegs = [(file, label) for file, label in files if file.lower().endswith((".jpg", ".jpeg"))]
+    unsalted = hashlib.sha256("|".join(classes).encode())  # a JPEG-only split keeps the key it had
+    for file, label in jpegs:
+        st = (tmp_path / file).stat()
+        unsalted.update(f"{file}:{label}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    assert folder_mod._cache_key(tmp_path, jpegs, classes) == unsalted.hexdigest()[:16]
 
 
 @pytest.mark.filterwarnings(r"ignore:std\(\)")  # one or no pixel: nan, as torch says
@@ -656,7 +663,7 @@ def test_images_of_several_sizes_are_refused_naming_a_file_of_each(tmp_path: Pat
 def test_a_split_edited_keeps_one_cache_file(tmp_path: Path, cache_home: Path) -> None:
     write_class_folders(tmp_path / "d", per_class=2, classes=["a", "b"])
     (tmp_path / "other").mkdir()
-    kept = tmp_path / "d" / ".cnnpl-cache" / "train-extra"  # not a cache file of this split's: left alone
+    kept = tmp_path / "d" / ".cnnpl-cache" / "train-extra.npz"  # not a cache file of this split's: left alone
     folder_mod.load_class_folders(tmp_path / "d" / "train")
     folder_mod.load_class_folders(tmp_path / "d" / "test")
     kept.write_text("mine")

@@ -86,6 +86,10 @@ def first_image_size(split_dir: Path) -> tuple[int, int] | None:
 
 
 WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # PIL's modes of 16-bit grey PNGs
+# What changed in how Pillow's files (all but JPEGs) are decoded, in the cache key of a split holding any: a
+# cache written before decodes them again once (16-bit grey was clipped nearly white); JPEG-only splits
+# (CIFAR-10's JPEG copy) keep theirs
+PIL_DECODE_CHANGES = b"16-bit grey scaled to 8 bits\n"
 
 
 def _decode(path: str) -> torch.Tensor:
@@ -170,6 +174,8 @@ def _cache_key(split_dir: Path, files: list[tuple[str, int]], class_order: list[
         except OSError as err:  # a link to nothing, a file removed since the listing
             raise DataError(f"cannot read image {path}: {err.strerror}; delete or replace the file") from None
         digest.update(_utf8(f"{file}:{label}:{st.st_size}:{st.st_mtime_ns}\n"))
+    if any(not file.lower().endswith(JPEG_SUFFIXES) for file, _ in files):
+        digest.update(PIL_DECODE_CHANGES)
     return digest.hexdigest()[:16]
 
 
