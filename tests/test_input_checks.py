@@ -634,7 +634,7 @@ def test_training_and_test_images_of_different_sizes_are_refused_at_setup() -> N
         def load(self) -> tuple[Split, Split, list[str]]:
             labels = torch.zeros(8, dtype=torch.int64)
             train = Split(torch.zeros(8, 3, 32, 32, dtype=torch.uint8), labels)
-            return train, Split(torch.zeros(8, 3, 24, 24, dtype=torch.uint8), labels), ["a"]
+            return train, Split(torch.zeros(8, 3, 24, 24, dtype=torch.uint8), labels), ["a", "b"]
 
     with pytest.raises(CnnplError) as err:
         TwoSizes(batch_size=4, val_split=0).setup("fit")

@@ -185,7 +185,7 @@ def _check_composes(args: list[str]) -> str | None:
             cfg = compose_plain(variant, hydra=plain_run)  # a run's hydra.run.dir: _claim_new_folder's
             if not showing:  # before Hydra makes the run's folder: a refused command leaves none
                 _check_components(cfg)
-                _check_job(cfg)  # a run checks these again itself, as cnnpl.train does in Python
+                _check_job(cfg, sweep=multirun)  # a run checks these again itself, as cnnpl.train does in Python
         except Exception as err:  # Hydra's and OmegaConf's composition errors, and the components' checks
             message = str(err) if isinstance(err, CnnplError) else one_line_composition_error(err, variant)
             raise CnnplError(f"{message} (in the sweep's job with {job})" if job else message) from None
@@ -231,7 +231,7 @@ def _check_components(cfg: DictConfig) -> None:
             check_callback_values(OmegaConf.to_container(cfg.callbacks, resolve=True))
 
 
-def _check_job(cfg: DictConfig) -> None:
+def _check_job(cfg: DictConfig, sweep: bool) -> None:
     """The checks a run makes of its settings before it builds the network (:func:`cnnpl.train.check_settings`,
     the data module's, the optimizer's and the schedule's), and of its network where the data's shape is
     known without loading it (:func:`cnnpl.train.check_network_shape`), for a run before Hydra makes its
@@ -249,7 +249,8 @@ def _check_job(cfg: DictConfig) -> None:
         checked_schedule,
     )
 
-    check_sweep_job(cfg.get("trainer") or {})  # a multi-process job: Hydra would have made the sweep's folder
+    if sweep:  # a multi-process job: Hydra would have made the sweep's folder
+        check_sweep_job(cfg.get("trainer") or {})
     for check in (check_settings, checked_optimizer, checked_schedule):
         try:
             check(cfg)
