@@ -740,3 +740,28 @@ def test_entries_of_a_class_folder_that_are_no_image_are_named(tmp_path: Path, c
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         folder_mod.load_class_folders(tmp_path / "d" / "test")  # nothing left out: nothing said
+
+
+def test_normalize_scale_divides_by_255_as_the_notes_keras_recipe() -> None:
+    scaled = ShapesDataModule(num_train=40, num_test=10, val_split=0, normalize="scale")
+    scaled.setup()
+    images = scaled.split("train").images[:4]
+    assert torch.equal(scaled.normalize(images), images.float() / 255)  # input_train / 255
+    torch.testing.assert_close(scaled.denormalize(scaled.normalize(images)), images.float() / 255)
+    standardized = ShapesDataModule(num_train=40, num_test=10, val_split=0)
+    standardized.setup()
+    pixels = standardized.normalize(standardized.split("train").images).transpose(0, 1).reshape(3, -1)
+    torch.testing.assert_close(pixels.mean(1), torch.zeros(3), atol=1e-4, rtol=0)  # the default: mean 0, std 1
+    with pytest.raises(CnnplError, match=r"^data\.normalize must be standardize .* or scale .*, got 'unit'$"):
+        ShapesDataModule(normalize="unit")
+
+
+def test_the_keras_preset_is_the_notes_recipe() -> None:
+    import cnnpl
+
+    cfg = cnnpl.compose(["experiment=keras_cifar10"])
+    assert (cfg.model.name, cfg.conv.name, cfg.pool.name) == ("simple_cnn", "conv2d", "max")
+    assert cfg.optimizer._target_ == "torch.optim.Adam" and cfg.optimizer.lr == 0.001
+    assert (cfg.data.batch_size, cfg.data.val_split, cfg.data.crop_padding, cfg.data.flip) == (50, 0.2, 0, False)
+    assert cfg.trainer.max_epochs == 100 and not cfg.get("scheduler")
+    assert cnnpl.compose(["experiment=keras_cifar10", "data.normalize=scale"]).data.normalize == "scale"

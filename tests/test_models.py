@@ -123,6 +123,21 @@ def test_stages_name_modules_with_feature_maps(model: str) -> None:
     assert all(len(shape) == 4 for shape in seen.values())  # (N, C, H, W) feature maps
 
 
+def test_vgg16_stages_are_the_ends_of_its_five_blocks() -> None:
+    # the notes' "feature maps extracted from block 1 ... block 5 in the VGG16 model": each block's last conv,
+    # after its ReLU, right before the block's max pooling
+    net = cnnpl.build("model", "vgg16", **CIFAR)
+    assert net.stages == ["features.3", "features.8", "features.15", "features.22", "features.29"]
+    kinds = [type(m).__name__ for m in net.features]  # cnnpl's Conv2d and MaxPool, torch's ReLU
+    previous_pool = -1
+    for stage, convs in zip(net.stages, [2, 2, 3, 3, 3], strict=True):
+        index = int(stage.split(".")[1])
+        assert kinds[previous_pool + 1 : index + 1] == ["Conv2d", "ReLU"] * convs, stage  # the whole block
+        assert kinds[index + 1] == "MaxPool", stage  # the block's pooling right after
+        previous_pool = index + 1
+    assert previous_pool == len(kinds) - 1
+
+
 # -- canonical sizes: parameter counts equal the references ----------------------------------------
 
 

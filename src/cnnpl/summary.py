@@ -240,10 +240,11 @@ def model_summary(
             f"{in_channels}, {num_classes}"
         )
     size = (int(input_size[0]), int(input_size[1]))
-    model = build_model(cfg, num_classes=num_classes, in_channels=in_channels, input_size=size)
+    unused: list[str] = []  # the families the architecture builds no layer of (simple_cnn: norm)
+    model = build_model(cfg, num_classes=num_classes, in_channels=in_channels, input_size=size, unused=unused)
     check_forward(model, num_classes, in_channels, size, cfg.model.name)
-    title = f"model={cfg.model.name} conv={cfg.conv.name} pool={cfg.pool.name}"
-    title += "".join(f" {group}={cfg[group].name}" for group in ("norm", "act") if group in cfg)
+    chosen = [group for group in ("conv", "pool", "norm", "act") if group in cfg and group not in unused]
+    title = " ".join([f"model={cfg.model.name}", *(f"{group}={cfg[group].name}" for group in chosen)])
     return summarize(model, (in_channels, *size)), title
 
 

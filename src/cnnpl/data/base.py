@@ -103,6 +103,7 @@ def _smallest_split(n: int) -> float:
     return fraction
 
 
+NORMALIZATIONS = ("standardize", "scale")
 MAX_DATA_SEED = 2**32 - 1  # the run's seed's range (NumPy's); torch's generators take it, and seed + 1_000_003
 
 
@@ -112,7 +113,8 @@ class InMemoryImageDataModule(L.LightningDataModule):
     Subclasses implement :meth:`load`, returning the training split, the test split and the class
     names. The validation split is ``val_split`` of the training split, drawn with ``seed`` (the
     same seed gives the same split); with ``val_split=0`` there is no validation at all.
-    Normalisation uses the per-channel mean and std of the training part alone. Augmentation
+    Normalisation (``normalize=standardize``) uses the per-channel mean and std of the training part alone;
+    ``normalize=scale`` divides the pixels by 255 only, as the notes' Keras recipe. Augmentation
     (``crop_padding`` with ``crop_padding_mode``, ``flip``, ``cutout``) applies to training batches
     only. ``flip="alternate"`` is airbench's derandomised flip: a seeded random half of the training
     images is stored mirrored at setup, and every odd epoch mirrors whole batches, so each image is
@@ -135,6 +137,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
         num_workers: int = 0,
         train_sizes: Sequence[int] = (),
         train_resize: str = "scale",
+        normalize: str = "standardize",
     ) -> None:
         super().__init__()
         check_count("batch_size", batch_size, 1)
@@ -163,6 +166,11 @@ class InMemoryImageDataModule(L.LightningDataModule):
         if train_resize not in aug.RESIZE_MODES:
             modes = ", ".join(aug.RESIZE_MODES)
             raise CnnplError(f"data.train_resize must be one of {modes}, got {train_resize!r}")
+        if normalize not in NORMALIZATIONS:
+            raise CnnplError(
+                f"data.normalize must be standardize (each channel to mean 0, std 1 over the training part) or "
+                f"scale (pixels / 255 only, as the notes' Keras recipe), got {normalize!r}"
+            )
         self.batch_size = batch_size
         self.eval_batch_size = max(batch_size, 256) if eval_batch_size is None else eval_batch_size
         self.val_split = val_split
@@ -174,6 +182,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.train_sizes = sizes
         self.train_resize = train_resize
+        self.normalization = normalize
         self.class_names: list[str] = []
         self._splits: dict[str, Split] = {}
         self.mean = torch.zeros(0)
@@ -245,6 +254,10 @@ class InMemoryImageDataModule(L.LightningDataModule):
         except CnnplError:
             self._splits = {}  # not set up: a second setup() must check again
             raise
+        if self.normalization == "scale":  # pixels / 255: the notes' Keras recipe
+            channels = self._splits["train"].images.shape[1]
+            self.mean, self.std = torch.zeros(channels), torch.ones(channels)
+            return
         mean, std = channel_stats(self._splits["train"].images)
         self.mean = (mean / 255).float()  # in [0, 1] units
         self.std = (std / 255).float().clamp_min(1e-3)
