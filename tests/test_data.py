@@ -729,6 +729,7 @@ def test_entries_of_a_class_folder_that_are_no_image_are_named(tmp_path: Path, c
     Image.new("RGB", (32, 32)).save(tmp_path / "d" / "train" / "a" / "sub" / "x.png")
     Image.new("RGB", (32, 32)).save(tmp_path / "d" / "train" / "b" / "y.webp")
     (tmp_path / "d" / "train" / "b" / ".DS_Store").write_bytes(b"\0")  # hidden: without a word
+    (tmp_path / "d" / "train" / "b" / "._0000.png").write_bytes(b"\0\5\26\7")  # macOS metadata: was "cannot read"
     with pytest.warns(UserWarning) as caught:
         train, _ = folder_mod.load_class_folders(tmp_path / "d" / "train")
     assert len(train) == 4 and len(caught) == 1

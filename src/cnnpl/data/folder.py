@@ -48,7 +48,11 @@ def list_class_folders(split_dir: Path) -> tuple[list[str], list[tuple[str, int]
     for label, name in enumerate(classes):
         with os.scandir(split_dir / name) as entries:
             names = [(e.name, e.is_dir()) for e in entries]
-        images = {n for n, folder in names if not folder and os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES}
+        images = {
+            n
+            for n, folder in names  # macOS's "._<name>" beside each file (in archives made there) is metadata
+            if not folder and os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES and not n.startswith("._")
+        }
         found = sorted(images)
         skipped += sorted(  # hidden files (.DS_Store) go without saying
             f"{name}/{n}/" if folder else f"{name}/{n}" for n, folder in names if n not in images and n[0] != "."
