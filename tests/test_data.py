@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
+import re
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -667,7 +670,13 @@ def test_a_split_edited_keeps_one_cache_file(tmp_path: Path, cache_home: Path) -
     folder_mod.load_class_folders(tmp_path / "d" / "train")
     folder_mod.load_class_folders(tmp_path / "d" / "test")
     kept.write_text("mine")
-    Image.fromarray(np.full((32, 32, 3), 9, dtype=np.uint8)).save(tmp_path / "d" / "train" / "a" / "0000.png")
+    # file times tick coarsely (a few ms): the copies, the edit and the later copies a minute apart each
+    past = time.time_ns() - 120 * 10**9
+    for copy in (tmp_path / "d" / ".cnnpl-cache").glob("*.npz"):
+        os.utime(copy, ns=(past, past))
+    edit = tmp_path / "d" / "train" / "a" / "0000.png"
+    Image.fromarray(np.full((32, 32, 3), 9, dtype=np.uint8)).save(edit)
+    os.utime(edit, ns=(past + 60 * 10**9, past + 60 * 10**9))
     edited, _ = folder_mod.load_class_folders(tmp_path / "d" / "train")
     assert int(edited.images[0].max()) == 9  # decoded again
     names = sorted(path.name for path in (tmp_path / "d" / ".cnnpl-cache").iterdir())
@@ -675,6 +684,13 @@ def test_a_split_edited_keeps_one_cache_file(tmp_path: Path, cache_home: Path) -
     assert (
         sum(name.startswith("test-") for name in names) == 1 and sum(name.startswith("train-") for name in names) == 2
     )
+    # the same images under another class order (CIFAR-10's fixed order, and a data module's sorted one): both stay
+    folder_mod.load_class_folders(tmp_path / "d" / "train", class_order=["b", "a"])
+    folder_mod.load_class_folders(tmp_path / "d" / "train")
+    train_copies = [
+        p for p in (tmp_path / "d" / ".cnnpl-cache").iterdir() if re.fullmatch(r"train-[0-9a-f]{16}\.npz", p.name)
+    ]
+    assert len(train_copies) == 2, train_copies  # were removing each other, every run decoding again
     # the user's cache (the data folders not writable) holds every dataset's splits: each folder's by its own name
     for name in ("f", "g"):
         write_class_folders(tmp_path / name, per_class=2, classes=["a", "b"])

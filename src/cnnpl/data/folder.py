@@ -183,13 +183,18 @@ def _cache_key(split_dir: Path, files: list[tuple[str, int]], class_order: list[
     return digest.hexdigest()[:16]
 
 
-def _remove_older_copies(folder: Path, prefix: str, kept: str) -> None:
-    """Remove the cache files of ``prefix`` in ``folder`` other than ``kept``: copies of the split's images
-    before they were edited, as large as the current one (about 180 MB for CIFAR-10's training split)."""
+def _remove_older_copies(folder: Path, prefix: str, kept: str, edited_ns: int) -> None:
+    """Remove the cache files of ``prefix`` in ``folder`` written before ``edited_ns``, the newest
+    modification time of the split's files: copies of its images before they were edited, as large as the
+    current one (about 180 MB for CIFAR-10's training split). Every key covers every file's modification
+    time, so such a copy fits no listing of the folder now; one written since (the same images under
+    another class order) still fits one, and stays."""
     pattern = re.compile(re.escape(prefix) + r"[0-9a-f]{16}\.npz")
     for path in folder.glob(f"{glob.escape(prefix)}*.npz"):
-        if path.name != kept and pattern.fullmatch(path.name):
-            with contextlib.suppress(OSError):  # removed already (another run), or not ours to remove
+        if path.name == kept or not pattern.fullmatch(path.name):
+            continue
+        with contextlib.suppress(OSError):  # removed already (another run), or not ours to remove
+            if path.stat().st_mtime_ns < edited_ns:
                 path.unlink()
 
 
@@ -229,7 +234,8 @@ def load_class_folders(split_dir: Path, class_order: list[str] | None = None) ->
     images = torch.stack(decoded).numpy()
     for cache_dir, prefix in _cache_files(split_dir):
         if _write_atomically(cache_dir / f"{prefix}{key}.npz", images, labels):
-            _remove_older_copies(cache_dir, prefix, kept=f"{prefix}{key}.npz")
+            edited = max((os.stat(f"{split_dir}/{file}").st_mtime_ns for file, _ in files), default=0)
+            _remove_older_copies(cache_dir, prefix, kept=f"{prefix}{key}.npz", edited_ns=edited)
             break
     return Split(torch.from_numpy(images), torch.from_numpy(labels)), classes
 
