@@ -234,8 +234,11 @@ def load_class_folders(split_dir: Path, class_order: list[str] | None = None) ->
     images = torch.stack(decoded).numpy()
     for cache_dir, prefix in _cache_files(split_dir):
         if _write_atomically(cache_dir / f"{prefix}{key}.npz", images, labels):
-            edited = max((os.stat(f"{split_dir}/{file}").st_mtime_ns for file, _ in files), default=0)
-            _remove_older_copies(cache_dir, prefix, kept=f"{prefix}{key}.npz", edited_ns=edited)
+            # a file added or removed changes its class folder's time, an edit the file's own
+            folders = {file.partition("/")[0] for file, _ in files}
+            with contextlib.suppress(OSError):  # a file gone since the listing: pruned at the next write
+                edited = max(os.stat(f"{split_dir}/{n}").st_mtime_ns for n in [*folders, *(f for f, _ in files)])
+                _remove_older_copies(cache_dir, prefix, kept=f"{prefix}{key}.npz", edited_ns=edited)
             break
     return Split(torch.from_numpy(images), torch.from_numpy(labels)), classes
 
