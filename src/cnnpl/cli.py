@@ -183,9 +183,10 @@ def _check_composes(args: list[str]) -> str | None:
     for variant, job in _sweep_variants(overrides) if multirun else [(overrides, "")]:
         try:
             cfg = compose_plain(variant, hydra=plain_run)  # a run's hydra.run.dir: _claim_new_folder's
-            if not showing:  # before Hydra makes the run's folder: a refused command leaves none
+            if not showing:
                 _check_components(cfg)
-                _check_job(cfg, sweep=multirun)  # a run checks these again itself, as cnnpl.train does in Python
+                if multirun:  # a run checks these itself, before it builds anything; a sweep's later jobs too late
+                    _check_job(cfg)
         except Exception as err:  # Hydra's and OmegaConf's composition errors, and the components' checks
             message = str(err) if isinstance(err, CnnplError) else one_line_composition_error(err, variant)
             raise CnnplError(f"{message} (in the sweep's job with {job})" if job else message) from None
@@ -225,19 +226,19 @@ def _check_components(cfg: DictConfig) -> None:
     if cfg.get("callbacks"):
         from cnnpl.checks import check_filled
 
-        for name, node in cfg.callbacks.items():  # a required setting still ??? first: named as missing
-            check_filled(node, f"callbacks.{name}", f"callback {name!r}")
         with contextlib.suppress(InterpolationResolutionError):  # ${hydra:...}: left to the run
+            for name, node in cfg.callbacks.items():  # a required setting still ??? first: named as missing
+                check_filled(node, f"callbacks.{name}", f"callback {name!r}")
             check_callback_values(OmegaConf.to_container(cfg.callbacks, resolve=True))
 
 
-def _check_job(cfg: DictConfig, sweep: bool) -> None:
+def _check_job(cfg: DictConfig) -> None:
     """The checks a run makes of its settings before it builds the network (:func:`cnnpl.train.check_settings`,
     the data module's, the optimizer's and the schedule's), and of its network where the data's shape is
-    known without loading it (:func:`cnnpl.train.check_network_shape`), for a run before Hydra makes its
-    folder (a refused command leaves none) and for each job of a sweep (a bad value in a later job is
-    refused before the first job trains). A setting that needs Hydra's run-time values (``${hydra:...}``)
-    is left to the job."""
+    known without loading it (:func:`cnnpl.train.check_network_shape`), for one job of a sweep: a bad
+    value in a later job is then refused before the first job trains. A setting that needs Hydra's
+    run-time values (``${hydra:...}``) is left to the job. (Not for a single run: its data module and
+    weights may need Hydra's run-time state or folder, ``hydra.job.chdir=true`` with relative paths.)"""
     from omegaconf.errors import InterpolationResolutionError
 
     from cnnpl.distributed import check_sweep_job
@@ -249,8 +250,7 @@ def _check_job(cfg: DictConfig, sweep: bool) -> None:
         checked_schedule,
     )
 
-    if sweep:  # a multi-process job: Hydra would have made the sweep's folder
-        check_sweep_job(cfg.get("trainer") or {})
+    check_sweep_job(cfg.get("trainer") or {})  # a multi-process job: Hydra would have made the sweep's folder
     for check in (check_settings, checked_optimizer, checked_schedule):
         try:
             check(cfg)

@@ -608,6 +608,8 @@ def enum_settings(family: str, name: str, params: Mapping[str, Any]) -> dict[str
         kind = _required(config_type(hints.get(key, Any)))
         if not (isinstance(kind, type) and issubclass(kind, enum.Enum)) or isinstance(value, enum.Enum):
             continue
+        if value is None:  # Optional[Mode] left at None: the constructor's own choice
+            continue
         if isinstance(value, str) and value in kind.__members__:
             settings[key] = kind[value]
             continue
