@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -583,3 +586,27 @@ def test_a_misspelt_cfg_part_is_one_line(tmp_path: Path) -> None:
 def test_help_with_multirun_and_nothing_swept_still_shows_the_help(tmp_path: Path) -> None:
     result = run_cli("-m", "--help", cwd=tmp_path)
     assert result.returncode == 0 and "== Configuration groups ==" in result.stdout, result.stderr[-2000:]
+
+
+def test_a_bug_in_a_users_data_module_keeps_its_traceback_under_full_error(tmp_path: Path) -> None:
+    # a sweep builds each job's data module before Hydra starts: its one line hid where the user's code failed
+    (tmp_path / "buggy_data.py").write_text(
+        "from cnnpl.data import ShapesDataModule\n\n\nclass Buggy(ShapesDataModule):\n"
+        "    def __init__(self, **kwargs):\n        super().__init__(**kwargs)\n        self.x = helper_typo()\n"
+    )
+    args = ["-m", *TINY, "data._target_=buggy_data.Buggy", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    env = {"PYTHONPATH": str(tmp_path)}
+    result = run_cli(*args, cwd=tmp_path, env=env)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Error in call to target 'buggy_data.Buggy'; NameError" in result.stderr  # was "...Buggy':; NameError"
+    full = subprocess.run(  # run_cli takes HYDRA_FULL_ERROR out of the environment
+        [sys.executable, "-m", "cnnpl", *args],
+        cwd=tmp_path,
+        env={**os.environ, **env, "HYDRA_FULL_ERROR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert full.returncode != 0
+    assert 'buggy_data.py", line 7, in __init__' in full.stderr, full.stderr[-3000:]  # the user's own line
+    assert not (tmp_path / "sweep").exists()

@@ -38,7 +38,7 @@ from cnnpl.config import (
     one_line_composition_error,
     register_component_configs,
 )
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, shown_cause
 from cnnpl.plugins import SKIP_BROKEN_ENV, load_plugins, plugin_warnings_on_one_line, split_plugin_overrides
 
 EXIT_USAGE = 2
@@ -189,7 +189,7 @@ def _check_composes(args: list[str]) -> str | None:
                     _check_job(cfg)
         except Exception as err:  # Hydra's and OmegaConf's composition errors, and the components' checks
             message = str(err) if isinstance(err, CnnplError) else one_line_composition_error(err, variant)
-            raise CnnplError(f"{message} (in the sweep's job with {job})" if job else message) from None
+            raise CnnplError(f"{message} (in the sweep's job with {job})" if job else message) from shown_cause(err)
     if not plain_run:
         return None
     from omegaconf import OmegaConf

@@ -792,7 +792,8 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             message += _PLUGIN_HINT.format(group=group)
         return message
     lines = [line.strip() for line in text.split("Config search path:")[0].splitlines() if line.strip()]
-    return with_cause("; ".join(lines) or type(err).__name__, err)
+    # "Error in call to target 'x':" then the reason: one line, without a colon before the semicolon
+    return with_cause("; ".join(line.rstrip(":") for line in lines) or type(err).__name__, err)
 
 
 _PLUGIN_HINT = (

@@ -6,6 +6,8 @@ The command line prints that line alone (``HYDRA_FULL_ERROR=1`` shows the traceb
 
 from __future__ import annotations
 
+import os
+
 
 class CnnplError(ValueError):
     """A problem with the user's input: a config value, a component name, a data folder."""
@@ -25,3 +27,10 @@ class GeometryError(CnnplError):
 
 class DataError(CnnplError):
     """A dataset that is missing, truncated or malformed."""
+
+
+def shown_cause(err: BaseException) -> BaseException | None:
+    """What to chain a one-line :class:`CnnplError` to (``raise ... from shown_cause(err)``): ``err`` under
+    ``HYDRA_FULL_ERROR=1``, whose traceback should then reach the code that failed (a bug in a user's own
+    data module), else None (the line alone)."""
+    return err if os.environ.get("HYDRA_FULL_ERROR") == "1" else None

@@ -30,7 +30,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from cnnpl.config import layer_factory
-from cnnpl.errors import CnnplError, GeometryError
+from cnnpl.errors import CnnplError, GeometryError, shown_cause
 from cnnpl.factory import LayerFactory
 from cnnpl.registry import MODEL_FACTORIES
 from cnnpl.viz import eval_mode
@@ -68,7 +68,7 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
             first = str(err).splitlines()[0].replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception.", ":")
             lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
             reason = "; ".join(line.rstrip(":") for line in lines) if len(lines) > 1 else str(cause)
-            raise CnnplError(f"{first} {reason}") from None
+            raise CnnplError(f"{first} {reason}") from shown_cause(cause)
         raise
 
 
