@@ -816,7 +816,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             datamodule.check_classes(saved_data, what=f"checkpoint {str(ckpt_path)!r}")
         if cfg.get("fit", True):
             check_resumable(ckpt_path, checkpoint, cfg.model.get("name"))
-            check_resume_settings(ckpt_path, cfg)
+            if ckpt_path != resumed:  # one found only through the built callbacks: not compared yet
+                check_resume_settings(ckpt_path, cfg)
             if Path(ckpt_path).resolve().parent not in (Path(checkpoint_dir).resolve(), output_dir.resolve()):
                 check_fresh_run_dir(checkpoint_dir, continuing=ckpt_path)  # another run's: not into this one's
     elif cfg.get("fit", True) and not any(Path(output_dir).glob("hpc_ckpt_*.ckpt")):

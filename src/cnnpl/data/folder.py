@@ -169,14 +169,25 @@ def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def _cache_key(split_dir: Path, files: list[tuple[str, int]], class_order: list[str]) -> str:
-    digest = hashlib.sha256(_utf8("|".join(class_order)))
-    for file, label in files:
+def _file_stats(split_dir: Path, files: list[tuple[str, int]]) -> list[os.stat_result]:
+    """``os.stat`` of each listed file, in order; :class:`DataError` naming one that cannot be read."""
+    stats = []
+    for file, _ in files:
         path = f"{split_dir}/{file}"
         try:
-            st = os.stat(path)
+            stats.append(os.stat(path))
         except OSError as err:  # a link to nothing, a file removed since the listing
             raise DataError(f"cannot read image {path}: {err.strerror}; delete or replace the file") from None
+    return stats
+
+
+def _cache_key(
+    split_dir: Path, files: list[tuple[str, int]], class_order: list[str], stats: list[os.stat_result] | None = None
+) -> str:
+    """The cache key of the listing: its class order and each file's name, label, size and modification time
+    (``stats``: :func:`_file_stats` of ``files``, taken here when not given)."""
+    digest = hashlib.sha256(_utf8("|".join(class_order)))
+    for (file, label), st in zip(files, _file_stats(split_dir, files) if stats is None else stats, strict=True):
         digest.update(_utf8(f"{file}:{label}:{st.st_size}:{st.st_mtime_ns}\n"))
     if any(not file.lower().endswith(JPEG_SUFFIXES) for file, _ in files):
         digest.update(PIL_DECODE_CHANGES)
@@ -185,8 +196,9 @@ def _cache_key(split_dir: Path, files: list[tuple[str, int]], class_order: list[
 
 def _remove_older_copies(folder: Path, prefix: str, kept: str, edited_ns: int) -> None:
     """Remove the cache files of ``prefix`` in ``folder`` written before ``edited_ns``, the newest
-    modification time of the split's files: copies of its images before they were edited, as large as the
-    current one (about 180 MB for CIFAR-10's training split). Every key covers every file's modification
+    modification time of the split's files and class folders (a file added or removed changes its
+    folder's): copies of its images before they were edited, as large as the
+    current one (154 MB for CIFAR-10's training split). Every key covers every file's modification
     time, so such a copy fits no listing of the folder now; one written since (the same images under
     another class order) still fits one, and stays."""
     pattern = re.compile(re.escape(prefix) + r"[0-9a-f]{16}\.npz")
@@ -214,7 +226,8 @@ def load_class_folders(split_dir: Path, class_order: list[str] | None = None) ->
         relabel = {classes.index(name): i for i, name in enumerate(class_order)}
         files = [(file, relabel[label]) for file, label in files]
         classes = list(class_order)
-    key = _cache_key(split_dir, files, classes)
+    stats = _file_stats(split_dir, files)
+    key = _cache_key(split_dir, files, classes, stats)
     labels = np.asarray([label for _, label in files], dtype=np.int64)
     damaged = []
     for cache_dir, prefix in _cache_files(split_dir):
@@ -236,8 +249,9 @@ def load_class_folders(split_dir: Path, class_order: list[str] | None = None) ->
         if _write_atomically(cache_dir / f"{prefix}{key}.npz", images, labels):
             # a file added or removed changes its class folder's time, an edit the file's own
             folders = {file.partition("/")[0] for file, _ in files}
-            with contextlib.suppress(OSError):  # a file gone since the listing: pruned at the next write
-                edited = max(os.stat(f"{split_dir}/{n}").st_mtime_ns for n in [*folders, *(f for f, _ in files)])
+            with contextlib.suppress(OSError):  # a class folder gone since the listing: pruned at the next write
+                edited = max(os.stat(split_dir / name).st_mtime_ns for name in folders)
+                edited = max(edited, *(st.st_mtime_ns for st in stats))
                 _remove_older_copies(cache_dir, prefix, kept=f"{prefix}{key}.npz", edited_ns=edited)
             break
     return Split(torch.from_numpy(images), torch.from_numpy(labels)), classes
