@@ -1427,3 +1427,45 @@ def test_an_enum_setting_reads_back_from_the_saved_config(tmp_path: Path, restor
         layer_factory("pool", {"name": "forward_hints", "mode": "MIN"})
     # Optional[Mode] = None left at None: the constructor's own choice (was "must be one of MAX, AVG, got None")
     assert layer_factory("pool", {"name": "forward_hints", "extra": None, "mode": None}).params["mode"] is None
+
+
+STR_ENUM_DEFAULTS = """
+import enum
+
+from torch import nn
+
+import cnnpl
+
+
+class Mode(str, enum.Enum):
+    MAX = "max"
+    AVG = "avg"
+
+
+@cnnpl.register("pool", "str_enum_default")
+class StrEnumDefault(nn.MaxPool2d):
+    def __init__(self, kernel_size: int = 2, stride: int | None = None, mode: str = Mode.MAX, how=Mode.AVG) -> None:
+        super().__init__(kernel_size, stride)
+        if mode not in ("max", "avg") or how not in ("max", "avg"):
+            raise ValueError(f"mode and how must be 'max' or 'avg', got {mode!r} and {how!r}")
+        self.mode, self.how = mode, how
+"""
+
+
+def test_a_str_enum_default_reaches_the_layer_as_its_value(tmp_path: Path, restore_registries) -> None:
+    from cnnpl.checkpoint import _flat
+    from cnnpl.config import generated_config, layer_factory
+
+    load_plugins([str(write(tmp_path / "str_enum_default.py", STR_ENUM_DEFAULTS))])
+    cfg = cnnpl.compose(["pool=str_enum_default"])
+    # a parameter typed `str` (or not typed) whose default is a str-mixin Enum member holds the member's value:
+    # it was the word 'Mode.MAX' (OmegaConf's str() of the member), which the layer refused
+    assert (cfg.pool.mode, cfg.pool.how) == ("max", "avg")
+    assert generated_config("pool", "str_enum_default")["mode"] == "max"
+    saved = OmegaConf.create(OmegaConf.to_yaml(cfg))  # the run's config.yaml: the same words, not 'AVG'
+    assert (saved.pool.mode, saved.pool.how) == ("max", "avg")
+    assert _flat(OmegaConf.to_container(cfg)) == _flat(OmegaConf.to_container(saved))
+    layer = layer_factory("pool", saved.pool)()
+    assert (layer.mode, layer.how) == ("max", "avg")
+    model = build_model(cnnpl.compose(["pool=str_enum_default", "pool.mode=avg"]), 3, 3, (32, 32))
+    assert model.features.block1.pool.mode == "avg"

@@ -78,12 +78,22 @@ def config_dir() -> Path:
     )
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, hint: Any = Any) -> Any:
+    """A parameter's default as a config holds it (``hint``: the parameter's type hint)."""
     if isinstance(value, tuple):
         return [_plain(v) for v in value]
+    if isinstance(value, enum.Enum) and isinstance(value, (str, int, float)) and not _is_enum(hint):
+        # a str- or int-mixin member for a parameter not typed as its Enum (`mode: str = Mode.MAX`): its value,
+        # which it equals; OmegaConf would store str(member), the word 'Mode.MAX', in a str setting
+        return value.value
     if isinstance(value, (list, dict, str, int, float, bool, enum.Enum)) or value is None:
         return value  # an Enum member: OmegaConf keeps it (and shows its name)
     return None  # objects (factories, modules) cannot live in a config: leave them to the caller
+
+
+def _is_enum(hint: Any) -> bool:
+    kind = _required(config_type(hint))
+    return isinstance(kind, type) and issubclass(kind, enum.Enum)
 
 
 def _describe(obj: Any) -> str:
@@ -249,7 +259,7 @@ def config_schema(family: str, name: str, *, typed: bool = True) -> type:
         elif param.default is inspect.Parameter.empty:
             default = MISSING
         else:
-            default = _plain(param.default)
+            default = _plain(param.default, hints.get(pname, Any))
         if default is None and kind is not Any and typing.get_origin(kind) is not typing.Union:
             kind = Optional[kind]  # noqa: UP045
         if default is not MISSING and not _fits(default, kind):
@@ -275,13 +285,15 @@ def generated_config(family: str, name: str) -> dict[str, Any]:
     node: dict[str, Any] = {"name": name}
     supplied = SUPPLIED_BY_CALLER.get(family, frozenset())
     hidden = HIDDEN_FROM_CONFIG.get(family, frozenset())
-    for pname, param in parameters_of(get_registry(family).get(name)).items():
+    obj = get_registry(family).get(name)
+    hints = _type_hints(obj)
+    for pname, param in parameters_of(obj).items():
         if pname in hidden:
             continue
         if pname in supplied or param.default is inspect.Parameter.empty:
             node[pname] = None
         else:
-            node[pname] = _plain(param.default)
+            node[pname] = _plain(param.default, hints.get(pname, Any))
     return node
 
 
@@ -292,10 +304,14 @@ def callback_config(name: str) -> dict[str, Any]:
     constructor's own default applies).
     """
     node: dict[str, Any] = {"_target_": "cnnpl.registry.build", "_args_": ["callback", name]}
-    for pname, param in parameters_of(get_registry("callback").get(name)).items():
+    obj = get_registry("callback").get(name)
+    hints = _type_hints(obj)
+    for pname, param in parameters_of(obj).items():
         if isinstance(param.default, SourceText):
             continue
-        node[pname] = MISSING if param.default is inspect.Parameter.empty else _plain(param.default)
+        node[pname] = (
+            MISSING if param.default is inspect.Parameter.empty else _plain(param.default, hints.get(pname, Any))
+        )
     return {name: node}
 
 
@@ -304,9 +320,12 @@ def _unset_settings(family: str, name: str, yaml: DictConfig) -> dict[str, Any]:
     if required). Empty for a built-in; a plugin's replacement (``override=True``) may add some."""
     left_out = HIDDEN_FROM_CONFIG.get(family, frozenset()) | SUPPLIED_BY_CALLER.get(family, frozenset())
     unset = {}
-    for pname, param in parameters_of(get_registry(family).get(name)).items():
+    obj = get_registry(family).get(name)
+    hints = _type_hints(obj)
+    for pname, param in parameters_of(obj).items():
         if pname not in yaml and pname not in left_out:
-            unset[pname] = MISSING if param.default is inspect.Parameter.empty else _plain(param.default)
+            default = param.default
+            unset[pname] = MISSING if default is inspect.Parameter.empty else _plain(default, hints.get(pname, Any))
     return unset
 
 
