@@ -550,6 +550,7 @@ def test_words_for_numbers_are_refused_naming_the_key(overrides: list[str], mess
         ["pool=mixed", "pool.p=1"],
         ["model=simple_cnn_bn", "norm.momentum=null"],
         ["model=simple_cnn_bn", "norm.momentum=0", "norm.eps=1e-3"],
+        ["model=simple_cnn_bn", "norm.scale=false"],
     ],
 )
 def test_valid_component_settings_still_build(overrides: list[str]) -> None:

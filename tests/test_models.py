@@ -173,6 +173,45 @@ def test_inception_v3_parameter_count_equals_torchvision(aux_logits: bool, refer
     assert count_parameters(ours) == count_parameters(theirs) == reference
 
 
+def test_inception_v3_without_batch_norm_scales_counts_as_keras() -> None:
+    # keras.applications.InceptionV3(weights=None).summary(): Total params 23,851,784 (23,817,352 trainable);
+    # its batch norms have no scale (BatchNormalization(scale=False)): norm.scale=false
+    net = _ours("inception_v3", 299, norm=cnnpl.factory("norm", "batch", scale=False))
+    assert count_parameters(net) == 23_817_352 == 23_834_568 - 17_216
+    assert count_parameters(net, with_running_stats=True) == 23_851_784
+
+
+@pytest.mark.parametrize("model", [m for m in MODELS if "norm" in parameters_of(get_registry("model").get(m))])
+def test_every_normalising_model_builds_and_trains_without_batch_norm_scales(model: str) -> None:
+    torch.manual_seed(0)
+    net = cnnpl.build(
+        "model",
+        model,
+        num_classes=10,
+        in_channels=3,
+        input_size=(32, 32),
+        norm=cnnpl.factory("norm", "batch", scale=False),
+    )
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and all(m.weight is None and m.bias is not None for m in norms)
+    net(torch.randn(2, 3, 32, 32)).square().mean().backward()
+    assert all(m.bias.grad is not None for m in norms)
+
+
+def test_a_batch_norm_without_scale_scales_by_one() -> None:
+    from cnnpl.errors import GeometryError
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 5, 5)
+    plain, free = (
+        cnnpl.build("norm", "batch", num_features=3),
+        cnnpl.build("norm", "batch", num_features=3, scale=False),
+    )
+    assert "weight" not in free.state_dict() and torch.allclose(free(x), plain(x))  # a fresh scale is 1
+    with pytest.raises(GeometryError, match=r"^batch norm: norm.scale must be true or false, got 'no'$"):
+        cnnpl.build("norm", "batch", num_features=3, scale="no")
+
+
 def test_xception_parameter_count_equals_keras() -> None:
     net = _ours("xception", 299)
     # keras.applications.Xception(weights=None).summary(): Total params 22,910,480 (22,855,952 trainable)

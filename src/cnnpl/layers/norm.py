@@ -13,9 +13,13 @@ from cnnpl.registry import register
 
 @register("norm", "batch")
 class BatchNorm(nn.BatchNorm2d):
-    """Batch normalisation over ``(N, H, W)`` per channel."""
+    """Batch normalisation over ``(N, H, W)`` per channel.
 
-    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1) -> None:
+    ``scale=False`` learns no scale (gamma), only the shift (beta), as Keras' ``BatchNormalization(scale=False)``,
+    which its Inception V3 uses: worth it where a linear layer (or a convolution) follows, which can scale.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, scale: bool = True) -> None:
         # torch takes any eps and momentum here and fails at the first batch (eps < 0), or lets the
         # running statistics run away (momentum outside [0, 1])
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
@@ -27,7 +31,11 @@ class BatchNorm(nn.BatchNorm2d):
                 "batch norm: norm.momentum must be in [0, 1] (0.1 is usual; null: a cumulative average), "
                 f"got {momentum!r}"
             )
+        if not isinstance(scale, bool):
+            raise GeometryError(f"batch norm: norm.scale must be true or false, got {scale!r}")
         super().__init__(num_features, eps=eps, momentum=momentum)
+        if not scale:
+            self.weight = None  # F.batch_norm then scales by 1; the state dict has no 'weight'
 
 
 @register("norm", "identity")

@@ -150,7 +150,7 @@ class FastNet(nn.Module):
             plain = type(module) is not PatchWhitening and isinstance(module, nn.Conv2d) and module.groups == 1
             if plain and not has_chosen_kernel(module):
                 nn.init.dirac_(module.weight[: module.in_channels])  # the first in_channels filters pass x on
-            if isinstance(module, nn.BatchNorm2d) and module.affine:
+            if isinstance(module, nn.BatchNorm2d) and module.weight is not None:  # none under norm.scale=false
                 module.weight.requires_grad_(False)  # fixed at 1: the following conv sets the scale
 
     def init_from_data(self, images: torch.Tensor) -> None:

@@ -367,7 +367,8 @@ class InceptionV3(nn.Module):
             if isinstance(m, (nn.Conv2d, nn.Linear)) and not has_chosen_kernel(m):
                 nn.init.normal_(m.weight, 0.0, 0.1).clamp_(-2, 2)
             elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
+                if m.weight is not None:  # norm.scale=false has none
+                    nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         if self.AuxLogits is not None:  # the auxiliary head starts smaller, as in torchvision
             for m, std in ((self.AuxLogits.conv1.conv, 0.01), (self.AuxLogits.fc, 0.001)):

@@ -199,7 +199,8 @@ class ResNet(nn.Module):
             if isinstance(m, nn.Conv2d) and not has_chosen_kernel(m):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
+                if m.weight is not None:  # norm.scale=false has none
+                    nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
