@@ -128,6 +128,21 @@ def test_every_pool_shape_nan_backward_and_deterministic_eval(name: str) -> None
 
 
 @pytest.mark.parametrize("name", cnnpl.list_components("pool"))
+def test_every_pool_trains_under_bfloat16_autocast(name: str) -> None:
+    """`trainer.precision=bf16-mixed` (experiment=fast_cifar10_bf16): the layer gets bfloat16 activations
+    beside its float32 parameters (mixed_learned and gated failed: lerp's float32 weight)."""
+    pool = build_pool(name, channels=4)
+    x = torch.rand(3, 4, 8, 8).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = pool(x.bfloat16())
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+    out.float().square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    for param in pool.parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all()
+
+
+@pytest.mark.parametrize("name", cnnpl.list_components("pool"))
 def test_every_pool_survives_state_dict_round_trip(name: str) -> None:
     pool = build_pool(name, channels=2)
     x = torch.rand(2, 2, 6, 6)
@@ -351,6 +366,21 @@ def test_stochastic_training_samples_in_proportion_to_activation() -> None:
     distinct = positive.unique()
     observed = torch.stack([(out == v).sum() for v in distinct]).double()
     expected = torch.stack([values[values == v].sum() for v in distinct]).double() / values.sum() * draws
+    _, p_value = stats.chisquare(observed.numpy(), expected.numpy())
+    assert p_value > 1e-3, (observed, expected)
+
+
+def test_stochastic_training_draws_small_cells_after_a_large_one_in_bfloat16() -> None:
+    # in bfloat16 the cumulative sum 4.0 + 0.004 + 0.003 stays 4.0: the two small cells were never drawn,
+    # and the coarse uniform draw picked the first (1e-3) 8.5x too often
+    window = torch.tensor([1e-3, 4.0, 0.004, 0.003]).bfloat16()
+    draws = 400_000
+    x = window.view(1, 1, 2, 2).expand(draws, 1, 2, 2).contiguous()
+    torch.manual_seed(0)
+    out = cnnpl.build("pool", "stochastic", kernel_size=2)(x).flatten()
+    values = window.double()
+    expected = values / values.sum() * draws  # about 100, 399,800, 400 and 300 draws
+    observed = torch.stack([(out == v).sum() for v in window]).double()
     _, p_value = stats.chisquare(observed.numpy(), expected.numpy())
     assert p_value > 1e-3, (observed, expected)
 

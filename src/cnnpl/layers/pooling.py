@@ -274,7 +274,9 @@ class MixedLearnedPool(_WindowPool):
         return torch.sigmoid(self.alpha_logit)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.lerp(self._avg(x), self._max(x), self.alpha.view(1, -1, 1, 1))
+        avg = self._avg(x)
+        # under autocast the pools give bfloat16 (or float16) and alpha stays float32; lerp takes one dtype
+        return torch.lerp(avg, self._max(x), self.alpha.view(1, -1, 1, 1).to(avg.dtype))
 
 
 @register("pool", "gated")
@@ -306,7 +308,8 @@ class GatedPool(_WindowPool):
         return torch.sigmoid((self._windows(x) * weights).sum(dim=2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.lerp(self._avg(x), self._max(x), self.gate(x))
+        avg = self._avg(x)
+        return torch.lerp(avg, self._max(x), self.gate(x).to(avg.dtype))  # the gate is float32 under autocast
 
 
 @register("pool", "stochastic")
@@ -321,16 +324,20 @@ class StochasticPool(_WindowPool):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         cols = self._windows(x)
-        weights = cols.clamp(min=0)
+        # the probabilities in float32 at least: in bfloat16 (8 bits of mantissa) a cumulative sum drops the
+        # small cells after a large one, which were then never drawn, and the uniform draw is coarse
+        exact = torch.promote_types(x.dtype, torch.float32)
+        weights = cols.clamp(min=0).to(exact)
         total = weights.sum(dim=2, keepdim=True)
         if self.training:
             cumulative = weights.cumsum(dim=2)
-            threshold = torch.rand(total.shape, device=x.device, dtype=x.dtype) * cumulative[:, :, -1:]
+            threshold = torch.rand(total.shape, device=x.device, dtype=exact) * cumulative[:, :, -1:]
             # the first index whose cumulative weight passes the threshold: P(i) = a_i / sum_R a
             index = (cumulative <= threshold).sum(dim=2, keepdim=True).clamp(max=cols.shape[2] - 1)
             pooled = cols.gather(2, index)
         else:
             pooled = (weights * cols).sum(dim=2, keepdim=True) / torch.where(total > 0, total, 1.0)
+            pooled = pooled.to(x.dtype)
         return torch.where(total > 0, pooled, 0.0).squeeze(2)
 
 
