@@ -167,25 +167,28 @@ def test_grouped_adapts_cardinality_and_keeps_depthwise_groups():
     assert sum(p.numel() for p in conv.parameters()) == 64 * 64 * 9 + 64
 
 
-@pytest.mark.parametrize(("k", "s", "p"), [(3, 1, 1), (3, 2, 1), (5, 1, 2), (3, 1, 0), (3, 1, "same"), (3, 2, "full")])
-def test_dilated_scales_int_padding(k, s, p):
+@pytest.mark.parametrize(
+    ("k", "s", "p", "ref_p"),
+    [(3, 1, 1, 2), (3, 2, 1, 2), (5, 1, 2, 4), (3, 1, 0, 1), (5, 2, 0, 2), (3, 1, "valid", 1), (3, 1, "same", "same"),
+     (3, 2, "full", 3)],
+)  # fmt: skip
+def test_dilated_pads_for_the_span_it_adds(k, s, p, ref_p):
     m = cnnpl.build("conv", "dilated", in_channels=2, out_channels=3, kernel_size=k, stride=s, padding=p, dilation=2)
     x = _x(2, 3)
     w, b = np64(m.weight), np64(m.bias)
-    ref_p = p * 2 if isinstance(p, int) else p  # the pair case is in test_dilated_scales_padding_pairs
     np.testing.assert_allclose(
         run(m, x), ref_conv(x, lambda o, i, j: w[o], lambda o, i, j: b[o], 3, k, s, 2, ref_p), atol=1e-10
     )
-    if p == (k - 1) // 2 and isinstance(p, int):  # the architecture's "keeps the size" plan still holds
-        assert m.output_shape((2, H, W))[1:] == Conv2d(2, 3, k, s, p).output_shape((2, H, W))[1:]
+    # the architecture's plan holds: the size the undilated kernel gives with p (a valid 3x3 shrinks by 2, not 4)
+    assert m.output_shape((2, H, W))[1:] == Conv2d(2, 3, k, s, p).output_shape((2, H, W))[1:]
 
 
 def test_dilated_scales_padding_pairs():
     m = cnnpl.build("conv", "dilated", in_channels=2, out_channels=2, kernel_size=3, padding=[1, 0], dilation=3)
-    assert m.output_shape((2, H, W)) == (2, H, W - 6)  # height keeps its size, width is "valid"
+    assert m.output_shape((2, H, W)) == (2, H, W - 2)  # height keeps its size, width shrinks as a valid 3x3's
     x = _x(2, 10)
     w, b = np64(m.weight), np64(m.bias)
-    expect = ref_conv(x, lambda o, i, j: w[o], lambda o, i, j: b[o], 2, 3, 1, 3, (3, 0))
+    expect = ref_conv(x, lambda o, i, j: w[o], lambda o, i, j: b[o], 2, 3, 1, 3, (3, 2))
     np.testing.assert_allclose(run(m, x), expect, atol=1e-10)
 
 
@@ -502,7 +505,7 @@ def test_a_kernel_too_large_names_the_input_and_padding_as_given(name):
     from cnnpl.models._util import trace_shapes
 
     layer = cnnpl.build("conv", name, in_channels=2, out_channels=2, kernel_size=9, padding=2)
-    padding = 4 if name == "dilated" else 2  # dilated scales an int padding by its dilation, 2
+    padding = 6 if name == "dilated" else 2  # dilated pads for the span its dilation 2 adds: 2 + 8 / 2
     with pytest.raises(GeometryError, match=rf"larger than the input 3 padded by {padding} on each side"):
         trace_shapes(nn.Sequential(layer), (2, 3, 3))
 
@@ -536,7 +539,7 @@ def test_dilated_takes_a_dilation_per_axis_and_scales_each_axis_padding():
 def test_impossible_stack_names_the_layer():
     from cnnpl.train import build_model
 
-    cfg = cnnpl.compose(["conv=dilated"])  # simple_cnn's valid 3x3 convs at dilation 2 shrink 32x32 to nothing
+    cfg = cnnpl.compose(["conv.dilation=2"])  # simple_cnn's valid 3x3 convs at dilation 2 shrink 32x32 to nothing
     with pytest.raises(
         GeometryError, match=r"layer features\.block3\.pool \(MaxPool\) cannot take input \(128, 1, 1\)"
     ):

@@ -304,6 +304,22 @@ def test_conv_factory_builds_every_convolution(model: str) -> None:
     assert convs and all(type(m).__name__ == "TrueConv2d" for m in convs)
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_dilated_convolutions_keep_every_architectures_planned_sizes(model: str) -> None:
+    # conv=dilated was documented as a drop-in for any architecture, but a valid 3x3 at dilation 2 shrank by 4:
+    # simple_cnn ran out of pixels, and inception_v3's stride-2 convs no longer matched their pool branches
+    sizes: dict[str, list[tuple[int, ...]]] = {"conv2d": [], "dilated": []}
+    for conv, shapes in sizes.items():
+        net = _meta_build(model, conv=cnnpl.factory("conv", conv)).eval()
+        convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+        for m in convs:
+            m.register_forward_hook(lambda m, i, out, shapes=shapes: shapes.append((m.dilation, *out.shape)))
+        assert net(torch.randn(2, 3, 32, 32, device="meta")).shape == (2, 10)
+    dilated = {d for d, *_ in sizes["dilated"]}
+    assert (2, 2) in dilated  # the variant was used (a fixed layer, such as fast_net's whitening, keeps its own)
+    assert [shape for _, *shape in sizes["dilated"]] == [shape for _, *shape in sizes["conv2d"]]
+
+
 @pytest.mark.parametrize("model", [m for m in MODELS if "norm" in parameters_of(get_registry("model").get(m))])
 def test_norm_factory_builds_every_normalisation(model: str) -> None:
     net = _meta_build(model, norm=cnnpl.factory("norm", "identity"))

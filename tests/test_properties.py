@@ -102,8 +102,10 @@ def test_conv_builds_with_the_predicted_shape_or_raises_cnnpl_error(
     )
     if accepts(target, "input_size"):
         params["input_size"] = (h, w)
-    if name == "dilated" and isinstance(padding, int):
-        padding *= dilation  # documented: dilated scales an int padding by the dilation
+    if name == "dilated" and padding != "same":
+        # documented: dilated pads for the span its dilation adds, so valid, full and int paddings keep
+        # the undilated kernel's planned size, up to an odd (d - 1)(f - 1) rounded down
+        padding = {"valid": 0, "full": kernel - 1}.get(padding, padding) + (dilation - 1) * (kernel - 1) // 2
     expected = predicted(h, w, kernel, stride, padding, dilation)
     try:
         layer = cnnpl.build("conv", name, **params)

@@ -282,11 +282,14 @@ class Dilated(Conv2d):
     """Dilated (atrous) convolution that keeps the architecture's output sizes.
 
     The kernel's taps are ``dilation`` pixels apart (an int, or a (height, width) pair), so a 3x3 kernel
-    at dilation 2 sees 5x5 with 9 weights. Unlike ``conv2d conv.dilation=2``, an int ``padding`` p is scaled
-    to ``p * dilation`` along each axis
-    (DeepLab's rule), so a layer the architecture planned as "3x3, padding 1" still keeps its size
-    (in general: any odd kernel with ``p = (f - 1) / 2``); the modes ``"valid"``, ``"same"`` and
-    ``"full"`` already account for dilation.
+    at dilation 2 sees 5x5 with 9 weights. Unlike ``conv2d conv.dilation=2``, an int ``padding`` p grows by
+    the span the dilation adds, ``p + (d - 1)(f - 1) / 2`` along each axis, so the layer gives the output
+    size the architecture planned for the undilated kernel: "3x3, padding 1" keeps its size
+    (``p * d``, DeepLab's rule) and a valid "3x3, padding 0" still shrinks by 2, not 4. Where
+    ``(d - 1)(f - 1)`` is odd (an even kernel at dilation 2), half of it is rounded down and the output
+    is one pixel smaller than planned. ``"valid"`` and ``"full"`` are planned sizes too (padding 0 and
+    ``f - 1``, then grown the same way); ``"same"`` keeps the size at any dilation and is kept. For a
+    dilated layer without this rule, use ``conv=conv2d conv.dilation=2``.
     """
 
     variant = "dilated"
@@ -308,10 +311,16 @@ class Dilated(Conv2d):
         if min(d) < 1:
             raise GeometryError(f"{self.variant}: dilation must be >= 1, got {dilation}")
         check_padding(padding, what=f"{self.variant}: padding")
-        scaled = (
-            padding
+        f = pair(kernel_size, f"{self.variant}: kernel_size")
+        planned = (
+            {"valid": (0, 0), "full": (f[0] - 1, f[1] - 1)}.get(padding, padding)
             if isinstance(padding, str)
-            else tuple(p * di for p, di in zip(axis_padding(padding), d, strict=True))
+            else padding
+        )
+        scaled = (
+            planned  # "same": torch pads for the dilated span itself
+            if isinstance(planned, str)
+            else tuple(p + (di - 1) * (fi - 1) // 2 for p, di, fi in zip(axis_padding(planned), d, f, strict=True))
         )
         super().__init__(in_channels, out_channels, kernel_size, stride, scaled, dilation, groups, bias, init, freeze)
 
