@@ -199,8 +199,6 @@ def test_every_normalising_model_builds_and_trains_without_batch_norm_scales(mod
 
 
 def test_a_batch_norm_without_scale_scales_by_one() -> None:
-    from cnnpl.errors import GeometryError
-
     torch.manual_seed(0)
     x = torch.randn(4, 3, 5, 5)
     plain, free = (
@@ -302,6 +300,23 @@ def test_conv_factory_builds_every_convolution(model: str) -> None:
     net = _meta_build(model, conv=cnnpl.factory("conv", "true_conv2d"))
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     assert convs and all(type(m).__name__ == "TrueConv2d" for m in convs)
+
+
+@pytest.mark.parametrize("size", [32, 224])
+@pytest.mark.parametrize("model", MODELS)
+def test_layers_are_listed_in_the_order_the_forward_pass_runs_them(model: str, size: int) -> None:
+    # the summary and the state dict list the children in registration order; ResNet registered maxpool
+    # before bn1 and act1, so its summary showed the shapes shrink and grow back
+    try:
+        net = _meta_build(model, input_size=(size, size)).eval()
+    except GeometryError:
+        pytest.skip(f"{model} does not take {size}x{size} images")  # fast_net, lenet5, notes_example at 224
+    ran: list[str] = []
+    for name, child in net.named_children():
+        child.register_forward_hook(lambda *_, name=name: ran.append(name))
+    net(torch.randn(2, 3, size, size, device="meta"))
+    listed = [name for name, _ in net.named_children() if name in ran]
+    assert ran == listed
 
 
 @pytest.mark.parametrize("model", MODELS)
