@@ -293,6 +293,30 @@ def test_one_name_alone_is_a_list_of_one_not_of_its_characters() -> None:
         cnnpl.build("callback", "kernels_demo", kernels="blur")
 
 
+def test_settings_as_the_command_line_reads_them(tmp_path: Path) -> None:
+    from cnnpl.train import build_callbacks
+
+    # the documented `callbacks.gradcam.target=true` reached the callback as the bool True and was refused
+    built = build_callbacks(compose_tiny(tmp_path, "callbacks.gradcam.target=true", "callbacks.gradcam.layer=0"))
+    gradcam = next(cb for cb in built if isinstance(cb, cnnpl.get_registry("callback").get("gradcam")))
+    assert (gradcam.target, gradcam.layer) == ("true", "0")  # a Sequential child's name, read as a number
+    assert FiltersCallback(layers=[3]).layers == ["3"] and FeatureMapsCallback(layers=5).layers == ["5"]
+    # the others gave a traceback from difflib, or a line naming no setting
+    for key, value, message in [
+        ("filters.layers", [1.5], "callbacks.filters.layers must be a name or a list of names, got [1.5]"),
+        ("feature_maps.layers", True, "callbacks.feature_maps.layers must be a name or a list of names, got True"),
+        ("gradcam.layer", ["a", "b"], "callbacks.gradcam.layer must be one layer's name, got ['a', 'b']"),
+        ("gradcam.alpha", "abc", "callbacks.gradcam.alpha must be a number, got 'abc' (callback 'gradcam')"),
+        ("hparams.metrics", [1, 2], "callbacks.hparams.metrics must be a non-empty list of metric tags, got [1, 2]"),
+        ("freeze.parameters", {"a": 1}, "callbacks.freeze.parameters must be a name or a list of names, got {'a': 1}"),
+    ]:
+        name, setting = key.split(".")
+        extra = {"epochs": 1} if name == "freeze" else {}
+        with pytest.raises(CnnplError) as err:
+            cnnpl.build("callback", name, **{setting: value}, **extra)
+        assert str(err.value) == message
+
+
 def test_arguments_are_checked_when_built(tmp_path) -> None:
     with pytest.raises(CnnplError, match=r"^callbacks\.filters\.every_n_epochs must be an integer >= 1, got 0$"):
         train(compose_tiny(tmp_path, "callbacks.filters.every_n_epochs=0"))

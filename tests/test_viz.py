@@ -248,6 +248,23 @@ def test_feature_maps_are_the_layer_outputs() -> None:
         assert torch.allclose(maps["0"], net[0](images)) and torch.allclose(maps["2"], net(images))
 
 
+def test_an_in_place_activation_after_the_layer_changes_no_picture() -> None:
+    # act.inplace=true: the ReLU after a conv overwrote the conv's output the hooks had kept, so the feature
+    # maps showed no negative values and Grad-CAM differentiated with respect to the ReLU's output
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    in_place = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    in_place.load_state_dict(plain.state_dict())
+    images = torch.randn(2, 3, 8, 8)
+    maps = viz.feature_maps(plain, images, ["0"])["0"]
+    assert maps.min() < 0
+    torch.testing.assert_close(viz.feature_maps(in_place, images, ["0"])["0"], maps)
+    cams, logits = viz.grad_cam(plain, images, "0")
+    cams_in_place, logits_in_place = viz.grad_cam(in_place, images, "0")
+    torch.testing.assert_close(cams_in_place, cams)
+    torch.testing.assert_close(logits_in_place, logits)
+
+
 def test_find_layer_lists_the_layers_that_exist() -> None:
     net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
     with pytest.raises(CnnplError) as err:

@@ -364,7 +364,8 @@ def feature_maps(net: nn.Module, images: torch.Tensor, layers: Sequence[str]) ->
     for name in layers:
 
         def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
-            captured[name] = (out[0] if isinstance(out, (tuple, list)) else out).detach()
+            # a copy: an in-place activation after the layer (act.inplace=true) would change these values
+            captured[name] = (out[0] if isinstance(out, (tuple, list)) else out).detach().clone()
 
         handles.append(find_layer(net, name).register_forward_hook(hook))
     try:
@@ -634,8 +635,14 @@ def grad_cam(
     """
     captured: list[torch.Tensor] = []
 
-    def hook(_m: nn.Module, _i: Any, out: Any) -> None:
-        captured.append(out[0] if isinstance(out, (tuple, list)) else out)
+    def hook(_m: nn.Module, _i: Any, out: Any) -> Any:
+        if isinstance(out, torch.Tensor):
+            captured.append(out)
+            # the rest of the network gets a copy: an in-place activation after the layer (act.inplace=true)
+            # would otherwise turn A and its gradient into those of the activation's output
+            return out.clone()
+        captured.append(out[0])
+        return None
 
     handle = find_layer(net, layer).register_forward_hook(hook)
     device = next(net.parameters()).device

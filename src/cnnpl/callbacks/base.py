@@ -20,10 +20,19 @@ from cnnpl import viz
 from cnnpl.errors import CnnplError
 
 
-def as_names(value: str | Sequence[str]) -> list[str]:
+def as_names(value: str | Sequence[str], key: str) -> list[str]:
     """A setting that lists names, as a list: one name alone (``layers=features.block2`` on the command
-    line) is a list of one, not of its characters."""
-    return [value] if isinstance(value, str) else list(value)
+    line) is a list of one, not of its characters. An integer is a name too (``layers=0``: the child of an
+    ``nn.Sequential``, which Hydra reads as a number); anything else is refused, naming ``key``."""
+    items = [value] if isinstance(value, (str, int)) else value
+    if not isinstance(items, Sequence):
+        raise CnnplError(f"{key} must be a name or a list of names, got {value!r}")
+    names = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise CnnplError(f"{key} must be a name or a list of names, got {value!r}")
+        names.append(str(item))
+    return names
 
 
 class VisualCallback(L.Callback):

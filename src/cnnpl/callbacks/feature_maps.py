@@ -49,7 +49,7 @@ class FeatureMapsCallback(ImageSampleCallback):
                 viz.apply_colormap(torch.zeros(1, 1), cmap)
             except CnnplError as err:
                 raise CnnplError(f"callbacks.feature_maps.cmap={cmap}: {err}") from None
-        self.layers = as_names(layers) if layers else None
+        self.layers = as_names(layers, "callbacks.feature_maps.layers") if layers not in (None, [], "") else None
         self.max_channels, self.cell_size, self.cmap = max_channels, cell_size, cmap
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:

@@ -40,7 +40,7 @@ class FreezeAfter(L.Callback):
             raise CnnplError("callbacks.freeze.parameters must name at least one parameter")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
             raise CnnplError(f"callbacks.freeze.epochs must be an integer >= 0, got {epochs!r}")
-        self.parameters = as_names(parameters)
+        self.parameters = as_names(parameters, "callbacks.freeze.parameters")
         self.epochs = epochs
         self._frozen: list[torch.nn.Parameter] = []
         self._requires_grad: list[bool] = []  # each parameter's flag before training, restored after it

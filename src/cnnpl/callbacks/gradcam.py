@@ -14,7 +14,7 @@ import lightning as L
 import torch
 
 from cnnpl import viz
-from cnnpl.callbacks.base import ImageSampleCallback
+from cnnpl.callbacks.base import ImageSampleCallback, as_names
 from cnnpl.errors import CnnplError
 from cnnpl.registry import register
 
@@ -40,10 +40,17 @@ class GradCAMCallback(ImageSampleCallback):
         scale: int = 3,
     ) -> None:
         super().__init__(every_n_epochs, num_images)
+        if target is True:  # `callbacks.gradcam.target=true`: Hydra reads the documented word as a bool
+            target = "true"
         if target not in TARGETS:
             raise CnnplError(f"callbacks.gradcam.target must be one of {', '.join(TARGETS)}, got {target!r}")
-        if not 0.0 <= alpha <= 1.0:
-            raise CnnplError(f"callbacks.gradcam.alpha must be in [0, 1], got {alpha!r}")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+            raise CnnplError(f"callbacks.gradcam.alpha must be a number in [0, 1], got {alpha!r}")
+        if layer is not None:
+            layer = as_names(layer, "callbacks.gradcam.layer")
+            if len(layer) != 1:
+                raise CnnplError(f"callbacks.gradcam.layer must be one layer's name, got {layer!r}")
+            layer = layer[0]
         if not isinstance(scale, int) or scale < 1:
             raise CnnplError(f"callbacks.gradcam.scale must be an integer >= 1, got {scale!r}")
         self.layer, self.target, self.alpha, self.scale = layer, target, alpha, scale

@@ -28,7 +28,7 @@ class KernelsDemoCallback(ImageSampleCallback):
         super().__init__(every_n_epochs=1, num_images=num_images)
         from cnnpl import kernels as kernel_bank
 
-        self.kernels = as_names(kernels)
+        self.kernels = as_names(kernels, "callbacks.kernels_demo.kernels")
         for name in self.kernels:
             try:
                 kernel_bank.kernel(name)  # an unknown name fails here, listing the known ones
