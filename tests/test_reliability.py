@@ -346,6 +346,43 @@ def test_ckpt_path_last_is_the_one_saved_at_the_latest_step_whatever_the_file_ti
     assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "last-v2.ckpt")
 
 
+def test_a_resume_to_fewer_epochs_than_trained_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    train(cnnpl.compose([*FAST, "trainer.max_epochs=3"], output_dir=str(tmp_path)))
+    written = contents(tmp_path)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    with pytest.raises(CheckpointError) as caught:  # was Lightning's MisconfigurationException, logs opened
+        train(cnnpl.compose([*FAST, "trainer.max_epochs=1", "ckpt_path=last"], output_dir=str(tmp_path)))
+    assert str(caught.value) == (
+        f"checkpoint '{last}' was saved in epoch 2 (counting from 0), past trainer.max_epochs=1; a resume continues "
+        f"up to trainer.max_epochs: give 3 or more, or test the checkpoint with fit=false ckpt_path={last}"
+    )
+    assert contents(tmp_path) == written
+    # the Python API's run has no .hydra/overrides.yaml to point to (the message named one)
+    with pytest.raises(CheckpointError) as caught:
+        train(cnnpl.compose([*FAST, "trainer.max_epochs=3", "ckpt_path=last", "pool=avg"], output_dir=str(tmp_path)))
+    assert str(caught.value).endswith("give the command that trained it again, with this ckpt_path")
+    assert contents(tmp_path) == written
+    train(cnnpl.compose([*FAST, "trainer.max_epochs=3", "ckpt_path=last"], output_dir=str(tmp_path)))  # tests
+
+
+@pytest.mark.parametrize("model", ["simple_cnn", "lenet5"])  # lenet5 takes model.pretrained, simple_cnn does not
+def test_a_state_dict_given_as_checkpoint_gets_advice_the_model_can_follow(tmp_path: Path, model: str) -> None:
+    from cnnpl.system import ImageClassifier
+
+    system = ImageClassifier(cnnpl.build("model", model, num_classes=10), 10)
+    path = tmp_path / "weights.pth"
+    torch.save(system.net.state_dict(), path)
+    with pytest.raises(CheckpointError) as caught:
+        check_checkpoint_fits(path, system, model)
+    advice = (
+        f"for weights alone use model.pretrained={path}"
+        if model == "lenet5"  # simple_cnn has no model.pretrained: the message offered it all the same
+        else "ckpt_path takes the .ckpt files a run writes (in its checkpoints/ folder); model=simple_cnn loads no "
+        "weights alone (it has no model.pretrained)"
+    )
+    assert str(caught.value) == f"'{path}' is not a Lightning checkpoint (no 'state_dict'); {advice}"
+
+
 def test_a_copied_run_directory_resumes_with_its_own_checkpoint_record(tmp_path: Path) -> None:
     import shutil
 

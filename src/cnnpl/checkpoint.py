@@ -450,8 +450,12 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
         more = f" and {len(keys) - SHOWN_SETTINGS} more" if len(keys) > SHOWN_SETTINGS else ""
         raise CheckpointError(
             f"ckpt_path resumes the run in {str(saved_path.parent)!r}, but this command's settings differ from "
-            f"the ones it trained with: {shown}{more}; give the command that trained it again, with this ckpt_path "
-            f"(its overrides are in {str(trained_overrides(saved_path))!r})"
+            f"the ones it trained with: {shown}{more}; give the command that trained it again, with this ckpt_path"
+            + (
+                f" (its overrides are in {str(record)!r})"
+                if (record := trained_overrides(saved_path)).is_file()
+                else ""
+            )
         )
 
 
@@ -460,7 +464,7 @@ def trained_overrides(run_config: Path) -> Path:
 
     Hydra records each command given in a run folder (``.hydra``, then ``.hydra-2``, ...: cnnpl keeps the
     earlier records), refused ones included; the one that trained composed the config the run wrote. The
-    newest record with that config, else ``.hydra``'s."""
+    newest record with that config, else ``.hydra``'s (which does not exist for a run of the Python API)."""
     folder = run_config.parent
     text = run_config.read_text() if run_config.is_file() else None
     records = sorted(
@@ -500,32 +504,61 @@ def check_resumable(path: str | Path, checkpoint: Mapping[str, Any], model: str 
     ``pretrained`` parameter (if it has one) the message offers."""
     if "optimizer_states" in checkpoint and "loops" in checkpoint:
         return
-    try:
-        takes = model is not None and _default_of(_built_by("model", {"model.name": model}), "pretrained") not in (
-            NOT_A_PARAMETER,
-            inspect.Parameter.empty,
-        )
-    except Exception:  # not a registered model
-        takes = False
-    start = f"start a new run from its weights with model.pretrained={path} in a new folder, or " if takes else ""
+    start = (
+        f"start a new run from its weights with model.pretrained={path} in a new folder, or "
+        if _takes_pretrained(model)
+        else ""
+    )
     raise CheckpointError(
         f"checkpoint {str(path)!r} holds the weights only (no optimizer or loop state: saved with "
         f"save_weights_only=true), so training cannot resume from it; {start}test it with fit=false ckpt_path={path}"
     )
 
 
-def check_checkpoint_fits(path: str | Path, module: nn.Module) -> dict[str, Any]:
+def check_resume_length(path: str | Path, checkpoint: Mapping[str, Any], max_epochs: Any) -> None:
+    """Refuse to resume from ``checkpoint`` (read from ``path``) a run saved in an epoch past ``trainer.max_epochs``
+    (Lightning's test: its epoch, counted from 0, above ``max_epochs``): Lightning would stop with a traceback
+    once the run's logs were opened."""
+    try:
+        done = checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"]  # the trainer's current_epoch
+    except (KeyError, TypeError):
+        return
+    if isinstance(max_epochs, int) and not isinstance(max_epochs, bool) and 0 <= max_epochs < done:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} was saved in epoch {done} (counting from 0), past trainer.max_epochs="
+            f"{max_epochs}; a resume continues up to trainer.max_epochs: give {done + 1} or more, or test the "
+            f"checkpoint with fit=false ckpt_path={path}"
+        )
+
+
+def _takes_pretrained(model: str | None) -> bool:
+    """Whether the registered model ``model`` has a ``pretrained`` parameter (for the advice of a message)."""
+    try:
+        return model is not None and _default_of(_built_by("model", {"model.name": model}), "pretrained") not in (
+            NOT_A_PARAMETER,
+            inspect.Parameter.empty,
+        )
+    except Exception:  # not a registered model
+        return False
+
+
+def check_checkpoint_fits(path: str | Path, module: nn.Module, model: str | None = None) -> dict[str, Any]:
     """Refuse the checkpoint at ``path`` if its ``state_dict`` does not fit ``module``; returns the checkpoint.
 
     Names the first missing, unexpected and differently shaped tensors, and the number of classes
-    when the checkpoint records another one.
+    when the checkpoint records another one. ``model``: the registered model's name, whose ``pretrained``
+    parameter (if it has one) the message for a file of weights alone offers.
     """
     checkpoint = safe_load(path)
     state = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
     if not isinstance(state, Mapping):
-        raise CheckpointError(
-            f"{str(path)!r} is not a Lightning checkpoint (no 'state_dict'); for weights alone use model.pretrained="
+        weights = (
+            f"for weights alone use model.pretrained={path}"
+            if _takes_pretrained(model)
+            else "ckpt_path takes the .ckpt files a run writes (in its checkpoints/ folder)"
+            + (f"; model={model} loads no weights alone (it has no model.pretrained)" if model else "")
         )
+        raise CheckpointError(f"{str(path)!r} is not a Lightning checkpoint (no 'state_dict'); {weights}")
     problems = []
     hparams = checkpoint.get("hyper_parameters") or {}
     ours = getattr(module, "hparams", {})

@@ -751,6 +751,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_checkpoint_fits,
         check_fresh_run_dir,
         check_resumable,
+        check_resume_length,
         check_resume_settings,
         resolve_ckpt_path,
         set_aside_attempt,
@@ -810,12 +811,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
         ckpt_setting = None
     ckpt_path = resolve_ckpt_path(ckpt_setting, checkpoint_dir)
     if ckpt_path is not None:
-        checkpoint = check_checkpoint_fits(ckpt_path, system)
+        checkpoint = check_checkpoint_fits(ckpt_path, system, cfg.model.get("name"))
         saved_data = checkpoint.get(type(datamodule).__qualname__)  # Lightning's key for the data module's state
         if isinstance(saved_data, Mapping) and hasattr(datamodule, "check_classes"):
             datamodule.check_classes(saved_data, what=f"checkpoint {str(ckpt_path)!r}")
         if cfg.get("fit", True):
             check_resumable(ckpt_path, checkpoint, cfg.model.get("name"))
+            check_resume_length(ckpt_path, checkpoint, cfg.trainer.get("max_epochs"))
             if ckpt_path != resumed:  # one found only through the built callbacks: not compared yet
                 check_resume_settings(ckpt_path, cfg)
             if Path(ckpt_path).resolve().parent not in (Path(checkpoint_dir).resolve(), output_dir.resolve()):
