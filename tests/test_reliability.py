@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import importlib.util
+import logging
 import os
 import re
 import signal
@@ -363,6 +364,22 @@ def test_a_resume_to_fewer_epochs_than_trained_is_refused_before_anything_is_wri
     assert str(caught.value).endswith("give the command that trained it again, with this ckpt_path")
     assert contents(tmp_path) == written
     train(cnnpl.compose([*FAST, "trainer.max_epochs=3", "ckpt_path=last"], output_dir=str(tmp_path)))  # tests
+
+
+def test_a_resume_without_validation_keeps_and_tests_the_latest_epoch(tmp_path: Path, caplog) -> None:
+    train(cnnpl.compose([*FAST, "trainer.max_epochs=2"], output_dir=str(tmp_path)))
+    folder = tmp_path / "checkpoints"
+    ranked = {p.name for p in folder.glob("epoch*.ckpt")}
+    assert len(ranked) == 1 and "val_acc" in next(iter(ranked))
+    resumed = [*FAST, "trainer.max_epochs=4", "ckpt_path=last", "+trainer.limit_val_batches=0"]
+    with caplog.at_level(logging.INFO):
+        train(cnnpl.compose(resumed, output_dir=str(tmp_path)))
+    # the test took the best of the first two epochs by val/acc, as if epochs 2 and 3 had not been trained
+    kept = {p.name for p in folder.glob("epoch*.ckpt")} - ranked
+    assert kept == {"epoch003.ckpt"}
+    assert safe_load(folder / "epoch003.ckpt")["epoch"] == 3
+    tested = [r.getMessage() for r in caplog.records if "Loaded model weights from the checkpoint" in r.getMessage()]
+    assert tested and tested[-1].endswith(str(folder / "epoch003.ckpt"))
 
 
 @pytest.mark.parametrize("model", ["simple_cnn", "lenet5"])  # lenet5 takes model.pretrained, simple_cnn does not

@@ -794,7 +794,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
 
     callbacks = build_callbacks(cfg)
-    validates = getattr(datamodule, "has_validation", True)
+    limit_val = cfg.trainer.get("limit_val_batches")
+    # +trainer.limit_val_batches=0: no validation loop, as without a validation split (the best checkpoint
+    # kept by val/acc would stay an earlier run's, and a resumed run would test it)
+    validates = getattr(datamodule, "has_validation", True) and not (limit_val == 0 and not isinstance(limit_val, bool))
     if not validates:
         _checkpoint_latest(callbacks)
     check_monitors(callbacks)
