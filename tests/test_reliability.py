@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import importlib.util
+import io
 import logging
 import os
 import re
@@ -275,6 +276,10 @@ def test_ckpt_path_last_without_a_checkpoint_says_how_to_resume(cli, tmp_path: P
         result.stderr.strip().splitlines()[-1],
     ), result.stderr[-2000:]
     assert not (tmp_path / "outputs").exists()
+    # testing a run's last checkpoint there: the same refusal (it left outputs/<date>/<time>/ behind)
+    result = run_cli(*FAST, "fit=false", "ckpt_path=last", cwd=tmp_path)
+    assert result.returncode == 2 and "fit=false ckpt_path=last) or give a checkpoint file" in result.stderr
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_the_resume_check_before_hydra_finds_the_run_where_the_config_puts_it(tmp_path: Path, monkeypatch) -> None:
@@ -297,7 +302,15 @@ def test_the_resume_check_before_hydra_finds_the_run_where_the_config_puts_it(tm
     _check_resume_dir([f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]", "experiment=elsewhere", "ckpt_path=last"])
     _check_resume_dir(["output_dir=runs/elsewhere", "ckpt_path=last"])
     _check_resume_dir(["callbacks.checkpoint.dirpath=runs/elsewhere", "ckpt_path=last"])
-    _check_resume_dir(["fit=false", "ckpt_path=last"])  # tests: the run names the checkpoint it lacks
+    # testing the last checkpoint of a folder named by the time: refused before Hydra makes it (it was left behind)
+    with pytest.raises(CheckpointError) as err:
+        _check_resume_dir(["fit=false", "ckpt_path=last"])
+    assert re.fullmatch(
+        r"ckpt_path=last but 'outputs/\d{4}-\d\d-\d\d/\d\d-\d\d-\d\d/checkpoints/last\.ckpt' does not exist; "
+        r"test a run's last checkpoint with its run directory \(hydra\.run\.dir=<that run's directory> "
+        r"fit=false ckpt_path=last\) or give a checkpoint file",
+        str(err.value),
+    )
 
 
 def test_resolve_ckpt_path(tmp_path: Path) -> None:
@@ -1315,6 +1328,24 @@ def test_an_output_directory_that_cannot_be_written_is_refused(tmp_path: Path) -
     with pytest.raises(CnnplError, match=r"output directory .*a_file/run' cannot be written .*hydra\.run\.dir="):
         train(cfg)
     assert blocker.read_text() == "not a folder"
+
+
+def test_a_full_disk_is_refused_before_hydra_writes_there(tmp_path: Path, monkeypatch) -> None:
+    import tempfile
+
+    from cnnpl.train import check_writable
+
+    class FullDisk(io.BytesIO):  # a file system with no block left still makes empty files
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda **_: FullDisk())
+    with pytest.raises(CnnplError) as err:  # was Hydra's traceback, and a truncated .hydra/config.yaml
+        check_writable(tmp_path / "run")
+    assert str(err.value) == (
+        f"output directory '{tmp_path / 'run'}' cannot be written (No space left on device); choose another with "
+        "hydra.run.dir=<folder> (or output_dir=<folder> from Python)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -172,12 +172,13 @@ def _saved_step(path: Path) -> float:
     return math.inf
 
 
-def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: str | Path) -> str | None:
+def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: str | Path, fit: bool = True) -> str | None:
     """The file ``ckpt_path`` names: ``last`` is the newest ``last*.ckpt`` in ``checkpoint_dir``.
 
     ``last.ckpt`` as a rule; Lightning writes ``last-v1.ckpt`` next to it where it did not write the
     ``last.ckpt`` there itself, and the one saved at the latest step is where training stopped. Raises
-    :class:`CheckpointError` when there is none or the file is missing, saying how to resume.
+    :class:`CheckpointError` when there is none or the file is missing, saying how to resume (``fit``), or
+    how to test a run's last checkpoint.
     """
     if ckpt_path is None or str(ckpt_path) == "":
         return None
@@ -192,9 +193,15 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: str | Path) -> str 
                 f"none); resume from the checkpoint saved at the latest step there with ckpt_path={latest}"
             )
         if not found:
+            how = (
+                "resume with the run directory of the interrupted run (hydra.run.dir=<that run's directory> "
+                "ckpt_path=last)"
+                if fit
+                else "test a run's last checkpoint with its run directory (hydra.run.dir=<that run's directory> "
+                "fit=false ckpt_path=last)"
+            )
             raise CheckpointError(
-                f"ckpt_path=last but {str(Path(checkpoint_dir) / LAST_FILE)!r} does not exist; resume with the run "
-                "directory of the interrupted run (hydra.run.dir=<that run's directory> ckpt_path=last) or give a "
+                f"ckpt_path=last but {str(Path(checkpoint_dir) / LAST_FILE)!r} does not exist; {how} or give a "
                 "checkpoint file"
             )
         return str(found[-1])

@@ -334,8 +334,8 @@ def _check_run_dir(args: list[str]) -> None:
 
 
 def _check_resume_dir(args: list[str]) -> None:
-    """Refuse ``ckpt_path=last`` (a single run that trains) before Hydra makes its run directory when that
-    directory holds no ``checkpoints/last*.ckpt``: one named by the time (Hydra's default) is a new folder.
+    """Refuse ``ckpt_path=last`` (a single run, training or ``fit=false``) before Hydra makes its run directory when
+    that directory holds no ``checkpoints/last*.ckpt``: one named by the time (Hydra's default) is a new folder.
     The folder is the one Hydra will make (``${now:...}`` read now). Left to the run: a checkpoint folder or
     ``output_dir`` of its own (the command line's or a config file's), a folder named through another
     interpolation, and commands that do not compose (Hydra's error)."""
@@ -355,8 +355,7 @@ def _check_resume_dir(args: list[str]) -> None:
     setting = cfg["hydra"]["run"].get("dir")
     checkpoint = (cfg.get("callbacks") or {}).get("checkpoint") or {}
     if (
-        cfg.get("fit") is False
-        or cfg.get("output_dir") != "${hydra:runtime.output_dir}"
+        cfg.get("output_dir") != "${hydra:runtime.output_dir}"
         or checkpoint.get("dirpath") != "${output_dir}/checkpoints"
         or not isinstance(setting, str)
         or "${" in re.sub(r"\$\{now:[^}]*\}", "", setting)
@@ -365,7 +364,7 @@ def _check_resume_dir(args: list[str]) -> None:
     from cnnpl.checkpoint import LAST, resolve_ckpt_path
 
     run_dir = Path(str(OmegaConf.select(composed, "hydra.run.dir")))  # the time now, as Hydra will read it
-    resolve_ckpt_path(LAST, run_dir / "checkpoints")  # the run's own message when there is none
+    resolve_ckpt_path(LAST, run_dir / "checkpoints", fit=cfg.get("fit") is not False)  # the run's own message
 
 
 def _keep_earlier_records(args: list[str], sweep_dir: str | None = None) -> list[str]:

@@ -364,8 +364,9 @@ def check_writable(folder: Path, option: str = "hydra.run.dir") -> None:
 
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        with tempfile.TemporaryFile(dir=folder) as probe:  # a byte written: a full disk still makes empty files
+            probe.write(b"\0")
+            probe.flush()
     except OSError as err:
         what, python = (
             ("output directory", " (or output_dir=<folder> from Python)")
@@ -812,7 +813,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             f" (the earlier attempt's files are in {aside})" if aside else "",
         )
         ckpt_setting = None
-    ckpt_path = resolve_ckpt_path(ckpt_setting, checkpoint_dir)
+    ckpt_path = resolve_ckpt_path(ckpt_setting, checkpoint_dir, fit=bool(cfg.get("fit", True)))
     if ckpt_path is not None:
         checkpoint = check_checkpoint_fits(ckpt_path, system, cfg.model.get("name"))
         saved_data = checkpoint.get(type(datamodule).__qualname__)  # Lightning's key for the data module's state
