@@ -379,6 +379,36 @@ def test_a_resume_to_fewer_epochs_than_trained_is_refused_before_anything_is_wri
     train(cnnpl.compose([*FAST, "trainer.max_epochs=3", "ckpt_path=last"], output_dir=str(tmp_path)))  # tests
 
 
+def test_a_second_run_in_a_folder_where_one_trains_is_refused_and_a_killed_one_blocks_nothing(tmp_path: Path) -> None:
+    from cnnpl.checkpoint import RUN_LOCK, claimed_run_dir
+
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen(  # a run training there: it holds the folder's lock until its process ends
+        [sys.executable, "-c", "import sys, time\nfrom cnnpl.checkpoint import claimed_run_dir\n"
+         "with claimed_run_dir(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(120)\n", str(run)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        # two commands in one hydra.run.dir both trained, side by side: last.ckpt and last-v1.ckpt, one config.yaml
+        with pytest.raises(CheckpointError) as err:
+            train(cnnpl.compose(FAST, output_dir=str(run)))
+        assert str(err.value) == (
+            f"another run is training in '{run}' now (it holds {RUN_LOCK} there); wait until it ends (to resume it: "
+            "ckpt_path=last), or give this run a folder of its own with hydra.run.dir=<folder>"
+        )
+        assert not (run / "checkpoints").exists() and not (run / "config.yaml").exists()
+        train(cnnpl.compose([*FAST, "fit=false", "test=false"], output_dir=str(run)))  # not training: not refused
+    finally:
+        holder.kill()  # SIGKILL: no cleanup ran, and the kernel dropped its lock
+        holder.wait()
+    train(cnnpl.compose(FAST, output_dir=str(run)))
+    assert (run / "checkpoints" / "last.ckpt").is_file() and not (run / RUN_LOCK).exists()
+    with claimed_run_dir(run):  # released at the end of train(): the same process may train there again
+        pass
+
+
 def test_a_resume_without_validation_keeps_and_tests_the_latest_epoch(tmp_path: Path, caplog) -> None:
     train(cnnpl.compose([*FAST, "trainer.max_epochs=2"], output_dir=str(tmp_path)))
     folder = tmp_path / "checkpoints"

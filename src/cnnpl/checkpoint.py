@@ -19,11 +19,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
+import os
 import pickle
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +251,53 @@ def check_fresh_run_dir(
             f"{str(run_dir)!r} already holds an earlier run (its config.yaml{also}) that saved no checkpoint to "
             f"continue from; start this run {new_folder}, or delete that run's files first"
         )
+
+
+RUN_LOCK = ".cnnpl-training.lock"
+
+
+@contextlib.contextmanager
+def claimed_run_dir(run_dir: str | Path) -> Iterator[None]:
+    """Hold ``<run_dir>/.cnnpl-training.lock`` (an exclusive ``flock``) while a run trains there.
+
+    :func:`check_fresh_run_dir` and a resume's checks look at the folder long before Lightning writes to it;
+    two commands started together in one ``hydra.run.dir`` (or a resume while the run still trains) both
+    passed them and wrote their checkpoints and logs side by side. The second to come is refused now. The
+    kernel drops the lock when its process ends, however it ends, so no stale lock blocks a resume. The
+    file is removed before the lock is dropped. Where ``flock`` is missing (Windows), nothing is held.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        yield
+        return
+    path = Path(run_dir) / RUN_LOCK
+    for _ in range(3):
+        handle = open(path, "a")  # noqa: SIM115  (held until the run ends)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise CheckpointError(
+                f"another run is training in {str(run_dir)!r} now (it holds {RUN_LOCK} there); wait until it ends "
+                "(to resume it: ckpt_path=last), or give this run a folder of its own with hydra.run.dir=<folder>"
+            ) from None
+        try:
+            if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
+                break  # not the file of a run that ended and removed it just now: that one is free to take again
+        except FileNotFoundError:
+            pass
+        handle.close()
+    else:  # pragma: no cover - three runs ending in a row while this one starts
+        raise CheckpointError(f"could not take {RUN_LOCK} in {str(run_dir)!r}; start the run again")
+    try:
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()  # before the lock goes: a run that starts now makes and locks a new file
+    finally:
+        handle.close()
 
 
 def _holds_files(folder: Path) -> bool:

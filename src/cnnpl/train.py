@@ -14,6 +14,7 @@ See docs/reliability.md.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import logging
@@ -742,6 +743,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
     be seen), :class:`cnnpl.callbacks.guards.NonFiniteLossError` when the loss goes NaN / infinite,
     and ``SIGTERMException`` (a ``SystemExit`` with status 143) after saving ``last.ckpt`` on SIGTERM.
     """
+    with contextlib.ExitStack() as held:  # the run folder's lock (checkpoint.claimed_run_dir) while it trains
+        return _train(cfg, held)
+
+
+def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     import lightning as L
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -754,6 +760,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_resumable,
         check_resume_length,
         check_resume_settings,
+        claimed_run_dir,
         resolve_ckpt_path,
         set_aside_attempt,
     )
@@ -770,6 +777,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_settings(cfg)
     output_dir = Path(cfg.output_dir)
     check_writable(output_dir)
+    if cfg.get("fit", True) and not is_worker():  # (the other processes of a run: its first one holds it)
+        held.enter_context(claimed_run_dir(output_dir))
     resumed = _resumed_checkpoint(cfg, output_dir) if cfg.get("fit", True) else None
     if resumed is not None:  # before the data and the model: a forgotten override is named as one
         check_resume_settings(resumed, cfg)
