@@ -304,19 +304,31 @@ def test_conv_factory_builds_every_convolution(model: str) -> None:
 
 @pytest.mark.parametrize("size", [32, 224])
 @pytest.mark.parametrize("model", MODELS)
-def test_layers_are_listed_in_the_order_the_forward_pass_runs_them(model: str, size: int) -> None:
-    # the summary and the state dict list the children in registration order; ResNet registered maxpool
-    # before bn1 and act1, so its summary showed the shapes shrink and grow back
+def test_the_summary_lists_layers_in_the_order_the_forward_pass_runs_them(model: str, size: int) -> None:
+    from cnnpl.summary import summarize
+
+    # ResNet registers its stem's pool before bn1 and act1, so the summary showed the shapes shrink and grow back
     try:
         net = _meta_build(model, input_size=(size, size)).eval()
     except GeometryError:
-        pytest.skip(f"{model} does not take {size}x{size} images")  # fast_net, lenet5, notes_example at 224
+        pytest.skip(f"{model} does not take {size}x{size} images")
+    rows = [row.name for row in summarize(net, (3, size, size)).rows if row.output_shape is not None]
     ran: list[str] = []
-    for name, child in net.named_children():
-        child.register_forward_hook(lambda *_, name=name: ran.append(name))
-    net(torch.randn(2, 3, size, size, device="meta"))
-    listed = [name for name, _ in net.named_children() if name in ran]
-    assert ran == listed
+    for name in rows:
+        viz.find_layer(net, name).register_forward_hook(lambda *_, name=name: ran.append(name))
+    net(torch.zeros(1, 3, size, size, device="meta"))
+    assert list(dict.fromkeys(ran)) == rows
+
+
+def test_resnet_keeps_its_parameter_order_which_checkpoints_hold_optimizer_state_by() -> None:
+    # moving bn1 before the stem's pool made a checkpoint of pool=mixed_learned resume into a segfault
+    net = _meta_build("resnet18", stem="imagenet", pool=cnnpl.factory("pool", "mixed_learned"))
+    assert [name for name, _ in net.named_parameters()][:4] == [
+        "conv1.weight",
+        "maxpool.alpha_logit",
+        "bn1.weight",
+        "bn1.bias",
+    ]
 
 
 @pytest.mark.parametrize("model", MODELS)

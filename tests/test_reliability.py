@@ -802,8 +802,8 @@ def test_a_resume_mismatch_points_at_the_record_of_the_command_that_trained(tmp_
             ["optimizer=sgd", "data.batch_size=16"],
             r"but this command's settings differ from the ones it trained with: data\.batch_size \(run: 32, now: 16\), "
             r"optimizer\._target_ \(run: torch\.optim\.Adam, now: torch\.optim\.SGD\), optimizer\.lr "
-            r"\(run: 0\.001, now: 0\.05\) and 1 more; give the command that trained it again, with this ckpt_path "
-            r"\(its overrides are in '.+/\.hydra/overrides\.yaml'\)$",
+            r"\(run: 0\.001, now: 0\.05\) and 1 more; give the command that trained it again, with this ckpt_path$",
+            # (the Python API's run has no .hydra/overrides.yaml to name: the message named one all the same)
         ),
         # a component with other tensors: named as a setting, not as "3 tensors missing: ...lam_counts"
         ([], ["pool=mixed"], r"trained with: pool\.name \(run: max, now: mixed\); give the command"),

@@ -75,7 +75,8 @@ def _count(params: Sequence[nn.Parameter], counted: set[int]) -> tuple[int, int]
 
 
 def summarize(model: nn.Module, input_shape: Sequence[int]) -> Summary:
-    """Rows for ``model`` on one ``(C, H, W)`` input, in the order the modules are registered.
+    """Rows for ``model`` on one ``(C, H, W)`` input, in the order the forward pass runs the modules (a
+    module it does not run stays after the row registered before it), then the parameters containers own.
 
     Parameters a container holds directly (not inside a child) get a row of their own, and a module
     or parameter reached under a second name is counted under its first, so the rows always add up to
@@ -99,9 +100,11 @@ def summarize(model: nn.Module, input_shape: Sequence[int]) -> Summary:
 
     walk("", model)
     shapes: dict[str, tuple[int, ...]] = {}
+    ran: dict[str, int] = {}  # each row's place in the forward pass
 
     def hook_for(name: str) -> Callable[[nn.Module, object, object], None]:
         def hook(_module: nn.Module, _inputs: object, output: object) -> None:
+            ran.setdefault(name, len(ran))
             if isinstance(output, torch.Tensor):
                 shapes[name] = tuple(output.shape[1:])
 
@@ -120,11 +123,16 @@ def summarize(model: nn.Module, input_shape: Sequence[int]) -> Summary:
         for handle in handles:
             handle.remove()
 
-    counted: set[int] = set()
+    counted: set[int] = set()  # (a parameter under two names counts under the one registered first)
     rows = [
         Row(name, type(m).__name__, shapes.get(name), *_count(list(m.parameters()), counted))
         for name, m in rows_modules
     ]
+    place, order = -1.0, []
+    for row in rows:  # ResNet registers its stem's pool before bn1 and act1, which run before it
+        place = ran[row.name] if row.name in ran else place + 1e-6
+        order.append(place)
+    rows = [row for _, row in sorted(zip(order, rows, strict=True), key=lambda pair: pair[0])]
     rows += [
         Row(name, f"{type(m).__name__} (own)", None, *_count(list(m.parameters(recurse=False)), counted))
         for name, m in own

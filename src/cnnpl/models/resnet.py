@@ -157,12 +157,15 @@ class ResNet(nn.Module):
         k, s, p = (7, 2, 3) if self.stem == "imagenet" else (3, 1, 1)
         with building("conv1"):
             self.conv1 = conv(in_channels=in_channels, out_channels=64, kernel_size=k, stride=s, padding=p, bias=False)
-        self.bn1 = norm(num_features=64)
-        self.act1 = act()
-        with building("maxpool"):  # registered in the order the forward pass runs them, as torchvision does
+        with building("maxpool"):
+            # registered before bn1 and act1 (torchvision registers it after them, and the forward pass runs it
+            # after them): a stem pool with parameters (pool=mixed_learned, gated) comes before bn1's in the
+            # optimizer's state, which a checkpoint holds by position. The summary lists it in its run order.
             self.maxpool: nn.Module = (
                 pool(kernel_size=3, stride=2, padding=1, channels=64) if self.stem == "imagenet" else nn.Identity()
             )
+        self.bn1 = norm(num_features=64)
+        self.act1 = act()
         inplanes = 64
         for i, (planes, depth) in enumerate(zip(STAGE_WIDTHS, self.depths, strict=True), start=1):
             blocks = []
