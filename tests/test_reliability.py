@@ -409,20 +409,25 @@ def test_a_second_run_in_a_folder_where_one_trains_is_refused_and_a_killed_one_b
         pass
 
 
-def test_a_resume_without_validation_keeps_and_tests_the_latest_epoch(tmp_path: Path, caplog) -> None:
-    train(cnnpl.compose([*FAST, "trainer.max_epochs=2"], output_dir=str(tmp_path)))
-    folder = tmp_path / "checkpoints"
-    ranked = {p.name for p in folder.glob("epoch*.ckpt")}
-    assert len(ranked) == 1 and "val_acc" in next(iter(ranked))
-    resumed = [*FAST, "trainer.max_epochs=4", "ckpt_path=last", "+trainer.limit_val_batches=0"]
+def test_a_run_without_validation_keeps_and_tests_the_latest_epoch_and_resumes_so(tmp_path: Path, caplog) -> None:
+    off = [*FAST, "+trainer.limit_val_batches=0"]
+    train(cnnpl.compose([*off, "trainer.max_epochs=2"], output_dir=str(tmp_path / "off")))
+    folder = tmp_path / "off" / "checkpoints"
+    assert {p.name for p in folder.glob("*.ckpt")} == {"epoch001.ckpt", "last.ckpt"}
     with caplog.at_level(logging.INFO):
-        train(cnnpl.compose(resumed, output_dir=str(tmp_path)))
-    # the test took the best of the first two epochs by val/acc, as if epochs 2 and 3 had not been trained
-    kept = {p.name for p in folder.glob("epoch*.ckpt")} - ranked
-    assert kept == {"epoch003.ckpt"}
-    assert safe_load(folder / "epoch003.ckpt")["epoch"] == 3
+        train(cnnpl.compose([*off, "trainer.max_epochs=4", "ckpt_path=last"], output_dir=str(tmp_path / "off")))
+    assert {p.name for p in folder.glob("*.ckpt")} == {"epoch003.ckpt", "last.ckpt"}
+    assert safe_load(folder / "last.ckpt")["epoch"] == 3
     tested = [r.getMessage() for r in caplog.records if "Loaded model weights from the checkpoint" in r.getMessage()]
     assert tested and tested[-1].endswith(str(folder / "epoch003.ckpt"))
+    # a run that validated resumed without validation: its test took the earlier best by val/acc, as if the
+    # resumed epochs had not been trained, and last.ckpt stayed the old one beside a last-v1.ckpt
+    train(cnnpl.compose([*FAST, "trainer.max_epochs=2"], output_dir=str(tmp_path / "on")))
+    written = contents(tmp_path / "on")
+    for run, then in (("on", off), ("off", FAST)):
+        with pytest.raises(CheckpointError, match=r"trained with: trainer\.limit_val_batches \(run: "):
+            train(cnnpl.compose([*then, "trainer.max_epochs=5", "ckpt_path=last"], output_dir=str(tmp_path / run)))
+    assert contents(tmp_path / "on") == written
 
 
 @pytest.mark.parametrize("model", ["simple_cnn", "lenet5"])  # lenet5 takes model.pretrained, simple_cnn does not

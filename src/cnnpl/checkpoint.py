@@ -439,6 +439,11 @@ def _at_default(key: str, value: Any, flat: dict[str, Any]) -> bool:
     return default is not inspect.Parameter.empty and default == value
 
 
+def validation_off(limit: Any) -> bool:
+    """Whether ``trainer.limit_val_batches`` turns validation off (0 or 0.0; a bool is no count)."""
+    return limit == 0 and not isinstance(limit, bool)
+
+
 def _schedule(node: Any) -> str:
     """How a resume error shows a run's schedule: its ``_target_``, or ``none``."""
     return str(node.get("_target_", "?")) if node else "none"
@@ -487,6 +492,9 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
     # with a schedule, what sizes it (+trainer.limit_train_batches=5)
     one_sided = RESUME_BOUND_TRAINER + (SCHEDULE_BOUND_TRAINER if scheduled else ())
     keys |= {k for k in (f"trainer.{n}" for n in one_sided) if now.get(k) != then.get(k)}
+    # validation on or off (+trainer.limit_val_batches=0): what the checkpoints are ranked by, and which is tested
+    if validation_off(now.get("trainer.limit_val_batches")) != validation_off(then.get("trainer.limit_val_batches")):
+        keys.add("trainer.limit_val_batches")
     if schedule_differs:  # scheduler=none is {}: no key in common with a schedule
         keys.add("scheduler")
         now["scheduler"], then["scheduler"] = _schedule(cfg.get("scheduler")), _schedule(saved.get("scheduler"))

@@ -763,6 +763,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
         claimed_run_dir,
         resolve_ckpt_path,
         set_aside_attempt,
+        validation_off,
     )
     from cnnpl.checks import check_eval_shards, check_muon_filters, check_tta
     from cnnpl.distributed import check_launch, in_sweep, is_worker
@@ -804,10 +805,9 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
 
     callbacks = build_callbacks(cfg)
-    limit_val = cfg.trainer.get("limit_val_batches")
     # +trainer.limit_val_batches=0: no validation loop, as without a validation split (the best checkpoint
-    # kept by val/acc would stay an earlier run's, and a resumed run would test it)
-    validates = getattr(datamodule, "has_validation", True) and not (limit_val == 0 and not isinstance(limit_val, bool))
+    # by val/acc would be none, or an earlier run's); a resume keeps it on or off (check_resume_settings)
+    validates = getattr(datamodule, "has_validation", True) and not validation_off(cfg.trainer.get("limit_val_batches"))
     if not validates:
         _checkpoint_latest(callbacks)
     check_monitors(callbacks)
