@@ -409,6 +409,39 @@ def test_a_second_run_in_a_folder_where_one_trains_is_refused_and_a_killed_one_b
         pass
 
 
+def test_the_run_lock_of_another_user_or_a_file_system_without_locks(tmp_path: Path, monkeypatch, caplog) -> None:
+    import builtins
+    import fcntl
+
+    import cnnpl.checkpoint as checkpoint
+
+    def not_for_writing(file, mode="r", *args, **kwargs):  # a lock file another user's killed run left
+        if mode != "r":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(file))
+        return builtins.open(file, mode, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(checkpoint, "open", not_for_writing, raising=False)
+        (tmp_path / checkpoint.RUN_LOCK).touch()
+        with (
+            checkpoint.claimed_run_dir(tmp_path),  # was a PermissionError traceback
+            pytest.raises(CheckpointError, match=r"^another run is training in"),
+            checkpoint.claimed_run_dir(tmp_path),  # held: flock needs no write access
+        ):
+            pass
+
+    def no_locks(*_):  # some NFS set-ups
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with caplog.at_level(logging.WARNING, logger="cnnpl.checkpoint"):
+        train(cnnpl.compose(FAST, output_dir=str(tmp_path / "run")))
+    assert f"cannot lock {tmp_path / 'run' / checkpoint.RUN_LOCK} (No locks available); this run trains without it" in (
+        caplog.text
+    )
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
 def test_a_run_without_validation_keeps_and_tests_the_latest_epoch_and_resumes_so(tmp_path: Path, caplog) -> None:
     off = [*FAST, "+trainer.limit_val_batches=0"]
     train(cnnpl.compose([*off, "trainer.max_epochs=2"], output_dir=str(tmp_path / "off")))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import math
 import os
 import pickle
@@ -264,7 +265,8 @@ def claimed_run_dir(run_dir: str | Path) -> Iterator[None]:
     two commands started together in one ``hydra.run.dir`` (or a resume while the run still trains) both
     passed them and wrote their checkpoints and logs side by side. The second to come is refused now. The
     kernel drops the lock when its process ends, however it ends, so no stale lock blocks a resume. The
-    file is removed before the lock is dropped. Where ``flock`` is missing (Windows), nothing is held.
+    file is removed before the lock is dropped. Where ``flock`` is missing (Windows), or the file cannot be
+    opened or locked (another user's, a file system without locks), the run goes on without it, logging why.
     """
     try:
         import fcntl
@@ -272,9 +274,10 @@ def claimed_run_dir(run_dir: str | Path) -> Iterator[None]:
         yield
         return
     path = Path(run_dir) / RUN_LOCK
+    handle = None
     for _ in range(3):
-        handle = open(path, "a")  # noqa: SIM115  (held until the run ends)
         try:
+            handle = _open_lock(path)
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
@@ -282,6 +285,16 @@ def claimed_run_dir(run_dir: str | Path) -> Iterator[None]:
                 f"another run is training in {str(run_dir)!r} now (it holds {RUN_LOCK} there); wait until it ends "
                 "(to resume it: ckpt_path=last), or give this run a folder of its own with hydra.run.dir=<folder>"
             ) from None
+        except OSError as err:  # no lock to be had here: the run goes on as it did before there was one
+            logging.getLogger(__name__).warning(
+                "cannot lock %s (%s); this run trains without it, so nothing stops a second run in the folder",
+                path,
+                err.strerror or err,
+            )
+            if handle is not None:
+                handle.close()
+            handle = None
+            break
         try:
             if os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino:
                 break  # not the file of a run that ended and removed it just now: that one is free to take again
@@ -290,6 +303,9 @@ def claimed_run_dir(run_dir: str | Path) -> Iterator[None]:
         handle.close()
     else:  # pragma: no cover - three runs ending in a row while this one starts
         raise CheckpointError(f"could not take {RUN_LOCK} in {str(run_dir)!r}; start the run again")
+    if handle is None:
+        yield
+        return
     try:
         try:
             yield
@@ -298,6 +314,15 @@ def claimed_run_dir(run_dir: str | Path) -> Iterator[None]:
                 path.unlink()  # before the lock goes: a run that starts now makes and locks a new file
     finally:
         handle.close()
+
+
+def _open_lock(path: Path) -> Any:
+    """``path`` opened to be locked: for appending (made if missing), or only for reading where it is another
+    user's (a run of theirs that was killed left it; ``flock`` needs no write access)."""
+    try:
+        return open(path, "a")
+    except PermissionError:
+        return open(path)
 
 
 def _holds_files(folder: Path) -> bool:
