@@ -527,6 +527,9 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
             ["model=simple_cnn_bn", "model.hidden=[-3]"],
             "simple_cnn_bn: model.hidden must be a list of widths >= 1 (or [] for none), got [-3]",
         ),
+        # true for a number: Python's True is 1 (model.dropout=true zeroed every hidden activation in training)
+        (["model.dropout=true"], "model.dropout must be a number, got True (model 'simple_cnn')"),
+        (["pool=mixed", "pool.p=true"], "pool.p must be a number, got True (pool 'mixed')"),
         (["model=simple_cnn_bn", "norm.eps=-1"], "batch norm: norm.eps must be a number > 0 (1e-5 is usual), got -1"),
         (
             ["model=simple_cnn_bn", "norm.momentum=5"],
@@ -538,6 +541,26 @@ def test_words_for_numbers_are_refused_naming_the_key(overrides: list[str], mess
     with pytest.raises(CnnplError) as err:
         build_model(compose(*overrides))
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize("output_dir", ["", "  ", None])
+def test_an_output_folder_of_no_name_is_refused(output_dir: str | None) -> None:
+    from cnnpl.train import check_settings
+
+    cfg = compose()
+    cfg.output_dir = output_dir  # '' put the checkpoints in the file system's /checkpoints
+    with pytest.raises(CnnplError) as err:
+        check_settings(cfg)
+    assert str(err.value) == (
+        f"output_dir must name a folder, got {output_dir!r}; leave it to Hydra's run directory (hydra.run.dir=<folder>)"
+        ", or give one (output_dir=<folder>)"
+    )
+
+
+def test_a_picture_callbacks_counts_take_no_true() -> None:
+    for name, key in (("filters", "max_filters"), ("feature_maps", "cell_size"), ("gradcam", "scale")):
+        with pytest.raises(CnnplError, match=rf"^callbacks\.{name}\.{key} must be an integer"):
+            cnnpl.get_registry("callback").get(name)(**{key: True})
 
 
 @pytest.mark.parametrize(

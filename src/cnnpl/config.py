@@ -675,7 +675,9 @@ def check_values(family: str, name: str, params: Mapping[str, Any], keys: str | 
         kind = _required(config_type(hints.get(key, Any)))
         wanted = _kind_words(kind)
         words = isinstance(value, str) or (isinstance(value, list) and any(isinstance(v, str) for v in value))
-        if wanted and words:
+        # true / false for a number: Python reads True as 1 (model.dropout=true zeroed every activation)
+        switch = isinstance(value, bool) and kind in (int, float)
+        if wanted and (words or switch):
             raise CnnplError(f"{keys}.{key} must be {wanted}, got {value!r} ({family} {name!r})")
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if key in FRACTIONS and number and not 0 <= value < 1:

@@ -636,6 +636,13 @@ def check_settings(cfg: DictConfig) -> None:
         _check_no_logger_needed(cfg)
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
         raise CnnplError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's range), got {cfg.seed!r}")
+    output_dir = cfg.get("output_dir")
+    if not isinstance(output_dir, str) or not output_dir.strip():
+        # '' made the checkpoints' ${output_dir}/checkpoints the file system's /checkpoints
+        raise CnnplError(
+            f"output_dir must name a folder, got {output_dir!r}; leave it to Hydra's run directory "
+            "(hydra.run.dir=<folder>), or give one (output_dir=<folder>)"
+        )
 
 
 def checked_datamodule(cfg: DictConfig) -> Any:

@@ -187,7 +187,7 @@ class ImageSampleCallback(VisualCallback):
 
     def __init__(self, every_n_epochs: int = 1, num_images: int = 4) -> None:
         super().__init__(every_n_epochs)
-        if not isinstance(num_images, int) or num_images < 1:
+        if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
             raise CnnplError(f"callbacks.{self.name}.num_images must be an integer >= 1, got {num_images!r}")
         self.num_images = num_images
         self.images = torch.empty(0)  # normalised (N, C, H, W)

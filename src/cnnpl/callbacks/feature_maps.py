@@ -40,9 +40,9 @@ class FeatureMapsCallback(ImageSampleCallback):
         cmap: str | None = "viridis",
     ) -> None:
         super().__init__(every_n_epochs, num_images)
-        if not isinstance(max_channels, int) or max_channels < 1:
+        if isinstance(max_channels, bool) or not isinstance(max_channels, int) or max_channels < 1:
             raise CnnplError(f"callbacks.feature_maps.max_channels must be an integer >= 1, got {max_channels!r}")
-        if not isinstance(cell_size, int) or cell_size < 1:
+        if isinstance(cell_size, bool) or not isinstance(cell_size, int) or cell_size < 1:
             raise CnnplError(f"callbacks.feature_maps.cell_size must be an integer >= 1, got {cell_size!r}")
         if cmap is not None:  # an unknown colormap fails here, not mid-training, naming the setting
             try:

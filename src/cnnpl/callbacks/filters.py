@@ -43,7 +43,7 @@ class FiltersCallback(VisualCallback):
     ) -> None:
         super().__init__(every_n_epochs)
         for key, value in (("max_filters", max_filters), ("max_channels", max_channels), ("scale", scale)):
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise CnnplError(f"callbacks.filters.{key} must be an integer >= 1, got {value!r}")
         self.layers = as_names(layers, "callbacks.filters.layers") if layers not in (None, [], "") else None
         self.max_filters, self.max_channels, self.scale, self.rgb = max_filters, max_channels, scale, rgb

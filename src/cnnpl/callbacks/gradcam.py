@@ -51,7 +51,7 @@ class GradCAMCallback(ImageSampleCallback):
             if len(layer) != 1:
                 raise CnnplError(f"callbacks.gradcam.layer must be one layer's name, got {layer!r}")
             layer = layer[0]
-        if not isinstance(scale, int) or scale < 1:
+        if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise CnnplError(f"callbacks.gradcam.scale must be an integer >= 1, got {scale!r}")
         self.layer, self.target, self.alpha, self.scale = layer, target, alpha, scale
 
