@@ -308,6 +308,14 @@ def test_compose_refuses_null_for_a_required_group_and_asks_for_an_option(overri
         cnnpl.compose([override])
 
 
+@pytest.mark.parametrize("key", sorted(cnnpl.config.REQUIRED_KEYS))
+def test_deleting_what_every_run_needs_is_refused_in_one_line(key: str) -> None:
+    with pytest.raises(cnnpl.CnnplError) as err:  # was Hydra's traceback ("Key 'seed' is not in struct")
+        cnnpl.compose([f"~{key}"])
+    assert str(err.value).startswith(f"'~{key}' deletes {key}, which every run needs; ")
+    cnnpl.compose(["~pool", "~fit"])  # these leave the layer to the architecture, and fit to true
+
+
 def test_tilde_drops_a_group_and_none_stays_an_option() -> None:
     cfg = cnnpl.compose(["~logger", "scheduler=none"])
     assert "logger" not in cfg and not cfg.scheduler

@@ -58,6 +58,9 @@ CONFIG_GROUPS = {**{family: family for family in COMPONENT_GROUPS}, "callback": 
 CONFIG_NAME = "train"
 # Config groups a run can do without (``~logger``); every other group needs an option.
 OPTIONAL_GROUPS = frozenset({"logger", "callbacks", "experiment", "scheduler"})
+# what no run can do without: `~seed` (Hydra's delete) failed with a traceback. (`~pool`, `~conv`, `~norm`, `~act`
+# leave the layers to the architecture's own defaults, `~fit` and `~test` to true: those work.)
+REQUIRED_KEYS = frozenset({"model", "optimizer", "data", "trainer", "system", "seed", "output_dir"})
 
 # Leaf types OmegaConf can check; any other hint becomes an unchecked (Any) config key.
 _LEAF_TYPES = (bool, int, float, str, pathlib.Path)
@@ -581,6 +584,15 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
         if not sep and not flag_value and not token.startswith(("-", "~")) and (error := bare_word_error(token)):
             raise CnnplError(error)
         group = key.lstrip("+")
+        if token.startswith("~") and (deleted := key[1:]) in REQUIRED_KEYS:
+            fix = (
+                f"choose another option instead: {deleted}=<name> (python -m cnnpl --help lists them)"
+                if deleted in groups
+                else "change its settings instead: system.<setting>=..."
+                if deleted == "system"
+                else f"give it another value instead: {deleted}=..."
+            )
+            raise CnnplError(f"{token!r} deletes {deleted}, which every run needs; {fix}")
         if sep and (preset := shadowing_preset(group, value.strip(), searchpath)):
             family = group_family(group)
             raise DuplicateComponentError(
