@@ -220,6 +220,8 @@ def test_the_fast_recipe_schedule_passes() -> None:
     [
         (["optimizer.lr=abc"], "optimizer.lr must be a number, got 'abc'"),
         (["optimizer=sgd", "optimizer.momentum=abc"], "optimizer.momentum must be a number, got 'abc'"),
+        # torch's SGD refuses only a negative momentum: at 1.5 the velocity grew without bound
+        (["optimizer=sgd", "optimizer.momentum=1.5"], "optimizer.momentum must be in [0, 1) (0.9 is usual), got 1.5"),
         (["+optimizer.amsgrad=maybe"], "optimizer.amsgrad must be true or false, got 'maybe'"),
         (["+optimizer.betas=0.9"], "optimizer.betas must be a list of 2 numbers such as [0.9, 0.999], got 0.9"),
         (["optimizer=muon", "optimizer.filter_lr=abc"], "optimizer.filter_lr must be a number, got 'abc'"),

@@ -266,6 +266,10 @@ def check_optimizer(optimizer: Any) -> None:
             wanted = _kind_of(defaults.get(key))
             if wanted and not _matches(value, defaults[key]):
                 raise CnnplError(f"optimizer.{key} must be {wanted}, got {value!r}")
+        momentum = optimizer.keywords.get("momentum")
+        if isinstance(momentum, (int, float)) and not isinstance(momentum, bool) and momentum >= 1:
+            # torch's SGD refuses only momentum < 0; at 1 or more the velocity never decays, and grows without bound
+            raise CnnplError(f"optimizer.momentum must be in [0, 1) (0.9 is usual), got {momentum!r}")
         if optimizer.keywords.get("fused") and optimizer.keywords.get("foreach"):
             raise CnnplError(
                 "optimizer.foreach=true and optimizer.fused=true are two implementations of the step (cnnpl's "
