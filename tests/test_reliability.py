@@ -1609,6 +1609,16 @@ def test_checkpoint_and_logger_settings_that_fail_at_the_first_save_fail_before_
     from cnnpl.train import check_monitors
 
     check_monitors([SimpleNamespace(monitor=name) for name in ("my_plugin_metric", "acc", "val/acc")])  # allowed
+    # nothing validated: an EarlyStopping on val/acc failed after the first epoch ("not available")
+    early = [*FAST, "data.val_split=0", "+callbacks.early._target_=lightning.pytorch.callbacks.EarlyStopping"]
+    with pytest.raises(CnnplError) as caught:
+        train(cnnpl.compose([*early, "+callbacks.early.monitor=val/acc"], output_dir=str(tmp_path / "early")))
+    assert str(caught.value) == (
+        "EarlyStopping(monitor='val/acc') watches a validation metric, but nothing is validated (data.val_split=0, "
+        "or trainer.limit_val_batches=0); monitor a training metric (train/loss_epoch, train/acc), or hold out a "
+        "validation split"
+    )
+    assert not (tmp_path / "early" / "checkpoints").exists()
 
 
 @pytest.mark.parametrize(

@@ -447,17 +447,24 @@ def check_accelerator(trainer_cfg: Any) -> str:
 LOGGED_METRICS = ("train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_top5")
 
 
-def check_monitors(callbacks: list[Any]) -> None:
+def check_monitors(callbacks: list[Any], validates: bool = True) -> None:
     """Refuse a ``monitor=`` of a checkpoint or early-stopping callback that names no metric cnnpl logs.
 
     Names under ``val/`` and ``train/`` are checked, ``test/`` ones refused (no test runs during the fit),
     and others only when they look like a misspelt logged metric (``valacc``, ``acc``): a plugin may log
-    metrics of its own. A checkpoint ``filename`` must be a string (Hydra reads ``{epoch}`` as a mapping).
+    metrics of its own; ``val/`` ones are refused where nothing is validated (``validates`` false). A
+    checkpoint ``filename`` must be a string (Hydra reads ``{epoch}`` as a mapping).
     """
     import difflib
 
     for callback in callbacks:
         monitor = getattr(callback, "monitor", None)
+        if not validates and isinstance(monitor, str) and monitor.startswith("val/"):
+            raise CnnplError(
+                f"{type(callback).__name__}(monitor={monitor!r}) watches a validation metric, but nothing is "
+                "validated (data.val_split=0, or trainer.limit_val_batches=0); monitor a training metric "
+                "(train/loss_epoch, train/acc), or hold out a validation split"
+            )
         if isinstance(monitor, str) and monitor.startswith("test/"):
             raise CnnplError(
                 f"{type(callback).__name__}(monitor={monitor!r}) watches a test metric, which exists only after "
@@ -817,7 +824,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     validates = getattr(datamodule, "has_validation", True) and not validation_off(cfg.trainer.get("limit_val_batches"))
     if not validates:
         _checkpoint_latest(callbacks)
-    check_monitors(callbacks)
+    check_monitors(callbacks, validates)
     checkpoint_dir = _checkpoint_dir(callbacks, output_dir)
     ckpt_setting = cfg.get("ckpt_path")
     if str(ckpt_setting) == LAST and cfg.get("fit", True) and in_sweep() and not any(checkpoint_dir.glob("*.ckpt")):
