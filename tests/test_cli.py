@@ -308,6 +308,18 @@ def test_compose_refuses_null_for_a_required_group_and_asks_for_an_option(overri
         cnnpl.compose([override])
 
 
+@pytest.mark.parametrize("flag", [["--cfg", "job"], ["--help"], ["--info"]])
+def test_a_command_that_runs_nothing_makes_no_run_folder(tmp_path: Path, flag: list[str]) -> None:
+    from cnnpl.cli import prepare
+
+    for option in ("hydra.run.dir", "hydra.sweep.dir"):  # the writability check made it, empty
+        sweep = ["-m"] if option == "hydra.sweep.dir" and flag != ["--cfg", "job"] else []
+        prepare([*sweep, "data=shapes", f"{option}={tmp_path / 'shown'}", *flag])
+        assert not (tmp_path / "shown").exists()
+    with pytest.raises(CnnplError, match=r"cannot be written"):  # a run still has its folder checked
+        prepare(["data=shapes", "hydra.run.dir=/proc/cnnpl-run"])
+
+
 @pytest.mark.parametrize("key", sorted(cnnpl.config.REQUIRED_KEYS))
 def test_deleting_what_every_run_needs_is_refused_in_one_line(key: str) -> None:
     with pytest.raises(cnnpl.CnnplError) as err:  # was Hydra's traceback ("Key 'seed' is not in struct")

@@ -130,6 +130,7 @@ def _warn_single_callback(args: list[str]) -> None:
 
 SHOW_FLAGS = {"--help", "-h", "--cfg", "-c", "--resolve"}  # print the config instead of running
 CFG_PARTS = {"job", "hydra", "all"}  # what --cfg prints
+INFO_FLAGS = {"--hydra-help", "--info", "-i", "--version", "--shell-completion", "-sc"}  # Hydra's, which run nothing
 
 
 def _check_composes(args: list[str]) -> str | None:
@@ -325,9 +326,12 @@ def _fixed_folder(setting: str | None) -> Path | None:
 
 def _check_run_dir(args: list[str]) -> None:
     """Refuse an unwritable ``hydra.run.dir=`` (``hydra.sweep.dir=`` with ``-m``) now: Hydra would fail
-    on it with a traceback. A folder with an interpolation (``${now:...}``) is left to Hydra."""
+    on it with a traceback. A folder with an interpolation (``${now:...}``) is left to Hydra; so is any
+    folder of a command that runs nothing (``--help``, ``--cfg job``, ``--info``: the check makes the folder)."""
     from cnnpl.train import check_writable
 
+    if set(args) & (SHOW_FLAGS | INFO_FLAGS):
+        return
     option = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
     for folder in _literal_folders(args, option):
         check_writable(folder, option)
