@@ -559,6 +559,25 @@ def test_an_output_folder_of_no_name_is_refused(output_dir: str | None) -> None:
     )
 
 
+def test_settings_that_gave_a_traceback_are_one_line() -> None:
+    from cnnpl.plugins import PluginError, plugin_specs
+    from cnnpl.train import _instantiate, check_settings
+
+    with pytest.raises(CnnplError) as err:  # "got multiple values for argument 'num_classes'", after the data loaded
+        check_settings(compose("+system.num_classes=5"))
+    assert str(err.value) == "system.num_classes is not a setting: the data gives it; remove +system.num_classes"
+    with pytest.raises(CnnplError) as err:  # Hydra's "Expected a callable target, got '<module ...>'" and full_key
+        _instantiate(OmegaConf.create({"optimizer": {"_target_": "torch.optim.adam"}}).optimizer)
+    assert str(err.value) == (
+        "optimizer._target_=torch.optim.adam names no class or function (it is a 'module'); did you mean "
+        "torch.optim.adam.Adam? give the class or function to build"
+    )
+    for value in (123, [1, 2]):  # 'int' object is not iterable
+        with pytest.raises(PluginError, match=r"^plugins must be plugin files or modules \(plugins=\[\./my_pool"):
+            plugin_specs(value)
+    assert plugin_specs(OmegaConf.create({"p": ["a.py", "b"]}).p) == ["a.py", "b"]
+
+
 def test_a_picture_callbacks_counts_take_no_true() -> None:
     for name, key in (("filters", "max_filters"), ("feature_maps", "cell_size"), ("gradcam", "scale")):
         with pytest.raises(CnnplError, match=rf"^callbacks\.{name}\.{key} must be an integer"):

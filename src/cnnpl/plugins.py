@@ -209,6 +209,10 @@ def plugin_specs(value: Any) -> list[str]:
         return []
     if isinstance(value, (str, Path)):
         return [str(value)]
+    if not isinstance(value, Sequence) or not all(isinstance(spec, (str, Path)) for spec in value):
+        raise PluginError(
+            f"plugins must be plugin files or modules (plugins=[./my_pool.py,my_package.layers]), got {value!r}"
+        )
     return [str(spec) for spec in value]
 
 

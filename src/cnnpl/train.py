@@ -63,6 +63,18 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
         cause = err.__cause__
         if isinstance(cause, CnnplError):
             raise cause from None
+        if cause is None and str(err).startswith("Expected a callable target"):  # _target_=torch.optim.adam
+            lines = str(err).splitlines()
+            key = lines[-1].removeprefix("full_key: ") if lines[-1].startswith("full_key: ") else "its"
+            target = str(node.get("_target_")) if hasattr(node, "get") else "?"
+            module = sys.modules.get(target)  # a module: Hydra imported it
+            last = target.rpartition(".")[2].lower()
+            same = [name for name in dir(module) if name.lower() == last and callable(getattr(module, name, None))]
+            hint = f"did you mean {target}.{same[0]}? " if module is not None and same else ""
+            raise CnnplError(
+                f"{key}._target_={target} names no class or function (it is a {lines[0].rsplit(' of type ', 1)[-1]}"
+                f"); {hint}give the class or function to build"
+            ) from None
         if isinstance(cause, (TypeError, ValueError, MisconfigurationException, ImportError)):
             # ImportError: a package the setting needs (accelerator=tpu: torch_xla), or a _target_ not found;
             # Hydra's hint names an environment variable that shows nothing more here
@@ -634,7 +646,17 @@ def check_settings(cfg: DictConfig) -> None:
         if node and str(node.get("_target_", "")).startswith(owners):
             check_arguments(node, key)
     # the system's settings are ImageClassifier's keywords (beside the network, classes, optimizer and schedule)
-    check_arguments({"_target_": "cnnpl.system.ImageClassifier", **(cfg.get("system") or {})}, "system")
+    system = cfg.get("system") or {}
+    given = {
+        "net": "model=<name>",
+        "num_classes": "the data",
+        "optimizer": "optimizer=<name>",
+        "schedule": "scheduler=",
+    }
+    for key, source in given.items():
+        if key in system:  # +system.num_classes=5: "got multiple values for argument 'num_classes'", data loaded
+            raise CnnplError(f"system.{key} is not a setting: {source} gives it; remove +system.{key}")
+    check_arguments({"_target_": "cnnpl.system.ImageClassifier", **system}, "system")
     check_trainer_counts(cfg.trainer)
     accelerator = check_accelerator(cfg.trainer)
     check_precision(cfg.trainer, accelerator)
