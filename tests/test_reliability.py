@@ -1486,6 +1486,13 @@ def test_a_full_disk_is_refused_before_hydra_writes_there(tmp_path: Path, monkey
             "data.batchsize is not an argument of cnnpl.data.ShapesDataModule; did you mean data.batch_size?",
         ),
         ("trainer.deterministic=maybe", "trainer.deterministic must be true, false, warn or null, got 'maybe'"),
+        # Lightning's numbers: a traceback in the sanity check, or mid-run (EarlyStopping's patience after epochs)
+        (
+            "callbacks.progress_bar.refresh_rate=abc",
+            "callbacks.progress_bar.refresh_rate must be an integer, got 'abc'",
+        ),
+        ("+logger.flush_logs_every_n_steps=abc", "logger.flush_logs_every_n_steps must be an integer, got 'abc'"),
+        ("+trainer.gradient_clip_val=true", "trainer.gradient_clip_val must be a number, got True"),
         ("trainer.enable_model_summary=1", "trainer.enable_model_summary must be true, false or null, got 1"),
         (
             "callbacks.checkpoint.save_last=maybe",

@@ -105,7 +105,9 @@ def check_filled(node: Any, prefix: str, what: str) -> None:
 def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
     """Refuse a string or a number where the ``_target_`` of ``node`` (a config group, ``prefix`` its key)
     takes an on / off value: Lightning and the callbacks would read ``trainer.deterministic=maybe`` as true,
-    or fail only at the first save (``callbacks.checkpoint.save_last=maybe``)."""
+    or fail only at the first save (``callbacks.checkpoint.save_last=maybe``); and a word or true / false
+    where it takes only a number (``callbacks.progress_bar.refresh_rate=abc`` failed in the sanity check,
+    ``+callbacks.early.patience=abc`` after the first epochs)."""
     target = node.get("_target_") if isinstance(node, Mapping) else None
     if not isinstance(target, str):
         return
@@ -121,8 +123,14 @@ def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
     except Exception:  # not importable (the build names it), or annotations that do not resolve
         return
     for name, hint in hints.items():
+        if name not in node:
+            continue
+        number = _number_words(hint)
+        value = node[name]
+        if number and isinstance(value, (str, bool, Sequence, Mapping)):
+            raise CnnplError(f"{prefix}.{name} must be {number}, got {value!r}")
         allowed = _on_off_values(hint)
-        if allowed is None or name not in node:
+        if allowed is None:
             continue
         value = node[name]
         if (value is None or isinstance(value, bool)) and value in allowed:
@@ -131,6 +139,16 @@ def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
             continue
         names = ["true", "false", *(v for v in allowed if isinstance(v, str)), *(["null"] if None in allowed else [])]
         raise CnnplError(f"{prefix}.{name} must be {', '.join(names[:-1])} or {names[-1]}, got {value!r}")
+
+
+def _number_words(hint: Any) -> str:
+    """ "an integer" or "a number" for a hint of int or float alone (or with None), else "" (unions with words)."""
+    kinds = {a for a in (typing.get_args(hint) or (hint,)) if a is not type(None)}
+    if kinds == {int}:
+        return "an integer"
+    if kinds and kinds <= {int, float}:
+        return "a number"
+    return ""
 
 
 SHOWN_ARGUMENTS = 12  # a class's arguments listed when none is close to the key given

@@ -661,7 +661,9 @@ def check_settings(cfg: DictConfig) -> None:
     accelerator = check_accelerator(cfg.trainer)
     check_precision(cfg.trainer, accelerator)
     check_fused_clipping(cfg, accelerator)
-    if not cfg.get("logger"):
+    if cfg.get("logger"):
+        check_on_off(cfg.logger, "logger")
+    else:
         _check_no_logger_needed(cfg)
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
         raise CnnplError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's range), got {cfg.seed!r}")
