@@ -308,6 +308,21 @@ def test_compose_refuses_null_for_a_required_group_and_asks_for_an_option(overri
         cnnpl.compose([override])
 
 
+def test_a_sweep_an_experiment_sets_is_checked_job_by_job_before_the_first_trains(tmp_path: Path) -> None:
+    from cnnpl.cli import prepare
+
+    # experiment=pooling_study sweeps pool= in its hydra.sweeper.params: jobs max..mixed_learned trained, then
+    # the sweep stopped at pool=gated
+    words = ["-m", "experiment=pooling_study", "data=shapes", "optimizer=muon", "optimizer.normalize_filters=false"]
+    with pytest.raises(
+        CnnplError, match=r"features\.block1\.pool\.mask \(pool=gated\).+\(in the sweep's job with pool=gated\)$"
+    ):
+        prepare([*words, f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    assert not (tmp_path / "sweep").exists()
+    # the command line's own sweep of the setting replaces the config's (as Hydra's sweeper does)
+    prepare([*words, "pool=max,avg", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+
+
 @pytest.mark.parametrize("flag", [["--cfg", "job"], ["--help"], ["--info"]])
 def test_a_command_that_runs_nothing_makes_no_run_folder(tmp_path: Path, flag: list[str]) -> None:
     from cnnpl.cli import prepare

@@ -181,6 +181,8 @@ def _check_composes(args: list[str]) -> str | None:
         except Exception as err:
             raise CnnplError(one_line_composition_error(err, own)) from None
     plain_run = not (showing or multirun)
+    if multirun and not showing:
+        overrides = [*overrides, *_config_sweeps(overrides)]
     for variant, job in _sweep_variants(overrides) if multirun else [(overrides, "")]:
         try:
             cfg = compose_plain(variant, hydra=plain_run)  # a run's hydra.run.dir: _claim_new_folder's
@@ -262,6 +264,22 @@ def _check_job(cfg: DictConfig) -> None:
     except InterpolationResolutionError:
         return
     check_network_shape(cfg, datamodule)
+
+
+def _config_sweeps(overrides: list[str]) -> list[str]:
+    """The sweeps a config sets (``hydra.sweeper.params``: ``experiment=pooling_study``'s ``pool``) that the
+    command line does not, as overrides (``pool=max,avg,...``), so that :func:`_sweep_variants` tries them too.
+    Composed from the first job's overrides; nothing where that does not compose (the check says why)."""
+    from omegaconf import OmegaConf
+
+    variants = _sweep_variants(overrides)
+    try:
+        cfg = compose_plain(variants[0][0] if variants else overrides, hydra=True)
+    except Exception:
+        return []
+    params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}
+    given = {arg.partition("=")[0].lstrip("+~") for arg in overrides}
+    return [f"{key}={value}" for key, value in params.items() if str(key).lstrip("+~") not in given]
 
 
 def _sweep_variants(overrides: list[str]) -> list[tuple[list[str], str]]:
