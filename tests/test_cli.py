@@ -321,14 +321,17 @@ def test_a_sweep_an_experiment_sets_is_checked_job_by_job_before_the_first_train
     assert not (tmp_path / "sweep").exists()
     # the command line's own sweep of the setting replaces the config's (as Hydra's sweeper does)
     prepare([*words, "pool=max,avg", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    # an experiment swept on the command line sets no lists (Hydra composes without it): two jobs, no pool list
+    words[1] = "experiment=pooling_study,keras_cifar10"
+    prepare([*words, f"hydra.sweep.dir={tmp_path / 'sweep2'}"])
 
 
-@pytest.mark.parametrize("flag", [["--cfg", "job"], ["--help"], ["--info"]])
+@pytest.mark.parametrize("flag", [["--cfg", "job"], ["--cfg=job"], ["-cjob"], ["--help"], ["--info"]])
 def test_a_command_that_runs_nothing_makes_no_run_folder(tmp_path: Path, flag: list[str]) -> None:
     from cnnpl.cli import prepare
 
     for option in ("hydra.run.dir", "hydra.sweep.dir"):  # the writability check made it, empty
-        sweep = ["-m"] if option == "hydra.sweep.dir" and flag != ["--cfg", "job"] else []
+        sweep = ["-m"] if option == "hydra.sweep.dir" and "job" not in "".join(flag) else []
         prepare([*sweep, "data=shapes", f"{option}={tmp_path / 'shown'}", *flag])
         assert not (tmp_path / "shown").exists()
     with pytest.raises(CnnplError, match=r"cannot be written"):  # a run still has its folder checked

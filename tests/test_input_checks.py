@@ -545,7 +545,7 @@ def test_words_for_numbers_are_refused_naming_the_key(overrides: list[str], mess
     assert str(err.value) == message
 
 
-@pytest.mark.parametrize("output_dir", ["", "  ", None])
+@pytest.mark.parametrize("output_dir", ["", "  ", None, 123])
 def test_an_output_folder_of_no_name_is_refused(output_dir: str | None) -> None:
     from cnnpl.train import check_settings
 
@@ -553,9 +553,10 @@ def test_an_output_folder_of_no_name_is_refused(output_dir: str | None) -> None:
     cfg.output_dir = output_dir  # '' put the checkpoints in the file system's /checkpoints
     with pytest.raises(CnnplError) as err:
         check_settings(cfg)
+    quote = " (for a folder named 123, quote it: output_dir=\"'123'\")" if output_dir == 123 else ""
     assert str(err.value) == (
-        f"output_dir must name a folder, got {output_dir!r}; leave it to Hydra's run directory (hydra.run.dir=<folder>)"
-        ", or give one (output_dir=<folder>)"
+        f"output_dir must name a folder, got {output_dir!r}{quote}; leave it to Hydra's run directory "
+        "(hydra.run.dir=<folder>), or give one (output_dir=<folder>)"
     )
 
 
@@ -576,6 +577,17 @@ def test_settings_that_gave_a_traceback_are_one_line() -> None:
         with pytest.raises(PluginError, match=r"^plugins must be plugin files or modules \(plugins=\[\./my_pool"):
             plugin_specs(value)
     assert plugin_specs(OmegaConf.create({"p": ["a.py", "b"]}).p) == ["a.py", "b"]
+
+
+def test_lightning_callbacks_with_container_or_callable_hints_are_not_taken_for_numbers() -> None:
+    from cnnpl.checks import check_on_off
+
+    # GradientAccumulationScheduler(scheduling: dict[int, int]) was refused as "must be an integer", and
+    # ThroughputMonitor(batch_size_fn: Callable[[Any], int]) crashed the check (unhashable type: 'list')
+    check_on_off({"_target_": "lightning.pytorch.callbacks.GradientAccumulationScheduler", "scheduling": {0: 1}}, "c")
+    check_on_off({"_target_": "lightning.pytorch.callbacks.ThroughputMonitor", "batch_size_fn": len}, "callbacks.t")
+    with pytest.raises(CnnplError, match=r"^callbacks\.p\.refresh_rate must be an integer, got 'abc'$"):
+        check_on_off({"_target_": "lightning.pytorch.callbacks.TQDMProgressBar", "refresh_rate": "abc"}, "callbacks.p")
 
 
 def test_a_picture_callbacks_counts_take_no_true() -> None:

@@ -1626,6 +1626,11 @@ def test_checkpoint_and_logger_settings_that_fail_at_the_first_save_fail_before_
         "validation split"
     )
     assert not (tmp_path / "early" / "checkpoints").exists()
+    # testing a checkpoint trains nothing, and no monitor runs: not refused
+    train(cnnpl.compose([*FAST, "data.val_split=0"], output_dir=str(tmp_path / "tested")))
+    last = tmp_path / "tested" / "checkpoints" / "last.ckpt"
+    tested = [*early, "+callbacks.early.monitor=val/acc", "fit=false", f"ckpt_path={last}"]
+    train(cnnpl.compose(tested, output_dir=str(tmp_path / "tested")))
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,8 @@ def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
 
 def _number_words(hint: Any) -> str:
     """ "an integer" or "a number" for a hint of int or float alone (or with None), else "" (unions with words)."""
-    kinds = {a for a in (typing.get_args(hint) or (hint,)) if a is not type(None)}
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    kinds = {a for a in (typing.get_args(hint) if union else (hint,)) if a is not type(None)}
     if kinds == {int}:
         return "an integer"
     if kinds and kinds <= {int, float}:

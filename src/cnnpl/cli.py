@@ -269,12 +269,13 @@ def _check_job(cfg: DictConfig) -> None:
 def _config_sweeps(overrides: list[str]) -> list[str]:
     """The sweeps a config sets (``hydra.sweeper.params``: ``experiment=pooling_study``'s ``pool``) that the
     command line does not, as overrides (``pool=max,avg,...``), so that :func:`_sweep_variants` tries them too.
-    Composed from the first job's overrides; nothing where that does not compose (the check says why)."""
+    Composed as Hydra's sweeper composes (without the swept settings); nothing where that does not compose."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    variants = _sweep_variants(overrides)
-    try:
-        cfg = compose_plain(variants[0][0] if variants else overrides, hydra=True)
+    try:  # composed as Hydra's sweeper does: without the swept settings (experiment=a,b sets no lists)
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        cfg = compose_plain([o.input_line for o in parsed if not o.is_sweep_override()], hydra=True)
     except Exception:
         return []
     params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}
@@ -348,8 +349,8 @@ def _check_run_dir(args: list[str]) -> None:
     folder of a command that runs nothing (``--help``, ``--cfg job``, ``--info``: the check makes the folder)."""
     from cnnpl.train import check_writable
 
-    if set(args) & (SHOW_FLAGS | INFO_FLAGS):
-        return
+    if any(arg.partition("=")[0] in SHOW_FLAGS | INFO_FLAGS or arg.startswith("-c") for arg in args):
+        return  # (--cfg=job and -cjob too; -cd / -cn, the config's folder and name, run as usual: checked then)
     option = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
     for folder in _literal_folders(args, option):
         check_writable(folder, option)

@@ -670,8 +670,13 @@ def check_settings(cfg: DictConfig) -> None:
     output_dir = cfg.get("output_dir")
     if not isinstance(output_dir, str) or not output_dir.strip():
         # '' made the checkpoints' ${output_dir}/checkpoints the file system's /checkpoints
+        number = (
+            f" (for a folder named {output_dir}, quote it: output_dir=\"'{output_dir}'\")"
+            if isinstance(output_dir, (int, float)) and not isinstance(output_dir, bool)
+            else ""
+        )
         raise CnnplError(
-            f"output_dir must name a folder, got {output_dir!r}; leave it to Hydra's run directory "
+            f"output_dir must name a folder, got {output_dir!r}{number}; leave it to Hydra's run directory "
             "(hydra.run.dir=<folder>), or give one (output_dir=<folder>)"
         )
 
@@ -848,7 +853,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     validates = getattr(datamodule, "has_validation", True) and not validation_off(cfg.trainer.get("limit_val_batches"))
     if not validates:
         _checkpoint_latest(callbacks)
-    check_monitors(callbacks, validates)
+    check_monitors(callbacks, validates or not cfg.get("fit", True))  # testing only: no monitor runs
     checkpoint_dir = _checkpoint_dir(callbacks, output_dir)
     ckpt_setting = cfg.get("ckpt_path")
     if str(ckpt_setting) == LAST and cfg.get("fit", True) and in_sweep() and not any(checkpoint_dir.glob("*.ckpt")):
