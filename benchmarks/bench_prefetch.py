@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import copy
 import queue
-import random
 import statistics
 import tempfile
 import threading
@@ -36,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import torch
-from train_cifar10 import LEARNING_RATES, compare_config
+from train_cifar10 import LEARNING_RATES, compare_config, interleave
 
 from cnnpl.system import MEMORY_FORMATS, to_memory_format
 from cnnpl.train import _instantiate, build_model
@@ -122,17 +121,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.model}, batch {cfg.data.batch_size}")
     for run in contenders.values():
         run()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    order = list(contenders)
-    rng = random.Random(args.seed)
-    for r in range(args.repeats):
-        rng.shuffle(order)
-        for name in order:
-            times[name].append(contenders[name]())
-        print(
-            f"repeat {r + 1}/{args.repeats}: " + ", ".join(f"{n} {t[-1] * 1e3:.2f} ms" for n, t in times.items()),
-            flush=True,
-        )
+    times = interleave(
+        contenders, args.repeats, args.seed, lambda last: ", ".join(f"{n} {t * 1e3:.2f} ms" for n, t in last.items())
+    )
     base = statistics.median(times["inline"])
     print("\n| loop | step, median ms | inline / this |\n|---|---:|---:|")
     for name, ts in times.items():

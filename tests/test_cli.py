@@ -334,8 +334,9 @@ def test_a_command_that_runs_nothing_makes_no_run_folder(tmp_path: Path, flag: l
         sweep = ["-m"] if option == "hydra.sweep.dir" and "job" not in "".join(flag) else []
         prepare([*sweep, "data=shapes", f"{option}={tmp_path / 'shown'}", *flag])
         assert not (tmp_path / "shown").exists()
-    with pytest.raises(CnnplError, match=r"cannot be written"):  # a run still has its folder checked
-        prepare(["data=shapes", "hydra.run.dir=/proc/cnnpl-run"])
+    for run in ([], ["-cn", "train"]):  # a run still has its folder checked (-cn, the config's name, too)
+        with pytest.raises(CnnplError, match=r"cannot be written"):
+            prepare([*run, "data=shapes", "hydra.run.dir=/proc/cnnpl-run"])
 
 
 @pytest.mark.parametrize("key", sorted(cnnpl.config.REQUIRED_KEYS))

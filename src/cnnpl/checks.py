@@ -132,7 +132,6 @@ def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
         allowed = _on_off_values(hint)
         if allowed is None:
             continue
-        value = node[name]
         if (value is None or isinstance(value, bool)) and value in allowed:
             continue
         if isinstance(value, str) and value in [v for v in allowed if isinstance(v, str)]:

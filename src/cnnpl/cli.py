@@ -349,7 +349,9 @@ def _check_run_dir(args: list[str]) -> None:
     folder of a command that runs nothing (``--help``, ``--cfg job``, ``--info``: the check makes the folder)."""
     from cnnpl.train import check_writable
 
-    if any(arg.partition("=")[0] in SHOW_FLAGS | INFO_FLAGS or arg.startswith("-c") for arg in args):
+    if any(
+        arg.partition("=")[0] in SHOW_FLAGS | INFO_FLAGS or (arg[:2] == "-c" and arg[2:] in CFG_PARTS) for arg in args
+    ):
         return  # (--cfg=job and -cjob too; -cd / -cn, the config's folder and name, run as usual: checked then)
     option = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
     for folder in _literal_folders(args, option):
