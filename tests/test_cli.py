@@ -106,6 +106,36 @@ def test_bad_input_ends_with_one_clear_message_before_training(
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (  # was "...; remove them with ..., or pick a config of its own (optimizer=adam|...)": adam was chosen
+            ["optimizer=adam"],
+            "Adam takes no setting momentum, nesterov (its settings: lr, betas, eps, weight_decay, amsgrad, foreach, "
+            "maximize, capturable, differentiable, fused, decoupled_weight_decay); experiment=fast_cifar10 sets them, "
+            "and keeps them when optimizer= is swapped: remove them with ~optimizer.momentum ~optimizer.nesterov",
+        ),
+        (  # was "model 'simple_cnn' has no parameter 'widths'. Parameters: ...", with no way out named
+            ["model=simple_cnn"],
+            "(experiment=fast_cifar10 sets them, and keeps them when model= is swapped: remove them with "
+            "~model.widths ~model.norm_momentum)",
+        ),
+        (  # was "callbacks.freeze.parameters: ...": the experiment's key is freeze_whitening
+            ["model=simple_cnn", "~model.widths", "~model.norm_momentum"],
+            "cnnpl: error: callbacks.freeze_whitening.parameters: net.whiten.bias not in the model",
+        ),
+    ],
+)
+def test_an_experiments_settings_left_by_a_swapped_group_are_named_with_the_way_out(
+    cli, tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = cli(*TINY, "experiment=fast_cifar10", *args)
+    assert result.returncode == 2
+    assert message in result.stderr, result.stderr[-2000:]
+    assert "pick a config of its own" not in result.stderr
+    assert not list((tmp_path / "run").rglob("*.ckpt"))
+
+
 def test_overrides_after_a_double_dash_are_checked_like_the_others(tmp_path: Path) -> None:
     # argparse's end-of-options marker: Hydra reads what follows as overrides, so cnnpl checks them too
     result = run_cli("--", "model=vgg61", cwd=tmp_path)

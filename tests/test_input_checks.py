@@ -763,6 +763,55 @@ def test_a_callback_component_that_builds_no_callback_is_refused() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("node", "message"),
+    [
+        ("{_target_:cnnpl.callbacks.FreezeAfter,parameters:[],epochs:1}", "callbacks.mine.parameters must name at"),
+        ("{_target_:cnnpl.callbacks.Lookahead,every:0}", "callbacks.mine.every must be an integer >= 1, got 0"),
+        ("{_target_:cnnpl.callbacks.FiltersCallback,every_n_epochs:0}", "callbacks.mine.every_n_epochs must be an"),
+    ],
+)
+def test_a_callbacks_message_names_it_by_the_configs_key(node: str, message: str) -> None:
+    # was callbacks.freeze / lookahead / filters: the registry's name, which the run's config does not have
+    from cnnpl.train import build_callbacks
+
+    with pytest.raises(CnnplError) as err:
+        build_callbacks(compose("callbacks=minimal", f"+callbacks.mine={node}"))
+    assert str(err.value).startswith(message)
+
+
+def test_a_callback_built_under_another_key_names_that_key_when_it_fails_later() -> None:
+    from cnnpl.train import build_callbacks
+
+    [freeze] = [c for c in build_callbacks(compose("experiment=fast_cifar10")) if type(c).__name__ == "FreezeAfter"]
+    assert freeze.name == "freeze_whitening"
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    with pytest.raises(CnnplError) as err:
+        freeze.setup(None, typing.cast(typing.Any, net), "fit")
+    message = str(err.value)
+    assert message.startswith("callbacks.freeze_whitening.parameters: net.whiten.bias not in the model")
+    assert message.endswith("or drop the callback with ~callbacks.freeze_whitening")
+
+
+@pytest.mark.parametrize(
+    ("typed", "advice"),
+    [
+        (
+            ["experiment=fast_cifar10", "optimizer=adam"],
+            "experiment=fast_cifar10 sets it, and keeps it when "
+            "optimizer= is swapped: remove it with ~optimizer.momentum",
+        ),
+        (["+experiment=a", "experiment=null"], ""),  # the last choice counts
+        (["experiment=fast_cifar10", "+optimizer.momentum=0.9"], ""),  # typed: the experiment did not set it
+        (["optimizer=adam"], ""),
+    ],
+)
+def test_an_experiments_leftover_settings_are_named_as_the_experiments(typed: list[str], advice: str) -> None:
+    from cnnpl.config import chosen_experiment, experiment_leftovers
+
+    assert experiment_leftovers(["optimizer.momentum"], typed, chosen_experiment(typed)) == advice
+
+
 def test_a_pool_plugin_of_the_wrong_shape_is_refused_before_training(cli, tmp_path: Path) -> None:
     (tmp_path / "halving.py").write_text(
         "import cnnpl\n"

@@ -310,23 +310,33 @@ def _refuse_unknown_settings(factory: partial, accepted: dict[str, Any], group: 
     ``scheduler=cosine`` over ``experiment=fast_cifar10`` keeps the triangle's ``peak_fraction``.
     ``supplied``: the arguments cnnpl passes itself, not settings.
     """
-    from cnnpl.config import group_options  # cnnpl.config imports this module
+    from cnnpl.config import experiment_leftovers, group_options  # cnnpl.config imports this module
 
     unknown = [key for key in factory.keywords if key not in accepted]
     if not unknown:
         return
     name = getattr(factory.func, "__qualname__", repr(factory.func))
     settings = ", ".join(key for key in accepted if key not in supplied) or "none"
-    removals = " ".join(f"~{group}.{key}" for key in unknown)
-    it = "them" if len(unknown) > 1 else "it"
-    # another optimizer config replaces the swapped _target_'s settings; a schedule's leftovers come from
-    # an experiment, which every scheduler config keeps
-    instead = (
-        f", or pick a config of its own ({group}={'|'.join(group_options(group))})" if group == "optimizer" else ""
-    )
-    raise CnnplError(
-        f"{name} takes no setting {', '.join(unknown)} (its settings: {settings}); remove {it} with {removals}{instead}"
-    )
+    advice = experiment_leftovers([f"{group}.{key}" for key in unknown], *_run_overrides_and_experiment())
+    if not advice:
+        removals = " ".join(f"~{group}.{key}" for key in unknown)
+        it = "them" if len(unknown) > 1 else "it"
+        # another optimizer config replaces the swapped _target_'s settings (an experiment's stay: above)
+        instead = (
+            f", or pick a config of its own ({group}={'|'.join(group_options(group))})" if group == "optimizer" else ""
+        )
+        advice = f"remove {it} with {removals}{instead}"
+    raise CnnplError(f"{name} takes no setting {', '.join(unknown)} (its settings: {settings}); {advice}")
+
+
+def _run_overrides_and_experiment() -> tuple[list[str], str | None]:
+    """Inside a Hydra run: the command line's overrides and the experiment it chose; else nothing."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return [], None
+    hydra = HydraConfig.get()
+    return list(hydra.overrides.task), hydra.runtime.choices.get("experiment")
 
 
 def _kind_of(default: Any) -> str:

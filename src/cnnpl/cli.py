@@ -187,7 +187,7 @@ def _check_composes(args: list[str]) -> str | None:
         try:
             cfg = compose_plain(variant, hydra=plain_run)  # a run's hydra.run.dir: _claim_new_folder's
             if not showing:
-                _check_components(cfg)
+                _check_components(cfg, variant)
                 if multirun:  # a run checks these itself, before it builds anything; a sweep's later jobs too late
                     _check_job(cfg)
         except Exception as err:  # Hydra's and OmegaConf's composition errors, and the components' checks
@@ -212,12 +212,14 @@ def _sweeps(words: list[str]) -> bool:
     return any(override.is_sweep_override() for override in parsed)
 
 
-def _check_components(cfg: DictConfig) -> None:
-    """The checks of the components' settings that need nothing built (:func:`cnnpl.config.layer_factory`)."""
+def _check_components(cfg: DictConfig, overrides: list[str]) -> None:
+    """The checks of the components' settings that need nothing built (:func:`cnnpl.config.layer_factory`);
+    ``overrides``: the command line's, which composed ``cfg``."""
     from omegaconf import OmegaConf
     from omegaconf.errors import InterpolationResolutionError
 
-    from cnnpl.config import check_callback_values, layer_factory
+    from cnnpl.config import check_callback_values, chosen_experiment, experiment_leftovers, layer_factory
+    from cnnpl.errors import UnknownComponentError
 
     load_plugins(cfg.get("plugins") or [])  # as train() does: a config file may name plugins of its own
     for family in ("model", "conv", "pool", "norm", "act"):
@@ -226,6 +228,12 @@ def _check_components(cfg: DictConfig) -> None:
                 layer_factory(family, cfg[family])
             except InterpolationResolutionError:  # ${hydra:runtime.cwd}: Hydra sets it only for the run
                 continue
+            except UnknownComponentError as err:  # a setting the chosen component does not take
+                settings = [f"{family}.{key}" for key in getattr(err, "unknown", ())]
+                advice = experiment_leftovers(settings, overrides, chosen_experiment(overrides))
+                if advice:
+                    raise CnnplError(f"{err} ({advice})") from None
+                raise
     if cfg.get("callbacks"):
         from cnnpl.checks import check_filled
 

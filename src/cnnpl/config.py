@@ -742,6 +742,30 @@ def _kind_words(kind: Any) -> str:
     return ""
 
 
+def experiment_leftovers(settings: Sequence[str], typed: Sequence[str], experiment: str | None) -> str:
+    """How to drop ``settings`` (``group.key``) that a component does not take, when the run's ``experiment``
+    set them: an experiment's settings stay when the command line swaps one of its groups
+    (``experiment=fast_cifar10 optimizer=adam`` keeps the recipe's SGD ``momentum``). "" when no experiment
+    is chosen, or when ``typed`` (the command line's overrides) sets one of them itself."""
+    typed_keys = {word.partition("=")[0].lstrip("+~") for word in typed}
+    if not experiment or not settings or typed_keys & set(settings):
+        return ""
+    it = "them" if len(settings) > 1 else "it"
+    group = settings[0].split(".")[0]
+    removals = " ".join(f"~{setting}" for setting in settings)
+    return f"experiment={experiment} sets {it}, and keeps {it} when {group}= is swapped: remove {it} with {removals}"
+
+
+def chosen_experiment(overrides: Sequence[str]) -> str | None:
+    """The experiment the command-line ``overrides`` choose (the last ``experiment=``), or None."""
+    chosen = None
+    for word in overrides:
+        key, _, value = word.lstrip("+").partition("=")
+        if key == "experiment":
+            chosen = value if value not in ("", "null") else None
+    return chosen
+
+
 def compose(overrides: list[str], output_dir: str | None = None) -> DictConfig:
     """Compose ``conf/train.yaml`` with command-line style ``overrides``, outside a Hydra app.
 

@@ -518,10 +518,12 @@ def check_kwargs(obj: Callable[..., Any], kwargs: dict[str, Any], *, what: str) 
     params = parameters_of(obj)
     for key in kwargs:
         if key not in params:
-            raise UnknownComponentError(
+            err = UnknownComponentError(
                 f"{what} has no parameter {key!r}{_did_you_mean(key, list(params))} "
                 f"Parameters: {', '.join(params) or '(none)'}"
             )
+            err.unknown = [k for k in kwargs if k not in params]  # all of them, for the command line's advice
+            raise err
 
 
 # The built-in callbacks (cnnpl.callbacks), registered by name so that listing them, or giving them

@@ -580,6 +580,26 @@ def _checkpoint_latest(callbacks: list[Any]) -> None:
             callback.filename = "epoch{epoch:03d}"
 
 
+def _named_callback(node: Any, key: str) -> Any:
+    """The callback ``callbacks.<key>`` builds. A cnnpl callback's messages name its settings by its registry
+    name (``callbacks.freeze.parameters``); under another key (``callbacks.freeze_whitening``) they name that."""
+    try:
+        callback = _instantiate(node)
+    except CnnplError as err:
+        from hydra.utils import get_class
+
+        try:
+            default = getattr(get_class(str(node.get("_target_"))), "name", None)
+        except Exception:  # not a class, or not importable: the message stands as it is
+            default = None
+        if isinstance(default, str) and default != key:
+            raise CnnplError(str(err).replace(f"callbacks.{default}", f"callbacks.{key}")) from shown_cause(err)
+        raise
+    if isinstance(getattr(type(callback), "name", None), str):
+        callback.name = key
+    return callback
+
+
 def build_callbacks(cfg: DictConfig) -> list[Any]:
     """A run's callbacks: the config's (``callbacks.*``), then the guards every run carries."""
     import lightning as L
@@ -590,7 +610,7 @@ def build_callbacks(cfg: DictConfig) -> list[Any]:
     for name, node in (cfg.get("callbacks") or {}).items():
         if not node:
             continue
-        callback = _instantiate(node)
+        callback = _named_callback(node, name)
         if not isinstance(callback, L.Callback):
             raise CnnplError(
                 f"callbacks.{name} built a {type(callback).__name__}, not a Lightning Callback: its _target_ "

@@ -28,15 +28,17 @@ class Lookahead(L.Callback):
     to its device at the next update).
     """
 
+    name = "lookahead"  # the registry name; error messages use it (a run names them by its config's key)
+
     def __init__(self, every: int = 5, decay: float = 0.95**5, ramp_power: float = 3.0) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise CnnplError(f"callbacks.lookahead.every must be an integer >= 1, got {every!r}")
+            raise CnnplError(f"callbacks.{self.name}.every must be an integer >= 1, got {every!r}")
         for key, value, rule, holds in (
             ("decay", decay, "in [0, 1)", lambda v: 0.0 <= v < 1.0),
             ("ramp_power", ramp_power, ">= 0", lambda v: v >= 0),
         ):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not holds(value):
-                raise CnnplError(f"callbacks.lookahead.{key} must be a number {rule}, got {value!r}")
+                raise CnnplError(f"callbacks.{self.name}.{key} must be a number {rule}, got {value!r}")
         self.every = every
         self.decay = decay
         self.ramp_power = ramp_power
@@ -47,7 +49,7 @@ class Lookahead(L.Callback):
         # cnnpl.train refuses such a run before this (naming the settings); a Trainer of one's own gets here
         if stage == "fit" and trainer.max_epochs == -1 and trainer.max_steps == -1:
             raise CnnplError(
-                "callbacks.lookahead ramps its decay over the whole run, which has no end (trainer.max_epochs=-1, "
+                f"callbacks.{self.name} ramps its decay over the whole run, which has no end (trainer.max_epochs=-1, "
                 "or null with trainer.max_time); set trainer.max_epochs or +trainer.max_steps"
             )
 

@@ -45,7 +45,7 @@ class VisualCallback(L.Callback):
     more when training ends, so a run always ends with fresh pictures.
     """
 
-    name = "visual"  # the registry name; error messages use it
+    name = "visual"  # the registry name; error messages use it (a run names them by its config's key)
 
     def __init__(self, every_n_epochs: int = 1) -> None:
         super().__init__()

@@ -41,7 +41,7 @@ class EmbeddingCallback(ImageSampleCallback):
             try:
                 self.layer = viz.last_linear(net)
             except CnnplError as err:
-                raise CnnplError(f"callbacks.embedding: {err} (callbacks.embedding.layer)") from None
+                raise CnnplError(f"callbacks.{self.name}: {err} (callbacks.{self.name}.layer)") from None
         self.check_layers(net, [self.layer], what="layer")
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -41,15 +41,15 @@ class FeatureMapsCallback(ImageSampleCallback):
     ) -> None:
         super().__init__(every_n_epochs, num_images)
         if isinstance(max_channels, bool) or not isinstance(max_channels, int) or max_channels < 1:
-            raise CnnplError(f"callbacks.feature_maps.max_channels must be an integer >= 1, got {max_channels!r}")
+            raise CnnplError(f"callbacks.{self.name}.max_channels must be an integer >= 1, got {max_channels!r}")
         if isinstance(cell_size, bool) or not isinstance(cell_size, int) or cell_size < 1:
-            raise CnnplError(f"callbacks.feature_maps.cell_size must be an integer >= 1, got {cell_size!r}")
+            raise CnnplError(f"callbacks.{self.name}.cell_size must be an integer >= 1, got {cell_size!r}")
         if cmap is not None:  # an unknown colormap fails here, not mid-training, naming the setting
             try:
                 viz.apply_colormap(torch.zeros(1, 1), cmap)
             except CnnplError as err:
-                raise CnnplError(f"callbacks.feature_maps.cmap={cmap}: {err}") from None
-        self.layers = as_names(layers, "callbacks.feature_maps.layers") if layers not in (None, [], "") else None
+                raise CnnplError(f"callbacks.{self.name}.cmap={cmap}: {err}") from None
+        self.layers = as_names(layers, f"callbacks.{self.name}.layers") if layers not in (None, [], "") else None
         self.max_channels, self.cell_size, self.cmap = max_channels, cell_size, cmap
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -60,8 +60,8 @@ class FeatureMapsCallback(ImageSampleCallback):
             if not stages:
                 names = ", ".join(n for n, _ in net.named_modules() if n)
                 raise CnnplError(
-                    f"callbacks.feature_maps: {type(net).__name__} lists no `stages`; name the layers to show with "
-                    f"callbacks.feature_maps.layers=[...]. Layers: {names}"
+                    f"callbacks.{self.name}: {type(net).__name__} lists no `stages`; name the layers to show with "
+                    f"callbacks.{self.name}.layers=[...]. Layers: {names}"
                 )
             self.layers = list(stages)
         self.check_layers(net, self.layers)

@@ -44,8 +44,8 @@ class FiltersCallback(VisualCallback):
         super().__init__(every_n_epochs)
         for key, value in (("max_filters", max_filters), ("max_channels", max_channels), ("scale", scale)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CnnplError(f"callbacks.filters.{key} must be an integer >= 1, got {value!r}")
-        self.layers = as_names(layers, "callbacks.filters.layers") if layers not in (None, [], "") else None
+                raise CnnplError(f"callbacks.{self.name}.{key} must be an integer >= 1, got {value!r}")
+        self.layers = as_names(layers, f"callbacks.{self.name}.layers") if layers not in (None, [], "") else None
         self.max_filters, self.max_channels, self.scale, self.rgb = max_filters, max_channels, scale, rgb
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -55,7 +55,7 @@ class FiltersCallback(VisualCallback):
             try:
                 viz.conv_weight(net, name)
             except CnnplError as err:
-                raise CnnplError(f"callbacks.filters.layers: {err}") from None
+                raise CnnplError(f"callbacks.{self.name}.layers: {err}") from None
         if self.layers is None:  # the first conv layer whose filters learn: fast_net's whitening ones are fixed
             convs = viz.conv_layers(net)
             self.layers = ([c for c in convs if _filters_learn(viz.find_layer(net, c))] or convs)[:1]

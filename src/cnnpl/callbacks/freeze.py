@@ -35,12 +35,14 @@ class FreezeAfter(L.Callback):
     past ``epochs`` keeps them frozen.
     """
 
+    name = "freeze"  # the registry name; error messages use it (a run names them by its config's key)
+
     def __init__(self, parameters: Sequence[str], epochs: int) -> None:
         if not parameters:
-            raise CnnplError("callbacks.freeze.parameters must name at least one parameter")
+            raise CnnplError(f"callbacks.{self.name}.parameters must name at least one parameter")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-            raise CnnplError(f"callbacks.freeze.epochs must be an integer >= 0, got {epochs!r}")
-        self.parameters = as_names(parameters, "callbacks.freeze.parameters")
+            raise CnnplError(f"callbacks.{self.name}.epochs must be an integer >= 0, got {epochs!r}")
+        self.parameters = as_names(parameters, f"callbacks.{self.name}.parameters")
         self.epochs = epochs
         self._frozen: list[torch.nn.Parameter] = []
         self._requires_grad: list[bool] = []  # each parameter's flag before training, restored after it
@@ -54,13 +56,14 @@ class FreezeAfter(L.Callback):
             known = ", ".join(list(names)[:8])
             known_modules = ", ".join([name for name in modules if name.count(".") in (1, 2)][:6])
             raise CnnplError(
-                f"callbacks.freeze.parameters: {', '.join(missing)} not in the model; name parameters "
-                f"like {known}, ... or modules (all their parameters) like {known_modules}, ..."
+                f"callbacks.{self.name}.parameters: {', '.join(missing)} not in the model; name parameters "
+                f"like {known}, ... or modules (all their parameters) like {known_modules}, ...; or drop the "
+                f"callback with ~callbacks.{self.name}"
             )
         empty = [name for name in self.parameters if name not in names and not list(modules[name].parameters())]
         if empty:
             raise CnnplError(
-                f"callbacks.freeze.parameters: {', '.join(empty)} has no parameters to freeze; name a module "
+                f"callbacks.{self.name}.parameters: {', '.join(empty)} has no parameters to freeze; name a module "
                 "that has some, or one of its parameters"
             )
         frozen: dict[int, torch.nn.Parameter] = {}

@@ -43,16 +43,16 @@ class GradCAMCallback(ImageSampleCallback):
         if target is True:  # `callbacks.gradcam.target=true`: Hydra reads the documented word as a bool
             target = "true"
         if target not in TARGETS:
-            raise CnnplError(f"callbacks.gradcam.target must be one of {', '.join(TARGETS)}, got {target!r}")
+            raise CnnplError(f"callbacks.{self.name}.target must be one of {', '.join(TARGETS)}, got {target!r}")
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-            raise CnnplError(f"callbacks.gradcam.alpha must be a number in [0, 1], got {alpha!r}")
+            raise CnnplError(f"callbacks.{self.name}.alpha must be a number in [0, 1], got {alpha!r}")
         if layer is not None:
-            layer = as_names(layer, "callbacks.gradcam.layer")
+            layer = as_names(layer, f"callbacks.{self.name}.layer")
             if len(layer) != 1:
-                raise CnnplError(f"callbacks.gradcam.layer must be one layer's name, got {layer!r}")
+                raise CnnplError(f"callbacks.{self.name}.layer must be one layer's name, got {layer!r}")
             layer = layer[0]
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-            raise CnnplError(f"callbacks.gradcam.scale must be an integer >= 1, got {scale!r}")
+            raise CnnplError(f"callbacks.{self.name}.scale must be an integer >= 1, got {scale!r}")
         self.layer, self.target, self.alpha, self.scale = layer, target, alpha, scale
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -62,7 +62,7 @@ class GradCAMCallback(ImageSampleCallback):
             self.layer = viz.cam_layer(net)
             if self.layer is None:
                 raise CnnplError(
-                    f"callbacks.gradcam: {type(net).__name__} has no conv layer; set callbacks.gradcam.layer"
+                    f"callbacks.{self.name}: {type(net).__name__} has no conv layer; set callbacks.{self.name}.layer"
                 )
         self.check_layers(net, [self.layer], what="layer")
         self.check_maps(trainer, net, [self.layer], what="layer")

@@ -44,7 +44,7 @@ class HParamsCallback(VisualCallback):
     def __init__(self, params: Mapping[str, Any] | None = None, metrics: Sequence[str] = DEFAULT_METRICS) -> None:
         super().__init__(every_n_epochs=1)
         if isinstance(metrics, str) or not metrics or not all(isinstance(m, str) for m in metrics):
-            raise CnnplError(f"callbacks.hparams.metrics must be a non-empty list of metric tags, got {metrics!r}")
+            raise CnnplError(f"callbacks.{self.name}.metrics must be a non-empty list of metric tags, got {metrics!r}")
         self.params = dict(params or {})
         self.metrics = list(metrics)
 

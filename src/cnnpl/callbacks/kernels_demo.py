@@ -28,12 +28,12 @@ class KernelsDemoCallback(ImageSampleCallback):
         super().__init__(every_n_epochs=1, num_images=num_images)
         from cnnpl import kernels as kernel_bank
 
-        self.kernels = as_names(kernels, "callbacks.kernels_demo.kernels")
+        self.kernels = as_names(kernels, f"callbacks.{self.name}.kernels")
         for name in self.kernels:
             try:
                 kernel_bank.kernel(name)  # an unknown name fails here, listing the known ones
             except CnnplError as err:
-                raise CnnplError(f"callbacks.kernels_demo.kernels: {err}") from None
+                raise CnnplError(f"callbacks.{self.name}.kernels: {err}") from None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.new_run(trainer):
