@@ -301,6 +301,41 @@ def test_sync_batchnorm_on_cpu_processes_is_refused_up_front() -> None:
     check_launch(cnnpl.compose(["trainer.sync_batchnorm=true"]))  # one process: Lightning ignores it
 
 
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        "trainer.strategy=ddp_spawn",
+        "trainer.strategy={_target_:lightning.pytorch.strategies.DDPStrategy,start_method:spawn}",
+    ],
+)
+def test_a_plugin_file_with_spawned_processes_is_refused_up_front(restore_registries, tmp_path: Path, strategy) -> None:
+    # was: every spawned process failed to import cnnpl_plugin_my_pool, as a page of tracebacks
+    (tmp_path / "my_pool.py").write_text(
+        "import cnnpl\nfrom torch import nn\n\n\n"
+        "@cnnpl.register('pool', 'my_pool')\nclass MyPool(nn.MaxPool2d):\n    pass\n"
+    )
+    two = ["trainer.accelerator=cpu", "trainer.devices=2"]
+    cfg = cnnpl.compose([f"plugins=[{tmp_path / 'my_pool.py'}]", "pool=my_pool", strategy, *two])
+    with pytest.raises(CnnplError) as err:
+        check_launch(cfg)
+    assert str(err.value).startswith(
+        "trainer.strategy starts 2 fresh Python processes (spawn), which cannot import the plugin file "
+        f"{tmp_path / 'my_pool.py'} that plugins=[...] loaded: use trainer=ddp_cpu"
+    )
+    check_launch(cnnpl.compose([f"plugins=[{tmp_path / 'my_pool.py'}]", "pool=my_pool", "trainer=ddp_cpu"]))
+
+
+@pytest.mark.slow
+def test_spawned_processes_train_an_installed_plugins_component(tmp_path: Path) -> None:
+    # was: "Can't pickle <class 'types.pool_softpool'>": the run's config, with the plugin's generated config
+    # class in it, went to the spawned processes with the callbacks
+    args = ["-m", "cnnpl", *SMALL, "pool=softpool", "trainer.strategy=ddp_spawn", "trainer.accelerator=cpu"]
+    args += ["trainer.devices=2", "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "callbacks=minimal"]
+    proc = _run([*args, "logger=csv", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "name: softpool" in (tmp_path / "run" / "config.yaml").read_text()
+
+
 def test_lr_scaling_multiplies_the_optimizer_lr_by_the_world_size() -> None:
     from cnnpl.system import ImageClassifier
 

@@ -840,6 +840,21 @@ def test_callback_named_like_a_set_of_callbacks_is_refused(restore_registries) -
     assert "minimal" not in cnnpl.list_components("callback")
 
 
+@pytest.mark.parametrize("name", ["checkpoint", "lr_monitor", "progress_bar"])
+def test_callback_named_like_an_entry_of_a_set_of_callbacks_is_refused(restore_registries, name: str) -> None:
+    # was: callbacks=[default,checkpoint] merged it into Lightning's ModelCheckpoint entry (dirpath, monitor...)
+    def callback(every: int = 1) -> None:
+        """Would be merged into the set's entry of the same name."""
+
+    with pytest.raises(cnnpl.DuplicateComponentError) as err:
+        cnnpl.register("callback", name, callback)
+    assert str(err.value) == (
+        f"callback {name!r} cannot be registered: the set of callbacks callbacks=default (conf/callbacks/default.yaml) "
+        "has an entry of that name, which it would be merged into; pick another name"
+    )
+    assert name not in cnnpl.list_components("callback")
+
+
 def test_a_component_named_like_a_plugins_yaml_preset_is_refused_when_chosen(restore_registries) -> None:
     # cnnpl-example's conf/pool/softpool_sharp.yaml (a preset of its softpool) is on Hydra's search path
     preset = None
@@ -1469,3 +1484,54 @@ def test_a_str_enum_default_reaches_the_layer_as_its_value(tmp_path: Path, resto
     assert (layer.mode, layer.how) == ("max", "avg")
     model = build_model(cnnpl.compose(["pool=str_enum_default", "pool.mode=avg"]), 3, 3, (32, 32))
     assert model.features.block1.pool.mode == "avg"
+
+
+def test_a_plugin_constructor_refusing_a_setting_its_own_way_is_one_line(restore_registries, tmp_path: Path) -> None:
+    # was a traceback: only TypeError and ValueError were turned into the one line
+    path = tmp_path / "bad_init.py"
+    path.write_text(
+        "import cnnpl\nfrom torch import nn\n\n\n"
+        "@cnnpl.register('pool', 'assert_pool')\n"
+        "class AssertPool(nn.MaxPool2d):\n"
+        "    def __init__(self, kernel_size=2, lam: float = 0.5):\n"
+        "        assert 0 <= lam <= 1, f'lam must be in [0, 1], got {lam}'\n"
+        "        super().__init__(kernel_size)\n"
+    )
+    cnnpl.load_plugins([str(path)])
+    with pytest.raises(cnnpl.CnnplError) as err:
+        cnnpl.registry.get_registry("pool").build("assert_pool", lam=2.0)
+    assert str(err.value) == (
+        "pool 'assert_pool' could not be built with lam=2.0: AssertionError: lam must be in [0, 1], got 2.0 "
+        f"({path}, line 8); check the pool.* settings (HYDRA_FULL_ERROR=1 shows the traceback)"
+    )
+    assert isinstance(err.value.__cause__, AssertionError)
+
+
+def test_a_built_in_components_own_bug_keeps_its_traceback(restore_registries, monkeypatch) -> None:
+    from cnnpl.layers import pooling
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug in cnnpl")
+
+    monkeypatch.setattr(pooling.MixedPool, "__init__", broken)
+    with pytest.raises(KeyError):
+        cnnpl.registry.get_registry("pool").build("mixed", kernel_size=2)
+
+
+def test_a_replacement_of_a_built_in_need_not_take_the_settings_its_yaml_leaves_alone(restore_registries) -> None:
+    # was "conv 'conv2d' has no parameter 'init'" for every run once the plugin loaded: conf/conv/conv2d.yaml's
+    # init: null and freeze: false, which the user never set
+    from torch import nn
+
+    from cnnpl.config import layer_factory
+
+    @cnnpl.register("conv", "conv2d", override=True)
+    class PlainConv(nn.Conv2d):
+        def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True) -> None:
+            super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
+
+    factory = layer_factory("conv", cnnpl.compose(["data=shapes"]).conv)
+    assert "init" not in factory.params and "freeze" not in factory.params
+    assert isinstance(factory(in_channels=3, out_channels=4, kernel_size=3), PlainConv)
+    with pytest.raises(cnnpl.CnnplError, match="conv 'conv2d' has no parameter 'init'"):  # the user's own: refused
+        layer_factory("conv", cnnpl.compose(["data=shapes", "conv.init=sharpen"]).conv)

@@ -1730,3 +1730,36 @@ def test_a_dry_run_says_what_it_did(tmp_path: Path, caplog: pytest.LogCaptureFix
         caplog.text
     )
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_a_checkpoint_that_could_not_be_read_back_is_refused_before_it_is_written(tmp_path: Path) -> None:
+    import collections
+
+    from cnnpl.checkpoint import AtomicCheckpointIO, CheckpointError, check_loadable
+
+    good = {"state_dict": collections.OrderedDict(w=torch.ones(2)), "callbacks": {"A": {"n": [1, 2.0, "x"]}}}
+    check_loadable(good)
+    path = tmp_path / "last.ckpt"
+    path.write_bytes(b"the previous checkpoint")
+    bad = {**good, "callbacks": {"Stateful": {"losses": collections.deque([1.0])}}}
+    with pytest.raises(CheckpointError) as err:
+        AtomicCheckpointIO().save_checkpoint(bad, path)
+    assert str(err.value).startswith("callback Stateful holds a collections.deque, which cnnpl could not load back")
+    assert path.read_bytes() == b"the previous checkpoint" and os.listdir(tmp_path) == ["last.ckpt"]
+
+
+def test_a_plugin_callback_whose_state_no_checkpoint_could_hold_is_refused_before_training(cli, tmp_path: Path) -> None:
+    # was: trained, wrote checkpoints it then refused to load, and failed at the test (and at any resume)
+    (tmp_path / "statecb.py").write_text(
+        "import collections\n"
+        "import cnnpl\n"
+        "import lightning as L\n\n\n"
+        "@cnnpl.register('callback', 'stateful')\n"
+        "class Stateful(L.Callback):\n"
+        "    def state_dict(self):\n"
+        "        return {'losses': collections.deque(maxlen=3)}\n"
+    )
+    result = cli(*TINY, "plugins=[./statecb.py]", "callbacks=[minimal,stateful]")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith("cnnpl: error: callback Stateful holds a collections.deque"), result.stderr[-2000:]
+    assert not list((tmp_path / "run").rglob("*.ckpt"))

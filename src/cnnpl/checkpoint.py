@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
 import logging
 import math
 import os
 import pickle
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,52 @@ def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
         ) from None
 
 
+def _without_tensors(value: Any) -> Any:
+    """``value`` with each tensor in its plain containers (dict, OrderedDict, list, tuple) replaced by None;
+    any other object is kept whole, tensors and all."""
+    if isinstance(value, torch.Tensor):
+        return None
+    kind = type(value)
+    if kind in (dict, OrderedDict):
+        return kind((key, _without_tensors(item)) for key, item in value.items())
+    if kind in (list, tuple):
+        return kind(_without_tensors(item) for item in value)
+    return value
+
+
+def check_loadable(checkpoint: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint that :func:`safe_load` could not read back, before it is written.
+
+    A callback's ``state_dict()`` (a plugin's, say) or a layer's extra state may hold Python objects
+    that ``torch.load(weights_only=True)`` refuses (a ``collections.deque``, a NumPy scalar): the run
+    would train, write checkpoints it cannot load, and fail at its test or resume. The checkpoint's
+    structure, its tensors left out, is pickled and read back as :func:`safe_load` reads: a few
+    milliseconds a save. Raises :class:`CheckpointError` naming the entry (the callback) and the object.
+    """
+    entries = [(f"checkpoint[{key!r}]", value) for key, value in checkpoint.items() if key != "callbacks"]
+    callbacks = checkpoint.get("callbacks") or {}
+    entries += (
+        [(f"callback {key}", value) for key, value in callbacks.items()] if isinstance(callbacks, Mapping) else []
+    )
+    for where, value in entries:
+        buffer = io.BytesIO()
+        try:  # torch.serialization's own: a save patched by a test or a tool writes files, not this
+            torch.serialization.save(_without_tensors(value), buffer)
+        except Exception:  # cannot be pickled at all: the save itself fails, and leaves the file as it was
+            continue
+        buffer.seek(0)
+        try:
+            torch.serialization.load(buffer, weights_only=True)
+        except pickle.UnpicklingError as err:
+            found = REFUSED_GLOBAL.search(str(err))
+            what = found.group(1) if found else "a Python object other than tensors and plain values"
+            state = "its state_dict()" if where.startswith("callback ") else "it"
+            raise CheckpointError(
+                f"{where} holds a {what}, which cnnpl could not load back (it reads checkpoints with "
+                f"torch.load(weights_only=True)); make {state} hold only tensors, numbers, strings, lists and dicts"
+            ) from None
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save(obj, path)`` that replaces ``path`` only once the new file is complete on disk
     (:func:`cnnpl.files.atomic_write`); if the save fails, ``path`` still holds its previous contents."""
@@ -109,6 +157,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        check_loadable(checkpoint)  # nothing written that the test or a resume could not read
         if storage_options is not None or not is_local(path):
             super().save_checkpoint(checkpoint, path, storage_options)
             return

@@ -155,6 +155,8 @@ def check_option_name(family: str, name: str) -> None:
     group = CONFIG_GROUPS.get(family)
     if group is None:
         return
+    if family == "callback":
+        _check_callback_entry_name(name)
     path = config_dir() / group / f"{name}.yaml"
     if not path.is_file():
         return
@@ -166,6 +168,24 @@ def check_option_name(family: str, name: str) -> None:
         f"{family} {name!r} cannot be registered: {taken} (conf/{group}/{name}.yaml) already has that name, "
         f"and would be chosen instead of it; pick another name"
     )
+
+
+def _check_callback_entry_name(name: str) -> None:
+    """Refuse a callback named like an entry of a set of callbacks that is no registered component (Lightning's
+    ``checkpoint``, ``lr_monitor``, ``progress_bar``): ``callbacks=[default,<name>]`` would merge the
+    component's config into that entry, which then builds one or the other with the other's settings."""
+    from cnnpl.registry import BUILTIN_CALLBACKS
+
+    if name in BUILTIN_CALLBACKS:
+        return
+    for path in sorted((config_dir() / "callbacks").glob("*.yaml")):
+        node = _load_yaml(path)
+        if isinstance(node, DictConfig) and name in node:
+            raise DuplicateComponentError(
+                f"callback {name!r} cannot be registered: the set of callbacks callbacks={path.stem} "
+                f"(conf/callbacks/{path.name}) has an entry of that name, which it would be merged into; "
+                "pick another name"
+            )
 
 
 def _type_hints(obj: Callable[..., Any]) -> dict[str, Any]:
@@ -609,6 +629,28 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
         raise CnnplError(f"{token!r} cannot unset the config group {group!r}; {fix}")
 
 
+def _without_replaced_yaml_settings(family: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` without the settings of a built-in's YAML option that a plugin's replacement of it
+    (``@register("conv", "conv2d", override=True)``) does not take, where they still hold the YAML's values:
+    ``conf/conv/conv2d.yaml``'s ``init: null`` and ``freeze: false`` are the built-in's, not the user's (Hydra
+    merges the replacement's settings into that YAML and cannot drop its keys). A value the command line
+    changed stays, and is refused as a setting the replacement does not have."""
+    from cnnpl.registry import accepts_var_kwargs
+
+    group = CONFIG_GROUPS.get(family)
+    registry = get_registry(family)
+    if group is None or name not in registry or registry.entry(name).source == "built-in":
+        return params
+    path = config_dir() / group / f"{name}.yaml"
+    target = registry.get(name)
+    if not path.is_file() or accepts_var_kwargs(target):
+        return params
+    yaml = OmegaConf.to_container(_load_yaml(path), resolve=False)
+    taken = parameters_of(target)
+    left = {key for key in params if key not in taken and key != "name" and key in yaml and yaml[key] == params[key]}
+    return {key: value for key, value in params.items() if key not in left}
+
+
 def layer_factory(family: str, node: DictConfig | dict[str, Any]) -> LayerFactory:
     """The :class:`LayerFactory` a component config node describes."""
     if isinstance(node, DictConfig):
@@ -624,6 +666,7 @@ def layer_factory(family: str, node: DictConfig | dict[str, Any]) -> LayerFactor
     name = params.pop("name", None)
     if not name:
         raise CnnplError(f"the {family} config has no 'name' key; choose one with {family}=<name>")
+    params = _without_replaced_yaml_settings(family, str(name), params)
     LayerFactory(family, str(name), params)  # an unknown name or parameter fails here first
     check_values(family, str(name), params)
     return LayerFactory(family, str(name), enum_settings(family, str(name), params))

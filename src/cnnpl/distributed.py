@@ -132,6 +132,8 @@ def check_launch(cfg: Mapping[str, Any]) -> None:
     - ``trainer.num_nodes`` above 1 without a launcher: Lightning would wait for nodes nobody starts.
     - ``trainer.sync_batchnorm=true`` on CPU processes: torch's ``SyncBatchNorm`` has no CPU kernel
       (DDP raises "SyncBatchNorm layers only work with GPU modules" in every process).
+    - A strategy that spawns its processes (``ddp_spawn``) with a plugin file loaded: a spawned process
+      cannot import the module cnnpl made of the file, and fails to unpickle the network.
 
     Call it first thing in ``cnnpl.train.train``; it reads the config and the environment only.
     """
@@ -149,6 +151,16 @@ def check_launch(cfg: Mapping[str, Any]) -> None:
             "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU implementation): "
             "remove it for CPU processes (trainer=ddp_cpu); each process then normalises with its own batch"
         )
+    if processes > 1 and _spawns(trainer.get("strategy")):
+        from cnnpl.plugins import loaded_plugins
+
+        files = [p.source.removeprefix("file ") for p in loaded_plugins() if p.kind == "file" and p.error is None]
+        if files:
+            raise CnnplError(
+                f"trainer.strategy starts {processes} fresh Python processes (spawn), which cannot import the plugin "
+                f"file {files[0]} that plugins=[...] loaded: use trainer=ddp_cpu (Lightning's ddp, whose processes "
+                "run the command again and load it too), or install the plugin as a package (docs/plugins.md)"
+            )
     hydra = _hydra_config()
     if hydra is None:  # composed in Python (cnnpl.compose): the caller owns the output directory
         return
@@ -158,6 +170,16 @@ def check_launch(cfg: Mapping[str, Any]) -> None:
         check_sweep_job(trainer)
     if hydra.mode == RunMode.RUN:
         check_shared_run_dir(_raw_run_dir(hydra))
+
+
+def _spawns(strategy: Any) -> bool:
+    """Whether a ``trainer.strategy`` setting starts its processes with multiprocessing's spawn or forkserver
+    (``ddp_spawn``, ``DDPStrategy(start_method="spawn")``): they import what they unpickle afresh."""
+    if isinstance(strategy, str):
+        return "spawn" in strategy
+    if isinstance(strategy, Mapping):
+        return str(strategy.get("start_method", "popen")) in ("spawn", "forkserver")
+    return False
 
 
 def check_sweep_job(trainer: Mapping[str, Any]) -> None:

@@ -191,8 +191,18 @@ class Registry:
             return obj(*args, **kwargs)
         except CnnplError:
             raise
-        except (TypeError, ValueError) as err:
-            reason = (str(err).splitlines() or [type(err).__name__])[0]
+        except Exception as err:
+            # TypeError and ValueError: a setting the constructor refused. A plugin's constructor may refuse one
+            # otherwise too (an assert, a KeyError of a lookup table): named with its place in the plugin's code.
+            # Anything else from a built-in is cnnpl's bug: its traceback.
+            if isinstance(err, (TypeError, ValueError)):
+                reason = (str(err).splitlines() or [type(err).__name__])[0]
+            elif self.entry(name).source != "built-in":
+                from cnnpl.plugins import _reason
+
+                reason = _reason(err)
+            else:
+                raise
             settings = _settings(self.family, obj, kwargs)
             keys = f"callbacks.{name}" if self.family == "callback" else self.family
             raise CnnplError(

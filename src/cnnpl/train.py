@@ -429,11 +429,13 @@ def _check_no_logger_needed(cfg: DictConfig) -> None:
             )
 
 
-def save_config(cfg: DictConfig, path: Path) -> None:
-    """Write ``cfg`` (unresolved) to ``path`` in one step: other processes never read half a file."""
+def save_config(cfg: DictConfig | str, path: Path) -> None:
+    """Write ``cfg`` (unresolved; or its YAML text) to ``path`` in one step: other processes never read half a
+    file."""
     from cnnpl.files import atomic_write
 
-    atomic_write(path, lambda f: f.write(OmegaConf.to_yaml(cfg, resolve=False).encode()))
+    text = cfg if isinstance(cfg, str) else OmegaConf.to_yaml(cfg, resolve=False)
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def check_accelerator(trainer_cfg: Any) -> str:
@@ -525,7 +527,7 @@ def check_batch_counts(trainer: Any, datamodule: Any, validates: bool) -> None:
             f"batch; give at least {1 / length:.3g}, or a whole number of batches (+trainer.limit_train_batches=5)"
         )
     batches = min(length, limit) if isinstance(limit, int) else int(length * limit)
-    interval = trainer.val_check_interval
+    interval = getattr(trainer, "val_check_interval", None)  # none where it is a time ("00:00:05:00", {minutes:5})
     if validates and isinstance(interval, int) and trainer.check_val_every_n_epoch is not None and interval > batches:
         raise CnnplError(
             f"trainer.val_check_interval={interval} is more than the {batches} training batches of an epoch, so "
@@ -820,6 +822,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
         LAST,
         check_checkpoint_fits,
         check_fresh_run_dir,
+        check_loadable,
         check_resumable,
         check_resume_length,
         check_resume_settings,
@@ -874,6 +877,8 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     if not validates:
         _checkpoint_latest(callbacks)
     check_monitors(callbacks, validates or not cfg.get("fit", True))  # testing only: no monitor runs
+    # a plugin callback's or layer's state that no checkpoint could be read back with: now, not after training
+    check_loadable({"state_dict": system.state_dict(), "callbacks": {c.state_key: c.state_dict() for c in callbacks}})
     checkpoint_dir = _checkpoint_dir(callbacks, output_dir)
     ckpt_setting = cfg.get("ckpt_path")
     if str(ckpt_setting) == LAST and cfg.get("fit", True) and in_sweep() and not any(checkpoint_dir.glob("*.ckpt")):
@@ -917,8 +922,11 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     if cfg.trainer.get("profiler") is None:
         extra["profiler"] = NullProfiler()  # Lightning's default, without its cost per hook call
     if cfg.get("fit", True):  # what a resume is compared with, and what render rebuilds from
-        callbacks.append(ConfigWriter(functools.partial(save_config, cfg, output_dir / "config.yaml")))
-    trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **extra)
+        # the text, not the config: a plugin's generated config classes cannot be pickled for ddp_spawn's processes
+        text = OmegaConf.to_yaml(cfg, resolve=False)
+        callbacks.append(ConfigWriter(functools.partial(save_config, text, output_dir / "config.yaml")))
+    # _convert_: a mapping reaches Lightning as a dict (+trainer.max_time={minutes:1}), not a DictConfig
+    trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger, _convert_="all", **extra)
     evaluated = [
         name for name, runs in (("val", cfg.get("fit", True) and validates), ("test", cfg.get("test", True))) if runs
     ]
