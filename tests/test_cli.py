@@ -136,6 +136,22 @@ def test_an_experiments_settings_left_by_a_swapped_group_are_named_with_the_way_
     assert not list((tmp_path / "run").rglob("*.ckpt"))
 
 
+@pytest.mark.parametrize("override", ["seed=abc", "optimizer.lr=-1", "trainer.profiler=1"])
+def test_a_run_refused_for_its_settings_leaves_no_folder(tmp_path: Path, override: str) -> None:
+    # was: the one line, after Hydra had made the run's folder with its .hydra/ record and cnnpl.log
+    result = run_cli("data=shapes", override, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith("cnnpl: error: "), result.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_sweeps_misspelt_option_is_named_before_any_jobs_data_is_looked_for(tmp_path: Path) -> None:
+    # was "CIFAR-10 not found under ... (in the sweep's job with pool=max)" where no data/ is (a fresh checkout)
+    result = run_cli("-m", "pool=max,maxx", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("cnnpl: error: pool=maxx: no such option; did you mean pool=max?"), result.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
 def test_overrides_after_a_double_dash_are_checked_like_the_others(tmp_path: Path) -> None:
     # argparse's end-of-options marker: Hydra reads what follows as overrides, so cnnpl checks them too
     result = run_cli("--", "model=vgg61", cwd=tmp_path)

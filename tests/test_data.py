@@ -6,6 +6,7 @@ import hashlib
 import os
 import pickle
 import re
+import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -271,12 +272,14 @@ def test_listing_keeps_the_path_order_suffix_rule_and_cache_key_of_pathlib(tmp_p
     digest = hashlib.sha256("|".join(classes).encode())  # the key as pathlib computed it (up to 0084d1a)
     expected = []
     for label, cls in enumerate(classes):
-        for path in sorted(p for p in (tmp_path / cls).iterdir() if p.suffix.lower() in folder_mod.IMAGE_SUFFIXES):
+        # a hidden file is no image: an rsync temporary, an editor's copy (".hidden.jpeg" was read, and trained on)
+        images = (p for p in (tmp_path / cls).iterdir() if p.suffix.lower() in folder_mod.IMAGE_SUFFIXES)
+        for path in sorted(p for p in images if not p.name.startswith(".")):
             st = path.stat()
             digest.update(f"{path.relative_to(tmp_path)}:{label}:{st.st_size}:{st.st_mtime_ns}\n".encode())
             expected.append((str(path.relative_to(tmp_path)), label))
     assert classes == ["ant", "cat"]
-    assert files == expected and len(files) == 14  # 7 image names a class, "B.png" before "a10.png"
+    assert files == expected and len(files) == 12  # 6 image names a class, "B.png" before "a10.png"
     digest.update(folder_mod.PIL_DECODE_CHANGES)  # not only JPEGs: decoded again once since 16-bit grey is scaled
     assert folder_mod._cache_key(tmp_path, files, classes) == digest.hexdigest()[:16]
     jpegs = [(file, label) for file, label in files if file.lower().endswith((".jpg", ".jpeg"))]
@@ -782,3 +785,75 @@ def test_the_keras_preset_is_the_notes_recipe() -> None:
     assert (cfg.data.batch_size, cfg.data.val_split, cfg.data.crop_padding, cfg.data.flip) == (50, 0.2, 0, False)
     assert cfg.trainer.max_epochs == 100 and not cfg.get("scheduler")
     assert cnnpl.compose(["experiment=keras_cifar10", "data.normalize=scale"]).data.normalize == "scale"
+
+
+def test_a_hidden_image_file_is_left_out_and_an_unreadable_folder_is_one_line(tmp_path: Path) -> None:
+    # was: ".0000.png" (an rsync temporary, a copy of another class's image) labelled as its folder's class
+    write_class_folders(tmp_path / "d", per_class=2)
+    cat = tmp_path / "d" / "train" / "cat"
+    (cat / ".preview.png").write_bytes((tmp_path / "d" / "train" / "dog" / "0000.png").read_bytes())
+    _, files = folder_mod.list_class_folders(tmp_path / "d" / "train")
+    assert len(files) == 2 * len(CLASSES) and not any("/." in file for file in files)
+    if os.geteuid() != 0:  # root lists any folder
+        cat.chmod(0)
+        try:
+            with pytest.raises(DataError, match=r"^cannot list .*train/cat: Permission denied; make the data readable"):
+                folder_mod.list_class_folders(tmp_path / "d" / "train")
+        finally:
+            cat.chmod(0o755)
+
+
+def test_images_in_a_subfolder_of_a_class_say_where_they_are(tmp_path: Path) -> None:
+    write_class_folders(tmp_path / "d", per_class=1)
+    cat = tmp_path / "d" / "train" / "cat"
+    (cat / "images").mkdir()
+    for image in [p for p in cat.iterdir() if p.is_file()]:
+        image.rename(cat / "images" / image.name)
+    with pytest.raises(
+        DataError, match=r"holds no images .* \(it holds the folder images: a class's images go directly"
+    ):
+        folder_mod.list_class_folders(tmp_path / "d" / "train")
+
+
+@pytest.mark.parametrize(
+    ("layout", "said"),
+    [
+        ("train only", "which holds train/ but no test/"),
+        ("a file", "which is a file (an archive? extract it with tar -xzf"),
+        ("one level up", "(it is in "),
+    ],
+)
+def test_a_cifar_root_that_misses_says_what_it_found(tmp_path: Path, layout: str, said: str) -> None:
+    write_class_folders(tmp_path / "copy", per_class=1)
+    root = {"train only": tmp_path / "copy", "a file": tmp_path / "c.tar.gz", "one level up": tmp_path}[layout]
+    if layout == "train only":
+        shutil.rmtree(tmp_path / "copy" / "test")
+    if layout == "a file":
+        root.write_bytes(b"\x1f\x8b")
+    with pytest.raises(DataError) as err:
+        CIFAR10DataModule(root=root).check()
+    assert said in str(err.value)
+
+
+def test_uneven_class_folders_and_a_second_layout_are_warned_about(tmp_path: Path) -> None:
+    write_class_folders(tmp_path / "d", per_class=3)
+    for image in sorted((tmp_path / "d" / "train" / "truck").iterdir())[1:]:
+        image.unlink()  # an interrupted copy: the last class short
+    with pytest.warns(UserWarning, match=r"train: the classes hold different numbers of images \(most 3; truck 1\)"):
+        CIFAR10DataModule(root=tmp_path / "d").setup()
+    (tmp_path / "d" / "cifar-10-batches-py").mkdir()  # torchvision's download beside the folders: it wins
+    twice = r"holds CIFAR-10 twice: reading torchvision's cifar-10-batches-py/, not"
+    with pytest.warns(UserWarning, match=twice), pytest.raises(DataError, match="is missing"):
+        CIFAR10DataModule(root=tmp_path / "d").setup()
+
+
+def test_a_download_that_gives_no_valid_archive_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    import torchvision.datasets
+
+    def corrupted(*args, **kwargs):  # torchvision's own words for a proxy's page saved as the archive
+        raise RuntimeError("File not found or corrupted.")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", corrupted)
+    with pytest.raises(DataError, match=r"^downloading CIFAR-10 into .* gave no valid archive \(File not found or"):
+        CIFAR10DataModule(root=tmp_path / "dl", download=True).setup()
+    assert (tmp_path / "dl" / ".cnnpl-download.lock").is_file()  # the processes of one run download once

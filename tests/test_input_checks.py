@@ -590,6 +590,90 @@ def test_lightning_callbacks_with_container_or_callable_hints_are_not_taken_for_
         check_on_off({"_target_": "lightning.pytorch.callbacks.TQDMProgressBar", "refresh_rate": "abc"}, "callbacks.p")
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [  # each was a traceback once the object was built or mid-run, or taken silently (helper-93)
+        (["callbacks.checkpoint.save_top_k=1.5"], "callbacks.checkpoint.save_top_k must be an integer, got 1.5"),
+        (
+            ["+callbacks.checkpoint.train_time_interval=abc"],
+            "callbacks.checkpoint.train_time_interval must be null or a time span "
+            "({_target_:datetime.timedelta,minutes:5}), got 'abc'",
+        ),
+        (
+            ["+callbacks.checkpoint.train_time_interval={seconds:1}"],
+            "callbacks.checkpoint.train_time_interval must be a time span: write "
+            "{_target_:datetime.timedelta,seconds:1}",
+        ),
+        (["+logger.flush_secs=abc"], "logger.flush_secs must be a number, got 'abc'"),
+        (["+logger.max_queue=2.5"], "logger.max_queue must be an integer, got 2.5"),
+        (["logger.name=123"], "logger.name must be a string or null, got 123"),
+        (["logger.version=[1]"], "logger.version must be an integer, a string or null, got [1]"),
+        (["logger.save_dir=''"], "logger.save_dir must name a folder, got ''; leave it to the run's folder"),
+        (
+            ["trainer.profiler=1"],
+            "trainer.profiler must be a string, null or an object given as {_target_: ...}, got 1",
+        ),
+        (["+trainer.val_check_interval=false"], "trainer.val_check_interval must be a number, a string, null, a "),
+        (["trainer.devices=true"], "trainer.devices must be an integer, a string or a list, got True"),
+        (["trainer.devices=1.5"], "trainer.devices must be an integer, a string or a list, got 1.5"),
+        (["trainer.num_nodes=abc"], "trainer.num_nodes must be an integer, got 'abc'"),
+        (["+trainer.max_time=60"], "trainer.max_time must be a string, null, a mapping or a time span"),
+        (["trainer.default_root_dir=123"], "trainer.default_root_dir must be a string or null, got 123"),
+        (["+trainer.plugins=123"], "trainer.plugins must be null, a list or an object given as {_target_: ...}, got"),
+        (["+trainer.logger=false"], "trainer.logger is cnnpl's to set: remove +trainer.logger and choose with logger="),
+        (["+trainer.callbacks=[]"], "trainer.callbacks is cnnpl's to set: remove +trainer.callbacks and choose with"),
+        (["+trainer.limit_test_batches=0"], "trainer.limit_test_batches=0 tests nothing (and reports no test metrics)"),
+    ],
+)
+def test_a_value_of_a_kind_its_argument_does_not_take_is_refused_naming_the_key(
+    overrides: list[str], message: str
+) -> None:
+    from cnnpl.train import check_settings
+
+    with pytest.raises(CnnplError) as err:
+        check_settings(compose(*overrides))
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["+trainer.max_time={minutes:1}"],
+        ["+trainer.max_time=00:00:01:00"],
+        ["+trainer.val_check_interval={seconds:1}"],
+        ["+trainer.val_check_interval=0.5"],
+        ["+callbacks.checkpoint.train_time_interval={_target_:datetime.timedelta,seconds:1}"],
+        ["+logger.flush_secs=30", "+logger.purge_step=null", "+logger.filename_suffix=.x"],
+        ["+trainer.limit_test_batches=0", "test=false"],
+        ["trainer.devices=[0]"],
+    ],
+)
+def test_values_of_the_kinds_their_arguments_take_still_pass(overrides: list[str]) -> None:
+    from cnnpl.train import check_settings
+
+    check_settings(compose(*overrides))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [  # Python reads 1 as true: each was taken as true
+        (["data.flip=1"], "data.flip must be true, false or alternate, got 1"),
+        (["model=resnet18", "model.freeze_features=1"], "model.freeze_features must be true or false, got 1"),
+        (["callbacks=[minimal,filters]", "callbacks.filters.rgb=1"], "callbacks.filters.rgb must be true or false"),
+        (["callbacks=[minimal,filters]", "callbacks.filters.max_filters=2.5"], "callbacks.filters.max_filters must be"),
+    ],
+)
+def test_a_number_for_a_switch_and_a_fraction_for_a_count_are_refused(overrides: list[str], message: str) -> None:
+    from cnnpl.train import build_callbacks, checked_datamodule
+
+    cfg = compose(*overrides)
+    with pytest.raises(CnnplError) as err:
+        checked_datamodule(cfg)
+        build_model(cfg)
+        build_callbacks(cfg)
+    assert str(err.value).startswith(message)
+
+
 def test_a_picture_callbacks_counts_take_no_true() -> None:
     for name, key in (("filters", "max_filters"), ("feature_maps", "cell_size"), ("gradcam", "scale")):
         with pytest.raises(CnnplError, match=rf"^callbacks\.{name}\.{key} must be an integer"):

@@ -18,6 +18,7 @@ evaluation split at the test), or not at all (``fit=maybe`` counting as true):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib.util
 import inspect
 import types
@@ -62,6 +63,18 @@ def check_flags(cfg: DictConfig) -> None:
     if not fit and test and not cfg.get("ckpt_path"):
         raise CnnplError("nothing to test: fit=false tests a checkpoint; give ckpt_path=<file> or drop fit=false")
     trainer = cfg.get("trainer") or {}
+    limit = trainer.get("limit_test_batches")
+    if test and isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit == 0:
+        raise CnnplError(
+            "trainer.limit_test_batches=0 tests nothing (and reports no test metrics); drop it, or add test=false "
+            "to train without the test"
+        )
+    for key, instead in (
+        ("logger", "logger=<name>, or ~logger for none"),
+        ("callbacks", "callbacks=<set>, ~callbacks.<name>"),
+    ):
+        if key in trainer:  # cnnpl passes its own: +trainer.logger=false was ignored
+            raise CnnplError(f"trainer.{key} is cnnpl's to set: remove +trainer.{key} and choose with {instead}")
     for key in ("max_epochs", "max_steps", "limit_train_batches"):
         value = trainer.get(key)
         if fit and isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
@@ -122,6 +135,9 @@ def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
                 hints.setdefault(name, hint)
     except Exception:  # not importable (the build names it), or annotations that do not resolve
         return
+    if writer_kinds := _summary_writer_kinds(get_object(target)):
+        for name, hint in writer_kinds.items():
+            hints.setdefault(name, hint)
     for name, hint in hints.items():
         if name not in node:
             continue
@@ -129,8 +145,12 @@ def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
         value = node[name]
         if number and isinstance(value, (str, bool, Sequence, Mapping)):
             raise CnnplError(f"{prefix}.{name} must be {number}, got {value!r}")
+        if number == "an integer" and isinstance(value, float):  # save_top_k=1.5 failed after epochs of training
+            raise CnnplError(f"{prefix}.{name} must be an integer, got {value!r}")
         allowed = _on_off_values(hint)
         if allowed is None:
+            if not number:
+                _check_kind(value, hint, f"{prefix}.{name}")
             continue
         if (value is None or isinstance(value, bool)) and value in allowed:
             continue
@@ -138,6 +158,115 @@ def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
             continue
         names = ["true", "false", *(v for v in allowed if isinstance(v, str)), *(["null"] if None in allowed else [])]
         raise CnnplError(f"{prefix}.{name} must be {', '.join(names[:-1])} or {names[-1]}, got {value!r}")
+
+
+def _kinds(hint: Any) -> set[Any] | None:
+    """What a setting annotated ``hint`` takes, as kinds (``bool``, ``int``, ``float``, ``str``, ``None``,
+    ``list``, ``dict``, ``"object"``: a ``_target_`` node, ``timedelta``) and literal values (``("lit", v)``);
+    None where the hint says nothing checkable (``Any``, a type variable, a forward reference)."""
+    import datetime
+    import os
+    import pathlib
+
+    if hint is type(None) or hint is None:
+        return {None}
+    if hint in (bool, int, float, str):
+        return {hint}
+    if hint in (pathlib.Path, pathlib.PurePath, os.PathLike) or typing.get_origin(hint) is os.PathLike:
+        return {str}
+    if hint is datetime.timedelta:
+        return {datetime.timedelta}
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return {("lit", value) for value in typing.get_args(hint)}
+    if origin in (typing.Union, types.UnionType):
+        kinds: set[Any] = set()
+        for arg in typing.get_args(hint):
+            more = _kinds(arg)
+            if more is None:
+                return None
+            kinds |= more
+        return kinds
+    base = origin or hint
+    if base in (list, tuple, set, frozenset) or base in (Sequence, typing.Sequence, typing.Iterable):
+        return {list}
+    if base in (dict, Mapping, typing.Mapping):
+        return {dict}
+    if isinstance(base, type) and base is not object:
+        return {"object"}  # a class: Lightning's Profiler, Strategy, Accelerator, ... built from a _target_ node
+    return None
+
+
+_KIND_NAMES = {
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    None: "null",
+    list: "a list",
+    dict: "a mapping",
+    "object": "an object given as {_target_: ...}",
+}
+
+
+def _check_kind(value: Any, hint: Any, key: str) -> None:
+    """Refuse ``value`` for ``key`` where ``hint`` takes nothing of its kind: ``trainer.profiler=1``,
+    ``+trainer.max_time=60``, ``logger.name=123`` (each a traceback when the object was built, or mid-run).
+    A number stands for a float too; a ``_target_`` node for any object."""
+    import datetime
+
+    kinds = _kinds(hint)
+    if not kinds:
+        return
+    if value is None:
+        kind: Any = None
+    elif isinstance(value, bool):
+        kind = bool
+    elif isinstance(value, int):
+        kind = int
+    elif isinstance(value, float):
+        kind = float
+    elif isinstance(value, str):
+        kind = str
+    elif isinstance(value, Mapping):
+        kind = "object" if "_target_" in value else dict
+    elif isinstance(value, Sequence):
+        kind = list
+    else:
+        return
+    literals = [k[1] for k in kinds if isinstance(k, tuple)]
+    fits = (
+        kind in kinds
+        or (kind is int and float in kinds)
+        or (kind == "object" and (datetime.timedelta in kinds or dict in kinds))
+        or any(value == lit and type(value) is type(lit) for lit in literals)
+    )
+    if fits:
+        return
+    if datetime.timedelta in kinds and kind is dict:
+        span = ",".join(f"{k}:{v}" for k, v in value.items())
+        raise CnnplError(f"{key} must be a time span: write {{_target_:datetime.timedelta,{span}}}")
+    words = [_KIND_NAMES[k] for k in _KIND_NAMES if k in kinds and not (k is int and float in kinds)]
+    if datetime.timedelta in kinds:
+        words.append("a time span ({_target_:datetime.timedelta,minutes:5})")
+    words += [repr(lit) for lit in literals]
+    raise CnnplError(
+        f"{key} must be {', '.join(words[:-1]) + ' or ' if len(words) > 1 else ''}{words[-1]}, got {value!r}"
+    )
+
+
+def _summary_writer_kinds(obj: Any) -> dict[str, Any]:
+    """The kinds of the ``SummaryWriter`` keywords a TensorBoard logger passes on, which the writer does not
+    annotate (``+logger.flush_secs=abc`` failed at the first log, in a thread); {} for other objects."""
+    if _summary_writer_arguments(obj) is None:
+        return {}
+    return {
+        "flush_secs": int | float,
+        "max_queue": int,
+        "purge_step": int | None,
+        "comment": str,
+        "filename_suffix": str,
+    }
 
 
 def _number_words(hint: Any) -> str:
@@ -176,6 +305,7 @@ def check_arguments(node: Mapping[str, Any] | None, prefix: str) -> None:
         return
     if writer is not None:  # Lightning's TensorBoard logger hands the rest to its SummaryWriter, at the first log
         names, open_ended = [*names, *writer], False
+    names = list(dict.fromkeys(names))  # a subclass and its base both name some (TensorBoardLogger's name, version)
     if open_ended:
         return
     for key in node:
@@ -329,14 +459,22 @@ def _refuse_unknown_settings(factory: partial, accepted: dict[str, Any], group: 
     raise CnnplError(f"{name} takes no setting {', '.join(unknown)} (its settings: {settings}); {advice}")
 
 
+# the command line's overrides while python -m cnnpl checks them before Hydra runs (cnnpl.cli)
+COMMAND_LINE: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("command_line", default=None)
+
+
 def _run_overrides_and_experiment() -> tuple[list[str], str | None]:
-    """Inside a Hydra run: the command line's overrides and the experiment it chose; else nothing."""
+    """The command line's overrides and the experiment it chose: inside a Hydra run, or while the command line
+    checks them before it (:data:`COMMAND_LINE`); else nothing."""
     from hydra.core.hydra_config import HydraConfig
 
-    if not HydraConfig.initialized():
-        return [], None
-    hydra = HydraConfig.get()
-    return list(hydra.overrides.task), hydra.runtime.choices.get("experiment")
+    from cnnpl.config import chosen_experiment
+
+    if HydraConfig.initialized():
+        hydra = HydraConfig.get()
+        return list(hydra.overrides.task), hydra.runtime.choices.get("experiment")
+    overrides = COMMAND_LINE.get()
+    return (overrides, chosen_experiment(overrides)) if overrides is not None else ([], None)
 
 
 def _kind_of(default: Any) -> str:

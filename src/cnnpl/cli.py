@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -183,22 +183,37 @@ def _check_composes(args: list[str]) -> str | None:
     plain_run = not (showing or multirun)
     if multirun and not showing:
         overrides = [*overrides, *_config_sweeps(overrides)]
+    # every job composed before any is checked: a misspelt option in a later job is named before the first
+    # job's data is looked for
+    composed = []
     for variant, job in _sweep_variants(overrides) if multirun else [(overrides, "")]:
-        try:
-            cfg = compose_plain(variant, hydra=plain_run)  # a run's hydra.run.dir: _claim_new_folder's
-            if not showing:
-                _check_components(cfg, variant)
-                if multirun:  # a run checks these itself, before it builds anything; a sweep's later jobs too late
-                    _check_job(cfg)
-        except Exception as err:  # Hydra's and OmegaConf's composition errors, and the components' checks
-            message = str(err) if isinstance(err, CnnplError) else one_line_composition_error(err, variant)
-            raise CnnplError(f"{message} (in the sweep's job with {job})" if job else message) from shown_cause(err)
+        with _naming_the_job(variant, job):
+            composed.append(
+                (variant, job, compose_plain(variant, hydra=plain_run))
+            )  # hydra.run.dir: _claim_new_folder's
+    for variant, job, cfg in composed if not showing else []:
+        with _naming_the_job(variant, job):
+            _check_components(cfg, variant)
+            if multirun:  # a run checks these itself, before it builds anything; a sweep's later jobs too late
+                _check_job(cfg)
+            else:  # and now, before Hydra writes the run's record (.hydra/) for a run it then refuses
+                _check_settings(cfg, variant)
     if not plain_run:
         return None
     from omegaconf import OmegaConf
 
     setting = OmegaConf.to_container(cfg.hydra.run, resolve=False).get("dir")
     return setting if isinstance(setting, str) else None
+
+
+@contextlib.contextmanager
+def _naming_the_job(variant: list[str], job: str) -> Iterator[None]:
+    """Hydra's and OmegaConf's composition errors, and the components' checks, as one line naming the sweep's job."""
+    try:
+        yield
+    except Exception as err:
+        message = str(err) if isinstance(err, CnnplError) else one_line_composition_error(err, variant)
+        raise CnnplError(f"{message} (in the sweep's job with {job})" if job else message) from shown_cause(err)
 
 
 def _sweeps(words: list[str]) -> bool:
@@ -241,6 +256,26 @@ def _check_components(cfg: DictConfig, overrides: list[str]) -> None:
             for name, node in cfg.callbacks.items():  # a required setting still ??? first: named as missing
                 check_filled(node, f"callbacks.{name}", f"callback {name!r}")
             check_callback_values(OmegaConf.to_container(cfg.callbacks, resolve=True))
+
+
+def _check_settings(cfg: DictConfig, overrides: list[str]) -> None:
+    """The checks of a run's settings that need nothing built and nothing of Hydra's run (the settings'
+    kinds, the optimizer's and the schedule's); a setting that needs Hydra's run-time values is left to
+    the run, which checks them all again. ``overrides``: the command line's, for the messages' advice."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    from cnnpl.checks import COMMAND_LINE
+    from cnnpl.train import check_settings, checked_optimizer, checked_schedule
+
+    token = COMMAND_LINE.set(overrides)
+    try:
+        for check in (check_settings, checked_optimizer, checked_schedule):
+            try:
+                check(cfg)
+            except InterpolationResolutionError:
+                continue
+    finally:
+        COMMAND_LINE.reset(token)
 
 
 def _check_job(cfg: DictConfig) -> None:

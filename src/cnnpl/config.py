@@ -730,8 +730,11 @@ def check_values(family: str, name: str, params: Mapping[str, Any], keys: str | 
         kind = _required(config_type(hints.get(key, Any)))
         wanted = _kind_words(kind)
         words = isinstance(value, str) or (isinstance(value, list) and any(isinstance(v, str) for v in value))
-        # true / false for a number: Python reads True as 1 (model.dropout=true zeroed every activation)
+        # true / false for a number: Python reads True as 1 (model.dropout=true zeroed every activation); and a
+        # number for true / false (model.freeze_features=1 read as true), a fraction for an integer
         switch = isinstance(value, bool) and kind in (int, float)
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        switch = switch or (number and kind is bool) or (isinstance(value, float) and kind is int)
         if wanted and (words or switch):
             raise CnnplError(f"{keys}.{key} must be {wanted}, got {value!r} ({family} {name!r})")
         number = isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping, Sized
+from collections.abc import Iterator, Mapping, Sequence, Sized
 from typing import Any
 
 from torch.utils.data import DistributedSampler
@@ -99,7 +99,11 @@ def requested_processes(trainer: Mapping[str, Any]) -> int:
     """Processes a ``trainer`` config asks for: devices per node x ``num_nodes``, counted as Lightning does
     (``auto``: all GPUs, or 1 on CPU; ``-1``: all GPUs, or all CPU cores)."""
     devices = trainer.get("devices", 1)
-    num_nodes = int(trainer.get("num_nodes", 1) or 1)
+    num_nodes = trainer.get("num_nodes", 1)
+    # a value of the wrong kind counts as one: check_settings names it (num_nodes=abc, devices=1.5)
+    num_nodes = num_nodes if isinstance(num_nodes, int) and not isinstance(num_nodes, bool) and num_nodes > 0 else 1
+    if isinstance(devices, bool) or not isinstance(devices, (int, str, Sequence)):
+        devices = 1
     if isinstance(devices, str) and "," in devices:  # "0,1": device indices
         devices = [d for d in devices.split(",") if d.strip()]
     elif isinstance(devices, str) and devices.strip().lstrip("-").isdigit():

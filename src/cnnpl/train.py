@@ -654,6 +654,19 @@ def check_settings(cfg: DictConfig) -> None:
         check_precision,
     )
 
+    # first: the trainer's, the logger's and the checkpoints' folders are made from it
+    output_dir = cfg.get("output_dir")
+    if not isinstance(output_dir, str) or not output_dir.strip():
+        # '' made the checkpoints' ${output_dir}/checkpoints the file system's /checkpoints
+        number = (
+            f" (for a folder named {output_dir}, quote it: output_dir=\"'{output_dir}'\")"
+            if isinstance(output_dir, (int, float)) and not isinstance(output_dir, bool)
+            else ""
+        )
+        raise CnnplError(
+            f"output_dir must name a folder, got {output_dir!r}{number}; leave it to Hydra's run directory "
+            "(hydra.run.dir=<folder>), or give one (output_dir=<folder>)"
+        )
     check_flags(cfg)
     check_on_off(cfg.trainer, "trainer")
     check_arguments(cfg.trainer, "trainer")
@@ -685,22 +698,16 @@ def check_settings(cfg: DictConfig) -> None:
     check_fused_clipping(cfg, accelerator)
     if cfg.get("logger"):
         check_on_off(cfg.logger, "logger")
+        save_dir = cfg.logger.get("save_dir")
+        if isinstance(save_dir, str) and not save_dir.strip():  # '' wrote to <cwd>/tensorboard, shared by every run
+            raise CnnplError(
+                "logger.save_dir must name a folder, got ''; leave it to the run's folder (its default, "
+                "${output_dir}), or give one (logger.save_dir=<folder>)"
+            )
     else:
         _check_no_logger_needed(cfg)
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
         raise CnnplError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's range), got {cfg.seed!r}")
-    output_dir = cfg.get("output_dir")
-    if not isinstance(output_dir, str) or not output_dir.strip():
-        # '' made the checkpoints' ${output_dir}/checkpoints the file system's /checkpoints
-        number = (
-            f" (for a folder named {output_dir}, quote it: output_dir=\"'{output_dir}'\")"
-            if isinstance(output_dir, (int, float)) and not isinstance(output_dir, bool)
-            else ""
-        )
-        raise CnnplError(
-            f"output_dir must name a folder, got {output_dir!r}{number}; leave it to Hydra's run directory "
-            "(hydra.run.dir=<folder>), or give one (output_dir=<folder>)"
-        )
 
 
 def checked_datamodule(cfg: DictConfig) -> Any:
@@ -839,9 +846,9 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     from cnnpl.profiler import NullProfiler
     from cnnpl.system import ImageClassifier
 
-    check_launch(cfg)
     load_plugins(cfg.get("plugins") or [])  # a config saved by another process names its plugins
-    check_settings(cfg)
+    check_settings(cfg)  # first: check_launch counts the processes from settings it takes to be of the right kind
+    check_launch(cfg)
     output_dir = Path(cfg.output_dir)
     check_writable(output_dir)
     if cfg.get("fit", True) and not is_worker():  # (the other processes of a run: its first one holds it)

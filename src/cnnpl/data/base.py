@@ -155,7 +155,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
         if crop_padding_mode not in aug.PAD_MODES:
             modes = ", ".join(aug.PAD_MODES)
             raise CnnplError(f"data.crop_padding_mode must be one of {modes}, got {crop_padding_mode!r}")
-        if flip not in (True, False, "alternate"):
+        if not (isinstance(flip, bool) or flip == "alternate"):  # 1 in (True, False) is true
             raise CnnplError(f"data.flip must be true, false or alternate, got {flip!r}")
         sizes = list(train_sizes) if isinstance(train_sizes, Sequence) and not isinstance(train_sizes, str) else None
         if sizes is None or any(isinstance(size, bool) or not isinstance(size, int) or size < 1 for size in sizes):

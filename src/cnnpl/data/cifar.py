@@ -12,7 +12,10 @@ With neither present and ``download=True`` it downloads the official archive thr
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +52,71 @@ def _read_batches(folder: Path, names_and_md5: list[list[str]]) -> Split:
     return Split(torch.from_numpy(np.concatenate(images)), torch.as_tensor(labels, dtype=torch.int64))
 
 
+def _what_is_there(root: Path) -> str:
+    """What ``root`` holds that is not a whole CIFAR-10, in words (", which holds train/ but no test/"), or ""."""
+    if root.is_file():
+        return ", which is a file (an archive? extract it with tar -xzf, and point data.root at the folder made)"
+    has = [name for name in ("train", "test") if (root / name).is_dir()]
+    if len(has) == 1:
+        return f", which holds {has[0]}/ but no {'test' if has[0] == 'train' else 'train'}/"
+    inner = [p for p in (root.iterdir() if root.is_dir() else []) if p.is_dir() and find_cifar10(p)]
+    if inner:
+        return f" (it is in {inner[0]}: data.root={inner[0]})"
+    return ""
+
+
+def _download_lock(root: Path) -> contextlib.AbstractContextManager[None]:
+    """An exclusive lock on ``root/.cnnpl-download.lock`` (none where ``fcntl`` is missing, or the folder cannot be
+    made)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return contextlib.nullcontext()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = (root / ".cnnpl-download.lock").open("a")
+    except OSError:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def held() -> Iterator[None]:
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    return held()
+
+
+def _download(root: Path) -> None:
+    from torchvision.datasets import CIFAR10
+
+    try:
+        CIFAR10(str(root), train=True, download=True)
+    except OSError as err:
+        raise DataError(
+            f"downloading CIFAR-10 into {root} failed ({err}); copy it there by hand, or use data=shapes"
+        ) from None
+    except RuntimeError as err:  # torchvision's "File not found or corrupted.": a proxy's page, a cut-off file
+        raise DataError(
+            f"downloading CIFAR-10 into {root} gave no valid archive ({err}); delete {root / 'cifar-10-python.tar.gz'} "
+            "and try again, or copy CIFAR-10 there by hand"
+        ) from None
+
+
+def _warn_uneven(split_dir: Path, labels: torch.Tensor) -> None:
+    """Warn when the class folders hold different numbers of images: CIFAR-10 has as many of each class (an
+    interrupted copy leaves the last classes short)."""
+    counts = torch.bincount(labels, minlength=len(CLASSES)).tolist()
+    if len(set(counts)) > 1:
+        most = max(counts)
+        short = ", ".join(f"{name} {n}" for name, n in zip(CLASSES, counts, strict=True) if n < most)
+        warnings.warn(
+            f"{split_dir}: the classes hold different numbers of images (most {most}; {short}): an incomplete copy? "
+            "CIFAR-10 has 5,000 of each class for training and 1,000 for testing",
+            stacklevel=2,
+        )
+
+
 def find_cifar10(root: Path) -> str | None:
     """``"batches"``, ``"folders"`` or ``None``: which CIFAR-10 layout ``root`` holds."""
     if (root / BATCHES_DIR).is_dir():
@@ -81,29 +149,32 @@ class CIFAR10DataModule(InMemoryImageDataModule):
         """Raise :class:`DataError` now if the data cannot be found (called before any training)."""
         if find_cifar10(self.root) is None and not self.download:
             raise DataError(
-                f"CIFAR-10 not found under '{self.root.resolve()}': expected {BATCHES_DIR}/ (torchvision layout) or "
-                "train/<class>/ and test/<class>/ image folders. Point data.root=<folder> at a copy, "
-                "pass data.download=true (needs the network), or use data=shapes for offline synthetic data"
+                f"CIFAR-10 not found under '{self.root.resolve()}'{_what_is_there(self.root)}: expected {BATCHES_DIR}/ "
+                "(torchvision layout) or train/<class>/ and test/<class>/ image folders. Point data.root=<folder> at a "
+                "copy, pass data.download=true (needs the network), or use data=shapes for offline synthetic data"
             )
 
     def load(self) -> tuple[Split, Split, list[str]]:
         self.check()
         layout = find_cifar10(self.root)
         if layout is None:
-            from torchvision.datasets import CIFAR10
-
-            try:
-                CIFAR10(str(self.root), train=True, download=True)
-            except OSError as err:
-                raise DataError(
-                    f"downloading CIFAR-10 into {self.root} failed ({err}); copy it there by hand, or use data=shapes"
-                ) from None
+            with _download_lock(self.root):  # torchrun's processes all start here: one downloads, the others wait
+                if find_cifar10(self.root) is None:
+                    _download(self.root)
             layout = "batches"
         if layout == "batches":
+            if (self.root / "train").is_dir() and (self.root / "test").is_dir():
+                warnings.warn(
+                    f"{self.root} holds CIFAR-10 twice: reading torchvision's {BATCHES_DIR}/, not the train/ and test/ "
+                    "class folders beside it; point data.root at a folder with one of them to choose",
+                    stacklevel=2,
+                )
             from torchvision.datasets import CIFAR10
 
             folder = self.root / BATCHES_DIR
             return _read_batches(folder, CIFAR10.train_list), _read_batches(folder, CIFAR10.test_list), CLASSES
         train, _ = load_class_folders(self.root / "train", class_order=CLASSES)
         test, _ = load_class_folders(self.root / "test", class_order=CLASSES)
+        for name, split in (("train", train), ("test", test)):
+            _warn_uneven(self.root / name, split.labels)
         return train, interleave_classes(test), CLASSES  # the folders' class order, mixed like the batches

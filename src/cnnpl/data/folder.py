@@ -40,26 +40,37 @@ def list_class_folders(split_dir: Path) -> tuple[list[str], list[tuple[str, int]
     """
     if not split_dir.is_dir():
         raise DataError(f"no folder {split_dir}: expected {split_dir}/<class>/<image files>")
-    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    try:
+        classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as err:  # a folder this user cannot list (PermissionError was a traceback)
+        raise DataError(_unlistable(split_dir, err)) from None
     if not classes:
         raise DataError(f"{split_dir} has no class folders: expected {split_dir}/<class>/<image files>")
     files: list[tuple[str, int]] = []
     skipped: list[str] = []
     for label, name in enumerate(classes):
-        with os.scandir(split_dir / name) as entries:
-            names = [(e.name, e.is_dir()) for e in entries]
-        images = {
-            n
-            for n, folder in names  # macOS's "._<name>" beside each file (in archives made there) is metadata
-            if not folder and os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES and not n.startswith("._")
+        try:
+            with os.scandir(split_dir / name) as entries:
+                names = [(e.name, e.is_dir()) for e in entries]
+        except OSError as err:
+            raise DataError(_unlistable(split_dir / name, err)) from None
+        images = {  # not a hidden file: macOS's "._<name>" metadata, an editor's or rsync's partial copy
+            n for n, folder in names if not folder and os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES and n[0] != "."
         }
         found = sorted(images)
         skipped += sorted(  # hidden files (.DS_Store) go without saying
             f"{name}/{n}/" if folder else f"{name}/{n}" for n, folder in names if n not in images and n[0] != "."
         )
         if not found:
+            folders = sorted(n for n, folder in names if folder and n[0] != ".")
+            inside = (
+                f" (it holds the folder{'s' if len(folders) > 1 else ''} {', '.join(folders[:3])}: a class's "
+                "images go directly in its folder)"
+                if folders
+                else ""
+            )
             raise DataError(
-                f"class folder {split_dir / name} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
+                f"class folder {split_dir / name} holds no images ({', '.join(IMAGE_SUFFIXES)}){inside}; "
                 "add images or remove the folder"
             )
         files += [(f"{name}/{file}", label) for file in found]
@@ -208,6 +219,10 @@ def _remove_older_copies(folder: Path, prefix: str, kept: str, edited_ns: int) -
         with contextlib.suppress(OSError):  # removed already (another run), or not ours to remove
             if path.stat().st_mtime_ns < edited_ns:
                 path.unlink()
+
+
+def _unlistable(folder: Path, err: OSError) -> str:
+    return f"cannot list {folder}: {err.strerror or err}; make the data readable (chmod -R a+rX <data folder>)"
 
 
 def load_class_folders(split_dir: Path, class_order: list[str] | None = None) -> tuple[Split, list[str]]:
