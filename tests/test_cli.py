@@ -152,6 +152,43 @@ def test_a_sweeps_misspelt_option_is_named_before_any_jobs_data_is_looked_for(tm
     assert not (tmp_path / "sweep").exists()
 
 
+def test_a_sweep_names_an_experiments_leftover_settings_as_a_run_does(tmp_path: Path) -> None:
+    result = run_cli("-m", "data=shapes", "experiment=fast_cifar10", "optimizer=adam,sgd", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "experiment=fast_cifar10 sets them, and keeps them when optimizer= is swapped" in result.stderr
+    assert "(in the sweep's job with optimizer=adam)" in result.stderr and "pick a config" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["data=shapes", "-m", "pool=max,avg"], ["-m", "data=shapes", "pool=max,avg"]),  # Hydra: unrecognized
+        (["seed=1", "--cfg", "job", "pool=avg"], ["--cfg", "job", "seed=1", "pool=avg"]),
+        (["seed=1", "-cn=train", "--multirun", "a=1"], ["-cn=train", "--multirun", "seed=1", "a=1"]),
+        (["seed=1", "--", "-m"], ["seed=1", "--", "-m"]),  # after --, all are overrides: as given
+        (["seed=1", "--info", "searchpath"], ["seed=1", "--info", "searchpath"]),  # a flag of its own form
+    ],
+)
+def test_hydras_flags_go_before_the_overrides(args: list[str], expected: list[str]) -> None:
+    from cnnpl.cli import flags_first
+
+    assert flags_first(args) == expected
+
+
+def test_a_plugin_that_registered_nothing_is_named_when_its_option_is_missing(restore_registries, tmp_path) -> None:
+    # was: "a plugin's pool becomes an option when plugins=[...] on the command line names it", which it did
+    from cnnpl import plugins
+
+    plugins._named.clear()  # only this test's plugin named (restore_registries puts the others back)
+    (tmp_path / "noreg.py").write_text("import cnnpl\n")
+    with pytest.raises(CnnplError) as err:
+        cnnpl.compose([f"plugins=[{tmp_path / 'noreg.py'}]", "pool=noreg"])
+    assert str(err.value).endswith(
+        f"the plugins named (file {tmp_path / 'noreg.py'}) registered no pool: is a @cnnpl.register('pool', '<name>') "
+        "decorator missing?"
+    )
+
+
 def test_overrides_after_a_double_dash_are_checked_like_the_others(tmp_path: Path) -> None:
     # argparse's end-of-options marker: Hydra reads what follows as overrides, so cnnpl checks them too
     result = run_cli("--", "model=vgg61", cwd=tmp_path)

@@ -8,8 +8,10 @@ that :func:`cnnpl.train.train` runs; valid values still pass. Two tests run the 
 from __future__ import annotations
 
 import typing
+from collections.abc import Callable, Iterable, MutableMapping
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -620,6 +622,10 @@ def test_lightning_callbacks_with_container_or_callable_hints_are_not_taken_for_
         (["+trainer.max_time=60"], "trainer.max_time must be a string, null, a mapping or a time span"),
         (["trainer.default_root_dir=123"], "trainer.default_root_dir must be a string or null, got 123"),
         (["+trainer.plugins=123"], "trainer.plugins must be null, a list or an object given as {_target_: ...}, got"),
+        (  # the loosely typed callback below is checked where its hints say something (a vacuous pass otherwise)
+            [f"+callbacks.own._target_={__name__}.LooselyTyped", "+callbacks.own.count=1.5"],
+            "callbacks.own.count must be an integer, got 1.5",
+        ),
         (["+trainer.logger=false"], "trainer.logger is cnnpl's to set: remove +trainer.logger and choose with logger="),
         (["+trainer.callbacks=[]"], "trainer.callbacks is cnnpl's to set: remove +trainer.callbacks and choose with"),
         (["+trainer.limit_test_batches=0"], "trainer.limit_test_batches=0 tests nothing (and reports no test metrics)"),
@@ -635,6 +641,20 @@ def test_a_value_of_a_kind_its_argument_does_not_take_is_refused_naming_the_key(
     assert str(err.value).startswith(message)
 
 
+class LooselyTyped(L.Callback):
+    """A user's own callback with hints that say little: any value of these is the constructor's to judge."""
+
+    def __init__(
+        self,
+        tag: typing.Any = None,
+        names: Iterable[str] = ("a",),
+        opts: MutableMapping[str, int] | None = None,
+        fn: Callable[[int], int] | None = None,
+        count: int = 1,
+    ) -> None:
+        super().__init__()
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -646,6 +666,16 @@ def test_a_value_of_a_kind_its_argument_does_not_take_is_refused_naming_the_key(
         ["+logger.flush_secs=30", "+logger.purge_step=null", "+logger.filename_suffix=.x"],
         ["+trainer.limit_test_batches=0", "test=false"],
         ["trainer.devices=[0]"],
+        # cnnpl's own callbacks take one name, a child's index, or true for gradcam.target (helper-94)
+        [
+            "callbacks.filters.layers=features.block2",
+            "callbacks.feature_maps.layers=0",
+            "callbacks.gradcam.target=true",
+        ],
+        ["callbacks.kernels_demo.kernels=sharpen", "callbacks.gradcam.layer=0"],
+        ["experiment=fast_cifar10", "callbacks.freeze_whitening.parameters=net.whiten"],
+        [f"+callbacks.own._target_={__name__}.LooselyTyped", "+callbacks.own.tag=x", "+callbacks.own.names=[a]"],
+        [f"+callbacks.own._target_={__name__}.LooselyTyped", "+callbacks.own.opts={a:1}", "+callbacks.own.fn=null"],
     ],
 )
 def test_values_of_the_kinds_their_arguments_take_still_pass(overrides: list[str]) -> None:
@@ -894,6 +924,15 @@ def test_an_experiments_leftover_settings_are_named_as_the_experiments(typed: li
     from cnnpl.config import chosen_experiment, experiment_leftovers
 
     assert experiment_leftovers(["optimizer.momentum"], typed, chosen_experiment(typed)) == advice
+
+
+def test_a_leftover_the_command_line_set_itself_is_not_named_among_the_experiments() -> None:
+    from cnnpl.config import experiment_leftovers
+
+    typed = ["experiment=fast_cifar10", "optimizer=adam", "optimizer.momentum=0.5"]  # nesterov is still the recipe's
+    assert experiment_leftovers(["optimizer.momentum", "optimizer.nesterov"], typed, "fast_cifar10") == (
+        "experiment=fast_cifar10 sets it, and keeps it when optimizer= is swapped: remove it with ~optimizer.nesterov"
+    )
 
 
 def test_a_pool_plugin_of_the_wrong_shape_is_refused_before_training(cli, tmp_path: Path) -> None:

@@ -1601,8 +1601,8 @@ def test_checkpoint_and_logger_settings_that_fail_at_the_first_save_fail_before_
         ),
         (
             "callbacks.checkpoint.filename={epoch:03d}",
-            "ModelCheckpoint(filename={'epoch': '03d'}) is not a file name: Hydra reads an override value in braces as "
-            "a mapping; quote it, e.g. 'callbacks.checkpoint.filename=\"epoch{epoch:03d}\"'",
+            "callbacks.checkpoint.filename={'epoch': '03d'} is not text: Hydra reads an override value in braces as "
+            "a mapping; quote it, e.g. 'callbacks.checkpoint.filename=\"{epoch:03d}\"'",
         ),
     ]
     for override, message in cases:

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import enum
 import importlib.util
 import inspect
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, MutableMapping, MutableSequence, Sequence
+from collections.abc import Set as AbstractSet
 from functools import partial
 from typing import Any, Literal
 
@@ -168,6 +170,8 @@ def _kinds(hint: Any) -> set[Any] | None:
     import os
     import pathlib
 
+    if hint is typing.Any:
+        return None
     if hint is type(None) or hint is None:
         return {None}
     if hint in (bool, int, float, str):
@@ -188,15 +192,27 @@ def _kinds(hint: Any) -> set[Any] | None:
             kinds |= more
         return kinds
     base = origin or hint
-    if base in (list, tuple, set, frozenset) or base in (Sequence, typing.Sequence, typing.Iterable):
+    if base in (list, tuple, set, frozenset) or base in _SEQUENCE_HINTS:
         return {list}
-    if base in (dict, Mapping, typing.Mapping):
+    if base in (dict, Mapping, typing.Mapping, MutableMapping, typing.MutableMapping):
         return {dict}
-    if isinstance(base, type) and base is not object:
+    generic = getattr(base, "__module__", "") in ("builtins", "typing", "collections.abc", "numbers", "enum")
+    if isinstance(base, type) and not generic and not issubclass(base, enum.Enum) and not typing.is_typeddict(base):
         return {"object"}  # a class: Lightning's Profiler, Strategy, Accelerator, ... built from a _target_ node
-    return None
+    return None  # Callable, Enum, numbers.Real, a TypedDict, a protocol: left to the constructor
 
 
+_SEQUENCE_HINTS = (
+    Sequence,
+    typing.Sequence,
+    typing.Iterable,
+    Iterable,
+    Collection,
+    typing.Collection,
+    MutableSequence,
+    AbstractSet,
+    typing.AbstractSet,
+)
 _KIND_NAMES = {
     bool: "true or false",
     int: "an integer",
@@ -243,6 +259,12 @@ def _check_kind(value: Any, hint: Any, key: str) -> None:
     )
     if fits:
         return
+    if kind is dict and str in kinds and dict not in kinds:  # filename={epoch:03d}: Hydra's mapping, not the text
+        braces = "{" + ",".join(f"{k}:{v}" for k, v in value.items()) + "}"
+        raise CnnplError(
+            f"{key}={value!r} is not text: Hydra reads an override value in braces as a mapping; quote it, e.g. "
+            f"'{key}=\"{braces}\"'"
+        )
     if datetime.timedelta in kinds and kind is dict:
         span = ",".join(f"{k}:{v}" for k, v in value.items())
         raise CnnplError(f"{key} must be a time span: write {{_target_:datetime.timedelta,{span}}}")

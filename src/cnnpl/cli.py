@@ -62,8 +62,39 @@ def guarded(step: Callable[[], Any]) -> Any:
     return result
 
 
+# Hydra's flags that take a value (the next word), and those that take none
+VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd"}
+PLAIN_FLAGS = {"-m", "--multirun", "--resolve", "-h", "--help", "--hydra-help"}
+
+
+def flags_first(args: list[str]) -> list[str]:
+    """``args`` with Hydra's flags (and their values) before the overrides: Hydra's argparse takes the overrides
+    as one run of words, so ``data=shapes -m pool=max,avg`` failed there ("unrecognized arguments") after cnnpl
+    had made the sweep's folder. Left as they are after ``--`` or with a flag it does not know."""
+    if "--" in args:
+        return args
+    flags: list[str] = []
+    words: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in VALUE_FLAGS and i + 1 < len(args):
+            flags += args[i : i + 2]
+            i += 2
+            continue
+        if arg in PLAIN_FLAGS or (arg.startswith("-") and "=" in arg and arg.partition("=")[0] in VALUE_FLAGS):
+            flags.append(arg)
+        elif arg.startswith("-"):  # --info [part], -sc ...: their own forms; Hydra is left to read them as given
+            return args
+        else:
+            words.append(arg)
+        i += 1
+    return [*flags, *words]
+
+
 def prepare(args: list[str]) -> list[str]:
     """Load the plugins ``args`` name and register every component's config; returns the args for Hydra."""
+    args = flags_first(args)
     specs, skip_broken, rest = split_plugin_overrides(args)
     if skip_broken is not None:  # processes started for this run (DDP workers re-run this command) inherit it
         os.environ[SKIP_BROKEN_ENV] = "1" if skip_broken else "0"
@@ -195,7 +226,8 @@ def _check_composes(args: list[str]) -> str | None:
         with _naming_the_job(variant, job):
             _check_components(cfg, variant)
             if multirun:  # a run checks these itself, before it builds anything; a sweep's later jobs too late
-                _check_job(cfg)
+                with _command_line(variant):
+                    _check_job(cfg)
             else:  # and now, before Hydra writes the run's record (.hydra/) for a run it then refuses
                 _check_settings(cfg, variant)
     if not plain_run:
@@ -264,16 +296,24 @@ def _check_settings(cfg: DictConfig, overrides: list[str]) -> None:
     the run, which checks them all again. ``overrides``: the command line's, for the messages' advice."""
     from omegaconf.errors import InterpolationResolutionError
 
-    from cnnpl.checks import COMMAND_LINE
     from cnnpl.train import check_settings, checked_optimizer, checked_schedule
 
-    token = COMMAND_LINE.set(overrides)
-    try:
+    with _command_line(overrides):
         for check in (check_settings, checked_optimizer, checked_schedule):
             try:
                 check(cfg)
             except InterpolationResolutionError:
                 continue
+
+
+@contextlib.contextmanager
+def _command_line(overrides: list[str]) -> Iterator[None]:
+    """The checks' messages see the command line's ``overrides`` (:data:`cnnpl.checks.COMMAND_LINE`)."""
+    from cnnpl.checks import COMMAND_LINE
+
+    token = COMMAND_LINE.set(overrides)
+    try:
+        yield
     finally:
         COMMAND_LINE.reset(token)
 

@@ -792,9 +792,10 @@ def experiment_leftovers(settings: Sequence[str], typed: Sequence[str], experime
     """How to drop ``settings`` (``group.key``) that a component does not take, when the run's ``experiment``
     set them: an experiment's settings stay when the command line swaps one of its groups
     (``experiment=fast_cifar10 optimizer=adam`` keeps the recipe's SGD ``momentum``). "" when no experiment
-    is chosen, or when ``typed`` (the command line's overrides) sets one of them itself."""
+    is chosen, or when ``typed`` (the command line's overrides) sets all of them itself."""
     typed_keys = {word.partition("=")[0].lstrip("+~") for word in typed}
-    if not experiment or not settings or typed_keys & set(settings):
+    settings = [setting for setting in settings if setting not in typed_keys]  # the command line's own: not left over
+    if not experiment or not settings:
         return ""
     it = "them" if len(settings) > 1 else "it"
     group = settings[0].split(".")[0]
@@ -863,7 +864,7 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
         hint = f"did you mean {group}={close[0]}? " if close else ""
         message = f"{group}={option}: no such option; {hint}the options of {group} are {', '.join(options)}"
         if not close and group in CONFIG_GROUPS.values():  # a component group: perhaps a plugin's
-            message += _PLUGIN_HINT.format(group=group)
+            message += _plugin_hint(group)
         return message
     key = re.match(r"Could not override '([^']+)'", text)
     if key:  # a key the config does not have: name its neighbours
@@ -892,7 +893,7 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
         hint = f"did you mean {close[0]}? " if close else ""
         message = f"{group}: no option {option!r}; {hint}the options of {group} are {', '.join(options)}"
         if not close and group in CONFIG_GROUPS.values():  # a component group: perhaps a plugin's
-            message += _PLUGIN_HINT.format(group=group)
+            message += _plugin_hint(group)
         return message
     lines = [line.strip() for line in text.split("Config search path:")[0].splitlines() if line.strip()]
     # "Error in call to target 'x':" then the reason: one line, without a colon before the semicolon
@@ -903,6 +904,25 @@ _PLUGIN_HINT = (
     "; a plugin's {group} becomes an option when plugins=[...] on the command line names it "
     "(a config file's plugins: list is read too late for that)"
 )
+
+
+def _plugin_hint(group: str) -> str:
+    """Where a component of ``group`` may come from: what the plugins the command line named registered in it
+    (a plugin whose decorator is missing registers nothing), else how plugins=[...] makes one an option."""
+    from cnnpl.plugins import loaded_plugins
+
+    family = group_family(group) or group
+    named = [p for p in loaded_plugins() if p.kind in ("file", "module") and p.error is None]
+    if not named:
+        return _PLUGIN_HINT.format(group=group)
+    theirs = [c.partition("/")[2] for p in named for c in p.components if c.startswith(f"{family}/")]
+    sources = ", ".join(p.source for p in named)
+    if theirs:
+        return f"; the plugins named ({sources}) registered the {group} options {', '.join(theirs)}"
+    return (
+        f"; the plugins named ({sources}) registered no {family}: is a @cnnpl.register({family!r}, '<name>') "
+        "decorator missing?"
+    )
 
 
 def with_cause(message: str, err: BaseException) -> str:

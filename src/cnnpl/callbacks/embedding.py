@@ -30,7 +30,7 @@ class EmbeddingCallback(ImageSampleCallback):
 
     name = "embedding"
 
-    def __init__(self, every_n_epochs: int = 5, num_images: int = 500, layer: str | None = None) -> None:
+    def __init__(self, every_n_epochs: int = 5, num_images: int = 500, layer: str | int | None = None) -> None:
         super().__init__(every_n_epochs, num_images)
         self.layer = layer
 

@@ -11,13 +11,11 @@ epochs, so TensorBoard's step slider shows the filters learning.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import lightning as L
 from torch import nn
 
 from cnnpl import viz
-from cnnpl.callbacks.base import VisualCallback, as_names
+from cnnpl.callbacks.base import Names, VisualCallback, as_names
 from cnnpl.errors import CnnplError
 from cnnpl.registry import register
 
@@ -35,7 +33,7 @@ class FiltersCallback(VisualCallback):
     def __init__(
         self,
         every_n_epochs: int = 1,
-        layers: Sequence[str] | None = None,
+        layers: Names | None = None,
         max_filters: int = 32,
         max_channels: int = 16,
         scale: int = 8,

@@ -34,8 +34,8 @@ class GradCAMCallback(ImageSampleCallback):
         self,
         every_n_epochs: int = 1,
         num_images: int = 8,
-        layer: str | None = None,
-        target: str = "pred",
+        layer: str | int | None = None,
+        target: str | bool = "pred",
         alpha: float = 0.5,
         scale: int = 3,
     ) -> None:

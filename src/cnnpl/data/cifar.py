@@ -59,7 +59,10 @@ def _what_is_there(root: Path) -> str:
     has = [name for name in ("train", "test") if (root / name).is_dir()]
     if len(has) == 1:
         return f", which holds {has[0]}/ but no {'test' if has[0] == 'train' else 'train'}/"
-    inner = [p for p in (root.iterdir() if root.is_dir() else []) if p.is_dir() and find_cifar10(p)]
+    try:
+        inner = [p for p in (root.iterdir() if root.is_dir() else []) if p.is_dir() and find_cifar10(p)]
+    except OSError:  # a folder this user cannot list: the message names the folder
+        return ""
     if inner:
         return f" (it is in {inner[0]}: data.root={inner[0]})"
     return ""
@@ -111,9 +114,10 @@ def _warn_uneven(split_dir: Path, labels: torch.Tensor) -> None:
         most = max(counts)
         short = ", ".join(f"{name} {n}" for name, n in zip(CLASSES, counts, strict=True) if n < most)
         warnings.warn(
-            f"{split_dir}: the classes hold different numbers of images (most {most}; {short}): an incomplete copy? "
-            "CIFAR-10 has 5,000 of each class for training and 1,000 for testing",
-            stacklevel=2,
+            f"{split_dir}: the classes hold different numbers of images (most {most}; {short}); CIFAR-10 has 5,000 "
+            "of each class for training and 1,000 for testing: if this is not meant (a long-tailed set), the copy is "
+            "incomplete",
+            stacklevel=4,
         )
 
 
