@@ -184,9 +184,15 @@ def test_a_plugin_that_registered_nothing_is_named_when_its_option_is_missing(re
     with pytest.raises(CnnplError) as err:
         cnnpl.compose([f"plugins=[{tmp_path / 'noreg.py'}]", "pool=noreg"])
     assert str(err.value).endswith(
-        f"the plugins named (file {tmp_path / 'noreg.py'}) registered no pool: is a @cnnpl.register('pool', '<name>') "
+        f"the plugins loaded (file {tmp_path / 'noreg.py'}) registered nothing: is a @cnnpl.register('pool', '<name>') "
         "decorator missing?"
     )
+    (tmp_path / "my_pool.py").write_text(
+        "import cnnpl\nfrom torch import nn\n\ncnnpl.register('pool', 'p1')(nn.MaxPool2d)\n"
+    )
+    with pytest.raises(CnnplError) as err:  # a misspelt model: the pool plugin is not to blame
+        cnnpl.compose([f"plugins=[{tmp_path / 'my_pool.py'}]", "model=zzz"])
+    assert "decorator missing" not in str(err.value) and "registered" not in str(err.value)
 
 
 def test_overrides_after_a_double_dash_are_checked_like_the_others(tmp_path: Path) -> None:
@@ -472,7 +478,7 @@ def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path,
     # a folder of the user's, a flag that runs nothing, a refused command, a launcher's process: nothing made
     given = ["data=shapes", f"hydra.run.dir={tmp_path / 'mine'}"]
     assert cli.prepare(given) == given
-    assert cli.prepare(["data=shapes", "--cfg", "job"]) == ["data=shapes", "--cfg", "job"]
+    assert cli.prepare(["data=shapes", "--cfg", "job"]) == ["--cfg", "job", "data=shapes"]  # Hydra's flags first
     with pytest.raises(CnnplError, match="no such option"):
         cli.prepare(["pool=maxx"])
     for refused_by_hydra in ("hydra.job.chdir=maybe", "hydra/launcher=nope"):  # left to Hydra, which refuses them

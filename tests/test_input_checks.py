@@ -651,6 +651,7 @@ class LooselyTyped(L.Callback):
         opts: MutableMapping[str, int] | None = None,
         fn: Callable[[int], int] | None = None,
         count: int = 1,
+        device: torch.device | None = None,
     ) -> None:
         super().__init__()
 
@@ -676,6 +677,7 @@ class LooselyTyped(L.Callback):
         ["experiment=fast_cifar10", "callbacks.freeze_whitening.parameters=net.whiten"],
         [f"+callbacks.own._target_={__name__}.LooselyTyped", "+callbacks.own.tag=x", "+callbacks.own.names=[a]"],
         [f"+callbacks.own._target_={__name__}.LooselyTyped", "+callbacks.own.opts={a:1}", "+callbacks.own.fn=null"],
+        [f"+callbacks.own._target_={__name__}.LooselyTyped", "+callbacks.own.device=cpu"],  # torch.device("cpu")
     ],
 )
 def test_values_of_the_kinds_their_arguments_take_still_pass(overrides: list[str]) -> None:
@@ -931,7 +933,8 @@ def test_a_leftover_the_command_line_set_itself_is_not_named_among_the_experimen
 
     typed = ["experiment=fast_cifar10", "optimizer=adam", "optimizer.momentum=0.5"]  # nesterov is still the recipe's
     assert experiment_leftovers(["optimizer.momentum", "optimizer.nesterov"], typed, "fast_cifar10") == (
-        "experiment=fast_cifar10 sets it, and keeps it when optimizer= is swapped: remove it with ~optimizer.nesterov"
+        "experiment=fast_cifar10 sets it, and keeps it when optimizer= is swapped: remove it with ~optimizer.nesterov; "
+        "and drop optimizer.momentum from the command line"
     )
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import enum
 import importlib.util
 import inspect
 import types
@@ -196,10 +195,11 @@ def _kinds(hint: Any) -> set[Any] | None:
         return {list}
     if base in (dict, Mapping, typing.Mapping, MutableMapping, typing.MutableMapping):
         return {dict}
-    generic = getattr(base, "__module__", "") in ("builtins", "typing", "collections.abc", "numbers", "enum")
-    if isinstance(base, type) and not generic and not issubclass(base, enum.Enum) and not typing.is_typeddict(base):
-        return {"object"}  # a class: Lightning's Profiler, Strategy, Accelerator, ... built from a _target_ node
-    return None  # Callable, Enum, numbers.Real, a TypedDict, a protocol: left to the constructor
+    if isinstance(base, type) and getattr(base, "__module__", "").startswith("lightning."):
+        return {"object"}  # Lightning's Profiler, Strategy, Accelerator, ...: built from a _target_ node
+    # any other class (torch.device, a dtype, a dataclass, Callable, an Enum) may be made by its constructor from
+    # a word or a list: left to it
+    return None
 
 
 _SEQUENCE_HINTS = (

@@ -794,13 +794,17 @@ def experiment_leftovers(settings: Sequence[str], typed: Sequence[str], experime
     (``experiment=fast_cifar10 optimizer=adam`` keeps the recipe's SGD ``momentum``). "" when no experiment
     is chosen, or when ``typed`` (the command line's overrides) sets all of them itself."""
     typed_keys = {word.partition("=")[0].lstrip("+~") for word in typed}
-    settings = [setting for setting in settings if setting not in typed_keys]  # the command line's own: not left over
+    own = [setting for setting in settings if setting in typed_keys]  # the command line's: not left over
+    settings = [setting for setting in settings if setting not in typed_keys]
     if not experiment or not settings:
         return ""
     it = "them" if len(settings) > 1 else "it"
     group = settings[0].split(".")[0]
     removals = " ".join(f"~{setting}" for setting in settings)
-    return f"experiment={experiment} sets {it}, and keeps {it} when {group}= is swapped: remove {it} with {removals}"
+    drop = f"; and drop {', '.join(own)} from the command line" if own else ""
+    return (
+        f"experiment={experiment} sets {it}, and keeps {it} when {group}= is swapped: remove {it} with {removals}{drop}"
+    )
 
 
 def chosen_experiment(overrides: Sequence[str]) -> str | None:
@@ -918,11 +922,13 @@ def _plugin_hint(group: str) -> str:
     theirs = [c.partition("/")[2] for p in named for c in p.components if c.startswith(f"{family}/")]
     sources = ", ".join(p.source for p in named)
     if theirs:
-        return f"; the plugins named ({sources}) registered the {group} options {', '.join(theirs)}"
-    return (
-        f"; the plugins named ({sources}) registered no {family}: is a @cnnpl.register({family!r}, '<name>') "
-        "decorator missing?"
-    )
+        return f"; the plugins loaded ({sources}) registered the {group} options {', '.join(theirs)}"
+    if not any(p.components for p in named):
+        return (
+            f"; the plugins loaded ({sources}) registered nothing: is a @cnnpl.register({family!r}, '<name>') "
+            "decorator missing?"
+        )
+    return ""  # they registered components of other kinds: a misspelt option, which the list shows
 
 
 def with_cause(message: str, err: BaseException) -> str:

@@ -19,11 +19,8 @@ from torch import nn
 from cnnpl import viz
 from cnnpl.errors import CnnplError
 
-# what a setting that lists layer or parameter names takes: one name, a child's index, or a list of them
-Names = str | int | Sequence[str | int]
 
-
-def as_names(value: Names, key: str) -> list[str]:
+def as_names(value: str | int | Sequence[str | int], key: str) -> list[str]:
     """A setting that lists names, as a list: one name alone (``layers=features.block2`` on the command
     line) is a list of one, not of its characters. An integer is a name too (``layers=0``: the child of an
     ``nn.Sequential``, which Hydra reads as a number); anything else is refused, naming ``key``."""

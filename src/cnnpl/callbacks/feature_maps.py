@@ -10,11 +10,13 @@ keep fine detail; deeper ones are coarser and more abstract, as the notes show f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import lightning as L
 import torch
 
 from cnnpl import viz
-from cnnpl.callbacks.base import ImageSampleCallback, Names, as_names
+from cnnpl.callbacks.base import ImageSampleCallback, as_names
 from cnnpl.errors import CnnplError
 from cnnpl.registry import register
 
@@ -32,7 +34,7 @@ class FeatureMapsCallback(ImageSampleCallback):
         self,
         every_n_epochs: int = 1,
         num_images: int = 2,
-        layers: Names | None = None,
+        layers: str | int | Sequence[str | int] | None = None,
         max_channels: int = 32,
         cell_size: int = 32,
         cmap: str | None = "viridis",

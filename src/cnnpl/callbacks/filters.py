@@ -11,11 +11,13 @@ epochs, so TensorBoard's step slider shows the filters learning.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import lightning as L
 from torch import nn
 
 from cnnpl import viz
-from cnnpl.callbacks.base import Names, VisualCallback, as_names
+from cnnpl.callbacks.base import VisualCallback, as_names
 from cnnpl.errors import CnnplError
 from cnnpl.registry import register
 
@@ -33,7 +35,7 @@ class FiltersCallback(VisualCallback):
     def __init__(
         self,
         every_n_epochs: int = 1,
-        layers: Names | None = None,
+        layers: str | int | Sequence[str | int] | None = None,
         max_filters: int = 32,
         max_channels: int = 16,
         scale: int = 8,

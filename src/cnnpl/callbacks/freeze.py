@@ -5,13 +5,14 @@ Registry names: ``freeze``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
-from cnnpl.callbacks.base import Names, as_names
+from cnnpl.callbacks.base import as_names
 from cnnpl.errors import CnnplError
 from cnnpl.registry import register
 
@@ -36,7 +37,7 @@ class FreezeAfter(L.Callback):
 
     name = "freeze"  # the registry name; error messages use it (a run names them by its config's key)
 
-    def __init__(self, parameters: Names, epochs: int) -> None:
+    def __init__(self, parameters: str | Sequence[str], epochs: int) -> None:
         if not parameters:
             raise CnnplError(f"callbacks.{self.name}.parameters must name at least one parameter")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:

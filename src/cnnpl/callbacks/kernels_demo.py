@@ -9,10 +9,12 @@ logged when training starts. The kernels are fixed, so once is enough.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import lightning as L
 
 from cnnpl import viz
-from cnnpl.callbacks.base import ImageSampleCallback, Names, as_names
+from cnnpl.callbacks.base import ImageSampleCallback, as_names
 from cnnpl.errors import CnnplError
 from cnnpl.registry import register
 
@@ -22,7 +24,7 @@ class KernelsDemoCallback(ImageSampleCallback):
 
     name = "kernels_demo"
 
-    def __init__(self, num_images: int = 3, kernels: Names = viz.DEMO_KERNELS) -> None:
+    def __init__(self, num_images: int = 3, kernels: str | Sequence[str] = viz.DEMO_KERNELS) -> None:
         super().__init__(every_n_epochs=1, num_images=num_images)
         from cnnpl import kernels as kernel_bank
 
