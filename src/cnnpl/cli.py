@@ -219,15 +219,13 @@ def _check_composes(args: list[str]) -> str | None:
     composed = []
     for variant, job in _sweep_variants(overrides) if multirun else [(overrides, "")]:
         with _naming_the_job(variant, job):
-            composed.append(
-                (variant, job, compose_plain(variant, hydra=plain_run))
-            )  # hydra.run.dir: _claim_new_folder's
+            cfg = compose_plain(variant, hydra=plain_run)  # a run's hydra.run.dir: _claim_new_folder's
+            composed.append((variant, job, cfg))
     for variant, job, cfg in composed if not showing else []:
         with _naming_the_job(variant, job):
             _check_components(cfg, variant)
             if multirun:  # a run checks these itself, before it builds anything; a sweep's later jobs too late
-                with _command_line(variant):
-                    _check_job(cfg)
+                _check_job(cfg, variant)
             else:  # and now, before Hydra writes the run's record (.hydra/) for a run it then refuses
                 _check_settings(cfg, variant)
     if not plain_run:
@@ -318,7 +316,7 @@ def _command_line(overrides: list[str]) -> Iterator[None]:
         COMMAND_LINE.reset(token)
 
 
-def _check_job(cfg: DictConfig) -> None:
+def _check_job(cfg: DictConfig, overrides: list[str]) -> None:
     """The checks a run makes of its settings before it builds the network (:func:`cnnpl.train.check_settings`,
     the data module's, the optimizer's and the schedule's), and of its network where the data's shape is
     known without loading it (:func:`cnnpl.train.check_network_shape`), for one job of a sweep: a bad
@@ -328,20 +326,10 @@ def _check_job(cfg: DictConfig) -> None:
     from omegaconf.errors import InterpolationResolutionError
 
     from cnnpl.distributed import check_sweep_job
-    from cnnpl.train import (
-        check_network_shape,
-        check_settings,
-        checked_datamodule,
-        checked_optimizer,
-        checked_schedule,
-    )
+    from cnnpl.train import check_network_shape, checked_datamodule
 
     check_sweep_job(cfg.get("trainer") or {})  # a multi-process job: Hydra would have made the sweep's folder
-    for check in (check_settings, checked_optimizer, checked_schedule):
-        try:
-            check(cfg)
-        except InterpolationResolutionError:
-            continue
+    _check_settings(cfg, overrides)
     try:
         datamodule = checked_datamodule(cfg)
     except InterpolationResolutionError:
