@@ -17,6 +17,7 @@ import sys
 import textwrap
 import warnings
 from pathlib import Path
+from typing import Any, Literal
 
 import pytest
 import torch
@@ -442,6 +443,55 @@ def test_required_typed_parameter_must_be_set(restore_registries) -> None:
     cfg = cnnpl.compose(["pool=needs_lam", "pool.lam=0.3"])
     model = build_model(cfg, num_classes=3, in_channels=3, input_size=(32, 32))
     assert model.features.block1.pool.lam == 0.3
+
+
+class _Settings(torch.nn.MaxPool2d):
+    """A plugin pool whose settings carry the hints a config cannot check by itself."""
+
+    def __init__(
+        self,
+        kernel_size: int = 2,
+        mode: Literal["max", "avg"] = "max",
+        scale: float | None = 1.0,
+        window: tuple[int, int, int] = (1, 2, 3),
+        where: Path = Path("runs/pool"),
+    ) -> None:
+        super().__init__(kernel_size)
+        self.mode, self.scale, self.window, self.where = mode, scale, window, where
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("pool.mode=bogus", "pool.mode must be max or avg, got 'bogus' (pool 'settings')"),
+        ("pool.window=[1,2]", "pool.window must be a list of 3 values, got [1, 2] (pool 'settings')"),
+    ],
+)
+def test_literal_and_fixed_length_settings_are_checked(restore_registries, override: str, message: str) -> None:
+    cnnpl.register("pool", "settings", _Settings)
+    with pytest.raises(cnnpl.CnnplError) as err:
+        build_model(cnnpl.compose(["pool=settings", override]), num_classes=3, in_channels=3, input_size=(32, 32))
+    assert str(err.value) == message
+
+
+def test_null_path_and_literal_settings_reach_the_constructor(restore_registries) -> None:
+    cnnpl.register("pool", "settings", _Settings)
+    assert OmegaConf.to_container(cnnpl.compose(["pool=settings"]).pool)["where"] == "runs/pool"  # text, not null
+    cfg = cnnpl.compose(["pool=settings", "pool.scale=null", "pool.mode=avg", "pool.where=elsewhere"])
+    pool = build_model(cfg, num_classes=3, in_channels=3, input_size=(32, 32)).features.block1.pool
+    assert (pool.scale, pool.mode, pool.where, pool.kernel_size) == (None, "avg", Path("elsewhere"), 2)
+    pool = build_model(cnnpl.compose(["pool=settings"]), num_classes=3, in_channels=3, input_size=(32, 32))
+    assert (pool.features.block1.pool.scale, pool.features.block1.pool.where) == (1.0, Path("runs/pool"))
+
+
+def test_a_callbacks_path_setting_is_a_path(restore_registries) -> None:
+    @cnnpl.register("callback", "path_cb")
+    def path_cb(folder: Path = Path("x"), mode: Literal["a", "b"] = "a") -> Any:
+        return folder
+
+    assert REGISTRIES["callback"].build("path_cb", folder="y/z") == Path("y/z")
+    with pytest.raises(cnnpl.CnnplError, match=r"^callbacks.path_cb.mode must be a or b, got 'c' \(callback"):
+        REGISTRIES["callback"].build("path_cb", mode="c")
 
 
 def test_model_that_does_not_take_the_layer_factories_says_so(restore_registries) -> None:

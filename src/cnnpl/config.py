@@ -89,6 +89,8 @@ def _plain(value: Any, hint: Any = Any) -> Any:
         # a str- or int-mixin member for a parameter not typed as its Enum (`mode: str = Mode.MAX`): its value,
         # which it equals; OmegaConf would store str(member), the word 'Mode.MAX', in a str setting
         return value.value
+    if isinstance(value, pathlib.PurePath):
+        return str(value)  # a Path-typed key takes the text back as a Path
     if isinstance(value, (list, dict, str, int, float, bool, enum.Enum)) or value is None:
         return value  # an Enum member: OmegaConf keeps it (and shows its name)
     return None  # objects (factories, modules) cannot live in a config: leave them to the caller
@@ -228,6 +230,8 @@ def config_type(hint: Any) -> Any:
     """
     if hint is Any or hint is inspect.Parameter.empty:
         return Any
+    if isinstance(hint, type) and issubclass(hint, pathlib.PurePath):
+        return str  # held as text (OmegaConf writes a Path node as a Python object tag); the constructor gets a Path
     if isinstance(hint, type) and (issubclass(hint, _LEAF_TYPES) or issubclass(hint, enum.Enum)):
         return hint
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -669,16 +673,46 @@ def layer_factory(family: str, node: DictConfig | dict[str, Any]) -> LayerFactor
     params = _without_replaced_yaml_settings(family, str(name), params)
     LayerFactory(family, str(name), params)  # an unknown name or parameter fails here first
     check_values(family, str(name), params)
-    return LayerFactory(family, str(name), enum_settings(family, str(name), params))
+    settings = constructor_settings(family, str(name), params)
+    return LayerFactory(family, str(name), settings, _none_passed(family, str(name), settings))
 
 
-def enum_settings(family: str, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """``params`` with a word given for a setting its hint types as an Enum turned into the member (by name,
-    else by value). A config read from YAML (the run's ``config.yaml``, which render and a resume read) holds
-    the member's name, where a composed one holds the member."""
+def _none_passed(family: str, name: str, params: Mapping[str, Any]) -> frozenset[str]:
+    """The settings of a plugin's ``family/name`` set to null that its constructor gets as None: typed
+    ``X | None`` with a default that is not None (``scale: float | None = 1.0``; ``pool.scale=null`` was
+    read as "the default", 1.0). Elsewhere null keeps meaning "the architecture decides" or "the default"
+    (the built-ins' YAML, a caller-supplied ``kernel_size``)."""
+    registry = get_registry(family)
+    if registry.entry(name).source == "built-in":
+        return frozenset()
+    target = registry.get(name)
+    hints = _type_hints(target)
+    taken = parameters_of(target)
+    supplied = SUPPLIED_BY_CALLER.get(family, frozenset())
+    return frozenset(
+        key
+        for key, value in params.items()
+        if value is None
+        and key in taken
+        and key not in supplied
+        and taken[key].default is not None
+        and taken[key].default is not inspect.Parameter.empty
+        and _is_union(hints.get(key))
+        and type(None) in typing.get_args(hints.get(key))
+    )
+
+
+def constructor_settings(family: str, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` as the constructor of ``family/name`` takes them: a word given for a setting its hint types
+    as an Enum turned into the member (by name, else by value), and text for a ``Path`` into a Path. A config
+    read from YAML (the run's ``config.yaml``, which render and a resume read) holds the member's name, where a
+    composed one holds the member; a config holds a path as text."""
     hints = _type_hints(get_registry(family).get(name))
     settings = dict(params)
     for key, value in params.items():
+        if isinstance(value, str) and _required_path(hints.get(key, Any)):
+            settings[key] = pathlib.Path(value)
+            continue
         kind = _required(config_type(hints.get(key, Any)))
         if not (isinstance(kind, type) and issubclass(kind, enum.Enum)) or isinstance(value, enum.Enum):
             continue
@@ -724,6 +758,8 @@ def check_values(family: str, name: str, params: Mapping[str, Any], keys: str | 
     keys = keys or family
     hints = _type_hints(get_registry(family).get(name))
     for key, value in params.items():
+        _check_literal(value, hints.get(key), f"{keys}.{key}", f"{family} {name!r}")
+        _check_length(value, hints.get(key), f"{keys}.{key}", f"{family} {name!r}")
         pair = _pair_words(hints.get(key))
         if pair and not _is_pair_value(value, takes_word=pair.endswith("mode")):
             raise CnnplError(f"{keys}.{key} must be {pair}, got {value!r} ({family} {name!r})")
@@ -742,13 +778,49 @@ def check_values(family: str, name: str, params: Mapping[str, Any], keys: str | 
             raise CnnplError(f"{keys}.{key} must be in [0, 1) ({FRACTIONS[key]}), got {value!r}")
 
 
+def _check_literal(value: Any, hint: Any, key: str, what: str) -> None:
+    """Refuse a value that a ``Literal[...]`` hint (perhaps ``| None``) does not list: the config types it only
+    as the literals' kind (``str``), so ``pool.mode=bogus`` reached the constructor."""
+    allowed = [a for a in typing.get_args(hint) if a is not type(None)] if _is_union(hint) else [hint]
+    if len(allowed) != 1 or typing.get_origin(allowed[0]) is not typing.Literal or value is None:
+        return
+    literals = typing.get_args(allowed[0])
+    if not any(value == lit and type(value) is type(lit) for lit in literals):
+        words = [str(lit) if isinstance(lit, str) else repr(lit) for lit in literals]
+        raise CnnplError(
+            f"{key} must be {', '.join(words[:-1]) + ' or ' if len(words) > 1 else ''}{words[-1]}, "
+            f"got {value!r} ({what})"
+        )
+
+
+def _check_length(value: Any, hint: Any, key: str, what: str) -> None:
+    """Refuse a list of the wrong length for a fixed-length tuple hint (``tuple[int, int, int]``, perhaps
+    ``| None``): the config holds any list of its items, so ``[1, 2]`` reached the constructor."""
+    allowed = [a for a in typing.get_args(hint) if a is not type(None)] if _is_union(hint) else [hint]
+    if len(allowed) != 1 or typing.get_origin(allowed[0]) is not tuple:
+        return
+    items = typing.get_args(allowed[0])
+    if not items or Ellipsis in items or items == ((),):
+        return
+    if isinstance(value, Sequence) and not isinstance(value, str) and len(value) != len(items):
+        raise CnnplError(f"{key} must be a list of {len(items)} values, got {_plain_list(value)!r} ({what})")
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _plain_list(value: Any) -> Any:
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
+
+
 _PAIR = tuple[int, int]
 
 
 def _pair_words(hint: Any) -> str:
     """What a geometry setting typed ``int | tuple[int, int]`` (perhaps ``| str``, ``| None``) takes, in
     words; "" for any other hint. OmegaConf cannot check such a union, so :func:`check_values` does."""
-    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+    if not _is_union(hint):
         return ""
     args = set(typing.get_args(hint)) - {type(None)}
     if not {int, _PAIR} <= args <= {int, _PAIR, str}:
@@ -764,6 +836,12 @@ def _is_pair_value(value: Any, *, takes_word: bool) -> bool:
         return True
     items = isinstance(value, Sequence) and not isinstance(value, str)  # a config's lists are ListConfigs
     return items and len(value) == 2 and all(integer(v) for v in value)
+
+
+def _required_path(hint: Any) -> bool:
+    """Whether ``hint`` is ``Path`` (or a PurePath), perhaps ``| None``."""
+    kinds = [a for a in typing.get_args(hint) if a is not type(None)] if _is_union(hint) else [hint]
+    return len(kinds) == 1 and isinstance(kinds[0], type) and issubclass(kinds[0], pathlib.PurePath)
 
 
 def _required(kind: Any) -> Any:

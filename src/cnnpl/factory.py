@@ -3,7 +3,8 @@
 A :class:`LayerFactory` is a registered component with some parameters fixed by the config. The
 architecture calls it with the parameters only it knows (channels, kernel size of that layer...);
 parameters set in the config win over the architecture's, and a config value of ``None`` means
-"let the architecture decide". So ``pool=avg`` swaps every pooling layer of a network and
+"let the architecture decide" (or the constructor's default), except for a plugin's setting typed
+``X | None`` whose default is not None, which then gets None. So ``pool=avg`` swaps every pooling layer of a network and
 ``pool.kernel_size=3`` changes all of their kernels.
 """
 
@@ -36,6 +37,9 @@ class LayerFactory:
     family: str
     name: str
     params: Mapping[str, Any] = field(default_factory=dict)
+    # settings whose null is passed on as None rather than read as "the default": a plugin's setting typed
+    # ``X | None`` whose default is not None (:func:`cnnpl.config.layer_factory` finds them)
+    none_passed: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         # unknown names and misspelt parameters fail now, not when the first layer is built
@@ -54,7 +58,7 @@ class LayerFactory:
                     f"{self.family}.{key}={value!r} contradicts the {kwargs[key]!r} this layer of the network has "
                     f"(the architecture passes it); leave {self.family}.{key} unset (null)"
                 )
-        merged = {**kwargs, **{k: v for k, v in self.params.items() if v is not None}}
+        merged = {**kwargs, **{k: v for k, v in self.params.items() if v is not None or k in self.none_passed}}
         accepted = parameters_of(self.target)
         if not accepts_var_kwargs(self.target):
             merged = {k: v for k, v in merged.items() if k in accepted or k not in OPTIONAL_CONTEXT}

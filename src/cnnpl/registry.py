@@ -183,9 +183,10 @@ class Registry:
                 _check_takes_factories(obj, kwargs, what=what)
             check_kwargs(obj, kwargs, what=what)
             if self.family == "callback":  # a layer's were checked when its factory was made
-                from cnnpl.config import check_values
+                from cnnpl.config import check_values, constructor_settings
 
                 check_values("callback", name, kwargs, keys=f"callbacks.{name}")
+                kwargs = constructor_settings("callback", name, kwargs)
         _building.append(what)
         try:
             return obj(*args, **kwargs)

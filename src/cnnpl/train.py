@@ -113,7 +113,7 @@ def build_model(
     for family in ("conv", "pool", "norm", "act"):
         if family in cfg:
             made = layer_factory(family, cfg[family])
-            factories[family] = _CountedFactory(made.family, made.name, made.params)
+            factories[family] = _CountedFactory(made.family, made.name, made.params, made.none_passed)
     try:
         net = model(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **factories)
     except GeometryError as err:
