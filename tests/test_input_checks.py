@@ -228,6 +228,11 @@ def test_the_fast_recipe_schedule_passes() -> None:
         (["+optimizer.betas=0.9"], "optimizer.betas must be a list of 2 numbers such as [0.9, 0.999], got 0.9"),
         (["optimizer=muon", "optimizer.filter_lr=abc"], "optimizer.filter_lr must be a number, got 'abc'"),
         (["optimizer.lr=-0.1"], "optimizer config is invalid: Invalid learning rate: -0.1"),
+        (  # torch: "Nesterov momentum requires a momentum and zero dampening", naming neither key
+            ["optimizer=sgd", "optimizer.momentum=0"],
+            "optimizer.momentum=0 turns momentum off, but optimizer.nesterov=true needs it (cnnpl's sgd sets "
+            "nesterov: true); add optimizer.nesterov=false for plain SGD",
+        ),
         # torch reads any value by its truth: "false" would take the fused step
         (["optimizer.fused=abc"], "optimizer.fused must be true, false or null (torch chooses), got 'abc'"),
         (
@@ -629,6 +634,11 @@ def test_lightning_callbacks_with_container_or_callable_hints_are_not_taken_for_
         (["+trainer.logger=false"], "trainer.logger is cnnpl's to set: remove +trainer.logger and choose with logger="),
         (["+trainer.callbacks=[]"], "trainer.callbacks is cnnpl's to set: remove +trainer.callbacks and choose with"),
         (["+trainer.limit_test_batches=0"], "trainer.limit_test_batches=0 tests nothing (and reports no test metrics)"),
+        (  # Lightning: "Trainer was configured with `enable_checkpointing=False` but found `ModelCheckpoint`"
+            ["+trainer.enable_checkpointing=false"],
+            "trainer.enable_checkpointing=false turns checkpoints off, but callbacks.checkpoint saves them; to train "
+            "without checkpoints drop it instead: ~callbacks.checkpoint (the test then runs on the final weights)",
+        ),
     ],
 )
 def test_a_value_of_a_kind_its_argument_does_not_take_is_refused_naming_the_key(
@@ -666,6 +676,7 @@ class LooselyTyped(L.Callback):
         ["+callbacks.checkpoint.train_time_interval={_target_:datetime.timedelta,seconds:1}"],
         ["+logger.flush_secs=30", "+logger.purge_step=null", "+logger.filename_suffix=.x"],
         ["+trainer.limit_test_batches=0", "test=false"],
+        ["+trainer.enable_checkpointing=false", "~callbacks.checkpoint"],
         ["trainer.devices=[0]"],
         # cnnpl's own callbacks take one name, a child's index, or true for gradcam.target (helper-94)
         [

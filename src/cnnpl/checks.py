@@ -76,6 +76,18 @@ def check_flags(cfg: DictConfig) -> None:
     ):
         if key in trainer:  # cnnpl passes its own: +trainer.logger=false was ignored
             raise CnnplError(f"trainer.{key} is cnnpl's to set: remove +trainer.{key} and choose with {instead}")
+    callbacks = cfg.get("callbacks") or {}
+    saving = [
+        name
+        for name, node in callbacks.items()
+        if isinstance(node, Mapping) and str(node.get("_target_")).endswith(".ModelCheckpoint")
+    ]
+    if trainer.get("enable_checkpointing") is False and saving:  # Lightning refused the pair, naming neither key
+        raise CnnplError(
+            f"trainer.enable_checkpointing=false turns checkpoints off, but callbacks.{saving[0]} saves them; to "
+            f"train without checkpoints drop it instead: ~callbacks.{saving[0]} (the test then runs on the final "
+            "weights)"
+        )
     for key in ("max_epochs", "max_steps", "limit_train_batches"):
         value = trainer.get(key)
         if fit and isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
@@ -440,6 +452,11 @@ def check_optimizer(optimizer: Any) -> None:
         if isinstance(momentum, (int, float)) and not isinstance(momentum, bool) and momentum >= 1:
             # torch's SGD refuses only momentum < 0; at 1 or more the velocity never decays, and grows without bound
             raise CnnplError(f"optimizer.momentum must be in [0, 1) (0.9 is usual), got {momentum!r}")
+        if momentum == 0 and optimizer.keywords.get("nesterov") is True:  # torch: "Nesterov momentum requires ..."
+            raise CnnplError(
+                "optimizer.momentum=0 turns momentum off, but optimizer.nesterov=true needs it (cnnpl's sgd sets "
+                "nesterov: true); add optimizer.nesterov=false for plain SGD"
+            )
         if optimizer.keywords.get("fused") and optimizer.keywords.get("foreach"):
             raise CnnplError(
                 "optimizer.foreach=true and optimizer.fused=true are two implementations of the step (cnnpl's "
