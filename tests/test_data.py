@@ -691,7 +691,7 @@ def test_a_split_edited_keeps_one_cache_file(tmp_path: Path, cache_home: Path) -
     folder_mod.load_class_folders(tmp_path / "d" / "train", class_order=["b", "a"])
     folder_mod.load_class_folders(tmp_path / "d" / "train")
     train_copies = [
-        p for p in (tmp_path / "d" / ".cnnpl-cache").iterdir() if re.fullmatch(r"train-[0-9a-f]{16}\.npz", p.name)
+        p for p in (tmp_path / "d" / ".cnnpl-cache").iterdir() if re.fullmatch(r"train-[0-9a-f]{24}\.npz", p.name)
     ]
     assert len(train_copies) == 2, train_copies  # were removing each other, every run decoding again
     # the user's cache (the data folders not writable) holds every dataset's splits: each folder's by its own name
@@ -705,6 +705,24 @@ def test_a_split_edited_keeps_one_cache_file(tmp_path: Path, cache_home: Path) -
     assert int(again.images[0].max()) == 6
     user = sorted(path.name for path in (cache_home / "cnnpl").glob("*.npz"))
     assert len(user) == 2 and user[0].split("-")[1] != user[1].split("-")[1], user  # f's newest and g's
+
+
+def test_a_split_replaced_by_older_files_keeps_one_cache_file(tmp_path: Path, cache_home: Path) -> None:
+    """``tar -x`` of another copy of the data gives its files the archive's times, older than the cache file
+    of the copy decoded before: that copy is removed all the same (154 MB for CIFAR-10's training split)."""
+    write_class_folders(tmp_path / "d", per_class=2, classes=["a", "b"])
+    cache = tmp_path / "d" / ".cnnpl-cache"
+    cache.mkdir()
+    (cache / "train-0123456789abcdef.npz").write_bytes(b"a copy an older cnnpl named by its key alone")
+    folder_mod.load_class_folders(tmp_path / "d" / "train")
+    long_ago = time.time_ns() - 10 * 365 * 86400 * 10**9
+    edit = tmp_path / "d" / "train" / "a" / "0000.png"
+    Image.fromarray(np.full((32, 32, 3), 7, dtype=np.uint8)).save(edit)
+    for path in (edit, edit.parent, edit.parent.parent / "b"):
+        os.utime(path, ns=(long_ago, long_ago))
+    again, _ = folder_mod.load_class_folders(tmp_path / "d" / "train")
+    assert int(again.images[0].max()) == 7  # decoded again
+    assert len(list(cache.glob("train-*.npz"))) == 1, sorted(p.name for p in cache.iterdir())
 
 
 @pytest.mark.parametrize("setting", ["", "relative/cache"])

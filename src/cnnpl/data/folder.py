@@ -165,9 +165,9 @@ def _decode_all(paths: list[str]) -> list[torch.Tensor]:
 
 def _cache_files(split_dir: Path) -> list[tuple[Path, str]]:
     """Where ``split_dir``'s decoded arrays may be cached: ``(folder, prefix)`` pairs, the file being
-    ``<prefix><key>.npz``. Next to the data (``<root>/.cnnpl-cache/<split>-``), else in the user's cache,
-    whose file names also hash the data's folder (it holds every dataset's splits). ``$XDG_CACHE_HOME``
-    unset, empty or relative means ``~/.cache``, as the XDG specification says."""
+    ``<prefix><listing><key>.npz`` (:func:`_cache_name`). Next to the data (``<root>/.cnnpl-cache/<split>-``),
+    else in the user's cache, whose file names also hash the data's folder (it holds every dataset's splits).
+    ``$XDG_CACHE_HOME`` unset, empty or relative means ``~/.cache``, as the XDG specification says."""
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     user = (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "cnnpl"
     where = hashlib.sha256(_utf8(str(split_dir.resolve()))).hexdigest()[:8]
@@ -205,19 +205,36 @@ def _cache_key(
     return digest.hexdigest()[:16]
 
 
+def _listing_key(files: list[tuple[str, int]], class_order: list[str]) -> str:
+    """What a cache file's name starts with: the listing's class order, file names and labels, not their
+    sizes and times. A copy of the same listing under another key holds the files as they were before."""
+    digest = hashlib.sha256(_utf8("|".join(class_order)))
+    for file, label in files:
+        digest.update(_utf8(f"{file}:{label}\n"))
+    return digest.hexdigest()[:8]
+
+
+def _cache_name(prefix: str, files: list[tuple[str, int]], class_order: list[str], key: str) -> str:
+    return f"{prefix}{_listing_key(files, class_order)}{key}.npz"
+
+
 def _remove_older_copies(folder: Path, prefix: str, kept: str, edited_ns: int) -> None:
-    """Remove the cache files of ``prefix`` in ``folder`` written before ``edited_ns``, the newest
-    modification time of the split's files and class folders (a file added or removed changes its
-    folder's): copies of its images before they were edited, as large as the
-    current one (154 MB for CIFAR-10's training split). Every key covers every file's modification
-    time, so such a copy fits no listing of the folder now; one written since (the same images under
-    another class order) still fits one, and stays."""
-    pattern = re.compile(re.escape(prefix) + r"[0-9a-f]{16}\.npz")
+    """Remove the cache files of ``prefix`` in ``folder`` that hold the split's images as they were before:
+    as large as the current one (154 MB for CIFAR-10's training split). Those of the same listing (a file
+    re-extracted by ``tar -x`` keeps the archive's old time, so time cannot tell), and those written before
+    ``edited_ns``, the newest modification time of the split's files and class folders (a file added or
+    removed changes its folder's). Every key covers every file's modification time, so such a copy fits no
+    listing of the folder now; one of another listing written since (the same images under another class
+    order) still fits one, and stays. So does anything not named as a cache file (a copy of an older cnnpl,
+    named by the key alone, goes: it is never read again)."""
+    pattern = re.compile(re.escape(prefix) + r"(?:[0-9a-f]{8})?[0-9a-f]{16}\.npz")
+    listing = kept[len(prefix) : len(prefix) + 8]
     for path in folder.glob(f"{glob.escape(prefix)}*.npz"):
         if path.name == kept or not pattern.fullmatch(path.name):
             continue
         with contextlib.suppress(OSError):  # removed already (another run), or not ours to remove
-            if path.stat().st_mtime_ns < edited_ns:
+            name = path.name[len(prefix) : -len(".npz")]
+            if len(name) == 16 or name[:8] == listing or path.stat().st_mtime_ns < edited_ns:
                 path.unlink()
 
 
@@ -246,7 +263,7 @@ def load_class_folders(split_dir: Path, class_order: list[str] | None = None) ->
     labels = np.asarray([label for _, label in files], dtype=np.int64)
     damaged = []
     for cache_dir, prefix in _cache_files(split_dir):
-        cached = cache_dir / f"{prefix}{key}.npz"
+        cached = cache_dir / _cache_name(prefix, files, classes, key)
         if cached.is_file():
             split = _read_cache(cached, labels)
             if isinstance(split, Split):
@@ -261,13 +278,14 @@ def load_class_folders(split_dir: Path, class_order: list[str] | None = None) ->
     _check_one_size(split_dir, [file for file, _ in files], decoded)
     images = torch.stack(decoded).numpy()
     for cache_dir, prefix in _cache_files(split_dir):
-        if _write_atomically(cache_dir / f"{prefix}{key}.npz", images, labels):
+        name = _cache_name(prefix, files, classes, key)
+        if _write_atomically(cache_dir / name, images, labels):
             # a file added or removed changes its class folder's time, an edit the file's own
             folders = {file.partition("/")[0] for file, _ in files}
             with contextlib.suppress(OSError):  # a class folder gone since the listing: pruned at the next write
                 edited = max(os.stat(split_dir / name).st_mtime_ns for name in folders)
                 edited = max(edited, *(st.st_mtime_ns for st in stats))
-                _remove_older_copies(cache_dir, prefix, kept=f"{prefix}{key}.npz", edited_ns=edited)
+                _remove_older_copies(cache_dir, prefix, kept=name, edited_ns=edited)
             break
     return Split(torch.from_numpy(images), torch.from_numpy(labels)), classes
 
