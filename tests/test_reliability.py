@@ -814,8 +814,8 @@ def test_continuing_another_runs_checkpoint_is_refused_where_a_run_already_is(tm
 
 
 def test_a_resume_mismatch_points_at_the_record_of_the_command_that_trained(tmp_path: Path) -> None:
-    # each command given in a run folder leaves a record (.hydra, .hydra-2, ...), refused ones too: the first
-    # here was refused (optimizer.lr=abc), the second trained, a third was refused after it
+    # each command given in a run folder leaves a record (.hydra, .hydra-2, ...), one refused by Hydra or
+    # while another run wrote there too: the first here was refused, the second trained, a third refused after it
     from cnnpl.checkpoint import trained_overrides
 
     (tmp_path / "config.yaml").write_text("seed: 0\n")
@@ -891,14 +891,15 @@ def test_a_resume_that_forgot_the_data_names_the_setting_not_the_missing_data(tm
 @pytest.mark.slow  # the real command line
 def test_a_refused_command_in_a_run_directory_keeps_that_runs_hydra_record(cli, tmp_path: Path) -> None:
     assert cli(*FAST).returncode == 0
-    record = tmp_path / "run" / ".hydra"
-    before = {path.name: path.read_bytes() for path in record.iterdir()}
+    before = contents(tmp_path / "run")
     refused = cli(*FAST, "model=lenet5")  # a new run where the first one's checkpoints are
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1].startswith("cnnpl: error: ")
     assert "already holds the checkpoints of an earlier run" in refused.stderr
-    assert {path.name: path.read_bytes() for path in record.iterdir()} == before
-    assert "- model=lenet5" in (tmp_path / "run" / ".hydra-2" / "overrides.yaml").read_text()
+    # the first run's files as they were, and no record of the refused command (its .hydra-2/ was left behind)
+    assert contents(tmp_path / "run") == before
+    assert cli(*FAST, "ckpt_path=last", "trainer.max_epochs=2").returncode == 0  # a command that trains keeps its own
+    assert "- ckpt_path=last" in (tmp_path / "run" / ".hydra-2" / "overrides.yaml").read_text()
 
 
 @pytest.mark.parametrize(

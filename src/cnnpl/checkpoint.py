@@ -601,8 +601,9 @@ def trained_overrides(run_config: Path) -> Path:
     """The ``overrides.yaml`` of the command that last trained the run whose ``config.yaml`` is ``run_config``.
 
     Hydra records each command given in a run folder (``.hydra``, then ``.hydra-2``, ...: cnnpl keeps the
-    earlier records), refused ones included; the one that trained composed the config the run wrote. The
-    newest record with that config, else ``.hydra``'s (which does not exist for a run of the Python API)."""
+    earlier records; a command refused before it wrote anything leaves none); the one that trained composed
+    the config the run wrote. The newest record with that config, else ``.hydra``'s (which does not exist for
+    a run of the Python API)."""
     folder = run_config.parent
     text = run_config.read_text() if run_config.is_file() else None
     records = sorted(

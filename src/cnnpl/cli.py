@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -361,7 +362,6 @@ def _sweep_variants(overrides: list[str]) -> list[tuple[list[str], str]]:
     A sweep whose values are not plain (quoted strings, intervals for an optimiser sweeper) is left out:
     written back, they might not read the same, and a false refusal would be worse than Hydra's error.
     """
-    import re
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -435,7 +435,6 @@ def _check_resume_dir(args: list[str]) -> None:
     The folder is the one Hydra will make (``${now:...}`` read now). Left to the run: a checkpoint folder or
     ``output_dir`` of its own (the command line's or a config file's), a folder named through another
     interpolation, and commands that do not compose (Hydra's error)."""
-    import re
 
     words = [arg for arg in args if arg != "--"]
     ckpt_paths = _values(words, "ckpt_path")
@@ -510,7 +509,6 @@ def _claim_new_folder(args: list[str], option: str, setting: str | None) -> Path
     it, when it is not named by the time alone, when nothing runs (a flag other than ``-m``), and in a
     process a launcher started (torchrun's ranks share the first one's folder, or
     :func:`cnnpl.distributed.check_launch` refuses the time in it)."""
-    import re
 
     from cnnpl.distributed import is_worker, launcher_world_size
 
@@ -566,7 +564,6 @@ def _clock() -> Any:
 
 def _override_value(text: str) -> str:
     """``text`` as the value of a Hydra override: quoted unless it is a plain path."""
-    import re
 
     if re.fullmatch(r"[A-Za-z0-9_/.:+-]+", text):
         return text
@@ -658,11 +655,45 @@ def run(cfg: DictConfig) -> float | None:
     from cnnpl.train import train
 
     _log_through_hydra()
+    record, before = _extra_record()
     try:
         metrics = train(cfg)
     except CnnplError as err:
+        if record is not None and _written(record.parent, record) == before:
+            import shutil
+
+            shutil.rmtree(record, ignore_errors=True)
         fail(err)
     return metrics.get("test/acc")
+
+
+def _extra_record() -> tuple[Path | None, dict[str, tuple[int, int]]]:
+    """Hydra's record of this command when it went to a ``.hydra-N`` (:func:`_keep_earlier_records`: the
+    run folder holds an earlier command's), and what the run folder held besides; (None, {}) otherwise.
+    A command refused before it wrote anything leaves no record (a second run where the first one's
+    checkpoints are left ``.hydra-2/``)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    subdir = HydraConfig.get().output_subdir if HydraConfig.initialized() else None
+    if not subdir or not re.fullmatch(r"\.hydra-[0-9]+", str(subdir)):
+        return None, {}
+    record = Path(HydraConfig.get().runtime.output_dir) / str(subdir)
+    return record, _written(record.parent, record)
+
+
+def _written(folder: Path, record: Path) -> dict[str, tuple[int, int]]:
+    """Size and modification time of each file under ``folder`` but ``record`` and Hydra's log of the job."""
+    from hydra.core.hydra_config import HydraConfig
+
+    log = f"{HydraConfig.get().job.name}.log"
+    state = {}
+    for path in folder.rglob("*"):
+        if record in path.parents or path == record or (path.name == log and path.parent == folder):
+            continue
+        with contextlib.suppress(OSError):
+            st = path.stat()
+            state[str(path.relative_to(folder))] = (st.st_size, st.st_mtime_ns)
+    return state
 
 
 def versions() -> str:
