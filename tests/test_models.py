@@ -7,6 +7,7 @@ forward pass; one canonical-size forward per architecture is marked slow.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 
 import pytest
@@ -486,6 +487,19 @@ class _PassThroughPool(nn.MaxPool2d):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
+
+
+@pytest.mark.parametrize("model", [m for m in MODELS if get_registry("model").entry(m).source == "built-in"])
+def test_a_components_refusal_of_its_settings_names_the_layer(model: str) -> None:
+    """``conv.padding=half`` is refused by the conv as it is built: the message says which layer of the network
+    (``simple_cnn`` and ``fast_net`` named only the component)."""
+    from cnnpl.train import build_model
+
+    with pytest.raises(GeometryError) as err:
+        build_model(cnnpl.compose([f"model={model}", "conv.padding=half"]), **CIFAR)
+    assert re.fullmatch(
+        r"layer [\w.]+: conv2d: padding must be an int or one of valid, same, full; got 'half'", str(err.value)
+    ), str(err.value)
 
 
 @pytest.mark.parametrize("model", ["simple_cnn", "vgg16", "xception"])

@@ -27,6 +27,7 @@ from cnnpl.models._util import (
     DEFAULT_NORM,
     DEFAULT_POOL,
     build_with_preferences,
+    building,
     has_chosen_kernel,
     trace_shapes,
 )
@@ -133,7 +134,8 @@ class FastNet(nn.Module):
         blocks: OrderedDict[str, nn.Module] = OrderedDict(whiten=self.whiten, whiten_act=act())
         c_in = self.whiten.out_channels
         for i, width in enumerate(widths, start=1):
-            blocks[f"group{i}"] = ConvGroup(c_in, width, conv, pool, norm, act, norm_momentum, norm_eps)
+            with building(f"features.group{i}"):  # a component's refusal names the group
+                blocks[f"group{i}"] = ConvGroup(c_in, width, conv, pool, norm, act, norm_momentum, norm_eps)
             c_in = width
         self.features = nn.Sequential(blocks)
         self.stages = [f"features.group{i}" for i in range(1, len(widths) + 1)]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from cnnpl.factory import LayerFactory
-from cnnpl.models._util import DEFAULT_ACT, DEFAULT_CONV, DEFAULT_POOL, dense_head, trace_shapes
+from cnnpl.models._util import DEFAULT_ACT, DEFAULT_CONV, DEFAULT_POOL, building, dense_head, trace_shapes
 from cnnpl.registry import register
 
 
@@ -42,13 +42,11 @@ class SimpleCNN(nn.Module):
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
         c_in = in_channels
         for i, c_out in enumerate(channels, start=1):
-            blocks[f"block{i}"] = nn.Sequential(
-                OrderedDict(
-                    conv=conv(in_channels=c_in, out_channels=c_out, kernel_size=3, padding="valid"),
-                    act=act(),
-                    pool=pool(kernel_size=2, channels=c_out),
-                )
-            )
+            with building(f"features.block{i}.conv"):  # a component's refusal names the layer
+                layer = conv(in_channels=c_in, out_channels=c_out, kernel_size=3, padding="valid")
+            with building(f"features.block{i}.pool"):
+                pooling = pool(kernel_size=2, channels=c_out)
+            blocks[f"block{i}"] = nn.Sequential(OrderedDict(conv=layer, act=act(), pool=pooling))
             c_in = c_out
         self.features = nn.Sequential(blocks)
         self.stages = [f"features.{name}" for name in blocks]  # where feature maps are worth looking at
