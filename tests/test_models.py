@@ -489,6 +489,19 @@ class _PassThroughPool(nn.MaxPool2d):
         super().__init__(*args, **kwargs)
 
 
+@pytest.mark.parametrize("setting", ["conv.kernel_size=5", "conv.dilation=2"])
+def test_vgg_pads_same_whatever_the_kernel(setting: str) -> None:
+    """The notes: VGG "always used same padding". Padding 1 is that only for 3x3 undilated kernels: with a 5x5
+    kernel every conv shrank the map, and the fifth block refused its 1x1 input."""
+    from cnnpl.train import build_model
+
+    net = build_model(cnnpl.compose(["model=vgg16", setting]), **CIFAR)
+    for index in (0, 28):  # the first conv and the last
+        conv = net.features[index]
+        size = 32 // 16 if index == 28 else 32
+        assert conv(torch.zeros(1, conv.in_channels, size, size)).shape[-2:] == (size, size)
+
+
 @pytest.mark.parametrize("model", [m for m in MODELS if get_registry("model").entry(m).source == "built-in"])
 def test_a_components_refusal_of_its_settings_names_the_layer(model: str) -> None:
     """``conv.padding=half`` is refused by the conv as it is built: the message says which layer of the network

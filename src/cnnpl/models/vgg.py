@@ -78,8 +78,9 @@ class VGG(nn.Module):
                     self.stages.append(f"features.{len(layers) - 1}")  # the block's last activation
                     layers.append(pool(kernel_size=2, stride=2, channels=c_in))
                 else:
-                    # padding 1 is "same" for a 3x3 stride-1 conv; an int pads inside the conv (no extra copy)
-                    layers += [conv(in_channels=c_in, out_channels=int(item), kernel_size=3, padding=1), act()]
+                    # "same", as the notes say VGG pads: 1 for its 3x3 kernels (inside the conv, no padded copy),
+                    # and what keeps the size for conv.kernel_size=5 or conv.dilation=2 too (padding 1 shrank it)
+                    layers += [conv(in_channels=c_in, out_channels=int(item), kernel_size=3, padding="same"), act()]
                     c_in = int(item)
         self.features = nn.Sequential(*layers)
         feature_shape = trace_shapes(self.features, (in_channels, *input_size), prefix="features.")
