@@ -888,6 +888,18 @@ def test_a_resume_that_forgot_the_data_names_the_setting_not_the_missing_data(tm
     assert expected in str(caught.value), str(caught.value)
 
 
+def test_the_test_after_a_fit_with_ema_scores_the_averaged_weights_val_acc_ranked(tmp_path: Path) -> None:
+    """Lightning's EMAWeightAveraging, still holding its average after the fit, put the best checkpoint's raw
+    weights back when the test loaded it (helper-97): the run's test/acc was that of the weights without EMA."""
+    ema = ["+callbacks.ema._target_=lightning.pytorch.callbacks.EMAWeightAveraging", "+callbacks.ema.decay=0.9"]
+    fitted = train(cnnpl.compose([*FAST, "trainer.max_epochs=2", *ema], output_dir=str(tmp_path / "run")))
+    (best,) = [p for p in (tmp_path / "run" / "checkpoints").glob("*.ckpt") if p.name != "last.ckpt"]
+    saved = torch.load(best, weights_only=True)
+    assert any(not torch.equal(saved["state_dict"][k], v) for k, v in saved["current_model_state"].items())
+    tested = train(cnnpl.compose([*FAST, "fit=false", f"ckpt_path={best}"], output_dir=str(tmp_path / "test")))
+    assert fitted["test/loss"] == tested["test/loss"]  # the checkpoint's state_dict: the average
+
+
 @pytest.mark.slow  # the real command line
 def test_a_refused_command_in_a_run_directory_keeps_that_runs_hydra_record(cli, tmp_path: Path) -> None:
     assert cli(*FAST).returncode == 0

@@ -974,6 +974,8 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     if cfg.get("test", True):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         ckpt = best or (None if cfg.get("fit", True) else ckpt_path)
+        if cfg.get("fit", True):
+            trainer.callbacks = _without_weight_averaging(trainer.callbacks)
         try:
             trainer.test(system, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
         except SIGTERMException:  # a SystemExit Lightning raises without a status: the shell would see 0
@@ -986,6 +988,16 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
             raise SIGTERMException(EXIT_SIGTERM) from None
         metrics.update(_floats(trainer.callback_metrics))
     return metrics
+
+
+def _without_weight_averaging(callbacks: list[Any]) -> list[Any]:
+    """``callbacks`` but Lightning's weight averaging (``EMAWeightAveraging``) for the test after a fit. A
+    checkpoint's ``state_dict`` holds the averaged weights that ``val/acc`` ranked; loading it for the test,
+    the callback, whose average lives on from the fit, put the checkpoint's raw weights back in their place
+    (``current_model_state``), so the run tested weights no validation had scored."""
+    from lightning.pytorch.callbacks import WeightAveraging
+
+    return [callback for callback in callbacks if not isinstance(callback, WeightAveraging)]
 
 
 def _logger_folders(cfg: DictConfig) -> list[Path]:
