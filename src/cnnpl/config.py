@@ -781,7 +781,7 @@ def check_values(family: str, name: str, params: Mapping[str, Any], keys: str | 
 def _check_literal(value: Any, hint: Any, key: str, what: str) -> None:
     """Refuse a value that a ``Literal[...]`` hint (perhaps ``| None``) does not list: the config types it only
     as the literals' kind (``str``), so ``pool.mode=bogus`` reached the constructor."""
-    allowed = [a for a in typing.get_args(hint) if a is not type(None)] if _is_union(hint) else [hint]
+    allowed = _without_none(hint)
     if len(allowed) != 1 or typing.get_origin(allowed[0]) is not typing.Literal or value is None:
         return
     literals = typing.get_args(allowed[0])
@@ -796,7 +796,7 @@ def _check_literal(value: Any, hint: Any, key: str, what: str) -> None:
 def _check_length(value: Any, hint: Any, key: str, what: str) -> None:
     """Refuse a list of the wrong length for a fixed-length tuple hint (``tuple[int, int, int]``, perhaps
     ``| None``): the config holds any list of its items, so ``[1, 2]`` reached the constructor."""
-    allowed = [a for a in typing.get_args(hint) if a is not type(None)] if _is_union(hint) else [hint]
+    allowed = _without_none(hint)
     if len(allowed) != 1 or typing.get_origin(allowed[0]) is not tuple:
         return
     items = typing.get_args(allowed[0])
@@ -808,6 +808,11 @@ def _check_length(value: Any, hint: Any, key: str, what: str) -> None:
 
 def _is_union(hint: Any) -> bool:
     return typing.get_origin(hint) in (typing.Union, types.UnionType)
+
+
+def _without_none(hint: Any) -> list[Any]:
+    """The kinds a hint allows besides None: ``X | Y | None`` -> ``[X, Y]``, ``X`` -> ``[X]``."""
+    return [a for a in typing.get_args(hint) if a is not type(None)] if _is_union(hint) else [hint]
 
 
 def _plain_list(value: Any) -> Any:
@@ -840,7 +845,7 @@ def _is_pair_value(value: Any, *, takes_word: bool) -> bool:
 
 def _required_path(hint: Any) -> bool:
     """Whether ``hint`` is ``Path`` (or a PurePath), perhaps ``| None``."""
-    kinds = [a for a in typing.get_args(hint) if a is not type(None)] if _is_union(hint) else [hint]
+    kinds = _without_none(hint)
     return len(kinds) == 1 and isinstance(kinds[0], type) and issubclass(kinds[0], pathlib.PurePath)
 
 
