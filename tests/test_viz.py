@@ -451,7 +451,7 @@ def test_render_refuses_an_override_that_is_no_setting_of_the_run(tmp_path, caps
     assert render_main([f"ckpt={ckpt}", f"out={tmp_path / 'pictures'}", override]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"cnnpl.render: error: {message}") and err.count("\n") == 1, err
-    assert not any((tmp_path / "pictures").iterdir())
+    assert not (tmp_path / "pictures").exists()  # a refused command makes no folder
 
 
 def test_render_does_not_read_a_fine_tuned_runs_pretrained_file_again(tmp_path) -> None:
@@ -480,6 +480,43 @@ def render_error(capsys, *args: str) -> str:
     return err.removeprefix("cnnpl.render: error: ").rstrip("\n")
 
 
+def test_render_refuses_bad_input_in_one_line_and_makes_no_folder(tmp_path, capsys) -> None:
+    """helper-99: each of these was a traceback, or wrote where it should not."""
+    ckpt = fake_run(tmp_path / "run")
+    out = tmp_path / "deep" / "pictures"
+    hydra_record = tmp_path / "run" / "hydra.yaml"  # a YAML mapping, but no run config
+    hydra_record.write_text("hydra:\n  run:\n    dir: x\n")
+    assert render_error(capsys, f"ckpt={ckpt}", f"out={out}", f"config={hydra_record}") == (
+        f"config '{hydra_record}' is not a cnnpl run config (a mapping of settings with model and data, as python -m "
+        "cnnpl writes); pass config=<run dir>/config.yaml"
+    )
+    assert render_error(capsys, f"ckpt={ckpt}", f"out={out}", "data.num_train=[1,").startswith(
+        "cannot read the override 'data.num_train=[1,': "
+    )
+    assert render_error(capsys, f"ckpt={ckpt}", f"out={out}", "data.num_train=${nope}") == (
+        "cannot read the override 'data.num_train=${nope}': Interpolation key 'nope' not found; give a plain value "
+        "(key=value)"
+    )
+    assert render_error(capsys, f"ckpt={ckpt}", "out=") == "out= is empty; give out=<folder>"
+    assert render_error(capsys, f"ckpt={tmp_path / 'nonexist.ckpt'}", f"out={out}").startswith("checkpoint ")
+    assert not (tmp_path / "deep").exists()  # made before anything was checked
+
+
+def test_render_writes_where_the_user_means_and_names_a_write_that_fails(tmp_path, capsys, monkeypatch) -> None:
+    ckpt = fake_run(tmp_path / "run")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path / "run")
+    assert render_main(["ckpt=~/run/checkpoints/last.ckpt", "out=~/pictures", "num_images=1"]) == 0  # a quoted ~
+    assert (tmp_path / "pictures" / "input.png").is_file() and not (tmp_path / "run" / "~").exists()
+    capsys.readouterr()
+    (tmp_path / "blocked").mkdir()
+    (tmp_path / "blocked" / "input.png").mkdir()  # no file can be written under that name
+    assert render_error(capsys, f"ckpt={ckpt}", f"out={tmp_path / 'blocked'}", "num_images=1") == (
+        f"cannot write pictures to {tmp_path / 'blocked'}: {tmp_path / 'blocked' / 'input.png'}: Is a directory; "
+        "pass out=<a folder you can write to>"
+    )
+
+
 def test_render_names_a_config_it_cannot_use(tmp_path, capsys) -> None:
     ckpt = fake_run(tmp_path / "run")
     out = f"out={tmp_path / 'pictures'}"
@@ -500,8 +537,8 @@ def test_render_names_the_runs_own_config_when_it_is_no_mapping(tmp_path, capsys
     found = tmp_path / "run" / "config.yaml"  # found next to checkpoints/, no config= given: named, not "None"
     found.write_text("- not\n- a mapping\n")
     assert render_error(capsys, f"ckpt={ckpt}", f"out={tmp_path / 'pictures'}") == (
-        f"config '{found}' is not a cnnpl run config (a mapping of settings, as python -m cnnpl writes); "
-        "pass config=<run dir>/config.yaml"
+        f"config '{found}' is not a cnnpl run config (a mapping of settings with model and data, as python -m cnnpl "
+        "writes); pass config=<run dir>/config.yaml"
     )
 
 

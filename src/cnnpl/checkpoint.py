@@ -413,7 +413,7 @@ def trained_in(config: Path) -> bool:
 
 def run_config_of(ckpt: str | Path) -> Path | None:
     """The ``config.yaml`` of the run that wrote ``ckpt``: next to it, or one folder up (``<run>/checkpoints/``)."""
-    path = Path(ckpt)
+    path = Path(ckpt).expanduser()
     for folder in (path.parent, path.parent.parent):
         if (folder / "config.yaml").is_file():
             return folder / "config.yaml"

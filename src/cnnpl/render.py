@@ -159,9 +159,11 @@ def read_config(path: Path) -> DictConfig:
     except (OSError, UnicodeDecodeError, yaml.YAMLError, OmegaConfBaseException) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CnnplError(f"cannot read config {str(path)!r}: {reason}; {hint}") from None
-    if not isinstance(cfg, DictConfig):
+    model, data = (cfg.get("model"), cfg.get("data")) if isinstance(cfg, DictConfig) else (None, None)
+    if not (isinstance(model, DictConfig) and model.get("name") and isinstance(data, DictConfig)):
         raise CnnplError(
-            f"config {str(path)!r} is not a cnnpl run config (a mapping of settings, as python -m cnnpl writes); {hint}"
+            f"config {str(path)!r} is not a cnnpl run config (a mapping of settings with model and data, as python "
+            f"-m cnnpl writes); {hint}"
         )
     return cfg
 
@@ -183,13 +185,15 @@ def load_checkpoint(
     """
     from cnnpl.train import _instantiate, build_model
 
-    ckpt = Path(ckpt)
+    if isinstance(overrides, str):  # one override, not a list of its characters
+        overrides = [overrides]
+    ckpt = Path(ckpt).expanduser()
     weights = read_weights(ckpt)  # before the slow part
-    config_path = Path(config) if config else find_config(ckpt)
+    config_path = Path(config).expanduser() if config else find_config(ckpt)
     cfg = read_config(config_path)
     _, skip_broken, overrides = split_plugin_overrides(list(overrides))  # skip_broken_plugins= is no config key
     check_overrides(cfg, overrides)
-    given = OmegaConf.from_dotlist(overrides)
+    given = _parsed(overrides)
     cfg = OmegaConf.merge(cfg, given)
     specs = plugin_specs(cfg.get(PLUGINS_KEY))
     if PLUGINS_KEY in given:
@@ -215,6 +219,18 @@ def load_checkpoint(
 
 
 OPTIONS = ("ckpt", "out", "config", "num_images", "split")  # render's own key=value options
+
+
+def _parsed(overrides: Sequence[str]) -> DictConfig:
+    """``overrides`` as a config, each value as YAML reads it; :class:`CnnplError` naming one that cannot be
+    read (``data.num_train=[1,``), or that refers to another setting (``${...}``: render changes values)."""
+    for item in overrides:
+        try:
+            OmegaConf.to_container(OmegaConf.from_dotlist([item]), resolve=True)
+        except (yaml.YAMLError, OmegaConfBaseException) as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise CnnplError(f"cannot read the override {item!r}: {reason}; give a plain value (key=value)") from None
+    return OmegaConf.from_dotlist(list(overrides))
 
 
 def check_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
@@ -270,9 +286,21 @@ def _safe(name: str) -> str:
     return name.replace("/", "_")
 
 
+def check_output_folder(out: str | Path) -> None:
+    """Refuse ``out`` where no folder can be made or written to, creating nothing: a refused command leaves no
+    folder behind (:func:`output_folder` makes it once the pictures are drawn)."""
+    out = Path(out).expanduser()
+    hint = "pass out=<a folder you can write to>"
+    existing = next(p for p in (out, *out.parents, Path.cwd()) if p.exists())
+    if not existing.is_dir():
+        raise CnnplError(f"cannot write pictures to {out}: {existing} is a file; {hint}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CnnplError(f"cannot write pictures to {out}: permission denied; {hint}")
+
+
 def output_folder(out: str | Path) -> Path:
     """``out`` as a folder that exists and can be written to, created if needed; else :class:`CnnplError`."""
-    out = Path(out)
+    out = Path(out).expanduser()
     hint = "pass out=<a folder you can write to>"
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -292,6 +320,16 @@ def render(
     returns the files written."""
     split = viz.pick_split(datamodule, split)
     out = output_folder(out)
+    try:
+        return _draw(net, datamodule, out, num_images, split)
+    except OSError as err:  # a full disk, a folder os.access let through (root on /sys), a read-only file there
+        where = err.filename or out
+        raise CnnplError(
+            f"cannot write pictures to {out}: {where}: {err.strerror or err}; pass out=<a folder you can write to>"
+        ) from None
+
+
+def _draw(net: nn.Module, datamodule: Any, out: Path, num_images: int, split: str) -> list[Path]:
     files: list[Path] = []
     data = datamodule.split(split)
     names = list(datamodule.class_names)
@@ -353,11 +391,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if "ckpt" not in options or "out" not in options:
             raise CnnplError(f"ckpt= and out= are required; {USAGE}")
+        empty = [key for key in ("ckpt", "out", "config") if key in options and not options[key].strip()]
+        if empty:  # out= wrote into the working directory, ckpt= read it as a checkpoint
+            raise CnnplError(f"{empty[0]}= is empty; give {empty[0]}=<{'folder' if empty[0] == 'out' else 'file'}>")
         if not options.get("num_images", "8").isdigit() or int(options.get("num_images", "8")) < 1:
             raise CnnplError(f"num_images must be a positive integer, got {options['num_images']!r}")
         if "split" in options:
             viz.check_split_name(options["split"])
-        output_folder(options["out"])  # before the slow part
+        check_output_folder(options["out"])  # before the slow part
         torch.set_grad_enabled(True)
         with plugin_warnings_on_one_line("cnnpl.render"):  # a skipped broken plugin: as the training command
             net, datamodule, _ = load_checkpoint(options["ckpt"], options.get("config"), overrides)
@@ -366,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CnnplError as err:
         print(f"cnnpl.render: error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {len(files)} pictures of the {split} split to {options['out']}")
+    print(f"wrote {len(files)} pictures of the {split} split to {Path(options['out']).expanduser()}")
     return 0
 
 
