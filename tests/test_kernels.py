@@ -95,10 +95,32 @@ def test_init_conv_weight_replicates_over_channels():
 
 
 def test_command_prints_each_kernel(capsys):
-    main()
+    assert main([]) == 0
     out = capsys.readouterr().out
     assert all(f"\n{name}\n" in out for name in KERNELS)
     assert "  1.00   0.00  -1.00   ->     6.00" in out  # the notes' 6 on the first row of vertical_edge
+
+
+def test_command_shows_the_kernels_named_and_refuses_an_unknown_one(capsys):
+    # every argument was ignored: --help, a typo and a name all printed the whole table
+    assert main(["sobel_x"]) == 0
+    out = capsys.readouterr().out
+    assert "\nsobel_x\n" in out and not any(f"\n{name}\n" in out for name in KERNELS if name != "sobel_x")
+    assert main(["sobelx"]) == 2
+    assert capsys.readouterr().err.startswith("cnnpl.kernels: error: unknown kernel 'sobelx'; did you mean 'sobel_x'")
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("usage: python -m cnnpl.kernels")
+
+
+@pytest.mark.slow  # fresh interpreters
+@pytest.mark.parametrize("command", [["cnnpl.kernels"], ["cnnpl", "--help"], ["cnnpl.summary", "model=resnet50"]])
+def test_a_reader_that_stops_early_gets_no_traceback(command: list[str]) -> None:
+    """``python -m cnnpl --help | head -1``: the pipe closed before the command wrote (a traceback before)."""
+    proc = subprocess.Popen([sys.executable, "-m", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # long before the interpreter has started and written a line
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and b"Traceback" not in err and b"BrokenPipeError" not in err, err.decode()
 
 
 @pytest.mark.slow  # a fresh interpreter, as the docs run it

@@ -7,6 +7,9 @@ The command line prints that line alone (``HYDRA_FULL_ERROR=1`` shows the traceb
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
+from typing import NoReturn
 
 
 class CnnplError(ValueError):
@@ -34,3 +37,16 @@ def shown_cause(err: BaseException) -> BaseException | None:
     ``HYDRA_FULL_ERROR=1``, whose traceback should then reach the code that failed (a bug in a user's own
     data module), else None (the line alone)."""
     return err if os.environ.get("HYDRA_FULL_ERROR") == "1" else None
+
+
+def run_command(main: Callable[[], int | None]) -> NoReturn:
+    """Run a command line's ``main`` and exit with its status. A reader that stops early
+    (``python -m cnnpl --cfg job | head``) ends it quietly, with status 1, as Python's documentation of
+    ``SIGPIPE`` does it: no traceback for output nobody reads."""
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit fails no more
+        sys.exit(1)
+    sys.exit(status)

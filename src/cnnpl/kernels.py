@@ -8,7 +8,8 @@ the notes' worked examples use (``conv2d``): the kernel is laid on the image as 
   (the visualisation work shows the effect);
 * :func:`init_conv_weight_` writes one into a conv layer's weight (what ``conv.init=<name>`` does).
 
-``python -m cnnpl.kernels`` prints every kernel and its response on the notes' 5x5 example image.
+``python -m cnnpl.kernels [KERNEL ...]`` prints each kernel (every one by default) and its response on the notes'
+5x5 example image.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, run_command
 from cnnpl.geometry import Padding, padding_amounts
 
 # Rows top to bottom, as the notes print them.
@@ -121,15 +122,34 @@ NOTES_IMAGE = (
 )
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m cnnpl.kernels [KERNEL ...]``: the notes' 5x5 image through the kernels named (all by default)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m cnnpl.kernels",
+        description="Each classic 3x3 kernel next to its response on the notes' 5x5 example image "
+        "(cross-correlation, padding 'valid').",
+    )
+    parser.add_argument(
+        "kernels", nargs="*", metavar="KERNEL", help=f"kernels to show (default all): {', '.join(KERNELS)}"
+    )
+    args = parser.parse_args(argv)
     image = torch.tensor(NOTES_IMAGE, dtype=torch.float64)[None, None]
+    try:
+        responses = apply_kernels(image, args.kernels or None, padding="valid")
+    except CnnplError as err:
+        print(f"cnnpl.kernels: error: {err}", file=sys.stderr)
+        return 2
     print("the notes' 5x5 image:\n" + "\n".join("  " + " ".join(f"{v:3d}" for v in row) for row in NOTES_IMAGE))
-    for name, out in apply_kernels(image, padding="valid").items():
+    for name, out in responses.items():
         k = kernel(name, torch.float64)
         print(f"\n{name}")
         for krow, orow in zip(k.tolist(), out[0, 0].tolist(), strict=False):
             print("  " + " ".join(f"{v:6.2f}" for v in krow) + "   ->  " + " ".join(f"{v:7.2f}" for v in orow))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

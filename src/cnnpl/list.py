@@ -1,8 +1,7 @@
 """``python -m cnnpl.list``: what is registered, where it came from, its parameters (see :mod:`cnnpl.listing`)."""
 
-import sys
-
+from cnnpl.errors import run_command
 from cnnpl.listing import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

@@ -41,7 +41,7 @@ from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from cnnpl import viz
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, run_command
 from cnnpl.plugins import (
     PLUGINS_KEY,
     _is_path,
@@ -412,4 +412,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)

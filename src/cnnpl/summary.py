@@ -29,7 +29,7 @@ from typing import NoReturn
 import torch
 from torch import nn
 
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, run_command
 
 DEFAULT_IN_CHANNELS = 3
 DEFAULT_NUM_CLASSES = 10
@@ -294,4 +294,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_command(main)
