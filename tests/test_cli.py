@@ -63,6 +63,10 @@ def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
         ("vgg16", "cnnpl: error: 'vgg16' is not an override; did you mean model=vgg16?"),
         ("pool", "cnnpl: error: 'pool' is not an override: a config group takes an option, pool=<option>"),
         ("gradcam", "cnnpl: error: 'gradcam' is not an override; did you mean callbacks=[default,gradcam]?"),
+        # a misspelt or unknown one, and list not first, were Hydra's "missing EQUAL" still (helper-99)
+        ("vgg61", "cnnpl: error: 'vgg61' is not an override; did you mean model=vgg16 or model=vgg19?"),
+        ("list", "cnnpl: error: 'list' is not an override: python -m cnnpl list [<group>] lists the components; put "),
+        ("foo", "cnnpl: error: 'foo' is not an override: overrides are written key=value, such as model=vgg16 "),
         (
             "pool.kernal_size=3",
             "cnnpl: error: pool.kernal_size is not a setting of this config; did you mean pool.kernel_size? to add a "

@@ -747,7 +747,8 @@ def test_a_global_pool_in_a_windowed_architecture_says_the_architecture_asked_fo
     pools = get_registry("pool")
     windowed = [name for name in pools.names() if "kernel_size" in parameters_of(pools.get(name))]
     assert message == (
-        "model 'simple_cnn' calls its pool layers with kernel_size=2, which pool 'global_avg' does not take "
+        "layer features.block1.pool: model 'simple_cnn' calls its pool layers with kernel_size=2, which pool "
+        "'global_avg' does not take "
         f"(it takes no parameters); choose a pool that takes kernel_size: pool={', '.join(windowed)}"
     )
 
@@ -798,8 +799,9 @@ def test_a_constructor_error_names_the_component_and_the_settings_that_differ() 
         ("data.batch_size=1.5", "cnnpl: error: data.batch_size must be an integer >= 1, got 1.5"),
         (
             "pool=global_avg",
-            "cnnpl: error: model 'simple_cnn' calls its pool layers with kernel_size=2, which pool 'global_avg' "
-            "does not take (it takes no parameters); choose a pool that takes kernel_size: pool=avg, ",
+            "cnnpl: error: layer features.block1.pool: model 'simple_cnn' calls its pool layers with kernel_size=2, "
+            "which pool 'global_avg' does not take (it takes no parameters); choose a pool that takes kernel_size: "
+            "pool=avg, ",
         ),
     ],
 )

@@ -1390,8 +1390,8 @@ def test_a_component_that_builds_no_module_is_named(tmp_path: Path, restore_regi
     with pytest.raises(cnnpl.CnnplError) as err:  # was "model 'simple_cnn' could not be built ...: not a Module"
         build_model(cnnpl.compose(["pool=not_a_layer"]), 3, 3, (32, 32))
     assert str(err.value) == (
-        f"pool 'not_a_layer' (file {path}) built a NotALayer, not a torch.nn.Module: a pool must build a layer "
-        "(subclass torch.nn.Module, or return one)"
+        f"layer features.block1.pool: pool 'not_a_layer' (file {path}) built a NotALayer, not a torch.nn.Module: "
+        "a pool must build a layer (subclass torch.nn.Module, or return one)"
     )
 
 

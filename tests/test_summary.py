@@ -126,7 +126,8 @@ def test_main_reports_user_errors(capsys):
     assert main(["conv=conv2d", "conv.padding=bogus"]) == 2
     err = capsys.readouterr().err
     assert (
-        err.strip() == "cnnpl.summary: error: conv2d: padding must be an int or one of valid, same, full; got 'bogus'"
+        err.strip() == "cnnpl.summary: error: layer features.block1.conv: conv2d: padding must be an int or one of "
+        "valid, same, full; got 'bogus'"
     )
     assert main(["data=shapes", "data.image_size=abc"]) == 2  # was int('abc'): a traceback
     err = capsys.readouterr().err
@@ -151,6 +152,9 @@ def test_main_reports_user_errors(capsys):
     ("args", "message"),
     [
         (["vgg16"], "'vgg16' is not an override; did you mean model=vgg16?"),  # was Hydra's grammar error
+        (["vgg61"], "'vgg61' is not an override; did you mean model=vgg16 or model=vgg19?"),  # that too
+        # an allocator's traceback (helper-99)
+        (["--input-size", "100000"], "model=simple_cnn at 3x100000x100000 needs more memory than this machine can "),
         (
             ["ckpt_path=x.ckpt"],
             "ckpt_path=: cnnpl.summary reads no checkpoint (it builds the network a config describes): ",

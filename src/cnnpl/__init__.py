@@ -39,8 +39,8 @@ __all__ = [
 ]
 
 
-def compose(overrides: list[str] | None = None, output_dir: str | None = None) -> DictConfig:
-    """The command line's config, composed in Python (``overrides`` as on the command line)."""
+def compose(overrides: list[str] | str | None = None, output_dir: str | None = None) -> DictConfig:
+    """The command line's config, composed in Python (``overrides`` as on the command line: a list, or one)."""
     from cnnpl.config import compose as _compose
 
     return _compose(overrides or [], output_dir=output_dir)

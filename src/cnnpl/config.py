@@ -20,6 +20,7 @@ whose constructor cannot become a config, or whose name a YAML option of its gro
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import enum
 import functools
 import inspect
@@ -502,6 +503,13 @@ def bare_word_error(word: str) -> str | None:
     owners = [group for group in groups if word in group_options(group)]
     if owners:
         return f"{word!r} is not an override; did you mean {' or '.join(map(override, owners))}?"
+    if word == "list":
+        return "'list' is not an override: python -m cnnpl list [<group>] lists the components; put list first"
+    options = {f"{group}={option}": option for group in groups for option in group_options(group)}
+    close = difflib.get_close_matches(word, list(options.values()), n=2, cutoff=0.75)
+    if close:
+        matches = [key for key, option in options.items() if option in close][:2]
+        return f"{word!r} is not an override; did you mean {' or '.join(matches)}?"
     return None
 
 
@@ -605,8 +613,12 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
     for i, token in enumerate(overrides):
         key, sep, value = token.partition("=")
         flag_value = i > 0 and overrides[i - 1] in HYDRA_VALUE_FLAGS  # --cfg job --package pool
-        if not sep and not flag_value and not token.startswith(("-", "~")) and (error := bare_word_error(token)):
-            raise CnnplError(error)
+        if not sep and not flag_value and not token.startswith(("-", "~")):
+            raise CnnplError(
+                bare_word_error(token)
+                or f"{token!r} is not an override: overrides are written key=value, such as model=vgg16 (python -m "
+                "cnnpl --help lists the groups and their options)"
+            )
         group = key.lstrip("+")
         if token.startswith("~") and (deleted := key[1:]) in REQUIRED_KEYS:
             fix = (
@@ -900,8 +912,9 @@ def chosen_experiment(overrides: Sequence[str]) -> str | None:
     return chosen
 
 
-def compose(overrides: list[str], output_dir: str | None = None) -> DictConfig:
-    """Compose ``conf/train.yaml`` with command-line style ``overrides``, outside a Hydra app.
+def compose(overrides: Sequence[str] | str, output_dir: str | None = None) -> DictConfig:
+    """Compose ``conf/train.yaml`` with command-line style ``overrides`` (a list, or one override), outside a
+    Hydra app.
 
     ``output_dir`` replaces Hydra's run directory (default ``outputs/api``). As on the command line,
     ``plugins=[...]`` loads plugin files or modules first (and stays in the config), and
@@ -913,7 +926,9 @@ def compose(overrides: list[str], output_dir: str | None = None) -> DictConfig:
 
     from cnnpl.plugins import load_plugins, split_plugin_overrides
 
-    specs, skip_broken, overrides = split_plugin_overrides(overrides)
+    if isinstance(overrides, str):  # compose("pool=max"): one override, not a list of its characters
+        overrides = [overrides]
+    specs, skip_broken, overrides = split_plugin_overrides(list(overrides))
     load_plugins(specs, skip_broken=skip_broken)
     register_component_configs()
     check_group_overrides(overrides)

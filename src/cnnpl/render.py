@@ -169,7 +169,7 @@ def read_config(path: Path) -> DictConfig:
 
 
 def load_checkpoint(
-    ckpt: str | Path, config: str | Path | None = None, overrides: Sequence[str] = ()
+    ckpt: str | Path, config: str | Path | None = None, overrides: Sequence[str] | str = ()
 ) -> tuple[nn.Module, Any, DictConfig]:
     """``(network in eval mode, data module set up, config)`` of a ``python -m cnnpl`` checkpoint.
 

@@ -249,8 +249,16 @@ def model_summary(
         )
     size = (int(input_size[0]), int(input_size[1]))
     unused: list[str] = []  # the families the architecture builds no layer of (simple_cnn: norm)
-    model = build_model(cfg, num_classes=num_classes, in_channels=in_channels, input_size=size, unused=unused)
-    check_forward(model, num_classes, in_channels, size, cfg.model.name)
+    try:
+        model = build_model(cfg, num_classes=num_classes, in_channels=in_channels, input_size=size, unused=unused)
+        check_forward(model, num_classes, in_channels, size, cfg.model.name)
+    except (MemoryError, RuntimeError) as err:  # torch's "DefaultCPUAllocator: can't allocate memory": a traceback
+        if not isinstance(err, MemoryError) and "allocate" not in str(err):
+            raise
+        raise CnnplError(
+            f"model={cfg.model.name} at {in_channels}x{size[0]}x{size[1]} needs more memory than this machine can "
+            "give (its layers or one image's activations); give a smaller --input-size"
+        ) from None
     chosen = [group for group in ("conv", "pool", "norm", "act") if group in cfg and group not in unused]
     title = " ".join([f"model={cfg.model.name}", *(f"{group}={cfg[group].name}" for group in chosen)])
     return summarize(model, (in_channels, *size)), title
