@@ -179,6 +179,31 @@ def test_hydras_flags_go_before_the_overrides(args: list[str], expected: list[st
     assert flags_first(args) == expected
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [  # each was Hydra's usage, seven lines, then "__main__.py: error: unrecognized arguments" (helper-99)
+        (["--versoin"], "unknown flag --versoin; did you mean --version? (python -m cnnpl --help lists them; "),
+        (["seed=1", "--cfg"], "--cfg takes a value (job, hydra or all): --cfg <value>"),
+        (["--model", "vgg16"], "--model is no flag: overrides are written key=value, without dashes: model=..."),
+    ],
+)
+def test_a_flag_hydra_does_not_have_is_one_line(args: list[str], message: str) -> None:
+    from cnnpl.cli import check_flags
+
+    with pytest.raises(CnnplError) as err:
+        check_flags(args)
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    "args", [["--cfg", "job"], ["--cfg=job"], ["-c", "job", "-p", "pool"], ["--info"], ["--info", "searchpath"], ["-m"]]
+)
+def test_hydras_own_flags_pass(args: list[str]) -> None:
+    from cnnpl.cli import check_flags
+
+    check_flags(args)
+
+
 def test_a_plugin_that_registered_nothing_is_named_when_its_option_is_missing(restore_registries, tmp_path) -> None:
     # was: "a plugin's pool becomes an option when plugins=[...] on the command line names it", which it did
     from cnnpl import plugins

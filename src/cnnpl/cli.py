@@ -66,6 +66,37 @@ def guarded(step: Callable[[], Any]) -> Any:
 # Hydra's flags that take a value (the next word), and those that take none
 VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd"}
 PLAIN_FLAGS = {"-m", "--multirun", "--resolve", "-h", "--help", "--hydra-help"}
+# the rest of Hydra's flags (--info takes a value or none); cnnpl answers --version itself
+OTHER_FLAGS = {"--info", "-i", "--run", "-r", "--shell-completion", "-sc", "--experimental-rerun", "--version"}
+
+
+def check_flags(args: list[str]) -> None:
+    """Refuse a flag Hydra does not have (``--versoin``), or one without its value (``--cfg`` last), in one line:
+    Hydra printed its usage, seven lines, under the name ``__main__.py``."""
+    import difflib
+
+    from cnnpl.config import REQUIRED_KEYS, config_groups
+
+    known = sorted(VALUE_FLAGS | PLAIN_FLAGS | OTHER_FLAGS)
+    for i, arg in enumerate(args):
+        if i > 0 and args[i - 1] in VALUE_FLAGS | {"--info", "-i"}:
+            continue  # a flag's value
+        flag = arg.partition("=")[0]
+        if not arg.startswith("-") or arg == "--":
+            continue
+        if flag not in known:
+            name = flag.lstrip("-")
+            close = difflib.get_close_matches(flag, [k for k in known if k.startswith("--")], n=1, cutoff=0.75)
+            if name in config_groups() or name in REQUIRED_KEYS:  # --model vgg16
+                raise CnnplError(f"{flag} is no flag: overrides are written key=value, without dashes: {name}=...")
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise CnnplError(
+                f"unknown flag {flag}{hint} (python -m cnnpl --help lists them; overrides are written key=value, "
+                "without dashes)"
+            )
+        if flag in VALUE_FLAGS and "=" not in arg and (i + 1 == len(args) or args[i + 1].startswith("-")):
+            values = " (job, hydra or all)" if flag in ("--cfg", "-c") else ""
+            raise CnnplError(f"{flag} takes a value{values}: {flag} <value>")
 
 
 def flags_first(args: list[str]) -> list[str]:
@@ -95,6 +126,7 @@ def flags_first(args: list[str]) -> list[str]:
 
 def prepare(args: list[str]) -> list[str]:
     """Load the plugins ``args`` name and register every component's config; returns the args for Hydra."""
+    check_flags(args)
     args = flags_first(args)
     specs, skip_broken, rest = split_plugin_overrides(args)
     if skip_broken is not None:  # processes started for this run (DDP workers re-run this command) inherit it
