@@ -84,6 +84,8 @@ def check_flags(args: list[str]) -> None:
         flag = arg.partition("=")[0]
         if not arg.startswith("-") or arg == "--":
             continue
+        if not arg.startswith("--") and flag not in known and any(flag.startswith(k) for k in known if k[1] != "-"):
+            continue  # a short flag with its value attached (-cjob): argparse's to read
         if flag not in known:
             name = flag.lstrip("-")
             close = difflib.get_close_matches(flag, [k for k in known if k.startswith("--")], n=1, cutoff=0.75)
