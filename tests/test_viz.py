@@ -517,6 +517,20 @@ def test_render_writes_where_the_user_means_and_names_a_write_that_fails(tmp_pat
     )
 
 
+def test_render_names_a_runs_component_that_no_plugin_registers_now(tmp_path, capsys, restore_registries) -> None:
+    @cnnpl.register("pool", "half_max")
+    class HalfMax(nn.MaxPool2d):
+        def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0) -> None:
+            super().__init__(kernel_size, stride, padding)
+
+    ckpt = fake_run(tmp_path / "run", "pool=half_max")
+    del cnnpl.get_registry("pool")._entries["half_max"]  # a later Python, without the plugin
+    assert render_error(capsys, f"ckpt={ckpt}", f"out={tmp_path / 'pictures'}") == (  # was "did you mean 'max'?"
+        "the run's pool 'half_max' is not registered here: the plugin that registered it is not installed or loaded "
+        "now; install it (pip install <its package>), or pass plugins=[<its file or module>]"
+    )
+
+
 def test_render_names_a_config_it_cannot_use(tmp_path, capsys) -> None:
     ckpt = fake_run(tmp_path / "run")
     out = f"out={tmp_path / 'pictures'}"

@@ -206,6 +206,7 @@ def load_checkpoint(
     relative = isinstance(root, str) and not Path(root).expanduser().is_absolute()
     if relative and origin is not None and OmegaConf.select(given, "data.root") is None and (origin / root).exists():
         cfg.data.root = str(origin / root)  # the run's data.root, relative to where it started (still there)
+    _check_registered(cfg)
     datamodule = _instantiate(cfg.data)
     datamodule.setup("fit")
     net = build_model(_without_pretrained(cfg), datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
@@ -219,6 +220,21 @@ def load_checkpoint(
 
 
 OPTIONS = ("ckpt", "out", "config", "num_images", "split")  # render's own key=value options
+
+
+def _check_registered(cfg: DictConfig) -> None:
+    """Refuse a run whose model or layers no loaded component is: a plugin's (an installed package, or one
+    registered from Python) that is gone now. The registry's "unknown model 'tiny_net'; did you mean
+    'fast_net'?" offered an architecture the checkpoint's weights cannot fit."""
+    from cnnpl.registry import get_registry
+
+    for family in ("model", "conv", "pool", "norm", "act"):
+        name = OmegaConf.select(cfg, f"{family}.name")
+        if isinstance(name, str) and name not in get_registry(family):
+            raise CnnplError(
+                f"the run's {family} {name!r} is not registered here: the plugin that registered it is not installed "
+                "or loaded now; install it (pip install <its package>), or pass plugins=[<its file or module>]"
+            )
 
 
 def _parsed(overrides: Sequence[str]) -> DictConfig:
