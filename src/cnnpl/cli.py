@@ -693,7 +693,7 @@ def run(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
     except CnnplError as err:
-        if record is not None and _written(record.parent, record) == before:
+        if record is not None and before is not None and _written(record.parent, record) == before:
             import shutil
 
             shutil.rmtree(record, ignore_errors=True)
@@ -701,11 +701,11 @@ def run(cfg: DictConfig) -> float | None:
     return metrics.get("test/acc")
 
 
-def _extra_record() -> tuple[Path | None, dict[str, tuple[int, int]]]:
+def _extra_record() -> tuple[Path | None, dict[str, tuple[int, int]] | None]:
     """Hydra's record of this command when it went to a ``.hydra-N`` (:func:`_keep_earlier_records`: the
-    run folder holds an earlier command's), and what the run folder held besides; (None, {}) otherwise.
-    A command refused before it wrote anything leaves no record (a second run where the first one's
-    checkpoints are left ``.hydra-2/``)."""
+    run folder holds an earlier command's), and what the run folder held besides (:func:`_written`); (None,
+    {}) otherwise. A command refused before it wrote anything leaves no record (a second run where the first
+    one's checkpoints are left ``.hydra-2/``)."""
     from hydra.core.hydra_config import HydraConfig
 
     subdir = HydraConfig.get().output_subdir if HydraConfig.initialized() else None
@@ -715,19 +715,29 @@ def _extra_record() -> tuple[Path | None, dict[str, tuple[int, int]]]:
     return record, _written(record.parent, record)
 
 
-def _written(folder: Path, record: Path) -> dict[str, tuple[int, int]]:
-    """Size and modification time of each file under ``folder`` but ``record`` and Hydra's log of the job."""
+def _written(folder: Path, record: Path) -> dict[str, tuple[int, int]] | None:
+    """Size and modification time of each entry under ``folder`` but its hidden folders (the records, a run's
+    ``.attempt-N``) and Hydra's log of the job; None for a folder of more than :data:`WALKED` entries (a run
+    started in a project's own folder, ``hydra.run.dir=.``): its record is kept then."""
     from hydra.core.hydra_config import HydraConfig
 
-    log = f"{HydraConfig.get().job.name}.log"
-    state = {}
-    for path in folder.rglob("*"):
-        if record in path.parents or path == record or (path.name == log and path.parent == folder):
-            continue
-        with contextlib.suppress(OSError):
-            st = path.stat()
-            state[str(path.relative_to(folder))] = (st.st_size, st.st_mtime_ns)
+    log = folder / f"{HydraConfig.get().job.name}.log"
+    state: dict[str, tuple[int, int]] = {}
+    for top, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        for name in [*folders, *files]:
+            path = Path(top) / name
+            if path in (log, record):
+                continue
+            with contextlib.suppress(OSError):
+                st = path.stat()
+                state[str(path.relative_to(folder))] = (st.st_size, st.st_mtime_ns)
+        if len(state) > WALKED:
+            return None
     return state
+
+
+WALKED = 20_000  # entries of a run folder compared before and after a refused command
 
 
 def versions() -> str:
