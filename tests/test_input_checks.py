@@ -634,6 +634,11 @@ def test_lightning_callbacks_with_container_or_callable_hints_are_not_taken_for_
         (["+trainer.logger=false"], "trainer.logger is cnnpl's to set: remove +trainer.logger and choose with logger="),
         (["+trainer.callbacks=[]"], "trainer.callbacks is cnnpl's to set: remove +trainer.callbacks and choose with"),
         (["+trainer.limit_test_batches=0"], "trainer.limit_test_batches=0 tests nothing (and reports no test metrics)"),
+        # Lightning's words, naming no key, when the Trainer was built: a sweep's later job (helper-98)
+        (["trainer.max_epochs=-5"], "trainer.max_epochs must be >= -1 (-1: no limit), got -5"),
+        (["trainer.devices=0"], "trainer.devices must be >= 1, -1 (all of them) or auto, got 0"),
+        (["trainer.strategy=dpp"], "trainer.strategy 'dpp' is not one of Lightning's strategies; did you mean ddp? "),
+        (["trainer.accelerator=gpux"], "trainer.accelerator must be one of auto, cpu, gpu, cuda, mps, tpu, got 'gpux'"),
         (  # Lightning: "Trainer was configured with `enable_checkpointing=False` but found `ModelCheckpoint`"
             ["+trainer.enable_checkpointing=false"],
             "trainer.enable_checkpointing=false turns checkpoints off, but callbacks.checkpoint saves them; to train "

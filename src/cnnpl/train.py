@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import difflib
 import functools
 import logging
 import math
@@ -48,6 +49,15 @@ TRAINER_COUNTS = (
     "accumulate_grad_batches",
     "num_sanity_val_steps",
 )
+# the least value of each count, and what -1 means where it is allowed
+TRAINER_COUNT_RANGES = {
+    "max_epochs": (-1, " (-1: no limit)"),
+    "max_steps": (-1, " (-1: no limit)"),
+    "min_epochs": (0, ""),
+    "min_steps": (0, ""),
+    "log_every_n_steps": (0, ""),
+    "num_sanity_val_steps": (-1, " (-1: the whole validation set)"),
+}
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 
 
@@ -400,6 +410,12 @@ def check_trainer_counts(trainer_cfg: Any) -> None:
         value = trainer_cfg.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise CnnplError(f"trainer.{key} must be an integer, got {value!r}")
+        least, meaning = TRAINER_COUNT_RANGES.get(key, (None, ""))
+        if value is not None and least is not None and value < least:  # Lightning's words name no key
+            raise CnnplError(f"trainer.{key} must be >= {least}{meaning}, got {value}")
+    devices = trainer_cfg.get("devices")
+    if isinstance(devices, int) and not isinstance(devices, bool) and (devices == 0 or devices < -1):
+        raise CnnplError(f"trainer.devices must be >= 1, -1 (all of them) or auto, got {devices}")
     for key in ("accumulate_grad_batches", "check_val_every_n_epoch"):
         value = trainer_cfg.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value < 1:  # Lightning divides by it
@@ -438,6 +454,27 @@ def save_config(cfg: DictConfig | str, path: Path) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
+def check_strategy(trainer_cfg: Any) -> None:
+    """Refuse a ``trainer.strategy`` name Lightning does not know (``dpp``), naming the key: Lightning's
+    refusal came when the Trainer was built (a sweep's later job, after the first had trained)."""
+    strategy = trainer_cfg.get("strategy")
+    if not isinstance(strategy, str) or strategy in ("auto", "ddp", "ddp_spawn", "ddp_fork", "single_device"):
+        return
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    names = ["auto", *StrategyRegistry.available_strategies()]
+    if strategy not in names:
+        close = difflib.get_close_matches(strategy, names, n=1)
+        raise CnnplError(
+            f"trainer.strategy {strategy!r} is not one of Lightning's strategies"
+            + (f"; did you mean {close[0]}?" if close else "")
+            + " (ddp, ddp_spawn, fsdp, ...; or an object: {_target_: ...})"
+        )
+
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")  # Lightning's names (an object of one's own: a node)
+
+
 def check_accelerator(trainer_cfg: Any) -> str:
     """The accelerator ``trainer.accelerator`` gives on this machine (``cuda``, ``mps``, ``cpu``, ...), as
     Lightning picks it for ``auto`` and ``gpu``; refuses ``gpu`` / ``cuda`` (``trainer=ddp``, the GPU recipe)
@@ -447,6 +484,16 @@ def check_accelerator(trainer_cfg: Any) -> str:
     gpu = "cuda" if torch.cuda.is_available() else "mps" if mps is not None and mps.is_available() else None
     picked = {"auto": gpu or "cpu", "gpu": gpu, "cuda": "cuda" if gpu == "cuda" else None}
     if accelerator not in picked:
+        if isinstance(trainer_cfg.get("accelerator"), str) and accelerator not in ACCELERATORS:
+            from lightning.pytorch.accelerators import AcceleratorRegistry  # one a package registered (hpu)
+
+            if accelerator in AcceleratorRegistry.available_accelerators():
+                return accelerator
+            close = difflib.get_close_matches(accelerator, ACCELERATORS, n=1)
+            raise CnnplError(
+                f"trainer.accelerator must be one of {', '.join(ACCELERATORS)}, got {accelerator!r}"
+                + (f"; did you mean {close[0]}?" if close else "")
+            )
         return accelerator
     if picked[accelerator] is None:
         raise CnnplError(
@@ -693,6 +740,7 @@ def check_settings(cfg: DictConfig) -> None:
             raise CnnplError(f"system.{key} is not a setting: {source} gives it; remove +system.{key}")
     check_arguments({"_target_": "cnnpl.system.ImageClassifier", **system}, "system")
     check_trainer_counts(cfg.trainer)
+    check_strategy(cfg.trainer)
     accelerator = check_accelerator(cfg.trainer)
     check_precision(cfg.trainer, accelerator)
     check_fused_clipping(cfg, accelerator)
