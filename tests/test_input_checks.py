@@ -526,7 +526,12 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
             "model.dropout must be in [0, 1) (the fraction of activations zeroed in training), got 1",
         ),
         (["pool=mixed", "pool.p=abc"], "pool.p must be a number, got 'abc' (pool 'mixed')"),
-        (["pool=max", "pool.stride=abc"], "pool.stride must be an integer, got 'abc' (pool 'max')"),
+        (["pool=max", "pool.stride=abc"], "pool.stride must be an integer or null, got 'abc' (pool 'max')"),
+        # an optional setting's message left out null, its default (helper-98)
+        (
+            ["model=vgg16", "model.new_head=maybe"],
+            "model.new_head must be true, false or null, got 'maybe' (model 'vgg16')",
+        ),
         # numbers out of range that built and trained a broken network, or failed at the first batch
         (
             ["model.hidden=[64,0]"],

@@ -777,6 +777,8 @@ def check_values(family: str, name: str, params: Mapping[str, Any], keys: str | 
             raise CnnplError(f"{keys}.{key} must be {pair}, got {value!r} ({family} {name!r})")
         kind = _required(config_type(hints.get(key, Any)))
         wanted = _kind_words(kind)
+        if wanted and _is_union(hints.get(key)) and type(None) in typing.get_args(hints.get(key)):
+            wanted = wanted.replace("true or false", "true, false") + " or null"  # null: the default's own choice
         words = isinstance(value, str) or (isinstance(value, list) and any(isinstance(v, str) for v in value))
         # true / false for a number: Python reads True as 1 (model.dropout=true zeroed every activation); and a
         # number for true / false (model.freeze_features=1 read as true), a fraction for an integer
