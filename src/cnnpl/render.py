@@ -274,7 +274,8 @@ def check_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
             close = difflib.get_close_matches(leaf, names + ([] if parent else list(OPTIONS)), n=1)
             hint = f"; did you mean {parent + '.' if parent and close else ''}{close[0]}?" if close else ""
             raise CnnplError(
-                f"{key} is not a setting of the run's config{hint} (render's own options: {', '.join(OPTIONS)}, skip_broken_plugins)"
+                f"{key} is not a setting of the run's config{hint} (render's own options: {', '.join(OPTIONS)}, "
+                "skip_broken_plugins)"
             )
         if isinstance(node[leaf], DictConfig) and not value.lstrip().startswith("{"):
             example = "data.root=<folder>" if key == "data" else f"{key}.<setting>=..."
