@@ -67,6 +67,11 @@ def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
         ("vgg61", "cnnpl: error: 'vgg61' is not an override; did you mean model=vgg16 or model=vgg19?"),
         ("list", "cnnpl: error: 'list' is not an override: python -m cnnpl list [<group>] lists the components; put "),
         ("foo", "cnnpl: error: 'foo' is not an override: overrides are written key=value, such as model=vgg16 "),
+        (  # Hydra's "Could not delete from config. 'callbacks.gradcm' does not exist." (helper-98)
+            "~callbacks.gradcm",
+            "cnnpl: error: ~callbacks.gradcm: callbacks.gradcm is not a setting of this config, so there is nothing to "
+            "delete; did you mean callbacks.gradcam?",
+        ),
         (
             "pool.kernal_size=3",
             "cnnpl: error: pool.kernal_size is not a setting of this config; did you mean pool.kernel_size? to add a "

@@ -971,8 +971,9 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             message += _plugin_hint(group)
         return message
     key = re.match(r"Could not override '([^']+)'", text)
-    if key:  # a key the config does not have: name its neighbours
-        dotted = key.group(1)
+    deleted = re.match(r"Could not delete from config\. '([^']+)' does not exist", text)
+    if key or deleted:  # a key the config does not have: name its neighbours
+        dotted = (key or deleted).group(1)
         parent, _, leaf = dotted.rpartition(".")
         rest = [o for o in overrides if o.partition("=")[0].lstrip("+~") != dotted]
         try:
@@ -988,6 +989,9 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             hint = f"the settings of {parent} are {', '.join(names)}; "
         else:
             hint = ""
+        if deleted:
+            what = f"~{dotted}: {dotted} is not a setting of this config, so there is nothing to delete"
+            return f"{what}; {hint.rstrip('; ')}" if hint else what
         return f"{dotted} is not a setting of this config; {hint}to add a new key anyway, write +{dotted}=..."
     unloadable = re.match(r"In '[^']*': Could not load '([^'/]+)/([^']+)'", text)
     if unloadable:  # an unknown option inside a list of options (callbacks=[default,bogus])
