@@ -67,6 +67,7 @@ def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
         ("vgg61", "cnnpl: error: 'vgg61' is not an override; did you mean model=vgg16 or model=vgg19?"),
         ("list", "cnnpl: error: 'list' is not an override: python -m cnnpl list [<group>] lists the components; put "),
         ("foo", "cnnpl: error: 'foo' is not an override: overrides are written key=value, such as model=vgg16 "),
+        ("gradcm", "cnnpl: error: 'gradcm' is not an override; did you mean callbacks=[default,gradcam]?"),
         (  # Hydra's "Could not delete from config. 'callbacks.gradcm' does not exist." (helper-98)
             "~callbacks.gradcm",
             "cnnpl: error: ~callbacks.gradcm: callbacks.gradcm is not a setting of this config, so there is nothing to "
@@ -201,7 +202,18 @@ def test_a_flag_hydra_does_not_have_is_one_line(args: list[str], message: str) -
 
 
 @pytest.mark.parametrize(
-    "args", [["--cfg", "job"], ["--cfg=job"], ["-c", "job", "-p", "pool"], ["--info"], ["--info", "searchpath"], ["-m"]]
+    "args",
+    [
+        ["--cfg", "job"],
+        ["--cfg=job"],
+        ["-c", "job", "-p", "pool"],
+        ["-cjob"],
+        ["--info"],
+        ["--info", "searchpath"],
+        ["-m"],
+        ["--hydra"],  # argparse takes a unique abbreviation: --hydra-help
+        ["--resol", "--cfg", "job"],
+    ],
 )
 def test_hydras_own_flags_pass(args: list[str]) -> None:
     from cnnpl.cli import check_flags

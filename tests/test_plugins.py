@@ -484,6 +484,39 @@ def test_null_path_and_literal_settings_reach_the_constructor(restore_registries
     assert (pool.features.block1.pool.scale, pool.features.block1.pool.where) == (1.0, Path("runs/pool"))
 
 
+def test_settings_the_config_cannot_hold_keep_their_defaults_and_paths_in_lists_are_paths(restore_registries) -> None:
+    """helper-100: an object default (shown as null) was passed as None; a list of paths arrived as text."""
+
+    @cnnpl.register("pool", "objects")
+    class Objects(torch.nn.MaxPool2d):
+        def __init__(
+            self,
+            kernel_size: int = 2,
+            act: torch.nn.Module | None = torch.nn.ReLU(),  # noqa: B008
+            paths: list[Path] = [Path("a")],  # noqa: B006
+            named: dict[str, Path] = {"k": Path("u")},  # noqa: B006
+        ) -> None:
+            super().__init__(kernel_size)
+            self.act, self.paths, self.named = act, paths, named
+
+    cfg = cnnpl.compose(["pool=objects", "pool.paths=[b,c]", "pool.named={k:v}"])
+    pool = build_model(cfg, num_classes=3, in_channels=3, input_size=(32, 32)).features.block1.pool
+    assert isinstance(pool.act, torch.nn.ReLU)
+    assert (pool.paths, pool.named) == ([Path("b"), Path("c")], {"k": Path("v")})
+
+
+def test_a_plugins_own_error_stays_the_cause_of_the_layer_named_refusal(restore_registries) -> None:
+    @cnnpl.register("pool", "lookup")
+    class Lookup(torch.nn.MaxPool2d):
+        def __init__(self, kernel_size: int = 2, table: str = "x") -> None:
+            super().__init__({"y": 2}[table])
+
+    with pytest.raises(cnnpl.CnnplError) as err:
+        build_model(cnnpl.compose(["pool=lookup"]), num_classes=3, in_channels=3, input_size=(32, 32))
+    assert str(err.value).startswith("layer features.block1.pool: pool 'lookup' could not be built")
+    assert isinstance(err.value.__cause__, KeyError)  # HYDRA_FULL_ERROR=1 shows the plugin's line
+
+
 def test_a_callbacks_path_setting_is_a_path(restore_registries) -> None:
     @cnnpl.register("callback", "path_cb")
     def path_cb(folder: Path = Path("x"), mode: Literal["a", "b"] = "a") -> Any:

@@ -452,7 +452,8 @@ def check_optimizer(optimizer: Any) -> None:
         if isinstance(momentum, (int, float)) and not isinstance(momentum, bool) and momentum >= 1:
             # torch's SGD refuses only momentum < 0; at 1 or more the velocity never decays, and grows without bound
             raise CnnplError(f"optimizer.momentum must be in [0, 1) (0.9 is usual), got {momentum!r}")
-        if momentum == 0 and optimizer.keywords.get("nesterov") is True:  # torch: "Nesterov momentum requires ..."
+        sgd = optimizer.func is torch.optim.SGD
+        if sgd and momentum == 0 and optimizer.keywords.get("nesterov") is True:  # torch: "Nesterov momentum ..."
             raise CnnplError(
                 "optimizer.momentum=0 turns momentum off, but optimizer.nesterov=true needs it (cnnpl's sgd sets "
                 "nesterov: true); add optimizer.nesterov=false for plain SGD"

@@ -86,6 +86,10 @@ def check_flags(args: list[str]) -> None:
             continue
         if not arg.startswith("--") and flag not in known and any(flag.startswith(k) for k in known if k[1] != "-"):
             continue  # a short flag with its value attached (-cjob): argparse's to read
+        if flag.startswith("--") and flag not in known:
+            prefixed = [k for k in known if k.startswith(flag)]  # argparse takes a unique abbreviation (--hydra)
+            if len(prefixed) == 1:
+                flag = prefixed[0]
         if flag not in known:
             name = flag.lstrip("-")
             close = difflib.get_close_matches(flag, [k for k in known if k.startswith("--")], n=1, cutoff=0.75)

@@ -497,18 +497,18 @@ def bare_word_error(word: str) -> str | None:
         )
     sets = callback_sets()
 
-    def override(group: str) -> str:  # a callback alone would replace the set, checkpoints included
-        return f"callbacks=[default,{word}]" if group == "callbacks" and word not in sets else f"{group}={word}"
+    def override(group: str, option: str = word) -> str:  # a callback alone would replace the set, checkpoints too
+        return f"callbacks=[default,{option}]" if group == "callbacks" and option not in sets else f"{group}={option}"
 
     owners = [group for group in groups if word in group_options(group)]
     if owners:
-        return f"{word!r} is not an override; did you mean {' or '.join(map(override, owners))}?"
+        return f"{word!r} is not an override; did you mean {' or '.join(override(group) for group in owners)}?"
     if word == "list":
         return "'list' is not an override: python -m cnnpl list [<group>] lists the components; put list first"
-    options = {f"{group}={option}": option for group in groups for option in group_options(group)}
-    close = difflib.get_close_matches(word, list(options.values()), n=2, cutoff=0.75)
+    options = [(group, option) for group in groups for option in group_options(group)]
+    close = difflib.get_close_matches(word, [option for _, option in options], n=2, cutoff=0.75)
     if close:
-        matches = [key for key, option in options.items() if option in close][:2]
+        matches = [override(group, option) for group, option in options if option in close][:2]
         return f"{word!r} is not an override; did you mean {' or '.join(matches)}?"
     return None
 
@@ -709,6 +709,7 @@ def _none_passed(family: str, name: str, params: Mapping[str, Any]) -> frozenset
         and key not in supplied
         and taken[key].default is not None
         and taken[key].default is not inspect.Parameter.empty
+        and _plain(taken[key].default, hints.get(key, Any)) is not None  # not an object the config shows as null
         and _is_union(hints.get(key))
         and type(None) in typing.get_args(hints.get(key))
     )
@@ -722,8 +723,8 @@ def constructor_settings(family: str, name: str, params: Mapping[str, Any]) -> d
     hints = _type_hints(get_registry(family).get(name))
     settings = dict(params)
     for key, value in params.items():
-        if isinstance(value, str) and _required_path(hints.get(key, Any)):
-            settings[key] = pathlib.Path(value)
+        if (paths := _as_paths(value, hints.get(key, Any))) is not value:
+            settings[key] = paths
             continue
         kind = _required(config_type(hints.get(key, Any)))
         if not (isinstance(kind, type) and issubclass(kind, enum.Enum)) or isinstance(value, enum.Enum):
@@ -855,6 +856,25 @@ def _is_pair_value(value: Any, *, takes_word: bool) -> bool:
         return True
     items = isinstance(value, Sequence) and not isinstance(value, str)  # a config's lists are ListConfigs
     return items and len(value) == 2 and all(integer(v) for v in value)
+
+
+def _as_paths(value: Any, hint: Any) -> Any:
+    """``value`` with the text a ``Path`` hint (perhaps in a list, tuple or dict, perhaps ``| None``) gives as a
+    Path; ``value`` itself where there is none to convert."""
+    if isinstance(value, str):
+        return pathlib.Path(value) if _required_path(hint) else value
+    kinds = _without_none(hint)
+    origin = typing.get_origin(kinds[0]) if len(kinds) == 1 else None
+    args = typing.get_args(kinds[0]) if len(kinds) == 1 else ()
+    if origin in (list, tuple, Sequence, typing.Sequence) and isinstance(value, list) and args:
+        fixed = Ellipsis not in args and len(args) == len(value)  # tuple[str, Path]; else list[Path], tuple[Path, ...]
+        item_hints = list(args) if fixed else [args[0]] * len(value)
+        items = [_as_paths(v, h) for v, h in zip(value, item_hints, strict=True)]
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
+    if origin in (dict, Mapping, typing.Mapping) and isinstance(value, dict) and len(args) == 2:
+        items = {k: _as_paths(v, args[1]) for k, v in value.items()}
+        return items if any(items[k] is not value[k] for k in value) else value
+    return value
 
 
 def _required_path(hint: Any) -> bool:

@@ -41,8 +41,9 @@ def shown_cause(err: BaseException) -> BaseException | None:
 
 def run_command(main: Callable[[], int | None]) -> NoReturn:
     """Run a command line's ``main`` and exit with its status. A reader that stops early
-    (``python -m cnnpl --cfg job | head``) ends it quietly, with status 1, as Python's documentation of
-    ``SIGPIPE`` does it: no traceback for output nobody reads."""
+    (``python -m cnnpl.summary model=resnet50 | head``, ``python -m cnnpl --help | head``) ends it quietly, with
+    status 1, as Python's documentation of ``SIGPIPE`` does it: no traceback for output nobody reads. (What
+    Hydra prints itself, ``--cfg job``, Hydra reports.)"""
     try:
         status = main()
         sys.stdout.flush()

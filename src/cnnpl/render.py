@@ -193,8 +193,7 @@ def load_checkpoint(
     cfg = read_config(config_path)
     _, skip_broken, overrides = split_plugin_overrides(list(overrides))  # skip_broken_plugins= is no config key
     check_overrides(cfg, overrides)
-    given = _parsed(overrides)
-    cfg = OmegaConf.merge(cfg, given)
+    given, cfg = _merged(cfg, overrides)
     specs = plugin_specs(cfg.get(PLUGINS_KEY))
     if PLUGINS_KEY in given:
         load_plugins(specs, skip_broken=skip_broken, base=Path.cwd())
@@ -237,16 +236,24 @@ def _check_registered(cfg: DictConfig) -> None:
             )
 
 
-def _parsed(overrides: Sequence[str]) -> DictConfig:
-    """``overrides`` as a config, each value as YAML reads it; :class:`CnnplError` naming one that cannot be
-    read (``data.num_train=[1,``), or that refers to another setting (``${...}``: render changes values)."""
+def _merged(cfg: DictConfig, overrides: Sequence[str]) -> tuple[DictConfig, DictConfig]:
+    """``(overrides as a config, cfg with them)``; :class:`CnnplError` naming one that cannot be read
+    (``data.num_train=[1,``) or refers to a setting the run does not have (``${nope}``)."""
     for item in overrides:
         try:
-            OmegaConf.to_container(OmegaConf.from_dotlist([item]), resolve=True)
+            OmegaConf.from_dotlist([item])
         except (yaml.YAMLError, OmegaConfBaseException) as err:
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise CnnplError(f"cannot read the override {item!r}: {reason}; give a plain value (key=value)") from None
-    return OmegaConf.from_dotlist(list(overrides))
+    given = OmegaConf.from_dotlist(list(overrides))
+    merged = OmegaConf.merge(cfg, given)
+    for item in overrides:
+        try:  # ${data.batch_size} refers to the run's own setting: that one resolves
+            OmegaConf.select(merged, item.partition("=")[0], throw_on_resolution_failure=True)
+        except OmegaConfBaseException as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise CnnplError(f"cannot read the override {item!r}: {reason}") from None
+    return given, merged
 
 
 def check_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
@@ -408,7 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if "ckpt" not in options or "out" not in options:
             raise CnnplError(f"ckpt= and out= are required; {USAGE}")
-        empty = [key for key in ("ckpt", "out", "config") if key in options and not options[key].strip()]
+        if not options.get("config", "x").strip():  # config=$CFG with nothing in it: the run's own, as without it
+            del options["config"]
+        empty = [key for key in ("ckpt", "out") if key in options and not options[key].strip()]
         if empty:  # out= wrote into the working directory, ckpt= read it as a checkpoint
             raise CnnplError(f"{empty[0]}= is empty; give {empty[0]}=<{'folder' if empty[0] == 'out' else 'file'}>")
         if not options.get("num_images", "8").isdigit() or int(options.get("num_images", "8")) < 1:

@@ -173,6 +173,10 @@ class Conv2d(_Geometry, nn.Conv2d):
     def _same_pad(self, h: int, w: int) -> tuple[int, int, int, int]:
         return self._pads(h, w)
 
+    def extra_repr(self) -> str:
+        text = super().extra_repr()  # torch's shows the static padding, (0, 0) for "same": name the rule instead
+        return f"{text}, padding='{self.padding_rule}'" if self.padding_rule in ("same", "valid") else text
+
     def _conv(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         padding = self.padding
         if self.padding_rule == "same":

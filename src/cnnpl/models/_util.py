@@ -155,7 +155,8 @@ def building(layer: str) -> Iterator[None]:
     except CnnplError as err:
         message = str(err)
         named = message.startswith("layer ")  # an inner layer already named itself: extend its path
-        raise type(err)(f"layer {layer}.{message[len('layer ') :]}" if named else f"layer {layer}: {message}") from None
+        named_err = type(err)(f"layer {layer}.{message[len('layer ') :]}" if named else f"layer {layer}: {message}")
+        raise named_err from err.__cause__  # a plugin's own error stays the cause: HYDRA_FULL_ERROR=1 shows it
 
 
 def dense_head(
