@@ -688,6 +688,7 @@ class LooselyTyped(L.Callback):
         ["+trainer.limit_test_batches=0", "test=false"],
         ["+trainer.enable_checkpointing=false", "~callbacks.checkpoint"],
         ["trainer.devices=[0]"],
+        ["trainer.strategy=DDP", "+trainer.max_steps=-1", "+trainer.num_sanity_val_steps=-1"],  # Lightning lowers it
         # cnnpl's own callbacks take one name, a child's index, or true for gradcam.target (helper-94)
         [
             "callbacks.filters.layers=features.block2",

@@ -70,26 +70,32 @@ PLAIN_FLAGS = {"-m", "--multirun", "--resolve", "-h", "--help", "--hydra-help"}
 OTHER_FLAGS = {"--info", "-i", "--run", "-r", "--shell-completion", "-sc", "--experimental-rerun", "--version"}
 
 
-def check_flags(args: list[str]) -> None:
-    """Refuse a flag Hydra does not have (``--versoin``), or one without its value (``--cfg`` last), in one line:
-    Hydra printed its usage, seven lines, under the name ``__main__.py``."""
+def check_flags(args: list[str]) -> list[str]:
+    """``args`` with each abbreviated flag written out (``--multi``: ``--multirun``, as Hydra's argparse reads it;
+    cnnpl's own checks look for the whole flag). Refuses a flag Hydra does not have (``--versoin``), an
+    ambiguous abbreviation, or a flag without its value (``--cfg`` last), in one line: Hydra printed its
+    usage, seven lines, under the name ``__main__.py``."""
     import difflib
 
     from cnnpl.config import REQUIRED_KEYS, config_groups
 
     known = sorted(VALUE_FLAGS | PLAIN_FLAGS | OTHER_FLAGS)
+    args = list(args)
     for i, arg in enumerate(args):
         if i > 0 and args[i - 1] in VALUE_FLAGS | {"--info", "-i"}:
             continue  # a flag's value
-        flag = arg.partition("=")[0]
+        flag, sep, value = arg.partition("=")
         if not arg.startswith("-") or arg == "--":
             continue
         if not arg.startswith("--") and flag not in known and any(flag.startswith(k) for k in known if k[1] != "-"):
             continue  # a short flag with its value attached (-cjob): argparse's to read
         if flag.startswith("--") and flag not in known:
             prefixed = [k for k in known if k.startswith(flag)]  # argparse takes a unique abbreviation (--hydra)
-            if len(prefixed) == 1:
+            if len(prefixed) > 1:
+                raise CnnplError(f"{flag} is ambiguous: it could be {' or '.join(prefixed)}; write the whole flag")
+            if prefixed:
                 flag = prefixed[0]
+                args[i] = f"{flag}{sep}{value}"
         if flag not in known:
             name = flag.lstrip("-")
             close = difflib.get_close_matches(flag, [k for k in known if k.startswith("--")], n=1, cutoff=0.75)
@@ -103,6 +109,7 @@ def check_flags(args: list[str]) -> None:
         if flag in VALUE_FLAGS and "=" not in arg and (i + 1 == len(args) or args[i + 1].startswith("-")):
             values = " (job, hydra or all)" if flag in ("--cfg", "-c") else ""
             raise CnnplError(f"{flag} takes a value{values}: {flag} <value>")
+    return args
 
 
 def flags_first(args: list[str]) -> list[str]:
@@ -132,8 +139,7 @@ def flags_first(args: list[str]) -> list[str]:
 
 def prepare(args: list[str]) -> list[str]:
     """Load the plugins ``args`` name and register every component's config; returns the args for Hydra."""
-    check_flags(args)
-    args = flags_first(args)
+    args = flags_first(check_flags(args))
     specs, skip_broken, rest = split_plugin_overrides(args)
     if skip_broken is not None:  # processes started for this run (DDP workers re-run this command) inherit it
         os.environ[SKIP_BROKEN_ENV] = "1" if skip_broken else "0"

@@ -998,7 +998,8 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
         rest = [o for o in overrides if o.partition("=")[0].lstrip("+~") != dotted]
         try:
             node = compose_plain(rest)
-            siblings = list(OmegaConf.select(node, parent) or {}) if parent else list(node)
+            found = OmegaConf.select(node, parent) if parent else node
+            siblings = list(found) if isinstance(found, DictConfig) else []  # data.root.x: a word has no keys
         except Exception:
             siblings = []
         names = [str(k) for k in siblings]

@@ -458,6 +458,7 @@ def check_strategy(trainer_cfg: Any) -> None:
     """Refuse a ``trainer.strategy`` name Lightning does not know (``dpp``), naming the key: Lightning's
     refusal came when the Trainer was built (a sweep's later job, after the first had trained)."""
     strategy = trainer_cfg.get("strategy")
+    strategy = strategy.lower() if isinstance(strategy, str) else strategy  # Lightning reads DDP as ddp
     if not isinstance(strategy, str) or strategy in ("auto", "ddp", "ddp_spawn", "ddp_fork", "single_device"):
         return
     from lightning.pytorch.strategies import StrategyRegistry
