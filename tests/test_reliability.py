@@ -1433,16 +1433,9 @@ def test_a_full_disk_is_refused_before_hydra_writes_there(tmp_path: Path, monkey
     ("override", "message"),
     [
         ("trainer.max_epochs=abc", "trainer.max_epochs must be an integer, got 'abc'"),
-        (
-            "trainer.max_epochs=-2",
-            "Error in call to target 'lightning.pytorch.trainer.trainer.Trainer': "
-            "`max_epochs` must be a non-negative integer or -1. You passed in -2.",
-        ),
-        (
-            "trainer.devices=0",
-            "Error in call to target 'lightning.pytorch.trainer.trainer.Trainer': "
-            "`Trainer(devices=0)` value is not a valid input using cpu accelerator.",
-        ),
+        # Lightning's "Error in call to target ...: `max_epochs` must be a non-negative integer or -1", naming no key
+        ("trainer.max_epochs=-2", "trainer.max_epochs must be >= -1 (-1: no limit), got -2"),
+        ("trainer.devices=0", "trainer.devices must be >= 1, -1 (all of them) or auto, got 0"),
         ("seed=-5", "seed must be an integer in [0, 4294967295] (NumPy's range), got -5"),
         ("seed=true", "seed must be an integer in [0, 4294967295] (NumPy's range), got True"),  # not data.seed
         ("keep_freed_memory=sometimes", "keep_freed_memory must be true or false, got 'sometimes'"),
