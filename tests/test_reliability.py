@@ -1269,6 +1269,29 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     assert all(torch.isfinite(t).all() for t in saved["state_dict"].values() if t.is_floating_point())
 
 
+def test_a_command_refused_inside_the_run_leaves_no_folder_and_one_that_trained_keeps_its_own(tmp_path: Path) -> None:
+    outputs = tmp_path / "outputs"
+
+    def run_folders() -> list[Path]:
+        return [run for day in outputs.iterdir() for run in day.iterdir()] if outputs.is_dir() else []
+
+    # refused by the data module and by a component, inside the run (after Hydra made its folder): no folder left
+    for refused, words in (
+        (["data.batch_size=-1"], "cnnpl: error: data.batch_size must be >= 1, got -1"),
+        (["pool.kernel_size=-3", "hydra.job.chdir=true"], "cnnpl: error: layer features.block1.pool: pooling needs"),
+    ):
+        result = run_cli(*FAST, *refused, cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(words), result.stderr
+        assert run_folders() == []
+    # stopped by a guard after it trained and wrote (NaN at step 2): the folder and what is in it stay
+    (tmp_path / "poison_callback.py").write_text(POISON)
+    poisoned = ["+callbacks.poison._target_=poison_callback.Poison", "+callbacks.poison.step=1"]
+    result = run_cli(*FAST, *poisoned, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 2 and "the training loss became NaN at step 1" in result.stderr, result.stderr
+    (run,) = run_folders()
+    assert {".hydra", "cnnpl.log", "config.yaml", "csv"} <= {p.name for p in run.iterdir()}
+
+
 @pytest.mark.parametrize("shape", [(), (3,)], ids=["scalar", "several values"])
 @pytest.mark.parametrize(
     ("bad", "what"), [(float("nan"), "NaN"), (float("inf"), "infinite"), (float("-inf"), "infinite")]

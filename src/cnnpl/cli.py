@@ -157,6 +157,8 @@ def prepare(args: list[str]) -> list[str]:
     option = "hydra.sweep.dir" if sweep else "hydra.run.dir"
     claimed = _claim_new_folder(rest, option, sweep_dir if sweep else run_dir)  # last: a refused command makes none
     if claimed is not None:
+        global _claimed_run_dir
+        _claimed_run_dir = None if sweep else claimed.absolute()  # hydra.job.chdir=true moves into it
         return [*rest, f"{option}={_override_value(str(claimed))}"]
     return [*rest, *_keep_earlier_records(rest, sweep_dir)]
 
@@ -541,6 +543,7 @@ def _keep_earlier_records(args: list[str], sweep_dir: str | None = None) -> list
 
 
 NEW_EACH_TIME = "${now:"  # a folder named by the time is a new one at each command
+_claimed_run_dir: Path | None = None  # the folder _claim_new_folder made for this command's run
 
 
 def _claim_new_folder(args: list[str], option: str, setting: str | None) -> Path | None:
@@ -703,12 +706,36 @@ def run(cfg: DictConfig) -> float | None:
     try:
         metrics = train(cfg)
     except CnnplError as err:
-        if record is not None and before is not None and _written(record.parent, record) == before:
-            import shutil
+        import shutil
 
+        if record is not None and before is not None and _written(record.parent, record) == before:
             shutil.rmtree(record, ignore_errors=True)
+        folder = _unused_new_folder()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
         fail(err)
     return metrics.get("test/acc")
+
+
+def _unused_new_folder() -> Path | None:
+    """The run folder made for this command (:func:`_claim_new_folder`) when it holds nothing but Hydra's
+    record and an empty log: a command refused inside the run (``data.batch_size=-1``, a component that does
+    not fit) leaves no folder then. None for any other folder, or one the run wrote to."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if _claimed_run_dir is None or not HydraConfig.initialized():
+        return None
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    log = folder / f"{HydraConfig.get().job.name}.log"
+    subdir = HydraConfig.get().output_subdir
+    with contextlib.suppress(OSError):
+        if (
+            folder.samefile(_claimed_run_dir)
+            and {path.name for path in folder.iterdir()} <= {str(subdir), log.name}
+            and (not log.exists() or log.stat().st_size == 0)
+        ):
+            return folder
+    return None
 
 
 def _extra_record() -> tuple[Path | None, dict[str, tuple[int, int]] | None]:
