@@ -505,6 +505,44 @@ def test_settings_the_config_cannot_hold_keep_their_defaults_and_paths_in_lists_
     assert (pool.paths, pool.named) == ([Path("b"), Path("c")], {"k": Path("v")})
 
 
+def test_mapping_settings_take_a_mapping_on_the_command_line_and_refuse_the_wrong_kind(restore_registries) -> None:
+    """``named={a:1}`` onto ``dict[str, int] | None = None`` failed inside OmegaConf ('NoneType' object has no
+    attribute 'get') and ``named={}`` stayed null; ``counts={b:2}`` said "did you mean pool.counts?"."""
+
+    @cnnpl.register("pool", "mappings")
+    class Mappings(torch.nn.MaxPool2d):
+        def __init__(
+            self,
+            kernel_size: int = 2,
+            named: dict[str, int] | None = None,
+            counts: dict[str, int] = {"a": 1},  # noqa: B006
+        ) -> None:
+            super().__init__(kernel_size)
+            self.named, self.counts = named, counts
+
+    def pool(*overrides: str) -> Mappings:
+        cfg = cnnpl.compose(["pool=mappings", *overrides])
+        return build_model(cfg, num_classes=3, in_channels=3, input_size=(32, 32)).features.block1.pool
+
+    assert (pool().named, pool().counts) == (None, {"a": 1})
+    assert pool("pool.named={a:1,b:2}").named == {"a": 1, "b": 2}
+    assert pool("pool.named={}").named == {}
+    assert pool("pool.named={a:1}", "pool.named=null").named is None
+    assert pool("pool.counts={a:5}", "+pool.counts.b=2").counts == {"a": 5, "b": 2}
+    for bad, value in (("{a:x}", {"a": "x"}), ("{a:1.5}", {"a": 1.5}), ("3", 3), ("[1,2]", [1, 2])):
+        with pytest.raises(cnnpl.CnnplError) as err:
+            pool(f"pool.named={bad}")
+        assert str(err.value) == (
+            f"pool.named must be a mapping {{name: value, ...}} of integers or null, got {value!r} (pool 'mappings')"
+        )
+    with pytest.raises(cnnpl.CnnplError) as err:
+        pool("pool.counts={b:2}")
+    assert str(err.value) == (
+        "pool.counts has no key 'b' and a mapping given for it is merged into it; to add the key, write "
+        "+pool.counts.b=<value>"
+    )
+
+
 def test_a_plugins_own_error_stays_the_cause_of_the_layer_named_refusal(restore_registries) -> None:
     @cnnpl.register("pool", "lookup")
     class Lookup(torch.nn.MaxPool2d):

@@ -240,6 +240,8 @@ def config_type(hint: Any) -> Any:
         rest = [a for a in args if a is not type(None)]
         if len(rest) == 1:
             inner = config_type(rest[0])
+            if typing.get_origin(inner) is dict:  # OmegaConf 2.3 cannot merge {k: v} onto a typed null dict
+                return Any  # ('NoneType' object has no attribute 'get'): check_values checks it instead
             return Any if inner is Any else Optional[inner]  # noqa: UP045  (OmegaConf needs typing.Optional)
         return Any
     if origin is typing.Literal:
@@ -773,6 +775,7 @@ def check_values(family: str, name: str, params: Mapping[str, Any], keys: str | 
     for key, value in params.items():
         _check_literal(value, hints.get(key), f"{keys}.{key}", f"{family} {name!r}")
         _check_length(value, hints.get(key), f"{keys}.{key}", f"{family} {name!r}")
+        _check_optional_mapping(value, hints.get(key), f"{keys}.{key}", f"{family} {name!r}")
         pair = _pair_words(hints.get(key))
         if pair and not _is_pair_value(value, takes_word=pair.endswith("mode")):
             raise CnnplError(f"{keys}.{key} must be {pair}, got {value!r} ({family} {name!r})")
@@ -819,6 +822,31 @@ def _check_length(value: Any, hint: Any, key: str, what: str) -> None:
         return
     if isinstance(value, Sequence) and not isinstance(value, str) and len(value) != len(items):
         raise CnnplError(f"{key} must be a list of {len(items)} values, got {_plain_list(value)!r} ({what})")
+
+
+def _check_optional_mapping(value: Any, hint: Any, key: str, what: str) -> None:
+    """Refuse what a ``dict[str, X] | None`` hint does not take: :func:`config_type` leaves such a setting
+    untyped in the config (OmegaConf cannot merge a mapping onto its null), so OmegaConf checks nothing."""
+    allowed = _without_none(hint)
+    if value is None or not _is_union(hint) or type(None) not in typing.get_args(hint) or len(allowed) != 1:
+        return
+    kind = config_type(allowed[0])
+    if typing.get_origin(kind) is not dict:
+        return
+    holder = dataclasses.make_dataclass("Setting", [("value", kind, dataclasses.field(default_factory=dict))])
+    try:
+        if not isinstance(value, Mapping):
+            raise TypeError(value)
+        OmegaConf.merge(OmegaConf.structured(holder), {"value": value})
+    except Exception:
+        items = _MAPPING_WORDS.get(typing.get_args(kind)[1], "")
+        raise CnnplError(
+            f"{key} must be a mapping {{name: value, ...}}{' of ' + items if items else ''} or null, "
+            f"got {value!r} ({what})"
+        ) from None
+
+
+_MAPPING_WORDS = {bool: "true / false values", int: "integers", float: "numbers", str: "words"}
 
 
 def _is_union(hint: Any) -> bool:
@@ -994,6 +1022,13 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     deleted = re.match(r"Could not delete from config\. '([^']+)' does not exist", text)
     if key or deleted:  # a key the config does not have: name its neighbours
         dotted = (key or deleted).group(1)
+        inner = re.search(r"^\s*full_key: (\S+)$", str(err.__cause__ or ""), flags=re.MULTILINE)
+        if key and inner and inner.group(1).startswith(f"{dotted}."):  # pool.counts={b:2}: a new key in a mapping
+            added = inner.group(1)
+            return (
+                f"{dotted} has no key {added[len(dotted) + 1 :]!r} and a mapping given for it is merged into it; "
+                f"to add the key, write +{added}=<value>"
+            )
         parent, _, leaf = dotted.rpartition(".")
         rest = [o for o in overrides if o.partition("=")[0].lstrip("+~") != dotted]
         try:
