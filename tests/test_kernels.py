@@ -114,7 +114,16 @@ def test_command_shows_the_kernels_named_and_refuses_an_unknown_one(capsys):
 
 
 @pytest.mark.slow  # fresh interpreters
-@pytest.mark.parametrize("command", [["cnnpl.kernels"], ["cnnpl", "--help"], ["cnnpl.summary", "model=resnet50"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["cnnpl.kernels"],
+        ["cnnpl", "--help"],
+        ["cnnpl.summary", "model=resnet50"],
+        ["cnnpl", "--cfg", "job"],
+        ["cnnpl", "--info"],
+    ],
+)
 def test_a_reader_that_stops_early_gets_no_traceback(command: list[str]) -> None:
     """``python -m cnnpl --help | head -1``: the pipe closed before the command wrote (a traceback before)."""
     proc = subprocess.Popen([sys.executable, "-m", *command], stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -794,6 +794,35 @@ def versions() -> str:
     return f"cnnpl {of('cnnpl')} ({others})"
 
 
+class _EndsQuietly:
+    """``sys.stdout`` while Hydra prints (``--cfg job``, ``--info``): a reader that stopped early (``| head``)
+    ends the command with status 1, as :func:`cnnpl.errors.run_command` does, instead of the traceback that
+    Hydra prints for the BrokenPipeError (``SystemExit`` passes through its ``except Exception``, and through
+    logging's, which prints "--- Logging error ---" for ``--info``)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._stop()
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._stop()
+
+    def _stop(self) -> NoReturn:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())  # the flush at exit fails no more
+        raise SystemExit(1)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     args = sys.argv[1:]
     if "--version" in args:  # Hydra's own flag would print only its version
@@ -807,5 +836,7 @@ def main() -> None:
 
     sys.argv = [sys.argv[0], *guarded(lambda: prepare(args))]
     hide_extension_warnings()  # guarded() set the warning filters back
+    if {arg.partition("=")[0] for arg in sys.argv[1:]} & (SHOW_FLAGS | INFO_FLAGS):
+        sys.stdout = _EndsQuietly(sys.stdout)  # type: ignore[assignment]
     app = hydra.main(config_path=str(config_dir()), config_name=CONFIG_NAME, version_base="1.3")(run)
     app()
