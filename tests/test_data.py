@@ -7,6 +7,9 @@ import os
 import pickle
 import re
 import shutil
+import socket
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -723,6 +726,29 @@ def test_a_split_replaced_by_older_files_keeps_one_cache_file(tmp_path: Path, ca
     again, _ = folder_mod.load_class_folders(tmp_path / "d" / "train")
     assert int(again.images[0].max()) == 7  # decoded again
     assert len(list(cache.glob("train-*.npz"))) == 1, sorted(p.name for p in cache.iterdir())
+
+
+def test_a_killed_decodes_temporary_goes_when_the_split_has_changed(tmp_path: Path, cache_home: Path) -> None:
+    """helper-102: a run killed while it wrote the cache leaves its temporary file (154 MB for CIFAR-10); the next
+    write of the same name removed it, which never came once the split had changed."""
+    write_class_folders(tmp_path / "d", per_class=2, classes=["a", "b"])
+    cache = tmp_path / "d" / ".cnnpl-cache"
+    folder_mod.load_class_folders(tmp_path / "d" / "train")
+    (old,) = cache.glob("train-*.npz")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    left = {
+        "dead": cache / f".{old.name}.{int(dead.stdout)}@{host}.k1lled00.tmp",
+        "running": cache / f".{old.name}.{os.getpid()}@{host}.w0rk1ng0.tmp",
+        "other machine": cache / f".{old.name}.{int(dead.stdout)}@elsewhere.n0tm1ne0.tmp",
+        "not a cache file": cache / f".other-{old.name}.{int(dead.stdout)}@{host}.n0tm1ne0.tmp",
+    }
+    for path in left.values():
+        path.write_bytes(b"PK partial")
+    Image.fromarray(np.full((32, 32, 3), 5, dtype=np.uint8)).save(tmp_path / "d" / "train" / "a" / "0000.png")
+    folder_mod.load_class_folders(tmp_path / "d" / "train")  # decoded again: a new name, the old copy pruned
+    assert not old.exists()
+    assert {name for name, path in left.items() if path.exists()} == {"running", "other machine", "not a cache file"}
 
 
 @pytest.mark.parametrize("setting", ["", "relative/cache"])

@@ -142,6 +142,22 @@ def test_cifar10_download_must_be_a_boolean(tmp_path: Path) -> None:
         CIFAR10DataModule(root=tmp_path, download="maybe")
 
 
+@pytest.mark.parametrize(
+    ("root", "shown"),
+    [
+        (None, "null"),
+        (123, "123 (for a folder named 123, quote it: data.root=\"'123'\")"),
+        (True, "true"),
+        (["a", "b"], "['a', 'b']"),
+    ],
+)
+def test_cifar10_root_must_name_a_folder(root: object, shown: str) -> None:
+    """helper-102: Path(root) failed inside instantiation ("expected str, bytes or os.PathLike object, not int")."""
+    with pytest.raises(CnnplError) as err:
+        CIFAR10DataModule(root=root)  # type: ignore[arg-type]
+    assert str(err.value) == f"data.root must name a folder, got {shown}; give data.root=<folder>"
+
+
 def test_cutout_must_be_smaller_than_the_images() -> None:
     dm = ShapesDataModule(num_train=20, num_test=10, image_size=8, cutout=8)
     message = (

@@ -1682,6 +1682,17 @@ def test_checkpoint_and_logger_settings_that_fail_at_the_first_save_fail_before_
             r"^data\.train_sizes has 2 sizes but trainer\.max_epochs=2: the last epoch must train at full size, so "
             r"give at most 1 size or train more epochs$",
         ),
+        (  # helper-102: max_steps ended the run inside the small epochs, and the test saw another size
+            ["model=fast_net", "data.train_sizes=[24]", "trainer.max_epochs=3", "+trainer.max_steps=8"],
+            r"^trainer\.max_steps=8 ends the run in epoch 1 \(8 steps an epoch\), but data\.train_sizes trains the "
+            r"first epoch below full size: the last epoch must train at full size, so give trainer\.max_steps above "
+            r"8 \(or -1\), or fewer sizes$",
+        ),
+        (
+            ["model=fast_net", "data.train_sizes=[24,24]", "trainer.max_epochs=4", "+trainer.max_steps=12"],
+            r"^trainer\.max_steps=12 ends the run in epoch 2 \(8 steps an epoch\), but data\.train_sizes trains "
+            r"the first 2 epochs below",
+        ),
         (  # too small for vgg16's five pools: the model's doing, not pool=max's (no pool takes it)
             ["model=vgg16", "data.train_sizes=[16]", "trainer.max_epochs=2"],
             r"^data\.train_sizes: model=vgg16 cannot take 16x16 images \(.+\); use sizes it can take, or a model that "

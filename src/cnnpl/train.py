@@ -575,11 +575,31 @@ def check_batch_counts(trainer: Any, datamodule: Any, validates: bool) -> None:
             f"batch; give at least {1 / length:.3g}, or a whole number of batches (+trainer.limit_train_batches=5)"
         )
     batches = min(length, limit) if isinstance(limit, int) else int(length * limit)
+    _check_steps_reach_full_size(trainer, datamodule, batches)
     interval = getattr(trainer, "val_check_interval", None)  # none where it is a time ("00:00:05:00", {minutes:5})
     if validates and isinstance(interval, int) and trainer.check_val_every_n_epoch is not None and interval > batches:
         raise CnnplError(
             f"trainer.val_check_interval={interval} is more than the {batches} training batches of an epoch, so "
             f"validation would never run; give at most {batches}, or a fraction of the epoch such as 0.5"
+        )
+
+
+def _check_steps_reach_full_size(trainer: Any, datamodule: Any, batches: int) -> None:
+    """Refuse a ``trainer.max_steps`` that ends the run inside the epochs ``data.train_sizes`` trains below
+    full size (:func:`check_train_sizes` counts ``max_epochs`` only): the test would see images of a size
+    the network never trained on. ``batches``: the training batches an epoch."""
+    sizes = list(getattr(datamodule, "train_sizes", None) or ())
+    steps, accumulate = getattr(trainer, "max_steps", -1), getattr(trainer, "accumulate_grad_batches", 1)
+    if not sizes or not isinstance(steps, int) or steps <= 0 or batches <= 0 or not isinstance(accumulate, int):
+        return
+    per_epoch = math.ceil(batches / max(accumulate, 1))  # an epoch's last batches step too, though fewer
+    if steps <= len(sizes) * per_epoch:
+        last = math.ceil(steps / per_epoch)
+        small = "the first epoch" if len(sizes) == 1 else f"the first {len(sizes)} epochs"
+        raise CnnplError(
+            f"trainer.max_steps={steps} ends the run in epoch {last} ({per_epoch} steps an epoch), but "
+            f"data.train_sizes trains {small} below full size: the last epoch must train at full size, so give "
+            f"trainer.max_steps above {len(sizes) * per_epoch} (or -1), or fewer sizes"
         )
 
 

@@ -13,6 +13,7 @@ With neither present and ``download=True`` it downloads the official archive thr
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
 import warnings
 from collections.abc import Iterator
@@ -130,6 +131,13 @@ def find_cifar10(root: Path) -> str | None:
     return None
 
 
+def _yaml_word(value: object) -> str:
+    """``value`` as the command line writes null, true and false; ``repr`` otherwise."""
+    if value is None or isinstance(value, bool):
+        return str(value).lower().replace("none", "null")
+    return repr(value)
+
+
 class CIFAR10DataModule(InMemoryImageDataModule):
     """CIFAR-10 (10 classes, 32x32 RGB) held in memory as uint8; see :class:`InMemoryImageDataModule`."""
 
@@ -137,6 +145,10 @@ class CIFAR10DataModule(InMemoryImageDataModule):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         if not isinstance(download, bool):
             raise CnnplError(f"data.download must be true or false, got {download!r}")
+        if not isinstance(root, (str, os.PathLike)):  # Path(123): "expected str, bytes or os.PathLike object"
+            number = isinstance(root, (int, float)) and not isinstance(root, bool)
+            quote = f" (for a folder named {root}, quote it: data.root=\"'{root}'\")" if number else ""
+            raise CnnplError(f"data.root must name a folder, got {_yaml_word(root)}{quote}; give data.root=<folder>")
         self.root = Path(root).expanduser()
         self.download = download
 

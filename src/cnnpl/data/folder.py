@@ -25,7 +25,7 @@ import torch
 
 from cnnpl.data.base import Split
 from cnnpl.errors import DataError
-from cnnpl.files import atomic_write
+from cnnpl.files import atomic_write, remove_stale_temporaries
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
 JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -236,6 +236,11 @@ def _remove_older_copies(folder: Path, prefix: str, kept: str, edited_ns: int) -
             name = path.name[len(prefix) : -len(".npz")]
             if len(name) == 16 or name[:8] == listing or path.stat().st_mtime_ns < edited_ns:
                 path.unlink()
+    # a copy that a killed run was writing: its temporary file is removed by the next write of the same name,
+    # which never comes once the split has changed (a 154 MB leftover for CIFAR-10); those of dead processes go
+    for target in {tmp.name[1:].partition(".npz.")[0] for tmp in folder.glob(f".{glob.escape(prefix)}*.npz.*.tmp")}:
+        if pattern.fullmatch(f"{target}.npz"):
+            remove_stale_temporaries(folder / f"{target}.npz")
 
 
 def _unlistable(folder: Path, err: OSError) -> str:
