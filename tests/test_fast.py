@@ -24,6 +24,7 @@ from tests.test_cli import scalars
 from torch import nn
 
 import cnnpl
+from cnnpl import viz
 from cnnpl.callbacks import FreezeAfter, Lookahead
 from cnnpl.data.shapes import ShapesDataModule
 from cnnpl.errors import CnnplError
@@ -185,6 +186,9 @@ def test_flip_and_translate_tta_average_the_expected_views() -> None:
     expected = mirrored(images) / 2 + (mirrored(padded[..., :8, :8]) + mirrored(padded[..., 2:, 2:])) / 4
     with torch.no_grad():
         assert torch.allclose(system._predict(images), expected, atol=1e-6)
+        # what render's confusion matrix and PR curves predict with (helper-103: it ignored the run's views)
+        assert torch.allclose(viz.predict(net, images, tta_flip=True, tta_translate=1), expected, atol=1e-6)
+        assert torch.allclose(viz.predict(net, images), net(images), atol=1e-6)
 
 
 def test_channels_last_gives_the_same_logits_and_compile_keeps_parameter_names() -> None:

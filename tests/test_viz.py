@@ -427,6 +427,26 @@ def test_render_takes_the_test_split_of_a_run_without_validation_images(tmp_path
     assert capsys.readouterr().err == ("cnnpl.render: error: split must be one of train, val, test, got 'validation'\n")
 
 
+def test_render_predicts_with_the_runs_test_time_augmentation(tmp_path, monkeypatch) -> None:
+    """helper-103: render's confusion matrix, per-class accuracy and PR curves ignored system.tta_flip and
+    system.tta_translate (experiment=fast_cifar10's), so they disagreed with the run's val/acc and test/acc."""
+    seen: list[dict[str, object]] = []
+    predict = viz.predict
+
+    def spy(net: nn.Module, images: torch.Tensor, **views: object) -> torch.Tensor:
+        seen.append(views)
+        return predict(net, images, **views)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(viz, "predict", spy)
+    for name, views, expected in (
+        ("tta", ["system.tta_flip=true", "system.tta_translate=1"], (True, 1)),
+        ("no", [], (False, 0)),
+    ):
+        ckpt = fake_run(tmp_path / name, *views)
+        assert render_main([f"ckpt={ckpt}", f"out={tmp_path / name / 'pictures'}", "num_images=1"]) == 0
+        assert seen.pop() == {"tta_flip": expected[0], "tta_translate": expected[1]}
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

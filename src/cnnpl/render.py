@@ -15,7 +15,7 @@ Written files (``.png`` in ``out``, created if needed):
 - ``filters_<layer>.png`` for every conv layer (``_rgb`` too for the one reading the colours);
 - ``input.png`` and ``feature_maps_<layer>_image<i>.png`` for the model's stages;
 - ``kernels_demo.png``; ``gradcam_<layer>.png``;
-- from the predictions on the whole ``split``: ``confusion_matrix.png``,
+- from the predictions on the whole ``split`` (averaged over the run's ``system.tta_*`` views): ``confusion_matrix.png``,
   ``per_class_accuracy.png``, ``misclassified.png``, ``pr_curves.png``.
 
 The pictures of images (input, feature maps, Grad-CAM) and the predictions come from ``split=``:
@@ -338,14 +338,21 @@ def output_folder(out: str | Path) -> Path:
 
 
 def render(
-    net: nn.Module, datamodule: Any, out: str | Path, num_images: int = 8, split: str | None = None
+    net: nn.Module,
+    datamodule: Any,
+    out: str | Path,
+    num_images: int = 8,
+    split: str | None = None,
+    tta: tuple[bool, int] = (False, 0),
 ) -> list[Path]:
     """Write every picture of ``net`` on ``datamodule``'s ``split`` (:func:`cnnpl.viz.pick_split`) to ``out``;
-    returns the files written."""
+    returns the files written. ``tta``: the run's ``(system.tta_flip, system.tta_translate)``, which the
+    predictions (confusion matrix, per-class accuracy, misclassified images, PR curves) average over, as the
+    run's validation and test did (:func:`run_tta` reads them from its config)."""
     split = viz.pick_split(datamodule, split)
     out = output_folder(out)
     try:
-        return _draw(net, datamodule, out, num_images, split)
+        return _draw(net, datamodule, out, num_images, split, tta)
     except OSError as err:  # a full disk, a folder os.access let through (root on /sys), a read-only file there
         where = err.filename or out
         raise CnnplError(
@@ -353,7 +360,14 @@ def render(
         ) from None
 
 
-def _draw(net: nn.Module, datamodule: Any, out: Path, num_images: int, split: str) -> list[Path]:
+def run_tta(cfg: DictConfig) -> tuple[bool, int]:
+    """``(system.tta_flip, system.tta_translate)`` of a run's config: the test-time augmentations its
+    validation and test averaged over; (False, 0) for a config without them."""
+    flip, translate = OmegaConf.select(cfg, "system.tta_flip"), OmegaConf.select(cfg, "system.tta_translate")
+    return flip is True, translate if isinstance(translate, int) and not isinstance(translate, bool) else 0
+
+
+def _draw(net: nn.Module, datamodule: Any, out: Path, num_images: int, split: str, tta: tuple[bool, int]) -> list[Path]:
     files: list[Path] = []
     data = datamodule.split(split)
     names = list(datamodule.class_names)
@@ -383,7 +397,7 @@ def _draw(net: nn.Module, datamodule: Any, out: Path, num_images: int, split: st
         cells = viz.upscale(torch.stack([rgb, overlay], dim=1), 3)
         files.append(viz.save_png(viz.tile(cells, pad=2), out / f"gradcam_{_safe(cam_layer)}.png"))
 
-    logits = viz.predict(net, datamodule.normalize(data.images))
+    logits = viz.predict(net, datamodule.normalize(data.images), tta_flip=tta[0], tta_translate=tta[1])
     preds = logits.argmax(1)
     cm = viz.confusion_matrix(preds, data.labels, len(names))
     files.append(viz.save_png(viz.confusion_matrix_figure(cm, names), out / "confusion_matrix.png"))
@@ -427,9 +441,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_output_folder(options["out"])  # before the slow part
         torch.set_grad_enabled(True)
         with plugin_warnings_on_one_line("cnnpl.render"):  # a skipped broken plugin: as the training command
-            net, datamodule, _ = load_checkpoint(options["ckpt"], options.get("config"), overrides)
+            net, datamodule, cfg = load_checkpoint(options["ckpt"], options.get("config"), overrides)
         split = viz.pick_split(datamodule, options.get("split"))
-        files = render(net, datamodule, options["out"], int(options.get("num_images", "8")), split)
+        files = render(net, datamodule, options["out"], int(options.get("num_images", "8")), split, run_tta(cfg))
     except CnnplError as err:
         print(f"cnnpl.render: error: {err}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ from cnnpl.callbacks.guards import saved_random_state
 from cnnpl.distributed import lr_scale
 from cnnpl.errors import CnnplError
 from cnnpl.optim import keep_implementation
+from cnnpl.viz import test_time_logits
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], Optimizer]
 ScheduleFactory = Callable[..., LRScheduler]  # (optimizer, total_steps=...) -> LRScheduler
@@ -167,18 +168,7 @@ class ImageClassifier(L.LightningModule):
 
     def _predict(self, images: torch.Tensor) -> torch.Tensor:
         """Logits, averaged over the test-time augmentations that are switched on."""
-
-        def mirrored(x: torch.Tensor) -> torch.Tensor:
-            return (self(x) + self(x.flip(3))) / 2 if self.tta_flip else self(x)
-
-        logits = mirrored(images)
-        t = self.tta_translate
-        if t:
-            h, w = images.shape[-2:]
-            padded = F.pad(images, (t, t, t, t), mode="reflect")
-            up_left, down_right = padded[..., :h, :w], padded[..., 2 * t :, 2 * t :]
-            logits = logits / 2 + (mirrored(up_left) + mirrored(down_right)) / 4
-        return logits
+        return test_time_logits(self, images, self.tta_flip, self.tta_translate)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, labels = batch

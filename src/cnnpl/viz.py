@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -462,14 +462,38 @@ def kernels_demo_figure(images: torch.Tensor, names: Sequence[str] = DEMO_KERNEL
 # -- predictions and diagnostics --------------------------------------------------------------------
 
 
-def predict(net: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    """Logits ``(N, classes)`` for normalised ``images (N, C, H, W)``, in batches, in eval mode, on CPU."""
+def predict(
+    net: nn.Module, images: torch.Tensor, batch_size: int = 512, tta_flip: bool = False, tta_translate: int = 0
+) -> torch.Tensor:
+    """Logits ``(N, classes)`` for normalised ``images (N, C, H, W)``, in batches, in eval mode, on CPU;
+    averaged over the run's test-time augmentations (``system.tta_flip``, ``system.tta_translate``: see
+    :func:`test_time_logits`), as its validation and test scored them."""
     device = next(net.parameters()).device
     out = []
     with eval_mode(net), torch.no_grad():
         for start in range(0, len(images), batch_size):
-            out.append(net(images[start : start + batch_size].to(device)).float().cpu())
+            batch = images[start : start + batch_size].to(device)
+            out.append(test_time_logits(net, batch, tta_flip, tta_translate).float().cpu())
     return torch.cat(out)
+
+
+def test_time_logits(
+    forward: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, flip: bool = False, translate: int = 0
+) -> torch.Tensor:
+    """``forward(images)``'s logits, averaged over the test-time augmentations switched on: ``flip``, each
+    image and its mirror image; ``translate`` > 0, also the images shifted ``translate`` pixels up-left and
+    down-right (reflected at the border), weighted 1/2 for the unshifted views and 1/4 for each shift."""
+
+    def mirrored(x: torch.Tensor) -> torch.Tensor:
+        return (forward(x) + forward(x.flip(3))) / 2 if flip else forward(x)
+
+    logits = mirrored(images)
+    if translate:
+        t, (h, w) = translate, images.shape[-2:]
+        padded = F.pad(images, (t, t, t, t), mode="reflect")
+        up_left, down_right = padded[..., :h, :w], padded[..., 2 * t :, 2 * t :]
+        logits = logits / 2 + (mirrored(up_left) + mirrored(down_right)) / 4
+    return logits
 
 
 def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
