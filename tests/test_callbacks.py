@@ -301,13 +301,25 @@ def test_settings_as_the_command_line_reads_them(tmp_path: Path) -> None:
     gradcam = next(cb for cb in built if isinstance(cb, cnnpl.get_registry("callback").get("gradcam")))
     assert (gradcam.target, gradcam.layer) == ("true", "0")  # a Sequential child's name, read as a number
     assert FiltersCallback(layers=[3]).layers == ["3"] and FeatureMapsCallback(layers=5).layers == ["5"]
+    assert cnnpl.build("callback", "embedding", layer=1).layer == "1"  # helper-103: a TypeError from difflib
+    assert cnnpl.build("callback", "hparams", metrics="test/acc").metrics == ["test/acc"]  # was refused: not a list
+    assert cnnpl.build("callback", "hparams", metrics=["my_plugin_metric"]).metrics == ["my_plugin_metric"]
     # the others gave a traceback from difflib, or a line naming no setting
     for key, value, message in [
         ("filters.layers", [1.5], "callbacks.filters.layers must be a name or a list of names, got [1.5]"),
         ("feature_maps.layers", True, "callbacks.feature_maps.layers must be a name or a list of names, got True"),
         ("gradcam.layer", ["a", "b"], "callbacks.gradcam.layer must be one layer's name, got ['a', 'b']"),
+        ("embedding.layer", ["a", "b"], "callbacks.embedding.layer must be one layer's name, got ['a', 'b']"),
+        ("embedding.layer", 1.5, "callbacks.embedding.layer must be a name or a list of names, got 1.5"),
         ("gradcam.alpha", "abc", "callbacks.gradcam.alpha must be a number, got 'abc' (callback 'gradcam')"),
         ("hparams.metrics", [1, 2], "callbacks.hparams.metrics must be a non-empty list of metric tags, got [1, 2]"),
+        (  # helper-103: a misspelt tag was an empty column of the HParams tab
+            "hparams.metrics",
+            ["val/acc", "val/accc"],
+            "callbacks.hparams.metrics: 'val/accc' is a metric that is never logged; did you mean val/acc? cnnpl logs "
+            "train/loss_step, train/loss_epoch, train/acc, val/loss, val/acc, val/acc_top5, test/loss, test/acc, "
+            "test/acc_top5 (val/acc_top5, test/acc_top5 with more than 5 classes)",
+        ),
         ("freeze.parameters", {"a": 1}, "callbacks.freeze.parameters must be a name or a list of names, got {'a': 1}"),
     ]:
         name, setting = key.split(".")

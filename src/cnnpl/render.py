@@ -15,8 +15,8 @@ Written files (``.png`` in ``out``, created if needed):
 - ``filters_<layer>.png`` for every conv layer (``_rgb`` too for the one reading the colours);
 - ``input.png`` and ``feature_maps_<layer>_image<i>.png`` for the model's stages;
 - ``kernels_demo.png``; ``gradcam_<layer>.png``;
-- from the predictions on the whole ``split`` (averaged over the run's ``system.tta_*`` views): ``confusion_matrix.png``,
-  ``per_class_accuracy.png``, ``misclassified.png``, ``pr_curves.png``.
+- from the predictions on the whole ``split`` (averaged over the run's ``system.tta_*`` views):
+  ``confusion_matrix.png``, ``per_class_accuracy.png``, ``misclassified.png``, ``pr_curves.png``.
 
 The pictures of images (input, feature maps, Grad-CAM) and the predictions come from ``split=``:
 ``val`` by default, ``test`` for a run that held out no validation images (``data.val_split=0``).

@@ -23,7 +23,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -509,6 +509,25 @@ def check_accelerator(trainer_cfg: Any) -> str:
 LOGGED_METRICS = ("train/loss_step", "train/loss_epoch", "train/acc", "val/loss", "val/acc", "val/acc_top5")
 
 
+TEST_METRICS = ("test/loss", "test/acc", "test/acc_top5")  # logged once the test runs, after the fit
+
+
+def never_logged(tag: str, known: Sequence[str]) -> str | None:
+    """Why ``tag`` names no metric of ``known`` ("a metric that is never logged; did you mean ...? cnnpl logs
+    ..."), or None where it is one, or may be a plugin's own: a name outside ``train/``, ``val/`` and
+    ``test/`` that looks like none of ``known`` (``valacc``, ``acc`` do)."""
+    import difflib
+
+    if tag in known:
+        return None
+    close = difflib.get_close_matches(tag, known, n=1, cutoff=0.6 if "/" in tag else 0.7)
+    if not tag.startswith(("val/", "train/", "test/")) and not close:
+        return None
+    hint = f"did you mean {close[0]}? " if close else ""
+    top5 = ", ".join(name for name in known if name.endswith("acc_top5"))
+    return f"a metric that is never logged; {hint}cnnpl logs {', '.join(known)} ({top5} with more than 5 classes)"
+
+
 def check_monitors(callbacks: list[Any], validates: bool = True) -> None:
     """Refuse a ``monitor=`` of a checkpoint or early-stopping callback that names no metric cnnpl logs.
 
@@ -517,7 +536,6 @@ def check_monitors(callbacks: list[Any], validates: bool = True) -> None:
     metrics of its own; ``val/`` ones are refused where nothing is validated (``validates`` false). A
     checkpoint ``filename`` must be a string (Hydra reads ``{epoch}`` as a mapping).
     """
-    import difflib
 
     for callback in callbacks:
         monitor = getattr(callback, "monitor", None)
@@ -532,16 +550,9 @@ def check_monitors(callbacks: list[Any], validates: bool = True) -> None:
                 f"{type(callback).__name__}(monitor={monitor!r}) watches a test metric, which exists only after "
                 f"training; monitor one of {', '.join(LOGGED_METRICS)}"
             )
-        if not isinstance(monitor, str) or monitor in LOGGED_METRICS:
-            continue
-        close = difflib.get_close_matches(monitor, LOGGED_METRICS, n=1, cutoff=0.6 if "/" in monitor else 0.7)
-        if not monitor.startswith(("val/", "train/")) and not close:
-            continue  # a metric of a plugin's own, perhaps
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise CnnplError(
-            f"{type(callback).__name__}(monitor={monitor!r}) watches a metric that is never logged; {hint}"
-            f"cnnpl logs {', '.join(LOGGED_METRICS)} (val/acc_top5 with more than 5 classes)"
-        )
+        never = never_logged(monitor, LOGGED_METRICS) if isinstance(monitor, str) else None
+        if never:
+            raise CnnplError(f"{type(callback).__name__}(monitor={monitor!r}) watches {never}")
     for callback in callbacks:
         filename = getattr(callback, "filename", None)
         if hasattr(callback, "dirpath") and filename is not None and not isinstance(filename, str):

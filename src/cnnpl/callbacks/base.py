@@ -35,6 +35,14 @@ def as_names(value: str | int | Sequence[str | int], key: str) -> list[str]:
     return names
 
 
+def one_name(value: str | int, key: str) -> str:
+    """A setting that names one layer (``layer=features.block3``, or ``layer=0``: see :func:`as_names`)."""
+    names = as_names(value, key)
+    if len(names) != 1:
+        raise CnnplError(f"{key} must be one layer's name, got {names!r}")
+    return names[0]
+
+
 class VisualCallback(L.Callback):
     """Base of the picture callbacks: ``every_n_epochs`` scheduling and the TensorBoard writer.
 

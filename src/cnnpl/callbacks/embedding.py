@@ -20,7 +20,7 @@ from google.protobuf import text_format
 from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
 from cnnpl import viz
-from cnnpl.callbacks.base import ImageSampleCallback
+from cnnpl.callbacks.base import ImageSampleCallback, one_name
 from cnnpl.errors import CnnplError
 from cnnpl.registry import register
 
@@ -32,7 +32,8 @@ class EmbeddingCallback(ImageSampleCallback):
 
     def __init__(self, every_n_epochs: int = 5, num_images: int = 500, layer: str | int | None = None) -> None:
         super().__init__(every_n_epochs, num_images)
-        self.layer = layer
+        # a number names a child of an nn.Sequential (layer=1), as the other picture callbacks read it
+        self.layer = None if layer is None else one_name(layer, f"callbacks.{self.name}.layer")
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)

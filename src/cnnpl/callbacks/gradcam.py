@@ -14,7 +14,7 @@ import lightning as L
 import torch
 
 from cnnpl import viz
-from cnnpl.callbacks.base import ImageSampleCallback, as_names
+from cnnpl.callbacks.base import ImageSampleCallback, one_name
 from cnnpl.errors import CnnplError
 from cnnpl.registry import register
 
@@ -47,10 +47,7 @@ class GradCAMCallback(ImageSampleCallback):
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
             raise CnnplError(f"callbacks.{self.name}.alpha must be a number in [0, 1], got {alpha!r}")
         if layer is not None:
-            layer = as_names(layer, f"callbacks.{self.name}.layer")
-            if len(layer) != 1:
-                raise CnnplError(f"callbacks.{self.name}.layer must be one layer's name, got {layer!r}")
-            layer = layer[0]
+            layer = one_name(layer, f"callbacks.{self.name}.layer")
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise CnnplError(f"callbacks.{self.name}.scale must be an integer >= 1, got {scale!r}")
         self.layer, self.target, self.alpha, self.scale = layer, target, alpha, scale

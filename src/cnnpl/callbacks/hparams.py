@@ -43,8 +43,16 @@ class HParamsCallback(VisualCallback):
 
     def __init__(self, params: Mapping[str, Any] | None = None, metrics: Sequence[str] = DEFAULT_METRICS) -> None:
         super().__init__(every_n_epochs=1)
-        if isinstance(metrics, str) or not metrics or not all(isinstance(m, str) for m in metrics):
+        from cnnpl.train import LOGGED_METRICS, TEST_METRICS, never_logged
+
+        if isinstance(metrics, str):
+            metrics = [metrics]  # one tag alone (callbacks.hparams.metrics=val/acc): a list of one
+        if not metrics or not all(isinstance(m, str) for m in metrics):
             raise CnnplError(f"callbacks.{self.name}.metrics must be a non-empty list of metric tags, got {metrics!r}")
+        for tag in metrics:  # a misspelt tag was an empty column
+            never = never_logged(tag, (*LOGGED_METRICS, *TEST_METRICS))
+            if never:
+                raise CnnplError(f"callbacks.{self.name}.metrics: {tag!r} is {never}")
         self.params = dict(params or {})
         self.metrics = list(metrics)
 
