@@ -549,6 +549,22 @@ def test_a_resumed_run_logs_the_start_pictures_once_and_keeps_its_embeddings(tmp
     assert config.count("tensor_path") == 2 and "00002/embedding" in config and "00004/embedding" in config
 
 
+@pytest.mark.slow
+def test_picture_callbacks_added_on_a_resume_log_the_input_and_kernels_demo_once(tmp_path) -> None:
+    """helper-103: a run resumed with the picture callbacks (its first part had callbacks=minimal logger=csv)
+    never logged feature_maps/input or kernels_demo: they were for global step 0 only."""
+    base = [*TINY, "data.num_train=80"]
+    train(cnnpl.compose([*base, "callbacks=minimal", "logger=csv"], output_dir=str(tmp_path)))
+    for epochs in (2, 3):
+        resumed = [*base, "callbacks.filters.rgb=false", f"trainer.max_epochs={epochs}", "ckpt_path=last"]
+        train(cnnpl.compose(resumed, output_dir=str(tmp_path)))
+    acc = read_events(tmp_path / "tensorboard")
+    end1, end2, end3 = 2, 4, 6  # 64 training images, batches of 32
+    assert [e.step for e in acc.Images("feature_maps/input")] == [end1]  # once, when they were added
+    assert [e.step for e in acc.Images("kernels_demo")] == [end1]
+    assert [e.step for e in acc.Images("filters/features.block1.conv")] == [end2, end3]  # the weights: each epoch
+
+
 def test_misclassified_titles_use_class_names_whichever_classes_the_mistakes_show(monkeypatch) -> None:
     from cnnpl.callbacks import MisclassifiedCallback
 

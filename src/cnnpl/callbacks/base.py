@@ -43,6 +43,9 @@ def one_name(value: str | int, key: str) -> str:
     return names[0]
 
 
+START_PICTURES = "start_pictures"  # the checkpoint's list (under "cnnpl") of the start pictures logged
+
+
 class VisualCallback(L.Callback):
     """Base of the picture callbacks: ``every_n_epochs`` scheduling and the TensorBoard writer.
 
@@ -63,6 +66,7 @@ class VisualCallback(L.Callback):
         self._logger: TensorBoardLogger | None = None
         self._epoch_end_step: int | None = None  # the global step of this fit's last epoch end (rank zero)
         self._drawn_step: int | None = None  # and of the last draw()
+        self._start_pictures: set[str] = set()  # start_picture() tags the run's TensorBoard folder holds
 
     # -- drawing at epochs' ends ----------------------------------------------------------------------
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -143,6 +147,24 @@ class VisualCallback(L.Callback):
         """Whether to draw the start-of-training pictures: on rank zero, in a run that starts from
         scratch (a resumed run logged them when it started, and its last epoch's since)."""
         return trainer.is_global_zero and trainer.global_step == 0
+
+    def start_picture(self, trainer: L.Trainer, tag: str) -> bool:
+        """Whether to log ``tag`` now, a picture that does not change with the weights (the input images, the
+        kernels demo): on rank zero, in a run from scratch, and in a resumed one whose checkpoint does not
+        record it, where the callback was added on the resume; a resume that kept it does not log it again.
+        Returns True when the caller is to log it (recorded in the checkpoints from now on)."""
+        if not trainer.is_global_zero or (trainer.global_step > 0 and tag in self._start_pictures):
+            return False
+        self._start_pictures.add(tag)
+        return True
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if self._start_pictures:
+            logged = checkpoint.setdefault("cnnpl", {}).setdefault(START_PICTURES, [])
+            logged.extend(sorted(self._start_pictures - set(logged)))
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        self._start_pictures = set((checkpoint.get("cnnpl") or {}).get(START_PICTURES) or ())
 
     @staticmethod
     def network(pl_module: L.LightningModule) -> nn.Module:

@@ -68,7 +68,7 @@ class FeatureMapsCallback(ImageSampleCallback):
         self.check_maps(trainer, net, self.layers)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.new_run(trainer):
+        if self.start_picture(trainer, "feature_maps/input"):
             self.experiment.add_image("feature_maps/input", viz.grid(self.pixels, pad=2), trainer.global_step)
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -36,7 +36,7 @@ class KernelsDemoCallback(ImageSampleCallback):
                 raise CnnplError(f"callbacks.{self.name}.kernels: {err}") from None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.new_run(trainer):
+        if self.start_picture(trainer, "kernels_demo"):
             fig = viz.kernels_demo_figure(self.pixels, self.kernels)
             self.experiment.add_image("kernels_demo", viz.figure_to_tensor(fig), trainer.global_step)
 
