@@ -287,6 +287,7 @@ def test_canonical_size_forward(model: str) -> None:
         ("inception_v3", {}, 3),  # CIFAR stem pool + the stride-2 branches of Mixed_6a / Mixed_7a
         ("inception_v3", {"stem": "imagenet", "input_size": (75, 75)}, 4),
         ("inception_v3", {"branch_pool": None}, 3 + 9),  # + the stride-1 branches of 3 A, 4 C, 2 E blocks
+        ("inception_v3", {"branch_pool": "pool"}, 3 + 9),  # the same, as the command line says it
         ("xception", {}, 4),  # blocks 2, 3, 4 and 13
     ],
 )
@@ -294,6 +295,28 @@ def test_pool_factory_builds_the_documented_layers(model: str, kwargs: dict, poo
     calls: list[dict] = []
     _meta_build(model, **kwargs, pool=_CountingFactory("pool", "avg", {"calls": calls}))
     assert len(calls) == pools
+
+
+def test_inception_branch_pool_follows_pool_from_the_command_line() -> None:
+    """helper-105: the documented model.branch_pool=null (follow pool=) reached the constructor as its default,
+    avg, as null does for every built-in's setting; the word for it is pool."""
+    from cnnpl.train import build_model
+
+    def branch(*overrides: str) -> str:
+        cfg = cnnpl.compose(["model=inception_v3", "pool=max", *overrides])
+        net = build_model(cfg, num_classes=10, in_channels=3, input_size=(32, 32))
+        kinds = {type(getattr(net, block).pool).__name__ for block in ("Mixed_5b", "Mixed_6b", "Mixed_7c")}
+        assert len(kinds) == 1, kinds
+        return kinds.pop()
+
+    assert branch() == "AvgPool" and branch("model.branch_pool=null") == "AvgPool"  # the reference
+    assert branch("model.branch_pool=pool") == "MaxPool"
+    assert branch("model.branch_pool=mixed") == "MixedPool"
+    with pytest.raises(
+        CnnplError,
+        match=r"^model\.branch_pool must be the name of a pool \(avg, .*\) or pool \(whatever pool= is\), got 'bogus'$",
+    ):
+        branch("model.branch_pool=bogus")
 
 
 @pytest.mark.parametrize("model", ZOO)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import nn
 
-from cnnpl.errors import GeometryError
+from cnnpl.errors import CnnplError, GeometryError
 from cnnpl.factory import LayerFactory
 from cnnpl.models._util import (
     DEFAULT_ACT,
@@ -27,11 +27,14 @@ from cnnpl.models._util import (
     trace_path,
 )
 from cnnpl.pretrained import apply_pretrained
-from cnnpl.registry import register
+from cnnpl.registry import get_registry, register
 
 BN_EPS = 1e-3  # the reference's batch-norm epsilon (torchvision and Keras alike)
 IMAGENET_STEM_MIN = 75  # pixels: the smallest side the reference stem and blocks fit (3 x 3 before Mixed_7a)
 Kernel = int | tuple[int, int]
+
+
+FOLLOW_POOL = "pool"  # model.branch_pool=pool: the A/C/E blocks' stride-1 pooling branches are pool='s
 
 
 class Factories:
@@ -280,7 +283,8 @@ class InceptionV3(nn.Module):
     ``conv`` builds every conv, ``norm`` every batch norm (torchvision's ``eps=1e-3`` when the norm
     takes ``eps``; a config value wins), ``act`` every activation, ``pool`` the stem's two max pools
     and the stride-2 pooling branches of ``Mixed_6a`` / ``Mixed_7a``. The stride-1 pooling branches of
-    the A, C and E blocks use ``branch_pool`` (``"avg"``, as the reference; null: whatever ``pool`` is).
+    the A, C and E blocks use ``branch_pool`` (``"avg"``, as the reference; ``"pool"`` or None: whatever
+    ``pool`` is; on the command line ``model.branch_pool=pool``, since null there means the default).
     The global average pool before ``fc`` is fixed. ``(N, C, H, W) -> (N, num_classes)``.
     """
 
@@ -305,7 +309,14 @@ class InceptionV3(nn.Module):
     ) -> None:
         super().__init__()
         self.stem = size_layout(stem, input_size, what="model.stem", imagenet_min=IMAGENET_STEM_MIN)
-        f = Factories(conv, pool, pool if branch_pool is None else LayerFactory("pool", branch_pool), norm, act)
+        follows = branch_pool in (None, FOLLOW_POOL)
+        pools = get_registry("pool").names()
+        if not follows and branch_pool not in pools:
+            raise CnnplError(
+                f"model.branch_pool must be the name of a pool ({', '.join(pools)}) or {FOLLOW_POOL} (whatever "
+                f"pool= is), got {branch_pool!r}"
+            )
+        f = Factories(conv, pool, pool if follows else LayerFactory("pool", str(branch_pool)), norm, act)
         c_in = in_channels
         for name, c_out, kernel_size, stride, padding in STEM_PLANS[self.stem]:
             with building(name):
