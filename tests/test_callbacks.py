@@ -202,6 +202,25 @@ def compose_tiny(tmp_path: Path, *overrides: str):
     return cnnpl.compose([*TINY, *overrides], output_dir=str(tmp_path))
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["callbacks=[minimal,freeze]", "callbacks.freeze.parameters=[net.nope]", "callbacks.freeze.epochs=1"],
+            r"^callbacks\.freeze\.parameters: net\.nope not in the model; ",
+        ),
+        (["callbacks.feature_maps.layers=[nope]"], r"^callbacks\.feature_maps\.layers: SimpleCNN has no layer 'nope'"),
+        (["callbacks.gradcam.layer=nope"], r"^callbacks\.gradcam\.layer: SimpleCNN has no layer 'nope'"),
+        (["callbacks.filters.layers=[nope]"], r"^callbacks\.filters\.layers: SimpleCNN has no layer 'nope'"),
+    ],
+)
+def test_a_dry_run_checks_the_parts_of_the_network_callbacks_name(tmp_path, overrides, message) -> None:
+    """helper-104: fit=false test=false said "the data, network, optimizer and callbacks were built and checked",
+    but these were checked in Lightning's setup only, which a dry run never reaches."""
+    with pytest.raises(CnnplError, match=message):
+        train(compose_tiny(tmp_path, *overrides, "fit=false", "test=false"))
+
+
 def test_setup_fails_without_a_tensorboard_logger(tmp_path) -> None:
     with pytest.raises(CnnplError) as err:
         train(compose_tiny(tmp_path, "logger=csv"))

@@ -958,6 +958,10 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
 
     callbacks = build_callbacks(cfg)
+    for callback in callbacks:  # the parts of the network they name (freeze's parameters, the pictures' layers):
+        check_network = getattr(callback, "check_network", None)  # now, a dry run too, not in Lightning's setup
+        if callable(check_network):
+            check_network(system)
     # +trainer.limit_val_batches=0: no validation loop, as without a validation split (the best checkpoint
     # by val/acc would be none, or an earlier run's); a resume keeps it on or off (check_resume_settings)
     validates = getattr(datamodule, "has_validation", True) and not validation_off(cfg.trainer.get("limit_val_batches"))

@@ -18,6 +18,7 @@ from pathlib import Path
 import lightning as L
 from google.protobuf import text_format
 from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
+from torch import nn
 
 from cnnpl import viz
 from cnnpl.callbacks.base import ImageSampleCallback, one_name
@@ -35,14 +36,22 @@ class EmbeddingCallback(ImageSampleCallback):
         # a number names a child of an nn.Sequential (layer=1), as the other picture callbacks read it
         self.layer = None if layer is None else one_name(layer, f"callbacks.{self.name}.layer")
 
+    def _layer(self, net: nn.Module) -> str:
+        if self.layer is not None:
+            return self.layer
+        try:
+            return viz.last_linear(net)
+        except CnnplError as err:
+            raise CnnplError(f"callbacks.{self.name}: {err} (callbacks.{self.name}.layer)") from None
+
+    def check_network(self, pl_module: L.LightningModule) -> None:
+        net = self.network(pl_module)
+        self.check_layers(net, [self._layer(net)], what="layer")
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         net = self.network(pl_module)
-        if self.layer is None:
-            try:
-                self.layer = viz.last_linear(net)
-            except CnnplError as err:
-                raise CnnplError(f"callbacks.{self.name}: {err} (callbacks.{self.name}.layer)") from None
+        self.layer = self._layer(net)
         self.check_layers(net, [self.layer], what="layer")
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

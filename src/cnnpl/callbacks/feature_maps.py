@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import lightning as L
 import torch
+from torch import nn
 
 from cnnpl import viz
 from cnnpl.callbacks.base import ImageSampleCallback, as_names
@@ -52,18 +53,26 @@ class FeatureMapsCallback(ImageSampleCallback):
         self.layers = as_names(layers, f"callbacks.{self.name}.layers") if layers not in (None, [], "") else None
         self.max_channels, self.cell_size, self.cmap = max_channels, cell_size, cmap
 
+    def _layers(self, net: nn.Module) -> list[str]:
+        if self.layers is not None:
+            return self.layers
+        stages = getattr(net, "stages", None)
+        if not stages:
+            names = ", ".join(n for n, _ in net.named_modules() if n)
+            raise CnnplError(
+                f"callbacks.{self.name}: {type(net).__name__} lists no `stages`; name the layers to show with "
+                f"callbacks.{self.name}.layers=[...]. Layers: {names}"
+            )
+        return list(stages)
+
+    def check_network(self, pl_module: L.LightningModule) -> None:
+        net = self.network(pl_module)
+        self.check_layers(net, self._layers(net))
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         net = self.network(pl_module)
-        if self.layers is None:
-            stages = getattr(net, "stages", None)
-            if not stages:
-                names = ", ".join(n for n, _ in net.named_modules() if n)
-                raise CnnplError(
-                    f"callbacks.{self.name}: {type(net).__name__} lists no `stages`; name the layers to show with "
-                    f"callbacks.{self.name}.layers=[...]. Layers: {names}"
-                )
-            self.layers = list(stages)
+        self.layers = self._layers(net)
         self.check_layers(net, self.layers)
         self.check_maps(trainer, net, self.layers)
 

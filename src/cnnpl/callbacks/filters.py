@@ -48,14 +48,18 @@ class FiltersCallback(VisualCallback):
         self.layers = as_names(layers, f"callbacks.{self.name}.layers") if layers not in (None, [], "") else None
         self.max_filters, self.max_channels, self.scale, self.rgb = max_filters, max_channels, scale, rgb
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        super().setup(trainer, pl_module, stage)
+    def check_network(self, pl_module: L.LightningModule) -> None:
         net = self.network(pl_module)
         for name in self.layers or [None]:
             try:
                 viz.conv_weight(net, name)
             except CnnplError as err:
                 raise CnnplError(f"callbacks.{self.name}.layers: {err}") from None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        net = self.network(pl_module)
+        self.check_network(pl_module)
         if self.layers is None:  # the first conv layer whose filters learn: fast_net's whitening ones are fixed
             convs = viz.conv_layers(net)
             self.layers = ([c for c in convs if _filters_learn(viz.find_layer(net, c))] or convs)[:1]

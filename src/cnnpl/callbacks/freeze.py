@@ -48,7 +48,9 @@ class FreezeAfter(L.Callback):
         self._requires_grad: list[bool] = []  # each parameter's flag before training, restored after it
         self._switched_off = False
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+    def check_network(self, pl_module: L.LightningModule) -> None:
+        """Refuse names the module does not have, or that name no parameters (``cnnpl.train`` asks before
+        training, a dry run too; ``setup`` again)."""
         names = dict(pl_module.named_parameters())
         modules = dict(pl_module.named_modules())
         missing = [name for name in self.parameters if name not in names and not (name and name in modules)]
@@ -66,6 +68,10 @@ class FreezeAfter(L.Callback):
                 f"callbacks.{self.name}.parameters: {', '.join(empty)} has no parameters to freeze; name a module "
                 "that has some, or one of its parameters"
             )
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.check_network(pl_module)
+        names, modules = dict(pl_module.named_parameters()), dict(pl_module.named_modules())
         frozen: dict[int, torch.nn.Parameter] = {}
         for name in self.parameters:
             for parameter in [names[name]] if name in names else modules[name].parameters():

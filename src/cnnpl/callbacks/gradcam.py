@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from torch import nn
 
 from cnnpl import viz
 from cnnpl.callbacks.base import ImageSampleCallback, one_name
@@ -52,15 +53,22 @@ class GradCAMCallback(ImageSampleCallback):
             raise CnnplError(f"callbacks.{self.name}.scale must be an integer >= 1, got {scale!r}")
         self.layer, self.target, self.alpha, self.scale = layer, target, alpha, scale
 
+    def _layer(self, net: nn.Module) -> str:
+        layer = self.layer if self.layer is not None else viz.cam_layer(net)
+        if layer is None:
+            raise CnnplError(
+                f"callbacks.{self.name}: {type(net).__name__} has no conv layer; set callbacks.{self.name}.layer"
+            )
+        return layer
+
+    def check_network(self, pl_module: L.LightningModule) -> None:
+        net = self.network(pl_module)
+        self.check_layers(net, [self._layer(net)], what="layer")
+
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         net = self.network(pl_module)
-        if self.layer is None:
-            self.layer = viz.cam_layer(net)
-            if self.layer is None:
-                raise CnnplError(
-                    f"callbacks.{self.name}: {type(net).__name__} has no conv layer; set callbacks.{self.name}.layer"
-                )
+        self.layer = self._layer(net)
         self.check_layers(net, [self.layer], what="layer")
         self.check_maps(trainer, net, [self.layer], what="layer")
 
