@@ -660,8 +660,8 @@ def test_a_new_run_is_refused_where_an_earlier_run_started_without_saving_a_chec
     with pytest.raises(CheckpointError) as caught:
         train(cnnpl.compose([*no_checkpoints, "model=lenet5"], output_dir=str(tmp_path)))
     assert str(caught.value) == (
-        # tensorboard/: the events file the refused command's picture callbacks opened
-        f"'{tmp_path}' already holds an earlier run (its config.yaml and csv/, tensorboard/) that saved no "
+        # no tensorboard/: the refused command's picture callback is refused before the logger opens its file
+        f"'{tmp_path}' already holds an earlier run (its config.yaml and csv/) that saved no "
         "checkpoint to continue from; start this run in a new folder (hydra.run.dir=<new folder>; output_dir= "
         "from Python), or delete that run's files first"
     )
