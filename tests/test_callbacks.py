@@ -313,7 +313,7 @@ def test_one_name_alone_is_a_list_of_one_not_of_its_characters() -> None:
 
 
 def test_settings_as_the_command_line_reads_them(tmp_path: Path) -> None:
-    from cnnpl.train import build_callbacks
+    from cnnpl.train import build_callbacks, check_settings
 
     # the documented `callbacks.gradcam.target=true` reached the callback as the bool True and was refused
     built = build_callbacks(compose_tiny(tmp_path, "callbacks.gradcam.target=true", "callbacks.gradcam.layer=0"))
@@ -322,6 +322,9 @@ def test_settings_as_the_command_line_reads_them(tmp_path: Path) -> None:
     assert FiltersCallback(layers=[3]).layers == ["3"] and FeatureMapsCallback(layers=5).layers == ["5"]
     assert cnnpl.build("callback", "embedding", layer=1).layer == "1"  # helper-103: a TypeError from difflib
     assert cnnpl.build("callback", "hparams", metrics="test/acc").metrics == ["test/acc"]  # was refused: not a list
+    one_tag = compose_tiny(tmp_path / "one", "callbacks.hparams.metrics=val/acc")
+    check_settings(one_tag)  # the command line's check of the settings' kinds refused it: "must be a list"
+    assert next(cb for cb in build_callbacks(one_tag) if type(cb).__name__ == "HParamsCallback").metrics == ["val/acc"]
     assert cnnpl.build("callback", "hparams", metrics=["my_plugin_metric"]).metrics == ["my_plugin_metric"]
     # the others gave a traceback from difflib, or a line naming no setting
     for key, value, message in [
@@ -582,6 +585,22 @@ def test_picture_callbacks_added_on_a_resume_log_the_input_and_kernels_demo_once
     assert [e.step for e in acc.Images("feature_maps/input")] == [end1]  # once, when they were added
     assert [e.step for e in acc.Images("kernels_demo")] == [end1]
     assert [e.step for e in acc.Images("filters/features.block1.conv")] == [end2, end3]  # the weights: each epoch
+
+
+@pytest.mark.slow
+def test_a_checkpoint_from_before_the_start_picture_record_resumes_without_drawing_them_again(tmp_path) -> None:
+    """helper-106: a checkpoint written before cnnpl recorded the start pictures (no "start_pictures" in its
+    "cnnpl" entry) counted as "none drawn", so its resume drew the input images and the kernels demo again."""
+    base = [*TINY, "data.num_train=80", "callbacks.filters.rgb=false"]
+    train(cnnpl.compose(base, output_dir=str(tmp_path)))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    assert sorted(checkpoint["cnnpl"].pop("start_pictures")) == ["feature_maps/input", "kernels_demo"]
+    torch.save(checkpoint, last)  # as an older cnnpl wrote it
+    train(cnnpl.compose([*base, "trainer.max_epochs=2", "ckpt_path=last"], output_dir=str(tmp_path)))
+    acc = read_events(tmp_path / "tensorboard")
+    assert [e.step for e in acc.Images("feature_maps/input")] == [0]
+    assert [e.step for e in acc.Images("kernels_demo")] == [0]
 
 
 def test_misclassified_titles_use_class_names_whichever_classes_the_mistakes_show(monkeypatch) -> None:

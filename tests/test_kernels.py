@@ -122,6 +122,7 @@ def test_command_shows_the_kernels_named_and_refuses_an_unknown_one(capsys):
         ["cnnpl.summary", "model=resnet50"],
         ["cnnpl", "--cfg", "job"],
         ["cnnpl", "--info"],
+        ["cnnpl", "-cjob"],  # attached, as Hydra takes it too
     ],
 )
 def test_a_reader_that_stops_early_gets_no_traceback(command: list[str]) -> None:

@@ -516,9 +516,10 @@ def test_mapping_settings_take_a_mapping_on_the_command_line_and_refuse_the_wron
             kernel_size: int = 2,
             named: dict[str, int] | None = None,
             counts: dict[str, int] = {"a": 1},  # noqa: B006
+            flags: dict[str, bool] | None = None,
         ) -> None:
             super().__init__(kernel_size)
-            self.named, self.counts = named, counts
+            self.named, self.counts, self.flags = named, counts, flags
 
     def pool(*overrides: str) -> Mappings:
         cfg = cnnpl.compose(["pool=mappings", *overrides])
@@ -527,6 +528,9 @@ def test_mapping_settings_take_a_mapping_on_the_command_line_and_refuse_the_wron
     assert (pool().named, pool().counts) == (None, {"a": 1})
     assert pool("pool.named={a:1,b:2}").named == {"a": 1, "b": 2}
     assert pool("pool.named={}").named == {}
+    # converted as a dict[str, X] setting's values are (helper-106: 'no' reached the constructor as text, truthy)
+    assert pool("pool.flags={a:no,b:true}").flags == {"a": False, "b": True}
+    assert pool("pool.named={a:'7'}").named == {"a": 7}
     assert pool("pool.named={a:1}", "pool.named=null").named is None
     assert pool("pool.counts={a:5}", "+pool.counts.b=2").counts == {"a": 5, "b": 2}
     for bad, value in (("{a:x}", {"a": "x"}), ("{a:1.5}", {"a": 1.5}), ("3", 3), ("[1,2]", [1, 2])):

@@ -454,6 +454,11 @@ def _literal_folders(args: list[str], key: str) -> list[Path]:
     return [Path(value) for value in _values(args, key) if value and "${" not in value]
 
 
+def _prints_only(arg: str) -> bool:
+    """Whether ``arg`` is a flag with which Hydra prints and runs nothing (``--cfg job``, ``-cjob``, ``--info``)."""
+    return arg.partition("=")[0] in SHOW_FLAGS | INFO_FLAGS or (arg[:2] == "-c" and arg[2:] in CFG_PARTS)
+
+
 def _fixed_folder(setting: str | None) -> Path | None:
     """The folder a ``hydra.run.dir`` / ``hydra.sweep.dir`` setting names, unless it has an interpolation
     (``${now:...}``: Hydra's to resolve) or there is none."""
@@ -466,9 +471,7 @@ def _check_run_dir(args: list[str]) -> None:
     folder of a command that runs nothing (``--help``, ``--cfg job``, ``--info``: the check makes the folder)."""
     from cnnpl.train import check_writable
 
-    if any(
-        arg.partition("=")[0] in SHOW_FLAGS | INFO_FLAGS or (arg[:2] == "-c" and arg[2:] in CFG_PARTS) for arg in args
-    ):
+    if any(_prints_only(arg) for arg in args):
         return  # (--cfg=job and -cjob too; -cd / -cn, the config's folder and name, run as usual: checked then)
     option = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
     for folder in _literal_folders(args, option):
@@ -836,7 +839,7 @@ def main() -> None:
 
     sys.argv = [sys.argv[0], *guarded(lambda: prepare(args))]
     hide_extension_warnings()  # guarded() set the warning filters back
-    if {arg.partition("=")[0] for arg in sys.argv[1:]} & (SHOW_FLAGS | INFO_FLAGS):
+    if any(_prints_only(arg) for arg in sys.argv[1:]):
         sys.stdout = _EndsQuietly(sys.stdout)  # type: ignore[assignment]
     app = hydra.main(config_path=str(config_dir()), config_name=CONFIG_NAME, version_base="1.3")(run)
     app()

@@ -725,6 +725,7 @@ def constructor_settings(family: str, name: str, params: Mapping[str, Any]) -> d
     hints = _type_hints(get_registry(family).get(name))
     settings = dict(params)
     for key, value in params.items():
+        value = settings[key] = _check_optional_mapping(value, hints.get(key), f"{family}.{key}", f"{family} {name!r}")
         if (paths := _as_paths(value, hints.get(key, Any))) is not value:
             settings[key] = paths
             continue
@@ -824,26 +825,29 @@ def _check_length(value: Any, hint: Any, key: str, what: str) -> None:
         raise CnnplError(f"{key} must be a list of {len(items)} values, got {_plain_list(value)!r} ({what})")
 
 
-def _check_optional_mapping(value: Any, hint: Any, key: str, what: str) -> None:
-    """Refuse what a ``dict[str, X] | None`` hint does not take: :func:`config_type` leaves such a setting
-    untyped in the config (OmegaConf cannot merge a mapping onto its null), so OmegaConf checks nothing."""
+def _check_optional_mapping(value: Any, hint: Any, key: str, what: str) -> Any:
+    """``value`` of a ``dict[str, X] | None`` setting as the constructor takes it, its values converted as
+    OmegaConf converts those of a ``dict[str, X]`` one (``{a: no}`` -> ``{'a': False}``); a refusal of what
+    the hint does not take. :func:`config_type` leaves such a setting untyped in the config (OmegaConf cannot
+    merge a mapping onto its null), so OmegaConf checks and converts nothing. Other values pass as they are."""
     allowed = _without_none(hint)
     if value is None or not _is_union(hint) or type(None) not in typing.get_args(hint) or len(allowed) != 1:
-        return
+        return value
     kind = config_type(allowed[0])
     if typing.get_origin(kind) is not dict:
-        return
+        return value
     holder = dataclasses.make_dataclass("Setting", [("value", kind, dataclasses.field(default_factory=dict))])
     try:
         if not isinstance(value, Mapping):
             raise TypeError(value)
-        OmegaConf.merge(OmegaConf.structured(holder), {"value": value})
+        merged = OmegaConf.merge(OmegaConf.structured(holder), {"value": value})
     except Exception:
         items = _MAPPING_WORDS.get(typing.get_args(kind)[1], "")
         raise CnnplError(
             f"{key} must be a mapping {{name: value, ...}}{' of ' + items if items else ''} or null, "
             f"got {value!r} ({what})"
         ) from None
+    return OmegaConf.to_container(merged.value)
 
 
 _MAPPING_WORDS = {bool: "true / false values", int: "integers", float: "numbers", str: "words"}

@@ -17,6 +17,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
 from cnnpl import viz
+from cnnpl.callbacks.guards import START_PICTURES
 from cnnpl.errors import CnnplError
 
 
@@ -43,9 +44,6 @@ def one_name(value: str | int, key: str) -> str:
     return names[0]
 
 
-START_PICTURES = "start_pictures"  # the checkpoint's list (under "cnnpl") of the start pictures logged
-
-
 class VisualCallback(L.Callback):
     """Base of the picture callbacks: ``every_n_epochs`` scheduling and the TensorBoard writer.
 
@@ -67,6 +65,7 @@ class VisualCallback(L.Callback):
         self._epoch_end_step: int | None = None  # the global step of this fit's last epoch end (rank zero)
         self._drawn_step: int | None = None  # and of the last draw()
         self._start_pictures: set[str] = set()  # start_picture() tags the run's TensorBoard folder holds
+        self._unrecorded = False  # resumed from a checkpoint older than that record: its run drew them all
 
     # -- drawing at epochs' ends ----------------------------------------------------------------------
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -153,10 +152,11 @@ class VisualCallback(L.Callback):
         kernels demo): on rank zero, in a run from scratch, and in a resumed one whose checkpoint does not
         record it, where the callback was added on the resume; a resume that kept it does not log it again.
         Returns True when the caller is to log it (recorded in the checkpoints from now on)."""
-        if not trainer.is_global_zero or (trainer.global_step > 0 and tag in self._start_pictures):
+        if not trainer.is_global_zero:
             return False
+        drawn = trainer.global_step > 0 and (self._unrecorded or tag in self._start_pictures)
         self._start_pictures.add(tag)
-        return True
+        return not drawn
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         if self._start_pictures:
@@ -164,7 +164,9 @@ class VisualCallback(L.Callback):
             logged.extend(sorted(self._start_pictures - set(logged)))
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        self._start_pictures = set((checkpoint.get("cnnpl") or {}).get(START_PICTURES) or ())
+        saved = checkpoint.get("cnnpl") or {}
+        self._unrecorded = START_PICTURES not in saved  # an older cnnpl's: every run drew them when it started
+        self._start_pictures = set(saved.get(START_PICTURES) or ())
 
     @staticmethod
     def network(pl_module: L.LightningModule) -> nn.Module:

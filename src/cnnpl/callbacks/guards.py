@@ -104,6 +104,9 @@ class ConfigWriter(L.Callback):
         self._write_once(trainer)
 
 
+START_PICTURES = "start_pictures"  # the checkpoint's list (under "cnnpl") of the start pictures drawn
+
+
 class RandomStateCheckpoint(L.Callback):
     """Saves the global random states in each checkpoint and restores them when training resumes.
 
@@ -119,7 +122,11 @@ class RandomStateCheckpoint(L.Callback):
     """
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        checkpoint.setdefault("cnnpl", {})[random_state_key(trainer.global_rank)] = collect_random_state()
+        saved = checkpoint.setdefault("cnnpl", {})
+        saved[random_state_key(trainer.global_rank)] = collect_random_state()
+        # every checkpoint lists the start pictures drawn (the picture callbacks add theirs), so that a resume
+        # tells "none drawn" (callbacks=minimal) from a checkpoint written before the list existed
+        saved.setdefault(START_PICTURES, [])
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         state = saved_random_state(checkpoint, trainer.global_rank)

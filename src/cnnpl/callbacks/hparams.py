@@ -41,7 +41,7 @@ class HParamsCallback(VisualCallback):
 
     name = "hparams"
 
-    def __init__(self, params: Mapping[str, Any] | None = None, metrics: Sequence[str] = DEFAULT_METRICS) -> None:
+    def __init__(self, params: Mapping[str, Any] | None = None, metrics: str | Sequence[str] = DEFAULT_METRICS) -> None:
         super().__init__(every_n_epochs=1)
         from cnnpl.train import LOGGED_METRICS, TEST_METRICS, never_logged
 
