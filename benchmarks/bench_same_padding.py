@@ -35,6 +35,7 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 import cnnpl
 from cnnpl.layers.conv import Conv2d
@@ -50,8 +51,9 @@ def padded_copy(self: Conv2d, x: torch.Tensor, weight: torch.Tensor) -> torch.Te
 WAYS: dict[str, Callable[..., torch.Tensor]] = {"padded copy (old)": padded_copy, "conv pads (new)": Conv2d._conv}
 
 
-def compare(model: str, widths: list[int], batch: int, rounds: int) -> str:
-    """One Markdown row: both ways' median step time for ``model``, their ratio and logit difference."""
+def _training(model: str, widths: list[int], batch: int) -> tuple[nn.Module, torch.Tensor, Callable[[], float]]:
+    """``model`` at CIFAR size in channels_last, a batch of ``batch`` images, and a timed training step of it
+    (forward, cross-entropy, backward, SGD step) that returns its seconds."""
     kwargs = {"widths": widths} if model == "fast_net" else {}
     torch.manual_seed(0)
     net = cnnpl.build("model", model, num_classes=10, in_channels=3, input_size=(32, 32), **kwargs)
@@ -67,36 +69,55 @@ def compare(model: str, widths: list[int], batch: int, rounds: int) -> str:
         opt.step()
         return time.perf_counter() - start
 
+    return net, x, step
+
+
+def _interleaved(
+    net: nn.Module, x: torch.Tensor, step: Callable[[], float], ways: dict[str, Callable[[], None]], rounds: int
+) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+    """Each way's median step time over ``rounds`` (the order alternating, after a warm-up step each) and its
+    logits on the same weights; a way is a function that switches the network to it."""
     logits = {}
-    for name, way in WAYS.items():  # the same weights both ways
-        Conv2d._conv = way  # type: ignore[method-assign]
+    for name, use in ways.items():
+        use()
         with torch.no_grad():
             logits[name] = net.eval()(x[:256])
     net.train()
-    for way in WAYS.values():
-        Conv2d._conv = way  # type: ignore[method-assign]
+    for use in ways.values():
+        use()
         step()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in WAYS}
+    times: dict[str, list[float]] = {name: [] for name in ways}
     for r in range(rounds):
-        for name in list(WAYS)[:: 1 if r % 2 else -1]:
-            Conv2d._conv = WAYS[name]  # type: ignore[method-assign]
+        for name in list(ways)[:: 1 if r % 2 else -1]:
+            ways[name]()
             times[name].append(step())
-    Conv2d._conv = WAYS["conv pads (new)"]  # type: ignore[method-assign]
-    old, new = (statistics.median(times[name]) for name in WAYS)
+    return {name: statistics.median(runs) for name, runs in times.items()}, logits
+
+
+def _label(model: str, widths: list[int]) -> str:
+    return f"fast_net {'/'.join(map(str, widths))}" if model == "fast_net" else model
+
+
+def compare(model: str, widths: list[int], batch: int, rounds: int) -> str:
+    """One Markdown row: both ways' median step time for ``model``, their ratio and logit difference."""
+    net, x, step = _training(model, widths, batch)
+
+    def use(way: Callable[..., torch.Tensor]) -> Callable[[], None]:
+        def switch() -> None:
+            Conv2d._conv = way  # type: ignore[method-assign]
+
+        return switch
+
+    medians, logits = _interleaved(net, x, step, {name: use(way) for name, way in WAYS.items()}, rounds)
+    use(WAYS["conv pads (new)"])()
+    old, new = (medians[name] for name in WAYS)
     diff = (logits["padded copy (old)"] - logits["conv pads (new)"]).abs().max().item()
-    label = f"fast_net {'/'.join(map(str, widths))}" if model == "fast_net" else model
-    return f"| {label} | {old:.3f} | {new:.3f} | {new / old:.2f} | {diff:.1e} |"
+    return f"| {_label(model, widths)} | {old:.3f} | {new:.3f} | {new / old:.2f} | {diff:.1e} |"
 
 
 def compare_rule(model: str, widths: list[int], batch: int, rounds: int) -> str:
     """One Markdown row: ``model``'s step with "same" worked out at each forward, and fixed to integers."""
-    kwargs = {"widths": widths} if model == "fast_net" else {}
-    torch.manual_seed(0)
-    net = cnnpl.build("model", model, num_classes=10, in_channels=3, input_size=(32, 32), **kwargs)
-    net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
-    x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (batch,))
+    net, x, step = _training(model, widths, batch)
     fixed: dict[Conv2d, tuple[int, int]] = {}
     conv_input: dict[Conv2d, tuple[int, int]] = {}
 
@@ -118,28 +139,8 @@ def compare_rule(model: str, widths: list[int], batch: int, rounds: int) -> str:
         for conv, padding in fixed.items():
             conv.padding_rule, conv.padding = ("same", (0, 0)) if rule else (padding, padding)
 
-    def step() -> float:
-        start = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(net(x), y).backward()
-        opt.step()
-        return time.perf_counter() - start
-
-    ways = {"rule": True, "integers": False}
-    logits = {}
-    for name, rule in ways.items():
-        use(rule)
-        with torch.no_grad():
-            logits[name] = net.eval()(x[:256])
-    net.train()
-    for rule in ways.values():
-        use(rule)
-        step()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in ways}
-    for r in range(rounds):
-        for name in list(ways)[:: 1 if r % 2 else -1]:
-            use(ways[name])
-            times[name].append(step())
+    ways = {"rule": lambda: use(True), "integers": lambda: use(False)}
+    medians, logits = _interleaved(net, x, step, ways, rounds)
     use(True)
     sizes = [(conv, *conv_input[conv]) for conv in fixed]
     start = time.perf_counter()
@@ -147,12 +148,11 @@ def compare_rule(model: str, widths: list[int], batch: int, rounds: int) -> str:
         for conv, h, w in sizes:
             conv._same_pad(h, w)
     rule_us = (time.perf_counter() - start) * 1e3  # 1000 steps' worth: microseconds a step
-    rule_s, fixed_s = (statistics.median(times[name]) for name in ways)
+    rule_s, fixed_s = medians["rule"], medians["integers"]
     diff = (logits["rule"] - logits["integers"]).abs().max().item()
-    label = f"fast_net {'/'.join(map(str, widths))}" if model == "fast_net" else model
     return (
-        f"| {label} | {len(fixed)} | {fixed_s:.4f} | {rule_s:.4f} | {rule_s / fixed_s:.3f} | {rule_us:.1f} "
-        f"| {rule_us / 1e6 / fixed_s:.1e} | {diff:.1e} |"
+        f"| {_label(model, widths)} | {len(fixed)} | {fixed_s:.4f} | {rule_s:.4f} | {rule_s / fixed_s:.3f} | "
+        f"{rule_us:.1f} | {rule_us / 1e6 / fixed_s:.1e} | {diff:.1e} |"
     )
 
 
