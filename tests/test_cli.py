@@ -306,6 +306,20 @@ def test_a_hydra_setting_hydra_cannot_read_is_one_line_and_makes_no_folder(tmp_p
             ["+callbacks.la._target_=cnnpl.callbacks.Lookahead", "trainer.max_epochs=1,-1"],
             "cnnpl: error: callbacks.la ramps its decay over the whole run, which trainer.max_epochs=-1 leaves",
         ),
+        # the network's parts the callbacks name, in each job's network: job #0 trained before
+        (
+            ["model=simple_cnn,lenet5", "callbacks.feature_maps.layers=[features.block2]"],
+            "cnnpl: error: callbacks.feature_maps.layers: LeNet5 has no layer 'features.block2'",
+        ),
+        (
+            [
+                "model=simple_cnn,lenet5",
+                "callbacks=[minimal,freeze]",
+                "callbacks.freeze.epochs=1",
+                "callbacks.freeze.parameters=[net.features.block1]",
+            ],
+            "cnnpl: error: callbacks.freeze.parameters: net.features.block1 not in the model; ",
+        ),
     ],
 )
 def test_a_sweep_with_a_bad_value_ends_with_one_clear_message(tmp_path: Path, sweep: list[str], message: str) -> None:
@@ -521,8 +535,12 @@ def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path,
     monkeypatch.setattr(cli, "_clock", lambda: instant)
     run = Path("outputs/2026-12-05/07-30-01")
     # was: both commands got hydra.run.dir=outputs/2026-12-05/07-30-01, the second writing over the first's files
+    monkeypatch.setattr(cli, "_claimed_run_dir", None)  # restored after the test
     assert cli.prepare(["data=shapes"]) == ["data=shapes", f"hydra.run.dir={run}"]
+    # what a refused command removes: its folder, and those above it that it made (the first command of the day)
+    assert cli._claimed_run_dir == (tmp_path / run, (tmp_path / run.parent, tmp_path / "outputs"))
     assert cli.prepare(["data=shapes"]) == ["data=shapes", f"hydra.run.dir={run}-2"]
+    assert cli._claimed_run_dir == (tmp_path / f"{run}-2", ())
     assert cli.prepare(["data=shapes"]) == ["data=shapes", f"hydra.run.dir={run}-3"]
     sweep = Path("outputs/multirun/2026-12-05/07-30-01")
     assert cli.prepare(["-m", "seed=0,1", "data=shapes"])[-1] == f"hydra.sweep.dir={sweep}"

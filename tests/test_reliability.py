@@ -1282,7 +1282,7 @@ def test_a_command_refused_inside_the_run_leaves_no_folder_and_one_that_trained_
     ):
         result = run_cli(*FAST, *refused, cwd=tmp_path)
         assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(words), result.stderr
-        assert run_folders() == []
+        assert not outputs.exists()  # nor outputs/<day>/, which it had made
     # stopped by a guard after it trained and wrote (NaN at step 2): the folder and what is in it stay
     (tmp_path / "poison_callback.py").write_text(POISON)
     poisoned = ["+callbacks.poison._target_=poison_callback.Poison", "+callbacks.poison.step=1"]
@@ -1290,6 +1290,10 @@ def test_a_command_refused_inside_the_run_leaves_no_folder_and_one_that_trained_
     assert result.returncode == 2 and "the training loss became NaN at step 1" in result.stderr, result.stderr
     (run,) = run_folders()
     assert {".hydra", "cnnpl.log", "config.yaml", "csv"} <= {p.name for p in run.iterdir()}
+    # refused again: the day's folder, which it found, stays with the run in it
+    result = run_cli(*FAST, "data.batch_size=-1", cwd=tmp_path)
+    assert result.returncode == 2 and "data.batch_size must be >= 1" in result.stderr, result.stderr
+    assert run_folders() == [run] and run.is_dir()
 
 
 @pytest.mark.parametrize("shape", [(), (3,)], ids=["scalar", "several values"])

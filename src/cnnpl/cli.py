@@ -21,6 +21,7 @@ training starts, so ``--help`` and ``--cfg job`` stay fast.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import sys
@@ -158,8 +159,9 @@ def prepare(args: list[str]) -> list[str]:
     claimed = _claim_new_folder(rest, option, sweep_dir if sweep else run_dir)  # last: a refused command makes none
     if claimed is not None:
         global _claimed_run_dir
-        _claimed_run_dir = None if sweep else claimed.absolute()  # hydra.job.chdir=true moves into it
-        return [*rest, f"{option}={_override_value(str(claimed))}"]
+        folder, made = claimed
+        _claimed_run_dir = None if sweep else (folder.absolute(), made)  # hydra.job.chdir=true moves into it
+        return [*rest, f"{option}={_override_value(str(folder))}"]
     return [*rest, *_keep_earlier_records(rest, sweep_dir)]
 
 
@@ -546,15 +548,17 @@ def _keep_earlier_records(args: list[str], sweep_dir: str | None = None) -> list
 
 
 NEW_EACH_TIME = "${now:"  # a folder named by the time is a new one at each command
-_claimed_run_dir: Path | None = None  # the folder _claim_new_folder made for this command's run
+# the folder _claim_new_folder made for this command's run, and those above it that it made (outputs/<day>/)
+_claimed_run_dir: tuple[Path, tuple[Path, ...]] | None = None
 
 
-def _claim_new_folder(args: list[str], option: str, setting: str | None) -> Path | None:
+def _claim_new_folder(args: list[str], option: str, setting: str | None) -> tuple[Path, tuple[Path, ...]] | None:
     """Make the folder a run (``option``: ``hydra.run.dir``) or a sweep (``hydra.sweep.dir``) named by the
     time writes to, and return it, or the first of ``<folder>-2``, ``<folder>-3``, ... that does not exist
     yet: two commands started in the same second would otherwise share one folder, and the second would
     write its checkpoints, logs and Hydra's record over the first one's. ``os.mkdir`` either makes a
-    folder or fails, so of two processes only one gets each name. ``setting``: the folder as the config
+    folder or fails, so of two processes only one gets each name. Returned with the folders above it that
+    did not exist before (``outputs/<day>``; absolute, innermost first). ``setting``: the folder as the config
     sets it (``outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}``); None (nothing to do) when the command line sets
     it, when it is not named by the time alone, when nothing runs (a flag other than ``-m``), and in a
     process a launcher started (torchrun's ranks share the first one's folder, or
@@ -577,14 +581,15 @@ def _claim_new_folder(args: list[str], option: str, setting: str | None) -> Path
     folder = Path(re.sub(r"\$\{now:([^}]*)\}", lambda match: now.strftime(match.group(1)), setting))
     from cnnpl.train import check_writable
 
+    made = tuple(itertools.takewhile(lambda above: not above.exists(), folder.absolute().parents))
     check_writable(folder.parent, option)
     for n in range(1, 1000):
         candidate = folder if n == 1 else folder.with_name(f"{folder.name}-{n}")
-        try:
-            candidate.mkdir()
+        try:  # parents: another refused command may have removed the day's folder it had made since
+            candidate.mkdir(parents=True)
         except FileExistsError:
             continue
-        return candidate
+        return candidate, made
     raise CnnplError(
         f"{str(folder)!r} and 998 more folders named after it exist; choose another with {option}=<folder>"
     )
@@ -714,8 +719,13 @@ def run(cfg: DictConfig) -> float | None:
         if record is not None and before is not None and _written(record.parent, record) == before:
             shutil.rmtree(record, ignore_errors=True)
         folder = _unused_new_folder()
-        if folder is not None:
+        if folder is not None and _claimed_run_dir is not None:
             shutil.rmtree(folder, ignore_errors=True)
+            for above in _claimed_run_dir[1]:  # outputs/<day>/ where the command made it, unless another uses it
+                try:
+                    above.rmdir()
+                except OSError:
+                    break
         fail(err)
     return metrics.get("test/acc")
 
@@ -728,12 +738,13 @@ def _unused_new_folder() -> Path | None:
 
     if _claimed_run_dir is None or not HydraConfig.initialized():
         return None
+    claimed, _ = _claimed_run_dir
     folder = Path(HydraConfig.get().runtime.output_dir)
     log = folder / f"{HydraConfig.get().job.name}.log"
     subdir = HydraConfig.get().output_subdir
     with contextlib.suppress(OSError):
         if (
-            folder.samefile(_claimed_run_dir)
+            folder.samefile(claimed)
             and {path.name for path in folder.iterdir()} <= {str(subdir), log.name}
             and (not log.exists() or log.stat().st_size == 0)
         ):

@@ -536,7 +536,6 @@ def check_monitors(callbacks: list[Any], validates: bool = True) -> None:
     metrics of its own; ``val/`` ones are refused where nothing is validated (``validates`` false). A
     checkpoint ``filename`` must be a string (Hydra reads ``{epoch}`` as a mapping).
     """
-
     for callback in callbacks:
         monitor = getattr(callback, "monitor", None)
         if not validates and isinstance(monitor, str) and monitor.startswith("val/"):
@@ -798,11 +797,22 @@ def checked_datamodule(cfg: DictConfig) -> Any:
     return datamodule
 
 
+def check_callbacks_network(callbacks: list[Any], system: Any) -> None:
+    """Refuse the parts of the network that the callbacks name (freeze's parameters, the pictures' layers)
+    and ``system`` lacks: before training, a dry run's and a sweep's later job's too, not in Lightning's
+    setup after the logger has opened its files."""
+    for callback in callbacks:
+        check_network = getattr(callback, "check_network", None)
+        if callable(check_network):
+            check_network(system)
+
+
 def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
     """Build the network ``cfg`` describes for the data's shape, where the data module knows it without
     loading the data (:meth:`~cnnpl.data.base.InMemoryImageDataModule.known_shape`), and pass a batch
     through it (:func:`check_forward`): a layer that does not fit the images is refused, and so are
-    augmentation settings that do not fit them (``check_image_settings``).
+    augmentation settings that do not fit them (``check_image_settings``), and the network's parts that
+    the callbacks name (:func:`check_callbacks_network`).
 
     For every job of a sweep, before the first trains (a run checks its own network once its data is
     loaded). A failure that is not cnnpl's refusal is left to the job, which reports it in full.
@@ -820,6 +830,9 @@ def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
         check_forward(net, num_classes, in_channels, input_size, cfg.model.get("name", "?"))
         chosen = {family: (cfg.get(family) or {}).get("name") for family in MODEL_FACTORIES}
         check_muon_filters(net, _instantiate(cfg.optimizer), chosen)
+        from cnnpl.system import ImageClassifier
+
+        check_callbacks_network(build_callbacks(cfg), ImageClassifier(net, num_classes, **cfg.system))
     except CnnplError:
         raise
     except Exception:  # a component's own bug: the job's traceback says more than one line could
@@ -958,10 +971,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
 
     callbacks = build_callbacks(cfg)
-    for callback in callbacks:  # the parts of the network they name (freeze's parameters, the pictures' layers):
-        check_network = getattr(callback, "check_network", None)  # now, a dry run too, not in Lightning's setup
-        if callable(check_network):
-            check_network(system)
+    check_callbacks_network(callbacks, system)
     # +trainer.limit_val_batches=0: no validation loop, as without a validation split (the best checkpoint
     # by val/acc would be none, or an earlier run's); a resume keeps it on or off (check_resume_settings)
     validates = getattr(datamodule, "has_validation", True) and not validation_off(cfg.trainer.get("limit_val_batches"))
