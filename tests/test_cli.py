@@ -577,6 +577,38 @@ def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path,
         assert override.value() == folder
 
 
+def test_a_folder_above_the_run_that_cannot_be_looked_into_is_left_to_the_writable_check(monkeypatch) -> None:
+    from cnnpl import cli
+
+    def denied(self: Path) -> bool:  # Path.exists on a folder whose parent another user keeps at 0700
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "exists", denied)
+    assert cli._absent(Path("/somewhere/outputs/2026-12-06")) is False  # was a traceback: not one the command made
+
+
+NEEDS_THE_RUN = (
+    "from hydra.core.hydra_config import HydraConfig\n"
+    "import lightning as L\n\n\n"
+    "class NeedsTheRun(L.Callback):  # reads Hydra's run-time config: builds only inside a job\n"
+    "    def __init__(self):\n"
+    "        self.folder = HydraConfig.get().runtime.output_dir\n\n"
+    "    def check_network(self, pl_module):\n"
+    "        pass\n"
+)
+
+
+def test_a_sweeps_callback_check_builds_only_callbacks_that_check_the_network(tmp_path: Path, monkeypatch) -> None:
+    from cnnpl.train import _network_checking_callbacks
+
+    (tmp_path / "needs_the_run.py").write_text(NEEDS_THE_RUN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = cnnpl.compose([*TINY, "+callbacks.run._target_=needs_the_run.NeedsTheRun"])
+    built = _network_checking_callbacks(cfg)  # was: every callback built, and the sweep refused for this one
+    assert sorted(type(c).__name__ for c in built) == ["FeatureMapsCallback", "FiltersCallback", "GradCAMCallback"]
+    assert {c.name for c in built} == {"feature_maps", "filters", "gradcam"}
+
+
 def test_a_run_started_where_its_folder_exists_writes_beside_it(tmp_path: Path) -> None:
     import datetime
 

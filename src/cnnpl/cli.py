@@ -581,7 +581,7 @@ def _claim_new_folder(args: list[str], option: str, setting: str | None) -> tupl
     folder = Path(re.sub(r"\$\{now:([^}]*)\}", lambda match: now.strftime(match.group(1)), setting))
     from cnnpl.train import check_writable
 
-    made = tuple(itertools.takewhile(lambda above: not above.exists(), folder.absolute().parents))
+    made = tuple(itertools.takewhile(_absent, folder.absolute().parents))
     check_writable(folder.parent, option)
     for n in range(1, 1000):
         candidate = folder if n == 1 else folder.with_name(f"{folder.name}-{n}")
@@ -593,6 +593,15 @@ def _claim_new_folder(args: list[str], option: str, setting: str | None) -> tupl
     raise CnnplError(
         f"{str(folder)!r} and 998 more folders named after it exist; choose another with {option}=<folder>"
     )
+
+
+def _absent(path: Path) -> bool:
+    """Whether nothing is at ``path``; False where that cannot be known (a folder above it that cannot be read:
+    :func:`cnnpl.train.check_writable` refuses it in one line)."""
+    try:
+        return not path.exists()
+    except OSError:
+        return False
 
 
 def _hydra_accepts(args: list[str]) -> bool:

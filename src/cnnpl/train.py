@@ -807,6 +807,22 @@ def check_callbacks_network(callbacks: list[Any], system: Any) -> None:
             check_network(system)
 
 
+def _network_checking_callbacks(cfg: DictConfig) -> list[Any]:
+    """The config's callbacks whose class checks the network (``check_network``), built as a run builds them,
+    for a sweep's check of its jobs; one that cannot be built outside its job (it reads Hydra's run-time config,
+    or its folder) is left to the job, as is every other callback."""
+    from hydra.utils import get_class
+
+    built = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        try:
+            if node and callable(getattr(get_class(str(node.get("_target_"))), "check_network", None)):
+                built.append(_named_callback(node, name))
+        except Exception:
+            continue
+    return built
+
+
 def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
     """Build the network ``cfg`` describes for the data's shape, where the data module knows it without
     loading the data (:meth:`~cnnpl.data.base.InMemoryImageDataModule.known_shape`), and pass a batch
@@ -832,7 +848,7 @@ def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
         check_muon_filters(net, _instantiate(cfg.optimizer), chosen)
         from cnnpl.system import ImageClassifier
 
-        check_callbacks_network(build_callbacks(cfg), ImageClassifier(net, num_classes, **cfg.system))
+        check_callbacks_network(_network_checking_callbacks(cfg), ImageClassifier(net, num_classes, **cfg.system))
     except CnnplError:
         raise
     except Exception:  # a component's own bug: the job's traceback says more than one line could
