@@ -603,10 +603,20 @@ def test_a_sweeps_callback_check_builds_only_callbacks_that_check_the_network(tm
 
     (tmp_path / "needs_the_run.py").write_text(NEEDS_THE_RUN)
     monkeypatch.syspath_prepend(str(tmp_path))
-    cfg = cnnpl.compose([*TINY, "+callbacks.run._target_=needs_the_run.NeedsTheRun"])
+    registered = [
+        "callbacks=[default,freeze]",
+        "callbacks.freeze.parameters=[net.features]",
+        "callbacks.freeze.epochs=1",
+    ]
+    cfg = cnnpl.compose([*TINY, *registered, "+callbacks.run._target_=needs_the_run.NeedsTheRun"])
     built = _network_checking_callbacks(cfg)  # was: every callback built, and the sweep refused for this one
-    assert sorted(type(c).__name__ for c in built) == ["FeatureMapsCallback", "FiltersCallback", "GradCAMCallback"]
-    assert {c.name for c in built} == {"feature_maps", "filters", "gradcam"}
+    assert sorted(type(c).__name__ for c in built) == [
+        "FeatureMapsCallback",
+        "FiltersCallback",
+        "FreezeAfter",  # a registered component's node: cnnpl.registry.build, which Hydra's get_class logs about
+        "GradCAMCallback",
+    ]
+    assert {c.name for c in built} == {"feature_maps", "filters", "freeze", "gradcam"}
 
 
 def test_a_run_started_where_its_folder_exists_writes_beside_it(tmp_path: Path) -> None:

@@ -666,12 +666,7 @@ def _named_callback(node: Any, key: str) -> Any:
     try:
         callback = _instantiate(node)
     except CnnplError as err:
-        from hydra.utils import get_class
-
-        try:
-            default = getattr(get_class(str(node.get("_target_"))), "name", None)
-        except Exception:  # not a class, or not importable: the message stands as it is
-            default = None
+        default = getattr(_callback_class(node), "name", None)
         if isinstance(default, str) and default != key:
             raise CnnplError(str(err).replace(f"callbacks.{default}", f"callbacks.{key}")) from shown_cause(err)
         raise
@@ -807,19 +802,40 @@ def check_callbacks_network(callbacks: list[Any], system: Any) -> None:
             check_network(system)
 
 
+def _callback_class(node: Any) -> type | None:
+    """The class a callback's config builds, found without building it: its ``_target_``, or the registered
+    component a ``cnnpl.registry.build`` node names (``callbacks=[minimal,freeze]``); None where that is no
+    class that can be imported. (Not Hydra's ``get_class``, which logs an error for a function.)"""
+    import importlib
+
+    from cnnpl.registry import LazyBuiltin, get_registry
+
+    if not isinstance(node, Mapping):
+        return None
+    target, args = str(node.get("_target_")), list(node.get("_args_") or [])
+    try:
+        if target == "cnnpl.registry.build" and len(args) == 2:
+            found = get_registry(str(args[0])).get(str(args[1]))
+            found = found.load() if isinstance(found, LazyBuiltin) else found
+        else:
+            module, _, name = target.rpartition(".")
+            found = getattr(importlib.import_module(module), name)
+    except Exception:  # not importable, not registered: left to the build, which names what is wrong
+        return None
+    return found if isinstance(found, type) else None
+
+
 def _network_checking_callbacks(cfg: DictConfig) -> list[Any]:
     """The config's callbacks whose class checks the network (``check_network``), built as a run builds them,
     for a sweep's check of its jobs; one that cannot be built outside its job (it reads Hydra's run-time config,
     or its folder) is left to the job, as is every other callback."""
-    from hydra.utils import get_class
-
     built = []
     for name, node in (cfg.get("callbacks") or {}).items():
-        try:
-            if node and callable(getattr(get_class(str(node.get("_target_"))), "check_network", None)):
+        if node and callable(getattr(_callback_class(node), "check_network", None)):
+            try:
                 built.append(_named_callback(node, name))
-        except Exception:
-            continue
+            except Exception:
+                continue
     return built
 
 
