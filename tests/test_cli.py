@@ -619,6 +619,16 @@ def test_a_sweeps_callback_check_builds_only_callbacks_that_check_the_network(tm
     assert {c.name for c in built} == {"feature_maps", "filters", "freeze", "gradcam"}
 
 
+def test_a_registered_callbacks_refusal_under_another_key_names_that_key() -> None:
+    from cnnpl.train import _named_callback
+
+    cfg = cnnpl.compose([*TINY, "callbacks=[minimal,freeze]", "callbacks.freeze.parameters=[]"])
+    cfg.callbacks.freeze.epochs = 1
+    # was: callbacks.freeze.parameters (Hydra's get_class found no class behind cnnpl.registry.build)
+    with pytest.raises(CnnplError, match=r"^callbacks\.fw\.parameters must name at least one parameter$"):
+        _named_callback(cfg.callbacks.freeze, "fw")
+
+
 def test_a_run_started_where_its_folder_exists_writes_beside_it(tmp_path: Path) -> None:
     import datetime
 
