@@ -386,6 +386,10 @@ def test_a_one_step_warm_up_peaks_on_the_first_step(pct_start: float, steps: int
             ["+callbacks.la._target_=cnnpl.callbacks.Lookahead", "trainer.max_epochs=-1"],
             "callbacks.la ramps its decay over the whole run, which trainer.max_epochs=-1 leaves without an end",
         ),
+        (  # the registered component, as callbacks=[...] builds it (a cnnpl.registry.build node)
+            ["callbacks=[minimal,lookahead]", "trainer.max_epochs=-1"],
+            "callbacks.lookahead ramps its decay over the whole run, which trainer.max_epochs=-1 leaves without an end",
+        ),
     ],
 )
 def test_a_schedule_that_cannot_run_is_refused_in_one_line(overrides: list[str], message: str) -> None:

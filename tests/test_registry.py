@@ -12,7 +12,7 @@ import cnnpl
 import cnnpl.callbacks  # registers the built-in callbacks
 from cnnpl import viz
 from cnnpl.errors import DuplicateComponentError, UnknownComponentError
-from cnnpl.registry import BUILTIN_CALLBACKS, LazyBuiltin, Registry, SourceText, static_signature
+from cnnpl.registry import BUILTIN_CALLBACKS, LazyBuiltin, Registry, SourceText, built_by, static_signature
 
 
 def test_decorator_and_call_forms_register_and_build() -> None:
@@ -155,6 +155,28 @@ def test_builtin_callback_stand_in_reads_signature_and_docstring_from_source(nam
     assert inspect.getdoc(stand_in) == inspect.getdoc(real)
     built = reg.build(name, **({"parameters": ["x"], "epochs": 1} if name == "freeze" else {}))
     assert type(built) is real and reg.get(name) is real  # building imports it and puts it in place
+
+
+def test_built_by_reads_the_component_a_registry_node_names_and_nothing_else() -> None:
+    from omegaconf import OmegaConf
+
+    from cnnpl.config import callback_config
+
+    node = callback_config("freeze")["freeze"]
+    assert built_by(node) == ("callback", "freeze")
+    assert built_by(OmegaConf.create(node)) == ("callback", "freeze")  # as Hydra hands it over
+    assert built_by({"_target_": "cnnpl.registry.build", "_args_": ["callback", "not_there"]}) == (
+        "callback",
+        "not_there",
+    )
+    for other in (
+        {"_target_": "cnnpl.registry.build", "_args_": ["callback"]},
+        {"_target_": "lightning.pytorch.callbacks.EarlyStopping", "monitor": "val/loss"},
+        {"_args_": ["callback", "freeze"]},
+        None,
+        "freeze",
+    ):
+        assert built_by(other) is None, other
 
 
 def test_static_signature_reads_what_the_source_tells() -> None:

@@ -37,7 +37,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from cnnpl.errors import CnnplError, DuplicateComponentError
 from cnnpl.factory import LayerFactory
-from cnnpl.registry import SourceText, get_registry, parameters_of
+from cnnpl.registry import SourceText, built_by, get_registry, parameters_of
 
 # Families that are config groups of interchangeable layers / architectures.
 COMPONENT_GROUPS = ("conv", "pool", "norm", "act", "model")
@@ -754,12 +754,10 @@ def check_callback_values(callbacks: Mapping[str, Any]) -> None:
     """:func:`check_values` for each registered callback a ``callbacks`` config node builds (a plugin's
     ``callbacks.my_cb.every=abc``), naming its key ``callbacks.<entry>.<setting>``."""
     for entry, node in callbacks.items():
-        if not isinstance(node, Mapping) or node.get("_target_") != "cnnpl.registry.build":
-            continue
-        args = list(node.get("_args_") or [])
-        if len(args) == 2 and args[0] == "callback" and args[1] in get_registry("callback").names():
+        family, name = built_by(node) or ("", "")
+        if family == "callback" and name in get_registry("callback").names():
             settings = {str(k): v for k, v in node.items() if not str(k).startswith("_")}
-            check_values("callback", str(args[1]), settings, keys=f"callbacks.{entry}")
+            check_values("callback", name, settings, keys=f"callbacks.{entry}")
 
 
 def check_values(family: str, name: str, params: Mapping[str, Any], keys: str | None = None) -> None:

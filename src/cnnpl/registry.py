@@ -601,6 +601,16 @@ def build(family: str, name: str, /, *args: Any, **kwargs: Any) -> Any:
     return get_registry(family).build(name, *args, **kwargs)
 
 
+def built_by(node: Any) -> tuple[str, str] | None:
+    """The ``(family, name)`` of the registered component a config node builds through :func:`build`
+    (``{_target_: cnnpl.registry.build, _args_: [callback, freeze]}``, as ``callbacks=[freeze]`` writes it);
+    None for any other node. Nothing is imported or checked: the name may not be registered."""
+    if not isinstance(node, Mapping) or node.get("_target_") != f"{__name__}.build":
+        return None
+    args = list(node.get("_args_") or [])
+    return (str(args[0]), str(args[1])) if len(args) == 2 else None
+
+
 def list_components(family: str) -> list[str]:
     """The sorted names registered under ``family``."""
     return get_registry(family).names()

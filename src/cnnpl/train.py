@@ -34,7 +34,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from cnnpl.config import layer_factory
 from cnnpl.errors import CnnplError, GeometryError, shown_cause
 from cnnpl.factory import LayerFactory
-from cnnpl.registry import MODEL_FACTORIES
+from cnnpl.registry import MODEL_FACTORIES, built_by
 from cnnpl.viz import eval_mode
 
 EXIT_SIGTERM = 128 + 15  # the shell's status for a process ended by SIGTERM
@@ -812,13 +812,13 @@ def _callback_class(node: Any) -> type | None:
 
     if not isinstance(node, Mapping):
         return None
-    target, args = str(node.get("_target_")), list(node.get("_args_") or [])
+    built = built_by(node)
     try:
-        if target == "cnnpl.registry.build" and len(args) == 2:
-            found = get_registry(str(args[0])).get(str(args[1]))
+        if built:
+            found = get_registry(built[0]).get(built[1])
             found = found.load() if isinstance(found, LazyBuiltin) else found
         else:
-            module, _, name = target.rpartition(".")
+            module, _, name = str(node.get("_target_")).rpartition(".")
             found = getattr(importlib.import_module(module), name)
     except Exception:  # not importable, not registered: left to the build, which names what is wrong
         return None
@@ -894,9 +894,8 @@ def _endless(trainer: Mapping[str, Any]) -> str | None:
 
 
 def _is_lookahead(node: Any) -> bool:
-    target = str((node or {}).get("_target_", "")) if isinstance(node, Mapping) else ""
-    args = list((node or {}).get("_args_") or []) if isinstance(node, Mapping) else []
-    return target.endswith("Lookahead") or args == ["callback", "lookahead"]
+    target = str(node.get("_target_", "")) if isinstance(node, Mapping) else ""
+    return target.endswith("Lookahead") or built_by(node) == ("callback", "lookahead")
 
 
 def checked_schedule(cfg: DictConfig, optimizer: Any = None) -> Any:
