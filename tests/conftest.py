@@ -31,10 +31,15 @@ TINY = [
 ]
 
 
+# The cores each test process may use: pytest-xdist's workers (-n) share the machine's
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_torch() -> None:
     torch.manual_seed(0)
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(THREADS)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from PIL import Image
-from tests.conftest import TINY, run_cli
+from tests.conftest import THREADS, TINY, run_cli
 from torch import nn
 
 import cnnpl
@@ -52,7 +52,7 @@ def grid_side(n: int, cell: int, pad: int) -> int:
 def full_run(tmp_path_factory):
     """Two tiny epochs with every picture on (and the test), in-process; returns (run dir, config, events)."""
     out = tmp_path_factory.mktemp("full")
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
     cfg = cnnpl.compose([*TINY, "callbacks=full", "trainer.max_epochs=2"], output_dir=str(out))
     metrics = train(cfg)
     return out, cfg, read_events(out / "tensorboard"), metrics
