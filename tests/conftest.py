@@ -31,15 +31,18 @@ TINY = [
 ]
 
 
-# The cores each test process may use: pytest-xdist's workers (-n) share the machine's
+# The cores each test process may use, and the command lines it starts: pytest-xdist's workers (-n auto, one a
+# core this process may run on) share them
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
+THREADS = max(1, min(2, len(os.sched_getaffinity(0)) // WORKERS))
 
 
 @pytest.fixture(autouse=True)
 def _deterministic_torch() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(THREADS)
+    # trainer.deterministic=true in an earlier test of this worker left it on: max_unpool2d would refuse to run
+    torch.use_deterministic_algorithms(False)
 
 
 @pytest.fixture
@@ -70,7 +73,7 @@ def run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m cnnpl *args`` in ``cwd`` as a user would; returns the finished process."""
-    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": str(THREADS), **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, "-m", "cnnpl", *args],

@@ -1496,7 +1496,10 @@ class EveryFew(Callback):
 """
 
 
-def test_a_plugin_callbacks_settings_are_checked_before_training(tmp_path: Path, restore_registries) -> None:
+def test_a_plugin_callbacks_settings_are_checked_before_training(
+    tmp_path: Path, restore_registries, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the command that is not refused makes its outputs/<day>/<time> folder here
     path = write(tmp_path / "every_few.py", CALLBACK_PLUGIN)
     from cnnpl.cli import prepare
 
