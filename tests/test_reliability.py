@@ -1456,6 +1456,24 @@ def test_a_full_disk_is_refused_before_hydra_writes_there(tmp_path: Path, monkey
     )
 
 
+def test_a_folder_removed_between_its_making_and_the_probe_is_made_again(tmp_path: Path, monkeypatch) -> None:
+    import tempfile
+
+    from cnnpl.train import check_writable
+
+    real, calls = tempfile.TemporaryFile, []
+
+    def removed_first(**kwargs: Any) -> Any:  # another command refused in outputs/<day>/ removes it (cnnpl.cli)
+        calls.append(kwargs["dir"])
+        if len(calls) == 1:
+            Path(kwargs["dir"]).rmdir()
+        return real(**kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", removed_first)
+    check_writable(tmp_path / "day")  # was "cannot be written (No such file or directory)"
+    assert (tmp_path / "day").is_dir() and len(calls) == 2
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -385,11 +385,17 @@ def check_writable(folder: Path, option: str = "hydra.run.dir") -> None:
     (``option``: the override that chooses it, for the message)."""
     import tempfile
 
-    try:
+    def probe() -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder) as probe:  # a byte written: a full disk still makes empty files
-            probe.write(b"\0")
-            probe.flush()
+        with tempfile.TemporaryFile(dir=folder) as file:  # a byte written: a full disk still makes empty files
+            file.write(b"\0")
+            file.flush()
+
+    try:
+        try:
+            probe()
+        except FileNotFoundError:  # removed since it was made, by another command refused in it (cnnpl.cli)
+            probe()
     except OSError as err:
         what, python = (
             ("output directory", " (or output_dir=<folder> from Python)")
