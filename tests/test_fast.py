@@ -8,9 +8,11 @@ import ctypes
 import importlib
 import os
 import sys
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import lightning as L
 import pytest
@@ -493,16 +495,24 @@ def test_fast_recipe_runs_end_to_end_without_validation(cli, tmp_path: Path, exp
     assert state["callbacks"]["Lookahead"]["last_step"] == 30  # 960 images / 64 x 2 epochs
 
 
-def test_the_overhead_benchmarks_pair_and_time_every_step(monkeypatch) -> None:
-    # imported as the scripts run (bench_overhead_paired imports train_cifar10 from its folder); their
-    # modules and the model train_cifar10 registers (bench_tiny) are gone after the test
-    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+@pytest.fixture
+def bench_script(monkeypatch) -> Iterator[Callable[[str], Any]]:
+    """``bench_script(name)`` imports ``benchmarks/<name>.py`` as the script runs (its folder first on the path:
+    bench_overhead_paired imports train_cifar10 from it); the scripts' modules and the model train_cifar10
+    registers (bench_tiny) are gone after the test, so that a later import in this process runs them again."""
+    folder = Path(__file__).parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(folder))
     models = cnnpl.get_registry("model")
     monkeypatch.setattr(models, "_entries", dict(models._entries))
-    paired_bench = importlib.import_module("bench_overhead_paired")
+    yield importlib.import_module
+    for name, module in list(sys.modules.items()):
+        if Path(getattr(module, "__file__", None) or "/").parent == folder:
+            del sys.modules[name]
+
+
+def test_the_overhead_benchmarks_pair_and_time_every_step(bench_script) -> None:
+    paired_bench = bench_script("bench_overhead_paired")
     timer_bench = sys.modules["train_cifar10"]
-    for module in (paired_bench, timer_bench):
-        monkeypatch.setitem(sys.modules, module.__name__, module)
     datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
     optimizer = partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.05)
     system = ImageClassifier(FastNet(**SMALL), 10, optimizer, memory_format="channels_last", label_smoothing=0.1)
@@ -524,13 +534,8 @@ def test_the_overhead_benchmarks_pair_and_time_every_step(monkeypatch) -> None:
     assert timer_bench.median_step([float("nan"), 0.0, 1.0, float("nan"), 5.0, 5.5]) == 0.75
 
 
-def test_the_phase_benchmark_times_each_phase_of_both_steps(monkeypatch) -> None:
-    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
-    models = cnnpl.get_registry("model")
-    monkeypatch.setattr(models, "_entries", dict(models._entries))  # train_cifar10 registers bench_tiny
-    bench = importlib.import_module("bench_step_phases")
-    for name in (bench.__name__, "train_cifar10"):
-        monkeypatch.setitem(sys.modules, name, sys.modules[name])
+def test_the_phase_benchmark_times_each_phase_of_both_steps(bench_script, monkeypatch) -> None:
+    bench = bench_script("bench_step_phases")
     fetch = torch.utils.data.dataloader._BaseDataLoaderIter.__next__
     datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
     optimizer = partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.05)
@@ -570,12 +575,8 @@ class HookCostSpy(L.Callback):
         HookCostSpy.last = self
 
 
-def test_the_overhead_benchmark_can_put_lightnings_hook_costs_back(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
-    models = cnnpl.get_registry("model")
-    monkeypatch.setattr(models, "_entries", dict(models._entries))  # train_cifar10 registers bench_tiny
-    bench = importlib.import_module("train_cifar10")
-    monkeypatch.setitem(sys.modules, bench.__name__, bench)
+def test_the_overhead_benchmark_can_put_lightnings_hook_costs_back(tmp_path: Path, bench_script, monkeypatch) -> None:
+    bench = bench_script("train_cifar10")
     monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # as importing Lightning leaves it
     spy = f"+callbacks.spy._target_={HookCostSpy.__module__}.HookCostSpy"
     seen, metrics = [], []
