@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,14 +35,21 @@ TINY = [
 # The cores each test process may use, and the command lines it starts: pytest-xdist's workers (-n auto, one a
 # core this process may run on) share them
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-THREADS = max(1, min(2, len(os.sched_getaffinity(0)) // WORKERS))
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS: no affinity
+THREADS = max(1, min(2, CORES // WORKERS))
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))  # for every process a test starts (torch reads it there)
 
 
 @pytest.fixture(autouse=True)
-def _deterministic_torch() -> None:
+def _deterministic_torch() -> Iterator[None]:
+    """Each test starts, and leaves for the module-scoped fixtures of the next, a seeded torch with the worker's
+    threads and deterministic algorithms off (a run with trainer.deterministic=true turns them on for the process:
+    max_unpool2d would refuse to run)."""
     torch.manual_seed(0)
     torch.set_num_threads(THREADS)
-    # trainer.deterministic=true in an earlier test of this worker left it on: max_unpool2d would refuse to run
+    torch.use_deterministic_algorithms(False)
+    yield
+    torch.set_num_threads(THREADS)
     torch.use_deterministic_algorithms(False)
 
 
@@ -73,7 +81,7 @@ def run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m cnnpl *args`` in ``cwd`` as a user would; returns the finished process."""
-    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": str(THREADS), **(env or {})}
+    full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, "-m", "cnnpl", *args],

@@ -25,7 +25,6 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
-from tests.conftest import THREADS
 
 import cnnpl
 from cnnpl.distributed import EvalShardSampler, check_launch, launcher_world_size, lr_scale, requested_processes
@@ -147,7 +146,6 @@ class RecordTestState(Callback):
 # -- helpers ------------------------------------------------------------------------------------------
 def _env() -> dict[str, str]:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path])}
-    env["OMP_NUM_THREADS"] = str(THREADS)  # each process's share of this test's cores (conftest)
     for name in ("HYDRA_FULL_ERROR", "WORLD_SIZE", "LOCAL_RANK", "RANK", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     return env

@@ -504,9 +504,10 @@ def bench_script(monkeypatch) -> Iterator[Callable[[str], Any]]:
     monkeypatch.syspath_prepend(str(folder))
     models = cnnpl.get_registry("model")
     monkeypatch.setattr(models, "_entries", dict(models._entries))
+    before = set(sys.modules)
     yield importlib.import_module
-    for name, module in list(sys.modules.items()):
-        if Path(getattr(module, "__file__", None) or "/").parent == folder:
+    for name in set(sys.modules) - before:
+        if Path(vars(sys.modules[name]).get("__file__") or "/").parent == folder:
             del sys.modules[name]
 
 

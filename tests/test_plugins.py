@@ -1499,7 +1499,10 @@ class EveryFew(Callback):
 def test_a_plugin_callbacks_settings_are_checked_before_training(
     tmp_path: Path, restore_registries, monkeypatch
 ) -> None:
+    from cnnpl import cli
+
     monkeypatch.chdir(tmp_path)  # the command that is not refused makes its outputs/<day>/<time> folder here
+    monkeypatch.setattr(cli, "_claimed_run_dir", None)  # and records it: restored after the test
     path = write(tmp_path / "every_few.py", CALLBACK_PLUGIN)
     from cnnpl.cli import prepare
 
