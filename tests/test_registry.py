@@ -165,6 +165,7 @@ def test_built_by_reads_the_component_a_registry_node_names_and_nothing_else() -
     node = callback_config("freeze")["freeze"]
     assert built_by(node) == ("callback", "freeze")
     assert built_by(OmegaConf.create(node)) == ("callback", "freeze")  # as Hydra hands it over
+    assert built_by({"_target_": "cnnpl.build", "_args_": ["callback", "freeze"]}) == ("callback", "freeze")  # alias
     assert built_by({"_target_": "cnnpl.registry.build", "_args_": ["callback", "not_there"]}) == (
         "callback",
         "not_there",

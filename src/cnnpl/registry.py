@@ -603,9 +603,9 @@ def build(family: str, name: str, /, *args: Any, **kwargs: Any) -> Any:
 
 def built_by(node: Any) -> tuple[str, str] | None:
     """The ``(family, name)`` of the registered component a config node builds through :func:`build`
-    (``{_target_: cnnpl.registry.build, _args_: [callback, freeze]}``, as ``callbacks=[freeze]`` writes it);
-    None for any other node. Nothing is imported or checked: the name may not be registered."""
-    if not isinstance(node, Mapping) or node.get("_target_") != f"{__name__}.build":
+    (``{_target_: cnnpl.registry.build, _args_: [callback, freeze]}``, as ``callbacks=[freeze]`` writes it, or
+    ``cnnpl.build``); None for any other node. Nothing is imported or checked: the name may not be registered."""
+    if not isinstance(node, Mapping) or node.get("_target_") not in (f"{__name__}.build", "cnnpl.build"):
         return None
     args = list(node.get("_args_") or [])
     return (str(args[0]), str(args[1])) if len(args) == 2 else None
