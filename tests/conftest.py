@@ -37,7 +37,10 @@ TINY = [
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS: no affinity
 THREADS = max(1, min(2, CORES // WORKERS))
-os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))  # for every process a test starts (torch reads it there)
+# One thread count for every process a test starts, so that runs compared bit for bit (a killed run and its resume)
+# use the same: under xdist the controller (one process: min(2, cores)) sets it before it starts the workers,
+# which inherit it. Torch reads it as the process starts; the tests' own process takes THREADS (above).
+os.environ.setdefault("OMP_NUM_THREADS", str(THREADS))
 
 
 @pytest.fixture(autouse=True)
