@@ -32,8 +32,8 @@ TINY = [
 ]
 
 
-# The cores each test process may use, and the command lines it starts: pytest-xdist's workers (-n auto, one a
-# core this process may run on) share them
+# The threads each test process's torch takes: pytest-xdist's workers (-n auto, one a core this process may run on)
+# share the cores
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS: no affinity
 THREADS = max(1, min(2, CORES // WORKERS))
@@ -48,12 +48,15 @@ def _deterministic_torch() -> Iterator[None]:
     """Each test starts, and leaves for the module-scoped fixtures of the next, a seeded torch with the worker's
     threads and deterministic algorithms off (a run with trainer.deterministic=true turns them on for the process:
     max_unpool2d would refuse to run)."""
+
+    def reset() -> None:
+        torch.set_num_threads(THREADS)
+        torch.use_deterministic_algorithms(False)
+
     torch.manual_seed(0)
-    torch.set_num_threads(THREADS)
-    torch.use_deterministic_algorithms(False)
+    reset()
     yield
-    torch.set_num_threads(THREADS)
-    torch.use_deterministic_algorithms(False)
+    reset()
 
 
 @pytest.fixture

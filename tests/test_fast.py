@@ -535,7 +535,7 @@ def test_the_overhead_benchmarks_pair_and_time_every_step(bench_script) -> None:
     assert timer_bench.median_step([float("nan"), 0.0, 1.0, float("nan"), 5.0, 5.5]) == 0.75
 
 
-def test_the_phase_benchmark_times_each_phase_of_both_steps(bench_script, monkeypatch) -> None:
+def test_the_phase_benchmark_times_each_phase_of_both_steps(bench_script) -> None:
     bench = bench_script("bench_step_phases")
     fetch = torch.utils.data.dataloader._BaseDataLoaderIter.__next__
     datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)

@@ -153,6 +153,9 @@ def test_builtin_callback_stand_in_reads_signature_and_docstring_from_source(nam
     assert (stand_in.__module__, stand_in.__qualname__) == (real.__module__, real.__qualname__)
     assert inspect.signature(stand_in) == inspect.signature(real)  # names, kinds, defaults and hints
     assert inspect.getdoc(stand_in) == inspect.getdoc(real)
+    loading = Registry("callback")
+    loading.defer(name, BUILTIN_CALLBACKS[name])
+    assert loading.load(name) is real and loading.get(name) is real  # load: the class, no stand-in left
     built = reg.build(name, **({"parameters": ["x"], "epochs": 1} if name == "freeze" else {}))
     assert type(built) is real and reg.get(name) is real  # building imports it and puts it in place
 

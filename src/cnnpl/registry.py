@@ -149,6 +149,11 @@ class Registry:
         """The registered object; a :class:`LazyBuiltin` for a built-in whose module is not imported yet."""
         return self.entry(name).obj
 
+    def load(self, name: str) -> Callable[..., Any]:
+        """The registered object itself: a built-in's module is imported (:meth:`LazyBuiltin.load`)."""
+        obj = self.get(name)
+        return obj.load() if isinstance(obj, LazyBuiltin) else obj
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 
@@ -172,9 +177,7 @@ class Registry:
         A ``TypeError`` or ``ValueError`` from the constructor (``model.hidden=5``) becomes a
         :class:`CnnplError` naming the component and its settings.
         """
-        obj = self.get(name)
-        if isinstance(obj, LazyBuiltin):
-            obj = obj.load()
+        obj = self.load(name)
         what = f"{self.family} {name!r}"
         if _building:
             self._check_caller_kwargs(name, obj, kwargs, caller=_building[-1])

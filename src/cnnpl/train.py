@@ -34,7 +34,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from cnnpl.config import layer_factory
 from cnnpl.errors import CnnplError, GeometryError, shown_cause
 from cnnpl.factory import LayerFactory
-from cnnpl.registry import MODEL_FACTORIES, built_by
+from cnnpl.registry import MODEL_FACTORIES, built_by, get_registry
 from cnnpl.viz import eval_mode
 
 EXIT_SIGTERM = 128 + 15  # the shell's status for a process ended by SIGTERM
@@ -814,15 +814,12 @@ def _callback_class(node: Any) -> type | None:
     class that can be imported. (Not Hydra's ``get_class``, which logs an error for a function.)"""
     import importlib
 
-    from cnnpl.registry import LazyBuiltin, get_registry
-
     if not isinstance(node, Mapping):
         return None
     built = built_by(node)
     try:
         if built:
-            found = get_registry(built[0]).get(built[1])
-            found = found.load() if isinstance(found, LazyBuiltin) else found
+            found = get_registry(built[0]).load(built[1])
         else:
             module, _, name = str(node.get("_target_")).rpartition(".")
             found = getattr(importlib.import_module(module), name)
