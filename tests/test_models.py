@@ -453,6 +453,29 @@ def test_images_too_small_name_the_model_and_their_size(overrides: list[str], si
         build_model(cnnpl.compose(["model=resnet18", "conv.stride=2"]), 10, 3, (32, 32))
 
 
+@pytest.mark.parametrize(
+    ("overrides", "layer", "cause"),
+    [
+        (["model=inception_v3", "conv=pointwise"], "Mixed_6a", "conv.kernel_size=1 and conv.padding=0 are set"),
+        (["model=resnet18", "conv.stride=2"], "layer1.0", "conv.stride=2 is set"),
+        (["model=xception", "conv.kernel_size=5"], "block2", "conv.kernel_size=5 is set"),
+        (["model=inception_v3", "pool.kernel_size=2"], "Mixed_7a", "pool.kernel_size=2 is set"),
+    ],
+)
+def test_branches_that_disagree_name_the_setting_that_made_them(overrides: list[str], layer: str, cause: str) -> None:
+    # the layer alone left the user to guess that conv=pointwise (a 1x1 kernel everywhere) was the cause
+    from cnnpl.train import build_model
+
+    with pytest.raises(GeometryError) as err:
+        build_model(cnnpl.compose(overrides), 10, 3, (32, 32))
+    message = str(err.value)
+    assert message.startswith(f"layer {layer} (")
+    assert "they cannot be " in message
+    assert f"; {cause} for every layer of the {cause[:4]} family" in message
+    assert message.endswith(f"({cause[:4]}={'conv2d' if cause.startswith('conv') else 'max'})")
+    assert "\n" not in message
+
+
 @pytest.mark.parametrize("model", ["simple_cnn", "lenet5", "vgg16", "fast_net", "notes_example"])
 def test_conv_init_survives_the_architecture_s_own_initialisation(model: str) -> None:
     # vgg16 re-initialised every conv (He normal) after the factory wrote the kernel, and conv.freeze then froze

@@ -21,6 +21,7 @@ import functools
 import logging
 import math
 import os
+import re
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -106,6 +107,37 @@ class _CountedFactory(LayerFactory):
         return super().__call__(**kwargs)
 
 
+# what a block says when its parallel branches give different sizes (resnet's and xception's shortcut, inception's)
+_BRANCHES_DISAGREE = re.compile(r"; they cannot be (added|concatenated)$")
+_GEOMETRY = ("kernel_size", "stride", "padding", "dilation")
+
+
+_KEEPS_GEOMETRY = {"conv": "conv2d", "pool": "max"}  # a component that leaves every geometry setting to the model
+
+
+def _geometry_settings(factories: Mapping[str, LayerFactory]) -> list[tuple[str, str]]:
+    """The config's ``(family, "family.key=value")`` settings that fix the geometry of every layer of a family."""
+    return [
+        (family, f"{family}.{key}={value}")
+        for family, made in factories.items()
+        for key, value in made.params.items()
+        if key in _GEOMETRY and value is not None
+    ]
+
+
+def _why_branches_disagree(settings: list[tuple[str, str]], model_name: str) -> str:
+    """The cause, when a block's branches disagree and the config fixed a kernel size, stride, padding or dilation."""
+    names = [setting for _, setting in settings]
+    family = settings[0][0]
+    one = len(names) == 1
+    return (
+        f"{' and '.join(names)} {'is' if one else 'are'} set for every layer of the {family} family, but model="
+        f"{model_name}'s parallel branches only line up with each layer's own kernel size, stride and padding: set "
+        f"{'it' if one else 'them'} to null, or choose a {family} that leaves {'it' if one else 'them'} to the model "
+        f"({family}={_KEEPS_GEOMETRY.get(family, '...')})"
+    )
+
+
 def build_model(
     cfg: DictConfig,
     num_classes: int,
@@ -127,8 +159,11 @@ def build_model(
     try:
         net = model(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **factories)
     except GeometryError as err:
+        if _BRANCHES_DISAGREE.search(str(err)) and (settings := _geometry_settings(factories)):
+            # conv=pointwise in inception_v3, conv.stride=2 in resnet18: the message names the layer, this the cause
+            raise GeometryError(f"{err}; {_why_branches_disagree(settings, cfg.model.get('name', '?'))}") from None
         if " is larger than the input " not in str(err):  # not a window too large for what reaches it:
-            raise  # a component's own settings, or a block's branches that disagree (conv.stride=2 in resnet18)
+            raise  # a component's own settings, or a block's branches that disagree
         # the shape trace names the layer; say which model and which images it was traced for
         size = f"{in_channels}x{input_size[0]}x{input_size[1]}"
         raise GeometryError(f"model={cfg.model.get('name', '?')} cannot take {size} images: {err}") from None
