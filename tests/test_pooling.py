@@ -541,7 +541,7 @@ def test_kernel_larger_than_input_fails_when_the_model_is_built(name: str) -> No
     builtin = get_registry("pool").entry(name).source == "built-in"
     because = ": kernel 5" if builtin else ""  # a plugin's pool says why in its own words
     with pytest.raises(
-        GeometryError, match=rf"layer features\.block2\.pool .* cannot take input \(64, 4, 4\){because}"
+        GeometryError, match=rf"layer features\.block3\.pool .* cannot take input \(128, 2, 2\){because}"
     ):
         cnnpl.build("model", "simple_cnn", num_classes=10, input_size=(32, 32), pool=pool)
     if builtin:
@@ -670,3 +670,17 @@ def test_pooling_study_sweeps_every_builtin_windowed_strategy(tmp_path: Path) ->
     assert len(str(study.hydra.sweeper.params.seed).split(",")) >= 2
     cfg = cnnpl.compose(["experiment=pooling_study", "data=shapes"], output_dir=str(tmp_path))
     assert cfg.model.name == "simple_cnn" and cfg.logger._target_.endswith("TensorBoardLogger")
+
+
+@pytest.mark.parametrize("model", ["simple_cnn", "simple_cnn_bn", "fast_net", "lenet5"])
+def test_a_pool_kernel_set_in_the_config_keeps_the_architecture_s_stride(model: str) -> None:
+    # simple_cnn asked for 2x2 windows without a stride, so pool.kernel_size=3 also made the stride 3 and the
+    # default network no longer fitted CIFAR-10; the notes' pools are 2x2 with stride 2, and 3x3 ones overlap
+    net = cnnpl.build(
+        "model", model, num_classes=10, input_size=(32, 32), pool=cnnpl.factory("pool", "max", kernel_size=3)
+    )
+    pools = [m for m in net.modules() if type(m).__name__ == "MaxPool"]
+    assert pools
+    assert {(m.kernel_size, m.stride) for m in pools} == {(3, 2)}
+    default = cnnpl.build("model", model, num_classes=10, input_size=(32, 32))
+    assert {(m.kernel_size, m.stride) for m in default.modules() if type(m).__name__ == "MaxPool"} == {(2, 2)}

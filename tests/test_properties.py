@@ -173,20 +173,19 @@ def predicted_conv(size: tuple[int, ...], kernel: int, padding: int | str) -> tu
 
 # The windowed layers of each model under conv.kernel_size / pool.kernel_size overrides, as
 # (module path, kernel, stride, padding), from the models' documented plans: the config's kernel sizes
-# win over the architecture's, strides and paddings stay the architecture's (a pool asked for no
-# stride gets one equal to its kernel; pools keep padding 0, "valid").
+# win over the architecture's, strides and paddings stay the architecture's (pools keep padding 0, "valid").
 Layer = tuple[str, int, int, str]
 
 
 def spatial_plan(cfg: DictConfig, conv_kernel: int, pool_kernel: int) -> list[Layer]:
     model = cfg.model.name
-    if model == "simple_cnn":  # per channel width: conv valid -> act -> pool (asked for no stride)
+    if model == "simple_cnn":  # per channel width: conv valid -> act -> pool of stride 2 (the notes' 2x2, stride 2)
         return [
             layer
             for i in range(1, len(cfg.model.channels) + 1)
             for layer in (
                 (f"features.block{i}.conv", conv_kernel, 1, "valid"),
-                (f"features.block{i}.pool", pool_kernel, pool_kernel, "valid"),
+                (f"features.block{i}.pool", pool_kernel, 2, "valid"),
             )
         ]
     if model == "lenet5":  # c1 -> s2 -> c3 -> s4, valid convs, pools of stride 2

@@ -85,7 +85,7 @@ class ConvGroup(nn.Sequential):
         super().__init__(
             OrderedDict(
                 conv1=conv(in_channels=c_in, out_channels=c_out, kernel_size=3, padding="same", bias=False),
-                pool=pool(kernel_size=2, channels=c_out),
+                pool=pool(kernel_size=2, stride=2, channels=c_out),
                 norm1=bn(),
                 act1=act(),
                 conv2=conv(in_channels=c_out, out_channels=c_out, kernel_size=3, padding="same", bias=False),

@@ -71,7 +71,7 @@ class SimpleCNNBN(nn.Module):
                         conv=conv(in_channels=c_in, out_channels=c_out, kernel_size=3, padding="valid"),
                         act=act(),
                         norm=norm(num_features=c_out),
-                        pool=pool(kernel_size=2, channels=c_out),
+                        pool=pool(kernel_size=2, stride=2, channels=c_out),
                     )
                 )
             c_in = c_out

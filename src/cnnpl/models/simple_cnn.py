@@ -45,7 +45,7 @@ class SimpleCNN(nn.Module):
             with building(f"features.block{i}.conv"):  # a component's refusal names the layer
                 layer = conv(in_channels=c_in, out_channels=c_out, kernel_size=3, padding="valid")
             with building(f"features.block{i}.pool"):
-                pooling = pool(kernel_size=2, channels=c_out)
+                pooling = pool(kernel_size=2, stride=2, channels=c_out)  # the notes: 2x2, stride 2
             blocks[f"block{i}"] = nn.Sequential(OrderedDict(conv=layer, act=act(), pool=pooling))
             c_in = c_out
         self.features = nn.Sequential(blocks)
