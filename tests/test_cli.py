@@ -751,7 +751,13 @@ def test_a_new_sweep_into_a_folder_with_an_earlier_sweeps_runs_is_refused_before
     args = ["-m", "seed=0,1", f"hydra.sweep.dir={sweep}"]
     check(args)  # a job folder with Hydra's record only: no run started there
     (sweep / "0" / "config.yaml").write_text("fit: false\n")
-    check(args)  # a run that only tested a checkpoint there
+    with pytest.raises(CnnplError) as caught:  # a run that only tested a checkpoint there: each job would refuse
+        check(args)
+    assert str(caught.value) == (
+        f"hydra.sweep.dir '{sweep}' holds an earlier sweep's tests of checkpoints (fit=false: 0/); sweep into a new "
+        "folder (hydra.sweep.dir=<new folder>), or delete those tests' files first"
+    )
+    check([*args, "fit=false", "ckpt_path=x.ckpt"])  # testing again there
     (sweep / "0" / "config.yaml").write_text("a run")
     with pytest.raises(CnnplError) as caught:
         check(args)

@@ -668,13 +668,22 @@ def test_a_new_run_is_refused_where_an_earlier_run_started_without_saving_a_chec
     assert contents(tmp_path) == written
 
 
-def test_a_folder_where_a_checkpoint_was_only_tested_can_train(tmp_path: Path) -> None:
+def test_a_new_run_in_a_folder_where_a_checkpoint_was_tested_is_refused(tmp_path: Path) -> None:
+    # it trained there, replacing the test's config.yaml (fit: false, which checkpoint) and adding to its logs
     train(cnnpl.compose(FAST, output_dir=str(tmp_path / "a")))
     last = tmp_path / "a" / "checkpoints" / "last.ckpt"
     train(cnnpl.compose([*FAST, "fit=false", f"ckpt_path={last}"], output_dir=str(tmp_path / "b")))
     assert (tmp_path / "b" / "config.yaml").is_file()  # fit: false, which trained nothing there
-    train(cnnpl.compose(FAST, output_dir=str(tmp_path / "b")))
-    assert (tmp_path / "b" / "checkpoints" / "last.ckpt").is_file()
+    written = {path: path.read_bytes() for path in sorted((tmp_path / "b").rglob("*")) if path.is_file()}
+    with pytest.raises(CheckpointError) as caught:
+        train(cnnpl.compose(FAST, output_dir=str(tmp_path / "b")))
+    assert str(caught.value) == (
+        f"'{tmp_path / 'b'}' holds the test of a checkpoint (fit=false: its config.yaml and csv/); "
+        "start this run in a new folder (hydra.run.dir=<new folder>; output_dir= from Python), or delete that "
+        "test's files first"
+    )
+    assert {path: path.read_bytes() for path in sorted((tmp_path / "b").rglob("*")) if path.is_file()} == written
+    train(cnnpl.compose([*FAST, "fit=false", f"ckpt_path={last}"], output_dir=str(tmp_path / "b")))  # a test again
     # the checkpoint records its classes in label order: data whose labels mean other classes is refused
     checkpoint = torch.load(last, weights_only=True)
     assert checkpoint["ShapesDataModule"] == {"class_names": SHAPE_CLASSES}

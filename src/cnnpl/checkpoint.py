@@ -269,7 +269,8 @@ def check_fresh_run_dir(
     checkpoint_dir: str | Path, continuing: str | Path | None = None, run_dir: str | Path | None = None
 ) -> None:
     """Refuse to start a new training run where another run's checkpoints are, or in ``run_dir`` when an
-    earlier run trained there (its ``config.yaml``, not ``fit: false``) and left no checkpoint.
+    earlier run trained there (its ``config.yaml``) and left no checkpoint, or tested a checkpoint there
+    (``fit: false``: its ``config.yaml`` and test logs would be replaced and mixed with this run's).
 
     Lightning would write ``last-v1.ckpt`` beside them and the run's ``config.yaml`` would describe the
     new run only: two runs mixed in one folder, and ``ckpt_path=last`` no longer clearly either's; the
@@ -292,11 +293,16 @@ def check_fresh_run_dir(
             f"its own command again with ckpt_path=last, or start this one {new_folder}"
         )
     started = Path(run_dir) / "config.yaml" if run_dir is not None else None
-    if started is not None and started.is_file() and trained_in(started):
+    if started is not None and started.is_file():
         logs = sorted(  # what it logged (an empty folder may be a refused command's)
             p.name + "/" for p in Path(run_dir).iterdir() if not p.name.startswith(".") and _holds_files(p)
         )
         also = f" and {', '.join(logs)}" if logs else ""
+        if not trained_in(started):  # this run's config.yaml would replace the evaluation's, its logs join them
+            raise CheckpointError(
+                f"{str(run_dir)!r} holds the test of a checkpoint (fit=false: its config.yaml{also}); start this "
+                f"run {new_folder}, or delete that test's files first"
+            )
         raise CheckpointError(
             f"{str(run_dir)!r} already holds an earlier run (its config.yaml{also}) that saved no checkpoint to "
             f"continue from; start this run {new_folder}, or delete that run's files first"

@@ -653,8 +653,8 @@ def _sweep_dir_setting(args: list[str]) -> str | None:
 
 def _check_sweep_dir(args: list[str], sweep_dir: str | None) -> None:
     """Refuse, before Hydra writes anything, a sweep (``-m``) into a fixed ``hydra.sweep.dir`` whose job
-    folders hold an earlier sweep's runs, unless it continues them (``ckpt_path=last``) or only tests
-    (``fit=false``); and a sweep that continues (``ckpt_path=last``) but names no folder with an
+    folders hold an earlier sweep's runs or tests of checkpoints, unless it continues the runs (``ckpt_path=last``)
+    or only tests (``fit=false``); and a sweep that continues (``ckpt_path=last``) but names no folder with an
     earlier sweep's runs in it. Each job would be refused anyway
     (:func:`cnnpl.checkpoint.check_fresh_run_dir`), but only after Hydra had replaced the earlier sweep's
     ``multirun.yaml`` and its jobs' ``.hydra/`` records. A continued sweep starts the jobs that have no
@@ -689,11 +689,22 @@ def _check_sweep_dir(args: list[str], sweep_dir: str | None) -> None:
     if ckpt_paths or testing:
         return  # each job continues from a file, or tests its checkpoints
     if runs:
-        shown = ", ".join(f"{name}/" for name in runs[:3]) + (" ..." if len(runs) > 3 else "")
         raise CnnplError(
-            f"hydra.sweep.dir {str(top)!r} already holds an earlier sweep's runs ({shown}); to continue that sweep "
-            "give its own command again with ckpt_path=last, or sweep into a new folder (hydra.sweep.dir=<new folder>)"
+            f"hydra.sweep.dir {str(top)!r} already holds an earlier sweep's runs ({_shown(runs)}); to continue that "
+            "sweep give its own command again with ckpt_path=last, or sweep into a new folder "
+            "(hydra.sweep.dir=<new folder>)"
         )
+    tests = sorted(job.name for job in jobs if (job / "config.yaml").is_file())  # fit=false: each job would refuse
+    if tests:
+        raise CnnplError(
+            f"hydra.sweep.dir {str(top)!r} holds an earlier sweep's tests of checkpoints (fit=false: {_shown(tests)}); "
+            "sweep into a new folder (hydra.sweep.dir=<new folder>), or delete those tests' files first"
+        )
+
+
+def _shown(jobs: list[str]) -> str:
+    """The first job folders of a sweep, for a message."""
+    return ", ".join(f"{name}/" for name in jobs[:3]) + (" ..." if len(jobs) > 3 else "")
 
 
 def _log_through_hydra() -> None:
