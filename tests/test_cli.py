@@ -793,6 +793,42 @@ def test_a_new_sweep_into_a_folder_with_an_earlier_sweeps_runs_is_refused_before
     check([*mine, "ckpt_path=last"])
 
 
+def test_a_continued_sweep_whose_settings_differ_is_refused_before_hydra_writes(tmp_path: Path) -> None:
+    # job 0 refused it, after Hydra had replaced the sweep's multirun.yaml with the refused command's
+    from omegaconf import OmegaConf
+
+    from cnnpl.checkpoint import atomic_torch_save
+    from cnnpl.cli import _check_sweep_dir, _sweep_dir_setting
+    from cnnpl.config import compose_plain
+
+    sweep = tmp_path / "sweep"
+    first = ["pool=max", "seed=0", "data=shapes", "data.num_train=256"]  # job 0 of the sweep below
+    (sweep / "0" / "checkpoints").mkdir(parents=True)
+    (sweep / "0" / "config.yaml").write_text(OmegaConf.to_yaml(compose_plain(first, output_dir=None), resolve=False))
+    atomic_torch_save({"global_step": 8}, sweep / "0" / "checkpoints" / "last.ckpt")
+    written = contents(sweep)
+    args = ["-m", "pool=max,avg", "seed=0", "data=shapes", f"hydra.sweep.dir={sweep}", "ckpt_path=last"]
+
+    def check(args: list[str]) -> None:
+        _check_sweep_dir(args, _sweep_dir_setting(args))
+
+    check([*args, "data.num_train=256", "trainer.max_epochs=3"])  # the same settings, trained longer
+    with pytest.raises(CnnplError) as caught:
+        check([*args, "data.num_train=128"])
+    assert str(caught.value) == (
+        f"ckpt_path resumes the run in '{sweep / '0'}', but this command's settings differ from the ones it trained "
+        "with: data.num_train (run: 256, now: 128); give the command that trained it again, with this ckpt_path "
+        "(in the sweep's job with pool=max)"
+    )
+    with pytest.raises(
+        CnnplError, match=r"differ from the ones it trained with: data\.num_train \(run: 256, now: 5000\)"
+    ):
+        check(args)  # the setting left out
+    check([*args, "data.num_train=128", "hydra.sweep.subdir=${pool}"])  # job folders named otherwise: each job's
+    check([*args, "data.num_train=128", "fit=false"])  # only testing
+    assert contents(sweep) == written
+
+
 @pytest.mark.parametrize(
     ("args", "warned"),
     [

@@ -245,13 +245,7 @@ def _check_composes(args: list[str]) -> str | None:
             f"{shown} shows one run's config and cannot be combined with -m: drop -m and give one value of each "
             "swept setting (pool=max,avg -> pool=max) to see that job's"
         )
-    # hydra.searchpath adds config folders (docs/howto/own-images.md): compose sees it too
-    overrides = [
-        arg
-        for arg in words
-        if not arg.startswith("-")
-        and (not arg.lstrip("+~").startswith(("hydra.", "hydra/")) or arg.lstrip("+~").startswith("hydra.searchpath="))
-    ]
+    overrides = _config_overrides(words)
     own = [arg for arg in words if not arg.startswith("-") and arg not in overrides]  # Hydra's settings
     if own:  # composed by Hydra alone, but read now: a value it cannot parse would be its several lines
         from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -283,6 +277,17 @@ def _check_composes(args: list[str]) -> str | None:
 
     setting = OmegaConf.to_container(cfg.hydra.run, resolve=False).get("dir")
     return setting if isinstance(setting, str) else None
+
+
+def _config_overrides(words: list[str]) -> list[str]:
+    """The overrides of ``words`` that the config composes from: not flags, not Hydra's own settings, except
+    ``hydra.searchpath``, which adds config folders (docs/howto/own-images.md)."""
+    return [
+        arg
+        for arg in words
+        if not arg.startswith("-")
+        and (not arg.lstrip("+~").startswith(("hydra.", "hydra/")) or arg.lstrip("+~").startswith("hydra.searchpath="))
+    ]
 
 
 @contextlib.contextmanager
@@ -675,6 +680,7 @@ def _check_sweep_dir(args: list[str], sweep_dir: str | None) -> None:
     testing = any(value.lower() == "false" for value in _values(args, "fit"))
     if ckpt_paths and ckpt_paths[-1] == "last" and not testing:
         if runs:
+            _check_first_job_resumes(args, top / "0" if top is not None else None)
             return
         if top is not None:
             where = f"{str(top)!r} holds no earlier sweep's runs"
@@ -700,6 +706,34 @@ def _check_sweep_dir(args: list[str], sweep_dir: str | None) -> None:
             f"hydra.sweep.dir {str(top)!r} holds an earlier sweep's tests of checkpoints (fit=false: {_shown(tests)}); "
             "sweep into a new folder (hydra.sweep.dir=<new folder>), or delete those tests' files first"
         )
+
+
+def _check_first_job_resumes(args: list[str], job: Path | None) -> None:
+    """Compare a continued sweep's first job (every swept setting at its first value, as Hydra numbers it 0)
+    with the run in the sweep's folder ``0/`` (:func:`cnnpl.checkpoint.check_resume_settings`), before Hydra
+    replaces the sweep's ``multirun.yaml`` with this command's: a setting changed for every job (one left
+    out, or given another value) is refused there. The other jobs are compared when each starts."""
+    from omegaconf import OmegaConf
+
+    from cnnpl.checkpoint import LAST, check_resume_settings, resolve_ckpt_path
+
+    if job is None or not any((job / "checkpoints").glob("last*.ckpt")) or not (job / "config.yaml").is_file():
+        return  # job 0 starts from the beginning, or its folder is not where its checkpoints are
+    overrides = _config_overrides([arg for arg in args if arg != "--"])
+    variants = _sweep_variants([*overrides, *_config_sweeps(overrides)])
+    if not variants:
+        return  # Hydra will say why it does not parse
+    variant, settings = variants[0]
+    try:
+        cfg = compose_plain(variant, output_dir=None, hydra=True)
+    except Exception:  # _check_composes has said why
+        return
+    subdir = OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("subdir")
+    if subdir != "${hydra.job.num}" or cfg.get("fit") is False:
+        return  # job folders named otherwise, or only testing
+    checkpoint = resolve_ckpt_path(LAST, job / "checkpoints")
+    with _naming_the_job(variant, settings):  # the job's config, as its config.yaml holds it: no hydra node
+        check_resume_settings(checkpoint, OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]))
 
 
 def _shown(jobs: list[str]) -> str:
