@@ -758,6 +758,8 @@ def test_a_new_sweep_into_a_folder_with_an_earlier_sweeps_runs_is_refused_before
         "folder (hydra.sweep.dir=<new folder>), or delete those tests' files first"
     )
     check([*args, "fit=false", "ckpt_path=x.ckpt"])  # testing again there
+    (sweep / "0" / "config.yaml").write_text("fit: false\ntest: false\n")
+    check(args)  # a dry run's: nothing tested or trained there
     (sweep / "0" / "config.yaml").write_text("a run")
     with pytest.raises(CnnplError) as caught:
         check(args)

@@ -114,8 +114,23 @@ def test_unreadable_files_fail_clearly(tmp_path: Path) -> None:
     with pytest.raises(CnnplError, match=r"does not exist; set model\.pretrained"):
         load_pretrained(net, tmp_path / "nope.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(CnnplError, match=r"cannot read pretrained weights"):
+    with pytest.raises(CnnplError) as caught:
         load_pretrained(net, tmp_path / "junk.pth")
+    assert str(caught.value) == (
+        f"cannot read pretrained weights '{tmp_path / 'junk.pth'}': it is not a file written by torch.save "
+        "(Unsupported operand 110); save a network's weights with torch.save(model.state_dict(), path)"
+    )
+    # a short text file: torch's old-format reader fails with a bare KeyError of the byte it read ("101")
+    (tmp_path / "hello.pth").write_text("hello")
+    with pytest.raises(CnnplError) as caught:
+        load_pretrained(net, tmp_path / "hello.pth")
+    assert str(caught.value) == (
+        f"cannot read pretrained weights '{tmp_path / 'hello.pth'}': it is not a complete file written by torch.save "
+        "(neither a zip archive nor an old-style torch file); save a network's weights with "
+        "torch.save(model.state_dict(), path)"
+    )
+    with pytest.raises(CnnplError, match=r" is a folder; give a weights file \(a \.pth\) in it$"):
+        load_pretrained(net, tmp_path)
     torch.save({"weights": [1, 2, 3]}, tmp_path / "list.pth")
     with pytest.raises(CnnplError, match=r"not a state dict"):
         load_pretrained(net, tmp_path / "list.pth")

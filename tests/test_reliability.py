@@ -1379,8 +1379,13 @@ def test_ckpt_path_with_pickled_code_is_refused_and_the_payload_does_not_run(cli
 def test_pretrained_weights_with_pickled_code_are_refused(tmp_path: Path) -> None:
     pretrained = pytest.importorskip("cnnpl.pretrained")
     path, marker = malicious_checkpoint(tmp_path)
-    with pytest.raises(CnnplError, match="cannot read pretrained weights"):
+    with pytest.raises(CnnplError) as caught:
         pretrained.read_state_dict(path)
+    assert str(caught.value) == (
+        f"refused to load pretrained weights '{path}': it holds a pickled Python object (io.open), not only tensors "
+        "and plain values; cnnpl loads pretrained weights with torch.load(weights_only=True) so that a file cannot "
+        "run code; re-save the weights alone with torch.save(model.state_dict(), path)"
+    )
     model = cnnpl.build("model", "simple_cnn", num_classes=10)
     with pytest.raises(CnnplError):
         pretrained.load_pretrained(model, path)

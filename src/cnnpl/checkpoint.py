@@ -62,38 +62,56 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
+# what safe_load reads: {what: (its file, the plural, what to give instead, how to make a file of tensors alone)}
+_LOADED = {
+    "checkpoint": (
+        "a checkpoint file (a .ckpt)",
+        "checkpoints",
+        "give a .ckpt written by cnnpl or Lightning",
+        "load only checkpoints written by cnnpl, or re-save the weights alone with "
+        "torch.save(model.state_dict(), path)",
+    ),
+    "pretrained weights": (
+        "a weights file (a .pth)",
+        "pretrained weights",
+        "save a network's weights with torch.save(model.state_dict(), path)",
+        "re-save the weights alone with torch.save(model.state_dict(), path)",
+    ),
+}
+
+
+def safe_load(path: str | Path, map_location: Any = "cpu", what: str = "checkpoint") -> Any:
     """``torch.load(path, weights_only=True)`` with one-line :class:`CheckpointError` messages.
 
     Only tensors, numbers, strings and plain containers load; anything else (a class, a function, a
     ``__reduce__`` payload) is refused before it can run, with :class:`UnsafeCheckpointError`.
+    ``what``: the kind of file, for the messages (``checkpoint`` or ``pretrained weights``).
     """
+    kind, plural, advice, re_save = _LOADED[what]
     file = Path(path).expanduser()
     if file.is_dir():
-        raise CheckpointError(f"checkpoint {str(file)!r} is a folder; give a checkpoint file (a .ckpt) in it")
+        raise CheckpointError(f"{what} {str(file)!r} is a folder; give {kind} in it")
     if not file.is_file():
-        raise CheckpointError(f"checkpoint {str(file)!r} does not exist")
+        raise CheckpointError(f"{what} {str(file)!r} does not exist")
     try:
         return torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         found = REFUSED_GLOBAL.search(str(err))
         if not found and NOT_A_PICKLE.search(str(err)):  # a text file, an image: no pickle stream at all
             raise CheckpointError(
-                f"cannot read checkpoint {str(file)!r}: it is not a file written by torch.save "
-                f"({NOT_A_PICKLE.search(str(err)).group(0)}); give a .ckpt written by cnnpl or Lightning"  # type: ignore[union-attr]
+                f"cannot read {what} {str(file)!r}: it is not a file written by torch.save "
+                f"({NOT_A_PICKLE.search(str(err)).group(0)}); {advice}"  # type: ignore[union-attr]
             ) from None
-        what = f"it holds a pickled Python object ({found.group(1)})" if found else "it holds pickled Python objects"
+        held = f"it holds a pickled Python object ({found.group(1)})" if found else "it holds pickled Python objects"
         raise UnsafeCheckpointError(
-            f"refused to load checkpoint {str(file)!r}: {what}, not only tensors and plain values; cnnpl loads "
-            "checkpoints with torch.load(weights_only=True) so that a file cannot run code; load only checkpoints "
-            "written by cnnpl, or re-save the weights alone with torch.save(model.state_dict(), path)"
+            f"refused to load {what} {str(file)!r}: {held}, not only tensors and plain values; cnnpl loads "
+            f"{plural} with torch.load(weights_only=True) so that a file cannot run code; {re_save}"
         ) from None
     except Exception as err:  # truncated, not a torch file, wrong format: the user's file to fix
         # torch's legacy reader fails on other files with a KeyError of the byte it read (KeyError: 101)
         reason = "neither a zip archive nor an old-style torch file" if isinstance(err, KeyError) else _first_line(err)
         raise CheckpointError(
-            f"cannot read checkpoint {str(file)!r}: it is not a complete file written by torch.save "
-            f"({reason}); give a .ckpt written by cnnpl or Lightning"
+            f"cannot read {what} {str(file)!r}: it is not a complete file written by torch.save ({reason}); {advice}"
         ) from None
 
 
@@ -270,7 +288,8 @@ def check_fresh_run_dir(
 ) -> None:
     """Refuse to start a new training run where another run's checkpoints are, or in ``run_dir`` when an
     earlier run trained there (its ``config.yaml``) and left no checkpoint, or tested a checkpoint there
-    (``fit: false``: its ``config.yaml`` and test logs would be replaced and mixed with this run's).
+    (``fit: false``: its ``config.yaml`` and test logs would be replaced and mixed with this run's; a dry run's,
+    ``fit: false`` and ``test: false``, may be replaced).
 
     Lightning would write ``last-v1.ckpt`` beside them and the run's ``config.yaml`` would describe the
     new run only: two runs mixed in one folder, and ``ckpt_path=last`` no longer clearly either's; the
@@ -293,12 +312,12 @@ def check_fresh_run_dir(
             f"its own command again with ckpt_path=last, or start this one {new_folder}"
         )
     started = Path(run_dir) / "config.yaml" if run_dir is not None else None
-    if started is not None and started.is_file():
+    if started is not None and started.is_file() and (trained_in(started) or tested_in(started)):  # not a dry run's
         logs = sorted(  # what it logged (an empty folder may be a refused command's)
             p.name + "/" for p in Path(run_dir).iterdir() if not p.name.startswith(".") and _holds_files(p)
         )
         also = f" and {', '.join(logs)}" if logs else ""
-        if not trained_in(started):  # this run's config.yaml would replace the evaluation's, its logs join them
+        if tested_in(started):  # this run's config.yaml would replace the test's, its logs join the test's
             raise CheckpointError(
                 f"{str(run_dir)!r} holds the test of a checkpoint (fit=false: its config.yaml{also}); start this "
                 f"run {new_folder}, or delete that test's files first"
@@ -409,12 +428,23 @@ def set_aside_attempt(run_dir: str | Path, logs: list[Path]) -> Path | None:
 def trained_in(config: Path) -> bool:
     """Whether the run that wrote ``config`` (a run's ``config.yaml``) trained: not ``fit: false``, which
     only tested a checkpoint (a file cnnpl cannot read counts as a training run's)."""
+    return _fit_and_test(config)[0]
+
+
+def tested_in(config: Path) -> bool:
+    """Whether the run that wrote ``config`` only tested a checkpoint (``fit: false``, not ``test: false``:
+    that is a dry run, which wrote nothing else)."""
+    return _fit_and_test(config) == (False, True)
+
+
+def _fit_and_test(config: Path) -> tuple[bool, bool]:
     from omegaconf import OmegaConf
 
     try:
-        return OmegaConf.load(config).get("fit", True) is not False
+        cfg = OmegaConf.load(config)
+        return cfg.get("fit", True) is not False, cfg.get("test", True) is not False
     except Exception:
-        return True
+        return True, True
 
 
 def run_config_of(ckpt: str | Path) -> Path | None:

@@ -668,7 +668,7 @@ def _check_sweep_dir(args: list[str], sweep_dir: str | None) -> None:
         return
     top = _fixed_folder(sweep_dir)  # sweep_dir: _sweep_dir_setting's
     jobs = [job for job in top.iterdir() if job.is_dir()] if top is not None and top.is_dir() else []
-    from cnnpl.checkpoint import trained_in
+    from cnnpl.checkpoint import tested_in, trained_in
 
     runs = sorted(  # a job folder where a run trained (a fit=false run's config.yaml only tested)
         job.name
@@ -700,7 +700,8 @@ def _check_sweep_dir(args: list[str], sweep_dir: str | None) -> None:
             "sweep give its own command again with ckpt_path=last, or sweep into a new folder "
             "(hydra.sweep.dir=<new folder>)"
         )
-    tests = sorted(job.name for job in jobs if (job / "config.yaml").is_file())  # fit=false: each job would refuse
+    # fit=false: each job would be refused, after Hydra had replaced the sweep's records (a dry run's may go)
+    tests = sorted(job.name for job in jobs if (job / "config.yaml").is_file() and tested_in(job / "config.yaml"))
     if tests:
         raise CnnplError(
             f"hydra.sweep.dir {str(top)!r} holds an earlier sweep's tests of checkpoints (fit=false: {_shown(tests)}); "

@@ -50,13 +50,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors in ``path``: a plain state dict, or a dict holding one under ``"state_dict"``; of a
     ``python -m cnnpl`` checkpoint (a Lightning one), its network's, without the ``net.`` prefix."""
     file = Path(path).expanduser()
-    if not file.is_file():
+    if not file.exists():  # a folder: safe_load says so
         raise CnnplError(f"pretrained weights file {str(file)!r} does not exist; set model.pretrained to a .pth file")
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as err:  # a corrupt file or one that needs pickled code: both are the user's to fix
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CnnplError(f"cannot read pretrained weights {str(file)!r} as a state dict: {first}") from None
+    from cnnpl.checkpoint import safe_load
+
+    state = safe_load(file, what="pretrained weights")  # a corrupt file or one that needs pickled code: one line
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
         if any(str(key).startswith(NETWORK_PREFIX) for key in state):  # ImageClassifier keeps its network as .net
