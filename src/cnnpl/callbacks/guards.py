@@ -170,7 +170,7 @@ class SigtermCheckpoint(L.Callback):
             # recorded in the file's own callback state: the resumed run then rewrites this last.ckpt
             # instead of writing last-v1.ckpt beside it (as when the SIGTERM came before the first save)
             callback.last_model_path = str(path)
-        trainer.save_checkpoint(path)  # all ranks call it; the strategy writes once
+        trainer.save_checkpoint(path, weights_only=False)  # all ranks call it; the strategy writes once
         self.saved = path
         if trainer.is_global_zero:
             print(
