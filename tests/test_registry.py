@@ -208,6 +208,24 @@ def test_the_listing_takes_a_config_groups_name_and_suggests_a_family(capsys) ->
     assert capsys.readouterr().err.startswith("cnnpl: error: unknown option '--jsn'; did you mean --json? usage: ")
 
 
+def test_the_listing_shows_the_sets_of_callbacks(capsys) -> None:
+    # plugin.md sends a plugin's author to the listing for the names taken, sets included; it showed none
+    from cnnpl.config import compose_plain, config_dir
+    from cnnpl.listing import main
+
+    assert main(["callback", "--json"]) == 0
+    sets = {row["name"]: row["callbacks"] for row in json.loads(capsys.readouterr().out)["callback_sets"]}
+    assert set(sets) == {path.stem for path in (config_dir() / "callbacks").glob("*.yaml")}
+    for name, held in sets.items():  # what each set gives a run, its defaults' callbacks included
+        assert held == list(compose_plain([f"callbacks={name}"]).callbacks), name
+    assert main(["callback"]) == 0
+    out = capsys.readouterr().out
+    assert "  sets of callbacks (3): choose with callbacks=NAME\n" in out
+    assert "\n  minimal  checkpoint, lr_monitor, progress_bar\n" in out
+    assert main(["pool", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["callback_sets"] == []
+
+
 @pytest.mark.parametrize("flag", ["--json", "--help"])
 def test_the_listing_piped_into_a_reader_that_stops_ends_quietly(flag: str) -> None:
     # `python -m cnnpl.list | head` ended in a BrokenPipeError traceback

@@ -9,9 +9,9 @@ Sources read ``built-in``, ``package <distribution> <version> (entry point <name
 ``file <path>`` or ``module <name>``. A parameter marked ``*`` is normally supplied by the
 architecture (or, for models, by the data); setting it in the config forces it everywhere. A plugin's
 YAML options (presets such as cnnpl-example's ``pool=softpool_sharp``, from a config folder it puts on
-Hydra's search path) follow each family's components, with the component and settings they choose.
-Broken installed plugins are listed with their error instead of stopping the listing. Lightning is not
-imported.
+Hydra's search path) follow each family's components, with the component and settings they choose; the
+callbacks' sets (``callbacks=minimal``) follow the callbacks. Broken installed plugins are listed with their
+error instead of stopping the listing. Lightning is not imported.
 """
 
 from __future__ import annotations
@@ -90,7 +90,28 @@ def collect(families: Sequence[str]) -> dict[str, Any]:
         for p in loaded_plugins()
     ]
     presets = {family: yaml_options(family) for family in families}
-    return {"plugins": plugins, "components": components, "presets": presets}
+    sets = callback_sets() if "callback" in families else []
+    return {"plugins": plugins, "components": components, "presets": presets, "callback_sets": sets}
+
+
+def callback_sets() -> list[dict[str, Any]]:
+    """cnnpl's sets of callbacks (``conf/callbacks/<name>.yaml``: ``default``, ``full``, ``minimal``): each
+    one's name and the callbacks it holds, those of the sets its ``defaults:`` list includes too."""
+    from omegaconf import OmegaConf
+
+    from cnnpl.config import config_dir
+
+    folder = config_dir() / "callbacks"
+
+    def entries(name: str) -> list[str]:
+        node = OmegaConf.to_container(OmegaConf.load(folder / f"{name}.yaml"), resolve=False)
+        held: list[str] = []
+        for included in node.pop("defaults", None) or []:
+            if isinstance(included, str) and included != "_self_":
+                held += entries(included)
+        return list(dict.fromkeys([*held, *node]))
+
+    return [{"name": path.stem, "callbacks": entries(path.stem)} for path in sorted(folder.glob("*.yaml"))]
 
 
 def yaml_options(family: str) -> list[dict[str, Any]]:
@@ -146,6 +167,11 @@ def render(data: dict[str, Any]) -> str:
             lines.append(f"  {row['name']:<{width}}  {row['source']}")
             params = ", ".join(_format_parameter(p) for p in row["parameters"]) or "(no parameters)"
             lines.append(f"  {'':<{width}}    {params}")
+        sets = data.get("callback_sets", []) if family == "callback" else []
+        if sets:
+            lines.append(f"  sets of callbacks ({len(sets)}): choose with callbacks=NAME")
+            width = max(len(row["name"]) for row in sets)
+            lines.extend(f"  {row['name']:<{width}}  {', '.join(row['callbacks'])}" for row in sets)
         presets = data.get("presets", {}).get(family, [])
         if presets:
             option = "callbacks=NAME" if family == "callback" else f"{family}=NAME"
