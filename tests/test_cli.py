@@ -728,6 +728,17 @@ def test_an_unknown_component_says_how_a_plugin_makes_one(cli) -> None:
         (["pool=maxx"], "pool=maxx: no such option; did you mean pool=max? the options of pool are "),
         (["pool.kernal_size=3"], "pool.kernal_size is not a setting of this config; did you mean pool.kernel_size? "),
         (["pool=softpool", "pool.beta=abc"], "Error merging override pool.beta=abc: Value 'abc' of type 'str' could "),
+        # a setting of another option of the group: +conv.kernel_depth=3, as advised, was refused by conv2d next
+        (
+            ["conv=conv2d", "conv.kernel_depth=3"],
+            "conv.kernel_depth is not a setting of conv=conv2d, but of conv=conv3d_channels; choose it "
+            "(conv=conv3d_channels conv.kernel_depth=...)",
+        ),
+        (
+            ["pool.p=0.7"],
+            "pool.p is not a setting of pool=max, but of pool=lp, pool=mixed; choose one of them (pool=lp pool.p=...)",
+        ),
+        (["model=vgg16", "model.widths=[1]"], "model.widths is not a setting of model=vgg16, but of model=fast_net; "),
     ],
 )
 def test_compose_in_python_raises_the_command_lines_one_line(overrides: list[str], message: str) -> None:

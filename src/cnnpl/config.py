@@ -1004,6 +1004,19 @@ def compose_plain(overrides: list[str], output_dir: str | None = ".", hydra: boo
         return compose(CONFIG_NAME, overrides=[*overrides, *extra], return_hydra_config=hydra)
 
 
+def _options_taking(family: str, setting: str) -> list[str]:
+    """The registered components of ``family`` whose constructor takes ``setting`` (by name, not ``**kwargs``)."""
+    registry = get_registry(family)
+    found = []
+    for name in registry.names():
+        try:
+            if setting in parameters_of(registry.get(name)) and setting not in HIDDEN_FROM_CONFIG.get(family, ()):
+                found.append(name)
+        except Exception:  # a component whose signature cannot be read is left out, not the message
+            continue
+    return found
+
+
 def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     """Hydra's message for ``err`` in one line, with the options or close keys it can name."""
     import difflib
@@ -1041,6 +1054,15 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             siblings = []
         names = [str(k) for k in siblings]
         close = difflib.get_close_matches(leaf, names, n=1)
+        chosen = found.get("name") if parent in COMPONENT_GROUPS and isinstance(found, DictConfig) else None
+        if key and isinstance(chosen, str) and (elsewhere := _options_taking(parent, leaf)):
+            # conv=conv2d conv.kernel_depth=3: a setting of another option of the group, which +conv.kernel_depth
+            # would not give conv2d (its constructor refuses it)
+            shown = ", ".join(f"{parent}={name}" for name in elsewhere[:SHOWN_KEYS])
+            return (
+                f"{dotted} is not a setting of {parent}={chosen}, but of {shown}; choose "
+                f"{'it' if len(elsewhere) == 1 else 'one of them'} ({parent}={elsewhere[0]} {dotted}=...)"
+            )
         if close:
             hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? "
         elif parent and 0 < len(names) <= SHOWN_KEYS:
