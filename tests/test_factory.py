@@ -45,3 +45,28 @@ def test_a_fact_of_the_network_set_in_the_config_must_match_the_architectures() 
     gated = LayerFactory("pool", "gated", {"channels": None})  # null: the architecture decides
     net = cnnpl.build("model", "simple_cnn", num_classes=10, pool=gated)
     assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+
+
+class WindowOnly(torch.nn.Module):
+    """A plugin's pool that takes no stride: its windows do not overlap, as torch's and Keras' do by default."""
+
+    def __init__(self, kernel_size: int = 2) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.max_pool2d(x, self.kernel_size)
+
+
+@pytest.mark.parametrize("model", ["simple_cnn", "lenet5", "vgg16"])
+def test_a_pool_without_a_stride_takes_the_architectures_stride_the_size_of_its_window(
+    model: str, restore_registries
+) -> None:
+    # simple_cnn asked for 2x2 windows without a stride, and a pool that takes no stride built in it; since it
+    # asks for stride 2, as VGG and LeNet do, the same stride as the window is what such a pool gives unasked
+    cnnpl.register("pool", "window_only")(WindowOnly)
+    shape = {"num_classes": 10, "in_channels": 3, "input_size": (32, 32)}
+    net = cnnpl.build("model", model, **shape, pool=cnnpl.factory("pool", "window_only"))
+    assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    with pytest.raises(UnknownComponentError, match=r"calls its pool layers with stride=2, which pool 'window_only' "):
+        cnnpl.build("model", model, **shape, pool=cnnpl.factory("pool", "window_only", kernel_size=3))  # stride 2

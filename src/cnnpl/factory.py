@@ -62,6 +62,8 @@ class LayerFactory:
         accepted = parameters_of(self.target)
         if not accepts_var_kwargs(self.target):
             merged = {k: v for k, v in merged.items() if k in accepted or k not in OPTIONAL_CONTEXT}
+            if self.family == "pool" and "stride" not in accepted and _window_stride(merged):
+                del merged["stride"]  # a stride the size of the window: what a pool without the setting does
         elif named := PASSED_IF_NAMED.get(self.family, frozenset()):  # set in the config, it is passed anyway
             chain, _ = keyword_chain(self.target)  # the bases the keywords are handed on to may name it
             reachable = set(accepted) | {name for function in chain for name in parameters_of(function)}
@@ -80,6 +82,18 @@ class LayerFactory:
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"{self.family}={self.name}({params})"
+
+
+def _window_stride(kwargs: Mapping[str, Any]) -> bool:
+    """Whether ``kwargs`` asks for a stride equal to the window (``kernel_size=2, stride=2``): the default of
+    every pooling layer (torch's, Keras'), so a pool that takes no ``stride`` gives it without being asked."""
+    stride, kernel = kwargs.get("stride"), kwargs.get("kernel_size")
+    return stride is not None and kernel is not None and _pair(stride) == _pair(kernel)
+
+
+def _pair(value: Any) -> Any:
+    value = _as_tuple(value)
+    return value if isinstance(value, tuple) else (value, value)
 
 
 def _as_tuple(value: Any) -> Any:
