@@ -34,6 +34,20 @@ def test_misspelt_config_parameter_fails_when_the_factory_is_made() -> None:
         LayerFactory("conv", "conv2", {})
 
 
+def test_a_setting_of_another_option_names_the_options_that_take_it() -> None:
+    # conv=conv2d +conv.kernel_depth=3 said "did you mean 'kernel_size'?", the advice for a misspelling
+    with pytest.raises(UnknownComponentError) as err:
+        LayerFactory("conv", "conv2d", {"kernel_depth": 3})
+    assert str(err.value) == (
+        "conv.kernel_depth is not a setting of conv=conv2d, but of conv=conv3d_channels; choose it "
+        "(conv=conv3d_channels conv.kernel_depth=...)"
+    )
+    with pytest.raises(UnknownComponentError, match=r"^pool 'max' has no parameter 'kernal_size'; did you mean"):
+        LayerFactory("pool", "max", {"kernal_size": 3})  # a setting of no option: a misspelling
+    with pytest.raises(UnknownComponentError, match=r"^pool 'max' has no parameter 'p'"):  # two: as before
+        LayerFactory("pool", "max", {"p": 1, "q": 2})
+
+
 def test_a_fact_of_the_network_set_in_the_config_must_match_the_architectures() -> None:
     # pool=mixed_learned pool.granularity=channel pool.channels=5 built, then failed at the first batch
     pool = LayerFactory("pool", "mixed_learned", {"granularity": "channel", "channels": 5})

@@ -37,7 +37,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from cnnpl.errors import CnnplError, DuplicateComponentError
 from cnnpl.factory import LayerFactory
-from cnnpl.registry import SourceText, built_by, get_registry, parameters_of
+from cnnpl.registry import SourceText, built_by, get_registry, parameters_of, setting_of_another
 
 # Families that are config groups of interchangeable layers / architectures.
 COMPONENT_GROUPS = ("conv", "pool", "norm", "act", "model")
@@ -1004,19 +1004,6 @@ def compose_plain(overrides: list[str], output_dir: str | None = ".", hydra: boo
         return compose(CONFIG_NAME, overrides=[*overrides, *extra], return_hydra_config=hydra)
 
 
-def _options_taking(family: str, setting: str) -> list[str]:
-    """The registered components of ``family`` whose constructor takes ``setting`` (by name, not ``**kwargs``)."""
-    registry = get_registry(family)
-    found = []
-    for name in registry.names():
-        try:
-            if setting in parameters_of(registry.get(name)) and setting not in HIDDEN_FROM_CONFIG.get(family, ()):
-                found.append(name)
-        except Exception:  # a component whose signature cannot be read is left out, not the message
-            continue
-    return found
-
-
 def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     """Hydra's message for ``err`` in one line, with the options or close keys it can name."""
     import difflib
@@ -1055,14 +1042,11 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
         names = [str(k) for k in siblings]
         close = difflib.get_close_matches(leaf, names, n=1)
         chosen = found.get("name") if parent in COMPONENT_GROUPS and isinstance(found, DictConfig) else None
-        if key and isinstance(chosen, str) and (elsewhere := _options_taking(parent, leaf)):
-            # conv=conv2d conv.kernel_depth=3: a setting of another option of the group, which +conv.kernel_depth
-            # would not give conv2d (its constructor refuses it)
-            shown = ", ".join(f"{parent}={name}" for name in elsewhere[:SHOWN_KEYS])
-            return (
-                f"{dotted} is not a setting of {parent}={chosen}, but of {shown}; choose "
-                f"{'it' if len(elsewhere) == 1 else 'one of them'} ({parent}={elsewhere[0]} {dotted}=...)"
-            )
+        if key and isinstance(chosen, str):  # conv=conv2d conv.kernel_depth=3, which +conv.kernel_depth would not
+            # give conv2d either (its constructor refuses it): name the options that take it
+            another = setting_of_another(parent, chosen, leaf, HIDDEN_FROM_CONFIG.get(parent, ()))
+            if another:
+                return another
         if close:
             hint = f"did you mean {parent + '.' if parent else ''}{close[0]}? "
         elif parent and 0 < len(names) <= SHOWN_KEYS:

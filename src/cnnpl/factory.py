@@ -16,8 +16,15 @@ from typing import Any
 
 from torch import nn
 
-from cnnpl.errors import CnnplError, GeometryError
-from cnnpl.registry import accepts_var_kwargs, check_kwargs, get_registry, keyword_chain, parameters_of
+from cnnpl.errors import CnnplError, GeometryError, UnknownComponentError
+from cnnpl.registry import (
+    accepts_var_kwargs,
+    check_kwargs,
+    get_registry,
+    keyword_chain,
+    parameters_of,
+    setting_of_another,
+)
 
 # Facts an architecture offers to every layer of a family; a layer that does not take one
 # simply does not receive it (max pooling has no use for the channel count).
@@ -43,7 +50,14 @@ class LayerFactory:
 
     def __post_init__(self) -> None:
         # unknown names and misspelt parameters fail now, not when the first layer is built
-        check_kwargs(self.target, dict(self.params), what=f"{self.family} {self.name!r}")
+        try:
+            check_kwargs(self.target, dict(self.params), what=f"{self.family} {self.name!r}")
+        except UnknownComponentError as err:  # +conv.kernel_depth=3 with conv=conv2d: a setting of another option
+            unknown = getattr(err, "unknown", [])
+            another = setting_of_another(self.family, self.name, unknown[0]) if len(unknown) == 1 else None
+            if another is None:
+                raise
+            raise UnknownComponentError(another) from None
 
     @property
     def target(self) -> Any:

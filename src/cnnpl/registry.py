@@ -23,7 +23,7 @@ import functools
 import importlib
 import inspect
 import operator
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -524,6 +524,28 @@ def keyword_chain(obj: Callable[..., Any]) -> tuple[list[Callable[..., Any]], bo
         if not accepts_var_kwargs(init):
             return chain, False
     return chain, True
+
+
+def setting_of_another(family: str, chosen: str, setting: str, hidden: Collection[str] = ()) -> str | None:
+    """What to say of ``family.setting`` given for ``family=chosen``, which does not take it, when other registered
+    components of ``family`` name it in their constructor (``conv.kernel_depth`` with ``conv=conv2d``); None when
+    none does, or it is one of the ``hidden`` settings (a model's ``conv``: no config setting)."""
+    registry = get_registry(family)
+    elsewhere = []
+    for name in registry.names() if setting not in hidden else ():
+        try:
+            if name != chosen and setting in parameters_of(registry.get(name)):
+                elsewhere.append(name)
+        except Exception:  # a component whose signature cannot be read is left out, not the message
+            continue
+    if not elsewhere:
+        return None
+    options = ", ".join(f"{family}={name}" for name in elsewhere)
+    which = "it" if len(elsewhere) == 1 else "one of them"
+    return (
+        f"{family}.{setting} is not a setting of {family}={chosen}, but of {options}; choose {which} "
+        f"({family}={elsewhere[0]} {family}.{setting}=...)"
+    )
 
 
 def check_kwargs(obj: Callable[..., Any], kwargs: dict[str, Any], *, what: str) -> None:
