@@ -739,6 +739,12 @@ def test_an_unknown_component_says_how_a_plugin_makes_one(cli) -> None:
             "pool.p is not a setting of pool=max, but of pool=lp, pool=mixed; choose one of them (pool=lp pool.p=...)",
         ),
         (["model=vgg16", "model.widths=[1]"], "model.widths is not a setting of model=vgg16, but of model=fast_net; "),
+        # the architecture's facts are no option's settings: not "but of conv=conv2d, conv=conv3d_channels, ..."
+        (["conv.in_channels=3"], "conv.in_channels is not a setting of this config; the settings of conv are name, "),
+        (["model.num_classes=3"], "model.num_classes is not a setting of this config; "),
+        # another override wrong as well: its neighbours cannot be composed (this was an UnboundLocalError)
+        (["pool.kernal_size=3", "pool.strid=2"], "pool.kernal_size is not a setting of this config; to add a new key"),
+        (["pool.p=0.7", "data.bogus=1"], "pool.p is not a setting of this config; to add a new key anyway, "),
     ],
 )
 def test_compose_in_python_raises_the_command_lines_one_line(overrides: list[str], message: str) -> None:

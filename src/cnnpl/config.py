@@ -1004,6 +1004,17 @@ def compose_plain(overrides: list[str], output_dir: str | None = ".", hydra: boo
         return compose(CONFIG_NAME, overrides=[*overrides, *extra], return_hydra_config=hydra)
 
 
+def no_config_setting(family: str) -> frozenset[str]:
+    """What the architecture passes to every layer of ``family`` and no option's config holds (a conv's
+    ``in_channels``, a model's ``num_classes``): naming another option that "takes" it would mislead."""
+    held: set[str] = set()
+    for path in (config_dir() / CONFIG_GROUPS[family]).glob("*.yaml"):
+        node = OmegaConf.load(path)
+        held |= {str(key) for key in node} if isinstance(node, DictConfig) else set()
+    supplied = SUPPLIED_BY_CALLER.get(family, frozenset())
+    return HIDDEN_FROM_CONFIG.get(family, frozenset()) | (supplied - held)
+
+
 def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     """Hydra's message for ``err`` in one line, with the options or close keys it can name."""
     import difflib
@@ -1037,14 +1048,14 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             node = compose_plain(rest)
             found = OmegaConf.select(node, parent) if parent else node
             siblings = list(found) if isinstance(found, DictConfig) else []  # data.root.x: a word has no keys
-        except Exception:
-            siblings = []
+        except Exception:  # another override is wrong too (pool.strid=2): no neighbours to name
+            found, siblings = None, []
         names = [str(k) for k in siblings]
         close = difflib.get_close_matches(leaf, names, n=1)
         chosen = found.get("name") if parent in COMPONENT_GROUPS and isinstance(found, DictConfig) else None
         if key and isinstance(chosen, str):  # conv=conv2d conv.kernel_depth=3, which +conv.kernel_depth would not
             # give conv2d either (its constructor refuses it): name the options that take it
-            another = setting_of_another(parent, chosen, leaf, HIDDEN_FROM_CONFIG.get(parent, ()))
+            another = setting_of_another(parent, chosen, leaf, no_config_setting(parent))
             if another:
                 return another
         if close:

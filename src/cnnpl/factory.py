@@ -53,8 +53,14 @@ class LayerFactory:
         try:
             check_kwargs(self.target, dict(self.params), what=f"{self.family} {self.name!r}")
         except UnknownComponentError as err:  # +conv.kernel_depth=3 with conv=conv2d: a setting of another option
+            from cnnpl.config import COMPONENT_GROUPS, no_config_setting  # (cnnpl.config imports this module)
+
             unknown = getattr(err, "unknown", [])
-            another = setting_of_another(self.family, self.name, unknown[0]) if len(unknown) == 1 else None
+            another = (
+                setting_of_another(self.family, self.name, unknown[0], no_config_setting(self.family))
+                if len(unknown) == 1 and self.family in COMPONENT_GROUPS
+                else None
+            )
             if another is None:
                 raise
             raise UnknownComponentError(another) from None
