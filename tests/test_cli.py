@@ -821,12 +821,12 @@ def test_a_continued_sweep_whose_settings_differ_is_refused_before_hydra_writes(
     from cnnpl.config import compose_plain
 
     sweep = tmp_path / "sweep"
-    first = ["pool=max", "seed=0", "data=shapes", "data.num_train=256"]  # job 0 of the sweep below
+    first = ["pool=avg", "seed=0", "data=shapes", "data.num_train=256"]  # job 0 of the sweeps below
     (sweep / "0" / "checkpoints").mkdir(parents=True)
     (sweep / "0" / "config.yaml").write_text(OmegaConf.to_yaml(compose_plain(first, output_dir=None), resolve=False))
     atomic_torch_save({"global_step": 8}, sweep / "0" / "checkpoints" / "last.ckpt")
     written = contents(sweep)
-    args = ["-m", "pool=max,avg", "seed=0", "data=shapes", f"hydra.sweep.dir={sweep}", "ckpt_path=last"]
+    args = ["-m", "pool=avg,max", "seed=0", "data=shapes", f"hydra.sweep.dir={sweep}", "ckpt_path=last"]
 
     def check(args: list[str]) -> None:
         _check_sweep_dir(args, _sweep_dir_setting(args))
@@ -837,13 +837,22 @@ def test_a_continued_sweep_whose_settings_differ_is_refused_before_hydra_writes(
     assert str(caught.value) == (
         f"ckpt_path resumes the run in '{sweep / '0'}', but this command's settings differ from the ones it trained "
         "with: data.num_train (run: 256, now: 128); give the command that trained it again, with this ckpt_path "
-        "(in the sweep's job with pool=max)"
+        "(in the sweep's job with pool=avg)"
     )
     with pytest.raises(
         CnnplError, match=r"differ from the ones it trained with: data\.num_train \(run: 256, now: 5000\)"
     ):
         check(args)  # the setting left out
-    check([*args, "data.num_train=128", "hydra.sweep.subdir=${pool}"])  # job folders named otherwise: each job's
+    # job 0 not known from the command line: glob(*) is Hydra's to sort (avg first), ${...} is read in the job
+    check([*args[:1], "pool=glob(*)", *args[2:], "data.num_train=256"])
+    check([*args, "data.num_train=${data.num_test},256"])
+    # job folders named otherwise: each job compares its own, on the command line or in a config file
+    check([*args, "data.num_train=128", "hydra.sweep.subdir=${pool}"])
+    (tmp_path / "configs" / "experiment").mkdir(parents=True)
+    (tmp_path / "configs" / "experiment" / "named.yaml").write_text(
+        "# @package _global_\nhydra:\n  sweep:\n    subdir: ${hydra.job.override_dirname}\n"
+    )
+    check([*args, "data.num_train=128", f"hydra.searchpath=[file://{tmp_path / 'configs'}]", "experiment=named"])
     check([*args, "data.num_train=128", "fit=false"])  # only testing
     assert contents(sweep) == written
 

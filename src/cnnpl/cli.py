@@ -408,12 +408,13 @@ def _config_sweeps(overrides: list[str]) -> list[str]:
     return [f"{key}={value}" for key, value in params.items() if str(key).lstrip("+~") not in given]
 
 
-def _sweep_variants(overrides: list[str]) -> list[tuple[list[str], str]]:
+def _sweep_variants(overrides: list[str], complete: bool = False) -> list[tuple[list[str], str]]:
     """Single-job override lists that together try every value of every swept setting once, each with
     the swept settings' values it tries (``pool=avg``; the first job's are every swept setting's first).
 
     A sweep whose values are not plain (quoted strings, intervals for an optimiser sweeper) is left out:
     written back, they might not read the same, and a false refusal would be worse than Hydra's error.
+    ``complete``: none at all where one is left out (its setting would read as its default).
     """
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -432,11 +433,13 @@ def _sweep_variants(overrides: list[str]) -> list[tuple[list[str], str]]:
         try:
             values = list(override.sweep_string_iterator())
         except Exception:  # an interval: no values to try
-            continue
+            values = []
         if values and all(plain.fullmatch(value) for value in values):
             key = override.get_key_element()
             swept.append((len(base), key, values))
             base.append(f"{key}={values[0]}")
+        elif complete:
+            return []
     variants = [(base, " ".join(base[position] for position, _, _ in swept))]
     for position, key, values in swept:
         for value in values[1:]:
@@ -721,9 +724,9 @@ def _check_first_job_resumes(args: list[str], job: Path | None) -> None:
     if job is None or not any((job / "checkpoints").glob("last*.ckpt")) or not (job / "config.yaml").is_file():
         return  # job 0 starts from the beginning, or its folder is not where its checkpoints are
     overrides = _config_overrides([arg for arg in args if arg != "--"])
-    variants = _sweep_variants([*overrides, *_config_sweeps(overrides)])
+    variants = _sweep_variants([*overrides, *_config_sweeps(overrides)], complete=True)
     if not variants:
-        return  # Hydra will say why it does not parse
+        return  # Hydra will say why it does not parse, or a value is not plain (glob(*), ${...}): each job's
     variant, settings = variants[0]
     try:
         cfg = compose_plain(variant, output_dir=None, hydra=True)
