@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import cnnpl
-from cnnpl.errors import GeometryError, UnknownComponentError
+from cnnpl.errors import CnnplError, GeometryError, UnknownComponentError
 from cnnpl.factory import LayerFactory
 
 
@@ -72,15 +72,27 @@ class WindowOnly(torch.nn.Module):
         return torch.nn.functional.max_pool2d(x, self.kernel_size)
 
 
+class WindowOnlyKwargs(WindowOnly):
+    """The same, handing other keywords on to its base, which names no stride either (nn.Module's takes none)."""
+
+    def __init__(self, kernel_size: int = 2, **kwargs) -> None:
+        super().__init__(kernel_size)
+        torch.nn.Module.__init__(self, **kwargs)
+        self.kernel_size = kernel_size
+
+
+@pytest.mark.parametrize("pool", [WindowOnly, WindowOnlyKwargs])
 @pytest.mark.parametrize("model", ["simple_cnn", "lenet5", "vgg16"])
 def test_a_pool_without_a_stride_takes_the_architectures_stride_the_size_of_its_window(
-    model: str, restore_registries
+    model: str, pool: type, restore_registries
 ) -> None:
     # simple_cnn asked for 2x2 windows without a stride, and a pool that takes no stride built in it; since it
     # asks for stride 2, as VGG and LeNet do, the same stride as the window is what such a pool gives unasked
-    cnnpl.register("pool", "window_only")(WindowOnly)
+    cnnpl.register("pool", "window_only")(pool)
     shape = {"num_classes": 10, "in_channels": 3, "input_size": (32, 32)}
     net = cnnpl.build("model", model, **shape, pool=cnnpl.factory("pool", "window_only"))
     assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
-    with pytest.raises(UnknownComponentError, match=r"calls its pool layers with stride=2, which pool 'window_only' "):
+    with pytest.raises(
+        CnnplError, match=r"(calls its pool layers with stride=2, which|could not be built: .*'stride')"
+    ):
         cnnpl.build("model", model, **shape, pool=cnnpl.factory("pool", "window_only", kernel_size=3))  # stride 2

@@ -82,14 +82,16 @@ class LayerFactory:
         accepted = parameters_of(self.target)
         if not accepts_var_kwargs(self.target):
             merged = {k: v for k, v in merged.items() if k in accepted or k not in OPTIONAL_CONTEXT}
-            if self.family == "pool" and "stride" not in accepted and _window_stride(merged):
-                del merged["stride"]  # a stride the size of the window: what a pool without the setting does
-        elif named := PASSED_IF_NAMED.get(self.family, frozenset()):  # set in the config, it is passed anyway
+            reachable = set(accepted)
+        else:
             chain, _ = keyword_chain(self.target)  # the bases the keywords are handed on to may name it
             reachable = set(accepted) | {name for function in chain for name in parameters_of(function)}
+            named = PASSED_IF_NAMED.get(self.family, frozenset())  # set in the config, it is passed anyway
             merged = {
                 k: v for k, v in merged.items() if k in reachable or k not in named or self.params.get(k) is not None
             }
+        if self.family == "pool" and "stride" not in reachable | set(self.params) and _window_stride(merged):
+            del merged["stride"]  # a stride the size of the window: what a pool without the setting does
         layer = get_registry(self.family).build(self.name, **merged)
         if not isinstance(layer, nn.Module):  # else the architecture's nn.Sequential would refuse it, blaming the model
             raise CnnplError(
