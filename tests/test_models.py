@@ -456,7 +456,9 @@ def test_images_too_small_name_the_model_and_their_size(overrides: list[str], si
 @pytest.mark.parametrize(
     ("overrides", "layer", "cause"),
     [
-        (["model=inception_v3", "conv=pointwise"], "Mixed_6a", "conv.kernel_size=1 and conv.padding=0 are set"),
+        (["model=inception_v3", "conv=pointwise"], "Mixed_6a", "conv.kernel_size=1 is set"),  # not its padding 0
+        (["model=resnet18", "conv=dilated", "conv.stride=2"], "layer1.0", "conv.stride=2 is set"),  # not dilation 2
+        (["model=resnet18", "pool.kernel_size=3", "conv.stride=2"], "layer1.0", "conv.stride=2 is set"),
         (["model=resnet18", "conv.stride=2"], "layer1.0", "conv.stride=2 is set"),
         (["model=xception", "conv.kernel_size=5"], "block2", "conv.kernel_size=5 is set"),
         (["model=inception_v3", "pool.kernel_size=2"], "Mixed_7a", "pool.kernel_size=2 is set"),

@@ -24,7 +24,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,31 +110,50 @@ class _CountedFactory(LayerFactory):
 # what a block says when its parallel branches give different sizes (resnet's and xception's shortcut, inception's)
 _BRANCHES_DISAGREE = re.compile(r"; they cannot be (added|concatenated)$")
 _GEOMETRY = ("kernel_size", "stride", "padding", "dilation")
-
-
 _KEEPS_GEOMETRY = {"conv": "conv2d", "pool": "max"}  # a component that leaves every geometry setting to the model
 
 
-def _geometry_settings(factories: Mapping[str, LayerFactory]) -> list[tuple[str, str]]:
-    """The config's ``(family, "family.key=value")`` settings that fix the geometry of every layer of a family."""
-    return [
-        (family, f"{family}.{key}={value}")
+def _branch_causes(
+    build: Callable[[Mapping[str, LayerFactory]], Any], factories: Mapping[str, LayerFactory]
+) -> list[str]:
+    """The config's ``family.key=value`` settings of a kernel size, stride, padding or dilation without which
+    the network ``build`` makes from ``factories`` no longer has branches that disagree (each is left to the
+    architecture in turn; ``conv=dilated``'s own ``dilation: 2`` keeps the sizes and is not named). All of
+    them when none alone is the cause; none when the config sets none."""
+    settings = [
+        (family, key, value)
         for family, made in factories.items()
         for key, value in made.params.items()
         if key in _GEOMETRY and value is not None
     ]
 
+    def disagrees(family: str, key: str) -> bool:
+        made = factories[family]
+        params = {**made.params, key: None}
+        try:
+            build({**factories, family: LayerFactory(made.family, made.name, params, made.none_passed)})
+        except GeometryError as err:
+            return bool(_BRANCHES_DISAGREE.search(str(err)))
+        except Exception:  # refused otherwise (conv=pointwise without its 1x1 kernel): this setting was the cause
+            return False
+        return False
 
-def _why_branches_disagree(settings: list[tuple[str, str]], model_name: str) -> str:
-    """The cause, when a block's branches disagree and the config fixed a kernel size, stride, padding or dilation."""
-    names = [setting for _, setting in settings]
-    family = settings[0][0]
-    one = len(names) == 1
+    causes = [setting for setting in settings if not disagrees(setting[0], setting[1])] or settings
+    return [f"{family}.{key}={value}" for family, key, value in causes]
+
+
+def _why_branches_disagree(causes: list[str], model_name: str) -> str:
+    """What to say of ``causes`` (:func:`_branch_causes`), when a block's branches disagree."""
+    families = list(dict.fromkeys(cause.partition(".")[0] for cause in causes))
+    one = len(causes) == 1
     return (
-        f"{' and '.join(names)} {'is' if one else 'are'} set for every layer of the {family} family, but model="
-        f"{model_name}'s parallel branches only line up with each layer's own kernel size, stride and padding: set "
-        f"{'it' if one else 'them'} to null, or choose a {family} that leaves {'it' if one else 'them'} to the model "
-        f"({family}={_KEEPS_GEOMETRY.get(family, '...')})"
+        f"{' and '.join(causes)} {'is' if one else 'are'} set for every layer of the {' and '.join(families)} "
+        f"famil{'y' if len(families) == 1 else 'ies'}, but model={model_name}'s parallel branches only line up with "
+        f"each layer's own kernel size, stride and padding: set {'it' if one else 'them'} to null, or choose "
+        f"{' and '.join(f'a {family}' for family in families)} that leave{'s' if len(families) == 1 else ''} "
+        f"{'it' if one else 'them'} to the model ("
+        + ", ".join(f"{family}={_KEEPS_GEOMETRY.get(family, '...')}" for family in families)
+        + ")"
     )
 
 
@@ -156,12 +175,16 @@ def build_model(
         if family in cfg:
             made = layer_factory(family, cfg[family])
             factories[family] = _CountedFactory(made.family, made.name, made.params, made.none_passed)
+
+    def build(factories: Mapping[str, LayerFactory]) -> torch.nn.Module:
+        return model(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **factories)
+
     try:
-        net = model(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **factories)
+        net = build(factories)
     except GeometryError as err:
-        if _BRANCHES_DISAGREE.search(str(err)) and (settings := _geometry_settings(factories)):
+        if _BRANCHES_DISAGREE.search(str(err)) and (causes := _branch_causes(build, factories)):
             # conv=pointwise in inception_v3, conv.stride=2 in resnet18: the message names the layer, this the cause
-            raise GeometryError(f"{err}; {_why_branches_disagree(settings, cfg.model.get('name', '?'))}") from None
+            raise GeometryError(f"{err}; {_why_branches_disagree(causes, cfg.model.get('name', '?'))}") from None
         if " is larger than the input " not in str(err):  # not a window too large for what reaches it:
             raise  # a component's own settings, or a block's branches that disagree
         # the shape trace names the layer; say which model and which images it was traced for
