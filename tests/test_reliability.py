@@ -683,6 +683,11 @@ def test_a_new_run_in_a_folder_where_a_checkpoint_was_tested_is_refused(tmp_path
         "test's files first"
     )
     assert {path: path.read_bytes() for path in sorted((tmp_path / "b").rglob("*")) if path.is_file()} == written
+    with pytest.raises(
+        CheckpointError, match=r"holds the test of a checkpoint \(fit=false: its config\.yaml and csv/\)"
+    ):
+        train(cnnpl.compose([*FAST, f"ckpt_path={last}"], output_dir=str(tmp_path / "b")))  # continuing a there
+    assert {path: path.read_bytes() for path in sorted((tmp_path / "b").rglob("*")) if path.is_file()} == written
     train(cnnpl.compose([*FAST, "fit=false", f"ckpt_path={last}"], output_dir=str(tmp_path / "b")))  # a test again
     # the checkpoint records its classes in label order: data whose labels mean other classes is refused
     checkpoint = torch.load(last, weights_only=True)

@@ -1095,7 +1095,8 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
             if ckpt_path != resumed:  # one found only through the built callbacks: not compared yet
                 check_resume_settings(ckpt_path, cfg)
             if Path(ckpt_path).resolve().parent not in (Path(checkpoint_dir).resolve(), output_dir.resolve()):
-                check_fresh_run_dir(checkpoint_dir, continuing=ckpt_path)  # another run's: not into this one's
+                # another run's: not into this one's checkpoints, nor over a run or test that left its config.yaml
+                check_fresh_run_dir(checkpoint_dir, continuing=ckpt_path, run_dir=None if is_worker() else output_dir)
     elif cfg.get("fit", True) and not any(Path(output_dir).glob("hpc_ckpt_*.ckpt")):
         # (a SLURM requeue resumes from hpc_ckpt_N.ckpt by itself; the other processes of a run find the
         # first one's config.yaml)
