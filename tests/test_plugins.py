@@ -1664,5 +1664,7 @@ def test_a_replacement_of_a_built_in_need_not_take_the_settings_its_yaml_leaves_
     factory = layer_factory("conv", cnnpl.compose(["data=shapes"]).conv)
     assert "init" not in factory.params and "freeze" not in factory.params
     assert isinstance(factory(in_channels=3, out_channels=4, kernel_size=3), PlainConv)
-    with pytest.raises(cnnpl.CnnplError, match="conv 'conv2d' has no parameter 'init'"):  # the user's own: refused
+    with pytest.raises(
+        cnnpl.CnnplError, match=r"^conv\.init is not a setting of conv=conv2d, but of conv=dilated, "
+    ):  # the user's own: refused
         layer_factory("conv", cnnpl.compose(["data=shapes", "conv.init=sharpen"]).conv)
