@@ -743,8 +743,14 @@ def test_an_unknown_component_says_how_a_plugin_makes_one(cli) -> None:
         (["conv.in_channels=3"], "conv.in_channels is not a setting of this config; the settings of conv are name, "),
         (["model.num_classes=3"], "model.num_classes is not a setting of this config; "),
         # another override wrong as well: its neighbours cannot be composed (this was an UnboundLocalError)
-        (["pool.kernal_size=3", "pool.strid=2"], "pool.kernal_size is not a setting of this config; to add a new key"),
-        (["pool.p=0.7", "data.bogus=1"], "pool.p is not a setting of this config; to add a new key anyway, "),
+        (["pool.kernal_size=3", "pool.strid=2"], "pool.kernal_size is not a setting of this config; did you mean "),
+        (["pool.p=0.7", "data.bogus=1"], "pool.p is not a setting of pool=max, but of pool=lp, pool=mixed; "),
+        (  # pool=lp's settings, though data.bogus=1 keeps the whole config from composing
+            ["pool=lp", "pool.q=1", "data.bogus=1"],
+            "pool.q is not a setting of this config; the settings of pool are name, kernel_size, stride, padding, p, ",
+        ),
+        # a layer's channels are the network's: not offered as pool=gated's setting
+        (["pool.channels=8"], "pool.channels is not a setting of this config; the settings of pool are name, "),
     ],
 )
 def test_compose_in_python_raises_the_command_lines_one_line(overrides: list[str], message: str) -> None:
@@ -846,6 +852,7 @@ def test_a_continued_sweep_whose_settings_differ_is_refused_before_hydra_writes(
     # job 0 not known from the command line: glob(*) is Hydra's to sort (avg first), ${...} is read in the job
     check([*args[:1], "pool=glob(*)", *args[2:], "data.num_train=256"])
     check([*args, "data.num_train=${data.num_test},256"])
+    check([*args[:1], "pool=shuffle(avg,max)", *args[2:], "data.num_train=128"])  # Hydra's random first job
     # job folders named otherwise: each job compares its own, on the command line or in a config file
     check([*args, "data.num_train=128", "hydra.sweep.subdir=${pool}"])
     (tmp_path / "configs" / "experiment").mkdir(parents=True)

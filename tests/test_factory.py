@@ -92,6 +92,9 @@ def test_a_pool_without_a_stride_takes_the_architectures_stride_the_size_of_its_
     shape = {"num_classes": 10, "in_channels": 3, "input_size": (32, 32)}
     net = cnnpl.build("model", model, **shape, pool=cnnpl.factory("pool", "window_only"))
     assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    if pool is WindowOnlyKwargs:  # a YAML of its own may say stride: null (the architecture decides), as max.yaml
+        unset = LayerFactory("pool", "window_only", {"kernel_size": None, "stride": None, "padding": None})
+        assert cnnpl.build("model", model, **shape, pool=unset)(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
     with pytest.raises(
         CnnplError, match=r"(calls its pool layers with stride=2, which|could not be built: .*'stride')"
     ):

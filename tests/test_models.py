@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from pathlib import Path
 
 import pytest
 import torch
@@ -476,6 +477,24 @@ def test_branches_that_disagree_name_the_setting_that_made_them(overrides: list[
     assert f"; {cause} for every layer of the {cause[:4]} family" in message
     assert message.endswith(f"({cause[:4]}={'conv2d' if cause.startswith('conv') else 'max'})")
     assert "\n" not in message
+
+
+def test_the_branches_causes_are_found_without_loading_the_pretrained_weights(tmp_path: Path, monkeypatch) -> None:
+    # each rebuild that no longer disagreed loaded model.pretrained again (and logged it)
+    import cnnpl.pretrained
+    from cnnpl.train import build_model
+
+    torch.save(build_model(cnnpl.compose(["model=resnet18"]), **CIFAR).state_dict(), tmp_path / "r.pth")
+    read = []
+    real = cnnpl.pretrained.read_state_dict
+    monkeypatch.setattr(cnnpl.pretrained, "read_state_dict", lambda path: read.append(path) or real(path))
+    with pytest.raises(GeometryError, match=r"; conv\.stride=2 is set for every layer of the conv family"):
+        build_model(
+            cnnpl.compose(["model=resnet18", f"model.pretrained={tmp_path / 'r.pth'}", "conv.stride=2"]), **CIFAR
+        )
+    assert read == []
+    build_model(cnnpl.compose(["model=resnet18", f"model.pretrained={tmp_path / 'r.pth'}"]), **CIFAR)
+    assert read == [str(tmp_path / "r.pth")]  # the weights themselves load where the network builds
 
 
 @pytest.mark.parametrize("model", ["simple_cnn", "lenet5", "vgg16", "fast_net", "notes_example"])

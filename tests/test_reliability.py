@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -689,6 +690,13 @@ def test_a_new_run_in_a_folder_where_a_checkpoint_was_tested_is_refused(tmp_path
         train(cnnpl.compose([*FAST, f"ckpt_path={last}"], output_dir=str(tmp_path / "b")))  # continuing a there
     assert {path: path.read_bytes() for path in sorted((tmp_path / "b").rglob("*")) if path.is_file()} == written
     train(cnnpl.compose([*FAST, "fit=false", f"ckpt_path={last}"], output_dir=str(tmp_path / "b")))  # a test again
+    # a run continuing a's checkpoint elsewhere, requeued by SLURM before its first checkpoint there: its own
+    # config.yaml, and Lightning's hpc_ckpt_1.ckpt, which it resumes from
+    (tmp_path / "c").mkdir()
+    shutil.copy(tmp_path / "a" / "config.yaml", tmp_path / "c" / "config.yaml")
+    shutil.copy(last, tmp_path / "c" / "hpc_ckpt_1.ckpt")
+    train(cnnpl.compose([*FAST, "trainer.max_epochs=3", f"ckpt_path={last}"], output_dir=str(tmp_path / "c")))
+    assert (tmp_path / "c" / "checkpoints" / "last.ckpt").is_file()
     # the checkpoint records its classes in label order: data whose labels mean other classes is refused
     checkpoint = torch.load(last, weights_only=True)
     assert checkpoint["ShapesDataModule"] == {"class_names": SHAPE_CLASSES}

@@ -434,7 +434,8 @@ def _sweep_variants(overrides: list[str], complete: bool = False) -> list[tuple[
             values = list(override.sweep_string_iterator())
         except Exception:  # an interval: no values to try
             values = []
-        if values and all(plain.fullmatch(value) for value in values):
+        shuffled = getattr(override.value(), "shuffle", False)  # shuffle(...): another first job each time
+        if values and all(plain.fullmatch(value) for value in values) and not (complete and shuffled):
             key = override.get_key_element()
             swept.append((len(base), key, values))
             base.append(f"{key}={values[0]}")

@@ -36,7 +36,7 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from cnnpl.errors import CnnplError, DuplicateComponentError
-from cnnpl.factory import LayerFactory
+from cnnpl.factory import FACTS, LayerFactory
 from cnnpl.registry import SourceText, built_by, get_registry, parameters_of, setting_of_another
 
 # Families that are config groups of interchangeable layers / architectures.
@@ -1012,7 +1012,7 @@ def no_config_setting(family: str) -> frozenset[str]:
         node = OmegaConf.load(path)
         held |= {str(key) for key in node} if isinstance(node, DictConfig) else set()
     supplied = SUPPLIED_BY_CALLER.get(family, frozenset())
-    return HIDDEN_FROM_CONFIG.get(family, frozenset()) | (supplied - held)
+    return HIDDEN_FROM_CONFIG.get(family, frozenset()) | (supplied - held) | FACTS  # a layer's channels: the network's
 
 
 def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
@@ -1044,12 +1044,18 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             )
         parent, _, leaf = dotted.rpartition(".")
         rest = [o for o in overrides if o.partition("=")[0].lstrip("+~") != dotted]
-        try:
-            node = compose_plain(rest)
+        found, siblings = None, []
+        # its neighbours, as the options chosen give them: with the other overrides, or, where another is wrong
+        # too (pool.strid=2), with the groups' choices alone (pool=max, experiment=...)
+        choices = [o for o in rest if "." not in o.partition("=")[0] and not o.startswith("~")]
+        for attempt in (rest, choices):
+            try:
+                node = compose_plain(attempt)
+            except Exception:
+                continue
             found = OmegaConf.select(node, parent) if parent else node
             siblings = list(found) if isinstance(found, DictConfig) else []  # data.root.x: a word has no keys
-        except Exception:  # another override is wrong too (pool.strid=2): no neighbours to name
-            found, siblings = None, []
+            break
         names = [str(k) for k in siblings]
         close = difflib.get_close_matches(leaf, names, n=1)
         chosen = found.get("name") if parent in COMPONENT_GROUPS and isinstance(found, DictConfig) else None

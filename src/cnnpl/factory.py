@@ -90,7 +90,8 @@ class LayerFactory:
             merged = {
                 k: v for k, v in merged.items() if k in reachable or k not in named or self.params.get(k) is not None
             }
-        if self.family == "pool" and "stride" not in reachable | set(self.params) and _window_stride(merged):
+        given = self.params.get("stride") is not None  # set in the config: passed as it is
+        if self.family == "pool" and "stride" not in reachable and not given and _window_stride(merged):
             del merged["stride"]  # a stride the size of the window: what a pool without the setting does
         layer = get_registry(self.family).build(self.name, **merged)
         if not isinstance(layer, nn.Module):  # else the architecture's nn.Sequential would refuse it, blaming the model

@@ -176,13 +176,17 @@ def build_model(
             made = layer_factory(family, cfg[family])
             factories[family] = _CountedFactory(made.family, made.name, made.params, made.none_passed)
 
-    def build(factories: Mapping[str, LayerFactory]) -> torch.nn.Module:
+    def build(factories: Mapping[str, LayerFactory], model: LayerFactory = model) -> torch.nn.Module:
         return model(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **factories)
 
     try:
         net = build(factories)
     except GeometryError as err:
-        if _BRANCHES_DISAGREE.search(str(err)) and (causes := _branch_causes(build, factories)):
+        rebuild = build
+        if model.params.get("pretrained"):  # the causes' rebuilds look at shapes: no loading the weights again
+            params = {**model.params, "pretrained": None}
+            rebuild = functools.partial(build, model=LayerFactory(model.family, model.name, params, model.none_passed))
+        if _BRANCHES_DISAGREE.search(str(err)) and (causes := _branch_causes(rebuild, factories)):
             # conv=pointwise in inception_v3, conv.stride=2 in resnet18: the message names the layer, this the cause
             raise GeometryError(f"{err}; {_why_branches_disagree(causes, cfg.model.get('name', '?'))}") from None
         if " is larger than the input " not in str(err):  # not a window too large for what reaches it:
@@ -1096,7 +1100,9 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
                 check_resume_settings(ckpt_path, cfg)
             if Path(ckpt_path).resolve().parent not in (Path(checkpoint_dir).resolve(), output_dir.resolve()):
                 # another run's: not into this one's checkpoints, nor over a run or test that left its config.yaml
-                check_fresh_run_dir(checkpoint_dir, continuing=ckpt_path, run_dir=None if is_worker() else output_dir)
+                # (its own, when SLURM requeued it before its first checkpoint: Lightning resumes hpc_ckpt_N.ckpt)
+                requeued = is_worker() or any(Path(output_dir).glob("hpc_ckpt_*.ckpt"))
+                check_fresh_run_dir(checkpoint_dir, continuing=ckpt_path, run_dir=None if requeued else output_dir)
     elif cfg.get("fit", True) and not any(Path(output_dir).glob("hpc_ckpt_*.ckpt")):
         # (a SLURM requeue resumes from hpc_ckpt_N.ckpt by itself; the other processes of a run find the
         # first one's config.yaml)
