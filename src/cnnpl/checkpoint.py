@@ -312,12 +312,13 @@ def check_fresh_run_dir(
             f"its own command again with ckpt_path=last, or start this one {new_folder}"
         )
     started = Path(run_dir) / "config.yaml" if run_dir is not None else None
-    if started is not None and started.is_file() and (trained_in(started) or tested_in(started)):  # not a dry run's
+    kind = run_kind(started) if started is not None else None
+    if kind in ("trained", "tested"):  # a dry run's config.yaml may be replaced
         logs = sorted(  # what it logged (an empty folder may be a refused command's)
             p.name + "/" for p in Path(run_dir).iterdir() if not p.name.startswith(".") and _holds_files(p)
         )
         also = f" and {', '.join(logs)}" if logs else ""
-        if tested_in(started):  # this run's config.yaml would replace the test's, its logs join the test's
+        if kind == "tested":  # this run's config.yaml would replace the test's, its logs join the test's
             raise CheckpointError(
                 f"{str(run_dir)!r} holds the test of a checkpoint (fit=false: its config.yaml{also}); start this "
                 f"run {new_folder}, or delete that test's files first"
@@ -425,26 +426,21 @@ def set_aside_attempt(run_dir: str | Path, logs: list[Path]) -> Path | None:
     return aside
 
 
-def trained_in(config: Path) -> bool:
-    """Whether the run that wrote ``config`` (a run's ``config.yaml``) trained: not ``fit: false``, which
-    only tested a checkpoint (a file cnnpl cannot read counts as a training run's)."""
-    return _fit_and_test(config)[0]
-
-
-def tested_in(config: Path) -> bool:
-    """Whether the run that wrote ``config`` only tested a checkpoint (``fit: false``, not ``test: false``:
-    that is a dry run, which wrote nothing else)."""
-    return _fit_and_test(config) == (False, True)
-
-
-def _fit_and_test(config: Path) -> tuple[bool, bool]:
+def run_kind(config: Path) -> str | None:
+    """What the run that wrote ``config`` (a run's ``config.yaml``) did there: ``"trained"``, ``"tested"``
+    (``fit: false``: it tested a checkpoint) or ``"dry run"`` (``fit: false`` and ``test: false``: it wrote
+    nothing else); None without the file. A file cnnpl cannot read counts as a training run's."""
     from omegaconf import OmegaConf
 
+    if not config.is_file():
+        return None
     try:
         cfg = OmegaConf.load(config)
-        return cfg.get("fit", True) is not False, cfg.get("test", True) is not False
     except Exception:
-        return True, True
+        return "trained"
+    if cfg.get("fit", True) is not False:
+        return "trained"
+    return "tested" if cfg.get("test", True) is not False else "dry run"
 
 
 def run_config_of(ckpt: str | Path) -> Path | None:

@@ -672,13 +672,12 @@ def _check_sweep_dir(args: list[str], sweep_dir: str | None) -> None:
         return
     top = _fixed_folder(sweep_dir)  # sweep_dir: _sweep_dir_setting's
     jobs = [job for job in top.iterdir() if job.is_dir()] if top is not None and top.is_dir() else []
-    from cnnpl.checkpoint import tested_in, trained_in
+    from cnnpl.checkpoint import run_kind
+
+    kinds = {job.name: run_kind(job / "config.yaml") for job in jobs}
 
     runs = sorted(  # a job folder where a run trained (a fit=false run's config.yaml only tested)
-        job.name
-        for job in jobs
-        if ((job / "config.yaml").is_file() and trained_in(job / "config.yaml"))
-        or any((job / "checkpoints").glob("*.ckpt"))
+        job.name for job in jobs if kinds[job.name] == "trained" or any((job / "checkpoints").glob("*.ckpt"))
     )
     ckpt_paths = [value for value in _values(args, "ckpt_path") if value.lower() not in ("", "null")]
     testing = any(value.lower() == "false" for value in _values(args, "fit"))
@@ -705,7 +704,7 @@ def _check_sweep_dir(args: list[str], sweep_dir: str | None) -> None:
             "(hydra.sweep.dir=<new folder>)"
         )
     # fit=false: each job would be refused, after Hydra had replaced the sweep's records (a dry run's may go)
-    tests = sorted(job.name for job in jobs if (job / "config.yaml").is_file() and tested_in(job / "config.yaml"))
+    tests = sorted(name for name, kind in kinds.items() if kind == "tested")
     if tests:
         raise CnnplError(
             f"hydra.sweep.dir {str(top)!r} holds an earlier sweep's tests of checkpoints (fit=false: {_shown(tests)}); "

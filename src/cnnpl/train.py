@@ -1088,6 +1088,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
         )
         ckpt_setting = None
     ckpt_path = resolve_ckpt_path(ckpt_setting, checkpoint_dir, fit=bool(cfg.get("fit", True)))
+    hpc_saved = any(output_dir.glob("hpc_ckpt_*.ckpt"))  # a SLURM requeue: Lightning resumes hpc_ckpt_N.ckpt itself
     if ckpt_path is not None:
         checkpoint = check_checkpoint_fits(ckpt_path, system, cfg.model.get("name"))
         saved_data = checkpoint.get(type(datamodule).__qualname__)  # Lightning's key for the data module's state
@@ -1100,17 +1101,17 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
                 check_resume_settings(ckpt_path, cfg)
             if Path(ckpt_path).resolve().parent not in (Path(checkpoint_dir).resolve(), output_dir.resolve()):
                 # another run's: not into this one's checkpoints, nor over a run or test that left its config.yaml
-                # (its own, when SLURM requeued it before its first checkpoint: Lightning resumes hpc_ckpt_N.ckpt)
-                requeued = is_worker() or any(Path(output_dir).glob("hpc_ckpt_*.ckpt"))
-                check_fresh_run_dir(checkpoint_dir, continuing=ckpt_path, run_dir=None if requeued else output_dir)
-    elif cfg.get("fit", True) and not any(Path(output_dir).glob("hpc_ckpt_*.ckpt")):
+                # (its own, when SLURM requeued it before its first checkpoint)
+                own = is_worker() or hpc_saved
+                check_fresh_run_dir(checkpoint_dir, continuing=ckpt_path, run_dir=None if own else output_dir)
+    elif cfg.get("fit", True) and not hpc_saved:
         # (a SLURM requeue resumes from hpc_ckpt_N.ckpt by itself; the other processes of a run find the
         # first one's config.yaml)
         check_fresh_run_dir(checkpoint_dir, run_dir=None if is_worker() else output_dir)
     logger = _instantiate(cfg.logger) if cfg.get("logger") else False
     if cfg.get("fit", True):  # the steps an interrupted attempt logged after the checkpoint are trained again
         resumed_at = checkpoint.get("global_step") if ckpt_path is not None else None
-        requeued = ckpt_path is None and any(output_dir.glob("hpc_ckpt_*.ckpt"))  # Lightning resumes it itself
+        requeued = ckpt_path is None and hpc_saved  # Lightning resumes it itself
         if not requeued and (ckpt_path is None or isinstance(resumed_at, int)):
             start_logs(logger, resumed_at)
     extra: dict[str, Any] = {"plugins": _with_atomic_checkpoints(cfg.trainer.get("plugins"))}
