@@ -1292,6 +1292,18 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     assert all(torch.isfinite(t).all() for t in saved["state_dict"].values() if t.is_floating_point())
 
 
+def test_only_lightnings_log_lines_leave_a_refused_runs_log_unused() -> None:
+    from cnnpl.cli import _OthersThanLightning
+
+    others = _OthersThanLightning()
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning_fabric.utilities.seed", "lightning"):
+        others.handle(logging.LogRecord(name, logging.INFO, __file__, 1, "GPU available: False", None, None))
+    assert others.count == 0
+    for name in ("cnnpl.train", "my_plugin", "lightningish"):  # what else reaches the log keeps the run's folder
+        others.handle(logging.LogRecord(name, logging.INFO, __file__, 1, "said", None, None))
+    assert others.count == 3
+
+
 def test_a_command_refused_inside_the_run_leaves_no_folder_and_one_that_trained_keeps_its_own(tmp_path: Path) -> None:
     outputs = tmp_path / "outputs"
 
@@ -1302,6 +1314,10 @@ def test_a_command_refused_inside_the_run_leaves_no_folder_and_one_that_trained_
     for refused, words in (
         (["data.batch_size=-1"], "cnnpl: error: data.batch_size must be >= 1, got -1"),
         (["pool.kernel_size=-3", "hydra.job.chdir=true"], "cnnpl: error: layer features.block1.pool: pooling needs"),
+        (  # once the Trainer exists, whose "GPU available: ..." lines went to the console and to cnnpl.log
+            ["model=fast_net", "data.train_sizes=[24]", "trainer.max_epochs=3", "+trainer.max_steps=8"],
+            "cnnpl: error: trainer.max_steps=8 ends the run in epoch 1",
+        ),
     ):
         result = run_cli(*FAST, *refused, cwd=tmp_path)
         assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(words), result.stderr

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import re
 import sys
@@ -769,6 +770,8 @@ def run(cfg: DictConfig) -> float | None:
 
     _log_through_hydra()
     record, before = _extra_record()
+    others = _OthersThanLightning()
+    logging.getLogger().addHandler(others)
     try:
         metrics = train(cfg)
     except CnnplError as err:
@@ -776,7 +779,7 @@ def run(cfg: DictConfig) -> float | None:
 
         if record is not None and before is not None and _written(record.parent, record) == before:
             shutil.rmtree(record, ignore_errors=True)
-        folder = _unused_new_folder()
+        folder = _unused_new_folder(lightning_only=others.count == 0)
         if folder is not None and _claimed_run_dir is not None:
             shutil.rmtree(folder, ignore_errors=True)
             for above in _claimed_run_dir[1]:  # outputs/<day>/ where the command made it, unless another uses it
@@ -785,13 +788,30 @@ def run(cfg: DictConfig) -> float | None:
                 except OSError:
                     break
         fail(err)
+    finally:
+        logging.getLogger().removeHandler(others)
     return metrics.get("test/acc")
 
 
-def _unused_new_folder() -> Path | None:
+class _OthersThanLightning(logging.Handler):
+    """Counts the log records that reach the run's log from anywhere but Lightning (whose start-up lines, "GPU
+    available: ...", also went to the console): a refused run's log that holds only those is not worth a
+    folder (:func:`_unused_new_folder`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.partition(".")[0] not in ("lightning", "lightning_fabric"):
+            self.count += 1
+
+
+def _unused_new_folder(lightning_only: bool = False) -> Path | None:
     """The run folder made for this command (:func:`_claim_new_folder`) when it holds nothing but Hydra's
-    record and an empty log: a command refused inside the run (``data.batch_size=-1``, a component that does
-    not fit) leaves no folder then. None for any other folder, or one the run wrote to."""
+    record and an empty log, or with ``lightning_only`` a log of Lightning's start-up lines alone: a command
+    refused inside the run (``data.batch_size=-1``, a component that does not fit, a check made once the
+    Trainer exists) leaves no folder then. None for any other folder, or one the run wrote to."""
     from hydra.core.hydra_config import HydraConfig
 
     if _claimed_run_dir is None or not HydraConfig.initialized():
@@ -804,7 +824,7 @@ def _unused_new_folder() -> Path | None:
         if (
             folder.samefile(claimed)
             and {path.name for path in folder.iterdir()} <= {str(subdir), log.name}
-            and (not log.exists() or log.stat().st_size == 0)
+            and (not log.exists() or lightning_only or log.stat().st_size == 0)
         ):
             return folder
     return None
