@@ -64,13 +64,16 @@ def _component_node(family: str, name: str) -> DictConfig:
 @pytest.mark.parametrize(("family", "name", "key"), _pair_typed())
 def test_a_geometry_setting_that_is_no_integer_or_pair_is_refused_naming_it(family: str, name: str, key: str) -> None:
     # was "conv 'conv2d' could not be built with freeze=False: too many values to unpack" at the first layer
+    hint = typing.get_type_hints(get_registry(family).get(name).__init__)[key]
+    null = " or null" if type(None) in typing.get_args(hint) else ""  # stride: None, the window's own
     for bad in ("abc", [3, 3, 3], 1.5, True, [2, "x"]):
         node = _component_node(family, name)
         node[key] = bad
         with pytest.raises(CnnplError) as err:
             layer_factory(family, node)
         assert str(err.value) == (
-            f"{family}.{key} must be an integer or a pair [height, width] of integers, got {bad!r} ({family} {name!r})"
+            f"{family}.{key} must be an integer or a pair [height, width] of integers{null}, got {bad!r} "
+            f"({family} {name!r})"
         )
     for good in (2, [2, 1], None):
         node = _component_node(family, name)
@@ -542,7 +545,10 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
             "model.dropout must be in [0, 1) (the fraction of activations zeroed in training), got 1",
         ),
         (["pool=mixed", "pool.p=abc"], "pool.p must be a number, got 'abc' (pool 'mixed')"),
-        (["pool=max", "pool.stride=abc"], "pool.stride must be an integer or null, got 'abc' (pool 'max')"),
+        (  # was "must be an integer or null": max takes a pair [height, width] too
+            ["pool=max", "pool.stride=abc"],
+            "pool.stride must be an integer or a pair [height, width] of integers or null, got 'abc' (pool 'max')",
+        ),
         # an optional setting's message left out null, its default (helper-98)
         (
             ["model=vgg16", "model.new_head=maybe"],

@@ -4,6 +4,7 @@ build-time errors, gradients, history counts, DDP agreement, and one run of the 
 from __future__ import annotations
 
 import math
+import typing
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,18 @@ def test_windowed_pools_share_max_pooling_shape_rule(name: str) -> None:
         assert pool(x).shape == reference(x).shape
         if hasattr(pool, "output_shape"):
             assert pool.output_shape((3, 7, 8)) == tuple(reference(x).shape[1:])
+
+
+@pytest.mark.parametrize("name", [n for n in cnnpl.list_components("pool") if not n.startswith("global")])
+def test_windowed_pools_take_the_notes_rectangular_regions(name: str) -> None:
+    # the listing gave max and avg as "kernel_size: int" where they take a pair [height, width] like the others
+    hints = typing.get_type_hints(get_registry("pool").get(name).__init__)
+    assert all(tuple[int, int] in typing.get_args(hints[key]) for key in ("kernel_size", "stride", "padding"))
+    for k, s, p in (((2, 3), None, 0), ((3, 2), (1, 2), (1, 0))):
+        pool = LayerFactory("pool", name, {})(kernel_size=k, stride=s, padding=p, channels=3)
+        reference = torch.nn.MaxPool2d(k, s, p)
+        x = torch.rand(1, 3, 7, 8)
+        assert pool(x).shape == reference(x).shape
 
 
 # ---------------------------------------------------------------- max, avg and mixed against loops

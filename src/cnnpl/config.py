@@ -875,7 +875,8 @@ def _pair_words(hint: Any) -> str:
     args = set(typing.get_args(hint)) - {type(None)}
     if not {int, _PAIR} <= args <= {int, _PAIR, str}:
         return ""
-    return "an integer or a pair [height, width] of integers" + (", or a mode" if str in args else "")
+    words = "an integer or a pair [height, width] of integers" + (", or a mode" if str in args else "")
+    return words + (" or null" if type(None) in typing.get_args(hint) else "")
 
 
 def _is_pair_value(value: Any, *, takes_word: bool) -> bool:

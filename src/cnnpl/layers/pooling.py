@@ -68,7 +68,12 @@ def check_window(
 class MaxPool(_PoolShape, nn.MaxPool2d):
     """Max pooling: the largest activation of each ``kernel_size`` window. ``stride`` defaults to the kernel."""
 
-    def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0) -> None:
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int] = 2,
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+    ) -> None:
         check_window(kernel_size, stride, padding)
         super().__init__(kernel_size, stride, padding)
 
@@ -81,7 +86,12 @@ class AvgPool(_PoolShape, nn.AvgPool2d):
     Keras' ``padding="same"``, which averages only the real cells.
     """
 
-    def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0) -> None:
+    def __init__(
+        self,
+        kernel_size: int | tuple[int, int] = 2,
+        stride: int | tuple[int, int] | None = None,
+        padding: int | tuple[int, int] = 0,
+    ) -> None:
         check_window(kernel_size, stride, padding)
         super().__init__(kernel_size, stride, padding)
 
