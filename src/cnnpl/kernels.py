@@ -35,9 +35,12 @@ KERNELS: dict[str, tuple[tuple[float, ...], ...]] = {
     "sobel_x": ((1, 0, -1), (2, 0, -2), (1, 0, -1)),
     "sobel_y": ((1, 2, 1), (0, 0, 0), (-1, -2, -1)),
 }
+"""The named 3x3 kernels, rows top to bottom as the notes print them: what ``conv.init=<name>`` and
+:func:`kernel` take."""
 
 
 def list_kernels() -> list[str]:
+    """The kernels' names, in :data:`KERNELS`' order."""
     return list(KERNELS)
 
 
@@ -112,7 +115,6 @@ def apply_kernels(
     return {name: F.conv2d(x, k.expand(c, 1, 3, 3), groups=c) for name, k in kernels.items()}
 
 
-# The notes' 5x5 example image (the "1 0 -1" filter gives 6 at its top-left).
 NOTES_IMAGE = (
     (7, 2, 3, 3, 8),
     (4, 5, 3, 8, 4),
@@ -120,6 +122,8 @@ NOTES_IMAGE = (
     (2, 8, 7, 2, 7),
     (5, 4, 4, 5, 4),
 )
+"""The notes' 5x5 example image (their Example 2), rows top to bottom; the "1 0 -1" filter (``vertical_edge``)
+gives 6 at its top-left."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
