@@ -20,6 +20,7 @@ from cnnpl.geometry import (
     output_size,
     padding_amounts,
     pair,
+    pixel_uses,
     receptive_field,
     receptive_fields,
     same_padding,
@@ -160,6 +161,32 @@ def test_receptive_field_matches_the_gradient(stack):
     layers = [nn.AvgPool2d(2, 2) if tuple(layer) == (2, 2) else _ones_conv(*layer) for layer in stack]
     assert receptive_field(stack) == _measured_receptive_field(layers)
     assert receptive_fields(stack)[-1].jump == math.prod(layer[1] for layer in stack)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(1, 12), k=st.integers(1, 5), s=st.integers(1, 3),
+    p=st.one_of(st.integers(0, 2), st.sampled_from(["valid", "same", "full"])), d=st.integers(1, 2),
+)  # fmt: skip
+def test_pixel_uses_is_the_gradient_of_an_all_ones_filter(n, k, s, p, d):
+    # d(sum of outputs) / d(pixel) with every weight 1: the number of outputs whose window holds the pixel
+    if d * (k - 1) + 1 > n + sum(padding_amounts(n, k, s, p, d)):
+        return
+    before, after = padding_amounts(n, k, s, p, d)
+    image = torch.ones(1, 1, n, n, dtype=torch.float64, requires_grad=True)
+    padded = torch.nn.functional.pad(image, (before, after, before, after))
+    torch.nn.functional.conv2d(
+        padded, torch.ones(1, 1, k, k, dtype=torch.float64), stride=s, dilation=d
+    ).sum().backward()
+    assert pixel_uses(n, k, s, p, d) == image.grad[0, 0].long().tolist()
+
+
+def test_pixel_uses_gives_the_notes_reason_for_padding():
+    # the notes: edge pixels are used "only once", the middle ones "more than once"; in fact only the corners are once
+    uses = pixel_uses(6, 3)
+    assert uses[0] == [1, 2, 3, 3, 2, 1] and uses[2][2] == 9
+    assert pixel_uses(6, 3, padding="same")[0] == [4, 6, 6, 6, 6, 4]
+    assert pixel_uses(5, 2, stride=2)[-1] == [0] * 5  # a stride that does not fit leaves the last row out
 
 
 def test_receptive_field_facts():

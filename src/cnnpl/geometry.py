@@ -9,6 +9,8 @@ Padding is an int (zeros on each side) or a mode: ``"valid"`` (none), ``"same"``
 ``"full"`` (``d(f - 1)`` on each side: output ``n + d(f - 1)`` at stride 1, ``n + f - 1`` undilated).
 :func:`padding_amounts` turns either into (before, after) zeros; :func:`output_size` accepts both.
 
+:func:`pixel_uses` counts how many outputs each pixel takes part in (the edges fewer, without padding).
+
 Also here: the receptive field of a stack of layers (:func:`receptive_field`) and the parameter
 counts behind the notes' "Why convolutions?" (:func:`conv_parameters`, :func:`dense_parameters`,
 :func:`why_convolutions`).
@@ -120,6 +122,28 @@ def same_padding(n: int, kernel_size: int, stride: int = 1, dilation: int = 1) -
     out = math.ceil(n / stride)
     total = max((out - 1) * stride + dilation * (kernel_size - 1) + 1 - n, 0)
     return total // 2, total - total // 2
+
+
+def pixel_uses(
+    n: int, kernel_size: int, stride: int = 1, padding: Padding = 0, dilation: int = 1
+) -> list[list[int]]:
+    """How many outputs each pixel of an ``n x n`` image takes part in, for an ``f x f`` filter
+    (``kernel_size``): the notes' reason for padding, that the pixels at the edges are used less than those in
+    the middle. A pixel's count is the product of its row's and its column's counts along one axis.
+
+    >>> pixel_uses(6, 3)[0]  # the top row: only the corners are used once
+    [1, 2, 3, 3, 2, 1]
+    >>> pixel_uses(6, 3, padding=1)[0]  # padding evens them out, but not fully
+    [4, 6, 6, 6, 6, 4]
+    """
+    before, _ = padding_amounts(n, kernel_size, stride, padding, dilation)
+    axis = [0] * n
+    for start in range(output_size(n, kernel_size, stride, padding, dilation)):
+        for tap in range(kernel_size):
+            pixel = start * stride + tap * dilation - before
+            if 0 <= pixel < n:
+                axis[pixel] += 1
+    return [[row * column for column in axis] for row in axis]
 
 
 def full_padding(kernel_size: int, dilation: int = 1) -> int:
