@@ -293,11 +293,15 @@ def test_a_layer_the_forward_pass_skips_is_named_not_a_key_error() -> None:
     with pytest.raises(CnnplError, match=r"^layer 'unused' did not run in SkipsALayer's forward pass; name one that"):
         viz.feature_maps(net, blank, ["conv", "unused"])
     trainer = SimpleNamespace(datamodule=SimpleNamespace(in_channels=3, input_size=(8, 8)))
+    shape = FeatureMapsCallback.input_shape(trainer)
+    assert shape == (3, 8, 8)
     state = torch.get_rng_state()
-    FeatureMapsCallback().check_maps(trainer, net, ["conv"])  # a layer with maps passes
+    FeatureMapsCallback().check_maps(net, ["conv"], shape)  # a layer with maps passes
     assert torch.equal(torch.get_rng_state(), state) and net.training  # the random state and mode are untouched
     with pytest.raises(CnnplError, match=r"^callbacks\.feature_maps\.layers: layer 'unused' did not run"):
-        FeatureMapsCallback().check_maps(trainer, net, ["unused"])
+        FeatureMapsCallback().check_maps(net, ["unused"], shape)
+    with pytest.raises(CnnplError, match=r"^callbacks\.feature_maps\.layers: layer 'unused' did not run"):
+        FeatureMapsCallback(layers=["unused"]).check_network(net, input_shape=shape)  # cnnpl.train's, before fit
 
 
 def test_one_name_alone_is_a_list_of_one_not_of_its_characters() -> None:

@@ -1314,6 +1314,10 @@ def test_a_command_refused_inside_the_run_leaves_no_folder_and_one_that_trained_
     for refused, words in (
         (["data.batch_size=-1"], "cnnpl: error: data.batch_size must be >= 1, got -1"),
         (["pool.kernel_size=-3", "hydra.job.chdir=true"], "cnnpl: error: layer features.block1.pool: pooling needs"),
+        (  # was refused in the callback's setup, inside fit: its folder kept checkpoints/ and an empty event file
+            ["logger=tensorboard", "callbacks=[minimal,gradcam]", "callbacks.gradcam.layer=classifier.1"],
+            "cnnpl: error: callbacks.gradcam.layer: 'classifier.1' outputs (N, 256), not (N, C, h, w) maps",
+        ),
         (  # once the Trainer exists, whose "GPU available: ..." lines went to the console and to cnnpl.log
             ["model=fast_net", "data.train_sizes=[24]", "trainer.max_epochs=3", "+trainer.max_steps=8"],
             "cnnpl: error: trainer.max_steps=8 ends the run in epoch 1",

@@ -124,9 +124,7 @@ def same_padding(n: int, kernel_size: int, stride: int = 1, dilation: int = 1) -
     return total // 2, total - total // 2
 
 
-def pixel_uses(
-    n: int, kernel_size: int, stride: int = 1, padding: Padding = 0, dilation: int = 1
-) -> list[list[int]]:
+def pixel_uses(n: int, kernel_size: int, stride: int = 1, padding: Padding = 0, dilation: int = 1) -> list[list[int]]:
     """How many outputs each pixel of an ``n x n`` image takes part in, for an ``f x f`` filter
     (``kernel_size``): the notes' reason for padding, that the pixels at the edges are used less than those in
     the middle. A pixel's count is the product of its row's and its column's counts along one axis.

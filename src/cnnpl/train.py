@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import difflib
 import functools
+import inspect
 import logging
 import math
 import os
@@ -860,13 +861,18 @@ def checked_datamodule(cfg: DictConfig) -> Any:
     return datamodule
 
 
-def check_callbacks_network(callbacks: list[Any], system: Any) -> None:
+def check_callbacks_network(callbacks: list[Any], system: Any, input_shape: tuple[int, int, int] | None = None) -> None:
     """Refuse the parts of the network that the callbacks name (freeze's parameters, the pictures' layers)
-    and ``system`` lacks: before training, a dry run's and a sweep's later job's too, not in Lightning's
-    setup after the logger has opened its files."""
+    and ``system`` lacks, and, given the images' ``(channels, height, width)``, the pictures' layers that do
+    not give maps: before training, a dry run's and a sweep's later job's too, not in Lightning's setup after
+    the logger has opened its files. A plugin's ``check_network(pl_module)`` is asked without the shape."""
     for callback in callbacks:
         check_network = getattr(callback, "check_network", None)
-        if callable(check_network):
+        if not callable(check_network):
+            continue
+        if input_shape is not None and "input_shape" in inspect.signature(check_network).parameters:
+            check_network(system, input_shape=input_shape)
+        else:
             check_network(system)
 
 
@@ -929,7 +935,8 @@ def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
         check_muon_filters(net, _instantiate(cfg.optimizer), chosen)
         from cnnpl.system import ImageClassifier
 
-        check_callbacks_network(_network_checking_callbacks(cfg), ImageClassifier(net, num_classes, **cfg.system))
+        system = ImageClassifier(net, num_classes, **cfg.system)
+        check_callbacks_network(_network_checking_callbacks(cfg), system, (in_channels, *input_size))
     except CnnplError:
         raise
     except Exception:  # a component's own bug: the job's traceback says more than one line could
@@ -1067,7 +1074,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
 
     callbacks = build_callbacks(cfg)
-    check_callbacks_network(callbacks, system)
+    check_callbacks_network(callbacks, system, (datamodule.in_channels, *datamodule.input_size))
     # +trainer.limit_val_batches=0: no validation loop, as without a validation split (the best checkpoint
     # by val/acc would be none, or an earlier run's); a resume keeps it on or off (check_resume_settings)
     validates = getattr(datamodule, "has_validation", True) and not validation_off(cfg.trainer.get("limit_val_batches"))

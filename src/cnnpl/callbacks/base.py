@@ -181,14 +181,23 @@ class VisualCallback(L.Callback):
             except CnnplError as err:
                 raise CnnplError(f"callbacks.{self.name}.{what}: {err}") from None
 
-    def check_maps(self, trainer: L.Trainer, net: nn.Module, names: list[str], what: str = "layers") -> None:
-        """Refuse, in ``setup``, layers that the forward pass skips or whose output is not ``(N, C, h, w)``
-        maps, rather than when the first picture is due: one blank image of the data module's size goes
-        through ``net`` (eval mode, no gradients, the random state untouched)."""
+    @staticmethod
+    def input_shape(trainer: L.Trainer) -> tuple[int, int, int] | None:
+        """``(channels, height, width)`` of the data module's images; None for one that is not cnnpl's."""
         dm = trainer.datamodule
         channels, size = getattr(dm, "in_channels", None), getattr(dm, "input_size", None)
-        if channels is None or size is None:  # not a cnnpl data module: the pictures will tell
+        return None if channels is None or size is None else (channels, *size)
+
+    def check_maps(
+        self, net: nn.Module, names: list[str], input_shape: tuple[int, int, int] | None, what: str = "layers"
+    ) -> None:
+        """Refuse layers that the forward pass skips or whose output is not ``(N, C, h, w)`` maps, rather than
+        when the first picture is due: one blank image of ``input_shape`` goes through ``net`` (eval mode, no
+        gradients, the random state untouched). ``cnnpl.train`` asks before the Trainer exists
+        (``check_network``); ``setup`` asks again, for a Trainer of one's own. None: nothing to check with."""
+        if input_shape is None:  # not a cnnpl data module: the pictures will tell
             return
+        channels, *size = input_shape
         param = next(net.parameters(), None)
         blank = torch.zeros(1, channels, *size, device=param.device if param is not None else "cpu")
         try:

@@ -65,16 +65,17 @@ class FeatureMapsCallback(ImageSampleCallback):
             )
         return list(stages)
 
-    def check_network(self, pl_module: L.LightningModule) -> None:
+    def check_network(self, pl_module: L.LightningModule, input_shape: tuple[int, int, int] | None = None) -> None:
         net = self.network(pl_module)
         self.check_layers(net, self._layers(net))
+        self.check_maps(net, self._layers(net), input_shape)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         net = self.network(pl_module)
         self.layers = self._layers(net)
         self.check_layers(net, self.layers)
-        self.check_maps(trainer, net, self.layers)
+        self.check_maps(net, self.layers, self.input_shape(trainer))
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.start_picture(trainer, "feature_maps/input"):

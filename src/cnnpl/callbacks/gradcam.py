@@ -61,16 +61,17 @@ class GradCAMCallback(ImageSampleCallback):
             )
         return layer
 
-    def check_network(self, pl_module: L.LightningModule) -> None:
+    def check_network(self, pl_module: L.LightningModule, input_shape: tuple[int, int, int] | None = None) -> None:
         net = self.network(pl_module)
         self.check_layers(net, [self._layer(net)], what="layer")
+        self.check_maps(net, [self._layer(net)], input_shape, what="layer")
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         net = self.network(pl_module)
         self.layer = self._layer(net)
         self.check_layers(net, [self.layer], what="layer")
-        self.check_maps(trainer, net, [self.layer], what="layer")
+        self.check_maps(net, [self.layer], self.input_shape(trainer), what="layer")
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         target = self.labels if self.target == "true" else None
