@@ -304,6 +304,22 @@ def test_a_layer_the_forward_pass_skips_is_named_not_a_key_error() -> None:
         FeatureMapsCallback(layers=["unused"]).check_network(net, input_shape=shape)  # cnnpl.train's, before fit
 
 
+@pytest.mark.parametrize(
+    ("callback", "setting", "ways"),
+    [  # were taken as null (every stage; the first conv) and as a kernels demo of no kernels
+        ("feature_maps", "layers", "name one or more, give null for every stage, or "),
+        ("filters", "layers", "name one or more, give null for the first conv layer that learns, or "),
+        ("kernels_demo", "kernels", "name one or more or "),
+    ],
+)
+def test_an_empty_selection_is_refused_naming_the_ways_out(callback: str, setting: str, ways: str) -> None:
+    with pytest.raises(CnnplError) as err:
+        cnnpl.build("callback", callback, **{setting: []})
+    assert str(err.value) == (
+        f"callbacks.{callback}.{setting} names nothing (got []): {ways}leave the callback out with ~callbacks.{callback}"
+    )
+
+
 def test_one_name_alone_is_a_list_of_one_not_of_its_characters() -> None:
     from cnnpl.callbacks import FreezeAfter
 

@@ -21,18 +21,26 @@ from cnnpl.callbacks.guards import START_PICTURES
 from cnnpl.errors import CnnplError
 
 
-def as_names(value: str | int | Sequence[str | int], key: str) -> list[str]:
+def as_names(value: str | int | Sequence[str | int], key: str, null: str | None = None) -> list[str]:
     """A setting that lists names, as a list: one name alone (``layers=features.block2`` on the command
     line) is a list of one, not of its characters. An integer is a name too (``layers=0``: the child of an
-    ``nn.Sequential``, which Hydra reads as a number); anything else is refused, naming ``key``."""
+    ``nn.Sequential``, which Hydra reads as a number); anything else is refused, naming ``key``, and so is
+    an empty list or name, which would show nothing or what null shows. ``null``: what null means, for a
+    setting that takes it."""
     items = [value] if isinstance(value, (str, int)) else value
     if not isinstance(items, Sequence):
         raise CnnplError(f"{key} must be a name or a list of names, got {value!r}")
     names = []
     for item in items:
-        if isinstance(item, bool) or not isinstance(item, (str, int)):
+        if isinstance(item, bool) or not isinstance(item, (str, int)) or item == "":
             raise CnnplError(f"{key} must be a name or a list of names, got {value!r}")
         names.append(str(item))
+    if not names:
+        callback = key.split(".")[1] if key.startswith("callbacks.") else None
+        ways = ["name one or more"] + ([f"give null for {null}"] if null else [])
+        ways += [f"leave the callback out with ~callbacks.{callback}"] if callback else []
+        last = ", or " if len(ways) > 2 else " or "
+        raise CnnplError(f"{key} names nothing (got {value!r}): {', '.join(ways[:-1])}{last}{ways[-1]}")
     return names
 
 

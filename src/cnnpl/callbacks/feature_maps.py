@@ -50,7 +50,7 @@ class FeatureMapsCallback(ImageSampleCallback):
                 viz.apply_colormap(torch.zeros(1, 1), cmap)
             except CnnplError as err:
                 raise CnnplError(f"callbacks.{self.name}.cmap={cmap}: {err}") from None
-        self.layers = as_names(layers, f"callbacks.{self.name}.layers") if layers not in (None, [], "") else None
+        self.layers = None if layers is None else as_names(layers, f"callbacks.{self.name}.layers", "every stage")
         self.max_channels, self.cell_size, self.cmap = max_channels, cell_size, cmap
 
     def _layers(self, net: nn.Module) -> list[str]:

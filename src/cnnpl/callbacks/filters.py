@@ -45,7 +45,11 @@ class FiltersCallback(VisualCallback):
         for key, value in (("max_filters", max_filters), ("max_channels", max_channels), ("scale", scale)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise CnnplError(f"callbacks.{self.name}.{key} must be an integer >= 1, got {value!r}")
-        self.layers = as_names(layers, f"callbacks.{self.name}.layers") if layers not in (None, [], "") else None
+        self.layers = (
+            None
+            if layers is None
+            else as_names(layers, f"callbacks.{self.name}.layers", "the first conv layer that learns")
+        )
         self.max_filters, self.max_channels, self.scale, self.rgb = max_filters, max_channels, scale, rgb
 
     def check_network(self, pl_module: L.LightningModule) -> None:
