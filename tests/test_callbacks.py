@@ -316,7 +316,8 @@ def test_an_empty_selection_is_refused_naming_the_ways_out(callback: str, settin
     with pytest.raises(CnnplError) as err:
         cnnpl.build("callback", callback, **{setting: []})
     assert str(err.value) == (
-        f"callbacks.{callback}.{setting} names nothing (got []): {ways}leave the callback out with ~callbacks.{callback}"
+        f"callbacks.{callback}.{setting} names nothing (got []): {ways}leave the callback out with "
+        f"~callbacks.{callback}"
     )
 
 

@@ -62,14 +62,28 @@ def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
         # bare words were Hydra's "Error parsing override 'vgg16'; missing EQUAL at '<EOF>'"
         ("vgg16", "cnnpl: error: 'vgg16' is not an override; did you mean model=vgg16?"),
         ("pool", "cnnpl: error: 'pool' is not an override: a config group takes an option, pool=<option>"),
-        ("gradcam", "cnnpl: error: 'gradcam' is not an override; did you mean callbacks=[default,gradcam]?"),
+        (
+            "gradcam",
+            "cnnpl: error: 'gradcam' is not an override; did you mean callbacks=default (it holds gradcam; "
+            "callbacks.gradcam.<setting>= changes it)?",
+        ),
         # a misspelt or unknown one, and list not first, were Hydra's "missing EQUAL" still (helper-99)
         ("vgg61", "cnnpl: error: 'vgg61' is not an override; did you mean model=vgg16 or model=vgg19?"),
         ("list", "cnnpl: error: 'list' is not an override: python -m cnnpl list [<group>] lists the components; put "),
         ("foo", "cnnpl: error: 'foo' is not an override: overrides are written key=value, such as model=vgg16 "),
-        ("gradcm", "cnnpl: error: 'gradcm' is not an override; did you mean callbacks=[default,gradcam]?"),
+        (
+            "gradcm",
+            "cnnpl: error: 'gradcm' is not an override; did you mean callbacks=default (it holds gradcam; "
+            "callbacks.gradcam.<setting>= changes it)?",
+        ),
         # the settings of data.root were listed as its letters, "d, a, t, a" (helper-101)
         ("data.root.x=1", "cnnpl: error: data.root.x is not a setting of this config; to add a new key anyway"),
+        (  # were "... is not a setting of this config; to add a new key anyway, write +callbacks.filter....=...",
+            # which then failed: "callbacks.filter built a DictConfig, not a Lightning Callback" (helper-115)
+            "callbacks.filter.every_n_epochs=5",
+            "cnnpl: error: callbacks.filter.every_n_epochs is not a setting of this config: callbacks.filter does not "
+            "exist; did you mean callbacks.filters.every_n_epochs?",
+        ),
         (  # Hydra's "Could not delete from config. 'callbacks.gradcm' does not exist." (helper-98)
             "~callbacks.gradcm",
             "cnnpl: error: ~callbacks.gradcm: callbacks.gradcm is not a setting of this config, so there is nothing to "
@@ -751,6 +765,25 @@ def test_an_unknown_component_says_how_a_plugin_makes_one(cli) -> None:
         ),
         # a layer's channels are the network's: not offered as pool=gated's setting
         (["pool.channels=8"], "pool.channels is not a setting of this config; the settings of pool are name, "),
+        # a node the config lacks: the callback to add to the set, or the close node (helper-115)
+        (
+            ["callbacks=minimal", "callbacks.filters.every_n_epochs=5"],
+            "callbacks.filters.every_n_epochs: callbacks.filters is not in the run's callbacks (it holds checkpoint, "
+            "lr_monitor, progress_bar); to add it, write callbacks=[minimal,filters] beside "
+            "callbacks.filters.every_n_epochs=...",
+        ),
+        (
+            ["experiment=fast_cifar10", "callbacks=[minimal,gradcam]", "callbacks.filters.layers=[x]"],
+            "callbacks.filters.layers: callbacks.filters is not in the run's callbacks (it holds checkpoint, "
+            "lr_monitor, progress_bar, gradcam, lookahead, freeze_whitening); to add it, write "
+            "callbacks=[minimal,gradcam,filters] beside",
+        ),
+        (
+            ["~callbacks.filter.every_n_epochs"],
+            "~callbacks.filter.every_n_epochs: callbacks.filter does not exist, so there is nothing to delete; did you "
+            "mean ~callbacks.filters.every_n_epochs?",
+        ),
+        (["optimzer.lr=0.1"], "optimzer.lr is not a setting of this config: optimzer does not exist; did you mean "),
     ],
 )
 def test_compose_in_python_raises_the_command_lines_one_line(overrides: list[str], message: str) -> None:
@@ -879,13 +912,17 @@ def test_choosing_one_callback_for_the_whole_set_is_warned_about(capsys, args: l
     from cnnpl.cli import _warn_single_callback
 
     _warn_single_callback(args)
-    expected = (
-        "cnnpl: warning: callbacks={0} replaces the run's callbacks with {0} alone: no checkpoints (the run cannot "
-        "be resumed, and the test takes the last weights) and no learning-rate log; to add {0} to the default set "
-        "write callbacks=[default,{0}]\n"
-    )
     name = args[0].partition("=")[2]
-    assert capsys.readouterr().err == (expected.format(name) if warned else "")
+    advice = (  # was "write callbacks=[default,gradcam]", which put gradcam's own every_n_epochs=1 over default's 5
+        "the default set already has gradcam: leave callbacks= out, and set callbacks.gradcam.<setting>="
+        if name == "gradcam"
+        else f"to add {name} to the default set write callbacks=[default,{name}]"
+    )
+    expected = (
+        f"cnnpl: warning: callbacks={name} replaces the run's callbacks with {name} alone: no checkpoints (the run "
+        f"cannot be resumed, and the test takes the last weights) and no learning-rate log; {advice}\n"
+    )
+    assert capsys.readouterr().err == (expected if warned else "")
 
 
 @pytest.mark.parametrize(

@@ -189,7 +189,10 @@ def _warn_single_callback(args: list[str]) -> None:
 
     if SHOW_FLAGS & set(args):
         return
+    from cnnpl.listing import callback_sets as held_by_sets
+
     sets = callback_sets()
+    default = next((held["callbacks"] for held in held_by_sets() if held["name"] == "default"), [])
     registry = get_registry("callback")
     for arg in args:
         key, sep, value = arg.partition("=")
@@ -201,10 +204,13 @@ def _warn_single_callback(args: list[str]) -> None:
 
             if issubclass(chosen, ModelCheckpoint):
                 continue
+        if value in default:  # callbacks=[default,gradcam] would reset the default's gradcam settings to its own
+            advice = f"the default set already has {value}: leave callbacks= out, and set callbacks.{value}.<setting>="
+        else:
+            advice = f"to add {value} to the default set write callbacks=[default,{value}]"
         print(
             f"cnnpl: warning: callbacks={value} replaces the run's callbacks with {value} alone: no checkpoints (the "
-            f"run cannot be resumed, and the test takes the last weights) and no learning-rate log; to add {value} "
-            f"to the default set write callbacks=[default,{value}]",
+            f"run cannot be resumed, and the test takes the last weights) and no learning-rate log; {advice}",
             file=sys.stderr,
         )
 

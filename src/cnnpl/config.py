@@ -497,10 +497,17 @@ def bare_word_error(word: str) -> str | None:
             f"{word!r} is not an override: a config group takes an option, {word}=<option> "
             "(python -m cnnpl --help lists them)"
         )
+    from cnnpl.listing import callback_sets as held_by_sets
+
     sets = callback_sets()
+    default = next((held["callbacks"] for held in held_by_sets() if held["name"] == "default"), [])
 
     def override(group: str, option: str = word) -> str:  # a callback alone would replace the set, checkpoints too
-        return f"callbacks=[default,{option}]" if group == "callbacks" and option not in sets else f"{group}={option}"
+        if group != "callbacks" or option in sets:
+            return f"{group}={option}"
+        if option in default:  # [default,gradcam] would put gradcam's own defaults over the set's
+            return f"callbacks=default (it holds {option}; callbacks.{option}.<setting>= changes it)"
+        return f"callbacks=[default,{option}]"
 
     owners = [group for group in groups if word in group_options(group)]
     if owners:
@@ -1016,6 +1023,36 @@ def no_config_setting(family: str) -> frozenset[str]:
     return HIDDEN_FROM_CONFIG.get(family, frozenset()) | (supplied - held) | FACTS  # a layer's channels: the network's
 
 
+def _missing_node(node: DictConfig, dotted: str, overrides: list[str], deleted: bool) -> str | None:
+    """The message for a setting under a node the config lacks (``callbacks.filters.every_n_epochs`` with
+    ``callbacks=minimal``, ``callbacks.filter.every_n_epochs``): the callback to add to the set, or the node
+    close to the one named. None where neither is found."""
+    import difflib
+
+    parts = dotted.split(".")
+    depth = max(i for i in range(len(parts)) if OmegaConf.select(node, ".".join(parts[:i])) is not None or i == 0)
+    above, absent = ".".join(parts[:depth]), parts[depth]
+    holder = OmegaConf.select(node, above) if above else node
+    names = [str(k) for k in holder] if isinstance(holder, DictConfig) else []
+    if above == "callbacks" and absent in get_registry("callback").names() and not deleted:
+        chosen = node.hydra.runtime.choices.get("callbacks")
+        given = [o.partition("=")[2] for o in overrides if o.partition("=")[0].lstrip("+") == "callbacks"]
+        now = chosen if chosen else (given[-1].strip("[]") if given else "default")
+        held = f" (it holds {', '.join(names)})" if names else ""
+        return (
+            f"{dotted}: callbacks.{absent} is not in the run's callbacks{held}; to add it, write "
+            f"callbacks=[{now},{absent}] beside {dotted}=..."
+        )
+    close = difflib.get_close_matches(absent, names, n=1)
+    if not close:
+        return None
+    fixed = ".".join([*parts[:depth], close[0], *parts[depth + 1 :]])
+    lacking = ".".join(parts[: depth + 1])
+    if deleted:
+        return f"~{dotted}: {lacking} does not exist, so there is nothing to delete; did you mean ~{fixed}?"
+    return f"{dotted} is not a setting of this config: {lacking} does not exist; did you mean {fixed}?"
+
+
 def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     """Hydra's message for ``err`` in one line, with the options or close keys it can name."""
     import difflib
@@ -1045,18 +1082,22 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             )
         parent, _, leaf = dotted.rpartition(".")
         rest = [o for o in overrides if o.partition("=")[0].lstrip("+~") != dotted]
-        found, siblings = None, []
+        found, siblings, node = None, [], None
         # its neighbours, as the options chosen give them: with the other overrides, or, where another is wrong
         # too (pool.strid=2), with the groups' choices alone (pool=max, experiment=...)
         choices = [o for o in rest if "." not in o.partition("=")[0] and not o.startswith("~")]
         for attempt in (rest, choices):
             try:
-                node = compose_plain(attempt)
+                node = compose_plain(attempt, hydra=True)
             except Exception:
                 continue
             found = OmegaConf.select(node, parent) if parent else node
             siblings = list(found) if isinstance(found, DictConfig) else []  # data.root.x: a word has no keys
             break
+        if node is not None and parent and found is None:  # callbacks.filter.every_n_epochs: a missing node above
+            missing = _missing_node(node, dotted, overrides, bool(deleted))
+            if missing:
+                return missing
         names = [str(k) for k in siblings]
         close = difflib.get_close_matches(leaf, names, n=1)
         chosen = found.get("name") if parent in COMPONENT_GROUPS and isinstance(found, DictConfig) else None
