@@ -125,23 +125,27 @@ def _garble(path: Path) -> None:
 def _drop_labels(path: Path) -> None:
     with np.load(path) as data:
         images = data["images"]
-    np.savez(path.open("wb"), images=images)
+    with path.open("wb") as file:
+        np.savez(file, images=images)
 
 
 def _shuffle_labels(path: Path) -> None:
     with np.load(path) as data:
         images, labels = data["images"], data["labels"]
-    np.savez(path.open("wb"), images=images, labels=labels[::-1])
+    with path.open("wb") as file:
+        np.savez(file, images=images, labels=labels[::-1])
 
 
 def _float_images(path: Path) -> None:
     with np.load(path) as data:
         images, labels = data["images"], data["labels"]
-    np.savez(path.open("wb"), images=images.astype(np.float32), labels=labels)
+    with path.open("wb") as file:
+        np.savez(file, images=images.astype(np.float32), labels=labels)
 
 
 def _lone_array(path: Path) -> None:
-    np.save(path.open("wb"), np.zeros(3))
+    with path.open("wb") as file:
+        np.save(file, np.zeros(3))
 
 
 @pytest.mark.parametrize(
@@ -694,7 +698,7 @@ def test_a_split_edited_keeps_one_cache_file(tmp_path: Path, cache_home: Path) -
     folder_mod.load_class_folders(tmp_path / "d" / "train", class_order=["b", "a"])
     folder_mod.load_class_folders(tmp_path / "d" / "train")
     train_copies = [
-        p for p in (tmp_path / "d" / ".cnnpl-cache").iterdir() if re.fullmatch(r"train-[0-9a-f]{24}\.npz", p.name)
+        p for p in (tmp_path / "d" / ".cnnpl-cache").iterdir() if re.fullmatch(r"train-[0-9a-f]{32}\.npz", p.name)
     ]
     assert len(train_copies) == 2, train_copies  # were removing each other, every run decoding again
     # the user's cache (the data folders not writable) holds every dataset's splits: each folder's by its own name
@@ -725,6 +729,31 @@ def test_a_split_replaced_by_older_files_keeps_one_cache_file(tmp_path: Path, ca
         os.utime(path, ns=(long_ago, long_ago))
     again, _ = folder_mod.load_class_folders(tmp_path / "d" / "train")
     assert int(again.images[0].max()) == 7  # decoded again
+    assert len(list(cache.glob("train-*.npz"))) == 1, sorted(p.name for p in cache.iterdir())
+
+
+@pytest.mark.parametrize("change", ["fuller copy extracted", "class folder removed", "class folder renamed"])
+def test_a_split_with_other_file_names_keeps_one_cache_file(tmp_path: Path, cache_home: Path, change: str) -> None:
+    """helper-116: a copy of the split under other names stayed for good when the folders' times did not tell
+    (a fuller copy extracted over a partial one keeps the archive's old times), or did not look (a class
+    folder removed or renamed changes the split folder's time, not a class folder's)."""
+    write_class_folders(tmp_path / "d", per_class=3, classes=["a", "b", "c"])
+    split, cache = tmp_path / "d" / "train", tmp_path / "d" / ".cnnpl-cache"
+    long_ago = time.time_ns() - 10 * 365 * 86400 * 10**9
+    if change == "fuller copy extracted":
+        (split / "c" / "0002.png").rename(tmp_path / "kept.png")  # the partial copy first
+        folder_mod.load_class_folders(split)
+        (tmp_path / "kept.png").rename(split / "c" / "0002.png")
+        for path in [split, *split.iterdir(), *split.glob("*/*")]:  # the archive's times, older than the copy
+            os.utime(path, ns=(long_ago, long_ago))
+    else:
+        folder_mod.load_class_folders(split)
+        if change == "class folder removed":
+            shutil.rmtree(split / "c")
+        else:
+            (split / "c").rename(split / "cc")
+    again, _ = folder_mod.load_class_folders(split)
+    assert len(again.images) == (6 if change == "class folder removed" else 9)
     assert len(list(cache.glob("train-*.npz"))) == 1, sorted(p.name for p in cache.iterdir())
 
 

@@ -214,27 +214,40 @@ def _listing_key(files: list[tuple[str, int]], class_order: list[str]) -> str:
     return digest.hexdigest()[:8]
 
 
+def _files_key(files: list[tuple[str, int]]) -> str:
+    """The split's file names, in any class order: copies of the split under another name set hold images
+    that the folder no longer has."""
+    return hashlib.sha256(_utf8("\n".join(sorted(file for file, _ in files)))).hexdigest()[:8]
+
+
 def _cache_name(prefix: str, files: list[tuple[str, int]], class_order: list[str], key: str) -> str:
-    return f"{prefix}{_listing_key(files, class_order)}{key}.npz"
+    return f"{prefix}{_files_key(files)}{_listing_key(files, class_order)}{key}.npz"
 
 
 def _remove_older_copies(folder: Path, prefix: str, kept: str, edited_ns: int) -> None:
     """Remove the cache files of ``prefix`` in ``folder`` that hold the split's images as they were before:
-    as large as the current one (154 MB for CIFAR-10's training split). Those of the same listing (a file
-    re-extracted by ``tar -x`` keeps the archive's old time, so time cannot tell), and those written before
-    ``edited_ns``, the newest modification time of the split's files and class folders (a file added or
-    removed changes its folder's). Every key covers every file's modification time, so such a copy fits no
-    listing of the folder now; one of another listing written since (the same images under another class
-    order) still fits one, and stays. So does anything not named as a cache file (a copy of an older cnnpl,
-    named by the key alone, goes: it is never read again)."""
-    pattern = re.compile(re.escape(prefix) + r"(?:[0-9a-f]{8})?[0-9a-f]{16}\.npz")
-    listing = kept[len(prefix) : len(prefix) + 8]
+    as large as the current one (154 MB for CIFAR-10's training split).
+
+    - Those of other file names: a file or class folder added, removed or renamed, or a fuller copy of the
+      data extracted over a partial one (``tar -x`` keeps the archive's old times, so time cannot tell).
+    - Those of the same listing (the same names in the same class order) under another key: a file
+      re-extracted or edited.
+    - Those of the same names in another class order written before ``edited_ns``, the newest modification
+      time of the split's files and class folders. Every key covers every file's time, so such a copy fits no
+      listing of the folder now; one written since (CIFAR-10's fixed order beside a sorted one) fits one, and
+      stays.
+
+    So does anything not named as a cache file. A copy named by an older cnnpl (by the key alone, or without
+    the names' part) goes: it is never read again."""
+    pattern = re.compile(re.escape(prefix) + r"(?:[0-9a-f]{8}){0,2}[0-9a-f]{16}\.npz")
+    names, listing = kept[len(prefix) : len(prefix) + 8], kept[len(prefix) + 8 : len(prefix) + 16]
     for path in folder.glob(f"{glob.escape(prefix)}*.npz"):
         if path.name == kept or not pattern.fullmatch(path.name):
             continue
         with contextlib.suppress(OSError):  # removed already (another run), or not ours to remove
             name = path.name[len(prefix) : -len(".npz")]
-            if len(name) == 16 or name[:8] == listing or path.stat().st_mtime_ns < edited_ns:
+            older = len(name) < 32 or name[:8] != names or name[8:16] == listing
+            if older or path.stat().st_mtime_ns < edited_ns:
                 path.unlink()
     # a copy that a killed run was writing: its temporary file is removed by the next write of the same name,
     # which never comes once the split has changed (a 154 MB leftover for CIFAR-10); those of dead processes go
@@ -343,11 +356,12 @@ def _read_cache(path: Path, labels: np.ndarray) -> Split | str:
     decodes the folder again and rewrites the cache.
     """
     try:
-        data = np.load(path)  # allow_pickle=False: a pickle is refused (ValueError), never run
-        if not isinstance(data, np.lib.npyio.NpzFile):  # a lone .npy array, not an archive
-            raise ValueError("a .npy array, not an .npz archive")
-        with data:
-            images, cached_labels = data["images"], data["labels"]
+        with open(path, "rb") as file:  # closed also when np.load fails on a damaged archive (it leaves its own open)
+            data = np.load(file)  # allow_pickle=False: a pickle is refused (ValueError), never run
+            if not isinstance(data, np.lib.npyio.NpzFile):  # a lone .npy array, not an archive
+                raise ValueError("a .npy array, not an .npz archive")
+            with data:
+                images, cached_labels = data["images"], data["labels"]
     except _DAMAGED_CACHE_ERRORS as err:
         problem = f"{type(err).__name__}: {' '.join(str(err).split())}"  # one line
     else:
