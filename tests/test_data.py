@@ -815,21 +815,43 @@ def test_settings_that_cannot_fit_the_data_are_refused_before_it_is_made(monkeyp
         dm.check_image_settings(dm.known_shape()[2])
 
 
+@pytest.mark.parametrize("suffix", [".gif", ".tif", ".tiff", ".webp"])
+def test_gif_tiff_and_webp_images_are_read_as_pillow_reads_them(tmp_path: Path, cache_home: Path, suffix: str) -> None:
+    # helper-116: were left out, "no image file", though the docs said Pillow decodes the other formats
+    write_class_folders(tmp_path / "d", per_class=2, classes=["a", "b"])
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    path = tmp_path / "d" / "train" / "b" / f"new{suffix}"
+    Image.fromarray(pixels).save(path, **({"lossless": True} if suffix == ".webp" else {}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing left out
+        train, _ = folder_mod.load_class_folders(tmp_path / "d" / "train")
+    assert len(train) == 5
+    with Image.open(path) as image:  # a GIF's palette: what Pillow's own conversion gives
+        expected = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
+    assert torch.equal(train.images[-1], expected)
+    if suffix != ".gif":
+        assert torch.equal(expected, torch.from_numpy(pixels).permute(2, 0, 1))  # lossless
+
+
 def test_entries_of_a_class_folder_that_are_no_image_are_named(tmp_path: Path, cache_home: Path) -> None:
     write_class_folders(tmp_path / "d", per_class=2, classes=["a", "b"])
     (tmp_path / "d" / "train" / "a" / "sub").mkdir()  # images one folder too deep: left out, as before, but said
     Image.new("RGB", (32, 32)).save(tmp_path / "d" / "train" / "a" / "sub" / "x.png")
-    Image.new("RGB", (32, 32)).save(tmp_path / "d" / "train" / "b" / "y.webp")
+    (tmp_path / "d" / "train" / "b" / "y.heic").write_bytes(b"\0")  # a format not read
     (tmp_path / "d" / "train" / "b" / ".DS_Store").write_bytes(b"\0")  # hidden: without a word
     (tmp_path / "d" / "train" / "b" / "._0000.png").write_bytes(b"\0\5\26\7")  # macOS metadata: was "cannot read"
+    Image.new("RGB", (32, 32)).save(tmp_path / "d" / "train" / "loose.png")  # helper-116: left out without a word
+    (tmp_path / "d" / "train" / ".hidden").write_bytes(b"\0")
     with pytest.warns(UserWarning) as caught:
         train, _ = folder_mod.load_class_folders(tmp_path / "d" / "train")
-    assert len(train) == 4 and len(caught) == 1
-    assert str(caught[0].message) == (
-        f"{tmp_path / 'd' / 'train'}: left out 2 entries of the class folders that are no image file (.png, .jpg, "
-        ".jpeg, .bmp, .ppm): a/sub/, b/y.webp; a class's images go directly in its folder, converted to one of "
-        "these formats"
-    )
+    assert len(train) == 4 and len(caught) == 2
+    assert [str(warning.message) for warning in caught] == [
+        f"{tmp_path / 'd' / 'train'}: left out 1 file beside the class folders, which belongs to no class: loose.png; "
+        f"a class's images go in its folder ({tmp_path / 'd' / 'train'}/<class>/)",
+        f"{tmp_path / 'd' / 'train'}: left out 2 entries of the class folders that are no image file of the formats "
+        "read (.png, .jpg, .jpeg, .bmp, .ppm, .gif, .tif, .tiff, .webp): a/sub/, b/y.heic; a class's images go "
+        "directly in its folder, converted to one of these formats",
+    ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         folder_mod.load_class_folders(tmp_path / "d" / "test")  # nothing left out: nothing said

@@ -27,7 +27,7 @@ from cnnpl.data.base import Split
 from cnnpl.errors import DataError
 from cnnpl.files import atomic_write, remove_stale_temporaries
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")  # a GIF: its first frame
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 JPEG_BATCH = 1024  # files a call of torchvision's decoder
 
@@ -41,9 +41,11 @@ def list_class_folders(split_dir: Path) -> tuple[list[str], list[tuple[str, int]
     if not split_dir.is_dir():
         raise DataError(f"no folder {split_dir}: expected {split_dir}/<class>/<image files>")
     try:
-        classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        entries = [(p.name, p.is_dir()) for p in split_dir.iterdir() if not p.name.startswith(".")]
     except OSError as err:  # a folder this user cannot list (PermissionError was a traceback)
         raise DataError(_unlistable(split_dir, err)) from None
+    classes = sorted(name for name, folder in entries if folder)
+    loose = sorted(name for name, folder in entries if not folder)
     if not classes:
         raise DataError(f"{split_dir} has no class folders: expected {split_dir}/<class>/<image files>")
     files: list[tuple[str, int]] = []
@@ -74,11 +76,20 @@ def list_class_folders(split_dir: Path) -> tuple[list[str], list[tuple[str, int]
                 "add images or remove the folder"
             )
         files += [(f"{name}/{file}", label) for file in found]
+    if loose:  # images beside the class folders have no class: left out, but not without a word
+        shown = ", ".join(loose[:3]) + (f" and {len(loose) - 3} more" if len(loose) > 3 else "")
+        warnings.warn(
+            f"{split_dir}: left out {len(loose)} file{'s' if len(loose) > 1 else ''} beside the class folders, "
+            f"which belong{'s' if len(loose) == 1 else ''} to no class: {shown}; a class's images go in its folder "
+            f"({split_dir}/<class>/)",
+            stacklevel=2,
+        )
     if skipped:  # a subfolder's images, or a format not read here, would otherwise be left out without a word
         shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
         warnings.warn(
             f"{split_dir}: left out {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} of the class folders "
-            f"that {'is' if len(skipped) == 1 else 'are'} no image file ({', '.join(IMAGE_SUFFIXES)}): {shown}; "
+            f"that {'is' if len(skipped) == 1 else 'are'} no image file of the formats read "
+            f"({', '.join(IMAGE_SUFFIXES)}): {shown}; "
             "a class's images go directly in its folder, converted to one of these formats",
             stacklevel=2,
         )
