@@ -898,6 +898,24 @@ def test_a_hidden_image_file_is_left_out_and_an_unreadable_folder_is_one_line(tm
             cat.chmod(0o755)
 
 
+def test_an_image_this_user_may_not_read_is_not_called_one_to_delete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # helper-116 (chmod 000, without root's override): "...: Permission denied; delete or replace the file"
+    from PIL import Image as PILImage
+
+    def refused(path: str, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(PILImage, "open", refused)
+    with pytest.raises(DataError) as err:
+        folder_mod._decode(str(tmp_path / "cat.png"))
+    assert str(err.value) == (
+        f"cannot read image {tmp_path / 'cat.png'}: Permission denied; make the data readable (chmod -R a+rX <data "
+        "folder>)"
+    )
+
+
 def test_images_in_a_subfolder_of_a_class_say_where_they_are(tmp_path: Path) -> None:
     write_class_folders(tmp_path / "d", per_class=1)
     cat = tmp_path / "d" / "train" / "cat"

@@ -1747,6 +1747,11 @@ def test_checkpoint_and_logger_settings_that_fail_at_the_first_save_fail_before_
             r"\(locally_connected was built for 31x31 inputs \(one kernel per output position\), got 23x23\); choose a "
             r"conv that takes any size, or leave data\.train_sizes=\[\]$",
         ),
+        (  # was "has 1 sizes ... so give at most 0 sizes" (helper-116)
+            ["model=fast_net", "data.train_sizes=[24]", "trainer.max_epochs=1"],
+            r"^data\.train_sizes has 1 size but trainer\.max_epochs=1: the last epoch must train at full size, so "
+            r"leave data\.train_sizes=\[\] or train more epochs$",
+        ),
         (
             ["model=fast_net", "data.train_sizes=[24,28]", "trainer.max_epochs=2"],
             r"^data\.train_sizes has 2 sizes but trainer\.max_epochs=2: the last epoch must train at full size, so "

@@ -389,10 +389,15 @@ def check_train_sizes(
     if not train_sizes:
         return
     if isinstance(max_epochs, int) and 0 < max_epochs <= len(train_sizes):
+        count = f"{len(train_sizes)} size{'s' if len(train_sizes) > 1 else ''}"
+        fewer = (
+            f"give at most {max_epochs - 1} size{'s' if max_epochs != 2 else ''}"
+            if max_epochs > 1
+            else "leave data.train_sizes=[]"
+        )
         raise CnnplError(
-            f"data.train_sizes has {len(train_sizes)} sizes but trainer.max_epochs={max_epochs}: the last "
-            f"epoch must train at full size, so give at most {max_epochs - 1} size{'s' if max_epochs != 2 else ''} "
-            "or train more epochs"
+            f"data.train_sizes has {count} but trainer.max_epochs={max_epochs}: the last epoch must train at full "
+            f"size, so {fewer} or train more epochs"
         )
     sizes = sorted(set(train_sizes))
     entered: list[torch.nn.Module] = []  # the modules whose forward is running, innermost last

@@ -133,6 +133,10 @@ def _decode(path: str) -> torch.Tensor:
                 rgb = np.repeat(np.clip(np.rint(grey), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
             else:
                 rgb = np.array(img.convert("RGB"), dtype=np.uint8)
+    except PermissionError as err:  # a good image this user may not read: not one to delete
+        raise DataError(
+            f"cannot read image {path}: {err.strerror}; make the data readable (chmod -R a+rX <data folder>)"
+        ) from None
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise DataError(f"cannot read image {path}: {err}; delete or replace the file") from None
     return torch.from_numpy(rgb).permute(2, 0, 1)
