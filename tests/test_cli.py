@@ -979,3 +979,21 @@ def test_a_bug_in_a_users_data_module_keeps_its_traceback_under_full_error(tmp_p
     assert full.returncode != 0
     assert 'buggy_data.py", line 7, in __init__' in full.stderr, full.stderr[-3000:]  # the user's own line
     assert not (tmp_path / "sweep").exists()
+
+
+def test_cnnpls_own_warnings_are_one_line_like_its_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    # helper-116: "/.../cnnpl/data/folder.py:257: UserWarning: ..." and then cnnpl's own source line
+    import warnings
+
+    import cnnpl.cli as cli_mod
+    import cnnpl.data.folder
+
+    monkeypatch.setattr(cli_mod, "_PYTHON_FORMAT", warnings.formatwarning)
+    ours = cnnpl.data.folder.__file__
+    assert cli_mod._format_warning(UserWarning("left out 1 file"), UserWarning, ours, 81) == (
+        "cnnpl: warning: left out 1 file\n"
+    )
+    theirs = cli_mod._format_warning(UserWarning("a plugin's"), UserWarning, "/home/me/my_plugin.py", 3, "warn()")
+    assert theirs == "/home/me/my_plugin.py:3: UserWarning: a plugin's\n  warn()\n"  # Python's format
+    deprecated = cli_mod._format_warning(DeprecationWarning("old"), DeprecationWarning, ours, 1, "x")
+    assert deprecated.startswith(f"{ours}:1: DeprecationWarning: old")

@@ -921,7 +921,26 @@ class _EndsQuietly:
         return getattr(self._stream, name)
 
 
+_PYTHON_FORMAT: Callable[..., str] = print  # type: ignore[assignment]  # warnings.formatwarning, set by main()
+
+
+def _format_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
+    """cnnpl's own warnings as one line, as its errors are (``cnnpl: warning: ...``), not as Python shows them:
+    the line of cnnpl's code that warned, which tells a user nothing. Other warnings keep Python's format."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    if issubclass(category, UserWarning) and os.path.abspath(filename).startswith(package + os.sep):
+        return f"cnnpl: warning: {message}\n"
+    return _PYTHON_FORMAT(message, category, filename, lineno, line)
+
+
 def main() -> None:
+    import warnings
+
+    global _PYTHON_FORMAT
+    if warnings.formatwarning is not _format_warning:
+        _PYTHON_FORMAT, warnings.formatwarning = warnings.formatwarning, _format_warning
     args = sys.argv[1:]
     if "--version" in args:  # Hydra's own flag would print only its version
         print(versions())
