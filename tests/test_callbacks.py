@@ -313,12 +313,27 @@ def test_a_layer_the_forward_pass_skips_is_named_not_a_key_error() -> None:
     ],
 )
 def test_an_empty_selection_is_refused_naming_the_ways_out(callback: str, setting: str, ways: str) -> None:
-    with pytest.raises(CnnplError) as err:
-        cnnpl.build("callback", callback, **{setting: []})
-    assert str(err.value) == (
-        f"callbacks.{callback}.{setting} names nothing (got []): {ways}leave the callback out with "
-        f"~callbacks.{callback}"
-    )
+    for empty in ([], ""):  # "": callbacks.feature_maps.layers= on the command line
+        with pytest.raises(CnnplError) as err:
+            cnnpl.build("callback", callback, **{setting: empty})
+        assert str(err.value) == (
+            f"callbacks.{callback}.{setting} names nothing (got {empty!r}): {ways}leave the callback out with "
+            f"~callbacks.{callback}"
+        )
+
+
+@pytest.mark.parametrize(
+    ("callback", "null"),
+    [("gradcam", "the network's last conv layer or block"), ("embedding", "the last linear layer's input")],
+)
+def test_an_empty_layer_is_refused_offering_null(callback: str, null: str) -> None:
+    # helper-118: "names nothing: name one or more" for a setting that takes exactly one
+    for empty in ([], ""):
+        with pytest.raises(CnnplError) as err:
+            cnnpl.build("callback", callback, layer=empty)
+        assert (
+            str(err.value) == f"callbacks.{callback}.layer must be one layer's name, or null for {null}; got {empty!r}"
+        )
 
 
 def test_one_name_alone_is_a_list_of_one_not_of_its_characters() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -784,6 +785,12 @@ def test_an_unknown_component_says_how_a_plugin_makes_one(cli) -> None:
             "mean ~callbacks.filters.every_n_epochs?",
         ),
         (["optimzer.lr=0.1"], "optimzer.lr is not a setting of this config: optimzer does not exist; did you mean "),
+        # under a null value: not "data.eval_batch_size does not exist; did you mean data.eval_batch_size.x?"
+        (["data.eval_batch_size.x=1"], "data.eval_batch_size.x is not a setting of this config; to add a new key "),
+        (  # not "write callbacks=[default,gradcam]", whose next advice was [default,gradcam,gradcam] (helper-118)
+            ["~callbacks.gradcam", "callbacks.gradcam.every_n_epochs=3"],
+            "callbacks.gradcam.every_n_epochs: ~callbacks.gradcam removes the callback this sets; give one of the two",
+        ),
     ],
 )
 def test_compose_in_python_raises_the_command_lines_one_line(overrides: list[str], message: str) -> None:
@@ -997,3 +1004,17 @@ def test_cnnpls_own_warnings_are_one_line_like_its_errors(monkeypatch: pytest.Mo
     assert theirs == "/home/me/my_plugin.py:3: UserWarning: a plugin's\n  warn()\n"  # Python's format
     deprecated = cli_mod._format_warning(DeprecationWarning("old"), DeprecationWarning, ours, 1, "x")
     assert deprecated.startswith(f"{ours}:1: DeprecationWarning: old")
+    # main() twice in one process (helper-118): Lightning wraps the formatter main() set, and the second main()
+    # took that wrapper for Python's, which then called itself: RecursionError at the next warning
+    import lightning.pytorch  # noqa: F401
+
+    monkeypatch.setattr(cli_mod, "_PYTHON_FORMAT", None)
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # put back after the test
+    monkeypatch.setattr(sys, "argv", ["cnnpl", "--version"])
+    for _ in range(2):
+        with pytest.raises(SystemExit):
+            cli_mod.main()
+        warnings.formatwarning = functools.partial(warnings.formatwarning)  # another library wraps it
+    text = warnings.formatwarning(UserWarning("said"), UserWarning, ours, 1, None)
+    assert text == "cnnpl: warning: said\n"
+    assert warnings.formatwarning(UserWarning("x"), UserWarning, "/elsewhere.py", 2, "y").startswith("/elsewhere.py:2:")

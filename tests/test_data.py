@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -913,6 +914,40 @@ def test_an_image_this_user_may_not_read_is_not_called_one_to_delete(
     assert str(err.value) == (
         f"cannot read image {tmp_path / 'cat.png'}: Permission denied; make the data readable (chmod -R a+rX <data "
         "folder>)"
+    )
+
+
+def test_a_class_folder_that_lists_but_cannot_be_entered_is_not_called_images_to_delete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # helper-118: r without x on a class folder: os.stat of its files fails with EACCES
+    write_class_folders(tmp_path / "d", per_class=1, classes=["a", "b"])
+    real_stat = os.stat
+
+    def stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if str(path).endswith(".png"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(folder_mod.os, "stat", stat)
+    with pytest.raises(
+        DataError, match=r"^cannot read image .*/a/0000\.png: Permission denied; make the data readable"
+    ):
+        folder_mod.load_class_folders(tmp_path / "d" / "train")
+
+
+@pytest.mark.parametrize(("mode", "pixels"), [("F", 0.5), ("LAB", (50, 128, 128))])
+def test_an_image_of_floats_or_another_colour_space_is_refused_not_made_black(
+    tmp_path: Path, mode: str, pixels: Any
+) -> None:
+    # helper-118: a float TIFF of 0.5 decoded as black, a CIELab one as blue, without a word
+    path = tmp_path / f"{mode}.tif"
+    Image.new(mode, (4, 4), pixels).save(path)
+    with pytest.raises(DataError) as err:
+        folder_mod._decode(str(path))
+    assert str(err.value) == (
+        f"cannot read image {path}: its pixels are of Pillow's mode {mode} (floats, or another colour space), which "
+        "cnnpl does not turn into 8-bit RGB; convert it to 8-bit RGB or grey"
     )
 
 

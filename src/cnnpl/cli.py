@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -921,7 +922,8 @@ class _EndsQuietly:
         return getattr(self._stream, name)
 
 
-_PYTHON_FORMAT: Callable[..., str] = print  # type: ignore[assignment]  # warnings.formatwarning, set by main()
+_PYTHON_FORMAT: Callable[..., str] | None = None  # warnings.formatwarning as main() found it
+_IMPORTED_FORMAT = warnings.formatwarning  # as this module found it (before main())
 
 
 def _format_warning(
@@ -932,14 +934,12 @@ def _format_warning(
     package = os.path.dirname(os.path.abspath(__file__))
     if issubclass(category, UserWarning) and os.path.abspath(filename).startswith(package + os.sep):
         return f"cnnpl: warning: {message}\n"
-    return _PYTHON_FORMAT(message, category, filename, lineno, line)
+    return (_PYTHON_FORMAT or _IMPORTED_FORMAT)(message, category, filename, lineno, line)
 
 
 def main() -> None:
-    import warnings
-
     global _PYTHON_FORMAT
-    if warnings.formatwarning is not _format_warning:
+    if _PYTHON_FORMAT is None:  # once: a later main() (tests) finds it wrapped by Lightning, which calls it
         _PYTHON_FORMAT, warnings.formatwarning = warnings.formatwarning, _format_warning
     args = sys.argv[1:]
     if "--version" in args:  # Hydra's own flag would print only its version

@@ -772,8 +772,8 @@ def check_values(family: str, name: str, params: Mapping[str, Any], keys: str | 
 
     A YAML-backed component's config is not typed (a generated one is), so a word would reach the
     constructor and fail there with a traceback. Only strings are refused, and only where the type
-    hint wants a number, an integer, a bool or a list of those: the hints of some layers are narrower
-    than what they take (``pool.kernel_size=[3,2]`` works on ``max``). A ``dropout`` must be in [0, 1).
+    hint wants a number, an integer, a bool or a list of those: a layer's hints may be narrower
+    than what it takes (a plugin's ``kernel_size: int`` that takes ``[3, 2]`` too). A ``dropout`` must be in [0, 1).
     ``keys``: the settings' place in the config (``callbacks.my_cb``); ``family`` by default.
     """
     keys = keys or family
@@ -1030,11 +1030,17 @@ def _missing_node(node: DictConfig, dotted: str, overrides: list[str], deleted: 
     import difflib
 
     parts = dotted.split(".")
-    depth = max(i for i in range(len(parts)) if OmegaConf.select(node, ".".join(parts[:i])) is not None or i == 0)
+    holder: Any = node
+    depth = 0
+    while depth < len(parts) - 1 and isinstance(holder, DictConfig) and parts[depth] in holder:  # a null is there
+        holder, depth = holder[parts[depth]], depth + 1
+    if not isinstance(holder, DictConfig) or parts[depth] in holder:  # data.eval_batch_size.x: under a value
+        return None
     above, absent = ".".join(parts[:depth]), parts[depth]
-    holder = OmegaConf.select(node, above) if above else node
-    names = [str(k) for k in holder] if isinstance(holder, DictConfig) else []
+    names = [str(k) for k in holder]
     if above == "callbacks" and absent in get_registry("callback").names() and not deleted:
+        if f"~callbacks.{absent}" in overrides:
+            return f"{dotted}: ~callbacks.{absent} removes the callback this sets; give one of the two"
         chosen = node.hydra.runtime.choices.get("callbacks")
         given = [o.partition("=")[2] for o in overrides if o.partition("=")[0].lstrip("+") == "callbacks"]
         now = chosen if chosen else (given[-1].strip("[]") if given else "default")

@@ -27,7 +27,7 @@ def as_names(value: str | int | Sequence[str | int], key: str, null: str | None 
     ``nn.Sequential``, which Hydra reads as a number); anything else is refused, naming ``key``, and so is
     an empty list or name, which would show nothing or what null shows. ``null``: what null means, for a
     setting that takes it."""
-    items = [value] if isinstance(value, (str, int)) else value
+    items = [] if value == "" else [value] if isinstance(value, (str, int)) else value  # "": `layers=` on the line
     if not isinstance(items, Sequence):
         raise CnnplError(f"{key} must be a name or a list of names, got {value!r}")
     names = []
@@ -44,8 +44,11 @@ def as_names(value: str | int | Sequence[str | int], key: str, null: str | None 
     return names
 
 
-def one_name(value: str | int, key: str) -> str:
-    """A setting that names one layer (``layer=features.block3``, or ``layer=0``: see :func:`as_names`)."""
+def one_name(value: str | int, key: str, null: str) -> str:
+    """A setting that names one layer (``layer=features.block3``, or ``layer=0``: see :func:`as_names`);
+    ``null``: what null means, for the message."""
+    if value in ("", []):
+        raise CnnplError(f"{key} must be one layer's name, or null for {null}; got {value!r}")
     names = as_names(value, key)
     if len(names) != 1:
         raise CnnplError(f"{key} must be one layer's name, got {names!r}")

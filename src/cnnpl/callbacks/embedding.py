@@ -34,7 +34,9 @@ class EmbeddingCallback(ImageSampleCallback):
     def __init__(self, every_n_epochs: int = 5, num_images: int = 500, layer: str | int | None = None) -> None:
         super().__init__(every_n_epochs, num_images)
         # a number names a child of an nn.Sequential (layer=1), as the other picture callbacks read it
-        self.layer = None if layer is None else one_name(layer, f"callbacks.{self.name}.layer")
+        self.layer = (
+            None if layer is None else one_name(layer, f"callbacks.{self.name}.layer", "the last linear layer's input")
+        )
 
     def _layer(self, net: nn.Module) -> str:
         if self.layer is not None:

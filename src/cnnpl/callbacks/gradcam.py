@@ -48,7 +48,7 @@ class GradCAMCallback(ImageSampleCallback):
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
             raise CnnplError(f"callbacks.{self.name}.alpha must be a number in [0, 1], got {alpha!r}")
         if layer is not None:
-            layer = one_name(layer, f"callbacks.{self.name}.layer")
+            layer = one_name(layer, f"callbacks.{self.name}.layer", "the network's last conv layer or block")
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
             raise CnnplError(f"callbacks.{self.name}.scale must be an integer >= 1, got {scale!r}")
         self.layer, self.target, self.alpha, self.scale = layer, target, alpha, scale

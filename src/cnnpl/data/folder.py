@@ -112,6 +112,9 @@ def first_image_size(split_dir: Path) -> tuple[int, int] | None:
 
 
 WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # PIL's modes of 16-bit grey PNGs
+# PIL's modes that convert("RGB") reads as 8-bit colour or grey; a float TIFF (mode F: 0.5 became black) or a
+# CIELab one (LAB) would convert to wrong colours without a word
+RGB_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr")
 # What changed in how Pillow's files (all but JPEGs) are decoded, in the cache key of a split holding any: a
 # cache written before decodes them again once (16-bit grey was clipped nearly white); JPEG-only splits
 # (CIFAR-10's JPEG copy) keep theirs
@@ -128,6 +131,11 @@ def _decode(path: str) -> torch.Tensor:
 
     try:
         with Image.open(path) as img:
+            if img.mode not in RGB_MODES and img.mode not in WIDE_GREY_MODES:
+                raise DataError(
+                    f"cannot read image {path}: its pixels are of Pillow's mode {img.mode} (floats, or another colour "
+                    "space), which cnnpl does not turn into 8-bit RGB; convert it to 8-bit RGB or grey"
+                )
             if img.mode in WIDE_GREY_MODES:
                 grey = np.asarray(img).astype(np.float64) * (255 / 65535)
                 rgb = np.repeat(np.clip(np.rint(grey), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
@@ -180,8 +188,9 @@ def _decode_all(paths: list[str]) -> list[torch.Tensor]:
 
 def _cache_files(split_dir: Path) -> list[tuple[Path, str]]:
     """Where ``split_dir``'s decoded arrays may be cached: ``(folder, prefix)`` pairs, the file being
-    ``<prefix><listing><key>.npz`` (:func:`_cache_name`). Next to the data (``<root>/.cnnpl-cache/<split>-``),
-    else in the user's cache, whose file names also hash the data's folder (it holds every dataset's splits).
+    ``<prefix><names><listing><key>.npz`` (:func:`_cache_name`). Next to the data
+    (``<root>/.cnnpl-cache/<split>-``), else in the user's cache, whose file names also hash the data's folder (it
+    holds every dataset's splits).
     ``$XDG_CACHE_HOME`` unset, empty or relative means ``~/.cache``, as the XDG specification says."""
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     user = (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "cnnpl"
@@ -202,6 +211,10 @@ def _file_stats(split_dir: Path, files: list[tuple[str, int]]) -> list[os.stat_r
         path = f"{split_dir}/{file}"
         try:
             stats.append(os.stat(path))
+        except PermissionError as err:  # a class folder that lists but cannot be entered (r without x)
+            raise DataError(
+                f"cannot read image {path}: {err.strerror}; make the data readable (chmod -R a+rX <data folder>)"
+            ) from None
         except OSError as err:  # a link to nothing, a file removed since the listing
             raise DataError(f"cannot read image {path}: {err.strerror}; delete or replace the file") from None
     return stats
