@@ -167,6 +167,17 @@ def test_grouped_adapts_cardinality_and_keeps_depthwise_groups():
     assert sum(p.numel() for p in conv.parameters()) == 64 * 64 * 9 + 64
 
 
+def test_grouped_refuses_groups_1_in_the_config_which_it_would_read_as_cardinality() -> None:
+    # helper-120: conv=grouped conv.groups=1 built the same network as conv=grouped, without a word
+    from cnnpl.config import layer_factory
+    from cnnpl.errors import CnnplError
+
+    with pytest.raises(CnnplError, match=r"^conv=grouped conv\.groups=1: grouped gives every ungrouped layer "):
+        layer_factory("conv", cnnpl.compose(["conv=grouped", "conv.groups=1"]).conv)
+    ungrouped = layer_factory("conv", cnnpl.compose(["conv=grouped", "conv.cardinality=1"]).conv)
+    assert ungrouped(in_channels=64, out_channels=64, kernel_size=3).groups == 1
+
+
 @pytest.mark.parametrize(
     ("k", "s", "p", "ref_p"),
     [(3, 1, 1, 2), (3, 2, 1, 2), (5, 1, 2, 4), (3, 1, 0, 1), (5, 2, 0, 2), (3, 1, "valid", 1), (3, 1, "same", "same"),

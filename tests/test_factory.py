@@ -56,6 +56,9 @@ def test_a_fact_of_the_network_set_in_the_config_must_match_the_architectures() 
     assert isinstance(
         LayerFactory("pool", "mixed_learned", {"channels": 32})(kernel_size=2, channels=32), torch.nn.Module
     )
+    # norm.num_features=5: was torch's "running_mean should contain 3 elements not 5" at the first batch (helper-120)
+    with pytest.raises(GeometryError, match=r"^norm\.num_features=5 contradicts the 3 this layer of the network has "):
+        LayerFactory("norm", "batch", {"num_features": 5})(num_features=3)
     gated = LayerFactory("pool", "gated", {"channels": None})  # null: the architecture decides
     net = cnnpl.build("model", "simple_cnn", num_classes=10, pool=gated)
     assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 10)

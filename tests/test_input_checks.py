@@ -569,7 +569,7 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
         (["model=simple_cnn_bn", "norm.eps=-1"], "batch norm: norm.eps must be a number > 0 (1e-5 is usual), got -1"),
         (
             ["model=simple_cnn_bn", "norm.momentum=5"],
-            "batch norm: norm.momentum must be in [0, 1] (0.1 is usual; null: a cumulative average), got 5",
+            "batch norm: norm.momentum must be in [0, 1] (0.1 is usual; null leaves it to the architecture), got 5",
         ),
     ],
 )

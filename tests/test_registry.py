@@ -226,6 +226,27 @@ def test_the_listing_shows_the_sets_of_callbacks(capsys) -> None:
     assert json.loads(capsys.readouterr().out)["callback_sets"] == []
 
 
+def test_the_listing_marks_what_an_options_yaml_leaves_to_the_architecture(capsys) -> None:
+    # helper-120: batch's eps and momentum showed as fixed defaults, though Inception sets eps 1e-3 unless set
+    from omegaconf import OmegaConf
+
+    from cnnpl.config import CONFIG_GROUPS, config_dir
+    from cnnpl.listing import main
+
+    assert main(["--json"]) == 0
+    components = json.loads(capsys.readouterr().out)["components"]
+    for family, rows in components.items():  # generated from the YAMLs: a null there is the architecture's choice
+        for row in rows:
+            path = config_dir() / CONFIG_GROUPS[family] / f"{row['name']}.yaml"
+            nulls = {k for k, v in OmegaConf.load(path).items() if v is None} if path.is_file() else set()
+            for param in row["parameters"]:
+                if param["name"] in nulls and param["default"] is not None:
+                    assert param["supplied_by_caller"], (family, row["name"], param["name"])
+    batch = {p["name"]: p for p in next(r for r in components["norm"] if r["name"] == "batch")["parameters"]}
+    assert batch["eps"]["supplied_by_caller"] and batch["momentum"]["supplied_by_caller"]
+    assert not batch["scale"]["supplied_by_caller"]
+
+
 @pytest.mark.parametrize("flag", ["--json", "--help"])
 def test_the_listing_piped_into_a_reader_that_stops_ends_quietly(flag: str) -> None:
     # `python -m cnnpl.list | head` ended in a BrokenPipeError traceback

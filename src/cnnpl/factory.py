@@ -34,7 +34,7 @@ OPTIONAL_CONTEXT = frozenset({"channels", "norm", "act", "in_channels", "input_s
 # no use for it; one of GatedPool, which needs it, gets it
 PASSED_IF_NAMED = {"pool": frozenset({"channels"})}
 # The facts of the network at a layer: a config value may not contradict the one the architecture passes
-FACTS = frozenset({"channels", "in_channels", "input_size", "num_classes"})
+FACTS = frozenset({"channels", "in_channels", "num_features", "input_size", "num_classes"})
 
 
 @dataclass(frozen=True)

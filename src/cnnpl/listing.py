@@ -46,12 +46,16 @@ def _json_value(value: Any) -> Any:
     return value if isinstance(value, (bool, int, float, str, type(None))) else repr(value)
 
 
-def describe_parameters(family: str, obj: Any) -> list[dict[str, Any]]:
+def describe_parameters(family: str, obj: Any, decided: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """One dict per config parameter: name, type (None if unhinted), default, required, supplied_by_caller.
 
     Parameters a model receives from cnnpl itself (``num_classes``, the layer factories) are left out.
+    ``decided``: those the option's YAML leaves null for the architecture to decide (``norm=batch``'s ``eps``,
+    which Inception sets to 1e-3): supplied by the caller too, where the constructor has a default of its own.
     """
-    supplied = SUPPLIED_BY_CALLER.get(family, frozenset())
+    supplied = SUPPLIED_BY_CALLER.get(family, frozenset()) | {
+        name for name, param in parameters_of(obj).items() if name in decided and param.default is not None
+    }
     hidden = HIDDEN_FROM_CONFIG.get(family, frozenset())
     rows = []
     for name, param in parameters_of(obj).items():
@@ -71,6 +75,19 @@ def describe_parameters(family: str, obj: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _left_null(family: str, name: str) -> frozenset[str]:
+    """The settings ``conf/<group>/<name>.yaml`` leaves null ("the architecture decides"); none without one."""
+    from omegaconf import DictConfig, OmegaConf
+
+    from cnnpl.config import config_dir
+
+    path = config_dir() / CONFIG_GROUPS.get(family, family) / f"{name}.yaml"
+    if not path.is_file():
+        return frozenset()
+    node = OmegaConf.load(path)
+    return frozenset(str(k) for k, v in node.items() if v is None) if isinstance(node, DictConfig) else frozenset()
+
+
 def collect(families: Sequence[str]) -> dict[str, Any]:
     """What the listing shows, as plain data (the ``--json`` output)."""
     components = {}
@@ -81,7 +98,7 @@ def collect(families: Sequence[str]) -> dict[str, Any]:
                 "name": name,
                 "source": registry.entry(name).source,
                 "object": f"{registry.get(name).__module__}.{registry.get(name).__qualname__}",
-                "parameters": describe_parameters(family, registry.get(name)),
+                "parameters": describe_parameters(family, registry.get(name), _left_null(family, name)),
             }
             for name in registry.names()
         ]

@@ -280,6 +280,15 @@ class Grouped(Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, init, freeze)
         self.cardinality = cardinality
 
+    @classmethod
+    def _check_config(cls, params: Mapping[str, Any]) -> None:
+        """``conv.groups=1`` would be read as every layer the architecture leaves ungrouped: cardinality's."""
+        if params.get("groups") == 1:
+            raise GeometryError(
+                "conv=grouped conv.groups=1: grouped gives every ungrouped layer conv.cardinality groups; for none, "
+                "set conv.cardinality=1 or choose conv=conv2d"
+            )
+
 
 @register("conv", "dilated")
 class Dilated(Conv2d):

@@ -28,7 +28,7 @@ class BatchNorm(nn.BatchNorm2d):
             isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1
         ):
             raise GeometryError(
-                "batch norm: norm.momentum must be in [0, 1] (0.1 is usual; null: a cumulative average), "
+                "batch norm: norm.momentum must be in [0, 1] (0.1 is usual; null leaves it to the architecture), "
                 f"got {momentum!r}"
             )
         if not isinstance(scale, bool):
