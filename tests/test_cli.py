@@ -111,7 +111,7 @@ def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
             "embedding, ",
         ),
         ("+pool.kernal_size=3", "cnnpl: error: pool 'max' has no parameter 'kernal_size'; did you mean 'kernel_size'?"),
-        ("optimizer.lr=-0.1", "cnnpl: error: optimizer config is invalid: Invalid learning rate: -0.1"),
+        ("optimizer.lr=-0.1", "cnnpl: error: optimizer.lr must be >= 0, got -0.1"),  # was torch's wording
         (
             "optimizer._target_=torch.optim.RMSprop",  # the adam config's fused stays: RMSprop has none
             "cnnpl: error: RMSprop takes no setting fused (its settings: lr, ",
@@ -295,8 +295,7 @@ def test_a_hydra_setting_hydra_cannot_read_is_one_line_and_makes_no_folder(tmp_p
         # what a run checks before building the network, checked for every job before the first trains
         (
             ["optimizer.lr=0.001,-1"],
-            "cnnpl: error: optimizer config is invalid: Invalid learning rate: -1 (in the sweep's job with "
-            "optimizer.lr=-1)",
+            "cnnpl: error: optimizer.lr must be >= 0, got -1 (in the sweep's job with optimizer.lr=-1)",
         ),
         (["seed=0,-1"], "cnnpl: error: seed must be an integer in [0, 4294967295] (NumPy's range), got -1 (in the "),
         (["scheduler=onecycle", "scheduler.pct_start=0.3,2"], "(in the sweep's job with scheduler.pct_start=2)"),

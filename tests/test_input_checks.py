@@ -246,7 +246,8 @@ def test_the_fast_recipe_schedule_passes() -> None:
         (["+optimizer.amsgrad=maybe"], "optimizer.amsgrad must be true or false, got 'maybe'"),
         (["+optimizer.betas=0.9"], "optimizer.betas must be a list of 2 numbers such as [0.9, 0.999], got 0.9"),
         (["optimizer=muon", "optimizer.filter_lr=abc"], "optimizer.filter_lr must be a number, got 'abc'"),
-        (["optimizer.lr=-0.1"], "optimizer config is invalid: Invalid learning rate: -0.1"),
+        (["optimizer.lr=-0.1"], "optimizer.lr must be >= 0, got -0.1"),
+        (["optimizer.weight_decay=-1"], "optimizer.weight_decay must be >= 0, got -1"),
         (  # torch: "Nesterov momentum requires a momentum and zero dampening", naming neither key
             ["optimizer=sgd", "optimizer.momentum=0"],
             "optimizer.momentum=0 turns momentum off, but optimizer.nesterov=true needs it (cnnpl's sgd sets "

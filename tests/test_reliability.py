@@ -330,8 +330,19 @@ def test_resolve_ckpt_path(tmp_path: Path) -> None:
     assert resolve_ckpt_path("last", tmp_path) == str(tmp_path / "last.ckpt")
     with pytest.raises(CheckpointError, match=r"does not exist; give a \.ckpt file or ckpt_path=last"):
         resolve_ckpt_path(str(tmp_path / "missing.ckpt"), tmp_path)
-    with pytest.raises(CheckpointError, match=r"is a folder; give a \.ckpt file in it or ckpt_path=last$"):
+    with pytest.raises(CheckpointError, match=r"is a folder; give a \.ckpt file in it$"):
         resolve_ckpt_path(str(tmp_path), tmp_path)
+    # a run's folder, or its checkpoints/: ckpt_path=last alone would look in the command's own new folder, and
+    # was advised (helper-119)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    for given in (run, run / "checkpoints"):
+        with pytest.raises(CheckpointError) as err:
+            resolve_ckpt_path(str(given), tmp_path)
+        assert str(err.value) == (
+            f"ckpt_path {str(given)!r} is a folder; give a .ckpt file in it, or hydra.run.dir={run} ckpt_path=last "
+            "to continue that run"
+        )
 
 
 def test_ckpt_path_last_is_the_newest_last_checkpoint(tmp_path: Path) -> None:

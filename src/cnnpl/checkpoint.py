@@ -277,7 +277,14 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: str | Path, fit: bo
         return str(found[-1])
     file = Path(str(ckpt_path)).expanduser()
     if file.is_dir():
-        raise CheckpointError(f"ckpt_path {str(file)!r} is a folder; give a .ckpt file in it or ckpt_path=last")
+        # ckpt_path=last alone looks in this command's new folder: the run's folder must be named too (helper-119)
+        run = file if (file / "checkpoints").is_dir() else file.parent if file.name == "checkpoints" else None
+        last = (
+            f", or hydra.run.dir={run} ckpt_path=last to {'continue' if fit else 'test'} that run"
+            if run is not None
+            else ""
+        )
+        raise CheckpointError(f"ckpt_path {str(file)!r} is a folder; give a .ckpt file in it{last}")
     if not file.is_file():
         raise CheckpointError(f"ckpt_path {str(file)!r} does not exist; give a .ckpt file or ckpt_path=last")
     return str(file)

@@ -463,6 +463,10 @@ def check_optimizer(optimizer: Any) -> None:
                 "optimizer.foreach=true and optimizer.fused=true are two implementations of the step (cnnpl's "
                 "configs set fused: true); for torch's foreach step add optimizer.fused=null"
             )
+    for key in ("lr", "weight_decay"):  # torch's "Invalid learning rate: -0.1" names no setting
+        value = optimizer.keywords.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise CnnplError(f"optimizer.{key} must be >= 0, got {value!r}")
     try:
         optimizer([torch.nn.Parameter(torch.zeros(1))])
     except CnnplError:
