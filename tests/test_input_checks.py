@@ -276,6 +276,19 @@ def test_bad_optimizer_settings_are_refused(overrides: list[str], message: str) 
     assert str(err.value) == message
 
 
+def test_a_misspelt_target_names_the_close_one() -> None:
+    # helper-119: Hydra's "Error locating target ...; Are you sure that 'RMSProp' is importable ...", no suggestion
+    from cnnpl.train import checked_optimizer
+
+    with pytest.raises(CnnplError) as err:
+        checked_optimizer(compose("optimizer._target_=torch.optim.RMSProp", "~optimizer.fused"))
+    assert str(err.value) == (
+        "optimizer._target_=torch.optim.RMSProp: torch.optim has no 'RMSProp'; did you mean torch.optim.RMSprop?"
+    )
+    with pytest.raises(CnnplError, match=r"^Error locating target 'torch\.optim\.Nothing'"):  # nothing close: Hydra's
+        checked_optimizer(compose("optimizer._target_=torch.optim.Nothing", "~optimizer.fused"))
+
+
 @pytest.mark.parametrize(
     ("overrides", "unknown"),
     [

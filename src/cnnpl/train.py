@@ -63,6 +63,26 @@ TRAINER_COUNT_RANGES = {
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 
 
+def _close_target(node: Any) -> str | None:
+    """The message for a ``_target_`` whose module imports but holds no such name, when a name there is close
+    (``torch.optim.RMSProp``: did you mean ``torch.optim.RMSprop``?); None otherwise."""
+    import importlib
+
+    target = str(node.get("_target_", "")) if hasattr(node, "get") else ""
+    module_name, _, last = target.rpartition(".")
+    try:
+        module = importlib.import_module(module_name) if module_name else None
+    except Exception:  # the module itself is missing or broken: Hydra's message says so
+        return None
+    names = [name for name in dir(module) if not name.startswith("_") and callable(getattr(module, name, None))]
+    same = [name for name in names if name.lower() == last.lower()]
+    close = same or difflib.get_close_matches(last, names, n=1, cutoff=0.75)
+    if module is None or not close or hasattr(module, last):
+        return None
+    key = node._key() if hasattr(node, "_key") and node._key() else "its"
+    return f"{key}._target_={target}: {module_name} has no {last!r}; did you mean {module_name}.{close[0]}?"
+
+
 def _instantiate(node: Any, **kwargs: Any) -> Any:
     """``hydra.utils.instantiate`` that surfaces a :class:`CnnplError` raised inside the target."""
     from hydra.errors import InstantiationException
@@ -87,6 +107,9 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
                 f"{key}._target_={target} names no class or function (it is a {lines[0].rsplit(' of type ', 1)[-1]}"
                 f"); {hint}give the class or function to build"
             ) from None
+        close = _close_target(node) if isinstance(cause, ImportError) else None
+        if close is not None:  # _target_=torch.optim.RMSProp: Hydra's three sentences, and no suggestion
+            raise CnnplError(close) from None
         if isinstance(cause, (TypeError, ValueError, MisconfigurationException, ImportError)):
             # ImportError: a package the setting needs (accelerator=tpu: torch_xla), or a _target_ not found;
             # Hydra's hint names an environment variable that shows nothing more here
