@@ -994,7 +994,6 @@ def test_cnnpls_own_warnings_are_one_line_like_its_errors(monkeypatch: pytest.Mo
     import cnnpl.cli as cli_mod
     import cnnpl.data.folder
 
-    monkeypatch.setattr(cli_mod, "_PYTHON_FORMAT", warnings.formatwarning)
     ours = cnnpl.data.folder.__file__
     assert cli_mod._format_warning(UserWarning("left out 1 file"), UserWarning, ours, 81) == (
         "cnnpl: warning: left out 1 file\n"
@@ -1007,8 +1006,7 @@ def test_cnnpls_own_warnings_are_one_line_like_its_errors(monkeypatch: pytest.Mo
     # took that wrapper for Python's, which then called itself: RecursionError at the next warning
     import lightning.pytorch  # noqa: F401
 
-    monkeypatch.setattr(cli_mod, "_PYTHON_FORMAT", None)
-    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # put back after the test
+    monkeypatch.setattr(warnings, "formatwarning", cli_mod._PYTHON_FORMAT)  # as main() finds it; put back after
     monkeypatch.setattr(sys, "argv", ["cnnpl", "--version"])
     for _ in range(2):
         with pytest.raises(SystemExit):

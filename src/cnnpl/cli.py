@@ -190,10 +190,10 @@ def _warn_single_callback(args: list[str]) -> None:
 
     if SHOW_FLAGS & set(args):
         return
-    from cnnpl.listing import callback_sets as held_by_sets
+    from cnnpl.listing import set_callbacks
 
     sets = callback_sets()
-    default = next((held["callbacks"] for held in held_by_sets() if held["name"] == "default"), [])
+    default = set_callbacks("default")
     registry = get_registry("callback")
     for arg in args:
         key, sep, value = arg.partition("=")
@@ -922,8 +922,7 @@ class _EndsQuietly:
         return getattr(self._stream, name)
 
 
-_PYTHON_FORMAT: Callable[..., str] | None = None  # warnings.formatwarning as main() found it
-_IMPORTED_FORMAT = warnings.formatwarning  # as this module found it (before main())
+_PYTHON_FORMAT = warnings.formatwarning  # as this module found it, before main() puts _format_warning in its place
 
 
 def _format_warning(
@@ -934,13 +933,12 @@ def _format_warning(
     package = os.path.dirname(os.path.abspath(__file__))
     if issubclass(category, UserWarning) and os.path.abspath(filename).startswith(package + os.sep):
         return f"cnnpl: warning: {message}\n"
-    return (_PYTHON_FORMAT or _IMPORTED_FORMAT)(message, category, filename, lineno, line)
+    return _PYTHON_FORMAT(message, category, filename, lineno, line)
 
 
 def main() -> None:
-    global _PYTHON_FORMAT
-    if _PYTHON_FORMAT is None:  # once: a later main() (tests) finds it wrapped by Lightning, which calls it
-        _PYTHON_FORMAT, warnings.formatwarning = warnings.formatwarning, _format_warning
+    if warnings.formatwarning is _PYTHON_FORMAT:  # once: a later main() (tests) finds ours, or Lightning's around it
+        warnings.formatwarning = _format_warning
     args = sys.argv[1:]
     if "--version" in args:  # Hydra's own flag would print only its version
         print(versions())

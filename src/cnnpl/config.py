@@ -497,10 +497,10 @@ def bare_word_error(word: str) -> str | None:
             f"{word!r} is not an override: a config group takes an option, {word}=<option> "
             "(python -m cnnpl --help lists them)"
         )
-    from cnnpl.listing import callback_sets as held_by_sets
+    from cnnpl.listing import set_callbacks
 
     sets = callback_sets()
-    default = next((held["callbacks"] for held in held_by_sets() if held["name"] == "default"), [])
+    default = set_callbacks("default")
 
     def override(group: str, option: str = word) -> str:  # a callback alone would replace the set, checkpoints too
         if group != "callbacks" or option in sets:

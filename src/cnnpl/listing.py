@@ -113,22 +113,26 @@ def collect(families: Sequence[str]) -> dict[str, Any]:
 
 def callback_sets() -> list[dict[str, Any]]:
     """cnnpl's sets of callbacks (``conf/callbacks/<name>.yaml``: ``default``, ``full``, ``minimal``): each
-    one's name and the callbacks it holds, those of the sets its ``defaults:`` list includes too."""
+    one's name and the callbacks it holds (:func:`set_callbacks`)."""
+    from cnnpl.config import config_dir
+
+    folder = config_dir() / "callbacks"
+    return [{"name": path.stem, "callbacks": set_callbacks(path.stem)} for path in sorted(folder.glob("*.yaml"))]
+
+
+def set_callbacks(name: str) -> list[str]:
+    """The callbacks cnnpl's set ``callbacks=<name>`` holds, those of the sets its ``defaults:`` list includes
+    too."""
     from omegaconf import OmegaConf
 
     from cnnpl.config import config_dir
 
-    folder = config_dir() / "callbacks"
-
-    def entries(name: str) -> list[str]:
-        node = OmegaConf.to_container(OmegaConf.load(folder / f"{name}.yaml"), resolve=False)
-        held: list[str] = []
-        for included in node.pop("defaults", None) or []:
-            if isinstance(included, str) and included != "_self_":
-                held += entries(included)
-        return list(dict.fromkeys([*held, *node]))
-
-    return [{"name": path.stem, "callbacks": entries(path.stem)} for path in sorted(folder.glob("*.yaml"))]
+    node = OmegaConf.to_container(OmegaConf.load(config_dir() / "callbacks" / f"{name}.yaml"), resolve=False)
+    held: list[str] = []
+    for included in node.pop("defaults", None) or []:
+        if isinstance(included, str) and included != "_self_":
+            held += set_callbacks(included)
+    return list(dict.fromkeys([*held, *node]))
 
 
 def yaml_options(family: str) -> list[dict[str, Any]]:

@@ -71,13 +71,15 @@ def _close_target(node: Any) -> str | None:
     target = str(node.get("_target_", "")) if hasattr(node, "get") else ""
     module_name, _, last = target.rpartition(".")
     try:
-        module = importlib.import_module(module_name) if module_name else None
-    except Exception:  # the module itself is missing or broken: Hydra's message says so
+        module = importlib.import_module(module_name)
+    except Exception:  # no module named (or it is missing or broken): Hydra's message says so
+        return None
+    if hasattr(module, last):
         return None
     names = [name for name in dir(module) if not name.startswith("_") and callable(getattr(module, name, None))]
     same = [name for name in names if name.lower() == last.lower()]
     close = same or difflib.get_close_matches(last, names, n=1, cutoff=0.75)
-    if module is None or not close or hasattr(module, last):
+    if not close:
         return None
     key = node._key() if hasattr(node, "_key") and node._key() else "its"
     return f"{key}._target_={target}: {module_name} has no {last!r}; did you mean {module_name}.{close[0]}?"

@@ -67,8 +67,9 @@ class FeatureMapsCallback(ImageSampleCallback):
 
     def check_network(self, pl_module: L.LightningModule, input_shape: tuple[int, int, int] | None = None) -> None:
         net = self.network(pl_module)
-        self.check_layers(net, self._layers(net))
-        self.check_maps(net, self._layers(net), input_shape)
+        layers = self._layers(net)
+        self.check_layers(net, layers)
+        self.check_maps(net, layers, input_shape)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)

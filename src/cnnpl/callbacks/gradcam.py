@@ -63,8 +63,9 @@ class GradCAMCallback(ImageSampleCallback):
 
     def check_network(self, pl_module: L.LightningModule, input_shape: tuple[int, int, int] | None = None) -> None:
         net = self.network(pl_module)
-        self.check_layers(net, [self._layer(net)], what="layer")
-        self.check_maps(net, [self._layer(net)], input_shape, what="layer")
+        layer = self._layer(net)
+        self.check_layers(net, [layer], what="layer")
+        self.check_maps(net, [layer], input_shape, what="layer")
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)

@@ -30,6 +30,7 @@ from cnnpl.files import atomic_write, remove_stale_temporaries
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")  # a GIF: its first frame
 JPEG_SUFFIXES = (".jpg", ".jpeg")
 JPEG_BATCH = 1024  # files a call of torchvision's decoder
+READABLE = "make the data readable (chmod -R a+rX <data folder>)"  # what a permission error advises
 
 
 def list_class_folders(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
@@ -77,23 +78,26 @@ def list_class_folders(split_dir: Path) -> tuple[list[str], list[tuple[str, int]
             )
         files += [(f"{name}/{file}", label) for file in found]
     if loose:  # images beside the class folders have no class: left out, but not without a word
-        shown = ", ".join(loose[:3]) + (f" and {len(loose) - 3} more" if len(loose) > 3 else "")
         warnings.warn(
             f"{split_dir}: left out {len(loose)} file{'s' if len(loose) > 1 else ''} beside the class folders, "
-            f"which belong{'s' if len(loose) == 1 else ''} to no class: {shown}; a class's images go in its folder "
-            f"({split_dir}/<class>/)",
+            f"which belong{'s' if len(loose) == 1 else ''} to no class: {_shown(loose)}; a class's images go in its "
+            f"folder ({split_dir}/<class>/)",
             stacklevel=2,
         )
     if skipped:  # a subfolder's images, or a format not read here, would otherwise be left out without a word
-        shown = ", ".join(skipped[:3]) + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
         warnings.warn(
             f"{split_dir}: left out {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} of the class folders "
             f"that {'is' if len(skipped) == 1 else 'are'} no image file of the formats read "
-            f"({', '.join(IMAGE_SUFFIXES)}): {shown}; "
+            f"({', '.join(IMAGE_SUFFIXES)}): {_shown(skipped)}; "
             "a class's images go directly in its folder, converted to one of these formats",
             stacklevel=2,
         )
     return classes, files
+
+
+def _shown(names: list[str]) -> str:
+    """The first three of ``names``, and how many more, for a message."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def first_image_size(split_dir: Path) -> tuple[int, int] | None:
@@ -142,9 +146,7 @@ def _decode(path: str) -> torch.Tensor:
             else:
                 rgb = np.array(img.convert("RGB"), dtype=np.uint8)
     except PermissionError as err:  # a good image this user may not read: not one to delete
-        raise DataError(
-            f"cannot read image {path}: {err.strerror}; make the data readable (chmod -R a+rX <data folder>)"
-        ) from None
+        raise DataError(f"cannot read image {path}: {err.strerror}; {READABLE}") from None
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise DataError(f"cannot read image {path}: {err}; delete or replace the file") from None
     return torch.from_numpy(rgb).permute(2, 0, 1)
@@ -212,9 +214,7 @@ def _file_stats(split_dir: Path, files: list[tuple[str, int]]) -> list[os.stat_r
         try:
             stats.append(os.stat(path))
         except PermissionError as err:  # a class folder that lists but cannot be entered (r without x)
-            raise DataError(
-                f"cannot read image {path}: {err.strerror}; make the data readable (chmod -R a+rX <data folder>)"
-            ) from None
+            raise DataError(f"cannot read image {path}: {err.strerror}; {READABLE}") from None
         except OSError as err:  # a link to nothing, a file removed since the listing
             raise DataError(f"cannot read image {path}: {err.strerror}; delete or replace the file") from None
     return stats
@@ -285,7 +285,7 @@ def _remove_older_copies(folder: Path, prefix: str, kept: str, edited_ns: int) -
 
 
 def _unlistable(folder: Path, err: OSError) -> str:
-    return f"cannot list {folder}: {err.strerror or err}; make the data readable (chmod -R a+rX <data folder>)"
+    return f"cannot list {folder}: {err.strerror or err}; {READABLE}"
 
 
 def load_class_folders(split_dir: Path, class_order: list[str] | None = None) -> tuple[Split, list[str]]:

@@ -64,9 +64,8 @@ def check_window(
     return k, s, p
 
 
-@register("pool", "max")
-class MaxPool(_PoolShape, nn.MaxPool2d):
-    """Max pooling: the largest activation of each ``kernel_size`` window. ``stride`` defaults to the kernel."""
+class _TorchWindow(_PoolShape):
+    """A torch pooling layer's window, checked (:func:`check_window`) before torch takes it."""
 
     def __init__(
         self,
@@ -75,25 +74,21 @@ class MaxPool(_PoolShape, nn.MaxPool2d):
         padding: int | tuple[int, int] = 0,
     ) -> None:
         check_window(kernel_size, stride, padding)
-        super().__init__(kernel_size, stride, padding)
+        super().__init__(kernel_size, stride, padding)  # type: ignore[call-arg]  # torch's pool, next in the MRO
+
+
+@register("pool", "max")
+class MaxPool(_TorchWindow, nn.MaxPool2d):
+    """Max pooling: the largest activation of each ``kernel_size`` window. ``stride`` defaults to the kernel."""
 
 
 @register("pool", "avg")
-class AvgPool(_PoolShape, nn.AvgPool2d):
+class AvgPool(_TorchWindow, nn.AvgPool2d):
     """Average pooling: the mean of each window.
 
     Zero padding counts toward the mean, as in PyTorch's default (``count_include_pad=True``), unlike
     Keras' ``padding="same"``, which averages only the real cells.
     """
-
-    def __init__(
-        self,
-        kernel_size: int | tuple[int, int] = 2,
-        stride: int | tuple[int, int] | None = None,
-        padding: int | tuple[int, int] = 0,
-    ) -> None:
-        check_window(kernel_size, stride, padding)
-        super().__init__(kernel_size, stride, padding)
 
 
 def _check_probability(name: str, value: float) -> float:
