@@ -908,7 +908,7 @@ def test_a_continued_sweep_whose_settings_differ_is_refused_before_hydra_writes(
     [
         (["callbacks=gradcam"], True),  # reads like "add Grad-CAM": the run would keep no checkpoint
         (["+callbacks=epoch_timer", "seed=1"], True),
-        (["callbacks=[default,gradcam]"], False),
+        (["callbacks=[default,histograms]"], False),
         (["callbacks=minimal"], False),
         (["callbacks=default,full", "-m"], False),  # a sweep over sets
         (["callbacks=gradcam", "--cfg", "job"], False),  # only shows the config
@@ -929,6 +929,39 @@ def test_choosing_one_callback_for_the_whole_set_is_warned_about(capsys, args: l
         f"cannot be resumed, and the test takes the last weights) and no learning-rate log; {advice}\n"
     )
     assert capsys.readouterr().err == (expected if warned else "")
+
+
+@pytest.mark.parametrize(
+    ("args", "changed"),
+    [
+        (["callbacks=[default,gradcam]"], {"gradcam": "every_n_epochs=1 where default has 5"}),
+        (
+            ["+callbacks=[ minimal , default , misclassified ]"],
+            {"misclassified": "every_n_epochs=1 where default has 5"},
+        ),
+        (["callbacks=[default,gradcam]", "callbacks.gradcam.every_n_epochs=5"], {}),  # the set's value, given again
+        (["callbacks=[full,gradcam]"], {}),  # full draws it every epoch too: nothing changes
+        (["callbacks=[gradcam,default]"], {}),  # the set's entry goes over the callback's own
+        (["callbacks=[default,histograms]"], {}),  # not in the set: added
+        (["callbacks=[minimal,filters]"], {}),
+    ],
+)
+def test_a_callback_named_after_a_set_that_holds_it_is_warned_about(
+    capsys, args: list[str], changed: dict[str, str]
+) -> None:
+    # callbacks=[default,gradcam] reads like "add Grad-CAM", but puts gradcam's own every_n_epochs=1 over default's 5
+    from cnnpl.cli import _warn_single_callback
+
+    _warn_single_callback(args)
+    value = args[0].partition("=")[2]
+    owner = "default"
+    expected = "".join(
+        f"cnnpl: warning: callbacks={value}: the {owner} set already holds {name}, and naming it after the set puts "
+        f"{name}'s own defaults over the set's ({what}); to change the set's {name}, leave it out of the list and "
+        f"write callbacks.{name}.<setting>=\n"
+        for name, what in changed.items()
+    )
+    assert capsys.readouterr().err == expected
 
 
 @pytest.mark.parametrize(

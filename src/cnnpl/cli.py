@@ -42,7 +42,7 @@ from cnnpl.config import (
     one_line_composition_error,
     register_component_configs,
 )
-from cnnpl.errors import CnnplError, shown_cause
+from cnnpl.errors import CnnplError, shown_cause, yaml_word
 from cnnpl.plugins import SKIP_BROKEN_ENV, load_plugins, plugin_warnings_on_one_line, split_plugin_overrides
 
 EXIT_USAGE = 2
@@ -197,6 +197,8 @@ def _warn_single_callback(args: list[str]) -> None:
     registry = get_registry("callback")
     for arg in args:
         key, sep, value = arg.partition("=")
+        if key.lstrip("+") == "callbacks" and value.startswith("[") and value.endswith("]"):
+            _warn_held_callback(value, sets, args)
         if key.lstrip("+") != "callbacks" or not sep or value in sets or value not in registry.names():
             continue
         chosen = registry.get(value)
@@ -214,6 +216,40 @@ def _warn_single_callback(args: list[str]) -> None:
             f"run cannot be resumed, and the test takes the last weights) and no learning-rate log; {advice}",
             file=sys.stderr,
         )
+
+
+def _warn_held_callback(value: str, sets: set[str], args: list[str]) -> None:
+    """Warn when a list names a callback after a set that already holds it (``callbacks=[default,gradcam]``):
+    Hydra merges the callback's own option over the set's entry, so its defaults replace the set's
+    (Grad-CAM every epoch instead of every 5), which reads like "add Grad-CAM" but is not. Settings the
+    command line gives (``callbacks.gradcam.every_n_epochs=5``) are not named."""
+    from cnnpl.config import callback_config
+    from cnnpl.listing import set_entries
+    from cnnpl.registry import get_registry
+
+    registered = get_registry("callback").names()
+    held: dict[str, tuple[str, dict]] = {}  # callback -> (the set that holds it, the set's settings)
+    for word in (part.strip() for part in value[1:-1].split(",")):
+        if word in sets:
+            held.update({name: (word, node) for name, node in set_entries(word).items()})
+        elif word in held and word in registered:
+            owner, in_set = held[word]
+            own = callback_config(word)[word]
+            changed = [
+                f"{key}={yaml_word(own[key])} where {owner} has {yaml_word(in_set[key])}"
+                for key in own
+                if not key.startswith("_")
+                and key in in_set
+                and own[key] != in_set[key]
+                and not _values(args, f"callbacks.{word}.{key}")
+            ]
+            if changed:
+                print(
+                    f"cnnpl: warning: callbacks={value}: the {owner} set already holds {word}, and naming it after "
+                    f"the set puts {word}'s own defaults over the set's ({', '.join(changed)}); to change the "
+                    f"set's {word}, leave it out of the list and write callbacks.{word}.<setting>=",
+                    file=sys.stderr,
+                )
 
 
 SHOW_FLAGS = {"--help", "-h", "--cfg", "-c", "--resolve"}  # print the config instead of running

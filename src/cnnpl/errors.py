@@ -32,6 +32,13 @@ class DataError(CnnplError):
     """A dataset that is missing, truncated or malformed."""
 
 
+def yaml_word(value: object) -> str:
+    """``value`` as the command line writes null, true and false; ``repr`` otherwise."""
+    if value is None or isinstance(value, bool):
+        return str(value).lower().replace("none", "null")
+    return repr(value)
+
+
 def shown_cause(err: BaseException) -> BaseException | None:
     """What to chain a one-line :class:`CnnplError` to (``raise ... from shown_cause(err)``): ``err`` under
     ``HYDRA_FULL_ERROR=1``, whose traceback should then reach the code that failed (a bug in a user's own

@@ -123,16 +123,23 @@ def callback_sets() -> list[dict[str, Any]]:
 def set_callbacks(name: str) -> list[str]:
     """The callbacks cnnpl's set ``callbacks=<name>`` holds, those of the sets its ``defaults:`` list includes
     too."""
+    return list(set_entries(name))
+
+
+def set_entries(name: str) -> dict[str, Any]:
+    """Each callback cnnpl's set ``callbacks=<name>`` holds and its settings, merged as Hydra merges them: the
+    sets its ``defaults:`` list includes first, its own entries over theirs (``full``'s gradcam every epoch)."""
     from omegaconf import OmegaConf
 
     from cnnpl.config import config_dir
 
-    node = OmegaConf.to_container(OmegaConf.load(config_dir() / "callbacks" / f"{name}.yaml"), resolve=False)
-    held: list[str] = []
-    for included in node.pop("defaults", None) or []:
-        if isinstance(included, str) and included != "_self_":
-            held += set_callbacks(included)
-    return list(dict.fromkeys([*held, *node]))
+    node = OmegaConf.load(config_dir() / "callbacks" / f"{name}.yaml")
+    included = [
+        OmegaConf.create(set_entries(other))
+        for other in node.pop("defaults", None) or []
+        if isinstance(other, str) and other != "_self_"
+    ]
+    return OmegaConf.to_container(OmegaConf.merge(*included, node), resolve=False)
 
 
 def yaml_options(family: str) -> list[dict[str, Any]]:

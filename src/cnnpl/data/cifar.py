@@ -24,7 +24,7 @@ import torch
 
 from cnnpl.data.base import InMemoryImageDataModule, Split
 from cnnpl.data.folder import first_image_size, interleave_classes, load_class_folders
-from cnnpl.errors import CnnplError, DataError
+from cnnpl.errors import CnnplError, DataError, yaml_word
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 BATCHES_DIR = "cifar-10-batches-py"
@@ -131,13 +131,6 @@ def find_cifar10(root: Path) -> str | None:
     return None
 
 
-def _yaml_word(value: object) -> str:
-    """``value`` as the command line writes null, true and false; ``repr`` otherwise."""
-    if value is None or isinstance(value, bool):
-        return str(value).lower().replace("none", "null")
-    return repr(value)
-
-
 class CIFAR10DataModule(InMemoryImageDataModule):
     """CIFAR-10 (10 classes, 32x32 RGB) held in memory as uint8; see :class:`InMemoryImageDataModule`."""
 
@@ -148,7 +141,7 @@ class CIFAR10DataModule(InMemoryImageDataModule):
         if not isinstance(root, (str, os.PathLike)):  # Path(123): "expected str, bytes or os.PathLike object"
             number = isinstance(root, (int, float)) and not isinstance(root, bool)
             quote = f" (for a folder named {root}, quote it: data.root=\"'{root}'\")" if number else ""
-            raise CnnplError(f"data.root must name a folder, got {_yaml_word(root)}{quote}; give data.root=<folder>")
+            raise CnnplError(f"data.root must name a folder, got {yaml_word(root)}{quote}; give data.root=<folder>")
         self.root = Path(root).expanduser()
         self.download = download
 
