@@ -285,8 +285,43 @@ def test_a_misspelt_target_names_the_close_one() -> None:
     assert str(err.value) == (
         "optimizer._target_=torch.optim.RMSProp: torch.optim has no 'RMSProp'; did you mean torch.optim.RMSprop?"
     )
-    with pytest.raises(CnnplError, match=r"^Error locating target 'torch\.optim\.Nothing'"):  # nothing close: Hydra's
-        checked_optimizer(compose("optimizer._target_=torch.optim.Nothing", "~optimizer.fused"))
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),  # each was Hydra's "Error locating target ..." in three sentences, without the key
+    [
+        (
+            "torch.optim.Nothing",
+            "torch.optim has no 'Nothing'; give the dotted path of an importable class or function",
+        ),
+        ("torch.optimm.SGD", "torch has no 'optimm'; did you mean torch.optim.SGD?"),  # a module part misspelt
+        (
+            "nosuch.Opt",
+            "no module named 'nosuch'; install the package that has it, or give the dotted path of an "
+            "importable class or function",
+        ),
+        ("SGD", "give the full dotted path of a class or function (package.module.Name)"),
+    ],
+)
+def test_a_target_that_cannot_be_found_names_its_key_and_missing_part(target: str, message: str) -> None:
+    from cnnpl.train import checked_optimizer
+
+    with pytest.raises(CnnplError) as err:
+        checked_optimizer(compose(f"optimizer._target_={target}", "~optimizer.fused"))
+    assert str(err.value) == f"optimizer._target_={target}: {message}"
+
+
+def test_a_target_whose_module_fails_to_import_keeps_the_modules_error(tmp_path: Path, monkeypatch) -> None:
+    # the module is there but imports a package that is not: its own error, not "brokenpkg has no 'mod'"
+    (tmp_path / "brokenpkg").mkdir()
+    (tmp_path / "brokenpkg" / "__init__.py").write_text("")
+    (tmp_path / "brokenpkg" / "mod.py").write_text("import nonexistent_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from cnnpl.train import checked_optimizer
+
+    with pytest.raises(CnnplError) as err:
+        checked_optimizer(compose("optimizer._target_=brokenpkg.mod.Opt", "~optimizer.fused"))
+    assert "No module named 'nonexistent_dependency'" in str(err.value)
 
 
 @pytest.mark.parametrize(

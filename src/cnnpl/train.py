@@ -63,26 +63,51 @@ TRAINER_COUNT_RANGES = {
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
 
 
-def _close_target(node: Any) -> str | None:
-    """The message for a ``_target_`` whose module imports but holds no such name, when a name there is close
-    (``torch.optim.RMSProp``: did you mean ``torch.optim.RMSprop``?); None otherwise."""
+def _target_not_found(node: Any) -> str | None:
+    """The message for a ``_target_`` that cannot be found, naming its key and the part of its dotted path that
+    is missing, with the close name where there is one (``torch.optim.RMSProp``: did you mean
+    ``torch.optim.RMSprop``?; ``torch.optimm.SGD``: ``torch.optim.SGD``?); None when every part is there (a
+    module that fails on import: Hydra's message gives its error)."""
     import importlib
 
     target = str(node.get("_target_", "")) if hasattr(node, "get") else ""
-    module_name, _, last = target.rpartition(".")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception:  # no module named (or it is missing or broken): Hydra's message says so
-        return None
-    if hasattr(module, last):
-        return None
-    names = [name for name in dir(module) if not name.startswith("_") and callable(getattr(module, name, None))]
-    same = [name for name in names if name.lower() == last.lower()]
-    close = same or difflib.get_close_matches(last, names, n=1, cutoff=0.75)
-    if not close:
-        return None
     key = node._key() if hasattr(node, "_key") and node._key() else "its"
-    return f"{key}._target_={target}: {module_name} has no {last!r}; did you mean {module_name}.{close[0]}?"
+    parts = target.split(".")
+    found: Any = None
+    for depth in range(len(parts) - 1, 0, -1):  # the longest prefix that imports
+        prefix = ".".join(parts[:depth])
+        try:
+            found = importlib.import_module(prefix)
+            break
+        except ModuleNotFoundError as err:
+            if not err.name or not prefix.startswith(err.name):  # the module imports something missing
+                return None
+        except Exception:  # a module that fails on import: Hydra's message gives its error
+            return None
+    else:
+        if len(parts) == 1:  # _target_=SGD
+            return f"{key}._target_={target}: give the full dotted path of a class or function (package.module.Name)"
+        return (
+            f"{key}._target_={target}: no module named {parts[0]!r}; install the package that has it, or give the "
+            "dotted path of an importable class or function"
+        )
+    while depth < len(parts) and hasattr(found, parts[depth]):
+        found, depth = getattr(found, parts[depth]), depth + 1
+    if depth == len(parts):
+        return None
+    missing, above = parts[depth], ".".join(parts[:depth])
+    names = [name for name in dir(found) if not name.startswith("_")]
+    if depth == len(parts) - 1:  # the last part names what is built
+        names = [name for name in names if callable(getattr(found, name, None))]
+    close = [name for name in names if name.lower() == missing.lower()] or difflib.get_close_matches(
+        missing, names, n=1, cutoff=0.75
+    )
+    fix = (
+        f"did you mean {'.'.join([*parts[:depth], close[0], *parts[depth + 1 :]])}?"
+        if close
+        else "give the dotted path of an importable class or function"
+    )
+    return f"{key}._target_={target}: {above} has no {missing!r}; {fix}"
 
 
 def _instantiate(node: Any, **kwargs: Any) -> Any:
@@ -109,9 +134,10 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
                 f"{key}._target_={target} names no class or function (it is a {lines[0].rsplit(' of type ', 1)[-1]}"
                 f"); {hint}give the class or function to build"
             ) from None
-        close = _close_target(node) if isinstance(cause, ImportError) else None
-        if close is not None:  # _target_=torch.optim.RMSProp: Hydra's three sentences, and no suggestion
-            raise CnnplError(close) from None
+        locating = isinstance(cause, ImportError) and str(err).startswith("Error locating target")
+        missing = _target_not_found(node) if locating else None
+        if missing is not None:  # _target_=torch.optim.RMSProp: Hydra's three sentences, no key and no suggestion
+            raise CnnplError(missing) from None
         if isinstance(cause, (TypeError, ValueError, MisconfigurationException, ImportError)):
             # ImportError: a package the setting needs (accelerator=tpu: torch_xla), or a _target_ not found;
             # Hydra's hint names an environment variable that shows nothing more here
