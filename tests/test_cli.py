@@ -482,6 +482,19 @@ def test_compose_refuses_null_for_a_required_group_and_asks_for_an_option(overri
         cnnpl.compose([override])
 
 
+@pytest.mark.parametrize("override", ["hydra=1", "+hydra=x"])
+def test_a_value_for_hydra_itself_is_one_line(override: str) -> None:
+    # Hydra: "Config group override must be a string or a list. Got int"; hydr=1 suggests "hydra", which led here
+    from cnnpl.config import check_group_overrides
+
+    with pytest.raises(cnnpl.CnnplError) as err:
+        check_group_overrides(["data=shapes", override])
+    assert str(err.value) == (
+        f"{override!r}: hydra holds Hydra's own settings and takes no value; set one of them, such as "
+        "hydra.run.dir=<folder> (python -m cnnpl --cfg hydra shows them)"
+    )
+
+
 def test_a_sweep_an_experiment_sets_is_checked_job_by_job_before_the_first_trains(tmp_path: Path) -> None:
     from cnnpl.cli import prepare
 

@@ -629,6 +629,11 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
                 "cnnpl --help lists the groups and their options)"
             )
         group = key.lstrip("+")
+        if sep and group == "hydra":  # Hydra: "Config group override must be a string or a list. Got int"
+            raise CnnplError(
+                f"{token!r}: hydra holds Hydra's own settings and takes no value; set one of them, such as "
+                "hydra.run.dir=<folder> (python -m cnnpl --cfg hydra shows them)"
+            )
         if token.startswith("~") and (deleted := key[1:]) in REQUIRED_KEYS:
             fix = (
                 f"choose another option instead: {deleted}=<name> (python -m cnnpl --help lists them)"
