@@ -484,6 +484,15 @@ def test_null_path_and_literal_settings_reach_the_constructor(restore_registries
     assert (pool.features.block1.pool.scale, pool.features.block1.pool.where) == (1.0, Path("runs/pool"))
 
 
+@pytest.mark.parametrize(("override", "window"), [([], (1, 2, 3)), (["pool.window=[4,5,6]"], (4, 5, 6))])
+def test_a_tuple_setting_reaches_the_constructor_as_a_tuple(restore_registries, override, window) -> None:
+    # helper-122: a config holds lists, and `window + (1,)` failed on the plugin's own default (1, 2, 3)
+    cnnpl.register("pool", "settings", _Settings)
+    cfg = cnnpl.compose(["pool=settings", *override])
+    pool = build_model(cfg, num_classes=3, in_channels=3, input_size=(32, 32)).features.block1.pool
+    assert pool.window == window and isinstance(pool.window, tuple)
+
+
 def test_settings_the_config_cannot_hold_keep_their_defaults_and_paths_in_lists_are_paths(restore_registries) -> None:
     """helper-100: an object default (shown as null) was passed as None; a list of paths arrived as text."""
 

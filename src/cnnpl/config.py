@@ -734,7 +734,8 @@ def _none_passed(family: str, name: str, params: Mapping[str, Any]) -> frozenset
 
 def constructor_settings(family: str, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """``params`` as the constructor of ``family/name`` takes them: a word given for a setting its hint types
-    as an Enum turned into the member (by name, else by value), and text for a ``Path`` into a Path. A config
+    as an Enum turned into the member (by name, else by value), text for a ``Path`` into a Path and a list for
+    a ``tuple`` into a tuple. A config
     read from YAML (the run's ``config.yaml``, which render and a resume read) holds the member's name, where a
     composed one holds the member; a config holds a path as text."""
     hints = _type_hints(get_registry(family).get(name))
@@ -906,16 +907,19 @@ def _is_pair_value(value: Any, *, takes_word: bool) -> bool:
 
 def _as_paths(value: Any, hint: Any) -> Any:
     """``value`` with the text a ``Path`` hint (perhaps in a list, tuple or dict, perhaps ``| None``) gives as a
-    Path; ``value`` itself where there is none to convert."""
+    Path, and the list a ``tuple`` hint gives as a tuple (a config holds lists: ``window + (1,)`` in a plugin's
+    constructor failed on its own default); ``value`` itself where there is none to convert."""
     if isinstance(value, str):
         return pathlib.Path(value) if _required_path(hint) else value
     kinds = _without_none(hint)
     origin = typing.get_origin(kinds[0]) if len(kinds) == 1 else None
     args = typing.get_args(kinds[0]) if len(kinds) == 1 else ()
-    if origin in (list, tuple, Sequence, typing.Sequence) and isinstance(value, list) and args:
-        fixed = Ellipsis not in args and len(args) == len(value)  # tuple[str, Path]; else list[Path], tuple[Path, ...]
-        item_hints = list(args) if fixed else [args[0]] * len(value)
-        items = [_as_paths(v, h) for v, h in zip(value, item_hints, strict=True)]
+    if isinstance(value, list) and (origin is tuple or (len(kinds) == 1 and kinds[0] is tuple)):
+        fixed = args and Ellipsis not in args and len(args) == len(value)  # tuple[int, int]; else tuple[int, ...]
+        item_hints = list(args) if fixed else [args[0] if args else Any] * len(value)
+        return tuple(_as_paths(v, h) for v, h in zip(value, item_hints, strict=True))
+    if origin in (list, Sequence, typing.Sequence) and isinstance(value, list) and args:
+        items = [_as_paths(v, args[0]) for v in value]  # list[Path]
         return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
     if origin in (dict, Mapping, typing.Mapping) and isinstance(value, dict) and len(args) == 2:
         items = {k: _as_paths(v, args[1]) for k, v in value.items()}
