@@ -253,18 +253,27 @@ def test_a_plugin_that_registered_nothing_is_named_when_its_option_is_missing(re
 
     plugins._named.clear()  # only this test's plugin named (restore_registries puts the others back)
     (tmp_path / "noreg.py").write_text("import cnnpl\n")
-    with pytest.raises(CnnplError) as err:
-        cnnpl.compose([f"plugins=[{tmp_path / 'noreg.py'}]", "pool=noreg"])
-    assert str(err.value).endswith(
-        f"the plugins loaded (file {tmp_path / 'noreg.py'}) registered nothing: is a @cnnpl.register('pool', '<name>') "
-        "decorator missing?"
-    )
+    for option in ("noreg", "my_max"):  # helper-122: my_max, close to max, lost the hint to the did-you-mean
+        with pytest.raises(CnnplError) as err:
+            cnnpl.compose([f"plugins=[{tmp_path / 'noreg.py'}]", f"pool={option}"])
+        assert str(err.value).endswith(
+            f"the plugins loaded (file {tmp_path / 'noreg.py'}) registered nothing: is a @cnnpl.register('pool', "
+            "'<name>') decorator missing?"
+        )
+    with pytest.raises(CnnplError) as err:  # in a list of callbacks too
+        cnnpl.compose([f"plugins=[{tmp_path / 'noreg.py'}]", "callbacks=[default,my_filters]"])
+    assert str(err.value).startswith("callbacks: no option 'my_filters'; did you mean filters?")
+    assert str(err.value).endswith("registered nothing: is a @cnnpl.register('callback', '<name>') decorator missing?")
     (tmp_path / "my_pool.py").write_text(
         "import cnnpl\nfrom torch import nn\n\ncnnpl.register('pool', 'p1')(nn.MaxPool2d)\n"
     )
     with pytest.raises(CnnplError) as err:  # a misspelt model: the pool plugin is not to blame
         cnnpl.compose([f"plugins=[{tmp_path / 'my_pool.py'}]", "model=zzz"])
     assert "decorator missing" not in str(err.value) and "registered" not in str(err.value)
+    with pytest.raises(CnnplError) as err:  # a typo of one of its own: the did-you-mean is enough
+        cnnpl.compose([f"plugins=[{tmp_path / 'my_pool.py'}]", "pool=p1x"])
+    assert str(err.value).startswith("pool=p1x: no such option; did you mean pool=p1?")
+    assert "registered" not in str(err.value) and "plugins=[...]" not in str(err.value)
 
 
 def test_overrides_after_a_double_dash_are_checked_like_the_others(tmp_path: Path) -> None:

@@ -1084,8 +1084,8 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
         close = difflib.get_close_matches(option, options, n=1)
         hint = f"did you mean {group}={close[0]}? " if close else ""
         message = f"{group}={option}: no such option; {hint}the options of {group} are {', '.join(options)}"
-        if not close and group in CONFIG_GROUPS.values():  # a component group: perhaps a plugin's
-            message += _plugin_hint(group)
+        if group in CONFIG_GROUPS.values():  # a component group: perhaps a plugin's
+            message += _plugin_hint(group, how=not close)
         return message
     key = re.match(r"Could not override '([^']+)'", text)
     deleted = re.match(r"Could not delete from config\. '([^']+)' does not exist", text)
@@ -1141,8 +1141,8 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
         close = difflib.get_close_matches(option, options, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         message = f"{group}: no option {option!r}; {hint}the options of {group} are {', '.join(options)}"
-        if not close and group in CONFIG_GROUPS.values():  # a component group: perhaps a plugin's
-            message += _plugin_hint(group)
+        if group in CONFIG_GROUPS.values():  # a component group: perhaps a plugin's
+            message += _plugin_hint(group, how=not close)
         return message
     lines = [line.strip() for line in text.split("Config search path:")[0].splitlines() if line.strip()]
     # "Error in call to target 'x':" then the reason: one line, without a colon before the semicolon
@@ -1155,19 +1155,20 @@ _PLUGIN_HINT = (
 )
 
 
-def _plugin_hint(group: str) -> str:
+def _plugin_hint(group: str, how: bool = True) -> str:
     """Where a component of ``group`` may come from: what the plugins the command line named registered in it
-    (a plugin whose decorator is missing registers nothing), else how plugins=[...] makes one an option."""
+    (a plugin whose decorator is missing registers nothing), else how plugins=[...] makes one an option. Beside a
+    did-you-mean (``how`` false) only that a plugin registered nothing: ``conv=my_conv2d`` is close to ``conv2d``."""
     from cnnpl.plugins import loaded_plugins
 
     family = group_family(group) or group
     named = [p for p in loaded_plugins() if p.kind in ("file", "module") and p.error is None]
     if not named:
-        return _PLUGIN_HINT.format(group=group)
+        return _PLUGIN_HINT.format(group=group) if how else ""
     theirs = [c.partition("/")[2] for p in named for c in p.components if c.startswith(f"{family}/")]
     sources = ", ".join(p.source for p in named)
     if theirs:
-        return f"; the plugins loaded ({sources}) registered the {group} options {', '.join(theirs)}"
+        return f"; the plugins loaded ({sources}) registered the {group} options {', '.join(theirs)}" if how else ""
     if not any(p.components for p in named):
         return (
             f"; the plugins loaded ({sources}) registered nothing: is a @cnnpl.register({family!r}, '<name>') "
