@@ -15,9 +15,11 @@ import math
 import os
 import random
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,19 @@ class FailOnRank(Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if args[-1] == 1 and str(trainer.global_rank) == os.environ.get("CNNPL_TEST_FAIL_RANK"):
             raise RuntimeError(f"injected failure on rank {trainer.global_rank}")
+
+
+class HangOnRank(Callback):
+    """Writes its process id to ``<path>`` and sleeps in the second training step of the rank named by
+    ``CNNPL_TEST_HANG_RANK``: a rank that hangs, or waits in a collective for one that has failed."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if args[-1] == 1 and str(trainer.global_rank) == os.environ.get("CNNPL_TEST_HANG_RANK"):
+            self.path.write_text(str(os.getpid()))
+            time.sleep(TIMEOUT)
 
 
 class UsersOwnData(L.LightningDataModule):
@@ -465,6 +480,33 @@ def test_a_failing_rank_ends_the_job_with_an_error(tmp_path: Path) -> None:
     proc = _run(args, cwd=tmp_path, CNNPL_TEST_FAIL_RANK="1")  # rank 1: a child of Lightning's launcher
     assert proc.returncode != 0
     assert "injected failure on rank 1" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_failing_first_rank_stops_the_others(tmp_path: Path) -> None:
+    # helper-121: Lightning kills the other ranks when one of them dies, or on Ctrl-C, but not when rank 0
+    # raises; rank 1, hung (or waiting in a collective), lived on after the command had exited
+    pid_file = tmp_path / "rank1.pid"
+    args = ["-m", "cnnpl", *SMALL, "trainer=ddp_cpu", "callbacks=minimal", f"hydra.run.dir={tmp_path / 'run'}"]
+    args += ["+callbacks.fail._target_=test_distributed.FailOnRank"]
+    args += ["+callbacks.hang._target_=test_distributed.HangOnRank", f"+callbacks.hang.path={pid_file}"]
+    env = {**_env(), "CNNPL_TEST_FAIL_RANK": "0", "CNNPL_TEST_HANG_RANK": "1"}
+    with (tmp_path / "out.txt").open("w") as out:  # not a pipe: a child left running would hold it open
+        proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            assert proc.wait(timeout=TIMEOUT) != 0
+        finally:
+            proc.kill()
+    assert "injected failure on rank 0" in (tmp_path / "out.txt").read_text()
+    child = int(pid_file.read_text())
+    try:
+        for _ in range(50):  # the child is killed before rank 0 exits; reaped by init a moment later
+            os.kill(child, 0)
+            time.sleep(0.1)
+        os.kill(child, signal.SIGKILL)  # still running: fail, but leave nothing behind
+        pytest.fail(f"rank 1 (pid {child}) was still running after rank 0 had failed")
+    except ProcessLookupError:
+        pass
 
 
 def _records_of_two_processes(tmp_path: Path, overrides: list[str], recorder: str) -> list[Any]:

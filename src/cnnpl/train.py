@@ -1073,7 +1073,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     import lightning as L
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from cnnpl.callbacks.base import VisualCallback
     from cnnpl.callbacks.guards import ConfigWriter
@@ -1216,12 +1215,42 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
             # training run's as it was (a training run writes its own when training starts: ConfigWriter)
             save_config(cfg, output_dir / "config.yaml")
 
-    metrics: dict[str, float] = {}
     if not cfg.get("fit", True) and not cfg.get("test", True) and trainer.is_global_zero:
         logging.getLogger(__name__).info(
             "fit=false test=false: a dry run; the data, network, optimizer and callbacks were built and checked, "
             "nothing is trained or tested"
         )
+    with _stop_children_on_failure(trainer):
+        return _fit_and_test(cfg, trainer, system, datamodule, ckpt_path)
+
+
+@contextlib.contextmanager
+def _stop_children_on_failure(trainer: Any) -> Any:
+    """Kill the processes Lightning's launcher started (``trainer=ddp_cpu``: ranks 1..N-1) when this one, rank 0,
+    fails. Lightning kills them when one of them dies, or on Ctrl-C, but not when rank 0 raises: a rank waiting
+    in a collective, or hung, then lived on after the command had exited (holding its GPU). On SIGTERM they
+    get the signal too and stop by themselves (``last.ckpt`` is saved)."""
+    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        yield
+    except SIGTERMException:
+        raise
+    except BaseException:
+        launcher = trainer.strategy.launcher
+        if isinstance(launcher, _SubprocessScriptLauncher):
+            for child in launcher.procs:
+                if child.poll() is None:
+                    child.kill()
+        raise
+
+
+def _fit_and_test(cfg: DictConfig, trainer: Any, system: Any, datamodule: Any, ckpt_path: Any) -> dict[str, float]:
+    """Train (``fit``) and test the best checkpoint (``test``); the metrics of both."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    metrics: dict[str, float] = {}
     if cfg.get("fit", True):
         try:
             trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
