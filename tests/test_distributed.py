@@ -266,7 +266,13 @@ def test_process_counts_from_config_and_environment() -> None:
     assert requested_processes({"devices": "auto", "accelerator": "cpu"}) == 1
     assert launcher_world_size({"WORLD_SIZE": "4"}) == 4
     assert launcher_world_size({"SLURM_NTASKS": "8"}) == 8
+    assert launcher_world_size({"SLURM_NTASKS": "8", "SLURM_JOB_NAME": "train"}) == 8
     assert launcher_world_size({}) == 1
+    # helper-121: a shell in an interactive allocation has SLURM_NTASKS but started nothing; a plain run was
+    # refused for "4 processes started by torchrun/srun" (Lightning ignores SLURM there too)
+    for shell in ("bash", "interactive"):
+        assert launcher_world_size({"SLURM_NTASKS": "4", "SLURM_JOB_NAME": shell}) == 1
+        assert launcher_world_size({"SLURM_NTASKS": "4", "SLURM_JOB_NAME": shell, "WORLD_SIZE": "2"}) == 2
 
 
 def test_ddp_configs_follow_torchrun_and_slurm(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -79,13 +79,19 @@ def lr_scale(rule: str, world_size: int) -> float:
 
 def launcher_world_size(environ: Mapping[str, str] | None = None) -> int:
     """How many processes an external launcher started: ``WORLD_SIZE`` (torchrun, Lightning's own
-    children) or ``SLURM_NTASKS`` (srun); 1 outside any launcher."""
+    children) or ``SLURM_NTASKS`` (srun); 1 outside any launcher. A shell in an interactive allocation
+    (``salloc``, ``srun --pty bash``: the job named ``bash`` or ``interactive``) has ``SLURM_NTASKS`` but
+    started no tasks: Lightning ignores SLURM there, and so does this."""
     env = os.environ if environ is None else environ
+    interactive = env.get("SLURM_JOB_NAME") in SLURM_INTERACTIVE_NAMES
     for name in ("WORLD_SIZE", "SLURM_NTASKS"):
         value = env.get(name, "")
-        if value.isdigit():
+        if value.isdigit() and not (name == "SLURM_NTASKS" and interactive):
             return int(value)
     return 1
+
+
+SLURM_INTERACTIVE_NAMES = ("bash", "interactive")  # Lightning's SLURMEnvironment: not started by srun
 
 
 def is_worker(environ: Mapping[str, str] | None = None) -> bool:
