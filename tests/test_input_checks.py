@@ -712,7 +712,23 @@ def test_lightning_callbacks_with_container_or_callable_hints_are_not_taken_for_
         (["+trainer.limit_test_batches=0"], "trainer.limit_test_batches=0 tests nothing (and reports no test metrics)"),
         # Lightning's words, naming no key, when the Trainer was built: a sweep's later job (helper-98)
         (["trainer.max_epochs=-5"], "trainer.max_epochs must be >= -1 (-1: no limit), got -5"),
-        (["trainer.devices=0"], "trainer.devices must be >= 1, -1 (all of them) or auto, got 0"),
+        (["trainer.devices=0"], "trainer.devices on the CPU is a number of processes, >= 1 (or auto: 1), got 0"),
+        # helper-121: Lightning's "`devices` selected with `CPUAccelerator` should be an int > 0", naming no key
+        (
+            ["trainer=ddp_cpu", "trainer.devices=-1"],
+            "trainer.devices on the CPU is a number of processes, >= 1 "
+            "(or auto: 1), got -1; -1 and device indices choose GPUs (trainer.accelerator=gpu)",
+        ),
+        (
+            ["trainer.devices=[0,1]"],
+            "trainer.devices on the CPU is a number of processes, >= 1 (or auto: 1), got [0, 1]",
+        ),
+        (["trainer.devices=abc"], "trainer.devices on the CPU is a number of processes, >= 1 (or auto: 1), got 'abc'"),
+        (
+            ["trainer.accelerator=gpu", "trainer.devices=-2"],
+            "trainer.devices must be >= 1, -1 (all GPUs), auto or a list of GPU indices, got -2",
+        ),
+        (["trainer.num_nodes=0"], "trainer.num_nodes must be >= 1 (the machines the run spans), got 0"),
         (["trainer.strategy=dpp"], "trainer.strategy 'dpp' is not one of Lightning's strategies; did you mean ddp? "),
         (["trainer.accelerator=gpux"], "trainer.accelerator must be one of auto, cpu, gpu, cuda, mps, tpu, got 'gpux'"),
         (  # Lightning: "Trainer was configured with `enable_checkpointing=False` but found `ModelCheckpoint`"

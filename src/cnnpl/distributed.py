@@ -103,7 +103,8 @@ def is_worker(environ: Mapping[str, str] | None = None) -> bool:
 
 def requested_processes(trainer: Mapping[str, Any]) -> int:
     """Processes a ``trainer`` config asks for: devices per node x ``num_nodes``, counted as Lightning does
-    (``auto``: all GPUs, or 1 on CPU; ``-1``: all GPUs, or all CPU cores)."""
+    (``auto`` and ``-1``: all GPUs, or 1 on CPU, where Lightning refuses -1 and so does
+    :func:`cnnpl.train.check_trainer_counts`)."""
     devices = trainer.get("devices", 1)
     num_nodes = trainer.get("num_nodes", 1)
     # a value of the wrong kind counts as one: check_settings names it (num_nodes=abc, devices=1.5)
@@ -117,18 +118,18 @@ def requested_processes(trainer: Mapping[str, Any]) -> int:
     if isinstance(devices, int) and devices > 0:
         per_node = devices
     elif isinstance(devices, (int, str)):  # -1 or "auto"
-        per_node = _all_devices(str(trainer.get("accelerator", "auto")), cpu_cores=devices == -1)
+        per_node = _all_devices(str(trainer.get("accelerator", "auto")))
     else:
         per_node = len(devices)
     return max(per_node, 1) * num_nodes
 
 
-def _all_devices(accelerator: str, cpu_cores: bool) -> int:
+def _all_devices(accelerator: str) -> int:
     import torch
 
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         return torch.cuda.device_count()
-    return (os.cpu_count() or 1) if cpu_cores else 1
+    return 1
 
 
 def check_launch(cfg: Mapping[str, Any]) -> None:
@@ -156,7 +157,7 @@ def check_launch(cfg: Mapping[str, Any]) -> None:
             "trainer.num_nodes=1 with trainer.devices=<n> (trainer=ddp_cpu on CPUs); see docs/distributed.md"
         )
     processes = max(requested_processes(trainer), launcher_world_size())
-    if processes > 1 and trainer.get("sync_batchnorm") and _on_cpu(trainer):
+    if processes > 1 and trainer.get("sync_batchnorm") and on_cpu(trainer):
         raise CnnplError(
             "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU implementation): "
             "remove it for CPU processes (trainer=ddp_cpu); each process then normalises with its own batch"
@@ -217,7 +218,8 @@ def check_shared_run_dir(run_dir: str) -> None:
         )
 
 
-def _on_cpu(trainer: Mapping[str, Any]) -> bool:
+def on_cpu(trainer: Mapping[str, Any]) -> bool:
+    """Whether a ``trainer`` config runs on the CPU: ``accelerator=cpu``, or ``auto`` without CUDA."""
     import torch
 
     accelerator = str(trainer.get("accelerator", "auto"))

@@ -538,9 +538,7 @@ def check_trainer_counts(trainer_cfg: Any) -> None:
         least, meaning = TRAINER_COUNT_RANGES.get(key, (None, ""))
         if value is not None and least is not None and value < least:  # Lightning's words name no key
             raise CnnplError(f"trainer.{key} must be >= {least}{meaning}, got {value}")
-    devices = trainer_cfg.get("devices")
-    if isinstance(devices, int) and not isinstance(devices, bool) and (devices == 0 or devices < -1):
-        raise CnnplError(f"trainer.devices must be >= 1, -1 (all of them) or auto, got {devices}")
+    _check_devices(trainer_cfg)
     for key in ("accumulate_grad_batches", "check_val_every_n_epoch"):
         value = trainer_cfg.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value < 1:  # Lightning divides by it
@@ -557,6 +555,30 @@ def check_trainer_counts(trainer_cfg: Any) -> None:
         raise CnnplError(
             f"trainer.gradient_clip_val must be a number >= 0 (0: no clipping; 1.0 is usual), got {clip!r}"
         )
+
+
+def _check_devices(trainer_cfg: Any) -> None:
+    """Refuse a ``trainer.devices`` or ``num_nodes`` Lightning would refuse in its own words, without the key or a
+    fix: on the CPU, ``devices`` is a number of processes (``-1``, "all devices", and device indices are for
+    GPUs); ``num_nodes`` is a number of machines."""
+    from cnnpl.distributed import on_cpu
+
+    nodes = trainer_cfg.get("num_nodes")
+    if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes < 1:
+        raise CnnplError(f"trainer.num_nodes must be >= 1 (the machines the run spans), got {nodes}")
+    devices = trainer_cfg.get("devices")
+    if isinstance(devices, bool) or devices is None or (isinstance(devices, str) and devices.strip() == "auto"):
+        return
+    count = int(devices) if isinstance(devices, str) and devices.strip().lstrip("-").isdigit() else devices
+    if on_cpu(trainer_cfg):
+        if not isinstance(count, int) or count < 1:
+            shown = OmegaConf.to_container(devices) if isinstance(devices, ListConfig) else devices
+            raise CnnplError(
+                f"trainer.devices on the CPU is a number of processes, >= 1 (or auto: 1), got {shown!r}; "
+                "-1 and device indices choose GPUs (trainer.accelerator=gpu)"
+            )
+    elif isinstance(count, int) and (count == 0 or count < -1):
+        raise CnnplError(f"trainer.devices must be >= 1, -1 (all GPUs), auto or a list of GPU indices, got {count}")
 
 
 def _check_no_logger_needed(cfg: DictConfig) -> None:
