@@ -703,6 +703,9 @@ def test_a_run_directory_given_again_keeps_the_first_commands_record(tmp_path: P
     # torchrun / srun: every process runs the command; only the first writes the new record
     monkeypatch.setenv("RANK", "1")
     assert _keep_earlier_records([f"hydra.run.dir={run}"]) == ["hydra.output_subdir=null"]
+    # helper-121: a rank that starts before the first (another node) writes no .hydra/ in a new folder either,
+    # where the first would take it for a folder given again (.hydra-2)
+    assert _keep_earlier_records([f"hydra.run.dir={tmp_path / 'new'}"]) == ["hydra.output_subdir=null"]
 
 
 def test_a_component_the_model_never_builds_gets_a_warning(cli, tmp_path: Path) -> None:

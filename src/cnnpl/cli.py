@@ -582,14 +582,16 @@ def _keep_earlier_records(args: list[str], sweep_dir: str | None = None) -> list
     top = _fixed_folder(sweep_dir if sweep else (run_dir_values[-1] if run_dir_values else None))
     if top is None:
         return []
-    run_dirs = [path for path in top.iterdir() if path.is_dir()] if sweep and top.is_dir() else [top]
-    if not any((run_dir / ".hydra").exists() for run_dir in run_dirs):
-        return []
     from cnnpl.distributed import is_worker
 
     if is_worker():
-        # torchrun / srun start every process with this command; the first one's record is this one's
+        # torchrun / srun start every process with this command; the first one's record is this one's. Always:
+        # a rank that started before the first (another node) wrote .hydra/, and the first took the folder for
+        # one given again (.hydra-2; helper-121)
         return ["hydra.output_subdir=null"]
+    run_dirs = [path for path in top.iterdir() if path.is_dir()] if sweep and top.is_dir() else [top]
+    if not any((run_dir / ".hydra").exists() for run_dir in run_dirs):
+        return []
     n = 2
     while any((run_dir / f".hydra-{n}").exists() for run_dir in run_dirs) or (top / f"multirun-{n}.yaml").exists():
         n += 1
