@@ -477,6 +477,7 @@ def test_torchrun_two_nodes_on_localhost_with_bf16_and_lr_scaling(tmp_path: Path
     assert len({path.name.split(".")[-2] for path in _events(run_dir)}) == 1
     scalars, _ = _logged(run_dir)
     assert {"val/acc", "test/acc", "train/loss_step"} <= set(scalars)
+    assert [path.name for path in run_dir.glob(".hydra*")] == [".hydra"]  # one command: one record, the first rank's
 
 
 @pytest.mark.slow
