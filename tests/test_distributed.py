@@ -478,6 +478,7 @@ def test_torchrun_two_nodes_on_localhost_with_bf16_and_lr_scaling(tmp_path: Path
     scalars, _ = _logged(run_dir)
     assert {"val/acc", "test/acc", "train/loss_step"} <= set(scalars)
     assert [path.name for path in run_dir.glob(".hydra*")] == [".hydra"]  # one command: one record, the first rank's
+    assert "; cpu x 1, 2 processes in all; " in (run_dir / "cnnpl.log").read_text()  # one a node, two in all
 
 
 @pytest.mark.slow

@@ -338,10 +338,27 @@ def test_every_run_logs_its_versions_and_cpu_kernels(tmp_path: Path, monkeypatch
         train_module.train(cfg)
     [line] = [r.getMessage() for r in caplog.records if r.name == "cnnpl.train" and "dry run" not in r.getMessage()]
     assert line.startswith(f"cnnpl {cnnpl.__version__}, torch {torch.__version__}, lightning {L.__version__}; ")
-    assert (
-        f"; cpu x 1; CPU kernels {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads" in line
-    )
+    threads = torch.get_num_threads()
+    kernels = f"CPU kernels {torch.backends.cpu.get_cpu_capability()}"
+    assert f"; cpu x 1; {kernels}, {threads} thread{'s' * (threads != 1)}, " in line
     assert line.endswith("; pinned: CNNPL_TEST_PIN=AVX2")
+
+
+def test_the_environment_line_gives_the_threads_of_each_process_lightnings_launcher_starts(
+    tmp_path: Path, monkeypatch, caplog
+) -> None:
+    # helper-121: written before Lightning's launcher shares the cores among the processes, it said 2 threads where
+    # each of trainer=ddp_cpu's two processes trained with 1
+    train_module = importlib.import_module("cnnpl.train")
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    import lightning.fabric.utilities.distributed as fabric_distributed
+
+    monkeypatch.setattr(fabric_distributed, "_num_cpus_available", lambda: 6)
+    cfg = cnnpl.compose([*TINY, "trainer=ddp_cpu", "fit=false", "test=false"], output_dir=str(tmp_path))
+    with caplog.at_level("INFO", logger="cnnpl.train"):
+        train_module.train(cfg)
+    [line] = [r.getMessage() for r in caplog.records if r.name == "cnnpl.train" and "dry run" not in r.getMessage()]
+    assert "; cpu x 2; CPU kernels " in line and ", 3 threads, " in line  # 6 cores, 2 processes
 
 
 @pytest.mark.parametrize(

@@ -346,14 +346,29 @@ def environment_line(trainer: Any) -> str:
 
     from cnnpl import __version__
 
+    processes = f", {trainer.world_size} processes in all" if trainer.world_size > trainer.num_devices else ""
+    threads = _training_threads(trainer)
     line = (
         f"cnnpl {__version__}, torch {torch.__version__}, lightning {lightning.__version__}; "
-        f"{trainer.strategy.root_device.type} x {trainer.num_devices}; "
-        f"CPU kernels {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads, "
+        f"{trainer.strategy.root_device.type} x {trainer.num_devices}{processes}; "
+        f"CPU kernels {torch.backends.cpu.get_cpu_capability()}, {threads} thread{'s' * (threads != 1)}, "
         f"CPU bfloat16 in hardware {'yes' if cpu_has_native_bf16() else 'no'}"
     )
     pins = [f"{name}={os.environ[name]}" for name in ISA_PINS if os.environ.get(name)]
     return line + (f"; pinned: {' '.join(pins)}" if pins else "")
+
+
+def _training_threads(trainer: Any) -> int:
+    """The threads each process trains with: Lightning's launcher (``trainer=ddp_cpu``) sets them when it starts
+    the other processes, after this line is written (the cores shared among them, unless ``OMP_NUM_THREADS``
+    is set); the number now otherwise."""
+    from lightning.fabric.utilities.distributed import _suggested_max_num_threads
+    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    launcher = trainer.strategy.launcher
+    if isinstance(launcher, _SubprocessScriptLauncher) and "OMP_NUM_THREADS" not in os.environ:
+        return _suggested_max_num_threads(launcher.num_processes)
+    return torch.get_num_threads()
 
 
 def warn_emulated_bf16(trainer: Any) -> None:
