@@ -253,6 +253,23 @@ def test_eval_shards_refuse_a_split_smaller_than_the_world() -> None:
         EvalShardSampler(range(1), num_replicas=2, rank=1)
 
 
+@pytest.mark.parametrize(("strategy", "exact"), [("ddp", True), ("fsdp", False)])
+def test_exact_evaluation_shards_are_for_ddp_only(strategy: str, exact: bool) -> None:
+    # helper-121: FSDP gathers the weights in every forward; shards of unequal batch counts (101 images, batch 50,
+    # 2 processes: 2 batches and 1) would leave one process waiting until the timeout. Lightning's sampler pads.
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import DDPStrategy, FSDPStrategy
+
+    from cnnpl.data import ShapesDataModule
+
+    datamodule = ShapesDataModule(num_train=40, num_test=101, image_size=8)
+    made = DDPStrategy() if strategy == "ddp" else FSDPStrategy()
+    datamodule.trainer = SimpleNamespace(world_size=2, global_rank=0, strategy=made)
+    datamodule.setup("test")
+    assert isinstance(datamodule.test_dataloader().sampler, EvalShardSampler) is exact
+
+
 def test_lr_scaling_rules() -> None:
     assert [lr_scale(rule, 4) for rule in ("none", "linear", "sqrt")] == [1.0, 4.0, 2.0]
     assert lr_scale("linear", 1) == 1.0

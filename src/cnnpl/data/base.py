@@ -335,7 +335,8 @@ class InMemoryImageDataModule(L.LightningDataModule):
         )
 
     def _eval_sampler(self, dataset: TensorBatches) -> EvalShardSampler | None:
-        """Under DDP, each process evaluates its own slice of the split, every image exactly once.
+        """Under DDP, each process evaluates its own slice of the split, every image exactly once. Other
+        strategies (FSDP) keep Lightning's sampler: they make collective calls in every forward.
 
         (Lightning would inject a ``DistributedSampler``, which pads the split with repeated images
         to divide it evenly: metrics over a split of odd size would count an image twice.) Training
@@ -344,6 +345,10 @@ class InMemoryImageDataModule(L.LightningDataModule):
         trainer = self.trainer
         if trainer is None or trainer.world_size <= 1:
             return None
+        from lightning.pytorch.strategies import DDPStrategy
+
+        if not isinstance(trainer.strategy, DDPStrategy):  # FSDP gathers the weights at every forward: shards of
+            return None  # unequal batch counts would leave a process waiting; Lightning's sampler pads them
         return EvalShardSampler(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank)
 
     def train_dataloader(self) -> DataLoader:
