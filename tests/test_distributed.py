@@ -249,7 +249,7 @@ def test_eval_shards_cover_the_split_once_without_padding(size: int, world: int)
 
 
 def test_eval_shards_refuse_a_split_smaller_than_the_world() -> None:
-    with pytest.raises(CnnplError, match="evaluation split of 1 images cannot be shared by 2 processes"):
+    with pytest.raises(CnnplError, match="evaluation split of 1 image cannot be shared by 2 processes"):
         EvalShardSampler(range(1), num_replicas=2, rank=1)
 
 

@@ -58,9 +58,10 @@ def check_shardable(size: int, num_replicas: int, what: str = "an evaluation spl
     forward); an empty split is no evaluation at all and passes.
     """
     if 0 < size < num_replicas:
+        also = " (or none: data.val_split=0)" if what == "the val split" else ""
         raise CnnplError(
-            f"{what} of {size} images cannot be shared by {num_replicas} processes: "
-            "use a larger split or fewer processes (trainer.devices x trainer.num_nodes)"
+            f"{what} of {size} image{'s' * (size != 1)} cannot be shared by {num_replicas} processes: "
+            f"use a larger split{also} or fewer processes (trainer.devices x trainer.num_nodes)"
         )
 
 
