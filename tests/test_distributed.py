@@ -346,6 +346,22 @@ def test_several_nodes_without_a_launcher_are_refused_up_front(monkeypatch: pyte
     check_launch(cfg)
 
 
+def test_a_config_that_does_not_count_the_launched_processes_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # helper-121: torchrun --nproc_per_node=2 ... trainer.devices=1 was Lightning's traceback in every process
+    from cnnpl.train import check_settings
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    check_settings(cnnpl.compose(["trainer=ddp_cpu"]))  # devices from torchrun's LOCAL_WORLD_SIZE
+    with pytest.raises(CnnplError) as err:
+        check_settings(cnnpl.compose(["trainer=ddp_cpu", "trainer.devices=1"]))
+    assert str(err.value) == (
+        "torchrun/srun started 2 processes, but trainer.devices x trainer.num_nodes asks for 1 (1 x 1): give the "
+        "processes of each machine and the machines, trainer.devices=<n> trainer.num_nodes=<m>, or leave both to "
+        "trainer=ddp / trainer=ddp_cpu, which read them from torchrun and SLURM"
+    )
+
+
 def test_sync_batchnorm_on_cpu_processes_is_refused_up_front() -> None:
     cfg = cnnpl.compose(["trainer=ddp_cpu", "trainer.sync_batchnorm=true"])
     with pytest.raises(CnnplError, match=re.escape("trainer.sync_batchnorm=true needs GPUs")):

@@ -184,6 +184,19 @@ def check_launch(cfg: Mapping[str, Any]) -> None:
         check_shared_run_dir(_raw_run_dir(hydra))
 
 
+def check_launched_processes(trainer: Mapping[str, Any]) -> None:
+    """Refuse a ``trainer`` config that does not count the processes torchrun or srun started (``--nproc_per_node=2``
+    with ``trainer.devices=1``): Lightning refuses it with a traceback in every process."""
+    started, asked = launcher_world_size(), requested_processes(trainer)
+    if started > 1 and asked != started:
+        raise CnnplError(
+            f"torchrun/srun started {started} processes, but trainer.devices x trainer.num_nodes asks for {asked} "
+            f"({trainer.get('devices', 1)} x {trainer.get('num_nodes', 1)}): give the processes of each machine "
+            "and the machines, trainer.devices=<n> trainer.num_nodes=<m>, or leave both to trainer=ddp / "
+            "trainer=ddp_cpu, which read them from torchrun and SLURM"
+        )
+
+
 def _spawns(strategy: Any) -> bool:
     """Whether a ``trainer.strategy`` setting starts its processes with multiprocessing's spawn or forkserver
     (``ddp_spawn``, ``DDPStrategy(start_method="spawn")``): they import what they unpickle afresh."""

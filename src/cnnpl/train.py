@@ -575,8 +575,8 @@ def check_trainer_counts(trainer_cfg: Any) -> None:
 def _check_devices(trainer_cfg: Any) -> None:
     """Refuse a ``trainer.devices`` or ``num_nodes`` Lightning would refuse in its own words, without the key or a
     fix: on the CPU, ``devices`` is a number of processes (``-1``, "all devices", and device indices are for
-    GPUs); ``num_nodes`` is a number of machines."""
-    from cnnpl.distributed import on_cpu
+    GPUs); ``num_nodes`` is a number of machines; under torchrun or srun the two count the processes started."""
+    from cnnpl.distributed import check_launched_processes, on_cpu
 
     nodes = trainer_cfg.get("num_nodes")
     if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes < 1:
@@ -594,6 +594,7 @@ def _check_devices(trainer_cfg: Any) -> None:
             )
     elif isinstance(count, int) and (count == 0 or count < -1):
         raise CnnplError(f"trainer.devices must be >= 1, -1 (all GPUs), auto or a list of GPU indices, got {count}")
+    check_launched_processes(trainer_cfg)
 
 
 def _check_no_logger_needed(cfg: DictConfig) -> None:
