@@ -180,3 +180,33 @@ def test_epoch_timer_logs_each_epoch(tmp_path) -> None:
     assert trainer.callback_metrics["time/epoch_seconds"] > 0
     with pytest.raises(cnnpl.CnnplError, match="every_n_epochs must be >= 1"):
         cnnpl.build("callback", "epoch_timer", every_n_epochs=0)
+
+
+def test_epoch_timer_logs_every_n_th_epoch(tmp_path) -> None:
+    # helper-122: with every_n_epochs=2 it logged after the 1st and 3rd epochs, not the 2nd and 4th
+    import lightning as L
+    from cnnpl.data import ShapesDataModule
+    from cnnpl.system import ImageClassifier
+
+    logged: list[int] = []
+
+    class Recording(ImageClassifier):
+        def log(self, name, value, *args, **kwargs):
+            if name == "time/epoch_seconds":
+                logged.append(self.trainer.current_epoch + 1)
+            return super().log(name, value, *args, **kwargs)
+
+    dm = ShapesDataModule(num_train=32, num_test=16, batch_size=32)
+    system = Recording(cnnpl.build("model", "tiny_net", num_classes=10, width=4), 10)
+    trainer = L.Trainer(
+        max_epochs=4,
+        callbacks=[cnnpl.build("callback", "epoch_timer", every_n_epochs=2)],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(system, datamodule=dm)
+    assert logged == [2, 4]

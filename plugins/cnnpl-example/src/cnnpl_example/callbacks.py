@@ -31,7 +31,7 @@ def _timer_class() -> type:
 
         def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             self.seconds.append(time.perf_counter() - self._start)
-            if trainer.current_epoch % self.every_n_epochs == 0:
+            if (trainer.current_epoch + 1) % self.every_n_epochs == 0:  # epochs N, 2N, ... (counting from 1)
                 # every rank measures its own epoch; the logged value is their mean
                 pl_module.log("time/epoch_seconds", self.seconds[-1], on_epoch=True, sync_dist=True)
 
