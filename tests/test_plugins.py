@@ -842,8 +842,14 @@ def test_plugin_overrides_are_read_before_hydra() -> None:
     assert rest == ["pool=max", "plugins=[./a.py,pkg.mod]", "--cfg", "job"]
     assert split_plugin_overrides(["+plugins=/abs/b.py"])[0] == ["/abs/b.py"]
     assert split_plugin_overrides(["pool=max"]) == ([], None, ["pool=max"])
-    with pytest.raises(cnnpl.CnnplError, match="plugins cannot be swept"):
+    with pytest.raises(cnnpl.CnnplError) as err:  # helper-122: was "plugins cannot be swept; give one value"
         split_plugin_overrides(["plugins=a.py,b.py"])
+    assert (
+        str(err.value)
+        == "'plugins=a.py,b.py': several plugins are one list, plugins=[a.py,b.py]; plugins cannot be swept (-m)"
+    )
+    with pytest.raises(cnnpl.CnnplError, match="skip_broken_plugins cannot be swept; give one value"):
+        split_plugin_overrides(["skip_broken_plugins=true,false"])
     with pytest.raises(cnnpl.CnnplError, match="skip_broken_plugins must be true or false, got 'maybe'"):
         split_plugin_overrides(["skip_broken_plugins=maybe"])
 

@@ -521,6 +521,9 @@ def _parse_override(token: str) -> tuple[str, object]:
     except HydraException as err:
         raise CnnplError(f"cannot read {token!r}: {' '.join(str(err).split())}") from None
     if override.is_sweep_override():
+        key, _, value = token.partition("=")
+        if override.key_or_group == "plugins" and "(" not in value:  # plugins=a.py,b.py: several, not a sweep
+            raise CnnplError(f"{token!r}: several plugins are one list, {key}=[{value}]; plugins cannot be swept (-m)")
         raise CnnplError(f"{token!r}: {override.key_or_group} cannot be swept; give one value")
     return override.key_or_group, override.value()
 
