@@ -742,6 +742,33 @@ def test_render_finds_the_runs_relative_data_root_where_the_run_started(tmp_path
     assert datamodule.root == Path("cifar")
 
 
+def test_render_without_the_runs_data_names_the_data_root_and_no_data_it_refuses(tmp_path, monkeypatch) -> None:
+    # helper-123: the run's data.root read $CNNPL_DATA, not set for render; the message advised data=shapes, which
+    # render refuses ("would replace the run's data settings")
+    from tests.test_data import write_class_folders
+
+    from cnnpl.errors import DataError
+    from cnnpl.render import load_checkpoint
+
+    write_class_folders(tmp_path / "cifar", per_class=2)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CNNPL_DATA", str(tmp_path / "cifar"))
+    ckpt = fake_run(tmp_path / "run", data=["data=cifar10", "data.val_split=0.5"])
+    monkeypatch.delenv("CNNPL_DATA")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(DataError) as err:
+        load_checkpoint(ckpt)
+    assert "data=shapes" not in str(err.value)
+    assert str(err.value).startswith(f"CIFAR-10 not found under '{tmp_path / 'elsewhere' / 'data'}'")
+    assert str(err.value).endswith(
+        "pass data.download=true (needs the network); the run's data.root is ${oc.env:CNNPL_DATA,data}, and "
+        "$CNNPL_DATA is not set here"
+    )
+    monkeypatch.setenv("CNNPL_DATA", str(tmp_path / "cifar"))
+    assert load_checkpoint(ckpt)[1].root == tmp_path / "cifar"
+
+
 def test_eager_sets_torch_s_stance_for_its_block_only() -> None:
     from torch._dynamo import eval_frame
 

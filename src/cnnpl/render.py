@@ -41,7 +41,7 @@ from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from cnnpl import viz
-from cnnpl.errors import CnnplError, run_command
+from cnnpl.errors import CnnplError, DataError, run_command
 from cnnpl.plugins import (
     PLUGINS_KEY,
     _is_path,
@@ -201,13 +201,22 @@ def load_checkpoint(
         run_dir = config_path.parent
         specs = [str(find_plugin_file(s, run_dir)) if _is_path(s) else s for s in specs]
         load_plugins(specs, skip_broken=skip_broken, base=started_in(run_dir.resolve()) or Path.cwd())
+    raw_root = OmegaConf.to_container(cfg.data, resolve=False).get("root") if "data" in cfg else None
     root, origin = OmegaConf.select(cfg, "data.root"), started_in(config_path.parent.resolve())
     relative = isinstance(root, str) and not Path(root).expanduser().is_absolute()
     if relative and origin is not None and OmegaConf.select(given, "data.root") is None and (origin / root).exists():
         cfg.data.root = str(origin / root)  # the run's data.root, relative to where it started (still there)
     _check_registered(cfg)
     datamodule = _instantiate(cfg.data)
-    datamodule.setup("fit")
+    try:
+        datamodule.setup("fit")
+    except DataError as err:  # its data=shapes advice: render draws the run's own data, and refuses data=
+        from cnnpl.data.cifar import OFFLINE_DATA
+
+        message = str(err).removesuffix(OFFLINE_DATA)
+        if "oc.env:CNNPL_DATA" in str(raw_root) and "CNNPL_DATA" not in os.environ:
+            message += f"; the run's data.root is {raw_root}, and $CNNPL_DATA is not set here"
+        raise DataError(message) from None
     net = build_model(_without_pretrained(cfg), datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
     check_weights_fit(ckpt, net, weights)
     try:

@@ -131,6 +131,9 @@ def find_cifar10(root: Path) -> str | None:
     return None
 
 
+OFFLINE_DATA = ", or use data=shapes for offline synthetic data"  # the end of the not-found message; not render's
+
+
 class CIFAR10DataModule(InMemoryImageDataModule):
     """CIFAR-10 (10 classes, 32x32 RGB) held in memory as uint8; see :class:`InMemoryImageDataModule`."""
 
@@ -160,7 +163,7 @@ class CIFAR10DataModule(InMemoryImageDataModule):
             raise DataError(
                 f"CIFAR-10 not found under '{self.root.resolve()}'{_what_is_there(self.root)}: expected {BATCHES_DIR}/ "
                 "(torchvision layout) or train/<class>/ and test/<class>/ image folders. Point data.root=<folder> at a "
-                "copy, pass data.download=true (needs the network), or use data=shapes for offline synthetic data"
+                f"copy, pass data.download=true (needs the network){OFFLINE_DATA}"
             )
 
     def load(self) -> tuple[Split, Split, list[str]]:
