@@ -71,6 +71,10 @@ def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
         # a misspelt or unknown one, and list not first, were Hydra's "missing EQUAL" still (helper-99)
         ("vgg61", "cnnpl: error: 'vgg61' is not an override; did you mean model=vgg16 or model=vgg19?"),
         ("list", "cnnpl: error: 'list' is not an override: python -m cnnpl list [<group>] lists the components; put "),
+        (
+            "render",
+            "cnnpl: error: 'render' is not an override: python -m cnnpl render ckpt=<.ckpt> out=<folder> draws ",
+        ),
         ("foo", "cnnpl: error: 'foo' is not an override: overrides are written key=value, such as model=vgg16 "),
         (
             "gradcm",
@@ -274,6 +278,17 @@ def test_a_plugin_that_registered_nothing_is_named_when_its_option_is_missing(re
         cnnpl.compose([f"plugins=[{tmp_path / 'my_pool.py'}]", "pool=p1x"])
     assert str(err.value).startswith("pool=p1x: no such option; did you mean pool=p1?")
     assert "registered" not in str(err.value) and "plugins=[...]" not in str(err.value)
+
+
+def test_the_tools_run_as_the_first_word_too(tmp_path: Path) -> None:
+    # helper-123: python -m cnnpl list worked, summary and render were "'summary' is not an override"
+    summary = run_cli("summary", "model=lenet5", cwd=tmp_path)
+    assert summary.returncode == 0, summary.stderr
+    assert "Trainable params: 62,006" in summary.stdout
+    render = run_cli("render", f"ckpt={tmp_path / 'none.ckpt'}", f"out={tmp_path / 'pictures'}", cwd=tmp_path)
+    assert render.returncode == 2
+    assert render.stderr.startswith("cnnpl.render: error: ") and "none.ckpt" in render.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
 
 
 def test_overrides_after_a_double_dash_are_checked_like_the_others(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from omegaconf import DictConfig
 
 from cnnpl.config import (
     CONFIG_NAME,
+    TOOLS,
     check_group_overrides,
     compose_plain,
     config_dir,
@@ -981,10 +982,10 @@ def main() -> None:
     if "--version" in args:  # Hydra's own flag would print only its version
         print(versions())
         sys.exit(0)
-    if args[:1] == ["list"]:
-        from cnnpl.listing import main as list_main
+    if args[:1] and args[0] in TOOLS:  # python -m cnnpl summary ...: the tool's own command line
+        import importlib
 
-        sys.exit(list_main(args[1:]))
+        sys.exit(importlib.import_module(TOOLS[args[0]][0]).main(args[1:]))
     import hydra
 
     sys.argv = [sys.argv[0], *guarded(lambda: prepare(args))]

@@ -488,6 +488,15 @@ HYDRA_VALUE_FLAGS = frozenset(
 )
 
 
+# the tools a first word of python -m cnnpl runs (list pool: the same as python -m cnnpl.list pool): each one's
+# module, and what it takes and does
+TOOLS = {
+    "list": ("cnnpl.listing", "[<group>] lists the components"),
+    "summary": ("cnnpl.summary", "[<overrides>] prints a network's layers"),
+    "render": ("cnnpl.render", "ckpt=<.ckpt> out=<folder> draws a checkpoint's pictures"),
+}
+
+
 def bare_word_error(word: str) -> str | None:
     """The one-line fix for a command-line word without ``=`` that names an option or a group
     (``vgg16``: model=vgg16; ``pool``: pool=<option>), which Hydra would report as "missing EQUAL"."""
@@ -512,8 +521,8 @@ def bare_word_error(word: str) -> str | None:
     owners = [group for group in groups if word in group_options(group)]
     if owners:
         return f"{word!r} is not an override; did you mean {' or '.join(override(group) for group in owners)}?"
-    if word == "list":
-        return "'list' is not an override: python -m cnnpl list [<group>] lists the components; put list first"
+    if word in TOOLS:
+        return f"{word!r} is not an override: python -m cnnpl {word} {TOOLS[word][1]}; put {word} first"
     options = [(group, option) for group in groups for option in group_options(group)]
     close = difflib.get_close_matches(word, [option for _, option in options], n=2, cutoff=0.75)
     if close:
