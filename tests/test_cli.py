@@ -76,6 +76,12 @@ def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
             "cnnpl: error: 'render' is not an override: python -m cnnpl render ckpt=<.ckpt> out=<folder> draws ",
         ),
         ("foo", "cnnpl: error: 'foo' is not an override: overrides are written key=value, such as model=vgg16 "),
+        # Hydra's grammar: "no viable alternative at input '[1,'; See https://...", naming no override (helper-123)
+        (
+            "model.widths=[1,",
+            "cnnpl: error: cannot read the override 'model.widths=[1,': no viable alternative at input '[1,'; quote a "
+            "value that holds spaces or = ('key=\"a b\"') and close every [ and { (https://hydra.cc/docs/advanced/",
+        ),
         (
             "gradcm",
             "cnnpl: error: 'gradcm' is not an override; did you mean callbacks=default (it holds gradcam; "

@@ -1086,6 +1086,21 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     import re
 
     text = str(err)
+    from hydra.errors import OverrideParseException
+
+    if isinstance(err, OverrideParseException):  # Hydra names the override only sometimes, over several lines
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        reasons = [
+            line
+            for line in lines
+            if not line.startswith(("Error parsing override", "See https://", "^"))
+            and not line.endswith(f": {err.override}")
+        ]
+        reason = "; ".join(reasons) or "it does not follow Hydra's override grammar"
+        return (
+            f"cannot read the override {err.override!r}: {reason}; quote a value that holds spaces or = "
+            "('key=\"a b\"') and close every [ and { (https://hydra.cc/docs/advanced/override_grammar/basic/)"
+        )
     missing = re.match(r"In '[^']*': Could not find '([^'/]+)/([^']+)'", text)
     if missing:  # an unknown option of a config group: Hydra lists the group's options, one a line
         group, option = missing.groups()
