@@ -124,6 +124,16 @@ def test_module_level_api_lists_the_builtins() -> None:
     assert cnnpl.list_components("pool") == sorted(cnnpl.list_components("pool"))
 
 
+def test_what_cnnpl_registers_reads_built_in_also_torchs_classes() -> None:
+    # helper-123: relu, gelu, silu and tanh (torch's classes, registered by cnnpl.layers.activation) were listed as
+    # "module torch.nn.modules.activation"
+    from cnnpl.registry import REGISTRIES
+
+    assert {cnnpl.get_registry("act").entry(name).source for name in ("relu", "gelu", "silu", "tanh")} == {"built-in"}
+    sources = {entry.source for registry in REGISTRIES.values() for entry in registry._entries.values()}
+    assert not [source for source in sources if source.startswith(("module torch", "module cnnpl"))]
+
+
 def test_global_register_and_override_roundtrip() -> None:
     class Probe(nn.Identity):
         pass

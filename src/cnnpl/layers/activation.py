@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnpl.registry import register
+from cnnpl.registry import register, registering_from
 
-register("act", "relu", nn.ReLU)
-register("act", "gelu", nn.GELU)
-register("act", "silu", nn.SiLU)
-register("act", "tanh", nn.Tanh)
+with registering_from("built-in"):  # torch's classes, registered by cnnpl: not "module torch.nn..." in the listing
+    register("act", "relu", nn.ReLU)
+    register("act", "gelu", nn.GELU)
+    register("act", "silu", nn.SiLU)
+    register("act", "tanh", nn.Tanh)
