@@ -976,6 +976,25 @@ def test_a_network_that_cannot_classify_a_batch_is_refused(net: torch.nn.Module,
     assert net.training  # back in the mode it came in
 
 
+class _Allocates(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: 240 GB")
+
+
+def test_a_network_too_large_for_the_memory_is_not_blamed_on_its_components() -> None:
+    # helper-123: "fails ...; check that its components fit each other (a conv, pool or norm plugin must ...)"
+    from cnnpl.errors import NeedsMoreMemory
+    from cnnpl.train import check_forward
+
+    with pytest.raises(NeedsMoreMemory) as err:
+        check_forward(_net(_Allocates()), 10, 3, (8, 8), "m")
+    assert str(err.value) == (
+        "model=m needs more memory than this machine can give for a batch of 2 3x8x8 images in layer 0 (_Allocates) "
+        "([enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: 240 GB); use smaller "
+        "images or a narrower network"
+    )
+
+
 def test_the_blank_batch_leaves_the_random_state_and_the_statistics_alone() -> None:
     from cnnpl.train import check_forward
 

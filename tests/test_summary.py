@@ -155,6 +155,13 @@ def test_main_reports_user_errors(capsys):
         (["vgg61"], "'vgg61' is not an override; did you mean model=vgg16 or model=vgg19?"),  # that too
         # an allocator's traceback (helper-99)
         (["--input-size", "100000"], "model=simple_cnn at 3x100000x100000 needs more memory than this machine can "),
+        # the forward check's, and a layer's while the shapes are traced, blamed plugins or showed the allocator's
+        # text (helper-123)
+        (["--input-size", "100000", "model=vgg16"], "model=vgg16 at 3x100000x100000 needs more memory than this "),
+        (
+            ["--input-size", "100000", "conv=locally_connected"],
+            "model=simple_cnn at 3x100000x100000 needs more memory ",
+        ),
         (
             ["ckpt_path=x.ckpt"],
             "ckpt_path=: cnnpl.summary reads no checkpoint (it builds the network a config describes): ",

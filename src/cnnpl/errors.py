@@ -32,6 +32,20 @@ class DataError(CnnplError):
     """A dataset that is missing, truncated or malformed."""
 
 
+class NeedsMoreMemory(CnnplError):
+    """A network, or one batch's activations, larger than the machine's memory: not a component's fault."""
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is an allocation that failed: ``MemoryError``, torch's ``OutOfMemoryError`` (CUDA) or its
+    CPU allocator's ``RuntimeError`` ("DefaultCPUAllocator: can't allocate memory")."""
+    import torch
+
+    if isinstance(err, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    return isinstance(err, RuntimeError) and ("can't allocate memory" in str(err) or "out of memory" in str(err))
+
+
 def yaml_word(value: object) -> str:
     """``value`` as the command line writes null, true and false; ``repr`` otherwise."""
     if value is None or isinstance(value, bool):

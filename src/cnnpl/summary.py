@@ -29,7 +29,7 @@ from typing import NoReturn
 import torch
 from torch import nn
 
-from cnnpl.errors import CnnplError, run_command
+from cnnpl.errors import CnnplError, NeedsMoreMemory, out_of_memory, run_command
 
 DEFAULT_IN_CHANNELS = 3
 DEFAULT_NUM_CLASSES = 10
@@ -252,8 +252,8 @@ def model_summary(
     try:
         model = build_model(cfg, num_classes=num_classes, in_channels=in_channels, input_size=size, unused=unused)
         check_forward(model, num_classes, in_channels, size, cfg.model.name)
-    except (MemoryError, RuntimeError) as err:  # torch's "DefaultCPUAllocator: can't allocate memory": a traceback
-        if not isinstance(err, MemoryError) and "allocate" not in str(err):
+    except (MemoryError, RuntimeError, NeedsMoreMemory) as err:  # "DefaultCPUAllocator: can't allocate memory"
+        if not isinstance(err, NeedsMoreMemory) and not out_of_memory(err):
             raise
         raise CnnplError(
             f"model={cfg.model.name} at {in_channels}x{size[0]}x{size[1]} needs more memory than this machine can "

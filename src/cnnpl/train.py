@@ -34,7 +34,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from cnnpl.config import layer_factory
-from cnnpl.errors import CnnplError, GeometryError, shown_cause
+from cnnpl.errors import CnnplError, GeometryError, NeedsMoreMemory, out_of_memory, shown_cause
 from cnnpl.factory import LayerFactory
 from cnnpl.registry import MODEL_FACTORIES, built_by, get_registry
 from cnnpl.viz import eval_mode
@@ -421,6 +421,11 @@ def check_forward(
             kind = type(dict(leaves)[layer]).__name__
             where = f" {'in' if running[0] else 'after'} layer {layer} ({kind})"
         reason = (str(err).splitlines() or [""])[0]
+        if out_of_memory(err):  # not the components' fault: the images (or the widths) are too large
+            raise NeedsMoreMemory(
+                f"model={model} needs more memory than this machine can give for {batch}{where} ({reason}); use "
+                "smaller images or a narrower network"
+            ) from None
         raise CnnplError(
             f"model={model} fails on {batch}{where}: {type(err).__name__}: {reason}; check that its components "
             "fit each other (a conv, pool or norm plugin must keep the shapes the network expects)"

@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from cnnpl.errors import CnnplError, GeometryError, UnknownComponentError
+from cnnpl.errors import CnnplError, GeometryError, NeedsMoreMemory, UnknownComponentError, out_of_memory
 from cnnpl.factory import LayerFactory
 from cnnpl.geometry import infer_output_shape
 from cnnpl.registry import accepts_var_kwargs, get_registry, parameters_of
@@ -56,6 +56,8 @@ def trace_path(
             continue
         try:
             shape = infer_output_shape(child, shape)
+        except NeedsMoreMemory:  # an inner layer's: it names itself
+            raise
         except GeometryError as err:
             if str(err).startswith("layer "):  # already names the inner layer: add the path to it
                 raise GeometryError(f"layer {full}.{str(err)[len('layer ') :]}") from None
@@ -64,6 +66,11 @@ def trace_path(
             raise GeometryError(f"layer {full} ({type(child).__name__}) cannot take input {shape}: {err}") from None
         except RuntimeError as err:  # torch's shape errors (and NotImplementedError)
             reason = (str(err).splitlines() or [type(err).__name__])[0]
+            if out_of_memory(err):
+                raise NeedsMoreMemory(
+                    f"layer {full} ({type(child).__name__}) needs more memory than this machine can give for input "
+                    f"{shape} ({reason}); use smaller images or a narrower network"
+                ) from None
             raise GeometryError(f"layer {full} ({type(child).__name__}) cannot take input {shape}: {reason}") from None
         except Exception as err:  # a component's own check (assert, ValueError): still this layer, this input
             lines = str(err).splitlines()
