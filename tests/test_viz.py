@@ -24,6 +24,7 @@ from torch import nn
 import cnnpl
 from cnnpl import kernels, viz
 from cnnpl.errors import CnnplError
+from cnnpl.plugins import PluginWarning
 from cnnpl.render import find_plugin_file
 from cnnpl.render import main as render_main
 
@@ -369,6 +370,16 @@ def test_find_plugin_file_looks_where_the_run_started_then_up_from_the_run(tmp_p
     )
     with pytest.raises(CnnplError, match=r"^plugin file '/no/such/gone.py' \(from the run's config\) does not exist; "):
         find_plugin_file("/no/such/gone.py", moved)
+    # helper-122: the file gone from where the run started, another of that name above the run folder was loaded
+    # without a word
+    (tmp_path / "runs" / "my_pool.py").write_text("")
+    (project / "my_pool.py").unlink()
+    with pytest.warns(PluginWarning) as caught:
+        assert find_plugin_file("./my_pool.py", moved) == tmp_path / "runs" / "my_pool.py"
+    assert str(caught[0].message) == (
+        f"the run's plugin file './my_pool.py' is no longer in the folder the run was started in ({project}); "
+        f"loading {tmp_path / 'runs' / 'my_pool.py'} instead (pass plugins=[<its path>] to choose another)"
+    )
 
 
 @pytest.mark.slow  # a fresh interpreter, as a user runs it
@@ -536,6 +547,23 @@ def test_render_writes_where_the_user_means_and_names_a_write_that_fails(tmp_pat
         f"cannot write pictures to {tmp_path / 'blocked'}: {tmp_path / 'blocked' / 'input.png'}: Is a directory; "
         "pass out=<a folder you can write to>"
     )
+
+
+def test_render_into_a_folder_of_an_earlier_render_says_what_it_left_there(tmp_path, capsys) -> None:
+    # helper-123: num_images=2 after num_images=3 said "wrote ... pictures" beside the first one's image2 maps
+    ckpt = fake_run(tmp_path / "run")
+    out = tmp_path / "pictures"
+    assert render_main([f"ckpt={ckpt}", f"out={out}", "num_images=3"]) == 0
+    assert "warning" not in capsys.readouterr().err  # a new folder
+    kept = {path: path.read_bytes() for path in out.glob("feature_maps_*_image2.png")}
+    assert kept
+    assert render_main([f"ckpt={ckpt}", f"out={out}", "num_images=2"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"cnnpl.render: warning: {out} also holds {len(kept)} pictures this render did not write (")
+    assert err.endswith("left as they were; give an empty out= folder to keep renders apart\n")
+    assert {path: path.read_bytes() for path in out.glob("feature_maps_*_image2.png")} == kept  # nothing removed
+    assert render_main([f"ckpt={ckpt}", f"out={out}", "num_images=3"]) == 0
+    assert "warning" not in capsys.readouterr().err  # the same pictures again
 
 
 def test_render_names_a_runs_component_that_no_plugin_registers_now(tmp_path, capsys, restore_registries) -> None:

@@ -63,7 +63,7 @@ class PluginError(CnnplError):
 
 
 class PluginWarning(UserWarning):
-    """A broken installed plugin that was skipped."""
+    """A broken installed plugin that was skipped, or a run's plugin file render found elsewhere."""
 
 
 @dataclass(frozen=True)

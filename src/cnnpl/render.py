@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from cnnpl import viz
 from cnnpl.errors import CnnplError, DataError, run_command
 from cnnpl.plugins import (
     PLUGINS_KEY,
+    PluginWarning,
     _is_path,
     load_plugins,
     plugin_specs,
@@ -99,6 +101,13 @@ def find_plugin_file(spec: str, run_dir: Path) -> Path:
     bases += [Path.cwd(), run_dir, *run_dir.parents]
     for base in dict.fromkeys(bases):  # in order, each once
         if (base / path).exists():
+            if origin is not None and base != origin:  # another file of that name: perhaps not the run's own
+                warnings.warn(
+                    f"the run's plugin file {spec!r} is no longer in the folder the run was started in ({origin}); "
+                    f"loading {base / path} instead (pass {PLUGINS_KEY}=[<its path>] to choose another)",
+                    PluginWarning,
+                    stacklevel=2,
+                )
             return base / path
     where = f"the folder the run was started in ({origin}), " if origin is not None else ""
     raise CnnplError(
@@ -452,11 +461,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         with plugin_warnings_on_one_line("cnnpl.render"):  # a skipped broken plugin: as the training command
             net, datamodule, cfg = load_checkpoint(options["ckpt"], options.get("config"), overrides)
         split = viz.pick_split(datamodule, options.get("split"))
-        files = render(net, datamodule, options["out"], int(options.get("num_images", "8")), split, run_tta(cfg))
+        out = Path(options["out"]).expanduser()
+        before = set(out.glob("*.png")) if out.is_dir() else set()
+        files = render(net, datamodule, out, int(options.get("num_images", "8")), split, run_tta(cfg))
     except CnnplError as err:
         print(f"cnnpl.render: error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {len(files)} pictures of the {split} split to {Path(options['out']).expanduser()}")
+    print(f"wrote {len(files)} pictures of the {split} split to {out}")
+    earlier = sorted(before - set(files))
+    if earlier:  # an earlier render's (more images, another split or network): mixed in with these, left as they were
+        more = f" and {len(earlier) - 1} more" if len(earlier) > 1 else ""
+        print(
+            f"cnnpl.render: warning: {out} also holds {len(earlier)} picture{'s' * (len(earlier) > 1)} this render did "
+            f"not write ({earlier[0].name}{more}), left as they were; give an empty out= folder to keep renders apart",
+            file=sys.stderr,
+        )
     return 0
 
 
