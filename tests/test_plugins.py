@@ -484,6 +484,28 @@ def test_null_path_and_literal_settings_reach_the_constructor(restore_registries
     assert (pool.features.block1.pool.scale, pool.features.block1.pool.where) == (1.0, Path("runs/pool"))
 
 
+def test_a_plugin_layer_that_fails_in_its_forward_is_named_with_its_line(restore_registries, tmp_path) -> None:
+    # helper-122: "layer features.block1.pool (Lookup) cannot take input (32, 30, 30): KeyError: 'oops'", no place
+    plugin = write(
+        tmp_path / "lookup_pool.py",
+        """
+        import torch
+        import cnnpl
+
+        @cnnpl.register("pool", "lookup")
+        class Lookup(torch.nn.MaxPool2d):
+            def forward(self, x):
+                return {}["oops"]
+        """,
+    )
+    cnnpl.load_plugins([str(plugin)])
+    with pytest.raises(cnnpl.CnnplError) as err:
+        build_model(cnnpl.compose(["pool=lookup"]), num_classes=3, in_channels=3, input_size=(32, 32))
+    assert str(err.value) == (
+        f"layer features.block1.pool (Lookup) cannot take input (32, 30, 30): KeyError: 'oops' ({plugin}, line 8)"  # the raise
+    )
+
+
 @pytest.mark.parametrize(("override", "window"), [([], (1, 2, 3)), (["pool.window=[4,5,6]"], (4, 5, 6))])
 def test_a_tuple_setting_reaches_the_constructor_as_a_tuple(restore_registries, override, window) -> None:
     # helper-122: a config holds lists, and `window + (1,)` failed on the plugin's own default (1, 2, 3)

@@ -426,6 +426,12 @@ def check_forward(
                 f"model={model} needs more memory than this machine can give for {batch}{where} ({reason}); use "
                 "smaller images or a narrower network"
             ) from None
+        own = [type(m).__module__ for m in (net, *(dict(leaves)[layer] for layer in entered))]
+        if any(not module.startswith(("cnnpl.", "torch.")) for module in own):  # a plugin's: the line that raised
+            from cnnpl.plugins import _where
+
+            place = _where(err, None)
+            reason += f" ({place})" if place else ""
         raise CnnplError(
             f"model={model} fails on {batch}{where}: {type(err).__name__}: {reason}; check that its components "
             "fit each other (a conv, pool or norm plugin must keep the shapes the network expects)"

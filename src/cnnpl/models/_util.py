@@ -75,6 +75,10 @@ def trace_path(
         except Exception as err:  # a component's own check (assert, ValueError): still this layer, this input
             lines = str(err).splitlines()
             reason = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+            if not type(child).__module__.startswith(("cnnpl.", "torch.")):  # a plugin's: the line that raised
+                from cnnpl.plugins import _reason
+
+                reason = _reason(err)
             raise GeometryError(f"layer {full} ({type(child).__name__}) cannot take input {shape}: {reason}") from err
     return shape
 
