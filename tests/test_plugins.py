@@ -501,8 +501,9 @@ def test_a_plugin_layer_that_fails_in_its_forward_is_named_with_its_line(restore
     cnnpl.load_plugins([str(plugin)])
     with pytest.raises(cnnpl.CnnplError) as err:
         build_model(cnnpl.compose(["pool=lookup"]), num_classes=3, in_channels=3, input_size=(32, 32))
+    line = 8  # the raise
     assert str(err.value) == (
-        f"layer features.block1.pool (Lookup) cannot take input (32, 30, 30): KeyError: 'oops' ({plugin}, line 8)"  # the raise
+        f"layer features.block1.pool (Lookup) cannot take input (32, 30, 30): KeyError: 'oops' ({plugin}, line {line})"
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 
 import pytest
 from torch import nn
@@ -213,9 +214,42 @@ def test_the_listing_takes_a_config_groups_name_and_suggests_a_family(capsys) ->
     assert main(["callbacks", "--json"]) == 0  # the config group's name, as on the command line
     assert set(json.loads(capsys.readouterr().out)["components"]) == {"callback"}
     assert main(["pools"]) == 2
-    assert capsys.readouterr().err.startswith("cnnpl: error: unknown family 'pools'; did you mean pool? families: ")
+    assert capsys.readouterr().err.startswith(
+        "cnnpl.list: error: unknown family 'pools'; did you mean pool? families: "
+    )
     assert main(["--jsn"]) == 2
-    assert capsys.readouterr().err.startswith("cnnpl: error: unknown option '--jsn'; did you mean --json? usage: ")
+    assert capsys.readouterr().err.startswith("cnnpl.list: error: unknown option '--jsn'; did you mean --json? usage: ")
+
+
+def test_the_listing_shows_the_yaml_options_of_a_searchpath_folder(tmp_path, capsys) -> None:
+    # helper-122: "unknown family 'hydra.searchpath=[...]'", though the option composes in a run
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "max3.yaml").write_text("name: max\nkernel_size: 3\n")
+    from cnnpl.listing import main
+
+    assert main(["pool", f"hydra.searchpath=[file://{tmp_path}]", "--json"]) == 0
+    [row] = [row for row in json.loads(capsys.readouterr().out)["presets"]["pool"] if row["name"] == "max3"]
+    assert (row["component"], row["settings"], row["path"]) == (
+        "max",
+        {"kernel_size": 3},
+        str(tmp_path / "pool" / "max3.yaml"),
+    )
+
+
+def test_the_listing_says_which_component_a_yaml_option_of_its_name_hides(tmp_path, capsys, restore_registries) -> None:
+    # helper-122: a plugin's pool named like a YAML option of another plugin was listed as if it could be chosen,
+    # and the YAML option, the one chosen, was left out
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "sharp.yaml").write_text("name: max\nkernel_size: 3\n")
+    cnnpl.register("pool", "sharp", nn.MaxPool2d)
+    from cnnpl.listing import main
+
+    assert main(["pool", f"hydra.searchpath=[file://{tmp_path}]"]) == 0
+    out = capsys.readouterr().out
+    yaml = tmp_path / "pool" / "sharp.yaml"
+    hidden = f"module torch.nn.modules.pooling (cannot be chosen: the YAML option {yaml} is; rename one)"
+    assert re.search(rf"\n  sharp +{re.escape(hidden)}\n", out)
+    assert re.search(rf"\n  sharp +{re.escape(str(yaml))}\n +max with kernel_size: 3\n", out)  # the one chosen
 
 
 def test_the_listing_shows_the_sets_of_callbacks(capsys) -> None:

@@ -589,12 +589,13 @@ def searchpath_folders(overrides: Sequence[str]) -> list[Path]:
     return _config_folders([(entry, "command line") for entry in entries])
 
 
-def plugin_yaml_options(group: str) -> list[tuple[str, Path]]:
-    """The YAML options (``<group>/<name>.yaml``) the plugins' config folders add to ``group``, as
-    ``(name, path)``: presets such as cnnpl-example's ``pool=softpool_sharp``, which the registry does not
-    know. The first folder's file of a name is the one Hydra chooses."""
+def plugin_yaml_options(group: str, searchpath: Sequence[Path] = ()) -> list[tuple[str, Path]]:
+    """The YAML options (``<group>/<name>.yaml``) the plugins' config folders (and ``searchpath``'s, the folders
+    ``hydra.searchpath=`` adds) add to ``group``, as ``(name, path)``: presets such as cnnpl-example's
+    ``pool=softpool_sharp``, which the registry does not know. The first folder's file of a name is the one Hydra
+    chooses."""
     found: dict[str, Path] = {}
-    for folder in plugin_config_folders():
+    for folder in [*searchpath, *plugin_config_folders()]:
         for path in sorted((folder / group).glob("*.yaml")):
             found.setdefault(path.stem, path)
     return sorted(found.items())

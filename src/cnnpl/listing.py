@@ -22,14 +22,25 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from cnnpl.config import CONFIG_GROUPS, HIDDEN_FROM_CONFIG, SUPPLIED_BY_CALLER, plugin_yaml_options
+from cnnpl.config import (
+    CONFIG_GROUPS,
+    HIDDEN_FROM_CONFIG,
+    SUPPLIED_BY_CALLER,
+    plugin_yaml_options,
+    searchpath_folders,
+    shadowing_preset,
+)
 from cnnpl.errors import CnnplError
 from cnnpl.plugins import PLUGINS_KEY, PluginWarning, load_plugins, loaded_plugins, split_plugin_overrides
 from cnnpl.registry import FAMILIES, get_registry, parameters_of
 
-USAGE = "usage: python -m cnnpl.list [FAMILY ...] [plugins=[FILE_OR_MODULE,...]] [--json]"
+USAGE = (
+    "usage: python -m cnnpl.list [FAMILY ...] [plugins=[FILE_OR_MODULE,...]] [hydra.searchpath=[file://FOLDER,...]] "
+    "[--json]"
+)
 
 
 def _annotation(param: inspect.Parameter) -> str | None:
@@ -88,8 +99,10 @@ def _left_null(family: str, name: str) -> frozenset[str]:
     return frozenset(str(k) for k, v in node.items() if v is None) if isinstance(node, DictConfig) else frozenset()
 
 
-def collect(families: Sequence[str]) -> dict[str, Any]:
-    """What the listing shows, as plain data (the ``--json`` output)."""
+def collect(families: Sequence[str], searchpath: Sequence[Path] = ()) -> dict[str, Any]:
+    """What the listing shows, as plain data (the ``--json`` output). ``searchpath``: the folders a
+    ``hydra.searchpath=`` adds, whose YAML options are listed with the plugins'. A component that a YAML option
+    of the same name hides (``shadowed_by``: its file) cannot be chosen."""
     components = {}
     for family in families:
         registry = get_registry(family)
@@ -99,6 +112,7 @@ def collect(families: Sequence[str]) -> dict[str, Any]:
                 "source": registry.entry(name).source,
                 "object": f"{registry.get(name).__module__}.{registry.get(name).__qualname__}",
                 "parameters": describe_parameters(family, registry.get(name), _left_null(family, name)),
+                "shadowed_by": shadowing_preset(CONFIG_GROUPS[family], name, searchpath),
             }
             for name in registry.names()
         ]
@@ -106,7 +120,7 @@ def collect(families: Sequence[str]) -> dict[str, Any]:
         {"kind": p.kind, "source": p.source, "components": list(p.components), "error": p.error}
         for p in loaded_plugins()
     ]
-    presets = {family: yaml_options(family) for family in families}
+    presets = {family: yaml_options(family, searchpath) for family in families}
     sets = callback_sets() if "callback" in families else []
     return {"plugins": plugins, "components": components, "presets": presets, "callback_sets": sets}
 
@@ -142,17 +156,18 @@ def set_entries(name: str) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.merge(*included, node), resolve=False)
 
 
-def yaml_options(family: str) -> list[dict[str, Any]]:
-    """The plugins' YAML options of ``family``'s config group that are not a registered component's own
-    option: each one's name, the component it chooses (its ``name:``; None for a set of callbacks), the
-    settings it gives (those not null) and its file; ``error`` when the file cannot be read as a mapping."""
+def yaml_options(family: str, searchpath: Sequence[Path] = ()) -> list[dict[str, Any]]:
+    """The plugins' YAML options of ``family``'s config group (and those of the ``searchpath`` folders) that are
+    not a registered component's own option: each one's name, the component it chooses (its ``name:``; None for
+    a set of callbacks), the settings it gives (those not null) and its file; ``error`` when the file cannot be
+    read as a mapping. One that hides a registered component of its name is listed too (the one chosen)."""
     from omegaconf import DictConfig, OmegaConf
 
     registered = set(get_registry(family).names())
     rows = []
-    for name, path in plugin_yaml_options(CONFIG_GROUPS[family]):
-        if name in registered:
-            continue  # a component's own YAML (name: <it>), or a clash refused when chosen (shadowing_preset)
+    for name, path in plugin_yaml_options(CONFIG_GROUPS[family], searchpath):
+        if name in registered and shadowing_preset(CONFIG_GROUPS[family], name, searchpath) is None:
+            continue  # a component's own YAML (name: <it>)
         row: dict[str, Any] = {"name": name, "component": None, "settings": {}, "path": str(path), "error": None}
         try:
             node = OmegaConf.load(path)
@@ -192,7 +207,12 @@ def render(data: dict[str, Any]) -> str:
         lines.append(f"{family} ({len(rows)}): choose with {choose}")
         width = max((len(r["name"]) for r in rows), default=0)
         for row in rows:
-            lines.append(f"  {row['name']:<{width}}  {row['source']}")
+            hidden = (
+                f" (cannot be chosen: the YAML option {row['shadowed_by']} is; rename one)"
+                if row.get("shadowed_by")
+                else ""
+            )
+            lines.append(f"  {row['name']:<{width}}  {row['source']}{hidden}")
             params = ", ".join(_format_parameter(p) for p in row["parameters"]) or "(no parameters)"
             lines.append(f"  {'':<{width}}    {params}")
         sets = data.get("callback_sets", []) if family == "callback" else []
@@ -249,10 +269,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("ignore", PluginWarning)  # broken plugins are shown in the listing itself
             load_plugins(specs, skip_broken=True)
         words = [a for a in rest if not a.lstrip("+~").startswith(f"{PLUGINS_KEY}=")]  # plugins= stays in rest
-        families = [_family(word) for word in words]
-        data = collect(families or list(FAMILIES))
+        searchpath = searchpath_folders(words)  # hydra.searchpath=[file://...]: its YAML options are listed too
+        families = [_family(word) for word in words if not word.lstrip("+").startswith("hydra.searchpath=")]
+        data = collect(families or list(FAMILIES), searchpath)
     except CnnplError as err:
-        print(f"cnnpl: error: {err}", file=sys.stderr)
+        print(f"cnnpl.list: error: {err}", file=sys.stderr)
         return 2
     _print(json.dumps(data, indent=2, default=repr) if as_json else render(data))
     return 0
