@@ -532,6 +532,27 @@ def test_render_refuses_bad_input_in_one_line_and_makes_no_folder(tmp_path, caps
     assert not (tmp_path / "deep").exists()  # made before anything was checked
 
 
+def test_render_help_says_what_it_writes_and_its_defaults(capsys) -> None:
+    # helper-123: --help gave the usage line alone
+    assert render_main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Written files (.png in out, created if needed):" in out and "confusion_matrix.png" in out
+    assert "val by default, test for a run that held out no validation images" in out
+    assert out.rstrip().endswith("[skip_broken_plugins=true] [key=value ...]") and "[num_images=N (8)]" in out
+    assert render_main([]) == 2  # no arguments: the first line and the usage
+    assert "Written files" not in capsys.readouterr().out
+
+
+def test_render_of_a_checkpoint_without_its_run_names_the_folders_it_looked_in(tmp_path, capsys, monkeypatch) -> None:
+    # helper-123: "no config.yaml next to loose/copy.ckpt or in ." for a checkpoint copied out of its run
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "copy.ckpt").write_bytes(fake_run(tmp_path / "run").read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert render_error(capsys, "ckpt=loose/copy.ckpt", "out=pictures") == (
+        f"no config.yaml next to loose/copy.ckpt or in {tmp_path}; pass config=<run dir>/config.yaml"
+    )
+
+
 def test_render_writes_where_the_user_means_and_names_a_write_that_fails(tmp_path, capsys, monkeypatch) -> None:
     ckpt = fake_run(tmp_path / "run")
     monkeypatch.setenv("HOME", str(tmp_path))

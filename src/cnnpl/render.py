@@ -54,7 +54,7 @@ from cnnpl.plugins import (
 )
 
 USAGE = (
-    "usage: python -m cnnpl.render ckpt=PATH out=DIR [config=PATH] [num_images=N] [split=val|test|train] "
+    "usage: python -m cnnpl.render ckpt=PATH out=DIR [config=PATH] [num_images=N (8)] [split=val|test|train] "
     "[skip_broken_plugins=true] [key=value ...]"
 )
 
@@ -66,7 +66,8 @@ def find_config(ckpt: Path) -> Path:
     found = run_config_of(ckpt)
     if found is not None:
         return found
-    raise CnnplError(f"no config.yaml next to {ckpt} or in {ckpt.parent.parent}; pass config=<run dir>/config.yaml")
+    above = ckpt.absolute().parent.parent  # not "." for loose/copy.ckpt
+    raise CnnplError(f"no config.yaml next to {ckpt} or in {above}; pass config=<run dir>/config.yaml")
 
 
 def started_in(run_dir: Path) -> Path | None:
@@ -431,7 +432,8 @@ def _draw(net: nn.Module, datamodule: Any, out: Path, num_images: int, split: st
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or any(a in ("-h", "--help") for a in args):
-        print(__doc__.strip().splitlines()[0] + "\n\n" + USAGE)
+        shown = __doc__.split("In a notebook")[0] if args else __doc__.strip().splitlines()[0] + "\n"
+        print(shown.strip().replace("``", "") + "\n\n" + USAGE)  # --help: what it writes, the defaults
         return 0 if args else 2
     options: dict[str, str] = {}
     overrides: list[str] = []
