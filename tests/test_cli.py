@@ -80,7 +80,7 @@ def test_help_lists_every_group_and_option(tmp_path: Path) -> None:
         (
             "model.widths=[1,",
             "cnnpl: error: cannot read the override 'model.widths=[1,': no viable alternative at input '[1,'; quote a "
-            "value that holds spaces or = ('key=\"a b\"') and close every [ and { (https://hydra.cc/docs/advanced/",
+            "value that holds spaces, = or ~ ('key=\"a b\"') and close every [ and { (https://hydra.cc/docs/advanced/",
         ),
         (
             "gradcm",
@@ -308,7 +308,10 @@ def test_overrides_after_a_double_dash_are_checked_like_the_others(tmp_path: Pat
 def test_a_hydra_setting_hydra_cannot_read_is_one_line_and_makes_no_folder(tmp_path: Path) -> None:
     result = run_cli("data=shapes", "hydra.run.dir=~/nope", cwd=tmp_path)  # ~ starts a deletion in Hydra's grammar
     assert result.returncode == 2
-    assert result.stderr.startswith("cnnpl: error: LexerNoViableAltException: hydra.run.dir=~/nope"), result.stderr
+    assert result.stderr.startswith(  # was "LexerNoViableAltException: hydra.run.dir=~/nope", a caret under it
+        "cnnpl: error: cannot read the override 'hydra.run.dir=~/nope': Hydra's grammar cannot read the '~' at "
+        "character 15; quote a value"
+    ), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not list(tmp_path.iterdir())  # the run-folder check made ./~/nope before
 
@@ -620,11 +623,14 @@ def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path,
     Path(with_chdir[-1].partition("=")[2]).rmdir()
     # torchrun: the time in the folder is refused (each process would read its own), not hidden by a -N folder
     monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # trainer=ddp_cpu's devices: torchrun's processes
     for rank in ("0", "1"):
         monkeypatch.setenv("RANK", rank)
         with pytest.raises(CnnplError, match=r"^2 processes started by torchrun/srun need one shared output directory"):
-            cli.prepare(["data=shapes"])
-        assert cli.prepare(given) == given  # hydra.run.dir=<the user's folder>: one for every process
+            cli.prepare(["data=shapes", "trainer=ddp_cpu"])
+        # hydra.run.dir=<the user's folder>: one for every process, whose record the first writes
+        record = ["hydra.output_subdir=null"] if rank == "1" else []
+        assert cli.prepare([*given, "trainer=ddp_cpu"]) == [*given, "trainer=ddp_cpu", *record]
     assert made() == ["mine", f"{run}", f"{run}-2", f"{run}-3", f"{sweep}", f"{sweep}-2"]  # mine: checked writable
     # a folder whose name needs quotes is quoted as Hydra reads it
     from hydra.core.override_parser.overrides_parser import OverridesParser

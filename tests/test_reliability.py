@@ -283,6 +283,19 @@ def test_ckpt_path_last_without_a_checkpoint_says_how_to_resume(cli, tmp_path: P
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow  # the real command line
+def test_a_run_refused_inside_a_named_new_folder_leaves_no_folder(tmp_path: Path) -> None:
+    # helper-123: hydra.run.dir=<new folder> with a file that is no checkpoint left the folder with .hydra/ and
+    # cnnpl.log, as a folder named by the time no longer does
+    (tmp_path / "junk.ckpt").write_text("not a checkpoint")
+    result = run_cli(*FAST, f"ckpt_path={tmp_path / 'junk.ckpt'}", "hydra.run.dir=new/run", cwd=tmp_path)
+    assert result.returncode == 2 and "cannot read checkpoint" in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["junk.ckpt"]  # new/ too: this command made it
+    (tmp_path / "kept").mkdir()  # a folder that was there before stays
+    result = run_cli(*FAST, f"ckpt_path={tmp_path / 'junk.ckpt'}", "hydra.run.dir=kept", cwd=tmp_path)
+    assert result.returncode == 2 and (tmp_path / "kept").is_dir()
+
+
 def test_the_resume_check_before_hydra_finds_the_run_where_the_config_puts_it(tmp_path: Path, monkeypatch) -> None:
     from cnnpl.cli import _check_resume_dir
 

@@ -154,18 +154,42 @@ def prepare(args: list[str]) -> list[str]:
     _check_shared_run_dir(rest, run_dir)
     _warn_single_callback(rest)
     _check_resume_dir(rest)  # before _check_run_dir, which makes the folder to see that it can write there
+    named = _new_named_run_dir(rest)
     _check_run_dir(rest)
     sweep = bool({"-m", "--multirun"} & set(rest))
     sweep_dir = _sweep_dir_setting(rest) if sweep else None
     _check_sweep_dir(rest, sweep_dir)
     option = "hydra.sweep.dir" if sweep else "hydra.run.dir"
     claimed = _claim_new_folder(rest, option, sweep_dir if sweep else run_dir)  # last: a refused command makes none
+    global _claimed_run_dir
     if claimed is not None:
-        global _claimed_run_dir
         folder, made = claimed
         _claimed_run_dir = None if sweep else (folder.absolute(), made)  # hydra.job.chdir=true moves into it
         return [*rest, f"{option}={_override_value(str(folder))}"]
+    if named is not None:  # hydra.run.dir=<a folder not there before>: a refused run leaves none either
+        _claimed_run_dir = named
     return [*rest, *_keep_earlier_records(rest, sweep_dir)]
+
+
+def _new_named_run_dir(args: list[str]) -> tuple[Path, tuple[Path, ...]] | None:
+    """The folder ``hydra.run.dir=`` names, with the folders above it that are not there either (absolute,
+    innermost first), when this command is the one to make it: a single run that runs something, in the first
+    process. None otherwise. Read before :func:`_check_run_dir` makes it to see that it can write there."""
+    from cnnpl.distributed import is_worker, launcher_world_size
+
+    given = _literal_folders(args, "hydra.run.dir")
+    if (
+        not given
+        or {"-m", "--multirun"} & set(args)
+        or any(arg.startswith("-") for arg in args)
+        or is_worker()
+        or launcher_world_size() > 1
+    ):
+        return None
+    folder = given[-1].expanduser().absolute()
+    if not _absent(folder):
+        return None
+    return folder, tuple(itertools.takewhile(_absent, folder.parents))
 
 
 def _check_shared_run_dir(args: list[str], setting: str | None) -> None:

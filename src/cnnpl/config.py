@@ -1090,16 +1090,22 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     from hydra.errors import OverrideParseException
 
     if isinstance(err, OverrideParseException):  # Hydra names the override only sometimes, over several lines
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        lines = [line for line in text.splitlines() if line.strip()]
         reasons = [
-            line
+            line.strip()
             for line in lines
-            if not line.startswith(("Error parsing override", "See https://", "^"))
+            if not line.strip().startswith(("Error parsing override", "See https://", "^"))
             and not line.endswith(f": {err.override}")
         ]
         reason = "; ".join(reasons) or "it does not follow Hydra's override grammar"
+        lexer = [i for i, line in enumerate(lines) if line.endswith(f": {err.override}")]
+        if not reasons and lexer and lexer[0] + 1 < len(lines) and lines[lexer[0] + 1].strip() == "^":
+            # "LexerNoViableAltException: x=~/a" and a caret under the character it stopped at
+            at = lines[lexer[0] + 1].index("^") - (len(lines[lexer[0]]) - len(err.override))
+            if 0 <= at < len(err.override):
+                reason = f"Hydra's grammar cannot read the {err.override[at]!r} at character {at + 1}"
         return (
-            f"cannot read the override {err.override!r}: {reason}; quote a value that holds spaces or = "
+            f"cannot read the override {err.override!r}: {reason}; quote a value that holds spaces, = or ~ "
             "('key=\"a b\"') and close every [ and { (https://hydra.cc/docs/advanced/override_grammar/basic/)"
         )
     missing = re.match(r"In '[^']*': Could not find '([^'/]+)/([^']+)'", text)
