@@ -6,7 +6,7 @@ Part 1 (``--epochs``): one full run of what ``python -m cnnpl`` runs, with the r
 
 Part 2 (``--compare-epochs``, optional): the framework's overhead. Training throughput of one
 network (``--model simple_cnn`` or ``vgg16``, CIFAR layout) on the same data, augmentation,
-optimizer and loss (``COMPARE`` and ``LEARNING_RATES`` below), by four contenders:
+optimizer and loss (``COMPARE`` and ``LEARNING_RATES`` below), by five contenders:
 
 * ``plain``: a hand-written PyTorch loop over the data module's in-memory tensors, in the same
   memory format (``system.memory_format``, channels_last by default) and with the same allocator
