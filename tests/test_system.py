@@ -367,6 +367,8 @@ def test_the_environment_line_gives_the_threads_of_each_process_lightnings_launc
 )
 def test_emulated_bf16_on_the_cpu_warns_before_training(tmp_path: Path, monkeypatch, precision, native, warns) -> None:
     train_module = importlib.import_module("cnnpl.train")
+    monkeypatch.setattr(train_module, "ONEDNN_PIN", "CNNPL_TEST_UNSET_PIN")
+    monkeypatch.delenv("CNNPL_TEST_UNSET_PIN", raising=False)
     monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: native)
     cfg = cnnpl.compose(
         [*TINY, "trainer.accelerator=cpu", f"trainer.precision={precision}", "fit=false", "test=false"],
@@ -379,6 +381,36 @@ def test_emulated_bf16_on_the_cpu_warns_before_training(tmp_path: Path, monkeypa
     assert emulated == ([f"trainer.precision={precision} on a CPU without native bfloat16 (AMX or AVX512-BF16) "
                          "is emulated and likely slower than float32: use trainer.precision=32-true "
                          "(experiment=fast_cifar10 instead of fast_cifar10_bf16)"] if warns else [])  # fmt: skip
+
+
+@pytest.mark.parametrize(("pin", "warns"), [("AVX2", True), ("avx512_core", True), ("AVX512_CORE_AMX", False)])
+def test_bf16_on_a_cpu_pinned_below_its_bf16_instructions_warns(
+    tmp_path: Path, monkeypatch, caplog, pin, warns
+) -> None:
+    # helper-124: speed.md's AVX2 pins made bf16 10.6x slower than float32 on an AMX CPU, without the warning
+    train_module = importlib.import_module("cnnpl.train")
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)
+    # (not the real variable: oneDNN reads it once, and would keep it for later tests)
+    monkeypatch.setattr(train_module, "ONEDNN_PIN", "CNNPL_TEST_ONEDNN_PIN")
+    monkeypatch.setattr(train_module, "ISA_PINS", ("CNNPL_TEST_ONEDNN_PIN",))
+    monkeypatch.setenv("CNNPL_TEST_ONEDNN_PIN", pin)
+    cfg = cnnpl.compose(
+        [*TINY, "trainer.accelerator=cpu", "trainer.precision=bf16-mixed", "fit=false", "test=false"],
+        output_dir=str(tmp_path),
+    )
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level("INFO", logger="cnnpl.train"):
+        warnings.simplefilter("always")
+        train_module.train(cfg)
+    emulated = [str(w.message) for w in caught if "is emulated" in str(w.message)]
+    expected = (
+        f"trainer.precision=bf16-mixed with CNNPL_TEST_ONEDNN_PIN={pin.upper()}, which keeps oneDNN off its bfloat16 "
+        "instructions, is emulated and likely slower than float32: use trainer.precision=32-true "
+        "(experiment=fast_cifar10 instead of fast_cifar10_bf16)"
+    )
+    assert emulated == ([expected] if warns else [])
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("cnnpl "))
+    unused = f" (unused: CNNPL_TEST_ONEDNN_PIN={pin.upper()})" if warns else ""
+    assert f"CPU bfloat16 in hardware yes{unused}; pinned: " in line
 
 
 @pytest.mark.parametrize(

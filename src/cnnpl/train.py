@@ -331,6 +331,18 @@ def cpu_has_native_bf16() -> bool:
 
 # Environment variables that cap the instruction set of torch's, oneDNN's and MKL's CPU kernels
 ISA_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+# oneDNN's instruction sets below AVX512_CORE_BF16: capped at one of them, its convolutions emulate bfloat16
+ONEDNN_WITHOUT_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"})
+
+
+ONEDNN_PIN = "ONEDNN_MAX_CPU_ISA"
+
+
+def bf16_pinned_off() -> str | None:
+    """The ``ONEDNN_MAX_CPU_ISA=<set>`` pin that keeps oneDNN's convolutions off the CPU's bfloat16 instructions
+    (docs/speed.md pins AVX2 to reproduce another CPU's numbers), or None."""
+    pinned = os.environ.get(ONEDNN_PIN, "").strip().upper()
+    return f"{ONEDNN_PIN}={pinned}" if pinned in ONEDNN_WITHOUT_BF16 else None
 
 
 def environment_line(trainer: Any) -> str:
@@ -353,6 +365,7 @@ def environment_line(trainer: Any) -> str:
         f"{trainer.strategy.root_device.type} x {trainer.num_devices}{processes}; "
         f"CPU kernels {torch.backends.cpu.get_cpu_capability()}, {threads} thread{'s' * (threads != 1)}, "
         f"CPU bfloat16 in hardware {'yes' if cpu_has_native_bf16() else 'no'}"
+        + (f" (unused: {bf16_pinned_off()})" if cpu_has_native_bf16() and bf16_pinned_off() else "")
     )
     pins = [f"{name}={os.environ[name]}" for name in ISA_PINS if os.environ.get(name)]
     return line + (f"; pinned: {' '.join(pins)}" if pins else "")
@@ -376,11 +389,18 @@ def warn_emulated_bf16(trainer: Any) -> None:
     from lightning.pytorch.accelerators import CPUAccelerator
 
     precision = str(trainer.precision)
-    if isinstance(trainer.accelerator, CPUAccelerator) and precision.startswith("bf16") and not cpu_has_native_bf16():
+    if not isinstance(trainer.accelerator, CPUAccelerator) or not precision.startswith("bf16"):
+        return
+    pinned = bf16_pinned_off() if cpu_has_native_bf16() else None
+    if not cpu_has_native_bf16() or pinned:
+        why = (
+            f"with {pinned}, which keeps oneDNN off its bfloat16 instructions,"
+            if pinned
+            else ("on a CPU without native bfloat16 (AMX or AVX512-BF16)")
+        )
         warnings.warn(
-            f"trainer.precision={precision} on a CPU without native bfloat16 (AMX or AVX512-BF16) is emulated "
-            "and likely slower than float32: use trainer.precision=32-true "
-            "(experiment=fast_cifar10 instead of fast_cifar10_bf16)",
+            f"trainer.precision={precision} {why} is emulated and likely slower than float32: use "
+            "trainer.precision=32-true (experiment=fast_cifar10 instead of fast_cifar10_bf16)",
             stacklevel=2,
         )
 
