@@ -32,7 +32,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from cnnpl.distributed import check_shardable
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 
 # The on / off settings of train.yaml, and their defaults
 FLAGS = {"fit": True, "test": True, "keep_freed_memory": True, "system.tta_flip": False, "system.compile": False}
@@ -365,6 +365,39 @@ def _summary_writer_arguments(obj: Any) -> list[str] | None:
     else:
         from tensorboardX import SummaryWriter
     return [name for name in parameters_of(SummaryWriter.__init__) if name not in ("self", "log_dir")]
+
+
+# Lightning's profilers by name (lightning.pytorch.trainer.setup._init_profiler's table)
+PROFILER_NAMES = ("simple", "advanced", "pytorch", "xla")
+
+
+def check_trainer_words(trainer_cfg: Any) -> None:
+    """Refuse a ``trainer.precision`` or ``trainer.profiler`` word Lightning does not know, with the close one:
+    the kind check listed Lightning's sixteen precision values in a changing order (cnnpl refuses half of
+    them), and a misspelt profiler failed only when the Trainer was built."""
+    import difflib
+    import typing
+
+    from lightning.fabric.plugins.precision.precision import _PRECISION_INPUT
+
+    precision = trainer_cfg.get("precision")
+    known = {str(v) for arg in typing.get_args(_PRECISION_INPUT) for v in typing.get_args(arg)}
+    readable = isinstance(precision, (str, int)) and not isinstance(precision, bool)
+    if precision is not None and not (readable and str(precision) in known):
+        close = difflib.get_close_matches(str(precision).replace("_", "-"), sorted(known), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise CnnplError(
+            f"trainer.precision={yaml_word(precision)} is not a precision Lightning knows; {hint}use 32-true (the "
+            "default) or bf16-mixed (float32 weights, bfloat16 computation; on GPUs also 16-mixed)"
+        )
+    profiler = trainer_cfg.get("profiler")
+    if isinstance(profiler, str) and profiler.lower() not in PROFILER_NAMES:
+        close = difflib.get_close_matches(profiler.lower(), PROFILER_NAMES, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise CnnplError(
+            f"trainer.profiler={profiler!r} is not one of Lightning's profilers; {hint}choose "
+            f"{', '.join(PROFILER_NAMES)} or null (none), or an object: {{_target_: ...}}"
+        )
 
 
 def check_precision(trainer_cfg: Any, accelerator: str) -> None:

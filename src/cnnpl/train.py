@@ -919,6 +919,7 @@ def check_settings(cfg: DictConfig) -> None:
         check_fused_clipping,
         check_on_off,
         check_precision,
+        check_trainer_words,
     )
 
     # first: the trainer's, the logger's and the checkpoints' folders are made from it
@@ -935,6 +936,7 @@ def check_settings(cfg: DictConfig) -> None:
             "(hydra.run.dir=<folder>), or give one (output_dir=<folder>)"
         )
     check_flags(cfg)
+    check_trainer_words(cfg.trainer)  # before the kind checks, which list every value Lightning's hint allows
     check_on_off(cfg.trainer, "trainer")
     check_arguments(cfg.trainer, "trainer")
     for name, node in (cfg.get("callbacks") or {}).items():
