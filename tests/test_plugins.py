@@ -484,6 +484,25 @@ def test_null_path_and_literal_settings_reach_the_constructor(restore_registries
     assert (pool.features.block1.pool.scale, pool.features.block1.pool.where) == (1.0, Path("runs/pool"))
 
 
+def test_a_plugins_check_config_refuses_a_setting_before_anything_is_built(restore_registries) -> None:
+    # plugins.md: a classmethod _check_config(cls, params) sees the config node's settings
+    @cnnpl.register("pool", "odd_only")
+    class OddOnly(torch.nn.MaxPool2d):
+        def __init__(self, kernel_size: int = 3) -> None:
+            super().__init__(kernel_size)
+
+        @classmethod
+        def _check_config(cls, params: dict) -> None:
+            if params.get("kernel_size") is not None and params["kernel_size"] % 2 == 0:
+                raise cnnpl.CnnplError(f"pool=odd_only takes odd windows, got pool.kernel_size={params['kernel_size']}")
+
+    from cnnpl.config import layer_factory
+
+    with pytest.raises(cnnpl.CnnplError, match=r"^pool=odd_only takes odd windows, got pool.kernel_size=2$"):
+        layer_factory("pool", cnnpl.compose(["pool=odd_only", "pool.kernel_size=2"]).pool)
+    assert layer_factory("pool", cnnpl.compose(["pool=odd_only", "pool.kernel_size=3"]).pool).name == "odd_only"
+
+
 def test_a_plugin_layer_that_fails_in_its_forward_is_named_with_its_line(restore_registries, tmp_path) -> None:
     # helper-122: "layer features.block1.pool (Lookup) cannot take input (32, 30, 30): KeyError: 'oops'", no place
     plugin = write(
