@@ -778,7 +778,7 @@ class LooselyTyped(L.Callback):
         ["+logger.flush_secs=30", "+logger.purge_step=null", "+logger.filename_suffix=.x"],
         ["+trainer.limit_test_batches=0", "test=false"],
         ["+trainer.enable_checkpointing=false", "~callbacks.checkpoint"],
-        ["trainer.devices=[0]"],
+        ["trainer.devices='2'"],  # (a list of indices, [0], chooses GPUs: refused on the CPU)
         ["trainer.strategy=DDP", "+trainer.max_steps=-1", "+trainer.num_sanity_val_steps=-1"],  # Lightning lowers it
         # cnnpl's own callbacks take one name, a child's index, or true for gradcam.target (helper-94)
         [

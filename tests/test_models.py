@@ -543,9 +543,11 @@ def test_a_layers_own_refusal_of_its_input_names_the_layer_at_build(
     monkeypatch.setitem(get_registry("conv")._entries, "picky", Entry("picky", picky, "tests"))
     with pytest.raises(GeometryError) as err:
         cnnpl.build("model", "simple_cnn", **CIFAR, conv=cnnpl.factory("conv", "picky"))
+    line = _Picky.forward.__code__.co_firstlineno + 2  # the raise: a layer not cnnpl's is named with it
     assert str(err.value) == (
         f"layer features.block3.conv (Picky) cannot take input (64, 6, 6): {raises.__name__}: "
         + ("'needs 8 pixels, got 6'" if raises is KeyError else "needs 8 pixels, got 6")
+        + f" ({__file__}, line {line})"
     )
 
 
