@@ -383,6 +383,30 @@ def test_emulated_bf16_on_the_cpu_warns_before_training(tmp_path: Path, monkeypa
                          "(experiment=fast_cifar10 instead of fast_cifar10_bf16)"] if warns else [])  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("overrides", "dynamic"),
+    [
+        (["data.train_sizes=[24]"], False),  # a graph per image side
+        ([], None),  # torch's own choice
+        (["data.train_sizes=[24]", "+system.compile_dynamic=true"], True),  # the user's
+    ],
+)
+def test_compiling_with_progressive_resizing_compiles_a_graph_per_image_side(
+    tmp_path: Path, monkeypatch, overrides: list[str], dynamic: bool | None
+) -> None:
+    # helper-124: torch 2.14's dynamic recompile for the smaller epochs' image side stalled the CPU run (7 min and
+    # counting, in sympy); a static graph for it compiled in about 14 s here (fast_net at widths 8/16/16)
+    compiled: list[bool | None] = []
+    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kwargs: compiled.append(kwargs.get("dynamic")))
+    cfg = cnnpl.compose(
+        [*TINY, "model=fast_net", "act=gelu", "trainer.max_epochs=2", "system.compile=true", *overrides,
+         "fit=false", "test=false"],
+        output_dir=str(tmp_path),
+    )  # fmt: skip
+    importlib.import_module("cnnpl.train").train(cfg)
+    assert compiled == [dynamic]
+
+
 @pytest.mark.parametrize(("pin", "warns"), [("AVX2", True), ("avx512_core", True), ("AVX512_CORE_AMX", False)])
 def test_bf16_on_a_cpu_pinned_below_its_bf16_instructions_warns(
     tmp_path: Path, monkeypatch, caplog, pin, warns

@@ -84,7 +84,9 @@ class ImageClassifier(L.LightningModule):
 
     ``memory_format`` (``contiguous`` or ``channels_last``) sets the layout of the network's weights
     and inputs; ``compile=True`` compiles the network with ``torch.compile`` (in place: checkpoints
-    keep their parameter names).
+    keep their parameter names), ``compile_dynamic`` being its ``dynamic`` (None: torch marks a size
+    dynamic once it changes; False: a graph per input shape, which ``cnnpl.train`` chooses for
+    progressive resizing, where torch 2.14's dynamic image sides stalled the CPU run for minutes).
 
     Under DDP (several processes) validation and test metrics are computed over the whole split:
     accuracies and losses are summed over the processes (torchmetrics), so they equal what one
@@ -105,6 +107,7 @@ class ImageClassifier(L.LightningModule):
         init_samples: int = 5000,
         memory_format: str = "contiguous",
         compile: bool = False,
+        compile_dynamic: bool | None = None,
     ) -> None:
         super().__init__()
         if not _is_number(label_smoothing) or not 0.0 <= label_smoothing < 1.0:
@@ -114,6 +117,8 @@ class ImageClassifier(L.LightningModule):
         lr_scale(lr_scaling, 1)  # rejects an unknown rule here, not after the processes have started
         if memory_format not in MEMORY_FORMATS:
             raise CnnplError(f"system.memory_format must be one of {sorted(MEMORY_FORMATS)}, got {memory_format!r}")
+        if compile_dynamic is not None and not isinstance(compile_dynamic, bool):
+            raise CnnplError(f"system.compile_dynamic must be true, false or null, got {compile_dynamic!r}")
         for key, value in (("tta_flip", tta_flip), ("compile", compile)):
             if not isinstance(value, bool):
                 raise CnnplError(f"system.{key} must be true or false, got {value!r}")
@@ -133,7 +138,7 @@ class ImageClassifier(L.LightningModule):
         if memory_format != "contiguous":
             to_memory_format(self.net, self.memory_format)
         if compile:
-            self.net.compile()
+            self.net.compile(dynamic=compile_dynamic)
         # training loss and accuracy: summed in plain tensors each step (cheap), turned into these
         # batch-size weighted means once per epoch (exact over all processes under DDP)
         self.train_loss = MeanMetric()

@@ -1197,7 +1197,9 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     optimizer = checked_optimizer(cfg)
     schedule = checked_schedule(cfg, optimizer)
     check_muon_filters(net, optimizer, chosen)
-    system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **cfg.system)
+    resized = bool(cfg.system.get("compile")) and bool(getattr(datamodule, "train_sizes", None))
+    static = {"compile_dynamic": False} if resized and cfg.system.get("compile_dynamic") is None else {}
+    system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **{**cfg.system, **static})
 
     callbacks = build_callbacks(cfg)
     check_callbacks_network(callbacks, system, (datamodule.in_channels, *datamodule.input_size))
