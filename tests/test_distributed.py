@@ -357,8 +357,8 @@ def test_a_config_that_does_not_count_the_launched_processes_is_one_line(monkeyp
         check_settings(cnnpl.compose(["trainer=ddp_cpu", "trainer.devices=1"]))
     assert str(err.value) == (
         "torchrun/srun started 2 processes, but trainer.devices x trainer.num_nodes asks for 1 (1 x 1): give the "
-        "processes of each machine and the machines, trainer.devices=<n> trainer.num_nodes=<m>, or leave both to "
-        "trainer=ddp / trainer=ddp_cpu, which read them from torchrun and SLURM"
+        "processes of each machine and the machines, trainer.devices=<n> trainer.num_nodes=<m> (under torchrun "
+        "trainer=ddp and trainer=ddp_cpu read both from it)"
     )
 
 

@@ -716,7 +716,10 @@ def test_lightning_callbacks_with_container_or_callable_hints_are_not_taken_for_
         (["+trainer.limit_test_batches=0"], "trainer.limit_test_batches=0 tests nothing (and reports no test metrics)"),
         # Lightning's words, naming no key, when the Trainer was built: a sweep's later job (helper-98)
         (["trainer.max_epochs=-5"], "trainer.max_epochs must be >= -1 (-1: no limit), got -5"),
-        (["trainer.devices=0"], "trainer.devices on the CPU is a number of processes, >= 1 (or auto: 1), got 0"),
+        (
+            ["trainer.accelerator=cpu", "trainer.devices=0"],
+            "trainer.devices on the CPU is a number of processes, >= 1 (or auto: 1), got 0",
+        ),
         # helper-121: Lightning's "`devices` selected with `CPUAccelerator` should be an int > 0", naming no key
         (
             ["trainer=ddp_cpu", "trainer.devices=-1"],
@@ -724,10 +727,13 @@ def test_lightning_callbacks_with_container_or_callable_hints_are_not_taken_for_
             "(or auto: 1), got -1; -1 and device indices choose GPUs (trainer.accelerator=gpu)",
         ),
         (
-            ["trainer.devices=[0,1]"],
+            ["trainer.accelerator=cpu", "trainer.devices=[0,1]"],
             "trainer.devices on the CPU is a number of processes, >= 1 (or auto: 1), got [0, 1]",
         ),
-        (["trainer.devices=abc"], "trainer.devices on the CPU is a number of processes, >= 1 (or auto: 1), got 'abc'"),
+        (
+            ["trainer.accelerator=cpu", "trainer.devices=abc"],
+            "trainer.devices on the CPU is a number of processes, >= 1 (or auto: 1), got 'abc'",
+        ),
         (
             ["trainer.accelerator=gpu", "trainer.devices=-2"],
             "trainer.devices must be >= 1, -1 (all GPUs), auto or a list of GPU indices, got -2",

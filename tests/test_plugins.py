@@ -620,6 +620,19 @@ def test_a_callbacks_path_setting_is_a_path(restore_registries) -> None:
         REGISTRIES["callback"].build("path_cb", mode="c")
 
 
+def test_a_callbacks_tuple_setting_is_a_tuple_from_the_config(restore_registries) -> None:
+    # helper-125: Hydra hands a callback's list settings over as a ListConfig, which the tuple conversion missed
+    @cnnpl.register("callback", "window_cb")
+    def window_cb(window: tuple[int, int] = (2, 2)) -> Any:
+        return window
+
+    from hydra.utils import instantiate
+
+    cfg = cnnpl.compose(["callbacks=[minimal,window_cb]", "callbacks.window_cb.window=[3,4]"])
+    assert instantiate(cfg.callbacks.window_cb) == (3, 4)  # as cnnpl.train builds it: through Hydra
+    assert REGISTRIES["callback"].build("window_cb") == (2, 2)
+
+
 def test_model_that_does_not_take_the_layer_factories_says_so(restore_registries) -> None:
     @cnnpl.register("model", "no_factories")
     class NoFactories(torch.nn.Module):

@@ -1552,11 +1552,7 @@ def test_a_folder_removed_between_its_making_and_the_probe_is_made_again(tmp_pat
         ("trainer.max_epochs=abc", "trainer.max_epochs must be an integer, got 'abc'"),
         # Lightning's "Error in call to target ...: `max_epochs` must be a non-negative integer or -1", naming no key
         ("trainer.max_epochs=-2", "trainer.max_epochs must be >= -1 (-1: no limit), got -2"),
-        (
-            "trainer.devices=0",
-            "trainer.devices on the CPU is a number of processes, >= 1 (or auto: 1), got 0; -1 "
-            "and device indices choose GPUs (trainer.accelerator=gpu)",
-        ),
+        ("trainer.num_nodes=0", "trainer.num_nodes must be >= 1 (the machines the run spans), got 0"),
         ("seed=-5", "seed must be an integer in [0, 4294967295] (NumPy's range), got -5"),
         ("seed=true", "seed must be an integer in [0, 4294967295] (NumPy's range), got True"),  # not data.seed
         ("keep_freed_memory=sometimes", "keep_freed_memory must be true or false, got 'sometimes'"),

@@ -186,7 +186,7 @@ def _new_named_run_dir(args: list[str]) -> tuple[Path, tuple[Path, ...]] | None:
         or launcher_world_size() > 1
     ):
         return None
-    folder = given[-1].expanduser().absolute()
+    folder = given[-1].absolute()  # as check_writable and Hydra take it (a ~ is a folder's name there)
     if not _absent(folder):
         return None
     return folder, tuple(itertools.takewhile(_absent, folder.parents))
@@ -211,9 +211,10 @@ def _warn_single_callback(args: list[str]) -> None:
     learning-rate monitor (Lightning adds its own progress bar). A set of callbacks (``default``,
     ``minimal``, ``full``) or a list is what was meant."""
     from cnnpl.config import callback_sets
+    from cnnpl.distributed import is_worker
     from cnnpl.registry import LazyBuiltin, get_registry
 
-    if SHOW_FLAGS & set(args):
+    if SHOW_FLAGS & set(args) or is_worker():  # a DDP process re-running the command: the first one warned
         return
     from cnnpl.listing import set_callbacks
 
@@ -602,18 +603,18 @@ def _keep_earlier_records(args: list[str], sweep_dir: str | None = None) -> list
     """
     if _values(args, "hydra.output_subdir"):
         return []  # an output_subdir chosen (Lightning's workers: null)
+    from cnnpl.distributed import is_worker
+
+    if is_worker():
+        # torchrun / srun start every process with this command; the first one's record is this one's. Always,
+        # whatever names the folder: a rank that started before the first (another node) wrote .hydra/, and the
+        # first took the folder for one given again (.hydra-2; helper-121)
+        return ["hydra.output_subdir=null"]
     sweep = bool({"-m", "--multirun"} & set(args))
     run_dir_values = _values(args, "hydra.run.dir")  # Hydra takes the last
     top = _fixed_folder(sweep_dir if sweep else (run_dir_values[-1] if run_dir_values else None))
     if top is None:
         return []
-    from cnnpl.distributed import is_worker
-
-    if is_worker():
-        # torchrun / srun start every process with this command; the first one's record is this one's. Always:
-        # a rank that started before the first (another node) wrote .hydra/, and the first took the folder for
-        # one given again (.hydra-2; helper-121)
-        return ["hydra.output_subdir=null"]
     run_dirs = [path for path in top.iterdir() if path.is_dir()] if sweep and top.is_dir() else [top]
     if not any((run_dir / ".hydra").exists() for run_dir in run_dirs):
         return []

@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from cnnpl.errors import CnnplError, DuplicateComponentError
 from cnnpl.factory import FACTS, LayerFactory
@@ -924,7 +924,8 @@ def _as_paths(value: Any, hint: Any) -> Any:
     kinds = _without_none(hint)
     origin = typing.get_origin(kinds[0]) if len(kinds) == 1 else None
     args = typing.get_args(kinds[0]) if len(kinds) == 1 else ()
-    if isinstance(value, list) and (origin is tuple or (len(kinds) == 1 and kinds[0] is tuple)):
+    if isinstance(value, (list, ListConfig)) and (origin is tuple or (len(kinds) == 1 and kinds[0] is tuple)):
+        value = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value  # a callback's, from Hydra
         fixed = args and Ellipsis not in args and len(args) == len(value)  # tuple[int, int]; else tuple[int, ...]
         item_hints = list(args) if fixed else [args[0] if args else Any] * len(value)
         return tuple(_as_paths(v, h) for v, h in zip(value, item_hints, strict=True))

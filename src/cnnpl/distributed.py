@@ -192,8 +192,8 @@ def check_launched_processes(trainer: Mapping[str, Any]) -> None:
         raise CnnplError(
             f"torchrun/srun started {started} processes, but trainer.devices x trainer.num_nodes asks for {asked} "
             f"({trainer.get('devices', 1)} x {trainer.get('num_nodes', 1)}): give the processes of each machine "
-            "and the machines, trainer.devices=<n> trainer.num_nodes=<m>, or leave both to trainer=ddp / "
-            "trainer=ddp_cpu, which read them from torchrun and SLURM"
+            "and the machines, trainer.devices=<n> trainer.num_nodes=<m> (under torchrun trainer=ddp and "
+            "trainer=ddp_cpu read both from it)"
         )
 
 
@@ -233,11 +233,12 @@ def check_shared_run_dir(run_dir: str) -> None:
 
 
 def on_cpu(trainer: Mapping[str, Any]) -> bool:
-    """Whether a ``trainer`` config runs on the CPU: ``accelerator=cpu``, or ``auto`` without CUDA."""
+    """Whether a ``trainer`` config runs on the CPU: ``accelerator=cpu``, or ``auto`` without CUDA or MPS."""
     import torch
 
     accelerator = str(trainer.get("accelerator", "auto"))
-    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    found = torch.cuda.is_available() or torch.backends.mps.is_available()
+    return accelerator == "cpu" or (accelerator == "auto" and not found)
 
 
 def in_sweep() -> bool:

@@ -43,7 +43,11 @@ def out_of_memory(err: BaseException) -> bool:
 
     if isinstance(err, (MemoryError, torch.OutOfMemoryError)):
         return True
-    return isinstance(err, RuntimeError) and ("can't allocate memory" in str(err) or "out of memory" in str(err))
+    text = str(err)
+    return isinstance(err, RuntimeError) and any(
+        words in text
+        for words in ("can't allocate memory", "not enough memory", "out of memory", "DefaultCPUAllocator")
+    )
 
 
 def yaml_word(value: object) -> str:

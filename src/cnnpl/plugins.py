@@ -119,6 +119,20 @@ def _where(err: BaseException, origin: Path | None, fallback: str = "") -> str:
     return f"{frame.filename}, line {frame.lineno}" if frame is not None else ""
 
 
+def place_in_code_of(err: BaseException, obj: object) -> str:
+    """``file, line N`` of the deepest frame of ``err`` in the file that defines ``obj``'s class (a plugin's
+    layer), "" when none is there (torch's own code raised, for a setting the plugin passed on)."""
+    import inspect
+
+    try:
+        origin = Path(inspect.getfile(type(obj)))
+    except (TypeError, OSError):  # a class without a file
+        return ""
+    unplaced = "\0"
+    place = _where(err, origin, unplaced)
+    return "" if place == unplaced else place
+
+
 def _reason(err: BaseException, origin: Path | None = None, fallback: str = "") -> str:
     """``Type: message (file, line N)`` on one line, the place being in the plugin's code (see :func:`_where`)."""
     message, where = str(err), _where(err, origin, fallback)

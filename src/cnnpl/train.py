@@ -80,7 +80,9 @@ def _target_not_found(node: Any) -> str | None:
             found = importlib.import_module(prefix)
             break
         except ModuleNotFoundError as err:
-            if not err.name or not prefix.startswith(err.name):  # the module imports something missing
+            if not err.name or not (
+                prefix == err.name or prefix.startswith(err.name + ".")
+            ):  # it imports a missing one
                 return None
         except Exception:  # a module that fails on import: Hydra's message gives its error
             return None
@@ -446,12 +448,13 @@ def check_forward(
                 f"model={model} needs more memory than this machine can give for {batch}{where} ({reason}); use "
                 "smaller images or a narrower network"
             ) from None
-        own = [type(m).__module__ for m in (net, *(dict(leaves)[layer] for layer in entered))]
-        if any(not module.startswith(("cnnpl.", "torch.")) for module in own):  # a plugin's: the line that raised
-            from cnnpl.plugins import _where
+        from cnnpl.plugins import place_in_code_of
 
-            place = _where(err, None)
-            reason += f" ({place})" if place else ""
+        for module in (*(dict(leaves)[layer] for layer in entered), net):  # a plugin's: the line that raised
+            place = "" if type(module).__module__.startswith(("cnnpl.", "torch.")) else place_in_code_of(err, module)
+            if place:
+                reason += f" ({place})"
+                break
         raise CnnplError(
             f"model={model} fails on {batch}{where}: {type(err).__name__}: {reason}; check that its components "
             "fit each other (a conv, pool or norm plugin must keep the shapes the network expects)"
@@ -613,10 +616,12 @@ def _check_devices(trainer_cfg: Any) -> None:
     if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes < 1:
         raise CnnplError(f"trainer.num_nodes must be >= 1 (the machines the run spans), got {nodes}")
     devices = trainer_cfg.get("devices")
-    if isinstance(devices, bool) or devices is None or (isinstance(devices, str) and devices.strip() == "auto"):
-        return
+    if isinstance(devices, bool) or devices is None:
+        return  # the kind check names them
     count = int(devices) if isinstance(devices, str) and devices.strip().lstrip("-").isdigit() else devices
-    if on_cpu(trainer_cfg):
+    if isinstance(devices, str) and devices.strip() == "auto":
+        pass  # 1 on the CPU, every GPU otherwise
+    elif on_cpu(trainer_cfg):
         if not isinstance(count, int) or count < 1:
             shown = OmegaConf.to_container(devices) if isinstance(devices, ListConfig) else devices
             raise CnnplError(

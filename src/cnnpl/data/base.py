@@ -347,8 +347,8 @@ class InMemoryImageDataModule(L.LightningDataModule):
             return None
         from lightning.pytorch.strategies import DDPStrategy
 
-        if not isinstance(trainer.strategy, DDPStrategy):  # FSDP gathers the weights at every forward: shards of
-            return None  # unequal batch counts would leave a process waiting; Lightning's sampler pads them
+        if type(trainer.strategy) is not DDPStrategy:  # FSDP, DeepSpeed (a DDPStrategy subclass) gather the weights
+            return None  # at every forward: shards of unequal batch counts would wait; Lightning's sampler pads
         return EvalShardSampler(dataset, num_replicas=trainer.world_size, rank=trainer.global_rank)
 
     def train_dataloader(self) -> DataLoader:
