@@ -112,6 +112,22 @@ class HangOnRank(Callback):
             time.sleep(TIMEOUT)
 
 
+class FailOnceHung(Callback):
+    """Raises on rank 0 in the second training step once :class:`HangOnRank` has written ``<path>``: rank 1 is
+    then asleep, as a hung rank is, when rank 0 fails (not killed on its way there, which would prove less)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if args[-1] == 1 and trainer.global_rank == 0:
+            for _ in range(int(TIMEOUT / 0.1)):
+                if self.path.exists():
+                    break
+                time.sleep(0.1)
+            raise RuntimeError("injected failure on rank 0")
+
+
 class UsersOwnData(L.LightningDataModule):
     """A data module that is not cnnpl's (no ``split()`` / ``normalize()``): shuffled tensor batches.
     Takes and ignores ``data=shapes``' settings, so the command line can name it as ``data._target_``."""
@@ -529,9 +545,9 @@ def test_a_failing_first_rank_stops_the_others(tmp_path: Path) -> None:
     # raises; rank 1, hung (or waiting in a collective), lived on after the command had exited
     pid_file = tmp_path / "rank1.pid"
     args = ["-m", "cnnpl", *SMALL, "trainer=ddp_cpu", "callbacks=minimal", f"hydra.run.dir={tmp_path / 'run'}"]
-    args += ["+callbacks.fail._target_=test_distributed.FailOnRank"]
+    args += ["+callbacks.fail._target_=test_distributed.FailOnceHung", f"+callbacks.fail.path={pid_file}"]
     args += ["+callbacks.hang._target_=test_distributed.HangOnRank", f"+callbacks.hang.path={pid_file}"]
-    env = {**_env(), "CNNPL_TEST_FAIL_RANK": "0", "CNNPL_TEST_HANG_RANK": "1"}
+    env = {**_env(), "CNNPL_TEST_HANG_RANK": "1"}
     with (tmp_path / "out.txt").open("w") as out:  # not a pipe: a child left running would hold it open
         proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:

@@ -629,8 +629,10 @@ def test_a_callbacks_tuple_setting_is_a_tuple_from_the_config(restore_registries
     from hydra.utils import instantiate
 
     cfg = cnnpl.compose(["callbacks=[minimal,window_cb]", "callbacks.window_cb.window=[3,4]"])
-    assert instantiate(cfg.callbacks.window_cb) == (3, 4)  # as cnnpl.train builds it: through Hydra
-    assert REGISTRIES["callback"].build("window_cb") == (2, 2)
+    made = instantiate(cfg.callbacks.window_cb)  # as cnnpl.train builds it: through Hydra
+    assert type(made) is tuple and made == (3, 4)  # (a ListConfig compares equal to the tuple)
+    made = REGISTRIES["callback"].build("window_cb")
+    assert type(made) is tuple and made == (2, 2)
 
 
 def test_model_that_does_not_take_the_layer_factories_says_so(restore_registries) -> None:

@@ -745,15 +745,15 @@ def _none_passed(family: str, name: str, params: Mapping[str, Any]) -> frozenset
 def constructor_settings(family: str, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """``params`` as the constructor of ``family/name`` takes them: a word given for a setting its hint types
     as an Enum turned into the member (by name, else by value), text for a ``Path`` into a Path and a list for
-    a ``tuple`` into a tuple. A config
-    read from YAML (the run's ``config.yaml``, which render and a resume read) holds the member's name, where a
-    composed one holds the member; a config holds a path as text."""
+    a ``tuple`` into a tuple. A config read from YAML (the run's ``config.yaml``, which render and a resume read)
+    holds the member's name, where a composed one holds the member; a config holds a path as text and a tuple
+    as a list."""
     hints = _type_hints(get_registry(family).get(name))
     settings = dict(params)
     for key, value in params.items():
         value = settings[key] = _check_optional_mapping(value, hints.get(key), f"{family}.{key}", f"{family} {name!r}")
-        if (paths := _as_paths(value, hints.get(key, Any))) is not value:
-            settings[key] = paths
+        if (hinted := _as_hinted(value, hints.get(key, Any))) is not value:
+            settings[key] = hinted
             continue
         kind = _required(config_type(hints.get(key, Any)))
         if not (isinstance(kind, type) and issubclass(kind, enum.Enum)) or isinstance(value, enum.Enum):
@@ -915,7 +915,7 @@ def _is_pair_value(value: Any, *, takes_word: bool) -> bool:
     return items and len(value) == 2 and all(integer(v) for v in value)
 
 
-def _as_paths(value: Any, hint: Any) -> Any:
+def _as_hinted(value: Any, hint: Any) -> Any:
     """``value`` with the text a ``Path`` hint (perhaps in a list, tuple or dict, perhaps ``| None``) gives as a
     Path, and the list a ``tuple`` hint gives as a tuple (a config holds lists: ``window + (1,)`` in a plugin's
     constructor failed on its own default); ``value`` itself where there is none to convert."""
@@ -928,12 +928,12 @@ def _as_paths(value: Any, hint: Any) -> Any:
         value = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value  # a callback's, from Hydra
         fixed = args and Ellipsis not in args and len(args) == len(value)  # tuple[int, int]; else tuple[int, ...]
         item_hints = list(args) if fixed else [args[0] if args else Any] * len(value)
-        return tuple(_as_paths(v, h) for v, h in zip(value, item_hints, strict=True))
+        return tuple(_as_hinted(v, h) for v, h in zip(value, item_hints, strict=True))
     if origin in (list, Sequence, typing.Sequence) and isinstance(value, list) and args:
-        items = [_as_paths(v, args[0]) for v in value]  # list[Path]
+        items = [_as_hinted(v, args[0]) for v in value]  # list[Path]
         return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
     if origin in (dict, Mapping, typing.Mapping) and isinstance(value, dict) and len(args) == 2:
-        items = {k: _as_paths(v, args[1]) for k, v in value.items()}
+        items = {k: _as_hinted(v, args[1]) for k, v in value.items()}
         return items if any(items[k] is not value[k] for k in value) else value
     return value
 

@@ -121,9 +121,12 @@ def _where(err: BaseException, origin: Path | None, fallback: str = "") -> str:
 
 def place_in_code_of(err: BaseException, obj: object) -> str:
     """``file, line N`` of the deepest frame of ``err`` in the file that defines ``obj``'s class (a plugin's
-    layer), "" when none is there (torch's own code raised, for a setting the plugin passed on)."""
+    layer), "" when none is there (torch's own code raised, for a setting the plugin passed on) and for cnnpl's
+    and torch's own classes."""
     import inspect
 
+    if type(obj).__module__.startswith(("cnnpl.", "torch.")):
+        return ""
     try:
         origin = Path(inspect.getfile(type(obj)))
     except (TypeError, OSError):  # a class without a file

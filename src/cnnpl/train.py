@@ -80,9 +80,8 @@ def _target_not_found(node: Any) -> str | None:
             found = importlib.import_module(prefix)
             break
         except ModuleNotFoundError as err:
-            if not err.name or not (
-                prefix == err.name or prefix.startswith(err.name + ".")
-            ):  # it imports a missing one
+            this_one = err.name is not None and (prefix == err.name or prefix.startswith(f"{err.name}."))
+            if not this_one:  # the module is there, and imports a missing one: Hydra's message gives its error
                 return None
         except Exception:  # a module that fails on import: Hydra's message gives its error
             return None
@@ -333,11 +332,9 @@ def cpu_has_native_bf16() -> bool:
 
 # Environment variables that cap the instruction set of torch's, oneDNN's and MKL's CPU kernels
 ISA_PINS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-# oneDNN's instruction sets below AVX512_CORE_BF16: capped at one of them, its convolutions emulate bfloat16
-ONEDNN_WITHOUT_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"})
-
-
+# oneDNN's instruction-set cap, and its sets below AVX512_CORE_BF16: capped at one, its convolutions emulate bfloat16
 ONEDNN_PIN = "ONEDNN_MAX_CPU_ISA"
+ONEDNN_WITHOUT_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"})
 
 
 def bf16_pinned_off() -> str | None:
@@ -362,12 +359,12 @@ def environment_line(trainer: Any) -> str:
 
     processes = f", {trainer.world_size} processes in all" if trainer.world_size > trainer.num_devices else ""
     threads = _training_threads(trainer)
+    native, pinned = cpu_has_native_bf16(), bf16_pinned_off()
     line = (
         f"cnnpl {__version__}, torch {torch.__version__}, lightning {lightning.__version__}; "
         f"{trainer.strategy.root_device.type} x {trainer.num_devices}{processes}; "
         f"CPU kernels {torch.backends.cpu.get_cpu_capability()}, {threads} thread{'s' * (threads != 1)}, "
-        f"CPU bfloat16 in hardware {'yes' if cpu_has_native_bf16() else 'no'}"
-        + (f" (unused: {bf16_pinned_off()})" if cpu_has_native_bf16() and bf16_pinned_off() else "")
+        f"CPU bfloat16 in hardware {'yes' if native else 'no'}{f' (unused: {pinned})' if native and pinned else ''}"
     )
     pins = [f"{name}={os.environ[name]}" for name in ISA_PINS if os.environ.get(name)]
     return line + (f"; pinned: {' '.join(pins)}" if pins else "")
@@ -393,18 +390,17 @@ def warn_emulated_bf16(trainer: Any) -> None:
     precision = str(trainer.precision)
     if not isinstance(trainer.accelerator, CPUAccelerator) or not precision.startswith("bf16"):
         return
-    pinned = bf16_pinned_off() if cpu_has_native_bf16() else None
-    if not cpu_has_native_bf16() or pinned:
-        why = (
-            f"with {pinned}, which keeps oneDNN off its bfloat16 instructions,"
-            if pinned
-            else ("on a CPU without native bfloat16 (AMX or AVX512-BF16)")
-        )
-        warnings.warn(
-            f"trainer.precision={precision} {why} is emulated and likely slower than float32: use "
-            "trainer.precision=32-true (experiment=fast_cifar10 instead of fast_cifar10_bf16)",
-            stacklevel=2,
-        )
+    if not cpu_has_native_bf16():
+        why = "on a CPU without native bfloat16 (AMX or AVX512-BF16)"
+    elif pinned := bf16_pinned_off():
+        why = f"with {pinned}, which keeps oneDNN off its bfloat16 instructions,"
+    else:
+        return
+    warnings.warn(
+        f"trainer.precision={precision} {why} is emulated and likely slower than float32: use "
+        "trainer.precision=32-true (experiment=fast_cifar10 instead of fast_cifar10_bf16)",
+        stacklevel=2,
+    )
 
 
 def check_forward(
@@ -450,11 +446,9 @@ def check_forward(
             ) from None
         from cnnpl.plugins import place_in_code_of
 
-        for module in (*(dict(leaves)[layer] for layer in entered), net):  # a plugin's: the line that raised
-            place = "" if type(module).__module__.startswith(("cnnpl.", "torch.")) else place_in_code_of(err, module)
-            if place:
-                reason += f" ({place})"
-                break
+        places = (place_in_code_of(err, module) for module in (*(dict(leaves)[layer] for layer in entered), net))
+        place = next((place for place in places if place), "")  # a plugin's layer or model: the line that raised
+        reason += f" ({place})" if place else ""
         raise CnnplError(
             f"model={model} fails on {batch}{where}: {type(err).__name__}: {reason}; check that its components "
             "fit each other (a conv, pool or norm plugin must keep the shapes the network expects)"
@@ -619,16 +613,15 @@ def _check_devices(trainer_cfg: Any) -> None:
     if isinstance(devices, bool) or devices is None:
         return  # the kind check names them
     count = int(devices) if isinstance(devices, str) and devices.strip().lstrip("-").isdigit() else devices
-    if isinstance(devices, str) and devices.strip() == "auto":
-        pass  # 1 on the CPU, every GPU otherwise
-    elif on_cpu(trainer_cfg):
+    auto = isinstance(devices, str) and devices.strip() == "auto"  # 1 on the CPU, every GPU otherwise
+    if not auto and on_cpu(trainer_cfg):
         if not isinstance(count, int) or count < 1:
             shown = OmegaConf.to_container(devices) if isinstance(devices, ListConfig) else devices
             raise CnnplError(
                 f"trainer.devices on the CPU is a number of processes, >= 1 (or auto: 1), got {shown!r}; "
                 "-1 and device indices choose GPUs (trainer.accelerator=gpu)"
             )
-    elif isinstance(count, int) and (count == 0 or count < -1):
+    elif not auto and isinstance(count, int) and (count == 0 or count < -1):
         raise CnnplError(f"trainer.devices must be >= 1, -1 (all GPUs), auto or a list of GPU indices, got {count}")
     check_launched_processes(trainer_cfg)
 

@@ -75,11 +75,10 @@ def trace_path(
         except Exception as err:  # a component's own check (assert, ValueError): still this layer, this input
             lines = str(err).splitlines()
             reason = f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
-            if not type(child).__module__.startswith(("cnnpl.", "torch.")):  # a plugin's: the line that raised
-                from cnnpl.plugins import place_in_code_of
+            from cnnpl.plugins import place_in_code_of
 
-                place = place_in_code_of(err, child)
-                reason += f" ({place})" if place else ""
+            place = place_in_code_of(err, child)  # a plugin's: the line that raised
+            reason += f" ({place})" if place else ""
             raise GeometryError(f"layer {full} ({type(child).__name__}) cannot take input {shape}: {reason}") from err
     return shape
 
