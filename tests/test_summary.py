@@ -224,6 +224,7 @@ def test_command_line_without_lightning(tmp_path: Path):
         [sys.executable, "-m", "cnnpl.summary", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0 and "python -m cnnpl.summary" in done.stdout
+    assert "--input-size H [W]" in done.stdout and "[W ...]" not in done.stdout  # argparse's form for nargs="+"
 
 
 def test_ckpt_path_at_its_default_is_no_checkpoint(capsys):

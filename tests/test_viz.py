@@ -528,6 +528,10 @@ def test_render_refuses_bad_input_in_one_line_and_makes_no_folder(tmp_path, caps
         "cannot read the override 'data.num_train=${nope}': Interpolation key 'nope' not found"
     )
     assert render_error(capsys, f"ckpt={ckpt}", "out=") == "out= is empty; give out=<folder>"
+    for count in ("0", "65", "100000", "two", ""):  # helper-123: 100000 wrote 3011 PNGs on a shapes run
+        assert render_error(capsys, f"ckpt={ckpt}", f"out={out}", f"num_images={count}") == (
+            f"num_images must be a whole number from 1 to 64 (each image writes a picture per stage), got {count!r}"
+        )
     assert render_error(capsys, f"ckpt={tmp_path / 'nonexist.ckpt'}", f"out={out}").startswith("checkpoint ")
     assert not (tmp_path / "deep").exists()  # made before anything was checked
 
@@ -538,7 +542,9 @@ def test_render_help_says_what_it_writes_and_its_defaults(capsys) -> None:
     out = capsys.readouterr().out
     assert "Written files (.png in out, created if needed):" in out and "confusion_matrix.png" in out
     assert "val by default, test for a run that held out no validation images" in out
-    assert out.rstrip().endswith("[skip_broken_plugins=true] [key=value ...]") and "[num_images=N (8)]" in out
+    assert (
+        out.rstrip().endswith("[skip_broken_plugins=true] [key=value ...]") and "[num_images=N (8, at most 64)]" in out
+    )
     assert render_main([]) == 2  # no arguments: the first line and the usage
     assert "Written files" not in capsys.readouterr().out
 

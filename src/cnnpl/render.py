@@ -53,9 +53,10 @@ from cnnpl.plugins import (
     split_plugin_overrides,
 )
 
+MAX_IMAGES = 64  # each image writes a feature-map picture per stage: 100000 wrote thousands of PNGs
 USAGE = (
-    "usage: python -m cnnpl.render ckpt=PATH out=DIR [config=PATH] [num_images=N (8)] [split=val|test|train] "
-    "[skip_broken_plugins=true] [key=value ...]"
+    "usage: python -m cnnpl.render ckpt=PATH out=DIR [config=PATH] [num_images=N (8, at most 64)] "
+    "[split=val|test|train] [skip_broken_plugins=true] [key=value ...]"
 )
 
 
@@ -368,6 +369,7 @@ def render(
     returns the files written. ``tta``: the run's ``(system.tta_flip, system.tta_translate)``, which the
     predictions (confusion matrix, per-class accuracy, misclassified images, PR curves) average over, as the
     run's validation and test did (:func:`run_tta` reads them from its config)."""
+    _check_num_images(num_images)
     split = viz.pick_split(datamodule, split)
     out = output_folder(out)
     try:
@@ -377,6 +379,17 @@ def render(
         raise CnnplError(
             f"cannot write pictures to {out}: {where}: {err.strerror or err}; pass out=<a folder you can write to>"
         ) from None
+
+
+def _check_num_images(value: object) -> int:
+    """``num_images`` as an int from 1 to :data:`MAX_IMAGES`, or the one-line error that says so."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= MAX_IMAGES:
+        raise CnnplError(
+            f"num_images must be a whole number from 1 to {MAX_IMAGES} (each image writes a picture per stage), "
+            f"got {value!r}"
+        )
+    return int(text)
 
 
 def run_tta(cfg: DictConfig) -> tuple[bool, int]:
@@ -454,8 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         empty = [key for key in ("ckpt", "out") if key in options and not options[key].strip()]
         if empty:  # out= wrote into the working directory, ckpt= read it as a checkpoint
             raise CnnplError(f"{empty[0]}= is empty; give {empty[0]}=<{'folder' if empty[0] == 'out' else 'file'}>")
-        if not options.get("num_images", "8").isdigit() or int(options.get("num_images", "8")) < 1:
-            raise CnnplError(f"num_images must be a positive integer, got {options['num_images']!r}")
+        num_images = _check_num_images(options.get("num_images", "8"))
         if "split" in options:
             viz.check_split_name(options["split"])
         check_output_folder(options["out"])  # before the slow part
@@ -465,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         split = viz.pick_split(datamodule, options.get("split"))
         out = Path(options["out"]).expanduser()
         before = set(out.glob("*.png")) if out.is_dir() else set()
-        files = render(net, datamodule, out, int(options.get("num_images", "8")), split, run_tta(cfg))
+        files = render(net, datamodule, out, num_images, split, run_tta(cfg))
     except CnnplError as err:
         print(f"cnnpl.render: error: {err}", file=sys.stderr)
         return 2

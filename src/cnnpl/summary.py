@@ -180,15 +180,25 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"cnnpl.summary: error: {message}{hint} (python -m cnnpl.summary --help lists the options)\n")
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """``--input-size H [W]`` in the usage and the help (argparse writes ``nargs="+"`` as ``H [W ...]``)."""
+
+    def _format_args(self, action: argparse.Action, default_metavar: str) -> str:
+        if action.dest == "input_size":
+            return "H [W]"
+        return super()._format_args(action, default_metavar)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(
         prog="python -m cnnpl.summary",
+        formatter_class=_HelpFormatter,
         description="Print a Keras-style summary of the network the training config describes.",
         epilog="Example: python -m cnnpl.summary model=simple_cnn conv=depthwise_separable pool=avg",
     )
     parser.add_argument("overrides", nargs="*", help="config overrides, as for python -m cnnpl (model=..., conv=...)")
     # H [W], then any overrides (argparse would give them all to --input-size): main() splits them off
-    parser.add_argument("--input-size", nargs="+", metavar=("H", "W"), help="input height [width]")
+    parser.add_argument("--input-size", nargs="+", help="input height [width] (default: the data's image size)")
     parser.add_argument("--in-channels", type=int, default=DEFAULT_IN_CHANNELS, help="input channels (default 3)")
     parser.add_argument("--num-classes", type=int, default=DEFAULT_NUM_CLASSES, help="classes (default 10)")
     return parser
