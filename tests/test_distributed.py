@@ -30,7 +30,14 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 import cnnpl
-from cnnpl.distributed import EvalShardSampler, check_launch, launcher_world_size, lr_scale, requested_processes
+from cnnpl.distributed import (
+    EvalShardSampler,
+    beside_a_first_on_this_machine,
+    check_launch,
+    launcher_world_size,
+    lr_scale,
+    requested_processes,
+)
 from cnnpl.errors import CnnplError
 
 TESTS = Path(__file__).resolve().parent
@@ -376,6 +383,22 @@ def test_a_config_that_does_not_count_the_launched_processes_is_one_line(monkeyp
         "processes of each machine and the machines, trainer.devices=<n> trainer.num_nodes=<m> (under torchrun "
         "trainer=ddp and trainer=ddp_cpu read both from it)"
     )
+
+
+def test_a_refused_command_line_is_printed_by_the_first_process_of_each_machine(tmp_path: Path) -> None:
+    # note 39: under torchrun the refusal printed once per process, the same line n times
+    torchrun = {"TORCHELASTIC_RUN_ID": "x", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2", "GROUP_RANK": "0"}
+    args = ["-m", "cnnpl", *SMALL, "trainer=ddp_cpu", "trainer.devices=1", f"hydra.run.dir={tmp_path / 'run'}"]
+    first = _run(args, cwd=tmp_path, **torchrun, RANK="0", LOCAL_RANK="0")
+    other = _run(args, cwd=tmp_path, **torchrun, RANK="1", LOCAL_RANK="1")
+    assert first.returncode == other.returncode == 2
+    assert first.stderr.startswith("cnnpl: error: torchrun/srun started 2 processes") and first.stderr.count("\n") == 1
+    assert other.stderr == "" and not (tmp_path / "run").exists()
+    assert beside_a_first_on_this_machine({**torchrun, "LOCAL_RANK": "1", "RANK": "3"})
+    assert not beside_a_first_on_this_machine({**torchrun, "LOCAL_RANK": "0", "RANK": "2"})  # another machine's first
+    assert not beside_a_first_on_this_machine({"LOCAL_RANK": "1", "WORLD_SIZE": "2"})  # Lightning's own child
+    assert beside_a_first_on_this_machine({"SLURM_NTASKS": "4", "SLURM_LOCALID": "1"})  # srun
+    assert not beside_a_first_on_this_machine({"SLURM_NTASKS": "4", "SLURM_LOCALID": "1", "SLURM_JOB_NAME": "bash"})
 
 
 def test_sync_batchnorm_on_cpu_processes_is_refused_up_front() -> None:

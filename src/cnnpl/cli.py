@@ -58,11 +58,17 @@ def fail(err: CnnplError) -> NoReturn:
 
 
 def guarded(step: Callable[[], Any]) -> Any:
-    """Run ``step``; a :class:`CnnplError` ends the process, a skipped plugin's warning is one stderr line."""
+    """Run ``step``; a :class:`CnnplError` ends the process, a skipped plugin's warning is one stderr line.
+    Of the processes torchrun or srun started on a machine, the first prints the refusal: the command line
+    of the others is the same (:func:`cnnpl.distributed.beside_a_first_on_this_machine`)."""
     with plugin_warnings_on_one_line("cnnpl"):
         try:
             result = step()
         except CnnplError as err:
+            from cnnpl.distributed import beside_a_first_on_this_machine
+
+            if beside_a_first_on_this_machine() and os.environ.get("HYDRA_FULL_ERROR") != "1":
+                sys.exit(EXIT_USAGE)
             fail(err)
     return result
 

@@ -102,6 +102,21 @@ def is_worker(environ: Mapping[str, str] | None = None) -> bool:
     return any(env.get(name, "0") not in ("", "0") for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID"))
 
 
+def beside_a_first_on_this_machine(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether torchrun or srun started this process beside a first one on the same machine (``LOCAL_RANK`` /
+    ``SLURM_LOCALID`` above 0): that one runs the same command line, so its refusal is this one's too
+    (:func:`cnnpl.cli.guarded` prints it once a machine). Lightning's own children are not counted: they
+    check the command line after the first process did."""
+    env = os.environ if environ is None else environ
+    if "TORCHELASTIC_RUN_ID" in env:  # torchrun
+        local = env.get("LOCAL_RANK", "0")
+    elif "SLURM_LOCALID" in env and launcher_world_size(env) > 1:  # srun
+        local = env["SLURM_LOCALID"]
+    else:
+        return False
+    return local not in ("", "0")
+
+
 def requested_processes(trainer: Mapping[str, Any]) -> int:
     """Processes a ``trainer`` config asks for: devices per node x ``num_nodes``, counted as Lightning does
     (``auto`` and ``-1``: all GPUs, or 1 on CPU, where Lightning refuses -1 and so does
