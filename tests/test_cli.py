@@ -626,7 +626,7 @@ def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path,
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # trainer=ddp_cpu's devices: torchrun's processes
     for rank in ("0", "1"):
         monkeypatch.setenv("RANK", rank)
-        with pytest.raises(CnnplError, match=r"^2 processes started by torchrun/srun need one shared output directory"):
+        with pytest.raises(CnnplError, match=r"^torchrun started 2 processes, which need one shared output directory"):
             cli.prepare(["data=shapes", "trainer=ddp_cpu"])
         # hydra.run.dir=<the user's folder>: one for every process, whose record the first writes
         record = ["hydra.output_subdir=null"] if rank == "1" else []

@@ -34,6 +34,7 @@ from cnnpl.distributed import (
     EvalShardSampler,
     beside_a_first_on_this_machine,
     check_launch,
+    launched,
     launcher_world_size,
     lr_scale,
     requested_processes,
@@ -307,6 +308,9 @@ def test_process_counts_from_config_and_environment() -> None:
     assert launcher_world_size({"WORLD_SIZE": "4"}) == 4
     assert launcher_world_size({"SLURM_NTASKS": "8"}) == 8
     assert launcher_world_size({"SLURM_NTASKS": "8", "SLURM_JOB_NAME": "train"}) == 8
+    # helper-125: an sbatch script's SLURM_NTASKS without srun was "torchrun/srun started 4 processes"
+    assert launched({"SLURM_NTASKS": "4", "SLURM_JOB_NAME": "train"}) == "SLURM_NTASKS=4 asks srun for 4 processes"
+    assert launched({"WORLD_SIZE": "2", "SLURM_NTASKS": "4"}) == "torchrun started 2 processes"
     assert launcher_world_size({}) == 1
     # helper-121: a shell in an interactive allocation has SLURM_NTASKS but started nothing; a plain run was
     # refused for "4 processes started by torchrun/srun" (Lightning ignores SLURM there too)
@@ -379,7 +383,7 @@ def test_a_config_that_does_not_count_the_launched_processes_is_one_line(monkeyp
     with pytest.raises(CnnplError) as err:
         check_settings(cnnpl.compose(["trainer=ddp_cpu", "trainer.devices=1"]))
     assert str(err.value) == (
-        "torchrun/srun started 2 processes, but trainer.devices x trainer.num_nodes asks for 1 (1 x 1): give the "
+        "torchrun started 2 processes, but trainer.devices x trainer.num_nodes asks for 1 (1 x 1): give the "
         "processes of each machine and the machines, trainer.devices=<n> trainer.num_nodes=<m> (under torchrun "
         "trainer=ddp and trainer=ddp_cpu read both from it)"
     )
@@ -392,7 +396,7 @@ def test_a_refused_command_line_is_printed_by_the_first_process_of_each_machine(
     first = _run(args, cwd=tmp_path, **torchrun, RANK="0", LOCAL_RANK="0")
     other = _run(args, cwd=tmp_path, **torchrun, RANK="1", LOCAL_RANK="1")
     assert first.returncode == other.returncode == 2
-    assert first.stderr.startswith("cnnpl: error: torchrun/srun started 2 processes") and first.stderr.count("\n") == 1
+    assert first.stderr.startswith("cnnpl: error: torchrun started 2 processes, but") and first.stderr.count("\n") == 1
     assert other.stderr == "" and not (tmp_path / "run").exists()
     assert beside_a_first_on_this_machine({**torchrun, "LOCAL_RANK": "1", "RANK": "3"})
     assert not beside_a_first_on_this_machine({**torchrun, "LOCAL_RANK": "0", "RANK": "2"})  # another machine's first
@@ -645,7 +649,7 @@ def test_torchrun_with_a_run_folder_named_by_the_time_is_refused_before_hydra_ma
     env = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}
     proc = _run(["-m", "cnnpl", *SMALL, "trainer=ddp_cpu"], cwd=tmp_path, **env)
     assert proc.returncode == 2
-    assert proc.stderr.startswith("cnnpl: error: 2 processes started by torchrun/srun need one shared output directory")
+    assert proc.stderr.startswith("cnnpl: error: torchrun started 2 processes, which need one shared output directory")
     assert not list(tmp_path.iterdir()), "a folder was made for the refused run (outputs/<date>/<time>/.hydra)"
     later = ["-m", "cnnpl", *SMALL, "trainer=ddp_cpu", "hydra.run.dir=outputs/${now:%H-%M-%S}"]
     proc = _run(later, cwd=tmp_path, **env)

@@ -95,6 +95,16 @@ def launcher_world_size(environ: Mapping[str, str] | None = None) -> int:
 SLURM_INTERACTIVE_NAMES = ("bash", "interactive")  # Lightning's SLURMEnvironment: not started by srun
 
 
+def launched(environ: Mapping[str, str] | None = None) -> str:
+    """Who started how many processes, for a message: ``torchrun started 2 processes``, or ``SLURM_NTASKS=4 asks
+    srun for 4 processes`` (an sbatch script that runs the command without srun has it too, with one process)."""
+    env = os.environ if environ is None else environ
+    count = launcher_world_size(env)
+    if env.get("WORLD_SIZE", "").isdigit():
+        return f"torchrun started {count} processes"
+    return f"SLURM_NTASKS={count} asks srun for {count} processes"
+
+
 def is_worker(environ: Mapping[str, str] | None = None) -> bool:
     """Whether this process is one a launcher started besides the first: a global or local rank above 0
     (``RANK`` / ``LOCAL_RANK`` of torchrun and Lightning's children, ``SLURM_PROCID`` of srun)."""
@@ -205,7 +215,7 @@ def check_launched_processes(trainer: Mapping[str, Any]) -> None:
     started, asked = launcher_world_size(), requested_processes(trainer)
     if started > 1 and asked != started:
         raise CnnplError(
-            f"torchrun/srun started {started} processes, but trainer.devices x trainer.num_nodes asks for {asked} "
+            f"{launched()}, but trainer.devices x trainer.num_nodes asks for {asked} "
             f"({trainer.get('devices', 1)} x {trainer.get('num_nodes', 1)}): give the processes of each machine "
             "and the machines, trainer.devices=<n> trainer.num_nodes=<m> (under torchrun trainer=ddp and "
             "trainer=ddp_cpu read both from it)"
@@ -242,8 +252,8 @@ def check_shared_run_dir(run_dir: str) -> None:
     ``python -m cnnpl`` before Hydra makes the folder (:mod:`cnnpl.cli`)."""
     if launcher_world_size() > 1 and "${now:" in run_dir:
         raise CnnplError(
-            f"{launcher_world_size()} processes started by torchrun/srun need one shared output directory: "
-            "add hydra.run.dir=<path> (the same on every node; e.g. outputs/$SLURM_JOB_ID) to the command"
+            f"{launched()}, which need one shared output directory: add hydra.run.dir=<path> (the same on every "
+            "node; e.g. outputs/$SLURM_JOB_ID) to the command"
         )
 
 
