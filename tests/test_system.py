@@ -301,6 +301,24 @@ def test_setup_hides_torchs_leafspec_warning_about_lightnings_code() -> None:
     assert [str(w.message) for w in caught] == ["is deprecated too"]
 
 
+def test_setup_hides_the_model_summarys_warning_about_mixed_precision() -> None:
+    # note 39: every bf16 run printed "Precision bf16-mixed is not supported by the model summary ... Using 32 bits
+    # instead": the weights of a mixed-precision run are float32, so its 32 bits are right
+    from lightning.pytorch.utilities.model_summary import ModelSummary
+
+    system = ImageClassifier(torch.nn.Linear(2, 2), 2)
+    system._trainer = L.Trainer(precision="bf16-mixed", accelerator="cpu", logger=False, enable_progress_bar=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ModelSummary(system)
+        assert any("not supported by the model summary" in str(w.message) for w in caught)  # Lightning warns
+        caught.clear()
+        system.setup("fit")
+        summary = ModelSummary(system)
+    assert [str(w.message) for w in caught] == []
+    assert summary.model_size == pytest.approx(6 * 4 * 1e-6)  # 6 float32 weights
+
+
 def test_the_nvml_check_is_dropped_only_where_nvml_does_not_load(monkeypatch) -> None:
     train_module = importlib.import_module("cnnpl.train")
     variable = "PYTORCH_NVML_BASED_CUDA_CHECK"

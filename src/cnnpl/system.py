@@ -46,19 +46,27 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def hide_lightning_pytree_warning() -> None:
-    """Silence torch's ``FutureWarning`` that ``LeafSpec`` is deprecated, raised from Lightning's own code.
+def hide_lightning_noise() -> None:
+    """Silence two warnings about Lightning's own code, which nothing a user's code or config does can change:
 
-    Lightning (2.6) builds a ``LeafSpec`` whenever it flattens a batch, and torch (2.14) warns about
-    it in every run, pointing at ``lightning/pytorch/utilities/_pytree.py``: nothing a user's code or
-    config does, and nothing they can change. The filter matches that message from that module only.
-    :meth:`ImageClassifier.setup` installs it in every process (``ddp_spawn``'s children too).
+    - torch's ``FutureWarning`` that ``LeafSpec`` is deprecated: Lightning (2.6) builds one whenever it
+      flattens a batch, and torch (2.14) warns in every run, pointing at ``lightning/pytorch/utilities/_pytree.py``;
+    - the model summary's "Precision bf16-mixed is not supported ... Using 32 bits instead" in every mixed
+      precision run: the weights of ``16-mixed`` and ``bf16-mixed`` are float32, so 32 bits is the right size.
+
+    The first filter matches its message from that module only, the second its message.
+    :meth:`ImageClassifier.setup` installs them in every process (``ddp_spawn``'s children too).
     """
     warnings.filterwarnings(
         "ignore",
         message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
         category=FutureWarning,
         module=r"lightning\.pytorch\.utilities\._pytree",
+    )
+    warnings.filterwarnings(
+        "ignore",
+        message=r"Precision (bf)?16-mixed is not supported by the model summary",
+        category=UserWarning,
     )
 
 
@@ -236,7 +244,7 @@ class ImageClassifier(L.LightningModule):
         return self._evaluate(batch, "test")
 
     def setup(self, stage: str) -> None:
-        hide_lightning_pytree_warning()  # runs in every process before its loops, spawned ones included
+        hide_lightning_noise()  # runs in every process before its loops, spawned ones included
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         trainer = self._trainer
