@@ -535,6 +535,26 @@ def test_a_tuple_setting_reaches_the_constructor_as_a_tuple(restore_registries, 
     assert pool.window == window and isinstance(pool.window, tuple)
 
 
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [([], 2), (["pool.size=[3,4]"], (3, 4)), (["pool.size=5"], 5), (["pool.sizes=[3,4]"], [3, 4])],
+)
+def test_a_setting_of_an_int_or_a_tuple_reaches_the_constructor_as_one(restore_registries, override, expected) -> None:
+    # note 39: a plugin's `int | tuple[int, int]` setting still reached it as a list; `list | tuple` takes the list
+    @cnnpl.register("pool", "either")
+    class Either(torch.nn.MaxPool2d):
+        def __init__(
+            self, kernel_size: int = 2, size: int | tuple[int, int] = 2, sizes: list[int] | tuple[int, ...] = ()
+        ) -> None:
+            super().__init__(kernel_size)
+            self.size, self.sizes = size, sizes
+
+    cfg = cnnpl.compose(["pool=either", *override])
+    pool = build_model(cfg, num_classes=3, in_channels=3, input_size=(32, 32)).features.block1.pool
+    got = pool.sizes if "sizes" in "".join(override) else pool.size
+    assert got == expected and type(got) is type(expected)
+
+
 def test_settings_the_config_cannot_hold_keep_their_defaults_and_paths_in_lists_are_paths(restore_registries) -> None:
     """helper-100: an object default (shown as null) was passed as None; a list of paths arrived as text."""
 

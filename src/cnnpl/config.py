@@ -918,17 +918,21 @@ def _is_pair_value(value: Any, *, takes_word: bool) -> bool:
 def _as_hinted(value: Any, hint: Any) -> Any:
     """``value`` with the text a ``Path`` hint (perhaps in a list, tuple or dict, perhaps ``| None``) gives as a
     Path, and the list a ``tuple`` hint gives as a tuple (a config holds lists: ``window + (1,)`` in a plugin's
-    constructor failed on its own default); ``value`` itself where there is none to convert."""
+    constructor failed on its own default), ``int | tuple[int, int]`` too; ``value`` itself where there is none
+    to convert (a hint that takes a list as well, ``list[int] | tuple[int, ...]``, keeps the list)."""
     if isinstance(value, str):
         return pathlib.Path(value) if _required_path(hint) else value
     kinds = _without_none(hint)
     origin = typing.get_origin(kinds[0]) if len(kinds) == 1 else None
     args = typing.get_args(kinds[0]) if len(kinds) == 1 else ()
-    if isinstance(value, (list, ListConfig)) and (origin is tuple or (len(kinds) == 1 and kinds[0] is tuple)):
-        value = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value  # a callback's, from Hydra
-        fixed = args and Ellipsis not in args and len(args) == len(value)  # tuple[int, int]; else tuple[int, ...]
-        item_hints = list(args) if fixed else [args[0] if args else Any] * len(value)
-        return tuple(_as_hinted(v, h) for v, h in zip(value, item_hints, strict=True))
+    if isinstance(value, (list, ListConfig)):
+        tuple_hint = _tuple_hint_for(kinds, len(value))
+        if tuple_hint is not None:
+            value = OmegaConf.to_container(value) if isinstance(value, ListConfig) else value  # a callback's
+            args = typing.get_args(tuple_hint)
+            fixed = args and Ellipsis not in args  # tuple[int, int]; else tuple[int, ...]
+            item_hints = list(args) if fixed else [args[0] if args else Any] * len(value)
+            return tuple(_as_hinted(v, h) for v, h in zip(value, item_hints, strict=True))
     if origin in (list, Sequence, typing.Sequence) and isinstance(value, list) and args:
         items = [_as_hinted(v, args[0]) for v in value]  # list[Path]
         return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
@@ -936,6 +940,22 @@ def _as_hinted(value: Any, hint: Any) -> Any:
         items = {k: _as_hinted(v, args[1]) for k, v in value.items()}
         return items if any(items[k] is not value[k] for k in value) else value
     return value
+
+
+def _tuple_hint_for(kinds: Sequence[Any], length: int) -> Any:
+    """The tuple hint among ``kinds`` (a hint's types, ``None`` left out) that a list of ``length`` items is meant
+    as: the only tuple of that length or of any length, where no kind takes a list itself; else None."""
+    if any(kind in (list, Sequence, typing.Any) or typing.get_origin(kind) in (list, Sequence) for kind in kinds):
+        return None  # a list is what it takes (or may take)
+    fitting = []
+    for kind in kinds:
+        if kind is tuple:
+            fitting.append(tuple[Any, ...])
+        elif typing.get_origin(kind) is tuple:
+            args = typing.get_args(kind)
+            if not args or Ellipsis in args or len(args) == length:
+                fitting.append(kind)
+    return fitting[0] if len(fitting) == 1 else None
 
 
 def _required_path(hint: Any) -> bool:
