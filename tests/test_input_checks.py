@@ -31,7 +31,7 @@ from cnnpl.checks import (
 from cnnpl.config import config_dir, layer_factory
 from cnnpl.data import CIFAR10DataModule, ShapesDataModule
 from cnnpl.distributed import EvalShardSampler
-from cnnpl.errors import CnnplError, UnknownComponentError
+from cnnpl.errors import CnnplError, UnknownComponentError, first_few
 from cnnpl.registry import Registry, get_registry, parameters_of
 from cnnpl.system import ImageClassifier
 
@@ -1155,3 +1155,11 @@ def test_a_hydra_interpolation_in_a_component_setting_is_left_to_the_run() -> No
     from cnnpl.cli import _check_composes
 
     _check_composes(["model=lenet5", "model.pretrained=${hydra:runtime.cwd}/l5.pth"])  # Hydra sets it for the run
+
+
+def test_messages_name_the_first_few_and_count_the_rest() -> None:
+    # one wording for the five messages that built it themselves (checkpoints, weights, images, pictures)
+    assert first_few([]) == "" and first_few(["a"]) == "a" and first_few(["a", "b", "c"]) == "a, b, c"
+    assert first_few(["a", "b", "c", "d"]) == "a, b, c and 1 more"
+    assert first_few(["a", "b", "c"], 1) == "a and 2 more"
+    assert first_few(["x", "y", "z"], 2, "sizes") == "x, y and 1 sizes more"

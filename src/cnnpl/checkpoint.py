@@ -37,7 +37,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, first_few
 from cnnpl.files import atomic_write, is_local
 
 LAST = "last"  # ckpt_path=last: the run directory's last.ckpt
@@ -305,7 +305,7 @@ def check_fresh_run_dir(
     """
     folder = Path(checkpoint_dir)
     found = sorted(folder.glob("*.ckpt")) if folder.is_dir() else []
-    named = f"{found[0].name}{f' and {len(found) - 1} more' if len(found) > 1 else ''}" if found else ""
+    named = first_few([path.name for path in found], 1)
     new_folder = "in a new folder (hydra.run.dir=<new folder>; output_dir= from Python)"
     if found and continuing is not None:
         raise CheckpointError(
@@ -621,13 +621,11 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
             "(only a run with scheduler=none can be extended)"
         )
     if keys:
-        shown = ", ".join(
-            f"{key} (run: {then.get(key, '<unset>')}, now: {now.get(key, '<unset>')})" for key in keys[:SHOWN_SETTINGS]
-        )
-        more = f" and {len(keys) - SHOWN_SETTINGS} more" if len(keys) > SHOWN_SETTINGS else ""
+        changes = [f"{key} (run: {then.get(key, '<unset>')}, now: {now.get(key, '<unset>')})" for key in keys]
+        shown = first_few(changes, SHOWN_SETTINGS)
         raise CheckpointError(
             f"ckpt_path resumes the run in {str(saved_path.parent)!r}, but this command's settings differ from "
-            f"the ones it trained with: {shown}{more}; give the command that trained it again, with this ckpt_path"
+            f"the ones it trained with: {shown}; give the command that trained it again, with this ckpt_path"
             + (
                 f" (its overrides are in {str(record)!r})"
                 if (record := trained_overrides(saved_path)).is_file()
@@ -670,8 +668,7 @@ def fit_problems(state: Mapping[str, Any], own: Mapping[str, torch.Tensor], what
     problems = []
     for how, keys in (("with another shape", shaped), ("missing", missing), (f"not in this {what}", unexpected)):
         if keys:
-            more = f" and {len(keys) - SHOWN} more" if len(keys) > SHOWN else ""
-            problems.append(f"{len(keys)} tensors {how}: {', '.join(keys[:SHOWN])}{more}")
+            problems.append(f"{len(keys)} tensors {how}: {first_few(keys, SHOWN)}")
     return problems
 
 

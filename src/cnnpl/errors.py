@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 
@@ -48,6 +48,13 @@ def out_of_memory(err: BaseException) -> bool:
         words in text
         for words in ("can't allocate memory", "not enough memory", "out of memory", "DefaultCPUAllocator")
     )
+
+
+def first_few(names: Sequence[str], shown: int = 3, what: str = "") -> str:
+    """The first ``shown`` of ``names`` for a message, and how many more: ``a, b, c and 4 more``
+    (``what``: ``and 4 sizes more``)."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} {what + ' ' if what else ''}more" if more > 0 else "")
 
 
 def yaml_word(value: object) -> str:

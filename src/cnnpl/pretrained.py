@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, first_few
 
 SHOWN = 3  # offending keys named in an error message
 NETWORK_PREFIX = "net."  # where a cnnpl checkpoint's state dict keeps the network's tensors
@@ -79,8 +79,7 @@ def _under(key: str, prefixes: Sequence[str]) -> bool:
 
 
 def _names(keys: Sequence[str]) -> str:
-    shown = ", ".join(keys[:SHOWN])
-    return shown + (f" and {len(keys) - SHOWN} more" if len(keys) > SHOWN else "")
+    return first_few(keys, SHOWN)
 
 
 def load_pretrained(

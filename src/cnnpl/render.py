@@ -42,7 +42,7 @@ from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from cnnpl import viz
-from cnnpl.errors import CnnplError, DataError, run_command
+from cnnpl.errors import CnnplError, DataError, first_few, run_command
 from cnnpl.plugins import (
     PLUGINS_KEY,
     PluginWarning,
@@ -484,10 +484,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {len(files)} pictures of the {split} split to {out}")
     earlier = sorted(before - set(files))
     if earlier:  # an earlier render's (more images, another split or network): mixed in with these, left as they were
-        more = f" and {len(earlier) - 1} more" if len(earlier) > 1 else ""
+        named = first_few([path.name for path in earlier], 1)
         print(
             f"cnnpl.render: warning: {out} also holds {len(earlier)} picture{'s' * (len(earlier) > 1)} this render did "
-            f"not write ({earlier[0].name}{more}), left as they were; give an empty out= folder to keep renders apart",
+            f"not write ({named}), left as they were; give an empty out= folder to keep renders apart",
             file=sys.stderr,
         )
     return 0

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from cnnpl.data.base import Split
-from cnnpl.errors import DataError
+from cnnpl.errors import DataError, first_few
 from cnnpl.files import atomic_write, remove_stale_temporaries
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")  # a GIF: its first frame
@@ -97,7 +97,7 @@ def list_class_folders(split_dir: Path) -> tuple[list[str], list[tuple[str, int]
 
 def _shown(names: list[str]) -> str:
     """The first three of ``names``, and how many more, for a message."""
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return first_few(names, 3)
 
 
 def first_image_size(split_dir: Path) -> tuple[int, int] | None:
@@ -344,14 +344,8 @@ def _check_one_size(split_dir: Path, files: list[str], images: list[torch.Tensor
     if len(sizes) == 1:
         return
     ranked = sorted(sizes.items(), key=lambda item: -len(item[1]))
-    shown = [
-        f"{h}x{w} ({names[0]}" + (f" and {len(names) - 1} more)" if len(names) > 1 else ")")
-        for (h, w), names in ranked[:4]
-    ]
-    more = f" and {len(ranked) - 4} sizes more" if len(ranked) > 4 else ""
-    raise DataError(
-        f"images in {split_dir} differ in size (height x width): {', '.join(shown)}{more}; resize them to one size"
-    )
+    shown = first_few([f"{h}x{w} ({first_few(names, 1)})" for (h, w), names in ranked], 4, "sizes")
+    raise DataError(f"images in {split_dir} differ in size (height x width): {shown}; resize them to one size")
 
 
 def interleave_classes(split: Split) -> Split:
