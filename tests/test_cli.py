@@ -995,6 +995,8 @@ def test_choosing_one_callback_for_the_whole_set_is_warned_about(capsys, args: l
         (["callbacks=[full,gradcam]"], {}),  # full draws it every epoch too: nothing changes
         (["callbacks=[gradcam,default]"], {}),  # the set's entry goes over the callback's own
         (["callbacks=[default,histograms]"], {}),  # not in the set: added
+        # note 39: the set's params were written out whole, twelve interpolations on one line
+        (["callbacks=[default,hparams]"], {"hparams": "params=null where default has a mapping of 12 keys"}),
         (["callbacks=[minimal,filters]"], {}),
     ],
 )

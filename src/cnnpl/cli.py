@@ -27,7 +27,7 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -268,7 +268,7 @@ def _warn_held_callback(value: str, sets: set[str], args: list[str]) -> None:
             owner, in_set = held[word]
             own = callback_config(word)[word]
             changed = [
-                f"{key}={yaml_word(own[key])} where {owner} has {yaml_word(in_set[key])}"
+                f"{key}={_brief(own[key])} where {owner} has {_brief(in_set[key])}"
                 for key in own
                 if not key.startswith("_")
                 and key in in_set
@@ -282,6 +282,15 @@ def _warn_held_callback(value: str, sets: set[str], args: list[str]) -> None:
                     f"set's {word}, leave it out of the list and write callbacks.{word}.<setting>=",
                     file=sys.stderr,
                 )
+
+
+def _brief(value: Any) -> str:
+    """A setting's value in a warning: the value itself, a mapping or list by its size (hparams' ``params``)."""
+    if isinstance(value, Mapping):
+        return f"a mapping of {len(value)} key{'s' * (len(value) != 1)}"
+    if isinstance(value, list) and len(yaml_word(value)) > 40:
+        return f"a list of {len(value)}"
+    return yaml_word(value)
 
 
 SHOW_FLAGS = {"--help", "-h", "--cfg", "-c", "--resolve"}  # print the config instead of running
