@@ -583,6 +583,21 @@ def test_hydra_searchpath_is_composed_with_the_config(tmp_path: Path) -> None:
         prepare(["data=my_images"])
 
 
+def test_help_lists_the_options_of_a_hydra_searchpath_folder(tmp_path: Path) -> None:
+    # note 39: --help hydra.searchpath=[...] listed cnnpl's options alone (Hydra lists its starting search path)
+    (tmp_path / "my_conf" / "data").mkdir(parents=True)
+    (tmp_path / "my_conf" / "data" / "my_images.yaml").write_text("defaults:\n  - shapes\n  - _self_\nnum_train: 40\n")
+    searchpath = f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]"
+    shown = run_cli("--help", searchpath, cwd=tmp_path, env={"PYTHONWARNINGS": "default"})
+    assert shown.returncode == 0 and shown.stderr == "", shown.stderr
+    assert "\ndata: cifar10, my_images, shapes\n" in shown.stdout
+    chosen = run_cli("--help", searchpath, "data=my_images", cwd=tmp_path, env={"PYTHONWARNINGS": "default"})
+    assert chosen.returncode == 0 and chosen.stderr == "", chosen.stderr  # no "validated against ConfigStore schema"
+    assert "\ndata: cifar10, my_images, shapes\n" in chosen.stdout and "  num_train: 40\n" in chosen.stdout
+    assert "\ndata: cifar10, shapes\n" in run_cli("--help", cwd=tmp_path).stdout
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path, monkeypatch) -> None:
     import datetime
 

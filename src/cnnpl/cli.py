@@ -42,6 +42,7 @@ from cnnpl.config import (
     hide_extension_warnings,
     one_line_composition_error,
     register_component_configs,
+    store_searchpath_options,
 )
 from cnnpl.errors import CnnplError, shown_cause, yaml_word
 from cnnpl.plugins import SKIP_BROKEN_ENV, load_plugins, plugin_warnings_on_one_line, split_plugin_overrides
@@ -156,6 +157,8 @@ def prepare(args: list[str]) -> list[str]:
     load_plugins(specs, skip_broken=skip_broken)
     register_component_configs()
     check_group_overrides(rest)
+    if {"-h", "--help"} & set(rest):
+        store_searchpath_options(rest)
     run_dir = _check_composes(rest)
     _check_shared_run_dir(rest, run_dir)
     _warn_single_callback(rest)

@@ -589,6 +589,23 @@ def searchpath_folders(overrides: Sequence[str]) -> list[Path]:
     return _config_folders([(entry, "command line") for entry in entries])
 
 
+def store_searchpath_options(overrides: Sequence[str]) -> None:
+    """Have ``--help`` list the options of the folders ``hydra.searchpath=[file://...]`` adds: Hydra lists those of
+    the search path it started with, and adds the override's folders only to compose. Each option not listed
+    already is stored as an empty ConfigStore entry (the YAML file is what composes, and Hydra's warning that it
+    matches an entry of its name is hidden as for the generated options; ``--help`` runs nothing)."""
+    from hydra.core.config_store import ConfigStore
+
+    folders = searchpath_folders(overrides)
+    for group in sorted({path.name for folder in folders for path in folder.iterdir() if path.is_dir()}):
+        listed = set(group_options(group)) | {name for name, _ in plugin_yaml_options(group)}
+        for name, _ in plugin_yaml_options(group, folders):
+            if name not in listed:
+                ConfigStore.instance().store(group=group, name=name, node={})
+                _GENERATED.add(f"{group}/{name}")
+    hide_extension_warnings()
+
+
 def plugin_yaml_options(group: str, searchpath: Sequence[Path] = ()) -> list[tuple[str, Path]]:
     """The YAML options (``<group>/<name>.yaml``) the plugins' config folders (and ``searchpath``'s, the folders
     ``hydra.searchpath=`` adds) add to ``group``, as ``(name, path)``: presets such as cnnpl-example's
