@@ -371,6 +371,14 @@ def test_several_nodes_without_a_launcher_are_refused_up_front(monkeypatch: pyte
         check_launch(cfg)
     monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun --nnodes=2: fine
     check_launch(cfg)
+    # note 39: in an interactive allocation of 2 nodes trainer=ddp reads num_nodes=2 from SLURM_NNODES: say so
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.delenv("GROUP_WORLD_SIZE", raising=False)
+    monkeypatch.setenv("SLURM_NNODES", "2")
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    monkeypatch.setenv("SLURM_JOB_NAME", "bash")
+    with pytest.raises(CnnplError, match=re.escape("trainer.num_nodes=2 (SLURM_NNODES of this allocation) needs")):
+        check_launch(cnnpl.compose(["trainer=ddp"]))
 
 
 def test_a_config_that_does_not_count_the_launched_processes_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -177,8 +177,10 @@ def check_launch(cfg: Mapping[str, Any]) -> None:
     trainer = cfg.get("trainer") or {}
     num_nodes = trainer.get("num_nodes", 1)
     if isinstance(num_nodes, int) and not isinstance(num_nodes, bool) and num_nodes > 1 and launcher_world_size() <= 1:
+        slurm = os.environ.get("SLURM_NNODES") == str(num_nodes) and "GROUP_WORLD_SIZE" not in os.environ
         raise CnnplError(
-            f"trainer.num_nodes={num_nodes} needs its processes started on every node by torchrun (--nnodes="
+            f"trainer.num_nodes={num_nodes}{' (SLURM_NNODES of this allocation)' if slurm else ''} needs its "
+            f"processes started on every node by torchrun (--nnodes="
             f"{num_nodes}) or srun; started alone it would wait for the other nodes for ever. On one machine use "
             "trainer.num_nodes=1 with trainer.devices=<n> (trainer=ddp_cpu on CPUs); see docs/distributed.md"
         )
