@@ -146,3 +146,25 @@ def test_command_runs_without_a_runpy_warning(tmp_path):
     )
     assert done.returncode == 0 and "  1.00   0.00  -1.00   ->     6.00" in done.stdout
     assert done.stderr == ""
+
+
+def test_training_from_one_kernel_in_every_filter_is_warned_about_unless_frozen(caplog) -> None:
+    # helper-126: conv.init=sobel_x alone left one distinct filter a layer (shapes: 97% -> 39%)
+    import cnnpl
+    from cnnpl.train import build_model, warn_identical_filters
+
+    def built(*overrides: str) -> torch.nn.Module:
+        return build_model(cnnpl.compose(["conv.init=sobel_x", *overrides]), 10, 3, (32, 32))
+
+    net = built()
+    with caplog.at_level("WARNING", logger="cnnpl.train"):
+        warn_identical_filters(net)
+        warn_identical_filters(built("conv.freeze=true"))  # a fixed bank of Sobel filters: meant
+        warn_identical_filters(build_model(cnnpl.compose([]), 10, 3, (32, 32)))
+    assert [r.getMessage() for r in caplog.records] == [
+        "conv.init=sobel_x starts every filter of a layer the same, and filters that start the same are trained the "
+        "same: each conv layer learns one filter; add conv.freeze=true for a fixed bank of sobel_x filters, or leave "
+        "conv.init out to train filters of their own"
+    ]
+    first = net.features.block1.conv.weight
+    assert all(torch.equal(first[0], first[i]) for i in range(len(first)))  # what the warning says

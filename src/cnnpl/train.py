@@ -279,6 +279,30 @@ def warn_unused_components(model_name: str, unused: list[str]) -> None:
             )
 
 
+def warn_identical_filters(net: torch.nn.Module) -> None:
+    """Warn when a trained conv layer starts every filter from the same kernel (``conv.init=sobel_x`` without
+    ``conv.freeze=true``): filters that start equal get equal gradients and stay equal, so such a layer learns
+    one filter however many it has (helper-126: a shapes run fell from 97% to 39%)."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    layers = [
+        module
+        for module in net.modules()
+        if isinstance(getattr(module, "init", None), str)
+        and isinstance(getattr(module, "weight", None), torch.nn.Parameter)
+        and module.weight.requires_grad
+        and module.weight.shape[0] > 1
+    ]
+    if layers and rank_zero_only.rank == 0:
+        logging.getLogger(__name__).warning(
+            "conv.init=%s starts every filter of a layer the same, and filters that start the same are trained "
+            "the same: each conv layer learns one filter; add conv.freeze=true for a fixed bank of %s filters, or "
+            "leave conv.init out to train filters of their own",
+            layers[0].init,
+            layers[0].init,
+        )
+
+
 def keep_freed_memory() -> bool:
     """Have glibc's malloc keep freed memory for reuse instead of handing it back to the OS.
 
@@ -1187,6 +1211,8 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     unused: list[str] = []
     net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size, unused)
     warn_unused_components(cfg.model.get("name", "?"), unused)
+    if cfg.get("fit", True):
+        warn_identical_filters(net)
     check_forward(
         net, datamodule.num_classes, datamodule.in_channels, datamodule.input_size, cfg.model.get("name", "?")
     )
