@@ -27,6 +27,7 @@ def test_trains_checkpoints_tests_and_logs(cli, tmp_path: Path) -> None:
     result = cli(*TINY, "trainer.max_epochs=2", "optimizer.lr=3e-3", env={"PYTHONWARNINGS": "default"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "LeafSpec" not in result.stderr, result.stderr[-3000:]  # torch's FutureWarning about Lightning's code
+    assert "Tip:" not in result.stdout + result.stderr  # Lightning's advertisements for litlogger and litmodels
     run = tmp_path / "run"
 
     checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())

@@ -303,6 +303,21 @@ def warn_identical_filters(net: torch.nn.Module) -> None:
         )
 
 
+class _NoTips(logging.Filter):
+    """Drops Lightning's "💡 Tip: For seamless cloud logging ... try installing litlogger" lines: advertisements
+    for services, logged in every run, which say nothing of the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+def hide_lightning_tips() -> None:
+    """Keep Lightning's tips (:class:`_NoTips`) out of the console and the run's log (once a process)."""
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _NoTips) for f in rank_zero.filters):
+        rank_zero.addFilter(_NoTips())
+
+
 def keep_freed_memory() -> bool:
     """Have glibc's malloc keep freed memory for reuse instead of handing it back to the OS.
 
@@ -1285,6 +1300,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
         # the text, not the config: a plugin's generated config classes cannot be pickled for ddp_spawn's processes
         text = OmegaConf.to_yaml(cfg, resolve=False)
         callbacks.append(ConfigWriter(functools.partial(save_config, text, output_dir / "config.yaml")))
+    hide_lightning_tips()
     # _convert_: a mapping reaches Lightning as a dict (+trainer.max_time={minutes:1}), not a DictConfig
     trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger, _convert_="all", **extra)
     evaluated = [
