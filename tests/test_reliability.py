@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -1037,17 +1038,53 @@ def test_a_run_from_before_the_fused_step_resumes_with_it_and_a_resume_may_switc
     assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 2
 
 
-def test_testing_a_checkpoint_leaves_the_runs_config_and_a_requeued_slurm_job_resumes(tmp_path: Path) -> None:
+def test_testing_a_checkpoint_leaves_the_runs_config_and_a_requeued_slurm_job_resumes(tmp_path: Path, caplog) -> None:
     import shutil
 
     train(cnnpl.compose(FAST, output_dir=str(tmp_path)))
     config = (tmp_path / "config.yaml").read_bytes()
     # fit=false only tests: the run's config.yaml, which resumes are checked against, stays the training's
-    train(cnnpl.compose([*FAST, "fit=false", "ckpt_path=last", "data.num_test=32"], output_dir=str(tmp_path)))
+    with caplog.at_level("WARNING", logger="cnnpl.train"):
+        train(cnnpl.compose([*FAST, "fit=false", "ckpt_path=last", "data.num_test=32"], output_dir=str(tmp_path)))
     assert (tmp_path / "config.yaml").read_bytes() == config
+    assert not [r for r in caplog.records if "was trained with" in r.getMessage()]  # the test set's size: no word
+    # helper-126: a test that scaled the pixels otherwise than the run gave 0.10 without a word
+    with caplog.at_level("WARNING", logger="cnnpl.train"):
+        train(cnnpl.compose([*FAST, "fit=false", "ckpt_path=last", "data.normalize=scale"], output_dir=str(tmp_path)))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert [r.getMessage() for r in caplog.records if "was trained with" in r.getMessage()] == [
+        f"ckpt_path '{last}' was trained with data.normalize=standardize, this test has data.normalize=scale: its "
+        "accuracy is of that data and scaling; to test what it trained on, give the run's own command plus "
+        "fit=false ckpt_path=..."
+    ]
+    with warnings.catch_warnings(record=True) as caught:  # from another folder: Lightning's ModelCheckpoint warned
+        warnings.simplefilter("always")
+        train(cnnpl.compose([*FAST, "fit=false", f"ckpt_path={last}"], output_dir=str(tmp_path / "elsewhere")))
+    assert not [w for w in caught if "dirpath has changed" in str(w.message)]
     # Lightning resumes a requeued SLURM job from hpc_ckpt_N.ckpt by itself: not "another run's" checkpoints
     shutil.copy(tmp_path / "checkpoints" / "last.ckpt", tmp_path / "hpc_ckpt_1.ckpt")
     train(cnnpl.compose(FAST, output_dir=str(tmp_path)))
+
+
+def test_a_checkpoint_of_other_data_is_refused_whichever_data_module_wrote_it(tmp_path: Path) -> None:
+    # helper-126: a shapes checkpoint tested on CIFAR-10 gave 0.11 without a word (the class check looked for the
+    # state under the testing data module's own name only)
+    from cnnpl.checkpoint import saved_data_state
+
+    shapes = {"class_names": ["circle", "square"]}
+    assert saved_data_state({"ShapesDataModule": shapes}, "ShapesDataModule") is shapes
+    assert saved_data_state({"ShapesDataModule": shapes, "state_dict": {}}, "CIFAR10DataModule") is shapes
+    assert saved_data_state({"state_dict": {}}, "CIFAR10DataModule") is None
+    train(cnnpl.compose(FAST, output_dir=str(tmp_path / "run")))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    checkpoint["OtherDataModule"] = checkpoint.pop("ShapesDataModule")  # as another data module would keep it
+    checkpoint["OtherDataModule"]["class_names"] = [f"c{i}" for i in range(len(SHAPE_CLASSES))]
+    torch.save(checkpoint, tmp_path / "other.ckpt")
+    with pytest.raises(cnnpl.CnnplError, match=r"was trained on the classes \['c0', 'c1'"):
+        train(
+            cnnpl.compose([*FAST, "fit=false", f"ckpt_path={tmp_path / 'other.ckpt'}"], output_dir=str(tmp_path / "t"))
+        )
 
 
 def test_checkpoints_get_the_permissions_of_any_new_file(tmp_path: Path) -> None:

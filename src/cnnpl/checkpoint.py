@@ -634,6 +634,48 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
         )
 
 
+# the settings that change what a test of a checkpoint measures: the data, how its pixels are scaled and
+# sized, the test-time augmentation
+TESTED_SETTINGS = ("data._target_", "data.normalize", "data.image_size", "system.tta_flip", "system.tta_translate")
+
+
+def tested_settings_differ(ckpt_path: str | Path, cfg: Any) -> str | None:
+    """What a test of ``ckpt_path`` (``fit=false``) does otherwise than the run that trained it, as the
+    warning's text; None when the settings of :data:`TESTED_SETTINGS` match, or the run left no config. A test
+    is free to take other data (a checkpoint tried on images of one's own); this only says so."""
+    from omegaconf import OmegaConf
+
+    saved_path = run_config_of(ckpt_path)
+    if saved_path is None:
+        return None
+    try:
+        then = _flat(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False))
+    except Exception:  # not a config cnnpl wrote: nothing to compare with
+        return None
+    now = _flat(OmegaConf.to_container(cfg, resolve=False))
+    keys = [key for key in TESTED_SETTINGS if key in then and now.get(key, then[key]) != then[key]]
+    if not keys:
+        return None
+    record = trained_overrides(saved_path)
+    overrides = f" (its overrides are in {str(record)!r})" if record.is_file() else ""
+    return (
+        f"ckpt_path {str(ckpt_path)!r} was trained with "
+        f"{', '.join(f'{key}={then[key]}' for key in keys)}, this test has "
+        f"{', '.join(f'{key}={now.get(key)}' for key in keys)}: its accuracy is of that data and scaling; to test "
+        f"what it trained on, give the run's own command{overrides} plus fit=false ckpt_path=..."
+    )
+
+
+def saved_data_state(checkpoint: Mapping[str, Any], data_class: str) -> Mapping[str, Any] | None:
+    """A checkpoint's data-module state (its class names): under ``data_class`` (Lightning's key, the data
+    module's class name), else that of another cnnpl data module (a shapes run tested on CIFAR-10)."""
+    own = checkpoint.get(data_class)
+    if isinstance(own, Mapping):
+        return own
+    others = [v for v in checkpoint.values() if isinstance(v, Mapping) and isinstance(v.get("class_names"), list)]
+    return others[0] if len(others) == 1 else None
+
+
 def trained_overrides(run_config: Path) -> Path:
     """The ``overrides.yaml`` of the command that last trained the run whose ``config.yaml`` is ``run_config``.
 

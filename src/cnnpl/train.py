@@ -1194,7 +1194,9 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
         check_resume_settings,
         claimed_run_dir,
         resolve_ckpt_path,
+        saved_data_state,
         set_aside_attempt,
+        tested_settings_differ,
         validation_off,
     )
     from cnnpl.checks import check_eval_shards, check_muon_filters, check_tta
@@ -1265,9 +1267,11 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     hpc_saved = any(output_dir.glob("hpc_ckpt_*.ckpt"))  # a SLURM requeue: Lightning resumes hpc_ckpt_N.ckpt itself
     if ckpt_path is not None:
         checkpoint = check_checkpoint_fits(ckpt_path, system, cfg.model.get("name"))
-        saved_data = checkpoint.get(type(datamodule).__qualname__)  # Lightning's key for the data module's state
-        if isinstance(saved_data, Mapping) and hasattr(datamodule, "check_classes"):
+        saved_data = saved_data_state(checkpoint, type(datamodule).__qualname__)
+        if saved_data is not None and hasattr(datamodule, "check_classes"):
             datamodule.check_classes(saved_data, what=f"checkpoint {str(ckpt_path)!r}")
+        if not cfg.get("fit", True) and (differs := tested_settings_differ(ckpt_path, cfg)) and not is_worker():
+            logging.getLogger(__name__).warning(differs)
         if cfg.get("fit", True):
             check_resumable(ckpt_path, checkpoint, cfg.model.get("name"))
             check_resume_length(ckpt_path, checkpoint, cfg.trainer.get("max_epochs"))
@@ -1376,7 +1380,10 @@ def _fit_and_test(cfg: DictConfig, trainer: Any, system: Any, datamodule: Any, c
         if cfg.get("fit", True):
             trainer.callbacks = _without_weight_averaging(trainer.callbacks)
         try:
-            trainer.test(system, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+            with warnings.catch_warnings():
+                if not cfg.get("fit", True):  # the checkpoint's ModelCheckpoint state: nothing a test uses
+                    warnings.filterwarnings("ignore", message=r"The dirpath has changed from", category=UserWarning)
+                trainer.test(system, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
         except SIGTERMException:  # a SystemExit Lightning raises without a status: the shell would see 0
             if trainer.is_global_zero:
                 print(
