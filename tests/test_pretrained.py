@@ -206,6 +206,25 @@ def test_a_cnnpl_checkpoint_gives_its_networks_weights(tmp_path: Path) -> None:
         assert torch.equal(fresh.state_dict()[key], value), key
 
 
+def test_a_fresh_head_over_a_checkpoints_fitting_one_is_warned_about(tmp_path: Path, caplog) -> None:
+    # helper-128: experiment=finetune_vgg16's second stage from the first stage's last.ckpt replaced the classifier
+    # that stage trained (new_head=true) without a word
+    from cnnpl.pretrained import apply_pretrained
+
+    trained = cnnpl.build("model", "simple_cnn_bn", num_classes=10, input_size=(32, 32))
+    torch.save({"state_dict": {f"net.{k}": v for k, v in trained.state_dict().items()}}, tmp_path / "last.ckpt")
+    torch.save(trained.state_dict(), tmp_path / "weights.pth")
+    with caplog.at_level("WARNING", logger="cnnpl.pretrained"):
+        for new_head, file in ((None, "last.ckpt"), (True, "weights.pth"), (True, "last.ckpt")):
+            fresh = cnnpl.build("model", "simple_cnn_bn", num_classes=10, input_size=(32, 32))
+            apply_pretrained(fresh, str(tmp_path / file), new_head=new_head)
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"SimpleCNNBN: model.new_head=true gave it a fresh classifier, though the one in {tmp_path / 'last.ckpt'} fits "
+        "(a trained head, as a first fine-tuning stage leaves): give model.new_head=null to keep it"
+    ]
+    assert not torch.equal(fresh.classifier[-1].weight, trained.classifier[-1].weight)  # what it says
+
+
 def test_a_cnnpl_checkpoint_with_a_layers_extra_state_loads(tmp_path: Path) -> None:
     # conv=locally_connected keeps its input size as extra state (a dict, no tensor) in every state dict
     from cnnpl.train import build_model

@@ -44,6 +44,7 @@ class LoadReport:
     loaded: list[str] = field(default_factory=list)
     fresh_head: list[str] = field(default_factory=list)
     frozen: list[str] = field(default_factory=list)
+    head_fits: bool = False  # the file's head has the model's shapes (new_head=true left it out all the same)
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -125,7 +126,7 @@ def load_pretrained(
     if problems:
         raise CnnplError(f"pretrained weights do not fit {what}: " + "; ".join(problems))
 
-    report = LoadReport()
+    report = LoadReport(head_fits=bool(head_keys) and head_fits)
     take_head = new_head is False or (new_head is None and head_fits)
     updated = {}
     for key in own:
@@ -166,4 +167,11 @@ def apply_pretrained(
         ", ".join(report.fresh_head) or "none",
         len(report.frozen),
     )
+    if new_head and report.head_fits and str(pretrained).endswith(".ckpt"):
+        log.warning(
+            "%s: model.new_head=true gave it a fresh classifier, though the one in %s fits (a trained head, as a "
+            "first fine-tuning stage leaves): give model.new_head=null to keep it",
+            type(model).__name__,
+            pretrained,
+        )
     return report
