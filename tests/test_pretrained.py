@@ -92,7 +92,8 @@ def test_mismatch_names_the_first_offending_keys(resnet18_file: Path) -> None:
     with pytest.raises(
         CnnplError,
         match=r"pretrained weights do not fit ResNet18: 1 with another shape: conv1\.weight \(file \(64, 3, 7, 7\), "
-        r"model \(64, 3, 3, 3\)\)",
+        r"model \(64, 3, 3, 3\)\); the model has the CIFAR stem \(model\.stem=cifar\): ImageNet weights need "
+        r"model\.stem=imagenet$",  # helper-128: the fix was on the page only
     ):
         cnnpl.build("model", "resnet18", num_classes=10, input_size=(32, 32), pretrained=str(resnet18_file))
 

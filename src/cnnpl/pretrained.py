@@ -124,7 +124,13 @@ def load_pretrained(
             f"the classifier head does not fit ({_names(bad)}); set model.new_head=true (or null) to train a new one"
         )
     if problems:
-        raise CnnplError(f"pretrained weights do not fit {what}: " + "; ".join(problems))
+        stem = (
+            getattr(model, "stem", None) == "cifar" and mismatched
+        )  # torchvision's conv1 is 7x7, the CIFAR stem's 3x3
+        hint = "; the model has the CIFAR stem (model.stem=cifar): ImageNet weights need model.stem=imagenet" * bool(
+            stem
+        )
+        raise CnnplError(f"pretrained weights do not fit {what}: " + "; ".join(problems) + hint)
 
     report = LoadReport(head_fits=bool(head_keys) and head_fits)
     take_head = new_head is False or (new_head is None and head_fits)
