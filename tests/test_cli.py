@@ -599,6 +599,21 @@ def test_help_lists_the_options_of_a_hydra_searchpath_folder(tmp_path: Path) -> 
     assert not (tmp_path / "outputs").exists()
 
 
+def test_a_relative_data_root_in_a_job_that_hydra_moved_says_so(tmp_path: Path) -> None:
+    # helper-128: the sweep's check found mydata/ where the command started, the job (hydra.job.chdir=true) looked
+    # for it in its own folder, and the message did not say why
+    (tmp_path / "mydata" / "train").mkdir(parents=True)
+    (tmp_path / "mydata" / "test").mkdir()
+    args = ["-m", "seed=0", "hydra.job.chdir=true", "data.root=mydata", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    result = run_cli(*args, cwd=tmp_path)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and last.startswith("cnnpl: error: CIFAR-10 not found under ")
+    assert last.endswith(
+        "; data.root=mydata is relative, and hydra.job.chdir=true runs the job in its output folder: give an "
+        "absolute path, or data.root='${hydra:runtime.cwd}/mydata'"
+    )
+
+
 def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path, monkeypatch) -> None:
     import datetime
 

@@ -34,7 +34,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from cnnpl.config import layer_factory
-from cnnpl.errors import CnnplError, GeometryError, NeedsMoreMemory, out_of_memory, shown_cause
+from cnnpl.errors import CnnplError, DataError, GeometryError, NeedsMoreMemory, out_of_memory, shown_cause
 from cnnpl.factory import LayerFactory
 from cnnpl.registry import MODEL_FACTORIES, built_by, get_registry
 from cnnpl.viz import eval_mode
@@ -1021,8 +1021,30 @@ def checked_datamodule(cfg: DictConfig) -> Any:
     """The data module ``cfg.data`` builds, after its own ``check()`` (its files are there; nothing is read)."""
     datamodule = _instantiate(cfg.data)
     if hasattr(datamodule, "check"):
-        datamodule.check()
+        try:
+            datamodule.check()
+        except DataError as err:
+            hint = _moved_root_hint(cfg)
+            if not hint:
+                raise
+            raise DataError(f"{err}{hint}") from None
     return datamodule
+
+
+def _moved_root_hint(cfg: DictConfig) -> str:
+    """What to add to a not-found message for a relative ``data.root`` read in a job that ``hydra.job.chdir=true``
+    moved into its output folder (the sweep's check before the jobs found it, where the command started)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    root = OmegaConf.select(cfg, "data.root", default=None)
+    if not isinstance(root, str) or Path(root).expanduser().is_absolute() or not HydraConfig.initialized():
+        return ""
+    if not HydraConfig.get().job.get("chdir"):
+        return ""
+    return (
+        f"; data.root={root} is relative, and hydra.job.chdir=true runs the job in its output folder: give an "
+        f"absolute path, or data.root='${{hydra:runtime.cwd}}/{root}'"
+    )
 
 
 def check_callbacks_network(callbacks: list[Any], system: Any, input_shape: tuple[int, int, int] | None = None) -> None:
