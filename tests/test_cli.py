@@ -614,6 +614,21 @@ def test_a_relative_data_root_in_a_job_that_hydra_moved_says_so(tmp_path: Path) 
     )
 
 
+def test_a_config_that_sets_a_sweep_run_without_m_is_warned_about(tmp_path: Path, monkeypatch, capsys) -> None:
+    # helper-128: experiment=pooling_study without -m trained one run (seed 42, pool=max) without a word
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    prepare(["experiment=pooling_study", "data=shapes", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert capsys.readouterr().err == (
+        "cnnpl: warning: experiment=pooling_study sets a sweep (seed, pool) that only runs with -m: this is one run, "
+        "with the config's own values; add -m to run the sweep\n"
+    )
+    prepare(["-m", "experiment=pooling_study", "data=shapes", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    prepare(["data=shapes", f"hydra.run.dir={tmp_path / 'other'}"])
+    assert capsys.readouterr().err == ""
+
+
 def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path, monkeypatch) -> None:
     import datetime
 

@@ -363,8 +363,28 @@ def _check_composes(args: list[str]) -> str | None:
         return None
     from omegaconf import OmegaConf
 
+    _warn_unrun_sweep(cfg, words)
     setting = OmegaConf.to_container(cfg.hydra.run, resolve=False).get("dir")
     return setting if isinstance(setting, str) else None
+
+
+def _warn_unrun_sweep(cfg: Any, words: list[str]) -> None:
+    """Warn when a run's config sets a sweep (``experiment=pooling_study``'s ``hydra.sweeper.params``) and the
+    command has no ``-m``: Hydra runs one job with the config's own values, without a word."""
+    from omegaconf import OmegaConf
+
+    from cnnpl.config import chosen_experiment
+    from cnnpl.distributed import is_worker
+
+    params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None)
+    if not params or is_worker():
+        return
+    source = f"experiment={chosen_experiment(words)}" if chosen_experiment(words) else "the config"
+    print(
+        f"cnnpl: warning: {source} sets a sweep ({', '.join(str(key) for key in params)}) that only runs with -m: "
+        "this is one run, with the config's own values; add -m to run the sweep",
+        file=sys.stderr,
+    )
 
 
 def _config_overrides(words: list[str]) -> list[str]:
