@@ -426,3 +426,26 @@ def test_muon_refuses_parameters_that_are_no_filter_bank(conv: str) -> None:
     for fine in ("conv2d", "conv3d_channels", "depthwise_separable"):
         cfg = compose(["model=simple_cnn_bn", f"conv={fine}", "optimizer=muon"])
         check_muon_filters(build_model(cfg, 10, 3, (32, 32)), checked_optimizer(cfg), {"conv": fine})
+
+
+def test_muon_resetting_filters_in_a_network_without_norm_layers_is_warned_about(caplog) -> None:
+    # helper-128: docs/training.md calls normalize_filters harmful without a batch norm after each conv; no word
+    from cnnpl.checks import warn_muon_without_norm
+    from cnnpl.config import compose
+    from cnnpl.train import build_model, checked_optimizer
+
+    with caplog.at_level("WARNING", logger="cnnpl.checks"):
+        for overrides in (
+            ["model=simple_cnn", "optimizer=muon"],
+            ["model=simple_cnn", "optimizer=muon", "optimizer.normalize_filters=false"],
+            ["model=simple_cnn_bn", "optimizer=muon"],
+            ["model=simple_cnn"],
+        ):
+            cfg = compose(overrides)
+            warn_muon_without_norm(build_model(cfg, 10, 3, (32, 32)), checked_optimizer(cfg), cfg.model.name)
+    assert [r.getMessage() for r in caplog.records] == [
+        "optimizer=muon resets every conv's filters to the norm sqrt(out_channels) before each step "
+        "(optimizer.normalize_filters=true), which only a batch norm after each conv makes harmless, and "
+        "model=simple_cnn has no normalization layers: add optimizer.normalize_filters=false (the filters then "
+        "take weight_decay), or train a model with batch norm (simple_cnn_bn, fast_net)"
+    ]

@@ -21,6 +21,7 @@ import contextlib
 import contextvars
 import importlib.util
 import inspect
+import logging
 import types
 import typing
 from collections.abc import Collection, Iterable, Mapping, MutableMapping, MutableSequence, Sequence
@@ -604,6 +605,30 @@ def check_muon_filters(net: torch.nn.Module, optimizer: Any, components: Mapping
                 f"but {where}{f' ({owner[0]}={owner[1]})' if owner else ''} of shape {tuple(param.shape)} is not "
                 f"one; {instead} (optimizer=sgd)"
             )
+
+
+def warn_muon_without_norm(net: torch.nn.Module, optimizer: Any, model: str) -> None:
+    """Warn when ``optimizer=muon`` resets the filters' norm (``normalize_filters``, its default) in a network
+    without any normalization layer (``simple_cnn``, ``vgg16``): the reset is harmless only where a batch norm
+    after each conv undoes the filters' scale (docs/training.md)."""
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+    from cnnpl.optim import Muon
+
+    if not (isinstance(optimizer, partial) and isinstance(optimizer.func, type) and issubclass(optimizer.func, Muon)):
+        return
+    if not optimizer.keywords.get("normalize_filters", True) or rank_zero_only.rank != 0:
+        return
+    norms = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm)
+    if any(isinstance(module, norms) for module in net.modules()):
+        return
+    logging.getLogger(__name__).warning(
+        "optimizer=muon resets every conv's filters to the norm sqrt(out_channels) before each step "
+        "(optimizer.normalize_filters=true), which only a batch norm after each conv makes harmless, and "
+        "model=%s has no normalization layers: add optimizer.normalize_filters=false (the filters then take "
+        "weight_decay), or train a model with batch norm (simple_cnn_bn, fast_net)",
+        model,
+    )
 
 
 def check_scheduler(schedule: Any, optimizer_factory: Any = None) -> None:

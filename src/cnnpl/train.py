@@ -1221,7 +1221,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
         tested_settings_differ,
         validation_off,
     )
-    from cnnpl.checks import check_eval_shards, check_muon_filters, check_tta
+    from cnnpl.checks import check_eval_shards, check_muon_filters, check_tta, warn_muon_without_norm
     from cnnpl.distributed import check_launch, in_sweep, is_worker
     from cnnpl.hooks import skip_unused_batch_hooks
     from cnnpl.loggers import start_logs
@@ -1260,6 +1260,8 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     optimizer = checked_optimizer(cfg)
     schedule = checked_schedule(cfg, optimizer)
     check_muon_filters(net, optimizer, chosen)
+    if cfg.get("fit", True):
+        warn_muon_without_norm(net, optimizer, cfg.model.get("name", "?"))
     resized = bool(cfg.system.get("compile")) and bool(getattr(datamodule, "train_sizes", None))
     static = {"compile_dynamic": False} if resized and cfg.system.get("compile_dynamic") is None else {}
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **{**cfg.system, **static})
