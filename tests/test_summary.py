@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 import cnnpl
+from cnnpl.data import ShapesDataModule
 from cnnpl.summary import format_summary, main, model_summary, summarize
 
 MODELS = cnnpl.list_components("model")
@@ -120,6 +121,23 @@ def test_input_facts_from_the_data_config_and_options():
     summary, _ = model_summary(["model=simple_cnn"], input_size=(48,), in_channels=1, num_classes=7)
     assert summary.input_shape == (1, 48, 48)
     assert summary.rows[-1].output_shape == (7,)
+
+
+class _KnownShape(ShapesDataModule):
+    """A data module of one's own that knows its images' shape without reading them (own-images.md's step 3)."""
+
+    def known_shape(self) -> tuple[int, int, tuple[int, int]]:
+        return 3, 1, (28, 24)
+
+
+def test_the_input_and_classes_are_the_datas_where_its_module_knows_them():
+    # helper-128: summary read data.image_size only: a folder of 64x64 images in 3 classes was summarised at 32x32
+    # with 10 classes
+    data = ["data=shapes", f"data._target_={__name__}._KnownShape", "model=lenet5"]
+    summary, _ = model_summary(data)
+    assert summary.input_shape == (1, 28, 24) and summary.rows[-1].output_shape == (3,)
+    summary, _ = model_summary(data, input_size=(32,), num_classes=5)  # what is given wins
+    assert summary.input_shape == (1, 32, 32) and summary.rows[-1].output_shape == (5,)
 
 
 def test_main_reports_user_errors(capsys):

@@ -24,7 +24,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
@@ -198,9 +198,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("overrides", nargs="*", help="config overrides, as for python -m cnnpl (model=..., conv=...)")
     # H [W], then any overrides (argparse would give them all to --input-size): main() splits them off
-    parser.add_argument("--input-size", nargs="+", help="input height [width] (default: the data's image size)")
-    parser.add_argument("--in-channels", type=int, default=DEFAULT_IN_CHANNELS, help="input channels (default 3)")
-    parser.add_argument("--num-classes", type=int, default=DEFAULT_NUM_CLASSES, help="classes (default 10)")
+    parser.add_argument("--input-size", nargs="+", help="input height [width] (default: the data's, else 32)")
+    parser.add_argument("--in-channels", type=int, help="input channels (default: the data's, else 3)")
+    parser.add_argument("--num-classes", type=int, help="classes (default: the data's, else 10)")
     return parser
 
 
@@ -234,10 +234,12 @@ def model_summary(
     overrides: Sequence[str] = (),
     *,
     input_size: Sequence[int] | None = None,
-    in_channels: int = DEFAULT_IN_CHANNELS,
-    num_classes: int = DEFAULT_NUM_CLASSES,
+    in_channels: int | None = None,
+    num_classes: int | None = None,
 ) -> tuple[Summary, str]:
-    """Compose the config with ``overrides``, build its network, and return the summary and its title."""
+    """Compose the config with ``overrides``, build its network, and return the summary and its title.
+    What is not given (``None``) is the data's: ``data.image_size``, or what a data module of one's own knows
+    without loading the images (its ``known_shape``); else 32x32, 3 channels, 10 classes."""
     from omegaconf import OmegaConf
 
     from cnnpl.config import compose
@@ -245,6 +247,13 @@ def model_summary(
 
     _check_words(overrides)
     cfg = compose(list(overrides), output_dir="outputs/summary")  # nothing is written there
+    known = _data_shape(cfg) if None in (input_size, in_channels, num_classes) else None
+    if known is not None:
+        num_classes = known[0] if num_classes is None else num_classes
+        in_channels = known[1] if in_channels is None else in_channels
+        input_size = known[2] if input_size is None else input_size
+    in_channels = DEFAULT_IN_CHANNELS if in_channels is None else in_channels
+    num_classes = DEFAULT_NUM_CLASSES if num_classes is None else num_classes
     if input_size is None:
         image_size = OmegaConf.select(cfg, "data.image_size", default=None)
         if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)):
@@ -272,6 +281,25 @@ def model_summary(
     chosen = [group for group in ("conv", "pool", "norm", "act") if group in cfg and group not in unused]
     title = " ".join([f"model={cfg.model.name}", *(f"{group}={cfg[group].name}" for group in chosen)])
     return summarize(model, (in_channels, *size)), title
+
+
+def _data_shape(cfg: Any) -> tuple[int, int, tuple[int, int]] | None:
+    """``(classes, channels, (height, width))`` of the data ``cfg`` describes, where its module knows them without
+    loading the images (``known_shape``); None where it does not, or cannot be built (summary reads no data).
+    Asked of a data module of one's own only: cnnpl's are Lightning's, whose import would double summary's
+    start-up, and their shape is ``data.image_size`` or CIFAR-10's 32x32."""
+    from omegaconf import OmegaConf
+
+    from cnnpl.train import _instantiate
+
+    if str(OmegaConf.select(cfg, "data._target_", default="")).startswith("cnnpl."):
+        return None
+    try:
+        datamodule = _instantiate(cfg.data)
+        known = datamodule.known_shape() if hasattr(datamodule, "known_shape") else None
+    except Exception:  # a data setting summary does not need: the network's summary stands without it
+        return None
+    return known
 
 
 def _split_input_size(parser: argparse.ArgumentParser, words: list[str] | None) -> tuple[list[int] | None, list[str]]:
