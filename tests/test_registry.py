@@ -7,12 +7,13 @@ import json
 import re
 
 import pytest
+import torch
 from torch import nn
 
 import cnnpl
 import cnnpl.callbacks  # registers the built-in callbacks
 from cnnpl import viz
-from cnnpl.errors import DuplicateComponentError, UnknownComponentError
+from cnnpl.errors import CnnplError, DuplicateComponentError, UnknownComponentError
 from cnnpl.registry import BUILTIN_CALLBACKS, LazyBuiltin, Registry, SourceText, built_by, static_signature
 
 
@@ -305,3 +306,17 @@ def test_the_listing_piped_into_a_reader_that_stops_ends_quietly(flag: str) -> N
     stderr = listing.stderr.read().decode()
     assert listing.wait(timeout=120) == 0, stderr
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+def test_an_architectures_input_size_is_a_pair_or_one_side() -> None:
+    # helper-128: input_size=12 failed inside the model ("Value after * must be an iterable, not int"), (3, 12, 12)
+    # with "too many values to unpack"
+    square = cnnpl.build("model", "simple_cnn", num_classes=10, input_size=36)
+    assert square(torch.zeros(1, 3, 36, 36)).shape == (1, 10)
+    for wrong in ((3, 36, 36), 0, (36, "36"), True):
+        with pytest.raises(CnnplError) as err:
+            cnnpl.build("model", "simple_cnn", num_classes=10, input_size=wrong)
+        assert str(err.value) == (
+            f"model 'simple_cnn': input_size must be (height, width) in pixels, or one int for a square; got "
+            f"{wrong!r} (the channels are in_channels=)"
+        )

@@ -184,6 +184,8 @@ class Registry:
         else:
             if self.family == "model":
                 _check_takes_factories(obj, kwargs, what=what)
+                if "input_size" in kwargs:
+                    kwargs["input_size"] = _image_size(kwargs["input_size"], what)
             check_kwargs(obj, kwargs, what=what)
             if self.family == "callback":  # a layer's were checked when its factory was made
                 from cnnpl.config import check_values, constructor_settings
@@ -619,6 +621,24 @@ def chosen_component(module: Any, components: Mapping[str, Any] | None) -> tuple
             if isinstance(obj, type) and isinstance(module, obj):
                 return family, name
     return None
+
+
+def _image_size(value: Any, what: str) -> Any:
+    """An architecture's ``input_size`` as ``(height, width)``: one int is a square's side (``input_size=12`` failed
+    inside the model with "Value after * must be an iterable, not int"); anything else is refused in one line."""
+    if value is None:  # the architecture's own default, or its refusal
+        return value
+    pair = (value, value) if isinstance(value, int) else value
+    if (
+        isinstance(pair, (list, tuple))
+        and len(pair) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair)
+    ):
+        return tuple(pair)
+    raise CnnplError(
+        f"{what}: input_size must be (height, width) in pixels, or one int for a square; got {value!r} (the "
+        "channels are in_channels=)"
+    )
 
 
 def build(family: str, name: str, /, *args: Any, **kwargs: Any) -> Any:
