@@ -647,6 +647,11 @@ def test_an_output_folder_of_no_name_is_refused(output_dir: str | None) -> None:
     )
 
 
+class _OwnData(ShapesDataModule):
+    def __init__(self, root: str = "x", **kwargs: object) -> None:
+        super().__init__(**kwargs)
+
+
 def test_settings_that_gave_a_traceback_are_one_line() -> None:
     from cnnpl.plugins import PluginError, plugin_specs
     from cnnpl.train import _instantiate, check_settings
@@ -660,6 +665,12 @@ def test_settings_that_gave_a_traceback_are_one_line() -> None:
         "optimizer._target_=torch.optim.adam names no class or function (it is a 'module'); did you mean "
         "torch.optim.adam.Adam? give the class or function to build"
     )
+    # helper-128: a data module of one's own (whose keys are not checked before the build) got "Error in call to
+    # target ...: __init__() got an unexpected keyword argument 'val_splt'"
+    mine = {"_target_": f"{__name__}._OwnData", "root": "x", "val_splt": 0.2}
+    with pytest.raises(CnnplError) as err:
+        _instantiate(OmegaConf.create({"data": mine}).data)
+    assert str(err.value) == f"data.val_splt is not a setting of {__name__}._OwnData; did you mean data.val_split?"
     for value in (123, [1, 2]):  # 'int' object is not iterable
         with pytest.raises(PluginError, match=r"^plugins must be plugin files or modules \(plugins=\[\./my_pool"):
             plugin_specs(value)

@@ -139,6 +139,9 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
         missing = _target_not_found(node) if locating else None
         if missing is not None:  # _target_=torch.optim.RMSProp: Hydra's three sentences, no key and no suggestion
             raise CnnplError(missing) from None
+        unknown = _unknown_keyword(node, cause, str(err))
+        if unknown is not None:  # data.val_splt on a data module of one's own: the class's TypeError alone
+            raise CnnplError(unknown) from None
         if isinstance(cause, (TypeError, ValueError, MisconfigurationException, ImportError)):
             # ImportError: a package the setting needs (accelerator=tpu: torch_xla), or a _target_ not found;
             # Hydra's hint names an environment variable that shows nothing more here
@@ -147,6 +150,34 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
             reason = "; ".join(line.rstrip(":") for line in lines) if len(lines) > 1 else str(cause)
             raise CnnplError(f"{first} {reason}") from shown_cause(cause)
         raise
+
+
+def _unknown_keyword(node: Any, cause: BaseException | None, message: str) -> str | None:
+    """What to say of a setting the ``_target_`` of ``node`` refused as an unexpected keyword (its ``TypeError``),
+    with the one meant among those it and its bases take; None for any other error. Asked after the build (a
+    class of one's own may take keywords its signature does not show)."""
+    import difflib
+
+    from cnnpl.registry import keyword_chain, parameters_of
+
+    found = (
+        re.search(r"got an unexpected keyword argument '(\w+)'", str(cause)) if isinstance(cause, TypeError) else None
+    )
+    target = node.get("_target_") if isinstance(node, Mapping) else None
+    if found is None or not isinstance(target, str) or found.group(1) not in node:
+        return None
+    from hydra.utils import get_object
+
+    try:
+        chain, _ = keyword_chain(get_object(target))
+        names = list(dict.fromkeys(n for f in chain for n in parameters_of(f) if n not in ("self", "args", "kwargs")))
+    except Exception:  # no signature to read: Hydra's message as it is
+        return None
+    key = message.splitlines()[-1].removeprefix("full_key: ") if "full_key: " in message else ""
+    where = f"{key}." if key else ""
+    close = difflib.get_close_matches(found.group(1), names, n=1)
+    hint = f"did you mean {where}{close[0]}?" if close else f"it takes {', '.join(names)}"
+    return f"{where}{found.group(1)} is not a setting of {target}; {hint}"
 
 
 @dataclass(frozen=True, repr=False)
