@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -630,7 +632,6 @@ def test_a_config_that_sets_a_sweep_run_without_m_is_warned_about(tmp_path: Path
 
 
 def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path, monkeypatch) -> None:
-    import datetime
 
     from cnnpl import cli
 
@@ -739,7 +740,6 @@ def test_a_registered_callbacks_refusal_under_another_key_names_that_key() -> No
 
 
 def test_a_run_started_where_its_folder_exists_writes_beside_it(tmp_path: Path) -> None:
-    import datetime
 
     now = datetime.datetime.now()
     taken = []  # every folder the next two minutes would name, each holding another run's file
@@ -768,6 +768,14 @@ def test_a_run_directory_given_again_keeps_the_first_commands_record(tmp_path: P
     monkeypatch.delenv("RANK", raising=False)
     monkeypatch.delenv("SLURM_PROCID", raising=False)
     assert _keep_earlier_records([f"hydra.run.dir={run}", "ckpt_path=last"]) == ["hydra.output_subdir=.hydra-3"]
+    # helper-127: a folder named through an interpolation had its first record replaced, by a refused command too
+    monkeypatch.setenv("RUNDIR", str(run))
+    assert _keep_earlier_records(["hydra.run.dir=${oc.env:RUNDIR}"]) == ["hydra.output_subdir=.hydra-3"]
+    day = tmp_path / "days" / datetime.date.today().strftime("%Y-%m-%d")
+    (day / ".hydra").mkdir(parents=True)
+    assert _keep_earlier_records([f"hydra.run.dir={day.parent}/${{now:%Y-%m-%d}}"]) == ["hydra.output_subdir=.hydra-2"]
+    assert _keep_earlier_records(["hydra.run.dir=${model.name}"]) == []  # only the composed config says which
+    shutil.rmtree(day.parent)
     # Lightning's DDP workers: the value quoted, their own output_subdir after it
     worker = [f'hydra.run.dir="{run}"', "hydra.output_subdir=null"]
     assert _keep_earlier_records(worker) == []
@@ -779,6 +787,22 @@ def test_a_run_directory_given_again_keeps_the_first_commands_record(tmp_path: P
     # helper-121: a rank that starts before the first (another node) writes no .hydra/ in a new folder either,
     # where the first would take it for a folder given again (.hydra-2)
     assert _keep_earlier_records([f"hydra.run.dir={tmp_path / 'new'}"]) == ["hydra.output_subdir=null"]
+
+
+@pytest.mark.parametrize("given", ["hydra.run.dir=", "hydra.run.dir=''", "hydra.run.dir= ", "-m hydra.sweep.dir="])
+def test_an_empty_run_folder_is_refused(tmp_path: Path, monkeypatch, given: str) -> None:
+    # helper-127: hydra.run.dir='' trained in the working directory (the repository's, by mistake)
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    key = given.split()[-1].partition("=")[0]
+    with pytest.raises(CnnplError) as err:
+        prepare(["data=shapes", *given.split(" ", 1 if given.startswith("-m") else 0)])
+    assert str(err.value) == (
+        f"{key} is empty, which Hydra takes for the working directory, where a run's checkpoints, logs and .hydra/ "
+        f"would lie among its files; give a folder ({key}=<folder>), or leave {key} out"
+    )
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_component_the_model_never_builds_gets_a_warning(cli, tmp_path: Path) -> None:

@@ -569,8 +569,28 @@ def _values(args: list[str], key: str) -> list[str]:
 
 
 def _literal_folders(args: list[str], key: str) -> list[Path]:
-    """The folders ``args`` give ``key``, but those with an interpolation (``${now:...}``: left to Hydra)."""
-    return [Path(value) for value in _values(args, key) if value and "${" not in value]
+    """The folders ``args`` give ``key``: as written, or resolved where an interpolation names the same folder
+    whenever it is read (``${oc.env:RUNDIR}``); not those named by the time (``${now:...}``: Hydra reads it
+    when it makes the folder) or by other settings."""
+    values = [value for value in _values(args, key) if value and NEW_EACH_TIME not in value]
+    return [folder for folder in map(_folder_named, values) if folder is not None]
+
+
+def _folder_named(setting: str) -> Path | None:
+    """The folder a ``hydra.run.dir`` / ``hydra.sweep.dir`` setting names now: as written, or with its
+    interpolations resolved (``${oc.env:RUNDIR}``, ``${now:%Y-%m-%d}/myrun``); None where it reads other
+    settings (``${model.name}``), which only the composed config gives, or names none."""
+    if "${" not in setting:
+        return Path(setting) if setting else None
+    from hydra.core.utils import setup_globals
+    from omegaconf import OmegaConf
+
+    setup_globals()  # Hydra's now resolver (registered again when Hydra starts)
+    try:
+        resolved = OmegaConf.create({"folder": setting}).folder
+    except Exception:
+        return None
+    return Path(str(resolved)) if isinstance(resolved, str) and resolved else None
 
 
 def _prints_only(arg: str) -> bool:
@@ -593,6 +613,13 @@ def _check_run_dir(args: list[str]) -> None:
     if any(_prints_only(arg) for arg in args):
         return  # (--cfg=job and -cjob too; -cd / -cn, the config's folder and name, run as usual: checked then)
     option = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
+    for key in ("hydra.run.dir", "hydra.sweep.dir"):
+        given = _values(args, key)
+        if given and not given[-1].strip().strip("'\"").strip():  # helper-127: it ran in the working directory
+            raise CnnplError(
+                f"{key} is empty, which Hydra takes for the working directory, where a run's checkpoints, logs and "
+                f".hydra/ would lie among its files; give a folder ({key}=<folder>), or leave {key} out"
+            )
     for folder in _literal_folders(args, option):
         check_writable(folder, option)
 
@@ -650,7 +677,9 @@ def _keep_earlier_records(args: list[str], sweep_dir: str | None = None) -> list
         return ["hydra.output_subdir=null"]
     sweep = bool({"-m", "--multirun"} & set(args))
     run_dir_values = _values(args, "hydra.run.dir")  # Hydra takes the last
-    top = _fixed_folder(sweep_dir if sweep else (run_dir_values[-1] if run_dir_values else None))
+    setting = sweep_dir if sweep else (run_dir_values[-1] if run_dir_values else None)
+    # a folder named through an interpolation may be one given again too (${oc.env:RUNDIR}, ${now:%Y-%m-%d}/run)
+    top = _folder_named(setting) if setting else None
     if top is None:
         return []
     run_dirs = [path for path in top.iterdir() if path.is_dir()] if sweep and top.is_dir() else [top]
