@@ -1346,8 +1346,8 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_pat
     assert result.stderr.strip().splitlines()[-1] == (
         "cnnpl: error: the training loss became NaN at step 10 (epoch 1, batch 2); training stopped before this "
         f"step changed the weights, the last good checkpoint is {last}; lower optimizer.lr, add a scheduler "
-        "warm-up or check the data"
-    )
+        "warm-up or check the data, in a new run (hydra.run.dir=<new folder>): a resume keeps the run's settings"
+    )  # helper-127: ckpt_path=last with a lower lr was refused (simple_cnn loads no weights file: no model.pretrained)
     saved = safe_load(last)
     assert saved["epoch"] == 0
     assert all(torch.isfinite(t).all() for t in saved["state_dict"].values() if t.is_floating_point())
@@ -1939,3 +1939,11 @@ def test_a_plugin_callback_whose_state_no_checkpoint_could_hold_is_refused_befor
     assert result.returncode == 2, result.stderr[-2000:]
     assert result.stderr.startswith("cnnpl: error: callback Stateful holds a collections.deque"), result.stderr[-2000:]
     assert not list((tmp_path / "run").rglob("*.ckpt"))
+
+
+def test_the_nan_advice_names_model_pretrained_where_the_architecture_takes_it() -> None:
+    from cnnpl.callbacks.guards import _takes_pretrained
+
+    assert _takes_pretrained(cnnpl.build("model", "lenet5", num_classes=10, input_size=32))
+    assert not _takes_pretrained(cnnpl.build("model", "simple_cnn", num_classes=10, input_size=32))
+    assert not _takes_pretrained(None)

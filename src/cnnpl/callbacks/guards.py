@@ -223,8 +223,24 @@ class FiniteLossGuard(L.Callback):
         raise NonFiniteLossError(
             f"the training loss became {what} at step {trainer.global_step} (epoch {trainer.current_epoch}, "
             f"batch {self._batch_idx}); training stopped before this step changed the weights, "
-            f"{_last_saved(trainer)}; lower optimizer.lr, add a scheduler warm-up or check the data"
+            f"{_last_saved(trainer)}; lower optimizer.lr, add a scheduler warm-up or check the data, in a new "
+            "run (hydra.run.dir=<new folder>): a resume keeps the run's settings"
+            + (
+                ", and model.pretrained=<that checkpoint> starts from its weights"
+                if last_checkpoint_path(trainer).is_file() and _takes_pretrained(getattr(pl_module, "net", None))
+                else ""
+            )
         )
+
+
+def _takes_pretrained(net: Any) -> bool:
+    """Whether the architecture of ``net`` loads weights from a file (``model.pretrained=``; fast_net does not)."""
+    import inspect
+
+    try:
+        return "pretrained" in inspect.signature(type(net)).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _last_saved(trainer: L.Trainer) -> str:
