@@ -336,8 +336,9 @@ def test_resolve_ckpt_path(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as caught:
         resolve_ckpt_path("last", tmp_path)
     assert str(caught.value) == (
-        f"ckpt_path=last but '{tmp_path}' holds no last.ckpt (callbacks.checkpoint.save_last=false saves none); "
-        "resume from the checkpoint saved at the latest step there with "
+        f"ckpt_path=last but '{tmp_path}' holds no last.ckpt (callbacks.checkpoint.save_last=false saves none, "
+        "and a last.ckpt that could not be written is none); resume from the checkpoint saved at the latest step "
+        "there with "
         f"ckpt_path={tmp_path / 'epoch001-val_acc0.9000.ckpt'}"
     )
     (tmp_path / "last.ckpt").write_bytes(b"x")
@@ -1193,7 +1194,8 @@ def test_a_full_disk_during_a_checkpoint_save_is_one_line(tmp_path: Path, monkey
         AtomicCheckpointIO().save_checkpoint({"epoch": 1}, path)
     assert str(caught.value) == (
         f"cannot write checkpoint '{path}': No space left on device; the file there before (if any) is unchanged; "
-        "make room there or save to another folder with callbacks.checkpoint.dirpath=<folder>"
+        "make room there and resume with the run's command plus ckpt_path=last, or go on on another disk: "
+        "hydra.run.dir=<new folder> ckpt_path=<the run's checkpoints/last.ckpt>"  # helper-127: dirpath= led nowhere
     )
     assert path.read_bytes() == before
 

@@ -187,7 +187,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 raise
             raise CheckpointError(
                 f"cannot write checkpoint {str(path)!r}: {reason}; the file there before (if any) is unchanged; "
-                "make room there or save to another folder with callbacks.checkpoint.dirpath=<folder>"
+                "make room there and resume with the run's command plus ckpt_path=last, or go on on another disk: "
+                "hydra.run.dir=<new folder> ckpt_path=<the run's checkpoints/last.ckpt>"
             ) from None
 
     def load_checkpoint(
@@ -260,7 +261,8 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: str | Path, fit: bo
             latest = by_saved_step(others)[-1]
             raise CheckpointError(
                 f"ckpt_path=last but {str(folder)!r} holds no last.ckpt (callbacks.checkpoint.save_last=false saves "
-                f"none); resume from the checkpoint saved at the latest step there with ckpt_path={latest}"
+                f"none, and a last.ckpt that could not be written is none); resume from the checkpoint saved at the "
+                f"latest step there with ckpt_path={latest}"
             )
         if not found:
             how = (
