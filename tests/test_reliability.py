@@ -328,6 +328,23 @@ def test_the_resume_check_before_hydra_finds_the_run_where_the_config_puts_it(tm
     )
 
 
+def test_resuming_a_run_that_stopped_before_its_first_checkpoint_says_so(tmp_path: Path) -> None:
+    # helper-127: Ctrl-C in the first epoch, then the same command with ckpt_path=last: "resume with the run
+    # directory of the interrupted run", which was the one given
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("fit: true\n")  # written when training started
+    with pytest.raises(CheckpointError) as caught:
+        resolve_ckpt_path("last", tmp_path / "run" / "checkpoints")
+    assert str(caught.value) == (
+        f"ckpt_path=last, but the run in '{tmp_path / 'run'}' stopped before its first checkpoint: there is nothing "
+        "to resume; start it again in a new folder (hydra.run.dir=<new folder>), or delete that run's files"
+    )
+    with pytest.raises(CheckpointError, match="does not exist; test a run's last checkpoint"):
+        resolve_ckpt_path("last", tmp_path / "run" / "checkpoints", fit=False)
+    with pytest.raises(CheckpointError, match="does not exist; resume with the run directory"):
+        resolve_ckpt_path("last", tmp_path / "new" / "checkpoints")  # no run there
+
+
 def test_resolve_ckpt_path(tmp_path: Path) -> None:
     assert resolve_ckpt_path(None, tmp_path) is None
     # no last.ckpt (save_last=false): the message names the checkpoint saved at the latest step

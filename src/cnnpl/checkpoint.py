@@ -264,6 +264,12 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: str | Path, fit: bo
                 f"none, and a last.ckpt that could not be written is none); resume from the checkpoint saved at the "
                 f"latest step there with ckpt_path={latest}"
             )
+        run = folder.parent if folder.name == "checkpoints" else None
+        if not found and fit and run is not None and run_kind(run / "config.yaml") == "trained":
+            raise CheckpointError(  # helper-127: "resume with the run directory of the interrupted run": this one
+                f"ckpt_path=last, but the run in {str(run)!r} stopped before its first checkpoint: there is nothing to "
+                "resume; start it again in a new folder (hydra.run.dir=<new folder>), or delete that run's files"
+            )
         if not found:
             how = (
                 "resume with the run directory of the interrupted run (hydra.run.dir=<that run's directory> "
