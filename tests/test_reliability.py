@@ -415,6 +415,20 @@ def test_a_resume_to_fewer_epochs_than_trained_is_refused_before_anything_is_wri
         f"up to trainer.max_epochs: give 3 or more, or test the checkpoint with fit=false ckpt_path={last}"
     )
     assert contents(tmp_path) == written
+    # helper-127: as many epochs as it trained less one trained nothing and wrote max_epochs=2 into config.yaml
+    with pytest.raises(CheckpointError, match=r"saved in epoch 2 \(counting from 0\), past trainer\.max_epochs=2;"):
+        train(cnnpl.compose([*FAST, "trainer.max_epochs=2", "ckpt_path=last"], output_dir=str(tmp_path)))
+    with pytest.raises(CheckpointError) as caught:  # +trainer.max_steps=2 at step 30: "max_steps=2 reached"
+        train(
+            cnnpl.compose(
+                [*FAST, "trainer.max_epochs=3", "+trainer.max_steps=2", "ckpt_path=last"], output_dir=str(tmp_path)
+            )
+        )
+    assert str(caught.value) == (
+        f"checkpoint '{last}' was saved at step 24, past trainer.max_steps=2; a resume continues up to "
+        f"trainer.max_steps: give 24 or more (-1: no limit), or test the checkpoint with fit=false ckpt_path={last}"
+    )
+    assert contents(tmp_path) == written
     # the Python API's run has no .hydra/overrides.yaml to point to (the message named one)
     with pytest.raises(CheckpointError) as caught:
         train(cnnpl.compose([*FAST, "trainer.max_epochs=3", "ckpt_path=last", "pool=avg"], output_dir=str(tmp_path)))

@@ -740,20 +740,32 @@ def check_resumable(path: str | Path, checkpoint: Mapping[str, Any], model: str 
     )
 
 
-def check_resume_length(path: str | Path, checkpoint: Mapping[str, Any], max_epochs: Any) -> None:
+def check_resume_length(path: str | Path, checkpoint: Mapping[str, Any], max_epochs: Any, max_steps: Any = -1) -> None:
     """Refuse to resume from ``checkpoint`` (read from ``path``) a run saved in an epoch past ``trainer.max_epochs``
-    (Lightning's test: its epoch, counted from 0, above ``max_epochs``): Lightning would stop with a traceback
-    once the run's logs were opened."""
+    (its epoch, counted from 0, at or above ``max_epochs``: Lightning stops with a traceback above it, and at it
+    trains nothing and writes the shorter setting into the run's ``config.yaml``), or at a step past
+    ``trainer.max_steps``. A finished run resumed with its own settings (a sweep continued) is tested again."""
     try:
         done = checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["completed"]  # the trainer's current_epoch
     except (KeyError, TypeError):
-        return
-    if isinstance(max_epochs, int) and not isinstance(max_epochs, bool) and 0 <= max_epochs < done:
+        done = None
+    if _is_count(max_epochs) and done is not None and 0 <= max_epochs <= done:
         raise CheckpointError(
             f"checkpoint {str(path)!r} was saved in epoch {done} (counting from 0), past trainer.max_epochs="
             f"{max_epochs}; a resume continues up to trainer.max_epochs: give {done + 1} or more, or test the "
             f"checkpoint with fit=false ckpt_path={path}"
         )
+    step = checkpoint.get("global_step")
+    if _is_count(max_steps) and _is_count(step) and 0 <= max_steps < step:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} was saved at step {step}, past trainer.max_steps={max_steps}; a resume "
+            f"continues up to trainer.max_steps: give {step} or more (-1: no limit), or test the checkpoint with "
+            f"fit=false ckpt_path={path}"
+        )
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _takes_pretrained(model: str | None) -> bool:

@@ -1329,7 +1329,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
             logging.getLogger(__name__).warning(differs)
         if cfg.get("fit", True):
             check_resumable(ckpt_path, checkpoint, cfg.model.get("name"))
-            check_resume_length(ckpt_path, checkpoint, cfg.trainer.get("max_epochs"))
+            check_resume_length(ckpt_path, checkpoint, cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1))
             if ckpt_path != resumed:  # one found only through the built callbacks: not compared yet
                 check_resume_settings(ckpt_path, cfg)
             if Path(ckpt_path).resolve().parent not in (Path(checkpoint_dir).resolve(), output_dir.resolve()):
