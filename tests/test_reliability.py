@@ -113,10 +113,15 @@ class Stalled(L.LightningModule):
 
 
 def fit_stalled(
-    checkpoints: Path, epochs: int, ckpt_path: str | None = None, sigterm_at_step: int | None = None, **trainer: Any
+    checkpoints: Path,
+    epochs: int,
+    ckpt_path: str | None = None,
+    sigterm_at_step: int | None = None,
+    save_last: bool | str = True,
+    **trainer: Any,
 ):
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(8, 2)), batch_size=2)  # 4 steps
-    checkpoint = ModelCheckpoint(dirpath=checkpoints, monitor="val/acc", mode="max", save_top_k=1, save_last=True)
+    checkpoint = ModelCheckpoint(dirpath=checkpoints, monitor="val/acc", mode="max", save_top_k=1, save_last=save_last)
     trainer = L.Trainer(
         max_epochs=epochs, callbacks=[checkpoint, SigtermCheckpoint()], logger=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1, **trainer,
@@ -135,6 +140,15 @@ def test_last_ckpt_follows_every_epoch_when_the_best_does_not_change(tmp_path: P
     fit_stalled(tmp_path, epochs=4, ckpt_path=str(tmp_path / "last.ckpt"))  # resumes at epoch 3, not 1
     last = safe_load(tmp_path / "last.ckpt")
     assert (last["epoch"], last["global_step"]) == (3, 16)
+
+
+def test_a_linked_last_ckpt_follows_every_epoch_too(tmp_path: Path) -> None:
+    # helper-127: save_last=link kept last.ckpt a link to epoch 0's checkpoint after 3 epochs
+    fit_stalled(tmp_path, epochs=3, save_last="link")
+    last = safe_load(tmp_path / "last.ckpt")
+    assert (last["epoch"], last["global_step"]) == (2, 12)
+    fit_stalled(tmp_path, epochs=4, ckpt_path=str(tmp_path / "last.ckpt"), save_last="link")
+    assert safe_load(tmp_path / "last.ckpt")["global_step"] == 16
 
 
 def test_last_ckpt_follows_an_epoch_without_validation(tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpo
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
-    """Lightning's ``ModelCheckpoint``; with ``save_last``, ``last.ckpt`` follows every epoch's end."""
+    """Lightning's ``ModelCheckpoint``; with ``save_last``, ``last.ckpt`` follows every epoch's end (with
+    ``save_last=link`` too: a file where no checkpoint of that step exists to link to)."""
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # an epoch that ends without validation (check_val_every_n_epoch=2) saves nothing in Lightning
@@ -48,7 +49,12 @@ class ModelCheckpoint(LightningModelCheckpoint):
     def _ensure_last(self, trainer: L.Trainer) -> None:
         # Lightning saves last.ckpt whenever it saved any checkpoint at this step: none saved, none written
         if self.save_last and self._last_global_step_saved != trainer.global_step:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            # save_last=link links last.ckpt to the newest top-k file, which is of an earlier step here: a file then
+            link, self.save_last = self.save_last, True
+            try:
+                self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+            finally:
+                self.save_last = link
 
 
 def _validates_after(trainer: L.Trainer) -> bool:
