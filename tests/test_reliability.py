@@ -1376,6 +1376,55 @@ class Poison(L.Callback):
 '''
 
 
+CTRL_C = '''
+"""Test helper: Ctrl-C (SIGINT to this process) while the data is checked, or after a given training step."""
+import os
+import signal
+
+import lightning as L
+
+from cnnpl.data import ShapesDataModule
+
+
+class Interrupt(L.Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+class InterruptedData(ShapesDataModule):
+    def check(self) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+'''
+
+
+def test_ctrl_c_before_and_during_training_says_what_is_left(tmp_path: Path) -> None:
+    # helper-127: before training, Python's 46-line KeyboardInterrupt traceback; in training, Lightning's
+    # "Detected KeyboardInterrupt" and no word of how to go on
+    (tmp_path / "ctrl_c.py").write_text(CTRL_C)
+    env = {"PYTHONPATH": str(tmp_path)}
+    result = run_cli(
+        *FAST, "data._target_=ctrl_c.InterruptedData", f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path, env=env
+    )
+    assert result.returncode == 130
+    assert result.stderr.strip().splitlines()[-1] == (
+        "cnnpl: interrupted (Ctrl-C) before this run's training started; nothing was trained"
+    )
+    assert "Traceback" not in result.stderr
+    run = tmp_path / "b"
+    interrupt = ["+callbacks.ctrl_c._target_=ctrl_c.Interrupt", "+callbacks.ctrl_c.step=10"]  # in epoch 1
+    result = run_cli(*FAST, "trainer.max_epochs=3", *interrupt, f"hydra.run.dir={run}", cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"cnnpl: interrupted (Ctrl-C); resume from the last end-of-epoch checkpoint ({run}/checkpoints/last.ckpt) "
+        f"with the run's command plus hydra.run.dir={run} ckpt_path=last"
+    )
+    assert safe_load(run / "checkpoints" / "last.ckpt")["epoch"] == 0
+
+
 @pytest.mark.slow
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "poison_callback.py").write_text(POISON)

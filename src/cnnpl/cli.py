@@ -1067,6 +1067,9 @@ def _format_warning(
     return _PYTHON_FORMAT(message, category, filename, lineno, line)
 
 
+EXIT_SIGINT = 130  # the shell's status for a command Ctrl-C ended
+
+
 def main() -> None:
     if warnings.formatwarning is _PYTHON_FORMAT:  # once: a later main() (tests) finds ours, or Lightning's around it
         warnings.formatwarning = _format_warning
@@ -1080,9 +1083,13 @@ def main() -> None:
         sys.exit(importlib.import_module(TOOLS[args[0]][0]).main(args[1:]))
     import hydra
 
-    sys.argv = [sys.argv[0], *guarded(lambda: prepare(args))]
-    hide_extension_warnings()  # guarded() set the warning filters back
-    if any(_prints_only(arg) for arg in sys.argv[1:]):
-        sys.stdout = _EndsQuietly(sys.stdout)  # type: ignore[assignment]
-    app = hydra.main(config_path=str(config_dir()), config_name=CONFIG_NAME, version_base="1.3")(run)
-    app()
+    try:
+        sys.argv = [sys.argv[0], *guarded(lambda: prepare(args))]
+        hide_extension_warnings()  # guarded() set the warning filters back
+        if any(_prints_only(arg) for arg in sys.argv[1:]):
+            sys.stdout = _EndsQuietly(sys.stdout)  # type: ignore[assignment]
+        app = hydra.main(config_path=str(config_dir()), config_name=CONFIG_NAME, version_base="1.3")(run)
+        app()
+    except KeyboardInterrupt:  # Ctrl-C before Lightning's fit, which handles its own: Python's traceback
+        print("cnnpl: interrupted (Ctrl-C) before this run's training started; nothing was trained", file=sys.stderr)
+        sys.exit(EXIT_SIGINT)

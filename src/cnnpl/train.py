@@ -1428,6 +1428,10 @@ def _fit_and_test(cfg: DictConfig, trainer: Any, system: Any, datamodule: Any, c
             trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         except SIGTERMException:
             raise SIGTERMException(EXIT_SIGTERM) from None  # last.ckpt is saved (SigtermCheckpoint)
+        except SystemExit:  # Lightning's exit(1) after Ctrl-C ("Detected KeyboardInterrupt"): say how to go on
+            if trainer.interrupted and trainer.is_global_zero:
+                print(f"cnnpl: interrupted (Ctrl-C); {_how_to_go_on(trainer, cfg)}", file=sys.stderr)
+            raise
         metrics.update(_floats(trainer.callback_metrics))
     if cfg.get("test", True):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -1449,6 +1453,19 @@ def _fit_and_test(cfg: DictConfig, trainer: Any, system: Any, datamodule: Any, c
             raise SIGTERMException(EXIT_SIGTERM) from None
         metrics.update(_floats(trainer.callback_metrics))
     return metrics
+
+
+def _how_to_go_on(trainer: Any, cfg: DictConfig) -> str:
+    """After Ctrl-C in training: the resume that continues from the run's last end-of-epoch checkpoint, or that
+    there is none to continue from."""
+    callback = trainer.checkpoint_callback
+    last = Path(callback.dirpath) / "last.ckpt" if callback is not None and callback.dirpath else None
+    if last is None or not last.is_file():
+        return "no checkpoint was saved, so there is nothing to resume: start the run again in a new folder"
+    return (
+        f"resume from the last end-of-epoch checkpoint ({last}) with the run's command plus "
+        f"hydra.run.dir={cfg.output_dir} ckpt_path=last"
+    )
 
 
 def _without_weight_averaging(callbacks: list[Any]) -> list[Any]:
