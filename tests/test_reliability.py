@@ -2043,3 +2043,27 @@ def test_the_nan_advice_names_model_pretrained_where_the_architecture_takes_it()
     assert _takes_pretrained(cnnpl.build("model", "lenet5", num_classes=10, input_size=32))
     assert not _takes_pretrained(cnnpl.build("model", "simple_cnn", num_classes=10, input_size=32))
     assert not _takes_pretrained(None)
+
+
+def test_a_resume_without_the_runs_config_says_its_settings_are_not_checked(tmp_path: Path, caplog) -> None:
+    # helper-127: with config.yaml gone (or not YAML) a resume at another lr, seed and noise ran without a word
+    from cnnpl.checkpoint import check_resume_settings
+
+    train(cnnpl.compose([*FAST, "trainer.max_epochs=1"], output_dir=str(tmp_path)))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    for text in (None, "foo: [unclosed"):
+        (tmp_path / "config.yaml").unlink(missing_ok=True)
+        if text is not None:
+            (tmp_path / "config.yaml").write_text(text)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="cnnpl.checkpoint"):
+            check_resume_settings(last, cnnpl.compose([*FAST, "optimizer.lr=0.5"]))
+        where = (
+            f"{tmp_path / 'config.yaml'}: not a config cnnpl wrote"
+            if text
+            else (f"beside '{last}' or in the folder above: none")
+        )
+        assert [r.getMessage() for r in caplog.records] == [
+            f"no run config.yaml to compare this resume's settings with ({where}); a resume must give the run's own "
+            "settings, which nothing checks here"
+        ]

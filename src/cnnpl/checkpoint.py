@@ -581,11 +581,18 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
     from omegaconf import OmegaConf
 
     saved_path = run_config_of(ckpt_path)
-    if saved_path is None:
-        return
     try:
-        saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False)
+        saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False) if saved_path else None
     except Exception:  # not a config cnnpl wrote: nothing to compare with
+        saved = None
+    if not isinstance(saved, dict):  # helper-127: the check was skipped without a word, the new config.yaml written
+        where = str(saved_path) if saved_path else f"beside {str(ckpt_path)!r} or in the folder above"
+        logging.getLogger(__name__).warning(
+            "no run config.yaml to compare this resume's settings with (%s: %s); a resume must give the run's own "
+            "settings, which nothing checks here",
+            where,
+            "not a config cnnpl wrote" if saved_path else "none",
+        )
         return
     now = _flat(OmegaConf.to_container(cfg, resolve=False))
     then = _flat(saved)
