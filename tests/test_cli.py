@@ -518,6 +518,23 @@ def test_compose_refuses_null_for_a_required_group_and_asks_for_an_option(overri
         cnnpl.compose([override])
 
 
+@pytest.mark.parametrize(
+    ("override", "meant"), [("+ckpt_pth=last", "ckpt_path"), ("+fitt=false", "fit"), ("+seedd=3", "seed")]
+)
+def test_a_misspelt_top_level_setting_added_with_plus_is_refused(override: str, meant: str) -> None:
+    # helper-127: each trained a fresh run from scratch (exit 0), the setting meant left at its default
+    from cnnpl.config import check_group_overrides
+
+    with pytest.raises(cnnpl.CnnplError) as err:
+        check_group_overrides(["data=shapes", override])
+    key = override.partition("=")[0].lstrip("+")
+    assert str(err.value) == (
+        f"{override!r} adds a top-level setting {key!r} that nothing reads; did you mean {meant}? (written without "
+        f"the +: {meant}=...)"
+    )
+    check_group_overrides(["+note=run-1"])  # a key of a name of its own: kept in the run's config
+
+
 @pytest.mark.parametrize("override", ["hydra=1", "+hydra=x"])
 def test_a_value_for_hydra_itself_is_one_line(override: str) -> None:
     # Hydra: "Config group override must be a string or a list. Got int"; hydr=1 suggests "hydra", which led here

@@ -661,6 +661,8 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
                 f"{token!r}: hydra holds Hydra's own settings and takes no value; set one of them, such as "
                 "hydra.run.dir=<folder> (python -m cnnpl --cfg hydra shows them)"
             )
+        if sep and key.startswith("+") and "." not in group and group not in groups and group != "hydra":
+            _check_added_key(token, group, groups)
         if token.startswith("~") and (deleted := key[1:]) in REQUIRED_KEYS:
             fix = (
                 f"choose another option instead: {deleted}=<name> (python -m cnnpl --help lists them)"
@@ -684,6 +686,21 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
         else:  # a run cannot do without it
             fix = f"choose an option: {group}=<name> (python -m cnnpl --help lists them)"
         raise CnnplError(f"{token!r} cannot unset the config group {group!r}; {fix}")
+
+
+def _check_added_key(token: str, key: str, groups: set[str]) -> None:
+    """Refuse ``+ckpt_pth=last``: a top-level key nothing reads, added where a setting of a close name was meant
+    (the run trained from scratch). A key of a name of its own (``+note=...``) is kept in the config."""
+    import difflib
+
+    node = _load_yaml(config_dir() / f"{CONFIG_NAME}.yaml")
+    known = sorted({str(k) for k in node if k not in ("defaults", "hydra")} | groups)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    if close:
+        raise CnnplError(
+            f"{token!r} adds a top-level setting {key!r} that nothing reads; did you mean {close[0]}? (written "
+            f"without the +: {close[0]}=...)"
+        )
 
 
 def _without_replaced_yaml_settings(family: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
