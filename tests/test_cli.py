@@ -822,6 +822,29 @@ def test_an_empty_run_folder_is_refused(tmp_path: Path, monkeypatch, given: str)
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (
+            "hydra.run.dir=~/runs/a",
+            "cannot read the override 'hydra.run.dir=~/runs/a': Hydra does not expand a ~ in a folder; write "
+            "hydra.run.dir=$HOME/runs/a (the shell expands it) or the absolute path",
+        ),
+        (
+            "hydra.run.dir='~/runs/a'",
+            "hydra.run.dir=~/runs/a: Hydra does not expand a ~ in a folder (it would make one named ~ here); write "
+            "hydra.run.dir=$HOME/runs/a (the shell expands it) or the absolute path",
+        ),
+    ],
+)
+def test_a_run_folder_under_a_tilde_names_home_instead(tmp_path: Path, given: str, said: str) -> None:
+    # helper-127: the grammar error advised quoting, and the quoted value made a folder named ~ here
+    result = run_cli("data=shapes", given, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"cnnpl: error: {said}"
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_component_the_model_never_builds_gets_a_warning(cli, tmp_path: Path) -> None:
     from cnnpl.train import build_model
 

@@ -614,8 +614,13 @@ def _check_run_dir(args: list[str]) -> None:
         return  # (--cfg=job and -cjob too; -cd / -cn, the config's folder and name, run as usual: checked then)
     option = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
     for key in ("hydra.run.dir", "hydra.sweep.dir"):
-        given = _values(args, key)
-        if given and not given[-1].strip().strip("'\"").strip():  # helper-127: it ran in the working directory
+        given = [value.strip().strip("'\"").strip() for value in _values(args, key)]
+        if given and given[-1].startswith("~"):  # helper-127: quoted, a folder named ~ in the working directory
+            raise CnnplError(
+                f"{key}={given[-1]}: Hydra does not expand a ~ in a folder (it would make one named ~ here); write "
+                f"{key}=$HOME/{given[-1][2:]} (the shell expands it) or the absolute path"
+            )
+        if given and not given[-1]:  # helper-127: it ran in the working directory
             raise CnnplError(
                 f"{key} is empty, which Hydra takes for the working directory, where a run's checkpoints, logs and "
                 f".hydra/ would lie among its files; give a folder ({key}=<folder>), or leave {key} out"

@@ -1159,6 +1159,12 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             at = lines[lexer[0] + 1].index("^") - (len(lines[lexer[0]]) - len(err.override))
             if 0 <= at < len(err.override):
                 reason = f"Hydra's grammar cannot read the {err.override[at]!r} at character {at + 1}"
+        key, _, value = err.override.partition("=")
+        if value.startswith("~/") and key.lstrip("+").startswith(("hydra.run.dir", "hydra.sweep.dir")):
+            return (  # quoted, Hydra makes a folder named ~ in the working directory (helper-127)
+                f"cannot read the override {err.override!r}: Hydra does not expand a ~ in a folder; write "
+                f"{key}=$HOME/{value[2:]} (the shell expands it) or the absolute path"
+            )
         return (
             f"cannot read the override {err.override!r}: {reason}; quote a value that holds spaces, = or ~ "
             "('key=\"a b\"') and close every [ and { (https://hydra.cc/docs/advanced/override_grammar/basic/)"
