@@ -1401,6 +1401,33 @@ class InterruptedData(ShapesDataModule):
 '''
 
 
+FULL_DISK = '''
+"""Test helper: a logger's write that the file system refuses (full) at the end of the first epoch."""
+import errno
+
+import lightning as L
+
+
+class FullDisk(L.Callback):
+    def on_train_epoch_end(self, trainer, pl_module):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/run/csv/metrics.csv")
+'''
+
+
+def test_a_full_disk_under_a_log_is_one_line(tmp_path: Path) -> None:
+    # helper-127: config.yaml or a logger's file on a full disk gave a traceback of 42 to 102 lines
+    (tmp_path / "full_disk.py").write_text(FULL_DISK)
+    args = [*FAST, "+callbacks.full._target_=full_disk.FullDisk", f"hydra.run.dir={tmp_path / 'run'}"]
+    result = run_cli(*args, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "cnnpl: error: the run stopped: cannot write /data/run/csv/metrics.csv: No space left on device; the "
+        "checkpoints written before are unchanged; make room there and resume with the run's command plus "
+        "ckpt_path=last"
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_ctrl_c_before_and_during_training_says_what_is_left(tmp_path: Path) -> None:
     # helper-127: before training, Python's 46-line KeyboardInterrupt traceback; in training, Lightning's
     # "Detected KeyboardInterrupt" and no word of how to go on

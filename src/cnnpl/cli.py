@@ -931,9 +931,31 @@ def run(cfg: DictConfig) -> float | None:
                 except OSError:
                     break
         fail(err)
+    except (OSError, RuntimeError) as err:  # a full disk under a log or config.yaml: a traceback of 40-100 lines
+        full = _file_system_refused(err)
+        if full is None:
+            raise
+        fail(CnnplError(full))
     finally:
         logging.getLogger().removeHandler(others)
     return metrics.get("test/acc")
+
+
+def _file_system_refused(err: BaseException) -> str | None:
+    """What to say of a write the file system refused (full, over quota, read-only) somewhere in ``err``'s chain
+    (a logger's file, the run's config.yaml; a checkpoint says it itself); None for any other error."""
+    import errno
+
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            where = f" {seen.filename}" if seen.filename else ""
+            return (
+                f"the run stopped: cannot write{where}: {seen.strerror}; the checkpoints written before are "
+                "unchanged; make room there and resume with the run's command plus ckpt_path=last"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class _OthersThanLightning(logging.Handler):
