@@ -1411,10 +1411,15 @@ import lightning as L
 class FullDisk(L.Callback):
     def on_train_epoch_end(self, trainer, pl_module):
         raise OSError(errno.ENOSPC, "No space left on device", "/data/run/csv/metrics.csv")
+
+
+class NoMemory(L.Callback):
+    def on_train_start(self, trainer, pl_module):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes")
 '''
 
 
-def test_a_full_disk_under_a_log_is_one_line(tmp_path: Path) -> None:
+def test_a_full_disk_under_a_log_and_no_memory_are_one_line(tmp_path: Path) -> None:
     # helper-127: config.yaml or a logger's file on a full disk gave a traceback of 42 to 102 lines
     (tmp_path / "full_disk.py").write_text(FULL_DISK)
     args = [*FAST, "+callbacks.full._target_=full_disk.FullDisk", f"hydra.run.dir={tmp_path / 'run'}"]
@@ -1426,6 +1431,14 @@ def test_a_full_disk_under_a_log_is_one_line(tmp_path: Path) -> None:
         "ckpt_path=last"
     )
     assert "Traceback" not in result.stderr
+    args = [*FAST, "+callbacks.full._target_=full_disk.NoMemory", f"hydra.run.dir={tmp_path / 'oom'}"]
+    result = run_cli(*args, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "cnnpl: error: the run ran out of memory (DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 "
+        "bytes); run it again in a new folder (hydra.run.dir=<new folder>) with a smaller data.batch_size or a "
+        "smaller network (python -m cnnpl.summary shows its size)"
+    )
 
 
 def test_ctrl_c_before_and_during_training_says_what_is_left(tmp_path: Path) -> None:

@@ -916,7 +916,13 @@ def run(cfg: DictConfig) -> float | None:
     others = _OthersThanLightning()
     logging.getLogger().addHandler(others)
     try:
-        metrics = train(cfg)
+        try:
+            metrics = train(cfg)
+        except (OSError, RuntimeError, MemoryError) as err:  # a full disk under a log, no memory: 40-140 lines
+            said = _stopped_by_the_machine(err)
+            if said is None:
+                raise
+            raise CnnplError(said) from None
     except CnnplError as err:
         import shutil
 
@@ -931,20 +937,25 @@ def run(cfg: DictConfig) -> float | None:
                 except OSError:
                     break
         fail(err)
-    except (OSError, RuntimeError) as err:  # a full disk under a log or config.yaml: a traceback of 40-100 lines
-        full = _file_system_refused(err)
-        if full is None:
-            raise
-        fail(CnnplError(full))
     finally:
         logging.getLogger().removeHandler(others)
     return metrics.get("test/acc")
 
 
-def _file_system_refused(err: BaseException) -> str | None:
-    """What to say of a write the file system refused (full, over quota, read-only) somewhere in ``err``'s chain
-    (a logger's file, the run's config.yaml; a checkpoint says it itself); None for any other error."""
+def _stopped_by_the_machine(err: BaseException) -> str | None:
+    """What to say of a run the machine stopped: a write the file system refused (full, over quota, read-only)
+    somewhere in ``err``'s chain (a logger's file, the run's config.yaml; a checkpoint says it itself), or memory
+    that could not be allocated (a wide layer, one batch's activations); None for any other error."""
     import errno
+
+    from cnnpl.errors import out_of_memory
+
+    if out_of_memory(err):  # helper-127
+        return (
+            f"the run ran out of memory ({str(err).splitlines()[0] if str(err) else type(err).__name__}); run it again "
+            "in a new folder (hydra.run.dir=<new folder>) with a smaller data.batch_size or a smaller network "
+            "(python -m cnnpl.summary shows its size)"
+        )
 
     seen: BaseException | None = err
     while seen is not None:
