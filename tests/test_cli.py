@@ -535,6 +535,29 @@ def test_a_misspelt_top_level_setting_added_with_plus_is_refused(override: str, 
     check_group_overrides(["+note=run-1"])  # a key of a name of its own: kept in the run's config
 
 
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        ("hydra.run.dirr=/x", "hydra.run.dirr is not a setting of Hydra; did you mean hydra.run.dir?"),
+        ("hydra.job.chdir=maybe", "Error merging override hydra.job.chdir=maybe: Value 'maybe' is not a valid bool"),
+        (
+            "+hydra.run.dirr=/x",
+            "'+hydra.run.dirr=/x' adds hydra.run.dirr, which Hydra never reads; did you mean hydra.run.dir? (written "
+            "without the +: hydra.run.dir=...)",
+        ),
+    ],
+)
+def test_hydras_own_settings_misspelt_or_of_the_wrong_kind_are_one_line(tmp_path: Path, override: str, said: str):
+    # helper-127: Hydra's six lines, whose advice (+hydra.rundir=...) was then kept and never read
+    from cnnpl.cli import prepare
+
+    with pytest.raises(cnnpl.CnnplError) as err:
+        prepare(["data=shapes", override, f"hydra.run.dir={tmp_path / 'run'}"])
+    assert str(err.value).startswith(said)
+    assert not (tmp_path / "run").exists()
+    prepare(["data=shapes", "+hydra.job.env_set.MY_VAR=1", "--cfg", "job"])  # a mapping of one's own: kept
+
+
 @pytest.mark.parametrize("override", ["hydra=1", "+hydra=x"])
 def test_a_value_for_hydra_itself_is_one_line(override: str) -> None:
     # Hydra: "Config group override must be a string or a list. Got int"; hydr=1 suggests "hydra", which led here

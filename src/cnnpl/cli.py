@@ -343,6 +343,10 @@ def _check_composes(args: list[str]) -> str | None:
         except Exception as err:
             raise CnnplError(one_line_composition_error(err, own)) from None
     plain_run = not (showing or multirun)
+    # hydra.rundir=/x, hydra.job.chdir=maybe: Hydra's several lines; +hydra.run.dirr: kept, never read. (The folders
+    # alone, the usual ones, are checked where they are made.)
+    if not multirun and any(arg.partition("=")[0] not in ("hydra.run.dir", "hydra.output_subdir") for arg in own):
+        _check_hydra_settings(overrides, own)
     if multirun and not showing:
         overrides = [*overrides, *_config_sweeps(overrides)]
     # every job composed before any is checked: a misspelt option in a later job is named before the first
@@ -385,6 +389,36 @@ def _warn_unrun_sweep(cfg: Any, words: list[str]) -> None:
         "this is one run, with the config's own values; add -m to run the sweep",
         file=sys.stderr,
     )
+
+
+def _check_hydra_settings(overrides: list[str], own: list[str]) -> None:
+    """Compose Hydra's own settings of a run (``hydra.*``) with its config, so that a misspelt key or a value of the
+    wrong kind is one line; and refuse a key added with ``+`` that is close to one Hydra has (``+hydra.run.dirr``:
+    Hydra keeps it and never reads it). A key added to a mapping of one's own (``+hydra.job.env_set.X=1``) is kept."""
+    import difflib
+
+    from omegaconf import DictConfig, OmegaConf
+
+    try:
+        cfg = compose_plain([*overrides, *own], hydra=True)
+    except Exception as err:
+        raise CnnplError(one_line_composition_error(err, own)) from None
+    added = [arg for arg in own if arg.startswith("+hydra.")]
+    if not added:
+        return
+    before = compose_plain([*overrides, *(arg for arg in own if arg not in added)], hydra=True)
+    for arg in added:
+        dotted = arg[1:].partition("=")[0]
+        parent, _, leaf = dotted.rpartition(".")
+        node = OmegaConf.select(before, parent, default=None)
+        if not isinstance(node, DictConfig) or leaf in node:
+            continue
+        close = difflib.get_close_matches(leaf, [str(key) for key in node], n=1)
+        if close and OmegaConf.select(cfg, dotted, default=None) is not None:
+            raise CnnplError(
+                f"{arg!r} adds {dotted}, which Hydra never reads; did you mean {parent}.{close[0]}? (written without "
+                f"the +: {parent}.{close[0]}=...)"
+            )
 
 
 def _config_overrides(words: list[str]) -> list[str]:

@@ -1225,6 +1225,10 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
         if deleted:
             what = f"~{dotted}: {dotted} is not a setting of this config, so there is nothing to delete"
             return f"{what}; {hint.rstrip('; ')}" if hint else what
+        if dotted.startswith("hydra."):  # a key Hydra does not have is one it never reads, + or not
+            return (
+                f"{dotted} is not a setting of Hydra; {hint.rstrip('; ') or 'python -m cnnpl --cfg hydra shows them'}"
+            )
         return f"{dotted} is not a setting of this config; {hint}to add a new key anyway, write +{dotted}=..."
     unloadable = re.match(r"In '[^']*': Could not load '([^'/]+)/([^']+)'", text)
     if unloadable:  # an unknown option inside a list of options (callbacks=[default,bogus])
