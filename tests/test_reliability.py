@@ -1431,6 +1431,8 @@ def test_a_full_disk_under_a_log_and_no_memory_are_one_line(tmp_path: Path) -> N
         "ckpt_path=last"
     )
     assert "Traceback" not in result.stderr
+    # helper-127: the run's log did not say why it stopped
+    assert result.stderr.strip().splitlines()[-1] in (tmp_path / "run" / "cnnpl.log").read_text()
     args = [*FAST, "+callbacks.full._target_=full_disk.NoMemory", f"hydra.run.dir={tmp_path / 'oom'}"]
     result = run_cli(*args, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
     assert result.returncode == 2
@@ -1463,6 +1465,7 @@ def test_ctrl_c_before_and_during_training_says_what_is_left(tmp_path: Path) -> 
         f"with the run's command plus hydra.run.dir={run} ckpt_path=last"
     )
     assert safe_load(run / "checkpoints" / "last.ckpt")["epoch"] == 0
+    assert result.stderr.strip().splitlines()[-1] in (run / "cnnpl.log").read_text()
 
 
 @pytest.mark.slow

@@ -44,7 +44,7 @@ from cnnpl.config import (
     register_component_configs,
     store_searchpath_options,
 )
-from cnnpl.errors import CnnplError, shown_cause, yaml_word
+from cnnpl.errors import CnnplError, shown_cause, to_run_log, yaml_word
 from cnnpl.plugins import SKIP_BROKEN_ENV, load_plugins, plugin_warnings_on_one_line, split_plugin_overrides
 
 EXIT_USAGE = 2
@@ -970,6 +970,8 @@ def run(cfg: DictConfig) -> float | None:
                     above.rmdir()
                 except OSError:
                     break
+        else:  # the folder stays: its log says why the run stopped, as the console did (helper-127)
+            to_run_log(f"cnnpl: error: {err}")
         fail(err)
     finally:
         logging.getLogger().removeHandler(others)

@@ -50,6 +50,17 @@ def out_of_memory(err: BaseException) -> bool:
     )
 
 
+def to_run_log(line: str) -> None:
+    """Write ``line``, printed on stderr, to the run's ``cnnpl.log`` too (Hydra's file handler; nothing outside
+    ``python -m cnnpl``): the log says why a run stopped, as the console did."""
+    import logging
+
+    record = logging.LogRecord("cnnpl", logging.ERROR, __file__, 0, line, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def first_few(names: Sequence[str], shown: int = 3, what: str = "") -> str:
     """The first ``shown`` of ``names`` for a message, and how many more: ``a, b, c and 4 more``
     (``what``: ``and 4 sizes more``)."""

@@ -34,7 +34,15 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from cnnpl.config import layer_factory
-from cnnpl.errors import CnnplError, DataError, GeometryError, NeedsMoreMemory, out_of_memory, shown_cause
+from cnnpl.errors import (
+    CnnplError,
+    DataError,
+    GeometryError,
+    NeedsMoreMemory,
+    out_of_memory,
+    shown_cause,
+    to_run_log,
+)
 from cnnpl.factory import LayerFactory
 from cnnpl.registry import MODEL_FACTORIES, built_by, get_registry
 from cnnpl.viz import eval_mode
@@ -1430,7 +1438,8 @@ def _fit_and_test(cfg: DictConfig, trainer: Any, system: Any, datamodule: Any, c
             raise SIGTERMException(EXIT_SIGTERM) from None  # last.ckpt is saved (SigtermCheckpoint)
         except SystemExit:  # Lightning's exit(1) after Ctrl-C ("Detected KeyboardInterrupt"): say how to go on
             if trainer.interrupted and trainer.is_global_zero:
-                print(f"cnnpl: interrupted (Ctrl-C); {_how_to_go_on(trainer, cfg)}", file=sys.stderr)
+                print(line := f"cnnpl: interrupted (Ctrl-C); {_how_to_go_on(trainer, cfg)}", file=sys.stderr)
+                to_run_log(line)
             raise
         metrics.update(_floats(trainer.callback_metrics))
     if cfg.get("test", True):
@@ -1445,11 +1454,12 @@ def _fit_and_test(cfg: DictConfig, trainer: Any, system: Any, datamodule: Any, c
                 trainer.test(system, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
         except SIGTERMException:  # a SystemExit Lightning raises without a status: the shell would see 0
             if trainer.is_global_zero:
-                print(
+                line = (
                     f"cnnpl: SIGTERM received during the test of {ckpt or 'the final weights'}: stopped, no test "
-                    "metrics; test a checkpoint again with the run's command plus fit=false ckpt_path=<its .ckpt file>",
-                    file=sys.stderr,
+                    "metrics; test a checkpoint again with the run's command plus fit=false ckpt_path=<its .ckpt file>"
                 )
+                print(line, file=sys.stderr)
+                to_run_log(line)
             raise SIGTERMException(EXIT_SIGTERM) from None
         metrics.update(_floats(trainer.callback_metrics))
     return metrics

@@ -29,7 +29,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, to_run_log
 
 LAST_FILE = "last.ckpt"
 
@@ -173,11 +173,12 @@ class SigtermCheckpoint(L.Callback):
         trainer.save_checkpoint(path, weights_only=False)  # all ranks call it; the strategy writes once
         self.saved = path
         if trainer.is_global_zero:
-            print(
+            line = (
                 f"cnnpl: SIGTERM received: saved {path} at epoch {trainer.current_epoch}, step {trainer.global_step}; "
-                f"{_how_to_resume()}",
-                file=sys.stderr,
+                f"{_how_to_resume()}"
             )
+            print(line, file=sys.stderr)
+            to_run_log(line)
 
 
 def _how_to_resume() -> str:
