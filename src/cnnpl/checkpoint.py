@@ -570,13 +570,15 @@ def _schedule(node: Any) -> str:
     return str(node.get("_target_", "?")) if node else "none"
 
 
-def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
+def check_resume_settings(ckpt_path: str | Path, cfg: Any, *, warn: bool = True) -> None:
     """Refuse to resume the run that wrote ``ckpt_path`` with other settings than it trained with.
 
     Compares ``cfg`` (this command's config) with the run's ``config.yaml`` (skipped when there is none):
     the data, model, components, optimizer, schedule, seed and system settings must match, and so must
     ``trainer.max_epochs`` when a schedule is sized from it. Without this a resume that forgot the
     run's overrides would restore the weights and go on training on other data, or fail mid-fit.
+    A checkpoint in a run's ``checkpoints/`` whose ``config.yaml`` is gone or unreadable is resumed with a
+    warning that nothing was compared (``warn=False``: the sweep's check before its jobs, which warn themselves).
     """
     from omegaconf import OmegaConf
 
@@ -586,6 +588,11 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any) -> None:
     except Exception:  # not a config cnnpl wrote: nothing to compare with
         saved = None
     if not isinstance(saved, dict):  # helper-127: the check was skipped without a word, the new config.yaml written
+        from cnnpl.distributed import is_worker
+
+        in_a_run = saved_path is not None or Path(ckpt_path).expanduser().parent.name == "checkpoints"
+        if not in_a_run or not warn or is_worker():  # a loose checkpoint file: nothing to compare with was there
+            return
         where = str(saved_path) if saved_path else f"beside {str(ckpt_path)!r} or in the folder above"
         logging.getLogger(__name__).warning(
             "no run config.yaml to compare this resume's settings with (%s: %s); a resume must give the run's own "

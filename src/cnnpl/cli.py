@@ -411,8 +411,8 @@ def _check_hydra_settings(overrides: list[str], own: list[str]) -> None:
         dotted = arg[1:].partition("=")[0]
         parent, _, leaf = dotted.rpartition(".")
         node = OmegaConf.select(before, parent, default=None)
-        if not isinstance(node, DictConfig) or leaf in node:
-            continue
+        if not isinstance(node, DictConfig) or leaf in node or OmegaConf.get_type(node) in (dict, None):
+            continue  # a mapping of one's own (hydra.job.env_set): any key is read
         close = difflib.get_close_matches(leaf, [str(key) for key in node], n=1)
         if close and OmegaConf.select(cfg, dotted, default=None) is not None:
             raise CnnplError(
@@ -915,7 +915,9 @@ def _check_first_job_resumes(args: list[str], job: Path | None) -> None:
         return  # job folders named otherwise, or only testing
     checkpoint = resolve_ckpt_path(LAST, job / "checkpoints")
     with _naming_the_job(variant, settings):  # the job's config, as its config.yaml holds it: no hydra node
-        check_resume_settings(checkpoint, OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]))
+        check_resume_settings(  # (the job warns itself of a config.yaml it cannot compare with)
+            checkpoint, OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), warn=False
+        )
 
 
 def _shown(jobs: list[str]) -> str:
@@ -970,7 +972,7 @@ def run(cfg: DictConfig) -> float | None:
                     above.rmdir()
                 except OSError:
                     break
-        else:  # the folder stays: its log says why the run stopped, as the console did (helper-127)
+        elif others.count:  # the folder stays, and this command wrote to its log: which says why it stopped
             to_run_log(f"cnnpl: error: {err}")
         fail(err)
     finally:

@@ -661,7 +661,7 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
                 f"{token!r}: hydra holds Hydra's own settings and takes no value; set one of them, such as "
                 "hydra.run.dir=<folder> (python -m cnnpl --cfg hydra shows them)"
             )
-        if sep and key.startswith("+") and "." not in group and group not in groups and group != "hydra":
+        if sep and key.startswith("+") and not key.startswith("++") and "." not in group and group != "hydra":
             _check_added_key(token, group, groups)
         if token.startswith("~") and (deleted := key[1:]) in REQUIRED_KEYS:
             fix = (
@@ -695,6 +695,8 @@ def _check_added_key(token: str, key: str, groups: set[str]) -> None:
 
     node = _load_yaml(config_dir() / f"{CONFIG_NAME}.yaml")
     known = sorted({str(k) for k in node if k not in ("defaults", "hydra")} | groups)
+    if key in known:  # +seed=1: Hydra says it is there already (++seed=1 adds or overrides)
+        return
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
     if close:
         raise CnnplError(
@@ -1225,7 +1227,8 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
         if deleted:
             what = f"~{dotted}: {dotted} is not a setting of this config, so there is nothing to delete"
             return f"{what}; {hint.rstrip('; ')}" if hint else what
-        if dotted.startswith("hydra."):  # a key Hydra does not have is one it never reads, + or not
+        typed = isinstance(found, DictConfig) and OmegaConf.get_type(found) not in (dict, None)
+        if dotted.startswith("hydra.") and typed:  # a key Hydra's schema lacks is one it never reads, + or not
             return (
                 f"{dotted} is not a setting of Hydra; {hint.rstrip('; ') or 'python -m cnnpl --cfg hydra shows them'}"
             )
