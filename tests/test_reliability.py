@@ -1224,7 +1224,8 @@ def test_a_long_file_name_is_still_written_in_one_step(tmp_path: Path) -> None:
 
 
 def test_a_full_disk_during_a_checkpoint_save_is_one_line(tmp_path: Path, monkeypatch) -> None:
-    path = tmp_path / "last.ckpt"
+    (tmp_path / "checkpoints").mkdir()
+    path = tmp_path / "checkpoints" / "last.ckpt"
     atomic_torch_save({"epoch": 0}, path)
     before = path.read_bytes()
 
@@ -1239,9 +1240,9 @@ def test_a_full_disk_during_a_checkpoint_save_is_one_line(tmp_path: Path, monkey
         AtomicCheckpointIO().save_checkpoint({"epoch": 1}, path)
     assert str(caught.value) == (
         f"cannot write checkpoint '{path}': No space left on device; the file there before (if any) is unchanged; "
-        "make room there and resume with the run's command plus ckpt_path=last, or go on on another disk: "
-        "hydra.run.dir=<new folder> ckpt_path=<the run's checkpoints/last.ckpt>"  # helper-127: dirpath= led nowhere
-    )
+        f"make room there and resume with the run's command plus hydra.run.dir={tmp_path} ckpt_path=last, or go on "
+        "on another disk: hydra.run.dir=<new folder> ckpt_path=<the run's checkpoints/last.ckpt>"  # helper-127
+    )  # (it advised callbacks.checkpoint.dirpath=, which led nowhere)
     assert path.read_bytes() == before
 
 
@@ -1425,10 +1426,9 @@ def test_a_full_disk_under_a_log_and_no_memory_are_one_line(tmp_path: Path) -> N
     args = [*FAST, "+callbacks.full._target_=full_disk.FullDisk", f"hydra.run.dir={tmp_path / 'run'}"]
     result = run_cli(*args, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
-        "cnnpl: error: the run stopped: cannot write /data/run/csv/metrics.csv: No space left on device; the "
-        "checkpoints written before are unchanged; make room there and resume with the run's command plus "
-        "ckpt_path=last"
+    assert result.stderr.strip().splitlines()[-1] == (  # (the callback runs before the checkpoint's, which saves none)
+        "cnnpl: error: the run stopped: cannot write /data/run/csv/metrics.csv: No space left on device; no "
+        "checkpoint was saved yet: make room there and run it again in a new folder (hydra.run.dir=<new folder>)"
     )
     assert "Traceback" not in result.stderr
     # helper-127: the run's log did not say why it stopped
@@ -2110,3 +2110,23 @@ def test_a_resume_without_the_runs_config_says_its_settings_are_not_checked(tmp_
             f"no run config.yaml to compare this resume's settings with ({where}); a resume must give the run's own "
             "settings, which nothing checks here"
         ]
+
+
+def test_a_refused_write_says_how_to_go_on_from_what_the_run_saved(tmp_path: Path) -> None:
+    from cnnpl.cli import _stopped_by_the_machine
+
+    full = OSError(errno.ENOSPC, "No space left on device", "x/csv/metrics.csv")
+    read_only = OSError(errno.EROFS, "Read-only file system", "x/config.yaml")
+    assert _stopped_by_the_machine(RuntimeError("a bug"), tmp_path) is None
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    assert _stopped_by_the_machine(full, tmp_path) == (
+        "the run stopped: cannot write x/csv/metrics.csv: No space left on device; make room there and resume with "
+        f"the run's command plus hydra.run.dir={tmp_path} ckpt_path=last"
+    )
+    wrapped = RuntimeError("writing failed")
+    wrapped.__cause__ = read_only
+    assert _stopped_by_the_machine(wrapped, tmp_path) == (
+        "the run stopped: cannot write x/config.yaml: Read-only file system; make it writable and resume with the "
+        f"run's command plus hydra.run.dir={tmp_path} ckpt_path=last"
+    )

@@ -185,10 +185,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             reason = _os_error(err)
             if reason is None:  # not the file system's (an object that cannot be pickled): a program's error
                 raise
+            folder = Path(path).parent
+            run = f"hydra.run.dir={folder.parent} " if folder.name == "checkpoints" else ""
             raise CheckpointError(
                 f"cannot write checkpoint {str(path)!r}: {reason}; the file there before (if any) is unchanged; "
-                "make room there and resume with the run's command plus ckpt_path=last, or go on on another disk: "
-                "hydra.run.dir=<new folder> ckpt_path=<the run's checkpoints/last.ckpt>"
+                f"make room there and resume with the run's command plus {run}ckpt_path=last, or go on on another "
+                "disk: hydra.run.dir=<new folder> ckpt_path=<the run's checkpoints/last.ckpt>"
             ) from None
 
     def load_checkpoint(

@@ -955,10 +955,10 @@ def run(cfg: DictConfig) -> float | None:
         try:
             metrics = train(cfg)
         except (OSError, RuntimeError, MemoryError) as err:  # a full disk under a log, no memory: 40-140 lines
-            said = _stopped_by_the_machine(err)
+            said = _stopped_by_the_machine(err, Path(str(cfg.get("output_dir", "."))))
             if said is None:
                 raise
-            raise CnnplError(said) from None
+            raise CnnplError(said) from err  # HYDRA_FULL_ERROR=1 shows the traceback
     except CnnplError as err:
         import shutil
 
@@ -980,10 +980,11 @@ def run(cfg: DictConfig) -> float | None:
     return metrics.get("test/acc")
 
 
-def _stopped_by_the_machine(err: BaseException) -> str | None:
+def _stopped_by_the_machine(err: BaseException, run_dir: Path) -> str | None:
     """What to say of a run the machine stopped: a write the file system refused (full, over quota, read-only)
     somewhere in ``err``'s chain (a logger's file, the run's config.yaml; a checkpoint says it itself), or memory
-    that could not be allocated (a wide layer, one batch's activations); None for any other error."""
+    that could not be allocated (a wide layer, one batch's activations); None for any other error. ``run_dir``:
+    the run's folder, whose ``checkpoints/last.ckpt`` a resume would continue from."""
     import errno
 
     from cnnpl.errors import out_of_memory
@@ -994,15 +995,18 @@ def _stopped_by_the_machine(err: BaseException) -> str | None:
             "in a new folder (hydra.run.dir=<new folder>) with a smaller data.batch_size or a smaller network "
             "(python -m cnnpl.summary shows its size)"
         )
-
     seen: BaseException | None = err
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             where = f" {seen.filename}" if seen.filename else ""
-            return (
-                f"the run stopped: cannot write{where}: {seen.strerror}; the checkpoints written before are "
-                "unchanged; make room there and resume with the run's command plus ckpt_path=last"
-            )
+            fix = "make it writable" if seen.errno == errno.EROFS else "make room there"
+            if (run_dir / "checkpoints" / "last.ckpt").is_file():
+                then = f"{fix} and resume with the run's command plus hydra.run.dir={run_dir} ckpt_path=last"
+            else:
+                then = (
+                    f"no checkpoint was saved yet: {fix} and run it again in a new folder (hydra.run.dir=<new folder>)"
+                )
+            return f"the run stopped: cannot write{where}: {seen.strerror}; {then}"
         seen = seen.__cause__ or seen.__context__
     return None
 
