@@ -98,6 +98,15 @@ def test_mismatch_names_the_first_offending_keys(resnet18_file: Path) -> None:
         cnnpl.build("model", "resnet18", num_classes=10, input_size=(32, 32), pretrained=str(resnet18_file))
 
 
+def test_the_stem_hint_is_for_imagenet_weights_only() -> None:
+    # helper-129: a 1-channel CIFAR-stem file was told it needed model.stem=imagenet
+    net = cnnpl.build("model", "resnet18", num_classes=10, input_size=(32, 32))
+    state = {**net.state_dict(), "conv1.weight": torch.zeros(64, 1, 3, 3)}
+    with pytest.raises(CnnplError) as err:
+        load_pretrained(net, state)
+    assert str(err.value).endswith("conv1.weight (file (64, 1, 3, 3), model (64, 3, 3, 3))")
+
+
 def test_missing_and_unexpected_keys_are_named(resnet18_file: Path, tmp_path: Path) -> None:
     state = torch.load(resnet18_file, weights_only=True)
     del state["layer1.0.bn1.weight"]

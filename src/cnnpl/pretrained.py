@@ -24,6 +24,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -83,6 +84,19 @@ def _names(keys: Sequence[str]) -> str:
     return first_few(keys, SHOWN)
 
 
+def _imagenet_stem(state: Mapping[str, Any], own: Mapping[str, Any]) -> bool:
+    """Whether a filter bank of the file has the ImageNet stems' 7x7 kernels where the model's has another size
+    (torchvision's ResNet ``conv1``; the CIFAR stem's is 3x3)."""
+    return any(
+        isinstance(v, torch.Tensor)
+        and v.dim() == 4
+        and tuple(v.shape[-2:]) == (7, 7)
+        and isinstance(own.get(k), torch.Tensor)
+        and tuple(own[k].shape[-2:]) != (7, 7)
+        for k, v in state.items()
+    )
+
+
 def load_pretrained(
     model: nn.Module,
     source: str | Path | Mapping[str, torch.Tensor],
@@ -124,12 +138,9 @@ def load_pretrained(
             f"the classifier head does not fit ({_names(bad)}); set model.new_head=true (or null) to train a new one"
         )
     if problems:
-        stem = (
-            getattr(model, "stem", None) == "cifar" and mismatched
-        )  # torchvision's conv1 is 7x7, the CIFAR stem's 3x3
-        hint = "; the model has the CIFAR stem (model.stem=cifar): ImageNet weights need model.stem=imagenet" * bool(
-            stem
-        )
+        hint = ""
+        if getattr(model, "stem", None) == "cifar" and _imagenet_stem(state, own):
+            hint = "; the model has the CIFAR stem (model.stem=cifar): ImageNet weights need model.stem=imagenet"
         raise CnnplError(f"pretrained weights do not fit {what}: " + "; ".join(problems) + hint)
 
     report = LoadReport(head_fits=bool(head_keys) and head_fits)
@@ -155,6 +166,8 @@ def apply_pretrained(
     model: nn.Module, pretrained: str | None, *, new_head: bool | None = None, freeze_features: bool = False
 ) -> LoadReport | None:
     """What an architecture's constructor calls last: load ``pretrained`` if given, freeze if asked."""
+    from cnnpl.distributed import is_worker
+
     if pretrained is None:
         if freeze_features:
             raise CnnplError("model.freeze_features=true needs model.pretrained=/path/to/weights.pth")
@@ -173,7 +186,7 @@ def apply_pretrained(
         ", ".join(report.fresh_head) or "none",
         len(report.frozen),
     )
-    if new_head and report.head_fits and str(pretrained).endswith(".ckpt"):
+    if new_head and report.head_fits and str(pretrained).endswith(".ckpt") and not is_worker():
         log.warning(
             "%s: model.new_head=true gave it a fresh classifier, though the one in %s fits (a trained head, as a "
             "first fine-tuning stage leaves): give model.new_head=null to keep it",
