@@ -1461,8 +1461,8 @@ def test_ctrl_c_before_and_during_training_says_what_is_left(tmp_path: Path) -> 
     result = run_cli(*FAST, "trainer.max_epochs=3", *interrupt, f"hydra.run.dir={run}", cwd=tmp_path, env=env)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"cnnpl: interrupted (Ctrl-C); resume from the last end-of-epoch checkpoint ({run}/checkpoints/last.ckpt) "
-        f"with the run's command plus hydra.run.dir={run} ckpt_path=last"
+        f"cnnpl: interrupted (Ctrl-C); resume from its last checkpoint with the run's command plus hydra.run.dir={run} "
+        "ckpt_path=last"
     )
     assert safe_load(run / "checkpoints" / "last.ckpt")["epoch"] == 0
     assert result.stderr.strip().splitlines()[-1] in (run / "cnnpl.log").read_text()

@@ -1171,5 +1171,11 @@ def main() -> None:
         app = hydra.main(config_path=str(config_dir()), config_name=CONFIG_NAME, version_base="1.3")(run)
         app()
     except KeyboardInterrupt:  # Ctrl-C before Lightning's fit, which handles its own: Python's traceback
-        print("cnnpl: interrupted (Ctrl-C) before this run's training started; nothing was trained", file=sys.stderr)
+        if {"-m", "--multirun"} & set(args):  # earlier jobs may have trained
+            said = (
+                "; continue the sweep with its own command plus ckpt_path=last (each job resumes from its checkpoints)"
+            )
+        else:
+            said = " before this run's training started; nothing was trained"
+        print(f"cnnpl: interrupted (Ctrl-C){said}", file=sys.stderr)
         sys.exit(EXIT_SIGINT)

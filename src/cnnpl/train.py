@@ -1466,16 +1466,17 @@ def _fit_and_test(cfg: DictConfig, trainer: Any, system: Any, datamodule: Any, c
 
 
 def _how_to_go_on(trainer: Any, cfg: DictConfig) -> str:
-    """After Ctrl-C in training: the resume that continues from the run's last end-of-epoch checkpoint, or that
-    there is none to continue from."""
+    """After Ctrl-C in training: the command that continues from the run's checkpoints (a sweep's own, for a job
+    of a sweep), or that there are none to continue from."""
+    from cnnpl.distributed import in_sweep
+
     callback = trainer.checkpoint_callback
-    last = Path(callback.dirpath) / "last.ckpt" if callback is not None and callback.dirpath else None
-    if last is None or not last.is_file():
+    folder = Path(callback.dirpath) if callback is not None and callback.dirpath else None
+    if folder is None or not any(folder.glob("*.ckpt")):
         return "no checkpoint was saved, so there is nothing to resume: start the run again in a new folder"
-    return (
-        f"resume from the last end-of-epoch checkpoint ({last}) with the run's command plus "
-        f"hydra.run.dir={cfg.output_dir} ckpt_path=last"
-    )
+    if in_sweep():
+        return "continue the sweep with its own command plus ckpt_path=last (each job resumes from its checkpoints)"
+    return f"resume from its last checkpoint with the run's command plus hydra.run.dir={cfg.output_dir} ckpt_path=last"
 
 
 def _without_weight_averaging(callbacks: list[Any]) -> list[Any]:
