@@ -1173,4 +1173,4 @@ def test_messages_name_the_first_few_and_count_the_rest() -> None:
     assert first_few([]) == "" and first_few(["a"]) == "a" and first_few(["a", "b", "c"]) == "a, b, c"
     assert first_few(["a", "b", "c", "d"]) == "a, b, c and 1 more"
     assert first_few(["a", "b", "c"], 1) == "a and 2 more"
-    assert first_few(["x", "y", "z"], 2, "sizes") == "x, y and 1 sizes more"
+    assert first_few(["w", "x", "y", "z"], 2, "sizes") == "w, x and 2 more sizes"

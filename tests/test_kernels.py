@@ -163,8 +163,8 @@ def test_training_from_one_kernel_in_every_filter_is_warned_about_unless_frozen(
         warn_identical_filters(build_model(cnnpl.compose([]), 10, 3, (32, 32)))
     assert [r.getMessage() for r in caplog.records] == [
         "conv.init=sobel_x starts every filter of a layer the same, and filters that start the same are trained the "
-        "same: each conv layer learns one filter; add conv.freeze=true for a fixed bank of sobel_x filters, or leave "
-        "conv.init out to train filters of their own"
+        "same: each conv layer before the last learns one filter; add conv.freeze=true for a fixed bank of sobel_x "
+        "filters, or leave conv.init out to train filters of their own"
     ]
     first = net.features.block1.conv.weight
     assert all(torch.equal(first[0], first[i]) for i in range(len(first)))  # what the warning says

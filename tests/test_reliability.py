@@ -2081,11 +2081,12 @@ def test_a_plugin_callback_whose_state_no_checkpoint_could_hold_is_refused_befor
 
 
 def test_the_nan_advice_names_model_pretrained_where_the_architecture_takes_it() -> None:
-    from cnnpl.callbacks.guards import _takes_pretrained
+    from cnnpl.checkpoint import _takes_pretrained, loads_weights
 
-    assert _takes_pretrained(cnnpl.build("model", "lenet5", num_classes=10, input_size=32))
-    assert not _takes_pretrained(cnnpl.build("model", "simple_cnn", num_classes=10, input_size=32))
-    assert not _takes_pretrained(None)
+    assert loads_weights(cnnpl.build("model", "lenet5", num_classes=10, input_size=32))
+    assert not loads_weights(cnnpl.build("model", "simple_cnn", num_classes=10, input_size=32))
+    assert not loads_weights(None)
+    assert _takes_pretrained("vgg16") and not _takes_pretrained("fast_net") and not _takes_pretrained("nope")
 
 
 def test_a_resume_without_the_runs_config_says_its_settings_are_not_checked(tmp_path: Path, caplog) -> None:

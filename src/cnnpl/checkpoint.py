@@ -786,12 +786,21 @@ def _is_count(value: Any) -> bool:
 
 def _takes_pretrained(model: str | None) -> bool:
     """Whether the registered model ``model`` has a ``pretrained`` parameter (for the advice of a message)."""
+    from cnnpl.registry import get_registry
+
     try:
-        return model is not None and _default_of(_built_by("model", {"model.name": model}), "pretrained") not in (
-            NOT_A_PARAMETER,
-            inspect.Parameter.empty,
-        )
+        return model is not None and loads_weights(get_registry("model").get(model))
     except Exception:  # not a registered model
+        return False
+
+
+def loads_weights(architecture: Any) -> bool:
+    """Whether an architecture (a class, or a network built from one) loads weights from a file:
+    a ``pretrained`` parameter (``model.pretrained=``; ``simple_cnn`` and ``fast_net`` have none)."""
+    cls = architecture if isinstance(architecture, type) else type(architecture)
+    try:
+        return "pretrained" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
         return False
 
 

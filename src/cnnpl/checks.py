@@ -619,7 +619,8 @@ def warn_muon_without_norm(net: torch.nn.Module, optimizer: Any, model: str) -> 
         return
     if not optimizer.keywords.get("normalize_filters", True) or rank_zero_only.rank != 0:
         return
-    norms = (torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm, torch.nn.LayerNorm)
+    nn = torch.nn
+    norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm)
     if any(isinstance(module, norms) for module in net.modules()):
         return
     logging.getLogger(__name__).warning(

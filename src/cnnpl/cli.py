@@ -311,7 +311,7 @@ def _check_composes(args: list[str]) -> str | None:
     what is missing); other flags (``--config-name``, ``--info``, ...) are left to Hydra. A sweep
     (``-m``) is composed once per value of each swept setting (the others at their first value), as
     far as its values are plain words, numbers or lists. Hydra's own settings (``hydra.*``,
-    ``hydra/...``) are left to Hydra.
+    ``hydra/...``) are composed with a run's config (:func:`_check_hydra_settings`), a sweep's are left to Hydra.
     """
     for i, arg in enumerate(args[:-1]):
         if arg in ("--cfg", "-c") and args[i + 1] not in CFG_PARTS:  # Hydra: "Error parsing override 'jobb'"
@@ -381,7 +381,7 @@ def _warn_unrun_sweep(cfg: Any, words: list[str]) -> None:
     from cnnpl.distributed import is_worker
 
     params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None)
-    if not params or is_worker():
+    if not params or is_worker() or OmegaConf.select(cfg, "hydra.mode", default=None) == "MULTIRUN":
         return
     source = f"experiment={chosen_experiment(words)}" if chosen_experiment(words) else "the config"
     print(
@@ -650,9 +650,10 @@ def _check_run_dir(args: list[str]) -> None:
     for key in ("hydra.run.dir", "hydra.sweep.dir"):
         given = [value.strip().strip("'\"").strip() for value in _values(args, key)]
         if given and given[-1].startswith("~"):  # helper-127: quoted, a folder named ~ in the working directory
+            home = f"{key}=$HOME/{given[-1][2:]} (the shell expands it) or " if given[-1].startswith("~/") else ""
             raise CnnplError(
                 f"{key}={given[-1]}: Hydra does not expand a ~ in a folder (it would make one named ~ here); write "
-                f"{key}=$HOME/{given[-1][2:]} (the shell expands it) or the absolute path"
+                f"{home}the absolute path"
             )
         if given and not given[-1]:  # helper-127: it ran in the working directory
             raise CnnplError(
@@ -792,8 +793,9 @@ def _absent(path: Path) -> bool:
 
 
 def _hydra_accepts(args: list[str]) -> bool:
-    """Whether Hydra's own settings on the command line (``hydra.job.chdir=...``, ``hydra/launcher=...``),
-    which :func:`_check_composes` leaves to Hydra, compose: a command Hydra will refuse gets no folder."""
+    """Whether Hydra's own settings on the command line (``hydra.job.chdir=...``, ``hydra/launcher=...``) compose
+    (a run's were checked by :func:`_check_hydra_settings`, a sweep's are Hydra's to refuse): a command Hydra will
+    refuse gets no folder."""
     own = [arg for arg in args if arg.lstrip("+~").startswith(("hydra.", "hydra/"))]
     if all(arg.lstrip("+~").startswith("hydra.searchpath=") for arg in own):
         return True  # composed already

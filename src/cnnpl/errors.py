@@ -63,9 +63,9 @@ def to_run_log(line: str) -> None:
 
 def first_few(names: Sequence[str], shown: int = 3, what: str = "") -> str:
     """The first ``shown`` of ``names`` for a message, and how many more: ``a, b, c and 4 more``
-    (``what``: ``and 4 sizes more``)."""
+    (``what``: ``and 4 more sizes``)."""
     more = len(names) - shown
-    return ", ".join(names[:shown]) + (f" and {more} {what + ' ' if what else ''}more" if more > 0 else "")
+    return ", ".join(names[:shown]) + (f" and {more} more{' ' + what if what else ''}" if more > 0 else "")
 
 
 def yaml_word(value: object) -> str:

@@ -22,6 +22,7 @@ import difflib
 import functools
 import importlib
 import inspect
+import numbers
 import operator
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -628,13 +629,13 @@ def _image_size(value: Any, what: str) -> Any:
     inside the model with "Value after * must be an iterable, not int"); anything else is refused in one line."""
     if value is None:  # the architecture's own default, or its refusal
         return value
-    pair = (value, value) if isinstance(value, int) else value
+    pair = (value, value) if isinstance(value, numbers.Integral) else value
     if (
         isinstance(pair, (list, tuple))
         and len(pair) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair)
+        and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in pair)
     ):
-        return tuple(pair)
+        return tuple(int(v) for v in pair)  # numpy's integers too
     raise CnnplError(
         f"{what}: input_size must be (height, width) in pixels, or one int for a square; got {value!r} (the "
         "channels are in_channels=)"

@@ -335,8 +335,8 @@ def warn_identical_filters(net: torch.nn.Module) -> None:
     if layers and rank_zero_only.rank == 0:
         logging.getLogger(__name__).warning(
             "conv.init=%s starts every filter of a layer the same, and filters that start the same are trained "
-            "the same: each conv layer learns one filter; add conv.freeze=true for a fixed bank of %s filters, or "
-            "leave conv.init out to train filters of their own",
+            "the same: each conv layer before the last learns one filter; add conv.freeze=true for a fixed bank of "
+            "%s filters, or leave conv.init out to train filters of their own",
             layers[0].init,
             layers[0].init,
         )
@@ -1289,7 +1289,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     unused: list[str] = []
     net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size, unused)
     warn_unused_components(cfg.model.get("name", "?"), unused)
-    if cfg.get("fit", True):
+    if cfg.get("fit", True) and not OmegaConf.select(cfg, "model.pretrained", default=None):  # (weights loaded)
         warn_identical_filters(net)
     check_forward(
         net, datamodule.num_classes, datamodule.in_channels, datamodule.input_size, cfg.model.get("name", "?")

@@ -29,6 +29,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from cnnpl.checkpoint import loads_weights
 from cnnpl.errors import CnnplError, to_run_log
 
 LAST_FILE = "last.ckpt"
@@ -228,20 +229,10 @@ class FiniteLossGuard(L.Callback):
             "run (hydra.run.dir=<new folder>): a resume keeps the run's settings"
             + (
                 ", and model.pretrained=<that checkpoint> starts from its weights"
-                if last_checkpoint_path(trainer).is_file() and _takes_pretrained(getattr(pl_module, "net", None))
+                if last_checkpoint_path(trainer).is_file() and loads_weights(getattr(pl_module, "net", None))
                 else ""
             )
         )
-
-
-def _takes_pretrained(net: Any) -> bool:
-    """Whether the architecture of ``net`` loads weights from a file (``model.pretrained=``; fast_net does not)."""
-    import inspect
-
-    try:
-        return "pretrained" in inspect.signature(type(net)).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _last_saved(trainer: L.Trainer) -> str:
