@@ -1174,3 +1174,20 @@ def test_messages_name_the_first_few_and_count_the_rest() -> None:
     assert first_few(["a", "b", "c", "d"]) == "a, b, c and 1 more"
     assert first_few(["a", "b", "c"], 1) == "a and 2 more"
     assert first_few(["w", "x", "y", "z"], 2, "sizes") == "w, x and 2 more sizes"
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("[a,b]", "got ['a', 'b']"),
+        ("true", "got True"),
+        ("12", "got 12 (for a file named 12, quote it: ckpt_path=\"'12'\")"),
+    ],
+)
+def test_a_ckpt_path_that_is_no_file_name_is_refused_as_such(value: str, said: str) -> None:
+    # helper-127: ckpt_path=[a,b] and ckpt_path=true were "does not exist"
+    from cnnpl.train import check_settings
+
+    with pytest.raises(CnnplError) as err:
+        check_settings(compose(f"ckpt_path={value}"))
+    assert str(err.value) == f"ckpt_path must be a .ckpt file or last, {said}"

@@ -1011,6 +1011,10 @@ def check_settings(cfg: DictConfig) -> None:
             f"output_dir must name a folder, got {output_dir!r}{number}; leave it to Hydra's run directory "
             "(hydra.run.dir=<folder>), or give one (output_dir=<folder>)"
         )
+    ckpt = cfg.get("ckpt_path")
+    if ckpt is not None and not isinstance(ckpt, str):  # helper-127: [a,b] and true "did not exist"
+        quote = f" (for a file named {ckpt}, quote it: ckpt_path=\"'{ckpt}'\")" if type(ckpt) in (int, float) else ""
+        raise CnnplError(f"ckpt_path must be a .ckpt file or last, got {ckpt!r}{quote}")
     check_flags(cfg)
     check_trainer_words(cfg.trainer)  # before the kind checks, which list every value Lightning's hint allows
     check_on_off(cfg.trainer, "trainer")
