@@ -1191,3 +1191,19 @@ def test_a_ckpt_path_that_is_no_file_name_is_refused_as_such(value: str, said: s
     with pytest.raises(CnnplError) as err:
         check_settings(compose(f"ckpt_path={value}"))
     assert str(err.value) == f"ckpt_path must be a .ckpt file or last, {said}"
+
+
+@pytest.mark.parametrize(
+    ("override", "said"),
+    [
+        ("callbacks.checkpoint.save_top_k=-2", "Invalid value for save_top_k=-2. Must be >= -1"),
+        ("callbacks.checkpoint.mode=maxx", "`mode` can be min, max but got maxx"),
+    ],
+)
+def test_a_value_lightning_refuses_names_the_key_of_its_settings(override: str, said: str) -> None:
+    # helper-127: "Error in call to target 'cnnpl.callbacks.checkpoint.ModelCheckpoint': ...", naming no key
+    from cnnpl.train import build_callbacks
+
+    with pytest.raises(CnnplError) as err:
+        build_callbacks(compose(override))
+    assert str(err.value) == f"callbacks.checkpoint (cnnpl.callbacks.checkpoint.ModelCheckpoint): {said}"

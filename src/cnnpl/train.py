@@ -156,6 +156,9 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
             first = str(err).splitlines()[0].replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception.", ":")
             lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
             reason = "; ".join(line.rstrip(":") for line in lines) if len(lines) > 1 else str(cause)
+            key = str(err).splitlines()[-1].removeprefix("full_key: ") if "\nfull_key: " in str(err) else ""
+            if key and not isinstance(cause, ImportError):  # callbacks.checkpoint.mode=maxx: name the settings' key
+                first = f"{key} ({first.removeprefix('Error in call to target ').rstrip(':').strip(chr(39))}):"
             raise CnnplError(f"{first} {reason}") from shown_cause(cause)
         raise
 
