@@ -356,9 +356,10 @@ def test_a_one_step_warm_up_peaks_on_the_first_step(pct_start: float, steps: int
         # the preset's triangle settings stayed behind: "'DictConfig' object is not callable"
         (
             ["experiment=fast_cifar10", "scheduler=none"],
-            "scheduler has settings (peak_fraction, start, end) but no schedule to take them (an experiment set "
-            "them); for a constant learning rate remove them too: scheduler=none ~scheduler.peak_fraction "
-            "~scheduler.start ~scheduler.end",
+            "scheduler has settings (peak_fraction, start, end) but no schedule to take them (an experiment's, or "
+            "added with +scheduler.*); for a constant learning rate remove them too: scheduler=none "
+            "~scheduler.peak_fraction ~scheduler.start ~scheduler.end, or choose a schedule that takes them "
+            "(scheduler=<name>)",
         ),
         (
             ["experiment=fast_cifar10", "scheduler=cosine"],

@@ -1211,8 +1211,9 @@ def checked_schedule(cfg: DictConfig, optimizer: Any = None) -> Any:
     if node and "_target_" not in node:  # scheduler=none (or ~scheduler._target_) under a preset's settings
         removals = " ".join(f"~scheduler.{key}" for key in node)
         raise CnnplError(
-            f"scheduler has settings ({', '.join(node)}) but no schedule to take them (an experiment set them); "
-            f"for a constant learning rate remove them too: scheduler=none {removals}"
+            f"scheduler has settings ({', '.join(node)}) but no schedule to take them (an experiment's, or added "
+            f"with +scheduler.*); for a constant learning rate remove them too: scheduler=none {removals}, or "
+            "choose a schedule that takes them (scheduler=<name>)"
         )
     endless = _endless(cfg.get("trainer") or {})
     if node and endless:
