@@ -558,6 +558,16 @@ def test_hydras_own_settings_misspelt_or_of_the_wrong_kind_are_one_line(tmp_path
     prepare(["data=shapes", "+hydra.job.env_set.MY_VAR=1", "--cfg", "job"])  # a mapping of one's own: kept
 
 
+def test_a_second_option_of_a_group_added_with_plus_is_one_line_with_the_fix() -> None:
+    # helper-127: Hydra's "To override a value use 'override callbacks: minimal'", a defaults list's syntax
+    with pytest.raises(cnnpl.CnnplError) as err:
+        cnnpl.compose(["+callbacks=minimal"])
+    assert str(err.value) == (
+        "+callbacks=minimal adds a second option to callbacks, which has one; choose it without the +: "
+        "callbacks=minimal"
+    )
+
+
 @pytest.mark.parametrize("override", ["hydra=1", "+hydra=x"])
 def test_a_value_for_hydra_itself_is_one_line(override: str) -> None:
     # Hydra: "Config group override must be a string or a list. Got int"; hydr=1 suggests "hydra", which led here

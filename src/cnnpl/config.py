@@ -1171,6 +1171,13 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             f"cannot read the override {err.override!r}: {reason}; quote a value that holds spaces, = or ~ "
             "('key=\"a b\"') and close every [ and { (https://hydra.cc/docs/advanced/override_grammar/basic/)"
         )
+    twice = re.match(r"Multiple values for ([\w/]+)\. To override a value use 'override [\w/]+: (.+)'", text)
+    if twice:  # +callbacks=minimal: Hydra's advice is for a defaults list, not the command line (helper-127)
+        group, option = twice.groups()
+        return (
+            f"+{group}={option} adds a second option to {group}, which has one; choose it without the +: "
+            f"{group}={option}"
+        )
     missing = re.match(r"In '[^']*': Could not find '([^'/]+)/([^']+)'", text)
     if missing:  # an unknown option of a config group: Hydra lists the group's options, one a line
         group, option = missing.groups()
