@@ -312,8 +312,8 @@ def test_a_hydra_setting_hydra_cannot_read_is_one_line_and_makes_no_folder(tmp_p
     result = run_cli("data=shapes", "hydra.run.dir=~/nope", cwd=tmp_path)  # ~ starts a deletion in Hydra's grammar
     assert result.returncode == 2
     assert result.stderr.startswith(  # was "LexerNoViableAltException: hydra.run.dir=~/nope", a caret under it
-        "cnnpl: error: cannot read the override 'hydra.run.dir=~/nope': Hydra does not expand a ~ in a folder; write "
-        "hydra.run.dir=$HOME/nope"
+        "cnnpl: error: cannot read the override 'hydra.run.dir=~/nope': Hydra does not expand a ~ in a folder (it "
+        "would make one named ~ here); write hydra.run.dir=$HOME/nope"
     ), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not list(tmp_path.iterdir())  # the run-folder check made ./~/nope before
@@ -861,8 +861,8 @@ def test_an_empty_run_folder_is_refused(tmp_path: Path, monkeypatch, given: str)
     [
         (
             "hydra.run.dir=~/runs/a",
-            "cannot read the override 'hydra.run.dir=~/runs/a': Hydra does not expand a ~ in a folder; write "
-            "hydra.run.dir=$HOME/runs/a (the shell expands it) or the absolute path",
+            "cannot read the override 'hydra.run.dir=~/runs/a': Hydra does not expand a ~ in a folder (it would make "
+            "one named ~ here); write hydra.run.dir=$HOME/runs/a (the shell expands it) or the absolute path",
         ),
         (
             "hydra.run.dir='~/runs/a'",

@@ -37,7 +37,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from cnnpl.errors import CnnplError, first_few
+from cnnpl.errors import CnnplError, first_few, os_error_in
 from cnnpl.files import atomic_write, is_local
 
 LAST = "last"  # ckpt_path=last: the run directory's last.ckpt
@@ -182,7 +182,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         try:
             atomic_torch_save(checkpoint, path)
         except (OSError, RuntimeError) as err:  # a full disk: torch.save's RuntimeError over the OSError
-            reason = _os_error(err)
+            found = os_error_in(err)
+            reason = found.strerror if found is not None else None
             if reason is None:  # not the file system's (an object that cannot be pickled): a program's error
                 raise
             folder = Path(path).parent
@@ -206,17 +207,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if not is_local(path):
             return super().load_checkpoint(path, map_location=map_location, weights_only=True)
         return safe_load(path, map_location=map_location)
-
-
-def _os_error(err: BaseException) -> str | None:
-    """What the file system said when writing failed: the reason of the first ``OSError`` in ``err``'s
-    chain (``No space left on device``); ``None`` when there is none."""
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror
-        seen = seen.__cause__ or seen.__context__
-    return None
 
 
 def last_checkpoints(checkpoint_dir: str | Path) -> list[Path]:
@@ -460,6 +450,19 @@ def run_kind(config: Path) -> str | None:
     return "tested" if cfg.get("test", True) is not False else "dry run"
 
 
+def _saved_run_config(ckpt: str | Path) -> tuple[Path | None, dict[str, Any] | None]:
+    """The ``config.yaml`` of the run that wrote ``ckpt`` (:func:`run_config_of`) and its settings, unresolved;
+    None for the settings where there is no file or it is no mapping cnnpl wrote."""
+    from omegaconf import OmegaConf
+
+    path = run_config_of(ckpt)
+    try:
+        saved = OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path else None
+    except Exception:  # not a config cnnpl wrote: nothing to compare with
+        saved = None
+    return path, saved if isinstance(saved, dict) else None
+
+
 def run_config_of(ckpt: str | Path) -> Path | None:
     """The ``config.yaml`` of the run that wrote ``ckpt``: next to it, or one folder up (``<run>/checkpoints/``)."""
     path = Path(ckpt).expanduser()
@@ -584,12 +587,8 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any, *, warn: bool = True)
     """
     from omegaconf import OmegaConf
 
-    saved_path = run_config_of(ckpt_path)
-    try:
-        saved = OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False) if saved_path else None
-    except Exception:  # not a config cnnpl wrote: nothing to compare with
-        saved = None
-    if not isinstance(saved, dict):  # helper-127: the check was skipped without a word, the new config.yaml written
+    saved_path, saved = _saved_run_config(ckpt_path)
+    if saved is None:  # helper-127: the check was skipped without a word, the new config.yaml written
         from cnnpl.distributed import is_worker
 
         in_a_run = saved_path is not None or Path(ckpt_path).expanduser().parent.name == "checkpoints"
@@ -669,13 +668,10 @@ def tested_settings_differ(ckpt_path: str | Path, cfg: Any) -> str | None:
     is free to take other data (a checkpoint tried on images of one's own); this only says so."""
     from omegaconf import OmegaConf
 
-    saved_path = run_config_of(ckpt_path)
-    if saved_path is None:
+    saved_path, saved = _saved_run_config(ckpt_path)
+    if saved_path is None or saved is None:
         return None
-    try:
-        then = _flat(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=False))
-    except Exception:  # not a config cnnpl wrote: nothing to compare with
-        return None
+    then = _flat(saved)
     now = _flat(OmegaConf.to_container(cfg, resolve=False))
     keys = [key for key in TESTED_SETTINGS if key in then and now.get(key, then[key]) != then[key]]
     if not keys:

@@ -43,6 +43,7 @@ from cnnpl.config import (
     one_line_composition_error,
     register_component_configs,
     store_searchpath_options,
+    tilde_folder_advice,
 )
 from cnnpl.errors import CnnplError, shown_cause, to_run_log, yaml_word
 from cnnpl.plugins import SKIP_BROKEN_ENV, load_plugins, plugin_warnings_on_one_line, split_plugin_overrides
@@ -650,11 +651,7 @@ def _check_run_dir(args: list[str]) -> None:
     for key in ("hydra.run.dir", "hydra.sweep.dir"):
         given = [value.strip().strip("'\"").strip() for value in _values(args, key)]
         if given and given[-1].startswith("~"):  # helper-127: quoted, a folder named ~ in the working directory
-            home = f"{key}=$HOME/{given[-1][2:]} (the shell expands it) or " if given[-1].startswith("~/") else ""
-            raise CnnplError(
-                f"{key}={given[-1]}: Hydra does not expand a ~ in a folder (it would make one named ~ here); write "
-                f"{home}the absolute path"
-            )
+            raise CnnplError(f"{key}={given[-1]}: {tilde_folder_advice(key, given[-1])}")
         if given and not given[-1]:  # helper-127: it ran in the working directory
             raise CnnplError(
                 f"{key} is empty, which Hydra takes for the working directory, where a run's checkpoints, logs and "
@@ -989,7 +986,7 @@ def _stopped_by_the_machine(err: BaseException, run_dir: Path) -> str | None:
     the run's folder, whose ``checkpoints/last.ckpt`` a resume would continue from."""
     import errno
 
-    from cnnpl.errors import out_of_memory
+    from cnnpl.errors import os_error_in, out_of_memory
 
     if out_of_memory(err):  # helper-127
         return (
@@ -997,20 +994,16 @@ def _stopped_by_the_machine(err: BaseException, run_dir: Path) -> str | None:
             "in a new folder (hydra.run.dir=<new folder>) with a smaller data.batch_size or a smaller network "
             "(python -m cnnpl.summary shows its size)"
         )
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-            where = f" {seen.filename}" if seen.filename else ""
-            fix = "make it writable" if seen.errno == errno.EROFS else "make room there"
-            if (run_dir / "checkpoints" / "last.ckpt").is_file():
-                then = f"{fix} and resume with the run's command plus hydra.run.dir={run_dir} ckpt_path=last"
-            else:
-                then = (
-                    f"no checkpoint was saved yet: {fix} and run it again in a new folder (hydra.run.dir=<new folder>)"
-                )
-            return f"the run stopped: cannot write{where}: {seen.strerror}; {then}"
-        seen = seen.__cause__ or seen.__context__
-    return None
+    refused = os_error_in(err, (errno.ENOSPC, errno.EDQUOT, errno.EROFS))
+    if refused is None:
+        return None
+    where = f" {refused.filename}" if refused.filename else ""
+    fix = "make it writable" if refused.errno == errno.EROFS else "make room there"
+    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+        then = f"{fix} and resume with the run's command plus hydra.run.dir={run_dir} ckpt_path=last"
+    else:
+        then = f"no checkpoint was saved yet: {fix} and run it again in a new folder (hydra.run.dir=<new folder>)"
+    return f"the run stopped: cannot write{where}: {refused.strerror}; {then}"
 
 
 class _OthersThanLightning(logging.Handler):
@@ -1174,9 +1167,9 @@ def main() -> None:
         app()
     except KeyboardInterrupt:  # Ctrl-C before Lightning's fit, which handles its own: Python's traceback
         if {"-m", "--multirun"} & set(args):  # earlier jobs may have trained
-            said = (
-                "; continue the sweep with its own command plus ckpt_path=last (each job resumes from its checkpoints)"
-            )
+            from cnnpl.distributed import CONTINUE_SWEEP
+
+            said = f"; {CONTINUE_SWEEP}"
         else:
             said = " before this run's training started; nothing was trained"
         print(f"cnnpl: interrupted (Ctrl-C){said}", file=sys.stderr)

@@ -1138,6 +1138,13 @@ def _missing_node(node: DictConfig, dotted: str, overrides: list[str], deleted: 
     return f"{dotted} is not a setting of this config: {lacking} does not exist; did you mean {fixed}?"
 
 
+def tilde_folder_advice(key: str, value: str) -> str:
+    """What to write instead of a run or sweep folder ``value`` that starts with ``~``, which Hydra does not
+    expand: ``$HOME/...`` for ``~/...``, else the absolute path."""
+    home = f"{key}=$HOME/{value[2:]} (the shell expands it) or " if value.startswith("~/") else ""
+    return f"Hydra does not expand a ~ in a folder (it would make one named ~ here); write {home}the absolute path"
+
+
 def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     """Hydra's message for ``err`` in one line, with the options or close keys it can name."""
     import difflib
@@ -1162,11 +1169,9 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             if 0 <= at < len(err.override):
                 reason = f"Hydra's grammar cannot read the {err.override[at]!r} at character {at + 1}"
         key, _, value = err.override.partition("=")
-        if value.startswith("~/") and key.lstrip("+").startswith(("hydra.run.dir", "hydra.sweep.dir")):
-            return (  # quoted, Hydra makes a folder named ~ in the working directory (helper-127)
-                f"cannot read the override {err.override!r}: Hydra does not expand a ~ in a folder; write "
-                f"{key}=$HOME/{value[2:]} (the shell expands it) or the absolute path"
-            )
+        if value.startswith("~") and key.lstrip("+") in ("hydra.run.dir", "hydra.sweep.dir"):
+            # quoted as the grammar asks, Hydra makes a folder named ~ in the working directory (helper-127)
+            return f"cannot read the override {err.override!r}: {tilde_folder_advice(key, value)}"
         return (
             f"cannot read the override {err.override!r}: {reason}; quote a value that holds spaces, = or ~ "
             "('key=\"a b\"') and close every [ and { (https://hydra.cc/docs/advanced/override_grammar/basic/)"

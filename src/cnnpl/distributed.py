@@ -93,6 +93,8 @@ def launcher_world_size(environ: Mapping[str, str] | None = None) -> int:
 
 
 SLURM_INTERACTIVE_NAMES = ("bash", "interactive")  # Lightning's SLURMEnvironment: not started by srun
+# how a sweep stopped part-way goes on (docs/howto/sweep.md): its jobs resume, those not started start
+CONTINUE_SWEEP = "continue the sweep with its own command plus ckpt_path=last (each job resumes from its checkpoints)"
 
 
 def launched(environ: Mapping[str, str] | None = None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import NoReturn
 
 
@@ -48,6 +48,23 @@ def out_of_memory(err: BaseException) -> bool:
         words in text
         for words in ("can't allocate memory", "not enough memory", "out of memory", "DefaultCPUAllocator")
     )
+
+
+def os_error_in(err: BaseException, codes: Collection[int] = ()) -> OSError | None:
+    """The first ``OSError`` in ``err``'s chain that says why (its ``strerror``), of one of ``codes`` (``errno``
+    values) where they are given; None when there is none (torch.save raises a RuntimeError over the OSError)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror and (not codes or seen.errno in codes):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def say(line: str) -> None:
+    """Print ``line`` on stderr, and write it to the run's ``cnnpl.log`` (:func:`to_run_log`)."""
+    print(line, file=sys.stderr)
+    to_run_log(line)
 
 
 def to_run_log(line: str) -> None:

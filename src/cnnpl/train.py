@@ -39,9 +39,10 @@ from cnnpl.errors import (
     DataError,
     GeometryError,
     NeedsMoreMemory,
+    first_few,
     out_of_memory,
+    say,
     shown_cause,
-    to_run_log,
 )
 from cnnpl.factory import LayerFactory
 from cnnpl.registry import MODEL_FACTORIES, built_by, get_registry
@@ -133,7 +134,7 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
             raise cause from None
         if cause is None and str(err).startswith("Expected a callable target"):  # _target_=torch.optim.adam
             lines = str(err).splitlines()
-            key = lines[-1].removeprefix("full_key: ") if lines[-1].startswith("full_key: ") else "its"
+            key = _full_key(err) or "its"
             target = str(node.get("_target_")) if hasattr(node, "get") else "?"
             module = sys.modules.get(target)  # a module: Hydra imported it
             last = target.rpartition(".")[2].lower()
@@ -147,7 +148,7 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
         missing = _target_not_found(node) if locating else None
         if missing is not None:  # _target_=torch.optim.RMSProp: Hydra's three sentences, no key and no suggestion
             raise CnnplError(missing) from None
-        unknown = _unknown_keyword(node, cause, str(err))
+        unknown = _unknown_keyword(node, cause, _full_key(err))
         if unknown is not None:  # data.val_splt on a data module of one's own: the class's TypeError alone
             raise CnnplError(unknown) from None
         if isinstance(cause, (TypeError, ValueError, MisconfigurationException, ImportError)):
@@ -156,17 +157,24 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
             first = str(err).splitlines()[0].replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception.", ":")
             lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
             reason = "; ".join(line.rstrip(":") for line in lines) if len(lines) > 1 else str(cause)
-            key = str(err).splitlines()[-1].removeprefix("full_key: ") if "\nfull_key: " in str(err) else ""
+            key = _full_key(err)
             if key and not isinstance(cause, ImportError):  # callbacks.checkpoint.mode=maxx: name the settings' key
                 first = f"{key} ({first.removeprefix('Error in call to target ').rstrip(':').strip(chr(39))}):"
             raise CnnplError(f"{first} {reason}") from shown_cause(cause)
         raise
 
 
-def _unknown_keyword(node: Any, cause: BaseException | None, message: str) -> str | None:
-    """What to say of a setting the ``_target_`` of ``node`` refused as an unexpected keyword (its ``TypeError``),
-    with the one meant among those it and its bases take; None for any other error. Asked after the build (a
-    class of one's own may take keywords its signature does not show)."""
+def _full_key(err: BaseException) -> str:
+    """The config key Hydra's instantiation error names on its last line (``full_key: callbacks.checkpoint``), or
+    ``""``."""
+    last = str(err).splitlines()[-1] if str(err) else ""
+    return last.removeprefix("full_key: ") if last.startswith("full_key: ") else ""
+
+
+def _unknown_keyword(node: Any, cause: BaseException | None, key: str) -> str | None:
+    """What to say of a setting the ``_target_`` of ``node`` (the config's ``key``) refused as an unexpected
+    keyword (its ``TypeError``), with the one meant among those it and its bases take; None for any other error.
+    Asked after the build (a class of one's own may take keywords its signature does not show)."""
     import difflib
 
     from cnnpl.registry import keyword_chain, parameters_of
@@ -184,10 +192,9 @@ def _unknown_keyword(node: Any, cause: BaseException | None, message: str) -> st
         names = list(dict.fromkeys(n for f in chain for n in parameters_of(f) if n not in ("self", "args", "kwargs")))
     except Exception:  # no signature to read: Hydra's message as it is
         return None
-    key = message.splitlines()[-1].removeprefix("full_key: ") if "full_key: " in message else ""
     where = f"{key}." if key else ""
     close = difflib.get_close_matches(found.group(1), names, n=1)
-    hint = f"did you mean {where}{close[0]}?" if close else f"it takes {', '.join(names)}"
+    hint = f"did you mean {where}{close[0]}?" if close else f"it takes {first_few(names, 8)}"
     return f"{where}{found.group(1)} is not a setting of {target}; {hint}"
 
 
@@ -1446,8 +1453,7 @@ def _fit_and_test(cfg: DictConfig, trainer: Any, system: Any, datamodule: Any, c
             raise SIGTERMException(EXIT_SIGTERM) from None  # last.ckpt is saved (SigtermCheckpoint)
         except SystemExit:  # Lightning's exit(1) after Ctrl-C ("Detected KeyboardInterrupt"): say how to go on
             if trainer.interrupted and trainer.is_global_zero:
-                print(line := f"cnnpl: interrupted (Ctrl-C); {_how_to_go_on(trainer, cfg)}", file=sys.stderr)
-                to_run_log(line)
+                say(f"cnnpl: interrupted (Ctrl-C); {_how_to_go_on(trainer, cfg)}")
             raise
         metrics.update(_floats(trainer.callback_metrics))
     if cfg.get("test", True):
@@ -1462,12 +1468,10 @@ def _fit_and_test(cfg: DictConfig, trainer: Any, system: Any, datamodule: Any, c
                 trainer.test(system, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
         except SIGTERMException:  # a SystemExit Lightning raises without a status: the shell would see 0
             if trainer.is_global_zero:
-                line = (
+                say(
                     f"cnnpl: SIGTERM received during the test of {ckpt or 'the final weights'}: stopped, no test "
                     "metrics; test a checkpoint again with the run's command plus fit=false ckpt_path=<its .ckpt file>"
                 )
-                print(line, file=sys.stderr)
-                to_run_log(line)
             raise SIGTERMException(EXIT_SIGTERM) from None
         metrics.update(_floats(trainer.callback_metrics))
     return metrics
@@ -1476,14 +1480,14 @@ def _fit_and_test(cfg: DictConfig, trainer: Any, system: Any, datamodule: Any, c
 def _how_to_go_on(trainer: Any, cfg: DictConfig) -> str:
     """After Ctrl-C in training: the command that continues from the run's checkpoints (a sweep's own, for a job
     of a sweep), or that there are none to continue from."""
-    from cnnpl.distributed import in_sweep
+    from cnnpl.distributed import CONTINUE_SWEEP, in_sweep
 
     callback = trainer.checkpoint_callback
     folder = Path(callback.dirpath) if callback is not None and callback.dirpath else None
     if folder is None or not any(folder.glob("*.ckpt")):
         return "no checkpoint was saved, so there is nothing to resume: start the run again in a new folder"
     if in_sweep():
-        return "continue the sweep with its own command plus ckpt_path=last (each job resumes from its checkpoints)"
+        return CONTINUE_SWEEP
     return f"resume from its last checkpoint with the run's command plus hydra.run.dir={cfg.output_dir} ckpt_path=last"
 
 

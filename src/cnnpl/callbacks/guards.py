@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from cnnpl.checkpoint import loads_weights
-from cnnpl.errors import CnnplError, to_run_log
+from cnnpl.errors import CnnplError, say
 
 LAST_FILE = "last.ckpt"
 
@@ -174,12 +173,10 @@ class SigtermCheckpoint(L.Callback):
         trainer.save_checkpoint(path, weights_only=False)  # all ranks call it; the strategy writes once
         self.saved = path
         if trainer.is_global_zero:
-            line = (
+            say(
                 f"cnnpl: SIGTERM received: saved {path} at epoch {trainer.current_epoch}, step {trainer.global_step}; "
                 f"{_how_to_resume()}"
             )
-            print(line, file=sys.stderr)
-            to_run_log(line)
 
 
 def _how_to_resume() -> str:
