@@ -441,12 +441,24 @@ def test_muon_resetting_filters_in_a_network_without_norm_layers_is_warned_about
             ["model=simple_cnn", "optimizer=muon", "optimizer.normalize_filters=false"],
             ["model=simple_cnn_bn", "optimizer=muon"],
             ["model=simple_cnn"],
+            ["model=simple_cnn_bn", "norm=identity", "optimizer=muon"],
+            ["model=simple_cnn", "norm=identity", "optimizer=muon"],
         ):
             cfg = compose(overrides)
-            warn_muon_without_norm(build_model(cfg, 10, 3, (32, 32)), checked_optimizer(cfg), cfg.model.name)
-    assert [r.getMessage() for r in caplog.records] == [
+            unused: list[str] = []
+            net = build_model(cfg, 10, 3, (32, 32), unused)
+            norm = cfg.norm.name if "norm" not in unused else None  # as train.run: the norm the model built
+            warn_muon_without_norm(net, checked_optimizer(cfg), cfg.model.name, norm)
+    start = (
         "optimizer=muon resets every conv's filters to the norm sqrt(out_channels) before each step "
         "(optimizer.normalize_filters=true), which only a batch norm after each conv makes harmless, and "
-        "model=simple_cnn has no normalization layers: add optimizer.normalize_filters=false (the filters then "
-        "take weight_decay), or train a model with batch norm (simple_cnn_bn, fast_net)"
+    )
+    remedy = "add optimizer.normalize_filters=false (the filters then take weight_decay), "
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{start}model=simple_cnn has no normalization layers: {remedy}or train a model with batch norm "
+        "(simple_cnn_bn, fast_net)",
+        # helper-129: a batch-norm model without its batch norms is told of norm=batch, not of itself
+        f"{start}model=simple_cnn_bn with norm=identity has no normalization layers: {remedy}or norm=batch",
+        f"{start}model=simple_cnn has no normalization layers: {remedy}or train a model with batch norm "
+        "(simple_cnn_bn, fast_net)",
     ]

@@ -607,10 +607,13 @@ def check_muon_filters(net: torch.nn.Module, optimizer: Any, components: Mapping
             )
 
 
-def warn_muon_without_norm(net: torch.nn.Module, optimizer: Any, model: str) -> None:
+def warn_muon_without_norm(net: torch.nn.Module, optimizer: Any, model: str, norm: str | None = None) -> None:
     """Warn when ``optimizer=muon`` resets the filters' norm (``normalize_filters``, its default) in a network
     without any normalization layer (``simple_cnn``, ``vgg16``): the reset is harmless only where a batch norm
-    after each conv undoes the filters' scale (docs/training.md)."""
+    after each conv undoes the filters' scale (docs/training.md).
+
+    ``norm`` is the chosen ``norm=`` where the architecture builds its norm layers from it: then that choice
+    (``simple_cnn_bn norm=identity``) is what left the network without them, and ``norm=batch`` the remedy."""
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
     from cnnpl.optim import Muon
@@ -623,12 +626,17 @@ def warn_muon_without_norm(net: torch.nn.Module, optimizer: Any, model: str) -> 
     norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm)
     if any(isinstance(module, norms) for module in net.modules()):
         return
+    if norm is not None:
+        why, remedy = f"model={model} with norm={norm}", "or norm=batch"
+    else:
+        why, remedy = f"model={model}", "or train a model with batch norm (simple_cnn_bn, fast_net)"
     logging.getLogger(__name__).warning(
         "optimizer=muon resets every conv's filters to the norm sqrt(out_channels) before each step "
         "(optimizer.normalize_filters=true), which only a batch norm after each conv makes harmless, and "
-        "model=%s has no normalization layers: add optimizer.normalize_filters=false (the filters then take "
-        "weight_decay), or train a model with batch norm (simple_cnn_bn, fast_net)",
-        model,
+        "%s has no normalization layers: add optimizer.normalize_filters=false (the filters then take "
+        "weight_decay), %s",
+        why,
+        remedy,
     )
 
 

@@ -1315,7 +1315,8 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     schedule = checked_schedule(cfg, optimizer)
     check_muon_filters(net, optimizer, chosen)
     if cfg.get("fit", True):
-        warn_muon_without_norm(net, optimizer, cfg.model.get("name", "?"))
+        norm = chosen["norm"] if "norm" in cfg and "norm" not in unused else None  # (the model built its norms)
+        warn_muon_without_norm(net, optimizer, cfg.model.get("name", "?"), norm)
     resized = bool(cfg.system.get("compile")) and bool(getattr(datamodule, "train_sizes", None))
     static = {"compile_dynamic": False} if resized and cfg.system.get("compile_dynamic") is None else {}
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **{**cfg.system, **static})
