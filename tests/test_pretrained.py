@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -248,3 +249,24 @@ def test_a_cnnpl_checkpoint_with_a_layers_extra_state_loads(tmp_path: Path) -> N
     for key, value in trained.state_dict().items():
         if isinstance(value, torch.Tensor):
             assert torch.equal(fresh.state_dict()[key], value), key
+
+
+def test_a_sweeps_check_of_its_jobs_loads_the_weights_without_a_word(tmp_path: Path, caplog) -> None:
+    # helper-129: the check before a sweep's jobs built each job's network with its weights, and the fresh-head
+    # warning came twice per job (once there, once in the job); a file that does not fit is still refused there
+    from cnnpl.train import check_network_shape, checked_datamodule
+
+    base = ["data=shapes", "model=simple_cnn_bn", "model.new_head=true"]
+    datamodule = checked_datamodule(cnnpl.compose(base))
+    num_classes, _, size = datamodule.known_shape()
+    trained = cnnpl.build("model", "simple_cnn_bn", num_classes=num_classes, input_size=size)
+    torch.save({"state_dict": {f"net.{k}": v for k, v in trained.state_dict().items()}}, tmp_path / "last.ckpt")
+    with caplog.at_level("INFO", logger="cnnpl.pretrained"):
+        check_network_shape(cnnpl.compose([*base, f"model.pretrained={tmp_path / 'last.ckpt'}"]), datamodule)
+    assert not [r for r in caplog.records if r.name == "cnnpl.pretrained"]
+    assert not logging.getLogger("cnnpl.pretrained").disabled  # the job's own loading is still told
+
+    other = cnnpl.build("model", "simple_cnn_bn", num_classes=num_classes, input_size=size, channels=[8, 16, 32])
+    torch.save(other.state_dict(), tmp_path / "other.pth")
+    with pytest.raises(CnnplError, match="pretrained weights do not fit SimpleCNNBN"):
+        check_network_shape(cnnpl.compose([*base, f"model.pretrained={tmp_path / 'other.pth'}"]), datamodule)

@@ -1167,6 +1167,8 @@ def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
     num_classes, in_channels, input_size = known
     if hasattr(datamodule, "check_image_settings"):  # cutout, crop padding, train_sizes against the image side
         datamodule.check_image_settings(input_size)
+    quiet = logging.getLogger("cnnpl.pretrained")  # the job says what it loaded, and warns of it, in its own log
+    was_disabled, quiet.disabled = quiet.disabled, True
     try:
         net = build_model(cfg, num_classes, in_channels, input_size)
         check_forward(net, num_classes, in_channels, input_size, cfg.model.get("name", "?"))
@@ -1180,6 +1182,8 @@ def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
         raise
     except Exception:  # a component's own bug: the job's traceback says more than one line could
         return
+    finally:
+        quiet.disabled = was_disabled
 
 
 def checked_optimizer(cfg: DictConfig) -> Any:
