@@ -1098,6 +1098,25 @@ def test_a_continued_sweep_whose_settings_differ_is_refused_before_hydra_writes(
     check([*args, "data.num_train=128", "fit=false"])  # only testing
     assert contents(sweep) == written
 
+    # helper-127: each job is compared, not only job 0, as Hydra numbers them (the settings' product, in order)
+    (sweep / "1" / "checkpoints").mkdir(parents=True)
+    second = ["pool=max", "seed=0", "data=shapes", "data.num_train=256"]
+    (sweep / "1" / "config.yaml").write_text(OmegaConf.to_yaml(compose_plain(second, output_dir=None), resolve=False))
+    atomic_torch_save({"global_step": 8}, sweep / "1" / "checkpoints" / "last.ckpt")
+    written = contents(sweep)
+    check([*args, "data.num_train=256"])
+    with pytest.raises(CnnplError) as caught:
+        check(["-m", "pool=avg,mixed", *args[2:], "data.num_train=256"])  # the second job's value changed
+    assert str(caught.value) == (
+        f"ckpt_path resumes the run in '{sweep / '1'}', but this command's settings differ from the ones it trained "
+        "with: pool.name (run: max, now: mixed); give the command that trained it again, with this ckpt_path "
+        "(in the sweep's job with pool=mixed)"
+    )
+    with pytest.raises(CnnplError) as caught:  # job 1 is pool=avg seed=1: the last setting turns fastest
+        check([*args, "seed=0,1", "data.num_train=256"])
+    assert str(caught.value).endswith("(in the sweep's job with pool=avg seed=1)"), caught.value
+    assert contents(sweep) == written
+
 
 @pytest.mark.parametrize(
     ("args", "warned"),

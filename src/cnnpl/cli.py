@@ -534,10 +534,11 @@ def _check_job(cfg: DictConfig, overrides: list[str]) -> None:
     check_network_shape(cfg, datamodule)
 
 
-def _config_sweeps(overrides: list[str]) -> list[str]:
+def _config_sweeps(overrides: list[str], given: bool = False) -> list[str]:
     """The sweeps a config sets (``hydra.sweeper.params``: ``experiment=pooling_study``'s ``pool``) that the
-    command line does not, as overrides (``pool=max,avg,...``), so that :func:`_sweep_variants` tries them too.
-    Composed as Hydra's sweeper composes (without the swept settings); nothing where that does not compose."""
+    command line does not, as overrides (``pool=max,avg,...``), so that :func:`_sweep_variants` tries them too;
+    ``given``: those the command line sets too, as Hydra's sweeper reads them first. Composed as Hydra's sweeper
+    composes (without the swept settings); nothing where that does not compose."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
@@ -547,8 +548,27 @@ def _config_sweeps(overrides: list[str]) -> list[str]:
     except Exception:
         return []
     params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}
-    given = {arg.partition("=")[0].lstrip("+~") for arg in overrides}
-    return [f"{key}={value}" for key, value in params.items() if str(key).lstrip("+~") not in given]
+    typed = {arg.partition("=")[0].lstrip("+~") for arg in overrides}
+    return [f"{key}={value}" for key, value in params.items() if given or str(key).lstrip("+~") not in typed]
+
+
+def _sweep_jobs(overrides: list[str]) -> list[tuple[list[str], str]]:
+    """Each job of the sweep ``overrides`` make, in the order Hydra's basic sweeper numbers them (``0/``, ``1/``,
+    ...: its own ``split_arguments``, over ``hydra.sweeper.params`` and then the command line), with the swept
+    settings' values it has (``pool=avg seed=1``). Empty where a job's values are not known before Hydra starts
+    or might not read back the same (:func:`_sweep_variants`: ``shuffle(...)``, ``glob(*)``, ``${...}``)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not _sweep_variants([*overrides, *_config_sweeps(overrides)], complete=True):
+        return []
+    try:
+        parsed = OverridesParser.create().parse_overrides([*_config_sweeps(overrides, given=True), *overrides])
+        [jobs] = BasicSweeper.split_arguments(parsed, None)
+    except Exception:  # Hydra says why as it starts
+        return []
+    swept = {override.get_key_element() for override in parsed if override.is_sweep_override()}
+    return [(job, " ".join(o for o in job if o.partition("=")[0] in swept)) for job in jobs]
 
 
 def _sweep_variants(overrides: list[str], complete: bool = False) -> list[tuple[list[str], str]]:
@@ -860,7 +880,7 @@ def _check_sweep_dir(args: list[str], sweep_dir: str | None) -> None:
     testing = any(value.lower() == "false" for value in _values(args, "fit"))
     if ckpt_paths and ckpt_paths[-1] == "last" and not testing:
         if runs:
-            _check_first_job_resumes(args, top / "0" if top is not None else None)
+            _check_jobs_resume(args, top)
             return
         if top is not None:
             where = f"{str(top)!r} holds no earlier sweep's runs"
@@ -889,34 +909,34 @@ def _check_sweep_dir(args: list[str], sweep_dir: str | None) -> None:
         )
 
 
-def _check_first_job_resumes(args: list[str], job: Path | None) -> None:
-    """Compare a continued sweep's first job (every swept setting at its first value, as Hydra numbers it 0)
-    with the run in the sweep's folder ``0/`` (:func:`cnnpl.checkpoint.check_resume_settings`), before Hydra
-    replaces the sweep's ``multirun.yaml`` with this command's: a setting changed for every job (one left
-    out, or given another value) is refused there. The other jobs are compared when each starts."""
+def _check_jobs_resume(args: list[str], top: Path | None) -> None:
+    """Compare each job of a continued sweep (:func:`_sweep_jobs`) with the run in its folder (``top / "0"``,
+    ...: :func:`cnnpl.checkpoint.check_resume_settings`), before Hydra replaces the sweep's ``multirun.yaml``
+    with this command's and the jobs before a differing one train again: a setting changed (one left out, or
+    given another value, for every job or in one swept value) is refused here. A job whose folder holds no
+    checkpoint starts from the beginning."""
     from omegaconf import OmegaConf
 
     from cnnpl.checkpoint import LAST, check_resume_settings, resolve_ckpt_path
 
-    if job is None or not any((job / "checkpoints").glob("last*.ckpt")) or not (job / "config.yaml").is_file():
-        return  # job 0 starts from the beginning, or its folder is not where its checkpoints are
-    overrides = _config_overrides([arg for arg in args if arg != "--"])
-    variants = _sweep_variants([*overrides, *_config_sweeps(overrides)], complete=True)
-    if not variants:
-        return  # Hydra will say why it does not parse, or a value is not plain (glob(*), ${...}): each job's
-    variant, settings = variants[0]
-    try:
-        cfg = compose_plain(variant, output_dir=None, hydra=True)
-    except Exception:  # _check_composes has said why
+    if top is None:
         return
-    subdir = OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("subdir")
-    if subdir != "${hydra.job.num}" or cfg.get("fit") is False:
-        return  # job folders named otherwise, or only testing
-    checkpoint = resolve_ckpt_path(LAST, job / "checkpoints")
-    with _naming_the_job(variant, settings):  # the job's config, as its config.yaml holds it: no hydra node
-        check_resume_settings(  # (the job warns itself of a config.yaml it cannot compare with)
-            checkpoint, OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), warn=False
-        )
+    for number, (job, settings) in enumerate(_sweep_jobs(_config_overrides([arg for arg in args if arg != "--"]))):
+        folder = top / str(number)
+        if not any((folder / "checkpoints").glob("last*.ckpt")) or not (folder / "config.yaml").is_file():
+            continue  # the job starts from the beginning, or its folder is not where its checkpoints are
+        try:
+            cfg = compose_plain(job, output_dir=None, hydra=True)
+        except Exception:  # _check_composes has said why
+            return
+        subdir = OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("subdir")
+        if subdir != "${hydra.job.num}" or cfg.get("fit") is False:
+            return  # job folders named otherwise, or only testing
+        checkpoint = resolve_ckpt_path(LAST, folder / "checkpoints")
+        with _naming_the_job(job, settings):  # the job's config, as its config.yaml holds it: no hydra node
+            check_resume_settings(  # (the job warns itself of a config.yaml it cannot compare with)
+                checkpoint, OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), warn=False
+            )
 
 
 def _shown(jobs: list[str]) -> str:
