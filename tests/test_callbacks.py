@@ -221,13 +221,32 @@ def test_a_dry_run_checks_the_parts_of_the_network_callbacks_name(tmp_path, over
         train(compose_tiny(tmp_path, *overrides, "fit=false", "test=false"))
 
 
+NO_TENSORBOARD = (
+    "callbacks.filters draws to TensorBoard, but the run has no TensorBoardLogger (loggers: CSVLogger); "
+    "use logger=tensorboard, or callbacks=minimal for no pictures"
+)
+
+
 def test_setup_fails_without_a_tensorboard_logger(tmp_path) -> None:
+    from cnnpl.train import check_settings
+
     with pytest.raises(CnnplError) as err:
         train(compose_tiny(tmp_path, "logger=csv"))
-    assert str(err.value) == (
-        "callbacks.filters draws to TensorBoard, but the run has no TensorBoardLogger (loggers: CSVLogger); "
-        "use logger=tensorboard, or callbacks=minimal for no pictures"
-    )
+    assert str(err.value) == NO_TENSORBOARD
+    with pytest.raises(CnnplError) as err:  # from the config, nothing built (as a sweep checks its jobs)
+        check_settings(compose_tiny(tmp_path, "logger=csv"))
+    assert str(err.value) == NO_TENSORBOARD
+    check_settings(compose_tiny(tmp_path, "logger=csv", "callbacks=minimal"))
+    with pytest.raises(CnnplError, match=r"^callbacks\.gradcam draws to TensorBoard, but the run has no "):
+        check_settings(compose_tiny(tmp_path, "logger=csv", "callbacks=[minimal,gradcam]"))  # a registered one
+
+
+def test_a_sweep_without_a_tensorboard_logger_is_refused_before_hydra_starts_it(tmp_path) -> None:
+    # its first job refused it, after Hydra had made the sweep's folder, multirun.yaml and 0/
+    result = run_cli("-m", *TINY, "logger=csv", "pool=max,avg", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip() == f"cnnpl: error: {NO_TENSORBOARD} (in the sweep's job with pool=max)"
+    assert not (tmp_path / "sweep").exists()
 
 
 def test_a_missing_tensorboard_logger_is_refused_before_any_process_starts(tmp_path, monkeypatch) -> None:

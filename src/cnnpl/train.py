@@ -714,6 +714,25 @@ def _check_devices(trainer_cfg: Any) -> None:
     check_launched_processes(trainer_cfg)
 
 
+def _check_pictures_logger(cfg: DictConfig) -> None:
+    """Refuse the picture callbacks with a logger other than TensorBoard's (``logger=csv``) from the config, as
+    a sweep checks its jobs: the callbacks' own check (``VisualCallback.tensorboard_logger``, which stays for
+    loggers built otherwise) came once the data had loaded, in a sweep's first job after Hydra had begun it."""
+    logger = _callback_class(cfg.logger)  # the class of a _target_, found without building it
+    if logger is None or cfg.trainer.get("fast_dev_run"):  # (fast_dev_run's DummyLogger: the callbacks say it)
+        return
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from cnnpl.callbacks.base import VisualCallback, no_tensorboard
+
+    if issubclass(logger, TensorBoardLogger):
+        return
+    for name, node in (cfg.get("callbacks") or {}).items():
+        callback = _callback_class(node)
+        if isinstance(callback, type) and issubclass(callback, VisualCallback):
+            raise CnnplError(no_tensorboard(name, [logger.__name__]))
+
+
 def _check_no_logger_needed(cfg: DictConfig) -> None:
     """Without a logger (``~logger``), refuse Lightning's LearningRateMonitor now, not at the start of training."""
     for name, node in (cfg.get("callbacks") or {}).items():
@@ -1064,6 +1083,7 @@ def check_settings(cfg: DictConfig) -> None:
                 "logger.save_dir must name a folder, got ''; leave it to the run's folder (its default, "
                 "${output_dir}), or give one (logger.save_dir=<folder>)"
             )
+        _check_pictures_logger(cfg)
     else:
         _check_no_logger_needed(cfg)
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:

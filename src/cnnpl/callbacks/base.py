@@ -55,6 +55,14 @@ def one_name(value: str | int, key: str, null: str) -> str:
     return names[0]
 
 
+def no_tensorboard(callback: str, loggers: list[str]) -> str:
+    """The refusal of a picture callback (``callbacks.<callback>``) in a run whose ``loggers`` have no TensorBoard."""
+    return (
+        f"callbacks.{callback} draws to TensorBoard, but the run has no TensorBoardLogger (loggers: "
+        f"{', '.join(loggers) or 'none'}); use logger=tensorboard, or callbacks=minimal for no pictures"
+    )
+
+
 class VisualCallback(L.Callback):
     """Base of the picture callbacks: ``every_n_epochs`` scheduling and the TensorBoard writer.
 
@@ -111,11 +119,7 @@ class VisualCallback(L.Callback):
                 "with a DummyLogger; use callbacks=minimal with fast_dev_run"
             )
         if not loggers:
-            have = ", ".join(type(lg).__name__ for lg in trainer.loggers) or "none"
-            raise CnnplError(
-                f"callbacks.{self.name} draws to TensorBoard, but the run has no TensorBoardLogger (loggers: {have}); "
-                "use logger=tensorboard, or callbacks=minimal for no pictures"
-            )
+            raise CnnplError(no_tensorboard(self.name, [type(lg).__name__ for lg in trainer.loggers]))
         return loggers[0]
 
     @property
