@@ -906,6 +906,22 @@ def test_continuing_another_runs_checkpoint_is_refused_where_a_run_already_is(tm
     assert contents(tmp_path / "y") == written
 
 
+@pytest.mark.filterwarnings("ignore:The dirpath has changed")  # Lightning's: the best score is judged afresh there
+def test_a_run_continues_from_its_own_checkpoint_into_another_checkpoint_folder(tmp_path: Path) -> None:
+    # helper-127: its disk full, a run went on from its last.ckpt with callbacks.checkpoint.dirpath on another
+    # disk, in its own folder; refused as "an earlier run ... that saved no checkpoint to continue from"
+    train(cnnpl.compose(FAST, output_dir=str(tmp_path / "run")))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    moved = [*FAST, "trainer.max_epochs=2", f"ckpt_path={last}", f"callbacks.checkpoint.dirpath={tmp_path / 'disk'}"]
+    train(cnnpl.compose(moved, output_dir=str(tmp_path / "run")))
+    assert safe_load(tmp_path / "disk" / "last.ckpt")["epoch"] == 1
+    # still refused: where the other folder holds checkpoints of its own
+    written = contents(tmp_path / "disk")
+    with pytest.raises(CheckpointError, match=f"^ckpt_path '{last}' is another run folder's checkpoint, but "):
+        train(cnnpl.compose(moved, output_dir=str(tmp_path / "run")))
+    assert contents(tmp_path / "disk") == written
+
+
 def test_a_resume_mismatch_points_at_the_record_of_the_command_that_trained(tmp_path: Path) -> None:
     # each command given in a run folder leaves a record (.hydra, .hydra-2, ...), one refused by Hydra or
     # while another run wrote there too: the first here was refused, the second trained, a third refused after it
