@@ -1720,6 +1720,35 @@ def test_a_full_disk_is_refused_before_hydra_writes_there(tmp_path: Path, monkey
     )
 
 
+def test_a_read_only_run_folder_is_told_how_to_go_on_from_its_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    # helper-127: a resume there was told to choose another hydra.run.dir, where ckpt_path=last finds nothing
+    import tempfile
+
+    from cnnpl.cli import _check_run_dir
+    from cnnpl.train import check_writable
+
+    def read_only(**_: Any) -> Any:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    resume = (
+        f"output directory '{tmp_path / 'run'}' cannot be written (Read-only file system); make it writable, or go on "
+        f"in another folder: hydra.run.dir=<new folder> ckpt_path={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}"
+    )
+    for check in (
+        lambda: check_writable(tmp_path / "run", ckpt_path="last"),
+        lambda: _check_run_dir([f"hydra.run.dir={tmp_path / 'run'}", "ckpt_path=last"]),
+    ):
+        with pytest.raises(CnnplError) as err:
+            check()
+        assert str(err.value) == resume
+    with pytest.raises(CnnplError) as err:  # a new run there, or one from a file of its own: another folder
+        check_writable(tmp_path / "run", ckpt_path=str(tmp_path / "run" / "checkpoints" / "last.ckpt"))
+    assert str(err.value).endswith("choose another with hydra.run.dir=<folder> (or output_dir=<folder> from Python)")
+
+
 def test_a_folder_removed_between_its_making_and_the_probe_is_made_again(tmp_path: Path, monkeypatch) -> None:
     import tempfile
 

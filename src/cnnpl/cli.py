@@ -677,8 +677,9 @@ def _check_run_dir(args: list[str]) -> None:
                 f"{key} is empty, which Hydra takes for the working directory, where a run's checkpoints, logs and "
                 f".hydra/ would lie among its files; give a folder ({key}=<folder>), or leave {key} out"
             )
+    ckpt_path = ([None, *_values(args, "ckpt_path")])[-1]
     for folder in _literal_folders(args, option):
-        check_writable(folder, option)
+        check_writable(folder, option, ckpt_path)
 
 
 def _check_resume_dir(args: list[str]) -> None:

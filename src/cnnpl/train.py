@@ -630,9 +630,10 @@ def _chosen_component(module: torch.nn.Module, components: Mapping[str, Any] | N
     return chosen_component(module, components) if getattr(module, "input_size", None) is not None else None
 
 
-def check_writable(folder: Path, option: str = "hydra.run.dir") -> None:
+def check_writable(folder: Path, option: str = "hydra.run.dir", ckpt_path: Any = None) -> None:
     """Refuse an output directory that cannot be created or written, before anything trains
-    (``option``: the override that chooses it, for the message)."""
+    (``option``: the override that chooses it, for the message). ``ckpt_path``: the run's; ``last``, where the
+    folder holds a run's ``checkpoints/last.ckpt``, is told how to go on from it in another folder."""
     import tempfile
 
     def probe() -> None:
@@ -652,10 +653,12 @@ def check_writable(folder: Path, option: str = "hydra.run.dir") -> None:
             if option == "hydra.run.dir"
             else ("folder", "")
         )
-        raise CnnplError(
-            f"{what} {str(folder)!r} cannot be written ({err.strerror or err}); "
-            f"choose another with {option}=<folder>{python}"
-        ) from None
+        last = folder / "checkpoints" / "last.ckpt"
+        if ckpt_path == "last" and option == "hydra.run.dir" and last.is_file():  # helper-127: a read-only run
+            advice = f"make it writable, or go on in another folder: hydra.run.dir=<new folder> ckpt_path={last}"
+        else:
+            advice = f"choose another with {option}=<folder>{python}"
+        raise CnnplError(f"{what} {str(folder)!r} cannot be written ({err.strerror or err}); {advice}") from None
 
 
 def check_trainer_counts(trainer_cfg: Any) -> None:
@@ -1311,7 +1314,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     check_settings(cfg)  # first: check_launch counts the processes from settings it takes to be of the right kind
     check_launch(cfg)
     output_dir = Path(cfg.output_dir)
-    check_writable(output_dir)
+    check_writable(output_dir, ckpt_path=cfg.get("ckpt_path"))
     if cfg.get("fit", True) and not is_worker():  # (the other processes of a run: its first one holds it)
         held.enter_context(claimed_run_dir(output_dir))
     resumed = _resumed_checkpoint(cfg, output_dir) if cfg.get("fit", True) else None
