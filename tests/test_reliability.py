@@ -1194,7 +1194,7 @@ def test_interrupted_write_leaves_the_previous_checkpoint_intact(tmp_path: Path,
         assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 
-def test_the_temporary_file_of_a_save_killed_half_way_is_removed_by_the_next_save(tmp_path: Path) -> None:
+def test_the_temporary_file_of_a_save_killed_half_way_is_removed_by_the_next_save(tmp_path: Path, caplog) -> None:
     import socket
 
     path = tmp_path / "last.ckpt"
@@ -1230,6 +1230,19 @@ def test_the_temporary_file_of_a_save_killed_half_way_is_removed_by_the_next_sav
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["last.ckpt", alive.name, other_host.name, unknown.name]
     )
+    # helper-127: another machine's, kept without a word; one not written to for ten minutes is told of, once
+    assert not [r for r in caplog.records if r.name == "cnnpl.files"]  # (a save of its own may be under way)
+    an_hour_ago = time.time() - 3600
+    os.utime(other_host, (an_hour_ago, an_hour_ago))
+    with caplog.at_level("WARNING", logger="cnnpl.files"):
+        atomic_torch_save({"epoch": 3}, path)
+        atomic_torch_save({"epoch": 4}, path)
+    assert [r.getMessage() for r in caplog.records if r.name == "cnnpl.files"] == [
+        f"{other_host} (0.0 MB) is a temporary file that process {dead} of machine not-{socket.gethostname()} began "
+        "and has not written to for 60 minutes, most likely a save it did not finish; this machine cannot tell "
+        "whether that process still runs: delete the file if it does not"
+    ]
+    assert other_host.exists()
 
 
 def test_a_long_file_name_is_still_written_in_one_step(tmp_path: Path) -> None:

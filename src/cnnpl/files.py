@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import logging
 import os
 import re
 import socket
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -90,13 +92,20 @@ def _temporary_prefix(target: Path) -> str:
     return owned if len(owned.encode()) + len("12345678.tmp") <= NAME_MAX else f".{target.name}."
 
 
+QUIET_FOR = 600  # seconds: a temporary file not written to for longer is no save in progress
+
+_told: set[Path] = set()  # another machine's temporary files warned of, once each
+
+
 def remove_stale_temporaries(target: str | Path) -> list[Path]:
     """Remove the temporary files of ``target`` that :func:`atomic_write` began in processes of this machine
     that are no longer running (killed before they could clean up); returns them.
 
     A kill during a save leaves the target as it was and its temporary file beside it (as large as a
     checkpoint); the next write of the same file removes it. A file of another machine (a shared file
-    system) or of a process still running is left alone, as are names this function did not write.
+    system) or of a process still running is left alone, as are names this function did not write; one of
+    another machine not written to for ``QUIET_FOR`` seconds is warned of, once (this machine cannot tell
+    whether its process still runs).
     """
     target = Path(target)
     pattern = re.compile(rf"\.{re.escape(target.name)}\.(\d+)@(.+)\.[^.]+\.tmp")
@@ -107,6 +116,21 @@ def remove_stale_temporaries(target: str | Path) -> list[Path]:
             with contextlib.suppress(OSError):
                 path.unlink()
                 removed.append(path)
+        elif found and found[2] != host and path not in _told:
+            with contextlib.suppress(OSError):
+                written = path.stat()
+                if time.time() - written.st_mtime > QUIET_FOR:
+                    _told.add(path)
+                    logging.getLogger(__name__).warning(
+                        "%s (%.1f MB) is a temporary file that process %s of machine %s began and has not written "
+                        "to for %d minutes, most likely a save it did not finish; this machine cannot tell whether "
+                        "that process still runs: delete the file if it does not",
+                        path,
+                        written.st_size / 1e6,
+                        found[1],
+                        found[2],
+                        (time.time() - written.st_mtime) // 60,
+                    )
     return removed
 
 
