@@ -219,3 +219,26 @@ def test_why_convolutions_reproduces_the_notes():
     # the conv count does not depend on the image size; the dense one grows with its square
     assert why_convolutions((3, 64, 64)).conv == 456
     assert why_convolutions((3, 64, 64)).dense > 15 * w.dense
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [  # helper-131: a TypeError from inside, a float result, a ZeroDivisionError from .ratio
+        (
+            lambda: output_size(5, 3, 1, (1, 1)),
+            "padding must be an int or one of valid, same, full for one axis, got (1, 1)",
+        ),
+        (lambda: output_size(5.5, 3), "n must be an int for one axis, got 5.5"),
+        (lambda: output_size(5, (3, 3)), "kernel_size must be an int for one axis, got (3, 3)"),
+        (lambda: why_convolutions(filters=0), "filters must be an int >= 1, got 0"),
+        (lambda: why_convolutions(input_shape=(3, 32)), "input_shape must be a (C, H, W) volume, got (3, 32)"),
+        (
+            lambda: why_convolutions(input_shape=(3, 32, 0)),
+            "each of input_shape's (C, H, W) must be an int >= 1, got 0",
+        ),
+    ],
+)
+def test_the_geometry_helpers_refuse_what_is_no_size(call, message) -> None:
+    with pytest.raises(GeometryError) as err:
+        call()
+    assert str(err.value) == message

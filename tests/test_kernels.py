@@ -27,8 +27,9 @@ def test_the_notes_kernels():
 
 
 def test_unknown_kernel_message():
-    with pytest.raises(CnnplError, match=r"unknown kernel 'sharp'; did you mean 'sharpen'\? Available: box_blur, "):
+    with pytest.raises(CnnplError) as err:
         kernel("sharp")
+    assert str(err.value) == f"unknown kernel 'sharp'; available: {', '.join(KERNELS)}; did you mean 'sharpen'?"
     with pytest.raises(CnnplError, match="unknown kernel 'sobel_z'"):
         apply_kernels(torch.zeros(1, 1, 4, 4), ["sobel_x", "sobel_z"])
 
@@ -107,7 +108,10 @@ def test_command_shows_the_kernels_named_and_refuses_an_unknown_one(capsys):
     out = capsys.readouterr().out
     assert "\nsobel_x\n" in out and not any(f"\n{name}\n" in out for name in KERNELS if name != "sobel_x")
     assert main(["sobelx"]) == 2
-    assert capsys.readouterr().err.startswith("cnnpl.kernels: error: unknown kernel 'sobelx'; did you mean 'sobel_x'")
+    assert capsys.readouterr().err == (
+        "cnnpl.kernels: error: unknown kernel 'sobelx'; available: box_blur, sharpen, edge, vertical_edge, "
+        "horizontal_edge, sobel_x, sobel_y; did you mean 'sobel_x' or 'sobel_y'?\n"
+    )
     with pytest.raises(SystemExit) as done:
         main(["--help"])
     assert done.value.code == 0 and capsys.readouterr().out.startswith("usage: python -m cnnpl.kernels")

@@ -96,9 +96,16 @@ def output_size(n: int, kernel_size: int, stride: int = 1, padding: Padding = 0,
     >>> output_size(7, 3, stride=2, padding="same")  # ceil(7 / 2)
     4
     """
+    for value, what in ((n, "n"), (kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")):
+        if as_int(value) is None:  # (5.5 gave 3.0; one axis: a pair is pair()'s to split)
+            raise GeometryError(f"{what} must be an int for one axis, got {value!r}")
     if isinstance(padding, str):
         before, after = padding_amounts(n, kernel_size, stride, padding, dilation)
         return output_size(n + before + after, kernel_size, stride, 0, dilation)
+    if as_int(padding) is None:  # (1, 1) raised "'<' not supported between tuple and int"
+        raise GeometryError(
+            f"padding must be an int or one of {', '.join(PADDING_MODES)} for one axis, got {padding!r}"
+        )
     if stride < 1:
         raise GeometryError(f"stride must be >= 1, got {stride}")
     if padding < 0:
@@ -322,7 +329,10 @@ def why_convolutions(
     >>> w.output_shape, w.conv, w.dense_weights
     ((6, 28, 28), 456, 14450688)
     """
-    c, h, w = (int(v) for v in input_shape)
+    if not _sized(input_shape) or len(input_shape) != 3:
+        raise GeometryError(f"input_shape must be a (C, H, W) volume, got {input_shape!r}")
+    c, h, w = (check_count(v, "each of input_shape's (C, H, W)") for v in input_shape)
+    filters = check_count(filters, "filters")  # (0 built, and its ratio divided by zero)
     out = (filters, output_size(h, kernel_size, stride, padding), output_size(w, kernel_size, stride, padding))
     n_in, n_out = c * h * w, math.prod(out)
     return ConvVsDense(

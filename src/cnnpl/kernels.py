@@ -51,7 +51,7 @@ def kernel(name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     except (KeyError, TypeError):
         close = difflib.get_close_matches(str(name), list(KERNELS), n=2, cutoff=0.6)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise CnnplError(f"unknown kernel {name!r}{hint} Available: {', '.join(KERNELS)}") from None
+        raise CnnplError(f"unknown kernel {name!r}; available: {', '.join(KERNELS)}{hint}") from None
     return torch.tensor(rows, dtype=dtype)
 
 
