@@ -343,8 +343,8 @@ def test_a_hydra_setting_hydra_cannot_read_is_one_line_and_makes_no_folder(tmp_p
             ["pool.kernel_size=2,4"],
             "cnnpl: error: model=simple_cnn cannot take 3x32x32 images: layer features.block3.pool (MaxPool) cannot "
             "take input (128, 3, 3): kernel 4 (span 4 with "
-            "dilation 1) is larger than the input 3 padded by 0 on each side (in the sweep's job with "
-            "pool.kernel_size=4)",
+            "dilation 1) is larger than the input 3 padded by 0 on each side; it fits without pool.kernel_size=4: "
+            "leave it to the model (pool.kernel_size=null) (in the sweep's job with pool.kernel_size=4)",
         ),
         (["data.image_size=32,8"], "cannot take input (64, 1, 1): kernel 2 (span 2 with dilation 1) is larger than"),
         # augmentation against the images' side, and the validation split against the count: job #0 trained before

@@ -409,10 +409,11 @@ def test_inception_and_xception_prefer_the_reference_batch_norm_eps() -> None:
     ("model", "kwargs", "message"),
     [
         ("vgg16", {"input_size": (16, 16)}, r"layer features\.30 \(MaxPool\) cannot take input \(512, 1, 1\)"),
-        (
+        (  # helper-131: named a 1x1 map deep inside (Mixed_6a.branch3x3.conv) only
             "inception_v3",
             {"stem": "imagenet"},
-            r"layer Mixed_6a\.branch3x3\.conv \(Conv2d\) cannot take input \(288, 1, 1\)",
+            r"^model\.stem=imagenet needs images of at least 75x75 pixels, got 32x32; leave model\.stem to the input "
+            r"size \(null, its default: cifar here\), or train on larger images$",
         ),
         (
             "inception_v3",
@@ -683,3 +684,33 @@ def test_config_path_gives_the_reference_count_when_bias_is_left_to_the_architec
     with torch.device("meta"):
         net = build_model(cfg, num_classes=1000, in_channels=3, input_size=(224, 224))
     assert count_parameters(net) == 25_557_032
+
+
+@pytest.mark.parametrize(
+    ("overrides", "size", "advice"),
+    [  # helper-131: the message named the layer only, and for pool.stride=4 a conv
+        (["pool.stride=4"], 32, "; it fits without pool.stride=4: leave it to the model (pool.stride=null)"),
+        (
+            ["pool.kernel_size=5", "conv.kernel_size=5"],
+            32,
+            "; it fits without conv.kernel_size=5 and pool.kernel_size=5: leave them to the model "
+            "(conv.kernel_size=null and pool.kernel_size=null)",
+        ),
+        ([], 16, "; it takes images of at least 22x22"),  # 22 -> 20 -> 10 -> 8 -> 4 -> 2 -> 1
+        (["model=vgg16"], 16, "; it takes images of at least 32x32"),
+    ],
+)
+def test_a_network_too_large_for_its_images_says_what_would_fit(overrides: list[str], size: int, advice: str) -> None:
+    from cnnpl.train import build_model
+
+    with pytest.raises(GeometryError) as err:
+        build_model(cnnpl.compose(overrides), 10, 3, (size, size))
+    assert str(err.value).startswith(f"model={cnnpl.compose(overrides).model.name} cannot take 3x{size}x{size} images")
+    assert str(err.value).endswith(advice)
+    if "at least" in advice:  # what it says: that size builds, one pixel less does not
+        side = int(advice.rpartition("x")[2])
+        build_model(cnnpl.compose(overrides), 10, 3, (side, side))
+        with pytest.raises(GeometryError):
+            build_model(cnnpl.compose(overrides), 10, 3, (side - 1, side - 1))
+    else:  # and without the settings it names
+        build_model(cnnpl.compose(["model=simple_cnn"]), 10, 3, (size, size))

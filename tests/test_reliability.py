@@ -1995,9 +1995,8 @@ def test_checkpoint_and_logger_settings_that_fail_at_the_first_save_fail_before_
     [
         (
             ["data.train_sizes=[24]", "trainer.max_epochs=2"],
-            r"^data\.train_sizes: model=simple_cnn cannot take 24x24 images \(.+\); use sizes it can take, or a "
-            r"model that takes any size \(one ending in global pooling: fast_net, resnet18, \.\.\.\), or leave "
-            r"data\.train_sizes=\[\]$",
+            r"^data\.train_sizes: model=simple_cnn cannot take 24x24 images \(.+\); the smallest it takes is 30x30: "
+            r"give sizes from 30, or leave data\.train_sizes=\[\]$",
         ),
         (  # was: "model=fast_net cannot take 24x24 images ...; use ... a model that takes any size (... fast_net ...)"
             ["model=fast_net", "conv=locally_connected", "data.train_sizes=[24]", "trainer.max_epochs=2"],
@@ -2028,8 +2027,14 @@ def test_checkpoint_and_logger_settings_that_fail_at_the_first_save_fail_before_
         ),
         (  # too small for vgg16's five pools: the model's doing, not pool=max's (no pool takes it)
             ["model=vgg16", "data.train_sizes=[16]", "trainer.max_epochs=2"],
-            r"^data\.train_sizes: model=vgg16 cannot take 16x16 images \(.+\); use sizes it can take, or a model that "
-            r"takes any size",
+            r"^data\.train_sizes: model=vgg16 cannot take 16x16 images \(.+\); it takes only the data's own size, 32: "
+            r"use a model that takes any size \(one ending in global pooling: fast_net, resnet18, \.\.\.\), or leave "
+            r"data\.train_sizes=\[\]$",
+        ),
+        (  # helper-130: fast_net, which ends in global pooling, was told to use a model such as fast_net
+            ["model=fast_net", "data.train_sizes=[4]", "trainer.max_epochs=2"],
+            r"^data\.train_sizes: model=fast_net cannot take 4x4 images \(.+\); the smallest it takes is 9x9: give "
+            r"sizes from 9, or leave data\.train_sizes=\[\]$",
         ),
         (["data.train_sizes=[40]"], r"^data\.train_sizes \[40\] go above the \(32, 32\) images: .* up to 32$"),
         (["data.train_resize=squash"], r"^data\.train_resize must be one of scale, crop, got 'squash'$"),

@@ -244,6 +244,76 @@ def _branch_causes(
     return [f"{family}.{key}={value}" for family, key, value in causes]
 
 
+def _too_small_causes(
+    build: Callable[[Mapping[str, LayerFactory]], Any], factories: Mapping[str, LayerFactory]
+) -> list[str]:
+    """The config's ``family.key=value`` geometry settings (:data:`_GEOMETRY`) without which, each left to the
+    architecture in turn, the network ``build`` makes from ``factories`` has no window larger than what reaches
+    it (``pool.stride=4``, ``conv.kernel_size=7``); all of them where only all together make it so."""
+
+    def fits(without: list[tuple[str, str]]) -> bool:
+        changed = dict(factories)
+        for family, key in without:
+            made = changed[family]
+            params = {**made.params, key: None}
+            changed[family] = LayerFactory(made.family, made.name, params, made.none_passed)
+        try:
+            build(changed)
+        except Exception:  # still too small, or refused otherwise
+            return False
+        return True
+
+    settings = [
+        (family, key, value)
+        for family, made in factories.items()
+        for key, value in made.params.items()
+        if key in _GEOMETRY and value is not None
+    ]
+    causes = [setting for setting in settings if fits([setting[:2]])]
+    if not causes and len(settings) > 1 and fits([setting[:2] for setting in settings]):
+        return [" and ".join(f"{family}.{key}={value}" for family, key, value in settings)]
+    return [f"{family}.{key}={value}" for family, key, value in causes]
+
+
+def _smallest_square(builds: Callable[[int], bool], side: int, largest: int = 1024) -> int | None:
+    """The smallest square side above ``side`` at which ``builds`` (which failed at ``side``) succeeds: doubled
+    until it does, then halved back (the layers' sizes shrink with the input); None up to ``largest``."""
+    low, high = side, min(side * 2, largest)
+    while not builds(high):
+        if high >= largest:
+            return None
+        low, high = high, min(high * 2, largest)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if builds(middle) else (middle, high)
+    return high
+
+
+def _too_small_advice(
+    build: Callable[[Mapping[str, LayerFactory]], Any], factories: Mapping[str, LayerFactory], side: int
+) -> str:
+    """What to say of a window larger than what reaches it (helper-131: the layer alone was named): the settings
+    that make it so (:func:`_too_small_causes`), else the smallest square images the network takes."""
+    causes = _too_small_causes(build, factories)
+    if causes:
+        # one setting; several only together (a and b); several, each alone (a or b)
+        which = "one" if len(causes) > 1 else "them" if " and " in causes[0] else "it"
+        return (
+            f"; it fits without {' or without '.join(causes)}: leave {which} to the model "
+            f"({' or '.join(re.sub(r'=[^ ]*', '=null', cause) for cause in causes)})"
+        )
+
+    def builds(square: int) -> bool:
+        try:
+            build(factories, size=(square, square))
+        except Exception:
+            return False
+        return True
+
+    smallest = _smallest_square(builds, max(side, 1))
+    return f"; it takes images of at least {smallest}x{smallest}" if smallest is not None else ""
+
+
 def _why_branches_disagree(causes: list[str], model_name: str) -> str:
     """What to say of ``causes`` (:func:`_branch_causes`), when a block's branches disagree."""
     families = list(dict.fromkeys(cause.partition(".")[0] for cause in causes))
@@ -278,8 +348,10 @@ def build_model(
             made = layer_factory(family, cfg[family])
             factories[family] = _CountedFactory(made.family, made.name, made.params, made.none_passed)
 
-    def build(factories: Mapping[str, LayerFactory], model: LayerFactory = model) -> torch.nn.Module:
-        return model(num_classes=num_classes, in_channels=in_channels, input_size=input_size, **factories)
+    def build(
+        factories: Mapping[str, LayerFactory], model: LayerFactory = model, size: tuple[int, int] = input_size
+    ) -> torch.nn.Module:
+        return model(num_classes=num_classes, in_channels=in_channels, input_size=size, **factories)
 
     try:
         net = build(factories)
@@ -293,9 +365,10 @@ def build_model(
             raise GeometryError(f"{err}; {_why_branches_disagree(causes, cfg.model.get('name', '?'))}") from None
         if " is larger than the input " not in str(err):  # not a window too large for what reaches it:
             raise  # a component's own settings, or a block's branches that disagree
-        # the shape trace names the layer; say which model and which images it was traced for
+        # the shape trace names the layer; say which model and which images it was traced for, and why
         size = f"{in_channels}x{input_size[0]}x{input_size[1]}"
-        raise GeometryError(f"model={cfg.model.get('name', '?')} cannot take {size} images: {err}") from None
+        advice = _too_small_advice(rebuild, factories, min(input_size))
+        raise GeometryError(f"model={cfg.model.get('name', '?')} cannot take {size} images: {err}{advice}") from None
     if unused is not None:
         unused.extend(family for family, made in factories.items() if not made.built)
     return net
@@ -590,6 +663,14 @@ def check_train_sizes(
     def leave(module: torch.nn.Module, _: Any, __: Any) -> None:
         entered.pop()
 
+    def takes(side: int) -> bool:  # (no hooks: the search below runs after the failure, with them removed)
+        try:
+            with eval_mode(net), torch.no_grad():
+                net(torch.zeros(1, datamodule.in_channels, side, side))
+        except (RuntimeError, ValueError):
+            return False
+        return True
+
     hooks: list[Any] = []
     try:
         for module in net.modules():
@@ -611,14 +692,26 @@ def check_train_sizes(
                             f"data.train_sizes: {family}={name} cannot take {size}x{size} images in model={model_name} "
                             f"({reason}); choose a {family} that takes any size, or leave data.train_sizes=[]"
                         ) from None
-                    raise CnnplError(
-                        f"data.train_sizes: model={model_name} cannot take {size}x{size} images ({reason}); use "
-                        "sizes it can take, or a model that takes any size (one ending in global pooling: "
-                        "fast_net, resnet18, ...), or leave data.train_sizes=[]"
-                    ) from None
+                    failed = (size, reason)
+                    break
+            else:
+                return
     finally:
         for handle in hooks:
             handle.remove()
+    size, reason = failed
+    full = min(datamodule.input_size)  # helper-130: fast_net, which ends in global pooling, was sent to fast_net
+    smallest = _smallest_square(takes, size, largest=full) if size < full else None
+    if smallest is not None and smallest < full:
+        raise CnnplError(
+            f"data.train_sizes: model={model_name} cannot take {size}x{size} images ({reason}); the smallest it takes "
+            f"is {smallest}x{smallest}: give sizes from {smallest}, or leave data.train_sizes=[]"
+        )
+    raise CnnplError(
+        f"data.train_sizes: model={model_name} cannot take {size}x{size} images ({reason}); it takes only the data's "
+        f"own size, {full}: use a model that takes any size (one ending in global pooling: fast_net, resnet18, ...), "
+        "or leave data.train_sizes=[]"
+    )
 
 
 def _chosen_component(module: torch.nn.Module, components: Mapping[str, Any] | None) -> tuple[str, str] | None:

@@ -103,6 +103,12 @@ def size_layout(choice: str | None, input_size: Sequence[int], *, what: str, ima
         return "cifar" if small else "imagenet"
     if choice not in SIZE_LAYOUTS:
         raise CnnplError(f"{what} must be one of {', '.join(SIZE_LAYOUTS)} or null (by input size), got {choice!r}")
+    if choice == "imagenet" and min(input_size) < imagenet_min:  # helper-131: a 1x1 map deep inside, named so
+        size = "x".join(str(side) for side in input_size)
+        raise GeometryError(
+            f"{what}=imagenet needs images of at least {imagenet_min}x{imagenet_min} pixels, got {size}; leave {what} "
+            "to the input size (null, its default: cifar here), or train on larger images"
+        )
     return choice
 
 
