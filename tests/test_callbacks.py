@@ -241,6 +241,20 @@ def test_setup_fails_without_a_tensorboard_logger(tmp_path) -> None:
         check_settings(compose_tiny(tmp_path, "logger=csv", "callbacks=[minimal,gradcam]"))  # a registered one
 
 
+@pytest.mark.parametrize("value", ["5", "foo"])
+def test_a_callback_given_a_value_not_settings_is_one_line(tmp_path, value: str) -> None:
+    # helper-130: Hydra's "Cannot instantiate config of type int" in five lines, exit 1, a run folder left
+    from cnnpl.train import check_settings
+
+    with pytest.raises(CnnplError) as err:
+        check_settings(compose_tiny(tmp_path, f"callbacks.filters={value}"))
+    assert str(err.value) == (
+        f"callbacks.filters={value} is not a callback's settings: give one of them (callbacks.filters.<setting>=...), "
+        "or drop the callback with ~callbacks.filters"
+    )
+    check_settings(compose_tiny(tmp_path, "callbacks.filters=null"))  # no callback there: as ~callbacks.filters
+
+
 def test_a_sweep_without_a_tensorboard_logger_is_refused_before_hydra_starts_it(tmp_path) -> None:
     # its first job refused it, after Hydra had made the sweep's folder, multirun.yaml and 0/
     result = run_cli("-m", *TINY, "logger=csv", "pool=max,avg", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)

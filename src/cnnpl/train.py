@@ -1144,7 +1144,18 @@ def check_settings(cfg: DictConfig) -> None:
     check_trainer_words(cfg.trainer)  # before the kind checks, which list every value Lightning's hint allows
     check_on_off(cfg.trainer, "trainer")
     check_arguments(cfg.trainer, "trainer")
-    for name, node in (cfg.get("callbacks") or {}).items():
+    callbacks = cfg.get("callbacks")
+    if callbacks is not None and not isinstance(callbacks, Mapping):  # callbacks=5, +callbacks=[a,b] as a list
+        raise CnnplError(
+            f"callbacks must be a set of callbacks (callbacks=default, minimal or full, or [default,gradcam]), got "
+            f"{OmegaConf.to_container(callbacks) if isinstance(callbacks, ListConfig) else callbacks!r}"
+        )
+    for name, node in (callbacks or {}).items():
+        if node is not None and not isinstance(node, Mapping):  # helper-130: Hydra's five lines, a run folder
+            raise CnnplError(
+                f"callbacks.{name}={node} is not a callback's settings: give one of them "
+                f"(callbacks.{name}.<setting>=...), or drop the callback with ~callbacks.{name}"
+            )
         check_filled(node, f"callbacks.{name}", f"callback {name!r}")
         check_on_off(node, f"callbacks.{name}")
         check_arguments(node, f"callbacks.{name}")
