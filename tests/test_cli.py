@@ -1156,7 +1156,6 @@ def test_choosing_one_callback_for_the_whole_set_is_warned_about(capsys, args: l
         ),
         (["callbacks=[default,gradcam]", "callbacks.gradcam.every_n_epochs=5"], {}),  # the set's value, given again
         (["callbacks=[full,gradcam]"], {}),  # full draws it every epoch too: nothing changes
-        (["callbacks=[gradcam,default]"], {}),  # the set's entry goes over the callback's own
         (["callbacks=[default,histograms]"], {}),  # not in the set: added
         # note 39: the set's params were written out whole, twelve interpolations on one line
         (["callbacks=[default,hparams]"], {"hparams": "params=null where default has a mapping of 12 keys"}),
@@ -1179,6 +1178,22 @@ def test_a_callback_named_after_a_set_that_holds_it_is_warned_about(
         for name, what in changed.items()
     )
     assert capsys.readouterr().err == expected
+
+
+def test_a_callback_named_before_a_set_that_holds_it_is_refused(tmp_path: Path) -> None:
+    # helper-130: the set's entry merged over the registered callback's kept its _args_: "GradCAMCallback.__init__()
+    # got multiple values for argument 'every_n_epochs'", once the data had loaded
+    result = run_cli(*TINY, "callbacks=[gradcam,default]", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr == (
+        "cnnpl: error: callbacks=[gradcam,default]: the default set holds gradcam too, and a set named after a "
+        "callback merges its entry over that callback's; write callbacks=default (callbacks.gradcam.<setting>= "
+        "changes the set's gradcam)\n"
+    )
+    assert not (tmp_path / "run").exists()
+    from cnnpl.cli import _warn_single_callback
+
+    _warn_single_callback(["callbacks=[gradcam,minimal]"])  # minimal holds no gradcam: both are built
 
 
 @pytest.mark.parametrize(

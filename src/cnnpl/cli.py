@@ -258,16 +258,29 @@ def _warn_held_callback(value: str, sets: set[str], args: list[str]) -> None:
     """Warn when a list names a callback after a set that already holds it (``callbacks=[default,gradcam]``):
     Hydra merges the callback's own option over the set's entry, so its defaults replace the set's
     (Grad-CAM every epoch instead of every 5), which reads like "add Grad-CAM" but is not. Settings the
-    command line gives (``callbacks.gradcam.every_n_epochs=5``) are not named."""
+    command line gives (``callbacks.gradcam.every_n_epochs=5``) are not named. Named before such a set
+    (``callbacks=[gradcam,default]``) it is refused: the set's entry merged over the registered one's
+    builds neither (helper-130: "got multiple values for argument 'every_n_epochs'")."""
     from cnnpl.config import callback_config
     from cnnpl.listing import set_entries
     from cnnpl.registry import get_registry
 
     registered = get_registry("callback").names()
     held: dict[str, tuple[str, dict]] = {}  # callback -> (the set that holds it, the set's settings)
+    alone: list[str] = []  # registered callbacks named before any set holds them
     for word in (part.strip() for part in value[1:-1].split(",")):
         if word in sets:
-            held.update({name: (word, node) for name, node in set_entries(word).items()})
+            entries = set_entries(word)
+            if before := [name for name in alone if name in entries]:
+                raise CnnplError(
+                    f"callbacks={value}: the {word} set holds {', '.join(before)} too, and a set named after a "
+                    f"callback merges its entry over that callback's; write callbacks={word} (callbacks."
+                    f"{before[0]}.<setting>= changes the set's {before[0]})"
+                )
+            held.update({name: (word, node) for name, node in entries.items()})
+            continue
+        if word in registered and word not in held:
+            alone.append(word)
         elif word in held and word in registered:
             owner, in_set = held[word]
             own = callback_config(word)[word]
