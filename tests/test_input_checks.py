@@ -16,7 +16,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from tests.conftest import TINY
+from tests.conftest import TINY, run_cli
 
 import cnnpl
 from cnnpl.checks import (
@@ -309,6 +309,19 @@ def test_a_target_that_cannot_be_found_names_its_key_and_missing_part(target: st
     with pytest.raises(CnnplError) as err:
         checked_optimizer(compose(f"optimizer._target_={target}", "~optimizer.fused"))
     assert str(err.value) == f"optimizer._target_={target}: {message}"
+
+
+def test_a_callbacks_misspelt_target_is_one_line_with_its_full_key(tmp_path: Path) -> None:
+    # helper-130: Hydra's "Error getting object at ..." four times (console and the run's log, which then kept the
+    # refused run's folder), and the key without its callbacks. part
+    overrides = ["+callbacks.histograms._target_=cnnpl.callbacks.HistogramCallback"]
+    result = run_cli(*TINY, *overrides, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr == (
+        "cnnpl: error: callbacks.histograms._target_=cnnpl.callbacks.HistogramCallback: cnnpl.callbacks has no "
+        "'HistogramCallback'; did you mean cnnpl.callbacks.HistogramsCallback?\n"
+    )
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_target_whose_module_fails_to_import_keeps_the_modules_error(tmp_path: Path, monkeypatch) -> None:

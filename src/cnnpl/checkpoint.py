@@ -517,9 +517,7 @@ def _bound(key: str, scheduled: bool) -> bool:
 
 def _built_by(group: str, flat: dict[str, Any]) -> Any:
     """What the config group ``group`` (a dotted key) builds: its ``_target_``, or its registered component."""
-    from hydra.utils import get_object
-
-    from cnnpl.registry import FAMILIES, get_registry
+    from cnnpl.registry import FAMILIES, get_registry, located
 
     target, name = flat.get(f"{group}._target_"), flat.get(f"{group}.name")
     if group == "system":  # ImageClassifier(net, ..., **cfg.system)
@@ -527,7 +525,7 @@ def _built_by(group: str, flat: dict[str, Any]) -> Any:
 
         return ImageClassifier
     if isinstance(target, str):
-        return get_object(target)
+        return located(target)
     if group in FAMILIES and isinstance(name, str):
         return get_registry(group).get(name)
     return None

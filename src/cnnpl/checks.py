@@ -138,18 +138,16 @@ def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
     target = node.get("_target_") if isinstance(node, Mapping) else None
     if not isinstance(target, str):
         return
-    from hydra.utils import get_object
-
-    from cnnpl.registry import keyword_chain
+    from cnnpl.registry import keyword_chain, located
 
     try:
         hints: dict[str, Any] = {}
-        for function in keyword_chain(get_object(target))[0]:  # a subclass's (**kwargs) first, then its bases'
+        for function in keyword_chain(located(target))[0]:  # a subclass's (**kwargs) first, then its bases'
             for name, hint in typing.get_type_hints(function).items():
                 hints.setdefault(name, hint)
     except Exception:  # not importable (the build names it), or annotations that do not resolve
         return
-    if writer_kinds := _summary_writer_kinds(get_object(target)):
+    if writer_kinds := _summary_writer_kinds(located(target)):
         for name, hint in writer_kinds.items():
             hints.setdefault(name, hint)
     for name, hint in hints.items():
@@ -327,12 +325,10 @@ def check_arguments(node: Mapping[str, Any] | None, prefix: str) -> None:
     target = node.get("_target_") if isinstance(node, Mapping) else None
     if not isinstance(target, str):
         return
-    from hydra.utils import get_object
-
-    from cnnpl.registry import keyword_chain, parameters_of
+    from cnnpl.registry import keyword_chain, located, parameters_of
 
     try:
-        obj = get_object(target)
+        obj = located(target)
         chain, open_ended = keyword_chain(obj)
         names = [name for function in chain for name in parameters_of(function) if name != "self"]
         writer = _summary_writer_arguments(obj) if open_ended else None

@@ -516,6 +516,22 @@ def accepts_var_kwargs(obj: Callable[..., Any]) -> bool:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(obj).parameters.values())
 
 
+def located(target: str) -> Any:
+    """What the dotted path ``target`` names (``hydra.utils.get_object``), without the three-line error Hydra logs
+    when it names nothing: the callers say why in one line, or leave it to the build (helper-130: four copies
+    on the console, and in the run's log)."""
+    import logging
+
+    from hydra.utils import get_object
+
+    hydra_log = logging.getLogger("hydra.utils")
+    was, hydra_log.disabled = hydra_log.disabled, True
+    try:
+        return get_object(target)
+    finally:
+        hydra_log.disabled = was
+
+
 def keyword_chain(obj: Callable[..., Any]) -> tuple[list[Callable[..., Any]], bool]:
     """The callables a keyword argument of ``obj`` can reach: a class's ``__init__``, then, while each
     passes ``**kwargs`` on, its bases' (for a function, the function); and whether the last of them still

@@ -80,7 +80,7 @@ def _target_not_found(node: Any) -> str | None:
     import importlib
 
     target = str(node.get("_target_", "")) if hasattr(node, "get") else ""
-    key = node._key() if hasattr(node, "_key") and node._key() else "its"
+    key = node._get_full_key(None) if isinstance(node, DictConfig) and node._key() else "its"  # callbacks.x
     parts = target.split(".")
     found: Any = None
     for depth in range(len(parts) - 1, 0, -1):  # the longest prefix that imports
@@ -185,10 +185,10 @@ def _unknown_keyword(node: Any, cause: BaseException | None, key: str) -> str | 
     target = node.get("_target_") if isinstance(node, Mapping) else None
     if found is None or not isinstance(target, str) or found.group(1) not in node:
         return None
-    from hydra.utils import get_object
+    from cnnpl.registry import located
 
     try:
-        chain, _ = keyword_chain(get_object(target))
+        chain, _ = keyword_chain(located(target))
         names = list(dict.fromkeys(n for f in chain for n in parameters_of(f) if n not in ("self", "args", "kwargs")))
     except Exception:  # no signature to read: Hydra's message as it is
         return None
