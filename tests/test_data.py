@@ -1005,3 +1005,22 @@ def test_a_download_that_gives_no_valid_archive_is_one_line(tmp_path: Path, monk
     with pytest.raises(DataError, match=r"^downloading CIFAR-10 into .* gave no valid archive \(File not found or"):
         CIFAR10DataModule(root=tmp_path / "dl", download=True).setup()
     assert (tmp_path / "dl" / ".cnnpl-download.lock").is_file()  # the processes of one run download once
+
+
+def test_mirroring_the_shapes_whose_mirror_is_another_class_is_warned_about(caplog) -> None:
+    # helper-130: data=shapes data.flip=true trained a mirrored diagonal as "diagonal" (0.886 test accuracy
+    # against 0.999); experiment=fast_cifar10 data=shapes flips and averages flipped predictions
+    from cnnpl.checks import warn_mirrored_classes
+    from cnnpl.data.shapes import ShapesDataModule
+
+    with caplog.at_level("WARNING", logger="cnnpl.checks"):
+        warn_mirrored_classes(ShapesDataModule(flip=False), {"tta_flip": False})
+        warn_mirrored_classes(ShapesDataModule(flip="alternate"), {"tta_flip": True})
+        warn_mirrored_classes(ShapesDataModule(flip=True), {})
+        warn_mirrored_classes(SimpleNamespace(flip=True), {"tta_flip": True})  # data whose mirror is no class
+    assert [r.getMessage() for r in caplog.records] == [
+        "data.flip=alternate and system.tta_flip=true mirror the images, and here a mirrored image of class diagonal "
+        "is one of class anti_diagonal: add data.flip=false system.tta_flip=false for an accuracy that means something",
+        "data.flip=true mirrors the images, and here a mirrored image of class diagonal is one of class anti_diagonal: "
+        "add data.flip=false for an accuracy that means something",
+    ]

@@ -1406,7 +1406,13 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
         tested_settings_differ,
         validation_off,
     )
-    from cnnpl.checks import check_eval_shards, check_muon_filters, check_tta, warn_muon_without_norm
+    from cnnpl.checks import (
+        check_eval_shards,
+        check_muon_filters,
+        check_tta,
+        warn_mirrored_classes,
+        warn_muon_without_norm,
+    )
     from cnnpl.distributed import check_launch, in_sweep, is_worker
     from cnnpl.hooks import skip_unused_batch_hooks
     from cnnpl.loggers import start_logs
@@ -1432,6 +1438,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     datamodule = checked_datamodule(cfg)
     datamodule.setup("fit")
     check_tta(cfg.system, datamodule.input_size)
+    warn_mirrored_classes(datamodule, cfg.system)
     unused: list[str] = []
     net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size, unused)
     warn_unused_components(cfg.model.get("name", "?"), unused)

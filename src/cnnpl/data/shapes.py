@@ -90,6 +90,8 @@ def _physical_memory() -> int | None:
 class ShapesDataModule(InMemoryImageDataModule):
     """Synthetic shapes: ``num_train`` training and ``num_test`` test images of ``image_size`` pixels."""
 
+    MIRROR_SWAPS = ("diagonal", "anti_diagonal")  # a left-right mirror turns the one into the other
+
     def __init__(
         self, num_train: int = 5000, num_test: int = 1000, image_size: int = 32, noise: float = 0.08, **kwargs: object
     ) -> None:
