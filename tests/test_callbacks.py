@@ -255,6 +255,37 @@ def test_a_callback_given_a_value_not_settings_is_one_line(tmp_path, value: str)
     check_settings(compose_tiny(tmp_path, "callbacks.filters=null"))  # no callback there: as ~callbacks.filters
 
 
+def test_a_callbacks_settings_without_a_target_say_how_to_add_it(tmp_path) -> None:
+    # helper-130: "callbacks.histograms built a DictConfig, not a Lightning Callback", once the data had loaded
+    from cnnpl.checks import COMMAND_LINE
+    from cnnpl.train import check_settings
+
+    for overrides, message in (
+        (
+            ["+callbacks.histograms.every_n_epochs=2"],
+            "callbacks.histograms has settings (every_n_epochs) but no _target_ to build: add it with "
+            "callbacks=[default,histograms], then set callbacks.histograms.<setting>= without the +",
+        ),
+        (
+            ["callbacks=minimal", "+callbacks.histograms.every_n_epochs=2"],
+            "callbacks.histograms has settings (every_n_epochs) but no _target_ to build: add it with "
+            "callbacks=[minimal,histograms], then set callbacks.histograms.<setting>= without the +",
+        ),
+        (
+            ["+callbacks.mine.x=2", "+callbacks.mine.y=3"],
+            "callbacks.mine has settings (x, y) but no _target_ to build: give callbacks.mine._target_=<the dotted "
+            "path of its class>",
+        ),
+    ):
+        token = COMMAND_LINE.set(overrides)  # as python -m cnnpl checks them
+        try:
+            with pytest.raises(CnnplError) as err:
+                check_settings(compose_tiny(tmp_path, *overrides))
+        finally:
+            COMMAND_LINE.reset(token)
+        assert str(err.value) == message
+
+
 def test_a_sweep_without_a_tensorboard_logger_is_refused_before_hydra_starts_it(tmp_path) -> None:
     # its first job refused it, after Hydra had made the sweep's folder, multirun.yaml and 0/
     result = run_cli("-m", *TINY, "logger=csv", "pool=max,avg", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)

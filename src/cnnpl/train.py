@@ -810,6 +810,23 @@ def _check_devices(trainer_cfg: Any) -> None:
     check_launched_processes(trainer_cfg)
 
 
+def _how_to_add_callback(name: str) -> str:
+    """How to add the callback ``name`` to the run's: beside the chosen set where it is a registered one."""
+    from cnnpl.registry import get_registry
+
+    if name not in get_registry("callback").names():
+        return f"give callbacks.{name}._target_=<the dotted path of its class>"
+    from cnnpl.checks import _run_overrides_and_experiment
+
+    given = [
+        o.partition("=")[2]
+        for o in _run_overrides_and_experiment()[0]
+        if o.partition("=")[0].lstrip("+") == "callbacks"
+    ]
+    chosen = given[-1].strip("[] ") if given else "default"
+    return f"add it with callbacks=[{chosen},{name}], then set callbacks.{name}.<setting>= without the +"
+
+
 def _check_pictures_logger(cfg: DictConfig) -> None:
     """Refuse the picture callbacks with a logger other than TensorBoard's (``logger=csv``) from the config, as
     a sweep checks its jobs: the callbacks' own check (``VisualCallback.tensorboard_logger``, which stays for
@@ -1155,6 +1172,11 @@ def check_settings(cfg: DictConfig) -> None:
             raise CnnplError(
                 f"callbacks.{name}={node} is not a callback's settings: give one of them "
                 f"(callbacks.{name}.<setting>=...), or drop the callback with ~callbacks.{name}"
+            )
+        if isinstance(node, Mapping) and "_target_" not in node:  # +callbacks.histograms.every_n_epochs=2
+            raise CnnplError(
+                f"callbacks.{name} has settings ({', '.join(map(str, node))}) but no _target_ to build: "
+                f"{_how_to_add_callback(name)}"
             )
         check_filled(node, f"callbacks.{name}", f"callback {name!r}")
         check_on_off(node, f"callbacks.{name}")
