@@ -314,19 +314,44 @@ def _too_small_advice(
     return f"; it takes images of at least {smallest}x{smallest}" if smallest is not None else ""
 
 
-def _why_branches_disagree(causes: list[str], model_name: str) -> str:
-    """What to say of ``causes`` (:func:`_branch_causes`), when a block's branches disagree."""
+def _why_branches_disagree(causes: list[str], model_name: str, factories: Mapping[str, LayerFactory]) -> str:
+    """What to say of ``causes`` (:func:`_branch_causes`), when a block's branches disagree: a setting that comes
+    with the chosen option (``conv=pointwise``'s ``kernel_size: 1``) is that option's doing, and another option
+    the fix; any other (``conv.stride=2``) is left to the model with null (helper-131: "set it to null" sent
+    conv=pointwise to its own refusal, and "choose conv=conv2d" was said to conv2d)."""
     families = list(dict.fromkeys(cause.partition(".")[0] for cause in causes))
     one = len(causes) == 1
+    own = [cause for cause in causes if _comes_with_option(cause, factories)]
+    fixes = [
+        f"{family}={factories[family].name} sets {'it' if one else 'them'}, so choose a {family} that leaves "
+        f"{'it' if one else 'them'} to the model ({family}={_KEEPS_GEOMETRY.get(family, '...')})"
+        for family in dict.fromkeys(cause.partition(".")[0] for cause in own)
+    ]
+    if others := [cause for cause in causes if cause not in own]:
+        fixes.insert(0, f"leave {'it' if one else 'them'} to the model ({' '.join(_nulled(c) for c in others)})")
     return (
         f"{' and '.join(causes)} {'is' if one else 'are'} set for every layer of the {' and '.join(families)} "
         f"famil{'y' if len(families) == 1 else 'ies'}, but model={model_name}'s parallel branches only line up with "
-        f"each layer's own kernel size, stride and padding: set {'it' if one else 'them'} to null, or choose "
-        f"{' and '.join(f'a {family}' for family in families)} that leave{'s' if len(families) == 1 else ''} "
-        f"{'it' if one else 'them'} to the model ("
-        + ", ".join(f"{family}={_KEEPS_GEOMETRY.get(family, '...')}" for family in families)
-        + ")"
+        f"each layer's own kernel size, stride and padding: {', and '.join(fixes)}"
     )
+
+
+def _nulled(setting: str) -> str:
+    """``conv.stride=null`` of ``conv.stride=2``."""
+    return f"{setting.partition('=')[0]}=null"
+
+
+def _comes_with_option(setting: str, factories: Mapping[str, LayerFactory]) -> bool:
+    """Whether ``setting`` (``conv.kernel_size=1``) is the chosen option's own value (``conv/pointwise.yaml``'s)."""
+    from cnnpl.config import compose_plain
+
+    family, _, rest = setting.partition(".")
+    key = rest.partition("=")[0]
+    try:
+        own = compose_plain([f"{family}={factories[family].name}"], output_dir=None)[family].get(key)
+    except Exception:  # an option the config does not compose alone: taken as given
+        return False
+    return own is not None and f"{family}.{key}={own}" == setting
 
 
 def build_model(
@@ -362,7 +387,9 @@ def build_model(
             rebuild = functools.partial(build, model=LayerFactory(model.family, model.name, params, model.none_passed))
         if _BRANCHES_DISAGREE.search(str(err)) and (causes := _branch_causes(rebuild, factories)):
             # conv=pointwise in inception_v3, conv.stride=2 in resnet18: the message names the layer, this the cause
-            raise GeometryError(f"{err}; {_why_branches_disagree(causes, cfg.model.get('name', '?'))}") from None
+            raise GeometryError(
+                f"{err}; {_why_branches_disagree(causes, cfg.model.get('name', '?'), factories)}"
+            ) from None
         if " is larger than the input " not in str(err):  # not a window too large for what reaches it:
             raise  # a component's own settings, or a block's branches that disagree
         # the shape trace names the layer; say which model and which images it was traced for, and why
