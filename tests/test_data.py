@@ -969,11 +969,17 @@ def test_images_in_a_subfolder_of_a_class_say_where_they_are(tmp_path: Path) -> 
         ("train only", "which holds train/ but no test/"),
         ("a file", "which is a file (an archive? extract it with tar -xzf"),
         ("one level up", "(it is in "),
+        ("one level down", "(it is one folder up: data.root="),  # helper-130: data.root=<copy>/train
     ],
 )
 def test_a_cifar_root_that_misses_says_what_it_found(tmp_path: Path, layout: str, said: str) -> None:
     write_class_folders(tmp_path / "copy", per_class=1)
-    root = {"train only": tmp_path / "copy", "a file": tmp_path / "c.tar.gz", "one level up": tmp_path}[layout]
+    root = {
+        "train only": tmp_path / "copy",
+        "a file": tmp_path / "c.tar.gz",
+        "one level up": tmp_path,
+        "one level down": tmp_path / "copy" / "train",
+    }[layout]
     if layout == "train only":
         shutil.rmtree(tmp_path / "copy" / "test")
     if layout == "a file":
@@ -981,6 +987,8 @@ def test_a_cifar_root_that_misses_says_what_it_found(tmp_path: Path, layout: str
     with pytest.raises(DataError) as err:
         CIFAR10DataModule(root=root).check()
     assert said in str(err.value)
+    if layout == "one level down":
+        assert f"data.root={tmp_path / 'copy'})" in str(err.value)
 
 
 def test_uneven_class_folders_and_a_second_layout_are_warned_about(tmp_path: Path) -> None:
