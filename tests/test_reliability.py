@@ -1549,7 +1549,7 @@ def test_a_command_refused_inside_the_run_leaves_no_folder_and_one_that_trained_
         ),
         (  # once the Trainer exists, whose "GPU available: ..." lines went to the console and to cnnpl.log
             ["model=fast_net", "data.train_sizes=[24]", "trainer.max_epochs=3", "+trainer.max_steps=8"],
-            "cnnpl: error: trainer.max_steps=8 ends the run in epoch 1",
+            "cnnpl: error: trainer.max_steps=8 ends the run in its 1st epoch",
         ),
     ):
         result = run_cli(*FAST, *refused, cwd=tmp_path)
@@ -2016,13 +2016,13 @@ def test_checkpoint_and_logger_settings_that_fail_at_the_first_save_fail_before_
         ),
         (  # helper-102: max_steps ended the run inside the small epochs, and the test saw another size
             ["model=fast_net", "data.train_sizes=[24]", "trainer.max_epochs=3", "+trainer.max_steps=8"],
-            r"^trainer\.max_steps=8 ends the run in epoch 1 \(8 steps an epoch\), but data\.train_sizes trains the "
-            r"first epoch below full size: the last epoch must train at full size, so give trainer\.max_steps above "
-            r"8 \(or -1\), or fewer sizes$",
+            r"^trainer\.max_steps=8 ends the run in its 1st epoch \(8 steps an epoch\), but data\.train_sizes trains "
+            r"the first epoch below full size: the last epoch must train at full size, so give trainer\.max_steps "
+            r"above 8 \(or -1\), or fewer sizes$",
         ),
         (
             ["model=fast_net", "data.train_sizes=[24,24]", "trainer.max_epochs=4", "+trainer.max_steps=12"],
-            r"^trainer\.max_steps=12 ends the run in epoch 2 \(8 steps an epoch\), but data\.train_sizes trains "
+            r"^trainer\.max_steps=12 ends the run in its 2nd epoch \(8 steps an epoch\), but data\.train_sizes trains "
             r"the first 2 epochs below",
         ),
         (  # too small for vgg16's five pools: the model's doing, not pool=max's (no pool takes it)

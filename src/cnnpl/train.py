@@ -1046,10 +1046,15 @@ def _check_steps_reach_full_size(trainer: Any, datamodule: Any, batches: int) ->
         last = math.ceil(steps / per_epoch)
         small = "the first epoch" if len(sizes) == 1 else f"the first {len(sizes)} epochs"
         raise CnnplError(
-            f"trainer.max_steps={steps} ends the run in epoch {last} ({per_epoch} steps an epoch), but "
+            f"trainer.max_steps={steps} ends the run in its {_ordinal(last)} epoch ({per_epoch} steps an epoch), but "
             f"data.train_sizes trains {small} below full size: the last epoch must train at full size, so give "
             f"trainer.max_steps above {len(sizes) * per_epoch} (or -1), or fewer sizes"
         )
+
+
+def _ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``11th``: a count from 1, not to be read as an epoch number from 0 (helper-130)."""
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _has_model_checkpoint(callbacks: list[Any]) -> bool:
