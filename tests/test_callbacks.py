@@ -286,6 +286,18 @@ def test_a_callbacks_settings_without_a_target_say_how_to_add_it(tmp_path) -> No
         assert str(err.value) == message
 
 
+def test_histograms_with_nothing_to_draw_are_refused() -> None:
+    from cnnpl.callbacks import HistogramsCallback
+
+    with pytest.raises(CnnplError) as err:  # helper-130: accepted, and drew nothing
+        HistogramsCallback(weights=False, gradients=False)
+    assert str(err.value) == (
+        "callbacks.histograms.weights=false and gradients=false leave it nothing to draw; turn one on, or drop the "
+        "callback with ~callbacks.histograms"
+    )
+    assert HistogramsCallback(weights=False).gradients and HistogramsCallback(gradients=False).weights
+
+
 def test_a_sweep_without_a_tensorboard_logger_is_refused_before_hydra_starts_it(tmp_path) -> None:
     # its first job refused it, after Hydra had made the sweep's folder, multirun.yaml and 0/
     result = run_cli("-m", *TINY, "logger=csv", "pool=max,avg", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)

@@ -1146,6 +1146,20 @@ def test_choosing_one_callback_for_the_whole_set_is_warned_about(capsys, args: l
     assert capsys.readouterr().err == (expected if warned else "")
 
 
+def test_a_run_without_callbacks_is_warned_about(capsys) -> None:
+    # helper-130: callbacks=[] ran without checkpoints without a word, where callbacks=gradcam is warned about
+    from cnnpl.cli import _warn_single_callback
+
+    _warn_single_callback(["callbacks=[]"])
+    assert capsys.readouterr().err == (
+        "cnnpl: warning: callbacks=[] leaves the run without callbacks: no checkpoints (the run cannot be resumed, "
+        "and the test takes the last weights) and no learning-rate log; callbacks=minimal keeps those, without "
+        "pictures\n"
+    )
+    _warn_single_callback(["callbacks=[]", "--cfg", "job"])
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize(
     ("args", "changed"),
     [

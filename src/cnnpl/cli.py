@@ -233,6 +233,14 @@ def _warn_single_callback(args: list[str]) -> None:
     registry = get_registry("callback")
     for arg in args:
         key, sep, value = arg.partition("=")
+        if key.lstrip("+") == "callbacks" and sep and value.replace(" ", "") in ("[]", "null"):  # (helper-130)
+            print(
+                f"cnnpl: warning: callbacks={value} leaves the run without callbacks: no checkpoints (the run cannot "
+                "be resumed, and the test takes the last weights) and no learning-rate log; callbacks=minimal keeps "
+                "those, without pictures",
+                file=sys.stderr,
+            )
+            continue
         if key.lstrip("+") == "callbacks" and value.startswith("[") and value.endswith("]"):
             _warn_held_callback(value, sets, args)
         if key.lstrip("+") != "callbacks" or not sep or value in sets or value not in registry.names():

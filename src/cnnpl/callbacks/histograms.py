@@ -13,6 +13,7 @@ import lightning as L
 import torch
 
 from cnnpl.callbacks.base import VisualCallback
+from cnnpl.errors import CnnplError
 from cnnpl.registry import register
 
 
@@ -23,6 +24,11 @@ class HistogramsCallback(VisualCallback):
 
     def __init__(self, every_n_epochs: int = 1, weights: bool = True, gradients: bool = True) -> None:
         super().__init__(every_n_epochs)
+        if not weights and not gradients:  # helper-130: a callback that draws nothing, accepted
+            raise CnnplError(
+                f"callbacks.{self.name}.weights=false and gradients=false leave it nothing to draw; turn one on, or "
+                f"drop the callback with ~callbacks.{self.name}"
+            )
         self.weights, self.gradients = weights, gradients
         self._grads_pending = False
 
