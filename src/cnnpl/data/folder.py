@@ -33,11 +33,12 @@ JPEG_BATCH = 1024  # files a call of torchvision's decoder
 READABLE = "make the data readable (chmod -R a+rX <data folder>)"  # what a permission error advises
 
 
-def list_class_folders(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
+def list_class_folders(split_dir: Path, fixed_classes: bool = False) -> tuple[list[str], list[tuple[str, int]]]:
     """Class names (the sorted folder names) and ``(file, label)`` pairs, label = index of the class.
 
     Each file is named by its path relative to ``split_dir`` (``"cat/0001.jpg"``), in the order of
     the paths: strings, since making 50,000 ``Path`` objects would cost most of the listing's time.
+    ``fixed_classes``: the data has these classes (CIFAR-10's), so an empty one cannot be removed.
     """
     if not split_dir.is_dir():
         raise DataError(f"no folder {split_dir}: expected {split_dir}/<class>/<image files>")
@@ -74,7 +75,7 @@ def list_class_folders(split_dir: Path) -> tuple[list[str], list[tuple[str, int]
             )
             raise DataError(
                 f"class folder {split_dir / name} holds no images ({', '.join(IMAGE_SUFFIXES)}){inside}; "
-                "add images or remove the folder"
+                + ("copy its images again" if fixed_classes else "add images or remove the folder")
             )
         files += [(f"{name}/{file}", label) for file in found]
     if loose:  # images beside the class folders have no class: left out, but not without a word
@@ -295,11 +296,19 @@ def load_class_folders(split_dir: Path, class_order: list[str] | None = None) ->
     Raises :class:`DataError` for an empty class, an unreadable image or mixed image sizes.
     """
     split_dir = Path(split_dir)
-    classes, files = list_class_folders(split_dir)
+    classes, files = list_class_folders(split_dir, fixed_classes=class_order is not None)
     if class_order is not None:
         if sorted(class_order) != classes:
+            missing = [name for name in class_order if name not in classes]
+            extra = [name for name in classes if name not in class_order]
+            differ = "; ".join(
+                f"{what} {', '.join(names)}"
+                for what, names in (("missing:", missing), ("not a class:", extra))
+                if names
+            )
             raise DataError(
-                f"class folders in {split_dir} are {classes}, expected {sorted(class_order)}; fix the folder names"
+                f"class folders in {split_dir} differ from the data's classes ({differ}); fix the folder names "
+                f"(the classes: {', '.join(class_order)})"
             )
         relabel = {classes.index(name): i for i, name in enumerate(class_order)}
         files = [(file, relabel[label]) for file, label in files]
