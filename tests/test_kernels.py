@@ -29,7 +29,10 @@ def test_the_notes_kernels():
 def test_unknown_kernel_message():
     with pytest.raises(CnnplError) as err:
         kernel("sharp")
-    assert str(err.value) == f"unknown kernel 'sharp'; available: {', '.join(KERNELS)}; did you mean 'sharpen'?"
+    assert str(err.value) == f"unknown kernel 'sharp'; did you mean 'sharpen'? Available: {', '.join(KERNELS)}"
+    with pytest.raises(CnnplError) as err:  # helper-131: "unknown kernel 'bogus' Available: ...", no separator
+        kernel("bogus")
+    assert str(err.value) == f"unknown kernel 'bogus'. Available: {', '.join(KERNELS)}"
     with pytest.raises(CnnplError, match="unknown kernel 'sobel_z'"):
         apply_kernels(torch.zeros(1, 1, 4, 4), ["sobel_x", "sobel_z"])
 
@@ -109,8 +112,8 @@ def test_command_shows_the_kernels_named_and_refuses_an_unknown_one(capsys):
     assert "\nsobel_x\n" in out and not any(f"\n{name}\n" in out for name in KERNELS if name != "sobel_x")
     assert main(["sobelx"]) == 2
     assert capsys.readouterr().err == (
-        "cnnpl.kernels: error: unknown kernel 'sobelx'; available: box_blur, sharpen, edge, vertical_edge, "
-        "horizontal_edge, sobel_x, sobel_y; did you mean 'sobel_x' or 'sobel_y'?\n"
+        "cnnpl.kernels: error: unknown kernel 'sobelx'; did you mean 'sobel_x' or 'sobel_y'? Available: box_blur, "
+        "sharpen, edge, vertical_edge, horizontal_edge, sobel_x, sobel_y\n"
     )
     with pytest.raises(SystemExit) as done:
         main(["--help"])

@@ -14,7 +14,6 @@ the notes' worked examples use (``conv2d``): the kernel is laid on the image as 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -49,9 +48,11 @@ def kernel(name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     try:
         rows = KERNELS[name]
     except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name), list(KERNELS), n=2, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise CnnplError(f"unknown kernel {name!r}; available: {', '.join(KERNELS)}{hint}") from None
+        from cnnpl.registry import _did_you_mean  # the registry's wording: a sentence ends before the list
+
+        raise CnnplError(
+            f"unknown kernel {name!r}{_did_you_mean(str(name), list(KERNELS))} Available: {', '.join(KERNELS)}"
+        ) from None
     return torch.tensor(rows, dtype=dtype)
 
 
