@@ -1115,6 +1115,8 @@ def test_a_continued_sweep_whose_settings_differ_is_refused_before_hydra_writes(
     with pytest.raises(CnnplError) as caught:  # job 1 is pool=avg seed=1: the last setting turns fastest
         check([*args, "seed=0,1", "data.num_train=256"])
     assert str(caught.value).endswith("(in the sweep's job with pool=avg seed=1)"), caught.value
+    # helper-132: hydra.sweeper.params on the command line number the jobs otherwise: left to each job
+    check(["-m", "pool=avg,mixed", *args[2:], "data.num_train=256", "hydra.sweeper.params.seed=3"])
     assert contents(sweep) == written
 
 

@@ -941,8 +941,8 @@ def _check_jobs_resume(args: list[str], top: Path | None) -> None:
 
     from cnnpl.checkpoint import LAST, check_resume_settings, resolve_ckpt_path
 
-    if top is None:
-        return
+    if top is None or any(arg.lstrip("+~").startswith("hydra.sweeper.") for arg in args):
+        return  # (helper-132: the sweeper's params from the command line, which the composition here leaves out)
     for number, (job, settings) in enumerate(_sweep_jobs(_config_overrides([arg for arg in args if arg != "--"]))):
         folder = top / str(number)
         if not any((folder / "checkpoints").glob("last*.ckpt")) or not (folder / "config.yaml").is_file():
