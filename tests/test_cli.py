@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import functools
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -1210,6 +1211,12 @@ def test_a_callback_named_before_a_set_that_holds_it_is_refused(tmp_path: Path) 
     from cnnpl.cli import _warn_single_callback
 
     _warn_single_callback(["callbacks=[gradcam,minimal]"])  # minimal holds no gradcam: both are built
+    for value, fixed in (  # helper-132: held by an earlier set too; the fix keeps the callbacks no set holds
+        ("[default,gradcam,full]", "[default,full]"),
+        ("[histograms,gradcam,default]", "[default,histograms]"),
+    ):
+        with pytest.raises(CnnplError, match=rf"; write callbacks={re.escape(fixed)} \(callbacks\.gradcam\."):
+            _warn_single_callback([f"callbacks={value}"])
 
 
 @pytest.mark.parametrize(

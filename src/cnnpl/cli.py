@@ -242,7 +242,7 @@ def _warn_single_callback(args: list[str]) -> None:
             )
             continue
         if key.lstrip("+") == "callbacks" and value.startswith("[") and value.endswith("]"):
-            _warn_held_callback(value, sets, args)
+            _check_held_callback(value, sets, args)
         if key.lstrip("+") != "callbacks" or not sep or value in sets or value not in registry.names():
             continue
         chosen = registry.get(value)
@@ -262,33 +262,36 @@ def _warn_single_callback(args: list[str]) -> None:
         )
 
 
-def _warn_held_callback(value: str, sets: set[str], args: list[str]) -> None:
+def _check_held_callback(value: str, sets: set[str], args: list[str]) -> None:
     """Warn when a list names a callback after a set that already holds it (``callbacks=[default,gradcam]``):
     Hydra merges the callback's own option over the set's entry, so its defaults replace the set's
     (Grad-CAM every epoch instead of every 5), which reads like "add Grad-CAM" but is not. Settings the
     command line gives (``callbacks.gradcam.every_n_epochs=5``) are not named. Named before such a set
-    (``callbacks=[gradcam,default]``) it is refused: the set's entry merged over the registered one's
-    builds neither (helper-130: "got multiple values for argument 'every_n_epochs'")."""
+    (``callbacks=[gradcam,default]``, ``[default,gradcam,full]``) it is refused: the set's entry merged over
+    the registered one's builds neither (helper-130: "got multiple values for argument 'every_n_epochs'")."""
     from cnnpl.config import callback_config
     from cnnpl.listing import set_entries
     from cnnpl.registry import get_registry
 
     registered = get_registry("callback").names()
+    words = [part.strip() for part in value[1:-1].split(",")]
+    entries = {word: set_entries(word) for word in dict.fromkeys(words) if word in sets}
+    for position, word in enumerate(words):
+        named = [w for w in words[:position] if w not in sets and w in registered]
+        if word in entries and (before := [name for name in named if name in entries[word]]):
+            kept = [w for w in words if w in sets] + [
+                w for w in words if w not in sets and not any(w in held for held in entries.values())
+            ]
+            fixed = kept[0] if len(kept) == 1 else f"[{','.join(dict.fromkeys(kept))}]"
+            raise CnnplError(
+                f"callbacks={value}: the {word} set holds {', '.join(before)} too, and a set named after a callback "
+                f"merges its entry over that callback's; write callbacks={fixed} (callbacks.{before[0]}.<setting>= "
+                f"changes the set's {before[0]})"
+            )
     held: dict[str, tuple[str, dict]] = {}  # callback -> (the set that holds it, the set's settings)
-    alone: list[str] = []  # registered callbacks named before any set holds them
-    for word in (part.strip() for part in value[1:-1].split(",")):
-        if word in sets:
-            entries = set_entries(word)
-            if before := [name for name in alone if name in entries]:
-                raise CnnplError(
-                    f"callbacks={value}: the {word} set holds {', '.join(before)} too, and a set named after a "
-                    f"callback merges its entry over that callback's; write callbacks={word} (callbacks."
-                    f"{before[0]}.<setting>= changes the set's {before[0]})"
-                )
-            held.update({name: (word, node) for name, node in entries.items()})
-            continue
-        if word in registered and word not in held:
-            alone.append(word)
+    for word in words:
+        if word in entries:
+            held.update({name: (word, node) for name, node in entries[word].items()})
         elif word in held and word in registered:
             owner, in_set = held[word]
             own = callback_config(word)[word]
