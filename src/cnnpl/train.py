@@ -300,7 +300,7 @@ def _too_small_advice(
         which = "one" if len(causes) > 1 else "them" if " and " in causes[0] else "it"
         return (
             f"; it fits without {' or without '.join(causes)}: leave {which} to the model "
-            f"({' or '.join(re.sub(r'=[^ ]*', '=null', cause) for cause in causes)})"
+            f"({' or '.join(' '.join(_nulled(part) for part in cause.split(' and ')) for cause in causes)})"
         )
 
     def builds(square: int) -> bool:
@@ -314,26 +314,56 @@ def _too_small_advice(
     return f"; it takes images of at least {smallest}x{smallest}" if smallest is not None else ""
 
 
-def _why_branches_disagree(causes: list[str], model_name: str, factories: Mapping[str, LayerFactory]) -> str:
+def _why_branches_disagree(
+    causes: list[str],
+    model_name: str,
+    factories: Mapping[str, LayerFactory],
+    build: Callable[[Mapping[str, LayerFactory]], Any] | None = None,
+) -> str:
     """What to say of ``causes`` (:func:`_branch_causes`), when a block's branches disagree: a setting that comes
     with the chosen option (``conv=pointwise``'s ``kernel_size: 1``) is that option's doing, and another option
     the fix; any other (``conv.stride=2``) is left to the model with null (helper-131: "set it to null" sent
-    conv=pointwise to its own refusal, and "choose conv=conv2d" was said to conv2d)."""
-    families = list(dict.fromkeys(cause.partition(".")[0] for cause in causes))
-    one = len(causes) == 1
+    conv=pointwise to its own refusal, and "choose conv=conv2d" was said to conv2d). Where ``build`` (as
+    :func:`_branch_causes` takes it) succeeds with the others alone left to the model, the option is not named."""
     own = [cause for cause in causes if _comes_with_option(cause, factories)]
-    fixes = [
-        f"{family}={factories[family].name} sets {'it' if one else 'them'}, so choose a {family} that leaves "
-        f"{'it' if one else 'them'} to the model ({family}={_KEEPS_GEOMETRY.get(family, '...')})"
-        for family in dict.fromkeys(cause.partition(".")[0] for cause in own)
-    ]
-    if others := [cause for cause in causes if cause not in own]:
-        fixes.insert(0, f"leave {'it' if one else 'them'} to the model ({' '.join(_nulled(c) for c in others)})")
+    others = [cause for cause in causes if cause not in own]
+    if own and others and build is not None and _builds_without(build, factories, others):
+        own = []  # (helper-132: resnet18 conv=pointwise conv.stride=2 builds without the stride)
+    named = [*others, *own]
+
+    def pronoun(settings: list[str]) -> str:
+        return "it" if len(settings) == 1 else "them"
+
+    fixes = [f"leave {pronoun(others)} to the model ({' '.join(_nulled(c) for c in others)})"] if others else []
+    for family in dict.fromkeys(cause.partition(".")[0] for cause in own):
+        its = [cause for cause in own if cause.startswith(f"{family}.")]
+        fixes.append(
+            f"{family}={factories[family].name} sets {pronoun(its)}, so choose a {family} that leaves {pronoun(its)} "
+            f"to the model ({family}={_KEEPS_GEOMETRY.get(family, '...')})"
+        )
+    families = list(dict.fromkeys(cause.partition(".")[0] for cause in named))
     return (
-        f"{' and '.join(causes)} {'is' if one else 'are'} set for every layer of the {' and '.join(families)} "
-        f"famil{'y' if len(families) == 1 else 'ies'}, but model={model_name}'s parallel branches only line up with "
-        f"each layer's own kernel size, stride and padding: {', and '.join(fixes)}"
+        f"{' and '.join(named)} {'is' if len(named) == 1 else 'are'} set for every layer of the "
+        f"{' and '.join(families)} famil{'y' if len(families) == 1 else 'ies'}, but model={model_name}'s parallel "
+        f"branches only line up with each layer's own kernel size, stride and padding: {', and '.join(fixes)}"
     )
+
+
+def _builds_without(
+    build: Callable[[Mapping[str, LayerFactory]], Any], factories: Mapping[str, LayerFactory], settings: list[str]
+) -> bool:
+    """Whether ``build`` succeeds with ``settings`` (``conv.stride=2``) left to the architecture."""
+    changed = dict(factories)
+    for setting in settings:
+        family, _, rest = setting.partition(".")
+        made = changed[family]
+        params = {**made.params, rest.partition("=")[0]: None}
+        changed[family] = LayerFactory(made.family, made.name, params, made.none_passed)
+    try:
+        build(changed)
+    except Exception:
+        return False
+    return True
 
 
 def _nulled(setting: str) -> str:
@@ -387,9 +417,8 @@ def build_model(
             rebuild = functools.partial(build, model=LayerFactory(model.family, model.name, params, model.none_passed))
         if _BRANCHES_DISAGREE.search(str(err)) and (causes := _branch_causes(rebuild, factories)):
             # conv=pointwise in inception_v3, conv.stride=2 in resnet18: the message names the layer, this the cause
-            raise GeometryError(
-                f"{err}; {_why_branches_disagree(causes, cfg.model.get('name', '?'), factories)}"
-            ) from None
+            why = _why_branches_disagree(causes, cfg.model.get("name", "?"), factories, rebuild)
+            raise GeometryError(f"{err}; {why}") from None
         if " is larger than the input " not in str(err):  # not a window too large for what reaches it:
             raise  # a component's own settings, or a block's branches that disagree
         # the shape trace names the layer; say which model and which images it was traced for, and why
