@@ -271,6 +271,16 @@ def test_a_callbacks_settings_without_a_target_say_how_to_add_it(tmp_path) -> No
             "callbacks.histograms has settings (every_n_epochs) but no _target_ to build: add it with "
             "callbacks=[minimal,histograms], then set callbacks.histograms.<setting>= without the +",
         ),
+        (  # helper-132: the experiment chose the set (was "[default,histograms]"), and an empty list ("[,...]")
+            ["experiment=fast_cifar10", "+callbacks.histograms.every_n_epochs=2"],
+            "callbacks.histograms has settings (every_n_epochs) but no _target_ to build: add it with "
+            "callbacks=[minimal,histograms], then set callbacks.histograms.<setting>= without the +",
+        ),
+        (
+            ["callbacks=[]", "+callbacks.histograms.every_n_epochs=2"],
+            "callbacks.histograms has settings (every_n_epochs) but no _target_ to build: add it with "
+            "callbacks=[histograms], then set callbacks.histograms.<setting>= without the +",
+        ),
         (
             ["+callbacks.mine.x=2", "+callbacks.mine.y=3"],
             "callbacks.mine has settings (x, y) but no _target_ to build: give callbacks.mine._target_=<the dotted "
@@ -280,7 +290,7 @@ def test_a_callbacks_settings_without_a_target_say_how_to_add_it(tmp_path) -> No
         token = COMMAND_LINE.set(overrides)  # as python -m cnnpl checks them
         try:
             with pytest.raises(CnnplError) as err:
-                check_settings(compose_tiny(tmp_path, *overrides))
+                check_settings(cnnpl.compose(["data=shapes", *overrides], output_dir=str(tmp_path)))
         finally:
             COMMAND_LINE.reset(token)
         assert str(err.value) == message
@@ -292,8 +302,8 @@ def test_histograms_with_nothing_to_draw_are_refused() -> None:
     with pytest.raises(CnnplError) as err:  # helper-130: accepted, and drew nothing
         HistogramsCallback(weights=False, gradients=False)
     assert str(err.value) == (
-        "callbacks.histograms.weights=false and gradients=false leave it nothing to draw; turn one on, or drop the "
-        "callback with ~callbacks.histograms"
+        "callbacks.histograms.weights=false and callbacks.histograms.gradients=false leave it nothing to draw; turn "
+        "one on, or drop the callback with ~callbacks.histograms"
     )
     assert HistogramsCallback(weights=False).gradients and HistogramsCallback(gradients=False).weights
 

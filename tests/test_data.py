@@ -1031,6 +1031,7 @@ def test_mirroring_the_shapes_whose_mirror_is_another_class_is_warned_about(capl
         warn_mirrored_classes(ShapesDataModule(flip="alternate"), {"tta_flip": True})
         warn_mirrored_classes(ShapesDataModule(flip=True), {})
         warn_mirrored_classes(SimpleNamespace(flip=True), {"tta_flip": True})  # data whose mirror is no class
+        warn_mirrored_classes(ShapesDataModule(flip=True), {}, fits=False)  # only testing: nothing flipped
     assert [r.getMessage() for r in caplog.records] == [
         "data.flip=alternate and system.tta_flip=true mirror the images, and here a mirrored image of class diagonal "
         "is one of class anti_diagonal: add data.flip=false system.tta_flip=false for an accuracy that means something",

@@ -1238,7 +1238,7 @@ def test_the_temporary_file_of_a_save_killed_half_way_is_removed_by_the_next_sav
         atomic_torch_save({"epoch": 3}, path)
         atomic_torch_save({"epoch": 4}, path)
     assert [r.getMessage() for r in caplog.records if r.name == "cnnpl.files"] == [
-        f"{other_host} (0.0 MB) is a temporary file that process {dead} of machine not-{socket.gethostname()} began "
+        f"{other_host} (0 bytes) is a temporary file that process {dead} of machine not-{socket.gethostname()} began "
         "and has not written to for 60 minutes, most likely a save it did not finish; this machine cannot tell "
         "whether that process still runs: delete the file if it does not"
     ]
@@ -1757,8 +1757,11 @@ def test_a_read_only_run_folder_is_told_how_to_go_on_from_its_checkpoint(tmp_pat
         with pytest.raises(CnnplError) as err:
             check()
         assert str(err.value) == resume
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").rename(tmp_path / "run" / "checkpoints" / "last-v1.ckpt")
+    with pytest.raises(CnnplError, match=r"ckpt_path=.*/checkpoints/last-v1\.ckpt$"):  # as ckpt_path=last finds it
+        check_writable(tmp_path / "run", ckpt_path="last")
     with pytest.raises(CnnplError) as err:  # a new run there, or one from a file of its own: another folder
-        check_writable(tmp_path / "run", ckpt_path=str(tmp_path / "run" / "checkpoints" / "last.ckpt"))
+        check_writable(tmp_path / "run", ckpt_path=str(tmp_path / "run" / "checkpoints" / "last-v1.ckpt"))
     assert str(err.value).endswith("choose another with hydra.run.dir=<folder> (or output_dir=<folder> from Python)")
 
 

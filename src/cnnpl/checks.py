@@ -685,14 +685,16 @@ def check_eval_shards(datamodule: Any, world_size: int, splits: Sequence[str] = 
         check_shardable(len(datamodule.split(name)), world_size, f"the {name} split")
 
 
-def warn_mirrored_classes(datamodule: Any, system_cfg: Any) -> None:
+def warn_mirrored_classes(datamodule: Any, system_cfg: Any, fits: bool = True) -> None:
     """Warn where mirroring turns images of one class into another's (``data=shapes``' diagonal lines: its
     ``MIRROR_SWAPS``) and the run mirrors them: ``data.flip`` trains on wrong labels (helper-130: 0.886 test
-    accuracy against 0.999), ``system.tta_flip`` averages each prediction with the other class's."""
+    accuracy against 0.999; only where the run ``fits``), ``system.tta_flip`` averages each prediction with
+    the other class's."""
     from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
     swaps = getattr(datamodule, "MIRROR_SWAPS", None)
-    settings = (("data.flip", getattr(datamodule, "flip", False)), ("system.tta_flip", system_cfg.get("tta_flip")))
+    flip = getattr(datamodule, "flip", False) if fits else False
+    settings = (("data.flip", flip), ("system.tta_flip", system_cfg.get("tta_flip")))
     mirrors = [f"{key}={str(value).lower()}" for key, value in settings if value]
     if swaps and mirrors and rank_zero_only.rank == 0:
         logging.getLogger(__name__).warning(

@@ -121,12 +121,15 @@ def remove_stale_temporaries(target: str | Path) -> list[Path]:
                 written = path.stat()
                 if time.time() - written.st_mtime > QUIET_FOR:
                     _told.add(path)
+                    size = (
+                        f"{written.st_size / 1e6:.1f} MB" if written.st_size >= 100_000 else f"{written.st_size} bytes"
+                    )
                     logging.getLogger(__name__).warning(
-                        "%s (%.1f MB) is a temporary file that process %s of machine %s began and has not written "
+                        "%s (%s) is a temporary file that process %s of machine %s began and has not written "
                         "to for %d minutes, most likely a save it did not finish; this machine cannot tell whether "
                         "that process still runs: delete the file if it does not",
                         path,
-                        written.st_size / 1e6,
+                        size,
                         found[1],
                         found[2],
                         (time.time() - written.st_mtime) // 60,

@@ -802,8 +802,13 @@ def check_writable(folder: Path, option: str = "hydra.run.dir", ckpt_path: Any =
             if option == "hydra.run.dir"
             else ("folder", "")
         )
-        last = folder / "checkpoints" / "last.ckpt"
-        if ckpt_path == "last" and option == "hydra.run.dir" and last.is_file():  # helper-127: a read-only run
+        from cnnpl.checkpoint import LAST, resolve_ckpt_path
+
+        try:  # last.ckpt, or the newest last-vN.ckpt
+            last = resolve_ckpt_path(LAST, folder / "checkpoints") if ckpt_path == LAST else None
+        except Exception:
+            last = None
+        if last is not None and option == "hydra.run.dir":  # helper-127: a read-only run
             advice = f"make it writable, or go on in another folder: hydra.run.dir=<new folder> ckpt_path={last}"
         else:
             advice = f"choose another with {option}=<folder>{python}"
@@ -867,20 +872,23 @@ def _check_devices(trainer_cfg: Any) -> None:
 
 
 def _how_to_add_callback(name: str) -> str:
-    """How to add the callback ``name`` to the run's: beside the chosen set where it is a registered one."""
+    """How to add the callback ``name`` to the run's: beside the chosen set where it is a registered one (the
+    command line's ``callbacks=``, else its experiment's ``override /callbacks``, else ``default``)."""
     from cnnpl.registry import get_registry
 
     if name not in get_registry("callback").names():
         return f"give callbacks.{name}._target_=<the dotted path of its class>"
     from cnnpl.checks import _run_overrides_and_experiment
+    from cnnpl.config import config_dir
 
-    given = [
-        o.partition("=")[2]
-        for o in _run_overrides_and_experiment()[0]
-        if o.partition("=")[0].lstrip("+") == "callbacks"
-    ]
-    chosen = given[-1].strip("[] ") if given else "default"
-    return f"add it with callbacks=[{chosen},{name}], then set callbacks.{name}.<setting>= without the +"
+    overrides, experiment = _run_overrides_and_experiment()
+    given = [o.partition("=")[2] for o in overrides if o.partition("=")[0].lstrip("+") == "callbacks"]
+    words = [word.strip() for word in given[-1].strip("[] ").split(",") if word.strip()] if given else []
+    if not given and experiment and (path := config_dir() / "experiment" / f"{experiment}.yaml").is_file():
+        found = re.search(r"^\s*-\s*override\s+/callbacks:\s*(\S+)", path.read_text(), re.MULTILINE)
+        words = [found.group(1)] if found else []  # (helper-132: experiment=fast_cifar10 chose minimal)
+    chosen = ",".join([*words, name]) if given or words else f"default,{name}"
+    return f"add it with callbacks=[{chosen}], then set callbacks.{name}.<setting>= without the +"
 
 
 def _check_pictures_logger(cfg: DictConfig) -> None:
@@ -1222,13 +1230,7 @@ def check_settings(cfg: DictConfig) -> None:
     check_trainer_words(cfg.trainer)  # before the kind checks, which list every value Lightning's hint allows
     check_on_off(cfg.trainer, "trainer")
     check_arguments(cfg.trainer, "trainer")
-    callbacks = cfg.get("callbacks")
-    if callbacks is not None and not isinstance(callbacks, Mapping):  # callbacks=5, +callbacks=[a,b] as a list
-        raise CnnplError(
-            f"callbacks must be a set of callbacks (callbacks=default, minimal or full, or [default,gradcam]), got "
-            f"{OmegaConf.to_container(callbacks) if isinstance(callbacks, ListConfig) else callbacks!r}"
-        )
-    for name, node in (callbacks or {}).items():
+    for name, node in (cfg.get("callbacks") or {}).items():
         if node is not None and not isinstance(node, Mapping):  # helper-130: Hydra's five lines, a run folder
             raise CnnplError(
                 f"callbacks.{name}={node} is not a callback's settings: give one of them "
@@ -1521,7 +1523,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     datamodule = checked_datamodule(cfg)
     datamodule.setup("fit")
     check_tta(cfg.system, datamodule.input_size)
-    warn_mirrored_classes(datamodule, cfg.system)
+    warn_mirrored_classes(datamodule, cfg.system, fits=bool(cfg.get("fit", True)))
     unused: list[str] = []
     net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size, unused)
     warn_unused_components(cfg.model.get("name", "?"), unused)

@@ -26,8 +26,8 @@ class HistogramsCallback(VisualCallback):
         super().__init__(every_n_epochs)
         if not weights and not gradients:  # helper-130: a callback that draws nothing, accepted
             raise CnnplError(
-                f"callbacks.{self.name}.weights=false and gradients=false leave it nothing to draw; turn one on, or "
-                f"drop the callback with ~callbacks.{self.name}"
+                f"callbacks.{self.name}.weights=false and callbacks.{self.name}.gradients=false leave it nothing to "
+                f"draw; turn one on, or drop the callback with ~callbacks.{self.name}"
             )
         self.weights, self.gradients = weights, gradients
         self._grads_pending = False

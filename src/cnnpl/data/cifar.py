@@ -67,7 +67,7 @@ def _what_is_there(root: Path) -> str:
     if inner:
         return f" (it is in {inner[0]}: data.root={inner[0]})"
     above = root.absolute().parent  # data.root=<copy>/train or <copy>/cifar-10-batches-py (helper-130)
-    if above != root.absolute() and find_cifar10(above):
+    if root.name in ("train", "test", BATCHES_DIR) and root.is_dir() and find_cifar10(above):
         return f" (it is one folder up: data.root={above})"
     return ""
 
