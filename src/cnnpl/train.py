@@ -894,20 +894,26 @@ def _how_to_add_callback(name: str) -> str:
 def _check_pictures_logger(cfg: DictConfig) -> None:
     """Refuse the picture callbacks with a logger other than TensorBoard's (``logger=csv``) from the config, as
     a sweep checks its jobs: the callbacks' own check (``VisualCallback.tensorboard_logger``, which stays for
-    loggers built otherwise) came once the data had loaded, in a sweep's first job after Hydra had begun it."""
-    logger = _callback_class(cfg.logger)  # the class of a _target_, found without building it
-    if logger is None or cfg.trainer.get("fast_dev_run"):  # (fast_dev_run's DummyLogger: the callbacks say it)
+    loggers built otherwise) came once the data had loaded, in a sweep's first job after Hydra had begun it.
+    Without a logger (``~logger``) too. A picture callback that finds its writer otherwise (its own
+    ``tensorboard_logger``) is left to itself."""
+    logger = _callback_class(cfg.logger) if cfg.get("logger") else None  # a _target_'s class, nothing built
+    if (cfg.get("logger") and logger is None) or cfg.trainer.get("fast_dev_run"):  # (DummyLogger: the callbacks')
         return
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from cnnpl.callbacks.base import VisualCallback, no_tensorboard
 
-    if issubclass(logger, TensorBoardLogger):
+    if logger is not None and issubclass(logger, TensorBoardLogger):
         return
     for name, node in (cfg.get("callbacks") or {}).items():
         callback = _callback_class(node)
-        if isinstance(callback, type) and issubclass(callback, VisualCallback):
-            raise CnnplError(no_tensorboard(name, [logger.__name__]))
+        if (
+            isinstance(callback, type)
+            and issubclass(callback, VisualCallback)
+            and callback.tensorboard_logger is VisualCallback.tensorboard_logger
+        ):
+            raise CnnplError(no_tensorboard(name, [logger.__name__] if logger is not None else []))
 
 
 def _check_no_logger_needed(cfg: DictConfig) -> None:
@@ -1278,6 +1284,7 @@ def check_settings(cfg: DictConfig) -> None:
         _check_pictures_logger(cfg)
     else:
         _check_no_logger_needed(cfg)
+        _check_pictures_logger(cfg)
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
         raise CnnplError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's range), got {cfg.seed!r}")
 
