@@ -1590,7 +1590,11 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
                 # another run's: not into this one's checkpoints, nor over a run or test that left its config.yaml
                 # (its own, when SLURM requeued it before its first checkpoint, or moved on to another
                 # callbacks.checkpoint.dirpath from a checkpoint in its folder: helper-127, a disk full)
-                own = is_worker() or hpc_saved or Path(ckpt_path).resolve().is_relative_to(output_dir.resolve())
+                own = (
+                    is_worker()
+                    or hpc_saved
+                    or Path(ckpt_path).resolve().parent == (output_dir / "checkpoints").resolve()
+                )
                 check_fresh_run_dir(checkpoint_dir, continuing=ckpt_path, run_dir=None if own else output_dir)
     elif cfg.get("fit", True) and not hpc_saved:
         # (a SLURM requeue resumes from hpc_ckpt_N.ckpt by itself; the other processes of a run find the
