@@ -2030,9 +2030,9 @@ def test_checkpoint_and_logger_settings_that_fail_at_the_first_save_fail_before_
         ),
         (  # too small for vgg16's five pools: the model's doing, not pool=max's (no pool takes it)
             ["model=vgg16", "data.train_sizes=[16]", "trainer.max_epochs=2"],
-            r"^data\.train_sizes: model=vgg16 cannot take 16x16 images \(.+\); it takes only the data's own size, 32: "
-            r"use a model that takes any size \(one ending in global pooling: fast_net, resnet18, \.\.\.\), or leave "
-            r"data\.train_sizes=\[\]$",
+            r"^data\.train_sizes: model=vgg16 cannot take 16x16 images \(.+\); it takes only the data's own size, "
+            r"32x32: use a model that takes any size \(one ending in global pooling: fast_net, resnet18, \.\.\.\), or "
+            r"leave data\.train_sizes=\[\]$",
         ),
         (  # helper-130: fast_net, which ends in global pooling, was told to use a model such as fast_net
             ["model=fast_net", "data.train_sizes=[4]", "trainer.max_epochs=2"],

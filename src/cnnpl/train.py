@@ -763,9 +763,10 @@ def check_train_sizes(
             f"data.train_sizes: model={model_name} cannot take {size}x{size} images ({reason}); the smallest it takes "
             f"is {smallest}x{smallest}: give sizes from {smallest}, or leave data.train_sizes=[]"
         )
+    own = "x".join(map(str, datamodule.input_size))
     raise CnnplError(
         f"data.train_sizes: model={model_name} cannot take {size}x{size} images ({reason}); it takes only the data's "
-        f"own size, {full}: use a model that takes any size (one ending in global pooling: fast_net, resnet18, ...), "
+        f"own size, {own}: use a model that takes any size (one ending in global pooling: fast_net, resnet18, ...), "
         "or leave data.train_sizes=[]"
     )
 
