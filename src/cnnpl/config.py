@@ -679,6 +679,8 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
                 f"registered cannot be chosen: a plugin's YAML option of the same name ({preset}) is chosen "
                 "instead; rename the component"
             )
+        if sep and group in groups:
+            _check_group_value(token, group)
         if not (sep and group in groups and value.strip().lower() in ("null", "")):
             continue
         if group in OPTIONAL_GROUPS:
@@ -686,6 +688,34 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
         else:  # a run cannot do without it
             fix = f"choose an option: {group}=<name> (python -m cnnpl --help lists them)"
         raise CnnplError(f"{token!r} cannot unset the config group {group!r}; {fix}")
+
+
+def _check_group_value(token: str, group: str) -> None:
+    """Refuse a group override whose value is no option name (``pool=1``, ``pool=[1,2]``: Hydra's "must be a string
+    or a list. Got int", or its own TypeError), and a list of options where only ``callbacks`` (and ``experiment``)
+    take several (``pool=[max,avg]`` merged the two into one, avg's name with both's settings; helper-130)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        [override] = OverridesParser.create().parse_overrides([token])
+    except Exception:  # Hydra says why
+        return
+    if override.is_sweep_override() or override.is_delete():
+        return
+    value = override.value()
+    items = value if isinstance(value, list) else [value]
+    if any(item is not None and not isinstance(item, str) for item in items):
+        shown = ", ".join(group_options(group)[:8])
+        raise CnnplError(
+            f"{token!r}: the options of {group} are names ({shown}, ...), not numbers or true/false; "
+            f"choose one: {group}=<name> (python -m cnnpl --help lists them)"
+        )
+    if isinstance(value, list) and group not in ("callbacks", "experiment"):
+        names = ",".join(str(item) for item in value)
+        raise CnnplError(
+            f"{token!r} chooses {len(value)} options of {group}, which would merge into one; choose one "
+            f"({group}={value[-1]}), or sweep over them: -m {group}={names}"
+        )
 
 
 def _check_added_key(token: str, key: str, groups: set[str]) -> None:
@@ -1255,6 +1285,13 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
         if group in CONFIG_GROUPS.values():  # a component group: perhaps a plugin's
             message += _plugin_hint(group, how=not close)
         return message
+    merging = re.match(r"Error merging override (([\w.]+)=.*)", text)
+    if merging and "Cannot merge DictConfig with ListConfig" in str(err.__cause__ or ""):  # callbacks.filters=[1,2]
+        override, dotted = merging.groups()  # (helper-130: no word of what the key is)
+        return (
+            f"{override}: {dotted} is a group of settings, which a list cannot replace; set one of them "
+            f"({dotted}.<setting>=...)"
+        )
     lines = [line.strip() for line in text.split("Config search path:")[0].splitlines() if line.strip()]
     # "Error in call to target 'x':" then the reason: one line, without a colon before the semicolon
     return with_cause("; ".join(line.rstrip(":") for line in lines) or type(err).__name__, err)
