@@ -279,6 +279,11 @@ def test_a_callbacks_settings_without_a_target_say_how_to_add_it(tmp_path) -> No
             "callbacks.histograms has settings (every_n_epochs) but no _target_ to build: add it with "
             "callbacks=[minimal,histograms], then set callbacks.histograms.<setting>= without the +",
         ),
+        (  # helper-134: built on fast_cifar10, whose set it takes
+            ["experiment=fast_cifar10_gpu", "+callbacks.histograms.every_n_epochs=2"],
+            "callbacks.histograms has settings (every_n_epochs) but no _target_ to build: add it with "
+            "callbacks=[minimal,histograms], then set callbacks.histograms.<setting>= without the +",
+        ),
         (
             ["callbacks=[]", "+callbacks.histograms.every_n_epochs=2"],
             "callbacks.histograms has settings (every_n_epochs) but no _target_ to build: add it with "

@@ -691,9 +691,10 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
 
 
 def _check_group_value(token: str, group: str) -> None:
-    """Refuse a group override whose value is no option name (``pool=1``, ``pool=[1,2]``: Hydra's "must be a string
-    or a list. Got int", or its own TypeError), and a list of options where only ``callbacks`` (and ``experiment``)
-    take several (``pool=[max,avg]`` merged the two into one, avg's name with both's settings; helper-130)."""
+    """Refuse a group override whose value, or a list item of it, is a number or true/false where an option name
+    goes (``pool=1``, ``pool=[1,2]``: Hydra's "must be a string or a list. Got int", or a TypeError from inside
+    it; helper-130). A mapping (``trainer={max_epochs:3}``, merged into the chosen option) and a list of options
+    (``trainer=[default,short]``, merged in order) are Hydra's to compose (helper-134)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
@@ -704,17 +705,13 @@ def _check_group_value(token: str, group: str) -> None:
         return
     value = override.value()
     items = value if isinstance(value, list) else [value]
-    if any(item is not None and not isinstance(item, str) for item in items):
-        shown = ", ".join(group_options(group)[:8])
+    if any(isinstance(item, (bool, int, float)) for item in items):
+        options = group_options(group)
+        shown = ", ".join(options[:8]) + (", ..." if len(options) > 8 else "")
+        optional = f", or go without it: ~{group}" if group in OPTIONAL_GROUPS else ""
         raise CnnplError(
-            f"{token!r}: the options of {group} are names ({shown}, ...), not numbers or true/false; "
-            f"choose one: {group}=<name> (python -m cnnpl --help lists them)"
-        )
-    if isinstance(value, list) and group not in ("callbacks", "experiment"):
-        names = ",".join(str(item) for item in value)
-        raise CnnplError(
-            f"{token!r} chooses {len(value)} options of {group}, which would merge into one; choose one "
-            f"({group}={value[-1]}), or sweep over them: -m {group}={names}"
+            f"{token!r}: the options of {group} are names ({shown}), not numbers or true/false; choose one: "
+            f"{group}=<name>{optional}"
         )
 
 
@@ -1285,7 +1282,7 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
         if group in CONFIG_GROUPS.values():  # a component group: perhaps a plugin's
             message += _plugin_hint(group, how=not close)
         return message
-    merging = re.match(r"Error merging override (([\w.]+)=.*)", text)
+    merging = re.match(r"Error merging override (\+{0,2}([\w.]+)=.*)", text)
     if merging and "Cannot merge DictConfig with ListConfig" in str(err.__cause__ or ""):  # callbacks.filters=[1,2]
         override, dotted = merging.groups()  # (helper-130: no word of what the key is)
         return (

@@ -874,21 +874,31 @@ def _check_devices(trainer_cfg: Any) -> None:
 
 def _how_to_add_callback(name: str) -> str:
     """How to add the callback ``name`` to the run's: beside the chosen set where it is a registered one (the
-    command line's ``callbacks=``, else its experiment's ``override /callbacks``, else ``default``)."""
+    command line's list, else the set the composition chose: an experiment's, inherited ones too, else
+    ``default``)."""
     from cnnpl.registry import get_registry
 
     if name not in get_registry("callback").names():
         return f"give callbacks.{name}._target_=<the dotted path of its class>"
-    from cnnpl.checks import _run_overrides_and_experiment
-    from cnnpl.config import config_dir
+    from hydra.core.hydra_config import HydraConfig
 
-    overrides, experiment = _run_overrides_and_experiment()
+    from cnnpl.checks import _run_overrides_and_experiment
+    from cnnpl.config import compose_plain
+
+    overrides = _run_overrides_and_experiment()[0]
     given = [o.partition("=")[2] for o in overrides if o.partition("=")[0].lstrip("+") == "callbacks"]
-    words = [word.strip() for word in given[-1].strip("[] ").split(",") if word.strip()] if given else []
-    if not given and experiment and (path := config_dir() / "experiment" / f"{experiment}.yaml").is_file():
-        found = re.search(r"^\s*-\s*override\s+/callbacks:\s*(\S+)", path.read_text(), re.MULTILINE)
-        words = [found.group(1)] if found else []  # (helper-132: experiment=fast_cifar10 chose minimal)
-    chosen = ",".join([*words, name]) if given or words else f"default,{name}"
+    words = [word.strip(" '\"") for word in given[-1].strip("[] ").split(",")] if given else []
+    if not given:  # (helper-132/134: experiment=fast_cifar10, and the experiments built on it, chose minimal)
+        try:
+            choices = (
+                HydraConfig.get().runtime.choices
+                if HydraConfig.initialized()
+                else compose_plain(list(overrides), output_dir=None, hydra=True).hydra.runtime.choices
+            )
+            words = [str(choices.get("callbacks") or "default")]
+        except Exception:
+            words = ["default"]
+    chosen = ",".join([*(word for word in words if word), name])
     return f"add it with callbacks=[{chosen}], then set callbacks.{name}.<setting>= without the +"
 
 
