@@ -915,6 +915,16 @@ def test_a_run_continues_from_its_own_checkpoint_into_another_checkpoint_folder(
     moved = [*FAST, "trainer.max_epochs=2", f"ckpt_path={last}", f"callbacks.checkpoint.dirpath={tmp_path / 'disk'}"]
     train(cnnpl.compose(moved, output_dir=str(tmp_path / "run")))
     assert safe_load(tmp_path / "disk" / "last.ckpt")["epoch"] == 1
+    # helper-134: a dirpath of its own inside the run folder (${output_dir}/ckpts) is the run's too
+    mine = [*FAST, f"callbacks.checkpoint.dirpath={tmp_path / 'own' / 'ckpts'}"]
+    train(cnnpl.compose(mine, output_dir=str(tmp_path / "own")))
+    own_last = tmp_path / "own" / "ckpts" / "last.ckpt"
+    onward = [*FAST, "trainer.max_epochs=2", f"ckpt_path={own_last}", f"callbacks.checkpoint.dirpath={tmp_path / 'd2'}"]
+    train(cnnpl.compose(onward, output_dir=str(tmp_path / "own")))
+    assert safe_load(tmp_path / "d2" / "last.ckpt")["epoch"] == 1
+    from cnnpl.train import _in_own_run
+
+    assert not _in_own_run(tmp_path / "run" / "checkpoints" / "last.ckpt", tmp_path)  # a run nested in the folder
     # still refused: where the other folder holds checkpoints of its own
     written = contents(tmp_path / "disk")
     with pytest.raises(CheckpointError, match=f"^ckpt_path '{last}' is another run folder's checkpoint, but "):

@@ -1106,6 +1106,19 @@ def _check_steps_reach_full_size(trainer: Any, datamodule: Any, batches: int) ->
         )
 
 
+def _in_own_run(checkpoint: Path, run_dir: Path) -> bool:
+    """Whether ``checkpoint`` lies in ``run_dir``'s own folders (``checkpoints/``, a ``dirpath`` of its own such as
+    ``${output_dir}/ckpts``), not in a run nested in it (a folder between with a ``config.yaml`` of its own)."""
+    folder, top = checkpoint.resolve().parent, run_dir.resolve()
+    if not folder.is_relative_to(top):
+        return False
+    while folder != top:
+        if (folder / "config.yaml").is_file():
+            return False
+        folder = folder.parent
+    return True
+
+
 def _ordinal(n: int) -> str:
     """``1st``, ``2nd``, ``3rd``, ``11th``: a count from 1, not to be read as an epoch number from 0 (helper-130)."""
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
@@ -1601,11 +1614,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
                 # another run's: not into this one's checkpoints, nor over a run or test that left its config.yaml
                 # (its own, when SLURM requeued it before its first checkpoint, or moved on to another
                 # callbacks.checkpoint.dirpath from a checkpoint in its folder: helper-127, a disk full)
-                own = (
-                    is_worker()
-                    or hpc_saved
-                    or Path(ckpt_path).resolve().parent == (output_dir / "checkpoints").resolve()
-                )
+                own = is_worker() or hpc_saved or _in_own_run(Path(ckpt_path), output_dir)
                 check_fresh_run_dir(checkpoint_dir, continuing=ckpt_path, run_dir=None if own else output_dir)
     elif cfg.get("fit", True) and not hpc_saved:
         # (a SLURM requeue resumes from hpc_ckpt_N.ckpt by itself; the other processes of a run find the
