@@ -239,7 +239,9 @@ def test_setup_fails_without_a_tensorboard_logger(tmp_path) -> None:
     check_settings(compose_tiny(tmp_path, "logger=csv", "callbacks=minimal"))
     with pytest.raises(CnnplError) as err:  # helper-132: without a logger, refused once the Trainer was built
         check_settings(compose_tiny(tmp_path, "~logger", "~callbacks.lr_monitor"))
-    assert str(err.value) == NO_TENSORBOARD.replace("(loggers: CSVLogger)", "(loggers: none)")
+    assert str(err.value) == NO_TENSORBOARD.replace("(loggers: CSVLogger)", "(loggers: none)").replace(
+        "use logger=tensorboard", "drop ~logger (the default logger is TensorBoard's)"
+    )
     with pytest.raises(CnnplError, match=r"^callbacks\.gradcam draws to TensorBoard, but the run has no "):
         check_settings(compose_tiny(tmp_path, "logger=csv", "callbacks=[minimal,gradcam]"))  # a registered one
 

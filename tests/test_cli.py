@@ -1242,6 +1242,7 @@ def test_a_callback_named_before_a_set_that_holds_it_is_refused(tmp_path: Path) 
     from cnnpl.cli import _warn_single_callback
 
     _warn_single_callback(["callbacks=[gradcam,minimal]"])  # minimal holds no gradcam: both are built
+    _warn_single_callback(["-m", "callbacks=[minimal,gradcam,histograms],[minimal,default,histograms]"])  # 2 jobs
     for value, fixed in (  # helper-132: held by an earlier set too; the fix keeps the callbacks no set holds
         ("[default,gradcam,full]", "[default,full]"),
         ("[histograms,gradcam,default]", "[default,histograms]"),

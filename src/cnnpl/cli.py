@@ -241,8 +241,8 @@ def _warn_single_callback(args: list[str]) -> None:
                 file=sys.stderr,
             )
             continue
-        if key.lstrip("+") == "callbacks" and value.startswith("[") and value.endswith("]"):
-            _check_held_callback(value, sets, args)
+        if key.lstrip("+") == "callbacks" and value.startswith("[") and value.endswith("]") and "]," not in value:
+            _check_held_callback(value, sets, args)  # (not a sweep over lists, [a,b],[c]: each job its own; helper-134)
         if key.lstrip("+") != "callbacks" or not sep or value in sets or value not in registry.names():
             continue
         chosen = registry.get(value)

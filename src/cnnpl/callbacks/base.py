@@ -57,9 +57,10 @@ def one_name(value: str | int, key: str, null: str) -> str:
 
 def no_tensorboard(callback: str, loggers: list[str]) -> str:
     """The refusal of a picture callback (``callbacks.<callback>``) in a run whose ``loggers`` have no TensorBoard."""
+    use = "use logger=tensorboard" if loggers else "drop ~logger (the default logger is TensorBoard's)"
     return (
         f"callbacks.{callback} draws to TensorBoard, but the run has no TensorBoardLogger (loggers: "
-        f"{', '.join(loggers) or 'none'}); use logger=tensorboard, or callbacks=minimal for no pictures"
+        f"{', '.join(loggers) or 'none'}); {use}, or callbacks=minimal for no pictures"
     )
 
 
