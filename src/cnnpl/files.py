@@ -119,7 +119,8 @@ def remove_stale_temporaries(target: str | Path) -> list[Path]:
         elif found and found[2] != host and path not in _told:
             with contextlib.suppress(OSError):
                 written = path.stat()
-                if time.time() - written.st_mtime > QUIET_FOR:
+                quiet = time.time() - written.st_mtime
+                if quiet > QUIET_FOR:
                     _told.add(path)
                     size = (
                         f"{written.st_size / 1e6:.1f} MB" if written.st_size >= 100_000 else f"{written.st_size} bytes"
@@ -132,7 +133,7 @@ def remove_stale_temporaries(target: str | Path) -> list[Path]:
                         size,
                         found[1],
                         found[2],
-                        (time.time() - written.st_mtime) // 60,
+                        quiet // 60,
                     )
     return removed
 

@@ -177,7 +177,7 @@ def _unknown_keyword(node: Any, cause: BaseException | None, key: str) -> str | 
     Asked after the build (a class of one's own may take keywords its signature does not show)."""
     import difflib
 
-    from cnnpl.registry import keyword_chain, parameters_of
+    from cnnpl.registry import keyword_chain, located, parameters_of
 
     found = (
         re.search(r"got an unexpected keyword argument '(\w+)'", str(cause)) if isinstance(cause, TypeError) else None
@@ -185,7 +185,6 @@ def _unknown_keyword(node: Any, cause: BaseException | None, key: str) -> str | 
     target = node.get("_target_") if isinstance(node, Mapping) else None
     if found is None or not isinstance(target, str) or found.group(1) not in node:
         return None
-    from cnnpl.registry import located
 
     try:
         chain, _ = keyword_chain(located(target))
@@ -250,29 +249,16 @@ def _too_small_causes(
     """The config's ``family.key=value`` geometry settings (:data:`_GEOMETRY`) without which, each left to the
     architecture in turn, the network ``build`` makes from ``factories`` has no window larger than what reaches
     it (``pool.stride=4``, ``conv.kernel_size=7``); all of them where only all together make it so."""
-
-    def fits(without: list[tuple[str, str]]) -> bool:
-        changed = dict(factories)
-        for family, key in without:
-            made = changed[family]
-            params = {**made.params, key: None}
-            changed[family] = LayerFactory(made.family, made.name, params, made.none_passed)
-        try:
-            build(changed)
-        except Exception:  # still too small, or refused otherwise
-            return False
-        return True
-
     settings = [
-        (family, key, value)
+        f"{family}.{key}={value}"
         for family, made in factories.items()
         for key, value in made.params.items()
         if key in _GEOMETRY and value is not None
     ]
-    causes = [setting for setting in settings if fits([setting[:2]])]
-    if not causes and len(settings) > 1 and fits([setting[:2] for setting in settings]):
-        return [" and ".join(f"{family}.{key}={value}" for family, key, value in settings)]
-    return [f"{family}.{key}={value}" for family, key, value in causes]
+    causes = [setting for setting in settings if _builds_without(build, factories, [setting])]
+    if not causes and len(settings) > 1 and _builds_without(build, factories, settings):
+        return [" and ".join(settings)]
+    return causes
 
 
 def _smallest_square(builds: Callable[[int], bool], side: int, largest: int = 1024) -> int | None:
@@ -1305,10 +1291,9 @@ def check_settings(cfg: DictConfig) -> None:
                 "logger.save_dir must name a folder, got ''; leave it to the run's folder (its default, "
                 "${output_dir}), or give one (logger.save_dir=<folder>)"
             )
-        _check_pictures_logger(cfg)
     else:
         _check_no_logger_needed(cfg)
-        _check_pictures_logger(cfg)
+    _check_pictures_logger(cfg)
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
         raise CnnplError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's range), got {cfg.seed!r}")
 
@@ -1361,18 +1346,14 @@ def check_callbacks_network(callbacks: list[Any], system: Any, input_shape: tupl
 def _callback_class(node: Any) -> type | None:
     """The class a callback's config builds, found without building it: its ``_target_``, or the registered
     component a ``cnnpl.registry.build`` node names (``callbacks=[minimal,freeze]``); None where that is no
-    class that can be imported. (Not Hydra's ``get_class``, which logs an error for a function.)"""
-    import importlib
+    class that can be imported (:func:`cnnpl.registry.located`, which logs nothing for one that cannot)."""
+    from cnnpl.registry import located
 
     if not isinstance(node, Mapping):
         return None
     built = built_by(node)
     try:
-        if built:
-            found = get_registry(built[0]).load(built[1])
-        else:
-            module, _, name = str(node.get("_target_")).rpartition(".")
-            found = getattr(importlib.import_module(module), name)
+        found = get_registry(built[0]).load(built[1]) if built else located(str(node.get("_target_")))
     except Exception:  # not importable, not registered: left to the build, which names what is wrong
         return None
     return found if isinstance(found, type) else None
