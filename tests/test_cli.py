@@ -1244,8 +1244,11 @@ def test_a_callback_named_before_a_set_that_holds_it_is_refused(tmp_path: Path) 
     _warn_single_callback(["callbacks=[gradcam,minimal]"])  # minimal holds no gradcam: both are built
     _warn_single_callback(["-m", "callbacks=[minimal,gradcam,histograms],[minimal,default,histograms]"])  # 2 jobs
     for value, fixed in (  # helper-132: held by an earlier set too; the fix keeps the callbacks no set holds
-        ("[default,gradcam,full]", "[default,full]"),
+        ("[default,gradcam,full]", "full"),  # full holds default: [default,full] builds what full does
+        ("[full,gradcam,default]", "[full,default]"),  # default after full puts its own settings back
         ("[histograms,gradcam,default]", "[default,histograms]"),
+        ('["gradcam",default]', "default"),  # quoted, as Hydra takes it too (helper-134)
+        ("['gradcam', minimal, default]", "default"),  # default holds minimal's
     ):
         with pytest.raises(CnnplError, match=rf"; write callbacks={re.escape(fixed)} \(callbacks\.gradcam\."):
             _warn_single_callback([f"callbacks={value}"])

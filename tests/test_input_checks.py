@@ -718,7 +718,11 @@ def test_lightning_callbacks_with_container_or_callable_hints_are_not_taken_for_
         (["+logger.flush_secs=abc"], "logger.flush_secs must be a number, got 'abc'"),
         (["+logger.max_queue=2.5"], "logger.max_queue must be an integer, got 2.5"),
         (["logger.name=123"], "logger.name must be a string or null, got 123"),
-        (["logger.version=[1]"], "logger.version must be an integer, a string or null, got [1]"),
+        (["logger.version=[1]"], "logger.version takes one value, not a list: an integer, a string or null; got [1]"),
+        (  # helper-130: "must be an integer, a string or null" did not say that one layer is meant
+            ["callbacks.gradcam.layer=[a,b]"],
+            "callbacks.gradcam.layer takes one value, not a list: an integer, a string or null; got ['a', 'b']",
+        ),
         (["logger.save_dir=''"], "logger.save_dir must name a folder, got ''; leave it to the run's folder"),
         (
             ["trainer.profiler=1"],

@@ -283,9 +283,10 @@ def _check_kind(value: Any, hint: Any, key: str) -> None:
     if datetime.timedelta in kinds:
         words.append("a time span ({_target_:datetime.timedelta,minutes:5})")
     words += [repr(lit) for lit in literals]
-    raise CnnplError(
-        f"{key} must be {', '.join(words[:-1]) + ' or ' if len(words) > 1 else ''}{words[-1]}, got {value!r}"
-    )
+    wanted = f"{', '.join(words[:-1]) + ' or ' if len(words) > 1 else ''}{words[-1]}"
+    if kind is list:  # callbacks.gradcam.layer=[a,b]: one layer is meant (helper-130)
+        raise CnnplError(f"{key} takes one value, not a list: {wanted}; got {value!r}")
+    raise CnnplError(f"{key} must be {wanted}, got {value!r}")
 
 
 def _summary_writer_kinds(obj: Any) -> dict[str, Any]:

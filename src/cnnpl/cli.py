@@ -274,12 +274,12 @@ def _check_held_callback(value: str, sets: set[str], args: list[str]) -> None:
     from cnnpl.registry import get_registry
 
     registered = get_registry("callback").names()
-    words = [part.strip() for part in value[1:-1].split(",")]
+    words = [part.strip().strip("'\"") for part in value[1:-1].split(",")]  # Hydra unquotes "gradcam" too
     entries = {word: set_entries(word) for word in dict.fromkeys(words) if word in sets}
     for position, word in enumerate(words):
         named = [w for w in words[:position] if w not in sets and w in registered]
         if word in entries and (before := [name for name in named if name in entries[word]]):
-            kept = [w for w in words if w in sets] + [
+            kept = _sets_kept([w for w in words if w in sets], entries) + [
                 w for w in words if w not in sets and not any(w in held for held in entries.values())
             ]
             fixed = kept[0] if len(kept) == 1 else f"[{','.join(dict.fromkeys(kept))}]"
@@ -310,6 +310,19 @@ def _check_held_callback(value: str, sets: set[str], args: list[str]) -> None:
                     f"set's {word}, leave it out of the list and write callbacks.{word}.<setting>=",
                     file=sys.stderr,
                 )
+
+
+def _sets_kept(named: list[str], entries: dict[str, dict]) -> list[str]:
+    """The sets of a list that change what it builds: one that a later set merges over unchanged is left out
+    (``[default,full]`` builds what ``full`` does; ``[full,default]`` puts default's settings back, both stay)."""
+    from omegaconf import OmegaConf
+
+    named = list(dict.fromkeys(named))
+    return [
+        name
+        for i, name in enumerate(named)
+        if not any(OmegaConf.merge(entries[name], entries[later]) == entries[later] for later in named[i + 1 :])
+    ]
 
 
 def _brief(value: Any) -> str:
