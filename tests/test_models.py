@@ -723,3 +723,17 @@ def test_a_network_too_large_for_its_images_says_what_would_fit(overrides: list[
             build_model(cnnpl.compose(overrides), 10, 3, (side - 1, side - 1))
     else:  # and without the settings it names
         build_model(cnnpl.compose(["model=simple_cnn"]), 10, 3, (size, size))
+
+
+@pytest.mark.parametrize(("size", "fits"), [((32, 8), (32, 22)), ((8, 40), (22, 40))])
+def test_images_short_on_one_side_are_told_that_side(size: tuple[int, int], fits: tuple[int, int]) -> None:
+    # helper-132: a 32x8 image was told "at least 22x22", where 32x22 is what it takes
+    from cnnpl.train import build_model
+
+    cfg = cnnpl.compose([])
+    with pytest.raises(GeometryError) as err:
+        build_model(cfg, 10, 3, size)
+    assert str(err.value).endswith(f"; it takes images of at least 22 pixels a side ({fits[0]}x{fits[1]})")
+    build_model(cfg, 10, 3, fits)
+    with pytest.raises(GeometryError):
+        build_model(cfg, 10, 3, (fits[0] - (size[0] < 22), fits[1] - (size[1] < 22)))

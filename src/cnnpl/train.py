@@ -276,10 +276,11 @@ def _smallest_square(builds: Callable[[int], bool], side: int, largest: int = 10
 
 
 def _too_small_advice(
-    build: Callable[[Mapping[str, LayerFactory]], Any], factories: Mapping[str, LayerFactory], side: int
+    build: Callable[[Mapping[str, LayerFactory]], Any], factories: Mapping[str, LayerFactory], size: tuple[int, int]
 ) -> str:
     """What to say of a window larger than what reaches it (helper-131: the layer alone was named): the settings
-    that make it so (:func:`_too_small_causes`), else the smallest square images the network takes."""
+    that make it so (:func:`_too_small_causes`), else the smallest images the network takes: square ones for
+    square ``size``, else each side raised to the smallest that builds (32x8 images: 32x22, not 22x22)."""
     causes = _too_small_causes(build, factories)
     if causes:
         # one setting; several only together (a and b); several, each alone (a or b)
@@ -289,15 +290,21 @@ def _too_small_advice(
             f"({' or '.join(' '.join(_nulled(part) for part in cause.split(' and ')) for cause in causes)})"
         )
 
-    def builds(square: int) -> bool:
+    height, width = size
+
+    def builds(side: int) -> bool:
         try:
-            build(factories, size=(square, square))
+            build(factories, size=(max(height, side), max(width, side)))
         except Exception:
             return False
         return True
 
-    smallest = _smallest_square(builds, max(side, 1))
-    return f"; it takes images of at least {smallest}x{smallest}" if smallest is not None else ""
+    smallest = _smallest_square(builds, max(min(size), 1))
+    if smallest is None:
+        return ""
+    if height == width:
+        return f"; it takes images of at least {smallest}x{smallest}"
+    return f"; it takes images of at least {smallest} pixels a side ({max(height, smallest)}x{max(width, smallest)})"
 
 
 def _why_branches_disagree(
@@ -409,7 +416,7 @@ def build_model(
             raise  # a component's own settings, or a block's branches that disagree
         # the shape trace names the layer; say which model and which images it was traced for, and why
         size = f"{in_channels}x{input_size[0]}x{input_size[1]}"
-        advice = _too_small_advice(rebuild, factories, min(input_size))
+        advice = _too_small_advice(rebuild, factories, tuple(input_size))
         raise GeometryError(f"model={cfg.model.get('name', '?')} cannot take {size} images: {err}{advice}") from None
     if unused is not None:
         unused.extend(family for family, made in factories.items() if not made.built)
