@@ -489,6 +489,23 @@ def test_branches_that_disagree_name_the_setting_that_made_them(overrides: list[
     assert "\n" not in message
 
 
+def test_the_option_named_for_the_branches_builds_with_what_it_is_told_to_leave() -> None:
+    # helper-134: conv=conv2d was advised, which keeps the stride and padding that break resnet18's blocks too
+    from cnnpl.train import build_model
+
+    with pytest.raises(GeometryError) as err:
+        build_model(cnnpl.compose(["model=resnet18", "conv=pointwise", "conv.stride=2", "conv.padding=1"]), **CIFAR)
+    assert str(err.value).endswith(
+        "conv=pointwise sets it, so choose a conv that leaves it to the model, and leave conv.stride=2 and "
+        "conv.padding=1 to the model too (conv=conv2d conv.stride=null conv.padding=null)"
+    )
+    for left in (["conv.stride=2"], ["conv.padding=1"], ["conv.stride=2", "conv.padding=1"]):
+        overrides = ["model=resnet18", "conv=conv2d", *left]
+        with pytest.raises(GeometryError, match="they cannot be added"):  # neither alone: both are named
+            build_model(cnnpl.compose(overrides), **CIFAR)
+    build_model(cnnpl.compose(["model=resnet18", "conv=conv2d", "conv.stride=null", "conv.padding=null"]), **CIFAR)
+
+
 def test_the_branches_causes_are_found_without_loading_the_pretrained_weights(tmp_path: Path, monkeypatch) -> None:
     # each rebuild that no longer disagreed loaded model.pretrained again (and logged it)
     import cnnpl.pretrained
@@ -737,3 +754,20 @@ def test_images_short_on_one_side_are_told_that_side(size: tuple[int, int], fits
     build_model(cfg, 10, 3, fits)
     with pytest.raises(GeometryError):
         build_model(cfg, 10, 3, (fits[0] - (size[0] < 22), fits[1] - (size[1] < 22)))
+
+
+def test_a_run_s_advice_composes_an_option_beside_the_run_s_hydra() -> None:
+    # in a run (Hydra's app initialized) compose_plain met "GlobalHydra is already initialized", and the branches'
+    # advice, which composes conv=pointwise to find its own settings, said conv.kernel_size=null, which it refuses
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from cnnpl.config import compose_plain, config_dir
+    from cnnpl.train import build_model
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        running = GlobalHydra.instance().hydra
+        assert compose_plain(["conv=pointwise"], output_dir=None).conv.kernel_size == 1
+        assert GlobalHydra.instance().hydra is running  # the run's own, put back
+        with pytest.raises(GeometryError, match=r"so choose a conv that leaves it to the model \(conv=conv2d\)$"):
+            build_model(cnnpl.compose(["model=inception_v3", "conv=pointwise"]), **CIFAR)

@@ -1110,12 +1110,20 @@ SHOWN_KEYS = 15  # a config node's keys listed in an error, when it has no more
 def compose_plain(overrides: list[str], output_dir: str | None = ".", hydra: bool = False) -> DictConfig:
     """``conf/train.yaml`` with ``overrides`` as Hydra composes it: no plugins loaded, no checks
     (``hydra``: with Hydra's own settings, ``hydra.sweep.dir`` ..., unresolved; ``output_dir=None``:
-    the config's own, ``${hydra:runtime.output_dir}`` unless an override or a config file sets it)."""
+    the config's own, ``${hydra:runtime.output_dir}`` unless an override or a config file sets it).
+    Inside a run (Hydra's app already initialized) the run's Hydra is set aside and put back after."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
     extra = [] if output_dir is None else [f"output_dir={output_dir}"]
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="cnnpl"):
-        return compose(CONFIG_NAME, overrides=[*overrides, *extra], return_hydra_config=hydra)
+    running = GlobalHydra.instance().hydra  # Hydra's "GlobalHydra is already initialized" otherwise
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="cnnpl"):
+            return compose(CONFIG_NAME, overrides=[*overrides, *extra], return_hydra_config=hydra)
+    finally:
+        if running is not None:
+            GlobalHydra.instance().initialize(running)
 
 
 def no_config_setting(family: str) -> frozenset[str]:

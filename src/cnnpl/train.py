@@ -330,9 +330,12 @@ def _why_branches_disagree(
     fixes = [f"leave {pronoun(others)} to the model ({' '.join(_nulled(c) for c in others)})"] if others else []
     for family in dict.fromkeys(cause.partition(".")[0] for cause in own):
         its = [cause for cause in own if cause.startswith(f"{family}.")]
+        also = _also_left_with_swap(family, factories, build) if build is not None else []
+        too = f", and leave {' and '.join(also)} to the model too" if also else ""
+        written = " ".join([f"{family}={_KEEPS_GEOMETRY.get(family, '...')}", *map(_nulled, also)])
         fixes.append(
             f"{family}={factories[family].name} sets {pronoun(its)}, so choose a {family} that leaves {pronoun(its)} "
-            f"to the model ({family}={_KEEPS_GEOMETRY.get(family, '...')})"
+            f"to the model{too} ({written})"
         )
     families = list(dict.fromkeys(cause.partition(".")[0] for cause in named))
     return (
@@ -340,6 +343,38 @@ def _why_branches_disagree(
         f"{' and '.join(families)} famil{'y' if len(families) == 1 else 'ies'}, but model={model_name}'s parallel "
         f"branches only line up with each layer's own kernel size, stride and padding: {', and '.join(fixes)}"
     )
+
+
+def _also_left_with_swap(
+    family: str, factories: Mapping[str, LayerFactory], build: Callable[[Mapping[str, LayerFactory]], Any]
+) -> list[str]:
+    """The command line's ``family`` geometry settings that the option of :data:`_KEEPS_GEOMETRY` would still
+    have to leave to the model for ``build`` to succeed (helper-134: resnet18 ``conv=pointwise conv.stride=2
+    conv.padding=1`` was sent to ``conv=conv2d``, which keeps the stride and padding that break it too): none
+    where the swap alone builds, or where no such choice of them does."""
+    keep = _KEEPS_GEOMETRY.get(family)
+    if keep is None:
+        return []
+    given = {
+        key: value
+        for key, value in factories[family].params.items()
+        if key in _GEOMETRY and value is not None and not _comes_with_option(f"{family}.{key}={value}", factories)
+    }
+
+    def builds(left: tuple[str, ...]) -> bool:
+        params = {key: value for key, value in given.items() if key not in left}
+        try:
+            build({**factories, family: LayerFactory(family, keep, params)})
+        except Exception:
+            return False
+        return True
+
+    if not given or builds(()):
+        return []
+    for left in [*((key,) for key in given), tuple(given)]:
+        if builds(left):
+            return [f"{family}.{key}={given[key]}" for key in left]
+    return []
 
 
 def _builds_without(
