@@ -504,6 +504,16 @@ def test_the_option_named_for_the_branches_builds_with_what_it_is_told_to_leave(
         with pytest.raises(GeometryError, match="they cannot be added"):  # neither alone: both are named
             build_model(cnnpl.compose(overrides), **CIFAR)
     build_model(cnnpl.compose(["model=resnet18", "conv=conv2d", "conv.stride=null", "conv.padding=null"]), **CIFAR)
+    # helper-131: another family's setting breaks the branches once the conv is swapped (was the conv alone)
+    with pytest.raises(GeometryError) as err:
+        build_model(cnnpl.compose(["model=inception_v3", "conv=pointwise", "pool.kernel_size=2"]), **CIFAR)
+    assert str(err.value).endswith(
+        "conv=pointwise sets it, so choose a conv that leaves it to the model, and leave pool.kernel_size=2 to the "
+        "model too (conv=conv2d pool.kernel_size=null)"
+    )
+    with pytest.raises(GeometryError, match="they cannot be concatenated"):
+        build_model(cnnpl.compose(["model=inception_v3", "conv=conv2d", "pool.kernel_size=2"]), **CIFAR)
+    build_model(cnnpl.compose(["model=inception_v3", "conv=conv2d", "pool.kernel_size=null"]), **CIFAR)
 
 
 def test_the_branches_causes_are_found_without_loading_the_pretrained_weights(tmp_path: Path, monkeypatch) -> None:

@@ -330,7 +330,7 @@ def _why_branches_disagree(
     fixes = [f"leave {pronoun(others)} to the model ({' '.join(_nulled(c) for c in others)})"] if others else []
     for family in dict.fromkeys(cause.partition(".")[0] for cause in own):
         its = [cause for cause in own if cause.startswith(f"{family}.")]
-        also = _also_left_with_swap(family, factories, build) if build is not None else []
+        also = _also_left_with_swap(family, factories, build, others) if build is not None else []
         too = f", and leave {' and '.join(also)} to the model too" if also else ""
         written = " ".join([f"{family}={_KEEPS_GEOMETRY.get(family, '...')}", *map(_nulled, also)])
         fixes.append(
@@ -346,34 +346,39 @@ def _why_branches_disagree(
 
 
 def _also_left_with_swap(
-    family: str, factories: Mapping[str, LayerFactory], build: Callable[[Mapping[str, LayerFactory]], Any]
+    family: str,
+    factories: Mapping[str, LayerFactory],
+    build: Callable[[Mapping[str, LayerFactory]], Any],
+    left: list[str],
 ) -> list[str]:
-    """The command line's ``family`` geometry settings that the option of :data:`_KEEPS_GEOMETRY` would still
-    have to leave to the model for ``build`` to succeed (helper-134: resnet18 ``conv=pointwise conv.stride=2
-    conv.padding=1`` was sent to ``conv=conv2d``, which keeps the stride and padding that break it too): none
-    where the swap alone builds, or where no such choice of them does."""
+    """The command line's geometry settings that would still have to be left to the model for ``build`` to
+    succeed once ``family`` is the option of :data:`_KEEPS_GEOMETRY` and the settings ``left`` are left to the
+    model (helper-134: resnet18 ``conv=pointwise conv.stride=2 conv.padding=1`` was sent to ``conv=conv2d``, which
+    keeps the stride and padding that break it too; inception_v3 ``conv=pointwise pool.kernel_size=2`` to
+    ``conv=conv2d``, where the pool's window breaks it). None where the swap alone builds, or where no choice of
+    them (one, or all) does."""
     keep = _KEEPS_GEOMETRY.get(family)
     if keep is None:
         return []
-    given = {
-        key: value
-        for key, value in factories[family].params.items()
-        if key in _GEOMETRY and value is not None and not _comes_with_option(f"{family}.{key}={value}", factories)
+    given = [
+        f"{other}.{key}={value}"
+        for other, made in factories.items()
+        for key, value in made.params.items()
+        if key in _GEOMETRY
+        and value is not None
+        and f"{other}.{key}={value}" not in left
+        and not _comes_with_option(f"{other}.{key}={value}", factories)
+    ]
+    own = {setting.partition("=")[0].partition(".")[2] for setting in given if setting.startswith(f"{family}.")}
+    swapped = {
+        **factories,
+        family: LayerFactory(family, keep, {k: v for k, v in factories[family].params.items() if k in own}),
     }
-
-    def builds(left: tuple[str, ...]) -> bool:
-        params = {key: value for key, value in given.items() if key not in left}
-        try:
-            build({**factories, family: LayerFactory(family, keep, params)})
-        except Exception:
-            return False
-        return True
-
-    if not given or builds(()):
+    if not given or _builds_without(build, swapped, left):
         return []
-    for left in [*((key,) for key in given), tuple(given)]:
-        if builds(left):
-            return [f"{family}.{key}={given[key]}" for key in left]
+    for also in [*([setting] for setting in given), given]:
+        if _builds_without(build, swapped, [*left, *also]):
+            return also
     return []
 
 
