@@ -210,3 +210,31 @@ def test_epoch_timer_logs_every_n_th_epoch(tmp_path) -> None:
     )
     trainer.fit(system, datamodule=dm)
     assert logged == [2, 4]
+
+
+def test_a_copy_renamed_as_the_readme_says_finds_its_own_yaml_options(tmp_path, monkeypatch) -> None:
+    # helper-136: the search-path plugin named cnnpl_example itself, so a renamed copy put the example's conf/ on
+    # the search path (again) and never its own: its YAML options were "no such option"
+    import importlib.util
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    copy = tmp_path / "src"
+    shutil.copytree(src / "cnnpl_example", copy / "mylab", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(src / "hydra_plugins" / "cnnpl_example_searchpath", copy / "hydra_plugins" / "mylab_searchpath")
+    monkeypatch.syspath_prepend(str(copy))
+    spec = importlib.util.spec_from_file_location(
+        "hydra_plugins.mylab_searchpath", copy / "hydra_plugins" / "mylab_searchpath" / "__init__.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    search_path = ConfigSearchPathImpl()  # what Hydra hands each search-path plugin
+    module.CnnplExampleSearchPath().manipulate_search_path(search_path)
+    assert [(e.provider, e.path) for e in search_path.get_path()] == [("mylab", f"file://{copy / 'mylab'}/conf")]
+    assert "mylab" not in sys.modules  # found, not imported: cnnpl imports it through its entry point
+    assert (copy / "mylab" / "conf" / "pool" / "softpool_sharp.yaml").is_file()

@@ -12,7 +12,7 @@ Its YAML options (``pool=softpool_sharp``, ``experiment=cnnpl_example``) live in
 Hydra's search path through ``hydra_plugins/cnnpl_example_searchpath``.
 """
 
-from cnnpl_example import callbacks, conv, models, pooling
+from . import callbacks, conv, models, pooling
 
 __version__ = "0.1.0"
 
