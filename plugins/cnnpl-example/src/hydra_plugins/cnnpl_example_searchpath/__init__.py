@@ -13,7 +13,6 @@ import importlib.util
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
-
 PACKAGE = __name__.rpartition(".")[2].removesuffix("_searchpath")  # cnnpl_example
 
 
