@@ -26,7 +26,7 @@ from tests.conftest import TINY
 
 import cnnpl
 from cnnpl import plugins
-from cnnpl.config import ComponentSignatureError
+from cnnpl.config import ComponentSignatureError, check_values
 from cnnpl.listing import main as listing_main
 from cnnpl.plugins import PluginError, PluginWarning, load_plugins, split_plugin_overrides
 from cnnpl.registry import BUILTIN_CALLBACKS, REGISTRIES
@@ -889,6 +889,31 @@ def test_untyped_required_parameter_is_refused_at_registration(restore_registrie
 
     cnnpl.register("pool", "supplied_only", SuppliedOnly)
     assert "supplied_only" in cnnpl.list_components("pool")
+
+
+def test_an_object_no_config_can_give_is_refused(restore_registries) -> None:
+    # helper-136: gate: nn.Module registered, and pool.gate=relu reached the constructor as the text 'relu'
+    class Gated(torch.nn.MaxPool2d):
+        def __init__(self, gate: torch.nn.Module, kernel_size: int = 2) -> None:
+            super().__init__(kernel_size)
+
+    with pytest.raises(
+        ComponentSignatureError, match=r"its required parameter 'gate' is typed Module, which a config "
+    ):
+        cnnpl.register("pool", "gated_by", Gated)
+    assert "gated_by" not in cnnpl.list_components("pool")
+
+    class Either(torch.nn.MaxPool2d):  # a union with a kind a config holds takes that kind
+        def __init__(self, gate: torch.nn.Module | str, hook: torch.nn.Module | None = None, kernel_size: int = 2):
+            super().__init__(kernel_size)
+
+    cnnpl.register("pool", "either", Either)
+    check_values("pool", "either", {"gate": "relu", "hook": None})
+    with pytest.raises(cnnpl.CnnplError) as err:
+        check_values("pool", "either", {"gate": "relu", "hook": "relu"})
+    assert str(err.value) == (
+        "pool.hook takes a Module, which a config cannot give (got 'relu'); leave it null (pool 'either')"
+    )
 
 
 def test_bad_signature_in_a_plugin_file_names_the_file(tmp_path: Path, restore_registries) -> None:

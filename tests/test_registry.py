@@ -44,6 +44,18 @@ def test_duplicate_name_raises_naming_both_sources_unless_override() -> None:
     assert reg.get("a") is nn.ReLU
 
 
+def test_only_classes_and_functions_register() -> None:
+    # helper-136: a layer (nn.MaxPool2d(2)) registered, then failed at build with "MaxPool2d.forward() got an
+    # unexpected keyword argument 'kernel_size'"
+    reg = Registry("pool")
+    with pytest.raises(TypeError, match=r"^pool 'p': register the class MaxPool2d, not a layer made of it: cnnpl"):
+        reg.register("p", nn.MaxPool2d(2))
+    with pytest.raises(TypeError, match=r"^pool 'p': can only register a class or a function, got 3$"):
+        reg.register("p", 3)
+    assert reg.names() == []
+    reg.register("p", nn.MaxPool2d)
+
+
 def test_two_classes_of_one_module_cannot_share_a_name() -> None:
     class First(nn.Identity):
         pass

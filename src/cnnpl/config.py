@@ -144,6 +144,31 @@ def check_configurable(family: str, name: str, obj: Callable[..., Any]) -> None:
                 f"has no type hint, so it cannot become the config key {family}.{pname}; add a type hint "
                 f"({pname}: float, for example) or a default ({pname}=...)"
             )
+        hint = _type_hints(obj).get(pname, Any) if pname not in supplied else Any
+        if not config_holds(hint):  # gate: nn.Module took gate=relu as the text 'relu' (helper-136)
+            raise ComponentSignatureError(
+                f"{family} {name!r} ({_describe(obj)}) cannot be registered: its required parameter {pname!r} is "
+                f"typed {_hint_name(hint)}, which a config cannot hold (it holds numbers, text, true/false, lists "
+                f"and mappings); take a setting and build the object inside ({pname}: str = ..., for example)"
+            )
+
+
+def config_holds(hint: Any) -> bool:
+    """Whether a config value can be what ``hint`` asks for: numbers, text, true/false, paths, enums, literals,
+    lists and mappings, and a union with one of those; not an object alone (``nn.Module``, ``nn.Module | None``)."""
+    if hint is Any or hint is inspect.Parameter.empty or hint is type(None):
+        return True
+    if isinstance(hint, type) and (issubclass(hint, (*_LEAF_TYPES, pathlib.PurePath, enum.Enum))):
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):  # nn.Module | str: a setting may give the text
+        return any(config_holds(arg) for arg in typing.get_args(hint) if arg is not type(None))
+    return origin in (typing.Literal, list, tuple, Sequence, typing.Sequence, dict, Mapping, typing.Mapping)
+
+
+def _hint_name(hint: Any) -> str:
+    """``Module`` of ``torch.nn.Module``, ``Callable[[int], int]`` as written."""
+    return hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
 
 
 def check_option_name(family: str, name: str) -> None:
@@ -861,6 +886,11 @@ def check_values(family: str, name: str, params: Mapping[str, Any], keys: str | 
     keys = keys or family
     hints = _type_hints(get_registry(family).get(name))
     for key, value in params.items():
+        if value is not None and not config_holds(hints.get(key, Any)):  # an object, which a config cannot give
+            raise CnnplError(
+                f"{keys}.{key} takes a {_hint_name(_without_none(hints[key])[0])}, which a config cannot give "
+                f"(got {value!r}); leave it null ({family} {name!r})"
+            )
         _check_literal(value, hints.get(key), f"{keys}.{key}", f"{family} {name!r}")
         _check_length(value, hints.get(key), f"{keys}.{key}", f"{family} {name!r}")
         _check_optional_mapping(value, hints.get(key), f"{keys}.{key}", f"{family} {name!r}")

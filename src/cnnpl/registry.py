@@ -24,6 +24,7 @@ import importlib
 import inspect
 import numbers
 import operator
+import sys
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,12 @@ class Registry:
         def add(target: T) -> T:
             if not callable(target):
                 raise TypeError(f"{self.family} {name!r}: can only register a class or a function, got {target!r}")
+            module_class = getattr(sys.modules.get("torch.nn"), "Module", None)  # (loaded where it is one)
+            if module_class is not None and isinstance(target, module_class):  # register(..)(nn.MaxPool2d(2))
+                raise TypeError(
+                    f"{self.family} {name!r}: register the class {type(target).__name__}, not a layer made of it: "
+                    f"cnnpl builds each layer from the config's settings"
+                )
             # cnnpl's own modules are built-in even when a plugin's import is what first imported them
             builtin = _source_of(target) == "built-in"
             source = _current_source[-1] if _current_source and not builtin else _source_of(target)
