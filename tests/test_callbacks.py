@@ -351,6 +351,25 @@ def test_setup_fails_on_an_unknown_layer_listing_the_real_ones(tmp_path) -> None
     )
 
 
+def test_a_wrong_stage_of_the_model_is_blamed_on_the_model() -> None:
+    # helper-136: a plugin model's stage that it has no layer of was "callbacks.feature_maps.layers: ...", a
+    # setting the user never gave
+    from cnnpl.callbacks import FeatureMapsCallback
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3))
+    net.stages = ["features.block1"]
+    module = SimpleNamespace(net=net)
+    with pytest.raises(CnnplError) as err:
+        FeatureMapsCallback().check_network(module, (3, 8, 8))
+    assert str(err.value).startswith(
+        "the Sequential model's `stages` (what callbacks.feature_maps draws while callbacks.feature_maps.layers=null): "
+        "Sequential has no layer 'features.block1'"
+    )
+    with pytest.raises(CnnplError, match=r"^callbacks\.feature_maps\.layers: Sequential has no layer 'x'"):
+        FeatureMapsCallback(layers=["x"]).check_network(module, (3, 8, 8))
+    FeatureMapsCallback(layers=["0"]).check_network(module, (3, 8, 8))
+
+
 def test_filters_layer_must_hold_a_conv_weight(tmp_path) -> None:
     with pytest.raises(CnnplError) as err:
         train(compose_tiny(tmp_path, "callbacks.filters.layers=[classifier.1]"))

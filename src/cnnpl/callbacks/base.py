@@ -190,12 +190,14 @@ class VisualCallback(L.Callback):
         net = getattr(pl_module, "net", None)
         return net if isinstance(net, nn.Module) else pl_module
 
-    def check_layers(self, net: nn.Module, names: list[str], what: str = "layers") -> None:
+    def check_layers(self, net: nn.Module, names: list[str], what: str = "layers", where: str | None = None) -> None:
+        """Refuse names ``net`` has no layer of; ``where``: what the message blames, if not the setting ``what``
+        (the feature maps of a model's ``stages``, which no setting gave)."""
         for name in names:
             try:
                 viz.find_layer(net, name)
             except CnnplError as err:
-                raise CnnplError(f"callbacks.{self.name}.{what}: {err}") from None
+                raise CnnplError(f"{where or f'callbacks.{self.name}.{what}'}: {err}") from None
 
     @staticmethod
     def input_shape(trainer: L.Trainer) -> tuple[int, int, int] | None:
@@ -205,7 +207,12 @@ class VisualCallback(L.Callback):
         return None if channels is None or size is None else (channels, *size)
 
     def check_maps(
-        self, net: nn.Module, names: list[str], input_shape: tuple[int, int, int] | None, what: str = "layers"
+        self,
+        net: nn.Module,
+        names: list[str],
+        input_shape: tuple[int, int, int] | None,
+        what: str = "layers",
+        where: str | None = None,
     ) -> None:
         """Refuse layers that the forward pass skips or whose output is not ``(N, C, h, w)`` maps, rather than
         when the first picture is due: one blank image of ``input_shape`` goes through ``net`` (eval mode, no
@@ -220,12 +227,12 @@ class VisualCallback(L.Callback):
             with torch.random.fork_rng(devices=[]):
                 maps = viz.feature_maps(net, blank, names)
         except CnnplError as err:
-            raise CnnplError(f"callbacks.{self.name}.{what}: {err}") from None
+            raise CnnplError(f"{where or f'callbacks.{self.name}.{what}'}: {err}") from None
         for name, output in maps.items():
             if output.dim() != 4:
                 raise CnnplError(
-                    f"callbacks.{self.name}.{what}: {name!r} outputs {_shape(output)}, not (N, C, h, w) maps; "
-                    "name a conv layer or block"
+                    f"{where or f'callbacks.{self.name}.{what}'}: {name!r} outputs {_shape(output)}, not (N, C, h, w) "
+                    "maps; name a conv layer or block"
                 )
 
 

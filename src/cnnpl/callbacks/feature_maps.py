@@ -65,18 +65,29 @@ class FeatureMapsCallback(ImageSampleCallback):
             )
         return list(stages)
 
+    def _where(self, net: nn.Module) -> str | None:
+        """What a bad layer is blamed on: the model's ``stages`` where no setting named the layers (helper-136:
+        a plugin model's stage was reported as callbacks.feature_maps.layers, which the user never set)."""
+        if self.layers is not None:
+            return None
+        return (
+            f"the {type(net).__name__} model's `stages` (what callbacks.{self.name} draws while "
+            f"callbacks.{self.name}.layers=null)"
+        )
+
     def check_network(self, pl_module: L.LightningModule, input_shape: tuple[int, int, int] | None = None) -> None:
         net = self.network(pl_module)
-        layers = self._layers(net)
-        self.check_layers(net, layers)
-        self.check_maps(net, layers, input_shape)
+        layers, where = self._layers(net), self._where(net)
+        self.check_layers(net, layers, where=where)
+        self.check_maps(net, layers, input_shape, where=where)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
         net = self.network(pl_module)
+        where = self._where(net)
         self.layers = self._layers(net)
-        self.check_layers(net, self.layers)
-        self.check_maps(net, self.layers, self.input_shape(trainer))
+        self.check_layers(net, self.layers, where=where)
+        self.check_maps(net, self.layers, self.input_shape(trainer), where=where)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.start_picture(trainer, "feature_maps/input"):
