@@ -754,6 +754,9 @@ def test_broken_installed_plugin_in_python(tmp_path: Path, rediscover, monkeypat
     assert cnnpl.load_plugins(cfg.get("plugins") or []) == []  # as cnnpl.train(cfg) loads them: still skipped
     with pytest.raises(PluginError):
         cnnpl.load_plugins(skip_broken=False)  # unless refused outright
+    monkeypatch.setenv("CNNPL_SKIP_BROKEN_PLUGINS", "maybe")  # helper-136: was read as no
+    with pytest.raises(PluginError, match=r"^CNNPL_SKIP_BROKEN_PLUGINS='maybe' is neither yes nor no: set it to 1 "):
+        cnnpl.load_plugins(skip_broken=None)
     monkeypatch.setenv("CNNPL_SKIP_BROKEN_PLUGINS", "1")
     assert cnnpl.load_plugins() == []  # skipped again, warned only once
     assert listing_main(["pool", "--json"]) == 0  # the listing shows broken plugins instead of stopping
@@ -949,6 +952,11 @@ def test_plugin_overrides_are_read_before_hydra() -> None:
     assert (
         str(err.value)
         == "'plugins=a.py,b.py': several plugins are one list, plugins=[a.py,b.py]; plugins cannot be swept (-m)"
+    )
+    with pytest.raises(cnnpl.CnnplError) as err:  # helper-136: was plugins=[[./a.py],[./b.py]], itself refused
+        split_plugin_overrides(["plugins=[./a.py],[./b.py,./a.py]"])
+    assert str(err.value).endswith(
+        "several plugins are one list, plugins=[./a.py,./b.py]; plugins cannot be swept (-m)"
     )
     with pytest.raises(cnnpl.CnnplError, match="skip_broken_plugins cannot be swept; give one value"):
         split_plugin_overrides(["skip_broken_plugins=true,false"])

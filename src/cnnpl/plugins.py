@@ -56,6 +56,7 @@ SKIP_BROKEN_ENV = "CNNPL_SKIP_BROKEN_PLUGINS"
 PLUGINS_KEY = "plugins"  # the config / command-line key listing files and modules to load
 SKIP_BROKEN_KEY = "skip_broken_plugins"  # a start-up switch, consumed before Hydra composes
 _TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 class PluginError(CnnplError):
@@ -212,8 +213,15 @@ def installed_plugins() -> list[Plugin]:
 
 
 def skip_broken_default() -> bool:
-    """Whether ``CNNPL_SKIP_BROKEN_PLUGINS`` asks to skip broken installed plugins."""
-    return os.environ.get(SKIP_BROKEN_ENV, "").strip().lower() in _TRUE
+    """Whether ``CNNPL_SKIP_BROKEN_PLUGINS`` asks to skip broken installed plugins; a value that is neither
+    yes nor no is refused (``maybe`` was read as no, helper-136)."""
+    value = os.environ.get(SKIP_BROKEN_ENV, "").strip().lower()
+    if value and value not in _TRUE | _FALSE:
+        raise PluginError(
+            f"{SKIP_BROKEN_ENV}={os.environ[SKIP_BROKEN_ENV]!r} is neither yes nor no: set it to 1 (skip broken "
+            "plugins) or 0, or unset it"
+        )
+    return value in _TRUE
 
 
 def _is_path(spec: str) -> bool:
@@ -540,9 +548,15 @@ def _parse_override(token: str) -> tuple[str, object]:
     if override.is_sweep_override():
         key, _, value = token.partition("=")
         if override.key_or_group == "plugins" and "(" not in value:  # plugins=a.py,b.py: several, not a sweep
-            raise CnnplError(f"{token!r}: several plugins are one list, {key}=[{value}]; plugins cannot be swept (-m)")
+            items = [item for choice in override.sweep_iterator() for item in _as_list(choice)]  # [a],[b]: a, b
+            listed = ",".join(dict.fromkeys(str(item) for item in items))
+            raise CnnplError(f"{token!r}: several plugins are one list, {key}=[{listed}]; plugins cannot be swept (-m)")
         raise CnnplError(f"{token!r}: {override.key_or_group} cannot be swept; give one value")
     return override.key_or_group, override.value()
+
+
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else [value]
 
 
 def split_plugin_overrides(args: Sequence[str]) -> tuple[list[str], bool | None, list[str]]:
