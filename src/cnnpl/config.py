@@ -1309,6 +1309,8 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             return (
                 f"{dotted} is not a setting of Hydra; {hint.rstrip('; ') or 'python -m cnnpl --cfg hydra shows them'}"
             )
+        if isinstance(chosen, str) and not _takes_any_keyword(parent, chosen):  # +pool.bogus: "has no parameter"
+            return f"{dotted} is not a setting of this config; {hint.rstrip('; ') or 'python -m cnnpl.list shows them'}"
         return f"{dotted} is not a setting of this config; {hint}to add a new key anyway, write +{dotted}=..."
     unloadable = re.match(r"In '[^']*': Could not load '([^'/]+)/([^']+)'", text)
     if unloadable:  # an unknown option inside a list of options (callbacks=[default,bogus])
@@ -1336,6 +1338,17 @@ _PLUGIN_HINT = (
     "; a plugin's {group} becomes an option when plugins=[...] on the command line names it "
     "(a config file's plugins: list is read too late for that)"
 )
+
+
+def _takes_any_keyword(family: str, name: str) -> bool:
+    """Whether ``family/name``'s constructor takes ``**kwargs`` (a key added with ``+`` could reach it); True where
+    that cannot be told (an unknown name: the build says why)."""
+    from cnnpl.registry import accepts_var_kwargs
+
+    try:
+        return accepts_var_kwargs(get_registry(family).get(name))
+    except Exception:
+        return True
 
 
 def _plugin_hint(group: str, how: bool = True) -> str:
