@@ -933,6 +933,20 @@ def test_bad_signature_in_a_plugin_file_names_the_file(tmp_path: Path, restore_r
     )
 
 
+def test_a_plugin_file_without_py_and_an_unquoted_tilde_say_what_to_write(tmp_path: Path) -> None:
+    # helper-136: "cannot be imported as Python" with no hint; Hydra's "LexerNoViableAltException ... ^ See https"
+    path = write(tmp_path / "noext", "import cnnpl\n")
+    with pytest.raises(PluginError) as err:
+        cnnpl.load_plugins([str(path)])
+    assert str(err.value) == f"plugin file {path} cannot be imported as Python: name it with .py (noext.py)"
+    with pytest.raises(cnnpl.CnnplError) as err:
+        split_plugin_overrides(["plugins=[~/my_pool.py]"])
+    assert str(err.value).startswith(
+        "cannot read the override 'plugins=[~/my_pool.py]': Hydra's grammar cannot read the '~' at character 10; "
+        "quote a value that holds spaces, = or ~"
+    )
+
+
 def test_broken_file_plugin_always_raises(tmp_path: Path) -> None:
     path = write(tmp_path / "syntax.py", "def broken(:\n")
     with pytest.raises(PluginError, match=rf"plugin file {path} failed to load: SyntaxError: .*\({path}, line 1\)"):

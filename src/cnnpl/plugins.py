@@ -441,8 +441,8 @@ def _load_file(spec: str, base: Path) -> Plugin:
         if module_name in sys.modules:  # another file with the same name: keep both importable
             module_name = f"{module_name}_{len(_named)}"
         module_spec = importlib.util.spec_from_file_location(module_name, location, submodule_search_locations=search)
-        if module_spec is None or module_spec.loader is None:
-            raise PluginError(f"plugin file {path} cannot be imported as Python")
+        if module_spec is None or module_spec.loader is None:  # (the loader goes by the suffix)
+            raise PluginError(f"plugin file {path} cannot be imported as Python: name it with .py ({path.name}.py)")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[module_name] = module  # dataclasses, pickling and relative imports need it there
         try:  # its own folder searched first while it runs, as `python <file>` would: it imports its siblings
@@ -543,8 +543,10 @@ def _parse_override(token: str) -> tuple[str, object]:
 
     try:
         override = OverridesParser.create().parse_overrides([token])[0]
-    except HydraException as err:
-        raise CnnplError(f"cannot read {token!r}: {' '.join(str(err).split())}") from None
+    except HydraException as err:  # plugins=[~/a.py]: the grammar's reason, and how to quote, in one line
+        from cnnpl.config import one_line_composition_error
+
+        raise CnnplError(one_line_composition_error(err, [token])) from None
     if override.is_sweep_override():
         key, _, value = token.partition("=")
         if override.key_or_group == "plugins" and "(" not in value:  # plugins=a.py,b.py: several, not a sweep
