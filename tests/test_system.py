@@ -21,7 +21,7 @@ from tests.conftest import TINY
 import cnnpl
 from cnnpl import optim
 from cnnpl.errors import CnnplError
-from cnnpl.hooks import BATCH_HOOKS, skip_unused_batch_hooks
+from cnnpl.hooks import BATCH_HOOKS, check_hook_signatures, skip_unused_batch_hooks
 from cnnpl.profiler import NullProfiler
 from cnnpl.system import ImageClassifier
 from cnnpl.train import keep_freed_memory, skip_missing_nvml
@@ -247,6 +247,46 @@ def test_unused_batch_hooks_are_set_to_none_and_used_ones_still_run(tmp_path: Pa
     data = torch.utils.data.TensorDataset(torch.randn(12, 3, 32, 32), torch.randint(0, 10, (12,)))
     trainer.fit(ImageClassifier(net, 10), torch.utils.data.DataLoader(data, batch_size=4))
     assert counter.calls == {"on_train_batch_end": 3, "on_before_backward": 3}
+
+
+class WrongHooks(L.Callback):
+    def on_train_batch_end(self, trainer):  # helper-136: a TypeError with a traceback once training had started
+        pass
+
+
+class RightHooks(L.Callback):
+    def setup(self, trainer, pl_module, *, stage):  # Lightning passes stage by name
+        pass
+
+    def on_train_batch_end(self, trainer, pl_module, *rest):
+        pass
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):  # no dataloader_idx
+        pass
+
+    def on_save_checkpoint(self, *args, **kwargs):
+        pass
+
+
+def test_a_callback_hook_that_cannot_take_lightnings_arguments_is_refused_before_training() -> None:
+    with pytest.raises(CnnplError) as err:
+        check_hook_signatures(WrongHooks(), "wrong")
+    assert str(err.value) == (
+        "callbacks.wrong: WrongHooks.on_train_batch_end(trainer) cannot take what Lightning passes it; write "
+        "def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx)"
+    )
+    check_hook_signatures(RightHooks(), "right")
+    hooked = BatchCounter()
+    hooked.on_after_backward = lambda trainer: None  # an instance's own, too
+    with pytest.raises(CnnplError, match=r"BatchCounter\.on_after_backward\(trainer\) cannot take"):
+        check_hook_signatures(hooked, "counter")
+    import cnnpl.callbacks  # noqa: F401  (the built-in callbacks' classes, not their stand-ins)
+
+    registry = cnnpl.get_registry("callback")
+    for name in [name for name in registry.names() if registry.entry(name).source == "built-in"]:
+        made = registry.get(name)  # every built-in callback's hooks take what Lightning passes them
+        assert isinstance(made, type), name
+        check_hook_signatures(made.__new__(made), name)  # (some take settings no default gives)
 
 
 def test_runs_call_only_the_batch_hooks_their_callbacks_use(tmp_path: Path) -> None:

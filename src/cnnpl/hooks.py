@@ -13,9 +13,12 @@ does so for every callback of its Trainer.
 
 from __future__ import annotations
 
+import inspect
 from typing import TypeVar
 
 from lightning.pytorch.callbacks import Callback
+
+from cnnpl.errors import CnnplError
 
 BATCH_HOOKS = (
     "on_train_batch_start",
@@ -45,3 +48,43 @@ def skip_unused_batch_hooks(callback: C) -> C:
         if getattr(method, "__func__", None) is getattr(Callback, hook):
             setattr(callback, hook, None)
     return callback
+
+
+# every hook Lightning calls on a callback: the on_* events, setup / teardown, and its state's two
+HOOKS = tuple(
+    name
+    for name in dir(Callback)
+    if (name.startswith("on_") or name in ("setup", "teardown", "state_dict", "load_state_dict"))
+    and inspect.isfunction(getattr(Callback, name))
+)
+
+
+def check_hook_signatures(callback: Callback, key: str) -> None:
+    """Refuse a hook of ``callback`` (``callbacks.<key>``) that cannot take the arguments Lightning passes it
+    (``def on_train_batch_end(self, trainer)``: a TypeError with a traceback once training had started,
+    helper-136). Lightning passes them in order, ``stage`` by name: a hook is refused only where neither form
+    binds; ``*args``, ``**kwargs`` and defaults take what they take."""
+    for hook in HOOKS:
+        method = getattr(callback, hook, None)
+        if not callable(method) or getattr(method, "__func__", None) is getattr(Callback, hook):
+            continue
+        try:
+            signature = inspect.signature(method)
+        except (TypeError, ValueError):  # a builtin or a C method: nothing to read
+            continue
+        passed = [
+            name
+            for name, param in list(inspect.signature(getattr(Callback, hook)).parameters.items())[1:]
+            if param.default is param.empty
+        ]
+        for args, kwargs in (([None] * len(passed), {}), ([], dict.fromkeys(passed))):
+            try:
+                signature.bind(*args, **kwargs)
+                break
+            except TypeError:
+                continue
+        else:
+            raise CnnplError(
+                f"callbacks.{key}: {type(callback).__name__}.{hook}{signature} cannot take what Lightning passes it; "
+                f"write def {hook}({', '.join(['self', *passed])})"
+            )

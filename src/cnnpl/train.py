@@ -1224,6 +1224,7 @@ def build_callbacks(cfg: DictConfig) -> list[Any]:
     import lightning as L
 
     from cnnpl.callbacks.guards import FiniteLossGuard, RandomStateCheckpoint, SigtermCheckpoint
+    from cnnpl.hooks import check_hook_signatures
 
     callbacks = []
     for name, node in (cfg.get("callbacks") or {}).items():
@@ -1235,6 +1236,7 @@ def build_callbacks(cfg: DictConfig) -> list[Any]:
                 f"callbacks.{name} built a {type(callback).__name__}, not a Lightning Callback: its _target_ "
                 "(or the registered component) must make a lightning.pytorch.Callback"
             )
+        check_hook_signatures(callback, name)
         callbacks.append(callback)
     return [*callbacks, RandomStateCheckpoint(), SigtermCheckpoint(), FiniteLossGuard()]
 
