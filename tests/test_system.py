@@ -280,7 +280,7 @@ def test_a_callback_hook_that_cannot_take_lightnings_arguments_is_refused_before
     hooked.on_after_backward = lambda trainer: None  # an instance's own, too
     with pytest.raises(CnnplError, match=r"BatchCounter\.on_after_backward\(trainer\) cannot take"):
         check_hook_signatures(hooked, "counter")
-    import cnnpl.callbacks  # noqa: F401  (the built-in callbacks' classes, not their stand-ins)
+    import cnnpl.callbacks
 
     registry = cnnpl.get_registry("callback")
     for name in [name for name in registry.names() if registry.entry(name).source == "built-in"]:
