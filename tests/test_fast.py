@@ -391,6 +391,22 @@ def test_freeze_after_names_a_missing_parameter() -> None:
         FreezeAfter(["net.whiten.bias"], epochs=-1)
 
 
+def test_freezing_every_parameter_that_trains_is_refused_before_training() -> None:
+    # helper-137: "element 0 of tensors does not require grad and does not have a grad_fn" at that epoch's first step
+    system = ImageClassifier(FastNet(**SMALL), 10)
+    with pytest.raises(CnnplError) as err:
+        FreezeAfter(["net"], epochs=1).check_network(system)
+    assert str(err.value) == (
+        "callbacks.freeze.parameters: net holds every parameter that trains, so from epoch 1 on nothing would (the "
+        "backward pass fails); freeze a part of the model, or end the run there (trainer.max_epochs=1)"
+    )
+    for parameter in system.net.features.parameters():  # model.freeze_features: the head alone trains
+        parameter.requires_grad_(False)
+    with pytest.raises(CnnplError, match=r"holds every parameter that trains"):
+        FreezeAfter([name for name, p in system.named_parameters() if p.requires_grad], epochs=0).check_network(system)
+    FreezeAfter(["net.features"], epochs=0).check_network(system)  # frozen already: the rest trains
+
+
 def test_freeze_after_callbacks_sharing_a_parameter_restore_it_as_it_was() -> None:
     # the whitening bias frozen by its own name after 1 epoch, and again with its module after 2
     datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)

@@ -68,6 +68,18 @@ class FreezeAfter(L.Callback):
                 f"callbacks.{self.name}.parameters: {', '.join(empty)} has no parameters to freeze; name a module "
                 "that has some, or one of its parameters"
             )
+        named = {
+            id(parameter)
+            for name in self.parameters
+            for parameter in ([names[name]] if name in names else modules[name].parameters())
+        }
+        if all(id(parameter) in named for parameter in names.values() if parameter.requires_grad):
+            # helper-137: "element 0 of tensors does not require grad" at the first step of that epoch
+            raise CnnplError(
+                f"callbacks.{self.name}.parameters: {', '.join(self.parameters)} holds every parameter that trains, "
+                f"so from epoch {self.epochs} on nothing would (the backward pass fails); freeze a part of the "
+                f"model, or end the run there (trainer.max_epochs={self.epochs})"
+            )
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.check_network(pl_module)
