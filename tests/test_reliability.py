@@ -1049,6 +1049,12 @@ def test_a_refused_command_in_a_run_directory_keeps_that_runs_hydra_record(cli, 
         ),
         # the schedule differs, not the max_epochs "it planned" (the run had none)
         ([], ["scheduler=onecycle", "trainer.max_epochs=3"], r"scheduler \(run: none, now: cnnpl\.optim\.one_cycle\)"),
+        # helper-135: the checkpoint's optimizer holds the lr scaled for 2 processes, not the 0.05 x 1 of the table
+        (
+            ["trainer=ddp_cpu", "trainer.devices=2", "system.lr_scaling=linear"],
+            ["trainer=ddp_cpu", "trainer.devices=1", "system.lr_scaling=linear"],
+            r"trainer\.devices \(run: 2, now: 1\)",
+        ),
     ],
 )
 def test_a_resume_that_adds_or_drops_a_schedule_or_a_trainer_setting_is_refused(
@@ -1887,14 +1893,40 @@ def test_a_folder_removed_between_its_making_and_the_probe_is_made_again(tmp_pat
         pytest.param(
             "trainer.accelerator=gpu",
             "trainer.accelerator=gpu but this machine has no usable GPU (torch.cuda.is_available() is False); train "
-            "on the CPU with trainer.accelerator=cpu, or trainer=ddp_cpu for several processes",
+            "on the CPU with trainer=ddp_cpu for several processes, or trainer.accelerator=cpu for one",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
+        pytest.param(  # helper-135: trainer.accelerator=cpu, as that said, then failed in NCCL with a traceback
+            "trainer=ddp",
+            "trainer.accelerator=gpu but this machine has no usable GPU (torch.cuda.is_available() is False); train "
+            "on the CPU with trainer=ddp_cpu for several processes",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
+        ),
+        (
+            "trainer=ddp trainer.accelerator=cpu",
+            "trainer.strategy.process_group_backend=nccl runs on GPUs only, and this run's accelerator is cpu; for "
+            "several processes on the CPU use trainer=ddp_cpu (gloo)",
+        ),
+        (
+            "trainer=ddp_cpu trainer.strategy.process_group_backend=glooo",
+            "trainer.strategy.process_group_backend=glooo is not a backend this torch has; it has gloo, nccl (gloo "
+            "for CPUs: trainer=ddp_cpu; nccl for GPUs: trainer=ddp)",
+        ),
+        (
+            "trainer=ddp_cpu trainer.strategy.timeout.minutes=0",
+            "trainer.strategy.timeout must be a time span longer than 0 (how long a collective waits for a stuck "
+            "peer), got {_target_:datetime.timedelta,minutes:0}; write trainer.strategy.timeout.minutes=10",
+        ),
+        (
+            "trainer=ddp_cpu trainer.strategy.timeout=30",
+            "trainer.strategy.timeout must be a time span longer than 0 (how long a collective waits for a stuck "
+            "peer), got 30; write trainer.strategy.timeout.minutes=10",
         ),
     ],
 )
 def test_out_of_range_settings_fail_before_training(tmp_path: Path, override: str, message: str) -> None:
     with pytest.raises(CnnplError) as caught:
-        train(cnnpl.compose([*FAST, override], output_dir=str(tmp_path)))
+        train(cnnpl.compose([*FAST, *override.split()], output_dir=str(tmp_path)))
     assert str(caught.value) == message
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "csv").exists()
 
@@ -2187,6 +2219,47 @@ def test_a_resume_without_the_runs_config_says_its_settings_are_not_checked(tmp_
             f"no run config.yaml to compare this resume's settings with ({where}); a resume must give the run's own "
             "settings, which nothing checks here"
         ]
+
+
+def test_a_checkpoint_copied_away_from_its_run_is_compared_with_the_settings_it_holds(tmp_path: Path, caplog) -> None:
+    # helper-137: a copy resumed with optimizer=sgd failed mid-fit (KeyError: 'momentum'), with optimizer.lr=0.5 it
+    # trained at the checkpoint's 0.001 while the new config.yaml said 0.5, with pool=avg it went on without a word
+    from cnnpl.checkpoint import check_resume_settings, tested_settings_differ
+
+    train(cnnpl.compose([*FAST, "trainer.max_epochs=1"], output_dir=str(tmp_path / "run")))
+    lone = tmp_path / "lone.ckpt"
+    shutil.copy(tmp_path / "run" / "checkpoints" / "last.ckpt", lone)
+    checkpoint = torch.load(lone, map_location="cpu", weights_only=False)
+    for override, difference in (
+        ("optimizer.lr=0.5", "optimizer.lr (run: 0.001, now: 0.5)"),
+        ("pool=avg", "pool.name (run: max, now: avg)"),
+    ):
+        with pytest.raises(CheckpointError) as err:
+            train(
+                cnnpl.compose(
+                    [*FAST, override, "trainer.max_epochs=2", f"ckpt_path={lone}"],
+                    output_dir=str(tmp_path / override.partition("=")[2]),
+                )
+            )
+        assert str(err.value) == (
+            f"ckpt_path resumes the run that wrote '{lone}' (the settings the checkpoint holds), but this command's "
+            f"settings differ from the ones it trained with: {difference}; give the command that trained it again, "
+            "with this ckpt_path"
+        )
+        assert not list((tmp_path / override.partition("=")[2]).rglob("*.ckpt"))
+    check_resume_settings(lone, cnnpl.compose(FAST), checkpoint=checkpoint)  # its own settings: resumed
+    assert "system.tta_flip=False, this test has system.tta_flip=True" in tested_settings_differ(
+        lone, cnnpl.compose([*FAST, "system.tta_flip=true"]), checkpoint
+    )
+    del checkpoint["cnnpl"]["config"]  # one written before checkpoints held their settings: said so
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="cnnpl.checkpoint"):
+        check_resume_settings(lone, cnnpl.compose([*FAST, "optimizer.lr=0.5"]), checkpoint=checkpoint)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"no run config.yaml to compare this resume's settings with (beside '{lone}' or in the folder above: none), "
+        "and the checkpoint holds none (written before cnnpl kept them); a resume must give the run's own "
+        "settings, which nothing checks here"
+    ]
 
 
 def test_a_refused_write_says_how_to_go_on_from_what_the_run_saved(tmp_path: Path) -> None:

@@ -450,9 +450,12 @@ def run_kind(config: Path) -> str | None:
     return "tested" if cfg.get("test", True) is not False else "dry run"
 
 
-def _saved_run_config(ckpt: str | Path) -> tuple[Path | None, dict[str, Any] | None]:
+def _saved_run_config(
+    ckpt: str | Path, checkpoint: Mapping[str, Any] | None = None
+) -> tuple[Path | None, dict[str, Any] | None]:
     """The ``config.yaml`` of the run that wrote ``ckpt`` (:func:`run_config_of`) and its settings, unresolved;
-    None for the settings where there is no file or it is no mapping cnnpl wrote."""
+    None for the settings where there is no file or it is no mapping cnnpl wrote. Where there is no file, the
+    settings ``checkpoint`` (``ckpt`` read) holds itself (:func:`checkpoint_config`), with None for the path."""
     from omegaconf import OmegaConf
 
     path = run_config_of(ckpt)
@@ -460,7 +463,26 @@ def _saved_run_config(ckpt: str | Path) -> tuple[Path | None, dict[str, Any] | N
         saved = OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path else None
     except Exception:  # not a config cnnpl wrote: nothing to compare with
         saved = None
+    if path is None and checkpoint is not None:
+        saved = checkpoint_config(checkpoint)
     return path, saved if isinstance(saved, dict) else None
+
+
+def checkpoint_config(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The run's settings a checkpoint holds (``checkpoint["cnnpl"]["config"]``, written by
+    :class:`~cnnpl.callbacks.guards.ConfigWriter`), unresolved; None for one written before they were kept."""
+    from omegaconf import OmegaConf
+
+    from cnnpl.callbacks.guards import SAVED_CONFIG
+
+    text = (checkpoint.get("cnnpl") or {}).get(SAVED_CONFIG) if isinstance(checkpoint, Mapping) else None
+    if not isinstance(text, str):
+        return None
+    try:
+        saved = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+    except Exception:
+        return None
+    return saved if isinstance(saved, dict) else None
 
 
 def run_config_of(ckpt: str | Path) -> Path | None:
@@ -573,10 +595,13 @@ def _schedule(node: Any) -> str:
     return str(node.get("_target_", "?")) if node else "none"
 
 
-def check_resume_settings(ckpt_path: str | Path, cfg: Any, *, warn: bool = True) -> None:
+def check_resume_settings(
+    ckpt_path: str | Path, cfg: Any, *, warn: bool = True, checkpoint: Mapping[str, Any] | None = None
+) -> None:
     """Refuse to resume the run that wrote ``ckpt_path`` with other settings than it trained with.
 
-    Compares ``cfg`` (this command's config) with the run's ``config.yaml`` (skipped when there is none):
+    Compares ``cfg`` (this command's config) with the run's ``config.yaml``, or where there is none with the
+    settings ``checkpoint`` (``ckpt_path`` read, if given) holds (a checkpoint copied away from its run):
     the data, model, components, optimizer, schedule, seed and system settings must match, and so must
     ``trainer.max_epochs`` when a schedule is sized from it. Without this a resume that forgot the
     run's overrides would restore the weights and go on training on other data, or fail mid-fit.
@@ -585,21 +610,27 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any, *, warn: bool = True)
     """
     from omegaconf import OmegaConf
 
-    saved_path, saved = _saved_run_config(ckpt_path)
+    saved_path, saved = _saved_run_config(ckpt_path, checkpoint)
     if saved is None:  # helper-127: the check was skipped without a word, the new config.yaml written
         from cnnpl.distributed import is_worker
 
         in_a_run = saved_path is not None or Path(ckpt_path).expanduser().parent.name == "checkpoints"
-        if not in_a_run or not warn or is_worker():  # a loose checkpoint file: nothing to compare with was there
+        if not (in_a_run or checkpoint is not None) or not warn or is_worker():
             return
         where = str(saved_path) if saved_path else f"beside {str(ckpt_path)!r} or in the folder above"
         logging.getLogger(__name__).warning(
-            "no run config.yaml to compare this resume's settings with (%s: %s); a resume must give the run's own "
-            "settings, which nothing checks here",
+            "no run config.yaml to compare this resume's settings with (%s: %s)%s; a resume must give the run's "
+            "own settings, which nothing checks here",
             where,
             "not a config cnnpl wrote" if saved_path else "none",
+            ", and the checkpoint holds none (written before cnnpl kept them)" if checkpoint is not None else "",
         )
         return
+    trained = (
+        f"the run in {str(saved_path.parent)!r}"
+        if saved_path is not None
+        else f"the run that wrote {str(ckpt_path)!r} (the settings the checkpoint holds)"
+    )
     now = _flat(OmegaConf.to_container(cfg, resolve=False))
     then = _flat(saved)
     scheduled = bool(cfg.get("scheduler"))
@@ -625,6 +656,9 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any, *, warn: bool = True)
     # trainer settings that count when only one side sets them (+trainer.gradient_clip_val=1.0), and
     # with a schedule, what sizes it (+trainer.limit_train_batches=5)
     one_sided = RESUME_BOUND_TRAINER + (SCHEDULE_BOUND_TRAINER if scheduled else ())
+    # the learning rate scaled by the processes' count (system.lr_scaling): the checkpoint's optimizer holds the
+    # run's, so other devices would train at the run's lr, not the one the page's table gives (helper-135)
+    one_sided += ("devices", "num_nodes") if now.get("system.lr_scaling", "none") != "none" else ()
     keys |= {k for k in (f"trainer.{n}" for n in one_sided) if now.get(k) != then.get(k)}
     # validation on or off (+trainer.limit_val_batches=0): what the checkpoints are ranked by, and which is tested
     if validation_off(now.get("trainer.limit_val_batches")) != validation_off(then.get("trainer.limit_val_batches")):
@@ -636,7 +670,7 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any, *, warn: bool = True)
     if scheduled and saved.get("scheduler") and now.get("trainer.max_epochs") != then.get("trainer.max_epochs"):
         name = OmegaConf.select(cfg, "scheduler._target_", default="the schedule")
         raise CheckpointError(
-            f"the run in {str(saved_path.parent)!r} planned its learning-rate schedule ({name}) over "
+            f"{trained} planned its learning-rate schedule ({name}) over "
             f"trainer.max_epochs={then.get('trainer.max_epochs')}, this command says "
             f"{now.get('trainer.max_epochs')}; resume with trainer.max_epochs={then.get('trainer.max_epochs')} "
             "(only a run with scheduler=none can be extended)"
@@ -645,11 +679,11 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any, *, warn: bool = True)
         changes = [f"{key} (run: {then.get(key, '<unset>')}, now: {now.get(key, '<unset>')})" for key in keys]
         shown = first_few(changes, SHOWN_SETTINGS)
         raise CheckpointError(
-            f"ckpt_path resumes the run in {str(saved_path.parent)!r}, but this command's settings differ from "
+            f"ckpt_path resumes {trained}, but this command's settings differ from "
             f"the ones it trained with: {shown}; give the command that trained it again, with this ckpt_path"
             + (
                 f" (its overrides are in {str(record)!r})"
-                if (record := trained_overrides(saved_path)).is_file()
+                if saved_path is not None and (record := trained_overrides(saved_path)).is_file()
                 else ""
             )
         )
@@ -660,22 +694,22 @@ def check_resume_settings(ckpt_path: str | Path, cfg: Any, *, warn: bool = True)
 TESTED_SETTINGS = ("data._target_", "data.normalize", "data.image_size", "system.tta_flip", "system.tta_translate")
 
 
-def tested_settings_differ(ckpt_path: str | Path, cfg: Any) -> str | None:
+def tested_settings_differ(ckpt_path: str | Path, cfg: Any, checkpoint: Mapping[str, Any] | None = None) -> str | None:
     """What a test of ``ckpt_path`` (``fit=false``) does otherwise than the run that trained it, as the
     warning's text; None when the settings of :data:`TESTED_SETTINGS` match, or the run left no config. A test
     is free to take other data (a checkpoint tried on images of one's own); this only says so."""
     from omegaconf import OmegaConf
 
-    saved_path, saved = _saved_run_config(ckpt_path)
-    if saved_path is None or saved is None:
+    saved_path, saved = _saved_run_config(ckpt_path, checkpoint)
+    if saved is None:
         return None
     then = _flat(saved)
     now = _flat(OmegaConf.to_container(cfg, resolve=False))
     keys = [key for key in TESTED_SETTINGS if key in then and now.get(key, then[key]) != then[key]]
     if not keys:
         return None
-    record = trained_overrides(saved_path)
-    overrides = f" (its overrides are in {str(record)!r})" if record.is_file() else ""
+    record = trained_overrides(saved_path) if saved_path is not None else None
+    overrides = f" (its overrides are in {str(record)!r})" if record is not None and record.is_file() else ""
     return (
         f"ckpt_path {str(ckpt_path)!r} was trained with "
         f"{', '.join(f'{key}={then[key]}' for key in keys)}, this test has "

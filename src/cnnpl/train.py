@@ -43,6 +43,7 @@ from cnnpl.errors import (
     out_of_memory,
     say,
     shown_cause,
+    yaml_word,
 )
 from cnnpl.factory import LayerFactory
 from cnnpl.registry import MODEL_FACTORIES, built_by, get_registry
@@ -999,6 +1000,61 @@ def check_strategy(trainer_cfg: Any) -> None:
         )
 
 
+def _nccl(trainer_cfg: Any) -> bool:
+    """Whether the strategy asks for NCCL (``trainer=ddp``), which trainer.accelerator=cpu does not make run."""
+    strategy = trainer_cfg.get("strategy")
+    return isinstance(strategy, Mapping) and str(strategy.get("process_group_backend")).lower() == "nccl"
+
+
+def check_process_group(trainer_cfg: Any, accelerator: str) -> None:
+    """Refuse a DDP strategy's ``process_group_backend`` that torch lacks here (``glooo``, ``mpi`` without MPI) or
+    that cannot run on ``accelerator`` (NCCL on the CPU: ``trainer=ddp trainer.accelerator=cpu``), and a
+    ``timeout`` that is no time span longer than 0: each was a traceback once the processes had started, after
+    Hydra had made the run's folder (helper-135)."""
+    import datetime
+
+    import torch.distributed as dist
+
+    strategy = trainer_cfg.get("strategy")
+    if not isinstance(strategy, Mapping):
+        return
+    backend = strategy.get("process_group_backend")
+    if isinstance(backend, str):
+        known = [name for name in dist.Backend.backend_list if name not in ("undefined", "fake")]
+        if backend.lower() not in known or not dist.is_backend_available(backend.lower()):
+            here = [name for name in known if dist.is_backend_available(name)]
+            raise CnnplError(
+                f"trainer.strategy.process_group_backend={backend} is not a backend this torch has; it has "
+                f"{', '.join(here)} (gloo for CPUs: trainer=ddp_cpu; nccl for GPUs: trainer=ddp)"
+            )
+        if backend.lower() == "nccl" and accelerator == "cpu":
+            raise CnnplError(
+                "trainer.strategy.process_group_backend=nccl runs on GPUs only, and this run's accelerator is cpu; "
+                "for several processes on the CPU use trainer=ddp_cpu (gloo)"
+            )
+    timeout = strategy.get("timeout")
+    if timeout is None:
+        return
+    span = None
+    if isinstance(timeout, Mapping) and str(timeout.get("_target_")) == "datetime.timedelta":
+        try:
+            span = datetime.timedelta(**{str(k): v for k, v in timeout.items() if k != "_target_"})
+        except (TypeError, ValueError, OverflowError):
+            span = None
+    if span is None or span.total_seconds() <= 0:
+        raise CnnplError(
+            f"trainer.strategy.timeout must be a time span longer than 0 (how long a collective waits for a "
+            f"stuck peer), got {_shown(timeout)}; write trainer.strategy.timeout.minutes=10"
+        )
+
+
+def _shown(value: Any) -> str:
+    """A config value as the command line would write it (``{_target_:datetime.timedelta,minutes:0}``)."""
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{k}:{_shown(v)}" for k, v in value.items()) + "}"
+    return yaml_word(value) if not isinstance(value, str) else value
+
+
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")  # Lightning's names (an object of one's own: a node)
 
 
@@ -1025,7 +1081,8 @@ def check_accelerator(trainer_cfg: Any) -> str:
     if picked[accelerator] is None:
         raise CnnplError(
             f"trainer.accelerator={accelerator} but this machine has no usable GPU (torch.cuda.is_available() is "
-            "False); train on the CPU with trainer.accelerator=cpu, or trainer=ddp_cpu for several processes"
+            "False); train on the CPU with trainer=ddp_cpu for several processes"
+            + ("" if _nccl(trainer_cfg) else ", or trainer.accelerator=cpu for one")
         )
     return picked[accelerator]
 
@@ -1330,6 +1387,7 @@ def check_settings(cfg: DictConfig) -> None:
     check_trainer_counts(cfg.trainer)
     check_strategy(cfg.trainer)
     accelerator = check_accelerator(cfg.trainer)
+    check_process_group(cfg.trainer, accelerator)
     check_precision(cfg.trainer, accelerator)
     check_fused_clipping(cfg, accelerator)
     if cfg.get("logger"):
@@ -1547,6 +1605,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
         check_resume_settings,
         claimed_run_dir,
         resolve_ckpt_path,
+        run_config_of,
         saved_data_state,
         set_aside_attempt,
         tested_settings_differ,
@@ -1574,8 +1633,8 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     if cfg.get("fit", True) and not is_worker():  # (the other processes of a run: its first one holds it)
         held.enter_context(claimed_run_dir(output_dir))
     resumed = _resumed_checkpoint(cfg, output_dir) if cfg.get("fit", True) else None
-    if resumed is not None:  # before the data and the model: a forgotten override is named as one
-        check_resume_settings(resumed, cfg)
+    if resumed is not None and run_config_of(resumed) is not None:  # before the data and the model: a forgotten
+        check_resume_settings(resumed, cfg)  # override is named as one (a loose checkpoint, once it is read)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.get("keep_freed_memory", True):  # a boolean (check_flags)
         keep_freed_memory()
@@ -1633,13 +1692,17 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
         saved_data = saved_data_state(checkpoint, type(datamodule).__qualname__)
         if saved_data is not None and hasattr(datamodule, "check_classes"):
             datamodule.check_classes(saved_data, what=f"checkpoint {str(ckpt_path)!r}")
-        if not cfg.get("fit", True) and (differs := tested_settings_differ(ckpt_path, cfg)) and not is_worker():
+        if (
+            not cfg.get("fit", True)
+            and (differs := tested_settings_differ(ckpt_path, cfg, checkpoint))
+            and not is_worker()
+        ):
             logging.getLogger(__name__).warning(differs)
         if cfg.get("fit", True):
             check_resumable(ckpt_path, checkpoint, cfg.model.get("name"))
             check_resume_length(ckpt_path, checkpoint, cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1))
-            if ckpt_path != resumed:  # one found only through the built callbacks: not compared yet
-                check_resume_settings(ckpt_path, cfg)
+            if ckpt_path != resumed or run_config_of(ckpt_path) is None:  # found through the built callbacks, or
+                check_resume_settings(ckpt_path, cfg, checkpoint=checkpoint)  # compared with the settings it holds
             if Path(ckpt_path).resolve().parent not in (Path(checkpoint_dir).resolve(), output_dir.resolve()):
                 # another run's: not into this one's checkpoints, nor over a run or test that left its config.yaml
                 # (its own, when SLURM requeued it before its first checkpoint, or moved on to another
@@ -1667,7 +1730,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     if cfg.get("fit", True):  # what a resume is compared with, and what render rebuilds from
         # the text, not the config: a plugin's generated config classes cannot be pickled for ddp_spawn's processes
         text = OmegaConf.to_yaml(cfg, resolve=False)
-        callbacks.append(ConfigWriter(functools.partial(save_config, text, output_dir / "config.yaml")))
+        callbacks.append(ConfigWriter(functools.partial(save_config, text, output_dir / "config.yaml"), text))
     hide_lightning_tips()
     # _convert_: a mapping reaches Lightning as a dict (+trainer.max_time={minutes:1}), not a DictConfig
     trainer = _instantiate(cfg.trainer, callbacks=callbacks, logger=logger, _convert_="all", **extra)

@@ -82,11 +82,14 @@ class ConfigWriter(L.Callback):
     That is after every check, Lightning's setup included: a command refused before training leaves no
     ``config.yaml``, so a ``config.yaml`` in a run directory means that a run trained there
     (:func:`cnnpl.checkpoint.check_fresh_run_dir` refuses to start another over it), and every
-    checkpoint has its run's ``config.yaml`` beside it (what a resume is compared with).
+    checkpoint has its run's ``config.yaml`` beside it (what a resume is compared with). ``text``, that
+    config as YAML, goes into each checkpoint too (``checkpoint["cnnpl"]["config"]``): a checkpoint copied
+    away from its run is compared with it (helper-137: a copy resumed with optimizer=sgd failed mid-fit).
     """
 
-    def __init__(self, write: Callable[[], None]) -> None:
+    def __init__(self, write: Callable[[], None], text: str | None = None) -> None:
         self.write = write
+        self.text = text
         self.written = False
 
     def _write_once(self, trainer: L.Trainer) -> None:
@@ -99,12 +102,15 @@ class ConfigWriter(L.Callback):
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         self._write_once(trainer)
+        if self.text is not None:
+            checkpoint.setdefault("cnnpl", {})[SAVED_CONFIG] = self.text
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._write_once(trainer)
 
 
 START_PICTURES = "start_pictures"  # the checkpoint's list (under "cnnpl") of the start pictures drawn
+SAVED_CONFIG = "config"  # the run's config as YAML (under "cnnpl"), as its config.yaml holds it
 
 
 class RandomStateCheckpoint(L.Callback):
