@@ -1902,6 +1902,11 @@ def test_a_folder_removed_between_its_making_and_the_probe_is_made_again(tmp_pat
             "on the CPU with trainer=ddp_cpu for several processes",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
         ),
+        (  # helper-135/137: Lightning ran bf16-mixed, with a warning of several lines; config.yaml said 16-mixed
+            "trainer.precision=16-mixed trainer.accelerator=cpu",
+            "trainer.precision=16-mixed on the CPU runs as bf16-mixed (Lightning's choice: float16 autocast is for "
+            "GPUs), which the run's config would not say; write trainer.precision=bf16-mixed, or 32-true",
+        ),
         (
             "trainer=ddp trainer.accelerator=cpu",
             "trainer.strategy.process_group_backend=nccl runs on GPUs only, and this run's accelerator is cpu; for "
