@@ -355,6 +355,12 @@ def test_check_launch_refuses_multirun_and_unpinned_run_dirs(monkeypatch: pytest
         with pytest.raises(CnnplError, match=r"Hydra multirun \(-m\) cannot run multi-process jobs \(2 processes"):
             check_launch(_hydra_job("MULTIRUN", None, ["trainer=ddp_cpu"]))
         monkeypatch.setenv("WORLD_SIZE", "2")  # under torchrun
+        with pytest.raises(CnnplError) as err:  # helper-135: was "sweep with trainer.devices=1", to one who had
+            check_launch(_hydra_job("MULTIRUN", None, ["trainer=ddp_cpu", "trainer.devices=1"]))
+        assert str(err.value) == (
+            "Hydra multirun (-m) cannot run under a launcher's processes (torchrun started 2 processes): run the "
+            "sweep with python -m cnnpl -m ... alone, or one torchrun / srun command per configuration"
+        )
         with pytest.raises(CnnplError, match=re.escape("need one shared output directory: add hydra.run.dir=<path>")):
             check_launch(_hydra_job("RUN", None, ["trainer=ddp_cpu"]))
         check_launch(_hydra_job("RUN", "outputs/pinned", ["trainer=ddp_cpu"]))

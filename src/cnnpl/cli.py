@@ -386,6 +386,10 @@ def _check_composes(args: list[str]) -> str | None:
     if not multirun and any(arg.partition("=")[0] not in ("hydra.run.dir", "hydra.output_subdir") for arg in own):
         _check_hydra_settings(overrides, own)
     if multirun and not showing:
+        from cnnpl.distributed import check_sweep_job, launcher_world_size
+
+        if launcher_world_size() > 1:  # every job's: not named after the first job (helper-135)
+            check_sweep_job({})
         overrides = [*overrides, *_config_sweeps(overrides)]
     # every job composed before any is checked: a misspelt option in a later job is named before the first
     # job's data is looked for

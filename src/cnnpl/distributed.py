@@ -242,7 +242,12 @@ def check_sweep_job(trainer: Mapping[str, Any]) -> None:
     :func:`check_launch` calls it in each job, ``python -m cnnpl`` for every job before Hydra writes
     the sweep's folder (:mod:`cnnpl.cli`).
     """
-    processes = max(requested_processes(trainer), launcher_world_size())
+    if launcher_world_size() > 1:  # (helper-135: was "sweep with trainer.devices=1", to one who had)
+        raise CnnplError(
+            f"Hydra multirun (-m) cannot run under a launcher's processes ({launched()}): run the sweep with "
+            "python -m cnnpl -m ... alone, or one torchrun / srun command per configuration"
+        )
+    processes = requested_processes(trainer)
     if processes > 1:
         raise CnnplError(
             f"Hydra multirun (-m) cannot run multi-process jobs ({processes} processes asked for): "
