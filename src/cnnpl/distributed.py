@@ -197,10 +197,17 @@ def check_launch(cfg: Mapping[str, Any]) -> None:
 
         files = [p.source.removeprefix("file ") for p in loaded_plugins() if p.kind == "file" and p.error is None]
         if files:
+            strategy = trainer.get("strategy")
+            fix = (  # +trainer.strategy.start_method=spawn on trainer=ddp_cpu: not "use trainer=ddp_cpu" (helper-135)
+                f"drop trainer.strategy.start_method={strategy.get('start_method')} (Lightning's ddp starts processes "
+                "that run the command again and load it too)"
+                if isinstance(strategy, Mapping)
+                else "use trainer=ddp_cpu (Lightning's ddp, whose processes run the command again and load it too)"
+            )
             raise CnnplError(
                 f"trainer.strategy starts {processes} fresh Python processes (spawn), which cannot import the plugin "
-                f"file {files[0]} that plugins=[...] loaded: use trainer=ddp_cpu (Lightning's ddp, whose processes "
-                "run the command again and load it too), or install the plugin as a package (docs/plugins.md)"
+                f"file {files[0]} that plugins=[...] loaded: {fix}, or install the plugin as a package "
+                "(docs/plugins.md)"
             )
     hydra = _hydra_config()
     if hydra is None:  # composed in Python (cnnpl.compose): the caller owns the output directory
