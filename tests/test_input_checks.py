@@ -268,6 +268,15 @@ def test_the_fast_recipe_schedule_passes() -> None:
             ["optimizer=sgd", "+optimizer.differentiable=true"],
             "optimizer config is invalid: `fused` does not support `differentiable`",
         ),
+        (  # helper-137: "optimizer config is invalid: Invalid beta parameter at index 0: 1.5" named no setting
+            ["+optimizer.betas=[1.5,0.999]"],
+            "optimizer.betas=[1.5, 0.999]: Adam refuses it: Invalid beta parameter at index 0: 1.5",
+        ),
+        (
+            ["optimizer=sgd", "+optimizer.dampening=0.5"],
+            "optimizer.momentum=0.9, optimizer.dampening=0.5: SGD refuses them: Nesterov momentum requires a momentum "
+            "and zero dampening",
+        ),
     ],
 )
 def test_bad_optimizer_settings_are_refused(overrides: list[str], message: str) -> None:

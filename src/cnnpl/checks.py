@@ -509,7 +509,30 @@ def check_optimizer(optimizer: Any) -> None:
     except CnnplError:
         raise
     except (ValueError, TypeError, RuntimeError) as err:  # torch raises RuntimeError for some settings
+        keywords = optimizer.keywords if isinstance(optimizer, partial) else {}
+        # torch's "Invalid beta parameter at index 0: 1.5" names no setting (helper-137): the one it speaks of
+        named = list(dict.fromkeys(k for word, k in _TORCH_WORDS.items() if word in str(err).lower() and k in keywords))
+        if named:
+            name = getattr(getattr(optimizer, "func", None), "__name__", "the optimizer")
+            given = ", ".join(f"optimizer.{key}={keywords[key]!r}" for key in named)
+            raise CnnplError(f"{given}: {name} refuses {'it' if len(named) == 1 else 'them'}: {err}") from None
         raise CnnplError(f"optimizer config is invalid: {err}") from None
+
+
+# the words of torch's optimizers' refusals and the settings they speak of
+_TORCH_WORDS = {
+    "beta": "betas",
+    "epsilon": "eps",
+    "learning rate": "lr",
+    "weight_decay": "weight_decay",
+    "weight decay": "weight_decay",
+    "momentum": "momentum",
+    "dampening": "dampening",
+    "alpha": "alpha",
+    "rho": "rho",
+    "lr_decay": "lr_decay",
+    "initial_accumulator_value": "initial_accumulator_value",
+}
 
 
 def _refuse_unknown_settings(factory: partial, accepted: dict[str, Any], group: str, supplied: Sequence[str]) -> None:
