@@ -1987,12 +1987,14 @@ def test_checkpoint_and_logger_settings_that_fail_at_the_first_save_fail_before_
     cases = [
         (
             f"callbacks.checkpoint.dirpath={tmp_path / 'afile' / 'sub'}",
-            f"folder '{tmp_path / 'afile' / 'sub'}' cannot be written (Not a directory); choose another with "
+            f"folder '{tmp_path / 'afile' / 'sub'}' cannot be written ('{tmp_path / 'afile'}' is a file, not a "
+            "folder); choose another with "
             "callbacks.checkpoint.dirpath=<folder>",
         ),
         (
             f"logger.save_dir={tmp_path / 'afile'}",
-            f"folder '{tmp_path / 'afile'}' cannot be written (File exists); choose another with "
+            f"folder '{tmp_path / 'afile'}' cannot be written ('{tmp_path / 'afile'}' is a file, not a folder); "
+            "choose another with "
             "logger.save_dir=<folder>",
         ),
         (

@@ -847,7 +847,10 @@ def check_writable(folder: Path, option: str = "hydra.run.dir", ckpt_path: Any =
             advice = f"make it writable, or go on in another folder: hydra.run.dir=<new folder> ckpt_path={last}"
         else:
             advice = f"choose another with {option}=<folder>{python}"
-        raise CnnplError(f"{what} {str(folder)!r} cannot be written ({err.strerror or err}); {advice}") from None
+        # hydra.run.dir=<a file>: "(File exists)" did not say that the path is no folder (helper-137)
+        blocked = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{str(blocked)!r} is a file, not a folder" if blocked is not None else err.strerror or str(err)
+        raise CnnplError(f"{what} {str(folder)!r} cannot be written ({why}); {advice}") from None
 
 
 def check_trainer_counts(trainer_cfg: Any) -> None:
