@@ -1709,6 +1709,11 @@ def test_a_truncated_checkpoint_is_one_clear_line(tmp_path: Path) -> None:
     bad.write_bytes(good.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match=r"^cannot read checkpoint .*truncated\.ckpt'?: it is not a complete "):
         safe_load(bad)
+    with pytest.raises(CheckpointError) as err:  # helper-137: a whole one beside it was not named
+        safe_load(bad)
+    assert str(err.value).endswith(
+        f"; give a .ckpt written by cnnpl or Lightning (or go on from another of its folder: ckpt_path={good})"
+    )
     text = tmp_path / "notes.ckpt"
     text.write_text("not a checkpoint\n")
     not_torch = r"it is not a file written by torch\.save \(Unsupported operand 110\); give a \.ckpt"

@@ -112,7 +112,24 @@ def safe_load(path: str | Path, map_location: Any = "cpu", what: str = "checkpoi
         reason = "neither a zip archive nor an old-style torch file" if isinstance(err, KeyError) else _first_line(err)
         raise CheckpointError(
             f"cannot read {what} {str(file)!r}: it is not a complete file written by torch.save ({reason}); {advice}"
+            + _others_beside(file, what)
         ) from None
+
+
+def _others_beside(file: Path, what: str) -> str:
+    """For a checkpoint that cannot be read, the others in its folder, newest first (helper-137: a truncated
+    ``last.ckpt`` beside a whole ``epoch004-....ckpt`` was not told of it)."""
+    if what != "checkpoint":
+        return ""
+    try:
+        others = sorted(
+            (p for p in file.parent.glob("*.ckpt") if p.is_file() and p != file), key=lambda p: -p.stat().st_mtime
+        )
+    except OSError:
+        return ""
+    if not others:
+        return ""
+    return f" (or go on from another of its folder: ckpt_path={others[0]}{', ...' if len(others) > 1 else ''})"
 
 
 def _without_tensors(value: Any) -> Any:
