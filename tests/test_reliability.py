@@ -353,6 +353,13 @@ def test_resuming_a_run_that_stopped_before_its_first_checkpoint_says_so(tmp_pat
         f"ckpt_path=last, but the run in '{tmp_path / 'run'}' stopped before its first checkpoint: there is nothing "
         "to resume; start it again in a new folder (hydra.run.dir=<new folder>), or delete that run's files"
     )
+    (tmp_path / "run" / "config.yaml").write_text("fit: true\ncallbacks:\n  lr_monitor: {}\n")  # ~callbacks.checkpoint
+    with pytest.raises(CheckpointError) as caught:  # helper-137: a finished run was said to have stopped early
+        resolve_ckpt_path("last", tmp_path / "run" / "checkpoints")
+    assert str(caught.value).startswith(
+        f"ckpt_path=last, but the run in '{tmp_path / 'run'}' saved no checkpoints (its config.yaml has no "
+        "callbacks.checkpoint): there is nothing to resume;"
+    )
     with pytest.raises(CheckpointError, match="does not exist; test a run's last checkpoint"):
         resolve_ckpt_path("last", tmp_path / "run" / "checkpoints", fit=False)
     with pytest.raises(CheckpointError, match="does not exist; resume with the run directory"):

@@ -275,8 +275,13 @@ def resolve_ckpt_path(ckpt_path: str | None, checkpoint_dir: str | Path, fit: bo
             )
         run = folder.parent if folder.name == "checkpoints" else None
         if not found and fit and run is not None and run_kind(run / "config.yaml") == "trained":
+            what = (  # helper-137: a finished run with ~callbacks.checkpoint was said to have stopped early
+                "saved no checkpoints (its config.yaml has no callbacks.checkpoint)"
+                if not _saves_checkpoints(run / "config.yaml")
+                else "stopped before its first checkpoint"
+            )
             raise CheckpointError(  # helper-127: "resume with the run directory of the interrupted run": this one
-                f"ckpt_path=last, but the run in {str(run)!r} stopped before its first checkpoint: there is nothing to "
+                f"ckpt_path=last, but the run in {str(run)!r} {what}: there is nothing to "
                 "resume; start it again in a new folder (hydra.run.dir=<new folder>), or delete that run's files"
             )
         if not found:
@@ -465,6 +470,25 @@ def run_kind(config: Path) -> str | None:
     if cfg.get("fit", True) is not False:
         return "trained"
     return "tested" if cfg.get("test", True) is not False else "dry run"
+
+
+def _saves_checkpoints(config: Path) -> bool:
+    """Whether the run whose ``config.yaml`` is ``config`` had a checkpoint callback (True where it cannot be told)."""
+    from omegaconf import OmegaConf
+
+    try:
+        saved = OmegaConf.to_container(OmegaConf.load(config), resolve=False)
+    except Exception:
+        return True
+    if not isinstance(saved, Mapping) or "callbacks" not in saved:
+        return True
+    callbacks = saved["callbacks"]
+    if not isinstance(callbacks, Mapping):  # callbacks=null: none; anything else cannot be told
+        return callbacks is not None
+    return any(
+        isinstance(node, Mapping) and (key == "checkpoint" or str(node.get("_target_", "")).endswith("Checkpoint"))
+        for key, node in callbacks.items()
+    )
 
 
 def _saved_run_config(
