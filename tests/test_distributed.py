@@ -669,3 +669,17 @@ def test_torchrun_with_a_run_folder_named_by_the_time_is_refused_before_hydra_ma
     later = ["-m", "cnnpl", *SMALL, "trainer=ddp_cpu", "hydra.run.dir=outputs/${now:%H-%M-%S}"]
     proc = _run(later, cwd=tmp_path, **env)
     assert proc.returncode == 2 and "need one shared output directory" in proc.stderr, proc.stderr
+
+
+def test_lightnings_refusal_of_a_slurm_environment_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # helper-135: "Error in call to target 'lightning.pytorch.trainer.trainer.Trainer': RuntimeError(...)", five
+    # lines with full_key, where Lightning's other refusals at the Trainer's build were one
+    from cnnpl.train import _instantiate
+
+    for name, value in {"SLURM_NTASKS": "4", "SLURM_NNODES": "2", "SLURM_PROCID": "0", "SLURM_JOB_NAME": "x"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SLURM_NTASKS_PER_NODE", raising=False)
+    with pytest.raises(CnnplError) as err:
+        _instantiate(cnnpl.compose(["trainer=ddp_cpu", "trainer.devices=2", "trainer.num_nodes=2"]).trainer)
+    assert str(err.value).startswith("trainer (lightning.pytorch.trainer.trainer.Trainer): You set `--ntasks=4`")
+    assert "\n" not in str(err.value)

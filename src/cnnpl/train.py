@@ -152,7 +152,11 @@ def _instantiate(node: Any, **kwargs: Any) -> Any:
         unknown = _unknown_keyword(node, cause, _full_key(err))
         if unknown is not None:  # data.val_splt on a data module of one's own: the class's TypeError alone
             raise CnnplError(unknown) from None
-        if isinstance(cause, (TypeError, ValueError, MisconfigurationException, ImportError)):
+        # Lightning's refusals of its environment at the Trainer's build are RuntimeErrors too (SLURM's --ntasks
+        # without --ntasks-per-node: Hydra's five lines, helper-135)
+        target = str(node.get("_target_", "")) if hasattr(node, "get") else ""
+        lightnings = isinstance(cause, RuntimeError) and target.startswith("lightning.")
+        if lightnings or isinstance(cause, (TypeError, ValueError, MisconfigurationException, ImportError)):
             # ImportError: a package the setting needs (accelerator=tpu: torch_xla), or a _target_ not found;
             # Hydra's hint names an environment variable that shows nothing more here
             first = str(err).splitlines()[0].replace(", set env var HYDRA_FULL_ERROR=1 to see chained exception.", ":")
