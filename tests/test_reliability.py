@@ -1914,6 +1914,11 @@ def test_a_folder_removed_between_its_making_and_the_probe_is_made_again(tmp_pat
             "on the CPU with trainer=ddp_cpu for several processes",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU"),
         ),
+        (
+            "trainer.strategy=gloo",
+            "trainer.strategy=gloo names a process-group backend, not a strategy: use trainer=ddp_cpu (ddp over gloo, "
+            "for CPUs) or trainer=ddp (over nccl, for GPUs)",
+        ),
         (  # helper-135/137: Lightning ran bf16-mixed, with a warning of several lines; config.yaml said 16-mixed
             "trainer.precision=16-mixed trainer.accelerator=cpu",
             "trainer.precision=16-mixed on the CPU runs as bf16-mixed (Lightning's choice: float16 autocast is for "

@@ -998,6 +998,11 @@ def check_strategy(trainer_cfg: Any) -> None:
     from lightning.pytorch.strategies import StrategyRegistry
 
     names = ["auto", *StrategyRegistry.available_strategies()]
+    if strategy in ("gloo", "nccl", "mpi", "ucc"):  # (helper-135: no word that it is a backend)
+        raise CnnplError(
+            f"trainer.strategy={strategy} names a process-group backend, not a strategy: use trainer=ddp_cpu (ddp "
+            "over gloo, for CPUs) or trainer=ddp (over nccl, for GPUs)"
+        )
     if strategy not in names:
         close = difflib.get_close_matches(strategy, names, n=1)
         raise CnnplError(
