@@ -972,6 +972,12 @@ def test_plugin_overrides_are_read_before_hydra() -> None:
     assert str(err.value).endswith(
         "several plugins are one list, plugins=[./a.py,./b.py]; plugins cannot be swept (-m)"
     )
+    with pytest.raises(cnnpl.CnnplError) as err:  # helper-136: the second replaced the first without a word
+        split_plugin_overrides(["plugins=[./a.py]", "pool=max", "plugins=[./b.py]"])
+    assert str(err.value) == (
+        "plugins=[./a.py] and plugins=[./b.py]: plugins= given twice, where the second would replace the first; give "
+        "one list: plugins=[./a.py,./b.py]"
+    )
     with pytest.raises(cnnpl.CnnplError, match="skip_broken_plugins cannot be swept; give one value"):
         split_plugin_overrides(["skip_broken_plugins=true,false"])
     with pytest.raises(cnnpl.CnnplError, match="skip_broken_plugins must be true or false, got 'maybe'"):

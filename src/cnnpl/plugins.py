@@ -566,15 +566,24 @@ def split_plugin_overrides(args: Sequence[str]) -> tuple[list[str], bool | None,
 
     Returns the plugin specs, the skip switch (None if not given) and the args for Hydra:
     ``plugins=`` stays (it is a config key, so the saved config records it), ``skip_broken_plugins=``
-    is removed (a start-up switch like the environment variable). The last occurrence wins.
+    is removed (a start-up switch like the environment variable). ``plugins=`` given twice is refused (the last
+    one replaced the first without a word, helper-136); the switch's last occurrence wins.
     """
     specs: list[str] = []
     skip: bool | None = None
     rest: list[str] = []
+    given: list[str] = []
     for token in args:
         key = token.split("=", 1)[0].lstrip("+~") if "=" in token and not token.startswith("-") else ""
         if key == PLUGINS_KEY:
             _, value = _parse_override(token)
+            if given:
+                both = ",".join(dict.fromkeys([*specs, *plugin_specs(value)]))
+                raise CnnplError(
+                    f"{given[0]} and {token}: plugins= given twice, where the second would replace the first; give "
+                    f"one list: plugins=[{both}]"
+                )
+            given.append(token)
             specs = plugin_specs(value)
         elif key == SKIP_BROKEN_KEY:
             _, value = _parse_override(token)
