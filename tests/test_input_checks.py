@@ -906,6 +906,25 @@ def test_a_global_pool_in_a_windowed_architecture_says_the_architecture_asked_fo
     )
 
 
+def test_a_plugin_layer_without_a_parameter_its_architecture_passes_is_told_to_take_it(restore_registries) -> None:
+    # helper-136: its author was told "choose a pool that takes kernel_size", where the signature is what to fix
+    class Halve(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[..., ::2, ::2]
+
+    cnnpl.register("pool", "halve", Halve)
+    with pytest.raises(UnknownComponentError) as err:
+        build_model(compose("pool=halve"))
+    assert str(err.value).startswith(
+        "layer features.block1.pool: model 'simple_cnn' calls its pool layers with kernel_size=2, which pool 'halve' "
+        "does not take (it takes no parameters); add kernel_size to its signature (or **kwargs), or choose a pool "
+        "that takes kernel_size: pool=avg, "
+    )
+
+
 def test_a_parameter_the_user_misspells_keeps_its_did_you_mean() -> None:
     with pytest.raises(UnknownComponentError) as err:
         build_model(compose("+pool.kernal_size=3"))

@@ -237,6 +237,8 @@ class Registry:
             takers = [n for n in self.names() if key in parameters_of(self.get(n)) or accepts_var_kwargs(self.get(n))]
             has = f"its parameters: {', '.join(params)}" if params else "it takes no parameters"
             choose = f"; choose a {self.family} that takes {key}: {self.family}={', '.join(takers)}" if takers else ""
+            if self.entry(name).source != "built-in":  # a plugin's author needs the signature fixed (helper-136)
+                choose = f"; add {key} to its signature (or **kwargs){choose.replace('; choose', ', or choose', 1)}"
             raise UnknownComponentError(
                 f"{caller} calls its {self.family} layers with {key}={value!r}, which {self.family} {name!r} "
                 f"does not take ({has}){choose}"
