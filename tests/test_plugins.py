@@ -93,6 +93,25 @@ def with_site(site: Path, **extra: str) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]), **extra}
 
 
+def test_a_package_in_a_misnamed_entry_point_group_is_named_where_its_option_is_missed(tmp_path, monkeypatch) -> None:
+    # helper-136: [project.entry-points."cnnpl.plugin"] was ignored without a word
+    site = tmp_path / "site"
+    write(site / "lab_pools.py", "")
+    info = site / "lab_pools-1.0.dist-info"
+    write(info / "METADATA", "Metadata-Version: 2.1\nName: lab-pools\nVersion: 1.0\n")
+    write(info / "entry_points.txt", "[cnnpl.plugin]\nlab = lab_pools\n")
+    from cnnpl.config import _misnamed_entry_point_groups
+
+    assert _misnamed_entry_point_groups() == ""
+    monkeypatch.syspath_prepend(str(site))
+    assert _misnamed_entry_point_groups() == (
+        " (an installed package declares the entry point lab = lab_pools in the group 'cnnpl.plugin', which cnnpl "
+        "does not read: its group is 'cnnpl.plugins')"
+    )
+    with pytest.raises(cnnpl.CnnplError, match=r"in the group 'cnnpl\.plugin', which cnnpl does not read"):
+        cnnpl.compose(["pool=lab_pool"])
+
+
 # -- the installed example package -------------------------------------------------------------------
 
 

@@ -1360,7 +1360,7 @@ def _plugin_hint(group: str, how: bool = True) -> str:
     family = group_family(group) or group
     named = [p for p in loaded_plugins() if p.kind in ("file", "module") and p.error is None]
     if not named:
-        return _PLUGIN_HINT.format(group=group) if how else ""
+        return (_PLUGIN_HINT.format(group=group) + _misnamed_entry_point_groups()) if how else ""
     theirs = [c.partition("/")[2] for p in named for c in p.components if c.startswith(f"{family}/")]
     sources = ", ".join(p.source for p in named)
     if theirs:
@@ -1371,6 +1371,26 @@ def _plugin_hint(group: str, how: bool = True) -> str:
             "decorator missing?"
         )
     return ""  # they registered components of other kinds: a misspelt option, which the list shows
+
+
+def _misnamed_entry_point_groups() -> str:
+    """An installed package's entry points in a group named like cnnpl's but not it (``cnnpl.plugin``), which
+    cnnpl never reads (helper-136: the package was ignored without a word)."""
+    import difflib
+    import importlib.metadata
+
+    from cnnpl.plugins import ENTRY_POINT_GROUP
+
+    points = [ep for dist in importlib.metadata.distributions() for ep in dist.entry_points]
+    groups = {ep.group for ep in points if ep.group != ENTRY_POINT_GROUP}
+    close = difflib.get_close_matches(ENTRY_POINT_GROUP, sorted(groups), n=1, cutoff=0.8)
+    if not close:
+        return ""
+    ep = next(ep for ep in points if ep.group == close[0])
+    return (
+        f" (an installed package declares the entry point {ep.name} = {ep.value} in the group {close[0]!r}, which "
+        f"cnnpl does not read: its group is {ENTRY_POINT_GROUP!r})"
+    )
 
 
 def with_cause(message: str, err: BaseException) -> str:
