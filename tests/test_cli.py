@@ -1018,6 +1018,13 @@ def test_an_unknown_component_says_how_a_plugin_makes_one(cli) -> None:
             ["~callbacks.gradcam", "callbacks.gradcam.every_n_epochs=3"],
             "callbacks.gradcam.every_n_epochs: ~callbacks.gradcam removes the callback this sets; give one of the two",
         ),
+        # Hydra's "Could not append to config. An item is already at '...'.; Either remove + prefix: ..." (helper-137)
+        (
+            ["+trainer.limit_train_batches=2", "+trainer.limit_train_batches=3"],
+            "+trainer.limit_train_batches=2 and +trainer.limit_train_batches=3: +trainer.limit_train_batches is given "
+            "twice; give it once",
+        ),
+        (["+seed=3"], "+seed=3: seed is in the config already; set it without the +: seed=3"),
     ],
 )
 def test_compose_in_python_raises_the_command_lines_one_line(overrides: list[str], message: str) -> None:

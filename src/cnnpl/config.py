@@ -1248,6 +1248,14 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             f"+{group}={option} adds a second option to {group}, which has one; choose it without the +: "
             f"{group}={option}"
         )
+    held = re.match(r"Could not append to config\. An item is already at '([^']+)'", text)
+    if held:  # +key=v for a key the config (or an earlier +key=) has: Hydra's three sentences (helper-137)
+        key = held.group(1)
+        added = [o for o in overrides if o.partition("=")[0] == f"+{key}"]
+        if len(added) > 1:
+            return f"{' and '.join(added)}: +{key} is given twice; give it once"
+        value = added[0].partition("=")[2] if added else "..."
+        return f"+{key}={value}: {key} is in the config already; set it without the +: {key}={value}"
     missing = re.match(r"In '[^']*': Could not find '([^'/]+)/([^']+)'", text)
     if missing:  # an unknown option of a config group: Hydra lists the group's options, one a line
         group, option = missing.groups()
