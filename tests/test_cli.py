@@ -1345,3 +1345,19 @@ def test_cnnpls_own_warnings_are_one_line_like_its_errors(monkeypatch: pytest.Mo
     text = warnings.formatwarning(UserWarning("said"), UserWarning, ours, 1, None)
     assert text == "cnnpl: warning: said\n"
     assert warnings.formatwarning(UserWarning("x"), UserWarning, "/elsewhere.py", 2, "y").startswith("/elsewhere.py:2:")
+
+
+def test_an_error_first_ends_the_line_of_a_progress_bar_the_stopped_run_left_open() -> None:
+    # helper-137: "Epoch 0:   0%|          | 0/2 [00:00<?, ?it/s]cnnpl: error: the training loss became NaN ..."
+    import io
+
+    from tqdm import tqdm
+
+    from cnnpl.errors import close_progress_bars
+
+    out = io.StringIO()
+    bar = tqdm(total=2, file=out, desc="Epoch 0")
+    bar.update(1)
+    assert not out.getvalue().endswith("\n")
+    close_progress_bars()
+    assert out.getvalue().endswith("\n") and bar.disable

@@ -45,7 +45,7 @@ from cnnpl.config import (
     store_searchpath_options,
     tilde_folder_advice,
 )
-from cnnpl.errors import CnnplError, shown_cause, to_run_log, yaml_word
+from cnnpl.errors import CnnplError, close_progress_bars, shown_cause, to_run_log, yaml_word
 from cnnpl.plugins import SKIP_BROKEN_ENV, load_plugins, plugin_warnings_on_one_line, split_plugin_overrides
 
 EXIT_USAGE = 2
@@ -55,6 +55,7 @@ def fail(err: CnnplError) -> NoReturn:
     """End the process with ``err`` on one line (or its traceback under ``HYDRA_FULL_ERROR=1``)."""
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         raise err
+    close_progress_bars()  # a stopped run's bar: the line starts a line of its own
     print(f"cnnpl: error: {err}", file=sys.stderr)
     sys.exit(EXIT_USAGE)
 

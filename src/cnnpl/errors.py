@@ -62,9 +62,23 @@ def os_error_in(err: BaseException, codes: Collection[int] = ()) -> OSError | No
 
 
 def say(line: str) -> None:
-    """Print ``line`` on stderr, and write it to the run's ``cnnpl.log`` (:func:`to_run_log`)."""
+    """Print ``line`` on stderr, and write it to the run's ``cnnpl.log`` (:func:`to_run_log`); a progress bar a
+    stopped run left open is closed first, so that the line starts a line of its own (helper-137: the NaN
+    message followed "Epoch 0:   0%|" on the same line)."""
+    close_progress_bars()
     print(line, file=sys.stderr)
     to_run_log(line)
+
+
+def close_progress_bars() -> None:
+    """Close the tqdm bars still open (Lightning's, when a run stopped with an error): each ends its line."""
+    tqdm = getattr(sys.modules.get("tqdm"), "tqdm", None)
+    for bar in list(getattr(tqdm, "_instances", None) or []):
+        try:
+            bar.close()
+        except Exception:  # a bar of another thread, half torn down: its line is not ours to mend
+            continue
+    sys.stdout.flush()
 
 
 def to_run_log(line: str) -> None:
