@@ -557,6 +557,12 @@ def test_render_of_a_checkpoint_without_its_run_names_the_folders_it_looked_in(t
     assert render_error(capsys, "ckpt=loose/copy.ckpt", "out=pictures") == (
         f"no config.yaml next to loose/copy.ckpt or in {tmp_path}; pass config=<run dir>/config.yaml"
     )
+    # one written since checkpoints hold their run's settings (cnnpl.config) renders from them
+    checkpoint = torch.load(tmp_path / "loose" / "copy.ckpt", weights_only=True)
+    checkpoint["cnnpl"] = {"config": (tmp_path / "run" / "config.yaml").read_text()}
+    torch.save(checkpoint, tmp_path / "loose" / "copy.ckpt")
+    assert render_main(["ckpt=loose/copy.ckpt", "out=pictures", "num_images=1"]) == 0
+    assert (tmp_path / "pictures" / "input.png").is_file()
 
 
 def test_render_writes_where_the_user_means_and_names_a_write_that_fails(tmp_path, capsys, monkeypatch) -> None:

@@ -3,8 +3,9 @@
     python -m cnnpl.render ckpt=outputs/<run>/checkpoints/last.ckpt out=pictures/
     python -m cnnpl.render ckpt=... out=... num_images=4 data.root=/path/to/cifar
 
-The run's ``config.yaml`` (written by ``python -m cnnpl`` next to ``checkpoints/``) says how to
-rebuild the network and the data; ``config=PATH`` points elsewhere, and any other ``key=value``
+The run's ``config.yaml`` (written by ``python -m cnnpl`` next to ``checkpoints/``; for a checkpoint copied
+away from its run, the copy each checkpoint holds) says how to rebuild the network and the data;
+``config=PATH`` points elsewhere, and any other ``key=value``
 overrides that config (``data.root=...``). Plugins the run loaded (``plugins=[./my_pool.py]``) are
 loaded again first; a relative path is looked for where the run was started, then in the working
 directory, then in the run folder and the folders above it (``plugins=[PATH]`` names it outright), and
@@ -125,11 +126,20 @@ def read_weights(ckpt: str | Path) -> dict[str, Any]:
     can run. Raises :class:`CheckpointError` (one line) for a missing, truncated or unsafe file, or
     one that is no Lightning checkpoint.
     """
+    return _weights_of(ckpt, _read_checkpoint(ckpt))
+
+
+def _read_checkpoint(ckpt: str | Path) -> Any:
     from cnnpl.checkpoint import CheckpointError, safe_load  # Lightning: only when a checkpoint is read
 
     if not Path(ckpt).expanduser().exists():  # safe_load's message, with where a run keeps its checkpoints
         raise CheckpointError(f"checkpoint {str(ckpt)!r} does not exist; pass ckpt=<run dir>/checkpoints/last.ckpt")
-    checkpoint = safe_load(ckpt)
+    return safe_load(ckpt)
+
+
+def _weights_of(ckpt: str | Path, checkpoint: Any) -> dict[str, Any]:
+    from cnnpl.checkpoint import CheckpointError
+
     state = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
     if not isinstance(state, Mapping):
         raise CheckpointError(
@@ -198,22 +208,30 @@ def load_checkpoint(
 
     if isinstance(overrides, str):  # one override, not a list of its characters
         overrides = [overrides]
+    from cnnpl.checkpoint import checkpoint_config, run_config_of
+
     ckpt = Path(ckpt).expanduser()
-    weights = read_weights(ckpt)  # before the slow part
-    config_path = Path(config).expanduser() if config else find_config(ckpt)
-    cfg = read_config(config_path)
+    checkpoint = _read_checkpoint(ckpt)  # before the slow part
+    weights = _weights_of(ckpt, checkpoint)
+    held = checkpoint_config(checkpoint) if not config and run_config_of(ckpt) is None else None
+    if held is not None:  # a checkpoint copied away from its run: the settings it holds (its run's config.yaml)
+        config_path, cfg = None, OmegaConf.create(held)
+    else:
+        config_path = Path(config).expanduser() if config else find_config(ckpt)
+        cfg = read_config(config_path)
     _, skip_broken, overrides = split_plugin_overrides(list(overrides))  # skip_broken_plugins= is no config key
     check_overrides(cfg, overrides)
     given, cfg = _merged(cfg, overrides)
     specs = plugin_specs(cfg.get(PLUGINS_KEY))
     if PLUGINS_KEY in given:
         load_plugins(specs, skip_broken=skip_broken, base=Path.cwd())
-    else:  # the run's own list: relative to where it started
-        run_dir = config_path.parent
+    else:  # the run's own list: relative to where it started (a copied checkpoint's: to the working directory)
+        run_dir = config_path.parent if config_path is not None else Path.cwd()
         specs = [str(find_plugin_file(s, run_dir)) if _is_path(s) else s for s in specs]
         load_plugins(specs, skip_broken=skip_broken, base=started_in(run_dir.resolve()) or Path.cwd())
     raw_root = OmegaConf.to_container(cfg.data, resolve=False).get("root") if "data" in cfg else None
-    root, origin = OmegaConf.select(cfg, "data.root"), started_in(config_path.parent.resolve())
+    origin = started_in(config_path.parent.resolve()) if config_path is not None else None
+    root = OmegaConf.select(cfg, "data.root")
     relative = isinstance(root, str) and not Path(root).expanduser().is_absolute()
     if relative and origin is not None and OmegaConf.select(given, "data.root") is None and (origin / root).exists():
         cfg.data.root = str(origin / root)  # the run's data.root, relative to where it started (still there)
