@@ -683,3 +683,20 @@ def test_lightnings_refusal_of_a_slurm_environment_is_one_line(monkeypatch: pyte
         _instantiate(cnnpl.compose(["trainer=ddp_cpu", "trainer.devices=2", "trainer.num_nodes=2"]).trainer)
     assert str(err.value).startswith("trainer (lightning.pytorch.trainer.trainer.Trainer): You set `--ntasks=4`")
     assert "\n" not in str(err.value)
+
+
+def test_more_cpu_processes_than_cores_are_warned_of(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    # helper-135: trainer.devices=3 on 2 cores ran without a word
+    from cnnpl.distributed import warn_more_processes_than_cores
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    with caplog.at_level("WARNING", logger="cnnpl.distributed"):
+        warn_more_processes_than_cores({"accelerator": "cpu", "devices": 2})
+        assert caplog.records == []
+        warn_more_processes_than_cores({"accelerator": "cpu", "devices": 3})
+    assert [r.getMessage() for r in caplog.records] == [
+        "trainer.devices=3 starts 3 CPU processes on a machine with 2 cores: they share the cores, and each step "
+        "waits for the slowest; give trainer.devices=2 or fewer"
+    ]

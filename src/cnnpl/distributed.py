@@ -187,6 +187,7 @@ def check_launch(cfg: Mapping[str, Any]) -> None:
             "trainer.num_nodes=1 with trainer.devices=<n> (trainer=ddp_cpu on CPUs); see docs/distributed.md"
         )
     processes = max(requested_processes(trainer), launcher_world_size())
+    warn_more_processes_than_cores(trainer)
     if processes > 1 and trainer.get("sync_batchnorm") and on_cpu(trainer):
         raise CnnplError(
             "trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm has no CPU implementation): "
@@ -270,6 +271,27 @@ def check_shared_run_dir(run_dir: str) -> None:
         raise CnnplError(
             f"{launched()}, which need one shared output directory: add hydra.run.dir=<path> (the same on every "
             "node; e.g. outputs/$SLURM_JOB_ID) to the command"
+        )
+
+
+def warn_more_processes_than_cores(trainer: Mapping[str, Any]) -> None:
+    """Warn (once, in the first process) when Lightning's launcher is to start more CPU processes on this machine
+    than it has cores (``trainer=ddp_cpu trainer.devices=3`` on 2): they share the cores, and each step waits
+    for the slowest (helper-135: it ran without a word). torchrun and srun count their own processes."""
+    import logging
+
+    if launcher_world_size() > 1 or is_worker() or not on_cpu(trainer):
+        return
+    devices = trainer.get("devices", 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if isinstance(devices, int) and not isinstance(devices, bool) and devices > cores:
+        logging.getLogger(__name__).warning(
+            "trainer.devices=%d starts %d CPU processes on a machine with %d cores: they share the cores, and each "
+            "step waits for the slowest; give trainer.devices=%d or fewer",
+            devices,
+            devices,
+            cores,
+            cores,
         )
 
 
