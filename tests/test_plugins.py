@@ -936,6 +936,28 @@ def test_an_object_no_config_can_give_is_refused(restore_registries) -> None:
     assert str(err.value) == (
         "pool.hook takes a Module, which a config cannot give (got 'relu'); leave it null (pool 'either')"
     )
+    check_values("pool", "either", {"gate": "relu", "hook": torch.nn.ReLU()})  # an object, passed from Python
+
+    # helper-138: numbers.Real, Iterable[int] and a callback's timedelta (a _target_ node Hydra builds) were refused
+    import datetime
+    import numbers
+    from collections.abc import Iterable
+
+    import lightning as L
+
+    class Scaled(torch.nn.MaxPool2d):
+        def __init__(self, scale: numbers.Real, sizes: Iterable[int] = (1,), kernel_size: int = 2) -> None:
+            super().__init__(kernel_size)
+
+    class Timed(L.Callback):
+        def __init__(self, every: datetime.timedelta, later: datetime.timedelta | None = None) -> None:
+            self.every = every
+
+    cnnpl.register("pool", "scaled_by", Scaled)
+    check_values("pool", "scaled_by", {"scale": 2.0, "sizes": [3, 4]})
+    cnnpl.register("callback", "timed_by", Timed)
+    check_values("callback", "timed_by", {"every": {"_target_": "datetime.timedelta", "minutes": 5}})
+    assert cnnpl.build("callback", "timed_by", every=datetime.timedelta(minutes=5)).every.seconds == 300
 
 
 def test_bad_signature_in_a_plugin_file_names_the_file(tmp_path: Path, restore_registries) -> None:

@@ -144,7 +144,7 @@ def check_configurable(family: str, name: str, obj: Callable[..., Any]) -> None:
                 f"has no type hint, so it cannot become the config key {family}.{pname}; add a type hint "
                 f"({pname}: float, for example) or a default ({pname}=...)"
             )
-        hint = _type_hints(obj).get(pname, Any) if pname not in supplied else Any
+        hint = _type_hints(obj).get(pname, Any) if pname not in supplied and family != "callback" else Any
         if not config_holds(hint):  # gate: nn.Module took gate=relu as the text 'relu' (helper-136)
             raise ComponentSignatureError(
                 f"{family} {name!r} ({_describe(obj)}) cannot be registered: its required parameter {pname!r} is "
@@ -154,16 +154,16 @@ def check_configurable(family: str, name: str, obj: Callable[..., Any]) -> None:
 
 
 def config_holds(hint: Any) -> bool:
-    """Whether a config value can be what ``hint`` asks for: numbers, text, true/false, paths, enums, literals,
-    lists and mappings, and a union with one of those; not an object alone (``nn.Module``, ``nn.Module | None``)."""
-    if hint is Any or hint is inspect.Parameter.empty or hint is type(None):
-        return True
-    if isinstance(hint, type) and (issubclass(hint, (*_LEAF_TYPES, pathlib.PurePath, enum.Enum))):
-        return True
+    """Whether a config value can be what ``hint`` asks for: False only for the objects a layer's settings are
+    never given as text, numbers or lists (an ``nn.Module``, a tensor), alone or with None (``nn.Module | None``);
+    a union with any other kind, and every other hint (``numbers.Real``, ``Iterable[int]``, a ``timedelta`` that a
+    ``_target_`` node builds), are left to the checks of their kind (helper-138)."""
+    import torch
+
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):  # nn.Module | str: a setting may give the text
         return any(config_holds(arg) for arg in typing.get_args(hint) if arg is not type(None))
-    return origin in (typing.Literal, list, tuple, Sequence, typing.Sequence, dict, Mapping, typing.Mapping)
+    return not (isinstance(hint, type) and issubclass(hint, (torch.nn.Module, torch.Tensor)))
 
 
 def _hint_name(hint: Any) -> str:
@@ -886,7 +886,10 @@ def check_values(family: str, name: str, params: Mapping[str, Any], keys: str | 
     keys = keys or family
     hints = _type_hints(get_registry(family).get(name))
     for key, value in params.items():
-        if value is not None and not config_holds(hints.get(key, Any)):  # an object, which a config cannot give
+        # what a config gives (text, numbers, lists, mappings: a layer's factory builds no _target_ node), not an
+        # object Python passes (cnnpl.build("pool", "p", hook=nn.ReLU())); a callback's _target_ nodes are built
+        plain = isinstance(value, (str, int, float, list, tuple, Mapping))
+        if family != "callback" and plain and not config_holds(hints.get(key, Any)):  # (helper-136, helper-138)
             raise CnnplError(
                 f"{keys}.{key} takes a {_hint_name(_without_none(hints[key])[0])}, which a config cannot give "
                 f"(got {value!r}); leave it null ({family} {name!r})"
