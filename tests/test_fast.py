@@ -397,9 +397,12 @@ def test_freezing_every_parameter_that_trains_is_refused_before_training() -> No
     with pytest.raises(CnnplError) as err:
         FreezeAfter(["net"], epochs=1).check_network(system)
     assert str(err.value) == (
-        "callbacks.freeze.parameters: net holds every parameter that trains, so from epoch 1 on nothing would (the "
-        "backward pass fails); freeze a part of the model, or end the run there (trainer.max_epochs=1)"
+        "callbacks.freeze.parameters: net holds every parameter that trains, so from epoch 1 on nothing would; "
+        "freeze a part of the model, or end the run there (trainer.max_epochs=1)"
     )
+    FreezeAfter(["net"], epochs=1).check_network(system, max_epochs=1)  # helper-138: what the advice says to do
+    with pytest.raises(CnnplError, match="holds every parameter that trains"):
+        FreezeAfter(["net"], epochs=1).check_network(system, max_epochs=2)
     for parameter in system.net.features.parameters():  # model.freeze_features: the head alone trains
         parameter.requires_grad_(False)
     with pytest.raises(CnnplError, match=r"holds every parameter that trains"):

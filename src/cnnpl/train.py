@@ -1447,19 +1447,21 @@ def _moved_root_hint(cfg: DictConfig) -> str:
     )
 
 
-def check_callbacks_network(callbacks: list[Any], system: Any, input_shape: tuple[int, int, int] | None = None) -> None:
+def check_callbacks_network(
+    callbacks: list[Any], system: Any, input_shape: tuple[int, int, int] | None = None, max_epochs: Any = None
+) -> None:
     """Refuse the parts of the network that the callbacks name (freeze's parameters, the pictures' layers)
     and ``system`` lacks, and, given the images' ``(channels, height, width)``, the pictures' layers that do
     not give maps: before training, a dry run's and a sweep's later job's too, not in Lightning's setup after
-    the logger has opened its files. A plugin's ``check_network(pl_module)`` is asked without the shape."""
+    the logger has opened its files. A callback's ``check_network`` is given the shape and ``max_epochs``
+    (``trainer.max_epochs``) where it takes them; a plugin's ``check_network(pl_module)`` neither."""
     for callback in callbacks:
         check_network = getattr(callback, "check_network", None)
         if not callable(check_network):
             continue
-        if input_shape is not None and "input_shape" in inspect.signature(check_network).parameters:
-            check_network(system, input_shape=input_shape)
-        else:
-            check_network(system)
+        takes = inspect.signature(check_network).parameters
+        given = {"input_shape": input_shape, "max_epochs": max_epochs}
+        check_network(system, **{key: value for key, value in given.items() if key in takes and value is not None})
 
 
 def _callback_class(node: Any) -> type | None:
@@ -1520,7 +1522,9 @@ def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
         from cnnpl.system import ImageClassifier
 
         system = ImageClassifier(net, num_classes, **cfg.system)
-        check_callbacks_network(_network_checking_callbacks(cfg), system, (in_channels, *input_size))
+        check_callbacks_network(
+            _network_checking_callbacks(cfg), system, (in_channels, *input_size), cfg.trainer.get("max_epochs")
+        )
     except CnnplError:
         raise
     except Exception:  # a component's own bug: the job's traceback says more than one line could
@@ -1677,7 +1681,9 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     system = ImageClassifier(net, datamodule.num_classes, optimizer, schedule, **{**cfg.system, **static})
 
     callbacks = build_callbacks(cfg)
-    check_callbacks_network(callbacks, system, (datamodule.in_channels, *datamodule.input_size))
+    check_callbacks_network(
+        callbacks, system, (datamodule.in_channels, *datamodule.input_size), cfg.trainer.get("max_epochs")
+    )
     # +trainer.limit_val_batches=0: no validation loop, as without a validation split (the best checkpoint
     # by val/acc would be none, or an earlier run's); a resume keeps it on or off (check_resume_settings)
     validates = getattr(datamodule, "has_validation", True) and not validation_off(cfg.trainer.get("limit_val_batches"))

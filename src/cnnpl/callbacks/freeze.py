@@ -48,9 +48,10 @@ class FreezeAfter(L.Callback):
         self._requires_grad: list[bool] = []  # each parameter's flag before training, restored after it
         self._switched_off = False
 
-    def check_network(self, pl_module: L.LightningModule) -> None:
-        """Refuse names the module does not have, or that name no parameters (``cnnpl.train`` asks before
-        training, a dry run too; ``setup`` again)."""
+    def check_network(self, pl_module: L.LightningModule, max_epochs: int | None = None) -> None:
+        """Refuse names the module does not have, or that name no parameters, or every parameter that trains
+        where the run goes on past ``epochs`` (``max_epochs``, the trainer's; unknown: taken to) (``cnnpl.train``
+        asks before training, a dry run too; ``setup`` again)."""
         names = dict(pl_module.named_parameters())
         modules = dict(pl_module.named_modules())
         missing = [name for name in self.parameters if name not in names and not (name and name in modules)]
@@ -73,16 +74,17 @@ class FreezeAfter(L.Callback):
             for name in self.parameters
             for parameter in ([names[name]] if name in names else modules[name].parameters())
         }
-        if all(id(parameter) in named for parameter in names.values() if parameter.requires_grad):
+        goes_on = not (isinstance(max_epochs, int) and 0 <= max_epochs <= self.epochs)  # (helper-138: it ends there)
+        if goes_on and all(id(parameter) in named for parameter in names.values() if parameter.requires_grad):
             # helper-137: "element 0 of tensors does not require grad" at the first step of that epoch
             raise CnnplError(
                 f"callbacks.{self.name}.parameters: {', '.join(self.parameters)} holds every parameter that trains, "
-                f"so from epoch {self.epochs} on nothing would (the backward pass fails); freeze a part of the "
-                f"model, or end the run there (trainer.max_epochs={self.epochs})"
+                f"so from epoch {self.epochs} on nothing would; freeze a part of the model, or end the run there "
+                f"(trainer.max_epochs={self.epochs})"
             )
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self.check_network(pl_module)
+        self.check_network(pl_module, getattr(trainer, "max_epochs", None))
         names, modules = dict(pl_module.named_parameters()), dict(pl_module.named_modules())
         frozen: dict[int, torch.nn.Parameter] = {}
         for name in self.parameters:
