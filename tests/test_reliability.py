@@ -1062,6 +1062,11 @@ def test_a_refused_command_in_a_run_directory_keeps_that_runs_hydra_record(cli, 
             ["trainer=ddp_cpu", "trainer.devices=1", "system.lr_scaling=linear"],
             r"trainer\.devices \(run: 2, now: 1\)",
         ),
+        (  # the counts as they resolve: ddp_cpu's own devices, ${oc.decode:${oc.env:LOCAL_WORLD_SIZE,2}}, are 2
+            ["trainer=ddp_cpu", "system.lr_scaling=linear"],
+            ["trainer=ddp_cpu", "trainer.devices=1", "system.lr_scaling=linear"],
+            r"trainer\.devices \(run: 2, now: 1\)",
+        ),
     ],
 )
 def test_a_resume_that_adds_or_drops_a_schedule_or_a_trainer_setting_is_refused(
@@ -1079,6 +1084,9 @@ def test_a_resume_that_adds_or_drops_a_schedule_or_a_trainer_setting_is_refused(
         check_resume_settings(tmp_path / "checkpoints" / "last.ckpt", cfg)
     same = cnnpl.compose([*FAST, *first, "ckpt_path=last"], output_dir=str(tmp_path))
     check_resume_settings(tmp_path / "checkpoints" / "last.ckpt", same)
+    if "trainer=ddp_cpu" in first and "trainer.devices=2" not in first:  # helper-138: 2 given, as it resolved
+        given = cnnpl.compose([*FAST, *first, "trainer.devices=2", "ckpt_path=last"], output_dir=str(tmp_path))
+        check_resume_settings(tmp_path / "checkpoints" / "last.ckpt", given)
 
 
 def test_a_setting_the_runs_config_lacks_is_no_difference(tmp_path: Path) -> None:

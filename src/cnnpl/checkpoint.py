@@ -560,6 +560,18 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): node.name if isinstance(node, enum.Enum) else node}
 
 
+def _resolved(config: Any, key: str, default: Any) -> Any:
+    """``key`` of ``config`` (a DictConfig, or a saved config's plain settings) with its interpolations
+    resolved here; ``default`` where they cannot be (a ``${hydra:...}`` outside a run)."""
+    from omegaconf import OmegaConf
+
+    try:
+        node = config if OmegaConf.is_config(config) else OmegaConf.create(config)
+        return OmegaConf.select(node, key, default=default)
+    except Exception:
+        return default
+
+
 def _bound(key: str, scheduled: bool) -> bool:
     """Whether a resume must keep the setting ``key`` (a dotted config key) as the run had it
     (``scheduled``: the run has a learning-rate schedule, sized from its number of steps)."""
@@ -699,8 +711,12 @@ def check_resume_settings(
     one_sided = RESUME_BOUND_TRAINER + (SCHEDULE_BOUND_TRAINER if scheduled else ())
     # the learning rate scaled by the processes' count (system.lr_scaling): the checkpoint's optimizer holds the
     # run's, so other devices would train at the run's lr, not the one the page's table gives (helper-135)
-    one_sided += ("devices", "num_nodes") if now.get("system.lr_scaling", "none") != "none" else ()
     keys |= {k for k in (f"trainer.{n}" for n in one_sided) if now.get(k) != then.get(k)}
+    if now.get("system.lr_scaling", "none") != "none":  # the counts as they resolve (trainer=ddp_cpu's devices are
+        for key in ("trainer.devices", "trainer.num_nodes"):  # ${oc.decode:${oc.env:LOCAL_WORLD_SIZE,2}}: helper-138)
+            now[key], then[key] = _resolved(cfg, key, now.get(key)), _resolved(saved, key, then.get(key))
+            if now[key] != then[key]:
+                keys.add(key)
     # validation on or off (+trainer.limit_val_batches=0): what the checkpoints are ranked by, and which is tested
     if validation_off(now.get("trainer.limit_val_batches")) != validation_off(then.get("trainer.limit_val_batches")):
         keys.add("trainer.limit_val_batches")
