@@ -1033,12 +1033,15 @@ def check_process_group(trainer_cfg: Any, accelerator: str) -> None:
     backend = strategy.get("process_group_backend")
     if isinstance(backend, str):
         known = [name for name in dist.Backend.backend_list if name not in ("undefined", "fake")]
-        if backend.lower() not in known or not dist.is_backend_available(backend.lower()):
-            here = [name for name in known if dist.is_backend_available(name)]
-            raise CnnplError(
-                f"trainer.strategy.process_group_backend={backend} is not a backend this torch has; it has "
-                f"{', '.join(here)} (gloo for CPUs: trainer=ddp_cpu; nccl for GPUs: trainer=ddp)"
-            )
+        # one backend, or torch's one a device ("cpu:gloo,cuda:nccl", helper-138)
+        named = [part.rpartition(":")[2].strip().lower() for part in backend.split(",")]
+        for name in named:
+            if name not in known or not dist.is_backend_available(name):
+                here = [name for name in known if dist.is_backend_available(name)]
+                raise CnnplError(
+                    f"trainer.strategy.process_group_backend={backend} is not a backend this torch has; it has "
+                    f"{', '.join(here)} (gloo for CPUs: trainer=ddp_cpu; nccl for GPUs: trainer=ddp)"
+                )
         if backend.lower() == "nccl" and accelerator == "cpu":
             raise CnnplError(
                 "trainer.strategy.process_group_backend=nccl runs on GPUs only, and this run's accelerator is cpu; "
