@@ -274,8 +274,8 @@ def test_the_fast_recipe_schedule_passes() -> None:
         ),
         (
             ["optimizer=sgd", "+optimizer.dampening=0.5"],
-            "optimizer.momentum=0.9, optimizer.dampening=0.5: SGD refuses them: Nesterov momentum requires a momentum "
-            "and zero dampening",
+            "optimizer.nesterov=True, optimizer.momentum=0.9, optimizer.dampening=0.5: SGD refuses them: Nesterov "
+            "momentum requires a momentum and zero dampening",
         ),
     ],
 )

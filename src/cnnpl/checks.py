@@ -526,6 +526,7 @@ _TORCH_WORDS = {
     "learning rate": "lr",
     "weight_decay": "weight_decay",
     "weight decay": "weight_decay",
+    "nesterov": "nesterov",
     "momentum": "momentum",
     "dampening": "dampening",
     "alpha": "alpha",
