@@ -2290,6 +2290,13 @@ def test_a_checkpoint_copied_away_from_its_run_is_compared_with_the_settings_it_
         )
         assert not list((tmp_path / override.partition("=")[2]).rglob("*.ckpt"))
     check_resume_settings(lone, cnnpl.compose(FAST), checkpoint=checkpoint)  # its own settings: resumed
+    (tmp_path / "run" / "config.yaml").write_text("foo: [unclosed")  # helper-138: one cnnpl did not write
+    with pytest.raises(CheckpointError, match=r"differ from the ones it trained with: optimizer\.lr \(run: 0\.001, "):
+        check_resume_settings(
+            tmp_path / "run" / "checkpoints" / "last.ckpt",
+            cnnpl.compose([*FAST, "optimizer.lr=0.5"]),
+            checkpoint=checkpoint,
+        )
     assert "system.tta_flip=False, this test has system.tta_flip=True" in tested_settings_differ(
         lone, cnnpl.compose([*FAST, "system.tta_flip=true"]), checkpoint
     )

@@ -504,9 +504,14 @@ def _saved_run_config(
         saved = OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path else None
     except Exception:  # not a config cnnpl wrote: nothing to compare with
         saved = None
-    if path is None and checkpoint is not None:
+    if not isinstance(saved, dict) and checkpoint is not None:  # none beside it, or one cnnpl did not write
         saved = checkpoint_config(checkpoint)
     return path, saved if isinstance(saved, dict) else None
+
+
+def has_run_config(ckpt: str | Path) -> bool:
+    """Whether the run that wrote ``ckpt`` left a ``config.yaml`` beside it that cnnpl can read."""
+    return _saved_run_config(ckpt)[1] is not None
 
 
 def checkpoint_config(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -1623,8 +1623,8 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
         check_resume_length,
         check_resume_settings,
         claimed_run_dir,
+        has_run_config,
         resolve_ckpt_path,
-        run_config_of,
         saved_data_state,
         set_aside_attempt,
         tested_settings_differ,
@@ -1652,7 +1652,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     if cfg.get("fit", True) and not is_worker():  # (the other processes of a run: its first one holds it)
         held.enter_context(claimed_run_dir(output_dir))
     resumed = _resumed_checkpoint(cfg, output_dir) if cfg.get("fit", True) else None
-    if resumed is not None and run_config_of(resumed) is not None:  # before the data and the model: a forgotten
+    if resumed is not None and has_run_config(resumed):  # before the data and the model: a forgotten
         check_resume_settings(resumed, cfg)  # override is named as one (a loose checkpoint, once it is read)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.get("keep_freed_memory", True):  # a boolean (check_flags)
@@ -1722,7 +1722,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
         if cfg.get("fit", True):
             check_resumable(ckpt_path, checkpoint, cfg.model.get("name"))
             check_resume_length(ckpt_path, checkpoint, cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1))
-            if ckpt_path != resumed or run_config_of(ckpt_path) is None:  # found through the built callbacks, or
+            if ckpt_path != resumed or not has_run_config(ckpt_path):  # found through the built callbacks, or
                 check_resume_settings(ckpt_path, cfg, checkpoint=checkpoint)  # compared with the settings it holds
             if Path(ckpt_path).resolve().parent not in (Path(checkpoint_dir).resolve(), output_dir.resolve()):
                 # another run's: not into this one's checkpoints, nor over a run or test that left its config.yaml
