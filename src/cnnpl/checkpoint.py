@@ -894,14 +894,17 @@ def loads_weights(architecture: Any) -> bool:
         return False
 
 
-def check_checkpoint_fits(path: str | Path, module: nn.Module, model: str | None = None) -> dict[str, Any]:
+def check_checkpoint_fits(
+    path: str | Path, module: nn.Module, model: str | None = None, checkpoint: Any = None
+) -> dict[str, Any]:
     """Refuse the checkpoint at ``path`` if its ``state_dict`` does not fit ``module``; returns the checkpoint.
 
     Names the first missing, unexpected and differently shaped tensors, and the number of classes
     when the checkpoint records another one. ``model``: the registered model's name, whose ``pretrained``
-    parameter (if it has one) the message for a file of weights alone offers.
+    parameter (if it has one) the message for a file of weights alone offers. ``checkpoint``: the file read
+    already (read here if not given).
     """
-    checkpoint = safe_load(path)
+    checkpoint = safe_load(path) if checkpoint is None else checkpoint
     state = checkpoint.get("state_dict") if isinstance(checkpoint, Mapping) else None
     if not isinstance(state, Mapping):
         weights = (

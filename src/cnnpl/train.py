@@ -1625,6 +1625,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
         claimed_run_dir,
         has_run_config,
         resolve_ckpt_path,
+        safe_load,
         saved_data_state,
         set_aside_attempt,
         tested_settings_differ,
@@ -1709,7 +1710,13 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     ckpt_path = resolve_ckpt_path(ckpt_setting, checkpoint_dir, fit=bool(cfg.get("fit", True)))
     hpc_saved = any(output_dir.glob("hpc_ckpt_*.ckpt"))  # a SLURM requeue: Lightning resumes hpc_ckpt_N.ckpt itself
     if ckpt_path is not None:
-        checkpoint = check_checkpoint_fits(ckpt_path, system, cfg.model.get("name"))
+        checkpoint = safe_load(ckpt_path)
+        lightnings = isinstance(checkpoint, Mapping) and "state_dict" in checkpoint  # (weights alone: refused below)
+        if cfg.get("fit", True) and lightnings and (ckpt_path != resumed or not has_run_config(ckpt_path)):
+            # found through the built callbacks, or compared with the settings it holds: before its weights are
+            # (helper-138: model=resnet18 was "122 tensors missing", not model.name (run: simple_cnn, ...))
+            check_resume_settings(ckpt_path, cfg, checkpoint=checkpoint)
+        checkpoint = check_checkpoint_fits(ckpt_path, system, cfg.model.get("name"), checkpoint)
         saved_data = saved_data_state(checkpoint, type(datamodule).__qualname__)
         if saved_data is not None and hasattr(datamodule, "check_classes"):
             datamodule.check_classes(saved_data, what=f"checkpoint {str(ckpt_path)!r}")
@@ -1722,8 +1729,6 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
         if cfg.get("fit", True):
             check_resumable(ckpt_path, checkpoint, cfg.model.get("name"))
             check_resume_length(ckpt_path, checkpoint, cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1))
-            if ckpt_path != resumed or not has_run_config(ckpt_path):  # found through the built callbacks, or
-                check_resume_settings(ckpt_path, cfg, checkpoint=checkpoint)  # compared with the settings it holds
             if Path(ckpt_path).resolve().parent not in (Path(checkpoint_dir).resolve(), output_dir.resolve()):
                 # another run's: not into this one's checkpoints, nor over a run or test that left its config.yaml
                 # (its own, when SLURM requeued it before its first checkpoint, or moved on to another
