@@ -495,8 +495,8 @@ def _saved_run_config(
     ckpt: str | Path, checkpoint: Mapping[str, Any] | None = None
 ) -> tuple[Path | None, dict[str, Any] | None]:
     """The ``config.yaml`` of the run that wrote ``ckpt`` (:func:`run_config_of`) and its settings, unresolved;
-    None for the settings where there is no file or it is no mapping cnnpl wrote. Where there is no file, the
-    settings ``checkpoint`` (``ckpt`` read) holds itself (:func:`checkpoint_config`), with None for the path."""
+    None for the settings where there is no file or it is no mapping cnnpl wrote. There, the settings
+    ``checkpoint`` (``ckpt`` read, if given) holds itself (:func:`checkpoint_config`) stand in for the file's."""
     from omegaconf import OmegaConf
 
     path = run_config_of(ckpt)
@@ -514,12 +514,13 @@ def has_run_config(ckpt: str | Path) -> bool:
     return _saved_run_config(ckpt)[1] is not None
 
 
+SAVED_CONFIG = "config"  # the run's config as YAML (under a checkpoint's "cnnpl"), as its config.yaml holds it
+
+
 def checkpoint_config(checkpoint: Mapping[str, Any]) -> dict[str, Any] | None:
     """The run's settings a checkpoint holds (``checkpoint["cnnpl"]["config"]``, written by
     :class:`~cnnpl.callbacks.guards.ConfigWriter`), unresolved; None for one written before they were kept."""
     from omegaconf import OmegaConf
-
-    from cnnpl.callbacks.guards import SAVED_CONFIG
 
     text = (checkpoint.get("cnnpl") or {}).get(SAVED_CONFIG) if isinstance(checkpoint, Mapping) else None
     if not isinstance(text, str):

@@ -44,8 +44,7 @@ def skip_unused_batch_hooks(callback: C) -> C:
     A hook its class (or the instance itself) overrides is kept. Returns ``callback``.
     """
     for hook in BATCH_HOOKS:
-        method = getattr(callback, hook, None)
-        if getattr(method, "__func__", None) is getattr(Callback, hook):
+        if _inherited(getattr(callback, hook, None), hook):
             setattr(callback, hook, None)
     return callback
 
@@ -66,7 +65,7 @@ def check_hook_signatures(callback: Callback, key: str) -> None:
     binds; ``*args``, ``**kwargs`` and defaults take what they take."""
     for hook in HOOKS:
         method = getattr(callback, hook, None)
-        if not callable(method) or getattr(method, "__func__", None) is getattr(Callback, hook):
+        if not callable(method) or _inherited(method, hook):
             continue
         try:
             signature = inspect.signature(method)
@@ -88,3 +87,8 @@ def check_hook_signatures(callback: Callback, key: str) -> None:
                 f"callbacks.{key}: {type(callback).__name__}.{hook}{signature} cannot take what Lightning passes it; "
                 f"write def {hook}({', '.join(['self', *passed])})"
             )
+
+
+def _inherited(method: object, hook: str) -> bool:
+    """Whether ``method`` (a callback's ``hook``, bound) is still ``Callback``'s own empty one."""
+    return getattr(method, "__func__", None) is getattr(Callback, hook)

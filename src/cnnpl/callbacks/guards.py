@@ -28,7 +28,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from cnnpl.checkpoint import loads_weights
+from cnnpl.checkpoint import SAVED_CONFIG, loads_weights
 from cnnpl.errors import CnnplError, say
 
 LAST_FILE = "last.ckpt"
@@ -110,7 +110,6 @@ class ConfigWriter(L.Callback):
 
 
 START_PICTURES = "start_pictures"  # the checkpoint's list (under "cnnpl") of the start pictures drawn
-SAVED_CONFIG = "config"  # the run's config as YAML (under "cnnpl"), as its config.yaml holds it
 
 
 class RandomStateCheckpoint(L.Callback):
