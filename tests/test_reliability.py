@@ -686,6 +686,34 @@ def test_a_run_resumed_from_an_earlier_checkpoint_logs_each_later_step_once(tmp_
     ]
 
 
+def test_a_resume_in_the_second_of_the_run_it_resumes_opens_the_event_file_read_last(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A CI run (session 43): a resume in the test process opened its event file in the second of the run it
+    resumed, as the process's tenth writer. TensorBoard reads a folder's files in name order, and
+    ``events.out.tfevents.<second>.<host>.<pid>.10`` comes before ``...9``: the resume's file was read first
+    and the earlier file's session start (purge_step 0) hid its events. Here the first run's writer is the
+    ninth (tensorboard's own counter, set for the test)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.summary.writer import event_file_writer
+
+    from cnnpl.loggers import start_logs
+
+    monkeypatch.setattr(event_file_writer, "_global_uid", event_file_writer.AtomicCounter(9))
+    for resumed_at, value in ((None, 1.0), (0, 2.0)):
+        logger = TensorBoardLogger(tmp_path, name="tensorboard", version="")
+        start_logs(logger, resumed_at)
+        logger.experiment.add_scalar("x", value, 0 if resumed_at is None else resumed_at + 1)
+        logger.finalize("success")
+
+    names = sorted(path.name for path in (tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert [name.rsplit(".", 1)[1] for name in names] == ["9", "10"]
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert [(e.step, e.value) for e in acc.Scalars("x")] == [(0, 1.0), (1, 2.0)]
+
+
 def test_a_resume_that_cannot_write_metrics_csv_leaves_it_as_it_was(tmp_path: Path, monkeypatch) -> None:
     import cnnpl.loggers
     from cnnpl.loggers import ContinuingWriter

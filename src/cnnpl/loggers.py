@@ -19,6 +19,7 @@ import csv
 import io
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +47,34 @@ def start_logs(logger: Any, resumed_at: int | None) -> None:
     ``metrics.csv`` (:class:`ContinuingWriter`). What was logged at ``resumed_at`` itself stays: the
     checkpointed epoch's pictures (docs/visualisation.md) and a finished run's test results are logged
     at it; so is the first step trained after the checkpoint, which can then show twice.
+    The writer opens in a later second than the folder's other event files (:func:`_wait_past_earlier_event_files`).
     Other loggers are left as they are.
     """
     for one in logger if isinstance(logger, list | tuple) else [logger]:
         if isinstance(one, TensorBoardLogger) and one._experiment is None:  # its writer not yet opened
             purge_step = 0 if resumed_at is None else resumed_at + 1
             one._kwargs.setdefault("purge_step", purge_step)  # Lightning passes _kwargs to SummaryWriter
+            _wait_past_earlier_event_files(Path(one.log_dir))
         elif isinstance(one, CSVLogger):
             one.resumed_at = resumed_at
+
+
+def _wait_past_earlier_event_files(log_dir: Path) -> None:
+    """Wait, at most a second, until an event file opened now in ``log_dir`` is read after the folder's others.
+
+    TensorBoard reads a folder's event files in the order of their names,
+    ``events.out.tfevents.<second>.<host>.<process id>.<n>``, ``n`` counting the writers the process has
+    opened, unpadded: in one second, ``...10`` comes before ``...9``. A resume in the same Python process
+    (a notebook's, a test's) can open its writer in the second of the run it resumes; read first, its
+    events were then hidden by the session start of the earlier file (those of a CI run: after 9 writers).
+    A resume from the command line starts seconds later and never waits.
+    """
+    if not log_dir.is_dir():
+        return
+    names = [name.split(".") for name in os.listdir(log_dir) if name.startswith("events.out.tfevents.")]
+    latest = max((int(parts[3]) for parts in names if parts[3:] and parts[3].isdigit()), default=None)
+    if latest == int(time.time()):
+        time.sleep(max(0.0, latest + 1 - time.time()))
 
 
 class ContinuingWriter(ExperimentWriter):
