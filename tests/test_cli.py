@@ -872,6 +872,28 @@ def test_a_run_directory_given_again_keeps_the_first_commands_record(tmp_path: P
     assert _keep_earlier_records([f"hydra.run.dir={tmp_path / 'new'}"]) == ["hydra.output_subdir=null"]
 
 
+@pytest.mark.parametrize("sweep", [False, True])
+def test_output_dir_on_the_command_line_is_refused_for_hydras_run_folder(tmp_path: Path, monkeypatch, sweep) -> None:
+    # helper-141: output_dir=<folder> put config.yaml, checkpoints/ and tensorboard/ there, and .hydra/ and cnnpl.log
+    # in outputs/<day>/<time>/ (a new one at each command); a sweep's second job found the first's checkpoints
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    option = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    with pytest.raises(CnnplError) as err:
+        prepare(["data=shapes", *(["-m", "seed=0,1"] if sweep else []), "output_dir=runs/a"])
+    assert str(err.value) == (
+        "output_dir=runs/a would split the run: its config.yaml, checkpoints and tensorboard/ there, Hydra's .hydra/ "
+        f"and cnnpl.log in a folder of their own; choose the run's folder with {option}=runs/a instead"
+        + (" (each job gets a subfolder)" if sweep else "")
+    )
+    assert not list(tmp_path.iterdir())
+    # where it is Hydra's folder, or in it, it stays; so does a command that only prints
+    assert prepare(["data=shapes", "output_dir=runs/b", "hydra.run.dir=runs/b"])
+    assert prepare(["data=shapes", "output_dir=${hydra:runtime.output_dir}/x", "hydra.run.dir=runs/c"])
+    assert prepare(["data=shapes", "--cfg", "job", "output_dir=runs/d"])
+
+
 @pytest.mark.parametrize("given", ["hydra.run.dir=", "hydra.run.dir=''", "hydra.run.dir= ", "-m hydra.sweep.dir="])
 def test_an_empty_run_folder_is_refused(tmp_path: Path, monkeypatch, given: str) -> None:
     # helper-127: hydra.run.dir='' trained in the working directory (the repository's, by mistake)

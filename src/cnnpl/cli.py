@@ -161,6 +161,7 @@ def prepare(args: list[str]) -> list[str]:
     check_group_overrides(rest)
     if {"-h", "--help"} & set(rest):
         store_searchpath_options(rest)
+    _check_output_dir(rest)
     run_dir = _check_composes(rest)
     _check_shared_run_dir(rest, run_dir)
     _warn_single_callback(rest)
@@ -180,6 +181,28 @@ def prepare(args: list[str]) -> list[str]:
     if named is not None:  # hydra.run.dir=<a folder not there before>: a refused run leaves none either
         _claimed_run_dir = named
     return [*rest, *_keep_earlier_records(rest, sweep_dir)]
+
+
+def _check_output_dir(args: list[str]) -> None:
+    """Refuse ``output_dir=<folder>`` on the command line (helper-141): it moves ``config.yaml``, the checkpoints and
+    the TensorBoard files, but Hydra's ``.hydra/`` and ``cnnpl.log`` went to a folder of their own, a new one named
+    by the time at each command (a resume's too), and each job of a sweep wrote into the same folder. The run's
+    folder is Hydra's to choose. A folder in Hydra's (``${hydra:runtime.output_dir}/...``), the folder
+    ``hydra.run.dir=`` names too, and a command that only prints stay; ``output_dir=`` from Python is the way
+    there (:func:`cnnpl.compose`)."""
+    given = _values(args, "output_dir")
+    if not given or "${hydra:" in given[-1] or any(_prints_only(arg) for arg in args):
+        return
+    sweep = bool({"-m", "--multirun"} & set(args))
+    option = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    named = _values(args, "hydra.run.dir")
+    if not sweep and named and _folder_named(named[-1]) == _folder_named(given[-1]):
+        return
+    raise CnnplError(
+        f"output_dir={given[-1]} would split the run: its config.yaml, checkpoints and tensorboard/ there, Hydra's "
+        f".hydra/ and cnnpl.log in a folder of their own; choose the run's folder with {option}={given[-1]} instead"
+        + (" (each job gets a subfolder)" if sweep else "")
+    )
 
 
 def _new_named_run_dir(args: list[str]) -> tuple[Path, tuple[Path, ...]] | None:
