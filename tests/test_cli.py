@@ -525,10 +525,39 @@ def test_compose_refuses_null_for_an_optional_group_and_points_to_tilde(override
 def test_a_group_given_no_option_name_is_one_line(override: str, message: str) -> None:
     with pytest.raises(cnnpl.CnnplError, match=message):
         cnnpl.compose([override])
-    # Hydra's own ways stay (helper-134): several options merged in order, a mapping merged into the option
-    assert cnnpl.compose(["pool=[max,avg]"]).pool.name == "avg"
+    # Hydra's own ways stay (helper-134): options that are parts of a whole merged in order, a mapping merged into
+    # the option, a list of one
+    assert cnnpl.compose(["trainer=[default,ddp_cpu]"]).trainer == cnnpl.compose(["trainer=ddp_cpu"]).trainer
     assert cnnpl.compose(["trainer={max_epochs:3}"]).trainer.max_epochs == 3
     assert cnnpl.compose(["model=[resnet18]"]).model.name == "resnet18"
+    assert "pool" not in cnnpl.compose(["pool=[]"])  # as ~pool: the architecture's own pooling
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [  # helper-141: pool=[max,avg] was avg without a word (with -m: "Launching 1 jobs"); model=[] a traceback
+        (
+            "pool=[max,avg]",
+            "'pool=[max,avg]' would merge 2 options of pool into one (avg, with settings of the others); choose one "
+            "(pool=avg), or train each in a sweep: -m pool=max,avg",
+        ),
+        (
+            "model=[vgg16,simple_cnn,vgg16]",
+            "'model=[vgg16,simple_cnn,vgg16]' would merge 2 options of model into one (simple_cnn, with settings of "
+            "the others); choose one (model=simple_cnn), or train each in a sweep: -m model=vgg16,simple_cnn",
+        ),
+        (
+            "model=[]",
+            "'model=[]' chooses no option of model, which every run needs; choose one: model=<name> (python -m cnnpl "
+            "--help lists them)",
+        ),
+        ("data=[]", "'data=[]' chooses no option of data, which every run needs; "),
+    ],
+)
+def test_a_list_of_options_for_one_component_is_one_line(override: str, message: str) -> None:
+    with pytest.raises(cnnpl.CnnplError) as err:
+        cnnpl.compose([override])
+    assert str(err.value).startswith(message)
 
 
 def test_a_list_for_a_group_of_settings_is_one_line() -> None:

@@ -58,6 +58,8 @@ CONFIG_GROUPS = {**{family: family for family in COMPONENT_GROUPS}, "callback": 
 
 CONFIG_NAME = "train"
 # Config groups a run can do without (``~logger``); every other group needs an option.
+# the groups whose options are parts of a whole, to be merged: trainer=[default,ddp_cpu], callbacks=[default,gradcam]
+MERGED_GROUPS = frozenset({"callbacks", "trainer", "experiment"})
 OPTIONAL_GROUPS = frozenset({"logger", "callbacks", "experiment", "scheduler"})
 # what no run can do without: `~seed` (Hydra's delete) failed with a traceback. (`~pool`, `~conv`, `~norm`, `~act`
 # leave the layers to the architecture's own defaults, `~fit` and `~test` to true: those work.)
@@ -719,7 +721,9 @@ def _check_group_value(token: str, group: str) -> None:
     """Refuse a group override whose value, or a list item of it, is a number or true/false where an option name
     goes (``pool=1``, ``pool=[1,2]``: Hydra's "must be a string or a list. Got int", or a TypeError from inside
     it; helper-130). A mapping (``trainer={max_epochs:3}``, merged into the chosen option) and a list of options
-    (``trainer=[default,short]``, merged in order) are Hydra's to compose (helper-134)."""
+    (``trainer=[default,short]``, merged in order) are Hydra's to compose (helper-134), where the options are parts
+    of a whole (:data:`MERGED_GROUPS`) or a user's own presets; two of cnnpl's options of a component (``pool=[max,avg]``:
+    the last one's name won) and no option of a group every run needs (``model=[]``) are refused (helper-141)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
@@ -730,6 +734,17 @@ def _check_group_value(token: str, group: str) -> None:
         return
     value = override.value()
     items = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and not value and group in REQUIRED_KEYS:  # Hydra: "Key 'model' is not in struct"
+        raise CnnplError(
+            f"{token!r} chooses no option of {group}, which every run needs; choose one: {group}=<name> (python -m "
+            "cnnpl --help lists them)"
+        )
+    own = list(dict.fromkeys(item for item in items if isinstance(item, str) and item in group_options(group)))
+    if len(own) > 1 and group not in MERGED_GROUPS:  # helper-141: the last option's name won, without a word
+        raise CnnplError(
+            f"{token!r} would merge {len(own)} options of {group} into one ({own[-1]}, with settings of the others); "
+            f"choose one ({group}={own[-1]}), or train each in a sweep: -m {group}={','.join(own)}"
+        )
     if any(isinstance(item, (bool, int, float)) for item in items):
         options = group_options(group)
         shown = ", ".join(options[:8]) + (", ..." if len(options) > 8 else "")
