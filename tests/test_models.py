@@ -781,3 +781,23 @@ def test_a_run_s_advice_composes_an_option_beside_the_run_s_hydra() -> None:
         assert GlobalHydra.instance().hydra is running  # the run's own, put back
         with pytest.raises(GeometryError, match=r"so choose a conv that leaves it to the model \(conv=conv2d\)$"):
             build_model(cnnpl.compose(["model=inception_v3", "conv=pointwise"]), **CIFAR)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [  # helper-140: -1 was torch's "negative dimension" traceback, 0 a misleading conv2d message; a logit scale of
+        # 0 trained nothing without a word; norm_eps=-1 was refused as norm.eps
+        ("model.whiten_kernel=-1", "model.whiten_kernel must be an int >= 1 (the side of a whitened patch), got -1"),
+        ("model.whiten_kernel=0", "model.whiten_kernel must be an int >= 1 (the side of a whitened patch), got 0"),
+        ("model.logit_scale=0", "model.logit_scale must be a number > 0 (it multiplies the logits), got 0"),
+        ("model.norm_eps=-1", "model.norm_eps must be a number > 0, got -1"),
+        ("model.norm_momentum=2", "model.norm_momentum must be between 0 and 1, got 2"),
+    ],
+)
+def test_fast_net_settings_out_of_range_are_one_line(override: str, message: str) -> None:
+    from cnnpl.train import build_model
+
+    cfg = cnnpl.compose(["model=fast_net", override])
+    with pytest.raises(CnnplError) as err:
+        build_model(cfg, num_classes=10, in_channels=3, input_size=(32, 32))
+    assert str(err.value) == message

@@ -721,9 +721,10 @@ def _check_group_value(token: str, group: str) -> None:
     """Refuse a group override whose value, or a list item of it, is a number or true/false where an option name
     goes (``pool=1``, ``pool=[1,2]``: Hydra's "must be a string or a list. Got int", or a TypeError from inside
     it; helper-130). A mapping (``trainer={max_epochs:3}``, merged into the chosen option) and a list of options
-    (``trainer=[default,short]``, merged in order) are Hydra's to compose (helper-134), where the options are parts
-    of a whole (:data:`MERGED_GROUPS`) or a user's own presets; two of cnnpl's options of a component (``pool=[max,avg]``:
-    the last one's name won) and no option of a group every run needs (``model=[]``) are refused (helper-141)."""
+    (``trainer=[default,ddp_cpu]``, merged in order) are Hydra's to compose (helper-134), where the options are
+    parts of a whole (:data:`MERGED_GROUPS`) or a user's own presets; two of cnnpl's options of a component
+    (``pool=[max,avg]``: the last one's name won) and no option of a group every run needs (``model=[]``) are
+    refused (helper-141)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:

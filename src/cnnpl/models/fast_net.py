@@ -12,6 +12,7 @@ at 1 and the batch-norm biases train with a larger learning rate (:meth:`FastNet
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -130,6 +131,18 @@ class FastNet(nn.Module):
             raise CnnplError(f"model.widths must be a non-empty list of positive channel counts, got {list(widths)}")
         if bias_lr_scale <= 0:
             raise CnnplError(f"model.bias_lr_scale must be > 0, got {bias_lr_scale}")
+        # helper-140: whiten_kernel=-1 was torch's "negative dimension" traceback, logit_scale=0 trained nothing, and
+        # norm_eps=-1 was refused as norm.eps
+        if isinstance(whiten_kernel, bool) or not isinstance(whiten_kernel, int) or whiten_kernel < 1:
+            raise CnnplError(
+                f"model.whiten_kernel must be an int >= 1 (the side of a whitened patch), got {whiten_kernel}"
+            )
+        if not math.isfinite(logit_scale) or logit_scale <= 0:
+            raise CnnplError(f"model.logit_scale must be a number > 0 (it multiplies the logits), got {logit_scale}")
+        if not math.isfinite(norm_eps) or norm_eps <= 0:
+            raise CnnplError(f"model.norm_eps must be a number > 0, got {norm_eps}")
+        if not 0 <= norm_momentum <= 1:
+            raise CnnplError(f"model.norm_momentum must be between 0 and 1, got {norm_momentum}")
         self.whiten = PatchWhitening(in_channels, whiten_kernel)
         blocks: OrderedDict[str, nn.Module] = OrderedDict(whiten=self.whiten, whiten_act=act())
         c_in = self.whiten.out_channels
