@@ -1412,3 +1412,12 @@ def test_an_error_first_ends_the_line_of_a_progress_bar_the_stopped_run_left_ope
     assert not out.getvalue().endswith("\n")
     close_progress_bars()
     assert out.getvalue().endswith("\n") and bar.disable
+
+
+@pytest.mark.parametrize(("given", "meant"), [("model=VGG16", "model=vgg16"), ("data=CIFAR10", "data=cifar10")])
+def test_an_option_in_other_letter_case_is_named(given: str, meant: str) -> None:
+    # helper-141: model=VGG16 got no did-you-mean (difflib's ratio of "VGG16" to "vgg16" is 0.4), and a plugin hint
+    with pytest.raises(CnnplError) as err:
+        cnnpl.compose([given])
+    assert str(err.value).startswith(f"{given}: no such option; did you mean {meant}? ")
+    assert "plugin" not in str(err.value)

@@ -1279,7 +1279,8 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     if missing:  # an unknown option of a config group: Hydra lists the group's options, one a line
         group, option = missing.groups()
         options = re.findall(r"^\t(\S+)$", text.split("Config search path:")[0], flags=re.MULTILINE)
-        close = difflib.get_close_matches(option, options, n=1)
+        same = [name for name in options if name.lower() == option.lower()]  # model=VGG16 (helper-141)
+        close = same or difflib.get_close_matches(option.lower(), options, n=1)
         hint = f"did you mean {group}={close[0]}? " if close else ""
         message = f"{group}={option}: no such option; {hint}the options of {group} are {', '.join(options)}"
         if group in CONFIG_GROUPS.values():  # a component group: perhaps a plugin's
