@@ -1260,3 +1260,28 @@ def test_a_value_lightning_refuses_names_the_key_of_its_settings(override: str, 
     with pytest.raises(CnnplError) as err:
         build_callbacks(compose(override))
     assert str(err.value) == f"callbacks.checkpoint (cnnpl.callbacks.checkpoint.ModelCheckpoint): {said}"
+
+
+def test_a_run_without_an_end_is_told_so(tmp_path) -> None:
+    # helper-141: trainer.max_epochs=-1 trained on without a word (the test never came); a step or time limit ends it
+    import warnings
+
+    from cnnpl.train import train
+
+    cfg = cnnpl.compose(
+        [*TINY, "data.num_train=64", "trainer.max_epochs=-1", "+trainer.max_steps=1", "test=false"],
+        output_dir=str(tmp_path / "steps"),
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(cfg)  # ends after one step: no word
+    assert not [w for w in caught if "trains until stopped" in str(w.message)]
+    from cnnpl.train import _warn_endless
+
+    cfg.trainer.max_steps = -1  # what _fit_and_test checks before it fits: nothing ends the run
+    with pytest.warns(UserWarning) as warned:
+        _warn_endless(cfg.trainer)
+    assert str(warned[0].message) == (
+        "trainer.max_epochs=-1 trains until stopped (Ctrl-C; SIGTERM saves last.ckpt), and the test comes only after "
+        "an end: give trainer.max_epochs=<N>, +trainer.max_steps=<N> or +trainer.max_time=<DD:HH:MM:SS> for one"
+    )

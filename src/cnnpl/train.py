@@ -1816,12 +1816,29 @@ def _stop_children_on_failure(trainer: Any) -> Any:
         raise
 
 
+def _warn_endless(trainer_cfg: Any) -> None:
+    """Say that ``trainer.max_epochs=-1`` with no step or time limit trains until stopped (helper-141: it started
+    without a word, and only the refusal of -2 told what -1 means)."""
+    if (
+        trainer_cfg.get("max_epochs") != -1
+        or trainer_cfg.get("max_steps") not in (None, -1)
+        or trainer_cfg.get("max_time")
+    ):
+        return
+    warnings.warn(
+        "trainer.max_epochs=-1 trains until stopped (Ctrl-C; SIGTERM saves last.ckpt), and the test comes only after "
+        "an end: give trainer.max_epochs=<N>, +trainer.max_steps=<N> or +trainer.max_time=<DD:HH:MM:SS> for one",
+        stacklevel=2,
+    )
+
+
 def _fit_and_test(cfg: DictConfig, trainer: Any, system: Any, datamodule: Any, ckpt_path: Any) -> dict[str, float]:
     """Train (``fit``) and test the best checkpoint (``test``); the metrics of both."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     metrics: dict[str, float] = {}
     if cfg.get("fit", True):
+        _warn_endless(cfg.trainer)
         try:
             trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         except SIGTERMException:
