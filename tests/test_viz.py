@@ -838,3 +838,11 @@ def test_eager_sets_torch_s_stance_for_its_block_only() -> None:
     with made:
         assert eval_frame._stance.stance == "force_eager"
     assert eval_frame._stance.stance == "default"
+
+
+def test_per_class_accuracy_figure_reads_n_a_for_a_class_without_images() -> None:
+    # helper-139: a class with no images (NaN) read 0.00, as if all of its images were wrong
+    fig = viz.per_class_accuracy_figure(torch.tensor([0.5, float("nan"), 1.0]), ["a", "b", "c"])
+    texts = [text.get_text() for text in fig.axes[0].texts]
+    assert texts == ["0.50", "n/a (no images)", "1.00"]
+    assert [bar.get_width() for bar in fig.axes[0].patches] == [0.5, 0.0, 1.0]

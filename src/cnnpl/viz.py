@@ -552,18 +552,21 @@ def confusion_matrix_figure(cm: torch.Tensor, class_names: Sequence[str], normal
 
 
 def per_class_accuracy_figure(accuracy: torch.Tensor, class_names: Sequence[str]) -> Figure:
-    """A horizontal bar per class with its accuracy (recall)."""
+    """A horizontal bar per class with its accuracy (recall); a class with no images (NaN) has no bar and reads
+    "n/a" (helper-139: it read 0.00, as if every image of it were wrong)."""
     k = len(class_names)
     fig = _figure(6, max(2.5, 0.3 * k + 1), layout="constrained")
     ax = fig.add_subplot()
-    acc = accuracy.nan_to_num(0).numpy()
-    ax.barh(range(k), acc, color="tab:blue")
+    acc = accuracy.double().tolist()
+    ax.barh(range(k), [0.0 if math.isnan(a) else a for a in acc], color="tab:blue")
     ax.set_yticks(range(k), list(class_names))
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy")
     for i, a in enumerate(acc):
-        ax.text(min(a + 0.01, 0.9), i, f"{a:.2f}", va="center", fontsize=8)
+        seen = not math.isnan(a)
+        label = f"{a:.2f}" if seen else "n/a (no images)"
+        ax.text(min(a + 0.01, 0.9) if seen else 0.01, i, label, va="center", fontsize=8)
     return fig
 
 
