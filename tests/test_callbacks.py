@@ -379,6 +379,18 @@ def test_filters_layer_must_hold_a_conv_weight(tmp_path) -> None:
     )
 
 
+def test_filters_of_one_conv_named_twice_are_drawn_once(tmp_path) -> None:
+    # helper-139: a block and its conv name the same weights; each step drew them twice (steps [0, 0, 2, 2])
+    layers = "callbacks.filters.layers=[features.block1,features.block1.conv]"
+    train(
+        compose_tiny(
+            tmp_path, "data.num_train=80", "callbacks=[minimal,filters]", layers, "callbacks.filters.rgb=false"
+        )
+    )
+    acc = read_events(tmp_path / "tensorboard")
+    assert [e.step for e in acc.Images("filters/features.block1.conv")] == [0, 2]
+
+
 @pytest.mark.parametrize(
     "setting", ["callbacks.feature_maps.layers=[classifier.1]", "callbacks.gradcam.layer=classifier.1"]
 )

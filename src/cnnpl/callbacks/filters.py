@@ -70,8 +70,12 @@ class FiltersCallback(VisualCallback):
 
     def log_filters(self, pl_module: L.LightningModule, step: int) -> None:
         net = self.network(pl_module)
+        drawn: set[str] = set()  # helper-139: layers=[features.block1,features.block1.conv] drew its conv twice
         for name in self.layers or [None]:
             layer, weight = viz.conv_weight(net, name)
+            if layer in drawn:
+                continue
+            drawn.add(layer)
             groups = viz.conv_groups(net, layer)
             image = viz.filters_grid(weight, self.max_filters, self.max_channels, self.scale, groups=groups)
             self.experiment.add_image(f"filters/{layer}", image, step)
