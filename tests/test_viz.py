@@ -846,3 +846,26 @@ def test_per_class_accuracy_figure_reads_n_a_for_a_class_without_images() -> Non
     texts = [text.get_text() for text in fig.axes[0].texts]
     assert texts == ["0.50", "n/a (no images)", "1.00"]
     assert [bar.get_width() for bar in fig.axes[0].patches] == [0.5, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("override", ["seed=7", "data.val_split=0.5", "data.seed=3"])
+def test_render_refuses_to_draw_a_val_split_of_other_training_images(tmp_path, capsys, override: str) -> None:
+    # helper-139: seed=7 drew a "val split" that held images the network trained on, with no word
+    ckpt = fake_run(tmp_path / "run")
+    assert render_main([f"ckpt={ckpt}", f"out={tmp_path / 'pictures'}", override]) == 2
+    key = override.partition("=")[0]
+    assert capsys.readouterr().err == (
+        f"cnnpl.render: error: {override}: {key} chooses which training images the run held out for validation, so "
+        "the val split would show images the network trained on; leave it out, or draw another split (split=test)\n"
+    )
+    assert not (tmp_path / "pictures").exists()
+    # the test split is not chosen by them: drawn (untrained weights, a few pictures)
+    assert render_main([f"ckpt={ckpt}", f"out={tmp_path / 'pictures'}", "split=test", "num_images=1", override]) == 0
+
+
+def test_render_says_what_it_expected_on_one_line(tmp_path, capsys) -> None:
+    # helper-139: a word without = printed the error, then the usage on a second line
+    assert render_main(["ckpt.ckpt", f"out={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cnnpl.render: error: expected key=value, got 'ckpt.ckpt'; usage: python -m cnnpl.render ")
+    assert err.count("\n") == 1
