@@ -869,3 +869,23 @@ def test_render_says_what_it_expected_on_one_line(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.startswith("cnnpl.render: error: expected key=value, got 'ckpt.ckpt'; usage: python -m cnnpl.render ")
     assert err.count("\n") == 1
+
+
+def test_render_names_images_of_another_size_than_the_runs(tmp_path, capsys) -> None:
+    # helper-139: 28x28 images were told "does not fit the network its config describes; pass the config of the run"
+    import torch
+
+    from cnnpl.train import train
+
+    cfg = cnnpl.compose(
+        [*TINY_RUN, "trainer.max_epochs=1", "callbacks=minimal", "test=false"], output_dir=str(tmp_path / "r")
+    )
+    train(cfg)
+    ckpt = tmp_path / "r" / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=True)["cnnpl"]["image_shape"] == [3, 32, 32]
+    capsys.readouterr()  # the training's lines
+    assert render_main([f"ckpt={ckpt}", f"out={tmp_path / 'p'}", "data.image_size=28"]) == 2
+    assert capsys.readouterr().err == (
+        f"cnnpl.render: error: checkpoint '{ckpt}' was trained on 3x32x32 images (channels x height x width), and the "
+        "images of data.image_size=28 are 3x28x28; leave out data.image_size=28\n"
+    )

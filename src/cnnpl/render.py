@@ -163,6 +163,34 @@ def check_weights_fit(ckpt: str | Path, net: nn.Module, weights: Mapping[str, An
         )
 
 
+def _check_image_shape(ckpt: Path, checkpoint: Mapping[str, Any], datamodule: Any, given: DictConfig) -> None:
+    """Refuse images of another size or number of channels than the run's (helper-139: a folder of 28x28 copies
+    was told that the checkpoint does not fit its config, and to pass the config it had). A checkpoint written
+    before cnnpl recorded the run's image shape is left to :func:`check_weights_fit`."""
+    from cnnpl.callbacks.guards import IMAGE_SHAPE
+
+    trained = (checkpoint.get("cnnpl") or {}).get(IMAGE_SHAPE)
+    here = [datamodule.in_channels, *datamodule.input_size]
+    if not trained or list(trained) == here:
+        return
+    c, h, w = trained
+    changed = [f"{key}={value}" for key, value in _flat(given) if key.startswith("data.")]
+    where = f"the images of {' '.join(changed)}" if changed else "the run's images here"
+    others = [item for item in changed if not item.startswith("data.root=")]
+    fix = f"leave out {' '.join(others)}" if others else f"give data.root= a folder of {h}x{w} images, as the run had"
+    raise CnnplError(
+        f"checkpoint {str(ckpt)!r} was trained on {c}x{h}x{w} images (channels x height x width), and {where} are "
+        f"{here[0]}x{here[1]}x{here[2]}; {fix}"
+    )
+
+
+def _flat(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """``(dotted key, value)`` of every leaf of ``node``."""
+    if isinstance(node, DictConfig):
+        return [pair for key, value in node.items() for pair in _flat(value, f"{prefix}{key}.")]
+    return [(prefix.rstrip("."), node)]
+
+
 def read_config(path: Path) -> DictConfig:
     """The run config in the YAML file ``path``; :class:`CnnplError` naming the file when it cannot be read
     or is not a mapping of settings."""
@@ -246,6 +274,7 @@ def load_checkpoint(
         if "oc.env:CNNPL_DATA" in str(raw_root) and "CNNPL_DATA" not in os.environ:
             message += f"; the run's data.root is {raw_root}, and $CNNPL_DATA is not set here"
         raise DataError(message) from None
+    _check_image_shape(ckpt, checkpoint, datamodule, given)
     net = build_model(_without_pretrained(cfg), datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
     check_weights_fit(ckpt, net, weights)
     try:

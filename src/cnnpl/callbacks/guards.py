@@ -104,11 +104,18 @@ class ConfigWriter(L.Callback):
         self._write_once(trainer)
         if self.text is not None:
             checkpoint.setdefault("cnnpl", {})[SAVED_CONFIG] = self.text
+        try:  # what render tells other images by (helper-139); a data module of one's own may not say
+            data = trainer.datamodule
+            shape = [int(data.in_channels), *(int(side) for side in data.input_size)]
+        except Exception:
+            return
+        checkpoint.setdefault("cnnpl", {})[IMAGE_SHAPE] = shape
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._write_once(trainer)
 
 
+IMAGE_SHAPE = "image_shape"  # the checkpoint's [channels, height, width] of the run's full-size images
 START_PICTURES = "start_pictures"  # the checkpoint's list (under "cnnpl") of the start pictures drawn
 
 
