@@ -923,6 +923,33 @@ def test_output_dir_on_the_command_line_is_refused_for_hydras_run_folder(tmp_pat
     assert prepare(["data=shapes", "--cfg", "job", "output_dir=runs/d"])
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [  # helper-141: Hydra read the other one; the run went to a folder named by the time, the given one never made
+        (
+            ["-m", "seed=0,1", "hydra.run.dir=runs/a"],
+            "hydra.run.dir=runs/a is a single run's folder; a sweep (-m) writes into hydra.sweep.dir: give "
+            "hydra.sweep.dir=runs/a",
+        ),
+        (
+            ["hydra.sweep.dir=runs/a"],
+            "hydra.sweep.dir=runs/a is a sweep's folder (-m); a single run writes into hydra.run.dir: give "
+            "hydra.run.dir=runs/a",
+        ),
+    ],
+)
+def test_a_folder_option_for_the_other_kind_of_command_is_refused(tmp_path, monkeypatch, args, message) -> None:
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CnnplError) as err:
+        prepare(["data=shapes", *args])
+    assert str(err.value) == message
+    assert not list(tmp_path.iterdir())
+    both = ["hydra.run.dir=runs/b", "hydra.sweep.dir=runs/c"]  # each for its own kind: one is read
+    assert prepare(["data=shapes", *args[:-1], *both])
+
+
 @pytest.mark.parametrize("given", ["hydra.run.dir=", "hydra.run.dir=''", "hydra.run.dir= ", "-m hydra.sweep.dir="])
 def test_an_empty_run_folder_is_refused(tmp_path: Path, monkeypatch, given: str) -> None:
     # helper-127: hydra.run.dir='' trained in the working directory (the repository's, by mistake)

@@ -162,6 +162,7 @@ def prepare(args: list[str]) -> list[str]:
     if {"-h", "--help"} & set(rest):
         store_searchpath_options(rest)
     _check_output_dir(rest)
+    _check_folder_option(rest)
     run_dir = _check_composes(rest)
     _check_shared_run_dir(rest, run_dir)
     _warn_single_callback(rest)
@@ -203,6 +204,26 @@ def _check_output_dir(args: list[str]) -> None:
         f".hydra/ and cnnpl.log in a folder of their own; choose the run's folder with {option}={given[-1]} instead"
         + (" (each job gets a subfolder)" if sweep else "")
     )
+
+
+def _check_folder_option(args: list[str]) -> None:
+    """Refuse ``hydra.run.dir=`` alone with ``-m``, and ``hydra.sweep.dir=`` alone without it (helper-141): Hydra
+    reads only the other one, and the run went to a folder named by the time, the one given never made. A
+    process a launcher started (a DDP worker) is left alone."""
+    from cnnpl.distributed import is_worker
+
+    if is_worker() or any(_prints_only(arg) for arg in args):
+        return
+    sweep = bool({"-m", "--multirun"} & set(args))
+    given, other = ("hydra.run.dir", "hydra.sweep.dir") if sweep else ("hydra.sweep.dir", "hydra.run.dir")
+    values = _values(args, given)
+    if values and not _values(args, other):
+        kind = (
+            "a single run's folder; a sweep (-m) writes into"
+            if sweep
+            else "a sweep's folder (-m); a single run writes into"
+        )
+        raise CnnplError(f"{given}={values[-1]} is {kind} {other}: give {other}={values[-1]}")
 
 
 def _new_named_run_dir(args: list[str]) -> tuple[Path, tuple[Path, ...]] | None:
