@@ -7,6 +7,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
+case "${1:-}" in  # helper-141: --help was taken for the site's folder
+  -h|--help) echo "usage: bash scripts/build_docs.sh [SITE_DIR]"; exit 0 ;;
+  -*) echo "build_docs.sh: unknown option $1; usage: bash scripts/build_docs.sh [SITE_DIR]" >&2; exit 2 ;;
+esac
+[ $# -le 1 ] || { echo "build_docs.sh: one SITE_DIR at most, got $#; usage: bash scripts/build_docs.sh [SITE_DIR]" >&2; exit 2; }
 SITE_DIR=${1:-$(mktemp -d "${TMPDIR:-/tmp}/cnnpl-site.XXXXXX")}
 "$PY" scripts/gen_reference.py "$SITE_DIR.reference" >/dev/null
 MPLBACKEND=Agg NO_MKDOCS_2_WARNING=1 "$PY" -m mkdocs build --strict --clean --site-dir "$SITE_DIR"

@@ -145,8 +145,12 @@ def main(argv: list[str]) -> int:
 
     specs, _, rest = split_plugin_overrides(argv)  # plugins=[./my_pool.py], as every cnnpl command takes it
     argv = [arg for arg in rest if not arg.lstrip("+").startswith("plugins=")]
-    if len(argv) > 1 or any("=" in arg for arg in argv):
-        print("usage: python scripts/gen_reference.py [plugins=[...]] [OUT_DIR]", file=sys.stderr)
+    usage = "usage: python scripts/gen_reference.py [plugins=[...]] [OUT_DIR]"
+    if argv in (["-h"], ["--help"]):
+        print(usage)
+        return 0
+    if len(argv) > 1 or any("=" in arg or arg.startswith("-") for arg in argv):  # helper-141: --help was a folder
+        print(usage, file=sys.stderr)
         return 2
     load_plugins(specs)
     generated = pages()

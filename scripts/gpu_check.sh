@@ -14,6 +14,9 @@ ACCELERATOR=${ACCELERATOR:-gpu}
 SEEDS=${SEEDS:-0 1}
 OUT=${OUT:-/tmp/cnnpl-gpu-check}
 mkdir -p "$OUT"
+# run folders new at each call (helper-141: a second call on a machine still held found the first one's
+# checkpoints there, and both runs refuse a folder that holds a run)
+RUNS=$(mktemp -d /tmp/cnnpl-runs.XXXXXX)
 exec > >(tee "$OUT/gpu_check.log") 2>&1
 
 "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --target /tmp/cnnpl-site .gpu/wheels/*.whl || exit 1
@@ -25,11 +28,11 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
 echo "== smoke: data=shapes, one epoch, trainer.accelerator=$ACCELERATOR"
 start=$(date +%s)
 "$PYTHON" -m cnnpl data=shapes trainer.max_epochs=1 "trainer.accelerator=$ACCELERATOR" \
-    callbacks.progress_bar.refresh_rate=0 hydra.run.dir=/tmp/cnnpl-smoke || exit 1
+    callbacks.progress_bar.refresh_rate=0 "hydra.run.dir=$RUNS/smoke" || exit 1
 echo "smoke run: $(( $(date +%s) - start )) s"
 
 echo "== experiment=fast_cifar10_gpu, seeds $SEEDS $*"
 mkdir -p /tmp/cifar10 && tar -xzf .gpu/cifar10-jpg.tar.gz -C /tmp/cifar10 || exit 1
 # shellcheck disable=SC2086  # SEEDS is a list
 "$PYTHON" benchmarks/fast_cifar10.py --root /tmp/cifar10 --experiment fast_cifar10_gpu --seeds $SEEDS \
-    --out /tmp/cnnpl-runs "$@"
+    --out "$RUNS/fast_cifar10_gpu" "$@"

@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+case "${1:-}" in  # helper-141: --with_data or --help ran the whole install and unpacked nothing
+  ""|--with-data) ;;
+  -h|--help) echo "usage: bash scripts/setup.sh [--with-data]"; exit 0 ;;
+  *) echo "setup.sh: unknown argument $1; usage: bash scripts/setup.sh [--with-data]" >&2; exit 2 ;;
+esac
+[ $# -le 1 ] || { echo "setup.sh: one argument at most; usage: bash scripts/setup.sh [--with-data]" >&2; exit 2; }
 PYTHON=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv

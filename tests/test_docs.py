@@ -16,6 +16,7 @@ import doctest
 import importlib.util
 import inspect
 import re
+import subprocess
 from pathlib import Path
 from types import ModuleType
 
@@ -128,7 +129,9 @@ def test_readme_python_block_runs(restore_registries, monkeypatch: pytest.Monkey
     assert any(isinstance(m, torch.nn.AvgPool2d) for m in namespace["net"].modules())
 
 
-def test_the_reference_takes_plugins_as_every_command_does(tmp_path: Path, restore_registries, capsys) -> None:
+def test_the_reference_takes_plugins_as_every_command_does(
+    tmp_path: Path, restore_registries, capsys, monkeypatch
+) -> None:
     plugin = tmp_path / "ref_pool.py"
     plugin.write_text(
         "import cnnpl\nfrom torch import nn\n\n\n@cnnpl.register('pool', 'ref_pool')\nclass RefPool(nn.MaxPool2d):\n"
@@ -139,6 +142,22 @@ def test_the_reference_takes_plugins_as_every_command_does(tmp_path: Path, resto
     assert "### `pool=ref_pool`" in (tmp_path / "ref" / "components.md").read_text()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["ref", "ref_pool.py"]
     assert gen.main(["a=b"]) == 2 and "usage: python scripts/gen_reference.py" in capsys.readouterr().err
+    # helper-141: --help wrote the pages into a folder named --help
+    monkeypatch.chdir(tmp_path)
+    assert gen.main(["--help"]) == 0 and capsys.readouterr().out.startswith("usage: python scripts/gen_reference.py")
+    assert gen.main(["--out"]) == 2 and "usage:" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ref", "ref_pool.py"]
+
+
+@pytest.mark.parametrize(("script", "bad"), [("setup.sh", "--with_data"), ("build_docs.sh", "--site")])
+def test_the_scripts_say_their_usage_and_refuse_an_unknown_option(script: str, bad: str) -> None:
+    # helper-141: setup.sh --with_data ran the whole install and unpacked nothing; build_docs.sh --help made a folder
+    for word, code in (("--help", 0), (bad, 2)):  # both answered before anything is installed or built
+        done = subprocess.run(
+            ["bash", str(REPO / "scripts" / script), word], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == code
+        assert f"usage: bash scripts/{script}" in (done.stdout if code == 0 else done.stderr)
 
 
 def test_reference_lists_every_component_and_its_parameters() -> None:
