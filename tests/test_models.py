@@ -801,3 +801,19 @@ def test_fast_net_settings_out_of_range_are_one_line(override: str, message: str
     with pytest.raises(CnnplError) as err:
         build_model(cfg, num_classes=10, in_channels=3, input_size=(32, 32))
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize("model", ["simple_cnn", "simple_cnn_bn"])
+@pytest.mark.parametrize(("given", "shown"), [("[]", "[]"), ("32", "32"), ("[0,4]", "[0, 4]")])
+def test_conv_widths_that_build_no_conv_block_are_one_line(model: str, given: str, shown: str) -> None:
+    # helper-140: model.channels=[] built a network without a convolution (blamed on the filters callback, or
+    # trained as it was with callbacks=minimal); 32 was "'int' object is not iterable"
+    from cnnpl.train import build_model
+
+    cfg = cnnpl.compose([f"model={model}", f"model.channels={given}"])
+    with pytest.raises(CnnplError) as err:
+        build_model(cfg, num_classes=10, in_channels=3, input_size=(32, 32))
+    assert str(err.value) == (
+        f"{model}: model.channels must list the widths of its conv blocks, one or more ints >= 1 (such as "
+        f"[32,64,128]), got {shown}"
+    )

@@ -176,6 +176,23 @@ def building(layer: str) -> Iterator[None]:
         raise named_err from err.__cause__  # a plugin's own error stays the cause: HYDRA_FULL_ERROR=1 shows it
 
 
+def check_conv_widths(channels: Any, *, model: str) -> None:
+    """Raise :class:`GeometryError` naming ``model`` unless ``channels`` lists one conv width >= 1 or more
+    (helper-140: ``model.channels=[]`` built a network of no convolution, refused by the filters callback as
+    having no conv layer; ``model.channels=32``, "'int' object is not iterable")."""
+    if (
+        isinstance(channels, (str, bytes))
+        or not isinstance(channels, Sequence)
+        or not channels
+        or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels)
+    ):
+        shown = list(channels) if isinstance(channels, Sequence) and not isinstance(channels, str) else channels
+        raise GeometryError(
+            f"{model}: model.channels must list the widths of its conv blocks, one or more ints >= 1 (such as "
+            f"[32,64,128]), got {shown!r}"
+        )
+
+
 def dense_head(
     width: int, hidden: Sequence[int], num_classes: int, act: LayerFactory, dropout: float, *, model: str
 ) -> nn.Sequential:

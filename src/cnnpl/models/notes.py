@@ -20,6 +20,7 @@ from cnnpl.models._util import (
     DEFAULT_NORM,
     DEFAULT_POOL,
     building,
+    check_conv_widths,
     dense_head,
     trace_shapes,
 )
@@ -60,6 +61,7 @@ class SimpleCNNBN(nn.Module):
         freeze_features: bool = False,
     ) -> None:
         super().__init__()
+        check_conv_widths(channels, model="simple_cnn_bn")
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
         if input_norm:
             blocks["input_norm"] = norm(num_features=in_channels)

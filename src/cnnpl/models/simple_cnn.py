@@ -13,7 +13,15 @@ import torch
 from torch import nn
 
 from cnnpl.factory import LayerFactory
-from cnnpl.models._util import DEFAULT_ACT, DEFAULT_CONV, DEFAULT_POOL, building, dense_head, trace_shapes
+from cnnpl.models._util import (
+    DEFAULT_ACT,
+    DEFAULT_CONV,
+    DEFAULT_POOL,
+    building,
+    check_conv_widths,
+    dense_head,
+    trace_shapes,
+)
 from cnnpl.registry import register
 
 
@@ -39,6 +47,7 @@ class SimpleCNN(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        check_conv_widths(channels, model="simple_cnn")
         blocks: OrderedDict[str, nn.Module] = OrderedDict()
         c_in = in_channels
         for i, c_out in enumerate(channels, start=1):
