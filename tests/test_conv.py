@@ -474,6 +474,12 @@ def test_every_conv_builds_simple_cnn(name):
         ("conv2d", {"dilation": 0}, "conv2d: dilation must be >= 1, got 0"),
         ("conv2d", {"kernel_size": 0}, "conv2d: kernel_size must be >= 1, got 0"),
         ("conv2d", {"groups": 4}, "conv2d: groups=4 must divide in_channels=6 and out_channels=8"),
+        (  # helper-140: grouped's groups=4 meant "4 where they fit": cardinality
+            "grouped",
+            {"groups": 4},
+            "grouped: groups=4 must divide in_channels=6 and out_channels=8; conv.cardinality=4 gives each layer the "
+            "most groups up to 4 that divide its channels",
+        ),
         ("tiled", {"tiles": 0}, "tiled: tiles must be >= 1, got 0"),
         ("true_conv2d", {"stride": 0}, "true_conv2d: stride must be >= 1, got 0"),
         ("pointwise", {"kernel_size": 3}, "pointwise cannot honour kernel_size=3: it is a 1x1 convolution"),

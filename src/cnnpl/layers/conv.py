@@ -68,8 +68,14 @@ def _check_count(variant: str, name: str, value: object) -> None:
 def _check_groups(variant: str, groups: int, in_channels: int, out_channels: int) -> None:
     _check_count(variant, "groups", groups)
     if in_channels % groups or out_channels % groups:
+        # helper-140: conv=grouped conv.groups=4 meant "4 groups where they fit", which is cardinality
+        hint = (
+            f"; conv.cardinality={groups} gives each layer the most groups up to {groups} that divide its channels"
+            if variant == Grouped.variant
+            else ""
+        )
         raise GeometryError(
-            f"{variant}: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}"
+            f"{variant}: groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}{hint}"
         )
 
 
