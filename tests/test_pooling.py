@@ -530,6 +530,17 @@ def test_gradcheck_mixed_with_fixed_draws(granularity: str, monkeypatch: pytest.
             "mixed_learned pooling with granularity 'channel' needs channels=C (architectures pass it; got None)",
         ),
         ("mixed_learned", {"alpha_init": 1.0}, "alpha_init must be strictly between 0 and 1, got 1.0"),
+        # helper-140: 1.2 was told "[0, 1]", where 0 and 1 are refused as well; a list was float()'s TypeError
+        (
+            "mixed_learned",
+            {"alpha_init": 1.2},
+            "mixed_learned pooling alpha_init must be strictly between 0 and 1, got 1.2",
+        ),
+        (
+            "mixed",
+            {"p": [0.5]},
+            "mixed pooling p (the probability that lam = 1, i.e. max) must be a number in [0, 1], got [0.5]",
+        ),
         (
             "gated",
             {"granularity": "region"},

@@ -91,9 +91,16 @@ class AvgPool(_TorchWindow, nn.AvgPool2d):
     """
 
 
-def _check_probability(name: str, value: float) -> float:
-    if not 0.0 <= float(value) <= 1.0:
-        raise CnnplError(f"{name} must be in [0, 1], got {value}")
+def _check_probability(name: str, value: float, *, open_interval: bool = False) -> float:
+    """``value`` as a float in [0, 1] (in (0, 1) with ``open_interval``); one line naming ``name`` otherwise
+    (helper-140: ``pool.p=[0.5]`` was float()'s TypeError, and alpha_init=1.2 was told [0, 1] where 0 and 1 are
+    refused too)."""
+    interval = "strictly between 0 and 1" if open_interval else "in [0, 1]"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CnnplError(f"{name} must be a number {interval}, got {value!r}")
+    inside = 0.0 < value < 1.0 if open_interval else 0.0 <= value <= 1.0
+    if not inside:
+        raise CnnplError(f"{name} must be {interval}, got {value}")
     return float(value)
 
 
@@ -267,9 +274,7 @@ class MixedLearnedPool(_WindowPool):
     ) -> None:
         super().__init__(kernel_size, stride, padding)
         self.granularity = _check_choice("mixed_learned pooling granularity", granularity, LEARNED_GRANULARITIES)
-        alpha = _check_probability("mixed_learned pooling alpha_init", alpha_init)
-        if not 0.0 < alpha < 1.0:
-            raise CnnplError(f"mixed_learned pooling alpha_init must be strictly between 0 and 1, got {alpha_init}")
+        alpha = _check_probability("mixed_learned pooling alpha_init", alpha_init, open_interval=True)
         size = _check_channels("mixed_learned", channels, granularity) if granularity == "channel" else 1
         self.alpha_logit = nn.Parameter(torch.full((size,), math.log(alpha / (1.0 - alpha))))
 
