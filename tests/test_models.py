@@ -726,6 +726,11 @@ def test_config_path_gives_the_reference_count_when_bias_is_left_to_the_architec
     ("overrides", "size", "advice"),
     [  # helper-131: the message named the layer only, and for pool.stride=4 a conv
         (["pool.stride=4"], 32, "; it fits without pool.stride=4: leave it to the model (pool.stride=null)"),
+        (  # helper-140: a pair was written (2, 3), which the command line cannot take back
+            ["pool.stride=[2,3]", "pool.kernel_size=[2,3]"],
+            32,
+            "; it fits without pool.stride=[2,3]: leave it to the model (pool.stride=null)",
+        ),
         (
             ["pool.kernel_size=5", "conv.kernel_size=5"],
             32,

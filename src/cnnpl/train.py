@@ -255,7 +255,7 @@ def _too_small_causes(
     architecture in turn, the network ``build`` makes from ``factories`` has no window larger than what reaches
     it (``pool.stride=4``, ``conv.kernel_size=7``); all of them where only all together make it so."""
     settings = [
-        f"{family}.{key}={value}"
+        f"{family}.{key}={_typed(value)}"
         for family, made in factories.items()
         for key, value in made.params.items()
         if key in _GEOMETRY and value is not None
@@ -402,6 +402,13 @@ def _builds_without(
     except Exception:
         return False
     return True
+
+
+def _typed(value: Any) -> str:
+    """``value`` as the command line writes it: ``[1,2]`` for a pair (helper-140: ``(1, 2)`` could not be pasted)."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_typed(item) for item in value) + "]"
+    return str(value)
 
 
 def _nulled(setting: str) -> str:
