@@ -822,3 +822,17 @@ def test_conv_widths_that_build_no_conv_block_are_one_line(model: str, given: st
         f"{model}: model.channels must list the widths of its conv blocks, one or more ints >= 1 (such as "
         f"[32,64,128]), got {shown}"
     )
+
+
+@pytest.mark.parametrize("given", ["global_avg", "maxx"])
+def test_inception_branch_pool_names_only_pools_with_a_window(given: str) -> None:
+    # helper-140: global_avg was blamed on pool= ("choose a pool that takes kernel_size: pool=avg, ..."), and the
+    # list for a misspelt name offered the global pools
+    from cnnpl.train import build_model
+
+    with pytest.raises(CnnplError) as err:
+        build_model(cnnpl.compose(["model=inception_v3", f"model.branch_pool={given}"]), 10, 3, (32, 32))
+    message = str(err.value)
+    assert message.startswith("model.branch_pool must be the name of a pool with a window (avg, ")
+    assert message.endswith(f"or pool (whatever pool= is), got {given!r}")
+    assert "global" not in message.replace(given, "")

@@ -27,7 +27,7 @@ from cnnpl.models._util import (
     trace_path,
 )
 from cnnpl.pretrained import apply_pretrained
-from cnnpl.registry import get_registry, register
+from cnnpl.registry import get_registry, parameters_of, register
 
 BN_EPS = 1e-3  # the reference's batch-norm epsilon (torchvision and Keras alike)
 IMAGENET_STEM_MIN = 75  # pixels: the smallest side the reference stem and blocks fit (3 x 3 before Mixed_7a)
@@ -310,11 +310,12 @@ class InceptionV3(nn.Module):
         super().__init__()
         self.stem = size_layout(stem, input_size, what="model.stem", imagenet_min=IMAGENET_STEM_MIN)
         follows = branch_pool in (None, FOLLOW_POOL)
-        pools = get_registry("pool").names()
+        registry = get_registry("pool")  # the pools with a window: the branches pool 3x3 (helper-140: global_avg
+        pools = [name for name in registry.names() if "kernel_size" in parameters_of(registry.get(name))]  # was pool=)
         if not follows and branch_pool not in pools:
             raise CnnplError(
-                f"model.branch_pool must be the name of a pool ({', '.join(pools)}) or {FOLLOW_POOL} (whatever "
-                f"pool= is), got {branch_pool!r}"
+                f"model.branch_pool must be the name of a pool with a window ({', '.join(pools)}) or {FOLLOW_POOL} "
+                f"(whatever pool= is), got {branch_pool!r}"
             )
         f = Factories(conv, pool, pool if follows else LayerFactory("pool", str(branch_pool)), norm, act)
         c_in = in_channels
