@@ -315,7 +315,8 @@ def test_inception_branch_pool_follows_pool_from_the_command_line() -> None:
     assert branch("model.branch_pool=mixed") == "MixedPool"
     with pytest.raises(
         CnnplError,
-        match=r"^model\.branch_pool must be the name of a pool with a window \(avg, .*\) or pool \(whatever pool= is\), got 'bogus'$",
+        match=r"^model\.branch_pool must be the name of a pool with a window \(avg, .*\) or pool "
+        r"\(whatever pool= is\), got 'bogus'$",
     ):
         branch("model.branch_pool=bogus")
 
