@@ -1448,3 +1448,35 @@ def test_an_option_in_other_letter_case_is_named(given: str, meant: str) -> None
         cnnpl.compose([given])
     assert str(err.value).startswith(f"{given}: no such option; did you mean {meant}? ")
     assert "plugin" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [  # helper-141: "'optimizer.lr' is not an override: overrides are written key=value", and for a list split at a
+        # space "'160,160]' is not an override"; a misspelt tool name was told the same
+        (
+            ["optimizer.lr", "=", "0.1"],
+            "'optimizer.lr' is followed by a space and =0.1: write optimizer.lr=0.1, with no spaces around the =",
+        ),
+        (["pool", "=avg"], "'pool' is followed by a space and =avg: write pool=avg, with no spaces around the ="),
+        (
+            ["optimizer.lr=", "0.1"],
+            "'optimizer.lr=' is followed by a space and 0.1: write optimizer.lr=0.1, with no space after the =",
+        ),
+        (
+            ["model.widths=[48,", "160,160]"],
+            "'160,160]' is the rest of 'model.widths=[48,', split at a space: write the list without spaces "
+            '(model.widths=[48,160,160]) or quote the whole override ("model.widths=[48, 160,160]")',
+        ),
+        (
+            ["lsit"],
+            "'lsit' is not an override; did you mean list? (python -m cnnpl list [<group>] lists the components)",
+        ),
+    ],
+)
+def test_an_override_split_at_a_space_is_told_how_to_write_it(words: list[str], message: str) -> None:
+    from cnnpl.config import check_group_overrides
+
+    with pytest.raises(CnnplError) as err:
+        check_group_overrides(["data=shapes", *words])
+    assert str(err.value) == message

@@ -524,6 +524,25 @@ TOOLS = {
 }
 
 
+def split_word_error(words: Sequence[str], i: int) -> str | None:
+    """The fix for ``words[i]``, a word without ``=`` that the shell split off an override at a space
+    (helper-141): ``optimizer.lr = 0.1``, ``optimizer.lr= 0.1``, ``model.widths=[48, 160]``. None otherwise."""
+    word = words[i]
+    before = words[i - 1] if i > 0 else ""
+    after = words[i + 1] if i + 1 < len(words) else ""
+    if after.startswith("=") and not word.startswith("-"):  # key = value, key =value
+        value = after[1:] or (words[i + 2] if i + 2 < len(words) else "")
+        return f"{word!r} is followed by a space and ={value}: write {word}={value}, with no spaces around the ="
+    if before.endswith("=") and "=" not in before[:-1] and not before.startswith("-"):  # key= value
+        return f"{before!r} is followed by a space and {word}: write {before}{word}, with no space after the ="
+    if "=" in before and (before.count("[") > before.count("]") or before.count("{") > before.count("}")):
+        return (
+            f"{word!r} is the rest of {before!r}, split at a space: write the list without spaces ({before}{word}) or "
+            f'quote the whole override ("{before} {word}")'
+        )
+    return None
+
+
 def bare_word_error(word: str) -> str | None:
     """The one-line fix for a command-line word without ``=`` that names an option or a group
     (``vgg16``: model=vgg16; ``pool``: pool=<option>), which Hydra would report as "missing EQUAL"."""
@@ -550,6 +569,9 @@ def bare_word_error(word: str) -> str | None:
         return f"{word!r} is not an override; did you mean {' or '.join(override(group) for group in owners)}?"
     if word in TOOLS:
         return f"{word!r} is not an override: python -m cnnpl {word} {TOOLS[word][1]}; put {word} first"
+    tool = difflib.get_close_matches(word, list(TOOLS), n=1, cutoff=0.75)  # lsit (helper-141)
+    if tool:
+        return f"{word!r} is not an override; did you mean {tool[0]}? (python -m cnnpl {tool[0]} {TOOLS[tool[0]][1]})"
     options = [(group, option) for group in groups for option in group_options(group)]
     close = difflib.get_close_matches(word, [option for _, option in options], n=2, cutoff=0.75)
     if close:
@@ -678,7 +700,8 @@ def check_group_overrides(overrides: Sequence[str]) -> None:
         flag_value = i > 0 and overrides[i - 1] in HYDRA_VALUE_FLAGS  # --cfg job --package pool
         if not sep and not flag_value and not token.startswith(("-", "~")):
             raise CnnplError(
-                bare_word_error(token)
+                split_word_error(overrides, i)
+                or bare_word_error(token)
                 or f"{token!r} is not an override: overrides are written key=value, such as model=vgg16 (python -m "
                 "cnnpl --help lists the groups and their options)"
             )
