@@ -232,6 +232,12 @@ def test_the_listing_takes_a_config_groups_name_and_suggests_a_family(capsys) ->
     )
     assert main(["--jsn"]) == 2
     assert capsys.readouterr().err.startswith("cnnpl.list: error: unknown option '--jsn'; did you mean --json? usage: ")
+    # helper-141: a group of YAML options was an "unknown family" with the usage
+    assert main(["data"]) == 2
+    assert capsys.readouterr().err == (
+        "cnnpl.list: error: data is a config group of options (cifar10, shapes), not a family of components; "
+        "families: conv, pool, norm, act, model, callback (python -m cnnpl --help lists every group)\n"
+    )
 
 
 def test_the_listing_shows_the_yaml_options_of_a_searchpath_folder(tmp_path, capsys) -> None:

@@ -251,6 +251,14 @@ def _family(word: str) -> str:
         raise CnnplError(f"unknown option {word!r}; {hint}{USAGE}")
     if word in FAMILIES or word in by_group:
         return by_group.get(word, word)
+    from cnnpl.config import config_groups, group_options
+
+    if word in config_groups():  # helper-141: experiment, data, optimizer are YAML options, not components
+        shown = ", ".join(group_options(word))
+        raise CnnplError(
+            f"{word} is a config group of options ({shown}), not a family of components; families: "
+            f"{', '.join(FAMILIES)} (python -m cnnpl --help lists every group)"
+        )
     close = difflib.get_close_matches(word, [*FAMILIES, *by_group], n=1)
     hint = f"did you mean {by_group.get(close[0], close[0])}? " if close else ""
     raise CnnplError(f"unknown family {word!r}; {hint}families: {', '.join(FAMILIES)}. {USAGE}")
