@@ -655,6 +655,15 @@ def test_a_link_to_nothing_and_a_decompression_bomb_are_named(
     monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 100)  # 32x32 = 1024 pixels: over twice the limit
     with pytest.raises(DataError, match=r"^cannot read image .*/a/0000\.png: Image size \(1024 pixels\) exceeds"):
         folder_mod._decode(str(tmp_path / "d" / "train" / "a" / "0000.png"))  # was PIL's DecompressionBombError
+    # helper-139: over the limit but under twice it, Pillow only warned (two lines) and the image was decoded
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 1000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing printed
+        with pytest.raises(DataError) as err:
+            folder_mod._decode(str(tmp_path / "d" / "train" / "a" / "0000.png"))
+    assert str(err.value).endswith(
+        "exceeds limit of 1000 pixels, could be decompression bomb DOS attack; delete or replace the file"
+    )
 
 
 def test_sixteen_bit_grey_is_scaled_to_eight_bits(tmp_path: Path) -> None:
@@ -1038,3 +1047,14 @@ def test_mirroring_the_shapes_whose_mirror_is_another_class_is_warned_about(capl
         "data.flip=true mirrors the images, and here a mirrored image of class diagonal is one of class anti_diagonal: "
         "add data.flip=false for an accuracy that means something",
     ]
+
+
+def test_32_bit_grey_beyond_16_bits_is_refused(tmp_path: Path) -> None:
+    # helper-139: a mode-I TIFF with values up to 1,023,000 was scaled as 16-bit grey: 94% of it at 255
+    Image.fromarray(np.array([[0, 1_023_000]], dtype=np.int32)).save(tmp_path / "wide.tif")
+    with pytest.raises(DataError) as err:
+        folder_mod._decode(str(tmp_path / "wide.tif"))
+    assert str(err.value) == (
+        f"cannot read image {tmp_path / 'wide.tif'}: its pixels are 32-bit integers from 0 to 1023000, beyond 16-bit "
+        "grey's 0-65535, which cnnpl scales to 8 bits; convert it to 8- or 16-bit grey"
+    )

@@ -109,10 +109,12 @@ def first_image_size(split_dir: Path) -> tuple[int, int] | None:
 
     try:
         _, files = list_class_folders(split_dir)
-        with Image.open(split_dir / files[0][0]) as img:
-            width, height = img.size
-    except (DataError, OSError, ValueError, Image.DecompressionBombError):  # loading says what is wrong
-        return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(split_dir / files[0][0]) as img:
+                width, height = img.size
+    except (DataError, OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return None  # loading says what is wrong
     return height, width
 
 
@@ -123,7 +125,7 @@ RGB_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CM
 # What changed in how Pillow's files (all but JPEGs) are decoded, in the cache key of a split holding any: a
 # cache written before decodes them again once (16-bit grey was clipped nearly white); JPEG-only splits
 # (CIFAR-10's JPEG copy) keep theirs
-PIL_DECODE_CHANGES = b"16-bit grey scaled to 8 bits\n"
+PIL_DECODE_CHANGES = b"16-bit grey scaled to 8 bits\n32-bit grey beyond 16 bits refused\n"
 
 
 def _decode(path: str) -> torch.Tensor:
@@ -135,21 +137,31 @@ def _decode(path: str) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():  # helper-139: one over the limit but under twice it printed Pillow's warning
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # and was decoded: unreadable, as above it
+            img = Image.open(path)
+        with img:
             if img.mode not in RGB_MODES and img.mode not in WIDE_GREY_MODES:
                 raise DataError(
                     f"cannot read image {path}: its pixels are of Pillow's mode {img.mode} (floats, or another colour "
                     "space), which cnnpl does not turn into 8-bit RGB; convert it to 8-bit RGB or grey"
                 )
             if img.mode in WIDE_GREY_MODES:
-                grey = np.asarray(img).astype(np.float64) * (255 / 65535)
+                values = np.asarray(img)
+                if values.size and (values.min() < 0 or values.max() > 65535):  # helper-139: 32-bit TIFFs saturated
+                    raise DataError(
+                        f"cannot read image {path}: its pixels are 32-bit integers from {values.min()} to "
+                        f"{values.max()}, beyond 16-bit grey's 0-65535, which cnnpl scales to 8 bits; convert it to "
+                        "8- or 16-bit grey"
+                    )
+                grey = values.astype(np.float64) * (255 / 65535)
                 rgb = np.repeat(np.clip(np.rint(grey), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
             else:
                 rgb = np.array(img.convert("RGB"), dtype=np.uint8)
     except PermissionError as err:  # a good image this user may not read: not one to delete
         raise DataError(f"cannot read image {path}: {err.strerror}; {READABLE}") from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
-        raise DataError(f"cannot read image {path}: {err}; delete or replace the file") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise DataError(f"cannot read image {path}: {str(err).rstrip('.')}; delete or replace the file") from None
     return torch.from_numpy(rgb).permute(2, 0, 1)
 
 
