@@ -1854,3 +1854,20 @@ def test_a_replacement_of_a_built_in_need_not_take_the_settings_its_yaml_leaves_
         cnnpl.CnnplError, match=r"^conv\.init is not a setting of conv=conv2d, but of conv=dilated, "
     ):  # the user's own: refused
         layer_factory("conv", cnnpl.compose(["data=shapes", "conv.init=sharpen"]).conv)
+
+
+def test_cnnpls_own_warnings_are_one_line_in_the_tools(capsys) -> None:
+    # helper-139: render printed the uneven-classes warning as Python does, "/…/render.py:241: UserWarning: …" and
+    # the line of code that warned; a warning of anyone else keeps Python's format
+    import os
+    import warnings
+
+    from cnnpl.plugins import plugin_warnings_on_one_line
+
+    render_py = os.path.join(os.path.dirname(os.path.abspath(cnnpl.__file__)), "render.py")
+    with plugin_warnings_on_one_line("cnnpl.render"):
+        warnings.warn_explicit("the classes hold 4 to 9 images", UserWarning, filename=render_py, lineno=241)
+        warnings.warn_explicit("someone else's", UserWarning, filename="/elsewhere/lib.py", lineno=3)
+    err = capsys.readouterr().err
+    assert err.startswith("cnnpl.render: warning: the classes hold 4 to 9 images\n")
+    assert "someone else's" not in err  # Python's (pytest records it)

@@ -520,12 +520,16 @@ def load_plugins(
 @contextlib.contextmanager
 def plugin_warnings_on_one_line(prog: str) -> Iterator[None]:
     """Print each skipped broken plugin's warning raised inside as one ``<prog>: warning: ...`` line on
-    stderr, even under ``PYTHONWARNINGS=ignore``; other warnings are shown as Python shows them."""
+    stderr, even under ``PYTHONWARNINGS=ignore``, and cnnpl's own warnings the same way (helper-139: render
+    showed the uneven-classes warning as Python does, with the line of cnnpl's code that warned); other
+    warnings are shown as Python shows them."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PluginWarning)
         yield
     for warning in caught:
-        if issubclass(warning.category, PluginWarning):
+        own = issubclass(warning.category, UserWarning) and os.path.abspath(warning.filename).startswith(package)
+        if issubclass(warning.category, PluginWarning) or own:
             print(f"{prog}: warning: {warning.message}", file=sys.stderr)
         else:
             warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
