@@ -872,3 +872,16 @@ def test_gradient_histograms_under_a_loss_scale_show_the_unscaled_gradients(tmp_
     )
     trainer.fit(Squares(), torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=8))
     torch.testing.assert_close(logged["gradients/layer.weight"], expected, rtol=2e-2, atol=1e-3)  # float16's rounding
+
+
+def test_more_images_asked_than_the_split_holds_is_said(tmp_path) -> None:
+    # helper-139: feature_maps.num_images=100 on 40 validation images drew 40 without a word
+    cfg = compose_tiny(tmp_path, "data.num_train=100", "callbacks=[minimal,feature_maps]", "test=false")
+    cfg.callbacks.feature_maps.num_images = 100
+    with pytest.warns(UserWarning) as warned:
+        train(cfg)
+    assert "callbacks.feature_maps.num_images=100, but the val split holds 20 images: it shows those 20" in [
+        str(w.message) for w in warned
+    ]
+    acc = read_events(tmp_path / "tensorboard")
+    assert len([tag for tag in acc.Tags()["images"] if tag.startswith("feature_maps/features.block1/")]) == 20

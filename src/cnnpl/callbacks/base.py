@@ -8,6 +8,7 @@ work, and nothing here calls a collective, so DDP cannot deadlock on a picture.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -271,8 +272,15 @@ class ImageSampleCallback(VisualCallback):
             return
         # val_split=0: the test split, as python -m cnnpl.render draws it (training images may be stored
         # mirrored, data.flip=alternate, and are the ones the network fits)
-        split = dm.split(viz.pick_split(dm))
+        name = viz.pick_split(dm)
+        split = dm.split(name)
         index = viz.pick_images(split.labels, self.num_images)
+        if len(index) < self.num_images:  # helper-139: 100 asked, 40 drawn, without a word
+            warnings.warn(
+                f"callbacks.{self.name}.num_images={self.num_images}, but the {name} split holds {len(index)} "
+                f"images: it shows those {len(index)}",
+                stacklevel=2,
+            )
         uint8 = split.images[index]
         self.images = dm.normalize(uint8)
         self.pixels = uint8.float() / 255
