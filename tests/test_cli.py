@@ -606,14 +606,29 @@ def test_a_misspelt_top_level_setting_added_with_plus_is_refused(override: str, 
             "'+hydra.run.dirr=/x' adds hydra.run.dirr, which Hydra never reads; did you mean hydra.run.dir? (written "
             "without the +: hydra.run.dir=...)",
         ),
+        (  # helper-141: "Input config does not have a `_target_` field" (in a sweep, when Hydra started its launcher)
+            "hydra.launcher=joblib",
+            "hydra.launcher=joblib: hydra.launcher holds Hydra's settings of its hydra/launcher group; choose one of "
+            "its options with hydra/launcher=joblib (python -m cnnpl --cfg hydra shows them)",
+        ),
+        (  # and in a sweep, Hydra's several lines; the group was read as "hydra", the option as "launcher/joblib"
+            "hydra/launcher=joblib",
+            "hydra/launcher=joblib: no such option; the options of hydra/launcher are basic",
+        ),
     ],
 )
-def test_hydras_own_settings_misspelt_or_of_the_wrong_kind_are_one_line(tmp_path: Path, override: str, said: str):
+@pytest.mark.parametrize("sweep", [False, True])
+def test_hydras_own_settings_misspelt_or_of_the_wrong_kind_are_one_line(
+    tmp_path: Path, override: str, said: str, sweep: bool
+):
     # helper-127: Hydra's six lines, whose advice (+hydra.rundir=...) was then kept and never read
     from cnnpl.cli import prepare
 
+    folder = (
+        [f"hydra.sweep.dir={tmp_path / 'run'}", "-m", "seed=0,1"] if sweep else [f"hydra.run.dir={tmp_path / 'run'}"]
+    )
     with pytest.raises(cnnpl.CnnplError) as err:
-        prepare(["data=shapes", override, f"hydra.run.dir={tmp_path / 'run'}"])
+        prepare(["data=shapes", override, *folder])
     assert str(err.value).startswith(said)
     assert not (tmp_path / "run").exists()
     prepare(["data=shapes", "+hydra.job.env_set.MY_VAR=1", "--cfg", "job"])  # a mapping of one's own: kept

@@ -430,6 +430,9 @@ def _check_composes(args: list[str]) -> str | None:
     # alone, the usual ones, are checked where they are made.)
     if not multirun and any(arg.partition("=")[0] not in ("hydra.run.dir", "hydra.output_subdir") for arg in own):
         _check_hydra_settings(overrides, own)
+    if multirun and not showing and any(not arg.lstrip("+").startswith("hydra.sweep.") for arg in own):
+        # helper-141: -m hydra/launcher=joblib was Hydra's several lines: composed with the settings that sweep nothing
+        _check_hydra_settings([arg for arg in overrides if not _sweeps([arg])], own)
     if multirun and not showing:
         from cnnpl.distributed import check_sweep_job, launcher_world_size
 
@@ -486,6 +489,15 @@ def _check_hydra_settings(overrides: list[str], own: list[str]) -> None:
 
     from omegaconf import DictConfig, OmegaConf
 
+    base = compose_plain(overrides, hydra=True)
+    for arg in own:  # hydra.launcher=joblib: "Input config does not have a `_target_` field" when Hydra starts
+        key, _, value = arg.lstrip("+").partition("=")
+        if isinstance(OmegaConf.select(base, key, default=None), DictConfig) and not value.lstrip().startswith("{"):
+            group = key.replace(".", "/")
+            raise CnnplError(
+                f"{arg}: {key} holds Hydra's settings of its {group} group; choose one of its options with "
+                f"{group}={value} (python -m cnnpl --cfg hydra shows them)"
+            )
     try:
         cfg = compose_plain([*overrides, *own], hydra=True)
     except Exception as err:

@@ -1298,7 +1298,7 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             return f"{' and '.join(added)}: +{key} is given twice; give it once"
         value = added[0].partition("=")[2] if added else "..."
         return f"+{key}={value}: {key} is in the config already; set it without the +: {key}={value}"
-    missing = re.match(r"In '[^']*': Could not find '([^'/]+)/([^']+)'", text)
+    missing = re.match(r"In '[^']*': Could not find '([^']+)/([^'/]+)'", text)  # hydra/launcher/joblib: hydra/launcher
     if missing:  # an unknown option of a config group: Hydra lists the group's options, one a line
         group, option = missing.groups()
         options = re.findall(r"^\t(\S+)$", text.split("Config search path:")[0], flags=re.MULTILINE)
