@@ -1495,3 +1495,18 @@ def test_an_override_split_at_a_space_is_told_how_to_write_it(words: list[str], 
     with pytest.raises(CnnplError) as err:
         check_group_overrides(["data=shapes", *words])
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize("given", [["--config-name=mine"], ["-cn", "mine"]])
+def test_a_config_name_cnnpl_has_not_is_one_line(tmp_path: Path, given: list[str]) -> None:
+    # helper-141: Hydra's "Cannot find primary config 'mine'" and its search path, several lines
+    from cnnpl.cli import prepare
+
+    with pytest.raises(CnnplError) as err:
+        prepare(["data=shapes", *given])
+    assert str(err.value) == (
+        "--config-name mine: cnnpl's configs have no mine.yaml (its own: train); for a config of your own, give its "
+        "folder too: --config-dir <folder> --config-name mine"
+    )
+    (tmp_path / "mine.yaml").write_text("defaults:\n  - train\n  - _self_\nseed: 3\n")
+    assert prepare(["data=shapes", "--config-dir", str(tmp_path), *given, "--cfg", "job"])  # its folder given: Hydra's

@@ -163,6 +163,7 @@ def prepare(args: list[str]) -> list[str]:
         store_searchpath_options(rest)
     _check_output_dir(rest)
     _check_folder_option(rest)
+    _check_config_name(rest)
     run_dir = _check_composes(rest)
     _check_shared_run_dir(rest, run_dir)
     _warn_single_callback(rest)
@@ -224,6 +225,32 @@ def _check_folder_option(args: list[str]) -> None:
             else "a sweep's folder (-m); a single run writes into"
         )
         raise CnnplError(f"{given}={values[-1]} is {kind} {other}: give {other}={values[-1]}")
+
+
+def _check_config_name(args: list[str]) -> None:
+    """Refuse ``--config-name`` / ``-cn`` naming no config of cnnpl's ``conf/`` when no folder of one's own is
+    given (``--config-dir`` / ``--config-path``): Hydra's "Cannot find primary config" came with its search path,
+    several lines (helper-141)."""
+    from cnnpl.config import config_dir
+
+    def value_of(names: tuple[str, ...]) -> str | None:
+        found = None
+        for i, arg in enumerate(args):
+            name, sep, value = arg.partition("=")
+            if name in names:
+                found = value if sep else (args[i + 1] if i + 1 < len(args) else None)
+        return found
+
+    name = value_of(("--config-name", "-cn"))
+    if name is None or value_of(("--config-dir", "-cd", "--config-path", "-cp")) is not None:
+        return
+    stem = name.removesuffix(".yaml")
+    if not (config_dir() / f"{stem}.yaml").is_file():
+        options = ", ".join(sorted(path.stem for path in config_dir().glob("*.yaml")))
+        raise CnnplError(
+            f"--config-name {name}: cnnpl's configs have no {stem}.yaml (its own: {options}); for a config of your "
+            f"own, give its folder too: --config-dir <folder> --config-name {stem}"
+        )
 
 
 def _new_named_run_dir(args: list[str]) -> tuple[Path, tuple[Path, ...]] | None:
