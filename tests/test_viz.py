@@ -889,3 +889,11 @@ def test_render_names_images_of_another_size_than_the_runs(tmp_path, capsys) -> 
         f"cnnpl.render: error: checkpoint '{ckpt}' was trained on 3x32x32 images (channels x height x width), and the "
         "images of data.image_size=28 are 3x28x28; leave out data.image_size=28\n"
     )
+    # helper-142: a network that ends in global pooling takes any size, and is drawn on it
+    fast = ["model=fast_net", "model.widths=[4,8,8]", "trainer.max_epochs=1", "callbacks=minimal", "test=false"]
+    cfg = cnnpl.compose([*TINY_RUN[:3], *fast], output_dir=str(tmp_path / "g"))
+    train(cfg)
+    capsys.readouterr()
+    global_pool = tmp_path / "g" / "checkpoints" / "last.ckpt"
+    assert render_main([f"ckpt={global_pool}", f"out={tmp_path / 'q'}", "num_images=1", "data.image_size=28"]) == 0
+    assert capsys.readouterr().out.startswith("wrote ")

@@ -163,25 +163,34 @@ def check_weights_fit(ckpt: str | Path, net: nn.Module, weights: Mapping[str, An
         )
 
 
-def _check_image_shape(ckpt: Path, checkpoint: Mapping[str, Any], datamodule: Any, given: DictConfig) -> None:
-    """Refuse images of another size or number of channels than the run's (helper-139: a folder of 28x28 copies
-    was told that the checkpoint does not fit its config, and to pass the config it had). A checkpoint written
-    before cnnpl recorded the run's image shape is left to :func:`check_weights_fit`."""
+def _other_images(ckpt: Path, checkpoint: Mapping[str, Any], datamodule: Any, given: DictConfig) -> str | None:
+    """What to say of images of another shape than the run's (helper-139: a folder of 28x28 copies was told that
+    the checkpoint does not fit its config, and to pass the config it had); None for the run's shape, or a
+    checkpoint written before cnnpl recorded it. Another number of channels is refused at once; another size
+    only where the network cannot take it or the weights then do not fit (a network that ends in global pooling
+    takes any size: helper-142)."""
     from cnnpl.callbacks.guards import IMAGE_SHAPE
 
     trained = (checkpoint.get("cnnpl") or {}).get(IMAGE_SHAPE)
     here = [datamodule.in_channels, *datamodule.input_size]
     if not trained or list(trained) == here:
-        return
+        return None
     c, h, w = trained
-    changed = [f"{key}={value}" for key, value in _flat(given) if key.startswith("data.")]
+    changed = [f"{key}={value}" for key, value in _flat(given) if key in SHAPE_KEYS]
     where = f"the images of {' '.join(changed)}" if changed else "the run's images here"
-    others = [item for item in changed if not item.startswith("data.root=")]
-    fix = f"leave out {' '.join(others)}" if others else f"give data.root= a folder of {h}x{w} images, as the run had"
-    raise CnnplError(
+    generated = [item for item in changed if not item.startswith("data.root=")]
+    fix = (
+        f"leave out {' '.join(generated)}"
+        if generated
+        else f"give data.root= a folder of {h}x{w} images, as the run had"
+    )
+    return (
         f"checkpoint {str(ckpt)!r} was trained on {c}x{h}x{w} images (channels x height x width), and {where} are "
         f"{here[0]}x{here[1]}x{here[2]}; {fix}"
     )
+
+
+SHAPE_KEYS = ("data.root", "data.image_size")  # the overrides that give render images of another shape
 
 
 def _flat(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -274,9 +283,20 @@ def load_checkpoint(
         if "oc.env:CNNPL_DATA" in str(raw_root) and "CNNPL_DATA" not in os.environ:
             message += f"; the run's data.root is {raw_root}, and $CNNPL_DATA is not set here"
         raise DataError(message) from None
-    _check_image_shape(ckpt, checkpoint, datamodule, given)
-    net = build_model(_without_pretrained(cfg), datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
-    check_weights_fit(ckpt, net, weights)
+    from cnnpl.callbacks.guards import IMAGE_SHAPE
+
+    other = _other_images(ckpt, checkpoint, datamodule, given)
+    if other is not None and datamodule.in_channels != checkpoint["cnnpl"][IMAGE_SHAPE][0]:
+        raise CnnplError(other)
+    try:
+        net = build_model(
+            _without_pretrained(cfg), datamodule.num_classes, datamodule.in_channels, datamodule.input_size
+        )
+        check_weights_fit(ckpt, net, weights)
+    except CnnplError:  # (GeometryError and CheckpointError among them) the size, where it is another
+        if other is not None:
+            raise CnnplError(other) from None
+        raise
     try:
         net.load_state_dict(weights)
     except RuntimeError as err:  # what the fit check does not look at (a value that is no tensor): one line
