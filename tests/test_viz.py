@@ -849,18 +849,22 @@ def test_per_class_accuracy_figure_reads_n_a_for_a_class_without_images() -> Non
 
 
 @pytest.mark.parametrize("override", ["seed=7", "data.val_split=0.5", "data.seed=3"])
-def test_render_refuses_to_draw_a_val_split_of_other_training_images(tmp_path, capsys, override: str) -> None:
-    # helper-139: seed=7 drew a "val split" that held images the network trained on, with no word
-    ckpt = fake_run(tmp_path / "run")
+def test_render_refuses_to_draw_a_val_split_of_other_images(tmp_path, capsys, override: str) -> None:
+    # helper-139: seed=7 drew a "val split" that held CIFAR-10 images the network trained on, with no word
+    ckpt = fake_run(tmp_path / "run", "data.val_split=0.25")
     assert render_main([f"ckpt={ckpt}", f"out={tmp_path / 'pictures'}", override]) == 2
-    key = override.partition("=")[0]
+    key, _, value = override.partition("=")
+    run = {"seed": "data.seed 42", "data.seed": "data.seed 42", "data.val_split": "data.val_split 0.25"}[key]
     assert capsys.readouterr().err == (
-        f"cnnpl.render: error: {override}: {key} chooses which training images the run held out for validation, so "
-        "the val split would show images the network trained on; leave it out, or draw another split (split=test)\n"
+        f"cnnpl.render: error: {override}: the val split would not be the run's ({run}, now {value}), and from image "
+        "files it would hold images the network trained on; leave it out, or draw another split (split=test)\n"
     )
     assert not (tmp_path / "pictures").exists()
     # the test split is not chosen by them: drawn (untrained weights, a few pictures)
     assert render_main([f"ckpt={ckpt}", f"out={tmp_path / 'pictures'}", "split=test", "num_images=1", override]) == 0
+    # the run's own values (helper-142: seed=42 was refused too)
+    same = {"seed": "seed=42", "data.seed": "data.seed=42", "data.val_split": "data.val_split=0.25"}[key]
+    assert render_main([f"ckpt={ckpt}", f"out={tmp_path / 'same'}", "num_images=1", same]) == 0
 
 
 def test_render_says_what_it_expected_on_one_line(tmp_path, capsys) -> None:

@@ -227,13 +227,14 @@ def read_config(path: Path) -> DictConfig:
 
 
 def load_checkpoint(
-    ckpt: str | Path, config: str | Path | None = None, overrides: Sequence[str] | str = ()
+    ckpt: str | Path, config: str | Path | None = None, overrides: Sequence[str] | str = (), *, split: str | None = None
 ) -> tuple[nn.Module, Any, DictConfig]:
     """``(network in eval mode, data module set up, config)`` of a ``python -m cnnpl`` checkpoint.
 
     ``overrides`` are ``key=value`` strings applied to the run's config (``data.root=...``; the run's own
     relative ``data.root`` is looked for in the folder the run was started in, then in the working
-    directory). The
+    directory); for the validation split (``split``: ``"val"``, or None, render's default) not those that make
+    another one (:func:`_check_keeps_val_split`). The
     plugins the config names are loaded first: files as :func:`find_plugin_file` finds them, modules
     from the folder the run was started in or ``sys.path``. ``plugins=[...]`` among the overrides
     replaces them, relative to the working directory; ``skip_broken_plugins=true`` skips broken
@@ -258,7 +259,10 @@ def load_checkpoint(
         cfg = read_config(config_path)
     _, skip_broken, overrides = split_plugin_overrides(list(overrides))  # skip_broken_plugins= is no config key
     check_overrides(cfg, overrides)
+    run_cfg = cfg
     given, cfg = _merged(cfg, overrides)
+    if split in (None, "val"):
+        _check_keeps_val_split(run_cfg, cfg, overrides)
     specs = plugin_specs(cfg.get(PLUGINS_KEY))
     if PLUGINS_KEY in given:
         load_plugins(specs, skip_broken=skip_broken, base=Path.cwd())
@@ -379,20 +383,24 @@ def check_overrides(cfg: DictConfig, overrides: Sequence[str]) -> None:
             )
 
 
-SPLIT_KEYS = ("seed", "data.seed", "data.val_split")  # what chooses the training images held out for validation
+SPLIT_KEYS = ("data.seed", "data.val_split")  # what chooses the run's validation images (seed: through data.seed)
 
 
-def _check_keeps_val_split(overrides: Sequence[str]) -> None:
-    """Refuse, for the validation split, an override that chooses other training images to hold out (helper-139:
-    ``seed=7`` drew a "val split" of images the network had trained on, its accuracy 0.475 where the run's was
-    0.375). The test and training splits stay what they are."""
-    for item in overrides:
-        key = item.partition("=")[0].strip()
-        if key in SPLIT_KEYS:
-            raise CnnplError(
-                f"{item}: {key} chooses which training images the run held out for validation, so the val split "
-                "would show images the network trained on; leave it out, or draw another split (split=test)"
-            )
+def _check_keeps_val_split(run_cfg: DictConfig, cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """Refuse, for the validation split, overrides that make another one than the run validated on (helper-139:
+    ``seed=7`` drew a "val split" of CIFAR-10 images the network had trained on, its accuracy 0.475 where the
+    run's was 0.375); the same values as the run's stay (helper-142). The test and training splits are not
+    chosen by them."""
+    for key in SPLIT_KEYS:
+        before, after = OmegaConf.select(run_cfg, key, default=None), OmegaConf.select(cfg, key, default=None)
+        if before == after:
+            continue
+        named = [item for item in overrides if item.partition("=")[0].strip() in (key, "seed", "data")]
+        raise CnnplError(
+            f"{' '.join(named) or ' '.join(overrides)}: the val split would not be the run's ({key} {before}, now "
+            f"{after}), and from image files it would hold images the network trained on; leave it out, or draw "
+            "another split (split=test)"
+        )
 
 
 def _without_pretrained(cfg: DictConfig) -> DictConfig:
@@ -553,12 +561,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         num_images = _check_num_images(options.get("num_images", "8"))
         if "split" in options:
             viz.check_split_name(options["split"])
-        if options.get("split", "val") == "val":
-            _check_keeps_val_split(overrides)
         check_output_folder(options["out"])  # before the slow part
         torch.set_grad_enabled(True)
         with plugin_warnings_on_one_line("cnnpl.render"):  # a skipped broken plugin: as the training command
-            net, datamodule, cfg = load_checkpoint(options["ckpt"], options.get("config"), overrides)
+            net, datamodule, cfg = load_checkpoint(
+                options["ckpt"], options.get("config"), overrides, split=options.get("split")
+            )
         split = viz.pick_split(datamodule, options.get("split"))
         out = Path(options["out"]).expanduser()
         before = set(out.glob("*.png")) if out.is_dir() else set()
