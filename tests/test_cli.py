@@ -946,10 +946,10 @@ def test_output_dir_on_the_command_line_is_refused_for_hydras_run_folder(tmp_pat
             "hydra.run.dir=runs/a is a single run's folder; a sweep (-m) writes into hydra.sweep.dir: give "
             "hydra.sweep.dir=runs/a",
         ),
-        (
-            ["hydra.sweep.dir=runs/a"],
-            "hydra.sweep.dir=runs/a is a sweep's folder (-m); a single run writes into hydra.run.dir: give "
-            "hydra.run.dir=runs/a",
+        (  # helper-142: the likelier fix, a sweep's -m forgotten, comes first
+            ["pool=max,avg", "hydra.sweep.dir=runs/a"],
+            "hydra.sweep.dir=runs/a is a sweep's folder: add -m to sweep into it (python -m cnnpl -m ...), or give "
+            "hydra.run.dir=runs/a for one run",
         ),
     ],
 )
@@ -962,7 +962,9 @@ def test_a_folder_option_for_the_other_kind_of_command_is_refused(tmp_path, monk
     assert str(err.value) == message
     assert not list(tmp_path.iterdir())
     both = ["hydra.run.dir=runs/b", "hydra.sweep.dir=runs/c"]  # each for its own kind: one is read
-    assert prepare(["data=shapes", *args[:-1], *both])
+    assert prepare(["data=shapes", *(args[:-1] if "-m" in args else []), *both])
+    # Hydra's other way to sweep (helper-142): a sweep's folder is its own
+    assert prepare(["data=shapes", "hydra.mode=MULTIRUN", "hydra.sweep.dir=runs/d"])
 
 
 @pytest.mark.parametrize("given", ["hydra.run.dir=", "hydra.run.dir=''", "hydra.run.dir= ", "-m hydra.sweep.dir="])

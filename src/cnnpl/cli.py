@@ -215,16 +215,22 @@ def _check_folder_option(args: list[str]) -> None:
 
     if is_worker() or any(_prints_only(arg) for arg in args):
         return
-    sweep = bool({"-m", "--multirun"} & set(args))
+    modes = [value.strip().upper() for value in _values(args, "hydra.mode")]
+    sweep = bool({"-m", "--multirun"} & set(args)) or modes[-1:] == ["MULTIRUN"]
     given, other = ("hydra.run.dir", "hydra.sweep.dir") if sweep else ("hydra.sweep.dir", "hydra.run.dir")
     values = _values(args, given)
-    if values and not _values(args, other):
-        kind = (
-            "a single run's folder; a sweep (-m) writes into"
-            if sweep
-            else "a sweep's folder (-m); a single run writes into"
+    if not values or _values(args, other):
+        return
+    folder = _override_value(values[-1])
+    if sweep:
+        raise CnnplError(
+            f"hydra.run.dir={folder} is a single run's folder; a sweep (-m) writes into hydra.sweep.dir: give "
+            f"hydra.sweep.dir={folder}"
         )
-        raise CnnplError(f"{given}={values[-1]} is {kind} {other}: give {other}={values[-1]}")
+    raise CnnplError(  # helper-142: a sweep without its -m (pool=max,avg; a sweep's ckpt_path=last) is the likelier
+        f"hydra.sweep.dir={folder} is a sweep's folder: add -m to sweep into it (python -m cnnpl -m ...), or give "
+        f"hydra.run.dir={folder} for one run"
+    )
 
 
 def _check_config_name(args: list[str]) -> None:
