@@ -543,8 +543,8 @@ def test_a_group_given_no_option_name_is_one_line(override: str, message: str) -
         ),
         (
             "model=[vgg16,simple_cnn,vgg16]",
-            "'model=[vgg16,simple_cnn,vgg16]' would merge 2 options of model into one (simple_cnn, with settings of "
-            "the others); choose one (model=simple_cnn), or train each in a sweep: -m model=vgg16,simple_cnn",
+            "'model=[vgg16,simple_cnn,vgg16]' would merge 2 options of model into one (vgg16, with settings of "
+            "the others); choose one (model=vgg16), or train each in a sweep: -m model=vgg16,simple_cnn",
         ),
         (
             "model=[]",

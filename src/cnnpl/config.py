@@ -763,11 +763,13 @@ def _check_group_value(token: str, group: str) -> None:
             f"{token!r} chooses no option of {group}, which every run needs; choose one: {group}=<name> (python -m "
             "cnnpl --help lists them)"
         )
-    own = list(dict.fromkeys(item for item in items if isinstance(item, str) and item in group_options(group)))
+    named = [item for item in items if isinstance(item, str) and item in group_options(group)]
+    own = list(dict.fromkeys(named))
     if len(own) > 1 and group not in MERGED_GROUPS:  # helper-141: the last option's name won, without a word
+        last = named[-1]  # Hydra merges in order ([vgg16,simple_cnn,vgg16]: vgg16; helper-142)
         raise CnnplError(
-            f"{token!r} would merge {len(own)} options of {group} into one ({own[-1]}, with settings of the others); "
-            f"choose one ({group}={own[-1]}), or train each in a sweep: -m {group}={','.join(own)}"
+            f"{token!r} would merge {len(own)} options of {group} into one ({last}, with settings of the others); "
+            f"choose one ({group}={last}), or train each in a sweep: -m {group}={','.join(own)}"
         )
     if any(isinstance(item, (bool, int, float)) for item in items):
         options = group_options(group)
