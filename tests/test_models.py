@@ -837,3 +837,21 @@ def test_inception_branch_pool_names_only_pools_with_a_window(given: str) -> Non
     assert message.startswith("model.branch_pool must be the name of a pool with a window (avg, ")
     assert message.endswith(f"or pool (whatever pool= is), got {given!r}")
     assert "global" not in message.replace(given, "")
+
+
+def test_inception_branch_pool_takes_a_plugin_pool_of_keyword_arguments(restore_registries) -> None:
+    # helper-142: a pool taking **kwargs built with pool= but was refused as model.branch_pool
+    from cnnpl.layers.pooling import AvgPool
+    from cnnpl.train import build_model
+
+    @cnnpl.register("pool", "kw_pool")
+    class KwPool(nn.Module):
+        def __init__(self, **kwargs) -> None:
+            super().__init__()
+            self.pool = AvgPool(kwargs["kernel_size"], kwargs.get("stride"), kwargs.get("padding", 0))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.pool(x)
+
+    net = build_model(cnnpl.compose(["model=inception_v3", "model.branch_pool=kw_pool"]), 10, 3, (32, 32))
+    assert isinstance(net.Mixed_5b.pool, KwPool)

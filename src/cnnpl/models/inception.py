@@ -8,7 +8,8 @@ Module names follow torchvision's ``Inception3`` (``Conv2d_1a_3x3.conv``, ``Mixe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,7 +28,7 @@ from cnnpl.models._util import (
     trace_path,
 )
 from cnnpl.pretrained import apply_pretrained
-from cnnpl.registry import get_registry, parameters_of, register
+from cnnpl.registry import accepts_var_kwargs, get_registry, parameters_of, register
 
 BN_EPS = 1e-3  # the reference's batch-norm epsilon (torchvision and Keras alike)
 IMAGENET_STEM_MIN = 75  # pixels: the smallest side the reference stem and blocks fit (3 x 3 before Mixed_7a)
@@ -268,6 +269,11 @@ MIXED = ("Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c",
 MIXED_7 = ("Mixed_7a", "Mixed_7b", "Mixed_7c")
 
 
+def _windowed(pool: Callable[..., Any]) -> bool:
+    """Whether ``pool`` takes a window: ``kernel_size``, or ``**kwargs`` (a plugin's; helper-142)."""
+    return "kernel_size" in parameters_of(pool) or accepts_var_kwargs(pool)
+
+
 @register("model", "inception_v3")
 class InceptionV3(nn.Module):
     """Inception v3: conv stem -> 3 x A (35x35) -> B -> 4 x C (17x17) -> D -> 2 x E (8x8) -> global pool -> dense.
@@ -311,7 +317,7 @@ class InceptionV3(nn.Module):
         self.stem = size_layout(stem, input_size, what="model.stem", imagenet_min=IMAGENET_STEM_MIN)
         follows = branch_pool in (None, FOLLOW_POOL)
         registry = get_registry("pool")  # the pools with a window: the branches pool 3x3 (helper-140: global_avg
-        pools = [name for name in registry.names() if "kernel_size" in parameters_of(registry.get(name))]  # was pool=)
+        pools = [name for name in registry.names() if _windowed(registry.get(name))]  # was blamed on pool=)
         if not follows and branch_pool not in pools:
             raise CnnplError(
                 f"model.branch_pool must be the name of a pool with a window ({', '.join(pools)}) or {FOLLOW_POOL} "
