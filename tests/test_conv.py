@@ -477,8 +477,8 @@ def test_every_conv_builds_simple_cnn(name):
         (  # helper-140: grouped's groups=4 meant "4 where they fit": cardinality
             "grouped",
             {"groups": 4},
-            "grouped: groups=4 must divide in_channels=6 and out_channels=8; conv.cardinality=4 gives each layer the "
-            "most groups up to 4 that divide its channels",
+            "grouped: groups=4 must divide in_channels=6 and out_channels=8; for up to 4 groups in each layer, as its "
+            "channels allow, drop conv.groups and give conv.cardinality=4",
         ),
         ("tiled", {"tiles": 0}, "tiled: tiles must be >= 1, got 0"),
         ("true_conv2d", {"stride": 0}, "true_conv2d: stride must be >= 1, got 0"),

@@ -70,7 +70,8 @@ def _check_groups(variant: str, groups: int, in_channels: int, out_channels: int
     if in_channels % groups or out_channels % groups:
         # helper-140: conv=grouped conv.groups=4 meant "4 groups where they fit", which is cardinality
         hint = (
-            f"; conv.cardinality={groups} gives each layer the most groups up to {groups} that divide its channels"
+            f"; for up to {groups} groups in each layer, as its channels allow, drop conv.groups and give "
+            f"conv.cardinality={groups}"
             if variant == Grouped.variant
             else ""
         )
