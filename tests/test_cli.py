@@ -936,6 +936,14 @@ def test_output_dir_on_the_command_line_is_refused_for_hydras_run_folder(tmp_pat
     assert prepare(["data=shapes", "output_dir=runs/b", "hydra.run.dir=runs/b"])
     assert prepare(["data=shapes", "output_dir=${hydra:runtime.output_dir}/x", "hydra.run.dir=runs/c"])
     assert prepare(["data=shapes", "--cfg", "job", "output_dir=runs/d"])
+    # helper-142: no folder is left to the run's own message; the advice is quoted, and a folder given otherwise named
+    assert prepare(["data=shapes", "output_dir=", "hydra.run.dir=runs/e"])
+    with pytest.raises(CnnplError, match=r"output_dir='a b' .*; choose the run's folder with hydra.run.dir='a b' inst"):
+        prepare(["data=shapes", "output_dir=a b"])
+    with pytest.raises(CnnplError, match=r"; leave output_dir out: hydra.run.dir=runs/f is the run's folder$"):
+        prepare(["data=shapes", "output_dir=runs/g", "hydra.run.dir=runs/f"])
+    with pytest.raises(CnnplError, match=r"^output_dir='\$\{hydra:runtime.cwd\}/x' would split the run"):
+        prepare(["data=shapes", "output_dir=${hydra:runtime.cwd}/x"])
 
 
 @pytest.mark.parametrize(

@@ -670,10 +670,9 @@ def test_an_output_folder_of_no_name_is_refused(output_dir: str | None) -> None:
     cfg.output_dir = output_dir  # '' put the checkpoints in the file system's /checkpoints
     with pytest.raises(CnnplError) as err:
         check_settings(cfg)
-    quote = " (for a folder named 123, quote it: output_dir=\"'123'\")" if output_dir == 123 else ""
     assert str(err.value) == (
-        f"output_dir must name a folder, got {output_dir!r}{quote}; leave it to Hydra's run directory "
-        "(hydra.run.dir=<folder>), or give one (output_dir=<folder>)"
+        f"output_dir must name a folder, got {output_dir!r}; leave it to Hydra's run directory (hydra.run.dir=<folder> "
+        "on the command line), or give one from Python: cnnpl.compose(..., output_dir=<folder>)"
     )
 
 

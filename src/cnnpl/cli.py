@@ -193,17 +193,29 @@ def _check_output_dir(args: list[str]) -> None:
     ``hydra.run.dir=`` names too, and a command that only prints stay; ``output_dir=`` from Python is the way
     there (:func:`cnnpl.compose`)."""
     given = _values(args, "output_dir")
-    if not given or "${hydra:" in given[-1] or any(_prints_only(arg) for arg in args):
+    if not given or any(_prints_only(arg) for arg in args):
         return
-    sweep = bool({"-m", "--multirun"} & set(args))
+    value = given[-1].strip()
+    sweep = bool({"-m", "--multirun"} & set(args)) or [v.strip().upper() for v in _values(args, "hydra.mode")][-1:] == [
+        "MULTIRUN"
+    ]
+    inside = ("${hydra:runtime.output_dir}",) if sweep else ("${hydra:runtime.output_dir}", "${hydra:run.dir}")
+    if value.startswith(inside) or value.lower() in ("", "null", "~"):  # in Hydra's folder; or none, train.py's to say
+        return
     option = "hydra.sweep.dir" if sweep else "hydra.run.dir"
-    named = _values(args, "hydra.run.dir")
-    if not sweep and named and _folder_named(named[-1]) == _folder_named(given[-1]):
+    named = _values(args, option)
+    folder = _override_value(value)
+    if named and not sweep and _folder_named(named[-1]) == _folder_named(value):
         return
-    raise CnnplError(
-        f"output_dir={given[-1]} would split the run: its config.yaml, checkpoints and tensorboard/ there, Hydra's "
-        f".hydra/ and cnnpl.log in a folder of their own; choose the run's folder with {option}={given[-1]} instead"
+    fix = (
+        f"leave output_dir out: {option}={_override_value(named[-1])} is the run's folder"
+        if named
+        else f"choose the run's folder with {option}={folder} instead"
         + (" (each job gets a subfolder)" if sweep else "")
+    )
+    raise CnnplError(
+        f"output_dir={folder} would split the run: its config.yaml, checkpoints and tensorboard/ there, Hydra's "
+        f".hydra/ and cnnpl.log in a folder of their own; {fix}"
     )
 
 

@@ -1357,14 +1357,10 @@ def check_settings(cfg: DictConfig) -> None:
     output_dir = cfg.get("output_dir")
     if not isinstance(output_dir, str) or not output_dir.strip():
         # '' made the checkpoints' ${output_dir}/checkpoints the file system's /checkpoints
-        number = (
-            f" (for a folder named {output_dir}, quote it: output_dir=\"'{output_dir}'\")"
-            if isinstance(output_dir, (int, float)) and not isinstance(output_dir, bool)
-            else ""
-        )
-        raise CnnplError(
-            f"output_dir must name a folder, got {output_dir!r}{number}; leave it to Hydra's run directory "
-            "(hydra.run.dir=<folder>), or give one (output_dir=<folder>)"
+        raise CnnplError(  # (output_dir= on the command line is refused before: cnnpl.cli._check_output_dir)
+            f"output_dir must name a folder, got {output_dir!r}; leave it to Hydra's run directory "
+            "(hydra.run.dir=<folder> on the command line), or give one from Python: cnnpl.compose(..., "
+            "output_dir=<folder>)"
         )
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and not isinstance(ckpt, str):  # helper-127: [a,b] and true "did not exist"
