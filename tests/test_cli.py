@@ -1473,6 +1473,18 @@ def test_an_option_in_other_letter_case_is_named(given: str, meant: str) -> None
         cnnpl.compose([given])
     assert str(err.value).startswith(f"{given}: no such option; did you mean {meant}? ")
     assert "plugin" not in str(err.value)
+    group, option = given.split("=")  # helper-142: in a list of options too
+    with pytest.raises(CnnplError) as err:
+        cnnpl.compose([f"{group}=[{option}]"])
+    assert str(err.value).startswith(f"{group}: no option {option!r}; did you mean {meant.split('=')[1]}? ")
+
+
+def test_a_misspelt_option_of_mixed_case_is_named() -> None:
+    # helper-142: the name typed was lowered, the registered names were not: MyLPool missed MyLPPool
+    from cnnpl.config import _closest_option
+
+    assert _closest_option("MyLPool", ["max", "MyLPPool"]) == ["MyLPPool"]
+    assert _closest_option("mylppool", ["max", "MyLPPool"]) == ["MyLPPool"]
 
 
 @pytest.mark.parametrize(

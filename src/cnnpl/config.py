@@ -524,6 +524,18 @@ TOOLS = {
 }
 
 
+def _closest_option(option: str, options: Sequence[str]) -> list[str]:
+    """The option ``option`` likely meant, as a list of none or one: the same name in other letter case first
+    (``VGG16``: vgg16; helper-141), else the closest, letter case aside (helper-142: a plugin's ``MyLPPool``)."""
+    import difflib
+
+    lower = {name.lower(): name for name in options}
+    same = lower.get(option.lower())
+    if same is not None:
+        return [same]
+    return [lower[name] for name in difflib.get_close_matches(option.lower(), list(lower), n=1)]
+
+
 def split_word_error(words: Sequence[str], i: int) -> str | None:
     """The fix for ``words[i]``, a word without ``=`` that the shell split off an override at a space
     (helper-141): ``optimizer.lr = 0.1``, ``optimizer.lr= 0.1``, ``model.widths=[48, 160]``. None otherwise."""
@@ -1304,8 +1316,7 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     if missing:  # an unknown option of a config group: Hydra lists the group's options, one a line
         group, option = missing.groups()
         options = re.findall(r"^\t(\S+)$", text.split("Config search path:")[0], flags=re.MULTILINE)
-        same = [name for name in options if name.lower() == option.lower()]  # model=VGG16 (helper-141)
-        close = same or difflib.get_close_matches(option.lower(), options, n=1)
+        close = _closest_option(option, options)
         hint = f"did you mean {group}={close[0]}? " if close else ""
         message = f"{group}={option}: no such option; {hint}the options of {group} are {', '.join(options)}"
         if group in CONFIG_GROUPS.values():  # a component group: perhaps a plugin's
@@ -1369,7 +1380,7 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     if unloadable:  # an unknown option inside a list of options (callbacks=[default,bogus])
         group, option = unloadable.groups()
         options = group_options(group)
-        close = difflib.get_close_matches(option, options, n=1)
+        close = _closest_option(option, options)
         hint = f"did you mean {close[0]}? " if close else ""
         message = f"{group}: no option {option!r}; {hint}the options of {group} are {', '.join(options)}"
         if group in CONFIG_GROUPS.values():  # a component group: perhaps a plugin's
