@@ -795,7 +795,14 @@ def test_a_run_s_advice_composes_an_option_beside_the_run_s_hydra() -> None:
         # 0 trained nothing without a word; norm_eps=-1 was refused as norm.eps
         ("model.whiten_kernel=-1", "model.whiten_kernel must be an int >= 1 (the side of a whitened patch), got -1"),
         ("model.whiten_kernel=0", "model.whiten_kernel must be an int >= 1 (the side of a whitened patch), got 0"),
-        ("model.logit_scale=0", "model.logit_scale must be a number > 0 (it multiplies the logits), got 0"),
+        (
+            "model.logit_scale=0",
+            "model.logit_scale must be a finite number other than 0 (it multiplies the logits), got 0",
+        ),
+        (
+            "model.logit_scale=inf",
+            "model.logit_scale must be a finite number other than 0 (it multiplies the logits), got inf",
+        ),
         ("model.norm_eps=-1", "model.norm_eps must be a number > 0, got -1"),
         ("model.norm_momentum=2", "model.norm_momentum must be between 0 and 1, got 2"),
     ],

@@ -708,3 +708,11 @@ def test_a_pool_kernel_set_in_the_config_keeps_the_architecture_s_stride(model: 
     assert {(m.kernel_size, m.stride) for m in pools} == {(3, 2)}
     default = cnnpl.build("model", model, num_classes=10, input_size=(32, 32))
     assert {(m.kernel_size, m.stride) for m in default.modules() if type(m).__name__ == "MaxPool"} == {(2, 2)}
+
+
+def test_a_numpy_probability_is_a_number() -> None:
+    # helper-142: np.float32(0.5) was refused as "must be a number in [0, 1]"
+    import numpy as np
+
+    assert cnnpl.build("pool", "mixed", kernel_size=2, p=np.float32(0.5)).p == 0.5
+    assert cnnpl.build("pool", "mixed_learned", kernel_size=2, alpha_init=np.float64(0.25)) is not None

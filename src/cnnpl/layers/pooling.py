@@ -14,6 +14,7 @@ deterministic in ``eval()`` mode.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -96,7 +97,7 @@ def _check_probability(name: str, value: float, *, open_interval: bool = False) 
     (helper-140: ``pool.p=[0.5]`` was float()'s TypeError, and alpha_init=1.2 was told [0, 1] where 0 and 1 are
     refused too)."""
     interval = "strictly between 0 and 1" if open_interval else "in [0, 1]"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # NumPy's floats too (helper-142)
         raise CnnplError(f"{name} must be a number {interval}, got {value!r}")
     inside = 0.0 < value < 1.0 if open_interval else 0.0 <= value <= 1.0
     if not inside:

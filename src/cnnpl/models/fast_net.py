@@ -137,8 +137,10 @@ class FastNet(nn.Module):
             raise CnnplError(
                 f"model.whiten_kernel must be an int >= 1 (the side of a whitened patch), got {whiten_kernel}"
             )
-        if not math.isfinite(logit_scale) or logit_scale <= 0:
-            raise CnnplError(f"model.logit_scale must be a number > 0 (it multiplies the logits), got {logit_scale}")
+        if not math.isfinite(logit_scale) or logit_scale == 0:  # (a negative scale trains: the head learns the sign)
+            raise CnnplError(
+                f"model.logit_scale must be a finite number other than 0 (it multiplies the logits), got {logit_scale}"
+            )
         if not math.isfinite(norm_eps) or norm_eps <= 0:
             raise CnnplError(f"model.norm_eps must be a number > 0, got {norm_eps}")
         if not 0 <= norm_momentum <= 1:
