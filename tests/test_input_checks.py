@@ -7,6 +7,7 @@ that :func:`cnnpl.train.train` runs; valid values still pass. Two tests run the 
 
 from __future__ import annotations
 
+import shutil
 import typing
 from collections.abc import Callable, Iterable, MutableMapping
 from pathlib import Path
@@ -1267,20 +1268,24 @@ def test_a_run_without_an_end_is_told_so(tmp_path) -> None:
 
     from cnnpl.train import train
 
-    cfg = cnnpl.compose(
-        [*TINY, "data.num_train=64", "trainer.max_epochs=-1", "+trainer.max_steps=1", "test=false"],
-        output_dir=str(tmp_path / "steps"),
-    )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        train(cfg)  # ends after one step: no word
-    assert not [w for w in caught if "trains until stopped" in str(w.message)]
-    from cnnpl.train import _warn_endless
+    def warned(*overrides: str) -> list[str]:
+        cfg = cnnpl.compose([*TINY, "data.num_train=64", "test=false", *overrides], output_dir=str(tmp_path / "r"))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            train(cfg)
+        shutil.rmtree(tmp_path / "r")
+        return [str(w.message) for w in caught if "trains until stopped" in str(w.message)]
 
-    cfg.trainer.max_steps = -1  # what _fit_and_test checks before it fits: nothing ends the run
-    with pytest.warns(UserWarning) as warned:
-        _warn_endless(cfg.trainer)
-    assert str(warned[0].message) == (
+    # ended by a callback of one's own (early stopping at once), which the warning could not foresee: said
+    stop = [
+        "+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping",
+        "+callbacks.stop.monitor=val/acc",
+        "+callbacks.stop.mode=max",
+        "+callbacks.stop.stopping_threshold=0.0",
+    ]
+    assert warned("trainer.max_epochs=-1", *stop) == [
         "trainer.max_epochs=-1 trains until stopped (Ctrl-C; SIGTERM saves last.ckpt), and the test comes only after "
         "an end: give trainer.max_epochs=<N>, +trainer.max_steps=<N> or +trainer.max_time=<DD:HH:MM:SS> for one"
-    )
+    ]
+    assert warned("trainer.max_epochs=-1", "+trainer.max_steps=1") == []  # an end: no word
+    assert warned("trainer.max_epochs=-1", "+trainer.fast_dev_run=true", "callbacks=minimal") == []

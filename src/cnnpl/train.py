@@ -1819,13 +1819,15 @@ def _stop_children_on_failure(trainer: Any) -> Any:
         raise
 
 
-def _warn_endless(trainer_cfg: Any) -> None:
+def _warn_endless(trainer_cfg: Any, trainer: Any) -> None:
     """Say that ``trainer.max_epochs=-1`` with no step or time limit trains until stopped (helper-141: it started
-    without a word, and only the refusal of -2 told what -1 means)."""
+    without a word, and only the refusal of -2 told what -1 means); once, in the first process."""
     if (
         trainer_cfg.get("max_epochs") != -1
         or trainer_cfg.get("max_steps") not in (None, -1)
         or trainer_cfg.get("max_time")
+        or trainer_cfg.get("fast_dev_run")
+        or not trainer.is_global_zero
     ):
         return
     warnings.warn(
@@ -1841,7 +1843,7 @@ def _fit_and_test(cfg: DictConfig, trainer: Any, system: Any, datamodule: Any, c
 
     metrics: dict[str, float] = {}
     if cfg.get("fit", True):
-        _warn_endless(cfg.trainer)
+        _warn_endless(cfg.trainer, trainer)
         try:
             trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         except SIGTERMException:
