@@ -338,3 +338,23 @@ def test_an_architectures_input_size_is_a_pair_or_one_side() -> None:
             f"model 'simple_cnn': input_size must be (height, width) in pixels, or one int for a square; got "
             f"{wrong!r} (the channels are in_channels=)"
         )
+
+
+def test_the_option_of_a_component_no_longer_registered_goes_with_it() -> None:
+    # session 43: a test's pool, registered and composed, stayed an option of pool after the registries were restored
+    # ("pool=lab_pool: no such option; did you mean pool=kw_pool?" in a later test of the same process)
+    from torch import nn
+
+    from cnnpl.config import register_component_configs
+    from cnnpl.registry import REGISTRIES
+
+    saved = dict(REGISTRIES["pool"]._entries)
+    try:
+        cnnpl.register("pool", "gone_pool")(nn.MaxPool2d)
+        assert cnnpl.compose(["pool=gone_pool"]).pool.name == "gone_pool"
+    finally:
+        REGISTRIES["pool"]._entries = saved
+    register_component_configs()
+    with pytest.raises(cnnpl.CnnplError) as err:
+        cnnpl.compose(["pool=gone_pool"])
+    assert "gone_pool" not in str(err.value).partition("the options of pool are ")[2]

@@ -393,6 +393,8 @@ _EXTENDED: set[str] = set()
 # Options generated for registered components: a plugin may ship a YAML option of the same name that
 # says ``name: <component>`` (its own option, with presets of its settings), which Hydra merges the same way.
 _GENERATED: set[str] = set()
+# Of those, the ones register_component_configs stored for the registries as they were at its last call
+_FROM_REGISTRIES: set[str] = set()
 
 
 def hide_extension_warnings() -> None:
@@ -457,18 +459,21 @@ def register_component_configs() -> None:
     A component whose YAML option lacks some of its parameters (a plugin's replacement for a built-in,
     ``@register("pool", "avg", override=True)`` on a class that adds ``scale``) gets them added to the
     YAML, with their defaults, so ``pool.scale=2`` can be set; once the built-in is back, the YAML is
-    alone again. Idempotent: call it again after registering more components (plugins, notebook classes).
+    alone again. Idempotent: call it again after registering more components (plugins, notebook classes); the
+    option of a component no longer registered is taken out.
     """
     from hydra.core.config_store import ConfigStore
 
     share_config_store_in_repository_copies()
     store = ConfigStore.instance()
     conf = config_dir()
+    stored: set[str] = set()
     for family, group in CONFIG_GROUPS.items():
         for name in get_registry(family).names():
             path = conf / group / f"{name}.yaml"
             if not path.is_file():
                 node: Any = callback_config(name) if family == "callback" else _generated_node(family, name)
+                stored.add(f"{group}/{name}")
             else:
                 yaml = _load_yaml(path)
                 unset = _unset_settings(family, name, yaml) if isinstance(yaml, DictConfig) else {}
@@ -481,6 +486,12 @@ def register_component_configs() -> None:
                 _EXTENDED.add(f"{group}/{name}")
             store.store(group=group, name=name, node=node, provider="cnnpl")
             _GENERATED.add(f"{group}/{name}")
+    for option in _FROM_REGISTRIES - stored:  # a component no longer registered: its option goes too (a test's
+        group, _, name = option.rpartition("/")  # restored registries left "did you mean pool=kw_pool?")
+        _unstore(store, group, name)
+        _GENERATED.discard(option)
+    _FROM_REGISTRIES.clear()
+    _FROM_REGISTRIES.update(stored)
     hide_extension_warnings()
 
 
