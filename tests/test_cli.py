@@ -608,12 +608,16 @@ def test_a_misspelt_top_level_setting_added_with_plus_is_refused(override: str, 
         ),
         (  # helper-141: "Input config does not have a `_target_` field" (in a sweep, when Hydra started its launcher)
             "hydra.launcher=joblib",
-            "hydra.launcher=joblib: hydra.launcher holds Hydra's settings of its hydra/launcher group; choose one of "
-            "its options with hydra/launcher=joblib (python -m cnnpl --cfg hydra shows them)",
+            "hydra.launcher=joblib: hydra.launcher holds the settings of Hydra's hydra/launcher group; choose one of "
+            "its options with hydra/launcher=joblib (python -m cnnpl --hydra-help lists them)",
         ),
         (  # and in a sweep, Hydra's several lines; the group was read as "hydra", the option as "launcher/joblib"
             "hydra/launcher=joblib",
             "hydra/launcher=joblib: no such option; the options of hydra/launcher are basic",
+        ),
+        (  # helper-143: a mapping of settings is not a group (was told "hydra/sweep=/x")
+            "hydra.sweep=/x",
+            "Error merging override hydra.sweep=/x: Invalid type assigned: str is not a subclass of SweepDir",
         ),
     ],
 )
@@ -632,6 +636,21 @@ def test_hydras_own_settings_misspelt_or_of_the_wrong_kind_are_one_line(
     assert str(err.value).startswith(said)
     assert not (tmp_path / "run").exists()
     prepare(["data=shapes", "+hydra.job.env_set.MY_VAR=1", "--cfg", "job"])  # a mapping of one's own: kept
+
+
+@pytest.mark.parametrize("sweep", [False, True])
+def test_a_mistake_beside_a_hydra_setting_is_one_line(tmp_path: Path, sweep: bool) -> None:
+    # helper-143: with any hydra.* setting, pool=maxx was Hydra's traceback (the check of Hydra's groups composed
+    # the overrides outside the one-line conversion)
+    from cnnpl.cli import prepare
+
+    folder = ["-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 's'}"] if sweep else [f"hydra.run.dir={tmp_path / 'r'}"]
+    with pytest.raises(cnnpl.CnnplError) as err:
+        prepare(["data=shapes", "pool=maxx", "hydra.job.chdir=true", *folder])
+    assert str(err.value).startswith("pool=maxx: no such option; did you mean pool=max?")
+    if sweep:  # a Hydra setting swept is Hydra's to refuse (it was told "add --multirun", with -m given)
+        args = ["data=shapes", "hydra.job.chdir=true,false", *folder]
+        assert sorted(prepare(args)) == sorted(args)
 
 
 def test_a_second_option_of_a_group_added_with_plus_is_one_line_with_the_fix() -> None:

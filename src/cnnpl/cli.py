@@ -424,6 +424,12 @@ def _brief(value: Any) -> str:
     return yaml_word(value)
 
 
+# Hydra's own config groups, chosen with hydra/<group>=<option> (hydra.launcher=joblib replaced the group's settings
+# with a word); hydra.run, hydra.sweep, hydra.job are settings (helper-143)
+HYDRA_GROUPS = frozenset(
+    f"hydra.{group}"
+    for group in ("launcher", "sweeper", "job_logging", "hydra_logging", "help", "hydra_help", "env", "output")
+)
 SHOW_FLAGS = {"--help", "-h", "--cfg", "-c", "--resolve"}  # print the config instead of running
 CFG_PARTS = {"job", "hydra", "all"}  # what --cfg prints
 INFO_FLAGS = {"--hydra-help", "--info", "-i", "--version", "--shell-completion", "-sc"}  # Hydra's, which run nothing
@@ -477,7 +483,11 @@ def _check_composes(args: list[str]) -> str | None:
         _check_hydra_settings(overrides, own)
     if multirun and not showing and any(not arg.lstrip("+").startswith("hydra.sweep.") for arg in own):
         # helper-141: -m hydra/launcher=joblib was Hydra's several lines: composed with the settings that sweep nothing
-        _check_hydra_settings([arg for arg in overrides if not _sweeps([arg])], own)
+        # (a Hydra setting swept, hydra.job.chdir=true,false, is Hydra's to refuse: "Sweeping over Hydra's configuration
+        # is not supported"; helper-143)
+        _check_hydra_settings(
+            [arg for arg in overrides if not _sweeps([arg])], [arg for arg in own if not _sweeps([arg])]
+        )
     if multirun and not showing:
         from cnnpl.distributed import check_sweep_job, launcher_world_size
 
@@ -534,14 +544,13 @@ def _check_hydra_settings(overrides: list[str], own: list[str]) -> None:
 
     from omegaconf import DictConfig, OmegaConf
 
-    base = compose_plain(overrides, hydra=True)
     for arg in own:  # hydra.launcher=joblib: "Input config does not have a `_target_` field" when Hydra starts
         key, _, value = arg.lstrip("+").partition("=")
-        if isinstance(OmegaConf.select(base, key, default=None), DictConfig) and not value.lstrip().startswith("{"):
+        if key in HYDRA_GROUPS and not value.lstrip().startswith("{"):
             group = key.replace(".", "/")
             raise CnnplError(
-                f"{arg}: {key} holds Hydra's settings of its {group} group; choose one of its options with "
-                f"{group}={value} (python -m cnnpl --cfg hydra shows them)"
+                f"{arg}: {key} holds the settings of Hydra's {group} group; choose one of its options with "
+                f"{group}={value} (python -m cnnpl --hydra-help lists them)"
             )
     try:
         cfg = compose_plain([*overrides, *own], hydra=True)
