@@ -1528,6 +1528,17 @@ def test_a_misspelt_option_of_mixed_case_is_named() -> None:
             ["lsit"],
             "'lsit' is not an override; did you mean list? (python -m cnnpl list [<group>] lists the components)",
         ),
+        (  # helper-143: three items kept two, "[48,160,"
+            ["model.widths=[48,", "160,", "200]"],
+            "'160,' is the rest of 'model.widths=[48,', split at a space: write the list without spaces "
+            '(model.widths=[48,160,200]) or quote the whole override ("model.widths=[48, 160, 200]")',
+        ),
+        (["pool=max,", "avg"], "'avg' is the rest of 'pool=max,', split at a space: write pool=max,avg without spaces"),
+        (["pool=max", ",avg"], "',avg' is the rest of 'pool=max', split at a space: write pool=max,avg without spaces"),
+        (
+            ["callbacks={a:", "1}"],
+            "'1}' is the rest of 'callbacks={a:', split at a space: quote the whole override (\"callbacks={a: 1}\")",
+        ),
     ],
 )
 def test_an_override_split_at_a_space_is_told_how_to_write_it(words: list[str], message: str) -> None:

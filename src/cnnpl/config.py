@@ -559,10 +559,22 @@ def split_word_error(words: Sequence[str], i: int) -> str | None:
     if before.endswith("=") and "=" not in before[:-1] and not before.startswith("-"):  # key= value
         return f"{before!r} is followed by a space and {word}: write {before}{word}, with no space after the ="
     if "=" in before and (before.count("[") > before.count("]") or before.count("{") > before.count("}")):
+        parts = [before]  # up to the word that closes what it opened (helper-143: [48, 160, 200] kept two of three)
+        for later in words[i:]:
+            parts.append(later)
+            joined = "".join(parts)
+            if joined.count("[") <= joined.count("]") and joined.count("{") <= joined.count("}"):
+                break
+        whole = " ".join(parts)
+        if "{" in whole:  # a mapping's "a: 1" keeps its space: quoted only
+            return f'{word!r} is the rest of {before!r}, split at a space: quote the whole override ("{whole}")'
+        tight = "".join(parts)
         return (
-            f"{word!r} is the rest of {before!r}, split at a space: write the list without spaces ({before}{word}) or "
-            f'quote the whole override ("{before} {word}")'
+            f"{word!r} is the rest of {before!r}, split at a space: write the list without spaces ({tight}) or "
+            f'quote the whole override ("{whole}")'
         )
+    if "=" in before and (before.endswith(",") or word.startswith(",")):  # -m pool=max, avg (helper-143)
+        return f"{word!r} is the rest of {before!r}, split at a space: write {before}{word} without spaces"
     return None
 
 
