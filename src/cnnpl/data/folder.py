@@ -17,6 +17,7 @@ import re
 import warnings
 import zipfile
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -109,10 +110,8 @@ def first_image_size(split_dir: Path) -> tuple[int, int] | None:
 
     try:
         _, files = list_class_folders(split_dir)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(split_dir / files[0][0]) as img:
-                width, height = img.size
+        with _bombs_refused(), Image.open(split_dir / files[0][0]) as img:
+            width, height = img.size
     except (DataError, OSError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None  # loading says what is wrong
     return height, width
@@ -137,10 +136,7 @@ def _decode(path: str) -> torch.Tensor:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():  # helper-139: one over the limit but under twice it printed Pillow's warning
-            warnings.simplefilter("error", Image.DecompressionBombWarning)  # and was decoded: unreadable, as above it
-            img = Image.open(path)
-        with img:
+        with Image.open(path) as img:  # (over Pillow's limit: refused, _bombs_refused)
             if img.mode not in RGB_MODES and img.mode not in WIDE_GREY_MODES:
                 raise DataError(
                     f"cannot read image {path}: its pixels are of Pillow's mode {img.mode} (floats, or another colour "
@@ -195,10 +191,22 @@ def _decode_all(paths: list[str]) -> list[torch.Tensor]:
         for i, image in zip(batch, _decode_jpegs([paths[i] for i in batch]) or [], strict=False):
             images[i] = image
     rest = [i for i, image in enumerate(images) if image is None]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with _bombs_refused(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         for i, image in zip(rest, pool.map(_decode, (paths[i] for i in rest), chunksize=256), strict=True):
             images[i] = image
     return images  # type: ignore[return-value]  # every None filled
+
+
+@contextlib.contextmanager
+def _bombs_refused() -> Iterator[None]:
+    """Pillow's DecompressionBombWarning as an error, which :func:`_decode` names (helper-139: an image over the
+    limit but under twice it printed Pillow's two lines and was decoded). Set once, in the thread that starts the
+    decoding threads: ``warnings.catch_warnings`` in each of them raced (helper-143: the filter stayed behind)."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
 
 
 def _cache_files(split_dir: Path) -> list[tuple[Path, str]]:
