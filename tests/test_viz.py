@@ -901,3 +901,13 @@ def test_render_names_images_of_another_size_than_the_runs(tmp_path, capsys) -> 
     global_pool = tmp_path / "g" / "checkpoints" / "last.ckpt"
     assert render_main([f"ckpt={global_pool}", f"out={tmp_path / 'q'}", "num_images=1", "data.image_size=28"]) == 0
     assert capsys.readouterr().out.startswith("wrote ")
+
+
+def test_render_takes_a_seed_for_a_run_without_a_validation_split(tmp_path, capsys) -> None:
+    # helper-143: seed=7 was refused for a run of data.val_split=0, which render draws on its test split
+    ckpt = fake_run(tmp_path / "run", "data.val_split=0")
+    assert render_main([f"ckpt={ckpt}", f"out={tmp_path / 'pictures'}", "num_images=1", "seed=7"]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"pictures of the test split to {tmp_path / 'pictures'}")
+    # a validation split made where the run had none: of images it trained on
+    assert render_main([f"ckpt={ckpt}", f"out={tmp_path / 'other'}", "data.val_split=0.5"]) == 2
+    assert "the val split would not be the run's (data.val_split 0, now 0.5)" in capsys.readouterr().err

@@ -261,7 +261,8 @@ def load_checkpoint(
     check_overrides(cfg, overrides)
     run_cfg = cfg
     given, cfg = _merged(cfg, overrides)
-    if split in (None, "val"):
+    drawn_val = split == "val" or (split is None and OmegaConf.select(cfg, "data.val_split", default=None) != 0)
+    if drawn_val:  # (a run without a validation split is drawn on its test split: helper-143)
         _check_keeps_val_split(run_cfg, cfg, overrides)
     specs = plugin_specs(cfg.get(PLUGINS_KEY))
     if PLUGINS_KEY in given:
@@ -389,8 +390,7 @@ SPLIT_KEYS = ("data.seed", "data.val_split")  # what chooses the run's validatio
 def _check_keeps_val_split(run_cfg: DictConfig, cfg: DictConfig, overrides: Sequence[str]) -> None:
     """Refuse, for the validation split, overrides that make another one than the run validated on (helper-139:
     ``seed=7`` drew a "val split" of CIFAR-10 images the network had trained on, its accuracy 0.475 where the
-    run's was 0.375); the same values as the run's stay (helper-142). The test and training splits are not
-    chosen by them."""
+    run's was 0.375); the same values as the run's stay (helper-142). The test split is not chosen by them."""
     for key in SPLIT_KEYS:
         before, after = OmegaConf.select(run_cfg, key, default=None), OmegaConf.select(cfg, key, default=None)
         if before == after:
