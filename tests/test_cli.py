@@ -1562,3 +1562,17 @@ def test_a_config_name_cnnpl_has_not_is_one_line(tmp_path: Path, given: list[str
     )
     (tmp_path / "mine.yaml").write_text("defaults:\n  - train\n  - _self_\nseed: 3\n")
     assert prepare(["data=shapes", "--config-dir", str(tmp_path), *given, "--cfg", "job"])  # its folder given: Hydra's
+
+    # helper-143: an option of a group, and a path, passed the check and failed in Hydra's several lines
+    with pytest.raises(CnnplError) as err:
+        prepare(["data=shapes", "--config-name", "experiment/pooling_study"])
+    assert str(err.value) == (
+        "--config-name experiment/pooling_study is an option of experiment, not a whole config; choose it: "
+        "experiment=pooling_study"
+    )
+    with pytest.raises(CnnplError) as err:
+        prepare(["data=shapes", "--config-name", str(tmp_path / "mine.yaml")])
+    assert str(err.value) == (
+        f"--config-name {tmp_path / 'mine.yaml'} is a path; give its folder and its name apart: --config-dir "
+        f"{tmp_path} --config-name mine"
+    )

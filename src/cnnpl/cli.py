@@ -263,6 +263,17 @@ def _check_config_name(args: list[str]) -> None:
     if name is None or value_of(("--config-dir", "-cd", "--config-path", "-cp")) is not None:
         return
     stem = name.removesuffix(".yaml")
+    if Path(stem).expanduser().is_absolute():  # helper-143: Hydra's "Cannot find primary config" and its search path
+        folder, leaf = Path(stem).expanduser().parent, Path(stem).name
+        raise CnnplError(
+            f"--config-name {name} is a path; give its folder and its name apart: --config-dir {folder} "
+            f"--config-name {leaf}"
+        )
+    group, _, option = stem.rpartition("/")
+    if group and (config_dir() / group / f"{option}.yaml").is_file():  # experiment/pooling_study: an option
+        raise CnnplError(
+            f"--config-name {name} is an option of {group}, not a whole config; choose it: {group}={option}"
+        )
     if not (config_dir() / f"{stem}.yaml").is_file():
         options = ", ".join(sorted(path.stem for path in config_dir().glob("*.yaml")))
         raise CnnplError(
