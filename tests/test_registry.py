@@ -232,6 +232,8 @@ def test_the_listing_takes_a_config_groups_name_and_suggests_a_family(capsys) ->
     )
     assert main(["--jsn"]) == 2
     assert capsys.readouterr().err.startswith("cnnpl.list: error: unknown option '--jsn'; did you mean --json? usage: ")
+    assert main(["datta"]) == 2  # helper-143: a misspelt group of YAML options got no suggestion
+    assert capsys.readouterr().err.startswith("cnnpl.list: error: unknown family 'datta'; did you mean data? ")
     # helper-141: a group of YAML options was an "unknown family" with the usage
     assert main(["data"]) == 2
     assert capsys.readouterr().err == (

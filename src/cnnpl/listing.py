@@ -259,7 +259,7 @@ def _family(word: str) -> str:
             f"{word} is a config group of options ({shown}), not a family of components; families: "
             f"{', '.join(FAMILIES)} (python -m cnnpl --help lists every group)"
         )
-    close = difflib.get_close_matches(word, [*FAMILIES, *by_group], n=1)
+    close = difflib.get_close_matches(word, [*FAMILIES, *by_group, *sorted(config_groups())], n=1)  # datta: data
     hint = f"did you mean {by_group.get(close[0], close[0])}? " if close else ""
     raise CnnplError(f"unknown family {word!r}; {hint}families: {', '.join(FAMILIES)}. {USAGE}")
 
