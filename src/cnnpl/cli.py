@@ -185,6 +185,12 @@ def prepare(args: list[str]) -> list[str]:
     return [*rest, *_keep_earlier_records(rest, sweep_dir)]
 
 
+def _sweeping(args: list[str]) -> bool:
+    """Whether the command sweeps: ``-m`` / ``--multirun``, or Hydra's ``hydra.mode=MULTIRUN``."""
+    modes = [value.strip().upper() for value in _values(args, "hydra.mode")]
+    return bool({"-m", "--multirun"} & set(args)) or modes[-1:] == ["MULTIRUN"]
+
+
 def _check_output_dir(args: list[str]) -> None:
     """Refuse ``output_dir=<folder>`` on the command line (helper-141): it moves ``config.yaml``, the checkpoints and
     the TensorBoard files, but Hydra's ``.hydra/`` and ``cnnpl.log`` went to a folder of their own, a new one named
@@ -196,9 +202,7 @@ def _check_output_dir(args: list[str]) -> None:
     if not given or any(_prints_only(arg) for arg in args):
         return
     value = given[-1].strip()
-    sweep = bool({"-m", "--multirun"} & set(args)) or [v.strip().upper() for v in _values(args, "hydra.mode")][-1:] == [
-        "MULTIRUN"
-    ]
+    sweep = _sweeping(args)
     inside = ("${hydra:runtime.output_dir}",) if sweep else ("${hydra:runtime.output_dir}", "${hydra:run.dir}")
     if value.startswith(inside) or value.lower() in ("", "null", "~"):  # in Hydra's folder; or none, train.py's to say
         return
@@ -227,8 +231,7 @@ def _check_folder_option(args: list[str]) -> None:
 
     if is_worker() or any(_prints_only(arg) for arg in args):
         return
-    modes = [value.strip().upper() for value in _values(args, "hydra.mode")]
-    sweep = bool({"-m", "--multirun"} & set(args)) or modes[-1:] == ["MULTIRUN"]
+    sweep = _sweeping(args)
     given, other = ("hydra.run.dir", "hydra.sweep.dir") if sweep else ("hydra.sweep.dir", "hydra.run.dir")
     values = _values(args, given)
     if not values or _values(args, other):

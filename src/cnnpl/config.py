@@ -798,7 +798,8 @@ def _check_group_value(token: str, group: str) -> None:
             f"{token!r} chooses no option of {group}, which every run needs; choose one: {group}=<name> (python -m "
             "cnnpl --help lists them)"
         )
-    named = [item for item in items if isinstance(item, str) and item in group_options(group)]
+    options = group_options(group)
+    named = [item for item in items if isinstance(item, str) and item in options]
     own = list(dict.fromkeys(named))
     if len(own) > 1 and group not in MERGED_GROUPS:  # helper-141: the last option's name won, without a word
         last = named[-1]  # Hydra merges in order ([vgg16,simple_cnn,vgg16]: vgg16; helper-142)
@@ -807,7 +808,6 @@ def _check_group_value(token: str, group: str) -> None:
             f"choose one ({group}={last}), or train each in a sweep: -m {group}={','.join(own)}"
         )
     if any(isinstance(item, (bool, int, float)) for item in items):
-        options = group_options(group)
         shown = ", ".join(options[:8]) + (", ..." if len(options) > 8 else "")
         optional = f", or go without it: ~{group}" if group in OPTIONAL_GROUPS else ""
         raise CnnplError(

@@ -166,9 +166,9 @@ def check_weights_fit(ckpt: str | Path, net: nn.Module, weights: Mapping[str, An
 def _other_images(ckpt: Path, checkpoint: Mapping[str, Any], datamodule: Any, given: DictConfig) -> str | None:
     """What to say of images of another shape than the run's (helper-139: a folder of 28x28 copies was told that
     the checkpoint does not fit its config, and to pass the config it had); None for the run's shape, or a
-    checkpoint written before cnnpl recorded it. Another number of channels is refused at once; another size
-    only where the network cannot take it or the weights then do not fit (a network that ends in global pooling
-    takes any size: helper-142)."""
+    checkpoint written before cnnpl recorded it. Another number of channels is refused here; another size is
+    the caller's to refuse where the network cannot take it or the weights then do not fit (a network that ends
+    in global pooling takes any size: helper-142)."""
     from cnnpl.callbacks.guards import IMAGE_SHAPE
 
     trained = (checkpoint.get("cnnpl") or {}).get(IMAGE_SHAPE)
@@ -176,7 +176,9 @@ def _other_images(ckpt: Path, checkpoint: Mapping[str, Any], datamodule: Any, gi
     if not trained or list(trained) == here:
         return None
     c, h, w = trained
-    changed = [f"{key}={value}" for key, value in _flat(given) if key in SHAPE_KEYS]
+    changed = [
+        f"{key}={OmegaConf.select(given, key)}" for key in SHAPE_KEYS if OmegaConf.select(given, key) is not None
+    ]
     where = f"the images of {' '.join(changed)}" if changed else "the run's images here"
     generated = [item for item in changed if not item.startswith("data.root=")]
     fix = (
@@ -184,20 +186,16 @@ def _other_images(ckpt: Path, checkpoint: Mapping[str, Any], datamodule: Any, gi
         if generated
         else f"give data.root= a folder of {h}x{w} images, as the run had"
     )
-    return (
+    message = (
         f"checkpoint {str(ckpt)!r} was trained on {c}x{h}x{w} images (channels x height x width), and {where} are "
         f"{here[0]}x{here[1]}x{here[2]}; {fix}"
     )
+    if here[0] != c:
+        raise CnnplError(message)
+    return message
 
 
 SHAPE_KEYS = ("data.root", "data.image_size")  # the overrides that give render images of another shape
-
-
-def _flat(node: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    """``(dotted key, value)`` of every leaf of ``node``."""
-    if isinstance(node, DictConfig):
-        return [pair for key, value in node.items() for pair in _flat(value, f"{prefix}{key}.")]
-    return [(prefix.rstrip("."), node)]
 
 
 def read_config(path: Path) -> DictConfig:
@@ -288,11 +286,7 @@ def load_checkpoint(
         if "oc.env:CNNPL_DATA" in str(raw_root) and "CNNPL_DATA" not in os.environ:
             message += f"; the run's data.root is {raw_root}, and $CNNPL_DATA is not set here"
         raise DataError(message) from None
-    from cnnpl.callbacks.guards import IMAGE_SHAPE
-
-    other = _other_images(ckpt, checkpoint, datamodule, given)
-    if other is not None and datamodule.in_channels != checkpoint["cnnpl"][IMAGE_SHAPE][0]:
-        raise CnnplError(other)
+    other = _other_images(ckpt, checkpoint, datamodule, given)  # (another number of channels: refused there)
     try:
         net = build_model(
             _without_pretrained(cfg), datamodule.num_classes, datamodule.in_channels, datamodule.input_size
