@@ -22,7 +22,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from cnnpl.callbacks.guards import saved_random_state
-from cnnpl.distributed import lr_scale
+from cnnpl.distributed import destroy_process_group_at_exit, lr_scale
 from cnnpl.errors import CnnplError
 from cnnpl.optim import keep_implementation
 from cnnpl.viz import test_time_logits
@@ -245,6 +245,8 @@ class ImageClassifier(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         hide_lightning_noise()  # runs in every process before its loops, spawned ones included
+        if self._trainer is not None and self._trainer.world_size > 1:
+            destroy_process_group_at_exit()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         trainer = self._trainer
