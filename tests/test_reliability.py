@@ -715,6 +715,35 @@ def test_a_resume_in_the_second_of_the_run_it_resumes_opens_the_event_file_read_
     assert [(e.step, e.value) for e in acc.Scalars("x")] == [(0, 1.0), (1, 2.0)]
 
 
+def test_a_runs_test_results_stay_in_tensorboard_when_its_test_file_is_the_tenth(tmp_path: Path, monkeypatch) -> None:
+    """Lightning closes the fit's writer and the test opens a second file. As a process's ninth and tenth
+    writers in one second the test's (``...10``) was read first and the fit's session start hid the test
+    results. The clock is one that stands still but for sleeps, so fit and test share a second."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.summary.writer import event_file_writer
+
+    clock = [int(time.time()) + 0.5]
+
+    def now() -> float:
+        clock[0] += 1e-6  # moving, for whatever divides by a duration
+        return clock[0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    monkeypatch.setattr(event_file_writer, "_global_uid", event_file_writer.AtomicCounter(9))
+    monkeypatch.setattr(time, "time", now)
+    monkeypatch.setattr(time, "sleep", sleep)
+    train(cnnpl.compose([*TINY, "callbacks=minimal", "logger=tensorboard"], output_dir=str(tmp_path)))
+    monkeypatch.undo()
+
+    names = sorted(path.name for path in (tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert [name.rsplit(".", 1)[1] for name in names] == ["9", "10"]  # the fit's, then the test's
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    assert "test/acc" in acc.Tags()["scalars"] and "train/loss_epoch" in acc.Tags()["scalars"]
+
+
 def test_a_resume_that_cannot_write_metrics_csv_leaves_it_as_it_was(tmp_path: Path, monkeypatch) -> None:
     import cnnpl.loggers
     from cnnpl.loggers import ContinuingWriter

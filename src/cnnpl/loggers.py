@@ -19,6 +19,7 @@ import csv
 import io
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,17 @@ def start_logs(logger: Any, resumed_at: int | None) -> None:
             one.resumed_at = resumed_at
 
 
+def open_test_logs_last(logger: Any) -> None:
+    """Before a test: a TensorBoard writer the test opens (Lightning closed the fit's) is read after the fit's.
+
+    In a process that opened writers before (a notebook's, a test's) the fit's file can be ``...9`` and the
+    test's ``...10``; in one second the test's came first, and the fit's session start then hid the test
+    results (:func:`_wait_past_earlier_event_files`)."""
+    for one in logger if isinstance(logger, list | tuple) else [logger]:
+        if isinstance(one, TensorBoardLogger):
+            _wait_past_earlier_event_files(Path(one.log_dir))
+
+
 def _wait_past_earlier_event_files(log_dir: Path) -> None:
     """Wait, at most a second, until an event file opened now in ``log_dir`` is read after the folder's others.
 
@@ -67,14 +79,26 @@ def _wait_past_earlier_event_files(log_dir: Path) -> None:
     opened, unpadded: in one second, ``...10`` comes before ``...9``. A resume in the same Python process
     (a notebook's, a test's) can open its writer in the second of the run it resumes; read first, its
     events were then hidden by the session start of the earlier file (those of a CI run: after 9 writers).
-    A resume from the command line starts seconds later and never waits.
+    It waits only where the next file's name would come first: a resume from the command line starts
+    seconds later, and a run's test file follows its fit's, but for ``...9`` and ``...10``.
     """
     if not log_dir.is_dir():
         return
-    names = [name.split(".") for name in os.listdir(log_dir) if name.startswith("events.out.tfevents.")]
-    latest = max((int(parts[3]) for parts in names if parts[3:] and parts[3].isdigit()), default=None)
-    if latest == int(time.time()):
-        time.sleep(max(0.0, latest + 1 - time.time()))
+    second = int(time.time())
+    same_second = [name for name in os.listdir(log_dir) if name.startswith(f"events.out.tfevents.{second:010d}.")]
+    if same_second and max(same_second) > _next_event_file_name(second):
+        time.sleep(max(0.0, second + 1 - time.time()))
+
+
+def _next_event_file_name(second: int) -> str:
+    """The name of the event file this process's next TensorBoard writer opens in ``second``; ``""``
+    (read before any other) where tensorboard's count of writers cannot be read."""
+    from tensorboard.summary.writer import event_file_writer
+
+    count = getattr(getattr(event_file_writer, "_global_uid", None), "_value", None)
+    if not isinstance(count, int):
+        return ""
+    return f"events.out.tfevents.{second:010d}.{socket.gethostname()}.{os.getpid()}.{count}"
 
 
 class ContinuingWriter(ExperimentWriter):

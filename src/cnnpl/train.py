@@ -1841,6 +1841,8 @@ def _fit_and_test(cfg: DictConfig, trainer: Any, system: Any, datamodule: Any, c
     """Train (``fit``) and test the best checkpoint (``test``); the metrics of both."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    from cnnpl.loggers import open_test_logs_last
+
     metrics: dict[str, float] = {}
     if cfg.get("fit", True):
         _warn_endless(cfg.trainer, trainer)
@@ -1858,6 +1860,7 @@ def _fit_and_test(cfg: DictConfig, trainer: Any, system: Any, datamodule: Any, c
         ckpt = best or (None if cfg.get("fit", True) else ckpt_path)
         if cfg.get("fit", True):
             trainer.callbacks = _without_weight_averaging(trainer.callbacks)
+        open_test_logs_last(trainer.loggers)
         try:
             with warnings.catch_warnings():
                 if not cfg.get("fit", True):  # the checkpoint's ModelCheckpoint state: nothing a test uses
