@@ -1505,18 +1505,24 @@ import lightning as L
 from cnnpl.data import ShapesDataModule
 
 
+def ctrl_c() -> None:
+    # Ctrl-C at a terminal: a shell's background job (pytest ... &) starts with SIGINT ignored, which Python keeps
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 class Interrupt(L.Callback):
     def __init__(self, step: int) -> None:
         self.step = step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
+            ctrl_c()
 
 
 class InterruptedData(ShapesDataModule):
     def check(self) -> None:
-        os.kill(os.getpid(), signal.SIGINT)
+        ctrl_c()
 '''
 
 
