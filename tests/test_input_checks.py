@@ -162,6 +162,19 @@ def test_cifar10_root_must_name_a_folder(root: object, shown: str) -> None:
     assert str(err.value) == f"data.root must name a folder, got {shown}; give data.root=<folder>"
 
 
+@pytest.mark.parametrize("exported", [True, False])
+def test_an_empty_cifar10_root_is_refused(monkeypatch, exported: bool) -> None:
+    """helper-139: an exported empty $CNNPL_DATA (conf/data/cifar10.yaml reads it) searched the working directory."""
+    if exported:
+        monkeypatch.setenv("CNNPL_DATA", "")
+    else:
+        monkeypatch.delenv("CNNPL_DATA", raising=False)
+    why = " ($CNNPL_DATA is exported empty: unset it or export the folder)" if exported else ""
+    with pytest.raises(CnnplError) as err:
+        CIFAR10DataModule(root=cnnpl.compose([]).data.root if exported else " ")
+    assert str(err.value) == f"data.root is empty{why}; give data.root=<folder> (data.root=. for the working directory)"
+
+
 def test_cutout_must_be_smaller_than_the_images() -> None:
     dm = ShapesDataModule(num_train=20, num_test=10, image_size=8, cutout=8)
     message = (

@@ -148,6 +148,12 @@ class CIFAR10DataModule(InMemoryImageDataModule):
             number = isinstance(root, (int, float)) and not isinstance(root, bool)
             quote = f" (for a folder named {root}, quote it: data.root=\"'{root}'\")" if number else ""
             raise CnnplError(f"data.root must name a folder, got {yaml_word(root)}{quote}; give data.root=<folder>")
+        if not str(root).strip():  # Path("") is the working directory, where the search then looked (helper-139)
+            exported = "CNNPL_DATA" in os.environ and not os.environ["CNNPL_DATA"].strip()
+            why = " ($CNNPL_DATA is exported empty: unset it or export the folder)" if exported else ""
+            raise CnnplError(
+                f"data.root is empty{why}; give data.root=<folder> (data.root=. for the working directory)"
+            )
         self.root = Path(root).expanduser()
         self.download = download
 
