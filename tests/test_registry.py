@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import json
 import re
@@ -240,6 +241,21 @@ def test_the_listing_takes_a_config_groups_name_and_suggests_a_family(capsys) ->
         "cnnpl.list: error: data is a config group of options (cifar10, shapes), not a family of components; "
         "families: conv, pool, norm, act, model, callback (python -m cnnpl --help lists every group)\n"
     )
+
+
+def test_the_listing_names_a_plugins_options_of_a_group_of_yaml_options(tmp_path, capsys) -> None:
+    # helper-143: cnnpl.list experiment named conf/'s experiments, not the plugin's experiment=cnnpl_example
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "mine.yaml").write_text("# @package _global_\nseed: 1\n")
+    from cnnpl.config import group_options
+    from cnnpl.listing import main
+
+    assert main(["experiment", f"hydra.searchpath=[file://{tmp_path}]"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cnnpl.list: error: experiment is a config group of options (")
+    shown = err.split("(", 1)[1].split(")", 1)[0].split(", ")
+    installed = ["cnnpl_example"] if importlib.util.find_spec("cnnpl_example") else []  # the plugin's own
+    assert shown == sorted([*group_options("experiment"), "mine", *installed])
 
 
 def test_the_listing_shows_the_yaml_options_of_a_searchpath_folder(tmp_path, capsys) -> None:

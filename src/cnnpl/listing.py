@@ -240,7 +240,7 @@ def _describe_preset(row: dict[str, Any]) -> str:
     return f"{row['component']}" + (f" with {settings}" if settings else "")
 
 
-def _family(word: str) -> str:
+def _family(word: str, searchpath: Sequence[Path] = ()) -> str:
     """The registry family ``word`` names: a family (``pool``), or its config group (``callbacks``)."""
     import difflib
 
@@ -254,7 +254,8 @@ def _family(word: str) -> str:
     from cnnpl.config import config_groups, group_options
 
     if word in config_groups():  # helper-141: experiment, data, optimizer are YAML options, not components
-        shown = ", ".join(group_options(word))
+        plugins = [name for name, _ in plugin_yaml_options(word, searchpath)]  # helper-143: cnnpl-example's experiment
+        shown = ", ".join(sorted({*group_options(word), *plugins}))
         raise CnnplError(
             f"{word} is a config group of options ({shown}), not a family of components; families: "
             f"{', '.join(FAMILIES)} (python -m cnnpl --help lists every group)"
@@ -278,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_plugins(specs, skip_broken=True)
         words = [a for a in rest if not a.lstrip("+~").startswith(f"{PLUGINS_KEY}=")]  # plugins= stays in rest
         searchpath = searchpath_folders(words)  # hydra.searchpath=[file://...]: its YAML options are listed too
-        families = [_family(word) for word in words if not word.lstrip("+").startswith("hydra.searchpath=")]
+        families = [_family(w, searchpath) for w in words if not w.lstrip("+").startswith("hydra.searchpath=")]
         data = collect(families or list(FAMILIES), searchpath)
     except CnnplError as err:
         print(f"cnnpl.list: error: {err}", file=sys.stderr)
