@@ -619,6 +619,16 @@ def test_a_misspelt_top_level_setting_added_with_plus_is_refused(override: str, 
             "hydra.sweep=/x",
             "Error merging override hydra.sweep=/x: Invalid type assigned: str is not a subclass of SweepDir",
         ),
+        (  # helper-143: Hydra's "Unexpected type for root: NoneType" (no experiment sets the sweeper's params)
+            "+hydra.sweeper.params.pool='max,avg'",
+            "+hydra.sweeper.params.pool='max,avg': Hydra cannot set hydra.sweeper.params from the command line while "
+            "no config sets it; sweep on the command line instead: -m pool=max,avg",
+        ),
+        (  # and "'NoneType' object has no attribute 'get'"
+            "hydra.sweeper.params={pool:max}",
+            "hydra.sweeper.params={pool:max}: Hydra cannot set hydra.sweeper.params from the command line while no "
+            "config sets it; sweep on the command line instead: -m <setting>=<value>,<value>",
+        ),
     ],
 )
 @pytest.mark.parametrize("sweep", [False, True])

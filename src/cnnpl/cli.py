@@ -550,6 +550,30 @@ def _warn_unrun_sweep(cfg: Any, words: list[str]) -> None:
     )
 
 
+def _check_sweeper_params(overrides: list[str], own: list[str]) -> None:
+    """Refuse in one line a command line that sets ``hydra.sweeper.params`` where it is null (no experiment sets
+    it): Hydra cannot add to it there, in any form (helper-143: "Unexpected type for root: NoneType")."""
+    swept = [arg for arg in own if arg.lstrip("+~").startswith(("hydra.sweeper.params.", "hydra.sweeper.params="))]
+    if not swept:
+        return
+    from omegaconf import OmegaConf
+
+    try:
+        before = compose_plain([*overrides, *(arg for arg in own if arg not in swept)], hydra=True)
+    except Exception:
+        return  # something else is wrong too: the composition's own message
+    if OmegaConf.select(before, "hydra.sweeper.params", default=None) is not None:
+        return
+    key, _, value = swept[0].lstrip("+~").partition("=")
+    setting = key.removeprefix("hydra.sweeper.params").lstrip(".")
+    values = value.strip("'" + '"')  # +hydra.sweeper.params.pool='max,avg' sweeps as -m pool=max,avg
+    example = f"{setting}={values}" if setting else "<setting>=<value>,<value>"
+    raise CnnplError(
+        f"{swept[0]}: Hydra cannot set hydra.sweeper.params from the command line while no config sets it; "
+        f"sweep on the command line instead: -m {example}"
+    )
+
+
 def _check_hydra_settings(overrides: list[str], own: list[str]) -> None:
     """Compose Hydra's own settings of a run (``hydra.*``) with its config, so that a misspelt key or a value of the
     wrong kind is one line; and refuse a key added with ``+`` that is close to one Hydra has (``+hydra.run.dirr``:
@@ -569,6 +593,7 @@ def _check_hydra_settings(overrides: list[str], own: list[str]) -> None:
     try:
         cfg = compose_plain([*overrides, *own], hydra=True)
     except Exception as err:
+        _check_sweeper_params(overrides, own)
         raise CnnplError(one_line_composition_error(err, own)) from None
     added = [arg for arg in own if arg.startswith("+hydra.")]
     if not added:
