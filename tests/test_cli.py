@@ -624,6 +624,12 @@ def test_a_misspelt_top_level_setting_added_with_plus_is_refused(override: str, 
             "+hydra.sweeper.params.pool='max,avg': Hydra cannot set hydra.sweeper.params from the command line while "
             "no config sets it; sweep on the command line instead: -m pool=max,avg",
         ),
+        (  # helper-143: joblib's setting on the basic launcher was told only the basic launcher's settings
+            "hydra.launcher.n_jobs=2",
+            "hydra.launcher.n_jobs is not a setting of Hydra; the settings of hydra.launcher are _target_; a setting "
+            "of another launcher takes that launcher, chosen with hydra/launcher=<option> (python -m cnnpl "
+            "--hydra-help lists those installed)",
+        ),
         (  # and "'NoneType' object has no attribute 'get'"
             "hydra.sweeper.params={pool:max}",
             "hydra.sweeper.params={pool:max}: Hydra cannot set hydra.sweeper.params from the command line while no "

@@ -1393,9 +1393,16 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             return f"{what}; {hint.rstrip('; ')}" if hint else what
         typed = isinstance(found, DictConfig) and OmegaConf.get_type(found) not in (dict, None)
         if dotted.startswith("hydra.") and typed:  # a key Hydra's schema lacks is one it never reads, + or not
-            return (
+            said = (
                 f"{dotted} is not a setting of Hydra; {hint.rstrip('; ') or 'python -m cnnpl --cfg hydra shows them'}"
             )
+            if parent in ("hydra.launcher", "hydra.sweeper") and not close:  # -m hydra.launcher.n_jobs=2 (helper-143)
+                group = parent.replace(".", "/")
+                said += (
+                    f"; a setting of another {group[6:]} takes that {group[6:]}, chosen with {group}=<option> "
+                    "(python -m cnnpl --hydra-help lists those installed)"
+                )
+            return said
         if isinstance(chosen, str) and not _takes_any_keyword(parent, chosen):  # +pool.bogus: "has no parameter"
             return f"{dotted} is not a setting of this config; {hint.rstrip('; ') or 'python -m cnnpl.list shows them'}"
         return f"{dotted} is not a setting of this config; {hint}to add a new key anyway, write +{dotted}=..."
