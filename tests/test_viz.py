@@ -803,6 +803,25 @@ def test_render_finds_the_runs_relative_data_root_where_the_run_started(tmp_path
     assert datamodule.root == Path("cifar")
 
 
+def test_render_refuses_an_empty_data_root_where_the_run_started_in_a_data_folder(tmp_path, monkeypatch) -> None:
+    # helper-144: "" is relative, and the folder the run started in exists: render drew that folder's images
+    from tests.test_data import write_class_folders
+
+    from cnnpl.render import load_checkpoint
+
+    start = tmp_path / "start"
+    write_class_folders(start, per_class=2)  # train/, test/ where the run started
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("CNNPL_DATA", str(start))
+    ckpt = fake_run(start / "outputs" / "run", data=["data=cifar10", "data.val_split=0.5"])
+    (start / "outputs" / "run" / ".hydra").mkdir()
+    (start / "outputs" / "run" / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  runtime:\n    cwd: {start}\n")
+    monkeypatch.setenv("CNNPL_DATA", "")
+    with pytest.raises(cnnpl.CnnplError) as err:
+        load_checkpoint(ckpt)
+    assert str(err.value).startswith("data.root is empty ($CNNPL_DATA is exported empty: ")
+
+
 def test_render_without_the_runs_data_names_the_data_root_and_no_data_it_refuses(tmp_path, monkeypatch) -> None:
     # helper-123: the run's data.root read $CNNPL_DATA, not set for render; the message advised data=shapes, which
     # render refuses ("would replace the run's data settings")

@@ -272,7 +272,7 @@ def load_checkpoint(
     raw_root = OmegaConf.to_container(cfg.data, resolve=False).get("root") if "data" in cfg else None
     origin = started_in(config_path.parent.resolve()) if config_path is not None else None
     root = OmegaConf.select(cfg, "data.root")
-    relative = isinstance(root, str) and not Path(root).expanduser().is_absolute()
+    relative = isinstance(root, str) and bool(root.strip()) and not Path(root).expanduser().is_absolute()
     if relative and origin is not None and OmegaConf.select(given, "data.root") is None and (origin / root).exists():
         cfg.data.root = str(origin / root)  # the run's data.root, relative to where it started (still there)
     _check_registered(cfg)
