@@ -42,12 +42,19 @@ def _free_port() -> int:
 
 
 def trial(processes: int, destroy: bool) -> bool:
-    """Whether every process of one trial ended well."""
-    try:
-        mp.spawn(_process, args=(processes, _free_port(), destroy), nprocs=processes, join=True)
-    except mp.ProcessExitedException:
-        return False
-    return True
+    """Whether every process of one trial ended well (a trial whose group could not form, another process having
+    taken the port, is tried again)."""
+    for _ in range(3):
+        try:
+            mp.spawn(_process, args=(processes, _free_port(), destroy), nprocs=processes, join=True)
+        except mp.ProcessExitedException:  # a signal or an exit status: the abort this counts
+            return False
+        except mp.ProcessRaisedException as err:
+            if "address already in use" not in str(err).lower():
+                raise
+            continue
+        return True
+    raise RuntimeError("no free port in three tries")
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ training set with a ``DistributedSampler``. This module holds the few things on 
 - :func:`check_launch`: refuses, before anything is built, the launches that cannot work
   (Hydra multirun with several processes; ``torchrun`` / SLURM with a timestamped run directory).
 - :func:`lr_scale`: the factor an LR scaling rule gives for a world size.
-- :func:`destroy_process_group_at_exit`: ends a process's gloo process group before Python shuts down.
+- :func:`destroy_process_group_at_exit`: ends a process's process group before Python shuts down.
 
 See ``docs/distributed.md``.
 """
@@ -54,19 +54,28 @@ class EvalShardSampler(DistributedSampler):
 
 
 _destroy_registered = False
+_run_state: Any = None  # the trainer's state (Lightning mutates it in place): an interrupted run is left as it is
 
 
-def destroy_process_group_at_exit() -> None:
-    """Destroy this process's default process group when the process exits, before the interpreter shuts down.
+def destroy_process_group_at_exit(trainer_state: Any = None) -> None:
+    """Destroy this process's default process group as the process exits, before the interpreter shuts down,
+    unless the trainer whose ``trainer.state`` this is (if given) was interrupted (an exception, SIGTERM, Ctrl-C).
 
     Lightning does that for NCCL only. A gloo process group left alive ends with the interpreter, and a process
     whose run went well can abort ("terminate called without an active exception", SIGABRT; ``ddp_spawn`` then
     reports the run failed): a gloo worker thread still releasing the last collective's tensors needs the GIL
     that shutdown is taking away (as pytorch/pytorch#190489 describes). ``benchmarks/gloo_exit_abort.py``
-    (docs/distributed.md): 9 of 50 trials aborted without this, none of 50 with it. Registered once per
-    process, from every process's ``ImageClassifier.setup``; a no-op where no process group is left.
+    (docs/distributed.md): 9 of 50 trials aborted without this, none of 50 with it. A failed rank can leave a
+    collective in flight, which the destroy would wait for until the process group's timeout (helper-144): that
+    one exits as before. Called from ``ImageClassifier.setup`` in every process that has a process group;
+    registered once per process.
     """
-    global _destroy_registered
+    import torch.distributed as dist
+
+    global _destroy_registered, _run_state
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    _run_state = trainer_state
     if not _destroy_registered:
         atexit.register(_destroy_process_group)
         _destroy_registered = True
@@ -75,6 +84,8 @@ def destroy_process_group_at_exit() -> None:
 def _destroy_process_group() -> None:
     import torch.distributed as dist
 
+    if getattr(_run_state, "status", None) == "interrupted":  # TrainerStatus.INTERRUPTED, a str
+        return
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 

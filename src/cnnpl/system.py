@@ -245,8 +245,8 @@ class ImageClassifier(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         hide_lightning_noise()  # runs in every process before its loops, spawned ones included
-        if self._trainer is not None and self._trainer.world_size > 1:
-            destroy_process_group_at_exit()
+        if self._trainer is not None:
+            destroy_process_group_at_exit(self._trainer.state)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         trainer = self._trainer

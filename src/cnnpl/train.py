@@ -1860,7 +1860,8 @@ def _fit_and_test(cfg: DictConfig, trainer: Any, system: Any, datamodule: Any, c
         ckpt = best or (None if cfg.get("fit", True) else ckpt_path)
         if cfg.get("fit", True):
             trainer.callbacks = _without_weight_averaging(trainer.callbacks)
-        open_test_logs_last(trainer.loggers)
+        if trainer.is_global_zero:  # the process that logs
+            open_test_logs_last(trainer.loggers)
         try:
             with warnings.catch_warnings():
                 if not cfg.get("fit", True):  # the checkpoint's ModelCheckpoint state: nothing a test uses
