@@ -65,10 +65,10 @@ def destroy_process_group_at_exit(trainer_state: Any = None) -> None:
     whose run went well can abort ("terminate called without an active exception", SIGABRT; ``ddp_spawn`` then
     reports the run failed): a gloo worker thread still releasing the last collective's tensors needs the GIL
     that shutdown is taking away (as pytorch/pytorch#190489 describes). ``benchmarks/gloo_exit_abort.py``
-    (docs/distributed.md): 9 of 50 trials aborted without this, none of 50 with it. A failed rank can leave a
-    collective in flight, which the destroy would wait for until the process group's timeout (helper-144): that
-    one exits as before. Called from ``ImageClassifier.setup`` in every process that has a process group;
-    registered once per process.
+    (docs/distributed.md): 9 and 8 of 50 trials aborted without this (two runs), none of 50 with it. A failed
+    rank can leave a collective in flight, which the destroy would wait for until the process group's timeout
+    (helper-144): that one exits as before. Called from ``ImageClassifier.setup`` in every process that has a
+    process group; registered once per process.
     """
     import torch.distributed as dist
 
