@@ -5,7 +5,7 @@
 Each trial spawns ``--processes`` processes (``torch.multiprocessing.spawn``, as ``ddp_spawn`` does) that form a
 gloo group, all-gather, all-reduce, end on three ``broadcast_object_list`` calls (Lightning's last collective in a
 spawned process) and return. Left alone, the group ends with the interpreter and a process can abort
-("terminate called without an active exception", SIGABRT); with ``--destroy`` cnnpl's
+("terminate called without an active exception", SIGABRT); in the other kind of trial cnnpl's
 :func:`cnnpl.distributed.destroy_process_group_at_exit` ends it before. Trials alternate the two, so both meet the
 same machine load. Not a timing: counts of aborted trials.
 """
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from lightning.fabric.plugins.environments.lightning import find_free_network_port
 
 from cnnpl.distributed import destroy_process_group_at_exit
 
@@ -35,18 +35,12 @@ def _process(rank: int, processes: int, port: int, destroy: bool) -> None:
         dist.broadcast_object_list([{"path": "x" * 100}] if rank == 0 else [None], src=0)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def trial(processes: int, destroy: bool) -> bool:
     """Whether every process of one trial ended well (a trial whose group could not form, another process having
     taken the port, is tried again)."""
     for _ in range(3):
         try:
-            mp.spawn(_process, args=(processes, _free_port(), destroy), nprocs=processes, join=True)
+            mp.spawn(_process, args=(processes, find_free_network_port(), destroy), nprocs=processes, join=True)
         except mp.ProcessExitedException:  # a signal or an exit status: the abort this counts
             return False
         except mp.ProcessRaisedException as err:

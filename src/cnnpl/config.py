@@ -1397,9 +1397,9 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
                 f"{dotted} is not a setting of Hydra; {hint.rstrip('; ') or 'python -m cnnpl --cfg hydra shows them'}"
             )
             if parent in ("hydra.launcher", "hydra.sweeper") and not close:  # -m hydra.launcher.n_jobs=2 (helper-143)
-                group = parent.replace(".", "/")
+                kind = parent.removeprefix("hydra.")
                 said += (
-                    f"; a setting of another {group[6:]} takes that {group[6:]}, chosen with {group}=<option> "
+                    f"; a setting of another {kind} takes that {kind}, chosen with hydra/{kind}=<option> "
                     "(python -m cnnpl --hydra-help lists those installed)"
                 )
             return said
