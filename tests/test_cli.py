@@ -630,6 +630,16 @@ def test_a_misspelt_top_level_setting_added_with_plus_is_refused(override: str, 
             "of another launcher takes that launcher, chosen with hydra/launcher=<option> (python -m cnnpl "
             "--hydra-help lists those installed)",
         ),
+        (  # Hydra's "Cannot convert 'dict' to string: '{}'" where a config sets the sweeper's params
+            "+hydra.sweeper.params.data.batch_size='64,128'",
+            "+hydra.sweeper.params.data.batch_size='64,128': Hydra reads the dots of a setting in hydra.sweeper.params "
+            "as nesting; sweep on the command line instead: -m data.batch_size=64,128",
+        ),
+        (  # and "Sweeping over Hydra's configuration is not supported"
+            "hydra.sweeper.params.seed=3,4",
+            "hydra.sweeper.params.seed=3,4: Hydra sweeps none of its own settings; sweep on the command line instead: "
+            "-m seed=3,4",
+        ),
         (  # and "'NoneType' object has no attribute 'get'"
             "hydra.sweeper.params={pool:max}",
             "hydra.sweeper.params={pool:max}: Hydra cannot set hydra.sweeper.params from the command line while no "
@@ -667,6 +677,27 @@ def test_a_mistake_beside_a_hydra_setting_is_one_line(tmp_path: Path, sweep: boo
     if sweep:  # a Hydra setting swept is Hydra's to refuse (it was told "add --multirun", with -m given)
         args = ["data=shapes", "hydra.job.chdir=true,false", *folder]
         assert sorted(prepare(args)) == sorted(args)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "+hydra.sweeper.params.data.batch_size='64,128'",  # Hydra: "Cannot convert 'dict' to string: '{}'"
+        "+hydra.sweeper.params.data.batch_size=64,128",  # Hydra: "Sweeping over Hydra's configuration is not ..."
+    ],
+)
+def test_adding_a_sweep_to_an_experiments_sweep_is_one_line_with_the_override_that_does(
+    tmp_path: Path, override: str
+) -> None:
+    from cnnpl.cli import prepare
+
+    words = ["-m", "experiment=pooling_study", "data=shapes", f"hydra.sweep.dir={tmp_path / 's'}"]
+    with pytest.raises(cnnpl.CnnplError) as err:
+        prepare([*words, override])
+    assert str(err.value).endswith("sweep on the command line instead: -m data.batch_size=64,128")
+    assert not (tmp_path / "s").exists()
+    for fine in ("data.batch_size=64,128", "hydra.sweeper.params.seed='3,4'", "~hydra.sweeper.params.seed"):
+        assert prepare([*words, fine]) == [*words, fine]  # the advice, a sweep replaced, a sweep dropped
 
 
 def test_a_second_option_of_a_group_added_with_plus_is_one_line_with_the_fix() -> None:

@@ -495,6 +495,8 @@ def _check_composes(args: list[str]) -> str | None:
     # alone, the usual ones, are checked where they are made.)
     if not multirun and any(arg.partition("=")[0] not in ("hydra.run.dir", "hydra.output_subdir") for arg in own):
         _check_hydra_settings(overrides, own)
+    if multirun and not showing:
+        _check_sweeper_params([arg for arg in overrides if not _sweeps([arg])], own)
     if multirun and not showing and any(not arg.lstrip("+").startswith("hydra.sweep.") for arg in own):
         # helper-141: -m hydra/launcher=joblib was Hydra's several lines: composed with the settings that sweep nothing
         # (a Hydra setting swept, hydra.job.chdir=true,false, is Hydra's to refuse: "Sweeping over Hydra's configuration
@@ -551,27 +553,37 @@ def _warn_unrun_sweep(cfg: Any, words: list[str]) -> None:
 
 
 def _check_sweeper_params(overrides: list[str], own: list[str]) -> None:
-    """Refuse in one line a command line that sets ``hydra.sweeper.params`` where it is null (no experiment sets
-    it): Hydra cannot add to it there, in any form (helper-143: "Unexpected type for root: NoneType")."""
+    """Refuse in one line a command line that sets ``hydra.sweeper.params`` where Hydra cannot: where it is null (no
+    experiment sets it; helper-143: "Unexpected type for root: NoneType"), for a dotted setting (its dots read as
+    nesting: "Cannot convert 'dict' to string"), or with a sweep as its value, unquoted ("Sweeping over Hydra's
+    configuration is not supported"). Each says the sweep to write instead (``-m data.batch_size=64,128``), which
+    Hydra's sweeper joins to the config's. ``overrides``: the config's, none of them a sweep."""
     swept = [arg for arg in own if arg.lstrip("+~").startswith(("hydra.sweeper.params.", "hydra.sweeper.params="))]
     if not swept:
         return
+
+    def refuse(arg: str, reason: str) -> NoReturn:
+        key, _, value = arg.lstrip("+~").partition("=")
+        setting = key.removeprefix("hydra.sweeper.params").lstrip(".")
+        values = value.strip("'" + '"')  # +hydra.sweeper.params.pool='max,avg' sweeps as -m pool=max,avg
+        example = f"{setting}={values}" if setting and "{" not in value else "<setting>=<value>,<value>"
+        raise CnnplError(f"{arg}: {reason}; sweep on the command line instead: -m {example}")
+
+    for arg in swept:
+        if arg.startswith("~"):  # ~hydra.sweeper.params.seed drops a sweep the config sets
+            continue
+        if "." in arg.lstrip("+").partition("=")[0].removeprefix("hydra.sweeper.params").lstrip("."):
+            refuse(arg, "Hydra reads the dots of a setting in hydra.sweeper.params as nesting")
+        if _sweeps([arg]):
+            refuse(arg, "Hydra sweeps none of its own settings")
     from omegaconf import OmegaConf
 
     try:
         before = compose_plain([*overrides, *(arg for arg in own if arg not in swept)], hydra=True)
     except Exception:
         return  # something else is wrong too: the composition's own message
-    if OmegaConf.select(before, "hydra.sweeper.params", default=None) is not None:
-        return
-    key, _, value = swept[0].lstrip("+~").partition("=")
-    setting = key.removeprefix("hydra.sweeper.params").lstrip(".")
-    values = value.strip("'" + '"')  # +hydra.sweeper.params.pool='max,avg' sweeps as -m pool=max,avg
-    example = f"{setting}={values}" if setting else "<setting>=<value>,<value>"
-    raise CnnplError(
-        f"{swept[0]}: Hydra cannot set hydra.sweeper.params from the command line while no config sets it; "
-        f"sweep on the command line instead: -m {example}"
-    )
+    if OmegaConf.select(before, "hydra.sweeper.params", default=None) is None:
+        refuse(swept[0], "Hydra cannot set hydra.sweeper.params from the command line while no config sets it")
 
 
 def _check_hydra_settings(overrides: list[str], own: list[str]) -> None:
