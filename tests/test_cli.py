@@ -823,6 +823,34 @@ def test_a_config_that_sets_a_sweep_run_without_m_is_warned_about(tmp_path: Path
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize("where", ["command line", "config"])
+def test_hydra_mode_multirun_sweeps_as_m_does_checked_and_claimed_as_a_sweep(
+    tmp_path: Path, monkeypatch, where
+) -> None:
+    # note 43: hydra.mode=MULTIRUN (Hydra sweeps without -m) was checked as one run: "Ambiguous value for argument
+    # 'pool=max,avg' ... add --multirun", and a config's mode with hydra.sweep.dir: "is a sweep's folder: add -m"
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "mine.yaml").write_text("# @package _global_\nhydra:\n  mode: MULTIRUN\n")
+    mode = (
+        ["hydra.mode=MULTIRUN"]
+        if where == "command line"
+        else [f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "experiment=mine"]
+    )
+    with pytest.raises(cnnpl.CnnplError) as err:
+        prepare([*mode, "data=shapes", "pool=max,maxx", f"hydra.sweep.dir={tmp_path / 'refused'}"])
+    assert str(err.value).startswith("pool=maxx: no such option; did you mean pool=max?")
+    assert str(err.value).endswith("(in the sweep's job with pool=maxx)")
+    assert not (tmp_path / "refused").exists()
+    for swept in (["pool=max,avg"], []):  # a sweep of one job
+        args = [*mode, "data=shapes", *swept, f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+        assert prepare(args) == ["-m", *args]
+    assert prepare([*mode, "data=shapes", "--cfg", "job"]) == ["--cfg", "job", *mode, "data=shapes"]  # Hydra's
+    assert not list(tmp_path.glob("outputs"))
+
+
 def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path, monkeypatch) -> None:
 
     from cnnpl import cli

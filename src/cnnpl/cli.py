@@ -40,6 +40,7 @@ from cnnpl.config import (
     compose_plain,
     config_dir,
     hide_extension_warnings,
+    hydra_mode,
     one_line_composition_error,
     register_component_configs,
     store_searchpath_options,
@@ -161,10 +162,12 @@ def prepare(args: list[str]) -> list[str]:
     check_group_overrides(rest)
     if {"-h", "--help"} & set(rest):
         store_searchpath_options(rest)
-    _check_output_dir(rest)
-    _check_folder_option(rest)
-    _check_config_name(rest)
-    run_dir = _check_composes(rest)
+    rest = _multirun_flag_for_hydra_mode(rest)
+    try:
+        run_dir = _check_command(rest)
+    except _ConfigSweeps:  # a config sets hydra.mode: MULTIRUN: Hydra sweeps without -m
+        rest = ["-m", *rest]
+        run_dir = _check_command(rest)
     _check_shared_run_dir(rest, run_dir)
     _warn_single_callback(rest)
     _check_resume_dir(rest)  # before _check_run_dir, which makes the folder to see that it can write there
@@ -183,6 +186,37 @@ def prepare(args: list[str]) -> list[str]:
     if named is not None:  # hydra.run.dir=<a folder not there before>: a refused run leaves none either
         _claimed_run_dir = named
     return [*rest, *_keep_earlier_records(rest, sweep_dir)]
+
+
+def _check_command(args: list[str]) -> str | None:
+    """The checks of the command line as a whole, before any of its folders is looked at; returns a run's
+    ``hydra.run.dir`` setting (:func:`_check_composes`)."""
+    _check_output_dir(args)
+    _check_folder_option(args)
+    _check_config_name(args)
+    return _check_composes(args)
+
+
+class _ConfigSweeps(Exception):
+    """Raised by :func:`_check_composes` for a command without ``-m`` whose config sets ``hydra.mode: MULTIRUN``."""
+
+
+def _multirun_flag_for_hydra_mode(args: list[str]) -> list[str]:
+    """``args`` with ``-m`` first where Hydra runs them as a sweep without it (``hydra.mode=MULTIRUN``, Hydra's
+    ``get_mode``), so that the sweep is checked, and its folder claimed, as one with ``-m`` is (it was checked as
+    one run: "Ambiguous value for argument 'pool=max,avg' ... add --multirun"). A command that shows or tells
+    (``--cfg``, ``--info``) is Hydra's, which does not read the mode there. A config's own ``hydra.mode`` is found
+    where the command line sweeps a setting (no run could compose) and otherwise once composed
+    (:class:`_ConfigSweeps`)."""
+    if any(arg.startswith("-") for arg in args):
+        return args
+    if _sweeping(args):
+        return ["-m", *args]
+    if not _sweeps(args) or "hydra.mode" in {arg.partition("=")[0].lstrip("+~") for arg in args}:
+        return args
+    from hydra.types import RunMode
+
+    return ["-m", *args] if hydra_mode(args) == RunMode.MULTIRUN else args
 
 
 def _sweeping(args: list[str]) -> bool:
@@ -242,6 +276,10 @@ def _check_folder_option(args: list[str]) -> None:
             f"hydra.run.dir={folder} is a single run's folder; a sweep (-m) writes into hydra.sweep.dir: give "
             f"hydra.sweep.dir={folder}"
         )
+    from hydra.types import RunMode
+
+    if hydra_mode(args) == RunMode.MULTIRUN:  # the config's hydra.mode sweeps without -m
+        raise _ConfigSweeps
     raise CnnplError(  # helper-142: a sweep without its -m (pool=max,avg; a sweep's ckpt_path=last) is the likelier
         f"hydra.sweep.dir={folder} is a sweep's folder: add -m to sweep into it (python -m cnnpl -m ...), or give "
         f"hydra.run.dir={folder} for one run"
@@ -526,8 +564,11 @@ def _check_composes(args: list[str]) -> str | None:
                 _check_settings(cfg, variant)
     if not plain_run:
         return None
+    from hydra.types import RunMode
     from omegaconf import OmegaConf
 
+    if OmegaConf.select(cfg, "hydra.mode", default=None) == RunMode.MULTIRUN:
+        raise _ConfigSweeps
     _warn_unrun_sweep(cfg, words)
     setting = OmegaConf.to_container(cfg.hydra.run, resolve=False).get("dir")
     return setting if isinstance(setting, str) else None
@@ -1390,7 +1431,7 @@ def main() -> None:
         app = hydra.main(config_path=str(config_dir()), config_name=CONFIG_NAME, version_base="1.3")(run)
         app()
     except KeyboardInterrupt:  # Ctrl-C before Lightning's fit, which handles its own: Python's traceback
-        if {"-m", "--multirun"} & set(args):  # earlier jobs may have trained
+        if _sweeping(sys.argv[1:]):  # earlier jobs may have trained (prepare's -m for hydra.mode=MULTIRUN there)
             from cnnpl.distributed import CONTINUE_SWEEP
 
             said = f"; {CONTINUE_SWEEP}"

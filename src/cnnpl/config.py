@@ -19,6 +19,7 @@ whose constructor cannot become a config, or whose name a YAML option of its gro
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import enum
@@ -29,7 +30,7 @@ import re
 import types
 import typing
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -1221,15 +1222,37 @@ def compose_plain(overrides: list[str], output_dir: str | None = ".", hydra: boo
     (``hydra``: with Hydra's own settings, ``hydra.sweep.dir`` ..., unresolved; ``output_dir=None``:
     the config's own, ``${hydra:runtime.output_dir}`` unless an override or a config file sets it).
     Inside a run (Hydra's app already initialized) the run's Hydra is set aside and put back after."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from hydra import compose
 
     extra = [] if output_dir is None else [f"output_dir={output_dir}"]
+    with _cnnpls_hydra():
+        return compose(CONFIG_NAME, overrides=[*overrides, *extra], return_hydra_config=hydra)
+
+
+def hydra_mode(overrides: list[str]) -> Any:
+    """The ``hydra.mode`` Hydra runs ``overrides`` in without ``-m`` or ``--multirun`` (its ``get_mode``: composed
+    with sweeps allowed): ``RunMode.MULTIRUN`` where a config or the command line sets it; None where none does, or
+    the config does not compose."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    with _cnnpls_hydra():
+        hydra = GlobalHydra.instance().hydra
+        assert hydra is not None
+        return hydra.get_mode(config_name=CONFIG_NAME, overrides=overrides)
+
+
+@contextlib.contextmanager
+def _cnnpls_hydra() -> Iterator[None]:
+    """Hydra initialized with cnnpl's config folder; inside a run (Hydra's app already initialized) the run's Hydra
+    is set aside and put back after."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
     running = GlobalHydra.instance().hydra  # Hydra's "GlobalHydra is already initialized" otherwise
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3", job_name="cnnpl"):
-            return compose(CONFIG_NAME, overrides=[*overrides, *extra], return_hydra_config=hydra)
+            yield
     finally:
         if running is not None:
             GlobalHydra.instance().initialize(running)
