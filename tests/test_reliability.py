@@ -1465,6 +1465,36 @@ def test_the_sigterm_advice_in_a_sweep_names_the_sweeps_folder(tmp_path: Path) -
         HydraConfig.instance().cfg = None
 
 
+def test_a_sweep_job_refused_for_an_earlier_runs_checkpoints_names_hydra_sweep_dir(tmp_path: Path) -> None:
+    # note 43: a sweep into a used folder with its own hydra.sweep.subdir (each job's folder named by its pool) is
+    # refused by its first job, whose advice named hydra.run.dir, which a sweep does not read
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+
+    from cnnpl.checkpoint import check_fresh_run_dir
+    from cnnpl.config import config_dir
+
+    checkpoints = tmp_path / "pools" / "max" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "last.ckpt").write_bytes(b"")
+    with pytest.raises(CnnplError) as err:
+        check_fresh_run_dir(checkpoints)
+    assert str(err.value).endswith(
+        "start this one in a new folder (hydra.run.dir=<new folder>; output_dir= from Python)"
+    )
+    overrides = ["hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path / 'pools'}", "hydra.sweep.subdir=${pool.name}"]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        HydraConfig.instance().set_config(compose("train", overrides=overrides, return_hydra_config=True))
+    try:
+        with pytest.raises(CnnplError) as err:
+            check_fresh_run_dir(checkpoints)
+    finally:
+        HydraConfig.instance().cfg = None
+    assert str(err.value).endswith(
+        "start this one in a new folder (hydra.sweep.dir=<new folder> for the sweep; output_dir= from Python)"
+    )
+
+
 @pytest.mark.slow
 def test_sigterm_during_the_test_exits_143_with_one_line(tmp_path: Path) -> None:
     # Lightning's evaluation loop raises SIGTERMException, a SystemExit without a status: exit 0 before
