@@ -15,7 +15,15 @@ import cnnpl
 import cnnpl.callbacks  # registers the built-in callbacks
 from cnnpl import viz
 from cnnpl.errors import CnnplError, DuplicateComponentError, UnknownComponentError
-from cnnpl.registry import BUILTIN_CALLBACKS, LazyBuiltin, Registry, SourceText, built_by, static_signature
+from cnnpl.registry import (
+    BUILTIN_CALLBACKS,
+    LazyBuiltin,
+    Registry,
+    SourceText,
+    built_by,
+    get_registry,
+    static_signature,
+)
 
 
 def test_decorator_and_call_forms_register_and_build() -> None:
@@ -376,3 +384,20 @@ def test_the_option_of_a_component_no_longer_registered_goes_with_it() -> None:
     with pytest.raises(cnnpl.CnnplError) as err:
         cnnpl.compose(["pool=gone_pool"])
     assert "gone_pool" not in str(err.value).partition("the options of pool are ")[2]
+
+
+READABLE_TYPE_WORDS = {"Any", "Mapping", "None", "Sequence", "bool", "float", "int", "str", "tuple", "list", "dict"}
+
+
+@pytest.mark.parametrize("family", cnnpl.FAMILIES)
+def test_the_listing_spells_out_cnnpls_type_aliases(family: str) -> None:
+    # note 43: the listing showed `kernel_size: IntPair`, `padding: ConvPadding`, names only cnnpl's code defines
+    from cnnpl.listing import describe_parameters
+
+    for name in cnnpl.list_components(family):
+        for row in describe_parameters(family, get_registry(family).get(name)):
+            words = set(re.findall(r"(?<![\w.])[A-Za-z_]\w*", row["type"] or ""))
+            assert words <= READABLE_TYPE_WORDS, (family, name, row)
+    if family == "conv":
+        rows = {row["name"]: row["type"] for row in describe_parameters("conv", get_registry("conv").get("conv2d"))}
+        assert (rows["kernel_size"], rows["padding"]) == ("int | tuple[int, int]", "int | str | tuple[int, int]")

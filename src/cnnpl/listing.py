@@ -19,9 +19,11 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import sys
+import types
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +45,20 @@ USAGE = (
 )
 
 
-def _annotation(param: inspect.Parameter) -> str | None:
+def _annotation(param: inspect.Parameter, namespace: Mapping[str, Any]) -> str | None:
+    """The type of ``param`` as written, with the names of type aliases in ``namespace`` (the module of the code that
+    declares it) spelt out: ``IntPair`` is ``int | tuple[int, int]``, which a user can read without cnnpl's code."""
     if param.annotation is inspect.Parameter.empty:
         return None
-    if isinstance(param.annotation, str):  # postponed annotations: the text as written
-        return param.annotation
-    return inspect.formatannotation(param.annotation)
+    if not isinstance(param.annotation, str):
+        return inspect.formatannotation(param.annotation)
+
+    def spelt(match: re.Match[str]) -> str:
+        value = namespace.get(match.group())
+        aliased = isinstance(value, (types.UnionType, types.GenericAlias)) or type(value).__module__ == "typing"
+        return inspect.formatannotation(value) if aliased else match.group()
+
+    return re.sub(r"(?<![\w.])[A-Za-z_]\w*", spelt, param.annotation)  # postponed annotations: the text as written
 
 
 def _json_value(value: Any) -> Any:
@@ -68,6 +78,8 @@ def describe_parameters(family: str, obj: Any, decided: frozenset[str] = frozens
         name for name, param in parameters_of(obj).items() if name in decided and param.default is not None
     }
     hidden = HIDDEN_FROM_CONFIG.get(family, frozenset())
+    declared = obj.__init__ if inspect.isclass(obj) else obj  # the signature's
+    namespace = getattr(inspect.unwrap(declared), "__globals__", {})
     rows = []
     for name, param in parameters_of(obj).items():
         if name in hidden:
@@ -76,7 +88,7 @@ def describe_parameters(family: str, obj: Any, decided: frozenset[str] = frozens
         rows.append(
             {
                 "name": name,
-                "type": _annotation(param),
+                "type": _annotation(param, namespace),
                 "default": None if required else _json_value(param.default),
                 "default_text": None if required else repr(param.default),
                 "required": required,
