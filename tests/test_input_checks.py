@@ -1059,6 +1059,41 @@ def test_a_network_that_cannot_classify_a_batch_is_refused(net: torch.nn.Module,
     assert net.training  # back in the mode it came in
 
 
+class _HalvesInTraining(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return x[:, : x.shape[1] // 2] if self.training else x  # a plugin's bug in its training branch only
+
+
+def test_a_network_that_fails_only_in_training_mode_is_refused_and_a_passing_one_keeps_its_state() -> None:
+    # note 42: the check ran eval mode only; such a pool failed at the first step, with a traceback
+    from cnnpl.train import check_forward
+
+    net = _net(torch.nn.Conv2d(3, 8, 3), _HalvesInTraining(), torch.nn.Conv2d(8, 8, 3))
+    with pytest.raises(CnnplError) as err:
+        check_forward(net, 10, 3, (8, 8), "m")
+    assert str(err.value).startswith(
+        "model=m fails on a batch of 2 3x8x8 images in training mode in layer 2 (Conv2d): RuntimeError: Given "
+        "groups=1, weight of size [8, 8, 3, 3], expected input[2, 4, 6, 6] to have 8 channels, but got 4 channels"
+    )
+    net = _net(
+        torch.nn.Conv2d(3, 8, 3),
+        torch.nn.BatchNorm2d(8),
+        _HalvesInTraining().eval(),  # left in eval mode, Lightning trains it so: halves nothing
+        torch.nn.Dropout(),
+        torch.nn.Flatten(),
+        torch.nn.LazyLinear(10),
+    )
+    check_forward(net, 10, 3, (8, 8), "m")  # passes in both modes, on blank images
+    # the training pass ran on a copy: the network's batch statistics, its layer's count and its mode are its own
+    assert net[1].num_batches_tracked.item() == 0 and torch.equal(net[1].running_mean, torch.zeros(8))
+    assert net[2].calls == 1 and net.training and not net[2].training
+
+
 class _Allocates(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: 240 GB")

@@ -689,9 +689,15 @@ def check_forward(
     handles = [m.register_forward_pre_hook(functools.partial(enter, name)) for name, m in leaves]
     handles += [m.register_forward_hook(leave) for _, m in leaves]
     batch = f"a batch of 2 {in_channels}x{input_size[0]}x{input_size[1]} images"
+    mode = ""  # the pass that failed: eval mode's, or training mode's
     try:
         with eval_mode(net), torch.random.fork_rng(devices=[]), torch.no_grad():
             out = net(torch.zeros(2, in_channels, *input_size))
+        training = _training_copy(net)  # and as it trains: a layer's own training branch, batch statistics, dropout
+        if training is not None:
+            mode = " in training mode"
+            with torch.random.fork_rng(devices=[]), torch.no_grad():
+                training(torch.zeros(2, in_channels, *input_size))
     except CnnplError:
         raise
     except Exception as err:  # any failure of user code becomes the one line
@@ -703,7 +709,7 @@ def check_forward(
         reason = (str(err).splitlines() or [""])[0]
         if out_of_memory(err):  # not the components' fault: the images (or the widths) are too large
             raise NeedsMoreMemory(
-                f"model={model} needs more memory than this machine can give for {batch}{where} ({reason}); use "
+                f"model={model} needs more memory than this machine can give for {batch}{mode}{where} ({reason}); use "
                 "smaller images or a narrower network"
             ) from None
         from cnnpl.plugins import place_in_code_of
@@ -712,7 +718,7 @@ def check_forward(
         place = next((place for place in places if place), "")  # a plugin's layer or model: the line that raised
         reason += f" ({place})" if place else ""
         raise CnnplError(
-            f"model={model} fails on {batch}{where}: {type(err).__name__}: {reason}; check that its components "
+            f"model={model} fails on {batch}{mode}{where}: {type(err).__name__}: {reason}; check that its components "
             "fit each other (a conv, pool or norm plugin must keep the shapes the network expects)"
         ) from None
     finally:
@@ -724,6 +730,21 @@ def check_forward(
             f"model={model} returns {got} for {batch}; a model must return one tensor of "
             f"(N, num_classes) = (2, {num_classes}) logits"
         )
+
+
+def _training_copy(net: torch.nn.Module) -> torch.nn.Module | None:
+    """A copy of ``net`` (its hooks copied too), so that a forward pass in the modes it trains in (its modules' own:
+    Lightning trains a module left in eval mode in eval mode) leaves ``net``'s batch-norm statistics and any state its
+    layers keep as they were. None where no module of it is in training mode (the eval pass was the same), or where
+    it cannot be copied (a layer holding a lock or a file): then only its eval-mode pass is checked."""
+    import copy
+
+    if not any(module.training for module in net.modules()):
+        return None
+    try:
+        return copy.deepcopy(net)
+    except Exception:
+        return None
 
 
 def check_train_sizes(
