@@ -680,21 +680,23 @@ def test_a_mistake_beside_a_hydra_setting_is_one_line(tmp_path: Path, sweep: boo
 
 
 @pytest.mark.parametrize(
-    "override",
+    ("override", "values"),
     [
-        "+hydra.sweeper.params.data.batch_size='64,128'",  # Hydra: "Cannot convert 'dict' to string: '{}'"
-        "+hydra.sweeper.params.data.batch_size=64,128",  # Hydra: "Sweeping over Hydra's configuration is not ..."
+        ("+hydra.sweeper.params.data.batch_size='64,128'", "64,128"),  # Hydra: "Cannot convert 'dict' to string"
+        ("+hydra.sweeper.params.data.batch_size=64,128", "64,128"),  # Hydra: "Sweeping over Hydra's configuration"
+        # helper-145: was told "to add the key, write +hydra.sweeper.params.data.batch_size=<value>", refused above
+        ("hydra.sweeper.params={seed:'1,2',data.batch_size:'64,128'}", "<value>,<value>"),
     ],
 )
 def test_adding_a_sweep_to_an_experiments_sweep_is_one_line_with_the_override_that_does(
-    tmp_path: Path, override: str
+    tmp_path: Path, override: str, values: str
 ) -> None:
     from cnnpl.cli import prepare
 
     words = ["-m", "experiment=pooling_study", "data=shapes", f"hydra.sweep.dir={tmp_path / 's'}"]
     with pytest.raises(cnnpl.CnnplError) as err:
         prepare([*words, override])
-    assert str(err.value).endswith("sweep on the command line instead: -m data.batch_size=64,128")
+    assert str(err.value).endswith(f"sweep on the command line instead: -m data.batch_size={values}")
     assert not (tmp_path / "s").exists()
     for fine in ("data.batch_size=64,128", "hydra.sweeper.params.seed='3,4'", "~hydra.sweeper.params.seed"):
         assert prepare([*words, fine]) == [*words, fine]  # the advice, a sweep replaced, a sweep dropped
@@ -849,6 +851,27 @@ def test_hydra_mode_multirun_sweeps_as_m_does_checked_and_claimed_as_a_sweep(
         assert prepare(args) == ["-m", *args]
     assert prepare([*mode, "data=shapes", "--cfg", "job"]) == ["--cfg", "job", *mode, "data=shapes"]  # Hydra's
     assert not list(tmp_path.glob("outputs"))
+    with pytest.raises(cnnpl.CnnplError) as err:  # helper-145: the advice named hydra.run.dir for the config's mode
+        prepare([*mode, "data=shapes", f"output_dir={tmp_path / 'out'}"])
+    assert str(err.value).endswith(f"hydra.sweep.dir={tmp_path / 'out'} instead (each job gets a subfolder)")
+    claimed = prepare([*mode, "data=shapes"])  # the sweep's folder the config names, by the time
+    assert claimed[:-1] == ["-m", *mode, "data=shapes"] and claimed[-1].startswith("hydra.sweep.dir=outputs/multirun/")
+
+
+def test_a_configs_sweep_without_m_is_checked_job_by_job_not_at_its_base_values(tmp_path: Path, monkeypatch) -> None:
+    # helper-145: an experiment with hydra.mode: MULTIRUN whose sweep sets a value its base config leaves unfit
+    # ("fast") was refused as one run, "optimizer.lr must be a number, got 'fast'"; with -m it ran its 2 jobs
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "lrs.yaml").write_text(
+        "# @package _global_\noptimizer:\n  lr: fast\nhydra:\n  mode: MULTIRUN\n  sweeper:\n    params:\n"
+        "      optimizer.lr: 0.1,0.01\n"
+    )
+    args = [f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "experiment=lrs", "data=shapes"]
+    claimed = prepare(args)  # no folder named: the config's mode found where the run's config is composed
+    assert claimed[:-1] == ["-m", *args] and claimed[-1].startswith("hydra.sweep.dir=outputs/multirun/")
 
 
 def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path, monkeypatch) -> None:

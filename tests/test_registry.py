@@ -6,6 +6,7 @@ import importlib.util
 import inspect
 import json
 import re
+import typing
 
 import pytest
 import torch
@@ -401,3 +402,18 @@ def test_the_listing_spells_out_cnnpls_type_aliases(family: str) -> None:
     if family == "conv":
         rows = {row["name"]: row["type"] for row in describe_parameters("conv", get_registry("conv").get("conv2d"))}
         assert (rows["kernel_size"], rows["padding"]) == ("int | tuple[int, int]", "int | str | tuple[int, int]")
+
+
+_Pair = int | tuple[int, int]
+_T = typing.TypeVar("_T")
+
+
+def _annotated(a: _Pair = 1, b: typing.Literal["_Pair"] = "_Pair", c: _T | None = None) -> None: ...
+
+
+def test_the_listing_spells_out_an_alias_but_not_a_word_in_quotes_nor_a_type_variable() -> None:
+    # helper-145: Literal["max"] read "Literal['Optional[int]']" where a module named an alias max; T read ~T
+    from cnnpl.listing import _annotation
+
+    written = [_annotation(param, globals()) for param in inspect.signature(_annotated).parameters.values()]
+    assert written == ["int | tuple[int, int]", "typing.Literal['_Pair']", "_T | None"]

@@ -204,19 +204,35 @@ class _ConfigSweeps(Exception):
 def _multirun_flag_for_hydra_mode(args: list[str]) -> list[str]:
     """``args`` with ``-m`` first where Hydra runs them as a sweep without it (``hydra.mode=MULTIRUN``, Hydra's
     ``get_mode``), so that the sweep is checked, and its folder claimed, as one with ``-m`` is (it was checked as
-    one run: "Ambiguous value for argument 'pool=max,avg' ... add --multirun"). A command that shows or tells
-    (``--cfg``, ``--info``) is Hydra's, which does not read the mode there. A config's own ``hydra.mode`` is found
-    where the command line sweeps a setting (no run could compose) and otherwise once composed
-    (:class:`_ConfigSweeps`)."""
-    if any(arg.startswith("-") for arg in args):
+    one run: "Ambiguous value for argument 'pool=max,avg' ... add --multirun"). Not where Hydra does not read the
+    mode: a command that shows or tells (``--cfg``, ``--info``); nor beside ``--run``, which Hydra refuses with
+    ``-m`` (it sweeps there too, checked as far as :func:`_sweeping` reads the mode). A config's own
+    ``hydra.mode`` is composed for here where the command line sweeps a setting (no run could compose), and
+    otherwise found where a check would refuse the command as one run (:func:`_raise_if_config_sweeps`)."""
+    if any(_prints_only(arg) for arg in args) or {"-r", "--run", "-m", "--multirun"} & set(args):
         return args
     if _sweeping(args):
         return ["-m", *args]
-    if not _sweeps(args) or "hydra.mode" in {arg.partition("=")[0].lstrip("+~") for arg in args}:
+    if any(arg.startswith("-") for arg in args) or not _sweeps(args):  # --config-name ...: Hydra's to compose
         return args
     from hydra.types import RunMode
 
     return ["-m", *args] if hydra_mode(args) == RunMode.MULTIRUN else args
+
+
+_COMPOSE = object()  # _raise_if_config_sweeps: compose the config for its mode
+
+
+def _raise_if_config_sweeps(args: list[str], mode: Any = _COMPOSE) -> None:
+    """Raise :class:`_ConfigSweeps` where a config sets ``hydra.mode: MULTIRUN`` for a command without ``-m``:
+    called on the way to refusing it as one run (composed only then; ``mode``: the composed config's, where that
+    is at hand)."""
+    from hydra.types import RunMode
+
+    if _sweeping(args) or any(arg.startswith("-") for arg in args):
+        return
+    if (hydra_mode(args) if mode is _COMPOSE else mode) == RunMode.MULTIRUN:
+        raise _ConfigSweeps
 
 
 def _sweeping(args: list[str]) -> bool:
@@ -245,6 +261,7 @@ def _check_output_dir(args: list[str]) -> None:
     folder = _override_value(value)
     if named and not sweep and _folder_named(named[-1]) == _folder_named(value):
         return
+    _raise_if_config_sweeps(args)
     fix = (
         f"leave output_dir out: {option}={_override_value(named[-1])} is the run's folder"
         if named
@@ -276,10 +293,7 @@ def _check_folder_option(args: list[str]) -> None:
             f"hydra.run.dir={folder} is a single run's folder; a sweep (-m) writes into hydra.sweep.dir: give "
             f"hydra.sweep.dir={folder}"
         )
-    from hydra.types import RunMode
-
-    if hydra_mode(args) == RunMode.MULTIRUN:  # the config's hydra.mode sweeps without -m
-        raise _ConfigSweeps
+    _raise_if_config_sweeps(args)
     raise CnnplError(  # helper-142: a sweep without its -m (pool=max,avg; a sweep's ckpt_path=last) is the likelier
         f"hydra.sweep.dir={folder} is a sweep's folder: add -m to sweep into it (python -m cnnpl -m ...), or give "
         f"hydra.run.dir={folder} for one run"
@@ -555,6 +569,8 @@ def _check_composes(args: list[str]) -> str | None:
         with _naming_the_job(variant, job):
             cfg = compose_plain(variant, hydra=plain_run)  # a run's hydra.run.dir: _claim_new_folder's
             composed.append((variant, job, cfg))
+    if plain_run:  # before a run's checks: a config's sweep may set what its config leaves unfit for one run
+        _raise_if_config_sweeps(words, mode=cfg.hydra.mode)
     for variant, job, cfg in composed if not showing else []:
         with _naming_the_job(variant, job):
             _check_components(cfg, variant)
@@ -564,11 +580,8 @@ def _check_composes(args: list[str]) -> str | None:
                 _check_settings(cfg, variant)
     if not plain_run:
         return None
-    from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    if OmegaConf.select(cfg, "hydra.mode", default=None) == RunMode.MULTIRUN:
-        raise _ConfigSweeps
     _warn_unrun_sweep(cfg, words)
     setting = OmegaConf.to_container(cfg.hydra.run, resolve=False).get("dir")
     return setting if isinstance(setting, str) else None

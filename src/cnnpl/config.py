@@ -1375,6 +1375,12 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
         inner = re.search(r"^\s*full_key: (\S+)$", str(err.__cause__ or ""), flags=re.MULTILINE)
         if key and inner and inner.group(1).startswith(f"{dotted}."):  # pool.counts={b:2}: a new key in a mapping
             added = inner.group(1)
+            if added.startswith("hydra.sweeper.params."):  # +hydra.sweeper.params.data.batch_size: refused too
+                setting = added.removeprefix("hydra.sweeper.params.")
+                return (
+                    f"{dotted} has no key {setting!r} (Hydra reads the dots of a setting there as nesting); sweep "
+                    f"on the command line instead: -m {setting}=<value>,<value>"
+                )
             return (
                 f"{dotted} has no key {added[len(dotted) + 1 :]!r} and a mapping given for it is merged into it; "
                 f"to add the key, write +{added}=<value>"

@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import types
+import typing
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -54,11 +55,12 @@ def _annotation(param: inspect.Parameter, namespace: Mapping[str, Any]) -> str |
         return inspect.formatannotation(param.annotation)
 
     def spelt(match: re.Match[str]) -> str:
-        value = namespace.get(match.group())
-        aliased = isinstance(value, (types.UnionType, types.GenericAlias)) or type(value).__module__ == "typing"
+        value = namespace.get(match.group()) if match.group()[0] not in "'\"" else None  # not inside a literal
+        aliased = isinstance(value, types.UnionType) or typing.get_origin(value) is not None  # not a TypeVar
         return inspect.formatannotation(value) if aliased else match.group()
 
-    return re.sub(r"(?<![\w.])[A-Za-z_]\w*", spelt, param.annotation)  # postponed annotations: the text as written
+    # postponed annotations: the text as written
+    return re.sub(r"'[^']*'|\"[^\"]*\"|(?<![\w.])[A-Za-z_]\w*", spelt, param.annotation)
 
 
 def _json_value(value: Any) -> Any:
