@@ -858,6 +858,34 @@ def test_hydra_mode_multirun_sweeps_as_m_does_checked_and_claimed_as_a_sweep(
     assert claimed[:-1] == ["-m", *mode, "data=shapes"] and claimed[-1].startswith("hydra.sweep.dir=outputs/multirun/")
 
 
+def test_a_sweep_whose_jobs_share_one_checkpoint_folder_is_refused_before_any_trains(tmp_path: Path) -> None:
+    # helper-145: callbacks.checkpoint.dirpath=/ckpts in a sweep: the second job found the first's checkpoints and
+    # stopped, after the first had trained
+    from cnnpl.cli import prepare
+
+    folder = tmp_path / "ckpts"
+    sweep = ["-m", "data=shapes", "pool=max,avg", f"hydra.sweep.dir={tmp_path / 's'}"]
+    with pytest.raises(cnnpl.CnnplError) as err:
+        prepare([*sweep, f"callbacks.checkpoint.dirpath={folder}"])
+    assert str(err.value) == (
+        f"callbacks.checkpoint.dirpath={folder} is one folder for the sweep's jobs (the one with pool=max and the one "
+        "with pool=avg): each would find the one before's checkpoints and stop; leave dirpath out (each job's "
+        f"${{output_dir}}/checkpoints) or name a folder a job, such as callbacks.checkpoint.dirpath='{folder}/"
+        "${hydra:job.num}'"
+    )
+    assert not (tmp_path / "s").exists() and not folder.exists()
+    advised = f"callbacks.checkpoint.dirpath='{folder}/${{hydra:job.num}}'"
+    assert prepare([*sweep, advised]) == [*sweep, advised]
+    one_job = [
+        "-m",
+        "data=shapes",
+        "pool=max",
+        f"callbacks.checkpoint.dirpath={folder}",
+        f"hydra.sweep.dir={tmp_path / 'one'}",
+    ]
+    assert prepare(one_job) == one_job
+
+
 def test_a_configs_sweep_without_m_is_checked_job_by_job_not_at_its_base_values(tmp_path: Path, monkeypatch) -> None:
     # helper-145: an experiment with hydra.mode: MULTIRUN whose sweep sets a value its base config leaves unfit
     # ("fast") was refused as one run, "optimizer.lr must be a number, got 'fast'"; with -m it ran its 2 jobs

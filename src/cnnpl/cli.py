@@ -571,6 +571,8 @@ def _check_composes(args: list[str]) -> str | None:
             composed.append((variant, job, cfg))
     if plain_run:  # before a run's checks: a config's sweep may set what its config leaves unfit for one run
         _raise_if_config_sweeps(words, mode=cfg.hydra.mode)
+    if multirun and not showing:
+        _check_a_checkpoint_folder_each(composed)
     for variant, job, cfg in composed if not showing else []:
         with _naming_the_job(variant, job):
             _check_components(cfg, variant)
@@ -585,6 +587,29 @@ def _check_composes(args: list[str]) -> str | None:
     _warn_unrun_sweep(cfg, words)
     setting = OmegaConf.to_container(cfg.hydra.run, resolve=False).get("dir")
     return setting if isinstance(setting, str) else None
+
+
+def _check_a_checkpoint_folder_each(composed: list[tuple[list[str], str, Any]]) -> None:
+    """Refuse a sweep whose jobs would share one checkpoint folder (``callbacks.checkpoint.dirpath=/ckpts``, a
+    folder named without ``${...}``): the second job found the first's checkpoints and stopped, after the first
+    had trained (helper-145). ``composed``: :func:`_check_composes`'s jobs, one for each swept value."""
+    from omegaconf import DictConfig, OmegaConf
+
+    first_job: dict[str, str] = {}
+    for _, job, cfg in composed:
+        node = OmegaConf.select(cfg, "callbacks.checkpoint", default=None)
+        folder = OmegaConf.to_container(node, resolve=False).get("dirpath") if isinstance(node, DictConfig) else None
+        if not isinstance(folder, str) or "${" in folder:
+            continue
+        if folder in first_job:
+            value = _override_value(folder)
+            raise CnnplError(
+                f"callbacks.checkpoint.dirpath={value} is one folder for the sweep's jobs (the one with "
+                f"{first_job[folder]} and the one with {job}): each would find the one before's checkpoints and "
+                "stop; leave dirpath out (each job's ${output_dir}/checkpoints) or name a folder a job, such as "
+                f"callbacks.checkpoint.dirpath='{folder.rstrip('/')}/${{hydra:job.num}}'"
+            )
+        first_job[folder] = job
 
 
 def _warn_unrun_sweep(cfg: Any, words: list[str]) -> None:
