@@ -331,8 +331,12 @@ def check_fresh_run_dir(
     from cnnpl.distributed import in_sweep
 
     # a sweep job's folder is in hydra.sweep.dir (hydra.run.dir names none there)
-    option = "hydra.sweep.dir=<new folder> for the sweep" if in_sweep() else "hydra.run.dir=<new folder>"
-    new_folder = f"in a new folder ({option}; output_dir= from Python)"
+    option = (
+        "hydra.sweep.dir=<new folder> for the sweep"
+        if in_sweep()
+        else "hydra.run.dir=<new folder>; output_dir= from Python"
+    )
+    new_folder = f"in a new folder ({option})"
     if found and continuing is not None:
         raise CheckpointError(
             f"ckpt_path {str(continuing)!r} is another run folder's checkpoint, but {str(folder)!r} already holds "
