@@ -884,6 +884,13 @@ def test_a_sweep_whose_jobs_share_one_checkpoint_folder_is_refused_before_any_tr
         f"hydra.sweep.dir={tmp_path / 'one'}",
     ]
     assert prepare(one_job) == one_job
+    # helper-146: jobs that only test read the folder; relative folders are a job's own where each job runs in its own
+    tests = [*sweep, "fit=false", "ckpt_path=last", f"callbacks.checkpoint.dirpath={folder}"]
+    assert prepare(tests) == tests
+    own_folders = [*sweep, "callbacks.checkpoint.dirpath=ckpts", "hydra.job.chdir=true"]
+    assert prepare(own_folders) == own_folders
+    with pytest.raises(cnnpl.CnnplError, match=r"^callbacks.checkpoint.dirpath=ckpts is one folder for the sweep's"):
+        prepare([*sweep, "callbacks.checkpoint.dirpath=ckpts"])
 
 
 def test_a_configs_sweep_without_m_is_checked_job_by_job_not_at_its_base_values(tmp_path: Path, monkeypatch) -> None:

@@ -1094,6 +1094,29 @@ def test_a_network_that_fails_only_in_training_mode_is_refused_and_a_passing_one
     assert net[2].calls == 1 and net.training and not net[2].training
 
 
+class _ViewsInTraining(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = torch.nn.Conv2d(3, 4, 3), torch.nn.Linear(4 * 6 * 6, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            x = x.view(2, -1, 5)  # fails before any layer runs
+        return self.fc(self.conv(x).flatten(1))
+
+
+def test_a_failure_in_training_mode_before_any_layer_names_no_layer_of_the_eval_pass() -> None:
+    # helper-146: was "... in training mode after layer fc (Linear)": the eval pass's last layer
+    from cnnpl.train import check_forward
+
+    with pytest.raises(CnnplError) as err:
+        check_forward(_ViewsInTraining(), 10, 3, (8, 8), "m")
+    assert str(err.value).startswith(
+        "model=m fails on a batch of 2 3x8x8 images in training mode: RuntimeError: shape '[2, -1, 5]' is invalid"
+    )
+    check_forward(_ViewsInTraining(), 10, 3, (8, 8), "m", training=False)  # python -m cnnpl.summary: eval's only
+
+
 class _Allocates(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: 240 GB")

@@ -572,7 +572,7 @@ def _check_composes(args: list[str]) -> str | None:
     if plain_run:  # before a run's checks: a config's sweep may set what its config leaves unfit for one run
         _raise_if_config_sweeps(words, mode=cfg.hydra.mode)
     if multirun and not showing:
-        _check_a_checkpoint_folder_each(composed)
+        _check_a_checkpoint_folder_each(composed, own)
     for variant, job, cfg in composed if not showing else []:
         with _naming_the_job(variant, job):
             _check_components(cfg, variant)
@@ -589,27 +589,36 @@ def _check_composes(args: list[str]) -> str | None:
     return setting if isinstance(setting, str) else None
 
 
-def _check_a_checkpoint_folder_each(composed: list[tuple[list[str], str, Any]]) -> None:
-    """Refuse a sweep whose jobs would share one checkpoint folder (``callbacks.checkpoint.dirpath=/ckpts``, a
-    folder named without ``${...}``): the second job found the first's checkpoints and stopped, after the first
-    had trained (helper-145). ``composed``: :func:`_check_composes`'s jobs, one for each swept value."""
+def _check_a_checkpoint_folder_each(composed: list[tuple[list[str], str, Any]], own: list[str]) -> None:
+    """Refuse a sweep whose training jobs would share one checkpoint folder (``callbacks.checkpoint.dirpath=/ckpts``,
+    a folder named without ``${...}``): the second job found the first's checkpoints and stopped, after the first
+    had trained (helper-145). Not for jobs that only test (``fit=false``: they read the folder), nor for a relative
+    folder where each job runs in its own (``hydra.job.chdir=true``). ``composed``: :func:`_check_composes`'s jobs,
+    one for each swept value; ``own``: the command's Hydra settings."""
     from omegaconf import DictConfig, OmegaConf
 
     first_job: dict[str, str] = {}
-    for _, job, cfg in composed:
+    for variant, job, cfg in composed:
         node = OmegaConf.select(cfg, "callbacks.checkpoint", default=None)
         folder = OmegaConf.to_container(node, resolve=False).get("dirpath") if isinstance(node, DictConfig) else None
-        if not isinstance(folder, str) or "${" in folder:
+        if not isinstance(folder, str) or "${" in folder or cfg.get("fit") is False:
             continue
-        if folder in first_job:
-            value = _override_value(folder)
-            raise CnnplError(
-                f"callbacks.checkpoint.dirpath={value} is one folder for the sweep's jobs (the one with "
-                f"{first_job[folder]} and the one with {job}): each would find the one before's checkpoints and "
-                "stop; leave dirpath out (each job's ${output_dir}/checkpoints) or name a folder a job, such as "
-                f"callbacks.checkpoint.dirpath='{folder.rstrip('/')}/${{hydra:job.num}}'"
-            )
-        first_job[folder] = job
+        if folder not in first_job:
+            first_job[folder] = job
+            continue
+        if not Path(folder).expanduser().is_absolute():
+            try:  # where each job runs: the config's own hydra.job.chdir (an experiment's), or the command's
+                settings = compose_plain([*variant, *(arg for arg in own if not _sweeps([arg]))], hydra=True)
+            except Exception:
+                return  # Hydra says what is wrong as it starts
+            if settings.hydra.job.chdir:
+                return
+        raise CnnplError(
+            f"callbacks.checkpoint.dirpath={_override_value(folder)} is one folder for the sweep's jobs (the one "
+            f"with {first_job[folder]} and the one with {job}): each would find the one before's checkpoints and "
+            "stop; leave dirpath out (each job's ${output_dir}/checkpoints) or name a folder a job, such as "
+            f"callbacks.checkpoint.dirpath='{folder.rstrip('/')}/${{hydra:job.num}}'"
+        )
 
 
 def _warn_unrun_sweep(cfg: Any, words: list[str]) -> None:

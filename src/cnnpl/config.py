@@ -1377,9 +1377,14 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             added = inner.group(1)
             if added.startswith("hydra.sweeper.params."):  # +hydra.sweeper.params.data.batch_size: refused too
                 setting = added.removeprefix("hydra.sweeper.params.")
+                why = (
+                    "Hydra reads the dots of a setting there as nesting"
+                    if "." in setting
+                    else "a mapping merged into it adds none"
+                )
                 return (
-                    f"{dotted} has no key {setting!r} (Hydra reads the dots of a setting there as nesting); sweep "
-                    f"on the command line instead: -m {setting}=<value>,<value>"
+                    f"{dotted} has no key {setting!r} ({why}); sweep on the command line instead: "
+                    f"-m {setting}=<value>,<value>"
                 )
             return (
                 f"{dotted} has no key {added[len(dotted) + 1 :]!r} and a mapping given for it is merged into it; "

@@ -270,7 +270,7 @@ def model_summary(
     unused: list[str] = []  # the families the architecture builds no layer of (simple_cnn: norm)
     try:
         model = build_model(cfg, num_classes=num_classes, in_channels=in_channels, input_size=size, unused=unused)
-        check_forward(model, num_classes, in_channels, size, cfg.model.name)
+        check_forward(model, num_classes, in_channels, size, cfg.model.name, training=False)  # shapes: eval's
     except (MemoryError, RuntimeError, NeedsMoreMemory) as err:  # "DefaultCPUAllocator: can't allocate memory"
         if not isinstance(err, NeedsMoreMemory) and not out_of_memory(err):
             raise

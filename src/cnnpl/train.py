@@ -666,7 +666,12 @@ def warn_emulated_bf16(trainer: Any) -> None:
 
 
 def check_forward(
-    net: torch.nn.Module, num_classes: int, in_channels: int, input_size: tuple[int, int], model: str
+    net: torch.nn.Module,
+    num_classes: int,
+    in_channels: int,
+    input_size: tuple[int, int],
+    model: str,
+    training: bool = True,
 ) -> None:
     """Refuse a network that cannot classify a batch, before training.
 
@@ -674,6 +679,8 @@ def check_forward(
     come out as ``(2, num_classes)`` logits. Otherwise a component of the wrong shape (a pool plugin
     that halves the channels) or a model that breaks the contract (5 logits for 10 classes, a tuple)
     fails at the sanity check or the first step, with a traceback; here the message names the layer.
+    ``training``: then through a copy of ``net`` in the modes it trains in too (:func:`_training_copy`: a layer
+    whose training branch fails; the copy, about the network's size in memory, for a while).
     """
     entered: list[str] = []  # the layer running now, or the last one that finished
     running = [False]
@@ -693,11 +700,11 @@ def check_forward(
     try:
         with eval_mode(net), torch.random.fork_rng(devices=[]), torch.no_grad():
             out = net(torch.zeros(2, in_channels, *input_size))
-        training = _training_copy(net)  # and as it trains: a layer's own training branch, batch statistics, dropout
-        if training is not None:
-            mode = " in training mode"
+        copied = _training_copy(net) if training else None  # a layer's own training branch, batch statistics
+        if copied is not None:
+            mode, entered[:], running[0] = " in training mode", [], False  # a failure before any layer: none named
             with torch.random.fork_rng(devices=[]), torch.no_grad():
-                training(torch.zeros(2, in_channels, *input_size))
+                copied(torch.zeros(2, in_channels, *input_size))
     except CnnplError:
         raise
     except Exception as err:  # any failure of user code becomes the one line
