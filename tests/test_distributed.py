@@ -499,6 +499,22 @@ print("handlers added:", atexit._ncallbacks() - before)
     assert proc.stdout.split("\n")[-3:] == [f"handlers added: {added}", f"initialized at exit: {group and left}", ""]
 
 
+def test_ctrl_c_during_the_exit_time_destroy_ends_the_process_without_a_traceback(tmp_path: Path) -> None:
+    # helper-144: "Exception ignored in atexit callback" and a KeyboardInterrupt traceback as the process exited
+    code = f"""
+import torch, torch.distributed as dist
+from cnnpl.distributed import destroy_process_group_at_exit
+dist.init_process_group("gloo", init_method="file://{tmp_path / "store"}", rank=0, world_size=1)
+def interrupted():
+    raise KeyboardInterrupt
+dist.destroy_process_group = interrupted  # Ctrl-C while the group is destroyed
+destroy_process_group_at_exit()
+print("done")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "done\n", "")
+
+
 def test_lr_scaling_multiplies_the_optimizer_lr_by_the_world_size() -> None:
     from cnnpl.system import ImageClassifier
 

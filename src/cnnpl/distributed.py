@@ -17,6 +17,7 @@ See ``docs/distributed.md``.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence, Sized
@@ -87,7 +88,8 @@ def _destroy_process_group() -> None:
     if getattr(_run_state, "status", None) == "interrupted":  # TrainerStatus.INTERRUPTED, a str
         return
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C as it exits: it exits, without Python's traceback
+            dist.destroy_process_group()
 
 
 def check_shardable(size: int, num_replicas: int, what: str = "an evaluation split") -> None:
