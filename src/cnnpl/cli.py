@@ -198,7 +198,8 @@ def _check_command(args: list[str]) -> str | None:
 
 
 class _ConfigSweeps(Exception):
-    """Raised by :func:`_check_composes` for a command without ``-m`` whose config sets ``hydra.mode: MULTIRUN``."""
+    """Raised by :func:`_raise_if_config_sweeps` for a command without ``-m`` whose config sets ``hydra.mode:
+    MULTIRUN``; :func:`prepare` checks it again as the same command with ``-m``."""
 
 
 def _multirun_flag_for_hydra_mode(args: list[str]) -> list[str]:
