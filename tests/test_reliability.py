@@ -7,6 +7,7 @@ can signal the process at a known point.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
 import io
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -1446,33 +1448,37 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path) -> None:
     assert final["global_step"] == 2 * steps_per_epoch and final["epoch"] == 1
 
 
-def test_the_sigterm_advice_in_a_sweep_names_the_sweeps_folder(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def in_a_sweeps_job(sweep_dir: Path, *overrides: str) -> Iterator[None]:
+    """Hydra's config of a job of a sweep into ``sweep_dir`` set, as inside ``python -m cnnpl -m``."""
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
 
-    from cnnpl.callbacks.guards import _how_to_resume
     from cnnpl.config import config_dir
 
-    assert _how_to_resume() == "resume with the same hydra.run.dir and ckpt_path=last"
-    overrides = ["hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path / 'pools'}"]
+    swept = ["hydra.mode=MULTIRUN", f"hydra.sweep.dir={sweep_dir}", *overrides]
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        HydraConfig.instance().set_config(compose("train", overrides=overrides, return_hydra_config=True))
-    try:  # a sweep has no hydra.run.dir of its own: was "resume with the same hydra.run.dir"
+        HydraConfig.instance().set_config(compose("train", overrides=swept, return_hydra_config=True))
+    try:
+        yield
+    finally:
+        HydraConfig.instance().cfg = None
+
+
+def test_the_sigterm_advice_in_a_sweep_names_the_sweeps_folder(tmp_path: Path) -> None:
+    from cnnpl.callbacks.guards import _how_to_resume
+
+    assert _how_to_resume() == "resume with the same hydra.run.dir and ckpt_path=last"
+    with in_a_sweeps_job(tmp_path / "pools"):  # a sweep has no hydra.run.dir of its own: was "the same hydra.run.dir"
         assert _how_to_resume() == (
             f"resume with the sweep's own command and hydra.sweep.dir={tmp_path / 'pools'} ckpt_path=last"
         )
-    finally:
-        HydraConfig.instance().cfg = None
 
 
 def test_a_sweep_job_refused_for_an_earlier_runs_checkpoints_names_hydra_sweep_dir(tmp_path: Path) -> None:
     # note 43: a sweep into a used folder with its own hydra.sweep.subdir (each job's folder named by its pool) is
     # refused by its first job, whose advice named hydra.run.dir, which a sweep does not read
-    from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-
     from cnnpl.checkpoint import check_fresh_run_dir
-    from cnnpl.config import config_dir
 
     checkpoints = tmp_path / "pools" / "max" / "checkpoints"
     checkpoints.mkdir(parents=True)
@@ -1482,14 +1488,8 @@ def test_a_sweep_job_refused_for_an_earlier_runs_checkpoints_names_hydra_sweep_d
     assert str(err.value).endswith(
         "start this one in a new folder (hydra.run.dir=<new folder>; output_dir= from Python)"
     )
-    overrides = ["hydra.mode=MULTIRUN", f"hydra.sweep.dir={tmp_path / 'pools'}", "hydra.sweep.subdir=${pool.name}"]
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        HydraConfig.instance().set_config(compose("train", overrides=overrides, return_hydra_config=True))
-    try:
-        with pytest.raises(CnnplError) as err:
-            check_fresh_run_dir(checkpoints)
-    finally:
-        HydraConfig.instance().cfg = None
+    with in_a_sweeps_job(tmp_path / "pools", "hydra.sweep.subdir=${pool.name}"), pytest.raises(CnnplError) as err:
+        check_fresh_run_dir(checkpoints)
     assert str(err.value).endswith("start this one in a new folder (hydra.sweep.dir=<new folder> for the sweep)")
 
 

@@ -198,8 +198,8 @@ def _check_command(args: list[str]) -> str | None:
 
 
 class _ConfigSweeps(Exception):
-    """Raised by :func:`_raise_if_config_sweeps` for a command without ``-m`` whose config sets ``hydra.mode:
-    MULTIRUN``; :func:`prepare` checks it again as the same command with ``-m``."""
+    """Raised for a command without ``-m`` whose config sets ``hydra.mode: MULTIRUN`` (:func:`_check_composes`,
+    :func:`_raise_if_config_sweeps`); :func:`prepare` checks it again as the same command with ``-m``."""
 
 
 def _multirun_flag_for_hydra_mode(args: list[str]) -> list[str]:
@@ -221,18 +221,12 @@ def _multirun_flag_for_hydra_mode(args: list[str]) -> list[str]:
     return ["-m", *args] if hydra_mode(args) == RunMode.MULTIRUN else args
 
 
-_COMPOSE = object()  # _raise_if_config_sweeps: compose the config for its mode
-
-
-def _raise_if_config_sweeps(args: list[str], mode: Any = _COMPOSE) -> None:
+def _raise_if_config_sweeps(args: list[str]) -> None:
     """Raise :class:`_ConfigSweeps` where a config sets ``hydra.mode: MULTIRUN`` for a command without ``-m``:
-    called on the way to refusing it as one run (composed only then; ``mode``: the composed config's, where that
-    is at hand)."""
+    called on the way to refusing it as one run (the config composed for its mode only then)."""
     from hydra.types import RunMode
 
-    if _sweeping(args) or any(arg.startswith("-") for arg in args):
-        return
-    if (hydra_mode(args) if mode is _COMPOSE else mode) == RunMode.MULTIRUN:
+    if not _sweeping(args) and not any(arg.startswith("-") for arg in args) and hydra_mode(args) == RunMode.MULTIRUN:
         raise _ConfigSweeps
 
 
@@ -571,7 +565,10 @@ def _check_composes(args: list[str]) -> str | None:
             cfg = compose_plain(variant, hydra=plain_run)  # a run's hydra.run.dir: _claim_new_folder's
             composed.append((variant, job, cfg))
     if plain_run:  # before a run's checks: a config's sweep may set what its config leaves unfit for one run
-        _raise_if_config_sweeps(words, mode=cfg.hydra.mode)
+        from hydra.types import RunMode
+
+        if cfg.hydra.mode == RunMode.MULTIRUN:
+            raise _ConfigSweeps
     if multirun and not showing:
         _check_a_checkpoint_folder_each(composed, own)
     for variant, job, cfg in composed if not showing else []:
