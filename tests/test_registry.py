@@ -23,6 +23,7 @@ from cnnpl.registry import (
     SourceText,
     built_by,
     get_registry,
+    list_components,
     static_signature,
 )
 
@@ -365,6 +366,28 @@ def test_an_architectures_input_size_is_a_pair_or_one_side() -> None:
             f"model 'simple_cnn': input_size must be (height, width) in pixels, or one int for a square; got "
             f"{wrong!r} (the channels are in_channels=)"
         )
+
+
+@pytest.mark.parametrize("model", list_components("model"))
+def test_a_model_built_from_python_gets_the_command_lines_checks(model: str) -> None:
+    # note 42-45: cnnpl.build("model", "simple_cnn", num_classes=0) built a network with an empty last layer (torch's
+    # warning only), num_classes=-3 was torch's "negative dimension", dropout="0.5" "'<' not supported between ..."
+    for key, wrong in [("num_classes", 0), ("num_classes", -3), ("num_classes", 10.0), ("in_channels", True)]:
+        with pytest.raises(CnnplError) as err:
+            cnnpl.build("model", model, **{"num_classes": 10, key: wrong})
+        assert str(err.value) == f"model {model!r}: {key} must be a positive integer, got {wrong!r}"
+    if "dropout" in inspect.signature(get_registry("model").get(model)).parameters:
+        for wrong, says in [("0.5", "must be a number, got '0.5'"), (1.5, "must be in [0, 1)")]:
+            with pytest.raises(CnnplError, match=re.escape(f"model.dropout {says}")):
+                cnnpl.build("model", model, num_classes=10, dropout=wrong)
+
+
+def test_a_models_counts_may_be_numpys_or_torchs_integers() -> None:
+    import numpy as np
+
+    for count in (np.int64(4), torch.tensor(4)):
+        net = cnnpl.build("model", "simple_cnn", num_classes=count, in_channels=count)
+        assert net(torch.zeros(1, 4, 32, 32)).shape == (1, 4)
 
 
 def test_the_option_of_a_component_no_longer_registered_goes_with_it() -> None:

@@ -951,22 +951,35 @@ def check_callback_values(callbacks: Mapping[str, Any]) -> None:
             check_values("callback", name, settings, keys=f"callbacks.{entry}")
 
 
-def check_values(family: str, name: str, params: Mapping[str, Any], keys: str | None = None) -> None:
+def check_values(
+    family: str,
+    name: str,
+    params: Mapping[str, Any],
+    keys: str | None = None,
+    *,
+    from_config: bool = True,
+    target: Callable[..., Any] | None = None,
+) -> None:
     """Refuse words given for numbers (``model.dropout=abc``) and fractions out of range, naming ``<family>.<key>``.
 
     A YAML-backed component's config is not typed (a generated one is), so a word would reach the
     constructor and fail there with a traceback. Only strings are refused, and only where the type
     hint wants a number, an integer, a bool or a list of those: a layer's hints may be narrower
     than what it takes (a plugin's ``kernel_size: int`` that takes ``[3, 2]`` too). A ``dropout`` must be in [0, 1).
-    ``keys``: the settings' place in the config (``callbacks.my_cb``); ``family`` by default.
+    ``keys``: the settings' place in the config (``callbacks.my_cb``); ``family`` by default. ``from_config=False``
+    (:func:`cnnpl.build` from Python): a value for an object the config cannot give is the constructor's to judge.
+    ``target``: the component itself, when it is not ``family/name`` of the global registries (a ``Registry`` of
+    one's own).
     """
     keys = keys or family
-    hints = _type_hints(get_registry(family).get(name))
+    hints = _type_hints(target if target is not None else get_registry(family).get(name))
     for key, value in params.items():
         # what a config gives (text, numbers, lists, mappings: a layer's factory builds no _target_ node), not an
         # object Python passes (cnnpl.build("pool", "p", hook=nn.ReLU())); a callback's _target_ nodes are built
         plain = isinstance(value, (str, int, float, list, tuple, Mapping))
-        if family != "callback" and plain and not config_holds(hints.get(key, Any)):  # (helper-136, helper-138)
+        if (
+            from_config and family != "callback" and plain and not config_holds(hints.get(key, Any))
+        ):  # (helper-136, helper-138)
             raise CnnplError(
                 f"{keys}.{key} takes a {_hint_name(_without_none(hints[key])[0])}, which a config cannot give "
                 f"(got {value!r}); leave it null ({family} {name!r})"

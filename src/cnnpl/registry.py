@@ -194,8 +194,16 @@ class Registry:
                 _check_takes_factories(obj, kwargs, what=what)
                 if "input_size" in kwargs:
                     kwargs["input_size"] = _image_size(kwargs["input_size"], what)
+                for key in ("num_classes", "in_channels"):  # the data's, on the command line; Python's own here
+                    if key in kwargs:
+                        _check_count(kwargs[key], key, what)
             check_kwargs(obj, kwargs, what=what)
-            if self.family == "callback":  # a layer's were checked when its factory was made
+            if self.family == "model":  # the config's checks, for a Python caller too (dropout="0.5" was "'<' not
+                # supported between instances of 'str' and 'int'"); the layers check their own, in Python's words
+                from cnnpl.config import check_values
+
+                check_values("model", name, kwargs, from_config=False, target=obj)
+            elif self.family == "callback":
                 from cnnpl.config import check_values, constructor_settings
 
                 check_values("callback", name, kwargs, keys=f"callbacks.{name}")
@@ -647,6 +655,17 @@ def chosen_component(module: Any, components: Mapping[str, Any] | None) -> tuple
             if isinstance(obj, type) and isinstance(module, obj):
                 return family, name
     return None
+
+
+def _check_count(value: Any, key: str, what: str) -> None:
+    """Refuse a class or channel count that is not a positive integer (``num_classes=0`` built a network with an
+    empty last layer, torch's warning only; ``-3``: "Trying to create tensor with negative dimension")."""
+    try:
+        count = operator.index(value) if not isinstance(value, bool) else 0  # numpy's and torch's integers too
+    except TypeError:
+        count = 0
+    if count < 1:
+        raise CnnplError(f"{what}: {key} must be a positive integer, got {value!r}")
 
 
 def _image_size(value: Any, what: str) -> Any:
