@@ -402,8 +402,8 @@ NEEDS_LAM = (
         ),
         (
             ["pool=needs_lam", "pool.lam=0.5,abc"],
-            "cnnpl: error: Error merging override pool.lam=abc: Value 'abc' of type 'str' could not be converted to "
-            "Float (in the sweep's job with pool.lam=abc)",
+            "cnnpl: error: pool.lam must be a number, got 'abc' (pool 'needs_lam') (in the sweep's job with "
+            "pool.lam=abc)",
         ),
     ],
 )
@@ -1188,15 +1188,33 @@ def test_a_value_of_the_wrong_type_says_why(restore_registries, capsys) -> None:
     class TypedPool(torch.nn.MaxPool2d):
         """Max pooling with a typed setting."""
 
-        def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0, lam: float = 0.5):
+        def __init__(
+            self,
+            kernel_size: int = 2,
+            stride: int | None = None,
+            padding: int = 0,
+            lam: float = 0.5,
+            rounds: int = 1,
+            on: bool = True,
+        ):
             super().__init__(kernel_size, stride, padding)
 
-    reason = "Error merging override pool.lam=abc: Value 'abc' of type 'str' could not be converted to Float"
+    # the words of cnnpl's checks (note 44: "Error merging override pool.lam=abc: Value 'abc' of type 'str' could not
+    # be converted to Float", OmegaConf's words for a typed config)
+    reason = "pool.lam must be a number, got 'abc' (pool 'typed_pool')"
     with pytest.raises(cnnpl.CnnplError) as err:
         prepare(["pool=typed_pool", "pool.lam=abc"])
     assert str(err.value) == reason
     assert summary_main(["pool=typed_pool", "pool.lam=abc"]) == 2
     assert capsys.readouterr().err == f"cnnpl.summary: error: {reason}\n"
+    for override, said in [
+        ("pool.rounds=1.5", "pool.rounds must be an integer, got 1.5 (pool 'typed_pool')"),
+        ("pool.rounds=[1,2]", "pool.rounds must be an integer, got [1, 2] (pool 'typed_pool')"),
+        ("pool.on=maybe", "pool.on must be true or false, got 'maybe' (pool 'typed_pool')"),
+    ]:
+        with pytest.raises(cnnpl.CnnplError) as err:
+            prepare(["pool=typed_pool", override])
+        assert str(err.value) == said
 
 
 def test_version_names_cnnpl_and_what_it_runs_on(tmp_path: Path) -> None:
@@ -1224,7 +1242,7 @@ def test_an_unknown_component_says_how_a_plugin_makes_one(cli) -> None:
     [
         (["pool=maxx"], "pool=maxx: no such option; did you mean pool=max? the options of pool are "),
         (["pool.kernal_size=3"], "pool.kernal_size is not a setting of this config; did you mean pool.kernel_size?"),
-        (["pool=softpool", "pool.beta=abc"], "Error merging override pool.beta=abc: Value 'abc' of type 'str' could "),
+        (["pool=softpool", "pool.beta=abc"], "pool.beta must be a number, got 'abc' (pool 'softpool')"),
         # a setting of another option of the group: +conv.kernel_depth=3, as advised, was refused by conv2d next
         (
             ["conv=conv2d", "conv.kernel_depth=3"],

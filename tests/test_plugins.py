@@ -151,9 +151,7 @@ def test_example_components_are_config_options_with_typed_keys(tmp_path: Path) -
     assert model(torch.randn(2, 3, 16, 16)).shape == (2, 3)
     with pytest.raises(cnnpl.CnnplError) as err:
         cnnpl.compose(["pool=softpool", "pool.beta=abc"])
-    assert str(err.value) == (
-        "Error merging override pool.beta=abc: Value 'abc' of type 'str' could not be converted to Float"
-    )
+    assert str(err.value) == "pool.beta must be a number, got 'abc' (pool 'softpool')"
     with pytest.raises(
         cnnpl.CnnplError, match=r"^pool\.bta is not a setting of this config; did you mean pool\.beta\?"
     ):

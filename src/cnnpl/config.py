@@ -1470,9 +1470,30 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             f"{override}: {dotted} is a group of settings, which a list cannot replace; set one of them "
             f"({dotted}.<setting>=...)"
         )
+    if merging:
+        unconverted = _unconverted_value(merging.group(2), str(err.__cause__ or ""), overrides)
+        if unconverted:
+            return unconverted
     lines = [line.strip() for line in text.split("Config search path:")[0].splitlines() if line.strip()]
     # "Error in call to target 'x':" then the reason: one line, without a colon before the semicolon
     return with_cause("; ".join(line.rstrip(":") for line in lines) or type(err).__name__, err)
+
+
+def _unconverted_value(dotted: str, cause: str, overrides: list[str]) -> str | None:
+    """The one line of the checks' words for a typed config's value that OmegaConf could not convert
+    (``pool=softpool pool.beta=abc``: "Error merging override pool.beta=abc: Value 'abc' of type 'str' could not
+    be converted to Float"); None for any other cause."""
+    number = re.match(r"Value '(.*)' of type '(\w+)' could not be converted to (Float|Integer)\b", cause)
+    switch = re.match(r"Value '(.*)' is not a valid bool \(type (\w+)\)", cause)
+    if not (number or switch):
+        return None
+    value, kind = (number or switch).group(1, 2)  # type: ignore[union-attr]
+    wanted = "true or false" if switch else {"Float": "a number", "Integer": "an integer"}[number.group(3)]
+    group = dotted.partition(".")[0]
+    chosen = [o.partition("=")[2] for o in overrides if o.lstrip("+").partition("=")[0] == group]
+    which = f" ({group_family(group)} {chosen[-1]!r})" if group_family(group) and chosen else ""
+    shown = repr(value) if kind == "str" else value  # a word quoted, as the checks show it
+    return f"{dotted} must be {wanted}, got {shown}{which}"
 
 
 _PLUGIN_HINT = (
