@@ -600,7 +600,7 @@ def test_a_misspelt_top_level_setting_added_with_plus_is_refused(override: str, 
     ("override", "said"),
     [
         ("hydra.run.dirr=/x", "hydra.run.dirr is not a setting of Hydra; did you mean hydra.run.dir?"),
-        ("hydra.job.chdir=maybe", "Error merging override hydra.job.chdir=maybe: Value 'maybe' is not a valid bool"),
+        ("hydra.job.chdir=maybe", "hydra.job.chdir must be true or false, got 'maybe'"),
         (
             "+hydra.run.dirr=/x",
             "'+hydra.run.dirr=/x' adds hydra.run.dirr, which Hydra never reads; did you mean hydra.run.dir? (written "
