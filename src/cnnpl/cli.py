@@ -44,6 +44,7 @@ from cnnpl.config import (
     one_line_composition_error,
     register_component_configs,
     store_searchpath_options,
+    sweeps_in_mapping,
     tilde_folder_advice,
 )
 from cnnpl.errors import CnnplError, close_progress_bars, shown_cause, to_run_log, yaml_word
@@ -652,7 +653,12 @@ def _check_sweeper_params(overrides: list[str], own: list[str]) -> None:
         key, _, value = arg.lstrip("+~").partition("=")
         setting = key.removeprefix("hydra.sweeper.params").lstrip(".")
         values = value.strip("'" + '"')  # +hydra.sweeper.params.pool='max,avg' sweeps as -m pool=max,avg
-        example = f"{setting}={values}" if setting and "{" not in value else "<setting>=<value>,<value>"
+        if "{" in value:  # hydra.sweeper.params={model:{dropout:'0.1,0.2'}}: -m model.dropout=0.1,0.2
+            inner = sweeps_in_mapping(value)
+            prefix = f"{setting}." if setting else ""
+            example = " ".join(f"{prefix}{k}={v}" for k, v in inner.items()) or "<setting>=<value>,<value>"
+        else:
+            example = f"{setting}={values}" if setting else "<setting>=<value>,<value>"
         raise CnnplError(f"{arg}: {reason}; sweep on the command line instead: -m {example}")
 
     for arg in swept:
@@ -662,6 +668,9 @@ def _check_sweeper_params(overrides: list[str], own: list[str]) -> None:
             refuse(arg, "Hydra reads the dots of a setting in hydra.sweeper.params as nesting")
         if _sweeps([arg]):
             refuse(arg, "Hydra sweeps none of its own settings")
+        key, _, value = arg.lstrip("+").partition("=")
+        if key != "hydra.sweeper.params" and value.lstrip().startswith("{"):  # "Cannot convert 'dict' to string"
+            refuse(arg, "hydra.sweeper.params takes each sweep's values as text ('0.1,0.2'), not a mapping")
     from omegaconf import OmegaConf
 
     try:

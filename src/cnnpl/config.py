@@ -1395,9 +1395,15 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
                     if "." in setting
                     else "a mapping merged into it adds none"
                 )
+                given = [o.lstrip("+").partition("=") for o in overrides if o.lstrip("+").startswith(f"{dotted}=")]
+                sweeps = [
+                    f"{key}={values}"
+                    for key, values in (sweeps_in_mapping(given[-1][2]) if given else {}).items()
+                    if key == setting or key.startswith(f"{setting}.")
+                ]
                 return (
                     f"{dotted} has no key {setting!r} ({why}); sweep on the command line instead: "
-                    f"-m {setting}=<value>,<value>"
+                    f"-m {' '.join(sweeps) or f'{setting}=<value>,<value>'}"
                 )
             return (
                 f"{dotted} has no key {added[len(dotted) + 1 :]!r} and a mapping given for it is merged into it; "
@@ -1477,6 +1483,26 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     lines = [line.strip() for line in text.split("Config search path:")[0].splitlines() if line.strip()]
     # "Error in call to target 'x':" then the reason: one line, without a colon before the semicolon
     return with_cause("; ".join(line.rstrip(":") for line in lines) or type(err).__name__, err)
+
+
+def sweeps_in_mapping(value: str) -> dict[str, str]:
+    """The command line's sweeps that a mapping given for ``hydra.sweeper.params`` holds, by dotted setting
+    (``{model:{dropout:'0.1,0.2'}}``: ``{"model.dropout": "0.1,0.2"}``); empty where it is no mapping."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        mapping = OverridesParser.create().parse_override(f"params={value}").value()
+    except Exception:
+        return {}
+
+    def flat(node: Any, prefix: str) -> Iterator[tuple[str, str]]:
+        if isinstance(node, Mapping):
+            for key, inner in node.items():
+                yield from flat(inner, f"{prefix}.{key}" if prefix else str(key))
+        else:
+            yield prefix, ",".join(map(str, node)) if isinstance(node, list) else str(node)
+
+    return dict(flat(mapping, "")) if isinstance(mapping, Mapping) else {}
 
 
 def _unconverted_value(dotted: str, cause: str, overrides: list[str]) -> str | None:
