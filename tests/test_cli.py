@@ -856,6 +856,12 @@ def test_hydra_mode_multirun_sweeps_as_m_does_checked_and_claimed_as_a_sweep(
         assert prepare(args) == ["-m", *args]
     assert prepare([*mode, "data=shapes", "--cfg", "job"]) == ["--cfg", "job", *mode, "data=shapes"]  # Hydra's
     assert not list(tmp_path.glob("outputs"))
+    with pytest.raises(cnnpl.CnnplError) as err:  # helper-146: "a sweep (-m) writes into ...", no -m typed
+        prepare([*mode, "data=shapes", f"hydra.run.dir={tmp_path / 'run'}"])
+    assert str(err.value) == (
+        f"hydra.run.dir={tmp_path / 'run'} is a single run's folder; this command sweeps (-m, or hydra.mode=MULTIRUN), "
+        f"into hydra.sweep.dir: give hydra.sweep.dir={tmp_path / 'run'}"
+    )
     with pytest.raises(cnnpl.CnnplError) as err:  # helper-145: the advice named hydra.run.dir for the config's mode
         prepare([*mode, "data=shapes", f"output_dir={tmp_path / 'out'}"])
     assert str(err.value).endswith(f"hydra.sweep.dir={tmp_path / 'out'} instead (each job gets a subfolder)")
@@ -1108,8 +1114,8 @@ def test_output_dir_on_the_command_line_is_refused_for_hydras_run_folder(tmp_pat
     [  # helper-141: Hydra read the other one; the run went to a folder named by the time, the given one never made
         (
             ["-m", "seed=0,1", "hydra.run.dir=runs/a"],
-            "hydra.run.dir=runs/a is a single run's folder; a sweep (-m) writes into hydra.sweep.dir: give "
-            "hydra.sweep.dir=runs/a",
+            "hydra.run.dir=runs/a is a single run's folder; this command sweeps (-m, or hydra.mode=MULTIRUN), into "
+            "hydra.sweep.dir: give hydra.sweep.dir=runs/a",
         ),
         (  # helper-142: the likelier fix, a sweep's -m forgotten, comes first
             ["pool=max,avg", "hydra.sweep.dir=runs/a"],

@@ -286,8 +286,8 @@ def _check_folder_option(args: list[str]) -> None:
     folder = _override_value(values[-1])
     if sweep:
         raise CnnplError(
-            f"hydra.run.dir={folder} is a single run's folder; a sweep (-m) writes into hydra.sweep.dir: give "
-            f"hydra.sweep.dir={folder}"
+            f"hydra.run.dir={folder} is a single run's folder; this command sweeps (-m, or hydra.mode=MULTIRUN), "
+            f"into hydra.sweep.dir: give hydra.sweep.dir={folder}"
         )
     _raise_if_config_sweeps(args)
     raise CnnplError(  # helper-142: a sweep without its -m (pool=max,avg; a sweep's ckpt_path=last) is the likelier
