@@ -962,12 +962,15 @@ def test_a_constructor_error_names_the_component_and_the_settings_that_differ() 
     registry = Registry("model")
     registry.register("fragile", Fragile)
     with pytest.raises(CnnplError) as err:
-        registry.build("fragile", num_classes=10, width=4, scale="abc")
+        registry.build("fragile", num_classes=10, width=4, scale=None)  # what the value checks let through
     assert str(err.value) == (
-        "model 'fragile' could not be built with scale='abc': '>' not supported between instances of 'str' and "
+        "model 'fragile' could not be built with scale=None: '>' not supported between instances of 'NoneType' and "
         "'int'; check the model.* settings (HYDRA_FULL_ERROR=1 shows the traceback)"
     )
     assert isinstance(err.value.__cause__, TypeError)  # HYDRA_FULL_ERROR=1 shows the original
+    with pytest.raises(CnnplError) as err:  # a word for a number: the command line's check, from Python too
+        registry.build("fragile", num_classes=10, width=4, scale="abc")
+    assert str(err.value) == "model.scale must be a number, got 'abc' (model 'fragile')"
     assert isinstance(registry.build("fragile", width=3), Fragile)
     with pytest.raises(CnnplError) as err:  # a real model: the settings shown leave out what the caller supplies
         build_model(compose("model.hidden=5"))
