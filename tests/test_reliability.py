@@ -1595,6 +1595,26 @@ def test_a_full_disk_under_a_log_and_no_memory_are_one_line(tmp_path: Path) -> N
     )
 
 
+def test_a_run_stopped_by_an_error_no_check_foresaw_says_why_in_its_log(tmp_path: Path) -> None:
+    # note 45: a bug, or one's own callback failing, ended cnnpl.log at the line before; only stderr had the traceback
+    (tmp_path / "failing.py").write_text(
+        "import lightning as L\n\n\nclass Fail(L.Callback):\n"
+        "    def on_train_batch_end(self, *args):\n        raise RuntimeError('my callback failed')\n"
+    )
+    args = [*FAST, "+callbacks.fail._target_=failing.Fail", f"hydra.run.dir={tmp_path / 'run'}"]
+    result = run_cli(*args, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-2:] == [  # Hydra's traceback on the console, as before
+        "RuntimeError: my callback failed",
+        "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.",
+    ]
+    log = (tmp_path / "run" / "cnnpl.log").read_text()
+    assert "[cnnpl][ERROR] - cnnpl: the run stopped on an error: RuntimeError: my callback failed\nTraceback" in log
+    assert log.rstrip().endswith("\nRuntimeError: my callback failed")
+    assert "in on_train_batch_end\n" in log  # the failing frame
+
+
 def test_ctrl_c_before_and_during_training_says_what_is_left(tmp_path: Path) -> None:
     # helper-127: before training, Python's 46-line KeyboardInterrupt traceback; in training, Lightning's
     # "Detected KeyboardInterrupt" and no word of how to go on

@@ -1293,9 +1293,32 @@ def run(cfg: DictConfig) -> float | None:
         elif others.count:  # the folder stays, and this command wrote to its log: which says why it stopped
             to_run_log(f"cnnpl: error: {err}")
         fail(err)
+    except Exception as err:  # a bug, or a plugin's or one's own code failing: Hydra prints the traceback on stderr,
+        # and the run's log, which ended at the line before, says why the run stopped too
+        reason = (str(err).splitlines() or [""])[0]
+        to_run_log(f"cnnpl: the run stopped on an error{_other_processes_logs()}: {type(err).__name__}: {reason}", err)
+        raise
     finally:
         logging.getLogger().removeHandler(others)
     return metrics.get("test/acc")
+
+
+def _other_processes_logs() -> str:
+    """`` (the other processes' logs: train_ddp_process_1.log)``: where Lightning's launcher started more processes
+    in the run's folder, whose own error (the cause of this one's "Connection closed by peer") is in their logs."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return ""
+    config = HydraConfig.get()
+    if config.job.name.startswith("train_ddp_process_"):  # one of them: the first process's log is cnnpl.log
+        return ""
+    logs = sorted(
+        path.name
+        for path in Path(config.runtime.output_dir).glob("*.log")
+        if path.name != f"{config.job.name}.log" and path.name.startswith("train_ddp_process_")
+    )
+    return f" (the other processes' logs: {', '.join(logs)})" if logs else ""
 
 
 def _stopped_by_the_machine(err: BaseException, run_dir: Path) -> str | None:

@@ -81,12 +81,13 @@ def close_progress_bars() -> None:
     sys.stdout.flush()
 
 
-def to_run_log(line: str) -> None:
+def to_run_log(line: str, error: BaseException | None = None) -> None:
     """Write ``line``, printed on stderr, to the run's ``cnnpl.log`` too (Hydra's file handler; nothing outside
-    ``python -m cnnpl``): the log says why a run stopped, as the console did."""
+    ``python -m cnnpl``): the log says why a run stopped, as the console did; with ``error``'s traceback below."""
     import logging
 
-    record = logging.LogRecord("cnnpl", logging.ERROR, __file__, 0, line, None, None)
+    exc_info = (type(error), error, error.__traceback__) if error is not None else None
+    record = logging.LogRecord("cnnpl", logging.ERROR, __file__, 0, line, None, exc_info)
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)
