@@ -691,6 +691,10 @@ def test_a_mistake_beside_a_hydra_setting_is_one_line(tmp_path: Path, sweep: boo
         ("hydra.sweeper.params={data:{batch_size:'64,128'}}", "64,128"),
         ("+hydra.sweeper.params.data={batch_size:'64,128'}", "64,128"),
         ("hydra.sweeper.params.data={batch_size:[64,128]}", "64,128"),
+        # helper-147: Python's words (None, True, "[24, 28]") where an override needs null, true, [24,28]
+        ("hydra.sweeper.params={data:{batch_size:null}}", "null"),
+        ("hydra.sweeper.params={data:{batch_size:[[24,28],[28]]}}", "[24,28],[28]"),
+        ("hydra.sweeper.params={data:{batch_size:'a b'}}", "'a b'"),
     ],
 )
 def test_adding_a_sweep_to_an_experiments_sweep_is_one_line_with_the_override_that_does(
@@ -859,8 +863,8 @@ def test_hydra_mode_multirun_sweeps_as_m_does_checked_and_claimed_as_a_sweep(
     with pytest.raises(cnnpl.CnnplError) as err:  # helper-146: "a sweep (-m) writes into ...", no -m typed
         prepare([*mode, "data=shapes", f"hydra.run.dir={tmp_path / 'run'}"])
     assert str(err.value) == (
-        f"hydra.run.dir={tmp_path / 'run'} is a single run's folder; this command sweeps (-m, or hydra.mode=MULTIRUN), "
-        f"into hydra.sweep.dir: give hydra.sweep.dir={tmp_path / 'run'}"
+        f"hydra.run.dir={tmp_path / 'run'} is a single run's folder, and this command sweeps (-m or "
+        f"hydra.mode=MULTIRUN) into hydra.sweep.dir: give hydra.sweep.dir={tmp_path / 'run'}"
     )
     with pytest.raises(cnnpl.CnnplError) as err:  # helper-145: the advice named hydra.run.dir for the config's mode
         prepare([*mode, "data=shapes", f"output_dir={tmp_path / 'out'}"])
@@ -1114,7 +1118,7 @@ def test_output_dir_on_the_command_line_is_refused_for_hydras_run_folder(tmp_pat
     [  # helper-141: Hydra read the other one; the run went to a folder named by the time, the given one never made
         (
             ["-m", "seed=0,1", "hydra.run.dir=runs/a"],
-            "hydra.run.dir=runs/a is a single run's folder; this command sweeps (-m, or hydra.mode=MULTIRUN), into "
+            "hydra.run.dir=runs/a is a single run's folder, and this command sweeps (-m or hydra.mode=MULTIRUN) into "
             "hydra.sweep.dir: give hydra.sweep.dir=runs/a",
         ),
         (  # helper-142: the likelier fix, a sweep's -m forgotten, comes first
@@ -1207,6 +1211,7 @@ def test_a_value_of_the_wrong_type_says_why(restore_registries, capsys) -> None:
             lam: float = 0.5,
             rounds: int = 1,
             on: bool = True,
+            sizes: list[int] | None = None,
         ):
             super().__init__(kernel_size, stride, padding)
 
@@ -1222,10 +1227,15 @@ def test_a_value_of_the_wrong_type_says_why(restore_registries, capsys) -> None:
         ("pool.rounds=1.5", "pool.rounds must be an integer, got 1.5 (pool 'typed_pool')"),
         ("pool.rounds=[1,2]", "pool.rounds must be an integer, got [1, 2] (pool 'typed_pool')"),
         ("pool.on=maybe", "pool.on must be true or false, got 'maybe' (pool 'typed_pool')"),
+        # helper-147: an item was named as the whole setting ("pool.sizes must be an integer")
+        ("pool.sizes=[1,abc]", "pool.sizes[1] must be an integer, got 'abc' (pool 'typed_pool')"),
     ]:
         with pytest.raises(cnnpl.CnnplError) as err:
             prepare(["pool=typed_pool", override])
         assert str(err.value) == said
+    with pytest.raises(cnnpl.CnnplError) as err:  # helper-147: the option was shown "'typed_pool'", quotes and all
+        prepare(["pool='typed_pool'", "pool.lam=abc"])
+    assert str(err.value) == reason
 
 
 def test_version_names_cnnpl_and_what_it_runs_on(tmp_path: Path) -> None:

@@ -368,7 +368,9 @@ def test_an_architectures_input_size_is_a_pair_or_one_side() -> None:
         )
 
 
-@pytest.mark.parametrize("model", list_components("model"))
+@pytest.mark.parametrize(
+    "model", [n for n in list_components("model") if get_registry("model").entry(n).source == "built-in"]
+)
 def test_a_model_built_from_python_gets_the_command_lines_checks(model: str) -> None:
     # note 42-45: cnnpl.build("model", "simple_cnn", num_classes=0) built a network with an empty last layer (torch's
     # warning only), num_classes=-3 was torch's "negative dimension", dropout="0.5" "'<' not supported between ..."
@@ -376,10 +378,30 @@ def test_a_model_built_from_python_gets_the_command_lines_checks(model: str) -> 
         with pytest.raises(CnnplError) as err:
             cnnpl.build("model", model, **{"num_classes": 10, key: wrong})
         assert str(err.value) == f"model {model!r}: {key} must be a positive integer, got {wrong!r}"
+    with pytest.raises(CnnplError) as err:  # given by position (helper-147: was built)
+        cnnpl.build("model", model, 0)
+    assert str(err.value) == f"model {model!r}: num_classes must be a positive integer, got 0"
     if "dropout" in inspect.signature(get_registry("model").get(model)).parameters:
         for wrong, says in [("0.5", "must be a number, got '0.5'"), (1.5, "must be in [0, 1)")]:
             with pytest.raises(CnnplError, match=re.escape(f"model.dropout {says}")):
                 cnnpl.build("model", model, num_classes=10, dropout=wrong)
+
+
+def test_a_plugins_model_keeps_its_own_meaning_of_its_settings(restore_registries) -> None:
+    # helper-147: num_classes=0 (timm's "no head"), None or a tuple, and a dropout in percent were refused as the
+    # built-in models' counts and fractions
+    @cnnpl.register("model", "headless")
+    class Headless(nn.Module):
+        def __init__(self, num_classes: int | tuple[int, int] | None = None, in_channels: int = 3, dropout: int = 50):
+            super().__init__()
+            self.num_classes, self.dropout = num_classes, dropout
+
+    for num_classes in (0, None, (3, 4)):
+        assert cnnpl.build("model", "headless", num_classes=num_classes).num_classes == num_classes
+    assert cnnpl.build("model", "headless", num_classes=0, dropout=50).dropout == 50
+    with pytest.raises(CnnplError) as err:  # what its hints say is still checked
+        cnnpl.build("model", "headless", num_classes=0, dropout="50")
+    assert str(err.value) == "model.dropout must be an integer, got '50' (model 'headless')"
 
 
 def test_a_models_counts_may_be_numpys_or_torchs_integers() -> None:

@@ -286,7 +286,7 @@ def _check_folder_option(args: list[str]) -> None:
     folder = _override_value(values[-1])
     if sweep:
         raise CnnplError(
-            f"hydra.run.dir={folder} is a single run's folder; this command sweeps (-m, or hydra.mode=MULTIRUN), "
+            f"hydra.run.dir={folder} is a single run's folder, and this command sweeps (-m or hydra.mode=MULTIRUN) "
             f"into hydra.sweep.dir: give hydra.sweep.dir={folder}"
         )
     _raise_if_config_sweeps(args)

@@ -36,7 +36,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
-from cnnpl.errors import CnnplError, DuplicateComponentError
+from cnnpl.errors import CnnplError, DuplicateComponentError, yaml_word
 from cnnpl.factory import FACTS, LayerFactory
 from cnnpl.registry import SourceText, built_by, get_registry, parameters_of, setting_of_another
 
@@ -1003,7 +1003,7 @@ def check_values(
         if wanted and (words or switch):
             raise CnnplError(f"{keys}.{key} must be {wanted}, got {value!r} ({family} {name!r})")
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if key in FRACTIONS and number and not 0 <= value < 1:
+        if key in FRACTIONS and number and kind is not int and not 0 <= value < 1:  # (a plugin's percent: an int)
             raise CnnplError(f"{keys}.{key} must be in [0, 1) ({FRACTIONS[key]}), got {value!r}")
 
 
@@ -1499,10 +1499,21 @@ def sweeps_in_mapping(value: str) -> dict[str, str]:
         if isinstance(node, Mapping):
             for key, inner in node.items():
                 yield from flat(inner, f"{prefix}.{key}" if prefix else str(key))
-        else:
-            yield prefix, ",".join(map(str, node)) if isinstance(node, list) else str(node)
+        else:  # a list: the sweep's values; text: as the sweeper reads it ('0.1,0.2')
+            yield prefix, ",".join(map(_override_word, node)) if isinstance(node, list) else _override_word(node)
 
     return dict(flat(mapping, "")) if isinstance(mapping, Mapping) else {}
+
+
+def _override_word(value: Any) -> str:
+    """``value`` as a command line's override writes it: ``null``, ``true``, ``[24,28]``; text with a space or a
+    character the shell or Hydra reads otherwise quoted (``'a b'``)."""
+    if value is None or isinstance(value, bool):
+        return yaml_word(value)
+    if isinstance(value, list):
+        return "[" + ",".join(map(_override_word, value)) + "]"
+    text = str(value)
+    return text if re.fullmatch(r"[\w.\-+/:,]*", text) else "'" + text.replace("'", "\\'") + "'"
 
 
 def _unconverted_value(dotted: str, cause: str, overrides: list[str]) -> str | None:
@@ -1515,8 +1526,11 @@ def _unconverted_value(dotted: str, cause: str, overrides: list[str]) -> str | N
         return None
     value, kind = (number or switch).group(1, 2)  # type: ignore[union-attr]
     wanted = "true or false" if switch else {"Float": "a number", "Integer": "an integer"}[number.group(3)]
+    item = re.search(r"^\s*full_key: (\S+)$", cause, flags=re.MULTILINE)  # pool.sizes=[1,abc]: pool.sizes[1]
+    if item and item.group(1).startswith(dotted):
+        dotted = item.group(1)
     group = dotted.partition(".")[0]
-    chosen = [o.partition("=")[2] for o in overrides if o.lstrip("+").partition("=")[0] == group]
+    chosen = [o.partition("=")[2].strip("'\"") for o in overrides if o.lstrip("+").partition("=")[0] == group]
     which = f" ({group_family(group)} {chosen[-1]!r})" if group_family(group) and chosen else ""
     shown = repr(value) if kind == "str" else value  # a word quoted, as the checks show it
     return f"{dotted} must be {wanted}, got {shown}{which}"

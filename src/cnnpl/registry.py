@@ -194,15 +194,17 @@ class Registry:
                 _check_takes_factories(obj, kwargs, what=what)
                 if "input_size" in kwargs:
                     kwargs["input_size"] = _image_size(kwargs["input_size"], what)
-                for key in ("num_classes", "in_channels"):  # the data's, on the command line; Python's own here
-                    if key in kwargs:
-                        _check_count(kwargs[key], key, what)
             check_kwargs(obj, kwargs, what=what)
             if self.family == "model":  # the config's checks, for a Python caller too (dropout="0.5" was "'<' not
                 # supported between instances of 'str' and 'int'"); the layers check their own, in Python's words
                 from cnnpl.config import check_values
 
-                check_values("model", name, kwargs, from_config=False, target=obj)
+                given = {**_positional(obj, args), **kwargs}
+                if self.entry(name).source == "built-in":  # a plugin's may take num_classes=0 (timm: no head)
+                    for key in ("num_classes", "in_channels"):  # the data's on the command line; Python's own here
+                        if key in given:
+                            _check_count(given[key], key, what)
+                check_values("model", name, given, from_config=False, target=obj)
             elif self.family == "callback":
                 from cnnpl.config import check_values, constructor_settings
 
@@ -655,6 +657,19 @@ def chosen_component(module: Any, components: Mapping[str, Any] | None) -> tuple
             if isinstance(obj, type) and isinstance(module, obj):
                 return family, name
     return None
+
+
+def _positional(obj: Callable[..., Any], args: tuple[Any, ...]) -> dict[str, Any]:
+    """``args`` by the names of the parameters they are given for (``cnnpl.build("model", "simple_cnn", 0)``:
+    ``{"num_classes": 0}``); those past the named parameters are left out (the constructor says what is wrong)."""
+    if not args:
+        return {}
+    try:
+        params = inspect.signature(obj).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return dict(zip(names, args, strict=False))
 
 
 def _check_count(value: Any, key: str, what: str) -> None:
