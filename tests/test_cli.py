@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import enum
 import functools
 import os
 import re
@@ -1195,6 +1196,11 @@ def test_a_component_the_model_never_builds_gets_a_warning(cli, tmp_path: Path) 
     assert said in (tmp_path / "run" / "cnnpl.log").read_text()  # and in the run's log
 
 
+class _Rule(enum.Enum):
+    FIRST = "first"
+    LAST = "last"
+
+
 def test_a_value_of_the_wrong_type_says_why(restore_registries, capsys) -> None:
     from cnnpl.cli import prepare
     from cnnpl.summary import main as summary_main
@@ -1212,6 +1218,8 @@ def test_a_value_of_the_wrong_type_says_why(restore_registries, capsys) -> None:
             rounds: int = 1,
             on: bool = True,
             sizes: list[int] | None = None,
+            rule: _Rule = _Rule.FIRST,
+            label: str = "x",
         ):
             super().__init__(kernel_size, stride, padding)
 
@@ -1229,6 +1237,14 @@ def test_a_value_of_the_wrong_type_says_why(restore_registries, capsys) -> None:
         ("pool.on=maybe", "pool.on must be true or false, got 'maybe' (pool 'typed_pool')"),
         # helper-147: an item was named as the whole setting ("pool.sizes must be an integer")
         ("pool.sizes=[1,abc]", "pool.sizes[1] must be an integer, got 'abc' (pool 'typed_pool')"),
+        # helper-147: OmegaConf's "Invalid value 'middle', expected one of [FIRST, LAST]", "field 'pool.lam' is not
+        # Optional", "Cannot convert 'dict' to string"
+        ("pool.rule=middle", "pool.rule must be FIRST or LAST, got 'middle' (pool 'typed_pool')"),
+        (
+            "pool.lam=null",
+            "pool.lam cannot be null (pool 'typed_pool'): give it a value, or leave it out for its default",
+        ),
+        ("pool.label={a:1}", "pool.label must be text, got {'a': 1} (pool 'typed_pool')"),
     ]:
         with pytest.raises(cnnpl.CnnplError) as err:
             prepare(["pool=typed_pool", override])

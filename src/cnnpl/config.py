@@ -1519,21 +1519,39 @@ def _override_word(value: Any) -> str:
 def _unconverted_value(dotted: str, cause: str, overrides: list[str]) -> str | None:
     """The one line of the checks' words for a typed config's value that OmegaConf could not convert
     (``pool=softpool pool.beta=abc``: "Error merging override pool.beta=abc: Value 'abc' of type 'str' could not
-    be converted to Float"); None for any other cause."""
+    be converted to Float"; an Enum's "Invalid value 'c', expected one of [A, B]"; "field 'pool.lam' is not
+    Optional"; a mapping for text: "Cannot convert 'dict' to string"); None for any other cause."""
     number = re.match(r"Value '(.*)' of type '(\w+)' could not be converted to (Float|Integer)\b", cause)
     switch = re.match(r"Value '(.*)' is not a valid bool \(type (\w+)\)", cause)
-    if not (number or switch):
+    member = re.match(r"Invalid value '(.*)', expected one of \[(.*)\]", cause)
+    text = re.match(r"Cannot convert '(?:dict|list)' to string: '(.*)'", cause)
+    if re.match(r"field '[^']*' is not Optional", cause):
+        which = _chosen_option(dotted, overrides)
+        return f"{dotted} cannot be null{which}: give it a value, or leave it out for its default"
+    if member:
+        names = member.group(2).split(", ")
+        wanted = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        value, kind = member.group(1), "str"
+    elif text:
+        wanted, (value, kind) = "text", (text.group(1), "")
+    elif number or switch:
+        value, kind = (number or switch).group(1, 2)  # type: ignore[union-attr]
+        wanted = "true or false" if switch else {"Float": "a number", "Integer": "an integer"}[number.group(3)]
+    else:
         return None
-    value, kind = (number or switch).group(1, 2)  # type: ignore[union-attr]
-    wanted = "true or false" if switch else {"Float": "a number", "Integer": "an integer"}[number.group(3)]
     item = re.search(r"^\s*full_key: (\S+)$", cause, flags=re.MULTILINE)  # pool.sizes=[1,abc]: pool.sizes[1]
     if item and item.group(1).startswith(dotted):
         dotted = item.group(1)
+    shown = repr(value) if kind == "str" else value  # a word quoted, as the checks show it
+    return f"{dotted} must be {wanted}, got {shown}{_chosen_option(dotted, overrides)}"
+
+
+def _chosen_option(dotted: str, overrides: list[str]) -> str:
+    """`` (pool 'softpool')``: the option of a component group that ``dotted`` is a setting of, where the
+    command line chose it; empty otherwise."""
     group = dotted.partition(".")[0]
     chosen = [o.partition("=")[2].strip("'\"") for o in overrides if o.lstrip("+").partition("=")[0] == group]
-    which = f" ({group_family(group)} {chosen[-1]!r})" if group_family(group) and chosen else ""
-    shown = repr(value) if kind == "str" else value  # a word quoted, as the checks show it
-    return f"{dotted} must be {wanted}, got {shown}{which}"
+    return f" ({group_family(group)} {chosen[-1]!r})" if group_family(group) and chosen else ""
 
 
 _PLUGIN_HINT = (
