@@ -159,6 +159,7 @@ def test_hparams_and_embedding(full_run) -> None:
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     values = start.session_start_info.hparams
     assert values["model"].string_value == "simple_cnn" and values["lr"].number_value == pytest.approx(1e-3)
+    assert values["system/compile_dynamic"].string_value == "null"  # as the config writes it (note 44: "None")
     assert "_hparams_/session_end_info" in content
 
     logdir = out / "tensorboard"

@@ -23,7 +23,8 @@ DEFAULT_METRICS = ("val/acc", "val/loss", "test/acc", "test/loss", "train/acc")
 
 
 def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings -> ``{"a/b": value}``; values TensorBoard cannot show become strings."""
+    """Nested mappings -> ``{"a/b": value}``; values TensorBoard cannot show become strings (None: ``null``, as the
+    run's config writes it; it was "None")."""
     flat: dict[str, Any] = {}
     for key, value in params.items():
         name = f"{prefix}{key}"
@@ -31,6 +32,8 @@ def _flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
             flat.update(_flatten(value, f"{name}/"))
         elif isinstance(value, (bool, int, float, str)):
             flat[name] = value
+        elif value is None:
+            flat[name] = "null"
         else:
             flat[name] = str(value)
     return flat
