@@ -1240,9 +1240,10 @@ def test_a_value_of_the_wrong_type_says_why(restore_registries, capsys) -> None:
         # helper-147: OmegaConf's "Invalid value 'middle', expected one of [FIRST, LAST]", "field 'pool.lam' is not
         # Optional", "Cannot convert 'dict' to string"
         ("pool.rule=middle", "pool.rule must be FIRST or LAST, got 'middle' (pool 'typed_pool')"),
-        (
-            "pool.lam=null",
-            "pool.lam cannot be null (pool 'typed_pool'): give it a value, or leave it out for its default",
+        ("pool.lam=null", "pool.lam cannot be null (pool 'typed_pool'): give it a value"),
+        (  # helper-148: "pool.sizes is a group of settings, which a list cannot replace"
+            "pool.sizes={a:1}",
+            "pool.sizes={a:1}: pool.sizes is a list, which a mapping cannot replace; give a list (pool.sizes=[...])",
         ),
         ("pool.label={a:1}", "pool.label must be text, got {'a': 1} (pool 'typed_pool')"),
     ]:

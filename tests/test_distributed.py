@@ -634,9 +634,11 @@ def test_a_failing_rank_ends_the_job_with_an_error(tmp_path: Path) -> None:
     assert "injected failure on rank 1" in proc.stderr
     # note 45: neither log said why the run stopped; the first process's error is gloo's "Connection closed by peer"
     own = (tmp_path / "run" / "train_ddp_process_1.log").read_text()
-    assert "cnnpl: the run stopped on an error: RuntimeError: injected failure on rank 1\nTraceback" in own
+    assert "cnnpl: the run stopped on an error on rank 1: RuntimeError: injected failure on rank 1\nTraceback" in own
     first = (tmp_path / "run" / "cnnpl.log").read_text()
-    assert "cnnpl: the run stopped on an error (the other processes' logs: train_ddp_process_1.log): " in first
+    assert (
+        "cnnpl: the run stopped on an error on rank 0 (the other processes' logs: train_ddp_process_1.log): " in first
+    )
 
 
 @pytest.mark.slow

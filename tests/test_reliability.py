@@ -1602,6 +1602,10 @@ def test_a_run_stopped_by_an_error_no_check_foresaw_says_why_in_its_log(tmp_path
         "    def on_train_batch_end(self, *args):\n        raise RuntimeError('my callback failed')\n"
     )
     args = [*FAST, "+callbacks.fail._target_=failing.Fail", f"hydra.run.dir={tmp_path / 'run'}"]
+    (tmp_path / "run").mkdir()
+    earlier = tmp_path / "run" / "train_ddp_process_1.log"  # an earlier DDP run's: not this run's to name
+    earlier.write_text("")
+    os.utime(earlier, (time.time() - 3600, time.time() - 3600))
     result = run_cli(*args, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -1613,6 +1617,25 @@ def test_a_run_stopped_by_an_error_no_check_foresaw_says_why_in_its_log(tmp_path
     assert "[cnnpl][ERROR] - cnnpl: the run stopped on an error: RuntimeError: my callback failed\nTraceback" in log
     assert log.rstrip().endswith("\nRuntimeError: my callback failed")
     assert "in on_train_batch_end\n" in log  # the failing frame
+
+
+def test_the_run_logs_headline_of_an_error_says_what_it_is() -> None:
+    # helper-148: Hydra's "Error in call to target 'x':" ended the line at its colon; an empty message left
+    # "ValueError: "
+    from hydra.errors import InstantiationException
+
+    from cnnpl.cli import _headline
+
+    try:
+        try:
+            raise KeyError("x")
+        except KeyError as cause:
+            raise InstantiationException("Error in call to target 'failing.Fail':\nKeyError('x')") from cause
+    except InstantiationException as err:
+        assert _headline(err) == "InstantiationException: Error in call to target 'failing.Fail': KeyError: 'x'"
+    assert _headline(ValueError()) == "ValueError"
+    assert _headline(ValueError("\nsecond line")) == "ValueError: second line"
+    assert _headline(RuntimeError("one\ntwo")) == "RuntimeError: one"
 
 
 def test_ctrl_c_before_and_during_training_says_what_is_left(tmp_path: Path) -> None:

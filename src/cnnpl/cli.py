@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -1266,6 +1267,7 @@ def run(cfg: DictConfig) -> float | None:
     from cnnpl.train import train
 
     _log_through_hydra()
+    started = time.time()
     record, before = _extra_record()
     others = _OthersThanLightning()
     logging.getLogger().addHandler(others)
@@ -1295,17 +1297,40 @@ def run(cfg: DictConfig) -> float | None:
         fail(err)
     except Exception as err:  # a bug, or a plugin's or one's own code failing: Hydra prints the traceback on stderr,
         # and the run's log, which ended at the line before, says why the run stopped too
-        reason = (str(err).splitlines() or [""])[0]
-        to_run_log(f"cnnpl: the run stopped on an error{_other_processes_logs()}: {type(err).__name__}: {reason}", err)
+        with contextlib.suppress(Exception):  # (an error whose str() fails: Hydra's to show, not this line's)
+            rank = _process_rank()
+            where = f" on rank {rank}" if rank is not None else ""
+            to_run_log(
+                f"cnnpl: the run stopped on an error{where}{_other_processes_logs(started)}: {_headline(err)}", err
+            )
         raise
     finally:
         logging.getLogger().removeHandler(others)
     return metrics.get("test/acc")
 
 
-def _other_processes_logs() -> str:
+def _headline(err: BaseException) -> str:
+    """``RuntimeError: <its first line>``; a message that ends where its cause says why (Hydra's "Error in call to
+    target 'x':") goes on with the cause's."""
+    line = next((text.strip() for text in str(err).splitlines() if text.strip()), "")
+    said = f"{type(err).__name__}: {line}" if line else type(err).__name__
+    if err.__cause__ is not None and (not line or line.endswith(":")):
+        said = f"{said.rstrip(':')}: {_headline(err.__cause__)}"
+    return said
+
+
+def _process_rank() -> int | None:
+    """This process's rank in a running process group of several; None without one."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized() or dist.get_world_size() < 2:
+        return None
+    return dist.get_rank()
+
+
+def _other_processes_logs(since: float) -> str:
     """`` (the other processes' logs: train_ddp_process_1.log)``: where Lightning's launcher started more processes
-    in the run's folder, whose own error (the cause of this one's "Connection closed by peer") is in their logs."""
+    in the run's folder, whose own error (the cause of this one's "Connection closed by peer") is in their logs;
+    only the logs written since this run started (``since``), not an earlier run's in the same folder."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized():
@@ -1315,8 +1340,8 @@ def _other_processes_logs() -> str:
         return ""
     logs = sorted(
         path.name
-        for path in Path(config.runtime.output_dir).glob("*.log")
-        if path.name != f"{config.job.name}.log" and path.name.startswith("train_ddp_process_")
+        for path in Path(config.runtime.output_dir).glob("train_ddp_process_*.log")
+        if path.stat().st_mtime >= since
     )
     return f" (the other processes' logs: {', '.join(logs)})" if logs else ""
 

@@ -1472,6 +1472,8 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     merging = re.match(r"Error merging override (\+{0,2}([\w.]+)=.*)", text)
     if merging and "Cannot merge DictConfig with ListConfig" in str(err.__cause__ or ""):  # callbacks.filters=[1,2]
         override, dotted = merging.groups()  # (helper-130: no word of what the key is)
+        if override.partition("=")[2].lstrip().startswith("{"):  # pool.sizes={a:1}: the other way round (helper-148)
+            return f"{override}: {dotted} is a list, which a mapping cannot replace; give a list ({dotted}=[...])"
         return (
             f"{override}: {dotted} is a group of settings, which a list cannot replace; set one of them "
             f"({dotted}.<setting>=...)"
@@ -1527,7 +1529,7 @@ def _unconverted_value(dotted: str, cause: str, overrides: list[str]) -> str | N
     text = re.match(r"Cannot convert '(?:dict|list)' to string: '(.*)'", cause)
     if re.match(r"field '[^']*' is not Optional", cause):
         which = _chosen_option(dotted, overrides)
-        return f"{dotted} cannot be null{which}: give it a value, or leave it out for its default"
+        return f"{dotted} cannot be null{which}: give it a value"
     if member:
         names = member.group(2).split(", ")
         wanted = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
