@@ -1115,6 +1115,29 @@ def test_output_dir_on_the_command_line_is_refused_for_hydras_run_folder(tmp_pat
 
 
 @pytest.mark.parametrize(
+    "args",
+    [
+        ["hydra.run.dir=null"],
+        ["hydra.run.dir={a:1}"],
+        ["++hydra.run.dir="],
+        ["-m", "seed=0,1", "hydra.sweep.dir=[a]"],
+        ["-m", "seed=0,1", "hydra.sweep.subdir=null"],
+    ],
+)
+def test_a_folder_setting_that_is_no_path_is_refused_before_a_folder_is_made(tmp_path, monkeypatch, args) -> None:
+    # helper-148: Hydra's traceback ("field 'hydra.run.dir' is not Optional"), after a folder named "null" was made
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    key = args[-1].lstrip("+").partition("=")[0]
+    with pytest.raises(CnnplError) as err:
+        prepare(["data=shapes", *args])
+    assert str(err.value) == f"{args[-1]}: {key} is a folder, given as a path ({key}=<folder>)"
+    assert not list(tmp_path.iterdir())
+    assert prepare(["data=shapes", "hydra.run.dir='null'"])  # quoted: a folder of that name
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [  # helper-141: Hydra read the other one; the run went to a folder named by the time, the given one never made
         (
