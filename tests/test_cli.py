@@ -1264,6 +1264,9 @@ def test_a_value_of_the_wrong_type_says_why(restore_registries, capsys) -> None:
         # Optional", "Cannot convert 'dict' to string"
         ("pool.rule=middle", "pool.rule must be FIRST or LAST, got 'middle' (pool 'typed_pool')"),
         ("pool.lam=null", "pool.lam cannot be null (pool 'typed_pool'): give it a value"),
+        # helper-148: "Invalid type assigned: NoneType is not a subclass of int", "str is not a ListConfig, ..."
+        ("pool.sizes=[1,null]", "pool.sizes[1] cannot be null (pool 'typed_pool'): give it a value"),
+        ("pool.sizes=abc", "pool.sizes must be a list ([..., ...]), got abc (pool 'typed_pool')"),
         (  # helper-148: "pool.sizes is a group of settings, which a list cannot replace"
             "pool.sizes={a:1}",
             "pool.sizes={a:1}: pool.sizes is a list, which a mapping cannot replace; give a list (pool.sizes=[...])",

@@ -1479,7 +1479,8 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
             f"({dotted}.<setting>=...)"
         )
     if merging:
-        unconverted = _unconverted_value(merging.group(2), str(err.__cause__ or ""), overrides)
+        override, dotted = merging.groups()
+        unconverted = _unconverted_value(dotted, override.partition("=")[2], str(err.__cause__ or ""), overrides)
         if unconverted:
             return unconverted
     lines = [line.strip() for line in text.split("Config search path:")[0].splitlines() if line.strip()]
@@ -1518,18 +1519,23 @@ def _override_word(value: Any) -> str:
     return text if re.fullmatch(r"[\w.\-+/:,]*", text) else "'" + text.replace("'", "\\'") + "'"
 
 
-def _unconverted_value(dotted: str, cause: str, overrides: list[str]) -> str | None:
+def _unconverted_value(dotted: str, given: str, cause: str, overrides: list[str]) -> str | None:
     """The one line of the checks' words for a typed config's value that OmegaConf could not convert
     (``pool=softpool pool.beta=abc``: "Error merging override pool.beta=abc: Value 'abc' of type 'str' could not
     be converted to Float"; an Enum's "Invalid value 'c', expected one of [A, B]"; "field 'pool.lam' is not
-    Optional"; a mapping for text: "Cannot convert 'dict' to string"); None for any other cause."""
+    Optional" and a null list item's "NoneType is not a subclass of int"; a mapping for text: "Cannot convert 'dict'
+    to string"; "str is not a ListConfig, list or tuple"); None for any other cause. ``given``: the value as typed."""
     number = re.match(r"Value '(.*)' of type '(\w+)' could not be converted to (Float|Integer)\b", cause)
     switch = re.match(r"Value '(.*)' is not a valid bool \(type (\w+)\)", cause)
     member = re.match(r"Invalid value '(.*)', expected one of \[(.*)\]", cause)
     text = re.match(r"Cannot convert '(?:dict|list)' to string: '(.*)'", cause)
-    if re.match(r"field '[^']*' is not Optional", cause):
-        which = _chosen_option(dotted, overrides)
-        return f"{dotted} cannot be null{which}: give it a value"
+    item = re.search(r"^\s*full_key: (\S+)$", cause, flags=re.MULTILINE)  # pool.sizes=[1,abc]: pool.sizes[1]
+    if item and item.group(1).startswith(dotted):
+        dotted = item.group(1)
+    if re.match(r"field '[^']*' is not Optional|Invalid type assigned: NoneType is not a subclass of", cause):
+        return f"{dotted} cannot be null{_chosen_option(dotted, overrides)}: give it a value"
+    if re.match(r"Invalid value assigned: \w+ is not a ListConfig, list or tuple", cause):
+        return f"{dotted} must be a list ([..., ...]), got {given}{_chosen_option(dotted, overrides)}"
     if member:
         names = member.group(2).split(", ")
         wanted = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
@@ -1541,9 +1547,6 @@ def _unconverted_value(dotted: str, cause: str, overrides: list[str]) -> str | N
         wanted = "true or false" if switch else {"Float": "a number", "Integer": "an integer"}[number.group(3)]
     else:
         return None
-    item = re.search(r"^\s*full_key: (\S+)$", cause, flags=re.MULTILINE)  # pool.sizes=[1,abc]: pool.sizes[1]
-    if item and item.group(1).startswith(dotted):
-        dotted = item.group(1)
     shown = repr(value) if kind == "str" else value  # a word quoted, as the checks show it
     return f"{dotted} must be {wanted}, got {shown}{_chosen_option(dotted, overrides)}"
 
