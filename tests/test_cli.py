@@ -1122,6 +1122,7 @@ def test_output_dir_on_the_command_line_is_refused_for_hydras_run_folder(tmp_pat
         ["++hydra.run.dir="],
         ["-m", "seed=0,1", "hydra.sweep.dir=[a]"],
         ["-m", "seed=0,1", "hydra.sweep.subdir=null"],
+        ["hydra.run.dir=runs/a", "hydra.output_subdir=[1]"],  # the run's folder was made, then Hydra's traceback
     ],
 )
 def test_a_folder_setting_that_is_no_path_is_refused_before_a_folder_is_made(tmp_path, monkeypatch, args) -> None:

@@ -281,9 +281,9 @@ def _check_folder_option(args: list[str]) -> None:
         return
     for arg in args:  # null, {a:1} (unquoted): Hydra's traceback, after a folder "null" was made here
         key, _, value = arg.lstrip("+").partition("=")
-        if key in ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir") and (
-            value.strip().lower() in ("null", "") or value.lstrip()[:1] in ("{", "[")
-        ):
+        folders = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir", "hydra.output_subdir")
+        nothing = value.strip().lower() in ("null", "") and key != "hydra.output_subdir"  # (null: no .hydra/ record)
+        if key in folders and (nothing or value.lstrip()[:1] in ("{", "[")):
             raise CnnplError(f"{arg}: {key} is a folder, given as a path ({key}=<folder>)")
     sweep = _sweeping(args)
     given, other = ("hydra.run.dir", "hydra.sweep.dir") if sweep else ("hydra.sweep.dir", "hydra.run.dir")
