@@ -571,6 +571,9 @@ def test_a_list_for_a_group_of_settings_is_one_line() -> None:
     )
     with pytest.raises(cnnpl.CnnplError, match=r"^\+\+callbacks\.filters=\[1,2\]: callbacks\.filters is a group of "):
         cnnpl.compose(["++callbacks.filters=[1,2]"])
+    with pytest.raises(cnnpl.CnnplError) as err:  # helper-149: a list inside a mapping given was told "is a list"
+        cnnpl.compose(["callbacks={filters:[1]}"])
+    assert str(err.value).startswith("callbacks={filters:[1]}: callbacks is a group of settings, which a list cannot")
 
 
 @pytest.mark.parametrize("override", ["model=", "data=null", "optimizer=null"])
@@ -1115,27 +1118,39 @@ def test_output_dir_on_the_command_line_is_refused_for_hydras_run_folder(tmp_pat
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "said"),
     [
-        ["hydra.run.dir=null"],
-        ["hydra.run.dir={a:1}"],
-        ["++hydra.run.dir="],
-        ["-m", "seed=0,1", "hydra.sweep.dir=[a]"],
-        ["-m", "seed=0,1", "hydra.sweep.subdir=null"],
-        ["hydra.run.dir=runs/a", "hydra.output_subdir=[1]"],  # the run's folder was made, then Hydra's traceback
+        (["hydra.run.dir=null"], "hydra.run.dir names a folder; give a path (hydra.run.dir=<folder>)"),
+        (["hydra.run.dir=null", "--cfg", "job"], "hydra.run.dir names a folder; give a path (hydra.run.dir=<folder>)"),
+        (["hydra.run.dir={a:1}"], "a mapping is no folder; give hydra.run.dir a path (hydra.run.dir=<folder>)"),
+        (
+            ["-m", "seed=0,1", "hydra.sweep.dir=[a]"],
+            "a list is no folder; give hydra.sweep.dir a path (hydra.sweep.dir=<folder>)",
+        ),
+        (
+            ["-m", "seed=0,1", "hydra.sweep.subdir=null"],
+            "hydra.sweep.subdir names a folder; give a path (hydra.sweep.subdir=<folder>)",
+        ),
+        (  # the run's folder was made, then Hydra's traceback
+            ["hydra.run.dir=runs/a", "hydra.output_subdir=[1]"],
+            "a list is no folder; give hydra.output_subdir a path (hydra.output_subdir=<folder>)",
+        ),
     ],
 )
-def test_a_folder_setting_that_is_no_path_is_refused_before_a_folder_is_made(tmp_path, monkeypatch, args) -> None:
+def test_a_folder_setting_that_is_no_path_is_refused_before_a_folder_is_made(tmp_path, monkeypatch, args, said) -> None:
     # helper-148: Hydra's traceback ("field 'hydra.run.dir' is not Optional"), after a folder named "null" was made
     from cnnpl.cli import prepare
 
     monkeypatch.chdir(tmp_path)
-    key = args[-1].lstrip("+").partition("=")[0]
+    given = next(arg for arg in reversed(args) if arg.startswith("hydra."))
     with pytest.raises(CnnplError) as err:
         prepare(["data=shapes", *args])
-    assert str(err.value) == f"{args[-1]}: {key} is a folder, given as a path ({key}=<folder>)"
+    assert str(err.value) == f"{given}: {said}"
     assert not list(tmp_path.iterdir())
     assert prepare(["data=shapes", "hydra.run.dir='null'"])  # quoted: a folder of that name
+    assert prepare(["data=shapes", "hydra.run.dir=runs/b", "hydra.output_subdir=null"])  # Hydra's "no record"
+    with pytest.raises(CnnplError, match=r"^cannot read the override 'hydra\.run\.dir=\[date\]_run'"):  # (helper-149)
+        prepare(["data=shapes", "hydra.run.dir=[date]_run"])
 
 
 @pytest.mark.parametrize(
@@ -1242,6 +1257,7 @@ def test_a_value_of_the_wrong_type_says_why(restore_registries, capsys) -> None:
             rounds: int = 1,
             on: bool = True,
             sizes: list[int] | None = None,
+            grid: list[list[int]] | None = None,
             rule: _Rule = _Rule.FIRST,
             label: str = "x",
         ):
@@ -1268,6 +1284,9 @@ def test_a_value_of_the_wrong_type_says_why(restore_registries, capsys) -> None:
         # helper-148: "Invalid type assigned: NoneType is not a subclass of int", "str is not a ListConfig, ..."
         ("pool.sizes=[1,null]", "pool.sizes[1] cannot be null (pool 'typed_pool'): give it a value"),
         ("pool.sizes=abc", "pool.sizes must be a list ([..., ...]), got abc (pool 'typed_pool')"),
+        # helper-149: a list in a list was named as the whole setting, a null in it was OmegaConf's words
+        ("pool.grid=[[1,2],3]", "pool.grid[1] must be a list ([..., ...]) (pool 'typed_pool')"),
+        ("pool.grid=[[1,2],[3,null]]", "pool.grid[1][1] cannot be null (pool 'typed_pool'): give it a value"),
         (  # helper-148: "pool.sizes is a group of settings, which a list cannot replace"
             "pool.sizes={a:1}",
             "pool.sizes={a:1}: pool.sizes is a list, which a mapping cannot replace; give a list (pool.sizes=[...])",

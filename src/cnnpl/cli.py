@@ -277,14 +277,11 @@ def _check_folder_option(args: list[str]) -> None:
     process a launcher started (a DDP worker) is left alone."""
     from cnnpl.distributed import is_worker
 
-    if is_worker() or any(_prints_only(arg) for arg in args):
+    if is_worker():
         return
-    for arg in args:  # null, {a:1} (unquoted): Hydra's traceback, after a folder "null" was made here
-        key, _, value = arg.lstrip("+").partition("=")
-        folders = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir", "hydra.output_subdir")
-        nothing = value.strip().lower() in ("null", "") and key != "hydra.output_subdir"  # (null: no .hydra/ record)
-        if key in folders and (nothing or value.lstrip()[:1] in ("{", "[")):
-            raise CnnplError(f"{arg}: {key} is a folder, given as a path ({key}=<folder>)")
+    _check_folder_values(args)
+    if any(_prints_only(arg) for arg in args):
+        return
     sweep = _sweeping(args)
     given, other = ("hydra.run.dir", "hydra.sweep.dir") if sweep else ("hydra.sweep.dir", "hydra.run.dir")
     values = _values(args, given)
@@ -301,6 +298,29 @@ def _check_folder_option(args: list[str]) -> None:
         f"hydra.sweep.dir={folder} is a sweep's folder: add -m to sweep into it (python -m cnnpl -m ...), or give "
         f"hydra.run.dir={folder} for one run"
     )
+
+
+def _check_folder_values(args: list[str]) -> None:
+    """Refuse a folder setting Hydra reads as no text (``hydra.run.dir=null``, ``{a:1}``, ``[a]``): Hydra's traceback,
+    after a folder named ``null`` was made here (helper-148); ``hydra.output_subdir=null`` is Hydra's "no record"."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    folders = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir", "hydra.output_subdir")
+    for arg in args:
+        if arg.lstrip("+").partition("=")[0] not in folders:
+            continue
+        try:  # [date]_run: not an override Hydra can read, which the command's own parse says (quote it)
+            override = OverridesParser.create().parse_override(arg)
+        except Exception:
+            continue
+        if override.is_sweep_override():
+            continue
+        key, value = override.get_key_element().lstrip("+"), override.value()
+        if value is None and key != "hydra.output_subdir":
+            raise CnnplError(f"{arg}: {key} names a folder; give a path ({key}=<folder>)")
+        if isinstance(value, (dict, list)):
+            kind = "mapping" if isinstance(value, dict) else "list"
+            raise CnnplError(f"{arg}: a {kind} is no folder; give {key} a path ({key}=<folder>)")
 
 
 def _check_config_name(args: list[str]) -> None:
@@ -1347,7 +1367,7 @@ def _other_processes_logs(since: float) -> str:
     logs = sorted(
         path.name
         for path in Path(config.runtime.output_dir).glob("train_ddp_process_*.log")
-        if path.stat().st_mtime >= since
+        if path.stat().st_mtime >= since - 10  # (a file server's clock a little behind this machine's)
     )
     return f" (the other processes' logs: {', '.join(logs)})" if logs else ""
 

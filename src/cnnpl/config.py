@@ -1472,7 +1472,7 @@ def one_line_composition_error(err: Exception, overrides: list[str]) -> str:
     merging = re.match(r"Error merging override (\+{0,2}([\w.]+)=.*)", text)
     if merging and "Cannot merge DictConfig with ListConfig" in str(err.__cause__ or ""):  # callbacks.filters=[1,2]
         override, dotted = merging.groups()  # (helper-130: no word of what the key is)
-        if override.partition("=")[2].lstrip().startswith("{"):  # pool.sizes={a:1}: the other way round (helper-148)
+        if re.search(r"^\s*object_type=list$", str(err.__cause__), flags=re.MULTILINE):  # pool.sizes={a:1} (helper-148)
             return f"{override}: {dotted} is a list, which a mapping cannot replace; give a list ({dotted}=[...])"
         return (
             f"{override}: {dotted} is a group of settings, which a list cannot replace; set one of them "
@@ -1532,10 +1532,16 @@ def _unconverted_value(dotted: str, given: str, cause: str, overrides: list[str]
     item = re.search(r"^\s*full_key: (\S+)$", cause, flags=re.MULTILINE)  # pool.sizes=[1,abc]: pool.sizes[1]
     if item and item.group(1).startswith(dotted):
         dotted = item.group(1)
-    if re.match(r"field '[^']*' is not Optional|Invalid type assigned: NoneType is not a subclass of", cause):
+    elif item and item.group(1).isdigit():  # an item of a list in a list: its index alone (helper-149)
+        dotted, given = f"{dotted}[{item.group(1)}]", ""
+    nulls = (
+        r"field '[^']*' is not Optional|Invalid type assigned: NoneType is not a subclass of|Incompatible value 'None'"
+    )
+    if re.match(nulls, cause):
         return f"{dotted} cannot be null{_chosen_option(dotted, overrides)}: give it a value"
     if re.match(r"Invalid value assigned: \w+ is not a ListConfig, list or tuple", cause):
-        return f"{dotted} must be a list ([..., ...]), got {given}{_chosen_option(dotted, overrides)}"
+        got = f", got {given}" if given else ""
+        return f"{dotted} must be a list ([..., ...]){got}{_chosen_option(dotted, overrides)}"
     if member:
         names = member.group(2).split(", ")
         wanted = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
