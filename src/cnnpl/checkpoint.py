@@ -37,7 +37,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from cnnpl.errors import CnnplError, first_few, os_error_in
+from cnnpl.errors import CnnplError, first_few, first_line, os_error_in
 from cnnpl.files import atomic_write, is_local
 
 LAST = "last"  # ckpt_path=last: the run directory's last.ckpt
@@ -55,11 +55,6 @@ class CheckpointError(CnnplError):
 
 class UnsafeCheckpointError(CheckpointError):
     """A checkpoint that holds pickled Python objects other than tensors and plain containers."""
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 # what safe_load reads: {what: (its file, the plural, what to give instead, how to make a file of tensors alone)}
@@ -109,7 +104,11 @@ def safe_load(path: str | Path, map_location: Any = "cpu", what: str = "checkpoi
         ) from None
     except Exception as err:  # truncated, not a torch file, wrong format: the user's file to fix
         # torch's legacy reader fails on other files with a KeyError of the byte it read (KeyError: 101)
-        reason = "neither a zip archive nor an old-style torch file" if isinstance(err, KeyError) else _first_line(err)
+        reason = (
+            "neither a zip archive nor an old-style torch file"
+            if isinstance(err, KeyError)
+            else first_line(err) or type(err).__name__
+        )
         raise CheckpointError(
             f"cannot read {what} {str(file)!r}: it is not a complete file written by torch.save ({reason}); {advice}"
             + _others_beside(file, what)

@@ -48,7 +48,7 @@ from cnnpl.config import (
     sweeps_in_mapping,
     tilde_folder_advice,
 )
-from cnnpl.errors import CnnplError, close_progress_bars, shown_cause, to_run_log, yaml_word
+from cnnpl.errors import CnnplError, close_progress_bars, first_line, shown_cause, to_run_log, yaml_word
 from cnnpl.plugins import SKIP_BROKEN_ENV, load_plugins, plugin_warnings_on_one_line, split_plugin_overrides
 
 EXIT_USAGE = 2
@@ -1338,7 +1338,7 @@ def run(cfg: DictConfig) -> float | None:
 def _headline(err: BaseException) -> str:
     """``RuntimeError: <its first line>``; a message that ends where its cause says why (Hydra's "Error in call to
     target 'x':") goes on with the cause's."""
-    line = next((text.strip() for text in str(err).splitlines() if text.strip()), "")
+    line = first_line(err)
     said = f"{type(err).__name__}: {line}" if line else type(err).__name__
     if err.__cause__ is not None and (not line or line.endswith(":")):
         said = f"{said.rstrip(':')}: {_headline(err.__cause__)}"

@@ -36,7 +36,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
-from cnnpl.errors import CnnplError, DuplicateComponentError, yaml_word
+from cnnpl.errors import CnnplError, DuplicateComponentError, first_line, yaml_word
 from cnnpl.factory import FACTS, LayerFactory
 from cnnpl.registry import SourceText, built_by, get_registry, parameters_of, setting_of_another
 
@@ -976,10 +976,8 @@ def check_values(
     for key, value in params.items():
         # what a config gives (text, numbers, lists, mappings: a layer's factory builds no _target_ node), not an
         # object Python passes (cnnpl.build("pool", "p", hook=nn.ReLU())); a callback's _target_ nodes are built
-        plain = isinstance(value, (str, int, float, list, tuple, Mapping))
-        if (
-            from_config and family != "callback" and plain and not config_holds(hints.get(key, Any))
-        ):  # (helper-136, helper-138)
+        plain = isinstance(value, (str, int, float, list, tuple, Mapping))  # (helper-136, helper-138)
+        if from_config and family != "callback" and plain and not config_holds(hints.get(key, Any)):
             raise CnnplError(
                 f"{keys}.{key} takes a {_hint_name(_without_none(hints[key])[0])}, which a config cannot give "
                 f"(got {value!r}); leave it null ({family} {name!r})"
@@ -1631,5 +1629,5 @@ def with_cause(message: str, err: BaseException) -> str:
     cause = err.__cause__
     if cause is None:
         return message
-    reason = next((line.strip() for line in str(cause).splitlines() if line.strip()), type(cause).__name__)
+    reason = first_line(cause) or type(cause).__name__
     return message if reason in message else f"{message}: {reason}"

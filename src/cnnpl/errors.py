@@ -93,6 +93,11 @@ def to_run_log(line: str, error: BaseException | None = None) -> None:
             handler.handle(record)
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of ``err``'s message that holds anything, stripped; "" for a message of none."""
+    return next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+
+
 def first_few(names: Sequence[str], shown: int = 3, what: str = "") -> str:
     """The first ``shown`` of ``names`` for a message, and how many more: ``a, b, c and 4 more``
     (``what``: ``and 4 more sizes``)."""

@@ -675,11 +675,10 @@ def _positional(obj: Callable[..., Any], args: tuple[Any, ...]) -> dict[str, Any
 def _check_count(value: Any, key: str, what: str) -> None:
     """Refuse a class or channel count that is not a positive integer (``num_classes=0`` built a network with an
     empty last layer, torch's warning only; ``-3``: "Trying to create tensor with negative dimension")."""
-    try:
-        count = operator.index(value) if not isinstance(value, bool) else 0  # numpy's and torch's integers too
-    except TypeError:
-        count = 0
-    if count < 1:
+    from cnnpl.geometry import as_int  # (it imports torch: here, not at the top)
+
+    count = as_int(value)  # numpy's and torch's integers too
+    if count is None or count < 1:
         raise CnnplError(f"{what}: {key} must be a positive integer, got {value!r}")
 
 
