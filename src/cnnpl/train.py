@@ -1829,8 +1829,9 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
 def _stop_children_on_failure(trainer: Any) -> Any:
     """Kill the processes Lightning's launcher started (``trainer=ddp_cpu``: ranks 1..N-1) when this one, rank 0,
     fails. Lightning kills them when one of them dies, or on Ctrl-C, but not when rank 0 raises: a rank waiting
-    in a collective, or hung, then lived on after the command had exited (holding its GPU). On SIGTERM they
-    get the signal too and stop by themselves (``last.ckpt`` is saved)."""
+    in a collective, or hung, then lived on after the command had exited (holding its GPU). On SIGTERM the
+    processes agree to stop after the same batch and stop by themselves (``last.ckpt`` is saved;
+    ``SigtermCheckpoint``)."""
     from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 

@@ -167,13 +167,83 @@ class SigtermCheckpoint(L.Callback):
     handling (and SLURM's requeue) intact and saves a consistent state between two batches. The run
     then resumes with ``ckpt_path=last``. A checkpoint taken mid-epoch continues that epoch with the
     batches still due, but their order is drawn anew (the data loader has no resumable state).
+
+    Under DDP this callback takes the place of Lightning's notifier in that handler, and the processes
+    agree once a batch (:meth:`agree`), so that all of them stop after the same batch whichever got the
+    signal (docs/distributed.md).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.saved: Path | None = None
+        self.pending = False  # this process received SIGTERM; the processes have not agreed on it yet (DDP)
+        self._agrees = False  # the processes agree on a stop between batches (DDP with a process group)
+        self._agreed = False  # ... and have, in this batch
+
+    # Under DDP, Lightning's handler broadcasts from inside the signal handler, which runs at whatever
+    # point its process has reached. With every process signalled at once (a process group's SIGTERM,
+    # systemd's, torchrun's), one process's broadcast could pair with another's training collective,
+    # and the stop waited out trainer.strategy.timeout. Here the handler only records the signal; the
+    # processes agree on it once a batch, in the all-reduce FiniteLossGuard makes anyway, and all of
+    # them stop after the same batch.
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self.pending = False
+        self._agrees = (
+            trainer.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
+        )
+        if self._agrees:  # Lightning registers its handlers after setup, taking the notifier from here
+            trainer._signal_connector._sigterm_notifier_fn = self._record_sigterm
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        vars(trainer._signal_connector).pop("_sigterm_notifier_fn", None)  # Lightning's own again
+
+    def _record_sigterm(self, signum: Any, frame: Any) -> None:
+        self.pending = True
+
+    def agree(self, trainer: L.Trainer, finite: bool = True) -> bool:
+        """One all-reduce under DDP: whether any process received SIGTERM (then Lightning's loops stop
+        every process at the same point) and whether every process's loss is ``finite`` (returned)."""
+        if not self._agrees:
+            return finite if trainer.world_size == 1 else trainer.strategy.reduce_boolean_decision(finite, all=True)
+        flags = torch.tensor([float(not finite), float(self.pending)], device=trainer.strategy.root_device)
+        torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
+        not_finite, sigterm = flags.tolist()
+        if sigterm:
+            trainer._signal_connector.received_sigterm = True
+        self._agreed = True
+        return not not_finite
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        self._agreed = False
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if self._agrees and not self._agreed:  # a batch without a backward pass (FiniteLossGuard agrees there)
+            self.agree(trainer)  # Lightning raises SIGTERMException after this batch
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # A validation's batches are not agreed on: the processes' shares can differ in length, and Lightning's
+        # loop would stop one after its first batch while another, with one batch only, went on into the
+        # metrics' sync. A stop agreed in the batch before it waits for its end.
+        if self._agrees and trainer.received_sigterm:
+            self.pending, trainer._signal_connector.received_sigterm = True, False
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # after it, the fit loop stops (at an epoch's end) or the next batch does; trainer.validate() stops here
+        if not self._agrees:
+            return
+        self.agree(trainer)
+        if trainer.received_sigterm and trainer.state.fn == TrainerFn.VALIDATING:
+            raise SIGTERMException
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._agrees:  # one process: Lightning's test loop stops itself
+            return
+        self.agree(trainer)
+        if trainer.received_sigterm:
+            raise SIGTERMException  # the test's batches are not agreed on either; cnnpl.train says it stopped
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.teardown(trainer, pl_module, "")  # Lightning calls no teardown hook after an exception
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != TrainerFn.FITTING:
             return
         path = last_checkpoint_path(trainer)
@@ -226,8 +296,9 @@ class FiniteLossGuard(L.Callback):
         # a scalar loss (as automatic optimization needs): one .item(), 0.2-0.8 us, where isfinite(...).all() took
         # 6.6-8.8 us on the CPU (timeit); either one waits for a GPU to compute the loss
         finite = math.isfinite(value.item()) if value.numel() == 1 else bool(torch.isfinite(value).all())
-        if trainer.world_size > 1:
-            finite = trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if trainer.world_size > 1:  # the processes agree, on a SIGTERM too where SigtermCheckpoint runs
+            sigterm = next((c for c in trainer.callbacks if isinstance(c, SigtermCheckpoint)), None)
+            finite = sigterm.agree(trainer, finite) if sigterm else trainer.strategy.reduce_boolean_decision(finite)
         if finite:
             return
         what = "NaN" if torch.isnan(value).any() else "infinite"
