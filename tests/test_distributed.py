@@ -187,9 +187,10 @@ class RecordTestState(Callback):
 
 class PauseForSigterm(Callback):
     """Pauses the first process until it has the signal, writing ``<path>/paused``: before the backward pass
-    of training batch 2 (``stage=train``) or of epoch 0's last batch (``stage=epoch_end``), or after test
-    batch 0 (``stage=test``). The other process goes on into the next collective and waits there. A signal
-    then reaches the two at different points, as it does in a real run."""
+    of training batch 2 (``stage=train``) or of epoch 0's last batch (``stage=epoch_end``), or after batch 0
+    of epoch 0's validation (``stage=val``) or of the test (``stage=test``). The other process goes on into
+    the next collective and waits there. A signal then reaches the two at different points, as it does in a
+    real run."""
 
     def __init__(self, path: str, stage: str = "train") -> None:
         self.path, self.stage = Path(path), stage
@@ -198,6 +199,12 @@ class PauseForSigterm(Callback):
         if self.stage == "train" and trainer.global_step == 2:  # FiniteLossGuard's agreement comes next
             self.pause(trainer)
         if self.stage == "epoch_end" and trainer.current_epoch == 0 and trainer.is_last_batch:
+            self.pause(trainer)
+
+    def on_validation_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, i: int
+    ):
+        if self.stage == "val" and not trainer.sanity_checking and trainer.current_epoch == 0 and i == 0:
             self.pause(trainer)
 
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, i: int):
@@ -726,8 +733,21 @@ def test_a_sigterm_before_a_validation_of_uneven_shares_stops_after_it(tmp_path:
 
 
 @pytest.mark.slow
+def test_a_sigterm_during_a_validation_stops_every_process_after_the_same_batch(tmp_path: Path) -> None:
+    # 67 validation images: 34 and 33, 3 batches of 16 in each process; the stop comes after the first, as with
+    # one process (it came at the validation's end, and the grace period had to cover a whole validation)
+    status, _, stderr = _signal_the_process_group(tmp_path, "val", "data.eval_batch_size=16")
+    assert status == 143, stderr[-3000:]
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert f"cnnpl: SIGTERM received: saved {checkpoints / 'last.ckpt'} at epoch " in stderr
+    assert safe_load(checkpoints / "last.ckpt")["global_step"] == 5  # 134 training images a process: 5 batches
+    assert [p.name for p in checkpoints.iterdir()] == ["last.ckpt"]  # no val/acc: the validation did not end
+
+
+@pytest.mark.slow
 def test_a_sigterm_to_every_process_during_the_test_stops_with_one_line(tmp_path: Path) -> None:
-    status, stdout, stderr = _signal_the_process_group(tmp_path, "test")
+    # 63 test images: 32 and 31, 2 batches of 16 in each; the processes agree after the first
+    status, stdout, stderr = _signal_the_process_group(tmp_path, "test", "data.eval_batch_size=16")
     assert status == 143, stderr[-3000:]
     assert "cnnpl: SIGTERM received during the test of " in stderr
     assert "test/acc" not in stdout

@@ -179,6 +179,7 @@ class SigtermCheckpoint(L.Callback):
         self.pending = False  # this process received SIGTERM; the processes have not agreed on it yet (DDP)
         self._agrees = False  # the processes agree on a stop between batches (DDP with a process group)
         self._agreed = False  # ... and have, in this batch
+        self._eval_agreements = 0  # agree after each of a validation's or test's first batches
 
     # Under DDP, Lightning's handler broadcasts from inside the signal handler, which runs at whatever
     # point its process has reached. With every process signalled at once (a process group's SIGTERM,
@@ -220,12 +221,39 @@ class SigtermCheckpoint(L.Callback):
         if self._agrees and not self._agreed:  # a batch without a backward pass (FiniteLossGuard agrees there)
             self.agree(trainer)  # Lightning raises SIGTERMException after this batch
 
-    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # A validation's batches are not agreed on: the processes' shares can differ in length, and Lightning's
-        # loop would stop one after its first batch while another, with one batch only, went on into the
-        # metrics' sync. A stop agreed in the batch before it waits for its end.
-        if self._agrees and trainer.received_sigterm:
+    # A validation's or a test's shares can differ in length between the processes (EvalShardSampler's differ by
+    # an image), and Lightning's loop stops a process after any batch but its last: the processes agree after
+    # each batch that is not the last in any of them, and otherwise at the end.
+    def _on_eval_start(self, trainer: L.Trainer, batches: list[int | float]) -> None:
+        self._eval_agreements = 0
+        if not self._agrees:
+            return
+        if trainer.received_sigterm:  # a stop agreed in the batch before: the loop would stop a process alone
             self.pending, trainer._signal_connector.received_sigterm = True, False
+        if len(batches) == 1 and not math.isinf(batches[0]):  # one loader of known length
+            fewest = torch.tensor([float(batches[0])], device=trainer.strategy.root_device)
+            torch.distributed.all_reduce(fewest, op=torch.distributed.ReduceOp.MIN)
+            self._eval_agreements = int(fewest.item()) - 1
+
+    def _on_eval_batch_end(self, trainer: L.Trainer, batch_idx: int) -> None:
+        if batch_idx < self._eval_agreements:
+            self.agree(trainer)  # Lightning's loop stops every process after this batch
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._on_eval_start(
+            trainer, trainer.num_sanity_val_batches if trainer.sanity_checking else trainer.num_val_batches
+        )
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._on_eval_batch_end(trainer, batch_idx)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # after it, the fit loop stops (at an epoch's end) or the next batch does; trainer.validate() stops here
@@ -235,12 +263,26 @@ class SigtermCheckpoint(L.Callback):
         if trainer.received_sigterm and trainer.state.fn == TrainerFn.VALIDATING:
             raise SIGTERMException
 
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._on_eval_start(trainer, trainer.num_test_batches)
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        self._on_eval_batch_end(trainer, batch_idx)
+
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self._agrees:  # one process: Lightning's test loop stops itself
             return
         self.agree(trainer)
         if trainer.received_sigterm:
-            raise SIGTERMException  # the test's batches are not agreed on either; cnnpl.train says it stopped
+            raise SIGTERMException  # cnnpl.train says that the test stopped
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self.teardown(trainer, pl_module, "")  # Lightning calls no teardown hook after an exception
