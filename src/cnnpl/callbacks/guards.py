@@ -223,7 +223,8 @@ class SigtermCheckpoint(L.Callback):
 
     # A validation's or a test's shares can differ in length between the processes (EvalShardSampler's differ by
     # an image), and Lightning's loop stops a process after any batch but its last: the processes agree after
-    # each batch that is not the last in any of them, and otherwise at the end.
+    # each batch that is not the last in any of them (none where there are several loaders or one of unknown
+    # length), then at the end.
     def _on_eval_start(self, trainer: L.Trainer, batches: list[int | float]) -> None:
         self._eval_agreements = 0
         if not self._agrees:
@@ -256,12 +257,11 @@ class SigtermCheckpoint(L.Callback):
         self._on_eval_batch_end(trainer, batch_idx)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # after it, the fit loop stops (at an epoch's end) or the next batch does; trainer.validate() stops here
-        if not self._agrees:
-            return
-        self.agree(trainer)
-        if trainer.received_sigterm and trainer.state.fn == TrainerFn.VALIDATING:
-            raise SIGTERMException
+        # a signal in its last batches: the fit loop stops after it (at the epoch's end, or after a mid-epoch
+        # validation). A finished trainer.validate() or test is kept, as with one process, where Lightning's loop
+        # does not stop after the last batch
+        if self._agrees:
+            self.agree(trainer)
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._on_eval_start(trainer, trainer.num_test_batches)
@@ -276,13 +276,6 @@ class SigtermCheckpoint(L.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         self._on_eval_batch_end(trainer, batch_idx)
-
-    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self._agrees:  # one process: Lightning's test loop stops itself
-            return
-        self.agree(trainer)
-        if trainer.received_sigterm:
-            raise SIGTERMException  # cnnpl.train says that the test stopped
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self.teardown(trainer, pl_module, "")  # Lightning calls no teardown hook after an exception
