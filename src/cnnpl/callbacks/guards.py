@@ -194,6 +194,11 @@ class SigtermCheckpoint(L.Callback):
         )
         if self._agrees:  # Lightning registers its handlers after setup, taking the notifier from here
             trainer._signal_connector._sigterm_notifier_fn = self._record_sigterm
+        for hook in _AGREEING_BATCH_HOOKS:  # one process: no calls a batch (Lightning skips a hook set to None)
+            if self._agrees:
+                vars(self).pop(hook, None)
+            else:
+                setattr(self, hook, None)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         vars(trainer._signal_connector).pop("_sigterm_notifier_fn", None)  # Lightning's own again
@@ -294,6 +299,9 @@ class SigtermCheckpoint(L.Callback):
                 f"cnnpl: SIGTERM received: saved {path} at epoch {trainer.current_epoch}, step {trainer.global_step}; "
                 f"{_how_to_resume()}"
             )
+
+
+_AGREEING_BATCH_HOOKS = ("on_train_batch_start", "on_train_batch_end", "on_validation_batch_end", "on_test_batch_end")
 
 
 def _how_to_resume() -> str:
