@@ -241,10 +241,6 @@ class SigtermCheckpoint(L.Callback):
             torch.distributed.all_reduce(fewest, op=torch.distributed.ReduceOp.MIN)
             self._eval_agreements = int(fewest.item()) - 1
 
-    def _on_eval_batch_end(self, trainer: L.Trainer, batch_idx: int) -> None:
-        if batch_idx < self._eval_agreements:
-            self.agree(trainer)  # Lightning's loop stops every process after this batch
-
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._on_eval_start(
             trainer, trainer.num_sanity_val_batches if trainer.sanity_checking else trainer.num_val_batches
@@ -259,7 +255,8 @@ class SigtermCheckpoint(L.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        self._on_eval_batch_end(trainer, batch_idx)
+        if batch_idx < self._eval_agreements:
+            self.agree(trainer)  # Lightning's loop stops every process after this batch
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # a signal in its last batches: the fit loop stops after it (at the epoch's end, or after a mid-epoch
@@ -271,16 +268,7 @@ class SigtermCheckpoint(L.Callback):
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._on_eval_start(trainer, trainer.num_test_batches)
 
-    def on_test_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        self._on_eval_batch_end(trainer, batch_idx)
+    on_test_batch_end = on_validation_batch_end  # the same agreement after a test batch
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self.teardown(trainer, pl_module, "")  # Lightning calls no teardown hook after an exception
