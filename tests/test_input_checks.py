@@ -7,15 +7,18 @@ that :func:`cnnpl.train.train` runs; valid values still pass. Two tests run the 
 
 from __future__ import annotations
 
+import math
 import shutil
 import typing
 from collections.abc import Callable, Iterable, MutableMapping
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 from tests.conftest import TINY, run_cli
 
@@ -35,6 +38,7 @@ from cnnpl.distributed import EvalShardSampler
 from cnnpl.errors import CnnplError, UnknownComponentError, first_few
 from cnnpl.registry import Registry, get_registry, parameters_of
 from cnnpl.system import ImageClassifier
+from cnnpl.train import _least_fraction, check_eval_fractions
 
 
 def compose(*overrides: str) -> DictConfig:
@@ -568,6 +572,57 @@ def test_evaluation_splits_must_have_an_image_for_every_process() -> None:
     check_eval_shards(no_val, 5)  # no validation split: nothing to share
     with pytest.raises(CnnplError, match=r"^an evaluation split of 3 images cannot be shared by 4 processes: "):
         EvalShardSampler(dm.split("test"), num_replicas=4, rank=0)  # the sampler's own message, as before
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+@pytest.mark.parametrize("limit", [0.1, 0.3, 0.34, 0.5, 0.99, 1.0])
+def test_a_fraction_of_evaluation_batches_is_refused_where_lightning_would_give_a_process_none(
+    world: int, limit: float
+) -> None:
+    # the oracle is Lightning's own count for each process's share; under DDP a process refused alone was a
+    # second, gloo traceback in the others (shares of 2 batches and 1 at 0.5)
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from lightning.pytorch.trainer.connectors.data_connector import _parse_num_batches
+    from lightning.pytorch.trainer.states import RunningStage
+
+    dm = ShapesDataModule(num_train=40, num_test=7, val_split=0.1, eval_batch_size=3)  # test: 7 images, 3 a batch
+    dm.setup("fit")
+    trainer = SimpleNamespace(world_size=world, strategy=DDPStrategy(), limit_val_batches=1.0, limit_test_batches=limit)
+    shares = [len(EvalShardSampler(dm.split("test"), world, rank)) for rank in range(world)]
+    try:
+        for share in shares:
+            _parse_num_batches(RunningStage.TESTING, math.ceil(share / 3), limit)
+    except MisconfigurationException:
+        with pytest.raises(CnnplError, match=r"^trainer\.limit_test_batches=\S+ of the \d+ test batch"):
+            check_eval_fractions(trainer, dm, ["val", "test"])
+    else:
+        check_eval_fractions(trainer, dm, ["val", "test"])
+    check_eval_fractions(trainer, dm, ["val"])  # test=false: the test split is never evaluated
+
+
+def test_a_fraction_of_evaluation_batches_names_the_least_that_gives_one() -> None:
+    dm = ShapesDataModule(num_train=40, num_test=7, val_split=0.1, eval_batch_size=3)
+    dm.setup("fit")
+    ddp = SimpleNamespace(world_size=2, strategy=DDPStrategy(), limit_val_batches=1.0, limit_test_batches=0.5)
+    with pytest.raises(CnnplError) as err:  # shares of 4 images and 3: 2 batches and 1
+        check_eval_fractions(ddp, dm, ["val", "test"])
+    assert str(err.value) == (
+        "trainer.limit_test_batches=0.5 of the 1 test batch of the shortest of 2 processes' shares is less than one "
+        "batch; give at least 1.0, or a whole number of batches (+trainer.limit_test_batches=2)"
+    )
+    padded = SimpleNamespace(**{**vars(ddp), "strategy": SimpleNamespace()})  # FSDP: Lightning's sampler pads
+    check_eval_fractions(padded, dm, ["val", "test"])  # shares of 4 images and 4: 2 batches each
+    one = SimpleNamespace(world_size=1, strategy=None, limit_val_batches=0.3, limit_test_batches=1.0)
+    with pytest.raises(CnnplError) as err:  # val: 4 images
+        check_eval_fractions(one, dm, ["val", "test"])
+    assert str(err.value) == (
+        "trainer.limit_val_batches=0.3 of the 2 validation batches is less than one batch; give at least 0.5, or a "
+        "whole number of batches (+trainer.limit_val_batches=2)"
+    )
+    for length in range(1, 3000):  # rounding to nearest falls short: 1/49 reads 0.0204, and 49 * 0.0204 < 1
+        least = float(_least_fraction(length))
+        assert int(length * least) == 1 and least <= 1.0
+        assert int(length * float(f"{least - 10 ** (math.floor(math.log10(least)) - 2):.3g}")) == 0
 
 
 @pytest.mark.parametrize(

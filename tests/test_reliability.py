@@ -2007,6 +2007,16 @@ def test_a_process_group_backend_torch_lacks_is_refused() -> None:
             "trainer.limit_train_batches=0.05 of the 8 training batches an epoch is less than one batch; give at least "
             "0.125, or a whole number of batches (+trainer.limit_train_batches=5)",
         ),
+        (  # Lightning's traceback after the whole fit
+            "data.eval_batch_size=16 +trainer.limit_test_batches=0.2",
+            "trainer.limit_test_batches=0.2 of the 4 test batches is less than one batch; give at least 0.25, or a "
+            "whole number of batches (+trainer.limit_test_batches=2)",
+        ),
+        (  # Lightning's traceback in the sanity check
+            "+trainer.limit_val_batches=0.5",
+            "trainer.limit_val_batches=0.5 of the 1 validation batch is less than one batch; give at least 1.0, or a "
+            "whole number of batches (+trainer.limit_val_batches=2)",
+        ),
         # these three were Lightning's ZeroDivisionError traceback, mid-fit, with config.yaml already written
         (
             "+trainer.accumulate_grad_batches=0",

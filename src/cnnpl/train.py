@@ -1214,8 +1214,9 @@ def check_batch_counts(trainer: Any, datamodule: Any, validates: bool) -> None:
     limit = trainer.limit_train_batches
     if isinstance(limit, float) and limit > 0 and int(length * limit) == 0:
         raise CnnplError(
-            f"trainer.limit_train_batches={limit} of the {length} training batches an epoch is less than one "
-            f"batch; give at least {1 / length:.3g}, or a whole number of batches (+trainer.limit_train_batches=5)"
+            f"trainer.limit_train_batches={limit} of the {_batches(length, 'training')} an epoch is less than one "
+            f"batch; give at least {_least_fraction(length)}, or a whole number of batches "
+            "(+trainer.limit_train_batches=5)"
         )
     batches = min(length, limit) if isinstance(limit, int) else int(length * limit)
     _check_steps_reach_full_size(trainer, datamodule, batches)
@@ -1225,6 +1226,57 @@ def check_batch_counts(trainer: Any, datamodule: Any, validates: bool) -> None:
             f"trainer.val_check_interval={interval} is more than the {batches} training batches of an epoch, so "
             f"validation would never run; give at most {batches}, or a fraction of the epoch such as 0.5"
         )
+
+
+def check_eval_fractions(trainer: Any, datamodule: Any, splits: Sequence[str]) -> None:
+    """Refuse a fraction ``trainer.limit_val_batches`` or ``trainer.limit_test_batches`` that leaves a process
+    less than one batch of a split the run evaluates (``splits``).
+
+    Lightning refuses it only when that evaluation starts (the test after the whole fit), with its traceback.
+    Under DDP it refuses only in the processes whose share is too short (shares of 2 batches and 1 at 0.5), and
+    the others' next collective fails with gloo's "Connection closed by peer", a second traceback. Counted for
+    cnnpl's data modules, whose splits and ``eval_batch_size`` are known: under DDP each process evaluates its
+    own share (:class:`cnnpl.distributed.EvalShardSampler`), the shortest of ``len // world_size`` images;
+    other strategies pad every share to ``ceil(len / world_size)``.
+    """
+    from lightning.pytorch.strategies import DDPStrategy
+
+    split, batch_size = getattr(datamodule, "split", None), getattr(datamodule, "eval_batch_size", None)
+    if not callable(split) or not isinstance(batch_size, int):
+        return
+    world = trainer.world_size
+    for name in splits:
+        limit = getattr(trainer, f"limit_{name}_batches", None)
+        if not isinstance(limit, float) or limit <= 0:
+            continue
+        size = len(split(name))
+        images = size // world if world > 1 and type(trainer.strategy) is DDPStrategy else math.ceil(size / world)
+        length = math.ceil(images / batch_size)
+        if length and int(length * limit) == 0:
+            of = f"the {_batches(length, _SPLIT_WORDS[name])}"
+            of += f" of the shortest of {world} processes' shares" if world > 1 else ""
+            raise CnnplError(
+                f"trainer.limit_{name}_batches={limit} of {of} is less than one batch; give at least "
+                f"{_least_fraction(length)}, or a whole number of batches (+trainer.limit_{name}_batches=2)"
+            )
+
+
+_SPLIT_WORDS = {"val": "validation", "test": "test"}
+
+
+def _least_fraction(length: int) -> str:
+    """The least fraction with three significant digits that Lightning turns into at least one of ``length``
+    batches (``int(length * fraction)``): 1 / length rounded up, where rounding to nearest can fall short
+    (1 / 49 reads 0.0204, and 49 * 0.0204 < 1)."""
+    scale = 10 ** (2 - math.floor(math.log10(1 / length)))
+    steps = math.ceil(scale / length)
+    while int(length * (steps / scale)) < 1:
+        steps += 1
+    return str(float(f"{steps / scale:.3g}"))  # 1.0, not 1: Lightning takes an integer for a count of batches
+
+
+def _batches(count: int, kind: str) -> str:
+    return f"{count} {kind} batch{'' if count == 1 else 'es'}"
 
 
 def _check_steps_reach_full_size(trainer: Any, datamodule: Any, batches: int) -> None:
@@ -1795,6 +1847,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
         name for name, runs in (("val", cfg.get("fit", True) and validates), ("test", cfg.get("test", True))) if runs
     ]
     check_eval_shards(datamodule, trainer.world_size, evaluated)
+    check_eval_fractions(trainer, datamodule, evaluated)
     if cfg.get("fit", True):
         check_batch_counts(trainer, datamodule, validates)
     for callback in trainer.callbacks:  # the pictures' own check runs in setup, in every process
