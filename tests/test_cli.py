@@ -1154,6 +1154,85 @@ def test_a_folder_setting_that_is_no_path_is_refused_before_a_folder_is_made(tmp
 
 
 @pytest.mark.parametrize(
+    ("arg", "said"),
+    [
+        ("data.batch_size=${model.nope}", "the config has no setting model.nope to take its value from"),
+        (
+            "data.batch_size=${oc.env:CNNPL_NOT_SET}",
+            "environment variable CNNPL_NOT_SET is not set; set it, or give a default: ${oc.env:CNNPL_NOT_SET,<value>}",
+        ),
+        (
+            "data.batch_size=${oc.envv:X}",
+            "no resolver is named oc.envv (oc.env reads an environment variable, now the time: ${now:%H-%M})",
+        ),
+        (
+            "model.channels=[8,${oc.env:CNNPL_NOT_SET}]",
+            "environment variable CNNPL_NOT_SET is not set; set it, or give a default: ${oc.env:CNNPL_NOT_SET,<value>}",
+        ),
+        ("callbacks.checkpoint.dirpath=${model.nope}/x", "the config has no setting model.nope to take its value from"),
+        ("hydra.run.dir=${model.nope}", "the config has no setting model.nope to take its value from"),
+        (
+            "hydra.run.dir=runs/${oc.env:CNNPL_NOT_SET}",
+            "environment variable CNNPL_NOT_SET is not set; set it, or give a default: ${oc.env:CNNPL_NOT_SET,<value>}",
+        ),
+    ],
+)
+def test_an_interpolation_that_cannot_be_resolved_is_one_line_before_a_folder_is_made(
+    tmp_path, monkeypatch, arg, said
+) -> None:
+    # OmegaConf's traceback when the setting was first read (instantiating the data module), after Hydra had made
+    # the run's folder and its cnnpl.log; for hydra.run.dir, Hydra's, before it made one
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CNNPL_NOT_SET", raising=False)
+    with pytest.raises(CnnplError) as err:
+        prepare(["data=shapes", arg])
+    key = arg.partition("=")[0]
+    shown = "model.channels[1]=${oc.env:CNNPL_NOT_SET}" if key == "model.channels" else arg
+    assert str(err.value) == f"{shown}: {said}"
+    assert not list(tmp_path.iterdir())
+    with pytest.raises(CnnplError, match=r"^data.batch_size=\$\{model.nope\}: the config has no setting model.nope"):
+        prepare(["-m", "data=shapes", "seed=0,1", "data.batch_size=${model.nope}"])  # each job of a sweep
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["data.batch_size=${oc.env:CNNPL_SET}", "hydra.run.dir=runs/${oc.env:CNNPL_SET}"],
+        ["hydra.run.dir=runs/${model.name}/${now:%H-%M}", "logger.name=b${data.batch_size}"],
+        ["logger.name=${oc.env:CNNPL_NOT_SET,fallback}"],
+        ["-m", "seed=0,1", "callbacks.checkpoint.dirpath=${hydra.sweep.dir}/ckpts/${seed}"],  # Hydra's, in the job
+        ["logger.name=${hydra:job.name}"],  # Hydra's run-time values: the run's to read
+    ],
+)
+def test_interpolations_the_run_can_resolve_are_left_to_it(tmp_path, monkeypatch, args) -> None:
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CNNPL_SET", "64")
+    monkeypatch.delenv("CNNPL_NOT_SET", raising=False)
+    assert prepare(["data=shapes", *args])
+
+
+def test_a_folder_interpolation_that_resolves_to_null_is_refused(tmp_path, monkeypatch) -> None:
+    # Hydra's traceback ("field 'hydra.run.dir' is not Optional"); note 46
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CNNPL_NOT_SET", raising=False)
+    for args in (
+        ["hydra.run.dir=${oc.env:CNNPL_NOT_SET,null}"],
+        ["-m", "seed=0,1", "hydra.sweep.dir=${oc.env:CNNPL_NOT_SET,null}"],
+    ):
+        key = args[-1].partition("=")[0]
+        with pytest.raises(CnnplError) as err:
+            prepare(["data=shapes", *args])
+        assert str(err.value) == f"{args[-1]} resolves to null, and {key} names a folder; give a path"
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [  # helper-141: Hydra read the other one; the run went to a folder named by the time, the given one never made
         (

@@ -321,6 +321,90 @@ def _check_folder_values(args: list[str]) -> None:
         if isinstance(value, (dict, list)):
             kind = "mapping" if isinstance(value, dict) else "list"
             raise CnnplError(f"{arg}: a {kind} is no folder; give {key} a path ({key}=<folder>)")
+        if isinstance(value, str) and "${" in value:  # read alone: the environment's, the time (${now:...})
+            _check_resolves({"folder": value}, "folder", key, value, alone=True)
+
+
+def _check_interpolations(cfg: DictConfig, run: bool, run_dir: str | None = None) -> None:
+    """Refuse a setting whose ``${...}`` cannot be resolved, in the run either: a key the config does not have
+    (``data.batch_size=${model.nope}``), an environment variable not set (``${oc.env:NOPE}``), a resolver that is
+    not there (``${oc.envv:X}``). They were OmegaConf's traceback when the setting was first read, after Hydra had
+    made the run's folder. ``run``: a single run's config, composed with Hydra's settings, whose ``hydra.run.dir``
+    is checked too (a sweep's job has none of them); ``run_dir``: the command line's, which Hydra reads with the
+    config. Plugins are loaded first: one may register a resolver."""
+    import copy
+
+    from omegaconf import OmegaConf
+
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    settings = [(key, value) for key, value in raw.items() if key != "hydra"]
+    if run and run_dir is not None and "${" in run_dir:
+        cfg = copy.deepcopy(cfg)  # the caller's keeps the config's own folder
+        cfg.hydra.run.dir = run_dir
+        settings.append(("hydra.run.dir", run_dir))
+    elif run:
+        settings.append(("hydra.run.dir", raw["hydra"]["run"].get("dir")))
+    for key, text in _interpolated(settings):
+        _check_resolves(cfg, key, key, text)
+
+
+def _interpolated(items: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """The dotted keys (``a.b[0]``) and texts of the settings among ``items`` (key and value pairs, nested
+    mappings and lists) whose values have a ``${...}``."""
+    for key, value in items:
+        dotted = f"{prefix}[{key}]" if isinstance(key, int) else f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, str) and "${" in value:
+            yield dotted, value
+        elif isinstance(value, Mapping):
+            yield from _interpolated(value.items(), dotted)
+        elif isinstance(value, list):
+            yield from _interpolated(enumerate(value), dotted)
+
+
+def _check_resolves(cfg: Any, key: str, shown: str, text: str, alone: bool = False) -> None:
+    """Refuse ``cfg``'s ``key`` (shown as ``shown``, written ``text``) where its interpolation cannot be resolved
+    now, nor in the run. Left to the run: Hydra's run-time values (``${hydra:runtime.output_dir}``, and
+    ``${hydra.run.dir}`` in a job composed without Hydra's settings), a ``???`` (the checks that name it), and,
+    with ``alone`` (a setting read without the config), any key of the config. A folder of Hydra's
+    (``hydra.run.dir``) that resolves to null is refused too."""
+    from hydra.core.utils import setup_globals
+    from omegaconf import OmegaConf
+    from omegaconf.errors import (
+        InterpolationKeyError,
+        InterpolationResolutionError,
+        InterpolationToMissingValueError,
+        UnsupportedInterpolationType,
+    )
+
+    setup_globals()  # Hydra's now resolver (registered again when Hydra starts)
+    cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
+    try:
+        value = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
+    except InterpolationKeyError as err:
+        missing = re.search(r"key '([^']*)'", str(err))
+        if alone or missing is None or missing.group(1).split(".")[0].split("[")[0] == "hydra":
+            return
+        reason = f"the config has no setting {missing.group(1)} to take its value from"
+    except UnsupportedInterpolationType as err:
+        name = first_line(str(err)).rpartition(" ")[2]
+        reason = f"no resolver is named {name} (oc.env reads an environment variable, now the time: ${{now:%H-%M}})"
+    except InterpolationToMissingValueError:
+        return
+    except InterpolationResolutionError as err:
+        message = first_line(str(err))
+        if "HydraConfig was not set" in message:
+            return
+        variable = re.search(r"Environment variable '([^']*)' not found", message)
+        if variable is None:
+            reason = message
+        else:
+            name = variable.group(1)
+            reason = f"environment variable {name} is not set; set it, or give a default: ${{oc.env:{name},<value>}}"
+    else:
+        if value is None and shown.startswith("hydra."):
+            raise CnnplError(f"{shown}={text} resolves to null, and {shown} names a folder; give a path")
+        return
+    raise CnnplError(f"{shown}={text}: {reason}")
 
 
 def _check_config_name(args: list[str]) -> None:
@@ -602,6 +686,7 @@ def _check_composes(args: list[str]) -> str | None:
     for variant, job, cfg in composed if not showing else []:
         with _naming_the_job(variant, job):
             _check_components(cfg, variant)
+            _check_interpolations(cfg, plain_run, ([None, *_values(own, "hydra.run.dir")])[-1])
             if multirun:  # a run checks these itself, before it builds anything; a sweep's later jobs too late
                 _check_job(cfg, variant)
             else:  # and now, before Hydra writes the run's record (.hydra/) for a run it then refuses
