@@ -1171,6 +1171,7 @@ def test_a_folder_setting_that_is_no_path_is_refused_before_a_folder_is_made(tmp
         ),
         ("callbacks.checkpoint.dirpath=${model.nope}/x", "the config has no setting model.nope to take its value from"),
         ("hydra.run.dir=${model.nope}", "the config has no setting model.nope to take its value from"),
+        ("logger.name=${.nope}", "the config has no setting logger.nope to take its value from"),  # relative
         (
             "hydra.run.dir=runs/${oc.env:CNNPL_NOT_SET}",
             "environment variable CNNPL_NOT_SET is not set; set it, or give a default: ${oc.env:CNNPL_NOT_SET,<value>}",
@@ -1194,6 +1195,8 @@ def test_an_interpolation_that_cannot_be_resolved_is_one_line_before_a_folder_is
     assert not list(tmp_path.iterdir())
     with pytest.raises(CnnplError, match=r"^data.batch_size=\$\{model.nope\}: the config has no setting model.nope"):
         prepare(["-m", "data=shapes", "seed=0,1", "data.batch_size=${model.nope}"])  # each job of a sweep
+    with pytest.raises(CnnplError, match=r"^hydra.sweep.dir=runs/\$\{model.nope\}: the config has no setting model"):
+        prepare(["-m", "data=shapes", "seed=0,1", "hydra.sweep.dir=runs/${model.nope}"])  # helper-152: a traceback
 
 
 @pytest.mark.parametrize(
@@ -1204,15 +1207,40 @@ def test_an_interpolation_that_cannot_be_resolved_is_one_line_before_a_folder_is
         ["logger.name=${oc.env:CNNPL_NOT_SET,fallback}"],
         ["-m", "seed=0,1", "callbacks.checkpoint.dirpath=${hydra.sweep.dir}/ckpts/${seed}"],  # Hydra's, in the job
         ["logger.name=${hydra:job.name}"],  # Hydra's run-time values: the run's to read
+        # helper-152: these ran before the check and were refused by its first version
+        ["hydra.run.dir=runs/a", "hydra.output_subdir=${oc.env:CNNPL_NOT_SET,null}"],  # null: Hydra keeps no record
+        ["+foo=runs/b", "hydra.run.dir=${oc.select:foo}"],  # a key of the config, read with it
+        ["-m", "seed=0,1", "+foo=runs/c", "hydra.sweep.dir=${oc.select:foo}"],
+        ["--cfg", "job", "hydra.run.dir=runs/${oc.env:CNNPL_NOT_SET}"],  # it only prints
+        ["experiment=unread"],  # a config file's key that cnnpl never reads
+        ["experiment=own_resolver", "hydra.run.dir=runs/${cnnpl_test_resolver:d}"],  # a plugin's, named by a config
     ],
 )
 def test_interpolations_the_run_can_resolve_are_left_to_it(tmp_path, monkeypatch, args) -> None:
+    from omegaconf import OmegaConf
+
     from cnnpl.cli import prepare
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CNNPL_SET", "64")
     monkeypatch.delenv("CNNPL_NOT_SET", raising=False)
-    assert prepare(["data=shapes", *args])
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "unread.yaml").write_text(
+        "# @package _global_\nnotes:\n  scratch: ${oc.env:CNNPL_NOT_SET}/cache\n"
+    )
+    (tmp_path / "own_resolver.py").write_text(
+        "from omegaconf import OmegaConf\n"
+        "OmegaConf.register_new_resolver('cnnpl_test_resolver', lambda x: 'r_' + x, replace=True)\n"
+    )
+    (tmp_path / "conf" / "experiment" / "own_resolver.yaml").write_text(
+        f"# @package _global_\nplugins: [{tmp_path / 'own_resolver.py'}]\n"
+    )
+    searchpath = f"hydra.searchpath=[file://{tmp_path / 'conf'}]"
+    try:
+        assert prepare(["data=shapes", searchpath, *args]) is not None
+    finally:
+        if OmegaConf.has_resolver("cnnpl_test_resolver"):
+            OmegaConf.clear_resolver("cnnpl_test_resolver")
 
 
 def test_a_folder_interpolation_that_resolves_to_null_is_refused(tmp_path, monkeypatch) -> None:

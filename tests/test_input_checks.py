@@ -612,6 +612,11 @@ def test_a_fraction_of_evaluation_batches_names_the_least_that_gives_one() -> No
     )
     padded = SimpleNamespace(**{**vars(ddp), "strategy": SimpleNamespace()})  # FSDP: Lightning's sampler pads
     check_eval_fractions(padded, dm, ["val", "test"])  # shares of 4 images and 4: 2 batches each
+    padded.limit_test_batches = 0.34
+    with pytest.raises(CnnplError, match=r"^trainer\.limit_test_batches=0\.34 of the 2 test batches of the short"):
+        check_eval_fractions(padded, dm, ["val", "test"])
+    padded._accelerator_connector = SimpleNamespace(use_distributed_sampler=False)  # the whole split everywhere
+    check_eval_fractions(padded, dm, ["val", "test"])  # 3 batches: 1 at 0.34
     one = SimpleNamespace(world_size=1, strategy=None, limit_val_batches=0.3, limit_test_batches=1.0)
     with pytest.raises(CnnplError) as err:  # val: 4 images
         check_eval_fractions(one, dm, ["val", "test"])

@@ -2017,6 +2017,11 @@ def test_a_process_group_backend_torch_lacks_is_refused() -> None:
             "trainer.limit_val_batches=0.5 of the 1 validation batch is less than one batch; give at least 1.0, or a "
             "whole number of batches (+trainer.limit_val_batches=2)",
         ),
+        (  # helper-152: it named trainer.limit_val_batches, which Lightning takes from overfit_batches
+            "data.eval_batch_size=8 +trainer.overfit_batches=0.05",
+            "trainer.overfit_batches=0.05 of the 8 validation batches is less than one batch; give at least 0.125, or "
+            "a whole number of batches (+trainer.overfit_batches=2)",
+        ),
         # these three were Lightning's ZeroDivisionError traceback, mid-fit, with config.yaml already written
         (
             "+trainer.accumulate_grad_batches=0",

@@ -21,6 +21,7 @@ training starts, so ``--help`` and ``--cfg job`` stay fast.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -321,31 +322,55 @@ def _check_folder_values(args: list[str]) -> None:
         if isinstance(value, (dict, list)):
             kind = "mapping" if isinstance(value, dict) else "list"
             raise CnnplError(f"{arg}: a {kind} is no folder; give {key} a path ({key}=<folder>)")
-        if isinstance(value, str) and "${" in value:  # read alone: the environment's, the time (${now:...})
-            _check_resolves({"folder": value}, "folder", key, value, alone=True)
+        if isinstance(value, str) and "${" in value and not any(_prints_only(arg) for arg in args):
+            _check_resolves({"folder": value}, key, value, alone=True, at="folder")  # an environment variable not set
 
 
-def _check_interpolations(cfg: DictConfig, run: bool, run_dir: str | None = None) -> None:
-    """Refuse a setting whose ``${...}`` cannot be resolved, in the run either: a key the config does not have
-    (``data.batch_size=${model.nope}``), an environment variable not set (``${oc.env:NOPE}``), a resolver that is
-    not there (``${oc.envv:X}``). They were OmegaConf's traceback when the setting was first read, after Hydra had
-    made the run's folder. ``run``: a single run's config, composed with Hydra's settings, whose ``hydra.run.dir``
-    is checked too (a sweep's job has none of them); ``run_dir``: the command line's, which Hydra reads with the
-    config. Plugins are loaded first: one may register a resolver."""
+def _check_interpolations(cfg: DictConfig, overrides: list[str], folder: tuple[str, str] | None) -> None:
+    """Refuse a setting the run reads whose ``${...}`` cannot be resolved, in the run either: a key the config
+    does not have (``data.batch_size=${model.nope}``), an environment variable not set (``${oc.env:NOPE}``), a
+    resolver that is not there (``${oc.envv:X}``). They were OmegaConf's traceback when the setting was first
+    read, after Hydra had made the run's folder. The settings are those of cnnpl's config (its groups and own
+    keys) and the command line's ``overrides``: a config file's key cnnpl never reads is never resolved
+    (helper-152). A single run's config also has its own ``hydra.run.dir`` checked, unless the command line
+    gives its ``folder`` (key and text: :func:`_check_folder_resolves` reads it). Plugins are loaded first
+    (:func:`_check_components`): one may register a resolver."""
+    from omegaconf import OmegaConf
+
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    read = _read_keys() | {arg.lstrip("+~").partition("=")[0].split(".")[0] for arg in overrides}
+    settings = [(key, value) for key, value in raw.items() if key in read and key != "hydra"]
+    if folder is None and "hydra" in raw:  # a config's own (an experiment's)
+        settings.append(("hydra.run.dir", raw["hydra"]["run"].get("dir")))
+    for key, text in _interpolated(settings):
+        _check_resolves(cfg, key, text)
+
+
+def _check_folder_resolves(cfg: DictConfig, key: str, text: str) -> None:
+    """Refuse the command line's ``hydra.run.dir`` (a sweep's ``hydra.sweep.dir``: ``key``), written ``text``,
+    where Hydra could not resolve it with ``cfg`` (a key it lacks, ``${oc.env:...}`` not set) or it resolves
+    to null (read at the config's top: Hydra's own node, typed, would take no null)."""
     import copy
 
     from omegaconf import OmegaConf
 
-    raw = OmegaConf.to_container(cfg, resolve=False)
-    settings = [(key, value) for key, value in raw.items() if key != "hydra"]
-    if run and run_dir is not None and "${" in run_dir:
-        cfg = copy.deepcopy(cfg)  # the caller's keeps the config's own folder
-        cfg.hydra.run.dir = run_dir
-        settings.append(("hydra.run.dir", run_dir))
-    elif run:
-        settings.append(("hydra.run.dir", raw["hydra"]["run"].get("dir")))
-    for key, text in _interpolated(settings):
-        _check_resolves(cfg, key, key, text)
+    probe = copy.deepcopy(cfg)
+    OmegaConf.set_struct(probe, False)
+    probe[_PROBE] = text
+    _check_resolves(probe, key, text, at=_PROBE)
+
+
+_PROBE = "_cnnpl_folder_probe"  # where a folder setting is resolved with the config
+
+
+@functools.cache
+def _read_keys() -> frozenset[str]:
+    """The top-level keys cnnpl reads: its config's own and its groups' (``data``, ``model``, ...)."""
+    from omegaconf import OmegaConf
+
+    base = OmegaConf.load(config_dir() / f"{CONFIG_NAME}.yaml")
+    groups = {str(next(iter(entry))) for entry in base.get("defaults", []) if isinstance(entry, Mapping)}
+    return frozenset({str(key) for key in base} | groups)
 
 
 def _interpolated(items: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -361,12 +386,14 @@ def _interpolated(items: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
             yield from _interpolated(enumerate(value), dotted)
 
 
-def _check_resolves(cfg: Any, key: str, shown: str, text: str, alone: bool = False) -> None:
-    """Refuse ``cfg``'s ``key`` (shown as ``shown``, written ``text``) where its interpolation cannot be resolved
-    now, nor in the run. Left to the run: Hydra's run-time values (``${hydra:runtime.output_dir}``, and
-    ``${hydra.run.dir}`` in a job composed without Hydra's settings), a ``???`` (the checks that name it), and,
-    with ``alone`` (a setting read without the config), any key of the config. A folder of Hydra's
-    (``hydra.run.dir``) that resolves to null is refused too."""
+def _check_resolves(cfg: Any, key: str, text: str, alone: bool = False, at: str | None = None) -> None:
+    """Refuse ``cfg``'s ``key`` (written ``text``; found at ``at`` if given) where its interpolation cannot be
+    resolved now, nor in the run.
+    Left to the run: Hydra's run-time values (``${hydra:runtime.output_dir}``, and ``${hydra.sweep.dir}`` in a
+    job composed without Hydra's settings) and a ``???`` (the checks that name it). With ``alone`` (a setting of
+    Hydra's read before the config is composed: a key of the config, a plugin's resolver or ``${oc.select:...}``
+    may yet resolve it) only an environment variable not set is refused. A folder of Hydra's that resolves to
+    null is refused too."""
     from hydra.core.utils import setup_globals
     from omegaconf import OmegaConf
     from omegaconf.errors import (
@@ -379,32 +406,46 @@ def _check_resolves(cfg: Any, key: str, shown: str, text: str, alone: bool = Fal
     setup_globals()  # Hydra's now resolver (registered again when Hydra starts)
     cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
     try:
-        value = OmegaConf.select(cfg, key, throw_on_resolution_failure=True)
+        value = OmegaConf.select(cfg, at or key, throw_on_resolution_failure=True)
     except InterpolationKeyError as err:
         missing = re.search(r"key '([^']*)'", str(err))
         if alone or missing is None or missing.group(1).split(".")[0].split("[")[0] == "hydra":
             return
-        reason = f"the config has no setting {missing.group(1)} to take its value from"
+        reason = f"the config has no setting {_absolute_key(missing.group(1), key, text)} to take its value from"
     except UnsupportedInterpolationType as err:
+        if alone:
+            return
         name = first_line(str(err)).rpartition(" ")[2]
         reason = f"no resolver is named {name} (oc.env reads an environment variable, now the time: ${{now:%H-%M}})"
     except InterpolationToMissingValueError:
         return
     except InterpolationResolutionError as err:
         message = first_line(str(err))
-        if "HydraConfig was not set" in message:
-            return
         variable = re.search(r"Environment variable '([^']*)' not found", message)
-        if variable is None:
-            reason = message
-        else:
+        if variable is not None:
             name = variable.group(1)
             reason = f"environment variable {name} is not set; set it, or give a default: ${{oc.env:{name},<value>}}"
+        elif alone or "HydraConfig was not set" in message:
+            return
+        else:
+            reason = message
     else:
-        if value is None and shown.startswith("hydra."):
-            raise CnnplError(f"{shown}={text} resolves to null, and {shown} names a folder; give a path")
+        if value is None and not alone and key in ("hydra.run.dir", "hydra.sweep.dir"):
+            raise CnnplError(f"{key}={text} resolves to null, and {key} names a folder; give a path")
         return
-    raise CnnplError(f"{shown}={text}: {reason}")
+    raise CnnplError(f"{key}={text}: {reason}")
+
+
+def _absolute_key(missing: str, key: str, text: str) -> str:
+    """The key an interpolation in setting ``key`` (written ``text``) names, where OmegaConf's message says
+    ``missing``: ``${.nope}`` in ``logger.name`` is ``logger.nope`` (the message says ``nope``)."""
+    relative = re.search(r"\$\{(\.+)" + re.escape(missing.lstrip(".")) + r"\}", text)
+    dots = len(relative.group(1)) if relative else 0
+    if not dots:
+        return missing
+    parts = key.split(".")[:-1]
+    parts = parts[: max(len(parts) - (dots - 1), 0)]
+    return ".".join([*parts, missing.lstrip(".")])
 
 
 def _check_config_name(args: list[str]) -> None:
@@ -681,16 +722,20 @@ def _check_composes(args: list[str]) -> str | None:
 
         if cfg.hydra.mode == RunMode.MULTIRUN:
             raise _ConfigSweeps
+    folder_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    folder = next(((folder_key, value) for value in reversed(_values(own, folder_key))), None)
     if multirun and not showing:
         _check_a_checkpoint_folder_each(composed, own)
     for variant, job, cfg in composed if not showing else []:
         with _naming_the_job(variant, job):
             _check_components(cfg, variant)
-            _check_interpolations(cfg, plain_run, ([None, *_values(own, "hydra.run.dir")])[-1])
+            _check_interpolations(cfg, variant, folder)
             if multirun:  # a run checks these itself, before it builds anything; a sweep's later jobs too late
                 _check_job(cfg, variant)
             else:  # and now, before Hydra writes the run's record (.hydra/) for a run it then refuses
                 _check_settings(cfg, variant)
+    if folder is not None and "${" in folder[1] and not showing:  # with the (first job's) config, its plugins loaded
+        _check_folder_resolves(composed[0][2], *folder)
     if not plain_run:
         return None
     from omegaconf import OmegaConf

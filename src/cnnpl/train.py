@@ -1211,12 +1211,11 @@ def check_batch_counts(trainer: Any, datamodule: Any, validates: bool) -> None:
         return
     per_process = math.ceil(len(split("train")) / trainer.world_size)  # DistributedSampler pads
     length = math.ceil(per_process / batch_size)
-    limit = trainer.limit_train_batches
+    limit, key = trainer.limit_train_batches, _limit_key(trainer, "train")
     if isinstance(limit, float) and limit > 0 and int(length * limit) == 0:
         raise CnnplError(
-            f"trainer.limit_train_batches={limit} of the {_batches(length, 'training')} an epoch is less than one "
-            f"batch; give at least {_least_fraction(length)}, or a whole number of batches "
-            "(+trainer.limit_train_batches=5)"
+            f"trainer.{key}={limit} of the {_batches(length, 'training')} an epoch is less than one batch; give at "
+            f"least {_least_fraction(length)}, or a whole number of batches (+trainer.{key}=5)"
         )
     batches = min(length, limit) if isinstance(limit, int) else int(length * limit)
     _check_steps_reach_full_size(trainer, datamodule, batches)
@@ -1237,28 +1236,42 @@ def check_eval_fractions(trainer: Any, datamodule: Any, splits: Sequence[str]) -
     the others' next collective fails with gloo's "Connection closed by peer", a second traceback. Counted for
     cnnpl's data modules, whose splits and ``eval_batch_size`` are known: under DDP each process evaluates its
     own share (:class:`cnnpl.distributed.EvalShardSampler`), the shortest of ``len // world_size`` images;
-    other strategies pad every share to ``ceil(len / world_size)``.
+    other strategies pad every share to ``ceil(len / world_size)``, or, with ``use_distributed_sampler=false``,
+    evaluate the whole split in every process.
     """
     from lightning.pytorch.strategies import DDPStrategy
 
     split, batch_size = getattr(datamodule, "split", None), getattr(datamodule, "eval_batch_size", None)
     if not callable(split) or not isinstance(batch_size, int):
         return
-    world = trainer.world_size
+    connector = getattr(trainer, "_accelerator_connector", None)
+    shared = trainer.world_size > 1 and getattr(connector, "use_distributed_sampler", True)
+    world = trainer.world_size if shared or type(trainer.strategy) is DDPStrategy else 1  # (the data module's own)
     for name in splits:
-        limit = getattr(trainer, f"limit_{name}_batches", None)
+        limit, key = getattr(trainer, f"limit_{name}_batches", None), _limit_key(trainer, name)
         if not isinstance(limit, float) or limit <= 0:
             continue
         size = len(split(name))
-        images = size // world if world > 1 and type(trainer.strategy) is DDPStrategy else math.ceil(size / world)
+        images = size // world if type(trainer.strategy) is DDPStrategy else math.ceil(size / world)
         length = math.ceil(images / batch_size)
         if length and int(length * limit) == 0:
             of = f"the {_batches(length, _SPLIT_WORDS[name])}"
             of += f" of the shortest of {world} processes' shares" if world > 1 else ""
             raise CnnplError(
-                f"trainer.limit_{name}_batches={limit} of {of} is less than one batch; give at least "
-                f"{_least_fraction(length)}, or a whole number of batches (+trainer.limit_{name}_batches=2)"
+                f"trainer.{key}={limit} of {of} is less than one batch; give at least {_least_fraction(length)}, or "
+                f"a whole number of batches (+trainer.{key}=2)"
             )
+
+
+def _limit_key(trainer: Any, name: str) -> str:
+    """The setting that limits the ``name`` batches: ``overfit_batches`` where it is on (Lightning then takes it
+    for the training and validation limits), else ``limit_<name>_batches``."""
+    overfit = getattr(trainer, "overfit_batches", 0)
+    return (
+        "overfit_batches"
+        if name != "test" and isinstance(overfit, (int, float)) and overfit > 0
+        else f"limit_{name}_batches"
+    )
 
 
 _SPLIT_WORDS = {"val": "validation", "test": "test"}
