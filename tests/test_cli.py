@@ -1257,7 +1257,24 @@ def test_a_folder_interpolation_that_resolves_to_null_is_refused(tmp_path, monke
         with pytest.raises(CnnplError) as err:
             prepare(["data=shapes", *args])
         assert str(err.value) == f"{args[-1]} resolves to null, and {key} names a folder; give a path"
+    with pytest.raises(CnnplError) as err:  # inside a longer text: the run went to a folder runs/None/x
+        prepare(["data=shapes", "hydra.run.dir=runs/${oc.env:CNNPL_NOT_SET,null}/x"])
+    assert str(err.value) == (
+        "hydra.run.dir=runs/${oc.env:CNNPL_NOT_SET,null}/x: ${oc.env:CNNPL_NOT_SET,null} resolves to null, which the "
+        "folder's name would read as None (runs/None/x); give it a value"
+    )
     assert not list(tmp_path.iterdir())
+    monkeypatch.setenv("CNNPL_NOT_SET", "set")
+    assert prepare(["data=shapes", "hydra.run.dir=runs/${oc.env:CNNPL_NOT_SET,null}/x"])
+
+
+def test_the_outermost_interpolations_of_a_text_are_found() -> None:
+    from cnnpl.cli import _interpolations_in
+
+    assert _interpolations_in("a/${x}/${oc.env:Y,${z}}") == ["${x}", "${oc.env:Y,${z}}"]
+    assert _interpolations_in("${oc.create:{a:1}}/b") == ["${oc.create:{a:1}}"]  # a mapping among the arguments
+    assert _interpolations_in("\\${x}/${now:%H}-${now:%M}") == ["${now:%H}", "${now:%M}"]  # \${x} is escaped
+    assert _interpolations_in("runs/a") == []
 
 
 @pytest.mark.parametrize(

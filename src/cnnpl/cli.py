@@ -358,9 +358,40 @@ def _check_folder_resolves(cfg: DictConfig, key: str, text: str) -> None:
     OmegaConf.set_struct(probe, False)
     probe[_PROBE] = text
     _check_resolves(probe, key, text, at=_PROBE)
+    whole, pieces = OmegaConf.select(probe, _PROBE), _interpolations_in(text)
+    if pieces == [text]:
+        return  # the whole setting: a null is refused above
+    for piece in pieces:  # one inside a longer text: null is written None (runs/None/x, a folder of that name)
+        probe[_PROBE] = piece
+        if OmegaConf.select(probe, _PROBE) is None:
+            raise CnnplError(
+                f"{key}={text}: {piece} resolves to null, which the folder's name would read as None ({whole}); "
+                "give it a value"
+            )
 
 
 _PROBE = "_cnnpl_folder_probe"  # where a folder setting is resolved with the config
+
+
+def _interpolations_in(text: str) -> list[str]:
+    """The outermost ``${...}`` of ``text``, in order (``a/${x}/${oc.env:Y,${z}}`` gives two; ``\\${x}`` none)."""
+    found, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        if depth == 0 and text.startswith("\\${", i):
+            i += 3
+            continue
+        if text.startswith("${", i):
+            start = i if depth == 0 else start
+            depth, i = depth + 1, i + 2
+            continue
+        if depth and text[i] == "{":  # a mapping among a resolver's arguments
+            depth += 1
+        elif depth and text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                found.append(text[start : i + 1])
+        i += 1
+    return found
 
 
 @functools.cache
