@@ -1216,7 +1216,7 @@ def test_an_interpolation_that_cannot_be_resolved_is_one_line_before_a_folder_is
         ["experiment=own_resolver", "hydra.run.dir=runs/${cnnpl_test_resolver:d}"],  # a plugin's, named by a config
     ],
 )
-def test_interpolations_the_run_can_resolve_are_left_to_it(tmp_path, monkeypatch, args) -> None:
+def test_interpolations_the_run_can_resolve_are_left_to_it(tmp_path, monkeypatch, restore_registries, args) -> None:
     from omegaconf import OmegaConf
 
     from cnnpl.cli import prepare
