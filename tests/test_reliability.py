@@ -2022,6 +2022,51 @@ def test_a_process_group_backend_torch_lacks_is_refused() -> None:
             "trainer.overfit_batches=0.05 of the 8 validation batches is less than one batch; give at least 0.125, or "
             "a whole number of batches (+trainer.overfit_batches=2)",
         ),
+        # helper-153: these kept and tested the worst checkpoint, silently
+        (
+            "callbacks.checkpoint.monitor=val/loss",
+            "ModelCheckpoint(monitor='val/loss', mode='max') keeps the highest val/loss, and a lower one is better: "
+            "give it mode=min (callbacks.<name>.mode=min)",
+        ),
+        (
+            "callbacks.checkpoint.mode=min",
+            "ModelCheckpoint(monitor='val/acc', mode='min') keeps the lowest val/acc, and a higher one is better: "
+            "give it mode=max (callbacks.<name>.mode=max)",
+        ),
+        (  # helper-153: Lightning's traceback at the first save, an epoch into training
+            'callbacks.checkpoint.filename="{epoch"',
+            "ModelCheckpoint(filename='{epoch') is not a name template Lightning can fill (ValueError: expected '}' "
+            'before end of string); write e.g. callbacks.checkpoint.filename="epoch{epoch:03d}-val_acc{val/acc:.4f}"',
+        ),
+        (
+            'callbacks.checkpoint.filename="{epoch:d}-{val/acc:d}"',
+            "ModelCheckpoint(filename='{epoch:d}-{val/acc:d}') is not a name template Lightning can fill (ValueError: "
+            "Unknown format code 'd' for object of type 'float'); write e.g. "
+            'callbacks.checkpoint.filename="epoch{epoch:03d}-val_acc{val/acc:.4f}"',
+        ),
+        (  # Lightning wrote 0 for it, silently: e0-0.000.ckpt
+            'callbacks.checkpoint.filename="e{epoch}-{val/accuracy:.3f}"',
+            "ModelCheckpoint(filename='e{epoch}-{val/accuracy:.3f}') names val/accuracy, a metric that is never "
+            "logged; did you mean val/acc? cnnpl logs train/loss_step, train/loss_epoch, train/acc, val/loss, val/acc, "
+            "val/acc_top5 (val/acc_top5 with more than 5 classes); write e.g. "
+            'callbacks.checkpoint.filename="epoch{epoch:03d}-val_acc{val/acc:.4f}"',
+        ),
+        (  # helper-153: Lightning stopped before the first step, and the test scored the untrained network
+            "+trainer.max_time={minutes:-1}",
+            "trainer.max_time={minutes:-1} trains nothing (and the test would score an untrained network); give a time "
+            "longer than 0, as DD:HH:MM:SS (+trainer.max_time=00:00:10:00 for 10 minutes), or fit=false "
+            "ckpt_path=<file> to test a checkpoint",
+        ),
+        (
+            "+trainer.max_time=00:00:00:00",
+            "trainer.max_time=00:00:00:00 trains nothing (and the test would score an untrained network); give a time "
+            "longer than 0, as DD:HH:MM:SS (+trainer.max_time=00:00:10:00 for 10 minutes), or fit=false "
+            "ckpt_path=<file> to test a checkpoint",
+        ),
+        (  # helper-153: ZeroDivisionError at the first training step
+            "+logger.flush_logs_every_n_steps=0",
+            "logger.flush_logs_every_n_steps must be >= 1 (write the logs every N steps), got 0",
+        ),
         # these three were Lightning's ZeroDivisionError traceback, mid-fit, with config.yaml already written
         (
             "+trainer.accumulate_grad_batches=0",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime
 import importlib.util
 import inspect
 import logging
@@ -89,6 +90,15 @@ def check_flags(cfg: DictConfig) -> None:
             f"train without checkpoints drop it instead: ~callbacks.{saving[0]} (the test then runs on the final "
             "weights)"
         )
+    span = _time_span(trainer.get("max_time"))
+    if fit and span is not None and span.total_seconds() <= 0:  # Lightning stopped before the first step
+        shown = trainer.get("max_time")
+        shown = shown if isinstance(shown, str) else "{" + ",".join(f"{k}:{v}" for k, v in shown.items()) + "}"
+        raise CnnplError(
+            f"trainer.max_time={shown} trains nothing (and the test would score an untrained network); give a time "
+            "longer than 0, as DD:HH:MM:SS (+trainer.max_time=00:00:10:00 for 10 minutes), or fit=false "
+            "ckpt_path=<file> to test a checkpoint"
+        )
     for key in ("max_epochs", "max_steps", "limit_train_batches"):
         value = trainer.get(key)
         if fit and isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
@@ -97,6 +107,20 @@ def check_flags(cfg: DictConfig) -> None:
                 f"trainer.{key}=0 trains nothing (and the test would score an untrained network); give "
                 f"trainer.{key} {at_least}, or fit=false ckpt_path=<file> to test a checkpoint"
             )
+
+
+def _time_span(value: Any) -> datetime.timedelta | None:
+    """The time ``trainer.max_time`` gives, as Lightning's ``Timer`` reads it (``DD:HH:MM:SS``, ``{minutes:5}``,
+    ``{_target_:datetime.timedelta,...}``); None where it is none, or one Lightning refuses in its own words."""
+    try:
+        if isinstance(value, str):
+            days, hours, minutes, seconds = (int(part) for part in value.strip().split(":"))
+            return datetime.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+        if isinstance(value, Mapping) and str(value.get("_target_", "datetime.timedelta")) == "datetime.timedelta":
+            return datetime.timedelta(**{str(k): v for k, v in value.items() if k != "_target_"})
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return None
 
 
 def _on_off_values(hint: Any) -> tuple[Any, ...] | None:

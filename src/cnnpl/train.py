@@ -1185,6 +1185,14 @@ def check_monitors(callbacks: list[Any], validates: bool = True) -> None:
         never = never_logged(monitor, LOGGED_METRICS) if isinstance(monitor, str) else None
         if never:
             raise CnnplError(f"{type(callback).__name__}(monitor={monitor!r}) watches {never}")
+        better = _BETTER.get(monitor) if isinstance(monitor, str) else None
+        if better is not None and getattr(callback, "mode", better) != better:  # it kept the worst (helper-153)
+            higher = "lower" if better == "min" else "higher"
+            raise CnnplError(
+                f"{type(callback).__name__}(monitor={monitor!r}, mode={callback.mode!r}) keeps the "
+                f"{'highest' if better == 'min' else 'lowest'} {monitor}, and a {higher} one is better: give it "
+                f"mode={better} (callbacks.<name>.mode={better})"
+            )
     for callback in callbacks:
         filename = getattr(callback, "filename", None)
         if hasattr(callback, "dirpath") and filename is not None and not isinstance(filename, str):
@@ -1192,6 +1200,37 @@ def check_monitors(callbacks: list[Any], validates: bool = True) -> None:
                 f"{type(callback).__name__}(filename={filename!r}) is not a file name: Hydra reads an override "
                 "value in braces as a mapping; quote it, e.g. 'callbacks.checkpoint.filename=\"epoch{epoch:03d}\"'"
             )
+        if isinstance(filename, str) and callable(getattr(callback, "format_checkpoint_name", None)):
+            _check_checkpoint_name(callback, filename)
+
+
+# Whether a lower (min) or higher (max) value of a metric cnnpl logs is better
+_BETTER = {name: "min" if "/loss" in name else "max" for name in LOGGED_METRICS}
+
+_EXAMPLE_NAME = 'callbacks.checkpoint.filename="epoch{epoch:03d}-val_acc{val/acc:.4f}"'
+
+
+def _check_checkpoint_name(callback: Any, filename: str) -> None:
+    """Refuse a checkpoint ``filename`` template Lightning cannot fill (``{epoch``, ``{val/acc:d}``: a traceback at
+    the first save, an epoch into training) or that names a metric never logged (Lightning writes 0 for it,
+    silently: ``e0-0.000.ckpt``). Filled as Lightning fills it, with ``epoch`` and ``step`` and every metric cnnpl
+    logs (helper-153)."""
+    names = [name[1:] for name in re.findall(r"(\{.*?)[:\}]", filename)]  # Lightning's own pattern
+    for name in names:
+        never = None if name in ("epoch", "step") else never_logged(name, LOGGED_METRICS)
+        if never:
+            raise CnnplError(
+                f"{type(callback).__name__}(filename={filename!r}) names {name}, {never}; write e.g. {_EXAMPLE_NAME}"
+            )
+    metrics = {name: torch.tensor(0.5) for name in LOGGED_METRICS}
+    metrics.update(epoch=torch.tensor(3), step=torch.tensor(30))
+    try:
+        callback.format_checkpoint_name(metrics, filename=filename)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
+        raise CnnplError(
+            f"{type(callback).__name__}(filename={filename!r}) is not a name template Lightning can fill "
+            f"({type(err).__name__}: {err}); write e.g. {_EXAMPLE_NAME}"
+        ) from None
 
 
 def check_batch_counts(trainer: Any, datamodule: Any, validates: bool) -> None:
@@ -1503,6 +1542,11 @@ def check_settings(cfg: DictConfig) -> None:
     check_fused_clipping(cfg, accelerator)
     if cfg.get("logger"):
         check_on_off(cfg.logger, "logger")
+        flush = cfg.logger.get("flush_logs_every_n_steps")  # Lightning's loggers: a step count it divides by
+        if isinstance(flush, int) and not isinstance(flush, bool) and flush < 1:
+            raise CnnplError(
+                f"logger.flush_logs_every_n_steps must be >= 1 (write the logs every N steps), got {flush}"
+            )
         save_dir = cfg.logger.get("save_dir")
         if isinstance(save_dir, str) and not save_dir.strip():  # '' wrote to <cwd>/tensorboard, shared by every run
             raise CnnplError(
