@@ -1279,6 +1279,72 @@ def test_the_outermost_interpolations_of_a_text_are_found() -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
+    [  # helper-153: Hydra's lines or traceback, an empty sweep folder left; or no job run, with exit status 0
+        (
+            ["model.channels=[32,64"],
+            "cannot read the override 'model.channels=[32,64': no viable alternative at input '[32,64'; quote a value "
+            "that holds spaces, = or ~ ('key=\"a b\"') and close every [ and { "
+            "(https://hydra.cc/docs/advanced/override_grammar/basic/)",
+        ),
+        (["seed=range(0,2,0)"], "seed=range(0,2,0): range() arg 3 must not be zero"),
+        (
+            ["seed=interval(0,1)"],
+            "seed=interval(0,1): Hydra's basic sweeper takes a list of values, not an interval (a sampling sweeper's, "
+            "hydra/sweeper=optuna, takes one); list them: seed=0,0.5,1",
+        ),
+        (["seed=range(0,0)"], "seed=range(0,0) gives no value, so the sweep would run no job"),
+        (["pool=glob(zzz*)"], "pool=glob(zzz*) matches no option of pool ("),
+        (  # job 0 trained, then job 1 found its checkpoints
+            ["seed=0,1", "hydra.sweep.subdir=same"],
+            "hydra.sweep.subdir=same names one folder (same) for the sweep's jobs with seed=0 and with seed=1: the "
+            "second would find the first's checkpoints; add ${hydra.job.num} (the default), or a swept setting such "
+            "as seed_${seed}",
+        ),
+        (
+            ["seed=0,1", "hydra.sweep.subdir=${model.name}"],
+            "hydra.sweep.subdir=${model.name} names one folder (simple_cnn) for the sweep's jobs with seed=0 and with "
+            "seed=1: ",
+        ),
+        (  # glob's jobs are checked before the first trains (job 0, avg, trained before job 1 was refused)
+            ["pool=glob(*,exclude=[global_avg_max,global_max,mixed*,lp,gated,stochastic,soft*,max])"],
+            "layer features.block1.pool: model 'simple_cnn' calls its pool layers with kernel_size=2, which pool "
+            "'global_avg' does not take",
+        ),
+    ],
+)
+def test_a_sweep_that_would_fail_or_run_no_job_is_refused_before_its_folder_is_made(
+    tmp_path, monkeypatch, args, message
+) -> None:
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CnnplError) as err:
+        prepare(["-m", "data=shapes", *args])
+    assert str(err.value).startswith(message)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["seed=0,1", "hydra.sweep.subdir=s${seed}"],
+        ["seed=0,1", "hydra.sweep.subdir=${hydra.job.num}_x"],
+        ["fit=false", "ckpt_path=a.ckpt,b.ckpt", "hydra.sweep.subdir=same"],  # tests only: no checkpoint is saved
+        ["seed=0", "hydra.sweep.subdir=same"],  # one job
+        ["pool=glob(max*)", "seed=range(0,2)"],
+    ],
+)
+def test_sweeps_whose_jobs_have_folders_and_values_of_their_own_pass(tmp_path, monkeypatch, args) -> None:
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("a.ckpt", "b.ckpt"):
+        (tmp_path / name).write_bytes(b"")
+    assert prepare(["-m", "data=shapes", *args])[: len(args) + 2] == ["-m", "data=shapes", *args]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
     [  # helper-141: Hydra read the other one; the run went to a folder named by the time, the given one never made
         (
             ["-m", "seed=0,1", "hydra.run.dir=runs/a"],

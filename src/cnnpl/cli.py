@@ -736,6 +736,7 @@ def _check_composes(args: list[str]) -> str | None:
             [arg for arg in overrides if not _sweeps([arg])], [arg for arg in own if not _sweeps([arg])]
         )
     if multirun and not showing:
+        _check_sweep_values(overrides, own)
         from cnnpl.distributed import check_sweep_job, launcher_world_size
 
         if launcher_world_size() > 1:  # every job's: not named after the first job (helper-135)
@@ -757,6 +758,7 @@ def _check_composes(args: list[str]) -> str | None:
     folder = next(((folder_key, value) for value in reversed(_values(own, folder_key))), None)
     if multirun and not showing:
         _check_a_checkpoint_folder_each(composed, own)
+        _check_sweep_subdir(composed, own)
     for variant, job, cfg in composed if not showing else []:
         with _naming_the_job(variant, job):
             _check_components(cfg, variant)
@@ -1079,10 +1081,7 @@ def _sweep_variants(overrides: list[str], complete: bool = False) -> list[tuple[
         if not override.is_sweep_override():
             base.append(override.input_line)
             continue
-        try:
-            values = list(override.sweep_string_iterator())
-        except Exception:  # an interval: no values to try
-            values = []
+        values = _sweep_values(override)
         shuffled = getattr(override.value(), "shuffle", False)  # shuffle(...): another first job each time
         if values and all(plain.fullmatch(value) for value in values) and not (complete and shuffled):
             key = override.get_key_element()
@@ -1095,6 +1094,104 @@ def _sweep_variants(overrides: list[str], complete: bool = False) -> list[tuple[
         for value in values[1:]:
             variants.append(([*base[:position], f"{key}={value}", *base[position + 1 :]], f"{key}={value}"))
     return variants
+
+
+def _sweep_values(override: Any) -> list[str]:
+    """The values a sweep ``override`` (parsed) tries, as text; none for an interval (an optimiser sweeper's) or
+    a sweep Hydra cannot enumerate (``range(0,2,0)``). A ``glob(...)`` of a group's options is matched against the
+    options cnnpl knows (its files, the registries', a plugin's YAML), not a ``hydra.searchpath`` folder's."""
+    from hydra.core.override_parser.types import Glob
+
+    value = override.value()
+    if isinstance(value, Glob):
+        group = override.get_key_element().lstrip("+~")
+        return value.filter(_known_options(group))
+    try:
+        return list(override.sweep_string_iterator())
+    except Exception:
+        return []
+
+
+def _known_options(group: str) -> list[str]:
+    from cnnpl.config import group_options, plugin_yaml_options
+
+    if not (config_dir() / group).is_dir():
+        return []
+    return sorted({*group_options(group), *(name for name, _ in plugin_yaml_options(group))})
+
+
+def _check_sweep_values(overrides: list[str], own: list[str]) -> None:
+    """Refuse, before the sweep's folder is made, a sweep Hydra would end in a traceback or its own lines, or run
+    with no job (helper-153): an override it cannot read (``model.channels=[32,64``; without ``-m`` the
+    composition names it), ``range(0,2,0)``, an ``interval(...)`` for Hydra's basic sweeper (an optimiser
+    sweeper's, ``hydra/sweeper=optuna``, samples it), and a sweep of no value (``range(0,0)``, a ``glob(...)``
+    that matches no option: Hydra launched 0 jobs and said nothing)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import Glob, IntervalSweep
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception as err:
+        raise CnnplError(one_line_composition_error(err, overrides)) from None
+    searchpath = any(arg.lstrip("+").startswith("hydra.searchpath") for arg in own)
+    own_sweeper = any(arg.lstrip("+").startswith(("hydra/sweeper=", "hydra.sweeper._target_")) for arg in own)
+    for override in parsed:
+        if not override.is_sweep_override():
+            continue
+        line, value = override.input_line, override.value()
+        if isinstance(value, IntervalSweep):
+            if own_sweeper:
+                continue
+            raise CnnplError(
+                f"{line}: Hydra's basic sweeper takes a list of values, not an interval (a sampling sweeper's, "
+                f"hydra/sweeper=optuna, takes one); list them: {override.get_key_element()}=0,0.5,1"
+            )
+        if isinstance(value, Glob):
+            group = override.get_key_element().lstrip("+~")
+            options = _known_options(group)
+            if options and not searchpath and not value.filter(options):
+                raise CnnplError(
+                    f"{line} matches no option of {group} ({', '.join(options)}), so the sweep would run no job"
+                )
+            continue
+        try:
+            values = list(override.sweep_string_iterator())
+        except ValueError as err:  # range(0,2,0)
+            raise CnnplError(f"{line}: {err}") from None
+        if not values:
+            raise CnnplError(f"{line} gives no value, so the sweep would run no job")
+
+
+def _check_sweep_subdir(composed: list[tuple[list[str], str, Any]], own: list[str]) -> None:
+    """Refuse a ``hydra.sweep.subdir`` that names one folder for several jobs of the sweep (``same``,
+    ``${model.name}`` in a sweep of seeds): job 0 trained, and the next found its checkpoints and stopped
+    (helper-153). Read with each job's config (``composed``: :func:`_check_composes`'s, one for each swept
+    value); Hydra's own values (``${hydra.job.num}``, the default) make each one another folder."""
+    import copy
+
+    from omegaconf import OmegaConf
+
+    given = _values(own, "hydra.sweep.subdir")
+    if not given or len(composed) < 2:
+        return
+    text, named = given[-1], {}
+    for _, job, cfg in composed:
+        if cfg.get("fit") is False:  # tests a checkpoint: it saves none for another job to find
+            continue
+        probe = copy.deepcopy(cfg)
+        OmegaConf.set_struct(probe, False)
+        probe[_PROBE] = text
+        try:
+            folder = str(OmegaConf.select(probe, _PROBE, throw_on_resolution_failure=True))
+        except Exception:  # ${hydra.job.num}, ${hydra:job.override_dirname}: Hydra's, one for each job
+            return
+        if folder in named:
+            raise CnnplError(
+                f"hydra.sweep.subdir={text} names one folder ({folder}) for the sweep's jobs with {named[folder]} and "
+                f"with {job}: the second would find the first's checkpoints; add ${{hydra.job.num}} (the default), or "
+                "a swept setting such as seed_${seed}"
+            )
+        named[folder] = job
 
 
 def _values(args: list[str], key: str) -> list[str]:
