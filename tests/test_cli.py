@@ -1117,6 +1117,19 @@ def test_output_dir_on_the_command_line_is_refused_for_hydras_run_folder(tmp_pat
         prepare(["data=shapes", "output_dir=${hydra:runtime.cwd}/x"])
 
 
+def test_a_config_folder_that_is_not_there_is_one_line(tmp_path, monkeypatch) -> None:
+    # helper-153: Hydra's "Additional config directory '/nonexist' not found" and its hint, 3 lines
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CnnplError) as err:
+        prepare(["--config-dir", str(tmp_path / "nope"), "data=shapes"])
+    assert (
+        str(err.value) == f"--config-dir {tmp_path / 'nope'}: no such folder; give the folder that holds your configs"
+    )
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [

@@ -2067,6 +2067,27 @@ def test_a_process_group_backend_torch_lacks_is_refused() -> None:
             "+logger.flush_logs_every_n_steps=0",
             "logger.flush_logs_every_n_steps must be >= 1 (write the logs every N steps), got 0",
         ),
+        (  # helper-153: Lightning's refusal named neither setting
+            "+trainer.enable_progress_bar=false",
+            "trainer.enable_progress_bar=false turns the progress bar off, but callbacks.progress_bar draws one; drop "
+            "it instead: ~callbacks.progress_bar",
+        ),
+        (  # helper-153: Lightning's refusal of the logger, with the object's repr
+            "+trainer.barebones=true",
+            "trainer.barebones=true is Lightning's mode for timing the bare loop, which refuses what a cnnpl run does "
+            "(logging, checkpoints, the progress bar, the model summary, the sanity check, the test of the best "
+            "checkpoint); drop it. benchmarks/bench_overhead_paired.py times Lightning's barebones loop beside "
+            "cnnpl's (docs/benchmarks.md)",
+        ),
+        (  # helper-153: ignored, silently (the run stopped at max_epochs)
+            "+trainer.min_epochs=3",
+            "trainer.min_epochs=3 is more than trainer.max_epochs=1, which ends the run first; give "
+            "trainer.max_epochs=3 (or more) to train at least 3 epochs",
+        ),
+        (  # helper-153: torch's RuntimeError in the forward, blamed on the components' shapes
+            "act=gelu act.approximate=fast",
+            "act.approximate must be none or tanh, got 'fast' (act 'gelu')",
+        ),
         # these three were Lightning's ZeroDivisionError traceback, mid-fit, with config.yaml already written
         (
             "+trainer.accumulate_grad_batches=0",

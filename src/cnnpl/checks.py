@@ -84,6 +84,31 @@ def check_flags(cfg: DictConfig) -> None:
         for name, node in callbacks.items()
         if isinstance(node, Mapping) and str(node.get("_target_")).endswith(".ModelCheckpoint")
     ]
+    bars = [
+        name
+        for name, node in callbacks.items()
+        if isinstance(node, Mapping) and str(node.get("_target_")).endswith("ProgressBar")
+    ]
+    if trainer.get("enable_progress_bar") is False and bars:  # Lightning refused the pair, naming neither key
+        raise CnnplError(
+            f"trainer.enable_progress_bar=false turns the progress bar off, but callbacks.{bars[0]} draws one; drop "
+            f"it instead: ~callbacks.{bars[0]}"
+        )
+    if trainer.get("barebones") is True:  # Lightning refused the first of cnnpl's settings it met, an object's repr
+        raise CnnplError(
+            "trainer.barebones=true is Lightning's mode for timing the bare loop, which refuses what a cnnpl run does "
+            "(logging, checkpoints, the progress bar, the model summary, the sanity check, the test of the best "
+            "checkpoint); drop it. benchmarks/bench_overhead_paired.py times Lightning's barebones loop beside "
+            "cnnpl's (docs/benchmarks.md)"
+        )
+    for least, most, unit in (("min_epochs", "max_epochs", "epochs"), ("min_steps", "max_steps", "steps")):
+        low, high = trainer.get(least), trainer.get(most)
+        numbers = all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high))
+        if fit and numbers and high >= 0 and low > high:  # Lightning stopped at the maximum, silently
+            raise CnnplError(
+                f"trainer.{least}={low} is more than trainer.{most}={high}, which ends the run first; give "
+                f"trainer.{most}={low} (or more) to train at least {low} {unit}"
+            )
     if trainer.get("enable_checkpointing") is False and saving:  # Lightning refused the pair, naming neither key
         raise CnnplError(
             f"trainer.enable_checkpointing=false turns checkpoints off, but callbacks.{saving[0]} saves them; to "

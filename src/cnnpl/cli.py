@@ -493,6 +493,9 @@ def _check_config_name(args: list[str]) -> None:
                 found = value if sep else (args[i + 1] if i + 1 < len(args) else None)
         return found
 
+    folder = value_of(("--config-dir", "-cd"))
+    if folder is not None and not Path(folder).expanduser().is_dir():  # Hydra's "Additional config directory ..."
+        raise CnnplError(f"--config-dir {folder}: no such folder; give the folder that holds your configs")
     name = value_of(("--config-name", "-cn"))
     if name is None or value_of(("--config-dir", "-cd", "--config-path", "-cp")) is not None:
         return
