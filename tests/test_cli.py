@@ -1127,6 +1127,12 @@ def test_a_config_folder_that_is_not_there_is_one_line(tmp_path, monkeypatch) ->
     assert (
         str(err.value) == f"--config-dir {tmp_path / 'nope'}: no such folder; give the folder that holds your configs"
     )
+    with pytest.raises(CnnplError) as err:  # helper-154: the shell expands no ~ after =, and Hydra none
+        prepare(["--config-dir=~/cfg", "data=shapes"])
+    assert str(err.value) == (
+        "--config-dir ~/cfg: Hydra does not expand ~; write --config-dir ~/cfg with a space instead of = (the shell "
+        "expands it then), or the whole path"
+    )
     assert not list(tmp_path.iterdir())
 
 
@@ -1303,8 +1309,9 @@ def test_the_outermost_interpolations_of_a_text_are_found() -> None:
         (
             ["seed=interval(0,1)"],
             "seed=interval(0,1): Hydra's basic sweeper takes a list of values, not an interval (a sampling sweeper's, "
-            "hydra/sweeper=optuna, takes one); list them: seed=0,0.5,1",
+            "hydra/sweeper=optuna, takes one); list them: seed=0.0,...,1.0",
         ),
+        (["seed=range(0,2,0.0)"], "seed=range(0,2,0.0): Invalid range values (start:0, stop:2, step:0)"),
         (["seed=range(0,0)"], "seed=range(0,0) gives no value, so the sweep would run no job"),
         (["pool=glob(zzz*)"], "pool=glob(zzz*) matches no option of pool ("),
         (  # job 0 trained, then job 1 found its checkpoints
@@ -1345,12 +1352,19 @@ def test_a_sweep_that_would_fail_or_run_no_job_is_refused_before_its_folder_is_m
         ["fit=false", "ckpt_path=a.ckpt,b.ckpt", "hydra.sweep.subdir=same"],  # tests only: no checkpoint is saved
         ["seed=0", "hydra.sweep.subdir=same"],  # one job
         ["pool=glob(max*)", "seed=range(0,2)"],
+        ["seed=1,2", "hydra.sweep.dir=sw/s${seed}", "hydra.sweep.subdir=run"],  # helper-154: the top folder parts them
+        ["experiment=sampled", "optimizer.lr=interval(0.001,0.1)"],  # helper-154: an experiment's sweeper samples it
     ],
 )
 def test_sweeps_whose_jobs_have_folders_and_values_of_their_own_pass(tmp_path, monkeypatch, args) -> None:
     from cnnpl.cli import prepare
 
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    (tmp_path / "conf" / "experiment" / "sampled.yaml").write_text(
+        "# @package _global_\nhydra:\n  sweeper:\n    _target_: my_sweepers.Sampling\n"
+    )
+    args = [*args, f"hydra.searchpath=[file://{tmp_path / 'conf'}]"]
     for name in ("a.ckpt", "b.ckpt"):
         (tmp_path / name).write_bytes(b"")
     assert prepare(["-m", "data=shapes", *args])[: len(args) + 2] == ["-m", "data=shapes", *args]

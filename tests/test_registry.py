@@ -432,7 +432,9 @@ def test_the_option_of_a_component_no_longer_registered_goes_with_it() -> None:
     assert "gone_pool" not in str(err.value).partition("the options of pool are ")[2]
 
 
-READABLE_TYPE_WORDS = {"Any", "Mapping", "None", "Sequence", "bool", "float", "int", "str", "tuple", "list", "dict"}
+READABLE_TYPE_WORDS = {
+    *("Any", "Mapping", "None", "Sequence", "Literal", "bool", "float", "int", "str", "tuple", "list", "dict")
+}
 
 
 @pytest.mark.parametrize("family", cnnpl.FAMILIES)
@@ -442,7 +444,8 @@ def test_the_listing_spells_out_cnnpls_type_aliases(family: str) -> None:
 
     for name in cnnpl.list_components(family):
         for row in describe_parameters(family, get_registry(family).get(name)):
-            words = set(re.findall(r"(?<![\w.])[A-Za-z_]\w*", row["type"] or ""))
+            unquoted = re.sub(r"'[^']*'", "", row["type"] or "")  # Literal['none', 'tanh']: the values are words
+            words = set(re.findall(r"(?<![\w.])[A-Za-z_]\w*", unquoted))
             assert words <= READABLE_TYPE_WORDS, (family, name, row)
     if family == "conv":
         rows = {row["name"]: row["type"] for row in describe_parameters("conv", get_registry("conv").get("conv2d"))}
@@ -462,3 +465,12 @@ def test_the_listing_spells_out_an_alias_but_not_a_word_in_quotes_nor_a_type_var
 
     written = [_annotation(param, globals()) for param in inspect.signature(_annotated).parameters.values()]
     assert written == ["int | tuple[int, int]", "typing.Literal['_Pair']", "_T | None"]
+
+
+def test_gelu_says_what_approximate_takes_when_built() -> None:
+    # helper-153/154: torch checked it only in the forward ("approximate argument must be either none or tanh")
+    with pytest.raises(CnnplError, match=r"approximate must be none or tanh, got 'fast'"):
+        cnnpl.build("act", "gelu", approximate="fast")
+    layer = cnnpl.build("act", "gelu", approximate="tanh")
+    assert isinstance(layer, torch.nn.GELU) and layer.approximate == "tanh"
+    assert torch.equal(layer(torch.ones(2)), torch.nn.GELU(approximate="tanh")(torch.ones(2)))

@@ -2025,13 +2025,25 @@ def test_a_process_group_backend_torch_lacks_is_refused() -> None:
         # helper-153: these kept and tested the worst checkpoint, silently
         (
             "callbacks.checkpoint.monitor=val/loss",
-            "ModelCheckpoint(monitor='val/loss', mode='max') keeps the highest val/loss, and a lower one is better: "
-            "give it mode=min (callbacks.<name>.mode=min)",
+            "ModelCheckpoint(monitor='val/loss', mode='max') counts the highest val/loss as the best, and a lower one "
+            "is better: give it mode=min (callbacks.<name>.mode=min)",
         ),
         (
             "callbacks.checkpoint.mode=min",
-            "ModelCheckpoint(monitor='val/acc', mode='min') keeps the lowest val/acc, and a higher one is better: "
-            "give it mode=max (callbacks.<name>.mode=max)",
+            "ModelCheckpoint(monitor='val/acc', mode='min') counts the lowest val/acc as the best, and a higher one "
+            "is better: give it mode=max (callbacks.<name>.mode=max)",
+        ),
+        (  # helper-154: Lightning's "could not find the monitored key" at the first epoch's end
+            "callbacks.checkpoint.monitor=train/loss_step callbacks.checkpoint.mode=min",
+            "ModelCheckpoint(monitor='train/loss_step') watches a metric of each step, which a checkpoint saved at an "
+            "epoch's end does not see; monitor train/loss_epoch, or save every N steps "
+            "(callbacks.<name>.every_n_train_steps=N)",
+        ),
+        (  # helper-154: Lightning wrote 0 for it, silently
+            'callbacks.checkpoint.filename="e{epoch}-{train/loss_step:.3f}"',
+            "ModelCheckpoint(filename='e{epoch}-{train/loss_step:.3f}') names train/loss_step, a metric of each step, "
+            "which a checkpoint saved at an epoch's end does not see; name train/loss_epoch, or save every N steps "
+            "(callbacks.<name>.every_n_train_steps=N)",
         ),
         (  # helper-153: Lightning's traceback at the first save, an epoch into training
             'callbacks.checkpoint.filename="{epoch"',
@@ -2185,6 +2197,20 @@ def test_out_of_range_settings_fail_before_training(tmp_path: Path, override: st
         train(cnnpl.compose([*FAST, *override.split()], output_dir=str(tmp_path)))
     assert str(caught.value) == message
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "csv").exists()
+
+
+def test_the_checkpoint_checks_of_a_fit_leave_a_run_that_only_tests() -> None:
+    # helper-154: fit=false ckpt_path=... callbacks.checkpoint.mode=min tested before, and saves nothing
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from cnnpl.train import check_monitors
+
+    saving = ModelCheckpoint(monitor="val/acc", mode="min", filename="{val_acc:.3f}")
+    check_monitors([saving], fits=False)
+    with pytest.raises(CnnplError, match=r"^ModelCheckpoint\(monitor='val/acc', mode='min'\) counts the lowest"):
+        check_monitors([saving])
+    every = ModelCheckpoint(monitor="train/loss_step", every_n_train_steps=10, filename="{train/loss_step:.3f}")
+    check_monitors([every])  # saved every 10 steps: it sees the step's loss
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch_xla") is not None, reason="torch_xla is installed")

@@ -494,7 +494,12 @@ def _check_config_name(args: list[str]) -> None:
         return found
 
     folder = value_of(("--config-dir", "-cd"))
-    if folder is not None and not Path(folder).expanduser().is_dir():  # Hydra's "Additional config directory ..."
+    if folder is not None and folder.startswith("~"):  # --config-dir=~/cfg: the shell expands no ~ after =
+        raise CnnplError(
+            f"--config-dir {folder}: Hydra does not expand ~; write --config-dir {folder} with a space instead of = "
+            "(the shell expands it then), or the whole path"
+        )
+    if folder is not None and not Path(folder).is_dir():  # Hydra's "Additional config directory ..." and a hint
         raise CnnplError(f"--config-dir {folder}: no such folder; give the folder that holds your configs")
     name = value_of(("--config-name", "-cn"))
     if name is None or value_of(("--config-dir", "-cd", "--config-path", "-cp")) is not None:
@@ -1131,38 +1136,50 @@ def _check_sweep_values(overrides: list[str], own: list[str]) -> None:
     that matches no option: Hydra launched 0 jobs and said nothing)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import Glob, IntervalSweep
+    from hydra.errors import HydraException
 
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception as err:
         raise CnnplError(one_line_composition_error(err, overrides)) from None
-    searchpath = any(arg.lstrip("+").startswith("hydra.searchpath") for arg in own)
-    own_sweeper = any(arg.lstrip("+").startswith(("hydra/sweeper=", "hydra.sweeper._target_")) for arg in own)
     for override in parsed:
         if not override.is_sweep_override():
             continue
         line, value = override.input_line, override.value()
         if isinstance(value, IntervalSweep):
-            if own_sweeper:
+            if not _basic_sweeper(overrides, own):  # one an experiment chose too (Optuna's samples it)
                 continue
             raise CnnplError(
                 f"{line}: Hydra's basic sweeper takes a list of values, not an interval (a sampling sweeper's, "
-                f"hydra/sweeper=optuna, takes one); list them: {override.get_key_element()}=0,0.5,1"
+                f"hydra/sweeper=optuna, takes one); list them: {override.get_key_element()}={value.start},...,"
+                f"{value.end}"
             )
-        if isinstance(value, Glob):
+        if isinstance(value, Glob):  # (Hydra's glob sees no hydra.searchpath folder's options either: 0 jobs)
             group = override.get_key_element().lstrip("+~")
             options = _known_options(group)
-            if options and not searchpath and not value.filter(options):
+            if options and not value.filter(options):
                 raise CnnplError(
                     f"{line} matches no option of {group} ({', '.join(options)}), so the sweep would run no job"
                 )
             continue
         try:
             values = list(override.sweep_string_iterator())
-        except ValueError as err:  # range(0,2,0)
+        except (ValueError, HydraException) as err:  # range(0,2,0); range(0,2,0.0): "Invalid range values"
             raise CnnplError(f"{line}: {err}") from None
         if not values:
             raise CnnplError(f"{line} gives no value, so the sweep would run no job")
+
+
+def _basic_sweeper(overrides: list[str], own: list[str]) -> bool:
+    """Whether the sweep runs under Hydra's basic sweeper: the command line's and its configs' choice (an
+    experiment's ``override /hydra/sweeper: optuna``); true where that does not compose (Hydra says why)."""
+    try:
+        cfg = compose_plain(
+            [*(o for o in overrides if not _sweeps([o])), *(o for o in own if not _sweeps([o]))], hydra=True
+        )
+    except Exception:
+        return True
+    return str(cfg.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper")
 
 
 def _check_sweep_subdir(composed: list[tuple[list[str], str, Any]], own: list[str]) -> None:
@@ -1178,12 +1195,13 @@ def _check_sweep_subdir(composed: list[tuple[list[str], str, Any]], own: list[st
     if not given or len(composed) < 2:
         return
     text, named = given[-1], {}
+    top = ([None, *_values(own, "hydra.sweep.dir")])[-1]  # ${seed} there parts the jobs too (helper-154)
     for _, job, cfg in composed:
         if cfg.get("fit") is False:  # tests a checkpoint: it saves none for another job to find
             continue
         probe = copy.deepcopy(cfg)
         OmegaConf.set_struct(probe, False)
-        probe[_PROBE] = text
+        probe[_PROBE] = text if top is None or "${" not in top else f"{top}/{text}"
         try:
             folder = str(OmegaConf.select(probe, _PROBE, throw_on_resolution_failure=True))
         except Exception:  # ${hydra.job.num}, ${hydra:job.override_dirname}: Hydra's, one for each job

@@ -1161,7 +1161,7 @@ def never_logged(tag: str, known: Sequence[str]) -> str | None:
     return f"a metric that is never logged; {hint}cnnpl logs {', '.join(known)} ({top5} with more than 5 classes)"
 
 
-def check_monitors(callbacks: list[Any], validates: bool = True) -> None:
+def check_monitors(callbacks: list[Any], validates: bool = True, fits: bool = True) -> None:
     """Refuse a ``monitor=`` of a checkpoint or early-stopping callback that names no metric cnnpl logs.
 
     Names under ``val/`` and ``train/`` are checked, ``test/`` ones refused (no test runs during the fit),
@@ -1185,13 +1185,21 @@ def check_monitors(callbacks: list[Any], validates: bool = True) -> None:
         never = never_logged(monitor, LOGGED_METRICS) if isinstance(monitor, str) else None
         if never:
             raise CnnplError(f"{type(callback).__name__}(monitor={monitor!r}) watches {never}")
+        if not fits:  # fit=false: nothing is saved or stopped
+            continue
+        if monitor == "train/loss_step" and not getattr(callback, "_every_n_train_steps", 1):
+            raise CnnplError(  # Lightning's "could not find the monitored key" at the first epoch's end (helper-154)
+                f"{type(callback).__name__}(monitor='train/loss_step') watches a metric of each step, which a "
+                "checkpoint saved at an epoch's end does not see; monitor train/loss_epoch, or save every N steps "
+                "(callbacks.<name>.every_n_train_steps=N)"
+            )
         better = _BETTER.get(monitor) if isinstance(monitor, str) else None
         if better is not None and getattr(callback, "mode", better) != better:  # it kept the worst (helper-153)
             higher = "lower" if better == "min" else "higher"
             raise CnnplError(
-                f"{type(callback).__name__}(monitor={monitor!r}, mode={callback.mode!r}) keeps the "
-                f"{'highest' if better == 'min' else 'lowest'} {monitor}, and a {higher} one is better: give it "
-                f"mode={better} (callbacks.<name>.mode={better})"
+                f"{type(callback).__name__}(monitor={monitor!r}, mode={callback.mode!r}) counts the "
+                f"{'highest' if better == 'min' else 'lowest'} {monitor} as the best, and a {higher} one is better: "
+                f"give it mode={better} (callbacks.<name>.mode={better})"
             )
     for callback in callbacks:
         filename = getattr(callback, "filename", None)
@@ -1200,7 +1208,7 @@ def check_monitors(callbacks: list[Any], validates: bool = True) -> None:
                 f"{type(callback).__name__}(filename={filename!r}) is not a file name: Hydra reads an override "
                 "value in braces as a mapping; quote it, e.g. 'callbacks.checkpoint.filename=\"epoch{epoch:03d}\"'"
             )
-        if isinstance(filename, str) and callable(getattr(callback, "format_checkpoint_name", None)):
+        if fits and isinstance(filename, str) and callable(getattr(callback, "format_checkpoint_name", None)):
             _check_checkpoint_name(callback, filename)
 
 
@@ -1217,6 +1225,12 @@ def _check_checkpoint_name(callback: Any, filename: str) -> None:
     logs (helper-153)."""
     names = [name[1:] for name in re.findall(r"(\{.*?)[:\}]", filename)]  # Lightning's own pattern
     for name in names:
+        if name == "train/loss_step" and not getattr(callback, "_every_n_train_steps", 1):
+            raise CnnplError(  # Lightning wrote 0 for it, silently (helper-154)
+                f"{type(callback).__name__}(filename={filename!r}) names train/loss_step, a metric of each step, "
+                "which a checkpoint saved at an epoch's end does not see; name train/loss_epoch, or save every N "
+                "steps (callbacks.<name>.every_n_train_steps=N)"
+            )
         never = None if name in ("epoch", "step") else never_logged(name, LOGGED_METRICS)
         if never:
             raise CnnplError(
@@ -1833,7 +1847,7 @@ def _train(cfg: DictConfig, held: contextlib.ExitStack) -> dict[str, float]:
     validates = getattr(datamodule, "has_validation", True) and not validation_off(cfg.trainer.get("limit_val_batches"))
     if not validates:
         _checkpoint_latest(callbacks)
-    check_monitors(callbacks, validates or not cfg.get("fit", True))  # testing only: no monitor runs
+    check_monitors(callbacks, validates or not cfg.get("fit", True), fits=cfg.get("fit", True))  # testing: none runs
     # a plugin callback's or layer's state that no checkpoint could be read back with: now, not after training
     check_loadable({"state_dict": system.state_dict(), "callbacks": {c.state_key: c.state_dict() for c in callbacks}})
     checkpoint_dir = _checkpoint_dir(callbacks, output_dir)

@@ -18,6 +18,8 @@ class GELU(nn.GELU):
     shapes; helper-153)."""
 
     def __init__(self, approximate: Literal["none", "tanh"] = "none") -> None:
+        if approximate not in ("none", "tanh"):  # (from Python too: cnnpl.build("act", "gelu", approximate=...))
+            raise ValueError(f"approximate must be none or tanh, got {approximate!r}")
         super().__init__(approximate=approximate)
 
 
