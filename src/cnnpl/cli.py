@@ -350,13 +350,9 @@ def _check_folder_resolves(cfg: DictConfig, key: str, text: str) -> None:
     """Refuse the command line's ``hydra.run.dir`` (a sweep's ``hydra.sweep.dir``: ``key``), written ``text``,
     where Hydra could not resolve it with ``cfg`` (a key it lacks, ``${oc.env:...}`` not set) or it resolves
     to null (read at the config's top: Hydra's own node, typed, would take no null)."""
-    import copy
-
     from omegaconf import OmegaConf
 
-    probe = copy.deepcopy(cfg)
-    OmegaConf.set_struct(probe, False)
-    probe[_PROBE] = text
+    probe = _probe(cfg, text)
     _check_resolves(probe, key, text, at=_PROBE)
     whole, pieces = OmegaConf.select(probe, _PROBE), _interpolations_in(text)
     if pieces == [text]:
@@ -371,6 +367,19 @@ def _check_folder_resolves(cfg: DictConfig, key: str, text: str) -> None:
 
 
 _PROBE = "_cnnpl_folder_probe"  # where a folder setting is resolved with the config
+
+
+def _probe(cfg: DictConfig, text: str) -> DictConfig:
+    """A copy of ``cfg`` with ``text`` at its top, under :data:`_PROBE`: read there, a folder setting of Hydra's
+    resolves with the config (Hydra's own node, typed, would take no null)."""
+    import copy
+
+    from omegaconf import OmegaConf
+
+    probe = copy.deepcopy(cfg)
+    OmegaConf.set_struct(probe, False)
+    probe[_PROBE] = text
+    return probe
 
 
 def _interpolations_in(text: str) -> list[str]:
@@ -1187,8 +1196,6 @@ def _check_sweep_subdir(composed: list[tuple[list[str], str, Any]], own: list[st
     ``${model.name}`` in a sweep of seeds): job 0 trained, and the next found its checkpoints and stopped
     (helper-153). Read with each job's config (``composed``: :func:`_check_composes`'s, one for each swept
     value); Hydra's own values (``${hydra.job.num}``, the default) make each one another folder."""
-    import copy
-
     from omegaconf import OmegaConf
 
     given = _values(own, "hydra.sweep.subdir")
@@ -1199,9 +1206,7 @@ def _check_sweep_subdir(composed: list[tuple[list[str], str, Any]], own: list[st
     for _, job, cfg in composed:
         if cfg.get("fit") is False:  # tests a checkpoint: it saves none for another job to find
             continue
-        probe = copy.deepcopy(cfg)
-        OmegaConf.set_struct(probe, False)
-        probe[_PROBE] = text if top is None or "${" not in top else f"{top}/{text}"
+        probe = _probe(cfg, text if top is None or "${" not in top else f"{top}/{text}")
         try:
             folder = str(OmegaConf.select(probe, _PROBE, throw_on_resolution_failure=True))
         except Exception:  # ${hydra.job.num}, ${hydra:job.override_dirname}: Hydra's, one for each job

@@ -1187,11 +1187,10 @@ def check_monitors(callbacks: list[Any], validates: bool = True, fits: bool = Tr
             raise CnnplError(f"{type(callback).__name__}(monitor={monitor!r}) watches {never}")
         if not fits:  # fit=false: nothing is saved or stopped
             continue
-        if monitor == "train/loss_step" and not getattr(callback, "_every_n_train_steps", 1):
+        if monitor == "train/loss_step" and _saves_at_epoch_ends(callback):
             raise CnnplError(  # Lightning's "could not find the monitored key" at the first epoch's end (helper-154)
-                f"{type(callback).__name__}(monitor='train/loss_step') watches a metric of each step, which a "
-                "checkpoint saved at an epoch's end does not see; monitor train/loss_epoch, or save every N steps "
-                "(callbacks.<name>.every_n_train_steps=N)"
+                f"{type(callback).__name__}(monitor='train/loss_step') watches {_STEP_LOSS_UNSEEN}; monitor "
+                f"train/loss_epoch, {_EVERY_N_STEPS}"
             )
         better = _BETTER.get(monitor) if isinstance(monitor, str) else None
         if better is not None and getattr(callback, "mode", better) != better:  # it kept the worst (helper-153)
@@ -1215,6 +1214,15 @@ def check_monitors(callbacks: list[Any], validates: bool = True, fits: bool = Tr
 # Whether a lower (min) or higher (max) value of a metric cnnpl logs is better
 _BETTER = {name: "min" if "/loss" in name else "max" for name in LOGGED_METRICS}
 
+_STEP_LOSS_UNSEEN = "a metric of each step, which a checkpoint saved at an epoch's end does not see"
+_EVERY_N_STEPS = "or save every N steps (callbacks.<name>.every_n_train_steps=N)"
+
+
+def _saves_at_epoch_ends(callback: Any) -> bool:
+    """Whether ``callback`` is a ModelCheckpoint that saves at epochs' ends only (no ``every_n_train_steps``)."""
+    return not getattr(callback, "_every_n_train_steps", 1)
+
+
 _EXAMPLE_NAME = 'callbacks.checkpoint.filename="epoch{epoch:03d}-val_acc{val/acc:.4f}"'
 
 
@@ -1225,11 +1233,10 @@ def _check_checkpoint_name(callback: Any, filename: str) -> None:
     logs (helper-153)."""
     names = [name[1:] for name in re.findall(r"(\{.*?)[:\}]", filename)]  # Lightning's own pattern
     for name in names:
-        if name == "train/loss_step" and not getattr(callback, "_every_n_train_steps", 1):
+        if name == "train/loss_step" and _saves_at_epoch_ends(callback):
             raise CnnplError(  # Lightning wrote 0 for it, silently (helper-154)
-                f"{type(callback).__name__}(filename={filename!r}) names train/loss_step, a metric of each step, "
-                "which a checkpoint saved at an epoch's end does not see; name train/loss_epoch, or save every N "
-                "steps (callbacks.<name>.every_n_train_steps=N)"
+                f"{type(callback).__name__}(filename={filename!r}) names train/loss_step, {_STEP_LOSS_UNSEEN}; name "
+                f"train/loss_epoch, {_EVERY_N_STEPS}"
             )
         never = None if name in ("epoch", "step") else never_logged(name, LOGGED_METRICS)
         if never:
