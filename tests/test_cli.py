@@ -1320,6 +1320,16 @@ def test_the_outermost_interpolations_of_a_text_are_found() -> None:
             "second would find the first's checkpoints; add ${hydra.job.num} (the default), or a swept setting such "
             "as seed_${seed}",
         ),
+        (  # the sweep dir's time is one for all its jobs
+            ["experiment=pooling_study", "trainer.max_epochs=1", "hydra.sweep.subdir=same"],
+            "hydra.sweep.subdir=same names one folder (same) for the sweep's jobs with seed=1 pool=max and with "
+            "seed=2: ",
+        ),
+        (
+            ["seed=0,1", "hydra.sweep.dir=sw/${now:%H}/${model.name}", "hydra.sweep.subdir=same"],
+            "hydra.sweep.subdir=same names one folder (sw/<time>/simple_cnn/same) for the sweep's jobs with seed=0 and "
+            "with seed=1: ",
+        ),
         (
             ["seed=0,1", "hydra.sweep.subdir=${model.name}"],
             "hydra.sweep.subdir=${model.name} names one folder (simple_cnn) for the sweep's jobs with seed=0 and with "
@@ -1354,6 +1364,7 @@ def test_a_sweep_that_would_fail_or_run_no_job_is_refused_before_its_folder_is_m
         ["pool=glob(max*)", "seed=range(0,2)"],
         ["seed=1,2", "hydra.sweep.dir=sw/s${seed}", "hydra.sweep.subdir=run"],  # helper-154: the top folder parts them
         ["experiment=sampled", "optimizer.lr=interval(0.001,0.1)"],  # helper-154: an experiment's sweeper samples it
+        ["experiment=seeded", "seed=1,2", "hydra.sweep.subdir=run"],  # note 48: the experiment's sweep dir parts them
     ],
 )
 def test_sweeps_whose_jobs_have_folders_and_values_of_their_own_pass(tmp_path, monkeypatch, args) -> None:
@@ -1363,6 +1374,9 @@ def test_sweeps_whose_jobs_have_folders_and_values_of_their_own_pass(tmp_path, m
     (tmp_path / "conf" / "experiment").mkdir(parents=True)
     (tmp_path / "conf" / "experiment" / "sampled.yaml").write_text(
         "# @package _global_\nhydra:\n  sweeper:\n    _target_: my_sweepers.Sampling\n"
+    )
+    (tmp_path / "conf" / "experiment" / "seeded.yaml").write_text(
+        "# @package _global_\nhydra:\n  sweep:\n    dir: sw/${now:%H-%M-%S}/s${seed}\n"
     )
     args = [*args, f"hydra.searchpath=[file://{tmp_path / 'conf'}]"]
     for name in ("a.ckpt", "b.ckpt"):

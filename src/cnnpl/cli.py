@@ -1203,10 +1203,13 @@ def _check_sweep_subdir(composed: list[tuple[list[str], str, Any]], own: list[st
         return
     text, named = given[-1], {}
     top = ([None, *_values(own, "hydra.sweep.dir")])[-1]  # ${seed} there parts the jobs too (helper-154)
-    for _, job, cfg in composed:
+    for variant, job, cfg in composed:
         if cfg.get("fit") is False:  # tests a checkpoint: it saves none for another job to find
             continue
-        probe = _probe(cfg, text if top is None or "${" not in top else f"{top}/{text}")
+        parent = _settings_in(
+            top if top is not None else _config_sweep_dir([*variant, *(a for a in own if not _sweeps([a]))])
+        )
+        probe = _probe(cfg, text if parent is None else f"{parent}/{text}")
         try:
             folder = str(OmegaConf.select(probe, _PROBE, throw_on_resolution_failure=True))
         except Exception:  # ${hydra.job.num}, ${hydra:job.override_dirname}: Hydra's, one for each job
@@ -1218,6 +1221,32 @@ def _check_sweep_subdir(composed: list[tuple[list[str], str, Any]], own: list[st
                 "a swept setting such as seed_${seed}"
             )
         named[folder] = job
+
+
+def _config_sweep_dir(overrides: list[str]) -> str | None:
+    """The ``hydra.sweep.dir`` a job's config (composed with ``overrides``) sets, unresolved (an experiment's
+    ``sweeps/${seed}``)."""
+    from omegaconf import OmegaConf
+
+    try:
+        sweep = OmegaConf.to_container(compose_plain(overrides, hydra=True).hydra.sweep, resolve=False)
+    except Exception:
+        return None
+    return sweep.get("dir") if isinstance(sweep, dict) and isinstance(sweep.get("dir"), str) else None
+
+
+def _settings_in(folder: str | None) -> str | None:
+    """``folder`` where a setting of the config's is read in it (``sw/${seed}``), its time (``${now:...}``, the same
+    for every job of a sweep) written ``<time>``; None where none is."""
+    if folder is None:
+        return None
+    pieces = _interpolations_in(folder)
+    if all(piece.startswith("${now:") for piece in pieces):
+        return None
+    for piece in pieces:
+        if piece.startswith("${now:"):
+            folder = folder.replace(piece, "<time>")
+    return folder
 
 
 def _values(args: list[str], key: str) -> list[str]:
