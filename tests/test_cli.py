@@ -1335,6 +1335,10 @@ def test_the_outermost_interpolations_of_a_text_are_found() -> None:
             "hydra.sweep.subdir=${model.name} names one folder (simple_cnn) for the sweep's jobs with seed=0 and with "
             "seed=1: ",
         ),
+        (  # note 48: each job's traceback as its fit started
+            ["seed=0,1", "+callbacks.ft._target_=lightning.pytorch.callbacks.BackboneFinetuning"],
+            "callbacks.ft: Lightning's BackboneFinetuning freezes and later unfreezes the LightningModule's `backbone`",
+        ),
         (  # glob's jobs are checked before the first trains (job 0, avg, trained before job 1 was refused)
             ["pool=glob(*,exclude=[global_avg_max,global_max,mixed*,lp,gated,stochastic,soft*,max])"],
             "layer features.block1.pool: model 'simple_cnn' calls its pool layers with kernel_size=2, which pool "

@@ -2026,24 +2026,37 @@ def test_a_process_group_backend_torch_lacks_is_refused() -> None:
         (
             "callbacks.checkpoint.monitor=val/loss",
             "ModelCheckpoint(monitor='val/loss', mode='max') counts the highest val/loss as the best, and a lower one "
-            "is better: give it mode=min (callbacks.<name>.mode=min)",
+            "is better: give it mode=min (callbacks.checkpoint.mode=min)",
         ),
         (
             "callbacks.checkpoint.mode=min",
             "ModelCheckpoint(monitor='val/acc', mode='min') counts the lowest val/acc as the best, and a higher one "
-            "is better: give it mode=max (callbacks.<name>.mode=max)",
+            "is better: give it mode=max (callbacks.checkpoint.mode=max)",
+        ),
+        (  # the callback's own key (note 48: callbacks.<name>)
+            "+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping +callbacks.stop.monitor=val/loss "
+            "+callbacks.stop.mode=max",
+            "EarlyStopping(monitor='val/loss', mode='max') counts the highest val/loss as the best, and a lower one "
+            "is better: give it mode=min (callbacks.stop.mode=min)",
+        ),
+        (  # helper-153: a traceback as the fit started
+            "+callbacks.ft._target_=lightning.pytorch.callbacks.BackboneFinetuning",
+            "callbacks.ft: Lightning's BackboneFinetuning freezes and later unfreezes the LightningModule's "
+            "`backbone`, which cnnpl's ImageClassifier does not have; train the classifier of pretrained weights with "
+            "model.freeze_features=true, then all of it in a second run from that run's checkpoint "
+            "(docs/howto/finetune.md)",
         ),
         (  # helper-154: Lightning's "could not find the monitored key" at the first epoch's end
             "callbacks.checkpoint.monitor=train/loss_step callbacks.checkpoint.mode=min",
             "ModelCheckpoint(monitor='train/loss_step') watches a metric of each step, which a checkpoint saved at an "
             "epoch's end does not see; monitor train/loss_epoch, or save every N steps "
-            "(callbacks.<name>.every_n_train_steps=N)",
+            "(callbacks.checkpoint.every_n_train_steps=N)",
         ),
         (  # helper-154: Lightning wrote 0 for it, silently
             'callbacks.checkpoint.filename="e{epoch}-{train/loss_step:.3f}"',
             "ModelCheckpoint(filename='e{epoch}-{train/loss_step:.3f}') names train/loss_step, a metric of each step, "
             "which a checkpoint saved at an epoch's end does not see; name train/loss_epoch, or save every N steps "
-            "(callbacks.<name>.every_n_train_steps=N)",
+            "(callbacks.checkpoint.every_n_train_steps=N)",
         ),
         (  # helper-153: Lightning's traceback at the first save, an epoch into training
             'callbacks.checkpoint.filename="{epoch"',

@@ -25,6 +25,7 @@ import os
 import re
 import sys
 import warnings
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1190,7 +1191,7 @@ def check_monitors(callbacks: list[Any], validates: bool = True, fits: bool = Tr
         if monitor == "train/loss_step" and _saves_at_epoch_ends(callback):
             raise CnnplError(  # Lightning's "could not find the monitored key" at the first epoch's end (helper-154)
                 f"{type(callback).__name__}(monitor='train/loss_step') watches {_STEP_LOSS_UNSEEN}; monitor "
-                f"train/loss_epoch, {_EVERY_N_STEPS}"
+                f"train/loss_epoch, {_every_n_steps(callback)}"
             )
         better = _BETTER.get(monitor) if isinstance(monitor, str) else None
         if better is not None and getattr(callback, "mode", better) != better:  # it kept the worst (helper-153)
@@ -1198,7 +1199,7 @@ def check_monitors(callbacks: list[Any], validates: bool = True, fits: bool = Tr
             raise CnnplError(
                 f"{type(callback).__name__}(monitor={monitor!r}, mode={callback.mode!r}) counts the "
                 f"{'highest' if better == 'min' else 'lowest'} {monitor} as the best, and a {higher} one is better: "
-                f"give it mode={better} (callbacks.<name>.mode={better})"
+                f"give it mode={better} (callbacks.{callback_key(callback)}.mode={better})"
             )
     for callback in callbacks:
         filename = getattr(callback, "filename", None)
@@ -1215,7 +1216,10 @@ def check_monitors(callbacks: list[Any], validates: bool = True, fits: bool = Tr
 _BETTER = {name: "min" if "/loss" in name else "max" for name in LOGGED_METRICS}
 
 _STEP_LOSS_UNSEEN = "a metric of each step, which a checkpoint saved at an epoch's end does not see"
-_EVERY_N_STEPS = "or save every N steps (callbacks.<name>.every_n_train_steps=N)"
+
+
+def _every_n_steps(callback: Any) -> str:
+    return f"or save every N steps (callbacks.{callback_key(callback)}.every_n_train_steps=N)"
 
 
 def _saves_at_epoch_ends(callback: Any) -> bool:
@@ -1236,7 +1240,7 @@ def _check_checkpoint_name(callback: Any, filename: str) -> None:
         if name == "train/loss_step" and _saves_at_epoch_ends(callback):
             raise CnnplError(  # Lightning wrote 0 for it, silently (helper-154)
                 f"{type(callback).__name__}(filename={filename!r}) names train/loss_step, {_STEP_LOSS_UNSEEN}; name "
-                f"train/loss_epoch, {_EVERY_N_STEPS}"
+                f"train/loss_epoch, {_every_n_steps(callback)}"
             )
         never = None if name in ("epoch", "step") else never_logged(name, LOGGED_METRICS)
         if never:
@@ -1448,7 +1452,21 @@ def _named_callback(node: Any, key: str) -> Any:
         raise
     if isinstance(getattr(type(callback), "name", None), str):
         callback.name = key
+    with contextlib.suppress(TypeError):  # a plugin's unhashable callback: named callbacks.<name> in messages
+        _CONFIG_KEYS[callback] = key
     return callback
+
+
+_CONFIG_KEYS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()  # each built callback's config key
+
+
+def callback_key(callback: Any) -> str:
+    """``callback``'s config key (``checkpoint`` for ``callbacks.checkpoint``), or ``<name>`` for one built
+    elsewhere, for the messages that say which setting to change."""
+    try:
+        return _CONFIG_KEYS.get(callback, "<name>")
+    except TypeError:
+        return "<name>"
 
 
 def build_callbacks(cfg: DictConfig) -> list[Any]:
@@ -1614,12 +1632,19 @@ def _moved_root_hint(cfg: DictConfig) -> str:
 def check_callbacks_network(
     callbacks: list[Any], system: Any, input_shape: tuple[int, int, int] | None = None, max_epochs: Any = None
 ) -> None:
-    """Refuse the parts of the network that the callbacks name (freeze's parameters, the pictures' layers)
-    and ``system`` lacks, and, given the images' ``(channels, height, width)``, the pictures' layers that do
-    not give maps: before training, a dry run's and a sweep's later job's too, not in Lightning's setup after
-    the logger has opened its files. A callback's ``check_network`` is given the shape and ``max_epochs``
-    (``trainer.max_epochs``) where it takes them; a plugin's ``check_network(pl_module)`` neither."""
+    """Refuse the parts of the network that the callbacks name (freeze's parameters, the pictures' layers,
+    BackboneFinetuning's ``backbone``) and ``system`` lacks, and, given the images' ``(channels, height, width)``,
+    the pictures' layers that do not give maps: before training, a dry run's and a sweep's later job's too, not in
+    Lightning's setup after the logger has opened its files. A callback's ``check_network`` is given the shape and
+    ``max_epochs`` (``trainer.max_epochs``) where it takes them; a plugin's ``check_network(pl_module)`` neither."""
     for callback in callbacks:
+        if _finetunes_backbone(type(callback)) and not isinstance(getattr(system, "backbone", None), torch.nn.Module):
+            raise CnnplError(  # a traceback as the fit started (helper-153)
+                f"callbacks.{callback_key(callback)}: Lightning's BackboneFinetuning freezes and later unfreezes the "
+                "LightningModule's `backbone`, which cnnpl's ImageClassifier does not have; train the classifier "
+                "of pretrained weights with model.freeze_features=true, then all of it in a second run from that "
+                "run's checkpoint (docs/howto/finetune.md)"
+            )
         check_network = getattr(callback, "check_network", None)
         if not callable(check_network):
             continue
@@ -1650,12 +1675,21 @@ def _network_checking_callbacks(cfg: DictConfig) -> list[Any]:
     or its folder) is left to the job, as is every other callback."""
     built = []
     for name, node in (cfg.get("callbacks") or {}).items():
-        if node and callable(getattr(_callback_class(node), "check_network", None)):
+        found = _callback_class(node) if node else None
+        if found is not None and (callable(getattr(found, "check_network", None)) or _finetunes_backbone(found)):
             try:
                 built.append(_named_callback(node, name))
             except Exception:
                 continue
     return built
+
+
+def _finetunes_backbone(cls: type) -> bool:
+    """Whether ``cls`` is Lightning's BackboneFinetuning (or a subclass), which :func:`check_callbacks_network`
+    checks against the module."""
+    from lightning.pytorch.callbacks import BackboneFinetuning
+
+    return issubclass(cls, BackboneFinetuning)
 
 
 def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
