@@ -1389,6 +1389,30 @@ def test_sweeps_whose_jobs_have_folders_and_values_of_their_own_pass(tmp_path, m
 
 
 @pytest.mark.parametrize(
+    ("glob", "message"),
+    [  # note 48: Hydra launched pool=max alone for glob(max*), and 0 jobs for glob(sp_*), and said nothing
+        ("glob(max*)", "would skip maxi; list the options instead: pool=max,maxi"),
+        ("glob(sp_*)", "would skip sp_a; list the options instead: pool=sp_a"),
+    ],
+)
+def test_a_glob_that_would_skip_a_searchpath_option_is_refused(tmp_path, monkeypatch, glob, message) -> None:
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "conf" / "pool").mkdir(parents=True)
+    for name in ("maxi", "sp_a"):
+        (tmp_path / "conf" / "pool" / f"{name}.yaml").write_text("# @package pool\nname: max\n")
+    searchpath = f"hydra.searchpath=[file://{tmp_path / 'conf'}]"
+    with pytest.raises(CnnplError) as err:
+        prepare(["-m", "data=shapes", f"pool={glob}", searchpath])
+    assert str(err.value) == (
+        f"pool={glob}: Hydra's glob() does not see the options of hydra.searchpath folders, so the sweep {message}"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["conf"]  # no sweep folder made
+    assert prepare(["-m", "data=shapes", "pool=glob(av*)", searchpath])  # none of the folder's: Hydra's glob is right
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [  # helper-141: Hydra read the other one; the run went to a folder named by the time, the given one never made
         (

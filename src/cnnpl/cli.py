@@ -44,7 +44,9 @@ from cnnpl.config import (
     hide_extension_warnings,
     hydra_mode,
     one_line_composition_error,
+    plugin_yaml_options,
     register_component_configs,
+    searchpath_folders,
     store_searchpath_options,
     sweeps_in_mapping,
     tilde_folder_advice,
@@ -1116,7 +1118,8 @@ def _sweep_variants(overrides: list[str], complete: bool = False) -> list[tuple[
 def _sweep_values(override: Any) -> list[str]:
     """The values a sweep ``override`` (parsed) tries, as text; none for an interval (an optimiser sweeper's) or
     a sweep Hydra cannot enumerate (``range(0,2,0)``). A ``glob(...)`` of a group's options is matched against the
-    options cnnpl knows (its files, the registries', a plugin's YAML), not a ``hydra.searchpath`` folder's."""
+    options cnnpl knows (its files, the registries', a plugin's YAML), as Hydra matches it (one that matches a
+    ``hydra.searchpath`` folder's option, which Hydra's glob does not see, is refused by :func:`_check_sweep_values`)."""
     from hydra.core.override_parser.types import Glob
 
     value = override.value()
@@ -1141,8 +1144,9 @@ def _check_sweep_values(overrides: list[str], own: list[str]) -> None:
     """Refuse, before the sweep's folder is made, a sweep Hydra would end in a traceback or its own lines, or run
     with no job (helper-153): an override it cannot read (``model.channels=[32,64``; without ``-m`` the
     composition names it), ``range(0,2,0)``, an ``interval(...)`` for Hydra's basic sweeper (an optimiser
-    sweeper's, ``hydra/sweeper=optuna``, samples it), and a sweep of no value (``range(0,0)``, a ``glob(...)``
-    that matches no option: Hydra launched 0 jobs and said nothing)."""
+    sweeper's, ``hydra/sweeper=optuna``, samples it), a sweep of no value (``range(0,0)``, a ``glob(...)``
+    that matches no option: Hydra launched 0 jobs and said nothing), and a ``glob(...)`` that matches an option
+    of a ``hydra.searchpath`` folder (Hydra skipped it silently)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import Glob, IntervalSweep
     from hydra.errors import HydraException
@@ -1163,9 +1167,19 @@ def _check_sweep_values(overrides: list[str], own: list[str]) -> None:
                 f"hydra/sweeper=optuna, takes one); list them: {override.get_key_element()}={value.start},...,"
                 f"{value.end}"
             )
-        if isinstance(value, Glob):  # (Hydra's glob sees no hydra.searchpath folder's options either: 0 jobs)
+        if isinstance(value, Glob):
             group = override.get_key_element().lstrip("+~")
             options = _known_options(group)
+            unseen = value.filter(
+                sorted({name for name, _ in plugin_yaml_options(group, searchpath_folders([*overrides, *own]))})
+            )
+            unseen = [name for name in unseen if name not in options]
+            if unseen:  # Hydra's glob sees no hydra.searchpath folder's options: skipped silently, or 0 jobs
+                listed = ",".join([*value.filter(options), *unseen])
+                raise CnnplError(
+                    f"{line}: Hydra's glob() does not see the options of hydra.searchpath folders, so the sweep "
+                    f"would skip {', '.join(unseen)}; list the options instead: {override.get_key_element()}={listed}"
+                )
             if options and not value.filter(options):
                 raise CnnplError(
                     f"{line} matches no option of {group} ({', '.join(options)}), so the sweep would run no job"
