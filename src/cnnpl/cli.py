@@ -1119,7 +1119,8 @@ def _sweep_values(override: Any) -> list[str]:
     """The values a sweep ``override`` (parsed) tries, as text; none for an interval (an optimiser sweeper's) or
     a sweep Hydra cannot enumerate (``range(0,2,0)``). A ``glob(...)`` of a group's options is matched against the
     options cnnpl knows (its files, the registries', a plugin's YAML), as Hydra matches it (one that matches a
-    ``hydra.searchpath`` folder's option, which Hydra's glob does not see, is refused by :func:`_check_sweep_values`)."""
+    ``hydra.searchpath`` folder's option, which Hydra's glob does not see, is refused in
+    :func:`_check_sweep_values`)."""
     from hydra.core.override_parser.types import Glob
 
     value = override.value()
