@@ -1904,6 +1904,43 @@ def test_a_misspelt_cfg_part_is_one_line(tmp_path: Path) -> None:
     assert result.stderr == "cnnpl: error: --cfg takes job (the run's config), hydra or all, got 'jobb'\n"
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [  # note 48: argparse's usage, eight lines, under the name __main__.py
+        (
+            ["--info", "foo"],
+            "--info takes all, config, defaults, defaults-tree, plugins or searchpath (all if none), got 'foo'",
+        ),
+        (
+            ["-i", "foo"],
+            "-i takes all, config, defaults, defaults-tree, plugins or searchpath (all if none), got 'foo'",
+        ),
+        (
+            ["--info=foo"],
+            "--info takes all, config, defaults, defaults-tree, plugins or searchpath (all if none), got 'foo'",
+        ),
+        (
+            ["--info", "model=vgg16"],
+            "--info takes all, config, defaults, defaults-tree, plugins or searchpath (all "
+            "if none), got 'model=vgg16'; give the overrides after the part: --info all model=vgg16",
+        ),
+    ],
+)
+def test_an_info_part_hydra_does_not_print_is_one_line(args: list[str], message: str) -> None:
+    from cnnpl.cli import prepare
+
+    with pytest.raises(CnnplError) as err:
+        prepare(args)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize("args", [["--info"], ["--info", "defaults", "model=vgg16"], ["model=vgg16", "--info"]])
+def test_info_with_a_part_or_none_is_hydras(args: list[str]) -> None:
+    from cnnpl.cli import prepare
+
+    assert prepare(args) == args
+
+
 def test_help_with_multirun_and_nothing_swept_still_shows_the_help(tmp_path: Path) -> None:
     result = run_cli("-m", "--help", cwd=tmp_path)
     assert result.returncode == 0 and "== Configuration groups ==" in result.stdout, result.stderr[-2000:]

@@ -699,6 +699,27 @@ CFG_PARTS = {"job", "hydra", "all"}  # what --cfg prints
 INFO_FLAGS = {"--hydra-help", "--info", "-i", "--version", "--shell-completion", "-sc"}  # Hydra's, which run nothing
 
 
+INFO_PARTS = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")  # what --info prints
+
+
+def _check_info(args: list[str]) -> None:
+    """Refuse an ``--info`` part Hydra does not print (``--info foo``, or an override after it, ``--info
+    model=vgg16``, which argparse reads as the part): Hydra's usage, eight lines, under the name ``__main__.py``."""
+    for i, arg in enumerate(args):
+        flag, sep, part = arg.partition("=")
+        if flag not in ("--info", "-i") or "--" in args[:i]:
+            continue
+        if not sep:
+            if i + 1 == len(args) or args[i + 1].startswith("-"):
+                continue  # --info alone: all
+            part = args[i + 1]
+        if part not in INFO_PARTS:
+            after = f"; give the overrides after the part: {flag} all {part}" if "=" in part else ""
+            raise CnnplError(
+                f"{flag} takes {', '.join(INFO_PARTS[:-1])} or searchpath (all if none), got {part!r}{after}"
+            )
+
+
 def _check_composes(args: list[str]) -> str | None:
     """Compose the config once before Hydra does, so that an unknown option or key is one line; returns
     a run's ``hydra.run.dir`` setting as the config sets it, uninterpolated (None for a sweep or a flag).
@@ -714,6 +735,7 @@ def _check_composes(args: list[str]) -> str | None:
     for i, arg in enumerate(args[:-1]):
         if arg in ("--cfg", "-c") and args[i + 1] not in CFG_PARTS:  # Hydra: "Error parsing override 'jobb'"
             raise CnnplError(f"{arg} takes job (the run's config), hydra or all, got {args[i + 1]!r}")
+    _check_info(args)
     words = [
         arg
         for i, arg in enumerate(args)
