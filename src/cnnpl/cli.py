@@ -1243,9 +1243,7 @@ def _check_sweep_subdir(composed: list[tuple[list[str], str, Any]], own: list[st
     for variant, job, cfg in composed:
         if cfg.get("fit") is False:  # tests a checkpoint: it saves none for another job to find
             continue
-        parent = _settings_in(
-            top if top is not None else _config_sweep_dir([*variant, *(a for a in own if not _sweeps([a]))])
-        )
+        parent = _settings_in(top if top is not None else _sweep_dir_setting([*variant, *own]))
         probe = _probe(cfg, text if parent is None else f"{parent}/{text}")
         try:
             folder = str(OmegaConf.select(probe, _PROBE, throw_on_resolution_failure=True))
@@ -1258,18 +1256,6 @@ def _check_sweep_subdir(composed: list[tuple[list[str], str, Any]], own: list[st
                 "a swept setting such as seed_${seed}"
             )
         named[folder] = job
-
-
-def _config_sweep_dir(overrides: list[str]) -> str | None:
-    """The ``hydra.sweep.dir`` a job's config (composed with ``overrides``) sets, unresolved (an experiment's
-    ``sweeps/${seed}``)."""
-    from omegaconf import OmegaConf
-
-    try:
-        sweep = OmegaConf.to_container(compose_plain(overrides, hydra=True).hydra.sweep, resolve=False)
-    except Exception:
-        return None
-    return sweep.get("dir") if isinstance(sweep, dict) and isinstance(sweep.get("dir"), str) else None
 
 
 def _settings_in(folder: str | None) -> str | None:
