@@ -980,8 +980,10 @@ def test_two_commands_started_in_the_same_second_get_two_folders(tmp_path: Path,
     # a folder whose name needs quotes is quoted as Hydra reads it
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from cnnpl.overrides import override_value
+
     for folder in ("outputs/a b/c'd", "/tmp/x-1/07-30-01-2", "runs/été"):
-        override = OverridesParser.create().parse_overrides([f"hydra.run.dir={cli._override_value(folder)}"])[0]
+        override = OverridesParser.create().parse_overrides([f"hydra.run.dir={override_value(folder)}"])[0]
         assert override.value() == folder
 
 
@@ -1288,12 +1290,12 @@ def test_a_folder_interpolation_that_resolves_to_null_is_refused(tmp_path, monke
 
 
 def test_the_outermost_interpolations_of_a_text_are_found() -> None:
-    from cnnpl.cli import _interpolations_in
+    from cnnpl.overrides import interpolations_in
 
-    assert _interpolations_in("a/${x}/${oc.env:Y,${z}}") == ["${x}", "${oc.env:Y,${z}}"]
-    assert _interpolations_in("${oc.create:{a:1}}/b") == ["${oc.create:{a:1}}"]  # a mapping among the arguments
-    assert _interpolations_in("\\${x}/${now:%H}-${now:%M}") == ["${now:%H}", "${now:%M}"]  # \${x} is escaped
-    assert _interpolations_in("runs/a") == []
+    assert interpolations_in("a/${x}/${oc.env:Y,${z}}") == ["${x}", "${oc.env:Y,${z}}"]
+    assert interpolations_in("${oc.create:{a:1}}/b") == ["${oc.create:{a:1}}"]  # a mapping among the arguments
+    assert interpolations_in("\\${x}/${now:%H}-${now:%M}") == ["${now:%H}", "${now:%M}"]  # \${x} is escaped
+    assert interpolations_in("runs/a") == []
 
 
 @pytest.mark.parametrize(
@@ -1650,13 +1652,14 @@ def test_compose_in_python_raises_the_command_lines_one_line(overrides: list[str
 
 
 def test_a_new_sweep_into_a_folder_with_an_earlier_sweeps_runs_is_refused_before_hydra_writes(tmp_path: Path) -> None:
-    from cnnpl.cli import _check_sweep_dir, _keep_earlier_records, _sweep_dir_setting
+    from cnnpl.cli import _check_sweep_dir, _keep_earlier_records
+    from cnnpl.sweeps import sweep_dir_setting
 
     def check(args: list[str]) -> None:  # as prepare() calls them, with the sweep folder the config sets
-        _check_sweep_dir(args, _sweep_dir_setting(args))
+        _check_sweep_dir(args, sweep_dir_setting(args))
 
     def keep(args: list[str]) -> list[str]:
-        return _keep_earlier_records(args, _sweep_dir_setting(args))
+        return _keep_earlier_records(args, sweep_dir_setting(args))
 
     sweep = tmp_path / "sweep"
     (sweep / "0" / ".hydra").mkdir(parents=True)
@@ -1713,8 +1716,9 @@ def test_a_continued_sweep_whose_settings_differ_is_refused_before_hydra_writes(
     from omegaconf import OmegaConf
 
     from cnnpl.checkpoint import atomic_torch_save
-    from cnnpl.cli import _check_sweep_dir, _sweep_dir_setting
+    from cnnpl.cli import _check_sweep_dir
     from cnnpl.config import compose_plain
+    from cnnpl.sweeps import sweep_dir_setting
 
     sweep = tmp_path / "sweep"
     first = ["pool=avg", "seed=0", "data=shapes", "data.num_train=256"]  # job 0 of the sweeps below
@@ -1725,7 +1729,7 @@ def test_a_continued_sweep_whose_settings_differ_is_refused_before_hydra_writes(
     args = ["-m", "pool=avg,max", "seed=0", "data=shapes", f"hydra.sweep.dir={sweep}", "ckpt_path=last"]
 
     def check(args: list[str]) -> None:
-        _check_sweep_dir(args, _sweep_dir_setting(args))
+        _check_sweep_dir(args, sweep_dir_setting(args))
 
     check([*args, "data.num_train=256", "trainer.max_epochs=3"])  # the same settings, trained longer
     with pytest.raises(CnnplError) as caught:

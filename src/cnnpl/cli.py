@@ -44,15 +44,32 @@ from cnnpl.config import (
     hide_extension_warnings,
     hydra_mode,
     one_line_composition_error,
-    plugin_yaml_options,
     register_component_configs,
-    searchpath_folders,
     store_searchpath_options,
-    sweeps_in_mapping,
     tilde_folder_advice,
 )
 from cnnpl.errors import CnnplError, close_progress_bars, first_line, shown_cause, to_run_log, yaml_word
+from cnnpl.overrides import (
+    PROBE,
+    config_overrides,
+    folder_probe,
+    given_values,
+    has_sweep,
+    interpolations_in,
+    override_value,
+)
 from cnnpl.plugins import SKIP_BROKEN_ENV, load_plugins, plugin_warnings_on_one_line, split_plugin_overrides
+from cnnpl.sweeps import (
+    check_a_checkpoint_folder_each,
+    check_sweep_subdir,
+    check_sweep_values,
+    check_sweeper_params,
+    config_sweeps,
+    sweep_dir_setting,
+    sweep_jobs,
+    sweep_variants,
+    warn_unrun_sweep,
+)
 
 EXIT_USAGE = 2
 
@@ -179,7 +196,7 @@ def prepare(args: list[str]) -> list[str]:
     named = _new_named_run_dir(rest)
     _check_run_dir(rest)
     sweep = bool({"-m", "--multirun"} & set(rest))
-    sweep_dir = _sweep_dir_setting(rest) if sweep else None
+    sweep_dir = sweep_dir_setting(rest) if sweep else None
     _check_sweep_dir(rest, sweep_dir)
     option = "hydra.sweep.dir" if sweep else "hydra.run.dir"
     claimed = _claim_new_folder(rest, option, sweep_dir if sweep else run_dir)  # last: a refused command makes none
@@ -187,7 +204,7 @@ def prepare(args: list[str]) -> list[str]:
     if claimed is not None:
         folder, made = claimed
         _claimed_run_dir = None if sweep else (folder.absolute(), made)  # hydra.job.chdir=true moves into it
-        return [*rest, f"{option}={_override_value(str(folder))}"]
+        return [*rest, f"{option}={override_value(str(folder))}"]
     if named is not None:  # hydra.run.dir=<a folder not there before>: a refused run leaves none either
         _claimed_run_dir = named
     return [*rest, *_keep_earlier_records(rest, sweep_dir)]
@@ -219,7 +236,7 @@ def _multirun_flag_for_hydra_mode(args: list[str]) -> list[str]:
         return args
     if _sweeping(args):
         return ["-m", *args]
-    if any(arg.startswith("-") for arg in args) or not _sweeps(args):  # --config-name ...: Hydra's to compose
+    if any(arg.startswith("-") for arg in args) or not has_sweep(args):  # --config-name ...: Hydra's to compose
         return args
     from hydra.types import RunMode
 
@@ -237,7 +254,7 @@ def _raise_if_config_sweeps(args: list[str]) -> None:
 
 def _sweeping(args: list[str]) -> bool:
     """Whether the command sweeps: ``-m`` / ``--multirun``, or Hydra's ``hydra.mode=MULTIRUN``."""
-    modes = [value.strip().upper() for value in _values(args, "hydra.mode")]
+    modes = [value.strip().upper() for value in given_values(args, "hydra.mode")]
     return bool({"-m", "--multirun"} & set(args)) or modes[-1:] == ["MULTIRUN"]
 
 
@@ -248,7 +265,7 @@ def _check_output_dir(args: list[str]) -> None:
     folder is Hydra's to choose. A folder in Hydra's (``${hydra:runtime.output_dir}/...``), the folder
     ``hydra.run.dir=`` names too, and a command that only prints stay; ``output_dir=`` from Python is the way
     there (:func:`cnnpl.compose`)."""
-    given = _values(args, "output_dir")
+    given = given_values(args, "output_dir")
     if not given or any(_prints_only(arg) for arg in args):
         return
     value = given[-1].strip()
@@ -257,13 +274,13 @@ def _check_output_dir(args: list[str]) -> None:
     if value.startswith(inside) or value.lower() in ("", "null", "~"):  # in Hydra's folder; or none, train.py's to say
         return
     option = "hydra.sweep.dir" if sweep else "hydra.run.dir"
-    named = _values(args, option)
-    folder = _override_value(value)
+    named = given_values(args, option)
+    folder = override_value(value)
     if named and not sweep and _folder_named(named[-1]) == _folder_named(value):
         return
     _raise_if_config_sweeps(args)
     fix = (
-        f"leave output_dir out: {option}={_override_value(named[-1])} is the run's folder"
+        f"leave output_dir out: {option}={override_value(named[-1])} is the run's folder"
         if named
         else f"choose the run's folder with {option}={folder} instead"
         + (" (each job gets a subfolder)" if sweep else "")
@@ -287,10 +304,10 @@ def _check_folder_option(args: list[str]) -> None:
         return
     sweep = _sweeping(args)
     given, other = ("hydra.run.dir", "hydra.sweep.dir") if sweep else ("hydra.sweep.dir", "hydra.run.dir")
-    values = _values(args, given)
-    if not values or _values(args, other):
+    values = given_values(args, given)
+    if not values or given_values(args, other):
         return
-    folder = _override_value(values[-1])
+    folder = override_value(values[-1])
     if sweep:
         raise CnnplError(
             f"hydra.run.dir={folder} is a single run's folder, and this command sweeps (-m or hydra.mode=MULTIRUN) "
@@ -354,55 +371,18 @@ def _check_folder_resolves(cfg: DictConfig, key: str, text: str) -> None:
     to null (read at the config's top: Hydra's own node, typed, would take no null)."""
     from omegaconf import OmegaConf
 
-    probe = _probe(cfg, text)
-    _check_resolves(probe, key, text, at=_PROBE)
-    whole, pieces = OmegaConf.select(probe, _PROBE), _interpolations_in(text)
+    probe = folder_probe(cfg, text)
+    _check_resolves(probe, key, text, at=PROBE)
+    whole, pieces = OmegaConf.select(probe, PROBE), interpolations_in(text)
     if pieces == [text]:
         return  # the whole setting: a null is refused above
     for piece in pieces:  # one inside a longer text: null is written None (runs/None/x, a folder of that name)
-        probe[_PROBE] = piece
-        if OmegaConf.select(probe, _PROBE) is None:
+        probe[PROBE] = piece
+        if OmegaConf.select(probe, PROBE) is None:
             raise CnnplError(
                 f"{key}={text}: {piece} resolves to null, which the folder's name would read as None ({whole}); "
                 "give it a value"
             )
-
-
-_PROBE = "_cnnpl_folder_probe"  # where a folder setting is resolved with the config
-
-
-def _probe(cfg: DictConfig, text: str) -> DictConfig:
-    """A copy of ``cfg`` with ``text`` at its top, under :data:`_PROBE`: read there, a folder setting of Hydra's
-    resolves with the config (Hydra's own node, typed, would take no null)."""
-    import copy
-
-    from omegaconf import OmegaConf
-
-    probe = copy.deepcopy(cfg)
-    OmegaConf.set_struct(probe, False)
-    probe[_PROBE] = text
-    return probe
-
-
-def _interpolations_in(text: str) -> list[str]:
-    """The outermost ``${...}`` of ``text``, in order (``a/${x}/${oc.env:Y,${z}}`` gives two; ``\\${x}`` none)."""
-    found, depth, start, i = [], 0, 0, 0
-    while i < len(text):
-        if depth == 0 and text.startswith("\\${", i):
-            i += 3
-            continue
-        if text.startswith("${", i):
-            start = i if depth == 0 else start
-            depth, i = depth + 1, i + 2
-            continue
-        if depth and text[i] == "{":  # a mapping among a resolver's arguments
-            depth += 1
-        elif depth and text[i] == "}":
-            depth -= 1
-            if depth == 0:
-                found.append(text[start : i + 1])
-        i += 1
-    return found
 
 
 @functools.cache
@@ -564,7 +544,7 @@ def _check_shared_run_dir(args: list[str], setting: str | None) -> None:
         return
     from cnnpl.distributed import check_shared_run_dir
 
-    given = _values(args, "hydra.run.dir")
+    given = given_values(args, "hydra.run.dir")
     check_shared_run_dir(given[-1] if given else setting)
 
 
@@ -655,7 +635,7 @@ def _check_held_callback(value: str, sets: set[str], args: list[str]) -> None:
                 if not key.startswith("_")
                 and key in in_set
                 and own[key] != in_set[key]
-                and not _values(args, f"callbacks.{word}.{key}")
+                and not given_values(args, f"callbacks.{word}.{key}")
             ]
             if changed:
                 print(
@@ -747,13 +727,13 @@ def _check_composes(args: list[str]) -> str | None:
         return None
     showing = bool(flags & SHOW_FLAGS)
     multirun = bool(flags & {"-m", "--multirun"})
-    if showing and multirun and (flags & {"--cfg", "-c"} or _sweeps(words)):  # Hydra would print a traceback
+    if showing and multirun and (flags & {"--cfg", "-c"} or has_sweep(words)):  # Hydra would print a traceback
         shown = sorted(flags & SHOW_FLAGS)[0]
         raise CnnplError(
             f"{shown} shows one run's config and cannot be combined with -m: drop -m and give one value of each "
             "swept setting (pool=max,avg -> pool=max) to see that job's"
         )
-    overrides = _config_overrides(words)
+    overrides = config_overrides(words)
     own = [arg for arg in words if not arg.startswith("-") and arg not in overrides]  # Hydra's settings
     if own:  # composed by Hydra alone, but read now: a value it cannot parse would be its several lines
         from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -768,25 +748,25 @@ def _check_composes(args: list[str]) -> str | None:
     if not multirun and any(arg.partition("=")[0] not in ("hydra.run.dir", "hydra.output_subdir") for arg in own):
         _check_hydra_settings(overrides, own)
     if multirun and not showing:
-        _check_sweeper_params([arg for arg in overrides if not _sweeps([arg])], own)
+        check_sweeper_params([arg for arg in overrides if not has_sweep([arg])], own)
     if multirun and not showing and any(not arg.lstrip("+").startswith("hydra.sweep.") for arg in own):
         # helper-141: -m hydra/launcher=joblib was Hydra's several lines: composed with the settings that sweep nothing
         # (a Hydra setting swept, hydra.job.chdir=true,false, is Hydra's to refuse: "Sweeping over Hydra's configuration
         # is not supported"; helper-143)
         _check_hydra_settings(
-            [arg for arg in overrides if not _sweeps([arg])], [arg for arg in own if not _sweeps([arg])]
+            [arg for arg in overrides if not has_sweep([arg])], [arg for arg in own if not has_sweep([arg])]
         )
     if multirun and not showing:
-        _check_sweep_values(overrides, own)
+        check_sweep_values(overrides, own)
         from cnnpl.distributed import check_sweep_job, launcher_world_size
 
         if launcher_world_size() > 1:  # every job's: not named after the first job (helper-135)
             check_sweep_job({})
-        overrides = [*overrides, *_config_sweeps(overrides)]
+        overrides = [*overrides, *config_sweeps(overrides)]
     # every job composed before any is checked: a misspelt option in a later job is named before the first
     # job's data is looked for
     composed = []
-    for variant, job in _sweep_variants(overrides) if multirun else [(overrides, "")]:
+    for variant, job in sweep_variants(overrides) if multirun else [(overrides, "")]:
         with _naming_the_job(variant, job):
             cfg = compose_plain(variant, hydra=plain_run)  # a run's hydra.run.dir: _claim_new_folder's
             composed.append((variant, job, cfg))
@@ -796,10 +776,10 @@ def _check_composes(args: list[str]) -> str | None:
         if cfg.hydra.mode == RunMode.MULTIRUN:
             raise _ConfigSweeps
     folder_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    folder = next(((folder_key, value) for value in reversed(_values(own, folder_key))), None)
+    folder = next(((folder_key, value) for value in reversed(given_values(own, folder_key))), None)
     if multirun and not showing:
-        _check_a_checkpoint_folder_each(composed, own)
-        _check_sweep_subdir(composed, own)
+        check_a_checkpoint_folder_each(composed, own)
+        check_sweep_subdir(composed, own)
     for variant, job, cfg in composed if not showing else []:
         with _naming_the_job(variant, job):
             _check_components(cfg, variant)
@@ -814,102 +794,9 @@ def _check_composes(args: list[str]) -> str | None:
         return None
     from omegaconf import OmegaConf
 
-    _warn_unrun_sweep(cfg, words)
+    warn_unrun_sweep(cfg, words)
     setting = OmegaConf.to_container(cfg.hydra.run, resolve=False).get("dir")
     return setting if isinstance(setting, str) else None
-
-
-def _check_a_checkpoint_folder_each(composed: list[tuple[list[str], str, Any]], own: list[str]) -> None:
-    """Refuse a sweep whose training jobs would share one checkpoint folder (``callbacks.checkpoint.dirpath=/ckpts``,
-    a folder named without ``${...}``): the second job found the first's checkpoints and stopped, after the first
-    had trained (helper-145). Not for jobs that only test (``fit=false``: they read the folder), nor for a relative
-    folder where each job runs in its own (``hydra.job.chdir=true``). ``composed``: :func:`_check_composes`'s jobs,
-    one for each swept value; ``own``: the command's Hydra settings."""
-    from omegaconf import DictConfig, OmegaConf
-
-    first_job: dict[str, str] = {}
-    for variant, job, cfg in composed:
-        node = OmegaConf.select(cfg, "callbacks.checkpoint", default=None)
-        folder = OmegaConf.to_container(node, resolve=False).get("dirpath") if isinstance(node, DictConfig) else None
-        if not isinstance(folder, str) or "${" in folder or cfg.get("fit") is False:
-            continue
-        if folder not in first_job:
-            first_job[folder] = job
-            continue
-        if not Path(folder).expanduser().is_absolute():
-            try:  # where each job runs: the config's own hydra.job.chdir (an experiment's), or the command's
-                settings = compose_plain([*variant, *(arg for arg in own if not _sweeps([arg]))], hydra=True)
-            except Exception:
-                return  # Hydra says what is wrong as it starts
-            if settings.hydra.job.chdir:
-                return
-        raise CnnplError(
-            f"callbacks.checkpoint.dirpath={_override_value(folder)} is one folder for the sweep's jobs (the one "
-            f"with {first_job[folder]} and the one with {job}): each would find the one before's checkpoints and "
-            "stop; leave dirpath out (each job's ${output_dir}/checkpoints) or name a folder a job, such as "
-            f"callbacks.checkpoint.dirpath='{folder.rstrip('/')}/${{hydra:job.num}}'"
-        )
-
-
-def _warn_unrun_sweep(cfg: Any, words: list[str]) -> None:
-    """Warn when a run's config sets a sweep (``experiment=pooling_study``'s ``hydra.sweeper.params``) and the
-    command has no ``-m``: Hydra runs one job with the config's own values, without a word."""
-    from omegaconf import OmegaConf
-
-    from cnnpl.config import chosen_experiment
-    from cnnpl.distributed import is_worker
-
-    params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None)
-    if not params or is_worker() or OmegaConf.select(cfg, "hydra.mode", default=None) == "MULTIRUN":
-        return
-    source = f"experiment={chosen_experiment(words)}" if chosen_experiment(words) else "the config"
-    print(
-        f"cnnpl: warning: {source} sets a sweep ({', '.join(str(key) for key in params)}) that only runs with -m: "
-        "this is one run, with the config's own values; add -m to run the sweep",
-        file=sys.stderr,
-    )
-
-
-def _check_sweeper_params(overrides: list[str], own: list[str]) -> None:
-    """Refuse in one line a command line that sets ``hydra.sweeper.params`` where Hydra cannot: where it is null (no
-    experiment sets it; helper-143: "Unexpected type for root: NoneType"), for a dotted setting (its dots read as
-    nesting: "Cannot convert 'dict' to string"), or with a sweep as its value, unquoted ("Sweeping over Hydra's
-    configuration is not supported"). Each says the sweep to write instead (``-m data.batch_size=64,128``), which
-    Hydra's sweeper joins to the config's. ``overrides``: the config's, none of them a sweep."""
-    swept = [arg for arg in own if arg.lstrip("+~").startswith(("hydra.sweeper.params.", "hydra.sweeper.params="))]
-    if not swept:
-        return
-
-    def refuse(arg: str, reason: str) -> NoReturn:
-        key, _, value = arg.lstrip("+~").partition("=")
-        setting = key.removeprefix("hydra.sweeper.params").lstrip(".")
-        values = value.strip("'" + '"')  # +hydra.sweeper.params.pool='max,avg' sweeps as -m pool=max,avg
-        if "{" in value:  # hydra.sweeper.params={model:{dropout:'0.1,0.2'}}: -m model.dropout=0.1,0.2
-            inner = sweeps_in_mapping(value)
-            prefix = f"{setting}." if setting else ""
-            example = " ".join(f"{prefix}{k}={v}" for k, v in inner.items()) or "<setting>=<value>,<value>"
-        else:
-            example = f"{setting}={values}" if setting else "<setting>=<value>,<value>"
-        raise CnnplError(f"{arg}: {reason}; sweep on the command line instead: -m {example}")
-
-    for arg in swept:
-        if arg.startswith("~"):  # ~hydra.sweeper.params.seed drops a sweep the config sets
-            continue
-        if "." in arg.lstrip("+").partition("=")[0].removeprefix("hydra.sweeper.params").lstrip("."):
-            refuse(arg, "Hydra reads the dots of a setting in hydra.sweeper.params as nesting")
-        if _sweeps([arg]):
-            refuse(arg, "Hydra sweeps none of its own settings")
-        key, _, value = arg.lstrip("+").partition("=")
-        if key != "hydra.sweeper.params" and value.lstrip().startswith("{"):  # "Cannot convert 'dict' to string"
-            refuse(arg, "hydra.sweeper.params takes each sweep's values as text ('0.1,0.2'), not a mapping")
-    from omegaconf import OmegaConf
-
-    try:
-        before = compose_plain([*overrides, *(arg for arg in own if arg not in swept)], hydra=True)
-    except Exception:
-        return  # something else is wrong too: the composition's own message
-    if OmegaConf.select(before, "hydra.sweeper.params", default=None) is None:
-        refuse(swept[0], "Hydra cannot set hydra.sweeper.params from the command line while no config sets it")
 
 
 def _check_hydra_settings(overrides: list[str], own: list[str]) -> None:
@@ -931,7 +818,7 @@ def _check_hydra_settings(overrides: list[str], own: list[str]) -> None:
     try:
         cfg = compose_plain([*overrides, *own], hydra=True)
     except Exception as err:
-        _check_sweeper_params(overrides, own)
+        check_sweeper_params(overrides, own)
         raise CnnplError(one_line_composition_error(err, own)) from None
     added = [arg for arg in own if arg.startswith("+hydra.")]
     if not added:
@@ -951,17 +838,6 @@ def _check_hydra_settings(overrides: list[str], own: list[str]) -> None:
             )
 
 
-def _config_overrides(words: list[str]) -> list[str]:
-    """The overrides of ``words`` that the config composes from: not flags, not Hydra's own settings, except
-    ``hydra.searchpath``, which adds config folders (docs/howto/own-images.md)."""
-    return [
-        arg
-        for arg in words
-        if not arg.startswith("-")
-        and (not arg.lstrip("+~").startswith(("hydra.", "hydra/")) or arg.lstrip("+~").startswith("hydra.searchpath="))
-    ]
-
-
 @contextlib.contextmanager
 def _naming_the_job(variant: list[str], job: str) -> Iterator[None]:
     """Hydra's and OmegaConf's composition errors, and the components' checks, as one line naming the sweep's job."""
@@ -970,17 +846,6 @@ def _naming_the_job(variant: list[str], job: str) -> Iterator[None]:
     except Exception as err:
         message = str(err) if isinstance(err, CnnplError) else one_line_composition_error(err, variant)
         raise CnnplError(f"{message} (in the sweep's job with {job})" if job else message) from shown_cause(err)
-
-
-def _sweeps(words: list[str]) -> bool:
-    """Whether any of the overrides in ``words`` sweeps (``pool=max,avg``, ``seed=range(3)``)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        parsed = OverridesParser.create().parse_overrides([w for w in words if not w.startswith("-")])
-    except Exception:  # Hydra names what it cannot parse
-        return False
-    return any(override.is_sweep_override() for override in parsed)
 
 
 def _check_components(cfg: DictConfig, overrides: list[str]) -> None:
@@ -1063,232 +928,11 @@ def _check_job(cfg: DictConfig, overrides: list[str]) -> None:
     check_network_shape(cfg, datamodule)
 
 
-def _config_sweeps(overrides: list[str], given: bool = False) -> list[str]:
-    """The sweeps a config sets (``hydra.sweeper.params``: ``experiment=pooling_study``'s ``pool``) that the
-    command line does not, as overrides (``pool=max,avg,...``), so that :func:`_sweep_variants` tries them too;
-    ``given``: those the command line sets too, as Hydra's sweeper reads them first. Composed as Hydra's sweeper
-    composes (without the swept settings); nothing where that does not compose."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
-
-    try:  # composed as Hydra's sweeper does: without the swept settings (experiment=a,b sets no lists)
-        parsed = OverridesParser.create().parse_overrides(overrides)
-        cfg = compose_plain([o.input_line for o in parsed if not o.is_sweep_override()], hydra=True)
-    except Exception:
-        return []
-    params = OmegaConf.select(cfg, "hydra.sweeper.params", default=None) or {}
-    typed = {arg.partition("=")[0].lstrip("+~") for arg in overrides}
-    return [f"{key}={value}" for key, value in params.items() if given or str(key).lstrip("+~") not in typed]
-
-
-def _sweep_jobs(overrides: list[str]) -> list[tuple[list[str], str]]:
-    """Each job of the sweep ``overrides`` make, in the order Hydra's basic sweeper numbers them (``0/``, ``1/``,
-    ...: its own ``split_arguments``, over ``hydra.sweeper.params`` and then the command line), with the swept
-    settings' values it has (``pool=avg seed=1``). Empty where a job's values are not known before Hydra starts
-    or might not read back the same (:func:`_sweep_variants`: ``shuffle(...)``, ``glob(*)``, ``${...}``)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    if not _sweep_variants([*overrides, *_config_sweeps(overrides)], complete=True):
-        return []
-    try:
-        parsed = OverridesParser.create().parse_overrides([*_config_sweeps(overrides, given=True), *overrides])
-        [jobs] = BasicSweeper.split_arguments(parsed, None)
-    except Exception:  # Hydra says why as it starts
-        return []
-    swept = {override.get_key_element() for override in parsed if override.is_sweep_override()}
-    return [(job, " ".join(o for o in job if o.partition("=")[0] in swept)) for job in jobs]
-
-
-def _sweep_variants(overrides: list[str], complete: bool = False) -> list[tuple[list[str], str]]:
-    """Single-job override lists that together try every value of every swept setting once, each with
-    the swept settings' values it tries (``pool=avg``; the first job's are every swept setting's first).
-
-    A sweep whose values are not plain (quoted strings, intervals for an optimiser sweeper) is left out:
-    written back, they might not read the same, and a false refusal would be worse than Hydra's error.
-    ``complete``: none at all where one is left out (its setting would read as its default).
-    """
-
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    plain = re.compile(r"[\w.\-/:]+|\[[\w.\-/:, ]*\]")
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except Exception:  # Hydra names what it cannot parse
-        return []
-    base: list[str] = []
-    swept: list[tuple[int, str, list[str]]] = []
-    for override in parsed:
-        if not override.is_sweep_override():
-            base.append(override.input_line)
-            continue
-        values = _sweep_values(override)
-        shuffled = getattr(override.value(), "shuffle", False)  # shuffle(...): another first job each time
-        if values and all(plain.fullmatch(value) for value in values) and not (complete and shuffled):
-            key = override.get_key_element()
-            swept.append((len(base), key, values))
-            base.append(f"{key}={values[0]}")
-        elif complete:
-            return []
-    variants = [(base, " ".join(base[position] for position, _, _ in swept))]
-    for position, key, values in swept:
-        for value in values[1:]:
-            variants.append(([*base[:position], f"{key}={value}", *base[position + 1 :]], f"{key}={value}"))
-    return variants
-
-
-def _sweep_values(override: Any) -> list[str]:
-    """The values a sweep ``override`` (parsed) tries, as text; none for an interval (an optimiser sweeper's) or
-    a sweep Hydra cannot enumerate (``range(0,2,0)``). A ``glob(...)`` of a group's options is matched against the
-    options cnnpl knows (its files, the registries', a plugin's YAML), as Hydra matches it (one that matches a
-    ``hydra.searchpath`` folder's option, which Hydra's glob does not see, is refused in
-    :func:`_check_sweep_values`)."""
-    from hydra.core.override_parser.types import Glob
-
-    value = override.value()
-    if isinstance(value, Glob):
-        group = override.get_key_element().lstrip("+~")
-        return value.filter(_known_options(group))
-    try:
-        return list(override.sweep_string_iterator())
-    except Exception:
-        return []
-
-
-def _known_options(group: str) -> list[str]:
-    from cnnpl.config import group_options, plugin_yaml_options
-
-    if not (config_dir() / group).is_dir():
-        return []
-    return sorted({*group_options(group), *(name for name, _ in plugin_yaml_options(group))})
-
-
-def _check_sweep_values(overrides: list[str], own: list[str]) -> None:
-    """Refuse, before the sweep's folder is made, a sweep Hydra would end in a traceback or its own lines, or run
-    with no job (helper-153): an override it cannot read (``model.channels=[32,64``; without ``-m`` the
-    composition names it), ``range(0,2,0)``, an ``interval(...)`` for Hydra's basic sweeper (an optimiser
-    sweeper's, ``hydra/sweeper=optuna``, samples it), a sweep of no value (``range(0,0)``, a ``glob(...)``
-    that matches no option: Hydra launched 0 jobs and said nothing), and a ``glob(...)`` that matches an option
-    of a ``hydra.searchpath`` folder (Hydra skipped it silently)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import Glob, IntervalSweep
-    from hydra.errors import HydraException
-
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except Exception as err:
-        raise CnnplError(one_line_composition_error(err, overrides)) from None
-    for override in parsed:
-        if not override.is_sweep_override():
-            continue
-        line, value = override.input_line, override.value()
-        if isinstance(value, IntervalSweep):
-            if not _basic_sweeper(overrides, own):  # one an experiment chose too (Optuna's samples it)
-                continue
-            raise CnnplError(
-                f"{line}: Hydra's basic sweeper takes a list of values, not an interval (a sampling sweeper's, "
-                f"hydra/sweeper=optuna, takes one); list them: {override.get_key_element()}={value.start},...,"
-                f"{value.end}"
-            )
-        if isinstance(value, Glob):
-            group = override.get_key_element().lstrip("+~")
-            options = _known_options(group)
-            unseen = value.filter(
-                sorted({name for name, _ in plugin_yaml_options(group, searchpath_folders([*overrides, *own]))})
-            )
-            unseen = [name for name in unseen if name not in options]
-            if unseen:  # Hydra's glob sees no hydra.searchpath folder's options: skipped silently, or 0 jobs
-                listed = ",".join([*value.filter(options), *unseen])
-                raise CnnplError(
-                    f"{line}: Hydra's glob() does not see the options of hydra.searchpath folders, so the sweep "
-                    f"would skip {', '.join(unseen)}; list the options instead: {override.get_key_element()}={listed}"
-                )
-            if options and not value.filter(options):
-                raise CnnplError(
-                    f"{line} matches no option of {group} ({', '.join(options)}), so the sweep would run no job"
-                )
-            continue
-        try:
-            values = list(override.sweep_string_iterator())
-        except (ValueError, HydraException) as err:  # range(0,2,0); range(0,2,0.0): "Invalid range values"
-            raise CnnplError(f"{line}: {err}") from None
-        if not values:
-            raise CnnplError(f"{line} gives no value, so the sweep would run no job")
-
-
-def _basic_sweeper(overrides: list[str], own: list[str]) -> bool:
-    """Whether the sweep runs under Hydra's basic sweeper: the command line's and its configs' choice (an
-    experiment's ``override /hydra/sweeper: optuna``); true where that does not compose (Hydra says why)."""
-    try:
-        cfg = compose_plain(
-            [*(o for o in overrides if not _sweeps([o])), *(o for o in own if not _sweeps([o]))], hydra=True
-        )
-    except Exception:
-        return True
-    return str(cfg.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper")
-
-
-def _check_sweep_subdir(composed: list[tuple[list[str], str, Any]], own: list[str]) -> None:
-    """Refuse a ``hydra.sweep.subdir`` that names one folder for several jobs of the sweep (``same``,
-    ``${model.name}`` in a sweep of seeds): job 0 trained, and the next found its checkpoints and stopped
-    (helper-153). Read with each job's config (``composed``: :func:`_check_composes`'s, one for each swept
-    value); Hydra's own values (``${hydra.job.num}``, the default) make each one another folder."""
-    from omegaconf import OmegaConf
-
-    given = _values(own, "hydra.sweep.subdir")
-    if not given or len(composed) < 2:
-        return
-    text, named = given[-1], {}
-    top = ([None, *_values(own, "hydra.sweep.dir")])[-1]  # ${seed} there parts the jobs too (helper-154)
-    for variant, job, cfg in composed:
-        if cfg.get("fit") is False:  # tests a checkpoint: it saves none for another job to find
-            continue
-        parent = _settings_in(top if top is not None else _sweep_dir_setting([*variant, *own]))
-        probe = _probe(cfg, text if parent is None else f"{parent}/{text}")
-        try:
-            folder = str(OmegaConf.select(probe, _PROBE, throw_on_resolution_failure=True))
-        except Exception:  # ${hydra.job.num}, ${hydra:job.override_dirname}: Hydra's, one for each job
-            return
-        if folder in named:
-            raise CnnplError(
-                f"hydra.sweep.subdir={text} names one folder ({folder}) for the sweep's jobs with {named[folder]} and "
-                f"with {job}: the second would find the first's checkpoints; add ${{hydra.job.num}} (the default), or "
-                "a swept setting such as seed_${seed}"
-            )
-        named[folder] = job
-
-
-def _settings_in(folder: str | None) -> str | None:
-    """``folder`` where a setting of the config's is read in it (``sw/${seed}``), its time (``${now:...}``, the same
-    for every job of a sweep) written ``<time>``; None where none is."""
-    if folder is None:
-        return None
-    pieces = _interpolations_in(folder)
-    if all(piece.startswith("${now:") for piece in pieces):
-        return None
-    for piece in pieces:
-        if piece.startswith("${now:"):
-            folder = folder.replace(piece, "<time>")
-    return folder
-
-
-def _values(args: list[str], key: str) -> list[str]:
-    """The values ``args`` give ``key`` (``+key`` too), in order, without the quotes around them
-    (Lightning's DDP workers get ``hydra.run.dir="..."``)."""
-    values = []
-    for arg in args:
-        name, sep, value = arg.partition("=")
-        if sep and name.lstrip("+") == key:
-            quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in "'\""
-            values.append(value[1:-1] if quoted else value)
-    return values
-
-
 def _literal_folders(args: list[str], key: str) -> list[Path]:
     """The folders ``args`` give ``key``: as written, or resolved where an interpolation names the same folder
     whenever it is read (``${oc.env:RUNDIR}``); not those named by the time (``${now:...}``: Hydra reads it
     when it makes the folder) or by other settings."""
-    values = [value for value in _values(args, key) if value and NEW_EACH_TIME not in value]
+    values = [value for value in given_values(args, key) if value and NEW_EACH_TIME not in value]
     return [folder for folder in map(_folder_named, values) if folder is not None]
 
 
@@ -1330,7 +974,7 @@ def _check_run_dir(args: list[str]) -> None:
         return  # (--cfg=job and -cjob too; -cd / -cn, the config's folder and name, run as usual: checked then)
     option = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
     for key in ("hydra.run.dir", "hydra.sweep.dir"):
-        given = [value.strip().strip("'\"").strip() for value in _values(args, key)]
+        given = [value.strip().strip("'\"").strip() for value in given_values(args, key)]
         if given and given[-1].startswith("~"):  # helper-127: quoted, a folder named ~ in the working directory
             raise CnnplError(f"{key}={given[-1]}: {tilde_folder_advice(key, given[-1])}")
         if given and not given[-1]:  # helper-127: it ran in the working directory
@@ -1338,7 +982,7 @@ def _check_run_dir(args: list[str]) -> None:
                 f"{key} is empty, which Hydra takes for the working directory, where a run's checkpoints, logs and "
                 f".hydra/ would lie among its files; give a folder ({key}=<folder>), or leave {key} out"
             )
-    ckpt_path = ([None, *_values(args, "ckpt_path")])[-1]
+    ckpt_path = ([None, *given_values(args, "ckpt_path")])[-1]
     for folder in _literal_folders(args, option):
         check_writable(folder, option, ckpt_path)
 
@@ -1351,7 +995,7 @@ def _check_resume_dir(args: list[str]) -> None:
     interpolation, and commands that do not compose (Hydra's error)."""
 
     words = [arg for arg in args if arg != "--"]
-    ckpt_paths = _values(words, "ckpt_path")
+    ckpt_paths = given_values(words, "ckpt_path")
     if not ckpt_paths or ckpt_paths[-1] != "last" or any(arg.startswith("-") for arg in words):
         return  # nothing to resume; a sweep (_check_sweep_dir), or --help / --cfg (nothing runs)
     from omegaconf import OmegaConf
@@ -1378,14 +1022,15 @@ def _check_resume_dir(args: list[str]) -> None:
 
 def _keep_earlier_records(args: list[str], sweep_dir: str | None = None) -> list[str]:
     """``hydra.output_subdir=.hydra-N`` when ``hydra.run.dir=`` names a run directory that has a ``.hydra``
-    (with ``-m``: when a job folder of the sweep's folder, ``sweep_dir`` (:func:`_sweep_dir_setting`), has one).
+    (with ``-m``: when a job folder of the sweep's folder, ``sweep_dir``
+    (:func:`cnnpl.sweeps.sweep_dir_setting`), has one).
 
     Hydra writes its record of a command (``config.yaml``, ``overrides.yaml``) before anything is
     checked; in a run directory given again (to resume, or by mistake) it would replace the first
     command's record even if this command is refused. This one's goes to the next free ``.hydra-N``;
     a sweep's ``multirun.yaml`` is copied to ``multirun-N.yaml`` first.
     """
-    if _values(args, "hydra.output_subdir"):
+    if given_values(args, "hydra.output_subdir"):
         return []  # an output_subdir chosen (Lightning's workers: null)
     from cnnpl.distributed import is_worker
 
@@ -1395,7 +1040,7 @@ def _keep_earlier_records(args: list[str], sweep_dir: str | None = None) -> list
         # first took the folder for one given again (.hydra-2; helper-121)
         return ["hydra.output_subdir=null"]
     sweep = bool({"-m", "--multirun"} & set(args))
-    run_dir_values = _values(args, "hydra.run.dir")  # Hydra takes the last
+    run_dir_values = given_values(args, "hydra.run.dir")  # Hydra takes the last
     setting = sweep_dir if sweep else (run_dir_values[-1] if run_dir_values else None)
     # a folder named through an interpolation may be one given again too (${oc.env:RUNDIR}, ${now:%Y-%m-%d}/run)
     top = _folder_named(setting) if setting else None
@@ -1437,7 +1082,7 @@ def _claim_new_folder(args: list[str], option: str, setting: str | None) -> tupl
         setting is None
         or NEW_EACH_TIME not in setting
         or "${" in re.sub(r"\$\{now:[^}]*\}", "", setting)
-        or _values(args, option)
+        or given_values(args, option)
         or any(arg.startswith("-") and arg not in ("-m", "--multirun") for arg in args)
         or is_worker()
         or launcher_world_size() > 1
@@ -1479,7 +1124,7 @@ def _hydra_accepts(args: list[str]) -> bool:
     if all(arg.lstrip("+~").startswith("hydra.searchpath=") for arg in own):
         return True  # composed already
     given = [arg for arg in args if not arg.startswith("-")]
-    variants = _sweep_variants(given)  # a sweep's first job: a list of values does not compose
+    variants = sweep_variants(given)  # a sweep's first job: a list of values does not compose
     try:
         compose_plain(variants[0][0] if variants else given, hydra=True)
     except Exception:  # Hydra says what is wrong when it composes the same
@@ -1494,31 +1139,6 @@ def _clock() -> Any:
     return datetime.now()
 
 
-def _override_value(text: str) -> str:
-    """``text`` as the value of a Hydra override: quoted unless it is a plain path."""
-
-    if re.fullmatch(r"[A-Za-z0-9_/.:+-]+", text):
-        return text
-    return "'" + text.replace("'", "\\'") + "'"  # Hydra: in quotes only a quote needs its backslash
-
-
-def _sweep_dir_setting(args: list[str]) -> str | None:
-    """``hydra.sweep.dir`` as the command line and the configs it chooses (an experiment's ``hydra:``) set
-    it, uninterpolated (``outputs/multirun/${now:...}`` by default); the command line's alone when the
-    config does not compose (Hydra will say why)."""
-    from omegaconf import OmegaConf
-
-    given = [arg for arg in args if not arg.startswith("-")]
-    variants = _sweep_variants(given)  # the first job's overrides: a list of values does not compose
-    try:
-        cfg = compose_plain(variants[0][0] if variants else given, hydra=True)
-        setting = OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("dir")
-    except Exception:
-        values = _values(args, "hydra.sweep.dir")
-        return values[-1] if values else None
-    return setting if isinstance(setting, str) else None
-
-
 def _check_sweep_dir(args: list[str], sweep_dir: str | None) -> None:
     """Refuse, before Hydra writes anything, a sweep (``-m``) into a fixed ``hydra.sweep.dir`` whose job
     folders hold an earlier sweep's runs or tests of checkpoints, unless it continues the runs (``ckpt_path=last``)
@@ -1527,9 +1147,9 @@ def _check_sweep_dir(args: list[str], sweep_dir: str | None) -> None:
     (:func:`cnnpl.checkpoint.check_fresh_run_dir`), but only after Hydra had replaced the earlier sweep's
     ``multirun.yaml`` and its jobs' ``.hydra/`` records. A continued sweep starts the jobs that have no
     checkpoint yet from the beginning (:func:`cnnpl.train.train`)."""
-    if not {"-m", "--multirun"} & set(args) or _values(args, "hydra.sweep.subdir"):
+    if not {"-m", "--multirun"} & set(args) or given_values(args, "hydra.sweep.subdir"):
         return
-    top = _fixed_folder(sweep_dir)  # sweep_dir: _sweep_dir_setting's
+    top = _fixed_folder(sweep_dir)  # sweep_dir: sweep_dir_setting's
     jobs = [job for job in top.iterdir() if job.is_dir()] if top is not None and top.is_dir() else []
     from cnnpl.checkpoint import run_kind
 
@@ -1538,8 +1158,8 @@ def _check_sweep_dir(args: list[str], sweep_dir: str | None) -> None:
     runs = sorted(  # a job folder where a run trained (a fit=false run's config.yaml only tested)
         job.name for job in jobs if kinds[job.name] == "trained" or any((job / "checkpoints").glob("*.ckpt"))
     )
-    ckpt_paths = [value for value in _values(args, "ckpt_path") if value.lower() not in ("", "null")]
-    testing = any(value.lower() == "false" for value in _values(args, "fit"))
+    ckpt_paths = [value for value in given_values(args, "ckpt_path") if value.lower() not in ("", "null")]
+    testing = any(value.lower() == "false" for value in given_values(args, "fit"))
     if ckpt_paths and ckpt_paths[-1] == "last" and not testing:
         if runs:
             _check_jobs_resume(args, top)
@@ -1572,10 +1192,10 @@ def _check_sweep_dir(args: list[str], sweep_dir: str | None) -> None:
 
 
 def _check_jobs_resume(args: list[str], top: Path | None) -> None:
-    """Compare each job of a continued sweep (:func:`_sweep_jobs`) with the run in its folder (``top / "0"``,
-    ...: :func:`cnnpl.checkpoint.check_resume_settings`), before Hydra replaces the sweep's ``multirun.yaml``
-    with this command's and the jobs before a differing one train again: a setting changed (one left out, or
-    given another value, for every job or in one swept value) is refused here. A job whose folder holds no
+    """Compare each job of a continued sweep (:func:`cnnpl.sweeps.sweep_jobs`) with the run in its folder
+    (``top / "0"``, ...: :func:`cnnpl.checkpoint.check_resume_settings`), before Hydra replaces the sweep's
+    ``multirun.yaml`` with this command's and the jobs before a differing one train again: a setting changed (one
+    left out, or given another value, for every job or in one swept value) is refused here. A job whose folder holds no
     checkpoint starts from the beginning."""
     from omegaconf import OmegaConf
 
@@ -1583,7 +1203,7 @@ def _check_jobs_resume(args: list[str], top: Path | None) -> None:
 
     if top is None or any(arg.lstrip("+~").startswith("hydra.sweeper.") for arg in args):
         return  # (helper-132: the sweeper's params from the command line, which the composition here leaves out)
-    for number, (job, settings) in enumerate(_sweep_jobs(_config_overrides([arg for arg in args if arg != "--"]))):
+    for number, (job, settings) in enumerate(sweep_jobs(config_overrides([arg for arg in args if arg != "--"]))):
         folder = top / str(number)
         if not any((folder / "checkpoints").glob("last*.ckpt")) or not (folder / "config.yaml").is_file():
             continue  # the job starts from the beginning, or its folder is not where its checkpoints are
