@@ -1902,6 +1902,52 @@ def test_a_flags_value_that_names_a_group_is_no_bare_override(tmp_path: Path) ->
     assert "name: max" in result.stdout and "optimizer" not in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [  # note 48: Hydra's "package 'pol' not found in config", nothing on what it has
+        (
+            ["--cfg", "job", "--package", "pol"],
+            "--package pol: the run's config has no pol; give one of its keys: seed, ckpt_path, fit, ",
+        ),
+        (
+            ["--cfg", "job", "--package=model.nope"],
+            "--package model.nope: the run's config has no model.nope; give one of its keys: model.name, "
+            "model.channels, model.hidden, model.dropout",
+        ),
+        (
+            ["--cfg", "all", "-p", "hydra.nope"],
+            "--package hydra.nope: the config has no hydra.nope; give one of its keys: hydra.run, hydra.sweep, ",
+        ),
+        (
+            ["--cfg", "hydra", "--package", "run"],
+            "--package run: Hydra's config has no run; give one of its keys: hydra",
+        ),
+        (["--cfg", "job", "--package", "pool", "pool=avgg"], "pool=avgg: no such option; did you mean pool=avg?"),
+    ],
+)
+def test_a_package_the_config_lacks_is_one_line(args: list[str], message: str) -> None:
+    from cnnpl.cli import prepare
+
+    with pytest.raises(CnnplError) as err:
+        prepare(["data=shapes", *args])
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--cfg", "hydra", "--package", "hydra.run"],
+        ["--cfg", "job", "-p", "pool", "pool=avg"],
+        ["--cfg", "job", "--package", "ckpt_path"],  # null: Hydra says "not found" itself
+        ["--cfg", "job", "--package", "_global_"],
+    ],
+)
+def test_a_package_the_config_has_is_hydras_to_print(args: list[str]) -> None:
+    from cnnpl.cli import prepare
+
+    assert sorted(prepare(["data=shapes", *args])) == sorted(["data=shapes", *args])
+
+
 def test_a_misspelt_cfg_part_is_one_line(tmp_path: Path) -> None:
     result = run_cli("data=shapes", "--cfg", "jobb", cwd=tmp_path)  # was "Error parsing override 'jobb'"
     assert result.returncode == 2

@@ -700,6 +700,44 @@ def _check_info(args: list[str]) -> None:
             )
 
 
+def _package(args: list[str]) -> tuple[str | None, list[str]]:
+    """The ``--package`` (``-p``) of ``args``, and ``args`` without it: it only chooses what ``--cfg`` prints."""
+    for i, arg in enumerate(args):
+        flag, sep, value = arg.partition("=")
+        if flag in ("--package", "-p") and "--" not in args[:i]:
+            if sep:
+                return value, [*args[:i], *args[i + 1 :]]
+            if i + 1 < len(args):
+                return args[i + 1], [*args[:i], *args[i + 2 :]]
+    return None, args
+
+
+def _check_package(package: str, args: list[str], overrides: list[str], own: list[str]) -> None:
+    """Refuse a ``--package`` that names no node of what ``--cfg`` prints (``--cfg job --package pol``): Hydra's
+    ``package 'pol' not found in config``, with nothing on what it has. A key whose value is null is left to Hydra
+    (it says the same)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    part = next((args[i + 1] for i, arg in enumerate(args[:-1]) if arg in ("--cfg", "-c")), None)
+    if part not in CFG_PARTS or package == "_global_":
+        return
+    cfg = compose_plain([*overrides, *own], hydra=part != "job")
+    if part == "hydra":
+        cfg = OmegaConf.create({"hydra": cfg.hydra})
+    missing = object()
+    if OmegaConf.select(cfg, package, default=missing) is not missing:
+        return
+    parent, node = "", cfg
+    for key in package.split("."):
+        child = node.get(key) if isinstance(node, DictConfig) else None
+        if not isinstance(child, DictConfig):
+            break
+        parent, node = f"{parent}{key}.", child
+    keys = ", ".join(f"{parent}{key}" for key in node) if isinstance(node, DictConfig) else ""
+    printed = {"job": "the run's config", "hydra": "Hydra's config", "all": "the config"}[part]
+    raise CnnplError(f"--package {package}: {printed} has no {package}; give one of its keys: {keys}")
+
+
 def _check_composes(args: list[str]) -> str | None:
     """Compose the config once before Hydra does, so that an unknown option or key is one line; returns
     a run's ``hydra.run.dir`` setting as the config sets it, uninterpolated (None for a sweep or a flag).
@@ -716,6 +754,7 @@ def _check_composes(args: list[str]) -> str | None:
         if arg in ("--cfg", "-c") and args[i + 1] not in CFG_PARTS:  # Hydra: "Error parsing override 'jobb'"
             raise CnnplError(f"{arg} takes job (the run's config), hydra or all, got {args[i + 1]!r}")
     _check_info(args)
+    package, args = _package(args)
     words = [
         arg
         for i, arg in enumerate(args)
@@ -790,6 +829,8 @@ def _check_composes(args: list[str]) -> str | None:
                 _check_settings(cfg, variant)
     if folder is not None and "${" in folder[1] and not showing:  # with the (first job's) config, its plugins loaded
         _check_folder_resolves(composed[0][2], *folder)
+    if package is not None and showing:
+        _check_package(package, args, overrides, own)
     if not plain_run:
         return None
     from omegaconf import OmegaConf
