@@ -1,8 +1,10 @@
 """The checks of a sweep (``python -m cnnpl -m ...``) before Hydra makes its folder: its swept values
 (:func:`check_sweep_values`), one config for each swept value (:func:`sweep_variants`, :func:`sweep_jobs`, with the
 sweeps a config sets: :func:`config_sweeps`), the folders its jobs would share (:func:`check_sweep_subdir`,
-:func:`check_a_checkpoint_folder_each`), and the sweeper's params set on the command line
-(:func:`check_sweeper_params`). :mod:`cnnpl.cli` calls them; the one-run checks are its own."""
+:func:`check_a_checkpoint_folder_each`; the sweep's own folder as the configs set it: :func:`sweep_dir_setting`),
+and the sweeper's params set on the command line (:func:`check_sweeper_params`); and the warning for a config's
+sweep given without ``-m`` (:func:`warn_unrun_sweep`). :mod:`cnnpl.cli` calls them; the one-run checks are its
+own."""
 
 from __future__ import annotations
 
