@@ -1325,12 +1325,11 @@ def test_the_outermost_interpolations_of_a_text_are_found() -> None:
         (  # the sweep dir's time is one for all its jobs
             ["experiment=pooling_study", "trainer.max_epochs=1", "hydra.sweep.subdir=same"],
             "hydra.sweep.subdir=same names one folder (same) for the sweep's jobs with seed=1 pool=max and with "
-            "seed=2: ",
+            "seed=1 pool=avg: ",
         ),
         (
             ["seed=0,1", "hydra.sweep.dir=sw/${now:%H}/${model.name}", "hydra.sweep.subdir=same"],
-            "hydra.sweep.subdir=same names one folder (sw/<time>/simple_cnn/same) for the sweep's jobs with seed=0 and "
-            "with seed=1: ",
+            "hydra.sweep.subdir=same names one folder (same) for the sweep's jobs with seed=0 and with seed=1: ",
         ),
         (
             ["seed=0,1", "hydra.sweep.subdir=${model.name}"],
@@ -1369,6 +1368,7 @@ def test_a_sweep_that_would_fail_or_run_no_job_is_refused_before_its_folder_is_m
         ["seed=0", "hydra.sweep.subdir=same"],  # one job
         ["pool=glob(max*)", "seed=range(0,2)"],
         ["seed=1,2", "hydra.sweep.dir=sw/s${seed}", "hydra.sweep.subdir=run"],  # helper-154: the top folder parts them
+        ["seed=0,1", "hydra.sweep.dir=sw/${hydra.job.name}"],  # helper-155: Hydra's own value, a traceback here
         ["experiment=sampled", "optimizer.lr=interval(0.001,0.1)"],  # helper-154: an experiment's sweeper samples it
         ["experiment=seeded", "seed=1,2", "hydra.sweep.subdir=run"],  # note 48: the experiment's sweep dir parts them
     ],
@@ -1388,6 +1388,45 @@ def test_sweeps_whose_jobs_have_folders_and_values_of_their_own_pass(tmp_path, m
     for name in ("a.ckpt", "b.ckpt"):
         (tmp_path / name).write_bytes(b"")
     assert prepare(["-m", "data=shapes", *args])[: len(args) + 2] == ["-m", "data=shapes", *args]
+
+
+def test_a_subdir_one_swept_experiments_jobs_share_is_refused(tmp_path, monkeypatch) -> None:
+    # helper-155: each value once composed (seeded with seed=0, timed with seed=0, seeded with seed=1) missed the
+    # pair that shares a folder (timed with seed=0 and seed=1): jobs 0-2 trained, then job 3 was refused
+    from cnnpl.cli import prepare
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "conf" / "experiment").mkdir(parents=True)
+    for name, folder in (("seeded", "sw/${now:%H-%M-%S}/s${seed}"), ("timed", "sw/${now:%H-%M-%S}")):
+        (tmp_path / "conf" / "experiment" / f"{name}.yaml").write_text(
+            f"# @package _global_\nhydra:\n  sweep:\n    dir: {folder}\n"
+        )
+    args = ["-m", "data=shapes", "experiment=seeded,timed", "seed=0,1", "hydra.sweep.subdir=run"]
+    with pytest.raises(CnnplError) as err:
+        prepare([*args, f"hydra.searchpath=[file://{tmp_path / 'conf'}]"])
+    assert str(err.value).startswith(
+        "hydra.sweep.subdir=run names one folder (run) for the sweep's jobs with experiment=timed seed=0 "
+        "and with experiment=timed seed=1: "
+    )
+
+
+def test_a_glob_over_a_plugins_options_is_hydras(tmp_path, monkeypatch) -> None:
+    # helper-155: a group only a plugin's search path folder has (no conf/augment/): Hydra's glob sees its options
+    import cnnpl.config
+    from cnnpl.sweeps import check_sweep_values
+
+    plugin, mine = tmp_path / "plugin", tmp_path / "mine"
+    for folder, name in ((plugin, "a1"), (plugin, "a2"), (mine, "a3")):
+        (folder / "augment").mkdir(parents=True, exist_ok=True)
+        (folder / "augment" / f"{name}.yaml").write_text("strength: 1\n")
+    monkeypatch.setattr(cnnpl.config, "plugin_config_folders", lambda: [plugin])
+    check_sweep_values(["+augment=glob(*)"], [])
+    with pytest.raises(CnnplError) as err:
+        check_sweep_values(["+augment=glob(*)", f"hydra.searchpath=[file://{mine}]"], [])
+    assert str(err.value) == (
+        "+augment=glob(*): Hydra's glob() does not see the options of hydra.searchpath folders, so the sweep would "
+        "skip a3; list the options instead: +augment=a1,a2,a3"
+    )
 
 
 @pytest.mark.parametrize(
@@ -1923,6 +1962,16 @@ def test_a_flags_value_that_names_a_group_is_no_bare_override(tmp_path: Path) ->
             "--package run: Hydra's config has no run; give one of its keys: hydra",
         ),
         (["--cfg", "job", "--package", "pool", "pool=avgg"], "pool=avgg: no such option; did you mean pool=avg?"),
+        (  # helper-155
+            ["--cfg", "job", "--package", "hydra"],
+            "--package hydra: the run's config has no hydra (Hydra's own settings: --cfg hydra); give one of its "
+            "keys: ",
+        ),
+        (  # helper-155: a traceback
+            ["--cfg", "job", "+foo=${nope}", "--package", "foo"],
+            "--package foo: Interpolation key 'nope' not found, and Hydra resolves the part of the config it prints; "
+            "without --package, --cfg job prints the config unresolved",
+        ),
     ],
 )
 def test_a_package_the_config_lacks_is_one_line(args: list[str], message: str) -> None:
@@ -1939,6 +1988,8 @@ def test_a_package_the_config_lacks_is_one_line(args: list[str], message: str) -
         ["--cfg", "hydra", "--package", "hydra.run"],
         ["--cfg", "job", "-p", "pool", "pool=avg"],
         ["--cfg", "job", "--package", "ckpt_path"],  # null: Hydra says "not found" itself
+        ["--cfg", "hydra", "--package", "hydra.job.num"],  # ??? too (helper-155: said missing, and listed it)
+        ["--cfg", "job", "model.hidden=???", "--package", "model.hidden"],
         ["--cfg", "job", "--package", "_global_"],
     ],
 )
@@ -1968,6 +2019,11 @@ def test_a_misspelt_cfg_part_is_one_line(tmp_path: Path) -> None:
         (
             ["--info=foo"],
             "--info takes all, config, defaults, defaults-tree, plugins or searchpath (all if none), got 'foo'",
+        ),
+        (  # helper-155
+            ["--info", "~callbacks.progress_bar"],
+            "--info takes all, config, defaults, defaults-tree, plugins or searchpath (all if none), got "
+            "'~callbacks.progress_bar'; give the overrides after the part: --info all ~callbacks.progress_bar",
         ),
         (
             ["--info", "model=vgg16"],

@@ -2212,6 +2212,41 @@ def test_out_of_range_settings_fail_before_training(tmp_path: Path, override: st
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "csv").exists()
 
 
+def test_backbone_finetuning_is_refused_only_where_it_reads_a_backbone_the_module_lacks() -> None:
+    from lightning.pytorch.callbacks import BackboneFinetuning
+    from torch import nn
+
+    from cnnpl.train import check_callbacks_network
+
+    class OwnFreeze(BackboneFinetuning):  # keeps Lightning's on_fit_start, which demands `backbone`
+        def freeze_before_training(self, pl_module):
+            self.freeze(pl_module.net)
+
+        def finetune_function(self, pl_module, epoch, optimizer):
+            pass
+
+    class OnItsNetwork(OwnFreeze):  # helper-155: Lightning's schedule kept, none of its backbone reads
+        def on_fit_start(self, trainer, pl_module):
+            pass
+
+    without, with_backbone = nn.Module(), nn.Module()
+    with_backbone.backbone = nn.Linear(2, 2)
+    with pytest.raises(CnnplError) as err:
+        check_callbacks_network([BackboneFinetuning()], without)
+    assert str(err.value).startswith(
+        "callbacks.<name>: Lightning's BackboneFinetuning freezes and later unfreezes the LightningModule's "
+        "`backbone`, which cnnpl's ImageClassifier does not have; train the classifier"
+    )
+    with pytest.raises(CnnplError) as err:
+        check_callbacks_network([OwnFreeze()], without)
+    assert str(err.value).startswith(
+        "callbacks.<name>: OwnFreeze keeps BackboneFinetuning's on_fit_start, which reads the LightningModule's "
+        "`backbone`, which cnnpl's ImageClassifier does not have; override it to work on its network, or train "
+    )
+    check_callbacks_network([OnItsNetwork()], without)
+    check_callbacks_network([BackboneFinetuning(), OwnFreeze()], with_backbone)
+
+
 def test_the_checkpoint_checks_of_a_fit_leave_a_run_that_only_tests() -> None:
     # helper-154: fit=false ckpt_path=... callbacks.checkpoint.mode=min tested before, and saves nothing
     from lightning.pytorch.callbacks import ModelCheckpoint

@@ -373,7 +373,11 @@ def _check_folder_resolves(cfg: DictConfig, key: str, text: str) -> None:
 
     probe = folder_probe(cfg, text)
     _check_resolves(probe, key, text, at=PROBE)
-    whole, pieces = OmegaConf.select(probe, PROBE), interpolations_in(text)
+    pieces = interpolations_in(text)
+    try:
+        whole = OmegaConf.select(probe, PROBE)
+    except Exception:  # left by the check above: Hydra's own values (${hydra.job.name}), which it resolves itself
+        return
     if pieces == [text]:
         return  # the whole setting: a null is refused above
     for piece in pieces:  # one inside a longer text: null is written None (runs/None/x, a folder of that name)
@@ -694,7 +698,8 @@ def _check_info(args: list[str]) -> None:
                 continue  # --info alone: all
             part = args[i + 1]
         if part not in INFO_PARTS:
-            after = f"; give the overrides after the part: {flag} all {part}" if "=" in part else ""
+            override = "=" in part or part.startswith(("+", "~"))  # ~callbacks.progress_bar (helper-155)
+            after = f"; give the overrides after the part: {flag} all {part}" if override else ""
             raise CnnplError(
                 f"{flag} takes {', '.join(INFO_PARTS[:-1])} or searchpath (all if none), got {part!r}{after}"
             )
@@ -724,9 +729,19 @@ def _check_package(package: str, args: list[str], overrides: list[str], own: lis
     cfg = compose_plain([*overrides, *own], hydra=part != "job")
     if part == "hydra":
         cfg = OmegaConf.create({"hydra": cfg.hydra})
+    from omegaconf.errors import MissingMandatoryValue
+
     missing = object()
-    if OmegaConf.select(cfg, package, default=missing) is not missing:
+    try:
+        if OmegaConf.select(cfg, package, default=missing, throw_on_missing=True) is not missing:
+            return
+    except MissingMandatoryValue:  # ??? (hydra.job.num): there, with no value yet; Hydra's to say
         return
+    except Exception as err:  # ${nope}: Hydra resolves the package it prints (helper-155: a traceback)
+        raise CnnplError(
+            f"--package {package}: {first_line(err)}, and Hydra resolves the part of the config it prints; "
+            f"without --package, --cfg {part} prints the config unresolved"
+        ) from None
     parent, node = "", cfg
     for key in package.split("."):
         child = node.get(key) if isinstance(node, DictConfig) else None
@@ -735,7 +750,8 @@ def _check_package(package: str, args: list[str], overrides: list[str], own: lis
         parent, node = f"{parent}{key}.", child
     keys = ", ".join(f"{parent}{key}" for key in node) if isinstance(node, DictConfig) else ""
     printed = {"job": "the run's config", "hydra": "Hydra's config", "all": "the config"}[part]
-    raise CnnplError(f"--package {package}: {printed} has no {package}; give one of its keys: {keys}")
+    hydras = " (Hydra's own settings: --cfg hydra)" if part == "job" and package.split(".")[0] == "hydra" else ""
+    raise CnnplError(f"--package {package}: {printed} has no {package}{hydras}; give one of its keys: {keys}")
 
 
 def _check_composes(args: list[str]) -> str | None:
@@ -801,7 +817,7 @@ def _check_composes(args: list[str]) -> str | None:
 
         if launcher_world_size() > 1:  # every job's: not named after the first job (helper-135)
             check_sweep_job({})
-        overrides = [*overrides, *config_sweeps(overrides)]
+        given, overrides = overrides, [*overrides, *config_sweeps(overrides)]
     # every job composed before any is checked: a misspelt option in a later job is named before the first
     # job's data is looked for
     composed = []
@@ -818,7 +834,7 @@ def _check_composes(args: list[str]) -> str | None:
     folder = next(((folder_key, value) for value in reversed(given_values(own, folder_key))), None)
     if multirun and not showing:
         check_a_checkpoint_folder_each(composed, own)
-        check_sweep_subdir(composed, own)
+        check_sweep_subdir(composed, given, own)
     for variant, job, cfg in composed if not showing else []:
         with _naming_the_job(variant, job):
             _check_components(cfg, variant)

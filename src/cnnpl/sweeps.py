@@ -8,8 +8,10 @@ own."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -248,12 +250,11 @@ def check_sweep_values(overrides: list[str], own: list[str]) -> None:
         if isinstance(value, Glob):
             group = override.get_key_element().lstrip("+~")
             options = known_options(group)
-            unseen = value.filter(
-                sorted({name for name, _ in plugin_yaml_options(group, searchpath_folders([*overrides, *own]))})
-            )
-            unseen = [name for name in unseen if name not in options]
+            seen = {*options, *(name for name, _ in plugin_yaml_options(group))}  # a plugin's: Hydra's glob sees it
+            added = {name for name, _ in plugin_yaml_options(group, searchpath_folders([*overrides, *own]))}
+            unseen = value.filter(sorted(added - seen))
             if unseen:  # Hydra's glob sees no hydra.searchpath folder's options: skipped silently, or 0 jobs
-                listed = ",".join([*value.filter(options), *unseen])
+                listed = ",".join(value.filter(sorted(seen | added)))
                 raise CnnplError(
                     f"{line}: Hydra's glob() does not see the options of hydra.searchpath folders, so the sweep "
                     f"would skip {', '.join(unseen)}; list the options instead: {override.get_key_element()}={listed}"
@@ -283,47 +284,53 @@ def basic_sweeper(overrides: list[str], own: list[str]) -> bool:
     return str(cfg.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper")
 
 
-def check_sweep_subdir(composed: list[tuple[list[str], str, Any]], own: list[str]) -> None:
+SUBDIR_JOBS = 64  # a sweep of up to this many jobs has each one's folder compared; a longer one each value's
+
+
+def check_sweep_subdir(composed: list[tuple[list[str], str, Any]], overrides: list[str], own: list[str]) -> None:
     """Refuse a ``hydra.sweep.subdir`` that names one folder for several jobs of the sweep (``same``,
     ``${model.name}`` in a sweep of seeds): job 0 trained, and the next found its checkpoints and stopped
-    (helper-153). Read with each job's config (``composed``: :func:`cnnpl.cli._check_composes`'s, one for each swept
-    value); Hydra's own values (``${hydra.job.num}``, the default) make each one another folder."""
+    (helper-153). Read with each job's config: every job's (:func:`sweep_jobs` of the command's ``overrides``),
+    where there are at most :data:`SUBDIR_JOBS`, since an experiment swept may set a sweep dir that parts one
+    experiment's jobs and not another's (helper-155); else ``composed`` (:func:`cnnpl.cli._check_composes`'s, one
+    for each swept value). Hydra's own values (``${hydra.job.num}``, the default) make each one another folder."""
     from omegaconf import OmegaConf
 
     given = given_values(own, "hydra.sweep.subdir")
     if not given or len(composed) < 2:
         return
-    text, named = given[-1], {}
+    jobs = sweep_jobs(overrides)
+    if 2 <= len(jobs) <= SUBDIR_JOBS:
+        composed = [(job, label, compose_plain(job)) for job, label in jobs]
+    text, named, when = given[-1], {}, datetime.now()
     top = ([None, *given_values(own, "hydra.sweep.dir")])[-1]  # ${seed} there parts the jobs too (helper-154)
     for variant, job, cfg in composed:
         if cfg.get("fit") is False:  # tests a checkpoint: it saves none for another job to find
             continue
-        parent = _settings_in(top if top is not None else sweep_dir_setting([*variant, *own]))
-        probe = folder_probe(cfg, text if parent is None else f"{parent}/{text}")
+        parent = _at(top if top is not None else sweep_dir_setting([*variant, *own]), when)
+        probe = folder_probe(cfg, text)
         try:
-            folder = str(OmegaConf.select(probe, PROBE, throw_on_resolution_failure=True))
+            sub = str(OmegaConf.select(probe, PROBE, throw_on_resolution_failure=True))
+            probe[PROBE] = parent or ""
+            folder = os.path.join(str(OmegaConf.select(probe, PROBE, throw_on_resolution_failure=True)), sub)
         except Exception:  # ${hydra.job.num}, ${hydra:job.override_dirname}: Hydra's, one for each job
             return
         if folder in named:
+            first, first_sub = named[folder]
             raise CnnplError(
-                f"hydra.sweep.subdir={text} names one folder ({folder}) for the sweep's jobs with {named[folder]} and "
-                f"with {job}: the second would find the first's checkpoints; add ${{hydra.job.num}} (the default), or "
-                "a swept setting such as seed_${seed}"
+                f"hydra.sweep.subdir={text} names one folder ({sub if sub == first_sub else folder}) for the sweep's "
+                f"jobs with {first} and with {job}: the second would find the first's checkpoints; add "
+                "${hydra.job.num} (the default), or a swept setting such as seed_${seed}"
             )
-        named[folder] = job
+        named[folder] = (job, sub)
 
 
-def _settings_in(folder: str | None) -> str | None:
-    """``folder`` where a setting of the config's is read in it (``sw/${seed}``), its time (``${now:...}``, the same
-    for every job of a sweep) written ``<time>``; None where none is."""
-    if folder is None:
-        return None
-    pieces = interpolations_in(folder)
-    if all(piece.startswith("${now:") for piece in pieces):
-        return None
-    for piece in pieces:
+def _at(folder: str | None, when: datetime) -> str | None:
+    """``folder`` with its time (``${now:%H-%M-%S}``: Hydra reads it once for all the jobs of a sweep) read at
+    ``when``."""
+    for piece in interpolations_in(folder or ""):
         if piece.startswith("${now:"):
-            folder = folder.replace(piece, "<time>")
+            folder = folder.replace(piece, when.strftime(piece[len("${now:") : -1]))
     return folder
 
 

@@ -1638,12 +1638,22 @@ def check_callbacks_network(
     Lightning's setup after the logger has opened its files. A callback's ``check_network`` is given the shape and
     ``max_epochs`` (``trainer.max_epochs``) where it takes them; a plugin's ``check_network(pl_module)`` neither."""
     for callback in callbacks:
-        if _finetunes_backbone(type(callback)) and not isinstance(getattr(system, "backbone", None), torch.nn.Module):
-            raise CnnplError(  # a traceback as the fit started (helper-153)
-                f"callbacks.{callback_key(callback)}: Lightning's BackboneFinetuning freezes and later unfreezes the "
-                "LightningModule's `backbone`, which cnnpl's ImageClassifier does not have; train the classifier "
-                "of pretrained weights with model.freeze_features=true, then all of it in a second run from that "
-                "run's checkpoint (docs/howto/finetune.md)"
+        kept = _backbone_readers(type(callback))
+        if kept and not isinstance(getattr(system, "backbone", None), torch.nn.Module):
+            from lightning.pytorch.callbacks import BackboneFinetuning
+
+            if type(callback) is BackboneFinetuning:  # a traceback as the fit started (helper-153)
+                what = "Lightning's BackboneFinetuning freezes and later unfreezes the LightningModule's `backbone`"
+                advice = ""
+            else:  # a subclass that overrides them all works on what it chooses (helper-155)
+                reads = "reads" if len(kept) == 1 else "read"
+                what = f"{type(callback).__name__} keeps BackboneFinetuning's {', '.join(kept)}, which {reads} the "
+                what += "LightningModule's `backbone`"
+                advice = f"override {'it' if len(kept) == 1 else 'them'} to work on its network, or "
+            raise CnnplError(
+                f"callbacks.{callback_key(callback)}: {what}, which cnnpl's ImageClassifier does not have; {advice}"
+                "train the classifier of pretrained weights with model.freeze_features=true, then all of it in a "
+                "second run from that run's checkpoint (docs/howto/finetune.md)"
             )
         check_network = getattr(callback, "check_network", None)
         if not callable(check_network):
@@ -1676,7 +1686,7 @@ def _network_checking_callbacks(cfg: DictConfig) -> list[Any]:
     built = []
     for name, node in (cfg.get("callbacks") or {}).items():
         found = _callback_class(node) if node else None
-        if found is not None and (callable(getattr(found, "check_network", None)) or _finetunes_backbone(found)):
+        if found is not None and (callable(getattr(found, "check_network", None)) or _backbone_readers(found)):
             try:
                 built.append(_named_callback(node, name))
             except Exception:
@@ -1684,12 +1694,16 @@ def _network_checking_callbacks(cfg: DictConfig) -> list[Any]:
     return built
 
 
-def _finetunes_backbone(cls: type) -> bool:
-    """Whether ``cls`` is Lightning's BackboneFinetuning (or a subclass), which :func:`check_callbacks_network`
-    checks against the module."""
+def _backbone_readers(cls: type) -> list[str]:
+    """The methods of Lightning's BackboneFinetuning that ``cls`` keeps, each of which reads the module's
+    ``backbone`` (:func:`check_callbacks_network` checks it has one); none for a class of another kind, or a
+    subclass that overrides them all (to work on another part of the network)."""
     from lightning.pytorch.callbacks import BackboneFinetuning
 
-    return issubclass(cls, BackboneFinetuning)
+    if not issubclass(cls, BackboneFinetuning):
+        return []
+    readers = ("on_fit_start", "freeze_before_training", "finetune_function")
+    return [name for name in readers if getattr(cls, name) is getattr(BackboneFinetuning, name)]
 
 
 def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
