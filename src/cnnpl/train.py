@@ -1746,7 +1746,8 @@ def check_network_shape(cfg: DictConfig, datamodule: Any) -> None:
 
 
 def checked_optimizer(cfg: DictConfig) -> Any:
-    """The optimizer factory ``cfg.optimizer`` builds, tried once on a dummy parameter (:func:`check_optimizer`)."""
+    """The optimizer factory ``cfg.optimizer`` builds, tried once on a dummy parameter
+    (:func:`cnnpl.checks.check_optimizer`)."""
     from cnnpl.checks import check_optimizer
 
     optimizer = _instantiate(cfg.optimizer)
