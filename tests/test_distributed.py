@@ -138,6 +138,29 @@ class FailOnceHung(Callback):
             raise RuntimeError("injected failure on rank 0")
 
 
+class SlowToReport(RuntimeError):
+    """An error whose message takes longer to read than Lightning's watch over the child processes waits (5 s)."""
+
+    read = False
+
+    def __str__(self) -> str:
+        if not SlowToReport.read:
+            SlowToReport.read = True
+            time.sleep(6)
+        return super().__str__()
+
+
+class FailOnceHungSlowToReport(FailOnceHung):
+    """:class:`FailOnceHung` with an error that is slow to report: the child killed at once, Lightning's watch
+    SIGKILLed rank 0 before its report was out (a flake on a busy machine, made certain)."""
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        try:
+            super().on_train_batch_end(trainer, *args)
+        except RuntimeError as err:
+            raise SlowToReport(str(err)) from None
+
+
 class UsersOwnData(L.LightningDataModule):
     """A data module that is not cnnpl's (no ``split()`` / ``normalize()``): shuffled tensor batches.
     Takes and ignores ``data=shapes``' settings, so the command line can name it as ``data._target_``."""
@@ -754,12 +777,14 @@ def test_a_sigterm_to_every_process_during_the_test_stops_with_one_line(tmp_path
 
 
 @pytest.mark.slow
-def test_a_failing_first_rank_stops_the_others(tmp_path: Path) -> None:
+@pytest.mark.parametrize("failure", ["FailOnceHung", "FailOnceHungSlowToReport"])
+def test_a_failing_first_rank_stops_the_others(tmp_path: Path, failure: str) -> None:
     # helper-121: Lightning kills the other ranks when one of them dies, or on Ctrl-C, but not when rank 0
-    # raises; rank 1, hung (or waiting in a collective), lived on after the command had exited
+    # raises; rank 1, hung (or waiting in a collective), lived on after the command had exited. Killed at once,
+    # it took rank 0's report with it where that took over 5 s (Lightning's watch SIGKILLed rank 0: session 49)
     pid_file = tmp_path / "rank1.pid"
     args = ["-m", "cnnpl", *SMALL, "trainer=ddp_cpu", "callbacks=minimal", f"hydra.run.dir={tmp_path / 'run'}"]
-    args += ["+callbacks.fail._target_=test_distributed.FailOnceHung", f"+callbacks.fail.path={pid_file}"]
+    args += [f"+callbacks.fail._target_=test_distributed.{failure}", f"+callbacks.fail.path={pid_file}"]
     args += ["+callbacks.hang._target_=test_distributed.HangOnRank", f"+callbacks.hang.path={pid_file}"]
     env = {**_env(), "CNNPL_TEST_HANG_RANK": "1"}
     with (tmp_path / "out.txt").open("w") as out:  # not a pipe: a child left running would hold it open

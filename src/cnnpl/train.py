@@ -2011,7 +2011,13 @@ def _stop_children_on_failure(trainer: Any) -> Any:
     fails. Lightning kills them when one of them dies, or on Ctrl-C, but not when rank 0 raises: a rank waiting
     in a collective, or hung, then lived on after the command had exited (holding its GPU). On SIGTERM the
     processes agree to stop after the same batch and stop by themselves (``last.ckpt`` is saved;
-    ``SigtermCheckpoint``)."""
+    ``SigtermCheckpoint``).
+
+    They are killed as this process exits, once the error has been reported (cnnpl's log line, Hydra's
+    traceback): Lightning's watch over them SIGKILLs this process too, within 5 s, when one of them ends with
+    a failure, and killed at once they sometimes took the report with them on a busy machine."""
+    import atexit
+
     from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -2022,10 +2028,15 @@ def _stop_children_on_failure(trainer: Any) -> Any:
     except BaseException:
         launcher = trainer.strategy.launcher
         if isinstance(launcher, _SubprocessScriptLauncher):
-            for child in launcher.procs:
-                if child.poll() is None:
-                    child.kill()
+            atexit.register(_kill_running, list(launcher.procs))
         raise
+
+
+def _kill_running(processes: list[Any]) -> None:
+    """Kill each of ``processes`` (``subprocess.Popen``) that is still running."""
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
 
 
 def _warn_endless(trainer_cfg: Any, trainer: Any) -> None:
