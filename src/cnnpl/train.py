@@ -2013,11 +2013,9 @@ def _stop_children_on_failure(trainer: Any) -> Any:
     processes agree to stop after the same batch and stop by themselves (``last.ckpt`` is saved;
     ``SigtermCheckpoint``).
 
-    They are killed as this process exits, once the error has been reported (cnnpl's log line, Hydra's
-    traceback): Lightning's watch over them SIGKILLs this process too, within 5 s, when one of them ends with
-    a failure, and killed at once they sometimes took the report with them on a busy machine."""
-    import atexit
-
+    They are taken off the launcher's list first: Lightning's watch over that list SIGKILLs this process too,
+    within 5 s, when one of them has ended with a failure, and took rank 0's report of its error with it where
+    that report took longer (a flake on a busy machine)."""
     from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
@@ -2028,15 +2026,15 @@ def _stop_children_on_failure(trainer: Any) -> Any:
     except BaseException:
         launcher = trainer.strategy.launcher
         if isinstance(launcher, _SubprocessScriptLauncher):
-            atexit.register(_kill_running, list(launcher.procs))
+            children = list(launcher.procs)
+            launcher.procs.clear()  # the watch's own list: it now finds no child to avenge
+            for child in children:
+                if child.poll() is None:
+                    child.kill()
+            for child in children:
+                with contextlib.suppress(Exception):
+                    child.wait(timeout=10)
         raise
-
-
-def _kill_running(processes: list[Any]) -> None:
-    """Kill each of ``processes`` (``subprocess.Popen``) that is still running."""
-    for process in processes:
-        if process.poll() is None:
-            process.kill()
 
 
 def _warn_endless(trainer_cfg: Any, trainer: Any) -> None:
