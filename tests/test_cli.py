@@ -1322,10 +1322,18 @@ def test_the_outermost_interpolations_of_a_text_are_found() -> None:
             "second would find the first's checkpoints; add ${hydra.job.num} (the default), or a swept setting such "
             "as seed_${seed}",
         ),
+        (  # helper-156: Hydra's traceback as the sweep started
+            ["seed=0,1", "hydra.sweep.dir=sw/${hydra.job.nme}"],
+            "hydra.sweep.dir=sw/${hydra.job.nme}: Hydra has no setting hydra.job.nme; did you mean hydra.job.name?",
+        ),
+        (  # helper-156: Hydra reads the time once for all the jobs
+            ["seed=0,1", "hydra.sweep.subdir=${now:%H-%M-%S}"],
+            "hydra.sweep.subdir=${now:%H-%M-%S} names one folder (",
+        ),
         (  # the sweep dir's time is one for all its jobs
             ["experiment=pooling_study", "trainer.max_epochs=1", "hydra.sweep.subdir=same"],
             "hydra.sweep.subdir=same names one folder (same) for the sweep's jobs with seed=1 pool=max and with "
-            "seed=1 pool=avg: ",
+            "seed=2: ",
         ),
         (
             ["seed=0,1", "hydra.sweep.dir=sw/${now:%H}/${model.name}", "hydra.sweep.subdir=same"],
@@ -1969,8 +1977,24 @@ def test_a_flags_value_that_names_a_group_is_no_bare_override(tmp_path: Path) ->
         ),
         (  # helper-155: a traceback
             ["--cfg", "job", "+foo=${nope}", "--package", "foo"],
-            "--package foo: Interpolation key 'nope' not found, and Hydra resolves the part of the config it prints; "
-            "without --package, --cfg job prints the config unresolved",
+            "--package foo: its value, ${nope}, cannot be resolved (Interpolation key 'nope' not found), which Hydra "
+            "does to what --package picks; leave --package out: --cfg job shows it",
+        ),
+        # helper-156: Hydra's "package '...' not found in config" for a key that is there
+        (
+            ["--cfg", "hydra", "--package", "hydra.job.num"],
+            "--package hydra.job.num: its value is ???, and Hydra reports such a package as not found; show the "
+            "node it is in: --package hydra.job",
+        ),
+        (
+            ["--cfg", "job", "--package", "ckpt_path"],
+            "--package ckpt_path: its value is null, and Hydra reports such a package as not found; leave --package "
+            "out: --cfg job shows it",
+        ),
+        (
+            ["--cfg", "job", "--package", "output_dir"],
+            "--package output_dir: its value, ${hydra:runtime.output_dir}, is filled only as the run starts, and "
+            "Hydra reports such a package as not found; leave --package out: --cfg job shows it",
         ),
     ],
 )
@@ -1987,9 +2011,8 @@ def test_a_package_the_config_lacks_is_one_line(args: list[str], message: str) -
     [
         ["--cfg", "hydra", "--package", "hydra.run"],
         ["--cfg", "job", "-p", "pool", "pool=avg"],
-        ["--cfg", "job", "--package", "ckpt_path"],  # null: Hydra says "not found" itself
-        ["--cfg", "hydra", "--package", "hydra.job.num"],  # ??? too (helper-155: said missing, and listed it)
-        ["--cfg", "job", "model.hidden=???", "--package", "model.hidden"],
+        ["--cfg", "job", "--package", "seed"],
+        ["--cfg", "job", "--package", "model.channels"],
         ["--cfg", "job", "--package", "_global_"],
     ],
 )

@@ -365,6 +365,32 @@ def _check_interpolations(cfg: DictConfig, overrides: list[str], folder: tuple[s
         _check_resolves(cfg, key, text)
 
 
+def _unknown_hydra_key(error: str) -> str | None:
+    """Why the ``hydra.*`` key an interpolation error names (``Interpolation key 'hydra.job.nme' not found``) is
+    none of Hydra's settings (its schema, ``HydraConf``; a mapping of one's own, ``hydra.job.env_set``, takes any
+    key); None where it is one, or the error names no such key."""
+    import difflib
+
+    from hydra.conf import HydraConf
+    from omegaconf import OmegaConf
+
+    named = re.search(r"key '(hydra\.[^']*)' not found", error)
+    if named is None:
+        return None
+    node: Any = OmegaConf.to_container(OmegaConf.structured(HydraConf), resolve=False)
+    path = named.group(1).split(".")
+    for depth, part in enumerate(path[1:], start=1):
+        if not isinstance(node, dict) or not node:  # a value of any kind (hydra.sweeper), or a mapping of one's own
+            return None
+        if part not in node:
+            parent = ".".join(path[:depth])
+            close = difflib.get_close_matches(part, list(node), n=1)
+            hint = f"; did you mean {parent}.{close[0]}?" if close else f" (it has {', '.join(node)})"
+            return f"Hydra has no setting {named.group(1)}{hint}"
+        node = node[part]
+    return None
+
+
 def _check_folder_resolves(cfg: DictConfig, key: str, text: str) -> None:
     """Refuse the command line's ``hydra.run.dir`` (a sweep's ``hydra.sweep.dir``: ``key``), written ``text``,
     where Hydra could not resolve it with ``cfg`` (a key it lacks, ``${oc.env:...}`` not set) or it resolves
@@ -376,7 +402,10 @@ def _check_folder_resolves(cfg: DictConfig, key: str, text: str) -> None:
     pieces = interpolations_in(text)
     try:
         whole = OmegaConf.select(probe, PROBE)
-    except Exception:  # left by the check above: Hydra's own values (${hydra.job.name}), which it resolves itself
+    except Exception as err:  # left by the check above: Hydra's own values (${hydra.job.name}), which it resolves
+        unknown = _unknown_hydra_key(str(err))  # but not a misspelt one (helper-156: Hydra's traceback)
+        if unknown:
+            raise CnnplError(f"{key}={text}: {unknown}") from None
         return
     if pieces == [text]:
         return  # the whole setting: a null is refused above
@@ -719,29 +748,40 @@ def _package(args: list[str]) -> tuple[str | None, list[str]]:
 
 def _check_package(package: str, args: list[str], overrides: list[str], own: list[str]) -> None:
     """Refuse a ``--package`` that names no node of what ``--cfg`` prints (``--cfg job --package pol``): Hydra's
-    ``package 'pol' not found in config``, with nothing on what it has. A key whose value is null is left to Hydra
-    (it says the same)."""
+    ``package 'pol' not found in config``, with nothing on what it has; and one Hydra cannot print, which it
+    reports the same way: a value that is null, ``???`` (``hydra.job.num``) or filled as the run starts
+    (``output_dir``), or that cannot be resolved (``${nope}``: a traceback)."""
     from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
 
     part = next((args[i + 1] for i, arg in enumerate(args[:-1]) if arg in ("--cfg", "-c")), None)
     if part not in CFG_PARTS or package == "_global_":
         return
-    cfg = compose_plain([*overrides, *own], hydra=part != "job")
+    cfg = compose_plain([*overrides, *own], output_dir=None, hydra=part != "job")
     if part == "hydra":
         cfg = OmegaConf.create({"hydra": cfg.hydra})
-    from omegaconf.errors import MissingMandatoryValue
-
     missing = object()
+    above, _, leaf = package.rpartition(".")
+    advice = f"show the node it is in: --package {above}" if above else f"leave --package out: --cfg {part} shows it"
     try:
-        if OmegaConf.select(cfg, package, default=missing, throw_on_missing=True) is not missing:
-            return
-    except MissingMandatoryValue:  # ??? (hydra.job.num): there, with no value yet; Hydra's to say
-        return
-    except Exception as err:  # ${nope}: Hydra resolves the package it prints (helper-155: a traceback)
+        value = OmegaConf.select(cfg, package, default=missing, throw_on_missing=True)
+    except MissingMandatoryValue:  # hydra.job.num (helper-155: said missing, and listed it)
+        value = "???"
+    except Exception as err:  # ${nope} (helper-155: a traceback); ${hydra:runtime.output_dir}: filled as it runs
+        node = OmegaConf.select(cfg, above) if above else cfg
+        raw = OmegaConf.to_container(node, resolve=False).get(leaf) if isinstance(node, DictConfig) else None
+        if "${hydra:" in str(raw):
+            why = "is filled only as the run starts, and Hydra reports such a package as not found"
+        else:
+            why = f"cannot be resolved ({first_line(err)}), which Hydra does to what --package picks"
+        raise CnnplError(f"--package {package}: its value, {raw}, {why}; {advice}") from None
+    if value is None or value == "???":
         raise CnnplError(
-            f"--package {package}: {first_line(err)}, and Hydra resolves the part of the config it prints; "
-            f"without --package, --cfg {part} prints the config unresolved"
-        ) from None
+            f"--package {package}: its value is {yaml_word(None) if value is None else value}, and Hydra reports "
+            f"such a package as not found; {advice}"
+        )
+    if value is not missing:
+        return
     parent, node = "", cfg
     for key in package.split("."):
         child = node.get(key) if isinstance(node, DictConfig) else None

@@ -284,45 +284,70 @@ def basic_sweeper(overrides: list[str], own: list[str]) -> bool:
     return str(cfg.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper")
 
 
-SUBDIR_JOBS = 64  # a sweep of up to this many jobs has each one's folder compared; a longer one each value's
+SUBDIR_JOBS = 64  # a sweep of experiments with sweep dirs of their own: up to this many jobs compared one by one
 
 
 def check_sweep_subdir(composed: list[tuple[list[str], str, Any]], overrides: list[str], own: list[str]) -> None:
     """Refuse a ``hydra.sweep.subdir`` that names one folder for several jobs of the sweep (``same``,
     ``${model.name}`` in a sweep of seeds): job 0 trained, and the next found its checkpoints and stopped
-    (helper-153). Read with each job's config: every job's (:func:`sweep_jobs` of the command's ``overrides``),
-    where there are at most :data:`SUBDIR_JOBS`, since an experiment swept may set a sweep dir that parts one
-    experiment's jobs and not another's (helper-155); else ``composed`` (:func:`cnnpl.cli._check_composes`'s, one
-    for each swept value). Hydra's own values (``${hydra.job.num}``, the default) make each one another folder."""
+    (helper-153). Each job's folder is its sweep dir (the command line's, else its config's) joined with the
+    subdir, read with its config: ``composed`` (:func:`cnnpl.cli._check_composes`'s, one for each swept value),
+    or every job of the command's ``overrides`` (:func:`sweep_jobs`, up to :data:`SUBDIR_JOBS`) where the jobs'
+    configs set other sweep dirs (experiments swept: one may part its jobs by seed and another not; helper-155).
+    The time (``${now:...}``) is one for all jobs, as Hydra reads it; Hydra's own values (``${hydra.job.num}``,
+    the default) make each one another folder."""
     from omegaconf import OmegaConf
 
     given = given_values(own, "hydra.sweep.subdir")
     if not given or len(composed) < 2:
         return
-    jobs = sweep_jobs(overrides)
-    if 2 <= len(jobs) <= SUBDIR_JOBS:
-        composed = [(job, label, compose_plain(job)) for job, label in jobs]
-    text, named, when = given[-1], {}, datetime.now()
+    when = datetime.now()
+    text = _at(given[-1], when)
     top = ([None, *given_values(own, "hydra.sweep.dir")])[-1]  # ${seed} there parts the jobs too (helper-154)
-    for variant, job, cfg in composed:
+    settings = [arg for arg in own if not has_sweep([arg])]
+    parents = [top] * len(composed) if top is not None else _config_sweep_dirs(composed, own)
+    jobs = sweep_jobs(overrides) if len(set(parents)) > 1 else []
+    if 2 <= len(jobs) <= SUBDIR_JOBS:
+        composed = [(job, label, compose_plain([*job, *settings], hydra=True)) for job, label in jobs]
+        parents = [OmegaConf.to_container(cfg.hydra.sweep, resolve=False).get("dir") for _, _, cfg in composed]
+    named: dict[str, tuple[str, str]] = {}
+    for (_, job, cfg), parent in zip(composed, parents, strict=True):
         if cfg.get("fit") is False:  # tests a checkpoint: it saves none for another job to find
             continue
-        parent = _at(top if top is not None else sweep_dir_setting([*variant, *own]), when)
         probe = folder_probe(cfg, text)
         try:
             sub = str(OmegaConf.select(probe, PROBE, throw_on_resolution_failure=True))
-            probe[PROBE] = parent or ""
+            probe[PROBE] = _at(parent, when) or ""
             folder = os.path.join(str(OmegaConf.select(probe, PROBE, throw_on_resolution_failure=True)), sub)
         except Exception:  # ${hydra.job.num}, ${hydra:job.override_dirname}: Hydra's, one for each job
             return
         if folder in named:
             first, first_sub = named[folder]
             raise CnnplError(
-                f"hydra.sweep.subdir={text} names one folder ({sub if sub == first_sub else folder}) for the sweep's "
-                f"jobs with {first} and with {job}: the second would find the first's checkpoints; add "
+                f"hydra.sweep.subdir={given[-1]} names one folder ({sub if sub == first_sub else folder}) for the "
+                f"sweep's jobs with {first} and with {job}: the second would find the first's checkpoints; add "
                 "${hydra.job.num} (the default), or a swept setting such as seed_${seed}"
             )
         named[folder] = (job, sub)
+
+
+def _config_sweep_dirs(composed: list[tuple[list[str], str, Any]], own: list[str]) -> list[str | None]:
+    """The ``hydra.sweep.dir`` each of ``composed``'s configs sets (:func:`sweep_dir_setting`): read again only for
+    a job whose overrides differ from the first's in a group's choice (``experiment=...``, whose config may set
+    it), not in a setting's value (``seed=3``; composing each of 64 seeds took 8 s)."""
+    from omegaconf import DictConfig
+
+    from cnnpl.config import config_groups
+
+    groups, (first, _, _) = config_groups(), composed[0]
+    dirs = [sweep_dir_setting([*first, *own])]
+    for variant, _, cfg in composed[1:]:
+        keys = {arg.partition("=")[0].lstrip("+~") for arg in set(variant) ^ set(first)}
+        values_only = all(
+            "." in key or (key not in groups and key in cfg and not isinstance(cfg[key], DictConfig)) for key in keys
+        )
+        dirs.append(dirs[0] if values_only else sweep_dir_setting([*variant, *own]))
+    return dirs
 
 
 def _at(folder: str | None, when: datetime) -> str | None:
