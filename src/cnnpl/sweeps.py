@@ -343,9 +343,13 @@ def _config_sweep_dirs(composed: list[tuple[list[str], str, Any]], own: list[str
     dirs = [sweep_dir_setting([*first, *own])]
     for variant, _, cfg in composed[1:]:
         keys = {arg.partition("=")[0].lstrip("+~") for arg in set(variant) ^ set(first)}
-        values_only = all(
-            "." in key or (key not in groups and key in cfg and not isinstance(cfg[key], DictConfig)) for key in keys
-        )
+        try:
+            values_only = all(
+                "." in key or (key not in groups and key in cfg and not isinstance(cfg[key], DictConfig))
+                for key in keys
+            )
+        except Exception:  # a value that does not resolve: its job's check says why
+            values_only = False
         dirs.append(dirs[0] if values_only else sweep_dir_setting([*variant, *own]))
     return dirs
 
