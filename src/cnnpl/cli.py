@@ -402,10 +402,7 @@ def _check_folder_resolves(cfg: DictConfig, key: str, text: str) -> None:
     pieces = interpolations_in(text)
     try:
         whole = OmegaConf.select(probe, PROBE)
-    except Exception as err:  # left by the check above: Hydra's own values (${hydra.job.name}), which it resolves
-        unknown = _unknown_hydra_key(str(err))  # but not a misspelt one (helper-156: Hydra's traceback)
-        if unknown:
-            raise CnnplError(f"{key}={text}: {unknown}") from None
+    except Exception:  # left by the check above: Hydra's own values (${hydra.job.name}), which it resolves itself
         return
     if pieces == [text]:
         return  # the whole setting: a null is refused above
@@ -464,9 +461,14 @@ def _check_resolves(cfg: Any, key: str, text: str, alone: bool = False, at: str 
         value = OmegaConf.select(cfg, at or key, throw_on_resolution_failure=True)
     except InterpolationKeyError as err:
         missing = re.search(r"key '([^']*)'", str(err))
-        if alone or missing is None or missing.group(1).split(".")[0].split("[")[0] == "hydra":
+        if alone or missing is None:
             return
-        reason = f"the config has no setting {_absolute_key(missing.group(1), key, text)} to take its value from"
+        if missing.group(1).split(".")[0].split("[")[0] == "hydra":  # Hydra's own: set as it runs, unless misspelt
+            reason = _unknown_hydra_key(str(err))  # (${hydra.job.nme}: Hydra's traceback; helper-156)
+            if reason is None:
+                return
+        else:
+            reason = f"the config has no setting {_absolute_key(missing.group(1), key, text)} to take its value from"
     except UnsupportedInterpolationType as err:
         if alone:
             return
