@@ -493,7 +493,7 @@ def test_settings_as_the_command_line_reads_them(tmp_path: Path) -> None:
     # the others gave a traceback from difflib, or a line naming no setting
     for key, value, message in [
         ("filters.layers", [1.5], "callbacks.filters.layers must be a name or a list of names, got [1.5]"),
-        ("feature_maps.layers", True, "callbacks.feature_maps.layers must be a name or a list of names, got True"),
+        ("feature_maps.layers", True, "callbacks.feature_maps.layers must be a name or a list of names, got true"),
         ("gradcam.layer", ["a", "b"], "callbacks.gradcam.layer must be one layer's name, got ['a', 'b']"),
         ("embedding.layer", ["a", "b"], "callbacks.embedding.layer must be one layer's name, got ['a', 'b']"),
         ("embedding.layer", 1.5, "callbacks.embedding.layer must be a name or a list of names, got 1.5"),

@@ -498,7 +498,7 @@ def test_every_conv_builds_simple_cnn(name):
         ("conv2d", {"stride": 1.5}, "conv2d: stride must be an int or a (height, width) pair of ints, got 1.5"),
         ("conv2d", {"kernel_size": (3, 3, 3)}, "conv2d: kernel_size must be an int or a (height, width) pair"),
         ("conv2d", {"kernel_size": [3, 1.5]}, "conv2d: kernel_size must be an int or a (height, width) pair"),
-        ("conv2d", {"dilation": True}, "conv2d: dilation must be an int or a (height, width) pair of ints, got True"),
+        ("conv2d", {"dilation": True}, "conv2d: dilation must be an int or a (height, width) pair of ints, got true"),
         ("conv2d", {"groups": 0}, "conv2d: groups must be an int >= 1, got 0"),
         ("grouped", {"groups": 1.5}, "grouped: groups must be an int >= 1, got 1.5"),
         ("tiled", {"tiles": 2.5}, "tiled: tiles must be an int or a (height, width) pair of ints, got 2.5"),

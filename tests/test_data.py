@@ -516,7 +516,7 @@ def test_alternating_flip_shows_every_image_both_ways_every_two_epochs() -> None
             r"\[24,24\], got \[24, 0\]",
         ),
         (dict(train_sizes=[24.5]), r"data\.train_sizes must be a list of image sides in whole pixels.*got \[24\.5\]"),
-        (dict(train_sizes=[True]), r"data\.train_sizes must be a list of image sides in whole pixels.*got \[True\]"),
+        (dict(train_sizes=[True]), r"data\.train_sizes must be a list of image sides in whole pixels.*got \[true\]"),
         (dict(train_sizes=24), r"data\.train_sizes must be a list of image sides in whole pixels.*got 24$"),
         (dict(train_sizes="24"), r"data\.train_sizes must be a list of image sides in whole pixels.*got '24'$"),
         (dict(train_resize="squash"), r"data\.train_resize must be one of scale, crop, got 'squash'"),

@@ -276,7 +276,7 @@ def test_lookahead_averages_a_tensor_registered_under_two_names_once() -> None:
     [
         ({"every": "abc"}, "callbacks.lookahead.every must be an integer >= 1, got 'abc'"),
         ({"every": 1.5}, "callbacks.lookahead.every must be an integer >= 1, got 1.5"),
-        ({"decay": None}, "callbacks.lookahead.decay must be a number in [0, 1), got None"),
+        ({"decay": None}, "callbacks.lookahead.decay must be a number in [0, 1), got null"),
         ({"ramp_power": -1}, "callbacks.lookahead.ramp_power must be a number >= 0, got -1"),
     ],
 )

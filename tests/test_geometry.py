@@ -121,7 +121,7 @@ def test_padding_matches_real_layers():
         (lambda: conv_parameters(4, 4, 2.5), "kernel_size must be an int or a (height, width) pair of ints, got 2.5"),
         (lambda: pair([3, 1.5], "stride"), "stride must be an int or a (height, width) pair of ints, got [3, 1.5]"),
         (lambda: pair((3, 3, 3)), "size must be an int or a (height, width) pair of ints, got [3, 3, 3]"),
-        (lambda: pair(True, "tiles"), "tiles must be an int or a (height, width) pair of ints, got True"),
+        (lambda: pair(True, "tiles"), "tiles must be an int or a (height, width) pair of ints, got true"),
     ],
 )
 def test_error_messages(call, message):

@@ -35,7 +35,7 @@ from cnnpl.checks import (
 from cnnpl.config import config_dir, layer_factory
 from cnnpl.data import CIFAR10DataModule, ShapesDataModule
 from cnnpl.distributed import EvalShardSampler
-from cnnpl.errors import CnnplError, UnknownComponentError, first_few
+from cnnpl.errors import CnnplError, UnknownComponentError, first_few, yaml_word
 from cnnpl.registry import Registry, get_registry, parameters_of
 from cnnpl.system import ImageClassifier
 from cnnpl.train import _least_fraction, check_eval_fractions
@@ -77,7 +77,7 @@ def test_a_geometry_setting_that_is_no_integer_or_pair_is_refused_naming_it(fami
         with pytest.raises(CnnplError) as err:
             layer_factory(family, node)
         assert str(err.value) == (
-            f"{family}.{key} must be an integer or a pair [height, width] of integers{null}, got {bad!r} "
+            f"{family}.{key} must be an integer or a pair [height, width] of integers{null}, got {yaml_word(bad)} "
             f"({family} {name!r})"
         )
     for good in (2, [2, 1], None):
@@ -95,7 +95,7 @@ def test_a_geometry_setting_that_is_no_integer_or_pair_is_refused_naming_it(fami
         (dict(batch_size=1.5), "data.batch_size must be an integer >= 1, got 1.5"),
         (dict(batch_size=1e3), "data.batch_size must be an integer >= 1, got 1000.0 (write 1000)"),
         (dict(batch_size="abc"), "data.batch_size must be an integer >= 1, got 'abc'"),
-        (dict(batch_size=True), "data.batch_size must be an integer >= 1, got True"),
+        (dict(batch_size=True), "data.batch_size must be an integer >= 1, got true"),
         (dict(batch_size=0), "data.batch_size must be >= 1, got 0"),
         (
             dict(eval_batch_size=-5),
@@ -721,8 +721,8 @@ def build_model(cfg: DictConfig) -> torch.nn.Module:
             "simple_cnn_bn: model.hidden must be a list of widths >= 1 (or [] for none), got [-3]",
         ),
         # true for a number: Python's True is 1 (model.dropout=true zeroed every hidden activation in training)
-        (["model.dropout=true"], "model.dropout must be a number, got True (model 'simple_cnn')"),
-        (["pool=mixed", "pool.p=true"], "pool.p must be a number, got True (pool 'mixed')"),
+        (["model.dropout=true"], "model.dropout must be a number, got true (model 'simple_cnn')"),
+        (["pool=mixed", "pool.p=true"], "pool.p must be a number, got true (pool 'mixed')"),
         (["model=simple_cnn_bn", "norm.eps=-1"], "batch norm: norm.eps must be a number > 0 (1e-5 is usual), got -1"),
         (
             ["model=simple_cnn_bn", "norm.momentum=5"],
@@ -745,8 +745,8 @@ def test_an_output_folder_of_no_name_is_refused(output_dir: str | None) -> None:
     with pytest.raises(CnnplError) as err:
         check_settings(cfg)
     assert str(err.value) == (
-        f"output_dir must name a folder, got {output_dir!r}; leave it to Hydra's run directory (hydra.run.dir=<folder> "
-        "on the command line), or give one from Python: cnnpl.compose(..., output_dir=<folder>)"
+        f"output_dir must name a folder, got {yaml_word(output_dir)}; leave it to Hydra's run directory "
+        "(hydra.run.dir=<folder> on the command line), or give one from Python: cnnpl.compose(..., output_dir=<folder>)"
     )
 
 
@@ -819,7 +819,7 @@ def test_lightning_callbacks_with_container_or_callable_hints_are_not_taken_for_
             "trainer.profiler must be a string, null or an object given as {_target_: ...}, got 1",
         ),
         (["+trainer.val_check_interval=false"], "trainer.val_check_interval must be a number, a string, null, a "),
-        (["trainer.devices=true"], "trainer.devices must be an integer, a string or a list, got True"),
+        (["trainer.devices=true"], "trainer.devices must be an integer, a string or a list, got true"),
         (["trainer.devices=1.5"], "trainer.devices must be an integer, a string or a list, got 1.5"),
         (["trainer.num_nodes=abc"], "trainer.num_nodes must be an integer, got 'abc'"),
         (["+trainer.max_time=60"], "trainer.max_time must be a string, null, a mapping or a time span"),
@@ -1364,10 +1364,61 @@ def test_messages_name_the_first_few_and_count_the_rest() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (None, "null"),
+        (True, "true"),
+        (False, "false"),
+        ("true", "'true'"),  # text stays quoted: the command line wrote "'true'"
+        (1.5, "1.5"),
+        ([64, None], "[64, null]"),
+        ((1, True), "(1, true)"),
+        ((None,), "(null,)"),
+        ({"a": {"b": False}}, "{'a': {'b': false}}"),
+        (OmegaConf.create({"a": [None, "${b}"]}), "{'a': [null, '${b}']}"),  # read as written, not resolved
+        (OmegaConf.create([True]), "[true]"),
+    ],
+)
+def test_a_value_in_a_message_is_written_as_the_command_line_writes_it(value: object, shown: str) -> None:
+    # the 90-odd "got {value!r}" messages said None, True and False for what a user wrote null, true and false
+    assert yaml_word(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optimizer.lr=null"], "optimizer.lr must be a number, got null"),
+        (
+            ["scheduler=onecycle", "scheduler.cycle_momentum=null"],
+            "scheduler.cycle_momentum must be true or false, got null",
+        ),
+        (
+            ["conv.stride=[1,true]"],
+            "conv.stride must be an integer or a pair [height, width] of integers, got [1, true] (conv 'conv2d')",
+        ),
+    ],
+)
+def test_a_refused_null_or_true_is_shown_as_written(overrides: list[str], message: str) -> None:
+    from cnnpl.cli import prepare
+
+    with pytest.raises(CnnplError) as err:
+        prepare(["data=shapes", *overrides])
+    assert str(err.value) == message
+
+
+def test_a_null_refused_as_the_network_is_built_is_shown_as_written(tmp_path: Path) -> None:
+    # caught after composing, as the LightningModule is built: still one line before any training, with null
+    result = run_cli(*TINY, "system.label_smoothing=null", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == "cnnpl: error: system.label_smoothing must be in [0, 1), got null"
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize(
     ("value", "said"),
     [
         ("[a,b]", "got ['a', 'b']"),
-        ("true", "got True"),
+        ("true", "got true"),
         ("12", "got 12 (for a file named 12, quote it: ckpt_path=\"'12'\")"),
     ],
 )

@@ -527,7 +527,7 @@ def test_gradcheck_mixed_with_fixed_draws(granularity: str, monkeypatch: pytest.
         (
             "mixed_learned",
             {"granularity": "channel"},
-            "mixed_learned pooling with granularity 'channel' needs channels=C (architectures pass it; got None)",
+            "mixed_learned pooling with granularity 'channel' needs channels=C (architectures pass it; got null)",
         ),
         ("mixed_learned", {"alpha_init": 1.0}, "alpha_init must be strictly between 0 and 1, got 1.0"),
         # helper-140: 1.2 was told "[0, 1]", where 0 and 1 are refused as well; a list was float()'s TypeError

@@ -15,7 +15,7 @@ from torch import nn
 import cnnpl
 import cnnpl.callbacks  # registers the built-in callbacks
 from cnnpl import viz
-from cnnpl.errors import CnnplError, DuplicateComponentError, UnknownComponentError
+from cnnpl.errors import CnnplError, DuplicateComponentError, UnknownComponentError, yaml_word
 from cnnpl.registry import (
     BUILTIN_CALLBACKS,
     LazyBuiltin,
@@ -364,7 +364,7 @@ def test_an_architectures_input_size_is_a_pair_or_one_side() -> None:
             cnnpl.build("model", "simple_cnn", num_classes=10, input_size=wrong)
         assert str(err.value) == (
             f"model 'simple_cnn': input_size must be (height, width) in pixels, or one int for a square; got "
-            f"{wrong!r} (the channels are in_channels=)"
+            f"{yaml_word(wrong)} (the channels are in_channels=)"
         )
 
 
@@ -377,7 +377,7 @@ def test_a_model_built_from_python_gets_the_command_lines_checks(model: str) -> 
     for key, wrong in [("num_classes", 0), ("num_classes", -3), ("num_classes", 10.0), ("in_channels", True)]:
         with pytest.raises(CnnplError) as err:
             cnnpl.build("model", model, **{"num_classes": 10, key: wrong})
-        assert str(err.value) == f"model {model!r}: {key} must be a positive integer, got {wrong!r}"
+        assert str(err.value) == f"model {model!r}: {key} must be a positive integer, got {yaml_word(wrong)}"
     with pytest.raises(CnnplError) as err:  # given by position (helper-147: was built)
         cnnpl.build("model", model, 0)
     assert str(err.value) == f"model {model!r}: num_classes must be a positive integer, got 0"

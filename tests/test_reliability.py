@@ -1977,7 +1977,7 @@ def test_a_process_group_backend_torch_lacks_is_refused() -> None:
         ("trainer.max_epochs=-2", "trainer.max_epochs must be >= -1 (-1: no limit), got -2"),
         ("trainer.num_nodes=0", "trainer.num_nodes must be >= 1 (the machines the run spans), got 0"),
         ("seed=-5", "seed must be an integer in [0, 4294967295] (NumPy's range), got -5"),
-        ("seed=true", "seed must be an integer in [0, 4294967295] (NumPy's range), got True"),  # not data.seed
+        ("seed=true", "seed must be an integer in [0, 4294967295] (NumPy's range), got true"),  # not data.seed
         ("keep_freed_memory=sometimes", "keep_freed_memory must be true or false, got 'sometimes'"),
         (
             "callbacks.checkpoint.monitor=val/accuracy",
@@ -2144,7 +2144,7 @@ def test_a_process_group_backend_torch_lacks_is_refused() -> None:
             "callbacks.progress_bar.refresh_rate must be an integer, got 'abc'",
         ),
         ("+logger.flush_logs_every_n_steps=abc", "logger.flush_logs_every_n_steps must be an integer, got 'abc'"),
-        ("+trainer.gradient_clip_val=true", "trainer.gradient_clip_val must be a number, got True"),
+        ("+trainer.gradient_clip_val=true", "trainer.gradient_clip_val must be a number, got true"),
         ("trainer.enable_model_summary=1", "trainer.enable_model_summary must be true, false or null, got 1"),
         (
             "callbacks.checkpoint.save_last=maybe",

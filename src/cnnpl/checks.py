@@ -60,7 +60,7 @@ def check_flags(cfg: DictConfig) -> None:
         node = cfg.get(group) if group else cfg
         value = node.get(name, default) if node is not None else default
         if not isinstance(value, bool):
-            raise CnnplError(f"{key} must be true or false, got {value!r}")
+            raise CnnplError(f"{key} must be true or false, got {yaml_word(value)}")
         values[key] = value
     fit, test = values["fit"], values["test"]
     if not fit and test and not cfg.get("ckpt_path"):
@@ -205,9 +205,9 @@ def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
         number = _number_words(hint)
         value = node[name]
         if number and isinstance(value, (str, bool, Sequence, Mapping)):
-            raise CnnplError(f"{prefix}.{name} must be {number}, got {value!r}")
+            raise CnnplError(f"{prefix}.{name} must be {number}, got {yaml_word(value)}")
         if number == "an integer" and isinstance(value, float):  # save_top_k=1.5 failed after epochs of training
-            raise CnnplError(f"{prefix}.{name} must be an integer, got {value!r}")
+            raise CnnplError(f"{prefix}.{name} must be an integer, got {yaml_word(value)}")
         allowed = _on_off_values(hint)
         if allowed is None:
             if not number:
@@ -218,7 +218,7 @@ def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
         if isinstance(value, str) and value in [v for v in allowed if isinstance(v, str)]:
             continue
         names = ["true", "false", *(v for v in allowed if isinstance(v, str)), *(["null"] if None in allowed else [])]
-        raise CnnplError(f"{prefix}.{name} must be {', '.join(names[:-1])} or {names[-1]}, got {value!r}")
+        raise CnnplError(f"{prefix}.{name} must be {', '.join(names[:-1])} or {names[-1]}, got {yaml_word(value)}")
 
 
 def _kinds(hint: Any) -> set[Any] | None:
@@ -334,8 +334,8 @@ def _check_kind(value: Any, hint: Any, key: str) -> None:
     words += [repr(lit) for lit in literals]
     wanted = f"{', '.join(words[:-1]) + ' or ' if len(words) > 1 else ''}{words[-1]}"
     if kind is list:  # callbacks.gradcam.layer=[a,b]: one layer is meant (helper-130)
-        raise CnnplError(f"{key} takes one value, not a list: {wanted}; got {value!r}")
-    raise CnnplError(f"{key} must be {wanted}, got {value!r}")
+        raise CnnplError(f"{key} takes one value, not a list: {wanted}; got {yaml_word(value)}")
+    raise CnnplError(f"{key} must be {wanted}, got {yaml_word(value)}")
 
 
 def _summary_writer_kinds(obj: Any) -> dict[str, Any]:
@@ -530,14 +530,14 @@ def check_optimizer(optimizer: Any) -> None:
         switches = {p.name for p in parameters if p.default is None and p.annotation in (bool | None, "bool | None")}
         for key, value in optimizer.keywords.items():
             if key in switches and not (value is None or isinstance(value, bool)):
-                raise CnnplError(f"optimizer.{key} must be true, false or null (torch chooses), got {value!r}")
+                raise CnnplError(f"optimizer.{key} must be true, false or null (torch chooses), got {yaml_word(value)}")
             wanted = _kind_of(defaults.get(key))
             if wanted and not _matches(value, defaults[key]):
-                raise CnnplError(f"optimizer.{key} must be {wanted}, got {value!r}")
+                raise CnnplError(f"optimizer.{key} must be {wanted}, got {yaml_word(value)}")
         momentum = optimizer.keywords.get("momentum")
         if isinstance(momentum, (int, float)) and not isinstance(momentum, bool) and momentum >= 1:
             # torch's SGD refuses only momentum < 0; at 1 or more the velocity never decays, and grows without bound
-            raise CnnplError(f"optimizer.momentum must be in [0, 1) (0.9 is usual), got {momentum!r}")
+            raise CnnplError(f"optimizer.momentum must be in [0, 1) (0.9 is usual), got {yaml_word(momentum)}")
         sgd = optimizer.func is torch.optim.SGD
         if sgd and momentum == 0 and optimizer.keywords.get("nesterov") is True:  # torch: "Nesterov momentum ..."
             raise CnnplError(
@@ -552,7 +552,7 @@ def check_optimizer(optimizer: Any) -> None:
     for key in ("lr", "weight_decay"):  # torch's "Invalid learning rate: -0.1" names no setting
         value = optimizer.keywords.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-            raise CnnplError(f"optimizer.{key} must be >= 0, got {value!r}")
+            raise CnnplError(f"optimizer.{key} must be >= 0, got {yaml_word(value)}")
     try:
         optimizer([torch.nn.Parameter(torch.zeros(1))])
     except CnnplError:
@@ -796,7 +796,9 @@ def check_tta(system_cfg: Any, input_size: tuple[int, int]) -> None:
     """
     t = system_cfg.get("tta_translate", 0)
     if isinstance(t, bool) or not isinstance(t, int) or t < 0:
-        raise CnnplError(f"system.tta_translate must be an integer >= 0 (a shift in pixels; 0: off), got {t!r}")
+        raise CnnplError(
+            f"system.tta_translate must be an integer >= 0 (a shift in pixels; 0: off), got {yaml_word(t)}"
+        )
     side = min(input_size)
     if t >= side:
         raise CnnplError(

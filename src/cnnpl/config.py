@@ -932,7 +932,8 @@ def constructor_settings(family: str, name: str, params: Mapping[str, Any]) -> d
             settings[key] = kind(value)
         except ValueError:
             raise CnnplError(
-                f"{family}.{key} must be one of {', '.join(kind.__members__)}, got {value!r} ({family} {name!r})"
+                f"{family}.{key} must be one of {', '.join(kind.__members__)}, got {yaml_word(value)} "
+                f"({family} {name!r})"
             ) from None
     return settings
 
@@ -980,14 +981,14 @@ def check_values(
         if from_config and family != "callback" and plain and not config_holds(hints.get(key, Any)):
             raise CnnplError(
                 f"{keys}.{key} takes a {_hint_name(_without_none(hints[key])[0])}, which a config cannot give "
-                f"(got {value!r}); leave it null ({family} {name!r})"
+                f"(got {yaml_word(value)}); leave it null ({family} {name!r})"
             )
         _check_literal(value, hints.get(key), f"{keys}.{key}", f"{family} {name!r}")
         _check_length(value, hints.get(key), f"{keys}.{key}", f"{family} {name!r}")
         _check_optional_mapping(value, hints.get(key), f"{keys}.{key}", f"{family} {name!r}")
         pair = _pair_words(hints.get(key))
         if pair and not _is_pair_value(value, takes_word=pair.endswith("mode")):
-            raise CnnplError(f"{keys}.{key} must be {pair}, got {value!r} ({family} {name!r})")
+            raise CnnplError(f"{keys}.{key} must be {pair}, got {yaml_word(value)} ({family} {name!r})")
         kind = _required(config_type(hints.get(key, Any)))
         wanted = _kind_words(kind)
         if wanted and _is_union(hints.get(key)) and type(None) in typing.get_args(hints.get(key)):
@@ -999,10 +1000,10 @@ def check_values(
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         switch = switch or (number and kind is bool) or (isinstance(value, float) and kind is int)
         if wanted and (words or switch):
-            raise CnnplError(f"{keys}.{key} must be {wanted}, got {value!r} ({family} {name!r})")
+            raise CnnplError(f"{keys}.{key} must be {wanted}, got {yaml_word(value)} ({family} {name!r})")
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if key in FRACTIONS and number and kind is not int and not 0 <= value < 1:  # (a plugin's percent: an int)
-            raise CnnplError(f"{keys}.{key} must be in [0, 1) ({FRACTIONS[key]}), got {value!r}")
+            raise CnnplError(f"{keys}.{key} must be in [0, 1) ({FRACTIONS[key]}), got {yaml_word(value)}")
 
 
 def _check_literal(value: Any, hint: Any, key: str, what: str) -> None:
@@ -1016,7 +1017,7 @@ def _check_literal(value: Any, hint: Any, key: str, what: str) -> None:
         words = [str(lit) if isinstance(lit, str) else repr(lit) for lit in literals]
         raise CnnplError(
             f"{key} must be {', '.join(words[:-1]) + ' or ' if len(words) > 1 else ''}{words[-1]}, "
-            f"got {value!r} ({what})"
+            f"got {yaml_word(value)} ({what})"
         )
 
 
@@ -1030,7 +1031,7 @@ def _check_length(value: Any, hint: Any, key: str, what: str) -> None:
     if not items or Ellipsis in items or items == ((),):
         return
     if isinstance(value, Sequence) and not isinstance(value, str) and len(value) != len(items):
-        raise CnnplError(f"{key} must be a list of {len(items)} values, got {_plain_list(value)!r} ({what})")
+        raise CnnplError(f"{key} must be a list of {len(items)} values, got {yaml_word(_plain_list(value))} ({what})")
 
 
 def _check_optional_mapping(value: Any, hint: Any, key: str, what: str) -> Any:
@@ -1053,7 +1054,7 @@ def _check_optional_mapping(value: Any, hint: Any, key: str, what: str) -> Any:
         items = _MAPPING_WORDS.get(typing.get_args(kind)[1], "")
         raise CnnplError(
             f"{key} must be a mapping {{name: value, ...}}{' of ' + items if items else ''} or null, "
-            f"got {value!r} ({what})"
+            f"got {yaml_word(value)} ({what})"
         ) from None
     return OmegaConf.to_container(merged.value)
 
@@ -1551,7 +1552,10 @@ def _unconverted_value(dotted: str, given: str, cause: str, overrides: list[str]
         wanted = "true or false" if switch else {"Float": "a number", "Integer": "an integer"}[number.group(3)]
     else:
         return None
-    shown = repr(value) if kind == "str" else value  # a word quoted, as the checks show it
+    # a word quoted, as the checks show it; true, false and null as the command line writes them (yaml_word)
+    shown = (
+        repr(value) if kind == "str" else value.lower() if kind == "bool" else "null" if kind == "NoneType" else value
+    )
     return f"{dotted} must be {wanted}, got {shown}{_chosen_option(dotted, overrides)}"
 
 

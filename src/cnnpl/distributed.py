@@ -25,7 +25,7 @@ from typing import Any
 
 from torch.utils.data import DistributedSampler
 
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 
 LR_SCALING_RULES = ("none", "linear", "sqrt")
 
@@ -113,7 +113,7 @@ def lr_scale(rule: str, world_size: int) -> float:
     (often preferred for Adam).
     """
     if rule not in LR_SCALING_RULES:
-        raise CnnplError(f"system.lr_scaling must be one of {', '.join(LR_SCALING_RULES)}, got {rule!r}")
+        raise CnnplError(f"system.lr_scaling must be one of {', '.join(LR_SCALING_RULES)}, got {yaml_word(rule)}")
     if world_size < 1:
         raise CnnplError(f"world size must be >= 1, got {world_size}")
     return {"none": 1.0, "linear": float(world_size), "sqrt": math.sqrt(world_size)}[rule]

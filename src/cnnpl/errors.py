@@ -106,9 +106,20 @@ def first_few(names: Sequence[str], shown: int = 3, what: str = "") -> str:
 
 
 def yaml_word(value: object) -> str:
-    """``value`` as the command line writes null, true and false; ``repr`` otherwise."""
+    """``value`` for a message, with null, true and false as the command line writes them, also inside a list, a
+    tuple or a mapping (``[1, null]``, ``{'a': true}``); ``repr`` otherwise. A config node is read without
+    resolving its interpolations (``${x}`` stays as written)."""
     if value is None or isinstance(value, bool):
         return str(value).lower().replace("none", "null")
+    if type(value).__module__.startswith("omegaconf"):  # a ListConfig or DictConfig (a leaf node is unwrapped)
+        from omegaconf import OmegaConf
+
+        value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    if isinstance(value, list | tuple):
+        items = ", ".join(map(yaml_word, value))
+        return f"[{items}]" if isinstance(value, list) else f"({items}{',' * (len(value) == 1)})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{yaml_word(k)}: {yaml_word(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cnnpl.errors import GeometryError
+from cnnpl.errors import GeometryError, yaml_word
 
 Padding = int | str
 
@@ -49,7 +49,7 @@ def check_count(value: object, what: str) -> int:
     """``value`` as an int >= 1 (numpy and torch integers too), else :class:`GeometryError` naming ``what``."""
     count = as_int(value)
     if count is None or count < 1:
-        raise GeometryError(f"{what} must be an int >= 1, got {value!r}")
+        raise GeometryError(f"{what} must be an int >= 1, got {yaml_word(value)}")
     return count
 
 
@@ -79,7 +79,7 @@ def pair(value: int | Sequence[int], what: str = "size") -> tuple[int, int]:
         if a is not None and b is not None:
             return a, b
     shown = value.tolist() if hasattr(value, "tolist") else list(value) if _sized(value) else value
-    raise GeometryError(f"{what} must be an int or a (height, width) pair of ints, got {shown!r}")
+    raise GeometryError(f"{what} must be an int or a (height, width) pair of ints, got {yaml_word(shown)}")
 
 
 def output_size(n: int, kernel_size: int, stride: int = 1, padding: Padding = 0, dilation: int = 1) -> int:
@@ -98,13 +98,13 @@ def output_size(n: int, kernel_size: int, stride: int = 1, padding: Padding = 0,
     """
     for value, what in ((n, "n"), (kernel_size, "kernel_size"), (stride, "stride"), (dilation, "dilation")):
         if as_int(value) is None:  # (5.5 gave 3.0; one axis: a pair is pair()'s to split)
-            raise GeometryError(f"{what} must be an int for one axis, got {value!r}")
+            raise GeometryError(f"{what} must be an int for one axis, got {yaml_word(value)}")
     if isinstance(padding, str):
         before, after = padding_amounts(n, kernel_size, stride, padding, dilation)
         return output_size(n + before + after, kernel_size, stride, 0, dilation)
     if as_int(padding) is None:  # (1, 1) raised "'<' not supported between tuple and int"
         raise GeometryError(
-            f"padding must be an int or one of {', '.join(PADDING_MODES)} for one axis, got {padding!r}"
+            f"padding must be an int or one of {', '.join(PADDING_MODES)} for one axis, got {yaml_word(padding)}"
         )
     if stride < 1:
         raise GeometryError(f"stride must be >= 1, got {stride}")
@@ -186,14 +186,14 @@ def check_padding(padding: Padding | Sequence[int], *, what: str = "padding") ->
     if isinstance(padding, (list, tuple)) and len(padding) == 2:
         for value in padding:
             if isinstance(value, bool) or not isinstance(value, int):
-                raise GeometryError(f"{what} pair must hold two ints, got {tuple(padding)!r}")
+                raise GeometryError(f"{what} pair must hold two ints, got {yaml_word(tuple(padding))}")
             if value < 0:
                 raise GeometryError(f"{what} must be >= 0, got {tuple(padding)}")
         return
     if isinstance(padding, bool) or not isinstance(padding, (int, str)):
-        raise GeometryError(f"{what} must be an int or one of {', '.join(PADDING_MODES)}; got {padding!r}")
+        raise GeometryError(f"{what} must be an int or one of {', '.join(PADDING_MODES)}; got {yaml_word(padding)}")
     if isinstance(padding, str) and padding not in PADDING_MODES:
-        raise GeometryError(f"{what} must be an int or one of {', '.join(PADDING_MODES)}; got {padding!r}")
+        raise GeometryError(f"{what} must be an int or one of {', '.join(PADDING_MODES)}; got {yaml_word(padding)}")
     if isinstance(padding, int) and padding < 0:
         raise GeometryError(f"{what} must be >= 0, got {padding}")
 
@@ -330,7 +330,7 @@ def why_convolutions(
     ((6, 28, 28), 456, 14450688)
     """
     if not _sized(input_shape) or len(input_shape) != 3:
-        raise GeometryError(f"input_shape must be a (C, H, W) volume, got {input_shape!r}")
+        raise GeometryError(f"input_shape must be a (C, H, W) volume, got {yaml_word(input_shape)}")
     c, h, w = (check_count(v, "each of input_shape's (C, H, W)") for v in input_shape)
     filters = check_count(filters, "filters")  # (0 built, and its ratio divided by zero)
     out = (filters, output_size(h, kernel_size, stride, padding), output_size(w, kernel_size, stride, padding))

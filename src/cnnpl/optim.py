@@ -17,7 +17,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 
 
 def check_setting(key: str, value: Any, rule: str, holds: Callable[[float], bool]) -> None:
@@ -26,7 +26,7 @@ def check_setting(key: str, value: Any, rule: str, holds: Callable[[float], bool
     ``rule`` says the range in words (``"in (0, 1)"``) for the message.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not holds(value):
-        raise CnnplError(f"scheduler.{key} must be a number {rule}, got {value!r}")
+        raise CnnplError(f"scheduler.{key} must be a number {rule}, got {yaml_word(value)}")
 
 
 def cosine(
@@ -68,7 +68,7 @@ def one_cycle(
     check_setting("div_factor", div_factor, "> 0", lambda v: v > 0)
     check_setting("final_div_factor", final_div_factor, "> 0", lambda v: v > 0)
     if not isinstance(cycle_momentum, bool):
-        raise CnnplError(f"scheduler.cycle_momentum must be true or false, got {cycle_momentum!r}")
+        raise CnnplError(f"scheduler.cycle_momentum must be true or false, got {yaml_word(cycle_momentum)}")
     check_setting("base_momentum", base_momentum, "in [0, 1)", lambda v: 0 <= v < 1)
     check_setting("max_momentum", max_momentum, f"in [base_momentum, 1) = [{base_momentum}, 1)",
                   lambda v: base_momentum <= v < 1)  # fmt: skip
@@ -215,7 +215,7 @@ class Muon(Optimizer):
             if not 0.0 <= value < 1.0:
                 raise CnnplError(f"optimizer.{name} must be in [0, 1), got {value}")
         if isinstance(ns_steps, bool) or not isinstance(ns_steps, int) or ns_steps < 1:
-            raise CnnplError(f"optimizer.ns_steps must be a whole number >= 1, got {ns_steps!r}")
+            raise CnnplError(f"optimizer.ns_steps must be a whole number >= 1, got {yaml_word(ns_steps)}")
         if nesterov and (momentum == 0 or filter_momentum == 0):
             raise CnnplError("optimizer.nesterov needs momentum and filter_momentum > 0 (or nesterov=false)")
         params = list(params)

@@ -48,7 +48,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 from cnnpl.registry import REGISTRIES, registering_from
 
 ENTRY_POINT_GROUP = "cnnpl.plugins"
@@ -236,7 +236,8 @@ def plugin_specs(value: Any) -> list[str]:
         return [str(value)]
     if not isinstance(value, Sequence) or not all(isinstance(spec, (str, Path)) for spec in value):
         raise PluginError(
-            f"plugins must be plugin files or modules (plugins=[./my_pool.py,my_package.layers]), got {value!r}"
+            "plugins must be plugin files or modules (plugins=[./my_pool.py,my_package.layers]), "
+            f"got {yaml_word(value)}"
         )
     return [str(spec) for spec in value]
 
@@ -592,7 +593,7 @@ def split_plugin_overrides(args: Sequence[str]) -> tuple[list[str], bool | None,
         elif key == SKIP_BROKEN_KEY:
             _, value = _parse_override(token)
             if not isinstance(value, bool):
-                raise CnnplError(f"{SKIP_BROKEN_KEY} must be true or false, got {value!r}")
+                raise CnnplError(f"{SKIP_BROKEN_KEY} must be true or false, got {yaml_word(value)}")
             skip = value
             continue
         rest.append(token)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from cnnpl.errors import CnnplError, DuplicateComponentError, UnknownComponentError
+from cnnpl.errors import CnnplError, DuplicateComponentError, UnknownComponentError, yaml_word
 
 T = TypeVar("T", bound=Callable[..., Any])
 
@@ -679,7 +679,7 @@ def _check_count(value: Any, key: str, what: str) -> None:
 
     count = as_int(value)  # numpy's and torch's integers too
     if count is None or count < 1:
-        raise CnnplError(f"{what}: {key} must be a positive integer, got {value!r}")
+        raise CnnplError(f"{what}: {key} must be a positive integer, got {yaml_word(value)}")
 
 
 def _image_size(value: Any, what: str) -> Any:
@@ -695,7 +695,7 @@ def _image_size(value: Any, what: str) -> Any:
     ):
         return tuple(int(v) for v in pair)  # numpy's integers too
     raise CnnplError(
-        f"{what}: input_size must be (height, width) in pixels, or one int for a square; got {value!r} (the "
+        f"{what}: input_size must be (height, width) in pixels, or one int for a square; got {yaml_word(value)} (the "
         "channels are in_channels=)"
     )
 

@@ -43,7 +43,7 @@ from omegaconf.errors import OmegaConfBaseException
 from torch import nn
 
 from cnnpl import viz
-from cnnpl.errors import CnnplError, DataError, first_few, run_command
+from cnnpl.errors import CnnplError, DataError, first_few, run_command, yaml_word
 from cnnpl.plugins import (
     PLUGINS_KEY,
     PluginWarning,
@@ -472,7 +472,7 @@ def _check_num_images(value: object) -> int:
     if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= MAX_IMAGES:
         raise CnnplError(
             f"num_images must be a whole number from 1 to {MAX_IMAGES} (each image writes a picture per stage), "
-            f"got {value!r}"
+            f"got {yaml_word(value)}"
         )
     return int(text)
 

@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 import torch
 from torch import nn
 
-from cnnpl.errors import CnnplError, NeedsMoreMemory, out_of_memory, run_command
+from cnnpl.errors import CnnplError, NeedsMoreMemory, out_of_memory, run_command, yaml_word
 
 DEFAULT_IN_CHANNELS = 3
 DEFAULT_NUM_CLASSES = 10
@@ -257,7 +257,7 @@ def model_summary(
     if input_size is None:
         image_size = OmegaConf.select(cfg, "data.image_size", default=None)
         if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)):
-            raise CnnplError(f"data.image_size must be an integer (pixels a side), got {image_size!r}")
+            raise CnnplError(f"data.image_size must be an integer (pixels a side), got {yaml_word(image_size)}")
         input_size = (image_size, image_size) if image_size else DEFAULT_INPUT_SIZE
     if len(input_size) == 1:
         input_size = (input_size[0], input_size[0])

@@ -23,7 +23,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from cnnpl.callbacks.guards import saved_random_state
 from cnnpl.distributed import destroy_process_group_at_exit, lr_scale
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 from cnnpl.optim import keep_implementation
 from cnnpl.viz import test_time_logits
 
@@ -119,20 +119,22 @@ class ImageClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         if not _is_number(label_smoothing) or not 0.0 <= label_smoothing < 1.0:
-            raise CnnplError(f"system.label_smoothing must be in [0, 1), got {label_smoothing!r}")
+            raise CnnplError(f"system.label_smoothing must be in [0, 1), got {yaml_word(label_smoothing)}")
         if num_classes < 2:
             raise CnnplError(f"num_classes must be >= 2, got {num_classes}")
         lr_scale(lr_scaling, 1)  # rejects an unknown rule here, not after the processes have started
         if memory_format not in MEMORY_FORMATS:
-            raise CnnplError(f"system.memory_format must be one of {sorted(MEMORY_FORMATS)}, got {memory_format!r}")
+            raise CnnplError(
+                f"system.memory_format must be one of {sorted(MEMORY_FORMATS)}, got {yaml_word(memory_format)}"
+            )
         if compile_dynamic is not None and not isinstance(compile_dynamic, bool):
-            raise CnnplError(f"system.compile_dynamic must be true, false or null, got {compile_dynamic!r}")
+            raise CnnplError(f"system.compile_dynamic must be true, false or null, got {yaml_word(compile_dynamic)}")
         for key, value in (("tta_flip", tta_flip), ("compile", compile)):
             if not isinstance(value, bool):
-                raise CnnplError(f"system.{key} must be true or false, got {value!r}")
+                raise CnnplError(f"system.{key} must be true or false, got {yaml_word(value)}")
         for key, value, minimum in (("tta_translate", tta_translate, 0), ("init_samples", init_samples, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise CnnplError(f"system.{key} must be an integer >= {minimum}, got {value!r}")
+                raise CnnplError(f"system.{key} must be an integer >= {minimum}, got {yaml_word(value)}")
         self.save_hyperparameters(ignore=["net", "optimizer", "schedule"])
         self.net = net
         self.optimizer_factory = optimizer

@@ -900,7 +900,7 @@ def check_trainer_counts(trainer_cfg: Any) -> None:
     for key in TRAINER_COUNTS:
         value = trainer_cfg.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise CnnplError(f"trainer.{key} must be an integer, got {value!r}")
+            raise CnnplError(f"trainer.{key} must be an integer, got {yaml_word(value)}")
         least, meaning = TRAINER_COUNT_RANGES.get(key, (None, ""))
         if value is not None and least is not None and value < least:  # Lightning's words name no key
             raise CnnplError(f"trainer.{key} must be >= {least}{meaning}, got {value}")
@@ -919,7 +919,7 @@ def check_trainer_counts(trainer_cfg: Any) -> None:
     clip = trainer_cfg.get("gradient_clip_val")
     if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip < 0):
         raise CnnplError(
-            f"trainer.gradient_clip_val must be a number >= 0 (0: no clipping; 1.0 is usual), got {clip!r}"
+            f"trainer.gradient_clip_val must be a number >= 0 (0: no clipping; 1.0 is usual), got {yaml_word(clip)}"
         )
 
 
@@ -941,7 +941,7 @@ def _check_devices(trainer_cfg: Any) -> None:
         if not isinstance(count, int) or count < 1:
             shown = OmegaConf.to_container(devices) if isinstance(devices, ListConfig) else devices
             raise CnnplError(
-                f"trainer.devices on the CPU is a number of processes, >= 1 (or auto: 1), got {shown!r}; "
+                f"trainer.devices on the CPU is a number of processes, >= 1 (or auto: 1), got {yaml_word(shown)}; "
                 "-1 and device indices choose GPUs (trainer.accelerator=gpu)"
             )
     elif not auto and isinstance(count, int) and (count == 0 or count < -1):
@@ -1125,7 +1125,7 @@ def check_accelerator(trainer_cfg: Any) -> str:
                 return accelerator
             close = difflib.get_close_matches(accelerator, ACCELERATORS, n=1)
             raise CnnplError(
-                f"trainer.accelerator must be one of {', '.join(ACCELERATORS)}, got {accelerator!r}"
+                f"trainer.accelerator must be one of {', '.join(ACCELERATORS)}, got {yaml_word(accelerator)}"
                 + (f"; did you mean {close[0]}?" if close else "")
             )
         return accelerator
@@ -1529,14 +1529,14 @@ def check_settings(cfg: DictConfig) -> None:
     if not isinstance(output_dir, str) or not output_dir.strip():
         # '' made the checkpoints' ${output_dir}/checkpoints the file system's /checkpoints
         raise CnnplError(  # (output_dir= on the command line is refused before: cnnpl.cli._check_output_dir)
-            f"output_dir must name a folder, got {output_dir!r}; leave it to Hydra's run directory "
+            f"output_dir must name a folder, got {yaml_word(output_dir)}; leave it to Hydra's run directory "
             "(hydra.run.dir=<folder> on the command line), or give one from Python: cnnpl.compose(..., "
             "output_dir=<folder>)"
         )
     ckpt = cfg.get("ckpt_path")
     if ckpt is not None and not isinstance(ckpt, str):  # helper-127: [a,b] and true "did not exist"
         quote = f" (for a file named {ckpt}, quote it: ckpt_path=\"'{ckpt}'\")" if type(ckpt) in (int, float) else ""
-        raise CnnplError(f"ckpt_path must be a .ckpt file or last, got {ckpt!r}{quote}")
+        raise CnnplError(f"ckpt_path must be a .ckpt file or last, got {yaml_word(ckpt)}{quote}")
     check_flags(cfg)
     check_trainer_words(cfg.trainer)  # before the kind checks, which list every value Lightning's hint allows
     check_on_off(cfg.trainer, "trainer")
@@ -1596,7 +1596,7 @@ def check_settings(cfg: DictConfig) -> None:
         _check_no_logger_needed(cfg)
     _check_pictures_logger(cfg)
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or not 0 <= cfg.seed <= MAX_SEED:
-        raise CnnplError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's range), got {cfg.seed!r}")
+        raise CnnplError(f"seed must be an integer in [0, {MAX_SEED}] (NumPy's range), got {yaml_word(cfg.seed)}")
 
 
 def checked_datamodule(cfg: DictConfig) -> Any:

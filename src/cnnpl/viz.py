@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -318,7 +318,7 @@ SPLITS = ("train", "val", "test")
 
 def check_split_name(split: str) -> None:
     if split not in SPLITS:
-        raise CnnplError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        raise CnnplError(f"split must be one of {', '.join(SPLITS)}, got {yaml_word(split)}")
 
 
 def pick_split(datamodule: Any, split: str | None = None) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 from cnnpl.registry import register
 
 
@@ -32,13 +32,13 @@ class Lookahead(L.Callback):
 
     def __init__(self, every: int = 5, decay: float = 0.95**5, ramp_power: float = 3.0) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise CnnplError(f"callbacks.{self.name}.every must be an integer >= 1, got {every!r}")
+            raise CnnplError(f"callbacks.{self.name}.every must be an integer >= 1, got {yaml_word(every)}")
         for key, value, rule, holds in (
             ("decay", decay, "in [0, 1)", lambda v: 0.0 <= v < 1.0),
             ("ramp_power", ramp_power, ">= 0", lambda v: v >= 0),
         ):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not holds(value):
-                raise CnnplError(f"callbacks.{self.name}.{key} must be a number {rule}, got {value!r}")
+                raise CnnplError(f"callbacks.{self.name}.{key} must be a number {rule}, got {yaml_word(value)}")
         self.every = every
         self.decay = decay
         self.ramp_power = ramp_power

@@ -19,7 +19,7 @@ from torch import nn
 
 from cnnpl import viz
 from cnnpl.callbacks.guards import START_PICTURES
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 
 
 def as_names(value: str | int | Sequence[str | int], key: str, null: str | None = None) -> list[str]:
@@ -30,18 +30,18 @@ def as_names(value: str | int | Sequence[str | int], key: str, null: str | None 
     setting that takes it."""
     items = [] if value == "" else [value] if isinstance(value, (str, int)) else value  # "": `layers=` on the line
     if not isinstance(items, Sequence):
-        raise CnnplError(f"{key} must be a name or a list of names, got {value!r}")
+        raise CnnplError(f"{key} must be a name or a list of names, got {yaml_word(value)}")
     names = []
     for item in items:
         if isinstance(item, bool) or not isinstance(item, (str, int)) or item == "":
-            raise CnnplError(f"{key} must be a name or a list of names, got {value!r}")
+            raise CnnplError(f"{key} must be a name or a list of names, got {yaml_word(value)}")
         names.append(str(item))
     if not names:
         callback = key.split(".")[1] if key.startswith("callbacks.") else None
         ways = ["name one or more"] + ([f"give null for {null}"] if null else [])
         ways += [f"leave the callback out with ~callbacks.{callback}"] if callback else []
         last = ", or " if len(ways) > 2 else " or "
-        raise CnnplError(f"{key} names nothing (got {value!r}): {', '.join(ways[:-1])}{last}{ways[-1]}")
+        raise CnnplError(f"{key} names nothing (got {yaml_word(value)}): {', '.join(ways[:-1])}{last}{ways[-1]}")
     return names
 
 
@@ -49,10 +49,10 @@ def one_name(value: str | int, key: str, null: str) -> str:
     """A setting that names one layer (``layer=features.block3``, or ``layer=0``: see :func:`as_names`);
     ``null``: what null means, for the message."""
     if value in ("", []):
-        raise CnnplError(f"{key} must be one layer's name, or null for {null}; got {value!r}")
+        raise CnnplError(f"{key} must be one layer's name, or null for {null}; got {yaml_word(value)}")
     names = as_names(value, key)
     if len(names) != 1:
-        raise CnnplError(f"{key} must be one layer's name, got {names!r}")
+        raise CnnplError(f"{key} must be one layer's name, got {yaml_word(names)}")
     return names[0]
 
 
@@ -80,7 +80,9 @@ class VisualCallback(L.Callback):
     def __init__(self, every_n_epochs: int = 1) -> None:
         super().__init__()
         if not isinstance(every_n_epochs, int) or isinstance(every_n_epochs, bool) or every_n_epochs < 1:
-            raise CnnplError(f"callbacks.{self.name}.every_n_epochs must be an integer >= 1, got {every_n_epochs!r}")
+            raise CnnplError(
+                f"callbacks.{self.name}.every_n_epochs must be an integer >= 1, got {yaml_word(every_n_epochs)}"
+            )
         self.every_n_epochs = every_n_epochs
         self._logger: TensorBoardLogger | None = None
         self._epoch_end_step: int | None = None  # the global step of this fit's last epoch end (rank zero)
@@ -253,7 +255,7 @@ class ImageSampleCallback(VisualCallback):
     def __init__(self, every_n_epochs: int = 1, num_images: int = 4) -> None:
         super().__init__(every_n_epochs)
         if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
-            raise CnnplError(f"callbacks.{self.name}.num_images must be an integer >= 1, got {num_images!r}")
+            raise CnnplError(f"callbacks.{self.name}.num_images must be an integer >= 1, got {yaml_word(num_images)}")
         self.num_images = num_images
         self.images = torch.empty(0)  # normalised (N, C, H, W)
         self.pixels = torch.empty(0)  # the same images in [0, 1], for display

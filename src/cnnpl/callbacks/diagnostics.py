@@ -24,7 +24,7 @@ import torch
 
 from cnnpl import viz
 from cnnpl.callbacks.base import VisualCallback
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 from cnnpl.registry import register
 
 
@@ -153,9 +153,9 @@ class MisclassifiedCallback(ValidationPredictionsCallback):
     def __init__(self, every_n_epochs: int = 1, num_images: int = 16, ncol: int = 8) -> None:
         super().__init__(every_n_epochs)
         if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
-            raise CnnplError(f"callbacks.{self.name}.num_images must be an integer >= 1, got {num_images!r}")
+            raise CnnplError(f"callbacks.{self.name}.num_images must be an integer >= 1, got {yaml_word(num_images)}")
         if isinstance(ncol, bool) or not isinstance(ncol, int) or ncol < 1:
-            raise CnnplError(f"callbacks.{self.name}.ncol must be an integer >= 1, got {ncol!r}")
+            raise CnnplError(f"callbacks.{self.name}.ncol must be an integer >= 1, got {yaml_word(ncol)}")
         self.num_images, self.ncol = num_images, ncol
 
     def reset(self) -> None:
@@ -197,7 +197,9 @@ class PRCurvesCallback(ValidationPredictionsCallback):
     def __init__(self, every_n_epochs: int = 1, num_thresholds: int = 127) -> None:
         super().__init__(every_n_epochs)
         if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, int) or num_thresholds < 2:
-            raise CnnplError(f"callbacks.{self.name}.num_thresholds must be an integer >= 2, got {num_thresholds!r}")
+            raise CnnplError(
+                f"callbacks.{self.name}.num_thresholds must be an integer >= 2, got {yaml_word(num_thresholds)}"
+            )
         self.num_thresholds = num_thresholds
 
     def reset(self) -> None:

@@ -18,7 +18,7 @@ from torch import nn
 
 from cnnpl import viz
 from cnnpl.callbacks.base import ImageSampleCallback, as_names
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 from cnnpl.registry import register
 
 
@@ -42,9 +42,11 @@ class FeatureMapsCallback(ImageSampleCallback):
     ) -> None:
         super().__init__(every_n_epochs, num_images)
         if isinstance(max_channels, bool) or not isinstance(max_channels, int) or max_channels < 1:
-            raise CnnplError(f"callbacks.{self.name}.max_channels must be an integer >= 1, got {max_channels!r}")
+            raise CnnplError(
+                f"callbacks.{self.name}.max_channels must be an integer >= 1, got {yaml_word(max_channels)}"
+            )
         if isinstance(cell_size, bool) or not isinstance(cell_size, int) or cell_size < 1:
-            raise CnnplError(f"callbacks.{self.name}.cell_size must be an integer >= 1, got {cell_size!r}")
+            raise CnnplError(f"callbacks.{self.name}.cell_size must be an integer >= 1, got {yaml_word(cell_size)}")
         if cmap is not None:  # an unknown colormap fails here, not mid-training, naming the setting
             try:
                 viz.apply_colormap(torch.zeros(1, 1), cmap)

@@ -18,7 +18,7 @@ from torch import nn
 
 from cnnpl import viz
 from cnnpl.callbacks.base import VisualCallback, as_names
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 from cnnpl.registry import register
 
 
@@ -44,7 +44,7 @@ class FiltersCallback(VisualCallback):
         super().__init__(every_n_epochs)
         for key, value in (("max_filters", max_filters), ("max_channels", max_channels), ("scale", scale)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise CnnplError(f"callbacks.{self.name}.{key} must be an integer >= 1, got {value!r}")
+                raise CnnplError(f"callbacks.{self.name}.{key} must be an integer >= 1, got {yaml_word(value)}")
         self.layers = (
             None
             if layers is None

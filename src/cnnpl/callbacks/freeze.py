@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.strategies import SingleDeviceStrategy
 
 from cnnpl.callbacks.base import as_names
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 from cnnpl.registry import register
 
 
@@ -41,7 +41,7 @@ class FreezeAfter(L.Callback):
         if not parameters:
             raise CnnplError(f"callbacks.{self.name}.parameters must name at least one parameter")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-            raise CnnplError(f"callbacks.{self.name}.epochs must be an integer >= 0, got {epochs!r}")
+            raise CnnplError(f"callbacks.{self.name}.epochs must be an integer >= 0, got {yaml_word(epochs)}")
         self.parameters = as_names(parameters, f"callbacks.{self.name}.parameters")
         self.epochs = epochs
         self._frozen: list[torch.nn.Parameter] = []

@@ -16,7 +16,7 @@ from torch import nn
 
 from cnnpl import viz
 from cnnpl.callbacks.base import ImageSampleCallback, one_name
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 from cnnpl.registry import register
 
 TARGETS = ("pred", "true")
@@ -44,13 +44,15 @@ class GradCAMCallback(ImageSampleCallback):
         if target is True:  # `callbacks.gradcam.target=true`: Hydra reads the documented word as a bool
             target = "true"
         if target not in TARGETS:
-            raise CnnplError(f"callbacks.{self.name}.target must be one of {', '.join(TARGETS)}, got {target!r}")
+            raise CnnplError(
+                f"callbacks.{self.name}.target must be one of {', '.join(TARGETS)}, got {yaml_word(target)}"
+            )
         if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-            raise CnnplError(f"callbacks.{self.name}.alpha must be a number in [0, 1], got {alpha!r}")
+            raise CnnplError(f"callbacks.{self.name}.alpha must be a number in [0, 1], got {yaml_word(alpha)}")
         if layer is not None:
             layer = one_name(layer, f"callbacks.{self.name}.layer", "the network's last conv layer or block")
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-            raise CnnplError(f"callbacks.{self.name}.scale must be an integer >= 1, got {scale!r}")
+            raise CnnplError(f"callbacks.{self.name}.scale must be an integer >= 1, got {yaml_word(scale)}")
         self.layer, self.target, self.alpha, self.scale = layer, target, alpha, scale
 
     def _layer(self, net: nn.Module) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import lightning as L
 
 from cnnpl.callbacks.base import VisualCallback
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 from cnnpl.registry import register
 
 DEFAULT_METRICS = ("val/acc", "val/loss", "test/acc", "test/loss", "train/acc")
@@ -51,7 +51,9 @@ class HParamsCallback(VisualCallback):
         if isinstance(metrics, str):
             metrics = [metrics]  # one tag alone (callbacks.hparams.metrics=val/acc): a list of one
         if not metrics or not all(isinstance(m, str) for m in metrics):
-            raise CnnplError(f"callbacks.{self.name}.metrics must be a non-empty list of metric tags, got {metrics!r}")
+            raise CnnplError(
+                f"callbacks.{self.name}.metrics must be a non-empty list of metric tags, got {yaml_word(metrics)}"
+            )
         for tag in metrics:  # a misspelt tag was an empty column
             never = never_logged(tag, (*LOGGED_METRICS, *TEST_METRICS))
             if never:

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from cnnpl.data import augment as aug
 from cnnpl.distributed import EvalShardSampler
-from cnnpl.errors import CnnplError, DataError
+from cnnpl.errors import CnnplError, DataError, yaml_word
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def check_count(key: str, value: object, minimum: int, alternative: str = "", ma
         whole = isinstance(value, float) and value.is_integer() and value >= minimum
         hint = f" (write {int(value)})" if isinstance(value, float) and whole else ""
         alternative = f", {alternative}" if alternative else ""
-        raise CnnplError(f"data.{key} must be an integer >= {minimum}{alternative}, got {value!r}{hint}")
+        raise CnnplError(f"data.{key} must be an integer >= {minimum}{alternative}, got {yaml_word(value)}{hint}")
     if value < minimum:
         alternative = f" ({alternative})" if alternative else ""
         raise CnnplError(f"data.{key} must be >= {minimum}{alternative}, got {value}")
@@ -146,7 +146,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
         if isinstance(val_split, bool) or not isinstance(val_split, (int, float)) or not 0.0 <= val_split < 1.0:
             raise CnnplError(
                 "data.val_split must be a number in [0, 1) (the fraction of the training set held out), "
-                f"got {val_split!r}"
+                f"got {yaml_word(val_split)}"
             )
         check_count("seed", seed, 0, maximum=MAX_DATA_SEED)
         check_count("crop_padding", crop_padding, 0)
@@ -154,22 +154,22 @@ class InMemoryImageDataModule(L.LightningDataModule):
         check_count("num_workers", num_workers, 0)
         if crop_padding_mode not in aug.PAD_MODES:
             modes = ", ".join(aug.PAD_MODES)
-            raise CnnplError(f"data.crop_padding_mode must be one of {modes}, got {crop_padding_mode!r}")
+            raise CnnplError(f"data.crop_padding_mode must be one of {modes}, got {yaml_word(crop_padding_mode)}")
         if not (isinstance(flip, bool) or flip == "alternate"):  # 1 in (True, False) is true
-            raise CnnplError(f"data.flip must be true, false or alternate, got {flip!r}")
+            raise CnnplError(f"data.flip must be true, false or alternate, got {yaml_word(flip)}")
         sizes = list(train_sizes) if isinstance(train_sizes, Sequence) and not isinstance(train_sizes, str) else None
         if sizes is None or any(isinstance(size, bool) or not isinstance(size, int) or size < 1 for size in sizes):
             raise CnnplError(
                 f"data.train_sizes must be a list of image sides in whole pixels, one per early epoch, such as "
-                f"[24,24], got {train_sizes if sizes is None else sizes!r}"
+                f"[24,24], got {yaml_word(train_sizes if sizes is None else sizes)}"
             )
         if train_resize not in aug.RESIZE_MODES:
             modes = ", ".join(aug.RESIZE_MODES)
-            raise CnnplError(f"data.train_resize must be one of {modes}, got {train_resize!r}")
+            raise CnnplError(f"data.train_resize must be one of {modes}, got {yaml_word(train_resize)}")
         if normalize not in NORMALIZATIONS:
             raise CnnplError(
                 f"data.normalize must be standardize (each channel to mean 0, std 1 over the training part) or "
-                f"scale (pixels / 255 only, as the notes' Keras recipe), got {normalize!r}"
+                f"scale (pixels / 255 only, as the notes' Keras recipe), got {yaml_word(normalize)}"
             )
         self.batch_size = batch_size
         self.eval_batch_size = max(batch_size, 256) if eval_batch_size is None else eval_batch_size

@@ -143,7 +143,7 @@ class CIFAR10DataModule(InMemoryImageDataModule):
     def __init__(self, root: str | Path = "data", download: bool = False, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         if not isinstance(download, bool):
-            raise CnnplError(f"data.download must be true or false, got {download!r}")
+            raise CnnplError(f"data.download must be true or false, got {yaml_word(download)}")
         if not isinstance(root, (str, os.PathLike)):  # Path(123): "expected str, bytes or os.PathLike object"
             number = isinstance(root, (int, float)) and not isinstance(root, bool)
             quote = f" (for a folder named {root}, quote it: data.root=\"'{root}'\")" if number else ""

@@ -14,7 +14,7 @@ import os
 import torch
 
 from cnnpl.data.base import InMemoryImageDataModule, Split, check_count
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 
 CLASSES = [
     "vertical",
@@ -100,7 +100,9 @@ class ShapesDataModule(InMemoryImageDataModule):
         check_count("num_test", num_test, 1)
         check_count("image_size", image_size, 8)
         if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 <= noise < math.inf:
-            raise CnnplError(f"data.noise must be a number >= 0 (the std of the added Gaussian noise), got {noise!r}")
+            raise CnnplError(
+                f"data.noise must be a number >= 0 (the std of the added Gaussian noise), got {yaml_word(noise)}"
+            )
         self.num_train, self.num_test, self.image_size, self.noise = num_train, num_test, image_size, noise
         self.check_val_split(num_train)
         needed = GENERATION_BYTES_PER_PIXEL * max(num_train, num_test) * image_size**2

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnpl.errors import GeometryError
+from cnnpl.errors import GeometryError, yaml_word
 from cnnpl.geometry import (
     Padding,
     axis_padding,
@@ -280,7 +280,7 @@ class Grouped(Conv2d):
         cardinality: int = 2,
     ) -> None:
         if isinstance(cardinality, bool) or not isinstance(cardinality, int) or cardinality < 1:
-            raise GeometryError(f"{self.variant}: cardinality must be an int >= 1, got {cardinality!r}")
+            raise GeometryError(f"{self.variant}: cardinality must be an int >= 1, got {yaml_word(cardinality)}")
         if groups == 1:
             common = math.gcd(in_channels, out_channels) if in_channels >= 1 and out_channels >= 1 else 1
             groups = max(g for g in range(1, min(cardinality, common) + 1) if common % g == 0)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from cnnpl.errors import GeometryError
+from cnnpl.errors import GeometryError, yaml_word
 from cnnpl.registry import register
 
 
@@ -23,16 +23,16 @@ class BatchNorm(nn.BatchNorm2d):
         # torch takes any eps and momentum here and fails at the first batch (eps < 0), or lets the
         # running statistics run away (momentum outside [0, 1])
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-            raise GeometryError(f"batch norm: norm.eps must be a number > 0 (1e-5 is usual), got {eps!r}")
+            raise GeometryError(f"batch norm: norm.eps must be a number > 0 (1e-5 is usual), got {yaml_word(eps)}")
         if momentum is not None and (
             isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1
         ):
             raise GeometryError(
                 "batch norm: norm.momentum must be in [0, 1] (0.1 is usual; null leaves it to the architecture), "
-                f"got {momentum!r}"
+                f"got {yaml_word(momentum)}"
             )
         if not isinstance(scale, bool):
-            raise GeometryError(f"batch norm: norm.scale must be true or false, got {scale!r}")
+            raise GeometryError(f"batch norm: norm.scale must be true or false, got {yaml_word(scale)}")
         super().__init__(num_features, eps=eps, momentum=momentum)
         if not scale:
             self.weight = None  # F.batch_norm then scales by 1; the state dict has no 'weight'

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnpl.errors import CnnplError, GeometryError
+from cnnpl.errors import CnnplError, GeometryError, yaml_word
 from cnnpl.geometry import output_size, pair
 from cnnpl.registry import register
 
@@ -51,7 +51,8 @@ def check_window(
     """
     if isinstance(padding, str) or isinstance(kernel_size, str) or isinstance(stride, str):
         raise GeometryError(
-            f"pooling takes integer kernel_size, stride and padding; got {kernel_size!r}, {stride!r}, {padding!r}"
+            "pooling takes integer kernel_size, stride and padding; got "
+            f"{yaml_word(kernel_size)}, {yaml_word(stride)}, {yaml_word(padding)}"
         )
     k = pair(kernel_size, "pooling kernel_size")
     s = pair(stride, "pooling stride") if stride is not None else k
@@ -98,7 +99,7 @@ def _check_probability(name: str, value: float, *, open_interval: bool = False) 
     refused too)."""
     interval = "strictly between 0 and 1" if open_interval else "in [0, 1]"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):  # NumPy's floats too (helper-142)
-        raise CnnplError(f"{name} must be a number {interval}, got {value!r}")
+        raise CnnplError(f"{name} must be a number {interval}, got {yaml_word(value)}")
     inside = 0.0 < value < 1.0 if open_interval else 0.0 <= value <= 1.0
     if not inside:
         raise CnnplError(f"{name} must be {interval}, got {value}")
@@ -114,7 +115,8 @@ def _check_choice(what: str, value: str, choices: Sequence[str]) -> str:
 def _check_channels(name: str, channels: int | None, granularity: str) -> int:
     if channels is None or int(channels) < 1:
         raise CnnplError(
-            f"{name} pooling with granularity 'channel' needs channels=C (architectures pass it; got {channels}); "
+            f"{name} pooling with granularity 'channel' needs channels=C (architectures pass it; "
+            f"got {yaml_word(channels)}); "
             "use granularity=layer for one parameter shared by all channels"
         )
     return int(channels)

@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from cnnpl.errors import CnnplError, GeometryError, NeedsMoreMemory, UnknownComponentError, out_of_memory
+from cnnpl.errors import CnnplError, GeometryError, NeedsMoreMemory, UnknownComponentError, out_of_memory, yaml_word
 from cnnpl.factory import LayerFactory
 from cnnpl.geometry import infer_output_shape
 from cnnpl.registry import accepts_var_kwargs, get_registry, parameters_of
@@ -102,7 +102,9 @@ def size_layout(choice: str | None, input_size: Sequence[int], *, what: str, ima
         small = max(input_size) <= SMALL_INPUT_MAX or min(input_size) < imagenet_min
         return "cifar" if small else "imagenet"
     if choice not in SIZE_LAYOUTS:
-        raise CnnplError(f"{what} must be one of {', '.join(SIZE_LAYOUTS)} or null (by input size), got {choice!r}")
+        raise CnnplError(
+            f"{what} must be one of {', '.join(SIZE_LAYOUTS)} or null (by input size), got {yaml_word(choice)}"
+        )
     if choice == "imagenet" and min(input_size) < imagenet_min:  # helper-131: a 1x1 map deep inside, named so
         size = "x".join(str(side) for side in input_size)
         raise GeometryError(
@@ -189,7 +191,7 @@ def check_conv_widths(channels: Any, *, model: str) -> None:
         shown = list(channels) if isinstance(channels, Sequence) and not isinstance(channels, str) else channels
         raise GeometryError(
             f"{model}: model.channels must list the widths of its conv blocks, one or more ints >= 1 (such as "
-            f"[32,64,128]), got {shown!r}"
+            f"[32,64,128]), got {yaml_word(shown)}"
         )
 
 
@@ -203,7 +205,7 @@ def dense_head(
     """
     if isinstance(hidden, (str, bytes)) or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
         raise GeometryError(
-            f"{model}: model.hidden must be a list of widths >= 1 (or [] for none), got {list(hidden)!r}"
+            f"{model}: model.hidden must be a list of widths >= 1 (or [] for none), got {yaml_word(list(hidden))}"
         )
     layers: list[nn.Module] = [nn.Flatten()]
     for h in hidden:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cnnpl.errors import CnnplError, GeometryError
+from cnnpl.errors import CnnplError, GeometryError, yaml_word
 from cnnpl.factory import LayerFactory
 from cnnpl.models._util import (
     DEFAULT_ACT,
@@ -321,7 +321,7 @@ class InceptionV3(nn.Module):
         if not follows and branch_pool not in pools:
             raise CnnplError(
                 f"model.branch_pool must be the name of a pool with a window ({', '.join(pools)}) or {FOLLOW_POOL} "
-                f"(whatever pool= is), got {branch_pool!r}"
+                f"(whatever pool= is), got {yaml_word(branch_pool)}"
             )
         f = Factories(conv, pool, pool if follows else LayerFactory("pool", str(branch_pool)), norm, act)
         c_in = in_channels
