@@ -1422,6 +1422,17 @@ def test_a_subdir_one_swept_experiments_jobs_share_is_refused(tmp_path, monkeypa
     )
 
 
+def test_a_jobs_label_names_only_the_settings_that_vary() -> None:
+    # helper-156: the experiment sweeps pool, the command line fixes it; the jobs were "seed=3 pool=max", "seed=4 ..."
+    from cnnpl.sweeps import sweep_jobs
+
+    jobs = sweep_jobs(["data=shapes", "experiment=pooling_study", "seed=3,4", "pool=max"])
+    assert [label for _, label in jobs] == ["seed=3", "seed=4"]
+    assert all("pool=max" in job for job, _ in jobs)
+    jobs = sweep_jobs(["data=shapes", "experiment=pooling_study", "seed=3,4"])  # the experiment's pool sweep stays
+    assert [label for _, label in jobs][:2] == ["seed=3 pool=max", "seed=3 pool=avg"]
+
+
 def test_a_glob_over_a_plugins_options_is_hydras(tmp_path, monkeypatch) -> None:
     # helper-155: a group only a plugin's search path folder has (no conf/augment/): Hydra's glob sees its options
     import cnnpl.config

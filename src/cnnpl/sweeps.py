@@ -153,7 +153,8 @@ def sweep_jobs(overrides: list[str]) -> list[tuple[list[str], str]]:
         [jobs] = BasicSweeper.split_arguments(parsed, None)
     except Exception:  # Hydra says why as it starts
         return []
-    swept = {override.get_key_element() for override in parsed if override.is_sweep_override()}
+    last = {override.get_key_element(): override.is_sweep_override() for override in parsed}  # the last one rules
+    swept = {key for key, sweep in last.items() if sweep}  # not a config's sweep that the command line fixed
     return [(job, " ".join(o for o in job if o.partition("=")[0] in swept)) for job in jobs]
 
 
