@@ -37,7 +37,7 @@ import torch
 
 import cnnpl
 from cnnpl.callbacks import VisualCallback
-from cnnpl.train import _instantiate, build_model
+from cnnpl.network import build_model, instantiate_node
 
 HOOKS = (
     "setup",
@@ -113,10 +113,10 @@ def run(overrides: list[str], callbacks_option: str, epochs: int, datamodule: An
     net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
     from cnnpl.system import ImageClassifier
 
-    system = ImageClassifier(net, datamodule.num_classes, _instantiate(cfg.optimizer))
-    callbacks = {name: _instantiate(node) for name, node in cfg.callbacks.items() if node}
+    system = ImageClassifier(net, datamodule.num_classes, instantiate_node(cfg.optimizer))
+    callbacks = {name: instantiate_node(node) for name, node in cfg.callbacks.items() if node}
     timers = {name: HookTimer(cb) for name, cb in callbacks.items() if isinstance(cb, VisualCallback)}
-    trainer = _instantiate(cfg.trainer, callbacks=[*callbacks.values(), parts], logger=_instantiate(cfg.logger))
+    trainer = instantiate_node(cfg.trainer, callbacks=[*callbacks.values(), parts], logger=instantiate_node(cfg.logger))
     start = time.perf_counter()
     trainer.fit(system, datamodule=datamodule)
     wall = time.perf_counter() - start
@@ -156,7 +156,7 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = cnnpl.compose(overrides, tmp)
-        datamodule = _instantiate(cfg.data)
+        datamodule = instantiate_node(cfg.data)
         datamodule.setup("fit")
         walls: dict[str, list[float]] = defaultdict(list)
         per_call: dict[str, list[float]] = defaultdict(list)  # callback -> seconds per due epoch

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 import cnnpl
 from cnnpl.data.base import InMemoryImageDataModule
-from cnnpl.train import _instantiate
+from cnnpl.network import instantiate_node
 
 GOAL = 10.0  # data images/s over simple_cnn training images/s, at least
 SPLITS = ("train", "test")
@@ -48,7 +48,7 @@ SPLITS = ("train", "test")
 def make_datamodule(root: Path, overrides: list[str]) -> InMemoryImageDataModule:
     with tempfile.TemporaryDirectory() as out:
         cfg = cnnpl.compose([f"data.root={root}", *overrides], output_dir=out)
-    return _instantiate(cfg.data)
+    return instantiate_node(cfg.data)
 
 
 def training_batch(dm: InMemoryImageDataModule, images: torch.Tensor) -> torch.Tensor:

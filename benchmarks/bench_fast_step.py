@@ -64,9 +64,9 @@ import torch
 import torch.nn.functional as F
 
 import cnnpl
+from cnnpl.environment import keep_freed_memory
 from cnnpl.optim import Muon
 from cnnpl.system import to_memory_format
-from cnnpl.train import keep_freed_memory
 
 WIDTHS = [32, 128, 128]  # experiment=fast_cifar10's CPU size
 SGD_KW = {"lr": 0.05, "momentum": 0.85, "nesterov": True, "weight_decay": 5e-4}

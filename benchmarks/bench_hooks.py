@@ -16,7 +16,7 @@ and the strategy's hooks. cnnpl saves on three things, measured here side by sid
    batch hooks kept and skipped; setting ``_current_fx_name`` through ``nn.Module.__setattr__`` and
    through :class:`cnnpl.system.ImageClassifier`'s; ``torch.cuda.is_available()`` (which Adam and
    AdamW call every step) with Lightning's ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` and without it
-   (:func:`cnnpl.train.skip_missing_nvml`, where NVML does not load).
+   (:func:`cnnpl.environment.skip_missing_nvml`, where NVML does not load).
 3. **Saved a step**: the calls a step times the time saved a call.
 
     python benchmarks/bench_hooks.py
@@ -47,9 +47,10 @@ from lightning.pytorch.trainer.call import _call_callback_hooks
 
 import cnnpl
 from cnnpl import hooks
+from cnnpl.environment import skip_missing_nvml
 from cnnpl.profiler import NullProfiler
 from cnnpl.system import ImageClassifier
-from cnnpl.train import build_callbacks, skip_missing_nvml
+from cnnpl.train import build_callbacks
 
 STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_zero_grad")  # three of the six, no batch needed
 NVML = "PYTORCH_NVML_BASED_CUDA_CHECK"

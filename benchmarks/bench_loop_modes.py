@@ -43,7 +43,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from train_cifar10 import interleave
 
-from cnnpl.train import skip_missing_nvml
+from cnnpl.environment import skip_missing_nvml
 
 
 def make_net(conv: bool) -> nn.Module:

@@ -3,7 +3,7 @@
     python benchmarks/bench_malloc.py
     python benchmarks/bench_malloc.py --models fast_net --batch 256 --rounds 7
 
-:func:`cnnpl.train.keep_freed_memory` (``keep_freed_memory: true``, the default) switches glibc's
+:func:`cnnpl.environment.keep_freed_memory` (``keep_freed_memory: true``, the default) switches glibc's
 ``mmap`` for large blocks off and its heap trimming up to the maximum, so the activation and gradient
 buffers a training step frees are reused by the next step instead of being returned to the kernel
 and faulted in (and zeroed) again. The setting holds for the whole process, so each contender runs in
@@ -30,8 +30,8 @@ def child(model: str, keep: bool, batch: int, steps: int) -> None:
     import torch.nn.functional as F
 
     import cnnpl
+    from cnnpl.environment import keep_freed_memory
     from cnnpl.system import to_memory_format
-    from cnnpl.train import keep_freed_memory
 
     if keep and not keep_freed_memory():
         raise SystemExit("keep_freed_memory did not take: not glibc")

@@ -47,8 +47,9 @@ import lightning as L
 import torch
 from train_cifar10 import GOALS, LEARNING_RATES, barebones_fit, cnnpl_fit, compare_config, interleave, plain_step
 
+from cnnpl.environment import keep_freed_memory, skip_missing_nvml
+from cnnpl.network import instantiate_node
 from cnnpl.optim import IMPLEMENTATION_KEYS
-from cnnpl.train import _instantiate, keep_freed_memory, skip_missing_nvml
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as out:
         cfg = compare_config(args.root, args.model, args.epochs, args.limit_batches, out, *args.overrides)
-    dm = _instantiate(cfg.data)
+    dm = instantiate_node(cfg.data)
     dm.setup("fit")
     run = (args.root, args.model, args.epochs, args.limit_batches, args.plain_optimizer, *args.overrides)
     contenders: dict[str, Callable[[], Paired]] = {

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 
 import cnnpl
+from cnnpl.environment import keep_freed_memory
 from cnnpl.factory import LayerFactory
 from cnnpl.registry import get_registry, parameters_of
-from cnnpl.train import keep_freed_memory
 
 CHANNELS, SIZE, KERNEL = 64, 32, 2
 

@@ -12,7 +12,7 @@ with the forward under ``torch.autocast("cpu", dtype=torch.bfloat16)`` (what Lig
 initial weights; after two untimed warm-up steps they run ``--rounds`` rounds of ``--steps`` steps
 in a fresh random order. The table gives the median time per step, images/s, and the median of the
 per-round ratios bf16 / float32. The header says whether the CPU has native bfloat16 (AMX or
-AVX512-BF16, ``cnnpl.train.cpu_has_native_bf16``); without it, bfloat16 is emulated. glibc keeps
+AVX512-BF16, ``cnnpl.environment.cpu_has_native_bf16``); without it, bfloat16 is emulated. glibc keeps
 freed memory (``keep_freed_memory``), as in every cnnpl run.
 """
 
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 import cnnpl
-from cnnpl.train import cpu_has_native_bf16, keep_freed_memory
+from cnnpl.environment import cpu_has_native_bf16, keep_freed_memory
 
 
 def build(spec: str) -> torch.nn.Module:

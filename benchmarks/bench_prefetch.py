@@ -37,8 +37,8 @@ from collections.abc import Callable, Iterator
 import torch
 from train_cifar10 import LEARNING_RATES, compare_config, interleave
 
+from cnnpl.network import build_model, instantiate_node
 from cnnpl.system import MEMORY_FORMATS, to_memory_format
-from cnnpl.train import _instantiate, build_model
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -81,7 +81,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     with tempfile.TemporaryDirectory() as out:
         cfg = compare_config(args.root, args.model, 1, None, out)
-    dm = _instantiate(cfg.data)
+    dm = instantiate_node(cfg.data)
     dm.prepare_data()
     dm.setup("fit")
     images, labels = dm.split("train").images, dm.split("train").labels
@@ -94,7 +94,7 @@ def main() -> None:
 
     def contender(threads: int | None, inline: bool = False) -> Callable[[], float]:
         copy_ = copy.deepcopy(net)
-        opt = _instantiate(cfg.optimizer)(copy_.parameters())
+        opt = instantiate_node(cfg.optimizer)(copy_.parameters())
 
         # train_cifar10.plain_step with its preparing split off: the same loss and optimizer calls
         def step(x: torch.Tensor, y: torch.Tensor) -> None:

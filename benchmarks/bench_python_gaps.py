@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 import cnnpl
-from cnnpl.train import keep_freed_memory
+from cnnpl.environment import keep_freed_memory
 
 GAPS = 5  # one before the forward, the loss, the backward, the optimizer step, and one after
 

@@ -49,7 +49,8 @@ import torch.nn.functional as F
 from torch.utils.data import dataloader
 from train_cifar10 import barebones_fit, cnnpl_fit, compare_config, interleave
 
-from cnnpl.train import _instantiate, keep_freed_memory, skip_missing_nvml
+from cnnpl.environment import keep_freed_memory, skip_missing_nvml
+from cnnpl.network import instantiate_node
 
 now = time.perf_counter
 
@@ -214,7 +215,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as out:
         cfg = compare_config(args.root, args.model, 1, args.limit_batches, out, *args.overrides)
-    dm = _instantiate(cfg.data)
+    dm = instantiate_node(cfg.data)
     dm.setup("fit")
     target = f"+callbacks.phases._target_={PhaseTimer.__module__}.PhaseTimer"
 

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from cnnpl.checkpoint import safe_load
+from cnnpl.network import build_model, instantiate_node
 from cnnpl.system import ImageClassifier
-from cnnpl.train import _instantiate, build_model
 
 Shift = tuple[int, int]
 CENTRE: Shift = (0, 0)
@@ -60,7 +60,7 @@ def shifted_views(system: torch.nn.Module, batches: list[torch.Tensor]) -> dict[
 def run_views(run: Path) -> tuple[dict[tuple[Shift, bool], torch.Tensor], torch.Tensor]:
     """The views' logits of a finished run's last checkpoint on the test split, and the labels."""
     cfg = OmegaConf.load(run / "config.yaml")
-    datamodule = _instantiate(cfg.data)
+    datamodule = instantiate_node(cfg.data)
     datamodule.setup("test")
     net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
     system = ImageClassifier(net, datamodule.num_classes, None, None, **cfg.system)

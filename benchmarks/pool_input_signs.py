@@ -16,7 +16,7 @@ import torch
 
 import cnnpl
 from cnnpl.layers.pooling import StochasticPool
-from cnnpl.train import build_model
+from cnnpl.network import build_model
 
 MODELS = (
     ["model=simple_cnn"],

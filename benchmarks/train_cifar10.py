@@ -10,8 +10,8 @@ optimizer and loss (``COMPARE`` and ``LEARNING_RATES`` below), by five contender
 
 * ``plain``: a hand-written PyTorch loop over the data module's in-memory tensors, in the same
   memory format (``system.memory_format``, channels_last by default) and with the same allocator
-  settings (:func:`cnnpl.train.keep_freed_memory`, switched on for the whole process) and without
-  Lightning's NVML-based CUDA check where NVML is missing (:func:`cnnpl.train.skip_missing_nvml`:
+  settings (:func:`cnnpl.environment.keep_freed_memory`, switched on for the whole process) and without
+  Lightning's NVML-based CUDA check where NVML is missing (:func:`cnnpl.environment.skip_missing_nvml`:
   a script that never imports Lightning does not have it);
 * ``cnnpl defaults``: ``cnnpl.train`` itself, i.e. what ``python -m cnnpl`` sets up (TensorBoard
   logger, the default callbacks with their pictures, ModelCheckpoint, the progress bar, the
@@ -79,8 +79,9 @@ from torch import nn
 import cnnpl
 from cnnpl import hooks
 from cnnpl.data.base import InMemoryImageDataModule
+from cnnpl.environment import keep_freed_memory, skip_missing_nvml
+from cnnpl.network import build_model, instantiate_node
 from cnnpl.system import MEMORY_FORMATS, ImageClassifier, to_memory_format
-from cnnpl.train import _instantiate, build_model, keep_freed_memory, skip_missing_nvml
 
 RECIPE = [
     "model=simple_cnn",
@@ -266,7 +267,7 @@ def plain_run(cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_b
     net = build_model(cfg, dm.num_classes, dm.in_channels, dm.input_size).train()
     layout = MEMORY_FORMATS[cfg.system.memory_format]  # cnnpl's default layout, channels_last
     to_memory_format(net, layout)
-    step = plain_step(net, _instantiate(cfg.optimizer)(net.parameters()), dm, layout, cfg.system.label_smoothing)
+    step = plain_step(net, instantiate_node(cfg.optimizer)(net.parameters()), dm, layout, cfg.system.label_smoothing)
     seen = 0
     ends: list[float] = []
     start = time.perf_counter()
@@ -314,7 +315,7 @@ def barebones_fit(
 ) -> None:
     """``Trainer(barebones=True)`` on a fresh network and :class:`UnloggedClassifier`, ``callback`` timing it."""
     net = build_model(cfg, dm.num_classes, dm.in_channels, dm.input_size)
-    system = UnloggedClassifier(net, dm.num_classes, _instantiate(cfg.optimizer), None, **cfg.system)
+    system = UnloggedClassifier(net, dm.num_classes, instantiate_node(cfg.optimizer), None, **cfg.system)
     trainer = L.Trainer(
         barebones=True,
         max_epochs=epochs,
@@ -362,7 +363,7 @@ def compare(
 ) -> None:
     with tempfile.TemporaryDirectory() as out:
         cfg = compare_config(root, model, epochs, limit_batches, out, *overrides)
-    dm = _instantiate(cfg.data)  # the same split (data.seed) as cnnpl.train draws
+    dm = instantiate_node(cfg.data)  # the same split (data.seed) as cnnpl.train draws
     dm.setup("fit")
     contenders: dict[str, Callable[[], Result]] = {
         "plain": lambda: plain_run(cfg, dm, epochs, limit_batches),

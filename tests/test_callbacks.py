@@ -788,7 +788,7 @@ def test_misclassified_titles_use_class_names_whichever_classes_the_mistakes_sho
 
 
 def test_the_filters_callback_draws_rgb_only_for_the_layer_that_reads_the_image() -> None:
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     net = build_model(cnnpl.compose(["data=shapes", "conv=conv3d_channels"]), 10, 3, (32, 32))
     images: dict[str, torch.Tensor] = {}
@@ -806,7 +806,7 @@ def test_the_filters_callback_draws_rgb_only_for_the_layer_that_reads_the_image(
 
 
 def test_the_filters_callback_shows_the_first_layer_that_learns_by_default() -> None:
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     for model, first in (("simple_cnn", "features.block1.conv"), ("fast_net", "features.group1.conv1")):
         net = build_model(cnnpl.compose(["data=shapes", f"model={model}"]), 10, 3, (32, 32))

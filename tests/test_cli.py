@@ -1545,7 +1545,7 @@ def test_a_run_folder_under_a_tilde_names_home_instead(tmp_path: Path, given: st
 
 
 def test_a_component_the_model_never_builds_gets_a_warning(cli, tmp_path: Path) -> None:
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     for model, unused in (("simple_cnn", ["norm"]), ("simple_cnn_bn", []), ("resnet18", ["pool"])):
         found: list[str] = []

@@ -452,7 +452,7 @@ def test_every_conv_rejects_a_kernel_larger_than_its_input(name):
 
 @pytest.mark.parametrize("name", CONVS)
 def test_every_conv_builds_simple_cnn(name):
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     cfg = cnnpl.compose([f"conv={name}", "conv.padding=same", "model.channels=[4,8,8]", "model.hidden=[16]"])
     model = build_model(cfg, num_classes=3, in_channels=3, input_size=(16, 16))
@@ -554,7 +554,7 @@ def test_dilated_takes_a_dilation_per_axis_and_scales_each_axis_padding():
 
 
 def test_impossible_stack_names_the_layer():
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     cfg = cnnpl.compose(["conv.dilation=2"])  # simple_cnn's valid 3x3 convs at dilation 2 shrink 32x32 to nothing
     with pytest.raises(
@@ -573,7 +573,7 @@ def test_impossible_stack_names_the_layer():
 
 def test_init_from_kernel_and_freeze_through_the_config():
     from cnnpl.kernels import kernel
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     cfg = cnnpl.compose(["conv.init=sobel_x", "conv.freeze=true"])
     model = build_model(cfg, num_classes=10, in_channels=3, input_size=(32, 32))

@@ -305,8 +305,8 @@ def _evaluate_on_one_process(overrides: list[str], checkpoint: Path, stage: str,
     """What one process logs for ``stage`` (val or test) with the weights of ``checkpoint``."""
     from hydra.utils import instantiate
 
+    from cnnpl.network import build_model
     from cnnpl.system import ImageClassifier
-    from cnnpl.train import build_model
 
     cfg = cnnpl.compose(overrides, output_dir=str(tmp_path / "single"))
     datamodule = instantiate(cfg.data)
@@ -871,13 +871,13 @@ def test_torchrun_with_a_run_folder_named_by_the_time_is_refused_before_hydra_ma
 def test_lightnings_refusal_of_a_slurm_environment_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     # helper-135: "Error in call to target 'lightning.pytorch.trainer.trainer.Trainer': RuntimeError(...)", five
     # lines with full_key, where Lightning's other refusals at the Trainer's build were one
-    from cnnpl.train import _instantiate
+    from cnnpl.network import instantiate_node
 
     for name, value in {"SLURM_NTASKS": "4", "SLURM_NNODES": "2", "SLURM_PROCID": "0", "SLURM_JOB_NAME": "x"}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("SLURM_NTASKS_PER_NODE", raising=False)
     with pytest.raises(CnnplError) as err:
-        _instantiate(cnnpl.compose(["trainer=ddp_cpu", "trainer.devices=2", "trainer.num_nodes=2"]).trainer)
+        instantiate_node(cnnpl.compose(["trainer=ddp_cpu", "trainer.devices=2", "trainer.num_nodes=2"]).trainer)
     assert str(err.value).startswith("trainer (lightning.pytorch.trainer.trainer.Trainer): You set `--ntasks=4`")
     assert "\n" not in str(err.value)
 

@@ -756,14 +756,15 @@ class _OwnData(ShapesDataModule):
 
 
 def test_settings_that_gave_a_traceback_are_one_line() -> None:
+    from cnnpl.network import instantiate_node
     from cnnpl.plugins import PluginError, plugin_specs
-    from cnnpl.train import _instantiate, check_settings
+    from cnnpl.train import check_settings
 
     with pytest.raises(CnnplError) as err:  # "got multiple values for argument 'num_classes'", after the data loaded
         check_settings(compose("+system.num_classes=5"))
     assert str(err.value) == "system.num_classes is not a setting: the data gives it; remove +system.num_classes"
     with pytest.raises(CnnplError) as err:  # Hydra's "Expected a callable target, got '<module ...>'" and full_key
-        _instantiate(OmegaConf.create({"optimizer": {"_target_": "torch.optim.adam"}}).optimizer)
+        instantiate_node(OmegaConf.create({"optimizer": {"_target_": "torch.optim.adam"}}).optimizer)
     assert str(err.value) == (
         "optimizer._target_=torch.optim.adam names no class or function (it is a 'module'); did you mean "
         "torch.optim.adam.Adam? give the class or function to build"
@@ -772,7 +773,7 @@ def test_settings_that_gave_a_traceback_are_one_line() -> None:
     # target ...: __init__() got an unexpected keyword argument 'val_splt'"
     mine = {"_target_": f"{__name__}._OwnData", "root": "x", "val_splt": 0.2}
     with pytest.raises(CnnplError) as err:
-        _instantiate(OmegaConf.create({"data": mine}).data)
+        instantiate_node(OmegaConf.create({"data": mine}).data)
     assert str(err.value) == f"data.val_splt is not a setting of {__name__}._OwnData; did you mean data.val_split?"
     for value in (123, [1, 2]):  # 'int' object is not iterable
         with pytest.raises(PluginError, match=r"^plugins must be plugin files or modules \(plugins=\[\./my_pool"):

@@ -158,7 +158,7 @@ def test_command_runs_without_a_runpy_warning(tmp_path):
 def test_training_from_one_kernel_in_every_filter_is_warned_about_unless_frozen(caplog) -> None:
     # helper-126: conv.init=sobel_x alone left one distinct filter a layer (shapes: 97% -> 39%)
     import cnnpl
-    from cnnpl.train import build_model, warn_identical_filters
+    from cnnpl.network import build_model, warn_identical_filters
 
     def built(*overrides: str) -> torch.nn.Module:
         return build_model(cnnpl.compose(["conv.init=sobel_x", *overrides]), 10, 3, (32, 32))

@@ -301,7 +301,7 @@ def test_pool_factory_builds_the_documented_layers(model: str, kwargs: dict, poo
 def test_inception_branch_pool_follows_pool_from_the_command_line() -> None:
     """helper-105: the documented model.branch_pool=null (follow pool=) reached the constructor as its default,
     avg, as null does for every built-in's setting; the word for it is pool."""
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     def branch(*overrides: str) -> str:
         cfg = cnnpl.compose(["model=inception_v3", "pool=max", *overrides])
@@ -444,7 +444,7 @@ def test_input_too_small_fails_at_build_naming_the_layer(model: str, kwargs: dic
     ],
 )
 def test_images_too_small_name_the_model_and_their_size(overrides: list[str], size: tuple, message: str) -> None:
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     with pytest.raises(GeometryError) as err:
         build_model(cnnpl.compose(overrides), 10, 3, size)
@@ -471,7 +471,7 @@ def test_images_too_small_name_the_model_and_their_size(overrides: list[str], si
 )
 def test_branches_that_disagree_name_the_setting_that_made_them(overrides: list[str], layer: str, cause: str) -> None:
     # the layer alone left the user to guess that conv=pointwise (a 1x1 kernel everywhere) was the cause
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     with pytest.raises(GeometryError) as err:
         build_model(cnnpl.compose(overrides), 10, 3, (32, 32))
@@ -492,7 +492,7 @@ def test_branches_that_disagree_name_the_setting_that_made_them(overrides: list[
 
 def test_the_option_named_for_the_branches_builds_with_what_it_is_told_to_leave() -> None:
     # helper-134: conv=conv2d was advised, which keeps the stride and padding that break resnet18's blocks too
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     with pytest.raises(GeometryError) as err:
         build_model(cnnpl.compose(["model=resnet18", "conv=pointwise", "conv.stride=2", "conv.padding=1"]), **CIFAR)
@@ -520,7 +520,7 @@ def test_the_option_named_for_the_branches_builds_with_what_it_is_told_to_leave(
 def test_the_branches_causes_are_found_without_loading_the_pretrained_weights(tmp_path: Path, monkeypatch) -> None:
     # each rebuild that no longer disagreed loaded model.pretrained again (and logged it)
     import cnnpl.pretrained
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     torch.save(build_model(cnnpl.compose(["model=resnet18"]), **CIFAR).state_dict(), tmp_path / "r.pth")
     read = []
@@ -540,7 +540,7 @@ def test_conv_init_survives_the_architecture_s_own_initialisation(model: str) ->
     # vgg16 re-initialised every conv (He normal) after the factory wrote the kernel, and conv.freeze then froze
     # random filters; fast_net's dirac_ overwrote its first filters
     from cnnpl.kernels import kernel
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     net = build_model(cnnpl.compose([f"model={model}", "conv.init=sobel_x", "conv.freeze=true"]), 10, 3, (32, 32))
     chosen = [m for m in net.modules() if getattr(m, "init", None) == "sobel_x"]
@@ -600,7 +600,7 @@ class _PassThroughPool(nn.MaxPool2d):
 def test_vgg_pads_same_whatever_the_kernel(setting: str) -> None:
     """The notes: VGG "always used same padding". Padding 1 is that only for 3x3 undilated kernels: with a 5x5
     kernel every conv shrank the map, and the fifth block refused its 1x1 input."""
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     net = build_model(cnnpl.compose(["model=vgg16", setting]), **CIFAR)
     for index in (0, 28):  # the first conv and the last
@@ -613,7 +613,7 @@ def test_vgg_pads_same_whatever_the_kernel(setting: str) -> None:
 def test_a_components_refusal_of_its_settings_names_the_layer(model: str) -> None:
     """``conv.padding=half`` is refused by the conv as it is built: the message says which layer of the network
     (``simple_cnn`` and ``fast_net`` named only the component)."""
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     with pytest.raises(GeometryError) as err:
         build_model(cnnpl.compose([f"model={model}", "conv.padding=half"]), **CIFAR)
@@ -705,7 +705,7 @@ def test_an_in_place_activation_computes_what_the_out_of_place_one_does(model: s
 
 @pytest.mark.parametrize("model", ["lenet5", "vgg16", "xception"])
 def test_model_builds_from_its_config(model: str) -> None:
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     cfg = cnnpl.compose([f"model={model}", "data=shapes", "pool=avg"])
     net = build_model(cfg, num_classes=10, in_channels=3, input_size=(32, 32))
@@ -714,7 +714,7 @@ def test_model_builds_from_its_config(model: str) -> None:
 
 
 def test_config_path_gives_the_reference_count_when_bias_is_left_to_the_architecture() -> None:
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     # ResNet's convs have no bias; a conv config with bias: null lets the architecture say so
     cfg = cnnpl.compose(["model=resnet50", "data=shapes", "conv.bias=null"])
@@ -743,7 +743,7 @@ def test_config_path_gives_the_reference_count_when_bias_is_left_to_the_architec
     ],
 )
 def test_a_network_too_large_for_its_images_says_what_would_fit(overrides: list[str], size: int, advice: str) -> None:
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     with pytest.raises(GeometryError) as err:
         build_model(cnnpl.compose(overrides), 10, 3, (size, size))
@@ -761,7 +761,7 @@ def test_a_network_too_large_for_its_images_says_what_would_fit(overrides: list[
 @pytest.mark.parametrize(("size", "fits"), [((32, 8), (32, 22)), ((8, 40), (22, 40))])
 def test_images_short_on_one_side_are_told_that_side(size: tuple[int, int], fits: tuple[int, int]) -> None:
     # helper-132: a 32x8 image was told "at least 22x22", where 32x22 is what it takes
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     cfg = cnnpl.compose([])
     with pytest.raises(GeometryError) as err:
@@ -779,7 +779,7 @@ def test_a_run_s_advice_composes_an_option_beside_the_run_s_hydra() -> None:
     from hydra.core.global_hydra import GlobalHydra
 
     from cnnpl.config import compose_plain, config_dir
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         running = GlobalHydra.instance().hydra
@@ -808,7 +808,7 @@ def test_a_run_s_advice_composes_an_option_beside_the_run_s_hydra() -> None:
     ],
 )
 def test_fast_net_settings_out_of_range_are_one_line(override: str, message: str) -> None:
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     cfg = cnnpl.compose(["model=fast_net", override])
     with pytest.raises(CnnplError) as err:
@@ -821,7 +821,7 @@ def test_fast_net_settings_out_of_range_are_one_line(override: str, message: str
 def test_conv_widths_that_build_no_conv_block_are_one_line(model: str, given: str, shown: str) -> None:
     # helper-140: model.channels=[] built a network without a convolution (blamed on the filters callback, or
     # trained as it was with callbacks=minimal); 32 was "'int' object is not iterable"
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     cfg = cnnpl.compose([f"model={model}", f"model.channels={given}"])
     with pytest.raises(CnnplError) as err:
@@ -836,7 +836,7 @@ def test_conv_widths_that_build_no_conv_block_are_one_line(model: str, given: st
 def test_inception_branch_pool_names_only_pools_with_a_window(given: str) -> None:
     # helper-140: global_avg was blamed on pool= ("choose a pool that takes kernel_size: pool=avg, ..."), and the
     # list for a misspelt name offered the global pools
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     with pytest.raises(CnnplError) as err:
         build_model(cnnpl.compose(["model=inception_v3", f"model.branch_pool={given}"]), 10, 3, (32, 32))
@@ -849,7 +849,7 @@ def test_inception_branch_pool_names_only_pools_with_a_window(given: str) -> Non
 def test_inception_branch_pool_takes_a_plugin_pool_of_keyword_arguments(restore_registries) -> None:
     # helper-142: a pool taking **kwargs built with pool= but was refused as model.branch_pool
     from cnnpl.layers.pooling import AvgPool
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     @cnnpl.register("pool", "kw_pool")
     class KwPool(nn.Module):

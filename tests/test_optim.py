@@ -408,7 +408,8 @@ def test_muon_refuses_parameters_that_are_no_filter_bank(conv: str) -> None:
     # it orthogonalized locally_connected's per-position weights as one matrix and normalised its 3-D bias
     from cnnpl.checks import check_muon_filters
     from cnnpl.config import compose
-    from cnnpl.train import build_model, checked_optimizer
+    from cnnpl.network import build_model
+    from cnnpl.train import checked_optimizer
 
     cfg = compose(["model=simple_cnn_bn", f"conv={conv}", "optimizer=muon"])
     net = build_model(cfg, 10, 3, (32, 32))
@@ -433,7 +434,8 @@ def test_muon_resetting_filters_in_a_network_without_norm_layers_is_warned_about
     # helper-128: docs/training.md calls normalize_filters harmful without a batch norm after each conv; no word
     from cnnpl.checks import warn_muon_without_norm
     from cnnpl.config import compose
-    from cnnpl.train import build_model, checked_optimizer
+    from cnnpl.network import build_model
+    from cnnpl.train import checked_optimizer
 
     with caplog.at_level("WARNING", logger="cnnpl.checks"):
         for overrides in (

@@ -28,9 +28,9 @@ import cnnpl
 from cnnpl import plugins
 from cnnpl.config import ComponentSignatureError, check_values
 from cnnpl.listing import main as listing_main
+from cnnpl.network import build_model
 from cnnpl.plugins import PluginError, PluginWarning, load_plugins, split_plugin_overrides
 from cnnpl.registry import BUILTIN_CALLBACKS, REGISTRIES
-from cnnpl.train import build_model
 from cnnpl.train import train as run_training
 
 EXAMPLE = "cnnpl-example"
@@ -1405,13 +1405,13 @@ def finished_run(root: Path, plugins_value: object, forget: tuple[str, str, str]
     """A run of ``simple_cnn`` with the pool a plugin registered, started in ``root / "start"``; returns
     its checkpoint. The config says ``plugins: <plugins_value>``; then the plugin is forgotten, as in a new
     process (``forget``: the pool, the plugin's key in cnnpl.plugins, its module)."""
-    from cnnpl.train import _instantiate
+    from cnnpl.network import instantiate_node
 
     pool, key, module = forget
     run = root / "run"
     overrides = ["data=shapes", "data.num_train=40", "data.num_test=20", f"pool={pool}", "model.channels=[4,8]"]
     cfg = cnnpl.compose([*overrides, "model.hidden=[8]"], output_dir=str(run))
-    datamodule = _instantiate(cfg.data)
+    datamodule = instantiate_node(cfg.data)
     datamodule.setup("fit")
     net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
     ckpt = run / "checkpoints" / "last.ckpt"

@@ -583,7 +583,7 @@ def test_every_builtin_pool_has_a_yaml() -> None:
 
 @pytest.mark.parametrize("name", ["mixed", "mixed_learned", "gated", "stochastic", "lp"])
 def test_pool_configs_compose_into_simple_cnn(name: str, tmp_path: Path) -> None:
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     cfg = cnnpl.compose(["data=shapes", f"pool={name}"], output_dir=str(tmp_path))
     model = build_model(cfg, num_classes=10, in_channels=3, input_size=(32, 32))

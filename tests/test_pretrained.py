@@ -164,7 +164,7 @@ def test_inception_without_aux_head_ignores_the_files_aux_weights(tmp_path: Path
 def test_finetune_vgg16_without_weights_is_refused(unfrozen: list[str]) -> None:
     # its "pretrained: ???" had never applied (Hydra keeps model/vgg16.yaml's null under it): with
     # freeze_features=false the run fine-tuned random weights and reported that as its result
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     cfg = cnnpl.compose(["experiment=finetune_vgg16", "data=shapes", *unfrozen])
     assert cfg.model.pretrained is None
@@ -183,7 +183,7 @@ def test_finetune_vgg16_experiment_trains_only_a_new_head(tmp_path: Path, tiny_o
          "scheduler=none"],
         output_dir=str(tmp_path / "run"),
     )  # fmt: skip
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     net = build_model(cfg, num_classes=10, in_channels=3, input_size=(32, 32))
     assert net.classifier[-1].out_features == 10
@@ -238,7 +238,7 @@ def test_a_fresh_head_over_a_checkpoints_fitting_one_is_warned_about(tmp_path: P
 
 def test_a_cnnpl_checkpoint_with_a_layers_extra_state_loads(tmp_path: Path) -> None:
     # conv=locally_connected keeps its input size as extra state (a dict, no tensor) in every state dict
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     cfg = cnnpl.compose(["data=shapes", "model=lenet5", "conv=locally_connected"])
     trained = build_model(cfg, 10, 1, (32, 32))

@@ -21,7 +21,7 @@ import cnnpl
 from cnnpl.errors import CnnplError
 from cnnpl.factory import LayerFactory
 from cnnpl.geometry import output_size
-from cnnpl.train import build_model
+from cnnpl.network import build_model
 
 PROPERTY = settings(
     max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -42,7 +42,7 @@ def test_simple_cnn_matches_the_notes_keras_summary():
 @pytest.mark.parametrize("conv", ["depthwise_separable", "locally_connected", "tiled", "conv3d_channels"])
 def test_totals_equal_the_built_model(conv):
     from cnnpl import compose
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     overrides = ["model=simple_cnn", f"conv={conv}"]
     summary, _ = model_summary(overrides, input_size=(24, 24))
@@ -57,7 +57,7 @@ def test_totals_equal_the_built_model(conv):
 @pytest.mark.parametrize("model", MODELS)
 def test_rows_add_up_to_every_registered_model(model):
     from cnnpl import compose
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     summary, _ = model_summary([f"model={model}"])
     net = build_model(compose([f"model={model}"]), num_classes=10, in_channels=3, input_size=(32, 32))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import os
 import platform
 import sys
 import warnings
@@ -19,12 +20,12 @@ from lightning.pytorch.profilers import PassThroughProfiler, SimpleProfiler
 from tests.conftest import TINY
 
 import cnnpl
-from cnnpl import optim
+from cnnpl import environment, optim
+from cnnpl.environment import keep_freed_memory, skip_missing_nvml
 from cnnpl.errors import CnnplError
 from cnnpl.hooks import BATCH_HOOKS, check_hook_signatures, skip_unused_batch_hooks
 from cnnpl.profiler import NullProfiler
 from cnnpl.system import ImageClassifier
-from cnnpl.train import keep_freed_memory, skip_missing_nvml
 
 
 def lrs(schedule, steps: int = 100, **kwargs) -> list[float]:
@@ -360,7 +361,6 @@ def test_setup_hides_the_model_summarys_warning_about_mixed_precision() -> None:
 
 
 def test_the_nvml_check_is_dropped_only_where_nvml_does_not_load(monkeypatch) -> None:
-    train_module = importlib.import_module("cnnpl.train")
     variable = "PYTORCH_NVML_BASED_CUDA_CHECK"
     monkeypatch.setenv(variable, "1")
     with_nvml = torch.cuda.is_available()
@@ -374,21 +374,21 @@ def test_the_nvml_check_is_dropped_only_where_nvml_does_not_load(monkeypatch) ->
     def missing(name: str) -> None:
         raise OSError(f"{name}: cannot open shared object file")
 
-    monkeypatch.setattr(train_module.ctypes, "CDLL", missing)
-    assert skip_missing_nvml() is True and variable not in train_module.os.environ
+    monkeypatch.setattr(environment.ctypes, "CDLL", missing)
+    assert skip_missing_nvml() is True and variable not in os.environ
     # torch reads the variable on every call, so it now asks the CUDA runtime directly, for the same answer
     # (which is the same anyway on a machine without a GPU, where False is the only answer)
     assert torch.cuda.is_available() is with_nvml and asked == ["nvml"]
     assert skip_missing_nvml() is False  # nothing left to drop
     monkeypatch.setenv(variable, "1")
-    monkeypatch.setattr(train_module.ctypes, "CDLL", lambda name: object())  # NVML loads: the variable stays
-    assert skip_missing_nvml() is False and train_module.os.environ[variable] == "1"
+    monkeypatch.setattr(environment.ctypes, "CDLL", lambda name: object())  # NVML loads: the variable stays
+    assert skip_missing_nvml() is False and os.environ[variable] == "1"
 
 
 def test_every_run_logs_its_versions_and_cpu_kernels(tmp_path: Path, monkeypatch, caplog) -> None:
     train_module = importlib.import_module("cnnpl.train")
     # (not a real pin: oneDNN reads ONEDNN_MAX_CPU_ISA once, and would keep it for later tests)
-    monkeypatch.setattr(train_module, "ISA_PINS", ("CNNPL_TEST_UNSET_PIN", "CNNPL_TEST_PIN"))
+    monkeypatch.setattr(environment, "ISA_PINS", ("CNNPL_TEST_UNSET_PIN", "CNNPL_TEST_PIN"))
     monkeypatch.delenv("CNNPL_TEST_UNSET_PIN", raising=False)
     monkeypatch.setenv("CNNPL_TEST_PIN", "AVX2")
     cfg = cnnpl.compose([*TINY, "trainer.accelerator=cpu", "fit=false", "test=false"], output_dir=str(tmp_path))
@@ -425,9 +425,9 @@ def test_the_environment_line_gives_the_threads_of_each_process_lightnings_launc
 )
 def test_emulated_bf16_on_the_cpu_warns_before_training(tmp_path: Path, monkeypatch, precision, native, warns) -> None:
     train_module = importlib.import_module("cnnpl.train")
-    monkeypatch.setattr(train_module, "ONEDNN_PIN", "CNNPL_TEST_UNSET_PIN")
+    monkeypatch.setattr(environment, "ONEDNN_PIN", "CNNPL_TEST_UNSET_PIN")
     monkeypatch.delenv("CNNPL_TEST_UNSET_PIN", raising=False)
-    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(environment, "cpu_has_native_bf16", lambda: native)
     cfg = cnnpl.compose(
         [*TINY, "trainer.accelerator=cpu", f"trainer.precision={precision}", "fit=false", "test=false"],
         output_dir=str(tmp_path),
@@ -471,10 +471,10 @@ def test_bf16_on_a_cpu_pinned_below_its_bf16_instructions_warns(
 ) -> None:
     # helper-124: speed.md's AVX2 pins made bf16 10.6x slower than float32 on an AMX CPU, without the warning
     train_module = importlib.import_module("cnnpl.train")
-    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(environment, "cpu_has_native_bf16", lambda: True)
     # (not the real variable: oneDNN reads it once, and would keep it for later tests)
-    monkeypatch.setattr(train_module, "ONEDNN_PIN", "CNNPL_TEST_ONEDNN_PIN")
-    monkeypatch.setattr(train_module, "ISA_PINS", ("CNNPL_TEST_ONEDNN_PIN",))
+    monkeypatch.setattr(environment, "ONEDNN_PIN", "CNNPL_TEST_ONEDNN_PIN")
+    monkeypatch.setattr(environment, "ISA_PINS", ("CNNPL_TEST_ONEDNN_PIN",))
     monkeypatch.setenv("CNNPL_TEST_ONEDNN_PIN", pin)
     cfg = cnnpl.compose(
         [*TINY, "trainer.accelerator=cpu", "trainer.precision=bf16-mixed", "fit=false", "test=false"],

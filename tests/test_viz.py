@@ -100,7 +100,7 @@ def test_filters_grid_leaves_the_channels_outside_a_filters_group_blank() -> Non
 
 
 def _network(*overrides: str) -> nn.Module:
-    from cnnpl.train import build_model
+    from cnnpl.network import build_model
 
     cfg = cnnpl.compose(["data=shapes", *overrides])
     return build_model(cfg, 10, 3, (32, 32))
@@ -334,10 +334,10 @@ def fake_run(
     run_dir: Path, *overrides: str, plugins_as_saved: list[str] | None = None, data: list[str] = TINY_RUN[:3]
 ) -> Path:
     """A run folder as ``python -m cnnpl`` leaves it (``config.yaml``, ``checkpoints/last.ckpt``), untrained."""
-    from cnnpl.train import _instantiate, build_model
+    from cnnpl.network import build_model, instantiate_node
 
     cfg = cnnpl.compose([*data, *TINY_RUN[3:], *overrides], output_dir=str(run_dir))
-    datamodule = _instantiate(cfg.data)
+    datamodule = instantiate_node(cfg.data)
     datamodule.setup("fit")
     net = build_model(cfg, datamodule.num_classes, datamodule.in_channels, datamodule.input_size)
     (run_dir / "checkpoints").mkdir(parents=True)
@@ -486,12 +486,12 @@ def test_render_refuses_an_override_that_is_no_setting_of_the_run(tmp_path, caps
 
 
 def test_render_does_not_read_a_fine_tuned_runs_pretrained_file_again(tmp_path) -> None:
+    from cnnpl.network import build_model, instantiate_node
     from cnnpl.render import load_checkpoint
-    from cnnpl.train import _instantiate, build_model
 
     model = ["model=simple_cnn_bn", "model.hidden=[8]"]
     cfg = cnnpl.compose([*TINY_RUN, *model])
-    dm = _instantiate(cfg.data)
+    dm = instantiate_node(cfg.data)
     dm.setup("fit")
     weights = tmp_path / "weights.pth"
     torch.save(build_model(cfg, dm.num_classes, dm.in_channels, dm.input_size).state_dict(), weights)
@@ -722,7 +722,7 @@ def test_every_setting_of_a_configured_callback_is_in_its_config(choice: str) ->
 
 
 def test_documented_callback_settings_override_without_plus() -> None:
-    from cnnpl.train import _instantiate
+    from cnnpl.network import instantiate_node
 
     cfg = cnnpl.compose(
         [
@@ -734,9 +734,9 @@ def test_documented_callback_settings_override_without_plus() -> None:
             "callbacks.kernels_demo.kernels=[edge]",
         ]
     )
-    gradcam = _instantiate(cfg.callbacks.gradcam)
+    gradcam = instantiate_node(cfg.callbacks.gradcam)
     assert (gradcam.alpha, gradcam.scale) == (0.3, 2)
-    assert _instantiate(cfg.callbacks.kernels_demo).kernels == ["edge"]
+    assert instantiate_node(cfg.callbacks.kernels_demo).kernels == ["edge"]
     assert (cfg.callbacks.filters.rgb, cfg.callbacks.misclassified.ncol, cfg.callbacks.pr_curves.num_thresholds) == (
         False,
         4,

@@ -35,7 +35,7 @@ from cnnpl.errors import CnnplError, DuplicateComponentError, UnknownComponentEr
 T = TypeVar("T", bound=Callable[..., Any])
 
 FAMILIES = ("conv", "pool", "norm", "act", "model", "callback")
-# The layer factories cnnpl passes to a model by keyword (cnnpl.train.build_model): conv and pool to every
+# The layer factories cnnpl passes to a model by keyword (cnnpl.network.build_model): conv and pool to every
 # model, norm and act to one that takes them
 MODEL_FACTORIES = ("conv", "pool", "norm", "act")
 

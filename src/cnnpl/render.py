@@ -240,7 +240,7 @@ def load_checkpoint(
     (:func:`read_weights`, :func:`read_config`), or weights that do not fit the network
     (:func:`check_weights_fit`), raise :class:`CnnplError` with one line.
     """
-    from cnnpl.train import _instantiate, build_model
+    from cnnpl.network import build_model, instantiate_node
 
     if isinstance(overrides, str):  # one override, not a list of its characters
         overrides = [overrides]
@@ -276,7 +276,7 @@ def load_checkpoint(
     if relative and origin is not None and OmegaConf.select(given, "data.root") is None and (origin / root).exists():
         cfg.data.root = str(origin / root)  # the run's data.root, relative to where it started (still there)
     _check_registered(cfg)
-    datamodule = _instantiate(cfg.data)
+    datamodule = instantiate_node(cfg.data)
     try:
         datamodule.setup("fit")
     except DataError as err:  # its data=shapes advice: render draws the run's own data, and refuses data=

@@ -5,7 +5,7 @@
 
 Arguments other than the ``--`` options are the training command's overrides, composed from the same
 ``conf/`` (:func:`cnnpl.config.compose`), and the network is built as training builds it
-(:func:`cnnpl.train.build_model`), without loading any data or importing Lightning. The input facts
+(:func:`cnnpl.network.build_model`), without loading any data or importing Lightning. The input facts
 the data would supply come from the options; by default 3 channels, 10 classes and
 ``data.image_size`` (when the data config has one, e.g. ``data=shapes``) or 32 x 32 pixels, which is
 what both bundled datasets give.
@@ -290,12 +290,12 @@ def _data_shape(cfg: Any) -> tuple[int, int, tuple[int, int]] | None:
     start-up, and their shape is ``data.image_size`` or CIFAR-10's 32x32."""
     from omegaconf import OmegaConf
 
-    from cnnpl.train import _instantiate
+    from cnnpl.network import instantiate_node
 
     if str(OmegaConf.select(cfg, "data._target_", default="")).startswith("cnnpl."):
         return None
     try:
-        datamodule = _instantiate(cfg.data)
+        datamodule = instantiate_node(cfg.data)
         known = datamodule.known_shape() if hasattr(datamodule, "known_shape") else None
     except Exception:  # a data setting summary does not need: the network's summary stands without it
         return None
