@@ -71,13 +71,19 @@ def test_a_geometry_setting_that_is_no_integer_or_pair_is_refused_naming_it(fami
     # was "conv 'conv2d' could not be built with freeze=False: too many values to unpack" at the first layer
     hint = typing.get_type_hints(get_registry(family).get(name).__init__)[key]
     null = " or null" if type(None) in typing.get_args(hint) else ""  # stride: None, the window's own
-    for bad in ("abc", [3, 3, 3], 1.5, True, [2, "x"]):
+    for bad, shown in (
+        ("abc", "'abc'"),
+        ([3, 3, 3], "[3, 3, 3]"),
+        (1.5, "1.5"),
+        (True, "true"),
+        ([2, "x"], "[2, 'x']"),
+    ):
         node = _component_node(family, name)
         node[key] = bad
         with pytest.raises(CnnplError) as err:
             layer_factory(family, node)
         assert str(err.value) == (
-            f"{family}.{key} must be an integer or a pair [height, width] of integers{null}, got {yaml_word(bad)} "
+            f"{family}.{key} must be an integer or a pair [height, width] of integers{null}, got {shown} "
             f"({family} {name!r})"
         )
     for good in (2, [2, 1], None):
@@ -736,8 +742,8 @@ def test_words_for_numbers_are_refused_naming_the_key(overrides: list[str], mess
     assert str(err.value) == message
 
 
-@pytest.mark.parametrize("output_dir", ["", "  ", None, 123])
-def test_an_output_folder_of_no_name_is_refused(output_dir: str | None) -> None:
+@pytest.mark.parametrize(("output_dir", "shown"), [("", "''"), ("  ", "'  '"), (None, "null"), (123, "123")])
+def test_an_output_folder_of_no_name_is_refused(output_dir: str | None, shown: str) -> None:
     from cnnpl.train import check_settings
 
     cfg = compose()
@@ -745,7 +751,7 @@ def test_an_output_folder_of_no_name_is_refused(output_dir: str | None) -> None:
     with pytest.raises(CnnplError) as err:
         check_settings(cfg)
     assert str(err.value) == (
-        f"output_dir must name a folder, got {yaml_word(output_dir)}; leave it to Hydra's run directory "
+        f"output_dir must name a folder, got {shown}; leave it to Hydra's run directory "
         "(hydra.run.dir=<folder> on the command line), or give one from Python: cnnpl.compose(..., output_dir=<folder>)"
     )
 
@@ -1025,7 +1031,7 @@ def test_a_constructor_error_names_the_component_and_the_settings_that_differ() 
     with pytest.raises(CnnplError) as err:
         registry.build("fragile", num_classes=10, width=4, scale=None)  # what the value checks let through
     assert str(err.value) == (
-        "model 'fragile' could not be built with scale=None: '>' not supported between instances of 'NoneType' and "
+        "model 'fragile' could not be built with scale=null: '>' not supported between instances of 'NoneType' and "
         "'int'; check the model.* settings (HYDRA_FULL_ERROR=1 shows the traceback)"
     )
     assert isinstance(err.value.__cause__, TypeError)  # HYDRA_FULL_ERROR=1 shows the original
@@ -1364,6 +1370,12 @@ def test_messages_name_the_first_few_and_count_the_rest() -> None:
     assert first_few(["w", "x", "y", "z"], 2, "sizes") == "w, x and 2 more sizes"
 
 
+def _holding_itself() -> list[object]:
+    items: list[object] = [1]
+    items.append(items)
+    return items
+
+
 @pytest.mark.parametrize(
     ("value", "shown"),
     [
@@ -1378,11 +1390,22 @@ def test_messages_name_the_first_few_and_count_the_rest() -> None:
         ({"a": {"b": False}}, "{'a': {'b': false}}"),
         (OmegaConf.create({"a": [None, "${b}"]}), "{'a': [null, '${b}']}"),  # read as written, not resolved
         (OmegaConf.create([True]), "[true]"),
+        (OmegaConf.create({"a": True})._get_node("a"), "true"),  # a leaf node
+        (DictConfig(None), "null"),
+        (_holding_itself(), "[1, [...]]"),  # never raises: repr's words for a list that holds itself
     ],
 )
 def test_a_value_in_a_message_is_written_as_the_command_line_writes_it(value: object, shown: str) -> None:
     # the 90-odd "got {value!r}" messages said None, True and False for what a user wrote null, true and false
     assert yaml_word(value) == shown
+
+
+def test_a_value_that_cannot_be_shown_does_not_hide_the_message() -> None:
+    class Unprintable:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    assert yaml_word(Unprintable()).startswith("<")  # object's own words, not the repr's error
 
 
 @pytest.mark.parametrize(
@@ -1397,6 +1420,33 @@ def test_a_value_in_a_message_is_written_as_the_command_line_writes_it(value: ob
             ["conv.stride=[1,true]"],
             "conv.stride must be an integer or a pair [height, width] of integers, got [1, true] (conv 'conv2d')",
         ),
+        # helper-157: these said 'True', '[1, None]', "=None ... (it is a 'NoneType')", [True] and {a:True}
+        (
+            ["model.name=true"],
+            "model.name must name a registered model, got true; choose one with model=<name> "
+            "(python -m cnnpl.list model lists them)",
+        ),
+        (
+            ["pool.name=[1,null]"],
+            "pool.name must name a registered pool, got [1, null]; choose one with pool=<name> "
+            "(python -m cnnpl.list pool lists them)",
+        ),
+        (
+            ["optimizer._target_=null"],
+            "optimizer._target_ must be the dotted path of a class or function to build (torch.optim.SGD), got null",
+        ),
+        (["pool=softpool", "pool.beta=[true]"], "pool.beta must be a number, got [true] (pool 'softpool')"),
+        # a null for Lightning's int: "'>' not supported between 'NoneType' and 'int'" in trainer.fit, a traceback
+        (
+            ["callbacks.progress_bar.refresh_rate=null"],
+            "callbacks.progress_bar.refresh_rate must be an integer, got null",
+        ),
+        (["callbacks.checkpoint.save_top_k=null"], "callbacks.checkpoint.save_top_k must be an integer, got null"),
+        (
+            ["logger=csv", "logger.name={a:true}"],
+            "logger.name={'a': true} is not text: Hydra reads an override value in braces as a mapping; quote it, "
+            "e.g. 'logger.name=\"{a:true}\"'",
+        ),
     ],
 )
 def test_a_refused_null_or_true_is_shown_as_written(overrides: list[str], message: str) -> None:
@@ -1405,6 +1455,17 @@ def test_a_refused_null_or_true_is_shown_as_written(overrides: list[str], messag
     with pytest.raises(CnnplError) as err:
         prepare(["data=shapes", *overrides])
     assert str(err.value) == message
+
+
+def test_a_network_built_from_python_shows_a_refused_value_as_the_command_line_writes_it() -> None:
+    for widths, shown in (([1, None], "[1, null]"), ([64, True], "[64, true]"), ([64, 2.5], "[64, 2.5]")):
+        with pytest.raises(CnnplError) as err:  # [1, None] was "'<' not supported between 'NoneType' and 'int'"
+            cnnpl.build("model", "fast_net", num_classes=10, widths=widths)
+        assert str(err.value) == f"model.widths must be a non-empty list of positive channel counts, got {shown}"
+    cfg = compose("pool=mixed_learned", "pool.granularity=true")
+    with pytest.raises(CnnplError) as err:
+        build_model(cfg)
+    assert str(err.value).endswith("unknown mixed_learned pooling granularity true; choose one of layer, channel")
 
 
 def test_a_null_refused_as_the_network_is_built_is_shown_as_written(tmp_path: Path) -> None:

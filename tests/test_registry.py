@@ -15,7 +15,7 @@ from torch import nn
 import cnnpl
 import cnnpl.callbacks  # registers the built-in callbacks
 from cnnpl import viz
-from cnnpl.errors import CnnplError, DuplicateComponentError, UnknownComponentError, yaml_word
+from cnnpl.errors import CnnplError, DuplicateComponentError, UnknownComponentError
 from cnnpl.registry import (
     BUILTIN_CALLBACKS,
     LazyBuiltin,
@@ -359,12 +359,12 @@ def test_an_architectures_input_size_is_a_pair_or_one_side() -> None:
     # with "too many values to unpack"
     square = cnnpl.build("model", "simple_cnn", num_classes=10, input_size=36)
     assert square(torch.zeros(1, 3, 36, 36)).shape == (1, 10)
-    for wrong in ((3, 36, 36), 0, (36, "36"), True):
+    for wrong, shown in (((3, 36, 36), "(3, 36, 36)"), (0, "0"), ((36, "36"), "(36, '36')"), (True, "true")):
         with pytest.raises(CnnplError) as err:
             cnnpl.build("model", "simple_cnn", num_classes=10, input_size=wrong)
         assert str(err.value) == (
             f"model 'simple_cnn': input_size must be (height, width) in pixels, or one int for a square; got "
-            f"{yaml_word(wrong)} (the channels are in_channels=)"
+            f"{shown} (the channels are in_channels=)"
         )
 
 
@@ -374,10 +374,15 @@ def test_an_architectures_input_size_is_a_pair_or_one_side() -> None:
 def test_a_model_built_from_python_gets_the_command_lines_checks(model: str) -> None:
     # note 42-45: cnnpl.build("model", "simple_cnn", num_classes=0) built a network with an empty last layer (torch's
     # warning only), num_classes=-3 was torch's "negative dimension", dropout="0.5" "'<' not supported between ..."
-    for key, wrong in [("num_classes", 0), ("num_classes", -3), ("num_classes", 10.0), ("in_channels", True)]:
+    for key, wrong, shown in [
+        ("num_classes", 0, "0"),
+        ("num_classes", -3, "-3"),
+        ("num_classes", 10.0, "10.0"),
+        ("in_channels", True, "true"),
+    ]:
         with pytest.raises(CnnplError) as err:
             cnnpl.build("model", model, **{"num_classes": 10, key: wrong})
-        assert str(err.value) == f"model {model!r}: {key} must be a positive integer, got {yaml_word(wrong)}"
+        assert str(err.value) == f"model {model!r}: {key} must be a positive integer, got {shown}"
     with pytest.raises(CnnplError) as err:  # given by position (helper-147: was built)
         cnnpl.build("model", model, 0)
     assert str(err.value) == f"model {model!r}: num_classes must be a positive integer, got 0"

@@ -191,9 +191,11 @@ def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
 
     try:
         hints: dict[str, Any] = {}
+        null_default: set[str] = set()  # `refresh_rate: int = None`: a hint that forgot Optional
         for function in keyword_chain(located(target))[0]:  # a subclass's (**kwargs) first, then its bases'
             for name, hint in typing.get_type_hints(function).items():
                 hints.setdefault(name, hint)
+            null_default |= {n for n, p in inspect.signature(function).parameters.items() if p.default is None}
     except Exception:  # not importable (the build names it), or annotations that do not resolve
         return
     if writer_kinds := _summary_writer_kinds(located(target)):
@@ -204,7 +206,8 @@ def check_on_off(node: Mapping[str, Any] | None, prefix: str) -> None:
             continue
         number = _number_words(hint)
         value = node[name]
-        if number and isinstance(value, (str, bool, Sequence, Mapping)):
+        nulled = value is None and type(None) not in typing.get_args(hint) and name not in null_default
+        if number and (nulled or isinstance(value, (str, bool, Sequence, Mapping))):  # null: refresh_rate=null
             raise CnnplError(f"{prefix}.{name} must be {number}, got {yaml_word(value)}")
         if number == "an integer" and isinstance(value, float):  # save_top_k=1.5 failed after epochs of training
             raise CnnplError(f"{prefix}.{name} must be an integer, got {yaml_word(value)}")
@@ -320,9 +323,11 @@ def _check_kind(value: Any, hint: Any, key: str) -> None:
     if fits:
         return
     if kind is dict and str in kinds and dict not in kinds:  # filename={epoch:03d}: Hydra's mapping, not the text
-        braces = "{" + ",".join(f"{k}:{v}" for k, v in value.items()) + "}"
+        words = {k: yaml_word(v) if v is None or isinstance(v, bool) else v for k, v in value.items()}  # {a:true}
+        braces = "{" + ",".join(f"{k}:{v}" for k, v in words.items()) + "}"
         raise CnnplError(
-            f"{key}={value!r} is not text: Hydra reads an override value in braces as a mapping; quote it, e.g. "
+            f"{key}={yaml_word(value)} is not text: Hydra reads an override value in braces as a mapping; quote it, "
+            "e.g. "
             f"'{key}=\"{braces}\"'"
         )
     if datetime.timedelta in kinds and kind is dict:

@@ -868,9 +868,14 @@ def layer_factory(family: str, node: DictConfig | dict[str, Any]) -> LayerFactor
             )
     raw = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
     params = {str(k): v for k, v in dict(raw).items()}  # type: ignore[arg-type]
-    name = params.pop("name", None)
-    if not name:
+    if "name" not in params:
         raise CnnplError(f"the {family} config has no 'name' key; choose one with {family}=<name>")
+    name = params.pop("name")
+    if not isinstance(name, str) or not name:  # model.name=true was "unknown model 'True'", null "has no 'name' key"
+        raise CnnplError(
+            f"{family}.name must name a registered {family}, got {yaml_word(name)}; choose one with {family}=<name> "
+            f"(python -m cnnpl.list {family} lists them)"
+        )
     params = _without_replaced_yaml_settings(family, str(name), params)
     LayerFactory(family, str(name), params)  # an unknown name or parameter fails here first
     check_values(family, str(name), params)
@@ -1552,11 +1557,23 @@ def _unconverted_value(dotted: str, given: str, cause: str, overrides: list[str]
         wanted = "true or false" if switch else {"Float": "a number", "Integer": "an integer"}[number.group(3)]
     else:
         return None
-    # a word quoted, as the checks show it; true, false and null as the command line writes them (yaml_word)
-    shown = (
-        repr(value) if kind == "str" else value.lower() if kind == "bool" else "null" if kind == "NoneType" else value
-    )
+    # a word quoted, as the checks show it; true, false and null as the command line writes them (yaml_word), also
+    # in a list or mapping, which OmegaConf's message writes as Python does ("Value '[True]' of type 'list'")
+    shown = repr(value) if kind == "str" else value.lower() if kind == "bool" else _python_text_as_yaml(value)
     return f"{dotted} must be {wanted}, got {shown}{_chosen_option(dotted, overrides)}"
+
+
+def _python_text_as_yaml(text: str) -> str:
+    """Python's text of a value (``[True, None]``) with true, false and null as the command line writes them;
+    ``text`` itself where it is no Python literal."""
+    import ast
+
+    if not text.startswith(("[", "{", "(")):  # a number or a word: as OmegaConf wrote it
+        return text
+    try:
+        return yaml_word(ast.literal_eval(text))
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
 
 
 def _chosen_option(dotted: str, overrides: list[str]) -> str:

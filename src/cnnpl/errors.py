@@ -107,19 +107,35 @@ def first_few(names: Sequence[str], shown: int = 3, what: str = "") -> str:
 
 def yaml_word(value: object) -> str:
     """``value`` for a message, with null, true and false as the command line writes them, also inside a list, a
-    tuple or a mapping (``[1, null]``, ``{'a': true}``); ``repr`` otherwise. A config node is read without
-    resolving its interpolations (``${x}`` stays as written)."""
-    if value is None or isinstance(value, bool):
-        return str(value).lower().replace("none", "null")
-    if type(value).__module__.startswith("omegaconf"):  # a ListConfig or DictConfig (a leaf node is unwrapped)
+    tuple or a mapping (``[1, null]``, ``(1, true)``, ``{'a': true}``); ``repr`` otherwise. A config node is read
+    without resolving its interpolations (``${x}`` stays as written). Never raises: a value it cannot read is
+    shown as ``repr`` shows it."""
+    try:
+        return _yaml_word(value, set())
+    except Exception:  # a __repr__ that fails, or an odd config node: what Python itself would say
+        return object.__repr__(value)
+
+
+def _yaml_word(value: object, seen: set[int]) -> str:
+    if (getattr(type(value), "__module__", None) or "").startswith("omegaconf"):
         from omegaconf import OmegaConf
 
-        value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-    if isinstance(value, list | tuple):
-        items = ", ".join(map(yaml_word, value))
+        if OmegaConf.is_config(value) and value._is_none():  # type: ignore[attr-defined]  # DictConfig(None)
+            value = None
+        elif OmegaConf.is_config(value):  # a DictConfig or ListConfig
+            value = OmegaConf.to_container(value)  # type: ignore[arg-type]
+        elif hasattr(value, "_value"):  # a leaf node (AnyNode, BooleanNode, ...)
+            value = value._value()
+    if value is None or isinstance(value, bool):
+        return str(value).lower().replace("none", "null")
+    if isinstance(value, list | tuple | dict):
+        if id(value) in seen:  # a list that holds itself
+            return "[...]" if isinstance(value, list) else "(...)" if isinstance(value, tuple) else "{...}"
+        seen = seen | {id(value)}
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{_yaml_word(k, seen)}: {_yaml_word(v, seen)}" for k, v in value.items()) + "}"
+        items = ", ".join(_yaml_word(item, seen) for item in value)
         return f"[{items}]" if isinstance(value, list) else f"({items}{',' * (len(value) == 1)})"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{yaml_word(k)}: {yaml_word(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 

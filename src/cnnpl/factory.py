@@ -16,7 +16,7 @@ from typing import Any
 
 from torch import nn
 
-from cnnpl.errors import CnnplError, GeometryError, UnknownComponentError
+from cnnpl.errors import CnnplError, GeometryError, UnknownComponentError, yaml_word
 from cnnpl.registry import (
     accepts_var_kwargs,
     check_kwargs,
@@ -75,8 +75,8 @@ class LayerFactory:
             value = self.params.get(key)
             if value is not None and _as_tuple(value) != _as_tuple(kwargs[key]):
                 raise GeometryError(
-                    f"{self.family}.{key}={value!r} contradicts the {kwargs[key]!r} this layer of the network has "
-                    f"(the architecture passes it); leave {self.family}.{key} unset (null)"
+                    f"{self.family}.{key}={yaml_word(value)} contradicts the {yaml_word(kwargs[key])} this layer of "
+                    f"the network has (the architecture passes it); leave {self.family}.{key} unset (null)"
                 )
         merged = {**kwargs, **{k: v for k, v in self.params.items() if v is not None or k in self.none_passed}}
         accepted = parameters_of(self.target)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 
-from cnnpl.errors import CnnplError, run_command
+from cnnpl.errors import CnnplError, run_command, yaml_word
 from cnnpl.geometry import Padding, padding_amounts
 
 # Rows top to bottom, as the notes print them.
@@ -51,7 +51,7 @@ def kernel(name: str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         from cnnpl.registry import _did_you_mean  # the registry's wording: a sentence ends before the list
 
         raise CnnplError(
-            f"unknown kernel {name!r}{_did_you_mean(str(name), list(KERNELS))} Available: {', '.join(KERNELS)}"
+            f"unknown kernel {yaml_word(name)}{_did_you_mean(str(name), list(KERNELS))} Available: {', '.join(KERNELS)}"
         ) from None
     return torch.tensor(rows, dtype=dtype)
 

@@ -22,7 +22,7 @@ import torch
 from omegaconf import DictConfig
 
 from cnnpl.config import layer_factory
-from cnnpl.errors import CnnplError, GeometryError, first_few, shown_cause
+from cnnpl.errors import CnnplError, GeometryError, first_few, shown_cause, yaml_word
 from cnnpl.factory import LayerFactory
 
 
@@ -89,7 +89,13 @@ def instantiate_node(node: Any, **kwargs: Any) -> Any:
         if cause is None and str(err).startswith("Expected a callable target"):  # _target_=torch.optim.adam
             lines = str(err).splitlines()
             key = _full_key(err) or "its"
-            target = str(node.get("_target_")) if hasattr(node, "get") else "?"
+            raw = node.get("_target_") if hasattr(node, "get") else "?"
+            if not isinstance(raw, str):  # _target_=null was "=None ... (it is a 'NoneType')"
+                raise CnnplError(
+                    f"{key}._target_ must be the dotted path of a class or function to build "
+                    f"(torch.optim.SGD), got {yaml_word(raw)}"
+                ) from None
+            target = raw
             module = sys.modules.get(target)  # a module: Hydra imported it
             last = target.rpartition(".")[2].lower()
             same = [name for name in dir(module) if name.lower() == last and callable(getattr(module, name, None))]
@@ -361,7 +367,7 @@ def _typed(value: Any) -> str:
     """``value`` as the command line writes it: ``[1,2]`` for a pair (helper-140: ``(1, 2)`` could not be pasted)."""
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_typed(item) for item in value) + "]"
-    return str(value)
+    return yaml_word(value) if value is None or isinstance(value, bool) else str(value)
 
 
 def _nulled(setting: str) -> str:

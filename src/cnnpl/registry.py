@@ -286,7 +286,7 @@ def _settings(family: str, obj: Callable[..., Any], kwargs: dict[str, Any]) -> s
         return list(value) if isinstance(value, tuple) else value
 
     changed = {k: v for k, v in settings.items() if not _equal(v, default(k))}
-    return ", ".join(f"{k}={v!r}" for k, v in (changed or settings).items())
+    return ", ".join(f"{k}={yaml_word(v)}" for k, v in (changed or settings).items())
 
 
 def _equal(a: Any, b: Any) -> bool:

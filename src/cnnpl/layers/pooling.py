@@ -108,7 +108,7 @@ def _check_probability(name: str, value: float, *, open_interval: bool = False) 
 
 def _check_choice(what: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
-        raise CnnplError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+        raise CnnplError(f"unknown {what} {yaml_word(value)}; choose one of {', '.join(choices)}")
     return value
 
 

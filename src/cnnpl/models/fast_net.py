@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnpl.errors import CnnplError
+from cnnpl.errors import CnnplError, yaml_word
 from cnnpl.factory import LayerFactory
 from cnnpl.models._util import (
     DEFAULT_CONV,
@@ -127,24 +127,29 @@ class FastNet(nn.Module):
         bias_lr_scale: float = 64.0,
     ) -> None:
         super().__init__()
-        if len(widths) < 1 or any(w < 1 for w in widths):
-            raise CnnplError(f"model.widths must be a non-empty list of positive channel counts, got {list(widths)}")
+        counts = all(isinstance(w, int) and not isinstance(w, bool) for w in widths)  # [1,null]: '<' on None
+        if len(widths) < 1 or not counts or any(w < 1 for w in widths):
+            raise CnnplError(
+                f"model.widths must be a non-empty list of positive channel counts, got {yaml_word(list(widths))}"
+            )
         if bias_lr_scale <= 0:
-            raise CnnplError(f"model.bias_lr_scale must be > 0, got {bias_lr_scale}")
+            raise CnnplError(f"model.bias_lr_scale must be > 0, got {yaml_word(bias_lr_scale)}")
         # helper-140: whiten_kernel=-1 was torch's "negative dimension" traceback, logit_scale=0 trained nothing, and
         # norm_eps=-1 was refused as norm.eps
         if isinstance(whiten_kernel, bool) or not isinstance(whiten_kernel, int) or whiten_kernel < 1:
             raise CnnplError(
-                f"model.whiten_kernel must be an int >= 1 (the side of a whitened patch), got {whiten_kernel}"
+                "model.whiten_kernel must be an int >= 1 (the side of a whitened patch), "
+                f"got {yaml_word(whiten_kernel)}"
             )
         if not math.isfinite(logit_scale) or logit_scale == 0:  # (a negative scale trains: the head learns the sign)
             raise CnnplError(
-                f"model.logit_scale must be a finite number other than 0 (it multiplies the logits), got {logit_scale}"
+                "model.logit_scale must be a finite number other than 0 (it multiplies the logits), "
+                f"got {yaml_word(logit_scale)}"
             )
         if not math.isfinite(norm_eps) or norm_eps <= 0:
-            raise CnnplError(f"model.norm_eps must be a number > 0, got {norm_eps}")
+            raise CnnplError(f"model.norm_eps must be a number > 0, got {yaml_word(norm_eps)}")
         if not 0 <= norm_momentum <= 1:
-            raise CnnplError(f"model.norm_momentum must be between 0 and 1, got {norm_momentum}")
+            raise CnnplError(f"model.norm_momentum must be between 0 and 1, got {yaml_word(norm_momentum)}")
         self.whiten = PatchWhitening(in_channels, whiten_kernel)
         blocks: OrderedDict[str, nn.Module] = OrderedDict(whiten=self.whiten, whiten_act=act())
         c_in = self.whiten.out_channels
