@@ -1436,6 +1436,7 @@ def test_a_value_that_cannot_be_shown_does_not_hide_the_message() -> None:
             "optimizer._target_ must be the dotted path of a class or function to build (torch.optim.SGD), got null",
         ),
         (["pool=softpool", "pool.beta=[true]"], "pool.beta must be a number, got [true] (pool 'softpool')"),
+        (["conv=tiled", "conv.bias=[false]"], "conv.bias must be true or false, got [false] (conv 'tiled')"),
         # a null for Lightning's int: "'>' not supported between 'NoneType' and 'int'" in trainer.fit, a traceback
         (
             ["callbacks.progress_bar.refresh_rate=null"],

@@ -1004,6 +1004,8 @@ def check_values(
         switch = isinstance(value, bool) and kind in (int, float)
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         switch = switch or (number and kind is bool) or (isinstance(value, float) and kind is int)
+        # a list or mapping for true / false: truthy, so conv.bias=[true] (and [false]) trained with a bias, silently
+        switch = switch or (kind is bool and isinstance(value, (list, tuple, Mapping)))
         if wanted and (words or switch):
             raise CnnplError(f"{keys}.{key} must be {wanted}, got {yaml_word(value)} ({family} {name!r})")
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
