@@ -327,8 +327,7 @@ def _check_kind(value: Any, hint: Any, key: str) -> None:
         braces = "{" + ",".join(f"{k}:{v}" for k, v in words.items()) + "}"
         raise CnnplError(
             f"{key}={yaml_word(value)} is not text: Hydra reads an override value in braces as a mapping; quote it, "
-            "e.g. "
-            f"'{key}=\"{braces}\"'"
+            f"e.g. '{key}=\"{braces}\"'"
         )
     if datetime.timedelta in kinds and kind is dict:
         span = ",".join(f"{k}:{v}" for k, v in value.items())
