@@ -876,14 +876,14 @@ def layer_factory(family: str, node: DictConfig | dict[str, Any]) -> LayerFactor
             f"{family}.name must name a registered {family}, got {yaml_word(name)}; choose one with {family}=<name> "
             f"(python -m cnnpl.list {family} lists them)"
         )
-    params = _without_replaced_yaml_settings(family, str(name), params)
-    LayerFactory(family, str(name), params)  # an unknown name or parameter fails here first
-    check_values(family, str(name), params)
-    own_check = getattr(get_registry(family).get(str(name)), "_check_config", None)
+    params = _without_replaced_yaml_settings(family, name, params)
+    LayerFactory(family, name, params)  # an unknown name or parameter fails here first
+    check_values(family, name, params)
+    own_check = getattr(get_registry(family).get(name), "_check_config", None)
     if callable(own_check):  # what a component's config can ask that its constructor cannot tell (conv=grouped)
         own_check(params)
-    settings = constructor_settings(family, str(name), params)
-    return LayerFactory(family, str(name), settings, _none_passed(family, str(name), settings))
+    settings = constructor_settings(family, name, params)
+    return LayerFactory(family, name, settings, _none_passed(family, name, settings))
 
 
 def _none_passed(family: str, name: str, params: Mapping[str, Any]) -> frozenset[str]:
