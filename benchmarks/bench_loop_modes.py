@@ -1,5 +1,5 @@
-"""Two more ways to a cheaper Lightning step, measured before adopting them: manual optimization and
-``gc.freeze()``.
+"""Ways to a cheaper Lightning step, measured before adopting them: manual optimization, ``gc.freeze()``
+and several optimizer steps in one Lightning batch.
 
 Lightning's automatic optimization wraps each step in a closure (training step, zero_grad,
 backward) that the optimizer calls through ``LightningModule.optimizer_step``,
@@ -19,6 +19,9 @@ Contenders, in a fresh random order each repeat (seeded), timed from the epoch's
   ``self.manual_backward(loss)``, ``opt.step()`` with the ``LightningOptimizer``;
 * ``manual, raw optimizer``: the same, stepping the wrapped torch optimizer directly. Not usable as
   it is (Lightning counts ``global_step`` in ``LightningOptimizer.step``): it shows what that wrapper costs.
+* ``manual, 4 steps a batch`` (``--chunks``): manual optimization, the loader handing out 4 steps' images
+  at once and the training step stepping the optimizer once for each ``--batch-size`` of them, so that
+  Lightning's loop and hooks run once for 4 steps (a prototype; times are per optimizer step).
 
     python benchmarks/bench_loop_modes.py
     python benchmarks/bench_loop_modes.py --conv --steps 600
@@ -100,6 +103,23 @@ class ManualRaw(Manual):
         return loss
 
 
+class ManualChunked(Manual):
+    """Several optimizer steps in one Lightning batch: the loader's batch is ``chunks`` steps' worth."""
+
+    def __init__(self, conv: bool, chunks: int) -> None:
+        super().__init__(conv)
+        self.chunks = chunks
+
+    def training_step(self, batch, batch_idx):
+        optimizer = self.optimizers()
+        for images, labels in zip(*(t.chunk(self.chunks) for t in batch), strict=True):
+            loss = F.cross_entropy(self.net(images), labels)
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+        return loss
+
+
 class EpochClock(L.Callback):
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.start = time.perf_counter()
@@ -141,6 +161,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--conv", action="store_true", help="a small conv net on 32x32 images")
     parser.add_argument("--seed", type=int, default=0, help="seeds the contenders' order")
+    parser.add_argument("--chunks", type=int, default=4, help="optimizer steps a batch, for the last contender")
     args = parser.parse_args()
     skip_missing_nvml()  # as cnnpl.train does; the plain loop never imports Lightning's variable either
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -148,8 +169,8 @@ def main() -> None:
     n = args.steps * args.batch_size
     data = TensorDataset(torch.randn(n, 3, side, side), torch.randint(0, 10, (n,)))
 
-    def loader() -> DataLoader:
-        return DataLoader(data, batch_size=args.batch_size, shuffle=True)
+    def loader(chunks: int = 1) -> DataLoader:
+        return DataLoader(data, batch_size=args.batch_size * chunks, shuffle=True)
 
     contenders: dict[str, Callable[[], float]] = {
         "plain": lambda: plain_epoch(args.conv, loader()),
@@ -157,6 +178,9 @@ def main() -> None:
         "automatic, gc.freeze()": lambda: lightning_epoch(Automatic(args.conv), loader(), freeze=True),
         "manual": lambda: lightning_epoch(Manual(args.conv), loader()),
         "manual, raw optimizer": lambda: lightning_epoch(ManualRaw(args.conv), loader()),
+        f"manual, {args.chunks} steps a batch": lambda: lightning_epoch(
+            ManualChunked(args.conv, args.chunks), loader(args.chunks)
+        ),
     }
     for run in contenders.values():  # warm-up: imports, first-call costs
         run()

@@ -24,8 +24,16 @@ it, validation and test off) and ``cnnpl, no pictures`` (``callbacks=minimal``),
 order each repeat. Each step alternates two networks, so both kinds of step run with colder caches
 than a loop on its own would: read the ratios, not the absolute times.
 
+``--steps-per-batch K`` (K > 1) adds ``Lightning barebones, K steps a batch``: a prototype, not in cnnpl.
+The data module hands out K steps' images at once and :class:`SeveralStepsClassifier` (manual
+optimization) steps the optimizer once for each ``data.batch_size`` of them, so Lightning's loop and
+hooks run once for K steps; K plain steps follow each Lightning batch, and both kinds of step are timed
+per optimizer step. The script then times the augmentation of K batches one at a time and all at once,
+to separate what the larger augmentation batch saves from what the loop does.
+
     python benchmarks/bench_overhead_paired.py --root data --repeats 3
     python benchmarks/bench_overhead_paired.py --root data --repeats 3 --model bench_tiny data.batch_size=16
+    python benchmarks/bench_overhead_paired.py --root data --repeats 5 --steps-per-batch 4
 
 Not a test: it needs CIFAR-10 under ``--root`` (either layout) and takes minutes.
 """
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import inspect
 import logging
 import statistics
@@ -45,7 +54,17 @@ from typing import Any
 
 import lightning as L
 import torch
-from train_cifar10 import GOALS, LEARNING_RATES, barebones_fit, cnnpl_fit, compare_config, interleave, plain_step
+import torch.nn.functional as F
+from train_cifar10 import (
+    GOALS,
+    LEARNING_RATES,
+    UnloggedClassifier,
+    barebones_fit,
+    cnnpl_fit,
+    compare_config,
+    interleave,
+    plain_step,
+)
 
 from cnnpl.environment import keep_freed_memory, skip_missing_nvml
 from cnnpl.network import instantiate_node
@@ -79,8 +98,9 @@ class PairedPlainStep(L.Callback):
 
     last: PairedPlainStep | None = None
 
-    def __init__(self, plain_optimizer: str = "as-configured") -> None:
+    def __init__(self, plain_optimizer: str = "as-configured", step_size: int | None = None) -> None:
         self.plain_optimizer = plain_optimizer
+        self.step_size = step_size  # images a plain step (None: the data module's batch size)
         self.lightning: list[float] = []
         self.plain: list[float] = []
         self.start: float | None = None
@@ -102,12 +122,14 @@ class PairedPlainStep(L.Callback):
         optimizer = type(template)(net.parameters(), **defaults)
         train_on = plain_step(net, optimizer, dm, pl_module.memory_format, pl_module.label_smoothing)
         batches = iter(())
+        step_size = self.step_size or dm.batch_size
+        self.step_size = step_size
 
         def step() -> None:
             nonlocal batches
             idx = next(batches, None)
             if idx is None:
-                batches = iter(torch.randperm(len(dm.split("train"))).split(dm.batch_size))
+                batches = iter(torch.randperm(len(dm.split("train"))).split(step_size))
                 idx = next(batches)
             train_on(idx)
 
@@ -118,15 +140,21 @@ class PairedPlainStep(L.Callback):
             self.start = time.perf_counter()
         self._since = None  # no step spans an epoch's start
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        assert self._step is not None  # on_fit_start ran
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        """As many plain steps as the Lightning batch held steps (one, unless ``--steps-per-batch``);
+        each kind of step's time is the batch's divided by that number."""
+        assert self._step is not None and self.step_size is not None  # on_fit_start ran
+        steps = -(-len(batch[1]) // self.step_size)
         start = time.perf_counter()
-        self._step()
+        for _ in range(steps):
+            self._step()
         end = time.perf_counter()
         self.plain_total += end - start
         if self._since is not None:
-            self.lightning.append(start - self._since)
-            self.plain.append(end - start)
+            self.lightning.append((start - self._since) / steps)
+            self.plain.append((end - start) / steps)
         self._since = end
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -137,9 +165,41 @@ class PairedPlainStep(L.Callback):
         return Paired(self.lightning, self.plain, self.plain_total, self.training)
 
 
-def barebones_run(cfg: Any, dm: Any, epochs: int, limit_batches: int | None, plain_optimizer: str) -> Paired:
-    paired = PairedPlainStep(plain_optimizer)
-    barebones_fit(cfg, dm, epochs, limit_batches, paired)
+class SeveralStepsClassifier(UnloggedClassifier):
+    """A prototype, not cnnpl's: manual optimization, one optimizer step for each ``step_size`` images
+    of a Lightning batch, so that Lightning's loop and hooks run once for several steps."""
+
+    def __init__(self, *args: Any, step_size: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.automatic_optimization = False
+        self.step_size = step_size
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        optimizer = self.optimizers()
+        for images, labels in zip(*(t.split(self.step_size) for t in batch), strict=True):
+            loss = F.cross_entropy(self(images), labels, label_smoothing=self.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            optimizer.step()
+        return loss
+
+
+def barebones_run(
+    cfg: Any, dm: Any, epochs: int, limit_batches: int | None, plain_optimizer: str, steps_per_batch: int = 1
+) -> Paired:
+    """``steps_per_batch`` > 1: the data module hands out that many steps' images at once, and
+    :class:`SeveralStepsClassifier` steps the optimizer once for each batch of ``data.batch_size``."""
+    step_size = dm.batch_size
+    paired = PairedPlainStep(plain_optimizer, step_size)
+    if steps_per_batch == 1:
+        barebones_fit(cfg, dm, epochs, limit_batches, paired)
+        return paired.result()
+    system = functools.partial(SeveralStepsClassifier, step_size=step_size)
+    dm.batch_size = step_size * steps_per_batch
+    try:
+        barebones_fit(cfg, dm, epochs, limit_batches and -(-limit_batches // steps_per_batch), paired, system)
+    finally:
+        dm.batch_size = step_size
     return paired.result()
 
 
@@ -151,6 +211,23 @@ def cnnpl_run(
     cnnpl_fit(root, model, epochs, limit_batches, target, chosen, *extra)
     assert PairedPlainStep.last is not None  # built by cnnpl.train from the config
     return PairedPlainStep.last.result()
+
+
+def augmentation_cost(dm: Any, step_size: int, steps: int, rounds: int = 200) -> tuple[float, float]:
+    """Median seconds to augment and normalise ``steps`` batches of ``step_size`` training images: one
+    batch at a time, and all of them at once (what a Lightning batch of several steps does)."""
+    images = dm.split("train").images
+    apart, together = [], []
+    for _ in range(rounds):
+        idx = torch.randperm(len(images))[: step_size * steps]
+        start = time.perf_counter()
+        for part in idx.split(step_size):
+            dm.normalize(dm.augment(images[part]))
+        middle = time.perf_counter()
+        dm.normalize(dm.augment(images[idx]))
+        apart.append(middle - start)
+        together.append(time.perf_counter() - middle)
+    return statistics.median(apart), statistics.median(together)
 
 
 def main() -> None:
@@ -169,6 +246,13 @@ def main() -> None:
         "(as-configured), or the same class and settings with torch's default implementation, as a "
         "hand-written loop gets it (torch-default: without cnnpl's fused=true)",
     )
+    parser.add_argument(
+        "--steps-per-batch",
+        type=int,
+        default=1,
+        help="above 1, one more contender: barebones with that many optimizer steps in each Lightning batch "
+        "(a prototype, SeveralStepsClassifier)",
+    )
     parser.add_argument("overrides", nargs="*", help="key=value overrides for every contender (data, model, optimizer)")
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -186,6 +270,11 @@ def main() -> None:
         "cnnpl, no pictures": lambda: cnnpl_run(*run, "callbacks=minimal"),
         "Lightning barebones": lambda: barebones_run(cfg, dm, args.epochs, args.limit_batches, args.plain_optimizer),
     }
+    several = f"Lightning barebones, {args.steps_per_batch} steps a batch"
+    if args.steps_per_batch > 1:
+        contenders[several] = lambda: barebones_run(
+            cfg, dm, args.epochs, args.limit_batches, args.plain_optimizer, args.steps_per_batch
+        )
     results = interleave(
         contenders,
         args.repeats,
@@ -211,7 +300,14 @@ def main() -> None:
         ratio = statistics.median(r.throughput_ratio for r in runs)
         print(
             f"| {name} | {lightning * 1e3:.2f} | {plain * 1e3:.2f} | {difference * 1e3:+.3f} "
-            f"| {plain / lightning:.3f} | {ratio:.3f} | >= {GOALS[name]} |"
+            f"| {plain / lightning:.3f} | {ratio:.3f} | {'>= ' + str(GOALS[name]) if name in GOALS else ''} |"
+        )
+    if args.steps_per_batch > 1:
+        apart, together = augmentation_cost(dm, dm.batch_size, args.steps_per_batch)
+        print(
+            f"\naugmentation and normalisation of {args.steps_per_batch} x {dm.batch_size} images, medians of 200: "
+            f"a batch at a time {apart * 1e3:.3f} ms, all at once {together * 1e3:.3f} ms "
+            f"(saves {(apart - together) / args.steps_per_batch * 1e3:.3f} ms a step)"
         )
 
 

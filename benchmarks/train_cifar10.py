@@ -311,11 +311,18 @@ def cnnpl_run(root: str, model: str, epochs: int, limit_batches: int | None, *ex
 
 
 def barebones_fit(
-    cfg: DictConfig, dm: InMemoryImageDataModule, epochs: int, limit_batches: int | None, callback: L.Callback
+    cfg: DictConfig,
+    dm: InMemoryImageDataModule,
+    epochs: int,
+    limit_batches: int | None,
+    callback: L.Callback,
+    classifier: Callable[..., ImageClassifier] | None = None,
 ) -> None:
-    """``Trainer(barebones=True)`` on a fresh network and :class:`UnloggedClassifier`, ``callback`` timing it."""
+    """``Trainer(barebones=True)`` on a fresh network and ``classifier`` (default :class:`UnloggedClassifier`),
+    ``callback`` timing it."""
     net = build_model(cfg, dm.num_classes, dm.in_channels, dm.input_size)
-    system = UnloggedClassifier(net, dm.num_classes, instantiate_node(cfg.optimizer), None, **cfg.system)
+    classifier = classifier or UnloggedClassifier
+    system = classifier(net, dm.num_classes, instantiate_node(cfg.optimizer), None, **cfg.system)
     trainer = L.Trainer(
         barebones=True,
         max_epochs=epochs,

@@ -554,6 +554,30 @@ def test_the_overhead_benchmarks_pair_and_time_every_step(bench_script) -> None:
     assert timer_bench.median_step([float("nan"), 0.0, 1.0, float("nan"), 5.0, 5.5]) == 0.75
 
 
+def test_the_several_steps_prototype_steps_once_for_each_step_size_images(bench_script) -> None:
+    paired_bench = bench_script("bench_overhead_paired")
+    datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)  # a Lightning batch: 4 steps of 4
+    optimizer = partial(torch.optim.SGD, lr=0.1)
+    system = paired_bench.SeveralStepsClassifier(FastNet(**SMALL), 10, optimizer, step_size=4)
+    steps = []
+
+    def count(net: torch.nn.Module, args: tuple[torch.Tensor]) -> None:
+        if net is system.net:  # not the plain loop's copy, which has the hook too
+            steps.append(len(args[0]))
+
+    system.net.register_forward_pre_hook(count)
+    paired = paired_bench.PairedPlainStep(step_size=4)
+    trainer = _fit(system, datamodule, paired, max_epochs=2)
+
+    assert trainer.global_step == 2 * 2 * 4  # 2 epochs of 2 Lightning batches, 4 optimizer steps each
+    assert steps == [4] * 16
+    # each Lightning batch is followed by 4 plain steps of 4 images; the first of each epoch is not paired
+    assert len(paired.lightning) == len(paired.plain) == 2 and paired.step_size == 4
+    assert paired.plain_total > 4 * sum(paired.plain) and paired.result().throughput_ratio > 0
+    augmented_apart, augmented_together = paired_bench.augmentation_cost(datamodule, 4, 4, rounds=3)
+    assert augmented_apart > 0 and augmented_together > 0
+
+
 def test_the_phase_benchmark_times_each_phase_of_both_steps(bench_script) -> None:
     bench = bench_script("bench_step_phases")
     fetch = torch.utils.data.dataloader._BaseDataLoaderIter.__next__
