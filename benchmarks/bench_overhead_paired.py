@@ -270,9 +270,8 @@ def main() -> None:
         "cnnpl, no pictures": lambda: cnnpl_run(*run, "callbacks=minimal"),
         "Lightning barebones": lambda: barebones_run(cfg, dm, args.epochs, args.limit_batches, args.plain_optimizer),
     }
-    several = f"Lightning barebones, {args.steps_per_batch} steps a batch"
     if args.steps_per_batch > 1:
-        contenders[several] = lambda: barebones_run(
+        contenders[f"Lightning barebones, {args.steps_per_batch} steps a batch"] = lambda: barebones_run(
             cfg, dm, args.epochs, args.limit_batches, args.plain_optimizer, args.steps_per_batch
         )
     results = interleave(
