@@ -104,15 +104,15 @@ class ManualRaw(Manual):
 
 
 class ManualChunked(Manual):
-    """Several optimizer steps in one Lightning batch: the loader's batch is ``chunks`` steps' worth."""
+    """Several optimizer steps in one Lightning batch: one for each ``batch_size`` images of it."""
 
-    def __init__(self, conv: bool, chunks: int) -> None:
+    def __init__(self, conv: bool, batch_size: int) -> None:
         super().__init__(conv)
-        self.chunks = chunks
+        self.batch_size = batch_size
 
     def training_step(self, batch, batch_idx):
         optimizer = self.optimizers()
-        for images, labels in zip(*(t.chunk(self.chunks) for t in batch), strict=True):
+        for images, labels in zip(*(t.split(self.batch_size) for t in batch), strict=True):
             loss = F.cross_entropy(self.net(images), labels)
             optimizer.zero_grad()
             self.manual_backward(loss)
@@ -179,7 +179,7 @@ def main() -> None:
         "manual": lambda: lightning_epoch(Manual(args.conv), loader()),
         "manual, raw optimizer": lambda: lightning_epoch(ManualRaw(args.conv), loader()),
         f"manual, {args.chunks} steps a batch": lambda: lightning_epoch(
-            ManualChunked(args.conv, args.chunks), loader(args.chunks)
+            ManualChunked(args.conv, args.batch_size), loader(args.chunks)
         ),
     }
     for run in contenders.values():  # warm-up: imports, first-call costs

@@ -24,12 +24,16 @@ it, validation and test off) and ``cnnpl, no pictures`` (``callbacks=minimal``),
 order each repeat. Each step alternates two networks, so both kinds of step run with colder caches
 than a loop on its own would: read the ratios, not the absolute times.
 
-``--steps-per-batch K`` (K > 1) adds ``Lightning barebones, K steps a batch``: a prototype, not in cnnpl.
-The data module hands out K steps' images at once and :class:`SeveralStepsClassifier` (manual
-optimization) steps the optimizer once for each ``data.batch_size`` of them, so Lightning's loop and
-hooks run once for K steps; K plain steps follow each Lightning batch, and both kinds of step are timed
-per optimizer step. The script then times the augmentation of K batches one at a time and all at once,
-to separate what the larger augmentation batch saves from what the loop does.
+``--steps-per-batch K`` (K > 1) adds two contenders. ``Lightning barebones, K steps a batch`` is a
+prototype, not in cnnpl: the data module hands out K steps' images at once and
+:class:`SeveralStepsClassifier` (manual optimization) steps the optimizer once for each
+``data.batch_size`` of them, so Lightning's loop and hooks run once for K steps; K plain steps follow
+each Lightning batch, and both kinds of step are timed per optimizer step (the paired difference is then
+a median of K-step means: compare the throughput ratios). ``Lightning barebones, plain steps in blocks
+of K`` is its control: one step a batch, with the plain steps run K at a time after K Lightning steps,
+so that both loops run K steps in a row, as in the prototype, and keep their caches warmer than when
+they alternate. The script then times the augmentation of K batches one at a time and all at once, to
+separate what the larger augmentation batch saves from what the loop does.
 
     python benchmarks/bench_overhead_paired.py --root data --repeats 3
     python benchmarks/bench_overhead_paired.py --root data --repeats 3 --model bench_tiny data.batch_size=16
@@ -98,9 +102,11 @@ class PairedPlainStep(L.Callback):
 
     last: PairedPlainStep | None = None
 
-    def __init__(self, plain_optimizer: str = "as-configured", step_size: int | None = None) -> None:
+    def __init__(self, plain_optimizer: str = "as-configured", step_size: int | None = None, block: int = 1) -> None:
         self.plain_optimizer = plain_optimizer
         self.step_size = step_size  # images a plain step (None: the data module's batch size)
+        self.block = block  # the plain steps run after every `block` Lightning steps, as many as they were
+        self._pending = 0  # Lightning steps since the last plain ones
         self.lightning: list[float] = []
         self.plain: list[float] = []
         self.start: float | None = None
@@ -143,10 +149,22 @@ class PairedPlainStep(L.Callback):
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        """As many plain steps as the Lightning batch held steps (one, unless ``--steps-per-batch``);
-        each kind of step's time is the batch's divided by that number."""
-        assert self._step is not None and self.step_size is not None  # on_fit_start ran
-        steps = -(-len(batch[1]) // self.step_size)
+        """As many plain steps as the Lightning batch held steps (one, unless ``--steps-per-batch``), or, with
+        ``block``, as many as the last ``block`` Lightning steps; each kind of step's time is the span's divided
+        by that number."""
+        assert self.step_size is not None  # on_fit_start ran
+        self._pending += -(-len(batch[1]) // self.step_size)
+        if self._pending >= self.block:
+            self._plain_steps()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._pending:  # an epoch's last steps short of a block: trained, not paired
+            self._since = None
+            self._plain_steps()
+
+    def _plain_steps(self) -> None:
+        assert self._step is not None  # on_fit_start ran
+        steps, self._pending = self._pending, 0
         start = time.perf_counter()
         for _ in range(steps):
             self._step()
@@ -185,12 +203,20 @@ class SeveralStepsClassifier(UnloggedClassifier):
 
 
 def barebones_run(
-    cfg: Any, dm: Any, epochs: int, limit_batches: int | None, plain_optimizer: str, steps_per_batch: int = 1
+    cfg: Any,
+    dm: Any,
+    epochs: int,
+    limit_batches: int | None,
+    plain_optimizer: str,
+    steps_per_batch: int = 1,
+    block: int = 1,
 ) -> Paired:
     """``steps_per_batch`` > 1: the data module hands out that many steps' images at once, and
-    :class:`SeveralStepsClassifier` steps the optimizer once for each batch of ``data.batch_size``."""
+    :class:`SeveralStepsClassifier` steps the optimizer once for each batch of ``data.batch_size``
+    (``limit_batches`` then counts steps, rounded up to whole Lightning batches). ``block``: the plain
+    steps run in blocks of that many, after as many Lightning steps (one step a batch)."""
     step_size = dm.batch_size
-    paired = PairedPlainStep(plain_optimizer, step_size)
+    paired = PairedPlainStep(plain_optimizer, step_size, block)
     if steps_per_batch == 1:
         barebones_fit(cfg, dm, epochs, limit_batches, paired)
         return paired.result()
@@ -217,16 +243,16 @@ def augmentation_cost(dm: Any, step_size: int, steps: int, rounds: int = 200) ->
     """Median seconds to augment and normalise ``steps`` batches of ``step_size`` training images: one
     batch at a time, and all of them at once (what a Lightning batch of several steps does)."""
     images = dm.split("train").images
-    apart, together = [], []
-    for _ in range(rounds):
+    apart: list[float] = []
+    together: list[float] = []
+    for r in range(rounds):
         idx = torch.randperm(len(images))[: step_size * steps]
-        start = time.perf_counter()
-        for part in idx.split(step_size):
-            dm.normalize(dm.augment(images[part]))
-        middle = time.perf_counter()
-        dm.normalize(dm.augment(images[idx]))
-        apart.append(middle - start)
-        together.append(time.perf_counter() - middle)
+        ways = [(apart, idx.split(step_size)), (together, [idx])]
+        for times, parts in ways if r % 2 else ways[::-1]:  # each way first in every other round
+            start = time.perf_counter()
+            for part in parts:
+                dm.normalize(dm.augment(images[part]))
+            times.append(time.perf_counter() - start)
     return statistics.median(apart), statistics.median(together)
 
 
@@ -250,8 +276,9 @@ def main() -> None:
         "--steps-per-batch",
         type=int,
         default=1,
-        help="above 1, one more contender: barebones with that many optimizer steps in each Lightning batch "
-        "(a prototype, SeveralStepsClassifier)",
+        help="above 1, two more contenders: barebones with that many optimizer steps in each Lightning batch "
+        "(a prototype, SeveralStepsClassifier; --limit-batches then counts steps, rounded up to whole batches), "
+        "and barebones with the plain steps run in blocks of that many (its control)",
     )
     parser.add_argument("overrides", nargs="*", help="key=value overrides for every contender (data, model, optimizer)")
     args = parser.parse_args()
@@ -271,8 +298,12 @@ def main() -> None:
         "Lightning barebones": lambda: barebones_run(cfg, dm, args.epochs, args.limit_batches, args.plain_optimizer),
     }
     if args.steps_per_batch > 1:
-        contenders[f"Lightning barebones, {args.steps_per_batch} steps a batch"] = lambda: barebones_run(
-            cfg, dm, args.epochs, args.limit_batches, args.plain_optimizer, args.steps_per_batch
+        k = args.steps_per_batch
+        contenders[f"Lightning barebones, {k} steps a batch"] = lambda: barebones_run(
+            cfg, dm, args.epochs, args.limit_batches, args.plain_optimizer, steps_per_batch=k
+        )
+        contenders[f"Lightning barebones, plain steps in blocks of {k}"] = lambda: barebones_run(
+            cfg, dm, args.epochs, args.limit_batches, args.plain_optimizer, block=k
         )
     results = interleave(
         contenders,

@@ -554,28 +554,73 @@ def test_the_overhead_benchmarks_pair_and_time_every_step(bench_script) -> None:
     assert timer_bench.median_step([float("nan"), 0.0, 1.0, float("nan"), 5.0, 5.5]) == 0.75
 
 
+def _forward_inputs(system: ImageClassifier) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The inputs of each forward of ``system.net`` and of the plain loop's copy of it (which gets the hook too)."""
+    ours: list[torch.Tensor] = []
+    plain: list[torch.Tensor] = []
+
+    def record(net: nn.Module, args: tuple[torch.Tensor]) -> None:
+        (ours if net is system.net else plain).append(args[0].detach().clone())
+
+    system.net.register_forward_pre_hook(record)
+    return ours, plain
+
+
 def test_the_several_steps_prototype_steps_once_for_each_step_size_images(bench_script) -> None:
     paired_bench = bench_script("bench_overhead_paired")
     datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)  # a Lightning batch: 4 steps of 4
     optimizer = partial(torch.optim.SGD, lr=0.1)
     system = paired_bench.SeveralStepsClassifier(FastNet(**SMALL), 10, optimizer, step_size=4)
-    steps = []
-
-    def count(net: torch.nn.Module, args: tuple[torch.Tensor]) -> None:
-        if net is system.net:  # not the plain loop's copy, which has the hook too
-            steps.append(len(args[0]))
-
-    system.net.register_forward_pre_hook(count)
+    ours, plain = _forward_inputs(system)
     paired = paired_bench.PairedPlainStep(step_size=4)
     trainer = _fit(system, datamodule, paired, max_epochs=2)
 
     assert trainer.global_step == 2 * 2 * 4  # 2 epochs of 2 Lightning batches, 4 optimizer steps each
-    assert steps == [4] * 16
-    # each Lightning batch is followed by 4 plain steps of 4 images; the first of each epoch is not paired
+    assert [len(x) for x in ours] == [len(x) for x in plain] == [4] * 16  # 4 plain steps after each batch
+    for batch in range(4):  # each step trains on its own quarter of the batch
+        quarters = ours[4 * batch : 4 * batch + 4]
+        assert all(not torch.equal(a, b) for i, a in enumerate(quarters) for b in quarters[i + 1 :])
+    # each kind of step timed per optimizer step; the first batch of each epoch is not paired
     assert len(paired.lightning) == len(paired.plain) == 2 and paired.step_size == 4
     assert paired.plain_total > 4 * sum(paired.plain) and paired.result().throughput_ratio > 0
-    augmented_apart, augmented_together = paired_bench.augmentation_cost(datamodule, 4, 4, rounds=3)
-    assert augmented_apart > 0 and augmented_together > 0
+    apart, together = paired_bench.augmentation_cost(datamodule, 4, 4, rounds=3)
+    assert apart > 0 and together > 0
+
+
+def test_the_plain_steps_run_in_blocks_for_the_control(bench_script) -> None:
+    paired_bench = bench_script("bench_overhead_paired")
+    datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
+    system = ImageClassifier(FastNet(**SMALL), 10, partial(torch.optim.SGD, lr=0.1))
+    ours, plain = _forward_inputs(system)
+    paired = paired_bench.PairedPlainStep(block=2)
+    trainer = L.Trainer(
+        max_epochs=2, limit_train_batches=5, limit_val_batches=0, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=[paired],
+    )  # fmt: skip
+    trainer.fit(system, datamodule=datamodule)
+
+    # a step each batch; in each epoch the plain steps run after batches 2 and 4 (only the second pair is
+    # timed: nothing before the first), and the epoch's fifth is made up at its end, unpaired
+    assert len(ours) == len(plain) == 10 and len(paired.lightning) == len(paired.plain) == 2
+    assert paired.plain_total > 2 * sum(paired.plain)
+
+
+def test_barebones_run_hands_out_several_steps_and_restores_the_batch_size(bench_script, monkeypatch) -> None:
+    paired_bench = bench_script("bench_overhead_paired")
+    datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
+    seen = {}
+
+    def fit(cfg, dm, epochs, limit_batches, callback, classifier=None) -> None:
+        seen.update(batch_size=dm.batch_size, limit=limit_batches, callback=callback, classifier=classifier)
+
+    monkeypatch.setattr(paired_bench, "barebones_fit", fit)
+    paired_bench.barebones_run(None, datamodule, 1, 10, "as-configured", steps_per_batch=4)
+    assert seen["batch_size"] == 64 and seen["limit"] == 3  # 10 steps: 3 batches of 4
+    assert seen["classifier"].func is paired_bench.SeveralStepsClassifier
+    assert seen["classifier"].keywords == {"step_size": 16} and seen["callback"].step_size == 16
+    assert datamodule.batch_size == 16
+    paired_bench.barebones_run(None, datamodule, 1, None, "as-configured", block=4)
+    assert seen["batch_size"] == 16 and seen["classifier"] is None and seen["callback"].block == 4
 
 
 def test_the_phase_benchmark_times_each_phase_of_both_steps(bench_script) -> None:
