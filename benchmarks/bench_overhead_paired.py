@@ -128,8 +128,7 @@ class PairedPlainStep(L.Callback):
         optimizer = type(template)(net.parameters(), **defaults)
         train_on = plain_step(net, optimizer, dm, pl_module.memory_format, pl_module.label_smoothing)
         batches = iter(())
-        step_size = self.step_size or dm.batch_size
-        self.step_size = step_size
+        self.step_size = step_size = self.step_size or dm.batch_size
 
         def step() -> None:
             nonlocal batches

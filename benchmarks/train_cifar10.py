@@ -316,12 +316,10 @@ def barebones_fit(
     epochs: int,
     limit_batches: int | None,
     callback: L.Callback,
-    classifier: Callable[..., ImageClassifier] | None = None,
+    classifier: Callable[..., ImageClassifier] = UnloggedClassifier,
 ) -> None:
-    """``Trainer(barebones=True)`` on a fresh network and ``classifier`` (default :class:`UnloggedClassifier`),
-    ``callback`` timing it."""
+    """``Trainer(barebones=True)`` on a fresh network and ``classifier``, ``callback`` timing it."""
     net = build_model(cfg, dm.num_classes, dm.in_channels, dm.input_size)
-    classifier = classifier or UnloggedClassifier
     system = classifier(net, dm.num_classes, instantiate_node(cfg.optimizer), None, **cfg.system)
     trainer = L.Trainer(
         barebones=True,

@@ -610,7 +610,7 @@ def test_barebones_run_hands_out_several_steps_and_restores_the_batch_size(bench
     datamodule = ShapesDataModule(num_train=200, num_test=20, batch_size=16)
     seen = {}
 
-    def fit(cfg, dm, epochs, limit_batches, callback, classifier=None) -> None:
+    def fit(cfg, dm, epochs, limit_batches, callback, classifier=None) -> None:  # None: not passed
         seen.update(batch_size=dm.batch_size, limit=limit_batches, callback=callback, classifier=classifier)
 
     monkeypatch.setattr(paired_bench, "barebones_fit", fit)
