@@ -337,6 +337,11 @@ def test_a_hydra_setting_hydra_cannot_read_is_one_line_and_makes_no_folder(tmp_p
         ),
         (["seed=0,-1"], "cnnpl: error: seed must be an integer in [0, 4294967295] (NumPy's range), got -1 (in the "),
         (["scheduler=onecycle", "scheduler.pct_start=0.3,2"], "(in the sweep's job with scheduler.pct_start=2)"),
+        (  # true as typed, in the message and in the job's name (Hydra's sweep writes True)
+            ["act=gelu", "act.approximate=none,true"],
+            "cnnpl: error: act.approximate must be none or tanh, got true (act 'gelu') (in the sweep's job with "
+            "act.approximate=true)",
+        ),
         (["trainer.max_epochs=1,1.5"], "cnnpl: error: trainer.max_epochs must be an integer, got 1.5 (in the sweep"),
         (["data.batch_size=32,0"], "(in the sweep's job with data.batch_size=0)"),
         (["+trainer.accumulate_grad_batches=1,0"], "(in the sweep's job with +trainer.accumulate_grad_batches=0)"),
@@ -1431,6 +1436,19 @@ def test_a_jobs_label_names_only_the_settings_that_vary() -> None:
     assert all("pool=max" in job for job, _ in jobs)
     jobs = sweep_jobs(["data=shapes", "experiment=pooling_study", "seed=3,4"])  # the experiment's pool sweep stays
     assert [label for _, label in jobs][:2] == ["seed=3 pool=max", "seed=3 pool=avg"]
+
+
+def test_a_jobs_label_writes_true_as_typed_and_hydra_gets_its_own_words() -> None:
+    from cnnpl.sweeps import sweep_jobs, sweep_variants
+
+    sweep = ["act=gelu", "act.approximate=none,true", "data.flip=false,true"]
+    jobs = sweep_jobs(sweep)
+    assert [label for _, label in jobs][1:3] == [
+        "act.approximate=none data.flip=true",
+        "act.approximate=true data.flip=false",
+    ]
+    assert jobs[2][0] == ["act=gelu", "act.approximate=True", "data.flip=False"]  # what Hydra hands the job
+    assert [label for _, label in sweep_variants(sweep)][1:] == ["act.approximate=true", "data.flip=true"]
 
 
 def test_a_glob_over_a_plugins_options_is_hydras(tmp_path, monkeypatch) -> None:

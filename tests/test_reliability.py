@@ -2113,6 +2113,8 @@ def test_a_process_group_backend_torch_lacks_is_refused() -> None:
             "act=gelu act.approximate=fast",
             "act.approximate must be none or tanh, got 'fast' (act 'gelu')",
         ),
+        # true as typed, where the config's text node holds 'True'
+        ("act=gelu act.approximate=true", "act.approximate must be none or tanh, got true (act 'gelu')"),
         # these three were Lightning's ZeroDivisionError traceback, mid-fit, with config.yaml already written
         (
             "+trainer.accumulate_grad_batches=0",

@@ -988,7 +988,7 @@ def check_values(
                 f"{keys}.{key} takes a {_hint_name(_without_none(hints[key])[0])}, which a config cannot give "
                 f"(got {yaml_word(value)}); leave it null ({family} {name!r})"
             )
-        _check_literal(value, hints.get(key), f"{keys}.{key}", f"{family} {name!r}")
+        _check_literal(value, hints.get(key), f"{keys}.{key}", f"{family} {name!r}", from_config)
         _check_length(value, hints.get(key), f"{keys}.{key}", f"{family} {name!r}")
         _check_optional_mapping(value, hints.get(key), f"{keys}.{key}", f"{family} {name!r}")
         pair = _pair_words(hints.get(key))
@@ -1013,7 +1013,7 @@ def check_values(
             raise CnnplError(f"{keys}.{key} must be in [0, 1) ({FRACTIONS[key]}), got {yaml_word(value)}")
 
 
-def _check_literal(value: Any, hint: Any, key: str, what: str) -> None:
+def _check_literal(value: Any, hint: Any, key: str, what: str, from_config: bool = True) -> None:
     """Refuse a value that a ``Literal[...]`` hint (perhaps ``| None``) does not list: the config types it only
     as the literals' kind (``str``), so ``pool.mode=bogus`` reached the constructor."""
     allowed = _without_none(hint)
@@ -1022,9 +1022,11 @@ def _check_literal(value: Any, hint: Any, key: str, what: str) -> None:
     literals = typing.get_args(allowed[0])
     if not any(value == lit and type(value) is type(lit) for lit in literals):
         words = [str(lit) if isinstance(lit, str) else repr(lit) for lit in literals]
+        shown = yaml_word(value)
+        if from_config and value in ("True", "False") and all(isinstance(lit, str) for lit in literals):
+            shown = value.lower()  # act.approximate=true, which the config's text node made 'True'
         raise CnnplError(
-            f"{key} must be {', '.join(words[:-1]) + ' or ' if len(words) > 1 else ''}{words[-1]}, "
-            f"got {yaml_word(value)} ({what})"
+            f"{key} must be {', '.join(words[:-1]) + ' or ' if len(words) > 1 else ''}{words[-1]}, got {shown} ({what})"
         )
 
 

@@ -155,7 +155,11 @@ def sweep_jobs(overrides: list[str]) -> list[tuple[list[str], str]]:
         return []
     last = {override.get_key_element(): override.is_sweep_override() for override in parsed}  # the last one rules
     swept = {key for key, sweep in last.items() if sweep}  # not a config's sweep that the command line fixed
-    return [(job, " ".join(o for o in job if o.partition("=")[0] in swept)) for job in jobs]
+    named = [[o.partition("=") for o in job] for job in jobs]
+    return [
+        (job, " ".join(f"{key}={_as_typed(value)}" for key, _, value in settings if key in swept))
+        for job, settings in zip(jobs, named, strict=True)
+    ]
 
 
 def sweep_variants(overrides: list[str], complete: bool = False) -> list[tuple[list[str], str]]:
@@ -208,9 +212,15 @@ def sweep_values(override: Any) -> list[str]:
         group = override.get_key_element().lstrip("+~")
         return value.filter(known_options(group))
     try:
-        return list(override.sweep_string_iterator())
+        words = list(override.sweep_string_iterator())
     except Exception:
         return []
+    return [_as_typed(word) for word in words]
+
+
+def _as_typed(word: str) -> str:
+    """A swept value as the command line writes it: Hydra's sweep writes true and false as Python does (True)."""
+    return {"True": "true", "False": "false"}.get(word, word)
 
 
 def known_options(group: str) -> list[str]:
