@@ -1449,6 +1449,9 @@ def test_a_jobs_label_writes_true_as_typed_and_hydra_gets_its_own_words() -> Non
     ]
     assert jobs[2][0] == ["act=gelu", "act.approximate=True", "data.flip=False"]  # what Hydra hands the job
     assert [label for _, label in sweep_variants(sweep)][1:] == ["act.approximate=true", "data.flip=true"]
+    lists = sweep_jobs(["+model.flags=[true,false],[false,true]", "seed=1,2"])
+    assert [label for _, label in lists][2] == "+model.flags=[false,true] seed=1"
+    assert lists[2][0][0] == "+model.flags=[False,True]"  # a plugin model's list of switches
 
 
 def test_a_glob_over_a_plugins_options_is_hydras(tmp_path, monkeypatch) -> None:

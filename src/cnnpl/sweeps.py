@@ -155,11 +155,12 @@ def sweep_jobs(overrides: list[str]) -> list[tuple[list[str], str]]:
         return []
     last = {override.get_key_element(): override.is_sweep_override() for override in parsed}  # the last one rules
     swept = {key for key, sweep in last.items() if sweep}  # not a config's sweep that the command line fixed
-    named = [[o.partition("=") for o in job] for job in jobs]
-    return [
-        (job, " ".join(f"{key}={_as_typed(value)}" for key, _, value in settings if key in swept))
-        for job, settings in zip(jobs, named, strict=True)
-    ]
+
+    def label(job: list[str]) -> str:
+        settings = (override.partition("=") for override in job)
+        return " ".join(f"{key}={_as_typed(value)}" for key, _, value in settings if key in swept)
+
+    return [(job, label(job)) for job in jobs]
 
 
 def sweep_variants(overrides: list[str], complete: bool = False) -> list[tuple[list[str], str]]:
@@ -219,8 +220,9 @@ def sweep_values(override: Any) -> list[str]:
 
 
 def _as_typed(word: str) -> str:
-    """A swept value as the command line writes it: Hydra's sweep writes true and false as Python does (True)."""
-    return {"True": "true", "False": "false"}.get(word, word)
+    """A swept value as the command line writes it: Hydra's sweep writes true and false as Python does (``True``,
+    ``[1,True]``). Quoted text would change too, but :func:`sweep_variants` leaves a sweep of quoted values out."""
+    return re.sub(r"\b(True|False)\b", lambda match: match.group(1).lower(), word)
 
 
 def known_options(group: str) -> list[str]:
